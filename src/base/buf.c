@@ -1,0 +1,211 @@
+/* buf.c — the growable writer and the sticky-error reader. */
+#include "base/buf.h"
+
+#include <stdlib.h>
+
+bool kstr_eq(kstr a, const char *s)
+{
+	size_t n = strlen(s);
+	return a.len >= 0 && (size_t)a.len == n && memcmp(a.ptr, s, n) == 0;
+}
+
+bool kstr_copy(kstr s, char *out, size_t cap)
+{
+	if (s.len < 0 || (size_t)s.len >= cap)
+		return false;
+	memcpy(out, s.ptr, (size_t)s.len);
+	out[s.len] = 0;
+	return true;
+}
+
+void kbuf_init(struct kbuf *b)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->oom = false;
+}
+
+void kbuf_free(struct kbuf *b)
+{
+	free(b->data);
+	kbuf_init(b);
+}
+
+uint8_t *kbuf_reserve(struct kbuf *b, size_t n)
+{
+	if (b->oom)
+		return NULL;
+	if (b->cap - b->len < n) {
+		size_t cap = b->cap ? b->cap : 256;
+		while (cap - b->len < n) {
+			if (cap > SIZE_MAX / 2) {
+				b->oom = true;
+				return NULL;
+			}
+			cap *= 2;
+		}
+		uint8_t *d = realloc(b->data, cap);
+		if (!d) {
+			b->oom = true;
+			return NULL;
+		}
+		b->data = d;
+		b->cap = cap;
+	}
+	return b->data + b->len;
+}
+
+void kbuf_put(struct kbuf *b, const void *p, size_t n)
+{
+	uint8_t *d = kbuf_reserve(b, n);
+	if (!d)
+		return;
+	if (n)
+		memcpy(d, p, n);
+	b->len += n;
+}
+
+void kbuf_put_i8(struct kbuf *b, int8_t v)
+{
+	kbuf_put(b, &v, 1);
+}
+
+void kbuf_put_i16(struct kbuf *b, int16_t v)
+{
+	uint8_t x[2] = { (uint8_t)((uint16_t)v >> 8), (uint8_t)v };
+	kbuf_put(b, x, 2);
+}
+
+void kbuf_put_i32(struct kbuf *b, int32_t v)
+{
+	uint8_t x[4];
+	be32_store(x, (uint32_t)v);
+	kbuf_put(b, x, 4);
+}
+
+void kbuf_put_u32(struct kbuf *b, uint32_t v)
+{
+	uint8_t x[4];
+	be32_store(x, v);
+	kbuf_put(b, x, 4);
+}
+
+void kbuf_put_i64(struct kbuf *b, int64_t v)
+{
+	uint8_t x[8];
+	be64_store(x, (uint64_t)v);
+	kbuf_put(b, x, 8);
+}
+
+void kbuf_put_f64(struct kbuf *b, double v)
+{
+	uint64_t u;
+	memcpy(&u, &v, 8);
+	kbuf_put_i64(b, (int64_t)u);
+}
+
+void kbuf_put_uvarint(struct kbuf *b, uint64_t v)
+{
+	uint8_t x[10];
+	size_t n = 0;
+	while (v >= 0x80) {
+		x[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	x[n++] = (uint8_t)v;
+	kbuf_put(b, x, n);
+}
+
+void kbuf_put_varint(struct kbuf *b, int64_t v)
+{
+	kbuf_put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+void kbuf_patch_i32(struct kbuf *b, size_t pos, int32_t v)
+{
+	if (b->oom || pos + 4 > b->len)
+		return;
+	be32_store(b->data + pos, (uint32_t)v);
+}
+
+const uint8_t *kreader_take(struct kreader *r, size_t n)
+{
+	if (r->err || r->len - r->pos < n) {
+		r->err = true;
+		return NULL;
+	}
+	const uint8_t *p = r->p + r->pos;
+	r->pos += n;
+	return p;
+}
+
+void kreader_skip(struct kreader *r, size_t n)
+{
+	(void)kreader_take(r, n);
+}
+
+int8_t kreader_i8(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 1);
+	return p ? (int8_t)p[0] : 0;
+}
+
+int16_t kreader_i16(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 2);
+	return p ? (int16_t)be16_load(p) : 0;
+}
+
+uint16_t kreader_u16(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 2);
+	return p ? be16_load(p) : 0;
+}
+
+int32_t kreader_i32(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 4);
+	return p ? (int32_t)be32_load(p) : 0;
+}
+
+uint32_t kreader_u32(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 4);
+	return p ? be32_load(p) : 0;
+}
+
+int64_t kreader_i64(struct kreader *r)
+{
+	const uint8_t *p = kreader_take(r, 8);
+	return p ? (int64_t)be64_load(p) : 0;
+}
+
+double kreader_f64(struct kreader *r)
+{
+	uint64_t u = (uint64_t)kreader_i64(r);
+	double d;
+	memcpy(&d, &u, 8);
+	return d;
+}
+
+uint64_t kreader_uvarint(struct kreader *r)
+{
+	uint64_t v = 0;
+	for (int shift = 0; shift < 70; shift += 7) {
+		const uint8_t *p = kreader_take(r, 1);
+		if (!p)
+			return 0;
+		v |= (uint64_t)(*p & 0x7f) << shift;
+		if (!(*p & 0x80))
+			return v;
+	}
+	r->err = true; /* more than 10 bytes */
+	return 0;
+}
+
+int64_t kreader_varint(struct kreader *r)
+{
+	uint64_t u = kreader_uvarint(r);
+	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}

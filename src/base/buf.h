@@ -1,0 +1,124 @@
+/* buf.h — byte buffers: a growable writer (kbuf) and a bounds-checked
+ * reader (kreader), both big-endian as Kafka's wire format is.
+ *
+ * The reader's error flag is sticky: once a read runs past the end or a
+ * value is out of range, every later read returns zero and r->err stays
+ * set, so decoders check once at the end instead of after every field.
+ *
+ * The writer's oom flag is sticky the same way. */
+#ifndef SLUICE_BUF_H
+#define SLUICE_BUF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A view of a string inside some buffer. Valid as long as that buffer is
+ * (for decoded requests: until the request is freed). len == -1 is null. */
+typedef struct kstr {
+	const char *ptr;
+	int32_t len;
+} kstr;
+
+/* A view of bytes; len == -1 is null. Same lifetime rule as kstr. */
+typedef struct kbytes {
+	const uint8_t *ptr;
+	int32_t len;
+} kbytes;
+
+#define KSTR_NULL ((kstr){ NULL, -1 })
+#define KSTR(s) ((kstr){ (s), (int32_t)strlen(s) })
+#define KBYTES_NULL ((kbytes){ NULL, -1 })
+
+bool kstr_eq(kstr a, const char *s);
+/* Copy into a NUL-terminated string of at most cap-1 chars; returns false
+ * if null or too long. */
+bool kstr_copy(kstr s, char *out, size_t cap);
+
+/* ---- writer ---- */
+
+struct kbuf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+	bool oom; /* sticky: an allocation failed; contents are incomplete */
+};
+
+void kbuf_init(struct kbuf *b);
+void kbuf_free(struct kbuf *b);
+/* Ensure room for n more bytes; returns a pointer to them or NULL (and
+ * sets oom). Does not advance len. */
+uint8_t *kbuf_reserve(struct kbuf *b, size_t n);
+void kbuf_put(struct kbuf *b, const void *p, size_t n);
+void kbuf_put_i8(struct kbuf *b, int8_t v);
+void kbuf_put_i16(struct kbuf *b, int16_t v);
+void kbuf_put_i32(struct kbuf *b, int32_t v);
+void kbuf_put_i64(struct kbuf *b, int64_t v);
+void kbuf_put_u32(struct kbuf *b, uint32_t v);
+void kbuf_put_f64(struct kbuf *b, double v);
+void kbuf_put_uvarint(struct kbuf *b, uint64_t v);
+void kbuf_put_varint(struct kbuf *b, int64_t v); /* zigzag */
+/* Overwrite 4 bytes at pos (for length prefixes filled in later). */
+void kbuf_patch_i32(struct kbuf *b, size_t pos, int32_t v);
+
+/* ---- reader ---- */
+
+struct kreader {
+	const uint8_t *p;
+	size_t len;
+	size_t pos;
+	bool err; /* sticky */
+};
+
+static inline void kreader_init(struct kreader *r, const void *p, size_t len)
+{
+	r->p = p;
+	r->len = len;
+	r->pos = 0;
+	r->err = false;
+}
+
+static inline size_t kreader_left(const struct kreader *r)
+{
+	return r->err ? 0 : r->len - r->pos;
+}
+
+int8_t kreader_i8(struct kreader *r);
+int16_t kreader_i16(struct kreader *r);
+int32_t kreader_i32(struct kreader *r);
+int64_t kreader_i64(struct kreader *r);
+uint16_t kreader_u16(struct kreader *r);
+uint32_t kreader_u32(struct kreader *r);
+double kreader_f64(struct kreader *r);
+uint64_t kreader_uvarint(struct kreader *r); /* at most 10 bytes */
+int64_t kreader_varint(struct kreader *r);   /* zigzag, at most 10 bytes */
+/* Returns a view of the next n bytes and advances, or NULL (setting err). */
+const uint8_t *kreader_take(struct kreader *r, size_t n);
+void kreader_skip(struct kreader *r, size_t n);
+
+/* Big-endian helpers for fixed positions. */
+static inline uint32_t be32_load(const uint8_t *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint64_t be64_load(const uint8_t *p)
+{
+	return ((uint64_t)be32_load(p) << 32) | be32_load(p + 4);
+}
+static inline void be32_store(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
+}
+static inline void be64_store(uint8_t *p, uint64_t v)
+{
+	be32_store(p, v >> 32);
+	be32_store(p + 4, (uint32_t)v);
+}
+static inline uint16_t be16_load(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+#endif

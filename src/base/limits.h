@@ -1,0 +1,73 @@
+/* limits.h — every compiled-in limit of Sluice, with the reason for it.
+ *
+ * Anything read from the wire or held in memory is bounded by one of these
+ * (or by a runtime flag whose default is here). */
+#ifndef SLUICE_LIMITS_H
+#define SLUICE_LIMITS_H
+
+/* Largest request frame accepted. Kafka's socket.request.max.bytes
+ * default is 100 MiB; a frame above it closes the connection, as Kafka does. */
+#define SL_REQUEST_BYTES_MAX (100 * 1024 * 1024)
+
+/* Largest record batch accepted (Kafka's message.max.bytes default,
+ * 1 MiB + overhead, rounded up generously so librdkafka's default
+ * message.max.bytes of 1,000,000 plus framing always fits). */
+#define SL_BATCH_BYTES_MAX (8 * 1024 * 1024)
+
+/* Bytes a connection may have received but not yet answered; reading
+ * pauses above it, so one client cannot pin unbounded memory. */
+#define SL_CONN_PENDING_BYTES_MAX (128 * 1024 * 1024)
+
+/* Requests in flight on one connection (librdkafka pipelines up to
+ * max.in.flight = 1,000,000 by default; Kafka itself processes one at a
+ * time per connection, so a small queue is plenty). */
+#define SL_CONN_INFLIGHT_MAX 64
+
+/* Open client connections per agent. */
+#define SL_CONNECTIONS_MAX 10000
+
+/* Elements in any one array read from the wire: every element costs at
+ * least one byte, so this is also bounded by the frame, but an explicit
+ * cap keeps arena allocations small and obvious. */
+#define SL_ARRAY_COUNT_MAX (1024 * 1024)
+
+/* Arena bytes one decoded request may use (structs for arrays). */
+#define SL_ARENA_BYTES_MAX (64 * 1024 * 1024)
+
+/* Topic name length, as Kafka: 249 characters of [a-zA-Z0-9._-]. */
+#define SL_TOPIC_NAME_MAX 249
+
+/* Partitions in one topic; Kafka has no hard cap, but a bound keeps
+ * CreateTopics from allocating without limit. */
+#define SL_PARTITIONS_PER_TOPIC_MAX 100000
+
+/* Topics per agent, and partitions in total. */
+#define SL_TOPICS_MAX 100000
+#define SL_PARTITIONS_MAX 1000000
+
+/* Records in one batch: each record takes at least 7 bytes on the wire,
+ * so a batch of SL_BATCH_BYTES_MAX holds fewer than this. */
+#define SL_BATCH_RECORDS_MAX (SL_BATCH_BYTES_MAX / 7 + 1)
+
+/* Decompressed size of one batch's records, for validation (a
+ * compression bomb stops here with CORRUPT_MESSAGE). */
+#define SL_DECOMPRESSED_BYTES_MAX (64 * 1024 * 1024)
+
+/* Largest object the write path seals; --flush-bytes may not exceed it. */
+#define SL_OBJECT_BYTES_MAX (256 * 1024 * 1024)
+
+/* Bytes waiting in the open object plus objects being written, above
+ * which produce requests wait (backpressure) instead of being buffered. */
+#define SL_WRITE_BUFFERED_BYTES_MAX (512 * 1024 * 1024)
+
+/* Batches (index entries) in one object. */
+#define SL_OBJECT_BATCHES_MAX (1024 * 1024)
+
+/* Config entries per resource in one request. */
+#define SL_CONFIGS_MAX 1000
+
+/* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by
+ * default; anything larger is capped so a request cannot hang for days. */
+#define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)
+
+#endif

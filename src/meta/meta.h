@@ -1,0 +1,176 @@
+/* meta.h — the metadata store seam: the single source of truth for
+ * topics, partitions, objects and the batches inside them (and, later,
+ * consumer groups and agents).
+ *
+ * Backends sit behind a table of methods (sqlite now; postgres later).
+ * Thread model: meta_commit_object() is called from one worker thread at a
+ * time (commits are serialized in seal order); every other call comes from
+ * the event loop thread. A backend keeps a separate connection for each
+ * so that a commit's fsync never blocks a read.
+ *
+ * Strings returned inside structs are copied into the struct (fixed
+ * arrays) or into malloc'd arrays the caller frees with the matching
+ * *_free function. */
+#ifndef SLUICE_META_H
+#define SLUICE_META_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define META_TOPIC_NAME_BYTES 250 /* 249 chars + NUL */
+#define META_CONFIG_NAME_BYTES 256
+#define META_CONFIG_VALUE_BYTES 1024
+#define META_OBJECT_KEY_BYTES 128
+
+struct meta;
+
+struct meta_config {
+	char name[META_CONFIG_NAME_BYTES];
+	char value[META_CONFIG_VALUE_BYTES];
+};
+
+struct meta_topic {
+	int64_t tid;                /* the store's integer key */
+	char name[META_TOPIC_NAME_BYTES];
+	uint8_t uuid[16];           /* Kafka topic id */
+	int32_t partition_count;
+	struct meta_config *configs; /* malloc'd; only set-on-topic configs */
+	int32_t config_count;
+};
+
+struct meta_partition {
+	int64_t tid;
+	int32_t partition;
+	int64_t log_start_offset;
+	int64_t high_watermark;
+};
+
+/* One batch of a sealed object, as passed to meta_commit_object. The
+ * store assigns base_offset = partition's high watermark, and advances the
+ * high watermark by record_count (via last_offset_delta + 1). */
+struct meta_commit_batch {
+	int64_t tid;
+	int32_t partition;
+	uint64_t byte_offset;   /* in the object */
+	uint32_t length;
+	int32_t record_count;
+	int32_t last_offset_delta; /* from the batch header; offsets used = +1 */
+	int64_t max_timestamp;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+	int32_t last_sequence;
+	/* out: */
+	int64_t base_offset;    /* assigned by the commit; -1 if the partition
+				   no longer exists (topic deleted meanwhile) */
+};
+
+/* A batch row as the read path sees it. */
+struct meta_batch_row {
+	int64_t base_offset;
+	int64_t last_offset;
+	char object_key[META_OBJECT_KEY_BYTES];
+	uint64_t byte_offset;
+	uint32_t length;
+	int32_t record_count;
+	int64_t max_timestamp;
+};
+
+struct meta_methods {
+	const char *name;
+	void (*close)(struct meta *m);
+
+	int (*topic_create)(struct meta *m, const char *name, int32_t partitions,
+			    const struct meta_config *configs, int32_t config_count,
+			    struct meta_topic *out);
+	int (*topic_delete)(struct meta *m, const char *name);
+	int (*topic_list)(struct meta *m, struct meta_topic **out, size_t *n);
+	int (*topic_set_partitions)(struct meta *m, int64_t tid, int32_t new_count);
+	int (*topic_config_set)(struct meta *m, int64_t tid, const char *name,
+				const char *value /* NULL deletes */);
+
+	int (*partition_get)(struct meta *m, int64_t tid, int32_t partition,
+			     struct meta_partition *out);
+	int (*partition_list)(struct meta *m, struct meta_partition **out, size_t *n);
+	int (*partition_set_log_start)(struct meta *m, int64_t tid, int32_t partition,
+				       int64_t log_start_offset);
+
+	int (*commit_object)(struct meta *m, const char *object_key, uint64_t size,
+			     struct meta_commit_batch *batches, size_t n);
+
+	int (*batches_from)(struct meta *m, int64_t tid, int32_t partition,
+			    int64_t offset, size_t max_rows,
+			    struct meta_batch_row *rows, size_t *n);
+	int (*offset_for_timestamp)(struct meta *m, int64_t tid, int32_t partition,
+				    int64_t timestamp_ms, int64_t *offset,
+				    int64_t *batch_max_timestamp);
+	int (*max_timestamp)(struct meta *m, int64_t tid, int32_t partition,
+			     int64_t *offset, int64_t *timestamp);
+};
+
+struct meta {
+	const struct meta_methods *m;
+};
+
+/* Open a store by URL: "sqlite:PATH" (created with its schema if
+ * missing). Returns 0, SL_EINVAL (bad URL) or SL_EMETA, after logging one
+ * line that says why. */
+int meta_open(const char *url, struct meta **out);
+static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
+
+/* Create a topic with a fresh random UUID and its partitions (log start
+ * 0, high watermark 0). Returns 0, SL_EEXIST. Fills *out (configs copied;
+ * free with meta_topic_free). */
+static inline int meta_topic_create(struct meta *m, const char *name, int32_t partitions,
+				    const struct meta_config *c, int32_t nc, struct meta_topic *out)
+{ return m->m->topic_create(m, name, partitions, c, nc, out); }
+/* Delete a topic, its partitions and batch rows; their objects become
+ * garbage for the cleaner. Returns 0 or SL_ENOTFOUND. */
+static inline int meta_topic_delete(struct meta *m, const char *name)
+{ return m->m->topic_delete(m, name); }
+/* All topics with their configs. Free with meta_topics_free. */
+static inline int meta_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
+{ return m->m->topic_list(m, out, n); }
+/* Grow a topic to new_count partitions. SL_EINVAL if not larger. */
+static inline int meta_topic_set_partitions(struct meta *m, int64_t tid, int32_t n)
+{ return m->m->topic_set_partitions(m, tid, n); }
+static inline int meta_topic_config_set(struct meta *m, int64_t tid, const char *k, const char *v)
+{ return m->m->topic_config_set(m, tid, k, v); }
+/* SL_ENOTFOUND if absent. */
+static inline int meta_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
+{ return m->m->partition_get(m, tid, p, out); }
+/* Every partition of every topic. Free with free(). */
+static inline int meta_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
+{ return m->m->partition_list(m, out, n); }
+/* Raise the log start offset (never lowers it; capped at the HWM). */
+static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int32_t p, int64_t off)
+{ return m->m->partition_set_log_start(m, tid, p, off); }
+/* One transaction: insert the object row, then for each batch in order
+ * assign base_offset from its partition's high watermark and insert the
+ * batch row. Batches of partitions that no longer exist get base_offset
+ * -1 and no row. Durable (synchronous) when it returns 0; SL_EMETA
+ * otherwise, with nothing committed. Worker thread only. */
+static inline int meta_commit_object(struct meta *m, const char *key, uint64_t size,
+				     struct meta_commit_batch *b, size_t n)
+{ return m->m->commit_object(m, key, size, b, n); }
+/* Batch rows of a partition with last_offset >= offset, ascending, at
+ * most max_rows. */
+static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,
+				    size_t max_rows, struct meta_batch_row *rows, size_t *n)
+{ return m->m->batches_from(m, tid, p, off, max_rows, rows, n); }
+/* The base offset of the first batch whose max_timestamp >= ts
+ * (ListOffsets by timestamp: the caller then scans that batch for the
+ * exact record). SL_ENOTFOUND if none. */
+static inline int meta_offset_for_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t ts,
+					    int64_t *off, int64_t *batch_max_ts)
+{ return m->m->offset_for_timestamp(m, tid, p, ts, off, batch_max_ts); }
+/* The batch holding the partition's largest timestamp (earliest such):
+ * its base offset and that timestamp. SL_ENOTFOUND if empty. */
+static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t *off, int64_t *ts)
+{ return m->m->max_timestamp(m, tid, p, off, ts); }
+
+void meta_topic_free(struct meta_topic *t);          /* frees configs */
+void meta_topics_free(struct meta_topic *t, size_t n); /* and the array */
+
+#endif

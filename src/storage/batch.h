@@ -1,0 +1,92 @@
+/* batch.h — Kafka record batches (magic 2): header parsing, validation,
+ * and the in-place patches the read path applies.
+ *
+ * Layout (all big-endian), offsets from the start of the batch:
+ *    0 baseOffset int64        | not covered by the CRC
+ *    8 batchLength int32       | bytes after this field
+ *   12 partitionLeaderEpoch int32
+ *   16 magic int8 (= 2)
+ *   17 crc uint32             (CRC-32C of bytes 21 .. end)
+ *   21 attributes int16       (bits 0-2 codec, 3 timestamp type,
+ *                              4 transactional, 5 control)
+ *   23 lastOffsetDelta int32
+ *   27 baseTimestamp int64
+ *   35 maxTimestamp int64
+ *   43 producerId int64
+ *   51 producerEpoch int16
+ *   53 baseSequence int32
+ *   57 recordCount int32
+ *   61 records...
+ */
+#ifndef SLUICE_BATCH_H
+#define SLUICE_BATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BATCH_HEADER_BYTES 61
+#define BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
+
+enum batch_codec {
+	BATCH_CODEC_NONE = 0,
+	BATCH_CODEC_GZIP = 1,
+	BATCH_CODEC_SNAPPY = 2,
+	BATCH_CODEC_LZ4 = 3,
+	BATCH_CODEC_ZSTD = 4,
+};
+
+struct batch_info {
+	int64_t base_offset;
+	int32_t batch_length;    /* as on the wire: total bytes - 12 */
+	int32_t leader_epoch;
+	int8_t magic;
+	uint32_t crc;
+	int16_t attributes;
+	int32_t last_offset_delta;
+	int64_t base_timestamp;
+	int64_t max_timestamp;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+	int32_t record_count;
+};
+
+static inline size_t batch_total_bytes(const struct batch_info *b)
+{
+	return (size_t)b->batch_length + BATCH_LOG_OVERHEAD;
+}
+
+/* Parse the header of the batch at p (len bytes available) without
+ * checking the CRC or the records. Returns 0, SL_EPROTO if the header is
+ * truncated or inconsistent (batchLength < 49, beyond len, magic != 2),
+ * or SL_ELIMIT if batchLength exceeds SL_BATCH_BYTES_MAX. */
+int batch_parse_header(const uint8_t *p, size_t len, struct batch_info *out);
+
+/* Full validation of one batch of exactly batch_total_bytes() bytes:
+ * header, CRC-32C, record count vs lastOffsetDelta, and the framing of
+ * every record (after decompressing, bounded by SL_DECOMPRESSED_BYTES_MAX).
+ * Returns 0, SL_ECORRUPT (CRC), SL_EPROTO (framing), SL_EUNSUPPORTED
+ * (unknown codec) or SL_ELIMIT. */
+int batch_validate(const uint8_t *p, size_t len, struct batch_info *out);
+
+/* Callback for records_validate: called once per valid batch. */
+typedef int (*batch_visit_fn)(void *arg, const uint8_t *batch, const struct batch_info *info);
+
+/* Validate a Produce "records" blob: one or more whole batches that fill
+ * it exactly. Calls visit for each batch (a nonzero return stops and is
+ * returned). Returns 0, or the first batch error as batch_validate does,
+ * or SL_EPROTO if the blob is empty or ends in a partial batch. */
+int records_validate(const uint8_t *p, size_t len, batch_visit_fn visit, void *arg);
+
+/* Patch a stored batch before it is sent: set baseOffset (bytes 0-7) and
+ * partitionLeaderEpoch (12-15). Neither is covered by the CRC. */
+void batch_patch(uint8_t *batch, int64_t base_offset, int32_t leader_epoch);
+
+/* Decompress a batch's records section into out (growing it), bounded by
+ * limit bytes. Returns 0, SL_EPROTO, SL_EUNSUPPORTED or SL_ELIMIT. Used by
+ * validation and by tools. */
+struct kbuf;
+int batch_decompress(enum batch_codec codec, const uint8_t *in, size_t in_len,
+		     struct kbuf *out, size_t limit);
+
+#endif
