@@ -43,6 +43,12 @@ struct objstore {
  * says why. */
 int objstore_open(const char *url, struct objstore **out);
 
+/* The backends objstore_open dispatches to (also usable directly):
+ * a folder, created if missing (SL_EINVAL, SL_EIO), and a fresh empty
+ * in-memory store (SL_ENOMEM). */
+int objstore_file_open(const char *path, struct objstore **out);
+int objstore_mem_open(struct objstore **out);
+
 static inline int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
 { return s->m->put(s, key, d, n); }
 static inline int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out)

@@ -56,7 +56,8 @@ int object_parse_footer(const uint8_t *footer, size_t footer_len,
 			uint64_t footer_offset, struct object_entry **entries,
 			uint32_t *entry_count);
 
-/* Check the header of a whole object and parse its footer. Same returns. */
+/* Check the header of a whole object and parse its footer. Same returns,
+ * plus SL_EUNSUPPORTED for an unknown version or nonzero flags. */
 int object_parse(const uint8_t *obj, size_t len, struct object_entry **entries,
 		 uint32_t *entry_count);
 

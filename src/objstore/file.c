@@ -1,0 +1,442 @@
+/* file.c — the local-folder object store: key K lives at ROOT/K.
+ *
+ * A put writes a temp file beside the final name (".tmp.<name>.<pid>.<n>",
+ * never a valid key), fsyncs it, renames it into place and fsyncs the
+ * directory, so a key is either absent or complete, even after a crash.
+ * Every call is stateless apart from the temp-name counter, so the store
+ * is safe to use from many threads at once. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "objstore/objstore.h"
+
+#define TEMP_PREFIX ".tmp."
+/* Keys are short ("objects/<seq>-<agent>.obj"); this bounds them well
+ * below PATH_MAX together with the root. */
+#define KEY_BYTES_MAX 1024
+
+struct file_store {
+	struct objstore base; /* first: the methods pointer */
+	char *root;
+	atomic_ulong temp_counter;
+};
+
+static const struct objstore_methods file_methods;
+
+/* Keys are relative paths of printable ASCII without empty, "." or ".."
+ * components and without our temp prefix. When prefix_ok, the last
+ * component may be empty or partial (a list prefix). */
+static int key_check(const char *key, int prefix_ok)
+{
+	size_t n = strlen(key);
+	if (n > KEY_BYTES_MAX || (!prefix_ok && n == 0) || key[0] == '/')
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (key[i] <= 0x20 || key[i] >= 0x7f || key[i] == '\\')
+			return SL_EINVAL;
+	const char *c = key;
+	for (;;) {
+		const char *slash = strchr(c, '/');
+		size_t len = slash ? (size_t)(slash - c) : strlen(c);
+		int last = slash == NULL;
+		if (len == 0 && !(last && prefix_ok))
+			return SL_EINVAL;
+		if ((len == 1 && c[0] == '.') || (len == 2 && c[0] == '.' && c[1] == '.'))
+			return SL_EINVAL;
+		if (len >= strlen(TEMP_PREFIX) && strncmp(c, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0)
+			return SL_EINVAL;
+		if (last)
+			return 0;
+		c = slash + 1;
+	}
+}
+
+static int key_path(struct file_store *fs, const char *key, char *path, size_t cap)
+{
+	if (key_check(key, 0))
+		return SL_EINVAL;
+	int n = snprintf(path, cap, "%s/%s", fs->root, key);
+	if (n < 0 || (size_t)n >= cap)
+		return SL_EINVAL;
+	return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
+/* Create every missing directory of path up to (not including) its last
+ * component, fsyncing the parent of each one created. Concurrent
+ * creators are fine: EEXIST counts as success. */
+static int mkdir_parents(const char *path, size_t root_len)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+	if (n >= sizeof buf)
+		return -1;
+	memcpy(buf, path, n + 1);
+	for (size_t i = root_len + 1; i < n; i++) {
+		if (buf[i] != '/')
+			continue;
+		buf[i] = 0;
+		if (mkdir(buf, 0755) == 0) {
+			char *last = strrchr(buf, '/');
+			*last = 0;
+			int rc = fsync_dir(buf);
+			*last = '/';
+			if (rc)
+				return -1;
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		buf[i] = '/';
+	}
+	return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+static int file_put(struct objstore *s, const char *key, const void *data, size_t len)
+{
+	struct file_store *fs = (struct file_store *)s;
+	char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
+	if (key_path(fs, key, path, sizeof path))
+		return SL_EINVAL;
+
+	const char *slash = strrchr(path, '/');
+	size_t dir_len = (size_t)(slash - path);
+	memcpy(dir, path, dir_len);
+	dir[dir_len] = 0;
+	unsigned long seq = atomic_fetch_add(&fs->temp_counter, 1);
+	int n = snprintf(tmp, sizeof tmp, "%s/" TEMP_PREFIX "%s.%ld.%lu", dir, slash + 1,
+			 (long)getpid(), seq);
+	if (n < 0 || (size_t)n >= sizeof tmp)
+		return SL_EINVAL;
+
+	if (mkdir_parents(path, strlen(fs->root))) {
+		log_error("object store: cannot create folders for %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("object store: cannot create %s: %s", tmp, strerror(errno));
+		return SL_EIO;
+	}
+	const char *what;
+	int saved;
+	if (write_all(fd, data, len)) {
+		what = "write";
+		goto out_close;
+	}
+	if (fsync(fd)) {
+		what = "fsync";
+		goto out_close;
+	}
+	if (close(fd)) {
+		fd = -1;
+		what = "close";
+		goto out_unlink;
+	}
+	fd = -1;
+	if (rename(tmp, path)) {
+		what = "rename";
+		goto out_unlink;
+	}
+	if (fsync_dir(dir)) {
+		/* The object is in place but maybe not durable: fail the put
+		 * (the caller will not reference it; GC removes orphans). */
+		log_error("object store: fsync of folder %s: %s", dir, strerror(errno));
+		return SL_EIO;
+	}
+	return 0;
+
+out_close:
+	saved = errno;
+	close(fd);
+	errno = saved;
+out_unlink:
+	saved = errno;
+	log_error("object store: %s of %s failed: %s", what, tmp, strerror(saved));
+	unlink(tmp);
+	return SL_EIO;
+}
+
+static int file_get(struct objstore *s, const char *key, uint64_t offset, size_t len,
+		    void *out)
+{
+	struct file_store *fs = (struct file_store *)s;
+	char path[PATH_MAX];
+	if (key_path(fs, key, path, sizeof path))
+		return SL_EINVAL;
+	if (offset > (uint64_t)INT64_MAX - len)
+		return SL_EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return SL_ENOTFOUND;
+		log_error("object store: open %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	uint8_t *p = out;
+	size_t done = 0;
+	int rc = 0;
+	while (done < len) {
+		ssize_t r = pread(fd, p + done, len - done, (off_t)(offset + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("object store: read %s: %s", path, strerror(errno));
+			rc = SL_EIO;
+			break;
+		}
+		if (r == 0) {
+			rc = SL_EPROTO; /* the object is shorter than asked */
+			break;
+		}
+		done += (size_t)r;
+	}
+	close(fd);
+	return rc;
+}
+
+static int file_head(struct objstore *s, const char *key, uint64_t *size)
+{
+	struct file_store *fs = (struct file_store *)s;
+	char path[PATH_MAX];
+	if (key_path(fs, key, path, sizeof path))
+		return SL_EINVAL;
+	struct stat st;
+	if (stat(path, &st)) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return SL_ENOTFOUND;
+		log_error("object store: stat %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	if (!S_ISREG(st.st_mode))
+		return SL_ENOTFOUND;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int file_del(struct objstore *s, const char *key)
+{
+	struct file_store *fs = (struct file_store *)s;
+	char path[PATH_MAX];
+	if (key_path(fs, key, path, sizeof path))
+		return SL_EINVAL;
+	if (unlink(path)) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return SL_ENOTFOUND;
+		log_error("object store: unlink %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	return 0;
+}
+
+/* ---- list: collect, sort, then call back (so fn may delete) ---- */
+
+struct list_item {
+	char *key;
+	uint64_t size;
+	int64_t mtime_ms;
+};
+
+struct list_acc {
+	struct list_item *v;
+	size_t n, cap;
+	const char *prefix;
+	size_t prefix_len;
+};
+
+static int list_add(struct list_acc *a, const char *key, const struct stat *st)
+{
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		struct list_item *v = realloc(a->v, cap * sizeof *v);
+		if (!v)
+			return SL_ENOMEM;
+		a->v = v;
+		a->cap = cap;
+	}
+	char *k = strdup(key);
+	if (!k)
+		return SL_ENOMEM;
+	a->v[a->n].key = k;
+	a->v[a->n].size = (uint64_t)st->st_size;
+	a->v[a->n].mtime_ms = (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+	a->n++;
+	return 0;
+}
+
+/* Walk root/rel (rel is "" or ends with '/'), adding regular files whose
+ * key starts with the prefix. */
+static int list_walk(struct file_store *fs, struct list_acc *a, char *rel, size_t rel_len,
+		     int depth)
+{
+	char path[PATH_MAX];
+	if (depth > 64)
+		return 0;
+	int n = snprintf(path, sizeof path, "%s/%s", fs->root, rel);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return 0;
+	DIR *d = opendir(path);
+	if (!d) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return 0;
+		log_error("object store: list %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while (rc == 0 && (e = readdir(d))) {
+		const char *name = e->d_name;
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+		    strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0)
+			continue;
+		size_t name_len = strlen(name);
+		if (rel_len + name_len + 2 > KEY_BYTES_MAX + 1)
+			continue;
+		memcpy(rel + rel_len, name, name_len + 1);
+		/* Prune subtrees that cannot match the prefix. */
+		size_t cmp = rel_len + name_len < a->prefix_len ? rel_len + name_len : a->prefix_len;
+		if (strncmp(rel, a->prefix, cmp) != 0)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW))
+			continue; /* vanished meanwhile (deleted by GC) */
+		if (S_ISDIR(st.st_mode)) {
+			rel[rel_len + name_len] = '/';
+			rel[rel_len + name_len + 1] = 0;
+			rc = list_walk(fs, a, rel, rel_len + name_len + 1, depth + 1);
+		} else if (S_ISREG(st.st_mode) && rel_len + name_len >= a->prefix_len &&
+			   key_check(rel, 0) == 0) {
+			rc = list_add(a, rel, &st);
+		}
+	}
+	rel[rel_len] = 0;
+	closedir(d);
+	return rc;
+}
+
+static int list_item_cmp(const void *x, const void *y)
+{
+	return strcmp(((const struct list_item *)x)->key, ((const struct list_item *)y)->key);
+}
+
+static int file_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg)
+{
+	struct file_store *fs = (struct file_store *)s;
+	if (!prefix)
+		prefix = "";
+	if (key_check(prefix, 1))
+		return SL_EINVAL;
+	struct list_acc a = { .prefix = prefix, .prefix_len = strlen(prefix) };
+	char rel[KEY_BYTES_MAX + 2] = "";
+	int rc = list_walk(fs, &a, rel, 0, 0);
+	if (rc == 0) {
+		qsort(a.v, a.n, sizeof *a.v, list_item_cmp);
+		for (size_t i = 0; i < a.n && rc == 0; i++)
+			rc = fn(arg, a.v[i].key, a.v[i].size, a.v[i].mtime_ms);
+	}
+	for (size_t i = 0; i < a.n; i++)
+		free(a.v[i].key);
+	free(a.v);
+	return rc;
+}
+
+static void file_close(struct objstore *s)
+{
+	struct file_store *fs = (struct file_store *)s;
+	free(fs->root);
+	free(fs);
+}
+
+static const struct objstore_methods file_methods = {
+	.name = "file",
+	.put = file_put,
+	.get = file_get,
+	.head = file_head,
+	.del = file_del,
+	.list = file_list,
+	.close = file_close,
+};
+
+int objstore_file_open(const char *path, struct objstore **out)
+{
+	*out = NULL;
+	size_t n = strlen(path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	if (n == 0 || n + KEY_BYTES_MAX + 64 >= PATH_MAX) {
+		log_error("object store: folder path '%s' is empty or too long", path);
+		return SL_EINVAL;
+	}
+	struct file_store *fs = calloc(1, sizeof *fs);
+	char *root = strndup(path, n);
+	if (!fs || !root) {
+		free(fs);
+		free(root);
+		return SL_ENOMEM;
+	}
+	/* mkdir -p root; "/" alone needs nothing. */
+	char buf[PATH_MAX];
+	memcpy(buf, root, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		char c = buf[i];
+		buf[i] = 0;
+		if (mkdir(buf, 0755) && errno != EEXIST) {
+			log_error("object store: cannot create folder %s: %s", buf, strerror(errno));
+			goto out_free;
+		}
+		buf[i] = c;
+	}
+	struct stat st;
+	if (stat(root, &st) || !S_ISDIR(st.st_mode)) {
+		log_error("object store: %s is not a folder", root);
+		goto out_free;
+	}
+	fs->base.m = &file_methods;
+	fs->root = root;
+	atomic_init(&fs->temp_counter, 0);
+	*out = &fs->base;
+	return 0;
+
+out_free:
+	free(root);
+	free(fs);
+	return SL_EIO;
+}
