@@ -1,0 +1,309 @@
+"""kproto.py — a tiny hand-written Kafka wire codec for the raw-socket tests.
+
+Owns just enough of the protocol to talk to a broker without a client
+library: request header v1 framing, CRC-32C, record batch (magic 2)
+building, and the few requests the tests send by hand (ApiVersions v0,
+Metadata v1, Produce v3, IncrementalAlterConfigs v0) with their response
+decoders. Everything is big-endian as on the wire.
+"""
+import socket
+import struct
+import time
+
+API_PRODUCE = 0
+API_METADATA = 3
+API_API_VERSIONS = 18
+API_INCREMENTAL_ALTER_CONFIGS = 44
+
+# --- CRC-32C (Castagnoli), table driven -------------------------------------
+
+_CRC_TABLE = []
+for _i in range(256):
+    _c = _i
+    for _ in range(8):
+        _c = (_c >> 1) ^ 0x82F63B78 if _c & 1 else _c >> 1
+    _CRC_TABLE.append(_c)
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    tbl = _CRC_TABLE
+    for b in data:
+        crc = tbl[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+# --- primitive encoders -----------------------------------------------------
+
+
+def i8(v):
+    return struct.pack(">b", v)
+
+
+def i16(v):
+    return struct.pack(">h", v)
+
+
+def i32(v):
+    return struct.pack(">i", v)
+
+
+def i64(v):
+    return struct.pack(">q", v)
+
+
+def string(s):
+    if s is None:
+        return i16(-1)
+    b = s.encode() if isinstance(s, str) else s
+    return i16(len(b)) + b
+
+
+def bytes_(b):
+    if b is None:
+        return i32(-1)
+    return i32(len(b)) + b
+
+
+def array(items, count=None):
+    items = list(items)
+    return i32(len(items) if count is None else count) + b"".join(items)
+
+
+def varint(v):
+    v = (v << 1) ^ (v >> 63)  # zigzag
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        if v:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+# --- record batches ---------------------------------------------------------
+
+
+def record(offset_delta, ts_delta, key, value, headers=()):
+    body = i8(0) + varint(ts_delta) + varint(offset_delta)
+    body += varint(-1) if key is None else varint(len(key)) + key
+    body += varint(-1) if value is None else varint(len(value)) + value
+    body += varint(len(headers))
+    for hk, hv in headers:
+        hk = hk.encode()
+        body += varint(len(hk)) + hk
+        body += varint(-1) if hv is None else varint(len(hv)) + hv
+    return varint(len(body)) + body
+
+
+def record_batch(records, base_ts=None, corrupt_crc=False):
+    """records: list of (key, value, headers). Returns one magic-2 batch
+    (uncompressed, base offset 0, no producer id)."""
+    if base_ts is None:
+        base_ts = int(time.time() * 1000)
+    recs = b"".join(record(i, 0, k, v, h) for i, (k, v, h) in
+                    enumerate(records))
+    after_crc = (i16(0) + i32(len(records) - 1) + i64(base_ts) + i64(base_ts)
+                 + i64(-1) + i16(-1) + i32(-1) + i32(len(records)) + recs)
+    crc = crc32c(after_crc)
+    if corrupt_crc:
+        crc ^= 0xDEADBEEF
+    # batchLength counts everything after itself.
+    length = 4 + 1 + 4 + len(after_crc)
+    return (i64(0) + i32(length) + i32(-1) + i8(2) + struct.pack(">I", crc)
+            + after_crc)
+
+
+# --- framing ----------------------------------------------------------------
+
+
+def request(api_key, api_version, correlation_id, body, client_id="sluice-it"):
+    """A size-prefixed request with header v1 (non-flexible versions)."""
+    hdr = i16(api_key) + i16(api_version) + i32(correlation_id) + \
+        string(client_id)
+    payload = hdr + body
+    return i32(len(payload)) + payload
+
+
+def recv_exact(sock, n):
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed after %d of %d bytes"
+                                  % (len(buf), n))
+        buf += chunk
+    return bytes(buf)
+
+
+def recv_response(sock):
+    """Reads one size-prefixed response; returns (correlation_id, body) for a
+    response header v0."""
+    (size,) = struct.unpack(">i", recv_exact(sock, 4))
+    assert 4 <= size < 64 * 1024 * 1024, "bad response size %d" % size
+    data = recv_exact(sock, size)
+    return struct.unpack(">i", data[:4])[0], data[4:]
+
+
+def connect(bootstrap, timeout=10.0):
+    host, port = bootstrap.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)), timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.settimeout(timeout)
+    return s
+
+
+def roundtrip(sock, api_key, api_version, body, correlation_id=7):
+    sock.sendall(request(api_key, api_version, correlation_id, body))
+    cid, resp = recv_response(sock)
+    assert cid == correlation_id, "correlation id %d, expected %d" % (
+        cid, correlation_id)
+    return resp
+
+
+def closed_by_peer(sock, timeout=5.0):
+    """True when the broker closes the connection (EOF or reset) within
+    timeout without sending anything; raises if it sends bytes."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(65536)
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+    if data:
+        raise AssertionError("expected the connection to be closed, got %d "
+                             "bytes: %r" % (len(data), data[:64]))
+    return True
+
+
+# --- a reader for responses -------------------------------------------------
+
+
+class Reader:
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def take(self, n):
+        assert self.pos + n <= len(self.data), "response truncated"
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def i8(self):
+        return struct.unpack(">b", self.take(1))[0]
+
+    def i16(self):
+        return struct.unpack(">h", self.take(2))[0]
+
+    def i32(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def i64(self):
+        return struct.unpack(">q", self.take(8))[0]
+
+    def string(self):
+        n = self.i16()
+        return None if n < 0 else self.take(n).decode()
+
+    def array(self, fn):
+        n = self.i32()
+        return None if n < 0 else [fn() for _ in range(n)]
+
+    def done(self):
+        return self.pos == len(self.data)
+
+
+# --- requests and responses -------------------------------------------------
+
+
+def api_versions_v0(sock, version=0, correlation_id=11):
+    """Sends ApiVersions (any version, empty v0 body) and decodes the answer as
+    v0: (error_code, {api_key: (min, max)}, trailing_bytes)."""
+    sock.sendall(request(API_API_VERSIONS, version, correlation_id, b""))
+    cid, body = recv_response(sock)
+    assert cid == correlation_id
+    r = Reader(body)
+    err = r.i16()
+    apis = {}
+    for key, lo, hi in r.array(lambda: (r.i16(), r.i16(), r.i16())):
+        apis[key] = (lo, hi)
+    return err, apis, len(body) - r.pos
+
+
+def metadata_v1(sock, topics=None, topic_count=None):
+    """Metadata v1; topics None = all. Returns (brokers, {topic: (err,
+    [partition ids])})."""
+    if topics is None and topic_count is None:
+        body = i32(-1)
+    else:
+        body = array([string(t) for t in (topics or [])], topic_count)
+    r = Reader(roundtrip(sock, API_METADATA, 1, body))
+    brokers = r.array(lambda: (r.i32(), r.string(), r.i32(), r.string()))
+    r.i32()  # controller id
+    out = {}
+
+    def partition():
+        err, pid = r.i16(), r.i32()
+        r.i32()
+        r.array(r.i32)
+        r.array(r.i32)
+        return (err, pid)
+
+    def topic():
+        err, name = r.i16(), r.string()
+        r.i8()
+        parts = r.array(partition)
+        out[name] = (err, sorted(p for _, p in parts))
+
+    r.array(topic)
+    assert r.done(), "trailing bytes in Metadata v1 response"
+    return brokers, out
+
+
+def produce_v3(sock, topic_parts, acks=-1, timeout_ms=10000):
+    """topic_parts: {topic: {partition: records_bytes}}. Returns
+    {(topic, partition): (error_code, base_offset)}."""
+    topics = []
+    for t, parts in topic_parts.items():
+        topics.append(string(t) + array(
+            i32(p) + bytes_(recs) for p, recs in parts.items()))
+    body = string(None) + i16(acks) + i32(timeout_ms) + array(topics)
+    r = Reader(roundtrip(sock, API_PRODUCE, 3, body))
+    out = {}
+
+    def part(t):
+        p, err, base = r.i32(), r.i16(), r.i64()
+        r.i64()  # log append time
+        out[(t, p)] = (err, base)
+
+    def topic():
+        t = r.string()
+        r.array(lambda: part(t))
+
+    r.array(topic)
+    r.i32()  # throttle
+    assert r.done(), "trailing bytes in Produce v3 response"
+    return out
+
+
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+RESOURCE_TOPIC = 2
+
+
+def incremental_alter_configs_v0(sock, topic, ops, validate_only=False):
+    """ops: list of (name, op, value). Returns (error_code, message)."""
+    cfgs = array(string(n) + i8(op) + string(v) for n, op, v in ops)
+    res = i8(RESOURCE_TOPIC) + string(topic) + cfgs
+    body = array([res]) + i8(1 if validate_only else 0)
+    r = Reader(roundtrip(sock, API_INCREMENTAL_ALTER_CONFIGS, 0, body))
+    r.i32()  # throttle
+    res = r.array(lambda: (r.i16(), r.string(), r.i8(), r.string()))
+    assert r.done(), "trailing bytes in IncrementalAlterConfigs v0 response"
+    assert len(res) == 1 and res[0][3] == topic, res
+    return res[0][0], res[0][1]

@@ -1,0 +1,191 @@
+"""test_admin.py — CreateTopics, DeleteTopics, CreatePartitions,
+DescribeConfigs, IncrementalAlterConfigs and auto-creation, as the admin
+clients and producers see them."""
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import ConfigResource, NewPartitions, NewTopic
+
+import kproto
+import util
+
+KAFKA_DEFAULT_RETENTION_MS = "604800000"
+
+
+def create_error(bootstrap, new_topic, **kw):
+    """Runs CreateTopics and returns the Kafka error code (0 = created)."""
+    fs = util.admin(bootstrap).create_topics([new_topic], **kw)
+    try:
+        fs[new_topic.topic].result(15)
+        return 0
+    except KafkaException as e:
+        return e.args[0].code()
+
+
+def topic_names(bootstrap):
+    return set(util.admin(bootstrap).list_topics(timeout=10).topics)
+
+
+def describe(bootstrap, topic):
+    res = ConfigResource("topic", topic)
+    fs = util.admin(bootstrap).describe_configs([res])
+    return fs[res].result(15)
+
+
+def test_create_validate_only(broker):
+    name = util.topic_name("vo")
+    assert create_error(broker.bootstrap, NewTopic(name, 3, 1),
+                        validate_only=True) == 0
+    assert name not in topic_names(broker.bootstrap), \
+        "validate_only created the topic"
+
+
+def test_create_errors(broker):
+    b = broker.bootstrap
+    name = util.create_topic(b, util.topic_name("ce"), 2)
+    assert create_error(b, NewTopic(name, 2, 1)) == \
+        KafkaError.TOPIC_ALREADY_EXISTS
+    assert create_error(b, NewTopic("bad name!", 1, 1)) == \
+        KafkaError.TOPIC_EXCEPTION
+    assert create_error(b, NewTopic(util.topic_name("zero"), 0, 1)) == \
+        KafkaError.INVALID_PARTITIONS
+    # A manual assignment naming a broker that does not exist: Kafka answers
+    # INVALID_REPLICA_ASSIGNMENT (INVALID_REQUEST when it also has a count).
+    ra = util.topic_name("ra")
+    err = create_error(b, NewTopic(ra, 2,
+                                   replica_assignment=[[12345], [12345]]))
+    assert err in (KafkaError.INVALID_REPLICA_ASSIGNMENT,
+                   KafkaError.INVALID_REQUEST), "replica assignment: %d" % err
+    assert ra not in topic_names(b)
+
+
+def test_delete_then_recreate(broker):
+    b = broker.bootstrap
+    name = util.create_topic(b, util.topic_name("del"), 2)
+    util.ck_produce(b, name, util.make_messages(100, seed=41))
+    fs = util.admin(b).delete_topics([name], operation_timeout=15)
+    fs[name].result(15)
+    assert name not in topic_names(b)
+    # Producing to it now fails (raw Produce, so no client auto-creates it).
+    s = kproto.connect(b)
+    res = kproto.produce_v3(s, {name: {0: kproto.record_batch(
+        [(b"k", b"v", [])])}})
+    s.close()
+    assert res[(name, 0)][0] == KafkaError.UNKNOWN_TOPIC_OR_PART, res
+    # Deleting it again: UNKNOWN_TOPIC_OR_PARTITION.
+    fs = util.admin(b).delete_topics([name], operation_timeout=15)
+    with pytest.raises(KafkaException) as ei:
+        fs[name].result(15)
+    assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    # Recreated, it starts empty with its new partition count.
+    util.create_topic(b, name, 3)
+    assert util.high_watermarks(b, name, 3) == [0, 0, 0]
+    msgs = util.make_messages(50, seed=42)
+    util.ck_produce(b, name, msgs)
+    util.check_roundtrip(msgs, util.consume_all(b, name, 3))
+
+
+def test_create_partitions(broker):
+    b = broker.bootstrap
+    name = util.create_topic(b, util.topic_name("cp"), 2)
+    fs = util.admin(b).create_partitions([NewPartitions(name, 5)])
+    fs[name].result(15)
+    util.wait_topic(b, name, 5)
+    r = util.ck_produce(b, name, [util.Msg(b"k", b"in-4", None, None)],
+                        partition=4)
+    assert r == [(4, 0)]
+    got = util.consume_all(b, name, 5)
+    assert [g.value for g in got[4]] == [b"in-4"]
+    # Shrinking is refused.
+    fs = util.admin(b).create_partitions([NewPartitions(name, 3)])
+    with pytest.raises(KafkaException) as ei:
+        fs[name].result(15)
+    assert ei.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+
+
+def test_describe_configs(broker):
+    b = broker.bootstrap
+    name = util.create_topic(b, util.topic_name("dc"), 1, config={
+        "retention.ms": "86400000", "cleanup.policy": "delete"})
+    cfg = describe(b, name)
+    assert cfg["retention.ms"].value == "86400000"
+    assert not cfg["retention.ms"].is_default
+    other = util.create_topic(b, util.topic_name("dcd"), 1)
+    cfg = describe(b, other)
+    for key in ("retention.ms", "retention.bytes", "cleanup.policy",
+                "max.message.bytes", "segment.bytes"):
+        assert key in cfg, "DescribeConfigs lacks %s: %s" % (
+            key, sorted(cfg))
+    assert cfg["retention.ms"].value == KAFKA_DEFAULT_RETENTION_MS
+    assert cfg["retention.ms"].is_default
+    assert cfg["cleanup.policy"].value == "delete"
+
+
+def test_incremental_alter_configs(broker):
+    b = broker.bootstrap
+    name = util.create_topic(b, util.topic_name("iac"), 1)
+    s = kproto.connect(b)
+    try:
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_SET, "1234567")])
+        assert err == 0, (err, msg)
+        cfg = describe(b, name)
+        assert cfg["retention.ms"].value == "1234567"
+        assert not cfg["retention.ms"].is_default
+        # validate_only changes nothing.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_SET, "999")],
+            validate_only=True)
+        assert err == 0, (err, msg)
+        assert describe(b, name)["retention.ms"].value == "1234567"
+        # Deleting the override returns the default.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_DELETE, None)])
+        assert err == 0, (err, msg)
+        cfg = describe(b, name)
+        assert cfg["retention.ms"].value == KAFKA_DEFAULT_RETENTION_MS
+        assert cfg["retention.ms"].is_default
+        # Errors: a value that is not a number, a topic that does not exist.
+        err, _ = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_SET, "soon")])
+        assert err == KafkaError.INVALID_CONFIG, err
+        err, _ = kproto.incremental_alter_configs_v0(
+            s, util.topic_name("missing"),
+            [("retention.ms", kproto.OP_SET, "1000")])
+        assert err == KafkaError.UNKNOWN_TOPIC_OR_PART, err
+    finally:
+        s.close()
+
+
+def test_auto_create_on_produce(broker):
+    b = broker.bootstrap
+    name = util.topic_name("auto")
+    p = Producer({"bootstrap.servers": b, "acks": "all"})
+    reports = []
+    p.produce(name, b"hello", b"k",
+              on_delivery=lambda e, m: reports.append((e, m.offset())))
+    assert p.flush(15) == 0
+    assert reports == [(None, 0)], reports
+    md = util.admin(b).list_topics(name, timeout=10)
+    assert len(md.topics[name].partitions) == 1   # --default-partitions 1
+    got = util.consume_all(b, name, 1)
+    assert [g.value for g in got[0]] == [b"hello"]
+
+
+def test_auto_create_flags(broker_factory):
+    b = broker_factory(["--default-partitions", "4"], name="parts4")
+    name = util.topic_name("auto4")
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all"})
+    p.produce(name, b"x")
+    assert p.flush(15) == 0
+    util.wait_topic(b.bootstrap, name, 4)
+
+    off = broker_factory(["--auto-create-topics", "false"], name="noauto")
+    name = util.topic_name("noauto")
+    errs = []
+    p = Producer({"bootstrap.servers": off.bootstrap, "acks": "all",
+                  "message.timeout.ms": 3000})
+    p.produce(name, b"x", on_delivery=lambda e, m: errs.append(e))
+    p.flush(10)
+    assert len(errs) == 1 and errs[0] is not None, \
+        "produce to an unknown topic with auto-create off: %r" % errs
+    assert name not in topic_names(off.bootstrap)
