@@ -366,7 +366,8 @@ static int file_list(struct objstore *s, const char *prefix, objstore_list_fn fn
 	char rel[KEY_BYTES_MAX + 2] = "";
 	int rc = list_walk(fs, &a, rel, 0, 0);
 	if (rc == 0) {
-		qsort(a.v, a.n, sizeof *a.v, list_item_cmp);
+		if (a.n)
+			qsort(a.v, a.n, sizeof *a.v, list_item_cmp);
 		for (size_t i = 0; i < a.n && rc == 0; i++)
 			rc = fn(arg, a.v[i].key, a.v[i].size, a.v[i].mtime_ms);
 	}

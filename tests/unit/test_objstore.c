@@ -1,0 +1,383 @@
+/* test_objstore.c — the object store backends: file (put/get/head/del/
+ * list, key checks, atomic puts from several threads, no temp files left)
+ * and mem (the same calls plus scripted faults), and URL dispatch. */
+#define _GNU_SOURCE /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "objstore/objstore.h"
+
+static char root[256];
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int setup_dir(void **state)
+{
+	strcpy(root, "/tmp/sluice-objstore-XXXXXX");
+	if (!mkdtemp(root))
+		return -1;
+	return 0;
+}
+
+static int teardown_dir(void **state)
+{
+	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return 0;
+}
+
+static struct objstore *open_file_store(void)
+{
+	char url[512];
+	snprintf(url, sizeof url, "file:%s/store", root);
+	struct objstore *s = NULL;
+	assert_int_equal(objstore_open(url, &s), 0);
+	assert_non_null(s);
+	assert_string_equal(s->m->name, "file");
+	return s;
+}
+
+struct listed {
+	char keys[512][64];
+	uint64_t sizes[512];
+	int n;
+	int stop_after; /* 0: never */
+};
+
+static int list_cb(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
+{
+	struct listed *l = arg;
+	assert_true(l->n < 512);
+	assert_true(mtime_ms > 0);
+	snprintf(l->keys[l->n], 64, "%s", key);
+	l->sizes[l->n] = size;
+	l->n++;
+	return l->stop_after && l->n >= l->stop_after ? 42 : 0;
+}
+
+/* The calls every backend shares. */
+static void check_basic_calls(struct objstore *s)
+{
+	const char msg[] = "hello, object";
+	char buf[64];
+	uint64_t size = 0;
+
+	assert_int_equal(objstore_put(s, "objects/a.obj", msg, sizeof msg), 0);
+	assert_int_equal(objstore_put(s, "objects/b.obj", "xyz", 3), 0);
+	assert_int_equal(objstore_put(s, "objects/sub/c.obj", "", 0), 0);
+	assert_int_equal(objstore_put(s, "other.obj", "12345", 5), 0);
+
+	assert_int_equal(objstore_head(s, "objects/a.obj", &size), 0);
+	assert_int_equal(size, sizeof msg);
+	assert_int_equal(objstore_head(s, "objects/sub/c.obj", &size), 0);
+	assert_int_equal(size, 0);
+	assert_int_equal(objstore_get(s, "objects/a.obj", 0, sizeof msg, buf), 0);
+	assert_memory_equal(buf, msg, sizeof msg);
+	assert_int_equal(objstore_get(s, "objects/a.obj", 7, 6, buf), 0);
+	assert_memory_equal(buf, "object", 6);
+	assert_int_equal(objstore_get(s, "objects/a.obj", 0, 0, buf), 0);
+	/* Beyond the end: a short object. */
+	assert_int_equal(objstore_get(s, "objects/a.obj", 10, sizeof msg, buf), SL_EPROTO);
+	assert_int_equal(objstore_get(s, "objects/a.obj", 1000, 1, buf), SL_EPROTO);
+	assert_int_equal(objstore_get(s, "objects/none.obj", 0, 1, buf), SL_ENOTFOUND);
+	assert_int_equal(objstore_head(s, "objects/none.obj", &size), SL_ENOTFOUND);
+	assert_int_equal(objstore_head(s, "nodir/none.obj", &size), SL_ENOTFOUND);
+
+	/* Overwrite replaces (keys are never reused, but the store allows it). */
+	assert_int_equal(objstore_put(s, "objects/b.obj", "uvwx", 4), 0);
+	assert_int_equal(objstore_head(s, "objects/b.obj", &size), 0);
+	assert_int_equal(size, 4);
+
+	struct listed *l = calloc(1, sizeof *l);
+	assert_int_equal(objstore_list(s, "", list_cb, l), 0);
+	assert_int_equal(l->n, 4);
+	assert_string_equal(l->keys[0], "objects/a.obj");
+	assert_string_equal(l->keys[1], "objects/b.obj");
+	assert_string_equal(l->keys[2], "objects/sub/c.obj");
+	assert_string_equal(l->keys[3], "other.obj");
+	assert_int_equal(l->sizes[0], sizeof msg);
+	assert_int_equal(l->sizes[1], 4);
+
+	memset(l, 0, sizeof *l);
+	assert_int_equal(objstore_list(s, "objects/", list_cb, l), 0);
+	assert_int_equal(l->n, 3);
+	memset(l, 0, sizeof *l);
+	assert_int_equal(objstore_list(s, "objects/b", list_cb, l), 0);
+	assert_int_equal(l->n, 1);
+	assert_string_equal(l->keys[0], "objects/b.obj");
+	memset(l, 0, sizeof *l);
+	assert_int_equal(objstore_list(s, "nothing/", list_cb, l), 0);
+	assert_int_equal(l->n, 0);
+	/* A nonzero return stops the walk and is returned. */
+	memset(l, 0, sizeof *l);
+	l->stop_after = 2;
+	assert_int_equal(objstore_list(s, "", list_cb, l), 42);
+	assert_int_equal(l->n, 2);
+	free(l);
+
+	assert_int_equal(objstore_del(s, "objects/a.obj"), 0);
+	assert_int_equal(objstore_del(s, "objects/a.obj"), SL_ENOTFOUND);
+	assert_int_equal(objstore_head(s, "objects/a.obj", &size), SL_ENOTFOUND);
+	assert_int_equal(objstore_get(s, "objects/a.obj", 0, 1, buf), SL_ENOTFOUND);
+}
+
+struct del_ctx {
+	int n;
+	struct objstore *s;
+};
+
+/* The callback deletes what it is shown (as GC does). */
+static int del_cb2(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
+{
+	struct del_ctx *c = arg;
+	c->n++;
+	return objstore_del(c->s, key);
+}
+
+static void check_delete_while_listing(struct objstore *s)
+{
+	struct del_ctx c = { 0, s };
+	assert_int_equal(objstore_list(s, "", del_cb2, &c), 0);
+	assert_int_equal(c.n, 3);
+	c.n = 0;
+	assert_int_equal(objstore_list(s, "", del_cb2, &c), 0);
+	assert_int_equal(c.n, 0);
+}
+
+static void test_file_basic(void **state)
+{
+	struct objstore *s = open_file_store();
+	check_basic_calls(s);
+	check_delete_while_listing(s);
+	objstore_close(s);
+}
+
+static void test_mem_basic(void **state)
+{
+	struct objstore *s = NULL;
+	assert_int_equal(objstore_open("mem:", &s), 0);
+	assert_string_equal(s->m->name, "mem");
+	check_basic_calls(s);
+	check_delete_while_listing(s);
+	objstore_close(s);
+}
+
+static void test_file_keys(void **state)
+{
+	struct objstore *s = open_file_store();
+	static const char *bad[] = {
+		"", "/abs", "..", "../x", "a/../b", "a/..", "./a", "a/./b", "a//b",
+		"a/", "with space", "tab\tkey", "a\\b", "caf\xc3\xa9", "x/.tmp.y",
+		".tmp.z",
+	};
+	char buf[4];
+	uint64_t size;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(objstore_put(s, bad[i], "x", 1), SL_EINVAL);
+		assert_int_equal(objstore_get(s, bad[i], 0, 1, buf), SL_EINVAL);
+		assert_int_equal(objstore_head(s, bad[i], &size), SL_EINVAL);
+		assert_int_equal(objstore_del(s, bad[i]), SL_EINVAL);
+	}
+	char longkey[2100];
+	memset(longkey, 'k', sizeof longkey - 1);
+	longkey[sizeof longkey - 1] = 0;
+	assert_int_equal(objstore_put(s, longkey, "x", 1), SL_EINVAL);
+	assert_int_equal(objstore_list(s, "../", NULL, NULL), SL_EINVAL);
+	assert_int_equal(objstore_list(s, "/", NULL, NULL), SL_EINVAL);
+	/* Dots inside names are fine. */
+	assert_int_equal(objstore_put(s, "a..b/.hidden/x.y.z", "x", 1), 0);
+	assert_int_equal(objstore_head(s, "a..b/.hidden/x.y.z", &size), 0);
+	objstore_close(s);
+}
+
+static int count_temp(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return strstr(path + ftw->base, ".tmp.") == path + ftw->base ? 1 : 0;
+}
+
+#define THREADS 4
+#define PUTS 50
+
+struct put_arg {
+	struct objstore *s;
+	int id;
+	int failures;
+};
+
+static void fill(uint8_t *p, size_t n, int id, int i)
+{
+	for (size_t k = 0; k < n; k++)
+		p[k] = (uint8_t)(id * 31 + i * 7 + k);
+}
+
+static void *put_thread(void *p)
+{
+	struct put_arg *a = p;
+	uint8_t data[3000];
+	for (int i = 0; i < PUTS; i++) {
+		char key[64];
+		/* Half share a folder with the other threads, half do not. */
+		snprintf(key, sizeof key, i % 2 ? "objects/t%d-%03d.obj" : "objects/t%d/%03d.obj",
+			 a->id, i);
+		size_t n = 100 + (size_t)(i * 50);
+		fill(data, n, a->id, i);
+		if (objstore_put(a->s, key, data, n))
+			a->failures++;
+	}
+	return NULL;
+}
+
+static void test_file_concurrent_puts(void **state)
+{
+	struct objstore *s = open_file_store();
+	pthread_t t[THREADS];
+	struct put_arg a[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		a[i] = (struct put_arg){ s, i, 0 };
+		assert_int_equal(pthread_create(&t[i], NULL, put_thread, &a[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(a[i].failures, 0);
+	}
+	struct listed *l = calloc(1, sizeof *l);
+	assert_int_equal(objstore_list(s, "objects/", list_cb, l), 0);
+	assert_int_equal(l->n, THREADS * PUTS);
+	free(l);
+	uint8_t want[3000], got[3000];
+	for (int id = 0; id < THREADS; id++) {
+		for (int i = 0; i < PUTS; i++) {
+			char key[64];
+			snprintf(key, sizeof key, i % 2 ? "objects/t%d-%03d.obj" : "objects/t%d/%03d.obj",
+				 id, i);
+			size_t n = 100 + (size_t)(i * 50);
+			fill(want, n, id, i);
+			uint64_t size;
+			assert_int_equal(objstore_head(s, key, &size), 0);
+			assert_int_equal(size, n);
+			assert_int_equal(objstore_get(s, key, 0, n, got), 0);
+			assert_memory_equal(got, want, n);
+		}
+	}
+	/* No temp file is left behind. */
+	assert_int_equal(nftw(root, count_temp, 16, FTW_PHYS), 0);
+	objstore_close(s);
+}
+
+static void test_file_temp_skipped_in_list(void **state)
+{
+	struct objstore *s = open_file_store();
+	assert_int_equal(objstore_put(s, "objects/x.obj", "abc", 3), 0);
+	/* A crashed put leaves a temp file: list must not show it. */
+	char path[512];
+	snprintf(path, sizeof path, "%s/store/objects/.tmp.y.obj.1.1", root);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	struct listed *l = calloc(1, sizeof *l);
+	assert_int_equal(objstore_list(s, "", list_cb, l), 0);
+	assert_int_equal(l->n, 1);
+	assert_string_equal(l->keys[0], "objects/x.obj");
+	free(l);
+	objstore_close(s);
+}
+
+static void test_open_urls(void **state)
+{
+	struct objstore *s = (struct objstore *)1;
+	assert_int_equal(objstore_open("s3://bucket/prefix", &s), SL_EINVAL);
+	assert_null(s);
+	assert_int_equal(objstore_open("ftp://x", &s), SL_EINVAL);
+	assert_int_equal(objstore_open("file:", &s), SL_EINVAL);
+	assert_int_equal(objstore_open("", &s), SL_EINVAL);
+	assert_int_equal(objstore_open("mem:x", &s), SL_EINVAL);
+	char url[512];
+	snprintf(url, sizeof url, "file://%s/deep/er/store/", root);
+	assert_int_equal(objstore_open(url, &s), 0);
+	assert_int_equal(objstore_put(s, "k", "v", 1), 0);
+	objstore_close(s);
+	snprintf(url, sizeof url, "%s/deep/er/store/k", root);
+	struct stat st;
+	assert_int_equal(stat(url, &st), 0);
+	/* A file where the folder should be. */
+	snprintf(url, sizeof url, "file:%s/deep/er/store/k", root);
+	assert_int_equal(objstore_open(url, &s), SL_EIO);
+}
+
+static void test_mem_faults(void **state)
+{
+	struct objstore *s;
+	assert_int_equal(objstore_open("mem:", &s), 0);
+	char buf[8];
+	uint64_t size;
+
+	/* FAIL: the next two calls fail, then all is well. */
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_FAIL, 2, 0), 0);
+	assert_int_equal(objstore_put(s, "k1", "abc", 3), SL_ESTORE);
+	assert_int_equal(objstore_head(s, "k1", &size), SL_ENOTFOUND);
+	assert_int_equal(objstore_put(s, "k1", "abc", 3), SL_ESTORE);
+	assert_int_equal(objstore_put(s, "k1", "abc", 3), 0);
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	assert_int_equal(objstore_get(s, "k1", 0, 3, buf), SL_ESTORE);
+	assert_int_equal(objstore_get(s, "k1", 0, 3, buf), 0);
+
+	/* STALL_MS: slow but successful. */
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_STALL_MS, 1, 60), 0);
+	int64_t t0 = clock_mono_us();
+	assert_int_equal(objstore_put(s, "k2", "de", 2), 0);
+	assert_true(clock_mono_us() - t0 >= 60000);
+	t0 = clock_mono_us();
+	assert_int_equal(objstore_get(s, "k2", 0, 2, buf), 0);
+	assert_true(clock_mono_us() - t0 < 50000);
+	assert_memory_equal(buf, "de", 2);
+
+	/* LOSE: stored, but the caller hears a timeout. */
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_LOSE, 1, 0), 0);
+	assert_int_equal(objstore_put(s, "k3", "fgh", 3), SL_ETIMEDOUT);
+	assert_int_equal(objstore_head(s, "k3", &size), 0);
+	assert_int_equal(size, 3);
+	assert_int_equal(objstore_get(s, "k3", 0, 3, buf), 0);
+
+	/* count < 0: until reset. */
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_FAIL, -1, 0), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(objstore_get(s, "k3", 0, 3, buf), SL_ESTORE);
+	assert_int_equal(objstore_mem_fault(s, OBJSTORE_FAULT_NONE, 0, 0), 0);
+	assert_int_equal(objstore_get(s, "k3", 0, 3, buf), 0);
+
+	/* Only a mem store takes faults. */
+	struct objstore *f = open_file_store();
+	assert_int_equal(objstore_mem_fault(f, OBJSTORE_FAULT_FAIL, 1, 0), SL_EINVAL);
+	objstore_close(f);
+	objstore_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_file_basic, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_keys, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_concurrent_puts, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_temp_skipped_in_list, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
+		cmocka_unit_test(test_mem_basic),
+		cmocka_unit_test_setup_teardown(test_mem_faults, setup_dir, teardown_dir),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
