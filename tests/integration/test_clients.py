@@ -17,7 +17,7 @@ JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 
 def test_confluent_kafka_100k(broker):
     topic = util.create_topic(broker.bootstrap, util.topic_name("ck"), PARTS)
-    msgs = util.make_messages(N, null_header=True, seed=11)
+    msgs = util.make_messages(N, seed=11)
     reports = util.ck_produce(broker.bootstrap, topic, msgs)
     got = util.consume_all(broker.bootstrap, topic, PARTS, expect=N)
     util.check_roundtrip(msgs, got)
