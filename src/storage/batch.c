@@ -83,12 +83,13 @@ static void skip_bytes_field(struct kreader *r, bool nullable)
 
 /* Check one record's body (after its length prefix) and return its
  * offsetDelta through *offset_delta. Returns 0 or SL_EPROTO. */
-static int record_check(const uint8_t *p, size_t len, int32_t *offset_delta)
+static int record_check(const uint8_t *p, size_t len, int32_t *offset_delta,
+			int64_t *timestamp_delta)
 {
 	struct kreader r;
 	kreader_init(&r, p, len);
 	(void)kreader_i8(&r);     /* attributes: unused in magic 2 */
-	(void)kreader_varint(&r); /* timestampDelta (varlong) */
+	*timestamp_delta = kreader_varint(&r);
 	*offset_delta = read_varint32(&r);
 	skip_bytes_field(&r, true); /* key */
 	skip_bytes_field(&r, true); /* value */
@@ -106,9 +107,12 @@ static int record_check(const uint8_t *p, size_t len, int32_t *offset_delta)
 }
 
 /* The records section holds exactly count records whose offsetDeltas
- * strictly increase from >= 0 and do not pass last_offset_delta. */
+ * strictly increase from >= 0 and do not pass last_offset_delta. When
+ * visit is given it sees each record (a nonzero return stops the walk
+ * and is returned). */
 static int records_check(const uint8_t *p, size_t len, int32_t count,
-			 int32_t last_offset_delta)
+			 int32_t last_offset_delta, batch_record_fn visit, void *arg,
+			 int64_t base_timestamp)
 {
 	if ((size_t)count > len / RECORD_BYTES_MIN)
 		return SL_EPROTO;
@@ -122,11 +126,17 @@ static int records_check(const uint8_t *p, size_t len, int32_t count,
 			return SL_EPROTO;
 		const uint8_t *rec = kreader_take(&r, (size_t)rec_len);
 		int32_t delta;
-		if (record_check(rec, (size_t)rec_len, &delta))
+		int64_t ts_delta;
+		if (record_check(rec, (size_t)rec_len, &delta, &ts_delta))
 			return SL_EPROTO;
 		if (delta <= prev_delta || delta > last_offset_delta)
 			return SL_EPROTO;
 		prev_delta = delta;
+		if (visit) {
+			int rc = visit(arg, delta, base_timestamp + ts_delta);
+			if (rc)
+				return rc;
+		}
 	}
 	/* Nothing may follow the last record (Kafka: "Incorrect declared
 	 * batch size, records still remaining"). */
@@ -167,7 +177,7 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out)
 	size_t records_len = total - BATCH_HEADER_BYTES;
 	if (codec == BATCH_CODEC_NONE)
 		return records_check(records, records_len, out->record_count,
-				     out->last_offset_delta);
+				     out->last_offset_delta, NULL, NULL, 0);
 
 	struct kbuf plain;
 	kbuf_init(&plain);
@@ -175,7 +185,41 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out)
 			      &plain, SL_DECOMPRESSED_BYTES_MAX);
 	if (rc == 0)
 		rc = records_check(plain.data, plain.len, out->record_count,
-				   out->last_offset_delta);
+				   out->last_offset_delta, NULL, NULL, 0);
+	kbuf_free(&plain);
+	return rc;
+}
+
+int batch_records_each(const uint8_t *p, size_t len, batch_record_fn visit, void *arg)
+{
+	struct batch_info info;
+	int rc = batch_parse_header(p, len, &info);
+	if (rc)
+		return rc;
+	size_t total = batch_total_bytes(&info);
+	if (len < total || info.record_count < 0 || info.record_count > SL_BATCH_RECORDS_MAX)
+		return SL_EPROTO;
+	int codec = info.attributes & BATCH_ATTR_CODEC_MASK;
+	if (codec > BATCH_CODEC_ZSTD)
+		return SL_EUNSUPPORTED;
+	/* LogAppendTime batches (attribute bit 3): every record carries the
+	 * batch's max timestamp. */
+	bool log_append = info.attributes & 0x08;
+	const uint8_t *records = p + BATCH_HEADER_BYTES;
+	size_t records_len = total - BATCH_HEADER_BYTES;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	if (codec != BATCH_CODEC_NONE) {
+		rc = batch_decompress((enum batch_codec)codec, records, records_len, &plain,
+				      SL_DECOMPRESSED_BYTES_MAX);
+		if (rc)
+			goto out_free;
+		records = plain.data;
+		records_len = plain.len;
+	}
+	rc = records_check(records, records_len, info.record_count, info.last_offset_delta,
+			   visit, arg, log_append ? info.max_timestamp : info.base_timestamp);
+out_free:
 	kbuf_free(&plain);
 	return rc;
 }

@@ -78,6 +78,16 @@ typedef int (*batch_visit_fn)(void *arg, const uint8_t *batch, const struct batc
  * or SL_EPROTO if the blob is empty or ends in a partial batch. */
 int records_validate(const uint8_t *p, size_t len, batch_visit_fn visit, void *arg);
 
+/* Called for each record by batch_records_each: its offsetDelta and its
+ * timestamp (baseTimestamp + timestampDelta). Nonzero stops the walk. */
+typedef int (*batch_record_fn)(void *arg, int32_t offset_delta, int64_t timestamp);
+
+/* Walk the records of one batch (decompressing it, bounded by
+ * SL_DECOMPRESSED_BYTES_MAX), checking their framing as batch_validate
+ * does but not the CRC. Returns 0, the visitor's nonzero return, or
+ * SL_EPROTO / SL_EUNSUPPORTED / SL_ELIMIT. */
+int batch_records_each(const uint8_t *batch, size_t len, batch_record_fn visit, void *arg);
+
 /* Patch a stored batch before it is sent: set baseOffset (bytes 0-7) and
  * partitionLeaderEpoch (12-15). Neither is covered by the CRC. */
 void batch_patch(uint8_t *batch, int64_t base_offset, int32_t leader_epoch);

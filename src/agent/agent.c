@@ -1,0 +1,380 @@
+/* agent.c — wiring of one agent: stores, catalog, write path, listener,
+ * signals and the drain on shutdown. */
+#include "agent/agent.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "net/server.h"
+#include "objstore/objstore.h"
+#include "storage/cache.h"
+#include "storage/writer.h"
+
+bool topic_name_valid(kstr name)
+{
+	if (name.len <= 0 || name.len > SL_TOPIC_NAME_MAX)
+		return false;
+	if ((name.len == 1 && name.ptr[0] == '.') ||
+	    (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.'))
+		return false;
+	for (int32_t i = 0; i < name.len; i++) {
+		char ch = name.ptr[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
+struct topic_state *agent_topic_by_name(struct agent *a, const char *name)
+{
+	return strmap_get(&a->topics, name);
+}
+
+struct topic_state *agent_topic(struct agent *a, kstr name)
+{
+	char buf[META_TOPIC_NAME_BYTES];
+	if (!kstr_copy(name, buf, sizeof buf))
+		return NULL;
+	return agent_topic_by_name(a, buf);
+}
+
+struct find_arg {
+	const uint8_t *uuid;
+	int64_t tid;
+	struct topic_state *found;
+};
+
+static void find_each(void *arg, const char *key, void *value)
+{
+	struct find_arg *f = arg;
+	struct topic_state *t = value;
+	if ((f->uuid && memcmp(t->uuid, f->uuid, 16) == 0) || (!f->uuid && t->tid == f->tid))
+		f->found = t;
+}
+
+struct topic_state *agent_topic_by_uuid(struct agent *a, const uint8_t uuid[16])
+{
+	struct find_arg f = { uuid, 0, NULL };
+	strmap_each(&a->topics, find_each, &f);
+	return f.found;
+}
+
+struct topic_state *agent_topic_by_tid(struct agent *a, int64_t tid)
+{
+	struct find_arg f = { NULL, tid, NULL };
+	strmap_each(&a->topics, find_each, &f);
+	return f.found;
+}
+
+struct collect {
+	struct topic_state **v;
+	size_t n;
+};
+
+static void collect_each(void *arg, const char *key, void *value)
+{
+	struct collect *c = arg;
+	c->v[c->n++] = value;
+}
+
+static int cmp_topic_name(const void *x, const void *y)
+{
+	const struct topic_state *a = *(struct topic_state *const *)x;
+	const struct topic_state *b = *(struct topic_state *const *)y;
+	return strcmp(a->name, b->name);
+}
+
+void agent_topics_each(struct agent *a, void (*fn)(void *, struct topic_state *), void *arg)
+{
+	struct collect c = { calloc(a->topics.count + 1, sizeof *c.v), 0 };
+	if (!c.v)
+		return;
+	strmap_each(&a->topics, collect_each, &c);
+	qsort(c.v, c.n, sizeof *c.v, cmp_topic_name);
+	for (size_t i = 0; i < c.n; i++)
+		fn(arg, c.v[i]);
+	free(c.v);
+}
+
+size_t agent_topic_count(const struct agent *a)
+{
+	return a->topics.count;
+}
+
+static void topic_state_free(struct topic_state *t)
+{
+	if (!t)
+		return;
+	free(t->parts);
+	free(t->configs);
+	free(t);
+}
+
+/* Adopt a meta_topic (its configs move into the state). */
+static struct topic_state *topic_state_from_meta(struct meta_topic *mt)
+{
+	struct topic_state *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->parts = calloc((size_t)mt->partition_count + 1, sizeof *t->parts);
+	if (!t->parts) {
+		free(t);
+		return NULL;
+	}
+	t->tid = mt->tid;
+	memcpy(t->name, mt->name, sizeof t->name);
+	memcpy(t->uuid, mt->uuid, 16);
+	t->partition_count = mt->partition_count;
+	t->configs = mt->configs;
+	t->config_count = mt->config_count;
+	mt->configs = NULL;
+	mt->config_count = 0;
+	return t;
+}
+
+int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
+		       const struct meta_config *configs, int32_t config_count,
+		       struct topic_state **out)
+{
+	if (agent_topic_by_name(a, name))
+		return SL_EEXIST;
+	struct meta_topic mt;
+	memset(&mt, 0, sizeof mt);
+	int rc = meta_topic_create(a->meta, name, partitions, configs, config_count, &mt);
+	if (rc)
+		return rc;
+	struct topic_state *t = topic_state_from_meta(&mt);
+	meta_topic_free(&mt);
+	if (!t || strmap_put(&a->topics, t->name, t) != 0) {
+		topic_state_free(t);
+		return SL_ENOMEM;
+	}
+	log_info("created topic %s with %d partitions", name, partitions);
+	if (out)
+		*out = t;
+	return 0;
+}
+
+int agent_topic_delete(struct agent *a, struct topic_state *t)
+{
+	int rc = meta_topic_delete(a->meta, t->name);
+	if (rc && rc != SL_ENOTFOUND)
+		return rc;
+	strmap_del(&a->topics, t->name);
+	log_info("deleted topic %s", t->name);
+	topic_state_free(t);
+	return 0;
+}
+
+int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t new_count)
+{
+	if (new_count <= t->partition_count)
+		return SL_EINVAL;
+	struct partition_state *parts = realloc(t->parts, (size_t)new_count * sizeof *parts);
+	if (!parts)
+		return SL_ENOMEM;
+	t->parts = parts;
+	int rc = meta_topic_set_partitions(a->meta, t->tid, new_count);
+	if (rc)
+		return rc;
+	for (int32_t p = t->partition_count; p < new_count; p++)
+		memset(&t->parts[p], 0, sizeof t->parts[p]);
+	t->partition_count = new_count;
+	return 0;
+}
+
+int agent_topic_config_set(struct agent *a, struct topic_state *t, const char *name,
+			   const char *value)
+{
+	int rc = meta_topic_config_set(a->meta, t->tid, name, value);
+	if (rc)
+		return rc;
+	for (int32_t i = 0; i < t->config_count; i++) {
+		if (strcmp(t->configs[i].name, name) != 0)
+			continue;
+		if (value) {
+			snprintf(t->configs[i].value, sizeof t->configs[i].value, "%s", value);
+		} else {
+			t->configs[i] = t->configs[t->config_count - 1];
+			t->config_count--;
+		}
+		return 0;
+	}
+	if (!value)
+		return 0;
+	struct meta_config *c = realloc(t->configs, (size_t)(t->config_count + 1) * sizeof *c);
+	if (!c)
+		return SL_ENOMEM;
+	t->configs = c;
+	snprintf(c[t->config_count].name, sizeof c->name, "%s", name);
+	snprintf(c[t->config_count].value, sizeof c->value, "%s", value);
+	t->config_count++;
+	return 0;
+}
+
+const char *agent_topic_config(const struct topic_state *t, const char *name)
+{
+	for (int32_t i = 0; i < t->config_count; i++)
+		if (strcmp(t->configs[i].name, name) == 0)
+			return t->configs[i].value;
+	return NULL;
+}
+
+int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, int64_t dflt)
+{
+	const char *v = agent_topic_config(t, name);
+	if (!v)
+		return dflt;
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	return *end ? dflt : n;
+}
+
+static int load_catalog(struct agent *a)
+{
+	struct meta_topic *topics = NULL;
+	size_t n = 0;
+	int rc = meta_topic_list(a->meta, &topics, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct topic_state *t = topic_state_from_meta(&topics[i]);
+		if (!t || strmap_put(&a->topics, t->name, t) != 0) {
+			topic_state_free(t);
+			meta_topics_free(topics, n);
+			return SL_ENOMEM;
+		}
+	}
+	meta_topics_free(topics, n);
+	struct meta_partition *parts = NULL;
+	rc = meta_partition_list(a->meta, &parts, &n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		struct topic_state *t = agent_topic_by_tid(a, parts[i].tid);
+		if (!t || parts[i].partition < 0 || parts[i].partition >= t->partition_count)
+			continue;
+		t->parts[parts[i].partition].log_start_offset = parts[i].log_start_offset;
+		t->parts[parts[i].partition].high_watermark = parts[i].high_watermark;
+	}
+	free(parts);
+	return 0;
+}
+
+/* The write path committed an object: advance high watermarks, keep the
+ * object in the read cache, wake fetches. */
+static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
+		      const struct writer_committed *b, size_t n)
+{
+	struct agent *a = arg;
+	struct topic_state *t = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!t || t->tid != b[i].tid)
+			t = agent_topic_by_tid(a, b[i].tid);
+		if (!t || b[i].partition >= t->partition_count)
+			continue;
+		struct partition_state *p = &t->parts[b[i].partition];
+		if (b[i].last_offset + 1 > p->high_watermark)
+			p->high_watermark = b[i].last_offset + 1;
+	}
+	if (a->cfg.cache_bytes > 0) {
+		cache_put(a->cache, key, *object, len);
+		*object = NULL;
+	}
+	fetch_wake(a);
+}
+
+static void on_signal(uv_signal_t *s, int signum);
+
+static void on_writer_drain(void *arg)
+{
+	struct agent *a = arg;
+	if (writer_buffered_bytes(a->writer) < (size_t)SL_WRITE_BUFFERED_BYTES_MAX / 2)
+		server_resume_reads(a->server);
+	if (a->draining && writer_idle(a->writer)) {
+		log_info("drained; exiting");
+		fetch_shutdown(a);
+		server_close(a->server);
+		a->server = NULL;
+		writer_free(a->writer);
+		a->writer = NULL;
+		uv_close((uv_handle_t *)&a->sigint, NULL);
+		uv_close((uv_handle_t *)&a->sigterm, NULL);
+	}
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct agent *a = s->data;
+	if (a->draining)
+		return;
+	log_info("received signal %d; draining", signum);
+	a->draining = true;
+	server_stop_listening(a->server);
+	writer_flush_now(a->writer);
+	on_writer_drain(a);
+}
+
+int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
+{
+	memset(a, 0, sizeof *a);
+	a->loop = loop;
+	a->cfg = *cfg;
+	strmap_init(&a->topics);
+	if (!a->cfg.cluster_id[0])
+		snprintf(a->cfg.cluster_id, sizeof a->cfg.cluster_id, "sluice-cluster-0001");
+	int rc = objstore_open(cfg->store_url, &a->store);
+	if (rc)
+		return rc;
+	rc = meta_open(cfg->meta_url, &a->meta);
+	if (rc)
+		return rc;
+	rc = load_catalog(a);
+	if (rc) {
+		log_error("loading topics from %s failed: %s", cfg->meta_url, sl_strerror(rc));
+		return rc;
+	}
+	a->cache = cache_new((size_t)cfg->cache_bytes);
+	struct writer_config wc = {
+		.flush_interval_ms = cfg->flush_interval_ms,
+		.flush_bytes = (size_t)cfg->flush_bytes,
+		.buffered_bytes_max = SL_WRITE_BUFFERED_BYTES_MAX,
+	};
+	rc = writer_new(loop, a->store, a->meta, &wc, on_commit, a, &a->writer);
+	if (rc)
+		return rc;
+	writer_set_drain_hook(a->writer, on_writer_drain, a);
+	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX };
+	rc = server_start(loop, &sc, api_handle, a, &a->server);
+	if (rc)
+		return rc;
+	uv_signal_init(loop, &a->sigint);
+	uv_signal_init(loop, &a->sigterm);
+	a->sigint.data = a->sigterm.data = a;
+	uv_signal_start(&a->sigint, on_signal, SIGINT);
+	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+	log_info("sluice listening on %s:%d (advertised %s:%d), store %s, meta %s, %zu topics",
+		 cfg->listen_host, cfg->listen_port, cfg->advertise_host, cfg->advertise_port,
+		 cfg->store_url, cfg->meta_url, a->topics.count);
+	return 0;
+}
+
+static void free_topic_each(void *arg, const char *key, void *value)
+{
+	topic_state_free(value);
+}
+
+void agent_free(struct agent *a)
+{
+	strmap_each(&a->topics, free_topic_each, NULL);
+	strmap_free(&a->topics);
+	cache_free(a->cache);
+	meta_close(a->meta);
+	objstore_close(a->store);
+}

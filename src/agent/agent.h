@@ -1,0 +1,86 @@
+/* agent.h — one Sluice agent: its configuration, its stores, the write
+ * path, the read cache, and the in-memory catalog of topics and
+ * partitions (a cache of the metadata store, rebuilt at start).
+ *
+ * Loop thread only. */
+#ifndef SLUICE_AGENT_H
+#define SLUICE_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "agent/config.h"
+#include "base/buf.h"
+#include "base/strmap.h"
+#include "meta/meta.h"
+
+struct writer;
+struct cache;
+struct server;
+struct objstore;
+struct fetch_wait;
+
+struct partition_state {
+	int64_t log_start_offset;
+	int64_t high_watermark;  /* next offset to be assigned */
+};
+
+struct topic_state {
+	int64_t tid;
+	char name[META_TOPIC_NAME_BYTES];
+	uint8_t uuid[16];
+	int32_t partition_count;
+	struct partition_state *parts;
+	struct meta_config *configs; /* overrides set on the topic */
+	int32_t config_count;
+};
+
+struct agent {
+	uv_loop_t *loop;
+	struct config cfg;
+	struct meta *meta;
+	struct objstore *store;
+	struct writer *writer;
+	struct cache *cache;
+	struct server *server;
+	struct strmap topics;         /* name -> topic_state */
+	struct fetch_wait *waiters;   /* long-polling fetches */
+	uv_signal_t sigint, sigterm;
+	bool draining;
+	int exit_code;
+	int64_t next_producer_id;
+};
+
+/* Open the stores, load the catalog, start listening. Returns 0 or a
+ * negative code after logging why. */
+int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg);
+/* Free everything after the loop has stopped. */
+void agent_free(struct agent *a);
+
+struct topic_state *agent_topic(struct agent *a, kstr name);
+struct topic_state *agent_topic_by_name(struct agent *a, const char *name);
+struct topic_state *agent_topic_by_uuid(struct agent *a, const uint8_t uuid[16]);
+struct topic_state *agent_topic_by_tid(struct agent *a, int64_t tid);
+/* Calls fn for every topic (sorted by name). */
+void agent_topics_each(struct agent *a, void (*fn)(void *arg, struct topic_state *t), void *arg);
+size_t agent_topic_count(const struct agent *a);
+
+/* Create in the metadata store, then in the catalog. Returns 0,
+ * SL_EEXIST, SL_EMETA. */
+int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
+		       const struct meta_config *configs, int32_t config_count,
+		       struct topic_state **out);
+int agent_topic_delete(struct agent *a, struct topic_state *t);
+int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t new_count);
+/* Set (value != NULL) or delete a topic config override. */
+int agent_topic_config_set(struct agent *a, struct topic_state *t, const char *name,
+			   const char *value);
+/* The topic's value of a config, or NULL when it uses the default. */
+const char *agent_topic_config(const struct topic_state *t, const char *name);
+int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, int64_t dflt);
+
+/* Valid Kafka topic name: 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
+bool topic_name_valid(kstr name);
+
+#endif

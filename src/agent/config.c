@@ -1,0 +1,189 @@
+/* config.c — `sluice serve` flags: one table gives each flag its
+ * environment twin, its help line and its parser. */
+#include "agent/config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/limits.h"
+#include "base/log.h"
+
+enum flag_kind { FLAG_ADDR, FLAG_STR, FLAG_INT, FLAG_BOOL, FLAG_LEVEL };
+
+struct flag {
+	const char *name;
+	const char *env;
+	enum flag_kind kind;
+	const char *help;
+	int64_t min, max;
+};
+
+static const struct flag flags[] = {
+	{ "listen", "SLUICE_LISTEN", FLAG_ADDR,
+	  "HOST:PORT to accept Kafka clients on (default 127.0.0.1:9092)" },
+	{ "advertise", "SLUICE_ADVERTISE", FLAG_ADDR,
+	  "HOST:PORT clients are told to connect to (default: --listen)" },
+	{ "data", "SLUICE_DATA", FLAG_STR,
+	  "directory for the default store and meta URLs (default ./data)" },
+	{ "store", "SLUICE_STORE", FLAG_STR,
+	  "object store URL: file:PATH (default file:DATA/objects)" },
+	{ "meta", "SLUICE_META", FLAG_STR,
+	  "metadata store URL: sqlite:PATH (default sqlite:DATA/meta.db)" },
+	{ "flush-interval-ms", "SLUICE_FLUSH_INTERVAL_MS", FLAG_INT,
+	  "seal the open object this long after its first batch (default 2)", 0, 60000 },
+	{ "flush-bytes", "SLUICE_FLUSH_BYTES", FLAG_INT,
+	  "seal the open object at this size (default 4194304)", 1024, SL_OBJECT_BYTES_MAX },
+	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
+	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
+	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
+	  "create unknown topics on Metadata requests (default true)" },
+	{ "default-partitions", "SLUICE_DEFAULT_PARTITIONS", FLAG_INT,
+	  "partitions of auto-created topics (default 1)", 1, SL_PARTITIONS_PER_TOPIC_MAX },
+	{ "node-id", "SLUICE_NODE_ID", FLAG_INT,
+	  "this agent's broker id in Metadata responses (default 1)", 0, INT32_MAX },
+	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
+	  "error, warn, info or debug (default info)" },
+};
+
+#define FLAG_COUNT (sizeof flags / sizeof flags[0])
+
+void config_print_serve_help(FILE *out)
+{
+	fprintf(out, "usage: sluice serve [flags]\n\n"
+		     "Runs a Sluice agent: a Kafka-compatible broker whose records live in\n"
+		     "the object store and whose coordination lives in the metadata store.\n\n"
+		     "flags (each also read from its environment variable):\n");
+	for (size_t i = 0; i < FLAG_COUNT; i++)
+		fprintf(out, "  --%-20s %-26s %s\n", flags[i].name, flags[i].env, flags[i].help);
+}
+
+static int parse_addr(const char *v, char *host, size_t cap, int *port)
+{
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v || (size_t)(colon - v) >= cap)
+		return -1;
+	char *end;
+	errno = 0;
+	long p = strtol(colon + 1, &end, 10);
+	if (errno || *end || p < 0 || p > 65535)
+		return -1;
+	memcpy(host, v, (size_t)(colon - v));
+	host[colon - v] = 0;
+	*port = (int)p;
+	return 0;
+}
+
+static int apply(struct config *c, const struct flag *f, const char *v,
+		 bool *advertise_set)
+{
+	char *end;
+	long long n;
+	switch (f->kind) {
+	case FLAG_ADDR:
+		if (strcmp(f->name, "listen") == 0)
+			return parse_addr(v, c->listen_host, sizeof c->listen_host, &c->listen_port);
+		*advertise_set = true;
+		return parse_addr(v, c->advertise_host, sizeof c->advertise_host, &c->advertise_port);
+	case FLAG_STR: {
+		char *dst = strcmp(f->name, "data") == 0 ? c->data_dir
+			  : strcmp(f->name, "store") == 0 ? c->store_url : c->meta_url;
+		size_t cap = strcmp(f->name, "data") == 0 ? sizeof c->data_dir : sizeof c->store_url;
+		if (strlen(v) == 0 || strlen(v) >= cap)
+			return -1;
+		strcpy(dst, v);
+		return 0;
+	}
+	case FLAG_INT:
+		errno = 0;
+		n = strtoll(v, &end, 10);
+		if (errno || *end || end == v || n < f->min || n > f->max)
+			return -1;
+		if (strcmp(f->name, "flush-interval-ms") == 0) c->flush_interval_ms = n;
+		else if (strcmp(f->name, "flush-bytes") == 0) c->flush_bytes = n;
+		else if (strcmp(f->name, "cache-bytes") == 0) c->cache_bytes = n;
+		else if (strcmp(f->name, "default-partitions") == 0) c->default_partitions = (int32_t)n;
+		else if (strcmp(f->name, "node-id") == 0) c->node_id = (int32_t)n;
+		return 0;
+	case FLAG_BOOL:
+		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
+			c->auto_create_topics = true;
+		else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))
+			c->auto_create_topics = false;
+		else
+			return -1;
+		return 0;
+	case FLAG_LEVEL:
+		c->log_level = log_level_parse(v);
+		return c->log_level < 0 ? -1 : 0;
+	}
+	return -1;
+}
+
+int config_parse_serve(struct config *c, int argc, char **argv)
+{
+	memset(c, 0, sizeof *c);
+	strcpy(c->listen_host, "127.0.0.1");
+	c->listen_port = 9092;
+	strcpy(c->data_dir, "./data");
+	c->flush_interval_ms = 2;
+	c->flush_bytes = 4 * 1024 * 1024;
+	c->cache_bytes = 64 * 1024 * 1024;
+	c->auto_create_topics = true;
+	c->default_partitions = 1;
+	c->log_level = LOG_INFO;
+	c->node_id = 1;
+	bool advertise_set = false;
+
+	for (size_t i = 0; i < FLAG_COUNT; i++) {
+		const char *v = getenv(flags[i].env);
+		if (v && *v && apply(c, &flags[i], v, &advertise_set) != 0) {
+			fprintf(stderr, "sluice: bad value for %s: %s\n", flags[i].env, v);
+			return -1;
+		}
+	}
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			config_print_serve_help(stdout);
+			return 1;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			fprintf(stderr, "sluice: unexpected argument: %s\n", a);
+			return -1;
+		}
+		const char *name = a + 2, *eq = strchr(name, '=');
+		size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+		const struct flag *f = NULL;
+		for (size_t k = 0; k < FLAG_COUNT; k++)
+			if (strlen(flags[k].name) == name_len && !strncmp(flags[k].name, name, name_len))
+				f = &flags[k];
+		if (!f) {
+			fprintf(stderr, "sluice: unknown flag: %s (see sluice serve --help)\n", a);
+			return -1;
+		}
+		const char *v = eq ? eq + 1 : NULL;
+		if (!v) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "sluice: flag --%s needs a value\n", f->name);
+				return -1;
+			}
+			v = argv[++i];
+		}
+		if (apply(c, f, v, &advertise_set) != 0) {
+			fprintf(stderr, "sluice: bad value for --%s: %s\n", f->name, v);
+			return -1;
+		}
+	}
+	if (!advertise_set) {
+		strcpy(c->advertise_host, c->listen_host);
+		c->advertise_port = c->listen_port;
+		if (!strcmp(c->advertise_host, "0.0.0.0") || !strcmp(c->advertise_host, "::"))
+			strcpy(c->advertise_host, "127.0.0.1");
+	}
+	if (!c->store_url[0])
+		snprintf(c->store_url, sizeof c->store_url, "file:%s/objects", c->data_dir);
+	if (!c->meta_url[0])
+		snprintf(c->meta_url, sizeof c->meta_url, "sqlite:%s/meta.db", c->data_dir);
+	return 0;
+}

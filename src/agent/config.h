@@ -1,0 +1,34 @@
+/* config.h — the agent's configuration: command-line flags, their
+ * environment twins and defaults, in one table. */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+	char listen_host[256];
+	int listen_port;
+	char advertise_host[256];
+	int advertise_port;
+	char data_dir[1024];
+	char store_url[1100];
+	char meta_url[1100];
+	int64_t flush_interval_ms;
+	int64_t flush_bytes;
+	int64_t cache_bytes;
+	bool auto_create_topics;
+	int32_t default_partitions;
+	int log_level;
+	int32_t node_id;
+	char cluster_id[64];
+};
+
+/* Fill defaults, then apply SLUICE_* environment variables, then argv
+ * (flags of `sluice serve`). Returns 0, 1 if --help was printed, or -1
+ * after printing one line about a bad flag to stderr. */
+int config_parse_serve(struct config *c, int argc, char **argv);
+void config_print_serve_help(FILE *out);
+
+#endif

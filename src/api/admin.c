@@ -1,0 +1,236 @@
+/* admin.c — CreateTopics, DeleteTopics, CreatePartitions and
+ * InitProducerId. */
+#include <stdio.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/topic_config.h"
+#include "api/handlers.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "kmsg.h"
+#include "proto/kerr.h"
+
+/* Checks the configs of a CreateTopics topic; fills msg on error. */
+static int16_t check_configs(struct kmsg_create_topics_req_creatable_topic *ct,
+			     struct meta_config *out, char *msg, size_t cap)
+{
+	if (ct->configs_count > SL_CONFIGS_MAX) {
+		snprintf(msg, cap, "too many configs");
+		return KERR_INVALID_CONFIG;
+	}
+	for (int32_t i = 0; i < ct->configs_count; i++) {
+		char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES];
+		if (!kstr_copy(ct->configs[i].name, name, sizeof name)) {
+			snprintf(msg, cap, "config name too long");
+			return KERR_INVALID_CONFIG;
+		}
+		const struct topic_config_def *d = topic_config_find(name);
+		if (!d) {
+			snprintf(msg, cap, "Unknown topic config name: %s", name);
+			return KERR_INVALID_CONFIG;
+		}
+		if (!kstr_copy(ct->configs[i].value, value, sizeof value) ||
+		    !topic_config_value_valid(d, value)) {
+			snprintf(msg, cap, "Invalid value for configuration %s", name);
+			return KERR_INVALID_CONFIG;
+		}
+		strcpy(out[i].name, name);
+		strcpy(out[i].value, value);
+	}
+	return KERR_NONE;
+}
+
+void handle_create_topics(struct agent *a, struct request *req)
+{
+	struct kmsg_create_topics_req m;
+	kmsg_create_topics_req_init(&m);
+	if (kmsg_create_topics_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "CreateTopics");
+		return;
+	}
+	struct kmsg_create_topics_resp r;
+	kmsg_create_topics_resp_init(&r);
+	r.topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	if (!REQ_ARRAY(req, r.topics_count, r.topics)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r.topics_count; i++) {
+		struct kmsg_create_topics_req_creatable_topic *ct = &m.topics[i];
+		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[i];
+		kmsg_create_topics_resp_creatable_topic_result_init(rt);
+		rt->name = ct->name;
+		char msg[256] = "";
+		char name[META_TOPIC_NAME_BYTES];
+		int32_t partitions = ct->num_partitions == -1 ? a->cfg.default_partitions : ct->num_partitions;
+		struct meta_config *configs = NULL;
+		if (!topic_name_valid(ct->name) || !kstr_copy(ct->name, name, sizeof name)) {
+			rt->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+			snprintf(msg, sizeof msg, "Topic name is invalid");
+		} else if (agent_topic(a, ct->name)) {
+			rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
+			snprintf(msg, sizeof msg, "Topic '%s' already exists.", name);
+		} else if (ct->assignments_count > 0) {
+			rt->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
+			snprintf(msg, sizeof msg, "Sluice places no replicas: every agent serves every "
+				 "partition; omit the replica assignment");
+		} else if (partitions <= 0 || partitions > SL_PARTITIONS_PER_TOPIC_MAX) {
+			rt->error_code = KERR_INVALID_PARTITIONS;
+			snprintf(msg, sizeof msg, "Number of partitions must be between 1 and %d.",
+				 SL_PARTITIONS_PER_TOPIC_MAX);
+		} else if (ct->replication_factor == 0 || ct->replication_factor < -1) {
+			rt->error_code = KERR_INVALID_REPLICATION_FACTOR;
+			snprintf(msg, sizeof msg, "Replication factor must be larger than 0, or -1 to use the default value.");
+		} else if (!REQ_ARRAY(req, ct->configs_count, configs)) {
+			request_fail_close(req);
+			return;
+		} else if ((rt->error_code = check_configs(ct, configs, msg, sizeof msg)) == KERR_NONE &&
+			   !(req->api_version >= 1 && m.validate_only)) {
+			struct topic_state *t = NULL;
+			int rc = agent_topic_create(a, name, partitions, configs, ct->configs_count, &t);
+			if (rc == SL_EEXIST) {
+				rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
+			} else if (rc) {
+				rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+				snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
+			} else {
+				memcpy(rt->topic_id, t->uuid, 16);
+			}
+		}
+		if (rt->error_code == KERR_NONE) {
+			rt->num_partitions = partitions;
+			rt->replication_factor = 1;
+			rt->configs_count = 0; /* v5+: only non-default configs would be listed */
+		} else {
+			rt->error_message = api_kstr_dup(req, msg);
+			rt->configs_count = -1;
+		}
+	}
+	kmsg_create_topics_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
+void handle_delete_topics(struct agent *a, struct request *req)
+{
+	struct kmsg_delete_topics_req m;
+	kmsg_delete_topics_req_init(&m);
+	if (kmsg_delete_topics_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "DeleteTopics");
+		return;
+	}
+	struct kmsg_delete_topics_resp r;
+	kmsg_delete_topics_resp_init(&r);
+	/* v0-5 name topics in topic_names; v6+ in topics (by name or id). */
+	bool by_state = req->api_version >= 6;
+	int32_t n = by_state ? m.topics_count : m.topic_names_count;
+	r.responses_count = n > 0 ? n : 0;
+	if (!REQ_ARRAY(req, r.responses_count, r.responses)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r.responses_count; i++) {
+		struct kmsg_delete_topics_resp_deletable_topic_result *rt = &r.responses[i];
+		kmsg_delete_topics_resp_deletable_topic_result_init(rt);
+		struct topic_state *t;
+		if (by_state && m.topics[i].name.len < 0) {
+			memcpy(rt->topic_id, m.topics[i].topic_id, 16);
+			t = agent_topic_by_uuid(a, m.topics[i].topic_id);
+			if (!t) {
+				rt->error_code = KERR_UNKNOWN_TOPIC_ID;
+				continue;
+			}
+		} else {
+			kstr name = by_state ? m.topics[i].name : m.topic_names[i];
+			rt->name = name;
+			t = agent_topic(a, name);
+			if (!t) {
+				rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+				continue;
+			}
+		}
+		rt->name = api_kstr_dup(req, t->name);
+		memcpy(rt->topic_id, t->uuid, 16);
+		if (agent_topic_delete(a, t) != 0)
+			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+	}
+	kmsg_delete_topics_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
+void handle_create_partitions(struct agent *a, struct request *req)
+{
+	struct kmsg_create_partitions_req m;
+	kmsg_create_partitions_req_init(&m);
+	if (kmsg_create_partitions_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "CreatePartitions");
+		return;
+	}
+	struct kmsg_create_partitions_resp r;
+	kmsg_create_partitions_resp_init(&r);
+	r.results_count = m.topics_count > 0 ? m.topics_count : 0;
+	if (!REQ_ARRAY(req, r.results_count, r.results)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r.results_count; i++) {
+		struct kmsg_create_partitions_req_create_partitions_topic *qt = &m.topics[i];
+		struct kmsg_create_partitions_resp_create_partitions_topic_result *rt = &r.results[i];
+		kmsg_create_partitions_resp_create_partitions_topic_result_init(rt);
+		rt->name = qt->name;
+		struct topic_state *t = agent_topic(a, qt->name);
+		char msg[200] = "";
+		if (!t) {
+			rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			snprintf(msg, sizeof msg, "The topic does not exist.");
+		} else if (qt->assignments_count > 0) {
+			rt->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
+			snprintf(msg, sizeof msg, "Sluice places no replicas; omit the assignment.");
+		} else if (qt->count <= t->partition_count) {
+			rt->error_code = KERR_INVALID_PARTITIONS;
+			snprintf(msg, sizeof msg, "Topic currently has %d partitions, which is higher than or equal to the requested %d.",
+				 t->partition_count, qt->count);
+		} else if (qt->count > SL_PARTITIONS_PER_TOPIC_MAX) {
+			rt->error_code = KERR_INVALID_PARTITIONS;
+			snprintf(msg, sizeof msg, "At most %d partitions per topic.", SL_PARTITIONS_PER_TOPIC_MAX);
+		} else if (!m.validate_only && agent_topic_add_partitions(a, t, qt->count) != 0) {
+			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+		}
+		if (rt->error_code != KERR_NONE)
+			rt->error_message = api_kstr_dup(req, msg);
+	}
+	kmsg_create_partitions_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
+void handle_init_producer_id(struct agent *a, struct request *req)
+{
+	struct kmsg_init_producer_id_req m;
+	kmsg_init_producer_id_req_init(&m);
+	if (kmsg_init_producer_id_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "InitProducerId");
+		return;
+	}
+	struct kmsg_init_producer_id_resp r;
+	kmsg_init_producer_id_resp_init(&r);
+	if (m.transactional_id.len >= 0) {
+		/* Transactions are not implemented: say so with the code Kafka
+		 * uses when a transactional id cannot be served. */
+		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		r.producer_id = -1;
+		r.producer_epoch = -1;
+	} else {
+		/* Unique across restarts without a store round trip: wall
+		 * milliseconds times 1024 plus a counter, never going back. */
+		int64_t id = clock_wall_ms() * 1024;
+		if (id <= a->next_producer_id)
+			id = a->next_producer_id + 1;
+		a->next_producer_id = id;
+		r.producer_id = id;
+		r.producer_epoch = 0;
+	}
+	kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}

@@ -1,0 +1,34 @@
+/* api.h — the Kafka API layer: the dispatch table (one row per API key:
+ * versions, first flexible version, handler) from which ApiVersions is
+ * also answered, and the hooks the agent calls into it. */
+#ifndef SLUICE_API_H
+#define SLUICE_API_H
+
+#include <stdint.h>
+
+#include "net/server.h"
+
+struct agent;
+
+struct api_row {
+	int16_t key;
+	const char *name;
+	int16_t min_version;
+	int16_t max_version;
+	int16_t first_flexible;  /* -1: never */
+	void (*handle)(struct agent *a, struct request *req);
+};
+
+extern const struct api_row api_table[];
+extern const int api_table_count;
+const struct api_row *api_row_find(int16_t key);
+
+/* The server's handler: parse the header, check the version, dispatch. */
+void api_handle(struct request *req);
+
+/* A commit made data visible: re-check waiting fetches. */
+void fetch_wake(struct agent *a);
+/* Answer every waiting fetch now (shutdown). */
+void fetch_shutdown(struct agent *a);
+
+#endif

@@ -1,0 +1,208 @@
+/* metadata.c — Metadata (with auto-create) and DescribeCluster.
+ *
+ * Every agent serves every partition, so each partition's leader is this
+ * agent, its replica and ISR lists are just this agent, and its leader
+ * epoch is 0. */
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/handlers.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "kmsg.h"
+#include "proto/kerr.h"
+
+void api_malformed(struct request *req, const char *api)
+{
+	log_warn("%s: malformed %s v%d request; closing", request_peer(req), api,
+		 req->api_version);
+	request_fail_close(req);
+}
+
+kstr api_kstr_dup(struct request *req, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = arena_alloc(&req->arena, n + 1);
+	if (!p)
+		return KSTR("");
+	memcpy(p, s, n);
+	return (kstr){ p, (int32_t)n };
+}
+
+static int fill_topic(struct agent *a, struct request *req,
+		      struct kmsg_metadata_resp_metadata_response_topic *rt,
+		      struct topic_state *t)
+{
+	int32_t self = a->cfg.node_id;
+	rt->error_code = KERR_NONE;
+	rt->name = KSTR(t->name);
+	memcpy(rt->topic_id, t->uuid, 16);
+	rt->is_internal = false;
+	rt->partitions_count = t->partition_count;
+	if (!REQ_ARRAY(req, t->partition_count, rt->partitions))
+		return SL_ENOMEM;
+	/* Every partition lists the same one-node arrays. */
+	int32_t *node;
+	if (!REQ_ARRAY(req, 1, node))
+		return SL_ENOMEM;
+	node[0] = self;
+	for (int32_t p = 0; p < t->partition_count; p++) {
+		struct kmsg_metadata_resp_metadata_response_partition *rp = &rt->partitions[p];
+		kmsg_metadata_resp_metadata_response_partition_init(rp);
+		rp->error_code = KERR_NONE;
+		rp->partition_index = p;
+		rp->leader_id = self;
+		rp->leader_epoch = 0;
+		rp->replica_nodes = node;
+		rp->replica_nodes_count = 1;
+		rp->isr_nodes = node;
+		rp->isr_nodes_count = 1;
+		rp->offline_replicas_count = 0;
+	}
+	return 0;
+}
+
+struct all_topics {
+	struct agent *a;
+	struct request *req;
+	struct kmsg_metadata_resp *r;
+	int rc;
+};
+
+static void add_each(void *arg, struct topic_state *t)
+{
+	struct all_topics *x = arg;
+	struct kmsg_metadata_resp_metadata_response_topic *rt = &x->r->topics[x->r->topics_count++];
+	kmsg_metadata_resp_metadata_response_topic_init(rt);
+	if (fill_topic(x->a, x->req, rt, t) != 0)
+		x->rc = SL_ENOMEM;
+}
+
+static void fill_brokers(struct agent *a, struct request *req, struct kmsg_metadata_resp *r)
+{
+	r->brokers_count = 1;
+	if (!REQ_ARRAY(req, 1, r->brokers)) {
+		r->brokers_count = 0;
+		return;
+	}
+	kmsg_metadata_resp_metadata_response_broker_init(&r->brokers[0]);
+	r->brokers[0].node_id = a->cfg.node_id;
+	r->brokers[0].host = KSTR(a->cfg.advertise_host);
+	r->brokers[0].port = a->cfg.advertise_port;
+	r->brokers[0].rack = KSTR_NULL;
+	r->cluster_id = KSTR(a->cfg.cluster_id);
+	r->controller_id = a->cfg.node_id;
+}
+
+static bool is_zero_uuid(const uint8_t u[16])
+{
+	for (int i = 0; i < 16; i++)
+		if (u[i])
+			return false;
+	return true;
+}
+
+void handle_metadata(struct agent *a, struct request *req)
+{
+	struct kmsg_metadata_req m;
+	kmsg_metadata_req_init(&m);
+	if (kmsg_metadata_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "Metadata");
+		return;
+	}
+	struct kmsg_metadata_resp r;
+	kmsg_metadata_resp_init(&r);
+	fill_brokers(a, req, &r);
+	/* v0: an empty list means all topics; v1+: null means all. */
+	bool all = m.topics_count < 0 || (req->api_version == 0 && m.topics_count == 0);
+	bool auto_create = a->cfg.auto_create_topics &&
+			   (req->api_version < 4 || m.allow_auto_topic_creation);
+	int32_t n = all ? (int32_t)agent_topic_count(a) : m.topics_count;
+	if (!REQ_ARRAY(req, n, r.topics)) {
+		request_fail_close(req);
+		return;
+	}
+	if (all) {
+		struct all_topics x = { a, req, &r, 0 };
+		agent_topics_each(a, add_each, &x);
+		if (x.rc) {
+			request_fail_close(req);
+			return;
+		}
+	} else {
+		for (int32_t i = 0; i < m.topics_count; i++) {
+			struct kmsg_metadata_req_metadata_request_topic *qt = &m.topics[i];
+			struct kmsg_metadata_resp_metadata_response_topic *rt = &r.topics[r.topics_count++];
+			kmsg_metadata_resp_metadata_response_topic_init(rt);
+			rt->name = qt->name;
+			struct topic_state *t = NULL;
+			if (qt->name.len < 0) {
+				/* v10+: by topic id */
+				memcpy(rt->topic_id, qt->topic_id, 16);
+				t = is_zero_uuid(qt->topic_id) ? NULL : agent_topic_by_uuid(a, qt->topic_id);
+				if (!t) {
+					rt->error_code = KERR_UNKNOWN_TOPIC_ID;
+					continue;
+				}
+			} else if (!topic_name_valid(qt->name)) {
+				rt->error_code = KERR_INVALID_TOPIC_EXCEPTION;
+				continue;
+			} else {
+				t = agent_topic(a, qt->name);
+				if (!t && auto_create) {
+					char name[META_TOPIC_NAME_BYTES];
+					kstr_copy(qt->name, name, sizeof name);
+					int rc = agent_topic_create(a, name, a->cfg.default_partitions,
+								    NULL, 0, &t);
+					if (rc && rc != SL_EEXIST) {
+						rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+						continue;
+					}
+					t = agent_topic(a, qt->name);
+				}
+				if (!t) {
+					rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+					continue;
+				}
+			}
+			if (fill_topic(a, req, rt, t) != 0) {
+				request_fail_close(req);
+				return;
+			}
+		}
+	}
+	kmsg_metadata_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
+void handle_describe_cluster(struct agent *a, struct request *req)
+{
+	struct kmsg_describe_cluster_req m;
+	kmsg_describe_cluster_req_init(&m);
+	if (kmsg_describe_cluster_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "DescribeCluster");
+		return;
+	}
+	struct kmsg_describe_cluster_resp r;
+	kmsg_describe_cluster_resp_init(&r);
+	/* endpoint_type 1 is brokers; 2 (controllers) we do not have. */
+	if (req->api_version >= 1 && m.endpoint_type != 1) {
+		r.error_code = KERR_UNSUPPORTED_VERSION;
+		r.error_message = KSTR("only broker endpoints (endpoint_type 1) are served");
+	} else {
+		r.brokers_count = 1;
+		if (!REQ_ARRAY(req, 1, r.brokers)) {
+			request_fail_close(req);
+			return;
+		}
+		kmsg_describe_cluster_resp_describe_cluster_broker_init(&r.brokers[0]);
+		r.brokers[0].broker_id = a->cfg.node_id;
+		r.brokers[0].host = KSTR(a->cfg.advertise_host);
+		r.brokers[0].port = a->cfg.advertise_port;
+		r.brokers[0].rack = KSTR_NULL;
+	}
+	r.cluster_id = KSTR(a->cfg.cluster_id);
+	r.controller_id = a->cfg.node_id;
+	kmsg_describe_cluster_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}

@@ -1,0 +1,194 @@
+/* produce.c — Produce: validate each partition's record batch, hand it to
+ * the write path, and answer once every partition's batch is committed
+ * (acks 1 and -1 alike: an acknowledgement always means durable in the
+ * object store and committed in the metadata store). acks=0 gets no
+ * response. One bad partition does not fail the others. */
+#include <string.h>
+
+#include "agent/agent.h"
+#include "api/handlers.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "kmsg.h"
+#include "net/server.h"
+#include "proto/kerr.h"
+#include "storage/batch.h"
+#include "storage/writer.h"
+
+/* Kafka's message.max.bytes / max.message.bytes default. */
+#define PRODUCE_MAX_MESSAGE_BYTES_DEFAULT 1048588
+
+struct produce_ctx {
+	struct request *req;
+	struct agent *a;
+	struct kmsg_produce_resp resp;
+	int pending;
+	bool acks0;
+};
+
+struct produce_part {
+	struct produce_ctx *ctx;
+	struct kmsg_produce_resp_partition_produce_response *pr;
+	int64_t tid;
+	int32_t partition;
+};
+
+static void produce_finish(struct produce_ctx *ctx)
+{
+	struct request *req = ctx->req;
+	if (ctx->acks0) {
+		request_no_reply(req);
+		return;
+	}
+	kmsg_produce_resp_encode(&req->resp, req->api_version, &ctx->resp);
+	request_respond(req);
+}
+
+static int16_t kerr_of_store(int err)
+{
+	switch (err) {
+	case SL_ENOTFOUND: return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	case SL_ETIMEDOUT: return KERR_REQUEST_TIMED_OUT;
+	default: return KERR_KAFKA_STORAGE_ERROR;
+	}
+}
+
+static void produce_done(void *arg, int err, int64_t base_offset)
+{
+	struct produce_part *pp = arg;
+	struct produce_ctx *ctx = pp->ctx;
+	if (err) {
+		pp->pr->error_code = kerr_of_store(err);
+		pp->pr->base_offset = -1;
+	} else {
+		pp->pr->base_offset = base_offset;
+		struct topic_state *t = agent_topic_by_tid(ctx->a, pp->tid);
+		if (t && pp->partition < t->partition_count)
+			pp->pr->log_start_offset = t->parts[pp->partition].log_start_offset;
+	}
+	if (--ctx->pending == 0)
+		produce_finish(ctx);
+}
+
+struct one_batch {
+	const uint8_t *batch;
+	struct batch_info info;
+	int count;
+};
+
+static int visit_batch(void *arg, const uint8_t *batch, const struct batch_info *info)
+{
+	struct one_batch *ob = arg;
+	if (ob->count++ == 0) {
+		ob->batch = batch;
+		ob->info = *info;
+	}
+	return 0;
+}
+
+static int16_t kerr_of_batch(int rc)
+{
+	switch (rc) {
+	case SL_ECORRUPT: return KERR_CORRUPT_MESSAGE;
+	case SL_ELIMIT: return KERR_MESSAGE_TOO_LARGE;
+	case SL_EUNSUPPORTED: return KERR_UNSUPPORTED_COMPRESSION_TYPE;
+	default: return KERR_CORRUPT_MESSAGE;
+	}
+}
+
+/* Validate one partition's records and append them. Returns the Kafka
+ * error for the partition, or KERR_NONE when the append is pending. */
+static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
+				 struct kmsg_produce_req_partition_produce_data *pd,
+				 struct kmsg_produce_resp_partition_produce_response *pr)
+{
+	struct request *req = ctx->req;
+	if (!t || pd->index < 0 || pd->index >= t->partition_count)
+		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (pd->records.len <= 0)
+		return KERR_CORRUPT_MESSAGE;
+	int64_t max_bytes = agent_topic_config_i64(t, "max.message.bytes",
+						   PRODUCE_MAX_MESSAGE_BYTES_DEFAULT);
+	if (pd->records.len > max_bytes + BATCH_LOG_OVERHEAD)
+		return KERR_MESSAGE_TOO_LARGE;
+	struct one_batch ob = { 0 };
+	int rc = records_validate(pd->records.ptr, (size_t)pd->records.len, visit_batch, &ob);
+	if (rc) {
+		log_debug("%s: rejecting batch for %s-%d: %s", request_peer(req), t->name,
+			  pd->index, sl_strerror(rc));
+		return kerr_of_batch(rc);
+	}
+	/* Kafka accepts exactly one batch per partition in a v2 produce. */
+	if (ob.count != 1)
+		return KERR_INVALID_RECORD;
+	struct produce_part *pp;
+	if (!REQ_ARRAY(req, 1, pp))
+		return KERR_UNKNOWN_SERVER_ERROR;
+	pp->ctx = ctx;
+	pp->pr = pr;
+	pp->tid = t->tid;
+	pp->partition = pd->index;
+	rc = writer_append(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch, &ob.info,
+			   produce_done, pp);
+	if (rc == SL_EBUSY)
+		return KERR_REQUEST_TIMED_OUT;
+	if (rc)
+		return KERR_UNKNOWN_SERVER_ERROR;
+	ctx->pending++;
+	return KERR_NONE;
+}
+
+void handle_produce(struct agent *a, struct request *req)
+{
+	struct kmsg_produce_req m;
+	kmsg_produce_req_init(&m);
+	if (kmsg_produce_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "Produce");
+		return;
+	}
+	struct produce_ctx *ctx;
+	if (!REQ_ARRAY(req, 1, ctx)) {
+		request_fail_close(req);
+		return;
+	}
+	ctx->req = req;
+	ctx->a = a;
+	ctx->acks0 = m.acks == 0;
+	kmsg_produce_resp_init(&ctx->resp);
+	struct kmsg_produce_resp *r = &ctx->resp;
+	bool acks_ok = m.acks == 0 || m.acks == 1 || m.acks == -1;
+	r->responses_count = m.topic_data_count > 0 ? m.topic_data_count : 0;
+	if (!REQ_ARRAY(req, r->responses_count, r->responses)) {
+		request_fail_close(req);
+		return;
+	}
+	ctx->pending = 1; /* held until every partition is started */
+	for (int32_t i = 0; i < r->responses_count; i++) {
+		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
+		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
+		kmsg_produce_resp_topic_produce_response_init(rt);
+		rt->name = td->name;
+		rt->partition_responses_count = td->partition_data_count > 0 ? td->partition_data_count : 0;
+		if (!REQ_ARRAY(req, rt->partition_responses_count, rt->partition_responses)) {
+			request_fail_close(req);
+			return;
+		}
+		struct topic_state *t = agent_topic(a, td->name);
+		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
+			struct kmsg_produce_req_partition_produce_data *pd = &td->partition_data[k];
+			struct kmsg_produce_resp_partition_produce_response *pr = &rt->partition_responses[k];
+			kmsg_produce_resp_partition_produce_response_init(pr);
+			pr->index = pd->index;
+			pr->base_offset = -1;
+			pr->log_append_time_ms = -1;
+			pr->log_start_offset = -1;
+			pr->error_code = acks_ok ? produce_partition(ctx, t, pd, pr)
+						 : KERR_INVALID_REQUIRED_ACKS;
+		}
+	}
+	if (writer_buffered_bytes(a->writer) > SL_WRITE_BUFFERED_BYTES_MAX / 2)
+		server_pause_reads(a->server);
+	if (--ctx->pending == 0)
+		produce_finish(ctx);
+}

@@ -1,0 +1,70 @@
+/* main.c — `sluice` subcommands: wires configuration to subsystems and
+ * runs the loop; nothing more. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <uv.h>
+
+#include "agent/agent.h"
+#include "agent/config.h"
+#include "base/log.h"
+#include "tools/inspect_cmd.h"
+
+#define SLUICE_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: sluice <command> [flags]\n\n"
+		"Sluice is a diskless, Kafka-compatible broker: records live in object\n"
+		"storage, coordination in a metadata store, and agents keep no state.\n\n"
+		"commands:\n"
+		"  serve     run an agent (sluice serve --help for its flags)\n"
+		"  inspect   dump an object or a partition's batch rows\n"
+		"            (sluice inspect --help)\n"
+		"  version   print the version\n");
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+	struct config cfg;
+	int rc = config_parse_serve(&cfg, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? 0 : 2;
+	log_level_current = (enum log_level)cfg.log_level;
+	signal(SIGPIPE, SIG_IGN);
+	uv_loop_t *loop = uv_default_loop();
+	struct agent *a = calloc(1, sizeof *a);
+	if (!a)
+		return 1;
+	if (agent_start(a, loop, &cfg) != 0) {
+		agent_free(a);
+		return 1;
+	}
+	uv_run(loop, UV_RUN_DEFAULT);
+	int exit_code = a->exit_code;
+	agent_free(a);
+	free(a);
+	return exit_code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (!strcmp(argv[1], "serve"))
+		return cmd_serve(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "inspect"))
+		return inspect_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+		printf("sluice %s\n", SLUICE_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "sluice: unknown command: %s\n\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,81 @@
+/* server.h — the Kafka listener: TCP connections on the event loop,
+ * request framing, in-order responses, and backpressure.
+ *
+ * Requests of one connection are decoded and handed to the API layer as
+ * they arrive (pipelined, up to SL_CONN_INFLIGHT_MAX), may complete in
+ * any order, and are answered in arrival order, as Kafka requires.
+ * Loop thread only. */
+#ifndef SLUICE_SERVER_H
+#define SLUICE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+
+struct server;
+struct conn;
+
+/* One request frame, from arrival until its response is queued. */
+struct request {
+	struct request *next;      /* the connection's queue */
+	struct conn *conn;
+	void *ctx;                 /* the server's handler argument */
+	uint8_t *frame;            /* owned: the request bytes after the size */
+	size_t frame_len;
+	int16_t api_key;
+	int16_t api_version;
+	int32_t correlation_id;
+	kstr client_id;            /* view into frame */
+	struct kreader body;       /* positioned after the request header */
+	struct arena arena;        /* decoded structures; freed with the request */
+	struct kbuf resp;          /* response frame: the server writes the
+				      size and header, the handler appends the
+				      body */
+	bool done;
+	bool no_reply;
+	void *state;               /* handler's async state */
+};
+
+/* Called for each request. The handler eventually calls exactly one of
+ * request_respond / request_no_reply / request_fail_close, at once or
+ * later from the loop. */
+typedef void (*server_handle_fn)(struct request *req);
+
+struct server_config {
+	const char *host;
+	int port;
+	size_t connections_max;
+};
+
+int server_start(uv_loop_t *loop, const struct server_config *cfg,
+		 server_handle_fn handle, void *ctx, struct server **out);
+/* Stop accepting new connections (existing ones keep working). */
+void server_stop_listening(struct server *s);
+/* Close every connection and free the server once they are closed. */
+void server_close(struct server *s);
+/* Backpressure from the write path: while paused, no connection reads
+ * further requests. */
+void server_pause_reads(struct server *s);
+void server_resume_reads(struct server *s);
+size_t server_connection_count(const struct server *s);
+
+/* Prepare req->resp for a response header of the given version
+ * (0: correlation id; 1: plus empty tagged fields). The dispatcher calls
+ * this before the handler. */
+void request_begin_response(struct request *req, int header_version);
+/* The body is complete: queue the response. */
+void request_respond(struct request *req);
+/* acks=0 produce: finish without a response. */
+void request_no_reply(struct request *req);
+/* A protocol error: close the connection (after earlier responses). */
+void request_fail_close(struct request *req);
+/* False once the client has gone; an async handler may then skip work. */
+bool request_conn_open(const struct request *req);
+/* The peer's address as text, for logs. */
+const char *request_peer(const struct request *req);
+
+#endif

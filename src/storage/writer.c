@@ -1,0 +1,375 @@
+/* writer.c — the open object, sealing, and the one-at-a-time flush
+ * pipeline: encode + write + commit on a pool thread, answers on the loop.
+ */
+#include "storage/writer.h"
+
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+#include "storage/object.h"
+
+struct pending {
+	int64_t tid;
+	uint8_t topic_id[16];
+	int32_t partition;
+	uint32_t seq;         /* append order, to keep sorting stable */
+	size_t data_offset;   /* in sealed->data */
+	uint32_t length;
+	struct batch_info info;
+	writer_done_fn done;
+	void *arg;
+};
+
+struct sealed {
+	struct sealed *next;
+	struct writer *w;
+	uv_work_t work;
+	char key[META_OBJECT_KEY_BYTES];
+	struct kbuf data;           /* batches in append order */
+	struct pending *items;
+	size_t count, cap;
+	struct kbuf object;         /* encoded on the pool thread */
+	struct meta_commit_batch *commits; /* in object order */
+	size_t *commit_item;        /* commits[i] belongs to items[commit_item[i]] */
+	int64_t first_append_ms;
+	int err;
+};
+
+struct writer {
+	uv_loop_t *loop;
+	struct objstore *store;
+	struct meta *meta;
+	struct writer_config cfg;
+	writer_commit_hook hook;
+	void *hook_arg;
+	void (*drain_fn)(void *);
+	void *drain_arg;
+
+	struct sealed *open;
+	struct sealed *queue_head, *queue_tail; /* sealed; head may be flushing */
+	bool flushing;
+	uv_timer_t timer;
+	size_t buffered;
+	uint32_t seq;
+	uint64_t agent_nonce;
+	uint64_t object_counter;
+	struct writer_stats stats;
+};
+
+static int64_t now_ms(void)
+{
+	return clock_mono_us() / 1000;
+}
+
+static struct sealed *sealed_new(struct writer *w)
+{
+	struct sealed *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->w = w;
+	kbuf_init(&s->data);
+	kbuf_init(&s->object);
+	return s;
+}
+
+static void sealed_free(struct sealed *s)
+{
+	kbuf_free(&s->data);
+	kbuf_free(&s->object);
+	free(s->items);
+	free(s->commits);
+	free(s->commit_item);
+	free(s);
+}
+
+int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
+	       const struct writer_config *cfg, writer_commit_hook hook,
+	       void *hook_arg, struct writer **out)
+{
+	struct writer *w = calloc(1, sizeof *w);
+	if (!w)
+		return SL_ENOMEM;
+	w->loop = loop;
+	w->store = store;
+	w->meta = meta;
+	w->cfg = *cfg;
+	w->hook = hook;
+	w->hook_arg = hook_arg;
+	if (getrandom(&w->agent_nonce, sizeof w->agent_nonce, 0) != sizeof w->agent_nonce)
+		w->agent_nonce = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
+	uv_timer_init(loop, &w->timer);
+	w->timer.data = w;
+	*out = w;
+	return 0;
+}
+
+void writer_set_drain_hook(struct writer *w, void (*fn)(void *), void *arg)
+{
+	w->drain_fn = fn;
+	w->drain_arg = arg;
+}
+
+size_t writer_buffered_bytes(const struct writer *w)
+{
+	return w->buffered;
+}
+
+int writer_idle(const struct writer *w)
+{
+	return !w->open && !w->queue_head && !w->flushing;
+}
+
+void writer_get_stats(const struct writer *w, struct writer_stats *out)
+{
+	*out = w->stats;
+}
+
+static void start_next(struct writer *w);
+
+/* Move the open object to the flush queue. */
+static void seal(struct writer *w)
+{
+	struct sealed *s = w->open;
+	if (!s)
+		return;
+	w->open = NULL;
+	uv_timer_stop(&w->timer);
+	/* Unique and never reused: wall time, a random per-process nonce and a
+	 * counter (invariant 3). */
+	snprintf(s->key, sizeof s->key, "objects/%013" PRId64 "-%016" PRIx64 "-%08" PRIx64 ".obj",
+		 clock_wall_ms(), w->agent_nonce, ++w->object_counter);
+	if (w->queue_tail)
+		w->queue_tail->next = s;
+	else
+		w->queue_head = s;
+	w->queue_tail = s;
+}
+
+static int cmp_pending(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Pool thread: group by partition, encode, write, commit. */
+static void flush_work(uv_work_t *req)
+{
+	struct sealed *s = req->data;
+	struct writer *w = s->w;
+	size_t n = s->count;
+	struct object_entry *entries = calloc(n ? n : 1, sizeof *entries);
+	const uint8_t **data = calloc(n ? n : 1, sizeof *data);
+	s->commits = calloc(n ? n : 1, sizeof *s->commits);
+	s->commit_item = calloc(n ? n : 1, sizeof *s->commit_item);
+	if (!entries || !data || !s->commits || !s->commit_item || s->data.oom) {
+		s->err = SL_ENOMEM;
+		goto out_free;
+	}
+	qsort(s->items, n, sizeof *s->items, cmp_pending);
+	for (size_t i = 0; i < n; i++) {
+		const struct pending *p = &s->items[i];
+		memcpy(entries[i].topic_id, p->topic_id, 16);
+		entries[i].partition = p->partition;
+		entries[i].length = p->length;
+		entries[i].record_count = p->info.record_count;
+		data[i] = s->data.data + p->data_offset;
+	}
+	s->err = object_encode(&s->object, entries, data, n);
+	if (s->err)
+		goto out_free;
+	kbuf_free(&s->data); /* the object now holds the bytes */
+	for (size_t i = 0; i < n; i++) {
+		const struct pending *p = &s->items[i];
+		struct meta_commit_batch *c = &s->commits[i];
+		c->tid = p->tid;
+		c->partition = p->partition;
+		c->byte_offset = entries[i].byte_offset;
+		c->length = p->length;
+		c->record_count = p->info.record_count;
+		c->last_offset_delta = p->info.last_offset_delta;
+		c->max_timestamp = p->info.max_timestamp;
+		c->producer_id = p->info.producer_id;
+		c->producer_epoch = p->info.producer_epoch;
+		c->base_sequence = p->info.base_sequence;
+		c->last_sequence = p->info.base_sequence < 0 ? -1
+			: (int32_t)((p->info.base_sequence + (int64_t)p->info.last_offset_delta) & INT32_MAX);
+		s->commit_item[i] = i;
+	}
+	s->err = objstore_put(w->store, s->key, s->object.data, s->object.len);
+	if (s->err) {
+		log_error("writing object %s failed: %s", s->key, sl_strerror(s->err));
+		s->err = SL_ESTORE;
+		goto out_free;
+	}
+	s->err = meta_commit_object(w->meta, s->key, s->object.len, s->commits, n);
+	if (s->err) {
+		log_error("committing object %s failed: %s", s->key, sl_strerror(s->err));
+		s->err = SL_EMETA;
+	}
+out_free:
+	free(entries);
+	free(data);
+}
+
+static void flush_done(uv_work_t *req, int status)
+{
+	struct sealed *s = req->data;
+	struct writer *w = s->w;
+	w->queue_head = s->next;
+	if (!w->queue_head)
+		w->queue_tail = NULL;
+	w->flushing = false;
+	if (status != 0 && !s->err)
+		s->err = SL_EIO;
+
+	if (!s->err) {
+		w->stats.objects_written++;
+		w->stats.bytes_written += s->object.len;
+		w->stats.batches_committed += s->count;
+		struct writer_committed *cb = calloc(s->count ? s->count : 1, sizeof *cb);
+		size_t k = 0;
+		for (size_t i = 0; cb && i < s->count; i++) {
+			const struct meta_commit_batch *c = &s->commits[i];
+			if (c->base_offset < 0)
+				continue;
+			cb[k].tid = c->tid;
+			cb[k].partition = c->partition;
+			cb[k].base_offset = c->base_offset;
+			cb[k].last_offset = c->base_offset + c->last_offset_delta;
+			k++;
+		}
+		if (w->hook && cb) {
+			uint8_t *obj = s->object.data;
+			w->hook(w->hook_arg, s->key, &obj, s->object.len, cb, k);
+			if (!obj) /* the hook kept the bytes */
+				kbuf_init(&s->object);
+		}
+		free(cb);
+	} else {
+		w->stats.flush_errors++;
+	}
+	for (size_t i = 0; i < s->count; i++) {
+		const struct pending *p = &s->items[s->commit_item ? s->commit_item[i] : i];
+		w->buffered -= p->length;
+		if (s->err)
+			p->done(p->arg, s->err, -1);
+		else if (s->commits[i].base_offset < 0)
+			p->done(p->arg, SL_ENOTFOUND, -1);
+		else
+			p->done(p->arg, 0, s->commits[i].base_offset);
+	}
+	sealed_free(s);
+
+	/* The open object waited while this flush ran: seal it if its time
+	 * has come (group commit). */
+	if (w->open && (w->open->data.len >= w->cfg.flush_bytes ||
+			now_ms() - w->open->first_append_ms >= w->cfg.flush_interval_ms))
+		seal(w);
+	start_next(w);
+	if (w->drain_fn)
+		w->drain_fn(w->drain_arg);
+}
+
+static void start_next(struct writer *w)
+{
+	if (w->flushing || !w->queue_head)
+		return;
+	w->flushing = true;
+	w->queue_head->work.data = w->queue_head;
+	int rc = uv_queue_work(w->loop, &w->queue_head->work, flush_work, flush_done);
+	if (rc != 0) {
+		/* Cannot happen with a valid loop; fail loudly rather than hang. */
+		log_error("uv_queue_work: %s", uv_strerror(rc));
+		abort();
+	}
+}
+
+static void timer_fired(uv_timer_t *t)
+{
+	struct writer *w = t->data;
+	if (!w->flushing) {
+		seal(w);
+		start_next(w);
+	}
+	/* else: flush_done seals it when the running flush completes. */
+}
+
+int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
+		  int32_t partition, const uint8_t *batch,
+		  const struct batch_info *info, writer_done_fn done, void *arg)
+{
+	size_t len = batch_total_bytes(info);
+	if (w->buffered + len > w->cfg.buffered_bytes_max)
+		return SL_EBUSY;
+	if (!w->open) {
+		w->open = sealed_new(w);
+		if (!w->open)
+			return SL_ENOMEM;
+		w->open->first_append_ms = now_ms();
+		uv_timer_start(&w->timer, timer_fired, (uint64_t)w->cfg.flush_interval_ms, 0);
+	}
+	struct sealed *s = w->open;
+	if (s->count == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		struct pending *items = realloc(s->items, cap * sizeof *items);
+		if (!items)
+			return SL_ENOMEM;
+		s->items = items;
+		s->cap = cap;
+	}
+	size_t off = s->data.len;
+	kbuf_put(&s->data, batch, len);
+	if (s->data.oom)
+		return SL_ENOMEM;
+	struct pending *p = &s->items[s->count++];
+	p->tid = tid;
+	memcpy(p->topic_id, topic_id, 16);
+	p->partition = partition;
+	p->seq = w->seq++;
+	p->data_offset = off;
+	p->length = (uint32_t)len;
+	p->info = *info;
+	p->done = done;
+	p->arg = arg;
+	w->buffered += len;
+	if (s->data.len >= w->cfg.flush_bytes || s->count >= SL_OBJECT_BATCHES_MAX) {
+		seal(w);
+		start_next(w);
+	}
+	return 0;
+}
+
+void writer_flush_now(struct writer *w)
+{
+	seal(w);
+	start_next(w);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+void writer_free(struct writer *w)
+{
+	if (!w)
+		return;
+	uv_timer_stop(&w->timer);
+	uv_close((uv_handle_t *)&w->timer, timer_closed);
+}

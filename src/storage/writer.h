@@ -1,0 +1,78 @@
+/* writer.h — the write path: the agent's one open object, sealing, and
+ * the flush pipeline (write the object durably, then commit its batches
+ * in one metadata transaction, in seal order).
+ *
+ * Loop thread API. The object write and the commit run on libuv's thread
+ * pool, one sealed object at a time, so commits happen in seal order
+ * (invariant 6) and an append is answered only after both (invariant 1).
+ * While one object is being flushed the next keeps filling, so the object
+ * size adapts to the store's latency (group commit). */
+#ifndef SLUICE_WRITER_H
+#define SLUICE_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "storage/batch.h"
+
+struct writer;
+struct objstore;
+struct meta;
+
+/* Called on the loop thread when an appended batch is committed (err 0,
+ * base_offset assigned) or has failed (err < 0: SL_ESTORE, SL_EMETA;
+ * SL_ENOTFOUND when its partition was deleted before the commit). */
+typedef void (*writer_done_fn)(void *arg, int err, int64_t base_offset);
+
+/* One committed batch, as reported to the commit hook. */
+struct writer_committed {
+	int64_t tid;
+	int32_t partition;
+	int64_t base_offset;
+	int64_t last_offset;
+};
+
+/* Called on the loop thread after each successful commit, before the
+ * appenders' callbacks: object is the sealed object's bytes, which the
+ * hook may keep (it then owns them and sets *object to NULL). */
+typedef void (*writer_commit_hook)(void *arg, const char *object_key,
+				   uint8_t **object, size_t object_len,
+				   const struct writer_committed *batches, size_t n);
+
+struct writer_config {
+	int64_t flush_interval_ms;
+	size_t flush_bytes;
+	size_t buffered_bytes_max;  /* appends fail with SL_EBUSY above it */
+};
+
+int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
+	       const struct writer_config *cfg, writer_commit_hook hook,
+	       void *hook_arg, struct writer **out);
+/* Copy one validated batch into the open object. Returns 0 (done will be
+ * called exactly once later), SL_EBUSY when buffered bytes exceed the
+ * limit, or SL_ENOMEM (done is not called). */
+int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
+		  int32_t partition, const uint8_t *batch,
+		  const struct batch_info *info, writer_done_fn done, void *arg);
+/* Bytes appended and not yet committed or failed. */
+size_t writer_buffered_bytes(const struct writer *w);
+/* Seal the open object now (if not empty); used on shutdown. */
+void writer_flush_now(struct writer *w);
+/* True when nothing is open, sealed or being written. */
+int writer_idle(const struct writer *w);
+/* Called when buffered bytes drop back under the limit after SL_EBUSY,
+ * and when the writer becomes idle. */
+void writer_set_drain_hook(struct writer *w, void (*fn)(void *arg), void *arg);
+/* Stops the timer; the writer must be idle. */
+void writer_free(struct writer *w);
+
+struct writer_stats {
+	uint64_t objects_written;
+	uint64_t bytes_written;
+	uint64_t batches_committed;
+	uint64_t flush_errors;
+};
+void writer_get_stats(const struct writer *w, struct writer_stats *out);
+
+#endif

@@ -1,0 +1,176 @@
+/* inspect_cmd.c — `sluice inspect object` and `sluice inspect partition`. */
+#include "tools/inspect_cmd.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+#include "storage/inspect.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage:\n"
+		"  sluice inspect object [-v] FILE              dump an object file\n"
+		"  sluice inspect object [-v] --store URL KEY   dump an object of a store\n"
+		"  sluice inspect partition [--meta URL | --data DIR] TOPIC PARTITION\n"
+		"                                               dump a partition's batch rows\n"
+		"-v (twice for records) prints more.\n");
+}
+
+static int read_file(const char *path, uint8_t **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return SL_ENOTFOUND;
+	size_t cap = 1 << 16, n = 0;
+	uint8_t *buf = malloc(cap);
+	size_t got;
+	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			uint8_t *b = realloc(buf, cap * 2);
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = b;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (!buf)
+		return SL_ENOMEM;
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int inspect_object_cmd(int argc, char **argv)
+{
+	int verbosity = 1;
+	const char *store_url = NULL, *target = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "-v"))
+			verbosity++;
+		else if (!strcmp(argv[i], "-vv"))
+			verbosity += 2;
+		else if (!strcmp(argv[i], "--store") && i + 1 < argc)
+			store_url = argv[++i];
+		else if (!target)
+			target = argv[i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!target) {
+		usage(stderr);
+		return 2;
+	}
+	int rc;
+	if (store_url) {
+		struct objstore *s;
+		if (objstore_open(store_url, &s) != 0)
+			return 1;
+		rc = inspect_object_key(stdout, s, target, verbosity);
+		objstore_close(s);
+	} else {
+		uint8_t *obj;
+		size_t len;
+		rc = read_file(target, &obj, &len);
+		if (rc) {
+			fprintf(stderr, "sluice: cannot read %s: %s\n", target, sl_strerror(rc));
+			return 1;
+		}
+		rc = inspect_object(stdout, obj, len, verbosity);
+		free(obj);
+	}
+	return rc ? 1 : 0;
+}
+
+static int inspect_partition_cmd(int argc, char **argv)
+{
+	char meta_url[1100] = "sqlite:./data/meta.db";
+	const char *topic = NULL, *part = NULL;
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--meta") && i + 1 < argc)
+			snprintf(meta_url, sizeof meta_url, "%s", argv[++i]);
+		else if (!strcmp(argv[i], "--data") && i + 1 < argc)
+			snprintf(meta_url, sizeof meta_url, "sqlite:%s/meta.db", argv[++i]);
+		else if (!topic)
+			topic = argv[i];
+		else if (!part)
+			part = argv[i];
+		else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (!topic || !part) {
+		usage(stderr);
+		return 2;
+	}
+	int32_t partition = atoi(part);
+	struct meta *m;
+	if (meta_open(meta_url, &m) != 0)
+		return 1;
+	struct meta_topic *topics;
+	size_t n;
+	int status = 1;
+	if (meta_topic_list(m, &topics, &n) != 0)
+		goto out_close;
+	struct meta_topic *t = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(topics[i].name, topic))
+			t = &topics[i];
+	struct meta_partition p;
+	if (!t || meta_partition_get(m, t->tid, partition, &p) != 0) {
+		fprintf(stderr, "sluice: no partition %s-%d in %s\n", topic, partition, meta_url);
+		goto out_free_topics;
+	}
+	printf("topic %s partition %d: log start offset %" PRId64 ", high watermark %" PRId64 "\n",
+	       topic, partition, p.log_start_offset, p.high_watermark);
+	printf("%12s %12s %8s %22s %12s %8s  %s\n", "base_offset", "last_offset", "records",
+	       "max_timestamp", "byte_offset", "length", "object");
+	int64_t offset = 0;
+	for (;;) {
+		struct meta_batch_row rows[256];
+		size_t got = 0;
+		if (meta_batches_from(m, t->tid, partition, offset, 256, rows, &got) != 0)
+			goto out_free_topics;
+		for (size_t i = 0; i < got; i++)
+			printf("%12" PRId64 " %12" PRId64 " %8d %22" PRId64 " %12" PRIu64 " %8u  %s\n",
+			       rows[i].base_offset, rows[i].last_offset, rows[i].record_count,
+			       rows[i].max_timestamp, rows[i].byte_offset, rows[i].length,
+			       rows[i].object_key);
+		if (got < 256)
+			break;
+		offset = rows[got - 1].last_offset + 1;
+	}
+	status = 0;
+out_free_topics:
+	meta_topics_free(topics, n);
+out_close:
+	meta_close(m);
+	return status;
+}
+
+int inspect_cmd(int argc, char **argv)
+{
+	if (argc < 1 || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
+		usage(argc < 1 ? stderr : stdout);
+		return argc < 1 ? 2 : 0;
+	}
+	if (!strcmp(argv[0], "object"))
+		return inspect_object_cmd(argc - 1, argv + 1);
+	if (!strcmp(argv[0], "partition"))
+		return inspect_partition_cmd(argc - 1, argv + 1);
+	usage(stderr);
+	return 2;
+}
