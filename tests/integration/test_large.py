@@ -55,3 +55,34 @@ def test_large_messages(broker):
                             **{"fetch.message.max.bytes": 1024,
                                "fetch.max.bytes": 1024 * 1024})
     assert got2 == got
+
+
+def test_null_key_value_and_header(broker):
+    """Null keys, null values (tombstones) and null header values survive;
+    read with kafka-python, since confluent-kafka 1.7's consumer crashes on
+    null header values (a client bug, not the broker's)."""
+    from kafka import KafkaConsumer, TopicPartition
+    topic = util.create_topic(broker.bootstrap, util.topic_name("nul"), 1)
+    recs = [(None, b"no-key", []), (b"tomb", None, []),
+            (b"h", b"v", [("null", None), ("empty", b""), ("x", b"y")]),
+            (None, None, [("only", None)])]
+    s = kproto.connect(broker.bootstrap)
+    res = kproto.produce_v3(s, {topic: {0: kproto.record_batch(
+        recs, base_ts=1700000000000)}})
+    s.close()
+    assert res[(topic, 0)] == (0, 0), res
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None,
+                      enable_auto_commit=False, fetch_max_wait_ms=100)
+    tp = TopicPartition(topic, 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    got = []
+    for _ in range(50):
+        for _, rs in c.poll(timeout_ms=200).items():
+            got += [(r.offset, r.key, r.value, list(r.headers), r.timestamp)
+                    for r in rs]
+        if len(got) >= len(recs):
+            break
+    c.close()
+    assert got == [(i, k, v, h, 1700000000000)
+                   for i, (k, v, h) in enumerate(recs)]
