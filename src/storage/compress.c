@@ -103,6 +103,13 @@ static int sink_commit(struct sink *s, size_t produced)
 	return 0;
 }
 
+/* Where the next bytes go once sink_reserve made room; never NULL, even
+ * for zero bytes into a still unallocated buffer. */
+static uint8_t *sink_tail(struct sink *s)
+{
+	return s->out->data ? s->out->data + s->out->len : s->scratch;
+}
+
 /* ---- gzip ---- */
 
 static int decompress_gzip(const uint8_t *in, size_t in_len, struct sink *s)
@@ -181,7 +188,7 @@ static int snappy_block(const uint8_t *in, size_t in_len, struct sink *s)
 		return rc;
 	size_t out_len = ulen;
 	if (snappy_uncompress((const char *)in, in_len,
-			      (char *)s->out->data + s->out->len, &out_len) != SNAPPY_OK ||
+			      (char *)sink_tail(s), &out_len) != SNAPPY_OK ||
 	    out_len != ulen)
 		return SL_EPROTO;
 	s->out->len += out_len;
@@ -274,7 +281,7 @@ static int decompress_zstd(const uint8_t *in, size_t in_len, struct sink *s)
 		rc = sink_reserve(s, (size_t)content);
 		if (rc)
 			goto out_free_ctx;
-		size_t r = ZSTD_decompressDCtx(dctx, s->out->data + s->out->len,
+		size_t r = ZSTD_decompressDCtx(dctx, sink_tail(s),
 					       (size_t)content, in, in_len);
 		if (ZSTD_isError(r) || r != content)
 			rc = SL_EPROTO;
