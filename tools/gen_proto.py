@@ -923,7 +923,7 @@ PRELUDE_C = r'''
 
 /* A compact length is an unsigned varint holding length + 1; more than
  * INT32_MAX + 1 cannot be a valid length. */
-static int64_t kmsg__read_compact_len(struct kreader *r)
+__attribute__((unused)) static int64_t kmsg__read_compact_len(struct kreader *r)
 {
 	uint64_t u = kreader_uvarint(r);
 
@@ -936,7 +936,7 @@ static int64_t kmsg__read_compact_len(struct kreader *r)
 	return (int64_t)u - 1;
 }
 
-static void kmsg__read_str(struct kreader *r, bool flex, bool nullable, kstr *out)
+__attribute__((unused)) static void kmsg__read_str(struct kreader *r, bool flex, bool nullable, kstr *out)
 {
 	int64_t n = flex ? kmsg__read_compact_len(r) : kreader_i16(r);
 	const uint8_t *p;
@@ -957,7 +957,7 @@ static void kmsg__read_str(struct kreader *r, bool flex, bool nullable, kstr *ou
 	out->len = (int32_t)n;
 }
 
-static void kmsg__read_bytes(struct kreader *r, bool flex, bool nullable, kbytes *out)
+__attribute__((unused)) static void kmsg__read_bytes(struct kreader *r, bool flex, bool nullable, kbytes *out)
 {
 	int64_t n = flex ? kmsg__read_compact_len(r) : kreader_i32(r);
 	const uint8_t *p;
@@ -981,7 +981,7 @@ static void kmsg__read_bytes(struct kreader *r, bool flex, bool nullable, kbytes
 /* Reads an array count: -1 for null (only when nullable), else 0..n where
  * n elements of at least elem_min bytes fit in what is left and n is at
  * most SL_ARRAY_COUNT_MAX. On error sets r->err and returns 0. */
-static int32_t kmsg__read_count(struct kreader *r, bool flex, bool nullable, size_t elem_min)
+__attribute__((unused)) static int32_t kmsg__read_count(struct kreader *r, bool flex, bool nullable, size_t elem_min)
 {
 	int64_t n = flex ? kmsg__read_compact_len(r) : kreader_i32(r);
 
@@ -1000,7 +1000,7 @@ bad:
 	return 0;
 }
 
-static void kmsg__read_uuid(struct kreader *r, uint8_t out[16])
+__attribute__((unused)) static void kmsg__read_uuid(struct kreader *r, uint8_t out[16])
 {
 	const uint8_t *p = kreader_take(r, 16);
 
@@ -1009,7 +1009,7 @@ static void kmsg__read_uuid(struct kreader *r, uint8_t out[16])
 }
 
 /* Reads one tagged field's tag and size and hands its bytes to *sub. */
-static int kmsg__read_tag(struct kreader *r, uint64_t *tag, struct kreader *sub)
+__attribute__((unused)) static int kmsg__read_tag(struct kreader *r, uint64_t *tag, struct kreader *sub)
 {
 	uint64_t size;
 	const uint8_t *p;
@@ -1028,7 +1028,7 @@ static int kmsg__read_tag(struct kreader *r, uint64_t *tag, struct kreader *sub)
 /* Writers. A null where the version does not allow one is written as
  * empty, so the peer never sees a null it cannot parse. A classic string
  * longer than INT16_MAX is cut (handlers never build one). */
-static void kmsg__write_str(struct kbuf *b, bool flex, bool nullable, kstr s)
+__attribute__((unused)) static void kmsg__write_str(struct kbuf *b, bool flex, bool nullable, kstr s)
 {
 	if (s.len < 0) {
 		if (!nullable)
@@ -1049,7 +1049,7 @@ static void kmsg__write_str(struct kbuf *b, bool flex, bool nullable, kstr s)
 	kbuf_put(b, s.ptr, (size_t)s.len);
 }
 
-static void kmsg__write_bytes(struct kbuf *b, bool flex, bool nullable, kbytes s)
+__attribute__((unused)) static void kmsg__write_bytes(struct kbuf *b, bool flex, bool nullable, kbytes s)
 {
 	if (s.len < 0) {
 		if (!nullable)
@@ -1068,7 +1068,7 @@ static void kmsg__write_bytes(struct kbuf *b, bool flex, bool nullable, kbytes s
 	kbuf_put(b, s.ptr, (size_t)s.len);
 }
 
-static void kmsg__write_count(struct kbuf *b, bool flex, bool nullable, int32_t n)
+__attribute__((unused)) static void kmsg__write_count(struct kbuf *b, bool flex, bool nullable, int32_t n)
 {
 	if (n < 0 && !nullable)
 		n = 0;
@@ -1081,7 +1081,7 @@ static void kmsg__write_count(struct kbuf *b, bool flex, bool nullable, int32_t 
 }
 
 /* Appends one tagged field (tag, size, bytes) and frees t. */
-static void kmsg__put_tagged(struct kbuf *b, uint32_t tag, struct kbuf *t)
+__attribute__((unused)) static void kmsg__put_tagged(struct kbuf *b, uint32_t tag, struct kbuf *t)
 {
 	if (t->oom)
 		b->oom = true;
@@ -1106,21 +1106,21 @@ __attribute__((unused)) static bool kmsg__str_is(kstr s, const char *lit, size_t
 
 /* ---- test helpers ---- */
 
-static bool kmsg__kstr_same(kstr x, kstr y)
+__attribute__((unused)) static bool kmsg__kstr_same(kstr x, kstr y)
 {
 	if (x.len != y.len)
 		return false;
 	return x.len <= 0 || memcmp(x.ptr, y.ptr, (size_t)x.len) == 0;
 }
 
-static bool kmsg__kbytes_same(kbytes x, kbytes y)
+__attribute__((unused)) static bool kmsg__kbytes_same(kbytes x, kbytes y)
 {
 	if (x.len != y.len)
 		return false;
 	return x.len <= 0 || memcmp(x.ptr, y.ptr, (size_t)x.len) == 0;
 }
 
-static uint32_t kmsg__rand(uint32_t *seed)
+__attribute__((unused)) static uint32_t kmsg__rand(uint32_t *seed)
 {
 	/* xorshift32: deterministic, never 0 once seeded non-zero */
 	uint32_t x = *seed ? *seed : 0x9e3779b9u;
@@ -1132,13 +1132,13 @@ static uint32_t kmsg__rand(uint32_t *seed)
 	return x;
 }
 
-static void kmsg__fill_uuid(uint8_t u[16], uint32_t *seed)
+__attribute__((unused)) static void kmsg__fill_uuid(uint8_t u[16], uint32_t *seed)
 {
 	for (int i = 0; i < 16; i++)
 		u[i] = (uint8_t)kmsg__rand(seed);
 }
 
-static void kmsg__fill_str(kstr *s, bool nullable, struct arena *a, uint32_t *seed)
+__attribute__((unused)) static void kmsg__fill_str(kstr *s, bool nullable, struct arena *a, uint32_t *seed)
 {
 	uint32_t n = kmsg__rand(seed) % 7;
 	char *p;
@@ -1157,7 +1157,7 @@ static void kmsg__fill_str(kstr *s, bool nullable, struct arena *a, uint32_t *se
 	*s = (kstr){ p, (int32_t)n };
 }
 
-static void kmsg__fill_bytes(kbytes *s, bool nullable, struct arena *a, uint32_t *seed)
+__attribute__((unused)) static void kmsg__fill_bytes(kbytes *s, bool nullable, struct arena *a, uint32_t *seed)
 {
 	uint32_t n = kmsg__rand(seed) % 9;
 	uint8_t *p;
@@ -1176,7 +1176,7 @@ static void kmsg__fill_bytes(kbytes *s, bool nullable, struct arena *a, uint32_t
 	*s = (kbytes){ p, (int32_t)n };
 }
 
-static int32_t kmsg__fill_count(bool nullable, uint32_t *seed)
+__attribute__((unused)) static int32_t kmsg__fill_count(bool nullable, uint32_t *seed)
 {
 	if (nullable && kmsg__rand(seed) % 5 == 0)
 		return -1;
