@@ -105,15 +105,15 @@ void api_handle(struct request *req)
 		request_respond(req);
 		return;
 	}
-	bool flexible = row->first_flexible >= 0 && req->api_version >= row->first_flexible;
 	struct proto_req_header h;
-	if (proto_req_header_decode(&req->body, &h, flexible ? 2 : 1) != 0) {
+	if (proto_req_header_decode(&req->body, &h,
+				    proto_req_header_version(req->api_key, req->api_version)) != 0) {
 		log_warn("%s: malformed request header; closing", request_peer(req));
 		request_fail_close(req);
 		return;
 	}
 	req->client_id = h.client_id;
-	int resp_header = (flexible && req->api_key != KMSG_API_VERSIONS_KEY) ? 1 : 0;
+	int resp_header = proto_resp_header_version(req->api_key, req->api_version);
 	request_begin_response(req, resp_header);
 	log_debug("%s: %s v%d corr %d", request_peer(req), row->name, req->api_version,
 		  req->correlation_id);

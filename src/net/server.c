@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "proto/header.h"
 
 #define READ_CHUNK_BYTES (64 * 1024)
 
@@ -119,9 +120,7 @@ void request_begin_response(struct request *req, int header_version)
 {
 	req->resp.len = 0;
 	kbuf_put_i32(&req->resp, 0); /* size, patched when sent */
-	kbuf_put_i32(&req->resp, req->correlation_id);
-	if (header_version >= 1)
-		kbuf_put_uvarint(&req->resp, 0); /* no tagged fields */
+	proto_resp_header_encode(&req->resp, req->correlation_id, header_version);
 }
 
 void request_respond(struct request *req)
