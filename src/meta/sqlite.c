@@ -1,0 +1,1111 @@
+/* sqlite.c — the embedded metadata store: SQLite behind meta.h.
+ *
+ * Owns the schema (docs/metadata-schema.md), its creation and version
+ * check, and two connections to one database file in WAL mode:
+ *   - "loop": every call except commit_object (the event loop thread);
+ *   - "commit": commit_object only (one worker thread at a time).
+ * WAL lets the loop connection read while the commit connection holds the
+ * write lock and fsyncs, so a commit never blocks a fetch. Each connection
+ * is opened NOMUTEX and guarded by its own pthread mutex, which also
+ * protects its cached prepared statements; a caller that breaks the
+ * thread model is serialized rather than corrupted.
+ *
+ * synchronous=FULL: a commit that returned 0 survives power loss
+ * (invariant 1). Writers use BEGIN IMMEDIATE so two writers wait for
+ * each other (busy_timeout) instead of failing on a lock upgrade. */
+#define _GNU_SOURCE /* qsort_r */
+#include "meta/meta.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+
+int meta_sqlite_open(const char *path, struct meta **out);
+
+#define SCHEMA_VERSION 1
+#define BUSY_TIMEOUT_MS 5000
+
+/* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
+ * AUTOINCREMENT: a tid or oid is never reused, so a commit still holding
+ * a deleted topic's tid can never land in a new topic of the same name. No
+ * foreign keys: deletes are done explicitly in topic_delete, and the
+ * hot path (one batch row per produced batch) pays for no checks. */
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS topics ("
+	" tid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT UNIQUE NOT NULL,"
+	" uuid BLOB NOT NULL UNIQUE CHECK (length(uuid) = 16),"
+	" partition_count INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS topic_configs ("
+	" tid INTEGER NOT NULL,"
+	" name TEXT NOT NULL,"
+	" value TEXT NOT NULL,"
+	" PRIMARY KEY (tid, name));"
+	"CREATE TABLE IF NOT EXISTS partitions ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" log_start_offset INTEGER NOT NULL,"
+	" high_watermark INTEGER NOT NULL,"
+	" PRIMARY KEY (tid, partition)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS objects ("
+	" oid INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" key TEXT UNIQUE NOT NULL,"
+	" size INTEGER NOT NULL,"
+	" live_bytes INTEGER NOT NULL,"
+	" state TEXT NOT NULL CHECK (state IN ('live', 'deleting')),"
+	" created_ms INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS batches ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" base_offset INTEGER NOT NULL,"
+	" last_offset INTEGER NOT NULL,"
+	" oid INTEGER NOT NULL,"
+	" byte_offset INTEGER NOT NULL,"
+	" length INTEGER NOT NULL,"
+	" record_count INTEGER NOT NULL,"
+	" max_timestamp INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" producer_epoch INTEGER NOT NULL,"
+	" base_sequence INTEGER NOT NULL,"
+	" last_sequence INTEGER NOT NULL,"
+	" PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS group_offsets ("
+	" group_id TEXT NOT NULL,"
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" committed_offset INTEGER NOT NULL,"
+	" leader_epoch INTEGER NOT NULL,"
+	" metadata TEXT,"
+	" commit_timestamp_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (group_id, tid, partition)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS producer_ids ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" next_producer_id INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO producer_ids (id, next_producer_id) VALUES (1, 0);"
+	"CREATE TABLE IF NOT EXISTS agents ("
+	" agent_id INTEGER PRIMARY KEY,"
+	" host TEXT NOT NULL,"
+	" port INTEGER NOT NULL,"
+	" heartbeat_ms INTEGER NOT NULL);";
+
+enum stmt {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_TOPIC_ID_BY_NAME,
+	ST_TOPIC_INSERT,
+	ST_TOPIC_COUNT,
+	ST_TOPIC_SET_COUNT,
+	ST_TOPIC_LIST,
+	ST_TOPIC_DELETE,
+	ST_CONFIG_LIST,
+	ST_CONFIG_UPSERT,
+	ST_CONFIG_DELETE,
+	ST_CONFIG_DELETE_TOPIC,
+	ST_PARTITION_INSERT,
+	ST_PARTITION_GET,
+	ST_PARTITION_LIST,
+	ST_PARTITION_SET_LOG_START,
+	ST_PARTITION_SET_HWM,
+	ST_PARTITION_DELETE_TOPIC,
+	ST_OBJECT_INSERT,
+	ST_OBJECT_SET_LIVE,
+	ST_OBJECT_SUBTRACT_TOPIC,
+	ST_BATCH_INSERT,
+	ST_BATCH_DELETE_TOPIC,
+	ST_BATCHES_FROM,
+	ST_OFFSET_FOR_TIMESTAMP,
+	ST_MAX_TIMESTAMP,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_TOPIC_ID_BY_NAME] = "SELECT tid FROM topics WHERE name = ?1",
+	[ST_TOPIC_INSERT] = "INSERT INTO topics (name, uuid, partition_count, created_ms)"
+		" VALUES (?1, ?2, ?3, ?4)",
+	[ST_TOPIC_COUNT] = "SELECT partition_count FROM topics WHERE tid = ?1",
+	[ST_TOPIC_SET_COUNT] = "UPDATE topics SET partition_count = ?2 WHERE tid = ?1",
+	[ST_TOPIC_LIST] = "SELECT tid, name, uuid, partition_count FROM topics ORDER BY tid",
+	[ST_TOPIC_DELETE] = "DELETE FROM topics WHERE tid = ?1",
+	[ST_CONFIG_LIST] = "SELECT tid, name, value FROM topic_configs ORDER BY tid, name",
+	[ST_CONFIG_UPSERT] = "INSERT INTO topic_configs (tid, name, value) VALUES (?1, ?2, ?3)"
+		" ON CONFLICT (tid, name) DO UPDATE SET value = excluded.value",
+	[ST_CONFIG_DELETE] = "DELETE FROM topic_configs WHERE tid = ?1 AND name = ?2",
+	[ST_CONFIG_DELETE_TOPIC] = "DELETE FROM topic_configs WHERE tid = ?1",
+	[ST_PARTITION_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
+		" high_watermark) VALUES (?1, ?2, 0, 0)",
+	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark FROM partitions"
+		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark"
+		" FROM partitions ORDER BY tid, partition",
+	/* Never lowers the log start, never raises it past the HWM. */
+	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
+		" min(max(log_start_offset, ?3), high_watermark)"
+		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3"
+		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = ?1",
+	[ST_OBJECT_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+		" VALUES (?1, ?2, 0, 'live', ?3)",
+	[ST_OBJECT_SET_LIVE] = "UPDATE objects SET live_bytes = ?2 WHERE oid = ?1",
+	/* One aggregate pass over the topic's batch rows (UPDATE ... FROM:
+	 * SQLite 3.33+ and PostgreSQL). */
+	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
+		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
+	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
+		" byte_offset, length, record_count, max_timestamp, producer_id,"
+		" producer_epoch, base_sequence, last_sequence)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = ?1",
+	[ST_BATCHES_FROM] = "SELECT b.base_offset, b.last_offset, o.key, b.byte_offset,"
+		" b.length, b.record_count, b.max_timestamp"
+		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
+		" ORDER BY b.last_offset LIMIT ?4",
+	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.max_timestamp >= ?3"
+		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
+		"  WHERE tid = ?1 AND partition = ?2)"
+		" ORDER BY b.last_offset LIMIT 1",
+	[ST_MAX_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
+		" WHERE b.tid = ?1 AND b.partition = ?2"
+		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
+		"  WHERE tid = ?1 AND partition = ?2)"
+		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
+};
+
+struct sq_conn {
+	sqlite3 *db;
+	const char *role; /* "loop" or "commit", for messages */
+	pthread_mutex_t lock;
+	bool lock_ready;
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+struct meta_sqlite {
+	struct meta base; /* first: the methods pointer */
+	char *path;
+	struct sq_conn loop;
+	struct sq_conn commit;
+};
+
+static struct meta_sqlite *sq_of(struct meta *m)
+{
+	return (struct meta_sqlite *)m;
+}
+
+/* Logs the connection's last error once and maps it to SL_EMETA. */
+static int sq_fail(struct sq_conn *c, const char *what)
+{
+	log_error("metadata store (%s): %s: %s", c->role, what, sqlite3_errmsg(c->db));
+	return SL_EMETA;
+}
+
+static sqlite3_stmt *sq_stmt(struct sq_conn *c, enum stmt s)
+{
+	sqlite3_stmt *st = c->st[s];
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Runs a statement that returns no rows (or whose rows are ignored). */
+static int sq_exec_stmt(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE) {
+		int err = sq_fail(c, what);
+		sqlite3_reset(st);
+		return err;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int sq_begin(struct sq_conn *c)
+{
+	return sq_exec_stmt(c, sq_stmt(c, ST_BEGIN), "BEGIN");
+}
+
+static int sq_commit(struct sq_conn *c)
+{
+	return sq_exec_stmt(c, sq_stmt(c, ST_COMMIT), "COMMIT");
+}
+
+/* Rolls back if a transaction is open; the error being reported is the
+ * one that led here, so a rollback failure is only logged. */
+static void sq_rollback(struct sq_conn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		return;
+	sqlite3_stmt *st = sq_stmt(c, ST_ROLLBACK);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		log_error("metadata store (%s): ROLLBACK: %s", c->role, sqlite3_errmsg(c->db));
+	sqlite3_reset(st);
+}
+
+static void conn_close(struct sq_conn *c)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		sqlite3_finalize(c->st[i]);
+		c->st[i] = NULL;
+	}
+	if (c->db)
+		sqlite3_close_v2(c->db);
+	c->db = NULL;
+	if (c->lock_ready)
+		pthread_mutex_destroy(&c->lock);
+	c->lock_ready = false;
+}
+
+static int conn_pragma(struct sq_conn *c, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(c->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_error("metadata store (%s): %s: %s", c->role, sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return SL_EMETA;
+	}
+	return 0;
+}
+
+static int conn_user_version(struct sq_conn *c, int *version)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(c, "PRAGMA user_version");
+	int rc = sqlite3_step(st);
+	*version = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : sq_fail(c, "PRAGMA user_version");
+}
+
+/* Creates the schema on a new database, or checks the version of an
+ * existing one. A later version adds its migrations here, keyed by the
+ * version found. */
+static int conn_schema(struct sq_conn *c, const char *path)
+{
+	int rc = conn_pragma(c, "BEGIN IMMEDIATE");
+	if (rc)
+		return rc;
+	int version;
+	rc = conn_user_version(c, &version);
+	if (rc)
+		goto out_rollback;
+	if (version > SCHEMA_VERSION) {
+		log_error("metadata store %s has schema version %d; this build knows up to %d",
+			  path, version, SCHEMA_VERSION);
+		rc = SL_EMETA;
+		goto out_rollback;
+	}
+	if (version < SCHEMA_VERSION) {
+		char sql[64];
+		rc = conn_pragma(c, schema_sql);
+		if (rc)
+			goto out_rollback;
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
+		rc = conn_pragma(c, sql);
+		if (rc)
+			goto out_rollback;
+		if (version == 0)
+			log_info("metadata store %s: created schema version %d", path,
+				 SCHEMA_VERSION);
+	}
+	return conn_pragma(c, "COMMIT");
+out_rollback:
+	conn_pragma(c, "ROLLBACK");
+	return rc;
+}
+
+static int conn_open(struct sq_conn *c, const char *role, const char *path, bool create)
+{
+	c->role = role;
+	if (pthread_mutex_init(&c->lock, NULL) != 0)
+		return SL_ENOMEM;
+	c->lock_ready = true;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+		    (create ? SQLITE_OPEN_CREATE : 0);
+	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+		log_error("metadata store: cannot open %s: %s", path,
+			  c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		return SL_EMETA;
+	}
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	int rc = conn_pragma(c, "PRAGMA journal_mode = WAL");
+	if (!rc)
+		rc = conn_pragma(c, "PRAGMA synchronous = FULL");
+	if (!rc)
+		rc = conn_pragma(c, "PRAGMA foreign_keys = OFF");
+	if (!rc && create)
+		rc = conn_schema(c, path);
+	if (rc)
+		return rc;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+				       &c->st[i], NULL) != SQLITE_OK) {
+			log_error("metadata store: preparing \"%s\": %s", stmt_sql[i],
+				  sqlite3_errmsg(c->db));
+			return SL_EMETA;
+		}
+	}
+	return 0;
+}
+
+static void sq_close(struct meta *m)
+{
+	struct meta_sqlite *s = sq_of(m);
+	conn_close(&s->commit);
+	conn_close(&s->loop);
+	free(s->path);
+	free(s);
+}
+
+/* Version-4 random UUID: never all-zero (the version bits are set), so
+ * never Kafka's "no topic id". */
+static int random_uuid(uint8_t uuid[16])
+{
+	size_t got = 0;
+	while (got < 16) {
+		ssize_t n = getrandom(uuid + got, 16 - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("metadata store: getrandom: %s", strerror(errno));
+			return SL_EIO;
+		}
+		got += (size_t)n;
+	}
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
+	return 0;
+}
+
+/* Inside a transaction: the topic's tid, or SL_ENOTFOUND. */
+static int topic_id_by_name(struct sq_conn *c, const char *name, int64_t *tid)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_ID_BY_NAME);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*tid = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "looking up a topic");
+}
+
+static int topic_partition_count(struct sq_conn *c, int64_t tid, int32_t *count)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_COUNT);
+	sqlite3_bind_int64(st, 1, tid);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*count = sqlite3_column_int(st, 0);
+		sqlite3_reset(st);
+		return 0;
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a topic");
+}
+
+static int partitions_insert(struct sq_conn *c, int64_t tid, int32_t from, int32_t to)
+{
+	for (int32_t p = from; p < to; p++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_INSERT);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int(st, 2, p);
+		int rc = sq_exec_stmt(c, st, "inserting a partition");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int config_set(struct sq_conn *c, int64_t tid, const char *name, const char *value)
+{
+	sqlite3_stmt *st = sq_stmt(c, value ? ST_CONFIG_UPSERT : ST_CONFIG_DELETE);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if (value)
+		sqlite3_bind_text(st, 3, value, -1, SQLITE_STATIC);
+	return sq_exec_stmt(c, st, value ? "setting a topic config" : "deleting a topic config");
+}
+
+/* strnlen: the names and values may come from fixed arrays that a
+ * careless caller did not terminate. */
+static bool config_ok(const char *name, const char *value)
+{
+	return name && *name && strnlen(name, META_CONFIG_NAME_BYTES) < META_CONFIG_NAME_BYTES &&
+	       (!value || strnlen(value, META_CONFIG_VALUE_BYTES) < META_CONFIG_VALUE_BYTES);
+}
+
+static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
+			   const struct meta_config *configs, int32_t config_count,
+			   struct meta_topic *out)
+{
+	struct meta_sqlite *s = sq_of(m);
+	struct sq_conn *c = &s->loop;
+	memset(out, 0, sizeof *out);
+	if (!name || !*name || strnlen(name, SL_TOPIC_NAME_MAX + 1) > SL_TOPIC_NAME_MAX || partitions < 1 ||
+	    partitions > SL_PARTITIONS_PER_TOPIC_MAX || config_count < 0 ||
+	    config_count > SL_CONFIGS_MAX || (config_count > 0 && !configs))
+		return SL_EINVAL;
+	for (int32_t i = 0; i < config_count; i++)
+		if (!config_ok(configs[i].name, configs[i].value))
+			return SL_EINVAL;
+	if (config_count > 0) {
+		out->configs = calloc((size_t)config_count, sizeof *out->configs);
+		if (!out->configs)
+			return SL_ENOMEM;
+	}
+
+	pthread_mutex_lock(&c->lock);
+	int64_t tid;
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	rc = topic_id_by_name(c, name, &tid);
+	if (rc == 0) {
+		rc = SL_EEXIST;
+		goto out_rollback;
+	}
+	if (rc != SL_ENOTFOUND)
+		goto out_rollback;
+	/* A UUID collision (2^-122) would fail the UNIQUE constraint; try a
+	 * few fresh ones before calling it an error. */
+	for (int attempt = 0;; attempt++) {
+		rc = random_uuid(out->uuid);
+		if (rc)
+			goto out_rollback;
+		sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_INSERT);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, out->uuid, 16, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, partitions);
+		sqlite3_bind_int64(st, 4, clock_wall_ms());
+		int step = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) {
+			rc = sq_fail(c, "inserting a topic");
+			goto out_rollback;
+		}
+	}
+	tid = sqlite3_last_insert_rowid(c->db);
+	rc = partitions_insert(c, tid, 0, partitions);
+	if (rc)
+		goto out_rollback;
+	for (int32_t i = 0; i < config_count; i++) {
+		rc = config_set(c, tid, configs[i].name, configs[i].value);
+		if (rc)
+			goto out_rollback;
+	}
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+
+	out->tid = tid;
+	snprintf(out->name, sizeof out->name, "%s", name);
+	out->partition_count = partitions;
+	for (int32_t i = 0; i < config_count; i++)
+		out->configs[i] = configs[i];
+	out->config_count = config_count;
+	return 0;
+
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	meta_topic_free(out);
+	return rc;
+}
+
+static int sq_topic_delete(struct meta *m, const char *name)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	static const enum stmt deletes[] = {
+		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
+		ST_BATCH_DELETE_TOPIC,
+		ST_PARTITION_DELETE_TOPIC,
+		ST_CONFIG_DELETE_TOPIC,
+		ST_TOPIC_DELETE,
+	};
+	if (!name)
+		return SL_EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int64_t tid;
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	rc = topic_id_by_name(c, name, &tid);
+	if (rc)
+		goto out_rollback;
+	for (size_t i = 0; i < sizeof deletes / sizeof deletes[0]; i++) {
+		sqlite3_stmt *st = sq_stmt(c, deletes[i]);
+		sqlite3_bind_int64(st, 1, tid);
+		rc = sq_exec_stmt(c, st, "deleting a topic");
+		if (rc)
+			goto out_rollback;
+	}
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Attaches the configs (ordered by tid) to topics (ordered by tid). */
+static int topics_attach_configs(struct sq_conn *c, struct meta_topic *t, size_t n)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_CONFIG_LIST);
+	size_t i = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t tid = sqlite3_column_int64(st, 0);
+		while (i < n && t[i].tid < tid)
+			i++;
+		if (i == n)
+			break;
+		if (t[i].tid != tid)
+			continue; /* a config of a topic that is gone */
+		if (t[i].config_count >= SL_CONFIGS_MAX)
+			continue;
+		struct meta_config *cf = realloc(t[i].configs,
+			(size_t)(t[i].config_count + 1) * sizeof *cf);
+		if (!cf) {
+			sqlite3_reset(st);
+			return SL_ENOMEM;
+		}
+		t[i].configs = cf;
+		cf += t[i].config_count++;
+		copy_text(cf->name, sizeof cf->name, st, 1);
+		copy_text(cf->value, sizeof cf->value, st, 2);
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		rc = sq_fail(c, "listing topic configs");
+		sqlite3_reset(st);
+		return rc;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	struct meta_topic *t = NULL;
+	size_t count = 0, cap = 0;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	/* One read transaction, so topics and configs are one snapshot. */
+	int rc = conn_pragma(c, "BEGIN");
+	if (rc)
+		goto out_unlock;
+	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_LIST);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct meta_topic *nt = realloc(t, ncap * sizeof *nt);
+			if (!nt) {
+				rc = SL_ENOMEM;
+				break;
+			}
+			t = nt;
+			cap = ncap;
+		}
+		struct meta_topic *tp = &t[count++];
+		memset(tp, 0, sizeof *tp);
+		tp->tid = sqlite3_column_int64(st, 0);
+		copy_text(tp->name, sizeof tp->name, st, 1);
+		if (sqlite3_column_bytes(st, 2) == 16)
+			memcpy(tp->uuid, sqlite3_column_blob(st, 2), 16);
+		tp->partition_count = sqlite3_column_int(st, 3);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing topics");
+	sqlite3_reset(st);
+	if (!rc)
+		rc = topics_attach_configs(c, t, count);
+	conn_pragma(c, "COMMIT");
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		meta_topics_free(t, count);
+		return rc;
+	}
+	*out = t;
+	*n = count;
+	return 0;
+}
+
+static int sq_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
+		return SL_EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int32_t old_count;
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	rc = topic_partition_count(c, tid, &old_count);
+	if (rc)
+		goto out_rollback;
+	if (new_count <= old_count) {
+		rc = SL_EINVAL;
+		goto out_rollback;
+	}
+	rc = partitions_insert(c, tid, old_count, new_count);
+	if (rc)
+		goto out_rollback;
+	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_SET_COUNT);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, new_count);
+	rc = sq_exec_stmt(c, st, "growing a topic");
+	if (rc)
+		goto out_rollback;
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_topic_config_set(struct meta *m, int64_t tid, const char *name,
+			       const char *value)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	if (!config_ok(name, value))
+		return SL_EINVAL;
+	pthread_mutex_lock(&c->lock);
+	int32_t count;
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	rc = topic_partition_count(c, tid, &count);
+	if (rc)
+		goto out_rollback;
+	rc = config_set(c, tid, name, value);
+	if (rc)
+		goto out_rollback;
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
+			    struct meta_partition *out)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->tid = tid;
+		out->partition = partition;
+		out->log_start_offset = sqlite3_column_int64(st, 0);
+		out->high_watermark = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = SL_ENOTFOUND;
+	} else {
+		rc = sq_fail(c, "reading a partition");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	struct meta_partition *p = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_LIST);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct meta_partition *np = realloc(p, ncap * sizeof *np);
+			if (!np) {
+				rc = SL_ENOMEM;
+				break;
+			}
+			p = np;
+			cap = ncap;
+		}
+		p[count].tid = sqlite3_column_int64(st, 0);
+		p[count].partition = sqlite3_column_int(st, 1);
+		p[count].log_start_offset = sqlite3_column_int64(st, 2);
+		p[count].high_watermark = sqlite3_column_int64(st, 3);
+		count++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing partitions");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	*n = count;
+	return 0;
+}
+
+static int sq_partition_set_log_start(struct meta *m, int64_t tid, int32_t partition,
+				      int64_t log_start_offset)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_SET_LOG_START);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, log_start_offset);
+	int rc = sq_exec_stmt(c, st, "setting the log start offset");
+	if (!rc && sqlite3_changes(c->db) == 0)
+		rc = SL_ENOTFOUND;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* commit_object visits batches grouped by partition, each partition's
+ * batches in their given order (so one producer's order is kept). */
+static int cmp_batch_index(const void *a, const void *b, void *arg)
+{
+	const struct meta_commit_batch *base = arg;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct meta_commit_batch *x = &base[i], *y = &base[j];
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+static bool sorted_by_partition(const struct meta_commit_batch *b, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (b[i].tid < b[i - 1].tid ||
+		    (b[i].tid == b[i - 1].tid && b[i].partition < b[i - 1].partition))
+			return false;
+	return true;
+}
+
+static int hwm_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *hwm)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*hwm = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = SL_ENOTFOUND;
+	} else {
+		rc = sq_fail(c, "reading a high watermark");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int hwm_write(struct sq_conn *c, int64_t tid, int32_t partition, int64_t hwm)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_SET_HWM);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, hwm);
+	return sq_exec_stmt(c, st, "advancing a high watermark");
+}
+
+static int batch_insert(struct sq_conn *c, int64_t oid, const struct meta_commit_batch *b)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_BATCH_INSERT);
+	sqlite3_bind_int64(st, 1, b->tid);
+	sqlite3_bind_int(st, 2, b->partition);
+	sqlite3_bind_int64(st, 3, b->base_offset);
+	sqlite3_bind_int64(st, 4, b->base_offset + b->last_offset_delta);
+	sqlite3_bind_int64(st, 5, oid);
+	sqlite3_bind_int64(st, 6, (int64_t)b->byte_offset);
+	sqlite3_bind_int64(st, 7, b->length);
+	sqlite3_bind_int(st, 8, b->record_count);
+	sqlite3_bind_int64(st, 9, b->max_timestamp);
+	sqlite3_bind_int64(st, 10, b->producer_id);
+	sqlite3_bind_int(st, 11, b->producer_epoch);
+	sqlite3_bind_int(st, 12, b->base_sequence);
+	sqlite3_bind_int(st, 13, b->last_sequence);
+	return sq_exec_stmt(c, st, "inserting a batch");
+}
+
+static int sq_commit_object(struct meta *m, const char *object_key, uint64_t size,
+			    struct meta_commit_batch *batches, size_t n)
+{
+	struct sq_conn *c = &sq_of(m)->commit;
+	size_t *order = NULL;
+	if (!object_key || !*object_key ||
+	    strnlen(object_key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
+	    size > INT64_MAX || n > SL_OBJECT_BATCHES_MAX || (n > 0 && !batches))
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		batches[i].base_offset = -1;
+		if (batches[i].last_offset_delta < 0)
+			return SL_EINVAL;
+	}
+	/* The write path sorts by partition already; only an unsorted caller
+	 * pays for the index sort. */
+	if (!sorted_by_partition(batches, n)) {
+		order = malloc(n * sizeof *order);
+		if (!order)
+			return SL_ENOMEM;
+		for (size_t i = 0; i < n; i++)
+			order[i] = i;
+		qsort_r(order, n, sizeof *order, cmp_batch_index, batches);
+	}
+
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT);
+	sqlite3_bind_text(st, 1, object_key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)size);
+	sqlite3_bind_int64(st, 3, clock_wall_ms());
+	rc = sq_exec_stmt(c, st, "inserting an object");
+	if (rc)
+		goto out_rollback;
+	int64_t oid = sqlite3_last_insert_rowid(c->db);
+	int64_t live_bytes = 0;
+
+	/* Per run of one partition: read its HWM once, assign offsets, write
+	 * it back once. */
+	size_t k = 0;
+	while (k < n) {
+		struct meta_commit_batch *first = &batches[order ? order[k] : k];
+		size_t end = k;
+		while (end < n) {
+			const struct meta_commit_batch *b = &batches[order ? order[end] : end];
+			if (b->tid != first->tid || b->partition != first->partition)
+				break;
+			end++;
+		}
+		int64_t hwm;
+		rc = hwm_read(c, first->tid, first->partition, &hwm);
+		if (rc == SL_ENOTFOUND) { /* deleted meanwhile: base_offset stays -1 */
+			k = end;
+			continue;
+		}
+		if (rc)
+			goto out_rollback;
+		for (size_t j = k; j < end; j++) {
+			struct meta_commit_batch *b = &batches[order ? order[j] : j];
+			b->base_offset = hwm;
+			rc = batch_insert(c, oid, b);
+			if (rc)
+				goto out_rollback;
+			hwm += (int64_t)b->last_offset_delta + 1;
+			live_bytes += b->length;
+		}
+		rc = hwm_write(c, first->tid, first->partition, hwm);
+		if (rc)
+			goto out_rollback;
+		k = end;
+	}
+	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
+	sqlite3_bind_int64(st, 1, oid);
+	sqlite3_bind_int64(st, 2, live_bytes);
+	rc = sq_exec_stmt(c, st, "setting an object's live bytes");
+	if (rc)
+		goto out_rollback;
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	free(order);
+	return 0;
+
+out_rollback:
+	sq_rollback(c);
+	/* Nothing was committed: no batch has an offset. */
+	for (size_t i = 0; i < n; i++)
+		batches[i].base_offset = -1;
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	free(order);
+	return rc < 0 ? SL_EMETA : rc;
+}
+
+static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
+			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	if (max_rows > INT32_MAX)
+		max_rows = INT32_MAX;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_FROM);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, offset);
+	sqlite3_bind_int64(st, 4, (int64_t)max_rows);
+	size_t count = 0;
+	int rc = 0, step = SQLITE_DONE;
+	while (count < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_batch_row *r = &rows[count++];
+		r->base_offset = sqlite3_column_int64(st, 0);
+		r->last_offset = sqlite3_column_int64(st, 1);
+		copy_text(r->object_key, sizeof r->object_key, st, 2);
+		r->byte_offset = (uint64_t)sqlite3_column_int64(st, 3);
+		r->length = (uint32_t)sqlite3_column_int64(st, 4);
+		r->record_count = sqlite3_column_int(st, 5);
+		r->max_timestamp = sqlite3_column_int64(st, 6);
+	}
+	if (count < max_rows && step != SQLITE_DONE)
+		rc = sq_fail(c, "reading batches");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	*n = rc ? 0 : count;
+	return rc;
+}
+
+/* Runs a (tid, partition[, ts]) query that yields (base_offset, ts). */
+static int offset_ts_query(struct sq_conn *c, enum stmt s, int64_t tid, int32_t partition,
+			   const int64_t *ts, int64_t *offset, int64_t *out_ts,
+			   const char *what)
+{
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, s);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	if (ts)
+		sqlite3_bind_int64(st, 3, *ts);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*offset = sqlite3_column_int64(st, 0);
+		*out_ts = sqlite3_column_int64(st, 1);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = SL_ENOTFOUND;
+	} else {
+		rc = sq_fail(c, what);
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_offset_for_timestamp(struct meta *m, int64_t tid, int32_t partition,
+				   int64_t timestamp_ms, int64_t *offset,
+				   int64_t *batch_max_timestamp)
+{
+	return offset_ts_query(&sq_of(m)->loop, ST_OFFSET_FOR_TIMESTAMP, tid, partition,
+			       &timestamp_ms, offset, batch_max_timestamp,
+			       "finding an offset by timestamp");
+}
+
+static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
+			    int64_t *offset, int64_t *timestamp)
+{
+	return offset_ts_query(&sq_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL,
+			       offset, timestamp, "finding the max timestamp");
+}
+
+static const struct meta_methods sqlite_methods = {
+	.name = "sqlite",
+	.close = sq_close,
+	.topic_create = sq_topic_create,
+	.topic_delete = sq_topic_delete,
+	.topic_list = sq_topic_list,
+	.topic_set_partitions = sq_topic_set_partitions,
+	.topic_config_set = sq_topic_config_set,
+	.partition_get = sq_partition_get,
+	.partition_list = sq_partition_list,
+	.partition_set_log_start = sq_partition_set_log_start,
+	.commit_object = sq_commit_object,
+	.batches_from = sq_batches_from,
+	.offset_for_timestamp = sq_offset_for_timestamp,
+	.max_timestamp = sq_max_timestamp,
+};
+
+int meta_sqlite_open(const char *path, struct meta **out)
+{
+	*out = NULL;
+	if (!sqlite3_threadsafe()) {
+		log_error("metadata store: SQLite was built without thread support");
+		return SL_EMETA;
+	}
+	struct meta_sqlite *s = calloc(1, sizeof *s);
+	if (!s)
+		return SL_ENOMEM;
+	s->base.m = &sqlite_methods;
+	s->path = strdup(path);
+	if (!s->path) {
+		free(s);
+		return SL_ENOMEM;
+	}
+	/* The loop connection creates the file and the schema; the commit
+	 * connection then opens what exists. */
+	int rc = conn_open(&s->loop, "loop", path, true);
+	if (!rc)
+		rc = conn_open(&s->commit, "commit", path, false);
+	if (rc) {
+		sq_close(&s->base);
+		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
+	}
+	log_debug("metadata store: opened sqlite:%s", path);
+	*out = &s->base;
+	return 0;
+}
