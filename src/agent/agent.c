@@ -292,6 +292,30 @@ static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
 
 static void on_signal(uv_signal_t *s, int signum);
 
+/* Every few seconds: what the write path did since the last report. */
+static void on_stats_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+	if (!a->writer)
+		return;
+	struct writer_stats now;
+	writer_get_stats(a->writer, &now);
+	struct writer_stats *was = &a->stats_last;
+	uint64_t objects = now.objects_written - was->objects_written;
+	if (objects > 0 || now.flush_errors != was->flush_errors) {
+		log_info("write path: %" PRIu64 " objects, %.1f MB, %" PRIu64 " batches, "
+			 "upload %.2f ms avg, commit %.2f ms avg, %" PRIu64 " errors; cache %zu MB, "
+			 "%zu connections",
+			 objects, (double)(now.bytes_written - was->bytes_written) / 1e6,
+			 now.batches_committed - was->batches_committed,
+			 objects ? (double)(now.upload_us_total - was->upload_us_total) / 1e3 / (double)objects : 0,
+			 objects ? (double)(now.commit_us_total - was->commit_us_total) / 1e3 / (double)objects : 0,
+			 now.flush_errors - was->flush_errors, cache_bytes(a->cache) >> 20,
+			 a->server ? server_connection_count(a->server) : 0);
+	}
+	*was = now;
+}
+
 static void on_writer_drain(void *arg)
 {
 	struct agent *a = arg;
@@ -306,6 +330,7 @@ static void on_writer_drain(void *arg)
 		a->writer = NULL;
 		uv_close((uv_handle_t *)&a->sigint, NULL);
 		uv_close((uv_handle_t *)&a->sigterm, NULL);
+		uv_close((uv_handle_t *)&a->stats_timer, NULL);
 	}
 }
 
@@ -345,6 +370,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,
 		.buffered_bytes_max = SL_WRITE_BUFFERED_BYTES_MAX,
+		.uploads_max = 4,
 	};
 	rc = writer_new(loop, a->store, a->meta, &wc, on_commit, a, &a->writer);
 	if (rc)
@@ -359,6 +385,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	a->sigint.data = a->sigterm.data = a;
 	uv_signal_start(&a->sigint, on_signal, SIGINT);
 	uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+	uv_timer_init(loop, &a->stats_timer);
+	a->stats_timer.data = a;
+	uv_timer_start(&a->stats_timer, on_stats_timer, AGENT_STATS_INTERVAL_MS, AGENT_STATS_INTERVAL_MS);
 	log_info("sluice listening on %s:%d (advertised %s:%d), store %s, meta %s, %zu topics",
 		 cfg->listen_host, cfg->listen_port, cfg->advertise_host, cfg->advertise_port,
 		 cfg->store_url, cfg->meta_url, a->topics.count);

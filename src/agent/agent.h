@@ -14,6 +14,10 @@
 #include "base/buf.h"
 #include "base/strmap.h"
 #include "meta/meta.h"
+#include "storage/writer.h"
+
+/* How often the agent logs what its write path did. */
+#define AGENT_STATS_INTERVAL_MS 10000
 
 struct writer;
 struct cache;
@@ -47,6 +51,8 @@ struct agent {
 	struct strmap topics;         /* name -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
 	uv_signal_t sigint, sigterm;
+	uv_timer_t stats_timer;
+	struct writer_stats stats_last;
 	bool draining;
 	int exit_code;
 	int64_t next_producer_id;

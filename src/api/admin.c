@@ -63,7 +63,7 @@ void handle_create_topics(struct agent *a, struct request *req)
 		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[i];
 		kmsg_create_topics_resp_creatable_topic_result_init(rt);
 		rt->name = ct->name;
-		char msg[256] = "";
+		char msg[600] = "";
 		char name[META_TOPIC_NAME_BYTES];
 		int32_t partitions = ct->num_partitions == -1 ? a->cfg.default_partitions : ct->num_partitions;
 		struct meta_config *configs = NULL;

@@ -56,9 +56,11 @@
 /* Largest object the write path seals; --flush-bytes may not exceed it. */
 #define SL_OBJECT_BYTES_MAX (256 * 1024 * 1024)
 
-/* Bytes waiting in the open object plus objects being written, above
- * which produce requests wait (backpressure) instead of being buffered. */
-#define SL_WRITE_BUFFERED_BYTES_MAX (512 * 1024 * 1024)
+/* Bytes of produce batches held (open object plus objects being written
+ * and committed). Above half of it the listener stops reading requests
+ * until flushes drain (backpressure); appends beyond it are refused. A few
+ * objects' worth keeps the store busy; more only adds latency and RSS. */
+#define SL_WRITE_BUFFERED_BYTES_MAX (128 * 1024 * 1024)
 
 /* Batches (index entries) in one object. */
 #define SL_OBJECT_BATCHES_MAX (1024 * 1024)

@@ -21,6 +21,9 @@ struct conn {
 	struct conn *prev, *next;  /* server's list */
 	struct kbuf rbuf;          /* bytes read, not yet framed */
 	size_t rstart;             /* framed up to here */
+	uint8_t *big;              /* a large frame read straight into its own
+				      buffer (no copy out of rbuf) */
+	size_t big_len, big_have;
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	int refs;                  /* 1 for the socket + 1 per request */
@@ -174,6 +177,7 @@ static void conn_unref(struct conn *c)
 	if (c->next) c->next->prev = c->prev;
 	s->conn_count--;
 	kbuf_free(&c->rbuf);
+	free(c->big);
 	free(c);
 	if (s->closing && !s->conns && !s->listening)
 		free(s);
@@ -194,6 +198,11 @@ static void conn_close(struct conn *c)
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn *c = h->data;
+	if (c->big) {
+		buf->base = (char *)c->big + c->big_have;
+		buf->len = c->big_len - c->big_have;
+		return;
+	}
 	size_t want = READ_CHUNK_BYTES;
 	size_t have = c->rbuf.len - c->rstart;
 	if (have >= 4) {
@@ -212,17 +221,16 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = want;
 }
 
-static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
+/* Queue a request owning frame (malloc'd) and hand it to the handler. */
+static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len)
 {
 	struct request *r = calloc(1, sizeof *r);
-	uint8_t *copy = malloc(len ? len : 1);
-	if (!r || !copy) {
-		free(r);
-		free(copy);
+	if (!r) {
+		free(frame);
 		conn_close(c);
 		return;
 	}
-	memcpy(copy, frame, len);
+	uint8_t *copy = frame;
 	r->conn = c;
 	r->ctx = c->server->ctx;
 	r->frame = copy;
@@ -235,6 +243,17 @@ static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 	c->inflight++;
 	c->refs++;
 	c->server->handle(r);
+}
+
+static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+	if (!copy) {
+		conn_close(c);
+		return;
+	}
+	memcpy(copy, frame, len);
+	dispatch_owned(c, copy, len);
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -251,6 +270,18 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		conn_close(c);
 		return;
 	}
+	if (c->big) {
+		c->big_have += (size_t)nread;
+		if (c->big_have == c->big_len) {
+			uint8_t *frame = c->big;
+			c->big = NULL;
+			c->refs++;
+			dispatch_owned(c, frame, c->big_len);
+			conn_update_reading(c);
+			conn_unref(c);
+		}
+		return;
+	}
 	c->rbuf.len += (size_t)nread;
 	c->refs++; /* a handler may close the connection under us */
 	while (!c->closing && c->rbuf.len - c->rstart >= 4) {
@@ -260,8 +291,22 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			conn_close(c);
 			break;
 		}
-		if (c->rbuf.len - c->rstart - 4 < (size_t)size)
+		size_t have = c->rbuf.len - c->rstart - 4;
+		if (have < (size_t)size) {
+			if ((size_t)size > READ_CHUNK_BYTES) {
+				/* Read the rest straight into the frame's buffer. */
+				c->big = malloc((size_t)size);
+				if (!c->big) {
+					conn_close(c);
+					break;
+				}
+				memcpy(c->big, c->rbuf.data + c->rstart + 4, have);
+				c->big_len = (size_t)size;
+				c->big_have = have;
+				c->rstart = c->rbuf.len;
+			}
 			break;
+		}
 		const uint8_t *frame = c->rbuf.data + c->rstart + 4;
 		c->rstart += 4 + (size_t)size;
 		dispatch_frame(c, frame, (size_t)size);
@@ -306,7 +351,7 @@ static void conn_update_reading(struct conn *c)
 /* Frames that arrived while reading was paused. */
 static void conn_process_buffered(struct conn *c)
 {
-	if (c->rbuf.len - c->rstart >= 4) {
+	if (!c->big && c->rbuf.len - c->rstart >= 4) {
 		uv_buf_t b = uv_buf_init(NULL, 0);
 		b.base = (char *)c->rbuf.data; /* non-NULL: not an OOM signal */
 		read_cb((uv_stream_t *)&c->tcp, 0, &b);

@@ -1,6 +1,6 @@
-/* writer.c — the open object, sealing, and the one-at-a-time flush
- * pipeline: encode + write + commit on a pool thread, answers on the loop.
- */
+/* writer.c — the open object, sealing, and the flush pipeline: uploads
+ * (encode + durable write) overlap on the pool; commits run one at a time
+ * in seal order; answers go out on the loop. */
 #include "storage/writer.h"
 
 #include <inttypes.h>
@@ -25,25 +25,33 @@ struct pending {
 	uint8_t topic_id[16];
 	int32_t partition;
 	uint32_t seq;         /* append order, to keep sorting stable */
-	size_t data_offset;   /* in sealed->data */
+	const uint8_t *data;  /* the appender's bytes, valid until done */
 	uint32_t length;
 	struct batch_info info;
 	writer_done_fn done;
 	void *arg;
 };
 
+enum sealed_state {
+	SEALED_QUEUED,     /* waiting for an upload slot */
+	SEALED_UPLOADING,  /* encode + put on the pool */
+	SEALED_UPLOADED,   /* durable in the store; waiting for its turn */
+	SEALED_COMMITTING, /* metadata transaction on the pool */
+};
+
 struct sealed {
 	struct sealed *next;
 	struct writer *w;
 	uv_work_t work;
+	enum sealed_state state;
 	char key[META_OBJECT_KEY_BYTES];
-	struct kbuf data;           /* batches in append order */
 	struct pending *items;
 	size_t count, cap;
+	size_t bytes;               /* sum of batch lengths */
 	struct kbuf object;         /* encoded on the pool thread */
-	struct meta_commit_batch *commits; /* in object order */
-	size_t *commit_item;        /* commits[i] belongs to items[commit_item[i]] */
+	struct meta_commit_batch *commits; /* in object order (items sorted) */
 	int64_t first_append_ms;
+	int64_t upload_us, commit_us; /* measured on the pool thread */
 	int err;
 };
 
@@ -58,8 +66,10 @@ struct writer {
 	void *drain_arg;
 
 	struct sealed *open;
-	struct sealed *queue_head, *queue_tail; /* sealed; head may be flushing */
-	bool flushing;
+	struct sealed *queue_head, *queue_tail; /* sealed, in seal order */
+	int uploads_in_flight;
+	bool committing;
+	bool seal_due;              /* the flush interval passed while uploads were full */
 	uv_timer_t timer;
 	size_t buffered;
 	uint32_t seq;
@@ -79,18 +89,15 @@ static struct sealed *sealed_new(struct writer *w)
 	if (!s)
 		return NULL;
 	s->w = w;
-	kbuf_init(&s->data);
 	kbuf_init(&s->object);
 	return s;
 }
 
 static void sealed_free(struct sealed *s)
 {
-	kbuf_free(&s->data);
 	kbuf_free(&s->object);
 	free(s->items);
 	free(s->commits);
-	free(s->commit_item);
 	free(s);
 }
 
@@ -105,6 +112,8 @@ int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 	w->store = store;
 	w->meta = meta;
 	w->cfg = *cfg;
+	if (w->cfg.uploads_max < 1)
+		w->cfg.uploads_max = 1;
 	w->hook = hook;
 	w->hook_arg = hook_arg;
 	if (getrandom(&w->agent_nonce, sizeof w->agent_nonce, 0) != sizeof w->agent_nonce)
@@ -128,7 +137,7 @@ size_t writer_buffered_bytes(const struct writer *w)
 
 int writer_idle(const struct writer *w)
 {
-	return !w->open && !w->queue_head && !w->flushing;
+	return !w->open && !w->queue_head;
 }
 
 void writer_get_stats(const struct writer *w, struct writer_stats *out)
@@ -136,12 +145,13 @@ void writer_get_stats(const struct writer *w, struct writer_stats *out)
 	*out = w->stats;
 }
 
-static void start_next(struct writer *w);
+static void pump(struct writer *w);
 
-/* Move the open object to the flush queue. */
+/* Move the open object to the end of the queue. */
 static void seal(struct writer *w)
 {
 	struct sealed *s = w->open;
+	w->seal_due = false;
 	if (!s)
 		return;
 	w->open = NULL;
@@ -150,6 +160,7 @@ static void seal(struct writer *w)
 	 * counter (invariant 3). */
 	snprintf(s->key, sizeof s->key, "objects/%013" PRId64 "-%016" PRIx64 "-%08" PRIx64 ".obj",
 		 clock_wall_ms(), w->agent_nonce, ++w->object_counter);
+	s->state = SEALED_QUEUED;
 	if (w->queue_tail)
 		w->queue_tail->next = s;
 	else
@@ -167,17 +178,17 @@ static int cmp_pending(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Pool thread: group by partition, encode, write, commit. */
-static void flush_work(uv_work_t *req)
+/* Pool thread: group by partition, encode, write durably. */
+static void upload_work(uv_work_t *req)
 {
 	struct sealed *s = req->data;
 	struct writer *w = s->w;
 	size_t n = s->count;
+	int64_t t0 = clock_mono_us();
 	struct object_entry *entries = calloc(n ? n : 1, sizeof *entries);
 	const uint8_t **data = calloc(n ? n : 1, sizeof *data);
 	s->commits = calloc(n ? n : 1, sizeof *s->commits);
-	s->commit_item = calloc(n ? n : 1, sizeof *s->commit_item);
-	if (!entries || !data || !s->commits || !s->commit_item || s->data.oom) {
+	if (!entries || !data || !s->commits) {
 		s->err = SL_ENOMEM;
 		goto out_free;
 	}
@@ -188,12 +199,11 @@ static void flush_work(uv_work_t *req)
 		entries[i].partition = p->partition;
 		entries[i].length = p->length;
 		entries[i].record_count = p->info.record_count;
-		data[i] = s->data.data + p->data_offset;
+		data[i] = p->data;
 	}
 	s->err = object_encode(&s->object, entries, data, n);
 	if (s->err)
 		goto out_free;
-	kbuf_free(&s->data); /* the object now holds the bytes */
 	for (size_t i = 0; i < n; i++) {
 		const struct pending *p = &s->items[i];
 		struct meta_commit_batch *c = &s->commits[i];
@@ -209,39 +219,44 @@ static void flush_work(uv_work_t *req)
 		c->base_sequence = p->info.base_sequence;
 		c->last_sequence = p->info.base_sequence < 0 ? -1
 			: (int32_t)((p->info.base_sequence + (int64_t)p->info.last_offset_delta) & INT32_MAX);
-		s->commit_item[i] = i;
 	}
 	s->err = objstore_put(w->store, s->key, s->object.data, s->object.len);
 	if (s->err) {
 		log_error("writing object %s failed: %s", s->key, sl_strerror(s->err));
 		s->err = SL_ESTORE;
-		goto out_free;
-	}
-	s->err = meta_commit_object(w->meta, s->key, s->object.len, s->commits, n);
-	if (s->err) {
-		log_error("committing object %s failed: %s", s->key, sl_strerror(s->err));
-		s->err = SL_EMETA;
 	}
 out_free:
 	free(entries);
 	free(data);
+	s->upload_us = clock_mono_us() - t0;
 }
 
-static void flush_done(uv_work_t *req, int status)
+/* Pool thread: the one metadata transaction of an object. */
+static void commit_work(uv_work_t *req)
 {
 	struct sealed *s = req->data;
-	struct writer *w = s->w;
+	int64_t t0 = clock_mono_us();
+	s->err = meta_commit_object(s->w->meta, s->key, s->object.len, s->commits, s->count);
+	s->commit_us = clock_mono_us() - t0;
+	if (s->err) {
+		log_error("committing object %s failed: %s", s->key, sl_strerror(s->err));
+		s->err = SL_EMETA;
+	}
+}
+
+/* Answer every appender of s and free it; s must be the queue head. */
+static void complete_head(struct writer *w)
+{
+	struct sealed *s = w->queue_head;
 	w->queue_head = s->next;
 	if (!w->queue_head)
 		w->queue_tail = NULL;
-	w->flushing = false;
-	if (status != 0 && !s->err)
-		s->err = SL_EIO;
-
 	if (!s->err) {
 		w->stats.objects_written++;
 		w->stats.bytes_written += s->object.len;
 		w->stats.batches_committed += s->count;
+		w->stats.upload_us_total += (uint64_t)s->upload_us;
+		w->stats.commit_us_total += (uint64_t)s->commit_us;
 		struct writer_committed *cb = calloc(s->count ? s->count : 1, sizeof *cb);
 		size_t k = 0;
 		for (size_t i = 0; cb && i < s->count; i++) {
@@ -264,9 +279,9 @@ static void flush_done(uv_work_t *req, int status)
 	} else {
 		w->stats.flush_errors++;
 	}
+	w->buffered -= s->bytes;
 	for (size_t i = 0; i < s->count; i++) {
-		const struct pending *p = &s->items[s->commit_item ? s->commit_item[i] : i];
-		w->buffered -= p->length;
+		const struct pending *p = &s->items[i];
 		if (s->err)
 			p->done(p->arg, s->err, -1);
 		else if (s->commits[i].base_offset < 0)
@@ -275,24 +290,42 @@ static void flush_done(uv_work_t *req, int status)
 			p->done(p->arg, 0, s->commits[i].base_offset);
 	}
 	sealed_free(s);
+}
 
-	/* The open object waited while this flush ran: seal it if its time
-	 * has come (group commit). */
-	if (w->open && (w->open->data.len >= w->cfg.flush_bytes ||
-			now_ms() - w->open->first_append_ms >= w->cfg.flush_interval_ms))
-		seal(w);
-	start_next(w);
+static void commit_done(uv_work_t *req, int status)
+{
+	struct sealed *s = req->data;
+	struct writer *w = s->w;
+	if (status != 0 && !s->err)
+		s->err = SL_EIO;
+	w->committing = false;
+	complete_head(w);
+	pump(w);
 	if (w->drain_fn)
 		w->drain_fn(w->drain_arg);
 }
 
-static void start_next(struct writer *w)
+static void upload_done(uv_work_t *req, int status)
 {
-	if (w->flushing || !w->queue_head)
-		return;
-	w->flushing = true;
-	w->queue_head->work.data = w->queue_head;
-	int rc = uv_queue_work(w->loop, &w->queue_head->work, flush_work, flush_done);
+	struct sealed *s = req->data;
+	struct writer *w = s->w;
+	if (status != 0 && !s->err)
+		s->err = SL_EIO;
+	w->uploads_in_flight--;
+	s->state = SEALED_UPLOADED;
+	/* The open object waited for an upload slot: seal it now if its time
+	 * has come (group commit). */
+	if (w->open && (w->seal_due || w->open->bytes >= w->cfg.flush_bytes))
+		seal(w);
+	pump(w);
+	if (w->drain_fn)
+		w->drain_fn(w->drain_arg);
+}
+
+static void queue_work(struct writer *w, struct sealed *s, uv_work_cb work, uv_after_work_cb after)
+{
+	s->work.data = s;
+	int rc = uv_queue_work(w->loop, &s->work, work, after);
 	if (rc != 0) {
 		/* Cannot happen with a valid loop; fail loudly rather than hang. */
 		log_error("uv_queue_work: %s", uv_strerror(rc));
@@ -300,14 +333,39 @@ static void start_next(struct writer *w)
 	}
 }
 
+/* Start what can start: uploads up to the limit (they may overlap), then
+ * the commit of the oldest object, which alone may commit (seal order). */
+static void pump(struct writer *w)
+{
+	for (struct sealed *s = w->queue_head; s && w->uploads_in_flight < w->cfg.uploads_max; s = s->next) {
+		if (s->state != SEALED_QUEUED)
+			continue;
+		s->state = SEALED_UPLOADING;
+		w->uploads_in_flight++;
+		queue_work(w, s, upload_work, upload_done);
+	}
+	while (!w->committing && w->queue_head && w->queue_head->state == SEALED_UPLOADED) {
+		struct sealed *head = w->queue_head;
+		if (head->err) {
+			/* Not durable: fail its appenders; nothing was committed. */
+			complete_head(w);
+			continue;
+		}
+		head->state = SEALED_COMMITTING;
+		w->committing = true;
+		queue_work(w, head, commit_work, commit_done);
+	}
+}
+
 static void timer_fired(uv_timer_t *t)
 {
 	struct writer *w = t->data;
-	if (!w->flushing) {
+	if (w->uploads_in_flight < w->cfg.uploads_max) {
 		seal(w);
-		start_next(w);
+		pump(w);
+	} else {
+		w->seal_due = true; /* upload_done seals it */
 	}
-	/* else: flush_done seals it when the running flush completes. */
 }
 
 int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
@@ -333,24 +391,21 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		s->items = items;
 		s->cap = cap;
 	}
-	size_t off = s->data.len;
-	kbuf_put(&s->data, batch, len);
-	if (s->data.oom)
-		return SL_ENOMEM;
 	struct pending *p = &s->items[s->count++];
 	p->tid = tid;
 	memcpy(p->topic_id, topic_id, 16);
 	p->partition = partition;
 	p->seq = w->seq++;
-	p->data_offset = off;
+	p->data = batch;
 	p->length = (uint32_t)len;
 	p->info = *info;
 	p->done = done;
 	p->arg = arg;
+	s->bytes += len;
 	w->buffered += len;
-	if (s->data.len >= w->cfg.flush_bytes || s->count >= SL_OBJECT_BATCHES_MAX) {
+	if (s->bytes >= w->cfg.flush_bytes || s->count >= SL_OBJECT_BATCHES_MAX) {
 		seal(w);
-		start_next(w);
+		pump(w);
 	}
 	return 0;
 }
@@ -358,7 +413,7 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 void writer_flush_now(struct writer *w)
 {
 	seal(w);
-	start_next(w);
+	pump(w);
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -2,11 +2,12 @@
  * the flush pipeline (write the object durably, then commit its batches
  * in one metadata transaction, in seal order).
  *
- * Loop thread API. The object write and the commit run on libuv's thread
- * pool, one sealed object at a time, so commits happen in seal order
- * (invariant 6) and an append is answered only after both (invariant 1).
- * While one object is being flushed the next keeps filling, so the object
- * size adapts to the store's latency (group commit). */
+ * Loop thread API. The object write (upload) and the commit run on
+ * libuv's thread pool. Uploads of consecutive objects may overlap (up to
+ * uploads_max); commits run one at a time in seal order (invariant 6); an
+ * append is answered only after both (invariant 1). While the upload
+ * slots are full the open object keeps filling, so the object size adapts
+ * to the store's latency (group commit). */
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
 
@@ -44,13 +45,15 @@ struct writer_config {
 	int64_t flush_interval_ms;
 	size_t flush_bytes;
 	size_t buffered_bytes_max;  /* appends fail with SL_EBUSY above it */
+	int uploads_max;            /* sealed objects being written at once */
 };
 
 int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 	       const struct writer_config *cfg, writer_commit_hook hook,
 	       void *hook_arg, struct writer **out);
-/* Copy one validated batch into the open object. Returns 0 (done will be
- * called exactly once later), SL_EBUSY when buffered bytes exceed the
+/* Add one validated batch to the open object. The batch bytes are not
+ * copied: they must stay valid until done is called. Returns 0 (done will
+ * be called exactly once later), SL_EBUSY when buffered bytes exceed the
  * limit, or SL_ENOMEM (done is not called). */
 int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		  int32_t partition, const uint8_t *batch,
@@ -72,6 +75,8 @@ struct writer_stats {
 	uint64_t bytes_written;
 	uint64_t batches_committed;
 	uint64_t flush_errors;
+	uint64_t upload_us_total;   /* encode + durable write, summed */
+	uint64_t commit_us_total;   /* metadata transactions, summed */
 };
 void writer_get_stats(const struct writer *w, struct writer_stats *out);
 
