@@ -31,9 +31,9 @@ static const struct flag flags[] = {
 	{ "meta", "SLUICE_META", FLAG_STR,
 	  "metadata store URL: sqlite:PATH (default sqlite:DATA/meta.db)" },
 	{ "flush-interval-ms", "SLUICE_FLUSH_INTERVAL_MS", FLAG_INT,
-	  "seal the open object this long after its first batch (default 2)", 0, 60000 },
+	  "seal the open object this long after its first batch (default 2; 250 for s3)", 0, 60000 },
 	{ "flush-bytes", "SLUICE_FLUSH_BYTES", FLAG_INT,
-	  "seal the open object at this size (default 4194304)", 1024, SL_OBJECT_BYTES_MAX },
+	  "seal the open object at this size (default 4194304; 8388608 for s3)", 1024, SL_OBJECT_BYTES_MAX },
 	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
 	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
@@ -126,8 +126,8 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	strcpy(c->listen_host, "127.0.0.1");
 	c->listen_port = 9092;
 	strcpy(c->data_dir, "./data");
-	c->flush_interval_ms = 2;
-	c->flush_bytes = 4 * 1024 * 1024;
+	c->flush_interval_ms = -1; /* chosen by store below */
+	c->flush_bytes = -1;
 	c->cache_bytes = 64 * 1024 * 1024;
 	c->auto_create_topics = true;
 	c->default_partitions = 1;
@@ -183,6 +183,13 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	}
 	if (!c->store_url[0])
 		snprintf(c->store_url, sizeof c->store_url, "file:%s/objects", c->data_dir);
+	/* Object stores bill per request: S3 wants few large objects (250 ms,
+	 * 8 MiB, as the diskless peers use); a local folder wants low latency. */
+	bool s3 = strncmp(c->store_url, "s3:", 3) == 0;
+	if (c->flush_interval_ms < 0)
+		c->flush_interval_ms = s3 ? 250 : 2;
+	if (c->flush_bytes < 0)
+		c->flush_bytes = s3 ? 8 * 1024 * 1024 : 4 * 1024 * 1024;
 	if (!c->meta_url[0])
 		snprintf(c->meta_url, sizeof c->meta_url, "sqlite:%s/meta.db", c->data_dir);
 	return 0;
