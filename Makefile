@@ -6,7 +6,8 @@ DATA ?= ./data
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
-	zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev
+	zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
+	libcurl4-openssl-dev libexpat1-dev libssl-dev
 TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat \
 	python3-pytest python3-confluent-kafka python3-kafka
 BENCH_PKGS = $(RUN_PKGS) librdkafka-dev

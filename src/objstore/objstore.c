@@ -1,6 +1,7 @@
 /* objstore.c — opens an object store from its URL: "file:PATH" (or
- * "file://PATH") and "mem:". Other schemes are refused with one log line;
- * the backends live in file.c and mem.c. */
+ * "file://PATH"), "mem:" and "s3://BUCKET/PREFIX?...". Other schemes are
+ * refused with one log line; the backends live in file.c, mem.c and s3.c.
+ * Also the backend-independent half of the request counters. */
 #include "objstore/objstore.h"
 
 #include <string.h>
@@ -12,7 +13,7 @@ int objstore_open(const char *url, struct objstore **out)
 {
 	*out = NULL;
 	if (!url || !*url) {
-		log_error("object store: empty URL (expected file:PATH or mem:)");
+		log_error("object store: empty URL (expected file:PATH, s3://BUCKET/PREFIX or mem:)");
 		return SL_EINVAL;
 	}
 	if (strncmp(url, "file:", 5) == 0) {
@@ -28,10 +29,26 @@ int objstore_open(const char *url, struct objstore **out)
 	}
 	if (strcmp(url, "mem:") == 0)
 		return objstore_mem_open(out);
-	if (strncmp(url, "s3://", 5) == 0) {
-		log_error("object store: '%s': s3 store not built yet (use file:PATH)", url);
-		return SL_EINVAL;
-	}
-	log_error("object store: unknown URL '%s' (expected file:PATH or mem:)", url);
+	if (strncmp(url, "s3://", 5) == 0)
+		return objstore_s3_open(url, out);
+	log_error("object store: unknown URL '%s' (expected file:PATH, s3://BUCKET/PREFIX or mem:)",
+		  url);
 	return SL_EINVAL;
+}
+
+int objstore_stats(struct objstore *s, struct objstore_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	if (!s || !s->m->stats)
+		return SL_EUNSUPPORTED;
+	s->m->stats(s, out);
+	return 0;
+}
+
+const char *objstore_op_name(int op)
+{
+	static const char *const names[OBJSTORE_OP_COUNT] = {
+		"put", "get", "head", "delete", "list",
+	};
+	return op >= 0 && op < OBJSTORE_OP_COUNT ? names[op] : "?";
 }

@@ -1,6 +1,6 @@
 /* objstore.h — the object store seam: where sealed objects live.
  *
- * Backends sit behind a table of methods (file, mem; s3 later). All calls
+ * Backends sit behind a table of methods (file, mem, s3). All calls
  * are blocking and thread-safe: the agent calls them from its worker
  * threads, never from the event loop thread.
  *
@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 struct objstore;
+struct objstore_stats;
 
 typedef int (*objstore_list_fn)(void *arg, const char *key, uint64_t size,
 				int64_t mtime_ms);
@@ -32,16 +33,38 @@ struct objstore_methods {
 	int (*list)(struct objstore *s, const char *prefix, objstore_list_fn fn,
 		    void *arg);
 	void (*close)(struct objstore *s);
+	/* Optional (NULL for file and mem): request counters so far. */
+	void (*stats)(struct objstore *s, struct objstore_stats *out);
 };
 
 struct objstore {
 	const struct objstore_methods *m;
 };
 
-/* Open a store from a URL: "file:PATH" (created if missing) or "mem:".
- * Returns 0, SL_EINVAL (bad URL) or SL_EIO, after logging one line that
- * says why. */
+/* Open a store from a URL: "file:PATH" (created if missing), "mem:" or
+ * "s3://BUCKET/PREFIX?endpoint=...&region=..." (see objstore_s3_open).
+ * Returns 0, SL_EINVAL (bad URL or configuration), SL_EIO or SL_ESTORE
+ * (the store cannot be reached or refused us), after logging one line
+ * that says why. */
 int objstore_open(const char *url, struct objstore **out);
+
+/* An S3-compatible store. The URL's query parameters (all optional):
+ *   endpoint=http[s]://HOST[:PORT]  default https://s3.REGION.amazonaws.com
+ *   region=NAME                     default $AWS_REGION, $AWS_DEFAULT_REGION,
+ *                                   us-east-1
+ *   path_style=true|false           default true with a custom endpoint,
+ *                                   false (virtual-hosted) for AWS
+ *   verify_tls=true|false           default true
+ *   timeout_ms=N                    per attempt, default 10000
+ *   total_timeout_ms=N              per call including retries, default 30000
+ * Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+ * AWS_SESSION_TOKEN, else from the shared credentials file
+ * ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
+ * $AWS_PROFILE or "default"). The bucket is checked at open (a listing of
+ * one key): SL_EINVAL for a bad URL or missing credentials, SL_ESTORE when
+ * the endpoint is unreachable, the bucket is missing or access is denied.
+ * del of a missing key returns 0 (S3 cannot tell). */
+int objstore_s3_open(const char *url, struct objstore **out);
 
 /* The backends objstore_open dispatches to (also usable directly):
  * a folder, created if missing (SL_EINVAL, SL_EIO), and a fresh empty
@@ -61,6 +84,33 @@ static inline int objstore_list(struct objstore *s, const char *prefix, objstore
 { return s->m->list(s, prefix, fn, arg); }
 static inline void objstore_close(struct objstore *s)
 { if (s) s->m->close(s); }
+
+/* ---- request counters (what an S3 bill is computed from) ---- */
+enum objstore_op {
+	OBJSTORE_OP_PUT = 0,
+	OBJSTORE_OP_GET,
+	OBJSTORE_OP_HEAD,
+	OBJSTORE_OP_DELETE,
+	OBJSTORE_OP_LIST,
+	OBJSTORE_OP_COUNT
+};
+
+struct objstore_stats {
+	uint64_t calls[OBJSTORE_OP_COUNT];    /* objstore_* calls */
+	uint64_t requests[OBJSTORE_OP_COUNT]; /* HTTP requests sent (retries and
+					       * list pages included: billed) */
+	uint64_t retries[OBJSTORE_OP_COUNT];  /* requests that were retries */
+	uint64_t errors[OBJSTORE_OP_COUNT];   /* calls that failed (not-found
+					       * answers excluded) */
+	uint64_t bytes_written;               /* PUT bodies sent and accepted */
+	uint64_t bytes_read;                  /* GET bodies received */
+};
+
+/* Fill *out with the store's counters since open. Returns 0, or
+ * SL_EUNSUPPORTED (out zeroed) for a backend that keeps none. */
+int objstore_stats(struct objstore *s, struct objstore_stats *out);
+/* "put", "get", "head", "delete", "list" ("?" when out of range). */
+const char *objstore_op_name(int op);
 
 /* ---- the in-memory backend's fault injection (tests only) ---- */
 enum objstore_fault {

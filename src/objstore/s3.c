@@ -1,0 +1,1524 @@
+/* s3.c — the S3-compatible object store ("s3://BUCKET/PREFIX?...").
+ *
+ * Owns: the URL and credentials, a pool of libcurl easy handles (each
+ * keeps its connections alive between calls), SigV4 signing through
+ * libcurl's CURLOPT_AWS_SIGV4 with the x-amz-content-sha256 header set to
+ * the real SHA-256 of the body, retries (capped exponential backoff with
+ * full jitter up to a total deadline), the request counters, and the
+ * bucket check at open. Calls block, as the objstore seam asks, and are
+ * safe from many threads: the only shared state is the handle pool (under
+ * a mutex) and the counters (atomics).
+ *
+ * Also the pure helpers declared in s3_int.h: URL parsing, URI encoding,
+ * the XML of listings and errors (expat), the credentials file, and the
+ * retry policy.
+ *
+ * Key K of the store lives at object PREFIX/K of the bucket. */
+#include <ctype.h>
+#include <errno.h>
+#include <expat.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "objstore/objstore.h"
+#include "objstore/s3_int.h"
+
+/* ================= pure helpers (s3_int.h) ================= */
+
+static void why_set(char *why, size_t cap, const char *fmt, const char *arg)
+{
+	if (why && cap)
+		snprintf(why, cap, fmt, arg ? arg : "");
+}
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* %-decode [s, s+n) into out (cap bytes, NUL included). */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return SL_EINVAL;
+			int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+			if (h < 0 || l < 0)
+				return SL_EINVAL;
+			c = h * 16 + l;
+			i += 2;
+		}
+		if (c == 0 || o + 1 >= cap)
+			return SL_EINVAL;
+		out[o++] = (char)c;
+	}
+	out[o] = 0;
+	return 0;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) {
+		*out = 1;
+		return 0;
+	}
+	if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) {
+		*out = 0;
+		return 0;
+	}
+	return SL_EINVAL;
+}
+
+static int parse_ms(const char *v, uint32_t *out)
+{
+	if (!*v || strlen(v) > 10)
+		return SL_EINVAL;
+	uint64_t n = 0;
+	for (const char *p = v; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return SL_EINVAL;
+		n = n * 10 + (uint64_t)(*p - '0');
+	}
+	if (n < S3_TIMEOUT_MS_MIN || n > S3_TIMEOUT_MS_MAX)
+		return SL_EINVAL;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static int bucket_check(const char *b, size_t n)
+{
+	if (n < 3 || n > S3_BUCKET_MAX)
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = b[i];
+		if (!(isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_'))
+			return SL_EINVAL;
+	}
+	return 0;
+}
+
+/* "http[s]://host[:port][/]": host of letters, digits, '.', '-', or a
+ * bracketed IPv6 address; the port all digits. */
+static int endpoint_check(char *e)
+{
+	const char *host;
+	if (!strncmp(e, "http://", 7))
+		host = e + 7;
+	else if (!strncmp(e, "https://", 8))
+		host = e + 8;
+	else
+		return SL_EINVAL;
+	size_t n = strlen(e);
+	if (n > 0 && e[n - 1] == '/')
+		e[--n] = 0;
+	if (!*host)
+		return SL_EINVAL;
+	const char *p = host;
+	if (*p == '[') {
+		const char *close = strchr(p, ']');
+		if (!close)
+			return SL_EINVAL;
+		p = close + 1;
+	} else {
+		while (*p && (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_'))
+			p++;
+		if (p == host)
+			return SL_EINVAL;
+	}
+	if (*p == ':') {
+		p++;
+		if (!*p)
+			return SL_EINVAL;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p ? SL_EINVAL : 0;
+}
+
+int s3_url_parse(const char *url, struct s3_config *out, char *why, size_t why_cap)
+{
+	memset(out, 0, sizeof *out);
+	out->path_style = -1;
+	out->verify_tls = 1;
+	out->attempt_timeout_ms = S3_ATTEMPT_TIMEOUT_MS_DEFAULT;
+	out->total_timeout_ms = S3_TOTAL_TIMEOUT_MS_DEFAULT;
+	if (!url || strncmp(url, "s3://", 5) != 0) {
+		why_set(why, why_cap, "does not start with s3://", NULL);
+		return SL_EINVAL;
+	}
+	const char *b = url + 5;
+	size_t bn = strcspn(b, "/?#");
+	if (bucket_check(b, bn)) {
+		why_set(why, why_cap, "bucket name must be 3-63 letters, digits, '.', '-' or '_'",
+			NULL);
+		return SL_EINVAL;
+	}
+	memcpy(out->bucket, b, bn);
+	out->bucket[bn] = 0;
+
+	const char *p = b + bn;
+	if (*p == '#') {
+		why_set(why, why_cap, "'#' is not allowed", NULL);
+		return SL_EINVAL;
+	}
+	while (*p == '/')
+		p++;
+	size_t pn = strcspn(p, "?#");
+	if (p[pn] == '#') {
+		why_set(why, why_cap, "'#' is not allowed", NULL);
+		return SL_EINVAL;
+	}
+	/* The prefix is used verbatim (no %-decoding): printable ASCII,
+	 * no empty, "." or ".." components. */
+	while (pn > 0 && p[pn - 1] == '/')
+		pn--;
+	if (pn + 1 > S3_PREFIX_MAX) {
+		why_set(why, why_cap, "prefix is too long", NULL);
+		return SL_EINVAL;
+	}
+	for (size_t i = 0; i < pn; i++) {
+		if (p[i] <= 0x20 || p[i] >= 0x7f || p[i] == '\\') {
+			why_set(why, why_cap, "prefix must be printable ASCII without spaces", NULL);
+			return SL_EINVAL;
+		}
+	}
+	if (pn) {
+		memcpy(out->prefix, p, pn);
+		out->prefix[pn] = '/';
+		out->prefix[pn + 1] = 0;
+		for (const char *c = out->prefix; *c;) {
+			size_t len = strcspn(c, "/");
+			if (len == 0 || (len == 1 && c[0] == '.') ||
+			    (len == 2 && c[0] == '.' && c[1] == '.')) {
+				why_set(why, why_cap, "prefix has an empty, '.' or '..' component",
+					NULL);
+				return SL_EINVAL;
+			}
+			c += len + 1;
+		}
+	}
+
+	const char *q = p + strcspn(p, "?");
+	if (*q != '?')
+		return 0;
+	q++;
+	while (*q) {
+		size_t n = strcspn(q, "&");
+		const char *eq = memchr(q, '=', n);
+		char name[32], value[S3_ENDPOINT_MAX + 1];
+		if (n == 0) {
+			q++;
+			continue;
+		}
+		if (!eq || (size_t)(eq - q) >= sizeof name) {
+			why_set(why, why_cap, "query parameters must be NAME=VALUE", NULL);
+			return SL_EINVAL;
+		}
+		memcpy(name, q, (size_t)(eq - q));
+		name[eq - q] = 0;
+		if (pct_decode(eq + 1, n - (size_t)(eq - q) - 1, value, sizeof value)) {
+			why_set(why, why_cap, "value of '%s' is too long or badly %%-encoded", name);
+			return SL_EINVAL;
+		}
+		int bad = 0;
+		if (!strcmp(name, "endpoint")) {
+			bad = strlen(value) > S3_ENDPOINT_MAX || endpoint_check(value);
+			if (!bad)
+				snprintf(out->endpoint, sizeof out->endpoint, "%s", value);
+		} else if (!strcmp(name, "region")) {
+			size_t rn = strlen(value);
+			bad = rn == 0 || rn > S3_REGION_MAX;
+			for (size_t i = 0; i < rn && !bad; i++)
+				bad = !(isalnum((unsigned char)value[i]) || value[i] == '-' ||
+					value[i] == '_');
+			if (!bad)
+				memcpy(out->region, value, rn + 1);
+		} else if (!strcmp(name, "path_style")) {
+			bad = parse_bool(value, &out->path_style) != 0;
+		} else if (!strcmp(name, "verify_tls")) {
+			bad = parse_bool(value, &out->verify_tls) != 0;
+		} else if (!strcmp(name, "timeout_ms")) {
+			bad = parse_ms(value, &out->attempt_timeout_ms) != 0;
+		} else if (!strcmp(name, "total_timeout_ms")) {
+			bad = parse_ms(value, &out->total_timeout_ms) != 0;
+		} else {
+			why_set(why, why_cap,
+				"unknown parameter '%s' (expected endpoint, region, path_style, "
+				"verify_tls, timeout_ms, total_timeout_ms)",
+				name);
+			return SL_EINVAL;
+		}
+		if (bad) {
+			why_set(why, why_cap, "bad value for '%s'", name);
+			return SL_EINVAL;
+		}
+		q += n;
+		if (*q == '&')
+			q++;
+	}
+	if (out->total_timeout_ms < out->attempt_timeout_ms)
+		out->total_timeout_ms = out->attempt_timeout_ms;
+	return 0;
+}
+
+int s3_config_resolve(struct s3_config *c, const char *env_region, char *base, size_t base_cap)
+{
+	if (!c->region[0]) {
+		const char *r = env_region && *env_region ? env_region : "us-east-1";
+		if (strlen(r) > S3_REGION_MAX)
+			return SL_EINVAL;
+		strcpy(c->region, r);
+	}
+	int aws = !c->endpoint[0];
+	if (aws) {
+		int n = snprintf(c->endpoint, sizeof c->endpoint, "https://s3.%s.amazonaws.com",
+				 c->region);
+		if (n < 0 || (size_t)n >= sizeof c->endpoint)
+			return SL_EINVAL;
+	}
+	if (c->path_style < 0)
+		/* Dotted bucket names break TLS with virtual hosts: the SDKs
+		 * fall back to path style for them, so do we. */
+		c->path_style = !aws || strchr(c->bucket, '.') != NULL;
+	int n;
+	if (c->path_style) {
+		n = snprintf(base, base_cap, "%s/%s", c->endpoint, c->bucket);
+	} else {
+		const char *host = strstr(c->endpoint, "://") + 3;
+		n = snprintf(base, base_cap, "%.*s%s.%s", (int)(host - c->endpoint), c->endpoint,
+			     c->bucket, host);
+	}
+	if (n < 0 || (size_t)n >= base_cap)
+		return SL_EINVAL;
+	return 0;
+}
+
+int s3_uri_encode(const char *in, int keep_slash, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+		int keep = isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' ||
+			   (keep_slash && *p == '/');
+		if (keep) {
+			if (o + 2 > cap)
+				return SL_EINVAL;
+			out[o++] = (char)*p;
+		} else {
+			if (o + 4 > cap)
+				return SL_EINVAL;
+			out[o++] = '%';
+			out[o++] = hex[*p >> 4];
+			out[o++] = hex[*p & 15];
+		}
+	}
+	if (o + 1 > cap)
+		return SL_EINVAL;
+	out[o] = 0;
+	return 0;
+}
+
+int64_t s3_time_parse_ms(const char *s)
+{
+	int y, mo, d, h, mi, se, used = 0;
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se, &used) != 6 ||
+	    used != 19)
+		return -1;
+	if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+		return -1;
+	const char *p = s + used;
+	int ms = 0;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3)
+				ms = ms * 10 + (*p - '0');
+		if (digits == 0)
+			return -1;
+		for (; digits < 3; digits++)
+			ms *= 10;
+	}
+	if (strcmp(p, "Z") != 0 && *p)
+		return -1;
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			 .tm_hour = h, .tm_min = mi, .tm_sec = se };
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000 + ms;
+}
+
+/* ---- XML (expat) ---- */
+
+/* The text of one element we want; keys are the longest (1024). */
+#define XML_TEXT_MAX 4096
+#define XML_DEPTH_MAX 64
+
+enum xml_kind { XML_LIST, XML_ERROR };
+
+struct xml_ctx {
+	XML_Parser parser;
+	enum xml_kind kind;
+	int rc;
+	int depth;
+	int in_contents;
+	int capture; /* collecting text for the current element */
+	char text[XML_TEXT_MAX + 1];
+	size_t text_len;
+	/* list */
+	struct s3_list_page *page;
+	size_t cap;
+	struct s3_list_entry cur;
+	int cur_has_key;
+	/* error */
+	char *code, *msg;
+	size_t code_cap, msg_cap;
+	int seen_root;
+};
+
+static void xml_fail(struct xml_ctx *x, int rc)
+{
+	if (x->rc == 0)
+		x->rc = rc;
+	XML_StopParser(x->parser, XML_FALSE);
+}
+
+static void XMLCALL xml_start(void *arg, const XML_Char *name, const XML_Char **attrs)
+{
+	struct xml_ctx *x = arg;
+	if (x->rc)
+		return;
+	x->depth++;
+	if (x->depth > XML_DEPTH_MAX) {
+		xml_fail(x, SL_EPROTO);
+		return;
+	}
+	x->capture = 0;
+	x->text_len = 0;
+	if (x->depth == 1) {
+		const char *want = x->kind == XML_LIST ? "ListBucketResult" : "Error";
+		if (strcmp(name, want) != 0) {
+			xml_fail(x, SL_EPROTO);
+			return;
+		}
+		x->seen_root = 1;
+		return;
+	}
+	if (x->kind == XML_ERROR) {
+		x->capture = x->depth == 2 && (!strcmp(name, "Code") || !strcmp(name, "Message"));
+		return;
+	}
+	if (x->depth == 2) {
+		if (!strcmp(name, "Contents")) {
+			x->in_contents = 1;
+			memset(&x->cur, 0, sizeof x->cur);
+			x->cur_has_key = 0;
+		} else {
+			x->capture = !strcmp(name, "IsTruncated") ||
+				     !strcmp(name, "NextContinuationToken");
+		}
+	} else if (x->depth == 3 && x->in_contents) {
+		x->capture = !strcmp(name, "Key") || !strcmp(name, "Size") ||
+			     !strcmp(name, "LastModified");
+	}
+}
+
+static void XMLCALL xml_chars(void *arg, const XML_Char *s, int len)
+{
+	struct xml_ctx *x = arg;
+	if (x->rc || !x->capture || len <= 0)
+		return;
+	if (x->text_len + (size_t)len > XML_TEXT_MAX) {
+		xml_fail(x, SL_ELIMIT);
+		return;
+	}
+	memcpy(x->text + x->text_len, s, (size_t)len);
+	x->text_len += (size_t)len;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	if (!*s || strlen(s) > 20)
+		return SL_EPROTO;
+	uint64_t n = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return SL_EPROTO;
+		uint64_t d = (uint64_t)(*s - '0');
+		if (n > (UINT64_MAX - d) / 10)
+			return SL_EPROTO;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
+static int list_push(struct xml_ctx *x)
+{
+	struct s3_list_page *pg = x->page;
+	if (!x->cur_has_key)
+		return SL_EPROTO;
+	if (pg->n >= S3_LIST_ENTRIES_MAX)
+		return SL_ELIMIT;
+	if (pg->n == x->cap) {
+		size_t cap = x->cap ? x->cap * 2 : 64;
+		struct s3_list_entry *v = realloc(pg->v, cap * sizeof *v);
+		if (!v)
+			return SL_ENOMEM;
+		pg->v = v;
+		x->cap = cap;
+	}
+	pg->v[pg->n++] = x->cur;
+	memset(&x->cur, 0, sizeof x->cur);
+	x->cur_has_key = 0;
+	return 0;
+}
+
+static void XMLCALL xml_end(void *arg, const XML_Char *name)
+{
+	struct xml_ctx *x = arg;
+	if (x->rc)
+		return;
+	int was_capture = x->capture;
+	x->capture = 0;
+	x->text[x->text_len] = 0;
+	int depth = x->depth--;
+	if (x->kind == XML_ERROR) {
+		if (!was_capture)
+			return;
+		if (!strcmp(name, "Code"))
+			snprintf(x->code, x->code_cap, "%s", x->text);
+		else
+			snprintf(x->msg, x->msg_cap, "%s", x->text);
+		return;
+	}
+	int rc = 0;
+	if (depth == 2 && !strcmp(name, "Contents")) {
+		x->in_contents = 0;
+		rc = list_push(x);
+	} else if (was_capture && depth == 2 && !strcmp(name, "IsTruncated")) {
+		x->page->truncated = !strcmp(x->text, "true");
+	} else if (was_capture && depth == 2) { /* NextContinuationToken */
+		free(x->page->next_token);
+		x->page->next_token = strdup(x->text);
+		if (!x->page->next_token)
+			rc = SL_ENOMEM;
+	} else if (was_capture && !strcmp(name, "Key")) {
+		if (x->text_len == 0 || x->text_len > S3_KEY_MAX) {
+			rc = x->text_len ? SL_ELIMIT : SL_EPROTO;
+		} else {
+			free(x->cur.key);
+			x->cur.key = strdup(x->text);
+			x->cur_has_key = x->cur.key != NULL;
+			if (!x->cur.key)
+				rc = SL_ENOMEM;
+		}
+	} else if (was_capture && !strcmp(name, "Size")) {
+		rc = parse_u64(x->text, &x->cur.size);
+	} else if (was_capture) { /* LastModified */
+		int64_t t = s3_time_parse_ms(x->text);
+		x->cur.mtime_ms = t < 0 ? 0 : t;
+	}
+	if (rc)
+		xml_fail(x, rc);
+}
+
+/* A DOCTYPE may declare entities (billion laughs); S3 never sends one. */
+static void XMLCALL xml_doctype(void *arg, const XML_Char *name, const XML_Char *sysid,
+				const XML_Char *pubid, int has_internal_subset)
+{
+	xml_fail(arg, SL_EPROTO);
+}
+
+static int xml_run(struct xml_ctx *x, const char *xml, size_t len)
+{
+	if (len > S3_RESPONSE_BYTES_MAX)
+		return SL_ELIMIT;
+	x->parser = XML_ParserCreate(NULL);
+	if (!x->parser)
+		return SL_ENOMEM;
+	XML_SetUserData(x->parser, x);
+	XML_SetElementHandler(x->parser, xml_start, xml_end);
+	XML_SetCharacterDataHandler(x->parser, xml_chars);
+	XML_SetStartDoctypeDeclHandler(x->parser, xml_doctype);
+	enum XML_Status st = XML_Parse(x->parser, xml, (int)len, XML_TRUE);
+	int rc = x->rc;
+	if (rc == 0 && (st != XML_STATUS_OK || !x->seen_root))
+		rc = SL_EPROTO;
+	XML_ParserFree(x->parser);
+	return rc;
+}
+
+void s3_list_page_free(struct s3_list_page *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		free(p->v[i].key);
+	free(p->v);
+	free(p->next_token);
+	memset(p, 0, sizeof *p);
+}
+
+int s3_xml_list_parse(const char *xml, size_t len, struct s3_list_page *out)
+{
+	memset(out, 0, sizeof *out);
+	struct xml_ctx x = { .kind = XML_LIST, .page = out };
+	int rc = xml_run(&x, xml, len);
+	free(x.cur.key);
+	if (rc)
+		s3_list_page_free(out);
+	return rc;
+}
+
+int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t code_cap, char *msg,
+		       size_t msg_cap)
+{
+	if (code_cap)
+		code[0] = 0;
+	if (msg_cap)
+		msg[0] = 0;
+	if (!code_cap || !msg_cap)
+		return SL_EINVAL;
+	struct xml_ctx x = { .kind = XML_ERROR, .code = code, .code_cap = code_cap,
+			     .msg = msg, .msg_cap = msg_cap };
+	int rc = xml_run(&x, xml, len);
+	if (rc) {
+		code[0] = 0;
+		msg[0] = 0;
+	}
+	return rc;
+}
+
+/* ---- credentials file ---- */
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && isspace((unsigned char)**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && isspace((unsigned char)(*s)[*n - 1]))
+		(*n)--;
+}
+
+static void copy_n(char *out, size_t cap, const char *s, size_t n)
+{
+	if (!cap)
+		return;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = 0;
+}
+
+int s3_profile_parse(const char *text, const char *profile, char *key_id, size_t key_id_cap,
+		     char *secret, size_t secret_cap, char *token, size_t token_cap)
+{
+	copy_n(key_id, key_id_cap, "", 0);
+	copy_n(secret, secret_cap, "", 0);
+	copy_n(token, token_cap, "", 0);
+	size_t plen = strlen(profile);
+	int in = 0;
+	for (const char *line = text; line && *line;) {
+		const char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		const char *s = line;
+		line = nl ? nl + 1 : NULL;
+		trim(&s, &n);
+		if (n == 0 || s[0] == '#' || s[0] == ';')
+			continue;
+		if (s[0] == '[') {
+			if (s[n - 1] != ']') {
+				in = 0;
+				continue;
+			}
+			s++;
+			n -= 2;
+			trim(&s, &n);
+			if (n > 8 && !strncmp(s, "profile", 7) && isspace((unsigned char)s[7])) {
+				s += 8;
+				n -= 8;
+				trim(&s, &n);
+			}
+			in = n == plen && !strncmp(s, profile, n);
+			continue;
+		}
+		if (!in)
+			continue;
+		const char *eq = memchr(s, '=', n);
+		if (!eq)
+			continue;
+		const char *k = s, *v = eq + 1;
+		size_t kn = (size_t)(eq - s), vn = n - kn - 1;
+		trim(&k, &kn);
+		trim(&v, &vn);
+		if (kn == 17 && !strncmp(k, "aws_access_key_id", kn))
+			copy_n(key_id, key_id_cap, v, vn);
+		else if (kn == 21 && !strncmp(k, "aws_secret_access_key", kn))
+			copy_n(secret, secret_cap, v, vn);
+		else if (kn == 17 && !strncmp(k, "aws_session_token", kn))
+			copy_n(token, token_cap, v, vn);
+	}
+	return key_id_cap && secret_cap && key_id[0] && secret[0] ? 0 : SL_ENOTFOUND;
+}
+
+/* ---- retries ---- */
+
+int s3_retryable(int curl_code, long http_status, const char *error_code)
+{
+	if (curl_code) {
+		switch (curl_code) {
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_CONNECT:
+		case CURLE_WEIRD_SERVER_REPLY:
+		case CURLE_HTTP2:
+		case CURLE_PARTIAL_FILE:
+		case CURLE_OPERATION_TIMEDOUT:
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_GOT_NOTHING:
+		case CURLE_SEND_ERROR:
+		case CURLE_RECV_ERROR:
+		case CURLE_HTTP2_STREAM:
+		case CURLE_HTTP3:
+		case CURLE_QUIC_CONNECT_ERROR:
+			return 1;
+		default:
+			return 0;
+		}
+	}
+	/* The codes AWS SDKs treat as throttling or transient, whatever the
+	 * status they come with. */
+	static const char *const codes[] = {
+		"SlowDown", "Throttling", "ThrottlingException", "ThrottledException",
+		"RequestThrottledException", "TooManyRequestsException",
+		"RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled",
+		"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+		"InternalError", "ServiceUnavailable", "RequestTimeTooSkewed",
+	};
+	if (error_code && *error_code)
+		for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+			if (!strcmp(error_code, codes[i]))
+				return 1;
+	if (http_status == 429)
+		return 1;
+	if (http_status >= 500 && http_status <= 599 && http_status != 501)
+		return 1;
+	return 0;
+}
+
+uint64_t s3_backoff_ms(const struct s3_retry_policy *p, unsigned retry, uint64_t random)
+{
+	uint64_t cap = p->cap_ms;
+	uint64_t ceil = p->base_ms;
+	for (unsigned i = 0; i < retry && ceil < cap; i++)
+		ceil *= 2;
+	if (ceil > cap)
+		ceil = cap;
+	return random % (ceil + 1);
+}
+
+int s3_retry_run(const struct s3_retry_policy *p, const struct s3_clock *clk,
+		 s3_attempt_fn attempt, void *arg, unsigned *retries)
+{
+	int64_t start = clk->now_ms(clk->arg);
+	int64_t deadline = start + (int64_t)p->total_timeout_ms;
+	unsigned n = 0;
+	*retries = 0;
+	for (;;) {
+		int64_t now = clk->now_ms(clk->arg);
+		int64_t left = deadline - now;
+		uint32_t timeout = p->attempt_timeout_ms;
+		if (left < (int64_t)timeout)
+			timeout = left > 0 ? (uint32_t)left : 1;
+		int retryable = 0;
+		int rc = attempt(arg, timeout, &retryable);
+		n++;
+		if (rc == 0 || !retryable)
+			return rc;
+		if (p->attempts_max && n >= p->attempts_max)
+			return rc;
+		int64_t delay = (int64_t)s3_backoff_ms(p, n - 1, clk->random(clk->arg));
+		now = clk->now_ms(clk->arg);
+		/* Give the next attempt at least a little time. */
+		if (now + delay + S3_TIMEOUT_MS_MIN / 2 >= deadline)
+			return rc;
+		if (delay > 0)
+			clk->sleep_ms(clk->arg, delay);
+		(*retries)++;
+	}
+}
+
+/* ================= the store ================= */
+
+/* Backoff: 50 ms doubling to 2 s, full jitter. A short cap matters more
+ * than a polite one here: a produce waits for the retry. */
+#define S3_BACKOFF_BASE_MS 50
+#define S3_BACKOFF_CAP_MS 2000
+/* At open, fail fast: three attempts within 10 s. */
+#define S3_OPEN_ATTEMPTS 3
+#define S3_OPEN_TIMEOUT_MS 10000
+#define S3_CONNECT_TIMEOUT_MS 3000
+/* Idle handles kept for reuse; one per worker thread is enough. */
+#define S3_HANDLES_MAX 64
+#define S3_URL_MAX (S3_ENDPOINT_MAX + S3_BUCKET_MAX + 3 * (S3_PREFIX_MAX + S3_KEY_MAX) + 3 * 2048)
+
+/* SHA-256 of the empty body. */
+static const char EMPTY_SHA256[] =
+	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+struct s3_store {
+	struct objstore base; /* first: the methods pointer */
+	struct s3_config cfg;
+	char base_url[S3_ENDPOINT_MAX + S3_BUCKET_MAX + 8];
+	char sigv4[S3_REGION_MAX + 32];
+	char key_id[256];
+	char secret[S3_SECRET_MAX];
+	char token_header[S3_SECRET_MAX + 32]; /* "" without a session token */
+	struct s3_retry_policy policy;
+
+	pthread_mutex_t lock; /* guards the handle pool */
+	CURL *handles[S3_HANDLES_MAX];
+	size_t handles_n;
+
+	atomic_uint_fast64_t calls[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t requests[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t retries[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t errors[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t bytes_written;
+	atomic_uint_fast64_t bytes_read;
+};
+
+static const struct objstore_methods s3_methods;
+
+/* One call (with all its attempts). */
+struct s3_call {
+	struct s3_store *st;
+	int op;
+	const char *what; /* "PUT" ... for messages */
+	char url[S3_URL_MAX];
+	struct curl_slist *headers;
+	const void *body;
+	size_t body_len;
+	/* GET into a caller's buffer: skip bytes first when the server
+	 * ignored the Range and sent the whole object. */
+	uint8_t *out;
+	size_t out_len;
+	uint64_t offset;
+	/* per attempt */
+	CURL *h;
+	size_t got;
+	uint64_t skip;
+	int started; /* the body of a 2xx answer has begun */
+	int done_early;
+	int too_long;
+	struct kbuf resp; /* error or listing body */
+	int resp_over;
+	long status;
+	int curl_code;
+	char curl_err[CURL_ERROR_SIZE];
+	char code[64];
+	char msg[256];
+	curl_off_t content_length;
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static int curl_init_rc;
+
+static void curl_init_once(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : SL_ENOMEM;
+}
+
+static int64_t real_now_ms(void *arg)
+{
+	return clock_mono_us() / 1000;
+}
+
+static void real_sleep_ms(void *arg, int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+static uint64_t real_random(void *arg)
+{
+	static _Thread_local uint64_t state;
+	if (!state) {
+		if (getrandom(&state, sizeof state, GRND_NONBLOCK) != sizeof state)
+			state = (uint64_t)clock_mono_us() ^ (uint64_t)(uintptr_t)&state;
+		state |= 1;
+	}
+	/* xorshift64* */
+	state ^= state >> 12;
+	state ^= state << 25;
+	state ^= state >> 27;
+	return state * 2685821657736338717ULL;
+}
+
+static const struct s3_clock real_clock = {
+	.now_ms = real_now_ms, .sleep_ms = real_sleep_ms, .random = real_random,
+};
+
+static CURL *handle_get(struct s3_store *st)
+{
+	CURL *h = NULL;
+	pthread_mutex_lock(&st->lock);
+	if (st->handles_n)
+		h = st->handles[--st->handles_n];
+	pthread_mutex_unlock(&st->lock);
+	if (!h)
+		h = curl_easy_init();
+	else
+		curl_easy_reset(h); /* keeps its connections and DNS cache */
+	return h;
+}
+
+static void handle_put(struct s3_store *st, CURL *h)
+{
+	pthread_mutex_lock(&st->lock);
+	if (st->handles_n < S3_HANDLES_MAX) {
+		st->handles[st->handles_n++] = h;
+		h = NULL;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct s3_call *c = arg;
+	size_t len = size * nmemb, all = len;
+	long status = 0;
+	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+	if (c->out && status >= 200 && status < 300) {
+		/* A plain 200 is the whole object: skip to our range. */
+		if (!c->started && status == 200)
+			c->skip = c->offset;
+		c->started = 1;
+		if (c->skip) {
+			size_t k = c->skip < len ? (size_t)c->skip : len;
+			p += k;
+			len -= k;
+			c->skip -= k;
+		}
+		if (len > c->out_len - c->got) {
+			/* A 200 with the whole object: we have what we asked
+			 * for once got reaches out_len; stop there. */
+			size_t k = c->out_len - c->got;
+			memcpy(c->out + c->got, p, k);
+			c->got += k;
+			if (status == 200)
+				c->done_early = 1;
+			else
+				c->too_long = 1;
+			return 0;
+		}
+		memcpy(c->out + c->got, p, len);
+		c->got += len;
+		return all;
+	}
+	if (c->resp.len + len > S3_RESPONSE_BYTES_MAX) {
+		c->resp_over = 1;
+		return 0;
+	}
+	kbuf_put(&c->resp, p, len);
+	return c->resp.oom ? 0 : all;
+}
+
+static int call_headers(struct s3_call *c, const char *payload_sha256, const char *range)
+{
+	char line[128];
+	struct curl_slist *l = NULL, *t;
+	snprintf(line, sizeof line, "x-amz-content-sha256: %s", payload_sha256);
+	if (!(t = curl_slist_append(l, line)))
+		goto out_oom;
+	l = t;
+	if (c->st->token_header[0]) {
+		if (!(t = curl_slist_append(l, c->st->token_header)))
+			goto out_oom;
+		l = t;
+	}
+	if (range) {
+		if (!(t = curl_slist_append(l, range)))
+			goto out_oom;
+		l = t;
+	}
+	if (c->body) {
+		if (!(t = curl_slist_append(l, "Content-Type: application/octet-stream")))
+			goto out_oom;
+		l = t;
+	}
+	c->headers = l;
+	return 0;
+out_oom:
+	curl_slist_free_all(l);
+	return SL_ENOMEM;
+}
+
+static void call_free(struct s3_call *c)
+{
+	curl_slist_free_all(c->headers);
+	kbuf_free(&c->resp);
+}
+
+static int s3_attempt(void *arg, uint32_t timeout_ms, int *retryable)
+{
+	struct s3_call *c = arg;
+	struct s3_store *st = c->st;
+	*retryable = 0;
+	CURL *h = handle_get(st);
+	if (!h)
+		return SL_ENOMEM;
+	c->h = h;
+	c->got = 0;
+	c->skip = 0;
+	c->started = 0;
+	c->done_early = c->too_long = c->resp_over = 0;
+	c->resp.len = 0;
+	c->resp.oom = false;
+	c->status = 0;
+	c->curl_code = 0;
+	c->curl_err[0] = c->code[0] = c->msg[0] = 0;
+	c->content_length = -1;
+
+	curl_easy_setopt(h, CURLOPT_URL, c->url);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(timeout_ms < S3_CONNECT_TIMEOUT_MS ? timeout_ms : S3_CONNECT_TIMEOUT_MS));
+	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(h, CURLOPT_AWS_SIGV4, st->sigv4);
+	curl_easy_setopt(h, CURLOPT_USERNAME, st->key_id);
+	curl_easy_setopt(h, CURLOPT_PASSWORD, st->secret);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, c->curl_err);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (!st->cfg.verify_tls) {
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	switch (c->op) {
+	case OBJSTORE_OP_PUT:
+		/* POSTFIELDS (not a read callback) so curl can resend the
+		 * body by itself; the method is then overridden to PUT. */
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+		break;
+	case OBJSTORE_OP_HEAD:
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+		break;
+	case OBJSTORE_OP_DELETE:
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+		break;
+	default:
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		break;
+	}
+
+	atomic_fetch_add(&st->requests[c->op], 1);
+	CURLcode cc = curl_easy_perform(h);
+	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+	curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &c->content_length);
+	handle_put(st, h);
+	c->h = NULL;
+
+	if (cc == CURLE_WRITE_ERROR && c->done_early)
+		cc = CURLE_OK;
+	if (cc != CURLE_OK) {
+		c->curl_code = (int)cc;
+		if (c->too_long || c->resp_over)
+			return SL_EPROTO;
+		if (c->resp.oom)
+			return SL_ENOMEM;
+		*retryable = s3_retryable((int)cc, 0, NULL);
+		return cc == CURLE_OPERATION_TIMEDOUT ? SL_ETIMEDOUT : SL_ESTORE;
+	}
+	if (c->status >= 200 && c->status < 300) {
+		if (c->op == OBJSTORE_OP_GET && c->got != c->out_len)
+			return SL_EPROTO; /* the object is shorter than asked */
+		return 0;
+	}
+	if (c->resp.len)
+		s3_xml_error_parse((const char *)c->resp.data, c->resp.len, c->code,
+				   sizeof c->code, c->msg, sizeof c->msg);
+	if (c->status == 404)
+		return strcmp(c->code, "NoSuchBucket") == 0 ? SL_ESTORE : SL_ENOTFOUND;
+	if (c->status == 416)
+		return SL_EPROTO;
+	*retryable = s3_retryable(0, c->status, c->code);
+	return SL_ESTORE;
+}
+
+/* A description of the last attempt's failure, for one log line. */
+static const char *call_why(struct s3_call *c, char *buf, size_t cap)
+{
+	if (c->curl_code)
+		snprintf(buf, cap, "%s", c->curl_err[0] ? c->curl_err
+							: curl_easy_strerror((CURLcode)c->curl_code));
+	else if (c->status / 100 == 2 && c->out)
+		snprintf(buf, cap, "HTTP %ld with %zu of %zu bytes: the object is shorter",
+			 c->status, c->got, c->out_len);
+	else if (c->code[0])
+		snprintf(buf, cap, "HTTP %ld %s: %s", c->status, c->code, c->msg);
+	else
+		snprintf(buf, cap, "HTTP %ld", c->status);
+	return buf;
+}
+
+static int call_run(struct s3_call *c, const struct s3_retry_policy *policy)
+{
+	unsigned retries = 0;
+	int rc = s3_retry_run(policy, &real_clock, s3_attempt, c, &retries);
+	if (retries)
+		atomic_fetch_add(&c->st->retries[c->op], retries);
+	if (rc && retries)
+		log_debug("s3: %s %s: gave up after %u retries", c->what, c->url, retries);
+	return rc;
+}
+
+/* Object URL of store key (NULL: the bucket root, for listings). */
+static int call_init(struct s3_call *c, struct s3_store *st, int op, const char *what,
+		     const char *key)
+{
+	memset(c, 0, sizeof *c);
+	kbuf_init(&c->resp);
+	c->st = st;
+	c->op = op;
+	c->what = what;
+	atomic_fetch_add(&st->calls[op], 1);
+	if (!key)
+		return 0;
+	size_t kn = strlen(key);
+	if (kn == 0 || kn > S3_KEY_MAX || key[0] == '/')
+		return SL_EINVAL;
+	for (size_t i = 0; i < kn; i++)
+		if (key[i] <= 0x20 || key[i] >= 0x7f)
+			return SL_EINVAL;
+	char full[S3_PREFIX_MAX + S3_KEY_MAX + 2], enc[3 * sizeof full];
+	snprintf(full, sizeof full, "%s%s", st->cfg.prefix, key);
+	if (s3_uri_encode(full, 1, enc, sizeof enc))
+		return SL_EINVAL;
+	int n = snprintf(c->url, sizeof c->url, "%s/%s", st->base_url, enc);
+	if (n < 0 || (size_t)n >= sizeof c->url)
+		return SL_EINVAL;
+	return 0;
+}
+
+static void call_fail_log(struct s3_call *c, const char *key, int rc)
+{
+	char why[400];
+	atomic_fetch_add(&c->st->errors[c->op], 1);
+	log_error("s3: %s s3://%s/%s%s failed: %s (%s)", c->what, c->st->cfg.bucket,
+		  c->st->cfg.prefix, key, call_why(c, why, sizeof why), sl_strerror(rc));
+}
+
+static int sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return SL_ENOMEM;
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+static int s3_put(struct objstore *s, const char *key, const void *data, size_t len)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	struct s3_call c;
+	char sha[65];
+	int rc = call_init(&c, st, OBJSTORE_OP_PUT, "PUT", key);
+	if (rc)
+		goto out;
+	rc = sha256_hex(data, len, sha);
+	if (rc)
+		goto out;
+	c.body = len ? data : "";
+	c.body_len = len;
+	rc = call_headers(&c, sha, NULL);
+	if (rc)
+		goto out;
+	rc = call_run(&c, &st->policy);
+	if (rc == 0)
+		atomic_fetch_add(&st->bytes_written, len);
+	else
+		call_fail_log(&c, key, rc);
+out:
+	if (rc == SL_EINVAL || rc == SL_ENOMEM)
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_PUT], 1);
+	call_free(&c);
+	return rc;
+}
+
+static int s3_head(struct objstore *s, const char *key, uint64_t *size)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	struct s3_call c;
+	int rc = call_init(&c, st, OBJSTORE_OP_HEAD, "HEAD", key);
+	if (rc == 0)
+		rc = call_headers(&c, EMPTY_SHA256, NULL);
+	if (rc == 0) {
+		rc = call_run(&c, &st->policy);
+		if (rc == 0) {
+			if (c.content_length < 0)
+				rc = SL_EPROTO;
+			else
+				*size = (uint64_t)c.content_length;
+		}
+		if (rc && rc != SL_ENOTFOUND)
+			call_fail_log(&c, key, rc);
+	} else {
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_HEAD], 1);
+	}
+	call_free(&c);
+	return rc;
+}
+
+static int s3_get(struct objstore *s, const char *key, uint64_t offset, size_t len, void *out)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	if (offset > (uint64_t)INT64_MAX - len)
+		return SL_EINVAL;
+	if (len == 0) {
+		/* No empty Range exists: check the object instead. */
+		uint64_t size;
+		int rc = s3_head(s, key, &size);
+		return rc ? rc : offset > size ? SL_EPROTO : 0;
+	}
+	struct s3_call c;
+	char range[80];
+	int rc = call_init(&c, st, OBJSTORE_OP_GET, "GET", key);
+	if (rc)
+		goto out;
+	snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)offset,
+		 (unsigned long long)(offset + len - 1));
+	rc = call_headers(&c, EMPTY_SHA256, range);
+	if (rc)
+		goto out;
+	c.out = out;
+	c.out_len = len;
+	c.offset = offset;
+	rc = call_run(&c, &st->policy);
+	if (rc == 0)
+		atomic_fetch_add(&st->bytes_read, len);
+	else if (rc != SL_ENOTFOUND)
+		call_fail_log(&c, key, rc);
+out:
+	if (rc == SL_EINVAL || rc == SL_ENOMEM)
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_GET], 1);
+	call_free(&c);
+	return rc;
+}
+
+static int s3_del(struct objstore *s, const char *key)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	struct s3_call c;
+	int rc = call_init(&c, st, OBJSTORE_OP_DELETE, "DELETE", key);
+	if (rc == 0)
+		rc = call_headers(&c, EMPTY_SHA256, NULL);
+	if (rc == 0) {
+		rc = call_run(&c, &st->policy);
+		if (rc == SL_ENOTFOUND)
+			rc = 0; /* some servers say 404; S3 says 204 */
+		if (rc)
+			call_fail_log(&c, key, rc);
+	} else {
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_DELETE], 1);
+	}
+	call_free(&c);
+	return rc;
+}
+
+/* One ListObjectsV2 page of the bucket's keys under full_prefix (prefix
+ * of the store included). The call's failure details stay in *c. */
+static int list_page(struct s3_store *st, struct s3_call *c, const char *full_prefix,
+		     const char *token, unsigned max_keys, const struct s3_retry_policy *policy,
+		     struct s3_list_page *page)
+{
+	char enc_prefix[3 * (S3_PREFIX_MAX + S3_KEY_MAX) + 1];
+	char enc_token[3 * 2048 + 1] = "";
+	if (s3_uri_encode(full_prefix, 0, enc_prefix, sizeof enc_prefix))
+		return SL_EINVAL;
+	if (token && s3_uri_encode(token, 0, enc_token, sizeof enc_token))
+		return SL_EPROTO;
+	/* SigV4 wants the query sorted by name; curl signs it as given. */
+	int n = snprintf(c->url, sizeof c->url, "%s%s?%s%s%slist-type=2&max-keys=%u&prefix=%s",
+			 st->base_url, st->cfg.path_style ? "" : "/", token ? "continuation-token=" : "",
+			 enc_token, token ? "&" : "", max_keys, enc_prefix);
+	if (n < 0 || (size_t)n >= sizeof c->url)
+		return SL_EINVAL;
+	int rc = call_run(c, policy);
+	if (rc)
+		return rc;
+	rc = s3_xml_list_parse((const char *)c->resp.data, c->resp.len, page);
+	if (rc)
+		snprintf(c->msg, sizeof c->msg, "unparsable ListObjectsV2 page (%s)", sl_strerror(rc));
+	return rc;
+}
+
+static int s3_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	struct s3_call c;
+	char full[S3_PREFIX_MAX + S3_KEY_MAX + 2];
+	char *token = NULL;
+	size_t plen = strlen(st->cfg.prefix);
+	if (!prefix)
+		prefix = "";
+	int rc = call_init(&c, st, OBJSTORE_OP_LIST, "LIST", NULL);
+	if (strlen(prefix) > S3_KEY_MAX) {
+		rc = SL_EINVAL;
+		goto out;
+	}
+	snprintf(full, sizeof full, "%s%s", st->cfg.prefix, prefix);
+	rc = call_headers(&c, EMPTY_SHA256, NULL);
+	while (rc == 0) {
+		struct s3_list_page page;
+		rc = list_page(st, &c, full, token, 1000, &st->policy, &page);
+		if (rc) {
+			call_fail_log(&c, prefix, rc);
+			break;
+		}
+		for (size_t i = 0; i < page.n && rc == 0; i++) {
+			const char *k = page.v[i].key;
+			if (strncmp(k, st->cfg.prefix, plen) != 0 || !k[plen])
+				continue;
+			rc = fn(arg, k + plen, page.v[i].size, page.v[i].mtime_ms);
+		}
+		if (rc == 0 && page.truncated) {
+			if (!page.next_token || (token && !strcmp(token, page.next_token))) {
+				log_error("s3: LIST s3://%s/%s: truncated page without a new "
+					  "continuation token", st->cfg.bucket, full);
+				atomic_fetch_add(&st->errors[OBJSTORE_OP_LIST], 1);
+				rc = SL_EPROTO;
+			} else {
+				free(token);
+				token = page.next_token;
+				page.next_token = NULL;
+			}
+		} else {
+			s3_list_page_free(&page);
+			break;
+		}
+		s3_list_page_free(&page);
+	}
+out:
+	free(token);
+	call_free(&c);
+	return rc;
+}
+
+static void s3_stats(struct objstore *s, struct objstore_stats *out)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	for (int i = 0; i < OBJSTORE_OP_COUNT; i++) {
+		out->calls[i] = atomic_load(&st->calls[i]);
+		out->requests[i] = atomic_load(&st->requests[i]);
+		out->retries[i] = atomic_load(&st->retries[i]);
+		out->errors[i] = atomic_load(&st->errors[i]);
+	}
+	out->bytes_written = atomic_load(&st->bytes_written);
+	out->bytes_read = atomic_load(&st->bytes_read);
+}
+
+static void s3_close(struct objstore *s)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	for (size_t i = 0; i < st->handles_n; i++)
+		curl_easy_cleanup(st->handles[i]);
+	pthread_mutex_destroy(&st->lock);
+	/* Scrub the secret before giving the memory back. */
+	memset(st->secret, 0, sizeof st->secret);
+	memset(st->token_header, 0, sizeof st->token_header);
+	free(st);
+}
+
+static const struct objstore_methods s3_methods = {
+	.name = "s3",
+	.put = s3_put,
+	.get = s3_get,
+	.head = s3_head,
+	.del = s3_del,
+	.list = s3_list,
+	.close = s3_close,
+	.stats = s3_stats,
+};
+
+/* Credentials from the environment, else the shared credentials file. */
+static int credentials_load(struct s3_store *st, char *where, size_t where_cap)
+{
+	const char *id = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *token = getenv("AWS_SESSION_TOKEN");
+	char token_buf[S3_SECRET_MAX] = "";
+	if (id && *id && secret && *secret) {
+		snprintf(where, where_cap, "environment");
+		if (strlen(id) >= sizeof st->key_id || strlen(secret) >= sizeof st->secret ||
+		    (token && strlen(token) >= S3_SECRET_MAX))
+			return SL_EINVAL;
+		strcpy(st->key_id, id);
+		strcpy(st->secret, secret);
+	} else {
+		const char *path = getenv("AWS_SHARED_CREDENTIALS_FILE");
+		const char *profile = getenv("AWS_PROFILE");
+		char def[1024];
+		if (!path || !*path) {
+			const char *home = getenv("HOME");
+			if (!home)
+				return SL_ENOTFOUND;
+			snprintf(def, sizeof def, "%s/.aws/credentials", home);
+			path = def;
+		}
+		if (!profile || !*profile)
+			profile = "default";
+		snprintf(where, where_cap, "%s [%s]", path, profile);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			return SL_ENOTFOUND;
+		/* Credentials files are small; 1 MiB is plenty. */
+		char *text = malloc(1024 * 1024 + 1);
+		if (!text) {
+			fclose(f);
+			return SL_ENOMEM;
+		}
+		size_t n = fread(text, 1, 1024 * 1024, f);
+		fclose(f);
+		text[n] = 0;
+		int rc = s3_profile_parse(text, profile, st->key_id, sizeof st->key_id, st->secret,
+					  sizeof st->secret, token_buf, sizeof token_buf);
+		memset(text, 0, n);
+		free(text);
+		if (rc)
+			return rc;
+		token = token_buf;
+	}
+	if (token && *token)
+		snprintf(st->token_header, sizeof st->token_header, "x-amz-security-token: %s",
+			 token);
+	memset(token_buf, 0, sizeof token_buf);
+	return 0;
+}
+
+int objstore_s3_open(const char *url, struct objstore **out)
+{
+	*out = NULL;
+	char why[256] = "";
+	pthread_once(&curl_once, curl_init_once);
+	if (curl_init_rc) {
+		log_error("object store: libcurl failed to initialise");
+		return SL_ENOMEM;
+	}
+	struct s3_store *st = calloc(1, sizeof *st);
+	if (!st)
+		return SL_ENOMEM;
+	st->base.m = &s3_methods;
+	pthread_mutex_init(&st->lock, NULL);
+	int rc = s3_url_parse(url, &st->cfg, why, sizeof why);
+	if (rc) {
+		log_error("object store: bad S3 URL '%s': %s (expected "
+			  "s3://BUCKET/PREFIX?endpoint=URL&region=NAME)", url, why);
+		goto out_free;
+	}
+	const char *env_region = getenv("AWS_REGION");
+	if (!env_region || !*env_region)
+		env_region = getenv("AWS_DEFAULT_REGION");
+	if (s3_config_resolve(&st->cfg, env_region, st->base_url, sizeof st->base_url)) {
+		log_error("object store: '%s': endpoint or region too long", url);
+		rc = SL_EINVAL;
+		goto out_free;
+	}
+	snprintf(st->sigv4, sizeof st->sigv4, "aws:amz:%s:s3", st->cfg.region);
+	rc = credentials_load(st, why, sizeof why);
+	if (rc) {
+		log_error("object store: s3://%s: no usable credentials (set AWS_ACCESS_KEY_ID and "
+			  "AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials; looked in %s)",
+			  st->cfg.bucket, why);
+		rc = SL_EINVAL;
+		goto out_free;
+	}
+	st->policy = (struct s3_retry_policy){
+		.base_ms = S3_BACKOFF_BASE_MS,
+		.cap_ms = S3_BACKOFF_CAP_MS,
+		.attempt_timeout_ms = st->cfg.attempt_timeout_ms,
+		.total_timeout_ms = st->cfg.total_timeout_ms,
+	};
+
+	/* Check the bucket: a listing of one key also proves the
+	 * credentials and the list permission. */
+	struct s3_retry_policy check = st->policy;
+	check.attempts_max = S3_OPEN_ATTEMPTS;
+	if (check.total_timeout_ms > S3_OPEN_TIMEOUT_MS)
+		check.total_timeout_ms = S3_OPEN_TIMEOUT_MS;
+	if (check.attempt_timeout_ms > check.total_timeout_ms)
+		check.attempt_timeout_ms = check.total_timeout_ms;
+	struct s3_call c;
+	struct s3_list_page page;
+	call_init(&c, st, OBJSTORE_OP_LIST, "LIST", NULL);
+	rc = call_headers(&c, EMPTY_SHA256, NULL);
+	if (rc == 0)
+		rc = list_page(st, &c, st->cfg.prefix, NULL, 1, &check, &page);
+	if (rc == 0) {
+		s3_list_page_free(&page);
+	} else {
+		char detail[400];
+		const char *hint = "";
+		if (c.curl_code)
+			hint = " (is the endpoint right and the server up?)";
+		else if (!strcmp(c.code, "NoSuchBucket") || c.status == 404)
+			hint = " (create the bucket first)";
+		else if (c.status == 403 || c.status == 401)
+			hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the "
+			       "bucket policy)";
+		else if (c.status == 301 || !strcmp(c.code, "PermanentRedirect") ||
+			 !strcmp(c.code, "AuthorizationHeaderMalformed"))
+			hint = " (is region= right?)";
+		if (rc == SL_EPROTO && !c.curl_code && c.status / 100 == 2)
+			snprintf(detail, sizeof detail, "%s", c.msg);
+		else
+			call_why(&c, detail, sizeof detail);
+		log_error("object store: cannot use bucket %s at %s: %s%s", st->cfg.bucket,
+			  st->cfg.endpoint, detail, hint);
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_LIST], 1);
+		call_free(&c);
+		rc = rc == SL_ENOMEM ? rc : SL_ESTORE;
+		s3_close(&st->base);
+		return rc;
+	}
+	call_free(&c);
+	log_info("object store: s3://%s/%s at %s (region %s, %s-style, credentials from %s)",
+		 st->cfg.bucket, st->cfg.prefix, st->cfg.endpoint, st->cfg.region,
+		 st->cfg.path_style ? "path" : "virtual-hosted", why);
+	*out = &st->base;
+	return 0;
+
+out_free:
+	s3_close(&st->base);
+	return rc;
+}

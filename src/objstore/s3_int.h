@@ -1,0 +1,144 @@
+/* s3_int.h — the pure half of the S3 store (s3.c), kept free of I/O so the
+ * unit tests can reach it: URL parsing, URI encoding for SigV4, the XML of
+ * ListObjectsV2 pages and error bodies (expat), the shared credentials
+ * file, and the retry policy (capped exponential backoff with full jitter,
+ * driven by an injectable clock and random source). */
+#ifndef SLUICE_OBJSTORE_S3_INT_H
+#define SLUICE_OBJSTORE_S3_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* S3 bucket names are 3..63 chars. */
+#define S3_BUCKET_MAX 63
+/* Our keys are short; S3 allows 1024 bytes per key, prefix included. */
+#define S3_PREFIX_MAX 512
+#define S3_KEY_MAX 1024
+#define S3_ENDPOINT_MAX 256
+#define S3_REGION_MAX 63
+/* ListObjectsV2 returns at most 1000 keys a page; accept a little more
+ * from odd servers but never an unbounded array. */
+#define S3_LIST_ENTRIES_MAX 10000
+/* A list page of 1000 keys is ~300 KiB of XML; error bodies are small. */
+#define S3_RESPONSE_BYTES_MAX (16 * 1024 * 1024)
+/* Credentials and tokens (session tokens run to ~2 KiB). */
+#define S3_SECRET_MAX 4096
+
+#define S3_ATTEMPT_TIMEOUT_MS_DEFAULT 10000
+#define S3_TOTAL_TIMEOUT_MS_DEFAULT 30000
+/* Bounds for the URL's timeouts: at least 100 ms, at most 1 hour. */
+#define S3_TIMEOUT_MS_MIN 100
+#define S3_TIMEOUT_MS_MAX 3600000
+
+struct s3_config {
+	char bucket[S3_BUCKET_MAX + 1];
+	char prefix[S3_PREFIX_MAX + 1];       /* "" or ends with '/' */
+	char endpoint[S3_ENDPOINT_MAX + 1];   /* "scheme://host[:port]", no
+					       * trailing '/'; "" = AWS */
+	char region[S3_REGION_MAX + 1];       /* "" = not given */
+	int path_style;                       /* -1 = not given */
+	int verify_tls;                       /* 0 or 1 */
+	uint32_t attempt_timeout_ms;
+	uint32_t total_timeout_ms;
+};
+
+/* Parse "s3://BUCKET[/PREFIX][?k=v&...]" (query values may be
+ * %-encoded). Returns 0, or SL_EINVAL with a reason in why. */
+int s3_url_parse(const char *url, struct s3_config *out, char *why, size_t why_cap);
+
+/* Fill in what the URL left out (region, endpoint, path_style) given the
+ * region found in the environment (NULL: none). Then the base URL of
+ * every request is written to base: "scheme://host[:port]/BUCKET" for
+ * path style, "scheme://BUCKET.host[:port]" otherwise. Returns 0 or
+ * SL_EINVAL (too long). */
+int s3_config_resolve(struct s3_config *c, const char *env_region, char *base,
+		      size_t base_cap);
+
+/* SigV4 URI encoding: A-Z a-z 0-9 - . _ ~ stay, '/' stays when
+ * keep_slash, every other byte becomes %XX (upper-case hex). Returns 0 or
+ * SL_EINVAL (does not fit in cap, NUL included). */
+int s3_uri_encode(const char *in, int keep_slash, char *out, size_t cap);
+
+/* ---- XML ---- */
+
+struct s3_list_entry {
+	char *key;        /* owned by the page */
+	uint64_t size;
+	int64_t mtime_ms; /* 0 if absent or unparsable */
+};
+
+struct s3_list_page {
+	struct s3_list_entry *v;
+	size_t n;
+	int truncated;
+	char *next_token; /* NULL when absent; owned by the page */
+};
+
+/* Parse one ListObjectsV2 page (<ListBucketResult>). Returns 0,
+ * SL_EPROTO (not well-formed, another root, a DOCTYPE, a bad number),
+ * SL_ELIMIT (too many keys, a key too long) or SL_ENOMEM; on error the
+ * page is left empty. Free with s3_list_page_free. */
+int s3_xml_list_parse(const char *xml, size_t len, struct s3_list_page *out);
+void s3_list_page_free(struct s3_list_page *p);
+
+/* Parse an S3 error body (<Error><Code>..</Code><Message>..</Message>).
+ * code and message are truncated to fit. Returns 0 or SL_EPROTO (then
+ * both are ""). */
+int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t code_cap, char *msg,
+		       size_t msg_cap);
+
+/* "2009-10-12T17:50:30.000Z" (fraction optional) → ms since the epoch;
+ * -1 when it does not parse. */
+int64_t s3_time_parse_ms(const char *s);
+
+/* ---- credentials file ---- */
+
+/* From the text of an AWS shared credentials or config file, take the
+ * keys of section [profile] or [profile NAME]. Outputs absent from the
+ * section are left "". Returns 0 when both the key id and the secret were
+ * found, SL_ENOTFOUND otherwise. */
+int s3_profile_parse(const char *text, const char *profile, char *key_id, size_t key_id_cap,
+		     char *secret, size_t secret_cap, char *token, size_t token_cap);
+
+/* ---- retries ---- */
+
+/* Is a failed attempt worth retrying? curl_code is the CURLcode of the
+ * transfer (0 if it completed), http_status the HTTP status (0 if none),
+ * error_code the S3 <Code> ("" or NULL if none). Retried: connection
+ * failures, resets and timeouts; 5xx; 429; the throttling and transient
+ * codes AWS SDKs retry (SlowDown, RequestTimeout, ...). Not retried:
+ * other 4xx, TLS verification failures, malformed URLs. */
+int s3_retryable(int curl_code, long http_status, const char *error_code);
+
+struct s3_retry_policy {
+	uint32_t base_ms;            /* first backoff cap */
+	uint32_t cap_ms;             /* backoff cap after growth */
+	uint32_t attempt_timeout_ms; /* one request */
+	uint32_t total_timeout_ms;   /* the whole call, backoffs included */
+	uint32_t attempts_max;       /* 0: until the total deadline */
+};
+
+/* Full jitter: a uniformly random delay in [0, min(cap, base * 2^retry)],
+ * retry counting from 0, drawn from random. */
+uint64_t s3_backoff_ms(const struct s3_retry_policy *p, unsigned retry, uint64_t random);
+
+struct s3_clock {
+	int64_t (*now_ms)(void *arg);             /* monotonic */
+	void (*sleep_ms)(void *arg, int64_t ms);
+	uint64_t (*random)(void *arg);
+	void *arg;
+};
+
+/* One attempt, given its timeout. Returns 0 or a negative sl_err, and sets
+ * *retryable when a failure may be retried. */
+typedef int (*s3_attempt_fn)(void *arg, uint32_t timeout_ms, int *retryable);
+
+/* Call attempt until it succeeds, fails for good, attempts_max is reached
+ * or the next backoff would end past the total deadline; each attempt's
+ * timeout is cut to the time left. Always makes at least one attempt.
+ * Returns what the last attempt returned; *retries counts the attempts
+ * after the first. */
+int s3_retry_run(const struct s3_retry_policy *p, const struct s3_clock *clk,
+		 s3_attempt_fn attempt, void *arg, unsigned *retries);
+
+#endif

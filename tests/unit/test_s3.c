@@ -1,0 +1,545 @@
+/* test_s3.c — the pure half of the S3 store (src/objstore/s3_int.h): URL
+ * parsing and resolution, SigV4 URI encoding, ListObjectsV2 and error XML,
+ * timestamps, the credentials file, retry classification, backoff and the
+ * retry loop under an injected clock; plus objstore_open's refusals that
+ * need no server (bad URL, no credentials, unreachable endpoint). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "objstore/objstore.h"
+#include "objstore/s3_int.h"
+
+/* ---- URLs ---- */
+
+static void test_url_basic(void **state)
+{
+	struct s3_config c;
+	char why[256];
+	assert_int_equal(s3_url_parse("s3://my-bucket/a/b//?endpoint=http://127.0.0.1:9000/"
+				      "&region=eu-west-1&timeout_ms=500&total_timeout_ms=2000"
+				      "&verify_tls=false&path_style=true",
+				      &c, why, sizeof why),
+			 0);
+	assert_string_equal(c.bucket, "my-bucket");
+	assert_string_equal(c.prefix, "a/b/");
+	assert_string_equal(c.endpoint, "http://127.0.0.1:9000");
+	assert_string_equal(c.region, "eu-west-1");
+	assert_int_equal(c.attempt_timeout_ms, 500);
+	assert_int_equal(c.total_timeout_ms, 2000);
+	assert_int_equal(c.verify_tls, 0);
+	assert_int_equal(c.path_style, 1);
+
+	assert_int_equal(s3_url_parse("s3://bkt", &c, why, sizeof why), 0);
+	assert_string_equal(c.bucket, "bkt");
+	assert_string_equal(c.prefix, "");
+	assert_string_equal(c.endpoint, "");
+	assert_string_equal(c.region, "");
+	assert_int_equal(c.path_style, -1);
+	assert_int_equal(c.verify_tls, 1);
+	assert_int_equal(c.attempt_timeout_ms, S3_ATTEMPT_TIMEOUT_MS_DEFAULT);
+	assert_int_equal(c.total_timeout_ms, S3_TOTAL_TIMEOUT_MS_DEFAULT);
+
+	/* %-encoded values; total below attempt is raised to it. */
+	assert_int_equal(s3_url_parse("s3://bkt/p?endpoint=https%3A%2F%2Fminio.local%3A9000"
+				      "&timeout_ms=5000&total_timeout_ms=1000",
+				      &c, why, sizeof why),
+			 0);
+	assert_string_equal(c.endpoint, "https://minio.local:9000");
+	assert_string_equal(c.prefix, "p/");
+	assert_int_equal(c.total_timeout_ms, 5000);
+
+	assert_int_equal(s3_url_parse("s3://bkt/?", &c, why, sizeof why), 0);
+	assert_string_equal(c.prefix, "");
+}
+
+static void test_url_bad(void **state)
+{
+	static const char *const bad[] = {
+		"file:/x",
+		"s3://",
+		"s3://ab",                        /* bucket too short */
+		"s3://bad*bucket/x",
+		"s3://bkt/a/../b",
+		"s3://bkt/a/./b",
+		"s3://bkt/a b",
+		"s3://bkt/x#frag",
+		"s3://bkt/x?nope=1",              /* unknown parameter */
+		"s3://bkt/x?endpoint",            /* no '=' */
+		"s3://bkt/x?endpoint=ftp://h",    /* scheme */
+		"s3://bkt/x?endpoint=http://",    /* no host */
+		"s3://bkt/x?endpoint=http://h/path",
+		"s3://bkt/x?endpoint=http://h:",
+		"s3://bkt/x?path_style=maybe",
+		"s3://bkt/x?verify_tls=",
+		"s3://bkt/x?timeout_ms=abc",
+		"s3://bkt/x?timeout_ms=5",        /* below the minimum */
+		"s3://bkt/x?timeout_ms=99999999999",
+		"s3://bkt/x?region=",
+		"s3://bkt/x?region=a/b",
+		"s3://bkt/x?region=%zz",
+		"s3://bkt/x?region=%4",
+	};
+	struct s3_config c;
+	char why[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		why[0] = 0;
+		if (s3_url_parse(bad[i], &c, why, sizeof why) != SL_EINVAL)
+			fail_msg("accepted %s", bad[i]);
+		assert_true(why[0] != 0);
+	}
+	char longp[S3_PREFIX_MAX + 32] = "s3://bkt/";
+	memset(longp + 9, 'a', S3_PREFIX_MAX + 5);
+	longp[9 + S3_PREFIX_MAX + 5] = 0;
+	assert_int_equal(s3_url_parse(longp, &c, why, sizeof why), SL_EINVAL);
+}
+
+static void test_url_resolve(void **state)
+{
+	struct s3_config c;
+	char base[512];
+	/* AWS: virtual-hosted, regional endpoint, region from the env. */
+	assert_int_equal(s3_url_parse("s3://bkt/p", &c, NULL, 0), 0);
+	assert_int_equal(s3_config_resolve(&c, "eu-central-1", base, sizeof base), 0);
+	assert_string_equal(c.region, "eu-central-1");
+	assert_string_equal(c.endpoint, "https://s3.eu-central-1.amazonaws.com");
+	assert_int_equal(c.path_style, 0);
+	assert_string_equal(base, "https://bkt.s3.eu-central-1.amazonaws.com");
+
+	/* No region anywhere: us-east-1. A dotted bucket goes path-style. */
+	assert_int_equal(s3_url_parse("s3://my.bkt", &c, NULL, 0), 0);
+	assert_int_equal(s3_config_resolve(&c, NULL, base, sizeof base), 0);
+	assert_string_equal(c.region, "us-east-1");
+	assert_int_equal(c.path_style, 1);
+	assert_string_equal(base, "https://s3.us-east-1.amazonaws.com/my.bkt");
+
+	/* A custom endpoint: path style unless told otherwise; the URL's
+	 * region wins over the environment. */
+	assert_int_equal(s3_url_parse("s3://bkt?endpoint=http://127.0.0.1:4568&region=r1",
+				      &c, NULL, 0),
+			 0);
+	assert_int_equal(s3_config_resolve(&c, "env-region", base, sizeof base), 0);
+	assert_string_equal(c.region, "r1");
+	assert_string_equal(base, "http://127.0.0.1:4568/bkt");
+	assert_int_equal(s3_url_parse("s3://bkt?endpoint=http://minio:9000&path_style=false",
+				      &c, NULL, 0),
+			 0);
+	assert_int_equal(s3_config_resolve(&c, NULL, base, sizeof base), 0);
+	assert_string_equal(base, "http://bkt.minio:9000");
+	assert_int_equal(s3_config_resolve(&c, NULL, base, 8), SL_EINVAL);
+}
+
+static void test_uri_encode(void **state)
+{
+	char out[64];
+	assert_int_equal(s3_uri_encode("objects/a-b_c.d~e", 1, out, sizeof out), 0);
+	assert_string_equal(out, "objects/a-b_c.d~e");
+	assert_int_equal(s3_uri_encode("a/b c+d=e%", 0, out, sizeof out), 0);
+	assert_string_equal(out, "a%2Fb%20c%2Bd%3De%25");
+	assert_int_equal(s3_uri_encode("\xc3\xa9", 1, out, sizeof out), 0);
+	assert_string_equal(out, "%C3%A9");
+	assert_int_equal(s3_uri_encode("", 1, out, sizeof out), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(s3_uri_encode("abcd", 1, out, 5), 0);
+	assert_int_equal(s3_uri_encode("abcd", 1, out, 4), SL_EINVAL);
+	assert_int_equal(s3_uri_encode("a b", 1, out, 5), SL_EINVAL);
+}
+
+/* ---- XML ---- */
+
+static const char LIST_PAGE[] =
+	"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	"<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+	"<Name>bkt</Name><Prefix>p/objects/</Prefix><KeyCount>2</KeyCount>"
+	"<MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>"
+	"<Contents><Key>p/objects/a&amp;b.obj</Key>"
+	"<LastModified>2024-01-02T03:04:05.678Z</LastModified>"
+	"<ETag>&quot;abc&quot;</ETag><Size>123</Size><StorageClass>STANDARD</StorageClass>"
+	"<Owner><ID>x</ID><DisplayName>y</DisplayName></Owner></Contents>"
+	"<Contents><Key>p/objects/c.obj</Key><LastModified>1970-01-01T00:00:01Z</LastModified>"
+	"<Size>18446744073709551615</Size></Contents>"
+	"<NextContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</NextContinuationToken>"
+	"</ListBucketResult>";
+
+static void test_xml_list(void **state)
+{
+	struct s3_list_page p;
+	assert_int_equal(s3_xml_list_parse(LIST_PAGE, strlen(LIST_PAGE), &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_string_equal(p.v[0].key, "p/objects/a&b.obj");
+	assert_int_equal(p.v[0].size, 123);
+	assert_int_equal(p.v[0].mtime_ms, 1704164645678LL);
+	assert_string_equal(p.v[1].key, "p/objects/c.obj");
+	assert_true(p.v[1].size == UINT64_MAX);
+	assert_int_equal(p.v[1].mtime_ms, 1000);
+	assert_int_equal(p.truncated, 1);
+	assert_string_equal(p.next_token, "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
+	s3_list_page_free(&p);
+
+	/* The last page, and an empty listing. */
+	static const char last[] =
+		"<ListBucketResult><IsTruncated>false</IsTruncated>"
+		"<Contents><Key>k</Key><Size>0</Size></Contents></ListBucketResult>";
+	assert_int_equal(s3_xml_list_parse(last, strlen(last), &p), 0);
+	assert_int_equal(p.n, 1);
+	assert_int_equal(p.truncated, 0);
+	assert_null(p.next_token);
+	assert_int_equal(p.v[0].mtime_ms, 0);
+	s3_list_page_free(&p);
+	static const char empty[] = "<ListBucketResult><KeyCount>0</KeyCount></ListBucketResult>";
+	assert_int_equal(s3_xml_list_parse(empty, strlen(empty), &p), 0);
+	assert_int_equal(p.n, 0);
+	s3_list_page_free(&p);
+
+	/* A page split mid-way through the text still parses (expat hands
+	 * character data in pieces). */
+	static const char split[] = "<ListBucketResult><Contents><Key>a&lt;b&gt;c</Key>"
+				    "<Size>7</Size></Contents></ListBucketResult>";
+	assert_int_equal(s3_xml_list_parse(split, strlen(split), &p), 0);
+	assert_string_equal(p.v[0].key, "a<b>c");
+	s3_list_page_free(&p);
+}
+
+static void test_xml_list_bad(void **state)
+{
+	struct s3_list_page p;
+	static const char *const bad_proto[] = {
+		"",
+		"not xml",
+		"<ListBucketResult><Contents><Key>k</Key>",              /* truncated */
+		"<Error><Code>NoSuchBucket</Code></Error>",              /* another root */
+		"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key></Key></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>",
+		"<ListBucketResult><Contents><Key>k</Key><Size>99999999999999999999</Size>"
+		"</Contents></ListBucketResult>",
+		"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><ListBucketResult/>",
+	};
+	for (size_t i = 0; i < sizeof bad_proto / sizeof bad_proto[0]; i++) {
+		int rc = s3_xml_list_parse(bad_proto[i], strlen(bad_proto[i]), &p);
+		if (rc != SL_EPROTO)
+			fail_msg("case %zu: got %d", i, rc);
+		assert_int_equal(p.n, 0);
+		assert_null(p.v);
+	}
+
+	/* A key over 1024 bytes. */
+	char *xml = malloc(4096);
+	strcpy(xml, "<ListBucketResult><Contents><Key>");
+	size_t n = strlen(xml);
+	memset(xml + n, 'k', S3_KEY_MAX + 1);
+	strcpy(xml + n + S3_KEY_MAX + 1, "</Key></Contents></ListBucketResult>");
+	assert_int_equal(s3_xml_list_parse(xml, strlen(xml), &p), SL_ELIMIT);
+	free(xml);
+
+	/* Too many keys. */
+	size_t cap = (S3_LIST_ENTRIES_MAX + 2) * 48 + 64;
+	xml = malloc(cap);
+	n = (size_t)sprintf(xml, "<ListBucketResult>");
+	for (int i = 0; i <= S3_LIST_ENTRIES_MAX; i++)
+		n += (size_t)sprintf(xml + n, "<Contents><Key>k%d</Key></Contents>", i);
+	n += (size_t)sprintf(xml + n, "</ListBucketResult>");
+	assert_int_equal(s3_xml_list_parse(xml, n, &p), SL_ELIMIT);
+	assert_int_equal(p.n, 0);
+	free(xml);
+}
+
+static void test_xml_error(void **state)
+{
+	char code[32], msg[64];
+	static const char body[] =
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message>"
+		"<RequestId>abc</RequestId><HostId>def</HostId></Error>";
+	assert_int_equal(s3_xml_error_parse(body, strlen(body), code, sizeof code, msg, sizeof msg), 0);
+	assert_string_equal(code, "SlowDown");
+	assert_string_equal(msg, "Please reduce your request rate.");
+
+	/* Truncated to fit. */
+	char small[5];
+	assert_int_equal(s3_xml_error_parse(body, strlen(body), small, sizeof small, msg, sizeof msg), 0);
+	assert_string_equal(small, "Slow");
+
+	/* Nested Code elsewhere is not the error code. */
+	static const char nested[] = "<Error><Detail><Code>X</Code></Detail><Code>NoSuchKey</Code></Error>";
+	assert_int_equal(s3_xml_error_parse(nested, strlen(nested), code, sizeof code, msg, sizeof msg), 0);
+	assert_string_equal(code, "NoSuchKey");
+	assert_string_equal(msg, "");
+
+	assert_int_equal(s3_xml_error_parse("", 0, code, sizeof code, msg, sizeof msg), SL_EPROTO);
+	assert_string_equal(code, "");
+	static const char html[] = "<html><body>503</body></html>";
+	assert_int_equal(s3_xml_error_parse(html, strlen(html), code, sizeof code, msg, sizeof msg),
+			 SL_EPROTO);
+	assert_string_equal(code, "");
+}
+
+static void test_time(void **state)
+{
+	assert_int_equal(s3_time_parse_ms("1970-01-01T00:00:00Z"), 0);
+	assert_int_equal(s3_time_parse_ms("1970-01-01T00:00:00.5Z"), 500);
+	assert_int_equal(s3_time_parse_ms("2009-10-12T17:50:30.000Z"), 1255369830000LL);
+	assert_int_equal(s3_time_parse_ms("2009-10-12T17:50:30.123456Z"), 1255369830123LL);
+	assert_int_equal(s3_time_parse_ms("2009-10-12"), -1);
+	assert_int_equal(s3_time_parse_ms("2009-13-12T17:50:30Z"), -1);
+	assert_int_equal(s3_time_parse_ms("2009-10-12T17:50:30.Z"), -1);
+	assert_int_equal(s3_time_parse_ms("2009-10-12T17:50:30+01:00"), -1);
+}
+
+static void test_profile(void **state)
+{
+	static const char text[] =
+		"# comment\n"
+		"[default]\n"
+		"aws_access_key_id = AKIDDEFAULT\n"
+		"aws_secret_access_key=secretdefault  \n"
+		"\n"
+		"[profile ci]\r\n"
+		"; another comment\r\n"
+		"aws_access_key_id=AKIDCI\r\n"
+		"aws_secret_access_key = secret ci\r\n"
+		"aws_session_token = TOKEN\r\n"
+		"[half]\n"
+		"aws_access_key_id=only\n";
+	char id[32], secret[32], token[32];
+	assert_int_equal(s3_profile_parse(text, "default", id, sizeof id, secret, sizeof secret,
+					  token, sizeof token), 0);
+	assert_string_equal(id, "AKIDDEFAULT");
+	assert_string_equal(secret, "secretdefault");
+	assert_string_equal(token, "");
+	assert_int_equal(s3_profile_parse(text, "ci", id, sizeof id, secret, sizeof secret, token,
+					  sizeof token), 0);
+	assert_string_equal(id, "AKIDCI");
+	assert_string_equal(secret, "secret ci");
+	assert_string_equal(token, "TOKEN");
+	assert_int_equal(s3_profile_parse(text, "half", id, sizeof id, secret, sizeof secret, token,
+					  sizeof token), SL_ENOTFOUND);
+	assert_int_equal(s3_profile_parse(text, "none", id, sizeof id, secret, sizeof secret, token,
+					  sizeof token), SL_ENOTFOUND);
+	assert_int_equal(s3_profile_parse("", "default", id, sizeof id, secret, sizeof secret,
+					  token, sizeof token), SL_ENOTFOUND);
+}
+
+/* ---- retries ---- */
+
+static void test_retryable(void **state)
+{
+	/* Transport failures. */
+	assert_true(s3_retryable(CURLE_COULDNT_CONNECT, 0, NULL));
+	assert_true(s3_retryable(CURLE_OPERATION_TIMEDOUT, 0, NULL));
+	assert_true(s3_retryable(CURLE_RECV_ERROR, 0, NULL));
+	assert_true(s3_retryable(CURLE_SEND_ERROR, 0, NULL));
+	assert_true(s3_retryable(CURLE_GOT_NOTHING, 0, NULL));
+	assert_true(s3_retryable(CURLE_PARTIAL_FILE, 0, NULL));
+	assert_false(s3_retryable(CURLE_URL_MALFORMAT, 0, NULL));
+	assert_false(s3_retryable(CURLE_PEER_FAILED_VERIFICATION, 0, NULL));
+	assert_false(s3_retryable(CURLE_WRITE_ERROR, 0, NULL));
+	/* HTTP statuses and S3 codes. */
+	assert_true(s3_retryable(0, 500, "InternalError"));
+	assert_true(s3_retryable(0, 502, ""));
+	assert_true(s3_retryable(0, 503, "SlowDown"));
+	assert_true(s3_retryable(0, 503, NULL));
+	assert_true(s3_retryable(0, 504, NULL));
+	assert_true(s3_retryable(0, 429, NULL));
+	assert_true(s3_retryable(0, 400, "RequestTimeout"));
+	assert_true(s3_retryable(0, 403, "RequestTimeTooSkewed"));
+	assert_false(s3_retryable(0, 501, "NotImplemented"));
+	assert_false(s3_retryable(0, 400, "InvalidArgument"));
+	assert_false(s3_retryable(0, 403, "AccessDenied"));
+	assert_false(s3_retryable(0, 403, "InvalidAccessKeyId"));
+	assert_false(s3_retryable(0, 403, "SignatureDoesNotMatch"));
+	assert_false(s3_retryable(0, 404, "NoSuchBucket"));
+	assert_false(s3_retryable(0, 301, "PermanentRedirect"));
+	assert_false(s3_retryable(0, 412, NULL));
+}
+
+static void test_backoff(void **state)
+{
+	struct s3_retry_policy p = { .base_ms = 50, .cap_ms = 2000 };
+	/* The ceiling doubles from base to cap; random picks within it. */
+	assert_int_equal(s3_backoff_ms(&p, 0, UINT64_MAX), UINT64_MAX % 51);
+	assert_int_equal(s3_backoff_ms(&p, 0, 50), 50);
+	assert_int_equal(s3_backoff_ms(&p, 0, 51), 0);
+	assert_int_equal(s3_backoff_ms(&p, 1, 100), 100);
+	assert_int_equal(s3_backoff_ms(&p, 2, 200), 200);
+	assert_int_equal(s3_backoff_ms(&p, 5, 1600), 1600);
+	assert_int_equal(s3_backoff_ms(&p, 6, 2000), 2000);
+	assert_int_equal(s3_backoff_ms(&p, 6, 2001), 0);
+	assert_int_equal(s3_backoff_ms(&p, 1000, 2000), 2000);
+	for (unsigned r = 0; r < 64; r++)
+		for (uint64_t x = 0; x < 5000; x += 37)
+			assert_true(s3_backoff_ms(&p, r, x * 7919) <= 2000);
+}
+
+/* A fake clock: sleeping advances it, and so does each attempt. */
+struct fake {
+	int64_t now;
+	int64_t attempt_cost_ms;
+	uint64_t rnd;
+	int64_t slept[64];
+	int sleeps;
+	uint32_t timeouts[64];
+	int attempts;
+	const int *script; /* per attempt: 0 ok, 1 retryable, 2 fatal */
+	int script_len;
+};
+
+static int64_t fake_now(void *arg)
+{
+	return ((struct fake *)arg)->now;
+}
+
+static void fake_sleep(void *arg, int64_t ms)
+{
+	struct fake *f = arg;
+	assert_true(ms >= 0);
+	if (f->sleeps < 64)
+		f->slept[f->sleeps] = ms;
+	f->sleeps++;
+	f->now += ms;
+}
+
+static uint64_t fake_random(void *arg)
+{
+	return ((struct fake *)arg)->rnd;
+}
+
+static int fake_attempt(void *arg, uint32_t timeout_ms, int *retryable)
+{
+	struct fake *f = arg;
+	int i = f->attempts++;
+	if (i < 64)
+		f->timeouts[i] = timeout_ms;
+	int what = i < f->script_len ? f->script[i] : 1;
+	int64_t cost = f->attempt_cost_ms < (int64_t)timeout_ms ? f->attempt_cost_ms : timeout_ms;
+	f->now += cost;
+	*retryable = what == 1;
+	return what == 0 ? 0 : what == 1 ? SL_ESTORE : SL_ENOTFOUND;
+}
+
+static void test_retry_run(void **state)
+{
+	struct s3_retry_policy p = { .base_ms = 50, .cap_ms = 2000, .attempt_timeout_ms = 1000,
+				     .total_timeout_ms = 10000 };
+	unsigned retries;
+
+	/* Two retryable failures, then success: two sleeps of the full
+	 * jitter ceiling (random = UINT64_MAX - 0 picks modulo). */
+	static const int s1[] = { 1, 1, 0 };
+	struct fake f = { .now = 1000, .attempt_cost_ms = 10, .rnd = 100, .script = s1,
+			  .script_len = 3 };
+	struct s3_clock clk = { fake_now, fake_sleep, fake_random, &f };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), 0);
+	assert_int_equal(f.attempts, 3);
+	assert_int_equal(retries, 2);
+	assert_int_equal(f.sleeps, 2);
+	assert_int_equal(f.slept[0], 100 % 51);  /* ceiling 50 */
+	assert_int_equal(f.slept[1], 100);       /* ceiling 100 */
+	assert_int_equal(f.timeouts[0], 1000);
+
+	/* A fatal error stops at once. */
+	static const int s2[] = { 1, 2, 0 };
+	f = (struct fake){ .attempt_cost_ms = 10, .rnd = 7, .script = s2, .script_len = 3 };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), SL_ENOTFOUND);
+	assert_int_equal(f.attempts, 2);
+	assert_int_equal(retries, 1);
+
+	/* Always failing: stops at the total deadline, never past it, and
+	 * the last attempt's timeout is cut to the time left. */
+	f = (struct fake){ .attempt_cost_ms = 1000, .rnd = UINT64_MAX };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), SL_ESTORE);
+	assert_true(f.now <= 10000);
+	assert_true(f.attempts >= 4);
+	assert_int_equal(retries, (unsigned)f.attempts - 1);
+	for (int i = 0; i < f.attempts && i < 64; i++)
+		assert_true(f.timeouts[i] <= 1000 && f.timeouts[i] >= 1);
+	for (int i = 0; i < f.sleeps && i < 64; i++)
+		assert_true(f.slept[i] <= 2000);
+
+	/* A timeout-only store (each attempt burns its whole timeout). */
+	f = (struct fake){ .attempt_cost_ms = 1000000, .rnd = 0 };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), SL_ESTORE);
+	assert_true(f.now <= 10000);
+	assert_int_equal(f.attempts, 10);
+
+	/* attempts_max. */
+	p.attempts_max = 3;
+	f = (struct fake){ .attempt_cost_ms = 1, .rnd = 0 };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), SL_ESTORE);
+	assert_int_equal(f.attempts, 3);
+	assert_int_equal(retries, 2);
+
+	/* At least one attempt even with no time at all. */
+	p.attempts_max = 0;
+	p.total_timeout_ms = 0;
+	f = (struct fake){ .attempt_cost_ms = 1, .rnd = 0 };
+	assert_int_equal(s3_retry_run(&p, &clk, fake_attempt, &f, &retries), SL_ESTORE);
+	assert_int_equal(f.attempts, 1);
+	assert_int_equal(f.timeouts[0], 1);
+}
+
+/* ---- objstore_open refusals (no server needed) ---- */
+
+static void test_open_refusals(void **state)
+{
+	struct objstore *s = (struct objstore *)1;
+	assert_int_equal(objstore_open("s3://x", &s), SL_EINVAL);
+	assert_null(s);
+	assert_int_equal(objstore_open("s3://bkt/p?bogus=1", &s), SL_EINVAL);
+
+	/* No credentials anywhere. */
+	setenv("HOME", "/nonexistent-sluice-home", 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	assert_int_equal(objstore_open("s3://bkt/p?endpoint=http://127.0.0.1:1", &s), SL_EINVAL);
+	assert_null(s);
+
+	/* Unreachable endpoint: fails with SL_ESTORE, quickly (three
+	 * connection refusals and short backoffs). */
+	setenv("AWS_ACCESS_KEY_ID", "id", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	int64_t t0 = clock_mono_us();
+	assert_int_equal(objstore_open("s3://bkt/p?endpoint=http://127.0.0.1:1", &s), SL_ESTORE);
+	assert_null(s);
+	assert_true(clock_mono_us() - t0 < 5 * 1000000);
+
+	/* Stats of a backend without counters. */
+	struct objstore *m;
+	struct objstore_stats st;
+	assert_int_equal(objstore_mem_open(&m), 0);
+	assert_int_equal(objstore_stats(m, &st), SL_EUNSUPPORTED);
+	assert_int_equal(st.calls[OBJSTORE_OP_PUT], 0);
+	objstore_close(m);
+	assert_string_equal(objstore_op_name(OBJSTORE_OP_LIST), "list");
+	assert_string_equal(objstore_op_name(99), "?");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_url_basic),
+		cmocka_unit_test(test_url_bad),
+		cmocka_unit_test(test_url_resolve),
+		cmocka_unit_test(test_uri_encode),
+		cmocka_unit_test(test_xml_list),
+		cmocka_unit_test(test_xml_list_bad),
+		cmocka_unit_test(test_xml_error),
+		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_profile),
+		cmocka_unit_test(test_retryable),
+		cmocka_unit_test(test_backoff),
+		cmocka_unit_test(test_retry_run),
+		cmocka_unit_test(test_open_refusals),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
