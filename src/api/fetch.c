@@ -3,6 +3,9 @@
  * patch baseOffset and the leader epoch, follow Kafka's size rules, and
  * long-poll until min_bytes are there or max_wait_ms passes.
  *
+ * Batches missing from the read cache are read from the store on the
+ * thread pool (adjacent ranges coalesced), never on the loop thread.
+ *
  * Fetch sessions (KIP-227) are not kept: every response carries session
  * id 0, which tells clients to send full fetch requests. */
 #include <stdlib.h>
@@ -26,25 +29,43 @@
  * arena and the client's receive buffer both bound it). */
 #define FETCH_RESPONSE_BYTES_MAX (48 * 1024 * 1024)
 
+/* A batch that was not in the read cache: read from the store on the
+ * thread pool into data at data_off, then patched. */
+struct fetch_read {
+	char key[META_OBJECT_KEY_BYTES];
+	uint64_t byte_offset;
+	uint32_t length;
+	size_t data_off;
+	int64_t base_offset;
+	struct kmsg_fetch_resp_partition_data *rp;
+	int err;
+};
+
 struct fetch_wait {
 	struct fetch_wait *prev, *next;
-	uv_timer_t timer;         /* first: closes free the struct */
+	uv_timer_t timer;
+	uv_work_t work;
 	struct agent *a;
 	struct request *req;
 	struct kmsg_fetch_req m;
 	struct kmsg_fetch_resp r;
 	struct kbuf data;         /* records of every partition */
 	size_t *data_off;         /* per response partition: offset into data */
+	struct fetch_read *reads; /* cache misses of the last gather */
+	size_t read_count, read_cap;
 	bool waiting;
 };
 
-/* Fill one partition's records starting at offset. budget is how many
+/* Fill one partition's records starting at offset: bytes from the read
+ * cache are copied now, the rest become fetch_reads. budget is how many
  * bytes it may add; the first batch of the response is added even when
  * larger (first_in_response). Returns bytes added. */
-static size_t read_partition(struct agent *a, struct topic_state *t, int32_t p,
+static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_t p,
 			     int64_t offset, size_t budget, bool first_in_response,
-			     struct kbuf *out, int16_t *error)
+			     struct kmsg_fetch_resp_partition_data *rp, int16_t *error)
 {
+	struct agent *a = f->a;
+	struct kbuf *out = &f->data;
 	struct meta_batch_row rows[FETCH_ROWS_PER_QUERY];
 	size_t added = 0;
 	while (added < budget || (first_in_response && added == 0)) {
@@ -66,23 +87,28 @@ static size_t read_partition(struct agent *a, struct topic_state *t, int32_t p,
 			struct cache_obj *o = cache_get(a->cache, row->object_key);
 			if (o && row->byte_offset + row->length <= o->len) {
 				memcpy(dst, o->data + row->byte_offset, row->length);
+				batch_patch(dst, row->base_offset, 0);
 			} else {
-				/* A ranged read of the store. Blocking, but the file
-				 * store reads from the page cache; the S3 store will
-				 * make this asynchronous. */
-				rc = objstore_get(a->store, row->object_key, row->byte_offset,
-						  row->length, dst);
-				if (rc) {
-					cache_obj_unref(o);
-					log_error("reading %s@%llu+%u: %s", row->object_key,
-						  (unsigned long long)row->byte_offset, row->length,
-						  sl_strerror(rc));
-					*error = KERR_KAFKA_STORAGE_ERROR;
-					return added;
+				if (f->read_count == f->read_cap) {
+					size_t cap = f->read_cap ? f->read_cap * 2 : 16;
+					struct fetch_read *r = realloc(f->reads, cap * sizeof *r);
+					if (!r) {
+						cache_obj_unref(o);
+						return added;
+					}
+					f->reads = r;
+					f->read_cap = cap;
 				}
+				struct fetch_read *fr = &f->reads[f->read_count++];
+				memcpy(fr->key, row->object_key, sizeof fr->key);
+				fr->byte_offset = row->byte_offset;
+				fr->length = row->length;
+				fr->data_off = out->len;
+				fr->base_offset = row->base_offset;
+				fr->rp = rp;
+				fr->err = 0;
 			}
 			cache_obj_unref(o);
-			batch_patch(dst, row->base_offset, 0);
 			out->len += row->length;
 			added += row->length;
 			offset = row->last_offset + 1;
@@ -109,6 +135,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 	int16_t v = req->api_version;
 	struct kmsg_fetch_req *m = &f->m;
 	f->data.len = 0;
+	f->read_count = 0;
 	size_t total = 0, k = 0;
 	size_t max_bytes = m->max_bytes > 0 ? (size_t)m->max_bytes : 0;
 	if (max_bytes > FETCH_RESPONSE_BYTES_MAX)
@@ -146,8 +173,8 @@ static size_t fetch_gather(struct fetch_wait *f)
 			else if (budget > max_bytes - total)
 				budget = max_bytes - total;
 			int16_t err = KERR_NONE;
-			size_t n = read_partition(a, t, qp->partition, qp->fetch_offset, budget,
-						  total == 0, &f->data, &err);
+			size_t n = read_partition(f, t, qp->partition, qp->fetch_offset, budget,
+						  total == 0, rp, &err);
 			rp->error_code = n ? KERR_NONE : err;
 			rp->records.len = (int32_t)n;
 			total += n;
@@ -160,6 +187,7 @@ static void fetch_free(uv_handle_t *h)
 {
 	struct fetch_wait *f = h->data;
 	kbuf_free(&f->data);
+	free(f->reads);
 	free(f);
 }
 
@@ -197,11 +225,78 @@ static void fetch_respond(struct fetch_wait *f)
 	uv_close((uv_handle_t *)&f->timer, fetch_free);
 }
 
+static int cmp_read(const void *x, const void *y)
+{
+	const struct fetch_read *a = x, *b = y;
+	int c = strcmp(a->key, b->key);
+	if (c)
+		return c;
+	return a->byte_offset < b->byte_offset ? -1 : a->byte_offset > b->byte_offset;
+}
+
+/* Pool thread: ranged reads of the store, adjacent ranges of one object
+ * (consecutive batches of a partition) coalesced into one read. */
+static void reads_work(uv_work_t *w)
+{
+	struct fetch_wait *f = w->data;
+	qsort(f->reads, f->read_count, sizeof *f->reads, cmp_read);
+	for (size_t i = 0; i < f->read_count;) {
+		struct fetch_read *first = &f->reads[i];
+		size_t j = i + 1;
+		uint64_t len = first->length;
+		while (j < f->read_count && !strcmp(f->reads[j].key, first->key) &&
+		       f->reads[j].byte_offset == first->byte_offset + len &&
+		       f->reads[j].data_off == first->data_off + len) {
+			len += f->reads[j].length;
+			j++;
+		}
+		int rc = objstore_get(f->a->store, first->key, first->byte_offset, (size_t)len,
+				      f->data.data + first->data_off);
+		for (size_t k = i; k < j; k++)
+			f->reads[k].err = rc;
+		if (rc)
+			log_error("reading %s@%llu+%llu: %s", first->key,
+				  (unsigned long long)first->byte_offset, (unsigned long long)len,
+				  sl_strerror(rc));
+		i = j;
+	}
+}
+
+static void reads_done(uv_work_t *w, int status)
+{
+	struct fetch_wait *f = w->data;
+	for (size_t i = 0; i < f->read_count; i++) {
+		struct fetch_read *fr = &f->reads[i];
+		if (fr->err || status) {
+			/* The partition's data is incomplete: send none of it. */
+			fr->rp->error_code = KERR_KAFKA_STORAGE_ERROR;
+			fr->rp->records.len = 0;
+		} else {
+			batch_patch(f->data.data + fr->data_off, fr->base_offset, 0);
+		}
+	}
+	fetch_respond(f);
+}
+
+/* Respond now, or after reading the batches the cache did not have. */
+static void fetch_finish(struct fetch_wait *f)
+{
+	if (f->read_count == 0 || f->data.oom) {
+		fetch_respond(f);
+		return;
+	}
+	fetch_unlink(f);
+	uv_timer_stop(&f->timer);
+	f->work.data = f;
+	if (uv_queue_work(f->a->loop, &f->work, reads_work, reads_done) != 0)
+		reads_done(&f->work, -1);
+}
+
 static void fetch_timeout(uv_timer_t *t)
 {
 	struct fetch_wait *f = t->data;
 	fetch_gather(f);
-	fetch_respond(f);
+	fetch_finish(f);
 }
 
 void fetch_wake(struct agent *a)
@@ -211,7 +306,7 @@ void fetch_wake(struct agent *a)
 		struct fetch_wait *next = f->next;
 		size_t n = fetch_gather(f);
 		if (n >= (size_t)(f->m.min_bytes > 0 ? f->m.min_bytes : 0) || !request_conn_open(f->req))
-			fetch_respond(f);
+			fetch_finish(f);
 		f = next;
 	}
 }
@@ -221,6 +316,10 @@ void fetch_shutdown(struct agent *a)
 	while (a->waiters) {
 		struct fetch_wait *f = a->waiters;
 		fetch_gather(f);
+		/* Shutting down: no store reads; what the cache had goes out. */
+		for (size_t i = 0; i < f->read_count; i++)
+			f->reads[i].rp->records.len = 0;
+		f->read_count = 0;
 		fetch_respond(f);
 	}
 }
@@ -284,7 +383,7 @@ void handle_fetch(struct agent *a, struct request *req)
 	if (wait_ms > SL_FETCH_WAIT_MS_MAX)
 		wait_ms = SL_FETCH_WAIT_MS_MAX;
 	if (n >= (size_t)(m->min_bytes > 0 ? m->min_bytes : 0) || wait_ms <= 0 || a->draining) {
-		fetch_respond(f);
+		fetch_finish(f);
 		return;
 	}
 	f->waiting = true;
