@@ -3,6 +3,7 @@
 #include "agent/agent.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,32 +45,61 @@ struct topic_state *agent_topic(struct agent *a, kstr name)
 	return agent_topic_by_name(a, buf);
 }
 
-struct find_arg {
-	const uint8_t *uuid;
-	int64_t tid;
-	struct topic_state *found;
-};
-
-static void find_each(void *arg, const char *key, void *value)
+/* The secondary indexes are string maps too: keys are the tid in decimal
+ * and the UUID in hex. */
+static void tid_key(int64_t tid, char out[24])
 {
-	struct find_arg *f = arg;
-	struct topic_state *t = value;
-	if ((f->uuid && memcmp(t->uuid, f->uuid, 16) == 0) || (!f->uuid && t->tid == f->tid))
-		f->found = t;
+	snprintf(out, 24, "%lld", (long long)tid);
+}
+
+static void uuid_key(const uint8_t uuid[16], char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hex[uuid[i] >> 4];
+		out[2 * i + 1] = hex[uuid[i] & 15];
+	}
+	out[32] = 0;
 }
 
 struct topic_state *agent_topic_by_uuid(struct agent *a, const uint8_t uuid[16])
 {
-	struct find_arg f = { uuid, 0, NULL };
-	strmap_each(&a->topics, find_each, &f);
-	return f.found;
+	char k[33];
+	uuid_key(uuid, k);
+	return strmap_get(&a->topics_by_uuid, k);
 }
 
 struct topic_state *agent_topic_by_tid(struct agent *a, int64_t tid)
 {
-	struct find_arg f = { NULL, tid, NULL };
-	strmap_each(&a->topics, find_each, &f);
-	return f.found;
+	char k[24];
+	tid_key(tid, k);
+	return strmap_get(&a->topics_by_tid, k);
+}
+
+/* Index t under its name, tid and UUID. Returns 0 or SL_ENOMEM. */
+static int catalog_add(struct agent *a, struct topic_state *t)
+{
+	char tk[24], uk[33];
+	tid_key(t->tid, tk);
+	uuid_key(t->uuid, uk);
+	if (strmap_put(&a->topics, t->name, t) != 0)
+		return SL_ENOMEM;
+	if (strmap_put(&a->topics_by_tid, tk, t) != 0 || strmap_put(&a->topics_by_uuid, uk, t) != 0) {
+		strmap_del(&a->topics, t->name);
+		strmap_del(&a->topics_by_tid, tk);
+		return SL_ENOMEM;
+	}
+	return 0;
+}
+
+static void catalog_remove(struct agent *a, struct topic_state *t)
+{
+	char tk[24], uk[33];
+	tid_key(t->tid, tk);
+	uuid_key(t->uuid, uk);
+	strmap_del(&a->topics, t->name);
+	strmap_del(&a->topics_by_tid, tk);
+	strmap_del(&a->topics_by_uuid, uk);
 }
 
 struct collect {
@@ -151,7 +181,7 @@ int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
 		return rc;
 	struct topic_state *t = topic_state_from_meta(&mt);
 	meta_topic_free(&mt);
-	if (!t || strmap_put(&a->topics, t->name, t) != 0) {
+	if (!t || catalog_add(a, t) != 0) {
 		topic_state_free(t);
 		return SL_ENOMEM;
 	}
@@ -166,7 +196,7 @@ int agent_topic_delete(struct agent *a, struct topic_state *t)
 	int rc = meta_topic_delete(a->meta, t->name);
 	if (rc && rc != SL_ENOTFOUND)
 		return rc;
-	strmap_del(&a->topics, t->name);
+	catalog_remove(a, t);
 	log_info("deleted topic %s", t->name);
 	topic_state_free(t);
 	return 0;
@@ -245,7 +275,7 @@ static int load_catalog(struct agent *a)
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		struct topic_state *t = topic_state_from_meta(&topics[i]);
-		if (!t || strmap_put(&a->topics, t->name, t) != 0) {
+		if (!t || catalog_add(a, t) != 0) {
 			topic_state_free(t);
 			meta_topics_free(topics, n);
 			return SL_ENOMEM;
@@ -352,6 +382,8 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	a->loop = loop;
 	a->cfg = *cfg;
 	strmap_init(&a->topics);
+	strmap_init(&a->topics_by_tid);
+	strmap_init(&a->topics_by_uuid);
 	if (!a->cfg.cluster_id[0])
 		snprintf(a->cfg.cluster_id, sizeof a->cfg.cluster_id, "sluice-cluster-0001");
 	int rc = objstore_open(cfg->store_url, &a->store);
@@ -403,6 +435,8 @@ void agent_free(struct agent *a)
 {
 	strmap_each(&a->topics, free_topic_each, NULL);
 	strmap_free(&a->topics);
+	strmap_free(&a->topics_by_tid);
+	strmap_free(&a->topics_by_uuid);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

@@ -48,7 +48,9 @@ struct agent {
 	struct writer *writer;
 	struct cache *cache;
 	struct server *server;
-	struct strmap topics;         /* name -> topic_state */
+	struct strmap topics;         /* name -> topic_state (owns them) */
+	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
+	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;

@@ -199,7 +199,7 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 		res->resource_type = q->resource_type;
 		res->resource_name = q->resource_name;
 		res->error_message = KSTR_NULL;
-		char msg[300] = "";
+		char msg[600] = "";
 		struct topic_state *t = NULL;
 		if (q->resource_type != RESOURCE_TOPIC) {
 			res->error_code = KERR_INVALID_REQUEST;
