@@ -337,8 +337,8 @@ static rd_kafka_t *producer_new(const struct opts *o, const char *bootstrap,
 	conf_set(conf, "acks", o->acks);
 	conf_set_int(conf, "linger.ms", o->linger_ms);
 	/* Let the broker, not the client's queues, be the bottleneck. */
-	conf_set(conf, "queue.buffering.max.messages", "2000000");
-	conf_set(conf, "queue.buffering.max.kbytes", "2097151");
+	conf_set(conf, "queue.buffering.max.messages", "500000");
+	conf_set(conf, "queue.buffering.max.kbytes", "524288");
 	conf_set(conf, "batch.num.messages", "10000");
 	conf_set(conf, "batch.size", "1000000");
 	conf_set(conf, "compression.type", "none");

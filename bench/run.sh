@@ -58,7 +58,7 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 [ -x "$DRIVER" ] || die "no driver at $DRIVER (build with 'make build'; needs librdkafka-dev)"
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
-TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+TMP=$(mktemp -d /tmp/bench-run.XXXXXX)
 OWN_BROKER=0
 cleanup() {
 	if [ "$OWN_BROKER" = 1 ] && [ -n "$BROKER_PID" ] && kill -0 "$BROKER_PID" 2>/dev/null; then
