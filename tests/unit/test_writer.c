@@ -1,0 +1,238 @@
+/* test_writer.c — the write path against the in-memory object store with
+ * scripted faults and a real SQLite metadata store:
+ *  - an append is answered only after its object is stored and committed,
+ *    with dense offsets (invariants 1 and 2);
+ *  - a failed store write fails every batch of the object and assigns no
+ *    offsets; the next object gets the offsets the failed one did not use;
+ *  - when an earlier upload stalls, a later object does not commit before
+ *    it (commits in seal order, invariant 6). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+#include "storage/batch.h"
+#include "storage/writer.h"
+
+struct fixture {
+	char dir[64];
+	uv_loop_t loop;
+	struct objstore *store;
+	struct meta *meta;
+	struct writer *w;
+	struct meta_topic topic;
+	int commits;           /* commit hook calls, in order */
+	int64_t hook_first_offset[16];
+};
+
+struct result {
+	int done;
+	int err;
+	int64_t base_offset;
+	int order;             /* when it was answered, across results */
+};
+
+static int answered;
+
+static void on_done(void *arg, int err, int64_t base_offset)
+{
+	struct result *r = arg;
+	r->done++;
+	r->err = err;
+	r->base_offset = base_offset;
+	r->order = answered++;
+}
+
+static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
+		      const struct writer_committed *b, size_t n)
+{
+	struct fixture *f = arg;
+	if (f->commits < 16)
+		f->hook_first_offset[f->commits] = n ? b[0].base_offset : -1;
+	f->commits++;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	strcpy(f->dir, "/tmp/sluice-writer-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	char url[128];
+	snprintf(url, sizeof url, "sqlite:%s/meta.db", f->dir);
+	assert_int_equal(meta_open(url, &f->meta), 0);
+	assert_int_equal(objstore_open("mem:", &f->store), 0);
+	assert_int_equal(meta_topic_create(f->meta, "t", 2, NULL, 0, &f->topic), 0);
+	uv_loop_init(&f->loop);
+	struct writer_config cfg = { .flush_interval_ms = 1, .flush_bytes = 1 << 20,
+				     .buffered_bytes_max = 1 << 26, .uploads_max = 4 };
+	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
+	answered = 0;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	writer_free(f->w);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&f->loop);
+	meta_topic_free(&f->topic);
+	meta_close(f->meta);
+	objstore_close(f->store);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* A batch of `records` records; the writer looks only at the header. */
+static uint8_t batch_bytes[256];
+
+static struct batch_info info_of(int records)
+{
+	struct batch_info info;
+	memset(&info, 0, sizeof info);
+	info.batch_length = (int32_t)sizeof batch_bytes - BATCH_LOG_OVERHEAD;
+	info.magic = 2;
+	info.record_count = records;
+	info.last_offset_delta = records - 1;
+	info.producer_id = -1;
+	info.base_sequence = -1;
+	info.max_timestamp = 1000;
+	return info;
+}
+
+static void append(struct fixture *f, int32_t partition, int records, struct result *r)
+{
+	struct batch_info info = info_of(records);
+	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, partition, batch_bytes,
+				       &info, on_done, r), 0);
+}
+
+static void run_until_idle(struct fixture *f)
+{
+	while (!writer_idle(f->w))
+		uv_run(&f->loop, UV_RUN_ONCE);
+}
+
+static void test_offsets_dense_after_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	append(f, 0, 5, &r[0]);
+	append(f, 1, 2, &r[1]);
+	append(f, 0, 3, &r[2]);
+	/* Nothing is answered before the loop runs the flush. */
+	assert_int_equal(r[0].done + r[1].done + r[2].done, 0);
+	run_until_idle(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].done, 1);
+		assert_int_equal(r[i].err, 0);
+	}
+	assert_int_equal(r[0].base_offset, 0);
+	assert_int_equal(r[2].base_offset, 5);
+	assert_int_equal(r[1].base_offset, 0);
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(f->meta, f->topic.tid, 0, &p), 0);
+	assert_int_equal(p.high_watermark, 8);
+	/* The object is in the store: a batch row points into it. */
+	struct meta_batch_row rows[4];
+	size_t n = 0;
+	assert_int_equal(meta_batches_from(f->meta, f->topic.tid, 0, 0, 4, rows, &n), 0);
+	assert_int_equal(n, 2);
+	uint64_t size = 0;
+	assert_int_equal(objstore_head(f->store, rows[0].object_key, &size), 0);
+	assert_true(size > 2 * sizeof batch_bytes);
+}
+
+static void test_store_failure_assigns_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[2] = { 0 };
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	append(f, 0, 4, &r[0]);
+	run_until_idle(f);
+	assert_int_equal(r[0].done, 1);
+	assert_int_equal(r[0].err, SL_ESTORE);
+	assert_int_equal(r[0].base_offset, -1);
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(f->meta, f->topic.tid, 0, &p), 0);
+	assert_int_equal(p.high_watermark, 0);
+	assert_int_equal(f->commits, 0);
+	/* The store is back: the next batch takes offset 0. */
+	append(f, 0, 4, &r[1]);
+	run_until_idle(f);
+	assert_int_equal(r[1].err, 0);
+	assert_int_equal(r[1].base_offset, 0);
+}
+
+static void test_lost_response_is_not_acknowledged(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = { 0 };
+	/* The store kept the bytes but said it timed out: not acknowledged,
+	 * no offsets (the object becomes an orphan for the cleaner). */
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_LOSE, 1, 0), 0);
+	append(f, 1, 1, &r);
+	run_until_idle(f);
+	assert_int_equal(r.err, SL_ESTORE);
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(f->meta, f->topic.tid, 1, &p), 0);
+	assert_int_equal(p.high_watermark, 0);
+}
+
+static void test_commits_in_seal_order(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[2] = { 0 };
+	/* The first object's upload stalls; the second's does not. */
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_STALL_MS, 1, 200), 0);
+	append(f, 0, 1, &r[0]);
+	writer_flush_now(f->w);
+	append(f, 0, 1, &r[1]);
+	writer_flush_now(f->w);
+	run_until_idle(f);
+	assert_int_equal(r[0].err, 0);
+	assert_int_equal(r[1].err, 0);
+	assert_int_equal(r[0].base_offset, 0);
+	assert_int_equal(r[1].base_offset, 1);
+	assert_true(r[0].order < r[1].order);
+	assert_int_equal(f->commits, 2);
+	assert_int_equal(f->hook_first_offset[0], 0);
+	assert_int_equal(f->hook_first_offset[1], 1);
+}
+
+static void test_deleted_topic_gets_not_found(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = { 0 };
+	append(f, 0, 1, &r);
+	assert_int_equal(meta_topic_delete(f->meta, "t"), 0);
+	run_until_idle(f);
+	assert_int_equal(r.err, SL_ENOTFOUND);
+}
+
+int main(void)
+{
+	memset(batch_bytes, 0xab, sizeof batch_bytes);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_offsets_dense_after_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store_failure_assigns_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_response_is_not_acknowledged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commits_in_seal_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
