@@ -1429,7 +1429,7 @@ static int credentials_load(struct s3_store *st, char *where, size_t where_cap)
 int objstore_s3_open(const char *url, struct objstore **out)
 {
 	*out = NULL;
-	char why[256] = "";
+	char why[1300] = "";
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc) {
 		log_error("object store: libcurl failed to initialise");
