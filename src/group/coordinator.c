@@ -1,0 +1,1404 @@
+/* coordinator.c — the classic group protocol state machine (coordinator.h).
+ *
+ * Follows Apache Kafka's GroupCoordinator (the classic protocol) closely,
+ * down to the error codes, with these simplifications: group membership
+ * lives only in memory (a restarted agent makes members rejoin: their
+ * heartbeats get UNKNOWN_MEMBER_ID and their commits ILLEGAL_GENERATION),
+ * and there are no transactional offsets. Pure logic: the caller passes
+ * the monotonic time and performs the effects. */
+#include "group/coordinator.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/err.h"
+#include "base/strmap.h"
+#include "proto/kerr.h"
+
+/* Kafka's NewMemberJoinTimeoutMs: a new member's pending JoinGroup is
+ * given up after this long (the client retries if it is still there). */
+#define NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
+
+struct coordinator {
+	struct coord_config cfg;
+	struct strmap groups; /* group id -> struct coord_group */
+	uint64_t id_counter;
+};
+
+/* ---- effects ---- */
+
+struct coord_effect_chunk {
+	struct coord_effect_chunk *next;
+	size_t used, cap;
+	_Alignas(16) uint8_t data[];
+};
+
+void coord_effects_init(struct coord_effects *e)
+{
+	memset(e, 0, sizeof *e);
+}
+
+void coord_effects_reset(struct coord_effects *e)
+{
+	struct coord_effect_chunk *ch = e->chunks;
+	while (ch) {
+		struct coord_effect_chunk *next = ch->next;
+		free(ch);
+		ch = next;
+	}
+	e->chunks = NULL;
+	e->n = 0;
+	e->oom = false;
+}
+
+void coord_effects_free(struct coord_effects *e)
+{
+	coord_effects_reset(e);
+	free(e->v);
+	e->v = NULL;
+	e->cap = 0;
+}
+
+static void *eff_alloc(struct coord_effects *e, size_t n)
+{
+	n = (n + 15) & ~(size_t)15;
+	struct coord_effect_chunk *ch = e->chunks;
+	if (!ch || ch->cap - ch->used < n) {
+		size_t cap = n > 65536 ? n : 65536;
+		ch = malloc(sizeof *ch + cap);
+		if (!ch) {
+			e->oom = true;
+			return NULL;
+		}
+		ch->next = e->chunks;
+		ch->used = 0;
+		ch->cap = cap;
+		e->chunks = ch;
+	}
+	void *p = ch->data + ch->used;
+	ch->used += n;
+	return p;
+}
+
+static char *eff_str(struct coord_effects *e, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s);
+	char *p = eff_alloc(e, n + 1);
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
+
+static uint8_t *eff_mem(struct coord_effects *e, const uint8_t *p, int32_t n)
+{
+	if (n <= 0)
+		return eff_alloc(e, 1);
+	uint8_t *q = eff_alloc(e, (size_t)n);
+	if (q)
+		memcpy(q, p, (size_t)n);
+	return q;
+}
+
+/* A new zeroed effect for req, or NULL (oom flagged). */
+static struct coord_effect *eff_push(struct coord_effects *e, void *req,
+				     enum coord_effect_kind kind, int16_t error)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 16;
+		struct coord_effect *v = realloc(e->v, cap * sizeof *v);
+		if (!v) {
+			e->oom = true;
+			return NULL;
+		}
+		e->v = v;
+		e->cap = cap;
+	}
+	struct coord_effect *f = &e->v[e->n++];
+	memset(f, 0, sizeof *f);
+	f->req = req;
+	f->kind = kind;
+	f->error = error;
+	f->generation_id = -1;
+	return f;
+}
+
+static void eff_join_error(struct coord_effects *e, void *req, int16_t error,
+			   const char *member_id)
+{
+	struct coord_effect *f = eff_push(e, req, COORD_EFFECT_JOIN, error);
+	if (f)
+		f->member_id = eff_str(e, member_id ? member_id : "");
+}
+
+static void eff_sync_error(struct coord_effects *e, void *req, int16_t error)
+{
+	eff_push(e, req, COORD_EFFECT_SYNC, error);
+}
+
+/* ---- small helpers ---- */
+
+const char *coord_state_name(enum coord_state s)
+{
+	switch (s) {
+	case COORD_EMPTY: return "Empty";
+	case COORD_PREPARING_REBALANCE: return "PreparingRebalance";
+	case COORD_COMPLETING_REBALANCE: return "CompletingRebalance";
+	case COORD_STABLE: return "Stable";
+	case COORD_DEAD: return "Dead";
+	}
+	return "Unknown";
+}
+
+int coord_state_parse(kstr name)
+{
+	for (int s = COORD_EMPTY; s <= COORD_DEAD; s++) {
+		const char *n = coord_state_name((enum coord_state)s);
+		if (name.len == (int32_t)strlen(n) && strncasecmp(name.ptr, n, (size_t)name.len) == 0)
+			return s;
+	}
+	return -1;
+}
+
+void coord_config_default(struct coord_config *c)
+{
+	memset(c, 0, sizeof *c);
+	c->initial_rebalance_delay_ms = 3000;
+	c->group_max_size = COORD_GROUP_MEMBERS_MAX;
+	c->session_timeout_min_ms = 6000;
+	c->session_timeout_max_ms = 1800000;
+}
+
+static bool kstr_is_null(kstr s)
+{
+	return s.len < 0;
+}
+
+static bool kstr_eqs(kstr a, const char *s)
+{
+	if (!s)
+		return a.len < 0;
+	return kstr_eq(a, s);
+}
+
+/* A malloc'd NUL-terminated copy (NULL for a null kstr or on oom). */
+static char *kstr_dup(kstr s)
+{
+	if (s.len < 0)
+		return NULL;
+	char *p = malloc((size_t)s.len + 1);
+	if (!p)
+		return NULL;
+	if (s.len)
+		memcpy(p, s.ptr, (size_t)s.len);
+	p[s.len] = 0;
+	return p;
+}
+
+/* An empty group.instance.id is treated as none (dynamic membership). */
+static kstr instance_norm(kstr s)
+{
+	return s.len <= 0 ? KSTR_NULL : s;
+}
+
+static bool has_nul(kstr s)
+{
+	return s.len > 0 && memchr(s.ptr, 0, (size_t)s.len) != NULL;
+}
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+/* Kafka's form: clientId-UUID (the client id cut to a bound). */
+static char *new_member_id(struct coordinator *c, kstr client_id)
+{
+	uint64_t x = c->cfg.id_seed ^ (++c->id_counter * 0x2545f4914f6cdd1dULL);
+	uint64_t hi = splitmix64(&x), lo = splitmix64(&x);
+	int32_t n = client_id.len > 0 ? client_id.len : 0;
+	if (n > COORD_CLIENT_ID_BYTES_MAX)
+		n = COORD_CLIENT_ID_BYTES_MAX;
+	char *p = malloc((size_t)n + 48);
+	if (!p)
+		return NULL;
+	int k = 0;
+	for (int32_t i = 0; i < n; i++)
+		p[k++] = client_id.ptr[i] ? client_id.ptr[i] : '_';
+	snprintf(p + k, 48, "-%08x-%04x-%04x-%04x-%012llx", (unsigned)(hi >> 32),
+		 (unsigned)(hi >> 16) & 0xffff, (unsigned)hi & 0xffff,
+		 (unsigned)(lo >> 48), (unsigned long long)(lo & 0xffffffffffffULL));
+	return p;
+}
+
+/* ---- groups and members ---- */
+
+static void member_free(struct coord_member *m)
+{
+	if (!m)
+		return;
+	for (int32_t i = 0; i < m->protocol_count; i++) {
+		free(m->protocols[i].name);
+		free(m->protocols[i].metadata);
+	}
+	free(m->protocols);
+	free(m->assignment);
+	free(m->member_id);
+	free(m->group_instance_id);
+	free(m->client_id);
+	free(m->client_host);
+	free(m);
+}
+
+static void group_free(struct coord_group *g)
+{
+	if (!g)
+		return;
+	for (int32_t i = 0; i < g->member_count; i++)
+		member_free(g->members[i]);
+	for (int32_t i = 0; i < g->pending_count; i++)
+		free(g->pending[i].member_id);
+	free(g->members);
+	free(g->pending);
+	free(g->group_id);
+	free(g->protocol_type);
+	free(g->protocol_name);
+	free(g->leader_id);
+	free(g);
+}
+
+/* Group ids become map keys: no NUL inside, bounded. */
+static bool group_id_ok(kstr id)
+{
+	return id.len >= 0 && id.len <= COORD_GROUP_ID_BYTES_MAX && !has_nul(id);
+}
+
+static struct coord_group *group_get(const struct coordinator *c, kstr id)
+{
+	char key[COORD_GROUP_ID_BYTES_MAX + 1];
+	if (!group_id_ok(id) || !kstr_copy(id, key, sizeof key))
+		return NULL;
+	return strmap_get(&c->groups, key);
+}
+
+/* Returns NULL on oom or when the group limit is reached. */
+static struct coord_group *group_create(struct coordinator *c, kstr id, int64_t now_ms)
+{
+	if (c->groups.count >= COORD_GROUPS_MAX || !group_id_ok(id))
+		return NULL;
+	struct coord_group *g = calloc(1, sizeof *g);
+	if (!g)
+		return NULL;
+	g->group_id = kstr_dup(id);
+	g->state = COORD_EMPTY;
+	g->state_since_ms = now_ms;
+	if (!g->group_id || strmap_put(&c->groups, g->group_id, g) != 0) {
+		group_free(g);
+		return NULL;
+	}
+	return g;
+}
+
+static void set_state(struct coord_group *g, enum coord_state s, int64_t now_ms)
+{
+	if (g->state != s)
+		g->state_since_ms = now_ms;
+	g->state = s;
+}
+
+static int32_t member_index(const struct coord_group *g, kstr id)
+{
+	for (int32_t i = 0; i < g->member_count; i++)
+		if (kstr_eq(id, g->members[i]->member_id))
+			return i;
+	return -1;
+}
+
+static struct coord_member *member_get(const struct coord_group *g, kstr id)
+{
+	int32_t i = member_index(g, id);
+	return i < 0 ? NULL : g->members[i];
+}
+
+static struct coord_member *member_by_instance(const struct coord_group *g, kstr instance)
+{
+	if (kstr_is_null(instance))
+		return NULL;
+	for (int32_t i = 0; i < g->member_count; i++)
+		if (g->members[i]->group_instance_id && kstr_eq(instance, g->members[i]->group_instance_id))
+			return g->members[i];
+	return NULL;
+}
+
+static int32_t pending_index(const struct coord_group *g, kstr id)
+{
+	for (int32_t i = 0; i < g->pending_count; i++)
+		if (kstr_eq(id, g->pending[i].member_id))
+			return i;
+	return -1;
+}
+
+static void pending_remove(struct coord_group *g, int32_t i)
+{
+	free(g->pending[i].member_id);
+	g->pending[i] = g->pending[--g->pending_count];
+}
+
+/* Kafka's isStaticMemberFenced: the instance id is known under another
+ * member id. */
+static bool instance_fenced(const struct coord_group *g, kstr instance, kstr member_id)
+{
+	struct coord_member *m = member_by_instance(g, instance);
+	return m && !kstr_eq(member_id, m->member_id);
+}
+
+/* Kafka's validateCurrentMember. */
+static int16_t validate_member(const struct coord_group *g, kstr member_id, kstr instance)
+{
+	if (instance_fenced(g, instance, member_id))
+		return KERR_FENCED_INSTANCE_ID;
+	if (!member_get(g, member_id))
+		return KERR_UNKNOWN_MEMBER_ID;
+	return KERR_NONE;
+}
+
+static int32_t group_max_size(const struct coordinator *c)
+{
+	int32_t n = c->cfg.group_max_size;
+	return n > 0 && n < COORD_GROUP_MEMBERS_MAX ? n : COORD_GROUP_MEMBERS_MAX;
+}
+
+static int32_t max_rebalance_timeout(const struct coord_group *g)
+{
+	int32_t t = 0;
+	for (int32_t i = 0; i < g->member_count; i++)
+		if (g->members[i]->rebalance_timeout_ms > t)
+			t = g->members[i]->rebalance_timeout_ms;
+	return t;
+}
+
+static bool member_supports(const struct coord_member *m, const char *name)
+{
+	for (int32_t i = 0; i < m->protocol_count; i++)
+		if (strcmp(m->protocols[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Kafka's supportsProtocols: an empty group takes any non-empty offer;
+ * otherwise the type must match and one offered protocol must be
+ * supported by every other member. */
+static bool supports_protocols(const struct coord_group *g, const struct coord_join_args *a,
+			       const struct coord_member *self)
+{
+	if (a->protocol_type.len <= 0 || a->protocol_count <= 0)
+		return false;
+	int32_t others = 0;
+	for (int32_t i = 0; i < g->member_count; i++)
+		if (g->members[i] != self)
+			others++;
+	if (others == 0)
+		return true;
+	if (!g->protocol_type || !kstr_eq(a->protocol_type, g->protocol_type))
+		return false;
+	for (int32_t p = 0; p < a->protocol_count; p++) {
+		bool all = true;
+		for (int32_t i = 0; i < g->member_count && all; i++) {
+			const struct coord_member *m = g->members[i];
+			if (m == self)
+				continue;
+			bool found = false;
+			for (int32_t k = 0; k < m->protocol_count && !found; k++)
+				found = kstr_eq(a->protocols[p].name, m->protocols[k].name);
+			all = found;
+		}
+		if (all)
+			return true;
+	}
+	return false;
+}
+
+/* Same protocols, same order, same metadata (Kafka's member.matches). */
+static bool member_matches(const struct coord_member *m, const struct coord_join_args *a)
+{
+	if (m->protocol_count != a->protocol_count)
+		return false;
+	for (int32_t i = 0; i < m->protocol_count; i++) {
+		const struct coord_join_protocol *p = &a->protocols[i];
+		int32_t len = p->metadata.len > 0 ? p->metadata.len : 0;
+		if (!kstr_eq(p->name, m->protocols[i].name) || len != m->protocols[i].metadata_len ||
+		    (len && memcmp(p->metadata.ptr, m->protocols[i].metadata, (size_t)len) != 0))
+			return false;
+	}
+	return true;
+}
+
+/* Replace the member's protocols and timeouts from the join request. */
+static int member_set_protocols(struct coord_member *m, const struct coord_join_args *a)
+{
+	struct coord_protocol *p = calloc((size_t)a->protocol_count, sizeof *p);
+	if (!p)
+		return SL_ENOMEM;
+	for (int32_t i = 0; i < a->protocol_count; i++) {
+		const struct coord_join_protocol *q = &a->protocols[i];
+		int32_t len = q->metadata.len > 0 ? q->metadata.len : 0;
+		p[i].name = kstr_dup(q->name);
+		p[i].metadata = malloc(len ? (size_t)len : 1);
+		p[i].metadata_len = len;
+		if (!p[i].name || !p[i].metadata) {
+			for (int32_t k = 0; k <= i; k++) {
+				free(p[k].name);
+				free(p[k].metadata);
+			}
+			free(p);
+			return SL_ENOMEM;
+		}
+		if (len)
+			memcpy(p[i].metadata, q->metadata.ptr, (size_t)len);
+	}
+	for (int32_t i = 0; i < m->protocol_count; i++) {
+		free(m->protocols[i].name);
+		free(m->protocols[i].metadata);
+	}
+	free(m->protocols);
+	m->protocols = p;
+	m->protocol_count = a->protocol_count;
+	m->session_timeout_ms = a->session_timeout_ms;
+	m->rebalance_timeout_ms = a->rebalance_timeout_ms > 0 ? a->rebalance_timeout_ms
+							      : a->session_timeout_ms;
+	return 0;
+}
+
+const struct coord_protocol *coord_member_protocol(const struct coord_group *g,
+						   const struct coord_member *m)
+{
+	if (!g->protocol_name)
+		return NULL;
+	for (int32_t i = 0; i < m->protocol_count; i++)
+		if (strcmp(m->protocols[i].name, g->protocol_name) == 0)
+			return &m->protocols[i];
+	return NULL;
+}
+
+/* Kafka's selectProtocol: among the protocols every member supports,
+ * each member votes for its most preferred; most votes wins (ties go to
+ * the first member's preference order). NULL if there is none. */
+static const char *select_protocol(const struct coord_group *g)
+{
+	if (g->member_count == 0)
+		return NULL;
+	const struct coord_member *first = g->members[0];
+	const char *best = NULL;
+	int32_t best_votes = -1;
+	for (int32_t p = 0; p < first->protocol_count; p++) {
+		const char *name = first->protocols[p].name;
+		bool all = true;
+		for (int32_t i = 1; i < g->member_count && all; i++)
+			all = member_supports(g->members[i], name);
+		if (!all)
+			continue;
+		int32_t votes = 0;
+		for (int32_t i = 0; i < g->member_count; i++) {
+			const struct coord_member *m = g->members[i];
+			for (int32_t k = 0; k < m->protocol_count; k++) {
+				const char *cand = m->protocols[k].name;
+				/* the member's first protocol that all support */
+				bool cand_all = true;
+				for (int32_t j = 0; j < g->member_count && cand_all; j++)
+					cand_all = member_supports(g->members[j], cand);
+				if (!cand_all)
+					continue;
+				if (strcmp(cand, name) == 0)
+					votes++;
+				break;
+			}
+		}
+		if (votes > best_votes) {
+			best = name;
+			best_votes = votes;
+		}
+	}
+	return best;
+}
+
+static int set_str(char **dst, const char *s)
+{
+	char *p = NULL;
+	if (s) {
+		p = strdup(s);
+		if (!p)
+			return SL_ENOMEM;
+	}
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+/* ---- effects for join answers ---- */
+
+/* A successful JoinGroup answer for m in the current generation. */
+static void eff_join_ok(struct coord_effects *e, void *req, const struct coord_group *g,
+			const struct coord_member *m, const char *leader_id, bool with_members,
+			bool skip_assignment)
+{
+	struct coord_effect *f = eff_push(e, req, COORD_EFFECT_JOIN, KERR_NONE);
+	if (!f)
+		return;
+	f->generation_id = g->generation_id;
+	f->protocol_type = eff_str(e, g->protocol_type);
+	f->protocol_name = eff_str(e, g->protocol_name);
+	f->leader_id = eff_str(e, leader_id ? leader_id : "");
+	f->member_id = eff_str(e, m->member_id);
+	f->skip_assignment = skip_assignment;
+	if (!with_members)
+		return;
+	f->members = eff_alloc(e, sizeof *f->members * (size_t)(g->member_count ? g->member_count : 1));
+	if (!f->members)
+		return;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		const struct coord_member *x = g->members[i];
+		const struct coord_protocol *p = coord_member_protocol(g, x);
+		struct coord_member_view *v = &f->members[f->member_count++];
+		v->member_id = eff_str(e, x->member_id);
+		v->group_instance_id = eff_str(e, x->group_instance_id);
+		v->metadata = eff_mem(e, p ? p->metadata : NULL, p ? p->metadata_len : 0);
+		v->metadata_len = p ? p->metadata_len : 0;
+	}
+}
+
+static void eff_sync_ok(struct coord_effects *e, void *req, const struct coord_group *g,
+			const struct coord_member *m)
+{
+	struct coord_effect *f = eff_push(e, req, COORD_EFFECT_SYNC, KERR_NONE);
+	if (!f)
+		return;
+	f->protocol_type = eff_str(e, g->protocol_type);
+	f->protocol_name = eff_str(e, g->protocol_name);
+	f->assignment = eff_mem(e, m->assignment, m->assignment_len);
+	f->assignment_len = m->assignment ? m->assignment_len : 0;
+}
+
+/* ---- the state machine ---- */
+
+static void try_complete_join(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			      struct coord_effects *out);
+
+/* Kafka's resetAndPropagateAssignmentError: leaving CompletingRebalance,
+ * every pending SyncGroup gets the error and assignments are dropped. */
+static void reset_assignments(struct coord_group *g, int16_t error, int64_t now_ms,
+			      struct coord_effects *out)
+{
+	for (int32_t i = 0; i < g->member_count; i++) {
+		struct coord_member *m = g->members[i];
+		free(m->assignment);
+		m->assignment = NULL;
+		m->assignment_len = 0;
+		m->pending_sync = false;
+		if (m->sync_req) {
+			/* Its session restarts now that it has an answer. */
+			eff_sync_error(out, m->sync_req, error);
+			m->sync_req = NULL;
+			m->last_heartbeat_ms = now_ms;
+		}
+	}
+}
+
+static void prepare_rebalance(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			      struct coord_effects *out)
+{
+	if (g->state == COORD_COMPLETING_REBALANCE)
+		reset_assignments(g, KERR_REBALANCE_IN_PROGRESS, now_ms, out);
+	int32_t rebalance_ms = max_rebalance_timeout(g);
+	if (g->state == COORD_EMPTY && c->cfg.initial_rebalance_delay_ms > 0) {
+		/* Kafka's InitialDelayedJoin: wait for more members to arrive,
+		 * extended while they keep arriving, up to the rebalance timeout. */
+		int64_t delay = c->cfg.initial_rebalance_delay_ms;
+		g->initial_delay = true;
+		g->join_deadline_ms = now_ms + delay;
+		g->initial_delay_remaining_ms = rebalance_ms > delay ? rebalance_ms - delay : 0;
+	} else {
+		g->initial_delay = false;
+		g->join_deadline_ms = now_ms + rebalance_ms;
+	}
+	set_state(g, COORD_PREPARING_REBALANCE, now_ms);
+	try_complete_join(c, g, now_ms, out);
+}
+
+static void maybe_prepare_rebalance(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+				    struct coord_effects *out)
+{
+	if (g->state == COORD_STABLE || g->state == COORD_COMPLETING_REBALANCE ||
+	    g->state == COORD_EMPTY)
+		prepare_rebalance(c, g, now_ms, out);
+}
+
+/* Remove a member (leave, session expiry, sync expiry): its pending
+ * requests get UNKNOWN_MEMBER_ID; the group rebalances. */
+static void remove_member(struct coordinator *c, struct coord_group *g, int32_t idx,
+			  int64_t now_ms, struct coord_effects *out)
+{
+	struct coord_member *m = g->members[idx];
+	if (m->join_req)
+		eff_join_error(out, m->join_req, KERR_UNKNOWN_MEMBER_ID, "");
+	if (m->sync_req)
+		eff_sync_error(out, m->sync_req, KERR_UNKNOWN_MEMBER_ID);
+	m->join_req = m->sync_req = NULL;
+	bool was_leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+	memmove(&g->members[idx], &g->members[idx + 1],
+		sizeof *g->members * (size_t)(g->member_count - idx - 1));
+	g->member_count--;
+	member_free(m);
+	if (was_leader)
+		set_str(&g->leader_id, g->member_count ? g->members[0]->member_id : NULL);
+	switch (g->state) {
+	case COORD_STABLE:
+	case COORD_COMPLETING_REBALANCE:
+		maybe_prepare_rebalance(c, g, now_ms, out);
+		break;
+	case COORD_PREPARING_REBALANCE:
+		try_complete_join(c, g, now_ms, out);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Kafka's onCompleteJoin. */
+static void complete_join(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			  struct coord_effects *out)
+{
+	/* Dynamic members that did not rejoin are gone; static ones stay
+	 * until their session expires. */
+	for (int32_t i = g->member_count - 1; i >= 0; i--) {
+		struct coord_member *m = g->members[i];
+		if (!m->join_req && !m->group_instance_id) {
+			memmove(&g->members[i], &g->members[i + 1],
+				sizeof *g->members * (size_t)(g->member_count - i - 1));
+			g->member_count--;
+			member_free(m);
+		}
+	}
+	if (g->member_count > 0) {
+		/* Kafka's maybeElectNewJoinedLeader: the leader must be a member
+		 * that rejoined; if none did, wait another rebalance timeout for
+		 * sessions to remove the silent ones. */
+		struct coord_member *leader = g->leader_id ? member_get(g, KSTR(g->leader_id)) : NULL;
+		if (!leader || !leader->join_req) {
+			leader = NULL;
+			for (int32_t i = 0; i < g->member_count && !leader; i++)
+				if (g->members[i]->join_req)
+					leader = g->members[i];
+			if (!leader) {
+				g->initial_delay = false;
+				g->join_deadline_ms = now_ms + max_rebalance_timeout(g);
+				return;
+			}
+			set_str(&g->leader_id, leader->member_id);
+		}
+	} else {
+		set_str(&g->leader_id, NULL);
+	}
+	g->generation_id++;
+	g->new_member_added = false;
+	g->initial_delay = false;
+	if (g->member_count == 0) {
+		set_str(&g->protocol_name, NULL);
+		set_state(g, COORD_EMPTY, now_ms);
+		return;
+	}
+	if (set_str(&g->protocol_name, select_protocol(g)) != 0)
+		out->oom = true;
+	set_state(g, COORD_COMPLETING_REBALANCE, now_ms);
+	g->sync_deadline_ms = now_ms + max_rebalance_timeout(g);
+	for (int32_t i = 0; i < g->member_count; i++) {
+		struct coord_member *m = g->members[i];
+		m->is_new = false;
+		m->pending_sync = true;
+		m->last_heartbeat_ms = now_ms;
+		if (!m->join_req)
+			continue;
+		bool leader = strcmp(m->member_id, g->leader_id) == 0;
+		eff_join_ok(out, m->join_req, g, m, g->leader_id, leader, false);
+		m->join_req = NULL;
+	}
+}
+
+static bool all_joined(const struct coord_group *g)
+{
+	if (g->pending_count > 0)
+		return false;
+	for (int32_t i = 0; i < g->member_count; i++)
+		if (!g->members[i]->join_req)
+			return false;
+	return true;
+}
+
+/* Kafka's DelayedJoin.tryComplete: done when every known member has
+ * rejoined. The delayed initial join completes only on its timer. */
+static void try_complete_join(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			      struct coord_effects *out)
+{
+	if (g->state != COORD_PREPARING_REBALANCE || g->initial_delay)
+		return;
+	if (all_joined(g))
+		complete_join(c, g, now_ms, out);
+}
+
+static void join_deadline_passed(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+				 struct coord_effects *out)
+{
+	if (g->initial_delay && g->new_member_added && g->initial_delay_remaining_ms > 0) {
+		int64_t d = c->cfg.initial_rebalance_delay_ms;
+		if (d > g->initial_delay_remaining_ms)
+			d = g->initial_delay_remaining_ms;
+		g->initial_delay_remaining_ms -= d;
+		g->new_member_added = false;
+		g->join_deadline_ms = now_ms + d;
+		return;
+	}
+	complete_join(c, g, now_ms, out);
+}
+
+/* Kafka's addMemberAndRebalance. Takes ownership of member_id. */
+static int add_member(struct coordinator *c, struct coord_group *g, char *member_id,
+		      const struct coord_join_args *a, void *req, int64_t now_ms,
+		      struct coord_effects *out)
+{
+	struct coord_member *m = calloc(1, sizeof *m);
+	if (!m) {
+		free(member_id);
+		return SL_ENOMEM;
+	}
+	m->member_id = member_id;
+	if (g->member_count == g->member_cap) {
+		int32_t cap = g->member_cap ? g->member_cap * 2 : 8;
+		struct coord_member **v = realloc(g->members, sizeof *v * (size_t)cap);
+		if (!v)
+			goto out_free_member;
+		g->members = v;
+		g->member_cap = cap;
+	}
+	int32_t cid = a->client_id.len > COORD_CLIENT_ID_BYTES_MAX ? COORD_CLIENT_ID_BYTES_MAX
+								   : a->client_id.len;
+	int32_t chost = a->client_host.len > COORD_NAME_BYTES_MAX ? COORD_NAME_BYTES_MAX
+								  : a->client_host.len;
+	m->client_id = kstr_dup((kstr){ a->client_id.ptr, cid >= 0 ? cid : 0 });
+	m->client_host = kstr_dup((kstr){ a->client_host.ptr, chost >= 0 ? chost : 0 });
+	if (!kstr_is_null(a->group_instance_id)) {
+		m->group_instance_id = kstr_dup(a->group_instance_id);
+		if (!m->group_instance_id)
+			goto out_free_member;
+	}
+	if (!m->client_id || !m->client_host || member_set_protocols(m, a) != 0)
+		goto out_free_member;
+	if (g->member_count == 0 && set_str(&g->protocol_type, NULL) == 0) {
+		g->protocol_type = kstr_dup(a->protocol_type);
+		if (!g->protocol_type)
+			goto out_free_member;
+	}
+	m->join_req = req;
+	m->is_new = true;
+	m->last_heartbeat_ms = now_ms;
+	g->members[g->member_count++] = m;
+	if (!g->leader_id && set_str(&g->leader_id, m->member_id) != 0) {
+		g->members[--g->member_count] = NULL;
+		goto out_free_member;
+	}
+	g->new_member_added = true;
+	if (g->state == COORD_PREPARING_REBALANCE)
+		try_complete_join(c, g, now_ms, out);
+	else
+		maybe_prepare_rebalance(c, g, now_ms, out);
+	return 0;
+out_free_member:
+	member_free(m);
+	return SL_ENOMEM;
+}
+
+/* Kafka's updateMemberAndRebalance. */
+static int update_member(struct coordinator *c, struct coord_group *g, struct coord_member *m,
+			 const struct coord_join_args *a, void *req, int64_t now_ms,
+			 struct coord_effects *out)
+{
+	if (member_set_protocols(m, a) != 0)
+		return SL_ENOMEM;
+	if (m->join_req && m->join_req != req)
+		eff_join_error(out, m->join_req, KERR_REBALANCE_IN_PROGRESS, m->member_id);
+	m->join_req = req;
+	if (g->state == COORD_PREPARING_REBALANCE)
+		try_complete_join(c, g, now_ms, out);
+	else
+		maybe_prepare_rebalance(c, g, now_ms, out);
+	return 0;
+}
+
+/* Kafka's updateStaticMemberAndRebalance: a known group.instance.id joins
+ * with no member id. The old member id is fenced. Takes new_id. */
+static int replace_static_member(struct coordinator *c, struct coord_group *g,
+				 struct coord_member *m, char *new_id,
+				 const struct coord_join_args *a, void *req, int64_t now_ms,
+				 struct coord_effects *out)
+{
+	char *old_leader = g->leader_id ? strdup(g->leader_id) : NULL;
+	if (g->leader_id && !old_leader) {
+		free(new_id);
+		return SL_ENOMEM;
+	}
+	if (m->join_req)
+		eff_join_error(out, m->join_req, KERR_FENCED_INSTANCE_ID, m->member_id);
+	if (m->sync_req)
+		eff_sync_error(out, m->sync_req, KERR_FENCED_INSTANCE_ID);
+	m->join_req = m->sync_req = NULL;
+	bool was_leader = old_leader && strcmp(old_leader, m->member_id) == 0;
+	free(m->member_id);
+	m->member_id = new_id;
+	if (was_leader)
+		set_str(&g->leader_id, new_id);
+	m->last_heartbeat_ms = now_ms;
+	int rc = member_set_protocols(m, a);
+	if (rc) {
+		free(old_leader);
+		return rc;
+	}
+	switch (g->state) {
+	case COORD_STABLE: {
+		const char *sel = select_protocol(g);
+		if (sel && g->protocol_name && strcmp(sel, g->protocol_name) == 0) {
+			/* Same protocol: no rebalance. A v9+ leader learns the
+			 * members but skips assigning; others get the old leader
+			 * id, so no one assigns in a stable group. */
+			if (was_leader && a->api_version >= 9)
+				eff_join_ok(out, req, g, m, m->member_id, true, true);
+			else
+				eff_join_ok(out, req, g, m, old_leader, false, false);
+		} else {
+			m->join_req = req;
+			prepare_rebalance(c, g, now_ms, out);
+		}
+		break;
+	}
+	case COORD_COMPLETING_REBALANCE:
+		/* The leader may be assigning to the old member id: rebalance. */
+		m->join_req = req;
+		prepare_rebalance(c, g, now_ms, out);
+		break;
+	case COORD_PREPARING_REBALANCE:
+		m->join_req = req;
+		try_complete_join(c, g, now_ms, out);
+		break;
+	default:
+		m->join_req = req;
+		maybe_prepare_rebalance(c, g, now_ms, out);
+		break;
+	}
+	free(old_leader);
+	return 0;
+}
+
+static bool can_accept_new_member(const struct coordinator *c, const struct coord_group *g)
+{
+	return g->member_count + g->pending_count < group_max_size(c);
+}
+
+/* Kafka's doUnknownJoinGroup (no member id). */
+static int join_unknown(struct coordinator *c, struct coord_group *g,
+			const struct coord_join_args *a, void *req, int64_t now_ms,
+			struct coord_effects *out)
+{
+	if (!supports_protocols(g, a, NULL)) {
+		eff_join_error(out, req, KERR_INCONSISTENT_GROUP_PROTOCOL, "");
+		return 0;
+	}
+	struct coord_member *stat = member_by_instance(g, a->group_instance_id);
+	if (!stat && !can_accept_new_member(c, g)) {
+		eff_join_error(out, req, KERR_GROUP_MAX_SIZE_REACHED, "");
+		return 0;
+	}
+	char *id = new_member_id(c, a->client_id);
+	if (!id)
+		return SL_ENOMEM;
+	if (stat)
+		return replace_static_member(c, g, stat, id, a, req, now_ms, out);
+	if (kstr_is_null(a->group_instance_id) && a->api_version >= 4) {
+		/* KIP-394: hand out the id and let the client join with it, so
+		 * a client that never sees this answer leaves no member. */
+		if (g->pending_count == g->pending_cap) {
+			int32_t cap = g->pending_cap ? g->pending_cap * 2 : 8;
+			struct coord_pending_member *v = realloc(g->pending, sizeof *v * (size_t)cap);
+			if (!v) {
+				free(id);
+				return SL_ENOMEM;
+			}
+			g->pending = v;
+			g->pending_cap = cap;
+		}
+		g->pending[g->pending_count].member_id = id;
+		g->pending[g->pending_count].deadline_ms = now_ms + a->session_timeout_ms;
+		g->pending_count++;
+		eff_join_error(out, req, KERR_MEMBER_ID_REQUIRED, id);
+		return 0;
+	}
+	return add_member(c, g, id, a, req, now_ms, out);
+}
+
+/* Kafka's doCurrentMemberJoinGroup (a member id given). */
+static int join_known(struct coordinator *c, struct coord_group *g,
+		      const struct coord_join_args *a, void *req, int64_t now_ms,
+		      struct coord_effects *out)
+{
+	char *mid = NULL;
+	struct coord_member *m = member_get(g, a->member_id);
+	if (!supports_protocols(g, a, m)) {
+		mid = kstr_dup(a->member_id);
+		eff_join_error(out, req, KERR_INCONSISTENT_GROUP_PROTOCOL, mid);
+		free(mid);
+		return 0;
+	}
+	int32_t p = pending_index(g, a->member_id);
+	if (p >= 0) {
+		char *id = g->pending[p].member_id;
+		g->pending[p].member_id = NULL;
+		pending_remove(g, p);
+		return add_member(c, g, id, a, req, now_ms, out);
+	}
+	bool instance_unknown = !kstr_is_null(a->group_instance_id) &&
+				!member_by_instance(g, a->group_instance_id);
+	int16_t err = KERR_NONE;
+	if (instance_fenced(g, a->group_instance_id, a->member_id))
+		err = KERR_FENCED_INSTANCE_ID;
+	else if (!m || instance_unknown)
+		err = KERR_UNKNOWN_MEMBER_ID;
+	if (err) {
+		mid = kstr_dup(a->member_id);
+		eff_join_error(out, req, err, mid);
+		free(mid);
+		return 0;
+	}
+	switch (g->state) {
+	case COORD_PREPARING_REBALANCE:
+		return update_member(c, g, m, a, req, now_ms, out);
+	case COORD_COMPLETING_REBALANCE:
+		if (member_matches(m, a)) {
+			/* It probably lost the answer: send it again. */
+			bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+			eff_join_ok(out, req, g, m, g->leader_id, leader, false);
+			return 0;
+		}
+		return update_member(c, g, m, a, req, now_ms, out);
+	case COORD_STABLE: {
+		bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+		/* A rejoining leader forces a rebalance (topic metadata may
+		 * have changed); a follower with unchanged metadata just gets
+		 * the current generation. */
+		if (leader || !member_matches(m, a))
+			return update_member(c, g, m, a, req, now_ms, out);
+		eff_join_ok(out, req, g, m, g->leader_id, false, false);
+		return 0;
+	}
+	default:
+		eff_join_error(out, req, KERR_UNKNOWN_MEMBER_ID, m->member_id);
+		return 0;
+	}
+}
+
+int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_args *args,
+	       void *req, struct coord_effects *out)
+{
+	struct coord_join_args norm = *args;
+	norm.group_instance_id = instance_norm(norm.group_instance_id);
+	const struct coord_join_args *a = &norm;
+	char *mid = NULL;
+	int16_t err = KERR_NONE;
+	if (a->group_id.len <= 0 || !group_id_ok(a->group_id))
+		err = KERR_INVALID_GROUP_ID;
+	else if (a->session_timeout_ms < c->cfg.session_timeout_min_ms ||
+		 a->session_timeout_ms > c->cfg.session_timeout_max_ms)
+		err = KERR_INVALID_SESSION_TIMEOUT;
+	else if (a->protocol_type.len <= 0 || a->protocol_count <= 0)
+		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
+	else if (a->protocol_count > COORD_PROTOCOLS_MAX ||
+		 a->protocol_type.len > COORD_NAME_BYTES_MAX ||
+		 a->member_id.len > COORD_CLIENT_ID_BYTES_MAX + 64 ||
+		 a->group_instance_id.len > COORD_NAME_BYTES_MAX ||
+		 has_nul(a->protocol_type) || has_nul(a->group_instance_id))
+		err = KERR_INVALID_REQUEST;
+	if (!err) {
+		int64_t bytes = 0;
+		for (int32_t i = 0; i < a->protocol_count; i++) {
+			const struct coord_join_protocol *p = &a->protocols[i];
+			if (p->name.len < 0 || p->name.len > COORD_NAME_BYTES_MAX || has_nul(p->name))
+				err = KERR_INVALID_REQUEST;
+			bytes += p->metadata.len > 0 ? p->metadata.len : 0;
+		}
+		if (bytes > COORD_MEMBER_METADATA_BYTES_MAX)
+			err = KERR_INVALID_REQUEST;
+	}
+	if (err) {
+		if (err != KERR_INVALID_GROUP_ID && a->member_id.len <= COORD_CLIENT_ID_BYTES_MAX + 64)
+			mid = kstr_dup(a->member_id);
+		eff_join_error(out, req, err, mid);
+		free(mid);
+		return 0;
+	}
+	struct coord_group *g = group_get(c, a->group_id);
+	if (!g) {
+		if (a->member_id.len > 0) {
+			mid = kstr_dup(a->member_id);
+			eff_join_error(out, req, KERR_UNKNOWN_MEMBER_ID, mid);
+			free(mid);
+			return 0;
+		}
+		g = group_create(c, a->group_id, now_ms);
+		if (!g) {
+			eff_join_error(out, req, KERR_COORDINATOR_NOT_AVAILABLE, "");
+			return 0;
+		}
+	}
+	if (g->state == COORD_DEAD) {
+		eff_join_error(out, req, KERR_COORDINATOR_NOT_AVAILABLE, "");
+		return 0;
+	}
+	size_t before = out->n;
+	int rc = a->member_id.len > 0 ? join_known(c, g, a, req, now_ms, out)
+				      : join_unknown(c, g, a, req, now_ms, out);
+	if (rc) {
+		/* Nothing was registered for req: answer it here. */
+		bool answered = false;
+		for (size_t i = before; i < out->n; i++)
+			answered |= out->v[i].req == req;
+		if (!answered)
+			eff_join_error(out, req, KERR_UNKNOWN_SERVER_ERROR, "");
+	}
+	return rc;
+}
+
+int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_args *a,
+	       void *req, struct coord_effects *out)
+{
+	struct coord_group *g = group_get(c, a->group_id);
+	int16_t err = KERR_NONE;
+	struct coord_member *m = NULL;
+	kstr instance = instance_norm(a->group_instance_id);
+	if (!g)
+		err = KERR_UNKNOWN_MEMBER_ID;
+	else if (g->state == COORD_DEAD)
+		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	else if ((err = validate_member(g, a->member_id, instance)) != KERR_NONE)
+		;
+	else if (a->generation_id != g->generation_id)
+		err = KERR_ILLEGAL_GENERATION;
+	else if (!kstr_is_null(a->protocol_type) && !kstr_eqs(a->protocol_type, g->protocol_type))
+		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
+	else if (!kstr_is_null(a->protocol_name) && !kstr_eqs(a->protocol_name, g->protocol_name))
+		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
+	else if (g->state == COORD_EMPTY)
+		err = KERR_UNKNOWN_MEMBER_ID;
+	else if (g->state == COORD_PREPARING_REBALANCE)
+		err = KERR_REBALANCE_IN_PROGRESS;
+	if (!err) {
+		for (int32_t i = 0; i < a->assignment_count; i++)
+			if (a->assignments[i].assignment.len > COORD_ASSIGNMENT_BYTES_MAX)
+				err = KERR_INVALID_REQUEST;
+	}
+	if (err) {
+		eff_sync_error(out, req, err);
+		return 0;
+	}
+	m = member_get(g, a->member_id);
+	m->last_heartbeat_ms = now_ms;
+	m->pending_sync = false;
+	if (g->state == COORD_STABLE) {
+		eff_sync_ok(out, req, g, m);
+		return 0;
+	}
+	/* CompletingRebalance: wait for the leader's assignments. */
+	if (m->sync_req && m->sync_req != req)
+		eff_sync_error(out, m->sync_req, KERR_REBALANCE_IN_PROGRESS);
+	m->sync_req = req;
+	if (!g->leader_id || strcmp(m->member_id, g->leader_id) != 0)
+		return 0;
+	/* The leader: assignments for unknown members are ignored (as in
+	 * Kafka), members it left out get an empty assignment. */
+	for (int32_t i = 0; i < g->member_count; i++) {
+		struct coord_member *x = g->members[i];
+		free(x->assignment);
+		x->assignment = NULL;
+		x->assignment_len = 0;
+		for (int32_t k = a->assignment_count - 1; k >= 0; k--) {
+			const struct coord_sync_assignment *as = &a->assignments[k];
+			if (!kstr_eq(as->member_id, x->member_id))
+				continue;
+			int32_t len = as->assignment.len > 0 ? as->assignment.len : 0;
+			x->assignment = malloc(len ? (size_t)len : 1);
+			if (!x->assignment) {
+				out->oom = true;
+				break;
+			}
+			if (len)
+				memcpy(x->assignment, as->assignment.ptr, (size_t)len);
+			x->assignment_len = len;
+			break;
+		}
+	}
+	set_state(g, COORD_STABLE, now_ms);
+	for (int32_t i = 0; i < g->member_count; i++) {
+		struct coord_member *x = g->members[i];
+		if (!x->sync_req)
+			continue;
+		eff_sync_ok(out, x->sync_req, g, x);
+		x->sync_req = NULL;
+		x->last_heartbeat_ms = now_ms;
+	}
+	return 0;
+}
+
+int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
+			int32_t generation_id, kstr member_id, kstr group_instance_id)
+{
+	struct coord_group *g = group_get(c, group_id);
+	group_instance_id = instance_norm(group_instance_id);
+	if (!g)
+		return KERR_UNKNOWN_MEMBER_ID;
+	if (g->state == COORD_DEAD)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (g->state == COORD_EMPTY)
+		return KERR_UNKNOWN_MEMBER_ID;
+	int16_t err = validate_member(g, member_id, group_instance_id);
+	if (err)
+		return err;
+	if (generation_id != g->generation_id)
+		return KERR_ILLEGAL_GENERATION;
+	struct coord_member *m = member_get(g, member_id);
+	m->last_heartbeat_ms = now_ms;
+	return g->state == COORD_PREPARING_REBALANCE ? KERR_REBALANCE_IN_PROGRESS : KERR_NONE;
+}
+
+int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr member_id,
+		    kstr group_instance_id, bool *group_found, struct coord_effects *out)
+{
+	struct coord_group *g = group_get(c, group_id);
+	group_instance_id = instance_norm(group_instance_id);
+	*group_found = g != NULL;
+	if (!g)
+		return KERR_UNKNOWN_MEMBER_ID;
+	if (g->state == COORD_DEAD)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	int32_t idx;
+	if (member_id.len <= 0) {
+		/* Administrative removal by group.instance.id. */
+		struct coord_member *m = member_by_instance(g, group_instance_id);
+		if (!m)
+			return KERR_UNKNOWN_MEMBER_ID;
+		idx = member_index(g, KSTR(m->member_id));
+	} else {
+		int32_t p = pending_index(g, member_id);
+		if (p >= 0) {
+			pending_remove(g, p);
+			try_complete_join(c, g, now_ms, out);
+			return KERR_NONE;
+		}
+		int16_t err = validate_member(g, member_id, group_instance_id);
+		if (err)
+			return err;
+		idx = member_index(g, member_id);
+	}
+	remove_member(c, g, idx, now_ms, out);
+	return KERR_NONE;
+}
+
+/* Kafka's shouldKeepAlive: members waiting in a join or sync are alive
+ * (a new member's join only for NEW_MEMBER_JOIN_TIMEOUT_MS). */
+static bool keep_alive(const struct coord_member *m, int64_t now_ms)
+{
+	if (m->join_req)
+		return !m->is_new || now_ms < m->last_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS;
+	if (m->sync_req)
+		return true;
+	return now_ms < m->last_heartbeat_ms + m->session_timeout_ms;
+}
+
+struct tick_arg {
+	struct coordinator *c;
+	int64_t now_ms;
+	struct coord_effects *out;
+};
+
+static void tick_group(void *arg, const char *key, void *value)
+{
+	struct tick_arg *t = arg;
+	struct coordinator *c = t->c;
+	struct coord_group *g = value;
+	int64_t now = t->now_ms;
+	bool removed_pending = false;
+	for (int32_t i = g->pending_count - 1; i >= 0; i--) {
+		if (now >= g->pending[i].deadline_ms) {
+			pending_remove(g, i);
+			removed_pending = true;
+		}
+	}
+	if (removed_pending)
+		try_complete_join(c, g, now, t->out);
+	for (int32_t i = g->member_count - 1; i >= 0; i--) {
+		if (i < g->member_count && !keep_alive(g->members[i], now))
+			remove_member(c, g, i, now, t->out);
+	}
+	if (g->state == COORD_PREPARING_REBALANCE && now >= g->join_deadline_ms)
+		join_deadline_passed(c, g, now, t->out);
+	if (g->state == COORD_COMPLETING_REBALANCE && now >= g->sync_deadline_ms) {
+		/* Members that never sent SyncGroup (the leader among them)
+		 * are removed; the rest rebalance. */
+		bool removed = false;
+		for (int32_t i = g->member_count - 1; i >= 0; i--) {
+			if (i >= g->member_count || !g->members[i]->pending_sync)
+				continue;
+			struct coord_member *m = g->members[i];
+			if (m->join_req)
+				eff_join_error(t->out, m->join_req, KERR_UNKNOWN_MEMBER_ID, "");
+			if (m->sync_req)
+				eff_sync_error(t->out, m->sync_req, KERR_UNKNOWN_MEMBER_ID);
+			bool was_leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+			memmove(&g->members[i], &g->members[i + 1],
+				sizeof *g->members * (size_t)(g->member_count - i - 1));
+			g->member_count--;
+			member_free(m);
+			if (was_leader)
+				set_str(&g->leader_id, g->member_count ? g->members[0]->member_id : NULL);
+			removed = true;
+		}
+		if (removed || g->state == COORD_COMPLETING_REBALANCE)
+			prepare_rebalance(c, g, now, t->out);
+	}
+}
+
+void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out)
+{
+	struct tick_arg t = { c, now_ms, out };
+	strmap_each(&c->groups, tick_group, &t);
+}
+
+static void shutdown_group(void *arg, const char *key, void *value)
+{
+	struct coord_effects *out = arg;
+	struct coord_group *g = value;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		struct coord_member *m = g->members[i];
+		if (m->join_req)
+			eff_join_error(out, m->join_req, KERR_NOT_COORDINATOR, m->member_id);
+		if (m->sync_req)
+			eff_sync_error(out, m->sync_req, KERR_NOT_COORDINATOR);
+		m->join_req = m->sync_req = NULL;
+	}
+}
+
+void coord_shutdown(struct coordinator *c, struct coord_effects *out)
+{
+	strmap_each(&c->groups, shutdown_group, out);
+}
+
+int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
+			   int32_t generation_id, kstr member_id, kstr group_instance_id)
+{
+	group_instance_id = instance_norm(group_instance_id);
+	if (!group_id_ok(group_id))
+		return KERR_INVALID_GROUP_ID;
+	struct coord_group *g = group_get(c, group_id);
+	if (!g) {
+		/* A client managing its own partitions: the group is created,
+		 * Empty. A member of a generation this agent does not know
+		 * (e.g. after a restart) must rejoin. */
+		if (generation_id >= 0)
+			return KERR_ILLEGAL_GENERATION;
+		g = group_create(c, group_id, now_ms);
+		if (!g)
+			return KERR_COORDINATOR_NOT_AVAILABLE;
+	}
+	if (g->state == COORD_DEAD)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (generation_id >= 0 || member_id.len > 0 || !kstr_is_null(group_instance_id)) {
+		int16_t err = validate_member(g, member_id, group_instance_id);
+		if (err)
+			return err;
+		if (generation_id != g->generation_id)
+			return KERR_ILLEGAL_GENERATION;
+	} else if (g->state != COORD_EMPTY) {
+		/* Only members may commit to a group with members. */
+		return KERR_UNKNOWN_MEMBER_ID;
+	}
+	if (g->state == COORD_COMPLETING_REBALANCE)
+		return KERR_REBALANCE_IN_PROGRESS;
+	struct coord_member *m = member_get(g, member_id);
+	if (m)
+		m->last_heartbeat_ms = now_ms;
+	return KERR_NONE;
+}
+
+const struct coord_group *coord_group_find(const struct coordinator *c, kstr group_id)
+{
+	return group_get(c, group_id);
+}
+
+struct each_arg {
+	void (*fn)(void *arg, const struct coord_group *g);
+	void *arg;
+};
+
+static void each_group(void *arg, const char *key, void *value)
+{
+	struct each_arg *e = arg;
+	e->fn(e->arg, value);
+}
+
+void coord_groups_each(const struct coordinator *c,
+		       void (*fn)(void *arg, const struct coord_group *g), void *arg)
+{
+	struct each_arg e = { fn, arg };
+	strmap_each(&c->groups, each_group, &e);
+}
+
+size_t coord_group_count(const struct coordinator *c)
+{
+	return c->groups.count;
+}
+
+int16_t coord_group_delete(struct coordinator *c, kstr group_id)
+{
+	struct coord_group *g = group_get(c, group_id);
+	if (!g)
+		return KERR_NONE;
+	if (g->member_count > 0 || g->state != COORD_EMPTY)
+		return KERR_NON_EMPTY_GROUP;
+	strmap_del(&c->groups, g->group_id);
+	group_free(g);
+	return KERR_NONE;
+}
+
+int coord_new(const struct coord_config *cfg, struct coordinator **out)
+{
+	struct coordinator *c = calloc(1, sizeof *c);
+	if (!c)
+		return SL_ENOMEM;
+	c->cfg = *cfg;
+	strmap_init(&c->groups);
+	*out = c;
+	return 0;
+}
+
+static void free_group_each(void *arg, const char *key, void *value)
+{
+	group_free(value);
+}
+
+void coord_free(struct coordinator *c)
+{
+	if (!c)
+		return;
+	strmap_each(&c->groups, free_group_each, NULL);
+	strmap_free(&c->groups);
+	free(c);
+}

@@ -1,0 +1,260 @@
+/* coordinator.h — the classic consumer group protocol as pure logic.
+ *
+ * Groups (Empty, PreparingRebalance, CompletingRebalance, Stable, Dead),
+ * their members, generations, protocol selection, leader choice, the
+ * delayed initial rebalance, session and rebalance timeouts, static
+ * membership and the error codes Apache Kafka's group coordinator answers
+ * with. No I/O, no clock, no event loop: the caller passes the time
+ * (monotonic milliseconds) into every call and performs the "effects"
+ * the coordinator returns.
+ *
+ * JoinGroup and SyncGroup are answered through effects: a call names its
+ * pending request with an opaque pointer, and that request is answered
+ * (now or in a later call, including coord_tick) by exactly one effect
+ * carrying the same pointer. Every pending request is answered at the
+ * latest when its rebalance times out, or by coord_shutdown. An effects
+ * list owns copies of everything it points at, so it stays valid until
+ * coord_effects_reset/free, whatever the coordinator does meanwhile.
+ *
+ * Committed offsets are not kept here (they live in the metadata store);
+ * coord_commit_check only decides whether a commit is allowed.
+ *
+ * Views returned by coord_group_find / coord_groups_each are valid until
+ * the next call that changes the coordinator. Single-threaded. */
+#ifndef SLUICE_GROUP_COORDINATOR_H
+#define SLUICE_GROUP_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+/* Groups one agent coordinates; a join that would create one more gets
+ * COORDINATOR_NOT_AVAILABLE (Kafka has no cap; memory needs one). */
+#define COORD_GROUPS_MAX 100000
+/* Members of one group (Kafka's group.max.size defaults to unbounded;
+ * consumer groups beyond a few thousand members are not realistic). The
+ * configured group_max_size may lower it. */
+#define COORD_GROUP_MEMBERS_MAX 5000
+/* Protocols one member may offer (a consumer offers one per assignor). */
+#define COORD_PROTOCOLS_MAX 32
+/* Bytes of one member's protocol metadata, all protocols together; a
+ * consumer's subscription plus owned partitions is a few KiB even for
+ * thousands of partitions. Above it JoinGroup gets INVALID_REQUEST. */
+#define COORD_MEMBER_METADATA_BYTES_MAX (1024 * 1024)
+/* Bytes of one member's assignment in SyncGroup (INVALID_REQUEST above). */
+#define COORD_ASSIGNMENT_BYTES_MAX (1024 * 1024)
+/* Group ids, instance ids, protocol names and types: Kafka bounds them
+ * only by the int16 string length; these keep member records small. */
+#define COORD_GROUP_ID_BYTES_MAX 1024
+#define COORD_NAME_BYTES_MAX 255
+/* Client ids kept per member (longer ones are cut for DescribeGroups and
+ * member ids; Kafka keeps them whole). */
+#define COORD_CLIENT_ID_BYTES_MAX 255
+
+enum coord_state {
+	COORD_EMPTY,
+	COORD_PREPARING_REBALANCE,
+	COORD_COMPLETING_REBALANCE,
+	COORD_STABLE,
+	COORD_DEAD,
+};
+
+/* Kafka's names for the states ("Empty", "PreparingRebalance", ...). */
+const char *coord_state_name(enum coord_state s);
+/* Case-insensitive; returns -1 if unknown. */
+int coord_state_parse(kstr name);
+
+struct coord_config {
+	int64_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms, 3000 */
+	int32_t group_max_size;             /* group.max.size; <= 0: COORD_GROUP_MEMBERS_MAX */
+	int32_t session_timeout_min_ms;     /* group.min.session.timeout.ms, 6000 */
+	int32_t session_timeout_max_ms;     /* group.max.session.timeout.ms, 1800000 */
+	uint64_t id_seed;                   /* makes member ids unique per agent run */
+};
+
+/* Kafka's defaults (id_seed 0: the caller should set one). */
+void coord_config_default(struct coord_config *c);
+
+struct coord_protocol {
+	char *name;
+	uint8_t *metadata;
+	int32_t metadata_len;
+};
+
+struct coord_member {
+	char *member_id;
+	char *group_instance_id;    /* NULL: dynamic member */
+	char *client_id;
+	char *client_host;
+	int32_t session_timeout_ms;
+	int32_t rebalance_timeout_ms;
+	struct coord_protocol *protocols;
+	int32_t protocol_count;
+	uint8_t *assignment;        /* NULL until the leader's SyncGroup */
+	int32_t assignment_len;
+	int64_t last_heartbeat_ms;
+	void *join_req;             /* pending JoinGroup, or NULL */
+	void *sync_req;             /* pending SyncGroup, or NULL */
+	bool is_new;                /* joined but not yet in a generation */
+	bool pending_sync;          /* in this generation, SyncGroup not yet seen */
+};
+
+/* A member id handed out with MEMBER_ID_REQUIRED, not yet used to join. */
+struct coord_pending_member {
+	char *member_id;
+	int64_t deadline_ms;
+};
+
+struct coord_group {
+	char *group_id;
+	enum coord_state state;
+	int64_t state_since_ms;     /* when it entered its state */
+	int32_t generation_id;
+	char *protocol_type;        /* NULL: none yet */
+	char *protocol_name;        /* NULL: none selected */
+	char *leader_id;            /* NULL: no leader */
+	struct coord_member **members; /* in join order */
+	int32_t member_count;
+	int32_t member_cap;
+	struct coord_pending_member *pending;
+	int32_t pending_count;
+	int32_t pending_cap;
+	/* PreparingRebalance: when the join phase ends at the latest. */
+	int64_t join_deadline_ms;
+	bool initial_delay;         /* this join phase is the delayed initial one */
+	int64_t initial_delay_remaining_ms;
+	bool new_member_added;
+	/* CompletingRebalance: when members that have not synced are removed. */
+	int64_t sync_deadline_ms;
+};
+
+enum coord_effect_kind { COORD_EFFECT_JOIN, COORD_EFFECT_SYNC };
+
+/* One member as a leader's JoinGroup response lists it. */
+struct coord_member_view {
+	char *member_id;
+	char *group_instance_id;    /* NULL: dynamic */
+	uint8_t *metadata;          /* for the selected protocol */
+	int32_t metadata_len;
+};
+
+/* The answer to one pending JoinGroup or SyncGroup request. Strings are
+ * NULL where Kafka sends null / nothing; a JoinGroup error answer still
+ * carries member_id ("" when none; MEMBER_ID_REQUIRED carries the new id). */
+struct coord_effect {
+	void *req;
+	enum coord_effect_kind kind;
+	int16_t error;                  /* Kafka error code */
+	/* JoinGroup */
+	int32_t generation_id;
+	char *protocol_type;
+	char *protocol_name;
+	char *leader_id;
+	char *member_id;
+	bool skip_assignment;
+	struct coord_member_view *members;
+	int32_t member_count;
+	/* SyncGroup (protocol_type/name too) */
+	uint8_t *assignment;
+	int32_t assignment_len;
+};
+
+struct coord_effects {
+	struct coord_effect *v;
+	size_t n, cap;
+	struct coord_effect_chunk *chunks; /* owned copies */
+	bool oom;                        /* an effect could not be recorded */
+};
+
+void coord_effects_init(struct coord_effects *e);
+/* Drop the effects (after performing them); keeps the storage. */
+void coord_effects_reset(struct coord_effects *e);
+void coord_effects_free(struct coord_effects *e);
+
+struct coord_join_protocol {
+	kstr name;
+	kbytes metadata;
+};
+
+struct coord_join_args {
+	kstr group_id;
+	kstr member_id;             /* "" for a first join */
+	kstr group_instance_id;     /* null (len -1) for dynamic members */
+	kstr protocol_type;
+	kstr client_id;
+	kstr client_host;
+	int32_t session_timeout_ms;
+	int32_t rebalance_timeout_ms; /* <= 0: session_timeout_ms (v0) */
+	int16_t api_version;        /* v4+: MEMBER_ID_REQUIRED; v9+: skip_assignment */
+	int32_t protocol_count;
+	const struct coord_join_protocol *protocols;
+};
+
+struct coord_sync_assignment {
+	kstr member_id;
+	kbytes assignment;
+};
+
+struct coord_sync_args {
+	kstr group_id;
+	int32_t generation_id;
+	kstr member_id;
+	kstr group_instance_id;
+	kstr protocol_type;         /* null: not checked (before v5) */
+	kstr protocol_name;
+	int32_t assignment_count;   /* the leader's; others send none */
+	const struct coord_sync_assignment *assignments;
+};
+
+struct coordinator;
+
+/* Returns 0 or SL_ENOMEM. */
+int coord_new(const struct coord_config *cfg, struct coordinator **out);
+void coord_free(struct coordinator *c);
+
+/* JoinGroup. The answer for req is appended to out now or later. Returns
+ * 0, or SL_ENOMEM (req is then answered with UNKNOWN_SERVER_ERROR when
+ * an effect can still be recorded). */
+int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_args *a,
+	       void *req, struct coord_effects *out);
+/* SyncGroup; same contract as coord_join. */
+int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_args *a,
+	       void *req, struct coord_effects *out);
+/* Heartbeat: answered at once with the returned Kafka error code. */
+int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
+			int32_t generation_id, kstr member_id, kstr group_instance_id);
+/* LeaveGroup of one member (member_id "" with an instance id: by
+ * instance, as admin clients do). Returns the member's Kafka error code;
+ * the leave may answer other members' pending requests. *group_found is
+ * false when there is no such group. */
+int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr member_id,
+		    kstr group_instance_id, bool *group_found, struct coord_effects *out);
+/* Timers: session expiry, join phase and sync phase deadlines. Call
+ * every ~100 ms. */
+void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out);
+/* Answer every pending request with NOT_COORDINATOR (agent shutdown). */
+void coord_shutdown(struct coordinator *c, struct coord_effects *out);
+
+/* OffsetCommit: may this commit be stored? Returns a Kafka error code
+ * for every partition of the request (KERR_NONE: store it). A commit with
+ * generation < 0 and no member id to an unknown group creates it, Empty,
+ * as Kafka does for clients that manage their own partitions. */
+int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
+			   int32_t generation_id, kstr member_id, kstr group_instance_id);
+
+/* NULL if the coordinator has no such group in memory. */
+const struct coord_group *coord_group_find(const struct coordinator *c, kstr group_id);
+/* Every group in memory, in no particular order. */
+void coord_groups_each(const struct coordinator *c,
+		       void (*fn)(void *arg, const struct coord_group *g), void *arg);
+size_t coord_group_count(const struct coordinator *c);
+/* DeleteGroups: KERR_NONE (removed from memory, or not in memory),
+ * NON_EMPTY_GROUP when it has members. The caller deletes the offsets. */
+int16_t coord_group_delete(struct coordinator *c, kstr group_id);
+/* The member's metadata for the group's selected protocol (NULL, 0 if none). */
+const struct coord_protocol *coord_member_protocol(const struct coord_group *g,
+						   const struct coord_member *m);
+
+#endif

@@ -1,0 +1,610 @@
+/* test_coordinator.c — the group coordinator state machine: join/sync/
+ * heartbeat sequences, MEMBER_ID_REQUIRED, the delayed initial rebalance,
+ * protocol selection, session expiry, a rebalance with a slow member,
+ * rebalance and sync timeouts, static member replacement, stale
+ * generation commits, leave during a rebalance, limits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "group/coordinator.h"
+#include "proto/kerr.h"
+
+struct h {
+	struct coordinator *c;
+	struct coord_effects e;
+	int64_t now;
+};
+
+static int tok[64]; /* request tokens: &tok[i] */
+
+static struct h *h_new(int64_t delay_ms)
+{
+	struct h *h = calloc(1, sizeof *h);
+	struct coord_config cfg;
+	coord_config_default(&cfg);
+	cfg.initial_rebalance_delay_ms = delay_ms;
+	cfg.id_seed = 42;
+	assert_int_equal(coord_new(&cfg, &h->c), 0);
+	coord_effects_init(&h->e);
+	h->now = 1000000;
+	return h;
+}
+
+static void h_free(struct h *h)
+{
+	coord_effects_free(&h->e);
+	coord_free(h->c);
+	free(h);
+}
+
+/* The effect answering req among the current effects, or NULL. */
+static struct coord_effect *eff(struct h *h, int i)
+{
+	for (size_t k = 0; k < h->e.n; k++)
+		if (h->e.v[k].req == &tok[i])
+			return &h->e.v[k];
+	return NULL;
+}
+
+static void join_p(struct h *h, int req, const char *member, const char *instance,
+		   int16_t version, const char *proto, const char *meta, int32_t session_ms)
+{
+	struct coord_join_protocol p[2];
+	int n = 0;
+	char buf[64];
+	strcpy(buf, proto);
+	/* "a,b": two protocols, in preference order */
+	char *comma = strchr(buf, ',');
+	if (comma)
+		*comma = 0;
+	p[n].name = (kstr){ proto, (int32_t)strlen(buf) };
+	p[n++].metadata = (kbytes){ (const uint8_t *)meta, (int32_t)strlen(meta) };
+	if (comma) {
+		p[n].name = KSTR(proto + (comma - buf) + 1);
+		p[n++].metadata = (kbytes){ (const uint8_t *)meta, (int32_t)strlen(meta) };
+	}
+	struct coord_join_args a = {
+		.group_id = KSTR("g"),
+		.member_id = KSTR(member),
+		.group_instance_id = instance ? KSTR(instance) : KSTR_NULL,
+		.protocol_type = KSTR("consumer"),
+		.client_id = KSTR("client"),
+		.client_host = KSTR("/127.0.0.1"),
+		.session_timeout_ms = session_ms,
+		.rebalance_timeout_ms = 30000,
+		.api_version = version,
+		.protocol_count = n,
+		.protocols = p,
+	};
+	assert_int_equal(coord_join(h->c, h->now, &a, &tok[req], &h->e), 0);
+}
+
+static void join(struct h *h, int req, const char *member, const char *instance, int16_t version)
+{
+	join_p(h, req, member, instance, version, "range", "meta", 10000);
+}
+
+static void sync_(struct h *h, int req, const char *member, int32_t gen, int nassign,
+		  const char **ids, const char **bytes)
+{
+	struct coord_sync_assignment as[8];
+	for (int i = 0; i < nassign; i++) {
+		as[i].member_id = KSTR(ids[i]);
+		as[i].assignment = (kbytes){ (const uint8_t *)bytes[i], (int32_t)strlen(bytes[i]) };
+	}
+	struct coord_sync_args a = {
+		.group_id = KSTR("g"),
+		.generation_id = gen,
+		.member_id = KSTR(member),
+		.group_instance_id = KSTR_NULL,
+		.protocol_type = KSTR_NULL,
+		.protocol_name = KSTR_NULL,
+		.assignment_count = nassign,
+		.assignments = as,
+	};
+	assert_int_equal(coord_sync(h->c, h->now, &a, &tok[req], &h->e), 0);
+}
+
+static int16_t hb(struct h *h, const char *member, int32_t gen)
+{
+	return coord_heartbeat(h->c, h->now, KSTR("g"), gen, KSTR(member), KSTR_NULL);
+}
+
+static void tick(struct h *h, int64_t ms)
+{
+	int64_t end = h->now + ms;
+	while (h->now < end) {
+		h->now += 100;
+		coord_tick(h->c, h->now, &h->e);
+	}
+}
+
+static const struct coord_group *grp(struct h *h)
+{
+	return coord_group_find(h->c, KSTR("g"));
+}
+
+/* Join a dynamic member with v4+ (MEMBER_ID_REQUIRED then the real
+ * join); returns its member id (static storage, one per slot). */
+static char ids[16][128];
+
+static const char *join_new(struct h *h, int slot, int req_a, int req_b)
+{
+	join(h, req_a, "", NULL, 5);
+	struct coord_effect *f = eff(h, req_a);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_MEMBER_ID_REQUIRED);
+	assert_true(strlen(f->member_id) > 7);
+	assert_memory_equal(f->member_id, "client-", 7);
+	strcpy(ids[slot], f->member_id);
+	join(h, req_b, ids[slot], NULL, 5);
+	return ids[slot];
+}
+
+static void test_single_member(void **state)
+{
+	struct h *h = h_new(0);
+	const char *m = join_new(h, 0, 0, 1);
+	struct coord_effect *f = eff(h, 1);
+	assert_non_null(f); /* no delay: complete at once */
+	assert_int_equal(f->error, KERR_NONE);
+	assert_int_equal(f->generation_id, 1);
+	assert_string_equal(f->leader_id, m);
+	assert_string_equal(f->member_id, m);
+	assert_string_equal(f->protocol_name, "range");
+	assert_string_equal(f->protocol_type, "consumer");
+	assert_int_equal(f->member_count, 1);
+	assert_int_equal(f->members[0].metadata_len, 4);
+	assert_memory_equal(f->members[0].metadata, "meta", 4);
+	assert_int_equal(grp(h)->state, COORD_COMPLETING_REBALANCE);
+	coord_effects_reset(&h->e);
+	const char *mids[] = { m };
+	const char *bytes[] = { "A0" };
+	sync_(h, 2, m, 1, 1, mids, bytes);
+	f = eff(h, 2);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_NONE);
+	assert_int_equal(f->assignment_len, 2);
+	assert_memory_equal(f->assignment, "A0", 2);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	assert_int_equal(hb(h, m, 1), KERR_NONE);
+	assert_int_equal(hb(h, m, 0), KERR_ILLEGAL_GENERATION);
+	assert_int_equal(hb(h, "nobody", 1), KERR_UNKNOWN_MEMBER_ID);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("other"), 1, KSTR(m), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	/* a follower-less stable group: sync again returns the assignment */
+	coord_effects_reset(&h->e);
+	sync_(h, 3, m, 1, 0, NULL, NULL);
+	assert_int_equal(eff(h, 3)->assignment_len, 2);
+	h_free(h);
+}
+
+static void test_initial_delay_and_two_members(void **state)
+{
+	struct h *h = h_new(3000);
+	const char *a = join_new(h, 0, 0, 1);
+	assert_null(eff(h, 1)); /* waiting for the initial delay */
+	tick(h, 1000);
+	const char *b = join_new(h, 1, 2, 3);
+	assert_null(eff(h, 3));
+	tick(h, 2000);
+	/* the delay was extended because a member arrived */
+	assert_null(eff(h, 1));
+	tick(h, 3000);
+	struct coord_effect *fa = eff(h, 1), *fb = eff(h, 3);
+	assert_non_null(fa);
+	assert_non_null(fb);
+	assert_int_equal(fa->generation_id, 1);
+	assert_int_equal(fb->generation_id, 1);
+	assert_string_equal(fa->leader_id, a);
+	assert_string_equal(fb->leader_id, a);
+	assert_int_equal(fa->member_count, 2);
+	assert_int_equal(fb->member_count, 0);
+	coord_effects_reset(&h->e);
+	/* follower syncs first and waits for the leader */
+	sync_(h, 4, b, 1, 0, NULL, NULL);
+	assert_null(eff(h, 4));
+	assert_int_equal(hb(h, b, 1), KERR_NONE); /* heartbeats in CompletingRebalance are fine */
+	const char *mids[] = { a, b, "ghost" };
+	const char *bytes[] = { "AA", "BBB", "GG" };
+	sync_(h, 5, a, 1, 3, mids, bytes);
+	assert_int_equal(eff(h, 4)->error, KERR_NONE);
+	assert_int_equal(eff(h, 4)->assignment_len, 3);
+	assert_memory_equal(eff(h, 4)->assignment, "BBB", 3);
+	assert_int_equal(eff(h, 5)->assignment_len, 2);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	h_free(h);
+}
+
+/* A third member joins a stable group: the others learn of it through
+ * heartbeats (REBALANCE_IN_PROGRESS) and rejoin; a slow member delays the
+ * rebalance until it rejoins, within the rebalance timeout. */
+static void test_rebalance_with_slow_member(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids1[] = { a };
+	const char *b1[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids1, b1);
+	coord_effects_reset(&h->e);
+	const char *b = join_new(h, 1, 3, 4);
+	assert_null(eff(h, 4));
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	assert_int_equal(hb(h, a, 1), KERR_REBALANCE_IN_PROGRESS);
+	tick(h, 5000); /* a is slow, but still heartbeating */
+	assert_int_equal(hb(h, a, 1), KERR_REBALANCE_IN_PROGRESS);
+	assert_null(eff(h, 4));
+	join(h, 5, a, NULL, 5);
+	assert_non_null(eff(h, 4));
+	assert_non_null(eff(h, 5));
+	assert_int_equal(eff(h, 5)->generation_id, 2);
+	assert_string_equal(eff(h, 5)->leader_id, a); /* the leader stays */
+	assert_int_equal(eff(h, 5)->member_count, 2);
+	(void)b;
+	h_free(h);
+}
+
+/* A member that does not rejoin within the rebalance timeout is dropped. */
+static void test_rebalance_timeout_drops_member(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids1[] = { a };
+	const char *b1[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids1, b1);
+	coord_effects_reset(&h->e);
+	const char *b = join_new(h, 1, 3, 4);
+	/* a keeps heartbeating so its session lives, but never rejoins */
+	for (int i = 0; i < 35; i++) {
+		tick(h, 1000);
+		hb(h, a, 1);
+	}
+	struct coord_effect *f = eff(h, 4);
+	assert_non_null(f);
+	assert_int_equal(f->generation_id, 2);
+	assert_string_equal(f->leader_id, b);
+	assert_int_equal(f->member_count, 1);
+	assert_int_equal(hb(h, a, 2), KERR_UNKNOWN_MEMBER_ID);
+	h_free(h);
+}
+
+static void test_session_expiry(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *b = join_new(h, 1, 2, 3);
+	/* b's join made a rebalance; a rejoins */
+	join(h, 4, a, NULL, 5);
+	assert_int_equal(eff(h, 3)->generation_id, 2);
+	const char *mids[] = { a, b };
+	const char *bytes[] = { "A", "B" };
+	sync_(h, 5, a, 2, 2, mids, bytes);
+	sync_(h, 6, b, 2, 0, NULL, NULL);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	coord_effects_reset(&h->e);
+	/* b goes silent; a heartbeats every second */
+	for (int i = 0; i < 9; i++) {
+		tick(h, 1000);
+		assert_int_equal(hb(h, a, 2), KERR_NONE);
+	}
+	tick(h, 1100); /* b's 10 s session is over */
+	assert_int_equal(hb(h, a, 2), KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(hb(h, b, 2), KERR_UNKNOWN_MEMBER_ID);
+	join(h, 7, a, NULL, 5);
+	assert_int_equal(eff(h, 7)->generation_id, 3);
+	assert_int_equal(eff(h, 7)->member_count, 1);
+	/* a expires too: the group is empty */
+	coord_effects_reset(&h->e);
+	tick(h, 60000);
+	assert_int_equal(grp(h)->state, COORD_EMPTY);
+	assert_int_equal(grp(h)->member_count, 0);
+	h_free(h);
+}
+
+/* The leader never sends SyncGroup: after the rebalance timeout it is
+ * removed and the waiting follower is told to rejoin. */
+static void test_sync_timeout(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *b = join_new(h, 1, 2, 3);
+	join(h, 4, a, NULL, 5);
+	coord_effects_reset(&h->e);
+	sync_(h, 5, b, 2, 0, NULL, NULL);
+	/* a heartbeats (so its session lives) but never syncs */
+	for (int i = 0; i < 31; i++) {
+		tick(h, 1000);
+		hb(h, a, 2);
+	}
+	assert_non_null(eff(h, 5));
+	assert_int_equal(eff(h, 5)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(hb(h, a, 2), KERR_UNKNOWN_MEMBER_ID);
+	join(h, 6, b, NULL, 5);
+	assert_int_equal(eff(h, 6)->generation_id, 3);
+	assert_string_equal(eff(h, 6)->leader_id, b);
+	h_free(h);
+}
+
+static void test_member_id_required_and_old_versions(void **state)
+{
+	struct h *h = h_new(0);
+	/* v3: no MEMBER_ID_REQUIRED round trip */
+	join(h, 0, "", NULL, 3);
+	struct coord_effect *f = eff(h, 0);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_NONE);
+	assert_int_equal(f->generation_id, 1);
+	/* unknown member id to a known group */
+	join(h, 1, "client-bogus", NULL, 5);
+	assert_int_equal(eff(h, 1)->error, KERR_UNKNOWN_MEMBER_ID);
+	/* unknown member id to an unknown group */
+	struct coord_join_protocol p = { KSTR("range"), { (const uint8_t *)"m", 1 } };
+	struct coord_join_args a = {
+		.group_id = KSTR("nope"), .member_id = KSTR("x"), .group_instance_id = KSTR_NULL,
+		.protocol_type = KSTR("consumer"), .client_id = KSTR("c"), .client_host = KSTR("h"),
+		.session_timeout_ms = 10000, .rebalance_timeout_ms = 10000, .api_version = 5,
+		.protocol_count = 1, .protocols = &p,
+	};
+	coord_join(h->c, h->now, &a, &tok[2], &h->e);
+	assert_int_equal(eff(h, 2)->error, KERR_UNKNOWN_MEMBER_ID);
+	/* bad session timeout, empty group id, no protocols */
+	a.member_id = KSTR("");
+	a.session_timeout_ms = 10;
+	coord_join(h->c, h->now, &a, &tok[3], &h->e);
+	assert_int_equal(eff(h, 3)->error, KERR_INVALID_SESSION_TIMEOUT);
+	a.session_timeout_ms = 10000;
+	a.group_id = KSTR("");
+	coord_join(h->c, h->now, &a, &tok[4], &h->e);
+	assert_int_equal(eff(h, 4)->error, KERR_INVALID_GROUP_ID);
+	a.group_id = KSTR("nope");
+	a.protocol_count = 0;
+	coord_join(h->c, h->now, &a, &tok[5], &h->e);
+	assert_int_equal(eff(h, 5)->error, KERR_INCONSISTENT_GROUP_PROTOCOL);
+	/* a pending member id that is never used expires */
+	join(h, 6, "", NULL, 5);
+	assert_int_equal(eff(h, 6)->error, KERR_MEMBER_ID_REQUIRED);
+	assert_int_equal(grp(h)->pending_count, 1);
+	tick(h, 11000);
+	assert_int_equal(grp(h)->pending_count, 0);
+	h_free(h);
+}
+
+static void test_protocol_selection(void **state)
+{
+	struct h *h = h_new(100);
+	join_p(h, 0, "", NULL, 3, "roundrobin,range", "m", 10000);
+	join_p(h, 1, "", NULL, 3, "range,roundrobin", "m", 10000);
+	join_p(h, 2, "", NULL, 3, "range", "m", 10000);
+	/* no common protocol */
+	join_p(h, 3, "", NULL, 3, "sticky", "m", 10000);
+	assert_int_equal(eff(h, 3)->error, KERR_INCONSISTENT_GROUP_PROTOCOL);
+	tick(h, 200);
+	assert_int_equal(eff(h, 0)->error, KERR_NONE);
+	assert_string_equal(eff(h, 0)->protocol_name, "range");
+	assert_string_equal(grp(h)->protocol_name, "range");
+	h_free(h);
+
+	h = h_new(100);
+	join_p(h, 0, "", NULL, 3, "cooperative-sticky,range", "m", 10000);
+	join_p(h, 1, "", NULL, 3, "cooperative-sticky,range", "m", 10000);
+	join_p(h, 2, "", NULL, 3, "range,cooperative-sticky", "m", 10000);
+	tick(h, 200);
+	assert_string_equal(eff(h, 2)->protocol_name, "cooperative-sticky");
+	h_free(h);
+}
+
+static void test_static_member_replacement(void **state)
+{
+	struct h *h = h_new(0);
+	join(h, 0, "", "inst-1", 5); /* static: no MEMBER_ID_REQUIRED */
+	struct coord_effect *f = eff(h, 0);
+	assert_int_equal(f->error, KERR_NONE);
+	char old[128];
+	strcpy(old, f->member_id);
+	const char *mids[] = { old };
+	const char *bytes[] = { "P0" };
+	sync_(h, 1, old, 1, 1, mids, bytes);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	coord_effects_reset(&h->e);
+	/* the same instance restarts: new member id, no rebalance */
+	join(h, 2, "", "inst-1", 5);
+	f = eff(h, 2);
+	assert_int_equal(f->error, KERR_NONE);
+	assert_string_not_equal(f->member_id, old);
+	assert_int_equal(f->generation_id, 1);
+	char new_id[128];
+	strcpy(new_id, f->member_id);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	/* the old member is fenced */
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+			 KERR_FENCED_INSTANCE_ID);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+			 KERR_FENCED_INSTANCE_ID);
+	join(h, 3, old, "inst-1", 5);
+	assert_int_equal(eff(h, 3)->error, KERR_FENCED_INSTANCE_ID);
+	/* the new one syncs and keeps the assignment */
+	sync_(h, 4, new_id, 1, 0, NULL, NULL);
+	assert_int_equal(eff(h, 4)->error, KERR_NONE);
+	assert_int_equal(eff(h, 4)->assignment_len, 2);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id), KSTR("inst-1")),
+			 KERR_NONE);
+	/* a static member is not removed for missing a rebalance: it stays
+	 * until its session expires */
+	h_free(h);
+}
+
+/* A static member replaced while its JoinGroup is pending: the pending
+ * request gets FENCED_INSTANCE_ID. */
+static void test_static_fenced_pending_join(void **state)
+{
+	struct h *h = h_new(3000);
+	join(h, 0, "", "inst-1", 5);
+	assert_null(eff(h, 0));
+	join(h, 1, "", "inst-1", 5);
+	assert_non_null(eff(h, 0));
+	assert_int_equal(eff(h, 0)->error, KERR_FENCED_INSTANCE_ID);
+	assert_null(eff(h, 1));
+	tick(h, 3100);
+	assert_null(eff(h, 1)); /* a member arrived: the delay is extended once */
+	tick(h, 3000);
+	assert_int_equal(eff(h, 1)->error, KERR_NONE);
+	assert_int_equal(grp(h)->member_count, 1);
+	h_free(h);
+}
+
+static void test_stale_generation_commit(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids1[] = { a };
+	const char *b1[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids1, b1);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL), KERR_NONE);
+	const char *b = join_new(h, 1, 3, 4);
+	/* PreparingRebalance: the current generation may still commit */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL), KERR_NONE);
+	join(h, 5, a, NULL, 5);
+	/* CompletingRebalance: REBALANCE_IN_PROGRESS; the old generation is stale */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(a), KSTR_NULL),
+			 KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL),
+			 KERR_ILLEGAL_GENERATION);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR("zz"), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	/* a simple (generation -1) commit to a group with members */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), -1, KSTR(""), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	/* unknown group: simple commit creates it; a generation is illegal */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("simple"), -1, KSTR(""), KSTR_NULL),
+			 KERR_NONE);
+	assert_non_null(coord_group_find(h->c, KSTR("simple")));
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("gone"), 3, KSTR("m"), KSTR_NULL),
+			 KERR_ILLEGAL_GENERATION);
+	/* sync with the stale generation */
+	sync_(h, 6, b, 1, 0, NULL, NULL);
+	assert_int_equal(eff(h, 6)->error, KERR_ILLEGAL_GENERATION);
+	h_free(h);
+}
+
+static void test_leave_during_rebalance(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids1[] = { a };
+	const char *b1[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids1, b1);
+	const char *b = join_new(h, 1, 3, 4);
+	const char *c = join_new(h, 2, 5, 6);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	coord_effects_reset(&h->e);
+	/* a (who has not rejoined) leaves: the rebalance completes without it */
+	bool found;
+	assert_int_equal(coord_leave(h->c, h->now, KSTR("g"), KSTR(a), KSTR_NULL, &found, &h->e),
+			 KERR_NONE);
+	assert_true(found);
+	assert_non_null(eff(h, 4));
+	assert_non_null(eff(h, 6));
+	assert_int_equal(eff(h, 4)->generation_id, 2);
+	assert_string_equal(eff(h, 4)->leader_id, b);
+	assert_int_equal(eff(h, 4)->member_count, 2);
+	/* the leader b leaves during CompletingRebalance while c waits in
+	 * SyncGroup */
+	coord_effects_reset(&h->e);
+	sync_(h, 7, c, 2, 0, NULL, NULL);
+	assert_null(eff(h, 7));
+	coord_leave(h->c, h->now, KSTR("g"), KSTR(b), KSTR_NULL, &found, &h->e);
+	assert_int_equal(eff(h, 7)->error, KERR_REBALANCE_IN_PROGRESS);
+	/* unknown member, unknown group */
+	assert_int_equal(coord_leave(h->c, h->now, KSTR("g"), KSTR("zz"), KSTR_NULL, &found, &h->e),
+			 KERR_UNKNOWN_MEMBER_ID);
+	coord_leave(h->c, h->now, KSTR("nope"), KSTR("zz"), KSTR_NULL, &found, &h->e);
+	assert_false(found);
+	/* a leaving member with a pending join gets UNKNOWN_MEMBER_ID */
+	coord_effects_reset(&h->e);
+	join(h, 8, c, NULL, 5);
+	assert_non_null(eff(h, 8)); /* alone: completes at once */
+	assert_string_equal(eff(h, 8)->leader_id, c);
+	coord_effects_reset(&h->e);
+	coord_leave(h->c, h->now, KSTR("g"), KSTR(c), KSTR_NULL, &found, &h->e);
+	assert_int_equal(grp(h)->state, COORD_EMPTY);
+	assert_int_equal(coord_group_delete(h->c, KSTR("g")), KERR_NONE);
+	assert_null(grp(h));
+	h_free(h);
+}
+
+static void test_limits(void **state)
+{
+	struct h *h = h_new(0);
+	static uint8_t big[COORD_MEMBER_METADATA_BYTES_MAX + 1];
+	struct coord_join_protocol p = { KSTR("range"), { big, sizeof big } };
+	struct coord_join_args a = {
+		.group_id = KSTR("g"), .member_id = KSTR(""), .group_instance_id = KSTR_NULL,
+		.protocol_type = KSTR("consumer"), .client_id = KSTR("c"), .client_host = KSTR("h"),
+		.session_timeout_ms = 10000, .rebalance_timeout_ms = 10000, .api_version = 3,
+		.protocol_count = 1, .protocols = &p,
+	};
+	coord_join(h->c, h->now, &a, &tok[0], &h->e);
+	assert_int_equal(eff(h, 0)->error, KERR_INVALID_REQUEST);
+	assert_null(grp(h));
+	h_free(h);
+
+	/* group.max.size */
+	struct coord_config cfg;
+	coord_config_default(&cfg);
+	cfg.initial_rebalance_delay_ms = 0;
+	cfg.group_max_size = 2;
+	h = calloc(1, sizeof *h);
+	coord_new(&cfg, &h->c);
+	coord_effects_init(&h->e);
+	join(h, 0, "", NULL, 3);
+	join(h, 1, "", NULL, 3);
+	join(h, 2, "", NULL, 3);
+	assert_int_equal(eff(h, 2)->error, KERR_GROUP_MAX_SIZE_REACHED);
+	assert_int_equal(grp(h)->member_count, 2);
+	/* shutdown answers what is pending */
+	coord_effects_reset(&h->e);
+	coord_shutdown(h->c, &h->e);
+	h_free(h);
+}
+
+/* Effects own their strings: removing members later does not touch them. */
+static void test_effects_survive(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	bool found;
+	coord_leave(h->c, h->now, KSTR("g"), KSTR(a), KSTR_NULL, &found, &h->e);
+	assert_string_equal(eff(h, 1)->member_id, a);
+	assert_string_equal(eff(h, 1)->members[0].member_id, a);
+	assert_int_equal(coord_state_parse(KSTR("stable")), COORD_STABLE);
+	assert_int_equal(coord_state_parse(KSTR("bogus")), -1);
+	h_free(h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_single_member),
+		cmocka_unit_test(test_initial_delay_and_two_members),
+		cmocka_unit_test(test_rebalance_with_slow_member),
+		cmocka_unit_test(test_rebalance_timeout_drops_member),
+		cmocka_unit_test(test_session_expiry),
+		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_member_id_required_and_old_versions),
+		cmocka_unit_test(test_protocol_selection),
+		cmocka_unit_test(test_static_member_replacement),
+		cmocka_unit_test(test_static_fenced_pending_join),
+		cmocka_unit_test(test_stale_generation_commit),
+		cmocka_unit_test(test_leave_during_rebalance),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_effects_survive),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
