@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 #include <signal.h>
 #include <uv.h>
 
@@ -34,6 +35,12 @@ static int cmd_serve(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	log_level_current = (enum log_level)cfg.log_level;
 	signal(SIGPIPE, SIG_IGN);
+	/* Request frames and objects are large and short-lived: keep them in
+	 * their own mappings, returned to the system when freed, instead of
+	 * letting glibc's adaptive threshold pull them into per-thread heaps
+	 * that stay resident (measured: peak RSS under a produce flood). */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_ARENA_MAX, 2);
 	uv_loop_t *loop = uv_default_loop();
 	struct agent *a = calloc(1, sizeof *a);
 	if (!a)
