@@ -56,3 +56,17 @@ void meta_topics_free(struct meta_topic *t, size_t n)
 		meta_topic_free(&t[i]);
 	free(t);
 }
+
+void meta_committed_offsets_free(struct meta_committed_offset *o, size_t n)
+{
+	for (size_t i = 0; o && i < n; i++)
+		free(o[i].metadata);
+	free(o);
+}
+
+void meta_group_summaries_free(struct meta_group_summary *g, size_t n)
+{
+	for (size_t i = 0; g && i < n; i++)
+		free(g[i].group_id);
+	free(g);
+}

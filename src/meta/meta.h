@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 #define META_TOPIC_NAME_BYTES 250 /* 249 chars + NUL */
 #define META_CONFIG_NAME_BYTES 256
 #define META_CONFIG_VALUE_BYTES 1024
@@ -77,6 +79,38 @@ struct meta_batch_row {
 	int64_t max_timestamp;
 };
 
+/* Consumer group offsets (group_offsets table). Kafka's
+ * offset.metadata.max.bytes default bounds the metadata string. */
+#define META_OFFSET_METADATA_BYTES_MAX 4096
+
+/* One committed offset to store (offset_commit). */
+struct meta_offset_commit {
+	const char *group_id;
+	int64_t tid;
+	int32_t partition;
+	int64_t committed_offset;
+	int32_t leader_epoch;       /* -1: none */
+	const char *metadata;       /* NULL: null */
+	int64_t commit_timestamp_ms;
+};
+
+/* One committed offset as stored (offset_fetch). */
+struct meta_committed_offset {
+	int64_t tid;
+	int32_t partition;
+	int64_t committed_offset;
+	int32_t leader_epoch;
+	char *metadata;             /* malloc'd; NULL: null */
+	int64_t commit_timestamp_ms;
+};
+
+/* A group that has committed offsets (group_list). */
+struct meta_group_summary {
+	char *group_id;             /* malloc'd */
+	int64_t offset_count;
+	int64_t last_commit_ms;     /* newest commit timestamp */
+};
+
 struct meta_methods {
 	const char *name;
 	void (*close)(struct meta *m);
@@ -107,6 +141,14 @@ struct meta_methods {
 				    int64_t *batch_max_timestamp);
 	int (*max_timestamp)(struct meta *m, int64_t tid, int32_t partition,
 			     int64_t *offset, int64_t *timestamp);
+
+	/* Consumer groups (may be NULL in a backend without them). */
+	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
+	int (*offset_fetch)(struct meta *m, const char *group_id,
+			    struct meta_committed_offset **out, size_t *n);
+	int (*group_list)(struct meta *m, struct meta_group_summary **out, size_t *n);
+	int (*group_delete_offsets)(struct meta *m, const char *group_id, const int64_t *tids,
+				    const int32_t *partitions, size_t n, int64_t *deleted);
 };
 
 struct meta {
@@ -169,6 +211,33 @@ static inline int meta_offset_for_timestamp(struct meta *m, int64_t tid, int32_t
  * its base offset and that timestamp. SL_ENOTFOUND if empty. */
 static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t *off, int64_t *ts)
 { return m->m->max_timestamp(m, tid, p, off, ts); }
+
+/* Store committed offsets (insert or replace), all rows in one
+ * transaction, durable when it returns 0; SL_EMETA with nothing stored
+ * otherwise. Callable from one worker thread at a time as well as from
+ * the loop thread (a connection of its own). SL_EUNSUPPORTED if the
+ * backend has no groups. */
+static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
+{ return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
+/* Every committed offset of a group, by (tid, partition). Free with
+ * meta_committed_offsets_free. An unknown group gives n = 0. */
+static inline int meta_offset_fetch(struct meta *m, const char *group,
+				    struct meta_committed_offset **out, size_t *n)
+{ return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
+/* Groups with committed offsets, by id. Free with meta_group_summaries_free. */
+static inline int meta_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
+{ return m->m->group_list ? m->m->group_list(m, out, n) : SL_EUNSUPPORTED; }
+/* Delete a group's offsets: the n listed (tid, partition) pairs, or all
+ * of them when tids is NULL. *deleted (may be NULL) gets the row count. */
+static inline int meta_group_delete_offsets(struct meta *m, const char *group, const int64_t *tids,
+					    const int32_t *partitions, size_t n, int64_t *deleted)
+{
+	return m->m->group_delete_offsets ? m->m->group_delete_offsets(m, group, tids, partitions, n, deleted)
+					  : SL_EUNSUPPORTED;
+}
+
+void meta_committed_offsets_free(struct meta_committed_offset *o, size_t n);
+void meta_group_summaries_free(struct meta_group_summary *g, size_t n);
 
 void meta_topic_free(struct meta_topic *t);          /* frees configs */
 void meta_topics_free(struct meta_topic *t, size_t n); /* and the array */

@@ -3,7 +3,10 @@
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
  *   - "loop": every call except commit_object (the event loop thread);
- *   - "commit": commit_object only (one worker thread at a time).
+ *   - "commit": commit_object only (one worker thread at a time);
+ *   - "offsets": consumer group offset writes (offset_commit from one
+ *     worker thread at a time, deletes from the loop), so an OffsetCommit
+ *     fsync blocks neither fetches nor produce commits' statements.
  * WAL lets the loop connection read while the commit connection holds the
  * write lock and fsyncs, so a commit never blocks a fetch. Each connection
  * is opened NOMUTEX and guarded by its own pthread mutex, which also
@@ -128,6 +131,12 @@ enum stmt {
 	ST_BATCHES_FROM,
 	ST_OFFSET_FOR_TIMESTAMP,
 	ST_MAX_TIMESTAMP,
+	ST_OFFSET_UPSERT,
+	ST_OFFSET_FETCH,
+	ST_GROUP_LIST,
+	ST_OFFSET_DELETE_GROUP,
+	ST_OFFSET_DELETE_ONE,
+	ST_OFFSET_DELETE_TOPIC,
 	ST_COUNT
 };
 
@@ -188,6 +197,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
 		"  WHERE tid = ?1 AND partition = ?2)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
+	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms",
+	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
+		" commit_timestamp_ms FROM group_offsets WHERE group_id = ?1"
+		" ORDER BY tid, partition",
+	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
+		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
+	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = ?1",
+	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
+		" WHERE group_id = ?1 AND tid = ?2 AND partition = ?3",
+	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = ?1",
 };
 
 struct sq_conn {
@@ -203,6 +228,7 @@ struct meta_sqlite {
 	char *path;
 	struct sq_conn loop;
 	struct sq_conn commit;
+	struct sq_conn offsets;
 };
 
 static struct meta_sqlite *sq_of(struct meta *m)
@@ -373,6 +399,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path, bool
 static void sq_close(struct meta *m)
 {
 	struct meta_sqlite *s = sq_of(m);
+	conn_close(&s->offsets);
 	conn_close(&s->commit);
 	conn_close(&s->loop);
 	free(s->path);
@@ -548,6 +575,7 @@ static int sq_topic_delete(struct meta *m, const char *name)
 		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
 		ST_BATCH_DELETE_TOPIC,
 		ST_PARTITION_DELETE_TOPIC,
+		ST_OFFSET_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
@@ -1063,6 +1091,184 @@ static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
 			       offset, timestamp, "finding the max timestamp");
 }
 
+/* ---- consumer group offsets ---- */
+
+static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
+{
+	struct sq_conn *c = &sq_of(m)->offsets;
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	for (size_t i = 0; i < n; i++) {
+		const struct meta_offset_commit *r = &rows[i];
+		if (!r->group_id || (r->metadata && strlen(r->metadata) > META_OFFSET_METADATA_BYTES_MAX)) {
+			rc = SL_EINVAL;
+			goto out_rollback;
+		}
+		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_UPSERT);
+		sqlite3_bind_text(st, 1, r->group_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, r->tid);
+		sqlite3_bind_int(st, 3, r->partition);
+		sqlite3_bind_int64(st, 4, r->committed_offset);
+		sqlite3_bind_int(st, 5, r->leader_epoch);
+		if (r->metadata)
+			sqlite3_bind_text(st, 6, r->metadata, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 6);
+		sqlite3_bind_int64(st, 7, r->commit_timestamp_ms);
+		rc = sq_exec_stmt(c, st, "committing an offset");
+		if (rc)
+			goto out_rollback;
+	}
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_offset_fetch(struct meta *m, const char *group_id,
+			   struct meta_committed_offset **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	struct meta_committed_offset *o = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_FETCH);
+	sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct meta_committed_offset *no = realloc(o, ncap * sizeof *no);
+			if (!no) {
+				rc = SL_ENOMEM;
+				break;
+			}
+			o = no;
+			cap = ncap;
+		}
+		struct meta_committed_offset *r = &o[count++];
+		r->tid = sqlite3_column_int64(st, 0);
+		r->partition = sqlite3_column_int(st, 1);
+		r->committed_offset = sqlite3_column_int64(st, 2);
+		r->leader_epoch = sqlite3_column_int(st, 3);
+		r->metadata = NULL;
+		const unsigned char *md = sqlite3_column_text(st, 4);
+		if (md && !(r->metadata = strdup((const char *)md))) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		r->commit_timestamp_ms = sqlite3_column_int64(st, 5);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "fetching committed offsets");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		meta_committed_offsets_free(o, count);
+		return rc;
+	}
+	*out = o;
+	*n = count;
+	return 0;
+}
+
+static int sq_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	struct meta_group_summary *g = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_GROUP_LIST);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (count == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct meta_group_summary *ng = realloc(g, ncap * sizeof *ng);
+			if (!ng) {
+				rc = SL_ENOMEM;
+				break;
+			}
+			g = ng;
+			cap = ncap;
+		}
+		const unsigned char *id = sqlite3_column_text(st, 0);
+		g[count].group_id = strdup(id ? (const char *)id : "");
+		if (!g[count].group_id) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		g[count].offset_count = sqlite3_column_int64(st, 1);
+		g[count].last_commit_ms = sqlite3_column_int64(st, 2);
+		count++;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing groups");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		meta_group_summaries_free(g, count);
+		return rc;
+	}
+	*out = g;
+	*n = count;
+	return 0;
+}
+
+static int sq_group_delete_offsets(struct meta *m, const char *group_id, const int64_t *tids,
+				   const int32_t *partitions, size_t n, int64_t *deleted)
+{
+	struct sq_conn *c = &sq_of(m)->offsets;
+	int64_t count = 0;
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	if (!tids) {
+		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_GROUP);
+		sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
+		rc = sq_exec_stmt(c, st, "deleting a group's offsets");
+		if (rc)
+			goto out_rollback;
+		count = sqlite3_changes(c->db);
+	}
+	for (size_t i = 0; tids && i < n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_ONE);
+		sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, tids[i]);
+		sqlite3_bind_int(st, 3, partitions[i]);
+		rc = sq_exec_stmt(c, st, "deleting an offset");
+		if (rc)
+			goto out_rollback;
+		count += sqlite3_changes(c->db);
+	}
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	if (deleted)
+		*deleted = count;
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -1078,6 +1284,10 @@ static const struct meta_methods sqlite_methods = {
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,
+	.offset_commit = sq_offset_commit,
+	.offset_fetch = sq_offset_fetch,
+	.group_list = sq_group_list,
+	.group_delete_offsets = sq_group_delete_offsets,
 };
 
 int meta_sqlite_open(const char *path, struct meta **out)
@@ -1101,6 +1311,8 @@ int meta_sqlite_open(const char *path, struct meta **out)
 	int rc = conn_open(&s->loop, "loop", path, true);
 	if (!rc)
 		rc = conn_open(&s->commit, "commit", path, false);
+	if (!rc)
+		rc = conn_open(&s->offsets, "offsets", path, false);
 	if (rc) {
 		sq_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;

@@ -1,0 +1,112 @@
+/* test_meta_offsets.c — committed consumer group offsets in the sqlite
+ * metadata store: commit (insert and replace, several groups in one
+ * transaction), fetch, list, delete some or all, durable across a reopen;
+ * prints (does not assert) the rate of one-row commits. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "meta/meta.h"
+
+static char dir[64];
+static char url[128];
+
+static void test_offsets(void **state)
+{
+	strcpy(dir, "/tmp/sluice-offsets-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof url, "sqlite:%s/meta.db", dir);
+	struct meta *m;
+	assert_int_equal(meta_open(url, &m), 0);
+	struct meta_offset_commit rows[] = {
+		{ "g1", 1, 0, 10, 3, "meta-a", 1000 },
+		{ "g1", 1, 1, 20, -1, NULL, 1001 },
+		{ "g2", 2, 0, 5, -1, "", 1002 },
+	};
+	assert_int_equal(meta_offset_commit(m, rows, 3), 0);
+	struct meta_offset_commit again = { "g1", 1, 0, 11, 4, "meta-b", 2000 };
+	assert_int_equal(meta_offset_commit(m, &again, 1), 0);
+
+	struct meta_committed_offset *o;
+	size_t n;
+	assert_int_equal(meta_offset_fetch(m, "g1", &o, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(o[0].partition, 0);
+	assert_int_equal(o[0].committed_offset, 11);
+	assert_int_equal(o[0].leader_epoch, 4);
+	assert_string_equal(o[0].metadata, "meta-b");
+	assert_int_equal(o[0].commit_timestamp_ms, 2000);
+	assert_null(o[1].metadata);
+	meta_committed_offsets_free(o, n);
+	assert_int_equal(meta_offset_fetch(m, "none", &o, &n), 0);
+	assert_int_equal(n, 0);
+	meta_committed_offsets_free(o, n);
+
+	struct meta_group_summary *g;
+	assert_int_equal(meta_group_list(m, &g, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(g[0].group_id, "g1");
+	assert_int_equal(g[0].offset_count, 2);
+	assert_int_equal(g[0].last_commit_ms, 2000);
+	meta_group_summaries_free(g, n);
+
+	/* too much metadata: nothing stored */
+	char *big = malloc(META_OFFSET_METADATA_BYTES_MAX + 2);
+	memset(big, 'x', META_OFFSET_METADATA_BYTES_MAX + 1);
+	big[META_OFFSET_METADATA_BYTES_MAX + 1] = 0;
+	struct meta_offset_commit bad[] = { { "g3", 1, 0, 1, -1, NULL, 1 }, { "g3", 1, 1, 1, -1, big, 1 } };
+	assert_int_equal(meta_offset_commit(m, bad, 2), SL_EINVAL);
+	free(big);
+	assert_int_equal(meta_offset_fetch(m, "g3", &o, &n), 0);
+	assert_int_equal(n, 0);
+	meta_committed_offsets_free(o, n);
+
+	/* delete one partition, then reopen, then delete the group */
+	int64_t tids[] = { 1 }, deleted = 0;
+	int32_t parts[] = { 1 };
+	assert_int_equal(meta_group_delete_offsets(m, "g1", tids, parts, 1, &deleted), 0);
+	assert_int_equal(deleted, 1);
+	meta_close(m);
+	assert_int_equal(meta_open(url, &m), 0);
+	assert_int_equal(meta_offset_fetch(m, "g1", &o, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(o[0].committed_offset, 11);
+	meta_committed_offsets_free(o, n);
+	assert_int_equal(meta_group_delete_offsets(m, "g1", NULL, NULL, 0, &deleted), 0);
+	assert_int_equal(deleted, 1);
+	assert_int_equal(meta_group_list(m, &g, &n), 0);
+	assert_int_equal(n, 1);
+	meta_group_summaries_free(g, n);
+
+	/* the commit rate of one-row transactions (synchronous=FULL) */
+	int64_t t0 = clock_mono_us();
+	int count = 200;
+	for (int i = 0; i < count; i++) {
+		struct meta_offset_commit r = { "bench", 1, i % 8, i, -1, NULL, i };
+		assert_int_equal(meta_offset_commit(m, &r, 1), 0);
+	}
+	double secs = (double)(clock_mono_us() - t0) / 1e6;
+	print_message("offset commits: %.0f one-row transactions/s\n", count / secs);
+	meta_close(m);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		print_message("could not remove %s\n", dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_offsets),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
