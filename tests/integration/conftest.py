@@ -146,12 +146,18 @@ class Broker:
                 self.kill9()
         return self.start()
 
-    def rss_kb(self):
+    def status_kb(self, field):
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        raise AssertionError("no VmRSS for pid %d" % self.proc.pid)
+        raise AssertionError("no %s for pid %d" % (field, self.proc.pid))
+
+    def rss_kb(self):
+        return self.status_kb("VmRSS")
+
+    def vm_peak_kb(self):
+        return self.status_kb("VmPeak")
 
     def teardown(self):
         if self.running():
@@ -179,7 +185,7 @@ def _require_binary():
 def broker(tmp_path_factory):
     """A broker shared by the read-mostly tests of one module."""
     _require_binary()
-    b = Broker(tmp_path_factory.mktemp("sluice") / "data")
+    b = Broker(tmp_path_factory.mktemp("broker") / "data")
     b.start()
     yield b
     b.teardown()

@@ -28,8 +28,16 @@ def topic_name(prefix="t"):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
 
 
+_admins = {}
+
+
 def admin(bootstrap):
-    return AdminClient({"bootstrap.servers": bootstrap})
+    """One AdminClient per bootstrap, kept alive: librdkafka fails the
+    futures of a client that is garbage collected before they resolve."""
+    a = _admins.get(bootstrap)
+    if a is None:
+        a = _admins[bootstrap] = AdminClient({"bootstrap.servers": bootstrap})
+    return a
 
 
 def create_topic(bootstrap, name, partitions=1, config=None, timeout=15):
