@@ -354,6 +354,7 @@ static void on_writer_drain(void *arg)
 	if (a->draining && writer_idle(a->writer)) {
 		log_info("drained; exiting");
 		fetch_shutdown(a);
+		groups_shutdown(a);
 		server_close(a->server);
 		a->server = NULL;
 		writer_free(a->writer);
@@ -408,6 +409,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	if (rc)
 		return rc;
 	writer_set_drain_hook(a->writer, on_writer_drain, a);
+	rc = groups_start(a);
+	if (rc)
+		return rc;
 	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX };
 	rc = server_start(loop, &sc, api_handle, a, &a->server);
 	if (rc)
@@ -435,6 +439,7 @@ void agent_free(struct agent *a)
 {
 	strmap_each(&a->topics, free_topic_each, NULL);
 	strmap_free(&a->topics);
+	groups_free(a);
 	strmap_free(&a->topics_by_tid);
 	strmap_free(&a->topics_by_uuid);
 	cache_free(a->cache);

@@ -24,6 +24,7 @@ struct cache;
 struct server;
 struct objstore;
 struct fetch_wait;
+struct group_svc;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -52,6 +53,7 @@ struct agent {
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
 	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
+	struct group_svc *groups;     /* consumer group coordinator (api/groups.c) */
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;

@@ -42,6 +42,12 @@ static const struct flag flags[] = {
 	  "partitions of auto-created topics (default 1)", 1, SL_PARTITIONS_PER_TOPIC_MAX },
 	{ "node-id", "SLUICE_NODE_ID", FLAG_INT,
 	  "this agent's broker id in Metadata responses (default 1)", 0, INT32_MAX },
+	{ "group-initial-rebalance-delay-ms", "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", FLAG_INT,
+	  "wait this long for more members before a new group's first rebalance (default 3000)",
+	  0, 300000 },
+	{ "offsets-retention-minutes", "SLUICE_OFFSETS_RETENTION_MINUTES", FLAG_INT,
+	  "keep an empty group's committed offsets this long (default 10080, 7 days)",
+	  1, 100LL * 365 * 24 * 60 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -104,6 +110,10 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 		else if (strcmp(f->name, "cache-bytes") == 0) c->cache_bytes = n;
 		else if (strcmp(f->name, "default-partitions") == 0) c->default_partitions = (int32_t)n;
 		else if (strcmp(f->name, "node-id") == 0) c->node_id = (int32_t)n;
+		else if (strcmp(f->name, "group-initial-rebalance-delay-ms") == 0)
+			c->group_initial_rebalance_delay_ms = n;
+		else if (strcmp(f->name, "offsets-retention-minutes") == 0)
+			c->offsets_retention_minutes = n;
 		return 0;
 	case FLAG_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
@@ -133,6 +143,8 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->default_partitions = 1;
 	c->log_level = LOG_INFO;
 	c->node_id = 1;
+	c->group_initial_rebalance_delay_ms = 3000;
+	c->offsets_retention_minutes = 7 * 24 * 60;
 	bool advertise_set = false;
 
 	for (size_t i = 0; i < FLAG_COUNT; i++) {

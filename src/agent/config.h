@@ -23,6 +23,8 @@ struct config {
 	int log_level;
 	int32_t node_id;
 	char cluster_id[64];
+	int64_t group_initial_rebalance_delay_ms; /* consumer groups */
+	int64_t offsets_retention_minutes;
 };
 
 /* Fill defaults, then apply SLUICE_* environment variables, then argv

@@ -32,6 +32,17 @@ const struct api_row api_table[] = {
 	ROW(CREATE_PARTITIONS, CreatePartitions, handle_create_partitions),
 	ROW(INCREMENTAL_ALTER_CONFIGS, IncrementalAlterConfigs, handle_incremental_alter_configs),
 	ROW(DESCRIBE_CLUSTER, DescribeCluster, handle_describe_cluster),
+	ROW(OFFSET_COMMIT, OffsetCommit, handle_offset_commit),
+	ROW(OFFSET_FETCH, OffsetFetch, handle_offset_fetch),
+	ROW(FIND_COORDINATOR, FindCoordinator, handle_find_coordinator),
+	ROW(JOIN_GROUP, JoinGroup, handle_join_group),
+	ROW(HEARTBEAT, Heartbeat, handle_heartbeat),
+	ROW(LEAVE_GROUP, LeaveGroup, handle_leave_group),
+	ROW(SYNC_GROUP, SyncGroup, handle_sync_group),
+	ROW(DESCRIBE_GROUPS, DescribeGroups, handle_describe_groups),
+	ROW(LIST_GROUPS, ListGroups, handle_list_groups),
+	ROW(DELETE_GROUPS, DeleteGroups, handle_delete_groups),
+	ROW(OFFSET_DELETE, OffsetDelete, handle_offset_delete),
 };
 const int api_table_count = (int)(sizeof api_table / sizeof api_table[0]);
 

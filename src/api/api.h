@@ -31,4 +31,11 @@ void fetch_wake(struct agent *a);
 /* Answer every waiting fetch now (shutdown). */
 void fetch_shutdown(struct agent *a);
 
+/* Consumer groups (groups.c): start the coordinator and its timer
+ * (0 or SL_ENOMEM); on drain, answer pending joins/syncs and stop the
+ * timer; after the loop, free. */
+int groups_start(struct agent *a);
+void groups_shutdown(struct agent *a);
+void groups_free(struct agent *a);
+
 #endif

@@ -21,6 +21,18 @@ void handle_describe_configs(struct agent *a, struct request *req);
 void handle_create_partitions(struct agent *a, struct request *req);
 void handle_incremental_alter_configs(struct agent *a, struct request *req);
 void handle_describe_cluster(struct agent *a, struct request *req);
+/* groups.c */
+void handle_find_coordinator(struct agent *a, struct request *req);
+void handle_join_group(struct agent *a, struct request *req);
+void handle_sync_group(struct agent *a, struct request *req);
+void handle_heartbeat(struct agent *a, struct request *req);
+void handle_leave_group(struct agent *a, struct request *req);
+void handle_offset_commit(struct agent *a, struct request *req);
+void handle_offset_fetch(struct agent *a, struct request *req);
+void handle_list_groups(struct agent *a, struct request *req);
+void handle_describe_groups(struct agent *a, struct request *req);
+void handle_delete_groups(struct agent *a, struct request *req);
+void handle_offset_delete(struct agent *a, struct request *req);
 
 void api_versions_respond(struct request *req, int16_t version, int16_t error);
 
