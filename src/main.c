@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "base/log.h"
+#include "tools/groups_cmd.h"
 #include "tools/inspect_cmd.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -24,6 +25,8 @@ static void usage(FILE *out)
 		"  serve     run an agent (sluice serve --help for its flags)\n"
 		"  inspect   dump an object or a partition's batch rows\n"
 		"            (sluice inspect --help)\n"
+		"  groups    list, describe, delete consumer groups, reset offsets\n"
+		"            (sluice groups --help)\n"
 		"  version   print the version\n");
 }
 
@@ -67,6 +70,8 @@ int main(int argc, char **argv)
 		return cmd_serve(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "inspect"))
 		return inspect_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "groups"))
+		return groups_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("sluice %s\n", SLUICE_VERSION);
 		return 0;
