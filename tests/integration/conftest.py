@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from util import free_port
+from util import forget_admin, free_port
 
 SLUICE_BIN = os.environ.get("SLUICE_BIN") or os.path.join(
     os.environ.get("SLUICE_SOURCE_DIR",
@@ -168,6 +168,7 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait()
         self._close_log()
+        forget_admin(self.bootstrap)
         if self in _live_brokers:
             _live_brokers.remove(self)
 

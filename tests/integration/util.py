@@ -40,6 +40,11 @@ def admin(bootstrap):
     return a
 
 
+def forget_admin(bootstrap):
+    """Drops the cached AdminClient of a broker that is gone for good."""
+    _admins.pop(bootstrap, None)
+
+
 def create_topic(bootstrap, name, partitions=1, config=None, timeout=15):
     fs = admin(bootstrap).create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=1,
