@@ -399,6 +399,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 		return rc;
 	}
 	a->cache = cache_new((size_t)cfg->cache_bytes);
+	kbuf_pool_enable(AGENT_BUFFER_POOL_BYTES);
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,
@@ -439,9 +440,9 @@ void agent_free(struct agent *a)
 {
 	strmap_each(&a->topics, free_topic_each, NULL);
 	strmap_free(&a->topics);
-	groups_free(a);
 	strmap_free(&a->topics_by_tid);
 	strmap_free(&a->topics_by_uuid);
+	groups_free(a);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

@@ -18,6 +18,68 @@ bool kstr_copy(kstr s, char *out, size_t cap)
 	return true;
 }
 
+/* Large buffers of the thread that enabled the pool are kept for reuse
+ * instead of being unmapped: building a fetch response otherwise page
+ * faults on every page of a fresh mapping (measured: a third of the
+ * agent's CPU during catch-up reads). Sizes are powers of two. */
+#define POOL_MIN_BYTES ((size_t)256 << 10)
+#define POOL_CLASSES 10 /* 256 KiB .. 128 MiB: from the mmap threshold up */
+
+struct pool_block {
+	struct pool_block *next;
+};
+
+static __thread bool pool_enabled;
+static __thread size_t pool_bytes, pool_bytes_max;
+static __thread struct pool_block *pool_free[POOL_CLASSES];
+
+static int pool_class(size_t cap)
+{
+	if (cap < POOL_MIN_BYTES || (cap & (cap - 1)))
+		return -1;
+	int c = 0;
+	while ((POOL_MIN_BYTES << c) < cap)
+		c++;
+	return c < POOL_CLASSES ? c : -1;
+}
+
+void kbuf_pool_enable(size_t max_bytes)
+{
+	pool_enabled = true;
+	pool_bytes_max = max_bytes;
+}
+
+/* A block of at least *cap bytes: the smallest pooled one that fits, so
+ * a buffer that would grow through 1, 2, 4... MiB takes a large block at
+ * once. *cap is set to the block's size. */
+static uint8_t *pool_get(size_t *cap)
+{
+	int c = pool_enabled ? pool_class(*cap) : -1;
+	for (int k = c; k >= 0 && k < POOL_CLASSES; k++) {
+		if (!pool_free[k])
+			continue;
+		struct pool_block *blk = pool_free[k];
+		pool_free[k] = blk->next;
+		*cap = POOL_MIN_BYTES << k;
+		pool_bytes -= *cap;
+		return (uint8_t *)blk;
+	}
+	return malloc(*cap);
+}
+
+void kbuf_release(uint8_t *data, size_t cap)
+{
+	int c = pool_enabled ? pool_class(cap) : -1;
+	if (data && c >= 0 && pool_bytes + cap <= pool_bytes_max) {
+		struct pool_block *blk = (struct pool_block *)data;
+		blk->next = pool_free[c];
+		pool_free[c] = blk;
+		pool_bytes += cap;
+		return;
+	}
+	free(data);
+}
+
 void kbuf_init(struct kbuf *b)
 {
 	b->data = NULL;
@@ -28,7 +90,7 @@ void kbuf_init(struct kbuf *b)
 
 void kbuf_free(struct kbuf *b)
 {
-	free(b->data);
+	kbuf_release(b->data, b->cap);
 	kbuf_init(b);
 }
 
@@ -45,7 +107,16 @@ uint8_t *kbuf_reserve(struct kbuf *b, size_t n)
 			}
 			cap *= 2;
 		}
-		uint8_t *d = realloc(b->data, cap);
+		uint8_t *d;
+		if (pool_enabled && cap >= POOL_MIN_BYTES) {
+			d = pool_get(&cap);
+			if (d && b->len)
+				memcpy(d, b->data, b->len);
+			if (d)
+				kbuf_release(b->data, b->cap);
+		} else {
+			d = realloc(b->data, cap);
+		}
 		if (!d) {
 			b->oom = true;
 			return NULL;

@@ -46,6 +46,11 @@ struct kbuf {
 };
 
 void kbuf_init(struct kbuf *b);
+/* Keep up to max_bytes of large (>= 256 KiB) freed buffers of the calling
+ * thread for reuse by its kbufs. Call once, on the event loop thread. */
+void kbuf_pool_enable(size_t max_bytes);
+/* Free a buffer taken out of a kbuf (data, cap), into the pool if any. */
+void kbuf_release(uint8_t *data, size_t cap);
 void kbuf_free(struct kbuf *b);
 /* Ensure room for n more bytes; returns a pointer to them or NULL (and
  * sets oom). Does not advance len. */

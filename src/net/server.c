@@ -49,6 +49,7 @@ struct write_req {
 	uv_write_t w;
 	struct conn *conn;
 	uint8_t *data;
+	size_t cap;
 };
 
 static void conn_unref(struct conn *c);
@@ -67,7 +68,7 @@ static void write_done(uv_write_t *w, int status)
 {
 	struct write_req *wr = (struct write_req *)w;
 	struct conn *c = wr->conn;
-	free(wr->data);
+	kbuf_release(wr->data, wr->cap);
 	free(wr);
 	if (status < 0 && !c->closing)
 		conn_close(c);
@@ -98,13 +99,14 @@ static void conn_flush(struct conn *c)
 				} else {
 					wr->conn = c;
 					wr->data = r->resp.data;
+					wr->cap = r->resp.cap;
 					uv_buf_t b = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
 					kbuf_init(&r->resp); /* ownership moved to wr */
 					c->refs++;
 					int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_done);
 					if (rc < 0) {
 						c->refs--;
-						free(wr->data);
+						kbuf_release(wr->data, wr->cap);
 						free(wr);
 						conn_close(c);
 					}
