@@ -76,12 +76,17 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error)
 		request_fail_close(req);
 		return;
 	}
-	r.api_keys_count = api_table_count;
+	/* An unsupported version is answered, as Kafka does, with only the
+	 * versions of ApiVersions itself, so the client can retry. */
+	r.api_keys_count = 0;
 	for (int i = 0; i < api_table_count; i++) {
-		kmsg_api_versions_resp_api_version_init(&r.api_keys[i]);
-		r.api_keys[i].api_key = api_table[i].key;
-		r.api_keys[i].min_version = api_table[i].min_version;
-		r.api_keys[i].max_version = api_table[i].max_version;
+		if (error == KERR_UNSUPPORTED_VERSION && api_table[i].key != KMSG_API_VERSIONS_KEY)
+			continue;
+		struct kmsg_api_versions_resp_api_version *k = &r.api_keys[r.api_keys_count++];
+		kmsg_api_versions_resp_api_version_init(k);
+		k->api_key = api_table[i].key;
+		k->min_version = api_table[i].min_version;
+		k->max_version = api_table[i].max_version;
 	}
 	kmsg_api_versions_resp_encode(&req->resp, version, &r);
 	request_respond(req);
