@@ -385,6 +385,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	strmap_init(&a->topics);
 	strmap_init(&a->topics_by_tid);
 	strmap_init(&a->topics_by_uuid);
+	producers_init(&a->producers);
 	if (!a->cfg.cluster_id[0])
 		snprintf(a->cfg.cluster_id, sizeof a->cfg.cluster_id, "sluice-cluster-0001");
 	int rc = objstore_open(cfg->store_url, &a->store);
@@ -442,6 +443,7 @@ void agent_free(struct agent *a)
 	strmap_free(&a->topics);
 	strmap_free(&a->topics_by_tid);
 	strmap_free(&a->topics_by_uuid);
+	producers_free(&a->producers);
 	groups_free(a);
 	cache_free(a->cache);
 	meta_close(a->meta);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "agent/config.h"
+#include "agent/producers.h"
 #include "base/buf.h"
 #include "base/strmap.h"
 #include "meta/meta.h"
@@ -55,6 +56,7 @@ struct agent {
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
 	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
+	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group coordinator (api/groups.c) */
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;

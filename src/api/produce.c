@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/producers.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -32,6 +33,9 @@ struct produce_part {
 	struct kmsg_produce_resp_partition_produce_response *pr;
 	int64_t tid;
 	int32_t partition;
+	int64_t producer_id;   /* -1: not idempotent */
+	int16_t producer_epoch;
+	int32_t base_sequence;
 };
 
 static void produce_finish(struct produce_ctx *ctx)
@@ -58,6 +62,14 @@ static void produce_done(void *arg, int err, int64_t base_offset)
 {
 	struct produce_part *pp = arg;
 	struct produce_ctx *ctx = pp->ctx;
+	if (pp->producer_id >= 0) {
+		if (err)
+			producers_failed(&ctx->a->producers, pp->tid, pp->partition, pp->producer_id,
+					 pp->producer_epoch, pp->base_sequence);
+		else
+			producers_committed(&ctx->a->producers, pp->tid, pp->partition, pp->producer_id,
+					    pp->producer_epoch, pp->base_sequence, base_offset);
+	}
 	if (err) {
 		pp->pr->error_code = kerr_of_store(err);
 		pp->pr->base_offset = -1;
@@ -129,12 +141,43 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	pp->pr = pr;
 	pp->tid = t->tid;
 	pp->partition = pd->index;
+	pp->producer_id = -1;
+	if (ob.info.producer_id >= 0 && ob.info.base_sequence >= 0) {
+		/* Idempotent producer: a retry of a batch already written gets
+		 * its original offset; a gap in the sequence is refused. */
+		int32_t last_seq = (int32_t)(((int64_t)ob.info.base_sequence +
+					      ob.info.last_offset_delta) % ((int64_t)INT32_MAX + 1));
+		int64_t offset = -1;
+		switch (producers_check(&ctx->a->producers, t->tid, pd->index, ob.info.producer_id,
+					ob.info.producer_epoch, ob.info.base_sequence, last_seq, &offset)) {
+		case PRODUCER_APPEND:
+			break;
+		case PRODUCER_DUPLICATE:
+			pr->base_offset = offset;
+			pr->log_start_offset = t->parts[pd->index].log_start_offset;
+			return KERR_NONE;
+		case PRODUCER_DUPLICATE_PENDING:
+			/* The original is still being committed: a retriable
+			 * error makes the client retry, and that retry is then
+			 * answered from the committed original. */
+			return KERR_REQUEST_TIMED_OUT;
+		case PRODUCER_OUT_OF_ORDER:
+			return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+		case PRODUCER_FENCED:
+			return KERR_INVALID_PRODUCER_EPOCH;
+		}
+		pp->producer_id = ob.info.producer_id;
+		pp->producer_epoch = ob.info.producer_epoch;
+		pp->base_sequence = ob.info.base_sequence;
+	}
 	rc = writer_append(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch, &ob.info,
 			   produce_done, pp);
-	if (rc == SL_EBUSY)
-		return KERR_REQUEST_TIMED_OUT;
-	if (rc)
-		return KERR_UNKNOWN_SERVER_ERROR;
+	if (rc) {
+		if (pp->producer_id >= 0)
+			producers_failed(&ctx->a->producers, t->tid, pd->index, pp->producer_id,
+					 pp->producer_epoch, pp->base_sequence);
+		return rc == SL_EBUSY ? KERR_REQUEST_TIMED_OUT : KERR_UNKNOWN_SERVER_ERROR;
+	}
 	ctx->pending++;
 	return KERR_NONE;
 }

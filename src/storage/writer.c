@@ -52,7 +52,8 @@ struct sealed {
 	struct meta_commit_batch *commits; /* in object order (items sorted) */
 	int64_t first_append_ms;
 	int64_t upload_us, commit_us; /* measured on the pool thread */
-	int err;
+	int err;                    /* set by the pool thread */
+	int fail_err;               /* set on the loop: an earlier object failed */
 };
 
 struct writer {
@@ -346,8 +347,17 @@ static void pump(struct writer *w)
 	}
 	while (!w->committing && w->queue_head && w->queue_head->state == SEALED_UPLOADED) {
 		struct sealed *head = w->queue_head;
-		if (head->err) {
-			/* Not durable: fail its appenders; nothing was committed. */
+		if (head->err || head->fail_err) {
+			/* Not durable, or behind one that was not: fail its
+			 * appenders; nothing was committed. Objects sealed after
+			 * it fail too, so no batch commits after an earlier batch
+			 * of its producer failed (a retry would otherwise land
+			 * behind it: invariant 6). */
+			if (!head->err)
+				head->err = head->fail_err;
+			for (struct sealed *s = head->next; s; s = s->next)
+				if (!s->fail_err)
+					s->fail_err = head->err;
 			complete_head(w);
 			continue;
 		}

@@ -214,6 +214,29 @@ static void test_commits_in_seal_order(void **state)
 	assert_int_equal(f->hook_first_offset[1], 1);
 }
 
+static void test_failure_fails_later_objects(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	append(f, 0, 1, &r[0]);
+	writer_flush_now(f->w);
+	usleep(100 * 1000); /* its upload takes the fault before the next starts */
+	append(f, 0, 1, &r[1]);
+	writer_flush_now(f->w);
+	run_until_idle(f);
+	/* The second object was sealed before the first one's failure was
+	 * known: it must not commit ahead of a retry of the first. */
+	assert_int_equal(r[0].err, SL_ESTORE);
+	assert_int_equal(r[1].err, SL_ESTORE);
+	assert_int_equal(f->commits, 0);
+	/* What comes after works and starts at offset 0. */
+	append(f, 0, 1, &r[2]);
+	run_until_idle(f);
+	assert_int_equal(r[2].err, 0);
+	assert_int_equal(r[2].base_offset, 0);
+}
+
 static void test_deleted_topic_gets_not_found(void **state)
 {
 	struct fixture *f = *state;
@@ -232,6 +255,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_failure_assigns_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_response_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commits_in_seal_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_fails_later_objects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
