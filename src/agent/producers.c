@@ -39,6 +39,36 @@ void producers_free(struct producers *p)
 	strmap_free(&p->entries);
 }
 
+bool producers_known(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id)
+{
+	char key[64];
+	key_of(key, tid, partition, producer_id);
+	return strmap_get(&p->entries, key) != NULL;
+}
+
+void producers_seed(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id,
+		    const struct producer_seed_batch *newest_first, size_t n)
+{
+	char key[64];
+	key_of(key, tid, partition, producer_id);
+	if (n == 0 || strmap_get(&p->entries, key) || p->entries.count >= PRODUCERS_ENTRIES_MAX)
+		return;
+	struct entry *e = calloc(1, sizeof *e);
+	if (!e || strmap_put(&p->entries, key, e) != 0) {
+		free(e);
+		return;
+	}
+	e->epoch = newest_first[0].epoch;
+	size_t k = 0;
+	while (k < n && k < PRODUCERS_RECENT_BATCHES && newest_first[k].epoch == e->epoch)
+		k++;
+	for (size_t i = 0; i < k; i++) {
+		const struct producer_seed_batch *b = &newest_first[k - 1 - i];
+		e->batches[i] = (struct recent){ b->base_seq, b->last_seq, b->base_offset };
+	}
+	e->count = (int)k;
+}
+
 static int32_t next_seq(int32_t seq)
 {
 	return seq == INT32_MAX ? 0 : seq + 1;

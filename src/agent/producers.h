@@ -4,11 +4,15 @@
  * its original offset instead of being written twice, and a gap in the
  * sequence is refused.
  *
- * Pure logic, loop thread only. The state is a cache (invariant 5): after
- * a restart a producer's first batch is accepted whatever its sequence. */
+ * Pure logic, loop thread only. The state is a cache (invariant 5): the
+ * API layer seeds a producer it does not know from the batch rows of the
+ * metadata store (producers_seed), so retries across a restart are still
+ * recognised. */
 #ifndef SLUICE_PRODUCERS_H
 #define SLUICE_PRODUCERS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/strmap.h"
@@ -30,6 +34,19 @@ enum producer_verdict {
 
 void producers_init(struct producers *p);
 void producers_free(struct producers *p);
+
+/* A batch as stored, for seeding: offsets of committed batches. */
+struct producer_seed_batch {
+	int64_t base_offset;
+	int16_t epoch;
+	int32_t base_seq, last_seq;
+};
+
+/* Whether there is state for (tid, partition, producer). */
+bool producers_known(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id);
+/* Create state from committed batches, newest first (n <= 5 is used). */
+void producers_seed(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id,
+		    const struct producer_seed_batch *newest_first, size_t n);
 
 /* Check a batch and, when the verdict is PRODUCER_APPEND, record it as in
  * flight. last_seq is base_seq + lastOffsetDelta (wrapping past

@@ -109,6 +109,23 @@ static int16_t kerr_of_batch(int rc)
 	}
 }
 
+/* After a restart (or eviction) a producer's sequence state comes back
+ * from its newest batch rows, so a retry of a batch committed before the
+ * restart is still answered with its offset. */
+static void seed_producer(struct agent *a, int64_t tid, int32_t partition, int64_t producer_id)
+{
+	struct meta_producer_batch rows[PRODUCERS_RECENT_BATCHES];
+	struct producer_seed_batch seed[PRODUCERS_RECENT_BATCHES];
+	size_t n = 0;
+	if (meta_producer_recent(a->meta, tid, partition, producer_id, rows,
+				 PRODUCERS_RECENT_BATCHES, &n) != 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		seed[i] = (struct producer_seed_batch){ rows[i].base_offset, rows[i].producer_epoch,
+							rows[i].base_sequence, rows[i].last_sequence };
+	producers_seed(&a->producers, tid, partition, producer_id, seed, n);
+}
+
 /* Validate one partition's records and append them. Returns the Kafka
  * error for the partition, or KERR_NONE when the append is pending. */
 static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
@@ -148,6 +165,8 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 		int32_t last_seq = (int32_t)(((int64_t)ob.info.base_sequence +
 					      ob.info.last_offset_delta) % ((int64_t)INT32_MAX + 1));
 		int64_t offset = -1;
+		if (!producers_known(&ctx->a->producers, t->tid, pd->index, ob.info.producer_id))
+			seed_producer(ctx->a, t->tid, pd->index, ob.info.producer_id);
 		switch (producers_check(&ctx->a->producers, t->tid, pd->index, ob.info.producer_id,
 					ob.info.producer_epoch, ob.info.base_sequence, last_seq, &offset)) {
 		case PRODUCER_APPEND:

@@ -111,6 +111,14 @@ struct meta_group_summary {
 	int64_t last_commit_ms;     /* newest commit timestamp */
 };
 
+/* An idempotent producer's batch, for rebuilding its sequence state. */
+struct meta_producer_batch {
+	int64_t base_offset;
+	int16_t producer_epoch;
+	int32_t base_sequence;
+	int32_t last_sequence;
+};
+
 struct meta_methods {
 	const char *name;
 	void (*close)(struct meta *m);
@@ -143,6 +151,9 @@ struct meta_methods {
 			     int64_t *offset, int64_t *timestamp);
 
 	/* Consumer groups (may be NULL in a backend without them). */
+	int (*producer_recent)(struct meta *m, int64_t tid, int32_t partition,
+			       int64_t producer_id, struct meta_producer_batch *rows,
+			       size_t max_rows, size_t *n);
 	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
 	int (*offset_fetch)(struct meta *m, const char *group_id,
 			    struct meta_committed_offset **out, size_t *n);
@@ -217,6 +228,11 @@ static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int
  * otherwise. Callable from one worker thread at a time as well as from
  * the loop thread (a connection of its own). SL_EUNSUPPORTED if the
  * backend has no groups. */
+/* A producer's newest batches in a partition (newest first, at most
+ * max_rows), looking only at the partition's last 1,000 batches. */
+static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, int64_t pid,
+				       struct meta_producer_batch *rows, size_t max_rows, size_t *n)
+{ return m->m->producer_recent ? m->m->producer_recent(m, tid, p, pid, rows, max_rows, n) : SL_EUNSUPPORTED; }
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
 /* Every committed offset of a group, by (tid, partition). Free with

@@ -134,6 +134,7 @@ enum stmt {
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
 	ST_GROUP_LIST,
+	ST_PRODUCER_RECENT,
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
@@ -197,6 +198,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
 		"  WHERE tid = ?1 AND partition = ?2)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
+	/* The producer's newest batches among the partition's last 1,000: a
+	 * bounded scan backwards along the primary key. */
+	[ST_PRODUCER_RECENT] = "SELECT base_offset, producer_epoch, base_sequence, last_sequence"
+		" FROM (SELECT * FROM batches WHERE tid = ?1 AND partition = ?2"
+		"  ORDER BY last_offset DESC LIMIT 1000)"
+		" WHERE producer_id = ?3 ORDER BY last_offset DESC LIMIT ?4",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
 		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -1091,6 +1098,34 @@ static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
 			       offset, timestamp, "finding the max timestamp");
 }
 
+static int sq_producer_recent(struct meta *m, int64_t tid, int32_t partition,
+			      int64_t producer_id, struct meta_producer_batch *rows,
+			      size_t max_rows, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	int rc = 0, step;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PRODUCER_RECENT);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, producer_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)max_rows);
+	while (*n < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_producer_batch *r = &rows[*n];
+		r->base_offset = sqlite3_column_int64(st, 0);
+		r->producer_epoch = (int16_t)sqlite3_column_int(st, 1);
+		r->base_sequence = sqlite3_column_int(st, 2);
+		r->last_sequence = sqlite3_column_int(st, 3);
+		(*n)++;
+	}
+	if (*n < max_rows && step != SQLITE_DONE)
+		rc = sq_fail(c, "reading a producer's batches");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* ---- consumer group offsets ---- */
 
 static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
@@ -1284,6 +1319,7 @@ static const struct meta_methods sqlite_methods = {
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,
+	.producer_recent = sq_producer_recent,
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,
 	.group_list = sq_group_list,

@@ -77,3 +77,25 @@ def test_librdkafka_idempotent_producer(broker):
             "partition %d: offsets not dense" % part
         acked_here = sorted(o for p_, o, _ in acked if p_ == part)
         assert acked_here == [m.offset for m in msgs]
+
+
+def test_retry_after_restart_is_deduplicated(broker_factory):
+    # The broker dies after committing a batch but (as far as the client
+    # knows) before answering; the client retries against the restarted
+    # broker and must get the original offset, not a second copy.
+    b = broker_factory()
+    topic = util.create_topic(b.bootstrap, util.topic_name("idemr"), 1)
+    s = kproto.connect(b.bootstrap)
+    batch = idempotent_batch(9001, 2, 0, [b"p", b"q"])
+    assert produce_one(s, topic, batch) == (0, 0)
+    s.close()
+    b.kill9()
+    b.restart()
+    s = kproto.connect(b.bootstrap)
+    assert produce_one(s, topic, batch) == (0, 0)
+    assert produce_one(s, topic, idempotent_batch(9001, 2, 2, [b"r"])) == (0, 2)
+    err, _ = produce_one(s, topic, idempotent_batch(9001, 2, 9, [b"z"]))
+    assert err == 45
+    s.close()
+    got = util.consume_all(b.bootstrap, topic, 1, 3)[0]
+    assert [m.value for m in got] == [b"p", b"q", b"r"]
