@@ -319,9 +319,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	if (!c->closing) {
 		size_t rest = c->rbuf.len - c->rstart;
 		if (rest == 0) {
-			c->rbuf.len = 0;
-			if (c->rbuf.cap > 4 * READ_CHUNK_BYTES)
-				kbuf_free(&c->rbuf);
+			/* Idle connections hold no read buffer. */
+			kbuf_free(&c->rbuf);
 		} else if (c->rstart > 0) {
 			memmove(c->rbuf.data, c->rbuf.data + c->rstart, rest);
 			c->rbuf.len = rest;
