@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <uv.h>
 
@@ -44,6 +45,13 @@ static int cmd_serve(int argc, char **argv)
 	 * that stay resident (measured: peak RSS under a produce flood). */
 	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 	mallopt(M_ARENA_MAX, 2);
+	/* Each client connection is a descriptor: allow as many as the hard
+	 * limit does (SL_CONNECTIONS_MAX bounds them anyway). */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	uv_loop_t *loop = uv_default_loop();
 	struct agent *a = calloc(1, sizeof *a);
 	if (!a)
