@@ -1,0 +1,547 @@
+"""test_groups.py — consumer groups against a real broker with real clients.
+
+Owns: partition sharing and rebalances (join, clean leave, kill -9 of a
+consumer process, cooperative-sticky) with confluent-kafka; kafka-python
+and kafkajs groups; committed offsets across a broker kill -9 (and a live
+consumer rejoining); ListGroups/DescribeGroups/DeleteGroups through the
+admin clients and `sluice groups`; bad group input by raw protocol.
+"""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+import json
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+import kproto
+import util
+from conftest import Broker, SLUICE_BIN, _require_binary
+
+# A short initial delay keeps the tests quick; rebalances still go
+# through it (the default is 3000 ms, as Kafka's).
+GROUP_ARGS = ["--group-initial-rebalance-delay-ms", "300"]
+SESSION_MS = 6000  # Kafka's group.min.session.timeout.ms
+JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+
+
+@pytest.fixture(scope="module")
+def gbroker(tmp_path_factory):
+    _require_binary()
+    b = Broker(tmp_path_factory.mktemp("gbroker") / "data", GROUP_ARGS)
+    b.start()
+    yield b
+    b.teardown()
+
+
+def group_name():
+    return "g-" + uuid.uuid4().hex[:10]
+
+
+def produce(bootstrap, topic, n, partitions):
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for i in range(n):
+        while True:
+            try:
+                p.produce(topic, value=b"v-%d" % i, key=b"k-%d" % i,
+                          partition=i % partitions)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(30) == 0
+
+
+def ck_consumer(bootstrap, group, **extra):
+    conf = {"bootstrap.servers": bootstrap, "group.id": group,
+            "auto.offset.reset": "earliest", "enable.auto.commit": False,
+            "session.timeout.ms": SESSION_MS, "heartbeat.interval.ms": 500,
+            "fetch.wait.max.ms": 100}
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def assignment_sets(consumers):
+    return [frozenset(tp.partition for tp in c.assignment()) for c in consumers]
+
+
+def poll_until(consumers, cond, timeout=30, what="condition"):
+    """Polls every consumer round-robin until cond() holds; returns the
+    seconds it took."""
+    t0 = time.monotonic()
+    while True:
+        for c in consumers:
+            c.poll(0.05)
+        if cond():
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError("%s not reached within %d s; assignments %r"
+                                 % (what, timeout, assignment_sets(consumers)))
+
+
+def shares_all(consumers, partitions):
+    """Every consumer has partitions, they are disjoint and cover all."""
+    def cond():
+        sets = assignment_sets(consumers)
+        if any(not s for s in sets):
+            return False
+        union = set().union(*sets)
+        return union == set(range(partitions)) and \
+            sum(len(s) for s in sets) == partitions
+    return cond
+
+
+def test_share_join_leave(gbroker):
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("grp"), 12)
+    produce(bs, topic, 1200, 12)
+    group = group_name()
+    cs = [ck_consumer(bs, group) for _ in range(3)]
+    for c in cs:
+        c.subscribe([topic])
+    poll_until(cs, shares_all(cs, 12), what="3 consumers sharing 12 partitions")
+    before = assignment_sets(cs)
+    assert all(len(s) == 4 for s in before), before
+
+    d = ck_consumer(bs, group)
+    d.subscribe([topic])
+    cs.append(d)
+    poll_until(cs, shares_all(cs, 12), what="4 consumers sharing 12 partitions")
+    after = assignment_sets(cs)
+    assert after[:3] != before, "no partition moved when a 4th member joined"
+
+    # one leaves cleanly: its partitions are reassigned within a few seconds
+    leaving = cs.pop(1)
+    leaving.close()
+    took = poll_until(cs, shares_all(cs, 12), timeout=15,
+                      what="3 consumers covering 12 after a clean leave")
+    assert took < 5, "reassignment after a clean leave took %.1f s" % took
+    for c in cs:
+        c.close()
+
+
+CHILD = textwrap.dedent(r"""
+    import signal, sys, time
+    from confluent_kafka import Consumer
+    bs, topic, group, out = sys.argv[1:5]
+    c = Consumer({"bootstrap.servers": bs, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "session.timeout.ms": %d, "heartbeat.interval.ms": 500,
+                  "fetch.wait.max.ms": 100})
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+    c.subscribe([topic])
+    f = open(out, "a")
+    while not stop:
+        m = c.poll(0.1)
+        if m is None or m.error():
+            continue
+        # at least once: record, then commit
+        f.write("%%d %%d %%s\n" %% (m.partition(), m.offset(), m.value().decode()))
+        f.flush()
+        c.commit(message=m, asynchronous=False)
+        time.sleep(0.004)
+    c.close()
+""" % SESSION_MS)
+
+
+def read_seen(paths):
+    seen = {}
+    for p in paths:
+        if not os.path.exists(p):
+            continue
+        with open(p) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3:
+                    seen.setdefault(parts[2], 0)
+                    seen[parts[2]] += 1
+    return seen
+
+
+def test_kill9_consumer_reassigned(gbroker, tmp_path):
+    bs = gbroker.bootstrap
+    n = 3000
+    topic = util.create_topic(bs, util.topic_name("k9"), 12)
+    produce(bs, topic, n, 12)
+    group = group_name()
+    outs = [str(tmp_path / ("c%d.out" % i)) for i in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, bs, topic, group, o])
+             for o in outs]
+    try:
+        # wait until the victim is consuming, then kill -9 it mid-way
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if os.path.exists(outs[0]) and os.path.getsize(outs[0]) > 2000:
+                break
+            time.sleep(0.1)
+        assert os.path.getsize(outs[0]) > 0, "the first consumer never consumed"
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        killed_at = time.monotonic()
+        partial = len(read_seen(outs))
+        assert partial < n, "everything was consumed before the kill; " \
+            "make the consumers slower"
+        # the survivors take over after session.timeout.ms and resume from
+        # the committed offsets: every message at least once, none skipped
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if len(read_seen(outs)) == n:
+                break
+            time.sleep(0.2)
+        seen = read_seen(outs)
+        missing = n - len(seen)
+        assert missing == 0, "%d messages never consumed" % missing
+        assert set(seen) == {"v-%d" % i for i in range(n)}
+        took = time.monotonic() - killed_at
+        assert took >= 0
+    finally:
+        for p in procs[1:]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs[1:]:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def test_cooperative_sticky(gbroker):
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("coop"), 12)
+    produce(bs, topic, 120, 12)
+    group = group_name()
+    conf = {"partition.assignment.strategy": "cooperative-sticky"}
+    cs = [ck_consumer(bs, group, **conf) for _ in range(2)]
+    for c in cs:
+        c.subscribe([topic])
+    poll_until(cs, shares_all(cs, 12), what="2 cooperative consumers sharing")
+    before = assignment_sets(cs)
+    third = ck_consumer(bs, group, **conf)
+    third.subscribe([topic])
+    cs.append(third)
+    poll_until(cs, shares_all(cs, 12), what="3 cooperative consumers sharing")
+    after = assignment_sets(cs)
+    # sticky: the first two only gave partitions away, never swapped
+    assert after[0] <= before[0] and after[1] <= before[1], (before, after)
+    assert len(after[2]) == 4, after
+    # the group describes with the cooperative protocol
+    groups = util.admin(bs).list_groups(group, timeout=10)
+    assert groups[0].protocol == "cooperative-sticky", groups[0].protocol
+    assert groups[0].state == "Stable"
+    for c in cs:
+        c.close()
+
+
+def test_kafka_python_group(gbroker):
+    import threading
+    from kafka import KafkaConsumer
+    bs = gbroker.bootstrap
+    n = 600
+    topic = util.create_topic(bs, util.topic_name("kp"), 6)
+    produce(bs, topic, n, 6)
+    group = group_name()
+    seen = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+    final = [None, None]
+
+    # kafka-python blocks inside poll() while it rejoins, so each member
+    # polls on its own thread (as applications do).
+    def member(i):
+        c = KafkaConsumer(topic, bootstrap_servers=bs, group_id=group,
+                          auto_offset_reset="earliest", enable_auto_commit=False,
+                          session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500,
+                          max_poll_interval_ms=20000, fetch_max_wait_ms=100)
+        try:
+            while not stop.is_set():
+                for tp, msgs in c.poll(timeout_ms=100).items():
+                    with lock:
+                        for m in msgs:
+                            seen.add((tp.partition, m.offset))
+                c.commit()
+                final[i] = set(tp.partition for tp in c.assignment())
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with lock:
+            done = len(seen) == n
+        if done and final[0] and final[1] and not (final[0] & final[1]) and \
+                final[0] | final[1] == set(range(6)):
+            break
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(seen) == n
+    assert final[0] and final[1] and not (final[0] & final[1]), final
+    assert final[0] | final[1] == set(range(6)), final
+
+
+def test_kafkajs_group(gbroker):
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")):
+        pytest.fail("kafkajs is not installed in %s/node_modules" % JS_DIR)
+    bs = gbroker.bootstrap
+    n = 600
+    topic = util.create_topic(bs, util.topic_name("js"), 6)
+    produce(bs, topic, n, 6)
+    group = group_name()
+    r = subprocess.run(["node", os.path.join(JS_DIR, "group_consume.js"), bs,
+                        topic, group, str(n), "2"],
+                       capture_output=True, timeout=120, cwd=JS_DIR)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = json.loads(r.stdout.decode().splitlines()[-1])
+    assert out["unique"] == n
+    # offsets were committed for the whole topic
+    c = ck_consumer(bs, group)
+    committed = c.committed([TopicPartition(topic, p) for p in range(6)],
+                            timeout=10)
+    c.close()
+    assert sum(tp.offset for tp in committed) == n, committed
+
+
+def test_offsets_survive_kill9(broker_factory):
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    from kafka.structs import OffsetAndMetadata
+    b = broker_factory(GROUP_ARGS)
+    bs = b.bootstrap
+    topic = util.create_topic(bs, util.topic_name("rs"), 1)
+    produce(bs, topic, 100, 1)
+    group = group_name()
+    c = ck_consumer(bs, group)
+    c.subscribe([topic])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 40 and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.offset())
+    assert len(got) == 40
+    c.commit(offsets=[TopicPartition(topic, 0, 40)], asynchronous=False)
+    c.close()
+    # metadata strings and leader epochs round-trip too (kafka-python)
+    other = group_name()
+    kc = KafkaConsumer(bootstrap_servers=bs, group_id=other,
+                       enable_auto_commit=False)
+    kc.commit({KTP(topic, 0): OffsetAndMetadata(7, "hello-meta")})
+    kc.close()
+
+    # a live member across the broker kill -9 must rejoin cleanly
+    live_group = group_name()
+    live = ck_consumer(bs, live_group)
+    live.subscribe([topic])
+    poll_until([live], lambda: bool(live.assignment()), what="live member")
+
+    b.restart(clean=False)
+    c = ck_consumer(bs, group)
+    c.subscribe([topic])
+    first = None
+    deadline = time.monotonic() + 30
+    while first is None and time.monotonic() < deadline:
+        m = c.poll(0.2)
+        if m is not None and not m.error():
+            first = m.offset()
+    c.close()
+    assert first == 40, "resumed at %r, not after the last commit (40)" % first
+    kc = KafkaConsumer(bootstrap_servers=bs, group_id=other,
+                       enable_auto_commit=False)
+    om = kc._coordinator.fetch_committed_offsets([KTP(topic, 0)])
+    kc.close()
+    assert om[KTP(topic, 0)].offset == 7
+    assert om[KTP(topic, 0)].metadata == "hello-meta"
+
+    # the live consumer rejoins and keeps consuming new messages
+    produce(bs, topic, 10, 1)
+    count = [0]
+
+    def more():
+        return count[0] >= 10
+    deadline = time.monotonic() + 40
+    while not more() and time.monotonic() < deadline:
+        m = live.poll(0.2)
+        if m is not None and not m.error() and m.offset() >= 100:
+            count[0] += 1
+    live.close()
+    assert more(), "the live consumer got %d of 10 new messages after the " \
+        "broker restart" % count[0]
+
+
+def sluice_groups(bs, *args):
+    r = subprocess.run([SLUICE_BIN, "groups", "--bootstrap", bs] + list(args),
+                       capture_output=True, timeout=30)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_admin_and_cli(gbroker):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import NonEmptyGroupError, GroupIdNotFoundError
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("adm"), 4)
+    produce(bs, topic, 400, 4)
+    group = group_name()
+    cs = [ck_consumer(bs, group, **{"client.id": "adm-client"}) for _ in range(2)]
+    for c in cs:
+        c.subscribe([topic])
+    poll_until(cs, shares_all(cs, 4), what="2 consumers sharing 4")
+    # consume and commit everything
+    deadline = time.monotonic() + 30
+    total = 0
+    while total < 400 and time.monotonic() < deadline:
+        for c in cs:
+            m = c.poll(0.05)
+            if m is not None and not m.error():
+                total += 1
+    for c in cs:
+        c.commit(asynchronous=False)
+
+    # confluent-kafka: ListGroups + DescribeGroups
+    gl = util.admin(bs).list_groups(group, timeout=10)
+    assert len(gl) == 1
+    g = gl[0]
+    assert g.id == group and g.state == "Stable" and g.protocol_type == "consumer"
+    assert g.protocol == "range"
+    assert len(g.members) == 2
+    assert all(m.client_id == "adm-client" for m in g.members)
+    assert all(m.client_host.startswith("/127.0.0.1") for m in g.members)
+    all_ids = [x.id for x in util.admin(bs).list_groups(timeout=10)]
+    assert group in all_ids
+
+    # kafka-python: list, describe, offsets, delete
+    ka = KafkaAdminClient(bootstrap_servers=bs)
+    assert (group, "consumer") in ka.list_consumer_groups()
+    desc = ka.describe_consumer_groups([group])[0]
+    assert desc.state == "Stable" and len(desc.members) == 2
+    offs = ka.list_consumer_group_offsets(group)
+    assert sum(v.offset for v in offs.values()) == 400
+
+    # `sluice groups`
+    rc, out, err = sluice_groups(bs, "list")
+    assert rc == 0, err
+    line = [l for l in out.splitlines() if l.startswith(group)]
+    assert line and "Stable" in line[0] and "consumer" in line[0], out
+    rc, out, err = sluice_groups(bs, "describe", group)
+    assert rc == 0, err
+    assert "state Stable" in out and "range" in out, out
+    rows = [l.split() for l in out.splitlines() if l.startswith(group + " ")]
+    assert len(rows) == 4, out
+    for r in rows:
+        assert r[1] == topic and r[3] == "100" and r[4] == "100" and r[5] == "0", r
+        assert r[8] == "adm-client", r
+
+    # an active group is not deleted
+    res = ka.delete_consumer_groups([group])
+    assert res[0][1] is NonEmptyGroupError, res
+    rc, out, err = sluice_groups(bs, "delete", group)
+    assert rc == 1 and "NON_EMPTY_GROUP" in out, out
+    rc, out, err = sluice_groups(bs, "reset-offsets", group, "--topic", topic,
+                                 "--to-earliest", "--execute")
+    assert rc == 1 and "inactive" in err, err
+
+    for c in cs:
+        c.close()
+    # the group is empty once both left: reset, then delete
+    rc, out, err = sluice_groups(bs, "reset-offsets", group, "--topic", topic,
+                                 "--to-earliest", "--execute")
+    assert rc == 0, err
+    offs = ka.list_consumer_group_offsets(group)
+    assert sum(v.offset for v in offs.values()) == 0, offs
+    rc, out, err = sluice_groups(bs, "reset-offsets", group, "--topic", topic,
+                                 "--to-latest", "--execute")
+    assert rc == 0, err
+    offs = ka.list_consumer_group_offsets(group)
+    assert sum(v.offset for v in offs.values()) == 400, offs
+    res = ka.delete_consumer_groups([group])
+    assert res[0][1].__name__ == "NoError", res
+    res = ka.delete_consumer_groups([group])
+    assert res[0][1] is GroupIdNotFoundError, res
+    assert group not in [x.id for x in util.admin(bs).list_groups(timeout=10)]
+    rc, out, err = sluice_groups(bs, "describe", group)
+    assert rc == 1
+    ka.close()
+
+
+# --- bad input, by raw protocol ---------------------------------------------
+
+API_OFFSET_COMMIT = 8
+API_JOIN_GROUP = 11
+API_SYNC_GROUP = 14
+API_OFFSET_FETCH = 9
+
+
+def join_v1(sock, group, member_id, metadata, protocol="range"):
+    body = (kproto.string(group) + kproto.i32(SESSION_MS) + kproto.i32(10000) +
+            kproto.string(member_id) + kproto.string("consumer") +
+            kproto.i32(1) + kproto.string(protocol) + kproto.bytes_(metadata))
+    r = kproto.Reader(kproto.roundtrip(sock, API_JOIN_GROUP, 1, body))
+    err, gen = r.i16(), r.i32()
+    proto, leader, member = r.string(), r.string(), r.string()
+    members = r.array(lambda: (r.string(), r.take(r.i32())))
+    return err, gen, leader, member, members
+
+
+def test_bad_group_input(gbroker):
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("bad"), 2)
+    s = kproto.connect(bs, timeout=20)
+    group = group_name()
+
+    # oversized protocol metadata: INVALID_REQUEST, no member created
+    err, gen, _, member, _ = join_v1(s, group, "", b"x" * (1024 * 1024 + 1))
+    assert err == 42, err  # INVALID_REQUEST
+    assert gen == -1
+
+    # a proper join (v1: no MEMBER_ID_REQUIRED round trip)
+    err, gen, leader, member, members = join_v1(s, group, "", b"\x00\x00")
+    assert err == 0 and gen == 1 and leader == member and len(members) == 1
+
+    # SyncGroup with assignments for unknown members: ignored, as Kafka does
+    def sync_v1(member_id, gen_id, assignments):
+        body = (kproto.string(group) + kproto.i32(gen_id) +
+                kproto.string(member_id) + kproto.i32(len(assignments)) +
+                b"".join(kproto.string(m) + kproto.bytes_(a)
+                         for m, a in assignments))
+        r = kproto.Reader(kproto.roundtrip(s, API_SYNC_GROUP, 1, body))
+        return r.i32(), r.i16(), r.take(r.i32())
+    _, err, assign = sync_v1(member, gen, [("ghost-1", b"AAAA"), (member, b"MINE")])
+    assert err == 0 and assign == b"MINE"
+    # a SyncGroup from an unknown member, or with a stale generation
+    _, err, _ = sync_v1("ghost-1", gen, [])
+    assert err == 25  # UNKNOWN_MEMBER_ID
+    _, err, _ = sync_v1(member, gen + 5, [])
+    assert err == 22  # ILLEGAL_GENERATION
+
+    # OffsetCommit v2 for an unknown topic, a bad partition, big metadata
+    def commit_v2(gen_id, member_id, parts):
+        body = (kproto.string(group) + kproto.i32(gen_id) + kproto.string(member_id) +
+                kproto.i64(-1) + kproto.i32(len(parts)) +
+                b"".join(kproto.string(t) + kproto.i32(1) + kproto.i32(p) +
+                         kproto.i64(5) + kproto.string(md) for t, p, md in parts))
+        r = kproto.Reader(kproto.roundtrip(s, API_OFFSET_COMMIT, 2, body))
+        return r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))
+    res = commit_v2(gen, member, [("no-such-topic", 0, ""), (topic, 7, ""),
+                                  (topic, 0, "m" * 5000), (topic, 1, "ok")])
+    errs = [p[0][1] for _, p in res]
+    assert errs == [3, 3, 12, 0], errs  # UNKNOWN_TOPIC_OR_PARTITION, ..., OFFSET_METADATA_TOO_LARGE
+    # a stale generation and an unknown member
+    res = commit_v2(gen - 1, member, [(topic, 1, "")])
+    assert res[0][1][0][1] == 22
+    res = commit_v2(gen, "nobody", [(topic, 1, "")])
+    assert res[0][1][0][1] == 25
+
+    # a truncated JoinGroup closes the connection; the broker keeps serving
+    s.sendall(kproto.request(API_JOIN_GROUP, 1, 99, kproto.string(group) + b"\x00"))
+    assert kproto.closed_by_peer(s, strict=False)
+    s.close()
+    s2 = kproto.connect(bs)
+    err, gen2, _, _, _ = join_v1(s2, group_name(), "", b"\x00\x00")
+    assert err == 0 and gen2 == 1
+    s2.close()
