@@ -15,6 +15,7 @@ import textwrap
 import time
 import uuid
 import json
+import logging
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -28,6 +29,9 @@ from conftest import Broker, SLUICE_BIN, _require_binary
 GROUP_ARGS = ["--group-initial-rebalance-delay-ms", "300"]
 SESSION_MS = 6000  # Kafka's group.min.session.timeout.ms
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+# kafka-python's debug logging, captured by pytest, slows its admin client
+# down by tens of seconds.
+logging.getLogger("kafka").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="module")
