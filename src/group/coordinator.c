@@ -620,6 +620,8 @@ static void prepare_rebalance(struct coordinator *c, struct coord_group *g, int6
 		 * extended while they keep arriving, up to the rebalance timeout. */
 		int64_t delay = c->cfg.initial_rebalance_delay_ms;
 		g->initial_delay = true;
+		/* Only members that arrive during the delay extend it. */
+		g->new_member_added = false;
 		g->join_deadline_ms = now_ms + delay;
 		g->initial_delay_remaining_ms = rebalance_ms > delay ? rebalance_ms - delay : 0;
 	} else {
