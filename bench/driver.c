@@ -8,9 +8,24 @@
  *          [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME]
  *   driver consume (--bootstrap HOST:PORT | --reference mock) --topic T
  *          [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]
- *   driver mock-serve
+ *   driver e2e (--bootstrap HOST:PORT | --reference mock) --topic T --rate R
+ *          a producer at R msgs/s and a consumer at the end of the log in the
+ *          same process: end-to-end latency from produce() to consume
+ *   driver metadata (--bootstrap HOST:PORT | --reference mock) [--repeat 20]
+ *          times Metadata requests for every topic
+ *   driver conns --bootstrap HOST:PORT --connections N [--mode idle|active]
+ *          [--hold-s 3] [--duration-s 5] [--ready-file F]
+ *          N raw connections, each sends ApiVersions and Metadata; idle: they
+ *          stay open hold-s seconds (F is created once all are up, so a caller
+ *          can sample the broker's RSS); active: each keeps one request in
+ *          flight for duration-s
+ *   driver mock-serve [--topic NAME:PARTITIONS]...
  *          runs a mock cluster until SIGTERM and prints "bootstrap HOST:PORT"
- *          (lets bench/run.sh be tested without a broker: BOOTSTRAP=...)
+ *          (the reference broker as a process of its own)
+ *
+ * Common options: --name W (the CSV workload column), --cdf FILE (latency
+ * CDF: "ms fraction" lines, for gnuplot), --count N (produce: stop after N
+ * messages instead of after --duration-s).
  *
  * Each run prints a human summary and one machine-readable line:
  *   csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,p50_ms,p99_ms,p999_ms
@@ -18,6 +33,10 @@
  *
  * The driver depends only on librdkafka, not on Sluice's sources. */
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,11 +46,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
-#define PARTITIONS_MAX 4096
+#define PARTITIONS_MAX 100000
+#define CONNS_MAX 20000
+#define MOCK_TOPICS_MAX 64
 #define MSG_BYTES_MAX (16 * 1024 * 1024)
 /* A consume run that sees no message for this long gives up. */
 #define CONSUME_IDLE_US (15 * 1000000LL)
@@ -51,7 +77,17 @@ struct opts {
 	double duration_s;
 	int linger_ms;
 	int64_t rate_msgs_s; /* 0: as fast as possible */
-	int64_t count;       /* consume: 0 means up to the high watermarks */
+	int64_t count;       /* consume: 0 means up to the high watermarks;
+			      * produce: 0 means for duration_s */
+	const char *name;    /* CSV workload column (default: the command) */
+	const char *cdf;     /* write the latency CDF here */
+	int fetch_wait_ms;   /* consumers' fetch.wait.max.ms */
+	int queue_msgs;      /* producer's queue.buffering.max.messages */
+	int repeat;          /* metadata: requests to time */
+	int connections;     /* conns */
+	bool active;         /* conns: keep requests in flight */
+	double hold_s;       /* conns idle: how long to keep them open */
+	const char *ready_file;
 	bool verbose;
 };
 
@@ -140,6 +176,27 @@ static double hist_percentile_ms(const struct hist *h, double p)
 		}
 	}
 	return (double)h->max_us / 1000.0;
+}
+
+/* Writes "ms fraction" for every non-empty bucket: a CDF for gnuplot. */
+static void hist_write_cdf(const struct hist *h, const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f) {
+		fprintf(stderr, "driver: %s: %s\n", path, strerror(errno));
+		return;
+	}
+	uint64_t seen = 0;
+	for (int i = 0; i < HIST_BUCKETS && h->n; i++) {
+		if (!h->bucket[i])
+			continue;
+		seen += h->bucket[i];
+		uint64_t v = hist_value(i);
+		if (v > h->max_us)
+			v = h->max_us;
+		fprintf(f, "%.3f %.6f\n", (double)v / 1000.0, (double)seen / (double)h->n);
+	}
+	fclose(f);
 }
 
 /* ---- shared client setup ----------------------------------------------- */
@@ -232,11 +289,30 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic)
 	return n;
 }
 
+/* Partitions of the topic from an all-topics Metadata request (which, unlike
+ * asking for the topic, never auto-creates it); -1 when it does not exist. */
+static int topic_listed(rd_kafka_t *rk, const char *topic)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	int n = -1;
+	if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return -1;
+	for (int i = 0; i < md->topic_cnt; i++)
+		if (strcmp(md->topics[i].topic, topic) == 0 && md->topics[i].err == 0)
+			n = md->topics[i].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n;
+}
+
 /* Creates the topic with the Admin API unless it exists, then waits until
  * metadata shows its partitions. */
 static void topic_ensure(rd_kafka_t *rk, const char *topic, int partitions)
 {
 	char err[512];
+	/* Already there (librdkafka's mock has no CreateTopics: its topics
+	 * come from mock-serve --topic). */
+	if (topic_listed(rk, topic) >= partitions)
+		return;
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof err);
 	if (!nt)
 		die("NewTopic: %s", err);
@@ -288,6 +364,10 @@ static void print_result(const struct opts *o, const char *workload, double mb_s
 			 double msgs_s, const struct hist *h)
 {
 	const char *target = o->label ? o->label : (o->mock ? "mock" : "broker");
+	if (o->name)
+		workload = o->name;
+	if (h && o->cdf)
+		hist_write_cdf(h, o->cdf);
 	if (h)
 		printf("csv:%s,%s,%d,%d,%.1f,%.0f,%.2f,%.2f,%.2f\n", workload, target,
 		       o->msg_bytes, o->partitions, mb_s, msgs_s,
@@ -337,7 +417,7 @@ static rd_kafka_t *producer_new(const struct opts *o, const char *bootstrap,
 	conf_set(conf, "acks", o->acks);
 	conf_set_int(conf, "linger.ms", o->linger_ms);
 	/* Let the broker, not the client's queues, be the bottleneck. */
-	conf_set(conf, "queue.buffering.max.messages", "500000");
+	conf_set_int(conf, "queue.buffering.max.messages", o->queue_msgs);
 	conf_set(conf, "queue.buffering.max.kbytes", "524288");
 	conf_set(conf, "batch.num.messages", "10000");
 	conf_set(conf, "batch.size", "1000000");
@@ -463,7 +543,7 @@ static int cmd_produce(const struct opts *o)
 			partitions = n;
 	}
 
-	double secs = produce_run(o, rk, partitions, 0, st, false);
+	double secs = produce_run(o, rk, partitions, o->count, st, false);
 	double mb_s = (double)st->delivered_bytes / secs / 1e6;
 	double msgs_s = (double)st->delivered / secs;
 	const char *workload = o->rate_msgs_s > 0 ? "produce-rate" : "produce";
@@ -481,6 +561,8 @@ static int cmd_produce(const struct opts *o)
 		printf("  %" PRIu64 " deliveries FAILED (first: %s)\n", st->failed,
 		       rd_kafka_err2name(st->first_err));
 	print_result(o, workload, mb_s, msgs_s, &st->hist);
+	printf("stat:elapsed_s=%.3f,msgs=%" PRIu64 ",bytes=%" PRIu64 "\n", secs, st->delivered,
+	       st->delivered_bytes);
 
 	int rc = st->failed || st->delivered == 0 ? 1 : 0;
 	rd_kafka_destroy(rk);
@@ -490,6 +572,33 @@ static int cmd_produce(const struct opts *o)
 }
 
 /* ---- consume ------------------------------------------------------------ */
+
+/* A consumer for manual assignment (nothing is committed). */
+static rd_kafka_t *consumer_new(const struct opts *o, const char *bootstrap, bool eof)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = conf_base(bootstrap, o->verbose);
+	/* A group.id is required by the high-level consumer even with manual
+	 * assignment; nothing is committed. */
+	conf_set(conf, "group.id", "sluice-bench");
+	conf_set(conf, "enable.auto.commit", "false");
+	conf_set(conf, "enable.auto.offset.store", "false");
+	conf_set(conf, "auto.offset.reset", "earliest");
+	conf_set(conf, "fetch.max.bytes", "52428800");
+	conf_set(conf, "max.partition.fetch.bytes", "8388608");
+	conf_set(conf, "queued.max.messages.kbytes", "262144");
+	conf_set(conf, "check.crcs", "false");
+	if (o->fetch_wait_ms > 0)
+		conf_set_int(conf, "fetch.wait.max.ms", o->fetch_wait_ms);
+	if (eof)
+		conf_set(conf, "enable.partition.eof", "true");
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
+	if (!rk)
+		die("consumer: %s", err);
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
 
 /* Sum of (high - low) watermarks: what a catch-up read from the beginning
  * will see. */
@@ -508,7 +617,6 @@ static int64_t topic_backlog(rd_kafka_t *rk, const char *topic, int partitions)
 
 static int cmd_consume(const struct opts *o)
 {
-	char err[512];
 	struct mock m = { 0 };
 	const char *bootstrap = o->mock ? mock_start(&m, o) : o->bootstrap;
 	int partitions = o->partitions;
@@ -531,21 +639,7 @@ static int cmd_consume(const struct opts *o)
 		free(st);
 	}
 
-	rd_kafka_conf_t *conf = conf_base(bootstrap, o->verbose);
-	/* A group.id is required by the high-level consumer even with manual
-	 * assignment; nothing is committed. */
-	conf_set(conf, "group.id", "sluice-bench");
-	conf_set(conf, "enable.auto.commit", "false");
-	conf_set(conf, "enable.auto.offset.store", "false");
-	conf_set(conf, "auto.offset.reset", "earliest");
-	conf_set(conf, "fetch.max.bytes", "52428800");
-	conf_set(conf, "max.partition.fetch.bytes", "8388608");
-	conf_set(conf, "queued.max.messages.kbytes", "262144");
-	conf_set(conf, "check.crcs", "false");
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-	if (!rk)
-		die("consumer: %s", err);
-	rd_kafka_poll_set_consumer(rk);
+	rd_kafka_t *rk = consumer_new(o, bootstrap, false);
 
 	if (!o->mock) {
 		int n = topic_partitions(rk, o->topic);
@@ -614,6 +708,7 @@ static int cmd_consume(const struct opts *o)
 	       o->mock ? "mock" : o->bootstrap, got, want, (double)bytes / 1e6, partitions, secs,
 	       total_s, mb_s, msgs_s);
 	print_result(o, "consume", mb_s, msgs_s, NULL);
+	printf("stat:elapsed_s=%.3f,msgs=%" PRId64 ",bytes=%" PRId64 "\n", secs, got, bytes);
 
 	rd_kafka_assign(rk, NULL);
 	rd_kafka_consumer_close(rk);
@@ -622,9 +717,419 @@ static int cmd_consume(const struct opts *o)
 	return got == want ? 0 : 1;
 }
 
-/* Serves a mock cluster until SIGINT/SIGTERM; topics are auto-created by
- * the mock (4 partitions) unless the client creates them. */
-static int cmd_mock_serve(void)
+static int64_t parse_int(const char *name, const char *s, int64_t lo, int64_t hi);
+
+/* ---- end-to-end latency --------------------------------------------------
+ * One producer at a fixed rate and one consumer at the end of the log, in
+ * the same process: each message carries its produce() time (CLOCK_MONOTONIC
+ * microseconds) in its first 8 bytes; the consumer records now - that. */
+
+struct e2e_consumer {
+	rd_kafka_t *rk;
+	struct hist hist;
+	int64_t got;
+	int64_t want;           /* set by the producer side when it is done */
+	volatile int producing; /* 0 once want is final */
+	volatile int ready;     /* every partition has a fetch position */
+	int partitions;
+	const char *topic;
+	uint8_t *eof_seen; /* per partition */
+	int eof_count;
+};
+
+static void *e2e_consume_thread(void *arg)
+{
+	struct e2e_consumer *c = arg;
+	int64_t idle_since = now_us();
+	while (!stop_requested) {
+		if (!c->producing && c->got >= c->want)
+			break;
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 50);
+		int64_t t = now_us();
+		if (!m) {
+			if (!c->producing && t - idle_since > 10 * 1000000LL)
+				break;
+			continue;
+		}
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+			/* Ready once every partition has answered a fetch at
+			 * its end. */
+			int32_t p = m->partition;
+			if (p >= 0 && p < c->partitions && !c->eof_seen[p]) {
+				c->eof_seen[p] = 1;
+				if (++c->eof_count == c->partitions)
+					c->ready = 1;
+			}
+		} else if (!m->err && m->len >= 8) {
+			int64_t sent;
+			memcpy(&sent, m->payload, 8);
+			if (sent > 0 && sent <= t) {
+				hist_add(&c->hist, (uint64_t)(t - sent));
+				__atomic_add_fetch(&c->got, 1, __ATOMIC_RELAXED);
+			}
+			idle_since = t;
+		}
+		rd_kafka_message_destroy(m);
+	}
+	return NULL;
+}
+
+static int cmd_e2e(const struct opts *o)
+{
+	struct mock m = { 0 };
+	const char *bootstrap = o->mock ? mock_start(&m, o) : o->bootstrap;
+	if (o->msg_bytes < 8)
+		die("e2e: --msg-bytes must be at least 8");
+	if (o->rate_msgs_s <= 0)
+		die("e2e: --rate is required");
+	struct produce_state *st = calloc(1, sizeof *st);
+	struct e2e_consumer *c = calloc(1, sizeof *c);
+	if (!st || !c)
+		die("out of memory");
+	rd_kafka_t *prk = producer_new(o, bootstrap, st);
+	int partitions = o->partitions;
+	if (!o->mock) {
+		topic_ensure(prk, o->topic, o->partitions);
+		int n = topic_partitions(prk, o->topic);
+		if (n > 0 && n < partitions)
+			partitions = n;
+	}
+
+	/* The consumer starts at the end of every partition. */
+	c->rk = consumer_new(o, bootstrap, true);
+	c->partitions = partitions;
+	c->eof_seen = calloc((size_t)partitions, 1);
+	if (!c->eof_seen)
+		die("out of memory");
+	c->topic = o->topic;
+	c->producing = 1;
+	rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(partitions);
+	for (int p = 0; p < partitions; p++)
+		rd_kafka_topic_partition_list_add(tpl, o->topic, p)->offset = RD_KAFKA_OFFSET_END;
+	if (rd_kafka_assign(c->rk, tpl))
+		die("e2e: assign failed");
+	rd_kafka_topic_partition_list_destroy(tpl);
+	pthread_t th;
+	if (pthread_create(&th, NULL, e2e_consume_thread, c))
+		die("pthread_create failed");
+	int64_t wait_until = now_us() + 15 * 1000000LL;
+	while (!c->ready && now_us() < wait_until && !stop_requested)
+		sleep_until_us(now_us() + 20000);
+	if (!c->ready)
+		fprintf(stderr, "driver: e2e: not every partition reached its end after 15 s; producing anyway\n");
+
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(prk, o->topic, NULL);
+	char *payload = calloc(1, (size_t)o->msg_bytes);
+	if (!payload)
+		die("out of memory");
+	int64_t start = now_us(), end = start + (int64_t)(o->duration_s * 1e6);
+	int64_t sent = 0;
+	int p = 0;
+	while (!stop_requested) {
+		int64_t t = now_us();
+		if (t >= end)
+			break;
+		int64_t want = (t - start) * o->rate_msgs_s / 1000000 + 1;
+		while (sent < want) {
+			int64_t ts = now_us();
+			memcpy(payload, &ts, 8);
+			if (rd_kafka_produce(rkt, p, RD_KAFKA_MSG_F_COPY, payload,
+					     (size_t)o->msg_bytes, NULL, 0, (void *)(intptr_t)ts)) {
+				if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+					die("produce: %s", rd_kafka_err2str(rd_kafka_last_error()));
+				rd_kafka_poll(prk, 1);
+				break;
+			}
+			sent++;
+			if (++p == partitions)
+				p = 0;
+		}
+		rd_kafka_poll(prk, 0);
+		sleep_until_us(t + 1000);
+	}
+	rd_kafka_flush(prk, 60000);
+	rd_kafka_poll(prk, 0);
+	c->want = (int64_t)st->delivered;
+	__atomic_store_n(&c->producing, 0, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	double secs = (double)(now_us() - start) / 1e6;
+
+	printf("e2e %s: %" PRId64 " of %" PRIu64 " delivered msgs of %d B consumed (%d partitions, "
+	       "offered %" PRId64 " msgs/s, fetch.wait.max.ms %d)\n"
+	       "  end-to-end p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms;"
+	       " produce p50 %.2f ms p99 %.2f ms\n",
+	       o->mock ? "mock" : o->bootstrap, c->got, st->delivered, o->msg_bytes, partitions,
+	       o->rate_msgs_s, o->fetch_wait_ms, hist_percentile_ms(&c->hist, 50),
+	       hist_percentile_ms(&c->hist, 99), hist_percentile_ms(&c->hist, 99.9),
+	       (double)c->hist.max_us / 1000.0, hist_percentile_ms(&st->hist, 50),
+	       hist_percentile_ms(&st->hist, 99));
+	print_result(o, "e2e", (double)c->got * o->msg_bytes / secs / 1e6,
+		     (double)c->got / secs, &c->hist);
+	printf("stat:elapsed_s=%.3f,msgs=%" PRIu64 ",bytes=%" PRIu64 "\n", secs, st->delivered,
+	       st->delivered_bytes);
+	int rc = (c->got == 0 || c->got < c->want || st->failed) ? 1 : 0;
+	rd_kafka_topic_destroy(rkt);
+	rd_kafka_consumer_close(c->rk);
+	rd_kafka_destroy(c->rk);
+	rd_kafka_destroy(prk);
+	mock_stop(&m);
+	free(payload);
+	free(st);
+	free(c->eof_seen);
+	free(c);
+	return rc;
+}
+
+/* ---- metadata ------------------------------------------------------------ */
+
+static int cmd_metadata(const struct opts *o)
+{
+	struct mock m = { 0 };
+	const char *bootstrap = o->mock ? mock_start(&m, o) : o->bootstrap;
+	struct produce_state *st = calloc(1, sizeof *st);
+	struct hist *h = calloc(1, sizeof *h);
+	if (!st || !h)
+		die("out of memory");
+	rd_kafka_t *rk = producer_new(o, bootstrap, st);
+	int topics = 0, parts = 0;
+	int64_t t0 = now_us();
+	for (int i = 0; i < o->repeat && !stop_requested; i++) {
+		const struct rd_kafka_metadata *md = NULL;
+		int64_t t = now_us();
+		rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, 30000);
+		if (e)
+			die("metadata: %s", rd_kafka_err2str(e));
+		/* The first request also pays for the connection. */
+		if (i > 0 || o->repeat == 1)
+			hist_add(h, (uint64_t)(now_us() - t));
+		topics = md->topic_cnt;
+		parts = 0;
+		for (int k = 0; k < md->topic_cnt; k++)
+			parts += md->topics[k].partition_cnt;
+		rd_kafka_metadata_destroy(md);
+	}
+	double secs = (double)(now_us() - t0) / 1e6;
+	printf("metadata %s: %d topics, %d partitions; all-topics Metadata p50 %.2f ms p99 %.2f ms"
+	       " max %.2f ms (%d requests)\n", o->mock ? "mock" : o->bootstrap, topics, parts,
+	       hist_percentile_ms(h, 50), hist_percentile_ms(h, 99), (double)h->max_us / 1000.0,
+	       o->repeat);
+	struct opts o2 = *o;
+	o2.partitions = parts;
+	print_result(&o2, "metadata", 0, (double)o->repeat / secs, h);
+	rd_kafka_destroy(rk);
+	mock_stop(&m);
+	free(st);
+	free(h);
+	return 0;
+}
+
+/* ---- raw connections -----------------------------------------------------
+ * No librdkafka here: N plain sockets speaking just enough Kafka protocol
+ * (ApiVersions v0, Metadata v1 for no topics) to cost the broker what a
+ * client connection costs. */
+
+struct rawconn {
+	int fd;
+	int32_t corr;
+	int64_t sent_us;
+	uint32_t need; /* bytes of the response still expected (after the size) */
+	uint8_t hdr[4];
+	int hdr_have;
+};
+
+static size_t put_request(uint8_t *b, int16_t api, int16_t ver, int32_t corr)
+{
+	static const char client[] = "sluice-bench";
+	size_t n = 4;
+	b[n++] = (uint8_t)(api >> 8);
+	b[n++] = (uint8_t)api;
+	b[n++] = (uint8_t)(ver >> 8);
+	b[n++] = (uint8_t)ver;
+	for (int i = 3; i >= 0; i--)
+		b[n++] = (uint8_t)((uint32_t)corr >> (8 * i));
+	b[n++] = 0;
+	b[n++] = (uint8_t)(sizeof client - 1);
+	memcpy(b + n, client, sizeof client - 1);
+	n += sizeof client - 1;
+	if (api == 3) { /* Metadata v1: an empty topic array (no topics) */
+		memset(b + n, 0, 4);
+		n += 4;
+	}
+	uint32_t len = (uint32_t)(n - 4);
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(len >> (8 * (3 - i)));
+	return n;
+}
+
+static int rawconn_send(struct rawconn *c, int16_t api, int16_t ver)
+{
+	uint8_t b[64];
+	size_t n = put_request(b, api, ver, ++c->corr);
+	c->sent_us = now_us();
+	c->need = 0;
+	c->hdr_have = 0;
+	/* Small and the socket is empty: one send writes it all. */
+	return send(c->fd, b, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+/* Reads what is there; returns 1 when a whole response has arrived, 0 when
+ * more is to come, -1 on error or close. */
+static int rawconn_read(struct rawconn *c)
+{
+	uint8_t buf[16384];
+	for (;;) {
+		size_t want = c->hdr_have < 4 ? (size_t)(4 - c->hdr_have)
+					       : (c->need < sizeof buf ? c->need : sizeof buf);
+		ssize_t r = recv(c->fd, c->hdr_have < 4 ? c->hdr + c->hdr_have : buf, want, 0);
+		if (r == 0)
+			return -1;
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : -1;
+		if (c->hdr_have < 4) {
+			c->hdr_have += (int)r;
+			if (c->hdr_have == 4) {
+				c->need = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
+					  (uint32_t)c->hdr[2] << 8 | c->hdr[3];
+				if (c->need > 64 * 1024 * 1024)
+					return -1;
+			}
+		} else {
+			c->need -= (uint32_t)r;
+		}
+		if (c->hdr_have == 4 && c->need == 0)
+			return 1;
+	}
+}
+
+/* Blocking request/response, for the set-up phase. */
+static int rawconn_roundtrip(struct rawconn *c, int16_t api, int16_t ver)
+{
+	if (rawconn_send(c, api, ver))
+		return -1;
+	int64_t deadline = now_us() + 10 * 1000000LL;
+	for (;;) {
+		struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+		int r = poll(&pfd, 1, 100);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r > 0) {
+			int d = rawconn_read(c);
+			if (d)
+				return d > 0 ? 0 : -1;
+		}
+		if (now_us() > deadline)
+			return -1;
+	}
+}
+
+static int cmd_conns(const struct opts *o)
+{
+	if (!o->bootstrap)
+		die("conns needs --bootstrap HOST:PORT");
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)o->connections + 64) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	char host[256];
+	const char *colon = strrchr(o->bootstrap, ':');
+	if (!colon || (size_t)(colon - o->bootstrap) >= sizeof host)
+		die("bad --bootstrap %s", o->bootstrap);
+	memcpy(host, o->bootstrap, (size_t)(colon - o->bootstrap));
+	host[colon - o->bootstrap] = 0;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *ai;
+	if (getaddrinfo(host, colon + 1, &hints, &ai))
+		die("cannot resolve %s", o->bootstrap);
+
+	int n = o->connections;
+	struct rawconn *cs = calloc((size_t)n, sizeof *cs);
+	struct pollfd *pfds = calloc((size_t)n, sizeof *pfds);
+	struct hist *h = calloc(1, sizeof *h);
+	if (!cs || !pfds || !h)
+		die("out of memory");
+	int64_t t0 = now_us();
+	for (int i = 0; i < n; i++) {
+		cs[i].fd = socket(ai->ai_family, SOCK_STREAM, 0);
+		if (cs[i].fd < 0 || connect(cs[i].fd, ai->ai_addr, ai->ai_addrlen))
+			die("connection %d: %s", i, strerror(errno));
+		int one = 1;
+		setsockopt(cs[i].fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		fcntl(cs[i].fd, F_SETFL, fcntl(cs[i].fd, F_GETFL) | O_NONBLOCK);
+		if (rawconn_roundtrip(&cs[i], 18, 0) || rawconn_roundtrip(&cs[i], 3, 1))
+			die("connection %d: no answer to ApiVersions/Metadata", i);
+	}
+	freeaddrinfo(ai);
+	double setup_s = (double)(now_us() - t0) / 1e6;
+	if (o->ready_file) {
+		FILE *f = fopen(o->ready_file, "w");
+		if (f)
+			fclose(f);
+	}
+
+	int64_t done = 0, errors = 0;
+	double secs = 0;
+	if (!o->active) {
+		sleep_until_us(now_us() + (int64_t)(o->hold_s * 1e6));
+	} else {
+		int64_t start = now_us(), end = start + (int64_t)(o->duration_s * 1e6);
+		for (int i = 0; i < n; i++) {
+			pfds[i].fd = cs[i].fd;
+			pfds[i].events = POLLIN;
+			if (rawconn_send(&cs[i], (i & 1) ? 3 : 18, (i & 1) ? 1 : 0))
+				die("connection %d: send failed", i);
+		}
+		while (!stop_requested && now_us() < end) {
+			int r = poll(pfds, (nfds_t)n, 100);
+			if (r < 0 && errno != EINTR)
+				die("poll: %s", strerror(errno));
+			for (int i = 0; i < n && r > 0; i++) {
+				if (!pfds[i].revents)
+					continue;
+				int d = rawconn_read(&cs[i]);
+				if (d < 0) {
+					errors++;
+					pfds[i].fd = -1;
+					continue;
+				}
+				if (d == 0)
+					continue;
+				hist_add(h, (uint64_t)(now_us() - cs[i].sent_us));
+				done++;
+				/* Alternate ApiVersions and Metadata per connection. */
+				int16_t api = (cs[i].corr & 1) ? 3 : 18;
+				if (rawconn_send(&cs[i], api, api == 3 ? 1 : 0)) {
+					errors++;
+					pfds[i].fd = -1;
+				}
+			}
+		}
+		secs = (double)(now_us() - start) / 1e6;
+	}
+	for (int i = 0; i < n; i++)
+		close(cs[i].fd);
+
+	const char *mode = o->active ? "active" : "idle";
+	printf("conns %s: %d connections (%s) set up in %.2f s", o->bootstrap, n, mode, setup_s);
+	if (o->active)
+		printf("; %" PRId64 " requests in %.2f s: %.0f req/s, p50 %.2f ms p99 %.2f ms, %"
+		       PRId64 " errors", done, secs, (double)done / secs, hist_percentile_ms(h, 50),
+		       hist_percentile_ms(h, 99), errors);
+	printf("\n");
+	struct opts o2 = *o;
+	o2.partitions = n; /* the CSV partitions column carries the connection count */
+	char wl[32];
+	snprintf(wl, sizeof wl, "conns-%s", mode);
+	print_result(&o2, wl, 0, o->active ? (double)done / secs : 0, o->active ? h : NULL);
+	free(cs);
+	free(pfds);
+	free(h);
+	return errors ? 1 : 0;
+}
+
+/* Serves a mock cluster until SIGINT/SIGTERM. Topics given as NAME:PARTITIONS
+ * are created first (the mock in librdkafka 2.0 has no CreateTopics; others
+ * are auto-created with 4 partitions on Metadata). */
+static int cmd_mock_serve(int ntopics, char **topics)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -635,15 +1140,28 @@ static int cmd_mock_serve(void)
 	rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
 	if (!mc)
 		die("rd_kafka_mock_cluster_new failed");
+	for (int i = 0; i < ntopics; i++) {
+		char name[256];
+		const char *colon = strrchr(topics[i], ':');
+		if (!colon || (size_t)(colon - topics[i]) >= sizeof name)
+			die("mock-serve: --topic NAME:PARTITIONS, got '%s'", topics[i]);
+		memcpy(name, topics[i], (size_t)(colon - topics[i]));
+		name[colon - topics[i]] = 0;
+		int parts = (int)parse_int("--topic", colon + 1, 1, PARTITIONS_MAX);
+		rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(mc, name, parts, 1);
+		if (e)
+			die("mock topic %s: %s", name, rd_kafka_err2str(e));
+	}
 	printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	while (!stop_requested) {
 		struct timespec ts = { 0, 100 * 1000000L };
 		nanosleep(&ts, NULL);
 	}
-	rd_kafka_mock_cluster_destroy(mc);
-	rd_kafka_destroy(rk);
-	return 0;
+	/* Nothing to keep: skip the orderly teardown (about a second of
+	 * thread joins per stop, which adds up over a suite's restarts). */
+	fflush(stdout);
+	_exit(0);
 }
 
 /* ---- command line ------------------------------------------------------- */
@@ -654,11 +1172,18 @@ static void usage(void)
 		"usage: driver produce (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--msg-bytes 1024] [--duration-s 10] [--acks all]\n"
 		"              [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME] [--verbose]\n"
+		"              [--queue-msgs 500000]\n"
 		"       driver consume (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]\n"
 		"prints a summary and a line csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,\n"
 		"p50_ms,p99_ms,p999_ms\n"
-		"       driver mock-serve   (a mock cluster until SIGTERM)\n");
+		"       driver e2e (--bootstrap HOST:PORT | --reference mock) --topic T --rate R\n"
+		"              [--partitions 8] [--msg-bytes 1024] [--duration-s 10] [--fetch-wait-ms 10]\n"
+		"       driver metadata (--bootstrap HOST:PORT | --reference mock) [--repeat 20]\n"
+		"       driver conns --bootstrap HOST:PORT --connections N [--mode idle|active]\n"
+		"              [--hold-s 3] [--duration-s 5] [--ready-file F]\n"
+		"       driver mock-serve [--topic NAME:PARTITIONS]...   (a mock cluster until SIGTERM)\n"
+		"common: --name W (CSV workload column)  --cdf FILE (latency CDF)  --count N\n");
 	exit(2);
 }
 
@@ -681,15 +1206,32 @@ int main(int argc, char **argv)
 		.msg_bytes = 1024,
 		.duration_s = 10,
 		.linger_ms = 5,
+		.fetch_wait_ms = 10,
+		.queue_msgs = 500000,
+		.repeat = 20,
+		.connections = 1,
+		.hold_s = 3,
 	};
 	if (argc < 2)
 		usage();
 	o.workload = argv[1];
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	if (strcmp(o.workload, "mock-serve") == 0)
-		return cmd_mock_serve();
-	if (strcmp(o.workload, "produce") != 0 && strcmp(o.workload, "consume") != 0)
+	if (strcmp(o.workload, "mock-serve") == 0) {
+		char *topics[MOCK_TOPICS_MAX];
+		int nt = 0;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--topic") != 0 || i + 1 >= argc || nt == MOCK_TOPICS_MAX)
+				usage();
+			topics[nt++] = argv[++i];
+		}
+		return cmd_mock_serve(nt, topics);
+	}
+	static const char *const cmds[] = { "produce", "consume", "e2e", "metadata", "conns" };
+	bool known = false;
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+		known |= strcmp(o.workload, cmds[i]) == 0;
+	if (!known)
 		usage();
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -727,13 +1269,47 @@ int main(int argc, char **argv)
 			o.rate_msgs_s = parse_int(a, v, 0, 100000000);
 		else if (strcmp(a, "--count") == 0)
 			o.count = parse_int(a, v, 0, INT64_MAX);
+		else if (strcmp(a, "--name") == 0)
+			o.name = v;
+		else if (strcmp(a, "--cdf") == 0)
+			o.cdf = v;
+		else if (strcmp(a, "--fetch-wait-ms") == 0)
+			o.fetch_wait_ms = (int)parse_int(a, v, 0, 300000);
+		else if (strcmp(a, "--queue-msgs") == 0)
+			o.queue_msgs = (int)parse_int(a, v, 1, 10000000);
+		else if (strcmp(a, "--repeat") == 0)
+			o.repeat = (int)parse_int(a, v, 1, 1000000);
+		else if (strcmp(a, "--connections") == 0)
+			o.connections = (int)parse_int(a, v, 1, CONNS_MAX);
+		else if (strcmp(a, "--hold-s") == 0) {
+			char *end;
+			o.hold_s = strtod(v, &end);
+			if (*end || o.hold_s < 0 || o.hold_s > 86400)
+				die("--hold-s: expected seconds in [0, 86400], got '%s'", v);
+		} else if (strcmp(a, "--ready-file") == 0)
+			o.ready_file = v;
+		else if (strcmp(a, "--mode") == 0) {
+			if (strcmp(v, "idle") != 0 && strcmp(v, "active") != 0)
+				die("--mode: idle or active");
+			o.active = strcmp(v, "active") == 0;
+		}
 		else
 			usage();
 	}
+	if (strcmp(o.workload, "conns") == 0)
+		return cmd_conns(&o);
+	if (!o.topic && strcmp(o.workload, "metadata") == 0)
+		o.topic = "bench-metadata"; /* only the mock reference uses it */
 	if (!o.topic)
 		die("--topic is required");
 	if (!o.mock == !o.bootstrap)
 		die("give exactly one of --bootstrap HOST:PORT and --reference mock");
 
-	return strcmp(o.workload, "produce") == 0 ? cmd_produce(&o) : cmd_consume(&o);
+	if (strcmp(o.workload, "produce") == 0)
+		return cmd_produce(&o);
+	if (strcmp(o.workload, "e2e") == 0)
+		return cmd_e2e(&o);
+	if (strcmp(o.workload, "metadata") == 0)
+		return cmd_metadata(&o);
+	return cmd_consume(&o);
 }
