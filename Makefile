@@ -10,7 +10,7 @@ RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
 	libcurl4-openssl-dev libexpat1-dev libssl-dev
 TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat \
 	python3-pytest python3-confluent-kafka python3-kafka
-BENCH_PKGS = $(RUN_PKGS) librdkafka-dev
+BENCH_PKGS = $(RUN_PKGS) librdkafka-dev gnuplot-nox
 
 .PHONY: all build run test bench deps-run deps-test deps-bench deps-node clean
 
