@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "agent/agent.h"
 #include "api/api.h"
 #include "api/handlers.h"
@@ -92,15 +93,10 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 				memcpy(dst, o->data + row->byte_offset, row->length);
 				batch_patch(dst, row->base_offset, 0);
 			} else {
-				if (f->read_count == f->read_cap) {
-					size_t cap = f->read_cap ? f->read_cap * 2 : 16;
-					struct fetch_read *r = realloc(f->reads, cap * sizeof *r);
-					if (!r) {
-						cache_obj_unref(o);
-						return added;
-					}
-					f->reads = r;
-					f->read_cap = cap;
+				if (array_grow(&f->reads, &f->read_cap, f->read_count,
+					       sizeof *f->reads, 16) != 0) {
+					cache_obj_unref(o);
+					return added;
 				}
 				struct fetch_read *fr = &f->reads[f->read_count++];
 				memcpy(fr->key, row->object_key, sizeof fr->key);

@@ -17,6 +17,7 @@
  * (invariant 1). Writers use BEGIN IMMEDIATE so two writers wait for
  * each other (busy_timeout) instead of failing on a lock upgrade. */
 #define _GNU_SOURCE /* qsort_r */
+#include "base/grow.h"
 #include "meta/meta.h"
 
 #include <errno.h>
@@ -672,15 +673,9 @@ static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_LIST);
 	int step;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct meta_topic *nt = realloc(t, ncap * sizeof *nt);
-			if (!nt) {
-				rc = SL_ENOMEM;
-				break;
-			}
-			t = nt;
-			cap = ncap;
+		if (array_grow(&t, &cap, count, sizeof *t, 16) != 0) {
+			rc = SL_ENOMEM;
+			break;
 		}
 		struct meta_topic *tp = &t[count++];
 		memset(tp, 0, sizeof *tp);
@@ -810,15 +805,9 @@ static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t
 	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_LIST);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct meta_partition *np = realloc(p, ncap * sizeof *np);
-			if (!np) {
-				rc = SL_ENOMEM;
-				break;
-			}
-			p = np;
-			cap = ncap;
+		if (array_grow(&p, &cap, count, sizeof *p, 64) != 0) {
+			rc = SL_ENOMEM;
+			break;
 		}
 		p[count].tid = sqlite3_column_int64(st, 0);
 		p[count].partition = sqlite3_column_int(st, 1);
@@ -1183,15 +1172,9 @@ static int sq_offset_fetch(struct meta *m, const char *group_id,
 	sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_FETCH);
 	sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct meta_committed_offset *no = realloc(o, ncap * sizeof *no);
-			if (!no) {
-				rc = SL_ENOMEM;
-				break;
-			}
-			o = no;
-			cap = ncap;
+		if (array_grow(&o, &cap, count, sizeof *o, 16) != 0) {
+			rc = SL_ENOMEM;
+			break;
 		}
 		struct meta_committed_offset *r = &o[count++];
 		r->tid = sqlite3_column_int64(st, 0);
@@ -1230,15 +1213,9 @@ static int sq_group_list(struct meta *m, struct meta_group_summary **out, size_t
 	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st = sq_stmt(c, ST_GROUP_LIST);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (count == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct meta_group_summary *ng = realloc(g, ncap * sizeof *ng);
-			if (!ng) {
-				rc = SL_ENOMEM;
-				break;
-			}
-			g = ng;
-			cap = ncap;
+		if (array_grow(&g, &cap, count, sizeof *g, 16) != 0) {
+			rc = SL_ENOMEM;
+			break;
 		}
 		const unsigned char *id = sqlite3_column_text(st, 0);
 		g[count].group_id = strdup(id ? (const char *)id : "");

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "base/grow.h"
 #include "base/err.h"
 #include "base/log.h"
 #include "objstore/objstore.h"
@@ -282,14 +283,8 @@ struct list_acc {
 
 static int list_add(struct list_acc *a, const char *key, const struct stat *st)
 {
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 64;
-		struct list_item *v = realloc(a->v, cap * sizeof *v);
-		if (!v)
-			return SL_ENOMEM;
-		a->v = v;
-		a->cap = cap;
-	}
+	if (array_grow(&a->v, &a->cap, a->n, sizeof *a->v, 64) != 0)
+		return SL_ENOMEM;
 	char *k = strdup(key);
 	if (!k)
 		return SL_ENOMEM;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/grow.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "objstore/objstore.h"
@@ -114,15 +115,9 @@ static int mem_put(struct objstore *s, const char *key, const void *data, size_t
 		char *k = strdup(key);
 		if (!k)
 			goto out_nomem;
-		if (ms->n == ms->cap) {
-			size_t cap = ms->cap ? ms->cap * 2 : 16;
-			struct mem_object *v = realloc(ms->v, cap * sizeof *v);
-			if (!v) {
-				free(k);
-				goto out_nomem;
-			}
-			ms->v = v;
-			ms->cap = cap;
+		if (array_grow(&ms->v, &ms->cap, ms->n, sizeof *ms->v, 16) != 0) {
+			free(k);
+			goto out_nomem;
 		}
 		memmove(ms->v + i + 1, ms->v + i, (ms->n - i) * sizeof *ms->v);
 		ms->n++;

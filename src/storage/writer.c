@@ -1,6 +1,7 @@
 /* writer.c — the open object, sealing, and the flush pipeline: uploads
  * (encode + durable write) overlap on the pool; commits run one at a time
  * in seal order; answers go out on the loop. */
+#include "base/grow.h"
 #include "storage/writer.h"
 
 #include <inttypes.h>
@@ -393,14 +394,8 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		uv_timer_start(&w->timer, timer_fired, (uint64_t)w->cfg.flush_interval_ms, 0);
 	}
 	struct sealed *s = w->open;
-	if (s->count == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct pending *items = realloc(s->items, cap * sizeof *items);
-		if (!items)
-			return SL_ENOMEM;
-		s->items = items;
-		s->cap = cap;
-	}
+	if (array_grow(&s->items, &s->cap, s->count, sizeof *s->items, 64) != 0)
+		return SL_ENOMEM;
 	struct pending *p = &s->items[s->count++];
 	p->tid = tid;
 	memcpy(p->topic_id, topic_id, 16);
