@@ -21,6 +21,7 @@
 #include "api/handlers.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/log.h"
 #include "group/coordinator.h"
 #include "kmsg.h"
@@ -279,14 +280,8 @@ static void collect_forgettable(void *arg, const struct coord_group *g)
 	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
 	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS || summary_has(f->g, f->n, g->group_id))
 		return;
-	if (f->count == f->cap) {
-		size_t cap = f->cap ? f->cap * 2 : 16;
-		char **v = realloc(f->ids, cap * sizeof *v);
-		if (!v)
-			return;
-		f->ids = v;
-		f->cap = cap;
-	}
+	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)
+		return;
 	f->ids[f->count] = strdup(g->group_id);
 	if (f->ids[f->count])
 		f->count++;

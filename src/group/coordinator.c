@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/strmap.h"
 #include "proto/kerr.h"
 
@@ -107,15 +108,9 @@ static uint8_t *eff_mem(struct coord_effects *e, const uint8_t *p, int32_t n)
 static struct coord_effect *eff_push(struct coord_effects *e, void *req,
 				     enum coord_effect_kind kind, int16_t error)
 {
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 16;
-		struct coord_effect *v = realloc(e->v, cap * sizeof *v);
-		if (!v) {
-			e->oom = true;
-			return NULL;
-		}
-		e->v = v;
-		e->cap = cap;
+	if (array_grow(&e->v, &e->cap, e->n, sizeof *e->v, 16) != 0) {
+		e->oom = true;
+		return NULL;
 	}
 	struct coord_effect *f = &e->v[e->n++];
 	memset(f, 0, sizeof *f);
@@ -778,14 +773,9 @@ static int add_member(struct coordinator *c, struct coord_group *g, char *member
 		return SL_ENOMEM;
 	}
 	m->member_id = member_id;
-	if (g->member_count == g->member_cap) {
-		int32_t cap = g->member_cap ? g->member_cap * 2 : 8;
-		struct coord_member **v = realloc(g->members, sizeof *v * (size_t)cap);
-		if (!v)
-			goto out_free_member;
-		g->members = v;
-		g->member_cap = cap;
-	}
+	if (array_grow(&g->members, &g->member_cap, (size_t)g->member_count,
+		       sizeof *g->members, 8) != 0)
+		goto out_free_member;
 	int32_t cid = a->client_id.len > COORD_CLIENT_ID_BYTES_MAX ? COORD_CLIENT_ID_BYTES_MAX
 								   : a->client_id.len;
 	int32_t chost = a->client_host.len > COORD_NAME_BYTES_MAX ? COORD_NAME_BYTES_MAX
@@ -930,15 +920,10 @@ static int join_unknown(struct coordinator *c, struct coord_group *g,
 	if (kstr_is_null(a->group_instance_id) && a->api_version >= 4) {
 		/* KIP-394: hand out the id and let the client join with it, so
 		 * a client that never sees this answer leaves no member. */
-		if (g->pending_count == g->pending_cap) {
-			int32_t cap = g->pending_cap ? g->pending_cap * 2 : 8;
-			struct coord_pending_member *v = realloc(g->pending, sizeof *v * (size_t)cap);
-			if (!v) {
-				free(id);
-				return SL_ENOMEM;
-			}
-			g->pending = v;
-			g->pending_cap = cap;
+		if (array_grow(&g->pending, &g->pending_cap, (size_t)g->pending_count,
+			       sizeof *g->pending, 8) != 0) {
+			free(id);
+			return SL_ENOMEM;
 		}
 		g->pending[g->pending_count].member_id = id;
 		g->pending[g->pending_count].deadline_ms = now_ms + a->session_timeout_ms;

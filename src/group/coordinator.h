@@ -117,10 +117,10 @@ struct coord_group {
 	char *leader_id;            /* NULL: no leader */
 	struct coord_member **members; /* in join order */
 	int32_t member_count;
-	int32_t member_cap;
+	size_t member_cap;
 	struct coord_pending_member *pending;
 	int32_t pending_count;
-	int32_t pending_cap;
+	size_t pending_cap;
 	/* PreparingRebalance: when the join phase ends at the latest. */
 	int64_t join_deadline_ms;
 	bool initial_delay;         /* this join phase is the delayed initial one */

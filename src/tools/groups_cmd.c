@@ -19,6 +19,7 @@
 #include "base/arena.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/limits.h"
 #include "kmsg.h"
 #include "proto/header.h"
@@ -274,14 +275,8 @@ static struct row *row_get(struct rows *rs, kstr topic, int32_t partition)
 	for (size_t i = 0; i < rs->n; i++)
 		if (rs->v[i].partition == partition && strcmp(rs->v[i].topic, name) == 0)
 			return &rs->v[i];
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 32;
-		struct row *v = realloc(rs->v, cap * sizeof *v);
-		if (!v)
-			return NULL;
-		rs->v = v;
-		rs->cap = cap;
-	}
+	if (array_grow(&rs->v, &rs->cap, rs->n, sizeof *rs->v, 32) != 0)
+		return NULL;
 	struct row *r = &rs->v[rs->n++];
 	memset(r, 0, sizeof *r);
 	strcpy(r->topic, name);
