@@ -4,6 +4,7 @@
  * Also the backend-independent half of the request counters. */
 #include "objstore/objstore.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -51,4 +52,83 @@ const char *objstore_op_name(int op)
 		"put", "get", "head", "delete", "list",
 	};
 	return op >= 0 && op < OBJSTORE_OP_COUNT ? names[op] : "?";
+}
+
+/* ---- asynchronous calls: the backend's own, or the blocking one on the
+ * thread pool ---- */
+
+struct pool_call {
+	uv_work_t work;
+	struct objstore *s;
+	int is_put;
+	char key[1024];
+	const void *data;
+	void *out;
+	uint64_t offset;
+	size_t len;
+	objstore_done_fn done;
+	void *arg;
+	int err;
+};
+
+static void pool_call_work(uv_work_t *w)
+{
+	struct pool_call *c = w->data;
+	c->err = c->is_put ? objstore_put(c->s, c->key, c->data, c->len)
+			   : objstore_get(c->s, c->key, c->offset, c->len, c->out);
+}
+
+static void pool_call_done(uv_work_t *w, int status)
+{
+	struct pool_call *c = w->data;
+	int err = status ? SL_EIO : c->err;
+	objstore_done_fn done = c->done;
+	void *arg = c->arg;
+	free(c);
+	done(arg, err);
+}
+
+static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, const char *key,
+			   const void *data, void *out, uint64_t offset, size_t len,
+			   objstore_done_fn done, void *arg)
+{
+	size_t klen = strlen(key);
+	if (klen >= sizeof ((struct pool_call *)0)->key)
+		return SL_EINVAL;
+	struct pool_call *c = calloc(1, sizeof *c);
+	if (!c)
+		return SL_ENOMEM;
+	c->s = s;
+	c->is_put = is_put;
+	memcpy(c->key, key, klen + 1);
+	c->data = data;
+	c->out = out;
+	c->offset = offset;
+	c->len = len;
+	c->done = done;
+	c->arg = arg;
+	c->work.data = c;
+	int rc = uv_queue_work(loop, &c->work, pool_call_work, pool_call_done);
+	if (rc) {
+		free(c);
+		return SL_EIO;
+	}
+	return 0;
+}
+
+int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
+		       const void *data, size_t len, objstore_done_fn done, void *arg)
+{
+	if (s->m->put_async)
+		return s->m->put_async(s, loop, key, data, len, done, arg);
+	return pool_call_start(s, loop, 1, key, data, NULL, 0, len, done, arg);
+}
+
+int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
+		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
+		       void *arg)
+{
+	if (s->m->get_async)
+		return s->m->get_async(s, loop, key, offset, len, out, done, arg);
+	return pool_call_start(s, loop, 0, key, NULL, out, offset, len, done, arg);
 }

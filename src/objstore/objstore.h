@@ -1,8 +1,13 @@
 /* objstore.h — the object store seam: where sealed objects live.
  *
- * Backends sit behind a table of methods (file, mem, s3). All calls
- * are blocking and thread-safe: the agent calls them from its worker
- * threads, never from the event loop thread.
+ * Backends sit behind a table of methods (file, mem, s3). Two ways in:
+ *  - blocking, thread-safe calls (put, get, head, del, list) for tools
+ *    and for backends whose I/O is a local file;
+ *  - asynchronous put and get started on the event loop thread
+ *    (objstore_put_start, objstore_get_start), which the agent's write
+ *    and read paths use. A backend with its own non-blocking I/O (s3:
+ *    curl multi on the loop) implements put_async/get_async; for the
+ *    others the blocking call runs on libuv's thread pool.
  *
  * Keys are relative paths like "objects/0000000000000001-<agent>.obj";
  * a key is written once and never reused (invariant 3). */
@@ -11,8 +16,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 
 struct objstore;
+
+/* Completion of an asynchronous call, on the loop thread: err is 0 or
+ * what the blocking call would have returned. */
+typedef void (*objstore_done_fn)(void *arg, int err);
 struct objstore_stats;
 
 typedef int (*objstore_list_fn)(void *arg, const char *key, uint64_t size,
@@ -35,6 +45,13 @@ struct objstore_methods {
 	void (*close)(struct objstore *s);
 	/* Optional (NULL for file and mem): request counters so far. */
 	void (*stats)(struct objstore *s, struct objstore_stats *out);
+	/* Optional non-blocking put/get driven by loop (called on the loop
+	 * thread only). Same contract as objstore_put_start/get_start. */
+	int (*put_async)(struct objstore *s, uv_loop_t *loop, const char *key,
+			 const void *data, size_t len, objstore_done_fn done, void *arg);
+	int (*get_async)(struct objstore *s, uv_loop_t *loop, const char *key,
+			 uint64_t offset, size_t len, void *out, objstore_done_fn done,
+			 void *arg);
 };
 
 struct objstore {
@@ -84,6 +101,16 @@ static inline int objstore_list(struct objstore *s, const char *prefix, objstore
 { return s->m->list(s, prefix, fn, arg); }
 static inline void objstore_close(struct objstore *s)
 { if (s) s->m->close(s); }
+
+/* Start a put (get) from the loop thread. key is copied; data (out) must
+ * stay valid until done. Returns 0, after which done is called exactly
+ * once on the loop thread, or a negative code, in which case done is
+ * never called (libuv's rule). */
+int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
+		       const void *data, size_t len, objstore_done_fn done, void *arg);
+int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
+		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
+		       void *arg);
 
 /* ---- request counters (what an S3 bill is computed from) ---- */
 enum objstore_op {
