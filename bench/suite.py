@@ -97,7 +97,7 @@ LINGER_MS = env_int("LINGER_MS", 5)
 FETCH_WAIT_MS = env_int("FETCH_WAIT_MS", 10)
 # Smaller client queue for the scale runs, so that draining it after the
 # timed part stays short even when many partitions make the broker slow.
-SCALE_QUEUE_MSGS = 100000
+SCALE_QUEUE_MSGS = 50000
 
 # AWS S3 Standard list prices (us-east-1), dollars per request.
 PUT_USD = 0.005 / 1000
@@ -191,16 +191,27 @@ class S3rver:
         return self
 
     def counts(self):
-        """{'PUT': n, 'GET': n, ...} of the requests answered so far."""
-        c = {}
+        """{'PUT': n, 'GET': n, 'LIST': n} answered so far. s3rver's log
+        line for a response has the path and status but not the method:
+        PUTs are its "Stored object" lines, deletes "Deleted object", and
+        the other responses for object paths are GETs (HEADs included)."""
+        c = {"PUT": 0, "GET": 0, "LIST": 0, "DELETE": 0}
+        obj_responses = 0
         try:
-            with open(self.log_path, errors="replace") as f:
-                for line in f:
-                    m = re.search(r"--> (\w+) ", strip_ansi(line))
-                    if m:
-                        c[m.group(1)] = c.get(m.group(1), 0) + 1
+            with open(self.log_path, errors="replace") as fh:
+                for line in fh:
+                    line = strip_ansi(line)
+                    if "Stored object" in line:
+                        c["PUT"] += 1
+                    elif "Deleted object" in line:
+                        c["DELETE"] += 1
+                    elif re.match(r"info: \?\S* \d{3} ", line):
+                        c["LIST"] += 1
+                    elif re.match(r"info: /\S+ \d{3} ", line):
+                        obj_responses += 1
         except OSError:
             pass
+        c["GET"] = max(0, obj_responses - c["PUT"] - c["DELETE"])
         return c
 
     def objects(self, prefix):
