@@ -3,8 +3,8 @@
  * patch baseOffset and the leader epoch, follow Kafka's size rules, and
  * long-poll until min_bytes are there or max_wait_ms passes.
  *
- * Batches missing from the read cache are read from the store on the
- * thread pool (adjacent ranges coalesced), never on the loop thread.
+ * Batches missing from the read cache are read through the store's
+ * asynchronous get (adjacent ranges coalesced); the loop never blocks.
  *
  * Fetch sessions (KIP-227) are not kept: every response carries session
  * id 0, which tells clients to send full fetch requests. */
@@ -33,8 +33,8 @@
  * response buffers). 8 MiB responses fit the loop's buffer pool. */
 #define FETCH_RESPONSE_BYTES_MAX (8 * 1024 * 1024)
 
-/* A batch that was not in the read cache: read from the store on the
- * thread pool into data at data_off, then patched. */
+/* A batch that was not in the read cache: read from the store into data
+ * at data_off, then patched. */
 struct fetch_read {
 	char key[META_OBJECT_KEY_BYTES];
 	uint64_t byte_offset;
@@ -48,7 +48,6 @@ struct fetch_read {
 struct fetch_wait {
 	struct fetch_wait *prev, *next;
 	uv_timer_t timer;
-	uv_work_t work;
 	struct agent *a;
 	struct request *req;
 	struct kmsg_fetch_req m;
@@ -57,6 +56,7 @@ struct fetch_wait {
 	size_t *data_off;         /* per response partition: offset into data */
 	struct fetch_read *reads; /* cache misses of the last gather */
 	size_t read_count, read_cap;
+	size_t reads_pending;     /* ranges being read */
 	bool waiting;
 };
 
@@ -233,12 +233,48 @@ static int cmp_read(const void *x, const void *y)
 	return a->byte_offset < b->byte_offset ? -1 : a->byte_offset > b->byte_offset;
 }
 
-/* Pool thread: ranged reads of the store, adjacent ranges of one object
- * (consecutive batches of a partition) coalesced into one read. */
-static void reads_work(uv_work_t *w)
+static void reads_done(struct fetch_wait *f)
 {
-	struct fetch_wait *f = w->data;
+	for (size_t i = 0; i < f->read_count; i++) {
+		struct fetch_read *fr = &f->reads[i];
+		if (fr->err) {
+			/* The partition's data is incomplete: send none of it. */
+			fr->rp->error_code = KERR_KAFKA_STORAGE_ERROR;
+			fr->rp->records.len = 0;
+		} else {
+			batch_patch(f->data.data + fr->data_off, fr->base_offset, 0);
+		}
+	}
+	fetch_respond(f);
+}
+
+/* One coalesced range came back: mark its reads. */
+struct range_read {
+	struct fetch_wait *f;
+	size_t first, end; /* f->reads[first, end) */
+};
+
+static void range_done(void *arg, int err)
+{
+	struct range_read *rr = arg;
+	struct fetch_wait *f = rr->f;
+	if (err)
+		log_error("reading %s@%llu: %s", f->reads[rr->first].key,
+			  (unsigned long long)f->reads[rr->first].byte_offset, sl_strerror(err));
+	for (size_t k = rr->first; k < rr->end; k++)
+		f->reads[k].err = err;
+	free(rr);
+	if (--f->reads_pending == 0)
+		reads_done(f);
+}
+
+/* Read what the cache lacked through the store's asynchronous get, the
+ * adjacent ranges of one object (consecutive batches of a partition)
+ * coalesced into one ranged read. */
+static void reads_start(struct fetch_wait *f)
+{
 	qsort(f->reads, f->read_count, sizeof *f->reads, cmp_read);
+	f->reads_pending = 1; /* held while starting */
 	for (size_t i = 0; i < f->read_count;) {
 		struct fetch_read *first = &f->reads[i];
 		size_t j = i + 1;
@@ -249,32 +285,25 @@ static void reads_work(uv_work_t *w)
 			len += f->reads[j].length;
 			j++;
 		}
-		int rc = objstore_get(f->a->store, first->key, first->byte_offset, (size_t)len,
-				      f->data.data + first->data_off);
-		for (size_t k = i; k < j; k++)
-			f->reads[k].err = rc;
+		struct range_read *rr = malloc(sizeof *rr);
+		int rc = SL_ENOMEM;
+		if (rr) {
+			*rr = (struct range_read){ f, i, j };
+			f->reads_pending++;
+			rc = objstore_get_start(f->a->store, f->a->loop, first->key, first->byte_offset,
+						(size_t)len, f->data.data + first->data_off, range_done, rr);
+			if (rc) {
+				f->reads_pending--;
+				free(rr);
+			}
+		}
 		if (rc)
-			log_error("reading %s@%llu+%llu: %s", first->key,
-				  (unsigned long long)first->byte_offset, (unsigned long long)len,
-				  sl_strerror(rc));
+			for (size_t k = i; k < j; k++)
+				f->reads[k].err = rc;
 		i = j;
 	}
-}
-
-static void reads_done(uv_work_t *w, int status)
-{
-	struct fetch_wait *f = w->data;
-	for (size_t i = 0; i < f->read_count; i++) {
-		struct fetch_read *fr = &f->reads[i];
-		if (fr->err || status) {
-			/* The partition's data is incomplete: send none of it. */
-			fr->rp->error_code = KERR_KAFKA_STORAGE_ERROR;
-			fr->rp->records.len = 0;
-		} else {
-			batch_patch(f->data.data + fr->data_off, fr->base_offset, 0);
-		}
-	}
-	fetch_respond(f);
+	if (--f->reads_pending == 0)
+		reads_done(f);
 }
 
 /* Respond now, or after reading the batches the cache did not have. */
@@ -286,9 +315,7 @@ static void fetch_finish(struct fetch_wait *f)
 	}
 	fetch_unlink(f);
 	uv_timer_stop(&f->timer);
-	f->work.data = f;
-	if (uv_queue_work(f->a->loop, &f->work, reads_work, reads_done) != 0)
-		reads_done(&f->work, -1);
+	reads_start(f);
 }
 
 static void fetch_timeout(uv_timer_t *t)

@@ -52,7 +52,8 @@ struct sealed {
 	struct kbuf object;         /* encoded on the pool thread */
 	struct meta_commit_batch *commits; /* in object order (items sorted) */
 	int64_t first_append_ms;
-	int64_t upload_us, commit_us; /* measured on the pool thread */
+	int64_t upload_start_us;    /* when encoding began */
+	int64_t upload_us, commit_us;
 	int err;                    /* set by the pool thread */
 	int fail_err;               /* set on the loop: an earlier object failed */
 };
@@ -180,13 +181,12 @@ static int cmp_pending(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Pool thread: group by partition, encode, write durably. */
-static void upload_work(uv_work_t *req)
+/* Pool thread: group by partition and encode (the write itself is
+ * started from the loop, through the store's asynchronous put). */
+static void encode_work(uv_work_t *req)
 {
 	struct sealed *s = req->data;
-	struct writer *w = s->w;
 	size_t n = s->count;
-	int64_t t0 = clock_mono_us();
 	struct object_entry *entries = calloc(n ? n : 1, sizeof *entries);
 	const uint8_t **data = calloc(n ? n : 1, sizeof *data);
 	s->commits = calloc(n ? n : 1, sizeof *s->commits);
@@ -222,15 +222,9 @@ static void upload_work(uv_work_t *req)
 		c->last_sequence = p->info.base_sequence < 0 ? -1
 			: (int32_t)((p->info.base_sequence + (int64_t)p->info.last_offset_delta) & INT32_MAX);
 	}
-	s->err = objstore_put(w->store, s->key, s->object.data, s->object.len);
-	if (s->err) {
-		log_error("writing object %s failed: %s", s->key, sl_strerror(s->err));
-		s->err = SL_ESTORE;
-	}
 out_free:
 	free(entries);
 	free(data);
-	s->upload_us = clock_mono_us() - t0;
 }
 
 /* Pool thread: the one metadata transaction of an object. */
@@ -307,12 +301,10 @@ static void commit_done(uv_work_t *req, int status)
 		w->drain_fn(w->drain_arg);
 }
 
-static void upload_done(uv_work_t *req, int status)
+static void upload_finished(struct sealed *s)
 {
-	struct sealed *s = req->data;
 	struct writer *w = s->w;
-	if (status != 0 && !s->err)
-		s->err = SL_EIO;
+	s->upload_us = clock_mono_us() - s->upload_start_us;
 	w->uploads_in_flight--;
 	s->state = SEALED_UPLOADED;
 	/* The open object waited for an upload slot: seal it now if its time
@@ -322,6 +314,35 @@ static void upload_done(uv_work_t *req, int status)
 	pump(w);
 	if (w->drain_fn)
 		w->drain_fn(w->drain_arg);
+}
+
+/* Loop: the store answered the put. */
+static void put_done(void *arg, int err)
+{
+	struct sealed *s = arg;
+	if (err) {
+		log_error("writing object %s failed: %s", s->key, sl_strerror(err));
+		s->err = SL_ESTORE;
+	}
+	upload_finished(s);
+}
+
+/* Loop: the object is encoded; write it durably. */
+static void encode_done(uv_work_t *req, int status)
+{
+	struct sealed *s = req->data;
+	struct writer *w = s->w;
+	if (status != 0 && !s->err)
+		s->err = SL_EIO;
+	if (!s->err) {
+		int rc = objstore_put_start(w->store, w->loop, s->key, s->object.data,
+					    s->object.len, put_done, s);
+		if (rc == 0)
+			return;
+		log_error("cannot start writing object %s: %s", s->key, sl_strerror(rc));
+		s->err = SL_ESTORE;
+	}
+	upload_finished(s);
 }
 
 static void queue_work(struct writer *w, struct sealed *s, uv_work_cb work, uv_after_work_cb after)
@@ -344,7 +365,8 @@ static void pump(struct writer *w)
 			continue;
 		s->state = SEALED_UPLOADING;
 		w->uploads_in_flight++;
-		queue_work(w, s, upload_work, upload_done);
+		s->upload_start_us = clock_mono_us();
+		queue_work(w, s, encode_work, encode_done);
 	}
 	while (!w->committing && w->queue_head && w->queue_head->state == SEALED_UPLOADED) {
 		struct sealed *head = w->queue_head;
@@ -375,7 +397,7 @@ static void timer_fired(uv_timer_t *t)
 		seal(w);
 		pump(w);
 	} else {
-		w->seal_due = true; /* upload_done seals it */
+		w->seal_due = true; /* upload_finished seals it */
 	}
 }
 
