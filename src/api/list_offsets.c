@@ -1,6 +1,7 @@
 /* list_offsets.c — ListOffsets: earliest, latest, max timestamp, and the
  * first offset whose timestamp is at or after a given time (found in the
- * metadata store by batch max timestamp, then inside the batch by record).
+ * metadata store by batch max timestamp, then inside the batch by record,
+ * whose bytes come from the read cache or the store's asynchronous get).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,23 +21,6 @@
 #define TS_MAX (-3)
 #define TS_EARLIEST_LOCAL (-4)
 #define TS_LATEST_TIERED (-5)
-
-/* Read one batch row's bytes (cache first). Caller frees. */
-static uint8_t *read_batch(struct agent *a, const struct meta_batch_row *row)
-{
-	uint8_t *buf = malloc(row->length);
-	if (!buf)
-		return NULL;
-	struct cache_obj *o = cache_get(a->cache, row->object_key);
-	if (o && row->byte_offset + row->length <= o->len) {
-		memcpy(buf, o->data + row->byte_offset, row->length);
-	} else if (objstore_get(a->store, row->object_key, row->byte_offset, row->length, buf) != 0) {
-		free(buf);
-		buf = NULL;
-	}
-	cache_obj_unref(o);
-	return buf;
-}
 
 struct ts_search {
 	int64_t target;       /* >= 0: first record with timestamp >= target */
@@ -63,59 +47,142 @@ static int ts_visit(void *arg, int32_t offset_delta, int64_t timestamp)
 	return 0;
 }
 
-/* Find the exact record in the batch at base_offset. */
-static int16_t search_batch(struct agent *a, struct topic_state *t, int32_t p, int64_t base_offset,
-			    struct ts_search *s, int64_t *offset, int64_t *timestamp)
-{
+struct lo_ctx;
+
+/* One partition whose answer is inside a batch: the batch is searched
+ * record by record once its bytes are here (from the cache at once, or
+ * from the store asynchronously). */
+struct lo_search {
+	struct lo_ctx *ctx;
+	struct ts_search s;
 	struct meta_batch_row row;
+	struct kmsg_list_offsets_resp_list_offsets_partition_response *rp;
+	int32_t max_num_offsets;
+	uint8_t *buf;
+};
+
+struct lo_ctx {
+	struct request *req;
+	struct kmsg_list_offsets_resp r;
+	int pending;
+};
+
+/* Set a partition's answer in the shape of the request's version. */
+static void set_answer(struct request *req,
+		       struct kmsg_list_offsets_resp_list_offsets_partition_response *rp,
+		       int32_t max_num_offsets, int64_t offset, int64_t ts)
+{
+	if (req->api_version == 0) {
+		/* v0: a list of offsets (we have one segment: one). */
+		if (!rp->error_code && offset >= 0 && REQ_ARRAY(req, 1, rp->old_style_offsets)) {
+			rp->old_style_offsets[0] = offset;
+			rp->old_style_offsets_count = max_num_offsets > 0 ? 1 : 0;
+		}
+	} else {
+		rp->offset = offset;
+		rp->timestamp = ts;
+	}
+}
+
+/* Search the batch's records; on a batch we cannot read, answer with the
+ * batch itself. */
+static void search_bytes(struct lo_search *ls, const uint8_t *batch)
+{
+	ls->s.found_delta = -1;
+	int rc = batch ? batch_records_each(batch, ls->row.length, ts_visit, &ls->s) : -1;
+	if (rc < 0 || ls->s.found_delta < 0)
+		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets, ls->row.base_offset,
+			   ls->row.max_timestamp);
+	else
+		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets,
+			   ls->row.base_offset + ls->s.found_delta, ls->s.found_ts);
+}
+
+static void lo_finish(struct lo_ctx *ctx)
+{
+	if (--ctx->pending > 0)
+		return;
+	kmsg_list_offsets_resp_encode(&ctx->req->resp, ctx->req->api_version, &ctx->r);
+	request_respond(ctx->req);
+}
+
+static void search_read_done(void *arg, int err)
+{
+	struct lo_search *ls = arg;
+	if (err)
+		ls->rp->error_code = KERR_KAFKA_STORAGE_ERROR;
+	else
+		search_bytes(ls, ls->buf);
+	free(ls->buf);
+	lo_finish(ls->ctx);
+}
+
+/* Find the exact record in the batch at base_offset. */
+static int16_t search_batch(struct agent *a, struct lo_ctx *ctx, struct topic_state *t, int32_t p,
+			    int64_t base_offset, struct ts_search s, int32_t max_num_offsets,
+			    struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
+{
+	struct request *req = ctx->req;
+	struct lo_search *ls;
+	if (!REQ_ARRAY(req, 1, ls))
+		return KERR_UNKNOWN_SERVER_ERROR;
 	size_t n = 0;
-	if (meta_batches_from(a->meta, t->tid, p, base_offset, 1, &row, &n) != 0 || n != 1)
+	if (meta_batches_from(a->meta, t->tid, p, base_offset, 1, &ls->row, &n) != 0 || n != 1)
 		return KERR_KAFKA_STORAGE_ERROR;
-	uint8_t *batch = read_batch(a, &row);
-	if (!batch)
-		return KERR_KAFKA_STORAGE_ERROR;
-	s->found_delta = -1;
-	int rc = batch_records_each(batch, row.length, ts_visit, s);
-	free(batch);
-	if (rc < 0 || s->found_delta < 0) {
-		/* Fall back to the batch itself. */
-		*offset = row.base_offset;
-		*timestamp = row.max_timestamp;
+	ls->ctx = ctx;
+	ls->s = s;
+	ls->rp = rp;
+	ls->max_num_offsets = max_num_offsets;
+	struct cache_obj *o = cache_get(a->cache, ls->row.object_key);
+	if (o && ls->row.byte_offset + ls->row.length <= o->len) {
+		search_bytes(ls, o->data + ls->row.byte_offset);
+		cache_obj_unref(o);
 		return KERR_NONE;
 	}
-	*offset = row.base_offset + s->found_delta;
-	*timestamp = s->found_ts;
+	cache_obj_unref(o);
+	ls->buf = malloc(ls->row.length);
+	if (!ls->buf)
+		return KERR_UNKNOWN_SERVER_ERROR;
+	ctx->pending++;
+	if (objstore_get_start(a->store, a->loop, ls->row.object_key, ls->row.byte_offset,
+			       ls->row.length, ls->buf, search_read_done, ls) != 0) {
+		ctx->pending--;
+		free(ls->buf);
+		return KERR_KAFKA_STORAGE_ERROR;
+	}
 	return KERR_NONE;
 }
 
-static int16_t lookup(struct agent *a, struct topic_state *t, int32_t p, int64_t ts,
-		      int64_t *offset, int64_t *timestamp)
+/* The answer for one partition: set now, or by a batch search later. */
+static int16_t lookup(struct agent *a, struct lo_ctx *ctx, struct topic_state *t, int32_t p,
+		      int64_t ts, int32_t max_num_offsets,
+		      struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
 {
+	struct request *req = ctx->req;
 	struct partition_state *ps = &t->parts[p];
-	*timestamp = -1;
 	switch (ts) {
 	case TS_LATEST:
-		*offset = ps->high_watermark;
+		set_answer(req, rp, max_num_offsets, ps->high_watermark, -1);
 		return KERR_NONE;
 	case TS_EARLIEST:
 	case TS_EARLIEST_LOCAL:
-		*offset = ps->log_start_offset;
+		set_answer(req, rp, max_num_offsets, ps->log_start_offset, -1);
 		return KERR_NONE;
 	case TS_LATEST_TIERED:
 		/* Nothing is tiered: Kafka answers -1 then. */
-		*offset = -1;
+		set_answer(req, rp, max_num_offsets, -1, -1);
 		return KERR_NONE;
 	case TS_MAX: {
 		int64_t base, max_ts;
 		int rc = meta_max_timestamp(a->meta, t->tid, p, &base, &max_ts);
 		if (rc == SL_ENOTFOUND) {
-			*offset = -1;
+			set_answer(req, rp, max_num_offsets, -1, -1);
 			return KERR_NONE;
 		}
 		if (rc)
 			return KERR_KAFKA_STORAGE_ERROR;
 		struct ts_search s = { .want_max = true };
-		return search_batch(a, t, p, base, &s, offset, timestamp);
+		return search_batch(a, ctx, t, p, base, s, max_num_offsets, rp);
 	}
 	default:
 		if (ts < 0)
@@ -123,13 +190,13 @@ static int16_t lookup(struct agent *a, struct topic_state *t, int32_t p, int64_t
 		int64_t base, batch_ts;
 		int rc = meta_offset_for_timestamp(a->meta, t->tid, p, ts, &base, &batch_ts);
 		if (rc == SL_ENOTFOUND) {
-			*offset = -1;
+			set_answer(req, rp, max_num_offsets, -1, -1);
 			return KERR_NONE;
 		}
 		if (rc)
 			return KERR_KAFKA_STORAGE_ERROR;
 		struct ts_search s = { .target = ts };
-		return search_batch(a, t, p, base, &s, offset, timestamp);
+		return search_batch(a, ctx, t, p, base, s, max_num_offsets, rp);
 	}
 }
 
@@ -141,23 +208,30 @@ void handle_list_offsets(struct agent *a, struct request *req)
 		api_malformed(req, "ListOffsets");
 		return;
 	}
-	int16_t v = req->api_version;
-	struct kmsg_list_offsets_resp r;
-	kmsg_list_offsets_resp_init(&r);
-	r.topics_count = m.topics_count > 0 ? m.topics_count : 0;
-	if (!REQ_ARRAY(req, r.topics_count, r.topics)) {
+	struct lo_ctx *ctx;
+	if (!REQ_ARRAY(req, 1, ctx)) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.topics_count; i++) {
+	ctx->req = req;
+	ctx->pending = 1; /* held while the partitions are started */
+	struct kmsg_list_offsets_resp *r = &ctx->r;
+	kmsg_list_offsets_resp_init(r);
+	r->topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	if (!REQ_ARRAY(req, r->topics_count, r->topics)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r->topics_count; i++) {
 		struct kmsg_list_offsets_req_list_offsets_topic *qt = &m.topics[i];
-		struct kmsg_list_offsets_resp_list_offsets_topic_response *rt = &r.topics[i];
+		struct kmsg_list_offsets_resp_list_offsets_topic_response *rt = &r->topics[i];
 		kmsg_list_offsets_resp_list_offsets_topic_response_init(rt);
 		rt->name = qt->name;
 		rt->partitions_count = qt->partitions_count > 0 ? qt->partitions_count : 0;
 		if (!REQ_ARRAY(req, rt->partitions_count, rt->partitions)) {
-			request_fail_close(req);
-			return;
+			/* Searches already started finish into this request. */
+			r->topics_count = i;
+			break;
 		}
 		struct topic_state *t = agent_topic(a, qt->name);
 		for (int32_t k = 0; k < rt->partitions_count; k++) {
@@ -171,20 +245,9 @@ void handle_list_offsets(struct agent *a, struct request *req)
 				rp->leader_epoch = -1;
 				continue;
 			}
-			int64_t offset = -1, ts = -1;
-			rp->error_code = lookup(a, t, qp->partition_index, qp->timestamp, &offset, &ts);
-			if (v == 0) {
-				/* v0: a list of offsets (we have one segment: one). */
-				if (!rp->error_code && offset >= 0 && REQ_ARRAY(req, 1, rp->old_style_offsets)) {
-					rp->old_style_offsets[0] = offset;
-					rp->old_style_offsets_count = qp->max_num_offsets > 0 ? 1 : 0;
-				}
-			} else {
-				rp->offset = offset;
-				rp->timestamp = ts;
-			}
+			rp->error_code = lookup(a, ctx, t, qp->partition_index, qp->timestamp,
+						qp->max_num_offsets, rp);
 		}
 	}
-	kmsg_list_offsets_resp_encode(&req->resp, v, &r);
-	request_respond(req);
+	lo_finish(ctx);
 }
