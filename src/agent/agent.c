@@ -344,6 +344,32 @@ static void on_stats_timer(uv_timer_t *t)
 			 a->server ? server_connection_count(a->server) : 0);
 	}
 	*was = now;
+
+	/* The store's request counters (S3 only), so a workload's request
+	 * cost can be read off the log. */
+	struct objstore_stats st;
+	if (objstore_stats(a->store, &st) != 0)
+		return;
+	struct objstore_stats *sw = &a->store_stats_last;
+	uint64_t requests = 0;
+	for (int op = 0; op < OBJSTORE_OP_COUNT; op++)
+		requests += st.requests[op] - sw->requests[op];
+	if (requests > 0) {
+		char line[512];
+		int len = 0;
+		for (int op = 0; op < OBJSTORE_OP_COUNT && len < (int)sizeof line; op++) {
+			uint64_t n = st.requests[op] - sw->requests[op];
+			if (n)
+				len += snprintf(line + len, sizeof line - (size_t)len,
+						" %s %" PRIu64 " (%" PRIu64 " retries, %" PRIu64 " errors);",
+						objstore_op_name(op), n, st.retries[op] - sw->retries[op],
+						st.errors[op] - sw->errors[op]);
+		}
+		log_info("store requests:%s %.1f MB written, %.1f MB read", line,
+			 (double)(st.bytes_written - sw->bytes_written) / 1e6,
+			 (double)(st.bytes_read - sw->bytes_read) / 1e6);
+	}
+	*sw = st;
 }
 
 static void on_writer_drain(void *arg)

@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/strmap.h"
 #include "meta/meta.h"
+#include "objstore/objstore.h"
 #include "storage/writer.h"
 
 /* How often the agent logs what its write path did. */
@@ -61,6 +62,7 @@ struct agent {
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;
+	struct objstore_stats store_stats_last;
 	bool draining;
 	int exit_code;
 	int64_t next_producer_id;
