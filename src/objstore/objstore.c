@@ -132,3 +132,9 @@ int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		return s->m->get_async(s, loop, key, offset, len, out, done, arg);
 	return pool_call_start(s, loop, 0, key, NULL, out, offset, len, done, arg);
 }
+
+void objstore_async_close(struct objstore *s)
+{
+	if (s && s->m->async_close)
+		s->m->async_close(s);
+}

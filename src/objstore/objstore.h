@@ -52,6 +52,9 @@ struct objstore_methods {
 	int (*get_async)(struct objstore *s, uv_loop_t *loop, const char *key,
 			 uint64_t offset, size_t len, void *out, objstore_done_fn done,
 			 void *arg);
+	/* Optional: stop the asynchronous machinery while its loop still
+	 * runs (see objstore_async_close). */
+	void (*async_close)(struct objstore *s);
 };
 
 struct objstore {
@@ -111,6 +114,13 @@ int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
 int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
 		       void *arg);
+
+/* At the agent's drain, on the loop thread, before the loop ends: close
+ * the store's event loop handles (s3: curl's sockets and timers). Calls
+ * still pending complete with SL_ESTORE (from within this call, or when
+ * their thread pool work returns); later starts fail with SL_ESTORE. The
+ * blocking calls keep working. A no-op for stores without one. */
+void objstore_async_close(struct objstore *s);
 
 /* ---- request counters (what an S3 bill is computed from) ---- */
 enum objstore_op {

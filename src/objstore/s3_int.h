@@ -24,6 +24,18 @@
 /* Credentials and tokens (session tokens run to ~2 KiB). */
 #define S3_SECRET_MAX 4096
 
+/* Asynchronous calls (curl multi on the event loop): requests in flight
+ * at once, which is also the size of the connection cache. 16 parallel
+ * connections saturate a 10 Gb/s link to S3 with 8 MiB objects while
+ * keeping a bounded number of sockets; the rest wait in FIFO order. */
+#define S3_ASYNC_ACTIVE_MAX 16
+/* Calls waiting for a slot; beyond this a start fails with SL_EBUSY
+ * (callers bound themselves long before: uploads in flight, fetches). */
+#define S3_ASYNC_QUEUED_MAX 100000
+/* PUT bodies at least this big have their SHA-256 computed on the thread
+ * pool rather than on the loop (8 MiB take ~20-40 ms). */
+#define S3_ASYNC_SHA_POOL_BYTES (64 * 1024)
+
 #define S3_ATTEMPT_TIMEOUT_MS_DEFAULT 10000
 #define S3_TOTAL_TIMEOUT_MS_DEFAULT 30000
 /* Bounds for the URL's timeouts: at least 100 ms, at most 1 hour. */
@@ -132,6 +144,21 @@ struct s3_clock {
 /* One attempt, given its timeout. Returns 0 or a negative sl_err, and sets
  * *retryable when a failure may be retried. */
 typedef int (*s3_attempt_fn)(void *arg, uint32_t timeout_ms, int *retryable);
+
+/* The steps of the policy, shared by s3_retry_run (blocking) and the
+ * asynchronous calls on the event loop (s3.c), which cannot sleep.
+ *
+ * The timeout of an attempt started at now for a call whose deadline is
+ * deadline_ms: attempt_timeout_ms, cut to the time left, at least 1. */
+uint32_t s3_retry_timeout_ms(const struct s3_retry_policy *p, int64_t deadline_ms, int64_t now);
+
+/* After attempts (>= 1) attempts of which the last failed retryably, at
+ * now: returns 1 and sets *delay_ms to the backoff before the next
+ * attempt, or 0 when the call should give up (attempts_max reached, or
+ * the backoff would leave the next attempt less than S3_TIMEOUT_MS_MIN/2
+ * before the deadline). random feeds the jitter. */
+int s3_retry_next(const struct s3_retry_policy *p, int64_t deadline_ms, int64_t now,
+		  unsigned attempts, uint64_t random, int64_t *delay_ms);
 
 /* Call attempt until it succeeds, fails for good, attempts_max is reached
  * or the next backoff would end past the total deadline; each attempt's
