@@ -385,6 +385,9 @@ static void on_writer_drain(void *arg)
 		a->server = NULL;
 		writer_free(a->writer);
 		a->writer = NULL;
+		/* Reads still in flight end with a storage error; their
+		 * connections are closed already. */
+		objstore_async_close(a->store);
 		uv_close((uv_handle_t *)&a->sigint, NULL);
 		uv_close((uv_handle_t *)&a->sigterm, NULL);
 		uv_close((uv_handle_t *)&a->stats_timer, NULL);
