@@ -375,7 +375,7 @@ static void on_stats_timer(uv_timer_t *t)
 static void on_writer_drain(void *arg)
 {
 	struct agent *a = arg;
-	if (writer_buffered_bytes(a->writer) < (size_t)SL_WRITE_BUFFERED_BYTES_MAX / 2)
+	if (writer_buffered_bytes(a->writer) < (size_t)a->cfg.write_buffer_bytes / 2)
 		server_resume_reads(a->server);
 	if (a->draining && writer_idle(a->writer)) {
 		log_info("drained; exiting");
@@ -433,7 +433,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,
-		.buffered_bytes_max = SL_WRITE_BUFFERED_BYTES_MAX,
+		.buffered_bytes_max = (size_t)cfg->write_buffer_bytes,
 		.uploads_max = 4,
 	};
 	rc = writer_new(loop, a->store, a->meta, &wc, on_commit, a, &a->writer);

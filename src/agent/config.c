@@ -34,6 +34,9 @@ static const struct flag flags[] = {
 	  "seal the open object this long after its first batch (default 2; 250 for s3)", 0, 60000 },
 	{ "flush-bytes", "SLUICE_FLUSH_BYTES", FLAG_INT,
 	  "seal the open object at this size (default 4194304; 8388608 for s3)", 1024, SL_OBJECT_BYTES_MAX },
+	{ "write-buffer-bytes", "SLUICE_WRITE_BUFFER_BYTES", FLAG_INT,
+	  "produce bytes held while objects are written; above half, reading pauses (default 134217728)",
+	  1 << 20, (int64_t)1 << 36 },
 	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
 	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
@@ -108,6 +111,7 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 		if (strcmp(f->name, "flush-interval-ms") == 0) c->flush_interval_ms = n;
 		else if (strcmp(f->name, "flush-bytes") == 0) c->flush_bytes = n;
 		else if (strcmp(f->name, "cache-bytes") == 0) c->cache_bytes = n;
+		else if (strcmp(f->name, "write-buffer-bytes") == 0) c->write_buffer_bytes = n;
 		else if (strcmp(f->name, "default-partitions") == 0) c->default_partitions = (int32_t)n;
 		else if (strcmp(f->name, "node-id") == 0) c->node_id = (int32_t)n;
 		else if (strcmp(f->name, "group-initial-rebalance-delay-ms") == 0)
@@ -139,6 +143,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
 	c->cache_bytes = 64 * 1024 * 1024;
+	c->write_buffer_bytes = SL_WRITE_BUFFERED_BYTES_MAX;
 	c->auto_create_topics = true;
 	c->default_partitions = 1;
 	c->log_level = LOG_INFO;

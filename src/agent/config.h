@@ -18,6 +18,7 @@ struct config {
 	int64_t flush_interval_ms;
 	int64_t flush_bytes;
 	int64_t cache_bytes;
+	int64_t write_buffer_bytes;
 	bool auto_create_topics;
 	int32_t default_partitions;
 	int log_level;

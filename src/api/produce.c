@@ -249,7 +249,7 @@ void handle_produce(struct agent *a, struct request *req)
 						 : KERR_INVALID_REQUIRED_ACKS;
 		}
 	}
-	if (writer_buffered_bytes(a->writer) > SL_WRITE_BUFFERED_BYTES_MAX / 2)
+	if (writer_buffered_bytes(a->writer) > (size_t)a->cfg.write_buffer_bytes / 2)
 		server_pause_reads(a->server);
 	if (--ctx->pending == 0)
 		produce_finish(ctx);

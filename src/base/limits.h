@@ -56,8 +56,8 @@
 /* Largest object the write path seals; --flush-bytes may not exceed it. */
 #define SL_OBJECT_BYTES_MAX (256 * 1024 * 1024)
 
-/* Bytes of produce batches held (open object plus objects being written
- * and committed). Above half of it the listener stops reading requests
+/* Default of --write-buffer-bytes: bytes of produce batches held (open
+ * object plus objects being written and committed). Above half of it the listener stops reading requests
  * until flushes drain (backpressure); appends beyond it are refused. A few
  * objects' worth keeps the store busy; more only adds latency and RSS. */
 #define SL_WRITE_BUFFERED_BYTES_MAX (128 * 1024 * 1024)
