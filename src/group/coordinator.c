@@ -1237,9 +1237,13 @@ static void tick_group(void *arg, const char *key, void *value)
 	}
 	if (g->state == COORD_PREPARING_REBALANCE && now >= g->join_deadline_ms)
 		join_deadline_passed(c, g, now, t->out);
-	if (g->state == COORD_COMPLETING_REBALANCE && now >= g->sync_deadline_ms) {
+	if ((g->state == COORD_COMPLETING_REBALANCE || g->state == COORD_STABLE) &&
+	    now >= g->sync_deadline_ms) {
 		/* Members that never sent SyncGroup (the leader among them)
-		 * are removed; the rest rebalance. */
+		 * are removed; the rest rebalance. As Kafka's expirePendingSync,
+		 * this holds in Stable too: the leader's sync made the group
+		 * Stable, but a follower that never syncs would otherwise keep
+		 * its assigned partitions unconsumed forever. */
 		bool removed = false;
 		for (int32_t i = g->member_count - 1; i >= 0; i--) {
 			if (i >= g->member_count || !g->members[i]->pending_sync)
@@ -1260,6 +1264,8 @@ static void tick_group(void *arg, const char *key, void *value)
 		}
 		if (removed || g->state == COORD_COMPLETING_REBALANCE)
 			prepare_rebalance(c, g, now, t->out);
+		else
+			g->sync_deadline_ms = INT64_MAX; /* everyone synced */
 	}
 }
 

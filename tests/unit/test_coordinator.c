@@ -332,6 +332,37 @@ static void test_sync_timeout(void **state)
 	h_free(h);
 }
 
+static void test_stable_pending_sync_expiry(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *b = join_new(h, 1, 2, 3);
+	join(h, 4, a, NULL, 5);
+	assert_non_null(eff(h, 4));
+	int32_t gen = eff(h, 4)->generation_id;
+	char leader[128];
+	strcpy(leader, eff(h, 4)->leader_id);
+	const char *follower = strcmp(leader, a) == 0 ? b : a;
+	coord_effects_reset(&h->e);
+	/* The leader syncs: the group is Stable. The follower heartbeats but
+	 * never syncs. */
+	const char *who[2] = { a, b };
+	const char *what[2] = { "x", "y" };
+	sync_(h, 5, leader, gen, 2, who, what);
+	assert_non_null(eff(h, 5));
+	assert_int_equal(eff(h, 5)->error, 0);
+	for (int i = 0; i < 31; i++) {
+		tick(h, 1000);
+		hb(h, leader, gen);
+		hb(h, follower, gen);
+	}
+	/* After the rebalance timeout (30 s) the follower is gone and the
+	 * leader is told to rejoin. */
+	assert_int_equal(hb(h, follower, gen), KERR_UNKNOWN_MEMBER_ID);
+	assert_int_equal(hb(h, leader, gen), KERR_REBALANCE_IN_PROGRESS);
+	h_free(h);
+}
+
 static void test_member_id_required_and_old_versions(void **state)
 {
 	struct h *h = h_new(0);
@@ -609,6 +640,7 @@ int main(void)
 		cmocka_unit_test(test_rebalance_timeout_drops_member),
 		cmocka_unit_test(test_session_expiry),
 		cmocka_unit_test(test_sync_timeout),
+		cmocka_unit_test(test_stable_pending_sync_expiry),
 		cmocka_unit_test(test_member_id_required_and_old_versions),
 		cmocka_unit_test(test_protocol_selection),
 		cmocka_unit_test(test_static_member_replacement),
