@@ -33,7 +33,7 @@
 #define V_OFFSET_FETCH 7
 #define V_OFFSET_COMMIT 2
 #define V_LIST_OFFSETS 1
-#define V_METADATA 1
+#define V_METADATA 4 /* v4+: allow_auto_topic_creation can be false */
 /* Largest response accepted. */
 #define RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
@@ -546,6 +546,8 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 	struct kmsg_metadata_resp mr;
 	kmsg_metadata_req_init(&mq);
 	kmsg_metadata_resp_init(&mr);
+	/* A mistyped --topic must not create a topic. */
+	mq.allow_auto_topic_creation = false;
 	char *list = strdup(topics);
 	if (!list)
 		return 1;
