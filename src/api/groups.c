@@ -788,14 +788,31 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 {
 	char key[COORD_GROUP_ID_BYTES_MAX + 1];
 	memset(out, 0, sizeof *out);
-	if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key)) {
-		out->error = KERR_INVALID_GROUP_ID;
-		return 0;
-	}
 	struct fetched f = { 0 };
-	f.rc = meta_offset_fetch(a->meta, key, &f.o, &f.n);
-	if (f.rc) {
+	if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
+		out->error = KERR_INVALID_GROUP_ID;
+	else if ((f.rc = meta_offset_fetch(a->meta, key, &f.o, &f.n)) != 0)
 		out->error = KERR_COORDINATOR_NOT_AVAILABLE;
+	if (out->error) {
+		/* OffsetFetch v0-1 has no group-level error field: the error
+		 * must ride on every listed partition, or the client would
+		 * take "nothing committed" and reset its position. */
+		if (topics_count < 0 || !REQ_ARRAY(req, topics_count, out->topics))
+			return 0;
+		out->count = topics_count;
+		for (int32_t i = 0; i < topics_count; i++) {
+			struct topic_answer *ta = &out->topics[i];
+			ta->name = names[i];
+			ta->count = part_counts[i] > 0 ? part_counts[i] : 0;
+			if (!REQ_ARRAY(req, ta->count, ta->parts)) {
+				ta->count = 0;
+				continue;
+			}
+			for (int32_t p = 0; p < ta->count; p++) {
+				answer_part(req, &ta->parts[p], &f, NULL, parts[i][p]);
+				ta->parts[p].error = out->error;
+			}
+		}
 		return 0;
 	}
 	int rc = 0;
