@@ -234,6 +234,16 @@ static char *new_member_id(struct coordinator *c, kstr client_id)
 
 /* ---- groups and members ---- */
 
+/* Bytes of protocol metadata the group's members hold. */
+static size_t group_metadata_bytes(const struct coord_group *g)
+{
+	size_t n = 0;
+	for (int32_t i = 0; i < g->member_count; i++)
+		for (int32_t k = 0; k < g->members[i]->protocol_count; k++)
+			n += g->members[i]->protocols[k].metadata_len;
+	return n;
+}
+
 static void member_free(struct coord_member *m)
 {
 	if (!m)
@@ -1001,6 +1011,7 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 	norm.group_instance_id = instance_norm(norm.group_instance_id);
 	const struct coord_join_args *a = &norm;
 	char *mid = NULL;
+	size_t join_bytes = 0;
 	int16_t err = KERR_NONE;
 	if (a->group_id.len <= 0 || !group_id_ok(a->group_id))
 		err = KERR_INVALID_GROUP_ID;
@@ -1025,6 +1036,7 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 		}
 		if (bytes > COORD_MEMBER_METADATA_BYTES_MAX)
 			err = KERR_INVALID_REQUEST;
+		join_bytes = (size_t)bytes;
 	}
 	if (err) {
 		if (err != KERR_INVALID_GROUP_ID && a->member_id.len <= COORD_CLIENT_ID_BYTES_MAX + 64)
@@ -1049,6 +1061,15 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 	}
 	if (g->state == COORD_DEAD) {
 		eff_join_error(out, req, KERR_COORDINATOR_NOT_AVAILABLE, "");
+		return 0;
+	}
+	/* The group's members' metadata together, the new member's included:
+	 * it is what the leader's JoinGroup response carries. */
+	if (group_metadata_bytes(g) + join_bytes > COORD_GROUP_METADATA_BYTES_MAX) {
+		mid = a->member_id.len > 0 && a->member_id.len <= COORD_CLIENT_ID_BYTES_MAX + 64
+			? kstr_dup(a->member_id) : NULL;
+		eff_join_error(out, req, KERR_GROUP_MAX_SIZE_REACHED, mid ? mid : "");
+		free(mid);
 		return 0;
 	}
 	size_t before = out->n;

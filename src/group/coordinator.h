@@ -43,6 +43,11 @@
  * consumer's subscription plus owned partitions is a few KiB even for
  * thousands of partitions. Above it JoinGroup gets INVALID_REQUEST. */
 #define COORD_MEMBER_METADATA_BYTES_MAX (1024 * 1024)
+/* Bytes of protocol metadata all members of one group hold together: the
+ * leader's JoinGroup response carries it all, so without a bound one
+ * group of 5000 members could pin GiBs. A join beyond it gets
+ * GROUP_MAX_SIZE_REACHED. */
+#define COORD_GROUP_METADATA_BYTES_MAX (32 * 1024 * 1024)
 /* Bytes of one member's assignment in SyncGroup (INVALID_REQUEST above). */
 #define COORD_ASSIGNMENT_BYTES_MAX (1024 * 1024)
 /* Group ids, instance ids, protocol names and types: Kafka bounds them

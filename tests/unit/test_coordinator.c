@@ -363,6 +363,24 @@ static void test_stable_pending_sync_expiry(void **state)
 	h_free(h);
 }
 
+static void test_group_metadata_budget(void **state)
+{
+	struct h *h = h_new(0);
+	char *big = malloc(1000001);
+	memset(big, 'm', 1000000);
+	big[1000000] = 0;
+	/* 33 members of 1,000,000 bytes fit under the 32 MiB group budget;
+	 * the 34th would not: GROUP_MAX_SIZE_REACHED, the others unharmed. */
+	for (int i = 0; i < 34; i++)
+		join_p(h, i, "", NULL, 3, "range", big, 10000);
+	for (int i = 0; i < 33; i++)
+		assert_true(!eff(h, i) || eff(h, i)->error != KERR_GROUP_MAX_SIZE_REACHED);
+	assert_non_null(eff(h, 33));
+	assert_int_equal(eff(h, 33)->error, KERR_GROUP_MAX_SIZE_REACHED);
+	free(big);
+	h_free(h);
+}
+
 static void test_member_id_required_and_old_versions(void **state)
 {
 	struct h *h = h_new(0);
@@ -641,6 +659,7 @@ int main(void)
 		cmocka_unit_test(test_session_expiry),
 		cmocka_unit_test(test_sync_timeout),
 		cmocka_unit_test(test_stable_pending_sync_expiry),
+		cmocka_unit_test(test_group_metadata_budget),
 		cmocka_unit_test(test_member_id_required_and_old_versions),
 		cmocka_unit_test(test_protocol_selection),
 		cmocka_unit_test(test_static_member_replacement),
