@@ -26,4 +26,4 @@ if [[ ",${TARGETS:-file,s3,mock}," == *,s3,* ]] &&
 fi
 # 1,000 connections and a few thousand files want more than 1024 descriptors.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec /usr/bin/python3 "$ROOT/bench/suite.py" "$@"
+SUITE_VIA=./bench/run.sh exec /usr/bin/python3 "$ROOT/bench/suite.py" "$@"

@@ -894,10 +894,11 @@ def main():
     load0 = open("/proc/loadavg").read().split()[:3]
     t_start = time.monotonic()
     dd = disk_speed(tmp) if not SMOKE else None
-    cmdline = " ".join("%s=%s" % (k, os.environ[k]) for k in (
-        "QUICK", "TARGETS", "PERF", "DURATION_S", "BACKLOG_MIB", "SCALE", "CONNS", "BUILD",
-        "E2E_RATE", "DROP_CACHES") if os.environ.get(k)) + (" " if any(
-            os.environ.get(k) for k in ("QUICK", "TARGETS", "PERF")) else "") + "make bench"
+    cmdline = " ".join(["%s=%s" % (k, os.environ[k]) for k in (
+        "QUICK", "SMOKE", "TARGETS", "PERF", "BUILD", "SLUICE_BIN", "DRIVER", "DURATION_S",
+        "BACKLOG_MIB", "SCALE", "CONNS", "PARTITIONS", "CATCHUP_PARTITIONS", "E2E_RATE",
+        "LINGER_MS", "FETCH_WAIT_MS", "DROP_CACHES") if os.environ.get(k)] +
+                       [os.environ.get("SUITE_VIA", "bench/suite.py")])
     s3 = None
     ran, failed = [], []
     brokers = {}
@@ -967,7 +968,7 @@ def main():
           "- Disk of the data dir: %s (`dd if=/dev/zero bs=4M count=100 conv=fsync`)" % (dd or "-"),
           "- Load average: %s at start, %s at end; the run took %.0f s" % (
               " ".join(load0), " ".join(load1), elapsed),
-          "- Command: `%s` (bench/suite.py)" % cmdline,
+          "- Command: `%s`" % cmdline,
           "- Client: librdkafka %s; targets: %s" % (rdk, ", ".join(ran) or "none"),
           ""]
     for n, c in brokers.items():
