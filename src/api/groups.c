@@ -654,7 +654,7 @@ void handle_offset_commit(struct agent *a, struct request *req)
 	int16_t check = !s ? KERR_NOT_COORDINATOR
 			   : coord_commit_check(s->coord, now_ms(), m.group_id,
 						m.generation_id_or_member_epoch, m.member_id,
-						m.group_instance_id);
+						m.group_instance_id, req->api_version);
 	char *group = arena_cstr(req, m.group_id);
 	size_t total = 0;
 	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;

@@ -1316,7 +1316,8 @@ void coord_shutdown(struct coordinator *c, struct coord_effects *out)
 }
 
 int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
-			   int32_t generation_id, kstr member_id, kstr group_instance_id)
+			   int32_t generation_id, kstr member_id, kstr group_instance_id,
+			   int16_t api_version)
 {
 	group_instance_id = instance_norm(group_instance_id);
 	if (!group_id_ok(group_id))
@@ -1327,13 +1328,15 @@ int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
 		 * Empty. A member of a generation this agent does not know
 		 * (e.g. after a restart) must rejoin. */
 		if (generation_id >= 0)
-			return KERR_ILLEGAL_GENERATION;
+			return api_version >= 9 ? KERR_GROUP_ID_NOT_FOUND : KERR_ILLEGAL_GENERATION;
 		g = group_create(c, group_id, now_ms);
 		if (!g)
 			return KERR_COORDINATOR_NOT_AVAILABLE;
 	}
 	if (g->state == COORD_DEAD)
 		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (generation_id < 0 && g->state == COORD_EMPTY)
+		return KERR_NONE;
 	if (generation_id >= 0 || member_id.len > 0 || !kstr_is_null(group_instance_id)) {
 		int16_t err = validate_member(g, member_id, group_instance_id);
 		if (err)

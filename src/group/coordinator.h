@@ -243,11 +243,15 @@ void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out
 void coord_shutdown(struct coordinator *c, struct coord_effects *out);
 
 /* OffsetCommit: may this commit be stored? Returns a Kafka error code
- * for every partition of the request (KERR_NONE: store it). A commit with
- * generation < 0 and no member id to an unknown group creates it, Empty,
- * as Kafka does for clients that manage their own partitions. */
+ * for every partition of the request (KERR_NONE: store it), with Kafka's
+ * rules (ClassicGroup.validateOffsetCommit): generation < 0 on an Empty
+ * group is accepted whatever the member id (admin clients, consumers
+ * managing their own partitions), and creates an unknown group; an
+ * unknown group with generation >= 0 gets GROUP_ID_NOT_FOUND from
+ * api_version 9, ILLEGAL_GENERATION before. */
 int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
-			   int32_t generation_id, kstr member_id, kstr group_instance_id);
+			   int32_t generation_id, kstr member_id, kstr group_instance_id,
+			   int16_t api_version);
 
 /* NULL if the coordinator has no such group in memory. */
 const struct coord_group *coord_group_find(const struct coordinator *c, kstr group_id);

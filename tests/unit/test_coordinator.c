@@ -474,7 +474,7 @@ static void test_static_member_replacement(void **state)
 	/* the old member is fenced */
 	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
 			 KERR_FENCED_INSTANCE_ID);
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1"), 8),
 			 KERR_FENCED_INSTANCE_ID);
 	join(h, 3, old, "inst-1", 5);
 	assert_int_equal(eff(h, 3)->error, KERR_FENCED_INSTANCE_ID);
@@ -527,27 +527,37 @@ static void test_stale_generation_commit(void **state)
 	const char *mids1[] = { a };
 	const char *b1[] = { "x" };
 	sync_(h, 2, a, 1, 1, mids1, b1);
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL), KERR_NONE);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL, 8), KERR_NONE);
 	const char *b = join_new(h, 1, 3, 4);
 	/* PreparingRebalance: the current generation may still commit */
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL), KERR_NONE);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL, 8), KERR_NONE);
 	join(h, 5, a, NULL, 5);
 	/* CompletingRebalance: REBALANCE_IN_PROGRESS; the old generation is stale */
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(a), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(a), KSTR_NULL, 8),
 			 KERR_REBALANCE_IN_PROGRESS);
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL, 8),
 			 KERR_ILLEGAL_GENERATION);
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR("zz"), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR("zz"), KSTR_NULL, 8),
 			 KERR_UNKNOWN_MEMBER_ID);
 	/* a simple (generation -1) commit to a group with members */
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), -1, KSTR(""), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), -1, KSTR(""), KSTR_NULL, 8),
 			 KERR_UNKNOWN_MEMBER_ID);
 	/* unknown group: simple commit creates it; a generation is illegal */
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("simple"), -1, KSTR(""), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("simple"), -1, KSTR(""), KSTR_NULL, 8),
 			 KERR_NONE);
 	assert_non_null(coord_group_find(h->c, KSTR("simple")));
-	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("gone"), 3, KSTR("m"), KSTR_NULL),
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("gone"), 3, KSTR("m"), KSTR_NULL, 8),
 			 KERR_ILLEGAL_GENERATION);
+	/* v9+: GROUP_ID_NOT_FOUND for an unknown group (Kafka's
+	 * OffsetMetadataManager.validateOffsetCommit) */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("gone"), 3, KSTR("m"), KSTR_NULL, 9),
+			 KERR_GROUP_ID_NOT_FOUND);
+	/* generation -1 on an Empty group is accepted whatever the member id
+	 * or instance id says (admin clients; ClassicGroup.validateOffsetCommit) */
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("simple"), -1, KSTR("stale"), KSTR_NULL, 8),
+			 KERR_NONE);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("simple"), -1, KSTR(""), KSTR("inst"), 8),
+			 KERR_NONE);
 	/* sync with the stale generation */
 	sync_(h, 6, b, 1, 0, NULL, NULL);
 	assert_int_equal(eff(h, 6)->error, KERR_ILLEGAL_GENERATION);
