@@ -1,18 +1,32 @@
 /* test_s3.c — the pure half of the S3 store (src/objstore/s3_int.h): URL
  * parsing and resolution, SigV4 URI encoding, ListObjectsV2 and error XML,
  * timestamps, the credentials file, retry classification, backoff and the
- * retry loop under an injected clock; plus objstore_open's refusals that
- * need no server (bad URL, no credentials, unreachable endpoint). */
+ * retry loop under an injected clock, and the policy's steps; plus
+ * objstore_open's refusals that need no server (bad URL, no credentials,
+ * unreachable endpoint). And the asynchronous calls (curl multi on a uv
+ * loop) against a scripted HTTP server on a thread of this test: bounded
+ * concurrency, retries on SlowDown, timeouts against a server that never
+ * answers while the loop stays responsive, closing with calls in flight. */
+#define _GNU_SOURCE /* strcasestr */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <uv.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -487,6 +501,478 @@ static void test_retry_run(void **state)
 	assert_int_equal(f.timeouts[0], 1);
 }
 
+
+static void test_retry_steps(void **state)
+{
+	struct s3_retry_policy p = { .base_ms = 50, .cap_ms = 2000, .attempt_timeout_ms = 1000,
+				     .total_timeout_ms = 10000 };
+	int64_t delay = -1;
+	/* The attempt's timeout: the policy's, cut to the time left, >= 1. */
+	assert_int_equal(s3_retry_timeout_ms(&p, 5000, 0), 1000);
+	assert_int_equal(s3_retry_timeout_ms(&p, 5000, 4700), 300);
+	assert_int_equal(s3_retry_timeout_ms(&p, 5000, 5000), 1);
+	assert_int_equal(s3_retry_timeout_ms(&p, 5000, 9000), 1);
+
+	/* Next: the jittered backoff of the attempt count. */
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 1, 100, &delay), 1);
+	assert_int_equal(delay, 100 % 51);
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 2, 100, &delay), 1);
+	assert_int_equal(delay, 100);
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 30, 2000, &delay), 1);
+	assert_int_equal(delay, 2000);
+	/* Give up when the next attempt would get less than half of the
+	 * minimum timeout before the deadline. */
+	assert_int_equal(s3_retry_next(&p, 10000, 9950, 1, 0, &delay), 0);
+	assert_int_equal(delay, 0);
+	assert_int_equal(s3_retry_next(&p, 10000, 9949, 1, 0, &delay), 1);
+	assert_int_equal(s3_retry_next(&p, 10000, 9000, 2, 100, &delay), 1);
+	assert_int_equal(s3_retry_next(&p, 10000, 9000, 6, 1000, &delay), 0);
+	/* attempts_max, and no attempt yet. */
+	p.attempts_max = 3;
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 2, 0, &delay), 1);
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 3, 0, &delay), 0);
+	assert_int_equal(s3_retry_next(&p, 10000, 0, 0, 0, &delay), 0);
+}
+
+/* ---- asynchronous calls against a scripted server ---- */
+
+enum srv_mode { SRV_OK, SRV_SLOWDOWN_ODD, SRV_HANG };
+
+struct srv_object {
+	char path[512];
+	uint8_t *data;
+	size_t len;
+};
+
+static struct srv {
+	int fd;
+	int port;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	_Atomic int mode;
+	_Atomic int stop;
+	atomic_int requests, inflight, inflight_max, conns, conns_max;
+	int hold_ms; /* each answer waits this long (lets concurrency build) */
+	struct srv_object objects[256];
+	int objects_n;
+} srv;
+
+static void srv_max(atomic_int *max, int v)
+{
+	int m = atomic_load(max);
+	while (v > m && !atomic_compare_exchange_weak(max, &m, v))
+		;
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
+		if (k <= 0)
+			return -1;
+		c += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int srv_reply(int fd, int status, const char *reason, const void *body, size_t len)
+{
+	char head[256];
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\nContent-Type: application/xml\r\n\r\n",
+			 status, reason, len);
+	if (write_all(fd, head, (size_t)n))
+		return -1;
+	return len ? write_all(fd, body, len) : 0;
+}
+
+/* One request from buf (headers end at hdr_end, body follows). */
+static int srv_handle(int fd, char *req, size_t hdr_len, uint8_t *body, size_t body_len)
+{
+	char method[16] = "", path[512] = "";
+	sscanf(req, "%15s %511s", method, path);
+	int n = atomic_fetch_add(&srv.requests, 1);
+	srv_max(&srv.inflight_max, atomic_fetch_add(&srv.inflight, 1) + 1);
+	if (srv.hold_ms)
+		usleep((useconds_t)srv.hold_ms * 1000);
+	int rc = 0;
+	if (atomic_load(&srv.mode) == SRV_HANG) {
+		while (atomic_load(&srv.mode) == SRV_HANG && !atomic_load(&srv.stop))
+			usleep(10000);
+		rc = -1; /* then drop the connection */
+	} else if (atomic_load(&srv.mode) == SRV_SLOWDOWN_ODD && n % 2 == 1) {
+		static const char slow[] = "<Error><Code>SlowDown</Code><Message>Reduce your "
+					   "request rate.</Message></Error>";
+		rc = srv_reply(fd, 503, "Slow Down", slow, sizeof slow - 1);
+	} else if (strstr(path, "list-type=2")) {
+		static const char list[] = "<ListBucketResult><IsTruncated>false</IsTruncated>"
+					   "</ListBucketResult>";
+		rc = srv_reply(fd, 200, "OK", list, sizeof list - 1);
+	} else if (!strcmp(method, "PUT")) {
+		pthread_mutex_lock(&srv.lock);
+		struct srv_object *o = NULL;
+		for (int i = 0; i < srv.objects_n && !o; i++)
+			if (!strcmp(srv.objects[i].path, path))
+				o = &srv.objects[i];
+		if (!o && srv.objects_n < 256)
+			o = &srv.objects[srv.objects_n++];
+		if (o) {
+			snprintf(o->path, sizeof o->path, "%s", path);
+			free(o->data);
+			o->data = malloc(body_len + 1);
+			memcpy(o->data, body, body_len);
+			o->len = body_len;
+		}
+		pthread_mutex_unlock(&srv.lock);
+		rc = srv_reply(fd, 200, "OK", NULL, 0);
+	} else {
+		unsigned long long a = 0, b = 0;
+		char *range = strcasestr(req, "\r\nRange: bytes=");
+		int ranged = range && sscanf(range + 15, "%llu-%llu", &a, &b) == 2;
+		pthread_mutex_lock(&srv.lock);
+		struct srv_object *o = NULL;
+		for (int i = 0; i < srv.objects_n && !o; i++)
+			if (!strcmp(srv.objects[i].path, path))
+				o = &srv.objects[i];
+		if (!o) {
+			static const char nk[] = "<Error><Code>NoSuchKey</Code></Error>";
+			rc = srv_reply(fd, 404, "Not Found", nk, sizeof nk - 1);
+		} else if (!ranged) {
+			rc = srv_reply(fd, 200, "OK", o->data, o->len);
+		} else {
+			if (b >= o->len)
+				b = o->len - 1;
+			rc = srv_reply(fd, 206, "Partial Content", o->data + a, (size_t)(b - a + 1));
+		}
+		pthread_mutex_unlock(&srv.lock);
+	}
+	atomic_fetch_sub(&srv.inflight, 1);
+	(void)hdr_len;
+	return rc;
+}
+
+static void *srv_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap + 1);
+	srv_max(&srv.conns_max, atomic_fetch_add(&srv.conns, 1) + 1);
+	for (;;) {
+		char *end;
+		buf[len] = 0;
+		while (!(end = strstr(buf, "\r\n\r\n"))) {
+			ssize_t k = recv(fd, buf + len, cap - len, 0);
+			if (k <= 0 || len + (size_t)k >= cap)
+				goto out;
+			len += (size_t)k;
+			buf[len] = 0;
+		}
+		size_t hdr_len = (size_t)(end - buf) + 4, body_len = 0;
+		char *cl = strcasestr(buf, "\r\nContent-Length:");
+		if (cl && cl < end)
+			body_len = strtoul(cl + 17, NULL, 10);
+		if (strcasestr(buf, "100-continue") && len == hdr_len &&
+		    write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+			goto out;
+		if (hdr_len + body_len > cap)
+			goto out;
+		while (len < hdr_len + body_len) {
+			ssize_t k = recv(fd, buf + len, cap - len, 0);
+			if (k <= 0)
+				goto out;
+			len += (size_t)k;
+		}
+		char save = buf[hdr_len];
+		buf[hdr_len] = 0;
+		uint8_t *body = malloc(body_len + 1);
+		body[0] = (uint8_t)save;
+		memcpy(body + 1, buf + hdr_len + 1, body_len ? body_len - 1 : 0);
+		int rc = srv_handle(fd, buf, hdr_len, body, body_len);
+		free(body);
+		if (rc)
+			goto out;
+		memmove(buf, buf + hdr_len + body_len, len - hdr_len - body_len);
+		len -= hdr_len + body_len;
+	}
+out:
+	atomic_fetch_sub(&srv.conns, 1);
+	close(fd);
+	free(buf);
+	return NULL;
+}
+
+static void *srv_main(void *arg)
+{
+	while (!atomic_load(&srv.stop)) {
+		struct pollfd p = { .fd = srv.fd, .events = POLLIN };
+		if (poll(&p, 1, 50) <= 0)
+			continue;
+		int c = accept(srv.fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		pthread_t t;
+		pthread_create(&t, NULL, srv_conn, (void *)(intptr_t)c);
+		pthread_detach(t);
+	}
+	return NULL;
+}
+
+static void srv_start(void)
+{
+	memset(&srv, 0, sizeof srv);
+	pthread_mutex_init(&srv.lock, NULL);
+	srv.fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	assert_int_equal(bind(srv.fd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(listen(srv.fd, 128), 0);
+	getsockname(srv.fd, (struct sockaddr *)&a, &al);
+	srv.port = ntohs(a.sin_port);
+	pthread_create(&srv.thread, NULL, srv_main, NULL);
+}
+
+static void srv_stop(void)
+{
+	atomic_store(&srv.stop, 1);
+	pthread_join(srv.thread, NULL);
+	close(srv.fd);
+	/* Let connection threads see the stop and leave. */
+	for (int i = 0; i < 100 && atomic_load(&srv.conns); i++)
+		usleep(10000);
+	for (int i = 0; i < srv.objects_n; i++)
+		free(srv.objects[i].data);
+}
+
+struct waiter {
+	int pending;
+	int errs[256];
+	int n;
+	int64_t tick_gap_max_us, last_tick_us;
+};
+
+static struct waiter W;
+
+static void on_done(void *arg, int err)
+{
+	W.pending--;
+	if (W.n < 256)
+		W.errs[W.n++] = err;
+	(void)arg;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	int64_t now = clock_mono_us();
+	if (W.last_tick_us && now - W.last_tick_us > W.tick_gap_max_us)
+		W.tick_gap_max_us = now - W.last_tick_us;
+	W.last_tick_us = now;
+}
+
+static void loop_until_done(uv_loop_t *loop)
+{
+	while (W.pending > 0)
+		uv_run(loop, UV_RUN_ONCE);
+}
+
+static struct objstore *async_open(const char *extra)
+{
+	char url[256];
+	struct objstore *s = NULL;
+	setenv("AWS_ACCESS_KEY_ID", "id", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	snprintf(url, sizeof url, "s3://bkt/pre?endpoint=http://127.0.0.1:%d&region=us-east-1%s",
+		 srv.port, extra);
+	assert_int_equal(objstore_open(url, &s), 0);
+	return s;
+}
+
+static void test_async_concurrency_and_retries(void **state)
+{
+	srv_start();
+	struct objstore *s = async_open("");
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	enum { N = 48, SMALL = 1000, BIG = 300 * 1024 };
+	static uint8_t data[N][SMALL], big[BIG], got[N][SMALL], got_big[BIG];
+	char key[64];
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < SMALL; j++)
+			data[i][j] = (uint8_t)(i * 13 + j);
+	for (int j = 0; j < BIG; j++)
+		big[j] = (uint8_t)(j * 7 + 3);
+
+	/* Many puts at once, every other answer a 503 SlowDown: all
+	 * succeed, with retries, never more than S3_ASYNC_ACTIVE_MAX in
+	 * flight, on at most that many connections (+1: the open's). */
+	memset(&W, 0, sizeof W);
+	srv.hold_ms = 20;
+	atomic_store(&srv.mode, SRV_SLOWDOWN_ODD);
+	atomic_store(&srv.requests, 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "o/%02d", i);
+		assert_int_equal(objstore_put_start(s, &loop, key, data[i], SMALL, on_done, NULL), 0);
+		W.pending++;
+	}
+	/* The big one is hashed on the thread pool. */
+	assert_int_equal(objstore_put_start(s, &loop, "o/big", big, BIG, on_done, NULL), 0);
+	W.pending++;
+	/* A bad key fails at the start and done is never called. */
+	assert_int_equal(objstore_put_start(s, &loop, "/bad", big, 1, on_done, NULL), SL_EINVAL);
+	loop_until_done(&loop);
+	assert_int_equal(W.n, N + 1);
+	for (int i = 0; i < W.n; i++)
+		assert_int_equal(W.errs[i], 0);
+	assert_true(atomic_load(&srv.inflight_max) <= S3_ASYNC_ACTIVE_MAX);
+	assert_true(atomic_load(&srv.inflight_max) >= 4); /* they did overlap */
+	assert_true(atomic_load(&srv.conns_max) <= S3_ASYNC_ACTIVE_MAX + 1);
+	struct objstore_stats st;
+	objstore_stats(s, &st);
+	assert_int_equal(st.calls[OBJSTORE_OP_PUT], N + 2);
+	assert_true(st.retries[OBJSTORE_OP_PUT] >= N / 2);
+	assert_int_equal(st.requests[OBJSTORE_OP_PUT], N + 1 + st.retries[OBJSTORE_OP_PUT]);
+	assert_int_equal(st.errors[OBJSTORE_OP_PUT], 1);
+	assert_int_equal(st.bytes_written, (uint64_t)N * SMALL + BIG);
+
+	/* Ranged reads of all of it (no faults), a missing key, a read
+	 * past the end, a 0-byte read (a HEAD). */
+	memset(&W, 0, sizeof W);
+	srv.hold_ms = 0;
+	atomic_store(&srv.mode, SRV_OK);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof key, "o/%02d", i);
+		assert_int_equal(objstore_get_start(s, &loop, key, 10, SMALL - 10, got[i], on_done,
+						    NULL), 0);
+		W.pending++;
+	}
+	assert_int_equal(objstore_get_start(s, &loop, "o/big", 0, BIG, got_big, on_done, NULL), 0);
+	W.pending++;
+	loop_until_done(&loop);
+	assert_int_equal(W.n, N + 1);
+	for (int i = 0; i < W.n; i++)
+		assert_int_equal(W.errs[i], 0);
+	for (int i = 0; i < N; i++)
+		assert_memory_equal(got[i], data[i] + 10, SMALL - 10);
+	assert_memory_equal(got_big, big, BIG);
+	memset(&W, 0, sizeof W);
+	W.pending = 3;
+	assert_int_equal(objstore_get_start(s, &loop, "o/none", 0, 10, got[0], on_done, NULL), 0);
+	assert_int_equal(objstore_get_start(s, &loop, "o/00", 0, SMALL + 1, got[0], on_done, NULL), 0);
+	assert_int_equal(objstore_get_start(s, &loop, "o/00", 5, 0, got[0], on_done, NULL), 0);
+	loop_until_done(&loop);
+	assert_int_equal(W.errs[0] == SL_ENOTFOUND || W.errs[1] == SL_ENOTFOUND ||
+			 W.errs[2] == SL_ENOTFOUND, 1);
+	int eproto = 0, ok = 0;
+	for (int i = 0; i < 3; i++) {
+		eproto += W.errs[i] == SL_EPROTO;
+		ok += W.errs[i] == 0;
+	}
+	assert_int_equal(eproto, 1);
+	assert_int_equal(ok, 1);
+	objstore_stats(s, &st);
+	assert_int_equal(st.bytes_read, (uint64_t)N * (SMALL - 10) + BIG);
+
+	objstore_async_close(s);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	objstore_close(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	srv_stop();
+}
+
+static void test_async_hang_timeout_and_close(void **state)
+{
+	srv_start();
+	struct objstore *s = async_open("&timeout_ms=200&total_timeout_ms=700");
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	static uint8_t data[100 * 1024];
+	char key[64];
+	uv_timer_t tick;
+	uv_timer_init(&loop, &tick);
+	uv_timer_start(&tick, on_tick, 10, 10);
+
+	/* A server that never answers: 40 calls (more than the slots) all
+	 * fail within the deadline, and the loop keeps ticking. */
+	memset(&W, 0, sizeof W);
+	atomic_store(&srv.mode, SRV_HANG);
+	int64_t t0 = clock_mono_us();
+	for (int i = 0; i < 40; i++) {
+		snprintf(key, sizeof key, "h/%02d", i);
+		if (i % 2)
+			assert_int_equal(objstore_put_start(s, &loop, key, data, sizeof data, on_done,
+							    NULL), 0);
+		else
+			assert_int_equal(objstore_get_start(s, &loop, key, 0, 100, data, on_done,
+							    NULL), 0);
+		W.pending++;
+	}
+	loop_until_done(&loop);
+	int64_t took_ms = (clock_mono_us() - t0) / 1000;
+	assert_true(took_ms < 3000);
+	for (int i = 0; i < W.n; i++)
+		assert_int_equal(W.errs[i], SL_ETIMEDOUT);
+	assert_true(W.tick_gap_max_us < 200 * 1000);
+	struct objstore_stats st;
+	objstore_stats(s, &st);
+	assert_int_equal(st.errors[OBJSTORE_OP_PUT] + st.errors[OBJSTORE_OP_GET], 40);
+
+	/* Close with calls in flight, queued and hashing: each completes
+	 * once with SL_ESTORE; later starts fail; the loop can be closed. */
+	memset(&W, 0, sizeof W);
+	for (int i = 0; i < 30; i++) {
+		snprintf(key, sizeof key, "c/%02d", i);
+		assert_int_equal(objstore_put_start(s, &loop, key, data, i % 3 ? 100 : sizeof data,
+						    on_done, NULL), 0);
+		W.pending++;
+	}
+	uv_run(&loop, UV_RUN_NOWAIT);
+	objstore_async_close(s);
+	assert_int_equal(objstore_put_start(s, &loop, "c/late", data, 10, on_done, NULL), SL_ESTORE);
+	assert_int_equal(objstore_get_start(s, &loop, "c/late", 0, 10, data, on_done, NULL),
+			 SL_ESTORE);
+	uv_close((uv_handle_t *)&tick, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(W.pending, 0);
+	assert_int_equal(W.n, 30);
+	for (int i = 0; i < W.n; i++)
+		assert_int_equal(W.errs[i], SL_ESTORE);
+	/* The blocking calls still work. */
+	atomic_store(&srv.mode, SRV_OK);
+	assert_int_equal(objstore_put(s, "c/blocking", data, 10), 0);
+	objstore_close(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	srv_stop();
+}
+
+/* Without objstore_async_close: once calls are done the loop ends by
+ * itself (idle connections do not hold it), and closing the store after
+ * the loop frees everything. */
+static void test_async_loop_ends(void **state)
+{
+	srv_start();
+	struct objstore *s = async_open("");
+	/* The default loop, as the agent's: never closed. */
+	uv_loop_t *loop = uv_default_loop();
+	static uint8_t data[1000];
+	memset(&W, 0, sizeof W);
+	W.pending = 2;
+	assert_int_equal(objstore_put_start(s, loop, "e/1", data, sizeof data, on_done, NULL), 0);
+	assert_int_equal(objstore_put_start(s, loop, "e/2", data, sizeof data, on_done, NULL), 0);
+	int64_t t0 = clock_mono_us();
+	uv_run(loop, UV_RUN_DEFAULT);
+	assert_int_equal(W.pending, 0);
+	assert_true(clock_mono_us() - t0 < 2 * 1000000);
+	/* A second loop is refused while the first one owns the machinery. */
+	uv_loop_t other;
+	uv_loop_init(&other);
+	assert_int_equal(objstore_put_start(s, &other, "e/3", data, 1, on_done, NULL), SL_EINVAL);
+	uv_loop_close(&other);
+	objstore_close(s);
+	srv_stop();
+	/* The loop is never run again: the store took its handles' memory. */
+}
+
 /* ---- objstore_open refusals (no server needed) ---- */
 
 static void test_open_refusals(void **state)
@@ -539,7 +1025,14 @@ int main(void)
 		cmocka_unit_test(test_retryable),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_retry_run),
+		cmocka_unit_test(test_retry_steps),
+		cmocka_unit_test(test_async_concurrency_and_retries),
+		cmocka_unit_test(test_async_hang_timeout_and_close),
+		cmocka_unit_test(test_async_loop_ends),
 		cmocka_unit_test(test_open_refusals),
 	};
+	/* TEST_FILTER=pattern runs only the matching tests. */
+	if (getenv("TEST_FILTER"))
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
