@@ -72,4 +72,42 @@
  * default; anything larger is capped so a request cannot hang for days. */
 #define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)
 
+/* ---- consumer groups (src/group, src/api/groups.c) ---- */
+
+/* Groups one agent coordinates; a join that would create one more gets
+ * COORDINATOR_NOT_AVAILABLE (Kafka has no cap; memory needs one). */
+#define SL_GROUPS_MAX 100000
+
+/* Members of one group (Kafka's group.max.size defaults to unbounded;
+ * consumer groups beyond a few thousand members are not realistic). The
+ * configured group_max_size may lower it. */
+#define SL_GROUP_MEMBERS_MAX 5000
+
+/* Protocols one member may offer (a consumer offers one per assignor). */
+#define SL_GROUP_PROTOCOLS_MAX 32
+
+/* Bytes of one member's protocol metadata, all protocols together; a
+ * consumer's subscription plus owned partitions is a few KiB even for
+ * thousands of partitions. Above it JoinGroup gets INVALID_REQUEST. */
+#define SL_GROUP_MEMBER_METADATA_BYTES_MAX (1024 * 1024)
+
+/* Bytes of protocol metadata all members of one group hold together: the
+ * leader's JoinGroup response carries the selected protocol's share of it,
+ * so without a bound one group of 5000 members could pin GiBs and send a
+ * response larger than clients accept. A join beyond it gets
+ * GROUP_MAX_SIZE_REACHED. */
+#define SL_GROUP_METADATA_BYTES_MAX (32 * 1024 * 1024)
+
+/* Bytes of one member's assignment in SyncGroup (INVALID_REQUEST above). */
+#define SL_GROUP_ASSIGNMENT_BYTES_MAX (1024 * 1024)
+
+/* Group ids, instance ids, protocol names and types: Kafka bounds them
+ * only by the int16 string length; these keep member records small. */
+#define SL_GROUP_ID_BYTES_MAX 1024
+#define SL_GROUP_NAME_BYTES_MAX 255
+
+/* Client ids kept per member (longer ones are cut for DescribeGroups and
+ * member ids; Kafka keeps them whole). */
+#define SL_GROUP_CLIENT_ID_BYTES_MAX 255
+
 #endif
