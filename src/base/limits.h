@@ -98,6 +98,18 @@
  * GROUP_MAX_SIZE_REACHED. */
 #define SL_GROUP_METADATA_BYTES_MAX (32 * 1024 * 1024)
 
+/* Bytes of protocol metadata all groups of one agent hold together: the
+ * per-group bound times SL_GROUPS_MAX would still be terabytes. 256 MiB is
+ * a million members at a typical 256 bytes each. A join beyond it gets
+ * GROUP_MAX_SIZE_REACHED. */
+#define SL_GROUPS_METADATA_BYTES_MAX (256 * 1024 * 1024)
+
+/* Largest JoinGroup answer the coordinator builds for a leader (member
+ * ids, instance ids, metadata): the group's metadata budget plus ids of
+ * SL_GROUP_MEMBERS_MAX members with room to spare; checked before the
+ * answer is built, so a bug elsewhere cannot make a huge one. */
+#define SL_GROUP_JOIN_RESPONSE_BYTES_MAX (SL_GROUP_METADATA_BYTES_MAX + 16 * 1024 * 1024)
+
 /* Bytes of one member's assignment in SyncGroup (INVALID_REQUEST above). */
 #define SL_GROUP_ASSIGNMENT_BYTES_MAX (1024 * 1024)
 

@@ -26,6 +26,9 @@ struct coordinator {
 	struct coord_config cfg;
 	struct strmap groups; /* group id -> struct coord_group */
 	uint64_t id_counter;
+	/* Protocol metadata bytes all members of all groups hold
+	 * (SL_GROUPS_METADATA_BYTES_MAX). */
+	size_t metadata_bytes;
 };
 
 /* ---- effects ---- */
@@ -165,6 +168,7 @@ void coord_config_default(struct coord_config *c)
 	c->group_max_size = COORD_GROUP_MEMBERS_MAX;
 	c->session_timeout_min_ms = 6000;
 	c->session_timeout_max_ms = 1800000;
+	c->metadata_bytes_max = SL_GROUPS_METADATA_BYTES_MAX;
 }
 
 static bool kstr_is_null(kstr s)
@@ -234,14 +238,21 @@ static char *new_member_id(struct coordinator *c, kstr client_id)
 
 /* ---- groups and members ---- */
 
-/* Bytes of protocol metadata the group's members hold. */
-static size_t group_metadata_bytes(const struct coord_group *g)
+/* Bytes of protocol metadata one member holds, all protocols together. */
+static size_t member_metadata_bytes(const struct coord_member *m)
 {
 	size_t n = 0;
-	for (int32_t i = 0; i < g->member_count; i++)
-		for (int32_t k = 0; k < g->members[i]->protocol_count; k++)
-			n += g->members[i]->protocols[k].metadata_len;
+	for (int32_t k = 0; k < m->protocol_count; k++)
+		n += (size_t)m->protocols[k].metadata_len;
 	return n;
+}
+
+/* Metadata held changes by delta bytes in g: keeps the group's and the
+ * coordinator's totals (the budgets coord_join checks). */
+static void account(struct coordinator *c, struct coord_group *g, int64_t delta)
+{
+	g->metadata_bytes = (size_t)((int64_t)g->metadata_bytes + delta);
+	c->metadata_bytes = (size_t)((int64_t)c->metadata_bytes + delta);
 }
 
 static void member_free(struct coord_member *m)
@@ -261,10 +272,22 @@ static void member_free(struct coord_member *m)
 	free(m);
 }
 
-static void group_free(struct coord_group *g)
+/* Free a member that is (or was being) part of g, with its metadata
+ * taken off the budgets. */
+static void member_drop(struct coordinator *c, struct coord_group *g, struct coord_member *m)
+{
+	if (!m)
+		return;
+	account(c, g, -(int64_t)member_metadata_bytes(m));
+	member_free(m);
+}
+
+static void group_free(struct coordinator *c, struct coord_group *g)
 {
 	if (!g)
 		return;
+	if (c)
+		account(c, g, -(int64_t)g->metadata_bytes);
 	for (int32_t i = 0; i < g->member_count; i++)
 		member_free(g->members[i]);
 	for (int32_t i = 0; i < g->pending_count; i++)
@@ -304,7 +327,7 @@ static struct coord_group *group_create(struct coordinator *c, kstr id, int64_t 
 	g->state = COORD_EMPTY;
 	g->state_since_ms = now_ms;
 	if (!g->group_id || strmap_put(&c->groups, g->group_id, g) != 0) {
-		group_free(g);
+		group_free(c, g);
 		return NULL;
 	}
 	return g;
@@ -379,6 +402,12 @@ static int32_t group_max_size(const struct coordinator *c)
 	return n > 0 && n < COORD_GROUP_MEMBERS_MAX ? n : COORD_GROUP_MEMBERS_MAX;
 }
 
+static size_t metadata_bytes_max(const struct coordinator *c)
+{
+	size_t n = c->cfg.metadata_bytes_max;
+	return n > 0 && n < SL_GROUPS_METADATA_BYTES_MAX ? n : SL_GROUPS_METADATA_BYTES_MAX;
+}
+
 static int32_t max_rebalance_timeout(const struct coord_group *g)
 {
 	int32_t t = 0;
@@ -445,7 +474,8 @@ static bool member_matches(const struct coord_member *m, const struct coord_join
 }
 
 /* Replace the member's protocols and timeouts from the join request. */
-static int member_set_protocols(struct coord_member *m, const struct coord_join_args *a)
+static int member_set_protocols(struct coordinator *c, struct coord_group *g,
+				struct coord_member *m, const struct coord_join_args *a)
 {
 	struct coord_protocol *p = calloc((size_t)a->protocol_count, sizeof *p);
 	if (!p)
@@ -467,6 +497,7 @@ static int member_set_protocols(struct coord_member *m, const struct coord_join_
 		if (len)
 			memcpy(p[i].metadata, q->metadata.ptr, (size_t)len);
 	}
+	int64_t old_bytes = (int64_t)member_metadata_bytes(m);
 	for (int32_t i = 0; i < m->protocol_count; i++) {
 		free(m->protocols[i].name);
 		free(m->protocols[i].metadata);
@@ -474,6 +505,7 @@ static int member_set_protocols(struct coord_member *m, const struct coord_join_
 	free(m->protocols);
 	m->protocols = p;
 	m->protocol_count = a->protocol_count;
+	account(c, g, (int64_t)member_metadata_bytes(m) - old_bytes);
 	m->session_timeout_ms = a->session_timeout_ms;
 	m->rebalance_timeout_ms = a->rebalance_timeout_ms > 0 ? a->rebalance_timeout_ms
 							      : a->session_timeout_ms;
@@ -563,6 +595,23 @@ static void eff_join_ok(struct coord_effects *e, void *req, const struct coord_g
 	f->skip_assignment = skip_assignment;
 	if (!with_members)
 		return;
+	/* The budgets in coord_join keep this far below the bound; check it
+	 * anyway before copying everything (a leader that gets the error
+	 * rejoins, or is removed at the sync deadline). */
+	size_t bytes = 0;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		const struct coord_member *x = g->members[i];
+		const struct coord_protocol *p = coord_member_protocol(g, x);
+		bytes += strlen(x->member_id) + 16 + (p ? (size_t)p->metadata_len : 0) +
+			 (x->group_instance_id ? strlen(x->group_instance_id) : 0);
+	}
+	if (bytes > SL_GROUP_JOIN_RESPONSE_BYTES_MAX) {
+		f->error = KERR_GROUP_MAX_SIZE_REACHED;
+		f->generation_id = -1;
+		f->protocol_type = f->protocol_name = NULL;
+		f->leader_id = eff_str(e, "");
+		return;
+	}
 	f->members = eff_alloc(e, sizeof *f->members * (size_t)(g->member_count ? g->member_count : 1));
 	if (!f->members)
 		return;
@@ -660,7 +709,7 @@ static void remove_member(struct coordinator *c, struct coord_group *g, int32_t 
 	memmove(&g->members[idx], &g->members[idx + 1],
 		sizeof *g->members * (size_t)(g->member_count - idx - 1));
 	g->member_count--;
-	member_free(m);
+	member_drop(c, g, m);
 	if (was_leader)
 		set_str(&g->leader_id, g->member_count ? g->members[0]->member_id : NULL);
 	switch (g->state) {
@@ -688,7 +737,7 @@ static void complete_join(struct coordinator *c, struct coord_group *g, int64_t 
 			memmove(&g->members[i], &g->members[i + 1],
 				sizeof *g->members * (size_t)(g->member_count - i - 1));
 			g->member_count--;
-			member_free(m);
+			member_drop(c, g, m);
 		}
 	}
 	if (g->member_count > 0) {
@@ -797,7 +846,7 @@ static int add_member(struct coordinator *c, struct coord_group *g, char *member
 		if (!m->group_instance_id)
 			goto out_free_member;
 	}
-	if (!m->client_id || !m->client_host || member_set_protocols(m, a) != 0)
+	if (!m->client_id || !m->client_host || member_set_protocols(c, g, m, a) != 0)
 		goto out_free_member;
 	if (g->member_count == 0 && set_str(&g->protocol_type, NULL) == 0) {
 		g->protocol_type = kstr_dup(a->protocol_type);
@@ -819,7 +868,7 @@ static int add_member(struct coordinator *c, struct coord_group *g, char *member
 		maybe_prepare_rebalance(c, g, now_ms, out);
 	return 0;
 out_free_member:
-	member_free(m);
+	member_drop(c, g, m);
 	return SL_ENOMEM;
 }
 
@@ -828,7 +877,7 @@ static int update_member(struct coordinator *c, struct coord_group *g, struct co
 			 const struct coord_join_args *a, void *req, int64_t now_ms,
 			 struct coord_effects *out)
 {
-	if (member_set_protocols(m, a) != 0)
+	if (member_set_protocols(c, g, m, a) != 0)
 		return SL_ENOMEM;
 	if (m->join_req && m->join_req != req)
 		eff_join_error(out, m->join_req, KERR_REBALANCE_IN_PROGRESS, m->member_id);
@@ -863,7 +912,7 @@ static int replace_static_member(struct coordinator *c, struct coord_group *g,
 	if (was_leader)
 		set_str(&g->leader_id, new_id);
 	m->last_heartbeat_ms = now_ms;
-	int rc = member_set_protocols(m, a);
+	int rc = member_set_protocols(c, g, m, a);
 	if (rc) {
 		free(old_leader);
 		return rc;
@@ -1063,9 +1112,15 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 		eff_join_error(out, req, KERR_COORDINATOR_NOT_AVAILABLE, "");
 		return 0;
 	}
-	/* The group's members' metadata together, the new member's included:
-	 * it is what the leader's JoinGroup response carries. */
-	if (group_metadata_bytes(g) + join_bytes > COORD_GROUP_METADATA_BYTES_MAX) {
+	/* The group's members' metadata together, the new member's included
+	 * (a known member's, or a static member's, replaces what it held):
+	 * it is what the leader's JoinGroup response carries. And all groups'
+	 * together, so many groups cannot add up to what one may not hold. */
+	struct coord_member *known = a->member_id.len > 0 ? member_get(g, a->member_id)
+							 : member_by_instance(g, a->group_instance_id);
+	size_t held = known ? member_metadata_bytes(known) : 0;
+	if (g->metadata_bytes - held + join_bytes > SL_GROUP_METADATA_BYTES_MAX ||
+	    c->metadata_bytes - held + join_bytes > metadata_bytes_max(c)) {
 		mid = a->member_id.len > 0 && a->member_id.len <= COORD_CLIENT_ID_BYTES_MAX + 64
 			? kstr_dup(a->member_id) : NULL;
 		eff_join_error(out, req, KERR_GROUP_MAX_SIZE_REACHED, mid ? mid : "");
@@ -1278,7 +1333,7 @@ static void tick_group(void *arg, const char *key, void *value)
 			memmove(&g->members[i], &g->members[i + 1],
 				sizeof *g->members * (size_t)(g->member_count - i - 1));
 			g->member_count--;
-			member_free(m);
+			member_drop(c, g, m);
 			if (was_leader)
 				set_str(&g->leader_id, g->member_count ? g->members[0]->member_id : NULL);
 			removed = true;
@@ -1391,7 +1446,7 @@ int16_t coord_group_delete(struct coordinator *c, kstr group_id)
 	if (g->member_count > 0 || g->state != COORD_EMPTY)
 		return KERR_NON_EMPTY_GROUP;
 	strmap_del(&c->groups, g->group_id);
-	group_free(g);
+	group_free(c, g);
 	return KERR_NONE;
 }
 
@@ -1408,7 +1463,7 @@ int coord_new(const struct coord_config *cfg, struct coordinator **out)
 
 static void free_group_each(void *arg, const char *key, void *value)
 {
-	group_free(value);
+	group_free(NULL, value);
 }
 
 void coord_free(struct coordinator *c)

@@ -38,6 +38,7 @@
 #define COORD_PROTOCOLS_MAX SL_GROUP_PROTOCOLS_MAX
 #define COORD_MEMBER_METADATA_BYTES_MAX SL_GROUP_MEMBER_METADATA_BYTES_MAX
 #define COORD_GROUP_METADATA_BYTES_MAX SL_GROUP_METADATA_BYTES_MAX
+#define COORD_METADATA_BYTES_MAX SL_GROUPS_METADATA_BYTES_MAX
 #define COORD_ASSIGNMENT_BYTES_MAX SL_GROUP_ASSIGNMENT_BYTES_MAX
 #define COORD_GROUP_ID_BYTES_MAX SL_GROUP_ID_BYTES_MAX
 #define COORD_NAME_BYTES_MAX SL_GROUP_NAME_BYTES_MAX
@@ -62,6 +63,9 @@ struct coord_config {
 	int32_t session_timeout_min_ms;     /* group.min.session.timeout.ms, 6000 */
 	int32_t session_timeout_max_ms;     /* group.max.session.timeout.ms, 1800000 */
 	uint64_t id_seed;                   /* makes member ids unique per agent run */
+	/* Protocol metadata all groups may hold; 0 or more than
+	 * SL_GROUPS_METADATA_BYTES_MAX: that limit (tests lower it). */
+	size_t metadata_bytes_max;
 };
 
 /* Kafka's defaults (id_seed 0: the caller should set one). */
@@ -118,6 +122,8 @@ struct coord_group {
 	bool new_member_added;
 	/* CompletingRebalance: when members that have not synced are removed. */
 	int64_t sync_deadline_ms;
+	/* Protocol metadata bytes its members hold (SL_GROUP_METADATA_BYTES_MAX). */
+	size_t metadata_bytes;
 };
 
 enum coord_effect_kind { COORD_EFFECT_JOIN, COORD_EFFECT_SYNC };

@@ -381,6 +381,61 @@ static void test_group_metadata_budget(void **state)
 	h_free(h);
 }
 
+/* A v3 join (no MEMBER_ID_REQUIRED) to any group with metadata_len
+ * bytes of metadata; returns the error answered now (-1: pending). */
+static int join_g(struct h *h, int req, const char *group, const char *member, int32_t metadata_len)
+{
+	static uint8_t meta[64 * 1024];
+	struct coord_join_protocol p = { KSTR("range"), { meta, metadata_len } };
+	struct coord_join_args a = {
+		.group_id = KSTR(group), .member_id = KSTR(member), .group_instance_id = KSTR_NULL,
+		.protocol_type = KSTR("consumer"), .client_id = KSTR("c"), .client_host = KSTR("h"),
+		.session_timeout_ms = 10000, .rebalance_timeout_ms = 10000, .api_version = 3,
+		.protocol_count = 1, .protocols = &p,
+	};
+	assert_int_equal(coord_join(h->c, h->now, &a, &tok[req], &h->e), 0);
+	struct coord_effect *f = eff(h, req);
+	return f ? f->error : -1;
+}
+
+/* The coordinator-wide budget (lowered here): joins to any group beyond
+ * it get GROUP_MAX_SIZE_REACHED; a member rejoining with what it already
+ * holds is not refused; leaving gives the bytes back. */
+static void test_coordinator_metadata_budget(void **state)
+{
+	struct coord_config cfg;
+	coord_config_default(&cfg);
+	cfg.initial_rebalance_delay_ms = 0;
+	cfg.metadata_bytes_max = 10000;
+	struct h *h = calloc(1, sizeof *h);
+	assert_int_equal(coord_new(&cfg, &h->c), 0);
+	coord_effects_init(&h->e);
+	h->now = 1000000;
+	assert_int_equal(join_g(h, 0, "g", "", 3000), KERR_NONE);
+	char a[128];
+	strcpy(a, eff(h, 0)->member_id);
+	join_g(h, 1, "g2", "", 3000);
+	join_g(h, 2, "g3", "", 3000);
+	assert_int_equal(grp(h)->metadata_bytes, 3000);
+	coord_effects_reset(&h->e);
+	/* 12000 > 10000 in all */
+	assert_int_equal(join_g(h, 3, "g4", "", 3000), KERR_GROUP_MAX_SIZE_REACHED);
+	const struct coord_group *g4 = coord_group_find(h->c, KSTR("g4"));
+	assert_true(!g4 || g4->member_count == 0);
+	/* a rejoin replaces what the member holds: 9000 - 3000 + 4000 fits */
+	assert_int_equal(join_g(h, 4, "g", a, 4000), KERR_NONE);
+	assert_int_equal(grp(h)->metadata_bytes, 4000);
+	assert_int_equal(join_g(h, 5, "g", a, 5000), KERR_GROUP_MAX_SIZE_REACHED);
+	/* leaving gives the bytes back */
+	bool found;
+	assert_int_equal(coord_leave(h->c, h->now, KSTR("g"), KSTR(a), KSTR_NULL, &found, &h->e),
+			 KERR_NONE);
+	assert_int_equal(grp(h)->metadata_bytes, 0);
+	coord_effects_reset(&h->e);
+	assert_int_equal(join_g(h, 6, "g4", "", 3000), KERR_NONE);
+	h_free(h);
+}
+
 static void test_member_id_required_and_old_versions(void **state)
 {
 	struct h *h = h_new(0);
@@ -670,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_sync_timeout),
 		cmocka_unit_test(test_stable_pending_sync_expiry),
 		cmocka_unit_test(test_group_metadata_budget),
+		cmocka_unit_test(test_coordinator_metadata_budget),
 		cmocka_unit_test(test_member_id_required_and_old_versions),
 		cmocka_unit_test(test_protocol_selection),
 		cmocka_unit_test(test_static_member_replacement),
