@@ -176,13 +176,6 @@ static bool kstr_is_null(kstr s)
 	return s.len < 0;
 }
 
-static bool kstr_eqs(kstr a, const char *s)
-{
-	if (!s)
-		return a.len < 0;
-	return kstr_eq(a, s);
-}
-
 /* A malloc'd NUL-terminated copy (NULL for a null kstr or on oom). */
 static char *kstr_dup(kstr s)
 {
@@ -216,11 +209,14 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-/* Kafka's form: clientId-UUID (the client id cut to a bound). */
-static char *new_member_id(struct coordinator *c, kstr client_id)
+/* Kafka's form: groupInstanceId-UUID for a static member, clientId-UUID
+ * otherwise (the prefix cut to a bound). */
+static char *new_member_id(struct coordinator *c, kstr client_id, kstr instance)
 {
 	uint64_t x = c->cfg.id_seed ^ (++c->id_counter * 0x2545f4914f6cdd1dULL);
 	uint64_t hi = splitmix64(&x), lo = splitmix64(&x);
+	if (!kstr_is_null(instance))
+		client_id = instance;
 	int32_t n = client_id.len > 0 ? client_id.len : 0;
 	if (n > COORD_CLIENT_ID_BYTES_MAX)
 		n = COORD_CLIENT_ID_BYTES_MAX;
@@ -971,7 +967,7 @@ static int join_unknown(struct coordinator *c, struct coord_group *g,
 		eff_join_error(out, req, KERR_GROUP_MAX_SIZE_REACHED, "");
 		return 0;
 	}
-	char *id = new_member_id(c, a->client_id);
+	char *id = new_member_id(c, a->client_id, a->group_instance_id);
 	if (!id)
 		return SL_ENOMEM;
 	if (stat)
@@ -1141,6 +1137,13 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 	return rc;
 }
 
+/* Kafka's isProtocolTypeConsistent / name check: a mismatch only when
+ * both the request and the group name one. */
+static bool protocol_consistent(kstr req, const char *group)
+{
+	return kstr_is_null(req) || !group || kstr_eq(req, group);
+}
+
 int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_args *a,
 	       void *req, struct coord_effects *out)
 {
@@ -1156,9 +1159,8 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
 		;
 	else if (a->generation_id != g->generation_id)
 		err = KERR_ILLEGAL_GENERATION;
-	else if (!kstr_is_null(a->protocol_type) && !kstr_eqs(a->protocol_type, g->protocol_type))
-		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
-	else if (!kstr_is_null(a->protocol_name) && !kstr_eqs(a->protocol_name, g->protocol_name))
+	else if (!protocol_consistent(a->protocol_type, g->protocol_type) ||
+		 !protocol_consistent(a->protocol_name, g->protocol_name))
 		err = KERR_INCONSISTENT_GROUP_PROTOCOL;
 	else if (g->state == COORD_EMPTY)
 		err = KERR_UNKNOWN_MEMBER_ID;
@@ -1408,6 +1410,29 @@ int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
 	if (m)
 		m->last_heartbeat_ms = now_ms;
 	return KERR_NONE;
+}
+
+struct requests_arg {
+	void (*fn)(void *arg, void *req);
+	void *arg;
+};
+
+static void requests_group(void *arg, const char *key, void *value)
+{
+	struct requests_arg *r = arg;
+	const struct coord_group *g = value;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		if (g->members[i]->join_req)
+			r->fn(r->arg, g->members[i]->join_req);
+		if (g->members[i]->sync_req)
+			r->fn(r->arg, g->members[i]->sync_req);
+	}
+}
+
+void coord_requests_each(const struct coordinator *c, void (*fn)(void *arg, void *req), void *arg)
+{
+	struct requests_arg r = { fn, arg };
+	strmap_each(&c->groups, requests_group, &r);
 }
 
 const struct coord_group *coord_group_find(const struct coordinator *c, kstr group_id)

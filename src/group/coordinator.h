@@ -16,6 +16,14 @@
  * list owns copies of everything it points at, so it stays valid until
  * coord_effects_reset/free, whatever the coordinator does meanwhile.
  *
+ * Out of memory: when an effect (or a string in it) cannot be recorded,
+ * out->oom is set. Answers in such a list may be incomplete, and a
+ * request may have lost its answer: the caller then fails every request
+ * in the list, and every request it handed in that is neither in the
+ * list nor still waiting (coord_requests_each), by closing its
+ * connection. The client reconnects and rejoins; no request is left
+ * unanswered.
+ *
  * Committed offsets are not kept here (they live in the metadata store);
  * coord_commit_check only decides whether a commit is allowed.
  *
@@ -243,6 +251,10 @@ void coord_shutdown(struct coordinator *c, struct coord_effects *out);
 int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
 			   int32_t generation_id, kstr member_id, kstr group_instance_id,
 			   int16_t api_version);
+
+/* Every request waiting inside the coordinator (a pending JoinGroup or
+ * SyncGroup), in no particular order. */
+void coord_requests_each(const struct coordinator *c, void (*fn)(void *arg, void *req), void *arg);
 
 /* NULL if the coordinator has no such group in memory. */
 const struct coord_group *coord_group_find(const struct coordinator *c, kstr group_id);

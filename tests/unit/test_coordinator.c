@@ -56,19 +56,17 @@ static struct coord_effect *eff(struct h *h, int i)
 static void join_p(struct h *h, int req, const char *member, const char *instance,
 		   int16_t version, const char *proto, const char *meta, int32_t session_ms)
 {
-	struct coord_join_protocol p[2];
+	struct coord_join_protocol p[8];
 	int n = 0;
-	char buf[64];
-	strcpy(buf, proto);
-	/* "a,b": two protocols, in preference order */
-	char *comma = strchr(buf, ',');
-	if (comma)
-		*comma = 0;
-	p[n].name = (kstr){ proto, (int32_t)strlen(buf) };
-	p[n++].metadata = (kbytes){ (const uint8_t *)meta, (int32_t)strlen(meta) };
-	if (comma) {
-		p[n].name = KSTR(proto + (comma - buf) + 1);
+	/* "a,b,c": protocols in preference order */
+	for (const char *q = proto; n < 8;) {
+		const char *comma = strchr(q, ',');
+		int32_t len = comma ? (int32_t)(comma - q) : (int32_t)strlen(q);
+		p[n].name = (kstr){ q, len };
 		p[n++].metadata = (kbytes){ (const uint8_t *)meta, (int32_t)strlen(meta) };
+		if (!comma)
+			break;
+		q = comma + 1;
 	}
 	struct coord_join_args a = {
 		.group_id = KSTR("g"),
@@ -502,6 +500,57 @@ static void test_protocol_selection(void **state)
 	tick(h, 200);
 	assert_string_equal(eff(h, 2)->protocol_name, "cooperative-sticky");
 	h_free(h);
+
+	/* Real voting among three protocols every member supports: the first
+	 * member prefers roundrobin, but two of three vote range. */
+	h = h_new(100);
+	join_p(h, 0, "", NULL, 3, "roundrobin,range,sticky", "m", 10000);
+	join_p(h, 1, "", NULL, 3, "range,roundrobin,sticky", "m", 10000);
+	join_p(h, 2, "", NULL, 3, "range,sticky,roundrobin", "m", 10000);
+	tick(h, 200);
+	assert_string_equal(eff(h, 0)->protocol_name, "range");
+	h_free(h);
+
+	/* A member's vote goes to its first choice that all support: d's
+	 * "only-d" is not common, so d votes sticky, which then beats
+	 * range 2 to 1. */
+	h = h_new(100);
+	join_p(h, 0, "", NULL, 3, "range,sticky", "m", 10000);
+	join_p(h, 1, "", NULL, 3, "sticky,range", "m", 10000);
+	join_p(h, 2, "", NULL, 3, "only-d,sticky,range", "m", 10000);
+	tick(h, 200);
+	assert_string_equal(eff(h, 0)->protocol_name, "sticky");
+	assert_string_equal(grp(h)->protocol_name, "sticky");
+	h_free(h);
+}
+
+/* SyncGroup v5+ names the protocol: a mismatch with the group's is
+ * INCONSISTENT_GROUP_PROTOCOL; null (older versions) is not checked. */
+static void test_sync_protocol_check(void **state)
+{
+	struct h *h = h_new(0);
+	join(h, 0, "", NULL, 3);
+	char m[128];
+	strcpy(m, eff(h, 0)->member_id);
+	struct coord_sync_args a = {
+		.group_id = KSTR("g"), .generation_id = 1, .member_id = KSTR(m),
+		.group_instance_id = KSTR_NULL, .protocol_type = KSTR("consumer"),
+		.protocol_name = KSTR("roundrobin"),
+	};
+	coord_sync(h->c, h->now, &a, &tok[1], &h->e);
+	assert_int_equal(eff(h, 1)->error, KERR_INCONSISTENT_GROUP_PROTOCOL);
+	a.protocol_type = KSTR("connect");
+	a.protocol_name = KSTR("range");
+	coord_sync(h->c, h->now, &a, &tok[2], &h->e);
+	assert_int_equal(eff(h, 2)->error, KERR_INCONSISTENT_GROUP_PROTOCOL);
+	a.protocol_type = KSTR("consumer");
+	coord_sync(h->c, h->now, &a, &tok[3], &h->e);
+	assert_int_equal(eff(h, 3)->error, KERR_NONE);
+	a.protocol_type = KSTR_NULL;
+	a.protocol_name = KSTR_NULL;
+	coord_sync(h->c, h->now, &a, &tok[4], &h->e);
+	assert_int_equal(eff(h, 4)->error, KERR_NONE);
+	h_free(h);
 }
 
 static void test_static_member_replacement(void **state)
@@ -512,6 +561,8 @@ static void test_static_member_replacement(void **state)
 	assert_int_equal(f->error, KERR_NONE);
 	char old[128];
 	strcpy(old, f->member_id);
+	/* Kafka's static member ids start with the group.instance.id */
+	assert_memory_equal(old, "inst-1-", 7);
 	const char *mids[] = { old };
 	const char *bytes[] = { "P0" };
 	sync_(h, 1, old, 1, 1, mids, bytes);
@@ -539,13 +590,31 @@ static void test_static_member_replacement(void **state)
 	assert_int_equal(eff(h, 4)->assignment_len, 2);
 	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id), KSTR("inst-1")),
 			 KERR_NONE);
-	/* a static member is not removed for missing a rebalance: it stays
-	 * until its session expires */
+	coord_effects_reset(&h->e);
+	/* A static member is not removed for missing a rebalance: a dynamic
+	 * member joins, the static one only heartbeats (its session lives)
+	 * and never rejoins. At the rebalance timeout the new generation
+	 * still lists it; the newcomer leads, since the old leader did not
+	 * rejoin. */
+	const char *d = join_new(h, 5, 5, 6);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	for (int i = 0; i < 31 && !eff(h, 6); i++) {
+		tick(h, 1000);
+		coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id), KSTR("inst-1"));
+	}
+	f = eff(h, 6);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_NONE);
+	assert_int_equal(f->generation_id, 2);
+	assert_string_equal(f->leader_id, d);
+	assert_int_equal(f->member_count, 2);
+	assert_int_equal(grp(h)->member_count, 2);
+	/* still a member, one generation behind */
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id), KSTR("inst-1")),
+			 KERR_ILLEGAL_GENERATION);
 	h_free(h);
 }
 
-/* A static member replaced while its JoinGroup is pending: the pending
- * request gets FENCED_INSTANCE_ID. */
 /* A lone member is not held for a second delay: only arrivals during
  * the delay extend it. */
 static void test_initial_delay_single(void **state)
@@ -560,6 +629,8 @@ static void test_initial_delay_single(void **state)
 	h_free(h);
 }
 
+/* A static member replaced while its JoinGroup is pending: the pending
+ * request gets FENCED_INSTANCE_ID. */
 static void test_static_fenced_pending_join(void **state)
 {
 	struct h *h = h_new(3000);
@@ -665,6 +736,15 @@ static void test_leave_during_rebalance(void **state)
 	h_free(h);
 }
 
+static void *pending[64];
+static int pending_n;
+
+static void collect_pending(void *arg, void *req)
+{
+	if (pending_n < 64)
+		pending[pending_n++] = req;
+}
+
 static void test_limits(void **state)
 {
 	struct h *h = h_new(0);
@@ -694,9 +774,23 @@ static void test_limits(void **state)
 	join(h, 2, "", NULL, 3);
 	assert_int_equal(eff(h, 2)->error, KERR_GROUP_MAX_SIZE_REACHED);
 	assert_int_equal(grp(h)->member_count, 2);
-	/* shutdown answers what is pending */
+	/* the second join made a rebalance the first member has not rejoined:
+	 * tok[1] waits, and is all that waits */
+	assert_null(eff(h, 1));
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 1);
+	assert_ptr_equal(pending[0], &tok[1]);
+	/* shutdown answers what is pending, and only that */
 	coord_effects_reset(&h->e);
 	coord_shutdown(h->c, &h->e);
+	assert_int_equal(h->e.n, 1);
+	assert_non_null(eff(h, 1));
+	assert_int_equal(eff(h, 1)->kind, COORD_EFFECT_JOIN);
+	assert_int_equal(eff(h, 1)->error, KERR_NOT_COORDINATOR);
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 0);
 	h_free(h);
 }
 
@@ -728,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_coordinator_metadata_budget),
 		cmocka_unit_test(test_member_id_required_and_old_versions),
 		cmocka_unit_test(test_protocol_selection),
+		cmocka_unit_test(test_sync_protocol_check),
 		cmocka_unit_test(test_static_member_replacement),
 		cmocka_unit_test(test_initial_delay_single),
 		cmocka_unit_test(test_static_fenced_pending_join),
