@@ -83,6 +83,10 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 			break;
 		for (size_t i = 0; i < n; i++) {
 			struct meta_batch_row *row = &rows[i];
+			/* A commit the loop has not seen yet (its rows are already
+			 * readable): not visible before its producer is answered. */
+			if (row->base_offset >= t->parts[p].high_watermark)
+				return added;
 			if (added + row->length > budget && !(first_in_response && added == 0))
 				return added;
 			uint8_t *dst = kbuf_reserve(out, row->length);

@@ -225,7 +225,9 @@ void handle_produce(struct agent *a, struct request *req)
 		request_fail_close(req);
 		return;
 	}
-	ctx->pending = 1; /* held until every partition is started */
+	/* Every response array first: once a batch is handed to the writer
+	 * the request (its frame holds the batch bytes) must live until the
+	 * commit answers, so nothing after that may fail the request. */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
 		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
@@ -236,6 +238,11 @@ void handle_produce(struct agent *a, struct request *req)
 			request_fail_close(req);
 			return;
 		}
+	}
+	ctx->pending = 1; /* held until every partition is started */
+	for (int32_t i = 0; i < r->responses_count; i++) {
+		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
+		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
 		struct topic_state *t = agent_topic(a, td->name);
 		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
 			struct kmsg_produce_req_partition_produce_data *pd = &td->partition_data[k];

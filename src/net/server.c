@@ -26,6 +26,7 @@ struct conn {
 	size_t big_len, big_have;
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
+	size_t inflight_bytes;     /* frames received, not yet answered */
 	int refs;                  /* 1 for the socket + 1 per request */
 	bool closing;              /* no more reads or writes */
 	bool reading;
@@ -87,6 +88,7 @@ static void conn_flush(struct conn *c)
 		if (!c->head)
 			c->tail = NULL;
 		c->inflight--;
+		c->inflight_bytes -= r->frame_len;
 		if (!c->closing && !r->no_reply && r->resp.len >= 4) {
 			if (r->resp.oom) {
 				log_error("%s: out of memory building a response; closing", c->peer);
@@ -243,6 +245,7 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len)
 	if (c->tail) c->tail->next = r; else c->head = r;
 	c->tail = r;
 	c->inflight++;
+	c->inflight_bytes += len;
 	c->refs++;
 	c->server->handle(r);
 }
@@ -312,7 +315,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		const uint8_t *frame = c->rbuf.data + c->rstart + 4;
 		c->rstart += 4 + (size_t)size;
 		dispatch_frame(c, frame, (size_t)size);
-		if (c->inflight >= SL_CONN_INFLIGHT_MAX)
+		if (c->inflight >= SL_CONN_INFLIGHT_MAX || c->inflight_bytes >= SL_CONN_PENDING_BYTES_MAX)
 			break;
 	}
 	/* Compact: keep only the unframed tail. */
@@ -338,6 +341,7 @@ static void conn_update_reading(struct conn *c)
 	if (c->closing)
 		return;
 	bool want = !c->server->paused && c->inflight < SL_CONN_INFLIGHT_MAX &&
+		    c->inflight_bytes < SL_CONN_PENDING_BYTES_MAX &&
 		    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < SL_CONN_PENDING_BYTES_MAX;
 	if (want && !c->reading) {
 		c->reading = true;

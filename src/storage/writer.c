@@ -240,6 +240,18 @@ static void commit_work(uv_work_t *req)
 	}
 }
 
+/* s failed (upload or commit): every object sealed after it fails too,
+ * so no batch commits after an earlier batch of its producer failed (a
+ * retry would otherwise land behind it: invariant 6). */
+static void fail_successors(struct sealed *s)
+{
+	if (!s->err)
+		return;
+	for (struct sealed *t = s->next; t; t = t->next)
+		if (!t->fail_err)
+			t->fail_err = s->err;
+}
+
 /* Answer every appender of s and free it; s must be the queue head. */
 static void complete_head(struct writer *w)
 {
@@ -295,6 +307,7 @@ static void commit_done(uv_work_t *req, int status)
 	if (status != 0 && !s->err)
 		s->err = SL_EIO;
 	w->committing = false;
+	fail_successors(s);
 	complete_head(w);
 	pump(w);
 	if (w->drain_fn)
@@ -378,9 +391,7 @@ static void pump(struct writer *w)
 			 * behind it: invariant 6). */
 			if (!head->err)
 				head->err = head->fail_err;
-			for (struct sealed *s = head->next; s; s = s->next)
-				if (!s->fail_err)
-					s->fail_err = head->err;
+			fail_successors(head);
 			complete_head(w);
 			continue;
 		}
