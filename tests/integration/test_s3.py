@@ -301,8 +301,10 @@ def new_prefix(name):
 
 class Proxy:
     """An HTTP proxy in front of the endpoint. mode: "pass", "slowdown"
-    (503 SlowDown to every other request) or "hang" (read the request,
-    never answer). Always checks signatures when verify is set."""
+    (503 SlowDown to every other request), "slow" (forward each request
+    after delay_s) or "hang" (read the request, never answer). Always
+    checks signatures when verify is set. Counts the requests it holds at
+    once (inflight_max)."""
 
     def __init__(self, ep, verify_sigs=True):
         self.ep = ep
@@ -314,6 +316,9 @@ class Proxy:
         self.hung = 0
         self.bad_sigs = []
         self.by_method = {}
+        self.delay_s = 0.3
+        self.inflight = 0
+        self.inflight_max = 0
         self.release = threading.Event()
         up = urllib.parse.urlsplit(ep.endpoint)
         self.up_https = up.scheme == "https"
@@ -357,6 +362,16 @@ class Proxy:
             h.wfile.write(body)
 
     def handle(self, h, body):
+        with self.lock:
+            self.inflight += 1
+            self.inflight_max = max(self.inflight_max, self.inflight)
+        try:
+            self._handle(h, body)
+        finally:
+            with self.lock:
+                self.inflight -= 1
+
+    def _handle(self, h, body):
         raw_path, _, raw_query = h.path.partition("?")
         with self.lock:
             self.count += 1
@@ -381,6 +396,8 @@ class Proxy:
                 pass
             h.close_connection = True
             return
+        if mode == "slow":
+            time.sleep(self.delay_s)
         if mode == "slowdown" and n % 2 == 0:
             with self.lock:
                 self.slowdowns += 1
@@ -727,6 +744,92 @@ def test_server_never_answers(broker_factory, s3, proxy):
         prod.stop_and_flush()
     assert not prod.failed, list(prod.failed.items())[:5]
     check_exactly_once(b.bootstrap, topic, parts, prod)
+
+
+def test_slow_store_many_reads_and_uploads(broker_factory, s3, proxy):
+    """A store that takes 0.2 s over every request, under many cold fetch
+    reads (16 consumers, one per partition, after a restart emptied the
+    cache) and uploads at once: the broker never holds more than 16
+    requests at the store (the curl multi's bound) yet does overlap them,
+    keeps answering ApiVersions and Metadata at once, and every message
+    comes back; acknowledged produces are read exactly once."""
+    px = proxy(verify_sigs=False)
+    url = s3.url(new_prefix("slow"), px.endpoint)
+    b = broker_factory(["--store", url, "--flush-interval-ms", "20",
+                        "--cache-bytes", "1048576"], env=s3.env())
+    parts, per_part = 16, 200
+    topic = util.create_topic(b.bootstrap, util.topic_name("s3slow"), parts)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 10})
+    for i in range(per_part):
+        for part in range(parts):
+            p.produce(topic, value=b"%02d-%05d-" % (part, i) + b"x" * 1000,
+                      partition=part)
+        if i % 20 == 19:
+            p.flush(30)
+    assert p.flush(30) == 0
+    del p
+    objects = len(s3.list_keys(url.split("/", 3)[3].split("?")[0]))
+    b.restart()  # a cold read cache: every fetch reads the store
+
+    px.mode = "slow"
+    px.delay_s = 0.2
+    px.inflight_max = 0
+    topic2 = util.create_topic(b.bootstrap, util.topic_name("s3slowp"), 4)
+    prod = AckingProducer(b.bootstrap, topic2, rate_per_s=200).start()
+    results, errors = {}, []
+
+    def read(part):
+        try:
+            c = util.consumer(b.bootstrap)
+            c.assign([util.TopicPartition(topic, part, util.OFFSET_BEGINNING)])
+            got = []
+            deadline = time.monotonic() + 150
+            while len(got) < per_part and time.monotonic() < deadline:
+                for m in c.consume(1000, 0.5):
+                    if m.error():
+                        raise RuntimeError(str(m.error()))
+                    got.append(m.value())
+            c.close()
+            results[part] = got
+        except Exception as e:  # reported by the main thread
+            errors.append("partition %d: %r" % (part, e))
+
+    readers = [threading.Thread(target=read, args=(q,), daemon=True)
+               for q in range(parts)]
+    t0 = time.monotonic()
+    for t in readers:
+        t.start()
+    worst = 0.0
+    try:
+        while any(t.is_alive() for t in readers):
+            assert time.monotonic() - t0 < 170, "readers did not finish"
+            t1 = time.monotonic()
+            with kproto.connect(b.bootstrap, timeout=5) as sock:
+                err, apis, _ = kproto.api_versions_v0(sock)
+                assert err == 0 and apis
+                brokers, topics = kproto.metadata_v1(sock, [topic])
+                assert topics[topic][0] == 0
+            worst = max(worst, time.monotonic() - t1)
+            time.sleep(0.25)
+        took = time.monotonic() - t0
+    finally:
+        px.mode = "pass"
+        prod.stop_and_flush()
+    assert not errors, errors
+    for part in range(parts):
+        want = [b"%02d-%05d-" % (part, i) + b"x" * 1000
+                for i in range(per_part)]
+        assert results.get(part) == want, "partition %d: %d of %d" % (
+            part, len(results.get(part) or []), per_part)
+    assert worst < 1.0, "ApiVersions+Metadata took %.2f s" % worst
+    assert 4 <= px.inflight_max <= 16, px.inflight_max
+    gets = px.by_method.get("GET", 0)
+    print("slow store: %d objects, %d GETs, %d PUTs through the proxy, "
+          "at most %d at once; reads took %.1f s" % (
+              objects, gets, px.by_method.get("PUT", 0), px.inflight_max,
+              took))
+    assert not prod.failed, list(prod.failed.items())[:5]
+    check_exactly_once(b.bootstrap, topic2, 4, prod)
 
 
 # --------------------------------------------------------------------------
