@@ -234,8 +234,8 @@ static void test_xml_list_bad(void **state)
 		"<ListBucketResult><Contents><Size>1</Size></Contents></ListBucketResult>",
 		"<ListBucketResult><Contents><Key></Key></Contents></ListBucketResult>",
 		"<ListBucketResult><Contents><Key>k</Key><Size>-1</Size></Contents></ListBucketResult>",
-		"<ListBucketResult><Contents><Key>k</Key><Size>99999999999999999999</Size>"
-		"</Contents></ListBucketResult>",
+		("<ListBucketResult><Contents><Key>k</Key><Size>99999999999999999999</Size>"
+		 "</Contents></ListBucketResult>"),
 		"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><ListBucketResult/>",
 	};
 	for (size_t i = 0; i < sizeof bad_proto / sizeof bad_proto[0]; i++) {
