@@ -10,7 +10,10 @@
  * SyncGroup wait inside the coordinator until it answers them through an
  * effect. OffsetCommit is answered once its offsets are durable: commits
  * queue while one store transaction runs on a pool thread, then all of
- * them go in the next transaction (group commit, one fsync). */
+ * them go in the next transaction (group commit, one fsync). Deletes of
+ * offsets (DeleteGroups, OffsetDelete, retention) go through the same
+ * queue, in order with the commits; the loop thread only reads the store
+ * (OffsetFetch), and knows which groups have offsets from memory. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +26,7 @@
 #include "base/err.h"
 #include "base/grow.h"
 #include "base/log.h"
+#include "base/strmap.h"
 #include "group/coordinator.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
@@ -43,26 +47,75 @@
  * READ (3), DELETE (6), DESCRIBE (8). */
 #define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
 
-struct commit_job {
-	struct commit_job *next;
+/* A JoinGroup or SyncGroup waiting inside the coordinator: the opaque
+ * pointer the coordinator answers through (in the request's arena, so it
+ * lives until the request is answered). Every waiter is on the service's
+ * list until its effect arrives, so one whose answer was lost to
+ * out-of-memory can be found and failed. */
+struct waiter {
+	struct waiter *prev, *next;
 	struct request *req;
-	struct kmsg_offset_commit_resp resp;
+	bool pending;               /* scratch for the out-of-memory sweep */
+};
+
+/* A write to the offsets store: an OffsetCommit's rows, or a delete of a
+ * group's offsets (DeleteGroups, OffsetDelete, retention). Ops run on a
+ * pool thread one batch at a time, in queue order: a delete queued after
+ * a commit of the same group removes what that commit stored, and a
+ * commit queued after a delete is kept. Consecutive commits share one
+ * transaction (group commit, one fsync); a delete runs alone. The loop
+ * thread never writes to the store. */
+enum store_op_kind { OP_COMMIT, OP_DELETE };
+
+struct store_op {
+	struct store_op *next;
+	enum store_op_kind kind;
+	const char *group_id;
+	/* OP_COMMIT */
 	struct meta_offset_commit *rows;
 	size_t row_count;
+	/* OP_DELETE: tids NULL deletes every offset of the group */
+	const int64_t *tids;
+	const int32_t *partitions;
+	size_t n;
+	/* results */
+	int rc;
+	int64_t deleted;
+	/* On the loop once the op is done (or failed before it ran). */
+	void (*done)(struct group_svc *s, struct store_op *op);
+};
+
+/* What this agent knows of a group's committed offsets without asking
+ * the store: loaded once at start (meta_group_list), then kept by the
+ * ops above. ListGroups, DescribeGroups, DeleteGroups, OffsetDelete and
+ * the retention sweep read it instead of scanning the store on the loop.
+ * (With a metadata store shared by several agents, groups that commit
+ * only through other agents appear here after a restart.) */
+struct stored_group {
+	int64_t last_commit_ms;     /* newest commit timestamp; -1: none stored */
+	int32_t ops;                /* store ops queued or running for it */
+	bool expiring;              /* a retention delete is queued */
+};
+
+struct commit_job {
+	struct store_op op;         /* first */
+	struct request *req;
+	struct kmsg_offset_commit_resp resp;
 };
 
 struct group_svc {
 	struct agent *a;
 	struct coordinator *coord;
 	struct coord_effects effects;
+	struct waiter waiters;      /* list head */
 	uv_timer_t timer;
 	int64_t next_sweep_ms;
-	/* OffsetCommit queue */
-	struct commit_job *queue_head, *queue_tail;
-	struct commit_job *batch;      /* in the store now */
+	struct strmap stored;       /* group id -> struct stored_group */
+	/* the store op queue */
+	struct store_op *queue_head, *queue_tail;
+	struct store_op *batch;     /* in the store now */
 	struct meta_offset_commit *batch_rows;
 	size_t batch_row_count;
-	int batch_rc;
 	uv_work_t work;
 	bool stopped;
 	/* counters for logs and the bench */
@@ -100,7 +153,11 @@ static void respond_join(struct request *req, const struct coord_effect *f)
 	r.leader = kstr_or_empty(f->leader_id);
 	r.member_id = kstr_or_empty(f->member_id);
 	r.skip_assignment = f->skip_assignment;
-	if (f->member_count > 0 && REQ_ARRAY(req, f->member_count, r.members)) {
+	if (f->member_count > 0) {
+		if (!REQ_ARRAY(req, f->member_count, r.members)) {
+			request_fail_close(req);
+			return;
+		}
 		r.members_count = f->member_count;
 		for (int32_t i = 0; i < f->member_count; i++) {
 			struct kmsg_join_group_resp_join_group_response_member *m = &r.members[i];
@@ -127,148 +184,257 @@ static void respond_sync(struct request *req, const struct coord_effect *f)
 	request_respond(req);
 }
 
+static void waiter_unlink(struct waiter *w)
+{
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->prev = w->next = w;
+}
+
+/* A waiter for req, on the list; NULL (the connection is then closed)
+ * when the arena is full. */
+static struct waiter *waiter_new(struct group_svc *s, struct request *req)
+{
+	struct waiter *w;
+	if (!REQ_ARRAY(req, 1, w)) {
+		request_fail_close(req);
+		return NULL;
+	}
+	w->req = req;
+	w->next = &s->waiters;
+	w->prev = s->waiters.prev;
+	w->prev->next = w;
+	s->waiters.prev = w;
+	return w;
+}
+
+static void mark_pending(void *arg, void *req)
+{
+	((struct waiter *)req)->pending = true;
+}
+
 static void perform_effects(struct group_svc *s)
 {
 	struct coord_effects *e = &s->effects;
-	if (e->oom)
-		log_error("group coordinator: out of memory recording responses");
+	bool oom = e->oom;
+	size_t answered = e->n;
 	for (size_t i = 0; i < e->n; i++) {
 		struct coord_effect *f = &e->v[i];
-		if (f->kind == COORD_EFFECT_JOIN)
-			respond_join(f->req, f);
+		struct waiter *w = f->req;
+		waiter_unlink(w);
+		/* After out-of-memory an answer may be incomplete: close the
+		 * connection rather than send it. */
+		if (oom)
+			request_fail_close(w->req);
+		else if (f->kind == COORD_EFFECT_JOIN)
+			respond_join(w->req, f);
 		else
-			respond_sync(f->req, f);
+			respond_sync(w->req, f);
 	}
 	coord_effects_reset(e);
-}
-
-/* ---- the OffsetCommit queue ---- */
-
-static void commit_batch_start(struct group_svc *s);
-
-static void commit_work(uv_work_t *w)
-{
-	struct group_svc *s = w->data;
-	s->batch_rc = meta_offset_commit(s->a->meta, s->batch_rows, s->batch_row_count);
-}
-
-static void commit_job_finish(struct commit_job *j, int rc)
-{
-	if (rc) {
-		/* Nothing of the transaction was stored. */
-		for (int32_t t = 0; t < j->resp.topics_count; t++)
-			for (int32_t p = 0; p < j->resp.topics[t].partitions_count; p++) {
-				int16_t *err = &j->resp.topics[t].partitions[p].error_code;
-				if (*err == KERR_NONE)
-					*err = KERR_COORDINATOR_NOT_AVAILABLE;
-			}
+	if (!oom)
+		return;
+	/* A request that is neither answered nor still waiting inside the
+	 * coordinator lost its answer: fail it, so none hangs forever. */
+	size_t lost = 0;
+	for (struct waiter *w = s->waiters.next; w != &s->waiters; w = w->next)
+		w->pending = false;
+	coord_requests_each(s->coord, mark_pending, NULL);
+	for (struct waiter *w = s->waiters.next; w != &s->waiters;) {
+		struct waiter *next = w->next;
+		if (!w->pending) {
+			waiter_unlink(w);
+			request_fail_close(w->req);
+			lost++;
+		}
+		w = next;
 	}
-	kmsg_offset_commit_resp_encode(&j->req->resp, j->req->api_version, &j->resp);
-	request_respond(j->req);
+	log_error("group coordinator: out of memory recording responses; %zu connections "
+		  "closed without an answer", answered + lost);
 }
 
-static void commit_after(uv_work_t *w, int status)
+/* ---- what is stored, per group ---- */
+
+static struct stored_group *stored_get(struct group_svc *s, const char *id)
+{
+	return strmap_get(&s->stored, id);
+}
+
+/* The entry for id, created (with nothing stored) if needed; NULL on oom. */
+static struct stored_group *stored_ref(struct group_svc *s, const char *id)
+{
+	struct stored_group *g = strmap_get(&s->stored, id);
+	if (g)
+		return g;
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return NULL;
+	g->last_commit_ms = -1;
+	if (strmap_put(&s->stored, id, g) != 0) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* Drop the entry once nothing is stored and no op is on its way. */
+static void stored_maybe_drop(struct group_svc *s, const char *id)
+{
+	struct stored_group *g = strmap_get(&s->stored, id);
+	if (g && g->last_commit_ms < 0 && g->ops == 0 && !g->expiring)
+		free(strmap_del(&s->stored, id));
+}
+
+/* Does the store (as far as this agent knows) hold offsets of id? */
+static bool stored_has(struct group_svc *s, const char *id)
+{
+	struct stored_group *g = stored_get(s, id);
+	return g && g->last_commit_ms >= 0;
+}
+
+/* ---- the store op queue ---- */
+
+static void store_batch_start(struct group_svc *s);
+
+static void store_work(uv_work_t *w)
 {
 	struct group_svc *s = w->data;
-	int rc = status ? SL_EIO : s->batch_rc;
-	if (rc)
-		log_error("group offsets: commit of %zu rows failed: %s", s->batch_row_count,
-			  sl_strerror(rc));
-	s->commit_transactions++;
-	struct commit_job *j = s->batch;
+	struct store_op *op = s->batch;
+	if (op->kind == OP_COMMIT) {
+		int rc = meta_offset_commit(s->a->meta, s->batch_rows, s->batch_row_count);
+		for (; op; op = op->next)
+			op->rc = rc;
+		return;
+	}
+	op->rc = meta_group_delete_offsets(s->a->meta, op->group_id, op->tids, op->partitions,
+					   op->n, &op->deleted);
+}
+
+/* Keep the per-group knowledge, then hand the op to its owner. */
+static void store_op_finish(struct group_svc *s, struct store_op *op)
+{
+	struct stored_group *g = stored_get(s, op->group_id);
+	if (g) {
+		g->ops--;
+		if (op->kind == OP_COMMIT && op->rc == 0) {
+			for (size_t i = 0; i < op->row_count; i++)
+				if (op->rows[i].commit_timestamp_ms > g->last_commit_ms)
+					g->last_commit_ms = op->rows[i].commit_timestamp_ms;
+			/* a commit of a timestamp before 0 still stored a row */
+			if (op->row_count && g->last_commit_ms < 0)
+				g->last_commit_ms = 0;
+		} else if (op->kind == OP_DELETE && op->rc == 0) {
+			struct meta_committed_offset *o = NULL;
+			size_t n = 0;
+			/* Partial deletes are rare (OffsetDelete): one keyed read
+			 * tells whether any offset is left. */
+			if (!op->tids || (meta_offset_fetch(s->a->meta, op->group_id, &o, &n) == 0 &&
+					  n == 0))
+				g->last_commit_ms = -1;
+			meta_committed_offsets_free(o, n);
+		}
+	}
+	/* op (and group_id) may be freed by done */
+	char id[COORD_GROUP_ID_BYTES_MAX + 1];
+	snprintf(id, sizeof id, "%s", op->group_id);
+	op->done(s, op);
+	stored_maybe_drop(s, id);
+}
+
+static void store_after(uv_work_t *w, int status)
+{
+	struct group_svc *s = w->data;
+	struct store_op *op = s->batch;
 	s->batch = NULL;
 	free(s->batch_rows);
 	s->batch_rows = NULL;
-	while (j) {
-		struct commit_job *next = j->next;
-		commit_job_finish(j, rc);
-		j = next;
+	if (op && op->kind == OP_COMMIT) {
+		s->commit_transactions++;
+		if (status || op->rc)
+			log_error("group offsets: commit of %zu rows failed: %s", s->batch_row_count,
+				  sl_strerror(status ? SL_EIO : op->rc));
 	}
-	commit_batch_start(s);
+	while (op) {
+		struct store_op *next = op->next;
+		if (status)
+			op->rc = SL_EIO;
+		store_op_finish(s, op);
+		op = next;
+	}
+	store_batch_start(s);
 }
 
-static void commit_batch_start(struct group_svc *s)
+static void store_batch_start(struct group_svc *s)
 {
 	if (s->batch || !s->queue_head)
 		return;
-	/* Take queued jobs up to the row bound (at least one). */
+	/* A delete alone; or queued commits up to the row bound (at least one). */
 	size_t rows = 0;
-	struct commit_job *last = NULL, *j = s->queue_head;
-	while (j && (rows == 0 || rows + j->row_count <= GROUPS_COMMIT_BATCH_ROWS)) {
-		rows += j->row_count;
-		last = j;
-		j = j->next;
-	}
-	struct meta_offset_commit *all = malloc(sizeof *all * (rows ? rows : 1));
-	if (!all) {
-		/* Answer the jobs with an error rather than hold them. */
-		struct commit_job *x = s->queue_head;
-		s->queue_head = last->next;
-		if (!s->queue_head)
-			s->queue_tail = NULL;
-		last->next = NULL;
-		while (x) {
-			struct commit_job *next = x->next;
-			commit_job_finish(x, SL_ENOMEM);
-			x = next;
+	struct store_op *last = s->queue_head, *j = s->queue_head;
+	if (j->kind == OP_COMMIT) {
+		while (j && j->kind == OP_COMMIT &&
+		       (rows == 0 || rows + j->row_count <= GROUPS_COMMIT_BATCH_ROWS)) {
+			rows += j->row_count;
+			last = j;
+			j = j->next;
 		}
-		return;
 	}
-	size_t k = 0;
-	for (j = s->queue_head;; j = j->next) {
-		memcpy(&all[k], j->rows, sizeof *all * j->row_count);
-		k += j->row_count;
-		if (j == last)
-			break;
-	}
-	s->batch = s->queue_head;
+	struct store_op *first = s->queue_head;
 	s->queue_head = last->next;
 	if (!s->queue_head)
 		s->queue_tail = NULL;
 	last->next = NULL;
-	s->batch_rows = all;
+	s->batch_rows = NULL;
 	s->batch_row_count = rows;
-	s->work.data = s;
-	int rc = uv_queue_work(s->a->loop, &s->work, commit_work, commit_after);
-	if (rc) {
-		s->batch_rc = SL_EIO;
-		commit_after(&s->work, 0);
+	if (first->kind == OP_COMMIT) {
+		struct meta_offset_commit *all = malloc(sizeof *all * (rows ? rows : 1));
+		if (!all) {
+			/* Answer them with an error rather than hold them. */
+			s->batch = first;
+			for (j = first; j; j = j->next)
+				j->rc = SL_ENOMEM;
+			store_after(&s->work, 0);
+			return;
+		}
+		size_t k = 0;
+		for (j = first; j; j = j->next) {
+			memcpy(&all[k], j->rows, sizeof *all * j->row_count);
+			k += j->row_count;
+		}
+		s->batch_rows = all;
 	}
+	s->batch = first;
+	s->work.data = s;
+	if (uv_queue_work(s->a->loop, &s->work, store_work, store_after) != 0)
+		store_after(&s->work, UV_EINVAL);
 }
 
-static void commit_enqueue(struct group_svc *s, struct commit_job *j)
+/* Queue op (its group_id, kind and fields set); done is called later,
+ * or at once when the group's entry cannot be made (rc SL_ENOMEM). */
+static void store_enqueue(struct group_svc *s, struct store_op *op)
 {
-	s->commit_requests++;
-	j->next = NULL;
+	struct stored_group *g = stored_ref(s, op->group_id);
+	if (!g) {
+		op->rc = SL_ENOMEM;
+		op->done(s, op);
+		return;
+	}
+	g->ops++;
+	op->next = NULL;
+	op->rc = 0;
+	op->deleted = 0;
 	if (s->queue_tail)
-		s->queue_tail->next = j;
+		s->queue_tail->next = op;
 	else
-		s->queue_head = j;
-	s->queue_tail = j;
-	commit_batch_start(s);
+		s->queue_head = op;
+	s->queue_tail = op;
+	store_batch_start(s);
 }
 
 /* ---- the timer: coordinator deadlines, retention ---- */
 
-static bool summary_has(const struct meta_group_summary *g, size_t n, const char *id)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(g[mid].group_id, id);
-		if (c == 0)
-			return true;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return false;
-}
-
 struct forget_arg {
-	const struct meta_group_summary *g;
-	size_t n;
+	struct group_svc *s;
 	int64_t now;
 	char **ids;
 	size_t count, cap;
@@ -278,7 +444,8 @@ static void collect_forgettable(void *arg, const struct coord_group *g)
 {
 	struct forget_arg *f = arg;
 	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
-	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS || summary_has(f->g, f->n, g->group_id))
+	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS ||
+	    stored_get(f->s, g->group_id))
 		return;
 	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)
 		return;
@@ -287,38 +454,76 @@ static void collect_forgettable(void *arg, const struct coord_group *g)
 		f->count++;
 }
 
+struct expire_arg {
+	struct group_svc *s;
+	int64_t now, wall, retention_ms;
+	struct forget_arg *list;
+};
+
+static void collect_expired(void *arg, const char *id, void *value)
+{
+	struct expire_arg *x = arg;
+	struct stored_group *g = value;
+	if (g->last_commit_ms < 0 || g->ops > 0 || g->expiring ||
+	    g->last_commit_ms + x->retention_ms > x->wall)
+		return;
+	const struct coord_group *cg = coord_group_find(x->s->coord, KSTR(id));
+	if (cg && (cg->state != COORD_EMPTY || x->now - cg->state_since_ms < x->retention_ms))
+		return;
+	struct forget_arg *l = x->list;
+	if (array_grow(&l->ids, &l->cap, l->count, sizeof *l->ids, 16) != 0)
+		return;
+	l->ids[l->count] = strdup(id);
+	if (l->ids[l->count])
+		l->count++;
+}
+
+static void expire_done(struct group_svc *s, struct store_op *op)
+{
+	struct stored_group *g = stored_get(s, op->group_id);
+	if (g)
+		g->expiring = false;
+	if (op->rc == 0) {
+		log_info("group %s: %" PRId64 " committed offsets expired", op->group_id,
+			 op->deleted);
+		coord_group_delete(s->coord, KSTR(op->group_id));
+	}
+	free((char *)op->group_id);
+	free(op);
+}
+
 /* offsets.retention.minutes: the offsets of a group that has been empty
- * (or unknown to this agent) and uncommitted for that long are deleted. */
+ * (or unknown to this agent) and uncommitted for that long are deleted,
+ * through the store op queue. Reads only memory on the loop. */
 static void retention_sweep(struct group_svc *s, int64_t now)
 {
 	struct agent *a = s->a;
-	struct meta_group_summary *g = NULL;
-	size_t n = 0;
-	if (meta_group_list(a->meta, &g, &n) != 0)
-		return;
-	int64_t retention_ms = a->cfg.offsets_retention_minutes * 60 * 1000;
-	int64_t wall = clock_wall_ms();
-	for (size_t i = 0; i < n; i++) {
-		const struct coord_group *cg = coord_group_find(s->coord, KSTR(g[i].group_id));
-		if (cg && (cg->state != COORD_EMPTY || now - cg->state_since_ms < retention_ms))
+	struct forget_arg expired = { s, now, NULL, 0, 0 };
+	struct expire_arg x = { s, now, clock_wall_ms(),
+				(int64_t)a->cfg.offsets_retention_minutes * 60 * 1000, &expired };
+	strmap_each(&s->stored, collect_expired, &x);
+	for (size_t i = 0; i < expired.count; i++) {
+		struct store_op *op = calloc(1, sizeof *op);
+		if (!op) {
+			free(expired.ids[i]);
 			continue;
-		if (g[i].last_commit_ms + retention_ms > wall)
-			continue;
-		int64_t deleted = 0;
-		if (meta_group_delete_offsets(a->meta, g[i].group_id, NULL, NULL, 0, &deleted) == 0) {
-			log_info("group %s: %" PRId64 " committed offsets expired", g[i].group_id,
-				 deleted);
-			coord_group_delete(s->coord, KSTR(g[i].group_id));
 		}
+		op->kind = OP_DELETE;
+		op->group_id = expired.ids[i]; /* the op owns it now */
+		op->done = expire_done;
+		struct stored_group *g = stored_get(s, op->group_id);
+		if (g)
+			g->expiring = true;
+		store_enqueue(s, op);
 	}
-	struct forget_arg f = { g, n, now, NULL, 0, 0 };
+	free(expired.ids);
+	struct forget_arg f = { s, now, NULL, 0, 0 };
 	coord_groups_each(s->coord, collect_forgettable, &f);
 	for (size_t i = 0; i < f.count; i++) {
 		coord_group_delete(s->coord, KSTR(f.ids[i]));
 		free(f.ids[i]);
 	}
 	free(f.ids);
-	meta_group_summaries_free(g, n);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -331,6 +536,24 @@ static void on_timer(uv_timer_t *t)
 		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
 		retention_sweep(s, now);
 	}
+}
+
+/* The groups with stored offsets, once, at start (a GROUP BY scan). */
+static void stored_load(struct group_svc *s)
+{
+	struct meta_group_summary *g = NULL;
+	size_t n = 0;
+	int rc = meta_group_list(s->a->meta, &g, &n);
+	if (rc) {
+		log_error("groups: listing stored group offsets failed: %s", sl_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stored_group *e = stored_ref(s, g[i].group_id);
+		if (e)
+			e->last_commit_ms = g[i].last_commit_ms >= 0 ? g[i].last_commit_ms : 0;
+	}
+	meta_group_summaries_free(g, n);
 }
 
 int groups_start(struct agent *a)
@@ -350,6 +573,9 @@ int groups_start(struct agent *a)
 		return rc;
 	}
 	coord_effects_init(&s->effects);
+	s->waiters.next = s->waiters.prev = &s->waiters;
+	strmap_init(&s->stored);
+	stored_load(s);
 	uv_timer_init(a->loop, &s->timer);
 	s->timer.data = s;
 	s->next_sweep_ms = now_ms() + GROUPS_SWEEP_MS;
@@ -372,6 +598,11 @@ void groups_shutdown(struct agent *a)
 		 s->commit_requests, s->commit_transactions);
 }
 
+static void free_stored(void *arg, const char *key, void *value)
+{
+	free(value);
+}
+
 void groups_free(struct agent *a)
 {
 	struct group_svc *s = a->groups;
@@ -379,6 +610,8 @@ void groups_free(struct agent *a)
 		return;
 	coord_effects_free(&s->effects);
 	coord_free(s->coord);
+	strmap_each(&s->stored, free_stored, NULL);
+	strmap_free(&s->stored);
 	free(s);
 	a->groups = NULL;
 }
@@ -510,7 +743,10 @@ void handle_join_group(struct agent *a, struct request *req)
 		.protocol_count = n,
 		.protocols = p,
 	};
-	coord_join(s->coord, now_ms(), &args, req, &s->effects);
+	struct waiter *w = waiter_new(s, req);
+	if (!w)
+		return;
+	coord_join(s->coord, now_ms(), &args, w, &s->effects);
 	perform_effects(s);
 }
 
@@ -549,7 +785,10 @@ void handle_sync_group(struct agent *a, struct request *req)
 		.assignment_count = n,
 		.assignments = as,
 	};
-	coord_sync(s->coord, now_ms(), &args, req, &s->effects);
+	struct waiter *w = waiter_new(s, req);
+	if (!w)
+		return;
+	coord_sync(s->coord, now_ms(), &args, w, &s->effects);
 	perform_effects(s);
 }
 
@@ -635,6 +874,26 @@ static bool has_nul(kstr s)
 	return s.len > 0 && memchr(s.ptr, 0, (size_t)s.len) != NULL;
 }
 
+static void commit_respond(struct commit_job *j, int rc)
+{
+	if (rc) {
+		/* Nothing of the transaction was stored. */
+		for (int32_t t = 0; t < j->resp.topics_count; t++)
+			for (int32_t p = 0; p < j->resp.topics[t].partitions_count; p++) {
+				int16_t *err = &j->resp.topics[t].partitions[p].error_code;
+				if (*err == KERR_NONE)
+					*err = KERR_COORDINATOR_NOT_AVAILABLE;
+			}
+	}
+	kmsg_offset_commit_resp_encode(&j->req->resp, j->req->api_version, &j->resp);
+	request_respond(j->req);
+}
+
+static void commit_done(struct group_svc *s, struct store_op *op)
+{
+	commit_respond((struct commit_job *)op, op->rc);
+}
+
 void handle_offset_commit(struct agent *a, struct request *req)
 {
 	struct kmsg_offset_commit_req m;
@@ -660,7 +919,7 @@ void handle_offset_commit(struct agent *a, struct request *req)
 	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;
 	for (int32_t t = 0; t < nt; t++)
 		total += m.topics[t].partitions_count > 0 ? (size_t)m.topics[t].partitions_count : 0;
-	if (!group || !REQ_ARRAY(req, nt, j->resp.topics) || !REQ_ARRAY(req, total, j->rows)) {
+	if (!group || !REQ_ARRAY(req, nt, j->resp.topics) || !REQ_ARRAY(req, total, j->op.rows)) {
 		request_fail_close(req);
 		return;
 	}
@@ -699,22 +958,29 @@ void handle_offset_commit(struct agent *a, struct request *req)
 				rp->error_code = KERR_INVALID_REQUEST;
 				continue;
 			}
-			struct meta_offset_commit *row = &j->rows[j->row_count++];
+			struct meta_offset_commit *row = &j->op.rows[j->op.row_count++];
 			row->group_id = group;
 			row->tid = ts->tid;
 			row->partition = qp->partition_index;
 			row->committed_offset = qp->committed_offset;
 			row->leader_epoch = qp->committed_leader_epoch;
 			row->metadata = arena_cstr(req, qp->committed_metadata);
+			/* v2-4's retention_time_ms is ignored, as Kafka 3.x does:
+			 * offsets expire by --offsets-retention-minutes once the
+			 * group is empty (KIP-211). */
 			row->commit_timestamp_ms = req->api_version == 1 && qp->commit_timestamp >= 0
 						   ? qp->commit_timestamp : wall;
 		}
 	}
-	if (j->row_count == 0) {
-		commit_job_finish(j, 0);
+	if (j->op.row_count == 0) {
+		commit_respond(j, 0);
 		return;
 	}
-	commit_enqueue(s, j);
+	j->op.kind = OP_COMMIT;
+	j->op.group_id = group;
+	j->op.done = commit_done;
+	s->commit_requests++;
+	store_enqueue(s, &j->op);
 }
 
 /* ---- OffsetFetch ---- */
@@ -986,6 +1252,7 @@ struct listed {
 	struct kmsg_list_groups_resp *r;
 	int32_t cap;
 	const struct kmsg_list_groups_req *m;
+	struct group_svc *s;
 };
 
 static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, const char *state)
@@ -1017,6 +1284,14 @@ static void list_each(void *arg, const struct coord_group *g)
 	list_add(arg, g->group_id, coord_state_name(g->state), g->protocol_type);
 }
 
+static void list_stored(void *arg, const char *id, void *value)
+{
+	struct listed *l = arg;
+	const struct stored_group *g = value;
+	if (g->last_commit_ms >= 0 && !coord_group_find(l->s->coord, KSTR(id)))
+		list_add(l, id, "Empty", "consumer");
+}
+
 void handle_list_groups(struct agent *a, struct request *req)
 {
 	struct kmsg_list_groups_req m;
@@ -1036,41 +1311,21 @@ void handle_list_groups(struct agent *a, struct request *req)
 			    strncasecmp(m.types_filter[i].ptr, "classic", 7) == 0)
 				classic = true;
 	}
-	struct meta_group_summary *stored = NULL;
-	size_t nstored = 0;
 	if (!s) {
 		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 	} else if (classic) {
-		if (meta_group_list(a->meta, &stored, &nstored) != 0) {
-			r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
-		} else {
-			int32_t cap = (int32_t)(coord_group_count(s->coord) + nstored);
-			if (!REQ_ARRAY(req, cap, r.groups)) {
-				meta_group_summaries_free(stored, nstored);
-				request_fail_close(req);
-				return;
-			}
-			struct listed l = { req, &r, cap, &m };
-			coord_groups_each(s->coord, list_each, &l);
-			/* Groups known only by their offsets (e.g. after a restart). */
-			for (size_t i = 0; i < nstored; i++)
-				if (!coord_group_find(s->coord, KSTR(stored[i].group_id)))
-					list_add(&l, stored[i].group_id, "Empty", "consumer");
+		int32_t cap = (int32_t)(coord_group_count(s->coord) + s->stored.count);
+		if (!REQ_ARRAY(req, cap, r.groups)) {
+			request_fail_close(req);
+			return;
 		}
+		struct listed l = { req, &r, cap, &m, s };
+		coord_groups_each(s->coord, list_each, &l);
+		/* Groups known only by their offsets (e.g. after a restart). */
+		strmap_each(&s->stored, list_stored, &l);
 	}
 	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &r);
-	meta_group_summaries_free(stored, nstored);
 	request_respond(req);
-}
-
-static bool group_has_offsets(struct agent *a, const char *id)
-{
-	struct meta_committed_offset *o = NULL;
-	size_t n = 0;
-	if (meta_offset_fetch(a->meta, id, &o, &n) != 0)
-		return false;
-	meta_committed_offsets_free(o, n);
-	return n > 0;
 }
 
 static int describe_one(struct agent *a, struct group_svc *s, struct request *req, kstr id,
@@ -1094,18 +1349,21 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 	const struct coord_group *g = coord_group_find(s->coord, id);
 	if (!g) {
 		/* As Kafka: an unknown group is described as Dead, no error. */
-		bool stored = group_has_offsets(a, key);
+		bool stored = stored_has(s, key);
 		d->group_state = KSTR(stored ? "Empty" : "Dead");
 		d->protocol_type = KSTR(stored ? "consumer" : "");
 		return 0;
 	}
 	d->group_state = KSTR(coord_state_name(g->state));
 	d->protocol_type = api_kstr_dup(req, g->protocol_type ? g->protocol_type : "");
-	d->protocol_data = api_kstr_dup(req, g->protocol_name ? g->protocol_name : "");
+	bool stable = g->state == COORD_STABLE;
+	/* As Kafka's group summary: the protocol, member metadata and
+	 * assignments only for a Stable group. */
+	if (stable && g->protocol_name)
+		d->protocol_data = api_kstr_dup(req, g->protocol_name);
 	if (!REQ_ARRAY(req, g->member_count, d->members))
 		return SL_ENOMEM;
 	d->members_count = g->member_count;
-	bool stable = g->state == COORD_STABLE;
 	for (int32_t i = 0; i < g->member_count; i++) {
 		const struct coord_member *cm = g->members[i];
 		struct kmsg_describe_groups_resp_described_group_member *dm = &d->members[i];
@@ -1171,6 +1429,39 @@ void handle_describe_groups(struct agent *a, struct request *req)
 
 /* ---- DeleteGroups, OffsetDelete ---- */
 
+/* One DeleteGroups request: answered when the last of its groups'
+ * deletes has been through the store. */
+struct delete_groups {
+	struct request *req;
+	struct kmsg_delete_groups_resp r;
+	int32_t waiting;
+};
+
+struct group_delete {
+	struct store_op op;         /* first */
+	struct delete_groups *d;
+	int32_t index;
+};
+
+static void delete_groups_respond(struct delete_groups *d)
+{
+	kmsg_delete_groups_resp_encode(&d->req->resp, d->req->api_version, &d->r);
+	request_respond(d->req);
+}
+
+static void group_delete_done(struct group_svc *s, struct store_op *op)
+{
+	struct group_delete *gd = (struct group_delete *)op;
+	struct delete_groups *d = gd->d;
+	if (op->rc)
+		d->r.results[gd->index].error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+	else
+		log_info("group %s deleted (%" PRId64 " committed offsets)", op->group_id,
+			 op->deleted);
+	if (--d->waiting == 0)
+		delete_groups_respond(d);
+}
+
 void handle_delete_groups(struct agent *a, struct request *req)
 {
 	struct kmsg_delete_groups_req m;
@@ -1179,26 +1470,34 @@ void handle_delete_groups(struct agent *a, struct request *req)
 		api_malformed(req, "DeleteGroups");
 		return;
 	}
-	struct kmsg_delete_groups_resp r;
-	kmsg_delete_groups_resp_init(&r);
+	struct delete_groups *d;
+	struct group_delete *gd;
 	int32_t n = m.groups_names_count > 0 ? m.groups_names_count : 0;
-	if (!REQ_ARRAY(req, n, r.results)) {
+	if (!REQ_ARRAY(req, 1, d) || !REQ_ARRAY(req, n, gd)) {
 		request_fail_close(req);
 		return;
 	}
-	r.results_count = n;
+	d->req = req;
+	kmsg_delete_groups_resp_init(&d->r);
+	if (!REQ_ARRAY(req, n, d->r.results)) {
+		request_fail_close(req);
+		return;
+	}
+	d->r.results_count = n;
+	/* Held at 1 until every group is queued, so no early answer. */
+	d->waiting = 1;
 	struct group_svc *s = svc(a);
 	for (int32_t i = 0; i < n; i++) {
-		struct kmsg_delete_groups_resp_deletable_group_result *res = &r.results[i];
+		struct kmsg_delete_groups_resp_deletable_group_result *res = &d->r.results[i];
 		kmsg_delete_groups_resp_deletable_group_result_init(res);
 		kstr id = m.groups_names[i];
 		res->group_id = id;
-		char key[COORD_GROUP_ID_BYTES_MAX + 1];
 		if (!s) {
 			res->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 			continue;
 		}
-		if (has_nul(id) || !kstr_copy(id, key, sizeof key)) {
+		char *key = arena_cstr(req, id);
+		if (!key || has_nul(id) || id.len > COORD_GROUP_ID_BYTES_MAX) {
 			res->error_code = KERR_INVALID_GROUP_ID;
 			continue;
 		}
@@ -1206,16 +1505,27 @@ void handle_delete_groups(struct agent *a, struct request *req)
 		res->error_code = coord_group_delete(s->coord, id);
 		if (res->error_code)
 			continue;
-		int64_t deleted = 0;
-		if (meta_group_delete_offsets(a->meta, key, NULL, NULL, 0, &deleted) != 0)
-			res->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
-		else if (!in_memory && deleted == 0)
-			res->error_code = KERR_GROUP_ID_NOT_FOUND;
-		else
-			log_info("group %s deleted (%" PRId64 " committed offsets)", key, deleted);
+		struct stored_group *sg = stored_get(s, key);
+		if (!sg) {
+			/* Nothing stored, nothing on its way to the store. */
+			if (!in_memory)
+				res->error_code = KERR_GROUP_ID_NOT_FOUND;
+			else
+				log_info("group %s deleted (no committed offsets)", key);
+			continue;
+		}
+		/* Through the store queue, after any commit of the group
+		 * already queued, so none of those brings offsets back. */
+		gd[i].d = d;
+		gd[i].index = i;
+		gd[i].op.kind = OP_DELETE;
+		gd[i].op.group_id = key;
+		gd[i].op.done = group_delete_done;
+		d->waiting++;
+		store_enqueue(s, &gd[i].op);
 	}
-	kmsg_delete_groups_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (--d->waiting == 0)
+		delete_groups_respond(d);
 }
 
 /* The topics a consumer-protocol member subscribes to (its metadata for
@@ -1242,6 +1552,26 @@ static bool subscribed(const struct coord_group *g, kstr topic)
 	return false;
 }
 
+struct offset_delete {
+	struct store_op op;         /* first */
+	struct request *req;
+	struct kmsg_offset_delete_resp r;
+};
+
+static void offset_delete_respond(struct offset_delete *od)
+{
+	kmsg_offset_delete_resp_encode(&od->req->resp, od->req->api_version, &od->r);
+	request_respond(od->req);
+}
+
+static void offset_delete_done(struct group_svc *s, struct store_op *op)
+{
+	struct offset_delete *od = (struct offset_delete *)op;
+	if (op->rc)
+		od->r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+	offset_delete_respond(od);
+}
+
 void handle_offset_delete(struct agent *a, struct request *req)
 {
 	struct kmsg_offset_delete_req m;
@@ -1250,27 +1580,34 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		api_malformed(req, "OffsetDelete");
 		return;
 	}
-	struct kmsg_offset_delete_resp r;
-	kmsg_offset_delete_resp_init(&r);
+	struct offset_delete *od;
+	if (!REQ_ARRAY(req, 1, od)) {
+		request_fail_close(req);
+		return;
+	}
+	od->req = req;
+	struct kmsg_offset_delete_resp *r = &od->r;
+	kmsg_offset_delete_resp_init(r);
 	struct group_svc *s = svc(a);
-	char key[COORD_GROUP_ID_BYTES_MAX + 1];
+	char *key = NULL;
 	const struct coord_group *g = NULL;
 	if (!s) {
-		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		goto out_respond;
 	}
-	if (has_nul(m.group_id) || !kstr_copy(m.group_id, key, sizeof key)) {
-		r.error_code = KERR_INVALID_GROUP_ID;
+	key = arena_cstr(req, m.group_id);
+	if (!key || has_nul(m.group_id) || m.group_id.len > COORD_GROUP_ID_BYTES_MAX) {
+		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
 	}
 	g = coord_group_find(s->coord, m.group_id);
-	if (!g && !group_has_offsets(a, key)) {
-		r.error_code = KERR_GROUP_ID_NOT_FOUND;
+	if (!g && !stored_get(s, key)) {
+		r->error_code = KERR_GROUP_ID_NOT_FOUND;
 		goto out_respond;
 	}
 	bool busy = g && g->state != COORD_EMPTY;
 	if (busy && (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0)) {
-		r.error_code = KERR_NON_EMPTY_GROUP;
+		r->error_code = KERR_NON_EMPTY_GROUP;
 		goto out_respond;
 	}
 	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;
@@ -1279,15 +1616,15 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		total += m.topics[t].partitions_count > 0 ? (size_t)m.topics[t].partitions_count : 0;
 	int64_t *tids;
 	int32_t *parts;
-	if (!REQ_ARRAY(req, nt, r.topics) || !REQ_ARRAY(req, total, tids) ||
+	if (!REQ_ARRAY(req, nt, r->topics) || !REQ_ARRAY(req, total, tids) ||
 	    !REQ_ARRAY(req, total, parts)) {
 		request_fail_close(req);
 		return;
 	}
 	size_t k = 0;
-	r.topics_count = nt;
+	r->topics_count = nt;
 	for (int32_t t = 0; t < nt; t++) {
-		struct kmsg_offset_delete_resp_offset_delete_response_topic *rt = &r.topics[t];
+		struct kmsg_offset_delete_resp_offset_delete_response_topic *rt = &r->topics[t];
 		kmsg_offset_delete_resp_offset_delete_response_topic_init(rt);
 		rt->name = m.topics[t].name;
 		int32_t np = m.topics[t].partitions_count > 0 ? m.topics[t].partitions_count : 0;
@@ -1312,9 +1649,17 @@ void handle_offset_delete(struct agent *a, struct request *req)
 			}
 		}
 	}
-	if (k && meta_group_delete_offsets(a->meta, key, tids, parts, k, NULL) != 0)
-		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+	if (k == 0)
+		goto out_respond;
+	/* Through the store queue, ordered with the group's commits. */
+	od->op.kind = OP_DELETE;
+	od->op.group_id = key;
+	od->op.tids = tids;
+	od->op.partitions = parts;
+	od->op.n = k;
+	od->op.done = offset_delete_done;
+	store_enqueue(s, &od->op);
+	return;
 out_respond:
-	kmsg_offset_delete_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	offset_delete_respond(od);
 }

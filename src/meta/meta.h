@@ -223,16 +223,16 @@ static inline int meta_offset_for_timestamp(struct meta *m, int64_t tid, int32_t
 static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t *off, int64_t *ts)
 { return m->m->max_timestamp(m, tid, p, off, ts); }
 
-/* Store committed offsets (insert or replace), all rows in one
- * transaction, durable when it returns 0; SL_EMETA with nothing stored
- * otherwise. Callable from one worker thread at a time as well as from
- * the loop thread (a connection of its own). SL_EUNSUPPORTED if the
- * backend has no groups. */
 /* A producer's newest batches in a partition (newest first, at most
  * max_rows), looking only at the partition's last 1,000 batches. */
 static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, int64_t pid,
 				       struct meta_producer_batch *rows, size_t max_rows, size_t *n)
 { return m->m->producer_recent ? m->m->producer_recent(m, tid, p, pid, rows, max_rows, n) : SL_EUNSUPPORTED; }
+/* Store committed offsets (insert or replace), all rows in one
+ * transaction, durable when it returns 0; SL_EMETA with nothing stored
+ * otherwise. Blocks (fsync, and the offsets connection's lock): call it
+ * from one worker thread at a time, not from the loop. SL_EUNSUPPORTED
+ * if the backend has no groups. */
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
 /* Every committed offset of a group, by (tid, partition). Free with
@@ -240,11 +240,15 @@ static inline int meta_offset_commit(struct meta *m, const struct meta_offset_co
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
-/* Groups with committed offsets, by id. Free with meta_group_summaries_free. */
+/* Groups with committed offsets, by id (a scan of every offset row: the
+ * group service calls it once, at start). Free with
+ * meta_group_summaries_free. */
 static inline int meta_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 { return m->m->group_list ? m->m->group_list(m, out, n) : SL_EUNSUPPORTED; }
 /* Delete a group's offsets: the n listed (tid, partition) pairs, or all
- * of them when tids is NULL. *deleted (may be NULL) gets the row count. */
+ * of them when tids is NULL, in one durable transaction. *deleted (may
+ * be NULL) gets the row count. Blocks like meta_offset_commit, and runs
+ * on the same worker thread, ordered with the commits. */
 static inline int meta_group_delete_offsets(struct meta *m, const char *group, const int64_t *tids,
 					    const int32_t *partitions, size_t n, int64_t *deleted)
 {

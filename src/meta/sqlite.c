@@ -4,9 +4,11 @@
  * check, and two connections to one database file in WAL mode:
  *   - "loop": every call except commit_object (the event loop thread);
  *   - "commit": commit_object only (one worker thread at a time);
- *   - "offsets": consumer group offset writes (offset_commit from one
- *     worker thread at a time, deletes from the loop), so an OffsetCommit
- *     fsync blocks neither fetches nor produce commits' statements.
+ *   - "offsets": consumer group offset writes (offset_commit and
+ *     group_delete_offsets, from one worker thread at a time: the group
+ *     service queues both), so an OffsetCommit fsync blocks neither
+ *     fetches nor produce commits' statements, and the loop never waits
+ *     on this connection's lock or busy timeout.
  * WAL lets the loop connection read while the commit connection holds the
  * write lock and fsyncs, so a commit never blocks a fetch. Each connection
  * is opened NOMUTEX and guarded by its own pthread mutex, which also
