@@ -5,6 +5,12 @@ consumer process, cooperative-sticky) with confluent-kafka; kafka-python
 and kafkajs groups; committed offsets across a broker kill -9 (and a live
 consumer rejoining); ListGroups/DescribeGroups/DeleteGroups through the
 admin clients and `sluice groups`; bad group input by raw protocol.
+
+Admin coverage: the installed confluent-kafka (1.7) has AdminClient.
+list_groups (ListGroups + DescribeGroups) only; describe_consumer_groups,
+delete_consumer_groups and list_consumer_group_offsets appeared in 2.x, so
+those go through kafka-python's KafkaAdminClient. Neither client carries
+committed leader epochs, so those are checked by raw protocol.
 """
 import os
 import signal
@@ -144,8 +150,9 @@ CHILD = textwrap.dedent(r"""
         m = c.poll(0.1)
         if m is None or m.error():
             continue
-        # at least once: record, then commit
-        f.write("%%d %%d %%s\n" %% (m.partition(), m.offset(), m.value().decode()))
+        # at least once: record (with when), then commit
+        f.write("%%d %%d %%s %%.3f\n" %% (m.partition(), m.offset(), m.value().decode(),
+                                      time.monotonic()))
         f.flush()
         c.commit(message=m, asynchronous=False)
         time.sleep(0.004)
@@ -161,10 +168,22 @@ def read_seen(paths):
         with open(p) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) == 3:
+                if len(parts) == 4:
                     seen.setdefault(parts[2], 0)
                     seen[parts[2]] += 1
     return seen
+
+
+def read_lines(path):
+    """(partition, offset, monotonic time) of each complete line."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 4 and line.endswith("\n"):
+                    out.append((int(parts[0]), int(parts[1]), float(parts[3])))
+    return out
 
 
 def test_kill9_consumer_reassigned(gbroker, tmp_path):
@@ -177,16 +196,17 @@ def test_kill9_consumer_reassigned(gbroker, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", CHILD, bs, topic, group, o])
              for o in outs]
     try:
-        # wait until the victim is consuming, then kill -9 it mid-way
+        # wait until all three consume, then kill -9 the first mid-way
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if os.path.exists(outs[0]) and os.path.getsize(outs[0]) > 2000:
+            if all(os.path.exists(o) and os.path.getsize(o) > 0 for o in outs) and \
+                    os.path.getsize(outs[0]) > 2000:
                 break
             time.sleep(0.1)
         assert os.path.getsize(outs[0]) > 0, "the first consumer never consumed"
+        killed_at = time.monotonic()
         procs[0].send_signal(signal.SIGKILL)
         procs[0].wait()
-        killed_at = time.monotonic()
         partial = len(read_seen(outs))
         assert partial < n, "everything was consumed before the kill; " \
             "make the consumers slower"
@@ -201,8 +221,26 @@ def test_kill9_consumer_reassigned(gbroker, tmp_path):
         missing = n - len(seen)
         assert missing == 0, "%d messages never consumed" % missing
         assert set(seen) == {"v-%d" % i for i in range(n)}
-        took = time.monotonic() - killed_at
-        assert took >= 0
+        # When did a survivor first read a partition the victim was in the
+        # middle of (read in its last 2 s, not finished, not read by the
+        # survivors then)? After session.timeout.ms, give or take the last
+        # heartbeat (500 ms before the kill at worst), and a few seconds
+        # more for the rebalance at most.
+        victim = [l for l in read_lines(outs[0]) if l[2] >= killed_at - 2]
+        survivors = [l for o in outs[1:] for l in read_lines(o)]
+        busy = {p for p, _, t in survivors if killed_at - 2 <= t < killed_at}
+        last = {}
+        for p, off, _ in victim:
+            last[p] = max(last.get(p, -1), off)
+        per_partition = n // 12
+        taken = {p for p, off in last.items()
+                 if off < per_partition - 2 and p not in busy}
+        assert taken, "the victim was not in the middle of any partition: %r" % last
+        first = min(t for p, _, t in survivors if p in taken and t >= killed_at)
+        took = first - killed_at
+        session = SESSION_MS / 1000.0
+        assert session - 1.0 <= took <= session + 6.0, \
+            "a survivor took over %.1f s after the kill (session %.1f s)" % (took, session)
     finally:
         for p in procs[1:]:
             if p.poll() is None:
@@ -313,6 +351,32 @@ def test_kafkajs_group(gbroker):
     assert sum(tp.offset for tp in committed) == n, committed
 
 
+def commit_v6(sock, group, topic, partition, offset, leader_epoch, metadata):
+    """OffsetCommit v6 (generation -1): the partition's error code."""
+    body = (kproto.string(group) + kproto.i32(-1) + kproto.string("") +
+            kproto.i32(1) + kproto.string(topic) + kproto.i32(1) +
+            kproto.i32(partition) + kproto.i64(offset) + kproto.i32(leader_epoch) +
+            kproto.string(metadata))
+    r = kproto.Reader(kproto.roundtrip(sock, API_OFFSET_COMMIT, 6, body))
+    r.i32()  # throttle
+    res = r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))
+    return res[0][1][0][1]
+
+
+def fetch_v5(sock, group, topic, partition):
+    """OffsetFetch v5: (offset, leader epoch, metadata, error) of one
+    partition."""
+    body = (kproto.string(group) + kproto.i32(1) + kproto.string(topic) +
+            kproto.i32(1) + kproto.i32(partition))
+    r = kproto.Reader(kproto.roundtrip(sock, API_OFFSET_FETCH, 5, body))
+    r.i32()  # throttle
+    res = r.array(lambda: (r.string(), r.array(
+        lambda: (r.i32(), r.i64(), r.i32(), r.string(), r.i16()))))
+    assert r.i16() == 0
+    _, off, epoch, md, err = res[0][1][0]
+    return off, epoch, md, err
+
+
 def test_offsets_survive_kill9(broker_factory):
     from kafka import KafkaConsumer, TopicPartition as KTP
     from kafka.structs import OffsetAndMetadata
@@ -332,12 +396,17 @@ def test_offsets_survive_kill9(broker_factory):
     assert len(got) == 40
     c.commit(offsets=[TopicPartition(topic, 0, 40)], asynchronous=False)
     c.close()
-    # metadata strings and leader epochs round-trip too (kafka-python)
+    # metadata strings round-trip (kafka-python), and leader epochs (raw
+    # OffsetCommit v6 / OffsetFetch v5: neither client here carries them)
     other = group_name()
     kc = KafkaConsumer(bootstrap_servers=bs, group_id=other,
                        enable_auto_commit=False)
     kc.commit({KTP(topic, 0): OffsetAndMetadata(7, "hello-meta")})
     kc.close()
+    epoch_group = group_name()
+    s = kproto.connect(bs)
+    assert commit_v6(s, epoch_group, topic, 0, 33, 5, "epoch-meta") == 0
+    s.close()
 
     # a live member across the broker kill -9 must rejoin cleanly
     live_group = group_name()
@@ -346,6 +415,9 @@ def test_offsets_survive_kill9(broker_factory):
     poll_until([live], lambda: bool(live.assignment()), what="live member")
 
     b.restart(clean=False)
+    # groups known only by their stored offsets are listed after a restart
+    listed = {x.id: x.state for x in util.admin(bs).list_groups(timeout=10)}
+    assert listed.get(group) == "Empty" and listed.get(other) == "Empty", listed
     c = ck_consumer(bs, group)
     c.subscribe([topic])
     first = None
@@ -362,6 +434,9 @@ def test_offsets_survive_kill9(broker_factory):
     kc.close()
     assert om[KTP(topic, 0)].offset == 7
     assert om[KTP(topic, 0)].metadata == "hello-meta"
+    s = kproto.connect(bs)
+    assert fetch_v5(s, epoch_group, topic, 0) == (33, 5, "epoch-meta", 0)
+    s.close()
 
     # the live consumer rejoins and keeps consuming new messages
     produce(bs, topic, 10, 1)
@@ -463,6 +538,22 @@ def test_admin_and_cli(gbroker):
     assert rc == 0, err
     offs = ka.list_consumer_group_offsets(group)
     assert sum(v.offset for v in offs.values()) == 400, offs
+    # --to-datetime: the first offset at or after a time between two waves
+    # of messages (100 per partition before, 10 after); as ISO UTC and as
+    # epoch ms
+    time.sleep(0.05)
+    mid_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    produce(bs, topic, 40, 4)
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(mid_ms // 1000)) + \
+        ".%03d" % (mid_ms % 1000)
+    for when, want in ((iso, 400), (str(mid_ms - 3600 * 1000), 0),
+                       (str(mid_ms + 3600 * 1000), 440)):
+        rc, out, err = sluice_groups(bs, "reset-offsets", group, "--topic", topic,
+                                     "--to-datetime", when, "--execute")
+        assert rc == 0, err
+        offs = ka.list_consumer_group_offsets(group)
+        assert sum(v.offset for v in offs.values()) == want, (when, offs)
     res = ka.delete_consumer_groups([group])
     assert res[0][1].__name__ == "NoError", res
     res = ka.delete_consumer_groups([group])
@@ -479,6 +570,7 @@ API_OFFSET_COMMIT = 8
 API_JOIN_GROUP = 11
 API_SYNC_GROUP = 14
 API_OFFSET_FETCH = 9
+API_DELETE_GROUPS = 42
 
 
 def join_v1(sock, group, member_id, metadata, protocol="range"):
@@ -549,3 +641,36 @@ def test_bad_group_input(gbroker):
     err, gen2, _, _, _ = join_v1(s2, group_name(), "", b"\x00\x00")
     assert err == 0 and gen2 == 1
     s2.close()
+
+
+def test_delete_ordered_after_queued_commit(gbroker):
+    """DeleteGroups pipelined right behind an OffsetCommit of the same
+    group: the delete is queued after the commit, so the commit cannot
+    bring the offsets back once the group is deleted."""
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("ord"), 1)
+    s = kproto.connect(bs, timeout=20)
+    for _ in range(5):
+        group = group_name()
+        commit = (kproto.string(group) + kproto.i32(-1) + kproto.string("") +
+                  kproto.i64(-1) + kproto.i32(1) + kproto.string(topic) +
+                  kproto.i32(1) + kproto.i32(0) + kproto.i64(9) + kproto.string(""))
+        delete = kproto.i32(1) + kproto.string(group)
+        s.sendall(kproto.request(API_OFFSET_COMMIT, 2, 1, commit) +
+                  kproto.request(API_DELETE_GROUPS, 0, 2, delete))
+        cid, body = kproto.recv_response(s)
+        assert cid == 1
+        r = kproto.Reader(body)
+        res = r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))
+        assert res[0][1][0][1] == 0, res
+        cid, body = kproto.recv_response(s)
+        assert cid == 2
+        r = kproto.Reader(body)
+        r.i32()  # throttle
+        res = r.array(lambda: (r.string(), r.i16()))
+        assert res == [(group, 0)], res
+        off, _, _, err = fetch_v5(s, group, topic, 0)
+        assert (off, err) == (-1, 0), "offset %d came back after DeleteGroups" % off
+        listed = [x.id for x in util.admin(bs).list_groups(timeout=10)]
+        assert group not in listed
+    s.close()
