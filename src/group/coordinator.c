@@ -65,8 +65,23 @@ void coord_effects_free(struct coord_effects *e)
 	e->cap = 0;
 }
 
+/* Tests' fault injection (coord_effects.fail_after). */
+static bool eff_fault(struct coord_effects *e)
+{
+	if (e->fail_after <= 0)
+		return false;
+	if (e->fail_after == 1) {
+		e->oom = true;
+		return true;
+	}
+	e->fail_after--;
+	return false;
+}
+
 static void *eff_alloc(struct coord_effects *e, size_t n)
 {
+	if (eff_fault(e))
+		return NULL;
 	n = (n + 15) & ~(size_t)15;
 	struct coord_effect_chunk *ch = e->chunks;
 	if (!ch || ch->cap - ch->used < n) {
@@ -111,7 +126,7 @@ static uint8_t *eff_mem(struct coord_effects *e, const uint8_t *p, int32_t n)
 static struct coord_effect *eff_push(struct coord_effects *e, void *req,
 				     enum coord_effect_kind kind, int16_t error)
 {
-	if (array_grow(&e->v, &e->cap, e->n, sizeof *e->v, 16) != 0) {
+	if (eff_fault(e) || array_grow(&e->v, &e->cap, e->n, sizeof *e->v, 16) != 0) {
 		e->oom = true;
 		return NULL;
 	}

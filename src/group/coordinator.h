@@ -170,6 +170,9 @@ struct coord_effects {
 	size_t n, cap;
 	struct coord_effect_chunk *chunks; /* owned copies */
 	bool oom;                        /* an effect could not be recorded */
+	/* Fault injection for tests: > 0, the fail_after-th recording (an
+	 * effect or a string in it) and every later one fail as on oom. */
+	int32_t fail_after;
 };
 
 void coord_effects_init(struct coord_effects *e);

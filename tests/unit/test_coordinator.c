@@ -794,6 +794,43 @@ static void test_limits(void **state)
 	h_free(h);
 }
 
+/* Out of memory while answering: the effects say so (oom), and a request
+ * whose answer was lost is no longer waiting inside the coordinator, so
+ * the caller can tell it from the ones still pending and fail it. */
+static void test_oom_answers_detectable(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids[] = { a };
+	const char *bytes[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids, bytes);
+	join_new(h, 1, 3, 4); /* b waits for a to rejoin */
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 1);
+	assert_ptr_equal(pending[0], &tok[4]);
+	coord_effects_reset(&h->e);
+	/* a's rejoin completes the join: both answers fail to be recorded */
+	h->e.fail_after = 1;
+	join(h, 5, a, NULL, 5);
+	assert_true(h->e.oom);
+	assert_null(eff(h, 4));
+	assert_null(eff(h, 5));
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 0); /* tok[4], tok[5]: lost, to be failed */
+	/* the group itself moved on consistently */
+	assert_int_equal(grp(h)->state, COORD_COMPLETING_REBALANCE);
+	assert_int_equal(grp(h)->generation_id, 2);
+	h->e.fail_after = 0;
+	coord_effects_reset(&h->e);
+	/* the clients rejoin after their connections closed */
+	join(h, 6, a, NULL, 5);
+	assert_non_null(eff(h, 6));
+	assert_int_equal(eff(h, 6)->error, KERR_NONE);
+	h_free(h);
+}
+
 /* Effects own their strings: removing members later does not touch them. */
 static void test_effects_survive(void **state)
 {
@@ -830,6 +867,7 @@ int main(void)
 		cmocka_unit_test(test_leave_during_rebalance),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_effects_survive),
+		cmocka_unit_test(test_oom_answers_detectable),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
