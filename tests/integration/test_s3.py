@@ -832,6 +832,55 @@ def test_slow_store_many_reads_and_uploads(broker_factory, s3, proxy):
     check_exactly_once(b.bootstrap, topic2, 4, prod)
 
 
+def test_stop_while_store_hangs(broker_factory, s3, proxy):
+    """SIGTERM while fetch reads and uploads hang at the store: the broker
+    drains (uploads end at their deadline, unacknowledged), ends the reads
+    still in flight, and exits cleanly (status 0, no sanitizer report)."""
+    px = proxy(verify_sigs=False)
+    b = s3_broker(broker_factory, s3, s3.url(new_prefix("stop"), px.endpoint,
+                                             FAST))
+    topic = util.create_topic(b.bootstrap, util.topic_name("s3stop"), 4)
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 5})
+    for i in range(2000):
+        p.produce(topic, value=b"m%05d" % i, partition=i % 4)
+    assert p.flush(30) == 0
+    del p
+    b.restart()  # cold cache: the reads below go to the store
+    px.mode = "hang"
+    stop_ev = threading.Event()
+
+    def read():
+        c = util.consumer(b.bootstrap)
+        c.assign([util.TopicPartition(topic, q, util.OFFSET_BEGINNING)
+                  for q in range(4)])
+        while not stop_ev.is_set():
+            c.consume(100, 0.2)
+        c.close()
+
+    readers = [threading.Thread(target=read, daemon=True) for _ in range(3)]
+    for t in readers:
+        t.start()
+    prod = AckingProducer(b.bootstrap, topic, rate_per_s=200,
+                          **{"message.timeout.ms": 20000}).start()
+    try:
+        time.sleep(1.5)
+        assert px.hung > 0
+        t0 = time.monotonic()
+        # Asserts status 0 and no sanitizer report. The drain takes a
+        # while: produces arriving on open connections during it are
+        # written too, each upload failing at its 4 s deadline.
+        b.stop(timeout=60)
+    finally:
+        stop_ev.set()
+        px.mode = "pass"
+        prod.stop_ev.set()
+        prod.t.join()
+        for t in readers:
+            t.join(10)
+    late = prod.acks_between(t0, time.monotonic())
+    assert late == [], "%d acks while the store hung" % len(late)
+
+
 # --------------------------------------------------------------------------
 # Bad configuration
 
