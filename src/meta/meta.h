@@ -77,6 +77,18 @@ struct meta_batch_row {
 	uint32_t length;
 	int32_t record_count;
 	int64_t max_timestamp;
+	uint64_t object_size;   /* the whole object's bytes; set only by
+				   meta_batches_from_many (0: unknown) */
+};
+
+/* One partition's part of meta_batches_from_many. */
+struct meta_batch_query {
+	int64_t tid;
+	int32_t partition;
+	int64_t offset;         /* rows with last_offset >= offset */
+	size_t max_rows;
+	/* out: this query's rows are rows[first, first + n) */
+	size_t first, n;
 };
 
 /* Consumer group offsets (group_offsets table). Kafka's
@@ -160,6 +172,9 @@ struct meta_methods {
 	int (*group_list)(struct meta *m, struct meta_group_summary **out, size_t *n);
 	int (*group_delete_offsets)(struct meta *m, const char *group_id, const int64_t *tids,
 				    const int32_t *partitions, size_t n, int64_t *deleted);
+	/* Read path (may be NULL: callers fall back to batches_from). */
+	int (*batches_from_many)(struct meta *m, struct meta_batch_query *q, size_t nq,
+				 struct meta_batch_row *rows, size_t rows_cap);
 };
 
 struct meta {
@@ -212,6 +227,16 @@ static inline int meta_commit_object(struct meta *m, const char *key, uint64_t s
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,
 				    size_t max_rows, struct meta_batch_row *rows, size_t *n)
 { return m->m->batches_from(m, tid, p, off, max_rows, rows, n); }
+/* meta_batches_from for several partitions at once (one statement,
+ * stepped per query: a fetch of many partitions costs one lookup), and
+ * each row also carries its object's size. Query i gets at most
+ * q[i].max_rows rows, stored from q[i].first; rows_cap bounds them all
+ * (queries that find no room get n = 0). Returns 0, SL_EMETA, or
+ * SL_EUNSUPPORTED for a backend without it (call meta_batches_from per
+ * partition then). */
+static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+					 struct meta_batch_row *rows, size_t rows_cap)
+{ return m->m->batches_from_many ? m->m->batches_from_many(m, q, nq, rows, rows_cap) : SL_EUNSUPPORTED; }
 /* The base offset of the first batch whose max_timestamp >= ts
  * (ListOffsets by timestamp: the caller then scans that batch for the
  * exact record). SL_ENOTFOUND if none. */

@@ -1283,6 +1283,9 @@ out_unlock:
 	return rc;
 }
 
+static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+				struct meta_batch_row *rows, size_t rows_cap);
+
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -1303,6 +1306,7 @@ static const struct meta_methods sqlite_methods = {
 	.offset_fetch = sq_offset_fetch,
 	.group_list = sq_group_list,
 	.group_delete_offsets = sq_group_delete_offsets,
+	.batches_from_many = sq_batches_from_many,
 };
 
 int meta_sqlite_open(const char *path, struct meta **out)
@@ -1335,4 +1339,65 @@ int meta_sqlite_open(const char *path, struct meta **out)
 	log_debug("metadata store: opened sqlite:%s", path);
 	*out = &s->base;
 	return 0;
+}
+
+/* ---- read path: batch rows of several partitions at once ----
+ * One statement prepared per call (not kept with the others: a call
+ * serves a whole fetch), stepped once per partition. */
+static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+				struct meta_batch_row *rows, size_t rows_cap)
+{
+	static const char sql[] = "SELECT b.base_offset, b.last_offset, o.key, b.byte_offset,"
+		" b.length, b.record_count, b.max_timestamp, o.size"
+		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
+		" ORDER BY b.last_offset LIMIT ?4";
+	struct sq_conn *c = &sq_of(m)->loop;
+	for (size_t i = 0; i < nq; i++)
+		q[i].first = q[i].n = 0;
+	if (nq == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		rc = sq_fail(c, "preparing the batch lookup");
+		goto out_unlock;
+	}
+	size_t used = 0;
+	for (size_t i = 0; i < nq && !rc; i++) {
+		size_t want = q[i].max_rows < rows_cap - used ? q[i].max_rows : rows_cap - used;
+		q[i].first = used;
+		if (want == 0)
+			continue;
+		sqlite3_bind_int64(st, 1, q[i].tid);
+		sqlite3_bind_int(st, 2, q[i].partition);
+		sqlite3_bind_int64(st, 3, q[i].offset);
+		sqlite3_bind_int64(st, 4, (int64_t)want);
+		size_t count = 0;
+		int step = SQLITE_DONE;
+		while (count < want && (step = sqlite3_step(st)) == SQLITE_ROW) {
+			struct meta_batch_row *r = &rows[used + count++];
+			r->base_offset = sqlite3_column_int64(st, 0);
+			r->last_offset = sqlite3_column_int64(st, 1);
+			copy_text(r->object_key, sizeof r->object_key, st, 2);
+			r->byte_offset = (uint64_t)sqlite3_column_int64(st, 3);
+			r->length = (uint32_t)sqlite3_column_int64(st, 4);
+			r->record_count = sqlite3_column_int(st, 5);
+			r->max_timestamp = sqlite3_column_int64(st, 6);
+			r->object_size = (uint64_t)sqlite3_column_int64(st, 7);
+		}
+		if (count < want && step != SQLITE_DONE)
+			rc = sq_fail(c, "reading batches");
+		sqlite3_reset(st);
+		q[i].n = count;
+		used += count;
+	}
+	sqlite3_finalize(st);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		for (size_t i = 0; i < nq; i++)
+			q[i].n = 0;
+	return rc ? SL_EMETA : 0;
 }
