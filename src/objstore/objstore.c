@@ -1,7 +1,8 @@
 /* objstore.c — opens an object store from its URL: "file:PATH" (or
  * "file://PATH"), "mem:" and "s3://BUCKET/PREFIX?...". Other schemes are
  * refused with one log line; the backends live in file.c, mem.c and s3.c.
- * Also the backend-independent half of the request counters. */
+ * Also the backend-independent half of the request counters, and the
+ * one-key-at-a-time fallback of objstore_del_many. */
 #include "objstore/objstore.h"
 
 #include <stdlib.h>
@@ -44,6 +45,38 @@ int objstore_stats(struct objstore *s, struct objstore_stats *out)
 		return SL_EUNSUPPORTED;
 	s->m->stats(s, out);
 	return 0;
+}
+
+int objstore_del_many(struct objstore *s, const char *const *keys, size_t n, size_t *deleted,
+		      bool *failed)
+{
+	if (deleted)
+		*deleted = 0;
+	if (failed)
+		memset(failed, 0, n * sizeof *failed);
+	if (n == 0)
+		return 0;
+	if (s->m->del_many)
+		return s->m->del_many(s, keys, n, deleted, failed);
+	/* One key at a time; a failed key does not stop the others. */
+	int first = 0;
+	size_t gone = 0;
+	for (size_t i = 0; i < n; i++) {
+		int rc = objstore_del(s, keys[i]);
+		if (rc == 0 || rc == SL_ENOTFOUND) {
+			gone++;
+			continue;
+		}
+		if (failed)
+			failed[i] = true;
+		if (!first) {
+			first = rc;
+			log_error("object store: delete %s: %s", keys[i], sl_strerror(rc));
+		}
+	}
+	if (deleted)
+		*deleted = gone;
+	return first;
 }
 
 const char *objstore_op_name(int op)

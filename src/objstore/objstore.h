@@ -14,6 +14,7 @@
 #ifndef SLUICE_OBJSTORE_H
 #define SLUICE_OBJSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -55,6 +56,11 @@ struct objstore_methods {
 	/* Optional: stop the asynchronous machinery while its loop still
 	 * runs (see objstore_async_close). */
 	void (*async_close)(struct objstore *s);
+	/* Optional batch delete (s3: DeleteObjects); without it
+	 * objstore_del_many loops over del. Same contract as
+	 * objstore_del_many. */
+	int (*del_many)(struct objstore *s, const char *const *keys, size_t n,
+			size_t *deleted, bool *failed);
 };
 
 struct objstore {
@@ -104,6 +110,19 @@ static inline int objstore_list(struct objstore *s, const char *prefix, objstore
 { return s->m->list(s, prefix, fn, arg); }
 static inline void objstore_close(struct objstore *s)
 { if (s) s->m->close(s); }
+
+/* Delete n keys, blocking (for tools such as `sluice gc`). A key that is
+ * already missing counts as deleted. *deleted (may be NULL) gets the
+ * number of keys known to be gone; failed (may be NULL, else n entries)
+ * gets true for every key that may still exist. Returns 0 when all are
+ * gone, else the first error (SL_EINVAL for a bad key, SL_ESTORE, SL_EIO,
+ * SL_ETIMEDOUT, SL_ENOMEM) after logging the first failure; keys of
+ * other requests may have been deleted meanwhile. s3 sends DeleteObjects
+ * requests of at most 1000 keys (counted as OBJSTORE_OP_DELETE calls and
+ * requests: free on AWS, but counted like the other operations); file
+ * and mem delete one key at a time. */
+int objstore_del_many(struct objstore *s, const char *const *keys, size_t n, size_t *deleted,
+		      bool *failed);
 
 /* Start a put (get) from the loop thread. key is copied; data (out) must
  * stay valid until done. Returns 0, after which done is called exactly

@@ -376,7 +376,7 @@ int64_t s3_time_parse_ms(const char *s)
 #define XML_TEXT_MAX 4096
 #define XML_DEPTH_MAX 64
 
-enum xml_kind { XML_LIST, XML_ERROR };
+enum xml_kind { XML_LIST, XML_ERROR, XML_DELETE };
 
 struct xml_ctx {
 	XML_Parser parser;
@@ -396,6 +396,14 @@ struct xml_ctx {
 	char *code, *msg;
 	size_t code_cap, msg_cap;
 	int seen_root;
+	/* DeleteObjects result: the <Error> entry being read */
+	int in_del_error;
+	char del_key[S3_PREFIX_MAX + S3_KEY_MAX + 2];
+	char del_code[64];
+	char del_msg[256];
+	size_t deleted, errors;
+	s3_delete_error_fn del_fn;
+	void *del_arg;
 };
 
 static void xml_fail(struct xml_ctx *x, int rc)
@@ -418,7 +426,9 @@ static void XMLCALL xml_start(void *arg, const XML_Char *name, const XML_Char **
 	x->capture = 0;
 	x->text_len = 0;
 	if (x->depth == 1) {
-		const char *want = x->kind == XML_LIST ? "ListBucketResult" : "Error";
+		const char *want = x->kind == XML_LIST	 ? "ListBucketResult"
+				   : x->kind == XML_ERROR ? "Error"
+							  : "DeleteResult";
 		if (strcmp(name, want) != 0) {
 			xml_fail(x, SL_EPROTO);
 			return;
@@ -428,6 +438,16 @@ static void XMLCALL xml_start(void *arg, const XML_Char *name, const XML_Char **
 	}
 	if (x->kind == XML_ERROR) {
 		x->capture = x->depth == 2 && (!strcmp(name, "Code") || !strcmp(name, "Message"));
+		return;
+	}
+	if (x->kind == XML_DELETE) {
+		if (x->depth == 2 && !strcmp(name, "Error")) {
+			x->in_del_error = 1;
+			x->del_key[0] = x->del_code[0] = x->del_msg[0] = 0;
+		}
+		x->capture = x->depth == 3 && x->in_del_error &&
+			     (!strcmp(name, "Key") || !strcmp(name, "Code") ||
+			      !strcmp(name, "Message"));
 		return;
 	}
 	if (x->depth == 2) {
@@ -512,6 +532,33 @@ static void XMLCALL xml_end(void *arg, const XML_Char *name)
 			snprintf(x->code, x->code_cap, "%s", x->text);
 		else
 			snprintf(x->msg, x->msg_cap, "%s", x->text);
+		return;
+	}
+	if (x->kind == XML_DELETE) {
+		if (depth == 2 && !strcmp(name, "Deleted")) {
+			x->deleted++;
+		} else if (depth == 2 && !strcmp(name, "Error")) {
+			x->in_del_error = 0;
+			if (!x->del_key[0]) {
+				xml_fail(x, SL_EPROTO);
+				return;
+			}
+			x->errors++;
+			if (x->del_fn)
+				x->del_fn(x->del_arg, x->del_key, x->del_code, x->del_msg);
+		} else if (was_capture && !strcmp(name, "Key")) {
+			if (x->text_len >= sizeof x->del_key) {
+				xml_fail(x, SL_ELIMIT);
+				return;
+			}
+			memcpy(x->del_key, x->text, x->text_len + 1);
+		} else if (was_capture && !strcmp(name, "Code")) {
+			snprintf(x->del_code, sizeof x->del_code, "%.*s",
+				 (int)sizeof x->del_code - 1, x->text);
+		} else if (was_capture) {
+			snprintf(x->del_msg, sizeof x->del_msg, "%.*s",
+				 (int)sizeof x->del_msg - 1, x->text);
+		}
 		return;
 	}
 	int rc = 0;
@@ -608,6 +655,56 @@ int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t code_cap,
 		msg[0] = 0;
 	}
 	return rc;
+}
+
+int s3_xml_delete_parse(const char *xml, size_t len, size_t *deleted, size_t *errors,
+			s3_delete_error_fn fn, void *arg)
+{
+	struct xml_ctx x = { .kind = XML_DELETE, .del_fn = fn, .del_arg = arg };
+	int rc = xml_run(&x, xml, len);
+	*deleted = rc ? 0 : x.deleted;
+	*errors = rc ? 0 : x.errors;
+	return rc;
+}
+
+int s3_delete_body(const char *prefix, const char *const *keys, size_t n, struct kbuf *out)
+{
+	if (n == 0 || n > S3_DELETE_KEYS_MAX)
+		return SL_EINVAL;
+	size_t plen = strlen(prefix);
+	if (plen > S3_PREFIX_MAX)
+		return SL_EINVAL;
+	out->len = 0;
+	static const char head[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+				   "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+				   "<Quiet>true</Quiet>";
+	kbuf_put(out, head, sizeof head - 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t kn = strlen(keys[i]);
+		if (kn == 0 || kn > S3_KEY_MAX)
+			return SL_EINVAL;
+		kbuf_put(out, "<Object><Key>", 13);
+		for (int part = 0; part < 2; part++) {
+			const char *k = part ? keys[i] : prefix;
+			for (; *k; k++) {
+				const char *esc = NULL;
+				switch (*k) {
+				case '&': esc = "&amp;"; break;
+				case '<': esc = "&lt;"; break;
+				case '>': esc = "&gt;"; break;
+				case '"': esc = "&quot;"; break;
+				case '\'': esc = "&apos;"; break;
+				}
+				if (esc)
+					kbuf_put(out, esc, strlen(esc));
+				else
+					kbuf_put(out, k, 1);
+			}
+		}
+		kbuf_put(out, "</Key></Object>", 15);
+	}
+	kbuf_put(out, "</Delete>", 9);
+	return out->oom ? SL_ENOMEM : 0;
 }
 
 /* ---- credentials file ---- */
@@ -837,6 +934,7 @@ struct s3_call {
 	struct curl_slist *headers;
 	const void *body;
 	size_t body_len;
+	int post; /* POST the body (DeleteObjects) rather than PUT it */
 	/* GET into a caller's buffer: skip bytes first when the server
 	 * ignored the Range and sent the whole object. */
 	uint8_t *out;
@@ -965,7 +1063,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return c->resp.oom ? 0 : all;
 }
 
-static int call_headers(struct s3_call *c, const char *payload_sha256, const char *range)
+/* extra: one more header line (Range, Content-MD5) or NULL. */
+static int call_headers(struct s3_call *c, const char *payload_sha256, const char *extra)
 {
 	char line[128];
 	struct curl_slist *l = NULL, *t;
@@ -978,13 +1077,14 @@ static int call_headers(struct s3_call *c, const char *payload_sha256, const cha
 			goto out_oom;
 		l = t;
 	}
-	if (range) {
-		if (!(t = curl_slist_append(l, range)))
+	if (extra) {
+		if (!(t = curl_slist_append(l, extra)))
 			goto out_oom;
 		l = t;
 	}
 	if (c->body) {
-		if (!(t = curl_slist_append(l, "Content-Type: application/octet-stream")))
+		if (!(t = curl_slist_append(l, c->post ? "Content-Type: application/xml"
+						       : "Content-Type: application/octet-stream")))
 			goto out_oom;
 		l = t;
 	}
@@ -1036,7 +1136,10 @@ static void attempt_setup(struct s3_call *c, CURL *h, uint32_t timeout_ms)
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
 	}
-	switch (c->op) {
+	if (c->post) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+	} else switch (c->op) {
 	case OBJSTORE_OP_PUT:
 		/* POSTFIELDS (not a read callback) so curl can resend the
 		 * body by itself; the method is then overridden to PUT. */
@@ -1136,6 +1239,19 @@ static int call_run(struct s3_call *c, const struct s3_retry_policy *policy)
 	return rc;
 }
 
+/* A store key we can put in a URL: 1..S3_KEY_MAX printable ASCII bytes
+ * without spaces, not starting with '/'. */
+static int s3_key_ok(const char *key)
+{
+	size_t kn = strlen(key);
+	if (kn == 0 || kn > S3_KEY_MAX || key[0] == '/')
+		return 0;
+	for (size_t i = 0; i < kn; i++)
+		if (key[i] <= 0x20 || key[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 /* Object URL of store key (NULL: the bucket root, for listings). */
 static int call_init(struct s3_call *c, struct s3_store *st, int op, const char *what,
 		     const char *key)
@@ -1148,12 +1264,8 @@ static int call_init(struct s3_call *c, struct s3_store *st, int op, const char 
 	atomic_fetch_add(&st->calls[op], 1);
 	if (!key)
 		return 0;
-	size_t kn = strlen(key);
-	if (kn == 0 || kn > S3_KEY_MAX || key[0] == '/')
+	if (!s3_key_ok(key))
 		return SL_EINVAL;
-	for (size_t i = 0; i < kn; i++)
-		if (key[i] <= 0x20 || key[i] >= 0x7f)
-			return SL_EINVAL;
 	char full[S3_PREFIX_MAX + S3_KEY_MAX + 2], enc[3 * sizeof full];
 	snprintf(full, sizeof full, "%s%s", st->cfg.prefix, key);
 	if (s3_uri_encode(full, 1, enc, sizeof enc))
@@ -1289,6 +1401,172 @@ static int s3_del(struct objstore *s, const char *key)
 	}
 	call_free(&c);
 	return rc;
+}
+
+/* ---- DeleteObjects ---- */
+
+/* The keys of one DeleteObjects request and what became of them. */
+struct del_chunk {
+	struct s3_store *st;
+	const char *const *keys; /* m keys, without the store's prefix */
+	const size_t *index;     /* their places in the caller's arrays */
+	size_t m;
+	bool *failed;            /* the caller's (may be NULL) */
+	size_t failed_n;
+	char first_key[S3_KEY_MAX + S3_PREFIX_MAX + 2];
+	char first_why[320];
+};
+
+static void del_chunk_mark(struct del_chunk *d, size_t i)
+{
+	if (d->failed && !d->failed[d->index[i]]) {
+		d->failed[d->index[i]] = true;
+		d->failed_n++;
+	} else if (!d->failed) {
+		d->failed_n++;
+	}
+}
+
+static void on_delete_error(void *arg, const char *key, const char *code, const char *msg)
+{
+	struct del_chunk *d = arg;
+	size_t plen = strlen(d->st->cfg.prefix);
+	int found = 0;
+	if (!d->first_key[0]) {
+		snprintf(d->first_key, sizeof d->first_key, "%s", key);
+		snprintf(d->first_why, sizeof d->first_why, "%s: %s", code, msg);
+	}
+	if (!strncmp(key, d->st->cfg.prefix, plen))
+		for (size_t i = 0; i < d->m; i++)
+			if (!strcmp(d->keys[i], key + plen)) {
+				del_chunk_mark(d, i);
+				found = 1;
+			}
+	if (!found) /* not one of ours: trust none of them */
+		for (size_t i = 0; i < d->m; i++)
+			del_chunk_mark(d, i);
+}
+
+/* Content-MD5 (base64 of the body's MD5), which DeleteObjects requires. */
+static int md5_base64(const void *data, size_t len, char out[32])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16)
+		return SL_ENOMEM;
+	EVP_EncodeBlock((unsigned char *)out, md, 16); /* 24 chars and NUL */
+	return 0;
+}
+
+/* One DeleteObjects request for d's keys (at most S3_DELETE_KEYS_MAX).
+ * Returns 0 when every key is gone; marks failed keys in d. */
+static int del_chunk_run(struct del_chunk *d)
+{
+	struct s3_store *st = d->st;
+	struct s3_call c;
+	struct kbuf body;
+	char sha[65], md5[32], md5_line[64];
+	kbuf_init(&body);
+	call_init(&c, st, OBJSTORE_OP_DELETE, "DeleteObjects", NULL);
+	int rc = s3_delete_body(st->cfg.prefix, d->keys, d->m, &body);
+	if (rc == 0)
+		rc = sha256_hex(body.data, body.len, sha);
+	if (rc == 0)
+		rc = md5_base64(body.data, body.len, md5);
+	if (rc)
+		goto out_fail_all;
+	snprintf(md5_line, sizeof md5_line, "Content-MD5: %s", md5);
+	/* "delete=": the empty value keeps curl's SigV4 canonical query
+	 * right whatever its version. */
+	int n = snprintf(c.url, sizeof c.url, "%s%s?delete=", st->base_url,
+			 st->cfg.path_style ? "" : "/");
+	if (n < 0 || (size_t)n >= sizeof c.url) {
+		rc = SL_EINVAL;
+		goto out_fail_all;
+	}
+	c.body = body.data;
+	c.body_len = body.len;
+	c.post = 1;
+	rc = call_headers(&c, sha, md5_line);
+	if (rc)
+		goto out_fail_all;
+	rc = call_run(&c, &st->policy);
+	if (rc) {
+		call_fail_log(&c, "?delete", rc);
+		goto out_mark_all;
+	}
+	size_t deleted, errors;
+	rc = s3_xml_delete_parse((const char *)c.resp.data, c.resp.len, &deleted, &errors,
+				 on_delete_error, d);
+	if (rc) {
+		snprintf(c.msg, sizeof c.msg, "unparsable DeleteObjects answer (%s)",
+			 sl_strerror(rc));
+		call_fail_log(&c, "?delete", rc);
+		goto out_mark_all;
+	}
+	if (errors) {
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_DELETE], 1);
+		log_error("s3: DeleteObjects s3://%s: %zu of %zu keys not deleted, first %s (%s)",
+			  st->cfg.bucket, errors, d->m, d->first_key, d->first_why);
+		rc = SL_ESTORE;
+	}
+	goto out;
+out_fail_all:
+	atomic_fetch_add(&st->errors[OBJSTORE_OP_DELETE], 1);
+out_mark_all:
+	for (size_t i = 0; i < d->m; i++)
+		del_chunk_mark(d, i);
+out:
+	call_free(&c);
+	kbuf_free(&body);
+	return rc;
+}
+
+static int s3_del_many(struct objstore *s, const char *const *keys, size_t n, size_t *deleted,
+		       bool *failed)
+{
+	struct s3_store *st = (struct s3_store *)s;
+	size_t cap = n < S3_DELETE_KEYS_MAX ? n : S3_DELETE_KEYS_MAX;
+	const char **chunk = malloc(cap * sizeof *chunk);
+	size_t *index = malloc(cap * sizeof *index);
+	size_t gone = 0;
+	int first = 0;
+	if (!chunk || !index) {
+		first = SL_ENOMEM;
+		if (failed)
+			for (size_t i = 0; i < n; i++)
+				failed[i] = true;
+		goto out;
+	}
+	for (size_t i = 0; i < n;) {
+		struct del_chunk d = { .st = st, .keys = chunk, .index = index, .failed = failed };
+		for (; i < n && d.m < S3_DELETE_KEYS_MAX; i++) {
+			if (!s3_key_ok(keys[i])) {
+				if (failed)
+					failed[i] = true;
+				if (!first) {
+					first = SL_EINVAL;
+					log_error("s3: cannot delete key '%s': not a valid key",
+						  keys[i]);
+				}
+				continue;
+			}
+			chunk[d.m] = keys[i];
+			index[d.m++] = i;
+		}
+		if (d.m == 0)
+			break;
+		int rc = del_chunk_run(&d);
+		gone += d.m - (d.failed_n < d.m ? d.failed_n : d.m);
+		if (rc && !first)
+			first = rc;
+	}
+out:
+	free(chunk);
+	free(index);
+	if (deleted)
+		*deleted = gone;
+	return first;
 }
 
 /* One ListObjectsV2 page of the bucket's keys under full_prefix (prefix
@@ -2066,6 +2344,7 @@ static const struct objstore_methods s3_methods = {
 	.put_async = s3_put_async,
 	.get_async = s3_get_async,
 	.async_close = s3_async_close,
+	.del_many = s3_del_many,
 };
 
 /* Credentials from the environment, else the shared credentials file. */

@@ -1,6 +1,7 @@
 /* s3_int.h — the pure half of the S3 store (s3.c), kept free of I/O so the
  * unit tests can reach it: URL parsing, URI encoding for SigV4, the XML of
- * ListObjectsV2 pages and error bodies (expat), the shared credentials
+ * ListObjectsV2 pages, DeleteObjects requests and answers and error
+ * bodies (expat), the shared credentials
  * file, and the retry policy (capped exponential backoff with full jitter,
  * driven by an injectable clock and random source). */
 #ifndef SLUICE_OBJSTORE_S3_INT_H
@@ -8,6 +9,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "base/buf.h"
 
 /* S3 bucket names are 3..63 chars. */
 #define S3_BUCKET_MAX 63
@@ -21,6 +24,8 @@
 #define S3_LIST_ENTRIES_MAX 10000
 /* A list page of 1000 keys is ~300 KiB of XML; error bodies are small. */
 #define S3_RESPONSE_BYTES_MAX (16 * 1024 * 1024)
+/* DeleteObjects takes at most 1000 keys a request (S3's limit). */
+#define S3_DELETE_KEYS_MAX 1000
 /* Credentials and tokens (session tokens run to ~2 KiB). */
 #define S3_SECRET_MAX 4096
 
@@ -98,6 +103,26 @@ void s3_list_page_free(struct s3_list_page *p);
  * both are ""). */
 int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t code_cap, char *msg,
 		       size_t msg_cap);
+
+/* The body of one DeleteObjects request (quiet mode: only failures are
+ * answered) for n keys, each under prefix, XML-escaped, into out (its
+ * previous content replaced). Returns 0, SL_EINVAL (n is 0 or over
+ * S3_DELETE_KEYS_MAX, a key empty or longer than S3_KEY_MAX, prefix too
+ * long) or SL_ENOMEM. */
+int s3_delete_body(const char *prefix, const char *const *keys, size_t n, struct kbuf *out);
+
+/* Called for each <Error> of a DeleteObjects answer: the full key (the
+ * store's prefix included), S3's code and message ("" when absent). */
+typedef void (*s3_delete_error_fn)(void *arg, const char *key, const char *code,
+				   const char *msg);
+
+/* Parse a DeleteObjects answer (<DeleteResult>): *deleted counts the
+ * <Deleted> entries (none in quiet mode), *errors the <Error> entries, each
+ * also passed to fn (may be NULL). Returns 0, or SL_EPROTO (not
+ * well-formed, another root, a DOCTYPE, an <Error> without a key) or
+ * SL_ELIMIT (a key too long), with both counts 0. */
+int s3_xml_delete_parse(const char *xml, size_t len, size_t *deleted, size_t *errors,
+			s3_delete_error_fn fn, void *arg);
 
 /* "2009-10-12T17:50:30.000Z" (fraction optional) → ms since the epoch;
  * -1 when it does not parse. */

@@ -26,6 +26,7 @@
 
 #include <cmocka.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <uv.h>
 
 #include "base/clock.h"
@@ -297,6 +298,123 @@ static void test_xml_error(void **state)
 	assert_string_equal(code, "");
 }
 
+/* ---- DeleteObjects ---- */
+
+static size_t count_of(const char *hay, size_t len, const char *needle)
+{
+	size_t n = 0, nl = strlen(needle);
+	for (size_t i = 0; i + nl <= len; i++)
+		if (!memcmp(hay + i, needle, nl))
+			n++;
+	return n;
+}
+
+static void test_delete_body(void **state)
+{
+	struct kbuf b;
+	kbuf_init(&b);
+	const char *keys[] = { "objects/a.obj", "o/<&>\"'.obj" };
+	assert_int_equal(s3_delete_body("pre/", keys, 2, &b), 0);
+	char *xml = strndup((const char *)b.data, b.len);
+	assert_non_null(strstr(xml, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+				    "<Quiet>true</Quiet>"
+				    "<Object><Key>pre/objects/a.obj</Key></Object>"
+				    "<Object><Key>pre/o/&lt;&amp;&gt;&quot;&apos;.obj</Key></Object>"
+				    "</Delete>"));
+	free(xml);
+	/* Replaces what was there. */
+	assert_int_equal(s3_delete_body("", keys, 1, &b), 0);
+	assert_int_equal(count_of((const char *)b.data, b.len, "<Object>"), 1);
+	assert_int_equal(count_of((const char *)b.data, b.len, "<Key>objects/a.obj</Key>"), 1);
+
+	/* At most 1000 keys, at least one; keys 1..1024 bytes. */
+	const char **many = calloc(S3_DELETE_KEYS_MAX + 1, sizeof *many);
+	for (int i = 0; i <= S3_DELETE_KEYS_MAX; i++)
+		many[i] = "objects/x.obj";
+	assert_int_equal(s3_delete_body("", many, S3_DELETE_KEYS_MAX, &b), 0);
+	assert_int_equal(count_of((const char *)b.data, b.len, "<Object>"), S3_DELETE_KEYS_MAX);
+	assert_int_equal(s3_delete_body("", many, S3_DELETE_KEYS_MAX + 1, &b), SL_EINVAL);
+	assert_int_equal(s3_delete_body("", many, 0, &b), SL_EINVAL);
+	free(many);
+	const char *empty[] = { "" };
+	assert_int_equal(s3_delete_body("", empty, 1, &b), SL_EINVAL);
+	kbuf_free(&b);
+}
+
+struct del_errs {
+	int n;
+	char keys[4][64];
+	char codes[4][32];
+	char msgs[4][64];
+};
+
+static void on_del_err(void *arg, const char *key, const char *code, const char *msg)
+{
+	struct del_errs *e = arg;
+	if (e->n < 4) {
+		snprintf(e->keys[e->n], sizeof e->keys[0], "%s", key);
+		snprintf(e->codes[e->n], sizeof e->codes[0], "%s", code);
+		snprintf(e->msgs[e->n], sizeof e->msgs[0], "%s", msg);
+	}
+	e->n++;
+}
+
+/* Parse xml (0 expected) and check both counts and the callback's. */
+static void expect_delete(const char *xml, size_t want_deleted, size_t want_errors,
+			  struct del_errs *e)
+{
+	size_t deleted = 9, errors = 9;
+	e->n = 0;
+	assert_int_equal(s3_xml_delete_parse(xml, strlen(xml), &deleted, &errors, on_del_err, e), 0);
+	assert_int_equal(deleted, want_deleted);
+	assert_int_equal(errors, want_errors);
+	assert_int_equal(e->n, (int)want_errors);
+}
+
+static void test_xml_delete(void **state)
+{
+	size_t deleted = 9, errors = 9;
+	struct del_errs e = { 0 };
+	/* Quiet mode, all deleted: an empty result. */
+	static const char quiet[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+				    "<DeleteResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+				    "</DeleteResult>";
+	expect_delete(quiet, 0, 0, &e);
+
+	static const char mixed[] =
+		"<DeleteResult><Deleted><Key>p/a.obj</Key></Deleted>"
+		"<Error><Key>p/b&amp;c.obj</Key><Code>AccessDenied</Code>"
+		"<Message>Access Denied</Message></Error>"
+		"<Deleted><Key>p/d.obj</Key><DeleteMarker>true</DeleteMarker></Deleted>"
+		"<Error><Code>InternalError</Code><Key>p/e.obj</Key></Error>"
+		"</DeleteResult>";
+	expect_delete(mixed, 2, 2, &e);
+	assert_string_equal(e.keys[0], "p/b&c.obj");
+	assert_string_equal(e.codes[0], "AccessDenied");
+	assert_string_equal(e.msgs[0], "Access Denied");
+	assert_string_equal(e.keys[1], "p/e.obj");
+	assert_string_equal(e.codes[1], "InternalError");
+	assert_string_equal(e.msgs[1], "");
+	/* fn may be NULL. */
+	assert_int_equal(s3_xml_delete_parse(mixed, strlen(mixed), &deleted, &errors, NULL, NULL), 0);
+	assert_int_equal(errors, 2);
+
+	static const char *const bad[] = {
+		"",
+		"<Error><Code>AccessDenied</Code></Error>", /* a whole-request error */
+		"<DeleteResult><Error><Code>X</Code></Error></DeleteResult>", /* no key */
+		"<DeleteResult><Deleted><Key>a</Key>",      /* truncated */
+		"<!DOCTYPE x [<!ENTITY a \"aaaa\">]><DeleteResult/>",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = s3_xml_delete_parse(bad[i], strlen(bad[i]), &deleted, &errors, NULL, NULL);
+		if (rc != SL_EPROTO)
+			fail_msg("case %zu: got %d", i, rc);
+		assert_int_equal(deleted, 0);
+		assert_int_equal(errors, 0);
+	}
+}
+
 static void test_time(void **state)
 {
 	assert_int_equal(s3_time_parse_ms("1970-01-01T00:00:00Z"), 0);
@@ -555,6 +673,10 @@ static struct srv {
 	int hold_ms; /* each answer waits this long (lets concurrency build) */
 	struct srv_object objects[256];
 	int objects_n;
+	/* DeleteObjects requests seen: keys in each, bad Content-MD5s */
+	int del_requests;
+	int del_keys[16];
+	int del_md5_bad;
 } srv;
 
 static void srv_max(atomic_int *max, int v)
@@ -606,6 +728,39 @@ static int srv_handle(int fd, char *req, size_t hdr_len, uint8_t *body, size_t b
 		static const char slow[] = "<Error><Code>SlowDown</Code><Message>Reduce your "
 					   "request rate.</Message></Error>";
 		rc = srv_reply(fd, 503, "Slow Down", slow, sizeof slow - 1);
+	} else if (!strcmp(method, "POST") && strstr(path, "?delete")) {
+		/* DeleteObjects: check Content-MD5, count the keys, fail those
+		 * named "bad" as S3 does, per key. */
+		unsigned char md[16];
+		char want[32] = "", got_md5[64] = "";
+		EVP_Digest(body, body_len, md, NULL, EVP_md5(), NULL);
+		EVP_EncodeBlock((unsigned char *)want, md, 16);
+		char *h = strcasestr(req, "\r\nContent-MD5: ");
+		if (h)
+			sscanf(h + 15, "%63s", got_md5);
+		char *xml = strndup((const char *)body, body_len);
+		char answer[8192];
+		size_t an = (size_t)snprintf(answer, sizeof answer, "<DeleteResult>");
+		int keys = 0;
+		for (char *k = strstr(xml, "<Key>"); k; k = strstr(k + 1, "<Key>")) {
+			keys++;
+			char *end = strstr(k, "</Key>");
+			if (end && strstr(k, "bad") && strstr(k, "bad") < end && an < 4096)
+				an += (size_t)snprintf(answer + an, sizeof answer - an,
+						       "<Error><Key>%.*s</Key><Code>AccessDenied"
+						       "</Code><Message>no</Message></Error>",
+						       (int)(end - k - 5), k + 5);
+		}
+		an += (size_t)snprintf(answer + an, sizeof answer - an, "</DeleteResult>");
+		free(xml);
+		pthread_mutex_lock(&srv.lock);
+		if (srv.del_requests < 16)
+			srv.del_keys[srv.del_requests] = keys;
+		srv.del_requests++;
+		if (strcmp(want, got_md5) != 0)
+			srv.del_md5_bad++;
+		pthread_mutex_unlock(&srv.lock);
+		rc = srv_reply(fd, 200, "OK", answer, an);
 	} else if (strstr(path, "list-type=2")) {
 		static const char list[] = "<ListBucketResult><IsTruncated>false</IsTruncated>"
 					   "</ListBucketResult>";
@@ -973,6 +1128,83 @@ static void test_async_loop_ends(void **state)
 	/* The loop is never run again: the store took its handles' memory. */
 }
 
+/* objstore_del_many against the scripted server: 1000 keys a request,
+ * per-key errors reported in failed[], invalid keys refused, SlowDown
+ * retried. */
+static void test_del_many(void **state)
+{
+	srv_start();
+	struct objstore *s = async_open("");
+	enum { N = 2500 };
+	static char names[N][32];
+	static const char *keys[N];
+	static bool failed[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof names[i], "objects/%05d.obj", i);
+		keys[i] = names[i];
+	}
+	keys[7] = "has space.obj";    /* not a valid key: never sent */
+	keys[1234] = "objects/bad.obj"; /* the server refuses it */
+	size_t deleted = 0;
+	assert_int_equal(objstore_del_many(s, keys, N, &deleted, failed), SL_EINVAL);
+	assert_int_equal(deleted, N - 2);
+	for (int i = 0; i < N; i++)
+		if (failed[i] != (i == 7 || i == 1234))
+			fail_msg("key %d: failed=%d", i, failed[i]);
+	assert_int_equal(srv.del_requests, 3);
+	assert_int_equal(srv.del_keys[0], 1000);
+	assert_int_equal(srv.del_keys[1], 1000);
+	assert_int_equal(srv.del_keys[2], 499);
+	assert_int_equal(srv.del_md5_bad, 0);
+	struct objstore_stats st;
+	assert_int_equal(objstore_stats(s, &st), 0);
+	assert_int_equal(st.calls[OBJSTORE_OP_DELETE], 3);
+	assert_int_equal(st.requests[OBJSTORE_OP_DELETE], 3);
+	assert_int_equal(st.errors[OBJSTORE_OP_DELETE], 1);
+
+	/* Only the refused key: SL_ESTORE. failed may be NULL. */
+	assert_int_equal(objstore_del_many(s, keys + 1200, 100, &deleted, NULL), SL_ESTORE);
+	assert_int_equal(deleted, 99);
+
+	/* SlowDown on every other request: retried, all deleted. */
+	atomic_store(&srv.mode, SRV_SLOWDOWN_ODD);
+	atomic_store(&srv.requests, 1); /* the next request is answered 503 */
+	assert_int_equal(objstore_del_many(s, keys, 5, &deleted, failed), 0);
+	assert_int_equal(deleted, 5);
+	assert_false(failed[0]);
+	assert_int_equal(objstore_stats(s, &st), 0);
+	assert_true(st.retries[OBJSTORE_OP_DELETE] >= 1);
+	atomic_store(&srv.mode, SRV_OK);
+
+	/* Nothing to do: no request. */
+	int before = srv.del_requests;
+	assert_int_equal(objstore_del_many(s, keys, 0, &deleted, NULL), 0);
+	assert_int_equal(deleted, 0);
+	assert_int_equal(srv.del_requests, before);
+	objstore_close(s);
+	srv_stop();
+}
+
+/* The fallback for stores without a batch delete (mem, file): one key at
+ * a time, a missing key counts as deleted. */
+static void test_del_many_fallback(void **state)
+{
+	struct objstore *m;
+	assert_int_equal(objstore_mem_open(&m), 0);
+	assert_int_equal(objstore_put(m, "objects/a", "x", 1), 0);
+	assert_int_equal(objstore_put(m, "objects/b", "y", 1), 0);
+	const char *keys[] = { "objects/a", "objects/missing", "objects/b" };
+	bool failed[3] = { true, true, true };
+	size_t deleted = 0;
+	assert_int_equal(objstore_del_many(m, keys, 3, &deleted, failed), 0);
+	assert_int_equal(deleted, 3);
+	assert_false(failed[0] || failed[1] || failed[2]);
+	uint64_t size;
+	assert_int_equal(objstore_head(m, "objects/a", &size), SL_ENOTFOUND);
+	assert_int_equal(objstore_head(m, "objects/b", &size), SL_ENOTFOUND);
+	objstore_close(m);
+}
+
 /* ---- objstore_open refusals (no server needed) ---- */
 
 static void test_open_refusals(void **state)
@@ -1020,6 +1252,8 @@ int main(void)
 		cmocka_unit_test(test_xml_list),
 		cmocka_unit_test(test_xml_list_bad),
 		cmocka_unit_test(test_xml_error),
+		cmocka_unit_test(test_delete_body),
+		cmocka_unit_test(test_xml_delete),
 		cmocka_unit_test(test_time),
 		cmocka_unit_test(test_profile),
 		cmocka_unit_test(test_retryable),
@@ -1029,6 +1263,8 @@ int main(void)
 		cmocka_unit_test(test_async_concurrency_and_retries),
 		cmocka_unit_test(test_async_hang_timeout_and_close),
 		cmocka_unit_test(test_async_loop_ends),
+		cmocka_unit_test(test_del_many),
+		cmocka_unit_test(test_del_many_fallback),
 		cmocka_unit_test(test_open_refusals),
 	};
 	/* TEST_FILTER=pattern runs only the matching tests. */
