@@ -10,6 +10,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/strmap.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
 
@@ -43,6 +44,34 @@ static int16_t check_configs(struct kmsg_create_topics_req_creatable_topic *ct,
 	return KERR_NONE;
 }
 
+enum { DUP_NONE, DUP_FIRST, DUP_LATER };
+
+/* A name given more than once in one CreateTopics: Kafka (KRaft's
+ * ControllerApis) creates none of its entries and answers the name once,
+ * with INVALID_REQUEST. Marks the first entry of such a name DUP_FIRST and
+ * the others DUP_LATER. Returns 0 or SL_ENOMEM. */
+static int mark_duplicate_names(const struct kmsg_create_topics_req *m, uint8_t *dup)
+{
+	struct strmap seen;
+	strmap_init(&seen);
+	int rc = 0;
+	for (int32_t i = 0; i < m->topics_count && !rc; i++) {
+		char name[META_TOPIC_NAME_BYTES];
+		dup[i] = DUP_NONE;
+		if (!kstr_copy(m->topics[i].name, name, sizeof name))
+			continue; /* refused as an invalid name */
+		uint8_t *first = strmap_get(&seen, name);
+		if (first) {
+			*first = DUP_FIRST;
+			dup[i] = DUP_LATER;
+		} else {
+			rc = strmap_put(&seen, name, &dup[i]);
+		}
+	}
+	strmap_free(&seen);
+	return rc;
+}
+
 void handle_create_topics(struct agent *a, struct request *req)
 {
 	struct kmsg_create_topics_req m;
@@ -53,21 +82,29 @@ void handle_create_topics(struct agent *a, struct request *req)
 	}
 	struct kmsg_create_topics_resp r;
 	kmsg_create_topics_resp_init(&r);
-	r.topics_count = m.topics_count > 0 ? m.topics_count : 0;
-	if (!REQ_ARRAY(req, r.topics_count, r.topics)) {
+	int32_t n = m.topics_count > 0 ? m.topics_count : 0;
+	uint8_t *dup = NULL;
+	if (!REQ_ARRAY(req, n, r.topics) || !REQ_ARRAY(req, n, dup) ||
+	    mark_duplicate_names(&m, dup) != 0) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.topics_count; i++) {
+	r.topics_count = 0;
+	for (int32_t i = 0; i < n; i++) {
+		if (dup[i] == DUP_LATER)
+			continue;
 		struct kmsg_create_topics_req_creatable_topic *ct = &m.topics[i];
-		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[i];
+		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[r.topics_count++];
 		kmsg_create_topics_resp_creatable_topic_result_init(rt);
 		rt->name = ct->name;
 		char msg[600] = "";
 		char name[META_TOPIC_NAME_BYTES];
 		int32_t partitions = ct->num_partitions == -1 ? a->cfg.default_partitions : ct->num_partitions;
 		struct meta_config *configs = NULL;
-		if (!topic_name_valid(ct->name) || !kstr_copy(ct->name, name, sizeof name)) {
+		if (dup[i] == DUP_FIRST) {
+			rt->error_code = KERR_INVALID_REQUEST;
+			snprintf(msg, sizeof msg, "Duplicate topic name.");
+		} else if (!topic_name_valid(ct->name) || !kstr_copy(ct->name, name, sizeof name)) {
 			rt->error_code = KERR_INVALID_TOPIC_EXCEPTION;
 			snprintf(msg, sizeof msg, "Topic name is invalid");
 		} else if (agent_topic(a, ct->name)) {

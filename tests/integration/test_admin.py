@@ -189,3 +189,27 @@ def test_auto_create_flags(broker_factory):
     assert len(errs) == 1 and errs[0] is not None, \
         "produce to an unknown topic with auto-create off: %r" % errs
     assert name not in topic_names(off.bootstrap)
+
+
+def test_create_duplicate_names(broker):
+    """A name given twice in one CreateTopics is refused once with
+    INVALID_REQUEST and not created (as Kafka's controller does); the other
+    topics of the request are created."""
+    import re
+    from kafka.admin import KafkaAdminClient, NewTopic as KNewTopic
+    from kafka.errors import InvalidRequestError
+    b = broker.bootstrap
+    dup, ok = util.topic_name("dup"), util.topic_name("okd")
+    admin = KafkaAdminClient(bootstrap_servers=b, request_timeout_ms=15000)
+    try:
+        # kafka-python raises on the first error and shows the response
+        with pytest.raises(InvalidRequestError) as ei:
+            admin.create_topics([KNewTopic(dup, 1, 1), KNewTopic(ok, 2, 1),
+                                 KNewTopic(dup, 3, 1)])
+    finally:
+        admin.close()
+    answered = re.findall(r"\(topic='([^']+)', error_code=(\d+)",
+                          str(ei.value).split("failed with response")[1])
+    assert sorted(answered) == sorted([(dup, "42"), (ok, "0")]), answered
+    names = topic_names(b)
+    assert dup not in names and ok in names
