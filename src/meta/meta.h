@@ -123,6 +123,16 @@ struct meta_group_summary {
 	int64_t last_commit_ms;     /* newest commit timestamp */
 };
 
+/* An object row, as the garbage collector (`sluice gc`) sees it. */
+struct meta_object {
+	int64_t oid;                /* never reused: a cursor for paging */
+	char key[META_OBJECT_KEY_BYTES];
+	uint64_t size;
+	int64_t live_bytes;
+	bool deleting;              /* state 'deleting' (a collector began) */
+	int64_t created_ms;
+};
+
 /* An idempotent producer's batch, for rebuilding its sequence state. */
 struct meta_producer_batch {
 	int64_t base_offset;
@@ -175,6 +185,14 @@ struct meta_methods {
 	/* Read path (may be NULL: callers fall back to batches_from). */
 	int (*batches_from_many)(struct meta *m, struct meta_batch_query *q, size_t nq,
 				 struct meta_batch_row *rows, size_t rows_cap);
+	/* Garbage collection (may be NULL: see meta_objects_dead). */
+	int (*objects_dead)(struct meta *m, int64_t created_before_ms, int64_t after_oid,
+			    size_t max_rows, struct meta_object *rows, size_t *n);
+	int (*objects_mark_deleting)(struct meta *m, const char *const *keys, size_t n,
+				     bool *marked);
+	int (*objects_forget)(struct meta *m, const char *const *keys, size_t n,
+			      size_t *forgotten);
+	int (*object_known)(struct meta *m, const char *key, bool *known);
 };
 
 struct meta {
@@ -237,6 +255,38 @@ static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int6
 static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 					 struct meta_batch_row *rows, size_t rows_cap)
 { return m->m->batches_from_many ? m->m->batches_from_many(m, q, nq, rows, rows_cap) : SL_EUNSUPPORTED; }
+/* ---- garbage collection (`sluice gc`; loop connection, blocking) ----
+ * An object row's live_bytes only falls once committed (topic deletes
+ * subtract their batches), so a 'live' row at 0 that is older than the
+ * grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
+ * without it, SL_EMETA on a store error. */
+
+/* Dead objects: live_bytes <= 0 and either state 'deleting' (a collector
+ * stopped half-way) or created before created_before_ms; oid >
+ * after_oid, ascending, at most max_rows. Page with the last row's oid. */
+static inline int meta_objects_dead(struct meta *m, int64_t created_before_ms, int64_t after_oid,
+				    size_t max_rows, struct meta_object *rows, size_t *n)
+{
+	*n = 0;
+	return m->m->objects_dead ? m->m->objects_dead(m, created_before_ms, after_oid, max_rows, rows, n)
+				  : SL_EUNSUPPORTED;
+}
+/* In one transaction, set state 'deleting' on each key's row whose
+ * live_bytes is still <= 0; marked[i] tells which were (a missing row or
+ * one with live bytes is not). Only marked keys may be deleted from the
+ * object store. */
+static inline int meta_objects_mark_deleting(struct meta *m, const char *const *keys, size_t n,
+					     bool *marked)
+{ return m->m->objects_mark_deleting ? m->m->objects_mark_deleting(m, keys, n, marked) : SL_EUNSUPPORTED; }
+/* After the store delete: remove the rows of keys in state 'deleting',
+ * in one transaction; *forgotten (may be NULL) counts them. */
+static inline int meta_objects_forget(struct meta *m, const char *const *keys, size_t n,
+				      size_t *forgotten)
+{ return m->m->objects_forget ? m->m->objects_forget(m, keys, n, forgotten) : SL_EUNSUPPORTED; }
+/* Whether an object row with this key exists (any state). */
+static inline int meta_object_known(struct meta *m, const char *key, bool *known)
+{ return m->m->object_known ? m->m->object_known(m, key, known) : SL_EUNSUPPORTED; }
+
 /* The base offset of the first batch whose max_timestamp >= ts
  * (ListOffsets by timestamp: the caller then scans that batch for the
  * exact record). SL_ENOTFOUND if none. */

@@ -129,6 +129,10 @@ enum stmt {
 	ST_OBJECT_INSERT,
 	ST_OBJECT_SET_LIVE,
 	ST_OBJECT_SUBTRACT_TOPIC,
+	ST_OBJECTS_DEAD,
+	ST_OBJECT_MARK_DELETING,
+	ST_OBJECT_FORGET,
+	ST_OBJECT_KNOWN,
 	ST_BATCH_INSERT,
 	ST_BATCH_DELETE_TOPIC,
 	ST_BATCHES_FROM,
@@ -181,6 +185,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
 		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
+	/* The collector's: a scan of the objects table (no index on
+	 * live_bytes: it runs rarely, from a tool). */
+	[ST_OBJECTS_DEAD] = "SELECT oid, key, size, live_bytes, state, created_ms FROM objects"
+		" WHERE oid > ?1 AND live_bytes <= 0 AND (state = 'deleting' OR created_ms < ?2)"
+		" ORDER BY oid LIMIT ?3",
+	[ST_OBJECT_MARK_DELETING] = "UPDATE objects SET state = 'deleting'"
+		" WHERE key = ?1 AND live_bytes <= 0",
+	[ST_OBJECT_FORGET] = "DELETE FROM objects WHERE key = ?1 AND state = 'deleting'",
+	[ST_OBJECT_KNOWN] = "SELECT 1 FROM objects WHERE key = ?1",
 	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
 		" producer_epoch, base_sequence, last_sequence)"
@@ -622,6 +635,112 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* ---- garbage collection ---- */
+
+static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t after_oid,
+			   size_t max_rows, struct meta_object *rows, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	if (max_rows > INT32_MAX)
+		max_rows = INT32_MAX;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_OBJECTS_DEAD);
+	sqlite3_bind_int64(st, 1, after_oid);
+	sqlite3_bind_int64(st, 2, created_before_ms);
+	sqlite3_bind_int64(st, 3, (int64_t)max_rows);
+	size_t count = 0;
+	int rc = 0, step = SQLITE_DONE;
+	while (count < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_object *o = &rows[count++];
+		o->oid = sqlite3_column_int64(st, 0);
+		copy_text(o->key, sizeof o->key, st, 1);
+		o->size = (uint64_t)sqlite3_column_int64(st, 2);
+		o->live_bytes = sqlite3_column_int64(st, 3);
+		const unsigned char *state = sqlite3_column_text(st, 4);
+		o->deleting = state && !strcmp((const char *)state, "deleting");
+		o->created_ms = sqlite3_column_int64(st, 5);
+	}
+	if (count < max_rows && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing dead objects");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	*n = rc ? 0 : count;
+	return rc;
+}
+
+/* Runs statement s (?1 = key) for each key in one transaction: hit[i]
+ * (may be NULL) tells whether it changed a row; *count counts them. */
+static int objects_each(struct meta *m, enum stmt s, const char *what, const char *const *keys,
+			size_t n, bool *hit, size_t *count)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	size_t changed = 0;
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, s);
+		sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+		rc = sq_exec_stmt(c, st, what);
+		if (rc)
+			goto out_rollback;
+		int k = sqlite3_changes(c->db);
+		if (hit)
+			hit[i] = k > 0;
+		changed += (size_t)k;
+	}
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	if (count)
+		*count = changed;
+	return 0;
+out_rollback:
+	sq_rollback(c);
+	if (hit)
+		memset(hit, 0, n * sizeof *hit);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_objects_mark_deleting(struct meta *m, const char *const *keys, size_t n,
+				    bool *marked)
+{
+	return objects_each(m, ST_OBJECT_MARK_DELETING, "marking objects deleting", keys, n,
+			    marked, NULL);
+}
+
+static int sq_objects_forget(struct meta *m, const char *const *keys, size_t n,
+			     size_t *forgotten)
+{
+	return objects_each(m, ST_OBJECT_FORGET, "forgetting deleted objects", keys, n, NULL,
+			    forgotten);
+}
+
+static int sq_object_known(struct meta *m, const char *key, bool *known)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_KNOWN);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st), rc = 0;
+	if (step == SQLITE_ROW)
+		*known = true;
+	else if (step == SQLITE_DONE)
+		*known = false;
+	else
+		rc = sq_fail(c, "looking an object up");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 /* Attaches the configs (ordered by tid) to topics (ordered by tid). */
@@ -1307,6 +1426,10 @@ static const struct meta_methods sqlite_methods = {
 	.group_list = sq_group_list,
 	.group_delete_offsets = sq_group_delete_offsets,
 	.batches_from_many = sq_batches_from_many,
+	.objects_dead = sq_objects_dead,
+	.objects_mark_deleting = sq_objects_mark_deleting,
+	.objects_forget = sq_objects_forget,
+	.object_known = sq_object_known,
 };
 
 int meta_sqlite_open(const char *path, struct meta **out)

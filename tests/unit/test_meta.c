@@ -450,6 +450,74 @@ static void test_deleted_topic(void **state)
 	meta_close(m);
 }
 
+/* What `sluice gc` relies on: a deleted topic's objects reach live_bytes
+ * 0 and are listed as dead after the grace; marking refuses objects with
+ * live bytes; forgetting takes only marked rows; lookups by key. */
+static void test_gc_objects(void **state)
+{
+	struct meta *m = open_store();
+	int64_t gone = create_topic(m, "gone", 1);
+	int64_t kept = create_topic(m, "kept", 1);
+	struct meta_commit_batch b1[] = { mk_batch(gone, 0, 0, 16, 100, 1),
+					  mk_batch(kept, 0, 0, 116, 50, 1) };
+	struct meta_commit_batch b2[] = { mk_batch(gone, 0, 0, 16, 70, 1) };
+	struct meta_commit_batch b3[] = { mk_batch(kept, 0, 0, 16, 30, 1) };
+	assert_int_equal(meta_commit_object(m, "o/mixed", 200, b1, 2), 0);
+	assert_int_equal(meta_commit_object(m, "o/only-gone", 100, b2, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/only-kept", 100, b3, 1), 0);
+	int64_t later = clock_wall_ms() + 60000;
+	struct meta_object rows[8];
+	size_t n = 9;
+	assert_int_equal(meta_objects_dead(m, later, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 0);
+
+	assert_int_equal(meta_topic_delete(m, "gone"), 0);
+	assert_int_equal(live_bytes("o/only-gone"), 0);
+	assert_int_equal(live_bytes("o/mixed"), 50);
+	/* Not dead within the grace; dead after it. */
+	assert_int_equal(meta_objects_dead(m, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_objects_dead(m, later, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].key, "o/only-gone");
+	assert_int_equal(rows[0].size, 100);
+	assert_int_equal(rows[0].live_bytes, 0);
+	assert_false(rows[0].deleting);
+	assert_true(rows[0].created_ms > 0 && rows[0].created_ms < later);
+	/* Paging past the last oid. */
+	assert_int_equal(meta_objects_dead(m, later, rows[0].oid, 8, rows, &n), 0);
+	assert_int_equal(n, 0);
+
+	const char *keys[] = { "o/only-gone", "o/mixed", "o/unknown" };
+	bool marked[3] = { false, true, true };
+	assert_int_equal(meta_objects_mark_deleting(m, keys, 3, marked), 0);
+	assert_true(marked[0]);
+	assert_false(marked[1]);
+	assert_false(marked[2]);
+	/* A 'deleting' row is listed whatever the grace (a collector that
+	 * stopped half-way is finished by the next). */
+	assert_int_equal(meta_objects_dead(m, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(rows[0].deleting);
+
+	bool known = false;
+	assert_int_equal(meta_object_known(m, "o/only-gone", &known), 0);
+	assert_true(known);
+	assert_int_equal(meta_object_known(m, "o/unknown", &known), 0);
+	assert_false(known);
+
+	size_t forgotten = 9;
+	assert_int_equal(meta_objects_forget(m, keys, 3, &forgotten), 0);
+	assert_int_equal(forgotten, 1); /* mixed is live: kept */
+	assert_int_equal(meta_object_known(m, "o/only-gone", &known), 0);
+	assert_false(known);
+	assert_int_equal(meta_object_known(m, "o/mixed", &known), 0);
+	assert_true(known);
+	assert_int_equal(meta_objects_dead(m, later, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 0);
+	meta_close(m);
+}
+
 struct racer {
 	struct meta *m;
 	int64_t tid;
@@ -552,6 +620,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_offsets, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_deleted_topic, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_rate, setup_dir, teardown_dir),
 	};
