@@ -637,7 +637,37 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
+/* Steps st (bound, its connection locked) for at most max_rows rows,
+ * handing each to row as row i of out, then resets it. *n gets the rows
+ * read (0 on error). */
+static int sq_read_rows(struct sq_conn *c, sqlite3_stmt *st, size_t max_rows,
+			void (*row)(sqlite3_stmt *st, void *out, size_t i), void *out, size_t *n,
+			const char *what)
+{
+	size_t count = 0;
+	int rc = 0, step = SQLITE_DONE;
+	while (count < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW)
+		row(st, out, count++);
+	if (count < max_rows && step != SQLITE_DONE)
+		rc = sq_fail(c, what);
+	sqlite3_reset(st);
+	*n = rc ? 0 : count;
+	return rc;
+}
+
 /* ---- garbage collection ---- */
+
+static void object_row_read(sqlite3_stmt *st, void *out, size_t i)
+{
+	struct meta_object *o = (struct meta_object *)out + i;
+	o->oid = sqlite3_column_int64(st, 0);
+	copy_text(o->key, sizeof o->key, st, 1);
+	o->size = (uint64_t)sqlite3_column_int64(st, 2);
+	o->live_bytes = sqlite3_column_int64(st, 3);
+	const unsigned char *state = sqlite3_column_text(st, 4);
+	o->deleting = state && !strcmp((const char *)state, "deleting");
+	o->created_ms = sqlite3_column_int64(st, 5);
+}
 
 static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t after_oid,
 			   size_t max_rows, struct meta_object *rows, size_t *n)
@@ -653,23 +683,8 @@ static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t af
 	sqlite3_bind_int64(st, 1, after_oid);
 	sqlite3_bind_int64(st, 2, created_before_ms);
 	sqlite3_bind_int64(st, 3, (int64_t)max_rows);
-	size_t count = 0;
-	int rc = 0, step = SQLITE_DONE;
-	while (count < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct meta_object *o = &rows[count++];
-		o->oid = sqlite3_column_int64(st, 0);
-		copy_text(o->key, sizeof o->key, st, 1);
-		o->size = (uint64_t)sqlite3_column_int64(st, 2);
-		o->live_bytes = sqlite3_column_int64(st, 3);
-		const unsigned char *state = sqlite3_column_text(st, 4);
-		o->deleting = state && !strcmp((const char *)state, "deleting");
-		o->created_ms = sqlite3_column_int64(st, 5);
-	}
-	if (count < max_rows && step != SQLITE_DONE)
-		rc = sq_fail(c, "listing dead objects");
-	sqlite3_reset(st);
+	int rc = sq_read_rows(c, st, max_rows, object_row_read, rows, n, "listing dead objects");
 	pthread_mutex_unlock(&c->lock);
-	*n = rc ? 0 : count;
 	return rc;
 }
 
@@ -1131,6 +1146,18 @@ out_unlock:
 	return rc < 0 ? SL_EMETA : rc;
 }
 
+static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
+{
+	struct meta_batch_row *r = (struct meta_batch_row *)out + i;
+	r->base_offset = sqlite3_column_int64(st, 0);
+	r->last_offset = sqlite3_column_int64(st, 1);
+	copy_text(r->object_key, sizeof r->object_key, st, 2);
+	r->byte_offset = (uint64_t)sqlite3_column_int64(st, 3);
+	r->length = (uint32_t)sqlite3_column_int64(st, 4);
+	r->record_count = sqlite3_column_int(st, 5);
+	r->max_timestamp = sqlite3_column_int64(st, 6);
+}
+
 static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
 			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
 {
@@ -1146,23 +1173,8 @@ static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, offset);
 	sqlite3_bind_int64(st, 4, (int64_t)max_rows);
-	size_t count = 0;
-	int rc = 0, step = SQLITE_DONE;
-	while (count < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct meta_batch_row *r = &rows[count++];
-		r->base_offset = sqlite3_column_int64(st, 0);
-		r->last_offset = sqlite3_column_int64(st, 1);
-		copy_text(r->object_key, sizeof r->object_key, st, 2);
-		r->byte_offset = (uint64_t)sqlite3_column_int64(st, 3);
-		r->length = (uint32_t)sqlite3_column_int64(st, 4);
-		r->record_count = sqlite3_column_int(st, 5);
-		r->max_timestamp = sqlite3_column_int64(st, 6);
-	}
-	if (count < max_rows && step != SQLITE_DONE)
-		rc = sq_fail(c, "reading batches");
-	sqlite3_reset(st);
+	int rc = sq_read_rows(c, st, max_rows, batch_row_read, rows, n, "reading batches");
 	pthread_mutex_unlock(&c->lock);
-	*n = rc ? 0 : count;
 	return rc;
 }
 
