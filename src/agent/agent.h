@@ -65,7 +65,7 @@ struct agent {
 	struct objstore_stats store_stats_last;
 	bool draining;
 	int exit_code;
-	int64_t next_producer_id;
+	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };
 
 /* Open the stores, load the catalog, start listening. Returns 0 or a

@@ -6,7 +6,6 @@
 #include "agent/agent.h"
 #include "agent/topic_config.h"
 #include "api/handlers.h"
-#include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -242,6 +241,27 @@ void handle_create_partitions(struct agent *a, struct request *req)
 	request_respond(req);
 }
 
+/* Producer ids come in blocks from the metadata store, as Kafka's
+ * controller hands out blocks of 1,000: unique across agents and
+ * restarts, one store write per block. */
+#define PRODUCER_ID_BLOCK 1000
+
+static int next_producer_id(struct agent *a, int64_t *id)
+{
+	if (a->producer_id_next >= a->producer_id_end) {
+		int64_t first;
+		int rc = meta_producer_ids_alloc(a->meta, PRODUCER_ID_BLOCK, &first);
+		if (rc) {
+			log_error("allocating producer ids: %s", sl_strerror(rc));
+			return rc;
+		}
+		a->producer_id_next = first;
+		a->producer_id_end = first + PRODUCER_ID_BLOCK;
+	}
+	*id = a->producer_id_next++;
+	return 0;
+}
+
 void handle_init_producer_id(struct agent *a, struct request *req)
 {
 	struct kmsg_init_producer_id_req m;
@@ -258,14 +278,12 @@ void handle_init_producer_id(struct agent *a, struct request *req)
 		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		r.producer_id = -1;
 		r.producer_epoch = -1;
+	} else if (next_producer_id(a, &r.producer_id) != 0) {
+		/* Kafka's answer while its id manager has no block (retriable). */
+		r.error_code = KERR_COORDINATOR_LOAD_IN_PROGRESS;
+		r.producer_id = -1;
+		r.producer_epoch = -1;
 	} else {
-		/* Unique across restarts without a store round trip: wall
-		 * milliseconds times 1024 plus a counter, never going back. */
-		int64_t id = clock_wall_ms() * 1024;
-		if (id <= a->next_producer_id)
-			id = a->next_producer_id + 1;
-		a->next_producer_id = id;
-		r.producer_id = id;
 		r.producer_epoch = 0;
 	}
 	kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);

@@ -176,6 +176,10 @@ struct meta_methods {
 	int (*producer_recent)(struct meta *m, int64_t tid, int32_t partition,
 			       int64_t producer_id, struct meta_producer_batch *rows,
 			       size_t max_rows, size_t *n);
+	/* Take count consecutive producer ids: *first .. *first + count - 1,
+	 * never handed out before by any agent of this store (SL_ELIMIT when
+	 * the id space is used up). */
+	int (*producer_ids_alloc)(struct meta *m, int64_t count, int64_t *first);
 	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
 	int (*offset_fetch)(struct meta *m, const char *group_id,
 			    struct meta_committed_offset **out, size_t *n);
@@ -300,6 +304,9 @@ static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int
 
 /* A producer's newest batches in a partition (newest first, at most
  * max_rows), looking only at the partition's last 1,000 batches. */
+#define META_PRODUCER_ID_BLOCK_MAX 1000000
+static inline int meta_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
+{ return m->m->producer_ids_alloc ? m->m->producer_ids_alloc(m, count, first) : SL_EUNSUPPORTED; }
 static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, int64_t pid,
 				       struct meta_producer_batch *rows, size_t max_rows, size_t *n)
 { return m->m->producer_recent ? m->m->producer_recent(m, tid, p, pid, rows, max_rows, n) : SL_EUNSUPPORTED; }

@@ -142,6 +142,7 @@ enum stmt {
 	ST_OFFSET_FETCH,
 	ST_GROUP_LIST,
 	ST_PRODUCER_RECENT,
+	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
@@ -220,6 +221,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" FROM (SELECT * FROM batches WHERE tid = ?1 AND partition = ?2"
 		"  ORDER BY last_offset DESC LIMIT 1000)"
 		" WHERE producer_id = ?3 ORDER BY last_offset DESC LIMIT ?4",
+	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + ?1"
+		" WHERE id = 1 AND next_producer_id <= ?2 RETURNING next_producer_id - ?1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
 		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -1248,6 +1251,31 @@ static int sq_producer_recent(struct meta *m, int64_t tid, int32_t partition,
 	return rc;
 }
 
+/* One statement, so one transaction: the block is taken atomically even
+ * when several agents share the store. */
+static int sq_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	if (count < 1 || count > META_PRODUCER_ID_BLOCK_MAX)
+		return SL_EINVAL;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PRODUCER_IDS_ALLOC);
+	sqlite3_bind_int64(st, 1, count);
+	sqlite3_bind_int64(st, 2, INT64_MAX - count);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*first = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = SL_ELIMIT; /* the id space is used up */
+	} else {
+		rc = sq_fail(c, "allocating producer ids");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* ---- consumer group offsets ---- */
 
 static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
@@ -1433,6 +1461,7 @@ static const struct meta_methods sqlite_methods = {
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,
 	.producer_recent = sq_producer_recent,
+	.producer_ids_alloc = sq_producer_ids_alloc,
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,
 	.group_list = sq_group_list,

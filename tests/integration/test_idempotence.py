@@ -99,3 +99,33 @@ def test_retry_after_restart_is_deduplicated(broker_factory):
     s.close()
     got = util.consume_all(b.bootstrap, topic, 1, 3)[0]
     assert [m.value for m in got] == [b"p", b"q", b"r"]
+
+
+def init_producer_id_v0(sock):
+    body = kproto.string(None) + kproto.i32(60000)
+    r = kproto.Reader(kproto.roundtrip(sock, 22, 0, body))
+    r.i32()  # throttle
+    err, pid, epoch = r.i16(), r.i64(), r.i16()
+    assert r.done(), "trailing bytes"
+    return err, pid, epoch
+
+
+def test_producer_ids_unique_across_restarts(broker):
+    """Producer ids come in blocks from the metadata store: distinct on one
+    agent and never handed out again after a restart (kill -9 included),
+    so a new producer can never inherit an old one's sequence state."""
+    seen = set()
+    for rnd in range(3):
+        s = kproto.connect(broker.bootstrap)
+        for _ in range(5):
+            err, pid, epoch = init_producer_id_v0(s)
+            assert err == 0 and epoch == 0 and pid >= 0, (err, pid, epoch)
+            assert pid not in seen, "producer id %d handed out twice" % pid
+            seen.add(pid)
+        s.close()
+        if rnd == 0:
+            broker.kill9()
+            broker.start()
+            broker.wait_ready()
+        elif rnd == 1:
+            broker.restart(clean=True)

@@ -542,6 +542,29 @@ static void *commit_thread(void *arg)
 }
 
 /* commit_object on a second thread while the loop thread reads. */
+/* Producer id blocks never overlap, also across two connections to the
+ * same database (two agents) and a reopen. */
+static void test_producer_ids(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	int64_t x, y, z;
+	assert_int_equal(meta_producer_ids_alloc(a, 1000, &x), 0);
+	assert_int_equal(meta_producer_ids_alloc(b, 1000, &y), 0);
+	assert_int_equal(meta_producer_ids_alloc(a, 5, &z), 0);
+	assert_true(x >= 0 && y >= 0 && z >= 0);
+	assert_true(y >= x + 1000 || x >= y + 1000);
+	assert_true(z >= x + 1000 && z >= y + 1000);
+	assert_int_equal(meta_producer_ids_alloc(a, 0, &z), SL_EINVAL);
+	assert_int_equal(meta_producer_ids_alloc(a, META_PRODUCER_ID_BLOCK_MAX + 1, &z), SL_EINVAL);
+	meta_close(a);
+	meta_close(b);
+	a = open_store();
+	int64_t w;
+	assert_int_equal(meta_producer_ids_alloc(a, 1, &w), 0);
+	assert_true(w >= z + 5);
+	meta_close(a);
+}
+
 static void test_commit_thread_races_reads(void **state)
 {
 	struct meta *m = open_store();
@@ -621,6 +644,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_deleted_topic, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_rate, setup_dir, teardown_dir),
 	};
