@@ -219,12 +219,9 @@ int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t n
 	return 0;
 }
 
-int agent_topic_config_set(struct agent *a, struct topic_state *t, const char *name,
-			   const char *value)
+/* The in-memory copy of one change (after the store took it). */
+static int config_apply(struct topic_state *t, const char *name, const char *value)
 {
-	int rc = meta_topic_config_set(a->meta, t->tid, name, value);
-	if (rc)
-		return rc;
 	for (int32_t i = 0; i < t->config_count; i++) {
 		if (strcmp(t->configs[i].name, name) != 0)
 			continue;
@@ -246,6 +243,15 @@ int agent_topic_config_set(struct agent *a, struct topic_state *t, const char *n
 	snprintf(c[t->config_count].value, sizeof c->value, "%s", value);
 	t->config_count++;
 	return 0;
+}
+
+int agent_topic_configs_set(struct agent *a, struct topic_state *t,
+			    const struct meta_config_change *changes, size_t n)
+{
+	int rc = meta_topic_configs_set(a->meta, t->tid, changes, n);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = config_apply(t, changes[i].name, changes[i].value);
+	return rc;
 }
 
 const char *agent_topic_config(const struct topic_state *t, const char *name)

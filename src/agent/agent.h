@@ -89,9 +89,10 @@ int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
 		       struct topic_state **out);
 int agent_topic_delete(struct agent *a, struct topic_state *t);
 int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t new_count);
-/* Set (value != NULL) or delete a topic config override. */
-int agent_topic_config_set(struct agent *a, struct topic_state *t, const char *name,
-			   const char *value);
+/* Set (value != NULL) or delete topic config overrides, all in one
+ * metadata transaction. */
+int agent_topic_configs_set(struct agent *a, struct topic_state *t,
+			    const struct meta_config_change *changes, size_t n);
 /* The topic's value of a config, or NULL when it uses the default. */
 const char *agent_topic_config(const struct topic_state *t, const char *name);
 int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, int64_t dflt);

@@ -177,6 +177,18 @@ static void list_edit(const char *current, const char *item, bool append, char *
 	}
 }
 
+/* Whether config k of q repeats the name of an earlier one. */
+static bool config_named_before(const struct kmsg_incremental_alter_configs_req_alter_configs_resource *q,
+				int32_t k)
+{
+	for (int32_t j = 0; j < k; j++)
+		if (q->configs[j].name.len == q->configs[k].name.len &&
+		    (q->configs[k].name.len <= 0 ||
+		     memcmp(q->configs[j].name.ptr, q->configs[k].name.ptr, (size_t)q->configs[k].name.len) == 0))
+			return true;
+	return false;
+}
+
 void handle_incremental_alter_configs(struct agent *a, struct request *req)
 {
 	struct kmsg_incremental_alter_configs_req m;
@@ -211,12 +223,23 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 			res->error_code = KERR_INVALID_REQUEST;
 			snprintf(msg, sizeof msg, "Too many configs");
 		}
-		/* Check every change first: a resource is altered all or nothing. */
+		/* Check every change first: a resource is altered all or nothing,
+		 * in one metadata transaction. */
+		struct meta_config_change *changes = NULL;
+		if (!res->error_code && q->configs_count > 0 &&
+		    !REQ_ARRAY(req, q->configs_count, changes)) {
+			request_fail_close(req);
+			return;
+		}
 		for (int32_t k = 0; !res->error_code && k < q->configs_count; k++) {
 			struct kmsg_incremental_alter_configs_req_alterable_config *c = &q->configs[k];
 			char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES];
 			const struct topic_config_def *d = NULL;
-			if (!kstr_copy(c->name, name, sizeof name) || !(d = topic_config_find(name))) {
+			if (config_named_before(q, k)) {
+				/* Kafka: "Error due to duplicate config keys" */
+				res->error_code = KERR_INVALID_REQUEST;
+				snprintf(msg, sizeof msg, "Error due to duplicate config keys");
+			} else if (!kstr_copy(c->name, name, sizeof name) || !(d = topic_config_find(name))) {
 				res->error_code = KERR_INVALID_CONFIG;
 				snprintf(msg, sizeof msg, "Unknown topic config name: %.*s",
 					 c->name.len > 200 ? 200 : (c->name.len < 0 ? 0 : c->name.len), c->name.ptr);
@@ -233,31 +256,38 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 				snprintf(msg, sizeof msg, "Invalid value for configuration %s", name);
 			}
 		}
-		if (!res->error_code && !m.validate_only) {
-			for (int32_t k = 0; k < q->configs_count; k++) {
-				struct kmsg_incremental_alter_configs_req_alterable_config *c = &q->configs[k];
-				char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES], item[META_CONFIG_VALUE_BYTES];
-				kstr_copy(c->name, name, sizeof name);
-				int rc = 0;
-				if (c->config_operation == OP_SET) {
-					kstr_copy(c->value, value, sizeof value);
-					rc = agent_topic_config_set(a, t, name, value);
-				} else if (c->config_operation == OP_DELETE) {
-					rc = agent_topic_config_set(a, t, name, NULL);
-				} else {
-					if (!kstr_copy(c->value, item, sizeof item))
-						item[0] = 0;
-					const char *cur = agent_topic_config(t, name);
-					if (!cur)
-						cur = topic_config_find(name)->default_value;
-					list_edit(cur, item, c->config_operation == OP_APPEND, value, sizeof value);
-					rc = agent_topic_config_set(a, t, name, value);
+		for (int32_t k = 0; !res->error_code && k < q->configs_count; k++) {
+			struct kmsg_incremental_alter_configs_req_alterable_config *c = &q->configs[k];
+			struct meta_config_change *ch = &changes[k];
+			ch->name = api_cstr_dup(req, c->name);
+			ch->value = NULL;
+			if (c->config_operation == OP_SET) {
+				ch->value = api_cstr_dup(req, c->value);
+			} else if (c->config_operation != OP_DELETE) {
+				char item[META_CONFIG_VALUE_BYTES], *value;
+				if (!kstr_copy(c->value, item, sizeof item))
+					item[0] = 0;
+				const char *cur = agent_topic_config(t, ch->name);
+				if (!cur)
+					cur = topic_config_find(ch->name)->default_value;
+				if ((value = arena_alloc(&req->arena, META_CONFIG_VALUE_BYTES))) {
+					list_edit(cur, item, c->config_operation == OP_APPEND,
+						  value, META_CONFIG_VALUE_BYTES);
+					ch->value = value;
 				}
-				if (rc) {
-					res->error_code = KERR_UNKNOWN_SERVER_ERROR;
-					snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
-					break;
-				}
+				if (!value)
+					ch->name = NULL;
+			}
+			if (!ch->name || (c->config_operation != OP_DELETE && !ch->value)) {
+				request_fail_close(req);
+				return;
+			}
+		}
+		if (!res->error_code && !m.validate_only && q->configs_count > 0) {
+			int rc = agent_topic_configs_set(a, t, changes, (size_t)q->configs_count);
+			if (rc) {
+				res->error_code = KERR_UNKNOWN_SERVER_ERROR;
+				snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
 			}
 		}
 		if (res->error_code)

@@ -45,5 +45,8 @@ void api_malformed(struct request *req, const char *api);
 /* Copy a C string into the request's arena as a kstr (for responses
  * encoded after the source may have changed). */
 kstr api_kstr_dup(struct request *req, const char *s);
+/* A NUL-terminated copy in the request's arena; NULL for a null string or
+ * when the arena is full. */
+char *api_cstr_dup(struct request *req, kstr s);
 
 #endif

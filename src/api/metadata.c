@@ -29,6 +29,18 @@ kstr api_kstr_dup(struct request *req, const char *s)
 	return (kstr){ p, (int32_t)n };
 }
 
+char *api_cstr_dup(struct request *req, kstr s)
+{
+	if (s.len < 0)
+		return NULL;
+	char *p = arena_alloc(&req->arena, (size_t)s.len + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s.ptr, (size_t)s.len);
+	p[s.len] = 0;
+	return p;
+}
+
 static int fill_topic(struct agent *a, struct request *req,
 		      struct kmsg_metadata_resp_metadata_response_topic *rt,
 		      struct topic_state *t)

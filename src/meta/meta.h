@@ -27,6 +27,12 @@
 
 struct meta;
 
+/* One change of a topic config: value NULL deletes it. */
+struct meta_config_change {
+	const char *name;
+	const char *value;
+};
+
 struct meta_config {
 	char name[META_CONFIG_NAME_BYTES];
 	char value[META_CONFIG_VALUE_BYTES];
@@ -151,8 +157,9 @@ struct meta_methods {
 	int (*topic_delete)(struct meta *m, const char *name);
 	int (*topic_list)(struct meta *m, struct meta_topic **out, size_t *n);
 	int (*topic_set_partitions)(struct meta *m, int64_t tid, int32_t new_count);
-	int (*topic_config_set)(struct meta *m, int64_t tid, const char *name,
-				const char *value /* NULL deletes */);
+	/* Apply every change to one topic's configs in one transaction. */
+	int (*topic_configs_set)(struct meta *m, int64_t tid,
+				 const struct meta_config_change *changes, size_t n);
 
 	int (*partition_get)(struct meta *m, int64_t tid, int32_t partition,
 			     struct meta_partition *out);
@@ -225,8 +232,11 @@ static inline int meta_topic_list(struct meta *m, struct meta_topic **out, size_
 /* Grow a topic to new_count partitions. SL_EINVAL if not larger. */
 static inline int meta_topic_set_partitions(struct meta *m, int64_t tid, int32_t n)
 { return m->m->topic_set_partitions(m, tid, n); }
+static inline int meta_topic_configs_set(struct meta *m, int64_t tid,
+					 const struct meta_config_change *c, size_t n)
+{ return m->m->topic_configs_set(m, tid, c, n); }
 static inline int meta_topic_config_set(struct meta *m, int64_t tid, const char *k, const char *v)
-{ return m->m->topic_config_set(m, tid, k, v); }
+{ struct meta_config_change c = { k, v }; return meta_topic_configs_set(m, tid, &c, 1); }
 /* SL_ENOTFOUND if absent. */
 static inline int meta_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
 { return m->m->partition_get(m, tid, p, out); }

@@ -879,30 +879,27 @@ out_unlock:
 	return rc;
 }
 
-static int sq_topic_config_set(struct meta *m, int64_t tid, const char *name,
-			       const char *value)
+static int sq_topic_configs_set(struct meta *m, int64_t tid,
+				const struct meta_config_change *changes, size_t n)
 {
 	struct sq_conn *c = &sq_of(m)->loop;
-	if (!config_ok(name, value))
+	if (n > SL_CONFIGS_MAX)
 		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!config_ok(changes[i].name, changes[i].value))
+			return SL_EINVAL;
 	pthread_mutex_lock(&c->lock);
 	int32_t count;
 	int rc = sq_begin(c);
 	if (rc)
 		goto out_unlock;
 	rc = topic_partition_count(c, tid, &count);
+	for (size_t i = 0; !rc && i < n; i++)
+		rc = config_set(c, tid, changes[i].name, changes[i].value);
+	if (!rc)
+		rc = sq_commit(c);
 	if (rc)
-		goto out_rollback;
-	rc = config_set(c, tid, name, value);
-	if (rc)
-		goto out_rollback;
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-out_rollback:
-	sq_rollback(c);
+		sq_rollback(c);
 out_unlock:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -1452,7 +1449,7 @@ static const struct meta_methods sqlite_methods = {
 	.topic_delete = sq_topic_delete,
 	.topic_list = sq_topic_list,
 	.topic_set_partitions = sq_topic_set_partitions,
-	.topic_config_set = sq_topic_config_set,
+	.topic_configs_set = sq_topic_configs_set,
 	.partition_get = sq_partition_get,
 	.partition_list = sq_partition_list,
 	.partition_set_log_start = sq_partition_set_log_start,

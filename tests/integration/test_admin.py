@@ -152,6 +152,23 @@ def test_incremental_alter_configs(broker):
             s, util.topic_name("missing"),
             [("retention.ms", kproto.OP_SET, "1000")])
         assert err == KafkaError.UNKNOWN_TOPIC_OR_PART, err
+        # Several changes of one topic apply together (one transaction), a
+        # list config appends to its current value, and a key named twice
+        # refuses the whole resource with INVALID_REQUEST, as Kafka does.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_SET, "7000"),
+                      ("max.message.bytes", kproto.OP_SET, "4096"),
+                      ("cleanup.policy", kproto.OP_APPEND, "compact")])
+        assert err == 0, (err, msg)
+        cfg = describe(b, name)
+        assert cfg["retention.ms"].value == "7000"
+        assert cfg["max.message.bytes"].value == "4096"
+        assert cfg["cleanup.policy"].value == "delete,compact"
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_SET, "8000"),
+                      ("retention.ms", kproto.OP_DELETE, None)])
+        assert err == KafkaError.INVALID_REQUEST, (err, msg)
+        assert describe(b, name)["retention.ms"].value == "7000"
     finally:
         s.close()
 
