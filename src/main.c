@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "base/log.h"
+#include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
 #include "tools/inspect_cmd.h"
 
@@ -28,6 +29,8 @@ static void usage(FILE *out)
 		"            (sluice inspect --help)\n"
 		"  groups    list, describe, delete consumer groups, reset offsets\n"
 		"            (sluice groups --help)\n"
+		"  gc        delete dead and orphaned objects from the store\n"
+		"            (sluice gc --help)\n"
 		"  version   print the version\n");
 }
 
@@ -85,6 +88,8 @@ int main(int argc, char **argv)
 		return inspect_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "groups"))
 		return groups_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "gc"))
+		return gc_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("sluice %s\n", SLUICE_VERSION);
 		return 0;

@@ -1,0 +1,190 @@
+"""test_gc.py — `sluice gc`, the one-shot garbage collector, on the file
+store and on the S3 store (s3rver, or the endpoint of
+SLUICE_TEST_S3_ENDPOINT: see test_s3.py).
+
+Two topics are produced to, partly through the same objects; one is
+deleted and an orphan (bytes no metadata names) is put in the store. With
+the default grace (60 minutes) gc deletes nothing; with --grace-minutes 0
+it deletes the objects only the deleted topic used and the orphan, keeps
+the shared objects (they still have live bytes) and the other topic's,
+which stays fully readable; a second run deletes nothing. The broker
+serves throughout.
+"""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Producer
+
+import util
+from conftest import SLUICE_BIN
+from test_s3 import new_prefix, s3, s3_broker  # noqa: F401 (s3: fixture)
+
+ORPHAN_KEY = "objects/orphan-left-by-a-crash.obj"
+SUMMARY_RE = re.compile(r"gc: (deleted|would delete) (\d+) dead objects \((\d+) "
+                        r"bytes\) and (\d+) orphans \((\d+) bytes\)")
+
+
+class FileStore:
+    def __init__(self, broker_factory, tmp_path):
+        self.b = broker_factory()
+        self.root = os.path.join(self.b.data_dir, "objects")
+        self.gc_args = ["--data", self.b.data_dir]
+        self.env = dict(os.environ)
+
+    def keys(self):
+        out = set()
+        for d, _, files in os.walk(self.root):
+            for f in files:
+                if not f.startswith(".tmp."):
+                    out.add(os.path.relpath(os.path.join(d, f), self.root))
+        return out
+
+    def put(self, key, data):
+        path = os.path.join(self.root, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+
+class S3Store:
+    def __init__(self, broker_factory, ep):
+        self.ep = ep
+        self.prefix = new_prefix("gc")
+        url = ep.url(self.prefix)
+        self.b = s3_broker(broker_factory, ep, url)
+        self.gc_args = ["--data", self.b.data_dir, "--store", url]
+        self.env = dict(os.environ)
+        self.env.update(ep.env())
+
+    def keys(self):
+        n = len(self.prefix) + 1
+        return {k[n:] for k, _ in self.ep.list_keys(self.prefix + "/objects/")}
+
+    def put(self, key, data):
+        status, body = self.ep._request(
+            "PUT", "/%s/%s/%s" % (self.ep.bucket, self.prefix, key), body=data)
+        assert status == 200, body
+
+
+@pytest.fixture(params=["file", "s3"])
+def store(request, broker_factory, tmp_path):
+    if request.param == "file":
+        return FileStore(broker_factory, tmp_path)
+    return S3Store(broker_factory, request.getfixturevalue("s3"))
+
+
+def run_gc(store, *extra):
+    r = subprocess.run([SLUICE_BIN, "gc"] + store.gc_args + list(extra),
+                       capture_output=True, timeout=120, env=store.env)
+    out, err = r.stdout.decode(), r.stderr.decode()
+    assert r.returncode == 0, "gc exited %d\nstdout:\n%s\nstderr:\n%s" % (
+        r.returncode, out, err)
+    m = SUMMARY_RE.search(out)
+    assert m, out
+    return (int(m.group(2)), int(m.group(3)), int(m.group(4)),
+            int(m.group(5)), out)
+
+
+def object_keys(store, topic, partitions):
+    """The object keys the partitions' batch rows name (sluice inspect)."""
+    keys = set()
+    for p in range(partitions):
+        r = subprocess.run([SLUICE_BIN, "inspect", "partition", "--data",
+                            store.b.data_dir, topic, str(p)],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        for line in r.stdout.decode().splitlines():
+            f = line.split()
+            if f and f[-1].startswith("objects/"):
+                keys.add(f[-1])
+    return keys
+
+
+def produce_mixed(bootstrap, keep, drop, n):
+    """n messages to each topic through one producer, interleaved, so
+    that objects hold batches of both; returns keep's messages."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5,
+                  "acks": "all"})
+    sent = []
+    for i in range(n):
+        v = b"keep-%d" % i
+        p.produce(keep, v, b"k%d" % (i % 7))
+        sent.append(v)
+        p.produce(drop, b"drop-%d" % i, b"k%d" % (i % 7))
+        if i % 100 == 99:
+            p.flush(30)
+    assert p.flush(60) == 0
+    return sent
+
+
+def test_gc(store):
+    bs = store.b.bootstrap
+    keep = util.create_topic(bs, util.topic_name("gck"), 2)
+    drop = util.create_topic(bs, util.topic_name("gcd"), 2)
+    sent = produce_mixed(bs, keep, drop, 500)
+    # Objects of the dropped topic alone, then of the kept topic alone.
+    util.ck_produce(bs, drop, util.make_messages(300, seed=3))
+    only_keep = util.make_messages(300, seed=4)
+    util.ck_produce(bs, keep, only_keep)
+    sent += [m.value for m in only_keep]
+
+    keep_keys = object_keys(store, keep, 2)
+    drop_keys = object_keys(store, drop, 2)
+    shared = keep_keys & drop_keys
+    only_drop = drop_keys - keep_keys
+    assert only_drop, "no object holds the dropped topic alone"
+    assert keep_keys <= store.keys()
+
+    fs = util.admin(bs).delete_topics([drop], operation_timeout=15)
+    fs[drop].result(15)
+    store.put(ORPHAN_KEY, b"not an object: uploaded, never committed")
+    before = store.keys()
+    assert ORPHAN_KEY in before and only_drop <= before
+    time.sleep(1.1)  # S3 LastModified has one-second precision
+
+    # The default grace (an hour) protects everything young.
+    dead, _, orphans, _, out = run_gc(store)
+    assert (dead, orphans) == (0, 0), out
+    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0",
+                                      "--dry-run")
+    assert (dead, orphans) == (len(only_drop), 1), out
+    assert store.keys() == before
+
+    dead, dead_bytes, orphans, orphan_bytes, out = run_gc(
+        store, "--grace-minutes", "0")
+    assert dead == len(only_drop), out
+    assert dead_bytes > 0
+    assert orphans == 1 and orphan_bytes == len(
+        b"not an object: uploaded, never committed"), out
+    after = store.keys()
+    assert not (only_drop & after), only_drop & after
+    assert ORPHAN_KEY not in after
+    assert keep_keys <= after, "an object still in use was deleted"
+    assert shared <= after
+    assert after == before - only_drop - {ORPHAN_KEY}
+
+    # The kept topic is whole.
+    got = util.consume_all(bs, keep, 2, expect=len(sent))
+    values = sorted(m.value for p in got.values() for m in p)
+    assert values == sorted(sent)
+
+    # Nothing left to do.
+    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0")
+    assert (dead, orphans) == (0, 0), out
+    assert store.keys() == after
+
+
+def test_gc_bad_config(tmp_path):
+    if not os.path.exists(SLUICE_BIN):
+        pytest.skip("no sluice binary")
+    r = subprocess.run([SLUICE_BIN, "gc", "--store", "bogus:x", "--data",
+                        str(tmp_path)], capture_output=True, timeout=60)
+    assert r.returncode == 1
+    err = r.stderr.decode().strip().splitlines()
+    assert len(err) == 1 and "bogus:x" in err[0], err
+    r = subprocess.run([SLUICE_BIN, "gc", "--grace-minutes", "-1"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2
