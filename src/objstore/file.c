@@ -4,7 +4,8 @@
  * never a valid key), fsyncs it, renames it into place and fsyncs the
  * directory, so a key is either absent or complete, even after a crash.
  * Every call is stateless apart from the temp-name counter, so the store
- * is safe to use from many threads at once. */
+ * is safe to use from many threads at once. A listing removes temp files
+ * older than an hour (left by a process that died inside a put). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/grow.h"
@@ -295,6 +297,18 @@ static int list_add(struct list_acc *a, const char *key, const struct stat *st)
 	return 0;
 }
 
+/* A temp file that old is what a put left when its process died (a put
+ * takes milliseconds): listings, which `sluice gc` runs, remove it. */
+#define TEMP_STALE_S 3600
+
+static void remove_stale_temp(DIR *d, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_mtime + TEMP_STALE_S < time(NULL) && unlinkat(dirfd(d), name, 0) == 0)
+		log_info("object store: removed %s, left by an interrupted write", name);
+}
+
 /* Walk root/rel (rel is "" or ends with '/'), adding regular files whose
  * key starts with the prefix. */
 static int list_walk(struct file_store *fs, struct list_acc *a, char *rel, size_t rel_len,
@@ -317,9 +331,12 @@ static int list_walk(struct file_store *fs, struct list_acc *a, char *rel, size_
 	struct dirent *e;
 	while (rc == 0 && (e = readdir(d))) {
 		const char *name = e->d_name;
-		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
-		    strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0)
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
 			continue;
+		if (strncmp(name, TEMP_PREFIX, strlen(TEMP_PREFIX)) == 0) {
+			remove_stale_temp(d, name);
+			continue;
+		}
 		size_t name_len = strlen(name);
 		if (rel_len + name_len + 2 > KEY_BYTES_MAX + 1)
 			continue;

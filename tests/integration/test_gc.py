@@ -188,3 +188,25 @@ def test_gc_bad_config(tmp_path):
     r = subprocess.run([SLUICE_BIN, "gc", "--grace-minutes", "-1"],
                        capture_output=True, timeout=60)
     assert r.returncode == 2
+
+
+def test_gc_removes_stale_temp_files(broker_factory, tmp_path):
+    """A put that died mid-write leaves a temp file beside the final name;
+    a listing (gc) removes it once it is an hour old, never a young one
+    (a put that may still be running)."""
+    store = FileStore(broker_factory, tmp_path)
+    topic = util.create_topic(store.b.bootstrap, util.topic_name("gct"), 1)
+    util.ck_produce(store.b.bootstrap, topic, util.make_messages(50, seed=5))
+    obj_dir = os.path.dirname(os.path.join(store.root, sorted(store.keys())[0]))
+    stale = os.path.join(obj_dir, ".tmp.crashed.obj.1.1")
+    young = os.path.join(obj_dir, ".tmp.writing.obj.1.2")
+    for path in (stale, young):
+        with open(path, "wb") as f:
+            f.write(b"half an object")
+    two_hours_ago = time.time() - 7200
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    run_gc(store)
+    assert not os.path.exists(stale), "stale temp file kept"
+    assert os.path.exists(young), "a young temp file was removed"
+    got = util.consume_all(store.b.bootstrap, topic, 1, expect=50)
+    assert len(got[0]) == 50
