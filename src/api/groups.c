@@ -856,19 +856,6 @@ void handle_leave_group(struct agent *a, struct request *req)
 
 /* ---- OffsetCommit ---- */
 
-/* A NUL-terminated copy in the request's arena (NULL for null or oom). */
-static char *arena_cstr(struct request *req, kstr s)
-{
-	if (s.len < 0)
-		return NULL;
-	char *p = arena_alloc(&req->arena, (size_t)s.len + 1);
-	if (!p)
-		return NULL;
-	memcpy(p, s.ptr, (size_t)s.len);
-	p[s.len] = 0;
-	return p;
-}
-
 static bool has_nul(kstr s)
 {
 	return s.len > 0 && memchr(s.ptr, 0, (size_t)s.len) != NULL;
@@ -914,7 +901,7 @@ void handle_offset_commit(struct agent *a, struct request *req)
 			   : coord_commit_check(s->coord, now_ms(), m.group_id,
 						m.generation_id_or_member_epoch, m.member_id,
 						m.group_instance_id, req->api_version);
-	char *group = arena_cstr(req, m.group_id);
+	char *group = api_cstr_dup(req, m.group_id);
 	size_t total = 0;
 	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;
 	for (int32_t t = 0; t < nt; t++)
@@ -964,7 +951,7 @@ void handle_offset_commit(struct agent *a, struct request *req)
 			row->partition = qp->partition_index;
 			row->committed_offset = qp->committed_offset;
 			row->leader_epoch = qp->committed_leader_epoch;
-			row->metadata = arena_cstr(req, qp->committed_metadata);
+			row->metadata = api_cstr_dup(req, qp->committed_metadata);
 			/* v2-4's retention_time_ms is ignored, as Kafka 3.x does:
 			 * offsets expire by --offsets-retention-minutes once the
 			 * group is empty (KIP-211). */
@@ -1496,7 +1483,7 @@ void handle_delete_groups(struct agent *a, struct request *req)
 			res->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 			continue;
 		}
-		char *key = arena_cstr(req, id);
+		char *key = api_cstr_dup(req, id);
 		if (!key || has_nul(id) || id.len > COORD_GROUP_ID_BYTES_MAX) {
 			res->error_code = KERR_INVALID_GROUP_ID;
 			continue;
@@ -1595,7 +1582,7 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		goto out_respond;
 	}
-	key = arena_cstr(req, m.group_id);
+	key = api_cstr_dup(req, m.group_id);
 	if (!key || has_nul(m.group_id) || m.group_id.len > COORD_GROUP_ID_BYTES_MAX) {
 		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
