@@ -424,6 +424,11 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		if (!w->open)
 			return SL_ENOMEM;
 		w->open->first_append_ms = now_ms();
+		/* The loop's clock was read when this loop turn began; a turn
+		 * that handled many requests (many partitions) would otherwise
+		 * start the flush interval in the past and seal early, so the
+		 * object rate would grow with the partition count. */
+		uv_update_time(w->loop);
 		uv_timer_start(&w->timer, timer_fired, (uint64_t)w->cfg.flush_interval_ms, 0);
 	}
 	struct sealed *s = w->open;
