@@ -3,7 +3,7 @@
  * consumer groups and agents).
  *
  * Backends sit behind a table of methods (sqlite now; postgres later).
- * Thread model: meta_commit_object() is called from one worker thread at a
+ * Thread model: meta_commit_objects() is called from one worker thread at a
  * time (commits are serialized in seal order); every other call comes from
  * the event loop thread. A backend keeps a separate connection for each
  * so that a commit's fsync never blocks a read.
@@ -73,6 +73,15 @@ struct meta_commit_batch {
 	int64_t base_offset;    /* assigned by the commit; -1 if the partition
 				   no longer exists (topic deleted meanwhile) */
 };
+
+/* A sealed object to commit: its key, size and batches. */
+struct meta_commit_obj {
+	const char *key;
+	uint64_t size;
+	struct meta_commit_batch *batches;
+	size_t n;
+};
+#define META_COMMIT_OBJECTS_MAX 64
 
 /* A batch row as the read path sees it. */
 struct meta_batch_row {
@@ -167,8 +176,9 @@ struct meta_methods {
 	int (*partition_set_log_start)(struct meta *m, int64_t tid, int32_t partition,
 				       int64_t log_start_offset);
 
-	int (*commit_object)(struct meta *m, const char *object_key, uint64_t size,
-			     struct meta_commit_batch *batches, size_t n);
+	/* Commit sealed objects, in seal order, in one transaction: all or
+	 * none (a group commit when several uploads finished meanwhile). */
+	int (*commit_objects)(struct meta *m, struct meta_commit_obj *objs, size_t n);
 
 	int (*batches_from)(struct meta *m, int64_t tid, int32_t partition,
 			    int64_t offset, size_t max_rows,
@@ -251,9 +261,11 @@ static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int3
  * batch row. Batches of partitions that no longer exist get base_offset
  * -1 and no row. Durable (synchronous) when it returns 0; SL_EMETA
  * otherwise, with nothing committed. Worker thread only. */
+static inline int meta_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t n)
+{ return m->m->commit_objects(m, objs, n); }
 static inline int meta_commit_object(struct meta *m, const char *key, uint64_t size,
 				     struct meta_commit_batch *b, size_t n)
-{ return m->m->commit_object(m, key, size, b, n); }
+{ struct meta_commit_obj o = { key, size, b, n }; return meta_commit_objects(m, &o, 1); }
 /* Batch rows of a partition with last_offset >= offset, ascending, at
  * most max_rows. */
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,

@@ -2,8 +2,8 @@
  *
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
- *   - "loop": every call except commit_object (the event loop thread);
- *   - "commit": commit_object only (one worker thread at a time);
+ *   - "loop": every call except commit_objects (the event loop thread);
+ *   - "commit": commit_objects only (one worker thread at a time);
  *   - "offsets": consumer group offset writes (offset_commit and
  *     group_delete_offsets, from one worker thread at a time: the group
  *     service queues both), so an OffsetCommit fsync blocks neither
@@ -980,7 +980,7 @@ static int sq_partition_set_log_start(struct meta *m, int64_t tid, int32_t parti
 	return rc;
 }
 
-/* commit_object visits batches grouped by partition, each partition's
+/* commit_one visits batches grouped by partition, each partition's
  * batches in their given order (so one producer's order is kept). */
 static int cmp_batch_index(const void *a, const void *b, void *arg)
 {
@@ -1049,20 +1049,24 @@ static int batch_insert(struct sq_conn *c, int64_t oid, const struct meta_commit
 	return sq_exec_stmt(c, st, "inserting a batch");
 }
 
-static int sq_commit_object(struct meta *m, const char *object_key, uint64_t size,
-			    struct meta_commit_batch *batches, size_t n)
+static int commit_check(const struct meta_commit_obj *o)
 {
-	struct sq_conn *c = &sq_of(m)->commit;
-	size_t *order = NULL;
-	if (!object_key || !*object_key ||
-	    strnlen(object_key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
-	    size > INT64_MAX || n > SL_OBJECT_BATCHES_MAX || (n > 0 && !batches))
+	if (!o->key || !*o->key || strnlen(o->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
+	    o->size > INT64_MAX || o->n > SL_OBJECT_BATCHES_MAX || (o->n > 0 && !o->batches))
 		return SL_EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		batches[i].base_offset = -1;
-		if (batches[i].last_offset_delta < 0)
+	for (size_t i = 0; i < o->n; i++)
+		if (o->batches[i].last_offset_delta < 0)
 			return SL_EINVAL;
-	}
+	return 0;
+}
+
+/* One object's rows, inside the caller's transaction: the object row,
+ * then per run of one partition its HWM read once, offsets assigned, the
+ * HWM written back once. */
+static int commit_one(struct sq_conn *c, struct meta_commit_obj *o)
+{
+	struct meta_commit_batch *batches = o->batches;
+	size_t n = o->n, *order = NULL;
 	/* The write path sorts by partition already; only an unsorted caller
 	 * pays for the index sort. */
 	if (!sorted_by_partition(batches, n)) {
@@ -1073,23 +1077,15 @@ static int sq_commit_object(struct meta *m, const char *object_key, uint64_t siz
 			order[i] = i;
 		qsort_r(order, n, sizeof *order, cmp_batch_index, batches);
 	}
-
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
 	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT);
-	sqlite3_bind_text(st, 1, object_key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)size);
+	sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)o->size);
 	sqlite3_bind_int64(st, 3, clock_wall_ms());
-	rc = sq_exec_stmt(c, st, "inserting an object");
+	int rc = sq_exec_stmt(c, st, "inserting an object");
 	if (rc)
-		goto out_rollback;
+		goto out;
 	int64_t oid = sqlite3_last_insert_rowid(c->db);
 	int64_t live_bytes = 0;
-
-	/* Per run of one partition: read its HWM once, assign offsets, write
-	 * it back once. */
 	size_t k = 0;
 	while (k < n) {
 		struct meta_commit_batch *first = &batches[order ? order[k] : k];
@@ -1103,47 +1099,64 @@ static int sq_commit_object(struct meta *m, const char *object_key, uint64_t siz
 		int64_t hwm;
 		rc = hwm_read(c, first->tid, first->partition, &hwm);
 		if (rc == SL_ENOTFOUND) { /* deleted meanwhile: base_offset stays -1 */
+			rc = 0;
 			k = end;
 			continue;
 		}
 		if (rc)
-			goto out_rollback;
+			goto out;
 		for (size_t j = k; j < end; j++) {
 			struct meta_commit_batch *b = &batches[order ? order[j] : j];
 			b->base_offset = hwm;
 			rc = batch_insert(c, oid, b);
 			if (rc)
-				goto out_rollback;
+				goto out;
 			hwm += (int64_t)b->last_offset_delta + 1;
 			live_bytes += b->length;
 		}
 		rc = hwm_write(c, first->tid, first->partition, hwm);
 		if (rc)
-			goto out_rollback;
+			goto out;
 		k = end;
 	}
 	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
 	sqlite3_bind_int64(st, 1, oid);
 	sqlite3_bind_int64(st, 2, live_bytes);
 	rc = sq_exec_stmt(c, st, "setting an object's live bytes");
-	if (rc)
-		goto out_rollback;
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
+out:
 	free(order);
-	return 0;
+	return rc;
+}
 
-out_rollback:
-	sq_rollback(c);
-	/* Nothing was committed: no batch has an offset. */
-	for (size_t i = 0; i < n; i++)
-		batches[i].base_offset = -1;
-out_unlock:
+/* Several objects, in seal order, in one transaction (group commit): all
+ * are committed or none. */
+static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
+{
+	struct sq_conn *c = &sq_of(m)->commit;
+	if (count == 0 || count > META_COMMIT_OBJECTS_MAX)
+		return SL_EINVAL;
+	for (size_t k = 0; k < count; k++) {
+		int rc = commit_check(&objs[k]);
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < objs[k].n; i++)
+			objs[k].batches[i].base_offset = -1;
+	}
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	for (size_t k = 0; !rc && k < count; k++)
+		rc = commit_one(c, &objs[k]);
+	if (!rc)
+		rc = sq_commit(c);
+	if (rc) {
+		sq_rollback(c);
+		/* Nothing was committed: no batch has an offset. */
+		for (size_t k = 0; k < count; k++)
+			for (size_t i = 0; i < objs[k].n; i++)
+				objs[k].batches[i].base_offset = -1;
+	}
 	pthread_mutex_unlock(&c->lock);
-	free(order);
-	return rc < 0 ? SL_EMETA : rc;
+	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
 }
 
 static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
@@ -1453,7 +1466,7 @@ static const struct meta_methods sqlite_methods = {
 	.partition_get = sq_partition_get,
 	.partition_list = sq_partition_list,
 	.partition_set_log_start = sq_partition_set_log_start,
-	.commit_object = sq_commit_object,
+	.commit_objects = sq_commit_objects,
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,

@@ -303,6 +303,7 @@ static void test_commit_offsets(void **state)
 	assert_int_equal(meta_commit_object(m, "obj-2", 100, dup, 1), SL_EMETA);
 	assert_int_equal(dup[0].base_offset, -1);
 	assert_int_equal(hwm(m, t1, 0), 7);
+
 	meta_close(m);
 
 	/* Reopen: state kept, offsets continue densely. */
@@ -542,6 +543,36 @@ static void *commit_thread(void *arg)
 }
 
 /* commit_object on a second thread while the loop thread reads. */
+/* A group commit is all or nothing: a reused key in the second object
+ * undoes the first; then two fresh objects commit together with offsets
+ * continuing from one to the next. */
+static void test_group_commit(void **state)
+{
+	struct meta *m = open_store();
+	int64_t t1 = create_topic(m, "grp", 1);
+	struct meta_commit_batch b0[] = { mk_batch(t1, 0, 4, 16, 10, 1) };
+	assert_int_equal(meta_commit_object(m, "obj-1", 100, b0, 1), 0);
+	struct meta_commit_batch g1[] = { mk_batch(t1, 0, 0, 16, 10, 1) };
+	struct meta_commit_batch g2[] = { mk_batch(t1, 0, 1, 16, 10, 1) };
+	struct meta_commit_obj group[] = {
+		{ "obj-g1", 100, g1, 1 }, { "obj-1", 100, g2, 1 },
+	};
+	assert_int_equal(meta_commit_objects(m, group, 2), SL_EMETA);
+	assert_int_equal(g1[0].base_offset, -1);
+	assert_int_equal(g2[0].base_offset, -1);
+	assert_int_equal(hwm(m, t1, 0), 5);
+	bool known = true;
+	assert_int_equal(meta_object_known(m, "obj-g1", &known), 0);
+	assert_false(known);
+	assert_int_equal(meta_commit_objects(m, group, 0), SL_EINVAL);
+	group[1].key = "obj-g2";
+	assert_int_equal(meta_commit_objects(m, group, 2), 0);
+	assert_int_equal(g1[0].base_offset, 5);
+	assert_int_equal(g2[0].base_offset, 6);
+	assert_int_equal(hwm(m, t1, 0), 8);
+	meta_close(m);
+}
+
 /* Producer id blocks never overlap, also across two connections to the
  * same database (two agents) and a reopen. */
 static void test_producer_ids(void **state)
@@ -644,6 +675,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_deleted_topic, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_rate, setup_dir, teardown_dir),
