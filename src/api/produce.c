@@ -2,7 +2,9 @@
  * the write path, and answer once every partition's batch is committed
  * (acks 1 and -1 alike: an acknowledgement always means durable in the
  * object store and committed in the metadata store). acks=0 gets no
- * response. One bad partition does not fail the others. */
+ * response. One bad partition does not fail the others. While the agent
+ * drains, every partition gets NOT_LEADER_OR_FOLLOWER and nothing new is
+ * written. */
 #include <string.h>
 
 #include "agent/agent.h"
@@ -135,6 +137,11 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	struct request *req = ctx->req;
 	if (!t || pd->index < 0 || pd->index >= t->partition_count)
 		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	/* Shutting down: take no new writes (they could only end at the
+	 * store's deadline and hold up the exit). Kafka answers a broker's
+	 * shutdown this way, so clients refresh metadata and retry. */
+	if (ctx->a->draining)
+		return KERR_NOT_LEADER_OR_FOLLOWER;
 	if (pd->records.len <= 0)
 		return KERR_CORRUPT_MESSAGE;
 	int64_t max_bytes = agent_topic_config_i64(t, "max.message.bytes",

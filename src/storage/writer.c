@@ -320,6 +320,9 @@ static void upload_finished(struct sealed *s)
 	s->upload_us = clock_mono_us() - s->upload_start_us;
 	w->uploads_in_flight--;
 	s->state = SEALED_UPLOADED;
+	/* A failed upload fails every later object (see fail_successors):
+	 * mark them now, so the queued ones are not written in vain. */
+	fail_successors(s);
 	/* The open object waited for an upload slot: seal it now if its time
 	 * has come (group commit). */
 	if (w->open && (w->seal_due || w->open->bytes >= w->cfg.flush_bytes))
@@ -376,6 +379,13 @@ static void pump(struct writer *w)
 	for (struct sealed *s = w->queue_head; s && w->uploads_in_flight < w->cfg.uploads_max; s = s->next) {
 		if (s->state != SEALED_QUEUED)
 			continue;
+		if (s->fail_err) {
+			/* An earlier object failed, so this one fails when it
+			 * reaches the head: writing it would only cost a PUT (or
+			 * a wait for the store's deadline) and leave an orphan. */
+			s->state = SEALED_UPLOADED;
+			continue;
+		}
 		s->state = SEALED_UPLOADING;
 		w->uploads_in_flight++;
 		s->upload_start_us = clock_mono_us();

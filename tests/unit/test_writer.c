@@ -5,7 +5,8 @@
  *  - a failed store write fails every batch of the object and assigns no
  *    offsets; the next object gets the offsets the failed one did not use;
  *  - when an earlier upload stalls, a later object does not commit before
- *    it (commits in seal order, invariant 6). */
+ *    it (commits in seal order, invariant 6);
+ *  - objects queued behind a failed one are failed without being written. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,6 +238,37 @@ static void test_failure_fails_later_objects(void **state)
 	assert_int_equal(r[2].base_offset, 0);
 }
 
+static int count_key(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_queued_behind_failure_not_written(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	/* One upload at a time: the second and third objects wait in the
+	 * queue while the first one's write fails. */
+	writer_free(f->w);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	struct writer_config cfg = { .flush_interval_ms = 1, .flush_bytes = 1 << 20,
+				     .buffered_bytes_max = 1 << 26, .uploads_max = 1 };
+	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		append(f, 0, 1, &r[i]);
+		writer_flush_now(f->w);
+	}
+	run_until_idle(f);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r[i].err, SL_ESTORE);
+	assert_int_equal(f->commits, 0);
+	int objects = 0;
+	assert_int_equal(objstore_list(f->store, "", count_key, &objects), 0);
+	assert_int_equal(objects, 0);
+}
+
 static void test_deleted_topic_gets_not_found(void **state)
 {
 	struct fixture *f = *state;
@@ -256,6 +288,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lost_response_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commits_in_seal_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_fails_later_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queued_behind_failure_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
