@@ -14,7 +14,7 @@ Workloads (bench/README.md has the details):
   produce-1k / produce-100  max produce throughput, 1 KiB and 100 B messages
   latency                   produce latency at half of produce-1k's rate
   e2e                       produce() to consume, at a fixed rate
-  catchup-cold / -warm      read of a backlog: fresh broker without read cache
+  catchup-cold / -warm      read of a backlog: freshly started broker (empty cache)
                             (OS page cache dropped when allowed), then again
   scale-pN                  produce throughput with N partitions (+ Metadata
                             of every topic timed after the largest)
@@ -98,6 +98,12 @@ FETCH_WAIT_MS = env_int("FETCH_WAIT_MS", 10)
 # Smaller client queue for the scale runs, so that draining it after the
 # timed part stays short even when many partitions make the broker slow.
 SCALE_QUEUE_MSGS = 50000
+# objects-rate: a fixed offered rate (MB/s of 1 KiB messages) at each
+# partition count; objects/s and PUTs/s must not depend on the count.
+OBJ_RATE_MB = env_int("OBJ_RATE_MB", 20)
+OBJ_RATE_PARTS = [int(x) for x in env("OBJ_RATE_PARTS", "1,100" if SMOKE else
+                                      "1,100,1000,10000").split(",")]
+D_RATE = env_int("OBJ_RATE_DURATION_S", 1 if SMOKE else 12)
 
 # AWS S3 Standard list prices (us-east-1), dollars per request.
 PUT_USD = 0.005 / 1000
@@ -315,6 +321,21 @@ class Sluice(Target):
     def requests(self):
         return self.s3.counts() if self.store == "s3" else {}
 
+    def seal_times_ms(self):
+        """Seal times of the objects written in this run, from their keys
+        (objects/WALLMS-NONCE-COUNTER.obj)."""
+        if self.store == "s3":
+            top, suffix = os.path.join(self.s3.dir, self.s3.bucket, self.prefix), ".obj._S3rver_object"
+        else:
+            top, suffix = self._data(), ".obj"
+        ts = []
+        for _, _, files in os.walk(top):
+            for fn in files:
+                m = re.match(r"(\d{13})-[0-9a-f]{16}-[0-9a-f]{8}" + re.escape(suffix) + "$", fn)
+                if m:
+                    ts.append(int(m.group(1)))
+        return sorted(ts)
+
     def flush_ms(self):
         return FLUSH_MS[self.store]
 
@@ -358,7 +379,7 @@ CSV_COLS = ["workload", "target", "msg_bytes", "partitions", "mb_s", "msgs_s",
             "p50_ms", "p99_ms", "p999_ms", "ratio_to_ref", "peak_rss_mib",
             "rss_end_mib", "cpu_s", "objects", "objects_per_s", "gib", "puts",
             "gets", "puts_per_gib", "gets_per_gib", "usd_per_gib",
-            "rss_per_conn_kib", "exit"]
+            "rss_per_conn_kib", "exit", "puts_per_s"]
 
 rows = []          # dicts with CSV_COLS keys
 commands = []      # (target, workload, command line)
@@ -441,6 +462,8 @@ def broker_side(tgt, cpu0, obj0, req0, elapsed, gib, reading=False):
         puts = gets = None
     if puts is not None:
         x["puts"] = puts
+        if elapsed:
+            x["puts_per_s"] = "%.1f" % (puts / elapsed)
     if gets is not None:
         x["gets"] = gets
     if gib and gib > 0:
@@ -535,8 +558,9 @@ def run_target(tgt, outdir):
                               str(FETCH_WAIT_MS), "--cdf", cdf("e2e")], tmo)
     tgt.stop()
 
-    # 4. catch-up read of a backlog: cold (fresh broker, no read cache, OS
-    # page cache dropped when allowed), then warm (the same read again)
+    # 4. catch-up read of a backlog: cold (a freshly started broker at
+    # default settings, its read cache empty, OS page cache dropped when
+    # allowed), then warm (the same read again)
     tgt.start()
     count = BACKLOG_MIB * 1024 * 1024 // 1024
     timed_driver(tgt, "catchup-load", produce_args(tgt, "bench-catchup", CATCHUP_PARTITIONS,
@@ -548,7 +572,7 @@ def run_target(tgt, outdir):
         if tgt.name == "file":
             NOTES.append("catchup-cold (file): OS page cache %s before the read" %
                          ("dropped" if dropped else "NOT dropped (no permission or DROP_CACHES=0)"))
-        tgt.start(["--cache-bytes", "0"], fresh=False)
+        tgt.start(fresh=False)
     cons = lambda: ["consume", "--bootstrap", tgt.bootstrap, "--topic", "bench-catchup",
                     "--partitions", str(CATCHUP_PARTITIONS), "--msg-bytes", "1024"]
     timed_driver(tgt, "catchup-cold", cons(), 600, reading=True)
@@ -570,6 +594,26 @@ def run_target(tgt, outdir):
             timed_driver(tgt, "metadata", ["metadata", "--bootstrap", tgt.bootstrap,
                                            "--repeat", "5" if SMOKE else "20"], 240)
         tgt.stop()
+
+    # 5c. objects per second at a fixed offered rate: the seal policy
+    # (flush interval or flush bytes) must give the same object rate
+    # whatever the partition count. Objects/s is taken in the steady part
+    # (seal times from the keys, first and last second left out).
+    if not tgt.is_ref:
+        rate = max(1, int(OBJ_RATE_MB * 1e6 / 1024))
+        for n in OBJ_RATE_PARTS:
+            tgt.start()
+            r, _ = timed_driver(tgt, "objects-rate-p%d" % n,
+                                produce_args(tgt, "bench-orate-%d" % n, n, 1024, D_RATE,
+                                             ["--rate", str(rate), "--queue-msgs",
+                                              str(SCALE_QUEUE_MSGS)]), D_RATE + 240)
+            ts = tgt.seal_times_ms()
+            mid = [t for t in ts if ts[0] + 1000 <= t <= ts[-1] - 1000] if ts else []
+            if len(mid) >= 2 and mid[-1] > mid[0]:
+                r["objects_per_s"] = "%.2f" % ((len(mid) - 1) * 1000.0 / (mid[-1] - mid[0]))
+            say("   %s: %s objects/s (steady), %s PUTs/s at %d MB/s offered"
+                % (r["workload"], r["objects_per_s"] or "-", r["puts_per_s"] or "-", OBJ_RATE_MB))
+            tgt.stop()
 
     # 5b. connections
     for n in CONNS:
@@ -650,7 +694,7 @@ def perf_profile(tmp, outdir):
                                           ["--count", str(count)]), 600)
     tgt.stop()
     drop_page_cache()
-    tgt.start(["--cache-bytes", "0"], fresh=False)
+    tgt.start(fresh=False)
     recorded("catchup", 8, lambda: driver(tgt, "perf-catchup", [
         "consume", "--bootstrap", tgt.bootstrap, "--topic", "bench-catchup",
         "--partitions", str(CATCHUP_PARTITIONS), "--msg-bytes", "1024"], 600))
@@ -728,12 +772,20 @@ def check_targets():
         if md is not None:
             chk(md < 100, "Metadata of every topic (%s, %s partitions) < 100 ms: p99 %.2f ms"
                 % (t, row_of(t, "metadata")["partitions"], md))
-        ops = [(n, val(t, "scale-p%d" % n, "objects_per_s")) for n in SCALE]
+        # At a fixed offered rate (at maximum throughput objects are
+        # sealed by size, so their rate follows the throughput).
+        ops = [(n, val(t, "objects-rate-p%d" % n, "objects_per_s")) for n in OBJ_RATE_PARTS]
         ops = [(n, v) for n, v in ops if v]
         if len(ops) >= 2:
-            lo, hi = min(v for _, v in ops), max(v for _, v in ops)
-            chk(hi <= lo * 1.1, "objects/s independent of partitions (%s), within 10%%: %s"
-                % (t, ", ".join("%d: %.1f" % nv for nv in ops)))
+            first, last = ops[0][1], ops[-1][1]
+            chk(abs(last - first) <= 0.1 * first,
+                "objects/s at %d MB/s independent of partitions (%s), %d vs %d within 10%%: %s"
+                % (OBJ_RATE_MB, t, ops[0][0], ops[-1][0],
+                   ", ".join("%d: %.1f" % nv for nv in ops)))
+        o1, o1k = val(t, "objects-rate-p1", "objects_per_s"), val(t, "objects-rate-p1000", "objects_per_s")
+        if t == "s3" and o1 and o1k:
+            chk(abs(o1k - o1) <= 0.1 * o1, "objects/s (s3) at %d MB/s, 1 vs 1,000 partitions within 10%%: "
+                "%.2f vs %.2f" % (OBJ_RATE_MB, o1, o1k))
         ic = row_of(t, "conns-idle", 1000)
         if ic and f(ic["rss_per_conn_kib"]) is not None:
             tot = f(ic["rss_per_conn_kib"]) * 1000 / 1024
@@ -752,7 +804,7 @@ TABLE_COLS = [("workload", "workload"), ("target", "target"), ("partitions", "pa
               ("peak_rss_mib", "peak RSS MiB"), ("cpu_s", "CPU s"), ("objects", "objects"),
               ("objects_per_s", "obj/s"), ("puts_per_gib", "PUT/GiB"),
               ("gets_per_gib", "GET/GiB"), ("usd_per_gib", "$/GiB"),
-              ("rss_per_conn_kib", "KiB/conn"), ("exit", "exit")]
+              ("rss_per_conn_kib", "KiB/conn"), ("puts_per_s", "PUT/s"), ("exit", "exit")]
 
 
 def table():
