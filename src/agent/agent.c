@@ -340,12 +340,14 @@ static void on_stats_timer(uv_timer_t *t)
 	uint64_t objects = now.objects_written - was->objects_written;
 	if (objects > 0 || now.flush_errors != was->flush_errors) {
 		log_info("write path: %" PRIu64 " objects, %.1f MB, %" PRIu64 " batches, "
-			 "upload %.2f ms avg, commit %.2f ms avg, %" PRIu64 " errors; cache %zu MB, "
+			 "upload %.2f ms avg, commit %.2f ms avg (%" PRIu64 " transactions), %" PRIu64
+			 " errors; cache %zu MB, "
 			 "%zu connections",
 			 objects, (double)(now.bytes_written - was->bytes_written) / 1e6,
 			 now.batches_committed - was->batches_committed,
 			 objects ? (double)(now.upload_us_total - was->upload_us_total) / 1e3 / (double)objects : 0,
 			 objects ? (double)(now.commit_us_total - was->commit_us_total) / 1e3 / (double)objects : 0,
+			 now.commits - was->commits,
 			 now.flush_errors - was->flush_errors, cache_bytes(a->cache) >> 20,
 			 a->server ? server_connection_count(a->server) : 0);
 	}

@@ -1,6 +1,7 @@
 /* writer.c — the open object, sealing, and the flush pipeline: uploads
  * (encode + durable write) overlap on the pool; commits run one at a time
- * in seal order; answers go out on the loop. */
+ * in seal order, each taking every object uploaded by then (group
+ * commit); answers go out on the loop. */
 #include "base/grow.h"
 #include "storage/writer.h"
 
@@ -72,6 +73,11 @@ struct writer {
 	struct sealed *queue_head, *queue_tail; /* sealed, in seal order */
 	int uploads_in_flight;
 	bool committing;
+	/* The objects of the commit in flight (loop writes them before
+	 * queueing it; the pool thread reads them). */
+	struct sealed *group[META_COMMIT_OBJECTS_MAX];
+	struct meta_commit_obj group_objs[META_COMMIT_OBJECTS_MAX];
+	size_t group_n;
 	bool seal_due;              /* the flush interval passed while uploads were full */
 	uv_timer_t timer;
 	size_t buffered;
@@ -227,16 +233,21 @@ out_free:
 	free(data);
 }
 
-/* Pool thread: the one metadata transaction of an object. */
+/* Pool thread: one metadata transaction for the objects of the commit
+ * group (w->group, in seal order, starting at the queue head). */
 static void commit_work(uv_work_t *req)
 {
 	struct sealed *s = req->data;
+	struct writer *w = s->w;
 	int64_t t0 = clock_mono_us();
-	s->err = meta_commit_object(s->w->meta, s->key, s->object.len, s->commits, s->count);
-	s->commit_us = clock_mono_us() - t0;
-	if (s->err) {
-		log_error("committing object %s failed: %s", s->key, sl_strerror(s->err));
-		s->err = SL_EMETA;
+	int err = meta_commit_objects(w->meta, w->group_objs, w->group_n);
+	int64_t us = clock_mono_us() - t0;
+	if (err)
+		log_error("committing %zu object(s) from %s failed: %s", w->group_n, s->key,
+			  sl_strerror(err));
+	for (size_t i = 0; i < w->group_n; i++) {
+		w->group[i]->commit_us = us;
+		w->group[i]->err = err ? SL_EMETA : 0;
 	}
 }
 
@@ -304,11 +315,18 @@ static void commit_done(uv_work_t *req, int status)
 {
 	struct sealed *s = req->data;
 	struct writer *w = s->w;
-	if (status != 0 && !s->err)
-		s->err = SL_EIO;
+	size_t n = w->group_n;
+	w->group_n = 0;
 	w->committing = false;
-	fail_successors(s);
-	complete_head(w);
+	w->stats.commits++;
+	/* The group is the head of the queue, in order. */
+	for (size_t i = 0; i < n; i++) {
+		struct sealed *head = w->queue_head;
+		if (status != 0 && !head->err)
+			head->err = SL_EIO;
+		fail_successors(head);
+		complete_head(w);
+	}
 	pump(w);
 	if (w->drain_fn)
 		w->drain_fn(w->drain_arg);
@@ -405,7 +423,18 @@ static void pump(struct writer *w)
 			complete_head(w);
 			continue;
 		}
-		head->state = SEALED_COMMITTING;
+		/* Group commit: every uploaded object at the head of the queue
+		 * goes into one transaction (fewer fsyncs when uploads finish
+		 * faster than commits). */
+		w->group_n = 0;
+		for (struct sealed *t = head; t && w->group_n < META_COMMIT_OBJECTS_MAX &&
+		     t->state == SEALED_UPLOADED && !t->err && !t->fail_err; t = t->next) {
+			t->state = SEALED_COMMITTING;
+			w->group[w->group_n] = t;
+			w->group_objs[w->group_n] = (struct meta_commit_obj){
+				t->key, t->object.len, t->commits, t->count };
+			w->group_n++;
+		}
 		w->committing = true;
 		queue_work(w, head, commit_work, commit_done);
 	}

@@ -76,7 +76,8 @@ struct writer_stats {
 	uint64_t batches_committed;
 	uint64_t flush_errors;
 	uint64_t upload_us_total;   /* encode + durable write, summed */
-	uint64_t commit_us_total;   /* metadata transactions, summed */
+	uint64_t commit_us_total;   /* each object's metadata transaction, summed */
+	uint64_t commits;           /* metadata transactions (a group commit is one) */
 };
 void writer_get_stats(const struct writer *w, struct writer_stats *out);
 

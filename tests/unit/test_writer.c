@@ -215,6 +215,37 @@ static void test_commits_in_seal_order(void **state)
 	assert_int_equal(f->hook_first_offset[1], 1);
 }
 
+/* Objects whose uploads finished while an earlier one was still being
+ * written commit together, in one metadata transaction, in seal order. */
+static void test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_STALL_MS, 1, 500), 0);
+	append(f, 0, 1, &r[0]);
+	writer_flush_now(f->w);
+	/* Let the first object reach its (stalled) put before the others. */
+	for (int i = 0; i < 20; i++) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(5 * 1000);
+	}
+	for (int i = 1; i < 3; i++) {
+		append(f, 0, 1, &r[i]);
+		writer_flush_now(f->w);
+	}
+	run_until_idle(f);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(r[i].err, 0);
+		assert_int_equal(r[i].base_offset, i);
+		assert_int_equal(f->hook_first_offset[i], i);
+	}
+	assert_true(r[0].order < r[1].order && r[1].order < r[2].order);
+	struct writer_stats st;
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 3);
+	assert_int_equal(st.commits, 1);
+}
+
 static void test_failure_fails_later_objects(void **state)
 {
 	struct fixture *f = *state;
@@ -287,6 +318,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store_failure_assigns_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lost_response_is_not_acknowledged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commits_in_seal_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_fails_later_objects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_behind_failure_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
