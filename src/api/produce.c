@@ -2,7 +2,8 @@
  * the write path, and answer once every partition's batch is committed
  * (acks 1 and -1 alike: an acknowledgement always means durable in the
  * object store and committed in the metadata store). acks=0 gets no
- * response. One bad partition does not fail the others. While the agent
+ * response, and the connection is closed if any partition failed. One
+ * bad partition does not fail the others. While the agent
  * drains, every partition gets NOT_LEADER_OR_FOLLOWER and nothing new is
  * written. */
 #include <string.h>
@@ -28,6 +29,7 @@ struct produce_ctx {
 	struct kmsg_produce_resp resp;
 	int pending;
 	bool acks0;
+	bool transactional;  /* the request names a transactional id */
 };
 
 struct produce_part {
@@ -40,11 +42,28 @@ struct produce_part {
 	int32_t base_sequence;
 };
 
+static bool any_error(const struct kmsg_produce_resp *r)
+{
+	for (int32_t i = 0; i < r->responses_count; i++)
+		for (int32_t k = 0; k < r->responses[i].partition_responses_count; k++)
+			if (r->responses[i].partition_responses[k].error_code != KERR_NONE)
+				return true;
+	return false;
+}
+
 static void produce_finish(struct produce_ctx *ctx)
 {
 	struct request *req = ctx->req;
 	if (ctx->acks0) {
-		request_no_reply(req);
+		/* No answer, so an error can only be told by closing the
+		 * connection (Kafka does the same): the client notices,
+		 * refreshes its metadata and reconnects. */
+		if (any_error(&ctx->resp)) {
+			log_debug("%s: acks=0 produce failed; closing", request_peer(req));
+			request_fail_close(req);
+		} else {
+			request_no_reply(req);
+		}
 		return;
 	}
 	kmsg_produce_resp_encode(&req->resp, req->api_version, &ctx->resp);
@@ -158,6 +177,15 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	/* Kafka accepts exactly one batch per partition in a v2 produce. */
 	if (ob.count != 1)
 		return KERR_INVALID_RECORD;
+	/* Control records are the broker's own (transaction markers); clients
+	 * may not write them. Transactions are not implemented: Kafka refuses
+	 * transactional batches without a transactional id as unauthorized,
+	 * and with one, no transaction can be ongoing here. */
+	if (ob.info.attributes & BATCH_ATTR_CONTROL)
+		return KERR_INVALID_RECORD;
+	if (ob.info.attributes & BATCH_ATTR_TRANSACTIONAL)
+		return ctx->transactional ? KERR_INVALID_TXN_STATE
+					  : KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 	struct produce_part *pp;
 	if (!REQ_ARRAY(req, 1, pp))
 		return KERR_UNKNOWN_SERVER_ERROR;
@@ -224,6 +252,7 @@ void handle_produce(struct agent *a, struct request *req)
 	ctx->req = req;
 	ctx->a = a;
 	ctx->acks0 = m.acks == 0;
+	ctx->transactional = m.transactional_id.len >= 0;
 	kmsg_produce_resp_init(&ctx->resp);
 	struct kmsg_produce_resp *r = &ctx->resp;
 	bool acks_ok = m.acks == 0 || m.acks == 1 || m.acks == -1;

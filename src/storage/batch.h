@@ -26,6 +26,8 @@
 
 #define BATCH_HEADER_BYTES 61
 #define BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
+#define BATCH_ATTR_TRANSACTIONAL 0x10
+#define BATCH_ATTR_CONTROL 0x20
 
 enum batch_codec {
 	BATCH_CODEC_NONE = 0,

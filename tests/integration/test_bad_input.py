@@ -276,3 +276,53 @@ def test_repeated_abuse_memory_bounded(broker_factory):
             peak_after - peak_start)
     keep.close()
     probe(broker)
+
+
+def with_attributes(batch, bits):
+    """The batch with attribute bits set and its CRC recomputed."""
+    b = bytearray(batch)
+    attrs = struct.unpack(">h", b[21:23])[0] | bits
+    b[21:23] = struct.pack(">h", attrs)
+    b[17:21] = struct.pack(">I", kproto.crc32c(bytes(b[21:])))
+    return bytes(b)
+
+
+def test_control_and_transactional_batches_refused(broker):
+    """Clients may not write control records (INVALID_RECORD, as Kafka), and
+    transactional batches need a transactional id (Kafka:
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED); transactions are not
+    implemented. The other partitions of the request are written."""
+    topic = util.create_topic(broker.bootstrap, util.topic_name("ctl"), 3)
+    s = kproto.connect(broker.bootstrap)
+    res = kproto.produce_v3(s, {topic: {
+        0: with_attributes(good_batch(b"c"), 0x20),
+        1: with_attributes(good_batch(b"t"), 0x10),
+        2: good_batch(b"ok")}})
+    s.close()
+    assert res[(topic, 0)][0] == 87, res
+    assert res[(topic, 1)][0] == 53, res
+    assert res[(topic, 2)] == (0, 0), res
+    got = util.consume_all(broker.bootstrap, topic, 3, expect=1)
+    assert [g.value for g in got[2]] == [b"good-ok"]
+    assert not got[0] and not got[1]
+
+
+def produce_acks0(sock, topic, partition, batch, correlation_id):
+    body = (string(None) + i16(0) + i32(10000) + kproto.array(
+        [string(topic) + kproto.array([i32(partition) + kproto.bytes_(batch)])]))
+    sock.sendall(kproto.request(0, 3, correlation_id, body))
+
+
+def test_acks0_error_closes_connection(broker):
+    """acks=0 gets no response, so a failed produce is told by closing the
+    connection (as Kafka does); a good one leaves it open."""
+    topic = util.create_topic(broker.bootstrap, util.topic_name("ack0"), 1)
+    s = kproto.connect(broker.bootstrap)
+    produce_acks0(s, topic, 0, good_batch(b"a"), 21)
+    err, apis, _ = kproto.api_versions_v0(s, correlation_id=22)
+    assert err == 0 and apis, "connection unusable after a good acks=0 produce"
+    produce_acks0(s, topic, 5, good_batch(b"b"), 23)  # no partition 5
+    assert kproto.closed_by_peer(s), "acks=0 error did not close the connection"
+    s.close()
+    got = util.consume_all(broker.bootstrap, topic, 1, expect=1)
+    assert [g.value for g in got[0]] == [b"good-a"]
