@@ -67,18 +67,30 @@ void config_print_serve_help(FILE *out)
 		fprintf(out, "  --%-20s %-26s %s\n", flags[i].name, flags[i].env, flags[i].help);
 }
 
+/* HOST:PORT, where an IPv6 host is written in brackets ([::1]:9092) and
+ * kept without them. */
 static int parse_addr(const char *v, char *host, size_t cap, int *port)
 {
 	const char *colon = strrchr(v, ':');
-	if (!colon || colon == v || (size_t)(colon - v) >= cap)
+	if (!colon || colon == v)
+		return -1;
+	const char *h = v;
+	size_t len = (size_t)(colon - v);
+	if (*h == '[') {
+		if (len < 3 || h[len - 1] != ']')
+			return -1;
+		h++;
+		len -= 2;
+	}
+	if (len == 0 || len >= cap || memchr(h, '[', len) || memchr(h, ']', len))
 		return -1;
 	char *end;
 	errno = 0;
 	long p = strtol(colon + 1, &end, 10);
-	if (errno || *end || p < 0 || p > 65535)
+	if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
 		return -1;
-	memcpy(host, v, (size_t)(colon - v));
-	host[colon - v] = 0;
+	memcpy(host, h, len);
+	host[len] = 0;
 	*port = (int)p;
 	return 0;
 }

@@ -1,9 +1,13 @@
 """test_kcat.py — kcat (librdkafka's CLI) lists the broker and topics with
 `-L` and round-trips lines with `-P` / `-C -e`."""
 import re
+import socket
 import subprocess
 
+import pytest
+
 import util
+from conftest import Broker
 
 
 def kcat(*args, stdin=None, timeout=60):
@@ -63,3 +67,23 @@ def test_kcat_produce_consume_lines(broker):
         mine = set(order)
         assert order == [l for l in lines if l in mine], \
             "partition %d does not keep the produce order" % p
+
+
+def test_kcat_ipv6_listener(tmp_path):
+    """--listen [::1]:PORT (brackets, as IPv6 addresses are written with a
+    port) listens on the IPv6 loopback and advertises ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    b = Broker(tmp_path / "data")
+    b.host = "::1"
+    b.bootstrap = "[::1]:%d" % b.port
+    b.start()
+    try:
+        topic = util.create_topic(b.bootstrap, util.topic_name("k6"), 2)
+        out = kcat("-L", "-b", b.bootstrap, "-t", topic)
+        check_listing(out, "::1:%d" % b.port, topic, 2)
+    finally:
+        b.teardown()
