@@ -214,6 +214,8 @@ struct meta_methods {
 	int (*objects_forget)(struct meta *m, const char *const *keys, size_t n,
 			      size_t *forgotten);
 	int (*object_known)(struct meta *m, const char *key, bool *known);
+	/* May be NULL (see meta_gc_fence_raise). */
+	int (*gc_fence_raise)(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms);
 };
 
 struct meta {
@@ -224,6 +226,10 @@ struct meta {
  * missing). Returns 0, SL_EINVAL (bad URL) or SL_EMETA, after logging one
  * line that says why. */
 int meta_open(const char *url, struct meta **out);
+/* meta_open for tools that must not take an empty store for the truth
+ * (`sluice gc`): never creates the database, and refuses one without a
+ * schema (SL_EMETA, after logging why). An older schema is upgraded. */
+int meta_open_existing(const char *url, struct meta **out);
 static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 
 /* Create a topic with a fresh random UUID and its partitions (log start
@@ -312,6 +318,21 @@ static inline int meta_objects_forget(struct meta *m, const char *const *keys, s
 /* Whether an object row with this key exists (any state). */
 static inline int meta_object_known(struct meta *m, const char *key, bool *known)
 { return m->m->object_known ? m->m->object_known(m, key, known) : SL_EUNSUPPORTED; }
+/* The collector's fence against late commits: in its own transaction,
+ * fence = max(fence, fence_ms); *now_fence_ms (may be NULL) gets the
+ * result. From then on meta_commit_objects refuses (SL_EMETA, nothing
+ * committed) any object whose key's seal time (meta_object_key_seal_ms)
+ * is below the fence. Raise it to the orphan cutoff before listing: a
+ * commit is then either visible to meta_object_known or refused, so an
+ * orphan the collector deletes can never be committed later. */
+static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms)
+{ return m->m->gc_fence_raise ? m->m->gc_fence_raise(m, fence_ms, now_fence_ms) : SL_EUNSUPPORTED; }
+
+/* The seal time in an object key of the writer's format
+ * (storage/writer.c: "objects/%013 wall ms-%016 hex nonce-%08 hex
+ * counter.obj"). False for any other key (no seal time known).
+ * (In sqlite.c, beside the fence check that uses it.) */
+bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms);
 
 /* The base offset of the first batch whose max_timestamp >= ts
  * (ListOffsets by timestamp: the caller then scans that batch for the

@@ -39,7 +39,8 @@
 
 int meta_sqlite_open(const char *path, struct meta **out);
 
-#define SCHEMA_VERSION 1
+/* 2: gc_fence (a version-1 database gains it when opened). */
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -104,7 +105,15 @@ static const char schema_sql[] =
 	" agent_id INTEGER PRIMARY KEY,"
 	" host TEXT NOT NULL,"
 	" port INTEGER NOT NULL,"
-	" heartbeat_ms INTEGER NOT NULL);";
+	" heartbeat_ms INTEGER NOT NULL);"
+	/* The garbage collector's fence: objects sealed before fence_ms (the
+	 * wall-clock ms in their key) are never committed, because gc may
+	 * have deleted them as orphans. Raised by gc only, read by every
+	 * commit transaction. */
+	"CREATE TABLE IF NOT EXISTS gc_fence ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1),"
+	" fence_ms INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO gc_fence (id, fence_ms) VALUES (1, 0);";
 
 enum stmt {
 	ST_BEGIN,
@@ -133,6 +142,8 @@ enum stmt {
 	ST_OBJECT_MARK_DELETING,
 	ST_OBJECT_FORGET,
 	ST_OBJECT_KNOWN,
+	ST_GC_FENCE_GET,
+	ST_GC_FENCE_RAISE,
 	ST_BATCH_INSERT,
 	ST_BATCH_DELETE_TOPIC,
 	ST_BATCHES_FROM,
@@ -195,6 +206,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE key = ?1 AND live_bytes <= 0",
 	[ST_OBJECT_FORGET] = "DELETE FROM objects WHERE key = ?1 AND state = 'deleting'",
 	[ST_OBJECT_KNOWN] = "SELECT 1 FROM objects WHERE key = ?1",
+	[ST_GC_FENCE_GET] = "SELECT fence_ms FROM gc_fence WHERE id = 1",
+	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = max(fence_ms, ?1) WHERE id = 1",
 	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
 		" producer_epoch, base_sequence, last_sequence)"
@@ -353,7 +366,7 @@ static int conn_user_version(struct sq_conn *c, int *version)
 /* Creates the schema on a new database, or checks the version of an
  * existing one. A later version adds its migrations here, keyed by the
  * version found. */
-static int conn_schema(struct sq_conn *c, const char *path)
+static int conn_schema(struct sq_conn *c, const char *path, bool create)
 {
 	int rc = conn_pragma(c, "BEGIN IMMEDIATE");
 	if (rc)
@@ -365,6 +378,12 @@ static int conn_schema(struct sq_conn *c, const char *path)
 	if (version > SCHEMA_VERSION) {
 		log_error("metadata store %s has schema version %d; this build knows up to %d",
 			  path, version, SCHEMA_VERSION);
+		rc = SL_EMETA;
+		goto out_rollback;
+	}
+	if (version == 0 && !create) {
+		log_error("metadata store %s has no schema: not a sluice metadata store "
+			  "(refusing to create one here)", path);
 		rc = SL_EMETA;
 		goto out_rollback;
 	}
@@ -380,6 +399,9 @@ static int conn_schema(struct sq_conn *c, const char *path)
 		if (version == 0)
 			log_info("metadata store %s: created schema version %d", path,
 				 SCHEMA_VERSION);
+		else
+			log_info("metadata store %s: schema version %d upgraded to %d", path,
+				 version, SCHEMA_VERSION);
 	}
 	return conn_pragma(c, "COMMIT");
 out_rollback:
@@ -387,14 +409,22 @@ out_rollback:
 	return rc;
 }
 
-static int conn_open(struct sq_conn *c, const char *role, const char *path, bool create)
+/* How a connection opens its file: CONN_CREATE creates the file and the
+ * schema if missing (the agent's loop connection); CONN_EXISTING never
+ * creates the file and refuses a database without a schema, but upgrades
+ * an older one (tools that must not take an empty store for the truth);
+ * CONN_PLAIN opens what the first connection set up. */
+enum conn_mode { CONN_CREATE, CONN_EXISTING, CONN_PLAIN };
+
+static int conn_open(struct sq_conn *c, const char *role, const char *path,
+		     enum conn_mode mode)
 {
 	c->role = role;
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
 		return SL_ENOMEM;
 	c->lock_ready = true;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
-		    (create ? SQLITE_OPEN_CREATE : 0);
+		    (mode == CONN_CREATE ? SQLITE_OPEN_CREATE : 0);
 	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
 		log_error("metadata store: cannot open %s: %s", path,
 			  c->db ? sqlite3_errmsg(c->db) : "out of memory");
@@ -402,13 +432,26 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path, bool
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
-	int rc = conn_pragma(c, "PRAGMA journal_mode = WAL");
+	int rc, version;
+	/* Before any pragma writes to it: an empty or foreign file stays
+	 * untouched. */
+	if (mode == CONN_EXISTING) {
+		rc = conn_user_version(c, &version);
+		if (rc)
+			return rc;
+		if (version == 0) {
+			log_error("metadata store %s has no schema: not a sluice metadata "
+				  "store (refusing to create one here)", path);
+			return SL_EMETA;
+		}
+	}
+	rc = conn_pragma(c, "PRAGMA journal_mode = WAL");
 	if (!rc)
 		rc = conn_pragma(c, "PRAGMA synchronous = FULL");
 	if (!rc)
 		rc = conn_pragma(c, "PRAGMA foreign_keys = OFF");
-	if (!rc && create)
-		rc = conn_schema(c, path);
+	if (!rc && mode != CONN_PLAIN)
+		rc = conn_schema(c, path, mode == CONN_CREATE);
 	if (rc)
 		return rc;
 	for (int i = 0; i < ST_COUNT; i++) {
@@ -741,6 +784,40 @@ static int sq_objects_forget(struct meta *m, const char *const *keys, size_t n,
 {
 	return objects_each(m, ST_OBJECT_FORGET, "forgetting deleted objects", keys, n, NULL,
 			    forgotten);
+}
+
+static int sq_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	sqlite3_stmt *st = sq_stmt(c, ST_GC_FENCE_RAISE);
+	sqlite3_bind_int64(st, 1, fence_ms);
+	rc = sq_exec_stmt(c, st, "raising the gc fence");
+	if (!rc && sqlite3_changes(c->db) != 1) {
+		log_error("metadata store (%s): the gc_fence row is missing", c->role);
+		rc = SL_EMETA;
+	}
+	int64_t now = 0;
+	if (!rc) {
+		st = sq_stmt(c, ST_GC_FENCE_GET);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			now = sqlite3_column_int64(st, 0);
+		else
+			rc = sq_fail(c, "reading the gc fence");
+		sqlite3_reset(st);
+	}
+	if (!rc)
+		rc = sq_commit(c);
+	if (rc)
+		sq_rollback(c);
+	else if (now_fence_ms)
+		*now_fence_ms = now;
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static int sq_object_known(struct meta *m, const char *key, bool *known)
@@ -1128,6 +1205,70 @@ out:
 	return rc;
 }
 
+/* meta.h: the writer's key format, "objects/<13 digits>-<16 hex>-<8-16 hex>.obj". */
+bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms)
+{
+	static const char prefix[] = "objects/";
+	const char *p = key;
+	int64_t ms = 0;
+	int n;
+	for (n = 0; prefix[n]; n++)
+		if (p[n] != prefix[n])
+			return false;
+	p += n;
+	for (n = 0; n < 13; n++) {
+		if (p[n] < '0' || p[n] > '9')
+			return false;
+		ms = ms * 10 + (p[n] - '0');
+	}
+	p += 13;
+	if (*p++ != '-')
+		return false;
+	for (n = 0; n < 16; n++)
+		if (!((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f')))
+			return false;
+	p += 16;
+	if (*p++ != '-')
+		return false;
+	for (n = 0; (p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f'); n++)
+		;
+	if (n < 8 || n > 16)
+		return false;
+	p += n;
+	if (p[0] != '.' || p[1] != 'o' || p[2] != 'b' || p[3] != 'j' || p[4])
+		return false;
+	*seal_ms = ms;
+	return true;
+}
+
+/* Inside the commit transaction: refuse objects sealed before the
+ * collector's fence (it may have deleted them as orphans already). The
+ * transaction serialises with gc_fence_raise, so a commit is either
+ * visible to the collector's known-key check or refused here. Keys not
+ * in the writer's format carry no seal time and are not checked (gc
+ * judges those by store mtime). */
+static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *objs,
+			      size_t count)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_GC_FENCE_GET);
+	int step = sqlite3_step(st);
+	int64_t fence = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		return sq_fail(c, "reading the gc fence");
+	for (size_t k = 0; k < count; k++) {
+		int64_t seal_ms;
+		if (meta_object_key_seal_ms(objs[k].key, &seal_ms) && seal_ms < fence) {
+			log_error("metadata store: object %s was sealed at %" PRId64
+				  " ms, before the garbage collector's fence (%" PRId64
+				  " ms): not committed (gc may have deleted it)",
+				  objs[k].key, seal_ms, fence);
+			return SL_EMETA;
+		}
+	}
+	return 0;
+}
+
 /* Several objects, in seal order, in one transaction (group commit): all
  * are committed or none. */
 static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
@@ -1144,6 +1285,8 @@ static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	}
 	pthread_mutex_lock(&c->lock);
 	int rc = sq_begin(c);
+	if (!rc)
+		rc = commit_fence_check(c, objs, count);
 	for (size_t k = 0; !rc && k < count; k++)
 		rc = commit_one(c, &objs[k]);
 	if (!rc)
@@ -1481,9 +1624,10 @@ static const struct meta_methods sqlite_methods = {
 	.objects_mark_deleting = sq_objects_mark_deleting,
 	.objects_forget = sq_objects_forget,
 	.object_known = sq_object_known,
+	.gc_fence_raise = sq_gc_fence_raise,
 };
 
-int meta_sqlite_open(const char *path, struct meta **out)
+static int sqlite_open(const char *path, bool create, struct meta **out)
 {
 	*out = NULL;
 	if (!sqlite3_threadsafe()) {
@@ -1499,13 +1643,13 @@ int meta_sqlite_open(const char *path, struct meta **out)
 		free(s);
 		return SL_ENOMEM;
 	}
-	/* The loop connection creates the file and the schema; the commit
-	 * connection then opens what exists. */
-	int rc = conn_open(&s->loop, "loop", path, true);
+	/* The loop connection creates the file and the schema (or, not
+	 * creating, checks them); the others then open what exists. */
+	int rc = conn_open(&s->loop, "loop", path, create ? CONN_CREATE : CONN_EXISTING);
 	if (!rc)
-		rc = conn_open(&s->commit, "commit", path, false);
+		rc = conn_open(&s->commit, "commit", path, CONN_PLAIN);
 	if (!rc)
-		rc = conn_open(&s->offsets, "offsets", path, false);
+		rc = conn_open(&s->offsets, "offsets", path, CONN_PLAIN);
 	if (rc) {
 		sq_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
@@ -1513,6 +1657,31 @@ int meta_sqlite_open(const char *path, struct meta **out)
 	log_debug("metadata store: opened sqlite:%s", path);
 	*out = &s->base;
 	return 0;
+}
+
+int meta_sqlite_open(const char *path, struct meta **out)
+{
+	return sqlite_open(path, true, out);
+}
+
+/* meta.h. Only sqlite URLs need a non-creating path; anything else goes
+ * to meta_open, which refuses it with its own message. */
+int meta_open_existing(const char *url, struct meta **out)
+{
+	*out = NULL;
+	if (!url || strncmp(url, "sqlite:", 7) != 0)
+		return meta_open(url, out);
+	const char *path = url + 7;
+	if (strncmp(path, "//", 2) == 0) /* as meta_open */
+		path += 2;
+	if (!*path)
+		return meta_open(url, out);
+	if (access(path, F_OK) != 0) {
+		log_error("metadata store %s does not exist (refusing to create an empty one: "
+			  "check --meta/--data)", path);
+		return SL_EMETA;
+	}
+	return sqlite_open(path, false, out);
 }
 
 /* ---- read path: batch rows of several partitions at once ----

@@ -148,13 +148,13 @@ def test_gc(store):
     # The default grace (an hour) protects everything young.
     dead, _, orphans, _, out = run_gc(store)
     assert (dead, orphans) == (0, 0), out
-    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0",
+    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0", "--force",
                                       "--dry-run")
     assert (dead, orphans) == (len(only_drop), 1), out
     assert store.keys() == before
 
     dead, dead_bytes, orphans, orphan_bytes, out = run_gc(
-        store, "--grace-minutes", "0")
+        store, "--grace-minutes", "0", "--force")
     assert dead == len(only_drop), out
     assert dead_bytes > 0
     assert orphans == 1 and orphan_bytes == len(
@@ -172,7 +172,7 @@ def test_gc(store):
     assert values == sorted(sent)
 
     # Nothing left to do.
-    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0")
+    dead, _, orphans, _, out = run_gc(store, "--grace-minutes", "0", "--force")
     assert (dead, orphans) == (0, 0), out
     assert store.keys() == after
 

@@ -1,8 +1,9 @@
 /* test_meta.c — the metadata store (sqlite backend): URL dispatch, topics
  * with configs, partitions, dense offsets from commit_object across
  * objects, partitions and a reopen, batches_from, timestamp lookups, log
- * start offsets, commits racing a topic delete, live bytes, a commit
- * thread racing reads, and a printed (not asserted) commit rate. */
+ * start offsets, commits racing a topic delete, live bytes, the gc fence
+ * and meta_open_existing, a commit thread racing reads, and a printed
+ * (not asserted) commit rate. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -519,6 +520,133 @@ static void test_gc_objects(void **state)
 	meta_close(m);
 }
 
+static void seal_key(char *key, size_t cap, int64_t seal_ms, unsigned counter)
+{
+	snprintf(key, cap, "objects/%013lld-00c0ffee12345678-%08x.obj", (long long)seal_ms,
+		 counter);
+}
+
+/* The collector's fence: a commit of an object sealed before it fails
+ * and changes nothing (also inside a group); one sealed at or after it,
+ * or with a key of another format, commits; the fence never goes down. */
+static void test_gc_fence(void **state)
+{
+	int64_t ms;
+	assert_true(meta_object_key_seal_ms("objects/1700000000123-0123456789abcdef-0000002a.obj",
+					    &ms));
+	assert_int_equal(ms, 1700000000123LL);
+	assert_true(meta_object_key_seal_ms(
+		"objects/0000000000001-0123456789abcdef-0123456789abcdef.obj", &ms));
+	assert_int_equal(ms, 1);
+	assert_false(meta_object_key_seal_ms("objects/orphan.obj", &ms));
+	assert_false(meta_object_key_seal_ms("objects/170000000012-0123456789abcdef-0000002a.obj",
+					     &ms));
+	assert_false(meta_object_key_seal_ms("objects/1700000000123-0123456789ABCDEF-0000002a.obj",
+					     &ms));
+	assert_false(meta_object_key_seal_ms("objects/1700000000123-0123456789abcdef-002a.obj",
+					     &ms));
+	assert_false(meta_object_key_seal_ms("objects/1700000000123-0123456789abcdef-0000002a.obj/x",
+					     &ms));
+	assert_false(meta_object_key_seal_ms("x/1700000000123-0123456789abcdef-0000002a.obj", &ms));
+
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "fenced", 1);
+	int64_t fence = 1700000000000LL, got = 0;
+	assert_int_equal(meta_gc_fence_raise(m, fence, &got), 0);
+	assert_int_equal(got, fence);
+	assert_int_equal(meta_gc_fence_raise(m, fence - 5000, &got), 0);
+	assert_int_equal(got, fence); /* never lowered */
+
+	char old[128], late[128], fresh[128];
+	seal_key(old, sizeof old, fence - 1, 1);
+	seal_key(late, sizeof late, fence - 1, 2);
+	seal_key(fresh, sizeof fresh, fence, 3);
+	struct meta_commit_batch b[] = { mk_batch(t, 0, 2, 16, 10, 1) };
+	assert_int_equal(meta_commit_object(m, old, 100, b, 1), SL_EMETA);
+	assert_int_equal(b[0].base_offset, -1);
+	bool known = true;
+	assert_int_equal(meta_object_known(m, old, &known), 0);
+	assert_false(known);
+	assert_int_equal(hwm(m, t, 0), 0);
+
+	/* A group with one object below the fence commits nothing. */
+	struct meta_commit_batch g1[] = { mk_batch(t, 0, 0, 16, 10, 1) };
+	struct meta_commit_batch g2[] = { mk_batch(t, 0, 0, 16, 10, 1) };
+	struct meta_commit_obj group[] = { { fresh, 100, g1, 1 }, { late, 100, g2, 1 } };
+	assert_int_equal(meta_commit_objects(m, group, 2), SL_EMETA);
+	assert_int_equal(g1[0].base_offset, -1);
+	assert_int_equal(meta_object_known(m, fresh, &known), 0);
+	assert_false(known);
+	assert_int_equal(hwm(m, t, 0), 0);
+
+	/* Sealed at the fence: commits. So does a key without a seal time. */
+	assert_int_equal(meta_commit_object(m, fresh, 100, b, 1), 0);
+	assert_int_equal(b[0].base_offset, 0);
+	assert_int_equal(meta_object_known(m, fresh, &known), 0);
+	assert_true(known);
+	assert_int_equal(meta_commit_object(m, "objects/not-a-writer-key.obj", 100, g1, 1), 0);
+	assert_int_equal(hwm(m, t, 0), 4);
+	meta_close(m);
+
+	/* The fence survives a reopen. */
+	m = open_store();
+	assert_int_equal(meta_gc_fence_raise(m, 0, &got), 0);
+	assert_int_equal(got, fence);
+	assert_int_equal(meta_commit_object(m, late, 100, b, 1), SL_EMETA);
+	meta_close(m);
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* meta_open_existing never creates a database and refuses one without a
+ * schema, leaving the file as it was; it opens (and upgrades) a real one. */
+static void test_open_existing(void **state)
+{
+	struct meta *m = (struct meta *)1;
+	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
+	assert_null(m);
+	assert_int_equal(access(db_path, F_OK), -1);
+	assert_int_equal(meta_open_existing("bogus:x", &m), SL_EINVAL);
+	assert_int_equal(meta_open_existing("sqlite:", &m), SL_EINVAL);
+
+	FILE *f = fopen(db_path, "w");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
+	assert_int_equal(file_size(db_path), 0);
+
+	/* A SQLite database of something else (user_version 0). */
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE other (x INTEGER)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
+	assert_null(m);
+	unlink(db_path);
+
+	/* A version-1 database (no gc_fence) is upgraded on open. */
+	m = open_store();
+	int64_t t = create_topic(m, "t", 1);
+	meta_close(m);
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE gc_fence; PRAGMA user_version = 1", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(meta_open_existing(url, &m), 0);
+	assert_non_null(m);
+	int64_t got = -1;
+	assert_int_equal(meta_gc_fence_raise(m, 1000, &got), 0);
+	assert_int_equal(got, 1000);
+	assert_int_equal(hwm(m, t, 0), 0);
+	meta_close(m);
+}
+
 struct racer {
 	struct meta *m;
 	int64_t tid;
@@ -676,6 +804,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_topic, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_gc_fence, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_open_existing, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_rate, setup_dir, teardown_dir),
