@@ -677,6 +677,7 @@ static struct srv {
 	int del_requests;
 	int del_keys[16];
 	int del_md5_bad;
+	_Atomic int del_quiet_empty; /* all deleted: answer 200 with no body */
 } srv;
 
 static void srv_max(atomic_int *max, int v)
@@ -751,8 +752,11 @@ static int srv_handle(int fd, char *req, size_t hdr_len, uint8_t *body, size_t b
 						       "</Code><Message>no</Message></Error>",
 						       (int)(end - k - 5), k + 5);
 		}
-		an += (size_t)snprintf(answer + an, sizeof answer - an, "</DeleteResult>");
 		free(xml);
+		if (atomic_load(&srv.del_quiet_empty) && an == strlen("<DeleteResult>"))
+			an = 0; /* S3's quiet mode may say nothing at all */
+		else
+			an += (size_t)snprintf(answer + an, sizeof answer - an, "</DeleteResult>");
 		pthread_mutex_lock(&srv.lock);
 		if (srv.del_requests < 16)
 			srv.del_keys[srv.del_requests] = keys;
@@ -1176,8 +1180,22 @@ static void test_del_many(void **state)
 	assert_true(st.retries[OBJSTORE_OP_DELETE] >= 1);
 	atomic_store(&srv.mode, SRV_OK);
 
-	/* Nothing to do: no request. */
+	/* A 200 with an empty body (quiet mode, all deleted): success. */
+	atomic_store(&srv.del_quiet_empty, 1);
 	int before = srv.del_requests;
+	failed[0] = failed[1] = true;
+	assert_int_equal(objstore_del_many(s, keys, 5, &deleted, failed), 0);
+	assert_int_equal(deleted, 5);
+	assert_false(failed[0] || failed[1]);
+	assert_int_equal(srv.del_requests, before + 1);
+	/* Still a body (and a failure) when a key is refused. */
+	assert_int_equal(objstore_del_many(s, keys + 1230, 5, &deleted, failed), SL_ESTORE);
+	assert_int_equal(deleted, 4);
+	assert_true(failed[4]);
+	atomic_store(&srv.del_quiet_empty, 0);
+
+	/* Nothing to do: no request. */
+	before = srv.del_requests;
 	assert_int_equal(objstore_del_many(s, keys, 0, &deleted, NULL), 0);
 	assert_int_equal(deleted, 0);
 	assert_int_equal(srv.del_requests, before);
