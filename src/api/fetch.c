@@ -5,6 +5,11 @@
  *
  * Batches missing from the read cache are read through the store's
  * asynchronous get (adjacent ranges coalesced); the loop never blocks.
+ * Rows of up to 64 partitions come from one metadata lookup. Where a
+ * partition's budget runs out, the batches it continues with are loaded
+ * into the read cache ahead of the consumer's next fetch (read-ahead), and
+ * a fetch that misses a range being loaded waits for it rather than
+ * reading it twice.
  *
  * Fetch sessions (KIP-227) are not kept: every response carries session
  * id 0, which tells clients to send full fetch requests. */
@@ -26,6 +31,22 @@
 
 /* Rows read per metadata query while filling one partition. */
 #define FETCH_ROWS_PER_QUERY 64
+/* Partitions per batch lookup (meta_batches_from_many), and rows each
+ * gets in it: a catch-up fetch of 64 partitions costs one lookup. */
+#define FETCH_BULK_PARTITIONS 64
+#define FETCH_BULK_ROWS 16
+/* Read-ahead: when a partition's budget in a fetch runs out, the batches
+ * it continues with are loaded into the read cache (ranges of at most
+ * FETCH_READAHEAD_RUN_MAX, adjacent batches of one object in one get), as
+ * many bytes as it returned now, between 1 and 8 MiB, so that the
+ * consumer's next fetch of it finds them in memory. The cache bounds
+ * what is in flight to half its size. */
+#define FETCH_READAHEAD_MIN (1024 * 1024)
+#define FETCH_READAHEAD_MAX (8 * 1024 * 1024)
+#define FETCH_READAHEAD_RUN_MAX (4 * 1024 * 1024)
+/* Partitions that got no room in a full response whose next batches are
+ * loaded ahead as well (the client's next fetch puts them first). */
+#define FETCH_READAHEAD_PARTITIONS 1
 /* Largest fetch response we build, whatever max_bytes says. Clients ask
  * for up to 50 MiB; answering with less only means another fetch, while
  * buffers of that size are page-faulted afresh every time (measured:
@@ -54,53 +75,148 @@ struct fetch_wait {
 	struct kmsg_fetch_resp r;
 	struct kbuf data;         /* records of every partition */
 	size_t *data_off;         /* per response partition: offset into data */
+	struct topic_state **slot_topic; /* per response partition */
+	int32_t *slot_partition;
+	int32_t *slot_query;      /* per response partition: index into bulk_q,
+				     -1 not looked up yet, -2 nothing to read */
+	struct meta_batch_query bulk_q[FETCH_BULK_PARTITIONS];
+	struct meta_batch_row *bulk_rows; /* FETCH_BULK_PARTITIONS * FETCH_BULK_ROWS */
+	bool bulk_failed;
 	struct fetch_read *reads; /* cache misses of the last gather */
 	size_t read_count, read_cap;
 	size_t reads_pending;     /* ranges being read */
+	size_t cur_slot;          /* response partition being gathered */
+	size_t stop_slot;         /* read_partition: its budget ran out (or SIZE_MAX), */
+	int64_t stop_offset;      /* where, */
+	size_t stop_bytes;        /* and after how many bytes */
+	size_t loads_pending;     /* read-ahead loads waited on */
+	bool no_load;             /* waited once: read the rest by ranges */
 	bool waiting;
 };
 
+/* A partition's budget ran out at rows[0]: load what it continues with
+ * (want bytes) into the cache, unless it is there or on its way. */
+static void read_ahead(struct fetch_wait *f, struct topic_state *t, int32_t p,
+		       const struct meta_batch_row *rows, size_t n, size_t want)
+{
+	struct agent *a = f->a;
+	if (a->draining)
+		return;
+	if (want < FETCH_READAHEAD_MIN)
+		want = FETCH_READAHEAD_MIN;
+	if (want > FETCH_READAHEAD_MAX)
+		want = FETCH_READAHEAD_MAX;
+	size_t i = 0, loaded = 0;
+	while (i < n && loaded < want && rows[i].base_offset < t->parts[p].high_watermark) {
+		const struct meta_batch_row *first = &rows[i];
+		uint64_t len = first->length;
+		size_t j = i + 1;
+		while (j < n && rows[j].base_offset < t->parts[p].high_watermark &&
+		       !strcmp(rows[j].object_key, first->object_key) &&
+		       rows[j].byte_offset == first->byte_offset + len &&
+		       len + rows[j].length <= FETCH_READAHEAD_RUN_MAX) {
+			len += rows[j].length;
+			j++;
+		}
+		int rc = cache_load(a->cache, a->store, a->loop, first->object_key,
+				    first->byte_offset, (size_t)len, NULL, NULL);
+		if (rc < 0)
+			return; /* no cache, no room in flight, or the store refused */
+		loaded += len;
+		i = j;
+	}
+}
+
+/* Rows of one partition from offset on. */
+static int lookup_rows(struct fetch_wait *f, int64_t tid, int32_t p, int64_t offset,
+		       struct meta_batch_row *rows, size_t cap, size_t *n)
+{
+	struct meta_batch_query q = { .tid = tid, .partition = p, .offset = offset, .max_rows = cap };
+	int rc = meta_batches_from_many(f->a->meta, &q, 1, rows, cap);
+	if (rc != SL_EUNSUPPORTED) {
+		*n = q.n;
+		return rc;
+	}
+	return meta_batches_from(f->a->meta, tid, p, offset, cap, rows, n);
+}
+
 /* Fill one partition's records starting at offset: bytes from the read
- * cache are copied now, the rest become fetch_reads. budget is how many
- * bytes it may add; the first batch of the response is added even when
- * larger (first_in_response). Returns bytes added. */
+ * cache (whole objects, or ranges loaded ahead) are copied now, the rest
+ * become fetch_reads. budget is how many bytes it may add; the first
+ * batch of the response is added even when larger (first_in_response).
+ * Where the budget runs out, what the partition continues with is loaded
+ * ahead. rows/n are rows already looked up (full: there may be more).
+ * Returns bytes added. */
 static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_t p,
 			     int64_t offset, size_t budget, bool first_in_response,
+			     const struct meta_batch_row *rows, size_t n, bool full,
 			     struct kmsg_fetch_resp_partition_data *rp, int16_t *error)
 {
 	struct agent *a = f->a;
 	struct kbuf *out = &f->data;
-	struct meta_batch_row rows[FETCH_ROWS_PER_QUERY];
+	struct meta_batch_row more[FETCH_ROWS_PER_QUERY];
+	/* The cached range the previous batch came from: the next batches of
+	 * the partition usually follow it in the same object. */
+	struct cache_obj *range = NULL;
+	const char *range_key = NULL;
 	size_t added = 0;
-	while (added < budget || (first_in_response && added == 0)) {
-		size_t n = 0;
-		int rc = meta_batches_from(a->meta, t->tid, p, offset, FETCH_ROWS_PER_QUERY, rows, &n);
-		if (rc) {
+	if (!rows) {
+		if (lookup_rows(f, t->tid, p, offset, more, FETCH_ROWS_PER_QUERY, &n) != 0) {
 			*error = KERR_KAFKA_STORAGE_ERROR;
-			return added;
+			return 0;
 		}
-		if (n == 0)
-			break;
+		rows = more;
+		full = n == FETCH_ROWS_PER_QUERY;
+	}
+	for (;;) {
 		for (size_t i = 0; i < n; i++) {
-			struct meta_batch_row *row = &rows[i];
+			const struct meta_batch_row *row = &rows[i];
 			/* A commit the loop has not seen yet (its rows are already
 			 * readable): not visible before its producer is answered. */
 			if (row->base_offset >= t->parts[p].high_watermark)
-				return added;
-			if (added + row->length > budget && !(first_in_response && added == 0))
-				return added;
+				goto out;
+			bool fits = added + row->length <= budget || (first_in_response && added == 0);
+			if (!fits) {
+				f->stop_slot = f->cur_slot;
+				f->stop_offset = row->base_offset;
+				f->stop_bytes = added;
+				goto out;
+			}
 			uint8_t *dst = kbuf_reserve(out, row->length);
 			if (!dst)
-				return added;
-			struct cache_obj *o = cache_get(a->cache, row->object_key);
-			if (o && row->byte_offset + row->length <= o->len) {
-				memcpy(dst, o->data + row->byte_offset, row->length);
+				goto out;
+			const uint8_t *src = NULL;
+			bool in_range = range && !strcmp(range_key, row->object_key) &&
+					row->byte_offset >= range->base &&
+					row->byte_offset + row->length <= range->base + range->len;
+			struct cache_obj *o = NULL;
+			if (in_range) {
+				src = range->data + (row->byte_offset - range->base);
+			} else if ((o = cache_get(a->cache, row->object_key)) &&
+				   row->byte_offset + row->length <= o->len) {
+				src = o->data + row->byte_offset;
+			} else if ((o = (cache_obj_unref(o), cache_get_range(a->cache, row->object_key,
+										row->byte_offset))) &&
+				   row->length <= o->len) {
+				cache_obj_unref(range);
+				range = o;
+				range_key = row->object_key;
+				o = NULL;
+				src = range->data;
+			}
+			if (src) {
+				memcpy(dst, src, row->length);
 				batch_patch(dst, row->base_offset, 0);
+				/* A range read to its end will not be read again:
+				 * make room for the next ones at once. */
+				if (range && src >= range->data && src < range->data + range->len &&
+				    row->byte_offset + row->length == range->base + range->len)
+					cache_drop_range(a->cache, row->object_key, range->base);
 			} else {
 				if (array_grow(&f->reads, &f->read_cap, f->read_count,
 					       sizeof *f->reads, 16) != 0) {
 					cache_obj_unref(o);
-					return added;
+					goto out;
 				}
 				struct fetch_read *fr = &f->reads[f->read_count++];
 				memcpy(fr->key, row->object_key, sizeof fr->key);
@@ -116,9 +232,26 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 			added += row->length;
 			offset = row->last_offset + 1;
 		}
-		if (n < FETCH_ROWS_PER_QUERY)
+		if (!full || added >= budget)
+			break;
+		/* more[] is about to be overwritten: range_key may point into it. */
+		if (range && range_key >= (const char *)more &&
+		    range_key < (const char *)(more + FETCH_ROWS_PER_QUERY)) {
+			cache_obj_unref(range);
+			range = NULL;
+		}
+		if (lookup_rows(f, t->tid, p, offset, more, FETCH_ROWS_PER_QUERY, &n) != 0) {
+			if (!added)
+				*error = KERR_KAFKA_STORAGE_ERROR;
+			break;
+		}
+		rows = more;
+		full = n == FETCH_ROWS_PER_QUERY;
+		if (n == 0)
 			break;
 	}
+out:
+	cache_obj_unref(range);
 	return added;
 }
 
@@ -130,6 +263,73 @@ static bool zero_uuid(const uint8_t u[16])
 	return true;
 }
 
+/* Look up the rows of the next (up to) FETCH_BULK_PARTITIONS partitions
+ * that have data, from response partition k on, in one call. */
+static void bulk_lookup(struct fetch_wait *f, size_t k)
+{
+	if (!f->bulk_rows && !f->bulk_failed) {
+		f->bulk_rows = malloc(sizeof *f->bulk_rows * FETCH_BULK_PARTITIONS * FETCH_BULK_ROWS);
+		f->bulk_failed = !f->bulk_rows;
+	}
+	size_t nq = 0;
+	size_t ks[FETCH_BULK_PARTITIONS];
+	struct kmsg_fetch_req *m = &f->m;
+	size_t idx = 0;
+	for (int32_t i = 0; i < m->topics_count && nq < FETCH_BULK_PARTITIONS; i++) {
+		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+		for (int32_t j = 0; j < qt->partitions_count && nq < FETCH_BULK_PARTITIONS; j++, idx++) {
+			if (idx < k || f->slot_query[idx] != -1)
+				continue;
+			struct meta_batch_query *q = &f->bulk_q[nq];
+			q->tid = f->slot_topic[idx]->tid;
+			q->partition = qt->partitions[j].partition;
+			q->offset = qt->partitions[j].fetch_offset;
+			q->max_rows = FETCH_BULK_ROWS;
+			ks[nq++] = idx;
+		}
+	}
+	int rc = f->bulk_failed ? SL_ENOMEM
+				: meta_batches_from_many(f->a->meta, f->bulk_q, nq, f->bulk_rows,
+							 FETCH_BULK_PARTITIONS * FETCH_BULK_ROWS);
+	if (rc)
+		f->bulk_failed = true; /* per partition from now on */
+	for (size_t i = 0; i < nq; i++)
+		f->slot_query[ks[i]] = rc ? -3 : (int32_t)i;
+	if (rc)
+		return;
+	/* One reservation for what these rows hold, not a growth per batch. */
+	size_t sum = 0;
+	for (size_t i = 0; i < nq; i++)
+		for (size_t r = 0; r < f->bulk_q[i].n; r++)
+			sum += f->bulk_rows[f->bulk_q[i].first + r].length;
+	if (sum > FETCH_RESPONSE_BYTES_MAX)
+		sum = FETCH_RESPONSE_BYTES_MAX;
+	kbuf_reserve(&f->data, sum);
+}
+
+/* Load ahead what response partition k holds from offset on. */
+static void read_ahead_slot(struct fetch_wait *f, size_t k, int64_t offset, size_t want)
+{
+	struct meta_batch_row rows[FETCH_BULK_ROWS];
+	struct topic_state *t = f->slot_topic[k];
+	int32_t p = f->slot_partition[k];
+	size_t n = 0;
+	if (f->slot_query[k] >= 0) {
+		/* The batch lookup has its rows from the fetch offset on. */
+		struct meta_batch_query *q = &f->bulk_q[f->slot_query[k]];
+		const struct meta_batch_row *r = f->bulk_rows + q->first;
+		size_t skip = 0;
+		while (skip < q->n && r[skip].last_offset < offset)
+			skip++;
+		if (skip < q->n) {
+			read_ahead(f, t, p, r + skip, q->n - skip, want);
+			return;
+		}
+	}
+	if (lookup_rows(f, t->tid, p, offset, rows, FETCH_BULK_ROWS, &n) == 0)
+		read_ahead(f, t, p, rows, n, want);
+}
+
 /* Build the response from the current state. Returns bytes of records. */
 static size_t fetch_gather(struct fetch_wait *f)
 {
@@ -139,10 +339,13 @@ static size_t fetch_gather(struct fetch_wait *f)
 	struct kmsg_fetch_req *m = &f->m;
 	f->data.len = 0;
 	f->read_count = 0;
-	size_t total = 0, k = 0;
+	size_t total = 0, k = 0, ahead_partitions = 0;
+	size_t last_stop = SIZE_MAX, last_stop_bytes = 0;
+	int64_t last_stop_offset = 0;
 	size_t max_bytes = m->max_bytes > 0 ? (size_t)m->max_bytes : 0;
 	if (max_bytes > FETCH_RESPONSE_BYTES_MAX)
 		max_bytes = FETCH_RESPONSE_BYTES_MAX;
+	/* First: errors, watermarks, and which partitions have records. */
 	for (int32_t i = 0; i < m->topics_count; i++) {
 		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
 		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
@@ -151,7 +354,9 @@ static size_t fetch_gather(struct fetch_wait *f)
 		for (int32_t j = 0; j < qt->partitions_count; j++, k++) {
 			struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
 			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
-			f->data_off[k] = f->data.len;
+			f->slot_topic[k] = t;
+			f->slot_partition[k] = qp->partition;
+			f->slot_query[k] = -2;
 			rp->records = KBYTES_NULL;
 			rp->records.len = 0;
 			if (!t || qp->partition < 0 || qp->partition >= t->partition_count) {
@@ -170,19 +375,72 @@ static size_t fetch_gather(struct fetch_wait *f)
 			rp->error_code = KERR_NONE;
 			if (qp->fetch_offset == ps->high_watermark)
 				continue;
+			f->slot_query[k] = -1;
+		}
+	}
+	k = 0;
+	for (int32_t i = 0; i < m->topics_count; i++) {
+		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
+		for (int32_t j = 0; j < qt->partitions_count; j++, k++) {
+			struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
+			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
+			f->data_off[k] = f->data.len;
+			if (f->slot_query[k] == -2)
+				continue;
 			size_t budget = qp->partition_max_bytes > 0 ? (size_t)qp->partition_max_bytes : 0;
 			if (total >= max_bytes)
 				budget = 0;
 			else if (budget > max_bytes - total)
 				budget = max_bytes - total;
+			if (f->slot_query[k] == -1 && !f->bulk_failed)
+				bulk_lookup(f, k);
+			if (budget == 0 && total > 0) {
+				/* No room left: clients rotate the order of their
+				 * partitions, so the next fetch most likely starts
+				 * here. Load what it will take. */
+				if (ahead_partitions < FETCH_READAHEAD_PARTITIONS) {
+					size_t want = qp->partition_max_bytes > 0 ? (size_t)qp->partition_max_bytes : 0;
+					read_ahead_slot(f, k, qp->fetch_offset, want < max_bytes ? want : max_bytes);
+					ahead_partitions++;
+				}
+				continue;
+			}
+			const struct meta_batch_row *rows = NULL;
+			size_t n = 0;
+			bool full = false;
+			if (f->slot_query[k] >= 0) {
+				struct meta_batch_query *q = &f->bulk_q[f->slot_query[k]];
+				rows = f->bulk_rows + q->first;
+				n = q->n;
+				full = q->n == q->max_rows;
+			}
 			int16_t err = KERR_NONE;
-			size_t n = read_partition(f, t, qp->partition, qp->fetch_offset, budget,
-						  total == 0, rp, &err);
-			rp->error_code = n ? KERR_NONE : err;
-			rp->records.len = (int32_t)n;
-			total += n;
+			f->cur_slot = k;
+			f->stop_slot = SIZE_MAX;
+			size_t got = read_partition(f, f->slot_topic[k], qp->partition, qp->fetch_offset,
+						    budget, total == 0, rows, n, full, rp, &err);
+			rp->error_code = got ? KERR_NONE : err;
+			rp->records.len = (int32_t)got;
+			if (f->stop_slot == k && got == 0 && total > 0) {
+				/* Its first batch did not fit: as above. */
+				if (ahead_partitions < FETCH_READAHEAD_PARTITIONS) {
+					size_t want = qp->partition_max_bytes > 0 ? (size_t)qp->partition_max_bytes : 0;
+					read_ahead_slot(f, k, qp->fetch_offset, want < max_bytes ? want : max_bytes);
+					ahead_partitions++;
+				}
+			} else if (f->stop_slot == k) {
+				last_stop = k;
+				last_stop_offset = f->stop_offset;
+				last_stop_bytes = f->stop_bytes;
+			}
+			total += got;
 		}
 	}
+	/* Every partition with data got room: the next fetch most likely
+	 * continues the last one that ran out of it. */
+	if (ahead_partitions == 0 && last_stop != SIZE_MAX)
+		read_ahead_slot(f, last_stop, last_stop_offset, last_stop_bytes);
 	return total;
 }
 
@@ -191,6 +449,7 @@ static void fetch_free(uv_handle_t *h)
 	struct fetch_wait *f = h->data;
 	kbuf_free(&f->data);
 	free(f->reads);
+	free(f->bulk_rows);
 	free(f);
 }
 
@@ -310,9 +569,34 @@ static void reads_start(struct fetch_wait *f)
 		reads_done(f);
 }
 
-/* Respond now, or after reading the batches the cache did not have. */
+static void fetch_finish(struct fetch_wait *f);
+
+/* The read-ahead loads this fetch waited on are done (or failed): build
+ * it again from the cache; what is still missing is read by ranges. */
+static void fetch_loaded(void *arg, int err)
+{
+	struct fetch_wait *f = arg;
+	if (--f->loads_pending)
+		return;
+	f->no_load = true;
+	fetch_gather(f);
+	fetch_finish(f);
+}
+
+/* Respond now; or once the read-ahead loads already in flight for what
+ * it misses have arrived (rather than reading the same bytes twice); or
+ * after reading the batches the cache did not have by ranges. */
 static void fetch_finish(struct fetch_wait *f)
 {
+	struct agent *a = f->a;
+	for (size_t i = 0; i < f->read_count && !f->no_load && !f->data.oom; i++)
+		if (cache_wait(a->cache, f->reads[i].key, f->reads[i].byte_offset, fetch_loaded, f) == 0)
+			f->loads_pending++;
+	if (f->loads_pending) {
+		fetch_unlink(f);
+		uv_timer_stop(&f->timer);
+		return;
+	}
 	if (f->read_count == 0 || f->data.oom) {
 		fetch_respond(f);
 		return;
@@ -399,7 +683,9 @@ void handle_fetch(struct agent *a, struct request *req)
 		}
 		parts += (size_t)rt->partitions_count;
 	}
-	if (!REQ_ARRAY(req, parts + 1, f->data_off))
+	if (!REQ_ARRAY(req, parts + 1, f->data_off) || !REQ_ARRAY(req, parts + 1, f->slot_topic) ||
+	    !REQ_ARRAY(req, parts + 1, f->slot_partition) ||
+	    !REQ_ARRAY(req, parts + 1, f->slot_query))
 		goto out_fail;
 	/* Sessions are not kept: a fetch in an unknown session is refused so
 	 * the client starts over with a full fetch. */

@@ -93,7 +93,7 @@ struct meta_batch_row {
 	int32_t record_count;
 	int64_t max_timestamp;
 	uint64_t object_size;   /* the whole object's bytes; set only by
-				   meta_batches_from_many (0: unknown) */
+				   meta_batches_from_many */
 };
 
 /* One partition's part of meta_batches_from_many. */

@@ -1720,15 +1720,8 @@ static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 		size_t count = 0;
 		int step = SQLITE_DONE;
 		while (count < want && (step = sqlite3_step(st)) == SQLITE_ROW) {
-			struct meta_batch_row *r = &rows[used + count++];
-			r->base_offset = sqlite3_column_int64(st, 0);
-			r->last_offset = sqlite3_column_int64(st, 1);
-			copy_text(r->object_key, sizeof r->object_key, st, 2);
-			r->byte_offset = (uint64_t)sqlite3_column_int64(st, 3);
-			r->length = (uint32_t)sqlite3_column_int64(st, 4);
-			r->record_count = sqlite3_column_int(st, 5);
-			r->max_timestamp = sqlite3_column_int64(st, 6);
-			r->object_size = (uint64_t)sqlite3_column_int64(st, 7);
+			batch_row_read(st, rows, used + count);
+			rows[used + count++].object_size = (uint64_t)sqlite3_column_int64(st, 7);
 		}
 		if (count < want && step != SQLITE_DONE)
 			rc = sq_fail(c, "reading batches");

@@ -1,9 +1,11 @@
 /* cache.c — LRU of whole objects by key. The newest commit's object goes
  * in at the head, so tailing consumers read from memory; catch-up reads
- * load whole objects through cache_load (one get each), and the loads in
- * flight are kept beside the LRU until their bytes arrive. */
+ * load ranges ahead of the consumer through cache_load (one get each),
+ * named "key@offset", and the loads in flight are kept beside the LRU
+ * until their bytes arrive. */
 #include "storage/cache.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@ struct cache_entry {
 	struct cache_entry *prev, *next; /* LRU list, head = most recent */
 	struct cache_obj *obj;
 	char *key;
+	bool unread; /* a range loaded ahead that no one has read yet */
 };
 
 /* Someone waiting for a load: a fetch, or nobody (read-ahead). */
@@ -27,9 +30,10 @@ struct load_waiter {
 /* A whole-object get in flight. */
 struct cache_loading {
 	struct cache *c;
-	char *key;
-	uint8_t *data;
-	size_t len;
+	char *key;      /* the range's name */
+	uint64_t base;
+	uint8_t *data;  /* a block (block_get) */
+	size_t len, cap;
 	struct load_waiter *waiters, **tail;
 };
 
@@ -39,6 +43,7 @@ struct cache {
 	struct cache_entry *head, *tail;
 	size_t bytes, limit_bytes;
 	size_t loading_bytes;
+	size_t unread_bytes;     /* ranges loaded ahead, not read yet */
 	uint64_t hits, misses, loads, load_bytes;
 };
 
@@ -53,10 +58,62 @@ struct cache *cache_new(size_t limit_bytes)
 	return c;
 }
 
+/* Range buffers are reused, not freed: with the agent's mmap threshold
+ * every megabyte malloc is a fresh mapping, page-faulted and zeroed
+ * afresh. Blocks are powers of two from 64 KiB; a few MiB of them are
+ * kept per size (loop thread only: the cache is). */
+#define BLOCK_MIN_SHIFT 16
+#define BLOCK_CLASSES 12 /* 64 KiB .. 128 MiB */
+#define BLOCK_KEEP_BYTES ((size_t)16 << 20)
+struct block { struct block *next; };
+static __thread struct block *block_free[BLOCK_CLASSES];
+static __thread size_t block_kept_bytes;
+
+static int block_class(size_t cap)
+{
+	for (int k = 0; k < BLOCK_CLASSES; k++)
+		if (((size_t)1 << (BLOCK_MIN_SHIFT + k)) == cap)
+			return k;
+	return -1;
+}
+
+/* A block of at least len bytes; *cap gets its size. */
+static uint8_t *block_get(size_t len, size_t *cap)
+{
+	int k = 0;
+	while (k < BLOCK_CLASSES && ((size_t)1 << (BLOCK_MIN_SHIFT + k)) < len)
+		k++;
+	if (k == BLOCK_CLASSES) {
+		*cap = 0; /* not a block: plain malloc */
+		return malloc(len);
+	}
+	*cap = (size_t)1 << (BLOCK_MIN_SHIFT + k);
+	if (block_free[k]) {
+		struct block *b = block_free[k];
+		block_free[k] = b->next;
+		block_kept_bytes -= *cap;
+		return (uint8_t *)b;
+	}
+	return malloc(*cap);
+}
+
+static void block_release(uint8_t *data, size_t cap)
+{
+	int k = cap ? block_class(cap) : -1;
+	if (data && k >= 0 && block_kept_bytes + cap <= BLOCK_KEEP_BYTES) {
+		struct block *b = (struct block *)data;
+		b->next = block_free[k];
+		block_free[k] = b;
+		block_kept_bytes += cap;
+		return;
+	}
+	free(data);
+}
+
 void cache_obj_unref(struct cache_obj *o)
 {
 	if (o && --o->refs == 0) {
-		free(o->data);
+		block_release(o->data, o->pool_cap);
 		free(o);
 	}
 }
@@ -81,6 +138,8 @@ static void evict(struct cache *c, struct cache_entry *e)
 	unlink_entry(c, e);
 	strmap_del(&c->by_key, e->key);
 	c->bytes -= e->obj->len;
+	if (e->unread)
+		c->unread_bytes -= e->obj->len;
 	cache_obj_unref(e->obj);
 	free(e->key);
 	free(e);
@@ -94,14 +153,24 @@ void cache_free(struct cache *c)
 		evict(c, c->head);
 	strmap_free(&c->by_key);
 	strmap_free(&c->loading);
+	for (int k = 0; k < BLOCK_CLASSES; k++)
+		while (block_free[k]) {
+			struct block *b = block_free[k];
+			block_free[k] = b->next;
+			free(b);
+		}
+	block_kept_bytes = 0;
 	free(c);
 }
 
-void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len)
+/* cache_put, for blocks as well (pool_cap: the block's size; 0 for
+ * malloc'd data). The new entry, or NULL. */
+static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, size_t len,
+			       size_t pool_cap)
 {
 	if (len > c->limit_bytes) {
-		free(data);
-		return;
+		block_release(data, pool_cap);
+		return NULL;
 	}
 	struct cache_entry *old = strmap_get(&c->by_key, key);
 	if (old)
@@ -112,16 +181,24 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len)
 	struct cache_obj *o = calloc(1, sizeof *o);
 	char *k = strdup(key);
 	if (!e || !o || !k || strmap_put(&c->by_key, key, e) != 0) {
-		free(e); free(o); free(k); free(data);
-		return;
+		free(e); free(o); free(k);
+		block_release(data, pool_cap);
+		return NULL;
 	}
 	o->data = data;
 	o->len = len;
 	o->refs = 1;
+	o->pool_cap = pool_cap;
 	e->obj = o;
 	e->key = k;
 	push_head(c, e);
 	c->bytes += len;
+	return e;
+}
+
+void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len)
+{
+	put(c, key, data, len, 0);
 }
 
 struct cache_obj *cache_get(struct cache *c, const char *key)
@@ -132,15 +209,35 @@ struct cache_obj *cache_get(struct cache *c, const char *key)
 		return NULL;
 	}
 	c->hits++;
+	if (e->unread) {
+		e->unread = false;
+		c->unread_bytes -= e->obj->len;
+	}
 	unlink_entry(c, e);
 	push_head(c, e);
 	e->obj->refs++;
 	return e->obj;
 }
 
-bool cache_has(const struct cache *c, const char *key)
+/* "key@offset": a range's name in the maps. */
+#define RANGE_NAME_BYTES 160
+static void range_name(char out[RANGE_NAME_BYTES], const char *key, uint64_t offset)
 {
-	return strmap_get(&c->by_key, key) || strmap_get(&c->loading, key);
+	snprintf(out, RANGE_NAME_BYTES, "%s@%llu", key, (unsigned long long)offset);
+}
+
+struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t offset)
+{
+	char name[RANGE_NAME_BYTES];
+	range_name(name, key, offset);
+	return cache_get(c, name);
+}
+
+bool cache_has_range(const struct cache *c, const char *key, uint64_t offset)
+{
+	char name[RANGE_NAME_BYTES];
+	range_name(name, key, offset);
+	return strmap_get(&c->by_key, name) || strmap_get(&c->loading, name);
 }
 
 static int add_waiter(struct cache_loading *l, cache_load_fn done, void *arg)
@@ -164,10 +261,16 @@ static void load_done(void *arg, int err)
 	 * asks again sees the cached object (or may start a new load). */
 	strmap_del(&c->loading, l->key);
 	c->loading_bytes -= l->len;
-	if (err)
-		free(l->data);
-	else
-		cache_put(c, l->key, l->data, l->len);
+	if (err) {
+		block_release(l->data, l->cap);
+	} else {
+		struct cache_entry *e = put(c, l->key, l->data, l->len, l->cap);
+		if (e) {
+			e->obj->base = l->base;
+			e->unread = true;
+			c->unread_bytes += l->len;
+		}
+	}
 	struct load_waiter *w = l->waiters;
 	free(l->key);
 	free(l);
@@ -180,45 +283,74 @@ static void load_done(void *arg, int err)
 }
 
 int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char *key,
-	       uint64_t size, cache_load_fn done, void *arg)
+	       uint64_t offset, size_t len, cache_load_fn done, void *arg)
 {
-	if (strmap_get(&c->by_key, key))
+	char name[RANGE_NAME_BYTES];
+	range_name(name, key, offset);
+	if (strmap_get(&c->by_key, name))
 		return 1;
-	struct cache_loading *l = strmap_get(&c->loading, key);
+	struct cache_loading *l = strmap_get(&c->loading, name);
 	if (l)
 		return add_waiter(l, done, arg);
-	if (size == 0 || size > c->limit_bytes / 4)
+	if (len == 0 || len > c->limit_bytes / 4)
 		return SL_EINVAL;
-	if (c->loading_bytes + size > c->limit_bytes / 2)
+	if (c->loading_bytes + len > c->limit_bytes / 2)
 		return SL_EBUSY;
+	/* Ranges loaded ahead and never read were a wrong guess: past three
+	 * quarters of the cache the oldest of them go first, before the
+	 * LRU's general eviction can touch ranges that are about to be read. */
+	for (struct cache_entry *e = c->tail, *prev; e &&
+	     c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3; e = prev) {
+		prev = e->prev;
+		if (e->unread)
+			evict(c, e);
+	}
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return SL_ENOMEM;
 	l->c = c;
-	l->len = (size_t)size;
+	l->base = offset;
+	l->len = len;
 	l->tail = &l->waiters;
-	l->key = strdup(key);
-	l->data = malloc(l->len);
+	l->key = strdup(name);
+	l->data = block_get(len, &l->cap);
 	int rc = SL_ENOMEM;
 	if (!l->key || !l->data || add_waiter(l, done, arg) != 0)
 		goto out_free;
-	if ((rc = strmap_put(&c->loading, key, l)) != 0)
+	if ((rc = strmap_put(&c->loading, name, l)) != 0)
 		goto out_free;
-	rc = objstore_get_start(s, loop, key, 0, l->len, l->data, load_done, l);
+	rc = objstore_get_start(s, loop, key, offset, len, l->data, load_done, l);
 	if (rc) {
-		strmap_del(&c->loading, key);
+		strmap_del(&c->loading, name);
 		goto out_free;
 	}
-	c->loading_bytes += l->len;
+	c->loading_bytes += len;
 	c->loads++;
-	c->load_bytes += l->len;
+	c->load_bytes += len;
 	return 0;
 out_free:
 	free(l->waiters);
-	free(l->data);
+	block_release(l->data, l->cap);
 	free(l->key);
 	free(l);
 	return rc;
+}
+
+void cache_drop_range(struct cache *c, const char *key, uint64_t offset)
+{
+	char name[RANGE_NAME_BYTES];
+	range_name(name, key, offset);
+	struct cache_entry *e = strmap_get(&c->by_key, name);
+	if (e)
+		evict(c, e);
+}
+
+int cache_wait(struct cache *c, const char *key, uint64_t offset, cache_load_fn done, void *arg)
+{
+	char name[RANGE_NAME_BYTES];
+	range_name(name, key, offset);
+	struct cache_loading *l = strmap_get(&c->loading, name);
+	return l ? add_waiter(l, done, arg) : SL_ENOTFOUND;
 }
 
 size_t cache_bytes(const struct cache *c) { return c->bytes; }

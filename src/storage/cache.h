@@ -4,12 +4,12 @@
  * Objects are refcounted: a fetch that holds an object (cache_obj_ref)
  * keeps its bytes valid after eviction until it drops the reference.
  *
- * Besides the objects the write path puts in, the cache loads whole
- * objects from the store on demand (cache_load): a catch-up read fills it
- * one object at a time, and reads ahead into the objects that come next.
- * Loads in flight count against the same byte budget: at most half of it
- * is being loaded at once, and an object larger than a quarter of it is
- * never loaded (read it by ranges instead). */
+ * Besides the whole objects the write path puts in, the cache holds
+ * ranges of objects that the read path loads ahead of a consumer
+ * (cache_load): the batches a partition continues with, so that the
+ * consumer's next fetch finds them in memory. Loads in flight count
+ * against the same byte budget: at most half of it is being loaded at
+ * once, and no single range is larger than a quarter of it. */
 #ifndef SLUICE_CACHE_H
 #define SLUICE_CACHE_H
 
@@ -22,9 +22,11 @@ struct cache;
 struct objstore;
 
 struct cache_obj {
-	uint8_t *data;   /* owned; the whole object */
+	uint8_t *data;   /* owned; the whole object, or a range of it */
 	size_t len;
 	int refs;
+	uint64_t base;   /* the object's byte offset of data[0] (0: whole) */
+	size_t pool_cap; /* data is a reusable block of this size (0: malloc'd) */
 };
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */
@@ -38,24 +40,35 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len);
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);
-/* Whether key is cached or being loaded (no LRU move, not counted). */
-bool cache_has(const struct cache *c, const char *key);
+/* The range of object key loaded from byte offset (cache_load), or NULL.
+ * Drop with cache_obj_unref. */
+struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t offset);
+/* Whether that range is cached or being loaded (no LRU move, not counted). */
+bool cache_has_range(const struct cache *c, const char *key, uint64_t offset);
 
 /* Completion of a load, on the loop thread: err 0 means the object went
  * into the cache (it may already be evicted again by later puts). */
 typedef void (*cache_load_fn)(void *arg, int err);
 
-/* Make the whole object key (size bytes, from the metadata store)
- * resident, reading it from s with one get. Returns
+/* Load len bytes of object key from byte offset into the cache (one
+ * get), as a range that cache_get_range(key, offset) finds. Returns
  *   1  it is already cached: nothing started, done is not called;
- *   0  a load is in flight (started now or earlier): done(arg, err) is
- *      called once when it ends (done may be NULL: read-ahead);
- *  <0  it cannot be loaded now: SL_EINVAL (cache off, size 0 or larger
+ *   0  a load of it is in flight (started now or earlier): done(arg, err)
+ *      is called once when it ends (done may be NULL: read-ahead);
+ *  <0  it cannot be loaded now: SL_EINVAL (cache off, len 0 or larger
  *      than a quarter of the cache), SL_EBUSY (half the cache is being
  *      loaded already), SL_ENOMEM, or the store's refusal. done is never
- *      called; read what you need by ranges. */
+ *      called.
+ * Ranges loaded and not yet read are kept under three quarters of the
+ * cache by dropping the oldest of them. */
 int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char *key,
-	       uint64_t size, cache_load_fn done, void *arg);
+	       uint64_t offset, size_t len, cache_load_fn done, void *arg);
+/* Forget a range that its reader has read to the end (references held
+ * stay valid). */
+void cache_drop_range(struct cache *c, const char *key, uint64_t offset);
+/* Wait for a load of that range already in flight: 0 (done will be
+ * called as for cache_load), or SL_ENOTFOUND when none is. */
+int cache_wait(struct cache *c, const char *key, uint64_t offset, cache_load_fn done, void *arg);
 
 size_t cache_bytes(const struct cache *c);
 uint64_t cache_hits(const struct cache *c);

@@ -1,0 +1,143 @@
+/* test_cache.c — the read cache: LRU bound, whole objects, ranges loaded
+ * ahead through cache_load (mem store on a libuv loop): waiters, joins,
+ * the in-flight and unread bounds, failures, drop after reading. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "base/err.h"
+#include "objstore/objstore.h"
+#include "storage/cache.h"
+
+static uint8_t *filled(size_t n, uint8_t v)
+{
+	uint8_t *p = malloc(n);
+	assert_non_null(p);
+	memset(p, v, n);
+	return p;
+}
+
+static void test_lru_bound(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(100);
+	cache_put(c, "a", filled(40, 1), 40);
+	cache_put(c, "b", filled(40, 2), 40);
+	struct cache_obj *o = cache_get(c, "a"); /* a is now the most recent */
+	assert_non_null(o);
+	cache_put(c, "c", filled(40, 3), 40);     /* evicts b */
+	assert_null(cache_get(c, "b"));
+	assert_int_equal(cache_bytes(c), 80);
+	cache_put(c, "d", filled(200, 4), 200);   /* larger than the cache */
+	assert_null(cache_get(c, "d"));
+	/* a held by us survives eviction */
+	cache_put(c, "e", filled(40, 5), 40);
+	cache_put(c, "f", filled(40, 6), 40);
+	assert_int_equal(o->data[39], 1);
+	cache_obj_unref(o);
+	cache_free(c);
+}
+
+struct waited {
+	int calls;
+	int err;
+};
+
+static void on_loaded(void *arg, int err)
+{
+	struct waited *w = arg;
+	w->calls++;
+	w->err = err;
+}
+
+static void test_range_load(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	struct objstore *s;
+	assert_int_equal(objstore_mem_open(&s), 0);
+	uint8_t obj[1000];
+	for (int i = 0; i < 1000; i++)
+		obj[i] = (uint8_t)i;
+	assert_int_equal(objstore_put(s, "k", obj, sizeof obj), 0);
+
+	struct cache *c = cache_new(1000);
+	struct waited w1 = { 0 }, w2 = { 0 };
+	assert_int_equal(cache_load(c, s, &loop, "k", 100, 200, on_loaded, &w1), 0);
+	assert_true(cache_has_range(c, "k", 100));
+	assert_false(cache_has_range(c, "k", 101));
+	/* a second reader joins the load in flight */
+	assert_int_equal(cache_wait(c, "k", 100, on_loaded, &w2), 0);
+	assert_int_equal(cache_wait(c, "k", 300, on_loaded, &w2), SL_ENOTFOUND);
+	/* read-ahead without a waiter; then the in-flight bound (half) */
+	assert_int_equal(cache_load(c, s, &loop, "k", 300, 250, NULL, NULL), 0);
+	assert_int_equal(cache_load(c, s, &loop, "k", 550, 100, NULL, NULL), SL_EBUSY);
+	/* larger than a quarter of the cache: never */
+	assert_int_equal(cache_load(c, s, &loop, "k", 0, 251, NULL, NULL), SL_EINVAL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(w1.calls, 1);
+	assert_int_equal(w1.err, 0);
+	assert_int_equal(w2.calls, 1);
+	assert_int_equal(cache_loads(c), 2);
+	assert_int_equal(cache_load_bytes(c), 450);
+
+	/* loaded: cached, with its base */
+	assert_int_equal(cache_load(c, s, &loop, "k", 100, 200, on_loaded, &w1), 1);
+	struct cache_obj *o = cache_get_range(c, "k", 100);
+	assert_non_null(o);
+	assert_int_equal(o->base, 100);
+	assert_int_equal(o->len, 200);
+	assert_memory_equal(o->data, obj + 100, 200);
+	cache_obj_unref(o);
+	assert_null(cache_get(c, "k")); /* not the whole object */
+
+	/* unread ranges are bounded (3/4 of the cache with what loads):
+	 * 250 + 250 + 100 unread, + 250 > 750 */
+	assert_int_equal(cache_load(c, s, &loop, "k", 600, 250, NULL, NULL), 0);
+	assert_int_equal(cache_load(c, s, &loop, "k", 850, 100, NULL, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* the oldest unread one (300) makes room */
+	assert_int_equal(cache_load(c, s, &loop, "k", 0, 250, NULL, NULL), 0);
+	o = cache_get_range(c, "k", 600);
+	assert_false(cache_has_range(c, "k", 300));
+	assert_true(cache_has_range(c, "k", 850));
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* dropping frees the bytes */
+	cache_drop_range(c, "k", 600);
+	assert_false(cache_has_range(c, "k", 600));
+	assert_int_equal(o->data[0], obj[600]); /* our reference stays valid */
+	cache_obj_unref(o);
+
+	/* a failed load calls its waiter with the error and caches nothing */
+	struct waited w3 = { 0 };
+	assert_int_equal(cache_load(c, s, &loop, "missing", 0, 10, on_loaded, &w3), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(w3.calls, 1);
+	assert_true(w3.err < 0);
+	assert_false(cache_has_range(c, "missing", 0));
+
+	/* no cache: nothing is ever loaded */
+	struct cache *off = cache_new(0);
+	assert_int_equal(cache_load(off, s, &loop, "k", 0, 10, NULL, NULL), SL_EINVAL);
+	cache_free(off);
+
+	cache_free(c);
+	objstore_close(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lru_bound),
+		cmocka_unit_test(test_range_load),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
