@@ -80,6 +80,19 @@ void kbuf_release(uint8_t *data, size_t cap)
 	free(data);
 }
 
+uint8_t *kbuf_alloc(size_t *cap)
+{
+	if (*cap == 0)
+		*cap = 1;
+	if (!pool_enabled || *cap < POOL_MIN_BYTES || *cap > (POOL_MIN_BYTES << (POOL_CLASSES - 1)))
+		return malloc(*cap);
+	size_t c = POOL_MIN_BYTES;
+	while (c < *cap)
+		c *= 2;
+	*cap = c;
+	return pool_get(cap);
+}
+
 void kbuf_init(struct kbuf *b)
 {
 	b->data = NULL;

@@ -23,7 +23,7 @@ struct conn {
 	size_t rstart;             /* framed up to here */
 	uint8_t *big;              /* a large frame read straight into its own
 				      buffer (no copy out of rbuf) */
-	size_t big_len, big_have;
+	size_t big_len, big_have, big_cap;
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes;     /* frames received, not yet answered */
@@ -59,7 +59,7 @@ static void conn_update_reading(struct conn *c);
 
 static void request_free(struct request *r)
 {
-	free(r->frame);
+	kbuf_release(r->frame, r->frame_cap);
 	arena_free(&r->arena);
 	kbuf_free(&r->resp);
 	free(r);
@@ -181,7 +181,7 @@ static void conn_unref(struct conn *c)
 	if (c->next) c->next->prev = c->prev;
 	s->conn_count--;
 	kbuf_free(&c->rbuf);
-	free(c->big);
+	kbuf_release(c->big, c->big_cap);
 	free(c);
 	if (s->closing && !s->conns && !s->listening)
 		free(s);
@@ -225,12 +225,14 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = want;
 }
 
-/* Queue a request owning frame (malloc'd) and hand it to the handler. */
-static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len)
+/* Queue a request owning frame (kbuf_alloc'd, cap bytes) and hand it to
+ * the handler. Frame buffers come from the loop's pool: a fresh mapping
+ * for every large produce request page-faulted on each page. */
+static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t cap)
 {
 	struct request *r = calloc(1, sizeof *r);
 	if (!r) {
-		free(frame);
+		kbuf_release(frame, cap);
 		conn_close(c);
 		return;
 	}
@@ -239,6 +241,7 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len)
 	r->ctx = c->server->ctx;
 	r->frame = copy;
 	r->frame_len = len;
+	r->frame_cap = cap;
 	arena_init(&r->arena, SL_ARENA_BYTES_MAX);
 	kbuf_init(&r->resp);
 	kreader_init(&r->body, copy, len);
@@ -252,13 +255,14 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len)
 
 static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 {
-	uint8_t *copy = malloc(len ? len : 1);
+	size_t cap = len;
+	uint8_t *copy = kbuf_alloc(&cap);
 	if (!copy) {
 		conn_close(c);
 		return;
 	}
 	memcpy(copy, frame, len);
-	dispatch_owned(c, copy, len);
+	dispatch_owned(c, copy, len, cap);
 }
 
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -281,7 +285,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			uint8_t *frame = c->big;
 			c->big = NULL;
 			c->refs++;
-			dispatch_owned(c, frame, c->big_len);
+			dispatch_owned(c, frame, c->big_len, c->big_cap);
 			conn_update_reading(c);
 			conn_unref(c);
 		}
@@ -300,7 +304,8 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		if (have < (size_t)size) {
 			if ((size_t)size > READ_CHUNK_BYTES) {
 				/* Read the rest straight into the frame's buffer. */
-				c->big = malloc((size_t)size);
+				c->big_cap = (size_t)size;
+				c->big = kbuf_alloc(&c->big_cap);
 				if (!c->big) {
 					conn_close(c);
 					break;

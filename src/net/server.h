@@ -26,6 +26,7 @@ struct request {
 	void *ctx;                 /* the server's handler argument */
 	uint8_t *frame;            /* owned: the request bytes after the size */
 	size_t frame_len;
+	size_t frame_cap;          /* frame's buffer size (kbuf_alloc) */
 	int16_t api_key;
 	int16_t api_version;
 	int32_t correlation_id;
