@@ -8,10 +8,19 @@ the default grace (60 minutes) gc deletes nothing; with --grace-minutes 0
 it deletes the objects only the deleted topic used and the orphan, keeps
 the shared objects (they still have live bytes) and the other topic's,
 which stays fully readable; a second run deletes nothing. The broker
-serves throughout.
+serves throughout (nothing is produced while gc runs with grace 0, which
+needs --force).
+
+The error paths: a dead object whose store delete fails keeps its row
+'deleting', gc exits 1, and the next run finishes it; gc refuses a
+metadata store that does not exist (and creates none), and refuses to
+delete orphans that are too many of the keys (a wrong --meta) without
+--force.
 """
 import os
 import re
+import shutil
+import sqlite3
 import subprocess
 import time
 
@@ -76,12 +85,16 @@ def store(request, broker_factory, tmp_path):
     return S3Store(broker_factory, request.getfixturevalue("s3"))
 
 
-def run_gc(store, *extra):
-    r = subprocess.run([SLUICE_BIN, "gc"] + store.gc_args + list(extra),
+def run_gc_rc(store, *extra, args=None):
+    r = subprocess.run([SLUICE_BIN, "gc"] + (store.gc_args if args is None
+                                             else args) + list(extra),
                        capture_output=True, timeout=120, env=store.env)
-    out, err = r.stdout.decode(), r.stderr.decode()
-    assert r.returncode == 0, "gc exited %d\nstdout:\n%s\nstderr:\n%s" % (
-        r.returncode, out, err)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def run_gc(store, *extra):
+    rc, out, err = run_gc_rc(store, *extra)
+    assert rc == 0, "gc exited %d\nstdout:\n%s\nstderr:\n%s" % (rc, out, err)
     m = SUMMARY_RE.search(out)
     assert m, out
     return (int(m.group(2)), int(m.group(3)), int(m.group(4)),
@@ -177,6 +190,118 @@ def test_gc(store):
     assert store.keys() == after
 
 
+def object_states(store):
+    """key -> state of every objects row (read-only, beside the agent)."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(store.b.data_dir,
+                                                         "meta.db"),
+                         uri=True, timeout=10)
+    try:
+        return dict(db.execute("SELECT key, state FROM objects"))
+    finally:
+        db.close()
+
+
+def drop_topic(store, n=200, seed=11):
+    """A topic produced to, then deleted: its object keys."""
+    bs = store.b.bootstrap
+    drop = util.create_topic(bs, util.topic_name("gcx"), 1)
+    util.ck_produce(bs, drop, util.make_messages(n, seed=seed))
+    keys = object_keys(store, drop, 1)
+    assert keys
+    fs = util.admin(bs).delete_topics([drop], operation_timeout=15)
+    fs[drop].result(15)
+    return keys
+
+
+def test_gc_failed_delete_finished_by_next_run(broker_factory, tmp_path):
+    """A dead object the store cannot delete (its file replaced by a
+    non-empty directory: root ignores chmod) keeps its row 'deleting'
+    and gc exits 1; once the obstacle is gone the next run deletes it
+    and forgets the row."""
+    store = FileStore(broker_factory, tmp_path)
+    dead = sorted(drop_topic(store))
+    victim = dead[0]
+    path = os.path.join(store.root, victim)
+    os.unlink(path)
+    os.makedirs(path)
+    with open(os.path.join(path, "in-the-way"), "wb") as f:
+        f.write(b"x")
+    rc, out, err = run_gc_rc(store, "--grace-minutes", "0", "--force")
+    assert rc == 1, (rc, out, err)
+    assert "could not be deleted" in err, err
+    states = object_states(store)
+    assert states.get(victim) == "deleting", states.get(victim)
+    for k in dead[1:]:
+        assert k not in states, k
+        assert k not in store.keys(), k
+    # Still in the way: still failing, still remembered.
+    rc, out, err = run_gc_rc(store, "--grace-minutes", "0", "--force")
+    assert rc == 1, (rc, out, err)
+    assert object_states(store).get(victim) == "deleting"
+    shutil.rmtree(path)
+    dead_n, _, _, _, out = run_gc(store, "--grace-minutes", "0", "--force")
+    assert dead_n == 1, out
+    assert victim not in object_states(store)
+    dead_n, _, orphans, _, out = run_gc(store, "--grace-minutes", "0",
+                                        "--force")
+    assert (dead_n, orphans) == (0, 0), out
+
+
+def test_gc_refuses_missing_metadata(broker_factory, tmp_path):
+    """--store at a populated store with a metadata path that does not
+    exist: exit 1 with one line, nothing deleted, no database created."""
+    store = FileStore(broker_factory, tmp_path)
+    topic = util.create_topic(store.b.bootstrap, util.topic_name("gcm"), 1)
+    util.ck_produce(store.b.bootstrap, topic, util.make_messages(100, seed=6))
+    before = store.keys()
+    assert before
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--data", str(empty), "--store", "file:" + store.root]
+    rc, out, err = run_gc_rc(store, "--grace-minutes", "0", "--force",
+                             args=args)
+    assert rc == 1, (rc, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "meta.db" in lines[0], lines
+    assert store.keys() == before
+    assert os.listdir(empty) == []
+    # An empty file is not a metadata store either, and stays empty.
+    (empty / "meta.db").write_bytes(b"")
+    rc, out, err = run_gc_rc(store, "--force", args=args)
+    assert rc == 1, (rc, out, err)
+    assert "no schema" in err, err
+    assert (empty / "meta.db").stat().st_size == 0
+    assert store.keys() == before
+
+
+def test_gc_orphan_brake(broker_factory, tmp_path):
+    """Orphans more than a fifth of the keys (and more than 10): gc
+    deletes nothing and exits 1 unless --force. The orphans here carry
+    seal times of 1970 in the writer's key format, so the default grace
+    does not protect them (their age comes from the key, not mtime)."""
+    store = FileStore(broker_factory, tmp_path)
+    bs = store.b.bootstrap
+    topic = util.create_topic(bs, util.topic_name("gcb"), 1)
+    msgs = util.make_messages(100, seed=7)
+    util.ck_produce(bs, topic, msgs)
+    real = store.keys()
+    orphans = {"objects/%013d-00000000deadbeef-%08x.obj" % (1000 + i, i)
+               for i in range(max(11, len(real)))}
+    for k in orphans:
+        store.put(k, b"never committed")
+    before = store.keys()
+    rc, out, err = run_gc_rc(store)
+    assert rc == 1, (rc, out, err)
+    assert "refusing" in err and "--force" in err, err
+    assert store.keys() == before
+    dead_n, _, orphans_n, orphan_bytes, out = run_gc(store, "--force")
+    assert (dead_n, orphans_n) == (0, len(orphans)), out
+    assert orphan_bytes == len(orphans) * len(b"never committed")
+    assert store.keys() == real
+    got = util.consume_all(bs, topic, 1, expect=len(msgs))
+    assert len(got[0]) == len(msgs)
+
+
 def test_gc_bad_config(tmp_path):
     if not os.path.exists(SLUICE_BIN):
         pytest.skip("no sluice binary")
@@ -188,6 +313,14 @@ def test_gc_bad_config(tmp_path):
     r = subprocess.run([SLUICE_BIN, "gc", "--grace-minutes", "-1"],
                        capture_output=True, timeout=60)
     assert r.returncode == 2
+    # Grace 0 only with --force (an agent's uncommitted uploads would be
+    # fenced out); an over-long value is refused, not truncated.
+    r = subprocess.run([SLUICE_BIN, "gc", "--data", str(tmp_path),
+                        "--grace-minutes", "0"], capture_output=True, timeout=60)
+    assert r.returncode == 2 and b"--force" in r.stderr, r.stderr
+    r = subprocess.run([SLUICE_BIN, "gc", "--data", "/tmp/" + "x" * 2000],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 2, r.stderr
 
 
 def test_gc_removes_stale_temp_files(broker_factory, tmp_path):
