@@ -451,7 +451,8 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	rc = groups_start(a);
 	if (rc)
 		return rc;
-	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX };
+	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX,
+				    (size_t)cfg->queued_request_bytes };
 	rc = server_start(loop, &sc, api_handle, a, &a->server);
 	if (rc)
 		return rc;

@@ -37,6 +37,10 @@ static const struct flag flags[] = {
 	{ "write-buffer-bytes", "SLUICE_WRITE_BUFFER_BYTES", FLAG_INT,
 	  "produce bytes held while objects are written; above half, reading pauses (default 134217728)",
 	  1 << 20, (int64_t)1 << 36 },
+	{ "queued-request-bytes", "SLUICE_QUEUED_REQUEST_BYTES", FLAG_INT,
+	  "request bytes received and not yet answered, all connections together; beyond it "
+	  "connections wait before their next request (default 268435456)",
+	  1 << 20, (int64_t)1 << 40 },
 	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
 	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
@@ -124,6 +128,7 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 		else if (strcmp(f->name, "flush-bytes") == 0) c->flush_bytes = n;
 		else if (strcmp(f->name, "cache-bytes") == 0) c->cache_bytes = n;
 		else if (strcmp(f->name, "write-buffer-bytes") == 0) c->write_buffer_bytes = n;
+		else if (strcmp(f->name, "queued-request-bytes") == 0) c->queued_request_bytes = n;
 		else if (strcmp(f->name, "default-partitions") == 0) c->default_partitions = (int32_t)n;
 		else if (strcmp(f->name, "node-id") == 0) c->node_id = (int32_t)n;
 		else if (strcmp(f->name, "group-initial-rebalance-delay-ms") == 0)
@@ -156,6 +161,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->flush_bytes = -1;
 	c->cache_bytes = 64 * 1024 * 1024;
 	c->write_buffer_bytes = SL_WRITE_BUFFERED_BYTES_MAX;
+	c->queued_request_bytes = (int64_t)SL_QUEUED_REQUEST_BYTES_MAX;
 	c->auto_create_topics = true;
 	c->default_partitions = 1;
 	c->log_level = LOG_INFO;

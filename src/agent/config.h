@@ -19,6 +19,7 @@ struct config {
 	int64_t flush_bytes;
 	int64_t cache_bytes;
 	int64_t write_buffer_bytes;
+	int64_t queued_request_bytes;
 	bool auto_create_topics;
 	int32_t default_partitions;
 	int log_level;

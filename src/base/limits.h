@@ -27,6 +27,9 @@
 
 /* Open client connections per agent. */
 #define SL_CONNECTIONS_MAX 10000
+/* Request bytes received and not yet answered, all connections together
+ * (default of --queued-request-bytes). */
+#define SL_QUEUED_REQUEST_BYTES_MAX ((size_t)256 << 20)
 
 /* Elements in any one array read from the wire: every element costs at
  * least one byte, so this is also bounded by the frame, but an explicit

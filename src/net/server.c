@@ -24,6 +24,8 @@ struct conn {
 	uint8_t *big;              /* a large frame read straight into its own
 				      buffer (no copy out of rbuf) */
 	size_t big_len, big_have, big_cap;
+	bool wants_budget;         /* its next frame waits for the server's
+				      queued-bytes budget */
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes;     /* frames received, not yet answered */
@@ -42,6 +44,8 @@ struct server {
 	struct conn *conns;
 	size_t conn_count;
 	size_t connections_max;
+	size_t queued_bytes, queued_bytes_max; /* all connections' frames */
+	bool starved;              /* some connection waits for budget */
 	bool paused;
 	bool closing;
 };
@@ -57,8 +61,11 @@ static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_update_reading(struct conn *c);
 
+static void budget_release(struct server *s, size_t n);
+
 static void request_free(struct request *r)
 {
+	budget_release(r->conn->server, r->frame_len);
 	kbuf_release(r->frame, r->frame_cap);
 	arena_free(&r->arena);
 	kbuf_free(&r->resp);
@@ -181,6 +188,8 @@ static void conn_unref(struct conn *c)
 	if (c->next) c->next->prev = c->prev;
 	s->conn_count--;
 	kbuf_free(&c->rbuf);
+	if (c->big)
+		budget_release(s, c->big_len);
 	kbuf_release(c->big, c->big_cap);
 	free(c);
 	if (s->closing && !s->conns && !s->listening)
@@ -225,6 +234,44 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = want;
 }
 
+/* Take n bytes of the server's queued-request budget for c's next frame;
+ * false (and c waits) when they do not fit beside what is queued. */
+static bool budget_take(struct conn *c, size_t n)
+{
+	struct server *s = c->server;
+	if (s->queued_bytes > 0 && s->queued_bytes + n > s->queued_bytes_max) {
+		if (!c->wants_budget)
+			log_debug("%s: %zu queued request bytes; waiting", c->peer, s->queued_bytes);
+		c->wants_budget = true;
+		s->starved = true;
+		return false;
+	}
+	s->queued_bytes += n;
+	return true;
+}
+
+/* Answers freed n bytes: once under the budget, connections that waited
+ * try their next frame again. */
+static void budget_release(struct server *s, size_t n)
+{
+	s->queued_bytes -= n;
+	if (!s->starved || s->queued_bytes >= s->queued_bytes_max)
+		return;
+	s->starved = false;
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		if (!c->wants_budget) {
+			next = c->next;
+			continue;
+		}
+		c->refs++; /* its handlers may close it */
+		c->wants_budget = false;
+		conn_update_reading(c);
+		next = c->next;
+		conn_unref(c);
+	}
+}
+
 /* Queue a request owning frame (kbuf_alloc'd, cap bytes) and hand it to
  * the handler. Frame buffers come from the loop's pool: a fresh mapping
  * for every large produce request page-faulted on each page. */
@@ -232,6 +279,7 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t ca
 {
 	struct request *r = calloc(1, sizeof *r);
 	if (!r) {
+		budget_release(c->server, len);
 		kbuf_release(frame, cap);
 		conn_close(c);
 		return;
@@ -258,6 +306,7 @@ static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 	size_t cap = len;
 	uint8_t *copy = kbuf_alloc(&cap);
 	if (!copy) {
+		budget_release(c->server, len);
 		conn_close(c);
 		return;
 	}
@@ -301,12 +350,18 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 			break;
 		}
 		size_t have = c->rbuf.len - c->rstart - 4;
+		if ((have >= (size_t)size || (size_t)size > READ_CHUNK_BYTES) &&
+		    !budget_take(c, (size_t)size)) {
+			conn_update_reading(c); /* stops until answers free room */
+			break;
+		}
 		if (have < (size_t)size) {
 			if ((size_t)size > READ_CHUNK_BYTES) {
 				/* Read the rest straight into the frame's buffer. */
 				c->big_cap = (size_t)size;
 				c->big = kbuf_alloc(&c->big_cap);
 				if (!c->big) {
+					budget_release(c->server, (size_t)size);
 					conn_close(c);
 					break;
 				}
@@ -345,7 +400,7 @@ static void conn_update_reading(struct conn *c)
 {
 	if (c->closing)
 		return;
-	bool want = !c->server->paused && c->inflight < SL_CONN_INFLIGHT_MAX &&
+	bool want = !c->server->paused && !c->wants_budget && c->inflight < SL_CONN_INFLIGHT_MAX &&
 		    c->inflight_bytes < SL_CONN_PENDING_BYTES_MAX &&
 		    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < SL_CONN_PENDING_BYTES_MAX;
 	if (want && !c->reading) {
@@ -431,6 +486,7 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 	s->handle = handle;
 	s->ctx = ctx;
 	s->connections_max = cfg->connections_max ? cfg->connections_max : SL_CONNECTIONS_MAX;
+	s->queued_bytes_max = cfg->queued_bytes_max ? cfg->queued_bytes_max : SL_QUEUED_REQUEST_BYTES_MAX;
 	struct sockaddr_storage addr;
 	int rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
 	if (rc != 0)

@@ -50,6 +50,11 @@ struct server_config {
 	const char *host;
 	int port;
 	size_t connections_max;
+	/* Request bytes received and not yet answered, over all connections
+	 * (Kafka's queued.max.request.bytes): a connection whose next frame
+	 * would go beyond it waits (its reading stops) until answers free
+	 * room; a frame is always taken when nothing else is queued. */
+	size_t queued_bytes_max;
 };
 
 int server_start(uv_loop_t *loop, const struct server_config *cfg,

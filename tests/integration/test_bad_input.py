@@ -5,6 +5,7 @@ memory (a 2 GiB size prefix must not allocate 2 GiB)."""
 import random
 import socket
 import struct
+import time
 
 import pytest
 
@@ -326,3 +327,45 @@ def test_acks0_error_closes_connection(broker):
     s.close()
     got = util.consume_all(broker.bootstrap, topic, 1, expect=1)
     assert [g.value for g in got[0]] == [b"good-a"]
+
+
+def produce_frame(topic, parts, correlation_id):
+    """A Produce v3 frame (acks=all) for {partition: batch}."""
+    body = (string(None) + i16(-1) + i32(10000) + kproto.array(
+        [string(topic) + kproto.array(
+            [i32(p) + kproto.bytes_(b) for p, b in parts.items()])]))
+    return kproto.request(0, 3, correlation_id, body)
+
+
+def test_queued_request_bytes_bound(broker_factory):
+    """--queued-request-bytes bounds what all connections together may have
+    received and not yet been answered: a connection whose next request
+    does not fit waits (it is not refused), small requests that fit are
+    still served, and everything completes once answers free room."""
+    b = broker_factory(["--queued-request-bytes", str(4 << 20)])
+    topic = util.create_topic(b.bootstrap, util.topic_name("qb"), 3)
+    big = lambda tag: kproto.record_batch([(b"k", tag * (900 << 10), [])])
+    frame_a = produce_frame(topic, {p: big(b"a") for p in range(3)}, 31)
+    frame_b = produce_frame(topic, {p: big(b"b") for p in range(2)}, 32)
+    a = kproto.connect(b.bootstrap)
+    a.sendall(frame_a[:1 << 20])        # 2.7 MiB announced, 1 MiB sent
+    time.sleep(0.3)
+    bconn = kproto.connect(b.bootstrap)
+    bconn.sendall(frame_b)              # 1.8 MiB more would exceed 4 MiB
+    bconn.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        bconn.recv(1)                   # waits: no answer yet
+    c = kproto.connect(b.bootstrap)
+    err, apis, _ = kproto.api_versions_v0(c)
+    assert err == 0 and apis, "a small request that fits was not served"
+    c.close()
+    a.sendall(frame_a[1 << 20:])
+    cid, _ = kproto.recv_response(a)
+    assert cid == 31
+    bconn.settimeout(15)
+    cid, _ = kproto.recv_response(bconn)
+    assert cid == 32
+    a.close()
+    bconn.close()
+    got = util.consume_all(b.bootstrap, topic, 3, expect=5)
+    assert sum(len(v) for v in got.values()) == 5
