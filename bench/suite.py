@@ -110,7 +110,7 @@ PUT_USD = 0.005 / 1000
 GET_USD = 0.0004 / 1000
 GIB = 1 << 30
 
-FLUSH_MS = {"file": 2, "s3": 250}  # the broker's defaults per store
+FLUSH_MS = {"file": 5, "s3": 250}  # the broker's defaults per store
 
 log_lines = []
 

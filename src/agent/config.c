@@ -31,7 +31,7 @@ static const struct flag flags[] = {
 	{ "meta", "SLUICE_META", FLAG_STR,
 	  "metadata store URL: sqlite:PATH (default sqlite:DATA/meta.db)" },
 	{ "flush-interval-ms", "SLUICE_FLUSH_INTERVAL_MS", FLAG_INT,
-	  "seal the open object this long after its first batch (default 2; 250 for s3)", 0, 60000 },
+	  "seal the open object this long after its first batch (default 5; 250 for s3)", 0, 60000 },
 	{ "flush-bytes", "SLUICE_FLUSH_BYTES", FLAG_INT,
 	  "seal the open object at this size (default 4194304; 8388608 for s3)", 1024, SL_OBJECT_BYTES_MAX },
 	{ "write-buffer-bytes", "SLUICE_WRITE_BUFFER_BYTES", FLAG_INT,
@@ -222,7 +222,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	 * 8 MiB, as the diskless peers use); a local folder wants low latency. */
 	bool s3 = strncmp(c->store_url, "s3:", 3) == 0;
 	if (c->flush_interval_ms < 0)
-		c->flush_interval_ms = s3 ? 250 : 2;
+		c->flush_interval_ms = s3 ? 250 : 5;
 	if (c->flush_bytes < 0)
 		c->flush_bytes = s3 ? 8 * 1024 * 1024 : 4 * 1024 * 1024;
 	if (!c->meta_url[0])
