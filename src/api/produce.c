@@ -30,6 +30,8 @@ struct produce_ctx {
 	int pending;
 	bool acks0;
 	bool transactional;  /* the request names a transactional id */
+	bool txn_refused;    /* transactional records without one: Kafka
+				refuses the whole request */
 };
 
 struct produce_part {
@@ -60,7 +62,7 @@ static void produce_finish(struct produce_ctx *ctx)
 		 * refreshes its metadata and reconnects. */
 		if (any_error(&ctx->resp)) {
 			log_debug("%s: acks=0 produce failed; closing", request_peer(req));
-			request_fail_close(req);
+			request_close_after(req);
 		} else {
 			request_no_reply(req);
 		}
@@ -147,6 +149,22 @@ static void seed_producer(struct agent *a, int64_t tid, int32_t partition, int64
 	producers_seed(&a->producers, tid, partition, producer_id, seed, n);
 }
 
+/* Whether any partition's first batch header says transactional (as
+ * Kafka's ProduceRequest.hasTransactionalRecords looks, before anything
+ * else is checked). */
+static bool has_transactional_records(const struct kmsg_produce_req *m)
+{
+	for (int32_t i = 0; i < m->topic_data_count; i++)
+		for (int32_t k = 0; k < m->topic_data[i].partition_data_count; k++) {
+			kbytes rec = m->topic_data[i].partition_data[k].records;
+			struct batch_info info;
+			if (rec.len > 0 && batch_parse_header(rec.ptr, (size_t)rec.len, &info) == 0 &&
+			    (info.attributes & BATCH_ATTR_TRANSACTIONAL))
+				return true;
+		}
+	return false;
+}
+
 /* Validate one partition's records and append them. Returns the Kafka
  * error for the partition, or KERR_NONE when the append is pending. */
 static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
@@ -154,6 +172,8 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 				 struct kmsg_produce_resp_partition_produce_response *pr)
 {
 	struct request *req = ctx->req;
+	if (ctx->txn_refused)
+		return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 	if (!t || pd->index < 0 || pd->index >= t->partition_count)
 		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 	/* Shutting down: take no new writes (they could only end at the
@@ -184,8 +204,7 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	if (ob.info.attributes & BATCH_ATTR_CONTROL)
 		return KERR_INVALID_RECORD;
 	if (ob.info.attributes & BATCH_ATTR_TRANSACTIONAL)
-		return ctx->transactional ? KERR_INVALID_TXN_STATE
-					  : KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+		return KERR_INVALID_TXN_STATE;
 	struct produce_part *pp;
 	if (!REQ_ARRAY(req, 1, pp))
 		return KERR_UNKNOWN_SERVER_ERROR;
@@ -275,6 +294,7 @@ void handle_produce(struct agent *a, struct request *req)
 			return;
 		}
 	}
+	ctx->txn_refused = !ctx->transactional && has_transactional_records(&m);
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];

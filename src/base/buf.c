@@ -52,10 +52,10 @@ void kbuf_pool_enable(size_t max_bytes)
 /* A block of at least *cap bytes: the smallest pooled one that fits, so
  * a buffer that would grow through 1, 2, 4... MiB takes a large block at
  * once. *cap is set to the block's size. */
-static uint8_t *pool_get(size_t *cap)
+static uint8_t *pool_get(size_t *cap, bool exact)
 {
 	int c = pool_enabled ? pool_class(*cap) : -1;
-	for (int k = c; k >= 0 && k < POOL_CLASSES; k++) {
+	for (int k = c; k >= 0 && k < (exact ? c + 1 : POOL_CLASSES); k++) {
 		if (!pool_free[k])
 			continue;
 		struct pool_block *blk = pool_free[k];
@@ -90,7 +90,9 @@ uint8_t *kbuf_alloc(size_t *cap)
 	while (c < *cap)
 		c *= 2;
 	*cap = c;
-	return pool_get(cap);
+	/* Exactly its size class: a small frame must not hold a large block
+	 * (the queued-bytes budget counts frame lengths). */
+	return pool_get(cap, true);
 }
 
 void kbuf_init(struct kbuf *b)
@@ -122,7 +124,7 @@ uint8_t *kbuf_reserve(struct kbuf *b, size_t n)
 		}
 		uint8_t *d;
 		if (pool_enabled && cap >= POOL_MIN_BYTES) {
-			d = pool_get(&cap);
+			d = pool_get(&cap, false);
 			if (d && b->len)
 				memcpy(d, b->data, b->len);
 			if (d)

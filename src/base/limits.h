@@ -30,6 +30,8 @@
 /* Request bytes received and not yet answered, all connections together
  * (default of --queued-request-bytes). */
 #define SL_QUEUED_REQUEST_BYTES_MAX ((size_t)256 << 20)
+/* A request whose bytes stop arriving for this long closes its connection. */
+#define SL_FRAME_STALL_MS 30000
 
 /* Elements in any one array read from the wire: every element costs at
  * least one byte, so this is also bounded by the frame, but an explicit

@@ -1418,7 +1418,10 @@ static int sq_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		*first = sqlite3_column_int64(st, 0);
-		rc = 0;
+		/* The statement (and its implicit transaction) commits when it
+		 * runs to the end: the block is only ours once that succeeded. */
+		rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_reset(st) == SQLITE_OK
+			? 0 : sq_fail(c, "allocating producer ids");
 	} else if (rc == SQLITE_DONE) {
 		rc = SL_ELIMIT; /* the id space is used up */
 	} else {

@@ -26,6 +26,7 @@ struct conn {
 	size_t big_len, big_have, big_cap;
 	bool wants_budget;         /* its next frame waits for the server's
 				      queued-bytes budget */
+	uint64_t big_progress_ms;  /* when the big frame last received bytes */
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes;     /* frames received, not yet answered */
@@ -46,6 +47,10 @@ struct server {
 	size_t connections_max;
 	size_t queued_bytes, queued_bytes_max; /* all connections' frames */
 	bool starved;              /* some connection waits for budget */
+	uv_idle_t wake;            /* retries waiting connections from the top
+				      of the loop, never from inside a handler */
+	uv_timer_t sweep;          /* closes connections whose frame stalls */
+	int handles_open;          /* wake + sweep, until closed */
 	bool paused;
 	bool closing;
 };
@@ -62,6 +67,8 @@ static void conn_close(struct conn *c);
 static void conn_update_reading(struct conn *c);
 
 static void budget_release(struct server *s, size_t n);
+static void server_maybe_free(struct server *s);
+static void budget_wake(uv_idle_t *h);
 
 static void request_free(struct request *r)
 {
@@ -122,7 +129,12 @@ static void conn_flush(struct conn *c)
 				}
 			}
 		}
+		bool close_after = r->close_after;
 		request_free(r);
+		if (close_after && !c->closing) {
+			log_debug("%s: closing after a failed acks=0 produce", c->peer);
+			conn_close(c);
+		}
 		conn_unref(c);
 	}
 	if (!c->closing)
@@ -163,6 +175,14 @@ void request_fail_close(struct request *req)
 	conn_unref(c);
 }
 
+void request_close_after(struct request *req)
+{
+	req->close_after = true;
+	req->no_reply = true;
+	req->done = true;
+	conn_flush(req->conn);
+}
+
 bool request_conn_open(const struct request *req)
 {
 	return !req->conn->closing;
@@ -171,6 +191,14 @@ bool request_conn_open(const struct request *req)
 const char *request_peer(const struct request *req)
 {
 	return req->conn->peer;
+}
+
+/* The server goes once it is closing and its listener, helper handles
+ * and connections are all gone. */
+static void server_maybe_free(struct server *s)
+{
+	if (s->closing && !s->conns && !s->listening && s->handles_open == 0)
+		free(s);
 }
 
 static void conn_closed(uv_handle_t *h)
@@ -192,8 +220,23 @@ static void conn_unref(struct conn *c)
 		budget_release(s, c->big_len);
 	kbuf_release(c->big, c->big_cap);
 	free(c);
-	if (s->closing && !s->conns && !s->listening)
-		free(s);
+	server_maybe_free(s);
+}
+
+/* Every big frame that received nothing for SL_FRAME_STALL_MS: its
+ * connection is closed, so a client that announces a large request and
+ * stops sending cannot hold the queued-bytes budget. */
+static void sweep_fired(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	uint64_t now = uv_now(s->loop);
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->big && !c->closing && now - c->big_progress_ms > SL_FRAME_STALL_MS) {
+			log_warn("%s: request of %zu bytes stalled at %zu for %d s; closing", c->peer,
+				 c->big_len, c->big_have, SL_FRAME_STALL_MS / 1000);
+			conn_close(c);
+		}
+	}
 }
 
 static void conn_close(struct conn *c)
@@ -239,7 +282,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static bool budget_take(struct conn *c, size_t n)
 {
 	struct server *s = c->server;
-	if (s->queued_bytes > 0 && s->queued_bytes + n > s->queued_bytes_max) {
+	/* A small request from a connection with nothing queued always
+	 * passes, so Metadata, ApiVersions and heartbeats keep moving while
+	 * large frames fill the budget. */
+	bool small_first = n <= READ_CHUNK_BYTES && c->inflight == 0;
+	if (s->queued_bytes > 0 && s->queued_bytes + n > s->queued_bytes_max && !small_first) {
 		if (!c->wants_budget)
 			log_debug("%s: %zu queued request bytes; waiting", c->peer, s->queued_bytes);
 		c->wants_budget = true;
@@ -255,8 +302,19 @@ static bool budget_take(struct conn *c, size_t n)
 static void budget_release(struct server *s, size_t n)
 {
 	s->queued_bytes -= n;
-	if (!s->starved || s->queued_bytes >= s->queued_bytes_max)
-		return;
+	if (s->starved && s->queued_bytes < s->queued_bytes_max && !s->closing &&
+	    !uv_is_active((uv_handle_t *)&s->wake))
+		uv_idle_start(&s->wake, budget_wake);
+}
+
+/* From the top of the loop (an idle handle): connections that waited for
+ * budget try their next frame again. Doing this inside budget_release
+ * would run their handlers from within another request's completion and
+ * recurse once per waiting connection. */
+static void budget_wake(uv_idle_t *h)
+{
+	struct server *s = h->data;
+	uv_idle_stop(h);
 	s->starved = false;
 	struct conn *next;
 	for (struct conn *c = s->conns; c; c = next) {
@@ -330,6 +388,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (c->big) {
 		c->big_have += (size_t)nread;
+		c->big_progress_ms = uv_now(c->server->loop);
 		if (c->big_have == c->big_len) {
 			uint8_t *frame = c->big;
 			c->big = NULL;
@@ -368,6 +427,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 				memcpy(c->big, c->rbuf.data + c->rstart + 4, have);
 				c->big_len = (size_t)size;
 				c->big_have = have;
+				c->big_progress_ms = uv_now(c->server->loop);
 				c->rstart = c->rbuf.len;
 			}
 			break;
@@ -509,6 +569,13 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		return SL_EIO;
 	}
 	s->listening = true;
+	uv_idle_init(loop, &s->wake);
+	s->wake.data = s;
+	uv_timer_init(loop, &s->sweep);
+	s->sweep.data = s;
+	uv_timer_start(&s->sweep, sweep_fired, SL_FRAME_STALL_MS / 4, SL_FRAME_STALL_MS / 4);
+	uv_unref((uv_handle_t *)&s->sweep);
+	s->handles_open = 2;
 	*out = s;
 	return 0;
 }
@@ -517,8 +584,14 @@ static void listener_closed(uv_handle_t *h)
 {
 	struct server *s = h->data;
 	s->listening = false;
-	if (s->closing && !s->conns)
-		free(s);
+	server_maybe_free(s);
+}
+
+static void helper_closed(uv_handle_t *h)
+{
+	struct server *s = h->data;
+	s->handles_open--;
+	server_maybe_free(s);
 }
 
 void server_stop_listening(struct server *s)
@@ -532,10 +605,10 @@ void server_close(struct server *s)
 	s->closing = true;
 	for (struct conn *c = s->conns; c; c = c->next)
 		conn_close(c);
+	uv_close((uv_handle_t *)&s->wake, helper_closed);
+	uv_close((uv_handle_t *)&s->sweep, helper_closed);
 	if (s->listening)
 		server_stop_listening(s);
-	else if (!s->conns)
-		free(s);
 }
 
 void server_pause_reads(struct server *s)

@@ -38,6 +38,8 @@ struct request {
 				      body */
 	bool done;
 	bool no_reply;
+	bool close_after;          /* close the connection once this one's turn
+				      comes (earlier answers still go out) */
 	void *state;               /* handler's async state */
 };
 
@@ -79,6 +81,9 @@ void request_respond(struct request *req);
 void request_no_reply(struct request *req);
 /* A protocol error: close the connection (after earlier responses). */
 void request_fail_close(struct request *req);
+/* No answer, and close the connection once every earlier request has been
+ * answered (acks=0 produce that failed). */
+void request_close_after(struct request *req);
 /* False once the client has gone; an async handler may then skip work. */
 bool request_conn_open(const struct request *req);
 /* The peer's address as text, for logs. */
