@@ -6,8 +6,9 @@
  * Batches missing from the read cache are read through the store's
  * asynchronous get (adjacent ranges coalesced); the loop never blocks.
  * Rows of up to 64 partitions come from one metadata lookup. Where a
- * partition's budget runs out, the batches it continues with are loaded
- * into the read cache ahead of the consumer's next fetch (read-ahead), and
+ * partition's budget runs out, the batches it continues with that are not
+ * in memory already are loaded into the read cache ahead of the
+ * consumer's next fetch (read-ahead), and
  * a fetch that misses a range being loaded waits for it rather than
  * reading it twice.
  *
@@ -109,12 +110,25 @@ static void read_ahead(struct fetch_wait *f, struct topic_state *t, int32_t p,
 	size_t i = 0, loaded = 0;
 	while (i < n && loaded < want && rows[i].base_offset < t->parts[p].high_watermark) {
 		const struct meta_batch_row *first = &rows[i];
+		/* Bytes in memory already count as loaded and are not read
+		 * again: the whole object (the write path puts every commit
+		 * in: a consumer slightly behind a tail reads from there), or
+		 * a range loaded earlier that holds the batch. */
+		if (cache_contains(a->cache, first->object_key) ||
+		    cache_range_end(a->cache, first->object_key, first->byte_offset) >=
+			    first->byte_offset + first->length) {
+			loaded += first->length;
+			i++;
+			continue;
+		}
 		uint64_t len = first->length;
 		size_t j = i + 1;
 		while (j < n && rows[j].base_offset < t->parts[p].high_watermark &&
 		       !strcmp(rows[j].object_key, first->object_key) &&
 		       rows[j].byte_offset == first->byte_offset + len &&
-		       len + rows[j].length <= FETCH_READAHEAD_RUN_MAX) {
+		       len + rows[j].length <= FETCH_READAHEAD_RUN_MAX &&
+		       cache_range_end(a->cache, rows[j].object_key, rows[j].byte_offset) ==
+			       rows[j].byte_offset) {
 			len += rows[j].length;
 			j++;
 		}
@@ -197,12 +211,14 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 				src = o->data + row->byte_offset;
 			} else if ((o = (cache_obj_unref(o), cache_get_range(a->cache, row->object_key,
 										row->byte_offset))) &&
-				   row->length <= o->len) {
+				   row->byte_offset + row->length <= o->base + o->len) {
+				/* A range loaded from this batch, or one that
+				 * holds it (an earlier fetch stopped inside it). */
 				cache_obj_unref(range);
 				range = o;
 				range_key = row->object_key;
 				o = NULL;
-				src = range->data;
+				src = range->data + (row->byte_offset - range->base);
 			}
 			if (src) {
 				memcpy(dst, src, row->length);

@@ -2,7 +2,9 @@
  * in at the head, so tailing consumers read from memory; catch-up reads
  * load ranges ahead of the consumer through cache_load (one get each),
  * named "key@offset", and the loads in flight are kept beside the LRU
- * until their bytes arrive. */
+ * until their bytes arrive. Cached ranges are also listed per object, so
+ * that a read (or a read-ahead) inside a range that starts earlier finds
+ * it. */
 #include "storage/cache.h"
 
 #include <stdio.h>
@@ -18,6 +20,8 @@ struct cache_entry {
 	struct cache_obj *obj;
 	char *key;
 	bool unread; /* a range loaded ahead that no one has read yet */
+	char *okey;  /* a range: its object's key (in c->ranges), else NULL */
+	struct cache_entry *rprev, *rnext; /* the object's other ranges */
 };
 
 /* Someone waiting for a load: a fetch, or nobody (read-ahead). */
@@ -31,6 +35,7 @@ struct load_waiter {
 struct cache_loading {
 	struct cache *c;
 	char *key;      /* the range's name */
+	char *okey;     /* the object's key */
 	uint64_t base;
 	uint8_t *data;  /* a block (block_get) */
 	size_t len, cap;
@@ -40,6 +45,7 @@ struct cache_loading {
 struct cache {
 	struct strmap by_key;
 	struct strmap loading;   /* key -> cache_loading */
+	struct strmap ranges;    /* object key -> its cached ranges (entries) */
 	struct cache_entry *head, *tail;
 	size_t bytes, limit_bytes;
 	size_t loading_bytes;
@@ -54,6 +60,7 @@ struct cache *cache_new(size_t limit_bytes)
 		return NULL;
 	strmap_init(&c->by_key);
 	strmap_init(&c->loading);
+	strmap_init(&c->ranges);
 	c->limit_bytes = limit_bytes;
 	return c;
 }
@@ -133,8 +140,56 @@ static void push_head(struct cache *c, struct cache_entry *e)
 	c->head = e;
 }
 
+/* List a range under its object (okey taken over). Without memory for
+ * the list it is found by its exact name only. */
+static void link_range(struct cache *c, struct cache_entry *e, char *okey)
+{
+	struct cache_entry *head = strmap_get(&c->ranges, okey);
+	if (!head && strmap_put(&c->ranges, okey, e) != 0) {
+		free(okey);
+		return;
+	}
+	if (head) {
+		e->rnext = head->rnext;
+		e->rprev = head;
+		if (head->rnext)
+			head->rnext->rprev = e;
+		head->rnext = e;
+	}
+	e->okey = okey;
+}
+
+static void unlink_range(struct cache *c, struct cache_entry *e)
+{
+	if (!e->okey)
+		return;
+	if (e->rprev) {
+		e->rprev->rnext = e->rnext;
+	} else if (e->rnext) {
+		/* Replacing a key's value allocates nothing: cannot fail. */
+		(void)strmap_put(&c->ranges, e->okey, e->rnext);
+	} else {
+		strmap_del(&c->ranges, e->okey);
+	}
+	if (e->rnext)
+		e->rnext->rprev = e->rprev;
+	free(e->okey);
+	e->okey = NULL;
+	e->rprev = e->rnext = NULL;
+}
+
+/* A cached range of object key that holds byte offset, or NULL. */
+static struct cache_entry *range_holding(const struct cache *c, const char *key, uint64_t offset)
+{
+	for (struct cache_entry *e = strmap_get(&c->ranges, key); e; e = e->rnext)
+		if (offset >= e->obj->base && offset - e->obj->base < e->obj->len)
+			return e;
+	return NULL;
+}
+
 static void evict(struct cache *c, struct cache_entry *e)
 {
+	unlink_range(c, e);
 	unlink_entry(c, e);
 	strmap_del(&c->by_key, e->key);
 	c->bytes -= e->obj->len;
@@ -153,6 +208,7 @@ void cache_free(struct cache *c)
 		evict(c, c->head);
 	strmap_free(&c->by_key);
 	strmap_free(&c->loading);
+	strmap_free(&c->ranges);
 	for (int k = 0; k < BLOCK_CLASSES; k++)
 		while (block_free[k]) {
 			struct block *b = block_free[k];
@@ -201,13 +257,9 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len)
 	put(c, key, data, len, 0);
 }
 
-struct cache_obj *cache_get(struct cache *c, const char *key)
+/* A hit on e: most recent now, read, referenced. */
+static struct cache_obj *take(struct cache *c, struct cache_entry *e)
 {
-	struct cache_entry *e = strmap_get(&c->by_key, key);
-	if (!e) {
-		c->misses++;
-		return NULL;
-	}
 	c->hits++;
 	if (e->unread) {
 		e->unread = false;
@@ -217,6 +269,21 @@ struct cache_obj *cache_get(struct cache *c, const char *key)
 	push_head(c, e);
 	e->obj->refs++;
 	return e->obj;
+}
+
+struct cache_obj *cache_get(struct cache *c, const char *key)
+{
+	struct cache_entry *e = strmap_get(&c->by_key, key);
+	if (!e) {
+		c->misses++;
+		return NULL;
+	}
+	return take(c, e);
+}
+
+bool cache_contains(const struct cache *c, const char *key)
+{
+	return strmap_get(&c->by_key, key) != NULL;
 }
 
 /* "key@offset": a range's name in the maps. */
@@ -230,7 +297,20 @@ struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t off
 {
 	char name[RANGE_NAME_BYTES];
 	range_name(name, key, offset);
-	return cache_get(c, name);
+	struct cache_entry *e = strmap_get(&c->by_key, name);
+	if (!e)
+		e = range_holding(c, key, offset);
+	if (!e) {
+		c->misses++;
+		return NULL;
+	}
+	return take(c, e);
+}
+
+uint64_t cache_range_end(const struct cache *c, const char *key, uint64_t offset)
+{
+	const struct cache_entry *e = range_holding(c, key, offset);
+	return e ? e->obj->base + e->obj->len : offset;
 }
 
 bool cache_has_range(const struct cache *c, const char *key, uint64_t offset)
@@ -269,9 +349,12 @@ static void load_done(void *arg, int err)
 			e->obj->base = l->base;
 			e->unread = true;
 			c->unread_bytes += l->len;
+			link_range(c, e, l->okey);
+			l->okey = NULL;
 		}
 	}
 	struct load_waiter *w = l->waiters;
+	free(l->okey);
 	free(l->key);
 	free(l);
 	while (w) {
@@ -287,7 +370,10 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 {
 	char name[RANGE_NAME_BYTES];
 	range_name(name, key, offset);
-	if (strmap_get(&c->by_key, name))
+	/* In memory already: the range, the whole object (the write path
+	 * puts every object it commits in), or a range that holds it all. */
+	if (strmap_get(&c->by_key, name) || strmap_get(&c->by_key, key) ||
+	    (len && cache_range_end(c, key, offset) >= offset + len))
 		return 1;
 	struct cache_loading *l = strmap_get(&c->loading, name);
 	if (l)
@@ -313,9 +399,10 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	l->len = len;
 	l->tail = &l->waiters;
 	l->key = strdup(name);
+	l->okey = strdup(key);
 	l->data = block_get(len, &l->cap);
 	int rc = SL_ENOMEM;
-	if (!l->key || !l->data || add_waiter(l, done, arg) != 0)
+	if (!l->key || !l->okey || !l->data || add_waiter(l, done, arg) != 0)
 		goto out_free;
 	if ((rc = strmap_put(&c->loading, name, l)) != 0)
 		goto out_free;
@@ -331,6 +418,7 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 out_free:
 	free(l->waiters);
 	block_release(l->data, l->cap);
+	free(l->okey);
 	free(l->key);
 	free(l);
 	return rc;

@@ -40,9 +40,16 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len);
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);
-/* The range of object key loaded from byte offset (cache_load), or NULL.
- * Drop with cache_obj_unref. */
+/* Whether the whole object key is cached (no LRU move, not counted). */
+bool cache_contains(const struct cache *c, const char *key);
+/* The range of object key loaded from byte offset (cache_load), or else
+ * a cached range of it that holds byte offset (o->base <= offset), or
+ * NULL. Drop with cache_obj_unref. */
 struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t offset);
+/* Where the cached range of object key that holds byte offset ends (the
+ * object's byte offset after its last byte); offset itself when no
+ * cached range holds it. No LRU move, not counted. */
+uint64_t cache_range_end(const struct cache *c, const char *key, uint64_t offset);
 /* Whether that range is cached or being loaded (no LRU move, not counted). */
 bool cache_has_range(const struct cache *c, const char *key, uint64_t offset);
 
@@ -52,7 +59,8 @@ typedef void (*cache_load_fn)(void *arg, int err);
 
 /* Load len bytes of object key from byte offset into the cache (one
  * get), as a range that cache_get_range(key, offset) finds. Returns
- *   1  it is already cached: nothing started, done is not called;
+ *   1  it is already cached (that range, the whole object, or a range
+ *      holding all of it): nothing started, done is not called;
  *   0  a load of it is in flight (started now or earlier): done(arg, err)
  *      is called once when it ends (done may be NULL: read-ahead);
  *  <0  it cannot be loaded now: SL_EINVAL (cache off, len 0 or larger

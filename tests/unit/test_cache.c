@@ -56,17 +56,24 @@ static void on_loaded(void *arg, int err)
 	w->err = err;
 }
 
+/* A loop, and a mem store holding obj (1000 bytes: 0, 1, 2, ...) as key. */
+static struct objstore *mem_store(uv_loop_t *loop, uint8_t obj[1000], const char *key)
+{
+	assert_int_equal(uv_loop_init(loop), 0);
+	struct objstore *s;
+	assert_int_equal(objstore_mem_open(&s), 0);
+	for (int i = 0; i < 1000; i++)
+		obj[i] = (uint8_t)i;
+	assert_int_equal(objstore_put(s, key, obj, 1000), 0);
+	return s;
+}
+
 static void test_range_load(void **state)
 {
 	(void)state;
 	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	struct objstore *s;
-	assert_int_equal(objstore_mem_open(&s), 0);
 	uint8_t obj[1000];
-	for (int i = 0; i < 1000; i++)
-		obj[i] = (uint8_t)i;
-	assert_int_equal(objstore_put(s, "k", obj, sizeof obj), 0);
+	struct objstore *s = mem_store(&loop, obj, "k");
 
 	struct cache *c = cache_new(1000);
 	struct waited w1 = { 0 }, w2 = { 0 };
@@ -133,11 +140,84 @@ static void test_range_load(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* What is in memory already is not loaded again, and is found from
+ * inside: the whole object, or a range holding the bytes asked for. */
+static void test_held(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uint8_t obj[1000];
+	struct objstore *s = mem_store(&loop, obj, "k");
+	assert_int_equal(objstore_put(s, "w", obj, sizeof obj), 0);
+
+	struct cache *c = cache_new(2000);
+	/* a whole object: contained, and no load of any range of it */
+	uint8_t *copy = malloc(sizeof obj);
+	assert_non_null(copy);
+	memcpy(copy, obj, sizeof obj);
+	cache_put(c, "w", copy, sizeof obj);
+	assert_true(cache_contains(c, "w"));
+	assert_false(cache_contains(c, "k"));
+	assert_int_equal(cache_load(c, s, &loop, "w", 100, 200, NULL, NULL), 1);
+	assert_int_equal(cache_loads(c), 0);
+
+	/* cache_contains does not make an object recent: "a" and "w" go
+	 * first when room is needed */
+	cache_put(c, "a", filled(400, 1), 400);
+	cache_put(c, "b", filled(400, 2), 400);
+	uint64_t hits = cache_hits(c), misses = cache_misses(c);
+	assert_true(cache_contains(c, "w"));
+	assert_true(cache_contains(c, "a"));
+	assert_int_equal(cache_hits(c), hits);
+	assert_int_equal(cache_misses(c), misses);
+	cache_put(c, "d", filled(500, 3), 500); /* 1800 + 500: w goes */
+	assert_false(cache_contains(c, "w"));
+	assert_true(cache_contains(c, "a"));
+	cache_put(c, "e", filled(800, 4), 800); /* 1300 + 800: a goes */
+	assert_false(cache_contains(c, "a"));
+
+	/* a range [100, 500) of k */
+	assert_int_equal(cache_load(c, s, &loop, "k", 100, 400, NULL, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(cache_loads(c), 1);
+	assert_int_equal(cache_range_end(c, "k", 100), 500);
+	assert_int_equal(cache_range_end(c, "k", 499), 500);
+	assert_int_equal(cache_range_end(c, "k", 500), 500); /* not held */
+	assert_int_equal(cache_range_end(c, "k", 99), 99);
+	assert_int_equal(cache_range_end(c, "x", 10), 10);
+	/* inside it: nothing loaded; past its end: a load */
+	assert_int_equal(cache_load(c, s, &loop, "k", 300, 200, NULL, NULL), 1);
+	assert_int_equal(cache_loads(c), 1);
+	/* found from inside, at the right bytes */
+	struct cache_obj *o = cache_get_range(c, "k", 300);
+	assert_non_null(o);
+	assert_int_equal(o->base, 100);
+	assert_memory_equal(o->data + 200, obj + 300, 100);
+	cache_obj_unref(o);
+	assert_null(cache_get_range(c, "k", 500));
+	assert_int_equal(cache_load(c, s, &loop, "k", 300, 300, NULL, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(cache_loads(c), 2);
+	/* two ranges of k: each found; dropping one keeps the other */
+	assert_int_equal(cache_range_end(c, "k", 550), 600);
+	cache_drop_range(c, "k", 100);
+	assert_int_equal(cache_range_end(c, "k", 200), 200);
+	assert_int_equal(cache_range_end(c, "k", 450), 600);
+	cache_drop_range(c, "k", 300);
+	assert_int_equal(cache_range_end(c, "k", 450), 450);
+	assert_null(cache_get_range(c, "k", 450));
+
+	cache_free(c);
+	objstore_close(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lru_bound),
 		cmocka_unit_test(test_range_load),
+		cmocka_unit_test(test_held),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
