@@ -154,13 +154,18 @@ void handle_describe_configs(struct agent *a, struct request *req)
 
 enum { OP_SET = 0, OP_DELETE = 1, OP_APPEND = 2, OP_SUBTRACT = 3 };
 
-/* The new value of a list config after APPEND or SUBTRACT of item. */
-static void list_edit(const char *current, const char *item, bool append, char *out, size_t cap)
+typedef struct kmsg_incremental_alter_configs_req_alter_configs_resource iac_resource;
+typedef struct kmsg_incremental_alter_configs_req_alterable_config iac_config;
+
+/* The new value of a list config after APPEND or SUBTRACT of item.
+ * False when it does not fit in cap. */
+static bool list_edit(const char *current, const char *item, bool append, char *out, size_t cap)
 {
 	out[0] = 0;
 	char copy[META_CONFIG_VALUE_BYTES];
 	snprintf(copy, sizeof copy, "%s", current ? current : "");
 	bool present = false;
+	size_t len = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (strcmp(tok, item) == 0) {
@@ -168,18 +173,21 @@ static void list_edit(const char *current, const char *item, bool append, char *
 			if (!append)
 				continue;
 		}
-		size_t len = strlen(out);
-		snprintf(out + len, cap - len, "%s%s", len ? "," : "", tok);
+		int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", tok);
+		if (n < 0 || (size_t)n >= cap - len)
+			return false;
+		len += (size_t)n;
 	}
 	if (append && !present) {
-		size_t len = strlen(out);
-		snprintf(out + len, cap - len, "%s%s", len ? "," : "", item);
+		int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", item);
+		if (n < 0 || (size_t)n >= cap - len)
+			return false;
 	}
+	return true;
 }
 
 /* Whether config k of q repeats the name of an earlier one. */
-static bool config_named_before(const struct kmsg_incremental_alter_configs_req_alter_configs_resource *q,
-				int32_t k)
+static bool config_named_before(const iac_resource *q, int32_t k)
 {
 	for (int32_t j = 0; j < k; j++)
 		if (q->configs[j].name.len == q->configs[k].name.len &&
@@ -189,6 +197,143 @@ static bool config_named_before(const struct kmsg_incremental_alter_configs_req_
 	return false;
 }
 
+/* Resources ordered by (type, name), to find the ones named twice. */
+struct resource_ref {
+	const iac_resource *q;
+	int32_t i;
+};
+
+static int resource_ref_cmp(const void *x, const void *y)
+{
+	const iac_resource *a = ((const struct resource_ref *)x)->q;
+	const iac_resource *b = ((const struct resource_ref *)y)->q;
+	if (a->resource_type != b->resource_type)
+		return a->resource_type < b->resource_type ? -1 : 1;
+	if (a->resource_name.len != b->resource_name.len)
+		return a->resource_name.len < b->resource_name.len ? -1 : 1;
+	if (a->resource_name.len <= 0)
+		return 0;
+	return memcmp(a->resource_name.ptr, b->resource_name.ptr, (size_t)a->resource_name.len);
+}
+
+/* "Null value not supported for : a, b" (Kafka's words) when a config
+ * other than a DELETE has no value. */
+static bool null_values(const iac_resource *q, char *msg, size_t cap)
+{
+	bool any = false;
+	size_t len = 0;
+	for (int32_t k = 0; k < q->configs_count; k++) {
+		const iac_config *c = &q->configs[k];
+		if (c->config_operation == OP_DELETE || c->value.len >= 0)
+			continue;
+		int n = len + 1 < cap ? snprintf(msg + len, cap - len, "%s%.*s",
+						 any ? ", " : "Null value not supported for : ",
+						 c->name.len > 200 ? 200 : (c->name.len < 0 ? 0 : c->name.len),
+						 c->name.ptr ? c->name.ptr : "")
+				      : 0;
+		any = true;
+		if (n > 0)
+			len = (size_t)n < cap - len ? len + (size_t)n : cap - 1; /* truncated */
+	}
+	return any;
+}
+
+/* Check resource q and compute its changes (*changes, in the arena)
+ * without applying anything, in Kafka's order: null values, resource
+ * type, the topic, then each config. A refusal sets *error and msg.
+ * Returns SL_ENOMEM when the arena is full, else 0. */
+static int plan_resource(struct agent *a, struct request *req, const iac_resource *q,
+			 struct topic_state **tp, struct meta_config_change **changes,
+			 int16_t *error, char *msg, size_t cap)
+{
+	struct topic_state *t = NULL;
+	if (null_values(q, msg, cap)) {
+		*error = KERR_INVALID_REQUEST;
+		return 0;
+	}
+	if (q->resource_type != RESOURCE_TOPIC) {
+		*error = KERR_INVALID_REQUEST;
+		snprintf(msg, cap, "Only topic configs can be altered; broker settings are flags of sluice serve");
+		return 0;
+	}
+	if (!(t = agent_topic(a, q->resource_name))) {
+		*error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+		snprintf(msg, cap, "Topic does not exist");
+		return 0;
+	}
+	if (q->configs_count > SL_CONFIGS_MAX) {
+		*error = KERR_INVALID_REQUEST;
+		snprintf(msg, cap, "Too many configs");
+		return 0;
+	}
+	*tp = t;
+	if (q->configs_count <= 0)
+		return 0;
+	struct meta_config_change *ch;
+	if (!REQ_ARRAY(req, q->configs_count, ch))
+		return SL_ENOMEM;
+	*changes = ch;
+	for (int32_t k = 0; k < q->configs_count; k++) {
+		const iac_config *c = &q->configs[k];
+		char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES];
+		const struct topic_config_def *d = NULL;
+		bool list_op = c->config_operation == OP_APPEND || c->config_operation == OP_SUBTRACT;
+		if (config_named_before(q, k)) {
+			/* Kafka: "Error due to duplicate config keys" */
+			*error = KERR_INVALID_REQUEST;
+			snprintf(msg, cap, "Error due to duplicate config keys");
+			return 0;
+		}
+		if (!kstr_copy(c->name, name, sizeof name) || !(d = topic_config_find(name))) {
+			*error = KERR_INVALID_CONFIG;
+			snprintf(msg, cap, "Unknown topic config name: %.*s",
+				 c->name.len > 200 ? 200 : (c->name.len < 0 ? 0 : c->name.len), c->name.ptr);
+			return 0;
+		}
+		if (c->config_operation < OP_SET || c->config_operation > OP_SUBTRACT) {
+			*error = KERR_INVALID_REQUEST;
+			snprintf(msg, cap, "Unknown operation %d", c->config_operation);
+			return 0;
+		}
+		if (list_op && d->type != TOPIC_CONFIG_LIST) {
+			*error = KERR_INVALID_CONFIG;
+			snprintf(msg, cap, "Config value append is not allowed for config key: %s", name);
+			return 0;
+		}
+		ch[k].name = NULL;
+		ch[k].value = NULL;
+		if (c->config_operation == OP_SET) {
+			if (!kstr_copy(c->value, value, sizeof value))
+				d = NULL; /* too long */
+		} else if (list_op) {
+			/* The edited list is checked as a SET of it would be. */
+			char item[META_CONFIG_VALUE_BYTES];
+			const char *cur = agent_topic_config(t, name);
+			if (!kstr_copy(c->value, item, sizeof item) ||
+			    !list_edit(cur ? cur : d->default_value, item,
+				       c->config_operation == OP_APPEND, value, sizeof value))
+				d = NULL;
+		}
+		if (c->config_operation != OP_DELETE) {
+			if (!d || !topic_config_value_valid(d, value)) {
+				*error = KERR_INVALID_CONFIG;
+				snprintf(msg, cap, "Invalid value for configuration %s", name);
+				return 0;
+			}
+			if (!(ch[k].value = api_cstr_dup(req, KSTR(value))))
+				return SL_ENOMEM;
+		}
+		if (!(ch[k].name = api_cstr_dup(req, KSTR(name))))
+			return SL_ENOMEM;
+	}
+	return 0;
+}
+
+/* IncrementalAlterConfigs, as Kafka's ConfigAdminManager.preprocess and
+ * its controller check it: a resource named twice refuses both entries;
+ * then each resource is checked and its changes computed; only when all
+ * are (nothing left that can fail for want of memory) are they applied,
+ * each resource all or nothing in one metadata transaction. */
 void handle_incremental_alter_configs(struct agent *a, struct request *req)
 {
 	struct kmsg_incremental_alter_configs_req m;
@@ -199,99 +344,60 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 	}
 	struct kmsg_incremental_alter_configs_resp r;
 	kmsg_incremental_alter_configs_resp_init(&r);
-	r.responses_count = m.resources_count > 0 ? m.resources_count : 0;
-	if (!REQ_ARRAY(req, r.responses_count, r.responses)) {
+	int32_t n = m.resources_count > 0 ? m.resources_count : 0;
+	r.responses_count = n;
+	struct resource_ref *refs = NULL;
+	struct topic_state **topics = NULL;
+	struct meta_config_change **changes = NULL;
+	if (n > 0 && (!REQ_ARRAY(req, n, r.responses) || !REQ_ARRAY(req, n, refs) ||
+		      !REQ_ARRAY(req, n, topics) || !REQ_ARRAY(req, n, changes))) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.responses_count; i++) {
-		struct kmsg_incremental_alter_configs_req_alter_configs_resource *q = &m.resources[i];
+	for (int32_t i = 0; i < n; i++) {
 		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
 		kmsg_incremental_alter_configs_resp_alter_configs_resource_response_init(res);
-		res->resource_type = q->resource_type;
-		res->resource_name = q->resource_name;
+		res->resource_type = m.resources[i].resource_type;
+		res->resource_name = m.resources[i].resource_name;
 		res->error_message = KSTR_NULL;
-		char msg[600] = "";
-		struct topic_state *t = NULL;
-		if (q->resource_type != RESOURCE_TOPIC) {
-			res->error_code = KERR_INVALID_REQUEST;
-			snprintf(msg, sizeof msg, "Only topic configs can be altered; broker settings are flags of sluice serve");
-		} else if (!(t = agent_topic(a, q->resource_name))) {
-			res->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-			snprintf(msg, sizeof msg, "Topic does not exist");
-		} else if (q->configs_count > SL_CONFIGS_MAX) {
-			res->error_code = KERR_INVALID_REQUEST;
-			snprintf(msg, sizeof msg, "Too many configs");
+		refs[i] = (struct resource_ref){ &m.resources[i], i };
+		topics[i] = NULL;
+		changes[i] = NULL;
+	}
+	if (n > 1)
+		qsort(refs, (size_t)n, sizeof *refs, resource_ref_cmp);
+	for (int32_t i = 0; i + 1 < n; i++) {
+		if (resource_ref_cmp(&refs[i], &refs[i + 1]) != 0)
+			continue;
+		for (int32_t k = i; k <= i + 1; k++) {
+			r.responses[refs[k].i].error_code = KERR_INVALID_REQUEST;
+			r.responses[refs[k].i].error_message = KSTR("Each resource must appear at most once.");
 		}
-		/* Check every change first: a resource is altered all or nothing,
-		 * in one metadata transaction. */
-		struct meta_config_change *changes = NULL;
-		if (!res->error_code && q->configs_count > 0 &&
-		    !REQ_ARRAY(req, q->configs_count, changes)) {
+	}
+	/* Check and compute everything before changing anything. */
+	for (int32_t i = 0; i < n; i++) {
+		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
+		if (res->error_code)
+			continue;
+		char msg[600] = "";
+		if (plan_resource(a, req, &m.resources[i], &topics[i], &changes[i],
+				  &res->error_code, msg, sizeof msg) != 0) {
 			request_fail_close(req);
 			return;
 		}
-		for (int32_t k = 0; !res->error_code && k < q->configs_count; k++) {
-			struct kmsg_incremental_alter_configs_req_alterable_config *c = &q->configs[k];
-			char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES];
-			const struct topic_config_def *d = NULL;
-			if (config_named_before(q, k)) {
-				/* Kafka: "Error due to duplicate config keys" */
-				res->error_code = KERR_INVALID_REQUEST;
-				snprintf(msg, sizeof msg, "Error due to duplicate config keys");
-			} else if (!kstr_copy(c->name, name, sizeof name) || !(d = topic_config_find(name))) {
-				res->error_code = KERR_INVALID_CONFIG;
-				snprintf(msg, sizeof msg, "Unknown topic config name: %.*s",
-					 c->name.len > 200 ? 200 : (c->name.len < 0 ? 0 : c->name.len), c->name.ptr);
-			} else if (c->config_operation < OP_SET || c->config_operation > OP_SUBTRACT) {
-				res->error_code = KERR_INVALID_REQUEST;
-				snprintf(msg, sizeof msg, "Unknown operation %d", c->config_operation);
-			} else if ((c->config_operation == OP_APPEND || c->config_operation == OP_SUBTRACT) &&
-				   d->type != TOPIC_CONFIG_LIST) {
-				res->error_code = KERR_INVALID_CONFIG;
-				snprintf(msg, sizeof msg, "Config value append is not allowed for config key: %s", name);
-			} else if (c->config_operation == OP_SET &&
-				   (!kstr_copy(c->value, value, sizeof value) || !topic_config_value_valid(d, value))) {
-				res->error_code = KERR_INVALID_CONFIG;
-				snprintf(msg, sizeof msg, "Invalid value for configuration %s", name);
-			}
-		}
-		for (int32_t k = 0; !res->error_code && k < q->configs_count; k++) {
-			struct kmsg_incremental_alter_configs_req_alterable_config *c = &q->configs[k];
-			struct meta_config_change *ch = &changes[k];
-			ch->name = api_cstr_dup(req, c->name);
-			ch->value = NULL;
-			if (c->config_operation == OP_SET) {
-				ch->value = api_cstr_dup(req, c->value);
-			} else if (c->config_operation != OP_DELETE) {
-				char item[META_CONFIG_VALUE_BYTES], *value;
-				if (!kstr_copy(c->value, item, sizeof item))
-					item[0] = 0;
-				const char *cur = agent_topic_config(t, ch->name);
-				if (!cur)
-					cur = topic_config_find(ch->name)->default_value;
-				if ((value = arena_alloc(&req->arena, META_CONFIG_VALUE_BYTES))) {
-					list_edit(cur, item, c->config_operation == OP_APPEND,
-						  value, META_CONFIG_VALUE_BYTES);
-					ch->value = value;
-				}
-				if (!value)
-					ch->name = NULL;
-			}
-			if (!ch->name || (c->config_operation != OP_DELETE && !ch->value)) {
-				request_fail_close(req);
-				return;
-			}
-		}
-		if (!res->error_code && !m.validate_only && q->configs_count > 0) {
-			int rc = agent_topic_configs_set(a, t, changes, (size_t)q->configs_count);
-			if (rc) {
-				res->error_code = KERR_UNKNOWN_SERVER_ERROR;
-				snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
-			}
-		}
 		if (res->error_code)
 			res->error_message = api_kstr_dup(req, msg);
+	}
+	for (int32_t i = 0; i < n && !m.validate_only; i++) {
+		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
+		if (res->error_code || m.resources[i].configs_count <= 0)
+			continue;
+		int rc = agent_topic_configs_set(a, topics[i], changes[i],
+						 (size_t)m.resources[i].configs_count);
+		if (rc) {
+			res->error_code = KERR_UNKNOWN_SERVER_ERROR;
+			res->error_message = KSTR(sl_strerror(rc));
+		}
 	}
 	kmsg_incremental_alter_configs_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);

@@ -310,3 +310,17 @@ def incremental_alter_configs_v0(sock, topic, ops, validate_only=False):
     assert r.done(), "trailing bytes in IncrementalAlterConfigs v0 response"
     assert len(res) == 1 and res[0][3] == topic, res
     return res[0][0], res[0][1]
+
+
+def incremental_alter_configs_many_v0(sock, resources, validate_only=False):
+    """resources: list of (resource_type, name, ops), ops as above. Returns
+    one (error_code, message, resource_type, name) per resource, in order."""
+    def res(rtype, name, ops):
+        return i8(rtype) + string(name) + array(
+            string(n) + i8(op) + string(v) for n, op, v in ops)
+    body = array(res(*x) for x in resources) + i8(1 if validate_only else 0)
+    r = Reader(roundtrip(sock, API_INCREMENTAL_ALTER_CONFIGS, 0, body))
+    r.i32()  # throttle
+    out = r.array(lambda: (r.i16(), r.string(), r.i8(), r.string()))
+    assert r.done(), "trailing bytes in IncrementalAlterConfigs v0 response"
+    return out

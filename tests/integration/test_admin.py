@@ -169,6 +169,77 @@ def test_incremental_alter_configs(broker):
                       ("retention.ms", kproto.OP_DELETE, None)])
         assert err == KafkaError.INVALID_REQUEST, (err, msg)
         assert describe(b, name)["retention.ms"].value == "7000"
+        # APPEND and SUBTRACT results are checked as a SET of them would be.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("cleanup.policy", kproto.OP_APPEND, "bogus")])
+        assert err == KafkaError.INVALID_CONFIG, (err, msg)
+        assert describe(b, name)["cleanup.policy"].value == "delete,compact"
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("cleanup.policy", kproto.OP_SUBTRACT, "compact")])
+        assert err == 0, (err, msg)
+        assert describe(b, name)["cleanup.policy"].value == "delete"
+        # A null value is refused for every operation but DELETE, before
+        # the topic is looked up (Kafka's preprocess order).
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, util.topic_name("missing"),
+            [("retention.ms", kproto.OP_SET, None),
+             ("cleanup.policy", kproto.OP_APPEND, None),
+             ("segment.ms", kproto.OP_DELETE, None)])
+        assert err == KafkaError.INVALID_REQUEST, (err, msg)
+        assert msg == "Null value not supported for : retention.ms, cleanup.policy", msg
+    finally:
+        s.close()
+
+
+def test_incremental_alter_configs_resources(broker):
+    """Several resources in one request, as Kafka checks them: one named
+    twice refuses both of its entries (before nulls or existence), the
+    others are altered or refused each on its own."""
+    b = broker.bootstrap
+    one = util.create_topic(b, util.topic_name("iacm1"), 1)
+    two = util.create_topic(b, util.topic_name("iacm2"), 1)
+    missing = util.topic_name("missing")
+    T = kproto.RESOURCE_TOPIC
+    s = kproto.connect(b)
+    try:
+        res = kproto.incremental_alter_configs_many_v0(s, [
+            (T, one, [("retention.ms", kproto.OP_SET, None)]),
+            (T, two, [("retention.ms", kproto.OP_SET, None)]),
+            (T, missing, [("retention.ms", kproto.OP_SET, "1")]),
+            (T, one, [("segment.ms", kproto.OP_SET, "60000")]),
+            (T, missing, [("retention.ms", kproto.OP_SET, "2")]),
+        ])
+        dup = (KafkaError.INVALID_REQUEST, "Each resource must appear at most once.")
+        null = (KafkaError.INVALID_REQUEST, "Null value not supported for : retention.ms")
+        assert [(e, m) for e, m, _, _ in res] == [dup, null, dup, dup, dup], res
+        assert [(t, n) for _, _, t, n in res] == [
+            (T, one), (T, two), (T, missing), (T, one), (T, missing)], res
+        assert describe(b, one)["segment.ms"].is_default
+
+        # Distinct resources: each on its own; a refused one alters nothing,
+        # the others are applied.
+        res = kproto.incremental_alter_configs_many_v0(s, [
+            (T, one, [("retention.ms", kproto.OP_SET, "5000"),
+                      ("cleanup.policy", kproto.OP_APPEND, "compact")]),
+            (T, two, [("retention.ms", kproto.OP_SET, "6000"),
+                      ("cleanup.policy", kproto.OP_APPEND, "bogus")]),
+            (T, missing, [("retention.ms", kproto.OP_SET, "1")]),
+        ])
+        assert [e for e, _, _, _ in res] == [
+            0, KafkaError.INVALID_CONFIG, KafkaError.UNKNOWN_TOPIC_OR_PART], res
+        cfg = describe(b, one)
+        assert cfg["retention.ms"].value == "5000"
+        assert cfg["cleanup.policy"].value == "delete,compact"
+        assert describe(b, two)["retention.ms"].is_default
+
+        # validate_only checks all of them and changes none.
+        res = kproto.incremental_alter_configs_many_v0(s, [
+            (T, one, [("retention.ms", kproto.OP_SET, "7000")]),
+            (T, two, [("retention.ms", kproto.OP_SET, "8000")]),
+        ], validate_only=True)
+        assert [e for e, _, _, _ in res] == [0, 0], res
+        assert describe(b, one)["retention.ms"].value == "5000"
+        assert describe(b, two)["retention.ms"].is_default
     finally:
         s.close()
 
