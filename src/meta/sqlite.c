@@ -701,6 +701,25 @@ static int sq_read_rows(struct sq_conn *c, sqlite3_stmt *st, size_t max_rows,
 	return rc;
 }
 
+/* A row query on the loop connection: statement id with its integer
+ * parameters ?1..?nb (the last being the row limit), rows read by row. */
+static int sq_query_rows(struct meta *m, enum stmt id, const int64_t *binds, int nb,
+			 size_t max_rows, void (*row)(sqlite3_stmt *st, void *out, size_t i),
+			 void *out, size_t *n, const char *what)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, id);
+	for (int i = 0; i < nb; i++)
+		sqlite3_bind_int64(st, i + 1, binds[i]);
+	int rc = sq_read_rows(c, st, max_rows, row, out, n, what);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* ---- garbage collection ---- */
 
 static void object_row_read(sqlite3_stmt *st, void *out, size_t i)
@@ -718,20 +737,11 @@ static void object_row_read(sqlite3_stmt *st, void *out, size_t i)
 static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t after_oid,
 			   size_t max_rows, struct meta_object *rows, size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
-	*n = 0;
-	if (max_rows == 0)
-		return 0;
 	if (max_rows > INT32_MAX)
 		max_rows = INT32_MAX;
-	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = sq_stmt(c, ST_OBJECTS_DEAD);
-	sqlite3_bind_int64(st, 1, after_oid);
-	sqlite3_bind_int64(st, 2, created_before_ms);
-	sqlite3_bind_int64(st, 3, (int64_t)max_rows);
-	int rc = sq_read_rows(c, st, max_rows, object_row_read, rows, n, "listing dead objects");
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+	int64_t binds[] = { after_oid, created_before_ms, (int64_t)max_rows };
+	return sq_query_rows(m, ST_OBJECTS_DEAD, binds, 3, max_rows, object_row_read, rows, n,
+			     "listing dead objects");
 }
 
 /* Runs statement s (?1 = key) for each key in one transaction: hit[i]
@@ -1317,21 +1327,11 @@ static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
 static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
 			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
-	*n = 0;
-	if (max_rows == 0)
-		return 0;
 	if (max_rows > INT32_MAX)
 		max_rows = INT32_MAX;
-	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_FROM);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	sqlite3_bind_int64(st, 3, offset);
-	sqlite3_bind_int64(st, 4, (int64_t)max_rows);
-	int rc = sq_read_rows(c, st, max_rows, batch_row_read, rows, n, "reading batches");
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+	int64_t binds[] = { tid, partition, offset, (int64_t)max_rows };
+	return sq_query_rows(m, ST_BATCHES_FROM, binds, 4, max_rows, batch_row_read, rows, n,
+			     "reading batches");
 }
 
 /* Runs a (tid, partition[, ts]) query that yields (base_offset, ts). */
