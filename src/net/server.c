@@ -27,6 +27,7 @@ struct conn {
 	bool wants_budget;         /* its next frame waits for the server's
 				      queued-bytes budget */
 	uint64_t big_progress_ms;  /* when the big frame last received bytes */
+	bool close_pending;        /* a request will close it: read no more */
 	struct request *head, *tail; /* in arrival order */
 	int inflight;
 	size_t inflight_bytes;     /* frames received, not yet answered */
@@ -177,6 +178,8 @@ void request_fail_close(struct request *req)
 
 void request_close_after(struct request *req)
 {
+	req->conn->close_pending = true; /* nothing after it runs (as Kafka) */
+	conn_update_reading(req->conn);
 	req->close_after = true;
 	req->no_reply = true;
 	req->done = true;
@@ -230,8 +233,10 @@ static void sweep_fired(uv_timer_t *t)
 {
 	struct server *s = t->data;
 	uint64_t now = uv_now(s->loop);
+	if (s->paused)
+		return; /* the agent stopped reading, not the clients */
 	for (struct conn *c = s->conns; c; c = c->next) {
-		if (c->big && !c->closing && now - c->big_progress_ms > SL_FRAME_STALL_MS) {
+		if (c->big && c->reading && !c->closing && now - c->big_progress_ms > SL_FRAME_STALL_MS) {
 			log_warn("%s: request of %zu bytes stalled at %zu for %d s; closing", c->peer,
 				 c->big_len, c->big_have, SL_FRAME_STALL_MS / 1000);
 			conn_close(c);
@@ -286,7 +291,11 @@ static bool budget_take(struct conn *c, size_t n)
 	 * passes, so Metadata, ApiVersions and heartbeats keep moving while
 	 * large frames fill the budget. */
 	bool small_first = n <= READ_CHUNK_BYTES && c->inflight == 0;
-	if (s->queued_bytes > 0 && s->queued_bytes + n > s->queued_bytes_max && !small_first) {
+	/* Like Kafka's memory pool, not strict: a frame is taken while any
+	 * room is left (overshooting by at most one frame), so a large frame
+	 * never waits for a moment with nothing queued, which steady small
+	 * traffic (long polls) would never leave. */
+	if (s->queued_bytes >= s->queued_bytes_max && !small_first) {
 		if (!c->wants_budget)
 			log_debug("%s: %zu queued request bytes; waiting", c->peer, s->queued_bytes);
 		c->wants_budget = true;
@@ -460,11 +469,14 @@ static void conn_update_reading(struct conn *c)
 {
 	if (c->closing)
 		return;
-	bool want = !c->server->paused && !c->wants_budget && c->inflight < SL_CONN_INFLIGHT_MAX &&
+	bool want = !c->server->paused && !c->wants_budget && !c->close_pending &&
+		    c->inflight < SL_CONN_INFLIGHT_MAX &&
 		    c->inflight_bytes < SL_CONN_PENDING_BYTES_MAX &&
 		    uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < SL_CONN_PENDING_BYTES_MAX;
 	if (want && !c->reading) {
 		c->reading = true;
+		if (c->big) /* a stall counts from when we read again */
+			c->big_progress_ms = uv_now(c->server->loop);
 		uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 		conn_process_buffered(c);
 	} else if (!want && c->reading) {
