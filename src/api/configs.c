@@ -159,29 +159,51 @@ typedef struct kmsg_incremental_alter_configs_req_alterable_config iac_config;
 
 /* The new value of a list config after APPEND or SUBTRACT of item.
  * False when it does not fit in cap. */
-static bool list_edit(const char *current, const char *item, bool append, char *out, size_t cap)
+/* Whether the comma-separated list has the item. */
+static bool list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+	for (const char *p = list; *p;) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == n && len > 0 && strncmp(p, item, n) == 0)
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+/* Kafka's APPEND / SUBTRACT: items (comma-separated, as Kafka splits the
+ * operation's value) are added to the current list unless present, or
+ * removed from it. */
+static bool list_edit(const char *current, const char *items, bool append, char *out, size_t cap)
 {
 	out[0] = 0;
 	char copy[META_CONFIG_VALUE_BYTES];
-	snprintf(copy, sizeof copy, "%s", current ? current : "");
-	bool present = false;
 	size_t len = 0;
 	char *save = NULL;
+	snprintf(copy, sizeof copy, "%s", current ? current : "");
 	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (strcmp(tok, item) == 0) {
-			present = true;
-			if (!append)
-				continue;
-		}
+		if (!append && list_has(items, tok))
+			continue;
 		int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", tok);
 		if (n < 0 || (size_t)n >= cap - len)
 			return false;
 		len += (size_t)n;
 	}
-	if (append && !present) {
-		int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", item);
+	if (!append)
+		return true;
+	snprintf(copy, sizeof copy, "%s", items);
+	save = NULL;
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (list_has(out, tok))
+			continue;
+		int n = snprintf(out + len, cap - len, "%s%s", len ? "," : "", tok);
 		if (n < 0 || (size_t)n >= cap - len)
 			return false;
+		len += (size_t)n;
 	}
 	return true;
 }

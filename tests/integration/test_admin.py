@@ -178,6 +178,16 @@ def test_incremental_alter_configs(broker):
             s, name, [("cleanup.policy", kproto.OP_SUBTRACT, "compact")])
         assert err == 0, (err, msg)
         assert describe(b, name)["cleanup.policy"].value == "delete"
+        # A comma-separated value is a list of items, as Kafka splits it:
+        # APPEND adds those not present, SUBTRACT removes those present.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("cleanup.policy", kproto.OP_APPEND, "compact,delete")])
+        assert err == 0, (err, msg)
+        assert describe(b, name)["cleanup.policy"].value == "delete,compact"
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("cleanup.policy", kproto.OP_SUBTRACT, "compact,bogus")])
+        assert err == 0, (err, msg)
+        assert describe(b, name)["cleanup.policy"].value == "delete"
         # A null value is refused for every operation but DELETE, before
         # the topic is looked up (Kafka's preprocess order).
         err, msg = kproto.incremental_alter_configs_v0(
