@@ -261,14 +261,27 @@ static bool null_values(const iac_resource *q, char *msg, size_t cap)
 }
 
 /* Check resource q and compute its changes (*changes, in the arena)
- * without applying anything, in Kafka's order: null values, resource
- * type, the topic, then each config. A refusal sets *error and msg.
+ * without applying anything, in Kafka's order: duplicate keys, null
+ * values, resource type, the topic, then each config. A refusal sets *error and msg.
  * Returns SL_ENOMEM when the arena is full, else 0. */
 static int plan_resource(struct agent *a, struct request *req, const iac_resource *q,
 			 struct topic_state **tp, struct meta_config_change **changes,
 			 int16_t *error, char *msg, size_t cap)
 {
 	struct topic_state *t = NULL;
+	/* Our bound first: the duplicate scan below is quadratic. */
+	if (q->configs_count > SL_CONFIGS_MAX) {
+		*error = KERR_INVALID_REQUEST;
+		snprintf(msg, cap, "Too many configs");
+		return 0;
+	}
+	for (int32_t k = 1; k < q->configs_count; k++) {
+		if (config_named_before(q, k)) {
+			*error = KERR_INVALID_REQUEST;
+			snprintf(msg, cap, "Error due to duplicate config keys");
+			return 0;
+		}
+	}
 	if (null_values(q, msg, cap)) {
 		*error = KERR_INVALID_REQUEST;
 		return 0;
@@ -283,11 +296,6 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 		snprintf(msg, cap, "Topic does not exist");
 		return 0;
 	}
-	if (q->configs_count > SL_CONFIGS_MAX) {
-		*error = KERR_INVALID_REQUEST;
-		snprintf(msg, cap, "Too many configs");
-		return 0;
-	}
 	*tp = t;
 	if (q->configs_count <= 0)
 		return 0;
@@ -300,12 +308,6 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 		char name[META_CONFIG_NAME_BYTES], value[META_CONFIG_VALUE_BYTES];
 		const struct topic_config_def *d = NULL;
 		bool list_op = c->config_operation == OP_APPEND || c->config_operation == OP_SUBTRACT;
-		if (config_named_before(q, k)) {
-			/* Kafka: "Error due to duplicate config keys" */
-			*error = KERR_INVALID_REQUEST;
-			snprintf(msg, cap, "Error due to duplicate config keys");
-			return 0;
-		}
 		if (!kstr_copy(c->name, name, sizeof name) || !(d = topic_config_find(name))) {
 			*error = KERR_INVALID_CONFIG;
 			snprintf(msg, cap, "Unknown topic config name: %.*s",
@@ -319,7 +321,8 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 		}
 		if (list_op && d->type != TOPIC_CONFIG_LIST) {
 			*error = KERR_INVALID_CONFIG;
-			snprintf(msg, cap, "Config value append is not allowed for config key: %s", name);
+			snprintf(msg, cap, "Can't %s to key %s because its type is not LIST.",
+				 c->config_operation == OP_APPEND ? "APPEND" : "SUBTRACT", name);
 			return 0;
 		}
 		ch[k].name = NULL;

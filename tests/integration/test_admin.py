@@ -178,6 +178,19 @@ def test_incremental_alter_configs(broker):
             s, name, [("cleanup.policy", kproto.OP_SUBTRACT, "compact")])
         assert err == 0, (err, msg)
         assert describe(b, name)["cleanup.policy"].value == "delete"
+        # Duplicate keys are refused before anything else is checked (an
+        # unknown key first in the list does not change the answer), and a
+        # list operation on a non-list key says so as Kafka's controller.
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("bogus.key", kproto.OP_SET, "1"),
+                      ("retention.ms", kproto.OP_SET, "1"),
+                      ("retention.ms", kproto.OP_DELETE, None)])
+        assert err == KafkaError.INVALID_REQUEST, (err, msg)
+        assert msg == "Error due to duplicate config keys", msg
+        err, msg = kproto.incremental_alter_configs_v0(
+            s, name, [("retention.ms", kproto.OP_APPEND, "5")])
+        assert err == KafkaError.INVALID_CONFIG, (err, msg)
+        assert msg == "Can't APPEND to key retention.ms because its type is not LIST.", msg
         # A comma-separated value is a list of items, as Kafka splits it:
         # APPEND adds those not present, SUBTRACT removes those present.
         err, msg = kproto.incremental_alter_configs_v0(
