@@ -9,8 +9,8 @@
  * partition's budget runs out, the batches it continues with that are not
  * in memory already are loaded into the read cache ahead of the
  * consumer's next fetch (read-ahead), and
- * a fetch that misses a range being loaded waits for it rather than
- * reading it twice.
+ * a fetch that misses a range being loaded (one starting at its batch, or
+ * earlier in the object) waits for it rather than reading it twice.
  *
  * Fetch sessions (KIP-227) are not kept: every response carries session
  * id 0, which tells clients to send full fetch requests. */
@@ -45,6 +45,9 @@
 #define FETCH_READAHEAD_MIN (1024 * 1024)
 #define FETCH_READAHEAD_MAX (8 * 1024 * 1024)
 #define FETCH_READAHEAD_RUN_MAX (4 * 1024 * 1024)
+/* Row lookups (of FETCH_ROWS_PER_QUERY) one read-ahead makes at most past
+ * the rows it has: what is in memory already is skipped, not loaded. */
+#define FETCH_READAHEAD_LOOKUPS 4
 /* Partitions that got no room in a full response whose next batches are
  * loaded ahead as well (the client's next fetch puts them first). */
 #define FETCH_READAHEAD_PARTITIONS 1
@@ -95,50 +98,60 @@ struct fetch_wait {
 	bool waiting;
 };
 
-/* A partition's budget ran out at rows[0]: load what it continues with
- * (want bytes) into the cache, unless it is there or on its way. */
+/* One partition's read-ahead: bytes wanted, and counted so far (loaded
+ * now, or in memory or on their way already). */
+struct ahead {
+	size_t want, loaded;
+	bool stop; /* enough, the partition's end, or no room to load */
+};
+
+/* Load what rows[0..n) continue with (the partition's budget ran out at
+ * rows[0]) into the cache, unless it is there or on its way. */
 static void read_ahead(struct fetch_wait *f, struct topic_state *t, int32_t p,
-		       const struct meta_batch_row *rows, size_t n, size_t want)
+		       const struct meta_batch_row *rows, size_t n, struct ahead *ah)
 {
 	struct agent *a = f->a;
-	if (a->draining)
-		return;
-	if (want < FETCH_READAHEAD_MIN)
-		want = FETCH_READAHEAD_MIN;
-	if (want > FETCH_READAHEAD_MAX)
-		want = FETCH_READAHEAD_MAX;
-	size_t i = 0, loaded = 0;
-	while (i < n && loaded < want && rows[i].base_offset < t->parts[p].high_watermark) {
+	int64_t hw = t->parts[p].high_watermark;
+	size_t i = 0;
+	while (i < n && !ah->stop) {
 		const struct meta_batch_row *first = &rows[i];
+		if (ah->loaded >= ah->want || first->base_offset >= hw) {
+			ah->stop = true;
+			break;
+		}
 		/* Bytes in memory already count as loaded and are not read
 		 * again: the whole object (the write path puts every commit
 		 * in: a consumer slightly behind a tail reads from there), or
-		 * a range loaded earlier that holds the batch. */
+		 * ranges loaded earlier, or being loaded, that hold the batch. */
 		if (cache_contains(a->cache, first->object_key) ||
-		    cache_range_end(a->cache, first->object_key, first->byte_offset) >=
+		    cache_ahead_end(a->cache, first->object_key, first->byte_offset) >=
 			    first->byte_offset + first->length) {
-			loaded += first->length;
+			ah->loaded += first->length;
 			i++;
 			continue;
 		}
 		uint64_t len = first->length;
 		size_t j = i + 1;
-		while (j < n && rows[j].base_offset < t->parts[p].high_watermark &&
+		while (j < n && rows[j].base_offset < hw &&
 		       !strcmp(rows[j].object_key, first->object_key) &&
 		       rows[j].byte_offset == first->byte_offset + len &&
 		       len + rows[j].length <= FETCH_READAHEAD_RUN_MAX &&
-		       cache_range_end(a->cache, rows[j].object_key, rows[j].byte_offset) ==
+		       cache_ahead_end(a->cache, rows[j].object_key, rows[j].byte_offset) ==
 			       rows[j].byte_offset) {
 			len += rows[j].length;
 			j++;
 		}
 		int rc = cache_load(a->cache, a->store, a->loop, first->object_key,
 				    first->byte_offset, (size_t)len, NULL, NULL);
-		if (rc < 0)
-			return; /* no cache, no room in flight, or the store refused */
-		loaded += len;
+		if (rc < 0) {
+			ah->stop = true; /* no cache, no room in flight, or the store refused */
+			break;
+		}
+		ah->loaded += len;
 		i = j;
 	}
+	if (ah->loaded >= ah->want)
+		ah->stop = true;
 }
 
 /* Rows of one partition from offset on. */
@@ -323,13 +336,22 @@ static void bulk_lookup(struct fetch_wait *f, size_t k)
 	kbuf_reserve(&f->data, sum);
 }
 
-/* Load ahead what response partition k holds from offset on. */
+/* Load ahead what response partition k holds from offset on. Where the
+ * rows looked up are all in memory (the fetch stopped inside a range
+ * loaded earlier), more are looked up past them, a few lookups at most,
+ * so that the next range is on its way before the current one is read. */
 static void read_ahead_slot(struct fetch_wait *f, size_t k, int64_t offset, size_t want)
 {
-	struct meta_batch_row rows[FETCH_BULK_ROWS];
+	struct meta_batch_row rows[FETCH_ROWS_PER_QUERY];
 	struct topic_state *t = f->slot_topic[k];
 	int32_t p = f->slot_partition[k];
-	size_t n = 0;
+	if (f->a->draining)
+		return;
+	if (want < FETCH_READAHEAD_MIN)
+		want = FETCH_READAHEAD_MIN;
+	if (want > FETCH_READAHEAD_MAX)
+		want = FETCH_READAHEAD_MAX;
+	struct ahead ah = { .want = want };
 	if (f->slot_query[k] >= 0) {
 		/* The batch lookup has its rows from the fetch offset on. */
 		struct meta_batch_query *q = &f->bulk_q[f->slot_query[k]];
@@ -338,12 +360,21 @@ static void read_ahead_slot(struct fetch_wait *f, size_t k, int64_t offset, size
 		while (skip < q->n && r[skip].last_offset < offset)
 			skip++;
 		if (skip < q->n) {
-			read_ahead(f, t, p, r + skip, q->n - skip, want);
-			return;
+			read_ahead(f, t, p, r + skip, q->n - skip, &ah);
+			if (q->n < q->max_rows)
+				return; /* the partition's end */
+			offset = r[q->n - 1].last_offset + 1;
 		}
 	}
-	if (lookup_rows(f, t->tid, p, offset, rows, FETCH_BULK_ROWS, &n) == 0)
-		read_ahead(f, t, p, rows, n, want);
+	for (int l = 0; l < FETCH_READAHEAD_LOOKUPS && !ah.stop; l++) {
+		size_t n = 0;
+		if (lookup_rows(f, t->tid, p, offset, rows, FETCH_ROWS_PER_QUERY, &n) != 0 || n == 0)
+			return;
+		read_ahead(f, t, p, rows, n, &ah);
+		if (n < FETCH_ROWS_PER_QUERY)
+			return;
+		offset = rows[n - 1].last_offset + 1;
+	}
 }
 
 /* Build the response from the current state. Returns bytes of records. */

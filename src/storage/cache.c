@@ -2,9 +2,10 @@
  * in at the head, so tailing consumers read from memory; catch-up reads
  * load ranges ahead of the consumer through cache_load (one get each),
  * named "key@offset", and the loads in flight are kept beside the LRU
- * until their bytes arrive. Cached ranges are also listed per object, so
- * that a read (or a read-ahead) inside a range that starts earlier finds
- * it. */
+ * until their bytes arrive. Cached ranges and loads in flight are also
+ * listed per object, so that a read (or a read-ahead) inside a range that
+ * starts earlier finds it, or waits for it (ranges may overlap: the one
+ * reaching furthest is taken). */
 #include "storage/cache.h"
 
 #include <stdio.h>
@@ -15,13 +16,23 @@
 #include "base/strmap.h"
 #include "objstore/objstore.h"
 
+#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+
+/* A range of an object, cached or being loaded, in its object's list. */
+struct range_link {
+	struct range_link *prev, *next; /* the object's other ranges */
+	char *okey;    /* its object's key (in c->ranges); NULL: not listed */
+	uint64_t base; /* the object's bytes [base, base + len) */
+	size_t len;
+	bool loading;  /* in a cache_loading, else in a cache_entry */
+};
+
 struct cache_entry {
 	struct cache_entry *prev, *next; /* LRU list, head = most recent */
 	struct cache_obj *obj;
 	char *key;
 	bool unread; /* a range loaded ahead that no one has read yet */
-	char *okey;  /* a range: its object's key (in c->ranges), else NULL */
-	struct cache_entry *rprev, *rnext; /* the object's other ranges */
+	struct range_link r; /* a range (r.okey set), else a whole object */
 };
 
 /* Someone waiting for a load: a fetch, or nobody (read-ahead). */
@@ -31,21 +42,20 @@ struct load_waiter {
 	void *arg;
 };
 
-/* A whole-object get in flight. */
+/* A range's get in flight. */
 struct cache_loading {
 	struct cache *c;
 	char *key;      /* the range's name */
-	char *okey;     /* the object's key */
-	uint64_t base;
+	struct range_link r;
 	uint8_t *data;  /* a block (block_get) */
-	size_t len, cap;
+	size_t cap;
 	struct load_waiter *waiters, **tail;
 };
 
 struct cache {
 	struct strmap by_key;
 	struct strmap loading;   /* key -> cache_loading */
-	struct strmap ranges;    /* object key -> its cached ranges (entries) */
+	struct strmap ranges;    /* object key -> its ranges (range_link list) */
 	struct cache_entry *head, *tail;
 	size_t bytes, limit_bytes;
 	size_t loading_bytes;
@@ -142,54 +152,68 @@ static void push_head(struct cache *c, struct cache_entry *e)
 
 /* List a range under its object (okey taken over). Without memory for
  * the list it is found by its exact name only. */
-static void link_range(struct cache *c, struct cache_entry *e, char *okey)
+static void link_range(struct cache *c, struct range_link *r, char *okey)
 {
-	struct cache_entry *head = strmap_get(&c->ranges, okey);
-	if (!head && strmap_put(&c->ranges, okey, e) != 0) {
+	struct range_link *head = strmap_get(&c->ranges, okey);
+	if (!head && strmap_put(&c->ranges, okey, r) != 0) {
 		free(okey);
 		return;
 	}
 	if (head) {
-		e->rnext = head->rnext;
-		e->rprev = head;
-		if (head->rnext)
-			head->rnext->rprev = e;
-		head->rnext = e;
+		r->next = head->next;
+		r->prev = head;
+		if (head->next)
+			head->next->prev = r;
+		head->next = r;
 	}
-	e->okey = okey;
+	r->okey = okey;
 }
 
-static void unlink_range(struct cache *c, struct cache_entry *e)
+/* Take a range off its object's list; its object key is handed back
+ * (NULL when it was not listed). */
+static char *unlink_range(struct cache *c, struct range_link *r)
 {
-	if (!e->okey)
-		return;
-	if (e->rprev) {
-		e->rprev->rnext = e->rnext;
-	} else if (e->rnext) {
+	char *okey = r->okey;
+	if (!okey)
+		return NULL;
+	if (r->prev) {
+		r->prev->next = r->next;
+	} else if (r->next) {
 		/* Replacing a key's value allocates nothing: cannot fail. */
-		(void)strmap_put(&c->ranges, e->okey, e->rnext);
+		(void)strmap_put(&c->ranges, okey, r->next);
 	} else {
-		strmap_del(&c->ranges, e->okey);
+		strmap_del(&c->ranges, okey);
 	}
-	if (e->rnext)
-		e->rnext->rprev = e->rprev;
-	free(e->okey);
-	e->okey = NULL;
-	e->rprev = e->rnext = NULL;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->okey = NULL;
+	r->prev = r->next = NULL;
+	return okey;
+}
+
+/* The range of object key holding byte offset that reaches furthest,
+ * among cached ranges, or loads in flight (loading), or NULL. */
+static struct range_link *range_reaching(const struct cache *c, const char *key, uint64_t offset,
+					 bool loading)
+{
+	struct range_link *best = NULL;
+	for (struct range_link *r = strmap_get(&c->ranges, key); r; r = r->next)
+		if (r->loading == loading && offset >= r->base && offset - r->base < r->len &&
+		    (!best || r->base + r->len > best->base + best->len))
+			best = r;
+	return best;
 }
 
 /* A cached range of object key that holds byte offset, or NULL. */
 static struct cache_entry *range_holding(const struct cache *c, const char *key, uint64_t offset)
 {
-	for (struct cache_entry *e = strmap_get(&c->ranges, key); e; e = e->rnext)
-		if (offset >= e->obj->base && offset - e->obj->base < e->obj->len)
-			return e;
-	return NULL;
+	struct range_link *r = range_reaching(c, key, offset, false);
+	return r ? container_of(r, struct cache_entry, r) : NULL;
 }
 
 static void evict(struct cache *c, struct cache_entry *e)
 {
-	unlink_range(c, e);
+	free(unlink_range(c, &e->r));
 	unlink_entry(c, e);
 	strmap_del(&c->by_key, e->key);
 	c->bytes -= e->obj->len;
@@ -309,8 +333,22 @@ struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t off
 
 uint64_t cache_range_end(const struct cache *c, const char *key, uint64_t offset)
 {
-	const struct cache_entry *e = range_holding(c, key, offset);
-	return e ? e->obj->base + e->obj->len : offset;
+	const struct range_link *r = range_reaching(c, key, offset, false);
+	return r ? r->base + r->len : offset;
+}
+
+uint64_t cache_ahead_end(const struct cache *c, const char *key, uint64_t offset)
+{
+	/* Each step moves the end on: at most one step per range. */
+	for (;;) {
+		const struct range_link *r = range_reaching(c, key, offset, false);
+		const struct range_link *l = range_reaching(c, key, offset, true);
+		if (l && (!r || l->base + l->len > r->base + r->len))
+			r = l;
+		if (!r)
+			return offset;
+		offset = r->base + r->len;
+	}
 }
 
 bool cache_has_range(const struct cache *c, const char *key, uint64_t offset)
@@ -340,21 +378,25 @@ static void load_done(void *arg, int err)
 	/* Out of the loading map before anyone is told, so a waiter that
 	 * asks again sees the cached object (or may start a new load). */
 	strmap_del(&c->loading, l->key);
-	c->loading_bytes -= l->len;
+	char *okey = unlink_range(c, &l->r);
+	c->loading_bytes -= l->r.len;
 	if (err) {
 		block_release(l->data, l->cap);
 	} else {
-		struct cache_entry *e = put(c, l->key, l->data, l->len, l->cap);
+		struct cache_entry *e = put(c, l->key, l->data, l->r.len, l->cap);
 		if (e) {
-			e->obj->base = l->base;
+			e->obj->base = l->r.base;
+			e->r.base = l->r.base;
+			e->r.len = l->r.len;
 			e->unread = true;
-			c->unread_bytes += l->len;
-			link_range(c, e, l->okey);
-			l->okey = NULL;
+			c->unread_bytes += l->r.len;
+			if (okey)
+				link_range(c, &e->r, okey);
+			okey = NULL;
 		}
 	}
 	struct load_waiter *w = l->waiters;
-	free(l->okey);
+	free(okey);
 	free(l->key);
 	free(l);
 	while (w) {
@@ -378,6 +420,11 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	struct cache_loading *l = strmap_get(&c->loading, name);
 	if (l)
 		return add_waiter(l, done, arg);
+	/* A load in flight that holds all of it (one that started earlier
+	 * in the object): wait for that one rather than reading it twice. */
+	struct range_link *r = len ? range_reaching(c, key, offset, true) : NULL;
+	if (r && r->base + r->len >= offset + len)
+		return add_waiter(container_of(r, struct cache_loading, r), done, arg);
 	if (len == 0 || len > c->limit_bytes / 4)
 		return SL_EINVAL;
 	if (c->loading_bytes + len > c->limit_bytes / 2)
@@ -395,20 +442,24 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	if (!l)
 		return SL_ENOMEM;
 	l->c = c;
-	l->base = offset;
-	l->len = len;
+	l->r.base = offset;
+	l->r.len = len;
+	l->r.loading = true;
 	l->tail = &l->waiters;
 	l->key = strdup(name);
-	l->okey = strdup(key);
+	char *okey = strdup(key);
 	l->data = block_get(len, &l->cap);
 	int rc = SL_ENOMEM;
-	if (!l->key || !l->okey || !l->data || add_waiter(l, done, arg) != 0)
+	if (!l->key || !okey || !l->data || add_waiter(l, done, arg) != 0)
 		goto out_free;
 	if ((rc = strmap_put(&c->loading, name, l)) != 0)
 		goto out_free;
+	link_range(c, &l->r, okey);
+	okey = NULL;
 	rc = objstore_get_start(s, loop, key, offset, len, l->data, load_done, l);
 	if (rc) {
 		strmap_del(&c->loading, name);
+		free(unlink_range(c, &l->r));
 		goto out_free;
 	}
 	c->loading_bytes += len;
@@ -418,7 +469,7 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 out_free:
 	free(l->waiters);
 	block_release(l->data, l->cap);
-	free(l->okey);
+	free(okey);
 	free(l->key);
 	free(l);
 	return rc;
@@ -438,6 +489,10 @@ int cache_wait(struct cache *c, const char *key, uint64_t offset, cache_load_fn 
 	char name[RANGE_NAME_BYTES];
 	range_name(name, key, offset);
 	struct cache_loading *l = strmap_get(&c->loading, name);
+	if (!l) {
+		struct range_link *r = range_reaching(c, key, offset, true);
+		l = r ? container_of(r, struct cache_loading, r) : NULL;
+	}
 	return l ? add_waiter(l, done, arg) : SL_ENOTFOUND;
 }
 

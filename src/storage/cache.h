@@ -43,13 +43,18 @@ void cache_obj_unref(struct cache_obj *o);
 /* Whether the whole object key is cached (no LRU move, not counted). */
 bool cache_contains(const struct cache *c, const char *key);
 /* The range of object key loaded from byte offset (cache_load), or else
- * a cached range of it that holds byte offset (o->base <= offset), or
- * NULL. Drop with cache_obj_unref. */
+ * the cached range of it holding byte offset that reaches furthest
+ * (o->base <= offset), or NULL. Drop with cache_obj_unref. */
 struct cache_obj *cache_get_range(struct cache *c, const char *key, uint64_t offset);
 /* Where the cached range of object key that holds byte offset ends (the
- * object's byte offset after its last byte); offset itself when no
- * cached range holds it. No LRU move, not counted. */
+ * object's byte offset after its last byte; of the ranges holding it, the
+ * one reaching furthest); offset itself when no cached range holds it.
+ * No LRU move, not counted. */
 uint64_t cache_range_end(const struct cache *c, const char *key, uint64_t offset);
+/* As cache_range_end, counting loads in flight as well, and following
+ * ranges that continue one another: where the bytes of object key from
+ * offset on that are cached or on their way end. */
+uint64_t cache_ahead_end(const struct cache *c, const char *key, uint64_t offset);
 /* Whether that range is cached or being loaded (no LRU move, not counted). */
 bool cache_has_range(const struct cache *c, const char *key, uint64_t offset);
 
@@ -61,7 +66,8 @@ typedef void (*cache_load_fn)(void *arg, int err);
  * get), as a range that cache_get_range(key, offset) finds. Returns
  *   1  it is already cached (that range, the whole object, or a range
  *      holding all of it): nothing started, done is not called;
- *   0  a load of it is in flight (started now or earlier): done(arg, err)
+ *   0  a load of it is in flight (started now or earlier, from offset
+ *      or from earlier in the object holding all of it): done(arg, err)
  *      is called once when it ends (done may be NULL: read-ahead);
  *  <0  it cannot be loaded now: SL_EINVAL (cache off, len 0 or larger
  *      than a quarter of the cache), SL_EBUSY (half the cache is being
@@ -74,8 +80,9 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 /* Forget a range that its reader has read to the end (references held
  * stay valid). */
 void cache_drop_range(struct cache *c, const char *key, uint64_t offset);
-/* Wait for a load of that range already in flight: 0 (done will be
- * called as for cache_load), or SL_ENOTFOUND when none is. */
+/* Wait for a load of that range already in flight, or else for one that
+ * holds byte offset: 0 (done will be called as for cache_load), or
+ * SL_ENOTFOUND when none is. */
 int cache_wait(struct cache *c, const char *key, uint64_t offset, cache_load_fn done, void *arg);
 
 size_t cache_bytes(const struct cache *c);

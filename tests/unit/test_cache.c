@@ -1,6 +1,7 @@
 /* test_cache.c — the read cache: LRU bound, whole objects, ranges loaded
  * ahead through cache_load (mem store on a libuv loop): waiters, joins,
- * the in-flight and unread bounds, failures, drop after reading. */
+ * the in-flight and unread bounds, failures, drop after reading, the
+ * furthest of overlapping ranges, loads found from inside. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,12 +213,83 @@ static void test_held(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Overlapping ranges: the one reaching furthest is taken. A load in
+ * flight is found from inside it: a wait, or a load it holds all of,
+ * joins it rather than reading the bytes again. */
+static void test_furthest_and_in_flight(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uint8_t obj[1000];
+	struct objstore *s = mem_store(&loop, obj, "k");
+
+	struct cache *c = cache_new(4000);
+	/* [0, 200) first, then [100, 600): the second reaches further */
+	assert_int_equal(cache_load(c, s, &loop, "k", 0, 200, NULL, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(cache_load(c, s, &loop, "k", 100, 500, NULL, NULL), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(cache_loads(c), 2);
+	assert_int_equal(cache_range_end(c, "k", 50), 200);
+	assert_int_equal(cache_range_end(c, "k", 150), 600);
+	struct cache_obj *o = cache_get_range(c, "k", 150);
+	assert_non_null(o);
+	assert_int_equal(o->base, 100);
+	assert_memory_equal(o->data + 50, obj + 150, 300);
+	cache_obj_unref(o);
+	/* held by the further one: nothing loaded */
+	assert_int_equal(cache_load(c, s, &loop, "k", 150, 400, NULL, NULL), 1);
+
+	/* [600, 900) in flight: neither cached nor listed as cached */
+	struct waited w1 = { 0 }, w2 = { 0 }, w3 = { 0 };
+	assert_int_equal(cache_load(c, s, &loop, "k", 600, 300, NULL, NULL), 0);
+	assert_int_equal(cache_loads(c), 3);
+	assert_int_equal(cache_range_end(c, "k", 700), 700);
+	assert_null(cache_get_range(c, "k", 700));
+	/* ahead of 150: cached to 600, then on its way to 900 */
+	assert_int_equal(cache_ahead_end(c, "k", 150), 900);
+	assert_int_equal(cache_ahead_end(c, "k", 700), 900);
+	assert_int_equal(cache_ahead_end(c, "k", 900), 900);
+	assert_int_equal(cache_ahead_end(c, "x", 10), 10);
+	/* a fetch landing inside it waits for it */
+	assert_int_equal(cache_wait(c, "k", 700, on_loaded, &w1), 0);
+	assert_int_equal(cache_wait(c, "k", 900, on_loaded, &w1), SL_ENOTFOUND);
+	/* a load it holds all of joins it; one reaching past it does not */
+	assert_int_equal(cache_load(c, s, &loop, "k", 650, 100, on_loaded, &w2), 0);
+	assert_int_equal(cache_loads(c), 3);
+	assert_int_equal(cache_load(c, s, &loop, "k", 800, 200, on_loaded, &w3), 0);
+	assert_int_equal(cache_loads(c), 4);
+	assert_int_equal(cache_ahead_end(c, "k", 0), 1000);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(w1.calls, 1);
+	assert_int_equal(w1.err, 0);
+	assert_int_equal(w2.calls, 1);
+	assert_int_equal(w3.calls, 1);
+	/* the joined load's bytes are found from inside */
+	o = cache_get_range(c, "k", 650);
+	assert_non_null(o);
+	assert_int_equal(o->base, 600);
+	assert_memory_equal(o->data + 50, obj + 650, 100);
+	cache_obj_unref(o);
+	assert_int_equal(cache_range_end(c, "k", 850), 1000);
+	/* nothing in flight is listed any more */
+	assert_int_equal(cache_wait(c, "k", 700, on_loaded, &w1), SL_ENOTFOUND);
+	/* dropping the further range leaves the nearer one found */
+	cache_drop_range(c, "k", 100);
+	assert_int_equal(cache_range_end(c, "k", 150), 200);
+
+	cache_free(c);
+	objstore_close(s);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lru_bound),
 		cmocka_unit_test(test_range_load),
 		cmocka_unit_test(test_held),
+		cmocka_unit_test(test_furthest_and_in_flight),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
