@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/strmap.h"
 #include "objstore/objstore.h"
@@ -47,7 +48,7 @@ struct cache_loading {
 	struct cache *c;
 	char *key;      /* the range's name */
 	struct range_link r;
-	uint8_t *data;  /* a block (block_get) */
+	uint8_t *data;  /* kbuf_alloc'd, cap bytes */
 	size_t cap;
 	struct load_waiter *waiters, **tail;
 };
@@ -75,62 +76,15 @@ struct cache *cache_new(size_t limit_bytes)
 	return c;
 }
 
-/* Range buffers are reused, not freed: with the agent's mmap threshold
- * every megabyte malloc is a fresh mapping, page-faulted and zeroed
- * afresh. Blocks are powers of two from 64 KiB; a few MiB of them are
- * kept per size (loop thread only: the cache is). */
-#define BLOCK_MIN_SHIFT 16
-#define BLOCK_CLASSES 12 /* 64 KiB .. 128 MiB */
-#define BLOCK_KEEP_BYTES ((size_t)16 << 20)
-struct block { struct block *next; };
-static __thread struct block *block_free[BLOCK_CLASSES];
-static __thread size_t block_kept_bytes;
-
-static int block_class(size_t cap)
-{
-	for (int k = 0; k < BLOCK_CLASSES; k++)
-		if (((size_t)1 << (BLOCK_MIN_SHIFT + k)) == cap)
-			return k;
-	return -1;
-}
-
-/* A block of at least len bytes; *cap gets its size. */
-static uint8_t *block_get(size_t len, size_t *cap)
-{
-	int k = 0;
-	while (k < BLOCK_CLASSES && ((size_t)1 << (BLOCK_MIN_SHIFT + k)) < len)
-		k++;
-	if (k == BLOCK_CLASSES) {
-		*cap = 0; /* not a block: plain malloc */
-		return malloc(len);
-	}
-	*cap = (size_t)1 << (BLOCK_MIN_SHIFT + k);
-	if (block_free[k]) {
-		struct block *b = block_free[k];
-		block_free[k] = b->next;
-		block_kept_bytes -= *cap;
-		return (uint8_t *)b;
-	}
-	return malloc(*cap);
-}
-
-static void block_release(uint8_t *data, size_t cap)
-{
-	int k = cap ? block_class(cap) : -1;
-	if (data && k >= 0 && block_kept_bytes + cap <= BLOCK_KEEP_BYTES) {
-		struct block *b = (struct block *)data;
-		b->next = block_free[k];
-		block_free[k] = b;
-		block_kept_bytes += cap;
-		return;
-	}
-	free(data);
-}
+/* Range buffers come from the loop's buffer pool (kbuf_alloc, exact
+ * power-of-two classes): with the agent's mmap threshold every megabyte
+ * malloc would be a fresh mapping, page-faulted and zeroed afresh. The
+ * cache is used from the loop thread only, as the pool requires. */
 
 void cache_obj_unref(struct cache_obj *o)
 {
 	if (o && --o->refs == 0) {
-		block_release(o->data, o->pool_cap);
+		kbuf_release(o->data, o->pool_cap);
 		free(o);
 	}
 }
@@ -233,23 +187,16 @@ void cache_free(struct cache *c)
 	strmap_free(&c->by_key);
 	strmap_free(&c->loading);
 	strmap_free(&c->ranges);
-	for (int k = 0; k < BLOCK_CLASSES; k++)
-		while (block_free[k]) {
-			struct block *b = block_free[k];
-			block_free[k] = b->next;
-			free(b);
-		}
-	block_kept_bytes = 0;
 	free(c);
 }
 
-/* cache_put, for blocks as well (pool_cap: the block's size; 0 for
- * malloc'd data). The new entry, or NULL. */
+/* cache_put, for pooled buffers as well (pool_cap: the buffer's size for
+ * kbuf_release; 0 for malloc'd data). The new entry, or NULL. */
 static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, size_t len,
 			       size_t pool_cap)
 {
 	if (len > c->limit_bytes) {
-		block_release(data, pool_cap);
+		kbuf_release(data, pool_cap);
 		return NULL;
 	}
 	struct cache_entry *old = strmap_get(&c->by_key, key);
@@ -262,7 +209,7 @@ static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, 
 	char *k = strdup(key);
 	if (!e || !o || !k || strmap_put(&c->by_key, key, e) != 0) {
 		free(e); free(o); free(k);
-		block_release(data, pool_cap);
+		kbuf_release(data, pool_cap);
 		return NULL;
 	}
 	o->data = data;
@@ -381,7 +328,7 @@ static void load_done(void *arg, int err)
 	char *okey = unlink_range(c, &l->r);
 	c->loading_bytes -= l->r.len;
 	if (err) {
-		block_release(l->data, l->cap);
+		kbuf_release(l->data, l->cap);
 	} else {
 		struct cache_entry *e = put(c, l->key, l->data, l->r.len, l->cap);
 		if (e) {
@@ -448,7 +395,8 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	l->tail = &l->waiters;
 	l->key = strdup(name);
 	char *okey = strdup(key);
-	l->data = block_get(len, &l->cap);
+	l->cap = len;
+	l->data = kbuf_alloc(&l->cap);
 	int rc = SL_ENOMEM;
 	if (!l->key || !okey || !l->data || add_waiter(l, done, arg) != 0)
 		goto out_free;
@@ -468,7 +416,7 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	return 0;
 out_free:
 	free(l->waiters);
-	block_release(l->data, l->cap);
+	kbuf_release(l->data, l->cap);
 	free(okey);
 	free(l->key);
 	free(l);

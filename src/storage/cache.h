@@ -26,7 +26,7 @@ struct cache_obj {
 	size_t len;
 	int refs;
 	uint64_t base;   /* the object's byte offset of data[0] (0: whole) */
-	size_t pool_cap; /* data is a reusable block of this size (0: malloc'd) */
+	size_t pool_cap; /* data's buffer size for kbuf_release (0: malloc'd) */
 };
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */
