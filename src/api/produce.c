@@ -29,9 +29,8 @@ struct produce_ctx {
 	struct kmsg_produce_resp resp;
 	int pending;
 	bool acks0;
-	bool transactional;  /* the request names a transactional id */
-	bool txn_refused;    /* transactional records without one: Kafka
-				refuses the whole request */
+	bool txn_refused;    /* transactional records without a transactional
+				id: Kafka refuses the whole request */
 };
 
 struct produce_part {
@@ -271,7 +270,6 @@ void handle_produce(struct agent *a, struct request *req)
 	ctx->req = req;
 	ctx->a = a;
 	ctx->acks0 = m.acks == 0;
-	ctx->transactional = m.transactional_id.len >= 0;
 	kmsg_produce_resp_init(&ctx->resp);
 	struct kmsg_produce_resp *r = &ctx->resp;
 	bool acks_ok = m.acks == 0 || m.acks == 1 || m.acks == -1;
@@ -294,7 +292,7 @@ void handle_produce(struct agent *a, struct request *req)
 			return;
 		}
 	}
-	ctx->txn_refused = !ctx->transactional && has_transactional_records(&m);
+	ctx->txn_refused = m.transactional_id.len < 0 && has_transactional_records(&m);
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
