@@ -305,7 +305,7 @@ static int load_catalog(struct agent *a)
 
 /* The write path committed an object: advance high watermarks, keep the
  * object in the read cache, wake fetches. */
-static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
+static void on_commit(void *arg, const char *key, struct kbuf *object,
 		      const struct writer_committed *b, size_t n)
 {
 	struct agent *a = arg;
@@ -320,8 +320,8 @@ static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
 			p->high_watermark = b[i].last_offset + 1;
 	}
 	if (a->cfg.cache_bytes > 0) {
-		cache_put(a->cache, key, *object, len);
-		*object = NULL;
+		cache_put(a->cache, key, object->data, object->len, object->cap);
+		kbuf_init(object);
 	}
 	fetch_wake(a);
 }

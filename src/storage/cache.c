@@ -223,9 +223,9 @@ static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, 
 	return e;
 }
 
-void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len)
+void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size_t pool_cap)
 {
-	put(c, key, data, len, 0);
+	put(c, key, data, len, pool_cap);
 }
 
 /* A hit on e: most recent now, read, referenced. */

@@ -34,9 +34,10 @@ struct cache *cache_new(size_t limit_bytes);
 /* Call with no load in flight (after the loop has run to its end); loads
  * still in flight are leaked, not freed under the store's feet. */
 void cache_free(struct cache *c);
-/* Take ownership of data (malloc'd, len bytes) under key, evicting others
- * to fit. Objects larger than the limit are freed, not cached. */
-void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len);
+/* Take ownership of data (len bytes; a buffer of pool_cap bytes for
+ * kbuf_release, or 0 when plain malloc'd) under key, evicting others to
+ * fit. Objects larger than the limit are freed, not cached. */
+void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size_t pool_cap);
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);

@@ -25,6 +25,11 @@ static void put_be16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
+size_t object_encoded_bytes(size_t n, size_t data_bytes)
+{
+	return OBJECT_HEADER_BYTES + data_bytes + n * OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES;
+}
+
 int object_encode(struct kbuf *out, struct object_entry *entries,
 		  const uint8_t *const *data, size_t n)
 {

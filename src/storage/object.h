@@ -41,6 +41,8 @@ struct kbuf;
  * (more than SL_OBJECT_BATCHES_MAX entries). */
 int object_encode(struct kbuf *out, struct object_entry *entries,
 		  const uint8_t *const *data, size_t n);
+/* The bytes object_encode appends for n entries of data_bytes in total. */
+size_t object_encoded_bytes(size_t n, size_t data_bytes);
 
 /* Parse the trailer (the last OBJECT_TRAILER_BYTES of an object of
  * object_len bytes). Returns 0, SL_EPROTO or SL_ECORRUPT (bad magic). */

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "storage/batch.h"
 
 struct writer;
@@ -35,10 +36,10 @@ struct writer_committed {
 };
 
 /* Called on the loop thread after each successful commit, before the
- * appenders' callbacks: object is the sealed object's bytes, which the
- * hook may keep (it then owns them and sets *object to NULL). */
-typedef void (*writer_commit_hook)(void *arg, const char *object_key,
-				   uint8_t **object, size_t object_len,
+ * appenders' callbacks: object holds the sealed object's bytes, which the
+ * hook may keep (it then owns object->data, a buffer of object->cap bytes
+ * for kbuf_release, and calls kbuf_init(object)). */
+typedef void (*writer_commit_hook)(void *arg, const char *object_key, struct kbuf *object,
 				   const struct writer_committed *batches, size_t n);
 
 struct writer_config {

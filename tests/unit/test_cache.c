@@ -28,18 +28,18 @@ static void test_lru_bound(void **state)
 {
 	(void)state;
 	struct cache *c = cache_new(100);
-	cache_put(c, "a", filled(40, 1), 40);
-	cache_put(c, "b", filled(40, 2), 40);
+	cache_put(c, "a", filled(40, 1), 40, 0);
+	cache_put(c, "b", filled(40, 2), 40, 0);
 	struct cache_obj *o = cache_get(c, "a"); /* a is now the most recent */
 	assert_non_null(o);
-	cache_put(c, "c", filled(40, 3), 40);     /* evicts b */
+	cache_put(c, "c", filled(40, 3), 40, 0);     /* evicts b */
 	assert_null(cache_get(c, "b"));
 	assert_int_equal(cache_bytes(c), 80);
-	cache_put(c, "d", filled(200, 4), 200);   /* larger than the cache */
+	cache_put(c, "d", filled(200, 4), 200, 0);   /* larger than the cache */
 	assert_null(cache_get(c, "d"));
 	/* a held by us survives eviction */
-	cache_put(c, "e", filled(40, 5), 40);
-	cache_put(c, "f", filled(40, 6), 40);
+	cache_put(c, "e", filled(40, 5), 40, 0);
+	cache_put(c, "f", filled(40, 6), 40, 0);
 	assert_int_equal(o->data[39], 1);
 	cache_obj_unref(o);
 	cache_free(c);
@@ -156,7 +156,7 @@ static void test_held(void **state)
 	uint8_t *copy = malloc(sizeof obj);
 	assert_non_null(copy);
 	memcpy(copy, obj, sizeof obj);
-	cache_put(c, "w", copy, sizeof obj);
+	cache_put(c, "w", copy, sizeof obj, 0);
 	assert_true(cache_contains(c, "w"));
 	assert_false(cache_contains(c, "k"));
 	assert_int_equal(cache_load(c, s, &loop, "w", 100, 200, NULL, NULL), 1);
@@ -164,17 +164,17 @@ static void test_held(void **state)
 
 	/* cache_contains does not make an object recent: "a" and "w" go
 	 * first when room is needed */
-	cache_put(c, "a", filled(400, 1), 400);
-	cache_put(c, "b", filled(400, 2), 400);
+	cache_put(c, "a", filled(400, 1), 400, 0);
+	cache_put(c, "b", filled(400, 2), 400, 0);
 	uint64_t hits = cache_hits(c), misses = cache_misses(c);
 	assert_true(cache_contains(c, "w"));
 	assert_true(cache_contains(c, "a"));
 	assert_int_equal(cache_hits(c), hits);
 	assert_int_equal(cache_misses(c), misses);
-	cache_put(c, "d", filled(500, 3), 500); /* 1800 + 500: w goes */
+	cache_put(c, "d", filled(500, 3), 500, 0); /* 1800 + 500: w goes */
 	assert_false(cache_contains(c, "w"));
 	assert_true(cache_contains(c, "a"));
-	cache_put(c, "e", filled(800, 4), 800); /* 1300 + 800: a goes */
+	cache_put(c, "e", filled(800, 4), 800, 0); /* 1300 + 800: a goes */
 	assert_false(cache_contains(c, "a"));
 
 	/* a range [100, 500) of k */

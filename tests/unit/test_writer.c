@@ -54,7 +54,7 @@ static void on_done(void *arg, int err, int64_t base_offset)
 	r->order = answered++;
 }
 
-static void on_commit(void *arg, const char *key, uint8_t **object, size_t len,
+static void on_commit(void *arg, const char *key, struct kbuf *object,
 		      const struct writer_committed *b, size_t n)
 {
 	struct fixture *f = arg;
