@@ -6,8 +6,14 @@
  *   driver produce (--bootstrap HOST:PORT | --reference mock) --topic T
  *          [--partitions 8] [--msg-bytes 1024] [--duration-s 10] [--acks all]
  *          [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME]
+ *          [--producers N] [--partitioner round-robin|sticky]
+ *          N client instances (threads) share the rate and the count; each
+ *          sends to every partition, in a round robin from its own start,
+ *          or with sticky: keyless messages placed by librdkafka's own
+ *          partitioner, which sticks to one partition for a while (KIP-480)
  *   driver consume (--bootstrap HOST:PORT | --reference mock) --topic T
  *          [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]
+ *          [--consumers N]   N client instances, partitions split evenly
  *   driver e2e (--bootstrap HOST:PORT | --reference mock) --topic T --rate R
  *          a producer at R msgs/s and a consumer at the end of the log in the
  *          same process: end-to-end latency from produce() to consume
@@ -58,6 +64,7 @@
 #define PARTITIONS_MAX 100000
 #define CONNS_MAX 20000
 #define MOCK_TOPICS_MAX 64
+#define CLIENTS_MAX 64 /* --producers, --consumers */
 #define MSG_BYTES_MAX (16 * 1024 * 1024)
 /* A consume run that sees no message for this long gives up. */
 #define CONSUME_IDLE_US (15 * 1000000LL)
@@ -89,6 +96,11 @@ struct opts {
 	double hold_s;       /* conns idle: how long to keep them open */
 	const char *ready_file;
 	bool verbose;
+	int producers;       /* produce: client instances, one thread each */
+	int consumers;       /* consume: client instances, one thread each */
+	bool sticky;         /* produce: keyless messages, the client's own
+			      * partitioner (sticky, KIP-480) instead of an
+			      * explicit round robin */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -387,6 +399,7 @@ struct produce_state {
 	uint64_t delivered_bytes;
 	uint64_t failed;
 	rd_kafka_resp_err_t first_err;
+	int64_t start_us;
 	int64_t last_delivery_us;
 };
 
@@ -460,7 +473,7 @@ static void sleep_until_us(int64_t t)
 /* Produces for duration_s (or until count messages when count > 0), then
  * waits for every delivery report. Returns the elapsed seconds from the
  * first produce() to the last delivery. */
-static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions,
+static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions, int first_p,
 			  int64_t count, struct produce_state *st, bool quiet)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, o->topic, NULL);
@@ -481,7 +494,8 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions,
 	int64_t sent = 0;
 	int64_t next_report = start + 1000000;
 	uint64_t last_delivered = 0;
-	int p = 0;
+	int p = first_p % partitions;
+	st->start_us = start;
 
 	while (!stop_requested) {
 		int64_t t = now_us();
@@ -502,7 +516,8 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions,
 		if (count > 0 && want > count)
 			want = count;
 		while (sent < want) {
-			if (!produce_one(rkt, p, payload, (size_t)o->msg_bytes)) {
+			if (!produce_one(rkt, o->sticky ? RD_KAFKA_PARTITION_UA : p, payload,
+					 (size_t)o->msg_bytes)) {
 				rd_kafka_poll(rk, 1);
 				break;
 			}
@@ -527,30 +542,105 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions,
 	return (double)(last - start) / 1e6;
 }
 
+/* Runs fn on each of the n jobs (an array, stride bytes apart): on this
+ * thread when there is one, else on a thread each, and waits for all. */
+static void run_clients(int n, void *(*fn)(void *), void *jobs, size_t stride)
+{
+	if (n == 1) {
+		fn(jobs);
+		return;
+	}
+	pthread_t th[CLIENTS_MAX];
+	for (int i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, fn, (char *)jobs + (size_t)i * stride) != 0)
+			die("pthread_create failed");
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* One of --producers client instances, on a thread of its own. */
+struct producer_job {
+	struct opts o; /* its share of the rate and of the count */
+	rd_kafka_t *rk;
+	int partitions, first_p;
+	struct produce_state *st;
+	bool quiet;
+};
+
+static void *producer_thread(void *arg)
+{
+	struct producer_job *j = arg;
+	produce_run(&j->o, j->rk, j->partitions, j->first_p, j->o.count, j->st, j->quiet);
+	return NULL;
+}
+
+/* Adds b's deliveries into a (the run's totals over every producer). */
+static void produce_state_merge(struct produce_state *a, const struct produce_state *b)
+{
+	for (int i = 0; i < HIST_BUCKETS; i++)
+		a->hist.bucket[i] += b->hist.bucket[i];
+	a->hist.n += b->hist.n;
+	if (b->hist.max_us > a->hist.max_us)
+		a->hist.max_us = b->hist.max_us;
+	a->delivered += b->delivered;
+	a->delivered_bytes += b->delivered_bytes;
+	if (!a->failed && b->failed)
+		a->first_err = b->first_err;
+	a->failed += b->failed;
+	if (!a->start_us || (b->start_us && b->start_us < a->start_us))
+		a->start_us = b->start_us;
+	if (b->last_delivery_us > a->last_delivery_us)
+		a->last_delivery_us = b->last_delivery_us;
+}
+
 static int cmd_produce(const struct opts *o)
 {
 	struct mock m = { 0 };
 	const char *bootstrap = o->mock ? mock_start(&m, o) : o->bootstrap;
+	int n_prod = o->producers;
+	struct producer_job *jobs = calloc((size_t)n_prod, sizeof *jobs);
 	struct produce_state *st = calloc(1, sizeof *st);
-	if (!st)
+	if (!jobs || !st)
 		die("out of memory");
-	rd_kafka_t *rk = producer_new(o, bootstrap, st);
+	for (int i = 0; i < n_prod; i++) {
+		struct producer_job *j = &jobs[i];
+		j->st = calloc(1, sizeof *j->st);
+		if (!j->st)
+			die("out of memory");
+		j->o = *o;
+		/* Shares of the offered rate and of the count; the first
+		 * producer takes the remainders. */
+		j->o.rate_msgs_s = o->rate_msgs_s / n_prod + (i == 0 ? o->rate_msgs_s % n_prod : 0);
+		j->o.count = o->count / n_prod + (i == 0 ? o->count % n_prod : 0);
+		j->rk = producer_new(&j->o, bootstrap, j->st);
+		j->quiet = i > 0;
+	}
 	int partitions = o->partitions;
 	if (!o->mock) {
-		topic_ensure(rk, o->topic, o->partitions);
-		int n = topic_partitions(rk, o->topic);
+		topic_ensure(jobs[0].rk, o->topic, o->partitions);
+		int n = topic_partitions(jobs[0].rk, o->topic);
 		if (n > 0 && n < partitions)
 			partitions = n;
 	}
+	for (int i = 0; i < n_prod; i++) {
+		jobs[i].partitions = partitions;
+		/* Each producer starts its round robin somewhere else. */
+		jobs[i].first_p = (int)((int64_t)partitions * i / n_prod);
+	}
+	run_clients(n_prod, producer_thread, jobs, sizeof *jobs);
+	for (int i = 0; i < n_prod; i++)
+		produce_state_merge(st, jobs[i].st);
 
-	double secs = produce_run(o, rk, partitions, o->count, st, false);
+	double secs = (double)(st->last_delivery_us > st->start_us ? st->last_delivery_us - st->start_us
+								   : 1) / 1e6;
 	double mb_s = (double)st->delivered_bytes / secs / 1e6;
 	double msgs_s = (double)st->delivered / secs;
 	const char *workload = o->rate_msgs_s > 0 ? "produce-rate" : "produce";
 
-	printf("%s %s: %" PRIu64 " msgs of %d B to %d partitions in %.2f s (acks=%s linger=%d ms",
-	       workload, o->mock ? "mock" : o->bootstrap, st->delivered, o->msg_bytes,
-	       partitions, secs, o->acks, o->linger_ms);
+	printf("%s %s: %" PRIu64 " msgs of %d B to %d partitions in %.2f s (%d producer%s, %s,"
+	       " acks=%s linger=%d ms", workload, o->mock ? "mock" : o->bootstrap, st->delivered,
+	       o->msg_bytes, partitions, secs, n_prod, n_prod == 1 ? "" : "s",
+	       o->sticky ? "sticky partitioner" : "round robin", o->acks, o->linger_ms);
 	if (o->rate_msgs_s > 0)
 		printf(" offered %" PRId64 " msgs/s", o->rate_msgs_s);
 	printf(")\n  %.1f MB/s  %.0f msgs/s  latency p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms\n",
@@ -565,7 +655,11 @@ static int cmd_produce(const struct opts *o)
 	       st->delivered_bytes);
 
 	int rc = st->failed || st->delivered == 0 ? 1 : 0;
-	rd_kafka_destroy(rk);
+	for (int i = 0; i < n_prod; i++) {
+		rd_kafka_destroy(jobs[i].rk);
+		free(jobs[i].st);
+	}
+	free(jobs);
 	mock_stop(&m);
 	free(st);
 	return rc;
@@ -615,6 +709,60 @@ static int64_t topic_backlog(rd_kafka_t *rk, const char *topic, int partitions)
 	return total;
 }
 
+/* What every consumer of a run shares: the messages wanted in total and
+ * how many have arrived (once they all have, every consumer stops). */
+struct consume_shared {
+	int64_t want;
+	int64_t got; /* __atomic */
+	int64_t start;
+};
+
+/* One of --consumers client instances, on a thread of its own, reading
+ * its share of the partitions. */
+struct consumer_job {
+	struct consume_shared *sh;
+	rd_kafka_t *rk;
+	int64_t got, bytes, errors, first_msg, last_msg;
+};
+
+static void *consumer_thread(void *arg)
+{
+	struct consumer_job *j = arg;
+	struct consume_shared *sh = j->sh;
+	int64_t idle_since = sh->start, seen = 0;
+	while (__atomic_load_n(&sh->got, __ATOMIC_RELAXED) < sh->want && !stop_requested) {
+		rd_kafka_message_t *msg = rd_kafka_consumer_poll(j->rk, 100);
+		int64_t t = now_us();
+		if (!msg) {
+			/* Idle while the others still read is fine: only a run
+			 * where nobody gets anything gives up. */
+			int64_t g = __atomic_load_n(&sh->got, __ATOMIC_RELAXED);
+			if (g != seen) {
+				seen = g;
+				idle_since = t;
+			} else if (t - idle_since > CONSUME_IDLE_US) {
+				fprintf(stderr, "driver: no message for %lld s, stopping at %" PRId64
+					" of %" PRId64 "\n", CONSUME_IDLE_US / 1000000, g, sh->want);
+				break;
+			}
+			continue;
+		}
+		if (msg->err) {
+			if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && j->errors++ < 5)
+				fprintf(stderr, "driver: consume error: %s\n", rd_kafka_message_errstr(msg));
+		} else {
+			if (!j->first_msg)
+				j->first_msg = t;
+			j->got++;
+			j->bytes += (int64_t)msg->len;
+			j->last_msg = idle_since = t;
+			__atomic_add_fetch(&sh->got, 1, __ATOMIC_RELAXED);
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	return NULL;
+}
+
 static int cmd_consume(const struct opts *o)
 {
 	struct mock m = { 0 };
@@ -632,7 +780,7 @@ static int cmd_consume(const struct opts *o)
 			fill = partitions;
 		if (o->count > 0 && o->count < fill)
 			fill = o->count;
-		produce_run(o, prk, partitions, fill, st, true);
+		produce_run(o, prk, partitions, 0, fill, st, true);
 		if (st->failed)
 			die("mock fill: %" PRIu64 " deliveries failed", st->failed);
 		rd_kafka_destroy(prk);
@@ -654,67 +802,61 @@ static int cmd_consume(const struct opts *o)
 	if (want == 0)
 		die("topic %s is empty", o->topic);
 
-	rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(partitions);
-	for (int p = 0; p < partitions; p++)
-		rd_kafka_topic_partition_list_add(tpl, o->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-
-	int64_t start = now_us();
-	rd_kafka_resp_err_t e = rd_kafka_assign(rk, tpl);
-	if (e)
-		die("assign: %s", rd_kafka_err2str(e));
-	rd_kafka_topic_partition_list_destroy(tpl);
-
-	int64_t got = 0, bytes = 0, errors = 0;
-	int64_t last_msg = start, first_msg = 0;
-	while (got < want && !stop_requested) {
-		rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
-		int64_t t = now_us();
-		if (!msg) {
-			if (t - last_msg > CONSUME_IDLE_US) {
-				fprintf(stderr, "driver: no message for %lld s, stopping at %" PRId64
-					" of %" PRId64 "\n", CONSUME_IDLE_US / 1000000, got, want);
-				break;
-			}
-			continue;
-		}
-		if (msg->err) {
-			if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-				if (errors++ < 5)
-					fprintf(stderr, "driver: consume error: %s\n",
-						rd_kafka_message_errstr(msg));
-			}
-		} else {
-			if (!first_msg)
-				first_msg = t;
-			got++;
-			bytes += (int64_t)msg->len;
-			last_msg = t;
-		}
-		rd_kafka_message_destroy(msg);
+	int n_cons = o->consumers < partitions ? o->consumers : partitions;
+	struct consume_shared sh = { .want = want, .start = now_us() };
+	struct consumer_job *jobs = calloc((size_t)n_cons, sizeof *jobs);
+	if (!jobs)
+		die("out of memory");
+	for (int i = 0; i < n_cons; i++) {
+		struct consumer_job *j = &jobs[i];
+		j->sh = &sh;
+		j->rk = i == 0 ? rk : consumer_new(o, bootstrap, false);
+		/* Partitions i, i + n, i + 2n...: an even static split. */
+		rd_kafka_topic_partition_list_t *tpl = rd_kafka_topic_partition_list_new(partitions / n_cons + 1);
+		for (int p = i; p < partitions; p += n_cons)
+			rd_kafka_topic_partition_list_add(tpl, o->topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+		rd_kafka_resp_err_t e = rd_kafka_assign(j->rk, tpl);
+		if (e)
+			die("assign: %s", rd_kafka_err2str(e));
+		rd_kafka_topic_partition_list_destroy(tpl);
+	}
+	run_clients(n_cons, consumer_thread, jobs, sizeof *jobs);
+	int64_t got = 0, bytes = 0, first_msg = 0, last_msg = sh.start;
+	for (int i = 0; i < n_cons; i++) {
+		got += jobs[i].got;
+		bytes += jobs[i].bytes;
+		if (jobs[i].first_msg && (!first_msg || jobs[i].first_msg < first_msg))
+			first_msg = jobs[i].first_msg;
+		if (jobs[i].last_msg > last_msg)
+			last_msg = jobs[i].last_msg;
 	}
 
 	/* The rate is taken from the first message to the last, so that the
 	 * client's start-up (metadata, offset lookup, first fetch wait: about
 	 * 0.5 s with librdkafka 2.0) does not dilute a short read; the total
 	 * is printed too. */
-	double total_s = (double)(last_msg - start) / 1e6;
+	double total_s = (double)(last_msg - sh.start) / 1e6;
 	double secs = first_msg ? (double)(last_msg - first_msg) / 1e6 : 0;
 	if (secs <= 0)
 		secs = 1e-6;
 	double mb_s = (double)bytes / secs / 1e6;
 	double msgs_s = (double)got / secs;
-	printf("consume %s: %" PRId64 " of %" PRId64 " msgs (%.1f MB) from %d partitions in %.2f s"
-	       " after the first message, %.2f s after assign\n  %.1f MB/s  %.0f msgs/s\n",
-	       o->mock ? "mock" : o->bootstrap, got, want, (double)bytes / 1e6, partitions, secs,
-	       total_s, mb_s, msgs_s);
+	printf("consume %s: %" PRId64 " of %" PRId64 " msgs (%.1f MB) from %d partitions with %d"
+	       " consumer%s in %.2f s after the first message, %.2f s after assign\n"
+	       "  %.1f MB/s  %.0f msgs/s\n",
+	       o->mock ? "mock" : o->bootstrap, got, want, (double)bytes / 1e6, partitions, n_cons,
+	       n_cons == 1 ? "" : "s", secs, total_s, mb_s, msgs_s);
 	print_result(o, "consume", mb_s, msgs_s, NULL);
 	printf("stat:elapsed_s=%.3f,msgs=%" PRId64 ",bytes=%" PRId64 "\n", secs, got, bytes);
 
-	rd_kafka_assign(rk, NULL);
-	rd_kafka_consumer_close(rk);
-	rd_kafka_destroy(rk);
+	for (int i = 0; i < n_cons; i++) {
+		rd_kafka_assign(jobs[i].rk, NULL);
+		rd_kafka_consumer_close(jobs[i].rk);
+		rd_kafka_destroy(jobs[i].rk);
+	}
+	free(jobs);
 	mock_stop(&m);
-	return got == want ? 0 : 1;
+	return got >= want ? 0 : 1;
 }
 
 static int64_t parse_int(const char *name, const char *s, int64_t lo, int64_t hi);
@@ -1172,9 +1314,10 @@ static void usage(void)
 		"usage: driver produce (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--msg-bytes 1024] [--duration-s 10] [--acks all]\n"
 		"              [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME] [--verbose]\n"
-		"              [--queue-msgs 500000]\n"
+		"              [--queue-msgs 500000] [--producers 1] [--partitioner round-robin|sticky]\n"
 		"       driver consume (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]\n"
+		"              [--consumers 1]\n"
 		"prints a summary and a line csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,\n"
 		"p50_ms,p99_ms,p999_ms\n"
 		"       driver e2e (--bootstrap HOST:PORT | --reference mock) --topic T --rate R\n"
@@ -1211,6 +1354,8 @@ int main(int argc, char **argv)
 		.repeat = 20,
 		.connections = 1,
 		.hold_s = 3,
+		.producers = 1,
+		.consumers = 1,
 	};
 	if (argc < 2)
 		usage();
@@ -1288,7 +1433,15 @@ int main(int argc, char **argv)
 				die("--hold-s: expected seconds in [0, 86400], got '%s'", v);
 		} else if (strcmp(a, "--ready-file") == 0)
 			o.ready_file = v;
-		else if (strcmp(a, "--mode") == 0) {
+		else if (strcmp(a, "--producers") == 0)
+			o.producers = (int)parse_int(a, v, 1, CLIENTS_MAX);
+		else if (strcmp(a, "--consumers") == 0)
+			o.consumers = (int)parse_int(a, v, 1, CLIENTS_MAX);
+		else if (strcmp(a, "--partitioner") == 0) {
+			if (strcmp(v, "round-robin") != 0 && strcmp(v, "sticky") != 0)
+				die("--partitioner: round-robin or sticky");
+			o.sticky = strcmp(v, "sticky") == 0;
+		} else if (strcmp(a, "--mode") == 0) {
 			if (strcmp(v, "idle") != 0 && strcmp(v, "active") != 0)
 				die("--mode: idle or active");
 			o.active = strcmp(v, "active") == 0;
