@@ -4,6 +4,8 @@
 Runs every workload of issue 5, in one invocation, against three targets:
 
   file  Sluice with the file store (a fresh temporary data dir)
+  tmpfs the same with the data dir on /dev/shm, produce and latency only:
+        the broker's own cost without the device (not durable)
   s3    Sluice with the S3 store on a local s3rver (skipped, with a note,
         when s3rver or the S3 store is missing)
   mock  librdkafka's in-memory mock cluster (`driver mock-serve`, a process
@@ -68,7 +70,7 @@ S3RVER = env("S3RVER", os.path.join(ROOT, "tests", "integration", "js",
 OUT = env("OUT", os.path.join(ROOT, "bench", "results"))
 RESULTS = env("RESULTS", os.path.join(ROOT, "bench", "RESULTS.md"))
 WRITE_RESULTS = env("WRITE_RESULTS", "0" if (QUICK or SMOKE) else "1") == "1"
-TARGETS = env("TARGETS", "mock,file" if SMOKE else "file,s3,mock").split(",")
+TARGETS = env("TARGETS", "mock,file" if SMOKE else "file,tmpfs,s3,mock").split(",")
 PERF = env("PERF", "0") == "1"
 DROP_CACHES = env("DROP_CACHES", "0" if SMOKE else "1") == "1"
 KEEP = env("KEEP", "0") == "1"
@@ -277,9 +279,9 @@ class Target:
 
 
 class Sluice(Target):
-    def __init__(self, tmp, store):
+    def __init__(self, tmp, store, name=None):
         super().__init__(tmp)
-        self.name = store
+        self.name = name or store
         self.store = store
         self.s3 = None
         self.prefix = None
@@ -456,7 +458,7 @@ def broker_side(tgt, cpu0, obj0, req0, elapsed, gib, reading=False):
         gets = req.get("GET", 0) - req0.get("GET", 0)
         if reading and not puts:
             puts = None
-    elif tgt.name == "file" and obj is not None and obj0 is not None and not reading:
+    elif getattr(tgt, "store", None) == "file" and obj is not None and obj0 is not None and not reading:
         # What S3 would bill for the same objects: one PUT each. Reads of
         # the file store are not counted.
         puts, gets = obj - obj0, None
@@ -559,6 +561,8 @@ def run_target(tgt, outdir):
                               "--linger-ms", str(LINGER_MS), "--fetch-wait-ms",
                               str(FETCH_WAIT_MS), "--cdf", cdf("e2e")], tmo)
     tgt.stop()
+    if tgt.name == "tmpfs":
+        return  # the write path without the device: 1-3 only
 
     # 4. catch-up read of a backlog: cold (a freshly started broker at
     # default settings, its read cache empty, OS page cache dropped when
@@ -767,10 +771,17 @@ def check_targets():
     if a is not None and ref:
         chk(a >= 0.5 * ref, "produce 1 KiB x 8 partitions (file) >= 0.5 x reference: %.1f vs %.1f MB/s (%.2f x)"
             % (a, ref, a / ref))
+        tm = val("tmpfs", "produce-1k", "mb_s")
+        if tm is not None:
+            out.append("  - the same without the device (data dir on tmpfs; not durable, for "
+                       "the broker's own cost): %.1f MB/s (%.2f x)" % (tm, tm / ref))
     fl = FLUSH_MS["file"]
     p99 = val("file", "latency", "p99_ms")
     if p99 is not None:
         chk(p99 < fl + 20, "produce p99 at half load (file) < flush interval + 20 = %d ms: %.2f ms" % (fl + 20, p99))
+        tp = val("tmpfs", "latency", "p99_ms")
+        if tp is not None:
+            out.append("  - the same without the device (tmpfs, half of its own maximum): p99 %.2f ms" % tp)
     e = val("file", "e2e", "p99_ms")
     if e is not None:
         chk(e < 2 * fl + 30, "end-to-end p99 (file) < 2 x flush interval + 30 = %d ms: %.2f ms" % (2 * fl + 30, e))
@@ -831,7 +842,7 @@ def table():
     lines = ["| " + " | ".join(h for _, h in TABLE_COLS) + " |",
              "|" + "|".join("---" if k in ("workload", "target") else "---:"
                             for k, _ in TABLE_COLS) + "|"]
-    order = {"file": 0, "s3": 1, "mock": 2}
+    order = {"file": 0, "tmpfs": 1, "s3": 2, "mock": 3}
     wl = []
     for r in rows:
         if r["workload"] not in wl:
@@ -988,7 +999,14 @@ def main():
                 except RuntimeError as e:
                     NOTES.append("s3: skipped, %s" % e)
                     continue
-            tgt = Mock(tmp) if name == "mock" else Sluice(tmp, name)
+            if name == "tmpfs":
+                if not os.path.isdir("/dev/shm"):
+                    NOTES.append("tmpfs: skipped, no /dev/shm")
+                    continue
+                shm = tempfile.mkdtemp(prefix="sluice-bench-", dir="/dev/shm")
+                tgt = Sluice(shm, "file", "tmpfs")
+            else:
+                tgt = Mock(tmp) if name == "mock" else Sluice(tmp, name)
             if name == "s3":
                 tgt.s3 = s3
             say("\n######## target %s" % name)
@@ -1004,6 +1022,8 @@ def main():
                 say("suite: target %s failed: %s" % (name, e))
             finally:
                 tgt.stop(final=True)
+                if name == "tmpfs":
+                    shutil.rmtree(tgt.tmp, ignore_errors=True)
         if PERF and "file" in TARGETS:
             perf_profile(tmp, OUT)
     finally:
