@@ -682,26 +682,50 @@ WRITERS = {
 }
 
 
-def enc_prim(w, prim, x, B, nullable, ind):
+def has_gaps(sd):
+    """Whether sd's encoder can leave records out of the buffer (a records
+    field, directly or in a nested struct, outside tagged fields, which
+    are encoded into a buffer of their own)."""
+    for f in sd.fields:
+        if f.tag is not None:
+            continue
+        if f.kind == 'prim' and f.prim == 'records':
+            return True
+        if f.sdef is not None and has_gaps(f.sdef):
+            return True
+    return False
+
+
+def enc_call(sd, B, x, G):
+    """A call of struct sd's encoder; G is the gap list passed on ('g' or
+    'NULL') when sd's encoder takes one."""
+    if has_gaps(sd):
+        return '%s_encode_in(%s, v, %s, %s);' % (sd.cname, B, x, G)
+    return '%s_encode(%s, v, %s);' % (sd.cname, B, x)
+
+
+def enc_prim(w, prim, x, B, nullable, ind, G='NULL'):
     if prim in WRITERS:
         w(WRITERS[prim] % (B, x), ind)
     elif prim == 'string':
         w('kmsg__write_str(%s, flex, %s, %s);' % (B, nullable, x), ind)
+    elif prim == 'records' and G != 'NULL':
+        w('kmsg__write_records(%s, flex, %s, %s, %s);' % (B, nullable, x, G), ind)
     else:
         w('kmsg__write_bytes(%s, flex, %s, %s);' % (B, nullable, x), ind)
 
 
-def enc_field(w, f, api, B, ind):
+def enc_field(w, f, api, B, ind, G='NULL'):
     x = 'm->' + f.name
     if f.kind == 'prim':
-        enc_prim(w, f.prim, x, B, nullc(f, api), ind)
+        enc_prim(w, f.prim, x, B, nullc(f, api), ind, G)
     elif f.kind == 'struct':
-        w('%s_encode(%s, v, &%s);' % (f.sdef.cname, B, x), ind)
+        w(enc_call(f.sdef, B, '&' + x, G), ind)
     else:
         w('kmsg__write_count(%s, flex, %s, %s_count);' % (B, nullc(f, api), x), ind)
         w('for (int32_t i = 0; i < %s_count; i++)' % x, ind)
         if f.sdef is not None:
-            w('%s_encode(%s, v, &%s[i]);' % (f.sdef.cname, B, x), ind + 1)
+            w(enc_call(f.sdef, B, '&%s[i]' % x, G), ind + 1)
         else:
             enc_prim(w, f.prim, '%s[i]' % x, B, 'false', ind + 1)
 
@@ -729,8 +753,24 @@ def nondefault(f):
 
 
 def gen_encode(w, sd, api, public):
-    w('%svoid %s_encode(struct kbuf *b, int16_t v, const struct %s *m)'
-      % ('' if public else 'static ', sd.cname, sd.cname))
+    gaps = has_gaps(sd)
+    if gaps:
+        # One encoder taking the gap list (NULL: records are copied), and
+        # for a message the public entry points around it.
+        if public:
+            for name, G, extra in (('encode', 'NULL', ''),
+                                   ('encode_gaps', 'g', ', struct kmsg_gaps *g')):
+                w('void %s_%s(struct kbuf *b, int16_t v, const struct %s *m%s)'
+                  % (sd.cname, name, sd.cname, extra))
+                w('{')
+                w('%s_encode_in(b, v, m, %s);' % (sd.cname, G), 1)
+                w('}')
+                w()
+        w('static void %s_encode_in(struct kbuf *b, int16_t v, const struct %s *m, '
+          'struct kmsg_gaps *g)' % (sd.cname, sd.cname))
+    else:
+        w('%svoid %s_encode(struct kbuf *b, int16_t v, const struct %s *m)'
+          % ('' if public else 'static ', sd.cname, sd.cname))
     w('{')
     w('const bool flex = %s;' % flex_expr(api), 1)
     w()
@@ -738,7 +778,8 @@ def gen_encode(w, sd, api, public):
     for f in sd.fields:
         if f.tag is not None:
             continue
-        with_cond(w, field_cond(f, api), 1, lambda ind, f=f: enc_field(w, f, api, 'b', ind))
+        with_cond(w, field_cond(f, api), 1,
+                  lambda ind, f=f: enc_field(w, f, api, 'b', ind, 'g' if gaps else 'NULL'))
     if api.flex >= 0:
         tagged = sorted((f for f in sd.fields if f.tag is not None), key=lambda f: f.tag)
         w('if (flex) {', 1)
@@ -1068,6 +1109,35 @@ __attribute__((unused)) static void kmsg__write_bytes(struct kbuf *b, bool flex,
 	kbuf_put(b, s.ptr, (size_t)s.len);
 }
 
+/* Records with a gap list: the length prefix goes into b, the bytes are
+ * left out and listed as a gap at b->len (copied after all when shorter
+ * than g->min_len, or when the list cannot grow). */
+__attribute__((unused)) static void kmsg__write_records(struct kbuf *b, bool flex, bool nullable, kbytes s,
+							struct kmsg_gaps *g)
+{
+	if (!g || s.len <= 0 || (size_t)s.len < g->min_len || b->oom) {
+		kmsg__write_bytes(b, flex, nullable, s);
+		return;
+	}
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		struct kmsg_gap *v = realloc(g->v, cap * sizeof *v);
+
+		if (!v) {
+			kmsg__write_bytes(b, flex, nullable, s);
+			return;
+		}
+		g->v = v;
+		g->cap = cap;
+	}
+	if (flex)
+		kbuf_put_uvarint(b, (uint64_t)s.len + 1);
+	else
+		kbuf_put_i32(b, s.len);
+	g->v[g->n++] = (struct kmsg_gap){ b->len, s.ptr, (size_t)s.len };
+	g->bytes += (size_t)s.len;
+}
+
 __attribute__((unused)) static void kmsg__write_count(struct kbuf *b, bool flex, bool nullable, int32_t n)
 {
 	if (n < 0 && !nullable)
@@ -1199,6 +1269,10 @@ HEADER_TOP = '''/* kmsg.h — GENERATED by tools/gen_proto.py from the src/proto
  *   void <msg>_encode(struct kbuf *b, int16_t version, const struct <msg> *m);
  *        appends the body; fields outside the version are not written,
  *        a null where the version allows none is written as empty.
+ *   void <msg>_encode_gaps(struct kbuf *b, int16_t version,
+ *                          const struct <msg> *m, struct kmsg_gaps *g);
+ *        only for messages with records: the same body, except that the
+ *        records' bytes are not copied into b but listed in g (see there).
  *   void <msg>_fill_test(...) / bool <msg>_equal(...): for tests only.
  */
 #ifndef SLUICE_KMSG_H
@@ -1217,6 +1291,26 @@ struct kmsg_api_desc {
 	const char *name;
 	int16_t min_version, max_version;
 	int16_t first_flexible; /* -1: no flexible version */
+};
+
+/* Records an encoder left out of its buffer (<msg>_encode_gaps): the
+ * wire bytes are the buffer with gap i's len bytes at ptr inserted at
+ * buffer offset at (ascending; the records' length prefix is just
+ * before at, in the buffer). Records shorter than min_len are copied.
+ * v is malloc'd and grows as needed (free() it); bytes is the sum of the
+ * gaps' lengths. The bytes gaps point to must stay as they are until
+ * they have been written. */
+struct kmsg_gap {
+	size_t at;
+	const uint8_t *ptr;
+	size_t len;
+};
+
+struct kmsg_gaps {
+	struct kmsg_gap *v;
+	size_t n, cap;
+	size_t bytes;
+	size_t min_len;
 };
 
 /* Every described api, sorted by key. */
@@ -1258,6 +1352,7 @@ def generate(apis, outdir):
     c(' * Do not edit; change the .def files (docs/protocol-dsl.md). */')
     c('#include "kmsg.h"')
     c()
+    c('#include <stdlib.h>')
     c('#include <string.h>')
     c()
     c('#include "base/limits.h"')
@@ -1284,6 +1379,9 @@ def generate(apis, outdir):
               % (sd.cname, sd.cname))
             h('void %s_encode(struct kbuf *b, int16_t version, const struct %s *m);'
               % (sd.cname, sd.cname))
+            if has_gaps(sd):
+                h('void %s_encode_gaps(struct kbuf *b, int16_t version, const struct %s *m, '
+                  'struct kmsg_gaps *g);' % (sd.cname, sd.cname))
             h('void %s_fill_test(struct %s *m, int16_t version, struct arena *a, uint32_t *seed);'
               % (sd.cname, sd.cname))
             h('bool %s_equal(const struct %s *x, const struct %s *y, int16_t version);'
@@ -1298,11 +1396,19 @@ def generate(apis, outdir):
             n = sd.cname
             c('static int %s_decode(struct kreader *r, int16_t v, struct %s *m, struct arena *a);'
               % (n, n))
-            c('static void %s_encode(struct kbuf *b, int16_t v, const struct %s *m);' % (n, n))
+            if has_gaps(sd):
+                c('static void %s_encode_in(struct kbuf *b, int16_t v, const struct %s *m, '
+                  'struct kmsg_gaps *g);' % (n, n))
+            else:
+                c('static void %s_encode(struct kbuf *b, int16_t v, const struct %s *m);' % (n, n))
             c('static void %s_fill_test(struct %s *m, int16_t v, struct arena *a, uint32_t *seed);'
               % (n, n))
             c('static bool %s_equal(const struct %s *x, const struct %s *y, int16_t v);'
               % (n, n, n))
+        for sd in tops:
+            if has_gaps(sd):
+                c('static void %s_encode_in(struct kbuf *b, int16_t v, const struct %s *m, '
+                  'struct kmsg_gaps *g);' % (sd.cname, sd.cname))
         c()
         for sd in api.structs:
             public = sd in tops

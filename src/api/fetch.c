@@ -1,7 +1,10 @@
 /* fetch.c — Fetch: find the batch rows at or after each fetch offset,
  * copy their bytes from the read cache (or ranged reads of the store),
  * patch baseOffset and the leader epoch, follow Kafka's size rules, and
- * long-poll until min_bytes are there or max_wait_ms passes.
+ * long-poll until min_bytes are there or max_wait_ms passes. The records
+ * are not copied again into the response: it is written in pieces
+ * (encoded fields, records straight from f->data, ...), and f->data's
+ * buffer goes with the request until the write is done.
  *
  * Batches missing from the read cache are read through the store's
  * asynchronous get (adjacent ranges coalesced); the loop never blocks.
@@ -57,6 +60,9 @@
  * catch-up reads spent a third of the agent's CPU faulting 32-64 MiB
  * response buffers). 8 MiB responses fit the loop's buffer pool. */
 #define FETCH_RESPONSE_BYTES_MAX (8 * 1024 * 1024)
+/* Records of a partition shorter than this are copied into the response
+ * buffer; longer ones are written from f->data as a piece of their own. */
+#define FETCH_GAP_MIN_BYTES 1024
 
 /* A batch that was not in the read cache: read from the store into data
  * at data_off, then patched. */
@@ -527,10 +533,17 @@ static void fetch_respond(struct fetch_wait *f)
 			rp->records.ptr = f->data.data ? f->data.data + f->data_off[k] : NULL;
 		}
 	}
-	kmsg_fetch_resp_encode(&req->resp, req->api_version, &f->r);
+	/* The records are not copied into the response: it is written as
+	 * pieces, the encoded fields from req->resp and the records from
+	 * f->data, whose buffer the server keeps until the write is done. */
+	struct kmsg_gaps gaps = { .min_len = FETCH_GAP_MIN_BYTES };
+	kmsg_fetch_resp_encode_gaps(&req->resp, req->api_version, &f->r, &gaps);
+	uint8_t *hold = f->data.data;
+	size_t hold_cap = f->data.cap;
+	kbuf_init(&f->data); /* ownership moves to the request */
 	fetch_unlink(f);
 	uv_timer_stop(&f->timer);
-	request_respond(req);
+	request_respond_gaps(req, &gaps, hold, hold_cap);
 	uv_close((uv_handle_t *)&f->timer, fetch_free);
 }
 

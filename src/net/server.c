@@ -56,11 +56,15 @@ struct server {
 	bool closing;
 };
 
+/* One response being written: its buffer, and the buffer its records
+ * come from (a fetch's), both released when the write completes. */
 struct write_req {
 	uv_write_t w;
 	struct conn *conn;
 	uint8_t *data;
 	size_t cap;
+	uint8_t *hold;
+	size_t hold_cap;
 };
 
 static void conn_unref(struct conn *c);
@@ -77,6 +81,8 @@ static void request_free(struct request *r)
 	kbuf_release(r->frame, r->frame_cap);
 	arena_free(&r->arena);
 	kbuf_free(&r->resp);
+	free(r->gaps.v);
+	kbuf_release(r->hold, r->hold_cap);
 	free(r);
 }
 
@@ -85,12 +91,72 @@ static void write_done(uv_write_t *w, int status)
 	struct write_req *wr = (struct write_req *)w;
 	struct conn *c = wr->conn;
 	kbuf_release(wr->data, wr->cap);
+	kbuf_release(wr->hold, wr->hold_cap);
 	free(wr);
 	if (status < 0 && !c->closing)
 		conn_close(c);
 	else if (!c->closing)
 		conn_update_reading(c);
 	conn_unref(c);
+}
+
+size_t response_pieces(const uint8_t *base, size_t len, const struct kmsg_gap *gaps, size_t n,
+		       uv_buf_t *out)
+{
+	size_t k = 0, pos = 0;
+	for (size_t i = 0; i <= n; i++) {
+		size_t at = i < n ? gaps[i].at : len;
+		if (at > pos)
+			out[k++] = uv_buf_init((char *)base + pos, (unsigned)(at - pos));
+		pos = at;
+		if (i < n && gaps[i].len)
+			out[k++] = uv_buf_init((char *)gaps[i].ptr, (unsigned)gaps[i].len);
+	}
+	return k;
+}
+
+/* Write r's response: its buffer, with the records it left out (gaps)
+ * in their places, as one write of several pieces. The buffers move to
+ * the write request and are released when it completes; on any failure
+ * the connection closes (and request_free releases what did not move). */
+static void conn_write(struct conn *c, struct request *r)
+{
+	size_t n = r->gaps.n;
+	size_t total = r->resp.len - 4 + r->gaps.bytes;
+	if (total > INT32_MAX) {
+		log_error("%s: response of %zu bytes; closing", c->peer, total);
+		conn_close(c);
+		return;
+	}
+	kbuf_patch_i32(&r->resp, 0, (int32_t)total);
+	struct write_req *wr = malloc(sizeof *wr);
+	uv_buf_t one, *bufs = &one;
+	if (n && (n > (SIZE_MAX / sizeof *bufs - 1) / 2 || !(bufs = malloc((2 * n + 1) * sizeof *bufs))))
+		bufs = NULL;
+	if (!wr || !bufs) {
+		free(wr);
+		conn_close(c);
+		return;
+	}
+	size_t nbufs = response_pieces(r->resp.data, r->resp.len, r->gaps.v, n, bufs);
+	*wr = (struct write_req){ .conn = c, .data = r->resp.data, .cap = r->resp.cap,
+				  .hold = r->hold, .hold_cap = r->hold_cap };
+	/* Ownership of both buffers moved to wr. */
+	kbuf_init(&r->resp);
+	r->hold = NULL;
+	r->hold_cap = 0;
+	c->refs++;
+	/* libuv copies the buffer list; the bytes stay where they are. */
+	int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, write_done);
+	if (bufs != &one)
+		free(bufs);
+	if (rc < 0) {
+		c->refs--;
+		kbuf_release(wr->data, wr->cap);
+		kbuf_release(wr->hold, wr->hold_cap);
+		free(wr);
+		conn_close(c);
+	}
 }
 
 /* Send (or drop) finished requests from the head of the queue. */
@@ -109,25 +175,7 @@ static void conn_flush(struct conn *c)
 				log_error("%s: out of memory building a response; closing", c->peer);
 				conn_close(c);
 			} else {
-				kbuf_patch_i32(&r->resp, 0, (int32_t)(r->resp.len - 4));
-				struct write_req *wr = malloc(sizeof *wr);
-				if (!wr) {
-					conn_close(c);
-				} else {
-					wr->conn = c;
-					wr->data = r->resp.data;
-					wr->cap = r->resp.cap;
-					uv_buf_t b = uv_buf_init((char *)r->resp.data, (unsigned)r->resp.len);
-					kbuf_init(&r->resp); /* ownership moved to wr */
-					c->refs++;
-					int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_done);
-					if (rc < 0) {
-						c->refs--;
-						kbuf_release(wr->data, wr->cap);
-						free(wr);
-						conn_close(c);
-					}
-				}
+				conn_write(c, r);
 			}
 		}
 		bool close_after = r->close_after;
@@ -154,6 +202,16 @@ void request_respond(struct request *req)
 {
 	req->done = true;
 	conn_flush(req->conn);
+}
+
+void request_respond_gaps(struct request *req, struct kmsg_gaps *gaps, uint8_t *hold,
+			  size_t hold_cap)
+{
+	req->gaps = *gaps;
+	*gaps = (struct kmsg_gaps){ 0 };
+	req->hold = hold;
+	req->hold_cap = hold_cap;
+	request_respond(req);
 }
 
 void request_no_reply(struct request *req)

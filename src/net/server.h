@@ -15,6 +15,7 @@
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "kmsg.h"
 
 struct server;
 struct conn;
@@ -36,6 +37,10 @@ struct request {
 	struct kbuf resp;          /* response frame: the server writes the
 				      size and header, the handler appends the
 				      body */
+	struct kmsg_gaps gaps;     /* response bytes outside resp
+				      (request_respond_gaps), owned */
+	uint8_t *hold;             /* owned: the buffer they point into */
+	size_t hold_cap;           /* (kbuf_alloc / kbuf_release) */
 	bool done;
 	bool no_reply;
 	bool close_after;          /* close the connection once this one's turn
@@ -77,6 +82,19 @@ size_t server_connection_count(const struct server *s);
 void request_begin_response(struct request *req, int header_version);
 /* The body is complete: queue the response. */
 void request_respond(struct request *req);
+/* The body is complete but its records are not in req->resp: they are
+ * the gaps (from a <msg>_encode_gaps into req->resp), pointing into hold
+ * (a kbuf_alloc'd buffer of hold_cap bytes, or NULL). Takes both: the
+ * response goes out as one write of several pieces, and gaps->v and hold
+ * are freed once that write has completed, or when the response is
+ * dropped (the connection closed first). */
+void request_respond_gaps(struct request *req, struct kmsg_gaps *gaps, uint8_t *hold,
+			  size_t hold_cap);
+/* The pieces of a response of len bytes at base with those gaps, in wire
+ * order, into out (room for 2 * n + 1; empty pieces are left out).
+ * Returns how many. For tests. */
+size_t response_pieces(const uint8_t *base, size_t len, const struct kmsg_gap *gaps, size_t n,
+		       uv_buf_t *out);
 /* acks=0 produce: finish without a response. */
 void request_no_reply(struct request *req);
 /* A protocol error: close the connection (after earlier responses). */
