@@ -1,10 +1,13 @@
 /* fetch.c — Fetch: find the batch rows at or after each fetch offset,
- * copy their bytes from the read cache (or ranged reads of the store),
+ * take their bytes from the read cache (or ranged reads of the store),
  * patch baseOffset and the leader epoch, follow Kafka's size rules, and
  * long-poll until min_bytes are there or max_wait_ms passes. The records
- * are not copied again into the response: it is written in pieces
- * (encoded fields, records straight from f->data, ...), and f->data's
- * buffer goes with the request until the write is done.
+ * are not copied into the response: it is written in pieces (encoded
+ * fields, then a partition's records as pieces straight from the cached
+ * objects and from f->data, ...). Cached bytes are patched in place and
+ * referenced (cache_obj_ref) until the write is done; only runs of
+ * cached bytes under FETCH_GAP_MIN_BYTES are copied, into f->data, where
+ * the store reads of this fetch land too.
  *
  * Batches missing from the read cache are read through the store's
  * asynchronous get (adjacent ranges coalesced); the loop never blocks.
@@ -61,7 +64,9 @@
  * response buffers). 8 MiB responses fit the loop's buffer pool. */
 #define FETCH_RESPONSE_BYTES_MAX (8 * 1024 * 1024)
 /* Records of a partition shorter than this are copied into the response
- * buffer; longer ones are written from f->data as a piece of their own. */
+ * buffer; longer ones are written as pieces of their own. Runs of cached
+ * bytes shorter than this (small batches) are copied into f->data rather
+ * than referenced: an iovec per tiny batch costs more than the copy. */
 #define FETCH_GAP_MIN_BYTES 1024
 
 /* A batch that was not in the read cache: read from the store into data
@@ -76,6 +81,15 @@ struct fetch_read {
 	int err;
 };
 
+/* A piece of a partition's records, in wire order: bytes of a cached
+ * object (referenced), or of f->data. */
+struct fetch_piece {
+	struct cache_obj *obj; /* holds a reference; NULL: f->data at off */
+	const uint8_t *ptr;    /* obj: into obj->data */
+	size_t off;
+	size_t len;
+};
+
 struct fetch_wait {
 	struct fetch_wait *prev, *next;
 	uv_timer_t timer;
@@ -85,6 +99,11 @@ struct fetch_wait {
 	struct kmsg_fetch_resp r;
 	struct kbuf data;         /* records of every partition */
 	size_t *data_off;         /* per response partition: offset into data */
+	struct fetch_piece *pieces; /* every partition's, in response order */
+	size_t piece_count, piece_cap;
+	size_t *piece_first;      /* per response partition (+ 1): its first */
+	struct fetch_piece run;   /* cached bytes being gathered into a piece */
+	size_t parts;             /* response partitions */
 	struct topic_state **slot_topic; /* per response partition */
 	int32_t *slot_partition;
 	int32_t *slot_query;      /* per response partition: index into bulk_q,
@@ -173,10 +192,79 @@ static int lookup_rows(struct fetch_wait *f, int64_t tid, int32_t p, int64_t off
 	return meta_batches_from(f->a->meta, tid, p, offset, cap, rows, n);
 }
 
+/* Drop every piece (and the references they hold). */
+static void pieces_reset(struct fetch_wait *f)
+{
+	for (size_t i = 0; i < f->piece_count; i++)
+		cache_obj_unref(f->pieces[i].obj);
+	f->piece_count = 0;
+	cache_obj_unref(f->run.obj);
+	f->run = (struct fetch_piece){ 0 };
+}
+
+/* Append a piece to response partition f->cur_slot (taking over p.obj's
+ * reference), merged with the one before when it continues it. Out of
+ * memory: the response fails (f->data.oom). */
+static void piece_add(struct fetch_wait *f, struct fetch_piece p)
+{
+	if (f->piece_count > f->piece_first[f->cur_slot]) {
+		struct fetch_piece *last = &f->pieces[f->piece_count - 1];
+		if (!p.obj && !last->obj && last->off + last->len == p.off) {
+			last->len += p.len;
+			return;
+		}
+		if (p.obj && last->obj == p.obj && last->ptr + last->len == p.ptr) {
+			last->len += p.len;
+			cache_obj_unref(p.obj);
+			return;
+		}
+	}
+	if (array_grow(&f->pieces, &f->piece_cap, f->piece_count, sizeof *f->pieces, 64) != 0) {
+		cache_obj_unref(p.obj);
+		f->data.oom = true;
+		return;
+	}
+	f->pieces[f->piece_count++] = p;
+}
+
+/* The run of cached bytes ends: a piece of its own, or copied into
+ * f->data when short. */
+static void run_flush(struct fetch_wait *f)
+{
+	struct fetch_piece r = f->run;
+	f->run = (struct fetch_piece){ 0 };
+	if (!r.obj)
+		return;
+	if (r.len >= FETCH_GAP_MIN_BYTES) {
+		piece_add(f, r);
+		return;
+	}
+	uint8_t *dst = kbuf_reserve(&f->data, r.len);
+	if (dst) {
+		memcpy(dst, r.ptr, r.len);
+		piece_add(f, (struct fetch_piece){ .off = f->data.len, .len = r.len });
+		f->data.len += r.len;
+	}
+	cache_obj_unref(r.obj);
+}
+
+/* len cached bytes at ptr in o (patched already) come next. */
+static void run_add(struct fetch_wait *f, struct cache_obj *o, const uint8_t *ptr, size_t len)
+{
+	if (f->run.obj == o && f->run.ptr + f->run.len == ptr) {
+		f->run.len += len;
+		return;
+	}
+	run_flush(f);
+	cache_obj_ref(o);
+	f->run = (struct fetch_piece){ .obj = o, .ptr = ptr, .len = len };
+}
+
 /* Fill one partition's records starting at offset: bytes from the read
- * cache (whole objects, or ranges loaded ahead) are copied now, the rest
- * become fetch_reads. budget is how many bytes it may add; the first
- * batch of the response is added even when larger (first_in_response).
+ * cache (whole objects, or ranges loaded ahead) are patched in place and
+ * become pieces (short runs copied), the rest become fetch_reads. budget
+ * is how many bytes it may add; the first batch of the response is added
+ * even when larger (first_in_response).
  * Where the budget runs out, what the partition continues with is loaded
  * ahead. rows/n are rows already looked up (full: there may be more).
  * Returns bytes added. */
@@ -215,19 +303,19 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 				f->stop_bytes = added;
 				goto out;
 			}
-			uint8_t *dst = kbuf_reserve(out, row->length);
-			if (!dst)
-				goto out;
-			const uint8_t *src = NULL;
+			uint8_t *src = NULL;
+			struct cache_obj *from = NULL;
 			bool in_range = range && !strcmp(range_key, row->object_key) &&
 					row->byte_offset >= range->base &&
 					row->byte_offset + row->length <= range->base + range->len;
 			struct cache_obj *o = NULL;
 			if (in_range) {
 				src = range->data + (row->byte_offset - range->base);
+				from = range;
 			} else if ((o = cache_get(a->cache, row->object_key)) &&
 				   row->byte_offset + row->length <= o->len) {
 				src = o->data + row->byte_offset;
+				from = o;
 			} else if ((o = (cache_obj_unref(o), cache_get_range(a->cache, row->object_key,
 										row->byte_offset))) &&
 				   row->byte_offset + row->length <= o->base + o->len) {
@@ -238,17 +326,23 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 				range_key = row->object_key;
 				o = NULL;
 				src = range->data + (row->byte_offset - range->base);
+				from = range;
 			}
 			if (src) {
-				memcpy(dst, src, row->length);
-				batch_patch(dst, row->base_offset, 0);
+				/* In place: the same batch always gets the same base
+				 * offset and epoch (outside its CRC), and nothing
+				 * reads the producer's values from the cache. */
+				batch_patch(src, row->base_offset, 0);
+				run_add(f, from, src, row->length);
 				/* A range read to its end will not be read again:
 				 * make room for the next ones at once. */
 				if (range && src >= range->data && src < range->data + range->len &&
 				    row->byte_offset + row->length == range->base + range->len)
 					cache_drop_range(a->cache, row->object_key, range->base);
 			} else {
-				if (array_grow(&f->reads, &f->read_cap, f->read_count,
+				run_flush(f);
+				if (!kbuf_reserve(out, row->length) ||
+				    array_grow(&f->reads, &f->read_cap, f->read_count,
 					       sizeof *f->reads, 16) != 0) {
 					cache_obj_unref(o);
 					goto out;
@@ -261,9 +355,10 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 				fr->base_offset = row->base_offset;
 				fr->rp = rp;
 				fr->err = 0;
+				piece_add(f, (struct fetch_piece){ .off = out->len, .len = row->length });
+				out->len += row->length;
 			}
 			cache_obj_unref(o);
-			out->len += row->length;
 			added += row->length;
 			offset = row->last_offset + 1;
 		}
@@ -286,6 +381,7 @@ static size_t read_partition(struct fetch_wait *f, struct topic_state *t, int32_
 			break;
 	}
 out:
+	run_flush(f);
 	cache_obj_unref(range);
 	return added;
 }
@@ -332,11 +428,29 @@ static void bulk_lookup(struct fetch_wait *f, size_t k)
 		f->slot_query[ks[i]] = rc ? -3 : (int32_t)i;
 	if (rc)
 		return;
-	/* One reservation for what these rows hold, not a growth per batch. */
+	/* One reservation for what these rows will put in f->data, not a
+	 * growth per batch: those the cache lacks, and small ones (copied).
+	 * A partition's rows mostly follow one another in one object: what
+	 * the cache holds of it is looked up once. */
 	size_t sum = 0;
-	for (size_t i = 0; i < nq; i++)
-		for (size_t r = 0; r < f->bulk_q[i].n; r++)
-			sum += f->bulk_rows[f->bulk_q[i].first + r].length;
+	for (size_t i = 0; i < nq; i++) {
+		const char *key = NULL;
+		uint64_t held_from = 0, held_to = 0; /* cached bytes of key */
+		for (size_t r = 0; r < f->bulk_q[i].n; r++) {
+			const struct meta_batch_row *row = &f->bulk_rows[f->bulk_q[i].first + r];
+			uint64_t end = row->byte_offset + row->length;
+			if (!key || strcmp(key, row->object_key) || row->byte_offset < held_from ||
+			    end > held_to) {
+				key = row->object_key;
+				held_from = row->byte_offset;
+				held_to = cache_contains(f->a->cache, key)
+						  ? UINT64_MAX
+						  : cache_range_end(f->a->cache, key, row->byte_offset);
+			}
+			if (row->length < FETCH_GAP_MIN_BYTES || end > held_to)
+				sum += row->length;
+		}
+	}
 	if (sum > FETCH_RESPONSE_BYTES_MAX)
 		sum = FETCH_RESPONSE_BYTES_MAX;
 	kbuf_reserve(&f->data, sum);
@@ -392,6 +506,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 	struct kmsg_fetch_req *m = &f->m;
 	f->data.len = 0;
 	f->read_count = 0;
+	pieces_reset(f);
 	size_t total = 0, k = 0, ahead_partitions = 0;
 	size_t last_stop = SIZE_MAX, last_stop_bytes = 0;
 	int64_t last_stop_offset = 0;
@@ -439,6 +554,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 			struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
 			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
 			f->data_off[k] = f->data.len;
+			f->piece_first[k] = f->piece_count;
 			if (f->slot_query[k] == -2)
 				continue;
 			size_t budget = qp->partition_max_bytes > 0 ? (size_t)qp->partition_max_bytes : 0;
@@ -490,6 +606,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 			total += got;
 		}
 	}
+	f->piece_first[k] = f->piece_count;
 	/* Every partition with data got room: the next fetch most likely
 	 * continues the last one that ran out of it. */
 	if (ahead_partitions == 0 && last_stop != SIZE_MAX)
@@ -500,6 +617,8 @@ static size_t fetch_gather(struct fetch_wait *f)
 static void fetch_free(uv_handle_t *h)
 {
 	struct fetch_wait *f = h->data;
+	pieces_reset(f);
+	free(f->pieces);
 	kbuf_free(&f->data);
 	free(f->reads);
 	free(f->bulk_rows);
@@ -516,34 +635,114 @@ static void fetch_unlink(struct fetch_wait *f)
 	f->prev = f->next = NULL;
 }
 
+/* What a response's pieces point into, released when its write is done
+ * (or the response dropped): f->data's buffer and the cached objects. */
+struct fetch_hold {
+	uint8_t *data;
+	size_t cap;
+	struct fetch_piece *pieces; /* each holds a reference (or none) */
+	size_t n;
+};
+
+static void fetch_hold_release(void *arg)
+{
+	struct fetch_hold *h = arg;
+	kbuf_release(h->data, h->cap);
+	for (size_t i = 0; i < h->n; i++)
+		cache_obj_unref(h->pieces[i].obj);
+	free(h->pieces);
+	free(h);
+}
+
+/* The encoder left out one gap per partition with records of at least
+ * FETCH_GAP_MIN_BYTES (the list had room for all: it never copies them),
+ * in response order: put each partition's pieces in its place, all at
+ * its gap's offset. Returns 0, or SL_ENOMEM / SL_EINVAL (a mismatch). */
+static int pieces_expand(struct fetch_wait *f, struct kmsg_gaps *g)
+{
+	size_t n = 0, j = 0, k = 0;
+	for (size_t i = 0; i < f->parts; i++)
+		n += f->piece_first[i + 1] - f->piece_first[i];
+	struct kmsg_gap *v = malloc((n ? n : 1) * sizeof *v);
+	if (!v)
+		return SL_ENOMEM;
+	n = 0;
+	for (int32_t i = 0; i < f->r.responses_count; i++) {
+		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
+		for (int32_t p = 0; p < rt->partitions_count; p++, k++) {
+			kbytes rec = rt->partitions[p].records;
+			if (rec.len <= 0 || (size_t)rec.len < g->min_len)
+				continue;
+			if (j == g->n || g->v[j].len != (size_t)rec.len)
+				goto mismatch;
+			size_t at = g->v[j++].at, sum = 0;
+			for (size_t q = f->piece_first[k]; q < f->piece_first[k + 1]; q++) {
+				const struct fetch_piece *pc = &f->pieces[q];
+				const uint8_t *ptr = pc->obj ? pc->ptr : f->data.data + pc->off;
+				v[n++] = (struct kmsg_gap){ at, ptr, pc->len };
+				sum += pc->len;
+			}
+			if (sum != (size_t)rec.len)
+				goto mismatch;
+		}
+	}
+	if (j != g->n)
+		goto mismatch;
+	free(g->v);
+	g->v = v;
+	g->n = g->cap = n;
+	return 0;
+mismatch:
+	free(v);
+	log_error("fetch: response pieces do not match the records");
+	return SL_EINVAL;
+}
+
 static void fetch_respond(struct fetch_wait *f)
 {
 	struct request *req = f->req;
 	size_t k = 0;
-	if (f->data.oom) {
-		fetch_unlink(f);
-		request_fail_close(req);
-		uv_close((uv_handle_t *)&f->timer, fetch_free);
-		return;
-	}
+	struct fetch_hold *h = NULL;
+	struct kmsg_gaps gaps = { .min_len = FETCH_GAP_MIN_BYTES };
+	if (f->data.oom)
+		goto out_fail;
 	for (int32_t i = 0; i < f->r.responses_count; i++) {
 		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
 		for (int32_t j = 0; j < rt->partitions_count; j++, k++) {
 			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
+			/* Records under FETCH_GAP_MIN_BYTES are all in f->data
+			 * (every cached run of them was copied) and are copied
+			 * from there; longer ones are written as pieces. */
 			rp->records.ptr = f->data.data ? f->data.data + f->data_off[k] : NULL;
 		}
 	}
-	/* The records are not copied into the response: it is written as
-	 * pieces, the encoded fields from req->resp and the records from
-	 * f->data, whose buffer the server keeps until the write is done. */
-	struct kmsg_gaps gaps = { .min_len = FETCH_GAP_MIN_BYTES };
+	/* Room for a gap per partition: the encoder never falls back to
+	 * copying records (it cannot: they are not contiguous). */
+	gaps.cap = f->parts ? f->parts : 1;
+	gaps.v = malloc(gaps.cap * sizeof *gaps.v);
+	h = malloc(sizeof *h);
+	if (!gaps.v || !h)
+		goto out_fail;
 	kmsg_fetch_resp_encode_gaps(&req->resp, req->api_version, &f->r, &gaps);
-	uint8_t *hold = f->data.data;
-	size_t hold_cap = f->data.cap;
-	kbuf_init(&f->data); /* ownership moves to the request */
+	if (req->resp.oom || pieces_expand(f, &gaps) != 0)
+		goto out_fail;
+	/* f->data's buffer and the pieces' references move to the hold,
+	 * released by the server once the response is written or dropped. */
+	*h = (struct fetch_hold){ f->data.data, f->data.cap, f->pieces, f->piece_count };
+	kbuf_init(&f->data);
+	f->pieces = NULL;
+	f->piece_count = f->piece_cap = 0;
 	fetch_unlink(f);
 	uv_timer_stop(&f->timer);
-	request_respond_gaps(req, &gaps, hold, hold_cap);
+	request_respond_pieces(req, &gaps, fetch_hold_release, h);
+	uv_close((uv_handle_t *)&f->timer, fetch_free);
+	return;
+out_fail:
+	free(gaps.v);
+	free(h);
+	fetch_unlink(f);
+	uv_timer_stop(&f->timer);
+	request_fail_close(req);
 	uv_close((uv_handle_t *)&f->timer, fetch_free);
 }
 
@@ -743,7 +942,9 @@ void handle_fetch(struct agent *a, struct request *req)
 		}
 		parts += (size_t)rt->partitions_count;
 	}
-	if (!REQ_ARRAY(req, parts + 1, f->data_off) || !REQ_ARRAY(req, parts + 1, f->slot_topic) ||
+	f->parts = parts;
+	if (!REQ_ARRAY(req, parts + 1, f->data_off) || !REQ_ARRAY(req, parts + 1, f->piece_first) ||
+	    !REQ_ARRAY(req, parts + 1, f->slot_topic) ||
 	    !REQ_ARRAY(req, parts + 1, f->slot_partition) ||
 	    !REQ_ARRAY(req, parts + 1, f->slot_query))
 		goto out_fail;

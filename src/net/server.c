@@ -56,15 +56,16 @@ struct server {
 	bool closing;
 };
 
-/* One response being written: its buffer, and the buffer its records
- * come from (a fetch's), both released when the write completes. */
+/* One response being written: its buffer, and the release hook of the
+ * bytes its records come from (a fetch's), both run when the write
+ * completes. */
 struct write_req {
 	uv_write_t w;
 	struct conn *conn;
 	uint8_t *data;
 	size_t cap;
-	uint8_t *hold;
-	size_t hold_cap;
+	void (*release)(void *);
+	void *release_arg;
 };
 
 static void conn_unref(struct conn *c);
@@ -82,7 +83,8 @@ static void request_free(struct request *r)
 	arena_free(&r->arena);
 	kbuf_free(&r->resp);
 	free(r->gaps.v);
-	kbuf_release(r->hold, r->hold_cap);
+	if (r->release)
+		r->release(r->release_arg);
 	free(r);
 }
 
@@ -91,7 +93,8 @@ static void write_done(uv_write_t *w, int status)
 	struct write_req *wr = (struct write_req *)w;
 	struct conn *c = wr->conn;
 	kbuf_release(wr->data, wr->cap);
-	kbuf_release(wr->hold, wr->hold_cap);
+	if (wr->release)
+		wr->release(wr->release_arg);
 	free(wr);
 	if (status < 0 && !c->closing)
 		conn_close(c);
@@ -140,20 +143,23 @@ static void conn_write(struct conn *c, struct request *r)
 	}
 	size_t nbufs = response_pieces(r->resp.data, r->resp.len, r->gaps.v, n, bufs);
 	*wr = (struct write_req){ .conn = c, .data = r->resp.data, .cap = r->resp.cap,
-				  .hold = r->hold, .hold_cap = r->hold_cap };
-	/* Ownership of both buffers moved to wr. */
+				  .release = r->release, .release_arg = r->release_arg };
+	/* The buffer and the release hook moved to wr. */
 	kbuf_init(&r->resp);
-	r->hold = NULL;
-	r->hold_cap = 0;
+	r->release = NULL;
+	r->release_arg = NULL;
 	c->refs++;
-	/* libuv copies the buffer list; the bytes stay where they are. */
+	/* libuv copies the buffer list (any length: it writes IOV_MAX pieces
+	 * per writev and goes on with the rest); the bytes stay where they
+	 * are until write_done. */
 	int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, bufs, (unsigned)nbufs, write_done);
 	if (bufs != &one)
 		free(bufs);
 	if (rc < 0) {
 		c->refs--;
 		kbuf_release(wr->data, wr->cap);
-		kbuf_release(wr->hold, wr->hold_cap);
+		if (wr->release)
+			wr->release(wr->release_arg);
 		free(wr);
 		conn_close(c);
 	}
@@ -204,13 +210,13 @@ void request_respond(struct request *req)
 	conn_flush(req->conn);
 }
 
-void request_respond_gaps(struct request *req, struct kmsg_gaps *gaps, uint8_t *hold,
-			  size_t hold_cap)
+void request_respond_pieces(struct request *req, struct kmsg_gaps *gaps,
+			    void (*release)(void *), void *arg)
 {
 	req->gaps = *gaps;
 	*gaps = (struct kmsg_gaps){ 0 };
-	req->hold = hold;
-	req->hold_cap = hold_cap;
+	req->release = release;
+	req->release_arg = arg;
 	request_respond(req);
 }
 

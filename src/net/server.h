@@ -38,9 +38,9 @@ struct request {
 				      size and header, the handler appends the
 				      body */
 	struct kmsg_gaps gaps;     /* response bytes outside resp
-				      (request_respond_gaps), owned */
-	uint8_t *hold;             /* owned: the buffer they point into */
-	size_t hold_cap;           /* (kbuf_alloc / kbuf_release) */
+				      (request_respond_pieces), owned */
+	void (*release)(void *);   /* called once when the bytes the gaps */
+	void *release_arg;         /* point into may go (or NULL) */
 	bool done;
 	bool no_reply;
 	bool close_after;          /* close the connection once this one's turn
@@ -83,13 +83,14 @@ void request_begin_response(struct request *req, int header_version);
 /* The body is complete: queue the response. */
 void request_respond(struct request *req);
 /* The body is complete but its records are not in req->resp: they are
- * the gaps (from a <msg>_encode_gaps into req->resp), pointing into hold
- * (a kbuf_alloc'd buffer of hold_cap bytes, or NULL). Takes both: the
- * response goes out as one write of several pieces, and gaps->v and hold
- * are freed once that write has completed, or when the response is
- * dropped (the connection closed first). */
-void request_respond_gaps(struct request *req, struct kmsg_gaps *gaps, uint8_t *hold,
-			  size_t hold_cap);
+ * the gaps (from a <msg>_encode_gaps into req->resp, possibly several at
+ * one offset, in wire order). Takes gaps->v: the response goes out as one
+ * write of several pieces, and release(arg) (if not NULL) is called
+ * exactly once, on the loop, once the bytes the gaps point to are no
+ * longer needed: when that write has completed, or when the response is
+ * dropped (the connection closed first) or could not be written. */
+void request_respond_pieces(struct request *req, struct kmsg_gaps *gaps,
+			    void (*release)(void *), void *arg);
 /* The pieces of a response of len bytes at base with those gaps, in wire
  * order, into out (room for 2 * n + 1; empty pieces are left out).
  * Returns how many. For tests. */

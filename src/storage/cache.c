@@ -89,6 +89,11 @@ void cache_obj_unref(struct cache_obj *o)
 	}
 }
 
+void cache_obj_ref(struct cache_obj *o)
+{
+	o->refs++;
+}
+
 static void unlink_entry(struct cache *c, struct cache_entry *e)
 {
 	if (e->prev) e->prev->next = e->next; else c->head = e->next;

@@ -3,6 +3,9 @@
  *
  * Objects are refcounted: a fetch that holds an object (cache_obj_ref)
  * keeps its bytes valid after eviction until it drops the reference.
+ * Readers may patch a batch's baseOffset and partitionLeaderEpoch in the
+ * cached bytes (outside the batch CRC; the same values every time, so
+ * idempotent): nothing reads the producer's original values from here.
  *
  * Besides the whole objects the write path puts in, the cache holds
  * ranges of objects that the read path loads ahead of a consumer
@@ -41,6 +44,10 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);
+/* One more reference to o (held past eviction, e.g. by a response whose
+ * pieces point into o->data until its write completes). Loop thread:
+ * the last unref returns the buffer to the loop's pool. */
+void cache_obj_ref(struct cache_obj *o);
 /* Whether the whole object key is cached (no LRU move, not counted). */
 bool cache_contains(const struct cache *c, const char *key);
 /* The range of object key loaded from byte offset (cache_load), or else

@@ -1,10 +1,11 @@
 """Fetch responses are written in pieces (encoded fields, then each
-partition's records straight from the fetch's buffer): the bytes on the
-wire are a whole, well-formed response, and clients that close their
-connection while a large response is still being written (or before it
-is started, with more pipelined behind it) leave the agent serving, with
-nothing freed twice or leaked (under ASan the sanitizer report check of
-conftest catches that)."""
+partition's records straight from the read cache's objects and the
+fetch's buffer): the bytes on the wire are a whole, well-formed response;
+clients that close their connection while a large response is still being
+written (or before it is started, with more pipelined behind it) leave
+the agent serving, with nothing freed twice or leaked (under ASan the
+sanitizer report check of conftest catches that); and the cache evicting
+objects that an unsent response points into changes none of its bytes."""
 import socket
 import struct
 
@@ -121,3 +122,105 @@ def test_fetch_pieces_whole_and_abandoned(broker_factory):
     again = parse_fetch_v4(kproto.roundtrip(s, 1, 4, body))
     s.close()
     assert again == whole
+
+
+_variants = {}
+
+
+def big_batch(p, r):
+    """10 records of 3000 bytes for partition p, one of 3 variants (the
+    batch CRC is computed in Python: slow enough to reuse them)."""
+    key = (p, r % 3)
+    if key not in _variants:
+        _variants[key] = kproto.record_batch(
+            [(b"r%d-%d" % (r % 3, i), bytes([(r % 3 * 7 + i + p) & 0xff]) * 3000, ())
+             for i in range(10)])
+    return _variants[key]
+
+
+def produce_round(bootstrap, topic, r, big_parts, small_part, produced):
+    """One Produce: a batch of 30 KB to each big partition, one small
+    batch (under 1 KiB) to small_part; the batches are appended to
+    produced[partition]."""
+    s = kproto.connect(bootstrap)
+    parts = {p: big_batch(p, r) for p in big_parts}
+    parts[small_part] = kproto.record_batch([(b"s", b"x%d" % r, ())])
+    res = kproto.produce_v3(s, {topic: parts})
+    s.close()
+    assert all(err == 0 for err, _ in res.values())
+    for p, b in parts.items():
+        produced.setdefault(p, []).append(b)
+
+
+def as_fetched(batches):
+    """The bytes a fetch returns for these batches from offset 0: each
+    with its base offset and leader epoch 0 patched in (outside the CRC)."""
+    out, nxt = bytearray(), 0
+    for b in batches:
+        (delta,) = struct.unpack(">i", b[23:27])
+        out += struct.pack(">q", nxt) + b[8:12] + struct.pack(">i", 0) + b[16:]
+        nxt += delta + 1
+    return bytes(out)
+
+
+def test_fetch_pieces_cache_evicted_in_flight(broker_factory):
+    """Responses whose records point into cached objects stay intact when
+    the cache evicts those objects before the response is sent: a small
+    cache, a reader that does not read, then commits and read-ahead loads
+    that evict everything it references. Every byte is compared with what
+    was produced."""
+    broker = broker_factory(extra_args=("--cache-bytes", str(512 << 10)))
+    topic = util.create_topic(broker.bootstrap, util.topic_name("evict"), 5)
+    big, small = (0, 1, 2, 3), 4
+    produced = {}
+    for r in range(8):
+        produce_round(broker.bootstrap, topic, r, big, small, produced)
+    expect = {p: as_fetched(b) for p, b in produced.items()}
+
+    # A slow reader: its response (about 1 MB, from cached objects, the
+    # store and copies of small batches) stays mostly unsent.
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, 4096)
+    slow.settimeout(10)
+    slow.connect(("127.0.0.1", broker.port))
+    body = fetch_v4_body(topic, {p: 0 for p in range(5)})
+    slow.sendall(kproto.request(1, 4, 55, body))
+    first = slow.recv(100)
+    assert first
+
+    # Evict: new commits put their objects in the cache, other readers
+    # load ranges ahead, and fetches patch and reference them.
+    for r in range(8, 20):
+        produce_round(broker.bootstrap, topic, r, big, small, produced)
+        s = kproto.connect(broker.bootstrap)
+        parse_fetch_v4(kproto.roundtrip(
+            s, 1, 4, fetch_v4_body(topic, {p: 0 for p in range(5)},
+                                   partition_max_bytes=64 * 1024)))
+        s.close()
+
+    # Read it all now, with the window open again (a 4 KiB one makes
+    # loopback TCP crawl at a delayed ACK per segment).
+    slow.setsockopt(socket.IPPROTO_TCP, socket.TCP_WINDOW_CLAMP, 4 << 20)
+    slow.settimeout(30)
+    rest = bytearray(first)
+    while len(rest) < 4 or len(rest) < 4 + struct.unpack(">i", rest[:4])[0]:
+        chunk = slow.recv(1 << 20)
+        assert chunk, "connection closed mid-response"
+        rest += chunk
+    slow.close()
+    (size,) = struct.unpack(">i", rest[:4])
+    assert len(rest) == 4 + size
+    (cid,) = struct.unpack(">i", rest[4:8])
+    assert cid == 55
+    got = parse_fetch_v4(bytes(rest[8:]))
+    for p in range(5):
+        err, hw, recs = got[p]
+        assert err == 0 and hw == 8 * (10 if p in big else 1)
+        assert recs == expect[p], "partition %d differs" % p
+
+    # A fresh response (from the store and the cache now) has them all.
+    s = kproto.connect(broker.bootstrap)
+    now = parse_fetch_v4(kproto.roundtrip(s, 1, 4, body))
+    s.close()
+    for p in range(5):
+        assert now[p][0] == 0 and now[p][2] == as_fetched(produced[p])

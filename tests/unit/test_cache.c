@@ -1,7 +1,8 @@
 /* test_cache.c — the read cache: LRU bound, whole objects, ranges loaded
  * ahead through cache_load (mem store on a libuv loop): waiters, joins,
  * the in-flight and unread bounds, failures, drop after reading, the
- * furthest of overlapping ranges, loads found from inside. */
+ * furthest of overlapping ranges, loads found from inside, references
+ * held past eviction (responses in flight) returning pooled buffers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "objstore/objstore.h"
 #include "storage/cache.h"
@@ -283,6 +285,48 @@ static void test_furthest_and_in_flight(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Responses whose pieces point into a cached object hold references
+ * (cache_obj_ref): eviction keeps the bytes (patched in place by their
+ * readers) until the last one goes, and a pooled buffer then goes back
+ * to the pool with its size (kbuf_release with pool_cap), once. */
+static void test_refs_past_eviction(void **state)
+{
+	(void)state;
+	kbuf_pool_enable(8u << 20);
+	size_t cap = 300 * 1024; /* -> a 512 KiB block */
+	uint8_t *data = kbuf_alloc(&cap);
+	assert_non_null(data);
+	assert_int_equal(cap, 512 * 1024);
+	memset(data, 7, 300 * 1024);
+	struct cache *c = cache_new(700 * 1024);
+	cache_put(c, "obj", data, 300 * 1024, cap);
+	struct cache_obj *o = cache_get(c, "obj");
+	assert_non_null(o);
+	assert_ptr_equal(o->data, data);
+	/* two responses in flight take references; the fetch drops its own */
+	cache_obj_ref(o);
+	cache_obj_ref(o);
+	cache_obj_unref(o);
+	o->data[0] = 1; /* patched in place */
+	/* evicted: another object needs the room */
+	cache_put(c, "other", filled(500 * 1024, 9), 500 * 1024, 0);
+	assert_false(cache_contains(c, "obj"));
+	assert_int_equal(cache_bytes(c), 500 * 1024);
+	assert_int_equal(o->data[0], 1);
+	assert_int_equal(o->data[300 * 1024 - 1], 7);
+	/* the first write completes; the second response is dropped later */
+	cache_obj_unref(o);
+	assert_int_equal(o->data[1], 7);
+	cache_obj_unref(o);
+	/* the block went back to the pool: the next of its class is it */
+	size_t cap2 = 400 * 1024;
+	uint8_t *again = kbuf_alloc(&cap2);
+	assert_ptr_equal(again, data);
+	assert_int_equal(cap2, 512 * 1024);
+	kbuf_release(again, cap2);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +334,7 @@ int main(void)
 		cmocka_unit_test(test_range_load),
 		cmocka_unit_test(test_held),
 		cmocka_unit_test(test_furthest_and_in_flight),
+		cmocka_unit_test(test_refs_past_eviction),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* test_fetch_segments.c — Fetch responses written in pieces: the encoded
  * fields with the records left out (kmsg_fetch_resp_encode_gaps) and the
- * records from where they are, put together as the server writes them
- * (response_pieces), must be exactly the bytes of the contiguous encoder,
+ * records from where they are (a partition's possibly in several pieces
+ * at one offset: cached objects and the fetch's buffer), put together as
+ * the server writes them (response_pieces), must be exactly the bytes of the contiguous encoder,
  * at every Fetch version, for hand-built responses (several topics and
  * partitions, null, empty, short and long records, error partitions,
  * tagged fields) and for the codec's pseudo-random ones. */
@@ -22,6 +23,31 @@
 #include "proto/kerr.h"
 
 #define TEST_ARENA_BYTES (16 * 1024 * 1024)
+
+/* The pieces of head with gaps g[0..n) (as the server writes them) put
+ * together must be whole's bytes. */
+static void assert_pieces_whole(const struct kbuf *head, const struct kmsg_gap *g, size_t n,
+				const struct kbuf *whole, int16_t v)
+{
+	uv_buf_t *bufs = malloc((2 * n + 1) * sizeof *bufs);
+	assert_non_null(bufs);
+	size_t nb = response_pieces(head->data, head->len, g, n, bufs);
+	assert_true(nb <= 2 * n + 1);
+	uint8_t *cat = malloc(whole->len ? whole->len : 1);
+	assert_non_null(cat);
+	size_t at = 0;
+	for (size_t i = 0; i < nb; i++) {
+		assert_true(bufs[i].len > 0);
+		assert_true(at + bufs[i].len <= whole->len);
+		memcpy(cat + at, bufs[i].base, bufs[i].len);
+		at += bufs[i].len;
+	}
+	assert_int_equal(at, whole->len);
+	if (memcmp(cat, whole->data, whole->len) != 0)
+		fail_msg("pieces differ from the contiguous encoding at v%d", v);
+	free(cat);
+	free(bufs);
+}
 
 /* Encode m both ways at version v and compare; min_len as the gap list's.
  * Returns how many gaps the pieces had. */
@@ -52,25 +78,8 @@ static size_t check_same(const struct kmsg_fetch_resp *m, int16_t v, size_t min_
 	}
 	assert_int_equal(sum, g.bytes);
 
-	uv_buf_t *bufs = malloc((2 * g.n + 1) * sizeof *bufs);
-	assert_non_null(bufs);
-	size_t nb = response_pieces(head.data, head.len, g.v, g.n, bufs);
-	assert_true(nb <= 2 * g.n + 1);
-	uint8_t *cat = malloc(whole.len ? whole.len : 1);
-	assert_non_null(cat);
-	size_t at = 0;
-	for (size_t i = 0; i < nb; i++) {
-		assert_true(bufs[i].len > 0);
-		assert_true(at + bufs[i].len <= whole.len);
-		memcpy(cat + at, bufs[i].base, bufs[i].len);
-		at += bufs[i].len;
-	}
-	assert_int_equal(at, whole.len);
-	if (memcmp(cat, whole.data, whole.len) != 0)
-		fail_msg("pieces differ from the contiguous encoding at v%d", v);
+	assert_pieces_whole(&head, g.v, g.n, &whole, v);
 	size_t n = g.n;
-	free(cat);
-	free(bufs);
 	free(g.v);
 	kbuf_free(&whole);
 	kbuf_free(&head);
@@ -202,12 +211,85 @@ static void test_pieces_edges(void **state)
 	assert_int_equal(n, 6);
 }
 
+/* A partition's records as the fetch writes them: several pieces at its
+ * gap's offset (from different cached objects and the fetch's buffer).
+ * Each gap of m's encoding is split into up to `parts` pieces, each a
+ * copy in a buffer of its own; the pieces must give the contiguous
+ * encoder's bytes. */
+static void check_split(const struct kmsg_fetch_resp *m, int16_t v, size_t min_len, size_t parts,
+			uint32_t *seed)
+{
+	struct kbuf whole, head;
+	kbuf_init(&whole);
+	kbuf_init(&head);
+	kbuf_put_i32(&whole, 0);
+	kbuf_put_i32(&head, 0);
+	kmsg_fetch_resp_encode(&whole, v, m);
+	struct kmsg_gaps g = { .min_len = min_len };
+	kmsg_fetch_resp_encode_gaps(&head, v, m, &g);
+	assert_int_equal(head.len + g.bytes, whole.len);
+
+	struct kmsg_gap *split = malloc((g.n * parts + 1) * sizeof *split);
+	uint8_t **copies = malloc((g.n * parts + 1) * sizeof *copies);
+	assert_non_null(split);
+	assert_non_null(copies);
+	size_t ns = 0;
+	for (size_t i = 0; i < g.n; i++) {
+		size_t left = g.v[i].len, pos = 0;
+		for (size_t q = 0; q < parts && left; q++) {
+			*seed = *seed * 1103515245u + 12345u;
+			size_t len = q + 1 == parts ? left : 1 + (*seed >> 8) % left;
+			uint8_t *c = malloc(len);
+			assert_non_null(c);
+			memcpy(c, g.v[i].ptr + pos, len);
+			copies[ns] = c;
+			split[ns++] = (struct kmsg_gap){ g.v[i].at, c, len };
+			pos += len;
+			left -= len;
+		}
+		assert_int_equal(pos, g.v[i].len);
+	}
+	assert_pieces_whole(&head, split, ns, &whole, v);
+	for (size_t i = 0; i < ns; i++)
+		free(copies[i]);
+	free(copies);
+	free(split);
+	free(g.v);
+	kbuf_free(&whole);
+	kbuf_free(&head);
+}
+
+static void test_split(void **state)
+{
+	(void)state;
+	uint32_t seed = 7;
+	for (int16_t v = KMSG_FETCH_MIN_VERSION; v <= KMSG_FETCH_MAX_VERSION; v++) {
+		struct arena a;
+		struct kmsg_fetch_resp m;
+		arena_init(&a, TEST_ARENA_BYTES);
+		build(&m, &a);
+		for (size_t parts = 1; parts <= 5; parts++) {
+			check_split(&m, v, 1024, parts, &seed);
+			check_split(&m, v, 1, parts, &seed);
+		}
+		arena_free(&a);
+		for (uint32_t s = 1; s <= 16; s++) {
+			uint32_t fs = s * 2246822519u + (uint32_t)v;
+			arena_init(&a, TEST_ARENA_BYTES);
+			kmsg_fetch_resp_fill_test(&m, v, &a, &fs);
+			check_split(&m, v, 1, 1 + s % 4, &seed);
+			arena_free(&a);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hand_built),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_pieces_edges),
+		cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
