@@ -192,11 +192,43 @@ static int lookup_rows(struct fetch_wait *f, int64_t tid, int32_t p, int64_t off
 	return meta_batches_from(f->a->meta, tid, p, offset, cap, rows, n);
 }
 
+/* Bytes of the cached buffers that response pieces point into, each
+ * counted once however many pieces do (loop thread only). An evicted
+ * buffer lives on while pieces of unsent responses hold it, outside
+ * --cache-bytes: past FETCH_PINNED_BYTES_MAX, runs of bytes from buffers
+ * not pinned yet are copied instead, so clients that stop reading cannot
+ * pin memory without bound (a 1 KiB piece may hold an 8 MiB buffer). */
+#ifndef FETCH_PINNED_BYTES_MAX /* tests build with 0: always copy */
+#define FETCH_PINNED_BYTES_MAX ((size_t)64 * 1024 * 1024)
+#endif
+static size_t pinned_bytes;
+
+static bool pin_allowed(const struct cache_obj *o)
+{
+	return o->pins > 0 || pinned_bytes + o->len <= FETCH_PINNED_BYTES_MAX;
+}
+
+static void pin(struct cache_obj *o)
+{
+	if (o->pins++ == 0)
+		pinned_bytes += o->len;
+}
+
+/* Drop a stored piece's pin and reference. */
+static void piece_release(struct fetch_piece *p)
+{
+	if (!p->obj)
+		return;
+	if (--p->obj->pins == 0)
+		pinned_bytes -= p->obj->len;
+	cache_obj_unref(p->obj);
+}
+
 /* Drop every piece (and the references they hold). */
 static void pieces_reset(struct fetch_wait *f)
 {
 	for (size_t i = 0; i < f->piece_count; i++)
-		cache_obj_unref(f->pieces[i].obj);
+		piece_release(&f->pieces[i]);
 	f->piece_count = 0;
 	cache_obj_unref(f->run.obj);
 	f->run = (struct fetch_piece){ 0 };
@@ -224,18 +256,20 @@ static void piece_add(struct fetch_wait *f, struct fetch_piece p)
 		f->data.oom = true;
 		return;
 	}
+	if (p.obj)
+		pin(p.obj);
 	f->pieces[f->piece_count++] = p;
 }
 
 /* The run of cached bytes ends: a piece of its own, or copied into
- * f->data when short. */
+ * f->data when short or when its buffer may not be pinned. */
 static void run_flush(struct fetch_wait *f)
 {
 	struct fetch_piece r = f->run;
 	f->run = (struct fetch_piece){ 0 };
 	if (!r.obj)
 		return;
-	if (r.len >= FETCH_GAP_MIN_BYTES) {
+	if (r.len >= FETCH_GAP_MIN_BYTES && pin_allowed(r.obj)) {
 		piece_add(f, r);
 		return;
 	}
@@ -649,7 +683,7 @@ static void fetch_hold_release(void *arg)
 	struct fetch_hold *h = arg;
 	kbuf_release(h->data, h->cap);
 	for (size_t i = 0; i < h->n; i++)
-		cache_obj_unref(h->pieces[i].obj);
+		piece_release(&h->pieces[i]);
 	free(h->pieces);
 	free(h);
 }

@@ -30,6 +30,7 @@ struct cache_obj {
 	int refs;
 	uint64_t base;   /* the object's byte offset of data[0] (0: whole) */
 	size_t pool_cap; /* data's buffer size for kbuf_release (0: malloc'd) */
+	int pins;        /* response pieces pointing into it (fetch.c) */
 };
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */

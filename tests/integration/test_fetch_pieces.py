@@ -8,6 +8,7 @@ sanitizer report check of conftest catches that); and the cache evicting
 objects that an unsent response points into changes none of its bytes."""
 import socket
 import struct
+import time
 
 import kproto
 import util
@@ -224,3 +225,53 @@ def test_fetch_pieces_cache_evicted_in_flight(broker_factory):
     s.close()
     for p in range(5):
         assert now[p][0] == 0 and now[p][2] == as_fetched(produced[p])
+
+
+def test_fetch_pieces_pinned_memory_bounded(broker_factory):
+    """A client that stops reading cannot make unsent responses hold
+    cached objects without bound: each small response (one 2 KiB batch)
+    would otherwise keep its whole ~1 MB object alive after the cache
+    evicted it. 300 such responses queue behind a large unread one; the
+    agent's RSS must not grow by the 300 MB they would pin."""
+    broker = broker_factory()
+    topic = util.create_topic(broker.bootstrap, util.topic_name("pins"), 2)
+    big = kproto.record_batch([(b"b%d" % i, bytes([i]) * 100000, ()) for i in range(10)])
+    small = kproto.record_batch([(b"s", b"y" * 2000, ())])
+    prod = kproto.connect(broker.bootstrap)
+
+    def produce_round():
+        # One object of ~1 MB: a small batch of partition 0 in it.
+        res = kproto.produce_v3(prod, {topic: {0: small, 1: big}})
+        assert all(err == 0 for err, _ in res.values())
+
+    for _ in range(80):  # cache (64 MiB) and buffer pool full: the baseline
+        produce_round()
+    time.sleep(0.5)
+    before = broker.rss_kb()
+
+    # A reader with a small receive window that asks for 8 MiB of
+    # partition 1 and never reads: everything after it stays queued.
+    slow = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    slow.connect(("127.0.0.1", broker.port))
+    slow.sendall(kproto.request(1, 4, 1, fetch_v4_body(
+        topic, {1: 0}, max_bytes=8 << 20, partition_max_bytes=8 << 20)))
+    for r in range(80, 380):
+        produce_round()
+        # Partition 0's batch of round r sits in the object just cached.
+        slow.sendall(kproto.request(1, 4, 2 + r, fetch_v4_body(
+            topic, {0: r}, max_bytes=4096, partition_max_bytes=4096)))
+    time.sleep(1.0)
+    grown_mib = (broker.rss_kb() - before) / 1024
+    assert broker.running()
+    slow.close()
+    prod.close()
+    # The responses may keep up to 64 MiB of evicted objects (plus the
+    # large response's own); 300 pinned objects would be ~300 MB.
+    assert grown_mib < 160, "RSS grew by %.0f MiB" % grown_mib
+
+    # Still serving, with the right bytes.
+    s = kproto.connect(broker.bootstrap)
+    got = parse_fetch_v4(kproto.roundtrip(s, 1, 4, fetch_v4_body(topic, {0: 379}, 4096, 4096)))
+    s.close()
+    assert got[0][0] == 0 and got[0][2][12 + 4 + 1:] == small[12 + 4 + 1:]
