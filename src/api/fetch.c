@@ -192,35 +192,21 @@ static int lookup_rows(struct fetch_wait *f, int64_t tid, int32_t p, int64_t off
 	return meta_batches_from(f->a->meta, tid, p, offset, cap, rows, n);
 }
 
-/* Bytes of the cached buffers that response pieces point into, each
- * counted once however many pieces do (loop thread only). An evicted
- * buffer lives on while pieces of unsent responses hold it, outside
- * --cache-bytes: past FETCH_PINNED_BYTES_MAX, runs of bytes from buffers
- * not pinned yet are copied instead, so clients that stop reading cannot
- * pin memory without bound (a 1 KiB piece may hold an 8 MiB buffer). */
-#ifndef FETCH_PINNED_BYTES_MAX /* tests build with 0: always copy */
-#define FETCH_PINNED_BYTES_MAX ((size_t)64 * 1024 * 1024)
+/* An evicted cached buffer lives on while pieces of unsent responses
+ * point into it, outside --cache-bytes (a 1 KiB piece may hold an 8 MiB
+ * object): past FETCH_PINNED_EVICTED_MAX of such buffers, runs from
+ * buffers not pinned yet are copied instead (cache_obj_pin), so clients
+ * that stop reading cannot keep memory without bound. */
+#ifndef FETCH_PINNED_EVICTED_MAX /* tests build with 0: copy more */
+#define FETCH_PINNED_EVICTED_MAX ((size_t)64 * 1024 * 1024)
 #endif
-static size_t pinned_bytes;
-
-static bool pin_allowed(const struct cache_obj *o)
-{
-	return o->pins > 0 || pinned_bytes + o->len <= FETCH_PINNED_BYTES_MAX;
-}
-
-static void pin(struct cache_obj *o)
-{
-	if (o->pins++ == 0)
-		pinned_bytes += o->len;
-}
 
 /* Drop a stored piece's pin and reference. */
 static void piece_release(struct fetch_piece *p)
 {
 	if (!p->obj)
 		return;
-	if (--p->obj->pins == 0)
-		pinned_bytes -= p->obj->len;
+	cache_obj_unpin(p->obj);
 	cache_obj_unref(p->obj);
 }
 
@@ -236,7 +222,8 @@ static void pieces_reset(struct fetch_wait *f)
 
 /* Append a piece to response partition f->cur_slot (taking over p.obj's
  * reference), merged with the one before when it continues it. Out of
- * memory: the response fails (f->data.oom). */
+ * memory: the response fails (f->data.oom). A piece of a cached buffer
+ * comes pinned (cache_obj_pin). */
 static void piece_add(struct fetch_wait *f, struct fetch_piece p)
 {
 	if (f->piece_count > f->piece_first[f->cur_slot]) {
@@ -247,17 +234,15 @@ static void piece_add(struct fetch_wait *f, struct fetch_piece p)
 		}
 		if (p.obj && last->obj == p.obj && last->ptr + last->len == p.ptr) {
 			last->len += p.len;
-			cache_obj_unref(p.obj);
+			piece_release(&p);
 			return;
 		}
 	}
 	if (array_grow(&f->pieces, &f->piece_cap, f->piece_count, sizeof *f->pieces, 64) != 0) {
-		cache_obj_unref(p.obj);
+		piece_release(&p);
 		f->data.oom = true;
 		return;
 	}
-	if (p.obj)
-		pin(p.obj);
 	f->pieces[f->piece_count++] = p;
 }
 
@@ -269,7 +254,7 @@ static void run_flush(struct fetch_wait *f)
 	f->run = (struct fetch_piece){ 0 };
 	if (!r.obj)
 		return;
-	if (r.len >= FETCH_GAP_MIN_BYTES && pin_allowed(r.obj)) {
+	if (r.len >= FETCH_GAP_MIN_BYTES && cache_obj_pin(r.obj, FETCH_PINNED_EVICTED_MAX)) {
 		piece_add(f, r);
 		return;
 	}

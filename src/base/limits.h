@@ -23,8 +23,8 @@
  * produce requests (one per partition leader batch); a cap of 64 limited
  * the S3 store at 1,000 partitions to 12.5 MB/s (58.4 MB/s at 1,024,
  * bench notes). Memory is bounded by SL_CONN_PENDING_BYTES_MAX, and the
- * cached objects that unsent fetch responses point into by
- * FETCH_PINNED_BYTES_MAX (api/fetch.c) for the whole agent. */
+ * evicted cached objects that unsent fetch responses still point into
+ * by FETCH_PINNED_EVICTED_MAX (api/fetch.c) for the whole agent. */
 #define SL_CONN_INFLIGHT_MAX 1024
 
 /* Open client connections per agent. */

@@ -94,6 +94,32 @@ void cache_obj_ref(struct cache_obj *o)
 	o->refs++;
 }
 
+/* Bytes of evicted objects still pinned (every cache of the process). */
+static size_t evicted_pinned_bytes;
+
+bool cache_obj_pin(struct cache_obj *o, size_t max_evicted)
+{
+	if (o->pins == 0) {
+		if (!o->evicted && evicted_pinned_bytes > max_evicted)
+			return false;
+		/* Already evicted (a range dropped once read to its end): it
+		 * counts from now. */
+		if (o->evicted) {
+			if (evicted_pinned_bytes + o->len > max_evicted)
+				return false;
+			evicted_pinned_bytes += o->len;
+		}
+	}
+	o->pins++;
+	return true;
+}
+
+void cache_obj_unpin(struct cache_obj *o)
+{
+	if (--o->pins == 0 && o->evicted)
+		evicted_pinned_bytes -= o->len;
+}
+
 static void unlink_entry(struct cache *c, struct cache_entry *e)
 {
 	if (e->prev) e->prev->next = e->next; else c->head = e->next;
@@ -178,6 +204,9 @@ static void evict(struct cache *c, struct cache_entry *e)
 	c->bytes -= e->obj->len;
 	if (e->unread)
 		c->unread_bytes -= e->obj->len;
+	if (e->obj->pins > 0 && !e->obj->evicted)
+		evicted_pinned_bytes += e->obj->len;
+	e->obj->evicted = true;
 	cache_obj_unref(e->obj);
 	free(e->key);
 	free(e);

@@ -30,7 +30,8 @@ struct cache_obj {
 	int refs;
 	uint64_t base;   /* the object's byte offset of data[0] (0: whole) */
 	size_t pool_cap; /* data's buffer size for kbuf_release (0: malloc'd) */
-	int pins;        /* response pieces pointing into it (fetch.c) */
+	int pins;        /* response pieces pointing into it (cache_obj_pin) */
+	bool evicted;    /* pinned when the cache let it go */
 };
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */
@@ -45,6 +46,14 @@ void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);
+/* Pins: what unsent responses point into. An object the cache evicts
+ * while pinned lives on outside the cache's limit until its last pin
+ * goes; cache_obj_pin refuses a new pin (the caller copies the bytes
+ * instead) once such objects hold more than max_evicted bytes, so memory
+ * stays bounded by the cache's limit + max_evicted (+ one object).
+ * The caller holds a reference for each pin. Loop thread only. */
+bool cache_obj_pin(struct cache_obj *o, size_t max_evicted);
+void cache_obj_unpin(struct cache_obj *o);
 /* One more reference to o (held past eviction, e.g. by a response whose
  * pieces point into o->data until its write completes). Loop thread:
  * the last unref returns the buffer to the loop's pool. */

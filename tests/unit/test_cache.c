@@ -327,6 +327,38 @@ static void test_refs_past_eviction(void **state)
 	cache_free(c);
 }
 
+/* Pins of evicted objects are counted, and refused past the bound. */
+static void test_pins_bounded(void **state)
+{
+	(void)state;
+	struct cache *c = cache_new(100);
+	cache_put(c, "a", filled(60, 1), 60, 0);
+	struct cache_obj *a = cache_get(c, "a");
+	assert_non_null(a);
+	assert_true(cache_obj_pin(a, 50));         /* in the cache: free */
+	cache_put(c, "b", filled(60, 2), 60, 0);   /* evicts a, pinned: 60 */
+	struct cache_obj *b = cache_get(c, "b");
+	assert_non_null(b);
+	assert_int_equal(a->data[0], 1);           /* still there */
+	assert_false(cache_obj_pin(b, 50));        /* 60 > 50 evicted */
+	assert_true(cache_obj_pin(a, 50));         /* already pinned: fine */
+	cache_obj_unpin(a);
+	cache_obj_unpin(a);
+	cache_obj_unref(a);
+	assert_true(cache_obj_pin(b, 50));         /* a's 60 are gone */
+	cache_put(c, "c", filled(60, 3), 60, 0);   /* evicts b: 60 */
+	/* An object evicted before its first pin counts from that pin. */
+	struct cache_obj *cc = cache_get(c, "c");
+	cache_put(c, "d", filled(60, 4), 60, 0);   /* evicts c, unpinned */
+	assert_false(cache_obj_pin(cc, 100));      /* 60 + 60 > 100 */
+	cache_obj_unpin(b);
+	assert_true(cache_obj_pin(cc, 100));       /* 60 <= 100 */
+	cache_obj_unpin(cc);
+	cache_obj_unref(cc);
+	cache_obj_unref(b);
+	cache_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -335,6 +367,7 @@ int main(void)
 		cmocka_unit_test(test_held),
 		cmocka_unit_test(test_furthest_and_in_flight),
 		cmocka_unit_test(test_refs_past_eviction),
+		cmocka_unit_test(test_pins_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
