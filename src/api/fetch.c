@@ -680,12 +680,10 @@ static void fetch_hold_release(void *arg)
 static int pieces_expand(struct fetch_wait *f, struct kmsg_gaps *g)
 {
 	size_t n = 0, j = 0, k = 0;
-	for (size_t i = 0; i < f->parts; i++)
-		n += f->piece_first[i + 1] - f->piece_first[i];
-	struct kmsg_gap *v = malloc((n ? n : 1) * sizeof *v);
+	/* At most every piece, each a gap of its own. */
+	struct kmsg_gap *v = malloc((f->piece_count ? f->piece_count : 1) * sizeof *v);
 	if (!v)
 		return SL_ENOMEM;
-	n = 0;
 	for (int32_t i = 0; i < f->r.responses_count; i++) {
 		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
 		for (int32_t p = 0; p < rt->partitions_count; p++, k++) {

@@ -88,14 +88,21 @@ static void request_free(struct request *r)
 	free(r);
 }
 
-static void write_done(uv_write_t *w, int status)
+/* Release what a write request holds: its buffer, and the bytes behind
+ * its pieces (the release hook). */
+static void write_req_free(struct write_req *wr)
 {
-	struct write_req *wr = (struct write_req *)w;
-	struct conn *c = wr->conn;
 	kbuf_release(wr->data, wr->cap);
 	if (wr->release)
 		wr->release(wr->release_arg);
 	free(wr);
+}
+
+static void write_done(uv_write_t *w, int status)
+{
+	struct write_req *wr = (struct write_req *)w;
+	struct conn *c = wr->conn;
+	write_req_free(wr);
 	if (status < 0 && !c->closing)
 		conn_close(c);
 	else if (!c->closing)
@@ -157,10 +164,7 @@ static void conn_write(struct conn *c, struct request *r)
 		free(bufs);
 	if (rc < 0) {
 		c->refs--;
-		kbuf_release(wr->data, wr->cap);
-		if (wr->release)
-			wr->release(wr->release_arg);
-		free(wr);
+		write_req_free(wr);
 		conn_close(c);
 	}
 }
