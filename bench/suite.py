@@ -1019,9 +1019,11 @@ def main():
                 tgt.s3 = s3
             say("\n######## target %s" % name)
             # Each target starts with the page cache that earlier targets
-            # filled (GBs of objects) dropped. Not before every run: code
-            # pages dropped mid-target fault back in from a busy disk (one
-            # latency run stalled for 166 ms at p99 that way).
+            # filled (GBs of objects) dropped. Not before every run: with
+            # a drop before each, the file latency run had p99 166 ms (p50
+            # 14.1), and by hand the first run after a drop stalled once
+            # (p99 296 vs 45-51 ms), likely code and metadata pages read
+            # back from a busy disk.
             drop_page_cache()
             t0 = time.monotonic()
             try:
