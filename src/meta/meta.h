@@ -54,6 +54,16 @@ struct meta_partition {
 	int64_t high_watermark;
 };
 
+/* What meta_partition_trim removes from the front of a partition: every
+ * limit below 0 is off. */
+struct meta_trim {
+	int64_t offset;          /* DeleteRecords: the new log start, at least */
+	int64_t cutoff_ms;       /* retention.ms: batches from the oldest on
+				    whose max_timestamp is below it */
+	int64_t retention_bytes; /* retention.bytes: then the oldest batches
+				    while the bytes left stay >= it */
+};
+
 /* One batch of a sealed object, as passed to meta_commit_object. The
  * store assigns base_offset = partition's high watermark, and advances the
  * high watermark by record_count (via last_offset_delta + 1). */
@@ -175,6 +185,8 @@ struct meta_methods {
 	int (*partition_list)(struct meta *m, struct meta_partition **out, size_t *n);
 	int (*partition_set_log_start)(struct meta *m, int64_t tid, int32_t partition,
 				       int64_t log_start_offset);
+	int (*partition_trim)(struct meta *m, int64_t tid, int32_t partition,
+			      const struct meta_trim *t, int64_t *log_start);
 
 	/* Commit sealed objects, in seal order, in one transaction: all or
 	 * none (a group commit when several uploads finished meanwhile). */
@@ -262,6 +274,20 @@ static inline int meta_partition_list(struct meta *m, struct meta_partition **ou
 /* Raise the log start offset (never lowers it; capped at the HWM). */
 static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int32_t p, int64_t off)
 { return m->m->partition_set_log_start(m, tid, p, off); }
+/* Retention and DeleteRecords, in one transaction: the partition's log
+ * start moves forward (never back, never past the high watermark) to
+ * t->offset, then past the oldest batches that t's time and size limits
+ * expire, as Kafka deletes segments (time first, stopping at the first
+ * batch not expired; then size), per batch instead of per segment. Batch
+ * rows wholly below the new log start are deleted and their bytes
+ * subtracted from their objects' live_bytes, so an object nothing reads
+ * any more goes to the collector. *log_start gets the new log start.
+ * SL_ENOTFOUND for an unknown partition. Uses the commit connection (its
+ * writes wait on the store's write lock like a commit): call it from a
+ * worker thread, or from the loop for a rare admin request. */
+static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
+				      const struct meta_trim *t, int64_t *log_start)
+{ return m->m->partition_trim ? m->m->partition_trim(m, tid, p, t, log_start) : SL_EUNSUPPORTED; }
 /* One transaction: insert the object row, then for each batch in order
  * assign base_offset from its partition's high watermark and insert the
  * batch row. Batches of partitions that no longer exist get base_offset

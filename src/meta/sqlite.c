@@ -146,6 +146,10 @@ enum stmt {
 	ST_GC_FENCE_RAISE,
 	ST_BATCH_INSERT,
 	ST_BATCH_DELETE_TOPIC,
+	ST_BATCHES_TRIM_SCAN,
+	ST_BATCHES_LIVE_BYTES,
+	ST_OBJECT_SUBTRACT_BELOW,
+	ST_BATCH_DELETE_BELOW,
 	ST_BATCHES_FROM,
 	ST_OFFSET_FOR_TIMESTAMP,
 	ST_MAX_TIMESTAMP,
@@ -213,6 +217,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" producer_epoch, base_sequence, last_sequence)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = ?1",
+	/* Trimming the front of one partition (retention, DeleteRecords). */
+	[ST_BATCHES_TRIM_SCAN] = "SELECT last_offset, length, max_timestamp FROM batches"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3 ORDER BY last_offset",
+	[ST_BATCHES_LIVE_BYTES] = "SELECT coalesce(sum(length), 0) FROM batches"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3",
+	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
+		" AND partition = ?2 AND last_offset < ?3 GROUP BY oid) AS d"
+		" WHERE objects.oid = d.oid",
+	[ST_BATCH_DELETE_BELOW] = "DELETE FROM batches WHERE tid = ?1 AND partition = ?2"
+		" AND last_offset < ?3",
 	[ST_BATCHES_FROM] = "SELECT b.base_offset, b.last_offset, o.key, b.byte_offset,"
 		" b.length, b.record_count, b.max_timestamp"
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
@@ -1067,6 +1082,120 @@ static int sq_partition_set_log_start(struct meta *m, int64_t tid, int32_t parti
 	return rc;
 }
 
+/* Where t's time and size limits put the log start, from `from` on
+ * (inside the caller's transaction). */
+static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t from,
+		      const struct meta_trim *t, int64_t *point)
+{
+	*point = from;
+	if (t->cutoff_ms < 0 && t->retention_bytes < 0)
+		return 0;
+	int64_t excess = -1; /* live bytes above retention.bytes */
+	if (t->retention_bytes >= 0) {
+		sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_LIVE_BYTES);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int(st, 2, partition);
+		sqlite3_bind_int64(st, 3, from);
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			int err = sq_fail(c, "summing a partition's bytes");
+			sqlite3_reset(st);
+			return err;
+		}
+		excess = sqlite3_column_int64(st, 0) - t->retention_bytes;
+		sqlite3_reset(st);
+	}
+	bool by_time = t->cutoff_ms >= 0;
+	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_TRIM_SCAN);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, from);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t last = sqlite3_column_int64(st, 0);
+		int64_t length = sqlite3_column_int64(st, 1);
+		int64_t max_ts = sqlite3_column_int64(st, 2);
+		/* Kafka deletes expired segments from the oldest and stops at
+		 * the first one that is not; then it deletes by size what is
+		 * left. Either way the bytes count against the size limit. */
+		if (by_time && max_ts >= t->cutoff_ms)
+			by_time = false;
+		bool drop = by_time || (excess >= 0 && excess - length >= 0);
+		if (!drop)
+			break;
+		if (excess >= 0)
+			excess -= length;
+		*point = last + 1;
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		int err = sq_fail(c, "scanning a partition's batches");
+		sqlite3_reset(st);
+		return err;
+	}
+	sqlite3_reset(st);
+	return 0;
+}
+
+static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
+			     const struct meta_trim *t, int64_t *log_start)
+{
+	static const enum stmt trims[] = {
+		ST_OBJECT_SUBTRACT_BELOW, /* before the batch rows go */
+		ST_BATCH_DELETE_BELOW,
+	};
+	struct sq_conn *c = &sq_of(m)->commit;
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_begin(c);
+	if (rc)
+		goto out_unlock;
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	int step = sqlite3_step(st);
+	if (step != SQLITE_ROW) {
+		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
+		sqlite3_reset(st);
+		goto out_rollback;
+	}
+	int64_t start = sqlite3_column_int64(st, 0), hwm = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	int64_t point = t->offset > start ? t->offset : start;
+	if (point > hwm)
+		point = hwm;
+	rc = trim_point(c, tid, partition, point, t, &point);
+	if (rc)
+		goto out_rollback;
+	if (point > hwm)
+		point = hwm;
+	if (point > start) {
+		st = sq_stmt(c, ST_PARTITION_SET_LOG_START);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int(st, 2, partition);
+		sqlite3_bind_int64(st, 3, point);
+		rc = sq_exec_stmt(c, st, "moving the log start");
+		for (size_t i = 0; !rc && i < sizeof trims / sizeof trims[0]; i++) {
+			st = sq_stmt(c, trims[i]);
+			sqlite3_bind_int64(st, 1, tid);
+			sqlite3_bind_int(st, 2, partition);
+			sqlite3_bind_int64(st, 3, point);
+			rc = sq_exec_stmt(c, st, "trimming a partition");
+		}
+		if (rc)
+			goto out_rollback;
+	}
+	/* Nothing written when nothing moved: the commit costs no sync. */
+	rc = sq_commit(c);
+	if (rc)
+		goto out_rollback;
+	pthread_mutex_unlock(&c->lock);
+	*log_start = point > start ? point : start;
+	return 0;
+out_rollback:
+	sq_rollback(c);
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* commit_one visits batches grouped by partition, each partition's
  * batches in their given order (so one producer's order is kept). */
 static int cmp_batch_index(const void *a, const void *b, void *arg)
@@ -1612,6 +1741,7 @@ static const struct meta_methods sqlite_methods = {
 	.partition_get = sq_partition_get,
 	.partition_list = sq_partition_list,
 	.partition_set_log_start = sq_partition_set_log_start,
+	.partition_trim = sq_partition_trim,
 	.commit_objects = sq_commit_objects,
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,

@@ -417,6 +417,79 @@ static void test_timestamps_and_log_start(void **state)
 	meta_close(m);
 }
 
+/* Retention and DeleteRecords: the log start moves forward only, past
+ * whole expired batches (time first, stopping at the first batch not
+ * expired, then size); the rows below it go and their objects' live
+ * bytes fall, so an object wholly below it becomes the collector's. */
+static void test_partition_trim(void **state)
+{
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "trim", 2);
+	struct meta_commit_batch o1[] = {
+		mk_batch(t, 0, 1, 16, 100, 1000),  /* 0-1 */
+		mk_batch(t, 0, 1, 116, 100, 3000), /* 2-3 */
+		mk_batch(t, 1, 0, 216, 40, 1000),  /* p1: 0 */
+	};
+	struct meta_commit_batch o2[] = {
+		mk_batch(t, 0, 1, 16, 100, 2000),  /* 4-5: older than the one before */
+		mk_batch(t, 0, 1, 116, 100, 5000), /* 6-7 */
+	};
+	assert_int_equal(meta_commit_object(m, "o/1", 300, o1, 3), 0);
+	assert_int_equal(meta_commit_object(m, "o/2", 250, o2, 2), 0);
+	int64_t start = -1;
+	const struct meta_trim none = { -1, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &none, &start), 0);
+	assert_int_equal(start, 0);
+
+	/* Time: stops at the first batch not expired (2-3), although 4-5
+	 * is older than the cutoff. */
+	struct meta_trim by_time = { -1, 2500, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &by_time, &start), 0);
+	assert_int_equal(start, 2);
+	assert_int_equal(live_bytes("o/1"), 140);
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(m, t, 0, &p), 0);
+	assert_int_equal(p.log_start_offset, 2);
+	struct meta_batch_row rows[8];
+	size_t n;
+	assert_int_equal(meta_batches_from(m, t, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].base_offset, 2);
+
+	/* Size: 300 bytes live; keep at least 150: 2-3 goes (200 left), 4-5
+	 * would leave 100 and stays. */
+	struct meta_trim by_size = { -1, -1, 150 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &by_size, &start), 0);
+	assert_int_equal(start, 4);
+	assert_int_equal(live_bytes("o/1"), 40); /* partition 1's batch */
+	assert_int_equal(live_bytes("o/2"), 200);
+
+	/* DeleteRecords inside a batch keeps the batch; never backwards;
+	 * capped at the high watermark. */
+	struct meta_trim to5 = { 5, -1, -1 }, to1 = { 1, -1, -1 }, past = { 99, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &to5, &start), 0);
+	assert_int_equal(start, 5);
+	assert_int_equal(live_bytes("o/2"), 200);
+	assert_int_equal(meta_partition_trim(m, t, 0, &to1, &start), 0);
+	assert_int_equal(start, 5);
+	assert_int_equal(meta_partition_trim(m, t, 0, &past, &start), 0);
+	assert_int_equal(start, 8);
+	assert_int_equal(live_bytes("o/2"), 0);
+	assert_int_equal(meta_batches_from(m, t, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 0);
+	/* New batches land at the high watermark as before. */
+	struct meta_commit_batch o3[] = { mk_batch(t, 0, 0, 16, 10, 9000) };
+	assert_int_equal(meta_commit_object(m, "o/3", 100, o3, 1), 0);
+	assert_int_equal(o3[0].base_offset, 8);
+	/* Everything expired: the log start reaches the high watermark. */
+	struct meta_trim all = { -1, 10000, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 1, &all, &start), 0);
+	assert_int_equal(start, 1);
+	assert_int_equal(live_bytes("o/1"), 0);
+	assert_int_equal(meta_partition_trim(m, t, 7, &all, &start), SL_ENOTFOUND);
+	meta_close(m);
+}
+
 static void test_deleted_topic(void **state)
 {
 	struct meta *m = open_store();
@@ -805,6 +878,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_gc_fence, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_partition_trim, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_existing, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
