@@ -1,6 +1,7 @@
 /* agent.c — wiring of one agent: stores, catalog, write path, listener,
  * signals and the drain on shutdown. */
 #include "agent/agent.h"
+#include "agent/retention.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -389,6 +390,7 @@ static void on_writer_drain(void *arg)
 		log_info("drained; exiting");
 		fetch_shutdown(a);
 		groups_shutdown(a);
+		retention_stop(a);
 		server_close(a->server);
 		a->server = NULL;
 		writer_free(a->writer);
@@ -451,6 +453,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	rc = groups_start(a);
 	if (rc)
 		return rc;
+	rc = retention_start(a);
+	if (rc)
+		return rc;
 	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX,
 				    (size_t)cfg->queued_request_bytes };
 	rc = server_start(loop, &sc, api_handle, a, &a->server);
@@ -483,6 +488,7 @@ void agent_free(struct agent *a)
 	strmap_free(&a->topics_by_uuid);
 	producers_free(&a->producers);
 	groups_free(a);
+	retention_free(a);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

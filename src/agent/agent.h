@@ -29,6 +29,7 @@ struct server;
 struct objstore;
 struct fetch_wait;
 struct group_svc;
+struct retention;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -59,6 +60,7 @@ struct agent {
 	struct fetch_wait *waiters;   /* long-polling fetches */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group coordinator (api/groups.c) */
+	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;

@@ -55,6 +55,9 @@ static const struct flag flags[] = {
 	{ "offsets-retention-minutes", "SLUICE_OFFSETS_RETENTION_MINUTES", FLAG_INT,
 	  "keep an empty group's committed offsets this long (default 10080, 7 days)",
 	  1, 100LL * 365 * 24 * 60 },
+	{ "retention-check-interval-ms", "SLUICE_RETENTION_CHECK_INTERVAL_MS", FLAG_INT,
+	  "how often topics' retention.ms and retention.bytes are applied (default 300000)",
+	  10, 24LL * 60 * 60 * 1000 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -135,6 +138,8 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 			c->group_initial_rebalance_delay_ms = n;
 		else if (strcmp(f->name, "offsets-retention-minutes") == 0)
 			c->offsets_retention_minutes = n;
+		else if (strcmp(f->name, "retention-check-interval-ms") == 0)
+			c->retention_check_interval_ms = n;
 		return 0;
 	case FLAG_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
@@ -168,6 +173,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->node_id = 1;
 	c->group_initial_rebalance_delay_ms = 3000;
 	c->offsets_retention_minutes = 7 * 24 * 60;
+	c->retention_check_interval_ms = 300000;
 	bool advertise_set = false;
 
 	for (size_t i = 0; i < FLAG_COUNT; i++) {

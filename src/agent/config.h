@@ -27,6 +27,7 @@ struct config {
 	char cluster_id[64];
 	int64_t group_initial_rebalance_delay_ms; /* consumer groups */
 	int64_t offsets_retention_minutes;
+	int64_t retention_check_interval_ms; /* the retention sweep */
 };
 
 /* Fill defaults, then apply SLUICE_* environment variables, then argv

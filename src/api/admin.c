@@ -1,9 +1,11 @@
-/* admin.c — CreateTopics, DeleteTopics, CreatePartitions and
- * InitProducerId. */
+/* admin.c — CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords
+ * and InitProducerId. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/retention.h"
 #include "agent/topic_config.h"
 #include "api/handlers.h"
 #include "base/err.h"
@@ -193,6 +195,76 @@ void handle_delete_topics(struct agent *a, struct request *req)
 			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
 	}
 	kmsg_delete_topics_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
+/* One partition of a DeleteRecords, as Kafka's leader answers it; the
+ * low watermark is -1 on error. */
+static int16_t delete_records_one(struct agent *a, struct topic_state *t, int32_t partition,
+				  int64_t offset, int64_t *low_watermark)
+{
+	*low_watermark = -1;
+	if (!t || partition < 0 || partition >= t->partition_count)
+		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (!retention_policy_deletes(t))
+		return KERR_POLICY_VIOLATION;
+	struct partition_state *ps = &t->parts[partition];
+	if (offset == -1) /* DeleteRecordsRequest.HIGH_WATERMARK */
+		offset = ps->high_watermark;
+	if (offset < 0 || offset > ps->high_watermark)
+		return KERR_OFFSET_OUT_OF_RANGE;
+	/* A rare admin request: the metadata transaction runs on the loop,
+	 * as topic creation and deletion do. */
+	struct meta_trim trim = { offset, -1, -1 };
+	int64_t start;
+	int rc = meta_partition_trim(a->meta, t->tid, partition, &trim, &start);
+	if (rc) {
+		log_error("DeleteRecords %s-%d to %" PRId64 ": %s", t->name, partition, offset,
+			  sl_strerror(rc));
+		return KERR_UNKNOWN_SERVER_ERROR;
+	}
+	if (start > ps->log_start_offset)
+		ps->log_start_offset = start;
+	*low_watermark = ps->log_start_offset;
+	return KERR_NONE;
+}
+
+void handle_delete_records(struct agent *a, struct request *req)
+{
+	struct kmsg_delete_records_req m;
+	kmsg_delete_records_req_init(&m);
+	if (kmsg_delete_records_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
+		api_malformed(req, "DeleteRecords");
+		return;
+	}
+	struct kmsg_delete_records_resp r;
+	kmsg_delete_records_resp_init(&r);
+	r.topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	if (!REQ_ARRAY(req, r.topics_count, r.topics)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r.topics_count; i++) {
+		struct kmsg_delete_records_req_delete_records_topic *qt = &m.topics[i];
+		struct kmsg_delete_records_resp_delete_records_topic_result *rt = &r.topics[i];
+		kmsg_delete_records_resp_delete_records_topic_result_init(rt);
+		rt->name = qt->name;
+		rt->partitions_count = qt->partitions_count > 0 ? qt->partitions_count : 0;
+		if (!REQ_ARRAY(req, rt->partitions_count, rt->partitions)) {
+			request_fail_close(req);
+			return;
+		}
+		struct topic_state *t = agent_topic(a, qt->name);
+		for (int32_t j = 0; j < rt->partitions_count; j++) {
+			struct kmsg_delete_records_resp_delete_records_partition_result *rp =
+				&rt->partitions[j];
+			kmsg_delete_records_resp_delete_records_partition_result_init(rp);
+			rp->partition_index = qt->partitions[j].partition_index;
+			rp->error_code = delete_records_one(a, t, rp->partition_index,
+							    qt->partitions[j].offset, &rp->low_watermark);
+		}
+	}
+	kmsg_delete_records_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }
 

@@ -30,6 +30,7 @@ const struct api_row api_table[] = {
 	ROW(INIT_PRODUCER_ID, InitProducerId, handle_init_producer_id),
 	ROW(DESCRIBE_CONFIGS, DescribeConfigs, handle_describe_configs),
 	ROW(CREATE_PARTITIONS, CreatePartitions, handle_create_partitions),
+	ROW(DELETE_RECORDS, DeleteRecords, handle_delete_records),
 	ROW(INCREMENTAL_ALTER_CONFIGS, IncrementalAlterConfigs, handle_incremental_alter_configs),
 	ROW(DESCRIBE_CLUSTER, DescribeCluster, handle_describe_cluster),
 	ROW(OFFSET_COMMIT, OffsetCommit, handle_offset_commit),

@@ -19,6 +19,7 @@ void handle_delete_topics(struct agent *a, struct request *req);
 void handle_init_producer_id(struct agent *a, struct request *req);
 void handle_describe_configs(struct agent *a, struct request *req);
 void handle_create_partitions(struct agent *a, struct request *req);
+void handle_delete_records(struct agent *a, struct request *req);
 void handle_incremental_alter_configs(struct agent *a, struct request *req);
 void handle_describe_cluster(struct agent *a, struct request *req);
 /* groups.c */

@@ -3,8 +3,10 @@
 Owns just enough of the protocol to talk to a broker without a client
 library: request header v1 framing, CRC-32C, record batch (magic 2)
 building, and the few requests the tests send by hand (ApiVersions v0,
-Metadata v1, Produce v3, IncrementalAlterConfigs v0) with their response
-decoders. Everything is big-endian as on the wire.
+Metadata v1, Produce v3, IncrementalAlterConfigs v0, DeleteRecords v0-2)
+with their response decoders; flexible versions (compact strings and
+arrays, tagged fields, request header v2) only as far as DeleteRecords v2
+needs them. Everything is big-endian as on the wire.
 """
 import socket
 import struct
@@ -12,6 +14,7 @@ import time
 
 API_PRODUCE = 0
 API_METADATA = 3
+API_DELETE_RECORDS = 21
 API_API_VERSIONS = 18
 API_INCREMENTAL_ALTER_CONFIGS = 44
 
@@ -72,8 +75,7 @@ def array(items, count=None):
     return i32(len(items) if count is None else count) + b"".join(items)
 
 
-def varint(v):
-    v = (v << 1) ^ (v >> 63)  # zigzag
+def uvarint(v):
     out = bytearray()
     while True:
         b = v & 0x7F
@@ -83,6 +85,10 @@ def varint(v):
         else:
             out.append(b)
             return bytes(out)
+
+
+def varint(v):
+    return uvarint((v << 1) ^ (v >> 63))  # zigzag
 
 
 # --- record batches ---------------------------------------------------------
@@ -323,4 +329,85 @@ def incremental_alter_configs_many_v0(sock, resources, validate_only=False):
     r.i32()  # throttle
     out = r.array(lambda: (r.i16(), r.string(), r.i8(), r.string()))
     assert r.done(), "trailing bytes in IncrementalAlterConfigs v0 response"
+    return out
+
+
+# --- flexible versions (DeleteRecords v2) -----------------------------------
+
+
+def compact_string(s):
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def compact_array(items):
+    items = list(items)
+    return uvarint(len(items) + 1) + b"".join(items)
+
+
+NO_TAGS = b"\x00"
+
+
+def request_v2(api_key, api_version, correlation_id, body, client_id="sluice-it"):
+    """A size-prefixed request with header v2 (flexible versions)."""
+    hdr = i16(api_key) + i16(api_version) + i32(correlation_id) + \
+        string(client_id) + NO_TAGS
+    payload = hdr + body
+    return i32(len(payload)) + payload
+
+
+def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
+    """DeleteRecords v0-2; topic_parts: {topic: {partition: offset}}.
+    Returns {(topic, partition): (error_code, low_watermark)}."""
+    flexible = version >= 2
+    arr = compact_array if flexible else array
+    st = compact_string if flexible else string
+    tag = NO_TAGS if flexible else b""
+    body = arr(st(t) + arr(i32(p) + i64(off) + tag for p, off in parts.items()) + tag
+               for t, parts in topic_parts.items()) + i32(timeout_ms) + tag
+    if flexible:
+        sock.sendall(request_v2(API_DELETE_RECORDS, version, 21, body))
+    else:
+        sock.sendall(request(API_DELETE_RECORDS, version, 21, body))
+    cid, data = recv_response(sock)
+    assert cid == 21
+    r = Reader(data)
+    if flexible:
+        assert r.take(1) == NO_TAGS  # response header v1: tagged fields
+
+    def uv():
+        shift = v = 0
+        while True:
+            b = r.take(1)[0]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    def rstring():
+        return r.take(uv() - 1).decode() if flexible else r.string()
+
+    def rarray(fn):
+        return [fn() for _ in range(uv() - 1)] if flexible else r.array(fn)
+
+    def rtags():
+        if flexible:
+            assert uv() == 0
+
+    out = {}
+    r.i32()  # throttle
+
+    def partition(name):
+        p, low, err = r.i32(), r.i64(), r.i16()
+        rtags()
+        out[(name, p)] = (err, low)
+
+    def topic():
+        name = rstring()
+        rarray(lambda: partition(name))
+        rtags()
+
+    rarray(topic)
+    rtags()
+    assert r.done(), "trailing bytes in DeleteRecords response"
     return out

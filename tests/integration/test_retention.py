@@ -1,0 +1,232 @@
+"""test_retention.py — retention.ms, retention.bytes and DeleteRecords.
+
+The retention sweep (--retention-check-interval-ms, short here) moves a
+partition's log start past the batches its topic's retention.ms and
+retention.bytes expire, as Kafka deletes old segments: clients see the
+new low watermark, a read from before it gets OFFSET_OUT_OF_RANGE (and
+auto.offset.reset=earliest lands on the log start), the rest reads back,
+and it survives a restart. DeleteRecords (kafkajs's admin client, and by
+hand for v0-v2 and each error Kafka gives) does the same on request. An
+object left with nothing readable goes to `sluice gc`.
+"""
+import json
+import os
+import re
+import subprocess
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+import kproto
+import util
+from conftest import SLUICE_BIN
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+SWEEP = ["--retention-check-interval-ms", "100"]
+
+
+def produce_batches(bootstrap, topic, partition, values, timestamp=None):
+    """Each value in its own produce request (its own batch)."""
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    errs = []
+    for v in values:
+        kw = {"timestamp": timestamp} if timestamp is not None else {}
+        p.produce(topic, v, partition=partition,
+                  on_delivery=lambda e, m: e and errs.append(e), **kw)
+        assert p.flush(15) == 0
+    assert not errs, errs
+
+
+def watermarks(bootstrap, topic, partition):
+    c = util.consumer(bootstrap)
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+    finally:
+        c.close()
+
+
+def wait_low(bootstrap, topic, partition, want, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        low, high = watermarks(bootstrap, topic, partition)
+        if low == want or time.time() > deadline:
+            return low, high
+        time.sleep(0.1)
+
+
+def read_from_beginning(bootstrap, topic, partition, n, timeout=15):
+    """(offsets, values) of the first n records a consumer with
+    auto.offset.reset=earliest gets, starting at offset 0."""
+    c = util.consumer(bootstrap, **{"auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, partition, 0)])
+    got = []
+    deadline = time.time() + timeout
+    try:
+        while len(got) < n and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            got.append((m.offset(), m.value()))
+    finally:
+        c.close()
+    return [o for o, _ in got], [v for _, v in got]
+
+
+def out_of_range_at(bootstrap, topic, partition, offset):
+    """True when a fetch at offset gets OFFSET_OUT_OF_RANGE (a consumer with
+    auto.offset.reset=error reports it)."""
+    c = util.consumer(bootstrap, **{"auto.offset.reset": "error"})
+    c.assign([TopicPartition(topic, partition, offset)])
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error():
+                return "Offset out of range" in str(m.error()) or \
+                    "out of range" in str(m.error()).lower()
+            if m is not None:
+                return False
+        return False
+    finally:
+        c.close()
+
+
+def test_retention_ms(broker_factory):
+    b = broker_factory(extra_args=SWEEP)
+    t = util.topic_name("ret-ms")
+    util.create_topic(b.bootstrap, t, 2, config={"retention.ms": "60000"})
+    now = int(time.time() * 1000)
+    produce_batches(b.bootstrap, t, 0, [b"old-%d" % i for i in range(5)], now - 3600 * 1000)
+    produce_batches(b.bootstrap, t, 0, [b"new-%d" % i for i in range(5)], now)
+    # An expired batch after a fresh one stays: Kafka stops at the first
+    # segment that has not expired.
+    produce_batches(b.bootstrap, t, 0, [b"late-old"], now - 3600 * 1000)
+    produce_batches(b.bootstrap, t, 1, [b"p1-%d" % i for i in range(3)], now)
+
+    assert wait_low(b.bootstrap, t, 0, 5) == (5, 11)
+    assert watermarks(b.bootstrap, t, 1) == (0, 3)
+    offsets, values = read_from_beginning(b.bootstrap, t, 0, 6)
+    assert offsets == list(range(5, 11))
+    assert values == [b"new-%d" % i for i in range(5)] + [b"late-old"]
+    assert out_of_range_at(b.bootstrap, t, 0, 2)
+
+    # The log start is in the metadata store: a restart keeps it.
+    b.restart(clean=False)
+    assert watermarks(b.bootstrap, t, 0) == (5, 11)
+    assert read_from_beginning(b.bootstrap, t, 0, 6)[0] == list(range(5, 11))
+
+
+def test_retention_off_and_compact(broker_factory):
+    """retention.ms -1 keeps everything; so does a compact-only policy."""
+    b = broker_factory(extra_args=SWEEP)
+    keep = util.topic_name("ret-keep")
+    compact = util.topic_name("ret-compact")
+    util.create_topic(b.bootstrap, keep, 1, config={"retention.ms": "-1"})
+    util.create_topic(b.bootstrap, compact, 1,
+                      config={"retention.ms": "1000", "cleanup.policy": "compact"})
+    old = int(time.time() * 1000) - 86400 * 1000
+    produce_batches(b.bootstrap, keep, 0, [b"a", b"b"], old)
+    produce_batches(b.bootstrap, compact, 0, [b"a", b"b"], old)
+    time.sleep(1.0)  # ten sweeps
+    assert watermarks(b.bootstrap, keep, 0) == (0, 2)
+    assert watermarks(b.bootstrap, compact, 0) == (0, 2)
+
+
+def test_retention_bytes(broker_factory):
+    b = broker_factory(extra_args=SWEEP)
+    t = util.topic_name("ret-bytes")
+    # Six batches of ~1.07 KB: keeping at least 2,500 bytes keeps three.
+    util.create_topic(b.bootstrap, t, 1, config={"retention.bytes": "2500"})
+    produce_batches(b.bootstrap, t, 0, [bytes([65 + i]) * 1000 for i in range(6)])
+    assert wait_low(b.bootstrap, t, 0, 3) == (3, 6)
+    offsets, values = read_from_beginning(b.bootstrap, t, 0, 3)
+    assert offsets == [3, 4, 5]
+    assert values == [bytes([65 + i]) * 1000 for i in range(3, 6)]
+
+
+def kafkajs_delete(bootstrap, topic, specs):
+    r = subprocess.run(["node", os.path.join(JS_DIR, "delete_records.js"), bootstrap, topic]
+                       + ["%d:%d" % s for s in specs],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_delete_records_kafkajs(broker):
+    t = util.topic_name("delrec")
+    util.create_topic(broker.bootstrap, t, 2)
+    produce_batches(broker.bootstrap, t, 0, [b"m-%d" % i for i in range(10)])
+    produce_batches(broker.bootstrap, t, 1, [b"x-%d" % i for i in range(4)])
+    # -1: up to the high watermark.
+    assert kafkajs_delete(broker.bootstrap, t, [(0, 6), (1, -1)]) == {"ok": True}
+    assert watermarks(broker.bootstrap, t, 0) == (6, 10)
+    assert watermarks(broker.bootstrap, t, 1) == (4, 4)
+    offsets, values = read_from_beginning(broker.bootstrap, t, 0, 4)
+    assert offsets == [6, 7, 8, 9]
+    assert values == [b"m-%d" % i for i in range(6, 10)]
+    assert out_of_range_at(broker.bootstrap, t, 0, 5)
+    # Past the high watermark: Kafka's OFFSET_OUT_OF_RANGE, nothing moves.
+    r = kafkajs_delete(broker.bootstrap, t, [(0, 11)])
+    assert r == {"error": "KafkaJSDeleteTopicRecordsError", "codes": ["OFFSET_OUT_OF_RANGE"]}
+    assert watermarks(broker.bootstrap, t, 0) == (6, 10)
+    # Producing goes on at the high watermark.
+    produce_batches(broker.bootstrap, t, 1, [b"after"])
+    assert read_from_beginning(broker.bootstrap, t, 1, 1) == ([4], [b"after"])
+
+
+def test_delete_records_raw(broker):
+    t = util.topic_name("delrec-raw")
+    compact = util.topic_name("delrec-compact")
+    util.create_topic(broker.bootstrap, t, 2)
+    util.create_topic(broker.bootstrap, compact, 1, config={"cleanup.policy": "compact"})
+    produce_batches(broker.bootstrap, t, 0, [b"%d" % i for i in range(3)] * 2)
+    produce_batches(broker.bootstrap, compact, 0, [b"c"])
+    s = kproto.connect(broker.bootstrap)
+    try:
+        for v in (0, 1, 2):
+            r = kproto.delete_records(s, {t: {0: v + 1}}, version=v)
+            assert r == {(t, 0): (0, v + 1)}
+        # Never backwards: the answer is the log start as it stands.
+        assert kproto.delete_records(s, {t: {0: 1}}, version=2) == {(t, 0): (0, 3)}
+        r = kproto.delete_records(s, {t: {0: 7, 1: -2, 9: 0}, "no-such-topic": {0: 0},
+                                      compact: {0: 1}}, version=1)
+        assert r == {(t, 0): (1, -1), (t, 1): (1, -1), (t, 9): (3, -1),
+                     ("no-such-topic", 0): (3, -1), (compact, 0): (44, -1)}
+        # The high watermark itself is allowed, -1 means it.
+        assert kproto.delete_records(s, {t: {0: 6, 1: -1}}) == {(t, 0): (0, 6), (t, 1): (0, 0)}
+        _, apis, _ = kproto.api_versions_v0(s)
+        assert apis[kproto.API_DELETE_RECORDS] == (0, 2)
+    finally:
+        s.close()
+    assert watermarks(broker.bootstrap, t, 0) == (6, 6)
+    assert watermarks(broker.bootstrap, compact, 0) == (0, 1)
+
+
+def test_deleted_records_objects_collected(broker_factory):
+    """An object left with no readable batch goes to `sluice gc`; the
+    partition keeps working."""
+    b = broker_factory()
+    t = util.topic_name("delrec-gc")
+    util.create_topic(b.bootstrap, t, 1)
+    produce_batches(b.bootstrap, t, 0, [b"v" * 5000 for _ in range(4)])
+    root = os.path.join(b.data_dir, "objects")
+
+    def objects():
+        return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                      if not f.startswith(".tmp."))
+
+    before = objects()
+    assert len(before) >= 1
+    s = kproto.connect(b.bootstrap)
+    try:
+        assert kproto.delete_records(s, {t: {0: -1}}) == {(t, 0): (0, 4)}
+    finally:
+        s.close()
+    r = subprocess.run([SLUICE_BIN, "gc", "--data", b.data_dir, "--grace-minutes", "0",
+                        "--force"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"gc: deleted (\d+) dead objects", r.stdout + r.stderr)
+    assert m and int(m.group(1)) == len(before), r.stdout + r.stderr
+    assert objects() == []
+    produce_batches(b.bootstrap, t, 0, [b"after"])
+    assert read_from_beginning(b.bootstrap, t, 0, 1) == ([4], [b"after"])
