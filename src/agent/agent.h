@@ -36,6 +36,21 @@ struct partition_state {
 	int64_t high_watermark;  /* next offset to be assigned */
 };
 
+/* Raise the log start to what the metadata store now has (retention,
+ * DeleteRecords); true when it moved. Never past the high watermark the
+ * agent serves: a commit the store made before the trim may not have
+ * reached the agent yet (its answer is queued behind the trim's), and the
+ * next trim brings the rest. */
+static inline bool partition_raise_log_start(struct partition_state *ps, int64_t start)
+{
+	if (start > ps->high_watermark)
+		start = ps->high_watermark;
+	if (start <= ps->log_start_offset)
+		return false;
+	ps->log_start_offset = start;
+	return true;
+}
+
 struct topic_state {
 	int64_t tid;
 	char name[META_TOPIC_NAME_BYTES];

@@ -4,6 +4,7 @@
  * sweep comes back. */
 #include "agent/retention.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,21 +14,14 @@
 #include "base/log.h"
 #include "meta/meta.h"
 
-struct retention_item {
-	int64_t tid;
-	int32_t partition;
-	struct meta_trim trim;
-	int64_t log_start; /* out */
-	int err;           /* out */
-};
-
 struct retention {
 	struct agent *a;
 	uv_timer_t timer;
 	uv_work_t work;
 	bool running;      /* a sweep is on the pool */
 	bool stopped;
-	struct retention_item *items;
+	atomic_bool abandon; /* draining: the sweep on the pool stops early */
+	struct trim_item *items;
 	size_t n, cap;
 };
 
@@ -49,6 +43,7 @@ int retention_limits(const struct topic_state *t, int64_t now_ms, struct meta_tr
 {
 	out->offset = -1;
 	out->cutoff_ms = -1;
+	out->limit = -1;
 	out->retention_bytes = config_i64(t, "retention.bytes");
 	if (!retention_policy_deletes(t))
 		return 0;
@@ -72,52 +67,68 @@ static void collect_topic(void *arg, struct topic_state *t)
 			continue; /* empty: nothing to trim */
 		if (r->n == r->cap) {
 			size_t cap = r->cap ? r->cap * 2 : 64;
-			struct retention_item *v = realloc(r->items, cap * sizeof *v);
+			struct trim_item *v = realloc(r->items, cap * sizeof *v);
 			if (!v)
 				return; /* the next sweep tries again */
 			r->items = v;
 			r->cap = cap;
 		}
-		r->items[r->n++] = (struct retention_item){ t->tid, p, trim, -1, 0 };
+		/* Never past what the agent serves: a commit the store made may
+		 * not have reached the agent's partition state yet. */
+		trim.limit = t->parts[p].high_watermark;
+		r->items[r->n++] = (struct trim_item){ t->tid, p, trim, -1, 0 };
 	}
+}
+
+void trim_items_run(struct meta *m, struct trim_item *items, size_t n,
+		    const atomic_bool *abandon)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct trim_item *it = &items[i];
+		it->err = abandon && atomic_load(abandon)
+			? SL_EBUSY
+			: meta_partition_trim(m, it->tid, it->partition, &it->trim, &it->log_start);
+	}
+}
+
+size_t trim_items_apply(struct agent *a, const struct trim_item *items, size_t n)
+{
+	size_t moved = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct trim_item *it = &items[i];
+		if (it->err)
+			continue;
+		struct topic_state *t = agent_topic_by_tid(a, it->tid);
+		if (t && it->partition < t->partition_count &&
+		    partition_raise_log_start(&t->parts[it->partition], it->log_start))
+			moved++;
+	}
+	return moved;
 }
 
 static void sweep_work(uv_work_t *w)
 {
 	struct retention *r = w->data;
-	for (size_t i = 0; i < r->n; i++) {
-		struct retention_item *it = &r->items[i];
-		it->err = meta_partition_trim(r->a->meta, it->tid, it->partition, &it->trim,
-					      &it->log_start);
-	}
+	trim_items_run(r->a->meta, r->items, r->n, &r->abandon);
 }
 
 static void sweep_done(uv_work_t *w, int status)
 {
 	struct retention *r = w->data;
 	r->running = false;
-	size_t moved = 0, failed = 0;
-	for (size_t i = 0; status == 0 && !r->stopped && i < r->n; i++) {
-		struct retention_item *it = &r->items[i];
-		if (it->err) {
+	if (status == 0 && !r->stopped) {
+		size_t failed = 0;
+		for (size_t i = 0; i < r->n; i++)
 			/* A topic deleted meanwhile is not a failure. */
-			failed += it->err != SL_ENOTFOUND;
-			continue;
-		}
-		struct topic_state *t = agent_topic_by_tid(r->a, it->tid);
-		if (!t || it->partition >= t->partition_count)
-			continue;
-		struct partition_state *ps = &t->parts[it->partition];
-		if (it->log_start > ps->log_start_offset) {
-			ps->log_start_offset = it->log_start;
-			moved++;
-		}
+			failed += r->items[i].err && r->items[i].err != SL_ENOTFOUND &&
+				  r->items[i].err != SL_EBUSY;
+		size_t moved = trim_items_apply(r->a, r->items, r->n);
+		if (moved)
+			log_info("retention: the log start of %zu partition(s) moved", moved);
+		if (failed)
+			log_warn("retention: %zu partition(s) could not be trimmed; the next "
+				 "sweep retries", failed);
 	}
-	if (moved)
-		log_info("retention: the log start of %zu partition(s) moved", moved);
-	if (failed)
-		log_warn("retention: %zu partition(s) could not be trimmed; the next sweep retries",
-			 failed);
 	r->n = 0;
 }
 
@@ -155,6 +166,7 @@ void retention_stop(struct agent *a)
 	if (!r || r->stopped)
 		return;
 	r->stopped = true;
+	atomic_store(&r->abandon, true);
 	uv_close((uv_handle_t *)&r->timer, NULL);
 }
 

@@ -9,12 +9,32 @@
 #ifndef SLUICE_RETENTION_H
 #define SLUICE_RETENTION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include "meta/meta.h"
 
 struct agent;
 struct topic_state;
-struct meta_trim;
+
+/* One partition to trim on the thread pool, and what came back. */
+struct trim_item {
+	int64_t tid;
+	int32_t partition;
+	struct meta_trim trim;
+	int64_t log_start; /* out: the log start in the metadata store */
+	int err;           /* out: 0, SL_EBUSY when abandoned, or the store's */
+};
+
+/* Pool thread: meta_partition_trim each item, in order; once *abandon
+ * is set, the rest get SL_EBUSY without being tried. */
+void trim_items_run(struct meta *m, struct trim_item *items, size_t n,
+		    const atomic_bool *abandon);
+/* Loop: raise the agent's log starts from the items that succeeded (a
+ * topic deleted meanwhile is skipped); returns how many moved. */
+size_t trim_items_apply(struct agent *a, const struct trim_item *items, size_t n);
 
 int retention_start(struct agent *a);
 /* Stop the timer (draining); a sweep in flight finishes and is dropped. */

@@ -198,35 +198,70 @@ void handle_delete_topics(struct agent *a, struct request *req)
 	request_respond(req);
 }
 
-/* One partition of a DeleteRecords, as Kafka's leader answers it; the
- * low watermark is -1 on error. */
-static int16_t delete_records_one(struct agent *a, struct topic_state *t, int32_t partition,
-				  int64_t offset, int64_t *low_watermark)
+/* A DeleteRecords: the partitions that passed the checks are trimmed on
+ * the thread pool (a trim may delete many rows and waits on the store's
+ * fsync), then the answer goes out from the loop. Lives in the request's
+ * arena. */
+struct delrec_job {
+	uv_work_t work;
+	struct agent *a;
+	struct request *req;
+	struct kmsg_delete_records_resp r;
+	struct trim_item *items;
+	/* items[i]'s answer */
+	struct kmsg_delete_records_resp_delete_records_partition_result **rps;
+	size_t n;
+};
+
+/* One partition's checks, as Kafka's leader makes them; on error the low
+ * watermark is -1. Returns KERR_NONE when the trim may go ahead (with the
+ * offset -1, "the high watermark", resolved). */
+static int16_t delete_records_check(struct topic_state *t, int32_t partition, int64_t *offset)
 {
-	*low_watermark = -1;
 	if (!t || partition < 0 || partition >= t->partition_count)
 		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 	if (!retention_policy_deletes(t))
 		return KERR_POLICY_VIOLATION;
-	struct partition_state *ps = &t->parts[partition];
-	if (offset == -1) /* DeleteRecordsRequest.HIGH_WATERMARK */
-		offset = ps->high_watermark;
-	if (offset < 0 || offset > ps->high_watermark)
+	const struct partition_state *ps = &t->parts[partition];
+	if (*offset == -1) /* DeleteRecordsRequest.HIGH_WATERMARK */
+		*offset = ps->high_watermark;
+	if (*offset < 0 || *offset > ps->high_watermark)
 		return KERR_OFFSET_OUT_OF_RANGE;
-	/* A rare admin request: the metadata transaction runs on the loop,
-	 * as topic creation and deletion do. */
-	struct meta_trim trim = { offset, -1, -1 };
-	int64_t start;
-	int rc = meta_partition_trim(a->meta, t->tid, partition, &trim, &start);
-	if (rc) {
-		log_error("DeleteRecords %s-%d to %" PRId64 ": %s", t->name, partition, offset,
-			  sl_strerror(rc));
-		return KERR_UNKNOWN_SERVER_ERROR;
-	}
-	if (start > ps->log_start_offset)
-		ps->log_start_offset = start;
-	*low_watermark = ps->log_start_offset;
 	return KERR_NONE;
+}
+
+static void delete_records_work(uv_work_t *w)
+{
+	struct delrec_job *job = w->data;
+	trim_items_run(job->a->meta, job->items, job->n, NULL);
+}
+
+static void delete_records_respond(struct delrec_job *job)
+{
+	kmsg_delete_records_resp_encode(&job->req->resp, job->req->api_version, &job->r);
+	request_respond(job->req);
+}
+
+static void delete_records_done(uv_work_t *w, int status)
+{
+	struct delrec_job *job = w->data;
+	if (status != 0)
+		for (size_t i = 0; i < job->n; i++)
+			job->items[i].err = SL_EIO;
+	/* A topic deleted meanwhile keeps its answer. */
+	trim_items_apply(job->a, job->items, job->n);
+	for (size_t i = 0; i < job->n; i++) {
+		const struct trim_item *it = &job->items[i];
+		if (!it->err) {
+			job->rps[i]->low_watermark = it->log_start;
+			continue;
+		}
+		log_error("DeleteRecords: trimming partition %d of topic %" PRId64 ": %s",
+			  it->partition, it->tid, sl_strerror(it->err));
+		job->rps[i]->error_code = it->err == SL_ENOTFOUND ? KERR_UNKNOWN_TOPIC_OR_PARTITION
+								  : KERR_UNKNOWN_SERVER_ERROR;
+	}
+	delete_records_respond(job);
 }
 
 void handle_delete_records(struct agent *a, struct request *req)
@@ -237,16 +272,27 @@ void handle_delete_records(struct agent *a, struct request *req)
 		api_malformed(req, "DeleteRecords");
 		return;
 	}
-	struct kmsg_delete_records_resp r;
-	kmsg_delete_records_resp_init(&r);
-	r.topics_count = m.topics_count > 0 ? m.topics_count : 0;
-	if (!REQ_ARRAY(req, r.topics_count, r.topics)) {
+	struct delrec_job *job = arena_alloc(&req->arena, sizeof *job);
+	size_t total = 0;
+	for (int32_t i = 0; i < m.topics_count; i++)
+		total += m.topics[i].partitions_count > 0 ? (size_t)m.topics[i].partitions_count : 0;
+	struct trim_item *items;
+	struct kmsg_delete_records_resp_delete_records_partition_result **rps;
+	if (!job || !REQ_ARRAY(req, total, items) || !REQ_ARRAY(req, total, rps)) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.topics_count; i++) {
+	*job = (struct delrec_job){ .a = a, .req = req, .items = items, .rps = rps };
+	kmsg_delete_records_resp_init(&job->r);
+	struct kmsg_delete_records_resp *r = &job->r;
+	r->topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	if (!REQ_ARRAY(req, r->topics_count, r->topics)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r->topics_count; i++) {
 		struct kmsg_delete_records_req_delete_records_topic *qt = &m.topics[i];
-		struct kmsg_delete_records_resp_delete_records_topic_result *rt = &r.topics[i];
+		struct kmsg_delete_records_resp_delete_records_topic_result *rt = &r->topics[i];
 		kmsg_delete_records_resp_delete_records_topic_result_init(rt);
 		rt->name = qt->name;
 		rt->partitions_count = qt->partitions_count > 0 ? qt->partitions_count : 0;
@@ -260,12 +306,24 @@ void handle_delete_records(struct agent *a, struct request *req)
 				&rt->partitions[j];
 			kmsg_delete_records_resp_delete_records_partition_result_init(rp);
 			rp->partition_index = qt->partitions[j].partition_index;
-			rp->error_code = delete_records_one(a, t, rp->partition_index,
-							    qt->partitions[j].offset, &rp->low_watermark);
+			rp->low_watermark = -1;
+			int64_t offset = qt->partitions[j].offset;
+			rp->error_code = delete_records_check(t, rp->partition_index, &offset);
+			if (rp->error_code != KERR_NONE)
+				continue;
+			job->rps[job->n] = rp;
+			job->items[job->n++] = (struct trim_item){
+				.tid = t->tid, .partition = rp->partition_index,
+				.trim = { offset, -1, -1, t->parts[rp->partition_index].high_watermark } };
 		}
 	}
-	kmsg_delete_records_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (job->n == 0) {
+		delete_records_respond(job);
+		return;
+	}
+	job->work.data = job;
+	if (uv_queue_work(a->loop, &job->work, delete_records_work, delete_records_done) != 0)
+		request_fail_close(req);
 }
 
 void handle_create_partitions(struct agent *a, struct request *req)

@@ -25,6 +25,7 @@
 struct ts_search {
 	int64_t target;       /* >= 0: first record with timestamp >= target */
 	bool want_max;        /* else: the record with the largest timestamp */
+	int32_t min_delta;    /* records before it are below the log start */
 	int32_t found_delta;
 	int64_t found_ts;
 };
@@ -32,6 +33,8 @@ struct ts_search {
 static int ts_visit(void *arg, int32_t offset_delta, int64_t timestamp)
 {
 	struct ts_search *s = arg;
+	if (offset_delta < s->min_delta)
+		return 0;
 	if (s->want_max) {
 		if (s->found_delta < 0 || timestamp > s->found_ts) {
 			s->found_delta = offset_delta;
@@ -91,8 +94,8 @@ static void search_bytes(struct lo_search *ls, const uint8_t *batch)
 	ls->s.found_delta = -1;
 	int rc = batch ? batch_records_each(batch, ls->row.length, ts_visit, &ls->s) : -1;
 	if (rc < 0 || ls->s.found_delta < 0)
-		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets, ls->row.base_offset,
-			   ls->row.max_timestamp);
+		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets,
+			   ls->row.base_offset + ls->s.min_delta, ls->row.max_timestamp);
 	else
 		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets,
 			   ls->row.base_offset + ls->s.found_delta, ls->s.found_ts);
@@ -131,6 +134,10 @@ static int16_t search_batch(struct agent *a, struct lo_ctx *ctx, struct topic_st
 		return KERR_KAFKA_STORAGE_ERROR;
 	ls->ctx = ctx;
 	ls->s = s;
+	/* The batch may straddle the log start (DeleteRecords inside it):
+	 * Kafka searches only records at or after it. */
+	int64_t below = t->parts[p].log_start_offset - ls->row.base_offset;
+	ls->s.min_delta = below > 0 ? (int32_t)(below < INT32_MAX ? below : INT32_MAX) : 0;
 	ls->rp = rp;
 	ls->max_num_offsets = max_num_offsets;
 	struct cache_obj *o = cache_get(a->cache, ls->row.object_key);

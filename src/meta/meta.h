@@ -62,6 +62,8 @@ struct meta_trim {
 				    whose max_timestamp is below it */
 	int64_t retention_bytes; /* retention.bytes: then the oldest batches
 				    while the bytes left stay >= it */
+	int64_t limit;           /* never past this offset (the high watermark
+				    the caller serves) */
 };
 
 /* One batch of a sealed object, as passed to meta_commit_object. The
@@ -274,17 +276,20 @@ static inline int meta_partition_list(struct meta *m, struct meta_partition **ou
 /* Raise the log start offset (never lowers it; capped at the HWM). */
 static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int32_t p, int64_t off)
 { return m->m->partition_set_log_start(m, tid, p, off); }
-/* Retention and DeleteRecords, in one transaction: the partition's log
+/* Retention and DeleteRecords: the partition's log
  * start moves forward (never back, never past the high watermark) to
  * t->offset, then past the oldest batches that t's time and size limits
  * expire, as Kafka deletes segments (time first, stopping at the first
- * batch not expired; then size), per batch instead of per segment. Batch
- * rows wholly below the new log start are deleted and their bytes
- * subtracted from their objects' live_bytes, so an object nothing reads
- * any more goes to the collector. *log_start gets the new log start.
- * SL_ENOTFOUND for an unknown partition. Uses the commit connection (its
- * writes wait on the store's write lock like a commit): call it from a
- * worker thread, or from the loop for a rare admin request. */
+ * batch not expired; a batch without timestamps counts from when its
+ * object was made; then size), per batch instead of per segment, and never
+ * past t->limit. The log start is written in its own transaction; then
+ * the batch rows wholly below it are deleted and their bytes subtracted
+ * from their objects' live_bytes, a bounded chunk per transaction, so an
+ * object nothing reads any more goes to the collector (rows a failed or
+ * interrupted trim left below the log start go in the next one).
+ * *log_start gets the log start. SL_ENOTFOUND for an unknown partition.
+ * A worker-thread call, on a connection of its own: it may scan a long
+ * partition, and blocks on the store's write lock and fsync. */
 static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
 				      const struct meta_trim *t, int64_t *log_start)
 { return m->m->partition_trim ? m->m->partition_trim(m, tid, p, t, log_start) : SL_EUNSUPPORTED; }

@@ -8,7 +8,10 @@
  *     group_delete_offsets, from one worker thread at a time: the group
  *     service queues both), so an OffsetCommit fsync blocks neither
  *     fetches nor produce commits' statements, and the loop never waits
- *     on this connection's lock or busy timeout.
+ *     on this connection's lock or busy timeout;
+ *   - "trim": partition_trim only (retention, DeleteRecords; worker
+ *     threads), so its scans of long partitions hold no lock a commit or
+ *     a read needs, and its writes are short transactions.
  * WAL lets the loop connection read while the commit connection holds the
  * write lock and fsyncs, so a commit never blocks a fetch. Each connection
  * is opened NOMUTEX and guarded by its own pthread mutex, which also
@@ -148,6 +151,7 @@ enum stmt {
 	ST_BATCH_DELETE_TOPIC,
 	ST_BATCHES_TRIM_SCAN,
 	ST_BATCHES_LIVE_BYTES,
+	ST_BATCHES_CHUNK_END,
 	ST_OBJECT_SUBTRACT_BELOW,
 	ST_BATCH_DELETE_BELOW,
 	ST_BATCHES_FROM,
@@ -218,10 +222,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
 	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = ?1",
 	/* Trimming the front of one partition (retention, DeleteRecords). */
-	[ST_BATCHES_TRIM_SCAN] = "SELECT last_offset, length, max_timestamp FROM batches"
-		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3 ORDER BY last_offset",
+	/* A batch without timestamps (max_timestamp -1) counts from when its
+	 * object was made, as Kafka falls back to a segment's mtime. */
+	[ST_BATCHES_TRIM_SCAN] = "SELECT b.last_offset, b.length, CASE WHEN b.max_timestamp >= 0"
+		" THEN b.max_timestamp ELSE o.created_ms END FROM batches AS b"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
+		" ORDER BY b.last_offset",
 	[ST_BATCHES_LIVE_BYTES] = "SELECT coalesce(sum(length), 0) FROM batches"
 		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3",
+	/* Where a chunk of the rows below the log start ends: the
+	 * TRIM_CHUNK_ROWS-th row's last offset (none: fewer rows are left). */
+	[ST_BATCHES_CHUNK_END] = "SELECT last_offset FROM batches WHERE tid = ?1"
+		" AND partition = ?2 AND last_offset < ?3 ORDER BY last_offset LIMIT 1 OFFSET ?4",
 	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
 		" AND partition = ?2 AND last_offset < ?3 GROUP BY oid) AS d"
@@ -283,6 +296,7 @@ struct meta_sqlite {
 	struct sq_conn loop;
 	struct sq_conn commit;
 	struct sq_conn offsets;
+	struct sq_conn trim;
 };
 
 static struct meta_sqlite *sq_of(struct meta *m)
@@ -483,6 +497,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 static void sq_close(struct meta *m)
 {
 	struct meta_sqlite *s = sq_of(m);
+	conn_close(&s->trim);
 	conn_close(&s->offsets);
 	conn_close(&s->commit);
 	conn_close(&s->loop);
@@ -1135,63 +1150,103 @@ static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t
 	return 0;
 }
 
+/* Rows deleted per transaction when trimming: the write lock is held for
+ * milliseconds, not for a whole partition's history. */
+#define TRIM_CHUNK_ROWS 10000
+
+/* Runs stmt (tid ?1, partition ?2, offset ?3) on c. */
+static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t partition,
+		     int64_t offset, const char *what)
+{
+	sqlite3_stmt *st = sq_stmt(c, which);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, offset);
+	return sq_exec_stmt(c, st, what);
+}
+
+/* One transaction: the rows below `below`, at most TRIM_CHUNK_ROWS of
+ * them, leave, and their objects' live bytes fall by theirs. *more: rows
+ * below `below` are left. */
+static int trim_chunk(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
+		      bool *more)
+{
+	int rc = sq_begin(c);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_CHUNK_END);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, below);
+	sqlite3_bind_int64(st, 4, TRIM_CHUNK_ROWS - 1);
+	int step = sqlite3_step(st);
+	*more = step == SQLITE_ROW;
+	int64_t end = *more ? sqlite3_column_int64(st, 0) + 1 : below;
+	if (step != SQLITE_ROW && step != SQLITE_DONE)
+		rc = sq_fail(c, "finding rows to trim");
+	sqlite3_reset(st);
+	if (!rc)
+		rc = trim_exec(c, ST_OBJECT_SUBTRACT_BELOW, tid, partition, end,
+			       "trimming a partition");
+	if (!rc)
+		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, tid, partition, end, "trimming a partition");
+	if (!rc)
+		rc = sq_commit(c);
+	if (rc)
+		sq_rollback(c);
+	*more = *more && end < below;
+	return rc;
+}
+
 static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 			     const struct meta_trim *t, int64_t *log_start)
 {
-	static const enum stmt trims[] = {
-		ST_OBJECT_SUBTRACT_BELOW, /* before the batch rows go */
-		ST_BATCH_DELETE_BELOW,
-	};
-	struct sq_conn *c = &sq_of(m)->commit;
+	struct sq_conn *c = &sq_of(m)->trim;
 	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
+	/* Where the limits put the log start: read outside any write lock
+	 * (only trims move the log start, and they move it forward, so a
+	 * point computed from a slightly old snapshot is still a valid one;
+	 * commits only add rows above the high watermark). */
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	int step = sqlite3_step(st);
-	if (step != SQLITE_ROW) {
+	int rc = 0;
+	if (step != SQLITE_ROW)
 		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
-		sqlite3_reset(st);
-		goto out_rollback;
-	}
-	int64_t start = sqlite3_column_int64(st, 0), hwm = sqlite3_column_int64(st, 1);
+	int64_t start = rc ? 0 : sqlite3_column_int64(st, 0);
+	int64_t hwm = rc ? 0 : sqlite3_column_int64(st, 1);
 	sqlite3_reset(st);
+	if (rc)
+		goto out;
 	int64_t point = t->offset > start ? t->offset : start;
 	if (point > hwm)
 		point = hwm;
 	rc = trim_point(c, tid, partition, point, t, &point);
 	if (rc)
-		goto out_rollback;
-	if (point > hwm)
-		point = hwm;
+		goto out;
+	if (t->limit >= 0 && point > t->limit)
+		point = t->limit;
 	if (point > start) {
-		st = sq_stmt(c, ST_PARTITION_SET_LOG_START);
-		sqlite3_bind_int64(st, 1, tid);
-		sqlite3_bind_int(st, 2, partition);
-		sqlite3_bind_int64(st, 3, point);
-		rc = sq_exec_stmt(c, st, "moving the log start");
-		for (size_t i = 0; !rc && i < sizeof trims / sizeof trims[0]; i++) {
-			st = sq_stmt(c, trims[i]);
-			sqlite3_bind_int64(st, 1, tid);
-			sqlite3_bind_int(st, 2, partition);
-			sqlite3_bind_int64(st, 3, point);
-			rc = sq_exec_stmt(c, st, "trimming a partition");
-		}
+		/* Never lowers the log start, never past the high watermark. */
+		rc = trim_exec(c, ST_PARTITION_SET_LOG_START, tid, partition, point,
+			       "moving the log start");
 		if (rc)
-			goto out_rollback;
+			goto out;
 	}
-	/* Nothing written when nothing moved: the commit costs no sync. */
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-	*log_start = point > start ? point : start;
-	return 0;
-out_rollback:
-	sq_rollback(c);
-out_unlock:
+	st = sq_stmt(c, ST_PARTITION_GET);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*log_start = sqlite3_column_int64(st, 0);
+	else
+		rc = sq_fail(c, "reading a partition");
+	sqlite3_reset(st);
+	/* Then the rows below it, a chunk per transaction (also rows an
+	 * earlier trim left when it stopped half-way). */
+	for (bool more = true; !rc && more;)
+		rc = trim_chunk(c, tid, partition, *log_start, &more);
+out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -1783,6 +1838,8 @@ static int sqlite_open(const char *path, bool create, struct meta **out)
 		rc = conn_open(&s->commit, "commit", path, CONN_PLAIN);
 	if (!rc)
 		rc = conn_open(&s->offsets, "offsets", path, CONN_PLAIN);
+	if (!rc)
+		rc = conn_open(&s->trim, "trim", path, CONN_PLAIN);
 	if (rc) {
 		sq_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;

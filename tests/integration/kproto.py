@@ -106,14 +106,17 @@ def record(offset_delta, ts_delta, key, value, headers=()):
     return varint(len(body)) + body
 
 
-def record_batch(records, base_ts=None, corrupt_crc=False):
+def record_batch(records, base_ts=None, corrupt_crc=False, ts_deltas=None):
     """records: list of (key, value, headers). Returns one magic-2 batch
-    (uncompressed, base offset 0, no producer id)."""
+    (uncompressed, base offset 0, no producer id); ts_deltas gives each
+    record's timestamp delta (default 0); base_ts -1 means no timestamps."""
     if base_ts is None:
         base_ts = int(time.time() * 1000)
-    recs = b"".join(record(i, 0, k, v, h) for i, (k, v, h) in
+    deltas = ts_deltas or [0] * len(records)
+    recs = b"".join(record(i, deltas[i], k, v, h) for i, (k, v, h) in
                     enumerate(records))
-    after_crc = (i16(0) + i32(len(records) - 1) + i64(base_ts) + i64(base_ts)
+    max_ts = base_ts + max(deltas) if base_ts >= 0 else -1
+    after_crc = (i16(0) + i32(len(records) - 1) + i64(base_ts) + i64(max_ts)
                  + i64(-1) + i16(-1) + i32(-1) + i32(len(records)) + recs)
     crc = crc32c(after_crc)
     if corrupt_crc:

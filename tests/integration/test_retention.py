@@ -15,7 +15,7 @@ import re
 import subprocess
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 
 import kproto
 import util
@@ -144,6 +144,17 @@ def test_retention_bytes(broker_factory):
     assert values == [bytes([65 + i]) * 1000 for i in range(3, 6)]
 
 
+def gc_dead_deleted(b):
+    """Runs `sluice gc` with no grace (nothing is produced meanwhile);
+    returns how many dead objects it deleted."""
+    r = subprocess.run([SLUICE_BIN, "gc", "--data", b.data_dir, "--grace-minutes", "0",
+                        "--force"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = re.search(r"gc: deleted (\d+) dead objects", r.stdout + r.stderr)
+    assert m, r.stdout + r.stderr
+    return int(m.group(1))
+
+
 def kafkajs_delete(bootstrap, topic, specs):
     r = subprocess.run(["node", os.path.join(JS_DIR, "delete_records.js"), bootstrap, topic]
                        + ["%d:%d" % s for s in specs],
@@ -222,11 +233,113 @@ def test_deleted_records_objects_collected(broker_factory):
         assert kproto.delete_records(s, {t: {0: -1}}) == {(t, 0): (0, 4)}
     finally:
         s.close()
-    r = subprocess.run([SLUICE_BIN, "gc", "--data", b.data_dir, "--grace-minutes", "0",
-                        "--force"], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    m = re.search(r"gc: deleted (\d+) dead objects", r.stdout + r.stderr)
-    assert m and int(m.group(1)) == len(before), r.stdout + r.stderr
+    assert gc_dead_deleted(b) == len(before)
     assert objects() == []
     produce_batches(b.bootstrap, t, 0, [b"after"])
     assert read_from_beginning(b.bootstrap, t, 0, 1) == ([4], [b"after"])
+
+
+def test_retention_without_timestamps(broker_factory):
+    """A batch without timestamps (-1) counts from when it was stored, as
+    Kafka falls back to a segment's modification time: the default
+    retention (7 days) keeps it."""
+    b = broker_factory(extra_args=SWEEP)
+    t = util.topic_name("ret-nots")
+    util.create_topic(b.bootstrap, t, 1)
+    s = kproto.connect(b.bootstrap)
+    try:
+        batch = kproto.record_batch([(None, b"no-ts-%d" % i, ()) for i in range(3)], base_ts=-1)
+        assert kproto.produce_v3(s, {t: {0: batch}}) == {(t, 0): (0, 0)}
+    finally:
+        s.close()
+    time.sleep(1.0)  # ten sweeps
+    assert watermarks(b.bootstrap, t, 0) == (0, 3)
+    assert read_from_beginning(b.bootstrap, t, 0, 3)[1] == [b"no-ts-%d" % i for i in range(3)]
+
+
+def test_delete_records_inside_a_batch(broker):
+    """The log start inside a batch: the batch stays whole for fetches, but
+    timestamp lookups answer only offsets at or after the log start (as
+    Kafka's searchForTimestamp does)."""
+    t = util.topic_name("delrec-mid")
+    util.create_topic(broker.bootstrap, t, 1)
+    base = int(time.time() * 1000) - 60000
+    s = kproto.connect(broker.bootstrap)
+    try:
+        batch = kproto.record_batch([(None, b"r%d" % i, ()) for i in range(10)], base_ts=base,
+                                    ts_deltas=[i * 100 for i in range(10)])
+        assert kproto.produce_v3(s, {t: {0: batch}}) == {(t, 0): (0, 0)}
+        assert kproto.delete_records(s, {t: {0: 5}}) == {(t, 0): (0, 5)}
+    finally:
+        s.close()
+    c = util.consumer(broker.bootstrap)
+    try:
+        def at(ts):
+            return c.offsets_for_times([TopicPartition(t, 0, ts)], timeout=10)[0].offset
+        assert at(0) == 5
+        assert at(base + 200) == 5
+        assert at(base + 700) == 7
+    finally:
+        c.close()
+    offsets, values = read_from_beginning(broker.bootstrap, t, 0, 5)
+    assert offsets == [5, 6, 7, 8, 9]
+    assert values == [b"r%d" % i for i in range(5, 10)]
+
+
+def test_trim_keeps_shared_objects(broker_factory):
+    """Two partitions in one object: trimming one leaves the object to the
+    other, and gc keeps it."""
+    b = broker_factory()
+    t = util.topic_name("delrec-shared")
+    util.create_topic(b.bootstrap, t, 2)
+    s = kproto.connect(b.bootstrap)
+    try:
+        b0 = kproto.record_batch([(None, b"zero", ())])
+        b1 = kproto.record_batch([(None, b"one", ())])
+        assert kproto.produce_v3(s, {t: {0: b0, 1: b1}}) == {(t, 0): (0, 0), (t, 1): (0, 0)}
+        assert kproto.delete_records(s, {t: {0: -1}}) == {(t, 0): (0, 1)}
+    finally:
+        s.close()
+    assert gc_dead_deleted(b) == 0
+    assert read_from_beginning(b.bootstrap, t, 1, 1) == ([0], [b"one"])
+    assert watermarks(b.bootstrap, t, 0) == (1, 1)
+
+
+def test_retention_while_producing(broker_factory):
+    """Sweeps run between produce commits: every acknowledged record at or
+    after the final log start reads back in order, and a drain during the
+    sweeps ends promptly."""
+    b = broker_factory(extra_args=SWEEP)
+    t = util.topic_name("ret-busy")
+    util.create_topic(b.bootstrap, t, 4, config={"retention.bytes": "30000"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 2})
+    acked = {i: [] for i in range(4)}
+    errs = []
+
+    def cb(e, m):
+        if e:
+            errs.append(e)
+        else:
+            acked[m.partition()].append((m.offset(), m.value()))
+
+    deadline = time.time() + 3
+    n = 0
+    while time.time() < deadline:
+        p.produce(t, b"%08d" % n + b"x" * 500, partition=n % 4, on_delivery=cb)
+        n += 1
+        if n % 200 == 0:
+            p.poll(0)
+            time.sleep(0.01)
+    assert p.flush(30) == 0
+    assert not errs, errs[:3]
+    time.sleep(0.5)  # the last sweeps settle the log starts
+    for part in range(4):
+        low, high = watermarks(b.bootstrap, t, part)
+        assert 0 < low <= high, (part, low, high)
+        want = sorted(x for x in acked[part] if x[0] >= low)
+        assert want and want[-1][0] == high - 1
+        offsets, values = read_from_beginning(b.bootstrap, t, part, len(want))
+        assert list(zip(offsets, values)) == want
+    t0 = time.time()
+    b.stop()
+    assert time.time() - t0 < 10

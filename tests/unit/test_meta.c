@@ -437,13 +437,13 @@ static void test_partition_trim(void **state)
 	assert_int_equal(meta_commit_object(m, "o/1", 300, o1, 3), 0);
 	assert_int_equal(meta_commit_object(m, "o/2", 250, o2, 2), 0);
 	int64_t start = -1;
-	const struct meta_trim none = { -1, -1, -1 };
+	const struct meta_trim none = { -1, -1, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &none, &start), 0);
 	assert_int_equal(start, 0);
 
 	/* Time: stops at the first batch not expired (2-3), although 4-5
 	 * is older than the cutoff. */
-	struct meta_trim by_time = { -1, 2500, -1 };
+	struct meta_trim by_time = { -1, 2500, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &by_time, &start), 0);
 	assert_int_equal(start, 2);
 	assert_int_equal(live_bytes("o/1"), 140);
@@ -458,7 +458,7 @@ static void test_partition_trim(void **state)
 
 	/* Size: 300 bytes live; keep at least 150: 2-3 goes (200 left), 4-5
 	 * would leave 100 and stays. */
-	struct meta_trim by_size = { -1, -1, 150 };
+	struct meta_trim by_size = { -1, -1, 150, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &by_size, &start), 0);
 	assert_int_equal(start, 4);
 	assert_int_equal(live_bytes("o/1"), 40); /* partition 1's batch */
@@ -466,7 +466,7 @@ static void test_partition_trim(void **state)
 
 	/* DeleteRecords inside a batch keeps the batch; never backwards;
 	 * capped at the high watermark. */
-	struct meta_trim to5 = { 5, -1, -1 }, to1 = { 1, -1, -1 }, past = { 99, -1, -1 };
+	struct meta_trim to5 = { 5, -1, -1, -1 }, to1 = { 1, -1, -1, -1 }, past = { 99, -1, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &to5, &start), 0);
 	assert_int_equal(start, 5);
 	assert_int_equal(live_bytes("o/2"), 200);
@@ -481,12 +481,47 @@ static void test_partition_trim(void **state)
 	struct meta_commit_batch o3[] = { mk_batch(t, 0, 0, 16, 10, 9000) };
 	assert_int_equal(meta_commit_object(m, "o/3", 100, o3, 1), 0);
 	assert_int_equal(o3[0].base_offset, 8);
+	/* A limit holds the log start back (the agent's high watermark). */
+	struct meta_trim capped = { -1, 100000, -1, 8 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &capped, &start), 0);
+	assert_int_equal(start, 8);
+	/* A batch without timestamps (-1) counts from its object's creation:
+	 * not expired by a cutoff an hour ago, expired by one in the future. */
+	struct meta_commit_batch o4[] = { mk_batch(t, 0, 0, 16, 10, -1) };
+	assert_int_equal(meta_commit_object(m, "o/4", 100, o4, 1), 0);
+	int64_t now = clock_wall_ms();
+	struct meta_trim hour_ago = { 9, now - 3600 * 1000, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &hour_ago, &start), 0);
+	assert_int_equal(start, 9);
+	assert_int_equal(live_bytes("o/4"), 10);
+	struct meta_trim later = { -1, now + 60000, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, t, 0, &later, &start), 0);
+	assert_int_equal(start, 10);
+	assert_int_equal(live_bytes("o/4"), 0);
 	/* Everything expired: the log start reaches the high watermark. */
-	struct meta_trim all = { -1, 10000, -1 };
+	struct meta_trim all = { -1, 10000, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 1, &all, &start), 0);
 	assert_int_equal(start, 1);
 	assert_int_equal(live_bytes("o/1"), 0);
 	assert_int_equal(meta_partition_trim(m, t, 7, &all, &start), SL_ENOTFOUND);
+
+	/* Many rows go in several transactions (chunks of 10,000), all of
+	 * them, with the object's live bytes in step. */
+	int64_t big = create_topic(m, "trim-big", 1);
+	enum { ROWS = 25000 };
+	struct meta_commit_batch *many = calloc(ROWS, sizeof *many);
+	assert_non_null(many);
+	for (int i = 0; i < ROWS; i++)
+		many[i] = mk_batch(big, 0, 0, 16 + (uint64_t)i * 4, 4, 1000);
+	assert_int_equal(meta_commit_object(m, "o/many", 16 + ROWS * 4, many, ROWS), 0);
+	free(many);
+	struct meta_trim most = { ROWS - 3, -1, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, big, 0, &most, &start), 0);
+	assert_int_equal(start, ROWS - 3);
+	assert_int_equal(live_bytes("o/many"), 3 * 4);
+	assert_int_equal(meta_batches_from(m, big, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[0].base_offset, ROWS - 3);
 	meta_close(m);
 }
 
