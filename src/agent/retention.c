@@ -1,7 +1,9 @@
-/* retention.c — the retention sweep: collects the partitions with
- * something to trim on the loop, trims them on the pool (one metadata
- * transaction each), and raises the agent's log start offsets when the
- * sweep comes back. */
+/* retention.c — the trim queue and the retention sweep. Trims (the
+ * sweep's, DeleteRecords') run one job at a time on the thread pool, in
+ * order, so they never hold more than one pool thread; when a job comes
+ * back, the agent's log starts rise to what the metadata store has. The
+ * sweep collects, on the loop, the partitions its topics' limits apply
+ * to. */
 #include "agent/retention.h"
 
 #include <stdatomic.h>
@@ -18,11 +20,14 @@ struct retention {
 	struct agent *a;
 	uv_timer_t timer;
 	uv_work_t work;
-	bool running;      /* a sweep is on the pool */
+	struct trim_job *head, *tail; /* queued; head is on the pool when running */
+	bool running;
 	bool stopped;
-	atomic_bool abandon; /* draining: the sweep on the pool stops early */
-	struct trim_item *items;
-	size_t n, cap;
+	atomic_bool abandon;          /* draining: abandonable jobs stop early */
+	/* The sweep's own job, queued at most once at a time. */
+	struct trim_job sweep;
+	bool sweep_queued;
+	size_t cap;
 };
 
 static int64_t config_i64(const struct topic_state *t, const char *name)
@@ -56,6 +61,83 @@ int retention_limits(const struct topic_state *t, int64_t now_ms, struct meta_tr
 	return out->cutoff_ms >= 0 || out->retention_bytes >= 0;
 }
 
+/* ---- the queue ---- */
+
+static void queue_next(struct retention *r);
+
+static void job_work(uv_work_t *w)
+{
+	struct retention *r = w->data;
+	struct trim_job *job = r->head;
+	for (size_t i = 0; i < job->n; i++) {
+		struct trim_item *it = &job->items[i];
+		it->log_start = -1;
+		it->err = job->abandonable && atomic_load(&r->abandon)
+			? SL_EBUSY
+			: meta_partition_trim(r->a->meta, it->tid, it->partition, &it->trim,
+					      &it->log_start);
+	}
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	struct retention *r = w->data;
+	struct trim_job *job = r->head;
+	r->head = job->next;
+	if (!r->head)
+		r->tail = NULL;
+	r->running = false;
+	for (size_t i = 0; i < job->n; i++) {
+		struct trim_item *it = &job->items[i];
+		if (status != 0)
+			it->err = SL_EIO;
+		if (it->err)
+			continue;
+		/* A topic deleted meanwhile has nothing to raise. */
+		struct topic_state *t = agent_topic_by_tid(r->a, it->tid);
+		if (t && it->partition < t->partition_count &&
+		    partition_raise_log_start(&t->parts[it->partition], it->log_start))
+			job->moved++;
+	}
+	job->done(job, job->arg);
+	queue_next(r);
+}
+
+static void queue_next(struct retention *r)
+{
+	if (r->running || !r->head)
+		return;
+	r->work.data = r;
+	if (uv_queue_work(r->a->loop, &r->work, job_work, job_done) == 0) {
+		r->running = true;
+		return;
+	}
+	/* Cannot happen with a valid loop: fail every queued job. */
+	while (r->head) {
+		struct trim_job *job = r->head;
+		r->head = job->next;
+		for (size_t i = 0; i < job->n; i++)
+			job->items[i].err = SL_EIO;
+		job->done(job, job->arg);
+	}
+	r->tail = NULL;
+}
+
+void trim_submit(struct agent *a, struct trim_job *job)
+{
+	struct retention *r = a->retention;
+	job->next = NULL;
+	job->moved = 0;
+	if (r->tail)
+		r->tail->next = job;
+	else
+		r->head = job;
+	r->tail = job;
+	queue_next(r);
+}
+
+/* ---- the sweep ---- */
+
 static void collect_topic(void *arg, struct topic_state *t)
 {
 	struct retention *r = arg;
@@ -63,87 +145,54 @@ static void collect_topic(void *arg, struct topic_state *t)
 	if (!retention_limits(t, clock_wall_ms(), &trim))
 		return;
 	for (int32_t p = 0; p < t->partition_count; p++) {
-		if (t->parts[p].high_watermark <= t->parts[p].log_start_offset)
-			continue; /* empty: nothing to trim */
-		if (r->n == r->cap) {
+		/* Never had data: nothing to trim. (A partition trimmed to its
+		 * high watermark stays in: rows an interrupted trim left below
+		 * its log start go in the next one.) */
+		if (t->parts[p].high_watermark == 0)
+			continue;
+		if (r->sweep.n == r->cap) {
 			size_t cap = r->cap ? r->cap * 2 : 64;
-			struct trim_item *v = realloc(r->items, cap * sizeof *v);
+			struct trim_item *v = realloc(r->sweep.items, cap * sizeof *v);
 			if (!v)
 				return; /* the next sweep tries again */
-			r->items = v;
+			r->sweep.items = v;
 			r->cap = cap;
 		}
 		/* Never past what the agent serves: a commit the store made may
 		 * not have reached the agent's partition state yet. */
 		trim.limit = t->parts[p].high_watermark;
-		r->items[r->n++] = (struct trim_item){ t->tid, p, trim, -1, 0 };
+		r->sweep.items[r->sweep.n++] = (struct trim_item){ t->tid, p, trim, -1, 0 };
 	}
 }
 
-void trim_items_run(struct meta *m, struct trim_item *items, size_t n,
-		    const atomic_bool *abandon)
+static void sweep_done(struct trim_job *job, void *arg)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct trim_item *it = &items[i];
-		it->err = abandon && atomic_load(abandon)
-			? SL_EBUSY
-			: meta_partition_trim(m, it->tid, it->partition, &it->trim, &it->log_start);
-	}
-}
-
-size_t trim_items_apply(struct agent *a, const struct trim_item *items, size_t n)
-{
-	size_t moved = 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct trim_item *it = &items[i];
-		if (it->err)
-			continue;
-		struct topic_state *t = agent_topic_by_tid(a, it->tid);
-		if (t && it->partition < t->partition_count &&
-		    partition_raise_log_start(&t->parts[it->partition], it->log_start))
-			moved++;
-	}
-	return moved;
-}
-
-static void sweep_work(uv_work_t *w)
-{
-	struct retention *r = w->data;
-	trim_items_run(r->a->meta, r->items, r->n, &r->abandon);
-}
-
-static void sweep_done(uv_work_t *w, int status)
-{
-	struct retention *r = w->data;
-	r->running = false;
-	if (status == 0 && !r->stopped) {
-		size_t failed = 0;
-		for (size_t i = 0; i < r->n; i++)
-			/* A topic deleted meanwhile is not a failure. */
-			failed += r->items[i].err && r->items[i].err != SL_ENOTFOUND &&
-				  r->items[i].err != SL_EBUSY;
-		size_t moved = trim_items_apply(r->a, r->items, r->n);
-		if (moved)
-			log_info("retention: the log start of %zu partition(s) moved", moved);
-		if (failed)
-			log_warn("retention: %zu partition(s) could not be trimmed; the next "
-				 "sweep retries", failed);
-	}
-	r->n = 0;
+	struct retention *r = arg;
+	size_t failed = 0;
+	for (size_t i = 0; i < job->n; i++)
+		/* A topic deleted meanwhile is not a failure. */
+		failed += job->items[i].err && job->items[i].err != SL_ENOTFOUND &&
+			  job->items[i].err != SL_EBUSY;
+	if (job->moved)
+		log_info("retention: the log start of %zu partition(s) moved", job->moved);
+	if (failed)
+		log_warn("retention: %zu partition(s) could not be trimmed; the next sweep retries",
+			 failed);
+	job->n = 0;
+	r->sweep_queued = false;
 }
 
 static void on_timer(uv_timer_t *timer)
 {
 	struct retention *r = timer->data;
-	if (r->running || r->stopped)
+	if (r->sweep_queued || r->stopped)
 		return;
-	r->n = 0;
+	r->sweep.n = 0;
 	agent_topics_each(r->a, collect_topic, r);
-	if (r->n == 0)
+	if (r->sweep.n == 0)
 		return;
-	r->work.data = r;
-	if (uv_queue_work(r->a->loop, &r->work, sweep_work, sweep_done) == 0)
-		r->running = true;
+	r->sweep_queued = true;
+	trim_submit(r->a, &r->sweep);
 }
 
 int retention_start(struct agent *a)
@@ -152,6 +201,9 @@ int retention_start(struct agent *a)
 	if (!r)
 		return SL_ENOMEM;
 	r->a = a;
+	r->sweep.abandonable = true;
+	r->sweep.done = sweep_done;
+	r->sweep.arg = r;
 	uv_timer_init(a->loop, &r->timer);
 	r->timer.data = r;
 	uint64_t every = (uint64_t)a->cfg.retention_check_interval_ms;
@@ -175,7 +227,7 @@ void retention_free(struct agent *a)
 	struct retention *r = a->retention;
 	if (!r)
 		return;
-	free(r->items);
+	free(r->sweep.items);
 	free(r);
 	a->retention = NULL;
 }

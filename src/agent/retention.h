@@ -1,11 +1,11 @@
-/* retention.h — the retention sweep (Kafka's log retention): every
- * --retention-check-interval-ms, each partition of a topic whose
- * cleanup.policy includes "delete" loses, from its front, the batches its
- * retention.ms and retention.bytes expire. The log start offset moves in
- * the metadata store and in the agent's partition state; batch rows go and
- * their objects' live bytes fall, so an object nothing reads any more is
- * left to `sluice gc`. The work runs on the thread pool, one sweep at a
- * time. */
+/* retention.h — the trim queue and the retention sweep (Kafka's log
+ * retention). Every --retention-check-interval-ms, each partition of a
+ * topic whose cleanup.policy includes "delete" loses, from its front, the
+ * batches its retention.ms and retention.bytes expire; DeleteRecords moves
+ * log starts on request. Both go through the trim queue: the log start
+ * moves in the metadata store and then in the agent's partition state;
+ * batch rows go and their objects' live bytes fall, so an object nothing
+ * reads any more is left to `sluice gc`. */
 #ifndef SLUICE_RETENTION_H
 #define SLUICE_RETENTION_H
 
@@ -28,13 +28,22 @@ struct trim_item {
 	int err;           /* out: 0, SL_EBUSY when abandoned, or the store's */
 };
 
-/* Pool thread: meta_partition_trim each item, in order; once *abandon
- * is set, the rest get SL_EBUSY without being tried. */
-void trim_items_run(struct meta *m, struct trim_item *items, size_t n,
-		    const atomic_bool *abandon);
-/* Loop: raise the agent's log starts from the items that succeeded (a
- * topic deleted meanwhile is skipped); returns how many moved. */
-size_t trim_items_apply(struct agent *a, const struct trim_item *items, size_t n);
+/* Trims queued together: jobs run one at a time on the thread pool, in
+ * order (the sweep's and DeleteRecords'), so trims never hold more than
+ * one pool thread. When a job is back, the agent's log starts have risen
+ * to the store's (a topic deleted meanwhile is skipped), then done runs
+ * on the loop. */
+struct trim_job {
+	struct trim_job *next;
+	struct trim_item *items;
+	size_t n;
+	bool abandonable;  /* the sweep's: its items get SL_EBUSY once draining */
+	size_t moved;      /* out: log starts that rose */
+	void (*done)(struct trim_job *job, void *arg);
+	void *arg;
+};
+
+void trim_submit(struct agent *a, struct trim_job *job);
 
 int retention_start(struct agent *a);
 /* Stop the timer (draining); a sweep in flight finishes and is dropped. */

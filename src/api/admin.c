@@ -198,19 +198,12 @@ void handle_delete_topics(struct agent *a, struct request *req)
 	request_respond(req);
 }
 
-/* A DeleteRecords: the partitions that passed the checks are trimmed on
- * the thread pool (a trim may delete many rows and waits on the store's
- * fsync), then the answer goes out from the loop. Lives in the request's
- * arena. */
 struct delrec_job {
-	uv_work_t work;
-	struct agent *a;
+	struct trim_job tj;
 	struct request *req;
 	struct kmsg_delete_records_resp r;
-	struct trim_item *items;
-	/* items[i]'s answer */
+	/* tj.items[i]'s answer */
 	struct kmsg_delete_records_resp_delete_records_partition_result **rps;
-	size_t n;
 };
 
 /* One partition's checks, as Kafka's leader makes them; on error the low
@@ -230,40 +223,36 @@ static int16_t delete_records_check(struct topic_state *t, int32_t partition, in
 	return KERR_NONE;
 }
 
-static void delete_records_work(uv_work_t *w)
-{
-	struct delrec_job *job = w->data;
-	trim_items_run(job->a->meta, job->items, job->n, NULL);
-}
-
 static void delete_records_respond(struct delrec_job *job)
 {
 	kmsg_delete_records_resp_encode(&job->req->resp, job->req->api_version, &job->r);
 	request_respond(job->req);
 }
 
-static void delete_records_done(uv_work_t *w, int status)
+/* The trims are back (the agent's log starts already raised; a topic
+ * deleted meanwhile keeps the answer its trim got). */
+static void delete_records_done(struct trim_job *tj, void *arg)
 {
-	struct delrec_job *job = w->data;
-	if (status != 0)
-		for (size_t i = 0; i < job->n; i++)
-			job->items[i].err = SL_EIO;
-	/* A topic deleted meanwhile keeps its answer. */
-	trim_items_apply(job->a, job->items, job->n);
-	for (size_t i = 0; i < job->n; i++) {
-		const struct trim_item *it = &job->items[i];
+	struct delrec_job *job = arg;
+	for (size_t i = 0; i < tj->n; i++) {
+		const struct trim_item *it = &tj->items[i];
 		if (!it->err) {
 			job->rps[i]->low_watermark = it->log_start;
 			continue;
 		}
-		log_error("DeleteRecords: trimming partition %d of topic %" PRId64 ": %s",
-			  it->partition, it->tid, sl_strerror(it->err));
+		if (it->err != SL_ENOTFOUND)
+			log_error("DeleteRecords: trimming partition %d of topic %" PRId64 ": %s",
+				  it->partition, it->tid, sl_strerror(it->err));
 		job->rps[i]->error_code = it->err == SL_ENOTFOUND ? KERR_UNKNOWN_TOPIC_OR_PARTITION
 								  : KERR_UNKNOWN_SERVER_ERROR;
 	}
 	delete_records_respond(job);
 }
 
+/* The partitions that pass the checks are trimmed through the agent's trim
+ * queue (a trim may delete many rows and waits on the store's fsync), then
+ * the answer goes out from the loop. The job lives in the request's
+ * arena, which outlives it even if the client goes. */
 void handle_delete_records(struct agent *a, struct request *req)
 {
 	struct kmsg_delete_records_req m;
@@ -282,7 +271,8 @@ void handle_delete_records(struct agent *a, struct request *req)
 		request_fail_close(req);
 		return;
 	}
-	*job = (struct delrec_job){ .a = a, .req = req, .items = items, .rps = rps };
+	*job = (struct delrec_job){ .tj = { .items = items, .done = delete_records_done, .arg = job },
+				    .req = req, .rps = rps };
 	kmsg_delete_records_resp_init(&job->r);
 	struct kmsg_delete_records_resp *r = &job->r;
 	r->topics_count = m.topics_count > 0 ? m.topics_count : 0;
@@ -311,19 +301,16 @@ void handle_delete_records(struct agent *a, struct request *req)
 			rp->error_code = delete_records_check(t, rp->partition_index, &offset);
 			if (rp->error_code != KERR_NONE)
 				continue;
-			job->rps[job->n] = rp;
-			job->items[job->n++] = (struct trim_item){
+			job->rps[job->tj.n] = rp;
+			job->tj.items[job->tj.n++] = (struct trim_item){
 				.tid = t->tid, .partition = rp->partition_index,
 				.trim = { offset, -1, -1, t->parts[rp->partition_index].high_watermark } };
 		}
 	}
-	if (job->n == 0) {
+	if (job->tj.n == 0)
 		delete_records_respond(job);
-		return;
-	}
-	job->work.data = job;
-	if (uv_queue_work(a->loop, &job->work, delete_records_work, delete_records_done) != 0)
-		request_fail_close(req);
+	else
+		trim_submit(a, &job->tj);
 }
 
 void handle_create_partitions(struct agent *a, struct request *req)

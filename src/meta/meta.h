@@ -4,9 +4,11 @@
  *
  * Backends sit behind a table of methods (sqlite now; postgres later).
  * Thread model: meta_commit_objects() is called from one worker thread at a
- * time (commits are serialized in seal order); every other call comes from
- * the event loop thread. A backend keeps a separate connection for each
- * so that a commit's fsync never blocks a read.
+ * time (commits are serialized in seal order); meta_partition_trim() and
+ * the consumer group offset writes from worker threads as their comments
+ * say; every other call comes from the event loop thread. A backend keeps
+ * a separate connection for each so that a commit's fsync never blocks a
+ * read.
  *
  * Strings returned inside structs are copied into the struct (fixed
  * arrays) or into malloc'd arrays the caller frees with the matching
@@ -286,8 +288,10 @@ static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int3
  * the batch rows wholly below it are deleted and their bytes subtracted
  * from their objects' live_bytes, a bounded chunk per transaction, so an
  * object nothing reads any more goes to the collector (rows a failed or
- * interrupted trim left below the log start go in the next one).
- * *log_start gets the log start. SL_ENOTFOUND for an unknown partition.
+ * interrupted trim left below the log start go in the next one; their
+ * failure is logged, not returned: the log start stands). *log_start gets
+ * the log start. SL_ENOTFOUND for an unknown partition (also one deleted
+ * meanwhile).
  * A worker-thread call, on a connection of its own: it may scan a long
  * partition, and blocks on the store's write lock and fsync. */
 static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,

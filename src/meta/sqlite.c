@@ -445,6 +445,19 @@ out_rollback:
  * CONN_PLAIN opens what the first connection set up. */
 enum conn_mode { CONN_CREATE, CONN_EXISTING, CONN_PLAIN };
 
+/* Busy handler: retry every millisecond for up to BUSY_TIMEOUT_MS.
+ * SQLite's own (sqlite3_busy_timeout) sleeps longer and longer between
+ * tries, so a commit waiting behind a run of short transactions (a trim's
+ * chunks) could miss every gap between them. */
+static int busy_retry(void *arg, int count)
+{
+	(void)arg;
+	if (count >= BUSY_TIMEOUT_MS)
+		return 0;
+	usleep(1000);
+	return 1;
+}
+
 static int conn_open(struct sq_conn *c, const char *role, const char *path,
 		     enum conn_mode mode)
 {
@@ -460,7 +473,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 		return SL_EMETA;
 	}
 	sqlite3_extended_result_codes(c->db, 1);
-	sqlite3_busy_timeout(c->db, BUSY_TIMEOUT_MS);
+	sqlite3_busy_handler(c->db, busy_retry, NULL);
 	int rc, version;
 	/* Before any pragma writes to it: an empty or foreign file stays
 	 * untouched. */
@@ -1150,9 +1163,11 @@ static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t
 	return 0;
 }
 
-/* Rows deleted per transaction when trimming: the write lock is held for
- * milliseconds, not for a whole partition's history. */
-#define TRIM_CHUNK_ROWS 10000
+/* Rows deleted per transaction when trimming (~2 ms of write lock), and
+ * the pause between two chunks, in which a waiting commit takes the lock
+ * (its busy handler retries every millisecond). */
+#define TRIM_CHUNK_ROWS 2000
+#define TRIM_CHUNK_PAUSE_US 1000
 
 /* Runs stmt (tid ?1, partition ?2, offset ?3) on c. */
 static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t partition,
@@ -1171,15 +1186,29 @@ static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t pa
 static int trim_chunk(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
 		      bool *more)
 {
-	int rc = sq_begin(c);
-	if (rc)
-		return rc;
+	/* Nothing below the log start (the usual case): no write lock. */
 	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_CHUNK_END);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, below);
-	sqlite3_bind_int64(st, 4, TRIM_CHUNK_ROWS - 1);
+	sqlite3_bind_int64(st, 4, 0);
 	int step = sqlite3_step(st);
+	sqlite3_reset(st);
+	if (step == SQLITE_DONE) {
+		*more = false;
+		return 0;
+	}
+	if (step != SQLITE_ROW)
+		return sq_fail(c, "finding rows to trim");
+	int rc = sq_begin(c);
+	if (rc)
+		return rc;
+	st = sq_stmt(c, ST_BATCHES_CHUNK_END);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, below);
+	sqlite3_bind_int64(st, 4, TRIM_CHUNK_ROWS - 1);
+	step = sqlite3_step(st);
 	*more = step == SQLITE_ROW;
 	int64_t end = *more ? sqlite3_column_int64(st, 0) + 1 : below;
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
@@ -1237,15 +1266,29 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
-	if (sqlite3_step(st) == SQLITE_ROW)
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
 		*log_start = sqlite3_column_int64(st, 0);
-	else
-		rc = sq_fail(c, "reading a partition");
+	else /* no row: the topic was deleted meanwhile */
+		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
 	sqlite3_reset(st);
+	if (rc)
+		goto out;
 	/* Then the rows below it, a chunk per transaction (also rows an
-	 * earlier trim left when it stopped half-way). */
-	for (bool more = true; !rc && more;)
-		rc = trim_chunk(c, tid, partition, *log_start, &more);
+	 * earlier trim left when it stopped half-way). The log start stands
+	 * whatever happens here: rows left below it are the next trim's. */
+	int chunk_rc = 0;
+	for (bool more = true, first = true; !chunk_rc && more; first = false) {
+		if (!first) {
+			pthread_mutex_unlock(&c->lock);
+			usleep(TRIM_CHUNK_PAUSE_US);
+			pthread_mutex_lock(&c->lock);
+		}
+		chunk_rc = trim_chunk(c, tid, partition, *log_start, &more);
+	}
+	if (chunk_rc)
+		log_warn("metadata store: rows below the log start of partition %d of topic %"
+			 PRId64 " stay for the next trim", partition, tid);
 out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;

@@ -522,6 +522,17 @@ static void test_partition_trim(void **state)
 	assert_int_equal(meta_batches_from(m, big, 0, 0, 8, rows, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(rows[0].base_offset, ROWS - 3);
+
+	/* Rows left below the log start (a trim that stopped half-way; here
+	 * the log start moved without one) go in the next trim, whatever its
+	 * limits. */
+	assert_int_equal(meta_partition_set_log_start(m, big, 0, ROWS - 1), 0);
+	assert_int_equal(live_bytes("o/many"), 3 * 4);
+	assert_int_equal(meta_partition_trim(m, big, 0, &none, &start), 0);
+	assert_int_equal(start, ROWS - 1);
+	assert_int_equal(live_bytes("o/many"), 4);
+	assert_int_equal(meta_batches_from(m, big, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
 	meta_close(m);
 }
 
