@@ -58,6 +58,12 @@ static const struct flag flags[] = {
 	{ "retention-check-interval-ms", "SLUICE_RETENTION_CHECK_INTERVAL_MS", FLAG_INT,
 	  "how often topics' retention.ms and retention.bytes are applied (default 300000)",
 	  10, 24LL * 60 * 60 * 1000 },
+	{ "gc-interval-ms", "SLUICE_GC_INTERVAL_MS", FLAG_INT,
+	  "how often objects left with no live record are deleted from the store; 0: never, "
+	  "leave it to `sluice gc` (default 600000)", 0, 7LL * 24 * 60 * 60 * 1000 },
+	{ "gc-grace-ms", "SLUICE_GC_GRACE_MS", FLAG_INT,
+	  "only objects made this long ago are deleted (default 3600000)",
+	  0, 100LL * 365 * 24 * 60 * 60 * 1000 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -140,6 +146,10 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 			c->offsets_retention_minutes = n;
 		else if (strcmp(f->name, "retention-check-interval-ms") == 0)
 			c->retention_check_interval_ms = n;
+		else if (strcmp(f->name, "gc-interval-ms") == 0)
+			c->gc_interval_ms = n;
+		else if (strcmp(f->name, "gc-grace-ms") == 0)
+			c->gc_grace_ms = n;
 		return 0;
 	case FLAG_BOOL:
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
@@ -174,6 +184,8 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->group_initial_rebalance_delay_ms = 3000;
 	c->offsets_retention_minutes = 7 * 24 * 60;
 	c->retention_check_interval_ms = 300000;
+	c->gc_interval_ms = 600000;
+	c->gc_grace_ms = 3600000;
 	bool advertise_set = false;
 
 	for (size_t i = 0; i < FLAG_COUNT; i++) {

@@ -1,11 +1,13 @@
-/* retention.c — the trim queue and the retention sweep. Trims (the
- * sweep's, DeleteRecords') run one job at a time on the thread pool, in
- * order, so they never hold more than one pool thread; when a job comes
- * back, the agent's log starts rise to what the metadata store has. The
- * sweep collects, on the loop, the partitions its topics' limits apply
- * to. */
+/* retention.c — the maintenance queue, the retention sweep and the
+ * background collection of dead objects. Jobs (the sweep's,
+ * DeleteRecords', the collection's) run one at a time on the thread pool,
+ * in order, so maintenance never holds more than one pool thread; when a
+ * trim job comes back, the agent's log starts rise to what the metadata
+ * store has. The sweep collects, on the loop, the partitions its topics'
+ * limits apply to. */
 #include "agent/retention.h"
 
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "meta/meta.h"
+#include "storage/gc.h"
 
 struct retention {
 	struct agent *a;
@@ -28,6 +31,12 @@ struct retention {
 	struct trim_job sweep;
 	bool sweep_queued;
 	size_t cap;
+	/* The dead-object collection: its timer and job. */
+	uv_timer_t gc_timer;
+	struct trim_job gc;
+	bool gc_queued;
+	struct gc_dead_stats gc_stats;
+	int gc_err;
 };
 
 static int64_t config_i64(const struct topic_state *t, const char *name)
@@ -69,6 +78,10 @@ static void job_work(uv_work_t *w)
 {
 	struct retention *r = w->data;
 	struct trim_job *job = r->head;
+	if (job->work) {
+		job->work(job, r->a);
+		return;
+	}
 	for (size_t i = 0; i < job->n; i++) {
 		struct trim_item *it = &job->items[i];
 		it->log_start = -1;
@@ -195,6 +208,40 @@ static void on_timer(uv_timer_t *timer)
 	trim_submit(r->a, &r->sweep);
 }
 
+/* ---- dead objects ---- */
+
+static void gc_work(struct trim_job *job, struct agent *a)
+{
+	struct retention *r = job->arg;
+	int64_t cutoff = clock_wall_ms() - a->cfg.gc_grace_ms;
+	r->gc_err = atomic_load(&r->abandon)
+		? 0
+		: gc_dead_objects(a->meta, a->store, cutoff, NULL, NULL, &r->gc_stats);
+}
+
+static void gc_done(struct trim_job *job, void *arg)
+{
+	struct retention *r = arg;
+	const struct gc_dead_stats *st = &r->gc_stats;
+	if (st->deleted)
+		log_info("gc: deleted %" PRIu64 " dead objects (%" PRIu64 " bytes)", st->deleted,
+			 st->bytes);
+	if (r->gc_err || st->failed)
+		log_warn("gc: %" PRIu64 " dead objects stay for the next pass: %s", st->failed,
+			 sl_strerror(r->gc_err ? r->gc_err : st->store_err));
+	memset(&r->gc_stats, 0, sizeof r->gc_stats);
+	r->gc_queued = false;
+}
+
+static void on_gc_timer(uv_timer_t *timer)
+{
+	struct retention *r = timer->data;
+	if (r->gc_queued || r->stopped)
+		return;
+	r->gc_queued = true;
+	trim_submit(r->a, &r->gc);
+}
+
 int retention_start(struct agent *a)
 {
 	struct retention *r = calloc(1, sizeof *r);
@@ -208,6 +255,14 @@ int retention_start(struct agent *a)
 	r->timer.data = r;
 	uint64_t every = (uint64_t)a->cfg.retention_check_interval_ms;
 	uv_timer_start(&r->timer, on_timer, every, every);
+	r->gc.work = gc_work;
+	r->gc.done = gc_done;
+	r->gc.arg = r;
+	uv_timer_init(a->loop, &r->gc_timer);
+	r->gc_timer.data = r;
+	every = (uint64_t)a->cfg.gc_interval_ms;
+	if (every)
+		uv_timer_start(&r->gc_timer, on_gc_timer, every, every);
 	a->retention = r;
 	return 0;
 }
@@ -220,6 +275,7 @@ void retention_stop(struct agent *a)
 	r->stopped = true;
 	atomic_store(&r->abandon, true);
 	uv_close((uv_handle_t *)&r->timer, NULL);
+	uv_close((uv_handle_t *)&r->gc_timer, NULL);
 }
 
 void retention_free(struct agent *a)

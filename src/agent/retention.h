@@ -1,11 +1,13 @@
-/* retention.h — the trim queue and the retention sweep (Kafka's log
- * retention). Every --retention-check-interval-ms, each partition of a
+/* retention.h — background maintenance (Kafka's log retention and file
+ * deletion). Every --retention-check-interval-ms, each partition of a
  * topic whose cleanup.policy includes "delete" loses, from its front, the
  * batches its retention.ms and retention.bytes expire; DeleteRecords moves
  * log starts on request. Both go through the trim queue: the log start
  * moves in the metadata store and then in the agent's partition state;
- * batch rows go and their objects' live bytes fall, so an object nothing
- * reads any more is left to `sluice gc`. */
+ * batch rows go and their objects' live bytes fall. Every
+ * --gc-interval-ms, objects whose live bytes reached 0 and that are older
+ * than --gc-grace-ms are deleted from the store (storage/gc.h), through
+ * the same queue. */
 #ifndef SLUICE_RETENTION_H
 #define SLUICE_RETENTION_H
 
@@ -35,6 +37,8 @@ struct trim_item {
  * on the loop. */
 struct trim_job {
 	struct trim_job *next;
+	/* On the pool instead of trimming items (the dead-object collection). */
+	void (*work)(struct trim_job *job, struct agent *a);
 	struct trim_item *items;
 	size_t n;
 	bool abandonable;  /* the sweep's: its items get SL_EBUSY once draining */

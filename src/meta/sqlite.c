@@ -9,9 +9,10 @@
  *     service queues both), so an OffsetCommit fsync blocks neither
  *     fetches nor produce commits' statements, and the loop never waits
  *     on this connection's lock or busy timeout;
- *   - "trim": partition_trim only (retention, DeleteRecords; worker
- *     threads), so its scans of long partitions hold no lock a commit or
- *     a read needs, and its writes are short transactions.
+ *   - "trim": maintenance from worker threads: partition_trim
+ *     (retention, DeleteRecords) and the dead-object calls of garbage
+ *     collection, so their scans hold no lock a commit or a loop read
+ *     needs, and their writes are short transactions.
  * WAL lets the loop connection read while the commit connection holds the
  * write lock and fsyncs, so a commit never blocks a fetch. Each connection
  * is opened NOMUTEX and guarded by its own pthread mutex, which also
@@ -746,11 +747,10 @@ static int sq_read_rows(struct sq_conn *c, sqlite3_stmt *st, size_t max_rows,
 
 /* A row query on the loop connection: statement id with its integer
  * parameters ?1..?nb (the last being the row limit), rows read by row. */
-static int sq_query_rows(struct meta *m, enum stmt id, const int64_t *binds, int nb,
-			 size_t max_rows, void (*row)(sqlite3_stmt *st, void *out, size_t i),
-			 void *out, size_t *n, const char *what)
+static int sq_query_rows_on(struct sq_conn *c, enum stmt id, const int64_t *binds, int nb,
+			    size_t max_rows, void (*row)(sqlite3_stmt *st, void *out, size_t i),
+			    void *out, size_t *n, const char *what)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
 	*n = 0;
 	if (max_rows == 0)
 		return 0;
@@ -761,6 +761,13 @@ static int sq_query_rows(struct meta *m, enum stmt id, const int64_t *binds, int
 	int rc = sq_read_rows(c, st, max_rows, row, out, n, what);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+static int sq_query_rows(struct meta *m, enum stmt id, const int64_t *binds, int nb,
+			 size_t max_rows, void (*row)(sqlite3_stmt *st, void *out, size_t i),
+			 void *out, size_t *n, const char *what)
+{
+	return sq_query_rows_on(&sq_of(m)->loop, id, binds, nb, max_rows, row, out, n, what);
 }
 
 /* ---- garbage collection ---- */
@@ -783,8 +790,10 @@ static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t af
 	if (max_rows > INT32_MAX)
 		max_rows = INT32_MAX;
 	int64_t binds[] = { after_oid, created_before_ms, (int64_t)max_rows };
-	return sq_query_rows(m, ST_OBJECTS_DEAD, binds, 3, max_rows, object_row_read, rows, n,
-			     "listing dead objects");
+	/* The maintenance connection: the scan holds no lock a loop read
+	 * needs (the agent collects in the background). */
+	return sq_query_rows_on(&sq_of(m)->trim, ST_OBJECTS_DEAD, binds, 3, max_rows,
+				object_row_read, rows, n, "listing dead objects");
 }
 
 /* Runs statement s (?1 = key) for each key in one transaction: hit[i]
@@ -792,7 +801,7 @@ static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t af
 static int objects_each(struct meta *m, enum stmt s, const char *what, const char *const *keys,
 			size_t n, bool *hit, size_t *count)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->trim; /* maintenance, as objects_dead */
 	size_t changed = 0;
 	pthread_mutex_lock(&c->lock);
 	int rc = sq_begin(c);

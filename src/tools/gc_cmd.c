@@ -35,6 +35,7 @@
 #include "base/log.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
+#include "storage/gc.h"
 
 #define GC_GRACE_MINUTES_DEFAULT 60
 /* Keys handled per metadata transaction and store request (S3's
@@ -93,76 +94,25 @@ static void gc_error(struct gc *g, int rc)
 		g->err = rc;
 }
 
-/* ---- dead objects ---- */
+/* ---- dead objects (storage/gc.c) ---- */
 
-/* One page of dead rows: mark, delete from the store, forget. */
-static int gc_dead_page(struct gc *g, struct meta_object *rows, size_t n)
+static void print_dry(const char *key, uint64_t size, void *arg)
 {
-	const char *keys[GC_PAGE];
-	bool marked[GC_PAGE], failed[GC_PAGE];
-	for (size_t i = 0; i < n; i++)
-		keys[i] = rows[i].key;
-	if (g->dry_run) {
-		for (size_t i = 0; i < n; i++) {
-			printf("would delete dead object %s (%" PRIu64 " bytes)\n", keys[i],
-			       rows[i].size);
-			g->dead_n++;
-			g->dead_bytes += rows[i].size;
-		}
-		return 0;
-	}
-	int rc = meta_objects_mark_deleting(g->meta, keys, n, marked);
-	if (rc)
-		return rc;
-	/* Keep only the marked keys (a row that gained live bytes, or went
-	 * away meanwhile, is not ours to delete). */
-	size_t m = 0;
-	uint64_t sizes[GC_PAGE];
-	for (size_t i = 0; i < n; i++)
-		if (marked[i]) {
-			sizes[m] = rows[i].size;
-			keys[m++] = rows[i].key;
-		}
-	if (m == 0)
-		return 0;
-	size_t deleted = 0;
-	rc = objstore_del_many(g->store, keys, m, &deleted, failed);
-	if (rc) {
-		gc_error(g, rc);
-		g->dead_failed += m - deleted;
-	}
-	/* Forget only what the store says is gone; the rest stays
-	 * 'deleting' for the next run. */
-	size_t k = 0;
-	for (size_t i = 0; i < m; i++)
-		if (!failed[i]) {
-			g->dead_bytes += sizes[i];
-			keys[k++] = keys[i];
-		}
-	g->dead_n += k;
-	if (k == 0)
-		return 0;
-	return meta_objects_forget(g->meta, keys, k, NULL);
+	(void)arg;
+	printf("would delete dead object %s (%" PRIu64 " bytes)\n", key, size);
 }
 
 static int gc_dead(struct gc *g)
 {
-	static struct meta_object rows[GC_PAGE];
-	int64_t after = 0;
-	for (;;) {
-		size_t n = 0;
-		int rc = meta_objects_dead(g->meta, g->cutoff_ms, after, GC_PAGE, rows, &n);
-		if (rc)
-			return rc;
-		if (n == 0)
-			return 0;
-		after = rows[n - 1].oid;
-		rc = gc_dead_page(g, rows, n);
-		if (rc)
-			return rc;
-		if (n < GC_PAGE)
-			return 0;
-	}
+	struct gc_dead_stats st;
+	int rc = gc_dead_objects(g->meta, g->store, g->cutoff_ms, g->dry_run ? print_dry : NULL,
+				 NULL, &st);
+	g->dead_n = st.deleted;
+	g->dead_bytes = st.bytes;
+	g->dead_failed = st.failed;
+	if (st.store_err)
+		gc_error(g, st.store_err);
+	return rc;
 }
 
 /* ---- orphans ---- */

@@ -343,3 +343,36 @@ def test_retention_while_producing(broker_factory):
     t0 = time.time()
     b.stop()
     assert time.time() - t0 < 10
+
+
+def test_background_gc(broker_factory):
+    """The agent deletes objects left with no live record by itself
+    (--gc-interval-ms; grace 0 here), and only those."""
+    b = broker_factory(extra_args=["--gc-interval-ms", "200", "--gc-grace-ms", "0"])
+    t = util.topic_name("bg-gc")
+    util.create_topic(b.bootstrap, t, 2)
+    root = os.path.join(b.data_dir, "objects")
+
+    def objects():
+        return sorted(os.path.join(d, f) for d, _, fs in os.walk(root) for f in fs
+                      if not f.startswith(".tmp."))
+
+    produce_batches(b.bootstrap, t, 0, [b"a" * 3000 for _ in range(3)])  # objects of p0 alone
+    only_p0 = objects()
+    s = kproto.connect(b.bootstrap)
+    try:
+        shared = kproto.produce_v3(s, {t: {0: kproto.record_batch([(None, b"p0", ())]),
+                                           1: kproto.record_batch([(None, b"p1", ())])}})
+        assert shared == {(t, 0): (0, 3), (t, 1): (0, 0)}
+        assert kproto.delete_records(s, {t: {0: -1}}) == {(t, 0): (0, 4)}
+    finally:
+        s.close()
+    assert len(only_p0) >= 1
+    deadline = time.time() + 10
+    while any(os.path.exists(o) for o in only_p0) and time.time() < deadline:
+        time.sleep(0.1)
+    left = objects()
+    assert not any(o in left for o in only_p0), left
+    assert len(left) == 1  # the object partition 1 still reads from
+    assert read_from_beginning(b.bootstrap, t, 1, 1) == ([0], [b"p1"])
+    assert any("gc: deleted" in line for line in open(b.stderr)), "no gc log line"

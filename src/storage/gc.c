@@ -1,0 +1,86 @@
+/* gc.c — one pass over the dead objects (see gc.h). */
+#include "storage/gc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+
+/* Keys handled per metadata transaction and store request (S3's
+ * DeleteObjects takes 1000). */
+#define GC_PAGE 1000
+
+/* One page of dead rows: mark, delete from the store, forget. */
+static int dead_page(struct meta *m, struct objstore *s, struct meta_object *rows, size_t n,
+		     struct gc_dead_stats *st)
+{
+	const char *keys[GC_PAGE];
+	bool marked[GC_PAGE], failed[GC_PAGE];
+	uint64_t sizes[GC_PAGE];
+	for (size_t i = 0; i < n; i++)
+		keys[i] = rows[i].key;
+	int rc = meta_objects_mark_deleting(m, keys, n, marked);
+	if (rc)
+		return rc;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (marked[i]) {
+			sizes[k] = rows[i].size;
+			keys[k++] = rows[i].key;
+		}
+	if (k == 0)
+		return 0;
+	size_t deleted = 0;
+	rc = objstore_del_many(s, keys, k, &deleted, failed);
+	if (rc) {
+		if (!st->store_err)
+			st->store_err = rc;
+		st->failed += k - deleted;
+	}
+	/* Forget only what the store says is gone; the rest stays
+	 * 'deleting' for the next pass. */
+	size_t gone = 0;
+	for (size_t i = 0; i < k; i++)
+		if (!failed[i]) {
+			st->bytes += sizes[i];
+			keys[gone++] = keys[i];
+		}
+	st->deleted += gone;
+	return gone ? meta_objects_forget(m, keys, gone, NULL) : 0;
+}
+
+int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
+		    void (*dry)(const char *key, uint64_t size, void *arg), void *dry_arg,
+		    struct gc_dead_stats *st)
+{
+	memset(st, 0, sizeof *st);
+	struct meta_object *rows = malloc(GC_PAGE * sizeof *rows);
+	if (!rows)
+		return SL_ENOMEM;
+	int64_t after = 0;
+	int rc;
+	for (;;) {
+		size_t n = 0;
+		rc = meta_objects_dead(m, cutoff_ms, after, GC_PAGE, rows, &n);
+		if (rc || n == 0)
+			break;
+		after = rows[n - 1].oid;
+		if (dry) {
+			for (size_t i = 0; i < n; i++) {
+				dry(rows[i].key, rows[i].size, dry_arg);
+				st->deleted++;
+				st->bytes += rows[i].size;
+			}
+		} else {
+			rc = dead_page(m, s, rows, n, st);
+			if (rc)
+				break;
+		}
+		if (n < GC_PAGE)
+			break;
+	}
+	free(rows);
+	return rc;
+}
