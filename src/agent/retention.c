@@ -35,7 +35,10 @@ struct retention {
 	uv_timer_t gc_timer;
 	struct trim_job gc;
 	bool gc_queued;
-	struct gc_dead_stats gc_stats;
+	struct gc_dead_stats gc_stats; /* this pass so far */
+	int64_t gc_after;              /* the pass's cursor */
+	int64_t gc_cutoff;
+	bool gc_more;
 	int gc_err;
 };
 
@@ -210,18 +213,25 @@ static void on_timer(uv_timer_t *timer)
 
 /* ---- dead objects ---- */
 
+/* One page of the pass per job, so trims (DeleteRecords waits for an
+ * answer) and a drain never wait behind a whole pass. */
 static void gc_work(struct trim_job *job, struct agent *a)
 {
 	struct retention *r = job->arg;
-	int64_t cutoff = clock_wall_ms() - a->cfg.gc_grace_ms;
-	r->gc_err = atomic_load(&r->abandon)
-		? 0
-		: gc_dead_objects(a->meta, a->store, cutoff, NULL, NULL, &r->gc_stats);
+	r->gc_more = false;
+	if (atomic_load(&r->abandon))
+		return;
+	r->gc_err = gc_dead_objects(a->meta, a->store, r->gc_cutoff, NULL, NULL, &r->gc_after, 1,
+				    &r->gc_more, &r->gc_stats);
 }
 
 static void gc_done(struct trim_job *job, void *arg)
 {
 	struct retention *r = arg;
+	if (r->gc_more && !r->gc_err && !r->stopped) {
+		trim_submit(r->a, job); /* the next page, behind what queued meanwhile */
+		return;
+	}
 	const struct gc_dead_stats *st = &r->gc_stats;
 	if (st->deleted)
 		log_info("gc: deleted %" PRIu64 " dead objects (%" PRIu64 " bytes)", st->deleted,
@@ -230,6 +240,7 @@ static void gc_done(struct trim_job *job, void *arg)
 		log_warn("gc: %" PRIu64 " dead objects stay for the next pass: %s", st->failed,
 			 sl_strerror(r->gc_err ? r->gc_err : st->store_err));
 	memset(&r->gc_stats, 0, sizeof r->gc_stats);
+	r->gc_err = 0;
 	r->gc_queued = false;
 }
 
@@ -239,6 +250,8 @@ static void on_gc_timer(uv_timer_t *timer)
 	if (r->gc_queued || r->stopped)
 		return;
 	r->gc_queued = true;
+	r->gc_after = 0;
+	r->gc_cutoff = clock_wall_ms() - r->a->cfg.gc_grace_ms;
 	trim_submit(r->a, &r->gc);
 }
 

@@ -322,10 +322,12 @@ static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int6
 static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 					 struct meta_batch_row *rows, size_t rows_cap)
 { return m->m->batches_from_many ? m->m->batches_from_many(m, q, nq, rows, rows_cap) : SL_EUNSUPPORTED; }
-/* ---- garbage collection (`sluice gc`; loop connection, blocking) ----
- * An object row's live_bytes only falls once committed (topic deletes
- * subtract their batches), so a 'live' row at 0 that is older than the
- * grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
+/* ---- garbage collection (storage/gc.c for `sluice gc` and the agent's
+ * collection; blocking: objects_dead, objects_mark_deleting and
+ * objects_forget from a worker thread or a tool, the rest from a tool) ----
+ * An object row's live_bytes only falls once committed (topic deletes,
+ * trims subtract their batches), so a 'live' row at 0 that is older than
+ * the grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
  * without it, SL_EMETA on a store error. */
 
 /* Dead objects: live_bytes <= 0 and either state 'deleting' (a collector

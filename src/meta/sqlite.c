@@ -44,7 +44,7 @@
 int meta_sqlite_open(const char *path, struct meta **out);
 
 /* 2: gc_fence (a version-1 database gains it when opened). */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -77,6 +77,9 @@ static const char schema_sql[] =
 	" live_bytes INTEGER NOT NULL,"
 	" state TEXT NOT NULL CHECK (state IN ('live', 'deleting')),"
 	" created_ms INTEGER NOT NULL);"
+	/* Dead objects (the agent's collection scans for them every few
+	 * minutes): a partial index, so the scan reads only them. */
+	"CREATE INDEX IF NOT EXISTS objects_dead ON objects (oid) WHERE live_bytes <= 0;"
 	"CREATE TABLE IF NOT EXISTS batches ("
 	" tid INTEGER NOT NULL,"
 	" partition INTEGER NOT NULL,"
@@ -206,8 +209,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
 		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
-	/* The collector's: a scan of the objects table (no index on
-	 * live_bytes: it runs rarely, from a tool). */
+	/* The collectors' (the agent's and sluice gc): through the partial
+	 * index objects_dead. */
 	[ST_OBJECTS_DEAD] = "SELECT oid, key, size, live_bytes, state, created_ms FROM objects"
 		" WHERE oid > ?1 AND live_bytes <= 0 AND (state = 'deleting' OR created_ms < ?2)"
 		" ORDER BY oid LIMIT ?3",

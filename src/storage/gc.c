@@ -53,20 +53,19 @@ static int dead_page(struct meta *m, struct objstore *s, struct meta_object *row
 
 int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 		    void (*dry)(const char *key, uint64_t size, void *arg), void *dry_arg,
-		    struct gc_dead_stats *st)
+		    int64_t *after_oid, size_t max_pages, bool *more, struct gc_dead_stats *st)
 {
-	memset(st, 0, sizeof *st);
 	struct meta_object *rows = malloc(GC_PAGE * sizeof *rows);
 	if (!rows)
 		return SL_ENOMEM;
-	int64_t after = 0;
-	int rc;
-	for (;;) {
+	bool left = false;
+	int rc = 0;
+	for (size_t page = 0; page < max_pages; page++) {
 		size_t n = 0;
-		rc = meta_objects_dead(m, cutoff_ms, after, GC_PAGE, rows, &n);
+		rc = meta_objects_dead(m, cutoff_ms, *after_oid, GC_PAGE, rows, &n);
 		if (rc || n == 0)
 			break;
-		after = rows[n - 1].oid;
+		*after_oid = rows[n - 1].oid;
 		if (dry) {
 			for (size_t i = 0; i < n; i++) {
 				dry(rows[i].key, rows[i].size, dry_arg);
@@ -78,9 +77,12 @@ int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 			if (rc)
 				break;
 		}
-		if (n < GC_PAGE)
+		left = n == GC_PAGE;
+		if (!left)
 			break;
 	}
 	free(rows);
+	if (more)
+		*more = !rc && left;
 	return rc;
 }

@@ -7,6 +7,7 @@
 #define SLUICE_GC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct meta;
@@ -18,16 +19,19 @@ struct gc_dead_stats {
 	int store_err;           /* the store's first error, or 0 */
 };
 
-/* One pass: a page of dead rows at a time is marked 'deleting' in one
- * transaction (only rows still at 0 live bytes are: a row that gained
- * some, or went, is not ours), deleted from the store, and forgotten once
- * the store says the keys are gone; rows left 'deleting' by a pass that
- * stopped half-way are finished by the next. With dry, nothing changes:
- * dry(key, size, arg) is called for each dead object instead. Blocking
- * (store and metadata calls): a tool's thread or a worker thread. Returns
- * 0 or the metadata store's error; store errors are in st. */
+/* Dead rows a page at a time, from after *after_oid on, at most max_pages
+ * pages: each page is marked 'deleting' in one transaction (only rows
+ * still at 0 live bytes are: a row that gained some, or went, is not
+ * ours), deleted from the store, and forgotten once the store says the
+ * keys are gone; rows left 'deleting' (a failed delete, a pass stopped
+ * half-way) are retried by the next pass. *after_oid moves past the pages
+ * done; *more (may be NULL) tells whether dead rows may be left after it.
+ * st accumulates (zero it first). With dry, nothing changes: dry(key,
+ * size, arg) is called for each dead object instead. Blocking (store and
+ * metadata calls): a tool's thread or a worker thread. Returns 0 or the
+ * metadata store's error; store errors are in st. */
 int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 		    void (*dry)(const char *key, uint64_t size, void *arg), void *dry_arg,
-		    struct gc_dead_stats *st);
+		    int64_t *after_oid, size_t max_pages, bool *more, struct gc_dead_stats *st);
 
 #endif

@@ -21,12 +21,15 @@
  * than a fifth of the keys listed (and more than GC_BRAKE_MIN) nothing
  * is deleted without --force. A grace under a minute also needs --force.
  * Keys younger than the grace and keys with live bytes are never touched.
- * One collector at a time. */
+ * Agents collect dead objects too (storage/gc.c, --gc-interval-ms): a key
+ * with no row is checked in the store again before it counts as an
+ * orphan, since a collector may have deleted it after the listing. */
 #include "tools/gc_cmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +107,10 @@ static void print_dry(const char *key, uint64_t size, void *arg)
 
 static int gc_dead(struct gc *g)
 {
-	struct gc_dead_stats st;
+	struct gc_dead_stats st = { 0 };
+	int64_t after = 0;
 	int rc = gc_dead_objects(g->meta, g->store, g->cutoff_ms, g->dry_run ? print_dry : NULL,
-				 NULL, &st);
+				 NULL, &after, SIZE_MAX, NULL, &st);
 	g->dead_n = st.deleted;
 	g->dead_bytes = st.bytes;
 	g->dead_failed = st.failed;
@@ -178,6 +182,15 @@ static int gc_on_key(void *arg, const char *key, uint64_t size, int64_t mtime_ms
 		return rc;
 	if (known)
 		return 0;
+	/* A dead object that an agent's collection (or another gc) deleted
+	 * after the listing saw it has no row any more, and no bytes either:
+	 * not an orphan. */
+	uint64_t now_size;
+	rc = objstore_head(g->store, key, &now_size);
+	if (rc == SL_ENOTFOUND)
+		return 0;
+	if (rc)
+		return rc;
 	g->found_n++;
 	g->found_bytes += size;
 	if (g->dry_run) {
