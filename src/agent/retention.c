@@ -56,7 +56,10 @@ bool retention_policy_deletes(const struct topic_state *t)
 	return strstr(policy, "delete") != NULL;
 }
 
-int retention_limits(const struct topic_state *t, int64_t now_ms, struct meta_trim *out)
+/* The topic's limits now, from its configs or Kafka's defaults (now_ms:
+ * wall clock). Returns 0 when cleanup.policy has no "delete" or both
+ * limits are off (nothing to trim), 1 otherwise. */
+static int retention_limits(const struct topic_state *t, int64_t now_ms, struct meta_trim *out)
 {
 	out->offset = -1;
 	out->cutoff_ms = -1;
@@ -255,6 +258,15 @@ static void on_gc_timer(uv_timer_t *timer)
 	trim_submit(r->a, &r->gc);
 }
 
+/* A repeating timer (none when every_ms is 0); closed by retention_stop. */
+static void start_every(struct retention *r, uv_timer_t *t, uv_timer_cb cb, int64_t every_ms)
+{
+	uv_timer_init(r->a->loop, t);
+	t->data = r;
+	if (every_ms > 0)
+		uv_timer_start(t, cb, (uint64_t)every_ms, (uint64_t)every_ms);
+}
+
 int retention_start(struct agent *a)
 {
 	struct retention *r = calloc(1, sizeof *r);
@@ -264,18 +276,11 @@ int retention_start(struct agent *a)
 	r->sweep.abandonable = true;
 	r->sweep.done = sweep_done;
 	r->sweep.arg = r;
-	uv_timer_init(a->loop, &r->timer);
-	r->timer.data = r;
-	uint64_t every = (uint64_t)a->cfg.retention_check_interval_ms;
-	uv_timer_start(&r->timer, on_timer, every, every);
 	r->gc.work = gc_work;
 	r->gc.done = gc_done;
 	r->gc.arg = r;
-	uv_timer_init(a->loop, &r->gc_timer);
-	r->gc_timer.data = r;
-	every = (uint64_t)a->cfg.gc_interval_ms;
-	if (every)
-		uv_timer_start(&r->gc_timer, on_gc_timer, every, every);
+	start_every(r, &r->timer, on_timer, a->cfg.retention_check_interval_ms);
+	start_every(r, &r->gc_timer, on_gc_timer, a->cfg.gc_interval_ms);
 	a->retention = r;
 	return 0;
 }

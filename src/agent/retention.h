@@ -50,7 +50,8 @@ struct trim_job {
 void trim_submit(struct agent *a, struct trim_job *job);
 
 int retention_start(struct agent *a);
-/* Stop the timer (draining); a sweep in flight finishes and is dropped. */
+/* Stop the timers (draining); a sweep in flight skips the partitions it
+ * has not reached, a queued DeleteRecords still runs. */
 void retention_stop(struct agent *a);
 /* After the loop has stopped. */
 void retention_free(struct agent *a);
@@ -58,9 +59,5 @@ void retention_free(struct agent *a);
 /* Whether the topic's cleanup.policy includes "delete" (retention and
  * DeleteRecords apply only then). */
 bool retention_policy_deletes(const struct topic_state *t);
-/* The topic's limits now, from its configs or Kafka's defaults (now_ms:
- * wall clock). Returns 0 when cleanup.policy has no "delete" or both
- * limits are off (nothing to trim), 1 otherwise. */
-int retention_limits(const struct topic_state *t, int64_t now_ms, struct meta_trim *out);
 
 #endif

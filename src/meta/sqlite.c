@@ -1047,28 +1047,37 @@ out_unlock:
 	return rc;
 }
 
-static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
-			    struct meta_partition *out)
+/* A partition's log start and high watermark, on c (its lock held):
+ * SL_ENOTFOUND when it has no row (an unknown or deleted topic). */
+static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
+			  int64_t *hwm)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
-	pthread_mutex_lock(&c->lock);
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		out->tid = tid;
-		out->partition = partition;
-		out->log_start_offset = sqlite3_column_int64(st, 0);
-		out->high_watermark = sqlite3_column_int64(st, 1);
+		*log_start = sqlite3_column_int64(st, 0);
+		*hwm = sqlite3_column_int64(st, 1);
 		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = SL_ENOTFOUND;
 	} else {
-		rc = sq_fail(c, "reading a partition");
+		rc = rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
 	}
 	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
+			    struct meta_partition *out)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark);
 	pthread_mutex_unlock(&c->lock);
+	if (!rc) {
+		out->tid = tid;
+		out->partition = partition;
+	}
 	return rc;
 }
 
@@ -1248,16 +1257,8 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	 * (only trims move the log start, and they move it forward, so a
 	 * point computed from a slightly old snapshot is still a valid one;
 	 * commits only add rows above the high watermark). */
-	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	int step = sqlite3_step(st);
-	int rc = 0;
-	if (step != SQLITE_ROW)
-		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
-	int64_t start = rc ? 0 : sqlite3_column_int64(st, 0);
-	int64_t hwm = rc ? 0 : sqlite3_column_int64(st, 1);
-	sqlite3_reset(st);
+	int64_t start, hwm;
+	int rc = partition_read(c, tid, partition, &start, &hwm);
 	if (rc)
 		goto out;
 	int64_t point = t->offset > start ? t->offset : start;
@@ -1275,15 +1276,8 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 		if (rc)
 			goto out;
 	}
-	st = sq_stmt(c, ST_PARTITION_GET);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW)
-		*log_start = sqlite3_column_int64(st, 0);
-	else /* no row: the topic was deleted meanwhile */
-		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
-	sqlite3_reset(st);
+	/* No row now: the topic was deleted meanwhile (SL_ENOTFOUND). */
+	rc = partition_read(c, tid, partition, log_start, &hwm);
 	if (rc)
 		goto out;
 	/* Then the rows below it, a chunk per transaction (also rows an
