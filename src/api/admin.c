@@ -73,20 +73,14 @@ static int mark_duplicate_names(const struct kmsg_create_topics_req *m, uint8_t 
 	return rc;
 }
 
-void handle_create_topics(struct agent *a, struct request *req)
+void handle_create_topics(struct agent *a, struct request *req, const struct kmsg_create_topics_req *m)
 {
-	struct kmsg_create_topics_req m;
-	kmsg_create_topics_req_init(&m);
-	if (kmsg_create_topics_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "CreateTopics");
-		return;
-	}
 	struct kmsg_create_topics_resp r;
 	kmsg_create_topics_resp_init(&r);
-	int32_t n = m.topics_count > 0 ? m.topics_count : 0;
+	int32_t n = m->topics_count > 0 ? m->topics_count : 0;
 	uint8_t *dup = NULL;
 	if (!REQ_ARRAY(req, n, r.topics) || !REQ_ARRAY(req, n, dup) ||
-	    mark_duplicate_names(&m, dup) != 0) {
+	    mark_duplicate_names(m, dup) != 0) {
 		request_fail_close(req);
 		return;
 	}
@@ -94,7 +88,7 @@ void handle_create_topics(struct agent *a, struct request *req)
 	for (int32_t i = 0; i < n; i++) {
 		if (dup[i] == DUP_LATER)
 			continue;
-		struct kmsg_create_topics_req_creatable_topic *ct = &m.topics[i];
+		struct kmsg_create_topics_req_creatable_topic *ct = &m->topics[i];
 		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[r.topics_count++];
 		kmsg_create_topics_resp_creatable_topic_result_init(rt);
 		rt->name = ct->name;
@@ -126,7 +120,7 @@ void handle_create_topics(struct agent *a, struct request *req)
 			request_fail_close(req);
 			return;
 		} else if ((rt->error_code = check_configs(ct, configs, msg, sizeof msg)) == KERR_NONE &&
-			   !(req->api_version >= 1 && m.validate_only)) {
+			   !(req->api_version >= 1 && m->validate_only)) {
 			struct topic_state *t = NULL;
 			int rc = agent_topic_create(a, name, partitions, configs, ct->configs_count, &t);
 			if (rc == SL_EEXIST) {
@@ -151,19 +145,13 @@ void handle_create_topics(struct agent *a, struct request *req)
 	request_respond(req);
 }
 
-void handle_delete_topics(struct agent *a, struct request *req)
+void handle_delete_topics(struct agent *a, struct request *req, const struct kmsg_delete_topics_req *m)
 {
-	struct kmsg_delete_topics_req m;
-	kmsg_delete_topics_req_init(&m);
-	if (kmsg_delete_topics_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DeleteTopics");
-		return;
-	}
 	struct kmsg_delete_topics_resp r;
 	kmsg_delete_topics_resp_init(&r);
 	/* v0-5 name topics in topic_names; v6+ in topics (by name or id). */
 	bool by_state = req->api_version >= 6;
-	int32_t n = by_state ? m.topics_count : m.topic_names_count;
+	int32_t n = by_state ? m->topics_count : m->topic_names_count;
 	r.responses_count = n > 0 ? n : 0;
 	if (!REQ_ARRAY(req, r.responses_count, r.responses)) {
 		request_fail_close(req);
@@ -173,15 +161,15 @@ void handle_delete_topics(struct agent *a, struct request *req)
 		struct kmsg_delete_topics_resp_deletable_topic_result *rt = &r.responses[i];
 		kmsg_delete_topics_resp_deletable_topic_result_init(rt);
 		struct topic_state *t;
-		if (by_state && m.topics[i].name.len < 0) {
-			memcpy(rt->topic_id, m.topics[i].topic_id, 16);
-			t = agent_topic_by_uuid(a, m.topics[i].topic_id);
+		if (by_state && m->topics[i].name.len < 0) {
+			memcpy(rt->topic_id, m->topics[i].topic_id, 16);
+			t = agent_topic_by_uuid(a, m->topics[i].topic_id);
 			if (!t) {
 				rt->error_code = KERR_UNKNOWN_TOPIC_ID;
 				continue;
 			}
 		} else {
-			kstr name = by_state ? m.topics[i].name : m.topic_names[i];
+			kstr name = by_state ? m->topics[i].name : m->topic_names[i];
 			rt->name = name;
 			t = agent_topic(a, name);
 			if (!t) {
@@ -253,18 +241,12 @@ static void delete_records_done(struct trim_job *tj, void *arg)
  * queue (a trim may delete many rows and waits on the store's fsync), then
  * the answer goes out from the loop. The job lives in the request's
  * arena, which outlives it even if the client goes. */
-void handle_delete_records(struct agent *a, struct request *req)
+void handle_delete_records(struct agent *a, struct request *req, const struct kmsg_delete_records_req *m)
 {
-	struct kmsg_delete_records_req m;
-	kmsg_delete_records_req_init(&m);
-	if (kmsg_delete_records_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DeleteRecords");
-		return;
-	}
 	struct delrec_job *job = arena_alloc(&req->arena, sizeof *job);
 	size_t total = 0;
-	for (int32_t i = 0; i < m.topics_count; i++)
-		total += m.topics[i].partitions_count > 0 ? (size_t)m.topics[i].partitions_count : 0;
+	for (int32_t i = 0; i < m->topics_count; i++)
+		total += m->topics[i].partitions_count > 0 ? (size_t)m->topics[i].partitions_count : 0;
 	struct trim_item *items;
 	struct kmsg_delete_records_resp_delete_records_partition_result **rps;
 	if (!job || !REQ_ARRAY(req, total, items) || !REQ_ARRAY(req, total, rps)) {
@@ -275,13 +257,13 @@ void handle_delete_records(struct agent *a, struct request *req)
 				    .req = req, .rps = rps };
 	kmsg_delete_records_resp_init(&job->r);
 	struct kmsg_delete_records_resp *r = &job->r;
-	r->topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	r->topics_count = m->topics_count > 0 ? m->topics_count : 0;
 	if (!REQ_ARRAY(req, r->topics_count, r->topics)) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < r->topics_count; i++) {
-		struct kmsg_delete_records_req_delete_records_topic *qt = &m.topics[i];
+		struct kmsg_delete_records_req_delete_records_topic *qt = &m->topics[i];
 		struct kmsg_delete_records_resp_delete_records_topic_result *rt = &r->topics[i];
 		kmsg_delete_records_resp_delete_records_topic_result_init(rt);
 		rt->name = qt->name;
@@ -313,23 +295,17 @@ void handle_delete_records(struct agent *a, struct request *req)
 		trim_submit(a, &job->tj);
 }
 
-void handle_create_partitions(struct agent *a, struct request *req)
+void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m)
 {
-	struct kmsg_create_partitions_req m;
-	kmsg_create_partitions_req_init(&m);
-	if (kmsg_create_partitions_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "CreatePartitions");
-		return;
-	}
 	struct kmsg_create_partitions_resp r;
 	kmsg_create_partitions_resp_init(&r);
-	r.results_count = m.topics_count > 0 ? m.topics_count : 0;
+	r.results_count = m->topics_count > 0 ? m->topics_count : 0;
 	if (!REQ_ARRAY(req, r.results_count, r.results)) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < r.results_count; i++) {
-		struct kmsg_create_partitions_req_create_partitions_topic *qt = &m.topics[i];
+		struct kmsg_create_partitions_req_create_partitions_topic *qt = &m->topics[i];
 		struct kmsg_create_partitions_resp_create_partitions_topic_result *rt = &r.results[i];
 		kmsg_create_partitions_resp_create_partitions_topic_result_init(rt);
 		rt->name = qt->name;
@@ -348,7 +324,7 @@ void handle_create_partitions(struct agent *a, struct request *req)
 		} else if (qt->count > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "At most %d partitions per topic.", SL_PARTITIONS_PER_TOPIC_MAX);
-		} else if (!m.validate_only && agent_topic_add_partitions(a, t, qt->count) != 0) {
+		} else if (!m->validate_only && agent_topic_add_partitions(a, t, qt->count) != 0) {
 			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
 		}
 		if (rt->error_code != KERR_NONE)
@@ -379,17 +355,11 @@ static int next_producer_id(struct agent *a, int64_t *id)
 	return 0;
 }
 
-void handle_init_producer_id(struct agent *a, struct request *req)
+void handle_init_producer_id(struct agent *a, struct request *req, const struct kmsg_init_producer_id_req *m)
 {
-	struct kmsg_init_producer_id_req m;
-	kmsg_init_producer_id_req_init(&m);
-	if (kmsg_init_producer_id_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "InitProducerId");
-		return;
-	}
 	struct kmsg_init_producer_id_resp r;
 	kmsg_init_producer_id_resp_init(&r);
-	if (m.transactional_id.len >= 0) {
+	if (m->transactional_id.len >= 0) {
 		/* Transactions are not implemented: say so with the code Kafka
 		 * uses when a transactional id cannot be served. */
 		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;

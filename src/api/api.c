@@ -3,7 +3,13 @@
  * One row per API key: versions, first flexible version and handler.
  * ApiVersions is answered from the same table, so what is advertised is
  * exactly what is dispatched. The version ranges come from the generated
- * codec (kmsg.h), which is generated from src/proto/defs. */
+ * codec (kmsg.h), which is generated from src/proto/defs.
+ *
+ * Requests are decoded here, once: api_handle parses the header, checks
+ * the version, decodes the body with the row's generated decoder into the
+ * request arena and calls the handler with the typed message; a body that
+ * does not decode closes the connection (ApiVersions: INVALID_REQUEST).
+ * Also the helpers every handler shares (handlers.h). */
 #include "api/api.h"
 
 #include <string.h>
@@ -15,36 +21,58 @@
 #include "proto/header.h"
 #include "proto/kerr.h"
 
-#define ROW(NAME, name, fn) \
-	{ KMSG_##NAME##_KEY, #name, KMSG_##NAME##_MIN_VERSION, KMSG_##NAME##_MAX_VERSION, \
-	  KMSG_##NAME##_FIRST_FLEXIBLE, fn }
+/* Each API's generated decoder and its typed handler, behind one shape
+ * the table can hold: decode_<name> initialises and decodes the body into
+ * the message api_handle allocated in the request arena; call_<name> hands
+ * it to handle_<name> typed. */
+#define API_ADAPTERS(name)                                                        \
+	static int decode_##name(struct request *req, void *m)                     \
+	{                                                                          \
+		kmsg_##name##_req_init(m);                                         \
+		return kmsg_##name##_req_decode(&req->body, req->api_version, m,   \
+						&req->arena);                      \
+	}                                                                          \
+	static void call_##name(struct agent *a, struct request *req, void *m)     \
+	{                                                                          \
+		handle_##name(a, req, m);                                          \
+	}
+#define API_LIST(X)                                                       \
+	X(PRODUCE, produce, Produce)                                      \
+	X(FETCH, fetch, Fetch)                                            \
+	X(LIST_OFFSETS, list_offsets, ListOffsets)                        \
+	X(METADATA, metadata, Metadata)                                   \
+	X(API_VERSIONS, api_versions, ApiVersions)                        \
+	X(CREATE_TOPICS, create_topics, CreateTopics)                     \
+	X(DELETE_TOPICS, delete_topics, DeleteTopics)                     \
+	X(INIT_PRODUCER_ID, init_producer_id, InitProducerId)             \
+	X(DESCRIBE_CONFIGS, describe_configs, DescribeConfigs)            \
+	X(CREATE_PARTITIONS, create_partitions, CreatePartitions)         \
+	X(DELETE_RECORDS, delete_records, DeleteRecords)                  \
+	X(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs,           \
+	  IncrementalAlterConfigs)                                        \
+	X(DESCRIBE_CLUSTER, describe_cluster, DescribeCluster)            \
+	X(OFFSET_COMMIT, offset_commit, OffsetCommit)                     \
+	X(OFFSET_FETCH, offset_fetch, OffsetFetch)                        \
+	X(FIND_COORDINATOR, find_coordinator, FindCoordinator)            \
+	X(JOIN_GROUP, join_group, JoinGroup)                              \
+	X(HEARTBEAT, heartbeat, Heartbeat)                                \
+	X(LEAVE_GROUP, leave_group, LeaveGroup)                           \
+	X(SYNC_GROUP, sync_group, SyncGroup)                              \
+	X(DESCRIBE_GROUPS, describe_groups, DescribeGroups)               \
+	X(LIST_GROUPS, list_groups, ListGroups)                           \
+	X(DELETE_GROUPS, delete_groups, DeleteGroups)                     \
+	X(OFFSET_DELETE, offset_delete, OffsetDelete)
 
-const struct api_row api_table[] = {
-	ROW(PRODUCE, Produce, handle_produce),
-	ROW(FETCH, Fetch, handle_fetch),
-	ROW(LIST_OFFSETS, ListOffsets, handle_list_offsets),
-	ROW(METADATA, Metadata, handle_metadata),
-	ROW(API_VERSIONS, ApiVersions, handle_api_versions),
-	ROW(CREATE_TOPICS, CreateTopics, handle_create_topics),
-	ROW(DELETE_TOPICS, DeleteTopics, handle_delete_topics),
-	ROW(INIT_PRODUCER_ID, InitProducerId, handle_init_producer_id),
-	ROW(DESCRIBE_CONFIGS, DescribeConfigs, handle_describe_configs),
-	ROW(CREATE_PARTITIONS, CreatePartitions, handle_create_partitions),
-	ROW(DELETE_RECORDS, DeleteRecords, handle_delete_records),
-	ROW(INCREMENTAL_ALTER_CONFIGS, IncrementalAlterConfigs, handle_incremental_alter_configs),
-	ROW(DESCRIBE_CLUSTER, DescribeCluster, handle_describe_cluster),
-	ROW(OFFSET_COMMIT, OffsetCommit, handle_offset_commit),
-	ROW(OFFSET_FETCH, OffsetFetch, handle_offset_fetch),
-	ROW(FIND_COORDINATOR, FindCoordinator, handle_find_coordinator),
-	ROW(JOIN_GROUP, JoinGroup, handle_join_group),
-	ROW(HEARTBEAT, Heartbeat, handle_heartbeat),
-	ROW(LEAVE_GROUP, LeaveGroup, handle_leave_group),
-	ROW(SYNC_GROUP, SyncGroup, handle_sync_group),
-	ROW(DESCRIBE_GROUPS, DescribeGroups, handle_describe_groups),
-	ROW(LIST_GROUPS, ListGroups, handle_list_groups),
-	ROW(DELETE_GROUPS, DeleteGroups, handle_delete_groups),
-	ROW(OFFSET_DELETE, OffsetDelete, handle_offset_delete),
-};
+#define X(NAME, name, Name) API_ADAPTERS(name)
+API_LIST(X)
+#undef X
+
+#define X(NAME, name, Name)                                                       \
+	{ KMSG_##NAME##_KEY, #Name, KMSG_##NAME##_MIN_VERSION,                     \
+	  KMSG_##NAME##_MAX_VERSION, KMSG_##NAME##_FIRST_FLEXIBLE,                 \
+	  sizeof(struct kmsg_##name##_req), decode_##name, call_##name },
+const struct api_row api_table[] = { API_LIST(X) };
+#undef X
 const int api_table_count = (int)(sizeof api_table / sizeof api_table[0]);
 
 const struct api_row *api_row_find(int16_t key)
@@ -55,16 +83,40 @@ const struct api_row *api_row_find(int16_t key)
 	return NULL;
 }
 
-void handle_api_versions(struct agent *a, struct request *req)
+/* A body that does not decode: Kafka closes the connection. */
+static void api_malformed(struct request *req, const char *api)
 {
-	struct kmsg_api_versions_req m;
-	kmsg_api_versions_req_init(&m);
-	/* v3+ carries client software name/version; a malformed body still
-	 * gets an answer (as Kafka answers INVALID_REQUEST). */
-	int16_t error = KERR_NONE;
-	if (kmsg_api_versions_req_decode(&req->body, req->api_version, &m, &req->arena) != 0)
-		error = KERR_INVALID_REQUEST;
-	api_versions_respond(req, req->api_version, error);
+	log_warn("%s: malformed %s v%d request; closing", request_peer(req), api,
+		 req->api_version);
+	request_fail_close(req);
+}
+
+kstr api_kstr_dup(struct request *req, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = arena_alloc(&req->arena, n + 1);
+	if (!p)
+		return KSTR("");
+	memcpy(p, s, n);
+	return (kstr){ p, (int32_t)n };
+}
+
+char *api_cstr_dup(struct request *req, kstr s)
+{
+	if (s.len < 0)
+		return NULL;
+	char *p = arena_alloc(&req->arena, (size_t)s.len + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s.ptr, (size_t)s.len);
+	p[s.len] = 0;
+	return p;
+}
+
+void handle_api_versions(struct agent *a, struct request *req,
+			 const struct kmsg_api_versions_req *m)
+{
+	api_versions_respond(req, req->api_version, KERR_NONE);
 }
 
 void api_versions_respond(struct request *req, int16_t version, int16_t error)
@@ -134,5 +186,20 @@ void api_handle(struct request *req)
 	request_begin_response(req, resp_header);
 	log_debug("%s: %s v%d corr %d", request_peer(req), row->name, req->api_version,
 		  req->correlation_id);
-	row->handle(a, req);
+	void *m = arena_alloc(&req->arena, row->request_bytes);
+	if (!m) {
+		request_fail_close(req);
+		return;
+	}
+	if (row->decode(req, m) != 0) {
+		/* v3+ ApiVersions carries the client's software name and
+		 * version; one that does not parse is still answered (Kafka
+		 * answers INVALID_REQUEST) so the client learns our versions. */
+		if (row->key == KMSG_API_VERSIONS_KEY)
+			api_versions_respond(req, req->api_version, KERR_INVALID_REQUEST);
+		else
+			api_malformed(req, row->name);
+		return;
+	}
+	row->handle(a, req, m);
 }

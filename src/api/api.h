@@ -16,14 +16,20 @@ struct api_row {
 	int16_t min_version;
 	int16_t max_version;
 	int16_t first_flexible;  /* -1: never */
-	void (*handle)(struct agent *a, struct request *req);
+	size_t request_bytes;    /* the decoded message's struct */
+	/* Initialise and decode the body into m (request_bytes, in the
+	 * request arena): 0, or non-zero for a malformed body. */
+	int (*decode)(struct request *req, void *m);
+	/* The API's handler, given the decoded message. */
+	void (*handle)(struct agent *a, struct request *req, void *m);
 };
 
 extern const struct api_row api_table[];
 extern const int api_table_count;
 const struct api_row *api_row_find(int16_t key);
 
-/* The server's handler: parse the header, check the version, dispatch. */
+/* The server's handler: parse the header, check the version, decode the
+ * body, dispatch. */
 void api_handle(struct request *req);
 
 /* A commit made data visible: re-check waiting fetches. */

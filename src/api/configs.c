@@ -104,23 +104,17 @@ static void describe_broker(struct agent *a, struct request *req,
 	}
 }
 
-void handle_describe_configs(struct agent *a, struct request *req)
+void handle_describe_configs(struct agent *a, struct request *req, const struct kmsg_describe_configs_req *m)
 {
-	struct kmsg_describe_configs_req m;
-	kmsg_describe_configs_req_init(&m);
-	if (kmsg_describe_configs_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DescribeConfigs");
-		return;
-	}
 	struct kmsg_describe_configs_resp r;
 	kmsg_describe_configs_resp_init(&r);
-	r.results_count = m.resources_count > 0 ? m.resources_count : 0;
+	r.results_count = m->resources_count > 0 ? m->resources_count : 0;
 	if (!REQ_ARRAY(req, r.results_count, r.results)) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < r.results_count; i++) {
-		struct kmsg_describe_configs_req_describe_configs_resource *q = &m.resources[i];
+		struct kmsg_describe_configs_req_describe_configs_resource *q = &m->resources[i];
 		struct kmsg_describe_configs_resp_describe_configs_result *res = &r.results[i];
 		kmsg_describe_configs_resp_describe_configs_result_init(res);
 		res->resource_type = q->resource_type;
@@ -133,7 +127,7 @@ void handle_describe_configs(struct agent *a, struct request *req)
 				res->error_message = KSTR("Topic does not exist");
 				continue;
 			}
-			describe_topic(req, t, q, req->api_version >= 1 && m.include_synonyms, res);
+			describe_topic(req, t, q, req->api_version >= 1 && m->include_synonyms, res);
 		} else if (q->resource_type == RESOURCE_BROKER) {
 			char id[16];
 			snprintf(id, sizeof id, "%d", a->cfg.node_id);
@@ -359,17 +353,11 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
  * then each resource is checked and its changes computed; only when all
  * are (nothing left that can fail for want of memory) are they applied,
  * each resource all or nothing in one metadata transaction. */
-void handle_incremental_alter_configs(struct agent *a, struct request *req)
+void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m)
 {
-	struct kmsg_incremental_alter_configs_req m;
-	kmsg_incremental_alter_configs_req_init(&m);
-	if (kmsg_incremental_alter_configs_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "IncrementalAlterConfigs");
-		return;
-	}
 	struct kmsg_incremental_alter_configs_resp r;
 	kmsg_incremental_alter_configs_resp_init(&r);
-	int32_t n = m.resources_count > 0 ? m.resources_count : 0;
+	int32_t n = m->resources_count > 0 ? m->resources_count : 0;
 	r.responses_count = n;
 	struct resource_ref *refs = NULL;
 	struct topic_state **topics = NULL;
@@ -382,10 +370,10 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 	for (int32_t i = 0; i < n; i++) {
 		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
 		kmsg_incremental_alter_configs_resp_alter_configs_resource_response_init(res);
-		res->resource_type = m.resources[i].resource_type;
-		res->resource_name = m.resources[i].resource_name;
+		res->resource_type = m->resources[i].resource_type;
+		res->resource_name = m->resources[i].resource_name;
 		res->error_message = KSTR_NULL;
-		refs[i] = (struct resource_ref){ &m.resources[i], i };
+		refs[i] = (struct resource_ref){ &m->resources[i], i };
 		topics[i] = NULL;
 		changes[i] = NULL;
 	}
@@ -405,7 +393,7 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 		if (res->error_code)
 			continue;
 		char msg[600] = "";
-		if (plan_resource(a, req, &m.resources[i], &topics[i], &changes[i],
+		if (plan_resource(a, req, &m->resources[i], &topics[i], &changes[i],
 				  &res->error_code, msg, sizeof msg) != 0) {
 			request_fail_close(req);
 			return;
@@ -413,12 +401,12 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req)
 		if (res->error_code)
 			res->error_message = api_kstr_dup(req, msg);
 	}
-	for (int32_t i = 0; i < n && !m.validate_only; i++) {
+	for (int32_t i = 0; i < n && !m->validate_only; i++) {
 		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
-		if (res->error_code || m.resources[i].configs_count <= 0)
+		if (res->error_code || m->resources[i].configs_count <= 0)
 			continue;
 		int rc = agent_topic_configs_set(a, topics[i], changes[i],
-						 (size_t)m.resources[i].configs_count);
+						 (size_t)m->resources[i].configs_count);
 		if (rc) {
 			res->error_code = KERR_UNKNOWN_SERVER_ERROR;
 			res->error_message = KSTR(sl_strerror(rc));

@@ -95,7 +95,7 @@ struct fetch_wait {
 	uv_timer_t timer;
 	struct agent *a;
 	struct request *req;
-	struct kmsg_fetch_req m;
+	const struct kmsg_fetch_req *m; /* in the request arena */
 	struct kmsg_fetch_resp r;
 	struct kbuf data;         /* records of every partition */
 	size_t *data_off;         /* per response partition: offset into data */
@@ -423,7 +423,7 @@ static void bulk_lookup(struct fetch_wait *f, size_t k)
 	}
 	size_t nq = 0;
 	size_t ks[FETCH_BULK_PARTITIONS];
-	struct kmsg_fetch_req *m = &f->m;
+	const struct kmsg_fetch_req *m = f->m;
 	size_t idx = 0;
 	for (int32_t i = 0; i < m->topics_count && nq < FETCH_BULK_PARTITIONS; i++) {
 		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
@@ -522,7 +522,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 	struct agent *a = f->a;
 	struct request *req = f->req;
 	int16_t v = req->api_version;
-	struct kmsg_fetch_req *m = &f->m;
+	const struct kmsg_fetch_req *m = f->m;
 	f->data.len = 0;
 	f->read_count = 0;
 	pieces_reset(f);
@@ -895,7 +895,7 @@ void fetch_wake(struct agent *a)
 	while (f) {
 		struct fetch_wait *next = f->next;
 		size_t n = fetch_gather(f);
-		if (n >= (size_t)(f->m.min_bytes > 0 ? f->m.min_bytes : 0) || !request_conn_open(f->req))
+		if (n >= (size_t)(f->m->min_bytes > 0 ? f->m->min_bytes : 0) || !request_conn_open(f->req))
 			fetch_finish(f);
 		f = next;
 	}
@@ -914,7 +914,7 @@ void fetch_shutdown(struct agent *a)
 	}
 }
 
-void handle_fetch(struct agent *a, struct request *req)
+void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_req *m)
 {
 	struct fetch_wait *f = calloc(1, sizeof *f);
 	if (!f) {
@@ -926,13 +926,7 @@ void handle_fetch(struct agent *a, struct request *req)
 	kbuf_init(&f->data);
 	uv_timer_init(a->loop, &f->timer);
 	f->timer.data = f;
-	struct kmsg_fetch_req *m = &f->m;
-	kmsg_fetch_req_init(m);
-	if (kmsg_fetch_req_decode(&req->body, req->api_version, m, &req->arena) != 0) {
-		uv_close((uv_handle_t *)&f->timer, fetch_free);
-		api_malformed(req, "Fetch");
-		return;
-	}
+	f->m = m;
 	struct kmsg_fetch_resp *r = &f->r;
 	kmsg_fetch_resp_init(r);
 	r->error_code = KERR_NONE;

@@ -639,25 +639,19 @@ static int16_t coordinator_for(int8_t key_type, kstr *message)
 	}
 }
 
-void handle_find_coordinator(struct agent *a, struct request *req)
+void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m)
 {
-	struct kmsg_find_coordinator_req m;
-	kmsg_find_coordinator_req_init(&m);
-	if (kmsg_find_coordinator_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "FindCoordinator");
-		return;
-	}
 	struct kmsg_find_coordinator_resp r;
 	kmsg_find_coordinator_resp_init(&r);
 	if (req->api_version < 4) {
 		kstr msg;
-		r.error_code = coordinator_for(m.key_type, &msg);
+		r.error_code = coordinator_for(m->key_type, &msg);
 		r.error_message = msg;
 		r.node_id = r.error_code ? -1 : a->cfg.node_id;
 		r.host = r.error_code ? KSTR("") : KSTR(a->cfg.advertise_host);
 		r.port = r.error_code ? -1 : a->cfg.advertise_port;
 	} else {
-		int32_t n = m.coordinator_keys_count > 0 ? m.coordinator_keys_count : 0;
+		int32_t n = m->coordinator_keys_count > 0 ? m->coordinator_keys_count : 0;
 		if (!REQ_ARRAY(req, n, r.coordinators)) {
 			request_fail_close(req);
 			return;
@@ -667,8 +661,8 @@ void handle_find_coordinator(struct agent *a, struct request *req)
 			struct kmsg_find_coordinator_resp_coordinator *c = &r.coordinators[i];
 			kmsg_find_coordinator_resp_coordinator_init(c);
 			kstr msg;
-			c->key = m.coordinator_keys[i];
-			c->error_code = coordinator_for(m.key_type, &msg);
+			c->key = m->coordinator_keys[i];
+			c->error_code = coordinator_for(m->key_type, &msg);
 			c->error_message = msg;
 			c->node_id = c->error_code ? -1 : a->cfg.node_id;
 			c->host = c->error_code ? KSTR("") : KSTR(a->cfg.advertise_host);
@@ -703,21 +697,15 @@ static void join_answer_now(struct request *req, int16_t error)
 	respond_join(req, &f);
 }
 
-void handle_join_group(struct agent *a, struct request *req)
+void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m)
 {
-	struct kmsg_join_group_req m;
-	kmsg_join_group_req_init(&m);
-	if (kmsg_join_group_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "JoinGroup");
-		return;
-	}
 	struct group_svc *s = svc(a);
 	if (!s) {
 		join_answer_now(req, KERR_NOT_COORDINATOR);
 		return;
 	}
 	struct coord_join_protocol *p = NULL;
-	int32_t n = m.protocols_count > 0 ? m.protocols_count : 0;
+	int32_t n = m->protocols_count > 0 ? m->protocols_count : 0;
 	if (n > COORD_PROTOCOLS_MAX) {
 		join_answer_now(req, KERR_INVALID_REQUEST);
 		return;
@@ -727,18 +715,18 @@ void handle_join_group(struct agent *a, struct request *req)
 		return;
 	}
 	for (int32_t i = 0; i < n; i++) {
-		p[i].name = m.protocols[i].name;
-		p[i].metadata = m.protocols[i].metadata;
+		p[i].name = m->protocols[i].name;
+		p[i].metadata = m->protocols[i].metadata;
 	}
 	struct coord_join_args args = {
-		.group_id = m.group_id,
-		.member_id = m.member_id,
-		.group_instance_id = m.group_instance_id,
-		.protocol_type = m.protocol_type,
+		.group_id = m->group_id,
+		.member_id = m->member_id,
+		.group_instance_id = m->group_instance_id,
+		.protocol_type = m->protocol_type,
 		.client_id = req->client_id,
 		.client_host = client_host(req),
-		.session_timeout_ms = m.session_timeout_ms,
-		.rebalance_timeout_ms = m.rebalance_timeout_ms,
+		.session_timeout_ms = m->session_timeout_ms,
+		.rebalance_timeout_ms = m->rebalance_timeout_ms,
 		.api_version = req->api_version,
 		.protocol_count = n,
 		.protocols = p,
@@ -750,14 +738,8 @@ void handle_join_group(struct agent *a, struct request *req)
 	perform_effects(s);
 }
 
-void handle_sync_group(struct agent *a, struct request *req)
+void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
 {
-	struct kmsg_sync_group_req m;
-	kmsg_sync_group_req_init(&m);
-	if (kmsg_sync_group_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "SyncGroup");
-		return;
-	}
 	struct group_svc *s = svc(a);
 	if (!s) {
 		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC,
@@ -766,22 +748,22 @@ void handle_sync_group(struct agent *a, struct request *req)
 		return;
 	}
 	struct coord_sync_assignment *as = NULL;
-	int32_t n = m.assignments_count > 0 ? m.assignments_count : 0;
+	int32_t n = m->assignments_count > 0 ? m->assignments_count : 0;
 	if (!REQ_ARRAY(req, n, as)) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < n; i++) {
-		as[i].member_id = m.assignments[i].member_id;
-		as[i].assignment = m.assignments[i].assignment;
+		as[i].member_id = m->assignments[i].member_id;
+		as[i].assignment = m->assignments[i].assignment;
 	}
 	struct coord_sync_args args = {
-		.group_id = m.group_id,
-		.generation_id = m.generation_id,
-		.member_id = m.member_id,
-		.group_instance_id = m.group_instance_id,
-		.protocol_type = req->api_version >= 5 ? m.protocol_type : KSTR_NULL,
-		.protocol_name = req->api_version >= 5 ? m.protocol_name : KSTR_NULL,
+		.group_id = m->group_id,
+		.generation_id = m->generation_id,
+		.member_id = m->member_id,
+		.group_instance_id = m->group_instance_id,
+		.protocol_type = req->api_version >= 5 ? m->protocol_type : KSTR_NULL,
+		.protocol_name = req->api_version >= 5 ? m->protocol_name : KSTR_NULL,
 		.assignment_count = n,
 		.assignments = as,
 	};
@@ -792,32 +774,20 @@ void handle_sync_group(struct agent *a, struct request *req)
 	perform_effects(s);
 }
 
-void handle_heartbeat(struct agent *a, struct request *req)
+void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_heartbeat_req *m)
 {
-	struct kmsg_heartbeat_req m;
-	kmsg_heartbeat_req_init(&m);
-	if (kmsg_heartbeat_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "Heartbeat");
-		return;
-	}
 	struct group_svc *s = svc(a);
 	struct kmsg_heartbeat_resp r;
 	kmsg_heartbeat_resp_init(&r);
-	r.error_code = s ? coord_heartbeat(s->coord, now_ms(), m.group_id, m.generation_id,
-					   m.member_id, m.group_instance_id)
+	r.error_code = s ? coord_heartbeat(s->coord, now_ms(), m->group_id, m->generation_id,
+					   m->member_id, m->group_instance_id)
 			 : KERR_NOT_COORDINATOR;
 	kmsg_heartbeat_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }
 
-void handle_leave_group(struct agent *a, struct request *req)
+void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_leave_group_req *m)
 {
-	struct kmsg_leave_group_req m;
-	kmsg_leave_group_req_init(&m);
-	if (kmsg_leave_group_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "LeaveGroup");
-		return;
-	}
 	struct group_svc *s = svc(a);
 	struct kmsg_leave_group_resp r;
 	kmsg_leave_group_resp_init(&r);
@@ -825,10 +795,10 @@ void handle_leave_group(struct agent *a, struct request *req)
 		r.error_code = KERR_NOT_COORDINATOR;
 	} else if (req->api_version < 3) {
 		bool found;
-		r.error_code = coord_leave(s->coord, now_ms(), m.group_id, m.member_id, KSTR_NULL,
+		r.error_code = coord_leave(s->coord, now_ms(), m->group_id, m->member_id, KSTR_NULL,
 					   &found, &s->effects);
 	} else {
-		int32_t n = m.members_count > 0 ? m.members_count : 0;
+		int32_t n = m->members_count > 0 ? m->members_count : 0;
 		if (!REQ_ARRAY(req, n, r.members)) {
 			request_fail_close(req);
 			return;
@@ -837,12 +807,12 @@ void handle_leave_group(struct agent *a, struct request *req)
 		for (int32_t i = 0; i < n; i++) {
 			struct kmsg_leave_group_resp_member_response *mr = &r.members[i];
 			kmsg_leave_group_resp_member_response_init(mr);
-			mr->member_id = m.members[i].member_id;
-			mr->group_instance_id = m.members[i].group_instance_id;
+			mr->member_id = m->members[i].member_id;
+			mr->group_instance_id = m->members[i].group_instance_id;
 			bool found;
-			mr->error_code = coord_leave(s->coord, now_ms(), m.group_id,
-						     m.members[i].member_id,
-						     m.members[i].group_instance_id, &found,
+			mr->error_code = coord_leave(s->coord, now_ms(), m->group_id,
+						     m->members[i].member_id,
+						     m->members[i].group_instance_id, &found,
 						     &s->effects);
 			if (mr->error_code == KERR_COORDINATOR_NOT_AVAILABLE)
 				r.error_code = mr->error_code;
@@ -881,14 +851,8 @@ static void commit_done(struct group_svc *s, struct store_op *op)
 	commit_respond((struct commit_job *)op, op->rc);
 }
 
-void handle_offset_commit(struct agent *a, struct request *req)
+void handle_offset_commit(struct agent *a, struct request *req, const struct kmsg_offset_commit_req *m)
 {
-	struct kmsg_offset_commit_req m;
-	kmsg_offset_commit_req_init(&m);
-	if (kmsg_offset_commit_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "OffsetCommit");
-		return;
-	}
 	struct group_svc *s = svc(a);
 	struct commit_job *j;
 	if (!REQ_ARRAY(req, 1, j)) {
@@ -898,14 +862,14 @@ void handle_offset_commit(struct agent *a, struct request *req)
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
 	int16_t check = !s ? KERR_NOT_COORDINATOR
-			   : coord_commit_check(s->coord, now_ms(), m.group_id,
-						m.generation_id_or_member_epoch, m.member_id,
-						m.group_instance_id, req->api_version);
-	char *group = api_cstr_dup(req, m.group_id);
+			   : coord_commit_check(s->coord, now_ms(), m->group_id,
+						m->generation_id_or_member_epoch, m->member_id,
+						m->group_instance_id, req->api_version);
+	char *group = api_cstr_dup(req, m->group_id);
 	size_t total = 0;
-	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;
+	int32_t nt = m->topics_count > 0 ? m->topics_count : 0;
 	for (int32_t t = 0; t < nt; t++)
-		total += m.topics[t].partitions_count > 0 ? (size_t)m.topics[t].partitions_count : 0;
+		total += m->topics[t].partitions_count > 0 ? (size_t)m->topics[t].partitions_count : 0;
 	if (!group || !REQ_ARRAY(req, nt, j->resp.topics) || !REQ_ARRAY(req, total, j->op.rows)) {
 		request_fail_close(req);
 		return;
@@ -913,7 +877,7 @@ void handle_offset_commit(struct agent *a, struct request *req)
 	j->resp.topics_count = nt;
 	int64_t wall = clock_wall_ms();
 	for (int32_t t = 0; t < nt; t++) {
-		struct kmsg_offset_commit_req_offset_commit_request_topic *qt = &m.topics[t];
+		struct kmsg_offset_commit_req_offset_commit_request_topic *qt = &m->topics[t];
 		struct kmsg_offset_commit_resp_offset_commit_response_topic *rt = &j->resp.topics[t];
 		kmsg_offset_commit_resp_offset_commit_response_topic_init(rt);
 		rt->name = qt->name;
@@ -1121,19 +1085,13 @@ out_free:
 	return rc;
 }
 
-void handle_offset_fetch(struct agent *a, struct request *req)
+void handle_offset_fetch(struct agent *a, struct request *req, const struct kmsg_offset_fetch_req *m)
 {
-	struct kmsg_offset_fetch_req m;
-	kmsg_offset_fetch_req_init(&m);
-	if (kmsg_offset_fetch_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "OffsetFetch");
-		return;
-	}
 	/* require_stable: no transactional offsets exist here, so nothing is
 	 * ever pending and every offset is stable. */
 	struct kmsg_offset_fetch_resp r;
 	kmsg_offset_fetch_resp_init(&r);
-	int32_t ngroups = req->api_version >= 8 ? (m.groups_count > 0 ? m.groups_count : 0) : 1;
+	int32_t ngroups = req->api_version >= 8 ? (m->groups_count > 0 ? m->groups_count : 0) : 1;
 	struct group_answer *ga;
 	if (!REQ_ARRAY(req, ngroups, ga))
 		goto out_fail;
@@ -1144,25 +1102,25 @@ void handle_offset_fetch(struct agent *a, struct request *req)
 		int32_t *counts = NULL;
 		int32_t **parts = NULL;
 		if (req->api_version >= 8) {
-			gid = m.groups[g].group_id;
-			tc = m.groups[g].topics_count;
+			gid = m->groups[g].group_id;
+			tc = m->groups[g].topics_count;
 		} else {
-			gid = m.group_id;
+			gid = m->group_id;
 			/* v0-1 have no null list: an empty one is just empty. */
-			tc = m.topics_count;
+			tc = m->topics_count;
 		}
 		int32_t n = tc > 0 ? tc : 0;
 		if (!REQ_ARRAY(req, n, names) || !REQ_ARRAY(req, n, counts) || !REQ_ARRAY(req, n, parts))
 			goto out_fail;
 		for (int32_t i = 0; i < n; i++) {
 			if (req->api_version >= 8) {
-				names[i] = m.groups[g].topics[i].name;
-				counts[i] = m.groups[g].topics[i].partition_indexes_count;
-				parts[i] = m.groups[g].topics[i].partition_indexes;
+				names[i] = m->groups[g].topics[i].name;
+				counts[i] = m->groups[g].topics[i].partition_indexes_count;
+				parts[i] = m->groups[g].topics[i].partition_indexes;
 			} else {
-				names[i] = m.topics[i].name;
-				counts[i] = m.topics[i].partition_indexes_count;
-				parts[i] = m.topics[i].partition_indexes;
+				names[i] = m->topics[i].name;
+				counts[i] = m->topics[i].partition_indexes_count;
+				parts[i] = m->topics[i].partition_indexes;
 			}
 		}
 		if (answer_group(a, req, gid, tc, names, counts, parts, &ga[g]) != 0)
@@ -1175,7 +1133,7 @@ void handle_offset_fetch(struct agent *a, struct request *req)
 		for (int32_t g = 0; g < ngroups; g++) {
 			struct kmsg_offset_fetch_resp_offset_fetch_response_group *rg = &r.groups[g];
 			kmsg_offset_fetch_resp_offset_fetch_response_group_init(rg);
-			rg->group_id = m.groups[g].group_id;
+			rg->group_id = m->groups[g].group_id;
 			rg->error_code = ga[g].error;
 			rg->topics_count = ga[g].count;
 			if (!REQ_ARRAY(req, ga[g].count, rg->topics))
@@ -1279,23 +1237,17 @@ static void list_stored(void *arg, const char *id, void *value)
 		list_add(l, id, "Empty", "consumer");
 }
 
-void handle_list_groups(struct agent *a, struct request *req)
+void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_list_groups_req *m)
 {
-	struct kmsg_list_groups_req m;
-	kmsg_list_groups_req_init(&m);
-	if (kmsg_list_groups_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "ListGroups");
-		return;
-	}
 	struct kmsg_list_groups_resp r;
 	kmsg_list_groups_resp_init(&r);
 	struct group_svc *s = svc(a);
 	bool classic = true;
-	if (req->api_version >= 5 && m.types_filter_count > 0) {
+	if (req->api_version >= 5 && m->types_filter_count > 0) {
 		classic = false;
-		for (int32_t i = 0; i < m.types_filter_count; i++)
-			if (m.types_filter[i].len == 7 &&
-			    strncasecmp(m.types_filter[i].ptr, "classic", 7) == 0)
+		for (int32_t i = 0; i < m->types_filter_count; i++)
+			if (m->types_filter[i].len == 7 &&
+			    strncasecmp(m->types_filter[i].ptr, "classic", 7) == 0)
 				classic = true;
 	}
 	if (!s) {
@@ -1306,7 +1258,7 @@ void handle_list_groups(struct agent *a, struct request *req)
 			request_fail_close(req);
 			return;
 		}
-		struct listed l = { req, &r, cap, &m, s };
+		struct listed l = { req, &r, cap, m, s };
 		coord_groups_each(s->coord, list_each, &l);
 		/* Groups known only by their offsets (e.g. after a restart). */
 		strmap_each(&s->stored, list_stored, &l);
@@ -1385,17 +1337,11 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 	return 0;
 }
 
-void handle_describe_groups(struct agent *a, struct request *req)
+void handle_describe_groups(struct agent *a, struct request *req, const struct kmsg_describe_groups_req *m)
 {
-	struct kmsg_describe_groups_req m;
-	kmsg_describe_groups_req_init(&m);
-	if (kmsg_describe_groups_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DescribeGroups");
-		return;
-	}
 	struct kmsg_describe_groups_resp r;
 	kmsg_describe_groups_resp_init(&r);
-	int32_t n = m.groups_count > 0 ? m.groups_count : 0;
+	int32_t n = m->groups_count > 0 ? m->groups_count : 0;
 	if (!REQ_ARRAY(req, n, r.groups)) {
 		request_fail_close(req);
 		return;
@@ -1404,7 +1350,7 @@ void handle_describe_groups(struct agent *a, struct request *req)
 	struct group_svc *s = svc(a);
 	for (int32_t i = 0; i < n; i++) {
 		kmsg_describe_groups_resp_described_group_init(&r.groups[i]);
-		if (describe_one(a, s, req, m.groups[i], m.include_authorized_operations,
+		if (describe_one(a, s, req, m->groups[i], m->include_authorized_operations,
 				 &r.groups[i]) != 0) {
 			request_fail_close(req);
 			return;
@@ -1449,17 +1395,11 @@ static void group_delete_done(struct group_svc *s, struct store_op *op)
 		delete_groups_respond(d);
 }
 
-void handle_delete_groups(struct agent *a, struct request *req)
+void handle_delete_groups(struct agent *a, struct request *req, const struct kmsg_delete_groups_req *m)
 {
-	struct kmsg_delete_groups_req m;
-	kmsg_delete_groups_req_init(&m);
-	if (kmsg_delete_groups_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DeleteGroups");
-		return;
-	}
 	struct delete_groups *d;
 	struct group_delete *gd;
-	int32_t n = m.groups_names_count > 0 ? m.groups_names_count : 0;
+	int32_t n = m->groups_names_count > 0 ? m->groups_names_count : 0;
 	if (!REQ_ARRAY(req, 1, d) || !REQ_ARRAY(req, n, gd)) {
 		request_fail_close(req);
 		return;
@@ -1477,7 +1417,7 @@ void handle_delete_groups(struct agent *a, struct request *req)
 	for (int32_t i = 0; i < n; i++) {
 		struct kmsg_delete_groups_resp_deletable_group_result *res = &d->r.results[i];
 		kmsg_delete_groups_resp_deletable_group_result_init(res);
-		kstr id = m.groups_names[i];
+		kstr id = m->groups_names[i];
 		res->group_id = id;
 		if (!s) {
 			res->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
@@ -1559,14 +1499,8 @@ static void offset_delete_done(struct group_svc *s, struct store_op *op)
 	offset_delete_respond(od);
 }
 
-void handle_offset_delete(struct agent *a, struct request *req)
+void handle_offset_delete(struct agent *a, struct request *req, const struct kmsg_offset_delete_req *m)
 {
-	struct kmsg_offset_delete_req m;
-	kmsg_offset_delete_req_init(&m);
-	if (kmsg_offset_delete_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "OffsetDelete");
-		return;
-	}
 	struct offset_delete *od;
 	if (!REQ_ARRAY(req, 1, od)) {
 		request_fail_close(req);
@@ -1582,12 +1516,12 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		goto out_respond;
 	}
-	key = api_cstr_dup(req, m.group_id);
-	if (!key || has_nul(m.group_id) || m.group_id.len > COORD_GROUP_ID_BYTES_MAX) {
+	key = api_cstr_dup(req, m->group_id);
+	if (!key || has_nul(m->group_id) || m->group_id.len > COORD_GROUP_ID_BYTES_MAX) {
 		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
 	}
-	g = coord_group_find(s->coord, m.group_id);
+	g = coord_group_find(s->coord, m->group_id);
 	if (!g && !stored_get(s, key)) {
 		r->error_code = KERR_GROUP_ID_NOT_FOUND;
 		goto out_respond;
@@ -1597,10 +1531,10 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		r->error_code = KERR_NON_EMPTY_GROUP;
 		goto out_respond;
 	}
-	int32_t nt = m.topics_count > 0 ? m.topics_count : 0;
+	int32_t nt = m->topics_count > 0 ? m->topics_count : 0;
 	size_t total = 0;
 	for (int32_t t = 0; t < nt; t++)
-		total += m.topics[t].partitions_count > 0 ? (size_t)m.topics[t].partitions_count : 0;
+		total += m->topics[t].partitions_count > 0 ? (size_t)m->topics[t].partitions_count : 0;
 	int64_t *tids;
 	int32_t *parts;
 	if (!REQ_ARRAY(req, nt, r->topics) || !REQ_ARRAY(req, total, tids) ||
@@ -1613,8 +1547,8 @@ void handle_offset_delete(struct agent *a, struct request *req)
 	for (int32_t t = 0; t < nt; t++) {
 		struct kmsg_offset_delete_resp_offset_delete_response_topic *rt = &r->topics[t];
 		kmsg_offset_delete_resp_offset_delete_response_topic_init(rt);
-		rt->name = m.topics[t].name;
-		int32_t np = m.topics[t].partitions_count > 0 ? m.topics[t].partitions_count : 0;
+		rt->name = m->topics[t].name;
+		int32_t np = m->topics[t].partitions_count > 0 ? m->topics[t].partitions_count : 0;
 		if (!REQ_ARRAY(req, np, rt->partitions)) {
 			request_fail_close(req);
 			return;
@@ -1625,7 +1559,7 @@ void handle_offset_delete(struct agent *a, struct request *req)
 		for (int32_t p = 0; p < np; p++) {
 			struct kmsg_offset_delete_resp_offset_delete_response_partition *rp = &rt->partitions[p];
 			kmsg_offset_delete_resp_offset_delete_response_partition_init(rp);
-			rp->partition_index = m.topics[t].partitions[p].partition_index;
+			rp->partition_index = m->topics[t].partitions[p].partition_index;
 			if (!ts || rp->partition_index < 0 || rp->partition_index >= ts->partition_count)
 				rp->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			else if (sub)

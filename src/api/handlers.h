@@ -1,47 +1,50 @@
 /* handlers.h — one handler per API key (api.c's table) and the helpers
- * they share. Private to src/api. */
+ * they share. Private to src/api.
+ *
+ * api_handle has decoded the body before a handler runs: `m` is the
+ * request's message in the request arena, valid until the request is
+ * answered (request_respond, request_no_reply or request_fail_close). A
+ * body that does not decode never reaches its handler. */
 #ifndef SLUICE_API_HANDLERS_H
 #define SLUICE_API_HANDLERS_H
 
 #include <stdint.h>
 
+#include "kmsg.h"
 #include "net/server.h"
 
 struct agent;
 
-void handle_produce(struct agent *a, struct request *req);
-void handle_fetch(struct agent *a, struct request *req);
-void handle_list_offsets(struct agent *a, struct request *req);
-void handle_metadata(struct agent *a, struct request *req);
-void handle_api_versions(struct agent *a, struct request *req);
-void handle_create_topics(struct agent *a, struct request *req);
-void handle_delete_topics(struct agent *a, struct request *req);
-void handle_init_producer_id(struct agent *a, struct request *req);
-void handle_describe_configs(struct agent *a, struct request *req);
-void handle_create_partitions(struct agent *a, struct request *req);
-void handle_delete_records(struct agent *a, struct request *req);
-void handle_incremental_alter_configs(struct agent *a, struct request *req);
-void handle_describe_cluster(struct agent *a, struct request *req);
+void handle_produce(struct agent *a, struct request *req, const struct kmsg_produce_req *m);
+void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_req *m);
+void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg_list_offsets_req *m);
+void handle_metadata(struct agent *a, struct request *req, const struct kmsg_metadata_req *m);
+void handle_api_versions(struct agent *a, struct request *req, const struct kmsg_api_versions_req *m);
+void handle_create_topics(struct agent *a, struct request *req, const struct kmsg_create_topics_req *m);
+void handle_delete_topics(struct agent *a, struct request *req, const struct kmsg_delete_topics_req *m);
+void handle_init_producer_id(struct agent *a, struct request *req, const struct kmsg_init_producer_id_req *m);
+void handle_describe_configs(struct agent *a, struct request *req, const struct kmsg_describe_configs_req *m);
+void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m);
+void handle_delete_records(struct agent *a, struct request *req, const struct kmsg_delete_records_req *m);
+void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m);
+void handle_describe_cluster(struct agent *a, struct request *req, const struct kmsg_describe_cluster_req *m);
 /* groups.c */
-void handle_find_coordinator(struct agent *a, struct request *req);
-void handle_join_group(struct agent *a, struct request *req);
-void handle_sync_group(struct agent *a, struct request *req);
-void handle_heartbeat(struct agent *a, struct request *req);
-void handle_leave_group(struct agent *a, struct request *req);
-void handle_offset_commit(struct agent *a, struct request *req);
-void handle_offset_fetch(struct agent *a, struct request *req);
-void handle_list_groups(struct agent *a, struct request *req);
-void handle_describe_groups(struct agent *a, struct request *req);
-void handle_delete_groups(struct agent *a, struct request *req);
-void handle_offset_delete(struct agent *a, struct request *req);
+void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m);
+void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m);
+void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m);
+void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_heartbeat_req *m);
+void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_leave_group_req *m);
+void handle_offset_commit(struct agent *a, struct request *req, const struct kmsg_offset_commit_req *m);
+void handle_offset_fetch(struct agent *a, struct request *req, const struct kmsg_offset_fetch_req *m);
+void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_list_groups_req *m);
+void handle_describe_groups(struct agent *a, struct request *req, const struct kmsg_describe_groups_req *m);
+void handle_delete_groups(struct agent *a, struct request *req, const struct kmsg_delete_groups_req *m);
+void handle_offset_delete(struct agent *a, struct request *req, const struct kmsg_offset_delete_req *m);
 
 void api_versions_respond(struct request *req, int16_t version, int16_t error);
 
 /* Allocate n zeroed elements from the request's arena; NULL on limit. */
 #define REQ_ARRAY(req, n, ptr) ((ptr) = arena_alloc(&(req)->arena, sizeof *(ptr) * (size_t)((n) > 0 ? (n) : 0)))
-
-/* A malformed body: Kafka closes the connection. */
-void api_malformed(struct request *req, const char *api);
 
 /* Copy a C string into the request's arena as a kstr (for responses
  * encoded after the source may have changed). */

@@ -207,14 +207,8 @@ static int16_t lookup(struct agent *a, struct lo_ctx *ctx, struct topic_state *t
 	}
 }
 
-void handle_list_offsets(struct agent *a, struct request *req)
+void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg_list_offsets_req *m)
 {
-	struct kmsg_list_offsets_req m;
-	kmsg_list_offsets_req_init(&m);
-	if (kmsg_list_offsets_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "ListOffsets");
-		return;
-	}
 	struct lo_ctx *ctx;
 	if (!REQ_ARRAY(req, 1, ctx)) {
 		request_fail_close(req);
@@ -224,13 +218,13 @@ void handle_list_offsets(struct agent *a, struct request *req)
 	ctx->pending = 1; /* held while the partitions are started */
 	struct kmsg_list_offsets_resp *r = &ctx->r;
 	kmsg_list_offsets_resp_init(r);
-	r->topics_count = m.topics_count > 0 ? m.topics_count : 0;
+	r->topics_count = m->topics_count > 0 ? m->topics_count : 0;
 	if (!REQ_ARRAY(req, r->topics_count, r->topics)) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < r->topics_count; i++) {
-		struct kmsg_list_offsets_req_list_offsets_topic *qt = &m.topics[i];
+		struct kmsg_list_offsets_req_list_offsets_topic *qt = &m->topics[i];
 		struct kmsg_list_offsets_resp_list_offsets_topic_response *rt = &r->topics[i];
 		kmsg_list_offsets_resp_list_offsets_topic_response_init(rt);
 		rt->name = qt->name;

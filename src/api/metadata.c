@@ -12,35 +12,6 @@
 #include "kmsg.h"
 #include "proto/kerr.h"
 
-void api_malformed(struct request *req, const char *api)
-{
-	log_warn("%s: malformed %s v%d request; closing", request_peer(req), api,
-		 req->api_version);
-	request_fail_close(req);
-}
-
-kstr api_kstr_dup(struct request *req, const char *s)
-{
-	size_t n = strlen(s);
-	char *p = arena_alloc(&req->arena, n + 1);
-	if (!p)
-		return KSTR("");
-	memcpy(p, s, n);
-	return (kstr){ p, (int32_t)n };
-}
-
-char *api_cstr_dup(struct request *req, kstr s)
-{
-	if (s.len < 0)
-		return NULL;
-	char *p = arena_alloc(&req->arena, (size_t)s.len + 1);
-	if (!p)
-		return NULL;
-	memcpy(p, s.ptr, (size_t)s.len);
-	p[s.len] = 0;
-	return p;
-}
-
 static int fill_topic(struct agent *a, struct request *req,
 		      struct kmsg_metadata_resp_metadata_response_topic *rt,
 		      struct topic_state *t)
@@ -114,22 +85,16 @@ static bool is_zero_uuid(const uint8_t u[16])
 	return true;
 }
 
-void handle_metadata(struct agent *a, struct request *req)
+void handle_metadata(struct agent *a, struct request *req, const struct kmsg_metadata_req *m)
 {
-	struct kmsg_metadata_req m;
-	kmsg_metadata_req_init(&m);
-	if (kmsg_metadata_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "Metadata");
-		return;
-	}
 	struct kmsg_metadata_resp r;
 	kmsg_metadata_resp_init(&r);
 	fill_brokers(a, req, &r);
 	/* v0: an empty list means all topics; v1+: null means all. */
-	bool all = m.topics_count < 0 || (req->api_version == 0 && m.topics_count == 0);
+	bool all = m->topics_count < 0 || (req->api_version == 0 && m->topics_count == 0);
 	bool auto_create = a->cfg.auto_create_topics &&
-			   (req->api_version < 4 || m.allow_auto_topic_creation);
-	int32_t n = all ? (int32_t)agent_topic_count(a) : m.topics_count;
+			   (req->api_version < 4 || m->allow_auto_topic_creation);
+	int32_t n = all ? (int32_t)agent_topic_count(a) : m->topics_count;
 	if (!REQ_ARRAY(req, n, r.topics)) {
 		request_fail_close(req);
 		return;
@@ -142,8 +107,8 @@ void handle_metadata(struct agent *a, struct request *req)
 			return;
 		}
 	} else {
-		for (int32_t i = 0; i < m.topics_count; i++) {
-			struct kmsg_metadata_req_metadata_request_topic *qt = &m.topics[i];
+		for (int32_t i = 0; i < m->topics_count; i++) {
+			struct kmsg_metadata_req_metadata_request_topic *qt = &m->topics[i];
 			struct kmsg_metadata_resp_metadata_response_topic *rt = &r.topics[r.topics_count++];
 			kmsg_metadata_resp_metadata_response_topic_init(rt);
 			rt->name = qt->name;
@@ -187,18 +152,12 @@ void handle_metadata(struct agent *a, struct request *req)
 	request_respond(req);
 }
 
-void handle_describe_cluster(struct agent *a, struct request *req)
+void handle_describe_cluster(struct agent *a, struct request *req, const struct kmsg_describe_cluster_req *m)
 {
-	struct kmsg_describe_cluster_req m;
-	kmsg_describe_cluster_req_init(&m);
-	if (kmsg_describe_cluster_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "DescribeCluster");
-		return;
-	}
 	struct kmsg_describe_cluster_resp r;
 	kmsg_describe_cluster_resp_init(&r);
 	/* endpoint_type 1 is brokers; 2 (controllers) we do not have. */
-	if (req->api_version >= 1 && m.endpoint_type != 1) {
+	if (req->api_version >= 1 && m->endpoint_type != 1) {
 		r.error_code = KERR_UNSUPPORTED_VERSION;
 		r.error_message = KSTR("only broker endpoints (endpoint_type 1) are served");
 	} else {

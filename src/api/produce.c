@@ -254,14 +254,8 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	return KERR_NONE;
 }
 
-void handle_produce(struct agent *a, struct request *req)
+void handle_produce(struct agent *a, struct request *req, const struct kmsg_produce_req *m)
 {
-	struct kmsg_produce_req m;
-	kmsg_produce_req_init(&m);
-	if (kmsg_produce_req_decode(&req->body, req->api_version, &m, &req->arena) != 0) {
-		api_malformed(req, "Produce");
-		return;
-	}
 	struct produce_ctx *ctx;
 	if (!REQ_ARRAY(req, 1, ctx)) {
 		request_fail_close(req);
@@ -269,11 +263,11 @@ void handle_produce(struct agent *a, struct request *req)
 	}
 	ctx->req = req;
 	ctx->a = a;
-	ctx->acks0 = m.acks == 0;
+	ctx->acks0 = m->acks == 0;
 	kmsg_produce_resp_init(&ctx->resp);
 	struct kmsg_produce_resp *r = &ctx->resp;
-	bool acks_ok = m.acks == 0 || m.acks == 1 || m.acks == -1;
-	r->responses_count = m.topic_data_count > 0 ? m.topic_data_count : 0;
+	bool acks_ok = m->acks == 0 || m->acks == 1 || m->acks == -1;
+	r->responses_count = m->topic_data_count > 0 ? m->topic_data_count : 0;
 	if (!REQ_ARRAY(req, r->responses_count, r->responses)) {
 		request_fail_close(req);
 		return;
@@ -282,7 +276,7 @@ void handle_produce(struct agent *a, struct request *req)
 	 * the request (its frame holds the batch bytes) must live until the
 	 * commit answers, so nothing after that may fail the request. */
 	for (int32_t i = 0; i < r->responses_count; i++) {
-		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
+		struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];
 		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
 		kmsg_produce_resp_topic_produce_response_init(rt);
 		rt->name = td->name;
@@ -292,10 +286,10 @@ void handle_produce(struct agent *a, struct request *req)
 			return;
 		}
 	}
-	ctx->txn_refused = m.transactional_id.len < 0 && has_transactional_records(&m);
+	ctx->txn_refused = m->transactional_id.len < 0 && has_transactional_records(m);
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
-		struct kmsg_produce_req_topic_produce_data *td = &m.topic_data[i];
+		struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];
 		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
 		struct topic_state *t = agent_topic(a, td->name);
 		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
