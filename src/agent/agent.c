@@ -1,6 +1,8 @@
 /* agent.c — wiring of one agent: stores, catalog, write path, listener,
  * signals and the drain on shutdown. */
 #include "agent/agent.h"
+#include "agent/collect.h"
+#include "agent/maintenance.h"
 #include "agent/retention.h"
 
 #include <inttypes.h>
@@ -390,7 +392,9 @@ static void on_writer_drain(void *arg)
 		log_info("drained; exiting");
 		fetch_shutdown(a);
 		groups_shutdown(a);
+		maint_stop(a);
 		retention_stop(a);
+		collect_stop(a);
 		server_close(a->server);
 		a->server = NULL;
 		writer_free(a->writer);
@@ -453,7 +457,11 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 	rc = groups_start(a);
 	if (rc)
 		return rc;
-	rc = retention_start(a);
+	rc = maint_start(a);
+	if (!rc)
+		rc = retention_start(a);
+	if (!rc)
+		rc = collect_start(a);
 	if (rc)
 		return rc;
 	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX,
@@ -489,6 +497,8 @@ void agent_free(struct agent *a)
 	producers_free(&a->producers);
 	groups_free(a);
 	retention_free(a);
+	collect_free(a);
+	maint_free(a);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

@@ -30,6 +30,8 @@ struct objstore;
 struct fetch_wait;
 struct group_svc;
 struct retention;
+struct maint;
+struct collect;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -75,7 +77,9 @@ struct agent {
 	struct fetch_wait *waiters;   /* long-polling fetches */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group coordinator (api/groups.c) */
+	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
+	struct collect *collect;      /* dead-object collection (agent/collect.c) */
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "agent/agent.h"
+#include "agent/maintenance.h"
 #include "agent/retention.h"
 #include "agent/topic_config.h"
 #include "api/handlers.h"
@@ -187,7 +188,7 @@ void handle_delete_topics(struct agent *a, struct request *req, const struct kms
 }
 
 struct delrec_job {
-	struct trim_job tj;
+	struct maint_job tj;
 	struct request *req;
 	struct kmsg_delete_records_resp r;
 	/* tj.items[i]'s answer */
@@ -219,11 +220,11 @@ static void delete_records_respond(struct delrec_job *job)
 
 /* The trims are back (the agent's log starts already raised; a topic
  * deleted meanwhile keeps the answer its trim got). */
-static void delete_records_done(struct trim_job *tj, void *arg)
+static void delete_records_done(struct maint_job *tj, void *arg)
 {
 	struct delrec_job *job = arg;
 	for (size_t i = 0; i < tj->n; i++) {
-		const struct trim_item *it = &tj->items[i];
+		const struct maint_trim *it = &tj->items[i];
 		if (!it->err) {
 			job->rps[i]->low_watermark = it->log_start;
 			continue;
@@ -237,17 +238,17 @@ static void delete_records_done(struct trim_job *tj, void *arg)
 	delete_records_respond(job);
 }
 
-/* The partitions that pass the checks are trimmed through the agent's trim
- * queue (a trim may delete many rows and waits on the store's fsync), then
- * the answer goes out from the loop. The job lives in the request's
- * arena, which outlives it even if the client goes. */
+/* The partitions that pass the checks are trimmed through the agent's
+ * maintenance queue (a trim may delete many rows and waits on the store's
+ * fsync), then the answer goes out from the loop. The job lives in the
+ * request's arena, which outlives it even if the client goes. */
 void handle_delete_records(struct agent *a, struct request *req, const struct kmsg_delete_records_req *m)
 {
 	struct delrec_job *job = arena_alloc(&req->arena, sizeof *job);
 	size_t total = 0;
 	for (int32_t i = 0; i < m->topics_count; i++)
 		total += m->topics[i].partitions_count > 0 ? (size_t)m->topics[i].partitions_count : 0;
-	struct trim_item *items;
+	struct maint_trim *items;
 	struct kmsg_delete_records_resp_delete_records_partition_result **rps;
 	if (!job || !REQ_ARRAY(req, total, items) || !REQ_ARRAY(req, total, rps)) {
 		request_fail_close(req);
@@ -284,7 +285,7 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 			if (rp->error_code != KERR_NONE)
 				continue;
 			job->rps[job->tj.n] = rp;
-			job->tj.items[job->tj.n++] = (struct trim_item){
+			job->tj.items[job->tj.n++] = (struct maint_trim){
 				.tid = t->tid, .partition = rp->partition_index,
 				.trim = { offset, -1, -1, t->parts[rp->partition_index].high_watermark } };
 		}
@@ -292,7 +293,7 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 	if (job->tj.n == 0)
 		delete_records_respond(job);
 	else
-		trim_submit(a, &job->tj);
+		maint_submit(a, &job->tj);
 }
 
 void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m)

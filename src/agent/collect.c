@@ -1,0 +1,102 @@
+/* collect.c — the agent's background collection of dead objects
+ * (collect.h). */
+#include "agent/collect.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/maintenance.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
+#include "storage/gc.h"
+
+struct collect {
+	struct agent *a;
+	uv_timer_t timer;
+	struct maint_job job;
+	bool queued;
+	bool stopped;
+	struct gc_dead_stats stats; /* this pass so far */
+	int64_t after;              /* the pass's cursor */
+	int64_t cutoff_ms;
+	bool more;
+	int err;
+};
+
+/* One page of the pass per job, so trims (DeleteRecords waits for an
+ * answer) and a drain never wait behind a whole pass. */
+static void collect_work(struct maint_job *job, struct agent *a)
+{
+	struct collect *c = job->arg;
+	c->more = false;
+	if (maint_abandoning(a))
+		return;
+	c->err = gc_dead_objects(a->meta, a->store, c->cutoff_ms, NULL, NULL, &c->after, 1,
+				 &c->more, &c->stats);
+}
+
+static void collect_done(struct maint_job *job, void *arg)
+{
+	struct collect *c = arg;
+	if (c->more && !c->err && !c->stopped) {
+		maint_submit(c->a, job); /* the next page, behind what queued meanwhile */
+		return;
+	}
+	const struct gc_dead_stats *st = &c->stats;
+	if (st->deleted)
+		log_info("gc: deleted %" PRIu64 " dead objects (%" PRIu64 " bytes)", st->deleted,
+			 st->bytes);
+	if (c->err || st->failed)
+		log_warn("gc: %" PRIu64 " dead objects stay for the next pass: %s", st->failed,
+			 sl_strerror(c->err ? c->err : st->store_err));
+	memset(&c->stats, 0, sizeof c->stats);
+	c->err = 0;
+	c->queued = false;
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+	struct collect *c = timer->data;
+	if (c->queued || c->stopped)
+		return;
+	c->queued = true;
+	c->after = 0;
+	c->cutoff_ms = clock_wall_ms() - c->a->cfg.gc_grace_ms;
+	maint_submit(c->a, &c->job);
+}
+
+int collect_start(struct agent *a)
+{
+	struct collect *c = calloc(1, sizeof *c);
+	if (!c)
+		return SL_ENOMEM;
+	c->a = a;
+	c->job.work = collect_work;
+	c->job.done = collect_done;
+	c->job.arg = c;
+	uv_timer_init(a->loop, &c->timer);
+	c->timer.data = c;
+	if (a->cfg.gc_interval_ms > 0)
+		uv_timer_start(&c->timer, on_timer, (uint64_t)a->cfg.gc_interval_ms,
+			       (uint64_t)a->cfg.gc_interval_ms);
+	a->collect = c;
+	return 0;
+}
+
+void collect_stop(struct agent *a)
+{
+	struct collect *c = a->collect;
+	if (!c || c->stopped)
+		return;
+	c->stopped = true;
+	uv_close((uv_handle_t *)&c->timer, NULL);
+}
+
+void collect_free(struct agent *a)
+{
+	free(a->collect);
+	a->collect = NULL;
+}

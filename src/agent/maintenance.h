@@ -1,0 +1,60 @@
+/* maintenance.h — the agent's maintenance queue: background jobs that
+ * change the metadata store in bulk (trims: the retention sweep's and
+ * DeleteRecords'; pages of the dead-object collection) run one at a time
+ * on libuv's thread pool, in the order they were submitted, so
+ * maintenance never holds more than one pool thread and a job queued
+ * behind another sees its effects. When a trim job is back, the agent's
+ * partition state takes the log starts the store now has, then the job's
+ * done callback runs on the loop.
+ *
+ * Loop thread only, except a job's work callback (the pool). */
+#ifndef SLUICE_MAINTENANCE_H
+#define SLUICE_MAINTENANCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/meta.h"
+
+struct agent;
+
+/* One partition to trim, and what came back. */
+struct maint_trim {
+	int64_t tid;
+	int32_t partition;
+	struct meta_trim trim;
+	int64_t log_start; /* out: the log start in the metadata store */
+	int err;           /* out: 0, SL_EBUSY when abandoned, or the store's */
+};
+
+/* A job: either trims (items) or its own work. Owned by the submitter,
+ * which must keep it alive until done has run. */
+struct maint_job {
+	struct maint_job *next;
+	/* On the pool instead of trimming items (the dead-object collection). */
+	void (*work)(struct maint_job *job, struct agent *a);
+	struct maint_trim *items;
+	size_t n;
+	bool abandonable;  /* the sweep's: its items get SL_EBUSY once draining */
+	size_t moved;      /* out: log starts that rose */
+	/* On the loop once the job is back; may submit the job again. */
+	void (*done)(struct maint_job *job, void *arg);
+	void *arg;
+};
+
+/* 0 or SL_ENOMEM. */
+int maint_start(struct agent *a);
+/* Queue a job behind those already queued. A job that cannot reach the
+ * pool (an invalid loop) is done at once with SL_EIO on every item. */
+void maint_submit(struct agent *a, struct maint_job *job);
+/* Draining: abandonable jobs skip the items they have not reached; others
+ * (DeleteRecords, whose client waits) still run. */
+void maint_stop(struct agent *a);
+/* Whether maint_stop has run: a work callback (on the pool) checks it to
+ * end a long job early. */
+bool maint_abandoning(const struct agent *a);
+/* After the loop has stopped. */
+void maint_free(struct agent *a);
+
+#endif
