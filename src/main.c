@@ -10,6 +10,7 @@
 
 #include "agent/agent.h"
 #include "agent/config.h"
+#include "api/api.h"
 #include "base/log.h"
 #include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
@@ -64,7 +65,7 @@ static int cmd_serve(int argc, char **argv)
 	struct agent *a = calloc(1, sizeof *a);
 	if (!a)
 		return 1;
-	if (agent_start(a, loop, &cfg) != 0) {
+	if (agent_start(a, loop, &cfg, &api_agent_hooks) != 0) {
 		agent_free(a);
 		return 1;
 	}

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* groups_start/shutdown/free only, until the group service moves from
+ * api/groups.c to src/group. */
 #include "api/api.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -326,7 +328,7 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		cache_put(a->cache, key, object->data, object->len, object->cap);
 		kbuf_init(object);
 	}
-	fetch_wake(a);
+	a->hooks->committed(a);
 }
 
 static void on_signal(uv_signal_t *s, int signum);
@@ -390,7 +392,7 @@ static void on_writer_drain(void *arg)
 		server_resume_reads(a->server);
 	if (a->draining && writer_idle(a->writer)) {
 		log_info("drained; exiting");
-		fetch_shutdown(a);
+		a->hooks->drained(a);
 		groups_shutdown(a);
 		maint_stop(a);
 		retention_stop(a);
@@ -420,10 +422,12 @@ static void on_signal(uv_signal_t *s, int signum)
 	on_writer_drain(a);
 }
 
-int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
+int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
+		const struct agent_hooks *hooks)
 {
 	memset(a, 0, sizeof *a);
 	a->loop = loop;
+	a->hooks = hooks;
 	a->cfg = *cfg;
 	strmap_init(&a->topics);
 	strmap_init(&a->topics_by_tid);
@@ -466,7 +470,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg)
 		return rc;
 	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX,
 				    (size_t)cfg->queued_request_bytes };
-	rc = server_start(loop, &sc, api_handle, a, &a->server);
+	rc = server_start(loop, &sc, hooks->handle, a, &a->server);
 	if (rc)
 		return rc;
 	uv_signal_init(loop, &a->sigint);

@@ -15,6 +15,7 @@
 #include "base/buf.h"
 #include "base/strmap.h"
 #include "meta/meta.h"
+#include "net/server.h"
 #include "objstore/objstore.h"
 #include "storage/writer.h"
 
@@ -66,6 +67,7 @@ struct topic_state {
 struct agent {
 	uv_loop_t *loop;
 	struct config cfg;
+	const struct agent_hooks *hooks;
 	struct meta *meta;
 	struct objstore *store;
 	struct writer *writer;
@@ -89,9 +91,23 @@ struct agent {
 	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };
 
-/* Open the stores, load the catalog, start listening. Returns 0 or a
+/* What the layer that serves requests (src/api) does at the agent's
+ * events. The agent never calls into that layer except through these, so
+ * the dependency runs one way (api -> agent); main.c wires them. */
+struct agent_hooks {
+	server_handle_fn handle;            /* every request, on the loop */
+	/* A commit made records visible (high watermarks moved). */
+	void (*committed)(struct agent *a);
+	/* The drain is done (everything held is committed): answer every
+	 * request still waiting, before the server closes. */
+	void (*drained)(struct agent *a);
+};
+
+/* Open the stores, load the catalog, start listening; hooks (kept by
+ * pointer: static storage) are called from then on. Returns 0 or a
  * negative code after logging why. */
-int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg);
+int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
+		const struct agent_hooks *hooks);
 /* Free everything after the loop has stopped. */
 void agent_free(struct agent *a);
 

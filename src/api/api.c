@@ -75,6 +75,12 @@ const struct api_row api_table[] = { API_LIST(X) };
 #undef X
 const int api_table_count = (int)(sizeof api_table / sizeof api_table[0]);
 
+const struct agent_hooks api_agent_hooks = {
+	.handle = api_handle,
+	.committed = fetch_wake,
+	.drained = fetch_shutdown,
+};
+
 const struct api_row *api_row_find(int16_t key)
 {
 	for (int i = 0; i < api_table_count; i++)

@@ -1,14 +1,14 @@
 /* api.h — the Kafka API layer: the dispatch table (one row per API key:
  * versions, first flexible version, handler) from which ApiVersions is
- * also answered, and the hooks the agent calls into it. */
+ * also answered, and the hooks (agent_hooks) through which the agent's
+ * events reach it. */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H
 
 #include <stdint.h>
 
+#include "agent/agent.h"
 #include "net/server.h"
-
-struct agent;
 
 struct api_row {
 	int16_t key;
@@ -32,10 +32,10 @@ const struct api_row *api_row_find(int16_t key);
  * body, dispatch. */
 void api_handle(struct request *req);
 
-/* A commit made data visible: re-check waiting fetches. */
-void fetch_wake(struct agent *a);
-/* Answer every waiting fetch now (shutdown). */
-void fetch_shutdown(struct agent *a);
+/* What the API layer does at the agent's events (agent.h): handle
+ * requests, re-check waiting fetches after a commit, answer them at the
+ * end of a drain. main.c gives these to agent_start. */
+extern const struct agent_hooks api_agent_hooks;
 
 /* Consumer groups (groups.c): start the coordinator and its timer
  * (0 or SL_ENOMEM); on drain, answer pending joins/syncs and stop the
