@@ -1,7 +1,10 @@
-/* kerr.h — Kafka's error codes, as the protocol guide numbers them. Only
- * the API layer uses these; the rest of Sluice speaks sl_err. */
+/* kerr.h — Kafka's error codes, as the protocol guide numbers them, and
+ * their names (kerr.c). Only the API layer and the Kafka clients among the
+ * tools use these; the rest of Sluice speaks sl_err. */
 #ifndef SLUICE_KERR_H
 #define SLUICE_KERR_H
+
+#include <stdint.h>
 
 enum kerr {
 	KERR_UNKNOWN_SERVER_ERROR = -1,
@@ -81,5 +84,10 @@ enum kerr {
 	KERR_FENCED_MEMBER_EPOCH = 110,
 	KERR_OFFSET_MOVED_TO_TIERED_STORAGE = 109,
 };
+
+/* The name of error code as Kafka's Errors enum spells it ("NONE",
+ * "NOT_COORDINATOR", ...); "UNKNOWN_ERROR_CODE" for a code not above.
+ * The string is static. */
+const char *kerr_name(int16_t code);
 
 #endif

@@ -45,25 +45,6 @@ struct client {
 	int frame_count;
 };
 
-static const char *kerr_name(int16_t e)
-{
-	switch (e) {
-	case KERR_NONE: return "NONE";
-	case KERR_UNKNOWN_TOPIC_OR_PARTITION: return "UNKNOWN_TOPIC_OR_PARTITION";
-	case KERR_COORDINATOR_NOT_AVAILABLE: return "COORDINATOR_NOT_AVAILABLE";
-	case KERR_NOT_COORDINATOR: return "NOT_COORDINATOR";
-	case KERR_INVALID_GROUP_ID: return "INVALID_GROUP_ID";
-	case KERR_UNKNOWN_MEMBER_ID: return "UNKNOWN_MEMBER_ID";
-	case KERR_ILLEGAL_GENERATION: return "ILLEGAL_GENERATION";
-	case KERR_REBALANCE_IN_PROGRESS: return "REBALANCE_IN_PROGRESS";
-	case KERR_NON_EMPTY_GROUP: return "NON_EMPTY_GROUP";
-	case KERR_GROUP_ID_NOT_FOUND: return "GROUP_ID_NOT_FOUND";
-	case KERR_OFFSET_METADATA_TOO_LARGE: return "OFFSET_METADATA_TOO_LARGE";
-	case KERR_UNSUPPORTED_VERSION: return "UNSUPPORTED_VERSION";
-	default: return "ERROR";
-	}
-}
-
 static int write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n) {
