@@ -1,5 +1,5 @@
-/* s3_int.h — the pure half of the S3 store (s3.c), kept free of I/O so the
- * unit tests can reach it: URL parsing, URI encoding for SigV4, the XML of
+/* s3_int.h — the pure half of the S3 store (s3_pure.c), kept free of I/O
+ * so the unit tests can reach it: URL parsing, URI encoding for SigV4, the XML of
  * ListObjectsV2 pages, DeleteObjects requests and answers and error
  * bodies (expat), the shared credentials
  * file, and the retry policy (capped exponential backoff with full jitter,
