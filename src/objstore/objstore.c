@@ -1,6 +1,6 @@
 /* objstore.c — opens an object store from its URL: "file:PATH" (or
  * "file://PATH"), "mem:" and "s3://BUCKET/PREFIX?...". Other schemes are
- * refused with one log line; the backends live in file.c, mem.c and s3.c.
+ * refused with one log line; the backends live in file.c, mem.c and s3*.c.
  * Also the backend-independent half of the request counters, and the
  * one-key-at-a-time fallback of objstore_del_many. */
 #include "objstore/objstore.h"

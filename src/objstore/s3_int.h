@@ -1,9 +1,13 @@
-/* s3_int.h — the pure half of the S3 store (s3_pure.c), kept free of I/O
- * so the unit tests can reach it: URL parsing, URI encoding for SigV4, the XML of
- * ListObjectsV2 pages, DeleteObjects requests and answers and error
- * bodies (expat), the shared credentials
- * file, and the retry policy (capped exponential backoff with full jitter,
- * driven by an injectable clock and random source). */
+/* s3_int.h — the S3 store's private interface, shared by its files.
+ *
+ * First its pure half (s3_pure.c), kept free of I/O so the unit tests can
+ * reach it: URL parsing, URI encoding for SigV4, the XML of ListObjectsV2
+ * pages, DeleteObjects requests and answers and error bodies (expat), the
+ * shared credentials file, and the retry policy (capped exponential
+ * backoff with full jitter, driven by an injectable clock and random
+ * source). Then the store itself: its state, one request (s3.c) and the
+ * methods of its blocking client (s3_blocking.c) and of its asynchronous
+ * client on the event loop (s3_async.c). */
 #ifndef SLUICE_OBJSTORE_S3_INT_H
 #define SLUICE_OBJSTORE_S3_INT_H
 
@@ -171,7 +175,7 @@ struct s3_clock {
 typedef int (*s3_attempt_fn)(void *arg, uint32_t timeout_ms, int *retryable);
 
 /* The steps of the policy, shared by s3_retry_run (blocking) and the
- * asynchronous calls on the event loop (s3.c), which cannot sleep.
+ * asynchronous calls on the event loop (s3_async.c), which cannot sleep.
  *
  * The timeout of an attempt started at now for a call whose deadline is
  * deadline_ms: attempt_timeout_ms, cut to the time left, at least 1. */
@@ -192,5 +196,154 @@ int s3_retry_next(const struct s3_retry_policy *p, int64_t deadline_ms, int64_t 
  * after the first. */
 int s3_retry_run(const struct s3_retry_policy *p, const struct s3_clock *clk,
 		 s3_attempt_fn attempt, void *arg, unsigned *retries);
+
+/* ==== the store: s3.c, and its two clients s3_blocking.c, s3_async.c ==== */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include "objstore/objstore.h"
+
+/* Idle handles kept for reuse; one per worker thread is enough. */
+#define S3_HANDLES_MAX 64
+#define S3_URL_MAX (S3_ENDPOINT_MAX + S3_BUCKET_MAX + 3 * (S3_PREFIX_MAX + S3_KEY_MAX) + 3 * 2048)
+/* SHA-256 of the empty body. */
+#define S3_EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+struct s3_async; /* s3_async.c */
+
+struct s3_store {
+	struct objstore base; /* first: the methods pointer */
+	struct s3_config cfg;
+	char base_url[S3_ENDPOINT_MAX + S3_BUCKET_MAX + 8];
+	char sigv4[S3_REGION_MAX + 32];
+	char key_id[256];
+	char secret[S3_SECRET_MAX];
+	char token_header[S3_SECRET_MAX + 32]; /* "" without a session token */
+	struct s3_retry_policy policy;
+	struct s3_async *as; /* the asynchronous machinery, once used */
+	int async_closed;     /* s3_async_close was called */
+
+	/* The blocking client's idle easy handles. */
+	pthread_mutex_t lock; /* guards the handle pool */
+	CURL *handles[S3_HANDLES_MAX];
+	size_t handles_n;
+
+	atomic_uint_fast64_t calls[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t requests[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t retries[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t errors[OBJSTORE_OP_COUNT];
+	atomic_uint_fast64_t bytes_written;
+	atomic_uint_fast64_t bytes_read;
+};
+
+/* One call (with all its attempts). */
+struct s3_call {
+	struct s3_store *st;
+	int op;
+	const char *what; /* "PUT" ... for messages */
+	char url[S3_URL_MAX];
+	struct curl_slist *headers;
+	const void *body;
+	size_t body_len;
+	int post; /* POST the body (DeleteObjects) rather than PUT it */
+	/* GET into a caller's buffer: skip bytes first when the server
+	 * ignored the Range and sent the whole object. */
+	uint8_t *out;
+	size_t out_len;
+	uint64_t offset;
+	/* per attempt */
+	CURL *h;
+	size_t got;
+	uint64_t skip;
+	int started; /* the body of a 2xx answer has begun */
+	int done_early;
+	int too_long;
+	struct kbuf resp; /* error or listing body */
+	int resp_over;
+	long status;
+	int curl_code;
+	char curl_err[CURL_ERROR_SIZE];
+	char code[64];
+	char msg[256];
+	curl_off_t content_length;
+};
+
+/* ---- one request (s3.c) ---- */
+
+/* Start call c of operation op ("PUT"... in what, for messages) on st:
+ * counts the call; with key, c's URL is that key's object (NULL: the
+ * bucket root, for listings and DeleteObjects, whose URL the caller
+ * writes). Returns 0 or SL_EINVAL (not a valid key, URL too long); c must
+ * be freed with s3_call_free either way. */
+int s3_call_init(struct s3_call *c, struct s3_store *st, int op, const char *what,
+		 const char *key);
+void s3_call_free(struct s3_call *c);
+
+/* c's headers: x-amz-content-sha256 of payload_sha256, the session
+ * token, extra (one more header line: Range, Content-MD5; or NULL) and
+ * the content type when c has a body. Returns 0 or SL_ENOMEM. */
+int s3_call_headers(struct s3_call *c, const char *payload_sha256, const char *extra);
+
+/* The first half of an attempt, on easy handle h (fresh or reset): the
+ * per-attempt state of c and every option of the request. Counts the
+ * request. */
+void s3_attempt_setup(struct s3_call *c, CURL *h, uint32_t timeout_ms);
+
+/* The second half: what the transfer on c->h that ended with cc means.
+ * Reads the handle's status before the caller gives the handle back.
+ * Returns 0 or a negative sl_err (SL_ENOTFOUND for a 404 but
+ * NoSuchBucket, SL_EPROTO for an answer that does not fit, SL_ETIMEDOUT,
+ * SL_ESTORE), and sets *retryable. */
+int s3_attempt_finish(struct s3_call *c, CURLcode cc, int *retryable);
+
+/* Count a failed call and log one line with the last attempt's cause. */
+void s3_call_fail_log(struct s3_call *c, const char *key, int rc);
+
+/* A store key we can put in a URL: 1..S3_KEY_MAX printable ASCII bytes
+ * without spaces, not starting with '/'. Returns 1 or 0. */
+int s3_key_ok(const char *key);
+
+/* Lower-case hex SHA-256 of data. Returns 0 or SL_ENOMEM. */
+int s3_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The real clock for the retry policy: monotonic ms, and a per-thread
+ * random source for the jitter (arg unused). */
+int64_t s3_clock_now_ms(void *arg);
+uint64_t s3_clock_random(void *arg);
+
+/* ---- the blocking client (s3_blocking.c): objstore's blocking methods ---- */
+
+int s3_put(struct objstore *s, const char *key, const void *data, size_t len);
+int s3_get(struct objstore *s, const char *key, uint64_t offset, size_t len, void *out);
+int s3_head(struct objstore *s, const char *key, uint64_t *size);
+int s3_del(struct objstore *s, const char *key);
+int s3_del_many(struct objstore *s, const char *const *keys, size_t n, size_t *deleted,
+		bool *failed);
+int s3_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg);
+
+/* One ListObjectsV2 page (at most max_keys) of the bucket's keys under
+ * full_prefix (the store's prefix included), after token (NULL: the
+ * first), with policy; c comes from s3_call_init and s3_call_headers and
+ * keeps the failure details. Returns 0 (free page with
+ * s3_list_page_free) or a negative sl_err. */
+int s3_list_page_get(struct s3_store *st, struct s3_call *c, const char *full_prefix,
+		     const char *token, unsigned max_keys, const struct s3_retry_policy *policy,
+		     struct s3_list_page *page);
+
+/* ---- the asynchronous client (s3_async.c): objstore's methods on the loop ---- */
+
+int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const void *data,
+		 size_t len, objstore_done_fn done, void *arg);
+int s3_get_async(struct objstore *s, uv_loop_t *loop, const char *key, uint64_t offset,
+		 size_t len, void *out, objstore_done_fn done, void *arg);
+void s3_async_close(struct objstore *s);
+
+/* At s3_close, st->as set: tear the machinery down, without touching the
+ * loop when s3_async_close was not called (the loop has ended then). */
+void s3_async_free(struct s3_store *st);
 
 #endif

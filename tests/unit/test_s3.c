@@ -1,4 +1,4 @@
-/* test_s3.c — the pure half of the S3 store (src/objstore/s3_int.h): URL
+/* test_s3.c — the pure half of the S3 store (src/objstore/s3_pure.c): URL
  * parsing and resolution, SigV4 URI encoding, ListObjectsV2 and error XML,
  * timestamps, the credentials file, retry classification, backoff and the
  * retry loop under an injected clock, and the policy's steps; plus
