@@ -297,6 +297,32 @@ void s3_call_fail_log(struct s3_call *c, const char *key, int rc)
 		  c->st->cfg.prefix, key, call_why(c, why, sizeof why), sl_strerror(rc));
 }
 
+int s3_call_range(struct s3_call *c, uint64_t offset, size_t len, void *out)
+{
+	char range[80];
+	snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)offset,
+		 (unsigned long long)(offset + len - 1));
+	c->out = out;
+	c->out_len = len;
+	c->offset = offset;
+	return s3_call_headers(c, S3_EMPTY_SHA256, range);
+}
+
+int s3_call_end(struct s3_call *c, const char *key, int rc)
+{
+	struct s3_store *st = c->st;
+	if (rc == 0 && c->op == OBJSTORE_OP_PUT)
+		atomic_fetch_add(&st->bytes_written, c->body_len);
+	else if (rc == 0 && c->op == OBJSTORE_OP_GET)
+		atomic_fetch_add(&st->bytes_read, c->out_len);
+	else if (rc == 0 && c->op == OBJSTORE_OP_HEAD && c->content_length < 0)
+		rc = SL_EPROTO;
+	/* A missing key is an answer to a read, not a failure of the store. */
+	if (rc && (rc != SL_ENOTFOUND || c->op == OBJSTORE_OP_PUT))
+		s3_call_fail_log(c, key, rc);
+	return rc;
+}
+
 int s3_sha256_hex(const void *data, size_t len, char out[65])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];

@@ -190,23 +190,13 @@ static void areq_complete(struct s3_areq *r, int rc)
 	struct s3_async *as = r->as;
 	struct s3_store *st = as->st;
 	struct s3_call *c = &r->c;
-	if (st && r->head_check && rc == 0) {
-		if (c->content_length < 0) {
-			rc = SL_EPROTO;
-			s3_call_fail_log(c, r->key, rc);
-		} else if (r->head_offset > (uint64_t)c->content_length) {
-			rc = SL_EPROTO;
-		}
-	} else if (st && rc == 0) {
-		if (c->op == OBJSTORE_OP_PUT)
-			atomic_fetch_add(&st->bytes_written, c->body_len);
-		else
-			atomic_fetch_add(&st->bytes_read, c->out_len);
-	} else if (st && (rc != SL_ENOTFOUND || c->op == OBJSTORE_OP_PUT)) {
-		s3_call_fail_log(c, r->key, rc);
-		if (r->attempts > 1)
+	if (st) {
+		if (rc && r->attempts > 1)
 			log_debug("s3: %s %s: gave up after %u retries", c->what, c->url,
 				  r->attempts - 1);
+		rc = s3_call_end(c, r->key, rc);
+		if (rc == 0 && r->head_check && r->head_offset > (uint64_t)c->content_length)
+			rc = SL_EPROTO;
 	}
 	objstore_done_fn done = r->done;
 	void *arg = r->arg;
@@ -631,13 +621,7 @@ int s3_get_async(struct objstore *s, uv_loop_t *loop, const char *key, uint64_t 
 	if (rc)
 		return rc;
 	if (len) {
-		char range[80];
-		snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)offset,
-			 (unsigned long long)(offset + len - 1));
-		rc = s3_call_headers(&r->c, S3_EMPTY_SHA256, range);
-		r->c.out = out;
-		r->c.out_len = len;
-		r->c.offset = offset;
+		rc = s3_call_range(&r->c, offset, len, out);
 	} else {
 		r->head_check = 1;
 		r->head_offset = offset;

@@ -104,11 +104,7 @@ int s3_put(struct objstore *s, const char *key, const void *data, size_t len)
 	rc = s3_call_headers(&c, sha, NULL);
 	if (rc)
 		goto out;
-	rc = call_run(&c, &st->policy);
-	if (rc == 0)
-		atomic_fetch_add(&st->bytes_written, len);
-	else
-		s3_call_fail_log(&c, key, rc);
+	rc = s3_call_end(&c, key, call_run(&c, &st->policy));
 out:
 	if (rc == SL_EINVAL || rc == SL_ENOMEM)
 		atomic_fetch_add(&st->errors[OBJSTORE_OP_PUT], 1);
@@ -124,15 +120,9 @@ int s3_head(struct objstore *s, const char *key, uint64_t *size)
 	if (rc == 0)
 		rc = s3_call_headers(&c, S3_EMPTY_SHA256, NULL);
 	if (rc == 0) {
-		rc = call_run(&c, &st->policy);
-		if (rc == 0) {
-			if (c.content_length < 0)
-				rc = SL_EPROTO;
-			else
-				*size = (uint64_t)c.content_length;
-		}
-		if (rc && rc != SL_ENOTFOUND)
-			s3_call_fail_log(&c, key, rc);
+		rc = s3_call_end(&c, key, call_run(&c, &st->policy));
+		if (rc == 0)
+			*size = (uint64_t)c.content_length;
 	} else {
 		atomic_fetch_add(&st->errors[OBJSTORE_OP_HEAD], 1);
 	}
@@ -152,24 +142,11 @@ int s3_get(struct objstore *s, const char *key, uint64_t offset, size_t len, voi
 		return rc ? rc : offset > size ? SL_EPROTO : 0;
 	}
 	struct s3_call c;
-	char range[80];
 	int rc = s3_call_init(&c, st, OBJSTORE_OP_GET, "GET", key);
-	if (rc)
-		goto out;
-	snprintf(range, sizeof range, "Range: bytes=%llu-%llu", (unsigned long long)offset,
-		 (unsigned long long)(offset + len - 1));
-	rc = s3_call_headers(&c, S3_EMPTY_SHA256, range);
-	if (rc)
-		goto out;
-	c.out = out;
-	c.out_len = len;
-	c.offset = offset;
-	rc = call_run(&c, &st->policy);
 	if (rc == 0)
-		atomic_fetch_add(&st->bytes_read, len);
-	else if (rc != SL_ENOTFOUND)
-		s3_call_fail_log(&c, key, rc);
-out:
+		rc = s3_call_range(&c, offset, len, out);
+	if (rc == 0)
+		rc = s3_call_end(&c, key, call_run(&c, &st->policy));
 	if (rc == SL_EINVAL || rc == SL_ENOMEM)
 		atomic_fetch_add(&st->errors[OBJSTORE_OP_GET], 1);
 	s3_call_free(&c);
@@ -187,8 +164,7 @@ int s3_del(struct objstore *s, const char *key)
 		rc = call_run(&c, &st->policy);
 		if (rc == SL_ENOTFOUND)
 			rc = 0; /* some servers say 404; S3 says 204 */
-		if (rc)
-			s3_call_fail_log(&c, key, rc);
+		rc = s3_call_end(&c, key, rc);
 	} else {
 		atomic_fetch_add(&st->errors[OBJSTORE_OP_DELETE], 1);
 	}

@@ -300,6 +300,16 @@ void s3_attempt_setup(struct s3_call *c, CURL *h, uint32_t timeout_ms);
  * SL_ESTORE), and sets *retryable. */
 int s3_attempt_finish(struct s3_call *c, CURLcode cc, int *retryable);
 
+/* Make c a GET of bytes [offset, offset + len) (len > 0) into out: the
+ * Range header and where the body goes. Returns 0 or SL_ENOMEM. */
+int s3_call_range(struct s3_call *c, uint64_t offset, size_t len, void *out);
+
+/* What a finished PUT, GET, HEAD or DELETE call's result rc means, for
+ * both clients: counts the bytes of a success, turns a HEAD answer
+ * without a length into SL_EPROTO, and counts and logs a failure (a
+ * missing key only for a PUT). Returns rc, or that SL_EPROTO. */
+int s3_call_end(struct s3_call *c, const char *key, int rc);
+
 /* Count a failed call and log one line with the last attempt's cause. */
 void s3_call_fail_log(struct s3_call *c, const char *key, int rc);
 
