@@ -19,6 +19,7 @@
 #include "net/server.h"
 #include "objstore/objstore.h"
 #include "storage/cache.h"
+#include "storage/reader.h"
 #include "storage/writer.h"
 
 bool topic_name_valid(kstr name)
@@ -447,6 +448,10 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		return rc;
 	}
 	a->cache = cache_new((size_t)cfg->cache_bytes);
+	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX };
+	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
+	if (rc)
+		return rc;
 	kbuf_pool_enable(AGENT_BUFFER_POOL_BYTES);
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
@@ -503,6 +508,7 @@ void agent_free(struct agent *a)
 	retention_free(a);
 	collect_free(a);
 	maint_free(a);
+	reader_free(a->reader);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

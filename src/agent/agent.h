@@ -1,5 +1,5 @@
 /* agent.h — one Sluice agent: its configuration, its stores, the write
- * path, the read cache, and the in-memory catalog of topics and
+ * path, the read cache, the read path, and the in-memory catalog of topics and
  * partitions (a cache of the metadata store, rebuilt at start).
  *
  * Loop thread only. */
@@ -26,6 +26,7 @@
 
 struct writer;
 struct cache;
+struct reader;
 struct server;
 struct objstore;
 struct fetch_wait;
@@ -72,6 +73,7 @@ struct agent {
 	struct objstore *store;
 	struct writer *writer;
 	struct cache *cache;
+	struct reader *reader;        /* the read path (storage/reader.c) */
 	struct server *server;
 	struct strmap topics;         /* name -> topic_state (owns them) */
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */

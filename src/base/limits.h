@@ -24,7 +24,7 @@
  * the S3 store at 1,000 partitions to 12.5 MB/s (58.4 MB/s at 1,024,
  * bench notes). Memory is bounded by SL_CONN_PENDING_BYTES_MAX, and the
  * evicted cached objects that unsent fetch responses still point into
- * by FETCH_PINNED_EVICTED_MAX (api/fetch.c) for the whole agent. */
+ * by SL_FETCH_PINNED_EVICTED_BYTES_MAX for the whole agent. */
 #define SL_CONN_INFLIGHT_MAX 1024
 
 /* Open client connections per agent. */
@@ -80,6 +80,23 @@
 /* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by
  * default; anything larger is capped so a request cannot hang for days. */
 #define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)
+
+/* ---- the read path (src/storage/reader.c, src/api/fetch.c) ---- */
+
+/* Largest fetch response built, whatever max_bytes says. Clients ask for
+ * up to 50 MiB; answering with less only means another fetch, while
+ * buffers of that size are page-faulted afresh every time (measured:
+ * catch-up reads spent a third of the agent's CPU faulting 32-64 MiB
+ * response buffers). 8 MiB responses fit the loop's buffer pool. */
+#define SL_FETCH_RESPONSE_BYTES_MAX (8 * 1024 * 1024)
+
+/* Bytes of evicted cached objects that unsent fetch responses may keep
+ * alive, for the whole agent. An evicted buffer lives on while pieces of
+ * unsent responses point into it, outside --cache-bytes (a 1 KiB piece may
+ * hold an 8 MiB object): past this, runs from buffers not pinned yet are
+ * copied instead (cache_obj_pin), so clients that stop reading cannot keep
+ * memory without bound. */
+#define SL_FETCH_PINNED_EVICTED_BYTES_MAX ((size_t)64 * 1024 * 1024)
 
 /* ---- consumer groups (src/group, src/api/groups.c) ---- */
 
