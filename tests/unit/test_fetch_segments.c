@@ -1,8 +1,19 @@
-/* test_fetch_segments.c — Fetch responses written in pieces: the encoded
- * fields with the records left out (kmsg_fetch_resp_encode_gaps) and the
- * records from where they are (a partition's possibly in several pieces
- * at one offset: cached objects and the fetch's buffer), put together as
- * the server writes them (response_pieces), must be exactly the bytes of the contiguous encoder,
+/* test_fetch_segments.c — Fetch responses written in pieces.
+ *
+ * The read path (storage/reader.c) against the in-memory object store, a
+ * real SQLite metadata store and the read cache: the pieces of a slot put
+ * together are its batches, patched with their offsets, whether they come
+ * from a cached object (referenced; short runs copied) or from ranged
+ * store reads; Kafka's size rules (the response's first batch whole,
+ * partition and response budgets, nothing at or past the high
+ * watermark); a failed store read leaves its slot empty with an error;
+ * past the pin budget cached runs are copied, not referenced.
+ *
+ * The encoding: the encoded fields with the records left out
+ * (kmsg_fetch_resp_encode_gaps) and the records from where they are (a
+ * partition's possibly in several pieces at one offset: cached objects
+ * and the fetch's buffer), put together as the server writes them
+ * (response_pieces), must be exactly the bytes of the contiguous encoder,
  * at every Fetch version, for hand-built responses (several topics and
  * partitions, null, empty, short and long records, error partitions,
  * tagged fields) and for the codec's pseudo-random ones. */
@@ -13,14 +24,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "base/arena.h"
 #include "base/buf.h"
+#include "base/err.h"
 #include "kmsg.h"
+#include "meta/meta.h"
 #include "net/server.h"
+#include "objstore/objstore.h"
 #include "proto/kerr.h"
+#include "storage/batch.h"
+#include "storage/cache.h"
+#include "storage/reader.h"
 
 #define TEST_ARENA_BYTES (16 * 1024 * 1024)
 
@@ -283,6 +302,311 @@ static void test_split(void **state)
 	}
 }
 
+/* ---- the reader ---- */
+
+/* One object of batches of these lengths (pseudo-random bytes; the reader
+ * patches only baseOffset and the leader epoch), two records each, all
+ * of partition 0, committed at offsets 0, 2, 4, ... */
+static const uint32_t obj_lengths[] = { 100, 3000, 200, 300, 5000, 61, 2048 };
+#define OBJ_BATCHES (sizeof obj_lengths / sizeof obj_lengths[0])
+/* A cache with room for one such object only. */
+#define OBJ_CACHE_ONE 12000
+#define OBJ_KEY "objects/0000000000001-test-1.obj"
+
+struct rfix {
+	char dir[64];
+	uv_loop_t loop;
+	struct objstore *store;
+	struct meta *meta;
+	struct cache *cache;
+	struct reader *reader;
+	struct meta_topic topic;
+	struct arena arena;
+	uint8_t *obj;          /* the object's bytes as stored */
+	size_t obj_len;
+	uint64_t at[OBJ_BATCHES]; /* each batch's byte offset */
+};
+
+static struct rfix *rfix_new(size_t cache_bytes, size_t pinned_max, bool cached)
+{
+	struct rfix *x = calloc(1, sizeof *x);
+	assert_non_null(x);
+	strcpy(x->dir, "/tmp/sluice-reader-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	char url[128];
+	snprintf(url, sizeof url, "sqlite:%s/meta.db", x->dir);
+	assert_int_equal(meta_open(url, &x->meta), 0);
+	assert_int_equal(objstore_open("mem:", &x->store), 0);
+	assert_int_equal(meta_topic_create(x->meta, "t", 2, NULL, 0, &x->topic), 0);
+	uv_loop_init(&x->loop);
+	x->cache = cache_new(cache_bytes);
+	assert_non_null(x->cache);
+	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max };
+	assert_int_equal(reader_new(&x->loop, x->store, x->meta, x->cache, &cfg, &x->reader), 0);
+	arena_init(&x->arena, TEST_ARENA_BYTES);
+
+	struct meta_commit_batch b[OBJ_BATCHES];
+	for (size_t i = 0; i < OBJ_BATCHES; i++)
+		x->obj_len += obj_lengths[i];
+	x->obj = malloc(x->obj_len);
+	assert_non_null(x->obj);
+	uint64_t at = 0;
+	for (size_t i = 0; i < OBJ_BATCHES; i++) {
+		for (uint32_t j = 0; j < obj_lengths[i]; j++)
+			x->obj[at + j] = (uint8_t)(i * 31 + j * 7 + 1);
+		x->at[i] = at;
+		b[i] = (struct meta_commit_batch){ .tid = x->topic.tid, .partition = 0,
+			.byte_offset = at, .length = obj_lengths[i], .record_count = 2,
+			.last_offset_delta = 1, .max_timestamp = 1000, .producer_id = -1,
+			.producer_epoch = -1, .base_sequence = -1, .last_sequence = -1 };
+		at += obj_lengths[i];
+	}
+	assert_int_equal(objstore_put(x->store, OBJ_KEY, x->obj, x->obj_len), 0);
+	assert_int_equal(meta_commit_object(x->meta, OBJ_KEY, x->obj_len, b, OBJ_BATCHES), 0);
+	if (cached) {
+		uint8_t *copy = malloc(x->obj_len);
+		assert_non_null(copy);
+		memcpy(copy, x->obj, x->obj_len);
+		cache_put(x->cache, OBJ_KEY, copy, x->obj_len, 0);
+	}
+	return x;
+}
+
+static void rfix_free(struct rfix *x)
+{
+	uv_run(&x->loop, UV_RUN_DEFAULT);
+	arena_free(&x->arena);
+	reader_free(x->reader);
+	cache_free(x->cache);
+	uv_loop_close(&x->loop);
+	meta_topic_free(&x->topic);
+	meta_close(x->meta);
+	objstore_close(x->store);
+	free(x->obj);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", x->dir);
+	assert_int_equal(system(cmd), 0);
+	free(x);
+}
+
+static void slot_set(struct reader_slot *s, const struct rfix *x, int64_t offset, int32_t max_bytes)
+{
+	s->tid = x->topic.tid;
+	s->partition = 0;
+	s->offset = offset;
+	s->high_watermark = 2 * (int64_t)OBJ_BATCHES;
+	s->max_bytes = max_bytes;
+	s->wanted = true;
+}
+
+/* Slot k's pieces put together must be batches [first, first + count)
+ * of the object, each patched with its base offset and epoch 0. */
+static void assert_slot_batches(const struct rfix *x, struct reader_fetch *rf,
+				const struct reader_slot *s, size_t k, size_t first, size_t count)
+{
+	size_t expect = 0;
+	for (size_t i = first; i < first + count; i++)
+		expect += obj_lengths[i];
+	assert_int_equal(s->bytes, expect);
+	assert_int_equal(s->err, 0);
+	uint8_t *cat = malloc(expect ? expect : 1);
+	assert_non_null(cat);
+	size_t got = 0;
+	for (size_t i = 0; i < reader_piece_count(rf, k); i++) {
+		size_t len;
+		const uint8_t *p = reader_piece(rf, k, i, &len);
+		assert_true(got + len <= expect);
+		memcpy(cat + got, p, len);
+		got += len;
+	}
+	assert_int_equal(got, expect);
+	if (expect && expect < READER_PIECE_BYTES_MIN)
+		assert_memory_equal(reader_records(rf, k), cat, expect);
+	size_t at = 0;
+	for (size_t i = first; i < first + count; i++) {
+		uint8_t want[8192];
+		memcpy(want, x->obj + x->at[i], obj_lengths[i]);
+		batch_patch(want, 2 * (int64_t)i, 0);
+		assert_memory_equal(cat + at, want, obj_lengths[i]);
+		at += obj_lengths[i];
+	}
+	free(cat);
+}
+
+/* Whether any of slot k's pieces points into o's bytes. */
+static bool slot_refers_to(struct reader_fetch *rf, size_t k, const struct cache_obj *o)
+{
+	for (size_t i = 0; i < reader_piece_count(rf, k); i++) {
+		size_t len;
+		const uint8_t *p = reader_piece(rf, k, i, &len);
+		if (p >= o->data && p < o->data + o->len)
+			return true;
+	}
+	return false;
+}
+
+static void on_read(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A fetch of n slots in x's arena. */
+static struct reader_fetch *rfetch_new(struct rfix *x, size_t n, struct reader_slot **slots)
+{
+	struct reader_fetch *rf;
+	*slots = arena_alloc(&x->arena, n * sizeof **slots);
+	assert_non_null(*slots);
+	assert_int_equal(reader_fetch_new(x->reader, &x->arena, *slots, n, &rf), 0);
+	return rf;
+}
+
+/* Read what the last gather lacked and wait until it is back. */
+static void read_missing_wait(struct rfix *x, struct reader_fetch *rf)
+{
+	int done = 0;
+	reader_read_missing(rf, on_read, &done);
+	while (!done)
+		uv_run(&x->loop, UV_RUN_ONCE);
+	assert_int_equal(done, 1);
+}
+
+/* A cached object: every batch comes from memory, long runs referenced. */
+static void test_reader_cached(void **state)
+{
+	(void)state;
+	struct rfix *x = rfix_new(64 << 20, 64 << 20, true);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 2, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	s[1].wanted = false; /* e.g. an unknown partition */
+	size_t total = reader_gather(rf, 1 << 20, false);
+	assert_int_equal(reader_status(rf), 0);
+	assert_false(reader_missing(rf));
+	assert_int_equal(total, x->obj_len);
+	assert_slot_batches(x, rf, &s[0], 0, 0, OBJ_BATCHES);
+	assert_int_equal(s[1].bytes, 0);
+	assert_int_equal(reader_piece_count(rf, 1), 0);
+	struct cache_obj *o = cache_get(x->cache, OBJ_KEY);
+	assert_non_null(o);
+	assert_true(slot_refers_to(rf, 0, o));
+	/* A fetch from the middle: offset 5 is inside the third batch. */
+	slot_set(&s[0], x, 5, 1 << 20);
+	total = reader_gather(rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 2, OBJ_BATCHES - 2);
+	/* The hold keeps the pieces valid after the fetch ends. */
+	struct reader_hold *h = reader_hold_take(rf);
+	assert_non_null(h);
+	reader_fetch_end(rf);
+	cache_obj_unref(o);
+	reader_hold_release(h);
+	rfix_free(x);
+}
+
+/* No cache: the batches are read from the store, coalesced, patched. */
+static void test_reader_store_reads(void **state)
+{
+	(void)state;
+	struct rfix *x = rfix_new(0, 64 << 20, false);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 2, 1 << 20);
+	size_t total = reader_gather(rf, 1 << 20, true);
+	assert_int_equal(total, x->obj_len - obj_lengths[0]);
+	assert_true(reader_missing(rf));
+	assert_false(reader_wait_loads(rf, on_read, NULL)); /* nothing loading */
+	read_missing_wait(x, rf);
+	assert_slot_batches(x, rf, &s[0], 0, 1, OBJ_BATCHES - 1);
+
+	/* A failed read: the slot has no records and says why. */
+	assert_int_equal(objstore_mem_fault(x->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	reader_gather(rf, 1 << 20, false);
+	read_missing_wait(x, rf);
+	assert_int_equal(s[0].bytes, 0);
+	assert_true(s[0].err < 0);
+
+	/* Dropped (shutdown): no records, no error. */
+	reader_gather(rf, 1 << 20, false);
+	reader_drop_missing(rf);
+	assert_false(reader_missing(rf));
+	assert_int_equal(s[0].bytes, 0);
+	reader_fetch_end(rf);
+	rfix_free(x);
+}
+
+/* Kafka's size rules. */
+static void test_reader_size_rules(void **state)
+{
+	(void)state;
+	struct rfix *x = rfix_new(64 << 20, 64 << 20, true);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 3, &s);
+	/* The response's first batch goes whole, even past both budgets;
+	 * then nothing more fits anywhere. */
+	slot_set(&s[0], x, 2, 10);
+	slot_set(&s[1], x, 0, 1 << 20);
+	s[2].wanted = false;
+	assert_int_equal(reader_gather(rf, 10, false), obj_lengths[1]);
+	assert_slot_batches(x, rf, &s[0], 0, 1, 1);
+	assert_int_equal(s[1].bytes, 0);
+	/* A partition's budget: batches while they fit. */
+	slot_set(&s[0], x, 0, 100 + 3000 + 200 + 1);
+	slot_set(&s[1], x, 0, 1 << 20);
+	assert_int_equal(reader_gather(rf, 1 << 20, false), 3300 + x->obj_len);
+	assert_slot_batches(x, rf, &s[0], 0, 0, 3);
+	assert_slot_batches(x, rf, &s[1], 1, 0, OBJ_BATCHES);
+	/* The response's budget: the second slot gets what is left. */
+	assert_int_equal(reader_gather(rf, 3300 + 100 + 3000, false), 3300 + 3100);
+	assert_slot_batches(x, rf, &s[1], 1, 0, 2);
+	/* Nothing at or past the high watermark. */
+	s[0].high_watermark = 4;
+	s[1].wanted = false;
+	assert_int_equal(reader_gather(rf, 1 << 20, false), 3100);
+	assert_slot_batches(x, rf, &s[0], 0, 0, 2);
+	reader_fetch_end(rf);
+	rfix_free(x);
+}
+
+/* Past the pin budget (0 here), runs of a cached object not pinned yet
+ * are copied into the fetch's buffer rather than referenced. */
+static void test_reader_pin_budget(void **state)
+{
+	(void)state;
+	/* The cache holds one object: a second evicts the first. */
+	struct rfix *x = rfix_new(OBJ_CACHE_ONE, 0, true);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	reader_gather(rf, 1 << 20, false);
+	struct cache_obj *o = cache_get(x->cache, OBJ_KEY);
+	assert_non_null(o);
+	assert_true(slot_refers_to(rf, 0, o)); /* nothing evicted yet: pinned */
+	struct reader_hold *h = reader_hold_take(rf);
+	reader_fetch_end(rf);
+	/* Evicted while the hold pins it; cached again under another key. */
+	uint8_t *copy = malloc(x->obj_len);
+	assert_non_null(copy);
+	memcpy(copy, x->obj, x->obj_len);
+	cache_put(x->cache, "other", copy, x->obj_len, 0);
+	copy = malloc(x->obj_len);
+	assert_non_null(copy);
+	memcpy(copy, x->obj, x->obj_len);
+	cache_put(x->cache, OBJ_KEY, copy, x->obj_len, 0);
+	struct cache_obj *o2 = cache_get(x->cache, OBJ_KEY);
+	assert_non_null(o2);
+	assert_true(o2 != o);
+	struct reader_slot *s2;
+	struct reader_fetch *rf2 = rfetch_new(x, 1, &s2);
+	slot_set(&s2[0], x, 0, 1 << 20);
+	reader_gather(rf2, 1 << 20, false);
+	assert_slot_batches(x, rf2, &s2[0], 0, 0, OBJ_BATCHES);
+	assert_false(slot_refers_to(rf2, 0, o2)); /* copied */
+	reader_fetch_end(rf2);
+	cache_obj_unref(o2);
+	cache_obj_unref(o);
+	reader_hold_release(h);
+	rfix_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +614,10 @@ int main(void)
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_pieces_edges),
 		cmocka_unit_test(test_split),
+		cmocka_unit_test(test_reader_cached),
+		cmocka_unit_test(test_reader_store_reads),
+		cmocka_unit_test(test_reader_size_rules),
+		cmocka_unit_test(test_reader_pin_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
