@@ -20,8 +20,10 @@
  * thread model is serialized rather than corrupted.
  *
  * synchronous=FULL: a commit that returned 0 survives power loss
- * (invariant 1). Writers use BEGIN IMMEDIATE so two writers wait for
- * each other (busy_timeout) instead of failing on a lock upgrade. */
+ * (invariant 1). Every transaction runs through sq_txn (one body
+ * function between BEGIN and COMMIT, rolled back on any error); writers
+ * use BEGIN IMMEDIATE so two writers wait for each other (busy_retry)
+ * instead of failing on a lock upgrade. */
 #define _GNU_SOURCE /* qsort_r */
 #include "base/grow.h"
 #include "meta/meta.h"
@@ -124,6 +126,7 @@ static const char schema_sql[] =
 
 enum stmt {
 	ST_BEGIN,
+	ST_BEGIN_READ,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_TOPIC_ID_BY_NAME,
@@ -174,6 +177,7 @@ enum stmt {
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_BEGIN_READ] = "BEGIN",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_TOPIC_ID_BY_NAME] = "SELECT tid FROM topics WHERE name = ?1",
@@ -338,16 +342,6 @@ static int sq_exec_stmt(struct sq_conn *c, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
-static int sq_begin(struct sq_conn *c)
-{
-	return sq_exec_stmt(c, sq_stmt(c, ST_BEGIN), "BEGIN");
-}
-
-static int sq_commit(struct sq_conn *c)
-{
-	return sq_exec_stmt(c, sq_stmt(c, ST_COMMIT), "COMMIT");
-}
-
 /* Rolls back if a transaction is open; the error being reported is the
  * one that led here, so a rollback failure is only logged. */
 static void sq_rollback(struct sq_conn *c)
@@ -358,6 +352,54 @@ static void sq_rollback(struct sq_conn *c)
 	if (sqlite3_step(st) != SQLITE_DONE)
 		log_error("metadata store (%s): ROLLBACK: %s", c->role, sqlite3_errmsg(c->db));
 	sqlite3_reset(st);
+}
+
+/* ---- transactions ----
+ * Every transaction goes through sq_txn: the one place that decides how
+ * one begins, ends and fails, instead of a copy of lock / BEGIN / COMMIT /
+ * ROLLBACK / unlock in each call. A PostgreSQL backend mirrors the shape
+ * (one connection per thread, BEGIN ... COMMIT, and the body run again
+ * after a serialization failure); SQLite needs no retry: BEGIN IMMEDIATE
+ * takes the write lock up front, and a writer that finds it taken waits
+ * in the busy handler (busy_retry) rather than failing later on a lock
+ * upgrade. */
+
+/* A transaction's work, run between BEGIN and COMMIT with the
+ * connection's lock held: returns 0, or a negative SL_E* code and the
+ * transaction rolls back. A backend may run a body more than once (after
+ * a serialization failure), so a body sets its outputs in arg afresh on
+ * each run, and the caller trusts them only when the transaction returned
+ * 0. */
+typedef int (*sq_txn_body)(struct sq_conn *c, void *arg);
+
+enum txn_mode {
+	TXN_WRITE, /* BEGIN IMMEDIATE: every write */
+	TXN_READ,  /* BEGIN: several reads from one snapshot */
+};
+
+/* With c's lock held (the trim keeps it across its reads and chunks):
+ * BEGIN, body, COMMIT; ROLLBACK when any of them fails. Returns 0, the
+ * body's error, or SL_EMETA (logged) when BEGIN or COMMIT failed. */
+static int sq_txn_locked(struct sq_conn *c, enum txn_mode mode, sq_txn_body body, void *arg)
+{
+	int rc = sq_exec_stmt(c, sq_stmt(c, mode == TXN_READ ? ST_BEGIN_READ : ST_BEGIN), "BEGIN");
+	if (rc)
+		return rc;
+	rc = body(c, arg);
+	if (!rc)
+		rc = sq_exec_stmt(c, sq_stmt(c, ST_COMMIT), "COMMIT");
+	if (rc)
+		sq_rollback(c);
+	return rc;
+}
+
+/* sq_txn_locked under c's lock: the usual way to run a transaction. */
+static int sq_txn(struct sq_conn *c, enum txn_mode mode, sq_txn_body body, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = sq_txn_locked(c, mode, body, arg);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static void conn_close(struct sq_conn *c)
@@ -602,12 +644,52 @@ static bool config_ok(const char *name, const char *value)
 	       (!value || strnlen(value, META_CONFIG_VALUE_BYTES) < META_CONFIG_VALUE_BYTES);
 }
 
+struct topic_create_txn {
+	const char *name;
+	int32_t partitions;
+	const struct meta_config *configs;
+	int32_t config_count;
+	uint8_t *uuid; /* out, with tid */
+	int64_t tid;
+};
+
+static int topic_create_body(struct sq_conn *c, void *arg)
+{
+	struct topic_create_txn *x = arg;
+	int rc = topic_id_by_name(c, x->name, &x->tid);
+	if (rc == 0)
+		return SL_EEXIST;
+	if (rc != SL_ENOTFOUND)
+		return rc;
+	/* A UUID collision (2^-122) would fail the UNIQUE constraint; try a
+	 * few fresh ones before calling it an error. */
+	for (int attempt = 0;; attempt++) {
+		rc = random_uuid(x->uuid);
+		if (rc)
+			return rc;
+		sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_INSERT);
+		sqlite3_bind_text(st, 1, x->name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 2, x->uuid, 16, SQLITE_STATIC);
+		sqlite3_bind_int(st, 3, x->partitions);
+		sqlite3_bind_int64(st, 4, clock_wall_ms());
+		int step = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (step == SQLITE_DONE)
+			break;
+		if (step != SQLITE_CONSTRAINT_UNIQUE || attempt == 3)
+			return sq_fail(c, "inserting a topic");
+	}
+	x->tid = sqlite3_last_insert_rowid(c->db);
+	rc = partitions_insert(c, x->tid, 0, x->partitions);
+	for (int32_t i = 0; !rc && i < x->config_count; i++)
+		rc = config_set(c, x->tid, x->configs[i].name, x->configs[i].value);
+	return rc;
+}
+
 static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 			   const struct meta_config *configs, int32_t config_count,
 			   struct meta_topic *out)
 {
-	struct meta_sqlite *s = sq_of(m);
-	struct sq_conn *c = &s->loop;
 	memset(out, 0, sizeof *out);
 	if (!name || !*name || strnlen(name, SL_TOPIC_NAME_MAX + 1) > SL_TOPIC_NAME_MAX || partitions < 1 ||
 	    partitions > SL_PARTITIONS_PER_TOPIC_MAX || config_count < 0 ||
@@ -621,72 +703,23 @@ static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 		if (!out->configs)
 			return SL_ENOMEM;
 	}
-
-	pthread_mutex_lock(&c->lock);
-	int64_t tid;
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	rc = topic_id_by_name(c, name, &tid);
-	if (rc == 0) {
-		rc = SL_EEXIST;
-		goto out_rollback;
+	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
+	int rc = sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_create_body, &x);
+	if (rc) {
+		meta_topic_free(out);
+		return rc;
 	}
-	if (rc != SL_ENOTFOUND)
-		goto out_rollback;
-	/* A UUID collision (2^-122) would fail the UNIQUE constraint; try a
-	 * few fresh ones before calling it an error. */
-	for (int attempt = 0;; attempt++) {
-		rc = random_uuid(out->uuid);
-		if (rc)
-			goto out_rollback;
-		sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_INSERT);
-		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(st, 2, out->uuid, 16, SQLITE_STATIC);
-		sqlite3_bind_int(st, 3, partitions);
-		sqlite3_bind_int64(st, 4, clock_wall_ms());
-		int step = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (step == SQLITE_DONE)
-			break;
-		if (step != SQLITE_CONSTRAINT_UNIQUE || attempt == 3) {
-			rc = sq_fail(c, "inserting a topic");
-			goto out_rollback;
-		}
-	}
-	tid = sqlite3_last_insert_rowid(c->db);
-	rc = partitions_insert(c, tid, 0, partitions);
-	if (rc)
-		goto out_rollback;
-	for (int32_t i = 0; i < config_count; i++) {
-		rc = config_set(c, tid, configs[i].name, configs[i].value);
-		if (rc)
-			goto out_rollback;
-	}
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-
-	out->tid = tid;
+	out->tid = x.tid;
 	snprintf(out->name, sizeof out->name, "%s", name);
 	out->partition_count = partitions;
 	for (int32_t i = 0; i < config_count; i++)
 		out->configs[i] = configs[i];
 	out->config_count = config_count;
 	return 0;
-
-out_rollback:
-	sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
-	meta_topic_free(out);
-	return rc;
 }
 
-static int sq_topic_delete(struct meta *m, const char *name)
+static int topic_delete_body(struct sq_conn *c, void *arg)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
 	static const enum stmt deletes[] = {
 		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
 		ST_BATCH_DELETE_TOPIC,
@@ -695,33 +728,21 @@ static int sq_topic_delete(struct meta *m, const char *name)
 		ST_CONFIG_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
-	if (!name)
-		return SL_EINVAL;
-	pthread_mutex_lock(&c->lock);
 	int64_t tid;
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	rc = topic_id_by_name(c, name, &tid);
-	if (rc)
-		goto out_rollback;
-	for (size_t i = 0; i < sizeof deletes / sizeof deletes[0]; i++) {
+	int rc = topic_id_by_name(c, arg, &tid);
+	for (size_t i = 0; !rc && i < sizeof deletes / sizeof deletes[0]; i++) {
 		sqlite3_stmt *st = sq_stmt(c, deletes[i]);
 		sqlite3_bind_int64(st, 1, tid);
 		rc = sq_exec_stmt(c, st, "deleting a topic");
-		if (rc)
-			goto out_rollback;
 	}
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-out_rollback:
-	sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+static int sq_topic_delete(struct meta *m, const char *name)
+{
+	if (!name)
+		return SL_EINVAL;
+	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_delete_body, (void *)name);
 }
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -799,42 +820,49 @@ static int sq_objects_dead(struct meta *m, int64_t created_before_ms, int64_t af
 				object_row_read, rows, n, "listing dead objects");
 }
 
+struct objects_each_txn {
+	enum stmt s;
+	const char *what;
+	const char *const *keys;
+	size_t n;
+	bool *hit;      /* out (may be NULL) */
+	size_t changed; /* out */
+};
+
+static int objects_each_body(struct sq_conn *c, void *arg)
+{
+	struct objects_each_txn *x = arg;
+	x->changed = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, x->s);
+		sqlite3_bind_text(st, 1, x->keys[i], -1, SQLITE_STATIC);
+		int rc = sq_exec_stmt(c, st, x->what);
+		if (rc)
+			return rc;
+		int k = sqlite3_changes(c->db);
+		if (x->hit)
+			x->hit[i] = k > 0;
+		x->changed += (size_t)k;
+	}
+	return 0;
+}
+
 /* Runs statement s (?1 = key) for each key in one transaction: hit[i]
  * (may be NULL) tells whether it changed a row; *count counts them. */
 static int objects_each(struct meta *m, enum stmt s, const char *what, const char *const *keys,
 			size_t n, bool *hit, size_t *count)
 {
-	struct sq_conn *c = &sq_of(m)->trim; /* maintenance, as objects_dead */
-	size_t changed = 0;
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *st = sq_stmt(c, s);
-		sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
-		rc = sq_exec_stmt(c, st, what);
-		if (rc)
-			goto out_rollback;
-		int k = sqlite3_changes(c->db);
+	struct objects_each_txn x = { s, what, keys, n, hit, 0 };
+	/* The maintenance connection, as objects_dead. */
+	int rc = sq_txn(&sq_of(m)->trim, TXN_WRITE, objects_each_body, &x);
+	if (rc) {
 		if (hit)
-			hit[i] = k > 0;
-		changed += (size_t)k;
+			memset(hit, 0, n * sizeof *hit);
+		return rc;
 	}
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
 	if (count)
-		*count = changed;
+		*count = x.changed;
 	return 0;
-out_rollback:
-	sq_rollback(c);
-	if (hit)
-		memset(hit, 0, n * sizeof *hit);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
-	return rc;
 }
 
 static int sq_objects_mark_deleting(struct meta *m, const char *const *keys, size_t n,
@@ -851,37 +879,38 @@ static int sq_objects_forget(struct meta *m, const char *const *keys, size_t n,
 			    forgotten);
 }
 
+struct fence_txn {
+	int64_t fence_ms;
+	int64_t now; /* out */
+};
+
+static int gc_fence_raise_body(struct sq_conn *c, void *arg)
+{
+	struct fence_txn *x = arg;
+	sqlite3_stmt *st = sq_stmt(c, ST_GC_FENCE_RAISE);
+	sqlite3_bind_int64(st, 1, x->fence_ms);
+	int rc = sq_exec_stmt(c, st, "raising the gc fence");
+	if (rc)
+		return rc;
+	if (sqlite3_changes(c->db) != 1) {
+		log_error("metadata store (%s): the gc_fence row is missing", c->role);
+		return SL_EMETA;
+	}
+	st = sq_stmt(c, ST_GC_FENCE_GET);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		x->now = sqlite3_column_int64(st, 0);
+	else
+		rc = sq_fail(c, "reading the gc fence");
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	sqlite3_stmt *st = sq_stmt(c, ST_GC_FENCE_RAISE);
-	sqlite3_bind_int64(st, 1, fence_ms);
-	rc = sq_exec_stmt(c, st, "raising the gc fence");
-	if (!rc && sqlite3_changes(c->db) != 1) {
-		log_error("metadata store (%s): the gc_fence row is missing", c->role);
-		rc = SL_EMETA;
-	}
-	int64_t now = 0;
-	if (!rc) {
-		st = sq_stmt(c, ST_GC_FENCE_GET);
-		if (sqlite3_step(st) == SQLITE_ROW)
-			now = sqlite3_column_int64(st, 0);
-		else
-			rc = sq_fail(c, "reading the gc fence");
-		sqlite3_reset(st);
-	}
-	if (!rc)
-		rc = sq_commit(c);
-	if (rc)
-		sq_rollback(c);
-	else if (now_fence_ms)
-		*now_fence_ms = now;
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
+	struct fence_txn x = { fence_ms, 0 };
+	int rc = sq_txn(&sq_of(m)->loop, TXN_WRITE, gc_fence_raise_body, &x);
+	if (!rc && now_fence_ms)
+		*now_fence_ms = x.now;
 	return rc;
 }
 
@@ -939,26 +968,26 @@ static int topics_attach_configs(struct sq_conn *c, struct meta_topic *t, size_t
 	return 0;
 }
 
-static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
+struct topic_list_txn {
+	struct meta_topic *t; /* out */
+	size_t count;
+};
+
+static int topic_list_body(struct sq_conn *c, void *arg)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
-	struct meta_topic *t = NULL;
-	size_t count = 0, cap = 0;
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&c->lock);
-	/* One read transaction, so topics and configs are one snapshot. */
-	int rc = conn_pragma(c, "BEGIN");
-	if (rc)
-		goto out_unlock;
+	struct topic_list_txn *x = arg;
+	size_t cap = 0;
+	meta_topics_free(x->t, x->count);
+	x->t = NULL;
+	x->count = 0;
 	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_LIST);
-	int step;
+	int step, rc = 0;
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-		if (array_grow(&t, &cap, count, sizeof *t, 16) != 0) {
+		if (array_grow(&x->t, &cap, x->count, sizeof *x->t, 16) != 0) {
 			rc = SL_ENOMEM;
 			break;
 		}
-		struct meta_topic *tp = &t[count++];
+		struct meta_topic *tp = &x->t[x->count++];
 		memset(tp, 0, sizeof *tp);
 		tp->tid = sqlite3_column_int64(st, 0);
 		copy_text(tp->name, sizeof tp->name, st, 1);
@@ -969,82 +998,82 @@ static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 	if (!rc && step != SQLITE_DONE)
 		rc = sq_fail(c, "listing topics");
 	sqlite3_reset(st);
-	if (!rc)
-		rc = topics_attach_configs(c, t, count);
-	conn_pragma(c, "COMMIT");
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
+	return rc ? rc : topics_attach_configs(c, x->t, x->count);
+}
+
+static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
+{
+	struct topic_list_txn x = { NULL, 0 };
+	*out = NULL;
+	*n = 0;
+	/* One read transaction, so topics and configs are one snapshot. */
+	int rc = sq_txn(&sq_of(m)->loop, TXN_READ, topic_list_body, &x);
 	if (rc) {
-		meta_topics_free(t, count);
+		meta_topics_free(x.t, x.count);
 		return rc;
 	}
-	*out = t;
-	*n = count;
+	*out = x.t;
+	*n = x.count;
 	return 0;
+}
+
+struct set_partitions_txn {
+	int64_t tid;
+	int32_t new_count;
+};
+
+static int topic_set_partitions_body(struct sq_conn *c, void *arg)
+{
+	struct set_partitions_txn *x = arg;
+	int32_t old_count;
+	int rc = topic_partition_count(c, x->tid, &old_count);
+	if (rc)
+		return rc;
+	if (x->new_count <= old_count)
+		return SL_EINVAL;
+	rc = partitions_insert(c, x->tid, old_count, x->new_count);
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_SET_COUNT);
+	sqlite3_bind_int64(st, 1, x->tid);
+	sqlite3_bind_int(st, 2, x->new_count);
+	return sq_exec_stmt(c, st, "growing a topic");
 }
 
 static int sq_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
 	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
 		return SL_EINVAL;
-	pthread_mutex_lock(&c->lock);
-	int32_t old_count;
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	rc = topic_partition_count(c, tid, &old_count);
-	if (rc)
-		goto out_rollback;
-	if (new_count <= old_count) {
-		rc = SL_EINVAL;
-		goto out_rollback;
-	}
-	rc = partitions_insert(c, tid, old_count, new_count);
-	if (rc)
-		goto out_rollback;
-	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_SET_COUNT);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, new_count);
-	rc = sq_exec_stmt(c, st, "growing a topic");
-	if (rc)
-		goto out_rollback;
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-	return 0;
-out_rollback:
-	sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
+	struct set_partitions_txn x = { tid, new_count };
+	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_set_partitions_body, &x);
+}
+
+struct configs_set_txn {
+	int64_t tid;
+	const struct meta_config_change *changes;
+	size_t n;
+};
+
+static int topic_configs_set_body(struct sq_conn *c, void *arg)
+{
+	struct configs_set_txn *x = arg;
+	int32_t count;
+	int rc = topic_partition_count(c, x->tid, &count); /* SL_ENOTFOUND: no such topic */
+	for (size_t i = 0; !rc && i < x->n; i++)
+		rc = config_set(c, x->tid, x->changes[i].name, x->changes[i].value);
 	return rc;
 }
 
 static int sq_topic_configs_set(struct meta *m, int64_t tid,
 				const struct meta_config_change *changes, size_t n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
 	if (n > SL_CONFIGS_MAX)
 		return SL_EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (!config_ok(changes[i].name, changes[i].value))
 			return SL_EINVAL;
-	pthread_mutex_lock(&c->lock);
-	int32_t count;
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	rc = topic_partition_count(c, tid, &count);
-	for (size_t i = 0; !rc && i < n; i++)
-		rc = config_set(c, tid, changes[i].name, changes[i].value);
-	if (!rc)
-		rc = sq_commit(c);
-	if (rc)
-		sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+	struct configs_set_txn x = { tid, changes, n };
+	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_configs_set_body, &x);
 }
 
 /* A partition's log start and high watermark, on c (its lock held):
@@ -1201,50 +1230,64 @@ static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t pa
 	return sq_exec_stmt(c, st, what);
 }
 
-/* One transaction: the rows below `below`, at most TRIM_CHUNK_ROWS of
- * them, leave, and their objects' live bytes fall by theirs. *more: rows
- * below `below` are left. */
-static int trim_chunk(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
-		      bool *more)
+/* The last offset of the (skip + 1)-th row below `below` (ST_BATCHES_CHUNK_END):
+ * 1 with *last set, 0 when there are not that many rows, or SL_EMETA. */
+static int chunk_end(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
+		     int64_t skip, int64_t *last)
 {
-	/* Nothing below the log start (the usual case): no write lock. */
 	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_CHUNK_END);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, below);
-	sqlite3_bind_int64(st, 4, 0);
+	sqlite3_bind_int64(st, 4, skip);
 	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*last = sqlite3_column_int64(st, 0);
+	int rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : sq_fail(c, "finding rows to trim");
 	sqlite3_reset(st);
-	if (step == SQLITE_DONE) {
-		*more = false;
-		return 0;
-	}
-	if (step != SQLITE_ROW)
-		return sq_fail(c, "finding rows to trim");
-	int rc = sq_begin(c);
-	if (rc)
+	return rc;
+}
+
+struct trim_chunk_txn {
+	int64_t tid;
+	int32_t partition;
+	int64_t below;
+	bool more; /* out */
+};
+
+static int trim_chunk_body(struct sq_conn *c, void *arg)
+{
+	struct trim_chunk_txn *x = arg;
+	int64_t end = x->below;
+	int rc = chunk_end(c, x->tid, x->partition, x->below, TRIM_CHUNK_ROWS - 1, &end);
+	if (rc < 0)
 		return rc;
-	st = sq_stmt(c, ST_BATCHES_CHUNK_END);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	sqlite3_bind_int64(st, 3, below);
-	sqlite3_bind_int64(st, 4, TRIM_CHUNK_ROWS - 1);
-	step = sqlite3_step(st);
-	*more = step == SQLITE_ROW;
-	int64_t end = *more ? sqlite3_column_int64(st, 0) + 1 : below;
-	if (step != SQLITE_ROW && step != SQLITE_DONE)
-		rc = sq_fail(c, "finding rows to trim");
-	sqlite3_reset(st);
+	if (rc == 1)
+		end++;
+	rc = trim_exec(c, ST_OBJECT_SUBTRACT_BELOW, x->tid, x->partition, end,
+		       "trimming a partition");
 	if (!rc)
-		rc = trim_exec(c, ST_OBJECT_SUBTRACT_BELOW, tid, partition, end,
+		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, x->tid, x->partition, end,
 			       "trimming a partition");
-	if (!rc)
-		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, tid, partition, end, "trimming a partition");
-	if (!rc)
-		rc = sq_commit(c);
-	if (rc)
-		sq_rollback(c);
-	*more = *more && end < below;
+	x->more = end < x->below;
+	return rc;
+}
+
+/* One transaction (c's lock held): the rows below `below`, at most
+ * TRIM_CHUNK_ROWS of them, leave, and their objects' live bytes fall by
+ * theirs. *more: rows below `below` are left. */
+static int trim_chunk(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
+		      bool *more)
+{
+	int64_t last;
+	*more = false;
+	/* Nothing below the log start (the usual case): no write lock. */
+	int rc = chunk_end(c, tid, partition, below, 0, &last);
+	if (rc <= 0)
+		return rc;
+	struct trim_chunk_txn x = { tid, partition, below, false };
+	rc = sq_txn_locked(c, TXN_WRITE, trim_chunk_body, &x);
+	*more = x.more;
 	return rc;
 }
 
@@ -1512,36 +1555,43 @@ static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *o
 	return 0;
 }
 
+struct commit_txn {
+	struct meta_commit_obj *objs;
+	size_t count;
+};
+
+static int commit_objects_body(struct sq_conn *c, void *arg)
+{
+	struct commit_txn *x = arg;
+	int rc = commit_fence_check(c, x->objs, x->count);
+	for (size_t k = 0; !rc && k < x->count; k++)
+		rc = commit_one(c, &x->objs[k]);
+	return rc;
+}
+
+static void commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		for (size_t i = 0; i < objs[k].n; i++)
+			objs[k].batches[i].base_offset = -1;
+}
+
 /* Several objects, in seal order, in one transaction (group commit): all
  * are committed or none. */
 static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
 {
-	struct sq_conn *c = &sq_of(m)->commit;
 	if (count == 0 || count > META_COMMIT_OBJECTS_MAX)
 		return SL_EINVAL;
 	for (size_t k = 0; k < count; k++) {
 		int rc = commit_check(&objs[k]);
 		if (rc)
 			return rc;
-		for (size_t i = 0; i < objs[k].n; i++)
-			objs[k].batches[i].base_offset = -1;
+		commit_offsets_clear(&objs[k], 1);
 	}
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (!rc)
-		rc = commit_fence_check(c, objs, count);
-	for (size_t k = 0; !rc && k < count; k++)
-		rc = commit_one(c, &objs[k]);
-	if (!rc)
-		rc = sq_commit(c);
-	if (rc) {
-		sq_rollback(c);
-		/* Nothing was committed: no batch has an offset. */
-		for (size_t k = 0; k < count; k++)
-			for (size_t i = 0; i < objs[k].n; i++)
-				objs[k].batches[i].base_offset = -1;
-	}
-	pthread_mutex_unlock(&c->lock);
+	struct commit_txn x = { objs, count };
+	int rc = sq_txn(&sq_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+	if (rc) /* nothing was committed: no batch has an offset */
+		commit_offsets_clear(objs, count);
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
 }
 
@@ -1667,21 +1717,18 @@ static int sq_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
 
 /* ---- consumer group offsets ---- */
 
-static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
+struct offset_commit_txn {
+	const struct meta_offset_commit *rows;
+	size_t n;
+};
+
+static int offset_commit_body(struct sq_conn *c, void *arg)
 {
-	struct sq_conn *c = &sq_of(m)->offsets;
-	if (n == 0)
-		return 0;
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	for (size_t i = 0; i < n; i++) {
-		const struct meta_offset_commit *r = &rows[i];
-		if (!r->group_id || (r->metadata && strlen(r->metadata) > META_OFFSET_METADATA_BYTES_MAX)) {
-			rc = SL_EINVAL;
-			goto out_rollback;
-		}
+	struct offset_commit_txn *x = arg;
+	for (size_t i = 0; i < x->n; i++) {
+		const struct meta_offset_commit *r = &x->rows[i];
+		if (!r->group_id || (r->metadata && strlen(r->metadata) > META_OFFSET_METADATA_BYTES_MAX))
+			return SL_EINVAL;
 		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_UPSERT);
 		sqlite3_bind_text(st, 1, r->group_id, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(st, 2, r->tid);
@@ -1693,20 +1740,19 @@ static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *row
 		else
 			sqlite3_bind_null(st, 6);
 		sqlite3_bind_int64(st, 7, r->commit_timestamp_ms);
-		rc = sq_exec_stmt(c, st, "committing an offset");
+		int rc = sq_exec_stmt(c, st, "committing an offset");
 		if (rc)
-			goto out_rollback;
+			return rc;
 	}
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
 	return 0;
-out_rollback:
-	sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+}
+
+static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
+{
+	if (n == 0)
+		return 0;
+	struct offset_commit_txn x = { rows, n };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, offset_commit_body, &x);
 }
 
 static int sq_offset_fetch(struct meta *m, const char *group_id,
@@ -1790,44 +1836,45 @@ static int sq_group_list(struct meta *m, struct meta_group_summary **out, size_t
 	return 0;
 }
 
+struct delete_offsets_txn {
+	const char *group_id;
+	const int64_t *tids;
+	const int32_t *partitions;
+	size_t n;
+	int64_t count; /* out */
+};
+
+static int group_delete_offsets_body(struct sq_conn *c, void *arg)
+{
+	struct delete_offsets_txn *x = arg;
+	x->count = 0;
+	if (!x->tids) {
+		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_GROUP);
+		sqlite3_bind_text(st, 1, x->group_id, -1, SQLITE_STATIC);
+		int rc = sq_exec_stmt(c, st, "deleting a group's offsets");
+		x->count = sqlite3_changes(c->db);
+		return rc;
+	}
+	for (size_t i = 0; i < x->n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_ONE);
+		sqlite3_bind_text(st, 1, x->group_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, x->tids[i]);
+		sqlite3_bind_int(st, 3, x->partitions[i]);
+		int rc = sq_exec_stmt(c, st, "deleting an offset");
+		if (rc)
+			return rc;
+		x->count += sqlite3_changes(c->db);
+	}
+	return 0;
+}
+
 static int sq_group_delete_offsets(struct meta *m, const char *group_id, const int64_t *tids,
 				   const int32_t *partitions, size_t n, int64_t *deleted)
 {
-	struct sq_conn *c = &sq_of(m)->offsets;
-	int64_t count = 0;
-	pthread_mutex_lock(&c->lock);
-	int rc = sq_begin(c);
-	if (rc)
-		goto out_unlock;
-	if (!tids) {
-		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_GROUP);
-		sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
-		rc = sq_exec_stmt(c, st, "deleting a group's offsets");
-		if (rc)
-			goto out_rollback;
-		count = sqlite3_changes(c->db);
-	}
-	for (size_t i = 0; tids && i < n; i++) {
-		sqlite3_stmt *st = sq_stmt(c, ST_OFFSET_DELETE_ONE);
-		sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, tids[i]);
-		sqlite3_bind_int(st, 3, partitions[i]);
-		rc = sq_exec_stmt(c, st, "deleting an offset");
-		if (rc)
-			goto out_rollback;
-		count += sqlite3_changes(c->db);
-	}
-	rc = sq_commit(c);
-	if (rc)
-		goto out_rollback;
-	pthread_mutex_unlock(&c->lock);
-	if (deleted)
-		*deleted = count;
-	return 0;
-out_rollback:
-	sq_rollback(c);
-out_unlock:
-	pthread_mutex_unlock(&c->lock);
+	struct delete_offsets_txn x = { group_id, tids, partitions, n, 0 };
+	int rc = sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_delete_offsets_body, &x);
+	if (!rc && deleted)
+		*deleted = x.count;
 	return rc;
 }
 
