@@ -174,51 +174,34 @@ static struct topic_state *topic_state_from_meta(struct meta_topic *mt)
 	return t;
 }
 
-int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
-		       const struct meta_config *configs, int32_t config_count,
-		       struct topic_state **out)
+int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_state **out)
 {
-	if (agent_topic_by_name(a, name))
-		return SL_EEXIST;
-	struct meta_topic mt;
-	memset(&mt, 0, sizeof mt);
-	int rc = meta_topic_create(a->meta, name, partitions, configs, config_count, &mt);
-	if (rc)
-		return rc;
-	struct topic_state *t = topic_state_from_meta(&mt);
-	meta_topic_free(&mt);
+	struct topic_state *t = topic_state_from_meta(mt);
 	if (!t || catalog_add(a, t) != 0) {
 		topic_state_free(t);
 		return SL_ENOMEM;
 	}
-	log_info("created topic %s with %d partitions", name, partitions);
+	log_info("created topic %s with %d partitions", t->name, t->partition_count);
 	if (out)
 		*out = t;
 	return 0;
 }
 
-int agent_topic_delete(struct agent *a, struct topic_state *t)
+void agent_topic_deleted(struct agent *a, struct topic_state *t)
 {
-	int rc = meta_topic_delete(a->meta, t->name);
-	if (rc && rc != SL_ENOTFOUND)
-		return rc;
 	catalog_remove(a, t);
 	log_info("deleted topic %s", t->name);
 	topic_state_free(t);
-	return 0;
 }
 
-int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t new_count)
+int agent_topic_grown(struct topic_state *t, int32_t new_count)
 {
 	if (new_count <= t->partition_count)
-		return SL_EINVAL;
+		return 0;
 	struct partition_state *parts = realloc(t->parts, (size_t)new_count * sizeof *parts);
 	if (!parts)
 		return SL_ENOMEM;
 	t->parts = parts;
-	int rc = meta_topic_set_partitions(a->meta, t->tid, new_count);
-	if (rc)
-		return rc;
 	for (int32_t p = t->partition_count; p < new_count; p++)
 		memset(&t->parts[p], 0, sizeof t->parts[p]);
 	t->partition_count = new_count;
@@ -251,10 +234,10 @@ static int config_apply(struct topic_state *t, const char *name, const char *val
 	return 0;
 }
 
-int agent_topic_configs_set(struct agent *a, struct topic_state *t,
-			    const struct meta_config_change *changes, size_t n)
+int agent_topic_configs_changed(struct topic_state *t, const struct meta_config_change *changes,
+				size_t n)
 {
-	int rc = meta_topic_configs_set(a->meta, t->tid, changes, n);
+	int rc = 0;
 	for (size_t i = 0; !rc && i < n; i++)
 		rc = config_apply(t, changes[i].name, changes[i].value);
 	return rc;
@@ -386,12 +369,11 @@ static void on_stats_timer(uv_timer_t *t)
 	*sw = st;
 }
 
-static void on_writer_drain(void *arg)
+/* Draining: once the write path is idle and every agent_job is done
+ * (their requests answered), close everything. */
+static void drain_finish_maybe(struct agent *a)
 {
-	struct agent *a = arg;
-	if (writer_buffered_bytes(a->writer) < (size_t)a->cfg.write_buffer_bytes / 2)
-		server_resume_reads(a->server);
-	if (a->draining && writer_idle(a->writer)) {
+	if (a->draining && a->writer && writer_idle(a->writer) && a->jobs_running == 0) {
 		log_info("drained; exiting");
 		a->hooks->drained(a);
 		groups_shutdown(a);
@@ -408,6 +390,42 @@ static void on_writer_drain(void *arg)
 		uv_close((uv_handle_t *)&a->sigint, NULL);
 		uv_close((uv_handle_t *)&a->sigterm, NULL);
 		uv_close((uv_handle_t *)&a->stats_timer, NULL);
+	}
+}
+
+static void on_writer_drain(void *arg)
+{
+	struct agent *a = arg;
+	if (writer_buffered_bytes(a->writer) < (size_t)a->cfg.write_buffer_bytes / 2)
+		server_resume_reads(a->server);
+	drain_finish_maybe(a);
+}
+
+static void job_run(uv_work_t *w)
+{
+	struct agent_job *job = w->data;
+	job->run(job);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	(void)status; /* never cancelled: nothing calls uv_cancel */
+	struct agent_job *job = w->data;
+	struct agent *a = job->a;
+	job->done(job);
+	a->jobs_running--;
+	drain_finish_maybe(a);
+}
+
+void agent_job_submit(struct agent *a, struct agent_job *job)
+{
+	job->a = a;
+	job->work.data = job;
+	a->jobs_running++;
+	if (uv_queue_work(a->loop, &job->work, job_run, job_done) != 0) {
+		/* Only for invalid arguments: run it here rather than lose it. */
+		job_run(&job->work);
+		job_done(&job->work, 0);
 	}
 }
 

@@ -63,6 +63,23 @@ struct topic_state {
 	struct partition_state *parts;
 	struct meta_config *configs; /* overrides set on the topic */
 	int32_t config_count;
+	bool deleting; /* a DeleteTopics is removing it from the store: it
+			  stays served until that is done (then it is freed,
+			  on the loop), and a second delete finds it gone */
+};
+
+/* Metadata work that may block (an fsync, a long delete) runs off the
+ * loop: run on a libuv pool thread, then done on the loop. run makes the
+ * metadata calls only: it must not touch the catalog, a topic_state or
+ * anything else of the loop's (copy what it needs into the job first);
+ * done applies the result to the catalog and answers. The job's memory is
+ * the caller's (a request's arena, which lives until the answer). A drain
+ * waits until every job is done. */
+struct agent_job {
+	uv_work_t work;
+	struct agent *a;
+	void (*run)(struct agent_job *job);
+	void (*done)(struct agent_job *job);
 };
 
 struct agent {
@@ -89,6 +106,7 @@ struct agent {
 	struct writer_stats stats_last;
 	struct objstore_stats store_stats_last;
 	bool draining;
+	size_t jobs_running;          /* agent_jobs not done yet */
 	int exit_code;
 	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };
@@ -121,17 +139,21 @@ struct topic_state *agent_topic_by_tid(struct agent *a, int64_t tid);
 void agent_topics_each(struct agent *a, void (*fn)(void *arg, struct topic_state *t), void *arg);
 size_t agent_topic_count(const struct agent *a);
 
-/* Create in the metadata store, then in the catalog. Returns 0,
- * SL_EEXIST, SL_EMETA. */
-int agent_topic_create(struct agent *a, const char *name, int32_t partitions,
-		       const struct meta_config *configs, int32_t config_count,
-		       struct topic_state **out);
-int agent_topic_delete(struct agent *a, struct topic_state *t);
-int agent_topic_add_partitions(struct agent *a, struct topic_state *t, int32_t new_count);
-/* Set (value != NULL) or delete topic config overrides, all in one
- * metadata transaction. */
-int agent_topic_configs_set(struct agent *a, struct topic_state *t,
-			    const struct meta_config_change *changes, size_t n);
+void agent_job_submit(struct agent *a, struct agent_job *job);
+
+/* The catalog's half of topic changes, on the loop, after the metadata
+ * store took them in an agent_job (meta_topic_create, _delete,
+ * _set_partitions, _configs_set):
+ * agent_topic_created adds a topic the store made (its configs move out
+ * of mt); 0 or SL_ENOMEM (the store has it: a restart loads it). */
+int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_state **out);
+/* Removes and frees t. */
+void agent_topic_deleted(struct agent *a, struct topic_state *t);
+/* t now has new_count partitions (more than before); 0 or SL_ENOMEM. */
+int agent_topic_grown(struct topic_state *t, int32_t new_count);
+/* Set (value != NULL) or delete t's config overrides in memory. */
+int agent_topic_configs_changed(struct topic_state *t, const struct meta_config_change *changes,
+				size_t n);
 /* The topic's value of a config, or NULL when it uses the default. */
 const char *agent_topic_config(const struct topic_state *t, const char *name);
 int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, int64_t dflt);

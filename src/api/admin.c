@@ -1,5 +1,7 @@
 /* admin.c — CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords
- * and InitProducerId. */
+ * and InitProducerId. Their metadata writes run off the loop (agent_job,
+ * or the maintenance queue for DeleteRecords); each answer goes out when
+ * the store is done. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,23 +76,108 @@ static int mark_duplicate_names(const struct kmsg_create_topics_req *m, uint8_t 
 	return rc;
 }
 
+/* One topic of a CreateTopics that passed the checks: created in the
+ * store on the pool, then added to the catalog on the loop. */
+struct create_item {
+	struct kmsg_create_topics_resp_creatable_topic_result *rt;
+	char name[META_TOPIC_NAME_BYTES];
+	int32_t partitions;
+	const struct meta_config *configs;
+	int32_t config_count;
+	struct meta_topic mt; /* out */
+	int rc;               /* out */
+};
+
+struct create_job {
+	struct agent_job job;
+	struct request *req;
+	struct kmsg_create_topics_resp r;
+	struct create_item *items;
+	size_t n;
+};
+
+/* The topic's answer, once its error code (and message) are known. */
+static void create_result_finish(struct request *req,
+				 struct kmsg_create_topics_resp_creatable_topic_result *rt,
+				 int32_t partitions, const char *msg)
+{
+	if (rt->error_code == KERR_NONE) {
+		rt->num_partitions = partitions;
+		rt->replication_factor = 1;
+		rt->configs_count = 0; /* v5+: only non-default configs would be listed */
+	} else {
+		rt->error_message = api_kstr_dup(req, msg);
+		rt->configs_count = -1;
+	}
+}
+
+static void create_topics_respond(struct create_job *cj)
+{
+	kmsg_create_topics_resp_encode(&cj->req->resp, cj->req->api_version, &cj->r);
+	request_respond(cj->req);
+}
+
+/* Pool thread: the store's transactions (each an fsync). Two requests
+ * for one name both passed the catalog check; the store's unique name
+ * makes the second SL_EEXIST. */
+static void create_topics_run(struct agent_job *job)
+{
+	struct create_job *cj = (struct create_job *)job;
+	for (size_t i = 0; i < cj->n; i++) {
+		struct create_item *it = &cj->items[i];
+		it->rc = meta_topic_create(job->a->meta, it->name, it->partitions, it->configs,
+					   it->config_count, &it->mt);
+	}
+}
+
+static void create_topics_done(struct agent_job *job)
+{
+	struct create_job *cj = (struct create_job *)job;
+	for (size_t i = 0; i < cj->n; i++) {
+		struct create_item *it = &cj->items[i];
+		struct topic_state *t = NULL;
+		char msg[600] = "";
+		int rc = it->rc ? it->rc : agent_topic_created(job->a, &it->mt, &t);
+		meta_topic_free(&it->mt);
+		if (rc == SL_EEXIST) {
+			it->rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
+		} else if (rc) {
+			it->rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+			snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
+		} else {
+			memcpy(it->rt->topic_id, t->uuid, 16);
+		}
+		create_result_finish(cj->req, it->rt, it->partitions, msg);
+	}
+	create_topics_respond(cj);
+}
+
+/* Each topic is checked on the loop; those to create go to the store in
+ * one agent_job (off the loop: each creation waits for an fsync), and
+ * the answer goes out when it is back. */
 void handle_create_topics(struct agent *a, struct request *req, const struct kmsg_create_topics_req *m)
 {
-	struct kmsg_create_topics_resp r;
-	kmsg_create_topics_resp_init(&r);
+	struct create_job *cj = arena_alloc(&req->arena, sizeof *cj);
 	int32_t n = m->topics_count > 0 ? m->topics_count : 0;
 	uint8_t *dup = NULL;
-	if (!REQ_ARRAY(req, n, r.topics) || !REQ_ARRAY(req, n, dup) ||
-	    mark_duplicate_names(m, dup) != 0) {
+	if (!cj) {
 		request_fail_close(req);
 		return;
 	}
-	r.topics_count = 0;
+	*cj = (struct create_job){ .req = req };
+	struct kmsg_create_topics_resp *r = &cj->r;
+	kmsg_create_topics_resp_init(r);
+	if (!REQ_ARRAY(req, n, r->topics) || !REQ_ARRAY(req, n, dup) ||
+	    !REQ_ARRAY(req, n, cj->items) || mark_duplicate_names(m, dup) != 0) {
+		request_fail_close(req);
+		return;
+	}
+	r->topics_count = 0;
 	for (int32_t i = 0; i < n; i++) {
 		if (dup[i] == DUP_LATER)
 			continue;
 		struct kmsg_create_topics_req_creatable_topic *ct = &m->topics[i];
-		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r.topics[r.topics_count++];
+		struct kmsg_create_topics_resp_creatable_topic_result *rt = &r->topics[r->topics_count++];
 		kmsg_create_topics_resp_creatable_topic_result_init(rt);
 		rt->name = ct->name;
 		char msg[600] = "";
@@ -122,50 +209,104 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 			return;
 		} else if ((rt->error_code = check_configs(ct, configs, msg, sizeof msg)) == KERR_NONE &&
 			   !(req->api_version >= 1 && m->validate_only)) {
-			struct topic_state *t = NULL;
-			int rc = agent_topic_create(a, name, partitions, configs, ct->configs_count, &t);
-			if (rc == SL_EEXIST) {
-				rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
-			} else if (rc) {
-				rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
-				snprintf(msg, sizeof msg, "%s", sl_strerror(rc));
-			} else {
-				memcpy(rt->topic_id, t->uuid, 16);
-			}
+			struct create_item *it = &cj->items[cj->n++];
+			*it = (struct create_item){ .rt = rt, .partitions = partitions,
+						    .configs = configs,
+						    .config_count = ct->configs_count };
+			memcpy(it->name, name, sizeof name);
+			continue; /* answered when the store is done */
 		}
-		if (rt->error_code == KERR_NONE) {
-			rt->num_partitions = partitions;
-			rt->replication_factor = 1;
-			rt->configs_count = 0; /* v5+: only non-default configs would be listed */
-		} else {
-			rt->error_message = api_kstr_dup(req, msg);
-			rt->configs_count = -1;
-		}
+		create_result_finish(req, rt, partitions, msg);
 	}
-	kmsg_create_topics_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (cj->n == 0) {
+		create_topics_respond(cj);
+		return;
+	}
+	cj->job.run = create_topics_run;
+	cj->job.done = create_topics_done;
+	agent_job_submit(a, &cj->job);
 }
 
+/* One topic of a DeleteTopics: deleted from the store on the pool (its
+ * batch rows may be millions), then from the catalog on the loop. */
+struct delete_item {
+	struct kmsg_delete_topics_resp_deletable_topic_result *rt;
+	int64_t tid;
+	char name[META_TOPIC_NAME_BYTES];
+	int rc; /* out */
+};
+
+struct delete_job {
+	struct agent_job job;
+	struct request *req;
+	struct kmsg_delete_topics_resp r;
+	struct delete_item *items;
+	size_t n;
+};
+
+static void delete_topics_respond(struct delete_job *dj)
+{
+	kmsg_delete_topics_resp_encode(&dj->req->resp, dj->req->api_version, &dj->r);
+	request_respond(dj->req);
+}
+
+static void delete_topics_run(struct agent_job *job)
+{
+	struct delete_job *dj = (struct delete_job *)job;
+	for (size_t i = 0; i < dj->n; i++)
+		dj->items[i].rc = meta_topic_delete(job->a->meta, dj->items[i].name);
+}
+
+/* The topics marked deleting are still in the catalog (only a delete
+ * removes one, and a second one finds it marked). */
+static void delete_topics_done(struct agent_job *job)
+{
+	struct delete_job *dj = (struct delete_job *)job;
+	for (size_t i = 0; i < dj->n; i++) {
+		struct delete_item *it = &dj->items[i];
+		struct topic_state *t = agent_topic_by_tid(job->a, it->tid);
+		if (it->rc && it->rc != SL_ENOTFOUND) {
+			it->rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+			if (t)
+				t->deleting = false;
+		} else if (t) {
+			agent_topic_deleted(job->a, t);
+		}
+	}
+	delete_topics_respond(dj);
+}
+
+/* Topics are looked up and marked on the loop; the store deletes them in
+ * one agent_job; the catalog forgets them and the answer goes out when it
+ * is back. Until then the topic is still served (a produce to it gets no
+ * offsets if its commit comes after the delete's). */
 void handle_delete_topics(struct agent *a, struct request *req, const struct kmsg_delete_topics_req *m)
 {
-	struct kmsg_delete_topics_resp r;
-	kmsg_delete_topics_resp_init(&r);
-	/* v0-5 name topics in topic_names; v6+ in topics (by name or id). */
-	bool by_state = req->api_version >= 6;
-	int32_t n = by_state ? m->topics_count : m->topic_names_count;
-	r.responses_count = n > 0 ? n : 0;
-	if (!REQ_ARRAY(req, r.responses_count, r.responses)) {
+	struct delete_job *dj = arena_alloc(&req->arena, sizeof *dj);
+	if (!dj) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.responses_count; i++) {
-		struct kmsg_delete_topics_resp_deletable_topic_result *rt = &r.responses[i];
+	*dj = (struct delete_job){ .req = req };
+	struct kmsg_delete_topics_resp *r = &dj->r;
+	kmsg_delete_topics_resp_init(r);
+	/* v0-5 name topics in topic_names; v6+ in topics (by name or id). */
+	bool by_state = req->api_version >= 6;
+	int32_t n = by_state ? m->topics_count : m->topic_names_count;
+	r->responses_count = n > 0 ? n : 0;
+	if (!REQ_ARRAY(req, r->responses_count, r->responses) ||
+	    !REQ_ARRAY(req, r->responses_count, dj->items)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r->responses_count; i++) {
+		struct kmsg_delete_topics_resp_deletable_topic_result *rt = &r->responses[i];
 		kmsg_delete_topics_resp_deletable_topic_result_init(rt);
 		struct topic_state *t;
 		if (by_state && m->topics[i].name.len < 0) {
 			memcpy(rt->topic_id, m->topics[i].topic_id, 16);
 			t = agent_topic_by_uuid(a, m->topics[i].topic_id);
-			if (!t) {
+			if (!t || t->deleting) {
 				rt->error_code = KERR_UNKNOWN_TOPIC_ID;
 				continue;
 			}
@@ -173,18 +314,25 @@ void handle_delete_topics(struct agent *a, struct request *req, const struct kms
 			kstr name = by_state ? m->topics[i].name : m->topic_names[i];
 			rt->name = name;
 			t = agent_topic(a, name);
-			if (!t) {
+			if (!t || t->deleting) {
 				rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				continue;
 			}
 		}
 		rt->name = api_kstr_dup(req, t->name);
 		memcpy(rt->topic_id, t->uuid, 16);
-		if (agent_topic_delete(a, t) != 0)
-			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+		t->deleting = true;
+		struct delete_item *it = &dj->items[dj->n++];
+		*it = (struct delete_item){ .rt = rt, .tid = t->tid };
+		memcpy(it->name, t->name, sizeof it->name);
 	}
-	kmsg_delete_topics_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (dj->n == 0) {
+		delete_topics_respond(dj);
+		return;
+	}
+	dj->job.run = delete_topics_run;
+	dj->job.done = delete_topics_done;
+	agent_job_submit(a, &dj->job);
 }
 
 struct delrec_job {
@@ -296,18 +444,80 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 		maint_submit(a, &job->tj);
 }
 
+/* One topic of a CreatePartitions that passed the checks. */
+struct grow_item {
+	struct kmsg_create_partitions_resp_create_partitions_topic_result *rt;
+	int64_t tid;
+	int32_t count;
+	int rc; /* out */
+};
+
+struct grow_job {
+	struct agent_job job;
+	struct request *req;
+	struct kmsg_create_partitions_resp r;
+	struct grow_item *items;
+	size_t n;
+};
+
+static void create_partitions_respond(struct grow_job *gj)
+{
+	kmsg_create_partitions_resp_encode(&gj->req->resp, gj->req->api_version, &gj->r);
+	request_respond(gj->req);
+}
+
+static void create_partitions_run(struct agent_job *job)
+{
+	struct grow_job *gj = (struct grow_job *)job;
+	for (size_t i = 0; i < gj->n; i++)
+		gj->items[i].rc = meta_topic_set_partitions(job->a->meta, gj->items[i].tid,
+							    gj->items[i].count);
+}
+
+/* Another CreatePartitions may have grown the topic meanwhile (the store
+ * then refuses a count not above its own), or a DeleteTopics removed it. */
+static void create_partitions_done(struct agent_job *job)
+{
+	struct grow_job *gj = (struct grow_job *)job;
+	for (size_t i = 0; i < gj->n; i++) {
+		struct grow_item *it = &gj->items[i];
+		struct topic_state *t = agent_topic_by_tid(job->a, it->tid);
+		int rc = it->rc;
+		if (!rc && t)
+			rc = agent_topic_grown(t, it->count);
+		if (rc == SL_ENOTFOUND) {
+			it->rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			it->rt->error_message = KSTR("The topic does not exist.");
+		} else if (rc == SL_EINVAL) {
+			it->rt->error_code = KERR_INVALID_PARTITIONS;
+			it->rt->error_message = KSTR("The topic has as many partitions already.");
+		} else if (rc) {
+			it->rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+			it->rt->error_message = KSTR("");
+		}
+	}
+	create_partitions_respond(gj);
+}
+
 void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m)
 {
-	struct kmsg_create_partitions_resp r;
-	kmsg_create_partitions_resp_init(&r);
-	r.results_count = m->topics_count > 0 ? m->topics_count : 0;
-	if (!REQ_ARRAY(req, r.results_count, r.results)) {
+	struct grow_job *gj = arena_alloc(&req->arena, sizeof *gj);
+	if (!gj) {
 		request_fail_close(req);
 		return;
 	}
-	for (int32_t i = 0; i < r.results_count; i++) {
+	*gj = (struct grow_job){ .req = req };
+	struct kmsg_create_partitions_resp *r = &gj->r;
+	kmsg_create_partitions_resp_init(r);
+	r->results_count = m->topics_count > 0 ? m->topics_count : 0;
+	if (!REQ_ARRAY(req, r->results_count, r->results) ||
+	    !REQ_ARRAY(req, r->results_count, gj->items)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r->results_count; i++) {
 		struct kmsg_create_partitions_req_create_partitions_topic *qt = &m->topics[i];
-		struct kmsg_create_partitions_resp_create_partitions_topic_result *rt = &r.results[i];
+		struct kmsg_create_partitions_resp_create_partitions_topic_result *rt = &r->results[i];
 		kmsg_create_partitions_resp_create_partitions_topic_result_init(rt);
 		rt->name = qt->name;
 		struct topic_state *t = agent_topic(a, qt->name);
@@ -325,55 +535,96 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		} else if (qt->count > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "At most %d partitions per topic.", SL_PARTITIONS_PER_TOPIC_MAX);
-		} else if (!m->validate_only && agent_topic_add_partitions(a, t, qt->count) != 0) {
-			rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+		} else if (!m->validate_only) {
+			gj->items[gj->n++] = (struct grow_item){ rt, t->tid, qt->count, 0 };
 		}
 		if (rt->error_code != KERR_NONE)
 			rt->error_message = api_kstr_dup(req, msg);
 	}
-	kmsg_create_partitions_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (gj->n == 0) {
+		create_partitions_respond(gj);
+		return;
+	}
+	gj->job.run = create_partitions_run;
+	gj->job.done = create_partitions_done;
+	agent_job_submit(a, &gj->job);
 }
 
 /* Producer ids come in blocks from the metadata store, as Kafka's
  * controller hands out blocks of 1,000: unique across agents and
- * restarts, one store write per block. */
+ * restarts, one store write per block. The write (an fsync) runs off the
+ * loop: a request that finds the block used up takes a new one in an
+ * agent_job. Requests that do so at the same time each take one; the
+ * first back becomes the agent's block and the others take their id from
+ * it (their own blocks are left unused: ids only need to be unique). */
 #define PRODUCER_ID_BLOCK 1000
 
-static int next_producer_id(struct agent *a, int64_t *id)
-{
-	if (a->producer_id_next >= a->producer_id_end) {
-		int64_t first;
-		int rc = meta_producer_ids_alloc(a->meta, PRODUCER_ID_BLOCK, &first);
-		if (rc) {
-			log_error("allocating producer ids: %s", sl_strerror(rc));
-			return rc;
-		}
-		a->producer_id_next = first;
-		a->producer_id_end = first + PRODUCER_ID_BLOCK;
-	}
-	*id = a->producer_id_next++;
-	return 0;
-}
+struct pid_job {
+	struct agent_job job;
+	struct request *req;
+	int64_t first; /* out */
+	int rc;        /* out */
+};
 
-void handle_init_producer_id(struct agent *a, struct request *req, const struct kmsg_init_producer_id_req *m)
+static void init_producer_id_respond(struct agent *a, struct request *req, bool block_failed)
 {
 	struct kmsg_init_producer_id_resp r;
 	kmsg_init_producer_id_resp_init(&r);
-	if (m->transactional_id.len >= 0) {
-		/* Transactions are not implemented: say so with the code Kafka
-		 * uses when a transactional id cannot be served. */
-		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
-		r.producer_id = -1;
-		r.producer_epoch = -1;
-	} else if (next_producer_id(a, &r.producer_id) != 0) {
+	if (block_failed || a->producer_id_next >= a->producer_id_end) {
 		/* Kafka's answer while its id manager has no block (retriable). */
 		r.error_code = KERR_COORDINATOR_LOAD_IN_PROGRESS;
 		r.producer_id = -1;
 		r.producer_epoch = -1;
 	} else {
+		r.producer_id = a->producer_id_next++;
 		r.producer_epoch = 0;
 	}
 	kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
+}
+
+static void pid_block_run(struct agent_job *job)
+{
+	struct pid_job *pj = (struct pid_job *)job;
+	pj->rc = meta_producer_ids_alloc(job->a->meta, PRODUCER_ID_BLOCK, &pj->first);
+}
+
+static void pid_block_done(struct agent_job *job)
+{
+	struct pid_job *pj = (struct pid_job *)job;
+	struct agent *a = job->a;
+	if (pj->rc)
+		log_error("allocating producer ids: %s", sl_strerror(pj->rc));
+	else if (a->producer_id_next >= a->producer_id_end) {
+		a->producer_id_next = pj->first;
+		a->producer_id_end = pj->first + PRODUCER_ID_BLOCK;
+	}
+	init_producer_id_respond(a, pj->req, pj->rc != 0);
+}
+
+void handle_init_producer_id(struct agent *a, struct request *req, const struct kmsg_init_producer_id_req *m)
+{
+	if (m->transactional_id.len >= 0) {
+		/* Transactions are not implemented: say so with the code Kafka
+		 * uses when a transactional id cannot be served. */
+		struct kmsg_init_producer_id_resp r;
+		kmsg_init_producer_id_resp_init(&r);
+		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		r.producer_id = -1;
+		r.producer_epoch = -1;
+		kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);
+		request_respond(req);
+		return;
+	}
+	if (a->producer_id_next < a->producer_id_end) {
+		init_producer_id_respond(a, req, false);
+		return;
+	}
+	struct pid_job *pj = arena_alloc(&req->arena, sizeof *pj);
+	if (!pj) {
+		request_fail_close(req);
+		return;
+	}
+	*pj = (struct pid_job){ .req = req, .job = { .run = pid_block_run, .done = pid_block_done } };
+	agent_job_submit(a, &pj->job);
 }

@@ -348,27 +348,86 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 	return 0;
 }
 
+/* One topic's changes, applied in the store on the pool (a transaction:
+ * an fsync), then to the catalog on the loop. */
+struct alter_item {
+	struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res;
+	int64_t tid;
+	const struct meta_config_change *changes;
+	size_t n;
+	int rc; /* out */
+};
+
+struct alter_job {
+	struct agent_job job;
+	struct request *req;
+	struct kmsg_incremental_alter_configs_resp r;
+	struct alter_item *items;
+	size_t n;
+};
+
+static void alter_configs_respond(struct alter_job *aj)
+{
+	kmsg_incremental_alter_configs_resp_encode(&aj->req->resp, aj->req->api_version, &aj->r);
+	request_respond(aj->req);
+}
+
+static void alter_configs_run(struct agent_job *job)
+{
+	struct alter_job *aj = (struct alter_job *)job;
+	for (size_t i = 0; i < aj->n; i++) {
+		struct alter_item *it = &aj->items[i];
+		it->rc = meta_topic_configs_set(job->a->meta, it->tid, it->changes, it->n);
+	}
+}
+
+/* A topic deleted meanwhile has no configs to change in memory. */
+static void alter_configs_done(struct agent_job *job)
+{
+	struct alter_job *aj = (struct alter_job *)job;
+	for (size_t i = 0; i < aj->n; i++) {
+		struct alter_item *it = &aj->items[i];
+		struct topic_state *t = agent_topic_by_tid(job->a, it->tid);
+		int rc = it->rc;
+		if (!rc && t)
+			rc = agent_topic_configs_changed(t, it->changes, it->n);
+		if (rc) {
+			it->res->error_code = KERR_UNKNOWN_SERVER_ERROR;
+			it->res->error_message = KSTR(sl_strerror(rc));
+		}
+	}
+	alter_configs_respond(aj);
+}
+
 /* IncrementalAlterConfigs, as Kafka's ConfigAdminManager.preprocess and
  * its controller check it: a resource named twice refuses both entries;
  * then each resource is checked and its changes computed; only when all
  * are (nothing left that can fail for want of memory) are they applied,
- * each resource all or nothing in one metadata transaction. */
+ * each resource all or nothing in one metadata transaction, off the loop
+ * (an agent_job); the answer goes out when they are done. */
 void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m)
 {
-	struct kmsg_incremental_alter_configs_resp r;
-	kmsg_incremental_alter_configs_resp_init(&r);
+	struct alter_job *aj = arena_alloc(&req->arena, sizeof *aj);
+	if (!aj) {
+		request_fail_close(req);
+		return;
+	}
+	*aj = (struct alter_job){ .req = req };
+	struct kmsg_incremental_alter_configs_resp *rp = &aj->r;
+	kmsg_incremental_alter_configs_resp_init(rp);
 	int32_t n = m->resources_count > 0 ? m->resources_count : 0;
-	r.responses_count = n;
+	rp->responses_count = n;
 	struct resource_ref *refs = NULL;
 	struct topic_state **topics = NULL;
 	struct meta_config_change **changes = NULL;
-	if (n > 0 && (!REQ_ARRAY(req, n, r.responses) || !REQ_ARRAY(req, n, refs) ||
-		      !REQ_ARRAY(req, n, topics) || !REQ_ARRAY(req, n, changes))) {
+	if (n > 0 && (!REQ_ARRAY(req, n, rp->responses) || !REQ_ARRAY(req, n, refs) ||
+		      !REQ_ARRAY(req, n, topics) || !REQ_ARRAY(req, n, changes) ||
+		      !REQ_ARRAY(req, n, aj->items))) {
 		request_fail_close(req);
 		return;
 	}
 	for (int32_t i = 0; i < n; i++) {
-		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
+		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &rp->responses[i];
 		kmsg_incremental_alter_configs_resp_alter_configs_resource_response_init(res);
 		res->resource_type = m->resources[i].resource_type;
 		res->resource_name = m->resources[i].resource_name;
@@ -383,13 +442,13 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 		if (resource_ref_cmp(&refs[i], &refs[i + 1]) != 0)
 			continue;
 		for (int32_t k = i; k <= i + 1; k++) {
-			r.responses[refs[k].i].error_code = KERR_INVALID_REQUEST;
-			r.responses[refs[k].i].error_message = KSTR("Each resource must appear at most once.");
+			rp->responses[refs[k].i].error_code = KERR_INVALID_REQUEST;
+			rp->responses[refs[k].i].error_message = KSTR("Each resource must appear at most once.");
 		}
 	}
 	/* Check and compute everything before changing anything. */
 	for (int32_t i = 0; i < n; i++) {
-		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
+		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &rp->responses[i];
 		if (res->error_code)
 			continue;
 		char msg[600] = "";
@@ -402,16 +461,17 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 			res->error_message = api_kstr_dup(req, msg);
 	}
 	for (int32_t i = 0; i < n && !m->validate_only; i++) {
-		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &r.responses[i];
+		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &rp->responses[i];
 		if (res->error_code || m->resources[i].configs_count <= 0)
 			continue;
-		int rc = agent_topic_configs_set(a, topics[i], changes[i],
-						 (size_t)m->resources[i].configs_count);
-		if (rc) {
-			res->error_code = KERR_UNKNOWN_SERVER_ERROR;
-			res->error_message = KSTR(sl_strerror(rc));
-		}
+		aj->items[aj->n++] = (struct alter_item){ res, topics[i]->tid, changes[i],
+							  (size_t)m->resources[i].configs_count, 0 };
 	}
-	kmsg_incremental_alter_configs_resp_encode(&req->resp, req->api_version, &r);
-	request_respond(req);
+	if (aj->n == 0) {
+		alter_configs_respond(aj);
+		return;
+	}
+	aj->job.run = alter_configs_run;
+	aj->job.done = alter_configs_done;
+	agent_job_submit(a, &aj->job);
 }

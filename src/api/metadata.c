@@ -1,4 +1,4 @@
-/* metadata.c — Metadata (with auto-create) and DescribeCluster.
+/* metadata.c — Metadata (with auto-create, off the loop) and DescribeCluster.
  *
  * Every agent serves every partition, so each partition's leader is this
  * agent, its replica and ISR lists are just this agent, and its leader
@@ -85,15 +85,19 @@ static bool is_zero_uuid(const uint8_t u[16])
 	return true;
 }
 
-void handle_metadata(struct agent *a, struct request *req, const struct kmsg_metadata_req *m)
+/* What auto-creation did to a requested topic. */
+enum { CREATE_NONE, CREATE_FAILED, CREATE_ELSEWHERE };
+
+/* The answer, from the catalog; created[i] (NULL: nothing was created)
+ * says what auto-creation did to topic i. */
+static void metadata_respond(struct agent *a, struct request *req, const struct kmsg_metadata_req *m,
+			     const uint8_t *created)
 {
 	struct kmsg_metadata_resp r;
 	kmsg_metadata_resp_init(&r);
 	fill_brokers(a, req, &r);
 	/* v0: an empty list means all topics; v1+: null means all. */
 	bool all = m->topics_count < 0 || (req->api_version == 0 && m->topics_count == 0);
-	bool auto_create = a->cfg.auto_create_topics &&
-			   (req->api_version < 4 || m->allow_auto_topic_creation);
 	int32_t n = all ? (int32_t)agent_topic_count(a) : m->topics_count;
 	if (!REQ_ARRAY(req, n, r.topics)) {
 		request_fail_close(req);
@@ -108,7 +112,7 @@ void handle_metadata(struct agent *a, struct request *req, const struct kmsg_met
 		}
 	} else {
 		for (int32_t i = 0; i < m->topics_count; i++) {
-			struct kmsg_metadata_req_metadata_request_topic *qt = &m->topics[i];
+			const struct kmsg_metadata_req_metadata_request_topic *qt = &m->topics[i];
 			struct kmsg_metadata_resp_metadata_response_topic *rt = &r.topics[r.topics_count++];
 			kmsg_metadata_resp_metadata_response_topic_init(rt);
 			rt->name = qt->name;
@@ -126,16 +130,17 @@ void handle_metadata(struct agent *a, struct request *req, const struct kmsg_met
 				continue;
 			} else {
 				t = agent_topic(a, qt->name);
-				if (!t && auto_create) {
-					char name[META_TOPIC_NAME_BYTES];
-					kstr_copy(qt->name, name, sizeof name);
-					int rc = agent_topic_create(a, name, a->cfg.default_partitions,
-								    NULL, 0, &t);
-					if (rc && rc != SL_EEXIST) {
-						rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
-						continue;
-					}
-					t = agent_topic(a, qt->name);
+				uint8_t c = created ? created[i] : CREATE_NONE;
+				if (!t && c == CREATE_FAILED) {
+					rt->error_code = KERR_UNKNOWN_SERVER_ERROR;
+					continue;
+				}
+				/* Another request's creation is in the store but not
+				 * yet in the catalog: Kafka's answer while a topic is
+				 * being created (retriable). */
+				if (!t && c == CREATE_ELSEWHERE) {
+					rt->error_code = KERR_LEADER_NOT_AVAILABLE;
+					continue;
 				}
 				if (!t) {
 					rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -150,6 +155,74 @@ void handle_metadata(struct agent *a, struct request *req, const struct kmsg_met
 	}
 	kmsg_metadata_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
+}
+
+/* Auto-creation of the requested topics not in the catalog: in the store
+ * on the pool (each an fsync), then into the catalog, then the answer. */
+struct autocreate_job {
+	struct agent_job job;
+	struct request *req;
+	const struct kmsg_metadata_req *m;
+	int32_t *which;          /* indexes into m.topics */
+	struct meta_topic *mts;  /* out, one per which */
+	int *rcs;                /* out */
+	uint8_t *created;        /* per m.topics */
+	size_t n;
+};
+
+static void autocreate_run(struct agent_job *job)
+{
+	struct autocreate_job *aj = (struct autocreate_job *)job;
+	for (size_t i = 0; i < aj->n; i++) {
+		char name[META_TOPIC_NAME_BYTES];
+		kstr_copy(aj->m->topics[aj->which[i]].name, name, sizeof name);
+		aj->rcs[i] = meta_topic_create(job->a->meta, name, job->a->cfg.default_partitions,
+					       NULL, 0, &aj->mts[i]);
+	}
+}
+
+static void autocreate_done(struct agent_job *job)
+{
+	struct autocreate_job *aj = (struct autocreate_job *)job;
+	for (size_t i = 0; i < aj->n; i++) {
+		int rc = aj->rcs[i] ? aj->rcs[i] : agent_topic_created(job->a, &aj->mts[i], NULL);
+		meta_topic_free(&aj->mts[i]);
+		aj->created[aj->which[i]] = rc == SL_EEXIST ? CREATE_ELSEWHERE
+					    : rc ? CREATE_FAILED : CREATE_NONE;
+	}
+	metadata_respond(job->a, aj->req, aj->m, aj->created);
+}
+
+void handle_metadata(struct agent *a, struct request *req, const struct kmsg_metadata_req *m)
+{
+	struct autocreate_job *aj = arena_alloc(&req->arena, sizeof *aj);
+	if (!aj) {
+		request_fail_close(req);
+		return;
+	}
+	*aj = (struct autocreate_job){ .req = req, .m = m };
+	bool auto_create = a->cfg.auto_create_topics && m->topics_count > 0 &&
+			   (req->api_version < 4 || m->allow_auto_topic_creation);
+	for (int32_t i = 0; auto_create && i < m->topics_count; i++) {
+		kstr name = m->topics[i].name;
+		if (name.len < 0 || !topic_name_valid(name) || agent_topic(a, name))
+			continue;
+		if (!aj->which && (!REQ_ARRAY(req, m->topics_count, aj->which) ||
+				   !REQ_ARRAY(req, m->topics_count, aj->mts) ||
+				   !REQ_ARRAY(req, m->topics_count, aj->rcs) ||
+				   !REQ_ARRAY(req, m->topics_count, aj->created))) {
+			request_fail_close(req);
+			return;
+		}
+		aj->which[aj->n++] = i;
+	}
+	if (aj->n == 0) {
+		metadata_respond(a, req, m, NULL);
+		return;
+	}
+	aj->job.run = autocreate_run;
+	aj->job.done = autocreate_done;
+	agent_job_submit(a, &aj->job);
 }
 
 void handle_describe_cluster(struct agent *a, struct request *req, const struct kmsg_describe_cluster_req *m)

@@ -3,12 +3,28 @@
  * consumer groups and agents).
  *
  * Backends sit behind a table of methods (sqlite now; postgres later).
- * Thread model: meta_commit_objects() is called from one worker thread at a
- * time (commits are serialized in seal order); meta_partition_trim() and
- * the consumer group offset writes from worker threads as their comments
- * say; every other call comes from the event loop thread. A backend keeps
- * a separate connection for each so that a commit's fsync never blocks a
- * read.
+ *
+ * Who calls what, and how long a call may block. Each call below says
+ * one of:
+ *   [loop]    the event loop thread. Reads only, from one snapshot, no
+ *             write lock taken: microseconds when the pages are cached,
+ *             a disk read otherwise; never waits on another caller's
+ *             transaction or fsync.
+ *   [pool: X] a libuv pool thread, on the backend's connection for X,
+ *             never the loop. Writes: waits for the store's write lock
+ *             (behind a produce commit, or one trim chunk: milliseconds;
+ *             given up after 5 s with SL_EMETA) and for an fsync
+ *             (milliseconds). Calls of one kind X run one at a time as
+ *             the caller orders them (commit: seal order; offsets: the
+ *             group service's queue; maintenance: the trim queue; admin:
+ *             the agent's jobs).
+ *   [start]   the loop thread before it serves requests (loading the
+ *             catalog): may scan whole tables.
+ *   [tool]    a command-line tool's only thread.
+ * A backend keeps one connection per kind (loop, commit, offsets,
+ * maintenance, admin), so no call waits on a lock another kind holds for
+ * long, and the loop never waits for a write. A call from the wrong
+ * thread is serialized by the connection's lock, not corrupted.
  *
  * Strings returned inside structs are copied into the struct (fixed
  * arrays) or into malloc'd arrays the caller frees with the matching
@@ -250,32 +266,41 @@ static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 
 /* Create a topic with a fresh random UUID and its partitions (log start
  * 0, high watermark 0). Returns 0, SL_EEXIST. Fills *out (configs copied;
- * free with meta_topic_free). */
+ * free with meta_topic_free). [pool: admin]: one transaction, an fsync. */
 static inline int meta_topic_create(struct meta *m, const char *name, int32_t partitions,
 				    const struct meta_config *c, int32_t nc, struct meta_topic *out)
 { return m->m->topic_create(m, name, partitions, c, nc, out); }
 /* Delete a topic, its partitions and batch rows; their objects become
- * garbage for the cleaner. Returns 0 or SL_ENOTFOUND. */
+ * garbage for the cleaner. Returns 0 or SL_ENOTFOUND. [pool: admin]: one
+ * transaction over every batch row of the topic (seconds for millions;
+ * commits wait behind it) and an fsync. */
 static inline int meta_topic_delete(struct meta *m, const char *name)
 { return m->m->topic_delete(m, name); }
-/* All topics with their configs. Free with meta_topics_free. */
+/* All topics with their configs. Free with meta_topics_free. [start],
+ * [tool]. */
 static inline int meta_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 { return m->m->topic_list(m, out, n); }
-/* Grow a topic to new_count partitions. SL_EINVAL if not larger. */
+/* Grow a topic to new_count partitions. SL_EINVAL if not larger,
+ * SL_ENOTFOUND for an unknown topic. [pool: admin]: an fsync. */
 static inline int meta_topic_set_partitions(struct meta *m, int64_t tid, int32_t n)
 { return m->m->topic_set_partitions(m, tid, n); }
+/* Set (value) or delete (NULL) configs of a topic, all in one
+ * transaction. SL_ENOTFOUND for an unknown topic. [pool: admin]: an
+ * fsync. */
 static inline int meta_topic_configs_set(struct meta *m, int64_t tid,
 					 const struct meta_config_change *c, size_t n)
 { return m->m->topic_configs_set(m, tid, c, n); }
 static inline int meta_topic_config_set(struct meta *m, int64_t tid, const char *k, const char *v)
 { struct meta_config_change c = { k, v }; return meta_topic_configs_set(m, tid, &c, 1); }
-/* SL_ENOTFOUND if absent. */
+/* SL_ENOTFOUND if absent. [loop], [tool]. */
 static inline int meta_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
 { return m->m->partition_get(m, tid, p, out); }
-/* Every partition of every topic. Free with free(). */
+/* Every partition of every topic. Free with free(). [start]. */
 static inline int meta_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
 { return m->m->partition_list(m, out, n); }
-/* Raise the log start offset (never lowers it; capped at the HWM). */
+/* Raise the log start offset (never lowers it; capped at the HWM). A
+ * write on the loop's connection: tests and tools only (the agent's log
+ * starts move by meta_partition_trim). */
 static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int32_t p, int64_t off)
 { return m->m->partition_set_log_start(m, tid, p, off); }
 /* Retention and DeleteRecords: the partition's log
@@ -292,8 +317,8 @@ static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int3
  * failure is logged, not returned: the log start stands). *log_start gets
  * the log start. SL_ENOTFOUND for an unknown partition (also one deleted
  * meanwhile).
- * A worker-thread call, on a connection of its own: it may scan a long
- * partition, and blocks on the store's write lock and fsync. */
+ * [pool: maintenance]: it may scan a long partition (reads, no lock),
+ * then short transactions, each an fsync. */
 static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
 				      const struct meta_trim *t, int64_t *log_start)
 { return m->m->partition_trim ? m->m->partition_trim(m, tid, p, t, log_start) : SL_EUNSUPPORTED; }
@@ -301,14 +326,15 @@ static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
  * assign base_offset from its partition's high watermark and insert the
  * batch row. Batches of partitions that no longer exist get base_offset
  * -1 and no row. Durable (synchronous) when it returns 0; SL_EMETA
- * otherwise, with nothing committed. Worker thread only. */
+ * otherwise, with nothing committed. [pool: commit]: an fsync; waits
+ * behind a topic delete or a trim chunk. */
 static inline int meta_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t n)
 { return m->m->commit_objects(m, objs, n); }
 static inline int meta_commit_object(struct meta *m, const char *key, uint64_t size,
 				     struct meta_commit_batch *b, size_t n)
 { struct meta_commit_obj o = { key, size, b, n }; return meta_commit_objects(m, &o, 1); }
 /* Batch rows of a partition with last_offset >= offset, ascending, at
- * most max_rows. */
+ * most max_rows. [loop], [tool]. */
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,
 				    size_t max_rows, struct meta_batch_row *rows, size_t *n)
 { return m->m->batches_from(m, tid, p, off, max_rows, rows, n); }
@@ -318,13 +344,14 @@ static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int6
  * q[i].max_rows rows, stored from q[i].first; rows_cap bounds them all
  * (queries that find no room get n = 0). Returns 0, SL_EMETA, or
  * SL_EUNSUPPORTED for a backend without it (call meta_batches_from per
- * partition then). */
+ * partition then). [loop]. */
 static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 					 struct meta_batch_row *rows, size_t rows_cap)
 { return m->m->batches_from_many ? m->m->batches_from_many(m, q, nq, rows, rows_cap) : SL_EUNSUPPORTED; }
 /* ---- garbage collection (storage/gc.c for `sluice gc` and the agent's
- * collection; blocking: objects_dead, objects_mark_deleting and
- * objects_forget from a worker thread or a tool, the rest from a tool) ----
+ * collection; objects_dead, objects_mark_deleting and objects_forget are
+ * [pool: maintenance] or [tool], object_known and gc_fence_raise [tool])
+ * ----
  * An object row's live_bytes only falls once committed (topic deletes,
  * trims subtract their batches), so a 'live' row at 0 that is older than
  * the grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
@@ -373,44 +400,47 @@ bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms);
 
 /* The base offset of the first batch whose max_timestamp >= ts
  * (ListOffsets by timestamp: the caller then scans that batch for the
- * exact record). SL_ENOTFOUND if none. */
+ * exact record). SL_ENOTFOUND if none. [loop]. */
 static inline int meta_offset_for_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t ts,
 					    int64_t *off, int64_t *batch_max_ts)
 { return m->m->offset_for_timestamp(m, tid, p, ts, off, batch_max_ts); }
 /* The batch holding the partition's largest timestamp (earliest such):
- * its base offset and that timestamp. SL_ENOTFOUND if empty. */
+ * its base offset and that timestamp. SL_ENOTFOUND if empty. [loop]. */
 static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t *off, int64_t *ts)
 { return m->m->max_timestamp(m, tid, p, off, ts); }
 
-/* A producer's newest batches in a partition (newest first, at most
- * max_rows), looking only at the partition's last 1,000 batches. */
+/* Take count consecutive producer ids: *first .. *first + count - 1,
+ * never handed out before by any agent of this store (SL_ELIMIT when the
+ * id space is used up). [pool: admin]: an fsync. */
 #define META_PRODUCER_ID_BLOCK_MAX 1000000
 static inline int meta_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
 { return m->m->producer_ids_alloc ? m->m->producer_ids_alloc(m, count, first) : SL_EUNSUPPORTED; }
+/* A producer's newest batches in a partition (newest first, at most
+ * max_rows), looking only at the partition's last 1,000 batches. [loop]
+ * (a bounded scan). */
 static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, int64_t pid,
 				       struct meta_producer_batch *rows, size_t max_rows, size_t *n)
 { return m->m->producer_recent ? m->m->producer_recent(m, tid, p, pid, rows, max_rows, n) : SL_EUNSUPPORTED; }
 /* Store committed offsets (insert or replace), all rows in one
  * transaction, durable when it returns 0; SL_EMETA with nothing stored
- * otherwise. Blocks (fsync, and the offsets connection's lock): call it
- * from one worker thread at a time, not from the loop. SL_EUNSUPPORTED
- * if the backend has no groups. */
+ * otherwise. [pool: offsets]: an fsync. SL_EUNSUPPORTED if the backend
+ * has no groups. */
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
 /* Every committed offset of a group, by (tid, partition). Free with
- * meta_committed_offsets_free. An unknown group gives n = 0. */
+ * meta_committed_offsets_free. An unknown group gives n = 0. [loop]. */
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
 /* Groups with committed offsets, by id (a scan of every offset row: the
  * group service calls it once, at start). Free with
- * meta_group_summaries_free. */
+ * meta_group_summaries_free. [start]. */
 static inline int meta_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 { return m->m->group_list ? m->m->group_list(m, out, n) : SL_EUNSUPPORTED; }
 /* Delete a group's offsets: the n listed (tid, partition) pairs, or all
  * of them when tids is NULL, in one durable transaction. *deleted (may
- * be NULL) gets the row count. Blocks like meta_offset_commit, and runs
- * on the same worker thread, ordered with the commits. */
+ * be NULL) gets the row count. [pool: offsets], ordered with the
+ * commits. */
 static inline int meta_group_delete_offsets(struct meta *m, const char *group, const int64_t *tids,
 					    const int32_t *partitions, size_t n, int64_t *deleted)
 {

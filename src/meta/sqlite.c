@@ -2,8 +2,12 @@
  *
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
- *   - "loop": every call except commit_objects (the event loop thread);
+ *   - "loop": the event loop thread's reads (and the tools' calls);
  *   - "commit": commit_objects only (one worker thread at a time);
+ *   - "admin": topic creation, deletion and changes and producer id
+ *     blocks, from the agent's pool jobs (agent_job), so their fsyncs and
+ *     a topic delete's long row deletion never hold a lock the loop's
+ *     reads need;
  *   - "offsets": consumer group offset writes (offset_commit and
  *     group_delete_offsets, from one worker thread at a time: the group
  *     service queues both), so an OffsetCommit fsync blocks neither
@@ -292,7 +296,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 struct sq_conn {
 	sqlite3 *db;
-	const char *role; /* "loop" or "commit", for messages */
+	const char *role; /* "loop", "commit", ...: for messages */
 	pthread_mutex_t lock;
 	bool lock_ready;
 	sqlite3_stmt *st[ST_COUNT];
@@ -305,6 +309,7 @@ struct meta_sqlite {
 	struct sq_conn commit;
 	struct sq_conn offsets;
 	struct sq_conn trim;
+	struct sq_conn admin;
 };
 
 static struct meta_sqlite *sq_of(struct meta *m)
@@ -556,6 +561,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 static void sq_close(struct meta *m)
 {
 	struct meta_sqlite *s = sq_of(m);
+	conn_close(&s->admin);
 	conn_close(&s->trim);
 	conn_close(&s->offsets);
 	conn_close(&s->commit);
@@ -704,7 +710,7 @@ static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 			return SL_ENOMEM;
 	}
 	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
-	int rc = sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_create_body, &x);
+	int rc = sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_create_body, &x);
 	if (rc) {
 		meta_topic_free(out);
 		return rc;
@@ -742,7 +748,7 @@ static int sq_topic_delete(struct meta *m, const char *name)
 {
 	if (!name)
 		return SL_EINVAL;
-	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_delete_body, (void *)name);
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_delete_body, (void *)name);
 }
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -1045,7 +1051,7 @@ static int sq_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_coun
 	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
 		return SL_EINVAL;
 	struct set_partitions_txn x = { tid, new_count };
-	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_set_partitions_body, &x);
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_set_partitions_body, &x);
 }
 
 struct configs_set_txn {
@@ -1073,7 +1079,7 @@ static int sq_topic_configs_set(struct meta *m, int64_t tid,
 		if (!config_ok(changes[i].name, changes[i].value))
 			return SL_EINVAL;
 	struct configs_set_txn x = { tid, changes, n };
-	return sq_txn(&sq_of(m)->loop, TXN_WRITE, topic_configs_set_body, &x);
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_configs_set_body, &x);
 }
 
 /* A partition's log start and high watermark, on c (its lock held):
@@ -1691,7 +1697,7 @@ static int sq_producer_recent(struct meta *m, int64_t tid, int32_t partition,
  * when several agents share the store. */
 static int sq_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->admin;
 	if (count < 1 || count > META_PRODUCER_ID_BLOCK_MAX)
 		return SL_EINVAL;
 	pthread_mutex_lock(&c->lock);
@@ -1936,6 +1942,8 @@ static int sqlite_open(const char *path, bool create, struct meta **out)
 		rc = conn_open(&s->offsets, "offsets", path, CONN_PLAIN);
 	if (!rc)
 		rc = conn_open(&s->trim, "trim", path, CONN_PLAIN);
+	if (!rc)
+		rc = conn_open(&s->admin, "admin", path, CONN_PLAIN);
 	if (rc) {
 		sq_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;

@@ -324,3 +324,62 @@ def test_create_duplicate_names(broker):
     assert sorted(answered) == sorted([(dup, "42"), (ok, "0")]), answered
     names = topic_names(b)
     assert dup not in names and ok in names
+
+
+def test_delete_topics_off_the_loop(broker):
+    """A DeleteTopics that deletes many batch rows runs off the event loop:
+    another client's Metadata round trips are answered while it is still in
+    progress, and it then succeeds. (Produce commits still wait for the
+    delete's write lock: that is the store's, not the loop's.)"""
+    import os
+    import socket
+    import sqlite3
+    import threading
+    b = broker.bootstrap
+    big = util.create_topic(b, util.topic_name("bigdel"), 1)
+    other = util.create_topic(b, util.topic_name("live"), 1)
+    # Many batch rows for the topic, written beside the agent (WAL): the
+    # delete's transaction takes seconds to remove them.
+    db = sqlite3.connect(os.path.join(broker.data_dir, "meta.db"), timeout=30)
+    tid = db.execute("SELECT tid FROM topics WHERE name = ?", (big,)).fetchone()[0]
+    db.execute("INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+               " VALUES ('objects/fake-bigdel.obj', 1, 1, 'live', 0)")
+    oid = db.execute("SELECT oid FROM objects WHERE key = 'objects/fake-bigdel.obj'").fetchone()[0]
+    rows = 1500000
+    db.executemany(
+        "INSERT INTO batches VALUES (?, 0, ?, ?, ?, 0, 1, 1, -1, -1, -1, -1, -1)",
+        ((tid, i, i, oid) for i in range(rows)))
+    db.commit()
+    db.close()
+
+    sock = kproto.connect(b, timeout=120)
+    body = kproto.array([kproto.string(big)]) + kproto.i32(120000)
+    done = threading.Event()
+    answer = {}
+
+    def delete():
+        answer["body"] = kproto.roundtrip(sock, 20, 1, body)  # DeleteTopics v1
+        done.set()
+
+    t = threading.Thread(target=delete)
+    t.start()
+    probe = kproto.connect(b, timeout=60)
+    answered_during = 0
+    try:
+        while not done.is_set():
+            _, topics = kproto.metadata_v1(probe, [other])
+            assert topics[other][0] == 0, topics
+            if not done.is_set():
+                answered_during += 1
+    finally:
+        t.join(120)
+        probe.close()
+        sock.close()
+    assert "body" in answer, "DeleteTopics got no answer"
+    r = kproto.Reader(answer["body"])
+    r.i32()  # throttle time
+    results = r.array(lambda: (r.string(), r.i16()))
+    assert results == [(big, 0)], results
+    assert answered_during >= 1, \
+        "no other request was answered while DeleteTopics ran"
+    assert big not in topic_names(b)
