@@ -10,12 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* groups_start/shutdown/free only, until the group service moves from
- * api/groups.c to src/group. */
-#include "api/api.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "group/service.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
 #include "storage/cache.h"
@@ -376,7 +374,7 @@ static void drain_finish_maybe(struct agent *a)
 	if (a->draining && a->writer && writer_idle(a->writer) && a->jobs_running == 0) {
 		log_info("drained; exiting");
 		a->hooks->drained(a);
-		groups_shutdown(a);
+		group_svc_shutdown(a->groups);
 		maint_stop(a);
 		retention_stop(a);
 		collect_stop(a);
@@ -481,7 +479,11 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	if (rc)
 		return rc;
 	writer_set_drain_hook(a->writer, on_writer_drain, a);
-	rc = groups_start(a);
+	struct group_svc_config gc = {
+		.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms,
+		.offsets_retention_ms = cfg->offsets_retention_minutes * 60 * 1000,
+	};
+	rc = group_svc_start(loop, a->meta, &gc, &a->groups);
 	if (rc)
 		return rc;
 	rc = maint_start(a);
@@ -522,7 +524,8 @@ void agent_free(struct agent *a)
 	strmap_free(&a->topics_by_tid);
 	strmap_free(&a->topics_by_uuid);
 	producers_free(&a->producers);
-	groups_free(a);
+	group_svc_free(a->groups);
+	a->groups = NULL;
 	retention_free(a);
 	collect_free(a);
 	maint_free(a);

@@ -97,7 +97,7 @@ struct agent {
 	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
 	struct producers producers;   /* idempotent producers' sequences */
-	struct group_svc *groups;     /* consumer group coordinator (api/groups.c) */
+	struct group_svc *groups;     /* consumer group service (group/service.c) */
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */

@@ -37,11 +37,4 @@ void api_handle(struct request *req);
  * end of a drain. main.c gives these to agent_start. */
 extern const struct agent_hooks api_agent_hooks;
 
-/* Consumer groups (groups.c): start the coordinator and its timer
- * (0 or SL_ENOMEM); on drain, answer pending joins/syncs and stop the
- * timer; after the loop, free. */
-int groups_start(struct agent *a);
-void groups_shutdown(struct agent *a);
-void groups_free(struct agent *a);
-
 #endif

@@ -1,19 +1,12 @@
 /* groups.c — the consumer group APIs: FindCoordinator, JoinGroup,
  * SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
- * DescribeGroups, DeleteGroups, OffsetDelete; and the group service that
- * drives the coordinator (src/group) from the loop: its 100 ms timer, the
- * effects it returns, the OffsetCommit write queue and the offsets
- * retention sweep.
- *
- * Every agent coordinates every group (one agent, or a shared metadata
- * store: membership is in memory, offsets in the store). JoinGroup and
- * SyncGroup wait inside the coordinator until it answers them through an
- * effect. OffsetCommit is answered once its offsets are durable: commits
- * queue while one store transaction runs on a pool thread, then all of
- * them go in the next transaction (group commit, one fsync). Deletes of
- * offsets (DeleteGroups, OffsetDelete, retention) go through the same
- * queue, in order with the commits; the loop thread only reads the store
- * (OffsetFetch), and knows which groups have offsets from memory. */
+ * DescribeGroups, DeleteGroups, OffsetDelete. Each takes its decoded
+ * request (api.c), asks the group service (group/service.h: the
+ * coordinator, the offsets write queue, what is stored) and encodes the
+ * answer. JoinGroup and
+ * SyncGroup are answered when the service's waiter fires; OffsetCommit,
+ * DeleteGroups and OffsetDelete when their op is through the store.
+ * OffsetFetch reads the store on the loop. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +17,8 @@
 #include "api/handlers.h"
 #include "base/clock.h"
 #include "base/err.h"
-#include "base/grow.h"
 #include "base/log.h"
-#include "base/strmap.h"
-#include "group/coordinator.h"
+#include "group/service.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
 
@@ -35,98 +26,23 @@
 #define KERR_GROUP_SUBSCRIBED_TO_TOPIC 86
 #endif
 
-#define GROUPS_TICK_MS 100
-/* The retention sweep runs this often. */
-#define GROUPS_SWEEP_MS (60 * 1000)
-/* An in-memory Empty group with no committed offsets is forgotten after
- * this long (Kafka drops such groups at its next offsets cleanup). */
-#define GROUPS_EMPTY_FORGET_MS (10 * 60 * 1000)
-/* Offset rows in one store transaction (more wait for the next one). */
-#define GROUPS_COMMIT_BATCH_ROWS 100000
 /* ACL operations a described group reports when asked (no ACLs here):
  * READ (3), DELETE (6), DESCRIBE (8). */
 #define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
 
-/* A JoinGroup or SyncGroup waiting inside the coordinator: the opaque
- * pointer the coordinator answers through (in the request's arena, so it
- * lives until the request is answered). Every waiter is on the service's
- * list until its effect arrives, so one whose answer was lost to
- * out-of-memory can be found and failed. */
+/* A JoinGroup or SyncGroup waiting in the group service (in the
+ * request's arena, so it lives until the request is answered). */
 struct waiter {
-	struct waiter *prev, *next;
+	struct group_waiter w;      /* first */
 	struct request *req;
-	bool pending;               /* scratch for the out-of-memory sweep */
-};
-
-/* A write to the offsets store: an OffsetCommit's rows, or a delete of a
- * group's offsets (DeleteGroups, OffsetDelete, retention). Ops run on a
- * pool thread one batch at a time, in queue order: a delete queued after
- * a commit of the same group removes what that commit stored, and a
- * commit queued after a delete is kept. Consecutive commits share one
- * transaction (group commit, one fsync); a delete runs alone. The loop
- * thread never writes to the store. */
-enum store_op_kind { OP_COMMIT, OP_DELETE };
-
-struct store_op {
-	struct store_op *next;
-	enum store_op_kind kind;
-	const char *group_id;
-	/* OP_COMMIT */
-	struct meta_offset_commit *rows;
-	size_t row_count;
-	/* OP_DELETE: tids NULL deletes every offset of the group */
-	const int64_t *tids;
-	const int32_t *partitions;
-	size_t n;
-	/* results */
-	int rc;
-	int64_t deleted;
-	/* On the loop once the op is done (or failed before it ran). */
-	void (*done)(struct group_svc *s, struct store_op *op);
-};
-
-/* What this agent knows of a group's committed offsets without asking
- * the store: loaded once at start (meta_group_list), then kept by the
- * ops above. ListGroups, DescribeGroups, DeleteGroups, OffsetDelete and
- * the retention sweep read it instead of scanning the store on the loop.
- * (With a metadata store shared by several agents, groups that commit
- * only through other agents appear here after a restart.) */
-struct stored_group {
-	int64_t last_commit_ms;     /* newest commit timestamp; -1: none stored */
-	int32_t ops;                /* store ops queued or running for it */
-	bool expiring;              /* a retention delete is queued */
 };
 
 struct commit_job {
-	struct store_op op;         /* first */
+	struct group_offsets_op op; /* first */
 	struct request *req;
+	struct meta_offset_commit *rows;
 	struct kmsg_offset_commit_resp resp;
 };
-
-struct group_svc {
-	struct agent *a;
-	struct coordinator *coord;
-	struct coord_effects effects;
-	struct waiter waiters;      /* list head */
-	uv_timer_t timer;
-	int64_t next_sweep_ms;
-	struct strmap stored;       /* group id -> struct stored_group */
-	/* the store op queue */
-	struct store_op *queue_head, *queue_tail;
-	struct store_op *batch;     /* in the store now */
-	struct meta_offset_commit *batch_rows;
-	size_t batch_row_count;
-	uv_work_t work;
-	bool stopped;
-	/* counters for logs and the bench */
-	uint64_t commit_transactions;
-	uint64_t commit_requests;
-};
-
-static int64_t now_ms(void)
-{
-	return clock_mono_us() / 1000;
-}
 
 static kstr kstr_or_empty(const char *s)
 {
@@ -138,7 +54,7 @@ static kstr kstr_or_null(const char *s)
 	return s ? KSTR(s) : KSTR_NULL;
 }
 
-/* ---- performing the coordinator's effects ---- */
+/* ---- answering waiting requests ---- */
 
 static void respond_join(struct request *req, const struct coord_effect *f)
 {
@@ -184,16 +100,20 @@ static void respond_sync(struct request *req, const struct coord_effect *f)
 	request_respond(req);
 }
 
-static void waiter_unlink(struct waiter *w)
+static void waiter_answer(struct group_waiter *gw, const struct coord_effect *f)
 {
-	w->prev->next = w->next;
-	w->next->prev = w->prev;
-	w->prev = w->next = w;
+	struct request *req = ((struct waiter *)gw)->req;
+	if (!f)
+		request_fail_close(req);
+	else if (f->kind == COORD_EFFECT_JOIN)
+		respond_join(req, f);
+	else
+		respond_sync(req, f);
 }
 
-/* A waiter for req, on the list; NULL (the connection is then closed)
- * when the arena is full. */
-static struct waiter *waiter_new(struct group_svc *s, struct request *req)
+/* A waiter for req; NULL (the connection is then closed) when the arena
+ * is full. */
+static struct group_waiter *waiter_new(struct request *req)
 {
 	struct waiter *w;
 	if (!REQ_ARRAY(req, 1, w)) {
@@ -201,425 +121,14 @@ static struct waiter *waiter_new(struct group_svc *s, struct request *req)
 		return NULL;
 	}
 	w->req = req;
-	w->next = &s->waiters;
-	w->prev = s->waiters.prev;
-	w->prev->next = w;
-	s->waiters.prev = w;
-	return w;
-}
-
-static void mark_pending(void *arg, void *req)
-{
-	((struct waiter *)req)->pending = true;
-}
-
-static void perform_effects(struct group_svc *s)
-{
-	struct coord_effects *e = &s->effects;
-	bool oom = e->oom;
-	size_t answered = e->n;
-	for (size_t i = 0; i < e->n; i++) {
-		struct coord_effect *f = &e->v[i];
-		struct waiter *w = f->req;
-		waiter_unlink(w);
-		/* After out-of-memory an answer may be incomplete: close the
-		 * connection rather than send it. */
-		if (oom)
-			request_fail_close(w->req);
-		else if (f->kind == COORD_EFFECT_JOIN)
-			respond_join(w->req, f);
-		else
-			respond_sync(w->req, f);
-	}
-	coord_effects_reset(e);
-	if (!oom)
-		return;
-	/* A request that is neither answered nor still waiting inside the
-	 * coordinator lost its answer: fail it, so none hangs forever. */
-	size_t lost = 0;
-	for (struct waiter *w = s->waiters.next; w != &s->waiters; w = w->next)
-		w->pending = false;
-	coord_requests_each(s->coord, mark_pending, NULL);
-	for (struct waiter *w = s->waiters.next; w != &s->waiters;) {
-		struct waiter *next = w->next;
-		if (!w->pending) {
-			waiter_unlink(w);
-			request_fail_close(w->req);
-			lost++;
-		}
-		w = next;
-	}
-	log_error("group coordinator: out of memory recording responses; %zu connections "
-		  "closed without an answer", answered + lost);
-}
-
-/* ---- what is stored, per group ---- */
-
-static struct stored_group *stored_get(struct group_svc *s, const char *id)
-{
-	return strmap_get(&s->stored, id);
-}
-
-/* The entry for id, created (with nothing stored) if needed; NULL on oom. */
-static struct stored_group *stored_ref(struct group_svc *s, const char *id)
-{
-	struct stored_group *g = strmap_get(&s->stored, id);
-	if (g)
-		return g;
-	g = calloc(1, sizeof *g);
-	if (!g)
-		return NULL;
-	g->last_commit_ms = -1;
-	if (strmap_put(&s->stored, id, g) != 0) {
-		free(g);
-		return NULL;
-	}
-	return g;
-}
-
-/* Drop the entry once nothing is stored and no op is on its way. */
-static void stored_maybe_drop(struct group_svc *s, const char *id)
-{
-	struct stored_group *g = strmap_get(&s->stored, id);
-	if (g && g->last_commit_ms < 0 && g->ops == 0 && !g->expiring)
-		free(strmap_del(&s->stored, id));
-}
-
-/* Does the store (as far as this agent knows) hold offsets of id? */
-static bool stored_has(struct group_svc *s, const char *id)
-{
-	struct stored_group *g = stored_get(s, id);
-	return g && g->last_commit_ms >= 0;
-}
-
-/* ---- the store op queue ---- */
-
-static void store_batch_start(struct group_svc *s);
-
-static void store_work(uv_work_t *w)
-{
-	struct group_svc *s = w->data;
-	struct store_op *op = s->batch;
-	if (op->kind == OP_COMMIT) {
-		int rc = meta_offset_commit(s->a->meta, s->batch_rows, s->batch_row_count);
-		for (; op; op = op->next)
-			op->rc = rc;
-		return;
-	}
-	op->rc = meta_group_delete_offsets(s->a->meta, op->group_id, op->tids, op->partitions,
-					   op->n, &op->deleted);
-}
-
-/* Keep the per-group knowledge, then hand the op to its owner. */
-static void store_op_finish(struct group_svc *s, struct store_op *op)
-{
-	struct stored_group *g = stored_get(s, op->group_id);
-	if (g) {
-		g->ops--;
-		if (op->kind == OP_COMMIT && op->rc == 0) {
-			for (size_t i = 0; i < op->row_count; i++)
-				if (op->rows[i].commit_timestamp_ms > g->last_commit_ms)
-					g->last_commit_ms = op->rows[i].commit_timestamp_ms;
-			/* a commit of a timestamp before 0 still stored a row */
-			if (op->row_count && g->last_commit_ms < 0)
-				g->last_commit_ms = 0;
-		} else if (op->kind == OP_DELETE && op->rc == 0) {
-			struct meta_committed_offset *o = NULL;
-			size_t n = 0;
-			/* Partial deletes are rare (OffsetDelete): one keyed read
-			 * tells whether any offset is left. */
-			if (!op->tids || (meta_offset_fetch(s->a->meta, op->group_id, &o, &n) == 0 &&
-					  n == 0))
-				g->last_commit_ms = -1;
-			meta_committed_offsets_free(o, n);
-		}
-	}
-	/* op (and group_id) may be freed by done */
-	char id[COORD_GROUP_ID_BYTES_MAX + 1];
-	snprintf(id, sizeof id, "%s", op->group_id);
-	op->done(s, op);
-	stored_maybe_drop(s, id);
-}
-
-static void store_after(uv_work_t *w, int status)
-{
-	struct group_svc *s = w->data;
-	struct store_op *op = s->batch;
-	s->batch = NULL;
-	free(s->batch_rows);
-	s->batch_rows = NULL;
-	if (op && op->kind == OP_COMMIT) {
-		s->commit_transactions++;
-		if (status || op->rc)
-			log_error("group offsets: commit of %zu rows failed: %s", s->batch_row_count,
-				  sl_strerror(status ? SL_EIO : op->rc));
-	}
-	while (op) {
-		struct store_op *next = op->next;
-		if (status)
-			op->rc = SL_EIO;
-		store_op_finish(s, op);
-		op = next;
-	}
-	store_batch_start(s);
-}
-
-static void store_batch_start(struct group_svc *s)
-{
-	if (s->batch || !s->queue_head)
-		return;
-	/* A delete alone; or queued commits up to the row bound (at least one). */
-	size_t rows = 0;
-	struct store_op *last = s->queue_head, *j = s->queue_head;
-	if (j->kind == OP_COMMIT) {
-		while (j && j->kind == OP_COMMIT &&
-		       (rows == 0 || rows + j->row_count <= GROUPS_COMMIT_BATCH_ROWS)) {
-			rows += j->row_count;
-			last = j;
-			j = j->next;
-		}
-	}
-	struct store_op *first = s->queue_head;
-	s->queue_head = last->next;
-	if (!s->queue_head)
-		s->queue_tail = NULL;
-	last->next = NULL;
-	s->batch_rows = NULL;
-	s->batch_row_count = rows;
-	if (first->kind == OP_COMMIT) {
-		struct meta_offset_commit *all = malloc(sizeof *all * (rows ? rows : 1));
-		if (!all) {
-			/* Answer them with an error rather than hold them. */
-			s->batch = first;
-			for (j = first; j; j = j->next)
-				j->rc = SL_ENOMEM;
-			store_after(&s->work, 0);
-			return;
-		}
-		size_t k = 0;
-		for (j = first; j; j = j->next) {
-			memcpy(&all[k], j->rows, sizeof *all * j->row_count);
-			k += j->row_count;
-		}
-		s->batch_rows = all;
-	}
-	s->batch = first;
-	s->work.data = s;
-	if (uv_queue_work(s->a->loop, &s->work, store_work, store_after) != 0)
-		store_after(&s->work, UV_EINVAL);
-}
-
-/* Queue op (its group_id, kind and fields set); done is called later,
- * or at once when the group's entry cannot be made (rc SL_ENOMEM). */
-static void store_enqueue(struct group_svc *s, struct store_op *op)
-{
-	struct stored_group *g = stored_ref(s, op->group_id);
-	if (!g) {
-		op->rc = SL_ENOMEM;
-		op->done(s, op);
-		return;
-	}
-	g->ops++;
-	op->next = NULL;
-	op->rc = 0;
-	op->deleted = 0;
-	if (s->queue_tail)
-		s->queue_tail->next = op;
-	else
-		s->queue_head = op;
-	s->queue_tail = op;
-	store_batch_start(s);
-}
-
-/* ---- the timer: coordinator deadlines, retention ---- */
-
-struct forget_arg {
-	struct group_svc *s;
-	int64_t now;
-	char **ids;
-	size_t count, cap;
-};
-
-static void collect_forgettable(void *arg, const struct coord_group *g)
-{
-	struct forget_arg *f = arg;
-	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
-	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS ||
-	    stored_get(f->s, g->group_id))
-		return;
-	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)
-		return;
-	f->ids[f->count] = strdup(g->group_id);
-	if (f->ids[f->count])
-		f->count++;
-}
-
-struct expire_arg {
-	struct group_svc *s;
-	int64_t now, wall, retention_ms;
-	struct forget_arg *list;
-};
-
-static void collect_expired(void *arg, const char *id, void *value)
-{
-	struct expire_arg *x = arg;
-	struct stored_group *g = value;
-	if (g->last_commit_ms < 0 || g->ops > 0 || g->expiring ||
-	    g->last_commit_ms + x->retention_ms > x->wall)
-		return;
-	const struct coord_group *cg = coord_group_find(x->s->coord, KSTR(id));
-	if (cg && (cg->state != COORD_EMPTY || x->now - cg->state_since_ms < x->retention_ms))
-		return;
-	struct forget_arg *l = x->list;
-	if (array_grow(&l->ids, &l->cap, l->count, sizeof *l->ids, 16) != 0)
-		return;
-	l->ids[l->count] = strdup(id);
-	if (l->ids[l->count])
-		l->count++;
-}
-
-static void expire_done(struct group_svc *s, struct store_op *op)
-{
-	struct stored_group *g = stored_get(s, op->group_id);
-	if (g)
-		g->expiring = false;
-	if (op->rc == 0) {
-		log_info("group %s: %" PRId64 " committed offsets expired", op->group_id,
-			 op->deleted);
-		coord_group_delete(s->coord, KSTR(op->group_id));
-	}
-	free((char *)op->group_id);
-	free(op);
-}
-
-/* offsets.retention.minutes: the offsets of a group that has been empty
- * (or unknown to this agent) and uncommitted for that long are deleted,
- * through the store op queue. Reads only memory on the loop. */
-static void retention_sweep(struct group_svc *s, int64_t now)
-{
-	struct agent *a = s->a;
-	struct forget_arg expired = { s, now, NULL, 0, 0 };
-	struct expire_arg x = { s, now, clock_wall_ms(),
-				(int64_t)a->cfg.offsets_retention_minutes * 60 * 1000, &expired };
-	strmap_each(&s->stored, collect_expired, &x);
-	for (size_t i = 0; i < expired.count; i++) {
-		struct store_op *op = calloc(1, sizeof *op);
-		if (!op) {
-			free(expired.ids[i]);
-			continue;
-		}
-		op->kind = OP_DELETE;
-		op->group_id = expired.ids[i]; /* the op owns it now */
-		op->done = expire_done;
-		struct stored_group *g = stored_get(s, op->group_id);
-		if (g)
-			g->expiring = true;
-		store_enqueue(s, op);
-	}
-	free(expired.ids);
-	struct forget_arg f = { s, now, NULL, 0, 0 };
-	coord_groups_each(s->coord, collect_forgettable, &f);
-	for (size_t i = 0; i < f.count; i++) {
-		coord_group_delete(s->coord, KSTR(f.ids[i]));
-		free(f.ids[i]);
-	}
-	free(f.ids);
-}
-
-static void on_timer(uv_timer_t *t)
-{
-	struct group_svc *s = t->data;
-	int64_t now = now_ms();
-	coord_tick(s->coord, now, &s->effects);
-	perform_effects(s);
-	if (now >= s->next_sweep_ms) {
-		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
-		retention_sweep(s, now);
-	}
-}
-
-/* The groups with stored offsets, once, at start (a GROUP BY scan). */
-static void stored_load(struct group_svc *s)
-{
-	struct meta_group_summary *g = NULL;
-	size_t n = 0;
-	int rc = meta_group_list(s->a->meta, &g, &n);
-	if (rc) {
-		log_error("groups: listing stored group offsets failed: %s", sl_strerror(rc));
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		struct stored_group *e = stored_ref(s, g[i].group_id);
-		if (e)
-			e->last_commit_ms = g[i].last_commit_ms >= 0 ? g[i].last_commit_ms : 0;
-	}
-	meta_group_summaries_free(g, n);
-}
-
-int groups_start(struct agent *a)
-{
-	struct group_svc *s = calloc(1, sizeof *s);
-	if (!s)
-		return SL_ENOMEM;
-	s->a = a;
-	struct coord_config cc;
-	coord_config_default(&cc);
-	cc.initial_rebalance_delay_ms = a->cfg.group_initial_rebalance_delay_ms;
-	cc.id_seed = (uint64_t)clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)clock_mono_us() ^
-		     ((uint64_t)(uintptr_t)s << 16);
-	int rc = coord_new(&cc, &s->coord);
-	if (rc) {
-		free(s);
-		return rc;
-	}
-	coord_effects_init(&s->effects);
-	s->waiters.next = s->waiters.prev = &s->waiters;
-	strmap_init(&s->stored);
-	stored_load(s);
-	uv_timer_init(a->loop, &s->timer);
-	s->timer.data = s;
-	s->next_sweep_ms = now_ms() + GROUPS_SWEEP_MS;
-	uv_timer_start(&s->timer, on_timer, GROUPS_TICK_MS, GROUPS_TICK_MS);
-	a->groups = s;
-	return 0;
-}
-
-void groups_shutdown(struct agent *a)
-{
-	struct group_svc *s = a->groups;
-	if (!s || s->stopped)
-		return;
-	s->stopped = true;
-	coord_shutdown(s->coord, &s->effects);
-	perform_effects(s);
-	uv_timer_stop(&s->timer);
-	uv_close((uv_handle_t *)&s->timer, NULL);
-	log_info("groups: %" PRIu64 " offset commit requests in %" PRIu64 " store transactions",
-		 s->commit_requests, s->commit_transactions);
-}
-
-static void free_stored(void *arg, const char *key, void *value)
-{
-	free(value);
-}
-
-void groups_free(struct agent *a)
-{
-	struct group_svc *s = a->groups;
-	if (!s)
-		return;
-	coord_effects_free(&s->effects);
-	coord_free(s->coord);
-	strmap_each(&s->stored, free_stored, NULL);
-	strmap_free(&s->stored);
-	free(s);
-	a->groups = NULL;
+	w->w.answer = waiter_answer;
+	return &w->w;
 }
 
 /* A coordinator is only there while the agent runs. */
 static struct group_svc *svc(struct agent *a)
 {
-	return a->groups && !a->groups->stopped ? a->groups : NULL;
+	return group_svc_running(a->groups) ? a->groups : NULL;
 }
 
 /* ---- FindCoordinator ---- */
@@ -731,11 +240,10 @@ void handle_join_group(struct agent *a, struct request *req, const struct kmsg_j
 		.protocol_count = n,
 		.protocols = p,
 	};
-	struct waiter *w = waiter_new(s, req);
+	struct group_waiter *w = waiter_new(req);
 	if (!w)
 		return;
-	coord_join(s->coord, now_ms(), &args, w, &s->effects);
-	perform_effects(s);
+	group_svc_join(s, &args, w);
 }
 
 void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
@@ -767,11 +275,10 @@ void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_s
 		.assignment_count = n,
 		.assignments = as,
 	};
-	struct waiter *w = waiter_new(s, req);
+	struct group_waiter *w = waiter_new(req);
 	if (!w)
 		return;
-	coord_sync(s->coord, now_ms(), &args, w, &s->effects);
-	perform_effects(s);
+	group_svc_sync(s, &args, w);
 }
 
 void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_heartbeat_req *m)
@@ -779,8 +286,8 @@ void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_he
 	struct group_svc *s = svc(a);
 	struct kmsg_heartbeat_resp r;
 	kmsg_heartbeat_resp_init(&r);
-	r.error_code = s ? coord_heartbeat(s->coord, now_ms(), m->group_id, m->generation_id,
-					   m->member_id, m->group_instance_id)
+	r.error_code = s ? group_svc_heartbeat(s, m->group_id, m->generation_id, m->member_id,
+					       m->group_instance_id)
 			 : KERR_NOT_COORDINATOR;
 	kmsg_heartbeat_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
@@ -794,9 +301,7 @@ void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_
 	if (!s) {
 		r.error_code = KERR_NOT_COORDINATOR;
 	} else if (req->api_version < 3) {
-		bool found;
-		r.error_code = coord_leave(s->coord, now_ms(), m->group_id, m->member_id, KSTR_NULL,
-					   &found, &s->effects);
+		r.error_code = group_svc_leave(s, m->group_id, m->member_id, KSTR_NULL);
 	} else {
 		int32_t n = m->members_count > 0 ? m->members_count : 0;
 		if (!REQ_ARRAY(req, n, r.members)) {
@@ -809,19 +314,14 @@ void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_
 			kmsg_leave_group_resp_member_response_init(mr);
 			mr->member_id = m->members[i].member_id;
 			mr->group_instance_id = m->members[i].group_instance_id;
-			bool found;
-			mr->error_code = coord_leave(s->coord, now_ms(), m->group_id,
-						     m->members[i].member_id,
-						     m->members[i].group_instance_id, &found,
-						     &s->effects);
+			mr->error_code = group_svc_leave(s, m->group_id, m->members[i].member_id,
+							 m->members[i].group_instance_id);
 			if (mr->error_code == KERR_COORDINATOR_NOT_AVAILABLE)
 				r.error_code = mr->error_code;
 		}
 	}
 	kmsg_leave_group_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
-	if (s)
-		perform_effects(s);
 }
 
 /* ---- OffsetCommit ---- */
@@ -846,7 +346,7 @@ static void commit_respond(struct commit_job *j, int rc)
 	request_respond(j->req);
 }
 
-static void commit_done(struct group_svc *s, struct store_op *op)
+static void commit_done(struct group_svc *s, struct group_offsets_op *op)
 {
 	commit_respond((struct commit_job *)op, op->rc);
 }
@@ -862,15 +362,14 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
 	int16_t check = !s ? KERR_NOT_COORDINATOR
-			   : coord_commit_check(s->coord, now_ms(), m->group_id,
-						m->generation_id_or_member_epoch, m->member_id,
-						m->group_instance_id, req->api_version);
+			   : group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
+						    m->member_id, m->group_instance_id, req->api_version);
 	char *group = api_cstr_dup(req, m->group_id);
 	size_t total = 0;
 	int32_t nt = m->topics_count > 0 ? m->topics_count : 0;
 	for (int32_t t = 0; t < nt; t++)
 		total += m->topics[t].partitions_count > 0 ? (size_t)m->topics[t].partitions_count : 0;
-	if (!group || !REQ_ARRAY(req, nt, j->resp.topics) || !REQ_ARRAY(req, total, j->op.rows)) {
+	if (!group || !REQ_ARRAY(req, nt, j->resp.topics) || !REQ_ARRAY(req, total, j->rows)) {
 		request_fail_close(req);
 		return;
 	}
@@ -909,7 +408,7 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 				rp->error_code = KERR_INVALID_REQUEST;
 				continue;
 			}
-			struct meta_offset_commit *row = &j->op.rows[j->op.row_count++];
+			struct meta_offset_commit *row = &j->rows[j->op.row_count++];
 			row->group_id = group;
 			row->tid = ts->tid;
 			row->partition = qp->partition_index;
@@ -927,11 +426,11 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 		commit_respond(j, 0);
 		return;
 	}
-	j->op.kind = OP_COMMIT;
 	j->op.group_id = group;
+	j->op.rows = j->rows;
 	j->op.done = commit_done;
-	s->commit_requests++;
-	store_enqueue(s, &j->op);
+	if (group_svc_offsets_commit(s, &j->op) != 0)
+		commit_respond(j, SL_ENOMEM);
 }
 
 /* ---- OffsetFetch ---- */
@@ -1197,7 +696,6 @@ struct listed {
 	struct kmsg_list_groups_resp *r;
 	int32_t cap;
 	const struct kmsg_list_groups_req *m;
-	struct group_svc *s;
 };
 
 static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, const char *state)
@@ -1224,17 +722,9 @@ static void list_add(struct listed *l, const char *id, const char *state, const 
 	g->group_type = KSTR("classic");
 }
 
-static void list_each(void *arg, const struct coord_group *g)
+static void list_each(void *arg, const char *id, const char *state, const char *type)
 {
-	list_add(arg, g->group_id, coord_state_name(g->state), g->protocol_type);
-}
-
-static void list_stored(void *arg, const char *id, void *value)
-{
-	struct listed *l = arg;
-	const struct stored_group *g = value;
-	if (g->last_commit_ms >= 0 && !coord_group_find(l->s->coord, KSTR(id)))
-		list_add(l, id, "Empty", "consumer");
+	list_add(arg, id, state, type);
 }
 
 void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_list_groups_req *m)
@@ -1253,15 +743,13 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 	if (!s) {
 		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 	} else if (classic) {
-		int32_t cap = (int32_t)(coord_group_count(s->coord) + s->stored.count);
+		int32_t cap = (int32_t)group_svc_group_count_max(s);
 		if (!REQ_ARRAY(req, cap, r.groups)) {
 			request_fail_close(req);
 			return;
 		}
-		struct listed l = { req, &r, cap, m, s };
-		coord_groups_each(s->coord, list_each, &l);
-		/* Groups known only by their offsets (e.g. after a restart). */
-		strmap_each(&s->stored, list_stored, &l);
+		struct listed l = { req, &r, cap, m };
+		group_svc_groups_each(s, list_each, &l);
 	}
 	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
@@ -1285,10 +773,10 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 		d->group_state = KSTR("");
 		return 0;
 	}
-	const struct coord_group *g = coord_group_find(s->coord, id);
+	const struct coord_group *g = group_svc_group_find(s, id);
 	if (!g) {
 		/* As Kafka: an unknown group is described as Dead, no error. */
-		bool stored = stored_has(s, key);
+		bool stored = group_svc_has_offsets(s, key);
 		d->group_state = KSTR(stored ? "Empty" : "Dead");
 		d->protocol_type = KSTR(stored ? "consumer" : "");
 		return 0;
@@ -1371,7 +859,7 @@ struct delete_groups {
 };
 
 struct group_delete {
-	struct store_op op;         /* first */
+	struct group_offsets_op op; /* first */
 	struct delete_groups *d;
 	int32_t index;
 };
@@ -1382,7 +870,7 @@ static void delete_groups_respond(struct delete_groups *d)
 	request_respond(d->req);
 }
 
-static void group_delete_done(struct group_svc *s, struct store_op *op)
+static void group_delete_done(struct group_svc *s, struct group_offsets_op *op)
 {
 	struct group_delete *gd = (struct group_delete *)op;
 	struct delete_groups *d = gd->d;
@@ -1428,59 +916,22 @@ void handle_delete_groups(struct agent *a, struct request *req, const struct kms
 			res->error_code = KERR_INVALID_GROUP_ID;
 			continue;
 		}
-		bool in_memory = coord_group_find(s->coord, id) != NULL;
-		res->error_code = coord_group_delete(s->coord, id);
-		if (res->error_code)
-			continue;
-		struct stored_group *sg = stored_get(s, key);
-		if (!sg) {
-			/* Nothing stored, nothing on its way to the store. */
-			if (!in_memory)
-				res->error_code = KERR_GROUP_ID_NOT_FOUND;
-			else
-				log_info("group %s deleted (no committed offsets)", key);
-			continue;
-		}
-		/* Through the store queue, after any commit of the group
-		 * already queued, so none of those brings offsets back. */
+		/* Its done may fire before the call returns. */
 		gd[i].d = d;
 		gd[i].index = i;
-		gd[i].op.kind = OP_DELETE;
-		gd[i].op.group_id = key;
 		gd[i].op.done = group_delete_done;
 		d->waiting++;
-		store_enqueue(s, &gd[i].op);
+		bool queued;
+		res->error_code = group_svc_group_delete(s, key, &gd[i].op, &queued);
+		if (!queued)
+			d->waiting--;
 	}
 	if (--d->waiting == 0)
 		delete_groups_respond(d);
 }
 
-/* The topics a consumer-protocol member subscribes to (its metadata for
- * the selected protocol: int16 version, then an array of strings). */
-static bool subscribed(const struct coord_group *g, kstr topic)
-{
-	for (int32_t i = 0; i < g->member_count; i++) {
-		const struct coord_protocol *p = coord_member_protocol(g, g->members[i]);
-		if (!p)
-			continue;
-		struct kreader r;
-		kreader_init(&r, p->metadata, (size_t)p->metadata_len);
-		kreader_i16(&r);
-		int32_t n = kreader_i32(&r);
-		for (int32_t k = 0; k < n && !r.err; k++) {
-			int16_t len = kreader_i16(&r);
-			if (len < 0)
-				break;
-			const uint8_t *s = kreader_take(&r, (size_t)len);
-			if (s && topic.len == len && memcmp(s, topic.ptr, (size_t)len) == 0)
-				return true;
-		}
-	}
-	return false;
-}
-
 struct offset_delete {
-	struct store_op op;         /* first */
+	struct group_offsets_op op; /* first */
 	struct request *req;
 	struct kmsg_offset_delete_resp r;
 };
@@ -1491,7 +942,7 @@ static void offset_delete_respond(struct offset_delete *od)
 	request_respond(od->req);
 }
 
-static void offset_delete_done(struct group_svc *s, struct store_op *op)
+static void offset_delete_done(struct group_svc *s, struct group_offsets_op *op)
 {
 	struct offset_delete *od = (struct offset_delete *)op;
 	if (op->rc)
@@ -1511,7 +962,6 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 	kmsg_offset_delete_resp_init(r);
 	struct group_svc *s = svc(a);
 	char *key = NULL;
-	const struct coord_group *g = NULL;
 	if (!s) {
 		r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		goto out_respond;
@@ -1521,16 +971,9 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
 	}
-	g = coord_group_find(s->coord, m->group_id);
-	if (!g && !stored_get(s, key)) {
-		r->error_code = KERR_GROUP_ID_NOT_FOUND;
+	r->error_code = group_svc_offsets_deletable(s, key);
+	if (r->error_code)
 		goto out_respond;
-	}
-	bool busy = g && g->state != COORD_EMPTY;
-	if (busy && (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0)) {
-		r->error_code = KERR_NON_EMPTY_GROUP;
-		goto out_respond;
-	}
 	int32_t nt = m->topics_count > 0 ? m->topics_count : 0;
 	size_t total = 0;
 	for (int32_t t = 0; t < nt; t++)
@@ -1555,7 +998,7 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 		}
 		rt->partitions_count = np;
 		struct topic_state *ts = agent_topic(a, rt->name);
-		bool sub = busy && subscribed(g, rt->name);
+		bool sub = group_svc_topic_subscribed(s, key, rt->name);
 		for (int32_t p = 0; p < np; p++) {
 			struct kmsg_offset_delete_resp_offset_delete_response_partition *rp = &rt->partitions[p];
 			kmsg_offset_delete_resp_offset_delete_response_partition_init(rp);
@@ -1573,14 +1016,14 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 	if (k == 0)
 		goto out_respond;
 	/* Through the store queue, ordered with the group's commits. */
-	od->op.kind = OP_DELETE;
 	od->op.group_id = key;
 	od->op.tids = tids;
 	od->op.partitions = parts;
 	od->op.n = k;
 	od->op.done = offset_delete_done;
-	store_enqueue(s, &od->op);
-	return;
+	if (group_svc_offsets_delete(s, &od->op) == 0)
+		return;
+	r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 out_respond:
 	offset_delete_respond(od);
 }

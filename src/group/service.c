@@ -1,0 +1,674 @@
+/* service.c — the consumer group service (service.h): the coordinator
+ * driven from the loop (its timer, its effects answering waiting
+ * JoinGroup/SyncGroup requests), the offsets write queue on the thread
+ * pool, the offsets retention sweep and the set of groups with stored
+ * offsets.
+ *
+ * Every agent coordinates every group (one agent, or a shared metadata
+ * store: membership is in memory, offsets in the store). OffsetCommit is
+ * answered once its offsets are durable: commits queue while one store
+ * transaction runs on a pool thread, then all of them go in the next
+ * transaction (group commit, one fsync). Deletes of offsets (DeleteGroups,
+ * OffsetDelete, retention) go through the same queue, in order with the
+ * commits; the loop thread never writes the store, and knows which groups
+ * have offsets from memory. */
+#include "group/service.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/grow.h"
+#include "base/log.h"
+#include "base/strmap.h"
+#include "proto/kerr.h"
+
+#define GROUPS_TICK_MS 100
+/* The retention sweep runs this often. */
+#define GROUPS_SWEEP_MS (60 * 1000)
+/* An in-memory Empty group with no committed offsets is forgotten after
+ * this long (Kafka drops such groups at its next offsets cleanup). */
+#define GROUPS_EMPTY_FORGET_MS (10 * 60 * 1000)
+/* Offset rows in one store transaction (more wait for the next one). */
+#define GROUPS_COMMIT_BATCH_ROWS 100000
+
+/* group_offsets_op.kind */
+enum { OP_COMMIT, OP_DELETE };
+
+/* What this agent knows of a group's committed offsets without asking
+ * the store: loaded once at start (meta_group_list), then kept by the
+ * ops of the write queue. ListGroups, DescribeGroups, DeleteGroups,
+ * OffsetDelete and the retention sweep read it instead of scanning the
+ * store on the loop. (With a metadata store shared by several agents,
+ * groups that commit only through other agents appear here after a
+ * restart.) */
+struct stored_group {
+	int64_t last_commit_ms;     /* newest commit timestamp; -1: none stored */
+	int32_t ops;                /* store ops queued or running for it */
+	bool expiring;              /* a retention delete is queued */
+};
+
+struct group_svc {
+	uv_loop_t *loop;
+	struct meta *meta;
+	struct group_svc_config cfg;
+	struct coordinator *coord;
+	struct coord_effects effects;
+	struct group_waiter waiters; /* list head */
+	uv_timer_t timer;
+	int64_t next_sweep_ms;
+	struct strmap stored;       /* group id -> struct stored_group */
+	/* the store op queue */
+	struct group_offsets_op *queue_head, *queue_tail;
+	struct group_offsets_op *batch; /* in the store now */
+	struct meta_offset_commit *batch_rows;
+	size_t batch_row_count;
+	uv_work_t work;
+	bool stopped;
+	/* counters for logs and the bench */
+	uint64_t commit_transactions;
+	uint64_t commit_requests;
+};
+
+static int64_t now_ms(void)
+{
+	return clock_mono_us() / 1000;
+}
+
+/* ---- performing the coordinator's effects ---- */
+
+static void waiter_unlink(struct group_waiter *w)
+{
+	w->prev->next = w->next;
+	w->next->prev = w->prev;
+	w->prev = w->next = w;
+}
+
+static void waiter_link(struct group_svc *s, struct group_waiter *w)
+{
+	w->pending = false;
+	w->next = &s->waiters;
+	w->prev = s->waiters.prev;
+	w->prev->next = w;
+	s->waiters.prev = w;
+}
+
+static void mark_pending(void *arg, void *req)
+{
+	((struct group_waiter *)req)->pending = true;
+}
+
+static void perform_effects(struct group_svc *s)
+{
+	struct coord_effects *e = &s->effects;
+	bool oom = e->oom;
+	size_t answered = e->n;
+	for (size_t i = 0; i < e->n; i++) {
+		struct coord_effect *f = &e->v[i];
+		struct group_waiter *w = f->req;
+		waiter_unlink(w);
+		/* After out-of-memory an answer may be incomplete: the
+		 * connection is closed rather than sent it. */
+		w->answer(w, oom ? NULL : f);
+	}
+	coord_effects_reset(e);
+	if (!oom)
+		return;
+	/* A request that is neither answered nor still waiting inside the
+	 * coordinator lost its answer: fail it, so none hangs forever. */
+	size_t lost = 0;
+	for (struct group_waiter *w = s->waiters.next; w != &s->waiters; w = w->next)
+		w->pending = false;
+	coord_requests_each(s->coord, mark_pending, NULL);
+	for (struct group_waiter *w = s->waiters.next; w != &s->waiters;) {
+		struct group_waiter *next = w->next;
+		if (!w->pending) {
+			waiter_unlink(w);
+			w->answer(w, NULL);
+			lost++;
+		}
+		w = next;
+	}
+	log_error("group coordinator: out of memory recording responses; %zu connections "
+		  "closed without an answer", answered + lost);
+}
+
+void group_svc_join(struct group_svc *s, const struct coord_join_args *args,
+		    struct group_waiter *w)
+{
+	waiter_link(s, w);
+	coord_join(s->coord, now_ms(), args, w, &s->effects);
+	perform_effects(s);
+}
+
+void group_svc_sync(struct group_svc *s, const struct coord_sync_args *args,
+		    struct group_waiter *w)
+{
+	waiter_link(s, w);
+	coord_sync(s->coord, now_ms(), args, w, &s->effects);
+	perform_effects(s);
+}
+
+int16_t group_svc_heartbeat(struct group_svc *s, kstr group_id, int32_t generation_id,
+			    kstr member_id, kstr group_instance_id)
+{
+	return coord_heartbeat(s->coord, now_ms(), group_id, generation_id, member_id,
+			       group_instance_id);
+}
+
+int16_t group_svc_leave(struct group_svc *s, kstr group_id, kstr member_id,
+			kstr group_instance_id)
+{
+	bool found;
+	int16_t err = coord_leave(s->coord, now_ms(), group_id, member_id, group_instance_id,
+				  &found, &s->effects);
+	perform_effects(s);
+	return err;
+}
+
+int16_t group_svc_commit_check(struct group_svc *s, kstr group_id, int32_t generation_id,
+			       kstr member_id, kstr group_instance_id, int16_t api_version)
+{
+	return coord_commit_check(s->coord, now_ms(), group_id, generation_id, member_id,
+				  group_instance_id, api_version);
+}
+
+/* ---- what is stored, per group ---- */
+
+static struct stored_group *stored_get(const struct group_svc *s, const char *id)
+{
+	return strmap_get(&s->stored, id);
+}
+
+/* The entry for id, created (with nothing stored) if needed; NULL on oom. */
+static struct stored_group *stored_ref(struct group_svc *s, const char *id)
+{
+	struct stored_group *g = strmap_get(&s->stored, id);
+	if (g)
+		return g;
+	g = calloc(1, sizeof *g);
+	if (!g)
+		return NULL;
+	g->last_commit_ms = -1;
+	if (strmap_put(&s->stored, id, g) != 0) {
+		free(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* Drop the entry once nothing is stored and no op is on its way. */
+static void stored_maybe_drop(struct group_svc *s, const char *id)
+{
+	struct stored_group *g = strmap_get(&s->stored, id);
+	if (g && g->last_commit_ms < 0 && g->ops == 0 && !g->expiring)
+		free(strmap_del(&s->stored, id));
+}
+
+/* Does the store (as far as this agent knows) hold offsets of id? */
+static bool stored_has(const struct group_svc *s, const char *id)
+{
+	struct stored_group *g = stored_get(s, id);
+	return g && g->last_commit_ms >= 0;
+}
+
+/* ---- the store op queue ---- */
+
+static void store_batch_start(struct group_svc *s);
+
+static void store_work(uv_work_t *w)
+{
+	struct group_svc *s = w->data;
+	struct group_offsets_op *op = s->batch;
+	if (op->kind == OP_COMMIT) {
+		int rc = meta_offset_commit(s->meta, s->batch_rows, s->batch_row_count);
+		for (; op; op = op->next)
+			op->rc = rc;
+		return;
+	}
+	op->rc = meta_group_delete_offsets(s->meta, op->group_id, op->tids, op->partitions,
+					   op->n, &op->deleted);
+}
+
+/* Keep the per-group knowledge, then hand the op to its owner. */
+static void store_op_finish(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct stored_group *g = stored_get(s, op->group_id);
+	if (g) {
+		g->ops--;
+		if (op->kind == OP_COMMIT && op->rc == 0) {
+			for (size_t i = 0; i < op->row_count; i++)
+				if (op->rows[i].commit_timestamp_ms > g->last_commit_ms)
+					g->last_commit_ms = op->rows[i].commit_timestamp_ms;
+			/* a commit of a timestamp before 0 still stored a row */
+			if (op->row_count && g->last_commit_ms < 0)
+				g->last_commit_ms = 0;
+		} else if (op->kind == OP_DELETE && op->rc == 0) {
+			struct meta_committed_offset *o = NULL;
+			size_t n = 0;
+			/* Partial deletes are rare (OffsetDelete): one keyed read
+			 * tells whether any offset is left. */
+			if (!op->tids || (meta_offset_fetch(s->meta, op->group_id, &o, &n) == 0 &&
+					  n == 0))
+				g->last_commit_ms = -1;
+			meta_committed_offsets_free(o, n);
+		}
+	}
+	/* op (and group_id) may be freed by done */
+	char id[COORD_GROUP_ID_BYTES_MAX + 1];
+	snprintf(id, sizeof id, "%s", op->group_id);
+	op->done(s, op);
+	stored_maybe_drop(s, id);
+}
+
+static void store_after(uv_work_t *w, int status)
+{
+	struct group_svc *s = w->data;
+	struct group_offsets_op *op = s->batch;
+	s->batch = NULL;
+	free(s->batch_rows);
+	s->batch_rows = NULL;
+	if (op && op->kind == OP_COMMIT) {
+		s->commit_transactions++;
+		if (status || op->rc)
+			log_error("group offsets: commit of %zu rows failed: %s", s->batch_row_count,
+				  sl_strerror(status ? SL_EIO : op->rc));
+	}
+	while (op) {
+		struct group_offsets_op *next = op->next;
+		if (status)
+			op->rc = SL_EIO;
+		store_op_finish(s, op);
+		op = next;
+	}
+	store_batch_start(s);
+}
+
+static void store_batch_start(struct group_svc *s)
+{
+	if (s->batch || !s->queue_head)
+		return;
+	/* A delete alone; or queued commits up to the row bound (at least one). */
+	size_t rows = 0;
+	struct group_offsets_op *last = s->queue_head, *j = s->queue_head;
+	if (j->kind == OP_COMMIT) {
+		while (j && j->kind == OP_COMMIT &&
+		       (rows == 0 || rows + j->row_count <= GROUPS_COMMIT_BATCH_ROWS)) {
+			rows += j->row_count;
+			last = j;
+			j = j->next;
+		}
+	}
+	struct group_offsets_op *first = s->queue_head;
+	s->queue_head = last->next;
+	if (!s->queue_head)
+		s->queue_tail = NULL;
+	last->next = NULL;
+	s->batch_rows = NULL;
+	s->batch_row_count = rows;
+	if (first->kind == OP_COMMIT) {
+		struct meta_offset_commit *all = malloc(sizeof *all * (rows ? rows : 1));
+		if (!all) {
+			/* Answer them with an error rather than hold them. */
+			s->batch = first;
+			for (j = first; j; j = j->next)
+				j->rc = SL_ENOMEM;
+			store_after(&s->work, 0);
+			return;
+		}
+		size_t k = 0;
+		for (j = first; j; j = j->next) {
+			memcpy(&all[k], j->rows, sizeof *all * j->row_count);
+			k += j->row_count;
+		}
+		s->batch_rows = all;
+	}
+	s->batch = first;
+	s->work.data = s;
+	if (uv_queue_work(s->loop, &s->work, store_work, store_after) != 0)
+		store_after(&s->work, UV_EINVAL);
+}
+
+/* Queue op (its group_id, kind and fields set); done is called later
+ * (or before this returns, when its transaction cannot be started).
+ * Returns 0, or SL_ENOMEM when the group's entry cannot be made (done
+ * never called). */
+static int store_enqueue(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct stored_group *g = stored_ref(s, op->group_id);
+	if (!g)
+		return SL_ENOMEM;
+	g->ops++;
+	op->next = NULL;
+	op->rc = 0;
+	op->deleted = 0;
+	if (s->queue_tail)
+		s->queue_tail->next = op;
+	else
+		s->queue_head = op;
+	s->queue_tail = op;
+	store_batch_start(s);
+	return 0;
+}
+
+int group_svc_offsets_commit(struct group_svc *s, struct group_offsets_op *op)
+{
+	op->kind = OP_COMMIT;
+	s->commit_requests++;
+	return store_enqueue(s, op);
+}
+
+int group_svc_offsets_delete(struct group_svc *s, struct group_offsets_op *op)
+{
+	op->kind = OP_DELETE;
+	return store_enqueue(s, op);
+}
+
+/* ---- the timer: coordinator deadlines, retention ---- */
+
+struct forget_arg {
+	struct group_svc *s;
+	int64_t now;
+	char **ids;
+	size_t count, cap;
+};
+
+static void collect_forgettable(void *arg, const struct coord_group *g)
+{
+	struct forget_arg *f = arg;
+	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
+	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS ||
+	    stored_get(f->s, g->group_id))
+		return;
+	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)
+		return;
+	f->ids[f->count] = strdup(g->group_id);
+	if (f->ids[f->count])
+		f->count++;
+}
+
+struct expire_arg {
+	struct group_svc *s;
+	int64_t now, wall, retention_ms;
+	struct forget_arg *list;
+};
+
+static void collect_expired(void *arg, const char *id, void *value)
+{
+	struct expire_arg *x = arg;
+	struct stored_group *g = value;
+	if (g->last_commit_ms < 0 || g->ops > 0 || g->expiring ||
+	    g->last_commit_ms + x->retention_ms > x->wall)
+		return;
+	const struct coord_group *cg = coord_group_find(x->s->coord, KSTR(id));
+	if (cg && (cg->state != COORD_EMPTY || x->now - cg->state_since_ms < x->retention_ms))
+		return;
+	struct forget_arg *l = x->list;
+	if (array_grow(&l->ids, &l->cap, l->count, sizeof *l->ids, 16) != 0)
+		return;
+	l->ids[l->count] = strdup(id);
+	if (l->ids[l->count])
+		l->count++;
+}
+
+static void expire_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct stored_group *g = stored_get(s, op->group_id);
+	if (g)
+		g->expiring = false;
+	if (op->rc == 0) {
+		log_info("group %s: %" PRId64 " committed offsets expired", op->group_id,
+			 op->deleted);
+		coord_group_delete(s->coord, KSTR(op->group_id));
+	}
+	free((char *)op->group_id);
+	free(op);
+}
+
+/* offsets.retention.minutes: the offsets of a group that has been empty
+ * (or unknown to this agent) and uncommitted for that long are deleted,
+ * through the store op queue. Reads only memory on the loop. */
+static void retention_sweep(struct group_svc *s, int64_t now)
+{
+	struct forget_arg expired = { s, now, NULL, 0, 0 };
+	struct expire_arg x = { s, now, clock_wall_ms(), s->cfg.offsets_retention_ms, &expired };
+	strmap_each(&s->stored, collect_expired, &x);
+	for (size_t i = 0; i < expired.count; i++) {
+		struct group_offsets_op *op = calloc(1, sizeof *op);
+		if (!op) {
+			free(expired.ids[i]);
+			continue;
+		}
+		op->group_id = expired.ids[i]; /* the op owns it now */
+		op->done = expire_done;
+		struct stored_group *g = stored_get(s, op->group_id);
+		if (g)
+			g->expiring = true;
+		if (group_svc_offsets_delete(s, op) != 0) {
+			op->rc = SL_ENOMEM;
+			expire_done(s, op);
+		}
+	}
+	free(expired.ids);
+	struct forget_arg f = { s, now, NULL, 0, 0 };
+	coord_groups_each(s->coord, collect_forgettable, &f);
+	for (size_t i = 0; i < f.count; i++) {
+		coord_group_delete(s->coord, KSTR(f.ids[i]));
+		free(f.ids[i]);
+	}
+	free(f.ids);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct group_svc *s = t->data;
+	int64_t now = now_ms();
+	coord_tick(s->coord, now, &s->effects);
+	perform_effects(s);
+	if (now >= s->next_sweep_ms) {
+		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
+		retention_sweep(s, now);
+	}
+}
+
+/* The groups with stored offsets, once, at start (a GROUP BY scan). */
+static void stored_load(struct group_svc *s)
+{
+	struct meta_group_summary *g = NULL;
+	size_t n = 0;
+	int rc = meta_group_list(s->meta, &g, &n);
+	if (rc) {
+		log_error("groups: listing stored group offsets failed: %s", sl_strerror(rc));
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct stored_group *e = stored_ref(s, g[i].group_id);
+		if (e)
+			e->last_commit_ms = g[i].last_commit_ms >= 0 ? g[i].last_commit_ms : 0;
+	}
+	meta_group_summaries_free(g, n);
+}
+
+int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_config *cfg,
+		    struct group_svc **out)
+{
+	struct group_svc *s = calloc(1, sizeof *s);
+	if (!s)
+		return SL_ENOMEM;
+	s->loop = loop;
+	s->meta = meta;
+	s->cfg = *cfg;
+	struct coord_config cc;
+	coord_config_default(&cc);
+	cc.initial_rebalance_delay_ms = cfg->initial_rebalance_delay_ms;
+	cc.id_seed = (uint64_t)clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)clock_mono_us() ^
+		     ((uint64_t)(uintptr_t)s << 16);
+	int rc = coord_new(&cc, &s->coord);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	coord_effects_init(&s->effects);
+	s->waiters.next = s->waiters.prev = &s->waiters;
+	strmap_init(&s->stored);
+	stored_load(s);
+	uv_timer_init(loop, &s->timer);
+	s->timer.data = s;
+	s->next_sweep_ms = now_ms() + GROUPS_SWEEP_MS;
+	uv_timer_start(&s->timer, on_timer, GROUPS_TICK_MS, GROUPS_TICK_MS);
+	*out = s;
+	return 0;
+}
+
+void group_svc_shutdown(struct group_svc *s)
+{
+	if (!s || s->stopped)
+		return;
+	s->stopped = true;
+	coord_shutdown(s->coord, &s->effects);
+	perform_effects(s);
+	uv_timer_stop(&s->timer);
+	uv_close((uv_handle_t *)&s->timer, NULL);
+	log_info("groups: %" PRIu64 " offset commit requests in %" PRIu64 " store transactions",
+		 s->commit_requests, s->commit_transactions);
+}
+
+static void free_stored(void *arg, const char *key, void *value)
+{
+	free(value);
+}
+
+void group_svc_free(struct group_svc *s)
+{
+	if (!s)
+		return;
+	coord_effects_free(&s->effects);
+	coord_free(s->coord);
+	strmap_each(&s->stored, free_stored, NULL);
+	strmap_free(&s->stored);
+	free(s);
+}
+
+bool group_svc_running(const struct group_svc *s)
+{
+	return s && !s->stopped;
+}
+
+/* ---- reading groups ---- */
+
+const struct coord_group *group_svc_group_find(const struct group_svc *s, kstr group_id)
+{
+	return coord_group_find(s->coord, group_id);
+}
+
+bool group_svc_has_offsets(const struct group_svc *s, const char *group_id)
+{
+	return stored_has(s, group_id);
+}
+
+size_t group_svc_group_count_max(const struct group_svc *s)
+{
+	return coord_group_count(s->coord) + s->stored.count;
+}
+
+struct groups_each_arg {
+	const struct group_svc *s;
+	void (*fn)(void *arg, const char *group_id, const char *state, const char *protocol_type);
+	void *arg;
+};
+
+static void each_in_memory(void *arg, const struct coord_group *g)
+{
+	struct groups_each_arg *e = arg;
+	e->fn(e->arg, g->group_id, coord_state_name(g->state), g->protocol_type);
+}
+
+static void each_stored(void *arg, const char *id, void *value)
+{
+	struct groups_each_arg *e = arg;
+	const struct stored_group *g = value;
+	if (g->last_commit_ms >= 0 && !coord_group_find(e->s->coord, KSTR(id)))
+		e->fn(e->arg, id, "Empty", "consumer");
+}
+
+void group_svc_groups_each(const struct group_svc *s,
+			   void (*fn)(void *arg, const char *group_id, const char *state,
+				      const char *protocol_type),
+			   void *arg)
+{
+	struct groups_each_arg e = { s, fn, arg };
+	coord_groups_each(s->coord, each_in_memory, &e);
+	/* Groups known only by their offsets (e.g. after a restart). */
+	strmap_each(&s->stored, each_stored, &e);
+}
+
+/* ---- deleting groups and offsets ---- */
+
+int16_t group_svc_group_delete(struct group_svc *s, const char *group_id,
+			       struct group_offsets_op *op, bool *queued)
+{
+	kstr id = KSTR(group_id);
+	*queued = false;
+	bool in_memory = coord_group_find(s->coord, id) != NULL;
+	int16_t err = coord_group_delete(s->coord, id);
+	if (err)
+		return err;
+	if (!stored_get(s, group_id)) {
+		/* Nothing stored, nothing on its way to the store. */
+		if (!in_memory)
+			return KERR_GROUP_ID_NOT_FOUND;
+		log_info("group %s deleted (no committed offsets)", group_id);
+		return KERR_NONE;
+	}
+	/* Through the store queue, after any commit of the group already
+	 * queued, so none of those brings offsets back. */
+	op->group_id = group_id;
+	op->tids = NULL;
+	op->partitions = NULL;
+	op->n = 0;
+	if (group_svc_offsets_delete(s, op) != 0)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	*queued = true;
+	return KERR_NONE;
+}
+
+int16_t group_svc_offsets_deletable(const struct group_svc *s, const char *group_id)
+{
+	const struct coord_group *g = coord_group_find(s->coord, KSTR(group_id));
+	if (!g && !stored_get(s, group_id))
+		return KERR_GROUP_ID_NOT_FOUND;
+	bool busy = g && g->state != COORD_EMPTY;
+	if (busy && (!g->protocol_type || strcmp(g->protocol_type, "consumer") != 0))
+		return KERR_NON_EMPTY_GROUP;
+	return KERR_NONE;
+}
+
+/* The topics a consumer-protocol member subscribes to (its metadata for
+ * the selected protocol: int16 version, then an array of strings). */
+bool group_svc_topic_subscribed(const struct group_svc *s, const char *group_id, kstr topic)
+{
+	const struct coord_group *g = coord_group_find(s->coord, KSTR(group_id));
+	if (!g || g->state == COORD_EMPTY)
+		return false;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		const struct coord_protocol *p = coord_member_protocol(g, g->members[i]);
+		if (!p)
+			continue;
+		struct kreader r;
+		kreader_init(&r, p->metadata, (size_t)p->metadata_len);
+		kreader_i16(&r);
+		int32_t n = kreader_i32(&r);
+		for (int32_t k = 0; k < n && !r.err; k++) {
+			int16_t len = kreader_i16(&r);
+			if (len < 0)
+				break;
+			const uint8_t *name = kreader_take(&r, (size_t)len);
+			if (name && topic.len == len && memcmp(name, topic.ptr, (size_t)len) == 0)
+				return true;
+		}
+	}
+	return false;
+}
