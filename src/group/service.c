@@ -327,7 +327,6 @@ static void store_batch_start(struct group_svc *s)
 		s->batch_rows = all;
 	}
 	s->batch = first;
-	s->work.data = s;
 	if (uv_queue_work(s->loop, &s->work, store_work, store_after) != 0)
 		store_after(&s->work, UV_EINVAL);
 }
@@ -501,6 +500,8 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	s->loop = loop;
 	s->meta = meta;
 	s->cfg = *cfg;
+	/* Set once: store_after also runs without the pool (failed starts). */
+	s->work.data = s;
 	struct coord_config cc;
 	coord_config_default(&cc);
 	cc.initial_rebalance_delay_ms = cfg->initial_rebalance_delay_ms;
