@@ -1,33 +1,67 @@
 # Sluice — two commands on a fresh Debian 12 machine, as root:
 #   make run    install what is missing, build, start the broker
-#   make test   install what the tests need, build, run every test
+#   make test   install what the tests need, build, run every test:
+#               the suite (build/), the sanitized subset (build-asan/)
+#               and the fuzzers (build-fuzz/); see tests/README.md
 BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 DATA ?= ./data
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
 	zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
 	libcurl4-openssl-dev libexpat1-dev libssl-dev
-TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat \
+TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat clang \
 	python3-pytest python3-confluent-kafka python3-kafka
 BENCH_PKGS = $(RUN_PKGS) librdkafka-dev gnuplot-nox
 
-.PHONY: all build run test bench deps-run deps-test deps-bench deps-node clean
+.PHONY: all build build-broker build-asan build-fuzz run test test-suite \
+	test-asan test-fuzz bench build-bench deps-run deps-test deps-bench deps-node clean
 
 all: build
 
+# Everything, tests included (cmocka is required for them).
 build:
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps-run build
+# The broker alone: needs only RUN_PKGS (no cmocka, no clients).
+build-broker:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target sluice
+
+build-asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+build-fuzz:
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_LIBFUZZER=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+run: deps-run build-broker
 	./$(BUILD)/sluice serve --data $(DATA)
 
-test: deps-test build
+# -k: a failure in one pass does not skip the others; make still fails.
+test: deps-test
+	@$(MAKE) --no-print-directory -k test-suite test-asan test-fuzz
+
+test-suite: build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
-bench: deps-bench build
+test-asan: build-asan
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j 2
+
+test-fuzz: build-fuzz
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j 2
+
+bench: deps-bench build-bench
 	./bench/run.sh
+
+# The benchmark programs without the test tree (BENCH_PKGS has no cmocka).
+build-bench:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=OFF >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
 
 deps-run:
 	@./tools/install-deps.sh $(RUN_PKGS)
@@ -40,4 +74,4 @@ deps-bench:
 	@./tools/install-deps.sh $(BENCH_PKGS)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

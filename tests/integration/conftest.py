@@ -4,6 +4,12 @@ Owns the Broker handle (start, restart, SIGTERM stop, kill -9, RSS), the
 fixtures that hand brokers to tests (a module-scoped one for read-mostly
 tests and a factory for tests that restart or kill), and the report hook
 that appends the tail of every live broker's stderr to a failing test.
+
+Against a sanitized build (build-asan, tests/README.md) a sanitizer report
+in any of a broker's logs fails the test at teardown, whatever the test
+did with the broker: ctest's ASAN_OPTIONS/UBSAN_OPTIONS make the first
+report stop the broker, which a test that only watches its clients could
+take for an ordinary disconnect.
 """
 import os
 import signal
@@ -52,6 +58,7 @@ class Broker:
         self.proc = None
         self.starts = 0
         self.stderr = None
+        self.logs = []        # every start's stderr, for sanitizer_errors
         self._log = None
 
     def args(self):
@@ -67,6 +74,7 @@ class Broker:
                                        os.path.basename(self.data_dir.rstrip("/")),
                                        self.starts))
         self._log = open(self.stderr, "wb")
+        self.logs.append(self.stderr)
         env = dict(os.environ)
         if self.env:
             env.update(self.env)
@@ -105,11 +113,18 @@ class Broker:
             self._log = None
 
     def sanitizer_errors(self):
-        tail = log_tail(self.stderr, 400)
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                       "runtime error:"):
-            if marker in tail:
-                return tail
+        """The first ASan/LSan/UBSan report in any start's log, or None."""
+        for path in self.logs:
+            try:
+                with open(path, "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                continue
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                           "runtime error:"):
+                at = text.find(marker)
+                if at >= 0:
+                    return "%s:\n%s" % (path, text[max(0, at - 2000):at + 8000])
         return None
 
     def stop(self, timeout=STOP_TIMEOUT_S):
@@ -171,6 +186,8 @@ class Broker:
         forget_admin(self.bootstrap)
         if self in _live_brokers:
             _live_brokers.remove(self)
+        bad = self.sanitizer_errors()
+        assert bad is None, "sanitizer report in sluice stderr:\n" + bad
 
     def __repr__(self):
         return "<Broker %s data=%s>" % (self.bootstrap, self.data_dir)
@@ -205,8 +222,14 @@ def broker_factory(tmp_path):
         return b.start()
 
     yield make
+    # Every broker is stopped even when an earlier one had a report.
+    reports = []
     for b in made:
-        b.teardown()
+        try:
+            b.teardown()
+        except AssertionError as e:
+            reports.append(str(e))
+    assert not reports, "\n".join(reports)
 
 
 @pytest.hookimpl(hookwrapper=True)
