@@ -2,8 +2,8 @@
  * with configs, partitions, dense offsets from commit_object across
  * objects, partitions and a reopen, batches_from, timestamp lookups, log
  * start offsets, commits racing a topic delete, live bytes, the gc fence
- * and meta_open_existing, a commit thread racing reads, and a printed
- * (not asserted) commit rate. */
+ * and meta_open_existing, and a commit thread racing reads. (The commit
+ * rate is measured by bench/meta_bench, not here.) */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -890,29 +890,6 @@ static void test_commit_thread_races_reads(void **state)
 	meta_close(m);
 }
 
-/* Not asserted: how many 1-batch objects per second commit with
- * synchronous=FULL here, i.e. the fsync cost of the commit path. */
-static void test_commit_rate(void **state)
-{
-	struct meta *m = open_store();
-	int64_t t = create_topic(m, "rate", 1);
-	int64_t start = clock_mono_us(), now;
-	int commits = 0;
-	do {
-		char key[64];
-		snprintf(key, sizeof key, "rate-%06d", commits);
-		struct meta_commit_batch b[] = { mk_batch(t, 0, 9, 16, 1000, commits) };
-		assert_int_equal(meta_commit_object(m, key, 1100, b, 1), 0);
-		assert_int_equal(b[0].base_offset, (int64_t)commits * 10);
-		commits++;
-		now = clock_mono_us();
-	} while (commits < 2000 && now - start < 1000000);
-	double secs = (double)(now - start) / 1e6;
-	printf("  commit_object, 1 batch, synchronous=FULL: %d commits in %.2f s = %.0f/s "
-	       "(%.2f ms each)\n", commits, secs, commits / secs, secs * 1000 / commits);
-	meta_close(m);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -928,7 +905,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_existing, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_commit_rate, setup_dir, teardown_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,7 @@
 /* test_meta_offsets.c — committed consumer group offsets in the sqlite
  * metadata store: commit (insert and replace, several groups in one
- * transaction), fetch, list, delete some or all, durable across a reopen;
- * prints (does not assert) the rate of one-row commits. */
+ * transaction), fetch, list, delete some or all, durable across a reopen.
+ * (The rate of one-row commits is measured by bench/meta_bench.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +13,6 @@
 #include <cmocka.h>
 #include <unistd.h>
 
-#include "base/clock.h"
 #include "base/err.h"
 #include "meta/meta.h"
 
@@ -87,15 +86,6 @@ static void test_offsets(void **state)
 	assert_int_equal(n, 1);
 	meta_group_summaries_free(g, n);
 
-	/* the commit rate of one-row transactions (synchronous=FULL) */
-	int64_t t0 = clock_mono_us();
-	int count = 200;
-	for (int i = 0; i < count; i++) {
-		struct meta_offset_commit r = { "bench", 1, i % 8, i, -1, NULL, i };
-		assert_int_equal(meta_offset_commit(m, &r, 1), 0);
-	}
-	double secs = (double)(clock_mono_us() - t0) / 1e6;
-	print_message("offset commits: %.0f one-row transactions/s\n", count / secs);
 	meta_close(m);
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
