@@ -1,7 +1,8 @@
 /* test_proto.c — the generated Kafka codec (kmsg.c) and proto/header.c:
  * round trips of every api at every version, golden byte vectors built by
- * hand from the protocol guide's layouts, and malformed input that must
- * give SL_EPROTO without crashing. */
+ * hand from the protocol guide's layouts, requests captured from real
+ * clients (tests/unit/golden/, made by tools/capture-requests.py), and
+ * malformed input that must give SL_EPROTO without crashing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <dirent.h>
 
 #include "base/arena.h"
 #include "base/buf.h"
@@ -924,6 +926,117 @@ static void test_malformed_compact(void **state)
 #undef P9
 }
 
+/* ---------------------------------------------------------------- captured requests */
+
+/* Reads a golden .hex file: '#' lines are comments (the client and its
+ * version), the rest is hex. Returns the byte count; *out is malloc'd. */
+static size_t read_hex(const char *path, uint8_t **out)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+	size_t n = 0, cap = 4096;
+	uint8_t *b = malloc(cap);
+
+	if (!f)
+		fail_msg("cannot open %s", path);
+	assert_non_null(b);
+	while (fgets(line, sizeof line, f)) {
+		if (line[0] == '#')
+			continue;
+		for (char *p = line; p[0] && p[0] != '\n'; p += 2) {
+			unsigned x;
+			if (!p[1] || sscanf(p, "%2x", &x) != 1)
+				fail_msg("%s: bad hex", path);
+			if (n == cap) {
+				cap *= 2;
+				b = realloc(b, cap);
+				assert_non_null(b);
+			}
+			b[n++] = (uint8_t)x;
+		}
+	}
+	fclose(f);
+	*out = b;
+	return n;
+}
+
+/* One captured request (header and body, no size prefix) from a real
+ * client: the header carries the api and version the file is named for,
+ * the body decodes using every byte, every strict prefix of it fails, and
+ * re-encoding the decoded request gives the client's bytes back (the
+ * encoding is canonical: no client here sends tagged fields we do not
+ * know, which the codec would drop). */
+static void check_captured(const char *path, int key, int version)
+{
+	uint8_t *frame;
+	size_t len = read_hex(path, &frame);
+	struct kreader r;
+	struct proto_req_header h;
+	struct arena a;
+	struct kbuf b;
+
+	kreader_init(&r, frame, len);
+	if (proto_req_header_read(&r, &h) != 0)
+		fail_msg("%s: header does not decode", path);
+	if (h.api_key != key || h.api_version != version)
+		fail_msg("%s: header says api %d v%d", path, h.api_key, h.api_version);
+	const struct kmsg_api_codec *ac = kmsg_api_codec_find(h.api_key);
+	if (!ac)
+		fail_msg("%s: no codec for api %d", path, h.api_key);
+	const uint8_t *body = frame + r.pos;
+	size_t body_len = len - r.pos;
+	void *m = malloc(ac->req.size);
+
+	assert_non_null(m);
+	arena_init(&a, TEST_ARENA_BYTES);
+	kbuf_init(&b);
+	kreader_init(&r, body, body_len);
+	int rc = ac->req.decode(&r, h.api_version, m, &a);
+	if (rc != 0)
+		fail_msg("%s: body does not decode: %d", path, rc);
+	if (r.pos != body_len)
+		fail_msg("%s: decode used %zu of %zu body bytes", path, r.pos, body_len);
+	ac->req.encode(&b, h.api_version, m);
+	if (b.len != body_len || (body_len && memcmp(b.data, body, body_len) != 0)) {
+		fprintf(stderr, "%s:\n", path);
+		expect_bytes(&b, body, body_len);
+	}
+	expect_prefixes_fail(&ac->req, h.api_version, body, body_len);
+	kbuf_free(&b);
+	arena_free(&a);
+	free(m);
+	free(frame);
+}
+
+static void test_golden_captured(void **state)
+{
+	(void)state;
+	const char *src = getenv("SLUICE_SOURCE_DIR");
+	char dir[512], path[1024];
+	size_t files = 0;
+
+	snprintf(dir, sizeof dir, "%s/tests/unit/golden", src ? src : ".");
+	DIR *d = opendir(dir);
+	if (!d)
+		fail_msg("cannot open %s (set SLUICE_SOURCE_DIR)", dir);
+	for (struct dirent *e; (e = readdir(d));) {
+		int key, version;
+		size_t n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".hex") != 0)
+			continue;
+		/* <key>-<api>-v<version>-<client>.hex */
+		char *v = strstr(e->d_name, "-v");
+		if (sscanf(e->d_name, "%d-", &key) != 1 || !v || sscanf(v, "-v%d-", &version) != 1)
+			fail_msg("%s: name is not <key>-<api>-v<version>-<client>.hex", e->d_name);
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		check_captured(path, key, version);
+		files++;
+	}
+	closedir(d);
+	assert_true(files > 0);
+	printf("%zu captured requests decode and re-encode to their bytes\n", files);
+}
+
 /* Flip bytes of valid encodings of every api and decode: any result is
  * fine as long as nothing crashes (ASan/UBSan builds check the rest). */
 static void test_mutations_do_not_crash(void **state)
@@ -1001,6 +1114,7 @@ int main(void)
 		cmocka_unit_test(test_golden_produce_v9),
 		cmocka_unit_test(test_golden_fetch_v4),
 		cmocka_unit_test(test_golden_fetch_v12),
+		cmocka_unit_test(test_golden_captured),
 		cmocka_unit_test(test_malformed_counts_and_lengths),
 		cmocka_unit_test(test_malformed_compact),
 		cmocka_unit_test(test_mutations_do_not_crash),
