@@ -13,6 +13,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/sl_assert.h"
 #include "group/service.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
@@ -303,8 +304,13 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		if (!t || b[i].partition >= t->partition_count)
 			continue;
 		struct partition_state *p = &t->parts[b[i].partition];
-		if (b[i].last_offset + 1 > p->high_watermark)
-			p->high_watermark = b[i].last_offset + 1;
+		/* Dense offsets: commits come in seal order and only this agent
+		 * commits, so each batch starts at the high watermark served so
+		 * far. Anything else would hand out offsets twice or skip some. */
+		SL_ASSERT(b[i].base_offset == p->high_watermark && b[i].last_offset >= b[i].base_offset,
+			  "%s-%" PRId32 ": batch %" PRId64 "..%" PRId64 " committed at high watermark %" PRId64,
+			  t->name, b[i].partition, b[i].base_offset, b[i].last_offset, p->high_watermark);
+		p->high_watermark = b[i].last_offset + 1;
 	}
 	if (a->cfg.cache_bytes > 0) {
 		cache_put(a->cache, key, object->data, object->len, object->cap);

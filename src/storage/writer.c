@@ -18,6 +18,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/sl_assert.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
 #include "storage/object.h"
@@ -34,11 +35,17 @@ struct pending {
 	void *arg;
 };
 
+/* Each object moves forward through these, one step at a time (asserted
+ * at every step), except that one failed or behind a failure skips from
+ * QUEUED to UPLOADED without being written; it leaves the queue from
+ * UPLOADED (failed) or COMMITTED. */
 enum sealed_state {
+	SEALED_OPEN,       /* taking appends (w->open) */
 	SEALED_QUEUED,     /* waiting for an upload slot */
 	SEALED_UPLOADING,  /* encode + put on the pool */
 	SEALED_UPLOADED,   /* durable in the store; waiting for its turn */
 	SEALED_COMMITTING, /* metadata transaction on the pool */
+	SEALED_COMMITTED,  /* its transaction is back (err says how it went) */
 };
 
 struct sealed {
@@ -163,6 +170,7 @@ static void seal(struct writer *w)
 	w->seal_due = false;
 	if (!s)
 		return;
+	SL_ASSERT(s->state == SEALED_OPEN, "state %d", s->state);
 	w->open = NULL;
 	uv_timer_stop(&w->timer);
 	/* Unique and never reused: wall time, a random per-process nonce and a
@@ -271,10 +279,32 @@ static void fail_successors(struct sealed *s)
 			t->fail_err = s->err;
 }
 
+/* Dense offsets: batches of one partition in an object (sorted by
+ * partition, then append order) got consecutive offsets from the commit,
+ * each starting where the one before ended, or none at all (partition
+ * deleted meanwhile). The agent checks each object against the high
+ * watermark it served before. */
+static void check_dense(const char *key, const struct meta_commit_batch *prev,
+			const struct meta_commit_batch *c)
+{
+	if (prev->tid != c->tid || prev->partition != c->partition) {
+		SL_ASSERT(c->base_offset >= -1, "object %s: base offset %" PRId64, key,
+			  c->base_offset);
+		return;
+	}
+	int64_t want = prev->base_offset < 0 ? -1 : prev->base_offset + prev->last_offset_delta + 1;
+	SL_ASSERT(c->base_offset == want, "object %s, topic %" PRId64 " partition %" PRId32
+		  ": base offset %" PRId64 " after a batch ending at %" PRId64, key, c->tid,
+		  c->partition, c->base_offset, want - 1);
+}
+
 /* Answer every appender of s and free it; s must be the queue head. */
 static void complete_head(struct writer *w)
 {
 	struct sealed *s = w->queue_head;
+	/* Answered with offsets only once committed (invariant 1). */
+	SL_ASSERT(s->state == SEALED_COMMITTED || (s->err && s->state == SEALED_UPLOADED),
+		  "object %s: state %d, err %d", s->key, s->state, s->err);
 	w->queue_head = s->next;
 	if (!w->queue_head)
 		w->queue_tail = NULL;
@@ -288,6 +318,8 @@ static void complete_head(struct writer *w)
 		size_t k = 0;
 		for (size_t i = 0; cb && i < s->count; i++) {
 			const struct meta_commit_batch *c = &s->commits[i];
+			if (i > 0)
+				check_dense(s->key, &s->commits[i - 1], c);
 			if (c->base_offset < 0)
 				continue;
 			cb[k].tid = c->tid;
@@ -320,12 +352,17 @@ static void commit_done(uv_work_t *req, int status)
 	struct sealed *s = req->data;
 	struct writer *w = s->w;
 	size_t n = w->group_n;
+	SL_ASSERT(w->committing && n > 0 && w->group[0] == s);
 	w->group_n = 0;
 	w->committing = false;
 	w->stats.commits++;
-	/* The group is the head of the queue, in order. */
+	/* The group is the head of the queue, in order: commits go strictly
+	 * in seal order (invariant 6), each object once. */
 	for (size_t i = 0; i < n; i++) {
 		struct sealed *head = w->queue_head;
+		SL_ASSERT(head == w->group[i] && head->state == SEALED_COMMITTING,
+			  "commit group member %zu of %zu is not the queue head", i, n);
+		head->state = SEALED_COMMITTED;
 		if (status != 0 && !head->err)
 			head->err = SL_EIO;
 		fail_successors(head);
@@ -339,6 +376,8 @@ static void commit_done(uv_work_t *req, int status)
 static void upload_finished(struct sealed *s)
 {
 	struct writer *w = s->w;
+	SL_ASSERT(s->state == SEALED_UPLOADING && w->uploads_in_flight > 0,
+		  "object %s: state %d, %d uploads", s->key, s->state, w->uploads_in_flight);
 	s->upload_us = clock_mono_us() - s->upload_start_us;
 	w->uploads_in_flight--;
 	s->state = SEALED_UPLOADED;
@@ -387,11 +426,8 @@ static void queue_work(struct writer *w, struct sealed *s, uv_work_cb work, uv_a
 {
 	s->work.data = s;
 	int rc = uv_queue_work(w->loop, &s->work, work, after);
-	if (rc != 0) {
-		/* Cannot happen with a valid loop; fail loudly rather than hang. */
-		log_error("uv_queue_work: %s", uv_strerror(rc));
-		abort();
-	}
+	/* Cannot happen with a valid loop; fail loudly rather than hang. */
+	SL_ASSERT(rc == 0, "uv_queue_work: %s", uv_strerror(rc));
 }
 
 /* Start what can start: uploads up to the limit (they may overlap), then
@@ -511,6 +547,9 @@ void writer_free(struct writer *w)
 {
 	if (!w)
 		return;
+	/* Anything still open or queued would call back into freed memory,
+	 * and its appenders would never be answered. */
+	SL_ASSERT(writer_idle(w) && w->uploads_in_flight == 0 && !w->committing);
 	uv_timer_stop(&w->timer);
 	uv_close((uv_handle_t *)&w->timer, timer_closed);
 }
