@@ -11,6 +11,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/sl_assert.h"
 #include "proto/header.h"
 
 #define READ_CHUNK_BYTES (64 * 1024)
@@ -173,14 +174,15 @@ static void conn_write(struct conn *c, struct request *r)
 static void conn_flush(struct conn *c)
 {
 	c->refs++;
-	while (c->head && c->head->done) {
+	while (c->head && c->head->end != REQUEST_RUNNING) {
 		struct request *r = c->head;
 		c->head = r->next;
 		if (!c->head)
 			c->tail = NULL;
+		SL_ASSERT(c->inflight > 0 && c->inflight_bytes >= r->frame_len);
 		c->inflight--;
 		c->inflight_bytes -= r->frame_len;
-		if (!c->closing && !r->no_reply && r->resp.len >= 4) {
+		if (!c->closing && r->end == REQUEST_RESPONDED && r->resp.len >= 4) {
 			if (r->resp.oom) {
 				log_error("%s: out of memory building a response; closing", c->peer);
 				conn_close(c);
@@ -188,7 +190,7 @@ static void conn_flush(struct conn *c)
 				conn_write(c, r);
 			}
 		}
-		bool close_after = r->close_after;
+		bool close_after = r->end == REQUEST_CLOSE_AFTER;
 		request_free(r);
 		if (close_after && !c->closing) {
 			log_debug("%s: closing after a failed acks=0 produce", c->peer);
@@ -201,8 +203,18 @@ static void conn_flush(struct conn *c)
 	conn_unref(c);
 }
 
+/* Every way a request ends passes here: exactly once per request. */
+static void request_end(struct request *req, enum request_end how)
+{
+	SL_ASSERT(req->end == REQUEST_RUNNING, "%s: request api %d v%d correlation id %d ended twice"
+		  " (%d, then %d)", req->conn->peer, req->api_key, req->api_version,
+		  req->correlation_id, req->end, how);
+	req->end = how;
+}
+
 void request_begin_response(struct request *req, int header_version)
 {
+	SL_ASSERT(req->end == REQUEST_RUNNING);
 	req->resp.len = 0;
 	kbuf_put_i32(&req->resp, 0); /* size, patched when sent */
 	proto_resp_header_encode(&req->resp, req->correlation_id, header_version);
@@ -210,7 +222,7 @@ void request_begin_response(struct request *req, int header_version)
 
 void request_respond(struct request *req)
 {
-	req->done = true;
+	request_end(req, REQUEST_RESPONDED);
 	conn_flush(req->conn);
 }
 
@@ -226,16 +238,14 @@ void request_respond_pieces(struct request *req, struct kmsg_gaps *gaps,
 
 void request_no_reply(struct request *req)
 {
-	req->no_reply = true;
-	req->done = true;
+	request_end(req, REQUEST_NO_REPLY);
 	conn_flush(req->conn);
 }
 
 void request_fail_close(struct request *req)
 {
 	struct conn *c = req->conn;
-	req->no_reply = true;
-	req->done = true;
+	request_end(req, REQUEST_FAIL_CLOSE);
 	/* Earlier responses still go out; then the connection closes. */
 	c->refs++;
 	conn_flush(c);
@@ -246,11 +256,9 @@ void request_fail_close(struct request *req)
 
 void request_close_after(struct request *req)
 {
+	request_end(req, REQUEST_CLOSE_AFTER);
 	req->conn->close_pending = true; /* nothing after it runs (as Kafka) */
 	conn_update_reading(req->conn);
-	req->close_after = true;
-	req->no_reply = true;
-	req->done = true;
 	conn_flush(req->conn);
 }
 
@@ -280,6 +288,7 @@ static void conn_closed(uv_handle_t *h)
 
 static void conn_unref(struct conn *c)
 {
+	SL_ASSERT(c->refs > 0);
 	if (--c->refs > 0)
 		return;
 	struct server *s = c->server;
@@ -378,6 +387,7 @@ static bool budget_take(struct conn *c, size_t n)
  * try their next frame again. */
 static void budget_release(struct server *s, size_t n)
 {
+	SL_ASSERT(s->queued_bytes >= n, "releasing %zu of %zu queued bytes", n, s->queued_bytes);
 	s->queued_bytes -= n;
 	if (s->starved && s->queued_bytes < s->queued_bytes_max && !s->closing &&
 	    !uv_is_active((uv_handle_t *)&s->wake))

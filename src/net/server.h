@@ -20,6 +20,18 @@
 struct server;
 struct conn;
 
+/* How a request ended: set once, by the one request_* call that ends it. */
+enum request_end {
+	REQUEST_RUNNING,           /* the handler has not finished it yet */
+	REQUEST_RESPONDED,         /* request_respond(_pieces): resp goes out */
+	REQUEST_NO_REPLY,          /* request_no_reply: nothing is sent */
+	REQUEST_FAIL_CLOSE,        /* request_fail_close: nothing is sent, the
+				      connection closes now */
+	REQUEST_CLOSE_AFTER,       /* request_close_after: nothing is sent, the
+				      connection closes once this one's turn
+				      comes (earlier answers still go out) */
+};
+
 /* One request frame, from arrival until its response is queued. */
 struct request {
 	struct request *next;      /* the connection's queue */
@@ -41,16 +53,15 @@ struct request {
 				      (request_respond_pieces), owned */
 	void (*release)(void *);   /* called once when the bytes the gaps */
 	void *release_arg;         /* point into may go (or NULL) */
-	bool done;
-	bool no_reply;
-	bool close_after;          /* close the connection once this one's turn
-				      comes (earlier answers still go out) */
+	enum request_end end;      /* how the handler finished it */
 	void *state;               /* handler's async state */
 };
 
 /* Called for each request. The handler eventually calls exactly one of
- * request_respond / request_no_reply / request_fail_close, at once or
- * later from the loop. */
+ * request_respond / request_respond_pieces / request_no_reply /
+ * request_fail_close / request_close_after, at once or later from the
+ * loop; a second one aborts (SL_ASSERT): it would answer a correlation id
+ * twice or free the request under the first. */
 typedef void (*server_handle_fn)(struct request *req);
 
 struct server_config {
