@@ -8,6 +8,7 @@
  * the monotonic time and performs the effects. */
 #include "group/coordinator.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "base/err.h"
 #include "base/grow.h"
+#include "base/sl_assert.h"
 #include "base/strmap.h"
 #include "proto/kerr.h"
 
@@ -262,6 +264,12 @@ static size_t member_metadata_bytes(const struct coord_member *m)
  * coordinator's totals (the budgets coord_join checks). */
 static void account(struct coordinator *c, struct coord_group *g, int64_t delta)
 {
+	/* A total going below zero means a member's bytes were counted off
+	 * twice: the budgets coord_join checks would stop holding. */
+	SL_ASSERT(delta >= 0 || ((uint64_t)-delta <= g->metadata_bytes &&
+				 (uint64_t)-delta <= c->metadata_bytes),
+		  "group %s: %" PRId64 " bytes off %zu (all groups: %zu)", g->group_id, delta,
+		  g->metadata_bytes, c->metadata_bytes);
 	g->metadata_bytes = (size_t)((int64_t)g->metadata_bytes + delta);
 	c->metadata_bytes = (size_t)((int64_t)c->metadata_bytes + delta);
 }
@@ -289,6 +297,9 @@ static void member_drop(struct coordinator *c, struct coord_group *g, struct coo
 {
 	if (!m)
 		return;
+	/* A request still waiting here would never be answered. */
+	SL_ASSERT(!m->join_req && !m->sync_req, "group %s member %s dropped with a request waiting",
+		  g->group_id, m->member_id);
 	account(c, g, -(int64_t)member_metadata_bytes(m));
 	member_free(m);
 }
@@ -344,10 +355,31 @@ static struct coord_group *group_create(struct coordinator *c, kstr id, int64_t 
 	return g;
 }
 
+/* Kafka's ClassicGroupState.validPreviousStates: whether a group in
+ * state from may move to state to. Dead is never entered here (a group
+ * is deleted instead). */
+static bool transition_legal(enum coord_state from, enum coord_state to)
+{
+	switch (to) {
+	case COORD_PREPARING_REBALANCE:
+		return from == COORD_STABLE || from == COORD_COMPLETING_REBALANCE ||
+		       from == COORD_EMPTY;
+	case COORD_COMPLETING_REBALANCE:
+	case COORD_EMPTY:
+		return from == COORD_PREPARING_REBALANCE;
+	case COORD_STABLE:
+		return from == COORD_COMPLETING_REBALANCE;
+	case COORD_DEAD:
+		return true;
+	}
+	return false;
+}
+
 static void set_state(struct coord_group *g, enum coord_state s, int64_t now_ms)
 {
-	if (g->state != s)
-		g->state_since_ms = now_ms;
+	SL_ASSERT(transition_legal(g->state, s), "group %s: %s -> %s", g->group_id,
+		  coord_state_name(g->state), coord_state_name(s));
+	g->state_since_ms = now_ms;
 	g->state = s;
 }
 
@@ -771,6 +803,9 @@ static void complete_join(struct coordinator *c, struct coord_group *g, int64_t 
 	} else {
 		set_str(&g->leader_id, NULL);
 	}
+	/* Generations only grow: members fence stale requests by them. */
+	SL_ASSERT(g->generation_id >= 0 && g->generation_id < INT32_MAX, "group %s: generation %" PRId32,
+		  g->group_id, g->generation_id);
 	g->generation_id++;
 	g->new_member_added = false;
 	g->initial_delay = false;
@@ -870,6 +905,7 @@ static int add_member(struct coordinator *c, struct coord_group *g, char *member
 	g->members[g->member_count++] = m;
 	if (!g->leader_id && set_str(&g->leader_id, m->member_id) != 0) {
 		g->members[--g->member_count] = NULL;
+		m->join_req = NULL; /* coord_join answers it (SL_ENOMEM) */
 		goto out_free_member;
 	}
 	g->new_member_added = true;
@@ -1346,6 +1382,7 @@ static void tick_group(void *arg, const char *key, void *value)
 				eff_join_error(t->out, m->join_req, KERR_UNKNOWN_MEMBER_ID, "");
 			if (m->sync_req)
 				eff_sync_error(t->out, m->sync_req, KERR_UNKNOWN_MEMBER_ID);
+			m->join_req = m->sync_req = NULL;
 			bool was_leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
 			memmove(&g->members[i], &g->members[i + 1],
 				sizeof *g->members * (size_t)(g->member_count - i - 1));
