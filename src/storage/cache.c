@@ -14,6 +14,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/sl_assert.h"
 #include "base/strmap.h"
 #include "objstore/objstore.h"
 
@@ -83,7 +84,13 @@ struct cache *cache_new(size_t limit_bytes)
 
 void cache_obj_unref(struct cache_obj *o)
 {
-	if (o && --o->refs == 0) {
+	if (!o)
+		return;
+	SL_ASSERT(o->refs > 0, "refs %d", o->refs);
+	if (--o->refs == 0) {
+		/* Each pin holds a reference: a pinned object's bytes are
+		 * still in an unsent response. */
+		SL_ASSERT(o->pins == 0, "freeing an object with %d pins", o->pins);
 		kbuf_release(o->data, o->pool_cap);
 		free(o);
 	}
@@ -91,6 +98,7 @@ void cache_obj_unref(struct cache_obj *o)
 
 void cache_obj_ref(struct cache_obj *o)
 {
+	SL_ASSERT(o->refs > 0, "refs %d", o->refs);
 	o->refs++;
 }
 
@@ -99,6 +107,8 @@ static size_t evicted_pinned_bytes;
 
 bool cache_obj_pin(struct cache_obj *o, size_t max_evicted)
 {
+	/* The caller holds a reference for this pin and each earlier one. */
+	SL_ASSERT(o->pins >= 0 && o->refs > o->pins, "pins %d, refs %d", o->pins, o->refs);
 	if (o->pins == 0) {
 		if (!o->evicted && evicted_pinned_bytes > max_evicted)
 			return false;
@@ -116,8 +126,12 @@ bool cache_obj_pin(struct cache_obj *o, size_t max_evicted)
 
 void cache_obj_unpin(struct cache_obj *o)
 {
-	if (--o->pins == 0 && o->evicted)
+	SL_ASSERT(o->pins > 0, "pins %d", o->pins);
+	if (--o->pins == 0 && o->evicted) {
+		SL_ASSERT(evicted_pinned_bytes >= o->len, "%zu pinned evicted bytes, unpinning %zu",
+			  evicted_pinned_bytes, o->len);
 		evicted_pinned_bytes -= o->len;
+	}
 }
 
 static void unlink_entry(struct cache *c, struct cache_entry *e)
@@ -201,6 +215,7 @@ static void evict(struct cache *c, struct cache_entry *e)
 	free(unlink_range(c, &e->r));
 	unlink_entry(c, e);
 	strmap_del(&c->by_key, e->key);
+	SL_ASSERT(c->bytes >= e->obj->len && (!e->unread || c->unread_bytes >= e->obj->len));
 	c->bytes -= e->obj->len;
 	if (e->unread)
 		c->unread_bytes -= e->obj->len;
@@ -222,6 +237,16 @@ void cache_free(struct cache *c)
 	strmap_free(&c->loading);
 	strmap_free(&c->ranges);
 	free(c);
+}
+
+/* The bytes of every entry, counted again (for SL_ASSERT_DEBUG: a walk
+ * of the whole LRU). */
+static size_t lru_bytes(const struct cache *c)
+{
+	size_t n = 0;
+	for (const struct cache_entry *e = c->head; e; e = e->next)
+		n += e->obj->len;
+	return n;
 }
 
 /* cache_put, for pooled buffers as well (pool_cap: the buffer's size for
@@ -254,6 +279,8 @@ static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, 
 	e->key = k;
 	push_head(c, e);
 	c->bytes += len;
+	SL_ASSERT(c->bytes <= c->limit_bytes, "%zu cached bytes, limit %zu", c->bytes, c->limit_bytes);
+	SL_ASSERT_DEBUG(lru_bytes(c) == c->bytes);
 	return e;
 }
 
@@ -267,6 +294,7 @@ static struct cache_obj *take(struct cache *c, struct cache_entry *e)
 {
 	c->hits++;
 	if (e->unread) {
+		SL_ASSERT(c->unread_bytes >= e->obj->len);
 		e->unread = false;
 		c->unread_bytes -= e->obj->len;
 	}
@@ -360,6 +388,7 @@ static void load_done(void *arg, int err)
 	 * asks again sees the cached object (or may start a new load). */
 	strmap_del(&c->loading, l->key);
 	char *okey = unlink_range(c, &l->r);
+	SL_ASSERT(c->loading_bytes >= l->r.len);
 	c->loading_bytes -= l->r.len;
 	if (err) {
 		kbuf_release(l->data, l->cap);

@@ -341,8 +341,10 @@ static void test_pins_bounded(void **state)
 	assert_non_null(b);
 	assert_int_equal(a->data[0], 1);           /* still there */
 	assert_false(cache_obj_pin(b, 50));        /* 60 > 50 evicted */
+	cache_obj_ref(a);                          /* a reference per pin */
 	assert_true(cache_obj_pin(a, 50));         /* already pinned: fine */
 	cache_obj_unpin(a);
+	cache_obj_unref(a);
 	cache_obj_unpin(a);
 	cache_obj_unref(a);
 	assert_true(cache_obj_pin(b, 50));         /* a's 60 are gone */
