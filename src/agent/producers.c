@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/limits.h"
+
 struct recent {
 	int32_t base_seq, last_seq;
 	int64_t base_offset; /* -1 while in flight */
@@ -51,7 +53,7 @@ void producers_seed(struct producers *p, int64_t tid, int32_t partition, int64_t
 {
 	char key[64];
 	key_of(key, tid, partition, producer_id);
-	if (n == 0 || strmap_get(&p->entries, key) || p->entries.count >= PRODUCERS_ENTRIES_MAX)
+	if (n == 0 || strmap_get(&p->entries, key) || p->entries.count >= SL_PRODUCERS_ENTRIES_MAX)
 		return;
 	struct entry *e = calloc(1, sizeof *e);
 	if (!e || strmap_put(&p->entries, key, e) != 0) {
@@ -82,7 +84,7 @@ enum producer_verdict producers_check(struct producers *p, int64_t tid, int32_t 
 	key_of(key, tid, partition, producer_id);
 	struct entry *e = strmap_get(&p->entries, key);
 	if (!e) {
-		if (p->entries.count >= PRODUCERS_ENTRIES_MAX) {
+		if (p->entries.count >= SL_PRODUCERS_ENTRIES_MAX) {
 			/* A cache: start over rather than grow without bound. */
 			producers_free(p);
 			producers_init(p);

@@ -18,7 +18,6 @@
 #include "base/strmap.h"
 
 #define PRODUCERS_RECENT_BATCHES 5  /* Kafka's max.in.flight for idempotence */
-#define PRODUCERS_ENTRIES_MAX 200000 /* (partition, producer) pairs kept */
 
 struct producers {
 	struct strmap entries;

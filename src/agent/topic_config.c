@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/limits.h"
+
 static const char *const cleanup_policies[] = { "delete", "compact", "compact,delete",
 						"delete,compact", NULL };
 static const char *const compression_types[] = { "uncompressed", "zstd", "lz4", "snappy",
@@ -13,6 +15,9 @@ static const char *const timestamp_types[] = { "CreateTime", "LogAppendTime", NU
 static const char *const bools[] = { "true", "false", NULL };
 
 #define I64MAX INT64_MAX
+/* A limit's value as the table's default text. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 const struct topic_config_def topic_config_defs[] = {
 	{ "cleanup.policy", "delete", TOPIC_CONFIG_LIST, 0, 0, cleanup_policies,
 	  "delete or compact old segments (Sluice: retention deletes; compaction of keys is not done)" },
@@ -24,7 +29,7 @@ const struct topic_config_def topic_config_defs[] = {
 	{ "flush.ms", "9223372036854775807", TOPIC_CONFIG_LONG, 0, I64MAX, NULL, "ignored: every acknowledged batch is durable" },
 	{ "index.interval.bytes", "4096", TOPIC_CONFIG_INT, 0, INT32_MAX, NULL, "offset index interval" },
 	{ "max.compaction.lag.ms", "9223372036854775807", TOPIC_CONFIG_LONG, 1, I64MAX, NULL, "compaction lag" },
-	{ "max.message.bytes", "1048588", TOPIC_CONFIG_INT, 0, INT32_MAX, NULL, "largest record batch accepted" },
+	{ "max.message.bytes", STR(SL_MESSAGE_BYTES_DEFAULT), TOPIC_CONFIG_INT, 0, INT32_MAX, NULL, "largest record batch accepted" },
 	{ "message.timestamp.type", "CreateTime", TOPIC_CONFIG_STRING, 0, 0, timestamp_types, "timestamp type" },
 	{ "message.timestamp.after.max.ms", "9223372036854775807", TOPIC_CONFIG_LONG, 0, I64MAX, NULL, "timestamp skew" },
 	{ "message.timestamp.before.max.ms", "9223372036854775807", TOPIC_CONFIG_LONG, 0, I64MAX, NULL, "timestamp skew" },

@@ -81,7 +81,7 @@ static void describe_broker(struct agent *a, struct request *req,
 				 "sluice.cache.bytes", "broker.id" };
 	snprintf(buf[0], sizeof buf[0], "%s", a->cfg.auto_create_topics ? "true" : "false");
 	snprintf(buf[1], sizeof buf[1], "%d", a->cfg.default_partitions);
-	snprintf(buf[2], sizeof buf[2], "1048588");
+	snprintf(buf[2], sizeof buf[2], "%d", SL_MESSAGE_BYTES_DEFAULT);
 	snprintf(buf[3], sizeof buf[3], "604800000");
 	snprintf(buf[4], sizeof buf[4], "%lld", (long long)a->cfg.flush_interval_ms);
 	snprintf(buf[5], sizeof buf[5], "%lld", (long long)a->cfg.flush_bytes);

@@ -20,9 +20,6 @@
 #include "storage/batch.h"
 #include "storage/writer.h"
 
-/* Kafka's message.max.bytes / max.message.bytes default. */
-#define PRODUCE_MAX_MESSAGE_BYTES_DEFAULT 1048588
-
 struct produce_ctx {
 	struct request *req;
 	struct agent *a;
@@ -183,7 +180,7 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	if (pd->records.len <= 0)
 		return KERR_CORRUPT_MESSAGE;
 	int64_t max_bytes = agent_topic_config_i64(t, "max.message.bytes",
-						   PRODUCE_MAX_MESSAGE_BYTES_DEFAULT);
+						   SL_MESSAGE_BYTES_DEFAULT);
 	if (pd->records.len > max_bytes + BATCH_LOG_OVERHEAD)
 		return KERR_MESSAGE_TOO_LARGE;
 	struct one_batch ob = { 0 };

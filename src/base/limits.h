@@ -1,7 +1,10 @@
 /* limits.h — every compiled-in limit of Sluice, with the reason for it.
  *
  * Anything read from the wire or held in memory is bounded by one of these
- * (or by a runtime flag whose default is here). */
+ * (or by a runtime flag whose default is here). What stays in a .c file is
+ * a tuning knob (read sizes, buffer pool classes, chunk sizes of internal
+ * batching) or a format constant, each with a comment saying so; a
+ * flag's accepted range stays in the flag table (agent/config.c). */
 #ifndef SLUICE_LIMITS_H
 #define SLUICE_LIMITS_H
 
@@ -62,6 +65,16 @@
  * compression bomb stops here with CORRUPT_MESSAGE). */
 #define SL_DECOMPRESSED_BYTES_MAX (64 * 1024 * 1024)
 
+/* zstd frames whose window is above 2^this are refused: a frame may not
+ * make us allocate a history buffer larger than the largest output we
+ * would accept (SL_DECOMPRESSED_BYTES_MAX). */
+#define SL_ZSTD_WINDOW_LOG_MAX 26
+
+/* Default of a topic's max.message.bytes (Kafka's message.max.bytes
+ * default: 1 MiB plus the 12-byte log overhead): a larger batch gets
+ * MESSAGE_TOO_LARGE. Plain digits: the config tables print it. */
+#define SL_MESSAGE_BYTES_DEFAULT 1048588
+
 /* Largest object the write path seals; --flush-bytes may not exceed it. */
 #define SL_OBJECT_BYTES_MAX (256 * 1024 * 1024)
 
@@ -76,6 +89,11 @@
 
 /* Config entries per resource in one request. */
 #define SL_CONFIGS_MAX 1000
+
+/* (topic, partition, producer id) entries of idempotent producer state
+ * kept (agent/producers.c). It is a cache reseeded from the metadata
+ * store, so past this it starts over rather than grow without bound. */
+#define SL_PRODUCERS_ENTRIES_MAX 200000
 
 /* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by
  * default; anything larger is capped so a request cannot hang for days. */
@@ -147,5 +165,28 @@
 /* Client ids kept per member (longer ones are cut for DescribeGroups and
  * member ids; Kafka keeps them whole). */
 #define SL_GROUP_CLIENT_ID_BYTES_MAX 255
+
+/* Kafka's NewMemberJoinTimeoutMs: a new member's pending JoinGroup is
+ * given up after this long (the client retries if it is still there), so
+ * a join that never completes does not hold its member forever. */
+#define SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
+
+/* ---- object store, garbage collection, tools ---- */
+
+/* Object key length in the file store: keys are short
+ * ("objects/<ms>-<nonce>-<counter>.obj"); this keeps them, with the
+ * root, well below PATH_MAX. */
+#define SL_OBJECT_KEY_BYTES_MAX 1024
+
+/* Objects per garbage collection page: one metadata transaction and one
+ * store request (S3's DeleteObjects takes at most 1000 keys). */
+#define SL_GC_PAGE_OBJECTS 1000
+
+/* Orphans `sluice gc` keeps in memory per run (the rest wait for the next
+ * run). */
+#define SL_GC_ORPHANS_MAX 100000
+
+/* Largest response frame `sluice groups` accepts from a broker. */
+#define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
 #endif

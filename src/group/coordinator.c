@@ -20,10 +20,6 @@
 #include "base/strmap.h"
 #include "proto/kerr.h"
 
-/* Kafka's NewMemberJoinTimeoutMs: a new member's pending JoinGroup is
- * given up after this long (the client retries if it is still there). */
-#define NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
-
 struct coordinator {
 	struct coord_config cfg;
 	struct strmap groups; /* group id -> struct coord_group */
@@ -1329,11 +1325,11 @@ int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr m
 }
 
 /* Kafka's shouldKeepAlive: members waiting in a join or sync are alive
- * (a new member's join only for NEW_MEMBER_JOIN_TIMEOUT_MS). */
+ * (a new member's join only for SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS). */
 static bool keep_alive(const struct coord_member *m, int64_t now_ms)
 {
 	if (m->join_req)
-		return !m->is_new || now_ms < m->last_heartbeat_ms + NEW_MEMBER_JOIN_TIMEOUT_MS;
+		return !m->is_new || now_ms < m->last_heartbeat_ms + SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS;
 	if (m->sync_req)
 		return true;
 	return now_ms < m->last_heartbeat_ms + m->session_timeout_ms;

@@ -14,6 +14,9 @@
 #include "base/sl_assert.h"
 #include "proto/header.h"
 
+/* Tuning, not a bound: bytes asked of each read; frames larger than
+ * this are read straight into their own buffer, and a frame this small
+ * from an idle connection always passes the queued-bytes budget. */
 #define READ_CHUNK_BYTES (64 * 1024)
 
 struct conn {

@@ -21,13 +21,12 @@
 
 #include "base/grow.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "objstore/objstore.h"
 
+/* Format: temp files of puts in progress start with this. */
 #define TEMP_PREFIX ".tmp."
-/* Keys are short ("objects/<seq>-<agent>.obj"); this bounds them well
- * below PATH_MAX together with the root. */
-#define KEY_BYTES_MAX 1024
 
 struct file_store {
 	struct objstore base; /* first: the methods pointer */
@@ -43,7 +42,7 @@ static const struct objstore_methods file_methods;
 static int key_check(const char *key, int prefix_ok)
 {
 	size_t n = strlen(key);
-	if (n > KEY_BYTES_MAX || (!prefix_ok && n == 0) || key[0] == '/')
+	if (n > SL_OBJECT_KEY_BYTES_MAX || (!prefix_ok && n == 0) || key[0] == '/')
 		return SL_EINVAL;
 	for (size_t i = 0; i < n; i++)
 		if (key[i] <= 0x20 || key[i] >= 0x7f || key[i] == '\\')
@@ -338,7 +337,7 @@ static int list_walk(struct file_store *fs, struct list_acc *a, char *rel, size_
 			continue;
 		}
 		size_t name_len = strlen(name);
-		if (rel_len + name_len + 2 > KEY_BYTES_MAX + 1)
+		if (rel_len + name_len + 2 > SL_OBJECT_KEY_BYTES_MAX + 1)
 			continue;
 		memcpy(rel + rel_len, name, name_len + 1);
 		/* Prune subtrees that cannot match the prefix. */
@@ -375,7 +374,7 @@ static int file_list(struct objstore *s, const char *prefix, objstore_list_fn fn
 	if (key_check(prefix, 1))
 		return SL_EINVAL;
 	struct list_acc a = { .prefix = prefix, .prefix_len = strlen(prefix) };
-	char rel[KEY_BYTES_MAX + 2] = "";
+	char rel[SL_OBJECT_KEY_BYTES_MAX + 2] = "";
 	int rc = list_walk(fs, &a, rel, 0, 0);
 	if (rc == 0) {
 		if (a.n)
@@ -412,7 +411,7 @@ int objstore_file_open(const char *path, struct objstore **out)
 	size_t n = strlen(path);
 	while (n > 1 && path[n - 1] == '/')
 		n--;
-	if (n == 0 || n + KEY_BYTES_MAX + 64 >= PATH_MAX) {
+	if (n == 0 || n + SL_OBJECT_KEY_BYTES_MAX + 64 >= PATH_MAX) {
 		log_error("object store: folder path '%s' is empty or too long", path);
 		return SL_EINVAL;
 	}

@@ -319,7 +319,8 @@ bool cache_contains(const struct cache *c, const char *key)
 	return strmap_get(&c->by_key, key) != NULL;
 }
 
-/* "key@offset": a range's name in the maps. */
+/* "key@offset": a range's name in the maps. Format: room for a key of
+ * META_OBJECT_KEY_BYTES, '@' and 20 digits. */
 #define RANGE_NAME_BYTES 160
 static void range_name(char out[RANGE_NAME_BYTES], const char *key, uint64_t offset)
 {

@@ -24,10 +24,6 @@
 #include "base/err.h"
 #include "base/limits.h"
 
-/* zstd windows above this are refused: a frame may not make us allocate
- * a history buffer larger than the largest output we would accept. */
-#define ZSTD_WINDOW_LOG_MAX 26
-
 struct sink {
 	struct kbuf *out;
 	size_t end_max;   /* out->len may not exceed this */
@@ -264,7 +260,7 @@ static int decompress_zstd(const uint8_t *in, size_t in_len, struct sink *s)
 		return SL_ENOMEM;
 	int rc = 0;
 	if (ZSTD_isError(ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax,
-						ZSTD_WINDOW_LOG_MAX))) {
+						SL_ZSTD_WINDOW_LOG_MAX))) {
 		rc = SL_ENOMEM;
 		goto out_free_ctx;
 	}

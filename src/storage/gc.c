@@ -5,20 +5,17 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/limits.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
-
-/* Keys handled per metadata transaction and store request (S3's
- * DeleteObjects takes 1000). */
-#define GC_PAGE 1000
 
 /* One page of dead rows: mark, delete from the store, forget. */
 static int dead_page(struct meta *m, struct objstore *s, struct meta_object *rows, size_t n,
 		     struct gc_dead_stats *st)
 {
-	const char *keys[GC_PAGE];
-	bool marked[GC_PAGE], failed[GC_PAGE];
-	uint64_t sizes[GC_PAGE];
+	const char *keys[SL_GC_PAGE_OBJECTS];
+	bool marked[SL_GC_PAGE_OBJECTS], failed[SL_GC_PAGE_OBJECTS];
+	uint64_t sizes[SL_GC_PAGE_OBJECTS];
 	for (size_t i = 0; i < n; i++)
 		keys[i] = rows[i].key;
 	int rc = meta_objects_mark_deleting(m, keys, n, marked);
@@ -55,14 +52,14 @@ int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 		    void (*dry)(const char *key, uint64_t size, void *arg), void *dry_arg,
 		    int64_t *after_oid, size_t max_pages, bool *more, struct gc_dead_stats *st)
 {
-	struct meta_object *rows = malloc(GC_PAGE * sizeof *rows);
+	struct meta_object *rows = malloc(SL_GC_PAGE_OBJECTS * sizeof *rows);
 	if (!rows)
 		return SL_ENOMEM;
 	bool left = false;
 	int rc = 0;
 	for (size_t page = 0; page < max_pages; page++) {
 		size_t n = 0;
-		rc = meta_objects_dead(m, cutoff_ms, *after_oid, GC_PAGE, rows, &n);
+		rc = meta_objects_dead(m, cutoff_ms, *after_oid, SL_GC_PAGE_OBJECTS, rows, &n);
 		if (rc || n == 0)
 			break;
 		*after_oid = rows[n - 1].oid;
@@ -77,7 +74,7 @@ int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 			if (rc)
 				break;
 		}
-		left = n == GC_PAGE;
+		left = n == SL_GC_PAGE_OBJECTS;
 		if (!left)
 			break;
 	}

@@ -35,19 +35,17 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
 #include "storage/gc.h"
 
+/* Flag default: the agent's --gc-grace-ms default, in the tool's unit. */
 #define GC_GRACE_MINUTES_DEFAULT 60
-/* Keys handled per metadata transaction and store request (S3's
- * DeleteObjects takes 1000). */
-#define GC_PAGE 1000
+/* Format: a store or metadata URL with a key-length path. */
 #define GC_URL_BYTES 1100
-/* Orphans kept in memory per run (the rest wait for the next run). */
-#define GC_ORPHANS_MAX 100000
-/* The brake: refuse when orphans > listed / GC_BRAKE_DIV and > GC_BRAKE_MIN. */
+/* Policy, not a resource bound. The brake: refuse when orphans > listed / GC_BRAKE_DIV and > GC_BRAKE_MIN. */
 #define GC_BRAKE_DIV 5
 #define GC_BRAKE_MIN 10
 
@@ -124,9 +122,9 @@ static int gc_dead(struct gc *g)
 /* Deletes the kept orphans, a page at a time. */
 static void gc_orphans_delete(struct gc *g)
 {
-	bool failed[GC_PAGE];
-	for (size_t at = 0; at < g->orphans_n; at += GC_PAGE) {
-		size_t n = g->orphans_n - at < GC_PAGE ? g->orphans_n - at : GC_PAGE;
+	bool failed[SL_GC_PAGE_OBJECTS];
+	for (size_t at = 0; at < g->orphans_n; at += SL_GC_PAGE_OBJECTS) {
+		size_t n = g->orphans_n - at < SL_GC_PAGE_OBJECTS ? g->orphans_n - at : SL_GC_PAGE_OBJECTS;
 		size_t deleted = 0;
 		int rc = objstore_del_many(g->store, (const char *const *)g->orphans + at, n,
 					   &deleted, failed);
@@ -199,7 +197,7 @@ static int gc_on_key(void *arg, const char *key, uint64_t size, int64_t mtime_ms
 		g->orphan_bytes += size;
 		return 0;
 	}
-	if (g->orphans_n >= GC_ORPHANS_MAX)
+	if (g->orphans_n >= SL_GC_ORPHANS_MAX)
 		return 0; /* the next run */
 	return gc_orphan_keep(g, key, size);
 }

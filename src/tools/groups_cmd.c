@@ -34,8 +34,6 @@
 #define V_OFFSET_COMMIT 2
 #define V_LIST_OFFSETS 1
 #define V_METADATA 4 /* v4+: allow_auto_topic_creation can be false */
-/* Largest response accepted. */
-#define RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
 struct client {
 	int fd;
@@ -152,7 +150,7 @@ static int call(struct client *c, int16_t key, int16_t version, encode_fn enc, c
 		return rc;
 	}
 	uint32_t size = be32_load(size_bytes);
-	if (size < 4 || size > RESPONSE_BYTES_MAX || c->frame_count == 64) {
+	if (size < 4 || size > SL_TOOL_RESPONSE_BYTES_MAX || c->frame_count == 64) {
 		fprintf(stderr, "sluice groups: bad response size %u\n", size);
 		return SL_EPROTO;
 	}
