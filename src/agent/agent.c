@@ -474,7 +474,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
 	if (rc)
 		return rc;
-	kbuf_pool_enable(AGENT_BUFFER_POOL_BYTES);
+	kbuf_pool_enable(SL_BUFFER_POOL_BYTES);
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,

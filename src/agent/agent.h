@@ -21,8 +21,6 @@
 
 /* How often the agent logs what its write path did. */
 #define AGENT_STATS_INTERVAL_MS 10000
-/* Large response buffers the loop thread keeps for reuse (base/buf.h). */
-#define AGENT_BUFFER_POOL_BYTES (64 * 1024 * 1024)
 
 struct writer;
 struct cache;

@@ -99,6 +99,11 @@
  * default; anything larger is capped so a request cannot hang for days. */
 #define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)
 
+/* Large buffers the loop thread keeps for reuse (base/buf.h's pool:
+ * request frames, fetch responses, sealed objects), so produce and
+ * catch-up do not page-fault fresh mappings; beyond it they are freed. */
+#define SL_BUFFER_POOL_BYTES (64 * 1024 * 1024)
+
 /* ---- the read path (src/storage/reader.c, src/api/fetch.c) ---- */
 
 /* Largest fetch response built, whatever max_bytes says. Clients ask for
@@ -171,6 +176,15 @@
  * a join that never completes does not hold its member forever. */
 #define SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
 
+/* An in-memory Empty group with no committed offsets is forgotten after
+ * this long (Kafka drops such groups at its next offsets cleanup), so
+ * groups that only ever joined do not accumulate. */
+#define SL_GROUP_EMPTY_FORGET_MS (10 * 60 * 1000)
+
+/* Offset rows in one store transaction (more wait for the next one), so
+ * one transaction's write lock and memory stay bounded. */
+#define SL_GROUP_COMMIT_BATCH_ROWS 100000
+
 /* ---- object store, garbage collection, tools ---- */
 
 /* Object key length in the file store: keys are short
@@ -185,6 +199,21 @@
 /* Orphans `sluice gc` keeps in memory per run (the rest wait for the next
  * run). */
 #define SL_GC_ORPHANS_MAX 100000
+
+/* S3 (src/objstore/s3*.c). ListObjectsV2 returns at most 1000 keys a
+ * page; accept a little more from odd servers but never an unbounded
+ * array. */
+#define SL_S3_LIST_ENTRIES_MAX 10000
+/* A list page of 1000 keys is ~300 KiB of XML; error bodies are small. */
+#define SL_S3_RESPONSE_BYTES_MAX (16 * 1024 * 1024)
+/* Asynchronous calls (curl multi on the event loop): requests in flight
+ * at once, which is also the size of the connection cache. 16 parallel
+ * connections saturate a 10 Gb/s link to S3 with 8 MiB objects while
+ * keeping a bounded number of sockets; the rest wait in FIFO order. */
+#define SL_S3_ASYNC_ACTIVE_MAX 16
+/* Calls waiting for a slot; beyond this a start fails with SL_EBUSY
+ * (callers bound themselves long before: uploads in flight, fetches). */
+#define SL_S3_ASYNC_QUEUED_MAX 100000
 
 /* Largest response frame `sluice groups` accepts from a broker. */
 #define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)

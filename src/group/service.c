@@ -26,14 +26,10 @@
 #include "base/strmap.h"
 #include "proto/kerr.h"
 
+/* Tuning: how often the coordinator's deadlines are checked, and the
+ * offsets retention sweep runs (limits are in base/limits.h). */
 #define GROUPS_TICK_MS 100
-/* The retention sweep runs this often. */
 #define GROUPS_SWEEP_MS (60 * 1000)
-/* An in-memory Empty group with no committed offsets is forgotten after
- * this long (Kafka drops such groups at its next offsets cleanup). */
-#define GROUPS_EMPTY_FORGET_MS (10 * 60 * 1000)
-/* Offset rows in one store transaction (more wait for the next one). */
-#define GROUPS_COMMIT_BATCH_ROWS 100000
 
 /* group_offsets_op.kind */
 enum { OP_COMMIT, OP_DELETE };
@@ -296,7 +292,7 @@ static void store_batch_start(struct group_svc *s)
 	struct group_offsets_op *last = s->queue_head, *j = s->queue_head;
 	if (j->kind == OP_COMMIT) {
 		while (j && j->kind == OP_COMMIT &&
-		       (rows == 0 || rows + j->row_count <= GROUPS_COMMIT_BATCH_ROWS)) {
+		       (rows == 0 || rows + j->row_count <= SL_GROUP_COMMIT_BATCH_ROWS)) {
 			rows += j->row_count;
 			last = j;
 			j = j->next;
@@ -379,7 +375,7 @@ static void collect_forgettable(void *arg, const struct coord_group *g)
 {
 	struct forget_arg *f = arg;
 	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
-	    f->now - g->state_since_ms < GROUPS_EMPTY_FORGET_MS ||
+	    f->now - g->state_since_ms < SL_GROUP_EMPTY_FORGET_MS ||
 	    stored_get(f->s, g->group_id))
 		return;
 	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)

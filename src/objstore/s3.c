@@ -103,7 +103,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 		c->got += len;
 		return all;
 	}
-	if (c->resp.len + len > S3_RESPONSE_BYTES_MAX) {
+	if (c->resp.len + len > SL_S3_RESPONSE_BYTES_MAX) {
 		c->resp_over = 1;
 		return 0;
 	}

@@ -5,7 +5,7 @@
  * (all of them come from that loop's thread): a uv_poll_t for each socket
  * curl asks us to watch, a uv_timer_t for curl's timeouts and one for the
  * backoffs between attempts. The multi handle's connection cache keeps
- * connections alive between requests. At most S3_ASYNC_ACTIVE_MAX requests
+ * connections alive between requests. At most SL_S3_ASYNC_ACTIVE_MAX requests
  * are in the multi at once; the others wait in a FIFO queue (a retry goes
  * to its head: it is older than what waits). A call's deadline
  * (total_timeout_ms) runs from its start, time in the queue included, so
@@ -68,7 +68,7 @@ struct s3_async {
 	uv_timer_t retry_timer;
 	struct areq_list hashing, queued, active, backoff;
 	struct s3_sock *socks;
-	CURL *idle[S3_ASYNC_ACTIVE_MAX]; /* easy handles for reuse */
+	CURL *idle[SL_S3_ASYNC_ACTIVE_MAX]; /* easy handles for reuse */
 	size_t idle_n;
 	int handles_open; /* uv handles not closed yet */
 	int referenced;   /* do our handles keep the loop alive? */
@@ -178,7 +178,7 @@ static void sock_close(struct s3_async *as, struct s3_sock *sk)
 
 static void handle_release(struct s3_async *as, CURL *h)
 {
-	if (!as->closing && as->idle_n < S3_ASYNC_ACTIVE_MAX)
+	if (!as->closing && as->idle_n < SL_S3_ASYNC_ACTIVE_MAX)
 		as->idle[as->idle_n++] = h;
 	else
 		curl_easy_cleanup(h);
@@ -241,7 +241,7 @@ static int areq_launch(struct s3_async *as, struct s3_areq *r)
  * (it may complete calls, and a start never completes one). */
 static void async_pump(struct s3_async *as)
 {
-	while (!as->closing && as->active.n < S3_ASYNC_ACTIVE_MAX && as->queued.head) {
+	while (!as->closing && as->active.n < SL_S3_ASYNC_ACTIVE_MAX && as->queued.head) {
 		struct s3_areq *r = as->queued.head;
 		areq_unlink(r);
 		if (s3_clock_now_ms(NULL) + S3_TIMEOUT_MS_MIN / 2 >= r->deadline_ms) {
@@ -434,8 +434,8 @@ static int async_get(struct s3_store *st, uv_loop_t *loop, struct s3_async **out
 	curl_multi_setopt(as->multi, CURLMOPT_SOCKETDATA, as);
 	curl_multi_setopt(as->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
 	curl_multi_setopt(as->multi, CURLMOPT_TIMERDATA, as);
-	curl_multi_setopt(as->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)S3_ASYNC_ACTIVE_MAX);
-	curl_multi_setopt(as->multi, CURLMOPT_MAXCONNECTS, (long)S3_ASYNC_ACTIVE_MAX);
+	curl_multi_setopt(as->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)SL_S3_ASYNC_ACTIVE_MAX);
+	curl_multi_setopt(as->multi, CURLMOPT_MAXCONNECTS, (long)SL_S3_ASYNC_ACTIVE_MAX);
 	uv_timer_init(loop, &as->curl_timer);
 	uv_timer_init(loop, &as->retry_timer);
 	as->curl_timer.data = as->retry_timer.data = as;
@@ -505,7 +505,7 @@ static void sha_work(uv_work_t *w)
  * completes a call (it runs inside a start). */
 static int areq_submit(struct s3_async *as, struct s3_areq *r)
 {
-	if (!as->queued.head && as->active.n < S3_ASYNC_ACTIVE_MAX)
+	if (!as->queued.head && as->active.n < SL_S3_ASYNC_ACTIVE_MAX)
 		return areq_launch(as, r);
 	areq_push(&as->queued, r, 0);
 	return 0;
@@ -546,7 +546,7 @@ static int areq_new(struct s3_store *st, uv_loop_t *loop, int op, const char *wh
 	int rc = async_get(st, loop, &as);
 	if (rc)
 		return rc;
-	if (as->queued.n >= S3_ASYNC_QUEUED_MAX)
+	if (as->queued.n >= SL_S3_ASYNC_QUEUED_MAX)
 		return SL_EBUSY;
 	struct s3_areq *r = calloc(1, sizeof *r);
 	if (!r)

@@ -15,6 +15,11 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/limits.h"
+
+/* S3's own formats and this client's tuning stay here; the limits on
+ * what a server or the agent can make the client hold (list entries,
+ * response bytes, calls in flight and queued) are in base/limits.h. */
 
 /* S3 bucket names are 3..63 chars. */
 #define S3_BUCKET_MAX 63
@@ -23,24 +28,11 @@
 #define S3_KEY_MAX 1024
 #define S3_ENDPOINT_MAX 256
 #define S3_REGION_MAX 63
-/* ListObjectsV2 returns at most 1000 keys a page; accept a little more
- * from odd servers but never an unbounded array. */
-#define S3_LIST_ENTRIES_MAX 10000
-/* A list page of 1000 keys is ~300 KiB of XML; error bodies are small. */
-#define S3_RESPONSE_BYTES_MAX (16 * 1024 * 1024)
 /* DeleteObjects takes at most 1000 keys a request (S3's limit). */
 #define S3_DELETE_KEYS_MAX 1000
 /* Credentials and tokens (session tokens run to ~2 KiB). */
 #define S3_SECRET_MAX 4096
 
-/* Asynchronous calls (curl multi on the event loop): requests in flight
- * at once, which is also the size of the connection cache. 16 parallel
- * connections saturate a 10 Gb/s link to S3 with 8 MiB objects while
- * keeping a bounded number of sockets; the rest wait in FIFO order. */
-#define S3_ASYNC_ACTIVE_MAX 16
-/* Calls waiting for a slot; beyond this a start fails with SL_EBUSY
- * (callers bound themselves long before: uploads in flight, fetches). */
-#define S3_ASYNC_QUEUED_MAX 100000
 /* PUT bodies at least this big have their SHA-256 computed on the thread
  * pool rather than on the loop (8 MiB take ~20-40 ms). */
 #define S3_ASYNC_SHA_POOL_BYTES (64 * 1024)

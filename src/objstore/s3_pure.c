@@ -479,7 +479,7 @@ static int list_push(struct xml_ctx *x)
 	struct s3_list_page *pg = x->page;
 	if (!x->cur_has_key)
 		return SL_EPROTO;
-	if (pg->n >= S3_LIST_ENTRIES_MAX)
+	if (pg->n >= SL_S3_LIST_ENTRIES_MAX)
 		return SL_ELIMIT;
 	if (pg->n == x->cap) {
 		size_t cap = x->cap ? x->cap * 2 : 64;
@@ -580,7 +580,7 @@ static void XMLCALL xml_doctype(void *arg, const XML_Char *name, const XML_Char 
 
 static int xml_run(struct xml_ctx *x, const char *xml, size_t len)
 {
-	if (len > S3_RESPONSE_BYTES_MAX)
+	if (len > SL_S3_RESPONSE_BYTES_MAX)
 		return SL_ELIMIT;
 	x->parser = XML_ParserCreate(NULL);
 	if (!x->parser)
