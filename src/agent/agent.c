@@ -462,6 +462,8 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	if (rc)
 		return rc;
 	rc = meta_open(cfg->meta_url, &a->meta);
+	if (!rc)
+		rc = meta_claim_agent(a->meta);
 	if (rc)
 		return rc;
 	rc = load_catalog(a);

@@ -39,6 +39,11 @@ int meta_open(const char *url, struct meta **out)
 	return SL_EINVAL;
 }
 
+int meta_claim_agent(struct meta *m)
+{
+	return m->m->claim ? m->m->claim(m) : 0;
+}
+
 void meta_topic_free(struct meta_topic *t)
 {
 	if (!t)

@@ -33,12 +33,14 @@
 #include "meta/meta.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -310,6 +312,7 @@ struct meta_sqlite {
 	struct sq_conn offsets;
 	struct sq_conn trim;
 	struct sq_conn admin;
+	int claim_fd;     /* sq_claim's lock file, or -1 */
 };
 
 static struct meta_sqlite *sq_of(struct meta *m)
@@ -566,8 +569,51 @@ static void sq_close(struct meta *m)
 	conn_close(&s->offsets);
 	conn_close(&s->commit);
 	conn_close(&s->loop);
+	if (s->claim_fd >= 0)
+		close(s->claim_fd);
 	free(s->path);
 	free(s);
+}
+
+/* meta.h, meta_claim_agent. One agent per SQLite file: an exclusive
+ * flock on PATH.lock, held until the process exits (the kernel drops it
+ * when the agent dies, so a killed agent never leaves a stale claim).
+ * flock, not SQLite's own fcntl locks: tools (sluice gc, inspect) open
+ * the same database while the agent serves, and must. The file keeps
+ * the holder's pid for the next claimant's message. */
+static int sq_claim(struct meta *m)
+{
+	struct meta_sqlite *s = sq_of(m);
+	char lock_path[4096];
+	if (snprintf(lock_path, sizeof lock_path, "%s.lock", s->path) >= (int)sizeof lock_path)
+		return SL_EINVAL;
+	int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("metadata store: cannot open %s: %s", lock_path, strerror(errno));
+		return SL_EIO;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int err = errno;
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		close(fd);
+		if (err != EWOULDBLOCK) {
+			log_error("metadata store: cannot lock %s: %s", lock_path, strerror(err));
+			return SL_EIO;
+		}
+		log_error("metadata store: %s is in use by another agent%s%s%s; one agent per "
+			  "SQLite data dir (several agents need a postgresql:// metadata store)",
+			  s->path, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		return SL_EBUSY;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("metadata store: cannot write the pid into %s", lock_path);
+	s->claim_fd = fd;
+	return 0;
 }
 
 /* Version-4 random UUID: never all-zero (the version bits are set), so
@@ -1890,6 +1936,7 @@ static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
+	.claim = sq_claim,
 	.topic_create = sq_topic_create,
 	.topic_delete = sq_topic_delete,
 	.topic_list = sq_topic_list,
@@ -1928,6 +1975,7 @@ static int sqlite_open(const char *path, bool create, struct meta **out)
 	if (!s)
 		return SL_ENOMEM;
 	s->base.m = &sqlite_methods;
+	s->claim_fd = -1;
 	s->path = strdup(path);
 	if (!s->path) {
 		free(s);

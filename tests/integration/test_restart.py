@@ -50,3 +50,31 @@ def test_sigterm_restart_keeps_everything(broker_factory):
 
     # A second clean stop also exits 0, with no client connected.
     b.stop()
+
+
+def test_second_agent_on_same_data_dir_refused(broker_factory):
+    """One agent per SQLite data dir: a second `sluice serve` on it exits
+    1 with a line that says so (instead of both assigning offsets the
+    other does not see); the first keeps serving; once the first is
+    killed (-9: the kernel drops its lock), an agent starts there again."""
+    import subprocess
+    b = broker_factory()
+    topic = util.create_topic(b.bootstrap, util.topic_name("lock"), 1)
+    msgs = util.make_messages(50, seed=7)
+    util.ck_produce(b.bootstrap, topic, msgs)
+
+    second = subprocess.run(
+        [b.args()[0], "serve", "--listen", "127.0.0.1:%d" % util.free_port(),
+         "--data", b.data_dir],
+        capture_output=True, text=True, timeout=30)
+    assert second.returncode == 1, (second.returncode, second.stderr)
+    lines = [l for l in second.stderr.splitlines() if "in use by another agent" in l]
+    assert len(lines) == 1, second.stderr
+    assert "pid %d" % b.proc.pid in lines[0], lines[0]
+
+    # The first agent was not disturbed.
+    util.check_roundtrip(msgs, util.consume_all(b.bootstrap, topic, 1))
+
+    b.kill9()
+    b.start()
+    util.check_roundtrip(msgs, util.consume_all(b.bootstrap, topic, 1))
