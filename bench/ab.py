@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""ab.py — A/B of two sluice binaries on the produce and catch-up rows.
+
+    bench/ab.py BASE_BIN NEW_BIN [--rounds 3] [--data-root /dev/shm]
+                [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
+
+Alternates the two binaries round by round (A, B, A, B, ...), so drift on
+a shared machine falls on both: each round starts a fresh broker with its
+data dir under --data-root (tmpfs by default: the broker's own cost, not
+the device's), runs `driver produce` (1 KiB x 8 partitions, acks=all,
+--duration-s), then produces a --backlog-mib backlog into 64 partitions,
+restarts the broker (empty read cache) and reads it back with `driver
+consume`. Prints, per binary, the median MB/s and the broker's CPU
+seconds per GB (utime+stime from /proc, which drifts least), and the
+ratio new/base. Only the standard library; loopback only.
+"""
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_s(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+class Broker:
+    def __init__(self, binary, data):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data", data,
+             "--log-level", "warn", "--default-partitions", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def cpu(self):
+        return cpu_s(self.proc.pid)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def driver(args, *extra):
+    out = subprocess.run([args.driver] + list(extra), capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
+    csv = [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1]
+    stat = [l for l in out.stdout.splitlines() if l.startswith("stat:")][-1]
+    mb_s = float(csv.split(",")[4])
+    st = dict(kv.split("=") for kv in stat[5:].split(","))
+    return mb_s, int(st["bytes"])
+
+
+def one_round(args, binary):
+    data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
+    try:
+        b = Broker(binary, data)
+        c0 = b.cpu()
+        mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
+                              "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
+                              "--duration-s", str(args.duration_s), "--acks", "all")
+        produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        count = args.backlog_mib * 1024
+        driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port, "--topic", "c",
+               "--partitions", "64", "--msg-bytes", "1024", "--count", str(count),
+               "--acks", "all")
+        b.stop()
+        b = Broker(binary, data)
+        c0 = b.cpu()
+        mb_s, nbytes = driver(args, "consume", "--bootstrap", "127.0.0.1:%d" % b.port,
+                              "--topic", "c", "--partitions", "64", "--count", str(count))
+        catchup = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        b.stop()
+        return produce, catchup
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("base")
+    ap.add_argument("new")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data-root", default="/dev/shm")
+    ap.add_argument("--driver", default=os.path.join(ROOT, "build", "bench", "driver"))
+    ap.add_argument("--duration-s", type=int, default=8)
+    ap.add_argument("--backlog-mib", type=int, default=256)
+    args = ap.parse_args()
+    res = {"base": [], "new": []}
+    for r in range(args.rounds):
+        for name in ("base", "new"):
+            p, c = one_round(args, getattr(args, name))
+            res[name].append((p, c))
+            print("round %d %-4s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s %5.2f cpu-s/GB"
+                  % (r + 1, name, p[0], p[1], c[0], c[1]), flush=True)
+    med = {}
+    for name in ("base", "new"):
+        rows = res[name]
+        med[name] = [statistics.median(x) for x in (
+            [p[0] for p, _ in rows], [p[1] for p, _ in rows],
+            [c[0] for _, c in rows], [c[1] for _, c in rows])]
+    print("\n| binary | produce MB/s | produce CPU s/GB | catch-up MB/s | catch-up CPU s/GB |")
+    print("|---|---|---|---|---|")
+    for name in ("base", "new"):
+        print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((name,) + tuple(med[name])))
+    print("| new/base | %.2f | %.2f | %.2f | %.2f |" % tuple(
+        n / b if b else float("nan") for n, b in zip(med["new"], med["base"])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
