@@ -147,7 +147,29 @@ def kafka_python_script(bs):
     c.close()
     a.describe_consumer_groups(["golden-kp-group"])
     a.list_consumer_groups()
+    from kafka.admin import NewPartitions
+    a.create_partitions({"golden-kp": NewPartitions(2)})
+    a.delete_consumer_groups(["golden-kp-group"])
     a.close()
+
+
+# Admin calls of kafkajs that its other scripts do not make.
+KAFKAJS_ADMIN = """
+'use strict';
+const { Kafka, logLevel } = require('kafkajs');
+(async () => {
+  const [bootstrap, topic, group] = process.argv.slice(2);
+  const admin = new Kafka({ clientId: 'golden', brokers: [bootstrap],
+                            logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  await admin.describeCluster();
+  await admin.fetchTopicMetadata({ topics: [topic] });
+  await admin.createPartitions({ topicPartitions: [{ topic, count: 2 }] });
+  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '1' }] });
+  await admin.deleteGroups([group]);
+  await admin.disconnect();
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
 
 
 def kafkajs_script(bs):
@@ -158,6 +180,12 @@ def kafkajs_script(bs):
             stdout=subprocess.DEVNULL)
     run(["node", os.path.join(JS_DIR, "group_consume.js"), bs, "golden-js",
          "golden-js-group", "1", "1"], stdout=subprocess.DEVNULL)
+    # Run from JS_DIR so require() finds its node_modules.
+    with tempfile.NamedTemporaryFile("w", suffix=".js", dir=JS_DIR) as f:
+        f.write(KAFKAJS_ADMIN)
+        f.flush()
+        run(["node", f.name, bs, "golden-js", "golden-js-group"], stdout=subprocess.DEVNULL,
+            cwd=JS_DIR)
 
 
 def versions():
