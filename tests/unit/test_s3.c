@@ -257,10 +257,10 @@ static void test_xml_list_bad(void **state)
 	free(xml);
 
 	/* Too many keys. */
-	size_t cap = (S3_LIST_ENTRIES_MAX + 2) * 48 + 64;
+	size_t cap = (SL_S3_LIST_ENTRIES_MAX + 2) * 48 + 64;
 	xml = malloc(cap);
 	n = (size_t)sprintf(xml, "<ListBucketResult>");
-	for (int i = 0; i <= S3_LIST_ENTRIES_MAX; i++)
+	for (int i = 0; i <= SL_S3_LIST_ENTRIES_MAX; i++)
 		n += (size_t)sprintf(xml + n, "<Contents><Key>k%d</Key></Contents>", i);
 	n += (size_t)sprintf(xml + n, "</ListBucketResult>");
 	assert_int_equal(s3_xml_list_parse(xml, n, &p), SL_ELIMIT);
@@ -963,7 +963,7 @@ static void test_async_concurrency_and_retries(void **state)
 		big[j] = (uint8_t)(j * 7 + 3);
 
 	/* Many puts at once, every other answer a 503 SlowDown: all
-	 * succeed, with retries, never more than S3_ASYNC_ACTIVE_MAX in
+	 * succeed, with retries, never more than SL_S3_ASYNC_ACTIVE_MAX in
 	 * flight, on at most that many connections (+1: the open's). */
 	memset(&W, 0, sizeof W);
 	srv.hold_ms = 20;
@@ -983,9 +983,9 @@ static void test_async_concurrency_and_retries(void **state)
 	assert_int_equal(W.n, N + 1);
 	for (int i = 0; i < W.n; i++)
 		assert_int_equal(W.errs[i], 0);
-	assert_true(atomic_load(&srv.inflight_max) <= S3_ASYNC_ACTIVE_MAX);
+	assert_true(atomic_load(&srv.inflight_max) <= SL_S3_ASYNC_ACTIVE_MAX);
 	assert_true(atomic_load(&srv.inflight_max) >= 4); /* they did overlap */
-	assert_true(atomic_load(&srv.conns_max) <= S3_ASYNC_ACTIVE_MAX + 1);
+	assert_true(atomic_load(&srv.conns_max) <= SL_S3_ASYNC_ACTIVE_MAX + 1);
 	struct objstore_stats st;
 	objstore_stats(s, &st);
 	assert_int_equal(st.calls[OBJSTORE_OP_PUT], N + 2);
