@@ -29,7 +29,7 @@ static const struct flag flags[] = {
 	{ "store", "SLUICE_STORE", FLAG_STR,
 	  "object store URL: file:PATH (default file:DATA/objects)" },
 	{ "meta", "SLUICE_META", FLAG_STR,
-	  "metadata store URL: sqlite:PATH (default sqlite:DATA/meta.db)" },
+	  "metadata store URL: sqlite:PATH or postgresql://USER@HOST[:PORT]/DB (default sqlite:DATA/meta.db)" },
 	{ "flush-interval-ms", "SLUICE_FLUSH_INTERVAL_MS", FLAG_INT,
 	  "seal the open object this long after its first batch (default 5; 250 for s3)", 0, 60000 },
 	{ "flush-bytes", "SLUICE_FLUSH_BYTES", FLAG_INT,

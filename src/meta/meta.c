@@ -1,47 +1,256 @@
-/* meta.c — opens a metadata store from its URL ("sqlite:PATH"; the
- * postgres backend is not built yet) and frees the topic structs the
- * backends return. The sqlite backend lives in sqlite.c. */
+/* meta.c — opens a metadata store from its URL ("sqlite:PATH" goes to
+ * sqlite.c, "postgresql://..." and "postgres://..." to postgres.c), frees
+ * the structs the backends return, and holds what both backends share
+ * without SQL (meta_int.h): argument checks, topic UUIDs, the gc fence
+ * check and the retention scan's decisions. */
 #include "meta/meta.h"
 
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
+#include "meta/meta_int.h"
 
-/* sqlite.c; not in meta.h because callers open stores by URL only. */
-int meta_sqlite_open(const char *path, struct meta **out);
+#define URL_EXPECTED "expected sqlite:PATH or postgresql://USER@HOST[:PORT]/DB"
 
-int meta_open(const char *url, struct meta **out)
+static bool is_postgres_url(const char *url)
+{
+	return strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0;
+}
+
+/* The path of a sqlite: URL, or NULL (logged) when it names none.
+ * "sqlite:///abs" and "sqlite://./rel" keep what follows "//". */
+static const char *sqlite_path(const char *url)
+{
+	const char *path = url + 7;
+	if (strncmp(path, "//", 2) == 0)
+		path += 2;
+	if (!*path) {
+		log_error("metadata store: '%s' names no file (expected sqlite:PATH)", url);
+		return NULL;
+	}
+	return path;
+}
+
+static int open_url(const char *url, bool create, struct meta **out)
 {
 	*out = NULL;
 	if (!url || !*url) {
-		log_error("metadata store: empty URL (expected sqlite:PATH)");
+		log_error("metadata store: empty URL (" URL_EXPECTED ")");
 		return SL_EINVAL;
 	}
 	if (strncmp(url, "sqlite:", 7) == 0) {
-		const char *path = url + 7;
-		/* "sqlite:///abs" and "sqlite://./rel" keep what follows "//". */
-		if (strncmp(path, "//", 2) == 0)
-			path += 2;
-		if (!*path) {
-			log_error("metadata store: '%s' names no file (expected sqlite:PATH)", url);
+		const char *path = sqlite_path(url);
+		if (!path)
 			return SL_EINVAL;
+		if (!create && access(path, F_OK) != 0) {
+			log_error("metadata store %s does not exist (refusing to create an empty "
+				  "one: check --meta/--data)", path);
+			return SL_EMETA;
 		}
-		return meta_sqlite_open(path, out);
+		return meta_sqlite_open(path, create, out);
 	}
-	if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
-		log_error("metadata store: '%s': postgres metadata store not built yet "
-			  "(use sqlite:PATH)", url);
-		return SL_EINVAL;
-	}
-	log_error("metadata store: unknown URL '%s' (expected sqlite:PATH)", url);
+	if (is_postgres_url(url))
+		return meta_postgres_open(url, create, out);
+	/* Not echoed: a mistyped scheme may still carry a password. */
+	log_error("metadata store: unknown URL scheme (" URL_EXPECTED ")");
 	return SL_EINVAL;
+}
+
+int meta_open(const char *url, struct meta **out)
+{
+	return open_url(url, true, out);
+}
+
+int meta_open_existing(const char *url, struct meta **out)
+{
+	return open_url(url, false, out);
 }
 
 int meta_claim_agent(struct meta *m)
 {
 	return m->m->claim ? m->m->claim(m) : 0;
+}
+
+/* ---- shared by the backends (meta_int.h) ---- */
+
+int meta_random_uuid(uint8_t uuid[16])
+{
+	size_t got = 0;
+	while (got < 16) {
+		ssize_t n = getrandom(uuid + got, 16 - got, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("metadata store: getrandom: %s", strerror(errno));
+			return SL_EIO;
+		}
+		got += (size_t)n;
+	}
+	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
+	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
+	return 0;
+}
+
+/* strnlen: the names and values may come from fixed arrays that a
+ * careless caller did not terminate. */
+bool meta_config_ok(const char *name, const char *value)
+{
+	return name && *name && strnlen(name, META_CONFIG_NAME_BYTES) < META_CONFIG_NAME_BYTES &&
+	       (!value || strnlen(value, META_CONFIG_VALUE_BYTES) < META_CONFIG_VALUE_BYTES);
+}
+
+int meta_topic_create_check(const char *name, int32_t partitions,
+			    const struct meta_config *configs, int32_t config_count)
+{
+	if (!name || !*name || strnlen(name, SL_TOPIC_NAME_MAX + 1) > SL_TOPIC_NAME_MAX || partitions < 1 ||
+	    partitions > SL_PARTITIONS_PER_TOPIC_MAX || config_count < 0 ||
+	    config_count > SL_CONFIGS_MAX || (config_count > 0 && !configs))
+		return SL_EINVAL;
+	for (int32_t i = 0; i < config_count; i++)
+		if (!meta_config_ok(configs[i].name, configs[i].value))
+			return SL_EINVAL;
+	return 0;
+}
+
+int meta_configs_check(const struct meta_config_change *changes, size_t n)
+{
+	if (n > SL_CONFIGS_MAX)
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!meta_config_ok(changes[i].name, changes[i].value))
+			return SL_EINVAL;
+	return 0;
+}
+
+int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count)
+{
+	memset(out, 0, sizeof *out);
+	if (config_count > 0) {
+		out->configs = calloc((size_t)config_count, sizeof *out->configs);
+		if (!out->configs)
+			return SL_ENOMEM;
+	}
+	return 0;
+}
+
+void meta_topic_out_fill(struct meta_topic *out, const char *name, int32_t partitions,
+			 const struct meta_config *configs, int32_t config_count)
+{
+	snprintf(out->name, sizeof out->name, "%s", name);
+	out->partition_count = partitions;
+	for (int32_t i = 0; i < config_count; i++)
+		out->configs[i] = configs[i];
+	out->config_count = config_count;
+}
+
+void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
+{
+	for (size_t k = 0; k < count; k++)
+		for (size_t i = 0; i < objs[k].n; i++)
+			objs[k].batches[i].base_offset = -1;
+}
+
+int meta_commit_check(struct meta_commit_obj *objs, size_t count)
+{
+	if (count == 0 || count > META_COMMIT_OBJECTS_MAX)
+		return SL_EINVAL;
+	for (size_t k = 0; k < count; k++) {
+		const struct meta_commit_obj *o = &objs[k];
+		if (!o->key || !*o->key || strnlen(o->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
+		    o->size > INT64_MAX || o->n > SL_OBJECT_BATCHES_MAX || (o->n > 0 && !o->batches))
+			return SL_EINVAL;
+		for (size_t i = 0; i < o->n; i++)
+			if (o->batches[i].last_offset_delta < 0)
+				return SL_EINVAL;
+		meta_commit_offsets_clear(&objs[k], 1);
+	}
+	return 0;
+}
+
+/* meta.h: the writer's key format, "objects/<13 digits>-<16 hex>-<8-16 hex>.obj". */
+bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms)
+{
+	static const char prefix[] = "objects/";
+	const char *p = key;
+	int64_t ms = 0;
+	int n;
+	for (n = 0; prefix[n]; n++)
+		if (p[n] != prefix[n])
+			return false;
+	p += n;
+	for (n = 0; n < 13; n++) {
+		if (p[n] < '0' || p[n] > '9')
+			return false;
+		ms = ms * 10 + (p[n] - '0');
+	}
+	p += 13;
+	if (*p++ != '-')
+		return false;
+	for (n = 0; n < 16; n++)
+		if (!((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f')))
+			return false;
+	p += 16;
+	if (*p++ != '-')
+		return false;
+	for (n = 0; (p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f'); n++)
+		;
+	if (n < 8 || n > 16)
+		return false;
+	p += n;
+	if (p[0] != '.' || p[1] != 'o' || p[2] != 'b' || p[3] != 'j' || p[4])
+		return false;
+	*seal_ms = ms;
+	return true;
+}
+
+/* Keys not in the writer's format carry no seal time and are not checked
+ * (gc judges those by store mtime). */
+int meta_commit_fence_check(const struct meta_commit_obj *objs, size_t count, int64_t fence_ms)
+{
+	for (size_t k = 0; k < count; k++) {
+		int64_t seal_ms;
+		if (meta_object_key_seal_ms(objs[k].key, &seal_ms) && seal_ms < fence_ms) {
+			log_error("metadata store: object %s was sealed at %" PRId64
+				  " ms, before the garbage collector's fence (%" PRId64
+				  " ms): not committed (gc may have deleted it)",
+				  objs[k].key, seal_ms, fence_ms);
+			return SL_EMETA;
+		}
+	}
+	return 0;
+}
+
+void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, int64_t from,
+			 int64_t live_bytes)
+{
+	s->cutoff_ms = t->cutoff_ms;
+	s->excess = t->retention_bytes >= 0 ? live_bytes - t->retention_bytes : -1;
+	s->point = from;
+}
+
+/* Kafka deletes expired segments from the oldest and stops at the first
+ * one that is not; then it deletes by size what is left. Either way the
+ * bytes count against the size limit. */
+bool meta_trim_scan_row(struct meta_trim_scan *s, int64_t last_offset, int64_t length,
+			int64_t max_timestamp)
+{
+	if (s->cutoff_ms >= 0 && max_timestamp >= s->cutoff_ms)
+		s->cutoff_ms = -1;
+	bool drop = s->cutoff_ms >= 0 || (s->excess >= 0 && s->excess - length >= 0);
+	if (!drop)
+		return false;
+	if (s->excess >= 0)
+		s->excess -= length;
+	s->point = last_offset + 1;
+	return true;
 }
 
 void meta_topic_free(struct meta_topic *t)

@@ -404,7 +404,7 @@ static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t 
 /* The seal time in an object key of the writer's format
  * (storage/writer.c: "objects/%013 wall ms-%016 hex nonce-%08 hex
  * counter.obj"). False for any other key (no seal time known).
- * (In sqlite.c, beside the fence check that uses it.) */
+ * (In meta.c, beside the fence check that uses it.) */
 bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms);
 
 /* The base offset of the first batch whose max_timestamp >= ts

@@ -31,6 +31,7 @@
 #define _GNU_SOURCE /* qsort_r */
 #include "base/grow.h"
 #include "meta/meta.h"
+#include "meta/meta_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,15 +42,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
-
-int meta_sqlite_open(const char *path, struct meta **out);
 
 /* 2: gc_fence (a version-1 database gains it when opened). */
 #define SCHEMA_VERSION 3
@@ -246,7 +244,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BATCHES_LIVE_BYTES] = "SELECT coalesce(sum(length), 0) FROM batches"
 		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3",
 	/* Where a chunk of the rows below the log start ends: the
-	 * TRIM_CHUNK_ROWS-th row's last offset (none: fewer rows are left). */
+	 * META_TRIM_CHUNK_ROWS-th row's last offset (none: fewer rows are left). */
 	[ST_BATCHES_CHUNK_END] = "SELECT last_offset FROM batches WHERE tid = ?1"
 		" AND partition = ?2 AND last_offset < ?3 ORDER BY last_offset LIMIT 1 OFFSET ?4",
 	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
@@ -616,26 +614,6 @@ static int sq_claim(struct meta *m)
 	return 0;
 }
 
-/* Version-4 random UUID: never all-zero (the version bits are set), so
- * never Kafka's "no topic id". */
-static int random_uuid(uint8_t uuid[16])
-{
-	size_t got = 0;
-	while (got < 16) {
-		ssize_t n = getrandom(uuid + got, 16 - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error("metadata store: getrandom: %s", strerror(errno));
-			return SL_EIO;
-		}
-		got += (size_t)n;
-	}
-	uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
-	uuid[8] = (uint8_t)((uuid[8] & 0x3f) | 0x80);
-	return 0;
-}
-
 /* Inside a transaction: the topic's tid, or SL_ENOTFOUND. */
 static int topic_id_by_name(struct sq_conn *c, const char *name, int64_t *tid)
 {
@@ -688,14 +666,6 @@ static int config_set(struct sq_conn *c, int64_t tid, const char *name, const ch
 	return sq_exec_stmt(c, st, value ? "setting a topic config" : "deleting a topic config");
 }
 
-/* strnlen: the names and values may come from fixed arrays that a
- * careless caller did not terminate. */
-static bool config_ok(const char *name, const char *value)
-{
-	return name && *name && strnlen(name, META_CONFIG_NAME_BYTES) < META_CONFIG_NAME_BYTES &&
-	       (!value || strnlen(value, META_CONFIG_VALUE_BYTES) < META_CONFIG_VALUE_BYTES);
-}
-
 struct topic_create_txn {
 	const char *name;
 	int32_t partitions;
@@ -716,7 +686,7 @@ static int topic_create_body(struct sq_conn *c, void *arg)
 	/* A UUID collision (2^-122) would fail the UNIQUE constraint; try a
 	 * few fresh ones before calling it an error. */
 	for (int attempt = 0;; attempt++) {
-		rc = random_uuid(x->uuid);
+		rc = meta_random_uuid(x->uuid);
 		if (rc)
 			return rc;
 		sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_INSERT);
@@ -742,31 +712,19 @@ static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 			   const struct meta_config *configs, int32_t config_count,
 			   struct meta_topic *out)
 {
-	memset(out, 0, sizeof *out);
-	if (!name || !*name || strnlen(name, SL_TOPIC_NAME_MAX + 1) > SL_TOPIC_NAME_MAX || partitions < 1 ||
-	    partitions > SL_PARTITIONS_PER_TOPIC_MAX || config_count < 0 ||
-	    config_count > SL_CONFIGS_MAX || (config_count > 0 && !configs))
-		return SL_EINVAL;
-	for (int32_t i = 0; i < config_count; i++)
-		if (!config_ok(configs[i].name, configs[i].value))
-			return SL_EINVAL;
-	if (config_count > 0) {
-		out->configs = calloc((size_t)config_count, sizeof *out->configs);
-		if (!out->configs)
-			return SL_ENOMEM;
-	}
+	int rc = meta_topic_create_check(name, partitions, configs, config_count);
+	if (!rc)
+		rc = meta_topic_out_alloc(out, config_count);
+	if (rc)
+		return rc;
 	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
-	int rc = sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_create_body, &x);
+	rc = sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_create_body, &x);
 	if (rc) {
 		meta_topic_free(out);
 		return rc;
 	}
 	out->tid = x.tid;
-	snprintf(out->name, sizeof out->name, "%s", name);
-	out->partition_count = partitions;
-	for (int32_t i = 0; i < config_count; i++)
-		out->configs[i] = configs[i];
-	out->config_count = config_count;
+	meta_topic_out_fill(out, name, partitions, configs, config_count);
 	return 0;
 }
 
@@ -1119,11 +1077,9 @@ static int topic_configs_set_body(struct sq_conn *c, void *arg)
 static int sq_topic_configs_set(struct meta *m, int64_t tid,
 				const struct meta_config_change *changes, size_t n)
 {
-	if (n > SL_CONFIGS_MAX)
-		return SL_EINVAL;
-	for (size_t i = 0; i < n; i++)
-		if (!config_ok(changes[i].name, changes[i].value))
-			return SL_EINVAL;
+	int rc = meta_configs_check(changes, n);
+	if (rc)
+		return rc;
 	struct configs_set_txn x = { tid, changes, n };
 	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_configs_set_body, &x);
 }
@@ -1218,9 +1174,9 @@ static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t
 		      const struct meta_trim *t, int64_t *point)
 {
 	*point = from;
-	if (t->cutoff_ms < 0 && t->retention_bytes < 0)
+	if (!meta_trim_needs_scan(t))
 		return 0;
-	int64_t excess = -1; /* live bytes above retention.bytes */
+	int64_t live = 0;
 	if (t->retention_bytes >= 0) {
 		sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_LIVE_BYTES);
 		sqlite3_bind_int64(st, 1, tid);
@@ -1231,45 +1187,29 @@ static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t
 			sqlite3_reset(st);
 			return err;
 		}
-		excess = sqlite3_column_int64(st, 0) - t->retention_bytes;
+		live = sqlite3_column_int64(st, 0);
 		sqlite3_reset(st);
 	}
-	bool by_time = t->cutoff_ms >= 0;
+	struct meta_trim_scan scan;
+	meta_trim_scan_init(&scan, t, from, live);
 	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_TRIM_SCAN);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, from);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t last = sqlite3_column_int64(st, 0);
-		int64_t length = sqlite3_column_int64(st, 1);
-		int64_t max_ts = sqlite3_column_int64(st, 2);
-		/* Kafka deletes expired segments from the oldest and stops at
-		 * the first one that is not; then it deletes by size what is
-		 * left. Either way the bytes count against the size limit. */
-		if (by_time && max_ts >= t->cutoff_ms)
-			by_time = false;
-		bool drop = by_time || (excess >= 0 && excess - length >= 0);
-		if (!drop)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (!meta_trim_scan_row(&scan, sqlite3_column_int64(st, 0),
+					sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)))
 			break;
-		if (excess >= 0)
-			excess -= length;
-		*point = last + 1;
-	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		int err = sq_fail(c, "scanning a partition's batches");
 		sqlite3_reset(st);
 		return err;
 	}
 	sqlite3_reset(st);
+	*point = scan.point;
 	return 0;
 }
-
-/* Rows deleted per transaction when trimming (~2 ms of write lock), and
- * the pause between two chunks, in which a waiting commit takes the lock
- * (its busy handler retries every millisecond). */
-#define TRIM_CHUNK_ROWS 2000
-#define TRIM_CHUNK_PAUSE_US 1000
 
 /* Runs stmt (tid ?1, partition ?2, offset ?3) on c. */
 static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t partition,
@@ -1311,7 +1251,7 @@ static int trim_chunk_body(struct sq_conn *c, void *arg)
 {
 	struct trim_chunk_txn *x = arg;
 	int64_t end = x->below;
-	int rc = chunk_end(c, x->tid, x->partition, x->below, TRIM_CHUNK_ROWS - 1, &end);
+	int rc = chunk_end(c, x->tid, x->partition, x->below, META_TRIM_CHUNK_ROWS - 1, &end);
 	if (rc < 0)
 		return rc;
 	if (rc == 1)
@@ -1326,7 +1266,7 @@ static int trim_chunk_body(struct sq_conn *c, void *arg)
 }
 
 /* One transaction (c's lock held): the rows below `below`, at most
- * TRIM_CHUNK_ROWS of them, leave, and their objects' live bytes fall by
+ * META_TRIM_CHUNK_ROWS of them, leave, and their objects' live bytes fall by
  * theirs. *more: rows below `below` are left. */
 static int trim_chunk(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
 		      bool *more)
@@ -1382,7 +1322,7 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	for (bool more = true, first = true; !chunk_rc && more; first = false) {
 		if (!first) {
 			pthread_mutex_unlock(&c->lock);
-			usleep(TRIM_CHUNK_PAUSE_US);
+			usleep(META_TRIM_CHUNK_PAUSE_US);
 			pthread_mutex_lock(&c->lock);
 		}
 		chunk_rc = trim_chunk(c, tid, partition, *log_start, &more);
@@ -1464,17 +1404,6 @@ static int batch_insert(struct sq_conn *c, int64_t oid, const struct meta_commit
 	return sq_exec_stmt(c, st, "inserting a batch");
 }
 
-static int commit_check(const struct meta_commit_obj *o)
-{
-	if (!o->key || !*o->key || strnlen(o->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
-	    o->size > INT64_MAX || o->n > SL_OBJECT_BATCHES_MAX || (o->n > 0 && !o->batches))
-		return SL_EINVAL;
-	for (size_t i = 0; i < o->n; i++)
-		if (o->batches[i].last_offset_delta < 0)
-			return SL_EINVAL;
-	return 0;
-}
-
 /* One object's rows, inside the caller's transaction: the object row,
  * then per run of one partition its HWM read once, offsets assigned, the
  * HWM written back once. */
@@ -1543,42 +1472,6 @@ out:
 	return rc;
 }
 
-/* meta.h: the writer's key format, "objects/<13 digits>-<16 hex>-<8-16 hex>.obj". */
-bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms)
-{
-	static const char prefix[] = "objects/";
-	const char *p = key;
-	int64_t ms = 0;
-	int n;
-	for (n = 0; prefix[n]; n++)
-		if (p[n] != prefix[n])
-			return false;
-	p += n;
-	for (n = 0; n < 13; n++) {
-		if (p[n] < '0' || p[n] > '9')
-			return false;
-		ms = ms * 10 + (p[n] - '0');
-	}
-	p += 13;
-	if (*p++ != '-')
-		return false;
-	for (n = 0; n < 16; n++)
-		if (!((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f')))
-			return false;
-	p += 16;
-	if (*p++ != '-')
-		return false;
-	for (n = 0; (p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'f'); n++)
-		;
-	if (n < 8 || n > 16)
-		return false;
-	p += n;
-	if (p[0] != '.' || p[1] != 'o' || p[2] != 'b' || p[3] != 'j' || p[4])
-		return false;
-	*seal_ms = ms;
-	return true;
-}
-
 /* Inside the commit transaction: refuse objects sealed before the
  * collector's fence (it may have deleted them as orphans already). The
  * transaction serialises with gc_fence_raise, so a commit is either
@@ -1594,17 +1487,7 @@ static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *o
 	sqlite3_reset(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return sq_fail(c, "reading the gc fence");
-	for (size_t k = 0; k < count; k++) {
-		int64_t seal_ms;
-		if (meta_object_key_seal_ms(objs[k].key, &seal_ms) && seal_ms < fence) {
-			log_error("metadata store: object %s was sealed at %" PRId64
-				  " ms, before the garbage collector's fence (%" PRId64
-				  " ms): not committed (gc may have deleted it)",
-				  objs[k].key, seal_ms, fence);
-			return SL_EMETA;
-		}
-	}
-	return 0;
+	return meta_commit_fence_check(objs, count, fence);
 }
 
 struct commit_txn {
@@ -1621,29 +1504,17 @@ static int commit_objects_body(struct sq_conn *c, void *arg)
 	return rc;
 }
 
-static void commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
-{
-	for (size_t k = 0; k < count; k++)
-		for (size_t i = 0; i < objs[k].n; i++)
-			objs[k].batches[i].base_offset = -1;
-}
-
 /* Several objects, in seal order, in one transaction (group commit): all
  * are committed or none. */
 static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
 {
-	if (count == 0 || count > META_COMMIT_OBJECTS_MAX)
-		return SL_EINVAL;
-	for (size_t k = 0; k < count; k++) {
-		int rc = commit_check(&objs[k]);
-		if (rc)
-			return rc;
-		commit_offsets_clear(&objs[k], 1);
-	}
+	int rc = meta_commit_check(objs, count);
+	if (rc)
+		return rc;
 	struct commit_txn x = { objs, count };
-	int rc = sq_txn(&sq_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+	rc = sq_txn(&sq_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
 	if (rc) /* nothing was committed: no batch has an offset */
-		commit_offsets_clear(objs, count);
+		meta_commit_offsets_clear(objs, count);
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
 }
 
@@ -1964,7 +1835,8 @@ static const struct meta_methods sqlite_methods = {
 	.gc_fence_raise = sq_gc_fence_raise,
 };
 
-static int sqlite_open(const char *path, bool create, struct meta **out)
+/* meta_int.h; meta.c checked that a file not to be created exists. */
+int meta_sqlite_open(const char *path, bool create, struct meta **out)
 {
 	*out = NULL;
 	if (!sqlite3_threadsafe()) {
@@ -1999,31 +1871,6 @@ static int sqlite_open(const char *path, bool create, struct meta **out)
 	log_debug("metadata store: opened sqlite:%s", path);
 	*out = &s->base;
 	return 0;
-}
-
-int meta_sqlite_open(const char *path, struct meta **out)
-{
-	return sqlite_open(path, true, out);
-}
-
-/* meta.h. Only sqlite URLs need a non-creating path; anything else goes
- * to meta_open, which refuses it with its own message. */
-int meta_open_existing(const char *url, struct meta **out)
-{
-	*out = NULL;
-	if (!url || strncmp(url, "sqlite:", 7) != 0)
-		return meta_open(url, out);
-	const char *path = url + 7;
-	if (strncmp(path, "//", 2) == 0) /* as meta_open */
-		path += 2;
-	if (!*path)
-		return meta_open(url, out);
-	if (access(path, F_OK) != 0) {
-		log_error("metadata store %s does not exist (refusing to create an empty one: "
-			  "check --meta/--data)", path);
-		return SL_EMETA;
-	}
-	return sqlite_open(path, false, out);
 }
 
 /* ---- read path: batch rows of several partitions at once ----

@@ -1,10 +1,11 @@
-/* test_meta.c — the metadata store (sqlite backend): URL dispatch, topics
+/* test_meta.c — the metadata store, against SQLite and (when a server is
+ * given: meta_backends.h) PostgreSQL: URL dispatch, topics
  * with configs, partitions, dense offsets from commit_object across
  * objects, partitions and a reopen, batches_from, timestamp lookups, log
  * start offsets, commits racing a topic delete, live bytes, the gc fence
  * and meta_open_existing, and a commit thread racing reads. (The commit
  * rate is measured by bench/meta_bench, not here.) */
-#define _GNU_SOURCE /* nftw */
+#define _GNU_SOURCE /* nftw, in meta_backends.h */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,47 +15,20 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <ftw.h>
 #include <pthread.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+#include "meta_backends.h"
 
 #include "base/clock.h"
 #include "base/err.h"
 #include "meta/meta.h"
 
-static char root[256];
-static char url[600];
-static char db_path[512];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static int setup_dir(void **state)
-{
-	strcpy(root, "/tmp/sluice-meta-XXXXXX");
-	if (!mkdtemp(root))
-		return -1;
-	snprintf(db_path, sizeof db_path, "%s/meta.db", root);
-	snprintf(url, sizeof url, "sqlite:%s", db_path);
-	return 0;
-}
-
-static int teardown_dir(void **state)
-{
-	nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	return 0;
-}
-
 static struct meta *open_store(void)
 {
 	struct meta *m = NULL;
-	assert_int_equal(meta_open(url, &m), 0);
+	assert_int_equal(meta_open(tb_url, &m), 0);
 	assert_non_null(m);
-	assert_string_equal(m->m->name, "sqlite");
+	assert_string_equal(m->m->name, tb_name());
 	return m;
 }
 
@@ -96,37 +70,57 @@ static int64_t hwm(struct meta *m, int64_t tid, int32_t p)
 	return mp.high_watermark;
 }
 
-/* Reads objects.live_bytes straight from the file (a third connection). */
+/* Reads objects.live_bytes past the store (a connection of its own). */
 static int64_t live_bytes(const char *key)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT live_bytes FROM objects WHERE key = ?",
-					    -1, &st, NULL), SQLITE_OK);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	int64_t v = tb_query_i64("SELECT live_bytes FROM objects WHERE key = $1", key);
+	assert_int_not_equal(v, -1);
 	return v;
+}
+
+/* PostgreSQL: a URL libpq cannot parse, a wrong password, a database
+ * that does not exist and a port nothing listens on each fail the open
+ * (EINVAL for the first, EMETA for the others). */
+static void pg_open_urls(void)
+{
+	struct meta *m = (struct meta *)1;
+	char bad[1400];
+	snprintf(bad, sizeof bad, "%s?no_such_option=1", tb_url);
+	assert_int_equal(meta_open(bad, &m), SL_EINVAL);
+	assert_null(m);
+	char *at = strchr(tb_pg_base + strlen("postgresql://"), '@');
+	assert_non_null(at);
+	snprintf(bad, sizeof bad, "postgresql://postgres:wrong%s%s", at, tb_dbname);
+	assert_int_equal(meta_open(bad, &m), SL_EMETA);
+	assert_null(m);
+	snprintf(bad, sizeof bad, "%ssluice_no_such_db", tb_pg_base);
+	assert_int_equal(meta_open(bad, &m), SL_EMETA);
+	snprintf(bad, sizeof bad, "postgres://postgres@127.0.0.1:1/x");
+	assert_int_equal(meta_open(bad, &m), SL_EMETA);
+	assert_int_equal(meta_open(tb_url, &m), 0);
+	assert_string_equal(m->m->name, "postgres");
+	meta_close(m);
 }
 
 static void test_open_urls(void **state)
 {
+	if (tb == TB_POSTGRES) {
+		pg_open_urls();
+		return;
+	}
 	struct meta *m = (struct meta *)1;
-	assert_int_equal(meta_open("postgresql://localhost/sluice", &m), SL_EINVAL);
+	assert_int_equal(meta_open("postgresql://localhost/sluice?no_such_option=1", &m), SL_EINVAL);
 	assert_null(m);
 	assert_int_equal(meta_open("bogus:x", &m), SL_EINVAL);
 	assert_int_equal(meta_open("sqlite:", &m), SL_EINVAL);
 	assert_int_equal(meta_open("", &m), SL_EINVAL);
 	char bad[600];
-	snprintf(bad, sizeof bad, "sqlite:%s/no/such/dir/meta.db", root);
+	snprintf(bad, sizeof bad, "sqlite:%s/no/such/dir/meta.db", tb_root);
 	assert_int_equal(meta_open(bad, &m), SL_EMETA);
 	assert_null(m);
 	/* sqlite://PATH works like sqlite:PATH. */
 	char alt[600];
-	snprintf(alt, sizeof alt, "sqlite://%s", db_path);
+	snprintf(alt, sizeof alt, "sqlite://%s", tb_db_path);
 	assert_int_equal(meta_open(alt, &m), 0);
 	meta_close(m);
 	meta_close(NULL);
@@ -723,41 +717,68 @@ static off_t file_size(const char *path)
 
 /* meta_open_existing never creates a database and refuses one without a
  * schema, leaving the file as it was; it opens (and upgrades) a real one. */
-static void test_open_existing(void **state)
+/* PostgreSQL: meta_open_existing creates nothing in a database without
+ * the schema and refuses it; a store's own schema opens; a newer schema
+ * version is refused by both opens. */
+static void pg_open_existing(void)
 {
 	struct meta *m = (struct meta *)1;
-	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
+	assert_int_equal(meta_open_existing(tb_url, &m), SL_EMETA);
 	assert_null(m);
-	assert_int_equal(access(db_path, F_OK), -1);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+				      "public"), 0);
+	m = open_store();
+	int64_t t = create_topic(m, "t", 1);
+	meta_close(m);
+	assert_int_equal(meta_open_existing(tb_url, &m), 0);
+	assert_int_equal(hwm(m, t, 0), 0);
+	meta_close(m);
+	tb_pg_exec(tb_pg, "UPDATE schema_version SET version = 99");
+	assert_int_equal(meta_open(tb_url, &m), SL_EMETA);
+	assert_null(m);
+	assert_int_equal(meta_open_existing(tb_url, &m), SL_EMETA);
+	assert_null(m);
+}
+
+static void test_open_existing(void **state)
+{
+	if (tb == TB_POSTGRES) {
+		pg_open_existing();
+		return;
+	}
+	struct meta *m = (struct meta *)1;
+	assert_int_equal(meta_open_existing(tb_url, &m), SL_EMETA);
+	assert_null(m);
+	assert_int_equal(access(tb_db_path, F_OK), -1);
 	assert_int_equal(meta_open_existing("bogus:x", &m), SL_EINVAL);
 	assert_int_equal(meta_open_existing("sqlite:", &m), SL_EINVAL);
 
-	FILE *f = fopen(db_path, "w");
+	FILE *f = fopen(tb_db_path, "w");
 	assert_non_null(f);
 	fclose(f);
-	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
-	assert_int_equal(file_size(db_path), 0);
+	assert_int_equal(meta_open_existing(tb_url, &m), SL_EMETA);
+	assert_int_equal(file_size(tb_db_path), 0);
 
 	/* A SQLite database of something else (user_version 0). */
 	sqlite3 *db;
-	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "CREATE TABLE other (x INTEGER)", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(meta_open_existing(url, &m), SL_EMETA);
+	assert_int_equal(meta_open_existing(tb_url, &m), SL_EMETA);
 	assert_null(m);
-	unlink(db_path);
+	unlink(tb_db_path);
 
 	/* A version-1 database (no gc_fence) is upgraded on open. */
 	m = open_store();
 	int64_t t = create_topic(m, "t", 1);
 	meta_close(m);
-	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE gc_fence; PRAGMA user_version = 1", NULL,
 				      NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(meta_open_existing(url, &m), 0);
+	assert_int_equal(meta_open_existing(tb_url, &m), 0);
 	assert_non_null(m);
 	int64_t got = -1;
 	assert_int_equal(meta_gc_fence_raise(m, 1000, &got), 0);
@@ -893,18 +914,18 @@ static void test_commit_thread_races_reads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_topics, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_commit_offsets, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_deleted_topic, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_gc_objects, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_group_commit, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_gc_fence, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_partition_trim, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_open_existing, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_producer_ids, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_open_urls, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_topics, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_offsets, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_topic, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_objects, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }

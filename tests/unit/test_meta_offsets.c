@@ -1,7 +1,8 @@
-/* test_meta_offsets.c — committed consumer group offsets in the sqlite
- * metadata store: commit (insert and replace, several groups in one
+/* test_meta_offsets.c — committed consumer group offsets in the metadata
+ * store, SQLite and (when a server is given: meta_backends.h) PostgreSQL: commit (insert and replace, several groups in one
  * transaction), fetch, list, delete some or all, durable across a reopen.
  * (The rate of one-row commits is measured by bench/meta_bench.) */
+#define _GNU_SOURCE /* nftw, in meta_backends.h */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,19 +14,15 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "meta_backends.h"
+
 #include "base/err.h"
 #include "meta/meta.h"
 
-static char dir[64];
-static char url[128];
-
 static void test_offsets(void **state)
 {
-	strcpy(dir, "/tmp/sluice-offsets-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	snprintf(url, sizeof url, "sqlite:%s/meta.db", dir);
 	struct meta *m;
-	assert_int_equal(meta_open(url, &m), 0);
+	assert_int_equal(meta_open(tb_url, &m), 0);
 	struct meta_offset_commit rows[] = {
 		{ "g1", 1, 0, 10, 3, "meta-a", 1000 },
 		{ "g1", 1, 1, 20, -1, NULL, 1001 },
@@ -75,7 +72,7 @@ static void test_offsets(void **state)
 	assert_int_equal(meta_group_delete_offsets(m, "g1", tids, parts, 1, &deleted), 0);
 	assert_int_equal(deleted, 1);
 	meta_close(m);
-	assert_int_equal(meta_open(url, &m), 0);
+	assert_int_equal(meta_open(tb_url, &m), 0);
 	assert_int_equal(meta_offset_fetch(m, "g1", &o, &n), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(o[0].committed_offset, 11);
@@ -87,16 +84,12 @@ static void test_offsets(void **state)
 	meta_group_summaries_free(g, n);
 
 	meta_close(m);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	if (system(cmd) != 0)
-		print_message("could not remove %s\n", dir);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_offsets),
+		cmocka_unit_test_setup_teardown(test_offsets, tb_setup, tb_teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return meta_backends_run("meta_offsets", tests, sizeof tests / sizeof tests[0]);
 }

@@ -1,0 +1,71 @@
+/* meta_int.h — what the metadata backends (sqlite.c, postgres.c) share
+ * and callers of meta.h never see: argument checks, topic UUIDs, the gc
+ * fence check of a commit and the retention scan's decision, all free of
+ * SQL; and each backend's open function, which meta.c picks by URL. */
+#ifndef SLUICE_META_INT_H
+#define SLUICE_META_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "meta/meta.h"
+
+/* sqlite.c: create says whether a missing file and schema may be made. */
+int meta_sqlite_open(const char *path, bool create, struct meta **out);
+/* postgres.c: conninfo is any libpq connection string (a postgresql:// or
+ * postgres:// URL here); create as above, for the schema. */
+int meta_postgres_open(const char *conninfo, bool create, struct meta **out);
+
+/* Version-4 random UUID (never all-zero, so never Kafka's "no topic
+ * id"). 0 or SL_EIO (logged). */
+int meta_random_uuid(uint8_t uuid[16]);
+
+/* topic_create's arguments: 0 or SL_EINVAL. */
+int meta_topic_create_check(const char *name, int32_t partitions,
+			    const struct meta_config *configs, int32_t config_count);
+/* A config change's name and value (value NULL: a delete). */
+bool meta_config_ok(const char *name, const char *value);
+/* topic_configs_set's arguments: 0 or SL_EINVAL. */
+int meta_configs_check(const struct meta_config_change *changes, size_t n);
+/* After a successful topic_create: fills out (its configs array already
+ * allocated by meta_topic_out_alloc) with tid, uuid set by the backend. */
+int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count);
+void meta_topic_out_fill(struct meta_topic *out, const char *name, int32_t partitions,
+			 const struct meta_config *configs, int32_t config_count);
+
+/* commit_objects' arguments: 0 or SL_EINVAL; sets every base_offset to -1
+ * (the value a failed commit leaves). */
+int meta_commit_check(struct meta_commit_obj *objs, size_t count);
+void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count);
+/* Inside the commit transaction, with the fence read from the store:
+ * SL_EMETA (logged) when an object's key was sealed before it. */
+int meta_commit_fence_check(const struct meta_commit_obj *objs, size_t count, int64_t fence_ms);
+
+/* The retention scan of meta_partition_trim, fed the partition's rows
+ * from the log start on, oldest first: time first (stopping at the first
+ * batch not expired), then size. */
+struct meta_trim_scan {
+	int64_t cutoff_ms; /* -1: time is off, or no longer drops */
+	int64_t excess;    /* live bytes above retention.bytes; -1: off */
+	int64_t point;     /* out: the log start so far */
+};
+/* Whether t needs a scan at all (false: the point stays at from). */
+static inline bool meta_trim_needs_scan(const struct meta_trim *t)
+{
+	return t->cutoff_ms >= 0 || t->retention_bytes >= 0;
+}
+/* live_bytes: the partition's bytes from `from` on (only read when
+ * t->retention_bytes >= 0). */
+void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, int64_t from,
+			 int64_t live_bytes);
+/* One row; false: it stays, and so do all after it (stop scanning). */
+bool meta_trim_scan_row(struct meta_trim_scan *s, int64_t last_offset, int64_t length,
+			int64_t max_timestamp);
+
+/* Rows deleted per trim transaction (~2 ms of SQLite's write lock), and
+ * the pause between two chunks, in which a waiting commit gets its turn. */
+#define META_TRIM_CHUNK_ROWS 2000
+#define META_TRIM_CHUNK_PAUSE_US 1000
+
+#endif

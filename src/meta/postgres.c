@@ -1,0 +1,2038 @@
+/* postgres.c — the shared metadata store: PostgreSQL behind meta.h, so
+ * several agents can share one catalog (issue 12's first step).
+ *
+ * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
+ * backend's tables in PostgreSQL types), its versioned migrations and
+ * five libpq connections, one per kind of caller as in sqlite.c: "loop"
+ * (the event loop's reads, tools), "commit" (meta_commit_objects on the
+ * writer's pool thread), "offsets" (group offset writes), "trim"
+ * (retention, DeleteRecords, dead-object collection) and "admin" (topic
+ * changes, producer id blocks). Each is guarded by a mutex; a caller that
+ * breaks the thread model is serialized, not corrupted.
+ *
+ * Every statement is prepared once per connection (on first use: PQprepare,
+ * then PQexecPrepared; PostgreSQL would otherwise plan each call again)
+ * with text parameters. Every transaction runs through pg_txn, shaped as
+ * sqlite.c's sq_txn (BEGIN, body, COMMIT, ROLLBACK on any error) and rerun
+ * a bounded number of times after a serialization failure or deadlock
+ * (SQLSTATE 40001, 40P01). Isolation is READ COMMITTED: what must not race
+ * takes row locks. A commit takes the gc fence row FOR SHARE (gc's raise
+ * updates it, so the two serialize as in SQLite), then the rows of every
+ * partition it writes FOR UPDATE in (tid, partition) order (two agents
+ * committing to the same partitions queue, never deadlock), assigns the
+ * offsets from the high watermarks it read, and writes object, batch and
+ * high-watermark rows in one statement: five round trips per group of
+ * objects, whatever their batch count.
+ *
+ * A connection found broken is reset (PQreset) before its next call; the
+ * call in flight fails with SL_EMETA.
+ *
+ * Known gap (the next step of issue 12): the [loop] calls (partition_get,
+ * batches_from_many, ListOffsets' lookups, producer_recent, offset_fetch)
+ * are blocking round trips on the event loop thread, a fraction of a
+ * millisecond on loopback and as long as the network or a stalled server
+ * takes otherwise. The next step reads asynchronously and keeps an
+ * in-memory index of recent batches so a fetch of fresh data touches no
+ * database. */
+#include "meta/meta.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "meta/meta_int.h"
+
+/* The schema_version table's version: migrations[v - 1] takes a database
+ * from v - 1 to v. Version 1 is the SQLite schema's version 3. */
+#define PG_SCHEMA_VERSION 1
+/* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
+ * starting at once apply them one after the other. */
+#define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
+/* Runs of a transaction body that met a serialization failure or a
+ * deadlock before the call gives up (SL_EMETA). */
+#define PG_TXN_TRIES 8
+/* Rows per page of the retention scan. */
+#define PG_TRIM_SCAN_PAGE 1000
+
+/* A body's or statement's "run the transaction again": never returned
+ * from this file's meta methods. */
+#define PG_ERETRY (-1000)
+
+static const char *const migrations[PG_SCHEMA_VERSION] = {
+	/* 1: the SQLite schema version 3. Identity columns are never reused,
+	 * as SQLite's AUTOINCREMENT. No foreign keys, as there. */
+	"CREATE TABLE schema_version (version integer NOT NULL);"
+	"INSERT INTO schema_version (version) VALUES (0);"
+	"CREATE TABLE topics ("
+	" tid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" name text UNIQUE NOT NULL,"
+	" uuid uuid UNIQUE NOT NULL,"
+	" partition_count integer NOT NULL,"
+	" created_ms bigint NOT NULL);"
+	"CREATE TABLE topic_configs ("
+	" tid bigint NOT NULL,"
+	" name text NOT NULL,"
+	" value text NOT NULL,"
+	" PRIMARY KEY (tid, name));"
+	"CREATE TABLE partitions ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" log_start_offset bigint NOT NULL,"
+	" high_watermark bigint NOT NULL,"
+	" PRIMARY KEY (tid, partition));"
+	"CREATE TABLE objects ("
+	" oid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+	" key text UNIQUE NOT NULL,"
+	" size bigint NOT NULL,"
+	" live_bytes bigint NOT NULL,"
+	" state text NOT NULL CHECK (state IN ('live', 'deleting')),"
+	" created_ms bigint NOT NULL);"
+	"CREATE INDEX objects_dead ON objects (oid) WHERE live_bytes <= 0;"
+	"CREATE TABLE batches ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" base_offset bigint NOT NULL,"
+	" last_offset bigint NOT NULL,"
+	" oid bigint NOT NULL,"
+	" byte_offset bigint NOT NULL,"
+	" length bigint NOT NULL,"
+	" record_count integer NOT NULL,"
+	" max_timestamp bigint NOT NULL,"
+	" producer_id bigint NOT NULL,"
+	" producer_epoch integer NOT NULL,"
+	" base_sequence integer NOT NULL,"
+	" last_sequence integer NOT NULL,"
+	" PRIMARY KEY (tid, partition, last_offset));"
+	"CREATE TABLE group_offsets ("
+	" group_id text NOT NULL,"
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" committed_offset bigint NOT NULL,"
+	" leader_epoch integer NOT NULL,"
+	" metadata text,"
+	" commit_timestamp_ms bigint NOT NULL,"
+	" PRIMARY KEY (group_id, tid, partition));"
+	"CREATE TABLE producer_ids ("
+	" id integer PRIMARY KEY CHECK (id = 1),"
+	" next_producer_id bigint NOT NULL);"
+	"INSERT INTO producer_ids (id, next_producer_id) VALUES (1, 0);"
+	"CREATE TABLE agents ("
+	" agent_id integer PRIMARY KEY,"
+	" host text NOT NULL,"
+	" port integer NOT NULL,"
+	" heartbeat_ms bigint NOT NULL);"
+	"CREATE TABLE gc_fence ("
+	" id integer PRIMARY KEY CHECK (id = 1),"
+	" fence_ms bigint NOT NULL);"
+	"INSERT INTO gc_fence (id, fence_ms) VALUES (1, 0);",
+};
+
+enum stmt {
+	ST_TOPIC_ID_BY_NAME,
+	ST_TOPIC_INSERT,
+	ST_TOPIC_COUNT,
+	ST_TOPIC_SET_COUNT,
+	ST_TOPIC_LIST,
+	ST_TOPIC_DELETE,
+	ST_CONFIG_LIST,
+	ST_CONFIG_UPSERT,
+	ST_CONFIG_DELETE,
+	ST_CONFIG_DELETE_TOPIC,
+	ST_PARTITIONS_INSERT,
+	ST_PARTITION_GET,
+	ST_PARTITION_LIST,
+	ST_PARTITION_SET_LOG_START,
+	ST_PARTITION_DELETE_TOPIC,
+	ST_OBJECT_SUBTRACT_TOPIC,
+	ST_OBJECTS_DEAD,
+	ST_OBJECT_MARK_DELETING,
+	ST_OBJECT_FORGET,
+	ST_OBJECT_KNOWN,
+	ST_GC_FENCE_SHARE,
+	ST_GC_FENCE_RAISE,
+	ST_COMMIT_LOCK,
+	ST_COMMIT_WRITE,
+	ST_BATCH_DELETE_TOPIC,
+	ST_BATCHES_TRIM_SCAN,
+	ST_BATCHES_LIVE_BYTES,
+	ST_BATCHES_CHUNK_END,
+	ST_OBJECT_SUBTRACT_BELOW,
+	ST_BATCH_DELETE_BELOW,
+	ST_BATCHES_FROM,
+	ST_BATCHES_FROM_MANY,
+	ST_OFFSET_FOR_TIMESTAMP,
+	ST_MAX_TIMESTAMP,
+	ST_PRODUCER_RECENT,
+	ST_PRODUCER_IDS_ALLOC,
+	ST_OFFSET_UPSERT,
+	ST_OFFSET_FETCH,
+	ST_GROUP_LIST,
+	ST_OFFSET_DELETE_GROUP,
+	ST_OFFSET_DELETE_ONE,
+	ST_OFFSET_DELETE_TOPIC,
+	ST_COUNT
+};
+
+#define BATCH_COLUMNS "b.base_offset, b.last_offset, o.key, b.byte_offset, b.length," \
+	" b.record_count, b.max_timestamp"
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_TOPIC_ID_BY_NAME] = "SELECT tid FROM topics WHERE name = $1",
+	/* A name taken meanwhile by another agent gives no row: SL_EEXIST. */
+	[ST_TOPIC_INSERT] = "INSERT INTO topics (name, uuid, partition_count, created_ms)"
+		" VALUES ($1, $2::uuid, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING tid",
+	/* FOR UPDATE: two agents growing one topic, or changing its configs
+	 * while it is deleted, take turns. */
+	[ST_TOPIC_COUNT] = "SELECT partition_count FROM topics WHERE tid = $1 FOR UPDATE",
+	[ST_TOPIC_SET_COUNT] = "UPDATE topics SET partition_count = $2 WHERE tid = $1",
+	[ST_TOPIC_LIST] = "SELECT tid, name, uuid, partition_count FROM topics ORDER BY tid",
+	[ST_TOPIC_DELETE] = "DELETE FROM topics WHERE tid = $1",
+	[ST_CONFIG_LIST] = "SELECT tid, name, value FROM topic_configs ORDER BY tid, name",
+	[ST_CONFIG_UPSERT] = "INSERT INTO topic_configs (tid, name, value) VALUES ($1, $2, $3)"
+		" ON CONFLICT (tid, name) DO UPDATE SET value = excluded.value",
+	[ST_CONFIG_DELETE] = "DELETE FROM topic_configs WHERE tid = $1 AND name = $2",
+	[ST_CONFIG_DELETE_TOPIC] = "DELETE FROM topic_configs WHERE tid = $1",
+	[ST_PARTITIONS_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
+		" high_watermark) SELECT $1::bigint, p, 0, 0 FROM generate_series($2::integer,"
+		" $3::integer - 1) AS p",
+	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark FROM partitions"
+		" WHERE tid = $1 AND partition = $2",
+	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark"
+		" FROM partitions ORDER BY tid, partition",
+	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
+		" least(greatest(log_start_offset, $3), high_watermark)"
+		" WHERE tid = $1 AND partition = $2",
+	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = $1",
+	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = $1"
+		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
+	[ST_OBJECTS_DEAD] = "SELECT oid, key, size, live_bytes, state, created_ms FROM objects"
+		" WHERE oid > $1 AND live_bytes <= 0 AND (state = 'deleting' OR created_ms < $2)"
+		" ORDER BY oid LIMIT $3",
+	[ST_OBJECT_MARK_DELETING] = "UPDATE objects SET state = 'deleting'"
+		" WHERE key = $1 AND live_bytes <= 0",
+	[ST_OBJECT_FORGET] = "DELETE FROM objects WHERE key = $1 AND state = 'deleting'",
+	[ST_OBJECT_KNOWN] = "SELECT 1 FROM objects WHERE key = $1",
+	[ST_GC_FENCE_SHARE] = "SELECT fence_ms FROM gc_fence WHERE id = 1 FOR SHARE",
+	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = greatest(fence_ms, $1)"
+		" WHERE id = 1 RETURNING fence_ms",
+	/* Locks are taken in output order, after the sort: (tid, partition). */
+	[ST_COMMIT_LOCK] = "SELECT p.tid, p.partition, p.high_watermark FROM partitions AS p"
+		" JOIN unnest($1::bigint[], $2::integer[]) AS u(tid, partition)"
+		" ON p.tid = u.tid AND p.partition = u.partition"
+		" ORDER BY p.tid, p.partition FOR UPDATE OF p",
+	/* Objects, their batch rows (y.obj: the 1-based index of the batch's
+	 * object in $1) and the new high watermarks, in one statement. */
+	[ST_COMMIT_WRITE] = "WITH o AS ("
+		" INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+		" SELECT k, s, l, 'live', $4::bigint FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
+		"  AS x(k, s, l) RETURNING oid, key),"
+		" b AS (INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
+		"  byte_offset, length, record_count, max_timestamp, producer_id, producer_epoch,"
+		"  base_sequence, last_sequence)"
+		" SELECT y.tid, y.partition, y.base, y.last, o.oid, y.pos, y.len, y.cnt, y.ts,"
+		"  y.pid, y.epoch, y.bseq, y.lseq"
+		" FROM unnest($5::integer[], $6::bigint[], $7::integer[], $8::bigint[],"
+		"  $9::bigint[], $10::bigint[], $11::bigint[], $12::integer[], $13::bigint[],"
+		"  $14::bigint[], $15::integer[], $16::integer[], $17::integer[])"
+		"  AS y(obj, tid, partition, base, last, pos, len, cnt, ts, pid, epoch, bseq, lseq)"
+		" JOIN o ON o.key = ($1::text[])[y.obj]),"
+		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm"
+		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[]) AS z(tid, partition, hwm)"
+		" WHERE p.tid = z.tid AND p.partition = z.partition)"
+		" SELECT count(*) FROM o",
+	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = $1",
+	[ST_BATCHES_TRIM_SCAN] = "SELECT b.last_offset, b.length, CASE WHEN b.max_timestamp >= 0"
+		" THEN b.max_timestamp ELSE o.created_ms END FROM batches AS b"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset >= $3"
+		" ORDER BY b.last_offset LIMIT $4",
+	[ST_BATCHES_LIVE_BYTES] = "SELECT coalesce(sum(length), 0) FROM batches"
+		" WHERE tid = $1 AND partition = $2 AND last_offset >= $3",
+	[ST_BATCHES_CHUNK_END] = "SELECT last_offset FROM batches WHERE tid = $1"
+		" AND partition = $2 AND last_offset < $3 ORDER BY last_offset LIMIT 1 OFFSET $4",
+	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = $1"
+		" AND partition = $2 AND last_offset < $3 GROUP BY oid) AS d"
+		" WHERE objects.oid = d.oid",
+	[ST_BATCH_DELETE_BELOW] = "DELETE FROM batches WHERE tid = $1 AND partition = $2"
+		" AND last_offset < $3",
+	[ST_BATCHES_FROM] = "SELECT " BATCH_COLUMNS
+		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset >= $3"
+		" ORDER BY b.last_offset LIMIT $4",
+	/* Every partition of a fetch in one round trip. */
+	[ST_BATCHES_FROM_MANY] = "SELECT q.i, " BATCH_COLUMNS ", o.size"
+		" FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[])"
+		"  WITH ORDINALITY AS q(tid, partition, off, lim, i)"
+		" CROSS JOIN LATERAL (SELECT * FROM batches AS x WHERE x.tid = q.tid"
+		"  AND x.partition = q.partition AND x.last_offset >= q.off"
+		"  ORDER BY x.last_offset LIMIT q.lim) AS b"
+		" JOIN objects AS o ON o.oid = b.oid ORDER BY q.i, b.last_offset",
+	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
+		" WHERE b.tid = $1 AND b.partition = $2 AND b.max_timestamp >= $3"
+		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
+		"  WHERE tid = $1 AND partition = $2)"
+		" ORDER BY b.last_offset LIMIT 1",
+	[ST_MAX_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
+		" WHERE b.tid = $1 AND b.partition = $2"
+		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
+		"  WHERE tid = $1 AND partition = $2)"
+		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
+	[ST_PRODUCER_RECENT] = "SELECT base_offset, producer_epoch, base_sequence, last_sequence"
+		" FROM (SELECT * FROM batches WHERE tid = $1 AND partition = $2"
+		"  ORDER BY last_offset DESC LIMIT 1000) AS r"
+		" WHERE producer_id = $3 ORDER BY last_offset DESC LIMIT $4",
+	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + $1"
+		" WHERE id = 1 AND next_producer_id <= $2 RETURNING next_producer_id - $1",
+	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms",
+	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
+		" commit_timestamp_ms FROM group_offsets WHERE group_id = $1"
+		" ORDER BY tid, partition",
+	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
+		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
+	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = $1",
+	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
+		" WHERE group_id = $1 AND tid = $2 AND partition = $3",
+	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = $1",
+};
+
+struct pg_conn {
+	PGconn *db;
+	const char *role; /* "loop", "commit", ...: for messages */
+	const char *where; /* the store, without its password */
+	pthread_mutex_t lock;
+	bool lock_ready;
+	uint64_t prepared[(ST_COUNT + 63) / 64];
+};
+
+struct meta_pg {
+	struct meta base; /* first: the methods pointer */
+	char *conninfo;
+	char where[256];
+	struct pg_conn loop;
+	struct pg_conn commit;
+	struct pg_conn offsets;
+	struct pg_conn trim;
+	struct pg_conn admin;
+};
+
+static struct meta_pg *pg_of(struct meta *m)
+{
+	return (struct meta_pg *)m;
+}
+
+/* libpq's messages end in newlines and may span lines (one per address
+ * tried): one line for the log. */
+static void one_line(char *dst, size_t cap, const char *msg)
+{
+	size_t j = 0;
+	bool space = false;
+	for (const char *s = msg ? msg : "?"; *s && j + 2 < cap; s++) {
+		if (*s == '\n' || *s == '\t' || *s == '\r') {
+			space = j > 0;
+			continue;
+		}
+		if (space) {
+			dst[j++] = ';';
+			dst[j++] = ' ';
+			space = false;
+			if (j + 2 >= cap)
+				break;
+		}
+		dst[j++] = *s;
+	}
+	dst[j] = 0;
+}
+
+/* Logs a failed call (r may be NULL: the connection's error). Returns
+ * PG_ERETRY for a serialization failure or deadlock (logged at debug: the
+ * transaction runs again), SL_EMETA otherwise. */
+static int pg_fail(struct pg_conn *c, const PGresult *r, const char *what)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char msg[512];
+	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	one_line(msg, sizeof msg, primary ? primary : PQerrorMessage(c->db));
+	if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) {
+		log_debug("metadata store (%s): %s: %s (SQLSTATE %s): running it again", c->role,
+			  what, msg, state);
+		return PG_ERETRY;
+	}
+	log_error("metadata store %s (%s): %s: %s%s%s%s", c->where, c->role, what, msg,
+		  state ? " (SQLSTATE " : "", state ? state : "", state ? ")" : "");
+	return SL_EMETA;
+}
+
+/* Text parameters of one statement; arrays and strings point elsewhere. */
+#define PG_PARAMS_MAX 20
+struct pg_params {
+	int n;
+	const char *v[PG_PARAMS_MAX];
+	char buf[PG_PARAMS_MAX][24];
+};
+
+static void p_i64(struct pg_params *p, int64_t x)
+{
+	snprintf(p->buf[p->n], sizeof p->buf[p->n], "%" PRId64, x);
+	p->v[p->n] = p->buf[p->n];
+	p->n++;
+}
+
+static void p_str(struct pg_params *p, const char *s)
+{
+	p->v[p->n++] = s; /* NULL: SQL null */
+}
+
+/* Runs prepared statement s (preparing it on this connection the first
+ * time). *res (may be NULL) gets the result, to PQclear. Returns 0,
+ * PG_ERETRY or SL_EMETA (logged). */
+static int pg_run(struct pg_conn *c, enum stmt s, const struct pg_params *p, PGresult **res,
+		  const char *what)
+{
+	char name[16];
+	snprintf(name, sizeof name, "s%d", (int)s);
+	if (res)
+		*res = NULL;
+	if (!(c->prepared[s / 64] >> (s % 64) & 1)) {
+		PGresult *r = PQprepare(c->db, name, stmt_sql[s], 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			int rc = pg_fail(c, r, "preparing a statement");
+			log_debug("metadata store: the statement was: %s", stmt_sql[s]);
+			PQclear(r);
+			return rc;
+		}
+		PQclear(r);
+		c->prepared[s / 64] |= UINT64_C(1) << (s % 64);
+	}
+	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (res)
+			*res = r;
+		else
+			PQclear(r);
+		return 0;
+	}
+	int rc = pg_fail(c, r, what);
+	PQclear(r);
+	return rc;
+}
+
+/* A statement without parameters nor rows (BEGIN, COMMIT, DDL). */
+static int pg_simple(struct pg_conn *c, const char *sql, const char *what)
+{
+	PGresult *r = PQexec(c->db, sql);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_fail(c, r, what);
+	PQclear(r);
+	return rc;
+}
+
+static int64_t v_i64(const PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+static void v_text(char *dst, size_t cap, const PGresult *r, int row, int col)
+{
+	snprintf(dst, cap, "%s", PQgetvalue(r, row, col));
+}
+
+/* The rows of a DELETE or UPDATE. */
+static int64_t changed_rows(const PGresult *r)
+{
+	return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
+}
+
+/* With c's lock held, before a call: a connection found broken (the
+ * server restarted, a network failure) is reset, and its statements are
+ * prepared again as they are used. */
+static int pg_ready(struct pg_conn *c)
+{
+	if (PQstatus(c->db) == CONNECTION_OK) {
+		if (PQtransactionStatus(c->db) == PQTRANS_IDLE)
+			return 0;
+		/* A call that failed half-way left a transaction open. */
+		return pg_simple(c, "ROLLBACK", "ROLLBACK");
+	}
+	log_warn("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
+	PQreset(c->db);
+	memset(c->prepared, 0, sizeof c->prepared);
+	if (PQstatus(c->db) != CONNECTION_OK)
+		return pg_fail(c, NULL, "reconnecting");
+	return 0;
+}
+
+/* ---- transactions ----
+ * sqlite.c's sq_txn, for PostgreSQL: the body runs between BEGIN and
+ * COMMIT with the connection's lock held, and again (up to PG_TXN_TRIES
+ * runs) when PostgreSQL aborted it for a serialization failure or a
+ * deadlock. A body sets its outputs afresh on each run. */
+typedef int (*pg_txn_body)(struct pg_conn *c, void *arg);
+
+enum txn_mode {
+	TXN_WRITE, /* READ COMMITTED; what must not race takes row locks */
+	TXN_READ,  /* one snapshot for several reads */
+};
+
+static void pg_rollback(struct pg_conn *c)
+{
+	if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) == PQTRANS_IDLE)
+		return;
+	PGresult *r = PQexec(c->db, "ROLLBACK");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		pg_fail(c, r, "ROLLBACK");
+	PQclear(r);
+}
+
+static int pg_txn_locked(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg)
+{
+	int rc = 0;
+	for (int run = 0; run < PG_TXN_TRIES; run++) {
+		if (run > 0)
+			usleep(1000u << (run < 6 ? run : 6)); /* 2 ms .. 64 ms */
+		rc = pg_ready(c);
+		if (rc)
+			return rc == PG_ERETRY ? SL_EMETA : rc;
+		rc = pg_simple(c, mode == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+						   : "BEGIN", "BEGIN");
+		if (!rc)
+			rc = body(c, arg);
+		if (!rc)
+			rc = pg_simple(c, "COMMIT", "COMMIT");
+		if (rc)
+			pg_rollback(c);
+		if (rc != PG_ERETRY)
+			return rc;
+	}
+	log_error("metadata store %s (%s): a transaction met %d serialization failures or "
+		  "deadlocks in a row: giving up", c->where, c->role, PG_TXN_TRIES);
+	return SL_EMETA;
+}
+
+static int pg_txn(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = pg_txn_locked(c, mode, body, arg);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* One statement outside a transaction (it is its own), under c's lock:
+ * *res gets its result. */
+static int pg_call_locked(struct pg_conn *c, enum stmt s, const struct pg_params *p,
+			  PGresult **res, const char *what)
+{
+	int rc = pg_ready(c);
+	if (!rc)
+		rc = pg_run(c, s, p, res, what);
+	return rc == PG_ERETRY ? SL_EMETA : rc;
+}
+
+static int pg_call(struct pg_conn *c, enum stmt s, const struct pg_params *p, PGresult **res,
+		   const char *what)
+{
+	pthread_mutex_lock(&c->lock);
+	int rc = pg_call_locked(c, s, p, res, what);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* ---- growable text for array parameters ("{1,2,3}") ---- */
+
+struct pg_text {
+	char *p;
+	size_t len, cap;
+	bool failed;
+};
+
+static void tx_put(struct pg_text *t, const char *s, size_t n)
+{
+	if (t->failed)
+		return;
+	if (t->len + n + 1 > t->cap) {
+		size_t cap = t->cap ? t->cap : 256;
+		while (cap < t->len + n + 1)
+			cap *= 2;
+		char *p = realloc(t->p, cap);
+		if (!p) {
+			t->failed = true;
+			return;
+		}
+		t->p = p;
+		t->cap = cap;
+	}
+	memcpy(t->p + t->len, s, n);
+	t->len += n;
+	t->p[t->len] = 0;
+}
+
+/* Appends one element of an array literal, opening it with the first. */
+static void tx_sep(struct pg_text *t)
+{
+	tx_put(t, t->len ? "," : "{", 1);
+}
+
+static void tx_i64(struct pg_text *t, int64_t v)
+{
+	char b[24];
+	tx_sep(t);
+	tx_put(t, b, (size_t)snprintf(b, sizeof b, "%" PRId64, v));
+}
+
+static void tx_str(struct pg_text *t, const char *s)
+{
+	tx_sep(t);
+	tx_put(t, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			tx_put(t, "\\", 1);
+		tx_put(t, s, 1);
+	}
+	tx_put(t, "\"", 1);
+}
+
+/* Closes the literal ("{}" for no elements); NULL when out of memory. */
+static const char *tx_end(struct pg_text *t)
+{
+	if (!t->len)
+		tx_put(t, "{", 1);
+	tx_put(t, "}", 1);
+	return t->failed ? NULL : t->p;
+}
+
+/* ---- topics ---- */
+
+/* The uuid type's text form and back. */
+static void uuid_format(char out[37], const uint8_t u[16])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t j = 0;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[u[i] >> 4];
+		out[j++] = hex[u[i] & 15];
+	}
+	out[j] = 0;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static void uuid_parse(uint8_t u[16], const char *s)
+{
+	memset(u, 0, 16);
+	for (int i = 0; i < 16 && *s;) {
+		if (*s == '-') {
+			s++;
+			continue;
+		}
+		int hi = hexval(s[0]), lo = s[1] ? hexval(s[1]) : -1;
+		if (hi < 0 || lo < 0)
+			return;
+		u[i++] = (uint8_t)(hi << 4 | lo);
+		s += 2;
+	}
+}
+
+static int topic_id_by_name(struct pg_conn *c, const char *name, int64_t *tid)
+{
+	struct pg_params p = { 0 };
+	p_str(&p, name);
+	PGresult *r;
+	int rc = pg_run(c, ST_TOPIC_ID_BY_NAME, &p, &r, "looking up a topic");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_ENOTFOUND;
+	if (!rc)
+		*tid = v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+/* Locks the topic's row: SL_ENOTFOUND if it has none. */
+static int topic_partition_count(struct pg_conn *c, int64_t tid, int32_t *count)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	PGresult *r;
+	int rc = pg_run(c, ST_TOPIC_COUNT, &p, &r, "reading a topic");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_ENOTFOUND;
+	if (!rc)
+		*count = (int32_t)v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+static int partitions_insert(struct pg_conn *c, int64_t tid, int32_t from, int32_t to)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, from);
+	p_i64(&p, to);
+	return pg_run(c, ST_PARTITIONS_INSERT, &p, NULL, "inserting partitions");
+}
+
+static int config_set(struct pg_conn *c, int64_t tid, const char *name, const char *value)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_str(&p, name);
+	if (value)
+		p_str(&p, value);
+	return pg_run(c, value ? ST_CONFIG_UPSERT : ST_CONFIG_DELETE, &p, NULL,
+		      value ? "setting a topic config" : "deleting a topic config");
+}
+
+struct topic_create_txn {
+	const char *name;
+	int32_t partitions;
+	const struct meta_config *configs;
+	int32_t config_count;
+	uint8_t *uuid; /* out, with tid */
+	int64_t tid;
+};
+
+static int topic_create_body(struct pg_conn *c, void *arg)
+{
+	struct topic_create_txn *x = arg;
+	int rc = meta_random_uuid(x->uuid);
+	if (rc)
+		return rc;
+	char uuid[37];
+	uuid_format(uuid, x->uuid);
+	struct pg_params p = { 0 };
+	p_str(&p, x->name);
+	p_str(&p, uuid);
+	p_i64(&p, x->partitions);
+	p_i64(&p, clock_wall_ms());
+	PGresult *r;
+	rc = pg_run(c, ST_TOPIC_INSERT, &p, &r, "inserting a topic");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_EEXIST;
+	if (!rc)
+		x->tid = v_i64(r, 0, 0);
+	PQclear(r);
+	if (!rc)
+		rc = partitions_insert(c, x->tid, 0, x->partitions);
+	for (int32_t i = 0; !rc && i < x->config_count; i++)
+		rc = config_set(c, x->tid, x->configs[i].name, x->configs[i].value);
+	return rc;
+}
+
+static int pg_topic_create(struct meta *m, const char *name, int32_t partitions,
+			   const struct meta_config *configs, int32_t config_count,
+			   struct meta_topic *out)
+{
+	int rc = meta_topic_create_check(name, partitions, configs, config_count);
+	if (!rc)
+		rc = meta_topic_out_alloc(out, config_count);
+	if (rc)
+		return rc;
+	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
+	rc = pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_create_body, &x);
+	if (rc) {
+		meta_topic_free(out);
+		return rc;
+	}
+	out->tid = x.tid;
+	meta_topic_out_fill(out, name, partitions, configs, config_count);
+	return 0;
+}
+
+static int topic_delete_body(struct pg_conn *c, void *arg)
+{
+	static const enum stmt deletes[] = {
+		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
+		ST_BATCH_DELETE_TOPIC,
+		ST_PARTITION_DELETE_TOPIC,
+		ST_OFFSET_DELETE_TOPIC,
+		ST_CONFIG_DELETE_TOPIC,
+		ST_TOPIC_DELETE,
+	};
+	int64_t tid;
+	int32_t count;
+	int rc = topic_id_by_name(c, arg, &tid);
+	if (!rc) /* its lock: a concurrent grow or config change waits */
+		rc = topic_partition_count(c, tid, &count);
+	for (size_t i = 0; !rc && i < sizeof deletes / sizeof deletes[0]; i++) {
+		struct pg_params p = { 0 };
+		p_i64(&p, tid);
+		rc = pg_run(c, deletes[i], &p, NULL, "deleting a topic");
+	}
+	return rc;
+}
+
+static int pg_topic_delete(struct meta *m, const char *name)
+{
+	if (!name)
+		return SL_EINVAL;
+	return pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_delete_body, (void *)name);
+}
+
+struct topic_list_txn {
+	struct meta_topic *t; /* out */
+	size_t count;
+};
+
+/* Attaches the configs (ordered by tid) to topics (ordered by tid). */
+static int topics_attach_configs(struct pg_conn *c, struct meta_topic *t, size_t n)
+{
+	PGresult *r;
+	int rc = pg_run(c, ST_CONFIG_LIST, NULL, &r, "listing topic configs");
+	if (rc)
+		return rc;
+	size_t i = 0;
+	for (int row = 0; row < PQntuples(r); row++) {
+		int64_t tid = v_i64(r, row, 0);
+		while (i < n && t[i].tid < tid)
+			i++;
+		if (i == n)
+			break;
+		if (t[i].tid != tid || t[i].config_count >= SL_CONFIGS_MAX)
+			continue;
+		struct meta_config *cf = realloc(t[i].configs,
+			(size_t)(t[i].config_count + 1) * sizeof *cf);
+		if (!cf) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		t[i].configs = cf;
+		cf += t[i].config_count++;
+		v_text(cf->name, sizeof cf->name, r, row, 1);
+		v_text(cf->value, sizeof cf->value, r, row, 2);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int topic_list_body(struct pg_conn *c, void *arg)
+{
+	struct topic_list_txn *x = arg;
+	meta_topics_free(x->t, x->count);
+	x->t = NULL;
+	x->count = 0;
+	PGresult *r;
+	int rc = pg_run(c, ST_TOPIC_LIST, NULL, &r, "listing topics");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	if (rows > 0 && !(x->t = calloc((size_t)rows, sizeof *x->t)))
+		rc = SL_ENOMEM;
+	for (int i = 0; !rc && i < rows; i++) {
+		struct meta_topic *tp = &x->t[x->count++];
+		tp->tid = v_i64(r, i, 0);
+		v_text(tp->name, sizeof tp->name, r, i, 1);
+		uuid_parse(tp->uuid, PQgetvalue(r, i, 2));
+		tp->partition_count = (int32_t)v_i64(r, i, 3);
+	}
+	PQclear(r);
+	return rc ? rc : topics_attach_configs(c, x->t, x->count);
+}
+
+static int pg_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
+{
+	struct topic_list_txn x = { NULL, 0 };
+	*out = NULL;
+	*n = 0;
+	int rc = pg_txn(&pg_of(m)->loop, TXN_READ, topic_list_body, &x);
+	if (rc) {
+		meta_topics_free(x.t, x.count);
+		return rc;
+	}
+	*out = x.t;
+	*n = x.count;
+	return 0;
+}
+
+struct set_partitions_txn {
+	int64_t tid;
+	int32_t new_count;
+};
+
+static int topic_set_partitions_body(struct pg_conn *c, void *arg)
+{
+	struct set_partitions_txn *x = arg;
+	int32_t old_count;
+	int rc = topic_partition_count(c, x->tid, &old_count);
+	if (rc)
+		return rc;
+	if (x->new_count <= old_count)
+		return SL_EINVAL;
+	rc = partitions_insert(c, x->tid, old_count, x->new_count);
+	if (rc)
+		return rc;
+	struct pg_params p = { 0 };
+	p_i64(&p, x->tid);
+	p_i64(&p, x->new_count);
+	return pg_run(c, ST_TOPIC_SET_COUNT, &p, NULL, "growing a topic");
+}
+
+static int pg_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
+{
+	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
+		return SL_EINVAL;
+	struct set_partitions_txn x = { tid, new_count };
+	return pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_set_partitions_body, &x);
+}
+
+struct configs_set_txn {
+	int64_t tid;
+	const struct meta_config_change *changes;
+	size_t n;
+};
+
+static int topic_configs_set_body(struct pg_conn *c, void *arg)
+{
+	struct configs_set_txn *x = arg;
+	int32_t count;
+	int rc = topic_partition_count(c, x->tid, &count); /* SL_ENOTFOUND: no such topic */
+	for (size_t i = 0; !rc && i < x->n; i++)
+		rc = config_set(c, x->tid, x->changes[i].name, x->changes[i].value);
+	return rc;
+}
+
+static int pg_topic_configs_set(struct meta *m, int64_t tid,
+				const struct meta_config_change *changes, size_t n)
+{
+	int rc = meta_configs_check(changes, n);
+	if (rc)
+		return rc;
+	struct configs_set_txn x = { tid, changes, n };
+	return pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_configs_set_body, &x);
+}
+
+/* ---- partitions ---- */
+
+/* With c's lock held: SL_ENOTFOUND when the partition has no row. */
+static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
+			  int64_t *hwm)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	PGresult *r;
+	int rc = pg_call_locked(c, ST_PARTITION_GET, &p, &r, "reading a partition");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_ENOTFOUND;
+	if (!rc) {
+		*log_start = v_i64(r, 0, 0);
+		*hwm = v_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_partition_get(struct meta *m, int64_t tid, int32_t partition,
+			    struct meta_partition *out)
+{
+	struct pg_conn *c = &pg_of(m)->loop;
+	pthread_mutex_lock(&c->lock);
+	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark);
+	pthread_mutex_unlock(&c->lock);
+	if (!rc) {
+		out->tid = tid;
+		out->partition = partition;
+	}
+	return rc;
+}
+
+static int pg_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_PARTITION_LIST, NULL, &r, "listing partitions");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct meta_partition *p = rows ? calloc((size_t)rows, sizeof *p) : NULL;
+	if (rows && !p) {
+		PQclear(r);
+		return SL_ENOMEM;
+	}
+	for (int i = 0; i < rows; i++) {
+		p[i].tid = v_i64(r, i, 0);
+		p[i].partition = (int32_t)v_i64(r, i, 1);
+		p[i].log_start_offset = v_i64(r, i, 2);
+		p[i].high_watermark = v_i64(r, i, 3);
+	}
+	PQclear(r);
+	*out = p;
+	*n = (size_t)rows;
+	return 0;
+}
+
+/* Runs stmt (tid $1, partition $2, offset $3) on c (its lock held):
+ * *changed (may be NULL) gets the rows it changed. */
+static int trim_exec(struct pg_conn *c, enum stmt s, int64_t tid, int32_t partition,
+		     int64_t offset, int64_t *changed, const char *what)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, offset);
+	PGresult *r;
+	int rc = pg_run(c, s, &p, &r, what);
+	if (!rc && changed)
+		*changed = changed_rows(r);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_partition_set_log_start(struct meta *m, int64_t tid, int32_t partition,
+				      int64_t log_start_offset)
+{
+	struct pg_conn *c = &pg_of(m)->loop;
+	int64_t changed = 0;
+	pthread_mutex_lock(&c->lock);
+	int rc = pg_ready(c);
+	if (!rc)
+		rc = trim_exec(c, ST_PARTITION_SET_LOG_START, tid, partition, log_start_offset,
+			       &changed, "setting the log start offset");
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		return rc == PG_ERETRY ? SL_EMETA : rc;
+	return changed ? 0 : SL_ENOTFOUND;
+}
+
+/* Where t's time and size limits put the log start, from `from` on: the
+ * rows a page at a time (a long partition is not read whole when the
+ * first rows already stop the scan). c's lock held, no transaction. */
+static int trim_point(struct pg_conn *c, int64_t tid, int32_t partition, int64_t from,
+		      const struct meta_trim *t, int64_t *point)
+{
+	*point = from;
+	if (!meta_trim_needs_scan(t))
+		return 0;
+	int64_t live = 0;
+	PGresult *r;
+	int rc;
+	if (t->retention_bytes >= 0) {
+		struct pg_params p = { 0 };
+		p_i64(&p, tid);
+		p_i64(&p, partition);
+		p_i64(&p, from);
+		rc = pg_call_locked(c, ST_BATCHES_LIVE_BYTES, &p, &r, "summing a partition's bytes");
+		if (rc)
+			return rc;
+		live = PQntuples(r) ? v_i64(r, 0, 0) : 0;
+		PQclear(r);
+	}
+	struct meta_trim_scan scan;
+	meta_trim_scan_init(&scan, t, from, live);
+	for (int64_t next = from;;) {
+		struct pg_params p = { 0 };
+		p_i64(&p, tid);
+		p_i64(&p, partition);
+		p_i64(&p, next);
+		p_i64(&p, PG_TRIM_SCAN_PAGE);
+		rc = pg_call_locked(c, ST_BATCHES_TRIM_SCAN, &p, &r, "scanning a partition's batches");
+		if (rc)
+			return rc;
+		int rows = PQntuples(r), i;
+		for (i = 0; i < rows; i++)
+			if (!meta_trim_scan_row(&scan, v_i64(r, i, 0), v_i64(r, i, 1), v_i64(r, i, 2)))
+				break;
+		if (rows)
+			next = v_i64(r, rows - 1, 0) + 1;
+		PQclear(r);
+		if (i < rows || rows < PG_TRIM_SCAN_PAGE)
+			break;
+	}
+	*point = scan.point;
+	return 0;
+}
+
+/* The last offset of the (skip + 1)-th row below `below`: 1 with *last
+ * set, 0 when there are not that many rows, or an error. */
+static int chunk_end(struct pg_conn *c, int64_t tid, int32_t partition, int64_t below,
+		     int64_t skip, int64_t *last)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, below);
+	p_i64(&p, skip);
+	PGresult *r;
+	int rc = pg_run(c, ST_BATCHES_CHUNK_END, &p, &r, "finding rows to trim");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 1 : 0;
+	if (rc)
+		*last = v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+struct trim_chunk_txn {
+	int64_t tid;
+	int32_t partition;
+	int64_t below;
+	bool more; /* out */
+};
+
+static int trim_chunk_body(struct pg_conn *c, void *arg)
+{
+	struct trim_chunk_txn *x = arg;
+	int64_t end = x->below;
+	int rc = chunk_end(c, x->tid, x->partition, x->below, META_TRIM_CHUNK_ROWS - 1, &end);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		end++;
+	rc = trim_exec(c, ST_OBJECT_SUBTRACT_BELOW, x->tid, x->partition, end, NULL,
+		       "trimming a partition");
+	if (!rc)
+		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, x->tid, x->partition, end, NULL,
+			       "trimming a partition");
+	x->more = end < x->below;
+	return rc;
+}
+
+static int trim_chunk(struct pg_conn *c, int64_t tid, int32_t partition, int64_t below,
+		      bool *more)
+{
+	int64_t last;
+	*more = false;
+	int rc = pg_ready(c);
+	if (!rc) /* nothing below the log start (the usual case): no transaction */
+		rc = chunk_end(c, tid, partition, below, 0, &last);
+	if (rc <= 0)
+		return rc == PG_ERETRY ? SL_EMETA : rc;
+	struct trim_chunk_txn x = { tid, partition, below, false };
+	rc = pg_txn_locked(c, TXN_WRITE, trim_chunk_body, &x);
+	*more = x.more;
+	return rc;
+}
+
+/* As sqlite.c's: the log start moves in its own statement, then the rows
+ * below it go a chunk per transaction. */
+static int pg_partition_trim(struct meta *m, int64_t tid, int32_t partition,
+			     const struct meta_trim *t, int64_t *log_start)
+{
+	struct pg_conn *c = &pg_of(m)->trim;
+	pthread_mutex_lock(&c->lock);
+	int64_t start, hwm;
+	int rc = partition_read(c, tid, partition, &start, &hwm);
+	if (rc)
+		goto out;
+	int64_t point = t->offset > start ? t->offset : start;
+	if (point > hwm)
+		point = hwm;
+	rc = trim_point(c, tid, partition, point, t, &point);
+	if (rc)
+		goto out;
+	if (t->limit >= 0 && point > t->limit)
+		point = t->limit;
+	if (point > start) {
+		rc = trim_exec(c, ST_PARTITION_SET_LOG_START, tid, partition, point, NULL,
+			       "moving the log start");
+		if (rc)
+			goto out;
+	}
+	rc = partition_read(c, tid, partition, log_start, &hwm);
+	if (rc)
+		goto out;
+	int chunk_rc = 0;
+	for (bool more = true, first = true; !chunk_rc && more; first = false) {
+		if (!first) {
+			pthread_mutex_unlock(&c->lock);
+			usleep(META_TRIM_CHUNK_PAUSE_US);
+			pthread_mutex_lock(&c->lock);
+		}
+		chunk_rc = trim_chunk(c, tid, partition, *log_start, &more);
+	}
+	if (chunk_rc)
+		log_warn("metadata store: rows below the log start of partition %d of topic %"
+			 PRId64 " stay for the next trim", partition, tid);
+out:
+	pthread_mutex_unlock(&c->lock);
+	return rc == PG_ERETRY ? SL_EMETA : rc;
+}
+
+/* ---- commits ---- */
+
+/* One partition a commit writes: its locked high watermark, advanced as
+ * offsets are assigned. */
+struct commit_part {
+	int64_t tid;
+	int32_t partition;
+	int64_t hwm;
+	bool found;
+};
+
+static int cmp_part(const void *a, const void *b)
+{
+	const struct commit_part *x = a, *y = b;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	return (x->partition > y->partition) - (x->partition < y->partition);
+}
+
+static struct commit_part *part_find(struct commit_part *parts, size_t n, int64_t tid,
+				     int32_t partition)
+{
+	struct commit_part key = { .tid = tid, .partition = partition };
+	return bsearch(&key, parts, n, sizeof *parts, cmp_part);
+}
+
+/* The distinct partitions of objs, sorted: the lock order. */
+static int commit_parts(const struct meta_commit_obj *objs, size_t count,
+			struct commit_part **out, size_t *n)
+{
+	size_t total = 0, k = 0;
+	for (size_t i = 0; i < count; i++)
+		total += objs[i].n;
+	*out = NULL;
+	*n = 0;
+	if (!total)
+		return 0;
+	struct commit_part *p = malloc(total * sizeof *p);
+	if (!p)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < count; i++)
+		for (size_t j = 0; j < objs[i].n; j++)
+			p[k++] = (struct commit_part){ objs[i].batches[j].tid,
+						       objs[i].batches[j].partition, 0, false };
+	qsort(p, total, sizeof *p, cmp_part);
+	size_t u = 0;
+	for (size_t i = 0; i < total; i++)
+		if (u == 0 || cmp_part(&p[u - 1], &p[i]) != 0)
+			p[u++] = p[i];
+	*out = p;
+	*n = u;
+	return 0;
+}
+
+/* The commit's array parameters ($1..$20 of ST_COMMIT_WRITE but $4). */
+enum {
+	CA_KEY, CA_SIZE, CA_LIVE, CA_OBJ, CA_TID, CA_PART, CA_BASE, CA_LAST, CA_POS, CA_LEN,
+	CA_CNT, CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_HTID, CA_HPART, CA_HWM, CA_COUNT
+};
+
+struct commit_txn {
+	struct meta_commit_obj *objs;
+	size_t count;
+	struct commit_part *parts;
+	size_t nparts;
+};
+
+/* Locks the partitions' rows in (tid, partition) order and reads their
+ * high watermarks; a partition without a row (its topic deleted) stays
+ * not found. */
+static int commit_lock(struct pg_conn *c, struct commit_txn *x)
+{
+	struct pg_text tid = { 0 }, part = { 0 };
+	for (size_t i = 0; i < x->nparts; i++) {
+		x->parts[i].found = false;
+		tx_i64(&tid, x->parts[i].tid);
+		tx_i64(&part, x->parts[i].partition);
+	}
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&tid));
+	p_str(&p, tx_end(&part));
+	int rc = SL_ENOMEM;
+	PGresult *r = NULL;
+	if (x->nparts == 0) /* an object without batches */
+		rc = 0;
+	else if (p.v[0] && p.v[1])
+		rc = pg_run(c, ST_COMMIT_LOCK, &p, &r, "locking partitions");
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct commit_part *cp = part_find(x->parts, x->nparts, v_i64(r, i, 0),
+						   (int32_t)v_i64(r, i, 1));
+		if (cp) {
+			cp->hwm = v_i64(r, i, 2);
+			cp->found = true;
+		}
+	}
+	PQclear(r);
+	free(tid.p);
+	free(part.p);
+	return rc;
+}
+
+static int commit_objects_body(struct pg_conn *c, void *arg)
+{
+	struct commit_txn *x = arg;
+	meta_commit_offsets_clear(x->objs, x->count);
+	PGresult *r;
+	int rc = pg_run(c, ST_GC_FENCE_SHARE, NULL, &r, "reading the gc fence");
+	if (rc)
+		return rc;
+	int64_t fence = PQntuples(r) ? v_i64(r, 0, 0) : 0;
+	PQclear(r);
+	rc = meta_commit_fence_check(x->objs, x->count, fence);
+	if (!rc)
+		rc = commit_lock(c, x);
+	if (rc)
+		return rc;
+	/* Offsets: each partition's batches in their given order, objects
+	 * in seal order, from the locked high watermarks. */
+	struct pg_text a[CA_COUNT];
+	memset(a, 0, sizeof a);
+	for (size_t k = 0; k < x->count; k++) {
+		struct meta_commit_obj *o = &x->objs[k];
+		int64_t live = 0;
+		for (size_t i = 0; i < o->n; i++) {
+			struct meta_commit_batch *b = &o->batches[i];
+			struct commit_part *cp = part_find(x->parts, x->nparts, b->tid, b->partition);
+			if (!cp || !cp->found)
+				continue; /* deleted meanwhile: base_offset stays -1 */
+			b->base_offset = cp->hwm;
+			cp->hwm += (int64_t)b->last_offset_delta + 1;
+			live += b->length;
+			tx_i64(&a[CA_OBJ], (int64_t)k + 1);
+			tx_i64(&a[CA_TID], b->tid);
+			tx_i64(&a[CA_PART], b->partition);
+			tx_i64(&a[CA_BASE], b->base_offset);
+			tx_i64(&a[CA_LAST], b->base_offset + b->last_offset_delta);
+			tx_i64(&a[CA_POS], (int64_t)b->byte_offset);
+			tx_i64(&a[CA_LEN], b->length);
+			tx_i64(&a[CA_CNT], b->record_count);
+			tx_i64(&a[CA_TS], b->max_timestamp);
+			tx_i64(&a[CA_PID], b->producer_id);
+			tx_i64(&a[CA_EPOCH], b->producer_epoch);
+			tx_i64(&a[CA_BSEQ], b->base_sequence);
+			tx_i64(&a[CA_LSEQ], b->last_sequence);
+		}
+		tx_str(&a[CA_KEY], o->key);
+		tx_i64(&a[CA_SIZE], (int64_t)o->size);
+		tx_i64(&a[CA_LIVE], live);
+	}
+	for (size_t i = 0; i < x->nparts; i++) {
+		if (!x->parts[i].found)
+			continue;
+		tx_i64(&a[CA_HTID], x->parts[i].tid);
+		tx_i64(&a[CA_HPART], x->parts[i].partition);
+		tx_i64(&a[CA_HWM], x->parts[i].hwm);
+	}
+	struct pg_params p = { 0 };
+	for (int i = 0; i < CA_COUNT; i++) {
+		if (i == CA_OBJ)
+			p_i64(&p, clock_wall_ms()); /* $4: created_ms */
+		p_str(&p, tx_end(&a[i]));
+		if (!p.v[p.n - 1])
+			rc = SL_ENOMEM;
+	}
+	if (!rc)
+		rc = pg_run(c, ST_COMMIT_WRITE, &p, NULL, "committing objects");
+	for (int i = 0; i < CA_COUNT; i++)
+		free(a[i].p);
+	return rc;
+}
+
+static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
+{
+	int rc = meta_commit_check(objs, count);
+	if (rc)
+		return rc;
+	struct commit_txn x = { objs, count, NULL, 0 };
+	rc = commit_parts(objs, count, &x.parts, &x.nparts);
+	if (!rc)
+		rc = pg_txn(&pg_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+	free(x.parts);
+	if (rc) /* nothing was committed: no batch has an offset */
+		meta_commit_offsets_clear(objs, count);
+	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
+}
+
+/* ---- reads ---- */
+
+static void batch_row_read(const PGresult *r, int row, int col, struct meta_batch_row *b)
+{
+	b->base_offset = v_i64(r, row, col);
+	b->last_offset = v_i64(r, row, col + 1);
+	v_text(b->object_key, sizeof b->object_key, r, row, col + 2);
+	b->byte_offset = (uint64_t)v_i64(r, row, col + 3);
+	b->length = (uint32_t)v_i64(r, row, col + 4);
+	b->record_count = (int32_t)v_i64(r, row, col + 5);
+	b->max_timestamp = v_i64(r, row, col + 6);
+}
+
+static int pg_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
+			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
+{
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	if (max_rows > INT32_MAX)
+		max_rows = INT32_MAX;
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, offset);
+	p_i64(&p, (int64_t)max_rows);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_BATCHES_FROM, &p, &r, "reading batches");
+	if (rc)
+		return rc;
+	size_t count = (size_t)PQntuples(r);
+	if (count > max_rows)
+		count = max_rows;
+	for (size_t i = 0; i < count; i++)
+		batch_row_read(r, (int)i, 0, &rows[i]);
+	PQclear(r);
+	*n = count;
+	return 0;
+}
+
+/* One round trip for the whole fetch (ST_BATCHES_FROM_MANY); the rows
+ * come back ordered by query, and fill rows[] query by query as
+ * sqlite.c's does. */
+static int pg_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+				struct meta_batch_row *rows, size_t rows_cap)
+{
+	for (size_t i = 0; i < nq; i++)
+		q[i].first = q[i].n = 0;
+	if (nq == 0)
+		return 0;
+	struct pg_text tid = { 0 }, part = { 0 }, off = { 0 }, lim = { 0 };
+	for (size_t i = 0; i < nq; i++) {
+		size_t want = q[i].max_rows < rows_cap ? q[i].max_rows : rows_cap;
+		tx_i64(&tid, q[i].tid);
+		tx_i64(&part, q[i].partition);
+		tx_i64(&off, q[i].offset);
+		tx_i64(&lim, (int64_t)(want > INT32_MAX ? INT32_MAX : want));
+	}
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&tid));
+	p_str(&p, tx_end(&part));
+	p_str(&p, tx_end(&off));
+	p_str(&p, tx_end(&lim));
+	int rc = SL_ENOMEM;
+	PGresult *r = NULL;
+	if (p.v[0] && p.v[1] && p.v[2] && p.v[3])
+		rc = pg_call(&pg_of(m)->loop, ST_BATCHES_FROM_MANY, &p, &r, "reading batches");
+	free(tid.p);
+	free(part.p);
+	free(off.p);
+	free(lim.p);
+	if (rc)
+		return rc == SL_ENOMEM ? rc : SL_EMETA;
+	size_t used = 0, opened = 0; /* queries [0, opened) have their first set */
+	for (int row = 0; row < PQntuples(r); row++) {
+		size_t i = (size_t)v_i64(r, row, 0) - 1;
+		if (i >= nq)
+			continue;
+		while (opened <= i)
+			q[opened++].first = used;
+		size_t want = q[i].max_rows < rows_cap - q[i].first ? q[i].max_rows
+								    : rows_cap - q[i].first;
+		if (q[i].n >= want)
+			continue;
+		struct meta_batch_row *b = &rows[used++];
+		batch_row_read(r, row, 1, b);
+		b->object_size = (uint64_t)v_i64(r, row, 8);
+		q[i].n++;
+	}
+	while (opened < nq)
+		q[opened++].first = used;
+	PQclear(r);
+	return 0;
+}
+
+/* A (tid, partition[, ts]) query that yields (base_offset, ts). */
+static int offset_ts_query(struct pg_conn *c, enum stmt s, int64_t tid, int32_t partition,
+			   const int64_t *ts, int64_t *offset, int64_t *out_ts, const char *what)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	if (ts)
+		p_i64(&p, *ts);
+	PGresult *r;
+	int rc = pg_call(c, s, &p, &r, what);
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_ENOTFOUND;
+	if (!rc) {
+		*offset = v_i64(r, 0, 0);
+		*out_ts = v_i64(r, 0, 1);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_offset_for_timestamp(struct meta *m, int64_t tid, int32_t partition,
+				   int64_t timestamp_ms, int64_t *offset,
+				   int64_t *batch_max_timestamp)
+{
+	return offset_ts_query(&pg_of(m)->loop, ST_OFFSET_FOR_TIMESTAMP, tid, partition,
+			       &timestamp_ms, offset, batch_max_timestamp,
+			       "finding an offset by timestamp");
+}
+
+static int pg_max_timestamp(struct meta *m, int64_t tid, int32_t partition, int64_t *offset,
+			    int64_t *timestamp)
+{
+	return offset_ts_query(&pg_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL, offset,
+			       timestamp, "finding the max timestamp");
+}
+
+static int pg_producer_recent(struct meta *m, int64_t tid, int32_t partition,
+			      int64_t producer_id, struct meta_producer_batch *rows,
+			      size_t max_rows, size_t *n)
+{
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, producer_id);
+	p_i64(&p, (int64_t)(max_rows > INT32_MAX ? INT32_MAX : max_rows));
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_PRODUCER_RECENT, &p, &r,
+			 "reading a producer's batches");
+	if (rc)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < max_rows; i++) {
+		struct meta_producer_batch *b = &rows[(*n)++];
+		b->base_offset = v_i64(r, i, 0);
+		b->producer_epoch = (int16_t)v_i64(r, i, 1);
+		b->base_sequence = (int32_t)v_i64(r, i, 2);
+		b->last_sequence = (int32_t)v_i64(r, i, 3);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* One statement, so one transaction; the row lock makes concurrent
+ * agents' blocks disjoint. */
+static int pg_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
+{
+	if (count < 1 || count > META_PRODUCER_ID_BLOCK_MAX)
+		return SL_EINVAL;
+	struct pg_params p = { 0 };
+	p_i64(&p, count);
+	p_i64(&p, INT64_MAX - count);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->admin, ST_PRODUCER_IDS_ALLOC, &p, &r,
+			 "allocating producer ids");
+	if (rc)
+		return rc;
+	rc = PQntuples(r) ? 0 : SL_ELIMIT; /* the id space is used up */
+	if (!rc)
+		*first = v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+/* ---- consumer group offsets ---- */
+
+struct offset_commit_txn {
+	const struct meta_offset_commit *rows;
+	size_t n;
+};
+
+static int offset_commit_body(struct pg_conn *c, void *arg)
+{
+	struct offset_commit_txn *x = arg;
+	for (size_t i = 0; i < x->n; i++) {
+		const struct meta_offset_commit *o = &x->rows[i];
+		if (!o->group_id || (o->metadata && strlen(o->metadata) > META_OFFSET_METADATA_BYTES_MAX))
+			return SL_EINVAL;
+		struct pg_params p = { 0 };
+		p_str(&p, o->group_id);
+		p_i64(&p, o->tid);
+		p_i64(&p, o->partition);
+		p_i64(&p, o->committed_offset);
+		p_i64(&p, o->leader_epoch);
+		p_str(&p, o->metadata);
+		p_i64(&p, o->commit_timestamp_ms);
+		int rc = pg_run(c, ST_OFFSET_UPSERT, &p, NULL, "committing an offset");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int pg_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
+{
+	if (n == 0)
+		return 0;
+	struct offset_commit_txn x = { rows, n };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, offset_commit_body, &x);
+}
+
+static int pg_offset_fetch(struct meta *m, const char *group_id,
+			   struct meta_committed_offset **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	struct pg_params p = { 0 };
+	p_str(&p, group_id);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_OFFSET_FETCH, &p, &r, "fetching committed offsets");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct meta_committed_offset *o = rows ? calloc((size_t)rows, sizeof *o) : NULL;
+	if (rows && !o)
+		rc = SL_ENOMEM;
+	int count = 0;
+	for (; !rc && count < rows; count++) {
+		struct meta_committed_offset *c = &o[count];
+		c->tid = v_i64(r, count, 0);
+		c->partition = (int32_t)v_i64(r, count, 1);
+		c->committed_offset = v_i64(r, count, 2);
+		c->leader_epoch = (int32_t)v_i64(r, count, 3);
+		if (!PQgetisnull(r, count, 4) && !(c->metadata = strdup(PQgetvalue(r, count, 4))))
+			rc = SL_ENOMEM;
+		c->commit_timestamp_ms = v_i64(r, count, 5);
+	}
+	PQclear(r);
+	if (rc) {
+		meta_committed_offsets_free(o, (size_t)count);
+		return rc;
+	}
+	*out = o;
+	*n = (size_t)rows;
+	return 0;
+}
+
+static int pg_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_GROUP_LIST, NULL, &r, "listing groups");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct meta_group_summary *g = rows ? calloc((size_t)rows, sizeof *g) : NULL;
+	if (rows && !g)
+		rc = SL_ENOMEM;
+	int count = 0;
+	for (; !rc && count < rows; count++) {
+		if (!(g[count].group_id = strdup(PQgetvalue(r, count, 0))))
+			rc = SL_ENOMEM;
+		g[count].offset_count = v_i64(r, count, 1);
+		g[count].last_commit_ms = v_i64(r, count, 2);
+	}
+	PQclear(r);
+	if (rc) {
+		meta_group_summaries_free(g, (size_t)count);
+		return rc;
+	}
+	*out = g;
+	*n = (size_t)rows;
+	return 0;
+}
+
+struct delete_offsets_txn {
+	const char *group_id;
+	const int64_t *tids;
+	const int32_t *partitions;
+	size_t n;
+	int64_t count; /* out */
+};
+
+static int group_delete_offsets_body(struct pg_conn *c, void *arg)
+{
+	struct delete_offsets_txn *x = arg;
+	x->count = 0;
+	for (size_t i = 0; i < (x->tids ? x->n : 1); i++) {
+		struct pg_params p = { 0 };
+		p_str(&p, x->group_id);
+		if (x->tids) {
+			p_i64(&p, x->tids[i]);
+			p_i64(&p, x->partitions[i]);
+		}
+		PGresult *r;
+		int rc = pg_run(c, x->tids ? ST_OFFSET_DELETE_ONE : ST_OFFSET_DELETE_GROUP, &p, &r,
+				"deleting offsets");
+		if (rc)
+			return rc;
+		x->count += changed_rows(r);
+		PQclear(r);
+	}
+	return 0;
+}
+
+static int pg_group_delete_offsets(struct meta *m, const char *group_id, const int64_t *tids,
+				   const int32_t *partitions, size_t n, int64_t *deleted)
+{
+	struct delete_offsets_txn x = { group_id, tids, partitions, n, 0 };
+	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_delete_offsets_body, &x);
+	if (!rc && deleted)
+		*deleted = x.count;
+	return rc;
+}
+
+/* ---- garbage collection ---- */
+
+static int pg_objects_dead(struct meta *m, int64_t created_before_ms, int64_t after_oid,
+			   size_t max_rows, struct meta_object *rows, size_t *n)
+{
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
+	struct pg_params p = { 0 };
+	p_i64(&p, after_oid);
+	p_i64(&p, created_before_ms);
+	p_i64(&p, (int64_t)(max_rows > INT32_MAX ? INT32_MAX : max_rows));
+	PGresult *r;
+	/* The maintenance connection, as sqlite.c. */
+	int rc = pg_call(&pg_of(m)->trim, ST_OBJECTS_DEAD, &p, &r, "listing dead objects");
+	if (rc)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < max_rows; i++) {
+		struct meta_object *o = &rows[(*n)++];
+		o->oid = v_i64(r, i, 0);
+		v_text(o->key, sizeof o->key, r, i, 1);
+		o->size = (uint64_t)v_i64(r, i, 2);
+		o->live_bytes = v_i64(r, i, 3);
+		o->deleting = !strcmp(PQgetvalue(r, i, 4), "deleting");
+		o->created_ms = v_i64(r, i, 5);
+	}
+	PQclear(r);
+	return 0;
+}
+
+struct objects_each_txn {
+	enum stmt s;
+	const char *what;
+	const char *const *keys;
+	size_t n;
+	bool *hit;      /* out (may be NULL) */
+	size_t changed; /* out */
+};
+
+static int objects_each_body(struct pg_conn *c, void *arg)
+{
+	struct objects_each_txn *x = arg;
+	x->changed = 0;
+	for (size_t i = 0; i < x->n; i++) {
+		struct pg_params p = { 0 };
+		p_str(&p, x->keys[i]);
+		PGresult *r;
+		int rc = pg_run(c, x->s, &p, &r, x->what);
+		if (rc)
+			return rc;
+		int64_t k = changed_rows(r);
+		PQclear(r);
+		if (x->hit)
+			x->hit[i] = k > 0;
+		x->changed += (size_t)k;
+	}
+	return 0;
+}
+
+static int objects_each(struct meta *m, enum stmt s, const char *what, const char *const *keys,
+			size_t n, bool *hit, size_t *count)
+{
+	struct objects_each_txn x = { s, what, keys, n, hit, 0 };
+	int rc = pg_txn(&pg_of(m)->trim, TXN_WRITE, objects_each_body, &x);
+	if (rc) {
+		if (hit)
+			memset(hit, 0, n * sizeof *hit);
+		return rc;
+	}
+	if (count)
+		*count = x.changed;
+	return 0;
+}
+
+static int pg_objects_mark_deleting(struct meta *m, const char *const *keys, size_t n,
+				    bool *marked)
+{
+	return objects_each(m, ST_OBJECT_MARK_DELETING, "marking objects deleting", keys, n,
+			    marked, NULL);
+}
+
+static int pg_objects_forget(struct meta *m, const char *const *keys, size_t n,
+			     size_t *forgotten)
+{
+	return objects_each(m, ST_OBJECT_FORGET, "forgetting deleted objects", keys, n, NULL,
+			    forgotten);
+}
+
+static int pg_object_known(struct meta *m, const char *key, bool *known)
+{
+	struct pg_params p = { 0 };
+	p_str(&p, key);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_OBJECT_KNOWN, &p, &r, "looking an object up");
+	if (rc)
+		return rc;
+	*known = PQntuples(r) > 0;
+	PQclear(r);
+	return 0;
+}
+
+/* Its own statement, so its own transaction: the row lock it takes makes
+ * a commit reading the fence (FOR SHARE) either finish before it or read
+ * the raised fence. */
+static int pg_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, fence_ms);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->loop, ST_GC_FENCE_RAISE, &p, &r, "raising the gc fence");
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1) {
+		log_error("metadata store %s: the gc_fence row is missing", pg_of(m)->where);
+		rc = SL_EMETA;
+	} else if (now_fence_ms) {
+		*now_fence_ms = v_i64(r, 0, 0);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* ---- open, schema, close ---- */
+
+static void conn_close(struct pg_conn *c)
+{
+	if (c->db)
+		PQfinish(c->db);
+	c->db = NULL;
+	if (c->lock_ready)
+		pthread_mutex_destroy(&c->lock);
+	c->lock_ready = false;
+}
+
+static void pg_close(struct meta *m)
+{
+	struct meta_pg *s = pg_of(m);
+	conn_close(&s->admin);
+	conn_close(&s->trim);
+	conn_close(&s->offsets);
+	conn_close(&s->commit);
+	conn_close(&s->loop);
+	free(s->conninfo);
+	free(s);
+}
+
+/* "postgresql://USER@HOST:PORT/DB" from what libpq made of the URL: the
+ * store named in messages, never with its password. */
+static int describe(const char *conninfo, char *out, size_t cap)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		char msg[256];
+		one_line(msg, sizeof msg, err ? err : "out of memory");
+		log_error("metadata store: not a PostgreSQL connection URL: %s", msg);
+		PQfreemem(err);
+		return SL_EINVAL;
+	}
+	const char *user = NULL, *host = NULL, *port = NULL, *db = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (!strcmp(o->keyword, "user"))
+			user = o->val;
+		else if (!strcmp(o->keyword, "host"))
+			host = o->val;
+		else if (!strcmp(o->keyword, "port"))
+			port = o->val;
+		else if (!strcmp(o->keyword, "dbname"))
+			db = o->val;
+	}
+	snprintf(out, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+		 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
+	PQconninfoFree(opts);
+	return 0;
+}
+
+/* The server's notices go to the debug log, not straight to stderr. */
+static void notice_log(void *arg, const char *message)
+{
+	struct pg_conn *c = arg;
+	char msg[512];
+	one_line(msg, sizeof msg, message);
+	log_debug("metadata store (%s): %s", c->role, msg);
+}
+
+static int conn_open(struct pg_conn *c, const char *role, struct meta_pg *s)
+{
+	c->role = role;
+	c->where = s->where;
+	if (pthread_mutex_init(&c->lock, NULL) != 0)
+		return SL_ENOMEM;
+	c->lock_ready = true;
+	/* The URL comes last: what it says wins over these defaults. */
+	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *const vals[] = { "10", "sluice", s->conninfo, NULL };
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (!c->db) {
+		log_error("metadata store %s: out of memory", s->where);
+		return SL_ENOMEM;
+	}
+	PQsetNoticeProcessor(c->db, notice_log, c);
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		char msg[512];
+		one_line(msg, sizeof msg, PQerrorMessage(c->db));
+		log_error("metadata store %s: cannot connect: %s", s->where, msg);
+		return SL_EMETA;
+	}
+	return 0;
+}
+
+/* The version the database's schema_version table states; 0 without
+ * one (a database that is not a sluice store yet). */
+static int schema_version_read(struct pg_conn *c, int *version)
+{
+	PGresult *r = PQexec(c->db, "SELECT CASE WHEN to_regclass('schema_version') IS NULL"
+				    " THEN 0 ELSE 1 END");
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "reading the schema version");
+	bool exists = !rc && atoi(PQgetvalue(r, 0, 0)) == 1;
+	PQclear(r);
+	*version = 0;
+	if (rc || !exists)
+		return rc;
+	r = PQexec(c->db, "SELECT coalesce(max(version), 0) FROM schema_version");
+	rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "reading the schema version");
+	if (!rc)
+		*version = atoi(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return rc;
+}
+
+/* Applies the migrations a database lacks, in one transaction under an
+ * advisory lock, so agents starting at once take turns and the later
+ * ones find the work done. */
+static int schema_migrate(struct pg_conn *c, bool create)
+{
+	char sql[96];
+	int rc = pg_simple(c, "BEGIN", "BEGIN");
+	if (rc)
+		return rc;
+	snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%" PRId64 ")", PG_MIGRATION_LOCK_KEY);
+	PGresult *r = PQexec(c->db, sql);
+	rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "taking the migration lock");
+	PQclear(r);
+	int version = 0;
+	if (!rc)
+		rc = schema_version_read(c, &version);
+	if (rc)
+		goto out_rollback;
+	if (version > PG_SCHEMA_VERSION) {
+		log_error("metadata store %s has schema version %d; this build knows up to %d",
+			  c->where, version, PG_SCHEMA_VERSION);
+		rc = SL_EMETA;
+		goto out_rollback;
+	}
+	if (version == 0 && !create) {
+		log_error("metadata store %s has no schema: not a sluice metadata store "
+			  "(refusing to create one here)", c->where);
+		rc = SL_EMETA;
+		goto out_rollback;
+	}
+	for (int v = version; v < PG_SCHEMA_VERSION; v++) {
+		rc = pg_simple(c, migrations[v], "migrating the schema");
+		if (rc)
+			goto out_rollback;
+		snprintf(sql, sizeof sql, "UPDATE schema_version SET version = %d", v + 1);
+		rc = pg_simple(c, sql, "migrating the schema");
+		if (rc)
+			goto out_rollback;
+	}
+	rc = pg_simple(c, "COMMIT", "COMMIT");
+	if (rc)
+		goto out_rollback;
+	if (version == 0)
+		log_info("metadata store %s: created schema version %d", c->where, PG_SCHEMA_VERSION);
+	else if (version < PG_SCHEMA_VERSION)
+		log_info("metadata store %s: schema version %d upgraded to %d", c->where, version,
+			 PG_SCHEMA_VERSION);
+	return 0;
+out_rollback:
+	pg_rollback(c);
+	return rc == PG_ERETRY ? SL_EMETA : rc;
+}
+
+static const struct meta_methods postgres_methods = {
+	.name = "postgres",
+	.close = pg_close,
+	.topic_create = pg_topic_create,
+	.topic_delete = pg_topic_delete,
+	.topic_list = pg_topic_list,
+	.topic_set_partitions = pg_topic_set_partitions,
+	.topic_configs_set = pg_topic_configs_set,
+	.partition_get = pg_partition_get,
+	.partition_list = pg_partition_list,
+	.partition_set_log_start = pg_partition_set_log_start,
+	.partition_trim = pg_partition_trim,
+	.commit_objects = pg_commit_objects,
+	.batches_from = pg_batches_from,
+	.offset_for_timestamp = pg_offset_for_timestamp,
+	.max_timestamp = pg_max_timestamp,
+	.producer_recent = pg_producer_recent,
+	.producer_ids_alloc = pg_producer_ids_alloc,
+	.offset_commit = pg_offset_commit,
+	.offset_fetch = pg_offset_fetch,
+	.group_list = pg_group_list,
+	.group_delete_offsets = pg_group_delete_offsets,
+	.batches_from_many = pg_batches_from_many,
+	.objects_dead = pg_objects_dead,
+	.objects_mark_deleting = pg_objects_mark_deleting,
+	.objects_forget = pg_objects_forget,
+	.object_known = pg_object_known,
+	.gc_fence_raise = pg_gc_fence_raise,
+};
+
+/* meta_int.h. */
+int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
+{
+	*out = NULL;
+	struct meta_pg *s = calloc(1, sizeof *s);
+	if (!s)
+		return SL_ENOMEM;
+	s->base.m = &postgres_methods;
+	int rc = describe(conninfo, s->where, sizeof s->where);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	if (!(s->conninfo = strdup(conninfo))) {
+		free(s);
+		return SL_ENOMEM;
+	}
+	/* The loop connection migrates (or, not creating, checks) the schema
+	 * before the others connect. */
+	rc = conn_open(&s->loop, "loop", s);
+	if (!rc)
+		rc = schema_migrate(&s->loop, create);
+	if (!rc)
+		rc = conn_open(&s->commit, "commit", s);
+	if (!rc)
+		rc = conn_open(&s->offsets, "offsets", s);
+	if (!rc)
+		rc = conn_open(&s->trim, "trim", s);
+	if (!rc)
+		rc = conn_open(&s->admin, "admin", s);
+	if (rc) {
+		pg_close(&s->base);
+		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
+	}
+	log_debug("metadata store: opened %s", s->where);
+	*out = &s->base;
+	return 0;
+}
