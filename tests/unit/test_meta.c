@@ -911,6 +911,65 @@ static void test_commit_thread_races_reads(void **state)
 	meta_close(m);
 }
 
+struct agent_racer {
+	struct meta *m;
+	int64_t tid;
+	int id, commits, err;
+};
+
+/* Each object writes partitions 1 then 0 for one racer, 0 then 1 for the
+ * other: opposite orders, so a backend that locked in the given order
+ * could deadlock. */
+static void *agent_commits(void *arg)
+{
+	struct agent_racer *r = arg;
+	for (int i = 0; i < r->commits && !r->err; i++) {
+		char key[64];
+		snprintf(key, sizeof key, "agent%d-%04d", r->id, i);
+		int32_t first = r->id ? 1 : 0;
+		struct meta_commit_batch b[] = {
+			mk_batch(r->tid, first, 1, 16, 10, i),
+			mk_batch(r->tid, 1 - first, 0, 26, 10, i),
+		};
+		r->err = meta_commit_object(r->m, key, 100, b, 2);
+		if (!r->err && (b[0].base_offset < 0 || b[1].base_offset < 0))
+			r->err = -999;
+	}
+	return NULL;
+}
+
+/* Two stores on one database (two agents) commit to the same partitions
+ * at once: every batch gets an offset, offsets stay dense, no gap, no
+ * overlap. */
+static void test_two_agents_commit(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	struct agent_racer ra = { a, create_topic(a, "shared", 2), 0, 150, 0 };
+	struct agent_racer rb = { b, ra.tid, 1, 150, 0 };
+	pthread_t ta, tb_thread;
+	assert_int_equal(pthread_create(&ta, NULL, agent_commits, &ra), 0);
+	assert_int_equal(pthread_create(&tb_thread, NULL, agent_commits, &rb), 0);
+	pthread_join(ta, NULL);
+	pthread_join(tb_thread, NULL);
+	assert_int_equal(ra.err, 0);
+	assert_int_equal(rb.err, 0);
+	static struct meta_batch_row rows[1024];
+	for (int32_t p = 0; p < 2; p++) {
+		size_t n;
+		assert_int_equal(meta_batches_from(a, ra.tid, p, 0, 1024, rows, &n), 0);
+		assert_int_equal(n, 300);
+		int64_t next = 0;
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(rows[i].base_offset, next);
+			next = rows[i].last_offset + 1;
+		}
+		assert_int_equal(hwm(b, ra.tid, p), next);
+		assert_int_equal(next, 300 * 3 / 2);
+	}
+	meta_close(a);
+	meta_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -926,6 +985,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
