@@ -411,25 +411,52 @@ static void job_run(uv_work_t *w)
 	job->run(job);
 }
 
+static void job_done(uv_work_t *w, int status);
+
+static void job_start(struct agent *a)
+{
+	struct agent_job *job = a->jobs_head;
+	int rc = uv_queue_work(a->loop, &job->work, job_run, job_done);
+	SL_ASSERT(rc == 0, "uv_queue_work: %s", uv_strerror(rc));
+}
+
 static void job_done(uv_work_t *w, int status)
 {
 	(void)status; /* never cancelled: nothing calls uv_cancel */
 	struct agent_job *job = w->data;
 	struct agent *a = job->a;
+	SL_ASSERT(a->jobs_head == job && a->jobs_running > 0);
+	/* Off the queue before done: done answers requests, and their
+	 * connections' next requests may submit jobs. */
+	a->jobs_head = job->next;
+	if (!a->jobs_head)
+		a->jobs_tail = NULL;
+	/* Still job_active: a job submitted from done only queues. */
 	job->done(job);
 	a->jobs_running--;
+	a->job_active = a->jobs_head != NULL;
+	if (a->job_active)
+		job_start(a);
 	drain_finish_maybe(a);
 }
 
+/* Queued behind the jobs before it: the next starts from the previous
+ * one's done (struct agent_job says why). */
 void agent_job_submit(struct agent *a, struct agent_job *job)
 {
 	job->a = a;
 	job->work.data = job;
+	job->next = NULL;
 	a->jobs_running++;
-	if (uv_queue_work(a->loop, &job->work, job_run, job_done) != 0) {
-		/* Only for invalid arguments: run it here rather than lose it. */
-		job_run(&job->work);
-		job_done(&job->work, 0);
+	if (a->jobs_tail) {
+		a->jobs_tail->next = job;
+		a->jobs_tail = job;
+		return;
+	}
+	a->jobs_head = a->jobs_tail = job;
+	if (!a->job_active) {
+		a->job_active = true;
+		job_start(a);
 	}
 }
 

@@ -70,12 +70,18 @@ struct topic_state {
  * loop: run on a libuv pool thread, then done on the loop. run makes the
  * metadata calls only: it must not touch the catalog, a topic_state or
  * anything else of the loop's (copy what it needs into the job first);
- * done applies the result to the catalog and answers. The job's memory is
- * the caller's (a request's arena, which lives until the answer). A drain
- * waits until every job is done. */
+ * done applies the result to the catalog and answers. Jobs run one at a
+ * time, in the order submitted, each one's done before the next one's
+ * run: the store then takes the changes in the order the catalog applies
+ * them, so a check made on the loop at submission (a name not in the
+ * catalog, a topic marked deleting) can only be overtaken by jobs that
+ * the store orders before this one. The job's memory is the caller's (a
+ * request's arena, which lives until the answer). A drain waits until
+ * every job is done. */
 struct agent_job {
 	uv_work_t work;
 	struct agent *a;
+	struct agent_job *next; /* the agent's queue */
 	void (*run)(struct agent_job *job);
 	void (*done)(struct agent_job *job);
 };
@@ -105,6 +111,8 @@ struct agent {
 	struct objstore_stats store_stats_last;
 	bool draining;
 	size_t jobs_running;          /* agent_jobs not done yet */
+	struct agent_job *jobs_head, *jobs_tail; /* queued; the head runs */
+	bool job_active;              /* the head is on the pool */
 	int exit_code;
 	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };
