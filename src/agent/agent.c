@@ -488,9 +488,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	int rc = objstore_open(cfg->store_url, &a->store);
 	if (rc)
 		return rc;
-	rc = meta_open(cfg->meta_url, &a->meta);
-	if (!rc)
-		rc = meta_claim_agent(a->meta);
+	rc = meta_open_agent(cfg->meta_url, &a->meta);
 	if (rc)
 		return rc;
 	rc = load_catalog(a);

@@ -522,7 +522,9 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		rt->name = qt->name;
 		struct topic_state *t = agent_topic(a, qt->name);
 		char msg[200] = "";
-		if (!t) {
+		/* A topic being deleted is gone, as in KRaft (where a delete is
+		 * immediate): growing it would answer success for nothing. */
+		if (!t || t->deleting) {
 			rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			snprintf(msg, sizeof msg, "The topic does not exist.");
 		} else if (qt->assignments_count > 0) {

@@ -39,8 +39,9 @@ static const char *sqlite_path(const char *url)
 	return path;
 }
 
-static int open_url(const char *url, bool create, struct meta **out)
+static int open_url(const char *url, enum meta_open_mode mode, struct meta **out)
 {
+	bool create = mode != META_OPEN_EXISTING;
 	*out = NULL;
 	if (!url || !*url) {
 		log_error("metadata store: empty URL (" URL_EXPECTED ")");
@@ -55,7 +56,7 @@ static int open_url(const char *url, bool create, struct meta **out)
 				  "one: check --meta/--data)", path);
 			return SL_EMETA;
 		}
-		return meta_sqlite_open(path, create, out);
+		return meta_sqlite_open(path, mode, out);
 	}
 	if (is_postgres_url(url))
 		return meta_postgres_open(url, create, out);
@@ -66,17 +67,17 @@ static int open_url(const char *url, bool create, struct meta **out)
 
 int meta_open(const char *url, struct meta **out)
 {
-	return open_url(url, true, out);
+	return open_url(url, META_OPEN_CREATE, out);
 }
 
 int meta_open_existing(const char *url, struct meta **out)
 {
-	return open_url(url, false, out);
+	return open_url(url, META_OPEN_EXISTING, out);
 }
 
-int meta_claim_agent(struct meta *m)
+int meta_open_agent(const char *url, struct meta **out)
 {
-	return m->m->claim ? m->m->claim(m) : 0;
+	return open_url(url, META_OPEN_AGENT, out);
 }
 
 /* ---- shared by the backends (meta_int.h) ---- */

@@ -189,8 +189,6 @@ struct meta_producer_batch {
 struct meta_methods {
 	const char *name;
 	void (*close)(struct meta *m);
-	/* meta_claim_agent; NULL: any number of agents may share the store. */
-	int (*claim)(struct meta *m);
 
 	int (*topic_create)(struct meta *m, const char *name, int32_t partitions,
 			    const struct meta_config *configs, int32_t config_count,
@@ -264,13 +262,15 @@ int meta_open(const char *url, struct meta **out);
  * (`sluice gc`): never creates the database, and refuses one without a
  * schema (SL_EMETA, after logging why). An older schema is upgraded. */
 int meta_open_existing(const char *url, struct meta **out);
-/* The agent that opened m is about to serve from it. An embedded store
- * (SQLite) serves one agent: a second claim of the same database, from
- * any process, fails with SL_EBUSY after logging who holds it, instead of
- * two agents each assigning offsets the other does not see. The claim
- * lasts until meta_close or the process ends. Tools do not claim. A store
- * built for many agents (PostgreSQL) always succeeds. [start]. */
-int meta_claim_agent(struct meta *m);
+/* meta_open for the agent that will serve from the store. An embedded
+ * store (SQLite) serves one agent: it is claimed before anything is read
+ * or written (its schema created or upgraded), and a second claim of the
+ * same database, from any process, fails with SL_EBUSY after logging who
+ * holds it, instead of two agents each assigning offsets the other does
+ * not see. The claim lasts until meta_close or the process ends; tools
+ * open with meta_open / meta_open_existing and do not claim. A store
+ * built for many agents (PostgreSQL) opens as with meta_open. [start]. */
+int meta_open_agent(const char *url, struct meta **out);
 static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 
 /* Create a topic with a fresh random UUID and its partitions (log start

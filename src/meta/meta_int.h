@@ -12,7 +12,13 @@
 #include "meta/meta.h"
 
 /* sqlite.c: create says whether a missing file and schema may be made. */
-int meta_sqlite_open(const char *path, bool create, struct meta **out);
+/* How a store is opened: by a tool or test (created if missing), by a
+ * tool that must not create one, or by the agent that will serve from it
+ * (created if missing; an embedded store is claimed first, see
+ * meta_open_agent). */
+enum meta_open_mode { META_OPEN_CREATE, META_OPEN_EXISTING, META_OPEN_AGENT };
+
+int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **out);
 /* postgres.c: conninfo is any libpq connection string (a postgresql:// or
  * postgres:// URL here); create as above, for the schema. */
 int meta_postgres_open(const char *conninfo, bool create, struct meta **out);

@@ -573,15 +573,14 @@ static void sq_close(struct meta *m)
 	free(s);
 }
 
-/* meta.h, meta_claim_agent. One agent per SQLite file: an exclusive
+/* meta.h, meta_open_agent. One agent per SQLite file: an exclusive
  * flock on PATH.lock, held until the process exits (the kernel drops it
  * when the agent dies, so a killed agent never leaves a stale claim).
  * flock, not SQLite's own fcntl locks: tools (sluice gc, inspect) open
  * the same database while the agent serves, and must. The file keeps
  * the holder's pid for the next claimant's message. */
-static int sq_claim(struct meta *m)
+static int sq_claim(struct meta_sqlite *s)
 {
-	struct meta_sqlite *s = sq_of(m);
 	char lock_path[4096];
 	if (snprintf(lock_path, sizeof lock_path, "%s.lock", s->path) >= (int)sizeof lock_path)
 		return SL_EINVAL;
@@ -1807,7 +1806,6 @@ static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
-	.claim = sq_claim,
 	.topic_create = sq_topic_create,
 	.topic_delete = sq_topic_delete,
 	.topic_list = sq_topic_list,
@@ -1836,8 +1834,9 @@ static const struct meta_methods sqlite_methods = {
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */
-int meta_sqlite_open(const char *path, bool create, struct meta **out)
+int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **out)
 {
+	bool create = mode != META_OPEN_EXISTING;
 	*out = NULL;
 	if (!sqlite3_threadsafe()) {
 		log_error("metadata store: SQLite was built without thread support");
@@ -1853,9 +1852,13 @@ int meta_sqlite_open(const char *path, bool create, struct meta **out)
 		free(s);
 		return SL_ENOMEM;
 	}
+	/* An agent's claim comes first: a refused second agent must not
+	 * create or upgrade the schema under the one serving. */
+	int rc = mode == META_OPEN_AGENT ? sq_claim(s) : 0;
 	/* The loop connection creates the file and the schema (or, not
 	 * creating, checks them); the others then open what exists. */
-	int rc = conn_open(&s->loop, "loop", path, create ? CONN_CREATE : CONN_EXISTING);
+	if (!rc)
+		rc = conn_open(&s->loop, "loop", path, create ? CONN_CREATE : CONN_EXISTING);
 	if (!rc)
 		rc = conn_open(&s->commit, "commit", path, CONN_PLAIN);
 	if (!rc)
@@ -1866,7 +1869,7 @@ int meta_sqlite_open(const char *path, bool create, struct meta **out)
 		rc = conn_open(&s->admin, "admin", path, CONN_PLAIN);
 	if (rc) {
 		sq_close(&s->base);
-		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
+		return rc == SL_ENOMEM || rc == SL_EBUSY ? rc : SL_EMETA;
 	}
 	log_debug("metadata store: opened sqlite:%s", path);
 	*out = &s->base;
