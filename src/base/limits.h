@@ -185,6 +185,20 @@
  * one transaction's write lock and memory stay bounded. */
 #define SL_GROUP_COMMIT_BATCH_ROWS 100000
 
+/* ---- cluster placement (src/cluster) ---- */
+
+/* Live agents in one placement view. Metadata lists every one as a broker
+ * and a client connects to each leader it is given; a PostgreSQL primary
+ * serves far fewer committing agents than this (issue 12's capacity
+ * model), and per-request candidate lists are sized by it. */
+#define SL_CLUSTER_AGENTS_MAX 1024
+
+/* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone
+ * names and ids are short ("us-east-1a", "use1-az1", "europe-west4-b");
+ * a longer value in a client.id is taken as no zone, never truncated
+ * (a truncated name could match another zone). */
+#define SL_ZONE_BYTES_MAX 64
+
 /* ---- object store, garbage collection, tools ---- */
 
 /* Object key length in the file store: keys are short
