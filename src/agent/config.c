@@ -8,6 +8,7 @@
 
 #include "base/limits.h"
 #include "base/log.h"
+#include "cluster/placement.h"
 
 enum flag_kind { FLAG_ADDR, FLAG_STR, FLAG_INT, FLAG_BOOL, FLAG_LEVEL };
 
@@ -49,6 +50,9 @@ static const struct flag flags[] = {
 	  "partitions of auto-created topics (default 1)", 1, SL_PARTITIONS_PER_TOPIC_MAX },
 	{ "node-id", "SLUICE_NODE_ID", FLAG_INT,
 	  "this agent's broker id in Metadata responses (default 1)", 0, INT32_MAX },
+	{ "zone", "SLUICE_ZONE", FLAG_STR,
+	  "this agent's zone (rack in Metadata); clients naming it in client.id as "
+	  "sluice_az=NAME are led by agents of their zone (default: none)" },
 	{ "group-initial-rebalance-delay-ms", "SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS", FLAG_INT,
 	  "wait this long for more members before a new group's first rebalance (default 3000)",
 	  0, 300000 },
@@ -120,6 +124,12 @@ static int apply(struct config *c, const struct flag *f, const char *v,
 		*advertise_set = true;
 		return parse_addr(v, c->advertise_host, sizeof c->advertise_host, &c->advertise_port);
 	case FLAG_STR: {
+		if (strcmp(f->name, "zone") == 0) {
+			if (!placement_zone_valid(v, strlen(v)))
+				return -1;
+			strcpy(c->zone, v);
+			return 0;
+		}
 		char *dst = strcmp(f->name, "data") == 0 ? c->data_dir
 			  : strcmp(f->name, "store") == 0 ? c->store_url : c->meta_url;
 		size_t cap = strcmp(f->name, "data") == 0 ? sizeof c->data_dir : sizeof c->store_url;

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "base/limits.h"
+
 struct config {
 	char listen_host[256];
 	int listen_port;
@@ -24,6 +26,7 @@ struct config {
 	int32_t default_partitions;
 	int log_level;
 	int32_t node_id;
+	char zone[SL_ZONE_BYTES_MAX + 1]; /* "" when none (cluster/placement.h) */
 	char cluster_id[64];
 	int64_t group_initial_rebalance_delay_ms; /* consumer groups */
 	int64_t offsets_retention_minutes;
