@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -472,6 +473,19 @@ static void on_signal(uv_signal_t *s, int signum)
 	on_writer_drain(a);
 }
 
+/* The view of an agent alone: itself, at epoch 0. */
+static int placement_alone(struct agent *a)
+{
+	struct placement_agent self;
+	memset(&self, 0, sizeof self);
+	self.node_id = a->cfg.node_id;
+	self.port = a->cfg.advertise_port;
+	snprintf(self.host, sizeof self.host, "%s", a->cfg.advertise_host);
+	snprintf(self.zone, sizeof self.zone, "%s", a->cfg.zone);
+	self.start_ms = clock_wall_ms();
+	return placement_set(&a->placement, &self, 1, 0);
+}
+
 int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		const struct agent_hooks *hooks)
 {
@@ -483,9 +497,15 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	strmap_init(&a->topics_by_tid);
 	strmap_init(&a->topics_by_uuid);
 	producers_init(&a->producers);
+	placement_init(&a->placement);
 	if (!a->cfg.cluster_id[0])
 		snprintf(a->cfg.cluster_id, sizeof a->cfg.cluster_id, "sluice-cluster-0001");
-	int rc = objstore_open(cfg->store_url, &a->store);
+	int rc = placement_alone(a);
+	if (rc) {
+		log_error("this agent's address or zone cannot be placed: %s", sl_strerror(rc));
+		return rc;
+	}
+	rc = objstore_open(cfg->store_url, &a->store);
 	if (rc)
 		return rc;
 	rc = meta_open_agent(cfg->meta_url, &a->meta);
@@ -557,6 +577,7 @@ void agent_free(struct agent *a)
 	strmap_free(&a->topics_by_tid);
 	strmap_free(&a->topics_by_uuid);
 	producers_free(&a->producers);
+	placement_free(&a->placement);
 	group_svc_free(a->groups);
 	a->groups = NULL;
 	retention_free(a);

@@ -14,6 +14,7 @@
 #include "agent/producers.h"
 #include "base/buf.h"
 #include "base/strmap.h"
+#include "cluster/placement.h"
 #include "meta/meta.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
@@ -105,6 +106,13 @@ struct agent {
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
+	/* The live agents Metadata lists and places leaders and
+	 * coordinators on (cluster/placement.h). Until the agent registry
+	 * feeds it (placement_set, on the loop, with the registry's
+	 * cluster-wide epoch, from 1 on), the agent alone at epoch 0: the
+	 * leader epoch Metadata, ListOffsets and fetched batches have
+	 * always carried here. */
+	struct placement placement;
 	uv_signal_t sigint, sigterm;
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;

@@ -240,7 +240,7 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 			struct kmsg_list_offsets_resp_list_offsets_partition_response *rp = &rt->partitions[k];
 			kmsg_list_offsets_resp_list_offsets_partition_response_init(rp);
 			rp->partition_index = qp->partition_index;
-			rp->leader_epoch = 0;
+			rp->leader_epoch = placement_leader_epoch(&a->placement);
 			if (!t || qp->partition_index < 0 || qp->partition_index >= t->partition_count) {
 				rp->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				rp->leader_epoch = -1;

@@ -1,52 +1,90 @@
 /* metadata.c — Metadata (with auto-create, off the loop) and DescribeCluster.
  *
- * Every agent serves every partition, so each partition's leader is this
- * agent, its replica and ISR lists are just this agent, and its leader
- * epoch is 0. */
+ * Every agent accepts produces and fetches for every partition; a
+ * partition's leader in Metadata only steers its clients, so that one
+ * agent per zone serves (and caches) a partition's fetches. The leader is
+ * chosen by rendezvous hashing over the live agents of the requesting
+ * client's zone (cluster/placement.h; the zone comes from sluice_az= in
+ * its client.id), every live agent when it names none or none of its
+ * zone is live. Replicas and ISR are the leader alone, as WarpStream
+ * answers: the object store, not other brokers, holds the copies, and
+ * listing every agent would grow each partition's entry with the
+ * cluster, make every agent join or leave look like a reassignment to
+ * tools, and gain nothing (librdkafka, kafka-python and the Java
+ * producer route produces and fetches to the leader only). Leader epochs
+ * are the placement view's epoch. */
 #include <string.h>
 
 #include "agent/agent.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/placement.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
 
-static int fill_topic(struct agent *a, struct request *req,
+/* Who leads this request's partitions: the candidates for the client's
+ * zone, found once per request. */
+struct leading {
+	const struct placement *view;
+	uint32_t *candidates; /* indexes into view->agents */
+	size_t count;
+};
+
+static int leading_init(struct agent *a, struct request *req, struct leading *l)
+{
+	l->view = &a->placement;
+	if (!REQ_ARRAY(req, a->placement.count, l->candidates))
+		return SL_ENOMEM;
+	l->count = placement_zone_candidates(&a->placement, placement_client_zone(req->client_id),
+					     l->candidates);
+	return 0;
+}
+
+static int fill_topic(const struct leading *l, struct request *req,
 		      struct kmsg_metadata_resp_metadata_response_topic *rt,
 		      struct topic_state *t)
 {
-	int32_t self = a->cfg.node_id;
 	rt->error_code = KERR_NONE;
 	rt->name = KSTR(t->name);
 	memcpy(rt->topic_id, t->uuid, 16);
 	rt->is_internal = false;
 	rt->partitions_count = t->partition_count;
-	if (!REQ_ARRAY(req, t->partition_count, rt->partitions))
+	int32_t *leaders;
+	if (!REQ_ARRAY(req, t->partition_count, rt->partitions) ||
+	    !REQ_ARRAY(req, t->partition_count, leaders))
 		return SL_ENOMEM;
-	/* Every partition lists the same one-node arrays. */
-	int32_t *node;
-	if (!REQ_ARRAY(req, 1, node))
-		return SL_ENOMEM;
-	node[0] = self;
+	int32_t epoch = placement_leader_epoch(l->view);
 	for (int32_t p = 0; p < t->partition_count; p++) {
 		struct kmsg_metadata_resp_metadata_response_partition *rp = &rt->partitions[p];
 		kmsg_metadata_resp_metadata_response_partition_init(rp);
-		rp->error_code = KERR_NONE;
 		rp->partition_index = p;
-		rp->leader_id = self;
-		rp->leader_epoch = 0;
-		rp->replica_nodes = node;
-		rp->replica_nodes_count = 1;
-		rp->isr_nodes = node;
-		rp->isr_nodes_count = 1;
 		rp->offline_replicas_count = 0;
+		const struct placement_agent *leader =
+			placement_partition_leader(l->view, l->candidates, l->count, t->uuid, p);
+		if (!leader) {
+			/* No live agent at all (a registry that lost even
+			 * this one): retriable, as Kafka answers between
+			 * leaders. */
+			rp->error_code = KERR_LEADER_NOT_AVAILABLE;
+			rp->leader_id = -1;
+			rp->leader_epoch = -1;
+			continue;
+		}
+		leaders[p] = leader->node_id;
+		rp->error_code = KERR_NONE;
+		rp->leader_id = leader->node_id;
+		rp->leader_epoch = epoch;
+		rp->replica_nodes = &leaders[p];
+		rp->replica_nodes_count = 1;
+		rp->isr_nodes = &leaders[p];
+		rp->isr_nodes_count = 1;
 	}
 	return 0;
 }
 
 struct all_topics {
-	struct agent *a;
+	const struct leading *l;
 	struct request *req;
 	struct kmsg_metadata_resp *r;
 	int rc;
@@ -57,24 +95,36 @@ static void add_each(void *arg, struct topic_state *t)
 	struct all_topics *x = arg;
 	struct kmsg_metadata_resp_metadata_response_topic *rt = &x->r->topics[x->r->topics_count++];
 	kmsg_metadata_resp_metadata_response_topic_init(rt);
-	if (fill_topic(x->a, x->req, rt, t) != 0)
+	if (fill_topic(x->l, x->req, rt, t) != 0)
 		x->rc = SL_ENOMEM;
 }
 
-static void fill_brokers(struct agent *a, struct request *req, struct kmsg_metadata_resp *r)
+static kstr zone_or_null(const struct placement_agent *ag)
 {
-	r->brokers_count = 1;
-	if (!REQ_ARRAY(req, 1, r->brokers)) {
-		r->brokers_count = 0;
-		return;
+	return ag->zone[0] ? KSTR(ag->zone) : KSTR_NULL;
+}
+
+/* Every live agent, with its zone as its rack. The strings point into the
+ * placement view, which does not change before the response is encoded
+ * (both on the loop, in one go). */
+static int fill_brokers(struct agent *a, struct request *req, struct kmsg_metadata_resp *r)
+{
+	const struct placement *v = &a->placement;
+	if (!REQ_ARRAY(req, v->count, r->brokers))
+		return SL_ENOMEM;
+	r->brokers_count = (int32_t)v->count;
+	for (size_t i = 0; i < v->count; i++) {
+		kmsg_metadata_resp_metadata_response_broker_init(&r->brokers[i]);
+		r->brokers[i].node_id = v->agents[i].node_id;
+		r->brokers[i].host = KSTR(v->agents[i].host);
+		r->brokers[i].port = v->agents[i].port;
+		r->brokers[i].rack = zone_or_null(&v->agents[i]);
 	}
-	kmsg_metadata_resp_metadata_response_broker_init(&r->brokers[0]);
-	r->brokers[0].node_id = a->cfg.node_id;
-	r->brokers[0].host = KSTR(a->cfg.advertise_host);
-	r->brokers[0].port = a->cfg.advertise_port;
-	r->brokers[0].rack = KSTR_NULL;
 	r->cluster_id = KSTR(a->cfg.cluster_id);
+	/* Admin requests go to the controller; any agent serves them, so
+	 * the one answering names itself. */
 	r->controller_id = a->cfg.node_id;
+	return 0;
 }
 
 static bool is_zero_uuid(const uint8_t u[16])
@@ -95,7 +145,11 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 {
 	struct kmsg_metadata_resp r;
 	kmsg_metadata_resp_init(&r);
-	fill_brokers(a, req, &r);
+	struct leading l;
+	if (leading_init(a, req, &l) != 0 || fill_brokers(a, req, &r) != 0) {
+		request_fail_close(req);
+		return;
+	}
 	/* v0: an empty list means all topics; v1+: null means all. */
 	bool all = m->topics_count < 0 || (req->api_version == 0 && m->topics_count == 0);
 	int32_t n = all ? (int32_t)agent_topic_count(a) : m->topics_count;
@@ -104,7 +158,7 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 		return;
 	}
 	if (all) {
-		struct all_topics x = { a, req, &r, 0 };
+		struct all_topics x = { &l, req, &r, 0 };
 		agent_topics_each(a, add_each, &x);
 		if (x.rc) {
 			request_fail_close(req);
@@ -147,7 +201,7 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 					continue;
 				}
 			}
-			if (fill_topic(a, req, rt, t) != 0) {
+			if (fill_topic(&l, req, rt, t) != 0) {
 				request_fail_close(req);
 				return;
 			}
@@ -234,16 +288,19 @@ void handle_describe_cluster(struct agent *a, struct request *req, const struct 
 		r.error_code = KERR_UNSUPPORTED_VERSION;
 		r.error_message = KSTR("only broker endpoints (endpoint_type 1) are served");
 	} else {
-		r.brokers_count = 1;
-		if (!REQ_ARRAY(req, 1, r.brokers)) {
+		const struct placement *v = &a->placement;
+		if (!REQ_ARRAY(req, v->count, r.brokers)) {
 			request_fail_close(req);
 			return;
 		}
-		kmsg_describe_cluster_resp_describe_cluster_broker_init(&r.brokers[0]);
-		r.brokers[0].broker_id = a->cfg.node_id;
-		r.brokers[0].host = KSTR(a->cfg.advertise_host);
-		r.brokers[0].port = a->cfg.advertise_port;
-		r.brokers[0].rack = KSTR_NULL;
+		r.brokers_count = (int32_t)v->count;
+		for (size_t i = 0; i < v->count; i++) {
+			kmsg_describe_cluster_resp_describe_cluster_broker_init(&r.brokers[i]);
+			r.brokers[i].broker_id = v->agents[i].node_id;
+			r.brokers[i].host = KSTR(v->agents[i].host);
+			r.brokers[i].port = v->agents[i].port;
+			r.brokers[i].rack = zone_or_null(&v->agents[i]);
+		}
 	}
 	r.cluster_id = KSTR(a->cfg.cluster_id);
 	r.controller_id = a->cfg.node_id;
