@@ -6,7 +6,13 @@
  * answer. JoinGroup and
  * SyncGroup are answered when the service's waiter fires; OffsetCommit,
  * DeleteGroups and OffsetDelete when their op is through the store.
- * OffsetFetch reads the store on the loop. */
+ * OffsetFetch reads the store on the loop.
+ *
+ * Each group and transactional id has one coordinator among the live
+ * agents, placed by rendezvous hashing (cluster/placement.h) whatever the
+ * client's zone. FindCoordinator names it; every group API answers
+ * NOT_COORDINATOR for a group placed on another agent, so the client asks
+ * FindCoordinator again (an agent alone coordinates every group). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/placement.h"
 #include "group/service.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
@@ -131,21 +138,48 @@ static struct group_svc *svc(struct agent *a)
 	return group_svc_running(a->groups) ? a->groups : NULL;
 }
 
+/* Whether this agent coordinates group_id. */
+static bool coordinates(struct agent *a, kstr group_id)
+{
+	return placement_is_coordinator(&a->placement, PLACEMENT_KEY_GROUP, group_id,
+					a->cfg.node_id);
+}
+
 /* ---- FindCoordinator ---- */
 
-static int16_t coordinator_for(int8_t key_type, kstr *message)
+struct coordinator_answer {
+	int16_t error;
+	kstr message;
+	int32_t node_id;
+	kstr host;
+	int32_t port;
+};
+
+/* The coordinator of a group (key type 0) or a transactional id (1):
+ * rendezvous over every live agent. Transactional ids are placed already,
+ * though transactions are not served yet (InitProducerId refuses a
+ * transactional id with COORDINATOR_NOT_AVAILABLE, which clients retry
+ * as they would this answer). The host points into the placement view,
+ * unchanged until the response is encoded. */
+static struct coordinator_answer coordinator_for(struct agent *a, int8_t key_type, kstr key)
 {
-	switch (key_type) {
-	case 0:
-		*message = KSTR_NULL;
-		return KERR_NONE;
-	case 1:
-		*message = KSTR("transactions are not supported yet");
-		return KERR_COORDINATOR_NOT_AVAILABLE;
-	default:
-		*message = KSTR("unknown key type");
-		return KERR_INVALID_REQUEST;
+	struct coordinator_answer c = { KERR_NONE, KSTR_NULL, -1, KSTR(""), -1 };
+	if (key_type != PLACEMENT_KEY_GROUP && key_type != PLACEMENT_KEY_TRANSACTION) {
+		c.error = KERR_INVALID_REQUEST;
+		c.message = KSTR("unknown key type");
+		return c;
 	}
+	const struct placement_agent *ag =
+		placement_coordinator(&a->placement, (enum placement_key_type)key_type, key);
+	if (!ag) {
+		c.error = KERR_COORDINATOR_NOT_AVAILABLE;
+		c.message = KSTR("no live agent");
+		return c;
+	}
+	c.node_id = ag->node_id;
+	c.host = KSTR(ag->host);
+	c.port = ag->port;
+	return c;
 }
 
 void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m)
@@ -153,12 +187,12 @@ void handle_find_coordinator(struct agent *a, struct request *req, const struct 
 	struct kmsg_find_coordinator_resp r;
 	kmsg_find_coordinator_resp_init(&r);
 	if (req->api_version < 4) {
-		kstr msg;
-		r.error_code = coordinator_for(m->key_type, &msg);
-		r.error_message = msg;
-		r.node_id = r.error_code ? -1 : a->cfg.node_id;
-		r.host = r.error_code ? KSTR("") : KSTR(a->cfg.advertise_host);
-		r.port = r.error_code ? -1 : a->cfg.advertise_port;
+		struct coordinator_answer c = coordinator_for(a, m->key_type, m->key);
+		r.error_code = c.error;
+		r.error_message = c.message;
+		r.node_id = c.node_id;
+		r.host = c.host;
+		r.port = c.port;
 	} else {
 		int32_t n = m->coordinator_keys_count > 0 ? m->coordinator_keys_count : 0;
 		if (!REQ_ARRAY(req, n, r.coordinators)) {
@@ -167,15 +201,16 @@ void handle_find_coordinator(struct agent *a, struct request *req, const struct 
 		}
 		r.coordinators_count = n;
 		for (int32_t i = 0; i < n; i++) {
-			struct kmsg_find_coordinator_resp_coordinator *c = &r.coordinators[i];
-			kmsg_find_coordinator_resp_coordinator_init(c);
-			kstr msg;
-			c->key = m->coordinator_keys[i];
-			c->error_code = coordinator_for(m->key_type, &msg);
-			c->error_message = msg;
-			c->node_id = c->error_code ? -1 : a->cfg.node_id;
-			c->host = c->error_code ? KSTR("") : KSTR(a->cfg.advertise_host);
-			c->port = c->error_code ? -1 : a->cfg.advertise_port;
+			struct kmsg_find_coordinator_resp_coordinator *rc = &r.coordinators[i];
+			kmsg_find_coordinator_resp_coordinator_init(rc);
+			struct coordinator_answer c =
+				coordinator_for(a, m->key_type, m->coordinator_keys[i]);
+			rc->key = m->coordinator_keys[i];
+			rc->error_code = c.error;
+			rc->error_message = c.message;
+			rc->node_id = c.node_id;
+			rc->host = c.host;
+			rc->port = c.port;
 		}
 	}
 	kmsg_find_coordinator_resp_encode(&req->resp, req->api_version, &r);
@@ -209,7 +244,7 @@ static void join_answer_now(struct request *req, int16_t error)
 void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	if (!s) {
+	if (!s || !coordinates(a, m->group_id)) {
 		join_answer_now(req, KERR_NOT_COORDINATOR);
 		return;
 	}
@@ -249,7 +284,7 @@ void handle_join_group(struct agent *a, struct request *req, const struct kmsg_j
 void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	if (!s) {
+	if (!s || !coordinates(a, m->group_id)) {
 		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC,
 					  .error = KERR_NOT_COORDINATOR };
 		respond_sync(req, &f);
@@ -286,9 +321,10 @@ void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_he
 	struct group_svc *s = svc(a);
 	struct kmsg_heartbeat_resp r;
 	kmsg_heartbeat_resp_init(&r);
-	r.error_code = s ? group_svc_heartbeat(s, m->group_id, m->generation_id, m->member_id,
-					       m->group_instance_id)
-			 : KERR_NOT_COORDINATOR;
+	r.error_code = !s || !coordinates(a, m->group_id)
+		       ? KERR_NOT_COORDINATOR
+		       : group_svc_heartbeat(s, m->group_id, m->generation_id, m->member_id,
+					     m->group_instance_id);
 	kmsg_heartbeat_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }
@@ -298,7 +334,7 @@ void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_
 	struct group_svc *s = svc(a);
 	struct kmsg_leave_group_resp r;
 	kmsg_leave_group_resp_init(&r);
-	if (!s) {
+	if (!s || !coordinates(a, m->group_id)) {
 		r.error_code = KERR_NOT_COORDINATOR;
 	} else if (req->api_version < 3) {
 		r.error_code = group_svc_leave(s, m->group_id, m->member_id, KSTR_NULL);
@@ -361,7 +397,7 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	}
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
-	int16_t check = !s ? KERR_NOT_COORDINATOR
+	int16_t check = !s || !coordinates(a, m->group_id) ? KERR_NOT_COORDINATOR
 			   : group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
 						    m->member_id, m->group_instance_id, req->api_version);
 	char *group = api_cstr_dup(req, m->group_id);
@@ -507,6 +543,8 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 	struct fetched f = { 0 };
 	if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
 		out->error = KERR_INVALID_GROUP_ID;
+	else if (!coordinates(a, group_id))
+		out->error = KERR_NOT_COORDINATOR;
 	else if ((f.rc = meta_offset_fetch(a->meta, key, &f.o, &f.n)) != 0)
 		out->error = KERR_COORDINATOR_NOT_AVAILABLE;
 	if (out->error) {
@@ -692,6 +730,7 @@ out_fail:
 /* ---- ListGroups, DescribeGroups ---- */
 
 struct listed {
+	struct agent *a;
 	struct request *req;
 	struct kmsg_list_groups_resp *r;
 	int32_t cap;
@@ -712,7 +751,10 @@ static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, 
 
 static void list_add(struct listed *l, const char *id, const char *state, const char *type)
 {
-	if (!state_wanted(l->m, l->req->api_version, state) || l->r->groups_count >= l->cap)
+	/* As each Kafka broker lists the groups it coordinates (admin
+	 * clients ask every broker and merge). */
+	if (!state_wanted(l->m, l->req->api_version, state) || l->r->groups_count >= l->cap ||
+	    !coordinates(l->a, KSTR(id)))
 		return;
 	struct kmsg_list_groups_resp_listed_group *g = &l->r->groups[l->r->groups_count++];
 	kmsg_list_groups_resp_listed_group_init(g);
@@ -748,7 +790,7 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 			request_fail_close(req);
 			return;
 		}
-		struct listed l = { req, &r, cap, m };
+		struct listed l = { a, req, &r, cap, m };
 		group_svc_groups_each(s, list_each, &l);
 	}
 	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &r);
@@ -770,6 +812,11 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 	}
 	if (has_nul(id) || !kstr_copy(id, key, sizeof key)) {
 		d->error_code = KERR_INVALID_GROUP_ID;
+		d->group_state = KSTR("");
+		return 0;
+	}
+	if (!coordinates(a, id)) {
+		d->error_code = KERR_NOT_COORDINATOR;
 		d->group_state = KSTR("");
 		return 0;
 	}
@@ -916,6 +963,10 @@ void handle_delete_groups(struct agent *a, struct request *req, const struct kms
 			res->error_code = KERR_INVALID_GROUP_ID;
 			continue;
 		}
+		if (!coordinates(a, id)) {
+			res->error_code = KERR_NOT_COORDINATOR;
+			continue;
+		}
 		/* Its done may fire before the call returns. */
 		gd[i].d = d;
 		gd[i].index = i;
@@ -969,6 +1020,10 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 	key = api_cstr_dup(req, m->group_id);
 	if (!key || has_nul(m->group_id) || m->group_id.len > COORD_GROUP_ID_BYTES_MAX) {
 		r->error_code = KERR_INVALID_GROUP_ID;
+		goto out_respond;
+	}
+	if (!coordinates(a, m->group_id)) {
+		r->error_code = KERR_NOT_COORDINATOR;
 		goto out_respond;
 	}
 	r->error_code = group_svc_offsets_deletable(s, key);
