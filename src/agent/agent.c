@@ -378,7 +378,7 @@ static void on_stats_timer(uv_timer_t *t)
  * (their requests answered), close everything. */
 static void drain_finish_maybe(struct agent *a)
 {
-	if (a->draining && a->writer && writer_idle(a->writer) && a->jobs_running == 0) {
+	if (a->draining && a->writer && writer_idle(a->writer) && workq_idle(&a->jobs)) {
 		log_info("drained; exiting");
 		a->hooks->drained(a);
 		group_svc_shutdown(a->groups);
@@ -406,38 +406,17 @@ static void on_writer_drain(void *arg)
 	drain_finish_maybe(a);
 }
 
-static void job_run(uv_work_t *w)
+static void agent_job_run(struct workq_job *wq)
 {
-	struct agent_job *job = w->data;
+	struct agent_job *job = (struct agent_job *)wq;
 	job->run(job);
 }
 
-static void job_done(uv_work_t *w, int status);
-
-static void job_start(struct agent *a)
+static void agent_job_done(struct workq_job *wq)
 {
-	struct agent_job *job = a->jobs_head;
-	int rc = uv_queue_work(a->loop, &job->work, job_run, job_done);
-	SL_ASSERT(rc == 0, "uv_queue_work: %s", uv_strerror(rc));
-}
-
-static void job_done(uv_work_t *w, int status)
-{
-	(void)status; /* never cancelled: nothing calls uv_cancel */
-	struct agent_job *job = w->data;
+	struct agent_job *job = (struct agent_job *)wq;
 	struct agent *a = job->a;
-	SL_ASSERT(a->jobs_head == job && a->jobs_running > 0);
-	/* Off the queue before done: done answers requests, and their
-	 * connections' next requests may submit jobs. */
-	a->jobs_head = job->next;
-	if (!a->jobs_head)
-		a->jobs_tail = NULL;
-	/* Still job_active: a job submitted from done only queues. */
 	job->done(job);
-	a->jobs_running--;
-	a->job_active = a->jobs_head != NULL;
-	if (a->job_active)
-		job_start(a);
 	drain_finish_maybe(a);
 }
 
@@ -446,19 +425,9 @@ static void job_done(uv_work_t *w, int status)
 void agent_job_submit(struct agent *a, struct agent_job *job)
 {
 	job->a = a;
-	job->work.data = job;
-	job->next = NULL;
-	a->jobs_running++;
-	if (a->jobs_tail) {
-		a->jobs_tail->next = job;
-		a->jobs_tail = job;
-		return;
-	}
-	a->jobs_head = a->jobs_tail = job;
-	if (!a->job_active) {
-		a->job_active = true;
-		job_start(a);
-	}
+	job->wq.run = agent_job_run;
+	job->wq.done = agent_job_done;
+	workq_submit(&a->jobs, &job->wq);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -491,6 +460,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 {
 	memset(a, 0, sizeof *a);
 	a->loop = loop;
+	workq_init(&a->jobs, loop);
 	a->hooks = hooks;
 	a->cfg = *cfg;
 	strmap_init(&a->topics);

@@ -14,6 +14,7 @@
 #include "agent/producers.h"
 #include "base/buf.h"
 #include "base/strmap.h"
+#include "base/workq.h"
 #include "cluster/placement.h"
 #include "meta/meta.h"
 #include "net/server.h"
@@ -80,9 +81,8 @@ struct topic_state {
  * request's arena, which lives until the answer). A drain waits until
  * every job is done. */
 struct agent_job {
-	uv_work_t work;
+	struct workq_job wq; /* first: the agent's queue (base/workq.h) */
 	struct agent *a;
-	struct agent_job *next; /* the agent's queue */
 	void (*run)(struct agent_job *job);
 	void (*done)(struct agent_job *job);
 };
@@ -118,9 +118,7 @@ struct agent {
 	struct writer_stats stats_last;
 	struct objstore_stats store_stats_last;
 	bool draining;
-	size_t jobs_running;          /* agent_jobs not done yet */
-	struct agent_job *jobs_head, *jobs_tail; /* queued; the head runs */
-	bool job_active;              /* the head is on the pool */
+	struct workq jobs;            /* agent_jobs, one at a time */
 	int exit_code;
 	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/workq.h"
 #include "meta/meta.h"
 
 struct agent;
@@ -31,7 +32,8 @@ struct maint_trim {
 /* A job: either trims (items) or its own work. Owned by the submitter,
  * which must keep it alive until done has run. */
 struct maint_job {
-	struct maint_job *next;
+	struct workq_job wq; /* first: the queue's (base/workq.h) */
+	struct agent *a;     /* set by maint_submit */
 	/* On the pool instead of trimming items (the dead-object collection). */
 	void (*work)(struct maint_job *job, struct agent *a);
 	struct maint_trim *items;
@@ -45,8 +47,7 @@ struct maint_job {
 
 /* 0 or SL_ENOMEM. */
 int maint_start(struct agent *a);
-/* Queue a job behind those already queued. A job that cannot reach the
- * pool (an invalid loop) is done at once with SL_EIO on every item. */
+/* Queue a job behind those already queued (done may submit it again). */
 void maint_submit(struct agent *a, struct maint_job *job);
 /* Draining: abandonable jobs skip the items they have not reached; others
  * (DeleteRecords, whose client waits) still run. */
