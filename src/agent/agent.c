@@ -192,6 +192,9 @@ void agent_topic_deleted(struct agent *a, struct topic_state *t)
 	catalog_remove(a, t);
 	log_info("deleted topic %s", t->name);
 	topic_state_free(t);
+	/* Its batch rows may still be in the store: they go in the
+	 * background, a chunk at a time. */
+	collect_purge_soon(a);
 }
 
 int agent_topic_grown(struct topic_state *t, int32_t new_count)

@@ -24,6 +24,12 @@ struct collect {
 	int64_t cutoff_ms;
 	bool more;
 	int err;
+	/* Purging deleted topics' rows: its job, queued at most once. */
+	struct maint_job purge;
+	bool purge_queued;
+	bool purge_again;  /* a topic was deleted while the job was queued */
+	bool purge_more;
+	int purge_err;
 };
 
 /* One page of the pass per job, so trims (DeleteRecords waits for an
@@ -68,6 +74,44 @@ static void on_timer(uv_timer_t *timer)
 	maint_submit(c->a, &c->job);
 }
 
+/* One deleted topic per job: trims (DeleteRecords waits for an answer)
+ * and a drain wait for one topic's rows at most. */
+static void purge_work(struct maint_job *job, struct agent *a)
+{
+	struct collect *c = job->arg;
+	c->purge_more = false;
+	if (!maint_abandoning(a))
+		c->purge_err = meta_purge_deleted(a->meta, &c->purge_more);
+}
+
+static void purge_done(struct maint_job *job, void *arg)
+{
+	struct collect *c = arg;
+	if (c->purge_err)
+		log_warn("deleted topics' rows stay for the next purge: %s",
+			 sl_strerror(c->purge_err));
+	else if ((c->purge_more || c->purge_again) && !c->stopped) {
+		c->purge_again = false;
+		maint_submit(c->a, job);
+		return;
+	}
+	c->purge_err = 0;
+	c->purge_queued = false;
+}
+
+void collect_purge_soon(struct agent *a)
+{
+	struct collect *c = a->collect;
+	if (!c || c->stopped)
+		return;
+	if (c->purge_queued) {
+		c->purge_again = true;
+		return;
+	}
+	c->purge_queued = true;
+	maint_submit(a, &c->purge);
+}
+
 int collect_start(struct agent *a)
 {
 	struct collect *c = calloc(1, sizeof *c);
@@ -77,12 +121,16 @@ int collect_start(struct agent *a)
 	c->job.work = collect_work;
 	c->job.done = collect_done;
 	c->job.arg = c;
+	c->purge.work = purge_work;
+	c->purge.done = purge_done;
+	c->purge.arg = c;
 	uv_timer_init(a->loop, &c->timer);
 	c->timer.data = c;
 	if (a->cfg.gc_interval_ms > 0)
 		uv_timer_start(&c->timer, on_timer, (uint64_t)a->cfg.gc_interval_ms,
 			       (uint64_t)a->cfg.gc_interval_ms);
 	a->collect = c;
+	collect_purge_soon(a); /* what an earlier run left */
 	return 0;
 }
 

@@ -210,6 +210,11 @@
  * store request (S3's DeleteObjects takes at most 1000 keys). */
 #define SL_GC_PAGE_OBJECTS 1000
 
+/* Deleted topics whose leftover batch rows (a delete that failed or died
+ * half-way) one collection pass purges before its dead objects; the rest
+ * wait for the next pass, so a pass stays bounded. */
+#define SL_GC_PURGES_PER_PASS 16
+
 /* Orphans `sluice gc` keeps in memory per run (the rest wait for the next
  * run). */
 #define SL_GC_ORPHANS_MAX 100000

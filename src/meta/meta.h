@@ -194,6 +194,8 @@ struct meta_methods {
 			    const struct meta_config *configs, int32_t config_count,
 			    struct meta_topic *out);
 	int (*topic_delete)(struct meta *m, const char *name);
+	/* May be NULL (see meta_purge_deleted). */
+	int (*purge_deleted)(struct meta *m, bool *more);
 	int (*topic_list)(struct meta *m, struct meta_topic **out, size_t *n);
 	int (*topic_set_partitions)(struct meta *m, int64_t tid, int32_t new_count);
 	/* Apply every change to one topic's configs in one transaction. */
@@ -279,12 +281,25 @@ static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 static inline int meta_topic_create(struct meta *m, const char *name, int32_t partitions,
 				    const struct meta_config *c, int32_t nc, struct meta_topic *out)
 { return m->m->topic_create(m, name, partitions, c, nc, out); }
-/* Delete a topic, its partitions and batch rows; their objects become
- * garbage for the cleaner. Returns 0 or SL_ENOTFOUND. [pool: admin]: one
- * transaction over every batch row of the topic (seconds for millions;
- * commits wait behind it) and an fsync. */
+/* Delete a topic: gone for every call once this returns (0, or
+ * SL_ENOTFOUND). Its partitions' batch rows may stay until
+ * meta_purge_deleted removes them; their objects become garbage for the
+ * cleaner then. [pool: admin]: one short transaction and an fsync
+ * (PostgreSQL deletes the rows in it too: row locks, so other topics'
+ * commits do not wait). */
 static inline int meta_topic_delete(struct meta *m, const char *name)
 { return m->m->topic_delete(m, name); }
+/* Remove the batch rows of one deleted topic (meta_topic_delete left
+ * them, or an earlier purge stopped half-way): *more tells whether one
+ * was found (call again). Backends that delete rows with the topic have
+ * none. [pool: maintenance], [tool]: a chunk of META_TRIM_CHUNK_ROWS rows
+ * per transaction with a pause between, so commits wait one chunk at
+ * most; seconds in all for millions of rows. */
+static inline int meta_purge_deleted(struct meta *m, bool *more)
+{
+	*more = false;
+	return m->m->purge_deleted ? m->m->purge_deleted(m, more) : 0;
+}
 /* All topics with their configs. Free with meta_topics_free. [start],
  * [tool]. */
 static inline int meta_topic_list(struct meta *m, struct meta_topic **out, size_t *n)

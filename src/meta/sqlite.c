@@ -148,10 +148,11 @@ enum stmt {
 	ST_PARTITION_LIST,
 	ST_PARTITION_SET_LOG_START,
 	ST_PARTITION_SET_HWM,
-	ST_PARTITION_DELETE_TOPIC,
+	ST_PARTITION_DROP,
+	ST_PARTITION_OF_TOPIC,
+	ST_TOPIC_PURGE_NEXT,
 	ST_OBJECT_INSERT,
 	ST_OBJECT_SET_LIVE,
-	ST_OBJECT_SUBTRACT_TOPIC,
 	ST_OBJECTS_DEAD,
 	ST_OBJECT_MARK_DELETING,
 	ST_OBJECT_FORGET,
@@ -159,7 +160,6 @@ enum stmt {
 	ST_GC_FENCE_GET,
 	ST_GC_FENCE_RAISE,
 	ST_BATCH_INSERT,
-	ST_BATCH_DELETE_TOPIC,
 	ST_BATCHES_TRIM_SCAN,
 	ST_BATCHES_LIVE_BYTES,
 	ST_BATCHES_CHUNK_END,
@@ -198,25 +198,31 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CONFIG_DELETE_TOPIC] = "DELETE FROM topic_configs WHERE tid = ?1",
 	[ST_PARTITION_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
 		" high_watermark) VALUES (?1, ?2, 0, 0)",
-	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark FROM partitions"
-		" WHERE tid = ?1 AND partition = ?2",
-	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark"
-		" FROM partitions ORDER BY tid, partition",
+	/* Partitions of a deleted topic, left until their rows are purged,
+	 * are invisible: commits, trims and readers find no partition. */
+	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark FROM partitions AS p"
+		" WHERE p.tid = ?1 AND p.partition = ?2"
+		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)",
+	[ST_PARTITION_LIST] = "SELECT p.tid, p.partition, p.log_start_offset, p.high_watermark"
+		" FROM partitions AS p WHERE EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)"
+		" ORDER BY p.tid, p.partition",
 	/* Never lowers the log start, never raises it past the HWM. */
 	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
 		" min(max(log_start_offset, ?3), high_watermark)"
 		" WHERE tid = ?1 AND partition = ?2",
 	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3"
 		" WHERE tid = ?1 AND partition = ?2",
-	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = ?1",
+	/* A deleted topic's partitions stay until their rows are purged. */
+	[ST_PARTITION_DROP] = "DELETE FROM partitions WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_OF_TOPIC] = "SELECT partition FROM partitions WHERE tid = ?1"
+		" ORDER BY partition LIMIT 1",
+	[ST_TOPIC_PURGE_NEXT] = "SELECT p.tid FROM partitions AS p WHERE NOT EXISTS"
+		" (SELECT 1 FROM topics AS t WHERE t.tid = p.tid) LIMIT 1",
 	[ST_OBJECT_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
 		" VALUES (?1, ?2, 0, 'live', ?3)",
 	[ST_OBJECT_SET_LIVE] = "UPDATE objects SET live_bytes = ?2 WHERE oid = ?1",
 	/* One aggregate pass over the topic's batch rows (UPDATE ... FROM:
 	 * SQLite 3.33+ and PostgreSQL). */
-	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
-		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
-		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
 	/* The collectors' (the agent's and sluice gc): through the partial
 	 * index objects_dead. */
 	[ST_OBJECTS_DEAD] = "SELECT oid, key, size, live_bytes, state, created_ms FROM objects"
@@ -232,7 +238,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
 		" producer_epoch, base_sequence, last_sequence)"
 		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = ?1",
 	/* Trimming the front of one partition (retention, DeleteRecords). */
 	/* A batch without timestamps (max_timestamp -1) counts from when its
 	 * object was made, as Kafka falls back to a segment's mtime. */
@@ -727,31 +732,43 @@ static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 	return 0;
 }
 
+struct topic_delete_txn {
+	const char *name;
+	int64_t tid; /* out */
+};
+
+/* The topic goes at once (its row, configs and committed offsets); its
+ * partitions' rows stay, without a topic, until their batch rows are
+ * gone (purge_topic_rows), so a purge that stops half-way (a crash) is
+ * found and finished later (sq_purge_deleted). */
 static int topic_delete_body(struct sq_conn *c, void *arg)
 {
 	static const enum stmt deletes[] = {
-		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
-		ST_BATCH_DELETE_TOPIC,
-		ST_PARTITION_DELETE_TOPIC,
 		ST_OFFSET_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
-	int64_t tid;
-	int rc = topic_id_by_name(c, arg, &tid);
+	struct topic_delete_txn *x = arg;
+	int rc = topic_id_by_name(c, x->name, &x->tid);
 	for (size_t i = 0; !rc && i < sizeof deletes / sizeof deletes[0]; i++) {
 		sqlite3_stmt *st = sq_stmt(c, deletes[i]);
-		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int64(st, 1, x->tid);
 		rc = sq_exec_stmt(c, st, "deleting a topic");
 	}
 	return rc;
 }
 
+/* The topic goes in one short transaction; its batch rows stay for
+ * sq_purge_deleted, which removes them a chunk per transaction so that
+ * commits to other topics wait for one chunk at most instead of the whole
+ * delete (as Kafka deletes a topic's metadata at once and its log
+ * segments afterwards). */
 static int sq_topic_delete(struct meta *m, const char *name)
 {
 	if (!name)
 		return SL_EINVAL;
-	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_delete_body, (void *)name);
+	struct topic_delete_txn x = { name, 0 };
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_delete_body, &x);
 }
 
 static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
@@ -1221,6 +1238,17 @@ static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t pa
 	return sq_exec_stmt(c, st, what);
 }
 
+/* 1 with *out set, 0 when there is none, or SL_EMETA. */
+static int step_first_int64(struct sq_conn *c, sqlite3_stmt *st, int64_t *out, const char *what)
+{
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	int rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : sq_fail(c, what);
+	sqlite3_reset(st);
+	return rc;
+}
+
 /* The last offset of the (skip + 1)-th row below `below` (ST_BATCHES_CHUNK_END):
  * 1 with *last set, 0 when there are not that many rows, or SL_EMETA. */
 static int chunk_end(struct sq_conn *c, int64_t tid, int32_t partition, int64_t below,
@@ -1231,12 +1259,7 @@ static int chunk_end(struct sq_conn *c, int64_t tid, int32_t partition, int64_t 
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, below);
 	sqlite3_bind_int64(st, 4, skip);
-	int step = sqlite3_step(st);
-	if (step == SQLITE_ROW)
-		*last = sqlite3_column_int64(st, 0);
-	int rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : sq_fail(c, "finding rows to trim");
-	sqlite3_reset(st);
-	return rc;
+	return step_first_int64(c, st, last, "finding rows to trim");
 }
 
 struct trim_chunk_txn {
@@ -1332,6 +1355,76 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
+}
+
+/* ---- purging a deleted topic's rows ---- */
+
+struct partition_drop_txn {
+	int64_t tid;
+	int32_t partition;
+};
+
+/* The partition's row goes in the same transaction as the check that no
+ * batch row is left (a guard: commits find no partition once the topic
+ * is gone, so none can add rows). */
+static int partition_drop_body(struct sq_conn *c, void *arg)
+{
+	struct partition_drop_txn *x = arg;
+	int64_t last;
+	int rc = chunk_end(c, x->tid, x->partition, INT64_MAX, 0, &last);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_DROP);
+	sqlite3_bind_int64(st, 1, x->tid);
+	sqlite3_bind_int(st, 2, x->partition);
+	return sq_exec_stmt(c, st, "dropping a deleted topic's partition");
+}
+
+/* Every batch row of a deleted topic (tid), partition by partition, a
+ * chunk of META_TRIM_CHUNK_ROWS per transaction with a pause between
+ * (c's lock released meanwhile), their objects' live bytes falling by
+ * theirs (trim_chunk below any offset); each partition's row goes once
+ * its rows are gone. c's lock held. */
+static int purge_topic_rows(struct sq_conn *c, int64_t tid)
+{
+	for (;;) {
+		sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_OF_TOPIC);
+		sqlite3_bind_int64(st, 1, tid);
+		int64_t partition;
+		int rc = step_first_int64(c, st, &partition, "finding a deleted topic's partitions");
+		if (rc <= 0)
+			return rc;
+		for (bool more = true; more;) {
+			rc = trim_chunk(c, tid, (int32_t)partition, INT64_MAX, &more);
+			if (rc)
+				return rc;
+			pthread_mutex_unlock(&c->lock);
+			usleep(META_TRIM_CHUNK_PAUSE_US);
+			pthread_mutex_lock(&c->lock);
+		}
+		struct partition_drop_txn x = { tid, (int32_t)partition };
+		rc = sq_txn_locked(c, TXN_WRITE, partition_drop_body, &x);
+		if (rc)
+			return rc;
+	}
+}
+
+/* meta.h: the rows of one deleted topic, on the maintenance connection. */
+static int sq_purge_deleted(struct meta *m, bool *more)
+{
+	struct sq_conn *c = &sq_of(m)->trim;
+	*more = false;
+	pthread_mutex_lock(&c->lock);
+	int64_t tid;
+	int rc = step_first_int64(c, sq_stmt(c, ST_TOPIC_PURGE_NEXT), &tid,
+				  "finding deleted topics' rows");
+	if (rc == 1) {
+		log_info("metadata store: purging the rows of deleted topic %" PRId64, tid);
+		rc = purge_topic_rows(c, tid);
+		*more = rc == 0;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc < 0 ? rc : 0;
 }
 
 /* commit_one visits batches grouped by partition, each partition's
@@ -1808,6 +1901,7 @@ static const struct meta_methods sqlite_methods = {
 	.close = sq_close,
 	.topic_create = sq_topic_create,
 	.topic_delete = sq_topic_delete,
+	.purge_deleted = sq_purge_deleted,
 	.topic_list = sq_topic_list,
 	.topic_set_partitions = sq_topic_set_partitions,
 	.topic_configs_set = sq_topic_configs_set,

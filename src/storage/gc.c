@@ -52,6 +52,16 @@ int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,
 		    void (*dry)(const char *key, uint64_t size, void *arg), void *dry_arg,
 		    int64_t *after_oid, size_t max_pages, bool *more, struct gc_dead_stats *st)
 {
+	/* A pass starts by finishing deleted topics whose rows a delete left
+	 * (their objects are dead only once those rows are gone). */
+	if (*after_oid == 0 && !dry) {
+		bool found = true;
+		for (int i = 0; found && i < SL_GC_PURGES_PER_PASS; i++) {
+			int rc = meta_purge_deleted(m, &found);
+			if (rc)
+				return rc;
+		}
+	}
 	struct meta_object *rows = malloc(SL_GC_PAGE_OBJECTS * sizeof *rows);
 	if (!rows)
 		return SL_ENOMEM;

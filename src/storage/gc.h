@@ -27,7 +27,9 @@ struct gc_dead_stats {
  * half-way) are retried by the next pass. *after_oid moves past the pages
  * done; *more (may be NULL) tells whether dead rows may be left after it.
  * st accumulates (zero it first). With dry, nothing changes: dry(key,
- * size, arg) is called for each dead object instead. Blocking (store and
+ * size, arg) is called for each dead object instead. A pass (*after_oid
+ * 0, not dry) first purges the rows deleted topics left
+ * (meta_purge_deleted, up to SL_GC_PURGES_PER_PASS topics). Blocking (store and
  * metadata calls): a tool's thread or a worker thread. Returns 0 or the
  * metadata store's error; store errors are in st. */
 int gc_dead_objects(struct meta *m, struct objstore *s, int64_t cutoff_ms,

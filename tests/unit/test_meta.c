@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,15 @@ static int64_t create_topic(struct meta *m, const char *name, int32_t partitions
 	int64_t tid = t.tid;
 	meta_topic_free(&t);
 	return tid;
+}
+
+/* Delete a topic and purge its rows, as the agent does (the purge on its
+ * maintenance queue right after). */
+static void delete_topic(struct meta *m, const char *name)
+{
+	assert_int_equal(meta_topic_delete(m, name), 0);
+	for (bool more = true; more;)
+		assert_int_equal(meta_purge_deleted(m, &more), 0);
 }
 
 static struct meta_commit_batch mk_batch(int64_t tid, int32_t p, int32_t delta,
@@ -544,6 +554,11 @@ static void test_deleted_topic(void **state)
 	assert_int_equal(live_bytes("mixed"), 600);
 
 	assert_int_equal(meta_topic_delete(m, "gone"), 0);
+	/* Gone for every call at once; its rows, and so the live bytes of
+	 * their objects, with the purge. */
+	assert_int_equal(meta_topic_delete(m, "gone"), SL_ENOTFOUND);
+	for (bool more = true; more;)
+		assert_int_equal(meta_purge_deleted(m, &more), 0);
 	assert_int_equal(live_bytes("mixed"), 300); /* the rest is garbage */
 	struct meta_batch_row rows[4];
 	size_t n;
@@ -561,6 +576,49 @@ static void test_deleted_topic(void **state)
 	assert_int_equal(b2[1].base_offset, 1);
 	assert_int_equal(b2[2].base_offset, -1);
 	assert_int_equal(live_bytes("late"), 50);
+	assert_int_equal(hwm(m, kept, 0), 2);
+	meta_close(m);
+}
+
+/* A topic with more rows than one purge chunk: meta_topic_delete makes it
+ * gone at once (no partition, a commit to it gets no offsets); on SQLite
+ * its rows stay until meta_purge_deleted, which removes them all, drops
+ * the partitions and lowers the objects' live bytes, then finds nothing
+ * more. A topic deleted while its rows were being purged (a crash) is
+ * the same state, so this is also the restart path. */
+static void test_deleted_topic_chunks(void **state)
+{
+	struct meta *m = open_store();
+	int64_t gone = create_topic(m, "big", 2);
+	int64_t kept = create_topic(m, "kept", 1);
+	enum { N = 2 * 2000 + 7 }; /* META_TRIM_CHUNK_ROWS = 2000 */
+	static struct meta_commit_batch b[N + 1];
+	for (int i = 0; i < N; i++)
+		b[i] = mk_batch(gone, i < N - 3 ? 0 : 1, 0, 16 + (uint64_t)i * 10, 10, 1);
+	b[N] = mk_batch(kept, 0, 0, 16 + (uint64_t)N * 10, 5, 1);
+	assert_int_equal(meta_commit_object(m, "many", 16 + (N + 1) * 10, b, N + 1), 0);
+	assert_int_equal(live_bytes("many"), N * 10 + 5);
+	assert_int_equal(meta_topic_delete(m, "big"), 0);
+
+	struct meta_partition mp;
+	assert_int_equal(meta_partition_get(m, gone, 0, &mp), SL_ENOTFOUND);
+	struct meta_commit_batch late[] = { mk_batch(gone, 0, 0, 16, 10, 1),
+					    mk_batch(kept, 0, 0, 26, 5, 1) };
+	assert_int_equal(meta_commit_object(m, "late", 100, late, 2), 0);
+	assert_int_equal(late[0].base_offset, -1);
+	assert_int_equal(late[1].base_offset, 1);
+
+	char tid[32];
+	snprintf(tid, sizeof tid, "%" PRId64, gone);
+	bool more = false;
+	int purges = 0;
+	do {
+		assert_int_equal(meta_purge_deleted(m, &more), 0);
+	} while (more && ++purges < 10);
+	assert_false(more);
+	assert_int_equal(live_bytes("many"), 5);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches WHERE tid = $1", tid), 0);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM partitions WHERE tid = $1", tid), 0);
 	assert_int_equal(hwm(m, kept, 0), 2);
 	meta_close(m);
 }
@@ -586,7 +644,7 @@ static void test_gc_objects(void **state)
 	assert_int_equal(meta_objects_dead(m, later, 0, 8, rows, &n), 0);
 	assert_int_equal(n, 0);
 
-	assert_int_equal(meta_topic_delete(m, "gone"), 0);
+	delete_topic(m, "gone");
 	assert_int_equal(live_bytes("o/only-gone"), 0);
 	assert_int_equal(live_bytes("o/mixed"), 50);
 	/* Not dead within the grace; dead after it. */
@@ -978,6 +1036,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_offsets, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_topic_chunks, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_objects, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
