@@ -445,14 +445,18 @@ static void on_signal(uv_signal_t *s, int signum)
 	on_writer_drain(a);
 }
 
-/* The view of an agent alone: itself, at epoch 0. */
+/* The view of an agent alone: itself, at epoch 0, with an endpoint per
+ * listener (one, PLAINTEXT, as long as --listen names one address). */
 static int placement_alone(struct agent *a)
 {
 	struct placement_agent self;
 	memset(&self, 0, sizeof self);
 	self.node_id = a->cfg.node_id;
-	self.port = a->cfg.advertise_port;
-	snprintf(self.host, sizeof self.host, "%s", a->cfg.advertise_host);
+	self.endpoint_count = 1;
+	struct placement_endpoint *e = &self.endpoints[0];
+	snprintf(e->listener, sizeof e->listener, "%s", AGENT_LISTENER_NAME);
+	snprintf(e->host, sizeof e->host, "%s", a->cfg.advertise_host);
+	e->port = a->cfg.advertise_port;
 	snprintf(self.zone, sizeof self.zone, "%s", a->cfg.zone);
 	self.start_ms = clock_wall_ms();
 	return placement_set(&a->placement, &self, 1, 0);
@@ -536,6 +540,13 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		 cfg->listen_host, cfg->listen_port, cfg->advertise_host, cfg->advertise_port,
 		 cfg->store_url, cfg->meta_url, a->topics.count);
 	return 0;
+}
+
+const char *agent_listener_name(const struct agent *a, const struct request *req)
+{
+	(void)a;
+	(void)req;
+	return AGENT_LISTENER_NAME;
 }
 
 static void free_topic_each(void *arg, const char *key, void *value)

@@ -23,6 +23,9 @@
 
 /* How often the agent logs what its write path did. */
 #define AGENT_STATS_INTERVAL_MS 10000
+/* The name of the agent's one listener (Kafka's name for a plaintext
+ * listener when none is given). */
+#define AGENT_LISTENER_NAME "PLAINTEXT"
 
 struct writer;
 struct cache;
@@ -142,6 +145,11 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		const struct agent_hooks *hooks);
 /* Free everything after the loop has stopped. */
 void agent_free(struct agent *a);
+/* The name of the listener req came in on. Metadata, DescribeCluster and
+ * FindCoordinator tell that client each agent's endpoint of the listener
+ * with this name (cluster/placement.h), as Kafka answers with the
+ * endpoints of the listener a request arrived on. */
+const char *agent_listener_name(const struct agent *a, const struct request *req);
 
 struct topic_state *agent_topic(struct agent *a, kstr name);
 struct topic_state *agent_topic_by_name(struct agent *a, const char *name);

@@ -159,9 +159,14 @@ struct coordinator_answer {
  * rendezvous over every live agent. Transactional ids are placed already,
  * though transactions are not served yet (InitProducerId refuses a
  * transactional id with COORDINATOR_NOT_AVAILABLE, which clients retry
- * as they would this answer). The host points into the placement view,
- * unchanged until the response is encoded. */
-static struct coordinator_answer coordinator_for(struct agent *a, int8_t key_type, kstr key)
+ * as they would this answer). The coordinator is named by its endpoint
+ * of the request's listener; one without that listener answers
+ * COORDINATOR_NOT_AVAILABLE, as Kafka does, rather than another agent
+ * (which would answer NOT_COORDINATOR: a group has one coordinator
+ * whatever listener its members use). The host points into the placement
+ * view, unchanged until the response is encoded. */
+static struct coordinator_answer coordinator_for(struct agent *a, const char *listener,
+						 int8_t key_type, kstr key)
 {
 	struct coordinator_answer c = { KERR_NONE, KSTR_NULL, -1, KSTR(""), -1 };
 	if (key_type != PLACEMENT_KEY_GROUP && key_type != PLACEMENT_KEY_TRANSACTION) {
@@ -176,9 +181,15 @@ static struct coordinator_answer coordinator_for(struct agent *a, int8_t key_typ
 		c.message = KSTR("no live agent");
 		return c;
 	}
+	const struct placement_endpoint *e = placement_endpoint(ag, listener);
+	if (!e) {
+		c.error = KERR_COORDINATOR_NOT_AVAILABLE;
+		c.message = KSTR("the coordinator has no endpoint for this listener");
+		return c;
+	}
 	c.node_id = ag->node_id;
-	c.host = KSTR(ag->host);
-	c.port = ag->port;
+	c.host = KSTR(e->host);
+	c.port = e->port;
 	return c;
 }
 
@@ -187,7 +198,8 @@ void handle_find_coordinator(struct agent *a, struct request *req, const struct 
 	struct kmsg_find_coordinator_resp r;
 	kmsg_find_coordinator_resp_init(&r);
 	if (req->api_version < 4) {
-		struct coordinator_answer c = coordinator_for(a, m->key_type, m->key);
+		struct coordinator_answer c =
+			coordinator_for(a, agent_listener_name(a, req), m->key_type, m->key);
 		r.error_code = c.error;
 		r.error_message = c.message;
 		r.node_id = c.node_id;
@@ -204,7 +216,8 @@ void handle_find_coordinator(struct agent *a, struct request *req, const struct 
 			struct kmsg_find_coordinator_resp_coordinator *rc = &r.coordinators[i];
 			kmsg_find_coordinator_resp_coordinator_init(rc);
 			struct coordinator_answer c =
-				coordinator_for(a, m->key_type, m->coordinator_keys[i]);
+				coordinator_for(a, agent_listener_name(a, req), m->key_type,
+						m->coordinator_keys[i]);
 			rc->key = m->coordinator_keys[i];
 			rc->error_code = c.error;
 			rc->error_message = c.message;

@@ -12,7 +12,14 @@
  * cluster, make every agent join or leave look like a reassignment to
  * tools, and gain nothing (librdkafka, kafka-python and the Java
  * producer route produces and fetches to the leader only). Leader epochs
- * are the placement view's epoch. */
+ * are the placement view's epoch.
+ *
+ * Each agent is named by its endpoint of the listener the request came
+ * in on (agent_listener_name), as Kafka does: an agent without that
+ * listener is left out of the brokers, and a partition placed on it
+ * answers LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before), the
+ * placement itself unchanged, so that every listener's clients agree on
+ * one leader per zone. */
 #include <string.h>
 
 #include "agent/agent.h"
@@ -29,11 +36,13 @@ struct leading {
 	const struct placement *view;
 	uint32_t *candidates; /* indexes into view->agents */
 	size_t count;
+	const char *listener; /* the request's listener name */
 };
 
 static int leading_init(struct agent *a, struct request *req, struct leading *l)
 {
 	l->view = &a->placement;
+	l->listener = agent_listener_name(a, req);
 	if (!REQ_ARRAY(req, a->placement.count, l->candidates))
 		return SL_ENOMEM;
 	l->count = placement_zone_candidates(&a->placement, placement_client_zone(req->client_id),
@@ -71,6 +80,17 @@ static int fill_topic(const struct leading *l, struct request *req,
 			rp->leader_epoch = -1;
 			continue;
 		}
+		if (!placement_endpoint(leader, l->listener)) {
+			/* Placed on an agent this client cannot reach (a
+			 * listener not configured on every agent): Kafka's
+			 * answer, retriable, rather than another leader for
+			 * this listener's clients alone. */
+			rp->error_code = req->api_version >= 6 ? KERR_LISTENER_NOT_FOUND
+							       : KERR_LEADER_NOT_AVAILABLE;
+			rp->leader_id = -1;
+			rp->leader_epoch = -1;
+			continue;
+		}
 		leaders[p] = leader->node_id;
 		rp->error_code = KERR_NONE;
 		rp->leader_id = leader->node_id;
@@ -104,21 +124,27 @@ static kstr zone_or_null(const struct placement_agent *ag)
 	return ag->zone[0] ? KSTR(ag->zone) : KSTR_NULL;
 }
 
-/* Every live agent, with its zone as its rack. The strings point into the
- * placement view, which does not change before the response is encoded
- * (both on the loop, in one go). */
+/* Every live agent with an endpoint for listener, at that endpoint, with
+ * its zone as its rack. The strings point into the placement view, which
+ * does not change before the response is encoded (both on the loop, in
+ * one go). */
 static int fill_brokers(struct agent *a, struct request *req, struct kmsg_metadata_resp *r)
 {
 	const struct placement *v = &a->placement;
+	const char *listener = agent_listener_name(a, req);
 	if (!REQ_ARRAY(req, v->count, r->brokers))
 		return SL_ENOMEM;
-	r->brokers_count = (int32_t)v->count;
+	r->brokers_count = 0;
 	for (size_t i = 0; i < v->count; i++) {
-		kmsg_metadata_resp_metadata_response_broker_init(&r->brokers[i]);
-		r->brokers[i].node_id = v->agents[i].node_id;
-		r->brokers[i].host = KSTR(v->agents[i].host);
-		r->brokers[i].port = v->agents[i].port;
-		r->brokers[i].rack = zone_or_null(&v->agents[i]);
+		const struct placement_endpoint *e = placement_endpoint(&v->agents[i], listener);
+		if (!e)
+			continue;
+		struct kmsg_metadata_resp_metadata_response_broker *b = &r->brokers[r->brokers_count++];
+		kmsg_metadata_resp_metadata_response_broker_init(b);
+		b->node_id = v->agents[i].node_id;
+		b->host = KSTR(e->host);
+		b->port = e->port;
+		b->rack = zone_or_null(&v->agents[i]);
 	}
 	r->cluster_id = KSTR(a->cfg.cluster_id);
 	/* Admin requests go to the controller; any agent serves them, so
@@ -288,18 +314,26 @@ void handle_describe_cluster(struct agent *a, struct request *req, const struct 
 		r.error_code = KERR_UNSUPPORTED_VERSION;
 		r.error_message = KSTR("only broker endpoints (endpoint_type 1) are served");
 	} else {
+		/* As Metadata: the agents with the request's listener. */
 		const struct placement *v = &a->placement;
+		const char *listener = agent_listener_name(a, req);
 		if (!REQ_ARRAY(req, v->count, r.brokers)) {
 			request_fail_close(req);
 			return;
 		}
-		r.brokers_count = (int32_t)v->count;
+		r.brokers_count = 0;
 		for (size_t i = 0; i < v->count; i++) {
-			kmsg_describe_cluster_resp_describe_cluster_broker_init(&r.brokers[i]);
-			r.brokers[i].broker_id = v->agents[i].node_id;
-			r.brokers[i].host = KSTR(v->agents[i].host);
-			r.brokers[i].port = v->agents[i].port;
-			r.brokers[i].rack = zone_or_null(&v->agents[i]);
+			const struct placement_endpoint *e =
+				placement_endpoint(&v->agents[i], listener);
+			if (!e)
+				continue;
+			struct kmsg_describe_cluster_resp_describe_cluster_broker *b =
+				&r.brokers[r.brokers_count++];
+			kmsg_describe_cluster_resp_describe_cluster_broker_init(b);
+			b->broker_id = v->agents[i].node_id;
+			b->host = KSTR(e->host);
+			b->port = e->port;
+			b->rack = zone_or_null(&v->agents[i]);
 		}
 	}
 	r.cluster_id = KSTR(a->cfg.cluster_id);

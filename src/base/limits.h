@@ -199,6 +199,17 @@
  * (a truncated name could match another zone). */
 #define SL_ZONE_BYTES_MAX 64
 
+/* Listeners of one agent (--listen entries), which are also its endpoints
+ * in the placement view: one per security protocol and interface is the
+ * use (Kafka deployments name two to four). Every agent's view entry
+ * holds this many endpoints of ~290 bytes, so a full view of
+ * SL_CLUSTER_AGENTS_MAX agents stays near 2.4 MB. */
+#define SL_LISTENERS_MAX 8
+
+/* Bytes of a listener name as the placement view carries it ("PLAINTEXT",
+ * "SSL", "SASL_PLAINTEXT"; Kafka's custom names are as short). */
+#define SL_LISTENER_NAME_BYTES_MAX 32
+
 /* ---- object store, garbage collection, tools ---- */
 
 /* Object key length in the file store: keys are short

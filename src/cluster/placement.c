@@ -182,19 +182,45 @@ static int by_node_id(const void *x, const void *y)
 	return (a->node_id > b->node_id) - (a->node_id < b->node_id);
 }
 
-static bool agent_valid(const struct placement_agent *a)
+static bool endpoint_valid(const struct placement_endpoint *e)
 {
-	size_t host = strnlen(a->host, sizeof a->host);
-	size_t zone = strnlen(a->zone, sizeof a->zone);
-	return a->node_id >= 0 && a->port >= 0 && a->port <= 65535 && host > 0 &&
-	       host < sizeof a->host && zone < sizeof a->zone &&
-	       (zone == 0 || placement_zone_valid(a->zone, zone));
+	size_t name = strnlen(e->listener, sizeof e->listener);
+	size_t host = strnlen(e->host, sizeof e->host);
+	return name < sizeof e->listener && placement_listener_valid(e->listener, name) &&
+	       host > 0 && host < sizeof e->host && e->port >= 0 && e->port <= 65535;
 }
 
+static bool agent_valid(const struct placement_agent *a)
+{
+	size_t zone = strnlen(a->zone, sizeof a->zone);
+	if (a->node_id < 0 || a->endpoint_count == 0 || a->endpoint_count > SL_LISTENERS_MAX ||
+	    zone == sizeof a->zone || (zone > 0 && !placement_zone_valid(a->zone, zone)))
+		return false;
+	for (uint32_t i = 0; i < a->endpoint_count; i++) {
+		if (!endpoint_valid(&a->endpoints[i]))
+			return false;
+		for (uint32_t j = 0; j < i; j++)
+			if (strcmp(a->endpoints[i].listener, a->endpoints[j].listener) == 0)
+				return false;
+	}
+	return true;
+}
+
+/* Endpoints compare in the order given: a reordered list under the same
+ * epoch is refused like any other change (the registry writes them in
+ * one order). */
 static bool same_agent(const struct placement_agent *a, const struct placement_agent *b)
 {
-	return a->node_id == b->node_id && a->port == b->port && a->start_ms == b->start_ms &&
-	       strcmp(a->host, b->host) == 0 && strcmp(a->zone, b->zone) == 0;
+	if (a->node_id != b->node_id || a->start_ms != b->start_ms ||
+	    strcmp(a->zone, b->zone) != 0 || a->endpoint_count != b->endpoint_count)
+		return false;
+	for (uint32_t i = 0; i < a->endpoint_count; i++) {
+		const struct placement_endpoint *x = &a->endpoints[i], *y = &b->endpoints[i];
+		if (x->port != y->port || strcmp(x->listener, y->listener) != 0 ||
+		    strcmp(x->host, y->host) != 0)
+			return false;
+	}
+	return true;
 }
 
 int placement_set(struct placement *p, const struct placement_agent *agents, size_t n,
@@ -249,6 +275,15 @@ const struct placement_agent *placement_find(const struct placement *p, int32_t 
 		else
 			hi = mid;
 	}
+	return NULL;
+}
+
+const struct placement_endpoint *placement_endpoint(const struct placement_agent *a,
+						    const char *listener)
+{
+	for (uint32_t i = 0; i < a->endpoint_count; i++)
+		if (strcmp(a->endpoints[i].listener, listener) == 0)
+			return &a->endpoints[i];
 	return NULL;
 }
 
@@ -311,7 +346,20 @@ bool placement_is_coordinator(const struct placement *p, enum placement_key_type
 	return c && c->node_id == node_id;
 }
 
-/* ---- zones ---- */
+/* ---- listener names and zones ---- */
+
+bool placement_listener_valid(const char *name, size_t len)
+{
+	if (len == 0 || len > SL_LISTENER_NAME_BYTES_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
 
 static bool zone_byte(char c)
 {

@@ -34,10 +34,24 @@ enum placement_key_type {
 /* Bytes of an advertised host, as config.h's advertise_host. */
 #define PLACEMENT_HOST_BYTES 256
 
+/* Where clients of one listener reach an agent. As in Kafka, an agent
+ * registers the advertised endpoint of every listener it has, and a
+ * client is only ever told endpoints of the listener (by name) that its
+ * own connection came in on: a client of the SSL listener must not be
+ * sent to another agent's PLAINTEXT port. */
+struct placement_endpoint {
+	char listener[SL_LISTENER_NAME_BYTES_MAX + 1]; /* "PLAINTEXT", "SSL", ... */
+	char host[PLACEMENT_HOST_BYTES];   /* advertised, NUL-terminated */
+	int32_t port;                      /* advertised, 0-65535 */
+};
+
+/* Placement itself depends on node ids only: endpoints and zones only
+ * say where a chosen agent is and which agents a zone's clients may be
+ * led by. */
 struct placement_agent {
 	int32_t node_id;                   /* >= 0, unique in a view */
-	int32_t port;                      /* advertised, 0-65535 */
-	char host[PLACEMENT_HOST_BYTES];   /* advertised, NUL-terminated */
+	uint32_t endpoint_count;           /* 1..SL_LISTENERS_MAX */
+	struct placement_endpoint endpoints[SL_LISTENERS_MAX]; /* names unique */
 	char zone[SL_ZONE_BYTES_MAX + 1];  /* "" when the agent has none */
 	int64_t start_ms;                  /* wall clock of its registration */
 };
@@ -58,7 +72,9 @@ void placement_free(struct placement *p);
  * same on every agent for the same set, raised whenever the set changes
  * and never lowered (it is every partition's leader epoch, below).
  * Returns 0; SL_EINVAL when the epoch is negative, n exceeds SL_CLUSTER_AGENTS_MAX, a node id is
- * negative or repeated, a port is out of range, a host is empty or a
+ * negative or repeated, an agent has no endpoint or more than
+ * SL_LISTENERS_MAX, or two with one listener name, a listener name is not
+ * placement_listener_valid, a port is out of range, a host is empty or a
  * zone is not placement_zone_valid, or the epoch is lower than the
  * view's, or equal to it with a different set (a stale or reordered feed:
  * the view keeps what it has); SL_ENOMEM. On any error the view is
@@ -68,6 +84,17 @@ int placement_set(struct placement *p, const struct placement_agent *agents, siz
 
 /* The agent with node_id, or NULL. Valid until the next placement_set. */
 const struct placement_agent *placement_find(const struct placement *p, int32_t node_id);
+
+/* a's endpoint for the listener named listener, or NULL when a has no
+ * such listener (Kafka then leaves a out of the brokers it lists to that
+ * listener's clients). Valid as long as a. */
+const struct placement_endpoint *placement_endpoint(const struct placement_agent *a,
+						    const char *listener);
+
+/* A listener name: 1 to SL_LISTENER_NAME_BYTES_MAX bytes of [A-Za-z0-9_-]
+ * (Kafka's listener names are identifiers such as PLAINTEXT, SSL or
+ * INTERNAL; compared exactly). */
+bool placement_listener_valid(const char *name, size_t len);
 
 /* The leader epoch of every partition: the view's epoch. Kafka clients
  * (librdkafka 2.x, the Java client, KIP-320) keep the highest epoch they

@@ -28,8 +28,10 @@ static struct placement_agent agent(int32_t id, const char *zone)
 	struct placement_agent a;
 	memset(&a, 0, sizeof a);
 	a.node_id = id;
-	a.port = 9000 + id;
-	snprintf(a.host, sizeof a.host, "10.0.0.%d", id);
+	a.endpoint_count = 1;
+	snprintf(a.endpoints[0].listener, sizeof a.endpoints[0].listener, "PLAINTEXT");
+	a.endpoints[0].port = 9000 + id;
+	snprintf(a.endpoints[0].host, sizeof a.endpoints[0].host, "10.0.0.%d", id);
 	snprintf(a.zone, sizeof a.zone, "%s", zone ? zone : "");
 	a.start_ms = 1000 * id;
 	return a;
@@ -420,10 +422,16 @@ static void epochs(void **state)
 	assert_int_equal(placement_leader_epoch(&p), 5);
 	/* A moved agent (same id, new address or zone) is a change too. */
 	struct placement_agent moved[2] = { as[0], as[1] };
-	moved[1].port++;
+	moved[1].endpoints[0].port++;
 	assert_int_equal(placement_set(&p, moved, 2, 5), SL_EINVAL);
 	assert_int_equal(placement_set(&p, moved, 2, 6), 0);
-	assert_int_equal(placement_find(&p, 2)->port, as[1].port + 1);
+	assert_int_equal(placement_find(&p, 2)->endpoints[0].port, as[1].endpoints[0].port + 1);
+	/* So is a listener added. */
+	moved[1].endpoint_count = 2;
+	moved[1].endpoints[1] = moved[1].endpoints[0];
+	snprintf(moved[1].endpoints[1].listener, sizeof moved[1].endpoints[1].listener, "SSL");
+	assert_int_equal(placement_set(&p, moved, 2, 6), SL_EINVAL);
+	assert_int_equal(placement_set(&p, moved, 2, 7), 0);
 	/* Newer epochs always win, even for a smaller set. */
 	assert_int_equal(placement_set(&p, as, 1, 9), 0);
 	assert_int_equal(placement_leader_epoch(&p), 9);
@@ -447,10 +455,32 @@ static void bad_feeds_are_refused(void **state)
 	bad = agent(3, "has space");
 	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
 	bad = agent(3, NULL);
-	bad.host[0] = 0;
+	bad.endpoints[0].host[0] = 0;
 	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
 	bad = agent(3, NULL);
-	bad.port = 70000;
+	bad.endpoints[0].port = 70000;
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	/* No endpoint, too many, an invalid or unterminated listener name,
+	 * one name twice. */
+	bad = agent(3, NULL);
+	bad.endpoint_count = 0;
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	bad = agent(3, NULL);
+	bad.endpoint_count = SL_LISTENERS_MAX + 1;
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	bad = agent(3, NULL);
+	snprintf(bad.endpoints[0].listener, sizeof bad.endpoints[0].listener, "PLAIN TEXT");
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	bad = agent(3, NULL);
+	bad.endpoints[0].listener[0] = 0;
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	bad = agent(3, NULL);
+	memset(bad.endpoints[0].listener, 'L', sizeof bad.endpoints[0].listener);
+	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
+	bad = agent(3, NULL);
+	bad.endpoint_count = 2;
+	bad.endpoints[1] = bad.endpoints[0];
+	bad.endpoints[1].port++;
 	assert_int_equal(placement_set(&p, &bad, 1, 2), SL_EINVAL);
 	bad = agent(3, NULL);
 	memset(bad.zone, 'z', sizeof bad.zone); /* not terminated */
@@ -471,6 +501,56 @@ static void bad_feeds_are_refused(void **state)
 	placement_free(&p);
 }
 
+/* Each agent carries an endpoint per listener, found by name; which
+ * agent leads or coordinates depends on node ids only, never on them. */
+static void endpoints_per_listener(void **state)
+{
+	(void)state;
+	struct placement_agent as[3] = { agent(1, NULL), agent(2, NULL), agent(3, NULL) };
+	as[0].endpoint_count = 2;
+	struct placement_endpoint *ssl = &as[0].endpoints[1];
+	snprintf(ssl->listener, sizeof ssl->listener, "SSL");
+	snprintf(ssl->host, sizeof ssl->host, "broker1.example");
+	ssl->port = 9093;
+	struct placement p, q;
+	placement_init(&p);
+	placement_init(&q);
+	assert_int_equal(placement_set(&p, as, 3, 1), 0);
+	const struct placement_agent *one = placement_find(&p, 1);
+	assert_int_equal(placement_endpoint(one, "PLAINTEXT")->port, 9001);
+	assert_string_equal(placement_endpoint(one, "SSL")->host, "broker1.example");
+	assert_int_equal(placement_endpoint(one, "SSL")->port, 9093);
+	assert_null(placement_endpoint(one, "ssl")); /* names compare exactly */
+	assert_null(placement_endpoint(placement_find(&p, 2), "SSL"));
+	assert_null(placement_endpoint(one, "INTERNAL"));
+	/* The same ids with other endpoints: the same answers. */
+	struct placement_agent bs[3] = { agent(1, NULL), agent(2, NULL), agent(3, NULL) };
+	for (int i = 0; i < 3; i++) {
+		snprintf(bs[i].endpoints[0].listener, sizeof bs[i].endpoints[0].listener, "INTERNAL");
+		bs[i].endpoints[0].port = 19000 + i;
+	}
+	assert_int_equal(placement_set(&q, bs, 3, 1), 0);
+	uint32_t cp[3], cq[3];
+	assert_int_equal(placement_zone_candidates(&p, KSTR_NULL, cp), 3);
+	assert_int_equal(placement_zone_candidates(&q, KSTR_NULL, cq), 3);
+	for (int k = 0; k < 200; k++) {
+		uint8_t id[16];
+		topic_id(id, k);
+		assert_int_equal(placement_partition_leader(&p, cp, 3, id, k % 7)->node_id,
+				 placement_partition_leader(&q, cq, 3, id, k % 7)->node_id);
+		char g[32];
+		snprintf(g, sizeof g, "group-%d", k);
+		assert_int_equal(placement_coordinator(&p, PLACEMENT_KEY_GROUP, KSTR(g))->node_id,
+				 placement_coordinator(&q, PLACEMENT_KEY_GROUP, KSTR(g))->node_id);
+	}
+	assert_true(placement_listener_valid("SASL_PLAINTEXT", 14));
+	assert_true(placement_listener_valid("internal-1", 10));
+	assert_false(placement_listener_valid("", 0));
+	assert_false(placement_listener_valid("A:B", 3));
+	placement_free(&p);
+	placement_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +565,7 @@ int main(void)
 		cmocka_unit_test(coordinators),
 		cmocka_unit_test(epochs),
 		cmocka_unit_test(bad_feeds_are_refused),
+		cmocka_unit_test(endpoints_per_listener),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
