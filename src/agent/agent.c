@@ -15,6 +15,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "net/tls.h"
 #include "group/service.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
@@ -397,6 +398,7 @@ static void drain_finish_maybe(struct agent *a)
 		objstore_async_close(a->store);
 		uv_close((uv_handle_t *)&a->sigint, NULL);
 		uv_close((uv_handle_t *)&a->sigterm, NULL);
+		uv_close((uv_handle_t *)&a->sighup, NULL);
 		uv_close((uv_handle_t *)&a->stats_timer, NULL);
 	}
 }
@@ -446,20 +448,48 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* The view of an agent alone: itself, at epoch 0, with an endpoint per
- * listener (one, PLAINTEXT, as long as --listen names one address). */
+ * listener, named by its protocol, at its advertised address. */
 static int placement_alone(struct agent *a)
 {
 	struct placement_agent self;
 	memset(&self, 0, sizeof self);
 	self.node_id = a->cfg.node_id;
-	self.endpoint_count = 1;
-	struct placement_endpoint *e = &self.endpoints[0];
-	snprintf(e->listener, sizeof e->listener, "%s", AGENT_LISTENER_NAME);
-	snprintf(e->host, sizeof e->host, "%s", a->cfg.advertise_host);
-	e->port = a->cfg.advertise_port;
+	self.endpoint_count = (uint32_t)a->cfg.listener_count;
+	for (size_t i = 0; i < a->cfg.listener_count; i++) {
+		const struct listener_config *l = &a->cfg.listeners[i];
+		struct placement_endpoint *e = &self.endpoints[i];
+		snprintf(e->listener, sizeof e->listener, "%s", listener_protocol_name(l->protocol));
+		snprintf(e->host, sizeof e->host, "%s", l->advertise_host);
+		e->port = l->advertise_port;
+	}
 	snprintf(self.zone, sizeof self.zone, "%s", a->cfg.zone);
 	self.start_ms = clock_wall_ms();
 	return placement_set(&a->placement, &self, 1, 0);
+}
+
+static int load_tls(const struct config *cfg, struct tls_ctx **out)
+{
+	struct tls_config tc = { cfg->tls_cert, cfg->tls_key, cfg->tls_ca, cfg->tls_client_auth };
+	return tls_ctx_new(&tc, out);
+}
+
+/* SIGHUP: new TLS connections get the certificate and key as the files
+ * are now; connections already up keep theirs. A file that does not load
+ * leaves the current ones in place. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	(void)signum;
+	struct agent *a = s->data;
+	struct tls_ctx *ctx;
+	if (load_tls(&a->cfg, &ctx) != 0) {
+		log_error("SIGHUP: TLS certificate not reloaded; keeping the current one");
+		return;
+	}
+	server_set_tls(a->server, ctx);
+	char desc[256];
+	tls_ctx_describe(ctx, desc, sizeof desc);
+	tls_ctx_unref(ctx);
+	log_info("SIGHUP: TLS certificate reloaded: %s", desc);
 }
 
 int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
@@ -523,11 +553,35 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = collect_start(a);
 	if (rc)
 		return rc;
-	struct server_config sc = { cfg->listen_host, cfg->listen_port, SL_CONNECTIONS_MAX,
-				    (size_t)cfg->queued_request_bytes };
+	struct server_listener sl[SL_LISTENERS_MAX];
+	struct tls_ctx *tls = NULL;
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		bool is_tls = cfg->listeners[i].protocol == LISTENER_SSL;
+		sl[i] = (struct server_listener){ cfg->listeners[i].host, cfg->listeners[i].port, is_tls };
+		if (is_tls && !tls && (rc = load_tls(cfg, &tls)) != 0)
+			return rc;
+	}
+	struct server_config sc = {
+		.listeners = sl,
+		.listener_count = cfg->listener_count,
+		.tls = tls,
+		.tls_handshake_ms = (uint64_t)cfg->tls_handshake_timeout_ms,
+		.connections_max = SL_CONNECTIONS_MAX,
+		.queued_bytes_max = (size_t)cfg->queued_request_bytes,
+	};
 	rc = server_start(loop, &sc, hooks->handle, a, &a->server);
+	if (tls) {
+		char desc[256];
+		tls_ctx_describe(tls, desc, sizeof desc);
+		log_info("TLS certificate %s", desc);
+		tls_ctx_unref(tls); /* the server holds its own */
+	}
 	if (rc)
 		return rc;
+	uv_signal_init(loop, &a->sighup);
+	a->sighup.data = a;
+	if (tls)
+		uv_signal_start(&a->sighup, on_sighup, SIGHUP);
 	uv_signal_init(loop, &a->sigint);
 	uv_signal_init(loop, &a->sigterm);
 	a->sigint.data = a->sigterm.data = a;
@@ -536,17 +590,29 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	uv_timer_init(loop, &a->stats_timer);
 	a->stats_timer.data = a;
 	uv_timer_start(&a->stats_timer, on_stats_timer, AGENT_STATS_INTERVAL_MS, AGENT_STATS_INTERVAL_MS);
-	log_info("sluice listening on %s:%d (advertised %s:%d), store %s, meta %s, %zu topics",
-		 cfg->listen_host, cfg->listen_port, cfg->advertise_host, cfg->advertise_port,
-		 cfg->store_url, cfg->meta_url, a->topics.count);
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		const struct listener_config *l = &cfg->listeners[i];
+		log_info("sluice listening on %s://%s:%d (advertised %s:%d)",
+			 listener_protocol_name(l->protocol), l->host, l->port, l->advertise_host,
+			 l->advertise_port);
+	}
+	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, cfg->meta_url,
+		 a->topics.count);
 	return 0;
+}
+
+/* The listener req came in on. */
+static const struct listener_config *agent_listener(const struct agent *a,
+						    const struct request *req)
+{
+	size_t i = request_listener(req);
+	SL_ASSERT(i < a->cfg.listener_count);
+	return &a->cfg.listeners[i];
 }
 
 const char *agent_listener_name(const struct agent *a, const struct request *req)
 {
-	(void)a;
-	(void)req;
-	return AGENT_LISTENER_NAME;
+	return listener_protocol_name(agent_listener(a, req)->protocol);
 }
 
 static void free_topic_each(void *arg, const char *key, void *value)

@@ -23,9 +23,6 @@
 
 /* How often the agent logs what its write path did. */
 #define AGENT_STATS_INTERVAL_MS 10000
-/* The name of the agent's one listener (Kafka's name for a plaintext
- * listener when none is given). */
-#define AGENT_LISTENER_NAME "PLAINTEXT"
 
 struct writer;
 struct cache;
@@ -117,6 +114,7 @@ struct agent {
 	 * always carried here. */
 	struct placement placement;
 	uv_signal_t sigint, sigterm;
+	uv_signal_t sighup;        /* reloads the TLS certificate and key */
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;
 	struct objstore_stats store_stats_last;

@@ -9,11 +9,34 @@
 
 #include "base/limits.h"
 
-struct config {
-	char listen_host[256];
-	int listen_port;
-	char advertise_host[256];
+/* Kafka's security protocol names for a listener. */
+enum listener_protocol {
+	LISTENER_PLAINTEXT,
+	LISTENER_SSL,
+	LISTENER_SASL_PLAINTEXT,   /* parsed, refused at start: no SASL yet */
+	LISTENER_SASL_SSL,
+};
+
+/* One --listen entry and the --advertise entry at its position. */
+struct listener_config {
+	enum listener_protocol protocol;
+	char host[256];            /* an address or a hostname (resolved at start) */
+	int port;
+	char advertise_host[256];  /* what Metadata tells clients of this listener */
 	int advertise_port;
+};
+
+/* Who must present a certificate on a TLS listener. */
+enum tls_client_auth { TLS_CLIENT_AUTH_NONE, TLS_CLIENT_AUTH_REQUESTED, TLS_CLIENT_AUTH_REQUIRED };
+
+struct config {
+	struct listener_config listeners[SL_LISTENERS_MAX];
+	size_t listener_count;
+	char tls_cert[1024];       /* PEM: certificate chain; empty: none */
+	char tls_key[1024];        /* PEM: its private key */
+	char tls_ca[1024];         /* PEM: CAs client certificates must chain to */
+	enum tls_client_auth tls_client_auth;
+	int64_t tls_handshake_timeout_ms;
 	char data_dir[1024];
 	char store_url[1100];
 	char meta_url[1100];
@@ -34,6 +57,9 @@ struct config {
 	int64_t gc_interval_ms;              /* dead-object collection (0: off) */
 	int64_t gc_grace_ms;
 };
+
+/* The protocol's Kafka name (PLAINTEXT, SSL, ...). */
+const char *listener_protocol_name(enum listener_protocol p);
 
 /* Fill defaults, then apply SLUICE_* environment variables, then argv
  * (flags of `sluice serve`). Returns 0, 1 if --help was printed, or -1

@@ -38,6 +38,13 @@
 /* A request whose bytes stop arriving for this long closes its connection. */
 #define SL_FRAME_STALL_MS 30000
 
+/* A TLS handshake not done this long after the connection was accepted
+ * closes it: a client that opens connections and stalls mid-handshake
+ * would otherwise hold a descriptor and an SSL object each, forever
+ * (Kafka bounds the same wait with connections.max.idle.ms; 10 s is
+ * generous for a handshake, which takes two round trips). */
+#define SL_TLS_HANDSHAKE_MS 10000
+
 /* Elements in any one array read from the wire: every element costs at
  * least one byte, so this is also bounded by the frame, but an explicit
  * cap keeps arena allocations small and obvious. */

@@ -4,6 +4,7 @@
  * request of it is still running (refs), never inside its own callbacks. */
 #include "net/server.h"
 
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,12 +13,16 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "net/tls.h"
 #include "proto/header.h"
 
 /* Tuning, not a bound: bytes asked of each read; frames larger than
  * this are read straight into their own buffer, and a frame this small
  * from an idle connection always passes the queued-bytes budget. */
 #define READ_CHUNK_BYTES (64 * 1024)
+/* Tuning: ciphertext bytes asked of each read of a TLS connection (into
+ * one buffer the server shares: it is decrypted before the next read). */
+#define TLS_READ_BYTES (64 * 1024)
 
 struct conn {
 	uv_tcp_t tcp;              /* first: the handle's data is the conn */
@@ -38,13 +43,26 @@ struct conn {
 	int refs;                  /* 1 for the socket + 1 per request */
 	bool closing;              /* no more reads or writes */
 	bool reading;
+	uint8_t listener;          /* index in server.listeners */
+	struct tls_conn *tls;      /* NULL on a plaintext listener */
+	uint64_t accepted_ms;      /* for the TLS handshake's deadline */
 	char peer[64];
+};
+
+/* One bound address. */
+struct listener {
+	uv_tcp_t tcp;              /* first: the handle's data is the listener */
+	struct server *server;
+	uint8_t index;
+	bool tls;
+	bool open;                 /* until its handle has closed */
 };
 
 struct server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
-	bool listening;
+	struct listener listeners[SL_LISTENERS_MAX];
+	size_t listener_count;
+	int listeners_open;
 	server_handle_fn handle;
 	void *ctx;
 	struct conn *conns;
@@ -58,6 +76,9 @@ struct server {
 	int handles_open;          /* wake + sweep, until closed */
 	bool paused;
 	bool closing;
+	struct tls_ctx *tls;       /* for new TLS connections */
+	uint64_t tls_handshake_ms;
+	uint8_t *tls_scratch;      /* TLS_READ_BYTES: every TLS read lands here */
 };
 
 /* One response being written: its buffer, and the release hook of the
@@ -159,6 +180,27 @@ static void conn_write(struct conn *c, struct request *r)
 	kbuf_init(&r->resp);
 	r->release = NULL;
 	r->release_arg = NULL;
+	if (c->tls) {
+		/* The pieces become TLS records in one buffer, which replaces
+		 * the response's in wr; the release hook still waits for the
+		 * write, as on a plaintext connection. */
+		int rc = tls_conn_write(c->tls, bufs, nbufs);
+		kbuf_release(wr->data, wr->cap);
+		wr->data = NULL;
+		wr->cap = 0;
+		size_t len = rc == 0 ? tls_conn_take_output(c->tls, &wr->data, &wr->cap) : 0;
+		if (bufs != &one)
+			free(bufs);
+		bufs = &one;
+		if (rc != 0) {
+			log_warn("%s: TLS write: %s; closing", c->peer, sl_strerror(rc));
+			write_req_free(wr);
+			conn_close(c);
+			return;
+		}
+		one = uv_buf_init((char *)wr->data, (unsigned)len);
+		nbufs = 1;
+	}
 	c->refs++;
 	/* libuv copies the buffer list (any length: it writes IOV_MAX pieces
 	 * per writev and goes on with the rest); the bytes stay where they
@@ -275,12 +317,25 @@ const char *request_peer(const struct request *req)
 	return req->conn->peer;
 }
 
+size_t request_listener(const struct request *req)
+{
+	return req->conn->listener;
+}
+
+const char *request_principal(const struct request *req)
+{
+	return req->conn->tls ? tls_conn_principal(req->conn->tls) : "User:ANONYMOUS";
+}
+
 /* The server goes once it is closing and its listener, helper handles
  * and connections are all gone. */
 static void server_maybe_free(struct server *s)
 {
-	if (s->closing && !s->conns && !s->listening && s->handles_open == 0)
+	if (s->closing && !s->conns && s->listeners_open == 0 && s->handles_open == 0) {
+		tls_ctx_unref(s->tls);
+		free(s->tls_scratch);
 		free(s);
+	}
 }
 
 static void conn_closed(uv_handle_t *h)
@@ -299,6 +354,7 @@ static void conn_unref(struct conn *c)
 	if (c->next) c->next->prev = c->prev;
 	s->conn_count--;
 	kbuf_free(&c->rbuf);
+	tls_conn_free(c->tls);
 	if (c->big)
 		budget_release(s, c->big_len);
 	kbuf_release(c->big, c->big_cap);
@@ -316,6 +372,13 @@ static void sweep_fired(uv_timer_t *t)
 	if (s->paused)
 		return; /* the agent stopped reading, not the clients */
 	for (struct conn *c = s->conns; c; c = c->next) {
+		if (c->tls && !c->closing && !tls_conn_ready(c->tls) &&
+		    now - c->accepted_ms > s->tls_handshake_ms) {
+			log_warn("%s: TLS handshake not done after %llu ms; closing", c->peer,
+				 (unsigned long long)s->tls_handshake_ms);
+			conn_close(c);
+			continue;
+		}
 		if (c->big && c->reading && !c->closing && now - c->big_progress_ms > SL_FRAME_STALL_MS) {
 			log_warn("%s: request of %zu bytes stalled at %zu for %d s; closing", c->peer,
 				 c->big_len, c->big_have, SL_FRAME_STALL_MS / 1000);
@@ -336,9 +399,10 @@ static void conn_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
 
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Where c's next bytes (plaintext) go: the big frame's buffer, or
+ * rbuf sized for the frame being read. */
+static void plain_buffer(struct conn *c, uv_buf_t *buf)
 {
-	struct conn *c = h->data;
 	if (c->big) {
 		buf->base = (char *)c->big + c->big_have;
 		buf->len = c->big_len - c->big_have;
@@ -360,6 +424,21 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	}
 	buf->base = (char *)p;
 	buf->len = want;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	plain_buffer(h->data, buf);
+}
+
+/* A TLS connection reads ciphertext into the server's scratch buffer;
+ * tls_pump decrypts it into plain_buffer's places. */
+static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)suggested;
+	struct conn *c = h->data;
+	*buf = uv_buf_init((char *)c->server->tls_scratch, TLS_READ_BYTES);
 }
 
 /* Take n bytes of the server's queued-request budget for c's next frame;
@@ -462,20 +541,36 @@ static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 	dispatch_owned(c, copy, len, cap);
 }
 
+static void conn_received(struct conn *c, size_t nread);
+
+/* A read ended the connection (EOF or an error): close it. */
+static bool read_ended(struct conn *c, ssize_t nread)
+{
+	if (nread >= 0)
+		return false;
+	if (nread != UV_EOF)
+		log_debug("%s: read: %s", c->peer, uv_strerror((int)nread));
+	conn_close(c);
+	return true;
+}
+
 static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
 	struct conn *c = stream->data;
-	if (nread < 0) {
-		if (nread != UV_EOF)
-			log_debug("%s: read: %s", c->peer, uv_strerror((int)nread));
-		conn_close(c);
+	if (read_ended(c, nread))
 		return;
-	}
 	if (buf->base == NULL && nread == 0) {
 		log_warn("%s: out of memory for reading; closing", c->peer);
 		conn_close(c);
 		return;
 	}
+	conn_received(c, (size_t)nread);
+}
+
+/* nread more bytes of plaintext are where plain_buffer said: frame them
+ * and hand complete frames to the handler. */
+static void conn_received(struct conn *c, size_t nread)
+{
 	if (c->big) {
 		c->big_have += (size_t)nread;
 		c->big_progress_ms = uv_now(c->server->loop);
@@ -489,7 +584,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		}
 		return;
 	}
-	c->rbuf.len += (size_t)nread;
+	c->rbuf.len += nread;
 	c->refs++; /* a handler may close the connection under us */
 	while (!c->closing && c->rbuf.len - c->rstart >= 4) {
 		int32_t size = (int32_t)be32_load(c->rbuf.data + c->rstart);
@@ -545,6 +640,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 }
 
 static void conn_process_buffered(struct conn *c);
+static void tls_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_update_reading(struct conn *c)
 {
@@ -558,7 +654,10 @@ static void conn_update_reading(struct conn *c)
 		c->reading = true;
 		if (c->big) /* a stall counts from when we read again */
 			c->big_progress_ms = uv_now(c->server->loop);
-		uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+		if (c->tls)
+			uv_read_start((uv_stream_t *)&c->tcp, tls_alloc_cb, tls_read_cb);
+		else
+			uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 		conn_process_buffered(c);
 	} else if (!want && c->reading) {
 		c->reading = false;
@@ -566,19 +665,105 @@ static void conn_update_reading(struct conn *c)
 	}
 }
 
-/* Frames that arrived while reading was paused. */
+static void tls_pump(struct conn *c);
+
+/* Frames that arrived while reading was paused (and, on a TLS
+ * connection, records read but not decrypted yet). */
 static void conn_process_buffered(struct conn *c)
 {
-	if (!c->big && c->rbuf.len - c->rstart >= 4) {
-		uv_buf_t b = uv_buf_init(NULL, 0);
-		b.base = (char *)c->rbuf.data; /* non-NULL: not an OOM signal */
-		read_cb((uv_stream_t *)&c->tcp, 0, &b);
+	if (!c->big && c->rbuf.len - c->rstart >= 4)
+		conn_received(c, 0);
+	if (c->tls && c->reading && !c->closing && tls_conn_has_input(c->tls))
+		tls_pump(c);
+}
+
+/* Hand the ciphertext TLS produced outside a response (handshake
+ * records, alerts) to libuv. */
+static void tls_send_output(struct conn *c)
+{
+	uint8_t *data;
+	size_t cap;
+	size_t len = tls_conn_take_output(c->tls, &data, &cap);
+	if (len == 0 || c->closing) {
+		if (len)
+			kbuf_release(data, cap);
+		return;
 	}
+	struct write_req *wr = malloc(sizeof *wr);
+	if (!wr) {
+		kbuf_release(data, cap);
+		conn_close(c);
+		return;
+	}
+	*wr = (struct write_req){ .conn = c, .data = data, .cap = cap };
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	c->refs++;
+	if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, write_done) < 0) {
+		c->refs--;
+		write_req_free(wr);
+		conn_close(c);
+	}
+}
+
+/* Decrypt what TLS holds into the frame buffers, as long as the
+ * connection reads (backpressure stops it as on plaintext), then send
+ * what the handshake wrote. */
+static void tls_pump(struct conn *c)
+{
+	bool was_ready = tls_conn_ready(c->tls);
+	c->refs++;
+	while (!c->closing && c->reading) {
+		uv_buf_t b;
+		plain_buffer(c, &b);
+		if (!b.base) {
+			log_warn("%s: out of memory for reading; closing", c->peer);
+			conn_close(c);
+			break;
+		}
+		long n = tls_conn_read(c->tls, (uint8_t *)b.base, b.len);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			log_debug("%s: TLS: %s; closing", c->peer,
+				  n == SL_EIO ? "closed by the client" : sl_strerror((int)n));
+			conn_close(c);
+			break;
+		}
+		conn_received(c, (size_t)n);
+	}
+	if (!c->closing) {
+		if (c->rbuf.len == 0)
+			kbuf_free(&c->rbuf); /* idle connections hold no read buffer */
+		tls_send_output(c);
+		if (!was_ready && tls_conn_ready(c->tls) && log_level_current >= LOG_DEBUG) {
+			char how[96];
+			tls_conn_describe(c->tls, how, sizeof how);
+			log_debug("%s: TLS handshake done (%s), principal %s", c->peer, how,
+				  tls_conn_principal(c->tls));
+		}
+	}
+	conn_unref(c);
+}
+
+static void tls_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = stream->data;
+	if (read_ended(c, nread) || nread == 0)
+		return;
+	c->refs++;
+	tls_conn_input(c->tls, (const uint8_t *)buf->base, (size_t)nread);
+	tls_pump(c);
+	if (tls_conn_input_done(c->tls) != 0 && !c->closing) {
+		log_warn("%s: out of memory for TLS input; closing", c->peer);
+		conn_close(c);
+	}
+	conn_unref(c);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
 {
-	struct server *s = listener->data;
+	struct listener *l = listener->data;
+	struct server *s = l->server;
 	if (status < 0) {
 		log_warn("accept: %s", uv_strerror(status));
 		return;
@@ -589,6 +774,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	uv_tcp_init(s->loop, &c->tcp);
 	c->tcp.data = c;
 	c->server = s;
+	c->listener = l->index;
 	c->refs = 1;
 	kbuf_init(&c->rbuf);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -624,14 +810,53 @@ static void on_connection(uv_stream_t *listener, int status)
 		conn_close(c);
 		return;
 	}
+	if (l->tls && tls_conn_new(s->tls, &c->tls) != 0) {
+		log_warn("%s: out of memory for TLS; closing", c->peer);
+		conn_close(c);
+		return;
+	}
+	c->accepted_ms = uv_now(s->loop);
 	uv_tcp_nodelay(&c->tcp, 1);
 	log_debug("%s: connected", c->peer);
 	conn_update_reading(c);
 }
 
+/* Resolve host (an address or a name: the first address getaddrinfo
+ * gives) and port into addr. */
+static int resolve(const char *host, int port, struct sockaddr_storage *addr)
+{
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0 ||
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0)
+		return 0;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE }, *res;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		log_error("listen address %s: %s", host, gai_strerror(rc));
+		return SL_EINVAL;
+	}
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	if (addr->ss_family == AF_INET)
+		((struct sockaddr_in *)addr)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)addr)->sin6_port = htons((uint16_t)port);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	l->open = false;
+	l->server->listeners_open--;
+	server_maybe_free(l->server);
+}
+
 int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		 server_handle_fn handle, void *ctx, struct server **out)
 {
+	if (cfg->listener_count == 0 || cfg->listener_count > SL_LISTENERS_MAX)
+		return SL_EINVAL;
 	struct server *s = calloc(1, sizeof *s);
 	if (!s)
 		return SL_ENOMEM;
@@ -640,44 +865,60 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 	s->ctx = ctx;
 	s->connections_max = cfg->connections_max ? cfg->connections_max : SL_CONNECTIONS_MAX;
 	s->queued_bytes_max = cfg->queued_bytes_max ? cfg->queued_bytes_max : SL_QUEUED_REQUEST_BYTES_MAX;
-	struct sockaddr_storage addr;
-	int rc = uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
-	if (rc != 0)
-		rc = uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr);
-	if (rc != 0) {
-		log_error("listen address %s is not an IP address", cfg->host);
-		free(s);
-		return SL_EINVAL;
+	s->tls_handshake_ms = cfg->tls_handshake_ms ? cfg->tls_handshake_ms : SL_TLS_HANDSHAKE_MS;
+	uint64_t sweep_ms = SL_FRAME_STALL_MS / 4;
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		if (!cfg->listeners[i].tls)
+			continue;
+		if (!cfg->tls) {
+			free(s);
+			return SL_EINVAL;
+		}
+		if (!s->tls_scratch && !(s->tls_scratch = malloc(TLS_READ_BYTES))) {
+			free(s);
+			return SL_ENOMEM;
+		}
+		s->tls = cfg->tls;
+		if (s->tls_handshake_ms / 4 < sweep_ms)
+			sweep_ms = s->tls_handshake_ms / 4 ? s->tls_handshake_ms / 4 : 1;
 	}
-	uv_tcp_init(loop, &s->listener);
-	s->listener.data = s;
-	rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
-	if (rc != 0) {
-		log_error("cannot listen on %s:%d: %s", cfg->host, cfg->port, uv_strerror(rc));
-		uv_close((uv_handle_t *)&s->listener, NULL);
-		/* s is leaked deliberately: the handle closes on the next loop
-		 * turn and the process exits on this error. */
-		return SL_EIO;
+	if (s->tls)
+		tls_ctx_ref(s->tls);
+	for (size_t i = 0; i < cfg->listener_count; i++) {
+		const struct server_listener *sl = &cfg->listeners[i];
+		struct listener *l = &s->listeners[i];
+		struct sockaddr_storage addr;
+		if (resolve(sl->host, sl->port, &addr) != 0)
+			return SL_EINVAL; /* s is leaked, as below */
+		l->server = s;
+		l->index = (uint8_t)i;
+		l->tls = sl->tls;
+		uv_tcp_init(loop, &l->tcp);
+		l->tcp.data = l;
+		l->open = true;
+		s->listeners_open++;
+		s->listener_count++;
+		int rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&addr, 0);
+		if (rc == 0)
+			rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+		if (rc != 0) {
+			log_error("cannot listen on %s:%d: %s", sl->host, sl->port, uv_strerror(rc));
+			/* s is leaked deliberately: the handles close on the next
+			 * loop turn and the process exits on this error. */
+			for (size_t k = 0; k <= i; k++)
+				uv_close((uv_handle_t *)&s->listeners[k].tcp, NULL);
+			return SL_EIO;
+		}
 	}
-	s->listening = true;
 	uv_idle_init(loop, &s->wake);
 	s->wake.data = s;
 	uv_timer_init(loop, &s->sweep);
 	s->sweep.data = s;
-	uv_timer_start(&s->sweep, sweep_fired, SL_FRAME_STALL_MS / 4, SL_FRAME_STALL_MS / 4);
+	uv_timer_start(&s->sweep, sweep_fired, sweep_ms, sweep_ms);
 	uv_unref((uv_handle_t *)&s->sweep);
 	s->handles_open = 2;
 	*out = s;
 	return 0;
-}
-
-static void listener_closed(uv_handle_t *h)
-{
-	struct server *s = h->data;
-	s->listening = false;
-	server_maybe_free(s);
 }
 
 static void helper_closed(uv_handle_t *h)
@@ -687,10 +928,20 @@ static void helper_closed(uv_handle_t *h)
 	server_maybe_free(s);
 }
 
+void server_set_tls(struct server *s, struct tls_ctx *ctx)
+{
+	tls_ctx_ref(ctx);
+	tls_ctx_unref(s->tls);
+	s->tls = ctx;
+}
+
 void server_stop_listening(struct server *s)
 {
-	if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener))
-		uv_close((uv_handle_t *)&s->listener, listener_closed);
+	for (size_t i = 0; i < s->listener_count; i++) {
+		struct listener *l = &s->listeners[i];
+		if (l->open && !uv_is_closing((uv_handle_t *)&l->tcp))
+			uv_close((uv_handle_t *)&l->tcp, listener_closed);
+	}
 }
 
 void server_close(struct server *s)
@@ -700,8 +951,7 @@ void server_close(struct server *s)
 		conn_close(c);
 	uv_close((uv_handle_t *)&s->wake, helper_closed);
 	uv_close((uv_handle_t *)&s->sweep, helper_closed);
-	if (s->listening)
-		server_stop_listening(s);
+	server_stop_listening(s);
 }
 
 void server_pause_reads(struct server *s)

@@ -64,9 +64,23 @@ struct request {
  * twice or free the request under the first. */
 typedef void (*server_handle_fn)(struct request *req);
 
-struct server_config {
-	const char *host;
+/* One address to accept connections on. */
+struct server_listener {
+	const char *host;          /* an IP address or a hostname: a name is
+				      resolved at start (getaddrinfo) and the
+				      first address it gives is bound */
 	int port;
+	bool tls;                  /* connections speak TLS (server_config.tls) */
+};
+
+struct tls_ctx;
+
+struct server_config {
+	const struct server_listener *listeners;
+	size_t listener_count;     /* 1..SL_LISTENERS_MAX */
+	struct tls_ctx *tls;       /* for tls listeners (the server takes its own
+				      reference); NULL when none is */
+	uint64_t tls_handshake_ms; /* a handshake not done by then closes */
 	size_t connections_max;
 	/* Request bytes received and not yet answered, over all connections
 	 * (Kafka's queued.max.request.bytes): a connection whose next frame
@@ -77,6 +91,10 @@ struct server_config {
 
 int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		 server_handle_fn handle, void *ctx, struct server **out);
+/* New TLS connections use ctx from now on (a reloaded certificate);
+ * connections already accepted keep the one they started with. The
+ * server takes a reference and drops the previous one. */
+void server_set_tls(struct server *s, struct tls_ctx *ctx);
 /* Stop accepting new connections (existing ones keep working). */
 void server_stop_listening(struct server *s);
 /* Close every connection and free the server once they are closed. */
@@ -118,5 +136,12 @@ void request_close_after(struct request *req);
 bool request_conn_open(const struct request *req);
 /* The peer's address as text, for logs. */
 const char *request_peer(const struct request *req);
+/* The position in server_config.listeners of the listener the request's
+ * connection came in on (Metadata answers with that listener's address). */
+size_t request_listener(const struct request *req);
+/* Who the connection authenticated as, for authorization: "User:" and
+ * the client certificate's subject CN on a TLS connection that presented
+ * one, "User:ANONYMOUS" otherwise. Valid while the request lives. */
+const char *request_principal(const struct request *req);
 
 #endif
