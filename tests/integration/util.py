@@ -108,8 +108,8 @@ def consumer(bootstrap, **extra):
     return Consumer(conf)
 
 
-def high_watermarks(bootstrap, topic, partitions):
-    c = consumer(bootstrap)
+def high_watermarks(bootstrap, topic, partitions, **extra):
+    c = consumer(bootstrap, **extra)
     try:
         return [c.get_watermark_offsets(TopicPartition(topic, p),
                                         timeout=10)[1]
@@ -123,7 +123,7 @@ def consume_all(bootstrap, topic, partitions, expect=None, timeout=60,
     """Reads every partition from the beginning up to its high watermark
     (or until `expect` messages arrived) and returns {partition: [Got]} in
     offset order."""
-    hw = high_watermarks(bootstrap, topic, partitions)
+    hw = high_watermarks(bootstrap, topic, partitions, **extra)
     want = sum(hw) if expect is None else expect
     c = consumer(bootstrap, **extra)
     out = {p: [] for p in range(partitions)}

@@ -6,7 +6,8 @@
 // in order, CHUNK (default 5000) per send() call, each call awaited, so the
 // per-partition order is the file order. Prints one JSON line per send()
 // result record ({"topicName","partition","baseOffset",...}) to stdout and
-// exits 0 on success, 1 on any error.
+// exits 0 on success, 1 on any error. With SLUICE_JS_SSL_CA=PEM it connects
+// over TLS, trusting that CA.
 'use strict';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const fs = require('fs');
@@ -28,6 +29,8 @@ async function main() {
 		brokers: [bootstrap],
 		logLevel: logLevel.WARN,
 		retry: { retries: 3 },
+		ssl: process.env.SLUICE_JS_SSL_CA ?
+			{ ca: [fs.readFileSync(process.env.SLUICE_JS_SSL_CA)] } : undefined,
 	});
 	const producer = kafka.producer({ allowAutoTopicCreation: false });
 	await producer.connect();
