@@ -271,8 +271,7 @@ int tls_conn_new(struct tls_ctx *ctx, struct tls_conn **out)
 		return SL_ENOMEM;
 	}
 	BIO_set_data(bio, t);
-	BIO_up_ref(bio); /* SSL_set_bio takes one reference per direction */
-	SSL_set_bio(ssl, bio, bio);
+	SSL_set_bio(ssl, bio, bio); /* owns our one reference, for both directions */
 	SSL_set_ex_data(ssl, conn_ex_index, t);
 	SSL_set_accept_state(ssl);
 	kbuf_init(&t->out);
