@@ -31,7 +31,9 @@
  *
  * Common options: --name W (the CSV workload column), --cdf FILE (latency
  * CDF: "ms fraction" lines, for gnuplot), --count N (produce: stop after N
- * messages instead of after --duration-s).
+ * messages instead of after --duration-s), --conf KEY=VALUE (repeatable:
+ * librdkafka settings for every client, e.g. security.protocol=ssl and
+ * ssl.ca.location=ca.pem to run over TLS).
  *
  * Each run prints a human summary and one machine-readable line:
  *   csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,p50_ms,p99_ms,p999_ms
@@ -241,11 +243,24 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* --conf KEY=VALUE pairs, applied to every client after the driver's own. */
+#define EXTRA_CONF_MAX 32
+static const char *extra_conf[EXTRA_CONF_MAX];
+static int extra_conf_count;
+
 static rd_kafka_conf_t *conf_base(const char *bootstrap, bool verbose)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	conf_set(conf, "bootstrap.servers", bootstrap);
 	conf_set(conf, "client.id", "sluice-bench");
+	for (int i = 0; i < extra_conf_count; i++) {
+		char name[256];
+		const char *eq = strchr(extra_conf[i], '=');
+		size_t len = (size_t)(eq - extra_conf[i]);
+		memcpy(name, extra_conf[i], len);
+		name[len] = 0;
+		conf_set(conf, name, eq + 1);
+	}
 	if (verbose)
 		conf_set(conf, "debug", "broker,protocol,msg");
 	rd_kafka_conf_set_log_cb(conf, on_log);
@@ -1326,7 +1341,8 @@ static void usage(void)
 		"       driver conns --bootstrap HOST:PORT --connections N [--mode idle|active]\n"
 		"              [--hold-s 3] [--duration-s 5] [--ready-file F]\n"
 		"       driver mock-serve [--topic NAME:PARTITIONS]...   (a mock cluster until SIGTERM)\n"
-		"common: --name W (CSV workload column)  --cdf FILE (latency CDF)  --count N\n");
+		"common: --name W (CSV workload column)  --cdf FILE (latency CDF)  --count N\n"
+		"        --conf KEY=VALUE (librdkafka setting, repeatable; e.g. security.protocol=ssl)\n");
 	exit(2);
 }
 
@@ -1393,6 +1409,11 @@ int main(int argc, char **argv)
 			if (strcmp(v, "mock") != 0)
 				die("--reference: only 'mock' is known");
 			o.mock = true;
+		} else if (strcmp(a, "--conf") == 0) {
+			const char *eq = strchr(v, '=');
+			if (!eq || eq == v || eq - v >= 256 || extra_conf_count == EXTRA_CONF_MAX)
+				die("--conf: expected KEY=VALUE (at most %d)", EXTRA_CONF_MAX);
+			extra_conf[extra_conf_count++] = v;
 		} else if (strcmp(a, "--topic") == 0)
 			o.topic = v;
 		else if (strcmp(a, "--label") == 0)

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""tls.py — what TLS costs: SSL against PLAINTEXT on one binary.
+
+    bench/tls.py [--bin build/sluice] [--rounds 3] [--data-root /dev/shm]
+                 [--driver build/bench/driver] [--duration-s 8]
+                 [--backlog-mib 256] [--handshake-s 5] [--connections 1000]
+
+Makes a CA and a server certificate (RSA 2048, openssl command line),
+then alternates the two listeners round by round (PLAINTEXT, SSL, ...)
+on a fresh broker each round, which listens on both: `driver produce`
+(1 KiB x 8 partitions, acks=all) and a cold catch-up of a --backlog-mib
+backlog in 64 partitions after a restart (`driver consume`), the SSL
+rounds with `--conf security.protocol=ssl`. Prints per protocol the
+median MB/s and broker CPU seconds per GB, as bench/ab.py does. Then
+TLS handshakes per second (two client threads connecting, handshaking
+and closing for --handshake-s; the broker's CPU per handshake beside
+it), and the broker's RSS growth per idle connection with
+--connections connections open (TLS, each after one ApiVersions, and
+plaintext for comparison). Only the standard library and the driver.
+"""
+import argparse
+import os
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ab  # noqa: E402  (free_port, cpu_s, driver)
+
+ROOT = ab.ROOT
+
+
+def make_certs(d):
+    def run(*a):
+        subprocess.run(["openssl"] + list(a), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+        "ca.pem", "-days", "2", "-subj", "/CN=bench-ca")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
+        "server.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return {k: os.path.join(d, k + ".pem") for k in ("ca", "server")} | {
+        "key": os.path.join(d, "server.key")}
+
+
+class Broker:
+    def __init__(self, binary, data, certs):
+        self.plain, self.secure = ab.free_port(), ab.free_port()
+        self.proc = subprocess.Popen(
+            [binary, "serve", "--listen", "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (
+                self.plain, self.secure), "--tls-cert", certs["server"], "--tls-key",
+             certs["key"], "--data", data, "--log-level", "warn",
+             "--default-partitions", "8"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.plain), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("broker did not start")
+
+    def bootstrap(self, proto):
+        return "127.0.0.1:%d" % (self.secure if proto == "SSL" else self.plain)
+
+    def cpu(self):
+        return ab.cpu_s(self.proc.pid)
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def one_round(args, certs, proto):
+    conf = []
+    if proto == "SSL":
+        conf = ["--conf", "security.protocol=ssl", "--conf", "ssl.ca.location=" + certs["ca"]]
+    data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
+    try:
+        b = Broker(args.bin, data, certs)
+        c0 = b.cpu()
+        mb_s, nbytes = ab.driver(args, "produce", "--bootstrap", b.bootstrap(proto), "--topic",
+                                 "p", "--partitions", "8", "--msg-bytes", "1024",
+                                 "--duration-s", str(args.duration_s), "--acks", "all", *conf)
+        produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        count = args.backlog_mib * 1024
+        ab.driver(args, "produce", "--bootstrap", b.bootstrap("PLAINTEXT"), "--topic", "c",
+                  "--partitions", "64", "--msg-bytes", "1024", "--count", str(count),
+                  "--acks", "all")
+        b.stop()
+        b = Broker(args.bin, data, certs)
+        c0 = b.cpu()
+        mb_s, nbytes = ab.driver(args, "consume", "--bootstrap", b.bootstrap(proto), "--topic",
+                                 "c", "--partitions", "64", "--count", str(count), *conf)
+        catchup = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        b.stop()
+        return produce, catchup
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def api_versions(sock):
+    sock.sendall(b"\x00\x00\x00\x0a\x00\x12\x00\x00\x00\x00\x00\x01\xff\xff")
+    size = int.from_bytes(sock.recv(4), "big")
+    got = 0
+    while got < size:
+        got += len(sock.recv(size - got))
+
+
+def handshakes(args, certs, b):
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    count = [0, 0]
+    end = time.monotonic() + args.handshake_s
+
+    def loop(i):
+        while time.monotonic() < end:
+            with socket.create_connection(("127.0.0.1", b.secure)) as raw:
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
+                    count[i] += 1
+
+    c0 = b.cpu()
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=loop, args=(i,)) for i in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    secs = time.monotonic() - t0
+    n = sum(count)
+    return n / secs, (b.cpu() - c0) / n * 1000
+
+
+def idle_memory(args, certs, b, proto):
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    time.sleep(0.5)
+    before = b.rss_kb()
+    socks = []
+    for _ in range(args.connections):
+        s = socket.create_connection(("127.0.0.1", b.secure if proto == "SSL" else b.plain))
+        if proto == "SSL":
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+        api_versions(s)
+        socks.append(s)
+    time.sleep(1)
+    after = b.rss_kb()
+    for s in socks:
+        s.close()
+    return (after - before) / args.connections
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "sluice"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--data-root", default="/dev/shm")
+    ap.add_argument("--driver", default=os.path.join(ROOT, "build", "bench", "driver"))
+    ap.add_argument("--duration-s", type=int, default=8)
+    ap.add_argument("--backlog-mib", type=int, default=256)
+    ap.add_argument("--handshake-s", type=float, default=5)
+    ap.add_argument("--connections", type=int, default=1000)
+    args = ap.parse_args()
+    d = tempfile.mkdtemp(prefix="sluice-tls-certs-")
+    certs = make_certs(d)
+    res = {"PLAINTEXT": [], "SSL": []}
+    for r in range(args.rounds):
+        for proto in ("PLAINTEXT", "SSL"):
+            p, c = one_round(args, certs, proto)
+            res[proto].append((p, c))
+            print("round %d %-9s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s "
+                  "%5.2f cpu-s/GB" % (r + 1, proto, p[0], p[1], c[0], c[1]), flush=True)
+    med = {}
+    for proto, rows in res.items():
+        med[proto] = [statistics.median(x) for x in (
+            [p[0] for p, _ in rows], [p[1] for p, _ in rows],
+            [c[0] for _, c in rows], [c[1] for _, c in rows])]
+    print("\n| listener | produce MB/s | produce CPU s/GB | catch-up MB/s | catch-up CPU s/GB |")
+    print("|---|---|---|---|---|")
+    for proto in ("PLAINTEXT", "SSL"):
+        print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((proto,) + tuple(med[proto])))
+    print("| SSL/PLAINTEXT | %.2f | %.2f | %.2f | %.2f |" % tuple(
+        s / p if p else float("nan") for s, p in zip(med["SSL"], med["PLAINTEXT"])))
+    data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
+    try:
+        b = Broker(args.bin, data, certs)
+        rate, cpu_ms = handshakes(args, certs, b)
+        print("\nTLS handshakes: %.0f/s (2 client threads), broker CPU %.2f ms each" % (rate, cpu_ms))
+        for proto in ("PLAINTEXT", "SSL"):
+            kb = idle_memory(args, certs, b, proto)
+            print("idle %s connection: %.1f KiB of broker RSS each (%d open)" % (
+                proto, kb, args.connections))
+        b.stop()
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
