@@ -705,6 +705,16 @@ static void tls_send_output(struct conn *c)
 	}
 }
 
+static void tls_log_ready(struct conn *c)
+{
+	if (log_level_current < LOG_DEBUG)
+		return;
+	char how[96];
+	tls_conn_describe(c->tls, how, sizeof how);
+	log_debug("%s: TLS handshake done (%s), principal %s", c->peer, how,
+		  tls_conn_principal(c->tls));
+}
+
 /* Decrypt what TLS holds into the frame buffers, as long as the
  * connection reads (backpressure stops it as on plaintext), then send
  * what the handshake wrote. */
@@ -721,6 +731,12 @@ static void tls_pump(struct conn *c)
 			break;
 		}
 		long n = tls_conn_read(c->tls, (uint8_t *)b.base, b.len);
+		if (!was_ready && tls_conn_ready(c->tls)) {
+			/* Before the first request runs: its answer may reach
+			 * the client before the end of this pump. */
+			was_ready = true;
+			tls_log_ready(c);
+		}
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -735,12 +751,6 @@ static void tls_pump(struct conn *c)
 		if (c->rbuf.len == 0)
 			kbuf_free(&c->rbuf); /* idle connections hold no read buffer */
 		tls_send_output(c);
-		if (!was_ready && tls_conn_ready(c->tls) && log_level_current >= LOG_DEBUG) {
-			char how[96];
-			tls_conn_describe(c->tls, how, sizeof how);
-			log_debug("%s: TLS handshake done (%s), principal %s", c->peer, how,
-				  tls_conn_principal(c->tls));
-		}
 	}
 	conn_unref(c);
 }
