@@ -19,6 +19,7 @@
 #include "group/service.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
+#include "storage/batch_index.h"
 #include "storage/cache.h"
 #include "storage/reader.h"
 #include "storage/writer.h"
@@ -190,6 +191,7 @@ int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_sta
 
 void agent_topic_deleted(struct agent *a, struct topic_state *t)
 {
+	batch_index_drop_topic(a->index, t->tid, t->partition_count);
 	catalog_remove(a, t);
 	log_info("deleted topic %s", t->name);
 	topic_state_free(t);
@@ -296,13 +298,42 @@ static int load_catalog(struct agent *a)
 	return 0;
 }
 
-/* The write path committed an object: advance high watermarks, keep the
- * object in the read cache, wake fetches. */
+/* b[i, i + n) — one partition's consecutive batches of the object — go
+ * into the batch index. */
+static void index_append(struct agent *a, const char *key, uint64_t size,
+			 const struct writer_committed *b, size_t n)
+{
+	struct batch_index_row rows[64];
+	while (n > 0) {
+		size_t k = n < 64 ? n : 64;
+		for (size_t i = 0; i < k; i++)
+			rows[i] = (struct batch_index_row){ b[i].base_offset, b[i].last_offset,
+				b[i].byte_offset, b[i].length, b[i].record_count, b[i].max_timestamp };
+		/* Out of memory drops the partition: fetches look it up. */
+		batch_index_append(a->index, b[0].tid, b[0].partition, key, size, rows, k);
+		b += k;
+		n -= k;
+	}
+}
+
+/* The write path committed an object: advance high watermarks, index its
+ * batch rows, keep the object in the read cache, wake fetches. */
 static void on_commit(void *arg, const char *key, struct kbuf *object,
 		      const struct writer_committed *b, size_t n)
 {
 	struct agent *a = arg;
 	struct topic_state *t = NULL;
+	/* The batches come sorted by (tid, partition): one append per
+	 * partition, before the high watermark moves past its rows. */
+	for (size_t i = 0, j; i < n; i = j) {
+		for (j = i + 1; j < n && b[j].tid == b[i].tid && b[j].partition == b[i].partition; j++)
+			;
+		if (!t || t->tid != b[i].tid)
+			t = agent_topic_by_tid(a, b[i].tid);
+		if (t && b[i].partition < t->partition_count)
+			index_append(a, key, object->len, b + i, j - i);
+	}
+	t = NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (!t || t->tid != b[i].tid)
 			t = agent_topic_by_tid(a, b[i].tid);
@@ -524,7 +555,11 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		return rc;
 	}
 	a->cache = cache_new((size_t)cfg->cache_bytes);
-	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX };
+	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
+	if (!a->index)
+		return SL_ENOMEM;
+	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX,
+				     .index = a->index };
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
 	if (rc)
 		return rc;
@@ -634,6 +669,7 @@ void agent_free(struct agent *a)
 	collect_free(a);
 	maint_free(a);
 	reader_free(a->reader);
+	batch_index_free(a->index);
 	cache_free(a->cache);
 	meta_close(a->meta);
 	objstore_close(a->store);

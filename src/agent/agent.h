@@ -96,6 +96,7 @@ struct agent {
 	struct writer *writer;
 	struct cache *cache;
 	struct reader *reader;        /* the read path (storage/reader.c) */
+	struct batch_index *index;    /* recent batch rows per partition (storage/batch_index.c) */
 	struct server *server;
 	struct strmap topics;         /* name -> topic_state (owns them) */
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */

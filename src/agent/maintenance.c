@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "base/err.h"
+#include "storage/batch_index.h"
 
 struct maint {
 	struct workq q;
@@ -42,8 +43,13 @@ static void maint_done(struct workq_job *wq)
 		/* A topic deleted meanwhile has nothing to raise. */
 		struct topic_state *t = agent_topic_by_tid(job->a, it->tid);
 		if (t && it->partition < t->partition_count &&
-		    partition_raise_log_start(&t->parts[it->partition], it->log_start))
+		    partition_raise_log_start(&t->parts[it->partition], it->log_start)) {
 			job->moved++;
+			/* The rows below are gone from the store: free them
+			 * here too (fetches below the log start are refused). */
+			batch_index_trim(job->a->index, it->tid, it->partition,
+					 t->parts[it->partition].log_start_offset);
+		}
 	}
 	job->done(job, job->arg);
 }

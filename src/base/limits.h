@@ -128,6 +128,17 @@
  * memory without bound. */
 #define SL_FETCH_PINNED_EVICTED_BYTES_MAX ((size_t)64 * 1024 * 1024)
 
+/* The batch index (storage/batch_index.c): recent batch rows kept in
+ * memory per partition, so a fetch of fresh data looks nothing up in the
+ * metadata store (with PostgreSQL, a network round trip). Rows per
+ * partition: a partition committed to every few milliseconds keeps
+ * seconds of rows, more than a tailing consumer lags (about 56 bytes a
+ * row: 56 KiB a partition). In all: the rows and object keys of about a
+ * thousand such partitions; colder ones are dropped and looked up in the
+ * store again (off the loop) when fetched. */
+#define SL_BATCH_INDEX_PARTITION_ROWS_MAX 1024
+#define SL_BATCH_INDEX_BYTES_MAX ((size_t)64 * 1024 * 1024)
+
 /* ---- consumer groups (src/group, src/api/groups.c) ---- */
 
 /* Groups one agent coordinates; a join that would create one more gets

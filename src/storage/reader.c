@@ -38,6 +38,7 @@
 #include "meta/meta.h"
 #include "objstore/objstore.h"
 #include "storage/batch.h"
+#include "storage/batch_index.h"
 #include "storage/cache.h"
 
 /* Tuning knobs, not limits (none bounds memory or work a client can ask
@@ -70,6 +71,7 @@ struct reader {
 	struct objstore *store;
 	struct meta *meta;
 	struct cache *cache;
+	struct batch_index *index;
 	size_t pinned_evicted_bytes_max;
 };
 
@@ -132,6 +134,7 @@ enum {
 	QUERY_NONE = -1,    /* not looked up yet */
 	QUERY_UNWANTED = -2, /* nothing to read */
 	QUERY_FAILED = -3,  /* the batch lookup failed: per slot */
+	QUERY_INDEX = -4,   /* the batch index has its rows */
 };
 
 int reader_new(uv_loop_t *loop, struct objstore *store, struct meta *meta, struct cache *cache,
@@ -140,7 +143,7 @@ int reader_new(uv_loop_t *loop, struct objstore *store, struct meta *meta, struc
 	struct reader *r = malloc(sizeof *r);
 	if (!r)
 		return SL_ENOMEM;
-	*r = (struct reader){ loop, store, meta, cache, cfg->pinned_evicted_bytes_max };
+	*r = (struct reader){ loop, store, meta, cache, cfg->index, cfg->pinned_evicted_bytes_max };
 	*out = r;
 	return 0;
 }
@@ -206,10 +209,25 @@ static void read_ahead(struct reader_fetch *rf, const struct reader_slot *s,
 		ah->stop = true;
 }
 
-/* Rows of one partition from offset on. */
-static int lookup_rows(struct reader_fetch *rf, int64_t tid, int32_t p, int64_t offset,
+/* Whether the batch index holds slot s's rows from offset on (up to its
+ * high watermark). */
+static bool index_covers(const struct reader *r, const struct reader_slot *s, int64_t offset)
+{
+	int64_t first, end;
+	return r->index && batch_index_range(r->index, s->tid, s->partition, &first, &end) &&
+	       first <= offset && end >= s->high_watermark;
+}
+
+/* Rows of slot s's partition from offset on: from the batch index when
+ * it holds them, else from the store. */
+static int lookup_rows(struct reader_fetch *rf, const struct reader_slot *s, int64_t offset,
 		       struct meta_batch_row *rows, size_t cap, size_t *n)
 {
+	int64_t tid = s->tid, end;
+	int32_t p = s->partition;
+	if (rf->r->index && batch_index_rows(rf->r->index, tid, p, offset, rows, cap, n, &end) &&
+	    (*n > 0 || end >= s->high_watermark))
+		return 0;
 	struct meta_batch_query q = { .tid = tid, .partition = p, .offset = offset, .max_rows = cap };
 	int rc = meta_batches_from_many(rf->r->meta, &q, 1, rows, cap);
 	if (rc != SL_EUNSUPPORTED) {
@@ -319,7 +337,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 	const char *range_key = NULL;
 	size_t added = 0;
 	if (!rows) {
-		int rc = lookup_rows(rf, s->tid, s->partition, offset, more, READER_ROWS_PER_QUERY, &n);
+		int rc = lookup_rows(rf, s, offset, more, READER_ROWS_PER_QUERY, &n);
 		if (rc != 0) {
 			*err = rc;
 			return 0;
@@ -408,7 +426,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 			cache_obj_unref(range);
 			range = NULL;
 		}
-		int rc = lookup_rows(rf, s->tid, s->partition, offset, more, READER_ROWS_PER_QUERY, &n);
+		int rc = lookup_rows(rf, s, offset, more, READER_ROWS_PER_QUERY, &n);
 		if (rc != 0) {
 			if (!added)
 				*err = rc;
@@ -513,7 +531,7 @@ static void read_ahead_slot(struct reader_fetch *rf, size_t k, int64_t offset, s
 	}
 	for (int l = 0; l < READER_READAHEAD_LOOKUPS && !ah.stop; l++) {
 		size_t n = 0;
-		if (lookup_rows(rf, s->tid, s->partition, offset, rows, READER_ROWS_PER_QUERY, &n) != 0 ||
+		if (lookup_rows(rf, s, offset, rows, READER_ROWS_PER_QUERY, &n) != 0 ||
 		    n == 0)
 			return;
 		read_ahead(rf, s, rows, n, &ah);
@@ -565,7 +583,8 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 	 * takes the wanted slots from k on. */
 	for (size_t k = 0; k < rf->n; k++) {
 		struct reader_slot *s = &rf->slots[k];
-		s->query = s->wanted ? QUERY_NONE : QUERY_UNWANTED;
+		s->query = !s->wanted ? QUERY_UNWANTED
+			   : index_covers(rf->r, s, s->offset) ? QUERY_INDEX : QUERY_NONE;
 		s->bytes = 0;
 		s->err = 0;
 	}

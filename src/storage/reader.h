@@ -27,6 +27,7 @@ struct reader;
 struct reader_fetch;
 struct reader_hold;
 struct arena;
+struct batch_index;
 struct cache;
 struct meta;
 struct objstore;
@@ -45,6 +46,9 @@ struct reader_config {
 	 * buffers not pinned yet are copied as soon as any evicted object
 	 * is still pinned. */
 	size_t pinned_evicted_bytes_max;
+	/* The agent's batch index (storage/batch_index.h), consulted before
+	 * the metadata store; NULL: none. */
+	struct batch_index *index;
 };
 
 /* The agent's reader over its stores and read cache (all must outlive

@@ -326,6 +326,10 @@ static void complete_head(struct writer *w)
 			cb[k].partition = c->partition;
 			cb[k].base_offset = c->base_offset;
 			cb[k].last_offset = c->base_offset + c->last_offset_delta;
+			cb[k].byte_offset = c->byte_offset;
+			cb[k].length = c->length;
+			cb[k].record_count = c->record_count;
+			cb[k].max_timestamp = c->max_timestamp;
 			k++;
 		}
 		if (w->hook && cb)

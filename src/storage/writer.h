@@ -27,12 +27,17 @@ struct meta;
  * SL_ENOTFOUND when its partition was deleted before the commit). */
 typedef void (*writer_done_fn)(void *arg, int err, int64_t base_offset);
 
-/* One committed batch, as reported to the commit hook. */
+/* One committed batch, as reported to the commit hook: enough for the
+ * batch row the store now has (the agent's batch index keeps it). */
 struct writer_committed {
 	int64_t tid;
 	int32_t partition;
 	int64_t base_offset;
 	int64_t last_offset;
+	uint64_t byte_offset;   /* in the object */
+	uint32_t length;
+	int32_t record_count;
+	int64_t max_timestamp;
 };
 
 /* Called on the loop thread after each successful commit, before the

@@ -38,6 +38,7 @@
 #include "objstore/objstore.h"
 #include "proto/kerr.h"
 #include "storage/batch.h"
+#include "storage/batch_index.h"
 #include "storage/cache.h"
 #include "storage/reader.h"
 
@@ -313,11 +314,40 @@ static const uint32_t obj_lengths[] = { 100, 3000, 200, 300, 5000, 61, 2048 };
 #define OBJ_CACHE_ONE 12000
 #define OBJ_KEY "objects/0000000000001-test-1.obj"
 
+/* The reader's metadata: the fixture's store behind a wrapper that
+ * counts the batch lookups (the only calls the reader makes), so a test
+ * can tell a fetch the batch index answered from one that asked the
+ * store. */
+struct counting_meta {
+	struct meta base; /* first: the methods pointer */
+	struct meta_methods methods;
+	struct meta *inner;
+	int lookups;
+};
+
+static int counting_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t offset,
+				 size_t max_rows, struct meta_batch_row *rows, size_t *n)
+{
+	struct counting_meta *c = (struct counting_meta *)m;
+	c->lookups++;
+	return meta_batches_from(c->inner, tid, p, offset, max_rows, rows, n);
+}
+
+static int counting_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+				      struct meta_batch_row *rows, size_t rows_cap)
+{
+	struct counting_meta *c = (struct counting_meta *)m;
+	c->lookups++;
+	return meta_batches_from_many(c->inner, q, nq, rows, rows_cap);
+}
+
 struct rfix {
 	char dir[64];
 	uv_loop_t loop;
 	struct objstore *store;
 	struct meta *meta;
+	struct counting_meta counted; /* meta, for the reader */
+	struct batch_index *index;    /* NULL unless rfix_index */
 	struct cache *cache;
 	struct reader *reader;
 	struct meta_topic topic;
@@ -327,7 +357,8 @@ struct rfix {
 	uint64_t at[OBJ_BATCHES]; /* each batch's byte offset */
 };
 
-static struct rfix *rfix_new(size_t cache_bytes, size_t pinned_max, bool cached)
+static struct rfix *rfix_new_with(size_t cache_bytes, size_t pinned_max, bool cached,
+				  struct batch_index *index)
 {
 	struct rfix *x = calloc(1, sizeof *x);
 	assert_non_null(x);
@@ -341,8 +372,14 @@ static struct rfix *rfix_new(size_t cache_bytes, size_t pinned_max, bool cached)
 	uv_loop_init(&x->loop);
 	x->cache = cache_new(cache_bytes);
 	assert_non_null(x->cache);
-	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max };
-	assert_int_equal(reader_new(&x->loop, x->store, x->meta, x->cache, &cfg, &x->reader), 0);
+	x->counted.inner = x->meta;
+	x->counted.methods.name = "counting";
+	x->counted.methods.batches_from = counting_batches_from;
+	x->counted.methods.batches_from_many = counting_batches_from_many;
+	x->counted.base.m = &x->counted.methods;
+	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max, .index = index };
+	assert_int_equal(reader_new(&x->loop, x->store, &x->counted.base, x->cache, &cfg, &x->reader), 0);
+	x->index = index;
 	arena_init(&x->arena, TEST_ARENA_BYTES);
 
 	struct meta_commit_batch b[OBJ_BATCHES];
@@ -369,7 +406,21 @@ static struct rfix *rfix_new(size_t cache_bytes, size_t pinned_max, bool cached)
 		memcpy(copy, x->obj, x->obj_len);
 		cache_put(x->cache, OBJ_KEY, copy, x->obj_len, 0);
 	}
+	if (index) {
+		/* As the agent's commit hook does: the rows of the commit. */
+		struct batch_index_row rows[OBJ_BATCHES];
+		for (size_t i = 0; i < OBJ_BATCHES; i++)
+			rows[i] = (struct batch_index_row){ b[i].base_offset, b[i].base_offset + 1,
+				b[i].byte_offset, b[i].length, b[i].record_count, b[i].max_timestamp };
+		assert_int_equal(batch_index_append(index, x->topic.tid, 0, OBJ_KEY, x->obj_len, rows,
+						    OBJ_BATCHES), 0);
+	}
 	return x;
+}
+
+static struct rfix *rfix_new(size_t cache_bytes, size_t pinned_max, bool cached)
+{
+	return rfix_new_with(cache_bytes, pinned_max, cached, NULL);
 }
 
 static void rfix_free(struct rfix *x)
@@ -377,6 +428,7 @@ static void rfix_free(struct rfix *x)
 	uv_run(&x->loop, UV_RUN_DEFAULT);
 	arena_free(&x->arena);
 	reader_free(x->reader);
+	batch_index_free(x->index);
 	cache_free(x->cache);
 	uv_loop_close(&x->loop);
 	meta_topic_free(&x->topic);
@@ -607,6 +659,35 @@ static void test_reader_pin_budget(void **state)
 	rfix_free(x);
 }
 
+/* The batch index holds the partition's rows: fetches from any offset it
+ * holds look nothing up in the metadata store, with the same records as
+ * the store's rows give; older offsets, or a partition it does not hold,
+ * are looked up. */
+static void test_reader_index_hit(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(1 << 20, 1024);
+	assert_non_null(ix);
+	struct rfix *x = rfix_new_with(64 << 20, 64 << 20, true, ix);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	assert_int_equal(reader_gather(rf, 1 << 20, true), x->obj_len);
+	assert_slot_batches(x, rf, &s[0], 0, 0, OBJ_BATCHES);
+	slot_set(&s[0], x, 5, 1000); /* a budget: the third and fourth batches */
+	reader_gather(rf, 1 << 20, true);
+	assert_slot_batches(x, rf, &s[0], 0, 2, 2);
+	assert_int_equal(x->counted.lookups, 0);
+	/* Not indexed any more (dropped, evicted): the store. */
+	batch_index_drop(ix, x->topic.tid, 0);
+	slot_set(&s[0], x, 4, 1 << 20);
+	reader_gather(rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 2, OBJ_BATCHES - 2);
+	assert_true(x->counted.lookups > 0);
+	reader_fetch_end(rf);
+	rfix_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +699,7 @@ int main(void)
 		cmocka_unit_test(test_reader_store_reads),
 		cmocka_unit_test(test_reader_size_rules),
 		cmocka_unit_test(test_reader_pin_budget),
+		cmocka_unit_test(test_reader_index_hit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,94 @@
+/* batch_index.h — the agent's in-memory index of recent batch rows per
+ * partition, in front of the metadata store: a fetch of fresh data finds
+ * its rows here and touches no database (the design brief's read path;
+ * issue 12: with PostgreSQL a lookup is a network round trip).
+ *
+ * Per (topic id, partition), a run of batch rows contiguous in offsets
+ * that ends at the partition's high watermark as this agent knows it: it
+ * is fed by this agent's commits (and, in a cluster, by other agents'
+ * commit notifications) through batch_index_append, which takes rows
+ * that start where the run ends; a gap (a commit this agent did not see)
+ * starts the run over from the new rows, so the run never claims offsets
+ * it lacks. Rows looked up from the store may extend a run backwards
+ * (batch_index_seed). Bounded: at most rows_max rows per partition (the
+ * oldest go first) and bytes_max in all (the least recently used
+ * partitions go first); what it does not hold is looked up in the store.
+ *
+ * Why a row may be served from here: a batch row names offsets that are
+ * assigned once (invariant 2) in an object that never changes (invariant
+ * 3), so a row never becomes wrong; it only stops being referenced —
+ * below a log start that a trim raised (the fetch handler refuses those
+ * offsets, and batch_index_trim drops them), or of a deleted topic (tids
+ * are never reused; batch_index_drop_topic frees them). Keyed by tid, so
+ * a topic deleted and created again under its name starts empty, and
+ * partitions added later start empty.
+ *
+ * Loop thread only; no locks. Rows handed out are copies. */
+#ifndef SLUICE_BATCH_INDEX_H
+#define SLUICE_BATCH_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct batch_index;
+struct meta_batch_row;
+
+/* One committed batch of an object, as the commit hook knows it. */
+struct batch_index_row {
+	int64_t base_offset;
+	int64_t last_offset;
+	uint64_t byte_offset;  /* in the object */
+	uint32_t length;
+	int32_t record_count;
+	int64_t max_timestamp;
+};
+
+/* An index keeping at most rows_max rows per partition (>= 1) and about
+ * bytes_max bytes in all (its rows, their object keys and per-partition
+ * overhead). NULL on ENOMEM. */
+struct batch_index *batch_index_new(size_t bytes_max, size_t rows_max);
+void batch_index_free(struct batch_index *ix);
+
+/* Rows rows[0..n) of partition (tid, p), all in object key (of
+ * object_size bytes), ascending and contiguous, were committed: they
+ * follow the partition's run when rows[0].base_offset is where it ends.
+ * Otherwise (a gap, or a partition not indexed) the run starts over from
+ * them. Returns 0, or SL_ENOMEM with the partition dropped (it is then
+ * looked up in the store). */
+int batch_index_append(struct batch_index *ix, int64_t tid, int32_t p, const char *object_key,
+		       uint64_t object_size, const struct batch_index_row *rows, size_t n);
+
+/* Rows read from the store for (tid, p) (ascending, contiguous, keys
+ * inline), when the partition's visible end was high_watermark: they are
+ * taken when they continue the run backwards (they reach its first
+ * offset), or start a run when the partition has none and they reach
+ * high_watermark; otherwise they are ignored. Never past rows_max: the
+ * newest rows stay. Returns how many rows were taken. */
+size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
+			const struct meta_batch_row *rows, size_t n, int64_t high_watermark);
+
+/* The rows of (tid, p) with last_offset >= offset, at most cap, copied
+ * into out (object_size set). Returns true when the run holds offset or
+ * starts at or before it (*n rows, maybe 0 when offset is at or past its
+ * end); *end (may be NULL) gets the offset after the run's last row: rows
+ * at or past it are not in the index. false: the partition is not
+ * indexed, or offset is older than its run (look it up in the store). */
+bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t offset,
+		      struct meta_batch_row *out, size_t cap, size_t *n, int64_t *end);
+
+/* The partition's log start moved to log_start: drop the rows wholly
+ * below it (a row holding log_start stays, as the store keeps it). */
+void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t log_start);
+/* Forget one partition, or partitions [0, partition_count) of a topic. */
+void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p);
+void batch_index_drop_topic(struct batch_index *ix, int64_t tid, int32_t partition_count);
+
+/* Bytes held, partitions indexed, and [*first, *end) of one partition's
+ * run (false when not indexed): for tests and the agent's stats. */
+size_t batch_index_bytes(const struct batch_index *ix);
+size_t batch_index_partitions(const struct batch_index *ix);
+bool batch_index_range(const struct batch_index *ix, int64_t tid, int32_t p, int64_t *first,
+		       int64_t *end);
+
+#endif

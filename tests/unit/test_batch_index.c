@@ -1,0 +1,261 @@
+/* test_batch_index.c — the in-memory index of recent batch rows:
+ * appends that continue a run, gaps that start it over, lookups from an
+ * offset (inside, before and past the run), the per-partition and total
+ * bounds (oldest rows, then least recently used partitions), trims,
+ * partition and topic drops, and seeding from store rows (backwards only,
+ * or a fresh run that reaches the high watermark). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/err.h"
+#include "meta/meta.h"
+#include "storage/batch_index.h"
+
+#define BIG ((size_t)64 << 20)
+
+/* n rows of 2 records each from base, 100 bytes apart in one object. */
+static void rows_make(struct batch_index_row *r, size_t n, int64_t base)
+{
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct batch_index_row){ .base_offset = base + 2 * (int64_t)i,
+			.last_offset = base + 2 * (int64_t)i + 1, .byte_offset = 100 * i,
+			.length = 100, .record_count = 2, .max_timestamp = 1000 + (int64_t)i };
+}
+
+static void append(struct batch_index *ix, int64_t tid, int32_t p, const char *key, size_t n,
+		   int64_t base)
+{
+	struct batch_index_row r[64];
+	assert_true(n <= 64);
+	rows_make(r, n, base);
+	assert_int_equal(batch_index_append(ix, tid, p, key, 4096, r, n), 0);
+}
+
+static void assert_range(struct batch_index *ix, int64_t tid, int32_t p, int64_t first, int64_t end)
+{
+	int64_t f, e;
+	assert_true(batch_index_range(ix, tid, p, &f, &e));
+	assert_int_equal(f, first);
+	assert_int_equal(e, end);
+}
+
+static void test_append_lookup(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 1024);
+	assert_non_null(ix);
+	append(ix, 7, 0, "objects/a", 3, 0);   /* offsets 0..5 */
+	append(ix, 7, 0, "objects/b", 2, 6);   /* 6..9: continues */
+	append(ix, 7, 1, "objects/b", 1, 0);   /* another partition */
+	assert_range(ix, 7, 0, 0, 10);
+	assert_range(ix, 7, 1, 0, 2);
+	assert_int_equal(batch_index_partitions(ix), 2);
+
+	struct meta_batch_row out[8];
+	size_t n;
+	int64_t end;
+	/* From inside a batch: that batch first. */
+	assert_true(batch_index_rows(ix, 7, 0, 3, out, 8, &n, &end));
+	assert_int_equal(n, 4);
+	assert_int_equal(end, 10);
+	assert_int_equal(out[0].base_offset, 2);
+	assert_int_equal(out[0].last_offset, 3);
+	assert_int_equal(out[0].byte_offset, 100);
+	assert_int_equal(out[0].length, 100);
+	assert_int_equal(out[0].record_count, 2);
+	assert_int_equal(out[0].max_timestamp, 1001);
+	assert_int_equal(out[0].object_size, 4096);
+	assert_string_equal(out[0].object_key, "objects/a");
+	assert_string_equal(out[2].object_key, "objects/b");
+	assert_int_equal(out[3].base_offset, 8);
+	/* cap bounds the copy. */
+	assert_true(batch_index_rows(ix, 7, 0, 0, out, 2, &n, &end));
+	assert_int_equal(n, 2);
+	/* At the end: held, nothing there. */
+	assert_true(batch_index_rows(ix, 7, 0, 10, out, 8, &n, &end));
+	assert_int_equal(n, 0);
+	assert_int_equal(end, 10);
+	/* Not indexed. */
+	assert_false(batch_index_rows(ix, 7, 2, 0, out, 8, &n, &end));
+	assert_false(batch_index_rows(ix, 8, 0, 0, out, 8, &n, &end));
+	batch_index_free(ix);
+}
+
+/* A commit that does not start where the run ends (one this index did
+ * not see): the run starts over from it; older offsets are misses. */
+static void test_gap(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 1024);
+	append(ix, 1, 0, "objects/a", 3, 0);
+	append(ix, 1, 0, "objects/c", 2, 20);
+	assert_range(ix, 1, 0, 20, 24);
+	struct meta_batch_row out[8];
+	size_t n;
+	assert_false(batch_index_rows(ix, 1, 0, 5, out, 8, &n, NULL));
+	assert_true(batch_index_rows(ix, 1, 0, 21, out, 8, &n, NULL));
+	assert_int_equal(n, 2);
+	assert_string_equal(out[0].object_key, "objects/c");
+	/* Overlapping (an older commit replayed) is a gap too. */
+	append(ix, 1, 0, "objects/d", 1, 22);
+	assert_range(ix, 1, 0, 22, 24);
+	batch_index_free(ix);
+}
+
+/* At most rows_max rows per partition: the oldest go. */
+static void test_rows_bound(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 8);
+	for (int i = 0; i < 5; i++)
+		append(ix, 1, 0, "objects/a", 3, 6 * i); /* 15 rows in all */
+	assert_range(ix, 1, 0, 30 - 16, 30);
+	struct meta_batch_row out[16];
+	size_t n;
+	assert_false(batch_index_rows(ix, 1, 0, 13, out, 16, &n, NULL));
+	assert_true(batch_index_rows(ix, 1, 0, 14, out, 16, &n, NULL));
+	assert_int_equal(n, 8);
+	for (size_t i = 1; i < n; i++)
+		assert_int_equal(out[i].base_offset, out[i - 1].last_offset + 1);
+	/* More rows in one append than the bound: the newest. */
+	append(ix, 1, 0, "objects/b", 10, 30);
+	assert_range(ix, 1, 0, 34, 50);
+	batch_index_free(ix);
+}
+
+/* Over bytes_max, the least recently used partitions go; a lookup makes
+ * a partition recent; memory comes back to the empty index's. */
+static void test_bytes_bound(void **state)
+{
+	(void)state;
+	struct batch_index *probe = batch_index_new(BIG, 16);
+	size_t empty = batch_index_bytes(probe);
+	append(probe, 1, 0, "objects/a", 16, 0);
+	size_t one = batch_index_bytes(probe) - empty;
+	batch_index_free(probe);
+
+	struct batch_index *ix = batch_index_new(empty + 3 * one + one / 2, 16);
+	append(ix, 1, 0, "objects/a", 16, 0);
+	append(ix, 1, 1, "objects/a", 16, 0);
+	append(ix, 1, 2, "objects/a", 16, 0);
+	assert_int_equal(batch_index_partitions(ix), 3);
+	struct meta_batch_row out[1];
+	size_t n;
+	assert_true(batch_index_rows(ix, 1, 0, 0, out, 1, &n, NULL)); /* 0 is now recent */
+	append(ix, 1, 3, "objects/a", 16, 0);                          /* evicts 1 */
+	assert_int_equal(batch_index_partitions(ix), 3);
+	assert_false(batch_index_rows(ix, 1, 1, 0, out, 1, &n, NULL));
+	assert_true(batch_index_rows(ix, 1, 0, 0, out, 1, &n, NULL));
+	assert_true(batch_index_rows(ix, 1, 2, 0, out, 1, &n, NULL));
+	assert_true(batch_index_rows(ix, 1, 3, 0, out, 1, &n, NULL));
+	assert_true(batch_index_bytes(ix) <= empty + 3 * one + one / 2);
+	/* Many partitions (the hash grows): still bounded. */
+	for (int32_t p = 0; p < 500; p++)
+		append(ix, 2, p, "objects/b", 16, 0);
+	assert_true(batch_index_bytes(ix) <= empty + 3 * one + one / 2 + 8 * 1024);
+	batch_index_drop_topic(ix, 1, 4);
+	batch_index_drop_topic(ix, 2, 500);
+	assert_int_equal(batch_index_partitions(ix), 0);
+	batch_index_free(ix);
+}
+
+/* Trims drop rows wholly below the log start; drops forget. */
+static void test_trim_drop(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 1024);
+	append(ix, 1, 0, "objects/a", 5, 0); /* 0..9 */
+	size_t full = batch_index_bytes(ix);
+	batch_index_trim(ix, 1, 0, 5);       /* the row 4..5 holds 5: it stays */
+	assert_range(ix, 1, 0, 4, 10);
+	struct meta_batch_row out[8];
+	size_t n;
+	assert_false(batch_index_rows(ix, 1, 0, 3, out, 8, &n, NULL));
+	batch_index_trim(ix, 1, 0, 6);
+	assert_range(ix, 1, 0, 6, 10);
+	batch_index_trim(ix, 1, 0, 10);      /* everything: the partition goes */
+	assert_false(batch_index_range(ix, 1, 0, &(int64_t){ 0 }, &(int64_t){ 0 }));
+	assert_true(batch_index_bytes(ix) < full);
+	/* Commits after a trim start a new run. */
+	append(ix, 1, 0, "objects/b", 1, 10);
+	assert_range(ix, 1, 0, 10, 12);
+	/* A deleted topic is forgotten; a new topic (new tid) starts empty. */
+	append(ix, 1, 1, "objects/b", 1, 0);
+	batch_index_drop_topic(ix, 1, 2);
+	assert_int_equal(batch_index_partitions(ix), 0);
+	assert_false(batch_index_rows(ix, 1, 0, 10, out, 8, &n, NULL));
+	batch_index_trim(ix, 9, 0, 5); /* unknown: nothing */
+	batch_index_drop(ix, 9, 0);
+	batch_index_free(ix);
+}
+
+static void store_rows(struct meta_batch_row *r, size_t n, int64_t base, const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof r[i]);
+		r[i].base_offset = base + 2 * (int64_t)i;
+		r[i].last_offset = base + 2 * (int64_t)i + 1;
+		r[i].byte_offset = 100 * i;
+		r[i].length = 100;
+		r[i].record_count = 2;
+		r[i].object_size = 8192;
+		snprintf(r[i].object_key, sizeof r[i].object_key, "%s", key);
+	}
+}
+
+/* Store rows extend a run backwards, or start one that reaches the high
+ * watermark; anything else is ignored (the run never has holes). */
+static void test_seed(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 8);
+	struct meta_batch_row r[8], out[16];
+	size_t n;
+	/* Not indexed: only rows reaching the high watermark start a run. */
+	store_rows(r, 3, 0, "objects/s");
+	assert_int_equal(batch_index_seed(ix, 1, 0, r, 3, 10), 0);
+	assert_int_equal(batch_index_seed(ix, 1, 0, r, 3, 6), 3);
+	assert_range(ix, 1, 0, 0, 6);
+	/* Continuing backwards. */
+	append(ix, 1, 1, "objects/t", 2, 20);   /* 20..23 */
+	store_rows(r, 4, 14, "objects/s");      /* 14..21: overlaps the run */
+	assert_int_equal(batch_index_seed(ix, 1, 1, r, 4, 24), 3);
+	assert_range(ix, 1, 1, 14, 24);
+	assert_true(batch_index_rows(ix, 1, 1, 14, out, 16, &n, NULL));
+	assert_int_equal(n, 5);
+	assert_string_equal(out[0].object_key, "objects/s");
+	assert_int_equal(out[0].object_size, 8192);
+	assert_string_equal(out[3].object_key, "objects/t");
+	/* Not reaching the run: ignored. */
+	store_rows(r, 2, 2, "objects/s");
+	assert_int_equal(batch_index_seed(ix, 1, 1, r, 2, 24), 0);
+	assert_range(ix, 1, 1, 14, 24);
+	/* The bound: only the rows nearest the run. */
+	store_rows(r, 7, 0, "objects/s");       /* 0..13, 7 rows; room for 3 */
+	assert_int_equal(batch_index_seed(ix, 1, 1, r, 7, 24), 3);
+	assert_range(ix, 1, 1, 8, 24);
+	/* Appends after a seed continue the run. */
+	append(ix, 1, 1, "objects/u", 1, 24);
+	assert_range(ix, 1, 1, 10, 26);
+	batch_index_free(ix);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_append_lookup),
+		cmocka_unit_test(test_gap),
+		cmocka_unit_test(test_rows_bound),
+		cmocka_unit_test(test_bytes_bound),
+		cmocka_unit_test(test_trim_drop),
+		cmocka_unit_test(test_seed),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
