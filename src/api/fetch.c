@@ -41,7 +41,18 @@ struct fetch_wait {
 	size_t parts;               /* response partitions */
 	struct reader_slot *slots;  /* per response partition, in order */
 	struct reader_fetch *rf;    /* in the request's arena */
-	bool waiting;
+	int64_t wait_ms;
+	bool waiting;               /* on the waiter list */
+	bool looking_up;            /* its rows are being looked up (reader_lookup) */
+	bool expired;               /* max_wait_ms passed during a lookup */
+	int step;                   /* what fetch_run does once its rows are there */
+};
+
+/* What a gather is for, once it has every row it needs. */
+enum fetch_step {
+	STEP_FIRST,  /* the request's first gather: answer, or wait */
+	STEP_WAKE,   /* a commit woke the long poll: answer if enough now */
+	STEP_FINISH, /* answer (timeout, loads waited on) */
 };
 
 static bool zero_uuid(const uint8_t u[16])
@@ -221,14 +232,13 @@ static void fetch_read_done(void *arg)
 }
 
 static void fetch_finish(struct fetch_wait *f);
+static void fetch_run(struct fetch_wait *f, enum fetch_step step);
 
 /* The read-ahead loads this fetch waited on are done (or failed): build
  * it again from the cache; what is still missing is read by ranges. */
 static void fetch_loaded(void *arg)
 {
-	struct fetch_wait *f = arg;
-	fetch_gather(f);
-	fetch_finish(f);
+	fetch_run(arg, STEP_FINISH);
 }
 
 /* Respond now; or once the read-ahead loads already in flight for what
@@ -251,8 +261,70 @@ static void fetch_finish(struct fetch_wait *f)
 static void fetch_timeout(uv_timer_t *t)
 {
 	struct fetch_wait *f = t->data;
-	fetch_gather(f);
-	fetch_finish(f);
+	if (f->looking_up) {
+		f->expired = true; /* answered when the rows are back */
+		return;
+	}
+	fetch_run(f, STEP_FINISH);
+}
+
+static void fetch_rows_back(void *arg)
+{
+	struct fetch_wait *f = arg;
+	f->looking_up = false;
+	fetch_run(f, f->expired ? STEP_FINISH : (enum fetch_step)f->step);
+}
+
+static void fetch_wait_start(struct fetch_wait *f)
+{
+	if (f->waiting)
+		return;
+	f->waiting = true;
+	f->prev = NULL;
+	f->next = f->a->waiters;
+	if (f->a->waiters)
+		f->a->waiters->prev = f;
+	f->a->waiters = f;
+}
+
+/* Gather; when the index and earlier lookups lack rows, look them up on
+ * the pool first (off the waiter list meanwhile, its timer running) and
+ * gather again when they are back; then do step. A tailing consumer's
+ * rows are in the batch index: no lookup at all. */
+static void fetch_run(struct fetch_wait *f, enum fetch_step step)
+{
+	struct agent *a = f->a;
+	size_t n = fetch_gather(f);
+	if (reader_rows_needed(f->rf) && !a->draining) {
+		f->step = step;
+		fetch_unlink(f);
+		if (reader_lookup(f->rf, fetch_rows_back, f)) {
+			f->looking_up = true;
+			return;
+		}
+		n = fetch_gather(f); /* out of memory: those slots fail */
+	}
+	size_t min_bytes = (size_t)(f->m->min_bytes > 0 ? f->m->min_bytes : 0);
+	switch (step) {
+	case STEP_FIRST:
+		if (n >= min_bytes || f->wait_ms <= 0 || a->draining) {
+			fetch_finish(f);
+			return;
+		}
+		fetch_wait_start(f);
+		uv_timer_start(&f->timer, fetch_timeout, (uint64_t)f->wait_ms, 0);
+		return;
+	case STEP_WAKE:
+		if (n >= min_bytes || !request_conn_open(f->req) || a->draining) {
+			fetch_finish(f);
+			return;
+		}
+		fetch_wait_start(f); /* back on the list after a lookup */
+		return;
+	case STEP_FINISH:
+		fetch_finish(f);
+		return;
+	}
 }
 
 void fetch_wake(struct agent *a)
@@ -260,9 +332,7 @@ void fetch_wake(struct agent *a)
 	struct fetch_wait *f = a->waiters;
 	while (f) {
 		struct fetch_wait *next = f->next;
-		size_t n = fetch_gather(f);
-		if (n >= (size_t)(f->m->min_bytes > 0 ? f->m->min_bytes : 0) || !request_conn_open(f->req))
-			fetch_finish(f);
+		fetch_run(f, STEP_WAKE);
 		f = next;
 	}
 }
@@ -327,20 +397,10 @@ void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_
 		fetch_respond(f);
 		return;
 	}
-	size_t n = fetch_gather(f);
-	int64_t wait_ms = m->max_wait_ms;
-	if (wait_ms > SL_FETCH_WAIT_MS_MAX)
-		wait_ms = SL_FETCH_WAIT_MS_MAX;
-	if (n >= (size_t)(m->min_bytes > 0 ? m->min_bytes : 0) || wait_ms <= 0 || a->draining) {
-		fetch_finish(f);
-		return;
-	}
-	f->waiting = true;
-	f->next = a->waiters;
-	if (a->waiters)
-		a->waiters->prev = f;
-	a->waiters = f;
-	uv_timer_start(&f->timer, fetch_timeout, (uint64_t)wait_ms, 0);
+	f->wait_ms = m->max_wait_ms;
+	if (f->wait_ms > SL_FETCH_WAIT_MS_MAX)
+		f->wait_ms = SL_FETCH_WAIT_MS_MAX;
+	fetch_run(f, STEP_FIRST);
 	return;
 out_fail:
 	uv_close((uv_handle_t *)&f->timer, fetch_free);

@@ -21,7 +21,11 @@
  *   [start]   the loop thread before it serves requests (loading the
  *             catalog): may scan whole tables.
  *   [tool]    a command-line tool's only thread.
- * A backend keeps one connection per kind (loop, commit, offsets,
+ *   [pool: read] a libuv pool thread, on the backend's connection for
+ *             the read path's lookups: reads only, as [loop], but off
+ *             the loop, where a PostgreSQL round trip must not run (the
+ *             reader's pool jobs, storage/reader.c).
+ * A backend keeps one connection per kind (loop, read, commit, offsets,
  * maintenance, admin), so no call waits on a lock another kind holds for
  * long, and the loop never waits for a write. A call from the wrong
  * thread is serialized by the connection's lock, not corrupted.
@@ -358,7 +362,8 @@ static inline int meta_commit_object(struct meta *m, const char *key, uint64_t s
 				     struct meta_commit_batch *b, size_t n)
 { struct meta_commit_obj o = { key, size, b, n }; return meta_commit_objects(m, &o, 1); }
 /* Batch rows of a partition with last_offset >= offset, ascending, at
- * most max_rows. [loop], [tool]. */
+ * most max_rows. [loop] (ListOffsets), [tool]; the reader's pool jobs
+ * fall back to it for a backend without meta_batches_from_many. */
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,
 				    size_t max_rows, struct meta_batch_row *rows, size_t *n)
 { return m->m->batches_from(m, tid, p, off, max_rows, rows, n); }
@@ -368,7 +373,8 @@ static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int6
  * q[i].max_rows rows, stored from q[i].first; rows_cap bounds them all
  * (queries that find no room get n = 0). Returns 0, SL_EMETA, or
  * SL_EUNSUPPORTED for a backend without it (call meta_batches_from per
- * partition then). [loop]. */
+ * partition then). [pool: read] (from the loop it works, serialized
+ * with the pool's calls by the connection's lock). */
 static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 					 struct meta_batch_row *rows, size_t rows_cap)
 { return m->m->batches_from_many ? m->m->batches_from_many(m, q, nq, rows, rows_cap) : SL_EUNSUPPORTED; }

@@ -3,8 +3,9 @@
  *
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
- * five libpq connections, one per kind of caller as in sqlite.c: "loop"
- * (the event loop's reads, tools), "commit" (meta_commit_objects on the
+ * six libpq connections, one per kind of caller as in sqlite.c: "loop"
+ * (the event loop's reads, tools), "read" (the read path's batch lookups,
+ * from pool threads), "commit" (meta_commit_objects on the
  * writer's pool thread), "offsets" (group offset writes), "trim"
  * (retention, DeleteRecords, dead-object collection) and "admin" (topic
  * changes, producer id blocks). Each is guarded by a mutex; a caller that
@@ -27,13 +28,14 @@
  * A connection found broken is reset (PQreset) before its next call; the
  * call in flight fails with SL_EMETA.
  *
- * Known gap (the next step of issue 12): the [loop] calls (partition_get,
- * batches_from_many, ListOffsets' lookups, producer_recent, offset_fetch)
- * are blocking round trips on the event loop thread, a fraction of a
- * millisecond on loopback and as long as the network or a stalled server
- * takes otherwise. The next step reads asynchronously and keeps an
- * in-memory index of recent batches so a fetch of fresh data touches no
- * database. */
+ * Fetches look nothing up on the loop: recent rows come from the agent's
+ * batch index (storage/batch_index.c) and the rest from batches_from_many
+ * on the "read" connection in a pool job (storage/reader.c). Known gap
+ * (the next step of issue 12): the other [loop] calls (partition_get,
+ * ListOffsets' lookups, producer_recent, offset_fetch) are still blocking
+ * round trips on the event loop thread, a fraction of a millisecond on
+ * loopback and as long as the network or a stalled server takes
+ * otherwise. */
 #include "meta/meta.h"
 
 #include <inttypes.h>
@@ -325,6 +327,7 @@ struct meta_pg {
 	char *conninfo;
 	char where[256];
 	struct pg_conn loop;
+	struct pg_conn read;
 	struct pg_conn commit;
 	struct pg_conn offsets;
 	struct pg_conn trim;
@@ -1425,7 +1428,7 @@ static int pg_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 	int rc = SL_ENOMEM;
 	PGresult *r = NULL;
 	if (p.v[0] && p.v[1] && p.v[2] && p.v[3])
-		rc = pg_call(&pg_of(m)->loop, ST_BATCHES_FROM_MANY, &p, &r, "reading batches");
+		rc = pg_call(&pg_of(m)->read, ST_BATCHES_FROM_MANY, &p, &r, "reading batches");
 	free(tid.p);
 	free(part.p);
 	free(off.p);
@@ -1824,6 +1827,7 @@ static void pg_close(struct meta *m)
 	conn_close(&s->trim);
 	conn_close(&s->offsets);
 	conn_close(&s->commit);
+	conn_close(&s->read);
 	conn_close(&s->loop);
 	free(s->conninfo);
 	free(s);
@@ -2020,6 +2024,8 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 	rc = conn_open(&s->loop, "loop", s);
 	if (!rc)
 		rc = schema_migrate(&s->loop, create);
+	if (!rc)
+		rc = conn_open(&s->read, "read", s);
 	if (!rc)
 		rc = conn_open(&s->commit, "commit", s);
 	if (!rc)

@@ -3,6 +3,9 @@
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
  *   - "loop": the event loop thread's reads (and the tools' calls);
+ *   - "read": the read path's batch lookups (batches_from_many) from
+ *     pool threads, so they never wait on, or hold up, the loop's
+ *     connection lock;
  *   - "commit": commit_objects only (one worker thread at a time);
  *   - "admin": topic creation, deletion and changes and producer id
  *     blocks, from the agent's pool jobs (agent_job), so their fsyncs and
@@ -311,6 +314,7 @@ struct meta_sqlite {
 	struct meta base; /* first: the methods pointer */
 	char *path;
 	struct sq_conn loop;
+	struct sq_conn read;
 	struct sq_conn commit;
 	struct sq_conn offsets;
 	struct sq_conn trim;
@@ -571,6 +575,7 @@ static void sq_close(struct meta *m)
 	conn_close(&s->trim);
 	conn_close(&s->offsets);
 	conn_close(&s->commit);
+	conn_close(&s->read);
 	conn_close(&s->loop);
 	if (s->claim_fd >= 0)
 		close(s->claim_fd);
@@ -1954,6 +1959,8 @@ int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **o
 	if (!rc)
 		rc = conn_open(&s->loop, "loop", path, create ? CONN_CREATE : CONN_EXISTING);
 	if (!rc)
+		rc = conn_open(&s->read, "read", path, CONN_PLAIN);
+	if (!rc)
 		rc = conn_open(&s->commit, "commit", path, CONN_PLAIN);
 	if (!rc)
 		rc = conn_open(&s->offsets, "offsets", path, CONN_PLAIN);
@@ -1981,7 +1988,7 @@ static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
 		" ORDER BY b.last_offset LIMIT ?4";
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->read;
 	for (size_t i = 0; i < nq; i++)
 		q[i].first = q[i].n = 0;
 	if (nq == 0)

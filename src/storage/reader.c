@@ -1,8 +1,18 @@
 /* reader.c — the read path: for each slot, the batch rows at or after its
- * offset (rows of up to 64 partitions in one metadata lookup), their bytes
- * from the read cache or ranged reads of the store, baseOffset and the
- * leader epoch patched, Kafka's size rules on which batches go, and
- * read-ahead into the cache.
+ * offset (from the agent's batch index, else from the metadata store in
+ * one pool job for every slot that needs rows), their bytes from the read
+ * cache or ranged reads of the store, baseOffset and the leader epoch
+ * patched, Kafka's size rules on which batches go, and read-ahead into
+ * the cache.
+ *
+ * Rows: a gather first checks that every slot's first rows are in the
+ * index or among the rows this fetch looked up; if some are not, it
+ * gathers nothing and says which (reader_rows_needed), and the caller
+ * looks them up (reader_lookup) and gathers again. A slot whose rows run
+ * out before its budget does (rows cut at READER_LOOKUP_ROWS, or an index
+ * run short of the high watermark) needs more from there: another round,
+ * READER_LOOKUP_ROUNDS at most per fetch. A tailing consumer's rows are
+ * the index's: no lookup at all.
  *
  * The records are not copied into one buffer: a slot's records are
  * pieces, straight from the cached objects and from rf->data. Cached
@@ -35,6 +45,7 @@
 #include "base/grow.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/sl_assert.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
 #include "storage/batch.h"
@@ -44,12 +55,16 @@
 /* Tuning knobs, not limits (none bounds memory or work a client can ask
  * for beyond what SL_FETCH_RESPONSE_BYTES_MAX does), so they stay here. */
 
-/* Rows read per metadata query while filling one slot. */
+/* Rows copied from the batch index at a time while filling one slot. */
 #define READER_ROWS_PER_QUERY 64
-/* Slots per batch lookup (meta_batches_from_many), and rows each gets in
- * it: a catch-up fetch of 64 partitions costs one lookup. */
+/* Rows each slot gets from one store lookup (all the slots of a fetch
+ * that need rows go in one pool job, meta_batches_from_many in calls of
+ * READER_BULK_PARTITIONS queries), and the lookup rounds one fetch makes
+ * at most: a slot whose budget outlasts its rows looks up again from
+ * where they end; past the rounds it answers with what it has. */
+#define READER_LOOKUP_ROWS 64
 #define READER_BULK_PARTITIONS 64
-#define READER_BULK_ROWS 16
+#define READER_LOOKUP_ROUNDS 4
 /* Read-ahead: when a slot's budget in a fetch runs out, the batches it
  * continues with are loaded into the read cache (ranges of at most
  * READER_READAHEAD_RUN_MAX, adjacent batches of one object in one get), as
@@ -59,9 +74,12 @@
 #define READER_READAHEAD_MIN (1024 * 1024)
 #define READER_READAHEAD_MAX (8 * 1024 * 1024)
 #define READER_READAHEAD_RUN_MAX (4 * 1024 * 1024)
-/* Row lookups (of READER_ROWS_PER_QUERY) one read-ahead makes at most past
- * the rows it has: what is in memory already is skipped, not loaded. */
-#define READER_READAHEAD_LOOKUPS 4
+/* Rows one read-ahead looks up past the rows the fetch has (one pool
+ * job, not waited for: its rows are loaded when they come), and such
+ * jobs in flight per reader at most (past it, no read-ahead lookup: it
+ * is only a head start). */
+#define READER_READAHEAD_LOOKUP_ROWS 256
+#define READER_READAHEAD_JOBS 2
 /* Slots that got no room in a full response whose next batches are
  * loaded ahead as well (the client's next fetch puts them first). */
 #define READER_READAHEAD_PARTITIONS 1
@@ -73,6 +91,7 @@ struct reader {
 	struct cache *cache;
 	struct batch_index *index;
 	size_t pinned_evicted_bytes_max;
+	int ahead_jobs; /* read-ahead lookups in flight */
 };
 
 /* A batch that was not in the read cache: read from the store into data
@@ -96,6 +115,20 @@ struct reader_piece {
 	size_t len;
 };
 
+/* One slot's rows looked up in the store by this fetch: the rows with
+ * last_offset >= from, ascending; below covered_end there are no others
+ * (as of the lookup: the store's end then, or the last row's end when
+ * the lookup was cut at its row count). err: the lookup failed. */
+struct slot_rows {
+	int64_t tid;
+	int32_t partition;
+	int64_t from, covered_end;
+	struct meta_batch_row *v;
+	size_t n, cap;
+	int err;
+	bool valid;
+};
+
 struct reader_fetch {
 	struct reader *r;
 	struct reader_slot *slots;
@@ -104,9 +137,10 @@ struct reader_fetch {
 	struct reader_piece *pieces;  /* every slot's, in slot order */
 	size_t piece_count, piece_cap;
 	struct reader_piece run;      /* cached bytes being gathered into a piece */
-	struct meta_batch_query bulk_q[READER_BULK_PARTITIONS];
-	struct meta_batch_row *bulk_rows; /* READER_BULK_PARTITIONS * READER_BULK_ROWS */
-	bool bulk_failed;
+	struct slot_rows *rows;       /* per slot, from the first lookup on */
+	size_t need_count;            /* slots of the last gather that need rows */
+	int lookups;                  /* lookup rounds made */
+	bool looking_up;
 	struct reader_read *reads;    /* cache misses of the last gather */
 	size_t read_count, read_cap;
 	size_t reads_pending;         /* ranges being read */
@@ -116,8 +150,8 @@ struct reader_fetch {
 	size_t stop_bytes;            /* and after how many bytes */
 	size_t loads_pending;         /* read-ahead loads waited on */
 	bool no_load;                 /* waited once: read the rest by ranges */
-	reader_fn loaded, done;
-	void *loaded_arg, *done_arg;
+	reader_fn loaded, done, looked_up;
+	void *loaded_arg, *done_arg, *looked_up_arg;
 };
 
 /* What a response's pieces point into, released when its write is done
@@ -129,21 +163,13 @@ struct reader_hold {
 	size_t n;
 };
 
-/* slot.query: an index into bulk_q, or one of these. */
-enum {
-	QUERY_NONE = -1,    /* not looked up yet */
-	QUERY_UNWANTED = -2, /* nothing to read */
-	QUERY_FAILED = -3,  /* the batch lookup failed: per slot */
-	QUERY_INDEX = -4,   /* the batch index has its rows */
-};
-
 int reader_new(uv_loop_t *loop, struct objstore *store, struct meta *meta, struct cache *cache,
 	       const struct reader_config *cfg, struct reader **out)
 {
 	struct reader *r = malloc(sizeof *r);
 	if (!r)
 		return SL_ENOMEM;
-	*r = (struct reader){ loop, store, meta, cache, cfg->index, cfg->pinned_evicted_bytes_max };
+	*r = (struct reader){ loop, store, meta, cache, cfg->index, cfg->pinned_evicted_bytes_max, 0 };
 	*out = r;
 	return 0;
 }
@@ -161,12 +187,11 @@ struct ahead {
 };
 
 /* Load what rows[0..n) continue with (the slot's budget ran out at
- * rows[0]) into the cache, unless it is there or on its way. */
-static void read_ahead(struct reader_fetch *rf, const struct reader_slot *s,
-		       const struct meta_batch_row *rows, size_t n, struct ahead *ah)
+ * rows[0]) into the cache, unless it is there or on its way; nothing at
+ * or past hw. */
+static void read_ahead(struct reader *r, int64_t hw, const struct meta_batch_row *rows, size_t n,
+		       struct ahead *ah)
 {
-	struct reader *r = rf->r;
-	int64_t hw = s->high_watermark;
 	size_t i = 0;
 	while (i < n && !ah->stop) {
 		const struct meta_batch_row *first = &rows[i];
@@ -209,32 +234,69 @@ static void read_ahead(struct reader_fetch *rf, const struct reader_slot *s,
 		ah->stop = true;
 }
 
-/* Whether the batch index holds slot s's rows from offset on (up to its
- * high watermark). */
-static bool index_covers(const struct reader *r, const struct reader_slot *s, int64_t offset)
-{
-	int64_t first, end;
-	return r->index && batch_index_range(r->index, s->tid, s->partition, &first, &end) &&
-	       first <= offset && end >= s->high_watermark;
-}
+/* Where rows_at found a slot's rows. */
+enum {
+	ROWS_OK,   /* *rows, *n (>= 1) */
+	ROWS_END,  /* nothing visible at or past the offset */
+	ROWS_NEED, /* neither the index nor this fetch's lookups have them */
+};
 
-/* Rows of slot s's partition from offset on: from the batch index when
- * it holds them, else from the store. */
-static int lookup_rows(struct reader_fetch *rf, const struct reader_slot *s, int64_t offset,
-		       struct meta_batch_row *rows, size_t cap, size_t *n)
+/* The rows of slot k with last_offset >= *offset: from the batch index
+ * (copied into buf, cap rows at most), or from what this fetch looked up
+ * in the store (in place). ROWS_NEED: *offset is where the rows it lacks
+ * start. A failed lookup's error (< 0). With buf NULL, only says which
+ * (probing what a gather would need). */
+static int rows_at(struct reader_fetch *rf, size_t k, int64_t *offset, struct meta_batch_row *buf,
+		   size_t cap, const struct meta_batch_row **rows, size_t *n)
 {
-	int64_t tid = s->tid, end;
-	int32_t p = s->partition;
-	if (rf->r->index && batch_index_rows(rf->r->index, tid, p, offset, rows, cap, n, &end) &&
-	    (*n > 0 || end >= s->high_watermark))
-		return 0;
-	struct meta_batch_query q = { .tid = tid, .partition = p, .offset = offset, .max_rows = cap };
-	int rc = meta_batches_from_many(rf->r->meta, &q, 1, rows, cap);
-	if (rc != SL_EUNSUPPORTED) {
-		*n = q.n;
-		return rc;
+	const struct reader_slot *s = &rf->slots[k];
+	struct batch_index *ix = rf->r->index;
+	const struct slot_rows *sr = rf->rows && rf->rows[k].valid && rf->rows[k].tid == s->tid &&
+					     rf->rows[k].partition == s->partition
+				     ? &rf->rows[k] : NULL;
+	int64_t off = *offset;
+	*n = 0;
+	for (;;) {
+		if (off >= s->high_watermark)
+			return ROWS_END;
+		int64_t first, end;
+		if (ix && batch_index_range(ix, s->tid, s->partition, &first, &end) && first <= off) {
+			if (off < end) {
+				if (buf)
+					batch_index_rows(ix, s->tid, s->partition, off, buf, cap, n, NULL);
+				*rows = buf;
+				return ROWS_OK;
+			}
+			if (end >= s->high_watermark)
+				return ROWS_END;
+			/* The index ends short of the high watermark (a commit it
+			 * did not see): the rest comes from the store. */
+		}
+		if (!sr || sr->from > off)
+			break;
+		if (sr->err)
+			return sr->err;
+		size_t lo = 0, hi = sr->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (sr->v[mid].last_offset < off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < sr->n) {
+			*rows = sr->v + lo;
+			*n = sr->n - lo;
+			return ROWS_OK;
+		}
+		if (off >= sr->covered_end)
+			break;
+		/* Nothing in [off, covered_end) (a trim removed rows): on from
+		 * there. */
+		off = sr->covered_end;
 	}
-	return meta_batches_from(rf->r->meta, tid, p, offset, cap, rows, n);
+	*offset = off;
+	return ROWS_NEED;
 }
 
 /* Drop a stored piece's pin and reference. */
@@ -315,37 +377,52 @@ static void run_add(struct reader_fetch *rf, struct cache_obj *o, const uint8_t 
 	rf->run = (struct reader_piece){ .obj = o, .ptr = ptr, .len = len };
 }
 
+/* Slot k needs rows from offset on (a lookup will bring them), unless
+ * this fetch has made its lookup rounds: then it has what it got. */
+static void need_rows(struct reader_fetch *rf, size_t k, int64_t offset)
+{
+	if (rf->lookups >= READER_LOOKUP_ROUNDS)
+		return;
+	rf->slots[k].need = offset;
+	rf->need_count++;
+}
+
 /* Fill slot k's records starting at offset: bytes from the read cache
  * (whole objects, or ranges loaded ahead) are patched in place and
  * become pieces (short runs copied), the rest become reader_reads. budget
  * is how many bytes it may add; the first batch of the response is added
  * even when larger (first_in_response).
- * Where the budget runs out, rf->stop_* say where. rows/n are rows
- * already looked up (full: there may be more). Returns bytes added;
- * *err is set when there are none because a lookup failed. */
+ * Where the budget runs out, rf->stop_* say where; where its rows run
+ * out, the slot needs a lookup (need_rows). Returns bytes added; *err is
+ * set when there are none because a lookup failed. */
 static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_t budget,
-			bool first_in_response, const struct meta_batch_row *rows, size_t n,
-			bool full, int *err)
+			bool first_in_response, int *err)
 {
 	struct reader *r = rf->r;
 	const struct reader_slot *s = &rf->slots[k];
 	struct kbuf *out = &rf->data;
-	struct meta_batch_row more[READER_ROWS_PER_QUERY];
+	struct meta_batch_row buf[READER_ROWS_PER_QUERY];
 	/* The cached range the previous batch came from: the next batches of
 	 * the partition usually follow it in the same object. */
 	struct cache_obj *range = NULL;
-	const char *range_key = NULL;
+	char range_key[META_OBJECT_KEY_BYTES];
 	size_t added = 0;
-	if (!rows) {
-		int rc = lookup_rows(rf, s, offset, more, READER_ROWS_PER_QUERY, &n);
-		if (rc != 0) {
-			*err = rc;
-			return 0;
-		}
-		rows = more;
-		full = n == READER_ROWS_PER_QUERY;
-	}
 	for (;;) {
+		const struct meta_batch_row *rows = NULL;
+		size_t n = 0;
+		int64_t at = offset;
+		int rc = rows_at(rf, k, &at, buf, READER_ROWS_PER_QUERY, &rows, &n);
+		if (rc == ROWS_NEED) {
+			need_rows(rf, k, at);
+			break;
+		}
+		if (rc < 0) {
+			if (!added)
+				*err = rc;
+			break;
+		}
+		if (rc == ROWS_END)
+			break;
 		for (size_t i = 0; i < n; i++) {
 			const struct meta_batch_row *row = &rows[i];
 			/* A commit the loop has not seen yet (its rows are already
@@ -379,7 +456,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 				 * holds it (an earlier fetch stopped inside it). */
 				cache_obj_unref(range);
 				range = o;
-				range_key = row->object_key;
+				memcpy(range_key, row->object_key, sizeof range_key);
 				o = NULL;
 				src = range->data + (row->byte_offset - range->base);
 				from = range;
@@ -391,9 +468,11 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 				batch_patch(src, row->base_offset, 0);
 				run_add(rf, from, src, row->length);
 				/* A range read to its end will not be read again:
-				 * make room for the next ones at once. */
+				 * make room for the next ones at once (not in a
+				 * gather that is waiting for rows: it runs again). */
 				if (range && src >= range->data && src < range->data + range->len &&
-				    row->byte_offset + row->length == range->base + range->len)
+				    row->byte_offset + row->length == range->base + range->len &&
+				    rf->need_count == 0)
 					cache_drop_range(r->cache, row->object_key, range->base);
 			} else {
 				run_flush(rf);
@@ -418,23 +497,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 			added += row->length;
 			offset = row->last_offset + 1;
 		}
-		if (!full || added >= budget)
-			break;
-		/* more[] is about to be overwritten: range_key may point into it. */
-		if (range && range_key >= (const char *)more &&
-		    range_key < (const char *)(more + READER_ROWS_PER_QUERY)) {
-			cache_obj_unref(range);
-			range = NULL;
-		}
-		int rc = lookup_rows(rf, s, offset, more, READER_ROWS_PER_QUERY, &n);
-		if (rc != 0) {
-			if (!added)
-				*err = rc;
-			break;
-		}
-		rows = more;
-		full = n == READER_ROWS_PER_QUERY;
-		if (n == 0)
+		if (added >= budget)
 			break;
 	}
 out:
@@ -443,100 +506,260 @@ out:
 	return added;
 }
 
-/* Look up the rows of the next (up to) READER_BULK_PARTITIONS slots that
- * have data, from slot k on, in one call. */
-static void bulk_lookup(struct reader_fetch *rf, size_t k)
+/* ---- lookups on the pool ----
+ * The loop never waits on the metadata store: rows the index and the
+ * fetch lack are looked up in a pool job ([pool: read]), one for all the
+ * slots of a fetch that need rows, and the fetch gathers again when they
+ * are back. Rows that reach the index's run (or, for a partition it does
+ * not hold, the high watermark) extend it backwards, so a consumer
+ * catching up that has come near the tail reads on without lookups;
+ * rows further behind are not kept (the index's memory goes to tails). */
+
+struct lookup_job {
+	uv_work_t work;
+	struct reader *r;
+	struct reader_fetch *rf;   /* NULL: a read-ahead's */
+	struct meta_batch_query *q;
+	size_t *slot;              /* rf's slot of each query */
+	int64_t *hwm;              /* its high watermark when asked */
+	size_t nq;
+	struct meta_batch_row *rows;
+	size_t rows_cap;
+	int rc;
+	struct ahead ah;           /* a read-ahead's state */
+};
+
+static void lookup_work(uv_work_t *w)
 {
-	struct reader *r = rf->r;
-	if (!rf->bulk_rows && !rf->bulk_failed) {
-		rf->bulk_rows = malloc(sizeof *rf->bulk_rows * READER_BULK_PARTITIONS * READER_BULK_ROWS);
-		rf->bulk_failed = !rf->bulk_rows;
-	}
-	size_t nq = 0;
-	size_t ks[READER_BULK_PARTITIONS];
-	for (size_t idx = k; idx < rf->n && nq < READER_BULK_PARTITIONS; idx++) {
-		const struct reader_slot *s = &rf->slots[idx];
-		if (s->query != QUERY_NONE)
-			continue;
-		struct meta_batch_query *q = &rf->bulk_q[nq];
-		q->tid = s->tid;
-		q->partition = s->partition;
-		q->offset = s->offset;
-		q->max_rows = READER_BULK_ROWS;
-		ks[nq++] = idx;
-	}
-	int rc = rf->bulk_failed ? SL_ENOMEM
-				 : meta_batches_from_many(r->meta, rf->bulk_q, nq, rf->bulk_rows,
-							  READER_BULK_PARTITIONS * READER_BULK_ROWS);
-	if (rc)
-		rf->bulk_failed = true; /* per slot from now on */
-	for (size_t i = 0; i < nq; i++)
-		rf->slots[ks[i]].query = rc ? QUERY_FAILED : (int32_t)i;
-	if (rc)
-		return;
-	/* One reservation for what these rows will put in rf->data, not a
-	 * growth per batch: those the cache lacks, and small ones (copied).
-	 * A partition's rows mostly follow one another in one object: what
-	 * the cache holds of it is looked up once. */
-	size_t sum = 0;
-	for (size_t i = 0; i < nq; i++) {
-		const char *key = NULL;
-		uint64_t held_from = 0, held_to = 0; /* cached bytes of key */
-		for (size_t j = 0; j < rf->bulk_q[i].n; j++) {
-			const struct meta_batch_row *row = &rf->bulk_rows[rf->bulk_q[i].first + j];
-			uint64_t end = row->byte_offset + row->length;
-			if (!key || strcmp(key, row->object_key) || row->byte_offset < held_from ||
-			    end > held_to) {
-				key = row->object_key;
-				held_from = row->byte_offset;
-				held_to = cache_contains(r->cache, key)
-						  ? UINT64_MAX
-						  : cache_range_end(r->cache, key, row->byte_offset);
+	struct lookup_job *j = w->data;
+	struct meta *m = j->r->meta;
+	size_t per = j->rows_cap / j->nq; /* each query's room */
+	j->rc = 0;
+	for (size_t i = 0; i < j->nq && !j->rc; i += READER_BULK_PARTITIONS) {
+		size_t nq = j->nq - i < READER_BULK_PARTITIONS ? j->nq - i : READER_BULK_PARTITIONS;
+		struct meta_batch_row *rows = j->rows + i * per;
+		j->rc = meta_batches_from_many(m, j->q + i, nq, rows, nq * per);
+		if (j->rc == SL_EUNSUPPORTED) {
+			j->rc = 0;
+			for (size_t k = 0; k < nq && !j->rc; k++) {
+				struct meta_batch_query *q = &j->q[i + k];
+				q->first = k * per;
+				j->rc = meta_batches_from(m, q->tid, q->partition, q->offset, q->max_rows,
+							  rows + q->first, &q->n);
 			}
-			if (row->length < READER_PIECE_BYTES_MIN || end > held_to)
-				sum += row->length;
 		}
+		for (size_t k = 0; k < nq; k++)
+			j->q[i + k].first += i * per;
 	}
-	if (sum > SL_FETCH_RESPONSE_BYTES_MAX)
-		sum = SL_FETCH_RESPONSE_BYTES_MAX;
-	kbuf_reserve(&rf->data, sum);
 }
 
-/* Load ahead what slot k holds from offset on. Where the rows looked up
- * are all in memory (the fetch stopped inside a range loaded earlier),
- * more are looked up past them, a few lookups at most, so that the next
- * range is on its way before the current one is read. */
+static void lookup_job_free(struct lookup_job *j)
+{
+	free(j->q);
+	free(j->slot);
+	free(j->hwm);
+	free(j->rows);
+	free(j);
+}
+
+static struct lookup_job *lookup_job_new(struct reader *r, size_t nq, size_t rows_per_query)
+{
+	struct lookup_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->r = r;
+	j->nq = nq;
+	j->q = calloc(nq, sizeof *j->q);
+	j->slot = calloc(nq, sizeof *j->slot);
+	j->hwm = calloc(nq, sizeof *j->hwm);
+	j->rows_cap = nq * rows_per_query;
+	j->rows = malloc(j->rows_cap * sizeof *j->rows);
+	j->work.data = j;
+	if (!j->q || !j->slot || !j->hwm || !j->rows) {
+		lookup_job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* Query i's rows of job j. */
+static const struct meta_batch_row *job_rows(const struct lookup_job *j, size_t i)
+{
+	return j->rows + j->q[i].first;
+}
+
+/* Rows of one partition looked up from the store may extend the index. */
+static void seed_index(struct reader *r, const struct meta_batch_query *q,
+		       const struct meta_batch_row *rows, int64_t hwm)
+{
+	if (!r->index)
+		return;
+	size_t n = q->n;
+	while (n > 0 && rows[n - 1].base_offset >= hwm)
+		n--; /* not visible yet: its commit will append it */
+	batch_index_seed(r->index, q->tid, q->partition, rows, n, hwm);
+}
+
+/* Slot k's lookup from q->offset came back (rc): keep its rows, after
+ * the ones it has when they continue them. */
+static void slot_rows_take(struct reader_fetch *rf, size_t k, const struct meta_batch_query *q,
+			   const struct meta_batch_row *rows, int64_t hwm, int rc)
+{
+	struct slot_rows *sr = &rf->rows[k];
+	if (rc) {
+		*sr = (struct slot_rows){ .tid = q->tid, .partition = q->partition, .from = q->offset,
+					  .covered_end = q->offset, .v = sr->v, .cap = sr->cap,
+					  .err = rc, .valid = true };
+		return;
+	}
+	bool cont = sr->valid && !sr->err && sr->tid == q->tid && sr->partition == q->partition &&
+		    sr->covered_end == q->offset;
+	if (!cont)
+		*sr = (struct slot_rows){ .tid = q->tid, .partition = q->partition, .from = q->offset,
+					  .v = sr->v, .cap = sr->cap, .valid = true };
+	if (sr->n + q->n > sr->cap) {
+		size_t cap = sr->cap ? sr->cap : 16;
+		while (cap < sr->n + q->n)
+			cap *= 2;
+		struct meta_batch_row *v = realloc(sr->v, cap * sizeof *v);
+		if (!v) {
+			sr->err = SL_ENOMEM;
+			sr->n = 0;
+			sr->from = sr->covered_end = q->offset;
+			return;
+		}
+		sr->v = v;
+		sr->cap = cap;
+	}
+	memcpy(sr->v + sr->n, rows, q->n * sizeof *rows);
+	sr->n += q->n;
+	int64_t end = q->n ? rows[q->n - 1].last_offset + 1 : q->offset;
+	bool whole = q->n < q->max_rows; /* the store had no more then */
+	sr->covered_end = whole && hwm > end ? hwm : end;
+	if (sr->covered_end <= q->offset)
+		sr->covered_end = q->offset + 1; /* progress, whatever the store said */
+}
+
+static void lookup_after(uv_work_t *w, int status)
+{
+	(void)status; /* never cancelled */
+	struct lookup_job *j = w->data;
+	struct reader_fetch *rf = j->rf;
+	for (size_t i = 0; i < j->nq; i++) {
+		if (!j->rc)
+			seed_index(j->r, &j->q[i], job_rows(j, i), j->hwm[i]);
+		slot_rows_take(rf, j->slot[i], &j->q[i], job_rows(j, i), j->hwm[i], j->rc);
+	}
+	if (j->rc)
+		log_error("looking up batch rows: %s", sl_strerror(j->rc));
+	lookup_job_free(j);
+	rf->looking_up = false;
+	rf->looked_up(rf->looked_up_arg);
+}
+
+bool reader_rows_needed(const struct reader_fetch *rf)
+{
+	return rf->need_count > 0;
+}
+
+bool reader_lookup(struct reader_fetch *rf, reader_fn done, void *arg)
+{
+	SL_ASSERT(!rf->looking_up && rf->need_count > 0);
+	rf->lookups++;
+	struct lookup_job *j = NULL;
+	if (!rf->rows)
+		rf->rows = calloc(rf->n, sizeof *rf->rows);
+	if (rf->rows)
+		j = lookup_job_new(rf->r, rf->need_count, READER_LOOKUP_ROWS);
+	if (!j) {
+		/* The slots needing rows fail (storage error), the rest goes. */
+		for (size_t k = 0; rf->rows && k < rf->n; k++) {
+			struct reader_slot *s = &rf->slots[k];
+			if (s->need >= 0) {
+				struct meta_batch_query q = { .tid = s->tid, .partition = s->partition,
+							      .offset = s->need };
+				slot_rows_take(rf, k, &q, NULL, 0, SL_ENOMEM);
+			}
+		}
+		if (!rf->rows)
+			rf->lookups = READER_LOOKUP_ROUNDS; /* no rows to keep: give up */
+		return false;
+	}
+	j->rf = rf;
+	size_t i = 0;
+	for (size_t k = 0; k < rf->n; k++) {
+		const struct reader_slot *s = &rf->slots[k];
+		if (s->need < 0)
+			continue;
+		j->q[i] = (struct meta_batch_query){ .tid = s->tid, .partition = s->partition,
+						     .offset = s->need, .max_rows = READER_LOOKUP_ROWS };
+		j->slot[i] = k;
+		j->hwm[i] = s->high_watermark;
+		i++;
+	}
+	rf->looking_up = true;
+	rf->looked_up = done;
+	rf->looked_up_arg = arg;
+	int rc = uv_queue_work(rf->r->loop, &j->work, lookup_work, lookup_after);
+	SL_ASSERT(rc == 0, "uv_queue_work: %d", rc); /* only for invalid arguments */
+	return true;
+}
+
+/* A read-ahead's rows came back: load what they hold. */
+static void ahead_after(uv_work_t *w, int status)
+{
+	(void)status;
+	struct lookup_job *j = w->data;
+	struct reader *r = j->r;
+	r->ahead_jobs--;
+	if (!j->rc) {
+		seed_index(r, &j->q[0], job_rows(j, 0), j->hwm[0]);
+		read_ahead(r, j->hwm[0], job_rows(j, 0), j->q[0].n, &j->ah);
+	}
+	lookup_job_free(j);
+}
+
+/* Look up slot s's rows from offset on in the background and load them
+ * ahead (ah: what is counted so far). Not waited for: the fetch goes on
+ * without; nothing happens when too many are in flight or out of memory. */
+static void read_ahead_lookup(struct reader *r, const struct reader_slot *s, int64_t offset,
+			      const struct ahead *ah)
+{
+	if (r->ahead_jobs >= READER_READAHEAD_JOBS)
+		return;
+	struct lookup_job *j = lookup_job_new(r, 1, READER_READAHEAD_LOOKUP_ROWS);
+	if (!j)
+		return;
+	j->q[0] = (struct meta_batch_query){ .tid = s->tid, .partition = s->partition,
+					     .offset = offset, .max_rows = READER_READAHEAD_LOOKUP_ROWS };
+	j->hwm[0] = s->high_watermark;
+	j->ah = *ah;
+	r->ahead_jobs++;
+	int rc = uv_queue_work(r->loop, &j->work, lookup_work, ahead_after);
+	SL_ASSERT(rc == 0, "uv_queue_work: %d", rc);
+}
+
+/* Load ahead what slot k holds from offset on: the rows the index and
+ * this fetch have, then, past them, rows looked up in the background. */
 static void read_ahead_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_t want)
 {
-	struct meta_batch_row rows[READER_ROWS_PER_QUERY];
+	struct meta_batch_row buf[READER_ROWS_PER_QUERY];
 	const struct reader_slot *s = &rf->slots[k];
 	if (want < READER_READAHEAD_MIN)
 		want = READER_READAHEAD_MIN;
 	if (want > READER_READAHEAD_MAX)
 		want = READER_READAHEAD_MAX;
 	struct ahead ah = { .want = want };
-	if (s->query >= 0) {
-		/* The batch lookup has its rows from the fetch offset on. */
-		struct meta_batch_query *q = &rf->bulk_q[s->query];
-		const struct meta_batch_row *r = rf->bulk_rows + q->first;
-		size_t skip = 0;
-		while (skip < q->n && r[skip].last_offset < offset)
-			skip++;
-		if (skip < q->n) {
-			read_ahead(rf, s, r + skip, q->n - skip, &ah);
-			if (q->n < q->max_rows)
-				return; /* the partition's end */
-			offset = r[q->n - 1].last_offset + 1;
-		}
-	}
-	for (int l = 0; l < READER_READAHEAD_LOOKUPS && !ah.stop; l++) {
-		size_t n = 0;
-		if (lookup_rows(rf, s, offset, rows, READER_ROWS_PER_QUERY, &n) != 0 ||
-		    n == 0)
+	while (!ah.stop) {
+		const struct meta_batch_row *rows;
+		size_t n;
+		int64_t at = offset;
+		int rc = rows_at(rf, k, &at, buf, READER_ROWS_PER_QUERY, &rows, &n);
+		if (rc == ROWS_NEED)
+			read_ahead_lookup(rf->r, s, at, &ah);
+		if (rc != ROWS_OK)
 			return;
-		read_ahead(rf, s, rows, n, &ah);
-		if (n < READER_ROWS_PER_QUERY)
-			return;
+		read_ahead(rf->r, s->high_watermark, rows, n, &ah);
 		offset = rows[n - 1].last_offset + 1;
 	}
 }
@@ -547,6 +770,7 @@ int reader_fetch_new(struct reader *r, struct arena *arena, struct reader_slot *
 	struct reader_fetch *rf = arena_alloc(arena, sizeof *rf);
 	if (!rf)
 		return SL_ENOMEM;
+	memset(rf, 0, sizeof *rf);
 	rf->r = r;
 	rf->slots = slots;
 	rf->n = n;
@@ -557,6 +781,7 @@ int reader_fetch_new(struct reader *r, struct arena *arena, struct reader_slot *
 
 void reader_fetch_end(struct reader_fetch *rf)
 {
+	SL_ASSERT(!rf->looking_up);
 	pieces_reset(rf);
 	free(rf->pieces);
 	rf->pieces = NULL;
@@ -565,35 +790,51 @@ void reader_fetch_end(struct reader_fetch *rf)
 	free(rf->reads);
 	rf->reads = NULL;
 	rf->read_count = rf->read_cap = 0;
-	free(rf->bulk_rows);
-	rf->bulk_rows = NULL;
+	for (size_t k = 0; rf->rows && k < rf->n; k++)
+		free(rf->rows[k].v);
+	free(rf->rows);
+	rf->rows = NULL;
 }
 
 size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 {
+	SL_ASSERT(!rf->looking_up);
 	rf->data.len = 0;
 	rf->read_count = 0;
+	rf->need_count = 0;
 	pieces_reset(rf);
 	size_t total = 0, ahead_partitions = 0;
 	size_t last_stop = SIZE_MAX, last_stop_bytes = 0;
 	int64_t last_stop_offset = 0;
 	if (max_bytes > SL_FETCH_RESPONSE_BYTES_MAX)
 		max_bytes = SL_FETCH_RESPONSE_BYTES_MAX;
-	/* Every slot's query is known before the first batch lookup, which
-	 * takes the wanted slots from k on. */
 	for (size_t k = 0; k < rf->n; k++) {
 		struct reader_slot *s = &rf->slots[k];
-		s->query = !s->wanted ? QUERY_UNWANTED
-			   : index_covers(rf->r, s, s->offset) ? QUERY_INDEX : QUERY_NONE;
 		s->bytes = 0;
 		s->err = 0;
+		s->need = -1;
+		s->data_off = 0;
+		s->piece_first = s->piece_end = 0;
 	}
+	/* Every slot whose first rows are not in memory is looked up before
+	 * anything is gathered (one lookup for all; a catch-up fetch of many
+	 * partitions then costs one). */
+	for (size_t k = 0; k < rf->n; k++) {
+		struct reader_slot *s = &rf->slots[k];
+		const struct meta_batch_row *rows;
+		size_t n;
+		int64_t at = s->offset;
+		if (s->wanted && rows_at(rf, k, &at, NULL, 0, &rows, &n) == ROWS_NEED)
+			need_rows(rf, k, at);
+	}
+	if (rf->need_count > 0)
+		return 0;
 	size_t k;
 	for (k = 0; k < rf->n; k++) {
 		struct reader_slot *s = &rf->slots[k];
 		s->data_off = rf->data.len;
 		s->piece_first = s->piece_end = rf->piece_count;
-		if (s->query == QUERY_UNWANTED)
+		if (!s->wanted)
 			continue;
 		size_t slot_max = s->max_bytes > 0 ? (size_t)s->max_bytes : 0;
 		size_t budget = slot_max;
@@ -601,37 +842,27 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 			budget = 0;
 		else if (budget > max_bytes - total)
 			budget = max_bytes - total;
-		if (s->query == QUERY_NONE && !rf->bulk_failed)
-			bulk_lookup(rf, k);
+		bool ahead = read_ahead && rf->need_count == 0;
 		if (budget == 0 && total > 0) {
 			/* No room left: clients rotate the order of their
 			 * partitions, so the next fetch most likely starts
 			 * here. Load what it will take. */
-			if (read_ahead && ahead_partitions < READER_READAHEAD_PARTITIONS) {
+			if (ahead && ahead_partitions < READER_READAHEAD_PARTITIONS) {
 				read_ahead_slot(rf, k, s->offset, slot_max < max_bytes ? slot_max : max_bytes);
 				ahead_partitions++;
 			}
 			continue;
 		}
-		const struct meta_batch_row *rows = NULL;
-		size_t n = 0;
-		bool full = false;
-		if (s->query >= 0) {
-			struct meta_batch_query *q = &rf->bulk_q[s->query];
-			rows = rf->bulk_rows + q->first;
-			n = q->n;
-			full = q->n == q->max_rows;
-		}
 		int err = 0;
 		rf->cur_slot = k;
 		rf->stop_slot = SIZE_MAX;
-		size_t got = read_slot(rf, k, s->offset, budget, total == 0, rows, n, full, &err);
+		size_t got = read_slot(rf, k, s->offset, budget, total == 0, &err);
 		s->bytes = got;
 		s->err = got ? 0 : err;
 		s->piece_end = rf->piece_count;
 		if (rf->stop_slot == k && got == 0 && total > 0) {
 			/* Its first batch did not fit: as above. */
-			if (read_ahead && ahead_partitions < READER_READAHEAD_PARTITIONS) {
+			if (ahead && ahead_partitions < READER_READAHEAD_PARTITIONS) {
 				read_ahead_slot(rf, k, s->offset, slot_max < max_bytes ? slot_max : max_bytes);
 				ahead_partitions++;
 			}
@@ -644,7 +875,7 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 	}
 	/* Every slot with data got room: the next fetch most likely
 	 * continues the last one that ran out of it. */
-	if (read_ahead && ahead_partitions == 0 && last_stop != SIZE_MAX)
+	if (read_ahead && rf->need_count == 0 && ahead_partitions == 0 && last_stop != SIZE_MAX)
 		read_ahead_slot(rf, last_stop, last_stop_offset, last_stop_bytes);
 	return total;
 }

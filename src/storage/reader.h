@@ -3,18 +3,22 @@
  * or read from the object store, as pieces that a response is written
  * from without copying them. The sibling of writer.h (the write path).
  *
- * Loop thread API. Row lookups (meta_batches_from_many) are the loop
- * connection's reads; batches the cache lacks are read through the
- * store's asynchronous get (adjacent ranges coalesced), so the loop never
- * waits on the store. It knows nothing of Kafka requests or responses:
- * the caller (api/fetch.c) says which partitions, from where and up to
- * which high watermark, turns the slots' results into error codes, and
- * decides when to gather (long polls wait there).
+ * Loop thread API. Batch rows come from the agent's batch index
+ * (storage/batch_index.h: recent rows of each partition, fed by commits)
+ * or, when it does not hold them, from the metadata store in a pool job
+ * (reader_lookup, meta_batches_from_many [pool: read]); batches the cache
+ * lacks are read through the store's asynchronous get (adjacent ranges
+ * coalesced). So the loop never waits on either store. It knows nothing
+ * of Kafka requests or responses: the caller (api/fetch.c) says which
+ * partitions, from where and up to which high watermark, turns the
+ * slots' results into error codes, and decides when to gather (long
+ * polls wait there).
  *
  * One fetch: reader_fetch_new, then reader_gather (again whenever the
- * caller wants the current state: a long poll woken by a commit), then
- * reader_wait_loads / reader_read_missing for what the gather could not
- * take from memory, then reader_hold_take and reader_fetch_end. */
+ * caller wants the current state: a long poll woken by a commit); while
+ * reader_rows_needed, reader_lookup and gather again when it is done;
+ * then reader_wait_loads / reader_read_missing for what the gather could
+ * not take from memory, then reader_hold_take and reader_fetch_end. */
 #ifndef SLUICE_READER_H
 #define SLUICE_READER_H
 
@@ -73,7 +77,7 @@ struct reader_slot {
 	size_t bytes;
 	int err;
 	/* private to the reader */
-	int32_t query;
+	int64_t need;            /* rows needed from here (-1: none) */
 	size_t data_off, piece_first, piece_end;
 };
 
@@ -103,6 +107,23 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 int reader_status(const struct reader_fetch *rf);
 
 typedef void (*reader_fn)(void *arg);
+
+/* Whether the last gather stopped at slots whose rows neither the batch
+ * index nor this fetch's earlier lookups have: its records are not to be
+ * answered with (a first gather that needs rows gathers nothing). Look
+ * them up, then gather again. A fetch makes a few lookup rounds at most;
+ * past them, a slot has what it got. */
+bool reader_rows_needed(const struct reader_fetch *rf);
+/* Look the rows the last gather needed up in the metadata store, all in
+ * one job on libuv's pool (meta_batches_from_many, [pool: read]): the
+ * loop never waits on the store. Returns true when started: done(arg) is
+ * called on the loop exactly once when they are back (or failed: those
+ * slots then get err at the next gather), never from within this call;
+ * no other reader call may be made on the fetch until then. false: out
+ * of memory, nothing started and done is not called; those slots get err
+ * at the next gather. Rows that continue the batch index's run of their
+ * partition backwards extend it. */
+bool reader_lookup(struct reader_fetch *rf, reader_fn done, void *arg);
 
 /* Batches the last gather lacked that read-ahead loads already in
  * flight will bring (the first time only: after a wait, the rest is read

@@ -323,6 +323,7 @@ struct counting_meta {
 	struct meta_methods methods;
 	struct meta *inner;
 	int lookups;
+	bool fail; /* lookups fail with SL_EMETA */
 };
 
 static int counting_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t offset,
@@ -338,6 +339,8 @@ static int counting_batches_from_many(struct meta *m, struct meta_batch_query *q
 {
 	struct counting_meta *c = (struct counting_meta *)m;
 	c->lookups++;
+	if (c->fail)
+		return SL_EMETA;
 	return meta_batches_from_many(c->inner, q, nq, rows, rows_cap);
 }
 
@@ -522,6 +525,23 @@ static void read_missing_wait(struct rfix *x, struct reader_fetch *rf)
 	assert_int_equal(done, 1);
 }
 
+/* Gather; when rows are needed, look them up on the pool, wait, and
+ * gather again (as api/fetch.c does). */
+static size_t gather(struct rfix *x, struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
+{
+	for (;;) {
+		size_t n = reader_gather(rf, max_bytes, read_ahead);
+		if (!reader_rows_needed(rf))
+			return n;
+		int done = 0;
+		assert_true(reader_lookup(rf, on_read, &done));
+		assert_int_equal(done, 0); /* never from within the call */
+		while (!done)
+			uv_run(&x->loop, UV_RUN_ONCE);
+		assert_int_equal(done, 1);
+	}
+}
+
 /* A cached object: every batch comes from memory, long runs referenced. */
 static void test_reader_cached(void **state)
 {
@@ -531,7 +551,7 @@ static void test_reader_cached(void **state)
 	struct reader_fetch *rf = rfetch_new(x, 2, &s);
 	slot_set(&s[0], x, 0, 1 << 20);
 	s[1].wanted = false; /* e.g. an unknown partition */
-	size_t total = reader_gather(rf, 1 << 20, false);
+	size_t total = gather(x, rf, 1 << 20, false);
 	assert_int_equal(reader_status(rf), 0);
 	assert_false(reader_missing(rf));
 	assert_int_equal(total, x->obj_len);
@@ -543,7 +563,7 @@ static void test_reader_cached(void **state)
 	assert_true(slot_refers_to(rf, 0, o));
 	/* A fetch from the middle: offset 5 is inside the third batch. */
 	slot_set(&s[0], x, 5, 1 << 20);
-	total = reader_gather(rf, 1 << 20, false);
+	total = gather(x, rf, 1 << 20, false);
 	assert_slot_batches(x, rf, &s[0], 0, 2, OBJ_BATCHES - 2);
 	/* The hold keeps the pieces valid after the fetch ends. */
 	struct reader_hold *h = reader_hold_take(rf);
@@ -562,7 +582,7 @@ static void test_reader_store_reads(void **state)
 	struct reader_slot *s;
 	struct reader_fetch *rf = rfetch_new(x, 1, &s);
 	slot_set(&s[0], x, 2, 1 << 20);
-	size_t total = reader_gather(rf, 1 << 20, true);
+	size_t total = gather(x, rf, 1 << 20, true);
 	assert_int_equal(total, x->obj_len - obj_lengths[0]);
 	assert_true(reader_missing(rf));
 	assert_false(reader_wait_loads(rf, on_read, NULL)); /* nothing loading */
@@ -571,13 +591,13 @@ static void test_reader_store_reads(void **state)
 
 	/* A failed read: the slot has no records and says why. */
 	assert_int_equal(objstore_mem_fault(x->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
-	reader_gather(rf, 1 << 20, false);
+	gather(x, rf, 1 << 20, false);
 	read_missing_wait(x, rf);
 	assert_int_equal(s[0].bytes, 0);
 	assert_true(s[0].err < 0);
 
 	/* Dropped (shutdown): no records, no error. */
-	reader_gather(rf, 1 << 20, false);
+	gather(x, rf, 1 << 20, false);
 	reader_drop_missing(rf);
 	assert_false(reader_missing(rf));
 	assert_int_equal(s[0].bytes, 0);
@@ -597,22 +617,22 @@ static void test_reader_size_rules(void **state)
 	slot_set(&s[0], x, 2, 10);
 	slot_set(&s[1], x, 0, 1 << 20);
 	s[2].wanted = false;
-	assert_int_equal(reader_gather(rf, 10, false), obj_lengths[1]);
+	assert_int_equal(gather(x, rf, 10, false), obj_lengths[1]);
 	assert_slot_batches(x, rf, &s[0], 0, 1, 1);
 	assert_int_equal(s[1].bytes, 0);
 	/* A partition's budget: batches while they fit. */
 	slot_set(&s[0], x, 0, 100 + 3000 + 200 + 1);
 	slot_set(&s[1], x, 0, 1 << 20);
-	assert_int_equal(reader_gather(rf, 1 << 20, false), 3300 + x->obj_len);
+	assert_int_equal(gather(x, rf, 1 << 20, false), 3300 + x->obj_len);
 	assert_slot_batches(x, rf, &s[0], 0, 0, 3);
 	assert_slot_batches(x, rf, &s[1], 1, 0, OBJ_BATCHES);
 	/* The response's budget: the second slot gets what is left. */
-	assert_int_equal(reader_gather(rf, 3300 + 100 + 3000, false), 3300 + 3100);
+	assert_int_equal(gather(x, rf, 3300 + 100 + 3000, false), 3300 + 3100);
 	assert_slot_batches(x, rf, &s[1], 1, 0, 2);
 	/* Nothing at or past the high watermark. */
 	s[0].high_watermark = 4;
 	s[1].wanted = false;
-	assert_int_equal(reader_gather(rf, 1 << 20, false), 3100);
+	assert_int_equal(gather(x, rf, 1 << 20, false), 3100);
 	assert_slot_batches(x, rf, &s[0], 0, 0, 2);
 	reader_fetch_end(rf);
 	rfix_free(x);
@@ -628,7 +648,7 @@ static void test_reader_pin_budget(void **state)
 	struct reader_slot *s;
 	struct reader_fetch *rf = rfetch_new(x, 1, &s);
 	slot_set(&s[0], x, 0, 1 << 20);
-	reader_gather(rf, 1 << 20, false);
+	gather(x, rf, 1 << 20, false);
 	struct cache_obj *o = cache_get(x->cache, OBJ_KEY);
 	assert_non_null(o);
 	assert_true(slot_refers_to(rf, 0, o)); /* nothing evicted yet: pinned */
@@ -649,7 +669,7 @@ static void test_reader_pin_budget(void **state)
 	struct reader_slot *s2;
 	struct reader_fetch *rf2 = rfetch_new(x, 1, &s2);
 	slot_set(&s2[0], x, 0, 1 << 20);
-	reader_gather(rf2, 1 << 20, false);
+	gather(x, rf2, 1 << 20, false);
 	assert_slot_batches(x, rf2, &s2[0], 0, 0, OBJ_BATCHES);
 	assert_false(slot_refers_to(rf2, 0, o2)); /* copied */
 	reader_fetch_end(rf2);
@@ -672,21 +692,76 @@ static void test_reader_index_hit(void **state)
 	struct reader_slot *s;
 	struct reader_fetch *rf = rfetch_new(x, 1, &s);
 	slot_set(&s[0], x, 0, 1 << 20);
-	assert_int_equal(reader_gather(rf, 1 << 20, true), x->obj_len);
+	assert_int_equal(gather(x, rf, 1 << 20, true), x->obj_len);
 	assert_slot_batches(x, rf, &s[0], 0, 0, OBJ_BATCHES);
 	slot_set(&s[0], x, 5, 1000); /* a budget: the third and fourth batches */
-	reader_gather(rf, 1 << 20, true);
+	gather(x, rf, 1 << 20, true);
 	assert_slot_batches(x, rf, &s[0], 0, 2, 2);
 	assert_int_equal(x->counted.lookups, 0);
-	/* Not indexed any more (dropped, evicted): the store. */
+	reader_fetch_end(rf);
+
+	/* Not indexed any more (dropped, evicted): a gather says which rows
+	 * it needs, gathers nothing, and the rows come from one pool job. */
 	batch_index_drop(ix, x->topic.tid, 0);
+	rf = rfetch_new(x, 1, &s);
 	slot_set(&s[0], x, 4, 1 << 20);
-	reader_gather(rf, 1 << 20, false);
+	assert_int_equal(reader_gather(rf, 1 << 20, false), 0);
+	assert_true(reader_rows_needed(rf));
+	assert_int_equal(x->counted.lookups, 0); /* not on the loop */
+	assert_int_equal(gather(x, rf, 1 << 20, false), x->obj_len - 100 - 3000);
 	assert_slot_batches(x, rf, &s[0], 0, 2, OBJ_BATCHES - 2);
-	assert_true(x->counted.lookups > 0);
+	assert_int_equal(x->counted.lookups, 1);
+	reader_fetch_end(rf);
+	/* Those rows reach the high watermark: they are the index's run now,
+	 * and the next fetch from there looks nothing up. */
+	int64_t first, end;
+	assert_true(batch_index_range(ix, x->topic.tid, 0, &first, &end));
+	assert_int_equal(first, 4);
+	assert_int_equal(end, 2 * (int64_t)OBJ_BATCHES);
+	rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 6, 1 << 20);
+	gather(x, rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 3, OBJ_BATCHES - 3);
+	assert_int_equal(x->counted.lookups, 1);
+	reader_fetch_end(rf);
+	/* Older than the run: looked up, and the rows extend it backwards. */
+	rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	gather(x, rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 0, OBJ_BATCHES);
+	assert_int_equal(x->counted.lookups, 2);
+	assert_true(batch_index_range(ix, x->topic.tid, 0, &first, &end));
+	assert_int_equal(first, 0);
+	reader_fetch_end(rf);
+
+	/* A run that ends short of the high watermark (a commit it did not
+	 * see): its rows, then the rest from the store. */
+	batch_index_drop(ix, x->topic.tid, 0);
+	struct batch_index_row rows[3];
+	for (size_t i = 0; i < 3; i++)
+		rows[i] = (struct batch_index_row){ 2 * (int64_t)i, 2 * (int64_t)i + 1, x->at[i],
+						    obj_lengths[i], 2, 1000 };
+	assert_int_equal(batch_index_append(ix, x->topic.tid, 0, OBJ_KEY, x->obj_len, rows, 3), 0);
+	rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	reader_gather(rf, 1 << 20, false);
+	assert_true(reader_rows_needed(rf));
+	gather(x, rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 0, OBJ_BATCHES);
+	assert_int_equal(x->counted.lookups, 3);
+	reader_fetch_end(rf);
+
+	/* A failed lookup: the slot says so, nothing is gathered. */
+	batch_index_drop(ix, x->topic.tid, 0);
+	x->counted.fail = true;
+	rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	assert_int_equal(gather(x, rf, 1 << 20, false), 0);
+	assert_int_equal(s[0].err, SL_EMETA);
 	reader_fetch_end(rf);
 	rfix_free(x);
 }
+
 
 int main(void)
 {
