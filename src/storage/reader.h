@@ -77,7 +77,8 @@ struct reader_slot {
 	size_t bytes;
 	int err;
 	/* private to the reader */
-	int64_t need;            /* rows needed from here (-1: none) */
+	int64_t need;            /* rows needed from here (-1: none), */
+	uint32_t need_rows;      /* about this many */
 	size_t data_off, piece_first, piece_end;
 };
 
