@@ -130,12 +130,13 @@
 
 /* The batch index (storage/batch_index.c): recent batch rows kept in
  * memory per partition, so a fetch of fresh data looks nothing up in the
- * metadata store (with PostgreSQL, a network round trip). Rows per
- * partition: a partition committed to every few milliseconds keeps
- * seconds of rows, more than a tailing consumer lags (about 56 bytes a
- * row: 56 KiB a partition). In all: the rows and object keys of about a
- * thousand such partitions; colder ones are dropped and looked up in the
- * store again (off the loop) when fetched. */
+ * metadata store (with PostgreSQL, a network round trip). Rows per run
+ * (a partition has its tail and a run behind it for a consumer catching
+ * up): a partition committed to every few milliseconds keeps seconds of
+ * rows, more than a tailing consumer lags (about 56 bytes a row: 56 KiB
+ * a run). In all: the rows and keys of several hundred such partitions;
+ * colder ones are dropped and looked up in the store again (off the
+ * loop) when fetched. */
 #define SL_BATCH_INDEX_PARTITION_ROWS_MAX 1024
 #define SL_BATCH_INDEX_BYTES_MAX ((size_t)64 * 1024 * 1024)
 

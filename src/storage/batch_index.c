@@ -1,8 +1,11 @@
 /* batch_index.c — recent batch rows per partition (batch_index.h).
  *
- * A partition's run is a ring of rows sorted by offset (appends at the
- * end, seeds at the front, trims and the per-partition bound from the
- * front); lookups binary-search it by last_offset. Rows of one object
+ * A partition has two runs, each a ring of rows sorted by offset: the
+ * tail (appends at the end, seeds that reach it at the front) and the
+ * run behind it (store rows further back, for a consumer catching up:
+ * seeds that continue it at the end, others replace it); trims and the
+ * per-run bound drop from the front; lookups binary-search by
+ * last_offset. Rows of one object
  * share one reference-counted copy of its key (a commit's rows across
  * partitions, or a seed's consecutive rows of one object). Partitions
  * sit in a chained hash by (tid, partition) and on an LRU list that
@@ -33,13 +36,18 @@ struct bix_row {
 	int32_t record_count;
 };
 
+struct bix_run {
+	struct bix_row *ring;
+	size_t head, n, cap;
+};
+
 struct bix_part {
 	int64_t tid;
 	int32_t partition;
 	struct bix_part *hash_next;
 	struct bix_part *lru_prev, *lru_next; /* prev: more recently used */
-	struct bix_row *ring;
-	size_t head, n, cap;
+	struct bix_run tail;   /* up to the high watermark */
+	struct bix_run behind; /* further back, not touching the tail */
 };
 
 struct batch_index {
@@ -96,7 +104,7 @@ static struct bix_part *part_find(const struct batch_index *ix, int64_t tid, int
 	return NULL;
 }
 
-static struct bix_row *row_at(const struct bix_part *x, size_t i)
+static struct bix_row *row_at(const struct bix_run *x, size_t i)
 {
 	return &x->ring[(x->head + i) % x->cap];
 }
@@ -123,7 +131,7 @@ static void lru_front(struct batch_index *ix, struct bix_part *x)
 }
 
 /* Drop the oldest k rows of x. */
-static void drop_front(struct batch_index *ix, struct bix_part *x, size_t k)
+static void drop_front(struct batch_index *ix, struct bix_run *x, size_t k)
 {
 	for (size_t i = 0; i < k; i++) {
 		obj_unref(ix, row_at(x, 0)->obj);
@@ -134,17 +142,25 @@ static void drop_front(struct batch_index *ix, struct bix_part *x, size_t k)
 		x->head = 0;
 }
 
-static void part_free(struct batch_index *ix, struct bix_part *x)
+static void run_free(struct batch_index *ix, struct bix_run *x)
 {
 	drop_front(ix, x, x->n);
+	ix->bytes -= x->cap * sizeof *x->ring;
+	free(x->ring);
+	*x = (struct bix_run){ 0 };
+}
+
+static void part_free(struct batch_index *ix, struct bix_part *x)
+{
+	run_free(ix, &x->tail);
+	run_free(ix, &x->behind);
 	struct bix_part **pp = &ix->buckets[bucket_of(ix, x->tid, x->partition)];
 	while (*pp != x)
 		pp = &(*pp)->hash_next;
 	*pp = x->hash_next;
 	lru_unlink(ix, x);
 	ix->count--;
-	ix->bytes -= sizeof *x + x->cap * sizeof *x->ring;
-	free(x->ring);
+	ix->bytes -= sizeof *x;
 	free(x);
 }
 
@@ -190,7 +206,7 @@ static struct bix_part *part_new(struct batch_index *ix, int64_t tid, int32_t p)
 }
 
 /* Room for want rows in x's ring (want <= rows_max). */
-static int ring_reserve(struct batch_index *ix, struct bix_part *x, size_t want)
+static int ring_reserve(struct batch_index *ix, struct bix_run *x, size_t want)
 {
 	if (want <= x->cap)
 		return 0;
@@ -231,9 +247,35 @@ static void evict(struct batch_index *ix, struct bix_part *keep)
 	}
 }
 
-static int64_t run_end(const struct bix_part *x)
+static int64_t run_end(const struct bix_run *x)
 {
 	return row_at(x, x->n - 1)->last_offset + 1;
+}
+
+/* Append rows[0..n) (contiguous, continuing x) to run x of one object o,
+ * dropping its oldest rows past rows_max. */
+static int run_append(struct batch_index *ix, struct bix_run *x, struct bix_obj *o,
+		      const struct batch_index_row *rows, size_t n)
+{
+	if (n > ix->rows_max) {
+		rows += n - ix->rows_max;
+		n = ix->rows_max;
+		drop_front(ix, x, x->n);
+	}
+	if (x->n + n > ix->rows_max)
+		drop_front(ix, x, x->n + n - ix->rows_max);
+	if (ring_reserve(ix, x, x->n + n) != 0)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		SL_ASSERT(i == 0 || rows[i].base_offset == rows[i - 1].last_offset + 1);
+		o->refs++;
+		*row_at(x, x->n++) = (struct bix_row){
+			.base_offset = rows[i].base_offset, .last_offset = rows[i].last_offset,
+			.byte_offset = rows[i].byte_offset, .max_timestamp = rows[i].max_timestamp,
+			.obj = o, .length = rows[i].length, .record_count = rows[i].record_count,
+		};
+	}
+	return 0;
 }
 
 struct batch_index *batch_index_new(size_t bytes_max, size_t rows_max)
@@ -269,8 +311,8 @@ int batch_index_append(struct batch_index *ix, int64_t tid, int32_t p, const cha
 	if (n == 0)
 		return 0;
 	struct bix_part *x = part_find(ix, tid, p);
-	if (x && x->n && run_end(x) != rows[0].base_offset)
-		drop_front(ix, x, x->n); /* a gap: start over from these rows */
+	if (x && x->tail.n && run_end(&x->tail) != rows[0].base_offset)
+		drop_front(ix, &x->tail, x->tail.n); /* a gap: start over from these rows */
 	if (!x && !(x = part_new(ix, tid, p)))
 		return SL_ENOMEM;
 	lru_front(ix, x);
@@ -278,27 +320,10 @@ int batch_index_append(struct batch_index *ix, int64_t tid, int32_t p, const cha
 	if (!o)
 		goto out_drop;
 	/* The newest rows_max of what it holds and these. */
-	if (n > ix->rows_max) {
-		rows += n - ix->rows_max;
-		n = ix->rows_max;
-		drop_front(ix, x, x->n);
-	}
-	if (x->n + n > ix->rows_max)
-		drop_front(ix, x, x->n + n - ix->rows_max);
-	if (ring_reserve(ix, x, x->n + n) != 0) {
-		obj_unref(ix, o);
-		goto out_drop;
-	}
-	for (size_t i = 0; i < n; i++) {
-		SL_ASSERT(i == 0 || rows[i].base_offset == rows[i - 1].last_offset + 1);
-		o->refs++;
-		*row_at(x, x->n++) = (struct bix_row){
-			.base_offset = rows[i].base_offset, .last_offset = rows[i].last_offset,
-			.byte_offset = rows[i].byte_offset, .max_timestamp = rows[i].max_timestamp,
-			.obj = o, .length = rows[i].length, .record_count = rows[i].record_count,
-		};
-	}
+	int rc = run_append(ix, &x->tail, o, rows, n);
 	obj_unref(ix, o); /* the creation's reference */
+	if (rc)
+		goto out_drop;
 	evict(ix, x);
 	return 0;
 out_drop:
@@ -306,51 +331,14 @@ out_drop:
 	return SL_ENOMEM;
 }
 
-size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
-			const struct meta_batch_row *rows, size_t n, int64_t high_watermark)
+/* Prepend store rows[0..take) (ascending; they end where run x begins, or
+ * x is empty) to x. Returns how many were taken (all but those past a
+ * key copy that failed). */
+static size_t run_prepend(struct batch_index *ix, struct bix_run *x,
+			  const struct meta_batch_row *rows, size_t take)
 {
-	/* The rows that are contiguous from rows[0] (the store's rows of a
-	 * partition always are; this is cheap insurance). */
-	size_t m = n;
-	for (size_t i = 1; i < n; i++) {
-		if (rows[i].base_offset != rows[i - 1].last_offset + 1) {
-			m = i;
-			break;
-		}
-	}
-	if (m == 0)
+	if (ring_reserve(ix, x, x->n + take) != 0)
 		return 0;
-	struct bix_part *x = part_find(ix, tid, p);
-	size_t take;
-	if (x && x->n) {
-		/* Before the run, reaching its first offset. */
-		int64_t first = row_at(x, 0)->base_offset;
-		take = 0;
-		while (take < m && rows[take].last_offset < first)
-			take++;
-		if (take == 0 || rows[take - 1].last_offset + 1 != first)
-			return 0;
-	} else {
-		if (rows[m - 1].last_offset + 1 != high_watermark)
-			return 0;
-		take = m;
-	}
-	size_t room = ix->rows_max - (x ? x->n : 0);
-	if (take > room) {
-		/* Keep the newest: the rows nearest the run. */
-		rows += take - room;
-		take = room;
-	}
-	if (take == 0)
-		return 0;
-	if (!x && !(x = part_new(ix, tid, p)))
-		return 0;
-	lru_front(ix, x);
-	if (ring_reserve(ix, x, x->n + take) != 0) {
-		if (x->n == 0)
-			part_free(ix, x);
-		return 0;
-	}
 	struct bix_obj *o = NULL;
 	size_t taken = 0;
 	for (size_t i = take; i-- > 0;) {
@@ -372,7 +360,104 @@ size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
 		taken++;
 	}
 	obj_unref(ix, o);
-	if (x->n == 0) {
+	return taken;
+}
+
+/* Append store rows[0..n) (continuing run x) to it, the newest rows_max
+ * kept. Returns how many were taken. */
+static size_t run_append_store(struct batch_index *ix, struct bix_run *x,
+			       const struct meta_batch_row *rows, size_t n)
+{
+	struct batch_index_row one[16];
+	size_t taken = 0;
+	while (taken < n) {
+		/* Runs of one object, at most 16 rows at a time. */
+		const char *key = rows[taken].object_key;
+		size_t k = 0;
+		while (taken + k < n && k < 16 && !strcmp(rows[taken + k].object_key, key)) {
+			const struct meta_batch_row *r = &rows[taken + k];
+			one[k++] = (struct batch_index_row){ r->base_offset, r->last_offset, r->byte_offset,
+							     r->length, r->record_count, r->max_timestamp };
+		}
+		struct bix_obj *o = obj_new(ix, key, rows[taken].object_size);
+		if (!o)
+			break;
+		int rc = run_append(ix, x, o, one, k);
+		obj_unref(ix, o);
+		if (rc)
+			break;
+		taken += k;
+	}
+	return taken;
+}
+
+size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
+			const struct meta_batch_row *rows, size_t n, int64_t high_watermark)
+{
+	/* The rows that are contiguous from rows[0] (the store's rows of a
+	 * partition always are; this is cheap insurance). */
+	size_t m = n;
+	for (size_t i = 1; i < n; i++) {
+		if (rows[i].base_offset != rows[i - 1].last_offset + 1) {
+			m = i;
+			break;
+		}
+	}
+	if (m == 0)
+		return 0;
+	struct bix_part *x = part_find(ix, tid, p);
+	size_t take = 0;
+	bool to_tail = false;
+	if (x && x->tail.n && rows[0].base_offset == run_end(&x->tail)) {
+		/* After the tail: commits it did not see (another agent's). */
+		lru_front(ix, x);
+		size_t taken = run_append_store(ix, &x->tail, rows, m);
+		evict(ix, x);
+		return taken;
+	}
+	if (x && x->tail.n) {
+		/* Before the tail, reaching its first offset. */
+		int64_t first = row_at(&x->tail, 0)->base_offset;
+		while (take < m && rows[take].last_offset < first)
+			take++;
+		to_tail = take > 0 && rows[take - 1].last_offset + 1 == first;
+		if (!to_tail)
+			m = take; /* the rows below the tail go behind it */
+	} else if (rows[m - 1].last_offset + 1 == high_watermark) {
+		take = m;
+		to_tail = true;
+	}
+	if (!to_tail && m == 0)
+		return 0;
+	if (!x && !(x = part_new(ix, tid, p)))
+		return 0;
+	lru_front(ix, x);
+	size_t taken = 0;
+	if (to_tail) {
+		size_t room = ix->rows_max - x->tail.n;
+		if (take > room) {
+			/* Keep the newest: the rows nearest the tail. */
+			rows += take - room;
+			take = room;
+		}
+		taken = take ? run_prepend(ix, &x->tail, rows, take) : 0;
+	} else {
+		/* Behind the tail: continue the run there, or start it over. */
+		struct bix_run *b = &x->behind;
+		size_t skip = 0;
+		if (b->n) {
+			int64_t end = run_end(b);
+			while (skip < m && rows[skip].last_offset < end)
+				skip++;
+			if (skip == 0 || rows[skip - 1].last_offset + 1 != end ||
+			    row_at(b, 0)->base_offset > rows[0].base_offset) {
+				drop_front(ix, b, b->n);
+				skip = 0;
+			}
+		}
+		taken = run_append_store(ix, b, rows + skip, m - skip);
+	}
+	if (x->tail.n == 0 && x->behind.n == 0) {
 		part_free(ix, x);
 		return 0;
 	}
@@ -381,7 +466,7 @@ size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
 }
 
 /* The first row of x with last_offset >= offset (x->n if none). */
-static size_t row_search(const struct bix_part *x, int64_t offset)
+static size_t row_search(const struct bix_run *x, int64_t offset)
 {
 	size_t lo = 0, hi = x->n;
 	while (lo < hi) {
@@ -399,11 +484,18 @@ bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t of
 {
 	*n = 0;
 	struct bix_part *x = part_find(ix, tid, p);
-	if (!x || x->n == 0 || offset < row_at(x, 0)->base_offset)
+	if (!x)
 		return false;
+	const struct bix_run *run = &x->tail;
+	if (!run->n || offset < row_at(run, 0)->base_offset) {
+		/* Behind the tail: only inside the run there. */
+		run = &x->behind;
+		if (!run->n || offset < row_at(run, 0)->base_offset || offset >= run_end(run))
+			return false;
+	}
 	lru_front(ix, x);
-	for (size_t i = row_search(x, offset); i < x->n && *n < cap; i++) {
-		const struct bix_row *r = row_at(x, i);
+	for (size_t i = row_search(run, offset); i < run->n && *n < cap; i++) {
+		const struct bix_row *r = row_at(run, i);
 		struct meta_batch_row *o = &out[(*n)++];
 		o->base_offset = r->base_offset;
 		o->last_offset = r->last_offset;
@@ -419,7 +511,7 @@ bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t of
 		o->object_key[len] = 0;
 	}
 	if (end)
-		*end = run_end(x);
+		*end = run_end(run);
 	return true;
 }
 
@@ -428,8 +520,9 @@ void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t lo
 	struct bix_part *x = part_find(ix, tid, p);
 	if (!x)
 		return;
-	drop_front(ix, x, row_search(x, log_start));
-	if (x->n == 0)
+	drop_front(ix, &x->tail, row_search(&x->tail, log_start));
+	drop_front(ix, &x->behind, row_search(&x->behind, log_start));
+	if (x->tail.n == 0 && x->behind.n == 0)
 		part_free(ix, x);
 }
 
@@ -460,9 +553,9 @@ bool batch_index_range(const struct batch_index *ix, int64_t tid, int32_t p, int
 		       int64_t *end)
 {
 	const struct bix_part *x = part_find(ix, tid, p);
-	if (!x || x->n == 0)
+	if (!x || x->tail.n == 0)
 		return false;
-	*first = row_at(x, 0)->base_offset;
-	*end = run_end(x);
+	*first = row_at(&x->tail, 0)->base_offset;
+	*end = run_end(&x->tail);
 	return true;
 }

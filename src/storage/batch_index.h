@@ -9,8 +9,9 @@
  * commit notifications) through batch_index_append, which takes rows
  * that start where the run ends; a gap (a commit this agent did not see)
  * starts the run over from the new rows, so the run never claims offsets
- * it lacks. Rows looked up from the store may extend a run backwards
- * (batch_index_seed). Bounded: at most rows_max rows per partition (the
+ * it lacks. Rows looked up from the store may extend it backwards, and
+ * rows further back make a second run behind it, for consumers catching
+ * up (batch_index_seed). Bounded: at most rows_max rows per run (the
  * oldest go first) and bytes_max in all (the least recently used
  * partitions go first); what it does not hold is looked up in the store.
  *
@@ -60,20 +61,24 @@ int batch_index_append(struct batch_index *ix, int64_t tid, int32_t p, const cha
 		       uint64_t object_size, const struct batch_index_row *rows, size_t n);
 
 /* Rows read from the store for (tid, p) (ascending, contiguous, keys
- * inline), when the partition's visible end was high_watermark: they are
- * taken when they continue the run backwards (they reach its first
- * offset), or start a run when the partition has none and they reach
- * high_watermark; otherwise they are ignored. Never past rows_max: the
- * newest rows stay. Returns how many rows were taken. */
+ * inline, all below high_watermark, the partition's visible end then):
+ * they join the tail run when they reach its first offset (before it) or
+ * start at its end (commits it missed), or start the tail when the
+ * partition has none and they reach high_watermark. Other rows go to
+ * the run behind the tail (a consumer catching up reads on from there
+ * without lookups: the rows its read-ahead looked up continue it), which
+ * they continue or else replace. Each run keeps at most rows_max rows:
+ * the tail the newest, the run behind the newest too. Returns how many
+ * rows were taken. */
 size_t batch_index_seed(struct batch_index *ix, int64_t tid, int32_t p,
 			const struct meta_batch_row *rows, size_t n, int64_t high_watermark);
 
 /* The rows of (tid, p) with last_offset >= offset, at most cap, copied
- * into out (object_size set). Returns true when the run holds offset or
- * starts at or before it (*n rows, maybe 0 when offset is at or past its
- * end); *end (may be NULL) gets the offset after the run's last row: rows
- * at or past it are not in the index. false: the partition is not
- * indexed, or offset is older than its run (look it up in the store). */
+ * into out (object_size set; cap 0 only asks). Returns true when the
+ * tail run starts at or before offset (*n rows, maybe 0 when offset is at
+ * or past its end) or the run behind it holds offset; *end (may be NULL)
+ * gets the offset after that run's last row: rows at or past it are not
+ * in that run. false: not held (look it up in the store). */
 bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t offset,
 		      struct meta_batch_row *out, size_t cap, size_t *n, int64_t *end);
 

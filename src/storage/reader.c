@@ -265,11 +265,11 @@ static int rows_at(struct reader_fetch *rf, size_t k, int64_t *offset, struct me
 	for (;;) {
 		if (off >= s->high_watermark)
 			return ROWS_END;
-		int64_t first, end;
-		if (ix && batch_index_range(ix, s->tid, s->partition, &first, &end) && first <= off) {
+		int64_t end;
+		size_t got;
+		if (ix && batch_index_rows(ix, s->tid, s->partition, off, buf, buf ? cap : 0, &got, &end)) {
 			if (off < end) {
-				if (buf)
-					batch_index_rows(ix, s->tid, s->partition, off, buf, cap, n, NULL);
+				*n = got;
 				*rows = buf;
 				return ROWS_OK;
 			}
@@ -517,10 +517,11 @@ out:
  * The loop never waits on the metadata store: rows the index and the
  * fetch lack are looked up in a pool job ([pool: read]), one for all the
  * slots of a fetch that need rows, and the fetch gathers again when they
- * are back. Rows that reach the index's run (or, for a partition it does
- * not hold, the high watermark) extend it backwards, so a consumer
- * catching up that has come near the tail reads on without lookups;
- * rows further behind are not kept (the index's memory goes to tails). */
+ * are back. The rows seed the index (batch_index_seed): rows that reach
+ * the tail run extend it, rows further back make the run behind it. A
+ * consumer catching up then reads on from there without waiting for a
+ * lookup: read-ahead looks up the rows past what it has in the
+ * background, and they continue that run before its next fetch. */
 
 struct lookup_job {
 	uv_work_t work;

@@ -122,8 +122,7 @@ bool reader_rows_needed(const struct reader_fetch *rf);
  * slots then get err at the next gather), never from within this call;
  * no other reader call may be made on the fetch until then. false: out
  * of memory, nothing started and done is not called; those slots get err
- * at the next gather. Rows that continue the batch index's run of their
- * partition backwards extend it. */
+ * at the next gather. The rows seed the batch index (batch_index_seed). */
 bool reader_lookup(struct reader_fetch *rf, reader_fn done, void *arg);
 
 /* Batches the last gather lacked that read-ahead loads already in

@@ -210,22 +210,22 @@ static void store_rows(struct meta_batch_row *r, size_t n, int64_t base, const c
 	}
 }
 
-/* Store rows extend a run backwards, or start one that reaches the high
- * watermark; anything else is ignored (the run never has holes). */
+/* Store rows extend the tail backwards when they reach it, or start it
+ * when they reach the high watermark; rows further back go to the run
+ * behind it (a consumer catching up), which they continue or replace. */
 static void test_seed(void **state)
 {
 	(void)state;
 	struct batch_index *ix = batch_index_new(BIG, 8);
 	struct meta_batch_row r[8], out[16];
 	size_t n;
-	/* Not indexed: only rows reaching the high watermark start a run. */
+	/* Not indexed: rows reaching the high watermark are the tail. */
 	store_rows(r, 3, 0, "objects/s");
-	assert_int_equal(batch_index_seed(ix, 1, 0, r, 3, 10), 0);
 	assert_int_equal(batch_index_seed(ix, 1, 0, r, 3, 6), 3);
 	assert_range(ix, 1, 0, 0, 6);
-	/* Continuing backwards. */
+	/* Continuing the tail backwards. */
 	append(ix, 1, 1, "objects/t", 2, 20);   /* 20..23 */
-	store_rows(r, 4, 14, "objects/s");      /* 14..21: overlaps the run */
+	store_rows(r, 4, 14, "objects/s");      /* 14..21: overlaps the tail */
 	assert_int_equal(batch_index_seed(ix, 1, 1, r, 4, 24), 3);
 	assert_range(ix, 1, 1, 14, 24);
 	assert_true(batch_index_rows(ix, 1, 1, 14, out, 16, &n, NULL));
@@ -233,17 +233,69 @@ static void test_seed(void **state)
 	assert_string_equal(out[0].object_key, "objects/s");
 	assert_int_equal(out[0].object_size, 8192);
 	assert_string_equal(out[3].object_key, "objects/t");
-	/* Not reaching the run: ignored. */
-	store_rows(r, 2, 2, "objects/s");
-	assert_int_equal(batch_index_seed(ix, 1, 1, r, 2, 24), 0);
-	assert_range(ix, 1, 1, 14, 24);
-	/* The bound: only the rows nearest the run. */
+	/* The bound: only the rows nearest the tail. */
 	store_rows(r, 7, 0, "objects/s");       /* 0..13, 7 rows; room for 3 */
 	assert_int_equal(batch_index_seed(ix, 1, 1, r, 7, 24), 3);
 	assert_range(ix, 1, 1, 8, 24);
-	/* Appends after a seed continue the run. */
+	/* Appends after a seed continue the tail. */
 	append(ix, 1, 1, "objects/u", 1, 24);
 	assert_range(ix, 1, 1, 10, 26);
+	/* Store rows after the tail (commits it did not see) continue it. */
+	store_rows(r, 2, 26, "objects/v");
+	assert_int_equal(batch_index_seed(ix, 1, 1, r, 2, 30), 2);
+	assert_range(ix, 1, 1, 14, 30);
+	batch_index_free(ix);
+}
+
+/* The run behind the tail: rows that reach neither the tail nor the high
+ * watermark; lookups inside it only; continued by the next rows, started
+ * over by others; trimmed and dropped with the tail. */
+static void test_behind(void **state)
+{
+	(void)state;
+	struct batch_index *ix = batch_index_new(BIG, 8);
+	struct meta_batch_row r[8], out[16];
+	size_t n;
+	int64_t end;
+	append(ix, 1, 0, "objects/t", 2, 100);  /* tail 100..103 */
+	store_rows(r, 3, 10, "objects/a");      /* 10..15 */
+	assert_int_equal(batch_index_seed(ix, 1, 0, r, 3, 104), 3);
+	assert_range(ix, 1, 0, 100, 104);       /* the tail as it was */
+	assert_true(batch_index_rows(ix, 1, 0, 12, out, 16, &n, &end));
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].base_offset, 12);
+	assert_int_equal(end, 16);               /* the behind run's end */
+	assert_false(batch_index_rows(ix, 1, 0, 16, out, 16, &n, &end)); /* past it */
+	assert_false(batch_index_rows(ix, 1, 0, 9, out, 16, &n, &end));  /* before it */
+	/* Continued (overlapping rows skipped), past its bound: the newest. */
+	store_rows(r, 7, 14, "objects/b");      /* 14..27 */
+	assert_int_equal(batch_index_seed(ix, 1, 0, r, 7, 104), 6);
+	assert_false(batch_index_rows(ix, 1, 0, 11, out, 16, &n, &end));
+	assert_true(batch_index_rows(ix, 1, 0, 12, out, 16, &n, &end));
+	assert_int_equal(n, 8);
+	assert_int_equal(end, 28);
+	assert_string_equal(out[7].object_key, "objects/b");
+	/* Elsewhere: started over. */
+	store_rows(r, 2, 50, "objects/c");
+	assert_int_equal(batch_index_seed(ix, 1, 0, r, 2, 104), 2);
+	assert_false(batch_index_rows(ix, 1, 0, 20, out, 16, &n, &end));
+	assert_true(batch_index_rows(ix, 1, 0, 50, out, 16, &n, &end));
+	/* A partition with no tail: rows short of the high watermark. */
+	store_rows(r, 2, 0, "objects/d");
+	assert_int_equal(batch_index_seed(ix, 1, 5, r, 2, 40), 2);
+	assert_false(batch_index_range(ix, 1, 5, &(int64_t){ 0 }, &end));
+	assert_true(batch_index_rows(ix, 1, 5, 0, out, 16, &n, &end));
+	assert_int_equal(end, 4);
+	/* Trims take both runs; a partition left empty goes. */
+	batch_index_trim(ix, 1, 0, 102);
+	assert_false(batch_index_rows(ix, 1, 0, 50, out, 16, &n, &end));
+	assert_range(ix, 1, 0, 102, 104);
+	batch_index_trim(ix, 1, 5, 4);
+	assert_int_equal(batch_index_partitions(ix), 1);
+	size_t bytes = batch_index_bytes(ix);
+	batch_index_drop(ix, 1, 0);
+	assert_true(batch_index_bytes(ix) < bytes);
+	assert_int_equal(batch_index_partitions(ix), 0);
 	batch_index_free(ix);
 }
 
@@ -256,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_bytes_bound),
 		cmocka_unit_test(test_trim_drop),
 		cmocka_unit_test(test_seed),
+		cmocka_unit_test(test_behind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
