@@ -3,6 +3,7 @@
 
     bench/ab.py BASE_BIN NEW_BIN [--rounds 3] [--data-root /dev/shm]
                 [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
+                [--e2e]
 
 Alternates the two binaries round by round (A, B, A, B, ...), so drift on
 a shared machine falls on both: each round starts a fresh broker with its
@@ -12,7 +13,10 @@ the device's), runs `driver produce` (1 KiB x 8 partitions, acks=all,
 restarts the broker (empty read cache) and reads it back with `driver
 consume`. Prints, per binary, the median MB/s and the broker's CPU
 seconds per GB (utime+stime from /proc, which drifts least), and the
-ratio new/base. Only the standard library; loopback only.
+ratio new/base. With --e2e, the rounds run `driver e2e` instead (10,000
+msgs/s of 1 KiB over 8 partitions, linger 5 ms, fetch.wait.max.ms 10,
+--duration-s) and it prints the medians of p50/p99/p99.9 produce() to
+consume. Only the standard library; loopback only.
 """
 import argparse
 import os
@@ -103,6 +107,39 @@ def one_round(args, binary):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def e2e_round(args, binary):
+    data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
+    try:
+        b = Broker(binary, data)
+        out = subprocess.run([args.driver, "e2e", "--bootstrap", "127.0.0.1:%d" % b.port,
+                              "--topic", "e", "--partitions", "8", "--msg-bytes", "1024",
+                              "--duration-s", str(args.duration_s), "--rate", "10000",
+                              "--linger-ms", "5", "--fetch-wait-ms", "10"],
+                             capture_output=True, text=True, timeout=600)
+        b.stop()
+        if out.returncode != 0:
+            raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
+        csv = [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
+        return float(csv[6]), float(csv[7]), float(csv[8])
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main_e2e(args):
+    res = {"base": [], "new": []}
+    for r in range(args.rounds):
+        for name in ("base", "new"):
+            v = e2e_round(args, getattr(args, name))
+            res[name].append(v)
+            print("round %d %-4s e2e p50 %.2f ms p99 %.2f ms p99.9 %.2f ms" % ((r + 1, name) + v),
+                  flush=True)
+    print("\n| binary | e2e p50 ms | p99 ms | p99.9 ms |")
+    print("|---|---|---|---|")
+    for name in ("base", "new"):
+        print("| %s | %.2f | %.2f | %.2f |" % ((name,) + tuple(
+            statistics.median(x[i] for x in res[name]) for i in range(3))))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
@@ -112,7 +149,10 @@ def main():
     ap.add_argument("--driver", default=os.path.join(ROOT, "build", "bench", "driver"))
     ap.add_argument("--duration-s", type=int, default=8)
     ap.add_argument("--backlog-mib", type=int, default=256)
+    ap.add_argument("--e2e", action="store_true")
     args = ap.parse_args()
+    if args.e2e:
+        return main_e2e(args)
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):
