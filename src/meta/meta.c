@@ -285,3 +285,36 @@ void meta_group_summaries_free(struct meta_group_summary *g, size_t n)
 		free(g[i].group_id);
 	free(g);
 }
+
+void meta_catalog_free(struct meta_catalog *c)
+{
+	meta_topics_free(c->topics, c->topic_count);
+	free(c->parts);
+	c->topics = NULL;
+	c->parts = NULL;
+	c->topic_count = c->part_count = 0;
+}
+
+/* meta_int.h. */
+int32_t meta_agent_unused_id(const int32_t *ids, size_t n)
+{
+	int32_t id = 1;
+	for (size_t i = 0; i < n; i++) /* ascending */
+		if (ids[i] == id)
+			id++;
+	return id;
+}
+
+int meta_view_add(struct meta_cluster_view *v, size_t *cap, const struct meta_agent *ag)
+{
+	if (v->count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 8;
+		struct meta_agent *p = realloc(v->agents, ncap * sizeof *p);
+		if (!p)
+			return SL_ENOMEM;
+		v->agents = p;
+		*cap = ncap;
+	}
+	v->agents[v->count++] = *ag;
+	return 0;
+}

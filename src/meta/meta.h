@@ -30,6 +30,10 @@
  * long, and the loop never waits for a write. A call from the wrong
  * thread is serialized by the connection's lock, not corrupted.
  *
+ * The agent registry and the catalog poll (cluster mode) run on a sixth
+ * connection, "cluster", so a heartbeat never waits behind a topic
+ * delete on the admin connection.
+ *
  * Strings returned inside structs are copied into the struct (fixed
  * arrays) or into malloc'd arrays the caller frees with the matching
  * *_free function. */
@@ -190,8 +194,50 @@ struct meta_producer_batch {
 	int32_t last_sequence;
 };
 
+/* One agent of the registry (agents table). Its endpoints are one per
+ * listener, as Kafka's advertised.listeners writes them:
+ * "PLAINTEXT://host:port,SSL://host:port" (8 listeners of a 32-byte name
+ * and a 255-byte host fit). */
+#define META_AGENT_ENDPOINTS_BYTES 2560
+#define META_AGENT_ZONE_BYTES 65
+struct meta_agent {
+	int32_t node_id;        /* -1 to meta_agent_register: take an unused one */
+	char endpoints[META_AGENT_ENDPOINTS_BYTES];
+	char zone[META_AGENT_ZONE_BYTES]; /* "" without one */
+	int64_t incarnation;    /* random, per start: tells a restarted agent's
+				   row from the one it replaced */
+	int64_t start_ms;       /* the store's clock at registration */
+};
+
+/* The live agents and the epoch that names their set (agents_epoch:
+ * raised in the same transaction as every join, leave and expiry, never
+ * lowered). */
+struct meta_cluster_view {
+	int64_t epoch;
+	struct meta_agent *agents; /* malloc'd, by node_id; free() */
+	size_t count;
+};
+
+/* What meta_catalog_read found: the catalog version (raised by every
+ * topic create, delete, grow and config change), the topics when that
+ * version differs from the one the caller knows, and every partition's
+ * log start and high watermark, all from one snapshot. */
+struct meta_catalog {
+	int64_t version;
+	bool topics_read;         /* topics below are the whole catalog */
+	struct meta_topic *topics; /* meta_topics_free */
+	size_t topic_count;
+	struct meta_partition *parts; /* free() */
+	size_t part_count;
+};
+
 struct meta_methods {
 	const char *name;
+	/* Several agents may share the store: the catalog and the high
+	 * watermarks change under an agent (it polls meta_catalog_read),
+	 * and another agent may assign offsets in its partitions. False for
+	 * an embedded store that one agent claims. */
+	bool shared;
 	void (*close)(struct meta *m);
 
 	int (*topic_create)(struct meta *m, const char *name, int32_t partitions,
@@ -254,6 +300,14 @@ struct meta_methods {
 	int (*object_known)(struct meta *m, const char *key, bool *known);
 	/* May be NULL (see meta_gc_fence_raise). */
 	int (*gc_fence_raise)(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms);
+	/* The agent registry (may be NULL: SL_EUNSUPPORTED). */
+	int (*agent_register)(struct meta *m, struct meta_agent *self, int64_t lease_ms,
+			      struct meta_cluster_view *view);
+	int (*agent_heartbeat)(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			       struct meta_cluster_view *view);
+	int (*agent_deregister)(struct meta *m, const struct meta_agent *self);
+	/* NULL in a store that is not shared. */
+	int (*catalog_read)(struct meta *m, int64_t known_version, struct meta_catalog *out);
 };
 
 struct meta {
@@ -477,6 +531,46 @@ static inline int meta_group_delete_offsets(struct meta *m, const char *group, c
 	return m->m->group_delete_offsets ? m->m->group_delete_offsets(m, group, tids, partitions, n, deleted)
 					  : SL_EUNSUPPORTED;
 }
+
+/* ---- the agent registry (cluster mode; [start] for register, [pool:
+ * cluster] for the others). A row whose last heartbeat is older than
+ * lease_ms (the store's clock) is an agent that died: whichever call
+ * finds it first deletes it and raises the epoch in the same
+ * transaction. Each call fills *view (the live agents, itself included,
+ * and their epoch, read in one snapshot after its own changes); free
+ * view->agents with free(). ---- */
+
+/* Join: expire dead rows, take self->node_id (or, when it is -1, the
+ * lowest id >= 1 no live agent holds, set in self->node_id), insert the
+ * row with the store's clock as start and heartbeat (self->start_ms set),
+ * raise the epoch. SL_EBUSY (nothing written) when a live agent holds the
+ * requested id: a restart after kill -9 waits out its old lease. An
+ * embedded store forgets every earlier row (its claim says none of them
+ * is alive). */
+static inline int meta_agent_register(struct meta *m, struct meta_agent *self, int64_t lease_ms,
+				      struct meta_cluster_view *view)
+{ return m->m->agent_register ? m->m->agent_register(m, self, lease_ms, view) : SL_EUNSUPPORTED; }
+/* Refresh self's heartbeat and expire dead rows. When self's row is gone
+ * (the agent was expired: it could not reach the store for a lease), it
+ * joins again under the same id and incarnation, unless a live agent took
+ * that id meanwhile: SL_EBUSY. */
+static inline int meta_agent_heartbeat(struct meta *m, const struct meta_agent *self,
+				       int64_t lease_ms, struct meta_cluster_view *view)
+{ return m->m->agent_heartbeat ? m->m->agent_heartbeat(m, self, lease_ms, view) : SL_EUNSUPPORTED; }
+/* Leave (a clean stop): delete self's row, raise the epoch. 0 also when
+ * the row was gone already. */
+static inline int meta_agent_deregister(struct meta *m, const struct meta_agent *self)
+{ return m->m->agent_deregister ? m->m->agent_deregister(m, self) : SL_EUNSUPPORTED; }
+/* Catalog and high watermarks as other agents changed them, from one
+ * snapshot: out->version always; out->topics (and topics_read) only when
+ * the version differs from known_version; out->parts always. Free with
+ * meta_catalog_free. SL_EUNSUPPORTED for a store that is not shared.
+ * [pool: cluster]. The poll this serves is meant to be replaced by
+ * change notifications that say which to read. */
+static inline int meta_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
+{ return m->m->catalog_read ? m->m->catalog_read(m, known_version, out) : SL_EUNSUPPORTED; }
+static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
+void meta_catalog_free(struct meta_catalog *c);
 
 void meta_committed_offsets_free(struct meta_committed_offset *o, size_t n);
 void meta_group_summaries_free(struct meta_group_summary *g, size_t n);

@@ -69,6 +69,13 @@ void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, in
 bool meta_trim_scan_row(struct meta_trim_scan *s, int64_t last_offset, int64_t length,
 			int64_t max_timestamp);
 
+/* The registry's id for an agent that names none: the lowest id >= 1
+ * not in ids (ascending). */
+int32_t meta_agent_unused_id(const int32_t *ids, size_t n);
+/* Appends one agent to a view being read (*cap: its room). 0 or
+ * SL_ENOMEM. */
+int meta_view_add(struct meta_cluster_view *v, size_t *cap, const struct meta_agent *ag);
+
 /* Rows deleted per trim transaction (~2 ms of SQLite's write lock), and
  * the pause between two chunks, in which a waiting commit gets its turn. */
 #define META_TRIM_CHUNK_ROWS 2000

@@ -53,8 +53,9 @@
 #include "meta/meta_int.h"
 
 /* The schema_version table's version: migrations[v - 1] takes a database
- * from v - 1 to v. Version 1 is the SQLite schema's version 3. */
-#define PG_SCHEMA_VERSION 1
+ * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
+ * version 4. */
+#define PG_SCHEMA_VERSION 2
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -135,6 +136,21 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" id integer PRIMARY KEY CHECK (id = 1),"
 	" fence_ms bigint NOT NULL);"
 	"INSERT INTO gc_fence (id, fence_ms) VALUES (1, 0);",
+	/* 2: the agent registry (SQLite's version 4): agents replaces the
+	 * placeholder nothing wrote; cluster holds the agents epoch and the
+	 * catalog version. */
+	"DROP TABLE agents;"
+	"CREATE TABLE agents ("
+	" node_id integer PRIMARY KEY,"
+	" incarnation bigint NOT NULL,"
+	" endpoints text NOT NULL,"
+	" zone text NOT NULL,"
+	" start_ms bigint NOT NULL,"
+	" heartbeat_ms bigint NOT NULL);"
+	"CREATE TABLE cluster ("
+	" name text PRIMARY KEY,"
+	" value bigint NOT NULL);"
+	"INSERT INTO cluster (name, value) VALUES ('agents_epoch', 0), ('catalog_version', 0);",
 };
 
 enum stmt {
@@ -180,6 +196,18 @@ enum stmt {
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
+	ST_CLOCK_MS,
+	ST_EPOCH_LOCK,
+	ST_EPOCH_RAISE,
+	ST_AGENT_EXPIRE,
+	ST_AGENT_STALE,
+	ST_AGENT_IDS,
+	ST_AGENT_INSERT,
+	ST_AGENT_BEAT,
+	ST_AGENT_DELETE,
+	ST_AGENT_VIEW,
+	ST_CATALOG_RAISE,
+	ST_CATALOG_VERSION,
 	ST_COUNT
 };
 
@@ -311,6 +339,25 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = $1 AND tid = $2 AND partition = $3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = $1",
+	/* The registry's clock is the server's: agents' clocks may differ. */
+	[ST_CLOCK_MS] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+	/* Every change of the agent set takes this row first, so joins,
+	 * leaves and expiries run one at a time and never deadlock. */
+	[ST_EPOCH_LOCK] = "SELECT value FROM cluster WHERE name = 'agents_epoch' FOR UPDATE",
+	[ST_EPOCH_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'agents_epoch'",
+	[ST_AGENT_EXPIRE] = "DELETE FROM agents WHERE heartbeat_ms < $1",
+	[ST_AGENT_STALE] = "SELECT count(*) FROM agents WHERE heartbeat_ms < $1",
+	[ST_AGENT_IDS] = "SELECT node_id FROM agents ORDER BY node_id",
+	[ST_AGENT_INSERT] = "INSERT INTO agents (node_id, incarnation, endpoints, zone, start_ms,"
+		" heartbeat_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+	[ST_AGENT_BEAT] = "UPDATE agents SET heartbeat_ms = $3 WHERE node_id = $1 AND incarnation = $2",
+	[ST_AGENT_DELETE] = "DELETE FROM agents WHERE node_id = $1 AND incarnation = $2",
+	/* One statement, one snapshot: the set and the epoch that names it. */
+	[ST_AGENT_VIEW] = "SELECT c.value, a.node_id, a.incarnation, a.endpoints, a.zone,"
+		" a.start_ms FROM cluster c LEFT JOIN agents a ON true"
+		" WHERE c.name = 'agents_epoch' ORDER BY a.node_id",
+	[ST_CATALOG_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'catalog_version'",
+	[ST_CATALOG_VERSION] = "SELECT value FROM cluster WHERE name = 'catalog_version'",
 };
 
 struct pg_conn {
@@ -332,6 +379,7 @@ struct meta_pg {
 	struct pg_conn offsets;
 	struct pg_conn trim;
 	struct pg_conn admin;
+	struct pg_conn cluster; /* the registry and the catalog poll */
 };
 
 static struct meta_pg *pg_of(struct meta *m)
@@ -707,6 +755,15 @@ static int config_set(struct pg_conn *c, int64_t tid, const char *name, const ch
 		      value ? "setting a topic config" : "deleting a topic config");
 }
 
+/* Inside every topic change's transaction: the other agents' polls see
+ * the catalog moved (meta_catalog_read). The row lock also queues topic
+ * changes of all agents one behind the other, which they are rare enough
+ * for. */
+static int catalog_raise(struct pg_conn *c)
+{
+	return pg_run(c, ST_CATALOG_RAISE, NULL, NULL, "raising the catalog version");
+}
+
 struct topic_create_txn {
 	const char *name;
 	int32_t partitions;
@@ -741,7 +798,7 @@ static int topic_create_body(struct pg_conn *c, void *arg)
 		rc = partitions_insert(c, x->tid, 0, x->partitions);
 	for (int32_t i = 0; !rc && i < x->config_count; i++)
 		rc = config_set(c, x->tid, x->configs[i].name, x->configs[i].value);
-	return rc;
+	return rc ? rc : catalog_raise(c);
 }
 
 static int pg_topic_create(struct meta *m, const char *name, int32_t partitions,
@@ -784,7 +841,7 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 		p_i64(&p, tid);
 		rc = pg_run(c, deletes[i], &p, NULL, "deleting a topic");
 	}
-	return rc;
+	return rc ? rc : catalog_raise(c);
 }
 
 static int pg_topic_delete(struct meta *m, const char *name)
@@ -889,7 +946,8 @@ static int topic_set_partitions_body(struct pg_conn *c, void *arg)
 	struct pg_params p = { 0 };
 	p_i64(&p, x->tid);
 	p_i64(&p, x->new_count);
-	return pg_run(c, ST_TOPIC_SET_COUNT, &p, NULL, "growing a topic");
+	rc = pg_run(c, ST_TOPIC_SET_COUNT, &p, NULL, "growing a topic");
+	return rc ? rc : catalog_raise(c);
 }
 
 static int pg_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
@@ -913,7 +971,7 @@ static int topic_configs_set_body(struct pg_conn *c, void *arg)
 	int rc = topic_partition_count(c, x->tid, &count); /* SL_ENOTFOUND: no such topic */
 	for (size_t i = 0; !rc && i < x->n; i++)
 		rc = config_set(c, x->tid, x->changes[i].name, x->changes[i].value);
-	return rc;
+	return rc ? rc : catalog_raise(c);
 }
 
 static int pg_topic_configs_set(struct meta *m, int64_t tid,
@@ -962,6 +1020,8 @@ static int pg_partition_get(struct meta *m, int64_t tid, int32_t partition,
 	return rc;
 }
 
+static int partitions_from(PGresult *r, struct meta_partition **out, size_t *n);
+
 static int pg_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
 {
 	*out = NULL;
@@ -970,6 +1030,12 @@ static int pg_partition_list(struct meta *m, struct meta_partition **out, size_t
 	int rc = pg_call(&pg_of(m)->loop, ST_PARTITION_LIST, NULL, &r, "listing partitions");
 	if (rc)
 		return rc;
+	return partitions_from(r, out, n);
+}
+
+/* Takes r (ST_PARTITION_LIST's rows): *out, *n, or SL_ENOMEM. */
+static int partitions_from(PGresult *r, struct meta_partition **out, size_t *n)
+{
 	int rows = PQntuples(r);
 	struct meta_partition *p = rows ? calloc((size_t)rows, sizeof *p) : NULL;
 	if (rows && !p) {
@@ -1823,6 +1889,7 @@ static void conn_close(struct pg_conn *c)
 static void pg_close(struct meta *m)
 {
 	struct meta_pg *s = pg_of(m);
+	conn_close(&s->cluster);
 	conn_close(&s->admin);
 	conn_close(&s->trim);
 	conn_close(&s->offsets);
@@ -1972,8 +2039,227 @@ out_rollback:
 	return rc == PG_ERETRY ? SL_EMETA : rc;
 }
 
+/* ---- the agent registry (meta.h): on the cluster connection, with the
+ * server's clock. Changes of the agent set take the agents_epoch row
+ * first (ST_EPOCH_LOCK); a heartbeat that changes nothing takes no lock
+ * but its own row's. ---- */
+
+struct registry_txn {
+	struct meta_agent *self;
+	int64_t lease_ms;
+	bool join;                      /* register (else heartbeat) */
+	struct meta_cluster_view *view; /* out */
+	int32_t asked;                  /* the id asked for (-1: any) */
+};
+
+static int pg_i64_of(struct pg_conn *c, enum stmt s, const struct pg_params *p, int64_t *v,
+		     const char *what)
+{
+	PGresult *r;
+	int rc = pg_run(c, s, p, &r, what);
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1)
+		rc = pg_fail(c, r, what);
+	else
+		*v = v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+static int pg_changes(struct pg_conn *c, enum stmt s, const struct pg_params *p, int64_t *n,
+		      const char *what)
+{
+	PGresult *r;
+	int rc = pg_run(c, s, p, &r, what);
+	if (!rc) {
+		*n = changed_rows(r);
+		PQclear(r);
+	}
+	return rc;
+}
+
+static int view_read(struct pg_conn *c, struct meta_cluster_view *v)
+{
+	free(v->agents);
+	memset(v, 0, sizeof *v);
+	PGresult *r;
+	int rc = pg_run(c, ST_AGENT_VIEW, NULL, &r, "listing agents");
+	if (rc)
+		return rc;
+	size_t cap = 0;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		v->epoch = v_i64(r, i, 0);
+		if (PQgetisnull(r, i, 1))
+			continue;
+		struct meta_agent ag;
+		memset(&ag, 0, sizeof ag);
+		ag.node_id = (int32_t)v_i64(r, i, 1);
+		ag.incarnation = v_i64(r, i, 2);
+		v_text(ag.endpoints, sizeof ag.endpoints, r, i, 3);
+		v_text(ag.zone, sizeof ag.zone, r, i, 4);
+		ag.start_ms = v_i64(r, i, 5);
+		rc = meta_view_add(v, &cap, &ag);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* With the epoch row locked: self joins (its id checked or chosen). */
+static int agent_join(struct pg_conn *c, struct meta_agent *self, int64_t now, bool fresh)
+{
+	PGresult *r;
+	int rc = pg_run(c, ST_AGENT_IDS, NULL, &r, "listing agents");
+	if (rc)
+		return rc;
+	int32_t ids[SL_CLUSTER_AGENTS_MAX];
+	size_t n = 0;
+	bool taken = false;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int32_t id = (int32_t)v_i64(r, i, 0);
+		taken |= id == self->node_id;
+		if (n < SL_CLUSTER_AGENTS_MAX)
+			ids[n++] = id;
+	}
+	PQclear(r);
+	if (self->node_id < 0)
+		self->node_id = meta_agent_unused_id(ids, n);
+	else if (taken)
+		return SL_EBUSY;
+	if (fresh)
+		self->start_ms = now;
+	struct pg_params p = { 0 };
+	p_i64(&p, self->node_id);
+	p_i64(&p, self->incarnation);
+	p_str(&p, self->endpoints);
+	p_str(&p, self->zone);
+	p_i64(&p, self->start_ms);
+	p_i64(&p, now);
+	return pg_run(c, ST_AGENT_INSERT, &p, NULL, "registering an agent");
+}
+
+static int registry_body(struct pg_conn *c, void *arg)
+{
+	struct registry_txn *x = arg;
+	int64_t now, stale = 0, beat = 0, expired = 0, epoch;
+	if (x->join) /* a rerun chooses afresh */
+		x->self->node_id = x->asked;
+	int rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
+	struct pg_params cut = { 0 };
+	p_i64(&cut, now - x->lease_ms);
+	if (!rc && !x->join) {
+		struct pg_params p = { 0 };
+		p_i64(&p, x->self->node_id);
+		p_i64(&p, x->self->incarnation);
+		p_i64(&p, now);
+		rc = pg_changes(c, ST_AGENT_BEAT, &p, &beat, "refreshing a heartbeat");
+		if (!rc)
+			rc = pg_i64_of(c, ST_AGENT_STALE, &cut, &stale, "looking for dead agents");
+		if (!rc && beat == 1 && stale == 0)
+			return view_read(c, x->view); /* nothing changes */
+	}
+	if (!rc)
+		rc = pg_i64_of(c, ST_EPOCH_LOCK, NULL, &epoch, "locking the agents epoch");
+	if (!rc)
+		rc = pg_changes(c, ST_AGENT_EXPIRE, &cut, &expired, "expiring agents");
+	bool joins = x->join || beat == 0;
+	if (!rc && joins)
+		rc = agent_join(c, x->self, now, x->join);
+	if (!rc && (joins || expired > 0))
+		rc = pg_run(c, ST_EPOCH_RAISE, NULL, NULL, "raising the agents epoch");
+	return rc ? rc : view_read(c, x->view);
+}
+
+static int pg_agent_register(struct meta *m, struct meta_agent *self, int64_t lease_ms,
+			     struct meta_cluster_view *view)
+{
+	struct meta_agent me = *self;
+	struct registry_txn x = { &me, lease_ms, true, view, self->node_id };
+	memset(view, 0, sizeof *view);
+	int rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, registry_body, &x);
+	if (rc) {
+		free(view->agents);
+		memset(view, 0, sizeof *view);
+		return rc;
+	}
+	*self = me;
+	return 0;
+}
+
+static int pg_agent_heartbeat(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			      struct meta_cluster_view *view)
+{
+	struct meta_agent me = *self;
+	struct registry_txn x = { &me, lease_ms, false, view, self->node_id };
+	memset(view, 0, sizeof *view);
+	int rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, registry_body, &x);
+	if (rc) {
+		free(view->agents);
+		memset(view, 0, sizeof *view);
+	}
+	return rc;
+}
+
+static int deregister_body(struct pg_conn *c, void *arg)
+{
+	const struct meta_agent *self = arg;
+	int64_t epoch, gone = 0;
+	struct pg_params p = { 0 };
+	p_i64(&p, self->node_id);
+	p_i64(&p, self->incarnation);
+	int rc = pg_i64_of(c, ST_EPOCH_LOCK, NULL, &epoch, "locking the agents epoch");
+	if (!rc)
+		rc = pg_changes(c, ST_AGENT_DELETE, &p, &gone, "deregistering an agent");
+	if (!rc && gone)
+		rc = pg_run(c, ST_EPOCH_RAISE, NULL, NULL, "raising the agents epoch");
+	return rc;
+}
+
+static int pg_agent_deregister(struct meta *m, const struct meta_agent *self)
+{
+	return pg_txn(&pg_of(m)->cluster, TXN_WRITE, deregister_body, (void *)self);
+}
+
+struct catalog_txn {
+	int64_t known;
+	struct meta_catalog *out;
+};
+
+static int catalog_body(struct pg_conn *c, void *arg)
+{
+	struct catalog_txn *x = arg;
+	struct meta_catalog *out = x->out;
+	meta_catalog_free(out);
+	out->topics_read = false;
+	int rc = pg_i64_of(c, ST_CATALOG_VERSION, NULL, &out->version, "reading the catalog version");
+	if (!rc && out->version != x->known) {
+		struct topic_list_txn t = { NULL, 0 };
+		rc = topic_list_body(c, &t);
+		out->topics = t.t;
+		out->topic_count = t.count;
+		out->topics_read = !rc;
+	}
+	PGresult *r;
+	if (!rc)
+		rc = pg_run(c, ST_PARTITION_LIST, NULL, &r, "listing partitions");
+	if (!rc)
+		rc = partitions_from(r, &out->parts, &out->part_count);
+	return rc;
+}
+
+static int pg_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
+{
+	memset(out, 0, sizeof *out);
+	struct catalog_txn x = { known_version, out };
+	int rc = pg_txn(&pg_of(m)->cluster, TXN_READ, catalog_body, &x);
+	if (rc)
+		meta_catalog_free(out);
+	return rc;
+}
+
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
+	.shared = true,
 	.close = pg_close,
 	.topic_create = pg_topic_create,
 	.topic_delete = pg_topic_delete,
@@ -2000,6 +2286,10 @@ static const struct meta_methods postgres_methods = {
 	.objects_forget = pg_objects_forget,
 	.object_known = pg_object_known,
 	.gc_fence_raise = pg_gc_fence_raise,
+	.agent_register = pg_agent_register,
+	.agent_heartbeat = pg_agent_heartbeat,
+	.agent_deregister = pg_agent_deregister,
+	.catalog_read = pg_catalog_read,
 };
 
 /* meta_int.h. */
@@ -2034,6 +2324,8 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 		rc = conn_open(&s->trim, "trim", s);
 	if (!rc)
 		rc = conn_open(&s->admin, "admin", s);
+	if (!rc)
+		rc = conn_open(&s->cluster, "cluster", s);
 	if (rc) {
 		pg_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;

@@ -52,8 +52,10 @@
 #include "base/limits.h"
 #include "base/log.h"
 
-/* 2: gc_fence (a version-1 database gains it when opened). */
-#define SCHEMA_VERSION 3
+/* 2: gc_fence (a version-1 database gains it when opened); 3: the
+ * objects_dead index; 4: the agent registry (agents as it is now, which
+ * replaces an unused placeholder, and cluster's counters). */
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -117,11 +119,25 @@ static const char schema_sql[] =
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
 	" next_producer_id INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO producer_ids (id, next_producer_id) VALUES (1, 0);"
+	/* The agent registry (version 4): one row per live agent; a row
+	 * whose heartbeat is older than the lease is a dead agent's. */
 	"CREATE TABLE IF NOT EXISTS agents ("
-	" agent_id INTEGER PRIMARY KEY,"
-	" host TEXT NOT NULL,"
-	" port INTEGER NOT NULL,"
+	" node_id INTEGER PRIMARY KEY,"
+	" incarnation INTEGER NOT NULL,"
+	" endpoints TEXT NOT NULL,"
+	" zone TEXT NOT NULL,"
+	" start_ms INTEGER NOT NULL,"
 	" heartbeat_ms INTEGER NOT NULL);"
+	/* Cluster-wide counters (version 4): agents_epoch names the set of
+	 * live agents (raised with every join, leave and expiry: the
+	 * partitions' leader epoch); catalog_version is raised by topic
+	 * changes in a shared store (PostgreSQL), for the other agents'
+	 * polls. */
+	"CREATE TABLE IF NOT EXISTS cluster ("
+	" name TEXT PRIMARY KEY,"
+	" value INTEGER NOT NULL);"
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('agents_epoch', 0);"
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('catalog_version', 0);"
 	/* The garbage collector's fence: objects sealed before fence_ms (the
 	 * wall-clock ms in their key) are never committed, because gc may
 	 * have deleted them as orphans. Raised by gc only, read by every
@@ -179,6 +195,15 @@ enum stmt {
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
+	ST_AGENT_FORGET_ALL,
+	ST_AGENT_EXPIRE,
+	ST_AGENT_IDS,
+	ST_AGENT_INSERT,
+	ST_AGENT_BEAT,
+	ST_AGENT_DELETE,
+	ST_AGENT_LIST,
+	ST_EPOCH_RAISE,
+	ST_EPOCH_GET,
 	ST_COUNT
 };
 
@@ -300,6 +325,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = ?1 AND tid = ?2 AND partition = ?3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = ?1",
+	[ST_AGENT_FORGET_ALL] = "DELETE FROM agents",
+	[ST_AGENT_EXPIRE] = "DELETE FROM agents WHERE heartbeat_ms < ?1",
+	[ST_AGENT_IDS] = "SELECT node_id FROM agents ORDER BY node_id",
+	[ST_AGENT_INSERT] = "INSERT INTO agents (node_id, incarnation, endpoints, zone, start_ms,"
+		" heartbeat_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_AGENT_BEAT] = "UPDATE agents SET heartbeat_ms = ?3 WHERE node_id = ?1 AND incarnation = ?2",
+	[ST_AGENT_DELETE] = "DELETE FROM agents WHERE node_id = ?1 AND incarnation = ?2",
+	[ST_AGENT_LIST] = "SELECT node_id, incarnation, endpoints, zone, start_ms FROM agents"
+		" ORDER BY node_id",
+	[ST_EPOCH_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'agents_epoch'",
+	[ST_EPOCH_GET] = "SELECT value FROM cluster WHERE name = 'agents_epoch'",
 };
 
 struct sq_conn {
@@ -319,6 +355,7 @@ struct meta_sqlite {
 	struct sq_conn offsets;
 	struct sq_conn trim;
 	struct sq_conn admin;
+	struct sq_conn cluster; /* the agent registry */
 	int claim_fd;     /* sq_claim's lock file, or -1 */
 };
 
@@ -479,7 +516,11 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 	}
 	if (version < SCHEMA_VERSION) {
 		char sql[64];
-		rc = conn_pragma(c, schema_sql);
+		/* Before version 4, agents was a placeholder nothing wrote. */
+		if (version > 0 && version < 4)
+			rc = conn_pragma(c, "DROP TABLE IF EXISTS agents");
+		if (!rc)
+			rc = conn_pragma(c, schema_sql);
 		if (rc)
 			goto out_rollback;
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -571,6 +612,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 static void sq_close(struct meta *m)
 {
 	struct meta_sqlite *s = sq_of(m);
+	conn_close(&s->cluster);
 	conn_close(&s->admin);
 	conn_close(&s->trim);
 	conn_close(&s->offsets);
@@ -1901,6 +1943,174 @@ static int sq_group_delete_offsets(struct meta *m, const char *group_id, const i
 static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 				struct meta_batch_row *rows, size_t rows_cap);
 
+/* ---- the agent registry (meta.h): on the cluster connection. The
+ * store's clock is this machine's: an embedded store has one agent. ---- */
+
+struct registry_txn {
+	struct meta_agent *self;
+	int64_t lease_ms;
+	bool forget_all;       /* register on a claimed store */
+	bool join;             /* register (else heartbeat) */
+	struct meta_cluster_view *view; /* out */
+};
+
+static int sq_changes_exec(struct sq_conn *c, sqlite3_stmt *st, const char *what, int *changed)
+{
+	int rc = sq_exec_stmt(c, st, what);
+	*changed = rc ? 0 : sqlite3_changes(c->db);
+	return rc;
+}
+
+/* Whether a row holds node_id. */
+static int agent_id_taken(struct sq_conn *c, int32_t node_id, bool *taken, int32_t *unused)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_AGENT_IDS);
+	int32_t ids[SL_CLUSTER_AGENTS_MAX];
+	size_t n = 0;
+	int step;
+	*taken = false;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int32_t id = sqlite3_column_int(st, 0);
+		if (id == node_id)
+			*taken = true;
+		if (n < SL_CLUSTER_AGENTS_MAX)
+			ids[n++] = id;
+	}
+	sqlite3_reset(st);
+	if (step != SQLITE_DONE)
+		return sq_fail(c, "listing agents");
+	if (unused)
+		*unused = meta_agent_unused_id(ids, n);
+	return 0;
+}
+
+static int agent_insert(struct sq_conn *c, const struct meta_agent *a, int64_t now)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_AGENT_INSERT);
+	sqlite3_bind_int(st, 1, a->node_id);
+	sqlite3_bind_int64(st, 2, a->incarnation);
+	sqlite3_bind_text(st, 3, a->endpoints, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, a->zone, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, a->start_ms);
+	sqlite3_bind_int64(st, 6, now);
+	return sq_exec_stmt(c, st, "registering an agent");
+}
+
+static int view_read(struct sq_conn *c, struct meta_cluster_view *v)
+{
+	free(v->agents);
+	memset(v, 0, sizeof *v);
+	sqlite3_stmt *st = sq_stmt(c, ST_EPOCH_GET);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		v->epoch = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW)
+		return sq_fail(c, "reading the agents epoch");
+	st = sq_stmt(c, ST_AGENT_LIST);
+	size_t cap = 0;
+	int rc = 0;
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_agent ag;
+		memset(&ag, 0, sizeof ag);
+		ag.node_id = sqlite3_column_int(st, 0);
+		ag.incarnation = sqlite3_column_int64(st, 1);
+		copy_text(ag.endpoints, sizeof ag.endpoints, st, 2);
+		copy_text(ag.zone, sizeof ag.zone, st, 3);
+		ag.start_ms = sqlite3_column_int64(st, 4);
+		rc = meta_view_add(v, &cap, &ag);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing agents");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int registry_body(struct sq_conn *c, void *arg)
+{
+	struct registry_txn *x = arg;
+	int64_t now = clock_wall_ms();
+	int expired = 0, beat = 0, rc = 0;
+	sqlite3_stmt *st;
+	if (!x->join) { /* first: this agent is not among the expired */
+		st = sq_stmt(c, ST_AGENT_BEAT);
+		sqlite3_bind_int(st, 1, x->self->node_id);
+		sqlite3_bind_int64(st, 2, x->self->incarnation);
+		sqlite3_bind_int64(st, 3, now);
+		rc = sq_changes_exec(c, st, "refreshing a heartbeat", &beat);
+	}
+	st = sq_stmt(c, x->forget_all ? ST_AGENT_FORGET_ALL : ST_AGENT_EXPIRE);
+	if (!x->forget_all)
+		sqlite3_bind_int64(st, 1, now - x->lease_ms);
+	if (!rc)
+		rc = sq_changes_exec(c, st, "expiring agents", &expired);
+	bool joins = x->join || beat == 0;
+	if (!rc && joins) {
+		bool taken;
+		int32_t unused;
+		rc = agent_id_taken(c, x->self->node_id, &taken, &unused);
+		if (!rc && x->self->node_id < 0)
+			x->self->node_id = unused;
+		else if (!rc && taken)
+			rc = SL_EBUSY;
+		if (!rc && x->join)
+			x->self->start_ms = now;
+		if (!rc)
+			rc = agent_insert(c, x->self, now);
+	}
+	if (!rc && (joins || expired > 0))
+		rc = sq_exec_stmt(c, sq_stmt(c, ST_EPOCH_RAISE), "raising the agents epoch");
+	return rc ? rc : view_read(c, x->view);
+}
+
+static int sq_agent_register(struct meta *m, struct meta_agent *self, int64_t lease_ms,
+			     struct meta_cluster_view *view)
+{
+	struct meta_sqlite *s = sq_of(m);
+	int32_t asked = self->node_id;
+	struct registry_txn x = { self, lease_ms, s->claim_fd >= 0, true, view };
+	memset(view, 0, sizeof *view);
+	int rc = sq_txn(&s->cluster, TXN_WRITE, registry_body, &x);
+	if (rc) {
+		self->node_id = asked;
+		free(view->agents);
+		memset(view, 0, sizeof *view);
+	}
+	return rc;
+}
+
+static int sq_agent_heartbeat(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			      struct meta_cluster_view *view)
+{
+	struct meta_agent me = *self;
+	struct registry_txn x = { &me, lease_ms, false, false, view };
+	memset(view, 0, sizeof *view);
+	int rc = sq_txn(&sq_of(m)->cluster, TXN_WRITE, registry_body, &x);
+	if (rc) {
+		free(view->agents);
+		memset(view, 0, sizeof *view);
+	}
+	return rc;
+}
+
+static int deregister_body(struct sq_conn *c, void *arg)
+{
+	const struct meta_agent *self = arg;
+	sqlite3_stmt *st = sq_stmt(c, ST_AGENT_DELETE);
+	sqlite3_bind_int(st, 1, self->node_id);
+	sqlite3_bind_int64(st, 2, self->incarnation);
+	int gone = 0;
+	int rc = sq_changes_exec(c, st, "deregistering an agent", &gone);
+	if (!rc && gone)
+		rc = sq_exec_stmt(c, sq_stmt(c, ST_EPOCH_RAISE), "raising the agents epoch");
+	return rc;
+}
+
+static int sq_agent_deregister(struct meta *m, const struct meta_agent *self)
+{
+	return sq_txn(&sq_of(m)->cluster, TXN_WRITE, deregister_body, (void *)self);
+}
+
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -1930,6 +2140,9 @@ static const struct meta_methods sqlite_methods = {
 	.objects_forget = sq_objects_forget,
 	.object_known = sq_object_known,
 	.gc_fence_raise = sq_gc_fence_raise,
+	.agent_register = sq_agent_register,
+	.agent_heartbeat = sq_agent_heartbeat,
+	.agent_deregister = sq_agent_deregister,
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */
@@ -1968,6 +2181,8 @@ int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **o
 		rc = conn_open(&s->trim, "trim", path, CONN_PLAIN);
 	if (!rc)
 		rc = conn_open(&s->admin, "admin", path, CONN_PLAIN);
+	if (!rc)
+		rc = conn_open(&s->cluster, "cluster", path, CONN_PLAIN);
 	if (rc) {
 		sq_close(&s->base);
 		return rc == SL_ENOMEM || rc == SL_EBUSY ? rc : SL_EMETA;

@@ -1028,6 +1028,104 @@ static void test_two_agents_commit(void **state)
 	meta_close(b);
 }
 
+static struct meta_agent reg_agent(int32_t node_id, int64_t incarnation, const char *zone)
+{
+	struct meta_agent ag;
+	memset(&ag, 0, sizeof ag);
+	ag.node_id = node_id;
+	ag.incarnation = incarnation;
+	snprintf(ag.endpoints, sizeof ag.endpoints, "PLAINTEXT://host-%d:%d,SSL://host-%d:%d",
+		 (int)incarnation, 9000 + (int)incarnation, (int)incarnation, 9100 + (int)incarnation);
+	snprintf(ag.zone, sizeof ag.zone, "%s", zone);
+	return ag;
+}
+
+/* The registry: ids taken and chosen, the epoch raised by every join,
+ * expiry and leave and by nothing else, a dead agent's row expired by the
+ * next heartbeat of another, an expired agent joining again; and, on a
+ * shared store, the catalog version the poll reads. */
+static void test_registry(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	struct meta_cluster_view v;
+	struct meta_agent sa = reg_agent(-1, 1, "za"), sb = reg_agent(-1, 2, ""), sc = reg_agent(2, 3, "");
+	assert_int_equal(meta_agent_register(a, &sa, 3000, &v), 0);
+	assert_int_equal(sa.node_id, 1);
+	assert_int_equal(v.epoch, 1);
+	assert_int_equal(v.count, 1);
+	assert_string_equal(v.agents[0].endpoints, "PLAINTEXT://host-1:9001,SSL://host-1:9101");
+	assert_string_equal(v.agents[0].zone, "za");
+	free(v.agents);
+	assert_int_equal(meta_agent_register(b, &sb, 3000, &v), 0);
+	assert_int_equal(sb.node_id, 2);
+	assert_int_equal(v.epoch, 2);
+	assert_int_equal(v.count, 2);
+	free(v.agents);
+	/* A live agent holds id 2: refused, nothing written. */
+	assert_int_equal(meta_agent_register(b, &sc, 3000, &v), SL_EBUSY);
+	assert_int_equal(sc.node_id, 2);
+	/* A heartbeat that changes nothing keeps the epoch. */
+	assert_int_equal(meta_agent_heartbeat(a, &sa, 3000, &v), 0);
+	assert_int_equal(v.epoch, 2);
+	assert_int_equal(v.count, 2);
+	assert_int_equal(v.agents[0].node_id, 1);
+	assert_int_equal(v.agents[1].node_id, 2);
+	free(v.agents);
+	/* b stops beating: a's next heartbeat with a short lease expires it. */
+	usleep(150 * 1000);
+	assert_int_equal(meta_agent_heartbeat(a, &sa, 100, &v), 0);
+	assert_int_equal(v.epoch, 3);
+	assert_int_equal(v.count, 1);
+	assert_int_equal(v.agents[0].node_id, 1);
+	free(v.agents);
+	/* b beats again: it joins under its id. */
+	assert_int_equal(meta_agent_heartbeat(b, &sb, 3000, &v), 0);
+	assert_int_equal(v.epoch, 4);
+	assert_int_equal(v.count, 2);
+	free(v.agents);
+	/* Its id taken meanwhile by another agent: SL_EBUSY. */
+	struct meta_agent stale = sb;
+	stale.incarnation = 99;
+	assert_int_equal(meta_agent_heartbeat(b, &stale, 3000, &v), SL_EBUSY);
+	/* Leaving raises the epoch once. */
+	assert_int_equal(meta_agent_deregister(b, &sb), 0);
+	assert_int_equal(meta_agent_deregister(b, &sb), 0);
+	assert_int_equal(meta_agent_heartbeat(a, &sa, 3000, &v), 0);
+	assert_int_equal(v.epoch, 5);
+	assert_int_equal(v.count, 1);
+	free(v.agents);
+
+	struct meta_catalog cat;
+	if (!meta_shared(a)) {
+		assert_int_equal(meta_catalog_read(a, -1, &cat), SL_EUNSUPPORTED);
+	} else {
+		assert_int_equal(meta_catalog_read(a, -1, &cat), 0);
+		assert_true(cat.topics_read);
+		assert_int_equal(cat.topic_count, 0);
+		int64_t known = cat.version;
+		meta_catalog_free(&cat);
+		int64_t tid = create_topic(b, "polled", 3);
+		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_true(cat.topics_read && cat.version > known);
+		assert_int_equal(cat.topic_count, 1);
+		assert_int_equal(cat.topics[0].tid, tid);
+		assert_int_equal(cat.part_count, 3);
+		known = cat.version;
+		meta_catalog_free(&cat);
+		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_false(cat.topics_read);
+		assert_int_equal(cat.part_count, 3);
+		meta_catalog_free(&cat);
+		assert_int_equal(meta_topic_config_set(b, tid, "retention.ms", "1000"), 0);
+		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_true(cat.topics_read && cat.version > known);
+		assert_int_equal(cat.topics[0].config_count, 1);
+		meta_catalog_free(&cat);
+	}
+	meta_close(a);
+	meta_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1045,6 +1143,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
