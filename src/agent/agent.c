@@ -3,6 +3,7 @@
 #include "agent/agent.h"
 #include "agent/collect.h"
 #include "agent/maintenance.h"
+#include "agent/registry.h"
 #include "agent/retention.h"
 
 #include <inttypes.h>
@@ -267,6 +268,62 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
 	return *end ? dflt : n;
 }
 
+static int cmp_meta_topic_tid(const void *x, const void *y)
+{
+	int64_t a = ((const struct meta_topic *)x)->tid, b = ((const struct meta_topic *)y)->tid;
+	return a < b ? -1 : a > b;
+}
+
+struct catalog_gone {
+	struct meta_topic *mt;
+	size_t n;
+	struct topic_state **gone;
+	size_t count;
+};
+
+static void catalog_gone_each(void *arg, const char *key, void *value)
+{
+	struct catalog_gone *g = arg;
+	struct topic_state *t = value;
+	struct meta_topic k = { .tid = t->tid };
+	if (!t->deleting && !bsearch(&k, g->mt, g->n, sizeof *g->mt, cmp_meta_topic_tid))
+		g->gone[g->count++] = t;
+}
+
+int agent_catalog_replace(struct agent *a, struct meta_topic *mt, size_t n)
+{
+	qsort(mt, n, sizeof *mt, cmp_meta_topic_tid);
+	struct catalog_gone g = { mt, n, calloc(a->topics.count + 1, sizeof *g.gone), 0 };
+	if (!g.gone)
+		return SL_ENOMEM;
+	strmap_each(&a->topics, catalog_gone_each, &g);
+	for (size_t i = 0; i < g.count; i++)
+		agent_topic_deleted(a, g.gone[i]);
+	free(g.gone);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct topic_state *t = agent_topic_by_tid(a, mt[i].tid);
+		if (t) {
+			if (mt[i].partition_count > t->partition_count)
+				rc = agent_topic_grown(t, mt[i].partition_count);
+			free(t->configs);
+			t->configs = mt[i].configs;
+			t->config_count = mt[i].config_count;
+			mt[i].configs = NULL;
+			mt[i].config_count = 0;
+			continue;
+		}
+		/* The name of a topic deleted and made again elsewhere. */
+		struct topic_state *old = agent_topic_by_name(a, mt[i].name);
+		if (old && old->deleting)
+			continue;
+		if (old)
+			agent_topic_deleted(a, old);
+		rc = agent_topic_created(a, &mt[i], NULL);
+	}
+	return rc;
+}
+
 static int load_catalog(struct agent *a)
 {
 	struct meta_topic *topics = NULL;
@@ -340,13 +397,21 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		if (!t || b[i].partition >= t->partition_count)
 			continue;
 		struct partition_state *p = &t->parts[b[i].partition];
-		/* Dense offsets: commits come in seal order and only this agent
-		 * commits, so each batch starts at the high watermark served so
-		 * far. Anything else would hand out offsets twice or skip some. */
-		SL_ASSERT(b[i].base_offset == p->high_watermark && b[i].last_offset >= b[i].base_offset,
+		/* Dense offsets. On a store only this agent writes (embedded and
+		 * claimed, so nothing else raises high watermarks: the registry
+		 * polls only a shared store), commits come in seal order and
+		 * each batch starts at the high watermark served so far; anything
+		 * else would hand out offsets twice or skip some. On a shared
+		 * store other agents commit between this agent's batches and
+		 * the poll may already have raised the high watermark past this
+		 * one (the store assigned the offsets under its row locks): the
+		 * served high watermark only rises. */
+		SL_ASSERT(b[i].last_offset >= b[i].base_offset &&
+			  (meta_shared(a->meta) || b[i].base_offset == p->high_watermark),
 			  "%s-%" PRId32 ": batch %" PRId64 "..%" PRId64 " committed at high watermark %" PRId64,
 			  t->name, b[i].partition, b[i].base_offset, b[i].last_offset, p->high_watermark);
-		p->high_watermark = b[i].last_offset + 1;
+		if (b[i].last_offset + 1 > p->high_watermark)
+			p->high_watermark = b[i].last_offset + 1;
 	}
 	if (a->cfg.cache_bytes > 0) {
 		cache_put(a->cache, key, object->data, object->len, object->cap);
@@ -416,6 +481,7 @@ static void drain_finish_maybe(struct agent *a)
 	if (a->draining && a->writer && writer_idle(a->writer) && workq_idle(&a->jobs)) {
 		log_info("drained; exiting");
 		a->hooks->drained(a);
+		registry_stop(a);
 		group_svc_shutdown(a->groups);
 		maint_stop(a);
 		retention_stop(a);
@@ -453,6 +519,7 @@ static void agent_job_done(struct workq_job *wq)
 	struct agent_job *job = (struct agent_job *)wq;
 	struct agent *a = job->a;
 	job->done(job);
+	a->jobs_done++;
 	drain_finish_maybe(a);
 }
 
@@ -484,7 +551,7 @@ static int placement_alone(struct agent *a)
 {
 	struct placement_agent self;
 	memset(&self, 0, sizeof self);
-	self.node_id = a->cfg.node_id;
+	self.node_id = a->cfg.node_id >= 0 ? a->cfg.node_id : 0; /* until registered */
 	self.endpoint_count = (uint32_t)a->cfg.listener_count;
 	for (size_t i = 0; i < a->cfg.listener_count; i++) {
 		const struct listener_config *l = &a->cfg.listeners[i];
@@ -554,6 +621,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		log_error("loading topics from %s failed: %s", cfg->meta_url, sl_strerror(rc));
 		return rc;
 	}
+	rc = registry_start(a);
+	if (rc)
+		return rc;
 	a->cache = cache_new((size_t)cfg->cache_bytes);
 	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
 	if (!a->index)
@@ -671,6 +741,7 @@ void agent_free(struct agent *a)
 	reader_free(a->reader);
 	batch_index_free(a->index);
 	cache_free(a->cache);
+	registry_free(a);
 	meta_close(a->meta);
 	objstore_close(a->store);
 }

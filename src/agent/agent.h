@@ -34,6 +34,7 @@ struct group_svc;
 struct retention;
 struct maint;
 struct collect;
+struct registry;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -107,6 +108,7 @@ struct agent {
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
+	struct registry *registry;    /* the agent registry (agent/registry.c) */
 	/* The live agents Metadata lists and places leaders and
 	 * coordinators on (cluster/placement.h). Until the agent registry
 	 * feeds it (placement_set, on the loop, with the registry's
@@ -121,6 +123,7 @@ struct agent {
 	struct objstore_stats store_stats_last;
 	bool draining;
 	struct workq jobs;            /* agent_jobs, one at a time */
+	uint64_t jobs_done;           /* agent_jobs done since start */
 	int exit_code;
 	int64_t producer_id_next, producer_id_end; /* the block taken from meta */
 };
@@ -166,6 +169,12 @@ void agent_job_submit(struct agent *a, struct agent_job *job);
  * agent_topic_created adds a topic the store made (its configs move out
  * of mt); 0 or SL_ENOMEM (the store has it: a restart loads it). */
 int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_state **out);
+/* The whole catalog as another agent left it (the registry's poll of a
+ * shared store; mt sorted here, its configs move out): topics missing
+ * from mt go unless this agent is deleting them, new ones come, grown
+ * ones grow, configs are replaced. Only while no agent_job is queued: a
+ * job applies its own change. 0 or SL_ENOMEM (the next poll tries again). */
+int agent_catalog_replace(struct agent *a, struct meta_topic *mt, size_t n);
 /* Removes and frees t. */
 void agent_topic_deleted(struct agent *a, struct topic_state *t);
 /* t now has new_count partitions (more than before); 0 or SL_ENOMEM. */

@@ -60,7 +60,8 @@ static const struct flag flags[] = {
 	{ "default-partitions", "SLUICE_DEFAULT_PARTITIONS", FLAG_INT,
 	  "partitions of auto-created topics (default 1)", 1, SL_PARTITIONS_PER_TOPIC_MAX },
 	{ "node-id", "SLUICE_NODE_ID", FLAG_INT,
-	  "this agent's broker id in Metadata responses (default 1)", 0, INT32_MAX },
+	  "this agent's broker id in Metadata responses (default: the lowest id >= 1 no live "
+	  "agent of the metadata store holds)", 0, INT32_MAX },
 	{ "zone", "SLUICE_ZONE", FLAG_STR,
 	  "this agent's zone (rack in Metadata); clients naming it in client.id as "
 	  "sluice_az=NAME are led by agents of their zone (default: none)" },
@@ -293,7 +294,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->auto_create_topics = true;
 	c->default_partitions = 1;
 	c->log_level = LOG_INFO;
-	c->node_id = 1;
+	c->node_id = -1; /* the registry picks one */
 	c->group_initial_rebalance_delay_ms = 3000;
 	c->offsets_retention_minutes = 7 * 24 * 60;
 	c->retention_check_interval_ms = 300000;

@@ -212,6 +212,21 @@
  * model), and per-request candidate lists are sized by it. */
 #define SL_CLUSTER_AGENTS_MAX 1024
 
+/* The agent registry (agent/registry.c). An agent heartbeats every
+ * second; a row whose heartbeat is older than the lease is a dead agent's
+ * and the next heartbeat of any agent removes it. Three missed beats, so
+ * a PostgreSQL hiccup or a loaded pool does not drop a live agent; and
+ * a killed one leaves Metadata within lease + one heartbeat + one poll
+ * (3 + 1 + 0.25 s), under issue 12's 5 s. */
+#define SL_CLUSTER_HEARTBEAT_INTERVAL_MS 1000
+#define SL_CLUSTER_LEASE_MS 3000
+/* How often an agent on a shared store reads what other agents changed
+ * (catalog version, every partition's high watermark and log start):
+ * topics appear everywhere within 1 s, and a long-polling fetch on one
+ * agent sees another's commit within this plus a round trip, until
+ * change notifications replace the poll. */
+#define SL_CLUSTER_POLL_INTERVAL_MS 250
+
 /* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone
  * names and ids are short ("us-east-1a", "use1-az1", "europe-west4-b");
  * a longer value in a client.id is taken as no zone, never truncated

@@ -1,0 +1,301 @@
+/* registry.c — the agent registry's agent side (registry.h): one timer,
+ * one pool job at a time (a heartbeat when due, the catalog poll on a
+ * shared store), applied on the loop. */
+#include "agent/registry.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "agent/agent.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+
+struct registry {
+	struct agent *a;
+	uv_timer_t timer;
+	uv_work_t work;
+	bool running;            /* the job is on the pool */
+	bool stopping;
+	bool registered;
+	bool beat_failing;       /* logged once per run of failures */
+	struct meta_agent self;
+	uint64_t beat_last_ms;   /* uv_now of the last heartbeat's start */
+	int64_t catalog_version; /* applied; -1: reload the topics */
+	/* the job's inputs and outputs */
+	bool beat, poll;
+	int beat_rc, poll_rc;
+	struct meta_cluster_view view;
+	struct meta_catalog catalog;
+	uint64_t jobs_done;      /* a->jobs_done when the job started */
+	bool jobs_idle;          /* no agent_job queued then */
+};
+
+/* This agent's endpoints as the registry keeps them: one per listener,
+ * "NAME://host:port" joined by commas (Kafka's advertised.listeners). */
+static void endpoints_format(const struct config *cfg, char *out, size_t cap)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (size_t i = 0; i < cfg->listener_count && len < cap; i++) {
+		const struct listener_config *l = &cfg->listeners[i];
+		len += (size_t)snprintf(out + len, cap - len, "%s%s://%s:%d", i ? "," : "",
+					listener_protocol_name(l->protocol), l->advertise_host,
+					l->advertise_port);
+	}
+}
+
+/* endpoints_format's text back (any agent's): false when it does not
+ * parse (placement_set checks names, hosts and ports further). The port
+ * follows the last ':', so an IPv6 host needs no brackets. */
+static bool endpoints_parse(const char *text, struct placement_agent *pa)
+{
+	pa->endpoint_count = 0;
+	const char *s = text;
+	while (*s) {
+		if (pa->endpoint_count == SL_LISTENERS_MAX)
+			return false;
+		size_t item = strcspn(s, ",");
+		const char *sep = strstr(s, "://");
+		if (!sep || sep >= s + item)
+			return false;
+		const char *host = sep + 3, *colon = NULL;
+		for (const char *c = host; c < s + item; c++)
+			if (*c == ':')
+				colon = c;
+		struct placement_endpoint *e = &pa->endpoints[pa->endpoint_count++];
+		size_t name_len = (size_t)(sep - s), host_len = colon ? (size_t)(colon - host) : 0;
+		if (!colon || name_len >= sizeof e->listener || host_len >= sizeof e->host)
+			return false;
+		memcpy(e->listener, s, name_len);
+		e->listener[name_len] = 0;
+		memcpy(e->host, host, host_len);
+		e->host[host_len] = 0;
+		char *end;
+		long port = strtol(colon + 1, &end, 10);
+		if (end != s + item || port < 0 || port > 65535)
+			return false;
+		e->port = (int32_t)port;
+		s += item;
+		if (*s == ',')
+			s++;
+	}
+	return pa->endpoint_count > 0;
+}
+
+/* The placement view from the registry's. */
+static void view_apply(struct agent *a, const struct meta_cluster_view *v)
+{
+	struct placement_agent *pa = calloc(v->count + 1, sizeof *pa);
+	if (!pa)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		if (!endpoints_parse(v->agents[i].endpoints, &pa[n])) {
+			log_warn("registry: node %" PRId32 " registered endpoints \"%s\" that do not "
+				 "parse; left out", v->agents[i].node_id, v->agents[i].endpoints);
+			continue;
+		}
+		pa[n].node_id = v->agents[i].node_id;
+		snprintf(pa[n].zone, sizeof pa[n].zone, "%s", v->agents[i].zone);
+		pa[n].start_ms = v->agents[i].start_ms;
+		n++;
+	}
+	int32_t epoch = v->epoch > INT32_MAX ? INT32_MAX : (int32_t)v->epoch;
+	int32_t was = a->placement.epoch;
+	size_t had = a->placement.count;
+	int rc = placement_set(&a->placement, pa, n, epoch);
+	free(pa);
+	if (rc)
+		log_warn("registry: cannot use the agent set of epoch %" PRId32 " (%zu agents): %s",
+			 epoch, v->count, sl_strerror(rc));
+	else if (epoch != was)
+		log_info("registry: %zu live agents at epoch %" PRId32 " (was %zu at %" PRId32 ")",
+			 v->count, epoch, had, was);
+}
+
+/* High watermarks and log starts other agents moved; true when a high
+ * watermark rose (long polls are woken). */
+static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
+{
+	bool moved = false;
+	struct topic_state *t = NULL;
+	for (size_t i = 0; i < c->part_count; i++) {
+		const struct meta_partition *mp = &c->parts[i];
+		if (!t || t->tid != mp->tid)
+			t = agent_topic_by_tid(a, mp->tid);
+		if (!t || mp->partition < 0 || mp->partition >= t->partition_count)
+			continue;
+		struct partition_state *ps = &t->parts[mp->partition];
+		if (mp->high_watermark > ps->high_watermark) {
+			ps->high_watermark = mp->high_watermark;
+			moved = true;
+		}
+		partition_raise_log_start(ps, mp->log_start_offset);
+	}
+	return moved;
+}
+
+static void job_work(uv_work_t *w)
+{
+	struct registry *r = w->data;
+	struct meta *m = r->a->meta;
+	if (r->beat)
+		r->beat_rc = meta_agent_heartbeat(m, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
+	if (r->poll)
+		r->poll_rc = meta_catalog_read(m, r->catalog_version, &r->catalog);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+	struct registry *r = w->data;
+	struct agent *a = r->a;
+	r->running = false;
+	if (status != 0 || r->stopping)
+		goto out_free;
+	if (r->beat) {
+		if (r->beat_rc == 0) {
+			if (r->beat_failing)
+				log_info("registry: heartbeats reach the metadata store again");
+			r->beat_failing = false;
+			view_apply(a, &r->view);
+		} else if (!r->beat_failing) {
+			r->beat_failing = true;
+			if (r->beat_rc == SL_EBUSY)
+				log_error("registry: node id %" PRId32 " was taken by another agent after "
+					  "this one's lease ran out; this agent is not listed until it is "
+					  "restarted", r->self.node_id);
+			else
+				log_warn("registry: heartbeat failed (%s); other agents drop this one "
+					 "after %d ms without one", sl_strerror(r->beat_rc),
+					 SL_CLUSTER_LEASE_MS);
+		}
+	}
+	if (r->poll && r->poll_rc == 0) {
+		/* The topics are applied only when no agent_job (a topic change
+		 * of this agent) ran meanwhile: such a job's done may already
+		 * have applied a change this snapshot predates, and it will
+		 * apply one it follows. The next poll reads them again. */
+		if (r->catalog.topics_read) {
+			if (r->jobs_idle && workq_idle(&a->jobs) && a->jobs_done == r->jobs_done) {
+				if (agent_catalog_replace(a, r->catalog.topics, r->catalog.topic_count) == 0)
+					r->catalog_version = r->catalog.version;
+			}
+		}
+		if (partitions_apply(a, &r->catalog))
+			a->hooks->committed(a);
+	}
+out_free:
+	free(r->view.agents);
+	memset(&r->view, 0, sizeof r->view);
+	meta_catalog_free(&r->catalog);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct registry *r = t->data;
+	struct agent *a = r->a;
+	if (r->running || r->stopping)
+		return;
+	uint64_t now = uv_now(a->loop);
+	r->beat = r->registered && now - r->beat_last_ms >= SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
+	r->poll = meta_shared(a->meta);
+	if (!r->beat && !r->poll)
+		return;
+	if (r->beat)
+		r->beat_last_ms = now;
+	r->jobs_done = a->jobs_done;
+	r->jobs_idle = workq_idle(&a->jobs);
+	r->work.data = r;
+	if (uv_queue_work(a->loop, &r->work, job_work, job_done) == 0)
+		r->running = true;
+}
+
+static int64_t incarnation_new(void)
+{
+	uint64_t x;
+	if (getrandom(&x, sizeof x, 0) != (ssize_t)sizeof x)
+		x = (uint64_t)clock_wall_ms() << 20 ^ (uint64_t)getpid();
+	return (int64_t)(x >> 1);
+}
+
+int registry_start(struct agent *a)
+{
+	struct registry *r = calloc(1, sizeof *r);
+	if (!r)
+		return SL_ENOMEM;
+	a->registry = r;
+	r->a = a;
+	r->catalog_version = -1;
+	r->self.node_id = a->cfg.node_id;
+	endpoints_format(&a->cfg, r->self.endpoints, sizeof r->self.endpoints);
+	snprintf(r->self.zone, sizeof r->self.zone, "%s", a->cfg.zone);
+	r->self.incarnation = incarnation_new();
+	uv_timer_init(a->loop, &r->timer);
+	r->timer.data = r;
+
+	struct meta_cluster_view view;
+	int64_t deadline = clock_wall_ms() + SL_CLUSTER_LEASE_MS + SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
+	bool waited = false;
+	int rc;
+	while ((rc = meta_agent_register(a->meta, &r->self, SL_CLUSTER_LEASE_MS, &view)) == SL_EBUSY &&
+	       clock_wall_ms() < deadline) {
+		if (!waited)
+			log_info("registry: node id %" PRId32 " is held by an agent that heartbeat "
+				 "within %d ms; waiting for its lease to run out", r->self.node_id,
+				 SL_CLUSTER_LEASE_MS);
+		waited = true;
+		usleep(250 * 1000);
+	}
+	if (rc == SL_EUNSUPPORTED)
+		return 0; /* a store without a registry: the agent alone */
+	if (rc == SL_EBUSY) {
+		log_error("registry: node id %" PRId32 " is in use by a live agent; give this one "
+			  "another --node-id, or none to take an unused one", r->self.node_id);
+		return rc;
+	}
+	if (rc) {
+		log_error("registry: cannot register this agent: %s", sl_strerror(rc));
+		return rc;
+	}
+	r->registered = true;
+	a->cfg.node_id = r->self.node_id;
+	r->beat_last_ms = uv_now(a->loop);
+	log_info("registry: registered as node %" PRId32 " (%s%s%s)", r->self.node_id,
+		 r->self.endpoints, r->self.zone[0] ? ", zone " : "", r->self.zone);
+	view_apply(a, &view);
+	free(view.agents);
+	uv_timer_start(&r->timer, on_timer, SL_CLUSTER_POLL_INTERVAL_MS, SL_CLUSTER_POLL_INTERVAL_MS);
+	return 0;
+}
+
+void registry_stop(struct agent *a)
+{
+	struct registry *r = a->registry;
+	if (!r || r->stopping)
+		return;
+	r->stopping = true;
+	uv_timer_stop(&r->timer);
+	uv_close((uv_handle_t *)&r->timer, NULL);
+}
+
+void registry_free(struct agent *a)
+{
+	struct registry *r = a->registry;
+	if (!r)
+		return;
+	if (r->registered) {
+		int rc = meta_agent_deregister(a->meta, &r->self);
+		if (rc)
+			log_warn("registry: cannot deregister (%s); other agents drop this one after "
+				 "%d ms", sl_strerror(rc), SL_CLUSTER_LEASE_MS);
+		else
+			log_info("registry: node %" PRId32 " deregistered", r->self.node_id);
+	}
+	free(r);
+	a->registry = NULL;
+}

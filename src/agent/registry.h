@@ -1,0 +1,25 @@
+/* registry.h — this agent in the cluster's registry (issue 12): it
+ * registers at start (taking an unused node id when --node-id is not
+ * given), heartbeats from the thread pool, feeds the live agents and
+ * their epoch to the placement view, and on a shared store (PostgreSQL)
+ * polls what other agents changed: topics, partitions, configs, high
+ * watermarks and log starts. A clean stop deregisters.
+ *
+ * Loop thread only (the store calls run on the pool, one job at a time,
+ * on the metadata store's "cluster" connection). */
+#ifndef SLUICE_REGISTRY_H
+#define SLUICE_REGISTRY_H
+
+struct agent;
+
+/* [start]: register (waiting out the lease of a dead agent that held the
+ * requested id, at most SL_CLUSTER_LEASE_MS plus a heartbeat), set
+ * a->cfg.node_id, feed the placement view, start the timer. 0, or an
+ * error after logging why (SL_EBUSY: a live agent holds the id). */
+int registry_start(struct agent *a);
+/* Draining: stop the timer; a job in flight is dropped when done. */
+void registry_stop(struct agent *a);
+/* After the loop has stopped: deregister (blocking) and free. */
+void registry_free(struct agent *a);
+
+#endif
