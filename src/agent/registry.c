@@ -14,6 +14,7 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "storage/batch_index.h"
 
 struct registry {
 	struct agent *a;
@@ -135,7 +136,8 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 			ps->high_watermark = mp->high_watermark;
 			moved = true;
 		}
-		partition_raise_log_start(ps, mp->log_start_offset);
+		if (partition_raise_log_start(ps, mp->log_start_offset))
+			batch_index_trim(a->index, mp->tid, mp->partition, ps->log_start_offset);
 	}
 	return moved;
 }

@@ -30,8 +30,8 @@
  * long, and the loop never waits for a write. A call from the wrong
  * thread is serialized by the connection's lock, not corrupted.
  *
- * The agent registry and the catalog poll (cluster mode) run on a sixth
- * connection, "cluster", so a heartbeat never waits behind a topic
+ * The agent registry and the catalog poll (cluster mode) run on one
+ * more connection, "cluster", so a heartbeat never waits behind a topic
  * delete on the admin connection.
  *
  * Strings returned inside structs are copied into the struct (fixed
