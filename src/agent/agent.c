@@ -618,7 +618,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		return rc;
 	rc = load_catalog(a);
 	if (rc) {
-		log_error("loading topics from %s failed: %s", cfg->meta_url, sl_strerror(rc));
+		char shown[1024];
+		meta_url_redact(cfg->meta_url, shown, sizeof shown);
+		log_error("loading topics from %s failed: %s", shown, sl_strerror(rc));
 		return rc;
 	}
 	rc = registry_start(a);
@@ -701,7 +703,9 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 			 listener_protocol_name(l->protocol), l->host, l->port, l->advertise_host,
 			 l->advertise_port);
 	}
-	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, cfg->meta_url,
+	char meta_shown[1024];
+	meta_url_redact(cfg->meta_url, meta_shown, sizeof meta_shown);
+	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, meta_shown,
 		 a->topics.count);
 	return 0;
 }

@@ -75,6 +75,45 @@ int meta_open_existing(const char *url, struct meta **out)
 	return open_url(url, META_OPEN_EXISTING, out);
 }
 
+void meta_url_redact(const char *url, char *out, size_t cap)
+{
+	if (!cap)
+		return;
+	size_t n = 0;
+#define PUT(c) do { if (n + 1 < cap) out[n++] = (c); } while (0)
+	const char *auth = strstr(url, "://");
+	const char *at = NULL, *colon = NULL;
+	if (auth) {
+		auth += 3;
+		size_t len = strcspn(auth, "/?#");
+		for (size_t i = 0; i < len; i++)
+			if (auth[i] == '@')
+				at = auth + i;
+		if (at)
+			colon = memchr(auth, ':', (size_t)(at - auth));
+	}
+	for (const char *p = url; *p;) {
+		if (colon && p == colon + 1) {
+			for (const char *m = "***"; *m; m++)
+				PUT(*m);
+			p = at;
+			continue;
+		}
+		/* A password=... parameter (query string or key=value form). */
+		if (!strncmp(p, "password=", 9) && (p == url || strchr("?& ", p[-1]))) {
+			for (const char *m = "password=***"; *m; m++)
+				PUT(*m);
+			p += 9;
+			p += strcspn(p, "& ");
+			continue;
+		}
+		PUT(*p);
+		p++;
+	}
+#undef PUT
+	out[n] = 0;
+}
+
 int meta_open_agent(const char *url, struct meta **out)
 {
 	return open_url(url, META_OPEN_AGENT, out);

@@ -331,6 +331,9 @@ int meta_open_existing(const char *url, struct meta **out);
  * open with meta_open / meta_open_existing and do not claim. A store
  * built for many agents (PostgreSQL) opens as with meta_open. [start]. */
 int meta_open_agent(const char *url, struct meta **out);
+/* url as it may be shown (logs): a password in it — between "user:" and
+ * "@", or a password=... parameter — becomes ***. Truncated to cap. */
+void meta_url_redact(const char *url, char *out, size_t cap);
 static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 
 /* Create a topic with a fresh random UUID and its partitions (log start

@@ -338,7 +338,9 @@ int gc_cmd(int argc, char **argv)
 	 * check or refused (a dry run changes nothing, so sets no fence). */
 	int rc = dry_run ? 0 : meta_gc_fence_raise(g->meta, g->cutoff_ms, NULL);
 	if (rc) {
-		fprintf(stderr, "sluice gc: raising the gc fence in %s failed: %s\n", meta_url,
+		char shown[1024];
+		meta_url_redact(meta_url, shown, sizeof shown);
+		fprintf(stderr, "sluice gc: raising the gc fence in %s failed: %s\n", shown,
 			rc == SL_EUNSUPPORTED ? "not supported by this store" : sl_strerror(rc));
 		goto out_close;
 	}

@@ -131,7 +131,9 @@ static int inspect_partition_cmd(int argc, char **argv)
 			t = &topics[i];
 	struct meta_partition p;
 	if (!t || meta_partition_get(m, t->tid, partition, &p) != 0) {
-		fprintf(stderr, "sluice: no partition %s-%d in %s\n", topic, partition, meta_url);
+		char shown[1024];
+		meta_url_redact(meta_url, shown, sizeof shown);
+		fprintf(stderr, "sluice: no partition %s-%d in %s\n", topic, partition, shown);
 		goto out_free_topics;
 	}
 	printf("topic %s partition %d: log start offset %" PRId64 ", high watermark %" PRId64 "\n",

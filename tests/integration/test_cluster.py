@@ -20,7 +20,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import kproto
@@ -84,11 +84,18 @@ def wait_high_watermarks(zone, agent, topic, partitions, total):
     c = util.consumer(agent.bootstrap, **zone_conf(zone))
     try:
         def hw():
-            return sum(c.get_watermark_offsets(TopicPartition(topic, p),
-                                               timeout=10, cached=False)[1]
-                       for p in range(partitions))
+            try:
+                return sum(c.get_watermark_offsets(TopicPartition(topic, p),
+                                                   timeout=10, cached=False)[1]
+                           for p in range(partitions))
+            except KafkaException as e:
+                # The client has not learnt the topic yet (its own
+                # metadata): not an answer from the agent, ask again.
+                if e.args[0].code() != KafkaError._UNKNOWN_PARTITION:
+                    raise
+                return -1
         return wait_for("%s's high watermarks reach %d" % (agent, total),
-                        lambda: hw() == total, 1.0)
+                        lambda: hw() == total, 2.0)
     finally:
         c.close()
 

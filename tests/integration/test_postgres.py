@@ -92,6 +92,13 @@ def test_produce_consume_restart(broker_factory, pg):
     assert sum(len(v) for v in got.values()) == len(msgs) + len(more)
     for p, v in got.items():
         assert [g.offset for g in v] == list(range(len(v))), p
+    # The URL carries the password; what the agent logged never does.
+    assert pg.password
+    for log in b.logs:
+        with open(log, errors="replace") as f:
+            text = f.read()
+        assert pg.password not in text, "the password is in %s" % log
+        assert ":***@" in text or "postgresql://" not in text
 
 
 def test_topics_and_group_offsets(broker_factory, pg):

@@ -112,6 +112,30 @@ static void pg_open_urls(void)
 	meta_close(m);
 }
 
+/* What logs show of a store's URL: never its password. */
+static void test_url_redact(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "postgresql://u:s3cret@h:5432/db", "postgresql://u:***@h:5432/db" },
+		{ "postgres://u@h/db", "postgres://u@h/db" },
+		{ "postgresql://h/db?sslmode=require&password=s3cret&x=1",
+		  "postgresql://h/db?sslmode=require&password=***&x=1" },
+		{ "host=h password=s3cret dbname=d", "host=h password=*** dbname=d" },
+		{ "postgresql://u:p:q@h/db", "postgresql://u:***@h/db" },
+		{ "postgresql://u:p@h/db?x=a@b", "postgresql://u:***@h/db?x=a@b" },
+		{ "sqlite:./data/meta.db", "sqlite:./data/meta.db" },
+		{ "", "" },
+	};
+	char out[128];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		meta_url_redact(cases[i][0], out, sizeof out);
+		assert_string_equal(out, cases[i][1]);
+	}
+	char small[8];
+	meta_url_redact("postgresql://u:s3cret@h/db", small, sizeof small);
+	assert_string_equal(small, "postgre");
+}
+
 static void test_open_urls(void **state)
 {
 	if (tb == TB_POSTGRES) {
@@ -1130,6 +1154,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_urls, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_url_redact, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_topics, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_offsets, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, tb_setup, tb_teardown),
