@@ -19,65 +19,33 @@ usage() {
 [ $# -eq 2 ] || usage
 cmd=$1 state=$2
 
-bindir() {
-	for d in "$(pg_config --bindir 2>/dev/null || true)" /usr/lib/postgresql/*/bin; do
-		if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
-			echo "$d"
-			return 0
-		fi
-	done
-	echo "pg-test.sh: no PostgreSQL server found (initdb, pg_ctl): install the" \
-		"postgresql package" >&2
-	return 1
-}
-
-# Root runs the server as the postgres user; anyone else as themselves.
-as_pg() {
-	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
-	else
-		"$@"
-	fi
-}
+. "$(dirname "$0")/pg-lib.sh"
 
 stop() {
 	[ -f "$state/dir" ] || return 0
 	tmp=$(cat "$state/dir")
-	if [ -d "$tmp/data" ]; then
-		as_pg "$(bindir)/pg_ctl" -D "$tmp/data" -m immediate -w stop >/dev/null 2>&1 || true
-	fi
+	pg_stop "$tmp" immediate
 	case $tmp in /tmp/sluice-pg-*) rm -rf "$tmp" ;; esac
 	rm -f "$state/dir" "$state/url"
 }
 
 start() {
-	bin=$(bindir)
+	pg_bindir >/dev/null
 	mkdir -p "$state"
 	stop # a server an interrupted run left behind
 	tmp=$(mktemp -d /tmp/sluice-pg-XXXXXX)
 	echo "$tmp" >"$state/dir"
-	pw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-	printf '%s\n' "$pw" >"$tmp/pw"
-	if [ "$(id -u)" = 0 ]; then
-		chown -R postgres: "$tmp"
-	fi
-	chmod 700 "$tmp"
-	if ! as_pg "$bin/initdb" -D "$tmp/data" -U postgres -E UTF8 --no-sync \
-		--auth-local=trust --auth-host=scram-sha-256 --pwfile="$tmp/pw" \
-		>"$tmp/initdb.log" 2>&1; then
-		cat "$tmp/initdb.log" >&2
+	pg_own "$tmp"
+	if ! pg_initdb "$tmp"; then
 		stop
 		exit 1
 	fi
-	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	if ! as_pg "$bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \
-		-o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=${SLUICE_PG_FSYNC:-on} -c max_connections=200" \
-		start >/dev/null; then
-		cat "$tmp/server.log" >&2 || true
+	port=$(pg_free_port)
+	if ! pg_start "$tmp" "$port" "-c fsync=${SLUICE_PG_FSYNC:-on} -c max_connections=200"; then
 		stop
 		exit 1
 	fi
-	url="postgresql://postgres:$pw@127.0.0.1:$port/postgres"
+	url=$(pg_url "$tmp" "$port")
 	printf '%s\n' "$url" >"$state/url"
 	echo "$url"
 }
