@@ -1,8 +1,11 @@
-# Sluice — two commands on a fresh Debian 12 machine, as root:
+# Sluice — three commands on a fresh Debian 12 machine, as root:
 #   make run    install what is missing, build, start the broker
 #   make test   install what the tests need, build, run every test:
 #               the suite (build/), the sanitized subset (build-asan/)
 #               and the fuzzers (build-fuzz/); see tests/README.md
+#   make cluster  install what is missing, build the broker, start a
+#               local PostgreSQL and three agents on
+#               127.0.0.1:9092-9094 in ./cluster (tools/cluster.sh)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
@@ -15,9 +18,11 @@ RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
 TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat clang \
 	python3-pytest python3-confluent-kafka python3-kafka postgresql
 BENCH_PKGS = $(RUN_PKGS) librdkafka-dev gnuplot-nox
+CLUSTER_PKGS = $(RUN_PKGS) postgresql kcat
 
 .PHONY: all build build-broker build-asan build-fuzz run test test-suite \
-	test-asan test-fuzz bench build-bench deps-run deps-test deps-bench deps-node clean
+	test-asan test-fuzz bench build-bench deps-run deps-test deps-bench deps-node clean \
+	cluster deps-cluster
 
 all: build
 
@@ -41,6 +46,10 @@ build-fuzz:
 
 run: deps-run build-broker
 	./$(BUILD)/sluice serve --data $(DATA)
+
+# Until Ctrl-C; a second run reuses ./cluster's database and objects.
+cluster: deps-cluster build-broker
+	@SLUICE_BIN=./$(BUILD)/sluice ./tools/cluster.sh
 
 # -k: a failure in one pass does not skip the others; make still fails.
 test: deps-test
@@ -69,6 +78,9 @@ deps-run:
 deps-test:
 	@./tools/install-deps.sh $(TEST_PKGS)
 	@./tools/install-node-deps.sh
+
+deps-cluster:
+	@./tools/install-deps.sh $(CLUSTER_PKGS)
 
 deps-bench:
 	@./tools/install-deps.sh $(BENCH_PKGS)
