@@ -346,7 +346,7 @@ def report(args, results, cap, half, load0, load1):
                   fmt(cap.get((4, "own"), {}).get("p99"), 2)))
         for ref in (sq, pg1):
             if ref:
-                print("- produce p99 at half load: %s %.1f ms vs %s %.1f ms: +%.1f ms "
+                print("- produce p99 at half load: %s %.1f ms vs %s %.1f ms: %+.1f ms "
                       "(target <= 10 ms)" % (
                           "pg-%d" % args.agents, pgn["p99"],
                           "sqlite-1" if ref is sq else "pg-1", ref["p99"],
