@@ -364,8 +364,7 @@ static void index_append(struct agent *a, const char *key, uint64_t size,
 	while (n > 0) {
 		size_t k = n < 64 ? n : 64;
 		for (size_t i = 0; i < k; i++)
-			rows[i] = (struct batch_index_row){ b[i].base_offset, b[i].last_offset,
-				b[i].byte_offset, b[i].length, b[i].record_count, b[i].max_timestamp };
+			rows[i] = b[i].row;
 		/* Out of memory drops the partition: fetches look it up. */
 		batch_index_append(a->index, b[0].tid, b[0].partition, key, size, rows, k);
 		b += k;
@@ -406,12 +405,13 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		 * the poll may already have raised the high watermark past this
 		 * one (the store assigned the offsets under its row locks): the
 		 * served high watermark only rises. */
-		SL_ASSERT(b[i].last_offset >= b[i].base_offset &&
-			  (meta_shared(a->meta) || b[i].base_offset == p->high_watermark),
+		const struct batch_index_row *r = &b[i].row;
+		SL_ASSERT(r->last_offset >= r->base_offset &&
+			  (meta_shared(a->meta) || r->base_offset == p->high_watermark),
 			  "%s-%" PRId32 ": batch %" PRId64 "..%" PRId64 " committed at high watermark %" PRId64,
-			  t->name, b[i].partition, b[i].base_offset, b[i].last_offset, p->high_watermark);
-		if (b[i].last_offset + 1 > p->high_watermark)
-			p->high_watermark = b[i].last_offset + 1;
+			  t->name, b[i].partition, r->base_offset, r->last_offset, p->high_watermark);
+		if (r->last_offset + 1 > p->high_watermark)
+			p->high_watermark = r->last_offset + 1;
 	}
 	if (a->cfg.cache_bytes > 0) {
 		cache_put(a->cache, key, object->data, object->len, object->cap);

@@ -324,12 +324,14 @@ static void complete_head(struct writer *w)
 				continue;
 			cb[k].tid = c->tid;
 			cb[k].partition = c->partition;
-			cb[k].base_offset = c->base_offset;
-			cb[k].last_offset = c->base_offset + c->last_offset_delta;
-			cb[k].byte_offset = c->byte_offset;
-			cb[k].length = c->length;
-			cb[k].record_count = c->record_count;
-			cb[k].max_timestamp = c->max_timestamp;
+			cb[k].row = (struct batch_index_row){
+				.base_offset = c->base_offset,
+				.last_offset = c->base_offset + c->last_offset_delta,
+				.byte_offset = c->byte_offset,
+				.length = c->length,
+				.record_count = c->record_count,
+				.max_timestamp = c->max_timestamp,
+			};
 			k++;
 		}
 		if (w->hook && cb)

@@ -17,6 +17,7 @@
 
 #include "base/buf.h"
 #include "storage/batch.h"
+#include "storage/batch_index.h"
 
 struct writer;
 struct objstore;
@@ -32,12 +33,7 @@ typedef void (*writer_done_fn)(void *arg, int err, int64_t base_offset);
 struct writer_committed {
 	int64_t tid;
 	int32_t partition;
-	int64_t base_offset;
-	int64_t last_offset;
-	uint64_t byte_offset;   /* in the object */
-	uint32_t length;
-	int32_t record_count;
-	int64_t max_timestamp;
+	struct batch_index_row row; /* offsets, byte range, counts */
 };
 
 /* Called on the loop thread after each successful commit, before the

@@ -59,7 +59,7 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 {
 	struct fixture *f = arg;
 	if (f->commits < 16)
-		f->hook_first_offset[f->commits] = n ? b[0].base_offset : -1;
+		f->hook_first_offset[f->commits] = n ? b[0].row.base_offset : -1;
 	f->commits++;
 }
 
