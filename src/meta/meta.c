@@ -357,3 +357,23 @@ int meta_view_add(struct meta_cluster_view *v, size_t *cap, const struct meta_ag
 	v->agents[v->count++] = *ag;
 	return 0;
 }
+
+int meta_scram_changes_check(const struct meta_scram_change *changes, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct meta_scram_credential *c = &changes[i].cred;
+		size_t ulen = strnlen(c->user, sizeof c->user);
+		bool mech_ok = c->mechanism == META_SCRAM_SHA_256 || c->mechanism == META_SCRAM_SHA_512 ||
+			       (changes[i].remove && c->mechanism == 0);
+		uint32_t key_len = c->mechanism == META_SCRAM_SHA_256 ? 32 : 64;
+		bool ok = ulen > 0 && ulen < sizeof c->user && mech_ok;
+		if (ok && !changes[i].remove)
+			ok = c->salt_len > 0 && c->salt_len <= sizeof c->salt && c->key_len == key_len &&
+			     c->iterations > 0;
+		if (!ok) {
+			log_error("metadata store: SCRAM credential change %zu is out of range", i);
+			return SL_EINVAL;
+		}
+	}
+	return 0;
+}

@@ -231,6 +231,35 @@ struct meta_catalog {
 	size_t part_count;
 };
 
+/* SCRAM credentials (KIP-554), one per user and mechanism: what RFC 5802
+ * has a server keep (salt, iterations, StoredKey, ServerKey), never the
+ * password. Mechanisms use Kafka's type numbers. */
+#define META_SCRAM_SHA_256 1
+#define META_SCRAM_SHA_512 2
+#define META_SCRAM_MECHANISMS 2    /* per user, at most */
+#define META_SCRAM_USER_BYTES 256  /* SL_SASL_USER_BYTES_MAX + NUL */
+#define META_SCRAM_SALT_BYTES 128  /* SL_SCRAM_SALT_BYTES_MAX */
+#define META_SCRAM_KEY_BYTES 64    /* SHA-512's; SHA-256 uses 32 */
+struct meta_scram_credential {
+	char user[META_SCRAM_USER_BYTES];
+	int8_t mechanism;
+	int32_t iterations;
+	uint8_t salt[META_SCRAM_SALT_BYTES];
+	uint32_t salt_len;
+	uint8_t stored_key[META_SCRAM_KEY_BYTES];
+	uint8_t server_key[META_SCRAM_KEY_BYTES];
+	uint32_t key_len;          /* the mechanism's hash length: 32 or 64 */
+};
+
+/* One change of meta_scram_alter. */
+struct meta_scram_change {
+	bool remove;               /* delete cred.user's cred.mechanism (0: every
+				      mechanism of the user); else insert or
+				      replace cred */
+	struct meta_scram_credential cred;
+	int result;                /* out: 0, or SL_ENOTFOUND (nothing to delete) */
+};
+
 struct meta_methods {
 	const char *name;
 	/* Several agents may share the store: the catalog and the high
@@ -306,6 +335,11 @@ struct meta_methods {
 	int (*agent_heartbeat)(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
 			       struct meta_cluster_view *view);
 	int (*agent_deregister)(struct meta *m, const struct meta_agent *self);
+	/* SCRAM credentials (may be NULL: SL_EUNSUPPORTED). */
+	int (*scram_get)(struct meta *m, const char *user, struct meta_scram_credential *out,
+			 size_t *n);
+	int (*scram_list)(struct meta *m, struct meta_scram_credential **out, size_t *n);
+	int (*scram_alter)(struct meta *m, struct meta_scram_change *changes, size_t n);
 	/* NULL in a store that is not shared. */
 	int (*catalog_read)(struct meta *m, int64_t known_version, struct meta_catalog *out);
 };
@@ -572,6 +606,26 @@ static inline int meta_agent_deregister(struct meta *m, const struct meta_agent 
  * change notifications that say which to read. */
 static inline int meta_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
 { return m->m->catalog_read ? m->m->catalog_read(m, known_version, out) : SL_EUNSUPPORTED; }
+/* ---- SCRAM credentials (SASL; `sluice users`, Describe/Alter-
+ * UserScramCredentials) ---- */
+/* A user's credentials, one per mechanism it has (*n of at most
+ * META_SCRAM_MECHANISMS, by mechanism; 0 for an unknown user). [pool:
+ * read]: a lookup per authentication, so a user added or removed
+ * meanwhile counts for the next connection on every agent. */
+static inline int meta_scram_get(struct meta *m, const char *user,
+				 struct meta_scram_credential out[META_SCRAM_MECHANISMS], size_t *n)
+{ *n = 0; return m->m->scram_get ? m->m->scram_get(m, user, out, n) : SL_EUNSUPPORTED; }
+/* Every credential, by user then mechanism; free() *out. [pool: admin],
+ * [tool]. */
+static inline int meta_scram_list(struct meta *m, struct meta_scram_credential **out, size_t *n)
+{ *out = NULL; *n = 0; return m->m->scram_list ? m->m->scram_list(m, out, n) : SL_EUNSUPPORTED; }
+/* Apply the changes in order, in one transaction (all or none on a store
+ * error: SL_EMETA); a delete that finds nothing sets its result to
+ * SL_ENOTFOUND and the others still apply. SL_EINVAL for an empty user or
+ * a mechanism other than 1 or 2 (0 only in deletes). [pool: admin],
+ * [tool]: an fsync. */
+static inline int meta_scram_alter(struct meta *m, struct meta_scram_change *changes, size_t n)
+{ return m->m->scram_alter ? m->m->scram_alter(m, changes, n) : SL_EUNSUPPORTED; }
 static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
 void meta_catalog_free(struct meta_catalog *c);
 

@@ -76,6 +76,12 @@ int32_t meta_agent_unused_id(const int32_t *ids, size_t n);
  * SL_ENOMEM. */
 int meta_view_add(struct meta_cluster_view *v, size_t *cap, const struct meta_agent *ag);
 
+/* scram_alter's changes: 0, or SL_EINVAL (logged) for an empty or
+ * over-long user, a mechanism other than META_SCRAM_SHA_256/512 (0 also in
+ * a delete: every mechanism), or an upsert whose salt, key length or
+ * iterations are out of range. */
+int meta_scram_changes_check(const struct meta_scram_change *changes, size_t n);
+
 /* Rows deleted per trim transaction (~2 ms of SQLite's write lock), and
  * the pause between two chunks, in which a waiting commit gets its turn. */
 #define META_TRIM_CHUNK_ROWS 2000

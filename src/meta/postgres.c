@@ -54,8 +54,8 @@
 
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
- * version 4. */
-#define PG_SCHEMA_VERSION 2
+ * version 4, 3 its version 5. */
+#define PG_SCHEMA_VERSION 3
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -151,6 +151,15 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" name text PRIMARY KEY,"
 	" value bigint NOT NULL);"
 	"INSERT INTO cluster (name, value) VALUES ('agents_epoch', 0), ('catalog_version', 0);",
+	/* 3: SASL/SCRAM credentials (SQLite's version 5). */
+	"CREATE TABLE scram_credentials ("
+	" name text NOT NULL,"
+	" mechanism smallint NOT NULL,"
+	" salt bytea NOT NULL,"
+	" iterations integer NOT NULL,"
+	" stored_key bytea NOT NULL,"
+	" server_key bytea NOT NULL,"
+	" PRIMARY KEY (name, mechanism));",
 };
 
 enum stmt {
@@ -208,6 +217,10 @@ enum stmt {
 	ST_AGENT_VIEW,
 	ST_CATALOG_RAISE,
 	ST_CATALOG_VERSION,
+	ST_SCRAM_GET,
+	ST_SCRAM_LIST,
+	ST_SCRAM_UPSERT,
+	ST_SCRAM_DELETE,
 	ST_COUNT
 };
 
@@ -358,6 +371,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE c.name = 'agents_epoch' ORDER BY a.node_id",
 	[ST_CATALOG_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'catalog_version'",
 	[ST_CATALOG_VERSION] = "SELECT value FROM cluster WHERE name = 'catalog_version'",
+	/* bytea travels as text in hex ("\\x..."), both ways. */
+	[ST_SCRAM_GET] = "SELECT name, mechanism, salt, iterations, stored_key, server_key"
+		" FROM scram_credentials WHERE name = $1 ORDER BY mechanism",
+	[ST_SCRAM_LIST] = "SELECT name, mechanism, salt, iterations, stored_key, server_key"
+		" FROM scram_credentials ORDER BY name, mechanism",
+	[ST_SCRAM_UPSERT] = "INSERT INTO scram_credentials (name, mechanism, salt, iterations,"
+		" stored_key, server_key) VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT (name, mechanism) DO UPDATE SET salt = excluded.salt,"
+		" iterations = excluded.iterations, stored_key = excluded.stored_key,"
+		" server_key = excluded.server_key",
+	[ST_SCRAM_DELETE] = "DELETE FROM scram_credentials WHERE name = $1"
+		" AND ($2 = 0 OR mechanism = $2)",
 };
 
 struct pg_conn {
@@ -2257,6 +2282,133 @@ static int pg_catalog_read(struct meta *m, int64_t known_version, struct meta_ca
 	return rc;
 }
 
+/* ---- SCRAM credentials ---- */
+
+/* bytea as PostgreSQL's hex text: "\\x" and two digits a byte (out:
+ * 3 + 2 * n bytes). */
+static void bytea_format(char *out, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	*out++ = '\\';
+	*out++ = 'x';
+	for (size_t i = 0; i < n; i++) {
+		*out++ = hex[p[i] >> 4];
+		*out++ = hex[p[i] & 15];
+	}
+	*out = 0;
+}
+
+/* The reverse, into at most cap bytes (0 for anything else). */
+static uint32_t bytea_parse(uint8_t *dst, size_t cap, const char *s)
+{
+	if (s[0] != '\\' || s[1] != 'x')
+		return 0;
+	s += 2;
+	size_t n = strlen(s) / 2;
+	if (n > cap)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		dst[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return (uint32_t)n;
+}
+
+static void scram_row_read(const PGresult *r, int row, struct meta_scram_credential *c)
+{
+	memset(c, 0, sizeof *c);
+	v_text(c->user, sizeof c->user, r, row, 0);
+	c->mechanism = (int8_t)v_i64(r, row, 1);
+	c->salt_len = bytea_parse(c->salt, sizeof c->salt, PQgetvalue(r, row, 2));
+	c->iterations = (int32_t)v_i64(r, row, 3);
+	c->key_len = bytea_parse(c->stored_key, sizeof c->stored_key, PQgetvalue(r, row, 4));
+	bytea_parse(c->server_key, sizeof c->server_key, PQgetvalue(r, row, 5));
+}
+
+static int pg_scram_get(struct meta *m, const char *user, struct meta_scram_credential *out,
+			size_t *n)
+{
+	struct pg_params p = { 0 };
+	p_str(&p, user);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->read, ST_SCRAM_GET, &p, &r, "reading a SCRAM credential");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	for (int i = 0; i < rows && i < META_SCRAM_MECHANISMS; i++)
+		scram_row_read(r, i, &out[i]);
+	*n = rows < META_SCRAM_MECHANISMS ? (size_t)rows : META_SCRAM_MECHANISMS;
+	PQclear(r);
+	return 0;
+}
+
+static int pg_scram_list(struct meta *m, struct meta_scram_credential **out, size_t *n)
+{
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->admin, ST_SCRAM_LIST, NULL, &r, "listing SCRAM credentials");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct meta_scram_credential *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v) {
+		PQclear(r);
+		return SL_ENOMEM;
+	}
+	for (int i = 0; i < rows; i++)
+		scram_row_read(r, i, &v[i]);
+	PQclear(r);
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
+struct scram_alter_txn {
+	struct meta_scram_change *changes;
+	size_t n;
+};
+
+static int scram_alter_body(struct pg_conn *c, void *arg)
+{
+	struct scram_alter_txn *x = arg;
+	char salt[3 + 2 * META_SCRAM_SALT_BYTES], stored[3 + 2 * META_SCRAM_KEY_BYTES],
+		server[3 + 2 * META_SCRAM_KEY_BYTES];
+	for (size_t i = 0; i < x->n; i++) {
+		struct meta_scram_change *ch = &x->changes[i];
+		const struct meta_scram_credential *cr = &ch->cred;
+		struct pg_params p = { 0 };
+		p_str(&p, cr->user);
+		p_i64(&p, cr->mechanism);
+		if (!ch->remove) {
+			bytea_format(salt, cr->salt, cr->salt_len);
+			bytea_format(stored, cr->stored_key, cr->key_len);
+			bytea_format(server, cr->server_key, cr->key_len);
+			p_str(&p, salt);
+			p_i64(&p, cr->iterations);
+			p_str(&p, stored);
+			p_str(&p, server);
+		}
+		PGresult *r;
+		int rc = pg_run(c, ch->remove ? ST_SCRAM_DELETE : ST_SCRAM_UPSERT, &p, &r,
+				"writing a SCRAM credential");
+		if (rc)
+			return rc;
+		ch->result = ch->remove && changed_rows(r) == 0 ? SL_ENOTFOUND : 0;
+		PQclear(r);
+	}
+	return 0;
+}
+
+static int pg_scram_alter(struct meta *m, struct meta_scram_change *changes, size_t n)
+{
+	int rc = meta_scram_changes_check(changes, n);
+	if (rc)
+		return rc;
+	struct scram_alter_txn x = { changes, n };
+	return pg_txn(&pg_of(m)->admin, TXN_WRITE, scram_alter_body, &x);
+}
+
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
 	.shared = true,
@@ -2290,6 +2442,9 @@ static const struct meta_methods postgres_methods = {
 	.agent_heartbeat = pg_agent_heartbeat,
 	.agent_deregister = pg_agent_deregister,
 	.catalog_read = pg_catalog_read,
+	.scram_get = pg_scram_get,
+	.scram_list = pg_scram_list,
+	.scram_alter = pg_scram_alter,
 };
 
 /* meta_int.h. */

@@ -54,8 +54,9 @@
 
 /* 2: gc_fence (a version-1 database gains it when opened); 3: the
  * objects_dead index; 4: the agent registry (agents as it is now, which
- * replaces an unused placeholder, and cluster's counters). */
-#define SCHEMA_VERSION 4
+ * replaces an unused placeholder, and cluster's counters); 5: SCRAM
+ * credentials. */
+#define SCHEMA_VERSION 5
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -145,7 +146,18 @@ static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS gc_fence ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
 	" fence_ms INTEGER NOT NULL);"
-	"INSERT OR IGNORE INTO gc_fence (id, fence_ms) VALUES (1, 0);";
+	"INSERT OR IGNORE INTO gc_fence (id, fence_ms) VALUES (1, 0);"
+	/* SASL/SCRAM credentials (version 5): RFC 5802's salt, iteration
+	 * count, StoredKey and ServerKey per user and mechanism (1:
+	 * SCRAM-SHA-256, 2: SCRAM-SHA-512); never a password. */
+	"CREATE TABLE IF NOT EXISTS scram_credentials ("
+	" name TEXT NOT NULL,"
+	" mechanism INTEGER NOT NULL,"
+	" salt BLOB NOT NULL,"
+	" iterations INTEGER NOT NULL,"
+	" stored_key BLOB NOT NULL,"
+	" server_key BLOB NOT NULL,"
+	" PRIMARY KEY (name, mechanism)) WITHOUT ROWID;";
 
 enum stmt {
 	ST_BEGIN,
@@ -204,6 +216,10 @@ enum stmt {
 	ST_AGENT_LIST,
 	ST_EPOCH_RAISE,
 	ST_EPOCH_GET,
+	ST_SCRAM_GET,
+	ST_SCRAM_LIST,
+	ST_SCRAM_UPSERT,
+	ST_SCRAM_DELETE,
 	ST_COUNT
 };
 
@@ -336,6 +352,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ORDER BY node_id",
 	[ST_EPOCH_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'agents_epoch'",
 	[ST_EPOCH_GET] = "SELECT value FROM cluster WHERE name = 'agents_epoch'",
+	[ST_SCRAM_GET] = "SELECT name, mechanism, salt, iterations, stored_key, server_key"
+		" FROM scram_credentials WHERE name = ?1 ORDER BY mechanism",
+	[ST_SCRAM_LIST] = "SELECT name, mechanism, salt, iterations, stored_key, server_key"
+		" FROM scram_credentials ORDER BY name, mechanism",
+	[ST_SCRAM_UPSERT] = "INSERT INTO scram_credentials (name, mechanism, salt, iterations,"
+		" stored_key, server_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		" ON CONFLICT (name, mechanism) DO UPDATE SET salt = excluded.salt,"
+		" iterations = excluded.iterations, stored_key = excluded.stored_key,"
+		" server_key = excluded.server_key",
+	[ST_SCRAM_DELETE] = "DELETE FROM scram_credentials WHERE name = ?1"
+		" AND (?2 = 0 OR mechanism = ?2)",
 };
 
 struct sq_conn {
@@ -2111,6 +2138,110 @@ static int sq_agent_deregister(struct meta *m, const struct meta_agent *self)
 	return sq_txn(&sq_of(m)->cluster, TXN_WRITE, deregister_body, (void *)self);
 }
 
+/* ---- SCRAM credentials ---- */
+
+static void blob_copy(uint8_t *dst, size_t cap, uint32_t *len, sqlite3_stmt *st, int col)
+{
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+	const void *p = sqlite3_column_blob(st, col);
+	if (n > cap || !p)
+		n = 0; /* stored by scram_alter, which checked the sizes */
+	memcpy(dst, p ? p : "", n);
+	if (len)
+		*len = (uint32_t)n;
+}
+
+static void scram_row_read(sqlite3_stmt *st, void *out, size_t i)
+{
+	struct meta_scram_credential *c = (struct meta_scram_credential *)out + i;
+	memset(c, 0, sizeof *c);
+	copy_text(c->user, sizeof c->user, st, 0);
+	c->mechanism = (int8_t)sqlite3_column_int(st, 1);
+	blob_copy(c->salt, sizeof c->salt, &c->salt_len, st, 2);
+	c->iterations = sqlite3_column_int(st, 3);
+	blob_copy(c->stored_key, sizeof c->stored_key, &c->key_len, st, 4);
+	blob_copy(c->server_key, sizeof c->server_key, NULL, st, 5);
+}
+
+static int sq_scram_get(struct meta *m, const char *user, struct meta_scram_credential *out,
+			size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->read;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_SCRAM_GET);
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int rc = sq_read_rows(c, st, META_SCRAM_MECHANISMS, scram_row_read, out, n,
+			      "reading a SCRAM credential");
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_scram_list(struct meta *m, struct meta_scram_credential **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->admin;
+	struct meta_scram_credential *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_SCRAM_LIST);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = array_grow(&v, &cap, count, sizeof *v, 16);
+		if (rc)
+			break;
+		scram_row_read(st, v, count++);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing SCRAM credentials");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+struct scram_alter_txn {
+	struct meta_scram_change *changes;
+	size_t n;
+};
+
+static int scram_alter_body(struct sq_conn *c, void *arg)
+{
+	struct scram_alter_txn *x = arg;
+	for (size_t i = 0; i < x->n; i++) {
+		struct meta_scram_change *ch = &x->changes[i];
+		const struct meta_scram_credential *cr = &ch->cred;
+		ch->result = 0;
+		sqlite3_stmt *st = sq_stmt(c, ch->remove ? ST_SCRAM_DELETE : ST_SCRAM_UPSERT);
+		sqlite3_bind_text(st, 1, cr->user, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, cr->mechanism);
+		if (!ch->remove) {
+			sqlite3_bind_blob(st, 3, cr->salt, (int)cr->salt_len, SQLITE_STATIC);
+			sqlite3_bind_int(st, 4, cr->iterations);
+			sqlite3_bind_blob(st, 5, cr->stored_key, (int)cr->key_len, SQLITE_STATIC);
+			sqlite3_bind_blob(st, 6, cr->server_key, (int)cr->key_len, SQLITE_STATIC);
+		}
+		int rc = sq_exec_stmt(c, st, "writing a SCRAM credential");
+		if (rc)
+			return rc;
+		if (ch->remove && sqlite3_changes(c->db) == 0)
+			ch->result = SL_ENOTFOUND;
+	}
+	return 0;
+}
+
+static int sq_scram_alter(struct meta *m, struct meta_scram_change *changes, size_t n)
+{
+	int rc = meta_scram_changes_check(changes, n);
+	if (rc)
+		return rc;
+	struct scram_alter_txn x = { changes, n };
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, scram_alter_body, &x);
+}
+
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -2143,6 +2274,9 @@ static const struct meta_methods sqlite_methods = {
 	.agent_register = sq_agent_register,
 	.agent_heartbeat = sq_agent_heartbeat,
 	.agent_deregister = sq_agent_deregister,
+	.scram_get = sq_scram_get,
+	.scram_list = sq_scram_list,
+	.scram_alter = sq_scram_alter,
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */

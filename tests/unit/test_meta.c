@@ -1068,6 +1068,84 @@ static struct meta_agent reg_agent(int32_t node_id, int64_t incarnation, const c
  * expiry and leave and by nothing else, a dead agent's row expired by the
  * next heartbeat of another, an expired agent joining again; and, on a
  * shared store, the catalog version the poll reads. */
+static struct meta_scram_change scram_change(bool remove, const char *user, int8_t mech, uint8_t fill)
+{
+	struct meta_scram_change c = { .remove = remove };
+	snprintf(c.cred.user, sizeof c.cred.user, "%s", user);
+	c.cred.mechanism = mech;
+	c.cred.iterations = 4096 + fill;
+	c.cred.salt_len = 16 + fill;
+	memset(c.cred.salt, fill, c.cred.salt_len);
+	c.cred.key_len = mech == META_SCRAM_SHA_256 ? 32 : 64;
+	memset(c.cred.stored_key, fill + 1, c.cred.key_len);
+	memset(c.cred.server_key, fill + 2, c.cred.key_len);
+	return c;
+}
+
+/* SCRAM credentials: upserts replace, a user has one per mechanism, a
+ * delete of nothing says so without undoing the others, bad changes are
+ * refused whole; a second store handle (another agent) sees each change
+ * at once. */
+static void test_scram_credentials(void **state)
+{
+	struct meta *m = open_store(), *other = open_store();
+	struct meta_scram_credential got[META_SCRAM_MECHANISMS];
+	size_t n;
+	assert_int_equal(meta_scram_get(other, "alice", got, &n), 0);
+	assert_int_equal(n, 0);
+	struct meta_scram_change ch[3] = {
+		scram_change(false, "alice", META_SCRAM_SHA_512, 7),
+		scram_change(false, "alice", META_SCRAM_SHA_256, 3),
+		scram_change(false, "bob, =x", META_SCRAM_SHA_256, 1),
+	};
+	assert_int_equal(meta_scram_alter(m, ch, 3), 0);
+	assert_int_equal(meta_scram_get(other, "alice", got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(got[0].mechanism, META_SCRAM_SHA_256);
+	assert_int_equal(got[0].iterations, 4099);
+	assert_int_equal(got[0].salt_len, 19);
+	assert_int_equal(got[0].key_len, 32);
+	assert_memory_equal(got[0].salt, ch[1].cred.salt, 19);
+	assert_memory_equal(got[0].stored_key, ch[1].cred.stored_key, 32);
+	assert_memory_equal(got[0].server_key, ch[1].cred.server_key, 32);
+	assert_int_equal(got[1].mechanism, META_SCRAM_SHA_512);
+	assert_int_equal(got[1].key_len, 64);
+	assert_memory_equal(got[1].server_key, ch[0].cred.server_key, 64);
+	/* Replace one, delete one that is not there, and one that is. */
+	struct meta_scram_change ch2[3] = {
+		scram_change(false, "alice", META_SCRAM_SHA_256, 9),
+		scram_change(true, "carol", 0, 0),
+		scram_change(true, "bob, =x", META_SCRAM_SHA_256, 0),
+	};
+	assert_int_equal(meta_scram_alter(m, ch2, 3), 0);
+	assert_int_equal(ch2[0].result, 0);
+	assert_int_equal(ch2[1].result, SL_ENOTFOUND);
+	assert_int_equal(ch2[2].result, 0);
+	struct meta_scram_credential *all;
+	assert_int_equal(meta_scram_list(other, &all, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(all[0].user, "alice");
+	assert_int_equal(all[0].iterations, 4096 + 9);
+	assert_string_equal(all[1].user, "alice");
+	free(all);
+	/* An empty user or an unknown mechanism: nothing applied. */
+	struct meta_scram_change bad[2] = {
+		scram_change(true, "alice", 0, 0),
+		scram_change(false, "", META_SCRAM_SHA_256, 1),
+	};
+	assert_int_equal(meta_scram_alter(m, bad, 2), SL_EINVAL);
+	bad[1] = scram_change(false, "dave", 3, 1);
+	assert_int_equal(meta_scram_alter(m, bad, 2), SL_EINVAL);
+	assert_int_equal(meta_scram_get(m, "alice", got, &n), 0);
+	assert_int_equal(n, 2);
+	/* Mechanism 0 deletes every one of the user's. */
+	assert_int_equal(meta_scram_alter(m, bad, 1), 0);
+	assert_int_equal(meta_scram_get(other, "alice", got, &n), 0);
+	assert_int_equal(n, 0);
+	meta_close(other);
+	meta_close(m);
+}
+
 static void test_registry(void **state)
 {
 	struct meta *a = open_store(), *b = open_store();
@@ -1169,6 +1247,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
