@@ -279,6 +279,28 @@
  * (callers bound themselves long before: uploads in flight, fetches). */
 #define SL_S3_ASYNC_QUEUED_MAX 100000
 
+/* SASL (net/sasl.c, api/sasl.c). Before a connection of a SASL listener
+ * has authenticated, a frame above SL_SASL_RECEIVE_BYTES_MAX closes it:
+ * anyone who can reach the port could otherwise make the agent buffer
+ * 100 MiB per connection (Kafka's sasl.server.max.receive.size, 512 KiB).
+ * A user name, as RFC 4616 requires a server to accept, up to 255 bytes;
+ * a password the same (RFC 4616's passwd), longer ones are refused. A
+ * SCRAM salt up to 128 bytes (clients send 16-64). SCRAM iterations within
+ * Kafka's bounds for both mechanisms: 4,096 (RFC 7677's minimum) to
+ * 16,384. A SCRAM exchange's client nonce up to 256 bytes (clients send
+ * 16-48). */
+#define SL_SASL_RECEIVE_BYTES_MAX (512 * 1024)
+#define SL_SASL_USER_BYTES_MAX 255
+#define SL_SASL_PASSWORD_BYTES_MAX 1024
+#define SL_SCRAM_SALT_BYTES_MAX 128
+#define SL_SCRAM_ITERATIONS_MIN 4096
+#define SL_SCRAM_ITERATIONS_MAX 16384
+#define SL_SCRAM_NONCE_BYTES_MAX 256
+/* Failed authentications logged per second (the rest are counted and
+ * summed up in the next line): a client hammering wrong passwords must not
+ * flood the log. */
+#define SL_SASL_FAIL_LOGS_PER_SECOND 5
+
 /* Largest response frame `sluice groups` accepts from a broker. */
 #define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
