@@ -15,6 +15,7 @@
 #include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
 #include "tools/inspect_cmd.h"
+#include "tools/users_cmd.h"
 
 #define SLUICE_VERSION "0.1.0"
 
@@ -32,6 +33,7 @@ static void usage(FILE *out)
 		"            (sluice groups --help)\n"
 		"  gc        delete dead and orphaned objects from the store\n"
 		"            (sluice gc --help)\n"
+		"  users     add, delete, list SASL users (sluice users --help)\n"
 		"  version   print the version\n");
 }
 
@@ -91,6 +93,8 @@ int main(int argc, char **argv)
 		return groups_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "gc"))
 		return gc_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "users"))
+		return users_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
 		printf("sluice %s\n", SLUICE_VERSION);
 		return 0;

@@ -663,8 +663,10 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	struct server_listener sl[SL_LISTENERS_MAX];
 	struct tls_ctx *tls = NULL;
 	for (size_t i = 0; i < cfg->listener_count; i++) {
-		bool is_tls = cfg->listeners[i].protocol == LISTENER_SSL;
-		sl[i] = (struct server_listener){ cfg->listeners[i].host, cfg->listeners[i].port, is_tls };
+		enum listener_protocol p = cfg->listeners[i].protocol;
+		bool is_tls = listener_is_tls(p);
+		sl[i] = (struct server_listener){ cfg->listeners[i].host, cfg->listeners[i].port, is_tls,
+						  listener_is_sasl(p) };
 		if (is_tls && !tls && (rc = load_tls(cfg, &tls)) != 0)
 			return rc;
 	}

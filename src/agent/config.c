@@ -361,11 +361,6 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	bool tls = false;
 	for (size_t i = 0; i < c->listener_count; i++) {
 		struct listener_config *l = &c->listeners[i];
-		if (l->protocol == LISTENER_SASL_PLAINTEXT || l->protocol == LISTENER_SASL_SSL) {
-			fprintf(stderr, "sluice: %s listener %s:%d: SASL listeners are not built yet\n",
-				listener_protocol_name(l->protocol), l->host, l->port);
-			return -1;
-		}
 		/* A listener's name is its protocol's (Kafka's default without
 		 * listener.security.protocol.map), and other agents' endpoints
 		 * are matched by that name; Kafka, too, refuses two listeners
@@ -377,7 +372,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 					listener_protocol_name(l->protocol));
 				return -1;
 			}
-		tls |= l->protocol == LISTENER_SSL;
+		tls |= listener_is_tls(l->protocol);
 		if ((int)i < st.advertise_count) {
 			const struct addr_entry *e = &st.advertise[i];
 			if (e->has_protocol && e->protocol != l->protocol) {
@@ -396,7 +391,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 		}
 	}
 	if (tls && (!c->tls_cert[0] || !c->tls_key[0])) {
-		fprintf(stderr, "sluice: SSL listeners need --tls-cert and --tls-key\n");
+		fprintf(stderr, "sluice: SSL and SASL_SSL listeners need --tls-cert and --tls-key\n");
 		return -1;
 	}
 	if (c->tls_client_auth != TLS_CLIENT_AUTH_NONE && !c->tls_ca[0]) {

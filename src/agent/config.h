@@ -13,9 +13,19 @@
 enum listener_protocol {
 	LISTENER_PLAINTEXT,
 	LISTENER_SSL,
-	LISTENER_SASL_PLAINTEXT,   /* parsed, refused at start: no SASL yet */
-	LISTENER_SASL_SSL,
+	LISTENER_SASL_PLAINTEXT,   /* SASL (net/sasl.h) in the clear */
+	LISTENER_SASL_SSL,         /* SASL inside TLS */
 };
+
+static inline bool listener_is_tls(enum listener_protocol p)
+{
+	return p == LISTENER_SSL || p == LISTENER_SASL_SSL;
+}
+
+static inline bool listener_is_sasl(enum listener_protocol p)
+{
+	return p == LISTENER_SASL_PLAINTEXT || p == LISTENER_SASL_SSL;
+}
 
 /* One --listen entry and the --advertise entry at its position. */
 struct listener_config {

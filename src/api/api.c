@@ -61,7 +61,9 @@
 	X(DESCRIBE_GROUPS, describe_groups, DescribeGroups)               \
 	X(LIST_GROUPS, list_groups, ListGroups)                           \
 	X(DELETE_GROUPS, delete_groups, DeleteGroups)                     \
-	X(OFFSET_DELETE, offset_delete, OffsetDelete)
+	X(OFFSET_DELETE, offset_delete, OffsetDelete)                     \
+	X(SASL_HANDSHAKE, sasl_handshake, SaslHandshake)                  \
+	X(SASL_AUTHENTICATE, sasl_authenticate, SaslAuthenticate)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)
@@ -122,6 +124,12 @@ char *api_cstr_dup(struct request *req, kstr s)
 void handle_api_versions(struct agent *a, struct request *req,
 			 const struct kmsg_api_versions_req *m)
 {
+	if (!api_sasl_api_versions(req)) {
+		log_warn("%s: a second ApiVersions before SASL authentication; closing",
+			 request_peer(req));
+		request_fail_close(req);
+		return;
+	}
 	api_versions_respond(req, req->api_version, KERR_NONE);
 }
 
@@ -154,6 +162,8 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error)
 void api_handle(struct request *req)
 {
 	struct agent *a = req->ctx;
+	if (api_sasl_gate(a, req))
+		return;
 	if (req->frame_len < 8) {
 		log_warn("%s: request of %zu bytes is too short for a header; closing",
 			 request_peer(req), req->frame_len);

@@ -40,6 +40,17 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 void handle_describe_groups(struct agent *a, struct request *req, const struct kmsg_describe_groups_req *m);
 void handle_delete_groups(struct agent *a, struct request *req, const struct kmsg_delete_groups_req *m);
 void handle_offset_delete(struct agent *a, struct request *req, const struct kmsg_offset_delete_req *m);
+/* sasl.c */
+void handle_sasl_handshake(struct agent *a, struct request *req, const struct kmsg_sasl_handshake_req *m);
+void handle_sasl_authenticate(struct agent *a, struct request *req, const struct kmsg_sasl_authenticate_req *m);
+/* Before api_handle parses a header: on a SASL listener whose client has
+ * not authenticated, a raw token frame (after SaslHandshake v0) is taken
+ * here, and any API the exchange's state does not allow closes the
+ * connection. True when req was taken (the caller stops). */
+bool api_sasl_gate(struct agent *a, struct request *req);
+/* ApiVersions of a client not authenticated yet: false when it is not
+ * the first (the connection must close, as Kafka closes it). */
+bool api_sasl_api_versions(struct request *req);
 
 void api_versions_respond(struct request *req, int16_t version, int16_t error);
 

@@ -4,7 +4,9 @@
  * What Kafka 3.9 accepts is the guide where the RFCs leave room: only
  * the "n" channel-binding flag, extensions after the nonce ignored, an
  * authorization id accepted only when it names the user itself, the
- * client's nonce printable ASCII without ','. Secrets held between steps
+ * client's nonce printable ASCII without ',', a final nonce that ends
+ * with the exchange's (librdkafka before 2.6.1 repeats the client's
+ * part in front). Secrets held between steps
  * (a PLAIN password, SCRAM keys) are wiped when the exchange ends. */
 #include "net/sasl.h"
 
@@ -496,8 +498,12 @@ int sasl_final_token(struct sasl_session *s, const uint8_t *token, size_t len, u
 	struct scram_client_final f;
 	int mech = s->mech;
 	size_t n = scram_hash_len(mech);
+	/* The nonce must end with the exchange's (Kafka 3.8.1+ checks
+	 * endsWith, not equals: librdkafka before 2.6.1 sends the client's
+	 * nonce once more in front of it). */
 	if (scram_client_final_parse(token, len, &f) != 0 || f.proof_len != n ||
-	    f.nonce_len != s->nonce_len || memcmp(f.nonce, s->nonce, s->nonce_len) ||
+	    f.nonce_len < s->nonce_len ||
+	    memcmp(f.nonce + f.nonce_len - s->nonce_len, s->nonce, s->nonce_len) ||
 	    f.channel_binding_len != s->password_len ||
 	    memcmp(f.channel_binding, s->password, s->password_len) ||
 	    s->auth_len + f.without_proof_len > sizeof s->auth)

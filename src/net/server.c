@@ -13,6 +13,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "net/sasl.h"
 #include "net/tls.h"
 #include "proto/header.h"
 
@@ -46,6 +47,13 @@ struct conn {
 	uint8_t listener;          /* index in server.listeners */
 	struct tls_conn *tls;      /* NULL on a plaintext listener */
 	uint64_t accepted_ms;      /* for the TLS handshake's deadline */
+	bool sasl;                 /* of a SASL listener */
+	bool authenticated;        /* SASL done (always true elsewhere) */
+	bool write_closed;         /* a response that closes it was queued:
+				      nothing more is written or read */
+	struct sasl_session *sasl_session; /* the exchange, until done */
+	char *principal;           /* "User:NAME" after SASL, else NULL */
+	uv_shutdown_t shutdown;    /* closes it once that response is out */
 	char peer[64];
 };
 
@@ -55,6 +63,7 @@ struct listener {
 	struct server *server;
 	uint8_t index;
 	bool tls;
+	bool sasl;
 	bool open;                 /* until its handle has closed */
 };
 
@@ -96,6 +105,7 @@ struct write_req {
 static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_update_reading(struct conn *c);
+static void conn_close_after_writes(struct conn *c);
 
 static void budget_release(struct server *s, size_t n);
 static void server_maybe_free(struct server *s);
@@ -215,6 +225,32 @@ static void conn_write(struct conn *c, struct request *r)
 	}
 }
 
+static void shutdown_done(uv_shutdown_t *sh, int status)
+{
+	struct conn *c = sh->data;
+	(void)status;
+	conn_close(c);
+	conn_unref(c);
+}
+
+/* Close c once what is queued for writing has gone out (a response that
+ * ends the connection): read and write nothing more, shut the socket's
+ * sending side down after the writes, then close. */
+static void conn_close_after_writes(struct conn *c)
+{
+	if (c->closing || c->write_closed)
+		return;
+	c->write_closed = true;
+	c->close_pending = true;
+	conn_update_reading(c);
+	c->shutdown.data = c;
+	c->refs++;
+	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_done) != 0) {
+		c->refs--;
+		conn_close(c);
+	}
+}
+
 /* Send (or drop) finished requests from the head of the queue. */
 static void conn_flush(struct conn *c)
 {
@@ -227,7 +263,8 @@ static void conn_flush(struct conn *c)
 		SL_ASSERT(c->inflight > 0 && c->inflight_bytes >= r->frame_len);
 		c->inflight--;
 		c->inflight_bytes -= r->frame_len;
-		if (!c->closing && r->end == REQUEST_RESPONDED && r->resp.len >= 4) {
+		bool responded = r->end == REQUEST_RESPONDED || r->end == REQUEST_RESPONDED_CLOSE;
+		if (!c->closing && !c->write_closed && responded && r->resp.len >= 4) {
 			if (r->resp.oom) {
 				log_error("%s: out of memory building a response; closing", c->peer);
 				conn_close(c);
@@ -235,6 +272,8 @@ static void conn_flush(struct conn *c)
 				conn_write(c, r);
 			}
 		}
+		if (r->end == REQUEST_RESPONDED_CLOSE)
+			conn_close_after_writes(c);
 		bool close_after = r->end == REQUEST_CLOSE_AFTER;
 		request_free(r);
 		if (close_after && !c->closing) {
@@ -269,6 +308,19 @@ void request_respond(struct request *req)
 {
 	request_end(req, REQUEST_RESPONDED);
 	conn_flush(req->conn);
+}
+
+void request_respond_close(struct request *req)
+{
+	request_end(req, REQUEST_RESPONDED_CLOSE);
+	conn_flush(req->conn);
+}
+
+void request_begin_raw_response(struct request *req)
+{
+	SL_ASSERT(req->end == REQUEST_RUNNING);
+	req->resp.len = 0;
+	kbuf_put_i32(&req->resp, 0); /* size, patched when sent */
 }
 
 void request_respond_pieces(struct request *req, struct kmsg_gaps *gaps,
@@ -324,7 +376,53 @@ size_t request_listener(const struct request *req)
 
 const char *request_principal(const struct request *req)
 {
-	return req->conn->tls ? tls_conn_principal(req->conn->tls) : "User:ANONYMOUS";
+	const struct conn *c = req->conn;
+	if (c->principal)
+		return c->principal;
+	return c->tls && !c->sasl ? tls_conn_principal(c->tls) : "User:ANONYMOUS";
+}
+
+struct sasl_session *request_sasl(struct request *req)
+{
+	struct conn *c = req->conn;
+	if (!c->sasl || c->authenticated)
+		return NULL;
+	if (!c->sasl_session) {
+		c->sasl_session = malloc(sizeof *c->sasl_session);
+		if (!c->sasl_session)
+			return NULL;
+		sasl_session_init(c->sasl_session);
+	}
+	return c->sasl_session;
+}
+
+bool request_authenticated(const struct request *req)
+{
+	return !req->conn->sasl || req->conn->authenticated;
+}
+
+static void conn_sasl_free(struct conn *c)
+{
+	if (c->sasl_session) {
+		sasl_session_clear(c->sasl_session);
+		free(c->sasl_session);
+		c->sasl_session = NULL;
+	}
+}
+
+int request_set_authenticated(struct request *req, const char *user)
+{
+	struct conn *c = req->conn;
+	size_t n = strlen(user) + sizeof "User:";
+	char *p = malloc(n);
+	if (!p)
+		return SL_ENOMEM;
+	snprintf(p, n, "User:%s", user);
+	free(c->principal);
+	c->principal = p;
+	c->authenticated = true;
+	conn_sasl_free(c);
+	return 0;
 }
 
 /* The server goes once it is closing and its listener, helper handles
@@ -355,6 +453,8 @@ static void conn_unref(struct conn *c)
 	s->conn_count--;
 	kbuf_free(&c->rbuf);
 	tls_conn_free(c->tls);
+	conn_sasl_free(c);
+	free(c->principal);
 	if (c->big)
 		budget_release(s, c->big_len);
 	kbuf_release(c->big, c->big_cap);
@@ -588,7 +688,11 @@ static void conn_received(struct conn *c, size_t nread)
 	c->refs++; /* a handler may close the connection under us */
 	while (!c->closing && c->rbuf.len - c->rstart >= 4) {
 		int32_t size = (int32_t)be32_load(c->rbuf.data + c->rstart);
-		if (size < 0 || size > SL_REQUEST_BYTES_MAX) {
+		/* Before SASL is done anyone may be sending: a small bound
+		 * (Kafka's sasl.server.max.receive.size). */
+		int32_t size_max = c->sasl && !c->authenticated ? SL_SASL_RECEIVE_BYTES_MAX
+								 : SL_REQUEST_BYTES_MAX;
+		if (size < 0 || size > size_max) {
 			log_warn("%s: request size %d out of range; closing", c->peer, size);
 			conn_close(c);
 			break;
@@ -785,6 +889,7 @@ static void on_connection(uv_stream_t *listener, int status)
 	c->tcp.data = c;
 	c->server = s;
 	c->listener = l->index;
+	c->sasl = l->sasl;
 	c->refs = 1;
 	kbuf_init(&c->rbuf);
 	if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
@@ -903,6 +1008,7 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		l->server = s;
 		l->index = (uint8_t)i;
 		l->tls = sl->tls;
+		l->sasl = sl->sasl;
 		uv_tcp_init(loop, &l->tcp);
 		l->tcp.data = l;
 		l->open = true;

@@ -30,6 +30,8 @@ enum request_end {
 	REQUEST_CLOSE_AFTER,       /* request_close_after: nothing is sent, the
 				      connection closes once this one's turn
 				      comes (earlier answers still go out) */
+	REQUEST_RESPONDED_CLOSE,   /* request_respond_close: resp goes out, then
+				      the connection closes */
 };
 
 /* One request frame, from arrival until its response is queued. */
@@ -71,6 +73,8 @@ struct server_listener {
 				      first address it gives is bound */
 	int port;
 	bool tls;                  /* connections speak TLS (server_config.tls) */
+	bool sasl;                 /* clients authenticate with SASL before any
+				      other request (request_sasl) */
 };
 
 struct tls_ctx;
@@ -125,6 +129,13 @@ void request_respond_pieces(struct request *req, struct kmsg_gaps *gaps,
  * Returns how many. For tests. */
 size_t response_pieces(const uint8_t *base, size_t len, const struct kmsg_gap *gaps, size_t n,
 		       uv_buf_t *out);
+/* The body is complete: queue the response, and close the connection
+ * once it is written (a failed authentication, as Kafka does). */
+void request_respond_close(struct request *req);
+/* Make req->resp a raw frame: the size only, no response header (SASL
+ * tokens after a SaslHandshake v0, KIP-152); the handler appends the
+ * token. */
+void request_begin_raw_response(struct request *req);
 /* acks=0 produce: finish without a response. */
 void request_no_reply(struct request *req);
 /* A protocol error: close the connection (after earlier responses). */
@@ -139,9 +150,25 @@ const char *request_peer(const struct request *req);
 /* The position in server_config.listeners of the listener the request's
  * connection came in on (Metadata answers with that listener's address). */
 size_t request_listener(const struct request *req);
-/* Who the connection authenticated as, for authorization: "User:" and
- * the client certificate's subject CN on a TLS connection that presented
- * one, "User:ANONYMOUS" otherwise. Valid while the request lives. */
+/* Who the connection authenticated as, for authorization — the one place
+ * that says who a client is: "User:" and the SASL user on a SASL
+ * listener once authenticated; else "User:" and the client certificate's
+ * subject CN on a TLS connection that presented one; "User:ANONYMOUS"
+ * otherwise. Valid while the request lives. */
 const char *request_principal(const struct request *req);
+
+struct sasl_session;
+/* On a SASL listener before the client has authenticated: the
+ * connection's exchange (net/sasl.h; made on first use, freed with the
+ * connection or at request_authenticated). NULL on any other listener,
+ * once authenticated, or when out of memory (check
+ * request_authenticated to tell). */
+struct sasl_session *request_sasl(struct request *req);
+/* False only on a SASL listener before request_authenticated. */
+bool request_authenticated(const struct request *req);
+/* The client authenticated as user: its principal is "User:" + user from
+ * now on, every API is served, and the exchange's memory goes. 0 or
+ * SL_ENOMEM. */
+int request_set_authenticated(struct request *req, const char *user);
 
 #endif

@@ -24,6 +24,8 @@
 /* RFC 7677, section 3. */
 #define PROOF_256 "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 #define VERIFIER_256 "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+/* The proof librdkafka before 2.6.1 would send (its doubled nonce). */
+#define PROOF_DOUBLED "1Y75+q7XaCGJj/r6vyQWwoNxSzV5ksS8xhp5Lqyriec="
 /* The same inputs with SHA-512 (hashlib.pbkdf2_hmac, hmac). */
 #define PROOF_512 "gMGXRcevScNtxZ6/8lQYpGtnsNAc3mGcmNomv+xnoOMw+3R2xNJdMNnzMlTN8PPC6wdp6dybEmDYXYTxwnYPJQ=="
 #define VERIFIER_512 "v=ZQnYEgWQMFmmsM8aQMF0nDDCy/AgCzkwk8CmMZYcMg0vSVlKDanekLtifDSeVGT4+5ZxXnJq199RVG2rR7N7Zw=="
@@ -117,6 +119,23 @@ static void scram_sha512_known_answer(void **state)
 	assert_int_equal(sasl_final_token(&s, (const uint8_t *)final, strlen(final), out, sizeof out, &n), 0);
 	assert_int_equal(n, strlen(VERIFIER_512));
 	assert_memory_equal(out, VERIFIER_512, n);
+}
+
+/* librdkafka before 2.6.1 sends the client's nonce twice in its final
+ * message (and signs that): Kafka 3.9 accepts a nonce ending with the
+ * exchange's, and so do we. */
+static void scram_librdkafka_nonce(void **state)
+{
+	struct meta_scram_credential c = pencil(SASL_MECH_SCRAM_SHA_256);
+	struct sasl_session s;
+	scram_first(&s, "SCRAM-SHA-256", &c);
+	/* The proof over this AuthMessage, from hashlib as above. */
+	const char *final = "c=biws,r=rOprNGfwEbeRWgbNEkqOrOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+			    ",p=" PROOF_DOUBLED;
+	uint8_t out[256];
+	size_t n;
+	assert_int_equal(sasl_final_token(&s, (const uint8_t *)final, strlen(final), out, sizeof out, &n), 0);
+	assert_int_equal(s.state, SASL_STATE_COMPLETE);
 }
 
 /* A final message that is wrong in one way each fails the exchange with
@@ -335,6 +354,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(scram_rfc7677_sha256),
 		cmocka_unit_test(scram_sha512_known_answer),
+		cmocka_unit_test(scram_librdkafka_nonce),
 		cmocka_unit_test(scram_wrong_final),
 		cmocka_unit_test(scram_unknown_user_and_authzid),
 		cmocka_unit_test(scram_client_first_edges),

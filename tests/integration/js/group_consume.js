@@ -6,8 +6,11 @@
 // the beginning), consumes until EXPECTED distinct (partition, offset)
 // pairs were seen, commits, disconnects, and prints one JSON line:
 // {"unique": n, "per_member": [...], "partitions": [[...], ...]}.
-// Exits 1 on error or if EXPECTED is not reached within 60 s.
+// Exits 1 on error or if EXPECTED is not reached within 60 s. With
+// SLUICE_JS_SSL_CA=PEM it connects over TLS, trusting that CA; with
+// SLUICE_JS_SASL=MECHANISM:USER:PASSWORD it authenticates with SASL.
 'use strict';
+const clientEnv = require('./client_env');
 const { Kafka, logLevel } = require('kafkajs');
 
 async function main() {
@@ -23,6 +26,8 @@ async function main() {
 		clientId: 'sluice-it-kafkajs-group',
 		brokers: [bootstrap],
 		logLevel: logLevel.WARN,
+		ssl: clientEnv.ssl(),
+		sasl: clientEnv.sasl(),
 	});
 	const seen = new Set();
 	const perMember = new Array(members).fill(0);

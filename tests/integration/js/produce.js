@@ -7,11 +7,13 @@
 // per-partition order is the file order. Prints one JSON line per send()
 // result record ({"topicName","partition","baseOffset",...}) to stdout and
 // exits 0 on success, 1 on any error. With SLUICE_JS_SSL_CA=PEM it connects
-// over TLS, trusting that CA.
+// over TLS, trusting that CA; with SLUICE_JS_SASL=MECHANISM:USER:PASSWORD
+// it authenticates with SASL (plain, scram-sha-256, scram-sha-512).
 'use strict';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const fs = require('fs');
 const readline = require('readline');
+const clientEnv = require('./client_env');
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
 
 async function main() {
@@ -29,8 +31,8 @@ async function main() {
 		brokers: [bootstrap],
 		logLevel: logLevel.WARN,
 		retry: { retries: 3 },
-		ssl: process.env.SLUICE_JS_SSL_CA ?
-			{ ca: [fs.readFileSync(process.env.SLUICE_JS_SSL_CA)] } : undefined,
+		ssl: clientEnv.ssl(),
+		sasl: clientEnv.sasl(),
 	});
 	const producer = kafka.producer({ allowAutoTopicCreation: false });
 	await producer.connect();
