@@ -63,7 +63,11 @@
 	X(DELETE_GROUPS, delete_groups, DeleteGroups)                     \
 	X(OFFSET_DELETE, offset_delete, OffsetDelete)                     \
 	X(SASL_HANDSHAKE, sasl_handshake, SaslHandshake)                  \
-	X(SASL_AUTHENTICATE, sasl_authenticate, SaslAuthenticate)
+	X(SASL_AUTHENTICATE, sasl_authenticate, SaslAuthenticate)        \
+	X(DESCRIBE_USER_SCRAM_CREDENTIALS, describe_user_scram_credentials, \
+	  DescribeUserScramCredentials)                                   \
+	X(ALTER_USER_SCRAM_CREDENTIALS, alter_user_scram_credentials,     \
+	  AlterUserScramCredentials)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)

@@ -43,6 +43,11 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 /* sasl.c */
 void handle_sasl_handshake(struct agent *a, struct request *req, const struct kmsg_sasl_handshake_req *m);
 void handle_sasl_authenticate(struct agent *a, struct request *req, const struct kmsg_sasl_authenticate_req *m);
+/* users.c */
+void handle_describe_user_scram_credentials(struct agent *a, struct request *req,
+					    const struct kmsg_describe_user_scram_credentials_req *m);
+void handle_alter_user_scram_credentials(struct agent *a, struct request *req,
+					 const struct kmsg_alter_user_scram_credentials_req *m);
 /* Before api_handle parses a header: on a SASL listener whose client has
  * not authenticated, a raw token frame (after SaslHandshake v0) is taken
  * here, and any API the exchange's state does not allow closes the

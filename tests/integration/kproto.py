@@ -359,6 +359,31 @@ def request_v2(api_key, api_version, correlation_id, body, client_id="sluice-it"
     return i32(len(payload)) + payload
 
 
+class FlexReader(Reader):
+    """Reader for flexible versions: unsigned varints, compact strings and
+    arrays, tagged fields (none expected)."""
+
+    def uv(self):
+        shift = v = 0
+        while True:
+            b = self.take(1)[0]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    def cstring(self):
+        n = self.uv()
+        return None if n == 0 else self.take(n - 1).decode()
+
+    def carray(self, fn):
+        n = self.uv()
+        return None if n == 0 else [fn() for _ in range(n - 1)]
+
+    def tags(self):
+        assert self.uv() == 0
+
+
 def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
     """DeleteRecords v0-2; topic_parts: {topic: {partition: offset}}.
     Returns {(topic, partition): (error_code, low_watermark)}."""

@@ -7,7 +7,6 @@ handshake that stalls, renegotiation, and a certificate reload on SIGHUP.
 Certificates are made here with the openssl command line: a CA, a server
 certificate with IP and DNS SANs, a client certificate with a CN, and a
 second server certificate for the reload."""
-import json
 import os
 import shutil
 import signal
@@ -47,15 +46,22 @@ def make_cert(d, name, cn, san=None, days=2):
     return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("certs"))
+def make_ca_and_server(d):
+    """A CA and a server certificate with IP and DNS SANs, in d:
+    {"dir", "ca", "server": (pem, key)}."""
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
             "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
             "/CN=sluice-test-ca", cwd=d)
     c = {"dir": d, "ca": os.path.join(d, "ca.pem")}
     c["server"] = make_cert(d, "server", "sluice-server",
                             "IP:127.0.0.1,DNS:localhost")
+    return c
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    c = make_ca_and_server(str(tmp_path_factory.mktemp("certs")))
+    d = c["dir"]
     c["server2"] = make_cert(d, "server2", "sluice-server-2",
                              "IP:127.0.0.1,DNS:localhost")
     c["client"] = make_cert(d, "client", "alice")
@@ -144,32 +150,11 @@ def find_coordinator_v1(sock, group):
 
 
 def test_kafka_python(tls_broker, certs):
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
     b = tls_broker
     topic = util.create_topic(b.bootstrap, util.topic_name("kp"), PARTS)
     msgs = util.make_messages(5000, seed=22)
-    prod = KafkaProducer(bootstrap_servers=b.ssl_bootstrap, acks="all",
-                         security_protocol="SSL", ssl_cafile=certs["ca"],
-                         linger_ms=20)
-    for m in msgs:
-        prod.send(topic, value=m.value, key=m.key, headers=m.headers,
-                  timestamp_ms=m.timestamp)
-    prod.flush(60)
-    prod.close(10)
-    cons = KafkaConsumer(bootstrap_servers=b.ssl_bootstrap,
-                         security_protocol="SSL", ssl_cafile=certs["ca"],
-                         enable_auto_commit=False, consumer_timeout_ms=10000)
-    cons.assign([TopicPartition(topic, p) for p in range(PARTS)])
-    cons.seek_to_beginning()
-    got = {p: [] for p in range(PARTS)}
-    n = 0
-    for r in cons:
-        got[r.partition].append(util.Got(r.partition, r.offset, r.key,
-                                         r.value, r.headers, r.timestamp))
-        n += 1
-        if n == len(msgs):
-            break
-    cons.close()
+    got = util.kp_roundtrip(topic, PARTS, msgs, bootstrap_servers=b.ssl_bootstrap,
+                            security_protocol="SSL", ssl_cafile=certs["ca"])
     util.check_roundtrip(msgs, got)
 
 
@@ -199,11 +184,7 @@ def test_kafkajs(tls_broker, certs, tmp_path):
     topic = util.create_topic(b.bootstrap, util.topic_name("js"), PARTS)
     msgs = util.make_messages(5000, seed=24)
     path = tmp_path / "msgs.jsonl"
-    with open(path, "w") as f:
-        for m in msgs:
-            f.write(json.dumps({"k": m.key.decode(), "v": m.value.hex(),
-                                "h": [[k, v.hex()] for k, v in m.headers],
-                                "ts": m.timestamp}) + "\n")
+    util.js_messages_file(path, msgs)
     env = dict(os.environ, SLUICE_JS_SSL_CA=certs["ca"])
     r = subprocess.run(["node", os.path.join(JS_DIR, "produce.js"),
                         b.ssl_bootstrap, topic, str(path)],

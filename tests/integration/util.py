@@ -239,3 +239,42 @@ def ck_produce(bootstrap, topic, msgs, partition=None, **conf):
     assert left == 0, "%d messages still undelivered after 60 s" % left
     assert not errors, "delivery errors (first 5): %r" % errors[:5]
     return reports
+
+
+def kp_roundtrip(topic, partitions, msgs, **kw):
+    """Produces msgs with kafka-python and reads them back from the
+    beginning (kw: KafkaProducer/KafkaConsumer connection settings);
+    returns {partition: [Got]} in offset order."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KpTopicPartition
+    prod = KafkaProducer(acks="all", linger_ms=20, **kw)
+    for m in msgs:
+        prod.send(topic, value=m.value, key=m.key, headers=m.headers,
+                  timestamp_ms=m.timestamp)
+    prod.flush(60)
+    prod.close(10)
+    cons = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=10000,
+                         **kw)
+    cons.assign([KpTopicPartition(topic, p) for p in range(partitions)])
+    cons.seek_to_beginning()
+    got = {p: [] for p in range(partitions)}
+    n = 0
+    for r in cons:
+        got[r.partition].append(Got(r.partition, r.offset, r.key, r.value,
+                                    r.headers, r.timestamp))
+        n += 1
+        if n == len(msgs):
+            break
+    cons.close()
+    return got
+
+
+def js_messages_file(path, msgs):
+    """msgs as the kafkajs driver's input (js/produce.js: one JSON line
+    each)."""
+    import json
+    with open(path, "w") as f:
+        for m in msgs:
+            f.write(json.dumps({"k": m.key.decode(), "v": m.value.hex(),
+                                "h": [[k, v.hex()] for k, v in m.headers],
+                                "ts": m.timestamp}) + "\n")
