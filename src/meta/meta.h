@@ -24,7 +24,8 @@
  *   [pool: read] a libuv pool thread, on the backend's connection for
  *             the read path's lookups: reads only, as [loop], but off
  *             the loop, where a PostgreSQL round trip must not run (the
- *             reader's pool jobs, storage/reader.c).
+ *             reader's pool jobs, storage/reader.c; SASL logins' credential
+ *             lookups, api/sasl.c).
  * A backend keeps one connection per kind (loop, read, commit, offsets,
  * maintenance, admin), so no call waits on a lock another kind holds for
  * long, and the loop never waits for a write. A call from the wrong

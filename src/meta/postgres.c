@@ -4,8 +4,8 @@
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
  * six libpq connections, one per kind of caller as in sqlite.c: "loop"
- * (the event loop's reads, tools), "read" (the read path's batch lookups,
- * from pool threads), "commit" (meta_commit_objects on the
+ * (the event loop's reads, tools), "read" (the read path's batch lookups
+ * and SASL logins' credential lookups, from pool threads), "commit" (meta_commit_objects on the
  * writer's pool thread), "offsets" (group offset writes), "trim"
  * (retention, DeleteRecords, dead-object collection) and "admin" (topic
  * changes, producer id blocks). Each is guarded by a mutex; a caller that

@@ -3,9 +3,9 @@
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
  *   - "loop": the event loop thread's reads (and the tools' calls);
- *   - "read": the read path's batch lookups (batches_from_many) from
- *     pool threads, so they never wait on, or hold up, the loop's
- *     connection lock;
+ *   - "read": the read path's batch lookups (batches_from_many) and
+ *     SASL logins' credential lookups (scram_get) from pool threads, so
+ *     they never wait on, or hold up, the loop's connection lock;
  *   - "commit": commit_objects only (one worker thread at a time);
  *   - "admin": topic creation, deletion and changes and producer id
  *     blocks, from the agent's pool jobs (agent_job), so their fsyncs and
