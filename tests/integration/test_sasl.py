@@ -556,3 +556,60 @@ def test_describe_and_alter_user_scram_credentials(broker, certs):
     topic = util.create_topic(b.bootstrap, util.topic_name("er"), 1)
     util.ck_produce(b.sasl_ssl_bootstrap, topic, util.make_messages(10, seed=3),
                     **ck_conf(certs, "SASL_SSL", "SCRAM-SHA-512", "erin2", "e2"))
+
+
+# --- users shared by the agents of one PostgreSQL store -----------------------
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    from test_postgres import Server
+    s = Server(tmp_path_factory.mktemp("pg"))
+    yield s
+    s.stop()
+
+
+def test_users_on_every_agent_of_postgresql(broker_factory, pg):
+    """Two agents on one PostgreSQL: a user made through one agent's
+    AlterUserScramCredentials logs in at the other within 1 s, and one
+    made with `sluice users add --meta` at both."""
+    url = pg.db_url(pg.new_db())
+    agents = []
+    for i in range(2):
+        plain, sasl = free_port(), free_port()
+        b = broker_factory(["--meta", url, "--listen",
+                            "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                            % (plain, sasl)], port=plain, name="agent%d" % i)
+        b.sasl_bootstrap = "127.0.0.1:%d" % sasl
+        agents.append(b)
+    a, b = agents
+
+    def logs_in_within_1s(agent, user, password, mechanism):
+        start = time.monotonic()
+        while True:
+            with kproto.connect(agent.sasl_bootstrap) as s:
+                if mechanism == "PLAIN":
+                    err = plain_login(s, user, password)[0]
+                else:
+                    err = scram_login(s, mechanism, user, password)[0]
+            if err == 0:
+                return time.monotonic() - start
+            assert time.monotonic() - start < 1.0, "%s cannot log in at %s" % (
+                user, agent.sasl_bootstrap)
+            time.sleep(0.05)
+
+    salt = os.urandom(16)
+    with kproto.connect(a.bootstrap) as s:
+        assert alter_scram(s, upsertions=[
+            ("frank", 2, 4096, salt, salted(2, "f-pass", salt, 4096))]) == {"frank": (0, None)}
+    assert logs_in_within_1s(b, "frank", "f-pass", "SCRAM-SHA-512") < 1.0
+    r = subprocess.run([SLUICE_BIN, "users", "add", "gina", "--mechanism", "SCRAM-SHA-256",
+                        "--password-stdin", "--meta", url], input=b"g-pass\n",
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    for agent in agents:
+        assert logs_in_within_1s(agent, "gina", "g-pass", "PLAIN") < 1.0
+    with kproto.connect(b.bootstrap) as s:
+        top, res = describe_scram(s, None)
+    assert res == {"frank": (0, None, [(2, 4096)]), "gina": (0, None, [(1, 4096)])}
+    assert pg.psql("SELECT count(*) FROM scram_credentials", url.rsplit("/", 1)[1]) == "2"
