@@ -675,6 +675,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		.listener_count = cfg->listener_count,
 		.tls = tls,
 		.tls_handshake_ms = (uint64_t)cfg->tls_handshake_timeout_ms,
+		.sasl_login_ms = (uint64_t)cfg->sasl_login_timeout_ms,
 		.connections_max = SL_CONNECTIONS_MAX,
 		.queued_bytes_max = (size_t)cfg->queued_request_bytes,
 	};

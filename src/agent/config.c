@@ -278,6 +278,23 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 	return -1;
 }
 
+/* A hidden setting of the tests, from the environment: 10 ms to an hour.
+ * 0 (unset or set), or -1 after printing why. */
+static int hidden_ms(const char *name, int64_t *out)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return 0;
+	char *end;
+	long long ms = strtoll(v, &end, 10);
+	if (*end || ms < 10 || ms > 3600000) {
+		fprintf(stderr, "sluice: bad value for %s: %s\n", name, v);
+		return -1;
+	}
+	*out = ms;
+	return 0;
+}
+
 int config_parse_serve(struct config *c, int argc, char **argv)
 {
 	memset(c, 0, sizeof *c);
@@ -285,6 +302,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	strcpy(c->listeners[0].host, "127.0.0.1");
 	c->listeners[0].port = 9092;
 	c->tls_handshake_timeout_ms = SL_TLS_HANDSHAKE_MS;
+	c->sasl_login_timeout_ms = SL_SASL_LOGIN_MS;
 	strcpy(c->data_dir, "./data");
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
@@ -342,17 +360,10 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 			return -1;
 		}
 	}
-	/* Hidden (tests): how long a TLS handshake may take. */
-	const char *hs = getenv("SLUICE_TLS_HANDSHAKE_TIMEOUT_MS");
-	if (hs && *hs) {
-		char *end;
-		long long ms = strtoll(hs, &end, 10);
-		if (*end || ms < 10 || ms > 3600000) {
-			fprintf(stderr, "sluice: bad value for SLUICE_TLS_HANDSHAKE_TIMEOUT_MS: %s\n", hs);
-			return -1;
-		}
-		c->tls_handshake_timeout_ms = ms;
-	}
+	/* Hidden (tests): how long a TLS handshake and a SASL login may take. */
+	if (hidden_ms("SLUICE_TLS_HANDSHAKE_TIMEOUT_MS", &c->tls_handshake_timeout_ms) != 0 ||
+	    hidden_ms("SLUICE_SASL_LOGIN_TIMEOUT_MS", &c->sasl_login_timeout_ms) != 0)
+		return -1;
 	if ((size_t)st.advertise_count > c->listener_count) {
 		fprintf(stderr, "sluice: --advertise has %d entries for %zu listeners\n",
 			st.advertise_count, c->listener_count);

@@ -47,6 +47,7 @@ struct config {
 	char tls_ca[1024];         /* PEM: CAs client certificates must chain to */
 	enum tls_client_auth tls_client_auth;
 	int64_t tls_handshake_timeout_ms;
+	int64_t sasl_login_timeout_ms;
 	char data_dir[1024];
 	char store_url[1100];
 	char meta_url[1100];

@@ -290,6 +290,12 @@
  * 16,384. A SCRAM exchange's client nonce up to 256 bytes (clients send
  * 16-48). */
 #define SL_SASL_RECEIVE_BYTES_MAX (512 * 1024)
+/* A connection of a SASL listener not logged in this long after it was
+ * accepted closes: as a stalled TLS handshake, a client that connects and
+ * never logs in would hold a descriptor and its exchange's state forever
+ * (Kafka bounds it with connections.max.idle.ms). A login is a few round
+ * trips and the client's PBKDF2 (16,384 iterations: tens of ms). */
+#define SL_SASL_LOGIN_MS 30000
 #define SL_SASL_USER_BYTES_MAX 255
 #define SL_SASL_PASSWORD_BYTES_MAX 1024
 #define SL_SCRAM_SALT_BYTES_MAX 128

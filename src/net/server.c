@@ -87,6 +87,7 @@ struct server {
 	bool closing;
 	struct tls_ctx *tls;       /* for new TLS connections */
 	uint64_t tls_handshake_ms;
+	uint64_t sasl_login_ms;
 	uint8_t *tls_scratch;      /* TLS_READ_BYTES: every TLS read lands here */
 };
 
@@ -476,6 +477,13 @@ static void sweep_fired(uv_timer_t *t)
 		    now - c->accepted_ms > s->tls_handshake_ms) {
 			log_warn("%s: TLS handshake not done after %llu ms; closing", c->peer,
 				 (unsigned long long)s->tls_handshake_ms);
+			conn_close(c);
+			continue;
+		}
+		if (c->sasl && !c->authenticated && !c->closing &&
+		    now - c->accepted_ms > s->sasl_login_ms) {
+			log_warn("%s: SASL login not done after %llu ms; closing", c->peer,
+				 (unsigned long long)s->sasl_login_ms);
 			conn_close(c);
 			continue;
 		}
@@ -981,8 +989,11 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 	s->connections_max = cfg->connections_max ? cfg->connections_max : SL_CONNECTIONS_MAX;
 	s->queued_bytes_max = cfg->queued_bytes_max ? cfg->queued_bytes_max : SL_QUEUED_REQUEST_BYTES_MAX;
 	s->tls_handshake_ms = cfg->tls_handshake_ms ? cfg->tls_handshake_ms : SL_TLS_HANDSHAKE_MS;
+	s->sasl_login_ms = cfg->sasl_login_ms ? cfg->sasl_login_ms : SL_SASL_LOGIN_MS;
 	uint64_t sweep_ms = SL_FRAME_STALL_MS / 4;
 	for (size_t i = 0; i < cfg->listener_count; i++) {
+		if (cfg->listeners[i].sasl && s->sasl_login_ms / 4 < sweep_ms)
+			sweep_ms = s->sasl_login_ms / 4 ? s->sasl_login_ms / 4 : 1;
 		if (!cfg->listeners[i].tls)
 			continue;
 		if (!cfg->tls) {

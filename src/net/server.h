@@ -85,6 +85,7 @@ struct server_config {
 	struct tls_ctx *tls;       /* for tls listeners (the server takes its own
 				      reference); NULL when none is */
 	uint64_t tls_handshake_ms; /* a handshake not done by then closes */
+	uint64_t sasl_login_ms;    /* a SASL login not done by then closes */
 	size_t connections_max;
 	/* Request bytes received and not yet answered, over all connections
 	 * (Kafka's queued.max.request.bytes): a connection whose next frame

@@ -613,3 +613,31 @@ def test_users_on_every_agent_of_postgresql(broker_factory, pg):
         top, res = describe_scram(s, None)
     assert res == {"frank": (0, None, [(2, 4096)]), "gina": (0, None, [(1, 4096)])}
     assert pg.psql("SELECT count(*) FROM scram_credentials", url.rsplit("/", 1)[1]) == "2"
+
+
+def test_stalled_login_dropped(tmp_path, certs, broker_factory):
+    """A client that connects to a SASL listener and never logs in (here:
+    one that stops after the handshake) is closed after the login timeout
+    (30 s; 1.5 s here), while another logs in and works meanwhile."""
+    data = tmp_path / "stall"
+    users(data, "add", "alice", "--password-stdin")
+    plain, sasl = free_port(), free_port()
+    b = broker_factory(["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                        % (plain, sasl)], port=plain, name="stall",
+                       env={"SLUICE_SASL_LOGIN_TIMEOUT_MS": "1500"})
+    b.sasl_bootstrap = "127.0.0.1:%d" % sasl
+    stalled = kproto.connect(b.sasl_bootstrap)
+    assert handshake(stalled, "SCRAM-SHA-512")[0] == 0
+    idle = kproto.connect(b.sasl_bootstrap)
+    t0 = time.monotonic()
+    with kproto.connect(b.sasl_bootstrap) as s:
+        assert scram_login(s, "SCRAM-SHA-512", "alice", PASSWORD)[0] == 0
+        for sock in (stalled, idle):
+            assert kproto.closed_by_peer(sock, timeout=6)
+        assert 1.0 < time.monotonic() - t0 < 6
+        # The one logged in stays.
+        assert kproto.api_versions_v0(s)[0] == 0
+    stalled.close()
+    idle.close()
+    with open(b.stderr, "rb") as f:
+        assert b"SASL login not done after 1500 ms; closing" in f.read()
