@@ -75,6 +75,9 @@ static void describe_done(struct agent_job *job)
 	const struct kmsg_describe_user_scram_credentials_req *m = dj->m;
 	struct kmsg_describe_user_scram_credentials_resp r;
 	kmsg_describe_user_scram_credentials_resp_init(&r);
+	/* dj lives in the request's arena: once the request ends (answered
+	 * or closed) only locals may be used. */
+	struct meta_scram_credential *all_creds = dj->all;
 	char msg[512];
 	if (dj->rc) {
 		r.error_code = KERR_UNKNOWN_SERVER_ERROR;
@@ -134,7 +137,7 @@ out_respond:
 	kmsg_describe_user_scram_credentials_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 out_free:
-	free(dj->all);
+	free(all_creds);
 }
 
 void handle_describe_user_scram_credentials(struct agent *a, struct request *req,

@@ -569,6 +569,8 @@ def pg(tmp_path_factory):
     s.stop()
 
 
+@pytest.mark.skipif(bool(os.environ.get("SLUICE_SANITIZED")),
+                    reason="PostgreSQL runs in the plain build only, as test_postgres")
 def test_users_on_every_agent_of_postgresql(broker_factory, pg):
     """Two agents on one PostgreSQL: a user made through one agent's
     AlterUserScramCredentials logs in at the other within 1 s, and one
