@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
-"""tls.py — what TLS costs: SSL against PLAINTEXT on one binary.
+"""tls.py — what TLS and SASL cost: SSL and SASL_SSL against PLAINTEXT
+on one binary.
 
     bench/tls.py [--bin build/sluice] [--rounds 3] [--data-root /dev/shm]
                  [--driver build/bench/driver] [--duration-s 8]
                  [--backlog-mib 256] [--handshake-s 5] [--connections 1000]
+                 [--protocols PLAINTEXT,SSL,SASL_SSL]
 
 Makes a CA and a server certificate (RSA 2048, openssl command line),
 then alternates the two listeners round by round (PLAINTEXT, SSL, ...)
 on a fresh broker each round, which listens on both: `driver produce`
 (1 KiB x 8 partitions, acks=all) and a cold catch-up of a --backlog-mib
 backlog in 64 partitions after a restart (`driver consume`), the SSL
-rounds with `--conf security.protocol=ssl`. Prints per protocol the
-median MB/s and broker CPU seconds per GB, as bench/ab.py does. Then
+rounds with `--conf security.protocol=ssl`, the SASL_SSL ones logged
+in as a SCRAM-SHA-512 user (4,096 iterations) made with `sluice users
+add` (every librdkafka connection authenticates once). Prints per
+protocol the median MB/s and broker CPU seconds per GB, as bench/ab.py
+does, and each against PLAINTEXT. Then SCRAM-SHA-512 logins per second
+over SASL_SSL (TLS handshake and SASL exchange per connection, as
+handshakes below) and
 TLS handshakes per second (two client threads connecting, handshaking
 and closing for --handshake-s; the broker's CPU per handshake beside
 it), and the broker's RSS growth per idle connection with
@@ -51,12 +58,26 @@ def make_certs(d):
         "key": os.path.join(d, "server.key")}
 
 
+SASL_USER, SASL_PASSWORD = "bench", "bench-secret"
+
+
+def sasl_conf(certs):
+    return ["--conf", "security.protocol=sasl_ssl", "--conf", "ssl.ca.location=" + certs["ca"],
+            "--conf", "sasl.mechanisms=SCRAM-SHA-512", "--conf", "sasl.username=" + SASL_USER,
+            "--conf", "sasl.password=" + SASL_PASSWORD]
+
+
 class Broker:
     def __init__(self, binary, data, certs):
-        self.plain, self.secure = ab.free_port(), ab.free_port()
+        self.plain, self.secure, self.sasl = ab.free_port(), ab.free_port(), ab.free_port()
+        if not os.path.exists(os.path.join(data, "meta.db")):
+            subprocess.run([binary, "users", "add", SASL_USER, "--password-stdin", "--data",
+                            data], input=SASL_PASSWORD.encode(), check=True,
+                           capture_output=True)
         self.proc = subprocess.Popen(
-            [binary, "serve", "--listen", "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d" % (
-                self.plain, self.secure), "--tls-cert", certs["server"], "--tls-key",
+            [binary, "serve", "--listen",
+             "PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d" % (
+                 self.plain, self.secure, self.sasl), "--tls-cert", certs["server"], "--tls-key",
              certs["key"], "--data", data, "--log-level", "warn",
              "--default-partitions", "8"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -70,7 +91,7 @@ class Broker:
         raise RuntimeError("broker did not start")
 
     def bootstrap(self, proto):
-        return "127.0.0.1:%d" % (self.secure if proto == "SSL" else self.plain)
+        return "127.0.0.1:%d" % {"SSL": self.secure, "SASL_SSL": self.sasl}.get(proto, self.plain)
 
     def cpu(self):
         return ab.cpu_s(self.proc.pid)
@@ -91,6 +112,8 @@ def one_round(args, certs, proto):
     conf = []
     if proto == "SSL":
         conf = ["--conf", "security.protocol=ssl", "--conf", "ssl.ca.location=" + certs["ca"]]
+    elif proto == "SASL_SSL":
+        conf = sasl_conf(certs)
     data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
     try:
         b = Broker(args.bin, data, certs)
@@ -123,16 +146,16 @@ def api_versions(sock):
         got += len(sock.recv(size - got))
 
 
-def handshakes(args, certs, b):
-    ctx = ssl.create_default_context(cafile=certs["ca"])
+def per_second(args, b, one):
+    """one() over and over from two client threads for --handshake-s:
+    (calls per second, broker CPU ms per call)."""
     count = [0, 0]
     end = time.monotonic() + args.handshake_s
 
     def loop(i):
         while time.monotonic() < end:
-            with socket.create_connection(("127.0.0.1", b.secure)) as raw:
-                with ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
-                    count[i] += 1
+            one()
+            count[i] += 1
 
     c0 = b.cpu()
     t0 = time.monotonic()
@@ -144,6 +167,74 @@ def handshakes(args, certs, b):
     secs = time.monotonic() - t0
     n = sum(count)
     return n / secs, (b.cpu() - c0) / n * 1000
+
+
+def handshakes(args, certs, b):
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+
+    def one():
+        with socket.create_connection(("127.0.0.1", b.secure)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1"):
+                pass
+
+    return per_second(args, b, one)
+
+
+def scram_logins(args, certs, b):
+    """SCRAM-SHA-512 logins per second over SASL_SSL: connect, TLS,
+    SaslHandshake v1, the two SaslAuthenticate rounds, close."""
+    import base64
+    import hashlib
+    import hmac
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+
+    def req(sock, key, version, body, cid):
+        hdr = key.to_bytes(2, "big") + version.to_bytes(2, "big") + cid.to_bytes(4, "big") + \
+            b"\x00\x05bench"
+        sock.sendall((len(hdr) + len(body)).to_bytes(4, "big") + hdr + body)
+        size = int.from_bytes(recv(sock, 4), "big")
+        return recv(sock, size)[4:]
+
+    def recv(sock, n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+
+    def token(resp):
+        assert resp[:2] == b"\x00\x00", resp
+        msg_len = int.from_bytes(resp[2:4], "big", signed=True)
+        at = 4 + max(msg_len, 0)
+        n = int.from_bytes(resp[at:at + 4], "big")
+        return resp[at + 4:at + 4 + n]
+
+    def login(sock):
+        mech = b"SCRAM-SHA-512"
+        assert req(sock, 17, 1, len(mech).to_bytes(2, "big") + mech, 1)[:2] == b"\x00\x00"
+        nonce = base64.b64encode(os.urandom(18)).decode()
+        bare = "n=%s,r=%s" % (SASL_USER, nonce)
+        first = ("n,," + bare).encode()
+        sf = token(req(sock, 36, 1, len(first).to_bytes(4, "big") + first, 2)).decode()
+        attrs = dict(kv.split("=", 1) for kv in sf.split(","))
+        salted = hashlib.pbkdf2_hmac("sha512", SASL_PASSWORD.encode(),
+                                     base64.b64decode(attrs["s"]), int(attrs["i"]))
+        ck = hmac.new(salted, b"Client Key", "sha512").digest()
+        wo = "c=biws,r=" + attrs["r"]
+        sig = hmac.new(hashlib.sha512(ck).digest(), ",".join([bare, sf, wo]).encode(),
+                       "sha512").digest()
+        final = (wo + ",p=" + base64.b64encode(bytes(a ^ b for a, b in zip(ck, sig))).decode()
+                 ).encode()
+        token(req(sock, 36, 1, len(final).to_bytes(4, "big") + final, 3))
+
+    def one():
+        with socket.create_connection(("127.0.0.1", b.sasl)) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                login(s)
+
+    return per_second(args, b, one)
 
 
 def idle_memory(args, certs, b, proto):
@@ -174,12 +265,15 @@ def main():
     ap.add_argument("--backlog-mib", type=int, default=256)
     ap.add_argument("--handshake-s", type=float, default=5)
     ap.add_argument("--connections", type=int, default=1000)
+    ap.add_argument("--protocols", default="PLAINTEXT,SSL,SASL_SSL",
+                    help="listeners to compare, PLAINTEXT first")
     args = ap.parse_args()
+    protos = args.protocols.split(",")
     d = tempfile.mkdtemp(prefix="sluice-tls-certs-")
     certs = make_certs(d)
-    res = {"PLAINTEXT": [], "SSL": []}
+    res = {p: [] for p in protos}
     for r in range(args.rounds):
-        for proto in ("PLAINTEXT", "SSL"):
+        for proto in protos:
             p, c = one_round(args, certs, proto)
             res[proto].append((p, c))
             print("round %d %-9s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s "
@@ -191,15 +285,19 @@ def main():
             [c[0] for _, c in rows], [c[1] for _, c in rows])]
     print("\n| listener | produce MB/s | produce CPU s/GB | catch-up MB/s | catch-up CPU s/GB |")
     print("|---|---|---|---|---|")
-    for proto in ("PLAINTEXT", "SSL"):
+    for proto in protos:
         print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((proto,) + tuple(med[proto])))
-    print("| SSL/PLAINTEXT | %.2f | %.2f | %.2f | %.2f |" % tuple(
-        s / p if p else float("nan") for s, p in zip(med["SSL"], med["PLAINTEXT"])))
+    for proto in protos[1:]:
+        print("| %s/%s | %.2f | %.2f | %.2f | %.2f |" % ((proto, protos[0]) + tuple(
+            s / p if p else float("nan") for s, p in zip(med[proto], med[protos[0]]))))
     data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
     try:
         b = Broker(args.bin, data, certs)
         rate, cpu_ms = handshakes(args, certs, b)
         print("\nTLS handshakes: %.0f/s (2 client threads), broker CPU %.2f ms each" % (rate, cpu_ms))
+        rate, cpu_ms = scram_logins(args, certs, b)
+        print("SASL_SSL SCRAM-SHA-512 logins: %.0f/s (2 client threads, each a TLS handshake "
+              "too), broker CPU %.2f ms each" % (rate, cpu_ms))
         for proto in ("PLAINTEXT", "SSL"):
             kb = idle_memory(args, certs, b, proto)
             print("idle %s connection: %.1f KiB of broker RSS each (%d open)" % (
