@@ -24,12 +24,13 @@ struct flag {
 static const struct flag flags[] = {
 	{ "listen", "SLUICE_LISTEN", FLAG_ADDR,
 	  "[PROTOCOL://]HOST:PORT,... to accept Kafka clients on; PROTOCOL is PLAINTEXT "
-	  "(default) or SSL (default 127.0.0.1:9092)" },
+	  "(default), SSL, SASL_PLAINTEXT or SASL_SSL (users: sluice users) "
+	  "(default 127.0.0.1:9092)" },
 	{ "advertise", "SLUICE_ADVERTISE", FLAG_ADDR,
 	  "[PROTOCOL://]HOST:PORT,... clients are told to connect to, one per --listen entry "
 	  "by position (default: the listen address)" },
 	{ "tls-cert", "SLUICE_TLS_CERT", FLAG_STR,
-	  "PEM certificate (chain) of SSL listeners; reloaded on SIGHUP" },
+	  "PEM certificate (chain) of SSL and SASL_SSL listeners; reloaded on SIGHUP" },
 	{ "tls-key", "SLUICE_TLS_KEY", FLAG_STR,
 	  "PEM private key of --tls-cert; reloaded on SIGHUP" },
 	{ "tls-ca", "SLUICE_TLS_CA", FLAG_STR,
