@@ -286,13 +286,15 @@ static void catalog_gone_each(void *arg, const char *key, void *value)
 	struct catalog_gone *g = arg;
 	struct topic_state *t = value;
 	struct meta_topic k = { .tid = t->tid };
-	if (!t->deleting && !bsearch(&k, g->mt, g->n, sizeof *g->mt, cmp_meta_topic_tid))
+	if (!t->deleting &&
+	    (!g->n || !bsearch(&k, g->mt, g->n, sizeof *g->mt, cmp_meta_topic_tid)))
 		g->gone[g->count++] = t;
 }
 
 int agent_catalog_replace(struct agent *a, struct meta_topic *mt, size_t n)
 {
-	qsort(mt, n, sizeof *mt, cmp_meta_topic_tid);
+	if (n) /* an empty catalog may come as NULL, which qsort/bsearch must not get */
+		qsort(mt, n, sizeof *mt, cmp_meta_topic_tid);
 	struct catalog_gone g = { mt, n, calloc(a->topics.count + 1, sizeof *g.gone), 0 };
 	if (!g.gone)
 		return SL_ENOMEM;
