@@ -1,5 +1,7 @@
-/* test_crc32c.c — CRC-32C known answers, hardware vs portable agreement,
- * and incremental extension. */
+/* test_crc32c.c — CRC-32C known answers, agreement of the three paths
+ * (three-lane hardware, one-lane hardware, portable table) on random
+ * buffers of every length to 4 KiB at every misalignment and on long
+ * ones, and incremental extension. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,7 +13,8 @@
 #include "storage/crc32c.h"
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
-static const crc_fn impls[] = { crc32c, crc32c_portable, crc32c_hardware };
+static const crc_fn impls[] = { crc32c, crc32c_portable, crc32c_hardware,
+				 crc32c_hardware_serial };
 #define N_IMPLS (sizeof impls / sizeof impls[0])
 
 static void check_all(const void *data, size_t len, uint32_t want)
@@ -58,23 +61,42 @@ static uint8_t rng_byte(void)
 	return (uint8_t)(rng_state >> 24);
 }
 
+/* Every length 0..4096 at misalignments 0..15, each from a random seed
+ * register: the lengths cross the three-lane path's threshold (128
+ * bytes), every lane length it picks below 3 x 4 KiB and every tail;
+ * then long buffers, which take blocks of 3 x 4 KiB and a shorter block
+ * after them. */
 static void test_hardware_matches_portable(void **state)
 {
-	enum { BUF = 4096 + 64 };
+	enum { BUF = 3 * 1024 * 1024 + 64 };
 	uint8_t *buf = malloc(BUF);
 	assert_non_null(buf);
 	for (size_t i = 0; i < BUF; i++)
 		buf[i] = rng_byte();
 	for (size_t align = 0; align < 16; align++) {
-		for (size_t len = 0; len <= 300; len++) {
-			uint32_t seed = (uint32_t)(len * 2654435761u);
-			assert_int_equal(crc32c_hardware(seed, buf + align, len),
-					 crc32c_portable(seed, buf + align, len));
+		for (size_t len = 0; len <= 4096; len++) {
+			uint32_t seed = (uint32_t)(len * 2654435761u) ^ (uint32_t)align;
+			const uint8_t *p = buf + align + len * 37 % 4096;
+			uint32_t want = crc32c_portable(seed, p, len);
+			assert_int_equal(crc32c_hardware(seed, p, len), want);
+			assert_int_equal(crc32c_hardware_serial(seed, p, len), want);
 		}
-		size_t len = 4096 - align;
-		assert_int_equal(crc32c_hardware(0, buf + align, len),
-				 crc32c_portable(0, buf + align, len));
 	}
+	static const size_t lens[] = { 12287, 12288, 12289, 12288 + 1536 + 384 + 96 + 7,
+				       65536 + 13, 1024 * 1024, 3 * 1024 * 1024 };
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		for (size_t align = 0; align < 64 && align + lens[i] <= BUF; align += 9) {
+			uint32_t want = crc32c_portable(0xdeadbeef, buf + align, lens[i]);
+			assert_int_equal(crc32c_hardware(0xdeadbeef, buf + align, lens[i]), want);
+			assert_int_equal(crc32c_hardware_serial(0xdeadbeef, buf + align, lens[i]), want);
+		}
+	}
+	/* All zeros and all ones: the shifted lane CRCs must still be joined
+	 * (a merge that dropped a lane would agree on zeros only). */
+	memset(buf, 0, 3 * 4096);
+	assert_int_equal(crc32c_hardware(0, buf, 3 * 4096), crc32c_portable(0, buf, 3 * 4096));
+	memset(buf, 0xff, 3 * 4096);
+	assert_int_equal(crc32c_hardware(0, buf, 3 * 4096), crc32c_portable(0, buf, 3 * 4096));
 	free(buf);
 }
 
@@ -104,6 +126,9 @@ static void test_hardware_flag(void **state)
 	assert_true(hw == 0 || hw == 1);
 #if defined(__x86_64__)
 	assert_int_equal(hw, __builtin_cpu_supports("sse4.2") ? 1 : 0);
+	/* Where the CPU has both, the three-lane path is the one in use. */
+	assert_int_equal(crc32c_hardware_lanes_available(),
+			 hw && __builtin_cpu_supports("pclmul") ? 1 : 0);
 #endif
 }
 
