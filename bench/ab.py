@@ -3,7 +3,7 @@
 
     bench/ab.py BASE_BIN NEW_BIN [--rounds 3] [--data-root /dev/shm]
                 [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
-                [--e2e]
+                [--e2e] [--seal] [--disk-root /tmp]
 
 Alternates the two binaries round by round (A, B, A, B, ...), so drift on
 a shared machine falls on both: each round starts a fresh broker with its
@@ -16,7 +16,12 @@ seconds per GB (utime+stime from /proc, which drifts least), and the
 ratio new/base. With --e2e, the rounds run `driver e2e` instead (10,000
 msgs/s of 1 KiB over 8 partitions, linger 5 ms, fetch.wait.max.ms 10,
 --duration-s) and it prints the medians of p50/p99/p99.9 produce() to
-consume. Only the standard library; loopback only.
+consume. With --seal (seal timing, issue 17), each round runs, on tmpfs
+(--data-root) and on the disk (--disk-root): a lone producer at 1,000
+msgs/s of 1 KiB to one partition (linger 0, acks=all; p50/p99 produce()
+to delivery report), then produce 1 KiB x 8 partitions at full speed
+(MB/s, CPU s/GB, objects/s and mean object size from the store folder).
+Only the standard library; loopback only.
 """
 import argparse
 import os
@@ -107,19 +112,26 @@ def one_round(args, binary):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def driver_csv(args, *extra):
+    """The driver's csv: line, split (latency columns 6-8: p50/p99/p99.9)."""
+    out = subprocess.run([args.driver] + list(extra), capture_output=True, text=True,
+                         timeout=600)
+    if out.returncode != 0:
+        raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
+    return [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
+
+
 def e2e_round(args, binary):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
         b = Broker(binary, data)
-        out = subprocess.run([args.driver, "e2e", "--bootstrap", "127.0.0.1:%d" % b.port,
-                              "--topic", "e", "--partitions", "8", "--msg-bytes", "1024",
-                              "--duration-s", str(args.duration_s), "--rate", "10000",
-                              "--linger-ms", "5", "--fetch-wait-ms", "10"],
-                             capture_output=True, text=True, timeout=600)
-        b.stop()
-        if out.returncode != 0:
-            raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
-        csv = [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
+        try:
+            csv = driver_csv(args, "e2e", "--bootstrap", "127.0.0.1:%d" % b.port,
+                             "--topic", "e", "--partitions", "8", "--msg-bytes", "1024",
+                             "--duration-s", str(args.duration_s), "--rate", "10000",
+                             "--linger-ms", "5", "--fetch-wait-ms", "10")
+        finally:
+            b.stop()
         return float(csv[6]), float(csv[7]), float(csv[8])
     finally:
         shutil.rmtree(data, ignore_errors=True)
@@ -140,6 +152,61 @@ def main_e2e(args):
             statistics.median(x[i] for x in res[name]) for i in range(3))))
 
 
+def store_objects(data):
+    n = size = 0
+    for root, _, files in os.walk(os.path.join(data, "objects")):
+        for f in files:
+            if f.endswith(".obj"):
+                n += 1
+                size += os.path.getsize(os.path.join(root, f))
+    return n, size
+
+
+def seal_round(args, binary, root):
+    data = tempfile.mkdtemp(prefix="sluice-ab-", dir=root)
+    try:
+        b = Broker(binary, data)
+        csv = driver_csv(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
+                         "--topic", "l", "--partitions", "1", "--msg-bytes", "1024",
+                         "--duration-s", str(args.duration_s), "--rate", "1000",
+                         "--linger-ms", "0", "--acks", "all")
+        lone = (float(csv[6]), float(csv[7]))
+        n0, s0 = store_objects(data)
+        c0 = b.cpu()
+        t0 = time.time()
+        mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
+                              "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
+                              "--duration-s", str(args.duration_s), "--acks", "all")
+        elapsed = time.time() - t0
+        cpu = (b.cpu() - c0) / (nbytes / 1e9)
+        b.stop()
+        n1, s1 = store_objects(data)
+        objs = n1 - n0
+        return lone + (mb_s, cpu, objs / elapsed, (s1 - s0) / objs / 1e6 if objs else 0.0)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main_seal(args):
+    roots = (("tmpfs", args.data_root), ("disk", args.disk_root))
+    res = {(r, n): [] for r, _ in roots for n in ("base", "new")}
+    for rnd in range(args.rounds):
+        for rname, root in roots:
+            for name in ("base", "new"):
+                v = seal_round(args, getattr(args, name), root)
+                res[(rname, name)].append(v)
+                print("round %d %-5s %-4s lone p50 %.2f p99 %.2f ms | produce %.1f MB/s "
+                      "%.2f cpu-s/GB %.1f objects/s %.2f MB/object" % ((rnd + 1, rname, name) + v),
+                      flush=True)
+    print("\n| store | binary | lone p50 ms | lone p99 ms | produce MB/s | CPU s/GB | objects/s | MB/object |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rname, _ in roots:
+        for name in ("base", "new"):
+            rows = res[(rname, name)]
+            print("| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.2f |" % ((rname, name) + tuple(
+                statistics.median(x[i] for x in rows) for i in range(6))))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("base")
@@ -150,9 +217,13 @@ def main():
     ap.add_argument("--duration-s", type=int, default=8)
     ap.add_argument("--backlog-mib", type=int, default=256)
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--seal", action="store_true")
+    ap.add_argument("--disk-root", default="/tmp")
     args = ap.parse_args()
     if args.e2e:
         return main_e2e(args)
+    if args.seal:
+        return main_seal(args)
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):

@@ -643,6 +643,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		.flush_bytes = (size_t)cfg->flush_bytes,
 		.buffered_bytes_max = (size_t)cfg->write_buffer_bytes,
 		.uploads_max = 4,
+		.seal_when_idle = cfg->seal_when_idle,
 	};
 	rc = writer_new(loop, a->store, a->meta, &wc, on_commit, a, &a->writer);
 	if (rc)

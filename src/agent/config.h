@@ -53,6 +53,7 @@ struct config {
 	char meta_url[1100];
 	int64_t flush_interval_ms;
 	int64_t flush_bytes;
+	bool seal_when_idle;       /* seal when no object is being written (not s3) */
 	int64_t cache_bytes;
 	int64_t write_buffer_bytes;
 	int64_t queued_request_bytes;

@@ -1,7 +1,18 @@
 /* writer.c — the open object, sealing, and the flush pipeline: uploads
  * (encode + durable write) overlap on the pool; commits run one at a time
  * in seal order, each taking every object uploaded by then (group
- * commit); answers go out on the loop. */
+ * commit); answers go out on the loop.
+ *
+ * When to seal: at flush_bytes, at flush_interval_ms after the open
+ * object's first batch, and, with seal_when_idle, as soon as no sealed
+ * object is in the pipeline (natural group commit): an append to an idle
+ * writer is sealed once the loop turn that brought it is over (so the
+ * partitions of one request and the requests read in the same turn share
+ * the object), and what arrived while objects were being written and
+ * committed is sealed the moment the last of them is answered. Light
+ * load then waits for the device only; heavy load keeps the pipeline
+ * busy, so the interval and the size bound set the object size as
+ * before. */
 #include "base/grow.h"
 #include "storage/writer.h"
 
@@ -87,6 +98,7 @@ struct writer {
 	size_t group_n;
 	bool seal_due;              /* the flush interval passed while uploads were full */
 	uv_timer_t timer;
+	uv_idle_t idle_seal;        /* seals an idle writer's appends after the turn */
 	size_t buffered;
 	uint32_t seq;
 	uint64_t agent_nonce;
@@ -136,6 +148,8 @@ int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 		w->agent_nonce = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
 	uv_timer_init(loop, &w->timer);
 	w->timer.data = w;
+	uv_idle_init(loop, &w->idle_seal);
+	w->idle_seal.data = w;
 	*out = w;
 	return 0;
 }
@@ -484,6 +498,27 @@ static void pump(struct writer *w)
 		w->committing = true;
 		queue_work(w, head, commit_work, commit_done);
 	}
+	/* The pipeline just emptied (the last object answered): what
+	 * arrived meanwhile goes now, as one object. */
+	if (w->cfg.seal_when_idle && !w->queue_head && w->open) {
+		seal(w);
+		pump(w);
+	}
+}
+
+/* Loop, idle phase of the turn after the appends (an idle handle, not a
+ * check one: it also keeps that turn's poll from blocking when the
+ * appends came from outside the poll phase): seal what was appended if
+ * the pipeline is still empty; otherwise pump seals it when the pipeline
+ * empties, or the timer does. */
+static void idle_seal_fired(uv_idle_t *c)
+{
+	struct writer *w = c->data;
+	uv_idle_stop(c);
+	if (w->open && !w->queue_head) {
+		seal(w);
+		pump(w);
+	}
 }
 
 static void timer_fired(uv_timer_t *t)
@@ -534,6 +569,8 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 	if (s->bytes >= w->cfg.flush_bytes || s->count >= SL_OBJECT_BATCHES_MAX) {
 		seal(w);
 		pump(w);
+	} else if (w->cfg.seal_when_idle && !w->queue_head) {
+		uv_idle_start(&w->idle_seal, idle_seal_fired); /* no-op when started */
 	}
 	return 0;
 }
@@ -549,6 +586,13 @@ static void timer_closed(uv_handle_t *h)
 	free(h->data);
 }
 
+/* The idle handle closes first; the timer's close frees the writer. */
+static void idle_seal_closed(uv_handle_t *h)
+{
+	struct writer *w = h->data;
+	uv_close((uv_handle_t *)&w->timer, timer_closed);
+}
+
 void writer_free(struct writer *w)
 {
 	if (!w)
@@ -557,5 +601,5 @@ void writer_free(struct writer *w)
 	 * and its appenders would never be answered. */
 	SL_ASSERT(writer_idle(w) && w->uploads_in_flight == 0 && !w->committing);
 	uv_timer_stop(&w->timer);
-	uv_close((uv_handle_t *)&w->timer, timer_closed);
+	uv_close((uv_handle_t *)&w->idle_seal, idle_seal_closed);
 }

@@ -7,10 +7,13 @@
  * uploads_max); commits run one at a time in seal order (invariant 6); an
  * append is answered only after both (invariant 1). While the upload
  * slots are full the open object keeps filling, so the object size adapts
- * to the store's latency (group commit). */
+ * to the store's latency (group commit); with seal_when_idle an append
+ * that finds nothing in the pipeline is sealed at the end of its loop
+ * turn instead of waiting out the interval (natural group commit). */
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -48,6 +51,11 @@ struct writer_config {
 	size_t flush_bytes;
 	size_t buffered_bytes_max;  /* appends fail with SL_EBUSY above it */
 	int uploads_max;            /* sealed objects being written at once */
+	/* Seal as soon as no sealed object is being written or committed,
+	 * rather than at flush_interval_ms (the upper bound either way). For
+	 * stores where an object costs little beyond the device's latency; a
+	 * store billed per request (S3) keeps the interval. */
+	bool seal_when_idle;
 };
 
 int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,

@@ -6,7 +6,11 @@
  *    offsets; the next object gets the offsets the failed one did not use;
  *  - when an earlier upload stalls, a later object does not commit before
  *    it (commits in seal order, invariant 6);
- *  - objects queued behind a failed one are failed without being written. */
+ *  - objects queued behind a failed one are failed without being written;
+ *  - with seal_when_idle, an append to an idle writer is committed without
+ *    waiting out the flush interval, appends that arrive while an object
+ *    is in the pipeline go together into the next, and without it the
+ *    interval is waited out. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +22,8 @@
 
 #include <cmocka.h>
 #include <uv.h>
+
+#include "base/clock.h"
 
 #include "base/err.h"
 #include "meta/meta.h"
@@ -310,6 +316,87 @@ static void test_deleted_topic_gets_not_found(void **state)
 	assert_int_equal(r.err, SL_ENOTFOUND);
 }
 
+/* A writer of this fixture's with its own interval and idle rule. */
+static void writer_replace(struct fixture *f, int64_t interval_ms, bool seal_when_idle)
+{
+	writer_free(f->w);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	struct writer_config cfg = { .flush_interval_ms = interval_ms, .flush_bytes = 1 << 20,
+				     .buffered_bytes_max = 1 << 26, .uploads_max = 4,
+				     .seal_when_idle = seal_when_idle };
+	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
+}
+
+static int64_t ms_since(int64_t t0_us)
+{
+	return (clock_mono_us() - t0_us) / 1000;
+}
+
+/* Idle: the appends of one loop turn are one object, committed long
+ * before the 10 s interval. */
+static void test_idle_seals_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[2] = { 0 };
+	writer_replace(f, 10000, true);
+	int64_t t0 = clock_mono_us();
+	append(f, 0, 1, &r[0]);
+	append(f, 1, 1, &r[1]);
+	run_until_idle(f);
+	assert_true(ms_since(t0) < 2000);
+	assert_int_equal(r[0].err, 0);
+	assert_int_equal(r[1].err, 0);
+	struct writer_stats st;
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 1);
+}
+
+/* Busy: what arrives while an object is being written waits for it, then
+ * goes as one object, at once (not after the 10 s interval). */
+static void test_busy_appends_share_next_object(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[4] = { 0 };
+	writer_replace(f, 10000, true);
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_STALL_MS, 1, 300), 0);
+	int64_t t0 = clock_mono_us();
+	append(f, 0, 1, &r[0]);
+	/* Sealed at the end of this turn, its put stalls. */
+	for (int i = 0; i < 10; i++) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(5 * 1000);
+	}
+	struct writer_stats st;
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 0);
+	for (int i = 1; i < 4; i++) {
+		append(f, i % 2, 1, &r[i]);
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+	}
+	run_until_idle(f);
+	assert_true(ms_since(t0) < 5000);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(r[i].err, 0);
+	assert_true(r[0].order < r[1].order);
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 2);
+	assert_int_equal(r[3].base_offset, 1); /* partition 1: r[1], r[3] */
+	assert_int_equal(r[2].base_offset, 1); /* partition 0: r[0], r[2] */
+}
+
+/* Without seal_when_idle (S3), a lone append waits out the interval. */
+static void test_interval_without_idle_seal(void **state)
+{
+	struct fixture *f = *state;
+	struct result r = { 0 };
+	writer_replace(f, 300, false);
+	int64_t t0 = clock_mono_us();
+	append(f, 0, 1, &r);
+	run_until_idle(f);
+	assert_int_equal(r.err, 0);
+	assert_true(ms_since(t0) >= 290);
+}
+
 int main(void)
 {
 	memset(batch_bytes, 0xab, sizeof batch_bytes);
@@ -322,6 +409,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_failure_fails_later_objects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_behind_failure_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_seals_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_busy_appends_share_next_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interval_without_idle_seal, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
