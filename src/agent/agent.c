@@ -737,6 +737,8 @@ static void free_topic_each(void *arg, const char *key, void *value)
 
 void agent_free(struct agent *a)
 {
+	if (a->hooks && a->hooks->freeing)
+		a->hooks->freeing(a);
 	strmap_each(&a->topics, free_topic_each, NULL);
 	strmap_free(&a->topics);
 	strmap_free(&a->topics_by_tid);

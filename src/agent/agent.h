@@ -103,6 +103,7 @@ struct agent {
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
 	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
+	struct fetch_sessions *fetch_sessions; /* KIP-227 (api/fetch_session.c; the api layer's) */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group service (group/service.c) */
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
@@ -138,6 +139,8 @@ struct agent_hooks {
 	/* The drain is done (everything held is committed): answer every
 	 * request still waiting, before the server closes. */
 	void (*drained)(struct agent *a);
+	/* agent_free is freeing the agent: free what the layer keeps in it. */
+	void (*freeing)(struct agent *a);
 };
 
 /* Open the stores, load the catalog, start listening; hooks (kept by

@@ -85,6 +85,7 @@ const struct agent_hooks api_agent_hooks = {
 	.handle = api_handle,
 	.committed = fetch_wake,
 	.drained = fetch_shutdown,
+	.freeing = fetch_sessions_drop,
 };
 
 const struct api_row *api_row_find(int16_t key)

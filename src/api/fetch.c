@@ -16,13 +16,17 @@
  * split into the reader's pieces, and written as pieces; the reader's
  * hold keeps what they point into until the write is done.
  *
- * Fetch sessions (KIP-227) are not kept: every response carries session
- * id 0, which tells clients to send full fetch requests. */
+ * Fetch sessions (KIP-227): api/fetch_session.c keeps the agent's
+ * sessions and says which partitions a fetch reads (the request's, or its
+ * session's) and, at the end, which of them the response carries; here
+ * each partition is checked and read as before, and the response is
+ * built from that list. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent/agent.h"
 #include "api/api.h"
+#include "api/fetch_session.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -38,8 +42,10 @@ struct fetch_wait {
 	struct request *req;
 	const struct kmsg_fetch_req *m; /* in the request arena */
 	struct kmsg_fetch_resp r;
-	size_t parts;               /* response partitions */
-	struct reader_slot *slots;  /* per response partition, in order */
+	struct fetch_session_ctx sess; /* the partitions read, in order (sess.parts) */
+	size_t parts;               /* partitions read (sess.count) */
+	struct reader_slot *slots;  /* per partition read, in order */
+	size_t *resp_slot;          /* per response partition: its slot */
 	struct reader_fetch *rf;    /* in the request's arena */
 	int64_t wait_ms;
 	bool waiting;               /* on the waiter list */
@@ -63,52 +69,54 @@ static bool zero_uuid(const uint8_t u[16])
 	return true;
 }
 
+static bool same_topic(const struct fetch_part *x, const struct fetch_part *y, bool ids)
+{
+	if (ids)
+		return memcmp(x->topic_id, y->topic_id, 16) == 0;
+	return x->topic.len == y->topic.len &&
+	       (x->topic.ptr == y->topic.ptr || x->topic.len <= 0 ||
+		memcmp(x->topic.ptr, y->topic.ptr, (size_t)x->topic.len) == 0);
+}
+
 /* Gather the response from the current state: errors and watermarks
  * here, the records by the reader. Returns bytes of records. */
 static size_t fetch_gather(struct fetch_wait *f)
 {
 	struct agent *a = f->a;
-	int16_t v = f->req->api_version;
-	const struct kmsg_fetch_req *m = f->m;
-	size_t k = 0;
-	for (int32_t i = 0; i < m->topics_count; i++) {
-		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
-		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
-		struct topic_state *t = v >= 13 ? (zero_uuid(qt->topic_id) ? NULL : agent_topic_by_uuid(a, qt->topic_id))
-						: agent_topic(a, qt->topic);
-		for (int32_t j = 0; j < qt->partitions_count; j++, k++) {
-			struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
-			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
-			struct reader_slot *s = &f->slots[k];
-			s->wanted = false;
-			rp->records = KBYTES_NULL;
-			rp->records.len = 0;
-			if (!t || qp->partition < 0 || qp->partition >= t->partition_count) {
-				rp->error_code = v >= 13 ? KERR_UNKNOWN_TOPIC_ID
-							 : KERR_UNKNOWN_TOPIC_OR_PARTITION;
-				continue;
-			}
-			struct partition_state *ps = &t->parts[qp->partition];
-			rp->high_watermark = ps->high_watermark;
-			rp->last_stable_offset = ps->high_watermark;
-			rp->log_start_offset = ps->log_start_offset;
-			if (qp->fetch_offset < ps->log_start_offset || qp->fetch_offset > ps->high_watermark) {
-				rp->error_code = KERR_OFFSET_OUT_OF_RANGE;
-				continue;
-			}
-			rp->error_code = KERR_NONE;
-			if (qp->fetch_offset == ps->high_watermark)
-				continue;
-			s->tid = t->tid;
-			s->partition = qp->partition;
-			s->offset = qp->fetch_offset;
-			s->high_watermark = ps->high_watermark;
-			s->max_bytes = qp->partition_max_bytes;
-			s->wanted = true;
+	bool ids = f->req->api_version >= 13;
+	struct topic_state *t = NULL;
+	for (size_t k = 0; k < f->parts; k++) {
+		struct fetch_part *p = &f->sess.parts[k];
+		struct reader_slot *s = &f->slots[k];
+		if (k == 0 || !same_topic(&f->sess.parts[k - 1], p, ids))
+			t = ids ? (zero_uuid(p->topic_id) ? NULL : agent_topic_by_uuid(a, p->topic_id))
+				: agent_topic(a, p->topic);
+		s->wanted = false;
+		p->high_watermark = -1;
+		p->log_start_offset = -1;
+		if (!t || p->partition < 0 || p->partition >= t->partition_count) {
+			p->error = ids ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
+			continue;
 		}
+		struct partition_state *ps = &t->parts[p->partition];
+		p->high_watermark = ps->high_watermark;
+		p->log_start_offset = ps->log_start_offset;
+		if (p->fetch_offset < ps->log_start_offset || p->fetch_offset > ps->high_watermark) {
+			p->error = KERR_OFFSET_OUT_OF_RANGE;
+			continue;
+		}
+		p->error = KERR_NONE;
+		if (p->fetch_offset == ps->high_watermark)
+			continue;
+		s->tid = t->tid;
+		s->partition = p->partition;
+		s->offset = p->fetch_offset;
+		s->high_watermark = ps->high_watermark;
+		s->max_bytes = p->max_bytes;
+		s->wanted = true;
 	}
 	/* No read-ahead while draining: nothing will fetch it. */
-	return reader_gather(f->rf, m->max_bytes > 0 ? (size_t)m->max_bytes : 0, !a->draining);
+	return reader_gather(f->rf, f->m->max_bytes > 0 ? (size_t)f->m->max_bytes : 0, !a->draining);
 }
 
 static void fetch_free(uv_handle_t *h)
@@ -154,10 +162,11 @@ static int pieces_expand(struct fetch_wait *f, struct kmsg_gaps *g)
 				continue;
 			if (j == g->n || g->v[j].len != (size_t)rec.len)
 				goto mismatch;
-			size_t at = g->v[j++].at, sum = 0, count = reader_piece_count(f->rf, k);
+			size_t slot = f->resp_slot[k];
+			size_t at = g->v[j++].at, sum = 0, count = reader_piece_count(f->rf, slot);
 			for (size_t q = 0; q < count; q++) {
 				size_t len;
-				const uint8_t *ptr = reader_piece(f->rf, k, q, &len);
+				const uint8_t *ptr = reader_piece(f->rf, slot, q, &len);
 				v[n++] = (struct kmsg_gap){ at, ptr, len };
 				sum += len;
 			}
@@ -177,27 +186,89 @@ mismatch:
 	return SL_EINVAL;
 }
 
+/* The response's topics and partitions: every partition read, or an
+ * incremental fetch's changed ones (fetch_session_end decides), grouped
+ * by consecutive topic as Kafka's FetchResponse.of does. */
+static int fetch_build_response(struct fetch_wait *f)
+{
+	struct request *req = f->req;
+	int16_t v = req->api_version;
+	bool ids = v >= 13;
+	for (size_t k = 0; k < f->parts; k++) {
+		struct fetch_part *p = &f->sess.parts[k];
+		p->records_bytes = f->slots[k].bytes;
+		if (f->slots[k].err) /* a row lookup or a store read failed */
+			p->error = KERR_KAFKA_STORAGE_ERROR;
+	}
+	f->r.session_id = fetch_session_end(f->a->fetch_sessions, (int64_t)uv_now(f->a->loop),
+					    &f->sess);
+	size_t topics = 0, parts = 0;
+	const struct fetch_part *prev = NULL;
+	for (size_t k = 0; k < f->parts; k++) {
+		const struct fetch_part *p = &f->sess.parts[k];
+		if (!p->respond)
+			continue;
+		if (!prev || !same_topic(prev, p, ids))
+			topics++;
+		prev = p;
+		parts++;
+	}
+	f->r.responses_count = (int32_t)topics;
+	if (!REQ_ARRAY(req, topics, f->r.responses) || !REQ_ARRAY(req, parts, f->resp_slot))
+		return SL_ENOMEM;
+	struct kmsg_fetch_resp_fetchable_topic_response *rt = NULL;
+	size_t n = 0;
+	int32_t j = 0;
+	prev = NULL;
+	for (size_t k = 0; k < f->parts; k++) {
+		const struct fetch_part *p = &f->sess.parts[k];
+		if (!p->respond)
+			continue;
+		if (!prev || !same_topic(prev, p, ids)) {
+			rt = rt ? rt + 1 : f->r.responses;
+			kmsg_fetch_resp_fetchable_topic_response_init(rt);
+			rt->topic = p->topic;
+			memcpy(rt->topic_id, p->topic_id, 16);
+			/* The topic's partitions: the answered ones that follow. */
+			int32_t count = 0;
+			for (size_t q = k; q < f->parts; q++) {
+				if (!f->sess.parts[q].respond)
+					continue;
+				if (!same_topic(p, &f->sess.parts[q], ids))
+					break;
+				count++;
+			}
+			rt->partitions_count = count;
+			if (!REQ_ARRAY(req, count, rt->partitions))
+				return SL_ENOMEM;
+			j = 0;
+		}
+		prev = p;
+		struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j++];
+		kmsg_fetch_resp_partition_data_init(rp);
+		rp->partition_index = p->partition;
+		rp->error_code = p->error;
+		rp->high_watermark = p->high_watermark;
+		rp->last_stable_offset = p->high_watermark;
+		rp->log_start_offset = p->log_start_offset;
+		rp->aborted_transactions_count = v >= 4 ? 0 : -1;
+		rp->preferred_read_replica = -1;
+		/* Records under READER_PIECE_BYTES_MIN are contiguous there
+		 * and copied; longer ones are written as pieces. */
+		rp->records.ptr = reader_records(f->rf, k);
+		rp->records.len = (int32_t)f->slots[k].bytes;
+		f->resp_slot[n++] = k;
+	}
+	return 0;
+}
+
 static void fetch_respond(struct fetch_wait *f)
 {
 	struct request *req = f->req;
-	size_t k = 0;
 	struct reader_hold *h = NULL;
 	struct kmsg_gaps gaps = { .min_len = READER_PIECE_BYTES_MIN };
-	if (reader_status(f->rf) != 0)
+	if (reader_status(f->rf) != 0 || fetch_build_response(f) != 0)
 		goto out_fail;
-	for (int32_t i = 0; i < f->r.responses_count; i++) {
-		struct kmsg_fetch_resp_fetchable_topic_response *rt = &f->r.responses[i];
-		for (int32_t j = 0; j < rt->partitions_count; j++, k++) {
-			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[j];
-			const struct reader_slot *s = &f->slots[k];
-			/* Records under READER_PIECE_BYTES_MIN are contiguous
-			 * there and copied; longer ones are written as pieces. */
-			rp->records.ptr = reader_records(f->rf, k);
-			rp->records.len = (int32_t)s->bytes;
-			if (s->err) /* a row lookup or a store read failed */
-				rp->error_code = KERR_KAFKA_STORAGE_ERROR;
-		}
-	}
 	/* Room for a gap per partition: the encoder never falls back to
 	 * copying records (it cannot: they are not contiguous). */
 	gaps.cap = f->parts ? f->parts : 1;
@@ -348,6 +419,12 @@ void fetch_shutdown(struct agent *a)
 	}
 }
 
+void fetch_sessions_drop(struct agent *a)
+{
+	fetch_sessions_free(a->fetch_sessions);
+	a->fetch_sessions = NULL;
+}
+
 void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_req *m)
 {
 	struct fetch_wait *f = calloc(1, sizeof *f);
@@ -364,36 +441,25 @@ void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_
 	kmsg_fetch_resp_init(r);
 	r->error_code = KERR_NONE;
 	r->session_id = 0;
-	int32_t topics = m->topics_count > 0 ? m->topics_count : 0;
-	size_t parts = 0;
-	r->responses_count = topics;
-	if (!REQ_ARRAY(req, topics, r->responses))
+	/* Made at the first fetch that may use it; without memory for it,
+	 * fetches are sessionless (incremental ones are refused). */
+	if (!a->fetch_sessions && req->api_version >= 7)
+		a->fetch_sessions = fetch_sessions_new(SL_FETCH_SESSIONS_MAX,
+						       SL_FETCH_SESSION_PARTITIONS_MAX,
+						       SL_FETCH_SESSION_EVICTION_MS);
+	if (fetch_session_begin(a->fetch_sessions, &req->arena, (int64_t)uv_now(a->loop),
+				req->api_version, m, &f->sess) != 0)
 		goto out_fail;
-	for (int32_t i = 0; i < topics; i++) {
-		struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
-		struct kmsg_fetch_resp_fetchable_topic_response *rt = &r->responses[i];
-		kmsg_fetch_resp_fetchable_topic_response_init(rt);
-		rt->topic = qt->topic;
-		memcpy(rt->topic_id, qt->topic_id, 16);
-		rt->partitions_count = qt->partitions_count > 0 ? qt->partitions_count : 0;
-		if (!REQ_ARRAY(req, rt->partitions_count, rt->partitions))
-			goto out_fail;
-		for (int32_t j = 0; j < rt->partitions_count; j++) {
-			kmsg_fetch_resp_partition_data_init(&rt->partitions[j]);
-			rt->partitions[j].partition_index = qt->partitions[j].partition;
-			rt->partitions[j].aborted_transactions_count = req->api_version >= 4 ? 0 : -1;
-			rt->partitions[j].preferred_read_replica = -1;
-		}
-		parts += (size_t)rt->partitions_count;
-	}
-	f->parts = parts;
-	if (!REQ_ARRAY(req, parts, f->slots) ||
-	    reader_fetch_new(a->reader, &req->arena, f->slots, parts, &f->rf) != 0)
+	f->parts = f->sess.count;
+	if (!REQ_ARRAY(req, f->parts, f->slots) ||
+	    reader_fetch_new(a->reader, &req->arena, f->slots, f->parts, &f->rf) != 0)
 		goto out_fail;
-	/* Sessions are not kept: a fetch in an unknown session is refused so
-	 * the client starts over with a full fetch. */
-	if (req->api_version >= 7 && m->session_id != 0) {
-		r->error_code = KERR_FETCH_SESSION_ID_NOT_FOUND;
+	if (f->sess.error) {
+		/* No such session, or not this epoch: answered at once, with
+		 * no partitions and session id 0 (Kafka's SessionErrorContext);
+		 * the client starts over with a full fetch. */
+		r->error_code = f->sess.error;
+		f->parts = 0;
 		fetch_respond(f);
 		return;
 	}

@@ -63,6 +63,8 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error);
 void fetch_wake(struct agent *a);
 /* fetch.c: answer every waiting fetch now (the drain is done). */
 void fetch_shutdown(struct agent *a);
+/* fetch.c: free the agent's fetch sessions (agent_free). */
+void fetch_sessions_drop(struct agent *a);
 
 /* Allocate n zeroed elements from the request's arena; NULL on limit. */
 #define REQ_ARRAY(req, n, ptr) ((ptr) = arena_alloc(&(req)->arena, sizeof *(ptr) * (size_t)((n) > 0 ? (n) : 0)))

@@ -106,6 +106,16 @@
  * default; anything larger is capped so a request cannot hang for days. */
 #define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)
 
+/* Incremental fetch sessions (KIP-227, api/fetch_session.c): as many as
+ * Kafka's max.incremental.fetch.session.cache.slots (1,000), evictable by
+ * others once idle for Kafka's min.incremental.fetch.session.eviction.ms
+ * (2 min); and, which Kafka does not bound, 500,000 partitions in all
+ * (about 40 bytes each with the index: ~20 MiB), so 1,000 sessions of
+ * huge requests cannot take the agent's memory. */
+#define SL_FETCH_SESSIONS_MAX 1000
+#define SL_FETCH_SESSION_EVICTION_MS (120 * 1000)
+#define SL_FETCH_SESSION_PARTITIONS_MAX 500000
+
 /* Large buffers the loop thread keeps for reuse (base/buf.h's pool:
  * request frames, fetch responses, sealed objects), so produce and
  * catch-up do not page-fault fresh mappings; beyond it they are freed. */

@@ -399,18 +399,10 @@ def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
         sock.sendall(request(API_DELETE_RECORDS, version, 21, body))
     cid, data = recv_response(sock)
     assert cid == 21
-    r = Reader(data)
+    r = FlexReader(data)
     if flexible:
         assert r.take(1) == NO_TAGS  # response header v1: tagged fields
-
-    def uv():
-        shift = v = 0
-        while True:
-            b = r.take(1)[0]
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
+    uv = r.uvarint
 
     def rstring():
         return r.take(uv() - 1).decode() if flexible else r.string()
@@ -438,4 +430,152 @@ def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
     rarray(topic)
     rtags()
     assert r.done(), "trailing bytes in DeleteRecords response"
+    return out
+
+
+# --- Fetch v7-v13 with sessions (KIP-227), Metadata v10 for topic ids -------
+
+API_FETCH = 1
+
+
+class FlexReader(Reader):
+    """Reader with the flexible versions' compact forms."""
+
+    def uvarint(self):
+        shift = v = 0
+        while True:
+            b = self.take(1)[0]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    def cstring(self):
+        n = self.uvarint() - 1
+        return None if n < 0 else self.take(n).decode()
+
+    def carray(self, fn):
+        n = self.uvarint() - 1
+        return None if n < 0 else [fn() for _ in range(n)]
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
+
+
+def fetch_body(version, session_id, epoch, topics, forgotten=(), max_wait_ms=0,
+               min_bytes=0, max_bytes=64 * 1024 * 1024):
+    """A Fetch v7-v13 body. topics: [(topic, [(partition, fetch_offset,
+    partition_max_bytes)])], the topic a name (v < 13) or a 16-byte id;
+    forgotten: [(topic, [partitions])]."""
+    assert 7 <= version <= 13
+    flex = version >= 12
+    arr = compact_array if flex else array
+    tag = NO_TAGS if flex else b""
+
+    def topic_field(t):
+        if version >= 13:
+            assert isinstance(t, bytes) and len(t) == 16
+            return t
+        return compact_string(t) if flex else string(t)
+
+    def part(p, off, pmax):
+        out = i32(p)
+        if version >= 9:
+            out += i32(-1)  # current leader epoch
+        out += i64(off)
+        if version >= 12:
+            out += i32(-1)  # last fetched epoch
+        return out + i64(-1) + i32(pmax) + tag
+
+    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0) +
+            i32(session_id) + i32(epoch))
+    body += arr(topic_field(t) + arr(part(*p) for p in parts) + tag for t, parts in topics)
+    body += arr(topic_field(t) + arr(i32(p) for p in parts) + tag for t, parts in forgotten)
+    if version >= 11:
+        body += compact_string("") if flex else string("")
+    return body + tag
+
+
+def parse_fetch(version, data):
+    """{"error", "session_id", "parts": [(topic, partition, error, high
+    watermark, log start, records)]} in response order; topic is the name
+    or (v13+) the id."""
+    flex = version >= 12
+    r = FlexReader(data)
+    if flex:
+        r.tags()  # response header v1
+    out = {"throttle": r.i32(), "error": r.i16(), "session_id": r.i32(), "parts": []}
+    arr = r.carray if flex else r.array
+
+    def partition(t):
+        p, err, hw, _lso, ls = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+        arr(lambda: (r.i64(), r.i64(), r.tags() if flex else None))
+        if version >= 11:
+            r.i32()  # preferred read replica
+        n = r.uvarint() - 1 if flex else r.i32()
+        rec = None if n < 0 else r.take(n)
+        if flex:
+            r.tags()
+        out["parts"].append((t, p, err, hw, ls, rec))
+
+    def topic():
+        t = r.take(16) if version >= 13 else (r.cstring() if flex else r.string())
+        arr(lambda: partition(t))
+        if flex:
+            r.tags()
+
+    arr(topic)
+    if flex:
+        r.tags()
+    assert r.done(), "trailing bytes in Fetch v%d response" % version
+    return out
+
+
+def fetch(sock, version, session_id, epoch, topics, forgotten=(), correlation_id=9, **kw):
+    """One Fetch round trip; returns (parse_fetch result, request bytes,
+    response bytes) — the sizes on the wire, frames included."""
+    body = fetch_body(version, session_id, epoch, topics, forgotten, **kw)
+    frame = (request_v2 if version >= 12 else request)(API_FETCH, version, correlation_id, body)
+    sock.sendall(frame)
+    cid, data = recv_response(sock)
+    assert cid == correlation_id
+    return parse_fetch(version, data), len(frame), len(data) + 4
+
+
+def topic_ids(sock, topics):
+    """{name: 16-byte topic id} from Metadata v10."""
+    body = compact_array(b"\x00" * 16 + compact_string(t) + NO_TAGS for t in topics)
+    # no auto-creation, no cluster or topic authorized operations
+    body += b"\x00" + b"\x00" + b"\x00" + NO_TAGS
+    sock.sendall(request_v2(API_METADATA, 10, 31, body))
+    cid, data = recv_response(sock)
+    assert cid == 31
+    r = FlexReader(data)
+    r.tags()
+    r.i32()  # throttle
+    r.carray(lambda: (r.i32(), r.cstring(), r.i32(), r.cstring(), r.tags()))
+    r.cstring()  # cluster id
+    r.i32()  # controller
+    out = {}
+
+    def partition():
+        r.i16(), r.i32(), r.i32(), r.i32()
+        r.carray(r.i32), r.carray(r.i32), r.carray(r.i32)
+        r.tags()
+
+    def topic():
+        r.i16()
+        name = r.cstring()
+        tid = r.take(16)
+        r.i8()
+        r.carray(partition)
+        r.i32()
+        r.tags()
+        out[name] = tid
+
+    r.carray(topic)
+    r.i32()
+    r.tags()
     return out

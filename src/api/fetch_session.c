@@ -1,0 +1,617 @@
+/* fetch_session.c — the agent's incremental fetch sessions (KIP-227):
+ * the bounded cache (ids, LRU, eviction) and each session's partitions,
+ * what they last answered, in the order the next fetch reads them. Pure
+ * logic: fetch.c calls fetch_session_begin before its first gather and
+ * fetch_session_end before encoding. See fetch_session.h for the rules. */
+#include "api/fetch_session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/grow.h"
+#include "base/strmap.h"
+#include "proto/kerr.h"
+
+/* Kafka's epochs (FetchMetadata): -1 ends a session (and asks for none),
+ * 0 starts one. */
+#define EPOCH_FINAL (-1)
+#define EPOCH_INITIAL 0
+
+struct fs_topic {
+	char *name;                /* v < 13; owned */
+	int32_t name_len;
+	uint8_t id[16];            /* v >= 13 */
+};
+
+struct fs_entry {
+	uint32_t topic;            /* index into the session's topics */
+	int32_t partition;
+	int64_t fetch_offset;
+	int32_t max_bytes;
+	int64_t high_watermark;    /* as last answered; -1: never, or an error */
+	int64_t log_start_offset;  /* as last answered */
+};
+
+struct session {
+	struct session *lru_prev, *lru_next; /* the cache's list, least recent first */
+	int32_t id, epoch;
+	bool topic_ids;
+	int64_t last_used_ms;
+	uint64_t generation;       /* bumped at every change of entries' order */
+	struct fs_topic *topics;
+	size_t topics_count, topics_cap;
+	struct strmap topic_index; /* topic key -> index + 1 */
+	struct fs_entry *entries;  /* in fetch order */
+	size_t count, cap;
+	uint32_t *index;           /* open addressing: entry index + 1, 0 empty */
+	size_t index_cap;          /* a power of two, at least twice count */
+};
+
+struct fetch_sessions {
+	size_t slots_max, partitions_max, partitions;
+	int64_t eviction_ms;
+	struct session *lru_head, *lru_tail;
+	size_t count;
+	struct strmap by_id;       /* decimal id -> session */
+	uint64_t rng;
+};
+
+/* ---- the cache ---- */
+
+struct fetch_sessions *fetch_sessions_new(size_t slots_max, size_t partitions_max,
+					  int64_t eviction_ms)
+{
+	struct fetch_sessions *c = calloc(1, sizeof *c);
+	if (!c)
+		return NULL;
+	c->slots_max = slots_max;
+	c->partitions_max = partitions_max;
+	c->eviction_ms = eviction_ms;
+	strmap_init(&c->by_id);
+	if (getrandom(&c->rng, sizeof c->rng, 0) != sizeof c->rng)
+		c->rng = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
+	c->rng |= 1;
+	return c;
+}
+
+static void id_key(int32_t id, char key[16])
+{
+	snprintf(key, 16, "%d", (int)id);
+}
+
+static struct session *session_find(struct fetch_sessions *c, int32_t id)
+{
+	char key[16];
+	id_key(id, key);
+	return strmap_get(&c->by_id, key);
+}
+
+static void lru_unlink(struct fetch_sessions *c, struct session *s)
+{
+	if (s->lru_prev) s->lru_prev->lru_next = s->lru_next; else c->lru_head = s->lru_next;
+	if (s->lru_next) s->lru_next->lru_prev = s->lru_prev; else c->lru_tail = s->lru_prev;
+	s->lru_prev = s->lru_next = NULL;
+}
+
+static void lru_append(struct fetch_sessions *c, struct session *s)
+{
+	s->lru_prev = c->lru_tail;
+	s->lru_next = NULL;
+	if (c->lru_tail) c->lru_tail->lru_next = s; else c->lru_head = s;
+	c->lru_tail = s;
+}
+
+static void session_touch(struct fetch_sessions *c, struct session *s, int64_t now_ms)
+{
+	s->last_used_ms = now_ms;
+	lru_unlink(c, s);
+	lru_append(c, s);
+}
+
+static void session_destroy(struct session *s)
+{
+	for (size_t i = 0; i < s->topics_count; i++)
+		free(s->topics[i].name);
+	free(s->topics);
+	strmap_free(&s->topic_index);
+	free(s->entries);
+	free(s->index);
+	free(s);
+}
+
+static void session_remove(struct fetch_sessions *c, struct session *s)
+{
+	char key[16];
+	id_key(s->id, key);
+	strmap_del(&c->by_id, key);
+	lru_unlink(c, s);
+	c->count--;
+	c->partitions -= s->count;
+	session_destroy(s);
+}
+
+void fetch_sessions_free(struct fetch_sessions *c)
+{
+	if (!c)
+		return;
+	while (c->lru_head)
+		session_remove(c, c->lru_head);
+	strmap_free(&c->by_id);
+	free(c);
+}
+
+size_t fetch_sessions_count(const struct fetch_sessions *c)
+{
+	return c->count;
+}
+
+/* Room for a new session of `size` partitions, as Kafka's
+ * FetchSessionCache.tryEvict decides (no privileged sessions here: no
+ * followers fetch): a free slot; else the least recently used session if
+ * idle for eviction_ms; else the smallest if the new one is larger. The
+ * partition budget evicts idle sessions only. */
+static bool make_room(struct fetch_sessions *c, int64_t now_ms, size_t size)
+{
+	if (size > c->partitions_max)
+		return false;
+	if (c->count >= c->slots_max) {
+		struct session *lru = c->lru_head, *small = NULL;
+		if (!lru)
+			return false;
+		if (now_ms - lru->last_used_ms > c->eviction_ms) {
+			session_remove(c, lru);
+		} else {
+			for (struct session *s = c->lru_head; s; s = s->lru_next)
+				if (!small || s->count < small->count ||
+				    (s->count == small->count && s->id < small->id))
+					small = s;
+			if (size <= small->count)
+				return false;
+			session_remove(c, small);
+		}
+	}
+	while (c->partitions + size > c->partitions_max) {
+		struct session *lru = c->lru_head;
+		if (!lru || now_ms - lru->last_used_ms <= c->eviction_ms)
+			return false;
+		session_remove(c, lru);
+	}
+	return true;
+}
+
+static int32_t new_id(struct fetch_sessions *c)
+{
+	for (;;) {
+		c->rng ^= c->rng << 13;
+		c->rng ^= c->rng >> 7;
+		c->rng ^= c->rng << 17;
+		int32_t id = (int32_t)(c->rng >> 33); /* 0 .. INT32_MAX */
+		if (id != 0 && !session_find(c, id))
+			return id;
+	}
+}
+
+/* ---- a session's topics and entries ---- */
+
+/* The key of a topic in a session: its id (v13+) or its name, in hex (a
+ * name from the wire may hold any byte, NUL too). key has room for
+ * 2 * n + 1 bytes. */
+static void topic_key(const uint8_t *p, size_t n, char *key)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		key[2 * i] = hex[p[i] >> 4];
+		key[2 * i + 1] = hex[p[i] & 15];
+	}
+	key[2 * n] = 0;
+}
+
+static long topic_add(struct session *s, kstr name, const uint8_t id[16], const char *key)
+{
+	if (array_grow(&s->topics, &s->topics_cap, s->topics_count, sizeof *s->topics, 8) != 0)
+		return -1;
+	struct fs_topic *t = &s->topics[s->topics_count];
+	memset(t, 0, sizeof *t);
+	if (s->topic_ids) {
+		memcpy(t->id, id, 16);
+	} else {
+		t->name_len = name.len > 0 ? name.len : 0;
+		t->name = malloc((size_t)t->name_len + 1);
+		if (!t->name)
+			return -1;
+		if (t->name_len)
+			memcpy(t->name, name.ptr, (size_t)t->name_len);
+		t->name[t->name_len] = 0;
+	}
+	if (strmap_put(&s->topic_index, key, (void *)(uintptr_t)(s->topics_count + 1)) != 0) {
+		free(t->name);
+		return -1;
+	}
+	return (long)s->topics_count++;
+}
+
+/* Index of the topic in s; added when absent and add is set. -1 when
+ * absent, or on ENOMEM. */
+static long topic_get(struct session *s, kstr name, const uint8_t id[16], bool add)
+{
+	const uint8_t *p = s->topic_ids ? id : (const uint8_t *)name.ptr;
+	size_t n = s->topic_ids ? 16 : (name.len > 0 ? (size_t)name.len : 0);
+	char small[2 * 256 + 1], *key = n <= 256 ? small : malloc(2 * n + 1);
+	if (!key)
+		return -1;
+	topic_key(p, n, key);
+	uintptr_t v = (uintptr_t)strmap_get(&s->topic_index, key);
+	long t = v ? (long)v - 1 : add ? topic_add(s, name, id, key) : -1;
+	if (key != small)
+		free(key);
+	return t;
+}
+
+static size_t entry_hash(uint32_t topic, int32_t partition, size_t mask)
+{
+	uint64_t x = ((uint64_t)topic << 32) | (uint32_t)partition;
+	x *= 0x9E3779B97F4A7C15ull;
+	return (size_t)(x >> 32) & mask;
+}
+
+static void index_put(struct session *s, size_t i)
+{
+	size_t mask = s->index_cap - 1;
+	size_t h = entry_hash(s->entries[i].topic, s->entries[i].partition, mask);
+	while (s->index[h])
+		h = (h + 1) & mask;
+	s->index[h] = (uint32_t)i + 1;
+}
+
+/* Rebuild the index after entries moved or went. */
+static int session_reindex(struct session *s)
+{
+	size_t cap = 16;
+	while (cap < 2 * s->count + 2)
+		cap *= 2;
+	if (cap != s->index_cap) {
+		uint32_t *v = malloc(cap * sizeof *v);
+		if (!v)
+			return SL_ENOMEM;
+		free(s->index);
+		s->index = v;
+		s->index_cap = cap;
+	}
+	memset(s->index, 0, cap * sizeof *s->index);
+	for (size_t i = 0; i < s->count; i++)
+		index_put(s, i);
+	s->generation++;
+	return 0;
+}
+
+static struct fs_entry *entry_find(struct session *s, uint32_t topic, int32_t partition)
+{
+	if (!s->index_cap)
+		return NULL;
+	size_t mask = s->index_cap - 1;
+	for (size_t h = entry_hash(topic, partition, mask); s->index[h]; h = (h + 1) & mask) {
+		struct fs_entry *e = &s->entries[s->index[h] - 1];
+		if (e->topic == topic && e->partition == partition)
+			return e;
+	}
+	return NULL;
+}
+
+/* Append an entry, indexed. NULL on ENOMEM. */
+static struct fs_entry *entry_add(struct session *s, uint32_t topic, int32_t partition)
+{
+	if (array_grow(&s->entries, &s->cap, s->count, sizeof *s->entries, 64) != 0)
+		return NULL;
+	struct fs_entry *e = &s->entries[s->count++];
+	*e = (struct fs_entry){ .topic = topic, .partition = partition,
+				.high_watermark = -1, .log_start_offset = -1 };
+	if (2 * s->count + 2 > s->index_cap) {
+		if (session_reindex(s) != 0) {
+			s->count--;
+			return NULL;
+		}
+	} else {
+		index_put(s, s->count - 1);
+	}
+	return e;
+}
+
+/* ---- one fetch ---- */
+
+static size_t request_partitions(const struct kmsg_fetch_req *m)
+{
+	size_t n = 0;
+	for (int32_t i = 0; i < m->topics_count; i++)
+		n += m->topics[i].partitions_count > 0 ? (size_t)m->topics[i].partitions_count : 0;
+	return n;
+}
+
+/* The request's partitions, in its order (a full or sessionless fetch). */
+static int parts_from_request(struct arena *arena, const struct kmsg_fetch_req *m,
+			      struct fetch_session_ctx *ctx)
+{
+	size_t n = request_partitions(m), k = 0;
+	ctx->parts = arena_alloc(arena, (n ? n : 1) * sizeof *ctx->parts);
+	if (!ctx->parts)
+		return SL_ENOMEM;
+	for (int32_t i = 0; i < m->topics_count; i++) {
+		const struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+		for (int32_t j = 0; j < qt->partitions_count; j++, k++) {
+			struct fetch_part *p = &ctx->parts[k];
+			memset(p, 0, sizeof *p);
+			p->topic = qt->topic;
+			memcpy(p->topic_id, qt->topic_id, 16);
+			p->partition = qt->partitions[j].partition;
+			p->fetch_offset = qt->partitions[j].fetch_offset;
+			p->max_bytes = qt->partitions[j].partition_max_bytes;
+		}
+	}
+	ctx->count = n;
+	return 0;
+}
+
+/* The session's partitions, in its order; topic names copied into the
+ * arena (the session may be gone before the answer). */
+static int parts_from_session(struct arena *arena, struct session *s,
+			      struct fetch_session_ctx *ctx)
+{
+	kstr *names = arena_alloc(arena, (s->topics_count ? s->topics_count : 1) * sizeof *names);
+	ctx->parts = arena_alloc(arena, (s->count ? s->count : 1) * sizeof *ctx->parts);
+	if (!names || !ctx->parts)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < s->topics_count; i++) {
+		names[i] = KSTR_NULL;
+		if (!s->topics[i].name)
+			continue;
+		char *copy = arena_alloc(arena, (size_t)s->topics[i].name_len + 1);
+		if (!copy)
+			return SL_ENOMEM;
+		memcpy(copy, s->topics[i].name, (size_t)s->topics[i].name_len + 1);
+		names[i] = (kstr){ copy, s->topics[i].name_len };
+	}
+	for (size_t i = 0; i < s->count; i++) {
+		const struct fs_entry *e = &s->entries[i];
+		struct fetch_part *p = &ctx->parts[i];
+		memset(p, 0, sizeof *p);
+		p->topic = names[e->topic];
+		memcpy(p->topic_id, s->topics[e->topic].id, 16);
+		p->partition = e->partition;
+		p->fetch_offset = e->fetch_offset;
+		p->max_bytes = e->max_bytes;
+	}
+	ctx->count = s->count;
+	return 0;
+}
+
+/* Apply an incremental request to s: its partitions are added or take
+ * the request's position and limit, then forgotten ones go (Kafka's
+ * order). Returns 0, SL_ELIMIT (the cache's partition budget) or
+ * SL_ENOMEM; s is then left as consistent as before but maybe partly
+ * updated (the caller drops it). */
+static int session_update(struct fetch_sessions *c, struct session *s,
+			  const struct kmsg_fetch_req *m)
+{
+	size_t added = 0;
+	int rc = 0;
+	for (int32_t i = 0; i < m->topics_count && !rc; i++) {
+		const struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+		if (qt->partitions_count <= 0)
+			continue;
+		long t = topic_get(s, qt->topic, qt->topic_id, true);
+		if (t < 0) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		for (int32_t j = 0; j < qt->partitions_count; j++) {
+			const struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
+			struct fs_entry *e = entry_find(s, (uint32_t)t, qp->partition);
+			if (!e) {
+				if (c->partitions + added + 1 > c->partitions_max) {
+					rc = SL_ELIMIT;
+					break;
+				}
+				e = entry_add(s, (uint32_t)t, qp->partition);
+				if (!e) {
+					rc = SL_ENOMEM;
+					break;
+				}
+				added++;
+			}
+			e->fetch_offset = qp->fetch_offset;
+			e->max_bytes = qp->partition_max_bytes;
+		}
+	}
+	c->partitions += added;
+	if (rc)
+		return rc;
+	bool removed = false;
+	for (int32_t i = 0; i < m->forgotten_topics_data_count; i++) {
+		const struct kmsg_fetch_req_forgotten_topic *ft = &m->forgotten_topics_data[i];
+		long t = topic_get(s, ft->topic, ft->topic_id, false);
+		if (t < 0)
+			continue;
+		for (int32_t j = 0; j < ft->partitions_count; j++) {
+			struct fs_entry *e = entry_find(s, (uint32_t)t, ft->partitions[j]);
+			if (e && e->topic != UINT32_MAX) {
+				e->topic = UINT32_MAX; /* dropped below */
+				removed = true;
+			}
+		}
+	}
+	if (removed) {
+		size_t k = 0;
+		for (size_t i = 0; i < s->count; i++)
+			if (s->entries[i].topic != UINT32_MAX)
+				s->entries[k++] = s->entries[i];
+		c->partitions -= s->count - k;
+		s->count = k;
+		if (session_reindex(s) != 0)
+			return SL_ENOMEM;
+	}
+	return 0;
+}
+
+static int32_t next_epoch(int32_t epoch)
+{
+	if (epoch < 0)
+		return EPOCH_FINAL;
+	return epoch == INT32_MAX ? 1 : epoch + 1;
+}
+
+int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t now_ms,
+			int16_t version, const struct kmsg_fetch_req *m,
+			struct fetch_session_ctx *ctx)
+{
+	memset(ctx, 0, sizeof *ctx);
+	ctx->topic_ids = version >= 13;
+	if (version < 7)
+		return parts_from_request(arena, m, ctx);
+	if (m->session_epoch == EPOCH_FINAL || m->session_epoch == EPOCH_INITIAL) {
+		/* Full: a session it names is closed either way. */
+		struct session *old = c && m->session_id ? session_find(c, m->session_id) : NULL;
+		if (old)
+			session_remove(c, old);
+		ctx->kind = m->session_epoch == EPOCH_INITIAL ? FETCH_SESSION_FULL : FETCH_SESSIONLESS;
+		return parts_from_request(arena, m, ctx);
+	}
+	struct session *s = c ? session_find(c, m->session_id) : NULL;
+	if (!s) {
+		ctx->error = KERR_FETCH_SESSION_ID_NOT_FOUND;
+		return 0;
+	}
+	if (s->epoch != m->session_epoch) {
+		ctx->error = KERR_INVALID_FETCH_SESSION_EPOCH;
+		return 0;
+	}
+	if (s->topic_ids != ctx->topic_ids) {
+		ctx->error = KERR_FETCH_SESSION_TOPIC_ID_ERROR;
+		return 0;
+	}
+	int rc = session_update(c, s, m);
+	if (rc == 0 && s->count == 0) {
+		/* Nothing left: Kafka closes it and answers sessionless. */
+		session_remove(c, s);
+		ctx->kind = FETCH_SESSIONLESS;
+		return parts_from_request(arena, m, ctx);
+	}
+	if (rc) {
+		/* Over the budget (or out of memory): the session goes; this
+		 * request is answered sessionless, so the client starts over. */
+		session_remove(c, s);
+		ctx->kind = FETCH_SESSIONLESS;
+		return parts_from_request(arena, m, ctx);
+	}
+	session_touch(c, s, now_ms);
+	s->epoch = next_epoch(s->epoch);
+	ctx->kind = FETCH_SESSION_INCREMENTAL;
+	ctx->session_id = s->id;
+	rc = parts_from_session(arena, s, ctx);
+	/* What the parts' positions are, for fetch_session_end. */
+	s->generation++;
+	ctx->generation = s->generation;
+	return rc;
+}
+
+/* Kafka's CachedPartition.maybeUpdateResponseData: answered when it has
+ * records, an error, or a high watermark or log start that moved since
+ * the last answer; an error makes the next answer send it again. */
+static bool entry_answer(struct fs_entry *e, const struct fetch_part *p)
+{
+	bool respond = p->records_bytes > 0 || p->error != 0 ||
+		       e->high_watermark != p->high_watermark ||
+		       e->log_start_offset != p->log_start_offset;
+	e->high_watermark = p->error ? -1 : p->high_watermark;
+	e->log_start_offset = p->log_start_offset;
+	return respond;
+}
+
+static int32_t session_create(struct fetch_sessions *c, int64_t now_ms, struct fetch_session_ctx *ctx)
+{
+	if (!make_room(c, now_ms, ctx->count))
+		return 0;
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		return 0;
+	strmap_init(&s->topic_index);
+	s->topic_ids = ctx->topic_ids;
+	s->epoch = next_epoch(EPOCH_INITIAL);
+	for (size_t i = 0; i < ctx->count; i++) {
+		const struct fetch_part *p = &ctx->parts[i];
+		long t = topic_get(s, p->topic, p->topic_id, true);
+		struct fs_entry *e = t < 0 ? NULL : entry_add(s, (uint32_t)t, p->partition);
+		if (!e)
+			goto out_fail;
+		e->fetch_offset = p->fetch_offset;
+		e->max_bytes = p->max_bytes;
+		entry_answer(e, p);
+	}
+	if (session_reindex(s) != 0)
+		goto out_fail;
+	s->id = new_id(c);
+	char idk[16];
+	id_key(s->id, idk);
+	if (strmap_put(&c->by_id, idk, s) != 0)
+		goto out_fail;
+	s->last_used_ms = now_ms;
+	lru_append(c, s);
+	c->count++;
+	c->partitions += s->count;
+	return s->id;
+out_fail:
+	session_destroy(s);
+	return 0;
+}
+
+int32_t fetch_session_end(struct fetch_sessions *c, int64_t now_ms, struct fetch_session_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->count; i++)
+		ctx->parts[i].respond = true;
+	if (ctx->error || !c)
+		return 0;
+	if (ctx->kind == FETCH_SESSION_FULL)
+		return session_create(c, now_ms, ctx);
+	if (ctx->kind != FETCH_SESSION_INCREMENTAL)
+		return 0;
+	struct session *s = session_find(c, ctx->session_id);
+	if (!s)
+		return ctx->session_id; /* evicted meanwhile: all answered, the next is refused */
+	bool same = s->generation == ctx->generation && s->count == ctx->count;
+	/* Answered entries move to the end, in order (Kafka's rotation). */
+	struct fs_entry *moved = malloc((s->count ? s->count : 1) * sizeof *moved);
+	uint8_t *answered = calloc(s->count ? s->count : 1, 1);
+	size_t nmoved = 0;
+	for (size_t i = 0; i < ctx->count; i++) {
+		struct fetch_part *p = &ctx->parts[i];
+		struct fs_entry *e = NULL;
+		if (same) {
+			e = &s->entries[i];
+		} else {
+			long t = topic_get(s, p->topic, p->topic_id, false);
+			if (t >= 0)
+				e = entry_find(s, (uint32_t)t, p->partition);
+		}
+		if (!e)
+			continue; /* forgotten by a later request: answered anyway */
+		p->respond = entry_answer(e, p);
+		if (p->respond && moved && answered && !answered[e - s->entries]) {
+			answered[e - s->entries] = 1;
+			moved[nmoved++] = *e;
+		}
+	}
+	if (moved && answered && nmoved) {
+		size_t k = 0;
+		for (size_t i = 0; i < s->count; i++)
+			if (!answered[i])
+				s->entries[k++] = s->entries[i];
+		memcpy(&s->entries[k], moved, nmoved * sizeof *moved);
+		session_reindex(s); /* the same size: no allocation */
+	}
+	free(moved);
+	free(answered);
+	return ctx->session_id;
+}

@@ -1,0 +1,95 @@
+/* fetch_session.h — incremental fetch sessions (KIP-227), as pure logic:
+ * the agent's bounded cache of sessions and what one Fetch does with it.
+ * Private to src/api (fetch.c drives it; no I/O, no loop).
+ *
+ * A consumer opens a session with a full fetch (epoch 0) and then sends
+ * only the partitions whose fetch position or limits changed, plus the
+ * ones it forgets; the broker keeps the rest and answers only partitions
+ * with records, a changed high watermark or log start, or an error. As
+ * in Kafka (FetchSession.scala, FetchSessionCache):
+ *
+ *   session_id  epoch
+ *   any          -1    sessionless full fetch (a session named is closed)
+ *   any           0    full fetch opening a new session (one named is
+ *                      closed first); id 0 in the answer when the cache
+ *                      has no room
+ *   id           n>0   incremental: FETCH_SESSION_ID_NOT_FOUND for an
+ *                      unknown id, INVALID_FETCH_SESSION_EPOCH when n is
+ *                      not the session's next epoch,
+ *                      FETCH_SESSION_TOPIC_ID_ERROR when the request's
+ *                      version names topics otherwise than the session
+ *                      (ids from v13); the epoch then advances (after
+ *                      INT32_MAX comes 1), and a session left empty is
+ *                      closed (answered sessionless)
+ *
+ * The cache holds at most slots_max sessions and partitions_max
+ * partitions in all. When full, a new session takes the least recently
+ * used one's slot if that was idle for eviction_ms, else the smallest
+ * session's if the new one is larger, else none is made. */
+#ifndef SLUICE_API_FETCH_SESSION_H
+#define SLUICE_API_FETCH_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "kmsg.h"
+
+struct fetch_sessions;
+
+/* NULL when out of memory. */
+struct fetch_sessions *fetch_sessions_new(size_t slots_max, size_t partitions_max,
+					  int64_t eviction_ms);
+void fetch_sessions_free(struct fetch_sessions *c);
+size_t fetch_sessions_count(const struct fetch_sessions *c);
+
+/* One partition a fetch reads, in the order the fetch reads them. */
+struct fetch_part {
+	kstr topic;                /* v < 13 (in the request or the fetch's arena) */
+	uint8_t topic_id[16];      /* v >= 13 */
+	int32_t partition;
+	int64_t fetch_offset;
+	int32_t max_bytes;
+	/* Set by the fetch before fetch_session_end: */
+	int16_t error;
+	int64_t high_watermark, log_start_offset;
+	size_t records_bytes;
+	/* Set by fetch_session_end: this partition goes in the response. */
+	bool respond;
+};
+
+enum fetch_session_kind {
+	FETCH_SESSIONLESS,         /* every partition answered, session id 0 */
+	FETCH_SESSION_FULL,        /* the same, and a session made at the end */
+	FETCH_SESSION_INCREMENTAL, /* the session's partitions, changes answered */
+};
+
+struct fetch_session_ctx {
+	enum fetch_session_kind kind;
+	int16_t error;             /* a top-level error: answer it, no partitions */
+	int32_t session_id;        /* incremental: the session's */
+	bool topic_ids;            /* v >= 13 */
+	struct fetch_part *parts;  /* in the arena */
+	size_t count;
+	uint64_t generation;       /* the session's when parts were listed */
+};
+
+/* Start a fetch: validate the session fields, apply the request's
+ * partitions and forgotten topics to the session, and list what the fetch
+ * reads (in the arena, which lives until the answer). Versions below 7
+ * are sessionless. Returns 0 (ctx->error may still be set) or SL_ENOMEM
+ * (the arena or the cache ran out). */
+int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t now_ms,
+			int16_t version, const struct kmsg_fetch_req *m,
+			struct fetch_session_ctx *ctx);
+/* End it, after the last gather: mark the partitions the response
+ * carries (all but an incremental fetch's unchanged ones), make the
+ * session of a full fetch or update the incremental one's (what it last
+ * answered; answered partitions move to the end, so that under
+ * max_bytes others go first next time). Returns the response's session
+ * id (0: none). */
+int32_t fetch_session_end(struct fetch_sessions *c, int64_t now_ms, struct fetch_session_ctx *ctx);
+
+#endif

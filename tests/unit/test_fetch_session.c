@@ -1,0 +1,198 @@
+/* test_fetch_session.c — the fetch session cache as pure logic (no
+ * broker): what a full and an incremental fetch list, which partitions
+ * an incremental answer carries, forgotten partitions, a session left
+ * empty, and the cache's bounds: a stale least recently used session
+ * gives up its slot, a fresh one only to a larger session, and the
+ * partition budget. tests/integration/test_fetch_sessions.py drives the
+ * same over the wire. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "api/fetch_session.h"
+#include "base/arena.h"
+#include "proto/kerr.h"
+
+static struct arena arena;
+
+/* A Fetch v12 request for topic "t": n partitions from parts (offset 10
+ * each), forgetting nf from forget. */
+static struct kmsg_fetch_req *req(int32_t session_id, int32_t epoch, const int32_t *parts,
+				  int n, const int32_t *forget, int nf)
+{
+	struct kmsg_fetch_req *m = arena_alloc(&arena, sizeof *m);
+	kmsg_fetch_req_init(m);
+	m->session_id = session_id;
+	m->session_epoch = epoch;
+	m->topics_count = n ? 1 : 0;
+	m->topics = arena_alloc(&arena, sizeof *m->topics);
+	kmsg_fetch_req_fetch_topic_init(m->topics);
+	m->topics->topic = KSTR("t");
+	m->topics->partitions_count = n;
+	m->topics->partitions = arena_alloc(&arena, (n ? n : 1) * sizeof *m->topics->partitions);
+	for (int i = 0; i < n; i++) {
+		kmsg_fetch_req_fetch_partition_init(&m->topics->partitions[i]);
+		m->topics->partitions[i].partition = parts[i];
+		m->topics->partitions[i].fetch_offset = 10;
+		m->topics->partitions[i].partition_max_bytes = 1000;
+	}
+	m->forgotten_topics_data_count = nf ? 1 : 0;
+	m->forgotten_topics_data = arena_alloc(&arena, sizeof *m->forgotten_topics_data);
+	kmsg_fetch_req_forgotten_topic_init(m->forgotten_topics_data);
+	m->forgotten_topics_data->topic = KSTR("t");
+	m->forgotten_topics_data->partitions_count = nf;
+	m->forgotten_topics_data->partitions = (int32_t *)forget;
+	return m;
+}
+
+/* Full fetch opening a session at now_ms; every partition answered with
+ * high watermark 20. Returns the session id. */
+static int32_t open_session(struct fetch_sessions *c, int64_t now_ms, const int32_t *parts, int n)
+{
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, now_ms, 12, req(0, 0, parts, n, NULL, 0),
+					     &ctx), 0);
+	assert_int_equal(ctx.kind, FETCH_SESSION_FULL);
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].high_watermark = 20;
+	return fetch_session_end(c, now_ms, &ctx);
+}
+
+/* An incremental fetch with nothing new; returns its error. */
+static int16_t touch(struct fetch_sessions *c, int64_t now_ms, int32_t id, int32_t epoch)
+{
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, now_ms, 12, req(id, epoch, NULL, 0, NULL, 0),
+					     &ctx), 0);
+	if (ctx.error)
+		return ctx.error;
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].high_watermark = 20;
+	fetch_session_end(c, now_ms, &ctx);
+	return 0;
+}
+
+static void test_incremental(void **state)
+{
+	struct fetch_sessions *c = fetch_sessions_new(10, 100, 1000);
+	static const int32_t p012[] = { 0, 1, 2 };
+	int32_t id = open_session(c, 0, p012, 3);
+	assert_true(id > 0);
+
+	/* Partition 1 moves on and 5 joins: the fetch reads the session's
+	 * partitions, with the new position. */
+	struct fetch_session_ctx ctx;
+	static const int32_t p15[] = { 1, 5 };
+	struct kmsg_fetch_req *m = req(id, 1, p15, 2, NULL, 0);
+	m->topics->partitions[0].fetch_offset = 15;
+	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, m, &ctx), 0);
+	assert_int_equal(ctx.kind, FETCH_SESSION_INCREMENTAL);
+	assert_int_equal(ctx.count, 4);
+	assert_int_equal(ctx.parts[1].partition, 1);
+	assert_int_equal(ctx.parts[1].fetch_offset, 15);
+	assert_int_equal(ctx.parts[3].partition, 5);
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].high_watermark = 20;
+	ctx.parts[0].records_bytes = 100;      /* records */
+	ctx.parts[2].high_watermark = 21;      /* moved */
+	assert_int_equal(fetch_session_end(c, 1, &ctx), id);
+	/* 0 (records), 2 (moved), 5 (new); 1 unchanged. */
+	assert_true(ctx.parts[0].respond && !ctx.parts[1].respond && ctx.parts[2].respond &&
+		    ctx.parts[3].respond);
+
+	/* Answered ones went to the end: 1 first now. An error is answered
+	 * every time. */
+	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(ctx.parts[0].partition, 1);
+	assert_int_equal(ctx.parts[1].partition, 0);
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].high_watermark = ctx.parts[i].partition == 2 ? 21 : 20;
+	ctx.parts[0].error = KERR_OFFSET_OUT_OF_RANGE;
+	fetch_session_end(c, 2, &ctx);
+	for (size_t i = 0; i < ctx.count; i++)
+		assert_int_equal(ctx.parts[i].respond, i == 0);
+
+	/* Wrong epoch, wrong id, wrong version. */
+	assert_int_equal(touch(c, 3, id, 2), KERR_INVALID_FETCH_SESSION_EPOCH);
+	assert_int_equal(touch(c, 3, id + 1, 3), KERR_FETCH_SESSION_ID_NOT_FOUND);
+	assert_int_equal(fetch_session_begin(c, &arena, 3, 13, req(id, 3, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(ctx.error, KERR_FETCH_SESSION_TOPIC_ID_ERROR);
+
+	/* Forgetting every partition closes it: answered sessionless. */
+	static const int32_t all[] = { 0, 1, 2, 5 };
+	assert_int_equal(fetch_session_begin(c, &arena, 4, 12, req(id, 3, NULL, 0, all, 4), &ctx), 0);
+	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
+	assert_int_equal(fetch_sessions_count(c), 0);
+	fetch_sessions_free(c);
+}
+
+static void test_slots(void **state)
+{
+	/* Two slots, sessions idle for over 1000 ms are stale. */
+	struct fetch_sessions *c = fetch_sessions_new(2, 100, 1000);
+	static const int32_t p0[] = { 0 }, p01[] = { 0, 1 }, p012[] = { 0, 1, 2 };
+	int32_t a = open_session(c, 0, p01, 2);
+	int32_t b = open_session(c, 0, p01, 2);
+	assert_true(a > 0 && b > 0 && a != b);
+	/* Full, nothing stale: the same size gets no session, nor a smaller. */
+	assert_int_equal(open_session(c, 500, p01, 2), 0);
+	assert_int_equal(open_session(c, 500, p0, 1), 0);
+	/* b used at 600: at 1200 a is stale (idle 1200 ms) and gives way,
+	 * even to a smaller session. */
+	assert_int_equal(touch(c, 600, b, 1), 0);
+	int32_t d = open_session(c, 1200, p0, 1);
+	assert_true(d > 0);
+	assert_int_equal(touch(c, 1200, a, 1), KERR_FETCH_SESSION_ID_NOT_FOUND);
+	/* Nothing stale: a larger session takes the smallest's slot (d). */
+	int32_t e = open_session(c, 1300, p012, 3);
+	assert_true(e > 0);
+	assert_int_equal(touch(c, 1300, d, 1), KERR_FETCH_SESSION_ID_NOT_FOUND);
+	assert_int_equal(touch(c, 1300, b, 2), 0);
+	assert_int_equal(fetch_sessions_count(c), 2);
+	fetch_sessions_free(c);
+}
+
+static void test_partition_budget(void **state)
+{
+	struct fetch_sessions *c = fetch_sessions_new(10, 5, 1000);
+	static const int32_t p0123[] = { 0, 1, 2, 3 }, p01[] = { 0, 1 }, p45[] = { 4, 5 };
+	int32_t a = open_session(c, 0, p0123, 4);
+	assert_true(a > 0);
+	assert_int_equal(open_session(c, 100, p01, 2), 0);
+	/* An incremental fetch growing past the budget: the session goes and
+	 * the request is answered sessionless. */
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, 200, 12, req(a, 1, p45, 2, NULL, 0), &ctx), 0);
+	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
+	assert_int_equal(ctx.count, 2);
+	assert_int_equal(fetch_sessions_count(c), 0);
+	/* Room again. */
+	assert_true(open_session(c, 300, p01, 2) > 0);
+	fetch_sessions_free(c);
+}
+
+static int setup(void **state)
+{
+	arena_init(&arena, 1 << 24);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	arena_free(&arena);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_partition_budget, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
