@@ -14,6 +14,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/grow.h"
+#include "base/limits.h"
 #include "base/strmap.h"
 #include "proto/kerr.h"
 
@@ -213,6 +214,12 @@ static void topic_key(const uint8_t *p, size_t n, char *key)
 
 static long topic_add(struct session *s, kstr name, const uint8_t id[16], const char *key)
 {
+	/* No topic has a longer name (it is answered UNKNOWN_TOPIC_OR_PARTITION);
+	 * kept, such names could make the sessions' memory grow far past
+	 * what the partition budget allows for. The caller treats this as
+	 * running out: no session (full), or the session dropped. */
+	if (!s->topic_ids && name.len > SL_TOPIC_NAME_MAX)
+		return -1;
 	if (array_grow(&s->topics, &s->topics_cap, s->topics_count, sizeof *s->topics, 8) != 0)
 		return -1;
 	struct fs_topic *t = &s->topics[s->topics_count];
@@ -236,7 +243,7 @@ static long topic_add(struct session *s, kstr name, const uint8_t id[16], const 
 }
 
 /* Index of the topic in s; added when absent and add is set. -1 when
- * absent, or on ENOMEM. */
+ * absent, on ENOMEM, or for a name longer than any topic's. */
 static long topic_get(struct session *s, kstr name, const uint8_t id[16], bool add)
 {
 	const uint8_t *p = s->topic_ids ? id : (const uint8_t *)name.ptr;

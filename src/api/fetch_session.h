@@ -25,7 +25,10 @@
  * The cache holds at most slots_max sessions and partitions_max
  * partitions in all. When full, a new session takes the least recently
  * used one's slot if that was idle for eviction_ms, else the smallest
- * session's if the new one is larger, else none is made. */
+ * session's if the new one is larger, else none is made. A topic name
+ * longer than any topic's (SL_TOPIC_NAME_MAX) is not kept: no session is
+ * made of such a fetch, and an incremental one naming it drops its
+ * session (answered sessionless). */
 #ifndef SLUICE_API_FETCH_SESSION_H
 #define SLUICE_API_FETCH_SESSION_H
 

@@ -2,8 +2,8 @@
  * broker): what a full and an incremental fetch list, which partitions
  * an incremental answer carries, forgotten partitions, a session left
  * empty, and the cache's bounds: a stale least recently used session
- * gives up its slot, a fresh one only to a larger session, and the
- * partition budget. tests/integration/test_fetch_sessions.py drives the
+ * gives up its slot, a fresh one only to a larger session, the
+ * partition budget, and names longer than any topic's. tests/integration/test_fetch_sessions.py drives the
  * same over the wire. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -175,6 +175,26 @@ static void test_partition_budget(void **state)
 	fetch_sessions_free(c);
 }
 
+/* A name no topic can have is not kept: no session of it. */
+static void test_long_name(void **state)
+{
+	struct fetch_sessions *c = fetch_sessions_new(10, 100, 1000);
+	static const int32_t p0[] = { 0 };
+	static char name[300];
+	memset(name, 'x', sizeof name);
+	struct kmsg_fetch_req *m = req(0, 0, p0, 1, NULL, 0);
+	m->topics->topic = (kstr){ name, (int32_t)sizeof name };
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, &ctx), 0);
+	assert_int_equal(fetch_session_end(c, 0, &ctx), 0);
+	assert_true(ctx.parts[0].respond);
+	assert_int_equal(fetch_sessions_count(c), 0);
+	m->topics->topic = (kstr){ name, 249 };
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, &ctx), 0);
+	assert_true(fetch_session_end(c, 0, &ctx) > 0);
+	fetch_sessions_free(c);
+}
+
 static int setup(void **state)
 {
 	arena_init(&arena, 1 << 24);
@@ -193,6 +213,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_incremental, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partition_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
