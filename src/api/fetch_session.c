@@ -158,7 +158,7 @@ size_t fetch_sessions_count(const struct fetch_sessions *c)
  * partition budget evicts idle sessions only. */
 static bool make_room(struct fetch_sessions *c, int64_t now_ms, size_t size)
 {
-	if (size > c->partitions_max)
+	if (size > c->partitions_max || size > SL_FETCH_SESSION_PARTITIONS_EACH_MAX)
 		return false;
 	if (c->count >= c->slots_max) {
 		struct session *lru = c->lru_head, *small = NULL;
@@ -418,7 +418,8 @@ static int session_update(struct fetch_sessions *c, struct session *s,
 			const struct kmsg_fetch_req_fetch_partition *qp = &qt->partitions[j];
 			struct fs_entry *e = entry_find(s, (uint32_t)t, qp->partition);
 			if (!e) {
-				if (c->partitions + added + 1 > c->partitions_max) {
+				if (c->partitions + added + 1 > c->partitions_max ||
+				    s->count + 1 > SL_FETCH_SESSION_PARTITIONS_EACH_MAX) {
 					rc = SL_ELIMIT;
 					break;
 				}

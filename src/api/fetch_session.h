@@ -23,7 +23,8 @@
  *                      closed (answered sessionless)
  *
  * The cache holds at most slots_max sessions and partitions_max
- * partitions in all. When full, a new session takes the least recently
+ * partitions in all, each session SL_FETCH_SESSION_PARTITIONS_EACH_MAX
+ * (a fetch growing one past it drops it, answered sessionless). When full, a new session takes the least recently
  * used one's slot if that was idle for eviction_ms, else the smallest
  * session's if the new one is larger, else none is made. A topic name
  * longer than any topic's (SL_TOPIC_NAME_MAX) is not kept: no session is

@@ -115,6 +115,11 @@
 #define SL_FETCH_SESSIONS_MAX 1000
 #define SL_FETCH_SESSION_EVICTION_MS (120 * 1000)
 #define SL_FETCH_SESSION_PARTITIONS_MAX 500000
+/* One session's partitions: an incremental fetch of a tiny request reads
+ * every partition of its session, with ~170 bytes of its request arena
+ * (SL_ARENA_BYTES_MAX) per partition; 100,000 keep it under a third. A
+ * larger consumer gets no session (answered in full, as without). */
+#define SL_FETCH_SESSION_PARTITIONS_EACH_MAX 100000
 
 /* Large buffers the loop thread keeps for reuse (base/buf.h's pool:
  * request frames, fetch responses, sealed objects), so produce and

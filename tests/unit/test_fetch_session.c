@@ -3,18 +3,21 @@
  * an incremental answer carries, forgotten partitions, a session left
  * empty, and the cache's bounds: a stale least recently used session
  * gives up its slot, a fresh one only to a larger session, the
- * partition budget, and names longer than any topic's. tests/integration/test_fetch_sessions.py drives the
+ * partition budgets (all sessions', one session's), and names longer
+ * than any topic's. tests/integration/test_fetch_sessions.py drives the
  * same over the wire. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "api/fetch_session.h"
 #include "base/arena.h"
+#include "base/limits.h"
 #include "proto/kerr.h"
 
 static struct arena arena;
@@ -195,9 +198,31 @@ static void test_long_name(void **state)
 	fetch_sessions_free(c);
 }
 
+/* One session holds at most SL_FETCH_SESSION_PARTITIONS_EACH_MAX. */
+static void test_session_size_cap(void **state)
+{
+	struct fetch_sessions *c = fetch_sessions_new(10, 1000000, 1000);
+	enum { N = SL_FETCH_SESSION_PARTITIONS_EACH_MAX };
+	int32_t *parts = malloc((N + 1) * sizeof *parts);
+	assert_non_null(parts);
+	for (int i = 0; i <= N; i++)
+		parts[i] = i;
+	assert_int_equal(open_session(c, 0, parts, N + 1), 0);
+	int32_t id = open_session(c, 0, parts, N);
+	assert_true(id > 0);
+	/* One more: dropped, answered sessionless. */
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, req(id, 1, parts + N, 1, NULL, 0),
+					     &ctx), 0);
+	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
+	assert_int_equal(fetch_sessions_count(c), 0);
+	free(parts);
+	fetch_sessions_free(c);
+}
+
 static int setup(void **state)
 {
-	arena_init(&arena, 1 << 24);
+	arena_init(&arena, 1 << 26);
 	return 0;
 }
 
@@ -214,6 +239,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_partition_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_size_cap, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
