@@ -377,3 +377,67 @@ int meta_scram_changes_check(const struct meta_scram_change *changes, size_t n)
 	}
 	return 0;
 }
+/* ---- leases ---- */
+
+static bool lease_self(const struct meta_lease_row *row, const struct meta_agent *self)
+{
+	return row->found && row->holder == self->node_id && row->incarnation == self->incarnation;
+}
+
+/* Free: no row, released, expired, or its holder is no longer registered. */
+static bool lease_free(const struct meta_lease_row *row, int64_t now_ms)
+{
+	return !row->found || row->holder < 0 || row->expires_ms <= now_ms || !row->holder_alive;
+}
+
+enum meta_lease_action meta_lease_decide(const struct meta_lease_row *row,
+					 const struct meta_agent *self, bool release, int64_t now_ms)
+{
+	if (release)
+		return lease_self(row, self) ? META_LEASE_RELEASE : META_LEASE_KEEP;
+	/* Self's own hold is renewed even past its expiry: nobody took it
+	 * meanwhile (a taker raises the epoch and becomes the holder), so
+	 * what self wrote under that epoch was never overtaken. */
+	if (lease_self(row, self))
+		return META_LEASE_RENEW;
+	return lease_free(row, now_ms) ? META_LEASE_TAKE : META_LEASE_KEEP;
+}
+
+bool meta_lease_free_or_self(const struct meta_lease_row *row, const struct meta_agent *self,
+			     int64_t now_ms)
+{
+	return lease_self(row, self) || lease_free(row, now_ms);
+}
+
+bool meta_lease_group_name(const char *group, char *out)
+{
+	int n = snprintf(out, META_LEASE_NAME_BYTES, "%s%s", META_LEASE_GROUP_PREFIX, group);
+	return n > 0 && n < META_LEASE_NAME_BYTES;
+}
+
+int meta_leases_check(const struct meta_lease *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!l[i].name || !l[i].name[0] || strlen(l[i].name) >= META_LEASE_NAME_BYTES)
+			return SL_EINVAL;
+	return 0;
+}
+
+void meta_leases_clear(struct meta_lease *l, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		l[i].epoch = 0;
+		l[i].holder = -1;
+		l[i].expires_in_ms = 0;
+	}
+}
+
+size_t meta_offset_fence_run(const struct meta_offset_commit *rows, const int64_t *epochs,
+			     size_t n, size_t i)
+{
+	size_t run = 1;
+	while (i + run < n && epochs[i + run] == epochs[i] && rows[i].group_id &&
+	       rows[i + run].group_id && !strcmp(rows[i + run].group_id, rows[i].group_id))
+		run++;
+	return run;
+}

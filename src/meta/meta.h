@@ -261,6 +261,25 @@ struct meta_scram_change {
 	int result;                /* out: 0, or SL_ENOTFOUND (nothing to delete) */
 };
 
+/* A named, fenced lease (leases table): held by one agent (node id and
+ * incarnation) until its expiry in the store's clock (PostgreSQL's, so
+ * agents' clocks do not matter), with an epoch raised on every change
+ * of holder and never lowered. Free when nobody holds it (released), its
+ * expiry has passed, or its holder's registry row is gone (the agent
+ * left, or the registry expired it). cluster/lease.h is the policy; a
+ * group's lease is META_LEASE_GROUP_PREFIX + the group id. */
+#define META_LEASE_NAME_BYTES (16 + 1024 + 1) /* a prefix and a group id */
+#define META_LEASE_GROUP_PREFIX "group/"
+struct meta_lease {
+	const char *name;   /* in: at most META_LEASE_NAME_BYTES - 1 bytes */
+	bool release;       /* in: give it up (if self holds it) instead */
+	int64_t epoch;      /* out: the epoch self holds it at; 0: not held */
+	int32_t holder;     /* out: its holder's node id when self does not
+			       hold it; -1: nobody (released, or SL_EINVAL) */
+	int64_t expires_in_ms; /* out: what is left of self's hold (the
+				  store's clock); 0 when not held */
+};
+
 struct meta_methods {
 	const char *name;
 	/* Several agents may share the store: the catalog and the high
@@ -343,6 +362,15 @@ struct meta_methods {
 	int (*scram_alter)(struct meta *m, struct meta_scram_change *changes, size_t n);
 	/* NULL in a store that is not shared. */
 	int (*catalog_read)(struct meta *m, int64_t known_version, struct meta_catalog *out);
+	/* Leases and the writes they fence (may be NULL: SL_EUNSUPPORTED). */
+	int (*leases_sync)(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			   struct meta_lease *leases, size_t n);
+	int (*offset_commit_fenced)(struct meta *m, const struct meta_offset_commit *rows,
+				    const int64_t *epochs, size_t n, bool *refused);
+	int (*group_delete_offsets_fenced)(struct meta *m, const char *group_id,
+					   const struct meta_agent *self, int64_t epoch,
+					   const int64_t *tids, const int32_t *partitions,
+					   size_t n, int64_t *deleted);
 };
 
 struct meta {
@@ -628,6 +656,51 @@ static inline int meta_scram_list(struct meta *m, struct meta_scram_credential *
 static inline int meta_scram_alter(struct meta *m, struct meta_scram_change *changes, size_t n)
 { return m->m->scram_alter ? m->m->scram_alter(m, changes, n) : SL_EUNSUPPORTED; }
 static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
+
+/* ---- leases (struct meta_lease) ---- */
+
+/* For each lease, in one transaction: acquire it when free (the epoch
+ * rises), renew it when self holds it (expiry = the store's now +
+ * lease_ms; the epoch stays), or leave it when another live holder's
+ * hold has not expired (epoch 0, holder set); with release, give up
+ * self's hold (the next holder's epoch rises). Self is a registered
+ * agent (node id and incarnation). Returns 0 (each lease's outcome in
+ * it), SL_EINVAL (a name too long or empty: nothing written),
+ * SL_EMETA. [pool: cluster]. */
+static inline int meta_leases_sync(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+				   struct meta_lease *leases, size_t n)
+{ return m->m->leases_sync ? m->m->leases_sync(m, self, lease_ms, leases, n) : SL_EUNSUPPORTED; }
+/* meta_offset_commit fenced by each row's group lease: a row whose
+ * epochs[i] is above 0 is stored only if its group's lease
+ * (META_LEASE_GROUP_PREFIX + group id) is at that epoch when the
+ * transaction checks it (PostgreSQL: under a share lock on the lease
+ * row, so a takeover waits for the commit or the commit sees the new
+ * epoch); refused[i] tells which were not stored (a stale holder: answer
+ * NOT_COORDINATOR). epochs[i] 0: not fenced. The rest of the
+ * transaction stands. 0, SL_EINVAL, SL_EMETA (nothing stored).
+ * [pool: offsets]. */
+static inline int meta_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
+					    const int64_t *epochs, size_t n, bool *refused)
+{
+	return m->m->offset_commit_fenced ? m->m->offset_commit_fenced(m, rows, epochs, n, refused)
+					  : SL_EUNSUPPORTED;
+}
+/* meta_group_delete_offsets fenced by the group's lease: with epoch
+ * above 0, only if the lease is at that epoch (the coordinator's
+ * DeleteGroups, OffsetDelete); with epoch 0, only if the lease is free
+ * or self's (the offsets retention sweep: a group another agent
+ * coordinates is left to it). SL_EBUSY (nothing deleted) otherwise.
+ * [pool: offsets]. */
+static inline int meta_group_delete_offsets_fenced(struct meta *m, const char *group,
+						   const struct meta_agent *self, int64_t epoch,
+						   const int64_t *tids, const int32_t *partitions,
+						   size_t n, int64_t *deleted)
+{
+	return m->m->group_delete_offsets_fenced
+		       ? m->m->group_delete_offsets_fenced(m, group, self, epoch, tids, partitions, n,
+							   deleted)
+		       : SL_EUNSUPPORTED;
+}
 void meta_catalog_free(struct meta_catalog *c);
 
 void meta_committed_offsets_free(struct meta_committed_offset *o, size_t n);

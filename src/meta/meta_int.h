@@ -81,6 +81,41 @@ int meta_view_add(struct meta_cluster_view *v, size_t *cap, const struct meta_ag
  * a delete: every mechanism), or an upsert whose salt, key length or
  * iterations are out of range. */
 int meta_scram_changes_check(const struct meta_scram_change *changes, size_t n);
+/* A lease row as a backend read it (found false: no row yet). */
+struct meta_lease_row {
+	bool found;
+	int32_t holder;          /* -1: released */
+	int64_t incarnation;
+	int64_t epoch;
+	int64_t expires_ms;
+	bool holder_alive;       /* the holder's registry row exists */
+};
+enum meta_lease_action {
+	META_LEASE_KEEP,    /* held by another: leave it (epoch 0 out) */
+	META_LEASE_RENEW,   /* self's: new expiry, same epoch */
+	META_LEASE_TAKE,    /* free: self at epoch + 1 (1 when no row) */
+	META_LEASE_RELEASE, /* self's, given up: holder -1, expired */
+};
+/* What leases_sync does with one lease, from its row and the store's
+ * clock (the same rule in both backends). */
+enum meta_lease_action meta_lease_decide(const struct meta_lease_row *row,
+					 const struct meta_agent *self, bool release, int64_t now_ms);
+/* Whether row is free, or held by self (the retention delete's fence). */
+bool meta_lease_free_or_self(const struct meta_lease_row *row, const struct meta_agent *self,
+			     int64_t now_ms);
+/* META_LEASE_GROUP_PREFIX + group into out[META_LEASE_NAME_BYTES]:
+ * false when it does not fit. */
+bool meta_lease_group_name(const char *group, char *out);
+
+/* leases_sync's arguments: 0, or SL_EINVAL (an empty or too long name). */
+int meta_leases_check(const struct meta_lease *l, size_t n);
+/* What a failed leases_sync leaves: nothing held, holders unknown. */
+void meta_leases_clear(struct meta_lease *l, size_t n);
+
+/* offset_commit_fenced: how many rows from i on share rows[i]'s group
+ * and fence epoch (checked once for them all). At least 1. */
+size_t meta_offset_fence_run(const struct meta_offset_commit *rows, const int64_t *epochs,
+			     size_t n, size_t i);
 
 /* Rows deleted per trim transaction (~2 ms of SQLite's write lock), and
  * the pause between two chunks, in which a waiting commit gets its turn. */

@@ -54,8 +54,8 @@
 
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
- * version 4, 3 its version 5. */
-#define PG_SCHEMA_VERSION 3
+ * version 4, 3 its version 5, 4 its version 6. */
+#define PG_SCHEMA_VERSION 4
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -160,6 +160,14 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" stored_key bytea NOT NULL,"
 	" server_key bytea NOT NULL,"
 	" PRIMARY KEY (name, mechanism));",
+	/* 4: fenced leases (SQLite's version 6): holder -1 is a released
+	 * lease; epoch only rises. */
+	"CREATE TABLE leases ("
+	" name text PRIMARY KEY,"
+	" holder integer NOT NULL,"
+	" incarnation bigint NOT NULL,"
+	" epoch bigint NOT NULL,"
+	" expires_ms bigint NOT NULL);",
 };
 
 enum stmt {
@@ -474,6 +482,23 @@ static void p_str(struct pg_params *p, const char *s)
 	p->v[p->n++] = s; /* NULL: SQL null */
 }
 
+/* A statement's result r: kept in *res (may be NULL: cleared) when it
+ * succeeded; else cleared and PG_ERETRY or SL_EMETA (logged). */
+static int pg_result(struct pg_conn *c, PGresult *r, PGresult **res, const char *what)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		if (res)
+			*res = r;
+		else
+			PQclear(r);
+		return 0;
+	}
+	int rc = pg_fail(c, r, what);
+	PQclear(r);
+	return rc;
+}
+
 /* Runs prepared statement s (preparing it on this connection the first
  * time). *res (may be NULL) gets the result, to PQclear. Returns 0,
  * PG_ERETRY or SL_EMETA (logged). */
@@ -496,17 +521,7 @@ static int pg_run(struct pg_conn *c, enum stmt s, const struct pg_params *p, PGr
 		c->prepared[s / 64] |= UINT64_C(1) << (s % 64);
 	}
 	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-		if (res)
-			*res = r;
-		else
-			PQclear(r);
-		return 0;
-	}
-	int rc = pg_fail(c, r, what);
-	PQclear(r);
-	return rc;
+	return pg_result(c, r, res, what);
 }
 
 /* A statement without parameters nor rows (BEGIN, COMMIT, DDL). */
@@ -2408,6 +2423,14 @@ static int pg_scram_alter(struct meta *m, struct meta_scram_change *changes, siz
 	struct scram_alter_txn x = { changes, n };
 	return pg_txn(&pg_of(m)->admin, TXN_WRITE, scram_alter_body, &x);
 }
+static int pg_leases_sync(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			  struct meta_lease *leases, size_t n);
+static int pg_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
+				   const int64_t *epochs, size_t n, bool *refused);
+static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
+					  const struct meta_agent *self, int64_t epoch,
+					  const int64_t *tids, const int32_t *partitions, size_t n,
+					  int64_t *deleted);
 
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
@@ -2445,6 +2468,9 @@ static const struct meta_methods postgres_methods = {
 	.scram_get = pg_scram_get,
 	.scram_list = pg_scram_list,
 	.scram_alter = pg_scram_alter,
+	.leases_sync = pg_leases_sync,
+	.offset_commit_fenced = pg_offset_commit_fenced,
+	.group_delete_offsets_fenced = pg_group_delete_offsets_fenced,
 };
 
 /* meta_int.h. */
@@ -2488,4 +2514,212 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 	log_debug("metadata store: opened %s", s->where);
 	*out = &s->base;
 	return 0;
+}
+
+/* ---- leases (meta.h): with the server's clock, on the cluster
+ * connection (offsets' fences on the offsets connection). A lease row
+ * is read FOR UPDATE to change it and FOR SHARE to fence a write by it,
+ * so a takeover and a fenced write take turns: the write either
+ * commits before the new holder's epoch or sees it. A lease without a
+ * row gets one (released, epoch 0) first, so two takers queue on it.
+ * Statements are not prepared (a few a second). ---- */
+
+static int pg_exec_params(struct pg_conn *c, const char *sql, const struct pg_params *p,
+			  PGresult **res, const char *what)
+{
+	if (res)
+		*res = NULL;
+	PGresult *r = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
+	return pg_result(c, r, res, what);
+}
+
+static int lease_row_lock(struct pg_conn *c, const char *name, bool share,
+			  struct meta_lease_row *row)
+{
+	static const char update[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
+		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
+		" AND a.incarnation = l.incarnation)"
+		" FROM leases AS l WHERE l.name = $1 FOR UPDATE OF l";
+	static const char shared[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
+		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
+		" AND a.incarnation = l.incarnation)"
+		" FROM leases AS l WHERE l.name = $1 FOR SHARE OF l";
+	static const char insert[] = "INSERT INTO leases (name, holder, incarnation, epoch,"
+		" expires_ms) VALUES ($1, -1, 0, 0, 0) ON CONFLICT (name) DO NOTHING";
+	struct pg_params p = { 0 };
+	p_str(&p, name);
+	memset(row, 0, sizeof *row);
+	row->holder = -1;
+	for (int round = 0; round < 2; round++) {
+		PGresult *r;
+		int rc = pg_exec_params(c, share ? shared : update, &p, &r, "reading a lease");
+		if (rc)
+			return rc;
+		if (PQntuples(r) == 1) {
+			row->found = true;
+			row->holder = (int32_t)v_i64(r, 0, 0);
+			row->incarnation = v_i64(r, 0, 1);
+			row->epoch = v_i64(r, 0, 2);
+			row->expires_ms = v_i64(r, 0, 3);
+			row->holder_alive = PQgetvalue(r, 0, 4)[0] == 't';
+		}
+		PQclear(r);
+		if (row->found || round == 1)
+			return 0;
+		rc = pg_exec_params(c, insert, &p, NULL, "creating a lease");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int lease_row_update(struct pg_conn *c, const char *name, int32_t holder,
+			    int64_t incarnation, int64_t epoch, int64_t expires_ms)
+{
+	static const char sql[] = "UPDATE leases SET holder = $2, incarnation = $3, epoch = $4,"
+		" expires_ms = $5 WHERE name = $1";
+	struct pg_params p = { 0 };
+	p_str(&p, name);
+	p_i64(&p, holder);
+	p_i64(&p, incarnation);
+	p_i64(&p, epoch);
+	p_i64(&p, expires_ms);
+	return pg_exec_params(c, sql, &p, NULL, "writing a lease");
+}
+
+struct leases_txn {
+	const struct meta_agent *self;
+	int64_t lease_ms;
+	struct meta_lease *l;
+	size_t n;
+};
+
+static int leases_sync_body(struct pg_conn *c, void *arg)
+{
+	struct leases_txn *x = arg;
+	int64_t now;
+	int rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
+	for (size_t i = 0; !rc && i < x->n; i++) {
+		struct meta_lease *l = &x->l[i];
+		struct meta_lease_row row;
+		rc = lease_row_lock(c, l->name, false, &row);
+		if (rc)
+			break;
+		l->epoch = 0;
+		l->expires_in_ms = 0;
+		l->holder = row.found ? row.holder : -1;
+		enum meta_lease_action act = meta_lease_decide(&row, x->self, l->release, now);
+		if (act == META_LEASE_RELEASE) {
+			l->holder = -1;
+			rc = lease_row_update(c, l->name, -1, 0, row.epoch, 0);
+		} else if (act != META_LEASE_KEEP) {
+			int64_t epoch = row.epoch + (act == META_LEASE_TAKE);
+			rc = lease_row_update(c, l->name, x->self->node_id, x->self->incarnation, epoch,
+					      now + x->lease_ms);
+			l->epoch = epoch;
+			l->holder = x->self->node_id;
+			l->expires_in_ms = x->lease_ms;
+		}
+	}
+	return rc;
+}
+
+static int pg_leases_sync(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			  struct meta_lease *leases, size_t n)
+{
+	int rc = meta_leases_check(leases, n);
+	if (rc || n == 0)
+		return rc;
+	struct leases_txn x = { self, lease_ms, leases, n };
+	rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, leases_sync_body, &x);
+	if (rc)
+		meta_leases_clear(leases, n);
+	return rc;
+}
+
+/* Inside a write transaction: whether group's lease is at epoch (epoch
+ * above 0), or free or self's (epoch 0); the lease row stays share-locked
+ * until the transaction ends. */
+static int group_fence_check(struct pg_conn *c, const char *group, const struct meta_agent *self,
+			     int64_t epoch, bool *ok)
+{
+	char name[META_LEASE_NAME_BYTES];
+	struct meta_lease_row row;
+	int64_t now = 0;
+	*ok = false;
+	if (!meta_lease_group_name(group, name))
+		return SL_EINVAL;
+	int rc = lease_row_lock(c, name, true, &row);
+	if (!rc && epoch == 0)
+		rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
+	if (!rc)
+		*ok = epoch > 0 ? row.found && row.epoch == epoch
+				: meta_lease_free_or_self(&row, self, now);
+	return rc;
+}
+
+struct fenced_commit_txn {
+	const struct meta_offset_commit *rows;
+	const int64_t *epochs;
+	size_t n;
+	bool *refused;
+};
+
+static int offset_commit_fenced_body(struct pg_conn *c, void *arg)
+{
+	struct fenced_commit_txn *x = arg;
+	/* Rows of one group are checked once per run of them. */
+	for (size_t i = 0, run; i < x->n; i += run) {
+		run = meta_offset_fence_run(x->rows, x->epochs, x->n, i);
+		bool ok = true;
+		int rc = 0;
+		if (x->epochs[i] > 0 && x->rows[i].group_id)
+			rc = group_fence_check(c, x->rows[i].group_id, NULL, x->epochs[i], &ok);
+		for (size_t k = i; k < i + run; k++)
+			x->refused[k] = !ok;
+		if (!rc && ok) {
+			struct offset_commit_txn one = { &x->rows[i], run };
+			rc = offset_commit_body(c, &one);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int pg_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
+				   const int64_t *epochs, size_t n, bool *refused)
+{
+	if (n == 0)
+		return 0;
+	struct fenced_commit_txn x = { rows, epochs, n, refused };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, offset_commit_fenced_body, &x);
+}
+
+struct fenced_delete_txn {
+	struct delete_offsets_txn del;
+	const struct meta_agent *self;
+	int64_t epoch;
+};
+
+static int group_delete_fenced_body(struct pg_conn *c, void *arg)
+{
+	struct fenced_delete_txn *x = arg;
+	bool ok;
+	int rc = group_fence_check(c, x->del.group_id, x->self, x->epoch, &ok);
+	if (!rc && !ok)
+		rc = SL_EBUSY;
+	return rc ? rc : group_delete_offsets_body(c, &x->del);
+}
+
+static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
+					  const struct meta_agent *self, int64_t epoch,
+					  const int64_t *tids, const int32_t *partitions, size_t n,
+					  int64_t *deleted)
+{
+	struct fenced_delete_txn x = { { group_id, tids, partitions, n, 0 }, self, epoch };
+	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_delete_fenced_body, &x);
+	if (!rc && deleted)
+		*deleted = x.del.count;
+	return rc;
 }

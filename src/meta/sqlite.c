@@ -55,8 +55,8 @@
 /* 2: gc_fence (a version-1 database gains it when opened); 3: the
  * objects_dead index; 4: the agent registry (agents as it is now, which
  * replaces an unused placeholder, and cluster's counters); 5: SCRAM
- * credentials. */
-#define SCHEMA_VERSION 5
+ * credentials; 6: leases. */
+#define SCHEMA_VERSION 6
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -157,7 +157,15 @@ static const char schema_sql[] =
 	" iterations INTEGER NOT NULL,"
 	" stored_key BLOB NOT NULL,"
 	" server_key BLOB NOT NULL,"
-	" PRIMARY KEY (name, mechanism)) WITHOUT ROWID;";
+	" PRIMARY KEY (name, mechanism)) WITHOUT ROWID;"
+	/* Fenced leases (version 6; meta.h's struct meta_lease): holder -1
+	 * is a released lease; epoch only rises. */
+	"CREATE TABLE IF NOT EXISTS leases ("
+	" name TEXT PRIMARY KEY,"
+	" holder INTEGER NOT NULL,"
+	" incarnation INTEGER NOT NULL,"
+	" epoch INTEGER NOT NULL,"
+	" expires_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
 enum stmt {
 	ST_BEGIN,
@@ -2241,6 +2249,14 @@ static int sq_scram_alter(struct meta *m, struct meta_scram_change *changes, siz
 	struct scram_alter_txn x = { changes, n };
 	return sq_txn(&sq_of(m)->admin, TXN_WRITE, scram_alter_body, &x);
 }
+static int sq_leases_sync(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			  struct meta_lease *leases, size_t n);
+static int sq_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
+				   const int64_t *epochs, size_t n, bool *refused);
+static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
+					  const struct meta_agent *self, int64_t epoch,
+					  const int64_t *tids, const int32_t *partitions, size_t n,
+					  int64_t *deleted);
 
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
@@ -2277,6 +2293,9 @@ static const struct meta_methods sqlite_methods = {
 	.scram_get = sq_scram_get,
 	.scram_list = sq_scram_list,
 	.scram_alter = sq_scram_alter,
+	.leases_sync = sq_leases_sync,
+	.offset_commit_fenced = sq_offset_commit_fenced,
+	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */
@@ -2378,4 +2397,208 @@ out_unlock:
 		for (size_t i = 0; i < nq; i++)
 			q[i].n = 0;
 	return rc ? SL_EMETA : 0;
+}
+
+/* ---- leases (meta.h) ----
+ * On an embedded store the agent is alone: a lease is only ever taken
+ * over from an earlier run of it, whose registry row the claim forgot
+ * (so its leases are free at once). The same rule as PostgreSQL's
+ * (meta_lease_decide); statements are prepared per call (a few a
+ * second at most). */
+
+static int sq_prepare(struct sq_conn *c, const char *sql, sqlite3_stmt **st)
+{
+	if (sqlite3_prepare_v2(c->db, sql, -1, st, NULL) != SQLITE_OK)
+		return sq_fail(c, "preparing a lease statement");
+	return 0;
+}
+
+static int lease_row_read(struct sq_conn *c, const char *name, struct meta_lease_row *row)
+{
+	static const char sql[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
+		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
+		" AND a.incarnation = l.incarnation)"
+		" FROM leases AS l WHERE l.name = ?1";
+	sqlite3_stmt *st;
+	int rc = sq_prepare(c, sql, &st);
+	if (rc)
+		return rc;
+	memset(row, 0, sizeof *row);
+	row->holder = -1;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int step = sqlite3_step(st);
+	if (step == SQLITE_ROW) {
+		row->found = true;
+		row->holder = sqlite3_column_int(st, 0);
+		row->incarnation = sqlite3_column_int64(st, 1);
+		row->epoch = sqlite3_column_int64(st, 2);
+		row->expires_ms = sqlite3_column_int64(st, 3);
+		row->holder_alive = sqlite3_column_int(st, 4) != 0;
+	} else if (step != SQLITE_DONE) {
+		rc = sq_fail(c, "reading a lease");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int lease_row_write(struct sq_conn *c, const char *name, int32_t holder,
+			   int64_t incarnation, int64_t epoch, int64_t expires_ms)
+{
+	static const char sql[] = "INSERT INTO leases (name, holder, incarnation, epoch, expires_ms)"
+		" VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET"
+		" holder = excluded.holder, incarnation = excluded.incarnation,"
+		" epoch = excluded.epoch, expires_ms = excluded.expires_ms";
+	sqlite3_stmt *st;
+	int rc = sq_prepare(c, sql, &st);
+	if (rc)
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, holder);
+	sqlite3_bind_int64(st, 3, incarnation);
+	sqlite3_bind_int64(st, 4, epoch);
+	sqlite3_bind_int64(st, 5, expires_ms);
+	rc = sq_exec_stmt(c, st, "writing a lease");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+struct leases_txn {
+	const struct meta_agent *self;
+	int64_t lease_ms;
+	struct meta_lease *l;
+	size_t n;
+};
+
+static int leases_sync_body(struct sq_conn *c, void *arg)
+{
+	struct leases_txn *x = arg;
+	int64_t now = clock_wall_ms();
+	for (size_t i = 0; i < x->n; i++) {
+		struct meta_lease *l = &x->l[i];
+		struct meta_lease_row row;
+		int rc = lease_row_read(c, l->name, &row);
+		if (rc)
+			return rc;
+		l->epoch = 0;
+		l->expires_in_ms = 0;
+		l->holder = row.found ? row.holder : -1;
+		enum meta_lease_action act = meta_lease_decide(&row, x->self, l->release, now);
+		switch (act) {
+		case META_LEASE_KEEP:
+			continue;
+		case META_LEASE_RELEASE:
+			l->holder = -1;
+			rc = lease_row_write(c, l->name, -1, 0, row.epoch, 0);
+			break;
+		case META_LEASE_RENEW:
+		case META_LEASE_TAKE: {
+			int64_t epoch = row.epoch + (act == META_LEASE_TAKE);
+			rc = lease_row_write(c, l->name, x->self->node_id, x->self->incarnation, epoch,
+					     now + x->lease_ms);
+			l->epoch = epoch;
+			l->holder = x->self->node_id;
+			l->expires_in_ms = x->lease_ms;
+			break;
+		}
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_leases_sync(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
+			  struct meta_lease *leases, size_t n)
+{
+	int rc = meta_leases_check(leases, n);
+	if (rc || n == 0)
+		return rc;
+	struct leases_txn x = { self, lease_ms, leases, n };
+	rc = sq_txn(&sq_of(m)->cluster, TXN_WRITE, leases_sync_body, &x);
+	if (rc)
+		meta_leases_clear(leases, n);
+	return rc;
+}
+
+/* Inside a write transaction: whether group's lease is at epoch (epoch
+ * above 0), or free or self's (epoch 0). */
+static int group_fence_check(struct sq_conn *c, const char *group, const struct meta_agent *self,
+			     int64_t epoch, bool *ok)
+{
+	char name[META_LEASE_NAME_BYTES];
+	struct meta_lease_row row;
+	*ok = false;
+	if (!meta_lease_group_name(group, name))
+		return SL_EINVAL;
+	int rc = lease_row_read(c, name, &row);
+	if (!rc)
+		*ok = epoch > 0 ? row.found && row.epoch == epoch
+				: meta_lease_free_or_self(&row, self, clock_wall_ms());
+	return rc;
+}
+
+struct fenced_commit_txn {
+	const struct meta_offset_commit *rows;
+	const int64_t *epochs;
+	size_t n;
+	bool *refused;
+};
+
+static int offset_commit_fenced_body(struct sq_conn *c, void *arg)
+{
+	struct fenced_commit_txn *x = arg;
+	/* Rows of one group are checked once per run of them. */
+	for (size_t i = 0, run; i < x->n; i += run) {
+		run = meta_offset_fence_run(x->rows, x->epochs, x->n, i);
+		bool ok = true;
+		int rc = 0;
+		if (x->epochs[i] > 0 && x->rows[i].group_id)
+			rc = group_fence_check(c, x->rows[i].group_id, NULL, x->epochs[i], &ok);
+		for (size_t k = i; k < i + run; k++)
+			x->refused[k] = !ok;
+		if (!rc && ok) {
+			struct offset_commit_txn one = { &x->rows[i], run };
+			rc = offset_commit_body(c, &one);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int sq_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
+				   const int64_t *epochs, size_t n, bool *refused)
+{
+	if (n == 0)
+		return 0;
+	struct fenced_commit_txn x = { rows, epochs, n, refused };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, offset_commit_fenced_body, &x);
+}
+
+struct fenced_delete_txn {
+	struct delete_offsets_txn del;
+	const struct meta_agent *self;
+	int64_t epoch;
+};
+
+static int group_delete_fenced_body(struct sq_conn *c, void *arg)
+{
+	struct fenced_delete_txn *x = arg;
+	bool ok;
+	int rc = group_fence_check(c, x->del.group_id, x->self, x->epoch, &ok);
+	if (!rc && !ok)
+		rc = SL_EBUSY;
+	return rc ? rc : group_delete_offsets_body(c, &x->del);
+}
+
+static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
+					  const struct meta_agent *self, int64_t epoch,
+					  const int64_t *tids, const int32_t *partitions, size_t n,
+					  int64_t *deleted)
+{
+	struct fenced_delete_txn x = { { group_id, tids, partitions, n, 0 }, self, epoch };
+	int rc = sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_delete_fenced_body, &x);
+	if (!rc && deleted)
+		*deleted = x.del.count;
+	return rc;
 }

@@ -1228,6 +1228,118 @@ static void test_registry(void **state)
 	meta_close(b);
 }
 
+/* Fenced leases: taken when free, renewed at the same epoch, refused
+ * while another live holder's hold lasts, free after a release, an
+ * expiry or its holder's leaving, the epoch raised by every change of
+ * holder; offset commits and deletes fenced by a group's lease. */
+static void lease_one(struct meta *m, const struct meta_agent *self, const char *name,
+		      int64_t lease_ms, bool release, int64_t epoch, int32_t holder)
+{
+	struct meta_lease l = { .name = name, .release = release };
+	assert_int_equal(meta_leases_sync(m, self, lease_ms, &l, 1), 0);
+	assert_int_equal(l.epoch, epoch);
+	assert_int_equal(l.holder, holder);
+	assert_true(epoch ? l.expires_in_ms == lease_ms : l.expires_in_ms == 0);
+}
+
+static void test_leases(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	struct meta_cluster_view v;
+	struct meta_agent sa = reg_agent(-1, 1, ""), sb = reg_agent(-1, 2, "");
+	assert_int_equal(meta_agent_register(a, &sa, 3000, &v), 0);
+	free(v.agents);
+	assert_int_equal(meta_agent_register(b, &sb, 3000, &v), 0);
+	free(v.agents);
+	lease_one(a, &sa, "job/x", 3000, false, 1, sa.node_id);
+	lease_one(b, &sb, "job/x", 3000, false, 0, sa.node_id);
+	lease_one(a, &sa, "job/x", 3000, false, 1, sa.node_id); /* renewed */
+	/* Released: b takes it at a higher epoch; a release of what one does
+	 * not hold changes nothing. */
+	lease_one(b, &sb, "job/x", 3000, true, 0, sa.node_id);
+	lease_one(a, &sa, "job/x", 3000, true, 0, -1);
+	lease_one(b, &sb, "job/x", 100, false, 2, sb.node_id);
+	lease_one(a, &sa, "job/x", 3000, false, 0, sb.node_id);
+	/* b's hold runs out: a takes it; b's renewal finds a there. */
+	usleep(150 * 1000);
+	lease_one(a, &sa, "job/x", 3000, false, 3, sa.node_id);
+	lease_one(b, &sb, "job/x", 3000, false, 0, sa.node_id);
+	/* Several in one call, each with its own outcome. */
+	struct meta_lease two[2] = { { .name = "job/x" }, { .name = "job/y" } };
+	assert_int_equal(meta_leases_sync(b, &sb, 3000, two, 2), 0);
+	assert_int_equal(two[0].epoch, 0);
+	assert_int_equal(two[1].epoch, 1);
+	/* A holder that left the registry holds nothing, though its hold
+	 * has not run out. */
+	assert_int_equal(meta_agent_deregister(a, &sa), 0);
+	lease_one(b, &sb, "job/x", 3000, false, 4, sb.node_id);
+	/* A restarted agent (same id, new incarnation) is another holder. */
+	struct meta_agent sa2 = reg_agent(sa.node_id, 7, "");
+	assert_int_equal(meta_agent_register(a, &sa2, 3000, &v), 0);
+	free(v.agents);
+	lease_one(a, &sa2, "job/x", 3000, false, 0, sb.node_id);
+	/* Names: empty or too long are refused, nothing written. */
+	char long_name[META_LEASE_NAME_BYTES + 1];
+	memset(long_name, 'n', sizeof long_name - 1);
+	long_name[sizeof long_name - 1] = 0;
+	struct meta_lease bad[2] = { { .name = "job/z" }, { .name = long_name } };
+	assert_int_equal(meta_leases_sync(a, &sa2, 3000, bad, 2), SL_EINVAL);
+	lease_one(b, &sb, "job/z", 3000, false, 1, sb.node_id);
+
+	/* Offsets fenced by group g's lease (b holds it at epoch 1). */
+	int64_t tid = create_topic(a, "fenced", 2);
+	lease_one(b, &sb, META_LEASE_GROUP_PREFIX "g", 3000, false, 1, sb.node_id);
+	struct meta_offset_commit rows[3] = {
+		{ .group_id = "g", .tid = tid, .partition = 0, .committed_offset = 5, .leader_epoch = -1,
+		  .commit_timestamp_ms = 1000 },
+		{ .group_id = "g", .tid = tid, .partition = 1, .committed_offset = 6, .leader_epoch = -1,
+		  .commit_timestamp_ms = 1000 },
+		{ .group_id = "h", .tid = tid, .partition = 0, .committed_offset = 7, .leader_epoch = -1,
+		  .commit_timestamp_ms = 1000 },
+	};
+	int64_t epochs[3] = { 1, 1, 0 };
+	bool refused[3] = { true, true, true };
+	assert_int_equal(meta_offset_commit_fenced(b, rows, epochs, 3, refused), 0);
+	assert_false(refused[0] || refused[1] || refused[2]);
+	/* a takes g over after b's hold ran out: b's stale commit is refused,
+	 * the unfenced row of the same call is stored. */
+	lease_one(b, &sb, META_LEASE_GROUP_PREFIX "g", 100, false, 1, sb.node_id);
+	usleep(150 * 1000);
+	lease_one(a, &sa2, META_LEASE_GROUP_PREFIX "g", 3000, false, 2, sa2.node_id);
+	rows[0].committed_offset = 50;
+	rows[2].committed_offset = 70;
+	assert_int_equal(meta_offset_commit_fenced(b, rows, epochs, 3, refused), 0);
+	assert_true(refused[0] && refused[1]);
+	assert_false(refused[2]);
+	struct meta_committed_offset *o;
+	size_t n;
+	assert_int_equal(meta_offset_fetch(a, "g", &o, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(o[0].committed_offset, 5);
+	meta_committed_offsets_free(o, n);
+	assert_int_equal(meta_offset_fetch(a, "h", &o, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(o[0].committed_offset, 70);
+	meta_committed_offsets_free(o, n);
+	epochs[0] = epochs[1] = 2;
+	assert_int_equal(meta_offset_commit_fenced(a, rows, epochs, 2, refused), 0);
+	assert_false(refused[0] || refused[1]);
+	/* Deletes: a stale epoch, and "free or mine" by a non-holder, are
+	 * refused; the holder's go through. */
+	int64_t deleted = -1;
+	assert_int_equal(meta_group_delete_offsets_fenced(b, "g", &sb, 1, NULL, NULL, 0, &deleted),
+			 SL_EBUSY);
+	assert_int_equal(meta_group_delete_offsets_fenced(b, "g", &sb, 0, NULL, NULL, 0, &deleted),
+			 SL_EBUSY);
+	assert_int_equal(meta_group_delete_offsets_fenced(a, "g", &sa2, 0, NULL, NULL, 0, &deleted), 0);
+	assert_int_equal(deleted, 2);
+	/* "free": a group nobody ever leased. */
+	assert_int_equal(meta_group_delete_offsets_fenced(b, "h", &sb, 0, NULL, NULL, 0, &deleted), 0);
+	assert_int_equal(deleted, 1);
+	meta_close(a);
+	meta_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1248,6 +1360,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
