@@ -16,6 +16,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "cluster/lease.h"
 #include "net/tls.h"
 #include "group/service.h"
 #include "net/server.h"
@@ -484,6 +485,7 @@ static void drain_finish_maybe(struct agent *a)
 		log_info("drained; exiting");
 		a->hooks->drained(a);
 		registry_stop(a);
+		lease_set_stop(a->leases);
 		group_svc_shutdown(a->groups);
 		maint_stop(a);
 		retention_stop(a);
@@ -592,6 +594,14 @@ static void on_sighup(uv_signal_t *s, int signum)
 	log_info("SIGHUP: TLS certificate reloaded: %s", desc);
 }
 
+/* The group service's placement check (cluster mode). */
+static bool group_placed_here(void *arg, const char *group_id)
+{
+	struct agent *a = arg;
+	return placement_is_coordinator(&a->placement, PLACEMENT_KEY_GROUP, KSTR(group_id),
+					a->cfg.node_id);
+}
+
 int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		const struct agent_hooks *hooks)
 {
@@ -626,6 +636,8 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		return rc;
 	}
 	rc = registry_start(a);
+	if (!rc)
+		rc = lease_set_new(loop, a->meta, registry_self(a), &a->leases);
 	if (rc)
 		return rc;
 	a->cache = cache_new((size_t)cfg->cache_bytes);
@@ -652,6 +664,10 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	struct group_svc_config gc = {
 		.initial_rebalance_delay_ms = cfg->group_initial_rebalance_delay_ms,
 		.offsets_retention_ms = cfg->offsets_retention_minutes * 60 * 1000,
+		.leases = a->leases,
+		.self = registry_self(a),
+		.placed_here = group_placed_here,
+		.placed_arg = a,
 	};
 	rc = group_svc_start(loop, a->meta, &gc, &a->groups);
 	if (rc)
@@ -747,6 +763,8 @@ void agent_free(struct agent *a)
 	placement_free(&a->placement);
 	group_svc_free(a->groups);
 	a->groups = NULL;
+	lease_set_free(a->leases);
+	a->leases = NULL;
 	retention_free(a);
 	collect_free(a);
 	maint_free(a);

@@ -110,6 +110,7 @@ struct agent {
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
 	struct registry *registry;    /* the agent registry (agent/registry.c) */
+	struct lease_set *leases;     /* group and job leases (cluster/lease.c) */
 	/* The live agents Metadata lists and places leaders and
 	 * coordinators on (cluster/placement.h). Until the agent registry
 	 * feeds it (placement_set, on the loop, with the registry's

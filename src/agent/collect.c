@@ -1,5 +1,7 @@
-/* collect.c — the agent's background collection of dead objects
- * (collect.h). */
+/* collect.c — the agent's background collection of dead objects and
+ * purge of deleted topics' rows (collect.h). In a cluster each runs only
+ * on the holder of its lease (job/gc, job/purge: cluster/lease.h), which
+ * another agent takes over when the holder dies. */
 #include "agent/collect.h"
 
 #include <inttypes.h>
@@ -11,7 +13,11 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/lease.h"
 #include "storage/gc.h"
+
+#define JOB_GC "job/gc"
+#define JOB_PURGE "job/purge"
 
 struct collect {
 	struct agent *a;
@@ -47,7 +53,8 @@ static void collect_work(struct maint_job *job, struct agent *a)
 static void collect_done(struct maint_job *job, void *arg)
 {
 	struct collect *c = arg;
-	if (c->more && !c->err && !c->stopped) {
+	/* The next page only while the lease is still held. */
+	if (c->more && !c->err && !c->stopped && lease_held(c->a->leases, JOB_GC, NULL)) {
 		maint_submit(c->a, job); /* the next page, behind what queued meanwhile */
 		return;
 	}
@@ -66,7 +73,7 @@ static void collect_done(struct maint_job *job, void *arg)
 static void on_timer(uv_timer_t *timer)
 {
 	struct collect *c = timer->data;
-	if (c->queued || c->stopped)
+	if (c->queued || c->stopped || !lease_held(c->a->leases, JOB_GC, NULL))
 		return;
 	c->queued = true;
 	c->after = 0;
@@ -90,7 +97,8 @@ static void purge_done(struct maint_job *job, void *arg)
 	if (c->purge_err)
 		log_warn("deleted topics' rows stay for the next purge: %s",
 			 sl_strerror(c->purge_err));
-	else if ((c->purge_more || c->purge_again) && !c->stopped) {
+	else if ((c->purge_more || c->purge_again) && !c->stopped &&
+		 lease_held(c->a->leases, JOB_PURGE, NULL)) {
 		c->purge_again = false;
 		maint_submit(c->a, job);
 		return;
@@ -103,6 +111,10 @@ void collect_purge_soon(struct agent *a)
 {
 	struct collect *c = a->collect;
 	if (!c || c->stopped)
+		return;
+	/* Another agent purges; a store that deletes rows with their topic
+	 * (PostgreSQL) has nothing to purge anyway. */
+	if (!lease_held(a->leases, JOB_PURGE, NULL))
 		return;
 	if (c->purge_queued) {
 		c->purge_again = true;
@@ -124,6 +136,13 @@ int collect_start(struct agent *a)
 	c->purge.work = purge_work;
 	c->purge.done = purge_done;
 	c->purge.arg = c;
+	int rc = lease_want(a->leases, JOB_GC, NULL, NULL);
+	if (!rc)
+		rc = lease_want(a->leases, JOB_PURGE, NULL, NULL);
+	if (rc) {
+		free(c);
+		return rc;
+	}
 	uv_timer_init(a->loop, &c->timer);
 	c->timer.data = c;
 	if (a->cfg.gc_interval_ms > 0)

@@ -275,6 +275,12 @@ int registry_start(struct agent *a)
 	return 0;
 }
 
+const struct meta_agent *registry_self(struct agent *a)
+{
+	struct registry *r = a->registry;
+	return r && r->registered && meta_shared(a->meta) ? &r->self : NULL;
+}
+
 void registry_stop(struct agent *a)
 {
 	struct registry *r = a->registry;

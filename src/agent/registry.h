@@ -11,12 +11,17 @@
 #define SLUICE_REGISTRY_H
 
 struct agent;
+struct meta_agent;
 
 /* [start]: register (waiting out the lease of a dead agent that held the
  * requested id, at most SL_CLUSTER_LEASE_MS plus a heartbeat), set
  * a->cfg.node_id, feed the placement view, start the timer. 0, or an
  * error after logging why (SL_EBUSY: a live agent holds the id). */
 int registry_start(struct agent *a);
+/* This agent as registered in a store several agents share (its leases'
+ * holder), or NULL: not registered, or a store this agent claims (where
+ * leases need no store). Valid until registry_free. */
+const struct meta_agent *registry_self(struct agent *a);
 /* Draining: stop the timer; a job in flight is dropped when done. */
 void registry_stop(struct agent *a);
 /* After the loop has stopped: deregister (blocking) and free. */

@@ -1,7 +1,9 @@
 /* retention.c — the retention sweep (retention.h): every
  * --retention-check-interval-ms it collects, on the loop, the partitions
  * its topics' limits apply to and submits them as one job of the
- * maintenance queue (agent/maintenance.h). */
+ * maintenance queue (agent/maintenance.h). In a cluster only the holder
+ * of the job/retention lease (cluster/lease.h) sweeps; the others skip
+ * their turns, and take the lease over when its holder dies. */
 #include "agent/retention.h"
 
 #include <stdlib.h>
@@ -13,7 +15,10 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "cluster/lease.h"
 #include "meta/meta.h"
+
+#define JOB_RETENTION "job/retention"
 
 struct retention {
 	struct agent *a;
@@ -94,7 +99,8 @@ static void sweep_done(struct maint_job *job, void *arg)
 		failed += job->items[i].err && job->items[i].err != SL_ENOTFOUND &&
 			  job->items[i].err != SL_EBUSY;
 	if (job->moved)
-		log_info("retention: the log start of %zu partition(s) moved", job->moved);
+		log_info("retention: the log start of %zu partition(s) moved (swept %zu)", job->moved,
+			 job->n);
 	if (failed)
 		log_warn("retention: %zu partition(s) could not be trimmed; the next sweep retries",
 			 failed);
@@ -105,7 +111,7 @@ static void sweep_done(struct maint_job *job, void *arg)
 static void on_timer(uv_timer_t *timer)
 {
 	struct retention *r = timer->data;
-	if (r->sweep_queued || r->stopped)
+	if (r->sweep_queued || r->stopped || !lease_held(r->a->leases, JOB_RETENTION, NULL))
 		return;
 	r->sweep.n = 0;
 	agent_topics_each(r->a, collect_topic, r);
@@ -124,6 +130,11 @@ int retention_start(struct agent *a)
 	r->sweep.abandonable = true;
 	r->sweep.done = sweep_done;
 	r->sweep.arg = r;
+	int rc = lease_want(a->leases, JOB_RETENTION, NULL, NULL);
+	if (rc) {
+		free(r);
+		return rc;
+	}
 	uv_timer_init(a->loop, &r->timer);
 	r->timer.data = r;
 	if (a->cfg.retention_check_interval_ms > 0)

@@ -12,7 +12,11 @@
  * agents, placed by rendezvous hashing (cluster/placement.h) whatever the
  * client's zone. FindCoordinator names it; every group API answers
  * NOT_COORDINATOR for a group placed on another agent, so the client asks
- * FindCoordinator again (an agent alone coordinates every group). */
+ * FindCoordinator again (an agent alone coordinates every group). In
+ * cluster mode the agent must also hold the group's lease
+ * (group_svc_acquire): COORDINATOR_LOAD_IN_PROGRESS while it takes the
+ * lease and loads the group, and an offsets write refused by the lease's
+ * fence is answered NOT_COORDINATOR. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,6 +149,25 @@ static bool coordinates(struct agent *a, kstr group_id)
 					a->cfg.node_id);
 }
 
+/* KERR_NONE when this agent coordinates group_id now: placement puts it
+ * here and, in cluster mode, it holds the group's lease and has loaded
+ * the group (group_svc_acquire: COORDINATOR_LOAD_IN_PROGRESS until then,
+ * NOT_COORDINATOR while another agent holds it); else the error to
+ * answer. */
+static int16_t coordinator_error(struct agent *a, struct group_svc *s, kstr group_id)
+{
+	if (!s || !coordinates(a, group_id))
+		return KERR_NOT_COORDINATOR;
+	return group_svc_acquire(s, group_id);
+}
+
+/* A store error of an offsets write as the client sees it: SL_EBUSY is
+ * the lease's fence (another agent coordinates the group now). */
+static int16_t store_error(int rc)
+{
+	return rc == SL_EBUSY ? KERR_NOT_COORDINATOR : KERR_COORDINATOR_NOT_AVAILABLE;
+}
+
 /* ---- FindCoordinator ---- */
 
 struct coordinator_answer {
@@ -257,8 +280,9 @@ static void join_answer_now(struct request *req, int16_t error)
 void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	if (!s || !coordinates(a, m->group_id)) {
-		join_answer_now(req, KERR_NOT_COORDINATOR);
+	int16_t err = coordinator_error(a, s, m->group_id);
+	if (err) {
+		join_answer_now(req, err);
 		return;
 	}
 	struct coord_join_protocol *p = NULL;
@@ -297,9 +321,9 @@ void handle_join_group(struct agent *a, struct request *req, const struct kmsg_j
 void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	if (!s || !coordinates(a, m->group_id)) {
-		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC,
-					  .error = KERR_NOT_COORDINATOR };
+	int16_t err = coordinator_error(a, s, m->group_id);
+	if (err) {
+		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC, .error = err };
 		respond_sync(req, &f);
 		return;
 	}
@@ -334,10 +358,14 @@ void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_he
 	struct group_svc *s = svc(a);
 	struct kmsg_heartbeat_resp r;
 	kmsg_heartbeat_resp_init(&r);
-	r.error_code = !s || !coordinates(a, m->group_id)
-		       ? KERR_NOT_COORDINATOR
-		       : group_svc_heartbeat(s, m->group_id, m->generation_id, m->member_id,
-					     m->group_instance_id);
+	r.error_code = coordinator_error(a, s, m->group_id);
+	/* As Kafka: a heartbeat while the group loads is answered "none";
+	 * the member learns its fate from the loaded group next time. */
+	if (r.error_code == KERR_COORDINATOR_LOAD_IN_PROGRESS)
+		r.error_code = KERR_NONE;
+	else if (!r.error_code)
+		r.error_code = group_svc_heartbeat(s, m->group_id, m->generation_id, m->member_id,
+						   m->group_instance_id);
 	kmsg_heartbeat_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }
@@ -347,8 +375,9 @@ void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_
 	struct group_svc *s = svc(a);
 	struct kmsg_leave_group_resp r;
 	kmsg_leave_group_resp_init(&r);
-	if (!s || !coordinates(a, m->group_id)) {
-		r.error_code = KERR_NOT_COORDINATOR;
+	int16_t err = coordinator_error(a, s, m->group_id);
+	if (err) {
+		r.error_code = err;
 	} else if (req->api_version < 3) {
 		r.error_code = group_svc_leave(s, m->group_id, m->member_id, KSTR_NULL);
 	} else {
@@ -388,7 +417,7 @@ static void commit_respond(struct commit_job *j, int rc)
 			for (int32_t p = 0; p < j->resp.topics[t].partitions_count; p++) {
 				int16_t *err = &j->resp.topics[t].partitions[p].error_code;
 				if (*err == KERR_NONE)
-					*err = KERR_COORDINATOR_NOT_AVAILABLE;
+					*err = store_error(rc);
 			}
 	}
 	kmsg_offset_commit_resp_encode(&j->req->resp, j->req->api_version, &j->resp);
@@ -410,8 +439,9 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	}
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
-	int16_t check = !s || !coordinates(a, m->group_id) ? KERR_NOT_COORDINATOR
-			   : group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
+	int16_t check = coordinator_error(a, s, m->group_id);
+	if (!check)
+		check = group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
 						    m->member_id, m->group_instance_id, req->api_version);
 	char *group = api_cstr_dup(req, m->group_id);
 	size_t total = 0;
@@ -556,8 +586,8 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 	struct fetched f = { 0 };
 	if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
 		out->error = KERR_INVALID_GROUP_ID;
-	else if (!coordinates(a, group_id))
-		out->error = KERR_NOT_COORDINATOR;
+	else if ((out->error = coordinator_error(a, svc(a), group_id)) != KERR_NONE)
+		;
 	else if ((f.rc = meta_offset_fetch(a->meta, key, &f.o, &f.n)) != 0)
 		out->error = KERR_COORDINATOR_NOT_AVAILABLE;
 	if (out->error) {
@@ -828,8 +858,7 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 		d->group_state = KSTR("");
 		return 0;
 	}
-	if (!coordinates(a, id)) {
-		d->error_code = KERR_NOT_COORDINATOR;
+	if ((d->error_code = coordinator_error(a, s, id)) != KERR_NONE) {
 		d->group_state = KSTR("");
 		return 0;
 	}
@@ -935,7 +964,7 @@ static void group_delete_done(struct group_svc *s, struct group_offsets_op *op)
 	struct group_delete *gd = (struct group_delete *)op;
 	struct delete_groups *d = gd->d;
 	if (op->rc)
-		d->r.results[gd->index].error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		d->r.results[gd->index].error_code = store_error(op->rc);
 	else
 		log_info("group %s deleted (%" PRId64 " committed offsets)", op->group_id,
 			 op->deleted);
@@ -976,10 +1005,8 @@ void handle_delete_groups(struct agent *a, struct request *req, const struct kms
 			res->error_code = KERR_INVALID_GROUP_ID;
 			continue;
 		}
-		if (!coordinates(a, id)) {
-			res->error_code = KERR_NOT_COORDINATOR;
+		if ((res->error_code = coordinator_error(a, s, id)) != KERR_NONE)
 			continue;
-		}
 		/* Its done may fire before the call returns. */
 		gd[i].d = d;
 		gd[i].index = i;
@@ -1010,7 +1037,7 @@ static void offset_delete_done(struct group_svc *s, struct group_offsets_op *op)
 {
 	struct offset_delete *od = (struct offset_delete *)op;
 	if (op->rc)
-		od->r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		od->r.error_code = store_error(op->rc);
 	offset_delete_respond(od);
 }
 
@@ -1035,10 +1062,8 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
 	}
-	if (!coordinates(a, m->group_id)) {
-		r->error_code = KERR_NOT_COORDINATOR;
+	if ((r->error_code = coordinator_error(a, s, m->group_id)) != KERR_NONE)
 		goto out_respond;
-	}
 	r->error_code = group_svc_offsets_deletable(s, key);
 	if (r->error_code)
 		goto out_respond;

@@ -218,6 +218,10 @@
 /* Offset rows in one store transaction (more wait for the next one), so
  * one transaction's write lock and memory stay bounded. */
 #define SL_GROUP_COMMIT_BATCH_ROWS 100000
+/* Cluster mode: a group coordinated here without members and without a
+ * request for this long gives its lease up (renewing every group ever
+ * seen would grow without bound); the next request takes it again. */
+#define SL_GROUP_LEASE_IDLE_MS (60 * 1000)
 
 /* ---- cluster placement (src/cluster) ---- */
 
@@ -241,6 +245,16 @@
  * agent sees another's commit within this plus a round trip, until
  * change notifications replace the poll. */
 #define SL_CLUSTER_POLL_INTERVAL_MS 250
+/* Leases (cluster/lease.c): a group's coordinator and each background
+ * job hold one. Renewed every second, lasting three: as the registry's
+ * lease, a PostgreSQL hiccup does not move every group, and a dead
+ * holder's leases are free when its registry row goes (~4 s), well
+ * within a consumer's session timeout (45 s by default) for a takeover.
+ * Every wanted lease is renewed in one transaction per second (a few
+ * round trips each), so the count is bounded. */
+#define SL_LEASE_RENEW_INTERVAL_MS 1000
+#define SL_LEASE_MS 3000
+#define SL_LEASES_MAX 10000
 
 /* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone
  * names and ids are short ("us-east-1a", "use1-az1", "europe-west4-b");

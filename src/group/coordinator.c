@@ -1523,6 +1523,16 @@ int16_t coord_group_delete(struct coordinator *c, kstr group_id)
 	return KERR_NONE;
 }
 
+void coord_group_unload(struct coordinator *c, kstr group_id, struct coord_effects *out)
+{
+	struct coord_group *g = group_get(c, group_id);
+	if (!g)
+		return;
+	shutdown_group(out, g->group_id, g);
+	strmap_del(&c->groups, g->group_id);
+	group_free(c, g);
+}
+
 int coord_new(const struct coord_config *cfg, struct coordinator **out)
 {
 	struct coordinator *c = calloc(1, sizeof *c);

@@ -268,6 +268,10 @@ size_t coord_group_count(const struct coordinator *c);
 /* DeleteGroups: KERR_NONE (removed from memory, or not in memory),
  * NON_EMPTY_GROUP when it has members. The caller deletes the offsets. */
 int16_t coord_group_delete(struct coordinator *c, kstr group_id);
+/* Another agent coordinates the group now (cluster mode: this agent lost
+ * its lease): its waiting requests are answered NOT_COORDINATOR and it
+ * leaves memory, members and all (they rejoin at the new coordinator). */
+void coord_group_unload(struct coordinator *c, kstr group_id, struct coord_effects *out);
 /* The member's metadata for the group's selected protocol (NULL, 0 if none). */
 const struct coord_protocol *coord_member_protocol(const struct coord_group *g,
 						   const struct coord_member *m);

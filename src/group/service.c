@@ -4,8 +4,13 @@
  * pool, the offsets retention sweep and the set of groups with stored
  * offsets.
  *
- * Every agent coordinates every group (one agent, or a shared metadata
- * store: membership is in memory, offsets in the store). OffsetCommit is
+ * In cluster mode a group is coordinated only by the agent placement puts
+ * it on, and only while that agent holds the group's lease
+ * (cluster/lease.h): taking it loads what the store has of the group,
+ * losing it (or the group moving elsewhere) unloads the group, and every
+ * offset write is fenced by the lease's epoch in its transaction. With
+ * one agent every group is its own. Membership is in memory, offsets in
+ * the store. OffsetCommit is
  * answered once its offsets are durable: commits queue while one store
  * transaction runs on a pool thread, then all of them go in the next
  * transaction (group commit, one fsync). Deletes of offsets (DeleteGroups,
@@ -24,15 +29,32 @@
 #include "base/grow.h"
 #include "base/log.h"
 #include "base/strmap.h"
+#include "cluster/lease.h"
 #include "proto/kerr.h"
 
 /* Tuning: how often the coordinator's deadlines are checked, and the
  * offsets retention sweep runs (limits are in base/limits.h). */
 #define GROUPS_TICK_MS 100
 #define GROUPS_SWEEP_MS (60 * 1000)
+/* How often groups coordinated here are checked against placement and
+ * for idleness (their leases released), in cluster mode. */
+#define GROUPS_OWN_CHECK_MS 1000
+/* The offsets retention sweep's lease: one agent sweeps at a time. */
+#define JOB_OFFSETS_RETENTION "job/offsets-retention"
 
-/* group_offsets_op.kind */
-enum { OP_COMMIT, OP_DELETE };
+/* group_offsets_op.kind; OP_LOAD reads what the store has of a group
+ * whose lease this agent just took, in order with its writes. */
+enum { OP_COMMIT, OP_DELETE, OP_LOAD };
+
+/* A group this agent coordinates or is about to, in cluster mode: its
+ * lease is wanted from the first request on, and requests are served
+ * once it is held and the group loaded. */
+enum { OWN_ACQUIRING, OWN_LOADING, OWN_READY };
+struct owned_group {
+	int state;
+	int64_t epoch;         /* the lease's, while LOADING or READY */
+	int64_t last_used_ms;  /* the last request for it */
+};
 
 /* What this agent knows of a group's committed offsets without asking
  * the store: loaded once at start (meta_group_list), then kept by the
@@ -57,6 +79,8 @@ struct group_svc {
 	uv_timer_t timer;
 	int64_t next_sweep_ms;
 	struct strmap stored;       /* group id -> struct stored_group */
+	struct strmap owned;        /* group id -> struct owned_group (leases) */
+	int64_t next_own_check_ms;
 	/* the store op queue */
 	struct group_offsets_op *queue_head, *queue_tail;
 	struct group_offsets_op *batch; /* in the store now */
@@ -215,18 +239,68 @@ static bool stored_has(const struct group_svc *s, const char *id)
 
 static void store_batch_start(struct group_svc *s);
 
+/* A batch of commits, fenced by each op's lease epoch in cluster mode:
+ * an op with a refused row gets SL_EBUSY (another agent coordinates its
+ * group now), the others are stored. */
+static void commit_work(struct group_svc *s, struct group_offsets_op *op)
+{
+	int rc;
+	bool *refused = NULL;
+	int64_t *epochs = NULL;
+	if (!s->cfg.self) {
+		rc = meta_offset_commit(s->meta, s->batch_rows, s->batch_row_count);
+	} else {
+		refused = calloc(s->batch_row_count, sizeof *refused);
+		epochs = calloc(s->batch_row_count, sizeof *epochs);
+		size_t k = 0;
+		for (struct group_offsets_op *j = op; epochs && j; j = j->next)
+			for (size_t i = 0; i < j->row_count; i++)
+				epochs[k++] = j->epoch;
+		rc = refused && epochs ? meta_offset_commit_fenced(s->meta, s->batch_rows, epochs,
+								   s->batch_row_count, refused)
+				       : SL_ENOMEM;
+	}
+	for (size_t k = 0; op; op = op->next) {
+		op->rc = rc;
+		for (size_t i = 0; refused && i < op->row_count; i++, k++)
+			if (!rc && refused[k])
+				op->rc = SL_EBUSY;
+	}
+	free(refused);
+	free(epochs);
+}
+
+/* The newest commit timestamp of the group's stored offsets (-1: none),
+ * in op->deleted. */
+static void load_work(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct meta_committed_offset *o = NULL;
+	size_t n = 0;
+	op->rc = meta_offset_fetch(s->meta, op->group_id, &o, &n);
+	op->deleted = -1;
+	for (size_t i = 0; !op->rc && i < n; i++)
+		if (o[i].commit_timestamp_ms > op->deleted)
+			op->deleted = o[i].commit_timestamp_ms;
+	if (!op->rc && n && op->deleted < 0)
+		op->deleted = 0;
+	meta_committed_offsets_free(o, n);
+}
+
 static void store_work(uv_work_t *w)
 {
 	struct group_svc *s = w->data;
 	struct group_offsets_op *op = s->batch;
-	if (op->kind == OP_COMMIT) {
-		int rc = meta_offset_commit(s->meta, s->batch_rows, s->batch_row_count);
-		for (; op; op = op->next)
-			op->rc = rc;
-		return;
-	}
-	op->rc = meta_group_delete_offsets(s->meta, op->group_id, op->tids, op->partitions,
-					   op->n, &op->deleted);
+	if (op->kind == OP_COMMIT)
+		commit_work(s, op);
+	else if (op->kind == OP_LOAD)
+		load_work(s, op);
+	else if (s->cfg.self)
+		op->rc = meta_group_delete_offsets_fenced(s->meta, op->group_id, s->cfg.self, op->epoch,
+							  op->tids, op->partitions, op->n,
+							  &op->deleted);
+	else
+		op->rc = meta_group_delete_offsets(s->meta, op->group_id, op->tids, op->partitions,
+						   op->n, &op->deleted);
 }
 
 /* Keep the per-group knowledge, then hand the op to its owner. */
@@ -242,6 +316,8 @@ static void store_op_finish(struct group_svc *s, struct group_offsets_op *op)
 			/* a commit of a timestamp before 0 still stored a row */
 			if (op->row_count && g->last_commit_ms < 0)
 				g->last_commit_ms = 0;
+		} else if (op->kind == OP_LOAD && op->rc == 0) {
+			g->last_commit_ms = op->deleted;
 		} else if (op->kind == OP_DELETE && op->rc == 0) {
 			struct meta_committed_offset *o = NULL;
 			size_t n = 0;
@@ -337,6 +413,10 @@ static int store_enqueue(struct group_svc *s, struct group_offsets_op *op)
 	if (!g)
 		return SL_ENOMEM;
 	g->ops++;
+	struct owned_group *o = strmap_get(&s->owned, op->group_id);
+	/* Fenced by the lease held now; 0 (a group not coordinated here:
+	 * the retention sweep's delete) is "free or this agent's". */
+	op->epoch = o && o->state != OWN_ACQUIRING ? o->epoch : 0;
 	op->next = NULL;
 	op->rc = 0;
 	op->deleted = 0;
@@ -457,6 +537,8 @@ static void retention_sweep(struct group_svc *s, int64_t now)
 	free(f.ids);
 }
 
+static void own_check(struct group_svc *s, int64_t now);
+
 static void on_timer(uv_timer_t *t)
 {
 	struct group_svc *s = t->data;
@@ -465,8 +547,165 @@ static void on_timer(uv_timer_t *t)
 	perform_effects(s);
 	if (now >= s->next_sweep_ms) {
 		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
-		retention_sweep(s, now);
+		if (!s->cfg.leases || lease_held(s->cfg.leases, JOB_OFFSETS_RETENTION, NULL))
+			retention_sweep(s, now);
 	}
+	if (s->cfg.leases && now >= s->next_own_check_ms) {
+		s->next_own_check_ms = now + GROUPS_OWN_CHECK_MS;
+		own_check(s, now);
+	}
+}
+
+/* ---- cluster mode: the groups this agent coordinates ---- */
+
+/* Forget the group's membership: its waiting requests get
+ * NOT_COORDINATOR, its members rejoin wherever FindCoordinator sends
+ * them. */
+static void group_unload(struct group_svc *s, const char *id)
+{
+	coord_group_unload(s->coord, KSTR(id), &s->effects);
+	perform_effects(s);
+}
+
+static void load_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct owned_group *o = strmap_get(&s->owned, op->group_id);
+	if (op->rc)
+		log_warn("group %s: loading its committed offsets failed (%s); OffsetFetch reads "
+			 "them from the store anyway", op->group_id, sl_strerror(op->rc));
+	if (o && o->state == OWN_LOADING && o->epoch == op->epoch) {
+		o->state = OWN_READY;
+		log_info("group %s: coordinated here at lease epoch %" PRId64, op->group_id,
+			 o->epoch);
+	}
+	free((char *)op->group_id);
+	free(op);
+}
+
+/* The lease is held at epoch: load the group (in order with its store
+ * ops), then serve it. On a claimed store there is nothing to load. */
+static void group_gained(struct group_svc *s, const char *id, struct owned_group *o,
+			 int64_t epoch)
+{
+	o->epoch = epoch;
+	if (!s->cfg.self) {
+		o->state = OWN_READY;
+		return;
+	}
+	o->state = OWN_LOADING;
+	struct group_offsets_op *op = calloc(1, sizeof *op);
+	if (op && (op->group_id = strdup(id))) {
+		op->kind = OP_LOAD;
+		op->done = load_done;
+		if (store_enqueue(s, op) == 0)
+			return;
+	}
+	if (op)
+		free((char *)op->group_id);
+	free(op);
+	o->state = OWN_READY; /* out of memory: serve it unloaded */
+}
+
+static void on_group_lease(void *arg, const char *name, bool held, int64_t epoch, int32_t holder)
+{
+	struct group_svc *s = arg;
+	const char *id = name + strlen(META_LEASE_GROUP_PREFIX);
+	struct owned_group *o = strmap_get(&s->owned, id);
+	if (!o || s->stopped)
+		return;
+	if (held && o->state != OWN_ACQUIRING && o->epoch == epoch)
+		return;
+	if (o->state != OWN_ACQUIRING) {
+		/* Lost, or lost and taken again: what this agent knew of the
+		 * group may be stale either way. */
+		log_info("group %s: lease lost (held by node %" PRId32 "); unloaded", id, holder);
+		group_unload(s, id);
+		o->state = OWN_ACQUIRING;
+		o->epoch = 0;
+	}
+	if (held)
+		group_gained(s, id, o, epoch);
+}
+
+int16_t group_svc_acquire(struct group_svc *s, kstr group_id)
+{
+	if (!s->cfg.leases)
+		return KERR_NONE;
+	char id[COORD_GROUP_ID_BYTES_MAX + 1], name[META_LEASE_NAME_BYTES];
+	if (!kstr_copy(group_id, id, sizeof id) || strlen(id) != (size_t)group_id.len ||
+	    !meta_lease_group_name(id, name))
+		return KERR_INVALID_GROUP_ID;
+	struct owned_group *o = strmap_get(&s->owned, id);
+	if (!o) {
+		o = calloc(1, sizeof *o);
+		if (!o || strmap_put(&s->owned, id, o) != 0) {
+			free(o);
+			return KERR_COORDINATOR_NOT_AVAILABLE;
+		}
+		o->state = OWN_ACQUIRING;
+		if (lease_want(s->cfg.leases, name, on_group_lease, s) != 0) {
+			free(strmap_del(&s->owned, id));
+			return KERR_COORDINATOR_NOT_AVAILABLE;
+		}
+		int64_t epoch;
+		if (lease_held(s->cfg.leases, name, &epoch))
+			group_gained(s, id, o, epoch);
+	}
+	o->last_used_ms = now_ms();
+	if (o->state == OWN_READY)
+		return KERR_NONE;
+	int32_t holder;
+	if (o->state == OWN_ACQUIRING && lease_known(s->cfg.leases, name, &holder) && holder >= 0)
+		return KERR_NOT_COORDINATOR; /* another live agent holds it */
+	return KERR_COORDINATOR_LOAD_IN_PROGRESS;
+}
+
+struct own_check_arg {
+	struct group_svc *s;
+	int64_t now;
+	char **ids;
+	size_t count, cap;
+};
+
+static void own_check_each(void *arg, const char *id, void *value)
+{
+	struct own_check_arg *x = arg;
+	struct group_svc *s = x->s;
+	const struct owned_group *o = value;
+	const struct coord_group *g = coord_group_find(s->coord, KSTR(id));
+	const struct stored_group *sg = stored_get(s, id);
+	bool moved = s->cfg.placed_here && !s->cfg.placed_here(s->cfg.placed_arg, id);
+	bool idle = x->now - o->last_used_ms > SL_GROUP_LEASE_IDLE_MS &&
+		    (!g || (g->member_count == 0 && g->pending_count == 0)) && (!sg || sg->ops == 0);
+	if (!moved && !idle)
+		return;
+	if (array_grow(&x->ids, &x->cap, x->count, sizeof *x->ids, 16) != 0)
+		return;
+	if ((x->ids[x->count] = strdup(id)))
+		x->count++;
+}
+
+/* Groups placement moved elsewhere, and groups nobody asked about for
+ * SL_GROUP_LEASE_IDLE_MS, are unloaded and their leases released (the
+ * new coordinator takes a released lease at once). */
+static void own_check(struct group_svc *s, int64_t now)
+{
+	struct own_check_arg x = { s, now, NULL, 0, 0 };
+	strmap_each(&s->owned, own_check_each, &x);
+	for (size_t i = 0; i < x.count; i++) {
+		char name[META_LEASE_NAME_BYTES];
+		struct owned_group *o = strmap_del(&s->owned, x.ids[i]);
+		if (o && o->state != OWN_ACQUIRING)
+			log_info("group %s: released (%s)", x.ids[i],
+				 s->cfg.placed_here && !s->cfg.placed_here(s->cfg.placed_arg, x.ids[i])
+					 ? "placed on another agent now" : "idle");
+		group_unload(s, x.ids[i]);
+		if (meta_lease_group_name(x.ids[i], name))
+			lease_drop(s->cfg.leases, name);
+		free(o);
+		free(x.ids[i]);
+	}
+	free(x.ids);
 }
 
 /* The groups with stored offsets, once, at start (a GROUP BY scan). */
@@ -511,7 +750,11 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	coord_effects_init(&s->effects);
 	s->waiters.next = s->waiters.prev = &s->waiters;
 	strmap_init(&s->stored);
+	strmap_init(&s->owned);
 	stored_load(s);
+	if (cfg->leases && lease_want(cfg->leases, JOB_OFFSETS_RETENTION, NULL, NULL) != 0)
+		log_warn("groups: cannot ask for the offsets retention lease; this agent will not "
+			 "sweep");
 	uv_timer_init(loop, &s->timer);
 	s->timer.data = s;
 	s->next_sweep_ms = now_ms() + GROUPS_SWEEP_MS;
@@ -546,6 +789,8 @@ void group_svc_free(struct group_svc *s)
 	coord_free(s->coord);
 	strmap_each(&s->stored, free_stored, NULL);
 	strmap_free(&s->stored);
+	strmap_each(&s->owned, free_stored, NULL);
+	strmap_free(&s->owned);
 	free(s);
 }
 

@@ -38,9 +38,24 @@
 
 struct group_svc;
 
+struct lease_set;
+
 struct group_svc_config {
 	int64_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms */
 	int64_t offsets_retention_ms;       /* offsets.retention.minutes, in ms */
+	/* Cluster mode (cluster/lease.h): a group is coordinated only while
+	 * its lease is held, and its offset writes are fenced by the lease's
+	 * epoch; the offsets retention sweep runs only on the holder of the
+	 * job/offsets-retention lease. NULL: every group asked about is
+	 * coordinated here, unfenced (unit tests). */
+	struct lease_set *leases;
+	/* The registered agent the retention deletes are fenced for (NULL: a
+	 * store this agent claims, where nothing needs fencing). */
+	const struct meta_agent *self;
+	/* Whether placement puts group_id on this agent (NULL: always): a
+	 * group that moves elsewhere is unloaded and its lease released. */
+	bool (*placed_here)(void *arg, const char *group_id);
+	void *placed_arg;
 };
 
 /* Create the coordinator, load which groups have stored offsets (one
@@ -57,6 +72,15 @@ void group_svc_shutdown(struct group_svc *s);
 void group_svc_free(struct group_svc *s);
 /* Started and not shut down (false for NULL). */
 bool group_svc_running(const struct group_svc *s);
+
+/* Before serving a request for a group placement puts here: KERR_NONE
+ * when this agent holds the group's lease and has loaded the group;
+ * COORDINATOR_LOAD_IN_PROGRESS while it acquires the lease or loads the
+ * group's offsets (retriable: the client asks again shortly);
+ * NOT_COORDINATOR when another live agent holds the lease (views of the
+ * live agents differ for a moment: the client asks FindCoordinator
+ * again). Without leases (cfg.leases NULL): KERR_NONE. */
+int16_t group_svc_acquire(struct group_svc *s, kstr group_id);
 
 /* ---- JoinGroup and SyncGroup: requests that wait ---- */
 
@@ -134,12 +158,14 @@ struct group_offsets_op {
 	 * returns, when its transaction cannot be started). */
 	void (*done)(struct group_svc *s, struct group_offsets_op *op);
 	/* out, when done fires: rc 0 (a commit is durable; a delete removed
-	 * deleted rows) or a negative SL_E* code (nothing of it stored) */
+	 * deleted rows) or a negative SL_E* code (nothing of it stored;
+	 * SL_EBUSY: fenced, another agent coordinates the group now) */
 	int rc;
 	int64_t deleted;
 	/* the service's */
 	struct group_offsets_op *next;
 	int kind;
+	int64_t epoch;  /* the group lease's epoch the write is fenced by */
 };
 
 /* Queue an OffsetCommit's rows (row_count > 0). Returns 0 (done fires

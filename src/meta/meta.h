@@ -31,9 +31,9 @@
  * long, and the loop never waits for a write. A call from the wrong
  * thread is serialized by the connection's lock, not corrupted.
  *
- * The agent registry and the catalog poll (cluster mode) run on one
- * more connection, "cluster", so a heartbeat never waits behind a topic
- * delete on the admin connection.
+ * The agent registry, the catalog poll and the lease syncs (cluster
+ * mode) run on one more connection, "cluster", so a heartbeat never
+ * waits behind a topic delete on the admin connection.
  *
  * Strings returned inside structs are copied into the struct (fixed
  * arrays) or into malloc'd arrays the caller frees with the matching
@@ -658,6 +658,10 @@ static inline int meta_scram_alter(struct meta *m, struct meta_scram_change *cha
 static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
 
 /* ---- leases (struct meta_lease) ---- */
+
+/* A group's lease name, META_LEASE_GROUP_PREFIX + group, into
+ * out[META_LEASE_NAME_BYTES]: false when it does not fit. (In meta.c.) */
+bool meta_lease_group_name(const char *group, char *out);
 
 /* For each lease, in one transaction: acquire it when free (the epoch
  * rises), renew it when self holds it (expiry = the store's now +

@@ -103,9 +103,6 @@ enum meta_lease_action meta_lease_decide(const struct meta_lease_row *row,
 /* Whether row is free, or held by self (the retention delete's fence). */
 bool meta_lease_free_or_self(const struct meta_lease_row *row, const struct meta_agent *self,
 			     int64_t now_ms);
-/* META_LEASE_GROUP_PREFIX + group into out[META_LEASE_NAME_BYTES]:
- * false when it does not fit. */
-bool meta_lease_group_name(const char *group, char *out);
 
 /* leases_sync's arguments: 0, or SL_EINVAL (an empty or too long name). */
 int meta_leases_check(const struct meta_lease *l, size_t n);

@@ -39,13 +39,14 @@ def pg(tmp_path_factory):
     s.stop()
 
 
-@pytest.fixture
-def cluster(pg, tmp_path):
+def start_agents(pg, tmp_path, extra=()):
+    """Three agents on a new database of pg and one store folder, one per
+    zone, each given the extra flags; a generator for fixtures."""
     _require_binary()
     url = pg.db_url(pg.new_db())
     store = "file:%s" % (tmp_path / "objects")
     agents = [Broker(tmp_path / ("agent-" + z),
-                     ["--meta", url, "--store", store, "--zone", z])
+                     ["--meta", url, "--store", store, "--zone", z] + list(extra))
               for z in ZONES]
     try:
         for a in agents:
@@ -54,6 +55,11 @@ def cluster(pg, tmp_path):
     finally:
         for a in agents:
             a.teardown()
+
+
+@pytest.fixture
+def cluster(pg, tmp_path):
+    yield from start_agents(pg, tmp_path)
 
 
 def metadata(agent):
