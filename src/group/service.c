@@ -81,6 +81,12 @@ struct group_svc {
 	struct strmap stored;       /* group id -> struct stored_group */
 	struct strmap owned;        /* group id -> struct owned_group (leases) */
 	int64_t next_own_check_ms;
+	/* cluster mode: the retention sweep first lists every stored group */
+	uv_work_t list_work;
+	bool listing;
+	struct meta_group_summary *list;
+	size_t list_count;
+	int list_rc;
 	/* the store op queue */
 	struct group_offsets_op *queue_head, *queue_tail;
 	struct group_offsets_op *batch; /* in the store now */
@@ -539,6 +545,36 @@ static void retention_sweep(struct group_svc *s, int64_t now)
 
 static void own_check(struct group_svc *s, int64_t now);
 
+/* In a cluster other agents commit groups this one never saw: the
+ * sweep's holder lists every stored group first (a GROUP BY scan, on the
+ * pool), taking their newest commit times into what it knows. */
+static void list_work(uv_work_t *w)
+{
+	struct group_svc *s = w->data;
+	s->list_rc = meta_group_list(s->meta, &s->list, &s->list_count);
+}
+
+static void list_done(uv_work_t *w, int status)
+{
+	struct group_svc *s = w->data;
+	s->listing = false;
+	if (!status && !s->list_rc && !s->stopped) {
+		for (size_t i = 0; i < s->list_count; i++) {
+			struct stored_group *g = stored_ref(s, s->list[i].group_id);
+			int64_t last = s->list[i].last_commit_ms >= 0 ? s->list[i].last_commit_ms : 0;
+			if (g && last > g->last_commit_ms)
+				g->last_commit_ms = last;
+		}
+		retention_sweep(s, now_ms());
+	} else if (s->list_rc && !s->stopped) {
+		log_warn("groups: listing stored groups for the offsets retention sweep failed: %s",
+			 sl_strerror(s->list_rc));
+	}
+	meta_group_summaries_free(s->list, s->list_count);
+	s->list = NULL;
+	s->list_count = 0;
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct group_svc *s = t->data;
@@ -547,8 +583,17 @@ static void on_timer(uv_timer_t *t)
 	perform_effects(s);
 	if (now >= s->next_sweep_ms) {
 		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
-		if (!s->cfg.leases || lease_held(s->cfg.leases, JOB_OFFSETS_RETENTION, NULL))
+		if (!s->cfg.leases) {
 			retention_sweep(s, now);
+		} else if (lease_held(s->cfg.leases, JOB_OFFSETS_RETENTION, NULL) && !s->listing) {
+			if (!s->cfg.self) {
+				retention_sweep(s, now); /* a claimed store: all is known */
+			} else {
+				s->list_work.data = s;
+				s->listing = uv_queue_work(s->loop, &s->list_work, list_work,
+							   list_done) == 0;
+			}
+		}
 	}
 	if (s->cfg.leases && now >= s->next_own_check_ms) {
 		s->next_own_check_ms = now + GROUPS_OWN_CHECK_MS;
