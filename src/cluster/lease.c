@@ -75,6 +75,14 @@ static void job_done(uv_work_t *w, int status)
 		const struct meta_lease *ml = &s->batch[i];
 		l->in_job = false;
 		if (!l->want) {
+			if (!ml->release && !s->rc && ml->epoch > 0) {
+				/* Dropped while this sync took it: release it
+				 * next, so its next holder need not wait. */
+				l->held = true;
+				l->epoch = ml->epoch;
+				s->again = true;
+				continue;
+			}
 			/* Released; a failed release runs out by itself, or
 			 * ends with this agent's registry row. */
 			free(strmap_del(&s->map, l->name));
