@@ -578,13 +578,17 @@ static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, i
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
 /* Every committed offset of a group, by (tid, partition). Free with
- * meta_committed_offsets_free. An unknown group gives n = 0. [loop]. */
+ * meta_committed_offsets_free. An unknown group gives n = 0. [loop];
+ * also from the group service's pool job that loads a group whose lease
+ * this agent took (cluster mode). */
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
 /* Groups with committed offsets, by id (a scan of every offset row: the
  * group service calls it once, at start). Free with
- * meta_group_summaries_free. [start]. */
+ * meta_group_summaries_free. [start]; in a cluster also from a pool job
+ * once a minute (the offsets retention sweep's holder), on the loop's
+ * connection: a loop call meanwhile waits for the scan. */
 static inline int meta_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 { return m->m->group_list ? m->m->group_list(m, out, n) : SL_EUNSUPPORTED; }
 /* Delete a group's offsets: the n listed (tid, partition) pairs, or all
