@@ -2,7 +2,8 @@
  *
  * Feeds the input to records_validate as a Produce records blob, and to
  * batch_parse_header / batch_validate as one batch; also to
- * batch_decompress under each codec with a small limit. Checks the
+ * batch_decompress under each codec with a small limit, and to
+ * marker_decode (transaction markers, with the CRC fixed up too). Checks the
  * contracts that must hold for any bytes: only documented error codes,
  * a parsed header stays within the input, and decompression never
  * produces more than its limit. */
@@ -12,6 +13,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "proto/marker.h"
 #include "storage/batch.h"
 #include "storage/crc32c.h"
 
@@ -55,6 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		be32_store(copy + 17, crc32c(0, copy + 21, total - 21));
 		rc = batch_validate(copy, total, &info);
 		if (!known_error(rc) || rc == SL_ECORRUPT)
+			abort();
+		struct marker m;
+		rc = marker_decode(copy, total, &m);
+		if ((!known_error(rc) && rc != SL_ENOTFOUND) || rc == SL_ECORRUPT)
 			abort();
 		free(copy);
 	}

@@ -928,6 +928,135 @@ static void test_malformed_compact(void **state)
 
 /* ---------------------------------------------------------------- captured requests */
 
+/* Transactions (issue 14): AddPartitionsToTxn in its client form (v0, what
+ * librdkafka sends) and its broker form (v4, batched, verify_only), and
+ * EndTxn at its first flexible version, byte for byte from the protocol
+ * guide's layouts. */
+static void test_golden_add_partitions_to_txn(void **state)
+{
+	/* "tx", pid 7, epoch 1, [ { "t", [0, 2] } ] */
+	static const uint8_t v0[] = {
+		0x00, 0x02, 't', 'x',
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+		0x00, 0x01,
+		0x00, 0x00, 0x00, 0x01,
+		0x00, 0x01, 't',
+		0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+	};
+	/* [ { "tx", pid 7, epoch 1, verify_only, [ { "t", [0] } ] } ], compact */
+	static const uint8_t v4[] = {
+		0x02,
+		0x03, 't', 'x',
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+		0x00, 0x01,
+		0x01,
+		0x02, 0x02, 't', 0x02, 0x00, 0x00, 0x00, 0x00, 0x00,
+		0x00,
+		0x00,
+	};
+	/* throttle 0, [ { "t", [ { 0, INVALID_TXN_STATE (48) } ] } ] */
+	static const uint8_t resp_v0[] = {
+		0x00, 0x00, 0x00, 0x00,
+		0x00, 0x00, 0x00, 0x01,
+		0x00, 0x01, 't',
+		0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x30,
+	};
+	struct kmsg_add_partitions_to_txn_req q;
+	struct kmsg_add_partitions_to_txn_resp p;
+	struct kmsg_add_partitions_to_txn_add_partitions_to_txn_topic_result tr;
+	struct kmsg_add_partitions_to_txn_add_partitions_to_txn_partition_result pr = { 0, 48 };
+	struct arena a;
+	struct kbuf b;
+	struct kreader r;
+
+	(void)state;
+	arena_init(&a, TEST_ARENA_BYTES);
+	kreader_init(&r, v0, sizeof v0);
+	assert_int_equal(kmsg_add_partitions_to_txn_req_decode(&r, 0, &q, &a), 0);
+	assert_int_equal(r.pos, sizeof v0);
+	assert_true(kstr_eq(q.v3_and_below_transactional_id, "tx"));
+	assert_int_equal(q.v3_and_below_producer_id, 7);
+	assert_int_equal(q.v3_and_below_producer_epoch, 1);
+	assert_int_equal(q.v3_and_below_topics_count, 1);
+	assert_true(kstr_eq(q.v3_and_below_topics[0].name, "t"));
+	assert_int_equal(q.v3_and_below_topics[0].partitions_count, 2);
+	assert_int_equal(q.v3_and_below_topics[0].partitions[1], 2);
+	assert_int_equal(q.transactions_count, 0); /* v4+ only */
+	kbuf_init(&b);
+	kmsg_add_partitions_to_txn_req_encode(&b, 0, &q);
+	expect_bytes(&b, v0, sizeof v0);
+	kbuf_free(&b);
+
+	kreader_init(&r, v4, sizeof v4);
+	assert_int_equal(kmsg_add_partitions_to_txn_req_decode(&r, 4, &q, &a), 0);
+	assert_int_equal(r.pos, sizeof v4);
+	assert_int_equal(q.transactions_count, 1);
+	assert_true(kstr_eq(q.transactions[0].transactional_id, "tx"));
+	assert_int_equal(q.transactions[0].producer_id, 7);
+	assert_int_equal(q.transactions[0].producer_epoch, 1);
+	assert_true(q.transactions[0].verify_only);
+	assert_int_equal(q.transactions[0].topics_count, 1);
+	assert_int_equal(q.transactions[0].topics[0].partitions_count, 1);
+	assert_int_equal(q.v3_and_below_transactional_id.len, 0); /* v0-3 only */
+	kbuf_init(&b);
+	kmsg_add_partitions_to_txn_req_encode(&b, 4, &q);
+	expect_bytes(&b, v4, sizeof v4);
+	kbuf_free(&b);
+
+	kmsg_add_partitions_to_txn_resp_init(&p);
+	tr.name = KSTR("t");
+	tr.results_by_partition_count = 1;
+	tr.results_by_partition = &pr;
+	p.results_by_topic_v3_and_below_count = 1;
+	p.results_by_topic_v3_and_below = &tr;
+	p.error_code = 15; /* v4+ only: must not appear */
+	kbuf_init(&b);
+	kmsg_add_partitions_to_txn_resp_encode(&b, 0, &p);
+	expect_bytes(&b, resp_v0, sizeof resp_v0);
+	kbuf_free(&b);
+	arena_free(&a);
+}
+
+static void test_golden_end_txn_v3(void **state)
+{
+	/* compact "tx", pid 258, epoch 3, committed, no tags */
+	static const uint8_t req[] = {
+		0x03, 't', 'x',
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02,
+		0x00, 0x03,
+		0x01,
+		0x00,
+	};
+	/* throttle 0, CONCURRENT_TRANSACTIONS (51), no tags */
+	static const uint8_t resp[] = { 0x00, 0x00, 0x00, 0x00, 0x00, 0x33, 0x00 };
+	struct kmsg_end_txn_req q;
+	struct kmsg_end_txn_resp p;
+	struct arena a;
+	struct kbuf b;
+	struct kreader r;
+
+	(void)state;
+	arena_init(&a, TEST_ARENA_BYTES);
+	kreader_init(&r, req, sizeof req);
+	assert_int_equal(kmsg_end_txn_req_decode(&r, 3, &q, &a), 0);
+	assert_int_equal(r.pos, sizeof req);
+	assert_true(kstr_eq(q.transactional_id, "tx"));
+	assert_int_equal(q.producer_id, 258);
+	assert_int_equal(q.producer_epoch, 3);
+	assert_true(q.committed);
+	kbuf_init(&b);
+	kmsg_end_txn_req_encode(&b, 3, &q);
+	expect_bytes(&b, req, sizeof req);
+	kbuf_free(&b);
+	kmsg_end_txn_resp_init(&p);
+	p.error_code = 51;
+	kbuf_init(&b);
+	kmsg_end_txn_resp_encode(&b, 3, &p);
+	expect_bytes(&b, resp, sizeof resp);
+	kbuf_free(&b);
+	arena_free(&a);
+}
+
 /* Reads a golden .hex file: '#' lines are comments (the client and its
  * version), the rest is hex. Returns the byte count; *out is malloc'd. */
 static size_t read_hex(const char *path, uint8_t **out)
@@ -1114,6 +1243,8 @@ int main(void)
 		cmocka_unit_test(test_golden_produce_v9),
 		cmocka_unit_test(test_golden_fetch_v4),
 		cmocka_unit_test(test_golden_fetch_v12),
+		cmocka_unit_test(test_golden_add_partitions_to_txn),
+		cmocka_unit_test(test_golden_end_txn_v3),
 		cmocka_unit_test(test_golden_captured),
 		cmocka_unit_test(test_malformed_counts_and_lengths),
 		cmocka_unit_test(test_malformed_compact),
