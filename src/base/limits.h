@@ -336,6 +336,22 @@
  * flood the log. */
 #define SL_SASL_FAIL_LOGS_PER_SECOND 5
 
+/* ---- transactions (src/txn) ---- */
+
+/* Transactional ids one agent coordinates in memory; an InitProducerId
+ * that would add one more gets COORDINATOR_NOT_AVAILABLE (Kafka has no
+ * cap; memory needs one). */
+#define SL_TXN_IDS_MAX 100000
+/* Partitions in one transaction, groups (AddOffsetsToTxn) in one, and
+ * partitions with pending TxnOffsetCommit offsets in one: far above what
+ * a stream processor's transaction touches; a request that would go past
+ * one gets INVALID_REQUEST (Kafka has no limit, and no code for one). */
+#define SL_TXN_PARTITIONS_MAX 10000
+#define SL_TXN_GROUPS_MAX 64
+#define SL_TXN_OFFSETS_MAX 10000
+/* Transactional ids: Kafka bounds them only by the int16 string length. */
+#define SL_TXN_ID_BYTES_MAX 1024
+
 /* Largest response frame `sluice groups` accepts from a broker. */
 #define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
