@@ -1197,6 +1197,97 @@ static void test_oom_is_reported(void **state)
 	}
 }
 
+/* ---------------------------------------------------------------- random sequences */
+
+static uint32_t rnd_state;
+
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return (rnd_state >> 8) % n;
+}
+
+/* Random interleavings of three producers on two ids, with failed and
+ * delayed writes and markers, timeouts and reloads: no transition
+ * assertion fires, every request is answered exactly once (by shutdown
+ * at the latest), and the stored record is always one the coordinator
+ * may load again. */
+static void test_random_sequences(void **state)
+{
+	static const char *ids[2] = { "a", "b" };
+	struct txn_tp tps[3] = { P0, P1, Q0 };
+
+	(void)state;
+	for (uint32_t seed = 1; seed <= 40; seed++) {
+		teardown(NULL);
+		struct txn_config cfg = config();
+		cfg.end_answer_max_ms = seed % 2 ? 5000 : 0;
+		setup_with(&cfg);
+		rnd_state = seed;
+		int64_t pid[3] = { -1, -1, -1 };
+		int16_t epoch[3] = { -1, -1, -1 };
+		for (int step = 0; step < 150 && H.next_req < MAX_REQS - 4; step++) {
+			int p = (int)rnd(3);
+			const char *id = ids[p % 2];
+			H.persist_error = rnd(8) == 0 ? KERR_COORDINATOR_NOT_AVAILABLE : KERR_NONE;
+			H.hold_markers = rnd(3) == 0;
+			int r = 0;
+			switch (rnd(8)) {
+			case 0:
+			case 1:
+				r = rnd(2) ? init(id, 1000, -1, -1, (int16_t)rnd(6))
+					   : init(id, 1000, pid[p], epoch[p], (int16_t)rnd(6));
+				if (H.answered[r] && H.error[r] == KERR_NONE) {
+					pid[p] = H.pid[r];
+					epoch[p] = H.epoch[r];
+				}
+				break;
+			case 2:
+			case 3:
+				r = add(id, pid[p], epoch[p], &tps[rnd(2)], 1 + (int32_t)rnd(2),
+					(int16_t)rnd(6));
+				break;
+			case 4:
+				r = add_offsets(id, pid[p], epoch[p], rnd(2) ? "g" : "h",
+						(int16_t)rnd(5));
+				break;
+			case 5:
+				r = end(id, pid[p], epoch[p], rnd(2), (int16_t)rnd(5));
+				break;
+			case 6:
+				H.persist_error = KERR_NONE;
+				release_markers(rnd(4) ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR);
+				tick(H.now + (int64_t)rnd(700));
+				break;
+			case 7:
+				if (rnd(4) == 0) {
+					/* The agent dies: its connections close
+					 * (here: answered NOT_COORDINATOR). */
+					H.held_count = 0;
+					txn_shutdown(H.c, &H.out);
+					drain();
+					reload();
+				}
+				break;
+			}
+			if (r)
+				assert_true(H.answered[r] <= 1);
+		}
+		H.persist_error = KERR_NONE;
+		H.hold_markers = false;
+		release_markers(KERR_NONE);
+		tick(H.now + 10000);
+		txn_shutdown(H.c, &H.out);
+		drain();
+		for (int r = 1; r <= H.next_req; r++)
+			if (H.answered[r] != 1)
+				fail_msg("seed %u: request %d answered %d times", seed, r,
+					 H.answered[r]);
+		/* Whatever is stored loads again. */
+		reload();
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1226,6 +1317,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_shutdown_answers_held, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_names, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_oom_is_reported, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_random_sequences, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
