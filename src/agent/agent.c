@@ -19,6 +19,7 @@
 #include "cluster/lease.h"
 #include "net/tls.h"
 #include "group/service.h"
+#include "metrics/exposition.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
 #include "storage/batch_index.h"
@@ -490,6 +491,7 @@ static void drain_finish_maybe(struct agent *a)
 		maint_stop(a);
 		retention_stop(a);
 		collect_stop(a);
+		metrics_agent_stop(a);
 		server_close(a->server);
 		a->server = NULL;
 		writer_free(a->writer);
@@ -729,7 +731,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	meta_url_redact(cfg->meta_url, meta_shown, sizeof meta_shown);
 	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, meta_shown,
 		 a->topics.count);
-	return 0;
+	return metrics_agent_start(a);
 }
 
 /* The listener req came in on. */

@@ -17,6 +17,7 @@
 #include "base/workq.h"
 #include "cluster/placement.h"
 #include "meta/meta.h"
+#include "metrics/metrics.h"
 #include "net/server.h"
 #include "objstore/objstore.h"
 #include "storage/writer.h"
@@ -35,6 +36,7 @@ struct retention;
 struct maint;
 struct collect;
 struct registry;
+struct metrics_http;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -64,6 +66,7 @@ struct topic_state {
 	struct partition_state *parts;
 	struct meta_config *configs; /* overrides set on the topic */
 	int32_t config_count;
+	struct metrics_topic metrics; /* bytes and records in and out */
 	bool deleting; /* a DeleteTopics is removing it from the store: it
 			  stays served until that is done (then it is freed,
 			  on the loop), and a second delete finds it gone */
@@ -111,6 +114,7 @@ struct agent {
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
 	struct registry *registry;    /* the agent registry (agent/registry.c) */
 	struct lease_set *leases;     /* group and job leases (cluster/lease.c) */
+	struct metrics_http *metrics_http; /* --metrics-listen (metrics/exposition.c) */
 	/* The live agents Metadata lists and places leaders and
 	 * coordinators on (cluster/placement.h). Until the agent registry
 	 * feeds it (placement_set, on the loop, with the registry's

@@ -82,6 +82,9 @@ static const struct flag flags[] = {
 	{ "gc-grace-ms", "SLUICE_GC_GRACE_MS", FLAG_INT,
 	  "only objects made this long ago are deleted (default 3600000)",
 	  0, 100LL * 365 * 24 * 60 * 60 * 1000 },
+	{ "metrics-listen", "SLUICE_METRICS_LISTEN", FLAG_ADDR,
+	  "HOST:PORT to serve Prometheus /metrics, /healthz and /readyz on over HTTP "
+	  "(default: off)" },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -197,6 +200,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 	long long n;
 	switch (f->kind) {
 	case FLAG_ADDR: {
+		if (strcmp(f->name, "metrics-listen") == 0)
+			return parse_addr(v, c->metrics_host, sizeof c->metrics_host, &c->metrics_port);
 		if (strcmp(f->name, "advertise") == 0) {
 			st->advertise_count = parse_addr_list(v, st->advertise, SL_LISTENERS_MAX);
 			return st->advertise_count < 0 ? -1 : 0;

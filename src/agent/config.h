@@ -68,6 +68,8 @@ struct config {
 	int64_t retention_check_interval_ms; /* the retention sweep */
 	int64_t gc_interval_ms;              /* dead-object collection (0: off) */
 	int64_t gc_grace_ms;
+	char metrics_host[256];              /* --metrics-listen; "" when off */
+	int metrics_port;
 };
 
 /* The protocol's Kafka name (PLAINTEXT, SSL, ...). */

@@ -248,6 +248,7 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 		return rc == SL_EBUSY ? KERR_REQUEST_TIMED_OUT : KERR_UNKNOWN_SERVER_ERROR;
 	}
 	ctx->pending++;
+	metrics_topic_in(&t->metrics, pd->records.len, ob.info.record_count);
 	return KERR_NONE;
 }
 

@@ -355,4 +355,26 @@
 /* Largest response frame `sluice groups` accepts from a broker. */
 #define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
+/* The metrics HTTP server (--metrics-listen, metrics/http.c). A scrape
+ * or a probe is a few hundred bytes of head: 8 KiB is what common
+ * servers allow by default. Connections are Prometheus and a probe or
+ * two: a handful, bounded so a client cannot pile them up. A connection
+ * that sends no complete request for 10 s (or idles as long between
+ * keep-alive requests) is closed. */
+#define SL_METRICS_HTTP_HEAD_BYTES_MAX 8192
+#define SL_METRICS_HTTP_HEADERS_MAX 64
+#define SL_METRICS_HTTP_TARGET_BYTES_MAX 1024
+#define SL_METRICS_HTTP_CONNECTIONS_MAX 32
+#define SL_METRICS_HTTP_TIMEOUT_MS 10000
+/* After an answer that closes the connection, how long what the client
+ * still sends is read and dropped before the close (a close with unread
+ * bytes is a reset, which can destroy the answer in flight). */
+#define SL_METRICS_HTTP_LINGER_MS 1000
+/* Committed-offset lag series one scrape renders (group x partition) and
+ * groups it reads offsets of (one [loop] read each): a scrape stays
+ * bounded on a broker with many groups; the rest are left out and
+ * sluice_group_lag_series_dropped says how many. */
+#define SL_METRICS_LAG_SERIES_MAX 10000
+#define SL_METRICS_LAG_GROUPS_MAX 1000
+
 #endif

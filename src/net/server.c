@@ -13,6 +13,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "metrics/metrics.h"
 #include "net/sasl.h"
 #include "net/tls.h"
 #include "proto/header.h"
@@ -295,6 +296,7 @@ static void request_end(struct request *req, enum request_end how)
 		  " (%d, then %d)", req->conn->peer, req->api_key, req->api_version,
 		  req->correlation_id, req->end, how);
 	req->end = how;
+	metrics_request_end(req->frame_len >= 8 ? req->api_key : -1, req->api_version, req->received_ns);
 }
 
 void request_begin_response(struct request *req, int header_version)
@@ -625,6 +627,7 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t ca
 	r->frame = copy;
 	r->frame_len = len;
 	r->frame_cap = cap;
+	r->received_ns = uv_hrtime();
 	arena_init(&r->arena, SL_ARENA_BYTES_MAX);
 	kbuf_init(&r->resp);
 	kreader_init(&r->body, copy, len);
@@ -939,6 +942,7 @@ static void on_connection(uv_stream_t *listener, int status)
 		return;
 	}
 	c->accepted_ms = uv_now(s->loop);
+	metrics.connections_accepted++;
 	uv_tcp_nodelay(&c->tcp, 1);
 	log_debug("%s: connected", c->peer);
 	conn_update_reading(c);
@@ -946,7 +950,7 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* Resolve host (an address or a name: the first address getaddrinfo
  * gives) and port into addr. */
-static int resolve(const char *host, int port, struct sockaddr_storage *addr)
+int server_resolve(const char *host, int port, struct sockaddr_storage *addr)
 {
 	if (uv_ip4_addr(host, port, (struct sockaddr_in *)addr) == 0 ||
 	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)addr) == 0)
@@ -1014,7 +1018,7 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		const struct server_listener *sl = &cfg->listeners[i];
 		struct listener *l = &s->listeners[i];
 		struct sockaddr_storage addr;
-		if (resolve(sl->host, sl->port, &addr) != 0)
+		if (server_resolve(sl->host, sl->port, &addr) != 0)
 			return SL_EINVAL; /* s is leaked, as below */
 		l->server = s;
 		l->index = (uint8_t)i;
@@ -1102,4 +1106,9 @@ void server_resume_reads(struct server *s)
 size_t server_connection_count(const struct server *s)
 {
 	return s->conn_count;
+}
+
+size_t server_queued_bytes(const struct server *s)
+{
+	return s->queued_bytes;
 }

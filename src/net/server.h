@@ -57,6 +57,7 @@ struct request {
 	void *release_arg;         /* point into may go (or NULL) */
 	enum request_end end;      /* how the handler finished it */
 	void *state;               /* handler's async state */
+	uint64_t received_ns;      /* uv_hrtime() at arrival (request latency) */
 };
 
 /* Called for each request. The handler eventually calls exactly one of
@@ -94,6 +95,10 @@ struct server_config {
 	size_t queued_bytes_max;
 };
 
+/* host (an address, or a name: the first address getaddrinfo gives) and
+ * port as a socket address to bind. 0, or SL_EINVAL after logging why. */
+int server_resolve(const char *host, int port, struct sockaddr_storage *addr);
+
 int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		 server_handle_fn handle, void *ctx, struct server **out);
 /* New TLS connections use ctx from now on (a reloaded certificate);
@@ -109,6 +114,8 @@ void server_close(struct server *s);
 void server_pause_reads(struct server *s);
 void server_resume_reads(struct server *s);
 size_t server_connection_count(const struct server *s);
+/* Request bytes received and not yet answered (queued_bytes_max's count). */
+size_t server_queued_bytes(const struct server *s);
 
 /* Prepare req->resp for a response header of the given version
  * (0: correlation id; 1: plus empty tagged fields). The dispatcher calls

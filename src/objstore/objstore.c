@@ -10,6 +10,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "metrics/metrics.h"
 
 int objstore_open(const char *url, struct objstore **out)
 {
@@ -38,6 +39,48 @@ int objstore_open(const char *url, struct objstore **out)
 	return SL_EINVAL;
 }
 
+/* ---- the blocking calls, counted ---- */
+
+int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->put(s, key, d, n);
+	metrics_store_call(OBJSTORE_OP_PUT, rc, n, t0);
+	return rc;
+}
+
+int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->get(s, key, off, n, out);
+	metrics_store_call(OBJSTORE_OP_GET, rc, n, t0);
+	return rc;
+}
+
+int objstore_head(struct objstore *s, const char *key, uint64_t *size)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->head(s, key, size);
+	metrics_store_call(OBJSTORE_OP_HEAD, rc, 0, t0);
+	return rc;
+}
+
+int objstore_del(struct objstore *s, const char *key)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->del(s, key);
+	metrics_store_call(OBJSTORE_OP_DELETE, rc, 0, t0);
+	return rc;
+}
+
+int objstore_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg)
+{
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->list(s, prefix, fn, arg);
+	metrics_store_call(OBJSTORE_OP_LIST, rc, 0, t0);
+	return rc;
+}
+
 int objstore_stats(struct objstore *s, struct objstore_stats *out)
 {
 	memset(out, 0, sizeof *out);
@@ -56,8 +99,12 @@ int objstore_del_many(struct objstore *s, const char *const *keys, size_t n, siz
 		memset(failed, 0, n * sizeof *failed);
 	if (n == 0)
 		return 0;
-	if (s->m->del_many)
-		return s->m->del_many(s, keys, n, deleted, failed);
+	if (s->m->del_many) {
+		uint64_t t0 = uv_hrtime();
+		int rc = s->m->del_many(s, keys, n, deleted, failed);
+		metrics_store_call(OBJSTORE_OP_DELETE, rc, 0, t0);
+		return rc;
+	}
 	/* One key at a time; a failed key does not stop the others. */
 	int first = 0;
 	size_t gone = 0;
@@ -149,21 +196,60 @@ static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, cons
 	return 0;
 }
 
+/* A backend's own asynchronous call, counted when it completes. */
+struct timed_call {
+	objstore_done_fn done;
+	void *arg;
+	int op;
+	uint64_t bytes;
+	uint64_t started_ns;
+};
+
+static void timed_call_done(void *arg, int err)
+{
+	struct timed_call *t = arg;
+	objstore_done_fn done = t->done;
+	void *done_arg = t->arg;
+	metrics_store_call(t->op, err, t->bytes, t->started_ns);
+	free(t);
+	done(done_arg, err);
+}
+
+static struct timed_call *timed_call_new(int op, size_t len, objstore_done_fn done, void *arg)
+{
+	struct timed_call *t = malloc(sizeof *t);
+	if (t)
+		*t = (struct timed_call){ done, arg, op, len, uv_hrtime() };
+	return t;
+}
+
 int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       const void *data, size_t len, objstore_done_fn done, void *arg)
 {
-	if (s->m->put_async)
-		return s->m->put_async(s, loop, key, data, len, done, arg);
-	return pool_call_start(s, loop, 1, key, data, NULL, 0, len, done, arg);
+	if (!s->m->put_async)
+		return pool_call_start(s, loop, 1, key, data, NULL, 0, len, done, arg);
+	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, len, done, arg);
+	if (!t)
+		return SL_ENOMEM;
+	int rc = s->m->put_async(s, loop, key, data, len, timed_call_done, t);
+	if (rc)
+		free(t);
+	return rc;
 }
 
 int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
 		       void *arg)
 {
-	if (s->m->get_async)
-		return s->m->get_async(s, loop, key, offset, len, out, done, arg);
-	return pool_call_start(s, loop, 0, key, NULL, out, offset, len, done, arg);
+	if (!s->m->get_async)
+		return pool_call_start(s, loop, 0, key, NULL, out, offset, len, done, arg);
+	struct timed_call *t = timed_call_new(OBJSTORE_OP_GET, len, done, arg);
+	if (!t)
+		return SL_ENOMEM;
+	int rc = s->m->get_async(s, loop, key, offset, len, out, timed_call_done, t);
+	if (rc)
+		free(t);
+	return rc;
 }
 
 void objstore_async_close(struct objstore *s)

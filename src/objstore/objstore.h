@@ -98,16 +98,13 @@ int objstore_s3_open(const char *url, struct objstore **out);
 int objstore_file_open(const char *path, struct objstore **out);
 int objstore_mem_open(struct objstore **out);
 
-static inline int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
-{ return s->m->put(s, key, d, n); }
-static inline int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out)
-{ return s->m->get(s, key, off, n, out); }
-static inline int objstore_head(struct objstore *s, const char *key, uint64_t *size)
-{ return s->m->head(s, key, size); }
-static inline int objstore_del(struct objstore *s, const char *key)
-{ return s->m->del(s, key); }
-static inline int objstore_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg)
-{ return s->m->list(s, prefix, fn, arg); }
+/* The blocking calls (any thread). Each is counted in the metrics
+ * registry (calls, errors, bytes, latency per operation). */
+int objstore_put(struct objstore *s, const char *key, const void *d, size_t n);
+int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out);
+int objstore_head(struct objstore *s, const char *key, uint64_t *size);
+int objstore_del(struct objstore *s, const char *key);
+int objstore_list(struct objstore *s, const char *prefix, objstore_list_fn fn, void *arg);
 static inline void objstore_close(struct objstore *s)
 { if (s) s->m->close(s); }
 

@@ -31,6 +31,7 @@
 #include "base/log.h"
 #include "base/sl_assert.h"
 #include "meta/meta.h"
+#include "metrics/metrics.h"
 #include "objstore/objstore.h"
 #include "storage/object.h"
 
@@ -328,6 +329,7 @@ static void complete_head(struct writer *w)
 		w->stats.batches_committed += s->count;
 		w->stats.upload_us_total += (uint64_t)s->upload_us;
 		w->stats.commit_us_total += (uint64_t)s->commit_us;
+		metrics_object_committed(s->object.len, s->upload_us, s->commit_us);
 		struct writer_committed *cb = calloc(s->count ? s->count : 1, sizeof *cb);
 		size_t k = 0;
 		for (size_t i = 0; cb && i < s->count; i++) {

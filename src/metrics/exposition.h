@@ -1,0 +1,28 @@
+/* exposition.h — the agent's metrics endpoint: --metrics-listen's HTTP
+ * server (metrics/http.h) routing /metrics (every family in Prometheus'
+ * text exposition format 0.0.4, docs/metrics.md lists them), /healthz
+ * and /readyz, and the counters that need the agent's catalog.
+ *
+ * Loop thread only. */
+#ifndef SLUICE_METRICS_EXPOSITION_H
+#define SLUICE_METRICS_EXPOSITION_H
+
+#include "base/buf.h"
+#include "kmsg.h"
+
+struct agent;
+
+/* At the end of agent_start: install the codec's error hook and, with
+ * --metrics-listen, start the server. 0, or SL_EINVAL / SL_EIO / SL_ENOMEM
+ * after logging why (the agent does not start). */
+int metrics_agent_start(struct agent *a);
+/* At the end of the drain: close the server (NULL-safe, idempotent). */
+void metrics_agent_stop(struct agent *a);
+
+/* Every family, rendered into out (a scrape of /metrics). */
+void metrics_render(struct agent *a, struct kbuf *out);
+
+/* A fetch response's records are going out (api/fetch.c). */
+void metrics_fetch_out(struct agent *a, int16_t version, const struct kmsg_fetch_resp *r);
+
+#endif
