@@ -3,6 +3,8 @@
 #   make test   install what the tests need, build, run every test:
 #               the suite (build/), the sanitized subset (build-asan/)
 #               and the fuzzers (build-fuzz/); see tests/README.md
+#   make install  put sluice in $(DESTDIR)$(PREFIX)/bin (default
+#               /usr/local/bin), building the broker first if needed
 #   make cluster  install what is missing, build the broker, start a
 #               local PostgreSQL and three agents on
 #               127.0.0.1:9092-9094 in ./cluster (tools/cluster.sh)
@@ -11,6 +13,8 @@ ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 DATA ?= ./data
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+DESTDIR ?=
 
 RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
 	zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
@@ -22,7 +26,7 @@ CLUSTER_PKGS = $(RUN_PKGS) postgresql kcat
 
 .PHONY: all build build-broker build-asan build-fuzz run test test-suite \
 	test-asan test-fuzz bench build-bench deps-run deps-test deps-bench deps-node clean \
-	cluster deps-cluster
+	cluster deps-cluster install uninstall
 
 all: build
 
@@ -46,6 +50,20 @@ build-fuzz:
 
 run: deps-run build-broker
 	./$(BUILD)/sluice serve --data $(DATA)
+
+# An existing build dir is built as it is configured (a test build is
+# not switched to the broker-only one); without one, the broker alone.
+install:
+	@if [ -f $(BUILD)/CMakeCache.txt ]; then \
+		cmake --build $(BUILD) -j $(JOBS) --target sluice; \
+	else \
+		$(MAKE) --no-print-directory build-broker; \
+	fi
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/sluice $(DESTDIR)$(PREFIX)/bin/sluice
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/sluice
 
 # Until Ctrl-C; a second run reuses ./cluster's database and objects.
 cluster: deps-cluster build-broker
@@ -72,8 +90,9 @@ build-bench:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_TESTS=OFF >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
+# kcat too: the README's first commands use it against `make run`.
 deps-run:
-	@./tools/install-deps.sh $(RUN_PKGS)
+	@./tools/install-deps.sh $(RUN_PKGS) kcat
 
 deps-test:
 	@./tools/install-deps.sh $(TEST_PKGS)
