@@ -293,6 +293,25 @@ def wait_query(port, q, want, timeout=30):
     pytest.fail("query %s: want %s, last %r" % (q, want, res))
 
 
+def check_dashboard(prom_port, metrics_port):
+    """Every query of docs/grafana-dashboard.json is valid PromQL that
+    Prometheus evaluates, and names only metrics the agent exposes."""
+    path = os.path.join(os.environ.get("SLUICE_SOURCE_DIR") or
+                        os.path.join(os.path.dirname(__file__), "..", ".."),
+                        "docs", "grafana-dashboard.json")
+    with open(path) as f:
+        dash = json.load(f)
+    exprs = [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 20
+    body = get(metrics_port, "/metrics")[1]
+    exposed = set(re.findall(r"^# TYPE (\S+) ", body, re.M))
+    for e in exprs:
+        for name in re.findall(r"\b((?:sluice|process)_[a-z_]+)", e):
+            assert re.sub(r"_bucket$", "", name) in exposed, "dashboard names %s, not exposed (%s)" % (name, e)
+        prometheus_query(prom_port, e.replace("$__rate_interval", "1m")
+                         .replace("$instance", ".*"))
+
+
 def test_prometheus_scrapes_the_agent(agent, tmp_path):
     t = create_topic(agent.bootstrap, topic_name("prom"))
     prom_port = free_port()
@@ -318,6 +337,7 @@ def test_prometheus_scrapes_the_agent(agent, tmp_path):
         wait_query(prom_port, q, 321)
         res = prometheus_query(prom_port, 'sluice_requests_total{api="Produce"}')
         assert res and sum(float(r["value"][1]) for r in res) >= 1
+        check_dashboard(prom_port, agent.metrics_port)
     finally:
         prom.terminate()
         try:
