@@ -270,7 +270,7 @@ static void fetch_respond(struct fetch_wait *f)
 	struct kmsg_gaps gaps = { .min_len = READER_PIECE_BYTES_MIN };
 	if (reader_status(f->rf) != 0 || fetch_build_response(f) != 0)
 		goto out_fail;
-	metrics_fetch_out(f->a, req->api_version, &f->r);
+	metrics_fetch_out(f->a, req->api_version, &f->r, f->rf, f->resp_slot);
 	/* Room for a gap per partition: the encoder never falls back to
 	 * copying records (it cannot: they are not contiguous). */
 	gaps.cap = f->parts ? f->parts : 1;

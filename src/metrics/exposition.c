@@ -28,6 +28,7 @@
 #include "objstore/objstore.h"
 #include "proto/kerr.h"
 #include "storage/cache.h"
+#include "storage/reader.h"
 #include "storage/writer.h"
 
 static void out_printf(struct kbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -169,6 +170,8 @@ static const struct topic_family topic_families[] = {
 	  offsetof(struct metrics_topic, batches_in) },
 	{ "sluice_topic_bytes_out_total", "Record batch bytes sent in Fetch responses.",
 	  offsetof(struct metrics_topic, bytes_out) },
+	{ "sluice_topic_records_out_total", "Records in the batches sent in Fetch responses.",
+	  offsetof(struct metrics_topic, records_out) },
 };
 
 struct topic_walk {
@@ -195,20 +198,64 @@ static void render_topics(struct agent *a, struct kbuf *b)
 	out_printf(b, "sluice_topics %zu\n", agent_topic_count(a));
 }
 
-void metrics_fetch_out(struct agent *a, int16_t version, const struct kmsg_fetch_resp *r)
+/* Records in one slot's batches: their headers' record counts (v2
+ * batch: length at byte 8, record count at byte 57), read across the
+ * pieces, which need not split at batch boundaries. */
+static uint64_t slot_records(const struct reader_fetch *rf, size_t slot)
 {
+	enum { LENGTH_AT = 8, COUNT_AT = 57, HEADER_BYTES = 61, LOG_OVERHEAD = 12 };
+	uint8_t h[HEADER_BYTES];
+	size_t have = 0;
+	uint64_t pos = 0, batch = 0, records = 0;
+	for (size_t i = 0, n = reader_piece_count(rf, slot); i < n; i++) {
+		size_t len;
+		const uint8_t *p = reader_piece(rf, slot, i, &len);
+		for (size_t off = 0; off < len;) {
+			if (pos + off < batch) { /* inside a batch's records */
+				uint64_t skip = batch - (pos + off);
+				off += skip < len - off ? (size_t)skip : len - off;
+				continue;
+			}
+			size_t take = HEADER_BYTES - have < len - off ? HEADER_BYTES - have : len - off;
+			memcpy(h + have, p + off, take);
+			have += take;
+			off += take;
+			if (have < HEADER_BYTES)
+				continue;
+			int32_t length = (int32_t)be32_load(h + LENGTH_AT);
+			int32_t count = (int32_t)be32_load(h + COUNT_AT);
+			if (length < HEADER_BYTES - LOG_OVERHEAD)
+				return records; /* not a batch: stop counting */
+			records += count > 0 ? (uint64_t)count : 0;
+			batch += LOG_OVERHEAD + (uint64_t)length;
+			have = 0;
+		}
+		pos += len;
+	}
+	return records;
+}
+
+void metrics_fetch_out(struct agent *a, int16_t version, const struct kmsg_fetch_resp *r,
+		       const struct reader_fetch *rf, const size_t *resp_slot)
+{
+	size_t n = 0;
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		const struct kmsg_fetch_resp_fetchable_topic_response *rt = &r->responses[i];
-		uint64_t bytes = 0;
-		for (int32_t j = 0; j < rt->partitions_count; j++)
-			if (rt->partitions[j].records.len > 0)
-				bytes += (uint64_t)rt->partitions[j].records.len;
+		uint64_t bytes = 0, records = 0;
+		for (int32_t j = 0; j < rt->partitions_count; j++, n++) {
+			if (rt->partitions[j].records.len <= 0)
+				continue;
+			bytes += (uint64_t)rt->partitions[j].records.len;
+			records += slot_records(rf, resp_slot[n]);
+		}
 		if (!bytes)
 			continue;
 		struct topic_state *t = version >= 13 ? agent_topic_by_uuid(a, rt->topic_id)
 						      : agent_topic(a, rt->topic);
-		if (t)
+		if (t) {
 			t->metrics.bytes_out += bytes;
+			t->metrics.records_out += records;
+		}
 	}
 }
 

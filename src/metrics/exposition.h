@@ -11,6 +11,7 @@
 #include "kmsg.h"
 
 struct agent;
+struct reader_fetch;
 
 /* At the end of agent_start: install the codec's error hook and, with
  * --metrics-listen, start the server. 0, or SL_EINVAL / SL_EIO / SL_ENOMEM
@@ -22,7 +23,11 @@ void metrics_agent_stop(struct agent *a);
 /* Every family, rendered into out (a scrape of /metrics). */
 void metrics_render(struct agent *a, struct kbuf *out);
 
-/* A fetch response's records are going out (api/fetch.c). */
-void metrics_fetch_out(struct agent *a, int16_t version, const struct kmsg_fetch_resp *r);
+/* A fetch response's records are going out (api/fetch.c): partition n
+ * of the response (counted across its topics) is the reader's slot
+ * resp_slot[n] of rf, whose pieces are walked for the batches' record
+ * counts. */
+void metrics_fetch_out(struct agent *a, int16_t version, const struct kmsg_fetch_resp *r,
+		       const struct reader_fetch *rf, const size_t *resp_slot);
 
 #endif

@@ -52,7 +52,7 @@ struct metrics_hist {
 /* What one topic did on this agent (loop only). */
 struct metrics_topic {
 	uint64_t bytes_in, records_in, batches_in;  /* produce batches accepted */
-	uint64_t bytes_out;                         /* record bytes fetched */
+	uint64_t bytes_out, records_out;            /* record batches fetched */
 };
 
 struct metrics_registry {

@@ -97,7 +97,8 @@ def test_promtool_accepts_the_output(agent):
     # The families the dashboard is built on are all there.
     for name in ("sluice_requests_total", "sluice_request_duration_seconds",
                  "sluice_topic_bytes_in_total", "sluice_topic_records_in_total",
-                 "sluice_topic_bytes_out_total", "sluice_topic_produce_batches_total",
+                 "sluice_topic_bytes_out_total", "sluice_topic_records_out_total",
+                 "sluice_topic_produce_batches_total",
                  "sluice_object_store_requests_total",
                  "sluice_object_store_request_duration_seconds",
                  "sluice_object_store_retries_total", "sluice_object_store_errors_total",
@@ -172,6 +173,7 @@ def test_counters_rise_by_what_was_produced(agent):
     assert got == 28
     out = scrape(agent.metrics_port)
     assert value(out, "sluice_topic_bytes_out_total", topic=t) >= sum(len(b) for _, b, _ in batches)
+    assert value(out, "sluice_topic_records_out_total", topic=t) >= 28
     assert value(out, "sluice_read_cache_hits_total") + value(out, "sluice_read_cache_misses_total") > 0
 
 
