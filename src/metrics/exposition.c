@@ -83,30 +83,44 @@ static void histogram(struct kbuf *b, const char *name, const char *labels,
 	out_printf(b, "%s_count%s %" PRIu64 "\n", name, rest, cum);
 }
 
-/* A label value as the format wants it: backslash, quote and newline
- * escaped; control bytes and any byte of a string that is not UTF-8
- * become '?' (a group id is any string a client chose). At most cap - 1
- * bytes of out. */
-static const char *label_escape(const char *s, char *out, size_t cap)
+/* The length of the UTF-8 sequence at p (strictly: no overlong forms,
+ * no surrogates, nothing past U+10FFFF, as Prometheus' parser checks),
+ * or 0 when it is not one. */
+static int utf8_char(const unsigned char *p)
 {
-	bool utf8 = true;
-	for (const unsigned char *p = (const unsigned char *)s; *p && utf8;) {
-		int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
-		for (int i = 1; i < n && utf8; i++)
-			utf8 = (p[i] & 0xc0) == 0x80;
-		if (!n)
-			utf8 = false;
-		p += n ? n : 1;
-	}
+	if (p[0] < 0x80)
+		return 1;
+	int n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+	      : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	for (int i = 1; i < n; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return n;
+}
+
+char *metrics_label_escape(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = malloc(2 * len + 1);
+	if (!out)
+		return NULL;
 	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p && o + 3 < cap; p++) {
-		if (*p == '\\' || *p == '"' || *p == '\n') {
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		int n = utf8_char(p);
+		if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f) && *p != '\n')) {
+			out[o++] = '?';
+			p++;
+		} else if (*p == '\\' || *p == '"' || *p == '\n') {
 			out[o++] = '\\';
 			out[o++] = *p == '\n' ? 'n' : (char)*p;
-		} else if (*p < 0x20 || *p == 0x7f || (*p >= 0x80 && !utf8)) {
-			out[o++] = '?';
+			p++;
 		} else {
-			out[o++] = (char)*p;
+			memcpy(out + o, p, (size_t)n);
+			o += (size_t)n;
+			p += n;
 		}
 	}
 	out[o] = 0;
@@ -369,8 +383,11 @@ static void render_lag(struct agent *a, struct kbuf *b, struct group_walk *w)
 		size_t n = 0;
 		if (meta_offset_fetch(a->meta, w->ids[g], &o, &n) != 0)
 			continue;
-		char gid[512];
-		label_escape(w->ids[g], gid, sizeof gid);
+		char *gid = metrics_label_escape(w->ids[g]);
+		if (!gid) {
+			meta_committed_offsets_free(o, n);
+			continue;
+		}
 		for (size_t i = 0; i < n; i++) {
 			struct topic_state *t = agent_topic_by_tid(a, o[i].tid);
 			if (!t || o[i].partition < 0 || o[i].partition >= t->partition_count ||
@@ -385,6 +402,7 @@ static void render_lag(struct agent *a, struct kbuf *b, struct group_walk *w)
 				   gid, t->name, o[i].partition, lag > 0 ? lag : 0);
 			series++;
 		}
+		free(gid);
 		meta_committed_offsets_free(o, n);
 	}
 	family(b, "sluice_consumer_group_lag_series_dropped", "gauge",

@@ -23,6 +23,12 @@ void metrics_agent_stop(struct agent *a);
 /* Every family, rendered into out (a scrape of /metrics). */
 void metrics_render(struct agent *a, struct kbuf *out);
 
+/* s as a label value: backslash, quote and newline escaped, control
+ * bytes and every byte that is not part of valid UTF-8 as '?' (a group id
+ * is any string a client chose, and one invalid value would make
+ * Prometheus refuse the whole scrape). malloc'd; NULL when out of memory. */
+char *metrics_label_escape(const char *s);
+
 /* A fetch response's records are going out (api/fetch.c): partition n
  * of the response (counted across its topics) is the reader's slot
  * resp_slot[n] of rf, whose pieces are walked for the batches' record

@@ -8,12 +8,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "base/err.h"
 #include "base/limits.h"
+#include "metrics/exposition.h"
 #include "metrics/http.h"
 #include "metrics/metrics.h"
 
@@ -131,6 +133,28 @@ static void counters(void **state)
 	assert_int_equal(metrics.store_bytes[1], 0);
 }
 
+static void label_values(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{ "plain-group.1", "plain-group.1" },
+		{ "a\"b\\c\nd", "a\\\"b\\\\c\\nd" },
+		{ "tab\there\x7f", "tab?here?" },
+		{ "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "over\xc0\xaflong", "over??long" },            /* overlong '/' */
+		{ "sur\xed\xa0\x80rogate", "sur???rogate" },     /* U+D800 */
+		{ "big\xf4\x90\x80\x80", "big????" },           /* past U+10FFFF */
+		{ "cut\xe2\x82", "cut??" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *got = metrics_label_escape(cases[i].in);
+		assert_non_null(got);
+		assert_string_equal(got, cases[i].out);
+		free(got);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -139,6 +163,7 @@ int main(void)
 		cmocka_unit_test(parse_bad),
 		cmocka_unit_test(histogram_buckets),
 		cmocka_unit_test(counters),
+		cmocka_unit_test(label_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
