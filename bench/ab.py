@@ -4,6 +4,7 @@
     bench/ab.py BASE_BIN NEW_BIN [--rounds 3] [--data-root /dev/shm]
                 [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
                 [--e2e] [--seal] [--disk-root /tmp]
+                [--produce-only] [--metrics-base] [--metrics-new] [--scrape-ms 1000]
 
 Alternates the two binaries round by round (A, B, A, B, ...), so drift on
 a shared machine falls on both: each round starts a fresh broker with its
@@ -22,6 +23,14 @@ msgs/s of 1 KiB to one partition (linger 0, acks=all; p50/p99 produce()
 to delivery report), then produce 1 KiB x 8 partitions at full speed
 (MB/s, CPU s/GB, objects/s and mean object size from the store folder).
 Only the standard library; loopback only.
+
+--produce-only skips the catch-up row (more rounds in the same time).
+--metrics-base / --metrics-new start that side's brokers (produce,
+catch-up and e2e rounds) with --metrics-listen on a free port and scrape
+/metrics every --scrape-ms during the round (the scrapes' CPU is the
+broker's, so it counts): the same binary as BASE and NEW measures what
+the endpoint costs, the previous commit as BASE what counting and the
+endpoint cost together.
 """
 import argparse
 import os
@@ -31,7 +40,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,25 +63,44 @@ def cpu_s(pid):
 
 
 class Broker:
-    def __init__(self, binary, data):
+    def __init__(self, binary, data, scrape_ms=0):
         self.port = free_port()
+        extra = []
+        self.scraper = None
+        if scrape_ms:
+            self.metrics_port = free_port()
+            extra = ["--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data", data,
-             "--log-level", "warn", "--default-partitions", "8"],
+             "--log-level", "warn", "--default-partitions", "8"] + extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
+                break
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("broker did not start")
+        else:
+            raise RuntimeError("broker did not start")
+        if scrape_ms:
+            self.stopping = threading.Event()
+            self.scraper = threading.Thread(target=self.scrape, args=(scrape_ms,), daemon=True)
+            self.scraper.start()
+
+    def scrape(self, ms):
+        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+        while not self.stopping.wait(ms / 1000):
+            with urllib.request.urlopen(url, timeout=10) as r:
+                r.read()
 
     def cpu(self):
         return cpu_s(self.proc.pid)
 
     def stop(self):
+        if self.scraper:
+            self.stopping.set()
+            self.scraper.join()
         self.proc.terminate()
         self.proc.wait(60)
 
@@ -87,21 +117,28 @@ def driver(args, *extra):
     return mb_s, int(st["bytes"])
 
 
-def one_round(args, binary):
+def scrape_ms(args, name):
+    return args.scrape_ms if getattr(args, "metrics_" + name) else 0
+
+
+def one_round(args, binary, name):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
-        b = Broker(binary, data)
+        b = Broker(binary, data, scrape_ms(args, name))
         c0 = b.cpu()
         mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
                               "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
                               "--duration-s", str(args.duration_s), "--acks", "all")
         produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        if args.produce_only:
+            b.stop()
+            return produce, (float("nan"), float("nan"))
         count = args.backlog_mib * 1024
         driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port, "--topic", "c",
                "--partitions", "64", "--msg-bytes", "1024", "--count", str(count),
                "--acks", "all")
         b.stop()
-        b = Broker(binary, data)
+        b = Broker(binary, data, scrape_ms(args, name))
         c0 = b.cpu()
         mb_s, nbytes = driver(args, "consume", "--bootstrap", "127.0.0.1:%d" % b.port,
                               "--topic", "c", "--partitions", "64", "--count", str(count))
@@ -121,10 +158,10 @@ def driver_csv(args, *extra):
     return [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
 
 
-def e2e_round(args, binary):
+def e2e_round(args, binary, name):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
-        b = Broker(binary, data)
+        b = Broker(binary, data, scrape_ms(args, name))
         try:
             csv = driver_csv(args, "e2e", "--bootstrap", "127.0.0.1:%d" % b.port,
                              "--topic", "e", "--partitions", "8", "--msg-bytes", "1024",
@@ -141,7 +178,7 @@ def main_e2e(args):
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):
-            v = e2e_round(args, getattr(args, name))
+            v = e2e_round(args, getattr(args, name), name)
             res[name].append(v)
             print("round %d %-4s e2e p50 %.2f ms p99 %.2f ms p99.9 %.2f ms" % ((r + 1, name) + v),
                   flush=True)
@@ -217,6 +254,10 @@ def main():
     ap.add_argument("--duration-s", type=int, default=8)
     ap.add_argument("--backlog-mib", type=int, default=256)
     ap.add_argument("--e2e", action="store_true")
+    ap.add_argument("--produce-only", action="store_true")
+    ap.add_argument("--metrics-base", action="store_true")
+    ap.add_argument("--metrics-new", action="store_true")
+    ap.add_argument("--scrape-ms", type=int, default=1000)
     ap.add_argument("--seal", action="store_true")
     ap.add_argument("--disk-root", default="/tmp")
     args = ap.parse_args()
@@ -227,7 +268,7 @@ def main():
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):
-            p, c = one_round(args, getattr(args, name))
+            p, c = one_round(args, getattr(args, name), name)
             res[name].append((p, c))
             print("round %d %-4s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s %5.2f cpu-s/GB"
                   % (r + 1, name, p[0], p[1], c[0], c[1]), flush=True)
