@@ -624,6 +624,11 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		log_error("this agent's address or zone cannot be placed: %s", sl_strerror(rc));
 		return rc;
 	}
+	/* Its port first: a taken one stops the start before anything runs
+	 * on the pool or registers (/readyz says 503 until a->server). */
+	rc = metrics_agent_start(a);
+	if (rc)
+		return rc;
 	rc = objstore_open(cfg->store_url, &a->store);
 	if (rc)
 		return rc;
@@ -731,7 +736,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	meta_url_redact(cfg->meta_url, meta_shown, sizeof meta_shown);
 	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, meta_shown,
 		 a->topics.count);
-	return metrics_agent_start(a);
+	return 0;
 }
 
 /* The listener req came in on. */

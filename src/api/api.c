@@ -18,6 +18,7 @@
 #include "api/handlers.h"
 #include "base/log.h"
 #include "kmsg.h"
+#include "metrics/metrics.h"
 #include "proto/header.h"
 #include "proto/kerr.h"
 
@@ -192,6 +193,7 @@ void api_handle(struct request *req)
 		/* No body shape exists for an unknown API; answer with the
 		 * error code alone rather than dropping the connection. */
 		kbuf_put_i16(&req->resp, KERR_UNSUPPORTED_VERSION);
+		metrics_response_error(req->api_key, KERR_UNSUPPORTED_VERSION);
 		request_respond(req);
 		return;
 	}

@@ -13,8 +13,8 @@
 struct agent;
 struct reader_fetch;
 
-/* At the end of agent_start: install the codec's error hook and, with
- * --metrics-listen, start the server. 0, or SL_EINVAL / SL_EIO / SL_ENOMEM
+/* At the start of agent_start (before the stores open): install the
+ * codec's error hook and, with --metrics-listen, start the server. 0, or SL_EINVAL / SL_EIO / SL_ENOMEM
  * after logging why (the agent does not start). */
 int metrics_agent_start(struct agent *a);
 /* At the end of the drain: close the server (NULL-safe, idempotent). */

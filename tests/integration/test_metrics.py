@@ -234,6 +234,29 @@ def test_health_and_bad_requests(agent):
     create_topic(agent.bootstrap, topic_name("after"))
 
 
+def test_unsupported_version_and_busy_port(agent, tmp_path):
+    # An API version the table does not have is answered with the error
+    # code alone, and counted under its API.
+    s = kproto.connect(agent.bootstrap)
+    s.sendall(kproto.request(kproto.API_PRODUCE, 99, 3, b""))
+    cid, body = kproto.recv_response(s)
+    assert cid == 3 and body == kproto.i16(35)
+    s.close()
+    m = scrape(agent.metrics_port)
+    assert value(m, "sluice_request_errors_total", api="Produce",
+                 error="UNSUPPORTED_VERSION", code="35") == 1
+    # A metrics port that is taken stops the agent with one line. (A
+    # start that fails leaves its handles to the exit, as every startup
+    # failure does: no leak check for this one under ASan.)
+    env = dict(os.environ, ASAN_OPTIONS=os.environ.get("ASAN_OPTIONS", "") + ":detect_leaks=0")
+    r = subprocess.run([agent.args()[0], "serve", "--listen", "127.0.0.1:%d" % free_port(),
+                        "--data", str(tmp_path / "other"),
+                        "--metrics-listen", "127.0.0.1:%d" % agent.metrics_port],
+                       capture_output=True, timeout=30, env=env)
+    assert r.returncode == 1
+    assert b"cannot listen for metrics on 127.0.0.1:%d" % agent.metrics_port in r.stderr
+
+
 def test_readyz_503_while_draining(agent):
     """SIGTERM while a produce waits for its commit (the metadata store's
     write lock is held by another connection): /readyz answers 503 and
