@@ -580,7 +580,8 @@ static inline int meta_offset_commit(struct meta *m, const struct meta_offset_co
 /* Every committed offset of a group, by (tid, partition). Free with
  * meta_committed_offsets_free. An unknown group gives n = 0. [loop];
  * also from the group service's pool job that loads a group whose lease
- * this agent took (cluster mode). */
+ * this agent took (cluster mode), and from a /metrics scrape's pool job
+ * (metrics/exposition.c); a loop caller meanwhile waits for that read. */
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }

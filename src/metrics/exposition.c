@@ -349,46 +349,95 @@ static const char *const group_states[] = {
 };
 #define GROUP_STATES (sizeof group_states / sizeof group_states[0])
 
-struct group_walk {
+/* One scrape of /metrics: the groups walked on the loop, then their
+ * committed offsets read on libuv's pool (a PostgreSQL round trip per
+ * group must not hold the loop), then everything rendered on the loop. */
+struct scrape {
+	uv_work_t work;
+	struct agent *a;
+	struct meta *meta;
+	struct metrics_http_reply *reply;
 	size_t per_state[GROUP_STATES];
 	char **ids;      /* the groups to read lag of (malloc'd copies) */
 	size_t n, cap;
 	size_t left_out;
+	struct scrape_offsets {
+		struct meta_committed_offset *o;
+		size_t n;
+		int rc;
+	} *offsets;      /* per id, filled on the pool */
 };
 
 static void group_each(void *arg, const char *group_id, const char *state, const char *ptype)
 {
-	struct group_walk *w = arg;
+	struct scrape *sc = arg;
 	for (size_t i = 0; i < GROUP_STATES; i++)
 		if (state && !strcmp(state, group_states[i]))
-			w->per_state[i]++;
-	if (w->n == w->cap) {
-		w->left_out++;
+			sc->per_state[i]++;
+	if (sc->n == sc->cap) {
+		sc->left_out++;
 		return;
 	}
-	if ((w->ids[w->n] = strdup(group_id)) != NULL)
-		w->n++;
+	if ((sc->ids[sc->n] = strdup(group_id)) != NULL)
+		sc->n++;
+}
+
+static void scrape_free(struct scrape *sc)
+{
+	for (size_t g = 0; g < sc->n; g++) {
+		free(sc->ids[g]);
+		if (sc->offsets)
+			meta_committed_offsets_free(sc->offsets[g].o, sc->offsets[g].n);
+	}
+	free(sc->ids);
+	free(sc->offsets);
+	free(sc);
+}
+
+/* The groups this agent knows (at most SL_METRICS_LAG_GROUPS_MAX of them
+ * keep their ids for the lag). NULL when out of memory. */
+static struct scrape *scrape_new(struct agent *a)
+{
+	struct scrape *sc = calloc(1, sizeof *sc);
+	if (!sc)
+		return NULL;
+	sc->a = a;
+	sc->meta = a->meta;
+	if (!group_svc_running(a->groups))
+		return sc;
+	size_t max = group_svc_group_count_max(a->groups);
+	sc->cap = max < SL_METRICS_LAG_GROUPS_MAX ? max : SL_METRICS_LAG_GROUPS_MAX;
+	sc->ids = calloc(sc->cap + 1, sizeof *sc->ids);
+	sc->offsets = calloc(sc->cap + 1, sizeof *sc->offsets);
+	if (!sc->ids || !sc->offsets) {
+		scrape_free(sc);
+		return NULL;
+	}
+	group_svc_groups_each(a->groups, group_each, sc);
+	return sc;
+}
+
+/* [pool]: each group's committed offsets (meta_offset_fetch's [loop]
+ * read, from here instead: reads only, serialized by its connection). */
+static void scrape_read_offsets(struct scrape *sc)
+{
+	for (size_t g = 0; g < sc->n; g++)
+		sc->offsets[g].rc = meta_offset_fetch(sc->meta, sc->ids[g], &sc->offsets[g].o,
+						      &sc->offsets[g].n);
 }
 
 /* Lag of every partition a group has committed an offset for: the high
- * watermark this agent serves minus the committed offset (one [loop]
- * read of the group's offsets, as OffsetFetch does). */
-static void render_lag(struct agent *a, struct kbuf *b, struct group_walk *w)
+ * watermark this agent serves now minus the committed offset read. */
+static void render_lag(struct agent *a, struct kbuf *b, const struct scrape *sc)
 {
 	family(b, "sluice_consumer_group_lag_records", "gauge",
 	       "High watermark minus the group's committed offset, per partition.");
 	size_t series = 0, dropped = 0;
-	for (size_t g = 0; g < w->n; g++) {
-		struct meta_committed_offset *o = NULL;
-		size_t n = 0;
-		if (meta_offset_fetch(a->meta, w->ids[g], &o, &n) != 0)
-			continue;
-		char *gid = metrics_label_escape(w->ids[g]);
-		if (!gid) {
-			meta_committed_offsets_free(o, n);
-			continue;
-		}
-		for (size_t i = 0; i < n; i++) {
+	for (size_t g = 0; g < sc->n; g++) {
+		const struct meta_committed_offset *o = sc->offsets[g].o;
+		size_t n = sc->offsets[g].rc == 0 ? sc->offsets[g].n : 0;
+		char *gid = n ? metrics_label_escape(sc->ids[g]) : NULL;
+		for (size_t i = 0; gid && i < n; i++) {
 			struct topic_state *t = agent_topic_by_tid(a, o[i].tid);
 			if (!t || o[i].partition < 0 || o[i].partition >= t->partition_count ||
 			    o[i].committed_offset < 0)
@@ -403,33 +452,19 @@ static void render_lag(struct agent *a, struct kbuf *b, struct group_walk *w)
 			series++;
 		}
 		free(gid);
-		meta_committed_offsets_free(o, n);
 	}
 	family(b, "sluice_consumer_group_lag_series_dropped", "gauge",
 	       "Lag series left out of this scrape by its bound (groups beyond the bound count "
 	       "as one each).");
-	out_printf(b, "sluice_consumer_group_lag_series_dropped %zu\n", dropped + w->left_out);
+	out_printf(b, "sluice_consumer_group_lag_series_dropped %zu\n", dropped + sc->left_out);
 }
 
-static void render_groups(struct agent *a, struct kbuf *b)
+static void render_groups(struct agent *a, struct kbuf *b, const struct scrape *sc)
 {
-	struct group_walk w = { { 0 } };
-	bool running = group_svc_running(a->groups);
-	if (running) {
-		size_t max = group_svc_group_count_max(a->groups);
-		w.cap = max < SL_METRICS_LAG_GROUPS_MAX ? max : SL_METRICS_LAG_GROUPS_MAX;
-		w.ids = calloc(w.cap + 1, sizeof *w.ids);
-		if (!w.ids)
-			w.cap = 0;
-		group_svc_groups_each(a->groups, group_each, &w);
-	}
 	family(b, "sluice_consumer_groups", "gauge", "Consumer groups this agent coordinates, by state.");
 	for (size_t i = 0; i < GROUP_STATES; i++)
-		out_printf(b, "sluice_consumer_groups{state=\"%s\"} %zu\n", group_states[i], w.per_state[i]);
-	render_lag(a, b, &w);
-	for (size_t g = 0; g < w.n; g++)
-		free(w.ids[g]);
-	free(w.ids);
+		out_printf(b, "sluice_consumer_groups{state=\"%s\"} %zu\n", group_states[i], sc->per_state[i]);
+	render_lag(a, b, sc);
 }
 
 static void render_process(struct agent *a, struct kbuf *b)
@@ -463,26 +498,57 @@ static void render_process(struct agent *a, struct kbuf *b)
 	}
 }
 
-void metrics_render(struct agent *a, struct kbuf *out)
+static void render(struct agent *a, struct kbuf *out, const struct scrape *sc)
 {
 	render_requests(out);
 	render_topics(a, out);
 	render_storage(a, out);
-	render_groups(a, out);
+	render_groups(a, out, sc);
 	render_process(a, out);
 	family(out, "sluice_metrics_http_requests_total", "counter",
-	       "Requests the metrics endpoint answered (this scrape excluded).");
+	       "Requests the metrics endpoint has answered or is answering.");
 	out_printf(out, "sluice_metrics_http_requests_total %" PRIu64 "\n", metrics.http_requests);
 }
 
 /* ---- the endpoint ---- */
 
-static int route(void *arg, const char *path, size_t len, struct kbuf *body, const char **type)
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+static void scrape_work(uv_work_t *w)
+{
+	scrape_read_offsets(w->data);
+}
+
+static void scrape_done(uv_work_t *w, int status)
+{
+	struct scrape *sc = w->data;
+	struct kbuf body;
+	kbuf_init(&body);
+	render(sc->a, &body, sc);
+	struct metrics_http_reply *reply = sc->reply;
+	scrape_free(sc);
+	metrics_http_reply(reply, body.oom ? 500 : 200, &body, METRICS_CONTENT_TYPE);
+}
+
+static int route(void *arg, const char *path, size_t len, struct kbuf *body, const char **type,
+		 struct metrics_http_reply *reply)
 {
 	struct agent *a = arg;
 	if (len == 8 && !memcmp(path, "/metrics", 8)) {
-		*type = "text/plain; version=0.0.4; charset=utf-8";
-		metrics_render(a, body);
+		*type = METRICS_CONTENT_TYPE;
+		struct scrape *sc = scrape_new(a);
+		if (!sc)
+			return 500;
+		if (sc->n > 0) {
+			sc->reply = reply;
+			sc->work.data = sc;
+			if (uv_queue_work(a->loop, &sc->work, scrape_work, scrape_done) == 0)
+				return METRICS_HTTP_LATER;
+			sc->reply = NULL;
+			scrape_read_offsets(sc); /* cannot happen with libuv's pool */
+		}
+		render(a, body, sc);
+		scrape_free(sc);
 		return body->oom ? 500 : 200;
 	}
 	if (len == 8 && !memcmp(path, "/healthz", 8)) {

@@ -20,9 +20,6 @@ int metrics_agent_start(struct agent *a);
 /* At the end of the drain: close the server (NULL-safe, idempotent). */
 void metrics_agent_stop(struct agent *a);
 
-/* Every family, rendered into out (a scrape of /metrics). */
-void metrics_render(struct agent *a, struct kbuf *out);
-
 /* s as a label value: backslash, quote and newline escaped, control
  * bytes and every byte that is not part of valid UTF-8 as '?' (a group id
  * is any string a client chose, and one invalid value would make

@@ -185,6 +185,8 @@ struct hconn {
 	size_t consumed;         /* of head, the request being answered */
 	int handles;             /* open: tcp, timer */
 	bool closing, writing, keep_alive;
+	bool later;              /* its route answers later: the memory stays
+				    until metrics_http_reply, even closed */
 	bool lingering;          /* answered and closing: reading what the
 				    client still sends, so that unread bytes
 				    do not turn the close into a reset that
@@ -209,10 +211,10 @@ static void http_maybe_free(struct metrics_http *h)
 		free(h);
 }
 
-static void hconn_handle_closed(uv_handle_t *handle)
+/* Once its handles are closed and no answer is owed. */
+static void hconn_free_maybe(struct hconn *c)
 {
-	struct hconn *c = handle->data;
-	if (--c->handles > 0)
+	if (c->handles > 0 || c->later)
 		return;
 	struct metrics_http *h = c->h;
 	if (c->prev) c->prev->next = c->next; else h->conns = c->next;
@@ -221,6 +223,13 @@ static void hconn_handle_closed(uv_handle_t *handle)
 	kbuf_free(&c->out);
 	free(c);
 	http_maybe_free(h);
+}
+
+static void hconn_handle_closed(uv_handle_t *handle)
+{
+	struct hconn *c = handle->data;
+	c->handles--;
+	hconn_free_maybe(c);
 }
 
 static void hconn_close(struct hconn *c)
@@ -342,10 +351,28 @@ static void hconn_next(struct hconn *c)
 	} else {
 		c->consumed = (size_t)rc;
 		c->keep_alive = rq.keep_alive;
-		status = c->h->route(c->h->arg, rq.path, rq.path_len, &body, &type);
 		metrics.http_requests++;
+		status = c->h->route(c->h->arg, rq.path, rq.path_len, &body, &type,
+				     (struct metrics_http_reply *)c);
+		if (status == METRICS_HTTP_LATER) {
+			c->later = true;
+			return;
+		}
 	}
 	hconn_answer(c, status, &body, type);
+}
+
+void metrics_http_reply(struct metrics_http_reply *reply, int status, struct kbuf *body,
+			const char *content_type)
+{
+	struct hconn *c = (struct hconn *)reply;
+	c->later = false;
+	if (c->closing) {
+		kbuf_free(body);
+		hconn_free_maybe(c);
+		return;
+	}
+	hconn_answer(c, status, body, content_type);
 }
 
 static void hconn_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)

@@ -37,10 +37,17 @@ struct metrics_http_request {
  * (an HTTP version other than 1.0 and 1.1). */
 int metrics_http_parse(const char *p, size_t len, struct metrics_http_request *out);
 
+/* A request whose answer comes later (metrics_http_reply). */
+struct metrics_http_reply;
+#define METRICS_HTTP_LATER 0
+
 /* What a GET of path answers: its HTTP status (200, 404, 503, ...), the
- * body appended to body and its content type. */
+ * body appended to body and its content type; or METRICS_HTTP_LATER, and
+ * then the route answers with metrics_http_reply(reply, ...) exactly
+ * once, later, on the loop (body is then the route's to free). */
 typedef int (*metrics_http_route_fn)(void *arg, const char *path, size_t path_len,
-				     struct kbuf *body, const char **content_type);
+				     struct kbuf *body, const char **content_type,
+				     struct metrics_http_reply *reply);
 
 struct metrics_http_config {
 	const char *host;        /* an address or a hostname (first address) */
@@ -57,6 +64,12 @@ int metrics_http_start(uv_loop_t *loop, const struct metrics_http_config *cfg,
 		       struct metrics_http **out);
 /* The port it listens on (the one bound for port 0). */
 int metrics_http_port(const struct metrics_http *h);
+/* The answer to a request its route put off: status, body (taken and
+ * freed) and content type. The connection may have closed meanwhile
+ * (timeout, client gone, metrics_http_close): the answer is dropped. */
+void metrics_http_reply(struct metrics_http_reply *reply, int status, struct kbuf *body,
+			const char *content_type);
+
 /* Stop listening, close every connection (answers being written are
  * cut) and free h once its handles are closed. NULL: nothing. */
 void metrics_http_close(struct metrics_http *h);

@@ -194,6 +194,13 @@ def test_group_lag_and_states(agent):
     ck_produce(agent.bootstrap, t, make_messages(5), partition=1)
     m = scrape(agent.metrics_port)
     assert value(m, "sluice_consumer_group_lag_records", group=group, topic=t, partition="1") == 5
+    # With groups, a scrape's answer waits for their offsets (a pool job):
+    # two pipelined on one keep-alive connection both come, in order.
+    answer = raw_http(agent.metrics_port,
+                      b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
+                      b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert answer.count(b'sluice_consumer_group_lag_records{group="%s"' % group.encode()) == 4
 
 
 def raw_http(port, data, timeout=5):
