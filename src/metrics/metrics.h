@@ -104,7 +104,8 @@ static inline void metrics_hist_observe_atomic(struct metrics_hist *h,
 }
 
 /* A request ended (net/server.c, every way it can end): api_key -1 for a
- * frame too short to name one; received_ns its uv_hrtime() at arrival. */
+ * frame whose header was not read (too short, refused before login, a
+ * raw SASL token); received_ns its uv_hrtime() at arrival. */
 void metrics_request_end(int16_t api_key, int16_t api_version, uint64_t received_ns);
 /* A response carries error_code != 0 somewhere (the generated encoder
  * calls it through kmsg_resp_error_hook for every error_code field). */

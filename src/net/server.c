@@ -296,7 +296,7 @@ static void request_end(struct request *req, enum request_end how)
 		  " (%d, then %d)", req->conn->peer, req->api_key, req->api_version,
 		  req->correlation_id, req->end, how);
 	req->end = how;
-	metrics_request_end(req->frame_len >= 8 ? req->api_key : -1, req->api_version, req->received_ns);
+	metrics_request_end(req->api_key, req->api_version, req->received_ns);
 }
 
 void request_begin_response(struct request *req, int header_version)
@@ -628,6 +628,7 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t ca
 	r->frame_len = len;
 	r->frame_cap = cap;
 	r->received_ns = uv_hrtime();
+	r->api_key = -1; /* until the header is read (metrics: "unknown") */
 	arena_init(&r->arena, SL_ARENA_BYTES_MAX);
 	kbuf_init(&r->resp);
 	kreader_init(&r->body, copy, len);
