@@ -4,6 +4,7 @@
  * the store is done. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -48,6 +49,98 @@ static int16_t check_configs(struct kmsg_create_topics_req_creatable_topic *ct,
 	return KERR_NONE;
 }
 
+static int cmp_i32(const void *x, const void *y)
+{
+	int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+	return (a > b) - (a < b);
+}
+
+/* A manual replica assignment, checked as Kafka's controller checks it
+ * (ReplicationControlManager): it excludes num_partitions and
+ * replication_factor (INVALID_REQUEST), names partitions 0..n-1 once each,
+ * and every replica list is non-empty, names live brokers only, each
+ * once, and is as long as the others (INVALID_REPLICA_ASSIGNMENT). The
+ * store replicates, so an accepted assignment only sets the partition
+ * count and the replication factor answered; no data is copied.
+ * Returns KERR_NONE with *partitions and *replicas set, or the error
+ * with msg filled. */
+static int16_t check_assignments(struct agent *a, const struct kmsg_create_topics_req_creatable_topic *ct,
+				 int32_t *partitions, int16_t *replicas, char *msg, size_t cap)
+{
+	if (ct->replication_factor != -1) {
+		snprintf(msg, cap, "A manual partition assignment was specified, but replication "
+			 "factor was not set to -1.");
+		return KERR_INVALID_REQUEST;
+	}
+	if (ct->num_partitions != -1) {
+		snprintf(msg, cap, "A manual partition assignment was specified, but numPartitions "
+			 "was not set to -1.");
+		return KERR_INVALID_REQUEST;
+	}
+	int32_t n = ct->assignments_count;
+	if (n > SL_PARTITIONS_PER_TOPIC_MAX) {
+		snprintf(msg, cap, "Number of partitions must be between 1 and %d.",
+			 SL_PARTITIONS_PER_TOPIC_MAX);
+		return KERR_INVALID_PARTITIONS;
+	}
+	/* Which indexes are named: one bit each, 0..n-1 only. */
+	uint8_t seen[(SL_PARTITIONS_PER_TOPIC_MAX + 7) / 8];
+	memset(seen, 0, ((size_t)n + 7) / 8);
+	int32_t replication = -1;
+	for (int32_t i = 0; i < n; i++) {
+		const struct kmsg_create_topics_req_creatable_replica_assignment *as = &ct->assignments[i];
+		int32_t p = as->partition_index;
+		if (p >= 0 && p < n && (seen[p / 8] & (1u << (p % 8)))) {
+			snprintf(msg, cap, "Found multiple manual partition assignments for partition %d", p);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		if (p >= 0 && p < n)
+			seen[p / 8] |= (uint8_t)(1u << (p % 8));
+		int32_t r = as->broker_ids_count;
+		if (r <= 0) {
+			snprintf(msg, cap, "The manual partition assignment includes an empty replica list.");
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		/* A broker named twice is refused, so a list is at most as
+		 * long as the cluster. */
+		int32_t ids[SL_CLUSTER_AGENTS_MAX];
+		if (r > SL_CLUSTER_AGENTS_MAX) {
+			snprintf(msg, cap, "The manual partition assignment names %d replicas; the "
+				 "cluster has at most %d brokers.", r, SL_CLUSTER_AGENTS_MAX);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		memcpy(ids, as->broker_ids, sizeof *ids * (size_t)r);
+		qsort(ids, (size_t)r, sizeof *ids, cmp_i32);
+		for (int32_t k = 0; k < r; k++) {
+			if (!placement_find(&a->placement, ids[k])) {
+				snprintf(msg, cap, "The manual partition assignment includes broker %d, "
+					 "but no such broker is registered.", ids[k]);
+				return KERR_INVALID_REPLICA_ASSIGNMENT;
+			}
+			if (k > 0 && ids[k] == ids[k - 1]) {
+				snprintf(msg, cap, "The manual partition assignment includes the broker "
+					 "%d more than once.", ids[k]);
+				return KERR_INVALID_REPLICA_ASSIGNMENT;
+			}
+		}
+		if (replication >= 0 && r != replication) {
+			snprintf(msg, cap, "The manual partition assignment includes a partition with "
+				 "%d replica(s), but this is not consistent with previous partitions, "
+				 "which have %d replica(s).", r, replication);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		replication = r;
+	}
+	for (int32_t p = 0; p < n; p++)
+		if (!(seen[p / 8] & (1u << (p % 8)))) {
+			snprintf(msg, cap, "partitions should be a consecutive 0-based integer sequence");
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+	*partitions = n;
+	*replicas = (int16_t)replication;
+	return KERR_NONE;
+}
+
 enum { DUP_NONE, DUP_FIRST, DUP_LATER };
 
 /* A name given more than once in one CreateTopics: Kafka (KRaft's
@@ -82,6 +175,7 @@ struct create_item {
 	struct kmsg_create_topics_resp_creatable_topic_result *rt;
 	char name[META_TOPIC_NAME_BYTES];
 	int32_t partitions;
+	int16_t replicas; /* the assignment's replication factor, else 1 */
 	const struct meta_config *configs;
 	int32_t config_count;
 	struct meta_topic mt; /* out */
@@ -99,11 +193,12 @@ struct create_job {
 /* The topic's answer, once its error code (and message) are known. */
 static void create_result_finish(struct request *req,
 				 struct kmsg_create_topics_resp_creatable_topic_result *rt,
-				 int32_t partitions, const char *msg)
+				 int32_t partitions, int16_t replicas, const char *msg)
 {
 	if (rt->error_code == KERR_NONE) {
 		rt->num_partitions = partitions;
-		rt->replication_factor = 1;
+		rt->replication_factor = replicas;
+		rt->error_message = KSTR_NULL; /* Kafka's answer on success */
 		rt->configs_count = 0; /* v5+: only non-default configs would be listed */
 	} else {
 		rt->error_message = api_kstr_dup(req, msg);
@@ -147,7 +242,7 @@ static void create_topics_done(struct agent_job *job)
 		} else {
 			memcpy(it->rt->topic_id, t->uuid, 16);
 		}
-		create_result_finish(cj->req, it->rt, it->partitions, msg);
+		create_result_finish(cj->req, it->rt, it->partitions, it->replicas, msg);
 	}
 	create_topics_respond(cj);
 }
@@ -183,6 +278,7 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 		char msg[600] = "";
 		char name[META_TOPIC_NAME_BYTES];
 		int32_t partitions = ct->num_partitions == -1 ? a->cfg.default_partitions : ct->num_partitions;
+		int16_t replicas = 1;
 		struct meta_config *configs = NULL;
 		if (dup[i] == DUP_FIRST) {
 			rt->error_code = KERR_INVALID_REQUEST;
@@ -193,10 +289,10 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 		} else if (agent_topic(a, ct->name)) {
 			rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
 			snprintf(msg, sizeof msg, "Topic '%s' already exists.", name);
-		} else if (ct->assignments_count > 0) {
-			rt->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-			snprintf(msg, sizeof msg, "Sluice places no replicas: every agent serves every "
-				 "partition; omit the replica assignment");
+		} else if (ct->assignments_count > 0 &&
+			   (rt->error_code = check_assignments(a, ct, &partitions, &replicas,
+							       msg, sizeof msg)) != KERR_NONE) {
+			/* refused as Kafka's controller refuses it */
 		} else if (partitions <= 0 || partitions > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "Number of partitions must be between 1 and %d.",
@@ -211,12 +307,12 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 			   !(req->api_version >= 1 && m->validate_only)) {
 			struct create_item *it = &cj->items[cj->n++];
 			*it = (struct create_item){ .rt = rt, .partitions = partitions,
-						    .configs = configs,
+						    .replicas = replicas, .configs = configs,
 						    .config_count = ct->configs_count };
 			memcpy(it->name, name, sizeof name);
 			continue; /* answered when the store is done */
 		}
-		create_result_finish(req, rt, partitions, msg);
+		create_result_finish(req, rt, partitions, replicas, msg);
 	}
 	if (cj->n == 0) {
 		create_topics_respond(cj);

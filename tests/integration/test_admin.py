@@ -5,6 +5,8 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import ConfigResource, NewPartitions, NewTopic
 
+from kafka.admin import KafkaAdminClient
+
 import kproto
 import util
 
@@ -48,14 +50,47 @@ def test_create_errors(broker):
         KafkaError.TOPIC_EXCEPTION
     assert create_error(b, NewTopic(util.topic_name("zero"), 0, 1)) == \
         KafkaError.INVALID_PARTITIONS
-    # A manual assignment naming a broker that does not exist: Kafka answers
-    # INVALID_REPLICA_ASSIGNMENT (INVALID_REQUEST when it also has a count).
-    ra = util.topic_name("ra")
-    err = create_error(b, NewTopic(ra, 2,
-                                   replica_assignment=[[12345], [12345]]))
-    assert err in (KafkaError.INVALID_REPLICA_ASSIGNMENT,
-                   KafkaError.INVALID_REQUEST), "replica assignment: %d" % err
-    assert ra not in topic_names(b)
+
+
+def test_create_replica_assignment(broker):
+    """An explicit replica assignment naming live brokers is accepted (the
+    store replicates: the partition count comes from the assignment and
+    nothing is copied); one naming an unknown broker, naming one twice, or
+    with partitions missing is refused with INVALID_REPLICA_ASSIGNMENT,
+    and one with num_partitions or replication_factor with INVALID_REQUEST
+    (Kafka's controller checks, in that order)."""
+    from kafka.admin import NewTopic as KNewTopic
+    from kafka.errors import InvalidReplicationAssignmentError, InvalidRequestError
+    b = broker.bootstrap
+    node = util.admin(b).list_topics(timeout=10).controller_id
+    ok = util.topic_name("ra")
+    assert create_error(b, NewTopic(ok, 3, replica_assignment=[[node]] * 3)) == 0
+    util.wait_topic(b, ok, 3)
+    for bad in ([[12345], [12345]], [[node, node]]):
+        name = util.topic_name("rab")
+        assert create_error(b, NewTopic(name, len(bad), replica_assignment=bad)) == \
+            KafkaError.INVALID_REPLICA_ASSIGNMENT, bad
+        assert name not in topic_names(b)
+    # kafka-python sends num_partitions and replication_factor as given.
+    admin = KafkaAdminClient(bootstrap_servers=b, request_timeout_ms=15000)
+    try:
+        kp = util.topic_name("rak")
+        r = admin.create_topics([KNewTopic(kp, -1, -1, {0: [node], 1: [node]})])
+        assert r.topic_errors == [(kp, 0, None)], r
+        util.wait_topic(b, kp, 2)
+        with pytest.raises(InvalidRequestError):
+            admin.create_topics([KNewTopic(util.topic_name("rak"), 2, -1,
+                                           {0: [node], 1: [node]})])
+        with pytest.raises(InvalidRequestError):
+            admin.create_topics([KNewTopic(util.topic_name("rak"), -1, 1,
+                                           {0: [node]})])
+        for bad in ({0: [node], 2: [node]}, {0: [node], 1: []},
+                    {0: [node], 1: [node, 12345]}):
+            with pytest.raises(InvalidReplicationAssignmentError):
+                admin.create_topics([KNewTopic(util.topic_name("rak"), -1, -1,
+                                               bad)])
+    finally:
+        admin.close()
 
 
 def test_delete_then_recreate(broker):
