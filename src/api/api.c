@@ -47,6 +47,7 @@
 	X(DELETE_TOPICS, delete_topics, DeleteTopics)                     \
 	X(INIT_PRODUCER_ID, init_producer_id, InitProducerId)             \
 	X(DESCRIBE_CONFIGS, describe_configs, DescribeConfigs)            \
+	X(ALTER_CONFIGS, alter_configs, AlterConfigs)                     \
 	X(CREATE_PARTITIONS, create_partitions, CreatePartitions)         \
 	X(DELETE_RECORDS, delete_records, DeleteRecords)                  \
 	X(INCREMENTAL_ALTER_CONFIGS, incremental_alter_configs,           \

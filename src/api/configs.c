@@ -1,5 +1,8 @@
-/* configs.c — DescribeConfigs and IncrementalAlterConfigs, for topics
- * (resource type 2) and, read-only, for the broker (type 4). */
+/* configs.c — DescribeConfigs, IncrementalAlterConfigs and the legacy
+ * AlterConfigs, for topics (resource type 2) and, read-only, for the
+ * broker (type 4). Both alters share one check and one apply: the legacy
+ * one is an incremental one of SETs that also resets every config it
+ * does not name (Kafka's replace-all semantics). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,12 +257,24 @@ static bool null_values(const iac_resource *q, char *msg, size_t cap)
 	return any;
 }
 
-/* Check resource q and compute its changes (*changes, in the arena)
- * without applying anything, in Kafka's order: duplicate keys, null
- * values, resource type, the topic, then each config. A refusal sets *error and msg.
- * Returns SL_ENOMEM when the arena is full, else 0. */
+/* Whether q names config name. */
+static bool config_named(const iac_resource *q, const char *name)
+{
+	for (int32_t k = 0; k < q->configs_count; k++)
+		if (kstr_eq(q->configs[k].name, name))
+			return true;
+	return false;
+}
+
+/* Check resource q and compute its changes (*changes, *change_count, in
+ * the arena) without applying anything, in Kafka's order: duplicate keys,
+ * null values, resource type, the topic, then each config. replace_all
+ * (legacy AlterConfigs) also deletes every config of the topic q does not
+ * name. A refusal sets *error and msg. Returns SL_ENOMEM when the arena
+ * is full, else 0. */
 static int plan_resource(struct agent *a, struct request *req, const iac_resource *q,
-			 struct topic_state **tp, struct meta_config_change **changes,
+			 bool replace_all, struct topic_state **tp,
+			 struct meta_config_change **changes, size_t *change_count,
 			 int16_t *error, char *msg, size_t cap)
 {
 	struct topic_state *t = NULL;
@@ -291,10 +306,9 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 		return 0;
 	}
 	*tp = t;
-	if (q->configs_count <= 0)
-		return 0;
+	int32_t given = q->configs_count > 0 ? q->configs_count : 0;
 	struct meta_config_change *ch;
-	if (!REQ_ARRAY(req, q->configs_count, ch))
+	if (!REQ_ARRAY(req, given + (replace_all ? topic_config_def_count : 0), ch))
 		return SL_ENOMEM;
 	*changes = ch;
 	for (int32_t k = 0; k < q->configs_count; k++) {
@@ -345,6 +359,13 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 		if (!(ch[k].name = api_cstr_dup(req, KSTR(name))))
 			return SL_ENOMEM;
 	}
+	size_t n = (size_t)given;
+	for (int i = 0; replace_all && i < topic_config_def_count; i++) {
+		const char *name = topic_config_defs[i].name;
+		if (agent_topic_config(t, name) && !config_named(q, name))
+			ch[n++] = (struct meta_config_change){ name, NULL };
+	}
+	*change_count = n;
 	return 0;
 }
 
@@ -366,10 +387,35 @@ struct alter_job {
 	size_t n;
 };
 
+/* Both APIs' answers have the same fields: the legacy one is copied from
+ * the incremental one the handling filled. */
 static void alter_configs_respond(struct alter_job *aj)
 {
-	kmsg_incremental_alter_configs_resp_encode(&aj->req->resp, aj->req->api_version, &aj->r);
-	request_respond(aj->req);
+	struct request *req = aj->req;
+	if (req->api_key == KMSG_INCREMENTAL_ALTER_CONFIGS_KEY) {
+		kmsg_incremental_alter_configs_resp_encode(&req->resp, req->api_version, &aj->r);
+		request_respond(req);
+		return;
+	}
+	struct kmsg_alter_configs_resp r;
+	kmsg_alter_configs_resp_init(&r);
+	r.responses_count = aj->r.responses_count;
+	if (!REQ_ARRAY(req, r.responses_count, r.responses)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < r.responses_count; i++) {
+		const struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *x =
+			&aj->r.responses[i];
+		struct kmsg_alter_configs_resp_alter_configs_resource_response *y = &r.responses[i];
+		kmsg_alter_configs_resp_alter_configs_resource_response_init(y);
+		y->error_code = x->error_code;
+		y->error_message = x->error_message;
+		y->resource_type = x->resource_type;
+		y->resource_name = x->resource_name;
+	}
+	kmsg_alter_configs_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
 }
 
 static void alter_configs_run(struct agent_job *job)
@@ -399,13 +445,15 @@ static void alter_configs_done(struct agent_job *job)
 	alter_configs_respond(aj);
 }
 
-/* IncrementalAlterConfigs, as Kafka's ConfigAdminManager.preprocess and
- * its controller check it: a resource named twice refuses both entries;
- * then each resource is checked and its changes computed; only when all
- * are (nothing left that can fail for want of memory) are they applied,
- * each resource all or nothing in one metadata transaction, off the loop
- * (an agent_job); the answer goes out when they are done. */
-void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m)
+/* IncrementalAlterConfigs (and the legacy AlterConfigs, replace_all), as
+ * Kafka's ConfigAdminManager.preprocess and its controller check them: a
+ * resource named twice refuses both entries; then each resource is
+ * checked and its changes computed; only when all are (nothing left that
+ * can fail for want of memory) are they applied, each resource all or
+ * nothing in one metadata transaction, off the loop (an agent_job); the
+ * answer goes out when they are done. */
+static void alter_configs(struct agent *a, struct request *req,
+			  const struct kmsg_incremental_alter_configs_req *m, bool replace_all)
 {
 	struct alter_job *aj = arena_alloc(&req->arena, sizeof *aj);
 	if (!aj) {
@@ -420,9 +468,10 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 	struct resource_ref *refs = NULL;
 	struct topic_state **topics = NULL;
 	struct meta_config_change **changes = NULL;
+	size_t *change_counts = NULL;
 	if (n > 0 && (!REQ_ARRAY(req, n, rp->responses) || !REQ_ARRAY(req, n, refs) ||
 		      !REQ_ARRAY(req, n, topics) || !REQ_ARRAY(req, n, changes) ||
-		      !REQ_ARRAY(req, n, aj->items))) {
+		      !REQ_ARRAY(req, n, change_counts) || !REQ_ARRAY(req, n, aj->items))) {
 		request_fail_close(req);
 		return;
 	}
@@ -452,8 +501,8 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 		if (res->error_code)
 			continue;
 		char msg[600] = "";
-		if (plan_resource(a, req, &m->resources[i], &topics[i], &changes[i],
-				  &res->error_code, msg, sizeof msg) != 0) {
+		if (plan_resource(a, req, &m->resources[i], replace_all, &topics[i], &changes[i],
+				  &change_counts[i], &res->error_code, msg, sizeof msg) != 0) {
 			request_fail_close(req);
 			return;
 		}
@@ -462,10 +511,10 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 	}
 	for (int32_t i = 0; i < n && !m->validate_only; i++) {
 		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &rp->responses[i];
-		if (res->error_code || m->resources[i].configs_count <= 0)
+		if (res->error_code || change_counts[i] == 0)
 			continue;
 		aj->items[aj->n++] = (struct alter_item){ res, topics[i]->tid, changes[i],
-							  (size_t)m->resources[i].configs_count, 0 };
+							  change_counts[i], 0 };
 	}
 	if (aj->n == 0) {
 		alter_configs_respond(aj);
@@ -474,4 +523,42 @@ void handle_incremental_alter_configs(struct agent *a, struct request *req, cons
 	aj->job.run = alter_configs_run;
 	aj->job.done = alter_configs_done;
 	agent_job_submit(a, &aj->job);
+}
+
+void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m)
+{
+	alter_configs(a, req, m, false);
+}
+
+/* The legacy AlterConfigs, as the incremental one with every config a
+ * SET (a null value is refused by the same check) and replace_all. */
+void handle_alter_configs(struct agent *a, struct request *req, const struct kmsg_alter_configs_req *m)
+{
+	struct kmsg_incremental_alter_configs_req q;
+	kmsg_incremental_alter_configs_req_init(&q);
+	q.validate_only = m->validate_only;
+	q.resources_count = m->resources_count > 0 ? m->resources_count : 0;
+	if (!REQ_ARRAY(req, q.resources_count, q.resources)) {
+		request_fail_close(req);
+		return;
+	}
+	for (int32_t i = 0; i < q.resources_count; i++) {
+		const struct kmsg_alter_configs_req_alter_configs_resource *x = &m->resources[i];
+		iac_resource *y = &q.resources[i];
+		kmsg_incremental_alter_configs_req_alter_configs_resource_init(y);
+		y->resource_type = x->resource_type;
+		y->resource_name = x->resource_name;
+		y->configs_count = x->configs_count > 0 ? x->configs_count : 0;
+		if (!REQ_ARRAY(req, y->configs_count, y->configs)) {
+			request_fail_close(req);
+			return;
+		}
+		for (int32_t k = 0; k < y->configs_count; k++) {
+			kmsg_incremental_alter_configs_req_alterable_config_init(&y->configs[k]);
+			y->configs[k].name = x->configs[k].name;
+			y->configs[k].config_operation = OP_SET;
+			y->configs[k].value = x->configs[k].value;
+		}
+	}
+	alter_configs(a, req, &q, true);
 }

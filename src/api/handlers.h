@@ -27,6 +27,7 @@ void handle_describe_configs(struct agent *a, struct request *req, const struct 
 void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m);
 void handle_delete_records(struct agent *a, struct request *req, const struct kmsg_delete_records_req *m);
 void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m);
+void handle_alter_configs(struct agent *a, struct request *req, const struct kmsg_alter_configs_req *m);
 void handle_describe_cluster(struct agent *a, struct request *req, const struct kmsg_describe_cluster_req *m);
 /* groups.c */
 void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m);
