@@ -142,6 +142,16 @@ static struct group_svc *svc(struct agent *a)
 	return group_svc_running(a->groups) ? a->groups : NULL;
 }
 
+/* svc, after expiring the members whose session is over (Kafka expires
+ * a member at its deadline; a reader must not see it a moment later). */
+static struct group_svc *svc_expired(struct agent *a)
+{
+	struct group_svc *s = svc(a);
+	if (s)
+		group_svc_expire(s);
+	return s;
+}
+
 /* Whether this agent coordinates group_id. */
 static bool coordinates(struct agent *a, kstr group_id)
 {
@@ -816,7 +826,7 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 {
 	struct kmsg_list_groups_resp r;
 	kmsg_list_groups_resp_init(&r);
-	struct group_svc *s = svc(a);
+	struct group_svc *s = svc_expired(a);
 	bool classic = true;
 	if (req->api_version >= 5 && m->types_filter_count > 0) {
 		classic = false;
@@ -924,7 +934,7 @@ void handle_describe_groups(struct agent *a, struct request *req, const struct k
 		return;
 	}
 	r.groups_count = n;
-	struct group_svc *s = svc(a);
+	struct group_svc *s = svc_expired(a);
 	for (int32_t i = 0; i < n; i++) {
 		kmsg_describe_groups_resp_described_group_init(&r.groups[i]);
 		if (describe_one(a, s, req, m->groups[i], m->include_authorized_operations,
@@ -990,7 +1000,7 @@ void handle_delete_groups(struct agent *a, struct request *req, const struct kms
 	d->r.results_count = n;
 	/* Held at 1 until every group is queued, so no early answer. */
 	d->waiting = 1;
-	struct group_svc *s = svc(a);
+	struct group_svc *s = svc_expired(a);
 	for (int32_t i = 0; i < n; i++) {
 		struct kmsg_delete_groups_resp_deletable_group_result *res = &d->r.results[i];
 		kmsg_delete_groups_resp_deletable_group_result_init(res);

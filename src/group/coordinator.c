@@ -1324,15 +1324,22 @@ int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr m
 	return KERR_NONE;
 }
 
-/* Kafka's shouldKeepAlive: members waiting in a join or sync are alive
- * (a new member's join only for SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS). */
-static bool keep_alive(const struct coord_member *m, int64_t now_ms)
+/* When m's session ends: Kafka's shouldKeepAlive, members waiting in a
+ * join or sync are alive (a new member's join only for
+ * SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS); INT64_MAX while it waits. */
+static int64_t member_deadline(const struct coord_member *m)
 {
 	if (m->join_req)
-		return !m->is_new || now_ms < m->last_heartbeat_ms + SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS;
+		return m->is_new ? m->last_heartbeat_ms + SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS
+				 : INT64_MAX;
 	if (m->sync_req)
-		return true;
-	return now_ms < m->last_heartbeat_ms + m->session_timeout_ms;
+		return INT64_MAX;
+	return m->last_heartbeat_ms + m->session_timeout_ms;
+}
+
+static bool keep_alive(const struct coord_member *m, int64_t now_ms)
+{
+	return now_ms < member_deadline(m);
 }
 
 struct tick_arg {
@@ -1399,6 +1406,35 @@ void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out
 {
 	struct tick_arg t = { c, now_ms, out };
 	strmap_each(&c->groups, tick_group, &t);
+}
+
+static void next_deadline_group(void *arg, const char *key, void *value)
+{
+	int64_t *next = arg;
+	const struct coord_group *g = value;
+	int64_t d = INT64_MAX;
+	for (int32_t i = 0; i < g->pending_count; i++)
+		if (g->pending[i].deadline_ms < d)
+			d = g->pending[i].deadline_ms;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		int64_t m = member_deadline(g->members[i]);
+		if (m < d)
+			d = m;
+	}
+	if (g->state == COORD_PREPARING_REBALANCE && g->join_deadline_ms < d)
+		d = g->join_deadline_ms;
+	if ((g->state == COORD_COMPLETING_REBALANCE || g->state == COORD_STABLE) &&
+	    g->sync_deadline_ms < d)
+		d = g->sync_deadline_ms;
+	if (d < *next)
+		*next = d;
+}
+
+int64_t coord_next_deadline(const struct coordinator *c)
+{
+	int64_t next = INT64_MAX;
+	strmap_each(&c->groups, next_deadline_group, &next);
+	return next;
 }
 
 static void shutdown_group(void *arg, const char *key, void *value)

@@ -238,9 +238,18 @@ int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
  * false when there is no such group. */
 int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr member_id,
 		    kstr group_instance_id, bool *group_found, struct coord_effects *out);
-/* Timers: session expiry, join phase and sync phase deadlines. Call
- * every ~100 ms. */
+/* Timers: session expiry, join phase and sync phase deadlines: everything
+ * due at now_ms (a deadline equal to now_ms is due). Call every ~100 ms,
+ * and at coord_next_deadline; calling it more often changes nothing. */
 void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out);
+/* The earliest time at which coord_tick has something to do (a member's
+ * session, a pending member id, a join or sync phase ends), or INT64_MAX.
+ * It can only move earlier by a call that adds a deadline, and a session
+ * ends at least group.min.session.timeout.ms after it is set; so a caller
+ * that ticks every ~100 ms and, at each tick, arms a timer for this
+ * time, expires members at their deadline. (A join or sync phase shorter
+ * than the tick may end up to a tick late.) */
+int64_t coord_next_deadline(const struct coordinator *c);
 /* Answer every pending request with NOT_COORDINATOR (agent shutdown). */
 void coord_shutdown(struct coordinator *c, struct coord_effects *out);
 

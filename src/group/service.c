@@ -77,6 +77,11 @@ struct group_svc {
 	struct coord_effects effects;
 	struct group_waiter waiters; /* list head */
 	uv_timer_t timer;
+	/* One-shot, armed by each tick for a deadline before the next tick:
+	 * a member expires at its deadline, as in Kafka, not up to a tick
+	 * later (a DeleteGroups sent just after session.timeout.ms finds the
+	 * group empty). */
+	uv_timer_t deadline_timer;
 	int64_t next_sweep_ms;
 	struct strmap stored;       /* group id -> struct stored_group */
 	struct strmap owned;        /* group id -> struct owned_group (leases) */
@@ -575,12 +580,40 @@ static void list_done(uv_work_t *w, int status)
 	s->list_count = 0;
 }
 
+static void on_deadline(uv_timer_t *t);
+
+/* Everything due now, then the timer for a deadline before the next
+ * tick (coord_next_deadline's contract). */
+static void expire_due(struct group_svc *s, int64_t now)
+{
+	coord_tick(s->coord, now, &s->effects);
+	perform_effects(s);
+	int64_t next = coord_next_deadline(s->coord);
+	if (next < now + GROUPS_TICK_MS) {
+		/* uv timers count from the loop's cached time in whole ms:
+		 * one ms more so it never fires before the deadline. */
+		uint64_t wait = next > now ? (uint64_t)(next - now) + 1 : 0;
+		uv_timer_start(&s->deadline_timer, on_deadline, wait, 0);
+	}
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	struct group_svc *s = t->data;
+	uv_update_time(s->loop);
+	expire_due(s, now_ms());
+}
+
+void group_svc_expire(struct group_svc *s)
+{
+	expire_due(s, now_ms());
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	struct group_svc *s = t->data;
 	int64_t now = now_ms();
-	coord_tick(s->coord, now, &s->effects);
-	perform_effects(s);
+	expire_due(s, now);
 	if (now >= s->next_sweep_ms) {
 		s->next_sweep_ms = now + GROUPS_SWEEP_MS;
 		if (!s->cfg.leases) {
@@ -802,6 +835,8 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 			 "sweep");
 	uv_timer_init(loop, &s->timer);
 	s->timer.data = s;
+	uv_timer_init(loop, &s->deadline_timer);
+	s->deadline_timer.data = s;
 	s->next_sweep_ms = now_ms() + GROUPS_SWEEP_MS;
 	uv_timer_start(&s->timer, on_timer, GROUPS_TICK_MS, GROUPS_TICK_MS);
 	*out = s;
@@ -817,6 +852,8 @@ void group_svc_shutdown(struct group_svc *s)
 	perform_effects(s);
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, NULL);
+	uv_timer_stop(&s->deadline_timer);
+	uv_close((uv_handle_t *)&s->deadline_timer, NULL);
 	log_info("groups: %" PRIu64 " offset commit requests in %" PRIu64 " store transactions",
 		 s->commit_requests, s->commit_transactions);
 }

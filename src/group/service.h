@@ -3,8 +3,10 @@
  * offsets in the metadata store. The Kafka group APIs (api/groups.c)
  * decode a request, call one function here and encode the answer.
  *
- * It owns: the coordinator and its 100 ms timer (session, join and sync
- * deadlines); performing the coordinator's effects, which answer waiting
+ * It owns: the coordinator and its timers (session, join and sync
+ * deadlines: a 100 ms tick, and a one-shot timer each tick arms for a
+ * deadline due before the next one, so members expire at their
+ * deadline); performing the coordinator's effects, which answer waiting
  * JoinGroup and SyncGroup requests through struct group_waiter; the
  * offsets write queue (commits, deletes) run on the thread pool; the
  * offsets retention sweep (--offsets-retention-minutes); the set of
@@ -119,6 +121,13 @@ int16_t group_svc_commit_check(struct group_svc *s, kstr group_id, int32_t gener
 			       kstr member_id, kstr group_instance_id, int16_t api_version);
 
 /* ---- reading groups (ListGroups, DescribeGroups) ---- */
+
+/* Expire what is due now (members past their session, phases past
+ * their deadline), answering the requests that settles. ListGroups,
+ * DescribeGroups and DeleteGroups call it first: the deadline timer
+ * fires on the loop's next turn, and a request read in the same turn
+ * must not see a member whose session has ended. */
+void group_svc_expire(struct group_svc *s);
 
 /* The coordinator's view of a group in memory, or NULL. Valid until the
  * next call into the service or the next turn of the loop. */

@@ -706,3 +706,85 @@ def test_delete_ordered_after_queued_commit(gbroker):
         listed = [x.id for x in util.admin(bs).list_groups(timeout=10)]
         assert group not in listed
     s.close()
+
+
+def delete_groups_v1(sock, group):
+    """DeleteGroups v1 of one group: its error code."""
+    body = kproto.roundtrip(sock, 42, 1, kproto.array([kproto.string(group)]))
+    r = kproto.Reader(body)
+    r.i32()  # throttle_time_ms
+    (name, err), = r.array(lambda: (r.string(), r.i16()))
+    assert name == group
+    return err
+
+
+def describe_group_v0(sock, group):
+    """DescribeGroups v0 of one group: (error, state, member count)."""
+    body = kproto.roundtrip(sock, 15, 0, kproto.array([kproto.string(group)]))
+    r = kproto.Reader(body)
+
+    def member():
+        r.string(), r.string(), r.string()
+        r.take(r.i32()), r.take(r.i32())
+    (err, _, state, _, _, members), = r.array(
+        lambda: (r.i16(), r.string(), r.string(), r.string(), r.string(),
+                 r.array(member)))
+    return err, state, len(members)
+
+
+def test_static_members_expire_at_deadline(gbroker):
+    """Static members (group.instance.id) closed by librdkafka do not send
+    LeaveGroup; Kafka expires each at its session deadline. The group keeps
+    them until then, and a DeleteGroups sent 5 ms after session.timeout.ms
+    from the close finds the group empty and deletes it (with a 100 ms
+    session check it answered NON_EMPTY_GROUP nineteen times in twenty)."""
+    bs = gbroker.bootstrap
+    topic = util.create_topic(bs, util.topic_name("st"), 2)
+    group = group_name()
+    cs = [ck_consumer(bs, group, **{"group.instance.id": "inst-%d" % i})
+          for i in range(2)]
+    for c in cs:
+        c.subscribe([topic])
+    poll_until(cs, lambda: sorted(len(a) for a in assignment_sets(cs)) == [1, 1],
+               what="both static members assigned")
+    sock = kproto.connect(bs)
+    try:
+        t_close = time.monotonic()
+        for c in cs:
+            c.close()
+        closed = time.monotonic()
+        # Not gone before their sessions end (the last heartbeat came at
+        # most one heartbeat interval before the close began).
+        time.sleep(max(0, t_close + SESSION_MS / 1000 - 1.0 - time.monotonic()))
+        err, state, members = describe_group_v0(sock, group)
+        assert (err, state, members) == (0, "Stable", 2), (err, state, members)
+        assert delete_groups_v1(sock, group) == 68  # NON_EMPTY_GROUP
+        time.sleep(max(0, closed + SESSION_MS / 1000 + 0.005 - time.monotonic()))
+        err = delete_groups_v1(sock, group)
+        late_ms = (time.monotonic() - closed) * 1000 - SESSION_MS
+        assert err == 0, "DeleteGroups %.1f ms after session.timeout.ms: " \
+            "error %d" % (late_ms, err)
+        err, state, members = describe_group_v0(sock, group)
+        assert (state, members) == ("Dead", 0), (err, state, members)
+
+        # The same to the millisecond: a member whose last heartbeat is
+        # known (its answer's arrival bounds the broker's receipt).
+        group = group_name()
+        err, gen, _, member, _ = join_v1(sock, group, "", b"\x00\x00")
+        assert err == 0
+        body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
+                kproto.i32(0))
+        r = kproto.Reader(kproto.roundtrip(sock, API_SYNC_GROUP, 1, body))
+        assert r.i16() == 0
+        body = kproto.string(group) + kproto.i32(gen) + kproto.string(member)
+        assert kproto.Reader(kproto.roundtrip(sock, 12, 0, body)).i16() == 0
+        beat = time.monotonic()
+        time.sleep(max(0, beat + SESSION_MS / 1000 - 0.05 - time.monotonic()))
+        assert delete_groups_v1(sock, group) == 68
+        time.sleep(max(0, beat + SESSION_MS / 1000 + 0.005 - time.monotonic()))
+        err = delete_groups_v1(sock, group)
+        late_ms = (time.monotonic() - beat) * 1000 - SESSION_MS
+        assert err == 0, "DeleteGroups %.1f ms after the session's end: " \
+            "error %d" % (late_ms, err)
+    finally:
+        sock.close()

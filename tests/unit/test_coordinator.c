@@ -306,6 +306,34 @@ static void test_session_expiry(void **state)
 	h_free(h);
 }
 
+/* coord_next_deadline names the moment a member's session ends: a tick
+ * one ms before it keeps the member, a tick at it removes it (Kafka
+ * expires at the deadline; the service arms a timer for this time). */
+static void test_next_deadline(void **state)
+{
+	struct h *h = h_new(0);
+	assert_int_equal(coord_next_deadline(h->c), INT64_MAX);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids[] = { a };
+	const char *bytes[] = { "A" };
+	sync_(h, 2, a, 1, 1, mids, bytes);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	h->now += 1234;
+	assert_int_equal(hb(h, a, 1), KERR_NONE);
+	int64_t beat = h->now;
+	/* the member id handed out with MEMBER_ID_REQUIRED was used: what is
+	 * left is a's session */
+	assert_int_equal(coord_next_deadline(h->c), beat + 10000);
+	coord_effects_reset(&h->e);
+	coord_tick(h->c, beat + 9999, &h->e);
+	assert_int_equal(grp(h)->member_count, 1);
+	coord_tick(h->c, beat + 10000, &h->e);
+	assert_int_equal(grp(h)->member_count, 0);
+	assert_int_equal(grp(h)->state, COORD_EMPTY);
+	assert_int_equal(coord_next_deadline(h->c), INT64_MAX);
+	h_free(h);
+}
+
 /* The leader never sends SyncGroup: after the rebalance timeout it is
  * removed and the waiting follower is told to rejoin. */
 static void test_sync_timeout(void **state)
@@ -853,6 +881,7 @@ int main(void)
 		cmocka_unit_test(test_rebalance_with_slow_member),
 		cmocka_unit_test(test_rebalance_timeout_drops_member),
 		cmocka_unit_test(test_session_expiry),
+		cmocka_unit_test(test_next_deadline),
 		cmocka_unit_test(test_sync_timeout),
 		cmocka_unit_test(test_stable_pending_sync_expiry),
 		cmocka_unit_test(test_group_metadata_budget),
