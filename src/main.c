@@ -12,9 +12,11 @@
 #include "agent/config.h"
 #include "api/api.h"
 #include "base/log.h"
+#include "tools/configs_cmd.h"
 #include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
 #include "tools/inspect_cmd.h"
+#include "tools/topics_cmd.h"
 #include "tools/users_cmd.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -29,6 +31,10 @@ static void usage(FILE *out)
 		"  serve     run an agent (sluice serve --help for its flags)\n"
 		"  inspect   dump an object or a partition's batch rows\n"
 		"            (sluice inspect --help)\n"
+		"  topics    list, describe, create, delete topics, alter their\n"
+		"            configs, add partitions (sluice topics --help)\n"
+		"  configs   describe and alter topic and broker configs\n"
+		"            (sluice configs --help)\n"
 		"  groups    list, describe, delete consumer groups, reset offsets\n"
 		"            (sluice groups --help)\n"
 		"  gc        delete dead and orphaned objects from the store\n"
@@ -91,6 +97,10 @@ int main(int argc, char **argv)
 		return inspect_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "groups"))
 		return groups_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "topics"))
+		return topics_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "configs"))
+		return configs_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "gc"))
 		return gc_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "users"))

@@ -1,6 +1,6 @@
-/* groups_cmd.c — `sluice groups`: a small blocking Kafka client (one TCP
- * connection, the generated codec) that lists, describes and deletes
- * consumer groups and resets their committed offsets, like
+/* groups_cmd.c — `sluice groups`: over the tools' Kafka client
+ * (kclient.h: one TCP connection, the generated codec), lists, describes
+ * and deletes consumer groups and resets their committed offsets, like
  * kafka-consumer-groups.sh. Works against any Kafka-compatible broker
  * that is also the group's coordinator (every Sluice agent is). */
 #define _GNU_SOURCE /* timegm */
@@ -8,13 +8,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "base/arena.h"
 #include "base/buf.h"
@@ -22,8 +19,8 @@
 #include "base/grow.h"
 #include "base/limits.h"
 #include "kmsg.h"
-#include "proto/header.h"
 #include "proto/kerr.h"
+#include "tools/kclient.h"
 
 #define CLIENT_ID "sluice-groups"
 /* Versions this tool speaks (all served by Sluice and by Kafka 2.4+). */
@@ -35,184 +32,23 @@
 #define V_LIST_OFFSETS 1
 #define V_METADATA 4 /* v4+: allow_auto_topic_creation can be false */
 
-struct client {
-	int fd;
-	int32_t correlation_id;
-	struct arena arena;     /* decoded responses; freed at exit */
-	uint8_t *frames[64];    /* response bytes the decoded views point into */
-	int frame_count;
-};
-
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return SL_EIO;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int read_all(int fd, uint8_t *p, size_t n)
-{
-	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return SL_EIO;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int client_connect(struct client *c, const char *bootstrap)
-{
-	char host[256];
-	const char *colon = strrchr(bootstrap, ':');
-	if (!colon || (size_t)(colon - bootstrap) >= sizeof host) {
-		fprintf(stderr, "sluice groups: bad --bootstrap %s (HOST:PORT)\n", bootstrap);
-		return SL_EINVAL;
-	}
-	memcpy(host, bootstrap, (size_t)(colon - bootstrap));
-	host[colon - bootstrap] = 0;
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-	if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res) {
-		fprintf(stderr, "sluice groups: cannot resolve %s\n", bootstrap);
-		return SL_EIO;
-	}
-	c->fd = -1;
-	for (struct addrinfo *ai = res; ai && c->fd < 0; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			c->fd = fd;
-		else
-			close(fd);
-	}
-	freeaddrinfo(res);
-	if (c->fd < 0) {
-		fprintf(stderr, "sluice groups: cannot connect to %s: %s\n", bootstrap,
-			strerror(errno));
-		return SL_EIO;
-	}
-	arena_init(&c->arena, SL_ARENA_BYTES_MAX);
-	return 0;
-}
-
-static void client_close(struct client *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	for (int i = 0; i < c->frame_count; i++)
-		free(c->frames[i]);
-	arena_free(&c->arena);
-}
-
-typedef void (*encode_fn)(struct kbuf *b, int16_t version, const void *m);
-typedef int (*decode_fn)(struct kreader *r, int16_t version, void *m, struct arena *a);
-
-/* One request/response round trip. Returns 0 or a negative code after
- * printing why. */
-static int call(struct client *c, int16_t key, int16_t version, encode_fn enc, const void *req,
-		decode_fn dec, void *resp)
-{
-	struct kbuf b;
-	kbuf_init(&b);
-	kbuf_put_i32(&b, 0);
-	kbuf_put_i16(&b, key);
-	kbuf_put_i16(&b, version);
-	int32_t corr = ++c->correlation_id;
-	kbuf_put_i32(&b, corr);
-	kbuf_put_i16(&b, (int16_t)strlen(CLIENT_ID));
-	kbuf_put(&b, CLIENT_ID, strlen(CLIENT_ID));
-	if (proto_req_header_version(key, version) >= 2)
-		kbuf_put_uvarint(&b, 0);
-	enc(&b, version, req);
-	if (b.oom) {
-		kbuf_free(&b);
-		return SL_ENOMEM;
-	}
-	kbuf_patch_i32(&b, 0, (int32_t)(b.len - 4));
-	int rc = write_all(c->fd, b.data, b.len);
-	kbuf_free(&b);
-	uint8_t size_bytes[4];
-	if (!rc)
-		rc = read_all(c->fd, size_bytes, 4);
-	if (rc) {
-		fprintf(stderr, "sluice groups: connection lost\n");
-		return rc;
-	}
-	uint32_t size = be32_load(size_bytes);
-	if (size < 4 || size > SL_TOOL_RESPONSE_BYTES_MAX || c->frame_count == 64) {
-		fprintf(stderr, "sluice groups: bad response size %u\n", size);
-		return SL_EPROTO;
-	}
-	uint8_t *frame = malloc(size);
-	if (!frame)
-		return SL_ENOMEM;
-	c->frames[c->frame_count++] = frame;
-	if (read_all(c->fd, frame, size) != 0) {
-		fprintf(stderr, "sluice groups: connection lost\n");
-		return SL_EIO;
-	}
-	struct kreader r;
-	kreader_init(&r, frame, size);
-	if (kreader_i32(&r) != corr) {
-		fprintf(stderr, "sluice groups: response out of order\n");
-		return SL_EPROTO;
-	}
-	if (proto_resp_header_version(key, version) >= 1) {
-		uint64_t tags = kreader_uvarint(&r);
-		for (uint64_t i = 0; i < tags && !r.err; i++) {
-			kreader_uvarint(&r);
-			kreader_skip(&r, (size_t)kreader_uvarint(&r));
-		}
-	}
-	if (r.err || dec(&r, version, resp, &c->arena) != 0) {
-		fprintf(stderr, "sluice groups: malformed response to api %d v%d\n", key, version);
-		return SL_EPROTO;
-	}
-	return 0;
-}
-
-#define CALL(c, API, api, v, req, resp) \
-	call(c, KMSG_##API##_KEY, v, kmsg_##api##_req_encode_, req, kmsg_##api##_resp_decode_, resp)
-
-/* Untyped wrappers of the generated functions, for call(). */
-#define WRAP(name) \
-	static void kmsg_##name##_req_encode_(struct kbuf *b, int16_t v, const void *m) \
-	{ kmsg_##name##_req_encode(b, v, m); } \
-	static int kmsg_##name##_resp_decode_(struct kreader *r, int16_t v, void *m, struct arena *a) \
-	{ return kmsg_##name##_resp_decode(r, v, m, a); }
-WRAP(list_groups)
-WRAP(describe_groups)
-WRAP(delete_groups)
-WRAP(offset_fetch)
-WRAP(offset_commit)
-WRAP(list_offsets)
-WRAP(metadata)
-
-static void print_kstr(kstr s, int width)
-{
-	printf("%-*.*s", width, s.len > 0 ? s.len : 0, s.len > 0 ? s.ptr : "");
-}
+KCLIENT_WRAP(list_groups)
+KCLIENT_WRAP(describe_groups)
+KCLIENT_WRAP(delete_groups)
+KCLIENT_WRAP(offset_fetch)
+KCLIENT_WRAP(offset_commit)
+KCLIENT_WRAP(list_offsets)
+KCLIENT_WRAP(metadata)
 
 /* ---- list ---- */
 
-static int cmd_list(struct client *c)
+static int cmd_list(struct kclient *c)
 {
 	struct kmsg_list_groups_req q;
 	struct kmsg_list_groups_resp r;
 	kmsg_list_groups_req_init(&q);
 	kmsg_list_groups_resp_init(&r);
-	if (CALL(c, LIST_GROUPS, list_groups, V_LIST_GROUPS, &q, &r) != 0)
+	if (KCLIENT_CALL(c, LIST_GROUPS, list_groups, V_LIST_GROUPS, &q, &r) != 0)
 		return 1;
 	if (r.error_code) {
 		fprintf(stderr, "sluice groups: ListGroups: %s (%d)\n", kerr_name(r.error_code),
@@ -221,11 +57,11 @@ static int cmd_list(struct client *c)
 	}
 	printf("%-40s %-20s %s\n", "GROUP", "STATE", "PROTOCOL-TYPE");
 	for (int32_t i = 0; i < r.groups_count; i++) {
-		print_kstr(r.groups[i].group_id, 40);
+		kclient_print_kstr(r.groups[i].group_id, 40);
 		printf(" ");
-		print_kstr(r.groups[i].group_state, 20);
+		kclient_print_kstr(r.groups[i].group_state, 20);
 		printf(" ");
-		print_kstr(r.groups[i].protocol_type, 0);
+		kclient_print_kstr(r.groups[i].protocol_type, 0);
 		printf("\n");
 	}
 	return 0;
@@ -301,7 +137,7 @@ static void add_assignment(struct rows *rs, kbytes a, kstr member, kstr host, ks
 }
 
 /* Fill log_end for every row with ListOffsets (latest). */
-static int fill_log_end(struct client *c, struct rows *rs)
+static int fill_log_end(struct kclient *c, struct rows *rs)
 {
 	if (rs->n == 0)
 		return 0;
@@ -325,7 +161,7 @@ static int fill_log_end(struct client *c, struct rows *rs)
 		t->partitions[0].partition_index = rs->v[i].partition;
 		t->partitions[0].timestamp = -1;
 	}
-	int rc = CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &q, &r);
+	int rc = KCLIENT_CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &q, &r);
 	if (rc)
 		return rc;
 	for (int32_t t = 0; t < r.topics_count; t++)
@@ -339,7 +175,7 @@ static int fill_log_end(struct client *c, struct rows *rs)
 	return 0;
 }
 
-static int describe_group(struct client *c, const char *group)
+static int describe_group(struct kclient *c, const char *group)
 {
 	struct kmsg_describe_groups_req q;
 	struct kmsg_describe_groups_resp r;
@@ -348,7 +184,7 @@ static int describe_group(struct client *c, const char *group)
 	kstr id = KSTR(group);
 	q.groups = &id;
 	q.groups_count = 1;
-	if (CALL(c, DESCRIBE_GROUPS, describe_groups, V_DESCRIBE_GROUPS, &q, &r) != 0 || r.groups_count != 1)
+	if (KCLIENT_CALL(c, DESCRIBE_GROUPS, describe_groups, V_DESCRIBE_GROUPS, &q, &r) != 0 || r.groups_count != 1)
 		return 1;
 	struct kmsg_describe_groups_resp_described_group *g = &r.groups[0];
 	if (g->error_code) {
@@ -363,7 +199,7 @@ static int describe_group(struct client *c, const char *group)
 	kmsg_offset_fetch_resp_init(&fr);
 	fq.group_id = id;
 	fq.topics_count = -1;
-	if (CALL(c, OFFSET_FETCH, offset_fetch, V_OFFSET_FETCH, &fq, &fr) != 0)
+	if (KCLIENT_CALL(c, OFFSET_FETCH, offset_fetch, V_OFFSET_FETCH, &fq, &fr) != 0)
 		return 1;
 	if (kstr_eq(g->group_state, "Dead") && fr.topics_count == 0) {
 		fprintf(stderr, "sluice groups: group %s does not exist\n", group);
@@ -408,24 +244,24 @@ static int describe_group(struct client *c, const char *group)
 			snprintf(lag, sizeof lag, "%" PRId64, row->log_end - row->committed);
 		printf("%-24s %-24s %-9d %-14s %-14s %-6s ", group, row->topic, row->partition, cur,
 		       end, lag);
-		print_kstr(row->member_id, 44);
+		kclient_print_kstr(row->member_id, 44);
 		printf(" ");
-		print_kstr(row->host, 16);
+		kclient_print_kstr(row->host, 16);
 		printf(" ");
-		print_kstr(row->client_id, 0);
+		kclient_print_kstr(row->client_id, 0);
 		printf("\n");
 	}
 	if (g->members_count > 0) {
 		printf("\n%-44s %-16s %-24s %s\n", "CONSUMER-ID", "HOST", "CLIENT-ID", "INSTANCE-ID");
 		for (int32_t i = 0; i < g->members_count; i++) {
 			struct kmsg_describe_groups_resp_described_group_member *m = &g->members[i];
-			print_kstr(m->member_id, 44);
+			kclient_print_kstr(m->member_id, 44);
 			printf(" ");
-			print_kstr(m->client_host, 16);
+			kclient_print_kstr(m->client_host, 16);
 			printf(" ");
-			print_kstr(m->client_id, 24);
+			kclient_print_kstr(m->client_id, 24);
 			printf(" ");
-			print_kstr(m->group_instance_id.len >= 0 ? m->group_instance_id : KSTR("-"), 0);
+			kclient_print_kstr(m->group_instance_id.len >= 0 ? m->group_instance_id : KSTR("-"), 0);
 			printf("\n");
 		}
 	}
@@ -435,7 +271,7 @@ static int describe_group(struct client *c, const char *group)
 
 /* ---- delete ---- */
 
-static int cmd_delete(struct client *c, int n, char **groups)
+static int cmd_delete(struct kclient *c, int n, char **groups)
 {
 	struct kmsg_delete_groups_req q;
 	struct kmsg_delete_groups_resp r;
@@ -447,7 +283,7 @@ static int cmd_delete(struct client *c, int n, char **groups)
 	for (int i = 0; i < n; i++)
 		q.groups_names[i] = KSTR(groups[i]);
 	q.groups_names_count = n;
-	if (CALL(c, DELETE_GROUPS, delete_groups, V_DELETE_GROUPS, &q, &r) != 0)
+	if (KCLIENT_CALL(c, DELETE_GROUPS, delete_groups, V_DELETE_GROUPS, &q, &r) != 0)
 		return 1;
 	int status = 0;
 	for (int32_t i = 0; i < r.results_count; i++) {
@@ -501,7 +337,7 @@ static int parse_datetime(const char *s, int64_t *ms)
 	return 0;
 }
 
-static int cmd_reset(struct client *c, const char *group, const char *topics, int64_t target,
+static int cmd_reset(struct kclient *c, const char *group, const char *topics, int64_t target,
 		     bool execute)
 {
 	/* Only an inactive group may be reset (as kafka-consumer-groups). */
@@ -512,7 +348,7 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 	kstr id = KSTR(group);
 	dq.groups = &id;
 	dq.groups_count = 1;
-	if (CALL(c, DESCRIBE_GROUPS, describe_groups, V_DESCRIBE_GROUPS, &dq, &dr) != 0 || dr.groups_count != 1)
+	if (KCLIENT_CALL(c, DESCRIBE_GROUPS, describe_groups, V_DESCRIBE_GROUPS, &dq, &dr) != 0 || dr.groups_count != 1)
 		return 1;
 	kstr st = dr.groups[0].group_state;
 	if (!kstr_eq(st, "Empty") && !kstr_eq(st, "Dead")) {
@@ -544,7 +380,7 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 		kmsg_metadata_req_metadata_request_topic_init(&mq.topics[mq.topics_count]);
 		mq.topics[mq.topics_count++].name = KSTR(t);
 	}
-	if (CALL(c, METADATA, metadata, V_METADATA, &mq, &mr) != 0) {
+	if (KCLIENT_CALL(c, METADATA, metadata, V_METADATA, &mq, &mr) != 0) {
 		free(list);
 		return 1;
 	}
@@ -582,7 +418,7 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 			lt->partitions[p].timestamp = target;
 		}
 	}
-	if (CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &lq, &lr) != 0) {
+	if (KCLIENT_CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &lq, &lr) != 0) {
 		free(list);
 		return 1;
 	}
@@ -593,7 +429,7 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 		for (int32_t t = 0; t < lq.topics_count; t++)
 			for (int32_t p = 0; p < lq.topics[t].partitions_count; p++)
 				lq.topics[t].partitions[p].timestamp = -1;
-		if (CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &lq, &latest) != 0) {
+		if (KCLIENT_CALL(c, LIST_OFFSETS, list_offsets, V_LIST_OFFSETS, &lq, &latest) != 0) {
 			free(list);
 			return 1;
 		}
@@ -648,7 +484,7 @@ static int cmd_reset(struct client *c, const char *group, const char *topics, in
 		printf("\n(dry run: add --execute to commit these offsets)\n");
 		return 0;
 	}
-	if (CALL(c, OFFSET_COMMIT, offset_commit, V_OFFSET_COMMIT, &cq, &cr) != 0)
+	if (KCLIENT_CALL(c, OFFSET_COMMIT, offset_commit, V_OFFSET_COMMIT, &cq, &cr) != 0)
 		return 1;
 	int status = 0;
 	for (int32_t t = 0; t < cr.topics_count; t++)
@@ -682,9 +518,7 @@ static void usage(FILE *out)
 
 int groups_cmd(int argc, char **argv)
 {
-	const char *bootstrap = getenv("SLUICE_BOOTSTRAP");
-	if (!bootstrap || !*bootstrap)
-		bootstrap = "127.0.0.1:9092";
+	const char *bootstrap = kclient_default_bootstrap();
 	const char *cmd = NULL, *topics = NULL, *datetime = NULL;
 	char *args[256];
 	int nargs = 0;
@@ -742,8 +576,8 @@ int groups_cmd(int argc, char **argv)
 		fprintf(stderr, "sluice groups: unknown command %s\n", cmd);
 		goto bad;
 	}
-	struct client c = { .fd = -1 };
-	if (client_connect(&c, bootstrap) != 0)
+	struct kclient c;
+	if (kclient_connect(&c, "sluice groups", CLIENT_ID, bootstrap) != 0)
 		return 1;
 	int status = 0;
 	if (!strcmp(cmd, "list")) {
@@ -759,7 +593,7 @@ int groups_cmd(int argc, char **argv)
 	} else {
 		status = cmd_reset(&c, args[0], topics, target, execute);
 	}
-	client_close(&c);
+	kclient_close(&c);
 	return status;
 bad:
 	usage(stderr);

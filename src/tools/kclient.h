@@ -1,0 +1,83 @@
+/* kclient.h — the tools' small blocking Kafka client: one TCP connection
+ * to a bootstrap broker and one request/response round trip at a time
+ * with the generated codec (kmsg.h). `sluice groups`, `sluice topics` and
+ * `sluice configs` talk to a running broker through it, as the Kafka
+ * command-line tools talk to theirs.
+ *
+ * Errors are printed to stderr, prefixed with the tool's name, where they
+ * happen; callers only pass the status on. Decoded responses point into
+ * frames and an arena the client owns: valid until kclient_close. */
+#ifndef SLUICE_KCLIENT_H
+#define SLUICE_KCLIENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "base/arena.h"
+#include "base/buf.h"
+#include "kmsg.h"
+
+#define KCLIENT_FRAMES_MAX 64 /* responses one run of a tool keeps */
+
+struct kclient {
+	const char *tool;       /* "sluice groups": the prefix of messages */
+	const char *client_id;  /* sent in every request header */
+	int fd;
+	int32_t correlation_id;
+	struct arena arena;     /* decoded responses and request arrays */
+	uint8_t *frames[KCLIENT_FRAMES_MAX]; /* bytes the decoded views point into */
+	int frame_count;
+};
+
+/* The --bootstrap default: $SLUICE_BOOTSTRAP, else 127.0.0.1:9092. */
+const char *kclient_default_bootstrap(void);
+
+/* Connect to HOST:PORT (a name or an address; IPv6 as [::1]:9092 or
+ * ::1:9092). Returns 0, SL_EINVAL (bad address) or SL_EIO (cannot
+ * resolve or connect), having said why. */
+int kclient_connect(struct kclient *c, const char *tool, const char *client_id,
+		    const char *bootstrap);
+void kclient_close(struct kclient *c);
+
+typedef void (*kclient_encode_fn)(struct kbuf *b, int16_t version, const void *m);
+typedef int (*kclient_decode_fn)(struct kreader *r, int16_t version, void *m, struct arena *a);
+
+/* One round trip: encode req as api key/version, send, read the answer
+ * and decode it into resp. Returns 0, SL_ENOMEM, SL_EIO (connection
+ * lost) or SL_EPROTO (an answer that does not decode, too large, out of
+ * order, or more than KCLIENT_FRAMES_MAX of them), having said why. */
+int kclient_call(struct kclient *c, int16_t key, int16_t version, kclient_encode_fn enc,
+		 const void *req, kclient_decode_fn dec, void *resp);
+
+/* Untyped wrappers of one API's generated encoder and decoder, for
+ * kclient_call; KCLIENT_CALL(c, LIST_GROUPS, list_groups, 4, &q, &r)
+ * after KCLIENT_WRAP(list_groups) at file scope. */
+#define KCLIENT_WRAP(name) \
+	static void kmsg_##name##_req_encode_(struct kbuf *b, int16_t v, const void *m) \
+	{ kmsg_##name##_req_encode(b, v, m); } \
+	static int kmsg_##name##_resp_decode_(struct kreader *r, int16_t v, void *m, struct arena *a) \
+	{ return kmsg_##name##_resp_decode(r, v, m, a); }
+#define KCLIENT_CALL(c, API, api, v, req, resp) \
+	kclient_call(c, KMSG_##API##_KEY, v, kmsg_##api##_req_encode_, req, \
+		     kmsg_##api##_resp_decode_, resp)
+
+/* Print s left-aligned in width columns (0: as is); null prints "". */
+void kclient_print_kstr(kstr s, int width);
+
+/* A Kafka error as the tools report it, on stderr:
+ * "TOOL: WHAT: NAME (CODE): MESSAGE" (no ": MESSAGE" when it is null
+ * or empty), WHAT from the printf-style what_fmt. */
+void kclient_print_error(const struct kclient *c, int16_t code, kstr message,
+			 const char *what_fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* IncrementalAlterConfigs of one resource (type 2 topic, 4 broker) with
+ * ops[0..n), printing kafka-configs.sh's "Completed updating config for
+ * topic NAME." or the error. Returns the exit status: 0 or 1. */
+int kclient_alter_configs(struct kclient *c, int8_t type, const char *name,
+			  struct kmsg_incremental_alter_configs_req_alterable_config *ops, int32_t n);
+
+/* A uuid as Kafka prints one (Uuid.toString: URL-safe base64 without
+ * padding, 22 characters); out has room for 23 bytes. */
+void kclient_uuid_string(const uint8_t uuid[16], char out[23]);
+
+#endif
