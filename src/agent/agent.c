@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/clock.h"
 #include "base/err.h"
@@ -604,6 +605,21 @@ static bool group_placed_here(void *arg, const char *group_id)
 					a->cfg.node_id);
 }
 
+/* A store the agent cannot write to would take every produce and fail it:
+ * write and delete one small object at start instead, so a read-only
+ * folder (or bucket) stops the agent with the store's one line naming
+ * the path. Under objects/, where a leftover (a crash between the two)
+ * is an orphan that collection removes. */
+static int store_write_check(struct objstore *store)
+{
+	char key[64];
+	snprintf(key, sizeof key, "objects/write-check-%ld", (long)getpid());
+	int rc = objstore_put(store, key, "sluice", 6);
+	if (!rc)
+		objstore_del(store, key);
+	return rc;
+}
+
 int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		const struct agent_hooks *hooks)
 {
@@ -630,6 +646,8 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	if (rc)
 		return rc;
 	rc = objstore_open(cfg->store_url, &a->store);
+	if (!rc)
+		rc = store_write_check(a->store);
 	if (rc)
 		return rc;
 	rc = meta_open_agent(cfg->meta_url, &a->meta);

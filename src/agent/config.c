@@ -38,11 +38,13 @@ static const struct flag flags[] = {
 	{ "tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", FLAG_CLIENT_AUTH,
 	  "none, requested or required: client certificates on SSL listeners (default none)" },
 	{ "data", "SLUICE_DATA", FLAG_STR,
-	  "directory for the default store and meta URLs (default ./data)" },
+	  "directory for the default store and meta URLs, created if missing (default ./data)" },
 	{ "store", "SLUICE_STORE", FLAG_STR,
-	  "object store URL: file:PATH (default file:DATA/objects)" },
+	  "object store URL, file:PATH or s3://BUCKET[/PREFIX][?...] (below; default "
+	  "file:DATA/objects)" },
 	{ "meta", "SLUICE_META", FLAG_STR,
-	  "metadata store URL: sqlite:PATH or postgresql://USER@HOST[:PORT]/DB (default sqlite:DATA/meta.db)" },
+	  "metadata store URL, sqlite:PATH or postgresql://... (below; default "
+	  "sqlite:DATA/meta.db, also with an s3:// store)" },
 	{ "flush-interval-ms", "SLUICE_FLUSH_INTERVAL_MS", FLAG_INT,
 	  "seal the open object at the latest this long after its first batch (default 5; 250 for s3); "
 	  "a file store seals sooner when no object is being written", 0, 60000 },
@@ -99,6 +101,27 @@ void config_print_serve_help(FILE *out)
 		     "flags (each also read from its environment variable):\n");
 	for (size_t i = 0; i < FLAG_COUNT; i++)
 		fprintf(out, "  --%-20s %-26s %s\n", flags[i].name, flags[i].env, flags[i].help);
+	fprintf(out,
+		"\nobject store URLs (--store):\n"
+		"  file:PATH                   a local folder, created if missing (also file://PATH)\n"
+		"  mem:                        in memory, for tests: records are lost at exit\n"
+		"  s3://BUCKET[/PREFIX][?K=V&...]  an S3-compatible bucket; K=V (all optional):\n"
+		"      endpoint=http[s]://HOST[:PORT]  default https://s3.REGION.amazonaws.com\n"
+		"      region=NAME                     default $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1\n"
+		"      path_style=true|false           default true with endpoint=, false for AWS\n"
+		"      verify_tls=true|false           default true\n"
+		"      timeout_ms=N                    one attempt, default 10000\n"
+		"      total_timeout_ms=N              a request with its retries (also the bucket\n"
+		"                                      check at start), default 30000\n"
+		"    credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY [, AWS_SESSION_TOKEN], else\n"
+		"    $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile $AWS_PROFILE or default\n"
+		"\nmetadata store URLs (--meta):\n"
+		"  sqlite:PATH                 an embedded SQLite file (its folder created if missing);\n"
+		"                              one agent at a time (PATH.lock)\n"
+		"  postgresql://[USER[:PASSWORD]@]HOST[:PORT]/DB[?PARAM=V&...]  (or postgres://)\n"
+		"                              a PostgreSQL database several agents share; any libpq\n"
+		"                              URL (sslmode=..., ...); the password may also come from\n"
+		"                              PGPASSWORD or ~/.pgpass\n");
 }
 
 /* HOST:PORT, where an IPv6 host is written in brackets ([::1]:9092) and

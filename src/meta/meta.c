@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/err.h"
@@ -39,6 +40,40 @@ static const char *sqlite_path(const char *url)
 	return path;
 }
 
+/* mkdir -p of the folder path's file is in, for an agent's store (the
+ * default sqlite:DATA/meta.db must not need DATA made by hand, e.g. with
+ * an s3:// object store, which makes no local folder; tools and tests
+ * open only where they are told). Returns 0 or
+ * SL_EIO after one line naming the folder. */
+static int make_parent_folders(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+	while (n > 0 && path[n - 1] != '/')
+		n--;
+	if (n == 0)
+		return 0; /* the current folder */
+	if (n >= sizeof buf) {
+		log_error("metadata store: path too long: %s", path);
+		return SL_EIO;
+	}
+	memcpy(buf, path, n);
+	buf[n] = 0;
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != 0)
+			continue;
+		char c = buf[i];
+		buf[i] = 0;
+		if (mkdir(buf, 0755) != 0 && errno != EEXIST) {
+			log_error("metadata store: cannot create folder %s for %s: %s", buf, path,
+				  strerror(errno));
+			return SL_EIO;
+		}
+		buf[i] = c;
+	}
+	return 0;
+}
+
 static int open_url(const char *url, enum meta_open_mode mode, struct meta **out)
 {
 	bool create = mode != META_OPEN_EXISTING;
@@ -56,12 +91,16 @@ static int open_url(const char *url, enum meta_open_mode mode, struct meta **out
 				  "one: check --meta/--data)", path);
 			return SL_EMETA;
 		}
+		if (mode == META_OPEN_AGENT && make_parent_folders(path) != 0)
+			return SL_EIO;
 		return meta_sqlite_open(path, mode, out);
 	}
 	if (is_postgres_url(url))
 		return meta_postgres_open(url, create, out);
-	/* Not echoed: a mistyped scheme may still carry a password. */
-	log_error("metadata store: unknown URL scheme (" URL_EXPECTED ")");
+	/* Redacted: a mistyped scheme may still carry a password. */
+	char shown[1024];
+	meta_url_redact(url, shown, sizeof shown);
+	log_error("metadata store: unknown URL scheme in %s (" URL_EXPECTED ")", shown);
 	return SL_EINVAL;
 }
 

@@ -392,7 +392,10 @@ int meta_open_existing(const char *url, struct meta **out);
  * holds it, instead of two agents each assigning offsets the other does
  * not see. The claim lasts until meta_close or the process ends; tools
  * open with meta_open / meta_open_existing and do not claim. A store
- * built for many agents (PostgreSQL) opens as with meta_open. [start]. */
+ * built for many agents (PostgreSQL) opens as with meta_open. A SQLite
+ * file's folder is created if missing (SL_EIO when it cannot be), and a
+ * file the process may not write is refused (SL_EMETA), each with one
+ * line naming the path. [start]. */
 int meta_open_agent(const char *url, struct meta **out);
 /* url as it may be shown (logs): a password in it — between "user:" and
  * "@", or a password=... parameter — becomes ***. Truncated to cap. */

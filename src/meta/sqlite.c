@@ -609,6 +609,12 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 			  c->db ? sqlite3_errmsg(c->db) : "out of memory");
 		return SL_EMETA;
 	}
+	/* SQLite opens a file it may not write read-only without a word;
+	 * the agent would then fail at its first write, far from here. */
+	if (sqlite3_db_readonly(c->db, "main") == 1) {
+		log_error("metadata store: %s is not writable", path);
+		return SL_EMETA;
+	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_handler(c->db, busy_retry, NULL);
 	int rc, version;

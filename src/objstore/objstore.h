@@ -87,8 +87,10 @@ int objstore_open(const char *url, struct objstore **out);
  * AWS_SESSION_TOKEN, else from the shared credentials file
  * ($AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials, profile
  * $AWS_PROFILE or "default"). The bucket is checked at open (a listing of
- * one key): SL_EINVAL for a bad URL or missing credentials, SL_ESTORE when
- * the endpoint is unreachable, the bucket is missing or access is denied.
+ * one key; a 5xx or throttling answer is retried until total_timeout_ms):
+ * SL_EINVAL for a bad URL or missing credentials, SL_ESTORE when the
+ * endpoint is unreachable, the bucket is missing, access is denied or
+ * the store still fails at total_timeout_ms.
  * del of a missing key returns 0 (S3 cannot tell). */
 int objstore_s3_open(const char *url, struct objstore **out);
 

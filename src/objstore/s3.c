@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/evp.h>
@@ -431,6 +432,77 @@ static int credentials_load(struct s3_store *st, char *where, size_t where_cap)
 	return 0;
 }
 
+/* Check the bucket at open: a listing of one key also proves the
+ * credentials and the list permission. A wrong endpoint, bucket or key
+ * fails fast (three attempts within S3_OPEN_TIMEOUT_MS); a store that
+ * answers 5xx or throttles (restarting, overloaded) is retried until the
+ * store's total_timeout_ms, as the AWS SDKs retry it, so one bad answer
+ * during a restart does not keep the agent down. Returns 0, or
+ * SL_ESTORE / SL_ENOMEM after one error line. */
+static int open_check(struct s3_store *st)
+{
+	int64_t deadline = s3_clock_now_ms(NULL) + (int64_t)st->policy.total_timeout_ms;
+	bool warned = false;
+	for (;;) {
+		/* One round: a few quick attempts, inside what is left. */
+		int64_t left = deadline - s3_clock_now_ms(NULL);
+		struct s3_retry_policy check = st->policy;
+		check.attempts_max = S3_OPEN_ATTEMPTS;
+		if (check.total_timeout_ms > S3_OPEN_TIMEOUT_MS)
+			check.total_timeout_ms = S3_OPEN_TIMEOUT_MS;
+		if ((int64_t)check.total_timeout_ms > left)
+			check.total_timeout_ms = left > S3_TIMEOUT_MS_MIN ? (uint32_t)left : S3_TIMEOUT_MS_MIN;
+		if (check.attempt_timeout_ms > check.total_timeout_ms)
+			check.attempt_timeout_ms = check.total_timeout_ms;
+		struct s3_call c;
+		struct s3_list_page page;
+		int rc = s3_call_init(&c, st, OBJSTORE_OP_LIST, "LIST", NULL);
+		if (rc == 0)
+			rc = s3_call_headers(&c, S3_EMPTY_SHA256, NULL);
+		if (rc == 0)
+			rc = s3_list_page_get(st, &c, st->cfg.prefix, NULL, 1, &check, &page);
+		if (rc == 0) {
+			s3_list_page_free(&page);
+			s3_call_free(&c);
+			return 0;
+		}
+		char detail[400];
+		if (rc == SL_EPROTO && !c.curl_code && c.status / 100 == 2)
+			snprintf(detail, sizeof detail, "%s", c.msg);
+		else
+			call_why(&c, detail, sizeof detail);
+		bool busy = rc != SL_ENOMEM && !c.curl_code && s3_retryable(0, c.status, c.code);
+		left = deadline - s3_clock_now_ms(NULL);
+		if (busy && left > S3_BACKOFF_CAP_MS / 2 + S3_TIMEOUT_MS_MIN) {
+			if (!warned)
+				log_warn("object store: bucket %s at %s: %s; retrying for up to %u ms "
+					 "(total_timeout_ms)", st->cfg.bucket, st->cfg.endpoint, detail,
+					 st->policy.total_timeout_ms);
+			warned = true;
+			s3_call_free(&c);
+			struct timespec ts = { 0, S3_BACKOFF_CAP_MS / 2 * 1000000L };
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		const char *hint = "";
+		if (c.curl_code)
+			hint = " (is the endpoint right and the server up?)";
+		else if (!strcmp(c.code, "NoSuchBucket") || c.status == 404)
+			hint = " (create the bucket first)";
+		else if (c.status == 403 || c.status == 401)
+			hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the "
+			       "bucket policy)";
+		else if (c.status == 301 || !strcmp(c.code, "PermanentRedirect") ||
+			 !strcmp(c.code, "AuthorizationHeaderMalformed"))
+			hint = " (is region= right?)";
+		log_error("object store: cannot use bucket %s at %s: %s%s", st->cfg.bucket,
+			  st->cfg.endpoint, detail, hint);
+		atomic_fetch_add(&st->errors[OBJSTORE_OP_LIST], 1);
+		s3_call_free(&c);
+		return rc == SL_ENOMEM ? rc : SL_ESTORE;
+	}
+}
+
 int objstore_s3_open(const char *url, struct objstore **out)
 {
 	*out = NULL;
@@ -475,48 +547,11 @@ int objstore_s3_open(const char *url, struct objstore **out)
 		.total_timeout_ms = st->cfg.total_timeout_ms,
 	};
 
-	/* Check the bucket: a listing of one key also proves the
-	 * credentials and the list permission. */
-	struct s3_retry_policy check = st->policy;
-	check.attempts_max = S3_OPEN_ATTEMPTS;
-	if (check.total_timeout_ms > S3_OPEN_TIMEOUT_MS)
-		check.total_timeout_ms = S3_OPEN_TIMEOUT_MS;
-	if (check.attempt_timeout_ms > check.total_timeout_ms)
-		check.attempt_timeout_ms = check.total_timeout_ms;
-	struct s3_call c;
-	struct s3_list_page page;
-	s3_call_init(&c, st, OBJSTORE_OP_LIST, "LIST", NULL);
-	rc = s3_call_headers(&c, S3_EMPTY_SHA256, NULL);
-	if (rc == 0)
-		rc = s3_list_page_get(st, &c, st->cfg.prefix, NULL, 1, &check, &page);
-	if (rc == 0) {
-		s3_list_page_free(&page);
-	} else {
-		char detail[400];
-		const char *hint = "";
-		if (c.curl_code)
-			hint = " (is the endpoint right and the server up?)";
-		else if (!strcmp(c.code, "NoSuchBucket") || c.status == 404)
-			hint = " (create the bucket first)";
-		else if (c.status == 403 || c.status == 401)
-			hint = " (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY and the "
-			       "bucket policy)";
-		else if (c.status == 301 || !strcmp(c.code, "PermanentRedirect") ||
-			 !strcmp(c.code, "AuthorizationHeaderMalformed"))
-			hint = " (is region= right?)";
-		if (rc == SL_EPROTO && !c.curl_code && c.status / 100 == 2)
-			snprintf(detail, sizeof detail, "%s", c.msg);
-		else
-			call_why(&c, detail, sizeof detail);
-		log_error("object store: cannot use bucket %s at %s: %s%s", st->cfg.bucket,
-			  st->cfg.endpoint, detail, hint);
-		atomic_fetch_add(&st->errors[OBJSTORE_OP_LIST], 1);
-		s3_call_free(&c);
-		rc = rc == SL_ENOMEM ? rc : SL_ESTORE;
+	rc = open_check(st);
+	if (rc) {
 		s3_close(&st->base);
 		return rc;
 	}
-	s3_call_free(&c);
 	log_info("object store: s3://%s/%s at %s (region %s, %s-style, credentials from %s)",
 		 st->cfg.bucket, st->cfg.prefix, st->cfg.endpoint, st->cfg.region,
 		 st->cfg.path_style ? "path" : "virtual-hosted", why);

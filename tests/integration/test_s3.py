@@ -302,7 +302,9 @@ def new_prefix(name):
 class Proxy:
     """An HTTP proxy in front of the endpoint. mode: "pass", "slowdown"
     (503 SlowDown to every other request), "slow" (forward each request
-    after delay_s) or "hang" (read the request, never answer). Always
+    after delay_s), "hang" (read the request, never answer) or "error"
+    (500 InternalError to the next errors_left requests, then forward;
+    errors_left None: to every request). Always
     checks signatures when verify is set. Counts the requests it holds at
     once (inflight_max)."""
 
@@ -313,6 +315,8 @@ class Proxy:
         self.lock = threading.Lock()
         self.count = 0
         self.slowdowns = 0
+        self.errors_left = None
+        self.errors = 0
         self.hung = 0
         self.bad_sigs = []
         self.by_method = {}
@@ -398,6 +402,20 @@ class Proxy:
             return
         if mode == "slow":
             time.sleep(self.delay_s)
+        if mode == "error":
+            with self.lock:
+                fail = self.errors_left is None or self.errors_left > 0
+                if fail:
+                    self.errors += 1
+                    if self.errors_left is not None:
+                        self.errors_left -= 1
+            if fail:
+                self._reply(h, 500, b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+                            b"<Error><Code>InternalError</Code><Message>We "
+                            b"encountered an internal error. Please try again."
+                            b"</Message></Error>",
+                            [("Content-Type", "application/xml")])
+                return
         if mode == "slowdown" and n % 2 == 0:
             with self.lock:
                 self.slowdowns += 1
@@ -979,3 +997,58 @@ def test_wrong_secret(s3, proxy, tmp_path):
     line = run_bad(tmp_path, s3.url(new_prefix("sec"), px.endpoint), env)
     assert "SignatureDoesNotMatch" in line, line
     assert px.bad_sigs and "signature mismatch" in px.bad_sigs[0], px.bad_sigs
+
+
+def test_startup_retries_5xx(broker_factory, s3, proxy, tmp_path):
+    """A store that answers 500 InternalError to the first requests of a
+    start (restarting behind its load balancer) does not keep the agent
+    down: the bucket check is retried within total_timeout_ms, as the AWS
+    SDKs retry (before, three quick attempts and exit 1). One that keeps
+    answering 500 is given up on after total_timeout_ms with one error
+    line and exit 1."""
+    px = proxy()
+    px.mode = "error"
+    px.errors_left = 5
+    url = s3.url(new_prefix("5xx"), px.endpoint, FAST)
+    b = s3_broker(broker_factory, s3, url)
+    assert px.errors == 5
+    topic = util.create_topic(b.bootstrap, util.topic_name("5xx"), 1)
+    msgs = util.make_messages(50, seed=5)
+    util.ck_produce(b.bootstrap, topic, msgs)
+    util.check_roundtrip(msgs, util.consume_all(b.bootstrap, topic, 1,
+                                                expect=len(msgs)))
+    px.mode = "error"
+    px.errors_left = None
+    t0 = time.monotonic()
+    line = run_bad(tmp_path / "again", url, s3.env())
+    assert "InternalError" in line and "500" in line, line
+    assert time.monotonic() - t0 >= 3, "gave up before total_timeout_ms"
+
+
+def test_s3_store_without_data_dir(s3, tmp_path):
+    """--store s3://... in a folder without ./data: the agent creates
+    ./data for its metadata store (sqlite:./data/meta.db, the default) and
+    serves."""
+    port = util.free_port()
+    cwd = tmp_path / "empty"
+    cwd.mkdir()
+    env = dict(os.environ)
+    env.update(s3.env())
+    p = subprocess.Popen([SLUICE_BIN, "serve", "--listen", "127.0.0.1:%d" % port,
+                          "--store", s3.url(new_prefix("nodata"))],
+                         cwd=str(cwd), env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert p.poll() is None, p.stderr.read().decode()
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert (cwd / "data" / "meta.db").is_file()
+        assert not (cwd / "data" / "objects").exists()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(15)

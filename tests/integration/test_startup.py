@@ -1,0 +1,152 @@
+"""test_startup.py — what `sluice serve` says when it cannot start: a store
+folder or data dir it cannot write, a metadata store it cannot open or
+write (each one line naming the path or the URL, exit status 1, where
+before some started and failed every produce); a data dir that does not
+exist yet (created); hostnames in --listen and --advertise; and --help
+listing every store and metadata URL form.
+
+The tests run as root, for whom every folder is writable: the read-only
+cases run the agent as nobody (runuser) in a world-readable folder."""
+import os
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+import util
+from conftest import Broker, SLUICE_BIN, _require_binary
+
+
+def serve(args, cwd=None, user=None, timeout=20):
+    """Runs sluice serve expecting it to stop by itself; returns (status,
+    stderr lines)."""
+    cmd = [SLUICE_BIN, "serve", "--listen", "127.0.0.1:%d" % util.free_port()] + args
+    if user:
+        cmd = ["runuser", "-u", user, "--"] + cmd
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout, cwd=cwd)
+    return r.returncode, r.stderr.decode().splitlines()
+
+
+def one_error(status, lines):
+    assert status == 1, "exit %d:\n%s" % (status, "\n".join(lines))
+    assert len(lines) == 1 and " ERROR " in lines[0], \
+        "want one error line:\n%s" % "\n".join(lines)
+    return lines[0]
+
+
+@pytest.fixture
+def shared_dir():
+    """A folder nobody can enter (tmp_path is root's, mode 0700)."""
+    _require_binary()
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root and runuser to run the agent as nobody")
+    d = tempfile.mkdtemp(prefix="sluice-startup-", dir="/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_store_folder_not_writable(shared_dir):
+    """A file store in a folder the agent may read but not write."""
+    ro = os.path.join(shared_dir, "ro")
+    os.makedirs(os.path.join(ro, "objects"))
+    data = os.path.join(shared_dir, "data")
+    os.mkdir(data)
+    os.chmod(data, 0o777)
+    line = one_error(*serve(["--data", data, "--store", "file:" + ro], user="nobody"))
+    assert ro in line and "Permission denied" in line, line
+
+
+def test_data_dir_not_writable(shared_dir):
+    """The default store and metadata store in a read-only data dir."""
+    data = os.path.join(shared_dir, "data")
+    os.mkdir(data)
+    line = one_error(*serve(["--data", data], user="nobody"))
+    assert data in line and "Permission denied" in line, line
+
+
+def test_meta_file_not_writable(shared_dir):
+    """An existing meta.db the agent may not write (its folder it may):
+    SQLite would open it read-only without a word."""
+    data = os.path.join(shared_dir, "data")
+    b = Broker(data)
+    b.start()
+    b.stop()
+    for root, dirs, files in os.walk(data):
+        for n in dirs:
+            os.chmod(os.path.join(root, n), 0o777)
+    os.chmod(data, 0o777)
+    os.chmod(os.path.join(data, "meta.db.lock"), 0o666)
+    os.chmod(os.path.join(data, "meta.db"), 0o644)
+    line = one_error(*serve(["--data", data], user="nobody"))
+    assert os.path.join(data, "meta.db") + " is not writable" in line, line
+
+
+def test_data_dir_is_a_file(tmp_path):
+    _require_binary()
+    f = tmp_path / "file"
+    f.write_text("not a folder")
+    line = one_error(*serve(["--data", str(f)]))
+    assert str(f) in line and "Not a directory" in line, line
+    line = one_error(*serve(["--data", str(tmp_path / "d"), "--meta",
+                             "sqlite:%s/meta.db" % f]))
+    assert str(f) in line and "Not a directory" in line, line
+
+
+def test_meta_url_errors(tmp_path):
+    _require_binary()
+    data = str(tmp_path / "d")
+    line = one_error(*serve(["--data", data, "--meta", "mysql://u:secret@h/db"]))
+    assert "mysql://u:***@h/db" in line and "secret" not in line, line
+    port = util.free_port()
+    url = "postgresql://sluice:secret@127.0.0.1:%d/sluice" % port
+    line = one_error(*serve(["--data", data, "--meta", url]))
+    assert "postgresql://sluice@127.0.0.1:%d/sluice" % port in line, line
+    assert "secret" not in line, line
+
+
+def test_data_dir_created(tmp_path):
+    """A data dir that does not exist yet is made, with its parents."""
+    _require_binary()
+    data = tmp_path / "a" / "b" / "data"
+    b = Broker(data)
+    os.rmdir(str(data))  # Broker made it; the agent must
+    b.start()
+    try:
+        assert (data / "meta.db").is_file() and (data / "objects").is_dir()
+    finally:
+        b.teardown()
+
+
+def test_hostnames(tmp_path):
+    """--listen and --advertise take hostnames: the listener binds what
+    localhost resolves to and Metadata advertises the name."""
+    _require_binary()
+    port = util.free_port()
+    b = Broker(tmp_path / "data", ["--advertise", "localhost:%d" % port])
+    b.port = port
+    b.bootstrap = "localhost:%d" % port
+    b.args = lambda: [SLUICE_BIN, "serve", "--listen", "localhost:%d" % port,
+                      "--advertise", "localhost:%d" % port, "--data", b.data_dir]
+    b.start()
+    try:
+        md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+        assert [(x.host, x.port) for x in md.brokers.values()] == [("localhost", port)]
+        util.create_topic(b.bootstrap, util.topic_name("host"), 1)
+    finally:
+        util.forget_admin(b.bootstrap)
+        b.teardown()
+
+
+def test_help_lists_urls():
+    _require_binary()
+    r = subprocess.run([SLUICE_BIN, "serve", "--help"], capture_output=True)
+    out = r.stdout.decode()
+    assert r.returncode == 0
+    for form in ("file:PATH", "mem:", "s3://BUCKET[/PREFIX]", "endpoint=", "region=",
+                 "path_style=", "verify_tls=", "timeout_ms=", "total_timeout_ms=",
+                 "AWS_ACCESS_KEY_ID", "sqlite:PATH", "postgresql://", "postgres://",
+                 "PGPASSWORD"):
+        assert form in out, form
