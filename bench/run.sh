@@ -6,7 +6,8 @@
 # block of bench/RESULTS.md. See bench/README.md.
 #
 # Environment (all optional):
-#   QUICK=1            a few minutes instead of ~12 (shorter runs, 128 MiB backlog)
+#   QUICK=1            shorter runs (3 s instead of 10), 128 MiB backlog instead of 1 GiB
+#                      (the full run takes ~10 minutes)
 #   TARGETS=file,s3,mock   which targets, in this order
 #   PERF=1             also perf-record a file-store broker during produce and
 #                      a cold catch-up read (bench/results/perf-*.txt)

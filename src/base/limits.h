@@ -352,7 +352,8 @@
 /* Transactional ids: Kafka bounds them only by the int16 string length. */
 #define SL_TXN_ID_BYTES_MAX 1024
 
-/* Largest response frame `sluice groups` accepts from a broker. */
+/* Largest response frame the tools (`sluice groups`, `topics`, `configs`)
+ * accept from a broker. */
 #define SL_TOOL_RESPONSE_BYTES_MAX (64 * 1024 * 1024)
 
 /* The metrics HTTP server (--metrics-listen, metrics/http.c). A scrape
