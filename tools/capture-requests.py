@@ -34,7 +34,7 @@ API_NAMES = {0: "produce", 1: "fetch", 2: "list_offsets", 3: "metadata", 8: "off
              13: "leave_group", 14: "sync_group", 15: "describe_groups", 16: "list_groups",
              18: "api_versions", 19: "create_topics", 20: "delete_topics",
              21: "delete_records", 22: "init_producer_id", 32: "describe_configs",
-             37: "create_partitions", 42: "delete_groups", 44: "incremental_alter_configs",
+             33: "alter_configs", 37: "create_partitions", 42: "delete_groups", 44: "incremental_alter_configs",
              47: "offset_delete", 60: "describe_cluster"}
 
 captured = {}          # (client, key, version) -> frame bytes
@@ -108,6 +108,9 @@ def confluent_script(bs):
         f.result()
     for f in a.describe_configs([ConfigResource("topic", "golden-ck")]).values():
         f.result()
+    for f in a.alter_configs([ConfigResource("topic", "golden-ck",
+                                             set_config={"retention.ms": "86400000"})]).values():
+        f.result()
     p = Producer({"bootstrap.servers": bs, "enable.idempotence": True, "linger.ms": 1})
     p.produce("golden-ck", key=b"k", value=b"v", partition=0)
     p.flush(10)
@@ -133,6 +136,9 @@ def kafka_python_script(bs):
     from kafka.admin import KafkaAdminClient, NewTopic
     a = KafkaAdminClient(bootstrap_servers=bs)
     a.create_topics([NewTopic("golden-kp", 1, 1)])
+    from kafka.admin import ConfigResource, ConfigResourceType
+    a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "golden-kp",
+                                    configs={"retention.ms": "86400000"})])
     p = KafkaProducer(bootstrap_servers=bs)
     p.send("golden-kp", key=b"k", value=b"v", partition=0).get(10)
     p.close()
