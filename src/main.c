@@ -75,6 +75,7 @@ static int cmd_serve(int argc, char **argv)
 		return 1;
 	if (agent_start(a, loop, &cfg, &api_agent_hooks) != 0) {
 		agent_free(a);
+		free(a);
 		return 1;
 	}
 	uv_run(loop, UV_RUN_DEFAULT);
