@@ -41,36 +41,6 @@ void producers_free(struct producers *p)
 	strmap_free(&p->entries);
 }
 
-bool producers_known(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id)
-{
-	char key[64];
-	key_of(key, tid, partition, producer_id);
-	return strmap_get(&p->entries, key) != NULL;
-}
-
-void producers_seed(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id,
-		    const struct producer_seed_batch *newest_first, size_t n)
-{
-	char key[64];
-	key_of(key, tid, partition, producer_id);
-	if (n == 0 || strmap_get(&p->entries, key) || p->entries.count >= SL_PRODUCERS_ENTRIES_MAX)
-		return;
-	struct entry *e = calloc(1, sizeof *e);
-	if (!e || strmap_put(&p->entries, key, e) != 0) {
-		free(e);
-		return;
-	}
-	e->epoch = newest_first[0].epoch;
-	size_t k = 0;
-	while (k < n && k < PRODUCERS_RECENT_BATCHES && newest_first[k].epoch == e->epoch)
-		k++;
-	for (size_t i = 0; i < k; i++) {
-		const struct producer_seed_batch *b = &newest_first[k - 1 - i];
-		e->batches[i] = (struct recent){ b->base_seq, b->last_seq, b->base_offset };
-	}
-	e->count = (int)k;
-}
-
 static int32_t next_seq(int32_t seq)
 {
 	return seq == INT32_MAX ? 0 : seq + 1;
@@ -98,7 +68,9 @@ enum producer_verdict producers_check(struct producers *p, int64_t tid, int32_t 
 	} else if (epoch < e->epoch) {
 		return PRODUCER_FENCED;
 	} else if (epoch > e->epoch) {
-		/* A new epoch starts a new sequence. */
+		/* A new epoch starts a new sequence, at 0. */
+		if (base_seq != 0)
+			return PRODUCER_OUT_OF_ORDER;
 		e->epoch = epoch;
 		e->count = 0;
 	} else {
@@ -137,6 +109,13 @@ void producers_committed(struct producers *p, int64_t tid, int32_t partition,
 			e->batches[i].base_offset = base_offset;
 }
 
+void producers_forget(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id)
+{
+	char key[64];
+	key_of(key, tid, partition, producer_id);
+	free(strmap_del(&p->entries, key));
+}
+
 void producers_failed(struct producers *p, int64_t tid, int32_t partition,
 		      int64_t producer_id, int16_t epoch, int32_t base_seq)
 {
@@ -144,6 +123,10 @@ void producers_failed(struct producers *p, int64_t tid, int32_t partition,
 	for (int i = 0; e && i < e->count; i++) {
 		if (e->batches[i].base_seq == base_seq && e->batches[i].base_offset < 0) {
 			e->count = i; /* it and every later batch */
+			/* An epoch without a batch would refuse a sequence the
+			 * store may accept. */
+			if (e->count == 0)
+				producers_forget(p, tid, partition, producer_id);
 			return;
 		}
 	}

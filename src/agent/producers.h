@@ -1,13 +1,20 @@
-/* producers.h — idempotent producer state: per (topic, partition,
- * producer id), the epoch and the sequence ranges of the last five
- * batches, as Kafka keeps them, so that a retried batch is answered with
- * its original offset instead of being written twice, and a gap in the
- * sequence is refused.
+/* producers.h — the agent's first filter for idempotent producers: per
+ * (topic, partition, producer id), the epoch and the sequence ranges of
+ * the last five batches this agent appended, as Kafka keeps them, so that
+ * a retry of a batch this agent committed is answered with its original
+ * offset without writing it again, a retry of one still in flight is told
+ * to come back, and (on a store this agent alone writes) a gap in the
+ * sequence or an old epoch is refused at once.
  *
- * Pure logic, loop thread only. The state is a cache (invariant 5): the
- * API layer seeds a producer it does not know from the batch rows of the
- * metadata store (producers_seed), so retries across a restart are still
- * recognised. */
+ * The authority is the commit transaction (meta.h, enum
+ * meta_batch_result): it checks every idempotent batch against the
+ * producer's state in the metadata store, so a batch this filter lets
+ * through by mistake (a producer it has never seen, after a restart; one
+ * whose other batches went to other agents) is still deduplicated or
+ * refused there. Hence no seeding from the store: a producer unknown here
+ * is let through.
+ *
+ * Pure logic, loop thread only. A cache (invariant 5). */
 #ifndef SLUICE_PRODUCERS_H
 #define SLUICE_PRODUCERS_H
 
@@ -34,22 +41,10 @@ enum producer_verdict {
 void producers_init(struct producers *p);
 void producers_free(struct producers *p);
 
-/* A batch as stored, for seeding: offsets of committed batches. */
-struct producer_seed_batch {
-	int64_t base_offset;
-	int16_t epoch;
-	int32_t base_seq, last_seq;
-};
-
-/* Whether there is state for (tid, partition, producer). */
-bool producers_known(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id);
-/* Create state from committed batches, newest first (n <= 5 is used). */
-void producers_seed(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id,
-		    const struct producer_seed_batch *newest_first, size_t n);
-
 /* Check a batch and, when the verdict is PRODUCER_APPEND, record it as in
  * flight. last_seq is base_seq + lastOffsetDelta (wrapping past
- * INT32_MAX to 0, as Kafka's sequences do). */
+ * INT32_MAX to 0, as Kafka's sequences do). A new epoch must start at
+ * sequence 0 (PRODUCER_OUT_OF_ORDER otherwise), as in Kafka. */
 enum producer_verdict producers_check(struct producers *p, int64_t tid, int32_t partition,
 				      int64_t producer_id, int16_t epoch, int32_t base_seq,
 				      int32_t last_seq, int64_t *offset);
@@ -58,8 +53,13 @@ void producers_committed(struct producers *p, int64_t tid, int32_t partition,
 			 int64_t producer_id, int16_t epoch, int32_t base_seq, int64_t base_offset);
 /* The batch starting at base_seq failed: forget it and every later batch
  * of that producer still in flight (the writer fails those too), so the
- * producer's retry continues the sequence. */
+ * producer's retry continues the sequence; the whole state when nothing
+ * is left of it. */
 void producers_failed(struct producers *p, int64_t tid, int32_t partition,
 		      int64_t producer_id, int16_t epoch, int32_t base_seq);
+/* Drop the producer's state here (the commit refused one of its batches,
+ * or other agents may have moved it on): the next batch is let through
+ * to the commit's check. */
+void producers_forget(struct producers *p, int64_t tid, int32_t partition, int64_t producer_id);
 
 #endif

@@ -72,6 +72,8 @@ static int16_t kerr_of_store(int err)
 {
 	switch (err) {
 	case SL_ENOTFOUND: return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	case SL_ESEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+	case SL_EFENCED: return KERR_INVALID_PRODUCER_EPOCH;
 	case SL_ETIMEDOUT: return KERR_REQUEST_TIMED_OUT;
 	default: return KERR_KAFKA_STORAGE_ERROR;
 	}
@@ -82,7 +84,10 @@ static void produce_done(void *arg, int err, int64_t base_offset)
 	struct produce_part *pp = arg;
 	struct produce_ctx *ctx = pp->ctx;
 	if (pp->producer_id >= 0) {
-		if (err)
+		if (err == SL_ESEQUENCE || err == SL_EFENCED)
+			/* The store's state is not what this agent's said. */
+			producers_forget(&ctx->a->producers, pp->tid, pp->partition, pp->producer_id);
+		else if (err)
 			producers_failed(&ctx->a->producers, pp->tid, pp->partition, pp->producer_id,
 					 pp->producer_epoch, pp->base_sequence);
 		else
@@ -126,23 +131,6 @@ static int16_t kerr_of_batch(int rc)
 	case SL_EUNSUPPORTED: return KERR_UNSUPPORTED_COMPRESSION_TYPE;
 	default: return KERR_CORRUPT_MESSAGE;
 	}
-}
-
-/* After a restart (or eviction) a producer's sequence state comes back
- * from its newest batch rows, so a retry of a batch committed before the
- * restart is still answered with its offset. */
-static void seed_producer(struct agent *a, int64_t tid, int32_t partition, int64_t producer_id)
-{
-	struct meta_producer_batch rows[PRODUCERS_RECENT_BATCHES];
-	struct producer_seed_batch seed[PRODUCERS_RECENT_BATCHES];
-	size_t n = 0;
-	if (meta_producer_recent(a->meta, tid, partition, producer_id, rows,
-				 PRODUCERS_RECENT_BATCHES, &n) != 0)
-		return;
-	for (size_t i = 0; i < n; i++)
-		seed[i] = (struct producer_seed_batch){ rows[i].base_offset, rows[i].producer_epoch,
-							rows[i].base_sequence, rows[i].last_sequence };
-	producers_seed(&a->producers, tid, partition, producer_id, seed, n);
 }
 
 /* Whether any partition's first batch header says transactional (as
@@ -211,14 +199,27 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	pp->producer_id = -1;
 	if (ob.info.producer_id >= 0 && ob.info.base_sequence >= 0) {
 		/* Idempotent producer: a retry of a batch already written gets
-		 * its original offset; a gap in the sequence is refused. */
+		 * its original offset; a gap in the sequence is refused. This
+		 * agent's state is a first filter; the commit checks again
+		 * against the store's (meta_commit_objects). */
+		struct producers *ps = &ctx->a->producers;
 		int32_t last_seq = (int32_t)(((int64_t)ob.info.base_sequence +
 					      ob.info.last_offset_delta) % ((int64_t)INT32_MAX + 1));
 		int64_t offset = -1;
-		if (!producers_known(&ctx->a->producers, t->tid, pd->index, ob.info.producer_id))
-			seed_producer(ctx->a, t->tid, pd->index, ob.info.producer_id);
-		switch (producers_check(&ctx->a->producers, t->tid, pd->index, ob.info.producer_id,
-					ob.info.producer_epoch, ob.info.base_sequence, last_seq, &offset)) {
+		enum producer_verdict v = producers_check(ps, t->tid, pd->index, ob.info.producer_id,
+							  ob.info.producer_epoch, ob.info.base_sequence,
+							  last_seq, &offset);
+		if ((v == PRODUCER_OUT_OF_ORDER || v == PRODUCER_FENCED) && meta_shared(ctx->a->meta)) {
+			/* Other agents append this producer's batches too, so
+			 * this agent's state may be behind the store's: only
+			 * the commit can tell a gap from batches it did not
+			 * see. */
+			producers_forget(ps, t->tid, pd->index, ob.info.producer_id);
+			v = producers_check(ps, t->tid, pd->index, ob.info.producer_id,
+					    ob.info.producer_epoch, ob.info.base_sequence, last_seq,
+					    &offset);
+		}
+		switch (v) {
 		case PRODUCER_APPEND:
 			break;
 		case PRODUCER_DUPLICATE:

@@ -18,6 +18,8 @@ const char *sl_strerror(int err)
 	case SL_EBUSY: return "busy";
 	case SL_ESTORE: return "object store error";
 	case SL_EMETA: return "metadata store error";
+	case SL_ESEQUENCE: return "out of order sequence";
+	case SL_EFENCED: return "producer epoch fenced";
 	}
 	return "unknown error";
 }

@@ -21,6 +21,9 @@ enum sl_err {
 	SL_EBUSY = -11,     /* try again later (backpressure) */
 	SL_ESTORE = -12,    /* the object store failed */
 	SL_EMETA = -13,     /* the metadata store failed */
+	SL_ESEQUENCE = -14, /* an idempotent producer's batch is out of sequence */
+	SL_EFENCED = -15,   /* an idempotent producer's epoch is older than the
+			       partition's (fenced) */
 };
 
 /* A short, static description of an error code. Never NULL. */

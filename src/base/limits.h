@@ -98,8 +98,9 @@
 #define SL_CONFIGS_MAX 1000
 
 /* (topic, partition, producer id) entries of idempotent producer state
- * kept (agent/producers.c). It is a cache reseeded from the metadata
- * store, so past this it starts over rather than grow without bound. */
+ * kept (agent/producers.c). It is a cache in front of the commit's check
+ * against the metadata store, so past this it starts over rather than
+ * grow without bound. */
 #define SL_PRODUCERS_ENTRIES_MAX 200000
 
 /* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by

@@ -233,8 +233,159 @@ void meta_topic_out_fill(struct meta_topic *out, const char *name, int32_t parti
 void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
 {
 	for (size_t k = 0; k < count; k++)
-		for (size_t i = 0; i < objs[k].n; i++)
+		for (size_t i = 0; i < objs[k].n; i++) {
 			objs[k].batches[i].base_offset = -1;
+			objs[k].batches[i].result = META_BATCH_NO_PARTITION;
+		}
+}
+
+/* ---- idempotent producers' state (meta_int.h) ---- */
+
+static int cmp_pstate(const void *a, const void *b)
+{
+	const struct meta_pstate *x = a, *y = b;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	if (x->partition != y->partition)
+		return x->partition < y->partition ? -1 : 1;
+	return (x->producer_id > y->producer_id) - (x->producer_id < y->producer_id);
+}
+
+int meta_pstates_collect(const struct meta_commit_obj *objs, size_t count,
+			 struct meta_pstates *s)
+{
+	size_t total = 0, k = 0;
+	s->v = NULL;
+	s->n = 0;
+	for (size_t i = 0; i < count; i++)
+		for (size_t j = 0; j < objs[i].n; j++)
+			total += meta_batch_idempotent(&objs[i].batches[j]);
+	if (!total)
+		return 0;
+	s->v = calloc(total, sizeof *s->v);
+	if (!s->v)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < count; i++)
+		for (size_t j = 0; j < objs[i].n; j++) {
+			const struct meta_commit_batch *b = &objs[i].batches[j];
+			if (meta_batch_idempotent(b))
+				s->v[k++] = (struct meta_pstate){ .tid = b->tid, .partition = b->partition,
+								  .producer_id = b->producer_id,
+								  .epoch = -1 };
+		}
+	qsort(s->v, total, sizeof *s->v, cmp_pstate);
+	size_t u = 0;
+	for (size_t i = 0; i < total; i++)
+		if (u == 0 || cmp_pstate(&s->v[u - 1], &s->v[i]) != 0)
+			s->v[u++] = s->v[i];
+	s->n = u;
+	return 0;
+}
+
+struct meta_pstate *meta_pstates_find(struct meta_pstates *s, int64_t tid, int32_t partition,
+				      int64_t producer_id)
+{
+	struct meta_pstate key = { .tid = tid, .partition = partition, .producer_id = producer_id };
+	return s->n ? bsearch(&key, s->v, s->n, sizeof *s->v, cmp_pstate) : NULL;
+}
+
+/* Kafka's inSequence: the next sequence, wrapping past INT32_MAX to 0. */
+static bool in_sequence(int32_t last, int32_t next)
+{
+	return (int64_t)next == (int64_t)last + 1 || (next == 0 && last == INT32_MAX);
+}
+
+enum meta_batch_result meta_pstate_check(const struct meta_pstate *st,
+					 const struct meta_commit_batch *b, int64_t *dup_offset)
+{
+	if (st->epoch < 0)
+		return META_BATCH_APPENDED; /* no state: any sequence */
+	if (b->producer_epoch == st->epoch)
+		for (int i = 0; i < st->count; i++)
+			if (st->batches[i].base_sequence == b->base_sequence &&
+			    st->batches[i].last_sequence == b->last_sequence) {
+				*dup_offset = st->batches[i].base_offset;
+				return META_BATCH_DUPLICATE;
+			}
+	if (b->producer_epoch < st->epoch)
+		return META_BATCH_FENCED;
+	if (b->producer_epoch != st->epoch)
+		return b->base_sequence == 0 ? META_BATCH_APPENDED : META_BATCH_OUT_OF_ORDER;
+	if (st->count > 0 && !in_sequence(st->batches[st->count - 1].last_sequence, b->base_sequence))
+		return META_BATCH_OUT_OF_ORDER;
+	return META_BATCH_APPENDED;
+}
+
+void meta_pstate_append(struct meta_pstate *st, const struct meta_commit_batch *b)
+{
+	if (b->producer_epoch != st->epoch) {
+		st->epoch = b->producer_epoch;
+		st->count = 0;
+	}
+	if (st->count == META_PRODUCER_BATCHES) {
+		memmove(&st->batches[0], &st->batches[1],
+			sizeof st->batches[0] * (META_PRODUCER_BATCHES - 1));
+		st->count--;
+	}
+	st->batches[st->count++] = (struct meta_pstate_batch){ b->base_sequence, b->last_sequence,
+							       b->base_offset };
+	st->dirty = true;
+}
+
+void meta_pstate_format(const struct meta_pstate *st, char *out)
+{
+	size_t len = 0;
+	out[0] = 0;
+	for (int i = 0; i < st->count; i++)
+		len += (size_t)snprintf(out + len, META_PSTATE_TEXT_BYTES - len, "%s%" PRId32 ":%" PRId32
+					":%" PRId64, i ? " " : "", st->batches[i].base_sequence,
+					st->batches[i].last_sequence, st->batches[i].base_offset);
+}
+
+static int cmp_pstate_batch(const void *a, const void *b)
+{
+	const struct meta_pstate_batch *x = a, *y = b;
+	return (x->base_offset > y->base_offset) - (x->base_offset < y->base_offset);
+}
+
+/* Sorted by offset after reading: the schema upgrade fills the column
+ * with SQLite's group_concat, whose order is not defined. */
+int meta_pstate_parse(struct meta_pstate *st, int64_t epoch, const char *text)
+{
+	st->count = 0;
+	st->loaded = true;
+	st->epoch = -1;
+	const char *p = text;
+	while (*p == ' ')
+		p++;
+	while (*p) {
+		char *end;
+		long long v[3];
+		for (int k = 0; k < 3; k++) {
+			errno = 0;
+			v[k] = strtoll(p, &end, 10);
+			if (end == p || errno || (k < 2 && (v[k] < 0 || v[k] > INT32_MAX)) ||
+			    (k < 2 ? *end != ':' : (*end != ' ' && *end != 0)))
+				goto bad;
+			p = end + (k < 2);
+		}
+		if (st->count == META_PRODUCER_BATCHES)
+			goto bad;
+		st->batches[st->count++] = (struct meta_pstate_batch){ (int32_t)v[0], (int32_t)v[1],
+								       (int64_t)v[2] };
+		while (*p == ' ')
+			p++;
+	}
+	if (epoch < 0 || epoch > INT16_MAX)
+		goto bad;
+	qsort(st->batches, (size_t)st->count, sizeof st->batches[0], cmp_pstate_batch);
+	st->epoch = (int16_t)epoch;
+	return 0;
+bad:
+	log_error("metadata store: producer %" PRId64 " of partition %" PRId32 " of topic %" PRId64
+		  ": unreadable state '%.64s'", st->producer_id, st->partition, st->tid, text);
+	st->count = 0;
+	return SL_ECORRUPT;
 }
 
 int meta_commit_check(struct meta_commit_obj *objs, size_t count)

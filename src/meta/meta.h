@@ -93,6 +93,27 @@ struct meta_trim {
 				    the caller serves) */
 };
 
+/* What a commit made of one batch (meta_commit_batch.result). An
+ * idempotent batch (producer_id >= 0, base_sequence >= 0) is checked
+ * against its producer's state in the partition inside the commit
+ * transaction, as Kafka 3.9 checks an append: a retry of one of the
+ * producer's last META_PRODUCER_BATCHES batches (same epoch, same first
+ * and last sequence) is a duplicate, an older epoch is fenced, a new
+ * epoch must start at sequence 0 and a batch of the current one must
+ * continue the sequence. A batch that gets no row keeps its bytes in the
+ * object, where nothing references them (the object's live_bytes never
+ * counted them). */
+enum meta_batch_result {
+	META_BATCH_APPENDED,      /* a row, at base_offset */
+	META_BATCH_DUPLICATE,     /* no row: base_offset is the original's */
+	META_BATCH_OUT_OF_ORDER,  /* no row: OUT_OF_ORDER_SEQUENCE_NUMBER */
+	META_BATCH_FENCED,        /* no row: INVALID_PRODUCER_EPOCH */
+	META_BATCH_NO_PARTITION,  /* no row: the partition was deleted */
+};
+/* Batches of a producer's state per partition (Kafka's
+ * max.in.flight.requests.per.connection for idempotence). */
+#define META_PRODUCER_BATCHES 5
+
 /* One batch of a sealed object, as passed to meta_commit_object. The
  * store assigns base_offset = partition's high watermark, and advances the
  * high watermark by record_count (via last_offset_delta + 1). */
@@ -109,8 +130,9 @@ struct meta_commit_batch {
 	int32_t base_sequence;
 	int32_t last_sequence;
 	/* out: */
-	int64_t base_offset;    /* assigned by the commit; -1 if the partition
-				   no longer exists (topic deleted meanwhile) */
+	int64_t base_offset;    /* assigned by the commit (the original's for a
+				   duplicate); -1 when the batch got no offset */
+	enum meta_batch_result result;
 };
 
 /* A sealed object to commit: its key, size and batches. */
@@ -185,14 +207,6 @@ struct meta_object {
 	int64_t live_bytes;
 	bool deleting;              /* state 'deleting' (a collector began) */
 	int64_t created_ms;
-};
-
-/* An idempotent producer's batch, for rebuilding its sequence state. */
-struct meta_producer_batch {
-	int64_t base_offset;
-	int16_t producer_epoch;
-	int32_t base_sequence;
-	int32_t last_sequence;
 };
 
 /* One agent of the registry (agents table). Its endpoints are one per
@@ -322,14 +336,11 @@ struct meta_methods {
 	int (*max_timestamp)(struct meta *m, int64_t tid, int32_t partition,
 			     int64_t *offset, int64_t *timestamp);
 
-	/* Consumer groups (may be NULL in a backend without them). */
-	int (*producer_recent)(struct meta *m, int64_t tid, int32_t partition,
-			       int64_t producer_id, struct meta_producer_batch *rows,
-			       size_t max_rows, size_t *n);
 	/* Take count consecutive producer ids: *first .. *first + count - 1,
 	 * never handed out before by any agent of this store (SL_ELIMIT when
 	 * the id space is used up). */
 	int (*producer_ids_alloc)(struct meta *m, int64_t count, int64_t *first);
+	/* Consumer groups (may be NULL in a backend without them). */
 	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
 	int (*offset_fetch)(struct meta *m, const char *group_id,
 			    struct meta_committed_offset **out, size_t *n);
@@ -474,9 +485,12 @@ static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
 				      const struct meta_trim *t, int64_t *log_start)
 { return m->m->partition_trim ? m->m->partition_trim(m, tid, p, t, log_start) : SL_EUNSUPPORTED; }
 /* One transaction: insert the object row, then for each batch in order
- * assign base_offset from its partition's high watermark and insert the
- * batch row. Batches of partitions that no longer exist get base_offset
- * -1 and no row. Durable (synchronous) when it returns 0; SL_EMETA
+ * check an idempotent producer's batch against its state (enum
+ * meta_batch_result) and, if it is appended, assign base_offset from its
+ * partition's high watermark, insert the batch row and update the
+ * producer's state. Batches of partitions that no longer exist get
+ * base_offset -1 and no row. Each batch's result says what happened.
+ * The object's live_bytes counts the appended batches only. Durable (synchronous) when it returns 0; SL_EMETA
  * otherwise, with nothing committed. [pool: commit]: an fsync; waits
  * behind a topic delete or a trim chunk. */
 static inline int meta_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t n)
@@ -568,12 +582,6 @@ static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int
 #define META_PRODUCER_ID_BLOCK_MAX 1000000
 static inline int meta_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
 { return m->m->producer_ids_alloc ? m->m->producer_ids_alloc(m, count, first) : SL_EUNSUPPORTED; }
-/* A producer's newest batches in a partition (newest first, at most
- * max_rows), looking only at the partition's last 1,000 batches. [loop]
- * (a bounded scan). */
-static inline int meta_producer_recent(struct meta *m, int64_t tid, int32_t p, int64_t pid,
-				       struct meta_producer_batch *rows, size_t max_rows, size_t *n)
-{ return m->m->producer_recent ? m->m->producer_recent(m, tid, p, pid, rows, max_rows, n) : SL_EUNSUPPORTED; }
 /* Store committed offsets (insert or replace), all rows in one
  * transaction, durable when it returns 0; SL_EMETA with nothing stored
  * otherwise. [pool: offsets]: an fsync. SL_EUNSUPPORTED if the backend

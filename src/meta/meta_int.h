@@ -48,6 +48,60 @@ void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count);
  * SL_EMETA (logged) when an object's key was sealed before it. */
 int meta_commit_fence_check(const struct meta_commit_obj *objs, size_t count, int64_t fence_ms);
 
+/* ---- idempotent producers' state, checked inside the commit
+ * transaction (meta.h, enum meta_batch_result) ----
+ * The producer_state table holds one row per (tid, partition, producer
+ * id): the epoch and the producer's last META_PRODUCER_BATCHES batches
+ * (first and last sequence, base offset) as text, "bseq:lseq:offset"
+ * oldest first, separated by spaces. Only commits write it, under the
+ * partition's write lock (SQLite's, PostgreSQL's row lock on the
+ * partition), so a commit reads its rows after taking that lock. */
+struct meta_pstate_batch {
+	int32_t base_sequence, last_sequence;
+	int64_t base_offset;
+};
+struct meta_pstate {
+	int64_t tid;
+	int32_t partition;
+	int64_t producer_id;
+	int16_t epoch;       /* -1: no state (any sequence is accepted) */
+	int count;           /* batches[0, count), oldest first */
+	struct meta_pstate_batch batches[META_PRODUCER_BATCHES];
+	bool loaded;         /* read from the store in this transaction */
+	bool dirty;          /* to be written back */
+};
+/* The distinct producers a commit's idempotent batches name, sorted (a
+ * bsearch per batch). */
+struct meta_pstates {
+	struct meta_pstate *v;
+	size_t n;
+};
+/* Whether a commit batch is an idempotent producer's. */
+static inline bool meta_batch_idempotent(const struct meta_commit_batch *b)
+{
+	return b->producer_id >= 0 && b->base_sequence >= 0;
+}
+/* Fills *s with the producers of objs' idempotent batches, each with no
+ * state and not loaded. 0 or SL_ENOMEM; free s->v with free(). */
+int meta_pstates_collect(const struct meta_commit_obj *objs, size_t count,
+			 struct meta_pstates *s);
+struct meta_pstate *meta_pstates_find(struct meta_pstates *s, int64_t tid, int32_t partition,
+				      int64_t producer_id);
+/* The verdict for b against st (Kafka 3.9's duplicate, epoch and sequence
+ * checks, in that order); *dup_offset gets the original's base offset of a
+ * duplicate. */
+enum meta_batch_result meta_pstate_check(const struct meta_pstate *st,
+					 const struct meta_commit_batch *b, int64_t *dup_offset);
+/* b was appended at b->base_offset: st takes it (a new epoch starts the
+ * batches over; the oldest of a full set leaves). */
+void meta_pstate_append(struct meta_pstate *st, const struct meta_commit_batch *b);
+/* The batches column: out holds META_PSTATE_TEXT_BYTES. */
+#define META_PSTATE_TEXT_BYTES 256
+void meta_pstate_format(const struct meta_pstate *st, char *out);
+/* A stored row into st (sets epoch, batches, loaded). SL_ECORRUPT (logged)
+ * for text this file did not write. */
+int meta_pstate_parse(struct meta_pstate *st, int64_t epoch, const char *text);
+
 /* The retention scan of meta_partition_trim, fed the partition's rows
  * from the log start on, oldest first: time first (stopping at the first
  * batch not expired), then size. */

@@ -20,10 +20,13 @@
  * takes row locks. A commit takes the gc fence row FOR SHARE (gc's raise
  * updates it, so the two serialize as in SQLite), then the rows of every
  * partition it writes FOR UPDATE in (tid, partition) order (two agents
- * committing to the same partitions queue, never deadlock), assigns the
- * offsets from the high watermarks it read, and writes object, batch and
- * high-watermark rows in one statement: five round trips per group of
- * objects, whatever their batch count.
+ * committing to the same partitions queue, never deadlock), reads the
+ * producer_state rows of its idempotent batches (a statement of its own,
+ * after the locks: its snapshot holds every earlier commit to those
+ * partitions), judges those batches and assigns the offsets from the
+ * high watermarks it read, and writes object, batch, high-watermark and
+ * producer-state rows in one statement: five round trips per group of
+ * objects (six with idempotent batches), whatever their batch count.
  *
  * A connection found broken is reset (PQreset) before its next call; the
  * call in flight fails with SL_EMETA.
@@ -32,7 +35,7 @@
  * batch index (storage/batch_index.c) and the rest from batches_from_many
  * on the "read" connection in a pool job (storage/reader.c). Known gap
  * (the next step of issue 12): the other [loop] calls (partition_get,
- * ListOffsets' lookups, producer_recent, offset_fetch) are still blocking
+ * ListOffsets' lookups, offset_fetch) are still blocking
  * round trips on the event loop thread, a fraction of a millisecond on
  * loopback and as long as the network or a stalled server takes
  * otherwise. */
@@ -54,8 +57,8 @@
 
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
- * version 4, 3 its version 5, 4 its version 6. */
-#define PG_SCHEMA_VERSION 4
+ * version 4, 3 its version 5, 4 its version 6, 5 its version 7. */
+#define PG_SCHEMA_VERSION 5
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -168,6 +171,27 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" incarnation bigint NOT NULL,"
 	" epoch bigint NOT NULL,"
 	" expires_ms bigint NOT NULL);",
+	/* 5: idempotent producers' state per partition (SQLite's version 7),
+	 * filled from the batch rows: each producer's newest batches (up to
+	 * 5 of its newest epoch), as the agents seeded it before. */
+	"CREATE TABLE producer_state ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" producer_id bigint NOT NULL,"
+	" producer_epoch integer NOT NULL,"
+	" batches text NOT NULL,"
+	" updated_ms bigint NOT NULL,"
+	" PRIMARY KEY (tid, partition, producer_id));"
+	"INSERT INTO producer_state (tid, partition, producer_id, producer_epoch, batches, updated_ms)"
+	" SELECT tid, partition, producer_id, max(producer_epoch),"
+	"  string_agg(base_sequence || ':' || last_sequence || ':' || base_offset, ' '"
+	"   ORDER BY last_offset),"
+	"  (extract(epoch FROM now()) * 1000)::bigint"
+	" FROM (SELECT b.*, row_number() OVER w AS rn, first_value(producer_epoch) OVER w AS newest"
+	"  FROM batches AS b WHERE producer_id >= 0 AND base_sequence >= 0"
+	"  WINDOW w AS (PARTITION BY tid, partition, producer_id ORDER BY last_offset DESC)) AS r"
+	" WHERE rn <= 5 AND producer_epoch = newest"
+	" GROUP BY tid, partition, producer_id;",
 };
 
 enum stmt {
@@ -205,7 +229,8 @@ enum stmt {
 	ST_BATCHES_FROM_MANY,
 	ST_OFFSET_FOR_TIMESTAMP,
 	ST_MAX_TIMESTAMP,
-	ST_PRODUCER_RECENT,
+	ST_PSTATE_READ,
+	ST_PSTATE_DELETE_TOPIC,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
@@ -281,7 +306,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ON p.tid = u.tid AND p.partition = u.partition"
 		" ORDER BY p.tid, p.partition FOR UPDATE OF p",
 	/* Objects, their batch rows (y.obj: the 1-based index of the batch's
-	 * object in $1) and the new high watermarks, in one statement. */
+	 * object in $1), the new high watermarks and the producers' states,
+	 * in one statement. */
 	[ST_COMMIT_WRITE] = "WITH o AS ("
 		" INSERT INTO objects (key, size, live_bytes, state, created_ms)"
 		" SELECT k, s, l, 'live', $4::bigint FROM unnest($1::text[], $2::bigint[], $3::bigint[])"
@@ -298,7 +324,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" JOIN o ON o.key = ($1::text[])[y.obj]),"
 		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm"
 		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[]) AS z(tid, partition, hwm)"
-		" WHERE p.tid = z.tid AND p.partition = z.partition)"
+		" WHERE p.tid = z.tid AND p.partition = z.partition),"
+		" s AS (INSERT INTO producer_state (tid, partition, producer_id, producer_epoch,"
+		"  batches, updated_ms)"
+		" SELECT v.tid, v.partition, v.pid, v.epoch, v.batches, $4::bigint"
+		" FROM unnest($21::bigint[], $22::integer[], $23::bigint[], $24::integer[], $25::text[])"
+		"  AS v(tid, partition, pid, epoch, batches)"
+		" ON CONFLICT (tid, partition, producer_id) DO UPDATE SET"
+		"  producer_epoch = excluded.producer_epoch, batches = excluded.batches,"
+		"  updated_ms = excluded.updated_ms)"
 		" SELECT count(*) FROM o",
 	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = $1",
 	[ST_BATCHES_TRIM_SCAN] = "SELECT b.last_offset, b.length, CASE WHEN b.max_timestamp >= 0"
@@ -338,10 +372,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
 		"  WHERE tid = $1 AND partition = $2)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
-	[ST_PRODUCER_RECENT] = "SELECT base_offset, producer_epoch, base_sequence, last_sequence"
-		" FROM (SELECT * FROM batches WHERE tid = $1 AND partition = $2"
-		"  ORDER BY last_offset DESC LIMIT 1000) AS r"
-		" WHERE producer_id = $3 ORDER BY last_offset DESC LIMIT $4",
+	/* After ST_COMMIT_LOCK, in a statement of its own: its snapshot then
+	 * holds every commit to those partitions before this one. */
+	[ST_PSTATE_READ] = "SELECT s.tid, s.partition, s.producer_id, s.producer_epoch, s.batches"
+		" FROM producer_state AS s"
+		" JOIN unnest($1::bigint[], $2::integer[], $3::bigint[]) AS u(tid, partition, pid)"
+		" ON s.tid = u.tid AND s.partition = u.partition AND s.producer_id = u.pid",
+	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = $1",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + $1"
 		" WHERE id = 1 AND next_producer_id <= $2 RETURNING next_producer_id - $1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -463,7 +500,7 @@ static int pg_fail(struct pg_conn *c, const PGresult *r, const char *what)
 }
 
 /* Text parameters of one statement; arrays and strings point elsewhere. */
-#define PG_PARAMS_MAX 20
+#define PG_PARAMS_MAX 26
 struct pg_params {
 	int n;
 	const char *v[PG_PARAMS_MAX];
@@ -866,6 +903,7 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 	static const enum stmt deletes[] = {
 		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
 		ST_BATCH_DELETE_TOPIC,
+		ST_PSTATE_DELETE_TOPIC,
 		ST_PARTITION_DELETE_TOPIC,
 		ST_OFFSET_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
@@ -1336,10 +1374,11 @@ static int commit_parts(const struct meta_commit_obj *objs, size_t count,
 	return 0;
 }
 
-/* The commit's array parameters ($1..$20 of ST_COMMIT_WRITE but $4). */
+/* The commit's array parameters ($1..$25 of ST_COMMIT_WRITE but $4). */
 enum {
 	CA_KEY, CA_SIZE, CA_LIVE, CA_OBJ, CA_TID, CA_PART, CA_BASE, CA_LAST, CA_POS, CA_LEN,
-	CA_CNT, CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_HTID, CA_HPART, CA_HWM, CA_COUNT
+	CA_CNT, CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_HTID, CA_HPART, CA_HWM,
+	CA_STID, CA_SPART, CA_SPID, CA_SEPOCH, CA_SBATCHES, CA_COUNT
 };
 
 struct commit_txn {
@@ -1347,7 +1386,45 @@ struct commit_txn {
 	size_t count;
 	struct commit_part *parts;
 	size_t nparts;
+	struct meta_pstates pstates;
 };
+
+/* The states of the commit's idempotent producers, read after the
+ * partitions are locked (commits write them only under those locks). */
+static int pstates_read(struct pg_conn *c, struct meta_pstates *ps)
+{
+	for (size_t i = 0; i < ps->n; i++) /* a rerun starts afresh */
+		ps->v[i] = (struct meta_pstate){ .tid = ps->v[i].tid, .partition = ps->v[i].partition,
+						 .producer_id = ps->v[i].producer_id, .epoch = -1,
+						 .loaded = true };
+	if (!ps->n)
+		return 0;
+	struct pg_text tid = { 0 }, part = { 0 }, pid = { 0 };
+	for (size_t i = 0; i < ps->n; i++) {
+		tx_i64(&tid, ps->v[i].tid);
+		tx_i64(&part, ps->v[i].partition);
+		tx_i64(&pid, ps->v[i].producer_id);
+	}
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&tid));
+	p_str(&p, tx_end(&part));
+	p_str(&p, tx_end(&pid));
+	int rc = SL_ENOMEM;
+	PGresult *r = NULL;
+	if (p.v[0] && p.v[1] && p.v[2])
+		rc = pg_run(c, ST_PSTATE_READ, &p, &r, "reading producers' states");
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct meta_pstate *st = meta_pstates_find(ps, v_i64(r, i, 0), (int32_t)v_i64(r, i, 1),
+							   v_i64(r, i, 2));
+		if (st)
+			rc = meta_pstate_parse(st, v_i64(r, i, 3), PQgetvalue(r, i, 4));
+	}
+	PQclear(r);
+	free(tid.p);
+	free(part.p);
+	free(pid.p);
+	return rc;
+}
 
 /* Locks the partitions' rows in (tid, partition) order and reads their
  * high watermarks; a partition without a row (its topic deleted) stays
@@ -1396,6 +1473,8 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 	rc = meta_commit_fence_check(x->objs, x->count, fence);
 	if (!rc)
 		rc = commit_lock(c, x);
+	if (!rc)
+		rc = pstates_read(c, &x->pstates);
 	if (rc)
 		return rc;
 	/* Offsets: each partition's batches in their given order, objects
@@ -1410,7 +1489,14 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 			struct commit_part *cp = part_find(x->parts, x->nparts, b->tid, b->partition);
 			if (!cp || !cp->found)
 				continue; /* deleted meanwhile: base_offset stays -1 */
+			struct meta_pstate *st = meta_batch_idempotent(b)
+				? meta_pstates_find(&x->pstates, b->tid, b->partition, b->producer_id) : NULL;
+			b->result = st ? meta_pstate_check(st, b, &b->base_offset) : META_BATCH_APPENDED;
+			if (b->result != META_BATCH_APPENDED)
+				continue; /* its bytes stay in the object, dead */
 			b->base_offset = cp->hwm;
+			if (st)
+				meta_pstate_append(st, b);
 			cp->hwm += (int64_t)b->last_offset_delta + 1;
 			live += b->length;
 			tx_i64(&a[CA_OBJ], (int64_t)k + 1);
@@ -1438,6 +1524,18 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		tx_i64(&a[CA_HPART], x->parts[i].partition);
 		tx_i64(&a[CA_HWM], x->parts[i].hwm);
 	}
+	for (size_t i = 0; i < x->pstates.n; i++) {
+		const struct meta_pstate *st = &x->pstates.v[i];
+		if (!st->dirty)
+			continue;
+		char text[META_PSTATE_TEXT_BYTES];
+		meta_pstate_format(st, text);
+		tx_i64(&a[CA_STID], st->tid);
+		tx_i64(&a[CA_SPART], st->partition);
+		tx_i64(&a[CA_SPID], st->producer_id);
+		tx_i64(&a[CA_SEPOCH], st->epoch);
+		tx_str(&a[CA_SBATCHES], text);
+	}
 	struct pg_params p = { 0 };
 	for (int i = 0; i < CA_COUNT; i++) {
 		if (i == CA_OBJ)
@@ -1458,11 +1556,14 @@ static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	int rc = meta_commit_check(objs, count);
 	if (rc)
 		return rc;
-	struct commit_txn x = { objs, count, NULL, 0 };
+	struct commit_txn x = { objs, count, NULL, 0, { NULL, 0 } };
 	rc = commit_parts(objs, count, &x.parts, &x.nparts);
+	if (!rc)
+		rc = meta_pstates_collect(objs, count, &x.pstates);
 	if (!rc)
 		rc = pg_txn(&pg_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
 	free(x.parts);
+	free(x.pstates.v);
 	if (rc) /* nothing was committed: no batch has an offset */
 		meta_commit_offsets_clear(objs, count);
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
@@ -1599,34 +1700,6 @@ static int pg_max_timestamp(struct meta *m, int64_t tid, int32_t partition, int6
 {
 	return offset_ts_query(&pg_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL, offset,
 			       timestamp, "finding the max timestamp");
-}
-
-static int pg_producer_recent(struct meta *m, int64_t tid, int32_t partition,
-			      int64_t producer_id, struct meta_producer_batch *rows,
-			      size_t max_rows, size_t *n)
-{
-	*n = 0;
-	if (max_rows == 0)
-		return 0;
-	struct pg_params p = { 0 };
-	p_i64(&p, tid);
-	p_i64(&p, partition);
-	p_i64(&p, producer_id);
-	p_i64(&p, (int64_t)(max_rows > INT32_MAX ? INT32_MAX : max_rows));
-	PGresult *r;
-	int rc = pg_call(&pg_of(m)->loop, ST_PRODUCER_RECENT, &p, &r,
-			 "reading a producer's batches");
-	if (rc)
-		return rc;
-	for (int i = 0; i < PQntuples(r) && *n < max_rows; i++) {
-		struct meta_producer_batch *b = &rows[(*n)++];
-		b->base_offset = v_i64(r, i, 0);
-		b->producer_epoch = (int16_t)v_i64(r, i, 1);
-		b->base_sequence = (int32_t)v_i64(r, i, 2);
-		b->last_sequence = (int32_t)v_i64(r, i, 3);
-	}
-	PQclear(r);
-	return 0;
 }
 
 /* One statement, so one transaction; the row lock makes concurrent
@@ -2449,7 +2522,6 @@ static const struct meta_methods postgres_methods = {
 	.batches_from = pg_batches_from,
 	.offset_for_timestamp = pg_offset_for_timestamp,
 	.max_timestamp = pg_max_timestamp,
-	.producer_recent = pg_producer_recent,
 	.producer_ids_alloc = pg_producer_ids_alloc,
 	.offset_commit = pg_offset_commit,
 	.offset_fetch = pg_offset_fetch,

@@ -51,12 +51,14 @@
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
+#include "base/sl_assert.h"
 
 /* 2: gc_fence (a version-1 database gains it when opened); 3: the
  * objects_dead index; 4: the agent registry (agents as it is now, which
  * replaces an unused placeholder, and cluster's counters); 5: SCRAM
- * credentials; 6: leases. */
-#define SCHEMA_VERSION 6
+ * credentials; 6: leases; 7: producer_state (filled from the batch rows
+ * on the upgrade). */
+#define SCHEMA_VERSION 7
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -120,6 +122,17 @@ static const char schema_sql[] =
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
 	" next_producer_id INTEGER NOT NULL);"
 	"INSERT OR IGNORE INTO producer_ids (id, next_producer_id) VALUES (1, 0);"
+	/* Idempotent producers' state per partition (version 7), written by
+	 * the commits that append their batches (meta_int.h: the batches
+	 * column's format). */
+	"CREATE TABLE IF NOT EXISTS producer_state ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" producer_epoch INTEGER NOT NULL,"
+	" batches TEXT NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" PRIMARY KEY (tid, partition, producer_id)) WITHOUT ROWID;"
 	/* The agent registry (version 4): one row per live agent; a row
 	 * whose heartbeat is older than the lease is a dead agent's. */
 	"CREATE TABLE IF NOT EXISTS agents ("
@@ -167,6 +180,22 @@ static const char schema_sql[] =
 	" epoch INTEGER NOT NULL,"
 	" expires_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* The upgrade to version 7: each idempotent producer's state from its
+ * newest batch rows (up to 5 of its newest epoch), as the agents seeded
+ * it before. group_concat's order is not defined; meta_pstate_parse
+ * sorts. */
+static const char producer_state_fill_sql[] =
+	"INSERT OR IGNORE INTO producer_state (tid, partition, producer_id, producer_epoch,"
+	" batches, updated_ms)"
+	" SELECT tid, partition, producer_id, max(producer_epoch),"
+	"  group_concat(base_sequence || ':' || last_sequence || ':' || base_offset, ' '),"
+	"  CAST(strftime('%s', 'now') AS INTEGER) * 1000"
+	" FROM (SELECT b.*, row_number() OVER w AS rn, first_value(producer_epoch) OVER w AS newest"
+	"  FROM batches AS b WHERE producer_id >= 0 AND base_sequence >= 0"
+	"  WINDOW w AS (PARTITION BY tid, partition, producer_id ORDER BY last_offset DESC))"
+	" WHERE rn <= 5 AND producer_epoch = newest"
+	" GROUP BY tid, partition, producer_id";
+
 enum stmt {
 	ST_BEGIN,
 	ST_BEGIN_READ,
@@ -210,7 +239,9 @@ enum stmt {
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
 	ST_GROUP_LIST,
-	ST_PRODUCER_RECENT,
+	ST_PSTATE_GET,
+	ST_PSTATE_PUT,
+	ST_PSTATE_DELETE_TOPIC,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
@@ -325,12 +356,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
 		"  WHERE tid = ?1 AND partition = ?2)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
-	/* The producer's newest batches among the partition's last 1,000: a
-	 * bounded scan backwards along the primary key. */
-	[ST_PRODUCER_RECENT] = "SELECT base_offset, producer_epoch, base_sequence, last_sequence"
-		" FROM (SELECT * FROM batches WHERE tid = ?1 AND partition = ?2"
-		"  ORDER BY last_offset DESC LIMIT 1000)"
-		" WHERE producer_id = ?3 ORDER BY last_offset DESC LIMIT ?4",
+	[ST_PSTATE_GET] = "SELECT producer_epoch, batches FROM producer_state"
+		" WHERE tid = ?1 AND partition = ?2 AND producer_id = ?3",
+	[ST_PSTATE_PUT] = "INSERT INTO producer_state (tid, partition, producer_id, producer_epoch,"
+		" batches, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+		" ON CONFLICT (tid, partition, producer_id) DO UPDATE SET"
+		" producer_epoch = excluded.producer_epoch, batches = excluded.batches,"
+		" updated_ms = excluded.updated_ms",
+	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = ?1",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + ?1"
 		" WHERE id = 1 AND next_producer_id <= ?2 RETURNING next_producer_id - ?1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -556,6 +589,8 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 			rc = conn_pragma(c, "DROP TABLE IF EXISTS agents");
 		if (!rc)
 			rc = conn_pragma(c, schema_sql);
+		if (!rc && version > 0 && version < 7)
+			rc = conn_pragma(c, producer_state_fill_sql);
 		if (rc)
 			goto out_rollback;
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -833,6 +868,7 @@ static int topic_delete_body(struct sq_conn *c, void *arg)
 {
 	static const enum stmt deletes[] = {
 		ST_OFFSET_DELETE_TOPIC,
+		ST_PSTATE_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
@@ -1584,10 +1620,72 @@ static int batch_insert(struct sq_conn *c, int64_t oid, const struct meta_commit
 	return sq_exec_stmt(c, st, "inserting a batch");
 }
 
+/* A producer's state, read on its first batch in the transaction (the
+ * write lock is held: no other commit changes it meanwhile). */
+static int pstate_load(struct sq_conn *c, struct meta_pstate *st)
+{
+	if (st->loaded)
+		return 0;
+	sqlite3_stmt *q = sq_stmt(c, ST_PSTATE_GET);
+	sqlite3_bind_int64(q, 1, st->tid);
+	sqlite3_bind_int(q, 2, st->partition);
+	sqlite3_bind_int64(q, 3, st->producer_id);
+	int step = sqlite3_step(q), rc = 0;
+	if (step == SQLITE_ROW)
+		rc = meta_pstate_parse(st, sqlite3_column_int64(q, 0),
+				       (const char *)sqlite3_column_text(q, 1));
+	else if (step == SQLITE_DONE)
+		st->loaded = true;
+	else
+		rc = sq_fail(c, "reading a producer's state");
+	sqlite3_reset(q);
+	return rc;
+}
+
+/* The states the transaction changed, written back at its end. */
+static int pstates_store(struct sq_conn *c, const struct meta_pstates *ps)
+{
+	int64_t now = clock_wall_ms();
+	for (size_t i = 0; i < ps->n; i++) {
+		const struct meta_pstate *st = &ps->v[i];
+		if (!st->dirty)
+			continue;
+		char text[META_PSTATE_TEXT_BYTES];
+		meta_pstate_format(st, text);
+		sqlite3_stmt *q = sq_stmt(c, ST_PSTATE_PUT);
+		sqlite3_bind_int64(q, 1, st->tid);
+		sqlite3_bind_int(q, 2, st->partition);
+		sqlite3_bind_int64(q, 3, st->producer_id);
+		sqlite3_bind_int(q, 4, st->epoch);
+		sqlite3_bind_text(q, 5, text, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(q, 6, now);
+		int rc = sq_exec_stmt(c, q, "writing a producer's state");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* An idempotent batch against its producer's state: b->result and, for a
+ * duplicate, b->base_offset. */
+static int pstate_judge(struct sq_conn *c, struct meta_pstates *ps, struct meta_commit_batch *b)
+{
+	b->result = META_BATCH_APPENDED;
+	if (!meta_batch_idempotent(b))
+		return 0;
+	struct meta_pstate *st = meta_pstates_find(ps, b->tid, b->partition, b->producer_id);
+	SL_ASSERT(st, "producer %" PRId64 " not collected", b->producer_id);
+	int rc = pstate_load(c, st);
+	if (!rc)
+		b->result = meta_pstate_check(st, b, &b->base_offset);
+	return rc;
+}
+
 /* One object's rows, inside the caller's transaction: the object row,
- * then per run of one partition its HWM read once, offsets assigned, the
- * HWM written back once. */
-static int commit_one(struct sq_conn *c, struct meta_commit_obj *o)
+ * then per run of one partition its HWM read once, offsets assigned (to
+ * the batches their producers' states accept), the HWM written back
+ * once. */
+static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_pstates *ps)
 {
 	struct meta_commit_batch *batches = o->batches;
 	size_t n = o->n, *order = NULL;
@@ -1631,10 +1729,18 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o)
 			goto out;
 		for (size_t j = k; j < end; j++) {
 			struct meta_commit_batch *b = &batches[order ? order[j] : j];
+			rc = pstate_judge(c, ps, b);
+			if (rc)
+				goto out;
+			if (b->result != META_BATCH_APPENDED)
+				continue; /* its bytes stay in the object, dead */
 			b->base_offset = hwm;
 			rc = batch_insert(c, oid, b);
 			if (rc)
 				goto out;
+			if (meta_batch_idempotent(b))
+				meta_pstate_append(meta_pstates_find(ps, b->tid, b->partition,
+								     b->producer_id), b);
 			hwm += (int64_t)b->last_offset_delta + 1;
 			live_bytes += b->length;
 		}
@@ -1673,14 +1779,21 @@ static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *o
 struct commit_txn {
 	struct meta_commit_obj *objs;
 	size_t count;
+	struct meta_pstates pstates;
 };
 
 static int commit_objects_body(struct sq_conn *c, void *arg)
 {
 	struct commit_txn *x = arg;
+	for (size_t i = 0; i < x->pstates.n; i++) /* a rerun starts afresh */
+		x->pstates.v[i] = (struct meta_pstate){ .tid = x->pstates.v[i].tid,
+			.partition = x->pstates.v[i].partition,
+			.producer_id = x->pstates.v[i].producer_id, .epoch = -1 };
 	int rc = commit_fence_check(c, x->objs, x->count);
 	for (size_t k = 0; !rc && k < x->count; k++)
-		rc = commit_one(c, &x->objs[k]);
+		rc = commit_one(c, &x->objs[k], &x->pstates);
+	if (!rc)
+		rc = pstates_store(c, &x->pstates);
 	return rc;
 }
 
@@ -1691,8 +1804,11 @@ static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	int rc = meta_commit_check(objs, count);
 	if (rc)
 		return rc;
-	struct commit_txn x = { objs, count };
-	rc = sq_txn(&sq_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+	struct commit_txn x = { objs, count, { NULL, 0 } };
+	rc = meta_pstates_collect(objs, count, &x.pstates);
+	if (!rc)
+		rc = sq_txn(&sq_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+	free(x.pstates.v);
 	if (rc) /* nothing was committed: no batch has an offset */
 		meta_commit_offsets_clear(objs, count);
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
@@ -1760,34 +1876,6 @@ static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
 {
 	return offset_ts_query(&sq_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL,
 			       offset, timestamp, "finding the max timestamp");
-}
-
-static int sq_producer_recent(struct meta *m, int64_t tid, int32_t partition,
-			      int64_t producer_id, struct meta_producer_batch *rows,
-			      size_t max_rows, size_t *n)
-{
-	struct sq_conn *c = &sq_of(m)->loop;
-	int rc = 0, step;
-	*n = 0;
-	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = sq_stmt(c, ST_PRODUCER_RECENT);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	sqlite3_bind_int64(st, 3, producer_id);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)max_rows);
-	while (*n < max_rows && (step = sqlite3_step(st)) == SQLITE_ROW) {
-		struct meta_producer_batch *r = &rows[*n];
-		r->base_offset = sqlite3_column_int64(st, 0);
-		r->producer_epoch = (int16_t)sqlite3_column_int(st, 1);
-		r->base_sequence = sqlite3_column_int(st, 2);
-		r->last_sequence = sqlite3_column_int(st, 3);
-		(*n)++;
-	}
-	if (*n < max_rows && step != SQLITE_DONE)
-		rc = sq_fail(c, "reading a producer's batches");
-	sqlite3_reset(st);
-	pthread_mutex_unlock(&c->lock);
-	return rc;
 }
 
 /* One statement, so one transaction: the block is taken atomically even
@@ -2281,7 +2369,6 @@ static const struct meta_methods sqlite_methods = {
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,
-	.producer_recent = sq_producer_recent,
 	.producer_ids_alloc = sq_producer_ids_alloc,
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,

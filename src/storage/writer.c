@@ -294,23 +294,37 @@ static void fail_successors(struct sealed *s)
 			t->fail_err = s->err;
 }
 
-/* Dense offsets: batches of one partition in an object (sorted by
- * partition, then append order) got consecutive offsets from the commit,
- * each starting where the one before ended, or none at all (partition
- * deleted meanwhile). The agent checks each object against the high
- * watermark it served before. */
+/* Dense offsets: the appended batches of one partition in an object
+ * (sorted by partition, then append order) got consecutive offsets from
+ * the commit, each starting where the one appended before ended (prev:
+ * that one, or NULL), or none at all (partition deleted meanwhile). The
+ * agent checks each object against the high watermark it served before. */
 static void check_dense(const char *key, const struct meta_commit_batch *prev,
 			const struct meta_commit_batch *c)
 {
-	if (prev->tid != c->tid || prev->partition != c->partition) {
-		SL_ASSERT(c->base_offset >= -1, "object %s: base offset %" PRId64, key,
-			  c->base_offset);
+	if (c->result != META_BATCH_APPENDED)
 		return;
-	}
-	int64_t want = prev->base_offset < 0 ? -1 : prev->base_offset + prev->last_offset_delta + 1;
+	SL_ASSERT(c->base_offset >= 0, "object %s: base offset %" PRId64, key, c->base_offset);
+	if (!prev || prev->tid != c->tid || prev->partition != c->partition)
+		return;
+	int64_t want = prev->base_offset + prev->last_offset_delta + 1;
 	SL_ASSERT(c->base_offset == want, "object %s, topic %" PRId64 " partition %" PRId32
 		  ": base offset %" PRId64 " after a batch ending at %" PRId64, key, c->tid,
 		  c->partition, c->base_offset, want - 1);
+}
+
+/* What an appender hears of its batch's commit: 0 and the offset (a
+ * duplicate's is its original's), or why it got none. */
+static int batch_err(const struct meta_commit_batch *c)
+{
+	switch (c->result) {
+	case META_BATCH_APPENDED:
+	case META_BATCH_DUPLICATE: return 0;
+	case META_BATCH_OUT_OF_ORDER: return SL_ESEQUENCE;
+	case META_BATCH_FENCED: return SL_EFENCED;
+	case META_BATCH_NO_PARTITION: break;
+	}
+	return SL_ENOTFOUND;
 }
 
 /* Answer every appender of s and free it; s must be the queue head. */
@@ -332,12 +346,13 @@ static void complete_head(struct writer *w)
 		metrics_object_committed(s->object.len, s->upload_us, s->commit_us);
 		struct writer_committed *cb = calloc(s->count ? s->count : 1, sizeof *cb);
 		size_t k = 0;
+		const struct meta_commit_batch *prev = NULL;
 		for (size_t i = 0; cb && i < s->count; i++) {
 			const struct meta_commit_batch *c = &s->commits[i];
-			if (i > 0)
-				check_dense(s->key, &s->commits[i - 1], c);
-			if (c->base_offset < 0)
+			check_dense(s->key, prev, c);
+			if (c->result != META_BATCH_APPENDED)
 				continue;
+			prev = c;
 			cb[k].tid = c->tid;
 			cb[k].partition = c->partition;
 			cb[k].row = (struct batch_index_row){
@@ -359,12 +374,8 @@ static void complete_head(struct writer *w)
 	w->buffered -= s->bytes;
 	for (size_t i = 0; i < s->count; i++) {
 		const struct pending *p = &s->items[i];
-		if (s->err)
-			p->done(p->arg, s->err, -1);
-		else if (s->commits[i].base_offset < 0)
-			p->done(p->arg, SL_ENOTFOUND, -1);
-		else
-			p->done(p->arg, 0, s->commits[i].base_offset);
+		int err = s->err ? s->err : batch_err(&s->commits[i]);
+		p->done(p->arg, err, err ? -1 : s->commits[i].base_offset);
 	}
 	sealed_free(s);
 }

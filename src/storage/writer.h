@@ -27,8 +27,12 @@ struct objstore;
 struct meta;
 
 /* Called on the loop thread when an appended batch is committed (err 0,
- * base_offset assigned) or has failed (err < 0: SL_ESTORE, SL_EMETA;
- * SL_ENOTFOUND when its partition was deleted before the commit). */
+ * base_offset assigned; for an idempotent producer's retry that the
+ * commit found a duplicate of, the original's offset, and no row) or has
+ * failed (err < 0: SL_ESTORE, SL_EMETA; SL_ENOTFOUND when its partition
+ * was deleted before the commit; SL_ESEQUENCE or SL_EFENCED when the
+ * commit's producer check refused it). A batch that got no row of its
+ * own leaves dead bytes in its object (meta_commit_objects). */
 typedef void (*writer_done_fn)(void *arg, int err, int64_t base_offset);
 
 /* One committed batch, as reported to the commit hook: enough for the

@@ -14,7 +14,9 @@ gone from A within 1 s; records produced via B are consumed via C byte for
 byte with dense offsets; an agent killed with -9 leaves Metadata within
 5 s and comes back when restarted; producers through all three agents at
 once to the same partitions: every acknowledged record is there once, at
-the offset acknowledged, offsets dense.
+the offset acknowledged, offsets dense; an idempotent producer's retry
+that reaches another agent, also one holding the producer's older state,
+is deduplicated, and gaps and old epochs are refused wherever they land.
 """
 import threading
 import time
@@ -235,11 +237,13 @@ def test_idempotent_retry_on_another_agent(cluster):
     assert [m.value for m in got] == [b"a", b"b", b"c", b"d"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: idempotent sequences are "
-                   "checked in memory per agent, not in the commit "
-                   "transaction; an agent holding a producer's older state "
-                   "writes a retry again")
 def test_idempotent_retry_back_to_a_stale_agent(cluster):
+    """An idempotent producer's retry that reaches a different agent is
+    deduplicated, also when that agent holds the producer's older state:
+    the commit checks every batch against the producer's state in
+    PostgreSQL. A batch that continues what other agents appended is not
+    taken for a gap; a real gap, a new epoch not starting at 0 and an old
+    epoch are refused with Kafka's codes whichever agent sees them."""
     a, b, c = cluster
     topic, pid, epoch = idempotent_setup(cluster)
     with kproto.connect(a.bootstrap) as s:
@@ -247,5 +251,22 @@ def test_idempotent_retry_back_to_a_stale_agent(cluster):
     later = idempotent_batch(pid, epoch, 1, [b"b"])
     with kproto.connect(b.bootstrap) as s:
         assert produce_one(s, topic, later) == (0, 1)
-    with kproto.connect(a.bootstrap) as s:  # the retry of `later`
-        assert produce_one(s, topic, later) == (0, 1)
+        assert produce_one(s, topic, idempotent_batch(pid, epoch, 2, [b"c"])) == (0, 2)
+    with kproto.connect(a.bootstrap) as s:  # A last saw sequence 0
+        assert produce_one(s, topic, later) == (0, 1)  # the retry of `later`
+        assert produce_one(s, topic, idempotent_batch(pid, epoch, 3, [b"d"])) == (0, 3)
+        err, _ = produce_one(s, topic, idempotent_batch(pid, epoch, 9, [b"x"]))
+        assert err == 45, "expected OUT_OF_ORDER_SEQUENCE_NUMBER, got %d" % err
+    with kproto.connect(c.bootstrap) as s:
+        err, _ = produce_one(s, topic, idempotent_batch(pid, epoch, 9, [b"x"]))
+        assert err == 45, "expected OUT_OF_ORDER_SEQUENCE_NUMBER, got %d" % err
+        err, _ = produce_one(s, topic, idempotent_batch(pid, epoch + 1, 4, [b"x"]))
+        assert err == 45, "a new epoch starts at 0: got %d" % err
+        assert produce_one(s, topic, idempotent_batch(pid, epoch + 1, 0, [b"e"])) == (0, 4)
+    with kproto.connect(a.bootstrap) as s:  # A last saw the old epoch
+        err, _ = produce_one(s, topic, idempotent_batch(pid, epoch, 4, [b"y"]))
+        assert err == 47, "expected INVALID_PRODUCER_EPOCH, got %d" % err
+    wait_high_watermarks("c", c, topic, 1, 5)
+    got = util.consume_all(c.bootstrap, topic, 1, 5)[0]
+    assert [m.value for m in got] == [b"a", b"b", b"c", b"d", b"e"]
+    assert [m.offset for m in got] == list(range(5))

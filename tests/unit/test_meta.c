@@ -993,6 +993,141 @@ static void test_commit_thread_races_reads(void **state)
 	meta_close(m);
 }
 
+static struct meta_commit_batch mk_idem(int64_t tid, int32_t p, int32_t delta, int64_t pid,
+				       int16_t epoch, int32_t bseq, uint64_t byte_offset)
+{
+	struct meta_commit_batch b = mk_batch(tid, p, delta, byte_offset, 10, 1);
+	b.producer_id = pid;
+	b.producer_epoch = epoch;
+	b.base_sequence = bseq;
+	b.last_sequence = bseq + delta;
+	return b;
+}
+
+/* One batch committed alone on m: its result and offset. */
+static void commit_one_idem(struct meta *m, const char *key, struct meta_commit_batch b,
+			    enum meta_batch_result result, int64_t offset)
+{
+	assert_int_equal(meta_commit_object(m, key, 100, &b, 1), 0);
+	assert_int_equal(b.result, result);
+	assert_int_equal(b.base_offset, offset);
+}
+
+static int64_t rows_of(struct meta *m, int64_t tid, int32_t p)
+{
+	static struct meta_batch_row rows[64];
+	size_t n;
+	assert_int_equal(meta_batches_from(m, tid, p, 0, 64, rows, &n), 0);
+	return (int64_t)n;
+}
+
+/* Idempotent producers are checked inside the commit transaction, against
+ * the store's state, whichever store (agent) committed before: a retry
+ * of one of the last five batches gets the original's offset and no row
+ * (also within one object), a gap is out of order, an older epoch fenced,
+ * a new epoch must start at 0; refused batches take no offset and no
+ * live bytes, and the rest of their object commits as if they were not
+ * there. The state survives a reopen and leaves with its topic. */
+static void test_producer_checks(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	int64_t t = create_topic(a, "idem", 2);
+	commit_one_idem(a, "idem-1", mk_idem(t, 0, 2, 7, 0, 0, 16), META_BATCH_APPENDED, 0);
+	/* b never saw producer 7. */
+	struct meta_commit_batch o2[] = {
+		mk_batch(t, 0, 0, 16, 10, 1),   /* not idempotent: 3 */
+		mk_idem(t, 0, 2, 7, 0, 0, 26),  /* the retry of 0..2 */
+		mk_idem(t, 0, 0, 7, 0, 3, 36),  /* 4 */
+		mk_idem(t, 0, 0, 7, 0, 5, 46),  /* a gap: 4 is next */
+		mk_idem(t, 0, 0, 7, 0, 4, 56),  /* 5 */
+		mk_idem(t, 0, 0, 7, 0, 4, 66),  /* a retry in the same object */
+		mk_idem(t, 1, 0, 7, 0, 9, 76),  /* no state there: any sequence */
+	};
+	assert_int_equal(meta_commit_object(b, "idem-2", 200, o2, 7), 0);
+	static const enum meta_batch_result want[] = {
+		META_BATCH_APPENDED, META_BATCH_DUPLICATE, META_BATCH_APPENDED,
+		META_BATCH_OUT_OF_ORDER, META_BATCH_APPENDED, META_BATCH_DUPLICATE,
+		META_BATCH_APPENDED,
+	};
+	static const int64_t want_offset[] = { 3, 0, 4, -1, 5, 5, 0 };
+	for (int i = 0; i < 7; i++) {
+		assert_int_equal(o2[i].result, want[i]);
+		assert_int_equal(o2[i].base_offset, want_offset[i]);
+	}
+	assert_int_equal(hwm(a, t, 0), 6);
+	assert_int_equal(hwm(a, t, 1), 1);
+	assert_int_equal(rows_of(a, t, 0), 4);
+	assert_int_equal(live_bytes("idem-2"), 4 * 10);
+
+	/* Epochs: a new one starts at sequence 0, an older one is fenced. */
+	commit_one_idem(a, "idem-3", mk_idem(t, 0, 0, 7, 1, 3, 16), META_BATCH_OUT_OF_ORDER, -1);
+	commit_one_idem(b, "idem-4", mk_idem(t, 0, 0, 7, 1, 0, 16), META_BATCH_APPENDED, 6);
+	commit_one_idem(a, "idem-5", mk_idem(t, 0, 0, 7, 0, 5, 16), META_BATCH_FENCED, -1);
+	commit_one_idem(a, "idem-6", mk_idem(t, 0, 0, 7, 1, 0, 16), META_BATCH_DUPLICATE, 6);
+	assert_int_equal(live_bytes("idem-3"), 0);
+	assert_int_equal(live_bytes("idem-5"), 0);
+
+	/* Only the last five batches are remembered. */
+	for (int32_t i = 1; i <= 5; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "idem-seq-%d", i);
+		commit_one_idem(i % 2 ? a : b, key, mk_idem(t, 0, 0, 7, 1, i, 16),
+				META_BATCH_APPENDED, 6 + i);
+	}
+	commit_one_idem(b, "idem-7", mk_idem(t, 0, 0, 7, 1, 0, 16), META_BATCH_OUT_OF_ORDER, -1);
+	commit_one_idem(a, "idem-8", mk_idem(t, 0, 0, 7, 1, 1, 16), META_BATCH_DUPLICATE, 7);
+
+	/* After a reopen, from the store alone. */
+	meta_close(a);
+	a = open_store();
+	commit_one_idem(a, "idem-9", mk_idem(t, 0, 0, 7, 1, 5, 16), META_BATCH_DUPLICATE, 11);
+	commit_one_idem(a, "idem-10", mk_idem(t, 0, 0, 7, 1, 6, 16), META_BATCH_APPENDED, 12);
+	assert_int_equal(hwm(b, t, 0), 13);
+	char tid_text[24];
+	snprintf(tid_text, sizeof tid_text, "%" PRId64, t);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
+				      tid_text), 2);
+	delete_topic(a, "idem");
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
+				      tid_text), 0);
+	meta_close(a);
+	meta_close(b);
+}
+
+/* A store of the schema before producer_state (SQLite 6, PostgreSQL 4)
+ * gets each producer's state from its batch rows on the upgrade: a retry
+ * of a batch committed before it is still a duplicate. */
+static void test_producer_state_upgrade(void **state)
+{
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "up", 1);
+	for (int32_t i = 0; i < 10; i++) {
+		char key[32];
+		snprintf(key, sizeof key, "up-%d", i);
+		commit_one_idem(m, key, mk_idem(t, 0, 1, 42, i < 3 ? 0 : 2, i < 3 ? 2 * i : 2 * (i - 3),
+						16), META_BATCH_APPENDED, 2 * i);
+	}
+	meta_close(m);
+	if (tb == TB_POSTGRES) {
+		tb_pg_exec(tb_pg, "DROP TABLE producer_state; UPDATE schema_version SET version = 4");
+	} else {
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "DROP TABLE producer_state; PRAGMA user_version = 6",
+					      NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	m = open_store();
+	/* Epoch 2's sequences 0..13 at offsets 6..19: the last five batches
+	 * are sequences 4..13. */
+	commit_one_idem(m, "up-a", mk_idem(t, 0, 1, 42, 2, 2, 16), META_BATCH_OUT_OF_ORDER, -1);
+	commit_one_idem(m, "up-b", mk_idem(t, 0, 1, 42, 2, 4, 16), META_BATCH_DUPLICATE, 10);
+	commit_one_idem(m, "up-c", mk_idem(t, 0, 1, 42, 2, 12, 16), META_BATCH_DUPLICATE, 18);
+	commit_one_idem(m, "up-d", mk_idem(t, 0, 1, 42, 0, 6, 16), META_BATCH_FENCED, -1);
+	commit_one_idem(m, "up-e", mk_idem(t, 0, 1, 42, 2, 14, 16), META_BATCH_APPENDED, 20);
+	meta_close(m);
+}
+
 struct agent_racer {
 	struct meta *m;
 	int64_t tid;
@@ -1356,6 +1491,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_producer_checks, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_producer_state_upgrade, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),

@@ -1,8 +1,9 @@
 /* test_producers.c — idempotent producer state: in-sequence batches are
  * appended, retries of committed batches get their original offset,
  * retries of in-flight batches are told to retry, gaps and old epochs are
- * refused, a failure forgets the failed batch and those after it, and a
- * new epoch starts over. */
+ * refused, a failure forgets the failed batch and those after it, a new
+ * epoch starts over at sequence 0, and a forgotten producer is let
+ * through. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,9 +84,29 @@ static void test_epochs(void **state)
 	int64_t off;
 	assert_int_equal(check(&p, 3, 0, 0, &off), PRODUCER_APPEND);
 	assert_int_equal(check(&p, 2, 1, 1, &off), PRODUCER_FENCED);
-	/* A bumped epoch starts a new sequence at any number. */
+	/* A bumped epoch starts a new sequence, at 0 (Kafka's
+	 * OUT_OF_ORDER_SEQUENCE_NUMBER otherwise). */
+	assert_int_equal(check(&p, 4, 7, 7, &off), PRODUCER_OUT_OF_ORDER);
 	assert_int_equal(check(&p, 4, 0, 0, &off), PRODUCER_APPEND);
 	assert_int_equal(check(&p, 3, 1, 1, &off), PRODUCER_FENCED);
+	producers_free(&p);
+}
+
+/* Forgotten (the commit refused a batch, or other agents moved the
+ * producer on), or failed with nothing left: the next batch is let
+ * through to the commit's check, whatever its sequence. */
+static void test_forget(void **state)
+{
+	struct producers p;
+	producers_init(&p);
+	int64_t off;
+	assert_int_equal(check(&p, 0, 0, 0, &off), PRODUCER_APPEND);
+	producers_committed(&p, TID, PART, PID, 0, 0, 0);
+	assert_int_equal(check(&p, 0, 9, 9, &off), PRODUCER_OUT_OF_ORDER);
+	producers_forget(&p, TID, PART, PID);
+	assert_int_equal(check(&p, 0, 9, 9, &off), PRODUCER_APPEND);
+	producers_failed(&p, TID, PART, PID, 0, 9);
+	assert_int_equal(check(&p, 5, 3, 3, &off), PRODUCER_APPEND);
 	producers_free(&p);
 }
 
@@ -106,6 +127,7 @@ int main(void)
 		cmocka_unit_test(test_only_last_five_remembered),
 		cmocka_unit_test(test_failure_forgets_later_batches),
 		cmocka_unit_test(test_epochs),
+		cmocka_unit_test(test_forget),
 		cmocka_unit_test(test_sequence_wraps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -10,7 +10,8 @@
  *  - with seal_when_idle, an append to an idle writer is committed without
  *    waiting out the flush interval, appends that arrive while an object
  *    is in the pipeline go together into the next, and without it the
- *    interval is waited out. */
+ *    interval is waited out;
+ *  - the commit's idempotent-producer verdicts reach each appender. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -39,6 +40,7 @@ struct fixture {
 	struct writer *w;
 	struct meta_topic topic;
 	int commits;           /* commit hook calls, in order */
+	size_t hook_rows;      /* batches the hook was given, in all */
 	int64_t hook_first_offset[16];
 };
 
@@ -66,6 +68,7 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 	struct fixture *f = arg;
 	if (f->commits < 16)
 		f->hook_first_offset[f->commits] = n ? b[0].row.base_offset : -1;
+	f->hook_rows += n;
 	f->commits++;
 }
 
@@ -306,6 +309,46 @@ static void test_queued_behind_failure_not_written(void **state)
 	assert_int_equal(objects, 0);
 }
 
+static void append_idem(struct fixture *f, int16_t epoch, int32_t seq, struct result *r)
+{
+	struct batch_info info = info_of(1);
+	info.producer_id = 77;
+	info.producer_epoch = epoch;
+	info.base_sequence = seq;
+	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, 0, batch_bytes,
+				       &info, on_done, r), 0);
+}
+
+/* The commit's producer checks reach the appenders: a retry in the same
+ * object is answered with the original's offset, a gap with SL_ESEQUENCE,
+ * an old epoch with SL_EFENCED; the rest of the object commits with dense
+ * offsets, and the commit hook (the batch index) sees only the batches
+ * that got a row. */
+static void test_producer_checks_reach_appenders(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[6] = { 0 };
+	append_idem(f, 1, 0, &r[0]);
+	append_idem(f, 1, 0, &r[1]); /* a retry */
+	append_idem(f, 1, 5, &r[2]); /* a gap */
+	append_idem(f, 1, 1, &r[3]);
+	append_idem(f, 0, 2, &r[4]); /* an old epoch */
+	append(f, 0, 2, &r[5]);
+	run_until_idle(f);
+	static const int want_err[] = { 0, 0, SL_ESEQUENCE, 0, SL_EFENCED, 0 };
+	static const int64_t want_offset[] = { 0, 0, -1, 1, -1, 2 };
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(r[i].done, 1);
+		assert_int_equal(r[i].err, want_err[i]);
+		assert_int_equal(r[i].base_offset, want_offset[i]);
+	}
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(f->meta, f->topic.tid, 0, &p), 0);
+	assert_int_equal(p.high_watermark, 4);
+	assert_int_equal(f->commits, 1);
+	assert_int_equal(f->hook_rows, 3);
+}
+
 static void test_deleted_topic_gets_not_found(void **state)
 {
 	struct fixture *f = *state;
@@ -412,6 +455,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_idle_seals_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_appends_share_next_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interval_without_idle_seal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_producer_checks_reach_appenders, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
