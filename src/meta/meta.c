@@ -458,12 +458,223 @@ int meta_commit_fence_check(const struct meta_commit_obj *objs, size_t count, in
 	return 0;
 }
 
+/* ---- rows of several batches (meta_int.h) ---- */
+
+bool meta_run_continues(const struct meta_run *r, const struct meta_commit_batch *b)
+{
+	return r->open && r->tid == b->tid && r->partition == b->partition &&
+	       r->count < META_ROW_BATCHES_MAX && b->base_offset == r->row.last_offset + 1 &&
+	       b->byte_offset == r->row.byte_offset + r->row.length &&
+	       (uint64_t)r->row.length + b->length <= INT32_MAX &&
+	       (int64_t)r->row.record_count + b->record_count <= INT32_MAX;
+}
+
+int meta_run_add(struct meta_run *r, const struct meta_commit_batch *b)
+{
+	char span[96];
+	int len = snprintf(span, sizeof span, "%s%" PRId32 ":%" PRId32 ":%" PRIu32 ":%" PRId64,
+			   r->open ? " " : "", b->last_offset_delta + 1, b->record_count, b->length,
+			   b->max_timestamp);
+	if (!r->open) {
+		r->open = true;
+		r->tid = b->tid;
+		r->partition = b->partition;
+		r->first = b;
+		r->count = 0;
+		r->spans_len = 0;
+		r->row = (struct meta_batch_row){ .base_offset = b->base_offset,
+						  .last_offset = b->base_offset - 1,
+						  .byte_offset = b->byte_offset,
+						  .max_timestamp = b->max_timestamp };
+	}
+	if (r->spans_len + (size_t)len + 1 > r->spans_cap) {
+		size_t cap = r->spans_cap ? r->spans_cap * 2 : 256;
+		while (cap < r->spans_len + (size_t)len + 1)
+			cap *= 2;
+		char *p = realloc(r->spans, cap);
+		if (!p)
+			return SL_ENOMEM;
+		r->spans = p;
+		r->spans_cap = cap;
+	}
+	memcpy(r->spans + r->spans_len, span, (size_t)len + 1);
+	r->spans_len += (size_t)len;
+	r->count++;
+	r->row.last_offset = b->base_offset + b->last_offset_delta;
+	r->row.length += b->length;
+	r->row.record_count += b->record_count;
+	if (b->max_timestamp > r->row.max_timestamp)
+		r->row.max_timestamp = b->max_timestamp;
+	return 0;
+}
+
+const char *meta_run_spans(const struct meta_run *r)
+{
+	return r->count > 1 ? r->spans : NULL;
+}
+
+void meta_run_free(struct meta_run *r)
+{
+	free(r->spans);
+	r->spans = NULL;
+	r->spans_cap = r->spans_len = 0;
+	r->open = false;
+}
+
+void meta_spans_begin(struct meta_spans *it, const struct meta_batch_row *row, const char *spans)
+{
+	it->row = row;
+	it->spans = spans && *spans ? spans : NULL;
+	it->p = it->spans;
+	it->base = row->base_offset;
+	it->pos = row->byte_offset;
+}
+
+static int spans_bad(const struct meta_spans *it)
+{
+	log_error("metadata store: the batch row %" PRId64 "..%" PRId64 " of object %s has "
+		  "unreadable spans '%.64s'", it->row->base_offset, it->row->last_offset,
+		  it->row->object_key, it->spans);
+	return SL_ECORRUPT;
+}
+
+int meta_spans_next(struct meta_spans *it, struct meta_batch_row *out)
+{
+	const struct meta_batch_row *row = it->row;
+	if (!it->spans) { /* a row of one batch */
+		if (it->base > row->last_offset)
+			return 0;
+		*out = *row;
+		it->base = row->last_offset + 1;
+		return 1;
+	}
+	if (!*it->p) {
+		if (it->base != row->last_offset + 1 || it->pos != row->byte_offset + row->length)
+			return spans_bad(it);
+		return 0;
+	}
+	long long v[4];
+	const char *p = it->p;
+	for (int k = 0; k < 4; k++) {
+		char *end;
+		errno = 0;
+		v[k] = strtoll(p, &end, 10);
+		if (end == p || errno || (k < 3 && (v[k] < 0 || v[k] > INT32_MAX)) ||
+		    (k < 3 ? *end != ':' : (*end != ' ' && *end != 0)))
+			return spans_bad(it);
+		p = end + (k < 3 || *end == ' ');
+	}
+	if (v[0] < 1 || it->base + v[0] - 1 > row->last_offset ||
+	    it->pos + (uint64_t)v[2] > row->byte_offset + row->length)
+		return spans_bad(it);
+	*out = *row;
+	out->base_offset = it->base;
+	out->last_offset = it->base + v[0] - 1;
+	out->byte_offset = it->pos;
+	out->length = (uint32_t)v[2];
+	out->record_count = (int32_t)v[1];
+	out->max_timestamp = v[3];
+	it->p = p;
+	it->base = out->last_offset + 1;
+	it->pos += (uint64_t)v[2];
+	return 1;
+}
+
+int meta_row_expand(const struct meta_batch_row *row, const char *spans, int64_t from,
+		    struct meta_batch_row *out, size_t cap)
+{
+	struct meta_spans it;
+	meta_spans_begin(&it, row, spans);
+	size_t n = 0;
+	int rc = 0;
+	while (n < cap && (rc = meta_spans_next(&it, &out[n])) == 1)
+		if (out[n].last_offset >= from)
+			n++;
+	return rc < 0 ? rc : (int)n;
+}
+
+int meta_ts_row_pick(const struct meta_batch_row *row, const char *spans, int64_t log_start,
+		     const int64_t *ts, int64_t *offset, int64_t *batch_ts)
+{
+	struct meta_batch_row *b = malloc(META_ROW_BATCHES_MAX * sizeof *b);
+	if (!b)
+		return SL_ENOMEM;
+	int n = meta_row_expand(row, spans, log_start, b, META_ROW_BATCHES_MAX);
+	int found = n < 0 ? n : 0;
+	for (int i = 0; i < n; i++) {
+		bool better = ts ? b[i].max_timestamp >= *ts
+				 : !found || b[i].max_timestamp > *batch_ts;
+		if (!better)
+			continue;
+		*offset = b[i].base_offset;
+		*batch_ts = b[i].max_timestamp;
+		found = 1;
+		if (ts)
+			break;
+	}
+	free(b);
+	return found;
+}
+
 void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, int64_t from,
 			 int64_t live_bytes)
 {
 	s->cutoff_ms = t->cutoff_ms;
 	s->excess = t->retention_bytes >= 0 ? live_bytes - t->retention_bytes : -1;
 	s->point = from;
+}
+
+int meta_ts_lookup(meta_ts_row_fn fn, void *ctx, const int64_t *ts, int64_t *offset,
+		   int64_t *batch_ts)
+{
+	struct meta_batch_row row;
+	int64_t after = 0;
+	int rc;
+	while ((rc = fn(ctx, ts, after, &row, offset, batch_ts)) == 0) {
+		if (!ts)
+			return SL_ENOTFOUND; /* cannot be: the row reaches the log start */
+		after = row.last_offset + 1;
+	}
+	if (rc != 1)
+		return rc;
+	if (!ts && *batch_ts < row.max_timestamp) {
+		/* The row's largest is below the log start (DeleteRecords cut
+		 * into it): a later row may beat what is left of it. */
+		int64_t o2, t2;
+		struct meta_batch_row next;
+		rc = fn(ctx, ts, row.last_offset + 1, &next, &o2, &t2);
+		if (rc == 1 && t2 > *batch_ts) {
+			*offset = o2;
+			*batch_ts = t2;
+		} else if (rc < 0 && rc != SL_ENOTFOUND) {
+			return rc;
+		}
+	}
+	return 0;
+}
+
+bool meta_trim_scan_batches(struct meta_trim_scan *s, const struct meta_batch_row *row,
+			    const char *spans, int64_t created_ms, int64_t from, int *err)
+{
+	struct meta_spans it;
+	struct meta_batch_row b;
+	int rc;
+	*err = 0;
+	meta_spans_begin(&it, row, spans);
+	while ((rc = meta_spans_next(&it, &b)) == 1) {
+		if (b.last_offset < from) {
+			/* Below the log start, in a row that straddles it: the
+			 * live bytes counted the whole row. */
+			if (s->excess >= 0)
+				s->excess -= b.length;
+			continue;
+		}
+		if (!meta_trim_scan_row(s, b.last_offset, b.length,
+					b.max_timestamp >= 0 ? b.max_timestamp : created_ms))
+			return false;
+	}
+	*err = rc;
+	return rc == 0;
 }
 
 /* Kafka deletes expired segments from the oldest and stops at the first

@@ -144,7 +144,10 @@ struct meta_commit_obj {
 };
 #define META_COMMIT_OBJECTS_MAX 64
 
-/* A batch row as the read path sees it. */
+/* One batch as the read path sees it. The store keeps the adjacent
+ * batches of a partition in one object in one row (meta_int.h); every
+ * read below hands them out one by one, each with its own offsets, byte
+ * range and max timestamp. */
 struct meta_batch_row {
 	int64_t base_offset;
 	int64_t last_offset;
@@ -498,7 +501,7 @@ static inline int meta_commit_objects(struct meta *m, struct meta_commit_obj *ob
 static inline int meta_commit_object(struct meta *m, const char *key, uint64_t size,
 				     struct meta_commit_batch *b, size_t n)
 { struct meta_commit_obj o = { key, size, b, n }; return meta_commit_objects(m, &o, 1); }
-/* Batch rows of a partition with last_offset >= offset, ascending, at
+/* Batches of a partition with last_offset >= offset, ascending, at
  * most max_rows. [loop] (ListOffsets), [tool]; the reader's pool jobs
  * fall back to it for a backend without meta_batches_from_many. */
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,

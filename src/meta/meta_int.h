@@ -102,6 +102,79 @@ void meta_pstate_format(const struct meta_pstate *st, char *out);
  * for text this file did not write. */
 int meta_pstate_parse(struct meta_pstate *st, int64_t epoch, const char *text);
 
+/* ---- rows of several batches (schema version 6) ----
+ * The batches of one partition that a commit appends one after another
+ * in one object (consecutive offsets, adjacent bytes) share one batch
+ * row: its first base offset and last offset, their byte range, summed
+ * record count and largest max timestamp (what retention, trims and the
+ * row lookups by offset and time need). Its spans column lists each
+ * batch as "offsets:records:bytes:max_timestamp", in order, separated by
+ * spaces (NULL for a row of one batch), so that reads hand out the
+ * batches one by one (meta_row_expand): Kafka's size rules, the fetch
+ * offset and ListOffsets work per batch. Sequences live in
+ * producer_state, not in the row. */
+#define META_ROW_BATCHES_MAX 256 /* batches per row: bounds its spans text */
+struct meta_run {
+	bool open;
+	int64_t tid;
+	int32_t partition;
+	struct meta_batch_row row;   /* object_key and object_size unused */
+	const struct meta_commit_batch *first; /* its producer columns, alone */
+	size_t count;
+	char *spans;
+	size_t spans_len, spans_cap;
+};
+/* Whether appended batch b (base_offset assigned) continues r's row. */
+bool meta_run_continues(const struct meta_run *r, const struct meta_commit_batch *b);
+/* Starts r at b (r not open) or adds b to it. 0 or SL_ENOMEM. */
+int meta_run_add(struct meta_run *r, const struct meta_commit_batch *b);
+/* The spans column of r's row: NULL for one batch. */
+const char *meta_run_spans(const struct meta_run *r);
+/* The row is written: r is closed (its buffer kept for the next). */
+static inline void meta_run_close(struct meta_run *r) { r->open = false; }
+void meta_run_free(struct meta_run *r);
+/* The batches of a stored row, one by one (spans NULL or "": one batch,
+ * the row itself). meta_spans_next: 1 with *out set (object key and size
+ * copied), 0 at the end, or SL_ECORRUPT (logged) for spans that do not
+ * add up to the row. row and spans must outlive the iteration. */
+struct meta_spans {
+	const struct meta_batch_row *row;
+	const char *spans, *p;
+	int64_t base;
+	uint64_t pos;
+};
+void meta_spans_begin(struct meta_spans *it, const struct meta_batch_row *row, const char *spans);
+int meta_spans_next(struct meta_spans *it, struct meta_batch_row *out);
+/* A stored row (spans NULL or "": one batch) as the batches it holds
+ * whose last offset >= from, into out[0, cap) (object key and size
+ * copied): how many, or SL_ECORRUPT (logged) for spans that do not add
+ * up to the row. */
+int meta_row_expand(const struct meta_batch_row *row, const char *spans, int64_t from,
+		    struct meta_batch_row *out, size_t cap);
+
+/* ListOffsets inside the row its query found (rows whose last offset is
+ * at or after log_start): with ts, the first batch at or after the log
+ * start whose max timestamp >= *ts; without, the batch with the largest
+ * (earliest of equals). 1 with *offset and *batch_ts set, 0 when the row
+ * holds none (look at the rows after it), or SL_ECORRUPT / SL_ENOMEM. */
+int meta_ts_row_pick(const struct meta_batch_row *row, const char *spans, int64_t log_start,
+		     const int64_t *ts, int64_t *offset, int64_t *batch_ts);
+
+/* One row of a backend's ListOffsets query by time: the first row by
+ * offset with max timestamp >= *ts (ts set) or the row with the largest
+ * (ts NULL), among rows with last offset >= max(log start, after); *row
+ * gets it and meta_ts_row_pick's answer is returned (SL_ENOTFOUND: no
+ * row). */
+typedef int (*meta_ts_row_fn)(void *ctx, const int64_t *ts, int64_t after,
+			      struct meta_batch_row *row, int64_t *offset, int64_t *batch_ts);
+/* offset_for_timestamp (ts set) and max_timestamp (ts NULL) from such
+ * rows: on past a row that holds no batch at or after the log start with
+ * the time; for the largest, also the best row after one that straddles
+ * the log start with its largest timestamp below it. 0, SL_ENOTFOUND or
+ * an error. */
+int meta_ts_lookup(meta_ts_row_fn fn, void *ctx, const int64_t *ts, int64_t *offset,
+		   int64_t *batch_ts);
+
 /* The retention scan of meta_partition_trim, fed the partition's rows
  * from the log start on, oldest first: time first (stopping at the first
  * batch not expired), then size. */
@@ -119,6 +192,13 @@ static inline bool meta_trim_needs_scan(const struct meta_trim *t)
  * t->retention_bytes >= 0). */
 void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, int64_t from,
 			 int64_t live_bytes);
+/* One stored row with last offset >= from (the rows in order): its
+ * batches through meta_trim_scan_row, each with its max timestamp or,
+ * without one, its object's creation time; batches below from only
+ * correct the live bytes (live_bytes counted the whole row). false: stop
+ * (a batch stays, or *err: SL_ECORRUPT). */
+bool meta_trim_scan_batches(struct meta_trim_scan *s, const struct meta_batch_row *row,
+			    const char *spans, int64_t created_ms, int64_t from, int *err);
 /* One row; false: it stays, and so do all after it (stop scanning). */
 bool meta_trim_scan_row(struct meta_trim_scan *s, int64_t last_offset, int64_t length,
 			int64_t max_timestamp);

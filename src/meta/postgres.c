@@ -57,8 +57,9 @@
 
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
- * version 4, 3 its version 5, 4 its version 6, 5 its version 7. */
-#define PG_SCHEMA_VERSION 5
+ * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
+ * version 8. */
+#define PG_SCHEMA_VERSION 6
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -192,6 +193,8 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	"  WINDOW w AS (PARTITION BY tid, partition, producer_id ORDER BY last_offset DESC)) AS r"
 	" WHERE rn <= 5 AND producer_epoch = newest"
 	" GROUP BY tid, partition, producer_id;",
+	/* 6: a batch row may hold several batches (SQLite's version 8). */
+	"ALTER TABLE batches ADD COLUMN IF NOT EXISTS spans text;",
 };
 
 enum stmt {
@@ -257,8 +260,10 @@ enum stmt {
 	ST_COUNT
 };
 
+/* What the read path needs of a batch row (batch_row_read), its spans
+ * last. */
 #define BATCH_COLUMNS "b.base_offset, b.last_offset, o.key, b.byte_offset, b.length," \
-	" b.record_count, b.max_timestamp"
+	" b.record_count, b.max_timestamp, b.spans"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TOPIC_ID_BY_NAME] = "SELECT tid FROM topics WHERE name = $1",
@@ -314,13 +319,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"  AS x(k, s, l) RETURNING oid, key),"
 		" b AS (INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		"  byte_offset, length, record_count, max_timestamp, producer_id, producer_epoch,"
-		"  base_sequence, last_sequence)"
+		"  base_sequence, last_sequence, spans)"
 		" SELECT y.tid, y.partition, y.base, y.last, o.oid, y.pos, y.len, y.cnt, y.ts,"
-		"  y.pid, y.epoch, y.bseq, y.lseq"
+		"  y.pid, y.epoch, y.bseq, y.lseq, y.spans"
 		" FROM unnest($5::integer[], $6::bigint[], $7::integer[], $8::bigint[],"
 		"  $9::bigint[], $10::bigint[], $11::bigint[], $12::integer[], $13::bigint[],"
-		"  $14::bigint[], $15::integer[], $16::integer[], $17::integer[])"
-		"  AS y(obj, tid, partition, base, last, pos, len, cnt, ts, pid, epoch, bseq, lseq)"
+		"  $14::bigint[], $15::integer[], $16::integer[], $17::integer[], $26::text[])"
+		"  AS y(obj, tid, partition, base, last, pos, len, cnt, ts, pid, epoch, bseq, lseq,"
+		"  spans)"
 		" JOIN o ON o.key = ($1::text[])[y.obj]),"
 		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm"
 		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[]) AS z(tid, partition, hwm)"
@@ -335,8 +341,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"  updated_ms = excluded.updated_ms)"
 		" SELECT count(*) FROM o",
 	[ST_BATCH_DELETE_TOPIC] = "DELETE FROM batches WHERE tid = $1",
-	[ST_BATCHES_TRIM_SCAN] = "SELECT b.last_offset, b.length, CASE WHEN b.max_timestamp >= 0"
-		" THEN b.max_timestamp ELSE o.created_ms END FROM batches AS b"
+	[ST_BATCHES_TRIM_SCAN] = "SELECT b.base_offset, b.last_offset, b.byte_offset, b.length,"
+		" b.max_timestamp, o.created_ms, b.spans FROM batches AS b"
 		" JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset >= $3"
 		" ORDER BY b.last_offset LIMIT $4",
@@ -362,15 +368,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"  AND x.partition = q.partition AND x.last_offset >= q.off"
 		"  ORDER BY x.last_offset LIMIT q.lim) AS b"
 		" JOIN objects AS o ON o.oid = b.oid ORDER BY q.i, b.last_offset",
-	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
-		" WHERE b.tid = $1 AND b.partition = $2 AND b.max_timestamp >= $3"
-		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
-		"  WHERE tid = $1 AND partition = $2)"
+	/* The row, then the batch inside it (meta_ts_row_pick): rows from $4
+	 * on, and never below the log start (the last column). */
+	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
+		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE p.tid = $1 AND p.partition = $2 AND b.max_timestamp >= $3"
+		" AND b.last_offset >= greatest(p.log_start_offset, $4)"
 		" ORDER BY b.last_offset LIMIT 1",
-	[ST_MAX_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
-		" WHERE b.tid = $1 AND b.partition = $2"
-		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
-		"  WHERE tid = $1 AND partition = $2)"
+	[ST_MAX_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
+		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE p.tid = $1 AND p.partition = $2 AND b.last_offset >= greatest(p.log_start_offset, $3)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
 	/* After ST_COMMIT_LOCK, in a statement of its own: its snapshot then
 	 * holds every commit to those partitions before this one. */
@@ -500,7 +509,7 @@ static int pg_fail(struct pg_conn *c, const PGresult *r, const char *what)
 }
 
 /* Text parameters of one statement; arrays and strings point elsewhere. */
-#define PG_PARAMS_MAX 26
+#define PG_PARAMS_MAX 27
 struct pg_params {
 	int n;
 	const char *v[PG_PARAMS_MAX];
@@ -1200,12 +1209,21 @@ static int trim_point(struct pg_conn *c, int64_t tid, int32_t partition, int64_t
 		if (rc)
 			return rc;
 		int rows = PQntuples(r), i;
-		for (i = 0; i < rows; i++)
-			if (!meta_trim_scan_row(&scan, v_i64(r, i, 0), v_i64(r, i, 1), v_i64(r, i, 2)))
+		for (i = 0; i < rows; i++) {
+			struct meta_batch_row row = {
+				.base_offset = v_i64(r, i, 0), .last_offset = v_i64(r, i, 1),
+				.byte_offset = (uint64_t)v_i64(r, i, 2), .length = (uint32_t)v_i64(r, i, 3),
+				.max_timestamp = v_i64(r, i, 4),
+			};
+			if (!meta_trim_scan_batches(&scan, &row, PQgetisnull(r, i, 6) ? NULL
+						    : PQgetvalue(r, i, 6), v_i64(r, i, 5), from, &rc))
 				break;
+		}
 		if (rows)
-			next = v_i64(r, rows - 1, 0) + 1;
+			next = v_i64(r, rows - 1, 1) + 1;
 		PQclear(r);
+		if (rc)
+			return rc;
 		if (i < rows || rows < PG_TRIM_SCAN_PAGE)
 			break;
 	}
@@ -1374,11 +1392,11 @@ static int commit_parts(const struct meta_commit_obj *objs, size_t count,
 	return 0;
 }
 
-/* The commit's array parameters ($1..$25 of ST_COMMIT_WRITE but $4). */
+/* The commit's array parameters ($1..$26 of ST_COMMIT_WRITE but $4). */
 enum {
 	CA_KEY, CA_SIZE, CA_LIVE, CA_OBJ, CA_TID, CA_PART, CA_BASE, CA_LAST, CA_POS, CA_LEN,
 	CA_CNT, CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_HTID, CA_HPART, CA_HWM,
-	CA_STID, CA_SPART, CA_SPID, CA_SEPOCH, CA_SBATCHES, CA_COUNT
+	CA_STID, CA_SPART, CA_SPID, CA_SEPOCH, CA_SBATCHES, CA_SPANS, CA_COUNT
 };
 
 struct commit_txn {
@@ -1460,6 +1478,43 @@ static int commit_lock(struct pg_conn *c, struct commit_txn *x)
 	return rc;
 }
 
+static void tx_null(struct pg_text *t)
+{
+	tx_sep(t);
+	tx_put(t, "NULL", 4);
+}
+
+/* The row of r's batches (one, or several: meta_int.h) into the batch
+ * arrays, for object k (0-based), then r closes. The producer columns say
+ * a lone batch's; a row of several has -1 there (producer_state holds the
+ * sequences). */
+static void row_push(struct pg_text *a, size_t k, struct meta_run *r)
+{
+	if (!r->open)
+		return;
+	const struct meta_commit_batch *f = r->first;
+	bool alone = r->count == 1;
+	const char *spans = meta_run_spans(r);
+	tx_i64(&a[CA_OBJ], (int64_t)k + 1);
+	tx_i64(&a[CA_TID], r->tid);
+	tx_i64(&a[CA_PART], r->partition);
+	tx_i64(&a[CA_BASE], r->row.base_offset);
+	tx_i64(&a[CA_LAST], r->row.last_offset);
+	tx_i64(&a[CA_POS], (int64_t)r->row.byte_offset);
+	tx_i64(&a[CA_LEN], r->row.length);
+	tx_i64(&a[CA_CNT], r->row.record_count);
+	tx_i64(&a[CA_TS], r->row.max_timestamp);
+	tx_i64(&a[CA_PID], alone ? f->producer_id : -1);
+	tx_i64(&a[CA_EPOCH], alone ? f->producer_epoch : -1);
+	tx_i64(&a[CA_BSEQ], alone ? f->base_sequence : -1);
+	tx_i64(&a[CA_LSEQ], alone ? f->last_sequence : -1);
+	if (spans)
+		tx_str(&a[CA_SPANS], spans);
+	else
+		tx_null(&a[CA_SPANS]);
+	meta_run_close(r);
+}
+
 static int commit_objects_body(struct pg_conn *c, void *arg)
 {
 	struct commit_txn *x = arg;
@@ -1481,6 +1536,7 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 	 * in seal order, from the locked high watermarks. */
 	struct pg_text a[CA_COUNT];
 	memset(a, 0, sizeof a);
+	struct meta_run run = { 0 };
 	for (size_t k = 0; k < x->count; k++) {
 		struct meta_commit_obj *o = &x->objs[k];
 		int64_t live = 0;
@@ -1499,20 +1555,13 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 				meta_pstate_append(st, b);
 			cp->hwm += (int64_t)b->last_offset_delta + 1;
 			live += b->length;
-			tx_i64(&a[CA_OBJ], (int64_t)k + 1);
-			tx_i64(&a[CA_TID], b->tid);
-			tx_i64(&a[CA_PART], b->partition);
-			tx_i64(&a[CA_BASE], b->base_offset);
-			tx_i64(&a[CA_LAST], b->base_offset + b->last_offset_delta);
-			tx_i64(&a[CA_POS], (int64_t)b->byte_offset);
-			tx_i64(&a[CA_LEN], b->length);
-			tx_i64(&a[CA_CNT], b->record_count);
-			tx_i64(&a[CA_TS], b->max_timestamp);
-			tx_i64(&a[CA_PID], b->producer_id);
-			tx_i64(&a[CA_EPOCH], b->producer_epoch);
-			tx_i64(&a[CA_BSEQ], b->base_sequence);
-			tx_i64(&a[CA_LSEQ], b->last_sequence);
+			/* Adjacent batches share a row (meta_int.h). */
+			if (!meta_run_continues(&run, b))
+				row_push(a, k, &run);
+			if (meta_run_add(&run, b) != 0)
+				rc = SL_ENOMEM;
 		}
+		row_push(a, k, &run);
 		tx_str(&a[CA_KEY], o->key);
 		tx_i64(&a[CA_SIZE], (int64_t)o->size);
 		tx_i64(&a[CA_LIVE], live);
@@ -1548,6 +1597,7 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		rc = pg_run(c, ST_COMMIT_WRITE, &p, NULL, "committing objects");
 	for (int i = 0; i < CA_COUNT; i++)
 		free(a[i].p);
+	meta_run_free(&run);
 	return rc;
 }
 
@@ -1582,6 +1632,17 @@ static void batch_row_read(const PGresult *r, int row, int col, struct meta_batc
 	b->max_timestamp = v_i64(r, row, col + 6);
 }
 
+/* Row `row` of r (BATCH_COLUMNS from column col) as the batches it holds
+ * with last offset >= from, into out[0, cap): how many, or SL_ECORRUPT. */
+static int row_expand(const PGresult *r, int row, int col, int64_t from,
+		      struct meta_batch_row *out, size_t cap)
+{
+	struct meta_batch_row b = { 0 };
+	batch_row_read(r, row, col, &b);
+	return meta_row_expand(&b, PQgetisnull(r, row, col + 7) ? NULL
+			       : PQgetvalue(r, row, col + 7), from, out, cap);
+}
+
 static int pg_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
 			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
 {
@@ -1599,14 +1660,17 @@ static int pg_batches_from(struct meta *m, int64_t tid, int32_t partition, int64
 	int rc = pg_call(&pg_of(m)->loop, ST_BATCHES_FROM, &p, &r, "reading batches");
 	if (rc)
 		return rc;
-	size_t count = (size_t)PQntuples(r);
-	if (count > max_rows)
-		count = max_rows;
-	for (size_t i = 0; i < count; i++)
-		batch_row_read(r, (int)i, 0, &rows[i]);
+	size_t count = 0;
+	for (int i = 0; !rc && i < PQntuples(r) && count < max_rows; i++) {
+		int got = row_expand(r, i, 0, offset, rows + count, max_rows - count);
+		if (got < 0)
+			rc = got;
+		else
+			count += (size_t)got;
+	}
 	PQclear(r);
-	*n = count;
-	return 0;
+	*n = rc ? 0 : count;
+	return rc;
 }
 
 /* One round trip for the whole fetch (ST_BATCHES_FROM_MANY); the rows
@@ -1653,34 +1717,54 @@ static int pg_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 								    : rows_cap - q[i].first;
 		if (q[i].n >= want)
 			continue;
-		struct meta_batch_row *b = &rows[used++];
-		batch_row_read(r, row, 1, b);
-		b->object_size = (uint64_t)v_i64(r, row, 8);
-		q[i].n++;
+		int got = row_expand(r, row, 1, q[i].offset, rows + used, want - q[i].n);
+		if (got < 0) {
+			rc = got;
+			break;
+		}
+		for (int g = 0; g < got; g++)
+			rows[used + (size_t)g].object_size = (uint64_t)v_i64(r, row, 9);
+		used += (size_t)got;
+		q[i].n += (size_t)got;
 	}
 	while (opened < nq)
 		q[opened++].first = used;
 	PQclear(r);
-	return 0;
+	if (rc)
+		for (size_t i = 0; i < nq; i++)
+			q[i].n = 0;
+	return rc;
 }
 
-/* A (tid, partition[, ts]) query that yields (base_offset, ts). */
-static int offset_ts_query(struct pg_conn *c, enum stmt s, int64_t tid, int32_t partition,
-			   const int64_t *ts, int64_t *offset, int64_t *out_ts, const char *what)
+/* ListOffsets by time (meta_ts_lookup's rows), on the loop connection. */
+struct ts_query {
+	struct pg_conn *c;
+	int64_t tid;
+	int32_t partition;
+};
+
+static int ts_row(void *arg, const int64_t *ts, int64_t after, struct meta_batch_row *row,
+		  int64_t *offset, int64_t *batch_ts)
 {
+	struct ts_query *q = arg;
 	struct pg_params p = { 0 };
-	p_i64(&p, tid);
-	p_i64(&p, partition);
+	p_i64(&p, q->tid);
+	p_i64(&p, q->partition);
 	if (ts)
 		p_i64(&p, *ts);
+	p_i64(&p, after);
 	PGresult *r;
-	int rc = pg_call(c, s, &p, &r, what);
+	int rc = pg_call(q->c, ts ? ST_OFFSET_FOR_TIMESTAMP : ST_MAX_TIMESTAMP, &p, &r,
+			 "finding an offset by time");
 	if (rc)
 		return rc;
-	rc = PQntuples(r) ? 0 : SL_ENOTFOUND;
-	if (!rc) {
-		*offset = v_i64(r, 0, 0);
-		*out_ts = v_i64(r, 0, 1);
+	if (PQntuples(r)) {
+		*row = (struct meta_batch_row){ 0 };
+		batch_row_read(r, 0, 0, row);
+		rc = meta_ts_row_pick(row, PQgetisnull(r, 0, 7) ? NULL : PQgetvalue(r, 0, 7),
+				      v_i64(r, 0, 8), ts, offset, batch_ts);
+	} else {
+		rc = SL_ENOTFOUND;
 	}
 	PQclear(r);
 	return rc;
@@ -1690,16 +1774,15 @@ static int pg_offset_for_timestamp(struct meta *m, int64_t tid, int32_t partitio
 				   int64_t timestamp_ms, int64_t *offset,
 				   int64_t *batch_max_timestamp)
 {
-	return offset_ts_query(&pg_of(m)->loop, ST_OFFSET_FOR_TIMESTAMP, tid, partition,
-			       &timestamp_ms, offset, batch_max_timestamp,
-			       "finding an offset by timestamp");
+	struct ts_query q = { &pg_of(m)->loop, tid, partition };
+	return meta_ts_lookup(ts_row, &q, &timestamp_ms, offset, batch_max_timestamp);
 }
 
 static int pg_max_timestamp(struct meta *m, int64_t tid, int32_t partition, int64_t *offset,
 			    int64_t *timestamp)
 {
-	return offset_ts_query(&pg_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL, offset,
-			       timestamp, "finding the max timestamp");
+	struct ts_query q = { &pg_of(m)->loop, tid, partition };
+	return meta_ts_lookup(ts_row, &q, NULL, offset, timestamp);
 }
 
 /* One statement, so one transaction; the row lock makes concurrent

@@ -57,8 +57,9 @@
  * objects_dead index; 4: the agent registry (agents as it is now, which
  * replaces an unused placeholder, and cluster's counters); 5: SCRAM
  * credentials; 6: leases; 7: producer_state (filled from the batch rows
- * on the upgrade). */
-#define SCHEMA_VERSION 7
+ * on the upgrade); 8: batches.spans (a row may hold several batches:
+ * meta_int.h). */
+#define SCHEMA_VERSION 8
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -108,6 +109,7 @@ static const char schema_sql[] =
 	" producer_epoch INTEGER NOT NULL,"
 	" base_sequence INTEGER NOT NULL,"
 	" last_sequence INTEGER NOT NULL,"
+	" spans TEXT,"
 	" PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS group_offsets ("
 	" group_id TEXT NOT NULL,"
@@ -262,6 +264,11 @@ enum stmt {
 	ST_COUNT
 };
 
+/* What the read path needs of a batch row (batch_row_read), its spans
+ * last. */
+#define BATCH_COLUMNS "b.base_offset, b.last_offset, o.key, b.byte_offset, b.length," \
+	" b.record_count, b.max_timestamp, b.spans"
+
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_BEGIN_READ] = "BEGIN",
@@ -319,13 +326,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = max(fence_ms, ?1) WHERE id = 1",
 	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
-		" producer_epoch, base_sequence, last_sequence)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+		" producer_epoch, base_sequence, last_sequence, spans)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	/* Trimming the front of one partition (retention, DeleteRecords). */
 	/* A batch without timestamps (max_timestamp -1) counts from when its
 	 * object was made, as Kafka falls back to a segment's mtime. */
-	[ST_BATCHES_TRIM_SCAN] = "SELECT b.last_offset, b.length, CASE WHEN b.max_timestamp >= 0"
-		" THEN b.max_timestamp ELSE o.created_ms END FROM batches AS b"
+	[ST_BATCHES_TRIM_SCAN] = "SELECT b.base_offset, b.last_offset, b.byte_offset, b.length,"
+		" b.max_timestamp, o.created_ms, b.spans FROM batches AS b"
 		" JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
 		" ORDER BY b.last_offset",
@@ -341,20 +348,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE objects.oid = d.oid",
 	[ST_BATCH_DELETE_BELOW] = "DELETE FROM batches WHERE tid = ?1 AND partition = ?2"
 		" AND last_offset < ?3",
-	[ST_BATCHES_FROM] = "SELECT b.base_offset, b.last_offset, o.key, b.byte_offset,"
-		" b.length, b.record_count, b.max_timestamp"
+	[ST_BATCHES_FROM] = "SELECT " BATCH_COLUMNS
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
 		" ORDER BY b.last_offset LIMIT ?4",
-	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
-		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.max_timestamp >= ?3"
-		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
-		"  WHERE tid = ?1 AND partition = ?2)"
+	/* The row, then the batch inside it (ts_row_pick): rows from ?4 on,
+	 * and never below the log start (the last column). */
+	[ST_OFFSET_FOR_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
+		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE p.tid = ?1 AND p.partition = ?2 AND b.max_timestamp >= ?3"
+		" AND b.last_offset >= max(p.log_start_offset, ?4)"
 		" ORDER BY b.last_offset LIMIT 1",
-	[ST_MAX_TIMESTAMP] = "SELECT b.base_offset, b.max_timestamp FROM batches AS b"
-		" WHERE b.tid = ?1 AND b.partition = ?2"
-		" AND b.last_offset >= (SELECT log_start_offset FROM partitions"
-		"  WHERE tid = ?1 AND partition = ?2)"
+	[ST_MAX_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
+		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
+		" JOIN objects AS o ON o.oid = b.oid"
+		" WHERE p.tid = ?1 AND p.partition = ?2 AND b.last_offset >= max(p.log_start_offset, ?3)"
 		" ORDER BY b.max_timestamp DESC, b.last_offset ASC LIMIT 1",
 	[ST_PSTATE_GET] = "SELECT producer_epoch, batches FROM producer_state"
 		" WHERE tid = ?1 AND partition = ?2 AND producer_id = ?3",
@@ -558,6 +567,19 @@ static int conn_user_version(struct sq_conn *c, int *version)
 	return rc == SQLITE_ROW ? 0 : sq_fail(c, "PRAGMA user_version");
 }
 
+/* Whether batches has the spans column (version 8; a database a test
+ * set back to an older version keeps it). */
+static bool batches_have_spans(struct sq_conn *c)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('batches')"
+			       " WHERE name = 'spans'", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	bool have = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return have;
+}
+
 /* Creates the schema on a new database, or checks the version of an
  * existing one. A later version adds its migrations here, keyed by the
  * version found. */
@@ -591,6 +613,8 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 			rc = conn_pragma(c, schema_sql);
 		if (!rc && version > 0 && version < 7)
 			rc = conn_pragma(c, producer_state_fill_sql);
+		if (!rc && version > 0 && version < 8 && !batches_have_spans(c))
+			rc = conn_pragma(c, "ALTER TABLE batches ADD COLUMN spans TEXT");
 		if (rc)
 			goto out_rollback;
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -935,13 +959,6 @@ static int sq_query_rows_on(struct sq_conn *c, enum stmt id, const int64_t *bind
 	int rc = sq_read_rows(c, st, max_rows, row, out, n, what);
 	pthread_mutex_unlock(&c->lock);
 	return rc;
-}
-
-static int sq_query_rows(struct meta *m, enum stmt id, const int64_t *binds, int nb,
-			 size_t max_rows, void (*row)(sqlite3_stmt *st, void *out, size_t i),
-			 void *out, size_t *n, const char *what)
-{
-	return sq_query_rows_on(&sq_of(m)->loop, id, binds, nb, max_rows, row, out, n, what);
 }
 
 /* ---- garbage collection ---- */
@@ -1336,11 +1353,23 @@ static int trim_point(struct sq_conn *c, int64_t tid, int32_t partition, int64_t
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, from);
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if (!meta_trim_scan_row(&scan, sqlite3_column_int64(st, 0),
-					sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2)))
+	int rc, err = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_batch_row row = {
+			.base_offset = sqlite3_column_int64(st, 0),
+			.last_offset = sqlite3_column_int64(st, 1),
+			.byte_offset = (uint64_t)sqlite3_column_int64(st, 2),
+			.length = (uint32_t)sqlite3_column_int64(st, 3),
+			.max_timestamp = sqlite3_column_int64(st, 4),
+		};
+		if (!meta_trim_scan_batches(&scan, &row, (const char *)sqlite3_column_text(st, 6),
+					    sqlite3_column_int64(st, 5), from, &err))
 			break;
+	}
+	if (err) {
+		sqlite3_reset(st);
+		return err;
+	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
 		int err = sq_fail(c, "scanning a partition's batches");
 		sqlite3_reset(st);
@@ -1601,23 +1630,36 @@ static int hwm_write(struct sq_conn *c, int64_t tid, int32_t partition, int64_t 
 	return sq_exec_stmt(c, st, "advancing a high watermark");
 }
 
-static int batch_insert(struct sq_conn *c, int64_t oid, const struct meta_commit_batch *b)
+/* The row of r's batches (one, or several: meta_int.h), then r closes.
+ * The producer columns say a lone batch's; a row of several has -1 there
+ * (producer_state holds the sequences). */
+static int row_insert(struct sq_conn *c, int64_t oid, struct meta_run *r)
 {
+	if (!r->open)
+		return 0;
+	const struct meta_commit_batch *f = r->first;
+	bool alone = r->count == 1;
+	const char *spans = meta_run_spans(r);
 	sqlite3_stmt *st = sq_stmt(c, ST_BATCH_INSERT);
-	sqlite3_bind_int64(st, 1, b->tid);
-	sqlite3_bind_int(st, 2, b->partition);
-	sqlite3_bind_int64(st, 3, b->base_offset);
-	sqlite3_bind_int64(st, 4, b->base_offset + b->last_offset_delta);
+	sqlite3_bind_int64(st, 1, r->tid);
+	sqlite3_bind_int(st, 2, r->partition);
+	sqlite3_bind_int64(st, 3, r->row.base_offset);
+	sqlite3_bind_int64(st, 4, r->row.last_offset);
 	sqlite3_bind_int64(st, 5, oid);
-	sqlite3_bind_int64(st, 6, (int64_t)b->byte_offset);
-	sqlite3_bind_int64(st, 7, b->length);
-	sqlite3_bind_int(st, 8, b->record_count);
-	sqlite3_bind_int64(st, 9, b->max_timestamp);
-	sqlite3_bind_int64(st, 10, b->producer_id);
-	sqlite3_bind_int(st, 11, b->producer_epoch);
-	sqlite3_bind_int(st, 12, b->base_sequence);
-	sqlite3_bind_int(st, 13, b->last_sequence);
-	return sq_exec_stmt(c, st, "inserting a batch");
+	sqlite3_bind_int64(st, 6, (int64_t)r->row.byte_offset);
+	sqlite3_bind_int64(st, 7, r->row.length);
+	sqlite3_bind_int(st, 8, r->row.record_count);
+	sqlite3_bind_int64(st, 9, r->row.max_timestamp);
+	sqlite3_bind_int64(st, 10, alone ? f->producer_id : -1);
+	sqlite3_bind_int(st, 11, alone ? f->producer_epoch : -1);
+	sqlite3_bind_int(st, 12, alone ? f->base_sequence : -1);
+	sqlite3_bind_int(st, 13, alone ? f->last_sequence : -1);
+	if (spans)
+		sqlite3_bind_text(st, 14, spans, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 14);
+	meta_run_close(r);
+	return sq_exec_stmt(c, st, "inserting a batch row");
 }
 
 /* A producer's state, read on its first batch in the transaction (the
@@ -1689,6 +1731,7 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 {
 	struct meta_commit_batch *batches = o->batches;
 	size_t n = o->n, *order = NULL;
+	struct meta_run run = { 0 };
 	/* The write path sorts by partition already; only an unsorted caller
 	 * pays for the index sort. */
 	if (!sorted_by_partition(batches, n)) {
@@ -1735,7 +1778,11 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			if (b->result != META_BATCH_APPENDED)
 				continue; /* its bytes stay in the object, dead */
 			b->base_offset = hwm;
-			rc = batch_insert(c, oid, b);
+			/* Adjacent batches share a row (meta_int.h). */
+			if (!meta_run_continues(&run, b))
+				rc = row_insert(c, oid, &run);
+			if (!rc)
+				rc = meta_run_add(&run, b);
 			if (rc)
 				goto out;
 			if (meta_batch_idempotent(b))
@@ -1744,7 +1791,9 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			hwm += (int64_t)b->last_offset_delta + 1;
 			live_bytes += b->length;
 		}
-		rc = hwm_write(c, first->tid, first->partition, hwm);
+		rc = row_insert(c, oid, &run);
+		if (!rc)
+			rc = hwm_write(c, first->tid, first->partition, hwm);
 		if (rc)
 			goto out;
 		k = end;
@@ -1754,6 +1803,7 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 	sqlite3_bind_int64(st, 2, live_bytes);
 	rc = sq_exec_stmt(c, st, "setting an object's live bytes");
 out:
+	meta_run_free(&run);
 	free(order);
 	return rc;
 }
@@ -1826,39 +1876,91 @@ static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
 	r->max_timestamp = sqlite3_column_int64(st, 6);
 }
 
+/* Steps st (a query of BATCH_COLUMNS rows, then the object's size when
+ * sized) and expands each row into the batches it holds with last
+ * offset >= from, into rows[*n, cap). */
+static int batch_rows_expand(struct sq_conn *c, sqlite3_stmt *st, int64_t from,
+			     struct meta_batch_row *rows, size_t cap, size_t *n, bool sized,
+			     const char *what)
+{
+	int rc = 0, step = SQLITE_DONE;
+	while (*n < cap && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_batch_row row;
+		batch_row_read(st, &row, 0);
+		row.object_size = sized ? (uint64_t)sqlite3_column_int64(st, 8) : 0;
+		int got = meta_row_expand(&row, (const char *)sqlite3_column_text(st, 7), from,
+					  rows + *n, cap - *n);
+		if (got < 0) {
+			rc = got;
+			break;
+		}
+		*n += (size_t)got;
+	}
+	if (!rc && *n < cap && step != SQLITE_DONE)
+		rc = sq_fail(c, what);
+	sqlite3_reset(st);
+	return rc;
+}
+
 static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
 			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
 {
+	struct sq_conn *c = &sq_of(m)->loop;
+	*n = 0;
+	if (max_rows == 0)
+		return 0;
 	if (max_rows > INT32_MAX)
 		max_rows = INT32_MAX;
-	int64_t binds[] = { tid, partition, offset, (int64_t)max_rows };
-	return sq_query_rows(m, ST_BATCHES_FROM, binds, 4, max_rows, batch_row_read, rows, n,
-			     "reading batches");
-}
-
-/* Runs a (tid, partition[, ts]) query that yields (base_offset, ts). */
-static int offset_ts_query(struct sq_conn *c, enum stmt s, int64_t tid, int32_t partition,
-			   const int64_t *ts, int64_t *offset, int64_t *out_ts,
-			   const char *what)
-{
 	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = sq_stmt(c, s);
+	sqlite3_stmt *st = sq_stmt(c, ST_BATCHES_FROM);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, offset);
+	sqlite3_bind_int64(st, 4, (int64_t)max_rows);
+	int rc = batch_rows_expand(c, st, offset, rows, max_rows, n, false, "reading batches");
+	pthread_mutex_unlock(&c->lock);
+	if (rc)
+		*n = 0;
+	return rc;
+}
+
+/* ListOffsets by time (meta_ts_lookup's rows), on the loop connection
+ * with its lock held. */
+struct ts_query {
+	struct sq_conn *c;
+	int64_t tid;
+	int32_t partition;
+};
+
+static int ts_row(void *arg, const int64_t *ts, int64_t after, struct meta_batch_row *row,
+		  int64_t *offset, int64_t *batch_ts)
+{
+	struct ts_query *q = arg;
+	sqlite3_stmt *st = sq_stmt(q->c, ts ? ST_OFFSET_FOR_TIMESTAMP : ST_MAX_TIMESTAMP);
+	sqlite3_bind_int64(st, 1, q->tid);
+	sqlite3_bind_int(st, 2, q->partition);
 	if (ts)
 		sqlite3_bind_int64(st, 3, *ts);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*offset = sqlite3_column_int64(st, 0);
-		*out_ts = sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = SL_ENOTFOUND;
+	sqlite3_bind_int64(st, ts ? 4 : 3, after);
+	int step = sqlite3_step(st), rc;
+	if (step == SQLITE_ROW) {
+		batch_row_read(st, row, 0);
+		rc = meta_ts_row_pick(row, (const char *)sqlite3_column_text(st, 7),
+				      sqlite3_column_int64(st, 8), ts, offset, batch_ts);
 	} else {
-		rc = sq_fail(c, what);
+		rc = step == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(q->c, "finding an offset by time");
 	}
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int offset_ts_query(struct meta *m, int64_t tid, int32_t partition, const int64_t *ts,
+			   int64_t *offset, int64_t *batch_ts)
+{
+	struct ts_query q = { &sq_of(m)->loop, tid, partition };
+	pthread_mutex_lock(&q.c->lock);
+	int rc = meta_ts_lookup(ts_row, &q, ts, offset, batch_ts);
+	pthread_mutex_unlock(&q.c->lock);
 	return rc;
 }
 
@@ -1866,16 +1968,13 @@ static int sq_offset_for_timestamp(struct meta *m, int64_t tid, int32_t partitio
 				   int64_t timestamp_ms, int64_t *offset,
 				   int64_t *batch_max_timestamp)
 {
-	return offset_ts_query(&sq_of(m)->loop, ST_OFFSET_FOR_TIMESTAMP, tid, partition,
-			       &timestamp_ms, offset, batch_max_timestamp,
-			       "finding an offset by timestamp");
+	return offset_ts_query(m, tid, partition, &timestamp_ms, offset, batch_max_timestamp);
 }
 
 static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
 			    int64_t *offset, int64_t *timestamp)
 {
-	return offset_ts_query(&sq_of(m)->loop, ST_MAX_TIMESTAMP, tid, partition, NULL,
-			       offset, timestamp, "finding the max timestamp");
+	return offset_ts_query(m, tid, partition, NULL, offset, timestamp);
 }
 
 /* One statement, so one transaction: the block is taken atomically even
@@ -2444,8 +2543,7 @@ int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **o
 static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 				struct meta_batch_row *rows, size_t rows_cap)
 {
-	static const char sql[] = "SELECT b.base_offset, b.last_offset, o.key, b.byte_offset,"
-		" b.length, b.record_count, b.max_timestamp, o.size"
+	static const char sql[] = "SELECT " BATCH_COLUMNS ", o.size"
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
 		" ORDER BY b.last_offset LIMIT ?4";
@@ -2472,14 +2570,8 @@ static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 		sqlite3_bind_int64(st, 3, q[i].offset);
 		sqlite3_bind_int64(st, 4, (int64_t)want);
 		size_t count = 0;
-		int step = SQLITE_DONE;
-		while (count < want && (step = sqlite3_step(st)) == SQLITE_ROW) {
-			batch_row_read(st, rows, used + count);
-			rows[used + count++].object_size = (uint64_t)sqlite3_column_int64(st, 7);
-		}
-		if (count < want && step != SQLITE_DONE)
-			rc = sq_fail(c, "reading batches");
-		sqlite3_reset(st);
+		rc = batch_rows_expand(c, st, q[i].offset, rows + used, want, &count, true,
+				       "reading batches");
 		q[i].n = count;
 		used += count;
 	}

@@ -75,7 +75,7 @@ def test_produce_consume_restart(broker_factory, pg):
     util.ck_produce(b.bootstrap, topic, msgs)
     util.check_roundtrip(msgs, util.consume_all(b.bootstrap, topic, 3))
     # The catalog is PostgreSQL's: the topic, its partitions' high
-    # watermarks and a batch row per produced batch are there.
+    # watermarks and the batch rows are there.
     assert pg.psql("SELECT partition_count FROM topics WHERE name = '%s'"
                    % topic, db) == "3"
     assert int(pg.psql("SELECT sum(high_watermark) FROM partitions", db)) \

@@ -80,6 +80,13 @@ static int64_t hwm(struct meta *m, int64_t tid, int32_t p)
 	return mp.high_watermark;
 }
 
+/* The batch rows an object's batches are stored in (past the store). */
+static int64_t rows_of_object(const char *key)
+{
+	return tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+			    " WHERE o.key = $1", key);
+}
+
 /* Reads objects.live_bytes past the store (a connection of its own). */
 static int64_t live_bytes(const char *key)
 {
@@ -399,6 +406,9 @@ static void test_timestamps_and_log_start(void **state)
 		mk_batch(t, 0, 1, 56, 10, 250),  /* 8-9 */
 	};
 	assert_int_equal(meta_commit_object(m, "ts-1", 100, b, 5), 0);
+	/* One row holds the five (adjacent in the object); every lookup
+	 * below still answers per batch. */
+	assert_int_equal(rows_of_object("ts-1"), 1);
 
 	assert_int_equal(meta_offset_for_timestamp(m, t, 0, 50, &off, &ts), 0);
 	assert_int_equal(off, 0);
@@ -442,6 +452,27 @@ static void test_timestamps_and_log_start(void **state)
 	size_t n;
 	assert_int_equal(meta_batches_from(m, t, 0, 0, 8, rows, &n), 0);
 	assert_int_equal(n, 5);
+
+	/* A row whose largest timestamp went below the log start: the
+	 * largest is then a later row's. */
+	int64_t t2 = create_topic(m, "ts2", 1);
+	struct meta_commit_batch r1[] = { mk_batch(t2, 0, 1, 16, 10, 500), mk_batch(t2, 0, 1, 26, 10, 300) };
+	struct meta_commit_batch r2[] = { mk_batch(t2, 0, 1, 16, 10, 400) };
+	assert_int_equal(meta_commit_object(m, "ts2-1", 100, r1, 2), 0);
+	assert_int_equal(meta_commit_object(m, "ts2-2", 100, r2, 1), 0);
+	assert_int_equal(meta_max_timestamp(m, t2, 0, &off, &ts), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(ts, 500);
+	assert_int_equal(meta_partition_set_log_start(m, t2, 0, 2), 0);
+	assert_int_equal(meta_max_timestamp(m, t2, 0, &off, &ts), 0);
+	assert_int_equal(off, 4);
+	assert_int_equal(ts, 400);
+	assert_int_equal(meta_offset_for_timestamp(m, t2, 0, 450, &off, &ts), SL_ENOTFOUND);
+	assert_int_equal(meta_offset_for_timestamp(m, t2, 0, 350, &off, &ts), 0);
+	assert_int_equal(off, 4);
+	assert_int_equal(meta_offset_for_timestamp(m, t2, 0, 0, &off, &ts), 0);
+	assert_int_equal(off, 2);
+	assert_int_equal(ts, 300);
 	meta_close(m);
 }
 
@@ -464,28 +495,37 @@ static void test_partition_trim(void **state)
 	};
 	assert_int_equal(meta_commit_object(m, "o/1", 300, o1, 3), 0);
 	assert_int_equal(meta_commit_object(m, "o/2", 250, o2, 2), 0);
+	/* Adjacent batches of a partition share a row: 0-3 and 4-7. */
+	assert_int_equal(rows_of_object("o/1"), 2);
+	assert_int_equal(rows_of_object("o/2"), 1);
 	int64_t start = -1;
 	const struct meta_trim none = { -1, -1, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &none, &start), 0);
 	assert_int_equal(start, 0);
 
 	/* Time: stops at the first batch not expired (2-3), although 4-5
-	 * is older than the cutoff. */
+	 * is older than the cutoff: the log start moves per batch, while
+	 * the row 0-3 stays until all of it is below the log start (its
+	 * bytes still live). */
 	struct meta_trim by_time = { -1, 2500, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &by_time, &start), 0);
 	assert_int_equal(start, 2);
-	assert_int_equal(live_bytes("o/1"), 140);
+	assert_int_equal(live_bytes("o/1"), 240);
 	struct meta_partition p;
 	assert_int_equal(meta_partition_get(m, t, 0, &p), 0);
 	assert_int_equal(p.log_start_offset, 2);
 	struct meta_batch_row rows[8];
 	size_t n;
-	assert_int_equal(meta_batches_from(m, t, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(meta_batches_from(m, t, 0, 2, 8, rows, &n), 0);
 	assert_int_equal(n, 3);
 	assert_int_equal(rows[0].base_offset, 2);
+	assert_int_equal(rows[0].byte_offset, 116);
+	assert_int_equal(rows[0].length, 100);
+	assert_int_equal(rows[0].max_timestamp, 3000);
 
-	/* Size: 300 bytes live; keep at least 150: 2-3 goes (200 left), 4-5
-	 * would leave 100 and stays. */
+	/* Size: 300 bytes live from the log start (the row 0-3's first
+	 * batch is not counted); keep at least 150: 2-3 goes (200 left),
+	 * 4-5 would leave 100 and stays. */
 	struct meta_trim by_size = { -1, -1, 150, -1 };
 	assert_int_equal(meta_partition_trim(m, t, 0, &by_size, &start), 0);
 	assert_int_equal(start, 4);
@@ -540,8 +580,8 @@ static void test_partition_trim(void **state)
 	struct meta_commit_batch *many = calloc(ROWS, sizeof *many);
 	assert_non_null(many);
 	for (int i = 0; i < ROWS; i++)
-		many[i] = mk_batch(big, 0, 0, 16 + (uint64_t)i * 4, 4, 1000);
-	assert_int_equal(meta_commit_object(m, "o/many", 16 + ROWS * 4, many, ROWS), 0);
+		many[i] = mk_batch(big, 0, 0, 16 + (uint64_t)i * 8, 4, 1000); /* a row each */
+	assert_int_equal(meta_commit_object(m, "o/many", 16 + ROWS * 8, many, ROWS), 0);
 	free(many);
 	struct meta_trim most = { ROWS - 3, -1, -1, -1 };
 	assert_int_equal(meta_partition_trim(m, big, 0, &most, &start), 0);
@@ -1109,12 +1149,14 @@ static void test_producer_state_upgrade(void **state)
 	}
 	meta_close(m);
 	if (tb == TB_POSTGRES) {
-		tb_pg_exec(tb_pg, "DROP TABLE producer_state; UPDATE schema_version SET version = 4");
+		tb_pg_exec(tb_pg, "DROP TABLE producer_state; ALTER TABLE batches DROP COLUMN spans;"
+			   " UPDATE schema_version SET version = 4");
 	} else {
 		sqlite3 *db;
 		assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db, "DROP TABLE producer_state; PRAGMA user_version = 6",
-					      NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "DROP TABLE producer_state;"
+					      " ALTER TABLE batches DROP COLUMN spans;"
+					      " PRAGMA user_version = 6", NULL, NULL, NULL), SQLITE_OK);
 		sqlite3_close(db);
 	}
 	m = open_store();
