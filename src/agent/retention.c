@@ -51,6 +51,7 @@ static int retention_limits(const struct topic_state *t, int64_t now_ms, struct 
 	out->offset = -1;
 	out->cutoff_ms = -1;
 	out->limit = -1;
+	out->producers_before_ms = now_ms - SL_PRODUCER_EXPIRATION_MS;
 	out->retention_bytes = config_i64(t, "retention.bytes");
 	if (!retention_policy_deletes(t))
 		return 0;

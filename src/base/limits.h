@@ -103,6 +103,12 @@
  * grow without bound. */
 #define SL_PRODUCERS_ENTRIES_MAX 200000
 
+/* An idempotent producer's state in a partition (producer_state) that no
+ * commit wrote for this long is dropped by the retention sweep: Kafka's
+ * producer.id.expiration.ms default (1 day), so the table does not grow
+ * with every producer id ever used. */
+#define SL_PRODUCER_EXPIRATION_MS (24 * 3600 * 1000LL)
+
 /* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by
  * default; anything larger is capped so a request cannot hang for days. */
 #define SL_FETCH_WAIT_MS_MAX (5 * 60 * 1000)

@@ -91,6 +91,10 @@ struct meta_trim {
 				    while the bytes left stay >= it */
 	int64_t limit;           /* never past this offset (the high watermark
 				    the caller serves) */
+	int64_t producers_before_ms; /* idempotent producers' state in the
+				    partition last written before it (wall
+				    ms) goes: Kafka's producer.id.expiration.ms;
+				    0 keeps all */
 };
 
 /* What a commit made of one batch (meta_commit_batch.result). An
@@ -468,7 +472,10 @@ static inline int meta_partition_list(struct meta *m, struct meta_partition **ou
  * starts move by meta_partition_trim). */
 static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int32_t p, int64_t off)
 { return m->m->partition_set_log_start(m, tid, p, off); }
-/* Retention and DeleteRecords: the partition's log
+/* Retention and DeleteRecords: (first, when t->producers_before_ms > 0,
+ * the partition's idempotent producers idle since before it are
+ * forgotten: a batch of theirs is then accepted at any sequence, as in
+ * Kafka after producer.id.expiration.ms), then the partition's log
  * start moves forward (never back, never past the high watermark) to
  * t->offset, then past the oldest batches that t's time and size limits
  * expire, as Kafka deletes segments (time first, stopping at the first

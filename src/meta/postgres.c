@@ -234,6 +234,7 @@ enum stmt {
 	ST_MAX_TIMESTAMP,
 	ST_PSTATE_READ,
 	ST_PSTATE_DELETE_TOPIC,
+	ST_PSTATE_EXPIRE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
@@ -388,6 +389,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" JOIN unnest($1::bigint[], $2::integer[], $3::bigint[]) AS u(tid, partition, pid)"
 		" ON s.tid = u.tid AND s.partition = u.partition AND s.producer_id = u.pid",
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = $1",
+	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = $1 AND partition = $2"
+		" AND updated_ms < $3",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + $1"
 		" WHERE id = 1 AND next_producer_id <= $2 RETURNING next_producer_id - $1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -1302,6 +1305,9 @@ static int pg_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	pthread_mutex_lock(&c->lock);
 	int64_t start, hwm;
 	int rc = partition_read(c, tid, partition, &start, &hwm);
+	if (!rc && t->producers_before_ms > 0)
+		rc = trim_exec(c, ST_PSTATE_EXPIRE, tid, partition, t->producers_before_ms, NULL,
+			       "expiring producers' state");
 	if (rc)
 		goto out;
 	int64_t point = t->offset > start ? t->offset : start;

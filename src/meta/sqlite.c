@@ -244,6 +244,7 @@ enum stmt {
 	ST_PSTATE_GET,
 	ST_PSTATE_PUT,
 	ST_PSTATE_DELETE_TOPIC,
+	ST_PSTATE_EXPIRE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
 	ST_OFFSET_DELETE_ONE,
@@ -373,6 +374,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" producer_epoch = excluded.producer_epoch, batches = excluded.batches,"
 		" updated_ms = excluded.updated_ms",
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = ?1",
+	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = ?1 AND partition = ?2"
+		" AND updated_ms < ?3",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + ?1"
 		" WHERE id = 1 AND next_producer_id <= ?2 RETURNING next_producer_id - ?1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -1469,6 +1472,9 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	 * commits only add rows above the high watermark). */
 	int64_t start, hwm;
 	int rc = partition_read(c, tid, partition, &start, &hwm);
+	if (!rc && t->producers_before_ms > 0)
+		rc = trim_exec(c, ST_PSTATE_EXPIRE, tid, partition, t->producers_before_ms,
+			       "expiring producers' state");
 	if (rc)
 		goto out;
 	int64_t point = t->offset > start ? t->offset : start;

@@ -1127,6 +1127,21 @@ static void test_producer_checks(void **state)
 	snprintf(tid_text, sizeof tid_text, "%" PRId64, t);
 	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
 				      tid_text), 2);
+
+	/* Idle past producer.id.expiration.ms (the retention sweep's trim
+	 * drops it): the producer is accepted at any sequence again. A trim
+	 * with an older cutoff keeps it. */
+	int64_t start;
+	struct meta_trim keep = { -1, -1, -1, -1, clock_wall_ms() - 60000 };
+	assert_int_equal(meta_partition_trim(a, t, 1, &keep, &start), 0);
+	commit_one_idem(a, "idem-11", mk_idem(t, 1, 0, 7, 0, 42, 16), META_BATCH_OUT_OF_ORDER, -1);
+	struct meta_trim expire = { -1, -1, -1, -1, clock_wall_ms() + 1000 };
+	assert_int_equal(meta_partition_trim(a, t, 1, &expire, &start), 0);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
+				      tid_text), 1);
+	commit_one_idem(a, "idem-12", mk_idem(t, 1, 0, 7, 0, 42, 16), META_BATCH_APPENDED, 1);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
+				      tid_text), 2);
 	delete_topic(a, "idem");
 	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
 				      tid_text), 0);
