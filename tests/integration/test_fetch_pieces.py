@@ -5,8 +5,12 @@ clients that close their connection while a large response is still being
 written (or before it is started, with more pipelined behind it) leave
 the agent serving, with nothing freed twice or leaked (under ASan the
 sanitizer report check of conftest catches that); and the cache evicting
-objects that an unsent response points into changes none of its bytes."""
+objects that an unsent response points into changes none of its bytes;
+batches that share one batch row (adjacent in one object) are still
+handed out one by one: a fetch starts at the batch holding its offset and
+stops at batch boundaries."""
 import socket
+import sqlite3
 import struct
 import time
 
@@ -275,3 +279,49 @@ def test_fetch_pieces_pinned_memory_bounded(broker_factory):
     got = parse_fetch_v4(kproto.roundtrip(s, 1, 4, fetch_v4_body(topic, {0: 379}, 4096, 4096)))
     s.close()
     assert got[0][0] == 0 and got[0][2][12 + 4 + 1:] == small[12 + 4 + 1:]
+
+
+def test_batches_sharing_a_row(broker_factory):
+    """Batches of one partition that land in one object share one batch
+    row in the metadata store (issue 12): a fetch still starts at the
+    batch that holds its offset and stops at batch boundaries, and a
+    consumer reads every record once, in order."""
+    broker = broker_factory(["--flush-interval-ms", "300"])
+    topic = util.create_topic(broker.bootstrap, util.topic_name("rows"), 1)
+    n, per = 10, 3
+    s = kproto.connect(broker.bootstrap)
+    # Pipelined in one write, so they are read in one turn and go into
+    # one open object.
+    frames = b""
+    for b in range(n):
+        batch = kproto.record_batch([(None, b"v%d-%d" % (b, i), ()) for i in range(per)])
+        body = (kproto.string(None) + kproto.i16(-1) + kproto.i32(10000) +
+                kproto.array([kproto.string(topic) + kproto.array(
+                    [kproto.i32(0) + kproto.bytes_(batch)])]))
+        frames += kproto.request(0, 3, 1000 + b, body)
+    s.sendall(frames)
+    for b in range(n):
+        kproto.recv_response(s)
+    s.close()
+    db = sqlite3.connect("file:%s/meta.db?mode=ro" % broker.data_dir, uri=True)
+    rows, objects = db.execute("SELECT count(*), count(DISTINCT oid) FROM batches").fetchone()
+    db.close()
+    # One row per object however many of the batches it holds (a row
+    # per batch before).
+    assert rows == objects and objects < n, (rows, objects)
+
+    s = kproto.connect(broker.bootstrap)
+    # From inside the 5th batch (offsets 12-14), one batch at most.
+    got = parse_fetch_v4(kproto.roundtrip(s, 1, 4, fetch_v4_body(
+        topic, {0: 14}, max_bytes=1, partition_max_bytes=1)))
+    assert got[0][0] == 0 and got[0][1] == n * per
+    assert batch_offsets(got[0][2]) == [(12, per - 1)]
+    # From the start with room for two and a half batches: two.
+    one = len(got[0][2])
+    got = parse_fetch_v4(kproto.roundtrip(s, 1, 4, fetch_v4_body(
+        topic, {0: 0}, partition_max_bytes=one * 5 // 2)))
+    assert batch_offsets(got[0][2]) == [(0, per - 1), (3, per - 1)]
+    s.close()
+    msgs = util.consume_all(broker.bootstrap, topic, 1, n * per)[0]
+    assert [m.value for m in msgs] == [b"v%d-%d" % (b, i) for b in range(n) for i in range(per)]
+    assert [m.offset for m in msgs] == list(range(n * per))
