@@ -214,7 +214,8 @@ def test_concurrent_producers(cluster):
 def idempotent_setup(cluster):
     a, b, c = cluster
     topic = util.create_topic(a.bootstrap, util.topic_name("idem"), 1)
-    wait_for("topic on B", lambda: topic in metadata(b)[1], 1.0)
+    for name, agent in (("B", b), ("C", c)):
+        wait_for("topic on " + name, lambda: topic in metadata(agent)[1], 1.0)
     with kproto.connect(a.bootstrap) as s:
         err, pid, epoch = init_producer_id_v0(s)
     assert err == 0
