@@ -88,6 +88,11 @@ struct writer {
 	void (*drain_fn)(void *);
 	void *drain_arg;
 
+	/* Commits failed in a row (the commit job's own: one at a time):
+	 * only the first of a run is logged (a metadata store outage fails
+	 * every commit until it ends). */
+	uint64_t commit_failures;
+
 	struct sealed *open;
 	struct sealed *queue_head, *queue_tail; /* sealed, in seal order */
 	int uploads_in_flight;
@@ -273,9 +278,13 @@ static void commit_work(uv_work_t *req)
 	int64_t t0 = clock_mono_us();
 	int err = meta_commit_objects(w->meta, w->group_objs, w->group_n);
 	int64_t us = clock_mono_us() - t0;
-	if (err)
-		log_error("committing %zu object(s) from %s failed: %s", w->group_n, s->key,
-			  sl_strerror(err));
+	if (err && w->commit_failures++ == 0)
+		log_error("committing %zu object(s) from %s failed: %s (further failures are "
+			  "logged when commits succeed again)", w->group_n, s->key, sl_strerror(err));
+	if (!err && w->commit_failures > 0) {
+		log_info("commits succeed again after %" PRIu64 " failed", w->commit_failures);
+		w->commit_failures = 0;
+	}
 	for (size_t i = 0; i < w->group_n; i++) {
 		w->group[i]->commit_us = us;
 		w->group[i]->err = err ? SL_EMETA : 0;
@@ -283,8 +292,11 @@ static void commit_work(uv_work_t *req)
 }
 
 /* s failed (upload or commit): every object sealed after it fails too,
- * so no batch commits after an earlier batch of its producer failed (a
- * retry would otherwise land behind it: invariant 6). */
+ * and so does the one open then, so no batch commits after an earlier batch of
+ * its producer failed (a retry would otherwise land behind it: invariant
+ * 6; and an idempotent client that sees a later batch acknowledged takes
+ * the failed one as written — librdkafka acknowledges it implicitly —
+ * so it would be lost). */
 static void fail_successors(struct sealed *s)
 {
 	if (!s->err)
@@ -292,6 +304,11 @@ static void fail_successors(struct sealed *s)
 	for (struct sealed *t = s->next; t; t = t->next)
 		if (!t->fail_err)
 			t->fail_err = s->err;
+	/* Not for an object that only inherited a failure: the open object
+	 * was doomed by the one that failed, and failing every later one
+	 * would never end. */
+	if (!s->fail_err && s->w->open && !s->w->open->fail_err)
+		s->w->open->fail_err = s->err;
 }
 
 /* Dense offsets: the appended batches of one partition in an object

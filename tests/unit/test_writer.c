@@ -6,7 +6,8 @@
  *    offsets; the next object gets the offsets the failed one did not use;
  *  - when an earlier upload stalls, a later object does not commit before
  *    it (commits in seal order, invariant 6);
- *  - objects queued behind a failed one are failed without being written;
+ *  - objects queued behind a failed one are failed without being written,
+ *    and the object open then fails too;
  *  - with seal_when_idle, an append to an idle writer is committed without
  *    waiting out the flush interval, appends that arrive while an object
  *    is in the pipeline go together into the next, and without it the
@@ -129,6 +130,17 @@ static void append(struct fixture *f, int32_t partition, int records, struct res
 	struct batch_info info = info_of(records);
 	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, partition, batch_bytes,
 				       &info, on_done, r), 0);
+}
+
+/* The fixture's writer again, with another flush interval and upload
+ * limit. */
+static void writer_restart(struct fixture *f, int flush_interval_ms, int uploads_max)
+{
+	writer_free(f->w);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
+	struct writer_config cfg = { .flush_interval_ms = flush_interval_ms, .flush_bytes = 1 << 20,
+				     .buffered_bytes_max = 1 << 26, .uploads_max = uploads_max };
+	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
 }
 
 static void run_until_idle(struct fixture *f)
@@ -278,6 +290,29 @@ static void test_failure_fails_later_objects(void **state)
 	assert_int_equal(r[2].base_offset, 0);
 }
 
+/* A batch in the object still open when an earlier one fails fails too:
+ * committed, it would be acknowledged ahead of the retry of the earlier
+ * one (an idempotent client takes the earlier batch as written then). */
+static void test_failure_fails_open_object(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	writer_restart(f, 200, 4);
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	append(f, 0, 1, &r[0]);
+	writer_flush_now(f->w);
+	append(f, 0, 1, &r[1]); /* open until its flush interval, after the failure */
+	run_until_idle(f);
+	assert_int_equal(r[0].err, SL_ESTORE);
+	assert_int_equal(r[1].err, SL_ESTORE);
+	assert_int_equal(f->commits, 0);
+	/* The object opened after the failure is not doomed. */
+	append(f, 0, 1, &r[2]);
+	run_until_idle(f);
+	assert_int_equal(r[2].err, 0);
+	assert_int_equal(r[2].base_offset, 0);
+}
+
 static int count_key(void *arg, const char *key, uint64_t size, int64_t mtime_ms)
 {
 	(*(int *)arg)++;
@@ -290,11 +325,7 @@ static void test_queued_behind_failure_not_written(void **state)
 	struct result r[3] = { 0 };
 	/* One upload at a time: the second and third objects wait in the
 	 * queue while the first one's write fails. */
-	writer_free(f->w);
-	uv_run(&f->loop, UV_RUN_DEFAULT);
-	struct writer_config cfg = { .flush_interval_ms = 1, .flush_bytes = 1 << 20,
-				     .buffered_bytes_max = 1 << 26, .uploads_max = 1 };
-	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
+	writer_restart(f, 1, 1);
 	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
 	for (int i = 0; i < 3; i++) {
 		append(f, 0, 1, &r[i]);
@@ -450,6 +481,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commits_in_seal_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_fails_later_objects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_fails_open_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_behind_failure_not_written, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_seals_at_once, setup, teardown),
