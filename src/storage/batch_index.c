@@ -311,6 +311,11 @@ int batch_index_append(struct batch_index *ix, int64_t tid, int32_t p, const cha
 	if (n == 0)
 		return 0;
 	struct bix_part *x = part_find(ix, tid, p);
+	/* Rows that end before the run does came late (in a cluster, another
+	 * agent's notice overtook this agent's commit): their offsets were
+	 * assigned once, so the run holds them or has moved past them. */
+	if (x && x->tail.n && rows[n - 1].last_offset < run_end(&x->tail))
+		return 0;
 	if (x && x->tail.n && run_end(&x->tail) != rows[0].base_offset)
 		drop_front(ix, &x->tail, x->tail.n); /* a gap: start over from these rows */
 	if (!x && !(x = part_new(ix, tid, p)))

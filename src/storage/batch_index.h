@@ -53,7 +53,8 @@ void batch_index_free(struct batch_index *ix);
 
 /* Rows rows[0..n) of partition (tid, p), all in object key (of
  * object_size bytes), ascending and contiguous, were committed: they
- * follow the partition's run when rows[0].base_offset is where it ends.
+ * follow the partition's run when rows[0].base_offset is where it ends;
+ * rows that end before the run's end came late and are ignored.
  * Otherwise (a gap, or a partition not indexed) the run starts over from
  * them. Returns 0, or SL_ENOMEM with the partition dropped (it is then
  * looked up in the store). */

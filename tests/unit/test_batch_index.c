@@ -103,9 +103,16 @@ static void test_gap(void **state)
 	assert_true(batch_index_rows(ix, 1, 0, 21, out, 8, &n, NULL));
 	assert_int_equal(n, 2);
 	assert_string_equal(out[0].object_key, "objects/c");
-	/* Overlapping (an older commit replayed) is a gap too. */
+	/* Rows that end before the run does came late (another agent's
+	 * notice overtook this agent's commit): ignored, the run stays. */
 	append(ix, 1, 0, "objects/d", 1, 22);
-	assert_range(ix, 1, 0, 22, 24);
+	append(ix, 1, 0, "objects/e", 2, 10);
+	assert_range(ix, 1, 0, 20, 24);
+	assert_true(batch_index_rows(ix, 1, 0, 22, out, 8, &n, NULL));
+	assert_string_equal(out[0].object_key, "objects/c");
+	/* Rows that overlap its end are a gap. */
+	append(ix, 1, 0, "objects/f", 2, 22);
+	assert_range(ix, 1, 0, 22, 26);
 	batch_index_free(ix);
 }
 
