@@ -1,6 +1,8 @@
 /* registry.c — the agent registry's agent side (registry.h): one timer,
  * one pool job at a time (a heartbeat when due, the catalog poll on a
- * shared store), applied on the loop. */
+ * shared store, the listening connection's reconnect), applied on the
+ * loop; and the change notifications of a shared store, read on the loop
+ * as they arrive (uv_poll on the listening connection's socket). */
 #include "agent/registry.h"
 
 #include <inttypes.h>
@@ -34,7 +36,22 @@ struct registry {
 	struct meta_catalog catalog;
 	uint64_t jobs_done;      /* a->jobs_done when the job started */
 	bool jobs_idle;          /* no agent_job queued then */
+	/* Change notifications (meta_listen_*): while listen_poll watches
+	 * the socket, the catalog poll is only the fallback for a lost
+	 * notice (every SL_CLUSTER_POLL_FALLBACK_MS); without it, it runs
+	 * every tick and each job tries to listen again (backoff). */
+	bool notices;            /* the store has them */
+	uv_poll_t *listen_poll;  /* NULL: not listening */
+	bool listen;             /* job input: (re)connect, then poll (resync) */
+	int listen_rc;
+	bool listen_failing;     /* logged once per run of failures */
+	uint64_t listen_retry_ms, listen_backoff_ms;
+	uint64_t poll_last_ms;   /* uv_now of the last poll's start */
+	bool poll_now;           /* a catalog notice came: poll at once */
+	bool woken;              /* a notice raised a high watermark */
 };
+
+static void on_timer(uv_timer_t *t);
 
 /* This agent's endpoints as the registry keeps them: one per listener,
  * "NAME://host:port" joined by commas (Kafka's advertised.listeners). */
@@ -142,10 +159,166 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 	return moved;
 }
 
+/* rows [i, j) of a commit notice, one partition's, into the batch index. */
+static void index_notice(struct agent *a, const struct meta_notice *n, size_t i, size_t j)
+{
+	struct batch_index_row rows[64];
+	while (i < j) {
+		size_t k = 0;
+		for (; k < 64 && i < j; k++, i++) {
+			const struct meta_notice_batch *b = &n->batches[i];
+			rows[k] = (struct batch_index_row){
+				.base_offset = b->base_offset, .last_offset = b->last_offset,
+				.byte_offset = b->byte_offset, .length = b->length,
+				.record_count = b->record_count, .max_timestamp = b->max_timestamp,
+			};
+		}
+		/* Out of memory drops the partition: fetches look it up. */
+		batch_index_append(a->index, n->batches[i - 1].tid, n->batches[i - 1].partition,
+				   n->object_key, n->object_size, rows, k);
+	}
+}
+
+/* Another agent committed: its rows go into the batch index (a fetch of
+ * them touches no database) when they are new here or continue the
+ * indexed run — rows that arrive after this agent moved past them stay
+ * in the store, where a lookup finds them — then the high watermarks
+ * move past them. A partition not known here yet waits for the poll. */
+static void commit_apply(struct registry *r, const struct meta_notice *n)
+{
+	struct agent *a = r->a;
+	struct topic_state *t = NULL;
+	for (size_t i = 0, j; i < n->n; i = j) {
+		const struct meta_notice_batch *b = &n->batches[i];
+		for (j = i + 1; j < n->n && n->batches[j].tid == b->tid &&
+		     n->batches[j].partition == b->partition; j++)
+			;
+		if (!t || t->tid != b->tid)
+			t = agent_topic_by_tid(a, b->tid);
+		if (!t || b->partition >= t->partition_count)
+			continue;
+		struct partition_state *ps = &t->parts[b->partition];
+		int64_t first, end;
+		if (b->base_offset >= ps->high_watermark ||
+		    (batch_index_range(a->index, b->tid, b->partition, &first, &end) &&
+		     end == b->base_offset))
+			index_notice(a, n, i, j);
+		int64_t last = n->batches[j - 1].last_offset;
+		if (last >= ps->high_watermark && last >= ps->log_start_offset) {
+			ps->high_watermark = last + 1;
+			r->woken = true;
+		}
+	}
+}
+
+/* A trim moved a log start (this agent's own too: raising it again is a
+ * no-op): what fell below it leaves the batch index at once. */
+static void log_start_apply(struct agent *a, const struct meta_notice *n)
+{
+	struct topic_state *t = agent_topic_by_tid(a, n->tid);
+	if (!t || n->partition < 0 || n->partition >= t->partition_count)
+		return;
+	struct partition_state *ps = &t->parts[n->partition];
+	if (partition_raise_log_start(ps, n->log_start_offset))
+		batch_index_trim(a->index, n->tid, n->partition, ps->log_start_offset);
+}
+
+static void on_notice(void *arg, const struct meta_notice *n)
+{
+	struct registry *r = arg;
+	if (n->kind == META_NOTICE_CATALOG)
+		r->poll_now = true; /* the poll reads it: one snapshot, applied as polls are */
+	else if (n->kind == META_NOTICE_COMMIT)
+		commit_apply(r, n);
+	else if (n->kind == META_NOTICE_LOG_START)
+		log_start_apply(r->a, n);
+}
+
+static void listen_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void listen_stop(struct registry *r)
+{
+	if (!r->listen_poll)
+		return;
+	uv_poll_stop(r->listen_poll);
+	uv_close((uv_handle_t *)r->listen_poll, listen_closed);
+	r->listen_poll = NULL;
+}
+
+static void on_listen(uv_poll_t *h, int status, int events)
+{
+	struct registry *r = h->data;
+	(void)events;
+	if (r->stopping)
+		return;
+	r->woken = false;
+	int rc = status < 0 ? SL_EMETA : meta_listen_read(r->a->meta, on_notice, r);
+	if (r->woken)
+		r->a->hooks->committed(r->a);
+	if (rc) {
+		listen_stop(r);
+		if (!r->listen_failing)
+			log_warn("registry: change notifications lost (the metadata store's connection "
+				 "broke): polling every %d ms until they resume",
+				 SL_CLUSTER_POLL_INTERVAL_MS);
+		r->listen_failing = true;
+	}
+	if (r->poll_now || rc)
+		on_timer(&r->timer); /* a job now, unless one runs: its done starts the next */
+}
+
+/* After meta_listen_start: watch the new socket (what arrived with the
+ * LISTEN's answer is read at once: libpq holds it, the socket will not
+ * show it), or retry after a backoff. */
+static void listen_started(struct registry *r)
+{
+	struct agent *a = r->a;
+	int rc = r->listen_rc;
+	int fd = rc ? -1 : meta_listen_fd(a->meta);
+	if (!rc && fd < 0)
+		rc = SL_EMETA;
+	if (!rc && !(r->listen_poll = malloc(sizeof *r->listen_poll)))
+		rc = SL_ENOMEM;
+	if (!rc && uv_poll_init_socket(a->loop, r->listen_poll, fd) != 0) {
+		free(r->listen_poll);
+		r->listen_poll = NULL;
+		rc = SL_EIO;
+	}
+	if (rc == SL_EUNSUPPORTED) {
+		r->notices = false;
+		return;
+	}
+	if (rc) {
+		r->listen_backoff_ms = r->listen_backoff_ms ? r->listen_backoff_ms * 2 : SL_CLUSTER_POLL_INTERVAL_MS;
+		if (r->listen_backoff_ms > SL_CLUSTER_LISTEN_RETRY_MAX_MS)
+			r->listen_backoff_ms = SL_CLUSTER_LISTEN_RETRY_MAX_MS;
+		r->listen_retry_ms = uv_now(a->loop) + r->listen_backoff_ms;
+		if (!r->listen_failing)
+			log_warn("registry: cannot listen for change notifications (%s): polling every "
+				 "%d ms meanwhile", sl_strerror(rc), SL_CLUSTER_POLL_INTERVAL_MS);
+		r->listen_failing = true;
+		return;
+	}
+	if (r->listen_failing)
+		log_info("registry: change notifications resumed");
+	r->listen_failing = false;
+	r->listen_backoff_ms = 0;
+	r->listen_poll->data = r;
+	uv_poll_start(r->listen_poll, UV_READABLE, on_listen);
+	on_listen(r->listen_poll, 0, UV_READABLE);
+}
+
 static void job_work(uv_work_t *w)
 {
 	struct registry *r = w->data;
 	struct meta *m = r->a->meta;
+	/* First: the poll after it then covers what was committed before
+	 * the LISTEN (the resync). */
+	if (r->listen)
+		r->listen_rc = meta_listen_start(m);
 	if (r->beat)
 		r->beat_rc = meta_agent_heartbeat(m, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
 	if (r->poll)
@@ -156,9 +329,12 @@ static void job_done(uv_work_t *w, int status)
 {
 	struct registry *r = w->data;
 	struct agent *a = r->a;
-	r->running = false;
+	/* r->running stays set until the results are used: a notice read
+	 * meanwhile (listen_started) must not start the next job. */
 	if (status != 0 || r->stopping)
 		goto out_free;
+	if (r->listen)
+		listen_started(r);
 	if (r->beat) {
 		if (r->beat_rc == 0) {
 			if (r->beat_failing)
@@ -195,6 +371,9 @@ out_free:
 	free(r->view.agents);
 	memset(&r->view, 0, sizeof r->view);
 	meta_catalog_free(&r->catalog);
+	r->running = false;
+	if (r->poll_now && !r->stopping)
+		on_timer(&r->timer); /* a catalog notice came during the job */
 }
 
 static void on_timer(uv_timer_t *t)
@@ -205,11 +384,18 @@ static void on_timer(uv_timer_t *t)
 		return;
 	uint64_t now = uv_now(a->loop);
 	r->beat = r->registered && now - r->beat_last_ms >= SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
-	r->poll = meta_shared(a->meta);
+	r->listen = r->notices && !r->listen_poll && now >= r->listen_retry_ms;
+	r->poll = meta_shared(a->meta) &&
+		  (!r->listen_poll || r->listen || r->poll_now ||
+		   now - r->poll_last_ms >= SL_CLUSTER_POLL_FALLBACK_MS);
 	if (!r->beat && !r->poll)
 		return;
 	if (r->beat)
 		r->beat_last_ms = now;
+	if (r->poll) {
+		r->poll_last_ms = now;
+		r->poll_now = false;
+	}
 	r->jobs_done = a->jobs_done;
 	r->jobs_idle = workq_idle(&a->jobs);
 	r->work.data = r;
@@ -271,6 +457,13 @@ int registry_start(struct agent *a)
 		 r->self.endpoints, r->self.zone[0] ? ", zone " : "", r->self.zone);
 	view_apply(a, &view);
 	free(view.agents);
+	/* Listening from the start; the first tick's poll reads what was
+	 * committed between loading the catalog and the LISTEN. */
+	r->notices = meta_shared(a->meta);
+	if (r->notices) {
+		r->listen_rc = meta_listen_start(a->meta);
+		listen_started(r);
+	}
 	uv_timer_start(&r->timer, on_timer, SL_CLUSTER_POLL_INTERVAL_MS, SL_CLUSTER_POLL_INTERVAL_MS);
 	return 0;
 }
@@ -287,6 +480,7 @@ void registry_stop(struct agent *a)
 	if (!r || r->stopping)
 		return;
 	r->stopping = true;
+	listen_stop(r);
 	uv_timer_stop(&r->timer);
 	uv_close((uv_handle_t *)&r->timer, NULL);
 }

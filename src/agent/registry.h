@@ -2,8 +2,11 @@
  * registers at start (taking an unused node id when --node-id is not
  * given), heartbeats from the thread pool, feeds the live agents and
  * their epoch to the placement view, and on a shared store (PostgreSQL)
- * polls what other agents changed: topics, partitions, configs, high
- * watermarks and log starts. A clean stop deregisters.
+ * learns what other agents changed — topics, partitions, configs, high
+ * watermarks (with the committed rows, for the batch index) — from
+ * change notifications as they arrive, and polls the catalog, high
+ * watermarks and log starts as the fallback (every second; every 250 ms
+ * while notifications are lost). A clean stop deregisters.
  *
  * Loop thread only (the store calls run on the pool, one job at a time,
  * on the metadata store's "cluster" connection). */

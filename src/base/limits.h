@@ -247,10 +247,11 @@
 #define SL_CLUSTER_HEARTBEAT_INTERVAL_MS 1000
 #define SL_CLUSTER_LEASE_MS 3000
 /* How often an agent on a shared store reads what other agents changed
- * (catalog version, every partition's high watermark and log start):
- * topics appear everywhere within 1 s, and a long-polling fetch on one
- * agent sees another's commit within this plus a round trip, until
- * change notifications replace the poll. */
+ * (catalog version, every partition's high watermark and log start)
+ * while it gets no change notifications (LISTEN/NOTIFY: not yet
+ * listening, or the connection broke): topics appear everywhere within
+ * 1 s, and a long-polling fetch on one agent sees another's commit
+ * within this plus a round trip. */
 #define SL_CLUSTER_POLL_INTERVAL_MS 250
 /* Leases (cluster/lease.c): a group's coordinator and each background
  * job hold one. Renewed every second, lasting three: as the registry's
@@ -262,6 +263,13 @@
 #define SL_LEASE_RENEW_INTERVAL_MS 1000
 #define SL_LEASE_MS 3000
 #define SL_LEASES_MAX 10000
+/* With notifications (a commit wakes a long poll at once, a catalog
+ * change starts a poll at once), the poll is the fallback for a lost
+ * notice and carries log starts that other agents' trims moved. */
+#define SL_CLUSTER_POLL_FALLBACK_MS 1000
+/* Reconnecting the listening connection: from the poll interval,
+ * doubling up to this. */
+#define SL_CLUSTER_LISTEN_RETRY_MAX_MS 2000
 
 /* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone
  * names and ids are short ("us-east-1a", "use1-az1", "europe-west4-b");

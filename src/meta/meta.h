@@ -33,7 +33,18 @@
  *
  * The agent registry, the catalog poll and the lease syncs (cluster
  * mode) run on one more connection, "cluster", so a heartbeat never
- * waits behind a topic delete on the admin connection.
+ * waits behind a topic delete on the admin connection; change notifications arrive on one
+ * more, "listen", which the loop reads without blocking (libpq's
+ * asynchronous interface: the loop polls its socket) and only the
+ * cluster jobs (re)connect.
+ *
+ * A store that cannot be reached (PostgreSQL stopped or restarting):
+ * every call fails with SL_EMETA, quickly — a broken connection is
+ * reconnected at most once per backoff interval (100 ms doubling to
+ * 2 s), and between attempts calls fail without a round trip — and the
+ * outage is logged once when it starts and once when it ends. A commit
+ * whose outcome the store never confirmed returns SL_EMETA too, so
+ * nothing is acknowledged without its commit.
  *
  * Strings returned inside structs are copied into the struct (fixed
  * arrays) or into malloc'd arrays the caller frees with the matching
@@ -301,6 +312,41 @@ struct meta_lease {
 				  store's clock); 0 when not held */
 };
 
+/* One batch of a commit notification (meta_listen_read). */
+struct meta_notice_batch {
+	int64_t tid;
+	int32_t partition;
+	int64_t base_offset;
+	int64_t last_offset;
+	uint64_t byte_offset;   /* in the object */
+	uint32_t length;
+	int32_t record_count;
+	int64_t max_timestamp;
+};
+
+/* What another agent changed, as the store's notifications tell it. */
+enum meta_notice_kind {
+	META_NOTICE_CATALOG, /* a topic created, deleted or grown, configs
+				changed: read the catalog (meta_catalog_read) */
+	META_NOTICE_COMMIT,  /* batches committed in one object */
+	META_NOTICE_LOG_START, /* a partition's log start moved (a trim) */
+};
+struct meta_notice {
+	enum meta_notice_kind kind;
+	/* META_NOTICE_COMMIT: the object and its batches with their assigned
+	 * offsets, each partition's in offset order (a big object's batches
+	 * may come in several notices). Valid during the callback only. */
+	const char *object_key;
+	uint64_t object_size;
+	const struct meta_notice_batch *batches;
+	size_t n;
+	/* META_NOTICE_LOG_START: the partition and its new log start. */
+	int64_t tid;
+	int32_t partition;
+	int64_t log_start_offset;
+};
+typedef void meta_notice_fn(void *arg, const struct meta_notice *notice);
+
 struct meta_methods {
 	const char *name;
 	/* Several agents may share the store: the catalog and the high
@@ -389,6 +435,11 @@ struct meta_methods {
 					   const struct meta_agent *self, int64_t epoch,
 					   const int64_t *tids, const int32_t *partitions,
 					   size_t n, int64_t *deleted);
+
+	/* Change notifications (NULL in a store without them). */
+	int (*listen_start)(struct meta *m);
+	int (*listen_fd)(struct meta *m);
+	int (*listen_read)(struct meta *m, meta_notice_fn *fn, void *arg);
 };
 
 struct meta {
@@ -628,7 +679,10 @@ static inline int meta_group_delete_offsets(struct meta *m, const char *group, c
  * cluster] for the others). A row whose last heartbeat is older than
  * lease_ms (the store's clock) is an agent that died: whichever call
  * finds it first deletes it and raises the epoch in the same
- * transaction. Each call fills *view (the live agents, itself included,
+ * transaction. Leases pause while the store is out of reach: a heartbeat
+ * whose agent had not beaten for a lease itself first renews every row
+ * that was live when it was cut off (on a shared store), so the first
+ * agent back after an outage does not expire the others. Each call fills *view (the live agents, itself included,
  * and their epoch, read in one snapshot after its own changes); free
  * view->agents with free(). ---- */
 
@@ -657,8 +711,8 @@ static inline int meta_agent_deregister(struct meta *m, const struct meta_agent 
  * snapshot: out->version always; out->topics (and topics_read) only when
  * the version differs from known_version; out->parts always. Free with
  * meta_catalog_free. SL_EUNSUPPORTED for a store that is not shared.
- * [pool: cluster]. The poll this serves is meant to be replaced by
- * change notifications that say which to read. */
+ * [pool: cluster]: the registry's poll, after a catalog notice and as
+ * the fallback for lost notifications (meta_listen_read). */
 static inline int meta_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
 { return m->m->catalog_read ? m->m->catalog_read(m, known_version, out) : SL_EUNSUPPORTED; }
 /* ---- SCRAM credentials (SASL; `sluice users`, Describe/Alter-
@@ -731,6 +785,32 @@ static inline int meta_group_delete_offsets_fenced(struct meta *m, const char *g
 							   deleted)
 		       : SL_EUNSUPPORTED;
 }
+
+/* ---- change notifications (cluster mode): other agents' commits and
+ * catalog changes pushed by the store (PostgreSQL's LISTEN/NOTIFY) on a
+ * connection of their own, "listen", so a long poll wakes and a topic
+ * appears without waiting for the catalog poll. A notification can be
+ * lost (the connection broke): the poll stays as the fallback, and after
+ * meta_listen_start the caller reads the catalog once (resync). This
+ * agent's own commits are not reported to it. ---- */
+
+/* (Re)open the listening connection and subscribe: what is committed
+ * from its return on is reported. 0, SL_EMETA (not logged: the caller
+ * logs once per outage), SL_EUNSUPPORTED for a store without
+ * notifications. [start], [pool: cluster]; never while the socket of
+ * meta_listen_fd is polled (it closes that socket). */
+static inline int meta_listen_start(struct meta *m)
+{ return m->m->listen_start ? m->m->listen_start(m) : SL_EUNSUPPORTED; }
+/* The listening connection's socket, to poll for reading; -1 when none.
+ * [loop]. */
+static inline int meta_listen_fd(struct meta *m)
+{ return m->m->listen_fd ? m->m->listen_fd(m) : -1; }
+/* Reads what arrived without blocking and calls fn once per notice, in
+ * commit order. 0 (also when nothing arrived); SL_EMETA when the
+ * connection is lost: stop polling its socket, then meta_listen_start
+ * from the pool. [loop]: no round trip. */
+static inline int meta_listen_read(struct meta *m, meta_notice_fn *fn, void *arg)
+{ return m->m->listen_read ? m->m->listen_read(m, fn, arg) : SL_EUNSUPPORTED; }
 void meta_catalog_free(struct meta_catalog *c);
 
 void meta_committed_offsets_free(struct meta_committed_offset *o, size_t n);

@@ -1,15 +1,19 @@
 /* postgres.c — the shared metadata store: PostgreSQL behind meta.h, so
- * several agents can share one catalog (issue 12's first step).
+ * several agents can share one catalog (issue 12).
  *
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
- * six libpq connections, one per kind of caller as in sqlite.c: "loop"
+ * eight libpq connections, one per kind of caller as in sqlite.c: "loop"
  * (the event loop's reads, tools), "read" (the read path's batch lookups
  * and SASL logins' credential lookups, from pool threads), "commit" (meta_commit_objects on the
  * writer's pool thread), "offsets" (group offset writes), "trim"
- * (retention, DeleteRecords, dead-object collection) and "admin" (topic
- * changes, producer id blocks). Each is guarded by a mutex; a caller that
- * breaks the thread model is serialized, not corrupted.
+ * (retention, DeleteRecords, dead-object collection), "admin" (topic
+ * changes, producer id blocks), "cluster" (the registry, the catalog
+ * poll) and "listen" (LISTEN for other agents' commits and catalog
+ * changes, which every commit and catalog change NOTIFYs in its
+ * transaction; read on the loop with libpq's non-blocking calls). Each
+ * is guarded by a mutex; a caller that breaks the thread model is
+ * serialized, not corrupted.
  *
  * Every statement is prepared once per connection (on first use: PQprepare,
  * then PQexecPrepared; PostgreSQL would otherwise plan each call again)
@@ -28,8 +32,11 @@
  * producer-state rows in one statement: five round trips per group of
  * objects (six with idempotent batches), whatever their batch count.
  *
- * A connection found broken is reset (PQreset) before its next call; the
- * call in flight fails with SL_EMETA.
+ * A connection found broken is reset (PQreset) before its next call,
+ * at most once per backoff while the server cannot be reached (calls
+ * between attempts fail at once), the outage logged once each way; the
+ * call in flight fails with SL_EMETA, unless it was a BEGIN (nothing ran:
+ * it runs again on the fresh connection).
  *
  * Fetches look nothing up on the loop: recent rows come from the agent's
  * batch index (storage/batch_index.c) and the rest from batches_from_many
@@ -41,12 +48,15 @@
  * otherwise. */
 #include "meta/meta.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -72,6 +82,22 @@
 /* A body's or statement's "run the transaction again": never returned
  * from this file's meta methods. */
 #define PG_ERETRY (-1000)
+
+/* Change notifications (LISTEN/NOTIFY): commits carry their batch rows,
+ * catalog changes the new catalog version, log start moves the
+ * partition's new log start. PostgreSQL refuses a payload
+ * of 8000 bytes or more: a commit's rows are split below that. */
+#define PG_CHANNEL_COMMIT "sluice_commit"
+#define PG_CHANNEL_CATALOG "sluice_catalog"
+#define PG_CHANNEL_LOG_START "sluice_log_start"
+#define PG_NOTIFY_PAYLOAD_MAX 7900
+/* The most rows one commit payload holds (each takes 16 bytes at least). */
+#define PG_NOTICE_ROWS_MAX (PG_NOTIFY_PAYLOAD_MAX / 16)
+/* Reconnecting a broken connection: the first attempt at once, then
+ * after this, doubling up to the cap (a PostgreSQL restart is back
+ * within the cap; an outage costs one attempt per connection per cap). */
+#define PG_RECONNECT_BACKOFF_MIN_MS 100
+#define PG_RECONNECT_BACKOFF_MAX_MS 2000
 
 static const char *const migrations[PG_SCHEMA_VERSION] = {
 	/* 1: the SQLite schema version 3. Identity columns are never reused,
@@ -250,6 +276,7 @@ enum stmt {
 	ST_AGENT_IDS,
 	ST_AGENT_INSERT,
 	ST_AGENT_BEAT,
+	ST_AGENT_RENEW,
 	ST_AGENT_DELETE,
 	ST_AGENT_VIEW,
 	ST_CATALOG_RAISE,
@@ -258,6 +285,7 @@ enum stmt {
 	ST_SCRAM_LIST,
 	ST_SCRAM_UPSERT,
 	ST_SCRAM_DELETE,
+	ST_COMMIT_NOTIFY,
 	ST_COUNT
 };
 
@@ -289,9 +317,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE tid = $1 AND partition = $2",
 	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark"
 		" FROM partitions ORDER BY tid, partition",
-	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
+	/* Listeners drop what fell below it (DeleteRecords, retention). */
+	[ST_PARTITION_SET_LOG_START] = "WITH u AS (UPDATE partitions SET log_start_offset ="
 		" least(greatest(log_start_offset, $3), high_watermark)"
-		" WHERE tid = $1 AND partition = $2",
+		" WHERE tid = $1 AND partition = $2 RETURNING log_start_offset)"
+		" SELECT pg_notify('" PG_CHANNEL_LOG_START "', $1 || ' ' || $2 || ' ' || log_start_offset)"
+		" FROM u",
 	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = $1",
 	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = $1"
@@ -420,13 +451,21 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_AGENT_IDS] = "SELECT node_id FROM agents ORDER BY node_id",
 	[ST_AGENT_INSERT] = "INSERT INTO agents (node_id, incarnation, endpoints, zone, start_ms,"
 		" heartbeat_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-	[ST_AGENT_BEAT] = "UPDATE agents SET heartbeat_ms = $3 WHERE node_id = $1 AND incarnation = $2",
+	/* Returns the heartbeat it replaced. */
+	[ST_AGENT_BEAT] = "UPDATE agents AS a SET heartbeat_ms = $3 FROM (SELECT heartbeat_ms"
+		" FROM agents WHERE node_id = $1 AND incarnation = $2) AS o"
+		" WHERE a.node_id = $1 AND a.incarnation = $2 RETURNING o.heartbeat_ms",
+	[ST_AGENT_RENEW] = "UPDATE agents SET heartbeat_ms = $2 WHERE heartbeat_ms >= $1"
+		" AND heartbeat_ms < $2",
 	[ST_AGENT_DELETE] = "DELETE FROM agents WHERE node_id = $1 AND incarnation = $2",
 	/* One statement, one snapshot: the set and the epoch that names it. */
 	[ST_AGENT_VIEW] = "SELECT c.value, a.node_id, a.incarnation, a.endpoints, a.zone,"
 		" a.start_ms FROM cluster c LEFT JOIN agents a ON true"
 		" WHERE c.name = 'agents_epoch' ORDER BY a.node_id",
-	[ST_CATALOG_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'catalog_version'",
+	/* Listeners learn it at the commit (meta_listen_read). */
+	[ST_CATALOG_RAISE] = "WITH v AS (UPDATE cluster SET value = value + 1"
+		" WHERE name = 'catalog_version' RETURNING value)"
+		" SELECT pg_notify('" PG_CHANNEL_CATALOG "', value::text) FROM v",
 	[ST_CATALOG_VERSION] = "SELECT value FROM cluster WHERE name = 'catalog_version'",
 	/* bytea travels as text in hex ("\\x..."), both ways. */
 	[ST_SCRAM_GET] = "SELECT name, mechanism, salt, iterations, stored_key, server_key"
@@ -440,15 +479,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" server_key = excluded.server_key",
 	[ST_SCRAM_DELETE] = "DELETE FROM scram_credentials WHERE name = $1"
 		" AND ($2 = 0 OR mechanism = $2)",
+	/* Delivered when the commit is, in the order given. */
+	[ST_COMMIT_NOTIFY] = "SELECT pg_notify('" PG_CHANNEL_COMMIT "', x) FROM unnest($1::text[]) AS x",
 };
+
+struct meta_pg;
 
 struct pg_conn {
 	PGconn *db;
 	const char *role; /* "loop", "commit", ...: for messages */
 	const char *where; /* the store, without its password */
+	struct meta_pg *store;
 	pthread_mutex_t lock;
 	bool lock_ready;
 	uint64_t prepared[(ST_COUNT + 63) / 64];
+	int64_t retry_us;   /* broken: no reconnect before (clock_mono_us) */
+	int64_t backoff_ms; /* broken: the wait after the next failed attempt */
 };
 
 struct meta_pg {
@@ -462,6 +508,14 @@ struct meta_pg {
 	struct pg_conn trim;
 	struct pg_conn admin;
 	struct pg_conn cluster; /* the registry and the catalog poll */
+	struct pg_conn listen;  /* LISTEN: read by the loop, (re)opened by cluster jobs */
+	/* Names this store's commits in their notifications, so the agent
+	 * that made them skips them (it indexed them at its commit). */
+	char token[17];
+	/* Set while no connection can be reached (logged once each way). */
+	atomic_bool outage;
+	_Atomic int64_t outage_start_us, outage_end_us;
+	struct meta_notice_batch *notice_rows; /* PG_NOTICE_ROWS_MAX */
 };
 
 static struct meta_pg *pg_of(struct meta *m)
@@ -501,6 +555,12 @@ static int pg_fail(struct pg_conn *c, const PGresult *r, const char *what)
 	char msg[512];
 	const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
 	one_line(msg, sizeof msg, primary ? primary : PQerrorMessage(c->db));
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		/* The connection is gone: the outage is logged once, by
+		 * pg_ready's reconnects, not by every call that fails. */
+		log_debug("metadata store %s (%s): %s: %s", c->where, c->role, what, msg);
+		return SL_EMETA;
+	}
 	if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01"))) {
 		log_debug("metadata store (%s): %s: %s (SQLSTATE %s): running it again", c->role,
 			  what, msg, state);
@@ -598,22 +658,68 @@ static int64_t changed_rows(const PGresult *r)
 	return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
 }
 
+/* A reconnect begun at start_us failed: the first one of an outage logs
+ * it (not one that began before another connection's reconnect ended
+ * the outage: the server was coming back then). */
+static void outage_begin(struct pg_conn *c, int64_t start_us)
+{
+	struct meta_pg *s = c->store;
+	if (start_us < atomic_load(&s->outage_end_us) || atomic_exchange(&s->outage, true))
+		return;
+	atomic_store(&s->outage_start_us, clock_mono_us());
+	char msg[512];
+	one_line(msg, sizeof msg, PQerrorMessage(c->db));
+	log_warn("metadata store %s cannot be reached (%s): reconnecting every %d ms at most; "
+		 "produces fail (retriable) until it is back", c->where, msg,
+		 PG_RECONNECT_BACKOFF_MAX_MS);
+}
+
+/* A reconnect succeeded: the first one after an outage logs its end. */
+static void outage_end(struct pg_conn *c)
+{
+	struct meta_pg *s = c->store;
+	if (!atomic_load(&s->outage) || !atomic_exchange(&s->outage, false))
+		return;
+	int64_t now = clock_mono_us();
+	atomic_store(&s->outage_end_us, now);
+	int64_t us = now - atomic_load(&s->outage_start_us);
+	log_info("metadata store %s reachable again after %.1f s", c->where, (double)us / 1e6);
+}
+
 /* With c's lock held, before a call: a connection found broken (the
  * server restarted, a network failure) is reset, and its statements are
- * prepared again as they are used. */
+ * prepared again as they are used. While the store cannot be reached,
+ * attempts are spaced by a backoff and calls between them fail at once
+ * (no connect timeout on every call). */
 static int pg_ready(struct pg_conn *c)
 {
-	if (PQstatus(c->db) == CONNECTION_OK) {
+	/* An idle connection the server closed (it restarted) shows here,
+	 * before anything is sent: reading what arrived never blocks. The
+	 * call then runs on a fresh connection instead of failing. */
+	if (PQstatus(c->db) == CONNECTION_OK && PQconsumeInput(c->db) &&
+	    PQstatus(c->db) == CONNECTION_OK) {
 		if (PQtransactionStatus(c->db) == PQTRANS_IDLE)
 			return 0;
 		/* A call that failed half-way left a transaction open. */
 		return pg_simple(c, "ROLLBACK", "ROLLBACK");
 	}
-	log_warn("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
+	int64_t now = clock_mono_us();
+	if (now < c->retry_us)
+		return SL_EMETA;
+	log_debug("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
 	PQreset(c->db);
 	memset(c->prepared, 0, sizeof c->prepared);
-	if (PQstatus(c->db) != CONNECTION_OK)
-		return pg_fail(c, NULL, "reconnecting");
+	if (PQstatus(c->db) != CONNECTION_OK) {
+		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : PG_RECONNECT_BACKOFF_MIN_MS;
+		if (c->backoff_ms > PG_RECONNECT_BACKOFF_MAX_MS)
+			c->backoff_ms = PG_RECONNECT_BACKOFF_MAX_MS;
+		c->retry_us = clock_mono_us() + c->backoff_ms * 1000;
+		outage_begin(c, now);
+		return SL_EMETA;
+	}
+	c->backoff_ms = 0;
+	c->retry_us = 0;
+	outage_end(c);
 	return 0;
 }
 
@@ -641,6 +747,9 @@ static void pg_rollback(struct pg_conn *c)
 
 static int pg_txn_locked(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg)
 {
+	const char *begin = mode == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+					     : "BEGIN";
+	bool reconnected = false;
 	int rc = 0;
 	for (int run = 0; run < PG_TXN_TRIES; run++) {
 		if (run > 0)
@@ -648,8 +757,16 @@ static int pg_txn_locked(struct pg_conn *c, enum txn_mode mode, pg_txn_body body
 		rc = pg_ready(c);
 		if (rc)
 			return rc == PG_ERETRY ? SL_EMETA : rc;
-		rc = pg_simple(c, mode == TXN_READ ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-						   : "BEGIN", "BEGIN");
+		rc = pg_simple(c, begin, "BEGIN");
+		if (rc && !reconnected && PQstatus(c->db) != CONNECTION_OK) {
+			/* The server closed the connection while it was idle (a
+			 * restart) and BEGIN found out: nothing ran, so once
+			 * more on a fresh connection. */
+			reconnected = true;
+			rc = pg_ready(c);
+			if (!rc)
+				rc = pg_simple(c, begin, "BEGIN");
+		}
 		if (!rc)
 			rc = body(c, arg);
 		if (!rc)
@@ -1521,6 +1638,54 @@ static void row_push(struct pg_text *a, size_t k, struct meta_run *r)
 	meta_run_close(r);
 }
 
+/* One commit payload: "1 TOKEN SIZE KEYLEN:KEY" and per batch
+ * " TID,PARTITION,BASE,DELTA,POS,LENGTH,COUNT,MAXTS" (DELTA: last - base),
+ * parsed by notice_commit. */
+static size_t notify_head(char *out, size_t cap, const char *token, const struct meta_commit_obj *o)
+{
+	int n = snprintf(out, cap, "1 %s %" PRIu64 " %zu:%s", token, o->size, strlen(o->key), o->key);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* Inside the commit transaction: every committed batch, with its offsets,
+ * to the listening agents (payloads below PostgreSQL's limit, one object
+ * per payload, a big object's rows in several), so their long polls wake
+ * and their batch indexes take the rows without a query. */
+static int commit_notify(struct pg_conn *c, const struct commit_txn *x)
+{
+	struct pg_text all = { 0 };
+	char msg[PG_NOTIFY_PAYLOAD_MAX + 1];
+	for (size_t k = 0; k < x->count; k++) {
+		const struct meta_commit_obj *o = &x->objs[k];
+		size_t head = notify_head(msg, sizeof msg, c->store->token, o), len = head;
+		for (size_t i = 0; i < o->n; i++) {
+			const struct meta_commit_batch *b = &o->batches[i];
+			if (b->result != META_BATCH_APPENDED)
+				continue; /* no row: a duplicate's offsets are its original's */
+			char row[200];
+			int rl = snprintf(row, sizeof row, " %" PRId64 ",%" PRId32 ",%" PRId64 ",%" PRId32
+					  ",%" PRIu64 ",%" PRIu32 ",%" PRId32 ",%" PRId64, b->tid,
+					  b->partition, b->base_offset, b->last_offset_delta,
+					  b->byte_offset, b->length, b->record_count, b->max_timestamp);
+			if (len + (size_t)rl > PG_NOTIFY_PAYLOAD_MAX) {
+				tx_str(&all, msg);
+				len = head;
+			}
+			memcpy(msg + len, row, (size_t)rl + 1);
+			len += (size_t)rl;
+		}
+		if (len > head)
+			tx_str(&all, msg);
+	}
+	if (!all.len)
+		return 0;
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&all));
+	int rc = p.v[0] ? pg_run(c, ST_COMMIT_NOTIFY, &p, NULL, "notifying the commit") : SL_ENOMEM;
+	free(all.p);
+	return rc;
+}
+
 static int commit_objects_body(struct pg_conn *c, void *arg)
 {
 	struct commit_txn *x = arg;
@@ -1604,7 +1769,7 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 	for (int i = 0; i < CA_COUNT; i++)
 		free(a[i].p);
 	meta_run_free(&run);
-	return rc;
+	return rc ? rc : commit_notify(c, x);
 }
 
 static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
@@ -2091,6 +2256,7 @@ static void conn_close(struct pg_conn *c)
 static void pg_close(struct meta *m)
 {
 	struct meta_pg *s = pg_of(m);
+	conn_close(&s->listen);
 	conn_close(&s->cluster);
 	conn_close(&s->admin);
 	conn_close(&s->trim);
@@ -2098,6 +2264,7 @@ static void pg_close(struct meta *m)
 	conn_close(&s->commit);
 	conn_close(&s->read);
 	conn_close(&s->loop);
+	free(s->notice_rows);
 	free(s->conninfo);
 	free(s);
 }
@@ -2143,23 +2310,42 @@ static void notice_log(void *arg, const char *message)
 	log_debug("metadata store (%s): %s", c->role, msg);
 }
 
-static int conn_open(struct pg_conn *c, const char *role, struct meta_pg *s)
+/* Connects c (blocking: [start] or a pool thread). 0, SL_ENOMEM, or
+ * SL_EMETA with PQerrorMessage(c->db) saying why; not logged. */
+static int conn_connect(struct pg_conn *c)
+{
+	/* The URL comes last: what it says wins over these defaults. */
+	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *const vals[] = { "10", "sluice", c->store->conninfo, NULL };
+	c->db = PQconnectdbParams(keys, vals, 1);
+	if (!c->db)
+		return SL_ENOMEM;
+	PQsetNoticeProcessor(c->db, notice_log, c);
+	memset(c->prepared, 0, sizeof c->prepared);
+	return PQstatus(c->db) == CONNECTION_OK ? 0 : SL_EMETA;
+}
+
+static int conn_init(struct pg_conn *c, const char *role, struct meta_pg *s)
 {
 	c->role = role;
 	c->where = s->where;
+	c->store = s;
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
 		return SL_ENOMEM;
 	c->lock_ready = true;
-	/* The URL comes last: what it says wins over these defaults. */
-	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *const vals[] = { "10", "sluice", s->conninfo, NULL };
-	c->db = PQconnectdbParams(keys, vals, 1);
-	if (!c->db) {
+	return 0;
+}
+
+static int conn_open(struct pg_conn *c, const char *role, struct meta_pg *s)
+{
+	int rc = conn_init(c, role, s);
+	if (!rc)
+		rc = conn_connect(c);
+	if (rc == SL_ENOMEM) {
 		log_error("metadata store %s: out of memory", s->where);
 		return SL_ENOMEM;
 	}
-	PQsetNoticeProcessor(c->db, notice_log, c);
-	if (PQstatus(c->db) != CONNECTION_OK) {
+	if (rc) {
 		char msg[512];
 		one_line(msg, sizeof msg, PQerrorMessage(c->db));
 		log_error("metadata store %s: cannot connect: %s", s->where, msg);
@@ -2354,7 +2540,26 @@ static int registry_body(struct pg_conn *c, void *arg)
 		p_i64(&p, x->self->node_id);
 		p_i64(&p, x->self->incarnation);
 		p_i64(&p, now);
-		rc = pg_changes(c, ST_AGENT_BEAT, &p, &beat, "refreshing a heartbeat");
+		PGresult *r;
+		rc = pg_run(c, ST_AGENT_BEAT, &p, &r, "refreshing a heartbeat");
+		int64_t prev = now;
+		if (!rc) {
+			beat = PQntuples(r);
+			if (beat == 1)
+				prev = v_i64(r, 0, 0);
+			PQclear(r);
+		}
+		if (!rc && prev < now - x->lease_ms) {
+			/* This agent could not beat for longer than a lease:
+			 * the store was out of reach, for every agent alike.
+			 * Those live when it was cut off get a lease from now
+			 * instead of being expired for the outage (they beat
+			 * again within one), so the set does not change. */
+			struct pg_params q = { 0 };
+			p_i64(&q, prev - x->lease_ms);
+			p_i64(&q, now);
+			rc = pg_run(c, ST_AGENT_RENEW, &q, NULL, "renewing leases after an outage");
+		}
 		if (!rc)
 			rc = pg_i64_of(c, ST_AGENT_STALE, &cut, &stale, "looking for dead agents");
 		if (!rc && beat == 1 && stale == 0)
@@ -2594,6 +2799,163 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
 
+/* ---- change notifications (meta.h): the listen connection, read on
+ * the loop without blocking ---- */
+
+/* A decimal number followed by end (consumed), or with end 0 by a space
+ * or the end of the text (not consumed), within [min, max]. */
+static bool scan_num(const char **p, char end, int64_t min, int64_t max, int64_t *v)
+{
+	const char *s = *p;
+	if (!((*s >= '0' && *s <= '9') || *s == '-'))
+		return false;
+	errno = 0;
+	char *e;
+	long long x = strtoll(s, &e, 10);
+	if (e == s || errno || x < min || x > max)
+		return false;
+	if (end ? *e != end : *e != ' ' && *e != 0)
+		return false;
+	*v = x;
+	*p = end ? e + 1 : e;
+	return true;
+}
+
+/* One row of a commit payload (commit_notify). */
+static bool scan_row(const char **p, struct meta_notice_batch *b)
+{
+	int64_t tid, part, base, delta, pos, len, cnt, ts;
+	if (!scan_num(p, ',', 1, INT64_MAX, &tid) || !scan_num(p, ',', 0, INT32_MAX, &part) ||
+	    !scan_num(p, ',', 0, INT64_MAX, &base) || !scan_num(p, ',', 0, INT32_MAX, &delta) ||
+	    base > INT64_MAX - delta || !scan_num(p, ',', 0, INT64_MAX, &pos) ||
+	    !scan_num(p, ',', 0, UINT32_MAX, &len) || !scan_num(p, ',', 0, INT32_MAX, &cnt) ||
+	    !scan_num(p, 0, INT64_MIN, INT64_MAX, &ts))
+		return false;
+	*b = (struct meta_notice_batch){
+		.tid = tid, .partition = (int32_t)part, .base_offset = base,
+		.last_offset = base + delta, .byte_offset = (uint64_t)pos, .length = (uint32_t)len,
+		.record_count = (int32_t)cnt, .max_timestamp = ts,
+	};
+	return true;
+}
+
+/* A commit payload to fn; false when it does not parse. This store's own
+ * commits are skipped. */
+static bool notice_commit(struct meta_pg *s, const char *payload, meta_notice_fn *fn, void *arg)
+{
+	const char *p = payload;
+	if (strncmp(p, "1 ", 2) != 0 || strnlen(p + 2, 17) < 17 || p[18] != ' ')
+		return false;
+	if (memcmp(p + 2, s->token, 16) == 0)
+		return true;
+	p += 19;
+	int64_t size, key_len;
+	if (!scan_num(&p, ' ', 0, INT64_MAX, &size) ||
+	    !scan_num(&p, ':', 1, META_OBJECT_KEY_BYTES - 1, &key_len) ||
+	    strnlen(p, (size_t)key_len) < (size_t)key_len)
+		return false;
+	char key[META_OBJECT_KEY_BYTES];
+	memcpy(key, p, (size_t)key_len);
+	key[key_len] = 0;
+	p += key_len;
+	size_t n = 0;
+	while (*p == ' ' && n < PG_NOTICE_ROWS_MAX) {
+		p++;
+		if (!scan_row(&p, &s->notice_rows[n++]))
+			return false;
+	}
+	if (*p || n == 0)
+		return false;
+	struct meta_notice notice = { META_NOTICE_COMMIT, key, (uint64_t)size, s->notice_rows, n };
+	fn(arg, &notice);
+	return true;
+}
+
+/* "TID PARTITION LOG_START" (ST_PARTITION_SET_LOG_START) to fn. */
+static void notice_log_start(const char *payload, meta_notice_fn *fn, void *arg)
+{
+	const char *p = payload;
+	int64_t tid, part, start;
+	if (!scan_num(&p, ' ', 1, INT64_MAX, &tid) || !scan_num(&p, ' ', 0, INT32_MAX, &part) ||
+	    !scan_num(&p, 0, 0, INT64_MAX, &start) || *p) {
+		log_debug("metadata store (listen): a log start notification that does not parse: "
+			  "%.80s", payload);
+		return;
+	}
+	struct meta_notice notice = { .kind = META_NOTICE_LOG_START, .tid = tid,
+				      .partition = (int32_t)part, .log_start_offset = start };
+	fn(arg, &notice);
+}
+
+static int pg_listen_start(struct meta *m)
+{
+	struct pg_conn *c = &pg_of(m)->listen;
+	pthread_mutex_lock(&c->lock);
+	if (c->db)
+		PQfinish(c->db);
+	int rc = conn_connect(c);
+	if (!rc) {
+		PGresult *r = PQexec(c->db, "LISTEN " PG_CHANNEL_COMMIT "; LISTEN " PG_CHANNEL_CATALOG
+					    "; LISTEN " PG_CHANNEL_LOG_START);
+		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EMETA;
+		PQclear(r);
+	}
+	if (rc) {
+		char msg[512];
+		one_line(msg, sizeof msg, c->db ? PQerrorMessage(c->db) : "out of memory");
+		log_debug("metadata store %s (listen): cannot listen: %s", c->where, msg);
+		if (c->db)
+			PQfinish(c->db);
+		c->db = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc ? SL_EMETA : 0;
+}
+
+/* trylock: a reconnect on the pool holds the lock through a connect,
+ * which the loop must not wait for (its socket is not polled then). */
+static int pg_listen_fd(struct meta *m)
+{
+	struct pg_conn *c = &pg_of(m)->listen;
+	if (pthread_mutex_trylock(&c->lock) != 0)
+		return -1;
+	int fd = c->db && PQstatus(c->db) == CONNECTION_OK ? PQsocket(c->db) : -1;
+	pthread_mutex_unlock(&c->lock);
+	return fd;
+}
+
+static int pg_listen_read(struct meta *m, meta_notice_fn *fn, void *arg)
+{
+	struct meta_pg *s = pg_of(m);
+	struct pg_conn *c = &s->listen;
+	if (pthread_mutex_trylock(&c->lock) != 0)
+		return 0;
+	int rc = 0;
+	/* libpq's socket is non-blocking: this reads what has arrived. */
+	if (!c->db || !PQconsumeInput(c->db)) {
+		rc = SL_EMETA;
+		goto out_unlock;
+	}
+	PGnotify *n;
+	while ((n = PQnotifies(c->db))) {
+		if (!strcmp(n->relname, PG_CHANNEL_CATALOG)) {
+			struct meta_notice notice = { .kind = META_NOTICE_CATALOG };
+			fn(arg, &notice);
+		} else if (!strcmp(n->relname, PG_CHANNEL_COMMIT) && !notice_commit(s, n->extra, fn, arg)) {
+			log_debug("metadata store (listen): a commit notification that does not parse: "
+				  "%.80s", n->extra);
+		} else if (!strcmp(n->relname, PG_CHANNEL_LOG_START)) {
+			notice_log_start(n->extra, fn, arg);
+		}
+		PQfreemem(n);
+	}
+	if (PQstatus(c->db) != CONNECTION_OK)
+		rc = SL_EMETA;
+out_unlock:
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
 	.shared = true,
@@ -2632,6 +2994,9 @@ static const struct meta_methods postgres_methods = {
 	.leases_sync = pg_leases_sync,
 	.offset_commit_fenced = pg_offset_commit_fenced,
 	.group_delete_offsets_fenced = pg_group_delete_offsets_fenced,
+	.listen_start = pg_listen_start,
+	.listen_fd = pg_listen_fd,
+	.listen_read = pg_listen_read,
 };
 
 /* meta_int.h. */
@@ -2647,7 +3012,16 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 		free(s);
 		return rc;
 	}
-	if (!(s->conninfo = strdup(conninfo))) {
+	uint8_t t[8];
+	if (getrandom(t, sizeof t, 0) != (ssize_t)sizeof t) {
+		uint64_t x = (uint64_t)clock_mono_us() ^ (uint64_t)getpid() << 32 ^ (uintptr_t)s;
+		memcpy(t, &x, sizeof t);
+	}
+	for (size_t i = 0; i < sizeof t; i++)
+		snprintf(s->token + 2 * i, 3, "%02x", t[i]);
+	if (!(s->conninfo = strdup(conninfo)) ||
+	    !(s->notice_rows = calloc(PG_NOTICE_ROWS_MAX, sizeof *s->notice_rows))) {
+		free(s->conninfo);
 		free(s);
 		return SL_ENOMEM;
 	}
@@ -2668,6 +3042,8 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 		rc = conn_open(&s->admin, "admin", s);
 	if (!rc)
 		rc = conn_open(&s->cluster, "cluster", s);
+	if (!rc) /* connected by meta_listen_start */
+		rc = conn_init(&s->listen, "listen", s);
 	if (rc) {
 		pg_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;

@@ -16,8 +16,11 @@ byte with dense offsets; an agent killed with -9 leaves Metadata within
 once to the same partitions: every acknowledged record is there once, at
 the offset acknowledged, offsets dense; an idempotent producer's retry
 that reaches another agent, also one holding the producer's older state,
-is deduplicated, and gaps and old epochs are refused wherever they land.
+is deduplicated, and gaps and old epochs are refused wherever they land;
+a long-polling fetch on C wakes at once (LISTEN/NOTIFY, not the fallback
+poll) when A commits, and reads the records A wrote.
 """
+import statistics
 import threading
 import time
 
@@ -28,6 +31,7 @@ from confluent_kafka.admin import NewTopic
 import kproto
 import util
 from conftest import Broker, _require_binary
+from test_fetch_pieces import batch_offsets, parse_fetch_v4
 from test_idempotence import idempotent_batch, init_producer_id_v0, produce_one
 from test_postgres import Server
 
@@ -209,6 +213,48 @@ def test_concurrent_producers(cluster):
             assert r.value not in seen, "duplicate %r" % r.value
             seen[r.value] = (p, r.offset)
     assert seen == acked
+
+
+def long_poll_v4(sock, topic, partition, offset, max_wait_ms):
+    """Fetch v4 with min_bytes 1: parked until records arrive or the
+    wait ends. Returns (error, high watermark, records)."""
+    part = kproto.i32(partition) + kproto.i64(offset) + kproto.i32(1 << 20)
+    body = (kproto.i32(-1) + kproto.i32(max_wait_ms) + kproto.i32(1) +
+            kproto.i32(1 << 20) + kproto.i8(0) +
+            kproto.array([kproto.string(topic) + kproto.array([part])]))
+    return parse_fetch_v4(kproto.roundtrip(sock, 1, 4, body))[partition]
+
+
+def test_long_poll_wakes_on_another_agents_commit(cluster):
+    """A fetch parked on C answers within milliseconds of A's commit: the
+    commit notification wakes it (the fallback poll runs once a second,
+    so a median over 10 rounds under 60 ms is no poll's doing)."""
+    a, b, c = cluster
+    topic = util.create_topic(a.bootstrap, util.topic_name("wake"), 1)
+    wait_for("topic on C", lambda: topic in metadata(c)[1], 1.0)
+    wakes = []
+    with kproto.connect(a.bootstrap) as pa, kproto.connect(c.bootstrap) as fc:
+        for i in range(10):
+            got = {}
+
+            def park():
+                got["r"] = long_poll_v4(fc, topic, 0, i, 10000)
+                got["t"] = time.monotonic()
+            t = threading.Thread(target=park)
+            t.start()
+            time.sleep(0.3)  # parked on C
+            batch = kproto.record_batch([(None, b"v%d" % i, ())])
+            assert kproto.produce_v3(pa, {topic: {0: batch}})[(topic, 0)] == (0, i)
+            acked = time.monotonic()
+            t.join(15)
+            err, hw, records = got["r"]
+            assert (err, hw) == (0, i + 1)
+            assert batch_offsets(records) == [(i, 0)]
+            assert records[61:].find(b"v%d" % i) >= 0
+            wakes.append(got["t"] - acked)
+    print("fetch on C answered %s ms after A's acknowledgement" %
+          ["%.1f" % (w * 1000) for w in wakes])
+    assert statistics.median(wakes) < 0.060, wakes
 
 
 def idempotent_setup(cluster):

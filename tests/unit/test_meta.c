@@ -3,7 +3,8 @@
  * with configs, partitions, dense offsets from commit_object across
  * objects, partitions and a reopen, batches_from, timestamp lookups, log
  * start offsets, commits racing a topic delete, live bytes, the gc fence
- * and meta_open_existing, and a commit thread racing reads. (The commit
+ * and meta_open_existing, a commit thread racing reads, the registry and
+ * change notifications (LISTEN/NOTIFY on PostgreSQL). (The commit
  * rate is measured by bench/meta_bench, not here.) */
 #define _GNU_SOURCE /* nftw, in meta_backends.h */
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <poll.h>
 #include <pthread.h>
 
 #include "meta_backends.h"
@@ -1365,8 +1367,12 @@ static void test_registry(void **state)
 	assert_int_equal(v.agents[0].node_id, 1);
 	assert_int_equal(v.agents[1].node_id, 2);
 	free(v.agents);
-	/* b stops beating: a's next heartbeat with a short lease expires it. */
+	/* b stops beating: a's next heartbeat with a short lease expires it
+	 * (a beats on meanwhile: an agent that missed a lease itself would
+	 * renew the others, see below). */
 	usleep(150 * 1000);
+	assert_int_equal(meta_agent_heartbeat(a, &sa, 3000, &v), 0);
+	free(v.agents);
 	assert_int_equal(meta_agent_heartbeat(a, &sa, 100, &v), 0);
 	assert_int_equal(v.epoch, 3);
 	assert_int_equal(v.count, 1);
@@ -1415,6 +1421,29 @@ static void test_registry(void **state)
 		assert_true(cat.topics_read && cat.version > known);
 		assert_int_equal(cat.topics[0].config_count, 1);
 		meta_catalog_free(&cat);
+
+		/* An outage: every heartbeat is 10 s old when the store is
+		 * back. The first agent to beat renews the others' leases
+		 * instead of expiring them; the set and its epoch stay. */
+		struct meta_agent sd = reg_agent(-1, 4, "");
+		assert_int_equal(meta_agent_register(b, &sd, 3000, &v), 0);
+		int64_t epoch = v.epoch;
+		free(v.agents);
+		assert_int_equal(tb_query_i64("WITH u AS (UPDATE agents SET heartbeat_ms ="
+					      " heartbeat_ms - $1::bigint RETURNING 1)"
+					      " SELECT count(*) FROM u", "10000"), 2);
+		assert_int_equal(meta_agent_heartbeat(a, &sa, 3000, &v), 0);
+		assert_int_equal(v.count, 2);
+		assert_int_equal(v.epoch, epoch);
+		free(v.agents);
+		/* A dead agent still goes, a lease later. */
+		usleep(150 * 1000);
+		assert_int_equal(meta_agent_heartbeat(a, &sa, 3000, &v), 0);
+		free(v.agents);
+		assert_int_equal(meta_agent_heartbeat(a, &sa, 100, &v), 0);
+		assert_int_equal(v.count, 1);
+		assert_int_equal(v.epoch, epoch + 1);
+		free(v.agents);
 	}
 	meta_close(a);
 	meta_close(b);
@@ -1532,6 +1561,125 @@ static void test_leases(void **state)
 	meta_close(b);
 }
 
+/* What meta_listen_read reported, copied out of the callback. */
+struct heard {
+	int catalog;
+	size_t commits;
+	char key[META_OBJECT_KEY_BYTES];
+	uint64_t size;
+	struct meta_notice_batch rows[1024];
+	size_t n;
+	int64_t log_start_tid, log_start;
+	int32_t log_start_partition;
+};
+
+static void hear(void *arg, const struct meta_notice *notice)
+{
+	struct heard *h = arg;
+	if (notice->kind == META_NOTICE_CATALOG) {
+		h->catalog++;
+		return;
+	}
+	if (notice->kind == META_NOTICE_LOG_START) {
+		h->log_start_tid = notice->tid;
+		h->log_start_partition = notice->partition;
+		h->log_start = notice->log_start_offset;
+		return;
+	}
+	h->commits++;
+	snprintf(h->key, sizeof h->key, "%s", notice->object_key);
+	h->size = notice->object_size;
+	for (size_t i = 0; i < notice->n && h->n < 1024; i++)
+		h->rows[h->n++] = notice->batches[i];
+}
+
+/* Reads notices until want() holds, waiting on the socket (5 s at most). */
+static void listen_until(struct meta *m, struct heard *h, bool (*want)(const struct heard *))
+{
+	for (int i = 0; i < 50 && !want(h); i++) {
+		struct pollfd pfd = { meta_listen_fd(m), POLLIN, 0 };
+		assert_true(pfd.fd >= 0);
+		poll(&pfd, 1, 100);
+		assert_int_equal(meta_listen_read(m, hear, h), 0);
+	}
+	assert_true(want(h));
+}
+
+static bool heard_catalog(const struct heard *h) { return h->catalog > 0; }
+static bool heard_two_rows(const struct heard *h) { return h->n >= 2; }
+static bool heard_big(const struct heard *h) { return h->n >= 600; }
+static bool heard_log_start(const struct heard *h) { return h->log_start > 0; }
+
+/* Change notifications: another store's topic change, commits and log
+ * start moves reach a listener, each batch with its offsets (a big
+ * object's rows in several notices, each under PostgreSQL's payload
+ * limit); the listener's own commits do not; after meta_listen_start
+ * again it hears on. An embedded store has none. */
+static void test_notices(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	if (!meta_shared(a)) {
+		assert_int_equal(meta_listen_start(a), SL_EUNSUPPORTED);
+		assert_int_equal(meta_listen_fd(a), -1);
+		goto out_close;
+	}
+	static struct heard h;
+	memset(&h, 0, sizeof h);
+	assert_int_equal(meta_listen_start(a), 0);
+	int64_t tid = create_topic(b, "heard", 2);
+	listen_until(a, &h, heard_catalog);
+
+	/* a's own commit first: not reported, but it moves the offsets. */
+	struct meta_commit_batch mine = mk_batch(tid, 0, 4, 0, 100, 1);
+	assert_int_equal(meta_commit_object(a, "objects/mine", 100, &mine, 1), 0);
+	struct meta_commit_batch theirs[2] = { mk_batch(tid, 0, 2, 0, 50, 7),
+					       mk_batch(tid, 1, 0, 50, 60, 8) };
+	assert_int_equal(meta_commit_object(b, "objects/theirs", 110, theirs, 2), 0);
+	listen_until(a, &h, heard_two_rows);
+	assert_int_equal(h.commits, 1);
+	assert_string_equal(h.key, "objects/theirs");
+	assert_int_equal(h.size, 110);
+	assert_int_equal(h.n, 2);
+	assert_int_equal(h.rows[0].tid, tid);
+	assert_int_equal(h.rows[0].partition, 0);
+	assert_int_equal(h.rows[0].base_offset, 5);
+	assert_int_equal(h.rows[0].last_offset, 7);
+	assert_int_equal(h.rows[0].byte_offset, 0);
+	assert_int_equal(h.rows[0].length, 50);
+	assert_int_equal(h.rows[0].record_count, 3);
+	assert_int_equal(h.rows[0].max_timestamp, 7);
+	assert_int_equal(h.rows[1].partition, 1);
+	assert_int_equal(h.rows[1].base_offset, 0);
+	assert_int_equal(h.rows[1].last_offset, 0);
+	assert_int_equal(h.rows[1].byte_offset, 50);
+
+	/* Subscribed again (a reconnect): a big object, in several notices. */
+	assert_int_equal(meta_listen_start(a), 0);
+	memset(&h, 0, sizeof h);
+	static struct meta_commit_batch big[600];
+	for (size_t i = 0; i < 600; i++)
+		big[i] = mk_batch(tid, 1, 0, 1000 * i, 1000, INT64_C(1) << 40);
+	assert_int_equal(meta_commit_object(b, "objects/big", 600000, big, 600), 0);
+	listen_until(a, &h, heard_big);
+	assert_true(h.commits >= 3);
+	assert_int_equal(h.n, 600);
+	for (size_t i = 0; i < 600; i++) {
+		assert_int_equal(h.rows[i].base_offset, 1 + (int64_t)i);
+		assert_int_equal(h.rows[i].byte_offset, 1000 * i);
+	}
+	assert_string_equal(h.key, "objects/big");
+
+	/* A log start moved (DeleteRecords, retention). */
+	assert_int_equal(meta_partition_set_log_start(b, tid, 1, 300), 0);
+	listen_until(a, &h, heard_log_start);
+	assert_int_equal(h.log_start_tid, tid);
+	assert_int_equal(h.log_start_partition, 1);
+	assert_int_equal(h.log_start, 300);
+out_close:
+	meta_close(a);
+	meta_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1555,6 +1703,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
