@@ -6,6 +6,7 @@ PostgreSQL capacity model, in one run (issue 12, "Speed").
                      [--meta-bench build/bench/meta_bench] [--agents 3]
                      [--duration-s 10] [--latency-s 20] [--idle-s 5]
                      [--capacity 1,4,16] [--capacity-s 3] [--keep]
+                     [--wake-rounds 200] [--only wake]
 
 A throwaway PostgreSQL from tools/pg-test.sh (fsync on, loopback), then
 three configurations, each with fresh agents (`sluice serve`, file store
@@ -37,6 +38,16 @@ its own, then again all to one shared partition), and from the best
 sustained rate, how many agents at 4 objects/s (S3 defaults: flush
 250 ms) one PostgreSQL primary serves.
 
+Then the wake latency of a long poll on another agent (LISTEN/NOTIFY):
+three agents on a fresh database; per round, a Fetch (v4, min_bytes 1,
+max_wait 10 s) parked on agent C at the partition's end, 50 ms later one
+record produced (Produce v3, acks=all) through agent A; measured from
+A's acknowledgement (the commit, whose notification goes out as it
+commits) and from the produce request's send to C's fetch answer, p50,
+p99 and max over --wake-rounds rounds (raw requests with
+tests/integration/kproto.py, so no client batching or fetch backoff
+adds to it). `--only wake` runs just that.
+
 Only the standard library, psql (installed with the PostgreSQL server
 pg-test.sh needs) and the bench binaries; loopback only. Prints a
 markdown table; nothing is asserted.
@@ -51,6 +62,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,6 +70,9 @@ GIB = 1 << 30
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ab import cpu_s, free_port  # noqa: E402
+
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import kproto  # noqa: E402
 
 
 def loadavg():
@@ -254,6 +269,87 @@ def capacity(args, pg_url):
     return out
 
 
+def fetch_v4(sock, topic, partition, offset, max_wait_ms):
+    """A parked fetch (min_bytes 1); returns its partition's high
+    watermark."""
+    part = kproto.i32(partition) + kproto.i64(offset) + kproto.i32(1 << 20)
+    body = (kproto.i32(-1) + kproto.i32(max_wait_ms) + kproto.i32(1) +
+            kproto.i32(1 << 20) + kproto.i8(0) +
+            kproto.array([kproto.string(topic) + kproto.array([part])]))
+    r = kproto.Reader(kproto.roundtrip(sock, 1, 4, body))
+    r.i32()  # throttle
+    r.i32()  # topics: 1
+    r.string()
+    r.i32()  # partitions: 1
+    r.i32()
+    err, hw = r.i16(), r.i64()
+    if err:
+        raise RuntimeError("fetch error %d" % err)
+    return hw
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def wake(args, pg_url):
+    """Fetch parked on the third agent, record produced via the first."""
+    tmp = tempfile.mkdtemp(prefix="sluice-cbench-wake-")
+    psql(pg_url, "create database cbench_wake")
+    meta = db_url(pg_url, "cbench_wake")
+    agents = []
+    from_ack, from_send = [], []
+    try:
+        for i in range(3):
+            agents.append(Agent(args, tmp, "agent-%d" % (i + 1),
+                                "file:" + os.path.join(tmp, "objects"), meta))
+        with kproto.connect(agents[0].bootstrap) as pa, \
+                kproto.connect(agents[2].bootstrap) as fc:
+            kproto.metadata_v1(pa, ["wake"])  # auto-created
+            time.sleep(1.5)  # every agent has it
+            for i in range(args.wake_rounds):
+                got = {}
+
+                def park():
+                    got["hw"] = fetch_v4(fc, "wake", 0, i, 10000)
+                    got["t"] = time.monotonic()
+                t = threading.Thread(target=park)
+                t.start()
+                time.sleep(0.05)
+                batch = kproto.record_batch([(None, b"w%d" % i, ())])
+                sent = time.monotonic()
+                res = kproto.produce_v3(pa, {"wake": {0: batch}})[("wake", 0)]
+                acked = time.monotonic()
+                t.join(15)
+                if res != (0, i) or got.get("hw") != i + 1:
+                    raise RuntimeError("round %d: produce %s, fetch hw %s" % (
+                        i, res, got.get("hw")))
+                from_ack.append((got["t"] - acked) * 1000)
+                from_send.append((got["t"] - sent) * 1000)
+    finally:
+        for a in agents:
+            a.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"rounds": len(from_ack),
+            "ack": (pct(from_ack, 0.5), pct(from_ack, 0.99), max(from_ack)),
+            "send": (pct(from_send, 0.5), pct(from_send, 0.99), max(from_send))}
+
+
+def report_wake(w):
+    print()
+    print("## Wake latency: fetch parked on agent C, one record produced via "
+          "agent A (%d rounds)" % w["rounds"])
+    print()
+    print("| from | p50 ms | p99 ms | max ms |")
+    print("|---|---|---|---|")
+    print("| A's acknowledgement (the commit) | %.2f | %.2f | %.2f |" % w["ack"])
+    print("| the produce request's send | %.2f | %.2f | %.2f |" % w["send"])
+    print()
+    print("Target: a long-polling fetch on C wakes within 20 ms of A's commit "
+          "(p99 from the acknowledgement %.2f ms)" % w["ack"][1])
+
+
 def fmt(v, nd=1):
     return "-" if v is None else ("%.*f" % (nd, v))
 
@@ -270,6 +366,8 @@ def main():
     ap.add_argument("--capacity", default="1,4,16")
     ap.add_argument("--capacity-s", type=float, default=3)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--wake-rounds", type=int, default=200)
+    ap.add_argument("--only", choices=["wake"])
     args = ap.parse_args()
 
     state = tempfile.mkdtemp(prefix="sluice-cbench-pg-")
@@ -278,6 +376,17 @@ def main():
     subprocess.run([pgsh, "start", state], check=True, stdout=subprocess.DEVNULL)
     pg_url = open(os.path.join(state, "url")).read().strip()
     results = {}
+    if args.only == "wake":
+        try:
+            w = wake(args, pg_url)
+        finally:
+            subprocess.run([pgsh, "stop", state])
+            shutil.rmtree(state, ignore_errors=True)
+        report_wake(w)
+        print()
+        print("Load average at start %s, at end %s; %d CPUs" % (load0, loadavg(),
+                                                             os.cpu_count()))
+        return
     try:
         run_config(args, None, "sqlite-1", 1, 0, results)
         half = results[("sqlite-1", "max")]["msgs_s"] / 2
@@ -285,11 +394,13 @@ def main():
         run_config(args, pg_url, "pg-1", 1, half, results)
         run_config(args, pg_url, "pg-%d" % args.agents, args.agents, half, results)
         cap = capacity(args, pg_url)
+        w = wake(args, pg_url)
     finally:
         subprocess.run([pgsh, "stop", state])
         shutil.rmtree(state, ignore_errors=True)
     load1 = loadavg()
     report(args, results, cap, half, load0, load1)
+    report_wake(w)
 
 
 def report(args, results, cap, half, load0, load1):
