@@ -321,7 +321,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTITION_SET_LOG_START] = "WITH u AS (UPDATE partitions SET log_start_offset ="
 		" least(greatest(log_start_offset, $3), high_watermark)"
 		" WHERE tid = $1 AND partition = $2 RETURNING log_start_offset)"
-		" SELECT pg_notify('" PG_CHANNEL_LOG_START "', $1 || ' ' || $2 || ' ' || log_start_offset)"
+		" SELECT pg_notify('" PG_CHANNEL_LOG_START "', $4::text || ' ' || $1 || ' ' || $2"
+		" || ' ' || log_start_offset)"
 		" FROM u",
 	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = $1",
 	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
@@ -1270,6 +1271,8 @@ static int trim_exec(struct pg_conn *c, enum stmt s, int64_t tid, int32_t partit
 	p_i64(&p, tid);
 	p_i64(&p, partition);
 	p_i64(&p, offset);
+	if (s == ST_PARTITION_SET_LOG_START)
+		p_str(&p, c->store->token); /* its notice: this store's own is skipped */
 	PGresult *r;
 	int rc = pg_run(c, s, &p, &r, what);
 	if (!rc && changed)
@@ -2871,10 +2874,14 @@ static bool notice_commit(struct meta_pg *s, const char *payload, meta_notice_fn
 	return true;
 }
 
-/* "TID PARTITION LOG_START" (ST_PARTITION_SET_LOG_START) to fn. */
-static void notice_log_start(const char *payload, meta_notice_fn *fn, void *arg)
+/* "TOKEN TID PARTITION LOG_START" (ST_PARTITION_SET_LOG_START) to fn;
+ * this store's own are skipped (its caller applies them). */
+static void notice_log_start(struct meta_pg *s, const char *payload, meta_notice_fn *fn,
+			     void *arg)
 {
-	const char *p = payload;
+	if (strnlen(payload, 17) == 17 && payload[16] == ' ' && !memcmp(payload, s->token, 16))
+		return;
+	const char *p = payload + (strnlen(payload, 17) == 17 ? 17 : 0);
 	int64_t tid, part, start;
 	if (!scan_num(&p, ' ', 1, INT64_MAX, &tid) || !scan_num(&p, ' ', 0, INT32_MAX, &part) ||
 	    !scan_num(&p, 0, 0, INT64_MAX, &start) || *p) {
@@ -2945,7 +2952,7 @@ static int pg_listen_read(struct meta *m, meta_notice_fn *fn, void *arg)
 			log_debug("metadata store (listen): a commit notification that does not parse: "
 				  "%.80s", n->extra);
 		} else if (!strcmp(n->relname, PG_CHANNEL_LOG_START)) {
-			notice_log_start(n->extra, fn, arg);
+			notice_log_start(s, n->extra, fn, arg);
 		}
 		PQfreemem(n);
 	}
