@@ -481,29 +481,40 @@ static void on_stats_timer(uv_timer_t *t)
 
 /* Draining: once the write path is idle and every agent_job is done
  * (their requests answered), close everything. */
+/* Stops every part that runs on the loop or the pool, so the loop ends
+ * once their last callbacks ran (agent_free comes after). Each part may
+ * not have started: a failed start stops what it started the same way. */
+static void stop_all(struct agent *a)
+{
+	registry_stop(a);
+	lease_set_stop(a->leases);
+	group_svc_shutdown(a->groups);
+	maint_stop(a);
+	retention_stop(a);
+	collect_stop(a);
+	metrics_agent_stop(a);
+	if (a->server)
+		server_close(a->server);
+	a->server = NULL;
+	writer_free(a->writer);
+	a->writer = NULL;
+	/* Reads still in flight end with a storage error; their
+	 * connections are closed already. */
+	objstore_async_close(a->store);
+	if (a->serving) {
+		uv_close((uv_handle_t *)&a->sigint, NULL);
+		uv_close((uv_handle_t *)&a->sigterm, NULL);
+		uv_close((uv_handle_t *)&a->sighup, NULL);
+		uv_close((uv_handle_t *)&a->stats_timer, NULL);
+	}
+}
+
 static void drain_finish_maybe(struct agent *a)
 {
 	if (a->draining && a->writer && writer_idle(a->writer) && workq_idle(&a->jobs)) {
 		log_info("drained; exiting");
 		a->hooks->drained(a);
-		registry_stop(a);
-		lease_set_stop(a->leases);
-		group_svc_shutdown(a->groups);
-		maint_stop(a);
-		retention_stop(a);
-		collect_stop(a);
-		metrics_agent_stop(a);
-		server_close(a->server);
-		a->server = NULL;
-		writer_free(a->writer);
-		a->writer = NULL;
-		/* Reads still in flight end with a storage error; their
-		 * connections are closed already. */
-		objstore_async_close(a->store);
-		uv_close((uv_handle_t *)&a->sigint, NULL);
-		uv_close((uv_handle_t *)&a->sigterm, NULL);
-		uv_close((uv_handle_t *)&a->sighup, NULL);
-		uv_close((uv_handle_t *)&a->stats_timer, NULL);
+		stop_all(a);
 	}
 }
 
@@ -620,8 +631,8 @@ static int store_write_check(struct objstore *store)
 	return rc;
 }
 
-int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
-		const struct agent_hooks *hooks)
+static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
+		     const struct agent_hooks *hooks)
 {
 	memset(a, 0, sizeof *a);
 	a->loop = loop;
@@ -744,6 +755,7 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	uv_timer_init(loop, &a->stats_timer);
 	a->stats_timer.data = a;
 	uv_timer_start(&a->stats_timer, on_stats_timer, AGENT_STATS_INTERVAL_MS, AGENT_STATS_INTERVAL_MS);
+	a->serving = true;
 	for (size_t i = 0; i < cfg->listener_count; i++) {
 		const struct listener_config *l = &cfg->listeners[i];
 		log_info("sluice listening on %s://%s:%d (advertised %s:%d)",
@@ -755,6 +767,20 @@ int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	log_info("sluice serving, store %s, meta %s, %zu topics", cfg->store_url, meta_shown,
 		 a->topics.count);
 	return 0;
+}
+
+int agent_start(struct agent *a, uv_loop_t *loop, const struct config *cfg,
+		const struct agent_hooks *hooks)
+{
+	int rc = start_all(a, loop, cfg, hooks);
+	if (rc) {
+		/* What started may have work on the pool (the registry's first
+		 * round, a lease sync): stop it all and let the loop run their
+		 * callbacks out before the caller frees the agent. */
+		stop_all(a);
+		uv_run(loop, UV_RUN_DEFAULT);
+	}
+	return rc;
 }
 
 /* The listener req came in on. */

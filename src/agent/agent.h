@@ -124,6 +124,7 @@ struct agent {
 	struct placement placement;
 	uv_signal_t sigint, sigterm;
 	uv_signal_t sighup;        /* reloads the TLS certificate and key */
+	bool serving;              /* started: the signals and stats timer are initialized */
 	uv_timer_t stats_timer;
 	struct writer_stats stats_last;
 	struct objstore_stats store_stats_last;

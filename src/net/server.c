@@ -980,6 +980,22 @@ static void listener_closed(uv_handle_t *h)
 	server_maybe_free(l->server);
 }
 
+/* A start that failed: the listeners opened so far close, and s is freed
+ * by the last close callback (on the caller's next loop turn). */
+static void start_failed(struct server *s)
+{
+	s->closing = true;
+	bool any = false;
+	for (size_t k = 0; k < s->listener_count; k++) {
+		if (s->listeners[k].open) {
+			uv_close((uv_handle_t *)&s->listeners[k].tcp, listener_closed);
+			any = true;
+		}
+	}
+	if (!any)
+		server_maybe_free(s);
+}
+
 int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		 server_handle_fn handle, void *ctx, struct server **out)
 {
@@ -1019,8 +1035,10 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 		const struct server_listener *sl = &cfg->listeners[i];
 		struct listener *l = &s->listeners[i];
 		struct sockaddr_storage addr;
-		if (server_resolve(sl->host, sl->port, &addr) != 0)
-			return SL_EINVAL; /* s is leaked, as below */
+		if (server_resolve(sl->host, sl->port, &addr) != 0) {
+			start_failed(s);
+			return SL_EINVAL;
+		}
 		l->server = s;
 		l->index = (uint8_t)i;
 		l->tls = sl->tls;
@@ -1035,10 +1053,7 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 			rc = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
 		if (rc != 0) {
 			log_error("cannot listen on %s:%d: %s", sl->host, sl->port, uv_strerror(rc));
-			/* s is leaked deliberately: the handles close on the next
-			 * loop turn and the process exits on this error. */
-			for (size_t k = 0; k <= i; k++)
-				uv_close((uv_handle_t *)&s->listeners[k].tcp, NULL);
+			start_failed(s);
 			return SL_EIO;
 		}
 	}
