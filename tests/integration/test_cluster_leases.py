@@ -1,5 +1,5 @@
 """test_cluster_leases.py — fenced leases across three agents on one
-PostgreSQL and one file store (the fixtures of test_cluster.py).
+PostgreSQL and one file store (the fixtures of cluster.py).
 
 Checked: a consumer group spread over three agents keeps consuming when
 the agent coordinating it is killed with -9: another agent takes the
@@ -19,8 +19,8 @@ from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 import util
-from test_cluster import (cluster, metadata, pg, start_agents,  # noqa: F401 (fixtures)
-                          wait_for)
+from cluster import (cluster, metadata, pg, start_agents,  # noqa: F401 (fixtures)
+                     wait_for)
 
 
 def log_text(agent):

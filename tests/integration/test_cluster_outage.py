@@ -23,8 +23,9 @@ from confluent_kafka import Producer
 
 import kproto
 import util
+from cluster import metadata, wait_for
 from conftest import Broker, _require_binary
-from test_cluster import long_poll_v4, metadata, wait_for
+from test_cluster import long_poll_v4
 from test_fetch_pieces import batch_offsets
 from test_postgres import Server
 
