@@ -150,3 +150,24 @@ def test_help_lists_urls():
                  "AWS_ACCESS_KEY_ID", "sqlite:PATH", "postgresql://", "postgres://",
                  "PGPASSWORD"):
         assert form in out, form
+
+
+def test_port_taken(tmp_path):
+    """A Kafka port another process listens on: exit 1 with one error line
+    naming it (the registry and leases had started: their work is stopped
+    and run out before the agent is freed, not crashed under)."""
+    _require_binary()
+    first = Broker(tmp_path / "first")
+    first.start()
+    try:
+        for _ in range(3):
+            r = subprocess.run([SLUICE_BIN, "serve", "--data", str(tmp_path / "second"),
+                                "--listen", "127.0.0.1:%d" % first.port],
+                               capture_output=True, timeout=20)
+            lines = r.stderr.decode().splitlines()
+            assert r.returncode == 1, "exit %d:\n%s" % (r.returncode, "\n".join(lines))
+            errors = [l for l in lines if " ERROR " in l]
+            assert len(errors) == 1 and "127.0.0.1:%d" % first.port in errors[0] \
+                and "address already in use" in errors[0], "\n".join(lines)
+    finally:
+        first.teardown()
