@@ -393,4 +393,17 @@
 #define SL_METRICS_LAG_SERIES_MAX 10000
 #define SL_METRICS_LAG_GROUPS_MAX 1000
 
+/* ACLs (auth/authorizer.c, the metadata store's acls table). Every agent
+ * holds all of them in memory and a check scans them, so their number is
+ * bounded (Kafka's largest deployments keep a few thousand). A
+ * principal, host or resource name longer than these is refused
+ * INVALID_REQUEST (topic names stop at 249; a group id or transactional
+ * id of more than 1,000 bytes is not a name anyone types). */
+#define SL_ACLS_MAX 10000
+#define SL_ACL_NAME_BYTES_MAX 1000
+#define SL_ACL_PRINCIPAL_BYTES_MAX 512
+#define SL_ACL_HOST_BYTES_MAX 256
+/* Bindings or filters in one CreateAcls or DeleteAcls request. */
+#define SL_ACL_REQUEST_ITEMS_MAX 1000
+
 #endif
