@@ -842,3 +842,28 @@ size_t meta_offset_fence_run(const struct meta_offset_commit *rows, const int64_
 		run++;
 	return run;
 }
+
+int meta_acl_push(struct acl_binding **v, size_t *count, size_t *cap, const struct acl_binding *row)
+{
+	if (*count == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct acl_binding *nv = realloc(*v, ncap * sizeof *nv);
+		if (!nv)
+			return SL_ENOMEM;
+		*v = nv;
+		*cap = ncap;
+	}
+	struct acl_binding *b = &(*v)[*count];
+	*b = *row;
+	b->resource_name = strdup(row->resource_name ? row->resource_name : "");
+	b->principal = strdup(row->principal ? row->principal : "");
+	b->host = strdup(row->host ? row->host : "");
+	if (!b->resource_name || !b->principal || !b->host) {
+		free(b->resource_name);
+		free(b->principal);
+		free(b->host);
+		return SL_ENOMEM;
+	}
+	(*count)++;
+	return 0;
+}

@@ -25,7 +25,7 @@
  *             the read path's lookups: reads only, as [loop], but off
  *             the loop, where a PostgreSQL round trip must not run (the
  *             reader's pool jobs, storage/reader.c; SASL logins' credential
- *             lookups, api/sasl.c).
+ *             lookups, api/sasl.c; the agents' ACL poll).
  * A backend keeps one connection per kind (loop, read, commit, offsets,
  * maintenance, admin), so no call waits on a lock another kind holds for
  * long, and the loop never waits for a write. A call from the wrong
@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth/authorizer.h"
 #include "base/err.h"
 
 #define META_TOPIC_NAME_BYTES 250 /* 249 chars + NUL */
@@ -424,6 +425,11 @@ struct meta_methods {
 			 size_t *n);
 	int (*scram_list)(struct meta *m, struct meta_scram_credential **out, size_t *n);
 	int (*scram_alter)(struct meta *m, struct meta_scram_change *changes, size_t n);
+	/* ACLs (may be NULL: SL_EUNSUPPORTED). */
+	int (*acl_read)(struct meta *m, int64_t known_version, int64_t *version,
+			struct acl_binding **out, size_t *n);
+	int (*acl_alter)(struct meta *m, const struct acl_binding *add, size_t add_count,
+			 const struct acl_binding *remove, size_t remove_count);
 	/* NULL in a store that is not shared. */
 	int (*catalog_read)(struct meta *m, int64_t known_version, struct meta_catalog *out);
 	/* Leases and the writes they fence (may be NULL: SL_EUNSUPPORTED). */
@@ -735,6 +741,31 @@ static inline int meta_scram_list(struct meta *m, struct meta_scram_credential *
  * [tool]: an fsync. */
 static inline int meta_scram_alter(struct meta *m, struct meta_scram_change *changes, size_t n)
 { return m->m->scram_alter ? m->m->scram_alter(m, changes, n) : SL_EUNSUPPORTED; }
+/* ---- ACLs (the authorizer, auth/authorizer.h; CreateAcls, DeleteAcls,
+ * DescribeAcls) ---- */
+/* The ACLs' version (raised by every change) and, when it differs from
+ * known_version, every ACL (*out: free with acl_bindings_free; NULL when
+ * there are none or the version is known), from one snapshot. [pool: read]: every agent polls it (a row
+ * read when nothing changed), so a change counts on each within the
+ * poll's period. */
+static inline int meta_acl_read(struct meta *m, int64_t known_version, int64_t *version,
+				struct acl_binding **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->acl_read ? m->m->acl_read(m, known_version, version, out, n) : SL_EUNSUPPORTED;
+}
+/* Add bindings (one already stored is left as it is) and remove exact
+ * bindings (one not stored is skipped), in one transaction that raises
+ * the version. SL_ELIMIT (nothing applied) when more than SL_ACLS_MAX
+ * would be stored. The bindings were checked (acl_binding_invalid).
+ * [pool: admin]: an fsync. */
+static inline int meta_acl_alter(struct meta *m, const struct acl_binding *add, size_t add_count,
+				 const struct acl_binding *remove, size_t remove_count)
+{
+	return m->m->acl_alter ? m->m->acl_alter(m, add, add_count, remove, remove_count)
+			       : SL_EUNSUPPORTED;
+}
 static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
 
 /* ---- leases (struct meta_lease) ---- */

@@ -248,6 +248,10 @@ void meta_leases_clear(struct meta_lease *l, size_t n);
 size_t meta_offset_fence_run(const struct meta_offset_commit *rows, const int64_t *epochs,
 			     size_t n, size_t i);
 
+/* Appends one ACL read from a row to *v (*cap: its room), its strings
+ * copied. 0 or SL_ENOMEM. */
+int meta_acl_push(struct acl_binding **v, size_t *count, size_t *cap, const struct acl_binding *row);
+
 /* Rows deleted per trim transaction (~2 ms of SQLite's write lock), and
  * the pause between two chunks, in which a waiting commit gets its turn. */
 #define META_TRIM_CHUNK_ROWS 2000

@@ -68,8 +68,8 @@
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
- * version 8. */
-#define PG_SCHEMA_VERSION 6
+ * version 8, 7 its version 9. */
+#define PG_SCHEMA_VERSION 7
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -221,6 +221,20 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" GROUP BY tid, partition, producer_id;",
 	/* 6: a batch row may hold several batches (SQLite's version 8). */
 	"ALTER TABLE batches ADD COLUMN IF NOT EXISTS spans text;",
+	/* 7: ACLs (SQLite's version 9). Written to run again over itself
+	 * (test_meta's upgrade tests rewind the version with later tables
+	 * in place). */
+	"CREATE TABLE IF NOT EXISTS acls ("
+	" resource_type smallint NOT NULL,"
+	" resource_name text NOT NULL,"
+	" pattern_type smallint NOT NULL,"
+	" principal text NOT NULL,"
+	" host text NOT NULL,"
+	" operation smallint NOT NULL,"
+	" permission smallint NOT NULL,"
+	" PRIMARY KEY (resource_type, resource_name, pattern_type, principal, host,"
+	" operation, permission));"
+	"INSERT INTO cluster (name, value) VALUES ('acl_version', 0) ON CONFLICT DO NOTHING;",
 };
 
 enum stmt {
@@ -286,6 +300,12 @@ enum stmt {
 	ST_SCRAM_UPSERT,
 	ST_SCRAM_DELETE,
 	ST_COMMIT_NOTIFY,
+	ST_ACL_VERSION,
+	ST_ACL_LIST,
+	ST_ACL_INSERT,
+	ST_ACL_DELETE,
+	ST_ACL_COUNT,
+	ST_ACL_RAISE,
 	ST_COUNT
 };
 
@@ -482,6 +502,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND ($2 = 0 OR mechanism = $2)",
 	/* Delivered when the commit is, in the order given. */
 	[ST_COMMIT_NOTIFY] = "SELECT pg_notify('" PG_CHANNEL_COMMIT "', x) FROM unnest($1::text[]) AS x",
+	[ST_ACL_VERSION] = "SELECT value FROM cluster WHERE name = 'acl_version'",
+	[ST_ACL_LIST] = "SELECT resource_type, resource_name, pattern_type, principal, host,"
+		" operation, permission FROM acls",
+	[ST_ACL_INSERT] = "INSERT INTO acls (resource_type, resource_name, pattern_type,"
+		" principal, host, operation, permission) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" ON CONFLICT DO NOTHING",
+	[ST_ACL_DELETE] = "DELETE FROM acls WHERE resource_type = $1 AND resource_name = $2"
+		" AND pattern_type = $3 AND principal = $4 AND host = $5 AND operation = $6"
+		" AND permission = $7",
+	[ST_ACL_COUNT] = "SELECT count(*) FROM acls",
+	[ST_ACL_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'acl_version'",
 };
 
 struct meta_pg;
@@ -2963,6 +2994,104 @@ out_unlock:
 	return rc;
 }
 
+/* ---- ACLs ---- */
+
+struct acl_read_txn {
+	int64_t known, *version;
+	struct acl_binding *v;
+	size_t count, cap;
+};
+
+static int acl_read_body(struct pg_conn *c, void *arg)
+{
+	struct acl_read_txn *x = arg;
+	acl_bindings_free(x->v, x->count); /* a retried transaction starts over */
+	x->v = NULL;
+	x->count = x->cap = 0;
+	int rc = pg_i64_of(c, ST_ACL_VERSION, NULL, x->version, "reading the ACL version");
+	if (rc || *x->version == x->known)
+		return rc;
+	PGresult *r;
+	rc = pg_run(c, ST_ACL_LIST, NULL, &r, "listing ACLs");
+	if (rc)
+		return rc;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct acl_binding row = {
+			.resource_type = (int8_t)v_i64(r, i, 0),
+			.resource_name = PQgetvalue(r, i, 1),
+			.pattern_type = (int8_t)v_i64(r, i, 2),
+			.principal = PQgetvalue(r, i, 3),
+			.host = PQgetvalue(r, i, 4),
+			.operation = (int8_t)v_i64(r, i, 5),
+			.permission = (int8_t)v_i64(r, i, 6),
+		};
+		rc = meta_acl_push(&x->v, &x->count, &x->cap, &row);
+	}
+	PQclear(r);
+	return rc;
+}
+
+static int pg_acl_read(struct meta *m, int64_t known_version, int64_t *version,
+		       struct acl_binding **out, size_t *n)
+{
+	struct acl_read_txn x = { known_version, version, NULL, 0, 0 };
+	int rc = pg_txn(&pg_of(m)->read, TXN_READ, acl_read_body, &x);
+	if (rc) {
+		acl_bindings_free(x.v, x.count);
+		return rc;
+	}
+	*out = x.v;
+	*n = x.count;
+	return 0;
+}
+
+struct acl_alter_txn {
+	const struct acl_binding *add, *remove;
+	size_t add_count, remove_count;
+};
+
+static void acl_params(struct pg_params *p, const struct acl_binding *b)
+{
+	p_i64(p, b->resource_type);
+	p_str(p, b->resource_name);
+	p_i64(p, b->pattern_type);
+	p_str(p, b->principal);
+	p_str(p, b->host);
+	p_i64(p, b->operation);
+	p_i64(p, b->permission);
+}
+
+static int acl_alter_body(struct pg_conn *c, void *arg)
+{
+	struct acl_alter_txn *x = arg;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < x->remove_count + x->add_count; i++) {
+		bool remove = i < x->remove_count;
+		struct pg_params p = { 0 };
+		acl_params(&p, remove ? &x->remove[i] : &x->add[i - x->remove_count]);
+		PGresult *r;
+		rc = pg_run(c, remove ? ST_ACL_DELETE : ST_ACL_INSERT, &p, &r, "writing an ACL");
+		if (!rc)
+			PQclear(r);
+	}
+	int64_t count = 0;
+	if (!rc)
+		rc = pg_i64_of(c, ST_ACL_COUNT, NULL, &count, "counting ACLs");
+	if (!rc && count > SL_ACLS_MAX)
+		rc = SL_ELIMIT;
+	int64_t raised;
+	if (!rc)
+		rc = pg_changes(c, ST_ACL_RAISE, NULL, &raised, "raising the ACL version");
+	return rc;
+}
+
+static int pg_acl_alter(struct meta *m, const struct acl_binding *add, size_t add_count,
+			const struct acl_binding *remove, size_t remove_count)
+{
+	struct acl_alter_txn x = { add, remove, add_count, remove_count };
+	return pg_txn(&pg_of(m)->admin, TXN_WRITE, acl_alter_body, &x);
+}
+
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
 	.shared = true,
@@ -3004,6 +3133,8 @@ static const struct meta_methods postgres_methods = {
 	.listen_start = pg_listen_start,
 	.listen_fd = pg_listen_fd,
 	.listen_read = pg_listen_read,
+	.acl_read = pg_acl_read,
+	.acl_alter = pg_acl_alter,
 };
 
 /* meta_int.h. */

@@ -58,8 +58,8 @@
  * replaces an unused placeholder, and cluster's counters); 5: SCRAM
  * credentials; 6: leases; 7: producer_state (filled from the batch rows
  * on the upgrade); 8: batches.spans (a row may hold several batches:
- * meta_int.h). */
-#define SCHEMA_VERSION 8
+ * meta_int.h); 9: ACLs. */
+#define SCHEMA_VERSION 9
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -180,7 +180,20 @@ static const char schema_sql[] =
 	" holder INTEGER NOT NULL,"
 	" incarnation INTEGER NOT NULL,"
 	" epoch INTEGER NOT NULL,"
-	" expires_ms INTEGER NOT NULL) WITHOUT ROWID;";
+	" expires_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	/* ACLs (version 9): Kafka's bindings, codes as on the wire; every
+	 * change raises cluster's acl_version, which agents poll. */
+	"CREATE TABLE IF NOT EXISTS acls ("
+	" resource_type INTEGER NOT NULL,"
+	" resource_name TEXT NOT NULL,"
+	" pattern_type INTEGER NOT NULL,"
+	" principal TEXT NOT NULL,"
+	" host TEXT NOT NULL,"
+	" operation INTEGER NOT NULL,"
+	" permission INTEGER NOT NULL,"
+	" PRIMARY KEY (resource_type, resource_name, pattern_type, principal, host,"
+	" operation, permission)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('acl_version', 0);";
 
 /* The upgrade to version 7: each idempotent producer's state from its
  * newest batch rows (up to 5 of its newest epoch), as the agents seeded
@@ -262,6 +275,12 @@ enum stmt {
 	ST_SCRAM_LIST,
 	ST_SCRAM_UPSERT,
 	ST_SCRAM_DELETE,
+	ST_ACL_VERSION,
+	ST_ACL_LIST,
+	ST_ACL_INSERT,
+	ST_ACL_DELETE,
+	ST_ACL_COUNT,
+	ST_ACL_RAISE,
 	ST_COUNT
 };
 
@@ -416,6 +435,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" server_key = excluded.server_key",
 	[ST_SCRAM_DELETE] = "DELETE FROM scram_credentials WHERE name = ?1"
 		" AND (?2 = 0 OR mechanism = ?2)",
+	[ST_ACL_VERSION] = "SELECT value FROM cluster WHERE name = 'acl_version'",
+	[ST_ACL_LIST] = "SELECT resource_type, resource_name, pattern_type, principal, host,"
+		" operation, permission FROM acls",
+	[ST_ACL_INSERT] = "INSERT OR IGNORE INTO acls (resource_type, resource_name, pattern_type,"
+		" principal, host, operation, permission) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_ACL_DELETE] = "DELETE FROM acls WHERE resource_type = ?1 AND resource_name = ?2"
+		" AND pattern_type = ?3 AND principal = ?4 AND host = ?5 AND operation = ?6"
+		" AND permission = ?7",
+	[ST_ACL_COUNT] = "SELECT count(*) FROM acls",
+	[ST_ACL_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'acl_version'",
 };
 
 struct sq_conn {
@@ -2457,6 +2486,110 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
 
+/* ---- ACLs ---- */
+
+struct acl_read_txn {
+	int64_t known, *version;
+	struct acl_binding *v;
+	size_t count, cap;
+};
+
+static int acl_read_body(struct sq_conn *c, void *arg)
+{
+	struct acl_read_txn *x = arg;
+	sqlite3_stmt *st = sq_stmt(c, ST_ACL_VERSION);
+	int step = sqlite3_step(st);
+	*x->version = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (step != SQLITE_ROW)
+		return sq_fail(c, "reading the ACL version");
+	if (*x->version == x->known)
+		return 0;
+	int rc = 0;
+	st = sq_stmt(c, ST_ACL_LIST);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct acl_binding row = {
+			.resource_type = (int8_t)sqlite3_column_int(st, 0),
+			.resource_name = (char *)sqlite3_column_text(st, 1),
+			.pattern_type = (int8_t)sqlite3_column_int(st, 2),
+			.principal = (char *)sqlite3_column_text(st, 3),
+			.host = (char *)sqlite3_column_text(st, 4),
+			.operation = (int8_t)sqlite3_column_int(st, 5),
+			.permission = (int8_t)sqlite3_column_int(st, 6),
+		};
+		rc = meta_acl_push(&x->v, &x->count, &x->cap, &row);
+		if (rc)
+			break;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing ACLs");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_acl_read(struct meta *m, int64_t known_version, int64_t *version,
+		       struct acl_binding **out, size_t *n)
+{
+	struct acl_read_txn x = { known_version, version, NULL, 0, 0 };
+	int rc = sq_txn(&sq_of(m)->read, TXN_READ, acl_read_body, &x);
+	if (rc) {
+		acl_bindings_free(x.v, x.count);
+		return rc;
+	}
+	*out = x.v;
+	*n = x.count;
+	return 0;
+}
+
+struct acl_alter_txn {
+	const struct acl_binding *add, *remove;
+	size_t add_count, remove_count;
+};
+
+static void acl_bind(sqlite3_stmt *st, const struct acl_binding *b)
+{
+	sqlite3_bind_int(st, 1, b->resource_type);
+	sqlite3_bind_text(st, 2, b->resource_name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, b->pattern_type);
+	sqlite3_bind_text(st, 4, b->principal, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, b->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, b->operation);
+	sqlite3_bind_int(st, 7, b->permission);
+}
+
+static int acl_alter_body(struct sq_conn *c, void *arg)
+{
+	struct acl_alter_txn *x = arg;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < x->remove_count; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_ACL_DELETE);
+		acl_bind(st, &x->remove[i]);
+		rc = sq_exec_stmt(c, st, "deleting an ACL");
+	}
+	for (size_t i = 0; !rc && i < x->add_count; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_ACL_INSERT);
+		acl_bind(st, &x->add[i]);
+		rc = sq_exec_stmt(c, st, "adding an ACL");
+	}
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = sq_stmt(c, ST_ACL_COUNT);
+	int64_t count = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	if (count < 0)
+		return sq_fail(c, "counting ACLs");
+	if (count > SL_ACLS_MAX)
+		return SL_ELIMIT;
+	return sq_exec_stmt(c, sq_stmt(c, ST_ACL_RAISE), "raising the ACL version");
+}
+
+static int sq_acl_alter(struct meta *m, const struct acl_binding *add, size_t add_count,
+			const struct acl_binding *remove, size_t remove_count)
+{
+	struct acl_alter_txn x = { add, remove, add_count, remove_count };
+	return sq_txn(&sq_of(m)->admin, TXN_WRITE, acl_alter_body, &x);
+}
+
 static const struct meta_methods sqlite_methods = {
 	.name = "sqlite",
 	.close = sq_close,
@@ -2494,6 +2627,8 @@ static const struct meta_methods sqlite_methods = {
 	.leases_sync = sq_leases_sync,
 	.offset_commit_fenced = sq_offset_commit_fenced,
 	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
+	.acl_read = sq_acl_read,
+	.acl_alter = sq_acl_alter,
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */

@@ -1680,6 +1680,62 @@ out_close:
 	meta_close(b);
 }
 
+static struct acl_binding acl_row(const char *name, int8_t pattern, const char *principal, int8_t op)
+{
+	return (struct acl_binding){ ACL_RESOURCE_TOPIC, pattern, op, ACL_PERM_ALLOW, (char *)name,
+				     (char *)principal, (char *)"*" };
+}
+
+/* ACLs: stored and listed by another connection, a version that moves
+ * with every change (and a read that skips the rows when it has not),
+ * duplicates kept once, exact deletes. */
+static void test_acls(void **state)
+{
+	(void)state;
+	struct meta *m = open_store(), *other = open_store();
+	struct acl_binding *got;
+	size_t n;
+	int64_t v0, v1, v2;
+	assert_int_equal(meta_acl_read(other, -1, &v0, &got, &n), 0);
+	assert_int_equal(n, 0);
+	struct acl_binding add[3] = {
+		acl_row("orders", ACL_PATTERN_LITERAL, "User:alice", ACL_OP_READ),
+		acl_row("orders-", ACL_PATTERN_PREFIXED, "User:bob, with 'quotes'", ACL_OP_WRITE),
+		acl_row("orders", ACL_PATTERN_LITERAL, "User:alice", ACL_OP_READ),
+	};
+	assert_int_equal(meta_acl_alter(m, add, 3, NULL, 0), 0);
+	assert_int_equal(meta_acl_read(other, v0, &v1, &got, &n), 0);
+	assert_true(v1 != v0);
+	assert_int_equal(n, 2);
+	bool saw_bob = false;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(got[i].principal, "User:bob, with 'quotes'")) {
+			saw_bob = true;
+			assert_int_equal(got[i].pattern_type, ACL_PATTERN_PREFIXED);
+			assert_int_equal(got[i].operation, ACL_OP_WRITE);
+			assert_int_equal(got[i].permission, ACL_PERM_ALLOW);
+			assert_int_equal(got[i].resource_type, ACL_RESOURCE_TOPIC);
+			assert_string_equal(got[i].resource_name, "orders-");
+			assert_string_equal(got[i].host, "*");
+		}
+	assert_true(saw_bob);
+	acl_bindings_free(got, n);
+	/* Nothing changed: the version alone. */
+	assert_int_equal(meta_acl_read(other, v1, &v2, &got, &n), 0);
+	assert_int_equal(v2, v1);
+	assert_null(got);
+	/* Remove one and one that is not there. */
+	struct acl_binding rm[2] = { add[0], acl_row("none", ACL_PATTERN_LITERAL, "User:x", ACL_OP_READ) };
+	assert_int_equal(meta_acl_alter(m, NULL, 0, rm, 2), 0);
+	assert_int_equal(meta_acl_read(other, v1, &v2, &got, &n), 0);
+	assert_true(v2 != v1);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].resource_name, "orders-");
+	acl_bindings_free(got, n);
+	meta_close(other);
+	meta_close(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1704,6 +1760,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_acls, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }
