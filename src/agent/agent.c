@@ -1,6 +1,7 @@
 /* agent.c — wiring of one agent: stores, catalog, write path, listener,
  * signals and the drain on shutdown. */
 #include "agent/agent.h"
+#include "agent/acls.h"
 #include "agent/collect.h"
 #include "agent/maintenance.h"
 #include "agent/registry.h"
@@ -488,6 +489,7 @@ static void stop_all(struct agent *a)
 {
 	registry_stop(a);
 	lease_set_stop(a->leases);
+	acls_stop(a);
 	group_svc_shutdown(a->groups);
 	maint_stop(a);
 	retention_stop(a);
@@ -676,6 +678,9 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = lease_set_new(loop, a->meta, registry_self(a), &a->leases);
 	if (rc)
 		return rc;
+	rc = acls_start(a);
+	if (rc)
+		return rc;
 	a->cache = cache_new((size_t)cfg->cache_bytes);
 	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
 	if (!a->index)
@@ -823,6 +828,7 @@ void agent_free(struct agent *a)
 	batch_index_free(a->index);
 	cache_free(a->cache);
 	registry_free(a);
+	acls_free(a);
 	meta_close(a->meta);
 	objstore_close(a->store);
 }

@@ -115,6 +115,7 @@ struct agent {
 	struct registry *registry;    /* the agent registry (agent/registry.c) */
 	struct lease_set *leases;     /* group and job leases (cluster/lease.c) */
 	struct metrics_http *metrics_http; /* --metrics-listen (metrics/exposition.c) */
+	struct acl_cache *acls;       /* the ACLs and the authorizer (agent/acls.c) */
 	/* The live agents Metadata lists and places leaders and
 	 * coordinators on (cluster/placement.h). Until the agent registry
 	 * feeds it (placement_set, on the loop, with the registry's

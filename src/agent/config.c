@@ -37,6 +37,13 @@ static const struct flag flags[] = {
 	  "PEM CA certificates that client certificates must chain to" },
 	{ "tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", FLAG_CLIENT_AUTH,
 	  "none, requested or required: client certificates on SSL listeners (default none)" },
+	{ "authorizer", "SLUICE_AUTHORIZER", FLAG_STR,
+	  "acl: check every request against the ACLs (sluice acls); none: allow everything "
+	  "(default none)" },
+	{ "super-users", "SLUICE_SUPER_USERS", FLAG_STR,
+	  "User:NAME,... principals the authorizer lets do anything (default none)" },
+	{ "allow-everyone-if-no-acl-found", "SLUICE_ALLOW_EVERYONE_IF_NO_ACL_FOUND", FLAG_BOOL,
+	  "with --authorizer acl, allow what no ACL of the resource names (default false)" },
 	{ "data", "SLUICE_DATA", FLAG_STR,
 	  "directory for the default store and meta URLs, created if missing (default ./data)" },
 	{ "store", "SLUICE_STORE", FLAG_STR,
@@ -242,6 +249,18 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 		return 0;
 	}
 	case FLAG_STR: {
+		if (strcmp(f->name, "authorizer") == 0) {
+			if (strcmp(v, "acl") && strcmp(v, "none"))
+				return -1;
+			c->authorizer_acl = !strcmp(v, "acl");
+			return 0;
+		}
+		if (strcmp(f->name, "super-users") == 0) {
+			if (strlen(v) >= sizeof c->super_users)
+				return -1;
+			strcpy(c->super_users, v);
+			return 0;
+		}
 		if (strcmp(f->name, "zone") == 0) {
 			if (!placement_zone_valid(v, strlen(v)))
 				return -1;
@@ -293,14 +312,17 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 		else if (strcmp(f->name, "gc-grace-ms") == 0)
 			c->gc_grace_ms = n;
 		return 0;
-	case FLAG_BOOL:
+	case FLAG_BOOL: {
+		bool *dst = !strcmp(f->name, "auto-create-topics") ? &c->auto_create_topics
+								    : &c->allow_everyone_if_no_acl;
 		if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on") || !strcmp(v, "yes"))
-			c->auto_create_topics = true;
+			*dst = true;
 		else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off") || !strcmp(v, "no"))
-			c->auto_create_topics = false;
+			*dst = false;
 		else
 			return -1;
 		return 0;
+	}
 	case FLAG_LEVEL:
 		c->log_level = log_level_parse(v);
 		return c->log_level < 0 ? -1 : 0;

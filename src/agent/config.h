@@ -58,6 +58,9 @@ struct config {
 	int64_t write_buffer_bytes;
 	int64_t queued_request_bytes;
 	bool auto_create_topics;
+	bool authorizer_acl;            /* --authorizer acl (auth/authorizer.h) */
+	bool allow_everyone_if_no_acl;
+	char super_users[4096];         /* "User:a,User:b" as given */
 	int32_t default_partitions;
 	int log_level;
 	int32_t node_id;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/acls.h"
 #include "agent/agent.h"
 #include "agent/maintenance.h"
 #include "agent/retention.h"
@@ -268,6 +269,8 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 		return;
 	}
 	r->topics_count = 0;
+	/* Kafka: CREATE on the cluster, else on each topic. */
+	bool may_all = api_allowed_cluster(a, req, ACL_OP_CREATE);
 	for (int32_t i = 0; i < n; i++) {
 		if (dup[i] == DUP_LATER)
 			continue;
@@ -283,6 +286,9 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 		if (dup[i] == DUP_FIRST) {
 			rt->error_code = KERR_INVALID_REQUEST;
 			snprintf(msg, sizeof msg, "Duplicate topic name.");
+		} else if (!may_all && !api_allowed_topic(a, req, ct->name, ACL_OP_CREATE)) {
+			rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+			snprintf(msg, sizeof msg, "Authorization failed.");
 		} else if (!topic_name_valid(ct->name) || !kstr_copy(ct->name, name, sizeof name)) {
 			rt->error_code = KERR_INVALID_TOPIC_EXCEPTION;
 			snprintf(msg, sizeof msg, "Topic name is invalid");
@@ -406,9 +412,17 @@ void handle_delete_topics(struct agent *a, struct request *req, const struct kms
 				rt->error_code = KERR_UNKNOWN_TOPIC_ID;
 				continue;
 			}
+			if (!api_allowed(a, req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_DELETE)) {
+				rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 		} else {
 			kstr name = by_state ? m->topics[i].name : m->topic_names[i];
 			rt->name = name;
+			if (!api_allowed_topic(a, req, name, ACL_OP_DELETE)) {
+				rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
+			}
 			t = agent_topic(a, name);
 			if (!t || t->deleting) {
 				rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -518,6 +532,7 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 			return;
 		}
 		struct topic_state *t = agent_topic(a, qt->name);
+		bool may = api_allowed_topic(a, req, qt->name, ACL_OP_DELETE);
 		for (int32_t j = 0; j < rt->partitions_count; j++) {
 			struct kmsg_delete_records_resp_delete_records_partition_result *rp =
 				&rt->partitions[j];
@@ -525,7 +540,8 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 			rp->partition_index = qt->partitions[j].partition_index;
 			rp->low_watermark = -1;
 			int64_t offset = qt->partitions[j].offset;
-			rp->error_code = delete_records_check(t, rp->partition_index, &offset);
+			rp->error_code = may ? delete_records_check(t, rp->partition_index, &offset)
+					     : KERR_TOPIC_AUTHORIZATION_FAILED;
 			if (rp->error_code != KERR_NONE)
 				continue;
 			job->rps[job->tj.n] = rp;
@@ -620,7 +636,10 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		char msg[200] = "";
 		/* A topic being deleted is gone, as in KRaft (where a delete is
 		 * immediate): growing it would answer success for nothing. */
-		if (!t || t->deleting) {
+		if (!api_allowed_topic(a, req, qt->name, ACL_OP_ALTER)) {
+			rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+			snprintf(msg, sizeof msg, "Authorization failed.");
+		} else if (!t || t->deleting) {
 			rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			snprintf(msg, sizeof msg, "The topic does not exist.");
 		} else if (qt->assignments_count > 0) {
@@ -700,18 +719,36 @@ static void pid_block_done(struct agent_job *job)
 	init_producer_id_respond(a, pj->req, pj->rc != 0);
 }
 
+static void init_producer_id_error(struct request *req, int16_t error)
+{
+	struct kmsg_init_producer_id_resp r;
+	kmsg_init_producer_id_resp_init(&r);
+	r.error_code = error;
+	r.producer_id = -1;
+	r.producer_epoch = -1;
+	kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);
+	request_respond(req);
+}
+
 void handle_init_producer_id(struct agent *a, struct request *req, const struct kmsg_init_producer_id_req *m)
 {
+	/* Kafka 3.9: WRITE on the transactional id; without one (KIP-679)
+	 * IDEMPOTENT_WRITE on the cluster or WRITE on some topic. */
+	if (m->transactional_id.len >= 0 &&
+	    !api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID, m->transactional_id, ACL_OP_WRITE)) {
+		init_producer_id_error(req, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
+		return;
+	}
+	if (m->transactional_id.len < 0 && !api_allowed_cluster(a, req, ACL_OP_IDEMPOTENT_WRITE) &&
+	    !authz_allowed_any(agent_authorizer(a), request_principal(req), request_host(req),
+			       ACL_RESOURCE_TOPIC, ACL_OP_WRITE)) {
+		init_producer_id_error(req, KERR_CLUSTER_AUTHORIZATION_FAILED);
+		return;
+	}
 	if (m->transactional_id.len >= 0) {
 		/* Transactions are not implemented: say so with the code Kafka
 		 * uses when a transactional id cannot be served. */
-		struct kmsg_init_producer_id_resp r;
-		kmsg_init_producer_id_resp_init(&r);
-		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
-		r.producer_id = -1;
-		r.producer_epoch = -1;
-		kmsg_init_producer_id_resp_encode(&req->resp, req->api_version, &r);
-		request_respond(req);
+		init_producer_id_error(req, KERR_COORDINATOR_NOT_AVAILABLE);
 		return;
 	}
 	if (a->producer_id_next < a->producer_id_end) {

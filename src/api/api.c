@@ -69,7 +69,10 @@
 	X(DESCRIBE_USER_SCRAM_CREDENTIALS, describe_user_scram_credentials, \
 	  DescribeUserScramCredentials)                                   \
 	X(ALTER_USER_SCRAM_CREDENTIALS, alter_user_scram_credentials,     \
-	  AlterUserScramCredentials)
+	  AlterUserScramCredentials)                                      \
+	X(DESCRIBE_ACLS, describe_acls, DescribeAcls)                     \
+	X(CREATE_ACLS, create_acls, CreateAcls)                           \
+	X(DELETE_ACLS, delete_acls, DeleteAcls)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)

@@ -107,6 +107,15 @@ static void describe_broker(struct agent *a, struct request *req,
 	}
 }
 
+/* Kafka: DESCRIBE_CONFIGS or ALTER_CONFIGS on the topic, or on the
+ * cluster for a broker; the resource's authorization error, or 0. */
+static int16_t configs_denied(struct agent *a, struct request *req, int8_t type, kstr name, int8_t op)
+{
+	if (type == RESOURCE_TOPIC)
+		return api_allowed_topic(a, req, name, op) ? 0 : KERR_TOPIC_AUTHORIZATION_FAILED;
+	return api_allowed_cluster(a, req, op) ? 0 : KERR_CLUSTER_AUTHORIZATION_FAILED;
+}
+
 void handle_describe_configs(struct agent *a, struct request *req, const struct kmsg_describe_configs_req *m)
 {
 	struct kmsg_describe_configs_resp r;
@@ -123,6 +132,9 @@ void handle_describe_configs(struct agent *a, struct request *req, const struct 
 		res->resource_type = q->resource_type;
 		res->resource_name = q->resource_name;
 		res->error_message = KSTR_NULL;
+		if ((res->error_code = configs_denied(a, req, q->resource_type, q->resource_name,
+						      ACL_OP_DESCRIBE_CONFIGS)))
+			continue;
 		if (q->resource_type == RESOURCE_TOPIC) {
 			struct topic_state *t = agent_topic(a, q->resource_name);
 			if (!t) {
@@ -499,6 +511,9 @@ static void alter_configs(struct agent *a, struct request *req,
 	for (int32_t i = 0; i < n; i++) {
 		struct kmsg_incremental_alter_configs_resp_alter_configs_resource_response *res = &rp->responses[i];
 		if (res->error_code)
+			continue;
+		if ((res->error_code = configs_denied(a, req, m->resources[i].resource_type,
+						      m->resources[i].resource_name, ACL_OP_ALTER_CONFIGS)))
 			continue;
 		char msg[600] = "";
 		if (plan_resource(a, req, &m->resources[i], replace_all, &topics[i], &changes[i],

@@ -86,15 +86,23 @@ static size_t fetch_gather(struct fetch_wait *f)
 	struct agent *a = f->a;
 	bool ids = f->req->api_version >= 13;
 	struct topic_state *t = NULL;
+	bool may = false;
 	for (size_t k = 0; k < f->parts; k++) {
 		struct fetch_part *p = &f->sess.parts[k];
 		struct reader_slot *s = &f->slots[k];
-		if (k == 0 || !same_topic(&f->sess.parts[k - 1], p, ids))
+		if (k == 0 || !same_topic(&f->sess.parts[k - 1], p, ids)) {
 			t = ids ? (zero_uuid(p->topic_id) ? NULL : agent_topic_by_uuid(a, p->topic_id))
 				: agent_topic(a, p->topic);
+			may = t ? api_allowed(a, f->req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_READ)
+				: ids || api_allowed_topic(a, f->req, p->topic, ACL_OP_READ);
+		}
 		s->wanted = false;
 		p->high_watermark = -1;
 		p->log_start_offset = -1;
+		if (!may) {
+			p->error = KERR_TOPIC_AUTHORIZATION_FAILED;
+			continue;
+		}
 		if (!t || p->partition < 0 || p->partition >= t->partition_count) {
 			p->error = ids ? KERR_UNKNOWN_TOPIC_ID : KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			continue;

@@ -226,13 +226,27 @@ static struct coordinator_answer coordinator_for(struct agent *a, const char *li
 	return c;
 }
 
+/* coordinator_for, after Kafka's check: DESCRIBE on the group, or on
+ * the transactional id (key type 1). */
+static struct coordinator_answer coordinator_allowed(struct agent *a, struct request *req,
+						     int8_t key_type, kstr key)
+{
+	bool txn = key_type == 1;
+	if (!api_allowed_kstr(a, req, txn ? ACL_RESOURCE_TRANSACTIONAL_ID : ACL_RESOURCE_GROUP, key,
+			      ACL_OP_DESCRIBE))
+		return (struct coordinator_answer){
+			.error = txn ? KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+				     : KERR_GROUP_AUTHORIZATION_FAILED,
+			.message = KSTR_NULL, .node_id = -1, .host = KSTR(""), .port = -1 };
+	return coordinator_for(a, agent_listener_name(a, req), key_type, key);
+}
+
 void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m)
 {
 	struct kmsg_find_coordinator_resp r;
 	kmsg_find_coordinator_resp_init(&r);
 	if (req->api_version < 4) {
-		struct coordinator_answer c =
-			coordinator_for(a, agent_listener_name(a, req), m->key_type, m->key);
+		struct coordinator_answer c = coordinator_allowed(a, req, m->key_type, m->key);
 		r.error_code = c.error;
 		r.error_message = c.message;
 		r.node_id = c.node_id;
@@ -249,8 +263,7 @@ void handle_find_coordinator(struct agent *a, struct request *req, const struct 
 			struct kmsg_find_coordinator_resp_coordinator *rc = &r.coordinators[i];
 			kmsg_find_coordinator_resp_coordinator_init(rc);
 			struct coordinator_answer c =
-				coordinator_for(a, agent_listener_name(a, req), m->key_type,
-						m->coordinator_keys[i]);
+				coordinator_allowed(a, req, m->key_type, m->coordinator_keys[i]);
 			rc->key = m->coordinator_keys[i];
 			rc->error_code = c.error;
 			rc->error_message = c.message;
@@ -290,7 +303,8 @@ static void join_answer_now(struct request *req, int16_t error)
 void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	int16_t err = coordinator_error(a, s, m->group_id);
+	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_error(a, s, m->group_id);
 	if (err) {
 		join_answer_now(req, err);
 		return;
@@ -331,7 +345,8 @@ void handle_join_group(struct agent *a, struct request *req, const struct kmsg_j
 void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
 {
 	struct group_svc *s = svc(a);
-	int16_t err = coordinator_error(a, s, m->group_id);
+	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_error(a, s, m->group_id);
 	if (err) {
 		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC, .error = err };
 		respond_sync(req, &f);
@@ -368,7 +383,8 @@ void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_he
 	struct group_svc *s = svc(a);
 	struct kmsg_heartbeat_resp r;
 	kmsg_heartbeat_resp_init(&r);
-	r.error_code = coordinator_error(a, s, m->group_id);
+	r.error_code = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_error(a, s, m->group_id);
 	/* As Kafka: a heartbeat while the group loads is answered "none";
 	 * the member learns its fate from the loaded group next time. */
 	if (r.error_code == KERR_COORDINATOR_LOAD_IN_PROGRESS)
@@ -385,7 +401,8 @@ void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_
 	struct group_svc *s = svc(a);
 	struct kmsg_leave_group_resp r;
 	kmsg_leave_group_resp_init(&r);
-	int16_t err = coordinator_error(a, s, m->group_id);
+	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_error(a, s, m->group_id);
 	if (err) {
 		r.error_code = err;
 	} else if (req->api_version < 3) {
@@ -449,7 +466,8 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	}
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
-	int16_t check = coordinator_error(a, s, m->group_id);
+	int16_t check = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_error(a, s, m->group_id);
 	if (!check)
 		check = group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
 						    m->member_id, m->group_instance_id, req->api_version);
@@ -476,6 +494,7 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 		}
 		rt->partitions_count = np;
 		struct topic_state *ts = check ? NULL : agent_topic(a, qt->name);
+		bool may_read = api_allowed_topic(a, req, qt->name, ACL_OP_READ);
 		for (int32_t p = 0; p < np; p++) {
 			struct kmsg_offset_commit_req_offset_commit_request_partition *qp = &qt->partitions[p];
 			struct kmsg_offset_commit_resp_offset_commit_response_partition *rp = &rt->partitions[p];
@@ -483,6 +502,10 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 			rp->partition_index = qp->partition_index;
 			if (check) {
 				rp->error_code = check;
+				continue;
+			}
+			if (!may_read) {
+				rp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
 				continue;
 			}
 			if (!ts || qp->partition_index < 0 || qp->partition_index >= ts->partition_count) {
@@ -594,7 +617,9 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 	char key[COORD_GROUP_ID_BYTES_MAX + 1];
 	memset(out, 0, sizeof *out);
 	struct fetched f = { 0 };
-	if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
+	if (!api_allowed_group(a, req, group_id, ACL_OP_DESCRIBE))
+		out->error = KERR_GROUP_AUTHORIZATION_FAILED;
+	else if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
 		out->error = KERR_INVALID_GROUP_ID;
 	else if ((out->error = coordinator_error(a, svc(a), group_id)) != KERR_NONE)
 		;
@@ -788,6 +813,7 @@ struct listed {
 	struct kmsg_list_groups_resp *r;
 	int32_t cap;
 	const struct kmsg_list_groups_req *m;
+	bool all_allowed;             /* DESCRIBE on the cluster */
 };
 
 static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, const char *state)
@@ -807,7 +833,8 @@ static void list_add(struct listed *l, const char *id, const char *state, const 
 	/* As each Kafka broker lists the groups it coordinates (admin
 	 * clients ask every broker and merge). */
 	if (!state_wanted(l->m, l->req->api_version, state) || l->r->groups_count >= l->cap ||
-	    !coordinates(l->a, KSTR(id)))
+	    !coordinates(l->a, KSTR(id)) ||
+	    (!l->all_allowed && !api_allowed(l->a, l->req, ACL_RESOURCE_GROUP, id, ACL_OP_DESCRIBE)))
 		return;
 	struct kmsg_list_groups_resp_listed_group *g = &l->r->groups[l->r->groups_count++];
 	kmsg_list_groups_resp_listed_group_init(g);
@@ -843,7 +870,10 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 			request_fail_close(req);
 			return;
 		}
-		struct listed l = { a, req, &r, cap, m };
+		/* Kafka: every group with DESCRIBE on the cluster, else the
+		 * groups the principal may describe. */
+		struct listed l = { a, req, &r, cap, m,
+				    api_allowed_cluster(a, req, ACL_OP_DESCRIBE) };
 		group_svc_groups_each(s, list_each, &l);
 	}
 	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &r);
@@ -858,6 +888,11 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 	d->authorized_operations = include_ops ? GROUP_AUTHORIZED_OPERATIONS : INT32_MIN;
 	d->protocol_type = KSTR("");
 	d->protocol_data = KSTR("");
+	if (!api_allowed_group(a, req, id, ACL_OP_DESCRIBE)) {
+		d->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+		d->group_state = KSTR("");
+		return 0;
+	}
 	if (!s) {
 		d->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		d->group_state = KSTR("");
@@ -1006,6 +1041,10 @@ void handle_delete_groups(struct agent *a, struct request *req, const struct kms
 		kmsg_delete_groups_resp_deletable_group_result_init(res);
 		kstr id = m->groups_names[i];
 		res->group_id = id;
+		if (!api_allowed_group(a, req, id, ACL_OP_DELETE)) {
+			res->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+			continue;
+		}
 		if (!s) {
 			res->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 			continue;
@@ -1063,6 +1102,10 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 	kmsg_offset_delete_resp_init(r);
 	struct group_svc *s = svc(a);
 	char *key = NULL;
+	if (!api_allowed_group(a, req, m->group_id, ACL_OP_DELETE)) {
+		r->error_code = KERR_GROUP_AUTHORIZATION_FAILED;
+		goto out_respond;
+	}
 	if (!s) {
 		r->error_code = KERR_COORDINATOR_NOT_AVAILABLE;
 		goto out_respond;

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#include "auth/authorizer.h"
 #include "kmsg.h"
 #include "net/server.h"
 
@@ -49,6 +50,20 @@ void handle_describe_user_scram_credentials(struct agent *a, struct request *req
 					    const struct kmsg_describe_user_scram_credentials_req *m);
 void handle_alter_user_scram_credentials(struct agent *a, struct request *req,
 					 const struct kmsg_alter_user_scram_credentials_req *m);
+/* acls.c */
+void handle_create_acls(struct agent *a, struct request *req, const struct kmsg_create_acls_req *m);
+void handle_describe_acls(struct agent *a, struct request *req, const struct kmsg_describe_acls_req *m);
+void handle_delete_acls(struct agent *a, struct request *req, const struct kmsg_delete_acls_req *m);
+/* May the request's principal, from its host, do op on the resource
+ * (auth/authorizer.h, with the agent's ACLs)? True when the authorizer is
+ * off. Each handler's check is one call of these. _kstr: a wire name (one
+ * holding a NUL is refused). */
+bool api_allowed(struct agent *a, struct request *req, int8_t type, const char *name, int8_t op);
+bool api_allowed_kstr(struct agent *a, struct request *req, int8_t type, kstr name, int8_t op);
+bool api_allowed_cluster(struct agent *a, struct request *req, int8_t op);
+#define api_allowed_topic(a, req, name, op) api_allowed_kstr(a, req, ACL_RESOURCE_TOPIC, name, op)
+#define api_allowed_group(a, req, name, op) api_allowed_kstr(a, req, ACL_RESOURCE_GROUP, name, op)
+
 /* Before api_handle parses a header: on a SASL listener whose client has
  * not authenticated, a raw token frame (after SaslHandshake v0) is taken
  * here, and any API the exchange's state does not allow closes the

@@ -235,12 +235,18 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 			break;
 		}
 		struct topic_state *t = agent_topic(a, qt->name);
+		bool may = api_allowed_topic(a, req, qt->name, ACL_OP_DESCRIBE);
 		for (int32_t k = 0; k < rt->partitions_count; k++) {
 			struct kmsg_list_offsets_req_list_offsets_partition *qp = &qt->partitions[k];
 			struct kmsg_list_offsets_resp_list_offsets_partition_response *rp = &rt->partitions[k];
 			kmsg_list_offsets_resp_list_offsets_partition_response_init(rp);
 			rp->partition_index = qp->partition_index;
 			rp->leader_epoch = placement_leader_epoch(&a->placement);
+			if (!may) {
+				rp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+				rp->leader_epoch = -1;
+				continue;
+			}
 			if (!t || qp->partition_index < 0 || qp->partition_index >= t->partition_count) {
 				rp->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 				rp->leader_epoch = -1;

@@ -107,12 +107,16 @@ struct all_topics {
 	const struct leading *l;
 	struct request *req;
 	struct kmsg_metadata_resp *r;
+	struct agent *a;
 	int rc;
 };
 
 static void add_each(void *arg, struct topic_state *t)
 {
 	struct all_topics *x = arg;
+	/* Kafka lists only the topics the principal may describe. */
+	if (!api_allowed(x->a, x->req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_DESCRIBE))
+		return;
 	struct kmsg_metadata_resp_metadata_response_topic *rt = &x->r->topics[x->r->topics_count++];
 	kmsg_metadata_resp_metadata_response_topic_init(rt);
 	if (fill_topic(x->l, x->req, rt, t) != 0)
@@ -161,6 +165,21 @@ static bool is_zero_uuid(const uint8_t u[16])
 	return true;
 }
 
+/* May Metadata auto-create the topic for this principal? Kafka 3.9:
+ * CREATE on the cluster or on the topic. */
+static bool may_create(struct agent *a, struct request *req, kstr name)
+{
+	return api_allowed_cluster(a, req, ACL_OP_CREATE) ||
+	       api_allowed_topic(a, req, name, ACL_OP_CREATE);
+}
+
+static bool auto_create_asked(const struct agent *a, const struct request *req,
+			      const struct kmsg_metadata_req *m)
+{
+	return a->cfg.auto_create_topics && m->topics_count > 0 &&
+	       (req->api_version < 4 || m->allow_auto_topic_creation);
+}
+
 /* What auto-creation did to a requested topic. */
 enum { CREATE_NONE, CREATE_FAILED, CREATE_ELSEWHERE };
 
@@ -184,7 +203,7 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 		return;
 	}
 	if (all) {
-		struct all_topics x = { &l, req, &r, 0 };
+		struct all_topics x = { &l, req, &r, a, 0 };
 		agent_topics_each(a, add_each, &x);
 		if (x.rc) {
 			request_fail_close(req);
@@ -205,6 +224,13 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 					rt->error_code = KERR_UNKNOWN_TOPIC_ID;
 					continue;
 				}
+				if (!api_allowed(a, req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_DESCRIBE)) {
+					rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+					continue;
+				}
+			} else if (!api_allowed_topic(a, req, qt->name, ACL_OP_DESCRIBE)) {
+				rt->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+				continue;
 			} else if (!topic_name_valid(qt->name)) {
 				rt->error_code = KERR_INVALID_TOPIC_EXCEPTION;
 				continue;
@@ -223,7 +249,10 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 					continue;
 				}
 				if (!t) {
-					rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+					rt->error_code = auto_create_asked(a, req, m) &&
+							 !may_create(a, req, qt->name)
+							 ? KERR_TOPIC_AUTHORIZATION_FAILED
+							 : KERR_UNKNOWN_TOPIC_OR_PARTITION;
 					continue;
 				}
 			}
@@ -281,11 +310,11 @@ void handle_metadata(struct agent *a, struct request *req, const struct kmsg_met
 		return;
 	}
 	*aj = (struct autocreate_job){ .req = req, .m = m };
-	bool auto_create = a->cfg.auto_create_topics && m->topics_count > 0 &&
-			   (req->api_version < 4 || m->allow_auto_topic_creation);
+	bool auto_create = auto_create_asked(a, req, m);
 	for (int32_t i = 0; auto_create && i < m->topics_count; i++) {
 		kstr name = m->topics[i].name;
-		if (name.len < 0 || !topic_name_valid(name) || agent_topic(a, name))
+		if (name.len < 0 || !topic_name_valid(name) || agent_topic(a, name) ||
+		    !api_allowed_topic(a, req, name, ACL_OP_DESCRIBE) || !may_create(a, req, name))
 			continue;
 		if (!aj->which && (!REQ_ARRAY(req, m->topics_count, aj->which) ||
 				   !REQ_ARRAY(req, m->topics_count, aj->mts) ||

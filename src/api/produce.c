@@ -285,12 +285,19 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			return;
 		}
 	}
-	ctx->txn_refused = m->transactional_id.len < 0 && has_transactional_records(m);
+	/* Kafka 3.9's order: transactional records need WRITE on their
+	 * transactional id (else the whole request is refused), then each
+	 * topic WRITE. */
+	ctx->txn_refused = has_transactional_records(m) &&
+			   (m->transactional_id.len < 0 ||
+			    !api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID, m->transactional_id,
+					      ACL_OP_WRITE));
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];
 		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
 		struct topic_state *t = agent_topic(a, td->name);
+		bool may = api_allowed_topic(a, req, td->name, ACL_OP_WRITE);
 		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
 			struct kmsg_produce_req_partition_produce_data *pd = &td->partition_data[k];
 			struct kmsg_produce_resp_partition_produce_response *pr = &rt->partition_responses[k];
@@ -299,8 +306,9 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			pr->base_offset = -1;
 			pr->log_append_time_ms = -1;
 			pr->log_start_offset = -1;
-			pr->error_code = acks_ok ? produce_partition(ctx, t, pd, pr)
-						 : KERR_INVALID_REQUIRED_ACKS;
+			pr->error_code = !acks_ok ? KERR_INVALID_REQUIRED_ACKS
+				       : !may && !ctx->txn_refused ? KERR_TOPIC_AUTHORIZATION_FAILED
+				       : produce_partition(ctx, t, pd, pr);
 		}
 	}
 	if (writer_buffered_bytes(a->writer) > (size_t)a->cfg.write_buffer_bytes / 2)

@@ -143,6 +143,14 @@ out_free:
 void handle_describe_user_scram_credentials(struct agent *a, struct request *req,
 					    const struct kmsg_describe_user_scram_credentials_req *m)
 {
+	if (!api_allowed_cluster(a, req, ACL_OP_DESCRIBE)) {
+		struct kmsg_describe_user_scram_credentials_resp r;
+		kmsg_describe_user_scram_credentials_resp_init(&r);
+		r.error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+		kmsg_describe_user_scram_credentials_resp_encode(&req->resp, req->api_version, &r);
+		request_respond(req);
+		return;
+	}
 	struct describe_job *dj = arena_alloc(&req->arena, sizeof *dj);
 	if (!dj) {
 		request_fail_close(req);
@@ -287,6 +295,7 @@ void handle_alter_user_scram_credentials(struct agent *a, struct request *req,
 		return;
 	}
 	aj->req = req;
+	bool may = api_allowed_cluster(a, req, ACL_OP_ALTER);
 	struct strmap by_name;
 	strmap_init(&by_name);
 	for (int32_t i = 0; i < nd + nu; i++) {
@@ -302,6 +311,8 @@ void handle_alter_user_scram_credentials(struct agent *a, struct request *req,
 			request_fail_close(req);
 			return;
 		}
+		if (!may)
+			u->error = KERR_CLUSTER_AUTHORIZATION_FAILED;
 		if (u->error)
 			continue; /* refused already: later changes are not looked at */
 		if (u->change >= 0) {

@@ -403,6 +403,9 @@
 #define SL_ACL_NAME_BYTES_MAX 1000
 #define SL_ACL_PRINCIPAL_BYTES_MAX 512
 #define SL_ACL_HOST_BYTES_MAX 256
+/* How often every agent polls the ACLs' version (a change counts on every
+ * agent within this plus a read: the issue asks for 1 s). */
+#define SL_ACL_POLL_INTERVAL_MS 250
 /* Bindings or filters in one CreateAcls or DeleteAcls request. */
 #define SL_ACL_REQUEST_ITEMS_MAX 1000
 

@@ -56,6 +56,7 @@ struct conn {
 	char *principal;           /* "User:NAME" after SASL, else NULL */
 	uv_shutdown_t shutdown;    /* closes it once that response is out */
 	char peer[64];
+	char host[48];             /* the peer's IP address alone (ACL hosts) */
 };
 
 /* One bound address. */
@@ -370,6 +371,11 @@ bool request_conn_open(const struct request *req)
 const char *request_peer(const struct request *req)
 {
 	return req->conn->peer;
+}
+
+const char *request_host(const struct request *req)
+{
+	return req->conn->host;
 }
 
 size_t request_listener(const struct request *req)
@@ -921,13 +927,13 @@ static void on_connection(uv_stream_t *listener, int status)
 	int sl = sizeof ss;
 	strcpy(c->peer, "?");
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-		char ip[48];
+		char *ip = c->host;
 		if (ss.ss_family == AF_INET) {
-			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+			uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof c->host);
 			snprintf(c->peer, sizeof c->peer, "%s:%d", ip,
 				 ntohs(((struct sockaddr_in *)&ss)->sin_port));
 		} else {
-			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+			uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof c->host);
 			snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip,
 				 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
 		}

