@@ -8,7 +8,8 @@ log in with PLAIN. ACLs are made with kafka-python's admin client
 fetch, groups, offsets and admin APIs a principal without the ACL gets
 Kafka's error code and one with it succeeds; PREFIXED and LITERAL
 patterns; DENY over ALLOW; super users; Metadata hiding topics; a change
-counting within 1 s. Without --authorizer the ACL APIs answer
+counting within 1 s; an mTLS client certificate's CN as the principal.
+Without --authorizer the ACL APIs answer
 SECURITY_DISABLED, as Kafka does with no authorizer."""
 import subprocess
 import time
@@ -279,3 +280,34 @@ def test_metadata_hides_topics_and_admin(broker):
         assert "bob-auto" not in a.list_topics()
     finally:
         a.close()
+
+
+def test_mtls_principal(tmp_path):
+    """An SSL listener with client certificates: the certificate's CN
+    is the principal ACLs name (User:carol here); another topic is
+    refused TOPIC_AUTHORIZATION_FAILED."""
+    from test_tls import make_ca_and_server, make_cert, start_broker
+    (tmp_path / "certs").mkdir()
+    certs = make_ca_and_server(str(tmp_path / "certs"))
+    certs["client"] = make_cert(certs["dir"], "client", "carol")
+    b = start_broker(tmp_path, "mtls", certs,
+                     extra=["--tls-ca", certs["ca"], "--tls-client-auth", "required",
+                            "--authorizer", "acl", "--super-users", "User:ANONYMOUS"])
+    try:
+        ok, other = util.topic_name("mtls"), util.topic_name("other")
+        util.create_topic(b.bootstrap, ok)
+        util.create_topic(b.bootstrap, other)
+        add_acls(b, acl("User:carol", ACLOperation.WRITE, ResourceType.TOPIC, ok))
+        time.sleep(1)
+        conf = {"bootstrap.servers": b.ssl_bootstrap, "security.protocol": "SSL",
+                "ssl.ca.location": certs["ca"], "ssl.certificate.location": certs["client"][0],
+                "ssl.key.location": certs["client"][1], "message.timeout.ms": 5000}
+        for topic, want in ((ok, None), (other, KafkaError.TOPIC_AUTHORIZATION_FAILED)):
+            p = Producer(conf)
+            errors = []
+            p.produce(topic, b"v", on_delivery=lambda err, msg: errors.append(err))
+            p.flush(15)
+            assert errors
+            assert (errors[0].code() if errors[0] else None) == want
+    finally:
+        b.teardown()
