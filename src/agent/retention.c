@@ -35,12 +35,22 @@ static int64_t config_i64(const struct topic_state *t, const char *name)
 	return agent_topic_config_i64(t, name, d ? strtoll(d->default_value, NULL, 10) : -1);
 }
 
-bool retention_policy_deletes(const struct topic_state *t)
+static bool policy_has(const struct topic_state *t, const char *word)
 {
 	const char *policy = agent_topic_config(t, "cleanup.policy");
 	if (!policy)
 		policy = topic_config_find("cleanup.policy")->default_value;
-	return strstr(policy, "delete") != NULL;
+	return strstr(policy, word) != NULL;
+}
+
+bool retention_policy_deletes(const struct topic_state *t)
+{
+	return policy_has(t, "delete");
+}
+
+bool retention_policy_compacts(const struct topic_state *t)
+{
+	return policy_has(t, "compact");
 }
 
 /* The topic's limits now, from its configs or Kafka's defaults (now_ms:

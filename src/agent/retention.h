@@ -30,5 +30,8 @@ void retention_free(struct agent *a);
 /* Whether the topic's cleanup.policy includes "delete" (retention and
  * DeleteRecords apply only then). */
 bool retention_policy_deletes(const struct topic_state *t);
+/* Whether it includes "compact": Produce then refuses records without a
+ * key, and the cleaner keeps the latest record of each key. */
+bool retention_policy_compacts(const struct topic_state *t);
 
 #endif

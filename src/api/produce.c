@@ -6,13 +6,16 @@
  * bad partition does not fail the others. While the agent
  * drains, every partition gets NOT_LEADER_OR_FOLLOWER and nothing new is
  * written. */
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/agent.h"
 #include "agent/producers.h"
+#include "agent/retention.h"
 #include "api/handlers.h"
 #include "base/err.h"
 #include "base/limits.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "kmsg.h"
 #include "net/server.h"
@@ -133,6 +136,74 @@ static int16_t kerr_of_batch(int rc)
 	}
 }
 
+struct keyless {
+	struct request *req;
+	struct kmsg_produce_resp_partition_produce_response *pr;
+	kstr message;
+};
+
+static int keyless_visit(void *arg, const struct batch_record *rec)
+{
+	struct keyless *k = arg;
+	struct kmsg_produce_resp_partition_produce_response *pr = k->pr;
+	if (rec->key_len >= 0 || pr->record_errors_count >= SL_RECORD_ERRORS_MAX)
+		return 0;
+	struct kmsg_produce_resp_batch_index_and_error_message *e =
+		&pr->record_errors[pr->record_errors_count++];
+	kmsg_produce_resp_batch_index_and_error_message_init(e);
+	e->batch_index = rec->index;
+	e->batch_index_error_message = k->message;
+	return 0;
+}
+
+/* A compacted topic refuses a batch holding records without a key, whole
+ * (Kafka 3.9's LogValidator.validateKey): INVALID_RECORD with one record
+ * error per keyless record (Produce v8+ carries them) and the message
+ * Kafka's RecordValidationException gives. The second walk of the records
+ * happens only for such refused batches. */
+static int16_t refuse_keyless(struct request *req, struct topic_state *t, int32_t partition,
+			      const struct one_batch *ob,
+			      struct kmsg_produce_resp_partition_produce_response *pr)
+{
+	char message[SL_TOPIC_NAME_MAX + 96];
+	snprintf(message, sizeof message,
+		 "Compacted topic cannot accept message without key in topic partition %s-%d",
+		 t->name, partition);
+	struct keyless k = { req, pr, api_kstr_dup(req, message) };
+	int32_t n = ob->info.keyless_records;
+	int32_t listed = n < SL_RECORD_ERRORS_MAX ? n : SL_RECORD_ERRORS_MAX;
+	pr->record_errors_count = 0;
+	if (REQ_ARRAY(req, listed, pr->record_errors)) {
+		struct kbuf plain;
+		kbuf_init(&plain);
+		(void)batch_records_view(ob->batch, batch_total_bytes(&ob->info), &plain,
+					 keyless_visit, &k);
+		kbuf_free(&plain);
+	}
+	/* "[RecordError(batchIndex=0, message='...'), ...]": Java's
+	 * List.toString of the first three. */
+	struct kbuf text;
+	kbuf_init(&text);
+	char head[128];
+	snprintf(head, sizeof head,
+		 "One or more records have been rejected due to %d record errors in total, "
+		 "and only showing the first three errors at most: [", n);
+	kbuf_put(&text, head, strlen(head));
+	for (int32_t i = 0; i < pr->record_errors_count && i < 3; i++) {
+		char one[sizeof message + 64];
+		snprintf(one, sizeof one, "%sRecordError(batchIndex=%d, message='%s')",
+			 i ? ", " : "", pr->record_errors[i].batch_index, message);
+		kbuf_put(&text, one, strlen(one));
+	}
+	kbuf_put(&text, "]", 2); /* with the NUL */
+	pr->error_message = api_kstr_dup(req, text.oom ? "" : (const char *)text.data);
+	kbuf_free(&text);
+	pr->log_start_offset = t->parts[partition].log_start_offset;
+	log_debug("%s: refusing %d keyless records for compacted %s-%d", request_peer(req), n,
+		  t->name, partition);
+	return KERR_INVALID_RECORD;
+}
+
 /* Whether any partition's first batch header says transactional (as
  * Kafka's ProduceRequest.hasTransactionalRecords looks, before anything
  * else is checked). */
@@ -187,6 +258,8 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	 * and with one, no transaction can be ongoing here. */
 	if (ob.info.attributes & BATCH_ATTR_CONTROL)
 		return KERR_INVALID_RECORD;
+	if (ob.info.keyless_records > 0 && retention_policy_compacts(t))
+		return refuse_keyless(req, t, pd->index, &ob, pr);
 	if (ob.info.attributes & BATCH_ATTR_TRANSACTIONAL)
 		return KERR_INVALID_TXN_STATE;
 	struct produce_part *pp;

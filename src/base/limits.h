@@ -67,6 +67,11 @@
 /* Records in one batch: each record takes at least 7 bytes on the wire,
  * so a batch of SL_BATCH_BYTES_MAX holds fewer than this. */
 #define SL_BATCH_RECORDS_MAX (SL_BATCH_BYTES_MAX / 7 + 1)
+/* record_errors listed in one partition's Produce answer (Kafka lists one
+ * per refused record; a batch of keyless records for a compacted topic
+ * could otherwise make an answer of ~100 bytes per record). The message
+ * still gives the true count. */
+#define SL_RECORD_ERRORS_MAX 1000
 
 /* Decompressed size of one batch's records, for validation (a
  * compression bomb stops here with CORRUPT_MESSAGE). */

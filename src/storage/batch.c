@@ -16,7 +16,6 @@
  * partitionLeaderEpoch to recordCount, then the records. */
 #define BATCH_LENGTH_MIN (BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD)
 #define BATCH_CRC_START 21
-#define BATCH_ATTR_CODEC_MASK 0x07
 
 /* Smallest encoded record: length varint + attributes + timestampDelta +
  * offsetDelta + keyLength + valueLength + header count, one byte each. */
@@ -68,72 +67,85 @@ static int32_t read_varint32(struct kreader *r)
 }
 
 /* A length-prefixed byte string inside a record: -1 is null when allowed,
- * otherwise 0 .. bytes left. */
-static void skip_bytes_field(struct kreader *r, bool nullable)
+ * otherwise 0 .. bytes left. Returns its bytes (NULL when null) and sets
+ * *len to its length or -1. */
+static const uint8_t *bytes_field(struct kreader *r, bool nullable, int32_t *len)
 {
 	int32_t n = read_varint32(r);
+	*len = n;
 	if (n == -1 && nullable)
-		return;
+		return NULL;
 	if (n < 0) {
 		r->err = true;
-		return;
+		*len = -1;
+		return NULL;
 	}
-	kreader_skip(r, (size_t)n);
+	return kreader_take(r, (size_t)n);
 }
 
-/* Check one record's body (after its length prefix) and return its
- * offsetDelta through *offset_delta. Returns 0 or SL_EPROTO. */
-static int record_check(const uint8_t *p, size_t len, int32_t *offset_delta,
-			int64_t *timestamp_delta)
+/* Decode one record's body (after its length prefix) into rec's key,
+ * value, headers, deltas and attributes. Returns 0 or SL_EPROTO. */
+static int record_decode(const uint8_t *p, size_t len, struct batch_record *rec)
 {
 	struct kreader r;
 	kreader_init(&r, p, len);
-	(void)kreader_i8(&r);     /* attributes: unused in magic 2 */
-	*timestamp_delta = kreader_varint(&r);
-	*offset_delta = read_varint32(&r);
-	skip_bytes_field(&r, true); /* key */
-	skip_bytes_field(&r, true); /* value */
+	rec->attributes = kreader_i8(&r); /* unused in magic 2 */
+	rec->timestamp_delta = kreader_varint(&r);
+	rec->offset_delta = read_varint32(&r);
+	rec->key = bytes_field(&r, true, &rec->key_len);
+	rec->value = bytes_field(&r, true, &rec->value_len);
 	int32_t headers = read_varint32(&r);
 	/* Each header is at least two bytes (two length varints). */
 	if (headers < 0 || (size_t)headers > kreader_left(&r) / 2)
 		return SL_EPROTO;
+	rec->header_count = headers;
+	rec->headers = p + r.pos;
 	for (int32_t i = 0; i < headers && !r.err; i++) {
-		skip_bytes_field(&r, false); /* header key: never null */
-		skip_bytes_field(&r, true);  /* header value */
+		int32_t n;
+		(void)bytes_field(&r, false, &n); /* header key: never null */
+		(void)bytes_field(&r, true, &n);  /* header value */
 	}
 	if (r.err || kreader_left(&r) != 0)
 		return SL_EPROTO;
+	rec->headers_len = (size_t)(p + len - rec->headers);
 	return 0;
 }
 
 /* The records section holds exactly count records whose offsetDeltas
  * strictly increase from >= 0 and do not pass last_offset_delta. When
  * visit is given it sees each record (a nonzero return stops the walk
- * and is returned). */
+ * and is returned). *keyless counts the records with a null key. */
 static int records_check(const uint8_t *p, size_t len, int32_t count,
-			 int32_t last_offset_delta, batch_record_fn visit, void *arg,
-			 int64_t base_timestamp)
+			 int32_t last_offset_delta, batch_record_view_fn visit, void *arg,
+			 int64_t base_timestamp, int32_t *keyless)
 {
 	if ((size_t)count > len / RECORD_BYTES_MIN)
 		return SL_EPROTO;
 	struct kreader r;
 	kreader_init(&r, p, len);
 	int64_t prev_delta = -1;
+	*keyless = 0;
 	for (int32_t i = 0; i < count; i++) {
+		size_t start = r.pos;
 		int32_t rec_len = read_varint32(&r);
 		if (r.err || rec_len < RECORD_BYTES_MIN - 1 ||
 		    (size_t)rec_len > kreader_left(&r))
 			return SL_EPROTO;
-		const uint8_t *rec = kreader_take(&r, (size_t)rec_len);
-		int32_t delta;
-		int64_t ts_delta;
-		if (record_check(rec, (size_t)rec_len, &delta, &ts_delta))
+		const uint8_t *body = kreader_take(&r, (size_t)rec_len);
+		struct batch_record rec;
+		if (record_decode(body, (size_t)rec_len, &rec))
 			return SL_EPROTO;
-		if (delta <= prev_delta || delta > last_offset_delta)
+		if (rec.offset_delta <= prev_delta || rec.offset_delta > last_offset_delta)
 			return SL_EPROTO;
-		prev_delta = delta;
+		prev_delta = rec.offset_delta;
+		if (rec.key_len < 0)
+			(*keyless)++;
 		if (visit) {
-			int rc = visit(arg, delta, base_timestamp + ts_delta);
+			rec.index = i;
+			rec.timestamp = base_timestamp + rec.timestamp_delta;
+			rec.raw = p + start;
+			rec.raw_len = r.pos - start;
+			int rc = visit(arg, &rec);
 			if (rc)
 				return rc;
 		}
@@ -177,7 +189,7 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out)
 	size_t records_len = total - BATCH_HEADER_BYTES;
 	if (codec == BATCH_CODEC_NONE)
 		return records_check(records, records_len, out->record_count,
-				     out->last_offset_delta, NULL, NULL, 0);
+				     out->last_offset_delta, NULL, NULL, 0, &out->keyless_records);
 
 	struct kbuf plain;
 	kbuf_init(&plain);
@@ -185,12 +197,13 @@ int batch_validate(const uint8_t *p, size_t len, struct batch_info *out)
 			      &plain, SL_DECOMPRESSED_BYTES_MAX);
 	if (rc == 0)
 		rc = records_check(plain.data, plain.len, out->record_count,
-				   out->last_offset_delta, NULL, NULL, 0);
+				   out->last_offset_delta, NULL, NULL, 0, &out->keyless_records);
 	kbuf_free(&plain);
 	return rc;
 }
 
-int batch_records_each(const uint8_t *p, size_t len, batch_record_fn visit, void *arg)
+int batch_records_view(const uint8_t *p, size_t len, struct kbuf *plain,
+		       batch_record_view_fn visit, void *arg)
 {
 	struct batch_info info;
 	int rc = batch_parse_header(p, len, &info);
@@ -204,22 +217,41 @@ int batch_records_each(const uint8_t *p, size_t len, batch_record_fn visit, void
 		return SL_EUNSUPPORTED;
 	/* LogAppendTime batches (attribute bit 3): every record carries the
 	 * batch's max timestamp. */
-	bool log_append = info.attributes & 0x08;
+	bool log_append = info.attributes & BATCH_ATTR_LOG_APPEND_TIME;
 	const uint8_t *records = p + BATCH_HEADER_BYTES;
 	size_t records_len = total - BATCH_HEADER_BYTES;
-	struct kbuf plain;
-	kbuf_init(&plain);
 	if (codec != BATCH_CODEC_NONE) {
-		rc = batch_decompress((enum batch_codec)codec, records, records_len, &plain,
+		plain->len = 0;
+		rc = batch_decompress((enum batch_codec)codec, records, records_len, plain,
 				      SL_DECOMPRESSED_BYTES_MAX);
 		if (rc)
-			goto out_free;
-		records = plain.data;
-		records_len = plain.len;
+			return rc;
+		records = plain->data;
+		records_len = plain->len;
 	}
-	rc = records_check(records, records_len, info.record_count, info.last_offset_delta,
-			   visit, arg, log_append ? info.max_timestamp : info.base_timestamp);
-out_free:
+	int32_t keyless;
+	return records_check(records, records_len, info.record_count, info.last_offset_delta,
+			     visit, arg, log_append ? info.max_timestamp : info.base_timestamp,
+			     &keyless);
+}
+
+struct each_adapter {
+	batch_record_fn visit;
+	void *arg;
+};
+
+static int each_visit(void *arg, const struct batch_record *rec)
+{
+	struct each_adapter *ad = arg;
+	return ad->visit(ad->arg, rec->offset_delta, rec->timestamp);
+}
+
+int batch_records_each(const uint8_t *p, size_t len, batch_record_fn visit, void *arg)
+{
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct each_adapter ad = { visit, arg };
+	int rc = batch_records_view(p, len, &plain, each_visit, &ad);
 	kbuf_free(&plain);
 	return rc;
 }

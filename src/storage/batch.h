@@ -26,6 +26,8 @@
 
 #define BATCH_HEADER_BYTES 61
 #define BATCH_LOG_OVERHEAD 12 /* baseOffset + batchLength */
+#define BATCH_ATTR_CODEC_MASK 0x07
+#define BATCH_ATTR_LOG_APPEND_TIME 0x08
 #define BATCH_ATTR_TRANSACTIONAL 0x10
 #define BATCH_ATTR_CONTROL 0x20
 
@@ -51,6 +53,8 @@ struct batch_info {
 	int16_t producer_epoch;
 	int32_t base_sequence;
 	int32_t record_count;
+	int32_t keyless_records; /* set by batch_validate only: records whose
+				    key is null (compacted topics refuse them) */
 };
 
 static inline size_t batch_total_bytes(const struct batch_info *b)
@@ -90,6 +94,38 @@ typedef int (*batch_record_fn)(void *arg, int32_t offset_delta, int64_t timestam
  * SL_EPROTO / SL_EUNSUPPORTED / SL_ELIMIT. */
 int batch_records_each(const uint8_t *batch, size_t len, batch_record_fn visit, void *arg);
 
+/* One record of a batch as batch_records_view decodes it. The pointers
+ * are views into the batch (uncompressed) or into the plain buffer given
+ * to batch_records_view (compressed), valid while both are unchanged. */
+struct batch_record {
+	int32_t index;            /* position in the batch, from 0 */
+	int8_t attributes;        /* unused in magic 2, kept for rewriting */
+	int64_t timestamp_delta;
+	int64_t timestamp;        /* the batch's base (or, for LogAppendTime,
+				     max) timestamp + timestamp_delta */
+	int32_t offset_delta;
+	const uint8_t *key;       /* NULL when key_len == -1 (null key) */
+	int32_t key_len;
+	const uint8_t *value;     /* NULL when value_len == -1 (tombstone) */
+	int32_t value_len;
+	int32_t header_count;
+	const uint8_t *headers;   /* the encoded headers after their count */
+	size_t headers_len;
+	const uint8_t *raw;       /* the whole record, length prefix included */
+	size_t raw_len;
+};
+
+typedef int (*batch_record_view_fn)(void *arg, const struct batch_record *rec);
+
+/* Walk the records of one batch as batch_records_each does, handing each
+ * decoded record to visit. plain (an initialised kbuf, reused between
+ * calls to save allocations) receives the decompressed records of a
+ * compressed batch. Returns 0, the visitor's nonzero return, or
+ * SL_EPROTO / SL_EUNSUPPORTED / SL_ELIMIT / SL_ENOMEM. */
+struct kbuf;
+int batch_records_view(const uint8_t *batch, size_t len, struct kbuf *plain,
+		       batch_record_view_fn visit, void *arg);
+
 /* Patch a stored batch before it is sent: set baseOffset (bytes 0-7) and
  * partitionLeaderEpoch (12-15). Neither is covered by the CRC. */
 void batch_patch(uint8_t *batch, int64_t base_offset, int32_t leader_epoch);
@@ -97,7 +133,6 @@ void batch_patch(uint8_t *batch, int64_t base_offset, int32_t leader_epoch);
 /* Decompress a batch's records section into out (growing it), bounded by
  * limit bytes. Returns 0, SL_EPROTO, SL_EUNSUPPORTED or SL_ELIMIT. Used by
  * validation and by tools. */
-struct kbuf;
 int batch_decompress(enum batch_codec codec, const uint8_t *in, size_t in_len,
 		     struct kbuf *out, size_t limit);
 

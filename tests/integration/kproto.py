@@ -3,7 +3,7 @@
 Owns just enough of the protocol to talk to a broker without a client
 library: request header v1 framing, CRC-32C, record batch (magic 2)
 building, and the few requests the tests send by hand (ApiVersions v0,
-Metadata v1, Produce v3, IncrementalAlterConfigs v0, DeleteRecords v0-2)
+Metadata v1, Produce v3 and v8, IncrementalAlterConfigs v0, DeleteRecords v0-2)
 with their response decoders; flexible versions (compact strings and
 arrays, tagged fields, request header v2) only as far as DeleteRecords v2
 needs them. Everything is big-endian as on the wire.
@@ -278,30 +278,49 @@ def metadata_v1(sock, topics=None, topic_count=None):
     return brokers, out
 
 
-def produce_v3(sock, topic_parts, acks=-1, timeout_ms=10000):
-    """topic_parts: {topic: {partition: records_bytes}}. Returns
-    {(topic, partition): (error_code, base_offset)}."""
+def _produce(sock, version, topic_parts, acks, timeout_ms, part_fields):
+    """Sends a Produce of topic_parts ({topic: {partition: records}}) at
+    version (3-8, not flexible); part_fields(reader) reads what follows a
+    partition's index. Returns {(topic, partition): part_fields(...)}."""
     topics = []
     for t, parts in topic_parts.items():
         topics.append(string(t) + array(
             i32(p) + bytes_(recs) for p, recs in parts.items()))
     body = string(None) + i16(acks) + i32(timeout_ms) + array(topics)
-    r = Reader(roundtrip(sock, API_PRODUCE, 3, body))
+    r = Reader(roundtrip(sock, API_PRODUCE, version, body))
     out = {}
-
-    def part(t):
-        p, err, base = r.i32(), r.i16(), r.i64()
-        r.i64()  # log append time
-        out[(t, p)] = (err, base)
 
     def topic():
         t = r.string()
-        r.array(lambda: part(t))
+        r.array(lambda: out.__setitem__((t, r.i32()), part_fields(r)))
 
     r.array(topic)
     r.i32()  # throttle
-    assert r.done(), "trailing bytes in Produce v3 response"
+    assert r.done(), "trailing bytes in Produce v%d response" % version
     return out
+
+
+def produce_v3(sock, topic_parts, acks=-1, timeout_ms=10000):
+    """topic_parts: {topic: {partition: records_bytes}}. Returns
+    {(topic, partition): (error_code, base_offset)}."""
+    def fields(r):
+        err, base = r.i16(), r.i64()
+        r.i64()  # log append time
+        return err, base
+    return _produce(sock, 3, topic_parts, acks, timeout_ms, fields)
+
+
+def produce_v8(sock, topic_parts, acks=-1, timeout_ms=10000):
+    """As produce_v3, at v8 (the first version with record errors).
+    Returns {(topic, partition): (error_code, base_offset,
+    log_start_offset, [(batch_index, message)], error_message)}."""
+    def fields(r):
+        err, base = r.i16(), r.i64()
+        r.i64()  # log append time
+        start = r.i64()
+        errs = r.array(lambda: (r.i32(), r.string()))
+        return err, base, start, errs, r.string()
+    return _produce(sock, 8, topic_parts, acks, timeout_ms, fields)
 
 
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3

@@ -25,13 +25,15 @@ JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 SWEEP = ["--retention-check-interval-ms", "100"]
 
 
-def produce_batches(bootstrap, topic, partition, values, timestamp=None):
-    """Each value in its own produce request (its own batch)."""
+def produce_batches(bootstrap, topic, partition, values, timestamp=None,
+                    key=None):
+    """Each value in its own produce request (its own batch); key is
+    needed for compacted topics (they refuse records without one)."""
     p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     errs = []
     for v in values:
         kw = {"timestamp": timestamp} if timestamp is not None else {}
-        p.produce(topic, v, partition=partition,
+        p.produce(topic, v, key, partition=partition,
                   on_delivery=lambda e, m: e and errs.append(e), **kw)
         assert p.flush(15) == 0
     assert not errs, errs
@@ -126,7 +128,7 @@ def test_retention_off_and_compact(broker_factory):
                       config={"retention.ms": "1000", "cleanup.policy": "compact"})
     old = int(time.time() * 1000) - 86400 * 1000
     produce_batches(b.bootstrap, keep, 0, [b"a", b"b"], old)
-    produce_batches(b.bootstrap, compact, 0, [b"a", b"b"], old)
+    produce_batches(b.bootstrap, compact, 0, [b"a", b"b"], old, key=b"k")
     time.sleep(1.0)  # ten sweeps
     assert watermarks(b.bootstrap, keep, 0) == (0, 2)
     assert watermarks(b.bootstrap, compact, 0) == (0, 2)
@@ -191,7 +193,7 @@ def test_delete_records_raw(broker):
     util.create_topic(broker.bootstrap, t, 2)
     util.create_topic(broker.bootstrap, compact, 1, config={"cleanup.policy": "compact"})
     produce_batches(broker.bootstrap, t, 0, [b"%d" % i for i in range(3)] * 2)
-    produce_batches(broker.bootstrap, compact, 0, [b"c"])
+    produce_batches(broker.bootstrap, compact, 0, [b"c"], key=b"k")
     s = kproto.connect(broker.bootstrap)
     try:
         for v in (0, 1, 2):
