@@ -85,6 +85,9 @@ static const struct flag flags[] = {
 	{ "retention-check-interval-ms", "SLUICE_RETENTION_CHECK_INTERVAL_MS", FLAG_INT,
 	  "how often topics' retention.ms and retention.bytes are applied (default 300000)",
 	  10, 24LL * 60 * 60 * 1000 },
+	{ "compaction-check-interval-ms", "SLUICE_COMPACTION_CHECK_INTERVAL_MS", FLAG_INT,
+	  "how often compacted topics' partitions are checked for cleaning, like Kafka's "
+	  "log.cleaner.backoff.ms (default 15000)", 10, 24LL * 60 * 60 * 1000 },
 	{ "gc-interval-ms", "SLUICE_GC_INTERVAL_MS", FLAG_INT,
 	  "how often objects left with no live record are deleted from the store; 0: never, "
 	  "leave it to `sluice gc` (default 600000)", 0, 7LL * 24 * 60 * 60 * 1000 },
@@ -307,6 +310,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->offsets_retention_minutes = n;
 		else if (strcmp(f->name, "retention-check-interval-ms") == 0)
 			c->retention_check_interval_ms = n;
+		else if (strcmp(f->name, "compaction-check-interval-ms") == 0)
+			c->compaction_check_interval_ms = n;
 		else if (strcmp(f->name, "gc-interval-ms") == 0)
 			c->gc_interval_ms = n;
 		else if (strcmp(f->name, "gc-grace-ms") == 0)
@@ -368,6 +373,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->group_initial_rebalance_delay_ms = 3000;
 	c->offsets_retention_minutes = 7 * 24 * 60;
 	c->retention_check_interval_ms = 300000;
+	c->compaction_check_interval_ms = 15000;
 	c->gc_interval_ms = 600000;
 	c->gc_grace_ms = 3600000;
 	struct parse_state st = { .advertise_count = 0 };

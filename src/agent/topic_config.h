@@ -5,6 +5,7 @@
 #define SLUICE_TOPIC_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* DescribeConfigs config_type values. */
@@ -21,7 +22,7 @@ struct topic_config_def {
 	const char *name;
 	const char *default_value;
 	enum topic_config_type type;
-	int64_t min, max;            /* for INT and LONG */
+	int64_t min, max;            /* for INT, LONG and DOUBLE */
 	const char *const *choices;  /* for enumerated strings; NULL-terminated */
 	const char *doc;
 };
@@ -32,5 +33,19 @@ extern const int topic_config_def_count;
 const struct topic_config_def *topic_config_find(const char *name);
 /* True when value is acceptable for the config. */
 bool topic_config_value_valid(const struct topic_config_def *d, const char *value);
+/* As topic_config_value_valid; when not valid, msg (cap bytes) says why
+ * as Kafka's ConfigException does for numbers ("Invalid value -1 for
+ * configuration segment.ms: Value must be at least 1"). */
+bool topic_config_value_check(const struct topic_config_def *d, const char *value, char *msg,
+			      size_t cap);
+
+/* A config's value as a topic would have it: its own setting, or NULL
+ * for the default. */
+typedef const char *(*topic_config_lookup_fn)(void *arg, const char *name);
+/* The checks Kafka makes across configs (LogConfig.validateValues):
+ * min.compaction.lag.ms may not exceed max.compaction.lag.ms. Returns
+ * true, or false with msg set (INVALID_CONFIG). */
+bool topic_config_conflicts_check(topic_config_lookup_fn lookup, void *arg, char *msg,
+				  size_t cap);
 
 #endif

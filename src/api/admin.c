@@ -20,6 +20,23 @@
 #include "kmsg.h"
 #include "proto/kerr.h"
 
+struct given_configs {
+	const struct meta_config *configs;
+	int32_t n;
+};
+
+/* A CreateTopics topic's value of a config (the last given wins), or NULL
+ * for the default. */
+static const char *given_config(void *arg, const char *name)
+{
+	const struct given_configs *g = arg;
+	const char *v = NULL;
+	for (int32_t i = 0; i < g->n; i++)
+		if (strcmp(g->configs[i].name, name) == 0)
+			v = g->configs[i].value;
+	return v;
+}
+
 /* Checks the configs of a CreateTopics topic; fills msg on error. */
 static int16_t check_configs(struct kmsg_create_topics_req_creatable_topic *ct,
 			     struct meta_config *out, char *msg, size_t cap)
@@ -39,14 +56,18 @@ static int16_t check_configs(struct kmsg_create_topics_req_creatable_topic *ct,
 			snprintf(msg, cap, "Unknown topic config name: %s", name);
 			return KERR_INVALID_CONFIG;
 		}
-		if (!kstr_copy(ct->configs[i].value, value, sizeof value) ||
-		    !topic_config_value_valid(d, value)) {
+		if (!kstr_copy(ct->configs[i].value, value, sizeof value)) {
 			snprintf(msg, cap, "Invalid value for configuration %s", name);
 			return KERR_INVALID_CONFIG;
 		}
+		if (!topic_config_value_check(d, value, msg, cap))
+			return KERR_INVALID_CONFIG;
 		strcpy(out[i].name, name);
 		strcpy(out[i].value, value);
 	}
+	struct given_configs g = { out, ct->configs_count };
+	if (!topic_config_conflicts_check(given_config, &g, msg, cap))
+		return KERR_INVALID_CONFIG;
 	return KERR_NONE;
 }
 

@@ -278,6 +278,23 @@ static bool config_named(const iac_resource *q, const char *name)
 	return false;
 }
 
+struct planned_configs {
+	struct topic_state *t;
+	const struct meta_config_change *changes;
+	size_t n;
+};
+
+/* A config's value once the planned changes apply (the last change of
+ * it wins; a deleted one is the default, NULL). */
+static const char *planned_config(void *arg, const char *name)
+{
+	const struct planned_configs *pc = arg;
+	for (size_t i = pc->n; i-- > 0;)
+		if (strcmp(pc->changes[i].name, name) == 0)
+			return pc->changes[i].value;
+	return agent_topic_config(pc->t, name);
+}
+
 /* Check resource q and compute its changes (*changes, *change_count, in
  * the arena) without applying anything, in Kafka's order: duplicate keys,
  * null values, resource type, the topic, then each config. replace_all
@@ -360,9 +377,13 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 				d = NULL;
 		}
 		if (c->config_operation != OP_DELETE) {
-			if (!d || !topic_config_value_valid(d, value)) {
+			if (!d) {
 				*error = KERR_INVALID_CONFIG;
 				snprintf(msg, cap, "Invalid value for configuration %s", name);
+				return 0;
+			}
+			if (!topic_config_value_check(d, value, msg, cap)) {
+				*error = KERR_INVALID_CONFIG;
 				return 0;
 			}
 			if (!(ch[k].value = api_cstr_dup(req, KSTR(value))))
@@ -378,6 +399,9 @@ static int plan_resource(struct agent *a, struct request *req, const iac_resourc
 			ch[n++] = (struct meta_config_change){ name, NULL };
 	}
 	*change_count = n;
+	struct planned_configs pc = { t, ch, n };
+	if (!topic_config_conflicts_check(planned_config, &pc, msg, cap))
+		*error = KERR_INVALID_CONFIG;
 	return 0;
 }
 

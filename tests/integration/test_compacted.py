@@ -3,7 +3,7 @@
 without a key is refused whole with INVALID_RECORD and Kafka 3.9's record
 errors and message, the other partitions of the request are unaffected,
 compressed batches are checked too, and changing cleanup.policy takes
-effect for the next produce."""
+effect for the next produce. Also the compaction configs' checks."""
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import ConfigResource
@@ -12,6 +12,7 @@ import kproto
 import util
 
 INVALID_RECORD = 87
+INVALID_CONFIG = 40
 
 
 def keyless_message(topic, partition):
@@ -148,3 +149,109 @@ def test_policy_change_takes_effect(broker):
     set_policy(b, t, "delete")
     assert one_keyless() == 0
     assert util.high_watermarks(b, t, 1) == [2]
+
+
+def config_error(bootstrap, topic, config):
+    s = kproto.connect(bootstrap)
+    try:
+        return kproto.incremental_alter_configs_v0(
+            s, topic, [(k, kproto.OP_SET, v) for k, v in config.items()])
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("min.cleanable.dirty.ratio", "1.5",
+     "Invalid value 1.5 for configuration min.cleanable.dirty.ratio: "
+     "Value must be no more than 1"),
+    ("min.cleanable.dirty.ratio", "-0.25",
+     "Invalid value -0.25 for configuration min.cleanable.dirty.ratio: "
+     "Value must be at least 0"),
+    ("min.cleanable.dirty.ratio", "half",
+     "Invalid value half for configuration min.cleanable.dirty.ratio: "
+     "Not a number of type DOUBLE"),
+    ("min.compaction.lag.ms", "-1",
+     "Invalid value -1 for configuration min.compaction.lag.ms: "
+     "Value must be at least 0"),
+    ("max.compaction.lag.ms", "0",
+     "Invalid value 0 for configuration max.compaction.lag.ms: "
+     "Value must be at least 1"),
+    ("segment.ms", "0",
+     "Invalid value 0 for configuration segment.ms: Value must be at least 1"),
+    ("delete.retention.ms", "-5",
+     "Invalid value -5 for configuration delete.retention.ms: "
+     "Value must be at least 0"),
+    ("delete.retention.ms", "1e3",
+     "Invalid value 1e3 for configuration delete.retention.ms: "
+     "Not a number of type LONG"),
+])
+def test_compaction_config_checks(broker, name, value, message):
+    b = broker.bootstrap
+    t = util.create_topic(b, util.topic_name("cmp-cfg"), 1)
+    assert config_error(b, t, {name: value}) == (INVALID_CONFIG, message)
+    # CreateTopics refuses the same value with the same message.
+    fs = util.admin(b).create_topics(
+        [util.NewTopic(util.topic_name("cmp-cfg"), num_partitions=1,
+                       replication_factor=1, config={name: value})])
+    with pytest.raises(KafkaException) as e:
+        list(fs.values())[0].result(15)
+    assert e.value.args[0].code() == KafkaError.INVALID_CONFIG
+    assert e.value.args[0].str() == message
+
+
+def test_compaction_lag_conflict(broker):
+    """LogConfig.validateValues: min.compaction.lag.ms may not exceed
+    max.compaction.lag.ms, whether both come in one request or one was
+    set before."""
+    b = broker.bootstrap
+    t = util.create_topic(b, util.topic_name("cmp-lag"), 1,
+                          config={"max.compaction.lag.ms": "60000"})
+    want = ("conflict topic config setting min.compaction.lag.ms (120000) > "
+            "max.compaction.lag.ms (60000)")
+    assert config_error(b, t, {"min.compaction.lag.ms": "120000"}) == \
+        (INVALID_CONFIG, want)
+    assert config_error(b, t, {"min.compaction.lag.ms": "120000",
+                               "max.compaction.lag.ms": "180000"})[0] == 0
+    fs = util.admin(b).create_topics(
+        [util.NewTopic(util.topic_name("cmp-lag"), num_partitions=1,
+                       replication_factor=1,
+                       config={"min.compaction.lag.ms": "120000",
+                               "max.compaction.lag.ms": "60000"})])
+    with pytest.raises(KafkaException) as e:
+        list(fs.values())[0].result(15)
+    assert e.value.args[0].str() == want
+
+
+def test_compaction_configs_described(broker):
+    """DescribeConfigs gives Kafka 3.9's defaults for the configs the
+    cleaner honours."""
+    b = broker.bootstrap
+    t = util.create_topic(b, util.topic_name("cmp-desc"), 1,
+                          config={"cleanup.policy": "compact",
+                                  "min.cleanable.dirty.ratio": "0.1"})
+    res = ConfigResource("topic", t)
+    got = util.admin(b).describe_configs([res])[res].result(15)
+    values = {k: (v.value, v.is_default) for k, v in got.items()}
+    assert values["cleanup.policy"] == ("compact", False)
+    assert values["min.cleanable.dirty.ratio"] == ("0.1", False)
+    assert values["min.compaction.lag.ms"] == ("0", True)
+    assert values["max.compaction.lag.ms"] == ("9223372036854775807", True)
+    assert values["segment.ms"] == ("604800000", True)
+    assert values["delete.retention.ms"] == ("86400000", True)
+
+
+def test_compaction_check_interval_flag(broker_factory):
+    """--compaction-check-interval-ms (Kafka's log.cleaner.backoff.ms):
+    listed in --help, refused out of range, taken in range."""
+    import subprocess
+    from conftest import SLUICE_BIN
+    out = subprocess.run([SLUICE_BIN, "serve", "--help"],
+                         capture_output=True).stdout.decode()
+    assert "--compaction-check-interval-ms" in out and "15000" in out
+    r = subprocess.run([SLUICE_BIN, "serve", "--compaction-check-interval-ms",
+                        "5"], capture_output=True)
+    assert r.returncode == 2
+    assert b"bad value for --compaction-check-interval-ms: 5" in r.stderr
+    b = broker_factory(["--compaction-check-interval-ms", "100"])
+    util.create_topic(b.bootstrap, util.topic_name("cmp-flag"), 1,
+                      config={"cleanup.policy": "compact"})
