@@ -45,7 +45,7 @@ const struct topic_config_def topic_config_defs[] = {
 	{ "preallocate", "false", TOPIC_CONFIG_BOOLEAN, 0, 0, bools, "ignored" },
 	{ "retention.bytes", "-1", TOPIC_CONFIG_LONG, -1, I64MAX, NULL, "bytes kept per partition (-1: no limit)" },
 	{ "retention.ms", "604800000", TOPIC_CONFIG_LONG, -1, I64MAX, NULL, "time records are kept (-1: forever)" },
-	{ "segment.bytes", "1073741824", TOPIC_CONFIG_INT, 14, INT32_MAX, NULL, "segment size (no segments in Sluice)" },
+	{ "segment.bytes", "1073741824", TOPIC_CONFIG_INT, 14, INT32_MAX, NULL, "the active head's size: with segment.ms, what the cleaner leaves alone (no segments in Sluice)" },
 	{ "segment.index.bytes", "10485760", TOPIC_CONFIG_INT, 4, INT32_MAX, NULL, "index size" },
 	{ "segment.jitter.ms", "0", TOPIC_CONFIG_LONG, 0, I64MAX, NULL, "segment jitter" },
 	{ "segment.ms", "604800000", TOPIC_CONFIG_LONG, 1, I64MAX, NULL,

@@ -142,7 +142,9 @@ static int records_check(const uint8_t *p, size_t len, int32_t count,
 			(*keyless)++;
 		if (visit) {
 			rec.index = i;
-			rec.timestamp = base_timestamp + rec.timestamp_delta;
+			/* Wrapping, as Java's: a client may send any int64. */
+			rec.timestamp = (int64_t)((uint64_t)base_timestamp +
+						  (uint64_t)rec.timestamp_delta);
 			rec.raw = p + start;
 			rec.raw_len = r.pos - start;
 			int rc = visit(arg, &rec);

@@ -136,4 +136,10 @@ void batch_patch(uint8_t *batch, int64_t base_offset, int32_t leader_epoch);
 int batch_decompress(enum batch_codec codec, const uint8_t *in, size_t in_len,
 		     struct kbuf *out, size_t limit);
 
+/* Compress a records section with codec, appending to out (gzip with its
+ * gzip wrapper, snappy in xerial framing as Kafka's broker writes it, the
+ * lz4 frame format, zstd level 3). Used by the cleaner's rewrites.
+ * Returns 0, SL_ENOMEM (out unchanged) or SL_EUNSUPPORTED. */
+int batch_compress(enum batch_codec codec, const uint8_t *in, size_t in_len, struct kbuf *out);
+
 #endif

@@ -1,6 +1,8 @@
-/* compress.c — bounded decompression of record batch payloads.
+/* compress.c — bounded decompression of record batch payloads, and the
+ * compression of the batches the cleaner rewrites.
  *
- * Owns batch_decompress (declared in storage/batch.h) for the four Kafka
+ * Owns batch_decompress and batch_compress (declared in storage/batch.h)
+ * for the four Kafka
  * codecs: gzip (zlib), snappy (xerial framing as Java clients write it, or
  * one raw block as librdkafka writes it), lz4 (frame format) and zstd.
  *
@@ -353,5 +355,113 @@ int batch_decompress(enum batch_codec codec, const uint8_t *in, size_t in_len,
 	}
 	if (rc)
 		out->len = start; /* nothing half-written is left visible */
+	return rc;
+}
+
+/* ---- compression (the cleaner's rewritten batches) ---- */
+
+static int compress_gzip(const uint8_t *in, size_t len, struct kbuf *out)
+{
+	z_stream z;
+	memset(&z, 0, sizeof z);
+	/* 16 + MAX_WBITS: a gzip wrapper, as Kafka's GZIPOutputStream. */
+	if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+			 Z_DEFAULT_STRATEGY) != Z_OK)
+		return SL_ENOMEM;
+	size_t bound = deflateBound(&z, (uLong)len);
+	uint8_t *d = kbuf_reserve(out, bound);
+	int rc = SL_ENOMEM;
+	if (d && len <= UINT32_MAX && bound <= UINT32_MAX) {
+		z.next_in = (Bytef *)in;
+		z.avail_in = (uInt)len;
+		z.next_out = d;
+		z.avail_out = (uInt)bound;
+		if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
+			out->len += bound - z.avail_out;
+			rc = 0;
+		}
+	}
+	deflateEnd(&z);
+	return rc;
+}
+
+/* Xerial framing, as Kafka's Java producer and broker write snappy: the
+ * 8-byte magic, version 1 and compatible version 1, then blocks of up to
+ * 32 KiB each as a big-endian length and a raw snappy block. Every client
+ * reads it (they must read what Java producers write). */
+#define XERIAL_BLOCK_BYTES 32768
+static const uint8_t xerial_header[16] = { 0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0,
+					   0, 0, 0, 1, 0, 0, 0, 1 };
+
+static int compress_snappy(const uint8_t *in, size_t len, struct kbuf *out)
+{
+	kbuf_put(out, xerial_header, sizeof xerial_header);
+	for (size_t pos = 0; pos < len; pos += XERIAL_BLOCK_BYTES) {
+		size_t n = len - pos < XERIAL_BLOCK_BYTES ? len - pos : XERIAL_BLOCK_BYTES;
+		size_t cap = snappy_max_compressed_length(n);
+		uint8_t *d = kbuf_reserve(out, 4 + cap);
+		if (!d)
+			return SL_ENOMEM;
+		if (snappy_compress((const char *)in + pos, n, (char *)d + 4, &cap) != SNAPPY_OK)
+			return SL_ENOMEM;
+		be32_store(d, (uint32_t)cap);
+		out->len += 4 + cap;
+	}
+	return out->oom ? SL_ENOMEM : 0;
+}
+
+static int compress_lz4(const uint8_t *in, size_t len, struct kbuf *out)
+{
+	size_t cap = LZ4F_compressFrameBound(len, NULL);
+	uint8_t *d = kbuf_reserve(out, cap);
+	if (!d)
+		return SL_ENOMEM;
+	size_t n = LZ4F_compressFrame(d, cap, in, len, NULL);
+	if (LZ4F_isError(n))
+		return SL_ENOMEM;
+	out->len += n;
+	return 0;
+}
+
+static int compress_zstd(const uint8_t *in, size_t len, struct kbuf *out)
+{
+	size_t cap = ZSTD_compressBound(len);
+	uint8_t *d = kbuf_reserve(out, cap);
+	if (!d)
+		return SL_ENOMEM;
+	/* Level 3: zstd's default, as Kafka's producer uses. */
+	size_t n = ZSTD_compress(d, cap, in, len, 3);
+	if (ZSTD_isError(n))
+		return SL_ENOMEM;
+	out->len += n;
+	return 0;
+}
+
+int batch_compress(enum batch_codec codec, const uint8_t *in, size_t in_len, struct kbuf *out)
+{
+	size_t start = out->len;
+	int rc;
+	switch (codec) {
+	case BATCH_CODEC_NONE:
+		kbuf_put(out, in, in_len);
+		rc = out->oom ? SL_ENOMEM : 0;
+		break;
+	case BATCH_CODEC_GZIP:
+		rc = compress_gzip(in, in_len, out);
+		break;
+	case BATCH_CODEC_SNAPPY:
+		rc = compress_snappy(in, in_len, out);
+		break;
+	case BATCH_CODEC_LZ4:
+		rc = compress_lz4(in, in_len, out);
+		break;
+	case BATCH_CODEC_ZSTD:
+		rc = compress_zstd(in, in_len, out);
+		break;
+	default:
+		return SL_EUNSUPPORTED;
+	}
+	if (rc)
+		out->len = start;
 	return rc;
 }

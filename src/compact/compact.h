@@ -1,0 +1,166 @@
+/* compact.h — the cleaner of compacted topics (cleanup.policy=compact,
+ * issue 15) as pure logic: Kafka 3.9's LogCleaner rules applied to one
+ * partition's batches in memory. No I/O and no clock: the caller reads
+ * the batches, passes the time, and stores what comes back (a new object
+ * and a metadata swap, in the agent's job).
+ *
+ * A pass has two steps.
+ *
+ * compact_plan works on the partition's stored spans (metadata rows:
+ * offsets, bytes, largest timestamp; no record bytes) and decides how far
+ * this pass may clean and whether it is due, as LogCleanerManager does:
+ * nothing at or past the last stable offset, the tail span (Kafka's active
+ * segment is never cleaned), the active head, nor the first span newer
+ * than min.compaction.lag.ms. The active head stands for Kafka's active
+ * segment, which rolls after segment.ms (or max.compaction.lag.ms, so
+ * that the lag can be honoured) or once it holds segment.bytes: it starts
+ * at the first span both newer than the smaller of those times and within
+ * the last segment.bytes of the partition. The pass is due when the dirty part (from the
+ * cleaner's checkpoint, first_dirty_offset, to that end) is more than
+ * min.cleanable.dirty.ratio of the cleanable bytes, or its oldest data is
+ * older than max.compaction.lag.ms.
+ *
+ * compact_clean takes the batches from the log start to the plan's end
+ * (and those after it, which are only read for producer state), builds
+ * the offset map (latest offset of each key) over the dirty part, and
+ * decides each batch as Kafka's Cleaner.cleanInto and
+ * MemoryRecords.filterTo do:
+ *  - a record is kept when no later record of its key lies in the map's
+ *    range; a record without a key is dropped (Kafka counts it invalid);
+ *  - a tombstone (null value) kept is kept until its batch's delete
+ *    horizon (KIP-534): the first pass that keeps a tombstone rewrites its
+ *    batch with the horizon now + delete.retention.ms in the base
+ *    timestamp (attribute bit 6); a later pass past the horizon drops it;
+ *  - a batch whose records all stay, needing no horizon, is kept as it is
+ *    (its bytes untouched); one left with no record is dropped, unless it
+ *    is the last data batch of a producer still active (its last batch's
+ *    timestamp within producer_expiration_ms): then its header is kept,
+ *    with no record, so the producer's last sequence and epoch survive;
+ *  - otherwise it is rewritten: base offset, last offset delta (so the
+ *    last sequence), offset deltas, record timestamps, producer id, epoch,
+ *    base sequence, partition leader epoch and attributes kept, the codec
+ *    reapplied, the CRC-32C computed anew.
+ *  Control batches and transactional batches are kept untouched unless
+ *  txn_batch (the hook for transactions, issue 14) says otherwise: once
+ *  transactions exist it tells aborted batches (their records dropped)
+ *  and markers of transactions with nothing left (dropped after their
+ *  delete horizon), as Kafka's CleanedTransactionMetadata does.
+ *
+ * The offset map keeps whole keys (no hash collisions, unlike Kafka's MD5
+ * map), within map_bytes_max; when the dirty part does not fit, the pass
+ * cleans up to the last batch that did and reports that as the new
+ * checkpoint (Kafka does the same at segment boundaries). */
+#ifndef SLUICE_COMPACT_H
+#define SLUICE_COMPACT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+/* Attribute bit 6: the base timestamp is the batch's delete horizon. */
+#define COMPACT_ATTR_DELETE_HORIZON 0x40
+
+/* One topic's cleaner configs (Kafka's topic configs of the same names). */
+struct compact_config {
+	int64_t segment_ms;
+	int64_t segment_bytes;          /* 0: no bound by size */
+	int64_t min_compaction_lag_ms;
+	int64_t max_compaction_lag_ms;
+	int64_t delete_retention_ms;
+	double min_cleanable_dirty_ratio;
+	int64_t producer_expiration_ms; /* Kafka's producer.id.expiration.ms */
+	size_t map_bytes_max;           /* the offset map's keys and slots */
+};
+
+/* One stored span of the partition (a metadata row: one or more batches),
+ * in offset order. */
+struct compact_span {
+	int64_t base_offset;
+	int64_t last_offset;
+	int64_t max_timestamp; /* -1 when the batches carry none */
+	int64_t bytes;
+};
+
+struct compact_plan {
+	int64_t clean_end;       /* first offset this pass leaves alone; the
+				    log start when nothing is cleanable */
+	size_t spans_cleanable;  /* spans below clean_end (a prefix) */
+	int64_t dirty_bytes;     /* from first_dirty_offset to clean_end */
+	int64_t cleanable_bytes; /* from the log start to clean_end */
+	bool lag_due;            /* max.compaction.lag.ms passed */
+	bool due;                /* clean now: ratio above the minimum, or
+				    lag_due, with dirty bytes to clean */
+};
+
+/* Plan a pass over n spans (the partition from its log start) at now_ms.
+ * first_dirty_offset: the cleaner's checkpoint (offsets below were
+ * cleaned by an earlier pass; the log start before any).
+ * last_stable_offset: the first offset a read_committed consumer may not
+ * read (the high watermark until transactions exist). Returns 0, or
+ * SL_EINVAL when the spans are not in ascending order. */
+int compact_plan(const struct compact_config *c, int64_t now_ms, int64_t first_dirty_offset,
+		 int64_t last_stable_offset, const struct compact_span *spans, size_t n,
+		 struct compact_plan *out);
+
+/* One stored batch, in offset order. bytes is the batch as stored (its
+ * baseOffset field may be anything: base_offset is the offset assigned). */
+struct compact_batch {
+	int64_t base_offset;
+	const uint8_t *bytes;
+	size_t len;
+};
+
+/* What becomes of a batch. */
+enum compact_verdict {
+	COMPACT_KEEP = 0,  /* unchanged */
+	COMPACT_DROP,      /* nothing of it remains */
+	COMPACT_REWRITE,   /* replaced by the bytes at out.data + pos */
+};
+
+/* The hook for transactions (issue 14): the verdict on a transactional
+ * or control batch at base_offset (header in info), as Kafka's
+ * CleanedTransactionMetadata gives it. */
+enum compact_txn_verdict {
+	COMPACT_TXN_KEEP = 0,   /* untouched (the default without a hook) */
+	COMPACT_TXN_ABORTED,    /* data of an aborted transaction: its
+				   records go (the batch header stays when it
+				   is its producer's last) */
+	COMPACT_TXN_EMPTY_MARKER, /* a marker whose transaction has nothing
+				     left: dropped once past its horizon */
+};
+struct batch_info;
+typedef enum compact_txn_verdict (*compact_txn_fn)(void *arg, int64_t base_offset,
+						   const struct batch_info *info);
+
+struct compact_outcome {
+	enum compact_verdict verdict;
+	size_t pos, len;        /* COMPACT_REWRITE: the bytes in out */
+	int32_t records_kept;
+};
+
+struct compact_result {
+	struct compact_outcome *batches; /* one per input batch */
+	size_t n;
+	struct kbuf out;                 /* the rewritten batches, back to back */
+	int64_t clean_end;               /* the new checkpoint: the plan's end,
+					    or lower when the map filled */
+	int64_t records_read, records_kept;
+	int64_t bytes_read, bytes_written;
+};
+
+/* Clean n batches (from the log start; those at or past plan->clean_end
+ * are only read for producer state and come back COMPACT_KEEP) at now_ms.
+ * txn may be NULL. On success *out must be freed with compact_result_free.
+ * Returns 0; SL_EINVAL when the batches are out of order; SL_ECORRUPT /
+ * SL_EPROTO / SL_EUNSUPPORTED / SL_ELIMIT for a batch that does not
+ * decode; SL_ELIMIT also when map_bytes_max cannot hold the first dirty
+ * batch's keys; SL_ENOMEM. */
+int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_dirty_offset,
+		  const struct compact_plan *plan, const struct compact_batch *batches, size_t n,
+		  compact_txn_fn txn, void *txn_arg, struct compact_result *out);
+
+void compact_result_free(struct compact_result *r);
+
+#endif

@@ -1,0 +1,663 @@
+/* test_compact.c — the compacted-topic cleaner (compact/compact.h): the
+ * planner's end of the cleanable part (the tail, the active head of
+ * segment.ms and segment.bytes, min.compaction.lag.ms, the last stable
+ * offset) and when a
+ * pass is due (dirty ratio, max.compaction.lag.ms); record selection
+ * (latest per key, keyless records, tombstones kept until their delete
+ * horizon, idempotent producers' last batches kept empty, headers kept,
+ * the map's memory bound, the transactions hook); rewritten batches for
+ * each codec decoded back with their CRC, offsets, timestamps and
+ * producer fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "compact/compact.h"
+#include "storage/batch.h"
+#include "storage/crc32c.h"
+
+#define DAY_MS (24LL * 60 * 60 * 1000)
+#define NOW (1700000000000LL)
+
+struct rec {
+	const char *key;   /* NULL: null key */
+	const char *value; /* NULL: tombstone */
+	int64_t ts;        /* absolute timestamp */
+	const char *header; /* one header "h" with this value, or none */
+};
+
+struct bspec {
+	int64_t base_offset;
+	enum batch_codec codec;
+	int64_t producer_id;
+	int16_t epoch;
+	int32_t base_sequence;
+	int16_t extra_attributes;
+	int32_t last_offset_delta; /* -1: n - 1 */
+};
+
+/* Encode a magic-2 batch of n records (offset deltas 0..n-1), as a
+ * producer would, independently of the cleaner's writer. */
+static void make_batch(struct kbuf *out, const struct bspec *s, const struct rec *r, int n)
+{
+	struct kbuf recs;
+	kbuf_init(&recs);
+	int64_t base_ts = n ? r[0].ts : -1, max_ts = -1;
+	for (int i = 0; i < n; i++) {
+		struct kbuf body;
+		kbuf_init(&body);
+		kbuf_put_i8(&body, 0);
+		kbuf_put_varint(&body, r[i].ts - base_ts);
+		kbuf_put_varint(&body, i);
+		if (r[i].key) {
+			kbuf_put_varint(&body, (int64_t)strlen(r[i].key));
+			kbuf_put(&body, r[i].key, strlen(r[i].key));
+		} else {
+			kbuf_put_varint(&body, -1);
+		}
+		if (r[i].value) {
+			kbuf_put_varint(&body, (int64_t)strlen(r[i].value));
+			kbuf_put(&body, r[i].value, strlen(r[i].value));
+		} else {
+			kbuf_put_varint(&body, -1);
+		}
+		kbuf_put_varint(&body, r[i].header ? 1 : 0);
+		if (r[i].header) {
+			kbuf_put_varint(&body, 1);
+			kbuf_put(&body, "h", 1);
+			kbuf_put_varint(&body, (int64_t)strlen(r[i].header));
+			kbuf_put(&body, r[i].header, strlen(r[i].header));
+		}
+		kbuf_put_varint(&recs, (int64_t)body.len);
+		kbuf_put(&recs, body.data, body.len);
+		kbuf_free(&body);
+		if (r[i].ts > max_ts)
+			max_ts = r[i].ts;
+	}
+	size_t start = out->len;
+	kbuf_put_i64(out, 0); /* as stored: the producer's base offset */
+	kbuf_put_i32(out, 0);
+	kbuf_put_i32(out, 5); /* partition leader epoch */
+	kbuf_put_i8(out, 2);
+	kbuf_put_u32(out, 0);
+	kbuf_put_i16(out, (int16_t)(s->codec | s->extra_attributes));
+	kbuf_put_i32(out, s->last_offset_delta >= 0 ? s->last_offset_delta : n - 1);
+	kbuf_put_i64(out, base_ts);
+	kbuf_put_i64(out, max_ts);
+	kbuf_put_i64(out, s->producer_id);
+	kbuf_put_i16(out, s->epoch);
+	kbuf_put_i32(out, s->base_sequence);
+	kbuf_put_i32(out, n);
+	assert_int_equal(batch_compress(s->codec, recs.data, recs.len, out), 0);
+	kbuf_free(&recs);
+	uint8_t *b = out->data + start;
+	size_t total = out->len - start;
+	be32_store(b + 8, (uint32_t)(total - 12));
+	be32_store(b + 17, crc32c(0, b + 21, total - 21));
+}
+
+/* A partition under test: its batches' bytes and inputs. */
+struct part {
+	struct kbuf bytes[64];
+	struct compact_batch in[64];
+	struct compact_span spans[64];
+	int n;
+};
+
+static void part_add(struct part *p, const struct bspec *s, const struct rec *r, int nrec)
+{
+	struct kbuf *k = &p->bytes[p->n];
+	kbuf_init(k);
+	make_batch(k, s, r, nrec);
+	struct batch_info info;
+	assert_int_equal(batch_parse_header(k->data, k->len, &info), 0);
+	p->in[p->n] = (struct compact_batch){ s->base_offset, k->data, k->len };
+	p->spans[p->n] = (struct compact_span){ s->base_offset,
+						s->base_offset + info.last_offset_delta,
+						info.max_timestamp, (int64_t)k->len };
+	p->n++;
+}
+
+/* Shorthand: a batch of plain (non-idempotent) records. */
+static void add(struct part *p, int64_t base, const struct rec *r, int n)
+{
+	struct bspec s = { .base_offset = base, .producer_id = -1, .epoch = -1,
+			   .base_sequence = -1, .last_offset_delta = -1 };
+	part_add(p, &s, r, n);
+}
+
+static void part_free(struct part *p)
+{
+	for (int i = 0; i < p->n; i++)
+		kbuf_free(&p->bytes[i]);
+	p->n = 0;
+}
+
+static struct compact_config cfg(void)
+{
+	return (struct compact_config){
+		.segment_ms = 1000,
+		.min_compaction_lag_ms = 0,
+		.max_compaction_lag_ms = INT64_MAX,
+		.delete_retention_ms = DAY_MS,
+		.min_cleanable_dirty_ratio = 0.5,
+		.producer_expiration_ms = DAY_MS,
+		.map_bytes_max = 1 << 20,
+	};
+}
+
+/* Plan and clean p at now from first_dirty; the high watermark is the
+ * end of the last batch. */
+static void run(const struct compact_config *c, struct part *p, int64_t now, int64_t first_dirty,
+		struct compact_plan *plan, struct compact_result *res)
+{
+	const struct compact_span *last = &p->spans[p->n - 1];
+	assert_int_equal(compact_plan(c, now, first_dirty, last->last_offset + 1, p->spans,
+				      (size_t)p->n, plan), 0);
+	assert_int_equal(compact_clean(c, now, first_dirty, plan, p->in, (size_t)p->n, NULL, NULL,
+				       res), 0);
+}
+
+struct seen {
+	struct batch_record r[64];
+	char keys[64][16], values[64][32], headers[64][32];
+	int n;
+};
+
+static int seen_visit(void *arg, const struct batch_record *rec)
+{
+	struct seen *s = arg;
+	s->r[s->n] = *rec;
+	snprintf(s->keys[s->n], 16, "%.*s", rec->key_len < 0 ? 0 : rec->key_len,
+		 rec->key ? (const char *)rec->key : "");
+	snprintf(s->values[s->n], 32, "%.*s", rec->value_len < 0 ? 0 : rec->value_len,
+		 rec->value ? (const char *)rec->value : "");
+	memcpy(s->headers[s->n], rec->headers, rec->headers_len < 32 ? rec->headers_len : 32);
+	s->n++;
+	return 0;
+}
+
+/* Decode a rewritten batch: its CRC must hold; returns its header. */
+static struct batch_info decode(const uint8_t *b, size_t len, struct seen *s, struct kbuf *plain)
+{
+	struct batch_info info;
+	assert_int_equal(batch_parse_header(b, len, &info), 0);
+	assert_int_equal(batch_total_bytes(&info), len);
+	assert_int_equal(crc32c(0, b + 21, len - 21), info.crc);
+	memset(s, 0, sizeof *s);
+	assert_int_equal(batch_records_view(b, len, plain, seen_visit, s), 0);
+	assert_int_equal(s->n, info.record_count);
+	return info;
+}
+
+static const uint8_t *out_of(const struct compact_result *r, int i)
+{
+	return r->out.data + r->batches[i].pos;
+}
+
+static void test_latest_per_key(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	add(&p, 0, (struct rec[]){ { "k1", "a", t }, { "k2", "b", t + 1 } }, 2);
+	add(&p, 2, (struct rec[]){ { "k1", "c", t + 2 } }, 1);
+	add(&p, 3, (struct rec[]){ { "k3", "d", t + 3 }, { NULL, "keyless", t + 3 } }, 2);
+	add(&p, 5, (struct rec[]){ { "k1", "e", t + 4 } }, 1); /* the tail */
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(plan.clean_end, 5);
+	assert_int_equal(plan.spans_cleanable, 3);
+	assert_true(plan.due); /* all dirty: ratio 1 */
+	assert_int_equal(res.clean_end, 5);
+	/* k1@0 goes (k1@2 is later), k2@1 stays; k1@2 stays (k1@5 is in
+	 * the tail, past the map); the keyless record goes. */
+	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[2].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[3].verdict, COMPACT_KEEP);
+	assert_int_equal(res.records_read, 5);
+	assert_int_equal(res.records_kept, 3);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct batch_info info = decode(out_of(&res, 0), res.batches[0].len, &s, &plain);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.keys[0], "k2");
+	assert_int_equal(s.r[0].offset_delta, 1);
+	assert_int_equal(s.r[0].timestamp, t + 1);
+	assert_int_equal(info.last_offset_delta, 1); /* kept: the batch still ends at 1 */
+	assert_int_equal(info.base_timestamp, t + 1);
+	assert_int_equal(info.max_timestamp, t + 1);
+	assert_int_equal(info.leader_epoch, 5);
+	info = decode(out_of(&res, 2), res.batches[2].len, &s, &plain);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.keys[0], "k3");
+	assert_int_equal(info.last_offset_delta, 1);
+	kbuf_free(&plain);
+	compact_result_free(&res);
+	part_free(&p);
+}
+
+static void test_tombstones_delete_horizon(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	add(&p, 0, (struct rec[]){ { "k1", "v", t } }, 1);
+	add(&p, 1, (struct rec[]){ { "k1", NULL, t + 1 }, { "k2", "x", t + 1 } }, 2);
+	add(&p, 3, (struct rec[]){ { "k9", "tail", t + 2 } }, 1);
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_DROP);
+	/* The first pass keeps the tombstone and stamps its batch with the
+	 * horizon now + delete.retention.ms (KIP-534). */
+	assert_int_equal(res.batches[1].verdict, COMPACT_REWRITE);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct batch_info info = decode(out_of(&res, 1), res.batches[1].len, &s, &plain);
+	assert_true(info.attributes & COMPACT_ATTR_DELETE_HORIZON);
+	assert_int_equal(info.base_timestamp, NOW + DAY_MS);
+	assert_int_equal(s.n, 2);
+	assert_int_equal(s.r[0].value_len, -1);
+	/* Record timestamps survive the new base. */
+	assert_int_equal(s.r[0].timestamp, t + 1);
+	assert_int_equal(s.r[1].timestamp, t + 1);
+	assert_int_equal(info.max_timestamp, t + 1);
+
+	/* The next passes see the rewritten batch, a new dirty batch
+	 * (k2 again) and a new tail. */
+	struct part q = { 0 };
+	struct kbuf rewritten;
+	kbuf_init(&rewritten);
+	kbuf_put(&rewritten, out_of(&res, 1), res.batches[1].len);
+	compact_result_free(&res);
+	q.bytes[0] = rewritten;
+	q.in[0] = (struct compact_batch){ 1, rewritten.data, rewritten.len };
+	q.spans[0] = (struct compact_span){ 1, 2, t + 1, (int64_t)rewritten.len };
+	q.n = 1;
+	add(&q, 3, (struct rec[]){ { "k2", "y", t + 2 } }, 1);
+	add(&q, 4, (struct rec[]){ { "k9", "tail", t + 3 } }, 1);
+	/* Before the horizon: the tombstone stays (k2@2 goes). */
+	run(&c, &q, NOW + DAY_MS - 1, 3, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+	info = decode(out_of(&res, 0), res.batches[0].len, &s, &plain);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.keys[0], "k1");
+	assert_int_equal(info.base_timestamp, NOW + DAY_MS); /* the horizon is not moved */
+	compact_result_free(&res);
+	/* At the horizon it goes, and the emptied batch with it. */
+	run(&c, &q, NOW + DAY_MS, 3, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_DROP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	kbuf_free(&plain);
+	part_free(&q);
+	part_free(&p);
+}
+
+static void test_plan_bounds(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	c.segment_ms = 7 * DAY_MS;
+	struct compact_span s[] = {
+		{ 0, 9, NOW - 30 * DAY_MS, 1000 },
+		{ 10, 19, NOW - 20 * DAY_MS, 1000 },
+		{ 20, 29, NOW - 8 * DAY_MS, 1000 },
+		{ 30, 39, NOW - 6 * DAY_MS, 1000 }, /* within segment.ms: the head */
+		{ 40, 49, NOW - 30 * DAY_MS, 1000 },
+	};
+	struct compact_plan plan;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 30);
+	assert_int_equal(plan.spans_cleanable, 3);
+	assert_int_equal(plan.cleanable_bytes, 3000);
+	/* min.compaction.lag.ms stops at the first span newer than it. */
+	c.min_compaction_lag_ms = 15 * DAY_MS;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 20);
+	c.min_compaction_lag_ms = 0;
+	/* max.compaction.lag.ms below segment.ms rolls the head sooner. */
+	c.max_compaction_lag_ms = 5 * DAY_MS;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 40);
+	c.max_compaction_lag_ms = INT64_MAX;
+	/* segment.bytes rolls the head too: only spans both within
+	 * segment.ms and within the last segment.bytes are in it. */
+	c.segment_bytes = 1500;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 40); /* 30-39 is 2000 bytes from the end */
+	c.segment_bytes = 2000;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 30);
+	c.segment_bytes = 0;
+	/* The tail span is never cleaned, old as it may be. */
+	c.segment_ms = 1;
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 40);
+	/* Nor anything at or past the last stable offset. */
+	assert_int_equal(compact_plan(&c, NOW, 0, 15, s, 5, &plan), 0);
+	assert_int_equal(plan.clean_end, 10);
+	/* Nothing cleanable: the end is the log start, nothing due. */
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, s, 1, &plan), 0);
+	assert_int_equal(plan.clean_end, 0);
+	assert_false(plan.due);
+	/* Spans out of order are refused. */
+	struct compact_span bad[] = { { 10, 19, 0, 1 }, { 5, 9, 0, 1 } };
+	assert_int_equal(compact_plan(&c, NOW, 0, 50, bad, 2, &plan), SL_EINVAL);
+}
+
+static void test_plan_due(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	c.segment_ms = 1;
+	struct compact_span s[] = {
+		{ 0, 9, NOW - 30 * DAY_MS, 3000 }, /* cleaned before */
+		{ 10, 19, NOW - 20 * DAY_MS, 1000 },
+		{ 20, 29, NOW - 10 * DAY_MS, 1000 },
+		{ 30, 39, NOW, 1000 },
+	};
+	struct compact_plan plan;
+	/* Dirty 2000 of 5000: 0.4, not above 0.5. */
+	assert_int_equal(compact_plan(&c, NOW, 10, 40, s, 4, &plan), 0);
+	assert_int_equal(plan.dirty_bytes, 2000);
+	assert_int_equal(plan.cleanable_bytes, 5000);
+	assert_false(plan.lag_due);
+	assert_false(plan.due);
+	c.min_cleanable_dirty_ratio = 0.39;
+	assert_int_equal(compact_plan(&c, NOW, 10, 40, s, 4, &plan), 0);
+	assert_true(plan.due);
+	/* The first dirty data older than max.compaction.lag.ms makes the
+	 * pass due whatever the ratio. */
+	c.min_cleanable_dirty_ratio = 0.9;
+	c.max_compaction_lag_ms = 15 * DAY_MS;
+	assert_int_equal(compact_plan(&c, NOW, 10, 40, s, 4, &plan), 0);
+	assert_true(plan.lag_due);
+	assert_true(plan.due);
+	/* Nothing dirty: never due. */
+	assert_int_equal(compact_plan(&c, NOW, 30, 40, s, 4, &plan), 0);
+	assert_int_equal(plan.dirty_bytes, 0);
+	assert_false(plan.due);
+}
+
+static void test_min_compaction_lag_records(void **state)
+{
+	(void)state;
+	/* Records newer than min.compaction.lag.ms are neither cleaned nor
+	 * in the map: an older value of their key stays. */
+	struct compact_config c = cfg();
+	c.min_compaction_lag_ms = 60000;
+	struct part p = { 0 };
+	add(&p, 0, (struct rec[]){ { "k", "old", NOW - 120000 } }, 1);
+	add(&p, 1, (struct rec[]){ { "k", "new", NOW - 1000 } }, 1);
+	add(&p, 2, (struct rec[]){ { "z", "tail", NOW - 500 } }, 1);
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(plan.clean_end, 1);
+	assert_int_equal(res.batches[0].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	/* Once the lag has passed, the old value goes. */
+	run(&c, &p, NOW + 60000, 0, &plan, &res);
+	assert_int_equal(plan.clean_end, 2);
+	assert_int_equal(res.batches[0].verdict, COMPACT_DROP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	part_free(&p);
+}
+
+static void test_idempotent_last_batch_kept_empty(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	struct bspec s0 = { 0, BATCH_CODEC_NONE, 7, 3, 0, 0, -1 };
+	struct bspec s1 = { 2, BATCH_CODEC_ZSTD, 7, 3, 2, 0, -1 };
+	part_add(&p, &s0, (struct rec[]){ { "k", "a", t }, { "j", "b", t } }, 2);
+	part_add(&p, &s1, (struct rec[]){ { "k", "c", t + 1 }, { "j", "d", t + 1 } }, 2);
+	add(&p, 4, (struct rec[]){ { "k", "e", t + 2 }, { "j", "f", t + 2 } }, 2);
+	add(&p, 6, (struct rec[]){ { "z", "tail", t + 3 } }, 1);
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	/* Producer 7's older batch goes; its last keeps its header only. */
+	assert_int_equal(res.batches[0].verdict, COMPACT_DROP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[1].records_kept, 0);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct batch_info info = decode(out_of(&res, 1), res.batches[1].len, &s, &plain);
+	assert_int_equal(res.batches[1].len, BATCH_HEADER_BYTES);
+	assert_int_equal(info.record_count, 0);
+	assert_int_equal(info.last_offset_delta, 1);
+	assert_int_equal(info.producer_id, 7);
+	assert_int_equal(info.producer_epoch, 3);
+	assert_int_equal(info.base_sequence, 2);
+	assert_int_equal(info.attributes & 0x07, BATCH_CODEC_NONE);
+	assert_int_equal(info.base_timestamp, -1);
+	assert_int_equal(info.max_timestamp, t + 1);
+	compact_result_free(&res);
+	/* A producer expired (its last batch older than
+	 * producer.id.expiration.ms) keeps nothing. */
+	run(&c, &p, t + 1 + DAY_MS, 0, &plan, &res);
+	assert_int_equal(res.batches[1].verdict, COMPACT_DROP);
+	compact_result_free(&res);
+	kbuf_free(&plain);
+	part_free(&p);
+}
+
+static void test_headers_kept(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	add(&p, 0, (struct rec[]){ { "a", "1", t, "x" }, { "b", "2", t + 5, "header-of-b" } }, 2);
+	add(&p, 2, (struct rec[]){ { "a", "3", t + 9 } }, 1);
+	add(&p, 3, (struct rec[]){ { "z", "tail", t + 9 } }, 1);
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	decode(out_of(&res, 0), res.batches[0].len, &s, &plain);
+	assert_int_equal(s.n, 1);
+	assert_int_equal(s.r[0].header_count, 1);
+	assert_int_equal(s.r[0].headers_len, 1 + 1 + 1 + strlen("header-of-b"));
+	assert_memory_equal(s.headers[0] + 3, "header-of-b", strlen("header-of-b"));
+	assert_int_equal(s.r[0].timestamp, t + 5);
+	kbuf_free(&plain);
+	compact_result_free(&res);
+	part_free(&p);
+}
+
+/* Each codec: a batch losing half its records comes back in the same
+ * codec, its survivors' keys, values, offset deltas and timestamps and
+ * its producer fields and leader epoch intact. */
+static void test_rewrite_each_codec(void **state)
+{
+	(void)state;
+	for (int codec = BATCH_CODEC_NONE; codec <= BATCH_CODEC_ZSTD; codec++) {
+		struct compact_config c = cfg();
+		struct part p = { 0 };
+		int64_t t = NOW - 10000;
+		struct rec r[40];
+		char keys[40][8], values[40][32];
+		for (int i = 0; i < 40; i++) {
+			snprintf(keys[i], sizeof keys[i], "k%d", i % 20);
+			snprintf(values[i], sizeof values[i], "value number %d of many", i);
+			r[i] = (struct rec){ keys[i], values[i], t + 3 * i - (i == 25 ? 50 : 0) };
+		}
+		struct bspec s = { 100, (enum batch_codec)codec, 42, 1, 77, 0, -1 };
+		part_add(&p, &s, r, 40);
+		add(&p, 140, (struct rec[]){ { "z", "tail", t + 200 } }, 1);
+		/* The base offset field as stored is left as it was. */
+		struct compact_plan plan;
+		struct compact_result res;
+		run(&c, &p, NOW, 100, &plan, &res);
+		assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+		struct seen got;
+		struct kbuf plain;
+		kbuf_init(&plain);
+		const uint8_t *b = out_of(&res, 0);
+		struct batch_info info = decode(b, res.batches[0].len, &got, &plain);
+		assert_int_equal(info.attributes & 0x07, codec);
+		assert_int_equal(info.record_count, 20);
+		assert_int_equal(info.last_offset_delta, 39);
+		assert_int_equal(info.producer_id, 42);
+		assert_int_equal(info.producer_epoch, 1);
+		assert_int_equal(info.base_sequence, 77);
+		assert_int_equal(info.leader_epoch, 5);
+		assert_int_equal(info.base_offset, 0);
+		assert_int_equal(info.base_timestamp, t + 60);
+		assert_int_equal(info.max_timestamp, t + 117);
+		for (int i = 0; i < 20; i++) {
+			assert_int_equal(got.r[i].offset_delta, 20 + i);
+			assert_string_equal(got.keys[i], keys[20 + i]);
+			assert_string_equal(got.values[i], values[20 + i]);
+			assert_int_equal(got.r[i].timestamp, r[20 + i].ts);
+		}
+		/* And the rewrite is stable: cleaning it again keeps it. */
+		struct part q = { 0 };
+		q.in[0] = (struct compact_batch){ 100, b, res.batches[0].len };
+		q.spans[0] = (struct compact_span){ 100, 139, t + 117, (int64_t)res.batches[0].len };
+		q.in[1] = p.in[1];
+		q.spans[1] = p.spans[1];
+		q.n = 2;
+		struct compact_result again;
+		run(&c, &q, NOW, 100, &plan, &again);
+		assert_int_equal(again.batches[0].verdict, COMPACT_KEEP);
+		compact_result_free(&again);
+		kbuf_free(&plain);
+		compact_result_free(&res);
+		part_free(&p);
+	}
+}
+
+static void test_map_bound(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	struct rec r[200];
+	char keys[200][8];
+	for (int i = 0; i < 200; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%03d", i);
+		r[i] = (struct rec){ keys[i], "v", t };
+	}
+	add(&p, 0, r, 200);         /* 200 keys */
+	add(&p, 200, r + 100, 100); /* k100..k199 again */
+	add(&p, 300, r, 1);
+	/* Room for the first batch's keys only: the pass cleans up to the
+	 * second batch and says so (the next pass goes on from there). */
+	c.map_bytes_max = 1024 * 24 + 200 * 4;
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(plan.clean_end, 300);
+	assert_int_equal(res.clean_end, 200);
+	assert_int_equal(res.batches[0].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	/* Not even the first batch fits: refused. */
+	c.map_bytes_max = 1000;
+	assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, (size_t)p.n, NULL, NULL, &res),
+			 SL_ELIMIT);
+	part_free(&p);
+}
+
+static enum compact_txn_verdict aborted_all(void *arg, int64_t base_offset,
+					    const struct batch_info *info)
+{
+	(void)base_offset;
+	int *calls = arg;
+	(*calls)++;
+	return (info->attributes & BATCH_ATTR_CONTROL) ? COMPACT_TXN_KEEP : COMPACT_TXN_ABORTED;
+}
+
+static void test_transactions_hook(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	struct bspec txn = { 0, BATCH_CODEC_NONE, 9, 0, 0, BATCH_ATTR_TRANSACTIONAL, -1 };
+	struct bspec marker = { 2, BATCH_CODEC_NONE, 9, 0, -1,
+				BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL, -1 };
+	part_add(&p, &txn, (struct rec[]){ { "k", "aborted", t }, { "j", "aborted", t } }, 2);
+	part_add(&p, &marker, (struct rec[]){ { "\x00\x00\x00\x00", "abort", t } }, 1);
+	add(&p, 3, (struct rec[]){ { "z", "tail", t } }, 1);
+	struct compact_plan plan;
+	struct compact_result res;
+	/* Without the hook (no transactions yet) both stay untouched. */
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	/* With it, the aborted data goes (producer 9's last data batch:
+	 * its header stays) and the marker is the hook's to decide. */
+	int calls = 0;
+	assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, (size_t)p.n, aborted_all, &calls,
+				       &res), 0);
+	assert_true(calls >= 2);
+	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[0].records_kept, 0);
+	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	part_free(&p);
+}
+
+static void test_refusals(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	add(&p, 10, (struct rec[]){ { "a", "1", NOW } }, 1);
+	add(&p, 5, (struct rec[]){ { "a", "1", NOW } }, 1);
+	struct compact_plan plan = { .clean_end = 11 };
+	struct compact_result res;
+	assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, 2, NULL, NULL, &res), SL_EINVAL);
+	/* A corrupt record section is an error, not a crash. */
+	p.bytes[0].data[BATCH_HEADER_BYTES] = 0x7f;
+	p.in[1].base_offset = 11;
+	assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, 2, NULL, NULL, &res), SL_EPROTO);
+	part_free(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_latest_per_key),
+		cmocka_unit_test(test_tombstones_delete_horizon),
+		cmocka_unit_test(test_plan_bounds),
+		cmocka_unit_test(test_plan_due),
+		cmocka_unit_test(test_min_compaction_lag_records),
+		cmocka_unit_test(test_idempotent_last_batch_kept_empty),
+		cmocka_unit_test(test_headers_kept),
+		cmocka_unit_test(test_rewrite_each_codec),
+		cmocka_unit_test(test_map_bound),
+		cmocka_unit_test(test_transactions_hook),
+		cmocka_unit_test(test_refusals),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
