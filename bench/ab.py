@@ -24,6 +24,11 @@ to delivery report), then produce 1 KiB x 8 partitions at full speed
 (MB/s, CPU s/GB, objects/s and mean object size from the store folder).
 Only the standard library; loopback only.
 
+--perf DIR records each round's produce and catch-up with `perf record
+--call-graph dwarf` (-F 250) of the broker into DIR/NAME-{produce,catchup}-rN.data
+and, for the last round, folds them into DIR/NAME-{produce,catchup}.svg with
+bench/flamegraph.py (the figures of a profiled round include perf's cost).
+
 --produce-only skips the catch-up row (more rounds in the same time).
 --metrics-base / --metrics-new start that side's brokers (produce,
 catch-up and e2e rounds) with --metrics-listen on a free port and scrape
@@ -121,15 +126,48 @@ def scrape_ms(args, name):
     return args.scrape_ms if getattr(args, "metrics_" + name) else 0
 
 
-def one_round(args, binary, name):
+class Perf:
+    """perf record of one broker for the length of a with-block (--perf)."""
+
+    def __init__(self, args, pid, name, phase, rnd):
+        self.args, self.pid, self.proc = args, pid, None
+        if args.perf:
+            self.data = os.path.join(args.perf, "%s-%s-r%d.data" % (name, phase, rnd))
+            self.svg = os.path.join(args.perf, "%s-%s.svg" % (name, phase))
+            self.title = "%s, %s (%s)" % (phase, os.path.basename(args.data_root), name)
+
+    def __enter__(self):
+        if self.args.perf:
+            self.proc = subprocess.Popen(
+                ["perf", "record", "-F", "250", "--call-graph", "dwarf,16384", "-o", self.data,
+                 "-p", str(self.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.send_signal(2)
+            self.proc.wait(120)
+            script = subprocess.run(["perf", "script", "-i", self.data], capture_output=True,
+                                    timeout=900)
+            with open(self.svg, "wb") as f:
+                f.write(subprocess.run(
+                    [sys.executable, os.path.join(ROOT, "bench", "flamegraph.py"), "--title",
+                     self.title], input=script.stdout, capture_output=True).stdout)
+        return False
+
+
+def one_round(args, binary, name, rnd=0):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
         b = Broker(binary, data, scrape_ms(args, name))
-        c0 = b.cpu()
-        mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
-                              "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
-                              "--duration-s", str(args.duration_s), "--acks", "all")
-        produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        with Perf(args, b.proc.pid, name, "produce", rnd):
+            c0 = b.cpu()
+            mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
+                                  "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
+                                  "--duration-s", str(args.duration_s), "--acks", "all")
+            c1 = b.cpu()
+        produce = (mb_s, (c1 - c0) / (nbytes / 1e9))
         if args.produce_only:
             b.stop()
             return produce, (float("nan"), float("nan"))
@@ -139,10 +177,12 @@ def one_round(args, binary, name):
                "--acks", "all")
         b.stop()
         b = Broker(binary, data, scrape_ms(args, name))
-        c0 = b.cpu()
-        mb_s, nbytes = driver(args, "consume", "--bootstrap", "127.0.0.1:%d" % b.port,
-                              "--topic", "c", "--partitions", "64", "--count", str(count))
-        catchup = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        with Perf(args, b.proc.pid, name, "catchup", rnd):
+            c0 = b.cpu()
+            mb_s, nbytes = driver(args, "consume", "--bootstrap", "127.0.0.1:%d" % b.port,
+                                  "--topic", "c", "--partitions", "64", "--count", str(count))
+            c1 = b.cpu()
+        catchup = (mb_s, (c1 - c0) / (nbytes / 1e9))
         b.stop()
         return produce, catchup
     finally:
@@ -260,6 +300,7 @@ def main():
     ap.add_argument("--scrape-ms", type=int, default=1000)
     ap.add_argument("--seal", action="store_true")
     ap.add_argument("--disk-root", default="/tmp")
+    ap.add_argument("--perf", metavar="DIR")
     args = ap.parse_args()
     if args.e2e:
         return main_e2e(args)
@@ -268,7 +309,7 @@ def main():
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):
-            p, c = one_round(args, getattr(args, name), name)
+            p, c = one_round(args, getattr(args, name), name, r + 1)
             res[name].append((p, c))
             print("round %d %-4s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s %5.2f cpu-s/GB"
                   % (r + 1, name, p[0], p[1], c[0], c[1]), flush=True)
