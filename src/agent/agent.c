@@ -380,7 +380,8 @@ static void index_append(struct agent *a, const char *key, uint64_t size,
 
 /* The write path committed an object: advance high watermarks, index its
  * batch rows, keep the object in the read cache, wake fetches. */
-static void on_commit(void *arg, const char *key, struct kbuf *object,
+static void on_commit(void *arg, const char *key, uint64_t object_len,
+		      const struct kpiece *pieces, size_t n_pieces,
 		      const struct writer_committed *b, size_t n)
 {
 	struct agent *a = arg;
@@ -393,7 +394,7 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		if (!t || t->tid != b[i].tid)
 			t = agent_topic_by_tid(a, b[i].tid);
 		if (t && b[i].partition < t->partition_count)
-			index_append(a, key, object->len, b + i, j - i);
+			index_append(a, key, object_len, b + i, j - i);
 	}
 	t = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -419,10 +420,9 @@ static void on_commit(void *arg, const char *key, struct kbuf *object,
 		if (r->last_offset + 1 > p->high_watermark)
 			p->high_watermark = r->last_offset + 1;
 	}
-	if (a->cfg.cache_bytes > 0) {
-		cache_put(a->cache, key, object->data, object->len, object->cap);
-		kbuf_init(object);
-	}
+	/* The batches stay in the produce requests' frames (referenced). */
+	if (a->cfg.cache_bytes > 0)
+		cache_put_pieces(a->cache, key, object_len, pieces, n_pieces);
 	a->hooks->committed(a);
 }
 

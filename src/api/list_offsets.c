@@ -141,8 +141,9 @@ static int16_t search_batch(struct agent *a, struct lo_ctx *ctx, struct topic_st
 	ls->rp = rp;
 	ls->max_num_offsets = max_num_offsets;
 	struct cache_obj *o = cache_get(a->cache, ls->row.object_key);
-	if (o && ls->row.byte_offset + ls->row.length <= o->len) {
-		search_bytes(ls, o->data + ls->row.byte_offset);
+	const uint8_t *cached = o ? cache_obj_bytes(o, ls->row.byte_offset, ls->row.length) : NULL;
+	if (cached) {
+		search_bytes(ls, cached);
 		cache_obj_unref(o);
 		return KERR_NONE;
 	}

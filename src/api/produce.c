@@ -313,8 +313,9 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 		pp->producer_epoch = ob.info.producer_epoch;
 		pp->base_sequence = ob.info.base_sequence;
 	}
-	rc = writer_append(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch, &ob.info,
-			   produce_done, pp);
+	/* The frame, shared: the read cache keeps the batch where it is. */
+	rc = writer_append(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch,
+			   request_frame_share(ctx->req), &ob.info, produce_done, pp);
 	if (rc) {
 		if (pp->producer_id >= 0)
 			producers_failed(&ctx->a->producers, t->tid, pd->index, pp->producer_id,

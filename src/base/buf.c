@@ -95,6 +95,27 @@ uint8_t *kbuf_alloc(size_t *cap)
 	return pool_get(cap, true);
 }
 
+struct kshared *kshared_new(uint8_t *data, size_t cap)
+{
+	struct kshared *b = malloc(sizeof *b);
+	if (b)
+		*b = (struct kshared){ data, cap, 1 };
+	return b;
+}
+
+void kshared_ref(struct kshared *b)
+{
+	b->refs++;
+}
+
+void kshared_unref(struct kshared *b)
+{
+	if (b && --b->refs == 0) {
+		kbuf_release(b->data, b->cap);
+		free(b);
+	}
+}
+
 void kbuf_init(struct kbuf *b)
 {
 	b->data = NULL;

@@ -56,6 +56,34 @@ void kbuf_release(uint8_t *data, size_t cap);
  * to kbuf_release. NULL when out of memory. */
 uint8_t *kbuf_alloc(size_t *cap);
 void kbuf_free(struct kbuf *b);
+
+/* A buffer shared by reference counting: a produce request's frame, whose
+ * batches the write path sends to the store as they are and the read
+ * cache keeps after the request is gone (no copy of record bytes). The
+ * count is not atomic: take and drop references on the thread whose
+ * pool the buffer belongs to (the loop). */
+struct kshared {
+	uint8_t *data;
+	size_t cap;  /* for kbuf_release */
+	int refs;
+};
+/* Share data (cap bytes, from kbuf_alloc): one reference, the caller's.
+ * NULL when out of memory (data is left to the caller). */
+struct kshared *kshared_new(uint8_t *data, size_t cap);
+void kshared_ref(struct kshared *b);
+/* Drop a reference; the last returns the buffer to the pool. NULL is a
+ * no-op. */
+void kshared_unref(struct kshared *b);
+
+/* Bytes that stand at offset of a larger whole (a batch in an object),
+ * living where owner's buffer holds them (owner NULL: valid only as long
+ * as whoever handed the piece over says). */
+struct kpiece {
+	uint64_t offset;
+	const uint8_t *data;
+	size_t len;
+	struct kshared *owner;
+};
 /* Ensure room for n more bytes; returns a pointer to them or NULL (and
  * sets oom). Does not advance len. */
 uint8_t *kbuf_reserve(struct kbuf *b, size_t n);

@@ -98,6 +98,9 @@
 
 /* Batches (index entries) in one object. */
 #define SL_OBJECT_BATCHES_MAX (1024 * 1024)
+/* Pieces of one gathered put (objstore_putv): an object's batches, its
+ * header and its footer (the file store writes them IOV_MAX at a time). */
+#define SL_OBJECT_IOV_MAX (SL_OBJECT_BATCHES_MAX + 2)
 
 /* Config entries per resource in one request. */
 #define SL_CONFIGS_MAX 1000

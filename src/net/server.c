@@ -117,7 +117,10 @@ static void budget_wake(uv_idle_t *h);
 static void request_free(struct request *r)
 {
 	budget_release(r->conn->server, r->frame_len);
-	kbuf_release(r->frame, r->frame_cap);
+	if (r->frame_shared)
+		kshared_unref(r->frame_shared);
+	else
+		kbuf_release(r->frame, r->frame_cap);
 	arena_free(&r->arena);
 	kbuf_free(&r->resp);
 	free(r->gaps.v);
@@ -644,6 +647,13 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t ca
 	c->inflight_bytes += len;
 	c->refs++;
 	c->server->handle(r);
+}
+
+struct kshared *request_frame_share(struct request *r)
+{
+	if (!r->frame_shared)
+		r->frame_shared = kshared_new(r->frame, r->frame_cap);
+	return r->frame_shared;
 }
 
 static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)

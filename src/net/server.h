@@ -42,6 +42,7 @@ struct request {
 	uint8_t *frame;            /* owned: the request bytes after the size */
 	size_t frame_len;
 	size_t frame_cap;          /* frame's buffer size (kbuf_alloc) */
+	struct kshared *frame_shared; /* once request_frame_share: frame's owner */
 	int16_t api_key;
 	int16_t api_version;
 	int32_t correlation_id;
@@ -153,6 +154,11 @@ void request_fail_close(struct request *req);
 void request_close_after(struct request *req);
 /* False once the client has gone; an async handler may then skip work. */
 bool request_conn_open(const struct request *req);
+/* The frame as a shared buffer, so that what points into it (a produce's
+ * batches, kept by the read cache) may outlive the request: the request
+ * keeps one reference until it is freed, the caller takes its own with
+ * kshared_ref. NULL when out of memory. Loop thread. */
+struct kshared *request_frame_share(struct request *req);
 /* The peer's address as text, for logs. */
 const char *request_peer(const struct request *req);
 /* The peer's IP address alone ("10.0.0.1", "::1"), as Kafka's ACL hosts

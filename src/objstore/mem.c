@@ -90,7 +90,7 @@ static int mem_fault_before(struct mem_store *ms, enum objstore_fault *f)
 	return 0;
 }
 
-static int mem_put(struct objstore *s, const char *key, const void *data, size_t len)
+static int mem_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
 {
 	struct mem_store *ms = (struct mem_store *)s;
 	if (!key || !*key)
@@ -100,11 +100,16 @@ static int mem_put(struct objstore *s, const char *key, const void *data, size_t
 	if (rc)
 		return rc;
 
+	/* Memory is this store's medium: the object is copied in, whole. */
+	size_t len = 0;
+	for (int k = 0; k < iovcnt; k++)
+		len += iov[k].iov_len;
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return SL_ENOMEM;
-	if (len)
-		memcpy(copy, data, len);
+	for (size_t at = 0, k = 0; k < (size_t)iovcnt; at += iov[k].iov_len, k++)
+		if (iov[k].iov_len)
+			memcpy(copy + at, iov[k].iov_base, iov[k].iov_len);
 
 	pthread_mutex_lock(&ms->lock);
 	int found;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "metrics/metrics.h"
 
@@ -41,12 +42,28 @@ int objstore_open(const char *url, struct objstore **out)
 
 /* ---- the blocking calls, counted ---- */
 
+static size_t iov_bytes(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
+{
+	if (iovcnt < 0 || iovcnt > SL_OBJECT_IOV_MAX)
+		return SL_EINVAL;
+	uint64_t t0 = uv_hrtime();
+	int rc = s->m->put(s, key, iov, iovcnt);
+	metrics_store_call(OBJSTORE_OP_PUT, rc, iov_bytes(iov, iovcnt), t0);
+	return rc;
+}
+
 int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
 {
-	uint64_t t0 = uv_hrtime();
-	int rc = s->m->put(s, key, d, n);
-	metrics_store_call(OBJSTORE_OP_PUT, rc, n, t0);
-	return rc;
+	struct iovec one = { (void *)d, n };
+	return objstore_putv(s, key, &one, 1);
 }
 
 int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out)
@@ -142,7 +159,8 @@ struct pool_call {
 	struct objstore *s;
 	int is_put;
 	char key[1024];
-	const void *data;
+	const struct iovec *iov; /* put */
+	int iovcnt;
 	void *out;
 	uint64_t offset;
 	size_t len;
@@ -154,7 +172,7 @@ struct pool_call {
 static void pool_call_work(uv_work_t *w)
 {
 	struct pool_call *c = w->data;
-	c->err = c->is_put ? objstore_put(c->s, c->key, c->data, c->len)
+	c->err = c->is_put ? objstore_putv(c->s, c->key, c->iov, c->iovcnt)
 			   : objstore_get(c->s, c->key, c->offset, c->len, c->out);
 }
 
@@ -169,8 +187,8 @@ static void pool_call_done(uv_work_t *w, int status)
 }
 
 static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, const char *key,
-			   const void *data, void *out, uint64_t offset, size_t len,
-			   objstore_done_fn done, void *arg)
+			   const struct iovec *iov, int iovcnt, void *out, uint64_t offset,
+			   size_t len, objstore_done_fn done, void *arg)
 {
 	size_t klen = strlen(key);
 	if (klen >= sizeof ((struct pool_call *)0)->key)
@@ -181,7 +199,8 @@ static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, cons
 	c->s = s;
 	c->is_put = is_put;
 	memcpy(c->key, key, klen + 1);
-	c->data = data;
+	c->iov = iov;
+	c->iovcnt = iovcnt;
 	c->out = out;
 	c->offset = offset;
 	c->len = len;
@@ -223,17 +242,48 @@ static struct timed_call *timed_call_new(int op, size_t len, objstore_done_fn do
 	return t;
 }
 
+int objstore_putv_start(struct objstore *s, uv_loop_t *loop, const char *key,
+			const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg)
+{
+	if (iovcnt < 0 || iovcnt > SL_OBJECT_IOV_MAX)
+		return SL_EINVAL;
+	if (!s->m->put_async)
+		return pool_call_start(s, loop, 1, key, iov, iovcnt, NULL, 0, 0, done, arg);
+	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, iov_bytes(iov, iovcnt), done, arg);
+	if (!t)
+		return SL_ENOMEM;
+	int rc = s->m->put_async(s, loop, key, iov, iovcnt, timed_call_done, t);
+	if (rc)
+		free(t);
+	return rc;
+}
+
+/* objstore_put_start's one piece, kept until the put completes. */
+struct put_one {
+	struct iovec iov;
+	objstore_done_fn done;
+	void *arg;
+};
+
+static void put_one_done(void *arg, int err)
+{
+	struct put_one *p = arg;
+	objstore_done_fn done = p->done;
+	void *done_arg = p->arg;
+	free(p);
+	done(done_arg, err);
+}
+
 int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       const void *data, size_t len, objstore_done_fn done, void *arg)
 {
-	if (!s->m->put_async)
-		return pool_call_start(s, loop, 1, key, data, NULL, 0, len, done, arg);
-	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, len, done, arg);
-	if (!t)
+	struct put_one *p = malloc(sizeof *p);
+	if (!p)
 		return SL_ENOMEM;
-	int rc = s->m->put_async(s, loop, key, data, len, timed_call_done, t);
+	*p = (struct put_one){ { (void *)data, len }, done, arg };
+	int rc = objstore_putv_start(s, loop, key, &p->iov, 1, put_one_done, p);
 	if (rc)
-		free(t);
+		free(p);
 	return rc;
 }
 
@@ -242,7 +292,7 @@ int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       void *arg)
 {
 	if (!s->m->get_async)
-		return pool_call_start(s, loop, 0, key, NULL, out, offset, len, done, arg);
+		return pool_call_start(s, loop, 0, key, NULL, 0, out, offset, len, done, arg);
 	struct timed_call *t = timed_call_new(OBJSTORE_OP_GET, len, done, arg);
 	if (!t)
 		return SL_ENOMEM;

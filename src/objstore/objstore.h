@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 #include <uv.h>
 
 struct objstore;
@@ -31,8 +32,9 @@ typedef int (*objstore_list_fn)(void *arg, const char *key, uint64_t size,
 
 struct objstore_methods {
 	const char *name;
-	/* Store len bytes under key; durable when it returns 0. */
-	int (*put)(struct objstore *s, const char *key, const void *data, size_t len);
+	/* Store the bytes of iov[0..iovcnt) (gathered, in order) under key;
+	 * durable when it returns 0. */
+	int (*put)(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
 	/* Read exactly len bytes at offset; SL_ENOTFOUND, SL_EIO, SL_EPROTO
 	 * (short object). */
 	int (*get)(struct objstore *s, const char *key, uint64_t offset,
@@ -49,7 +51,7 @@ struct objstore_methods {
 	/* Optional non-blocking put/get driven by loop (called on the loop
 	 * thread only). Same contract as objstore_put_start/get_start. */
 	int (*put_async)(struct objstore *s, uv_loop_t *loop, const char *key,
-			 const void *data, size_t len, objstore_done_fn done, void *arg);
+			 const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg);
 	int (*get_async)(struct objstore *s, uv_loop_t *loop, const char *key,
 			 uint64_t offset, size_t len, void *out, objstore_done_fn done,
 			 void *arg);
@@ -103,6 +105,10 @@ int objstore_mem_open(struct objstore **out);
 /* The blocking calls (any thread). Each is counted in the metrics
  * registry (calls, errors, bytes, latency per operation). */
 int objstore_put(struct objstore *s, const char *key, const void *d, size_t n);
+/* A put of the bytes of iov[0..iovcnt) gathered in order (the object is
+ * never assembled in one buffer): at most SL_OBJECT_IOV_MAX pieces,
+ * else SL_EINVAL. */
+int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
 int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out);
 int objstore_head(struct objstore *s, const char *key, uint64_t *size);
 int objstore_del(struct objstore *s, const char *key);
@@ -129,6 +135,11 @@ int objstore_del_many(struct objstore *s, const char *const *keys, size_t n, siz
  * never called (libuv's rule). */
 int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       const void *data, size_t len, objstore_done_fn done, void *arg);
+/* The same for iov[0..iovcnt) gathered in order: the array and the bytes
+ * it points to must stay valid until done (a store that retries sends
+ * the same bytes again). */
+int objstore_putv_start(struct objstore *s, uv_loop_t *loop, const char *key,
+			const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg);
 int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
 		       void *arg);

@@ -112,6 +112,44 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return c->resp.oom ? 0 : all;
 }
 
+/* curl asks for the next bytes of a PUT's body: copy them out of the
+ * caller's pieces (curl's own send buffer is the one copy left). */
+static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct s3_call *c = arg;
+	size_t room = size * nmemb, n = 0;
+	while (n < room && c->iov_at < c->iovcnt) {
+		const struct iovec *v = &c->iov[c->iov_at];
+		size_t take = v->iov_len - c->iov_skip;
+		if (take > room - n)
+			take = room - n;
+		memcpy(p + n, (const uint8_t *)v->iov_base + c->iov_skip, take);
+		n += take;
+		c->iov_skip += take;
+		if (c->iov_skip == v->iov_len) {
+			c->iov_at++;
+			c->iov_skip = 0;
+		}
+	}
+	return n;
+}
+
+/* curl rewinds the body (a resend within one attempt: a redirect, an
+ * auth retry, a reused connection that turned out closed). */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+	struct s3_call *c = arg;
+	if (origin != SEEK_SET || offset < 0 || (uint64_t)offset > c->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	c->iov_at = 0;
+	c->iov_skip = 0;
+	size_t left = (size_t)offset;
+	while (c->iov_at < c->iovcnt && left >= c->iov[c->iov_at].iov_len)
+		left -= c->iov[c->iov_at++].iov_len;
+	c->iov_skip = left;
+	return CURL_SEEKFUNC_OK;
+}
+
 int s3_call_headers(struct s3_call *c, const char *payload_sha256, const char *extra)
 {
 	char line[128];
@@ -130,7 +168,7 @@ int s3_call_headers(struct s3_call *c, const char *payload_sha256, const char *e
 			goto out_oom;
 		l = t;
 	}
-	if (c->body) {
+	if (c->body || c->iov) {
 		if (!(t = curl_slist_append(l, c->post ? "Content-Type: application/xml"
 						       : "Content-Type: application/octet-stream")))
 			goto out_oom;
@@ -187,11 +225,16 @@ void s3_attempt_setup(struct s3_call *c, CURL *h, uint32_t timeout_ms)
 		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
 	} else switch (c->op) {
 	case OBJSTORE_OP_PUT:
-		/* POSTFIELDS (not a read callback) so curl can resend the
-		 * body by itself; the method is then overridden to PUT. */
-		curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body);
-		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
+		/* From the caller's pieces, from the first one on every
+		 * attempt: a retry sends the same bytes. */
+		c->iov_at = 0;
+		c->iov_skip = 0;
+		curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h, CURLOPT_READDATA, c);
+		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(h, CURLOPT_SEEKDATA, c);
+		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)c->body_len);
 		break;
 	case OBJSTORE_OP_HEAD:
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
@@ -329,6 +372,23 @@ int s3_sha256_hex(const void *data, size_t len, char out[65])
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return SL_ENOMEM;
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int s3_sha256_iov_hex(const struct iovec *iov, int iovcnt, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (int i = 0; ok && i < iovcnt; i++)
+		ok = EVP_DigestUpdate(ctx, iov[i].iov_base, iov[i].iov_len);
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
 		return SL_ENOMEM;
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);

@@ -498,7 +498,7 @@ static void async_teardown(struct s3_async *as, int dead)
 static void sha_work(uv_work_t *w)
 {
 	struct s3_areq *r = w->data;
-	r->hash_rc = s3_sha256_hex(r->c.body, r->c.body_len, r->sha);
+	r->hash_rc = s3_sha256_iov_hex(r->c.iov, r->c.iovcnt, r->sha);
 }
 
 /* Queue r, or start it when nothing waits and a slot is free. Never
@@ -578,8 +578,8 @@ static int areq_abandon(struct s3_areq *r, int rc)
 	return rc;
 }
 
-int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const void *data,
-			size_t len, objstore_done_fn done, void *arg)
+int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const struct iovec *iov,
+		 int iovcnt, objstore_done_fn done, void *arg)
 {
 	struct s3_store *st = (struct s3_store *)s;
 	struct s3_areq *r;
@@ -587,9 +587,11 @@ int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const voi
 	if (rc)
 		return rc;
 	struct s3_async *as = r->as;
-	r->c.body = len ? data : "";
-	r->c.body_len = len;
-	if (len >= S3_ASYNC_SHA_POOL_BYTES) {
+	r->c.iov = iov;
+	r->c.iovcnt = iovcnt;
+	for (int i = 0; i < iovcnt; i++)
+		r->c.body_len += iov[i].iov_len;
+	if (r->c.body_len >= S3_ASYNC_SHA_POOL_BYTES) {
 		r->work.data = r;
 		if (uv_queue_work(loop, &r->work, sha_work, sha_after) == 0) {
 			areq_push(&as->hashing, r, 0);
@@ -597,7 +599,7 @@ int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const voi
 			return 0;
 		}
 	}
-	rc = s3_sha256_hex(r->c.body, len, r->sha);
+	rc = s3_sha256_iov_hex(iov, iovcnt, r->sha);
 	if (rc == 0)
 		rc = s3_call_headers(&r->c, r->sha, NULL);
 	if (rc == 0)

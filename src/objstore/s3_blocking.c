@@ -88,7 +88,7 @@ static int call_run(struct s3_call *c, const struct s3_retry_policy *policy)
 	return rc;
 }
 
-int s3_put(struct objstore *s, const char *key, const void *data, size_t len)
+int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
 {
 	struct s3_store *st = (struct s3_store *)s;
 	struct s3_call c;
@@ -96,11 +96,13 @@ int s3_put(struct objstore *s, const char *key, const void *data, size_t len)
 	int rc = s3_call_init(&c, st, OBJSTORE_OP_PUT, "PUT", key);
 	if (rc)
 		goto out;
-	rc = s3_sha256_hex(data, len, sha);
+	rc = s3_sha256_iov_hex(iov, iovcnt, sha);
 	if (rc)
 		goto out;
-	c.body = len ? data : "";
-	c.body_len = len;
+	c.iov = iov;
+	c.iovcnt = iovcnt;
+	for (int i = 0; i < iovcnt; i++)
+		c.body_len += iov[i].iov_len;
 	rc = s3_call_headers(&c, sha, NULL);
 	if (rc)
 		goto out;

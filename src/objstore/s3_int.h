@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "base/buf.h"
 #include "base/limits.h"
@@ -242,6 +243,13 @@ struct s3_call {
 	const void *body;
 	size_t body_len;
 	int post; /* POST the body (DeleteObjects) rather than PUT it */
+	/* A PUT's body: the caller's pieces, read by curl through a callback
+	 * (never gathered into one buffer; an attempt and a rewind start
+	 * again from the first piece). body_len is their sum. */
+	const struct iovec *iov;
+	int iovcnt;
+	int iov_at;        /* the piece being sent */
+	size_t iov_skip;   /* bytes of it sent */
 	/* GET into a caller's buffer: skip bytes first when the server
 	 * ignored the Range and sent the whole object. */
 	uint8_t *out;
@@ -309,8 +317,10 @@ void s3_call_fail_log(struct s3_call *c, const char *key, int rc);
  * without spaces, not starting with '/'. Returns 1 or 0. */
 int s3_key_ok(const char *key);
 
-/* Lower-case hex SHA-256 of data. Returns 0 or SL_ENOMEM. */
+/* Lower-case hex SHA-256 of data (of iov[0..iovcnt) in order). Returns 0
+ * or SL_ENOMEM. */
 int s3_sha256_hex(const void *data, size_t len, char out[65]);
+int s3_sha256_iov_hex(const struct iovec *iov, int iovcnt, char out[65]);
 
 /* The real clock for the retry policy: monotonic ms, and a per-thread
  * random source for the jitter (arg unused). */
@@ -319,7 +329,7 @@ uint64_t s3_clock_random(void *arg);
 
 /* ---- the blocking client (s3_blocking.c): objstore's blocking methods ---- */
 
-int s3_put(struct objstore *s, const char *key, const void *data, size_t len);
+int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
 int s3_get(struct objstore *s, const char *key, uint64_t offset, size_t len, void *out);
 int s3_head(struct objstore *s, const char *key, uint64_t *size);
 int s3_del(struct objstore *s, const char *key);
@@ -338,8 +348,8 @@ int s3_list_page_get(struct s3_store *st, struct s3_call *c, const char *full_pr
 
 /* ---- the asynchronous client (s3_async.c): objstore's methods on the loop ---- */
 
-int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const void *data,
-		 size_t len, objstore_done_fn done, void *arg);
+int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const struct iovec *iov,
+		 int iovcnt, objstore_done_fn done, void *arg);
 int s3_get_async(struct objstore *s, uv_loop_t *loop, const char *key, uint64_t offset,
 		 size_t len, void *out, objstore_done_fn done, void *arg);
 void s3_async_close(struct objstore *s);

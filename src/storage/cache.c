@@ -8,6 +8,7 @@
  * reaching furthest is taken). */
 #include "storage/cache.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,15 @@ struct cache *cache_new(size_t limit_bytes)
  * malloc would be a fresh mapping, page-faulted and zeroed afresh. The
  * cache is used from the loop thread only, as the pool requires. */
 
+static void obj_free(struct cache_obj *o)
+{
+	kbuf_release(o->data, o->pool_cap);
+	for (size_t i = 0; i < o->piece_count; i++)
+		kshared_unref(o->pieces[i].owner);
+	free(o->pieces);
+	free(o);
+}
+
 void cache_obj_unref(struct cache_obj *o)
 {
 	if (!o)
@@ -91,9 +101,31 @@ void cache_obj_unref(struct cache_obj *o)
 		/* Each pin holds a reference: a pinned object's bytes are
 		 * still in an unsent response. */
 		SL_ASSERT(o->pins == 0, "freeing an object with %d pins", o->pins);
-		kbuf_release(o->data, o->pool_cap);
-		free(o);
+		obj_free(o);
 	}
+}
+
+uint8_t *cache_obj_bytes(const struct cache_obj *o, uint64_t offset, size_t len)
+{
+	if (o->data)
+		return offset >= o->base && len <= o->len && offset - o->base <= o->len - len
+		       ? o->data + (offset - o->base) : NULL;
+	/* The last piece starting at or before offset. */
+	size_t lo = 0, hi = o->piece_count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (o->pieces[mid].offset <= offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == 0)
+		return NULL;
+	const struct kpiece *p = &o->pieces[lo - 1];
+	if (len > p->len || offset - p->offset > p->len - len)
+		return NULL;
+	/* The frames are the agent's own buffers: readers patch them. */
+	return (uint8_t *)p->data + (offset - p->offset);
 }
 
 void cache_obj_ref(struct cache_obj *o)
@@ -249,44 +281,99 @@ static size_t lru_bytes(const struct cache *c)
 	return n;
 }
 
-/* cache_put, for pooled buffers as well (pool_cap: the buffer's size for
- * kbuf_release; 0 for malloc'd data). The new entry, or NULL. */
-static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, size_t len,
-			       size_t pool_cap)
+/* Put o in under key (its bytes counted as o->len), evicting others to
+ * fit; o is freed when it cannot go in. The new entry, or NULL. */
+static struct cache_entry *insert(struct cache *c, const char *key, struct cache_obj *o)
 {
-	if (len > c->limit_bytes) {
-		kbuf_release(data, pool_cap);
+	if (o->len > c->limit_bytes) {
+		obj_free(o);
 		return NULL;
 	}
 	struct cache_entry *old = strmap_get(&c->by_key, key);
 	if (old)
 		evict(c, old);
-	while (c->tail && c->bytes + len > c->limit_bytes)
+	while (c->tail && c->bytes + o->len > c->limit_bytes)
 		evict(c, c->tail);
 	struct cache_entry *e = calloc(1, sizeof *e);
-	struct cache_obj *o = calloc(1, sizeof *o);
 	char *k = strdup(key);
-	if (!e || !o || !k || strmap_put(&c->by_key, key, e) != 0) {
-		free(e); free(o); free(k);
-		kbuf_release(data, pool_cap);
+	if (!e || !k || strmap_put(&c->by_key, key, e) != 0) {
+		free(e); free(k);
+		obj_free(o);
 		return NULL;
 	}
-	o->data = data;
-	o->len = len;
 	o->refs = 1;
-	o->pool_cap = pool_cap;
 	e->obj = o;
 	e->key = k;
 	push_head(c, e);
-	c->bytes += len;
+	c->bytes += o->len;
 	SL_ASSERT(c->bytes <= c->limit_bytes, "%zu cached bytes, limit %zu", c->bytes, c->limit_bytes);
 	SL_ASSERT_DEBUG(lru_bytes(c) == c->bytes);
 	return e;
 }
 
+/* cache_put, for pooled buffers as well (pool_cap: the buffer's size for
+ * kbuf_release; 0 for malloc'd data). The new entry, or NULL. */
+static struct cache_entry *put(struct cache *c, const char *key, uint8_t *data, size_t len,
+			       size_t pool_cap)
+{
+	struct cache_obj *o = calloc(1, sizeof *o);
+	if (!o) {
+		kbuf_release(data, pool_cap);
+		return NULL;
+	}
+	o->data = data;
+	o->len = len;
+	o->pool_cap = pool_cap;
+	return insert(c, key, o);
+}
+
 void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size_t pool_cap)
 {
 	put(c, key, data, len, pool_cap);
+}
+
+void cache_put_pieces(struct cache *c, const char *key, uint64_t len,
+		      const struct kpiece *pieces, size_t n)
+{
+	if (len > c->limit_bytes)
+		return;
+	struct cache_obj *o = calloc(1, sizeof *o);
+	struct kpiece *v = malloc((n ? n : 1) * sizeof *v);
+	size_t loose = 0; /* bytes of pieces without an owner */
+	for (size_t i = 0; i < n; i++)
+		if (!pieces[i].owner)
+			loose += pieces[i].len;
+	size_t cap = loose;
+	uint8_t *copy = loose ? kbuf_alloc(&cap) : NULL;
+	struct kshared *own = copy ? kshared_new(copy, cap) : NULL;
+	if (!o || !v || (loose && !own)) {
+		if (own)
+			kshared_unref(own);
+		else if (copy)
+			kbuf_release(copy, cap);
+		free(v);
+		free(o);
+		return;
+	}
+	size_t at = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = pieces[i];
+		if (!v[i].owner) {
+			memcpy(copy + at, v[i].data, v[i].len);
+			v[i].data = copy + at;
+			v[i].owner = own;
+			at += v[i].len;
+		}
+		kshared_ref(v[i].owner);
+		SL_ASSERT(i == 0 || v[i].offset >= v[i - 1].offset + v[i - 1].len,
+			  "object %s: piece %zu at %" PRIu64 " overlaps the one before", key, i,
+			  v[i].offset);
+	}
+	kshared_unref(own); /* the pieces hold it now */
+	o->len = len;
+	o->pieces = v;
+	o->piece_count = n;
+	insert(c, key, o);
 }
 
 /* A hit on e: most recent now, read, referenced. */

@@ -1,5 +1,7 @@
 /* cache.h — the read cache: whole recent objects kept in memory, bounded
- * by bytes, evicted least recently used first. Loop thread only.
+ * by bytes, evicted least recently used first. Loop thread only. An
+ * object the write path puts in is kept as references to the produce
+ * requests' frames that hold its batches (no copy; cache_put_pieces).
  *
  * Objects are refcounted: a fetch that holds an object (cache_obj_ref)
  * keeps its bytes valid after eviction until it drops the reference.
@@ -21,18 +23,31 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/buf.h"
+
 struct cache;
 struct objstore;
 
 struct cache_obj {
-	uint8_t *data;   /* owned; the whole object, or a range of it */
+	uint8_t *data;   /* owned; the whole object, or a range of it; NULL
+			  * for an object kept as pieces */
 	size_t len;
 	int refs;
 	uint64_t base;   /* the object's byte offset of data[0] (0: whole) */
 	size_t pool_cap; /* data's buffer size for kbuf_release (0: malloc'd) */
 	int pins;        /* response pieces pointing into it (cache_obj_pin) */
 	bool evicted;    /* pinned when the cache let it go */
+	/* An object the write path put in: its batches where the produce
+	 * requests brought them (each owner referenced), in offset order;
+	 * header and footer are not kept. Read through cache_obj_bytes. */
+	struct kpiece *pieces;
+	size_t piece_count;
 };
+
+/* Where the object's bytes [offset, offset + len) are (offsets within
+ * the object, also for a range), or NULL when o does not hold them in
+ * one piece. Valid while the reference is held. */
+uint8_t *cache_obj_bytes(const struct cache_obj *o, uint64_t offset, size_t len);
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */
 struct cache *cache_new(size_t limit_bytes);
@@ -43,6 +58,11 @@ void cache_free(struct cache *c);
  * kbuf_release, or 0 when plain malloc'd) under key, evicting others to
  * fit. Objects larger than the limit are freed, not cached. */
 void cache_put(struct cache *c, const char *key, uint8_t *data, size_t len, size_t pool_cap);
+/* Put object key (len bytes) in as the pieces holding its batches (no
+ * copy: each piece's owner gets a reference; the bytes of pieces without
+ * an owner are copied). Counted as len bytes, as a whole object. */
+void cache_put_pieces(struct cache *c, const char *key, uint64_t len,
+		      const struct kpiece *pieces, size_t n);
 /* A referenced object, or NULL on a miss. Drop with cache_obj_unref. */
 struct cache_obj *cache_get(struct cache *c, const char *key);
 void cache_obj_unref(struct cache_obj *o);

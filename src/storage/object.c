@@ -25,9 +25,47 @@ static void put_be16(uint8_t *p, uint16_t v)
 	p[1] = (uint8_t)v;
 }
 
-size_t object_encoded_bytes(size_t n, size_t data_bytes)
+void object_encode_header(uint8_t h[OBJECT_HEADER_BYTES])
 {
-	return OBJECT_HEADER_BYTES + data_bytes + n * OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES;
+	memcpy(h, header_magic, 8);
+	put_be16(h + 8, OBJECT_VERSION);
+	put_be16(h + 10, 0);
+	be32_store(h + 12, crc32c(0, h, 12));
+}
+
+uint64_t object_layout(struct object_entry *entries, size_t n)
+{
+	uint64_t at = OBJECT_HEADER_BYTES;
+	for (size_t i = 0; i < n; i++) {
+		entries[i].byte_offset = at;
+		at += entries[i].length;
+	}
+	return at;
+}
+
+size_t object_footer_bytes(size_t n)
+{
+	return n * OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES;
+}
+
+int object_encode_footer(uint8_t *out, const struct object_entry *entries, size_t n,
+			 uint64_t footer_offset)
+{
+	if (n > SL_OBJECT_BATCHES_MAX)
+		return SL_ELIMIT;
+	uint8_t *e = out;
+	for (size_t i = 0; i < n; i++, e += OBJECT_ENTRY_BYTES) {
+		memcpy(e, entries[i].topic_id, 16);
+		be32_store(e + 16, (uint32_t)entries[i].partition);
+		be64_store(e + 20, entries[i].byte_offset);
+		be32_store(e + 28, entries[i].length);
+		be32_store(e + 32, (uint32_t)entries[i].record_count);
+	}
+	be64_store(e, footer_offset);
+	be32_store(e + 8, (uint32_t)n);
+	be32_store(e + 12, crc32c(0, out, (size_t)(e - out) + 12));
+	memcpy(e + 16, trailer_magic, 8);
+	return 0;
 }
 
 int object_encode(struct kbuf *out, struct object_entry *entries,
@@ -35,46 +73,19 @@ int object_encode(struct kbuf *out, struct object_entry *entries,
 {
 	if (n > SL_OBJECT_BATCHES_MAX)
 		return SL_ELIMIT;
-
-	size_t start = out->len;
-	uint8_t *h = kbuf_reserve(out, OBJECT_HEADER_BYTES);
-	if (!h)
+	uint8_t *p = kbuf_reserve(out, OBJECT_HEADER_BYTES);
+	if (!p)
 		return SL_ENOMEM;
-	memcpy(h, header_magic, 8);
-	put_be16(h + 8, OBJECT_VERSION);
-	put_be16(h + 10, 0);
-	be32_store(h + 12, crc32c(0, h, 12));
+	object_encode_header(p);
 	out->len += OBJECT_HEADER_BYTES;
-
-	for (size_t i = 0; i < n; i++) {
-		entries[i].byte_offset = out->len - start;
+	uint64_t footer_offset = object_layout(entries, n);
+	for (size_t i = 0; i < n; i++)
 		kbuf_put(out, data[i], entries[i].length);
-	}
-	uint64_t footer_offset = out->len - start;
-
-	size_t footer_pos = out->len;
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *e = kbuf_reserve(out, OBJECT_ENTRY_BYTES);
-		if (!e)
-			return SL_ENOMEM;
-		memcpy(e, entries[i].topic_id, 16);
-		be32_store(e + 16, (uint32_t)entries[i].partition);
-		be64_store(e + 20, entries[i].byte_offset);
-		be32_store(e + 28, entries[i].length);
-		be32_store(e + 32, (uint32_t)entries[i].record_count);
-		out->len += OBJECT_ENTRY_BYTES;
-	}
-
-	uint8_t *t = kbuf_reserve(out, OBJECT_TRAILER_BYTES);
-	if (!t)
+	uint8_t *f = kbuf_reserve(out, object_footer_bytes(n));
+	if (!f)
 		return SL_ENOMEM;
-	be64_store(t, footer_offset);
-	be32_store(t + 8, (uint32_t)n);
-	out->len += 12;
-	/* t may not move: the room for the whole trailer was reserved. */
-	be32_store(t + 12, crc32c(0, out->data + footer_pos, out->len - footer_pos));
-	memcpy(t + 16, trailer_magic, 8);
-	out->len += 12;
+	object_encode_footer(f, entries, n, footer_offset);
+	out->len += object_footer_bytes(n);
 	return out->oom ? SL_ENOMEM : 0;
 }
 

@@ -41,8 +41,19 @@ struct kbuf;
  * (more than SL_OBJECT_BATCHES_MAX entries). */
 int object_encode(struct kbuf *out, struct object_entry *entries,
 		  const uint8_t *const *data, size_t n);
-/* The bytes object_encode appends for n entries of data_bytes in total. */
-size_t object_encoded_bytes(size_t n, size_t data_bytes);
+
+/* The same object in pieces, for gather I/O (the batches are written from
+ * where they are, never copied into one buffer): the header, the
+ * entries' places, then the footer (entries and trailer).
+ * object_layout sets entries[i].byte_offset for the batches laid out in
+ * the order given after the header and returns the footer's offset;
+ * object_encode_footer writes object_footer_bytes(n) bytes into out.
+ * Returns 0 or SL_ELIMIT (more than SL_OBJECT_BATCHES_MAX entries). */
+void object_encode_header(uint8_t out[OBJECT_HEADER_BYTES]);
+uint64_t object_layout(struct object_entry *entries, size_t n);
+size_t object_footer_bytes(size_t n);
+int object_encode_footer(uint8_t *out, const struct object_entry *entries, size_t n,
+			 uint64_t footer_offset);
 
 /* Parse the trailer (the last OBJECT_TRAILER_BYTES of an object of
  * object_len bytes). Returns 0, SL_EPROTO or SL_ECORRUPT (bad magic). */

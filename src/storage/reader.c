@@ -453,8 +453,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 				src = range->data + (row->byte_offset - range->base);
 				from = range;
 			} else if ((o = cache_get(r->cache, row->object_key)) &&
-				   row->byte_offset + row->length <= o->len) {
-				src = o->data + row->byte_offset;
+				   (src = cache_obj_bytes(o, row->byte_offset, row->length))) {
 				from = o;
 			} else if ((o = (cache_obj_unref(o), cache_get_range(r->cache, row->object_key,
 										row->byte_offset))) &&

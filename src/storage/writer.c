@@ -1,5 +1,5 @@
 /* writer.c — the open object, sealing, and the flush pipeline: uploads
- * (encode + durable write) overlap on the pool; commits run one at a time
+ * (layout on the pool, then the store's gathered put) overlap; commits run one at a time
  * in seal order, each taking every object uploaded by then (group
  * commit); answers go out on the loop.
  *
@@ -41,6 +41,7 @@ struct pending {
 	int32_t partition;
 	uint32_t seq;         /* append order, to keep sorting stable */
 	const uint8_t *data;  /* the appender's bytes, valid until done */
+	struct kshared *frame; /* holding data, or NULL (no reference) */
 	uint32_t length;
 	struct batch_info info;
 	writer_done_fn done;
@@ -69,7 +70,13 @@ struct sealed {
 	struct pending *items;
 	size_t count, cap;
 	size_t bytes;               /* sum of batch lengths */
-	struct kbuf object;         /* encoded on the pool thread */
+	/* The object as the store gets it, laid out on the pool thread:
+	 * header, the batches where their requests hold them, footer. */
+	uint8_t header[OBJECT_HEADER_BYTES];
+	uint8_t *footer;
+	struct iovec *iov;
+	int iovcnt;
+	uint64_t object_len;
 	struct meta_commit_batch *commits; /* in object order (items sorted) */
 	int64_t first_append_ms;
 	int64_t upload_start_us;    /* when encoding began */
@@ -123,13 +130,13 @@ static struct sealed *sealed_new(struct writer *w)
 	if (!s)
 		return NULL;
 	s->w = w;
-	kbuf_init(&s->object);
 	return s;
 }
 
 static void sealed_free(struct sealed *s)
 {
-	kbuf_free(&s->object);
+	free(s->footer);
+	free(s->iov);
 	free(s->items);
 	free(s->commits);
 	free(s);
@@ -198,14 +205,6 @@ static void seal(struct writer *w)
 	snprintf(s->key, sizeof s->key, "objects/%013" PRId64 "-%016" PRIx64 "-%08" PRIx64 ".obj",
 		 clock_wall_ms(), w->agent_nonce, ++w->object_counter);
 	s->state = SEALED_QUEUED;
-	/* The object's buffer, whole, from the loop's pool: encoding on the
-	 * pool thread into a kbuf grown from nothing page-faulted on every
-	 * page of a fresh mapping (a fifth of the agent's CPU producing to
-	 * tmpfs). On failure the encoder allocates as it goes. */
-	size_t cap = object_encoded_bytes(s->count, s->bytes);
-	s->object.data = kbuf_alloc(&cap);
-	if (s->object.data)
-		s->object.cap = cap;
 	if (w->queue_tail)
 		w->queue_tail->next = s;
 	else
@@ -223,16 +222,18 @@ static int cmp_pending(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Pool thread: group by partition and encode (the write itself is
- * started from the loop, through the store's asynchronous put). */
+/* Pool thread: group by partition and lay the object out: its header and
+ * footer in buffers of their own, its batches left where they are, all
+ * as pieces for the store's gathered put (started from the loop). */
 static void encode_work(uv_work_t *req)
 {
 	struct sealed *s = req->data;
 	size_t n = s->count;
 	struct object_entry *entries = calloc(n ? n : 1, sizeof *entries);
-	const uint8_t **data = calloc(n ? n : 1, sizeof *data);
 	s->commits = calloc(n ? n : 1, sizeof *s->commits);
-	if (!entries || !data || !s->commits) {
+	s->iov = calloc(n + 2, sizeof *s->iov);
+	s->footer = malloc(object_footer_bytes(n));
+	if (!entries || !s->commits || !s->iov || !s->footer) {
 		s->err = SL_ENOMEM;
 		goto out_free;
 	}
@@ -243,11 +244,17 @@ static void encode_work(uv_work_t *req)
 		entries[i].partition = p->partition;
 		entries[i].length = p->length;
 		entries[i].record_count = p->info.record_count;
-		data[i] = p->data;
+		s->iov[i + 1] = (struct iovec){ (void *)p->data, p->length };
 	}
-	s->err = object_encode(&s->object, entries, data, n);
+	object_encode_header(s->header);
+	uint64_t footer_offset = object_layout(entries, n);
+	s->err = object_encode_footer(s->footer, entries, n, footer_offset);
 	if (s->err)
 		goto out_free;
+	s->iov[0] = (struct iovec){ s->header, OBJECT_HEADER_BYTES };
+	s->iov[n + 1] = (struct iovec){ s->footer, object_footer_bytes(n) };
+	s->iovcnt = (int)n + 2;
+	s->object_len = footer_offset + object_footer_bytes(n);
 	for (size_t i = 0; i < n; i++) {
 		const struct pending *p = &s->items[i];
 		struct meta_commit_batch *c = &s->commits[i];
@@ -266,7 +273,6 @@ static void encode_work(uv_work_t *req)
 	}
 out_free:
 	free(entries);
-	free(data);
 }
 
 /* Pool thread: one metadata transaction for the objects of the commit
@@ -356,11 +362,11 @@ static void complete_head(struct writer *w)
 		w->queue_tail = NULL;
 	if (!s->err) {
 		w->stats.objects_written++;
-		w->stats.bytes_written += s->object.len;
+		w->stats.bytes_written += s->object_len;
 		w->stats.batches_committed += s->count;
 		w->stats.upload_us_total += (uint64_t)s->upload_us;
 		w->stats.commit_us_total += (uint64_t)s->commit_us;
-		metrics_object_committed(s->object.len, s->upload_us, s->commit_us);
+		metrics_object_committed(s->object_len, s->upload_us, s->commit_us);
 		struct writer_committed *cb = calloc(s->count ? s->count : 1, sizeof *cb);
 		size_t k = 0;
 		const struct meta_commit_batch *prev = NULL;
@@ -382,8 +388,13 @@ static void complete_head(struct writer *w)
 			};
 			k++;
 		}
-		if (w->hook && cb)
-			w->hook(w->hook_arg, s->key, &s->object, cb, k);
+		struct kpiece *pieces = calloc(s->count ? s->count : 1, sizeof *pieces);
+		for (size_t i = 0; pieces && i < s->count; i++)
+			pieces[i] = (struct kpiece){ s->commits[i].byte_offset, s->items[i].data,
+						     s->items[i].length, s->items[i].frame };
+		if (w->hook && cb && pieces)
+			w->hook(w->hook_arg, s->key, s->object_len, pieces, s->count, cb, k);
+		free(pieces);
 		free(cb);
 	} else {
 		w->stats.flush_errors++;
@@ -454,7 +465,9 @@ static void put_done(void *arg, int err)
 	upload_finished(s);
 }
 
-/* Loop: the object is encoded; write it durably. */
+/* Loop: the object is laid out; write it durably, gathered from its
+ * pieces (the appenders' bytes stay valid until they are answered, after
+ * the put and the commit: a store that retries sends them again). */
 static void encode_done(uv_work_t *req, int status)
 {
 	struct sealed *s = req->data;
@@ -462,8 +475,8 @@ static void encode_done(uv_work_t *req, int status)
 	if (status != 0 && !s->err)
 		s->err = SL_EIO;
 	if (!s->err) {
-		int rc = objstore_put_start(w->store, w->loop, s->key, s->object.data,
-					    s->object.len, put_done, s);
+		int rc = objstore_putv_start(w->store, w->loop, s->key, s->iov, s->iovcnt,
+					     put_done, s);
 		if (rc == 0)
 			return;
 		log_error("cannot start writing object %s: %s", s->key, sl_strerror(rc));
@@ -522,7 +535,7 @@ static void pump(struct writer *w)
 			t->state = SEALED_COMMITTING;
 			w->group[w->group_n] = t;
 			w->group_objs[w->group_n] = (struct meta_commit_obj){
-				t->key, t->object.len, t->commits, t->count };
+				t->key, t->object_len, t->commits, t->count };
 			w->group_n++;
 		}
 		w->committing = true;
@@ -563,7 +576,7 @@ static void timer_fired(uv_timer_t *t)
 }
 
 int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
-		  int32_t partition, const uint8_t *batch,
+		  int32_t partition, const uint8_t *batch, struct kshared *frame,
 		  const struct batch_info *info, writer_done_fn done, void *arg)
 {
 	size_t len = batch_total_bytes(info);
@@ -590,6 +603,7 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 	p->partition = partition;
 	p->seq = w->seq++;
 	p->data = batch;
+	p->frame = frame;
 	p->length = (uint32_t)len;
 	p->info = *info;
 	p->done = done;

@@ -44,10 +44,14 @@ struct writer_committed {
 };
 
 /* Called on the loop thread after each successful commit, before the
- * appenders' callbacks: object holds the sealed object's bytes, which the
- * hook may keep (it then owns object->data, a buffer of object->cap bytes
- * for kbuf_release, and calls kbuf_init(object)). */
-typedef void (*writer_commit_hook)(void *arg, const char *object_key, struct kbuf *object,
+ * appenders' callbacks: the sealed object is object_len bytes, and its
+ * batches (all of them, in object order, committed or not) are pieces[]:
+ * each batch's place in the object and its bytes where the appender's
+ * request brought them (owner: the appender's shared frame, or NULL).
+ * The bytes stay valid only until the appenders are answered; the hook
+ * keeps them longer by a reference to their owners (the read cache). */
+typedef void (*writer_commit_hook)(void *arg, const char *object_key, uint64_t object_len,
+				   const struct kpiece *pieces, size_t n_pieces,
 				   const struct writer_committed *batches, size_t n);
 
 struct writer_config {
@@ -65,12 +69,15 @@ struct writer_config {
 int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 	       const struct writer_config *cfg, writer_commit_hook hook,
 	       void *hook_arg, struct writer **out);
-/* Add one validated batch to the open object. The batch bytes are not
- * copied: they must stay valid until done is called. Returns 0 (done will
- * be called exactly once later), SL_EBUSY when buffered bytes exceed the
- * limit, or SL_ENOMEM (done is not called). */
+/* Add one validated batch to the open object. The batch bytes are never
+ * copied (the object is written from them by gather I/O): they must stay
+ * valid until done is called. frame, when not NULL, is the shared buffer
+ * holding them, handed to the commit hook so it can keep them (the
+ * writer takes no reference: done comes after the hook). Returns 0 (done
+ * will be called exactly once later), SL_EBUSY when buffered bytes exceed
+ * the limit, or SL_ENOMEM (done is not called). */
 int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
-		  int32_t partition, const uint8_t *batch,
+		  int32_t partition, const uint8_t *batch, struct kshared *frame,
 		  const struct batch_info *info, writer_done_fn done, void *arg);
 /* Bytes appended and not yet committed or failed. */
 size_t writer_buffered_bytes(const struct writer *w);
@@ -89,7 +96,7 @@ struct writer_stats {
 	uint64_t bytes_written;
 	uint64_t batches_committed;
 	uint64_t flush_errors;
-	uint64_t upload_us_total;   /* encode + durable write, summed */
+	uint64_t upload_us_total;   /* layout + durable write, summed */
 	uint64_t commit_us_total;   /* each object's metadata transaction, summed */
 	uint64_t commits;           /* metadata transactions (a group commit is one) */
 };

@@ -327,6 +327,68 @@ static void test_refs_past_eviction(void **state)
 	cache_free(c);
 }
 
+/* An object the write path puts in as pieces: each batch is read where
+ * its frame holds it (no copy), a read across pieces or outside them
+ * misses, the frames live on while referenced (evicted or not) and go
+ * back to the pool with the last reference; a piece without a frame is
+ * copied. */
+static void test_pieces(void **state)
+{
+	(void)state;
+	kbuf_pool_enable(8u << 20);
+	size_t cap_a = 300 * 1024, cap_b = 300 * 1024;
+	uint8_t *a = kbuf_alloc(&cap_a), *b = kbuf_alloc(&cap_b);
+	assert_non_null(a);
+	assert_non_null(b);
+	memset(a, 1, 300 * 1024);
+	memset(b, 2, 300 * 1024);
+	struct kshared *fa = kshared_new(a, cap_a), *fb = kshared_new(b, cap_b);
+	uint8_t loose[100];
+	memset(loose, 3, sizeof loose);
+	/* header 16 | a+10: 1000 | b+20: 2000 | a+5000: 500 | loose: 100 | footer */
+	struct kpiece p[] = {
+		{ 16, a + 10, 1000, fa },
+		{ 1016, b + 20, 2000, fb },
+		{ 3016, a + 5000, 500, fa },
+		{ 3516, loose, sizeof loose, NULL },
+	};
+	struct cache *c = cache_new(700 * 1024);
+	cache_put_pieces(c, "obj", 3700, p, 4);
+	assert_int_equal(cache_bytes(c), 3700);
+	/* the produce requests are answered: their references go */
+	kshared_unref(fa);
+	kshared_unref(fb);
+	memset(loose, 0, sizeof loose);
+	struct cache_obj *o = cache_get(c, "obj");
+	assert_non_null(o);
+	assert_ptr_equal(cache_obj_bytes(o, 16, 1000), a + 10);
+	assert_ptr_equal(cache_obj_bytes(o, 1016, 2000), b + 20);
+	assert_ptr_equal(cache_obj_bytes(o, 1100, 100), b + 104);
+	assert_ptr_equal(cache_obj_bytes(o, 3016, 500), a + 5000);
+	uint8_t *l = cache_obj_bytes(o, 3516, 100);
+	assert_non_null(l);
+	assert_true(l != loose);
+	assert_int_equal(l[0], 3);
+	assert_int_equal(l[99], 3);
+	assert_null(cache_obj_bytes(o, 0, 16));      /* header: not kept */
+	assert_null(cache_obj_bytes(o, 1000, 100));  /* across two pieces */
+	assert_null(cache_obj_bytes(o, 3516, 101));  /* past the last */
+	assert_null(cache_obj_bytes(o, 3616, 1));    /* footer */
+	/* evicted while a response still points into it */
+	cache_put(c, "other", filled(699 * 1024, 9), 699 * 1024, 0);
+	assert_false(cache_contains(c, "obj"));
+	assert_int_equal(a[10], 1);
+	assert_int_equal(b[20], 2);
+	cache_obj_unref(o);
+	/* both frames went back to the pool */
+	size_t cap = 400 * 1024;
+	uint8_t *x = kbuf_alloc(&cap), *y = kbuf_alloc(&cap);
+	assert_true((x == a && y == b) || (x == b && y == a));
+	kbuf_release(x, cap);
+	kbuf_release(y, cap);
+	cache_free(c);
+}
+
 /* Pins of evicted objects are counted, and refused past the bound. */
 static void test_pins_bounded(void **state)
 {
@@ -369,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_held),
 		cmocka_unit_test(test_furthest_and_in_flight),
 		cmocka_unit_test(test_refs_past_eviction),
+		cmocka_unit_test(test_pieces),
 		cmocka_unit_test(test_pins_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include "meta/meta.h"
 #include "objstore/objstore.h"
 #include "storage/batch.h"
+#include "storage/object.h"
 #include "storage/writer.h"
 
 struct fixture {
@@ -63,10 +64,44 @@ static void on_done(void *arg, int err, int64_t base_offset)
 	r->order = answered++;
 }
 
-static void on_commit(void *arg, const char *key, struct kbuf *object,
+/* A batch of `records` records; the writer looks only at the header.
+ * Partition 1's batches come from a buffer of their own with other bytes
+ * (filled by setup), so the object's layout is checked byte for byte. */
+static uint8_t batch_bytes[256], batch_bytes2[256];
+
+/* The object the store got from the writer's gathered put: it parses,
+ * its footer names every batch where the hook's pieces say, and each
+ * piece's bytes (the appender's own, not a copy) are what the store
+ * holds there. */
+static void check_stored_object(struct fixture *f, const char *key, uint64_t object_len,
+				const struct kpiece *pieces, size_t n_pieces)
+{
+	uint64_t size = 0;
+	assert_int_equal(objstore_head(f->store, key, &size), 0);
+	assert_int_equal(size, object_len);
+	uint8_t *obj = malloc(object_len);
+	assert_non_null(obj);
+	assert_int_equal(objstore_get(f->store, key, 0, object_len, obj), 0);
+	struct object_entry *e = NULL;
+	uint32_t count = 0;
+	assert_int_equal(object_parse(obj, object_len, &e, &count), 0);
+	assert_int_equal(count, n_pieces);
+	for (size_t i = 0; i < n_pieces; i++) {
+		assert_int_equal(e[i].byte_offset, pieces[i].offset);
+		assert_int_equal(e[i].length, pieces[i].len);
+		assert_memory_equal(obj + pieces[i].offset, pieces[i].data, pieces[i].len);
+		assert_true(pieces[i].data == batch_bytes || pieces[i].data == batch_bytes2);
+	}
+	free(e);
+	free(obj);
+}
+
+static void on_commit(void *arg, const char *key, uint64_t object_len,
+		      const struct kpiece *pieces, size_t n_pieces,
 		      const struct writer_committed *b, size_t n)
 {
 	struct fixture *f = arg;
+	check_stored_object(f, key, object_len, pieces, n_pieces);
 	if (f->commits < 16)
 		f->hook_first_offset[f->commits] = n ? b[0].row.base_offset : -1;
 	f->hook_rows += n;
@@ -84,6 +119,10 @@ static int setup(void **state)
 	assert_int_equal(objstore_open("mem:", &f->store), 0);
 	assert_int_equal(meta_topic_create(f->meta, "t", 2, NULL, 0, &f->topic), 0);
 	uv_loop_init(&f->loop);
+	for (size_t i = 0; i < sizeof batch_bytes; i++) {
+		batch_bytes[i] = (uint8_t)i;
+		batch_bytes2[i] = (uint8_t)(0xA5 ^ i);
+	}
 	struct writer_config cfg = { .flush_interval_ms = 1, .flush_bytes = 1 << 20,
 				     .buffered_bytes_max = 1 << 26, .uploads_max = 4 };
 	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
@@ -108,8 +147,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* A batch of `records` records; the writer looks only at the header. */
-static uint8_t batch_bytes[256];
 
 static struct batch_info info_of(int records)
 {
@@ -128,8 +165,9 @@ static struct batch_info info_of(int records)
 static void append(struct fixture *f, int32_t partition, int records, struct result *r)
 {
 	struct batch_info info = info_of(records);
-	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, partition, batch_bytes,
-				       &info, on_done, r), 0);
+	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, partition,
+				       partition == 1 ? batch_bytes2 : batch_bytes, NULL, &info,
+				       on_done, r), 0);
 }
 
 /* The fixture's writer again, with another flush interval and upload
@@ -346,7 +384,7 @@ static void append_idem(struct fixture *f, int16_t epoch, int32_t seq, struct re
 	info.producer_id = 77;
 	info.producer_epoch = epoch;
 	info.base_sequence = seq;
-	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, 0, batch_bytes,
+	assert_int_equal(writer_append(f->w, f->topic.tid, f->topic.uuid, 0, batch_bytes, NULL,
 				       &info, on_done, r), 0);
 }
 
