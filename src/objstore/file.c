@@ -3,13 +3,23 @@
  * A put writes a temp file beside the final name (".tmp.<name>.<pid>.<n>",
  * never a valid key), fsyncs it, renames it into place and fsyncs the
  * directory, so a key is either absent or complete, even after a crash.
- * Every call is stateless apart from the temp-name counter, so the store
- * is safe to use from many threads at once. A listing removes temp files
- * older than an hour (left by a process that died inside a put). */
+ * A deferred put (OBJSTORE_PUT_DEFER_SYNC, the write path's) costs one
+ * device flush instead of two: it creates the file under its key at once
+ * (O_EXCL: keys are never reused), writes it and fdatasyncs it, and leaves
+ * the directory entry to objstore_sync, which fsyncs each directory that
+ * got one since the last sync: one directory fsync for every object of a
+ * commit group. A crash before that sync may leave such a key missing or
+ * incomplete; nothing refers to it then (the commit comes after the
+ * sync), so it is an orphan for GC like any uncommitted object.
+ * Every call is stateless apart from the temp-name counter and the
+ * directories waiting for a sync (under a mutex), so the store is safe
+ * to use from many threads at once. A listing removes temp files older
+ * than an hour (left by a process that died inside a put). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +44,18 @@
 /* Format: temp files of puts in progress start with this. */
 #define TEMP_PREFIX ".tmp."
 
+/* Directories holding deferred puts' entries, waiting for a sync: the
+ * write path puts every object in one directory, so a few slots do; a
+ * put that finds them full syncs its directory itself. */
+#define DIRTY_DIRS_MAX 8
+
 struct file_store {
 	struct objstore base; /* first: the methods pointer */
 	char *root;
 	atomic_ulong temp_counter;
+	pthread_mutex_t dirty_lock;
+	char *dirty[DIRTY_DIRS_MAX];
+	size_t dirty_n;
 };
 
 static const struct objstore_methods file_methods;
@@ -142,6 +160,7 @@ static int write_all(int fd, const struct iovec *iov, int iovcnt)
 			return -1;
 		}
 		size_t left = (size_t)w + skip;
+		skip = 0;
 		while (i < iovcnt && left >= iov[i].iov_len)
 			left -= iov[i++].iov_len;
 		skip = left;
@@ -149,7 +168,87 @@ static int write_all(int fd, const struct iovec *iov, int iovcnt)
 	return 0;
 }
 
-static int file_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
+/* Remember dir for the next sync: 0, or nonzero when the slots are full
+ * or memory is short (the caller fsyncs it itself). */
+static int dirty_add(struct file_store *fs, const char *dir)
+{
+	int rc = 1;
+	pthread_mutex_lock(&fs->dirty_lock);
+	for (size_t i = 0; i < fs->dirty_n; i++)
+		if (strcmp(fs->dirty[i], dir) == 0) {
+			rc = 0;
+			goto out;
+		}
+	if (fs->dirty_n < DIRTY_DIRS_MAX) {
+		char *d = strdup(dir);
+		rc = d ? 0 : SL_ENOMEM;
+		if (d)
+			fs->dirty[fs->dirty_n++] = d;
+	}
+out:
+	pthread_mutex_unlock(&fs->dirty_lock);
+	return rc;
+}
+
+static int file_sync(struct objstore *s)
+{
+	struct file_store *fs = (struct file_store *)s;
+	char *dirs[DIRTY_DIRS_MAX];
+	pthread_mutex_lock(&fs->dirty_lock);
+	size_t n = fs->dirty_n;
+	memcpy(dirs, fs->dirty, n * sizeof *dirs);
+	fs->dirty_n = 0;
+	pthread_mutex_unlock(&fs->dirty_lock);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fsync_dir(dirs[i])) {
+			log_error("object store: fsync of folder %s: %s", dirs[i], strerror(errno));
+			rc = SL_EIO;
+			/* Still not durable: the next sync tries again (if the
+			 * slots are full, that dir's later puts sync it
+			 * themselves). */
+			(void)dirty_add(fs, dirs[i]);
+		}
+		free(dirs[i]);
+	}
+	return rc;
+}
+
+/* The deferred put: created under its key, written, fdatasynced; the
+ * directory entry waits for file_sync. */
+static int put_deferred(struct file_store *fs, const char *path, const char *dir,
+			const struct iovec *iov, int iovcnt)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("object store: cannot create %s: %s", path, strerror(errno));
+		return SL_EIO;
+	}
+	const char *what = NULL;
+	if (write_all(fd, iov, iovcnt))
+		what = "write";
+	else if (fdatasync(fd))
+		what = "fdatasync";
+	int saved = errno;
+	if (close(fd) && !what) {
+		what = "close";
+		saved = errno;
+	}
+	/* No slot for its folder (or no memory for one): sync it now. */
+	if (!what && dirty_add(fs, dir) != 0 && fsync_dir(dir)) {
+		what = "fsync of its folder";
+		saved = errno;
+	}
+	if (what) {
+		log_error("object store: %s of %s failed: %s", what, path, strerror(saved));
+		unlink(path);
+		return SL_EIO;
+	}
+	return 0;
+}
+
+static int file_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+		    unsigned flags)
 {
 	struct file_store *fs = (struct file_store *)s;
 	char path[PATH_MAX], tmp[PATH_MAX], dir[PATH_MAX];
@@ -160,6 +259,14 @@ static int file_put(struct objstore *s, const char *key, const struct iovec *iov
 	size_t dir_len = (size_t)(slash - path);
 	memcpy(dir, path, dir_len);
 	dir[dir_len] = 0;
+	if (flags & OBJSTORE_PUT_DEFER_SYNC) {
+		if (mkdir_parents(path, strlen(fs->root))) {
+			log_error("object store: cannot create folders for %s: %s", path,
+				  strerror(errno));
+			return SL_EIO;
+		}
+		return put_deferred(fs, path, dir, iov, iovcnt);
+	}
 	unsigned long seq = atomic_fetch_add(&fs->temp_counter, 1);
 	int n = snprintf(tmp, sizeof tmp, "%s/" TEMP_PREFIX "%s.%ld.%lu", dir, slash + 1,
 			 (long)getpid(), seq);
@@ -410,6 +517,9 @@ static int file_list(struct objstore *s, const char *prefix, objstore_list_fn fn
 static void file_close(struct objstore *s)
 {
 	struct file_store *fs = (struct file_store *)s;
+	for (size_t i = 0; i < fs->dirty_n; i++)
+		free(fs->dirty[i]);
+	pthread_mutex_destroy(&fs->dirty_lock);
 	free(fs->root);
 	free(fs);
 }
@@ -422,6 +532,7 @@ static const struct objstore_methods file_methods = {
 	.del = file_del,
 	.list = file_list,
 	.close = file_close,
+	.sync = file_sync,
 };
 
 int objstore_file_open(const char *path, struct objstore **out)
@@ -463,6 +574,7 @@ int objstore_file_open(const char *path, struct objstore **out)
 	fs->base.m = &file_methods;
 	fs->root = root;
 	atomic_init(&fs->temp_counter, 0);
+	pthread_mutex_init(&fs->dirty_lock, NULL);
 	*out = &fs->base;
 	return 0;
 

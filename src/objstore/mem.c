@@ -90,8 +90,10 @@ static int mem_fault_before(struct mem_store *ms, enum objstore_fault *f)
 	return 0;
 }
 
-static int mem_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
+static int mem_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+		   unsigned flags)
 {
+	(void)flags; /* in memory: nothing is more durable later */
 	struct mem_store *ms = (struct mem_store *)s;
 	if (!key || !*key)
 		return SL_EINVAL;

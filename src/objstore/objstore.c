@@ -50,12 +50,13 @@ static size_t iov_bytes(const struct iovec *iov, int iovcnt)
 	return n;
 }
 
-int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt)
+int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+		  unsigned flags)
 {
 	if (iovcnt < 0 || iovcnt > SL_OBJECT_IOV_MAX)
 		return SL_EINVAL;
 	uint64_t t0 = uv_hrtime();
-	int rc = s->m->put(s, key, iov, iovcnt);
+	int rc = s->m->put(s, key, iov, iovcnt, flags);
 	metrics_store_call(OBJSTORE_OP_PUT, rc, iov_bytes(iov, iovcnt), t0);
 	return rc;
 }
@@ -63,7 +64,12 @@ int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, 
 int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
 {
 	struct iovec one = { (void *)d, n };
-	return objstore_putv(s, key, &one, 1);
+	return objstore_putv(s, key, &one, 1, 0);
+}
+
+int objstore_sync(struct objstore *s)
+{
+	return s->m->sync ? s->m->sync(s) : 0;
 }
 
 int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out)
@@ -161,6 +167,7 @@ struct pool_call {
 	char key[1024];
 	const struct iovec *iov; /* put */
 	int iovcnt;
+	unsigned flags;
 	void *out;
 	uint64_t offset;
 	size_t len;
@@ -172,7 +179,7 @@ struct pool_call {
 static void pool_call_work(uv_work_t *w)
 {
 	struct pool_call *c = w->data;
-	c->err = c->is_put ? objstore_putv(c->s, c->key, c->iov, c->iovcnt)
+	c->err = c->is_put ? objstore_putv(c->s, c->key, c->iov, c->iovcnt, c->flags)
 			   : objstore_get(c->s, c->key, c->offset, c->len, c->out);
 }
 
@@ -187,8 +194,8 @@ static void pool_call_done(uv_work_t *w, int status)
 }
 
 static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, const char *key,
-			   const struct iovec *iov, int iovcnt, void *out, uint64_t offset,
-			   size_t len, objstore_done_fn done, void *arg)
+			   const struct iovec *iov, int iovcnt, unsigned flags, void *out,
+			   uint64_t offset, size_t len, objstore_done_fn done, void *arg)
 {
 	size_t klen = strlen(key);
 	if (klen >= sizeof ((struct pool_call *)0)->key)
@@ -201,6 +208,7 @@ static int pool_call_start(struct objstore *s, uv_loop_t *loop, int is_put, cons
 	memcpy(c->key, key, klen + 1);
 	c->iov = iov;
 	c->iovcnt = iovcnt;
+	c->flags = flags;
 	c->out = out;
 	c->offset = offset;
 	c->len = len;
@@ -243,16 +251,17 @@ static struct timed_call *timed_call_new(int op, size_t len, objstore_done_fn do
 }
 
 int objstore_putv_start(struct objstore *s, uv_loop_t *loop, const char *key,
-			const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg)
+			const struct iovec *iov, int iovcnt, unsigned flags,
+			objstore_done_fn done, void *arg)
 {
 	if (iovcnt < 0 || iovcnt > SL_OBJECT_IOV_MAX)
 		return SL_EINVAL;
 	if (!s->m->put_async)
-		return pool_call_start(s, loop, 1, key, iov, iovcnt, NULL, 0, 0, done, arg);
+		return pool_call_start(s, loop, 1, key, iov, iovcnt, flags, NULL, 0, 0, done, arg);
 	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, iov_bytes(iov, iovcnt), done, arg);
 	if (!t)
 		return SL_ENOMEM;
-	int rc = s->m->put_async(s, loop, key, iov, iovcnt, timed_call_done, t);
+	int rc = s->m->put_async(s, loop, key, iov, iovcnt, flags, timed_call_done, t);
 	if (rc)
 		free(t);
 	return rc;
@@ -281,7 +290,7 @@ int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
 	if (!p)
 		return SL_ENOMEM;
 	*p = (struct put_one){ { (void *)data, len }, done, arg };
-	int rc = objstore_putv_start(s, loop, key, &p->iov, 1, put_one_done, p);
+	int rc = objstore_putv_start(s, loop, key, &p->iov, 1, 0, put_one_done, p);
 	if (rc)
 		free(p);
 	return rc;
@@ -292,7 +301,7 @@ int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       void *arg)
 {
 	if (!s->m->get_async)
-		return pool_call_start(s, loop, 0, key, NULL, 0, out, offset, len, done, arg);
+		return pool_call_start(s, loop, 0, key, NULL, 0, 0, out, offset, len, done, arg);
 	struct timed_call *t = timed_call_new(OBJSTORE_OP_GET, len, done, arg);
 	if (!t)
 		return SL_ENOMEM;

@@ -33,8 +33,10 @@ typedef int (*objstore_list_fn)(void *arg, const char *key, uint64_t size,
 struct objstore_methods {
 	const char *name;
 	/* Store the bytes of iov[0..iovcnt) (gathered, in order) under key;
-	 * durable when it returns 0. */
-	int (*put)(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
+	 * durable when it returns 0, or with OBJSTORE_PUT_DEFER_SYNC in
+	 * flags once a later sync has returned 0. */
+	int (*put)(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+		   unsigned flags);
 	/* Read exactly len bytes at offset; SL_ENOTFOUND, SL_EIO, SL_EPROTO
 	 * (short object). */
 	int (*get)(struct objstore *s, const char *key, uint64_t offset,
@@ -51,7 +53,11 @@ struct objstore_methods {
 	/* Optional non-blocking put/get driven by loop (called on the loop
 	 * thread only). Same contract as objstore_put_start/get_start. */
 	int (*put_async)(struct objstore *s, uv_loop_t *loop, const char *key,
-			 const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg);
+			 const struct iovec *iov, int iovcnt, unsigned flags,
+			 objstore_done_fn done, void *arg);
+	/* Optional (NULL where every put is durable by itself): make the
+	 * deferred puts that have returned durable. Thread-safe. */
+	int (*sync)(struct objstore *s);
 	int (*get_async)(struct objstore *s, uv_loop_t *loop, const char *key,
 			 uint64_t offset, size_t len, void *out, objstore_done_fn done,
 			 void *arg);
@@ -107,8 +113,20 @@ int objstore_mem_open(struct objstore **out);
 int objstore_put(struct objstore *s, const char *key, const void *d, size_t n);
 /* A put of the bytes of iov[0..iovcnt) gathered in order (the object is
  * never assembled in one buffer): at most SL_OBJECT_IOV_MAX pieces,
- * else SL_EINVAL. */
-int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
+ * else SL_EINVAL. flags: 0 or OBJSTORE_PUT_DEFER_SYNC. */
+int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+		  unsigned flags);
+/* A put with this flag may leave part of its durability to the next
+ * objstore_sync (the file store: the directory entry, so that one
+ * directory fsync covers a group of objects). Until then a crash may
+ * lose the object, or leave it under its key incomplete: only for keys
+ * nothing refers to before the sync (the write path commits an object
+ * after it). */
+#define OBJSTORE_PUT_DEFER_SYNC 1u
+/* Make every deferred put that has returned (completed) so far durable.
+ * Returns 0 (also for stores without deferred puts) or SL_EIO; any
+ * thread. */
+int objstore_sync(struct objstore *s);
 int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out);
 int objstore_head(struct objstore *s, const char *key, uint64_t *size);
 int objstore_del(struct objstore *s, const char *key);
@@ -139,7 +157,8 @@ int objstore_put_start(struct objstore *s, uv_loop_t *loop, const char *key,
  * it points to must stay valid until done (a store that retries sends
  * the same bytes again). */
 int objstore_putv_start(struct objstore *s, uv_loop_t *loop, const char *key,
-			const struct iovec *iov, int iovcnt, objstore_done_fn done, void *arg);
+			const struct iovec *iov, int iovcnt, unsigned flags,
+			objstore_done_fn done, void *arg);
 int objstore_get_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		       uint64_t offset, size_t len, void *out, objstore_done_fn done,
 		       void *arg);

@@ -579,8 +579,9 @@ static int areq_abandon(struct s3_areq *r, int rc)
 }
 
 int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const struct iovec *iov,
-		 int iovcnt, objstore_done_fn done, void *arg)
+		 int iovcnt, unsigned flags, objstore_done_fn done, void *arg)
 {
+	(void)flags; /* a PUT answered 200 is durable */
 	struct s3_store *st = (struct s3_store *)s;
 	struct s3_areq *r;
 	int rc = areq_new(st, loop, OBJSTORE_OP_PUT, "PUT", key, done, arg, &r);

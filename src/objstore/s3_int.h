@@ -329,7 +329,8 @@ uint64_t s3_clock_random(void *arg);
 
 /* ---- the blocking client (s3_blocking.c): objstore's blocking methods ---- */
 
-int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt);
+int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
+	   unsigned flags);
 int s3_get(struct objstore *s, const char *key, uint64_t offset, size_t len, void *out);
 int s3_head(struct objstore *s, const char *key, uint64_t *size);
 int s3_del(struct objstore *s, const char *key);
@@ -349,7 +350,7 @@ int s3_list_page_get(struct s3_store *st, struct s3_call *c, const char *full_pr
 /* ---- the asynchronous client (s3_async.c): objstore's methods on the loop ---- */
 
 int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const struct iovec *iov,
-		 int iovcnt, objstore_done_fn done, void *arg);
+		 int iovcnt, unsigned flags, objstore_done_fn done, void *arg);
 int s3_get_async(struct objstore *s, uv_loop_t *loop, const char *key, uint64_t offset,
 		 size_t len, void *out, objstore_done_fn done, void *arg);
 void s3_async_close(struct objstore *s);

@@ -282,7 +282,11 @@ static void commit_work(uv_work_t *req)
 	struct sealed *s = req->data;
 	struct writer *w = s->w;
 	int64_t t0 = clock_mono_us();
-	int err = meta_commit_objects(w->meta, w->group_objs, w->group_n);
+	/* The group's objects were written with their durability partly
+	 * deferred: one sync makes them all durable before the commit names
+	 * them (invariant 1; the file store: one directory fsync). */
+	int sync_err = objstore_sync(w->store);
+	int err = sync_err ? sync_err : meta_commit_objects(w->meta, w->group_objs, w->group_n);
 	int64_t us = clock_mono_us() - t0;
 	if (err && w->commit_failures++ == 0)
 		log_error("committing %zu object(s) from %s failed: %s (further failures are "
@@ -293,7 +297,7 @@ static void commit_work(uv_work_t *req)
 	}
 	for (size_t i = 0; i < w->group_n; i++) {
 		w->group[i]->commit_us = us;
-		w->group[i]->err = err ? SL_EMETA : 0;
+		w->group[i]->err = sync_err ? SL_ESTORE : err ? SL_EMETA : 0;
 	}
 }
 
@@ -476,7 +480,7 @@ static void encode_done(uv_work_t *req, int status)
 		s->err = SL_EIO;
 	if (!s->err) {
 		int rc = objstore_putv_start(w->store, w->loop, s->key, s->iov, s->iovcnt,
-					     put_done, s);
+					     OBJSTORE_PUT_DEFER_SYNC, put_done, s);
 		if (rc == 0)
 			return;
 		log_error("cannot start writing object %s: %s", s->key, sl_strerror(rc));

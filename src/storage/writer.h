@@ -1,6 +1,7 @@
 /* writer.h — the write path: the agent's one open object, sealing, and
- * the flush pipeline (write the object durably, then commit its batches
- * in one metadata transaction, in seal order).
+ * the flush pipeline (write the object, make it durable — one store sync
+ * for every object of a commit group — then commit its batches in one
+ * metadata transaction, in seal order).
  *
  * Loop thread API. The object write (upload) and the commit run on
  * libuv's thread pool. Uploads of consecutive objects may overlap (up to
