@@ -35,6 +35,10 @@ struct conn {
 	uint8_t *big;              /* a large frame read straight into its own
 				      buffer (no copy out of rbuf) */
 	size_t big_len, big_have, big_cap;
+	/* Its last frame was a big one (a producer's, most likely): the next
+	 * read takes only the size prefix, so a big frame after it goes to
+	 * its own buffer whole, none of it copied out of rbuf. */
+	bool frames_big;
 	bool wants_budget;         /* its next frame waits for the server's
 				      queued-bytes budget */
 	uint64_t big_progress_ms;  /* when the big frame last received bytes */
@@ -529,7 +533,9 @@ static void plain_buffer(struct conn *c, uv_buf_t *buf)
 	}
 	size_t want = READ_CHUNK_BYTES;
 	size_t have = c->rbuf.len - c->rstart;
-	if (have >= 4) {
+	if (have < 4 && c->frames_big) {
+		want = 4 - have;
+	} else if (have >= 4) {
 		int32_t size = (int32_t)be32_load(c->rbuf.data + c->rstart);
 		if (size > 0 && size <= SL_REQUEST_BYTES_MAX && (size_t)size + 4 > have &&
 		    (size_t)size + 4 - have > want)
@@ -705,6 +711,7 @@ static void conn_received(struct conn *c, size_t nread)
 		if (c->big_have == c->big_len) {
 			uint8_t *frame = c->big;
 			c->big = NULL;
+			c->frames_big = true;
 			c->refs++;
 			dispatch_owned(c, frame, c->big_len, c->big_cap);
 			conn_update_reading(c);
@@ -751,6 +758,7 @@ static void conn_received(struct conn *c, size_t nread)
 		}
 		const uint8_t *frame = c->rbuf.data + c->rstart + 4;
 		c->rstart += 4 + (size_t)size;
+		c->frames_big = false;
 		dispatch_frame(c, frame, (size_t)size);
 		if (c->inflight >= SL_CONN_INFLIGHT_MAX || c->inflight_bytes >= SL_CONN_PENDING_BYTES_MAX)
 			break;
