@@ -673,6 +673,12 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		log_error("loading topics from %s failed: %s", shown, sl_strerror(rc));
 		return rc;
 	}
+	/* The index exists before the registry starts: another agent's commit
+	 * notification may arrive on its first loop turn and goes into it. */
+	a->cache = cache_new((size_t)cfg->cache_bytes);
+	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
+	if (!a->index)
+		return SL_ENOMEM;
 	rc = registry_start(a);
 	if (!rc)
 		rc = lease_set_new(loop, a->meta, registry_self(a), &a->leases);
@@ -681,10 +687,6 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = acls_start(a);
 	if (rc)
 		return rc;
-	a->cache = cache_new((size_t)cfg->cache_bytes);
-	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
-	if (!a->index)
-		return SL_ENOMEM;
 	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX,
 				     .index = a->index };
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
