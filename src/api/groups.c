@@ -608,22 +608,43 @@ struct tid_name {
 	struct topic_state *t;
 };
 
-/* Answer one group: the listed topics, or (topics_count < 0) every
- * topic it has offsets for. */
-static int answer_group(struct agent *a, struct request *req, kstr group_id,
-			int32_t topics_count, const kstr *names, const int32_t *part_counts,
-			int32_t *const *parts, struct group_answer *out)
-{
+/* One group of an OffsetFetch: what was asked, the error found on the
+ * loop before the store is read, and the offsets the pool job read. */
+struct fetch_group {
+	kstr group_id;
+	int32_t topics_count; /* < 0: every topic the group has offsets for */
+	kstr *names;
+	int32_t *part_counts;
+	int32_t **parts;
+	int16_t error;
 	char key[COORD_GROUP_ID_BYTES_MAX + 1];
+	struct fetched f;
+};
+
+/* The errors that need no store read (checked on the loop, in Kafka's
+ * order: authorization, the id, then coordination). */
+static int16_t fetch_group_check(struct agent *a, struct request *req, struct fetch_group *fg)
+{
+	if (!api_allowed_group(a, req, fg->group_id, ACL_OP_DESCRIBE))
+		return KERR_GROUP_AUTHORIZATION_FAILED;
+	if (has_nul(fg->group_id) || !kstr_copy(fg->group_id, fg->key, sizeof fg->key))
+		return KERR_INVALID_GROUP_ID;
+	return coordinator_error(a, svc(a), fg->group_id);
+}
+
+/* Answer one group from its check and its store read: the listed topics,
+ * or (topics_count < 0) every topic it has offsets for. */
+static int answer_group(struct agent *a, struct request *req, const struct fetch_group *fg,
+			struct group_answer *out)
+{
+	int32_t topics_count = fg->topics_count;
+	const kstr *names = fg->names;
+	const int32_t *part_counts = fg->part_counts;
+	int32_t *const *parts = fg->parts;
+	const struct fetched f = fg->f;
 	memset(out, 0, sizeof *out);
-	struct fetched f = { 0 };
-	if (!api_allowed_group(a, req, group_id, ACL_OP_DESCRIBE))
-		out->error = KERR_GROUP_AUTHORIZATION_FAILED;
-	else if (has_nul(group_id) || !kstr_copy(group_id, key, sizeof key))
-		out->error = KERR_INVALID_GROUP_ID;
-	else if ((out->error = coordinator_error(a, svc(a), group_id)) != KERR_NONE)
-		;
-	else if ((f.rc = meta_offset_fetch(a->meta, key, &f.o, &f.n)) != 0)
+	out->error = fg->error;
+	if (!out->error && f.rc)
 		out->error = KERR_COORDINATOR_NOT_AVAILABLE;
 	if (out->error) {
 		/* OffsetFetch v0-1 has no group-level error field: the error
@@ -647,36 +668,29 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 		}
 		return 0;
 	}
-	int rc = 0;
 	if (topics_count >= 0) {
-		if (!REQ_ARRAY(req, topics_count, out->topics)) {
-			rc = SL_ENOMEM;
-			goto out_free;
-		}
+		if (!REQ_ARRAY(req, topics_count, out->topics))
+			return SL_ENOMEM;
 		out->count = topics_count;
 		for (int32_t i = 0; i < topics_count; i++) {
 			struct topic_answer *ta = &out->topics[i];
 			struct topic_state *t = agent_topic(a, names[i]);
 			ta->name = names[i];
 			ta->count = part_counts[i] > 0 ? part_counts[i] : 0;
-			if (!REQ_ARRAY(req, ta->count, ta->parts)) {
-				rc = SL_ENOMEM;
-				goto out_free;
-			}
+			if (!REQ_ARRAY(req, ta->count, ta->parts))
+				return SL_ENOMEM;
 			for (int32_t p = 0; p < ta->count; p++)
 				answer_part(req, &ta->parts[p], &f, t, parts[i][p]);
 		}
-		goto out_free;
+		return 0;
 	}
 	/* All topics: rows are sorted by tid; one topic per run of rows. */
 	int32_t runs = 0;
 	for (size_t i = 0; i < f.n; i++)
 		if (i == 0 || f.o[i].tid != f.o[i - 1].tid)
 			runs++;
-	if (!REQ_ARRAY(req, runs, out->topics)) {
-		rc = SL_ENOMEM;
-		goto out_free;
-	}
+	if (!REQ_ARRAY(req, runs, out->topics))
+		return SL_ENOMEM;
 	for (size_t i = 0; i < f.n;) {
 		size_t e = i;
 		while (e < f.n && f.o[e].tid == f.o[i].tid)
@@ -686,61 +700,123 @@ static int answer_group(struct agent *a, struct request *req, kstr group_id,
 			struct topic_answer *ta = &out->topics[out->count++];
 			ta->name = api_kstr_dup(req, t->name);
 			ta->count = (int32_t)(e - i);
-			if (!REQ_ARRAY(req, ta->count, ta->parts)) {
-				rc = SL_ENOMEM;
-				goto out_free;
-			}
+			if (!REQ_ARRAY(req, ta->count, ta->parts))
+				return SL_ENOMEM;
 			for (size_t k = i; k < e; k++)
 				answer_part(req, &ta->parts[k - i], &f, t, f.o[k].partition);
 		}
 		i = e;
 	}
-out_free:
-	meta_committed_offsets_free(f.o, f.n);
-	return rc;
+	return 0;
+}
+
+/* An OffsetFetch whose groups' offsets are read in one pool job on the
+ * store's read connection (never a round trip on the loop). */
+struct offset_fetch_ctx {
+	struct agent *a;
+	struct request *req;
+	const struct kmsg_offset_fetch_req *m;
+	int32_t ngroups;
+	struct fetch_group *groups;
+	uv_work_t work;
+};
+
+/* [pool: read] */
+static void offset_fetch_work(uv_work_t *w)
+{
+	struct offset_fetch_ctx *x = w->data;
+	for (int32_t g = 0; g < x->ngroups; g++) {
+		struct fetch_group *fg = &x->groups[g];
+		if (!fg->error)
+			fg->f.rc = meta_offset_fetch(x->a->meta, fg->key, &fg->f.o, &fg->f.n);
+	}
+}
+
+static void offset_fetch_answer(struct offset_fetch_ctx *x);
+
+/* The store's rows (malloc'd); x itself is in the request's arena. */
+static void offset_fetch_free(struct offset_fetch_ctx *x)
+{
+	for (int32_t g = 0; g < x->ngroups; g++)
+		meta_committed_offsets_free(x->groups[g].f.o, x->groups[g].f.n);
+}
+
+static void offset_fetch_done(uv_work_t *w, int status)
+{
+	struct offset_fetch_ctx *x = w->data;
+	for (int32_t g = 0; status && g < x->ngroups; g++)
+		x->groups[g].f.rc = SL_EIO;
+	offset_fetch_answer(x);
 }
 
 void handle_offset_fetch(struct agent *a, struct request *req, const struct kmsg_offset_fetch_req *m)
 {
-	/* require_stable: no transactional offsets exist here, so nothing is
-	 * ever pending and every offset is stable. */
-	struct kmsg_offset_fetch_resp r;
-	kmsg_offset_fetch_resp_init(&r);
-	int32_t ngroups = req->api_version >= 8 ? (m->groups_count > 0 ? m->groups_count : 0) : 1;
-	struct group_answer *ga;
-	if (!REQ_ARRAY(req, ngroups, ga))
+	struct offset_fetch_ctx *x;
+	if (!REQ_ARRAY(req, 1, x))
 		goto out_fail;
-	for (int32_t g = 0; g < ngroups; g++) {
-		kstr gid;
+	x->a = a;
+	x->req = req;
+	x->m = m;
+	x->ngroups = req->api_version >= 8 ? (m->groups_count > 0 ? m->groups_count : 0) : 1;
+	if (!REQ_ARRAY(req, x->ngroups, x->groups))
+		goto out_fail;
+	bool read = false;
+	for (int32_t g = 0; g < x->ngroups; g++) {
+		struct fetch_group *fg = &x->groups[g];
 		int32_t tc;
-		kstr *names = NULL;
-		int32_t *counts = NULL;
-		int32_t **parts = NULL;
 		if (req->api_version >= 8) {
-			gid = m->groups[g].group_id;
+			fg->group_id = m->groups[g].group_id;
 			tc = m->groups[g].topics_count;
 		} else {
-			gid = m->group_id;
+			fg->group_id = m->group_id;
 			/* v0-1 have no null list: an empty one is just empty. */
 			tc = m->topics_count;
 		}
+		fg->topics_count = tc;
 		int32_t n = tc > 0 ? tc : 0;
-		if (!REQ_ARRAY(req, n, names) || !REQ_ARRAY(req, n, counts) || !REQ_ARRAY(req, n, parts))
+		if (!REQ_ARRAY(req, n, fg->names) || !REQ_ARRAY(req, n, fg->part_counts) ||
+		    !REQ_ARRAY(req, n, fg->parts))
 			goto out_fail;
 		for (int32_t i = 0; i < n; i++) {
 			if (req->api_version >= 8) {
-				names[i] = m->groups[g].topics[i].name;
-				counts[i] = m->groups[g].topics[i].partition_indexes_count;
-				parts[i] = m->groups[g].topics[i].partition_indexes;
+				fg->names[i] = m->groups[g].topics[i].name;
+				fg->part_counts[i] = m->groups[g].topics[i].partition_indexes_count;
+				fg->parts[i] = m->groups[g].topics[i].partition_indexes;
 			} else {
-				names[i] = m->topics[i].name;
-				counts[i] = m->topics[i].partition_indexes_count;
-				parts[i] = m->topics[i].partition_indexes;
+				fg->names[i] = m->topics[i].name;
+				fg->part_counts[i] = m->topics[i].partition_indexes_count;
+				fg->parts[i] = m->topics[i].partition_indexes;
 			}
 		}
-		if (answer_group(a, req, gid, tc, names, counts, parts, &ga[g]) != 0)
-			goto out_fail;
+		fg->error = fetch_group_check(a, req, fg);
+		read |= fg->error == KERR_NONE;
 	}
+	x->work.data = x;
+	if (!read)
+		offset_fetch_answer(x);
+	else if (uv_queue_work(a->loop, &x->work, offset_fetch_work, offset_fetch_done) != 0)
+		offset_fetch_done(&x->work, UV_EINVAL);
+	return;
+out_fail:
+	request_fail_close(req);
+}
+
+static void offset_fetch_answer(struct offset_fetch_ctx *x)
+{
+	/* require_stable: no transactional offsets exist here, so nothing is
+	 * ever pending and every offset is stable. */
+	struct agent *a = x->a;
+	struct request *req = x->req;
+	const struct kmsg_offset_fetch_req *m = x->m;
+	int32_t ngroups = x->ngroups;
+	struct kmsg_offset_fetch_resp r;
+	kmsg_offset_fetch_resp_init(&r);
+	struct group_answer *ga;
+	if (!REQ_ARRAY(req, ngroups, ga))
+		goto out_fail;
+	for (int32_t g = 0; g < ngroups; g++)
+		if (answer_group(a, req, &x->groups[g], &ga[g]) != 0)
+			goto out_fail;
 	if (req->api_version >= 8) {
 		if (!REQ_ARRAY(req, ngroups, r.groups))
 			goto out_fail;
@@ -799,9 +875,11 @@ void handle_offset_fetch(struct agent *a, struct request *req, const struct kmsg
 		}
 	}
 	kmsg_offset_fetch_resp_encode(&req->resp, req->api_version, &r);
+	offset_fetch_free(x);
 	request_respond(req);
 	return;
 out_fail:
+	offset_fetch_free(x);
 	request_fail_close(req);
 }
 

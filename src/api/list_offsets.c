@@ -2,6 +2,9 @@
  * first offset whose timestamp is at or after a given time (found in the
  * metadata store by batch max timestamp, then inside the batch by record,
  * whose bytes come from the read cache or the store's asynchronous get).
+ * The metadata lookups of a request run in one pool job on the store's
+ * read connection, never on the loop (a PostgreSQL round trip there would
+ * stall every connection); earliest and latest come from memory.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -52,12 +55,17 @@ static int ts_visit(void *arg, int32_t offset_delta, int64_t timestamp)
 
 struct lo_ctx;
 
-/* One partition whose answer is inside a batch: the batch is searched
- * record by record once its bytes are here (from the cache at once, or
- * from the store asynchronously). */
+/* One partition whose answer is inside a batch: the batch is found in
+ * the metadata store by the request's pool job, then searched record by
+ * record once its bytes are here (from the cache at once, or from the
+ * store asynchronously). */
 struct lo_search {
 	struct lo_ctx *ctx;
 	struct ts_search s;
+	int64_t tid;
+	int32_t partition;
+	int64_t log_start;    /* the partition's when the request came */
+	int rc;               /* the pool job's: 0, SL_ENOTFOUND, or failed */
 	struct meta_batch_row row;
 	struct kmsg_list_offsets_resp_list_offsets_partition_response *rp;
 	int32_t max_num_offsets;
@@ -65,9 +73,13 @@ struct lo_search {
 };
 
 struct lo_ctx {
+	struct agent *a;
 	struct request *req;
 	struct kmsg_list_offsets_resp r;
 	int pending;
+	struct lo_search *searches; /* room for every partition asked */
+	size_t search_count;
+	uv_work_t work;
 };
 
 /* Set a partition's answer in the shape of the request's version. */
@@ -120,26 +132,39 @@ static void search_read_done(void *arg, int err)
 	lo_finish(ls->ctx);
 }
 
-/* Find the exact record in the batch at base_offset. */
-static int16_t search_batch(struct agent *a, struct lo_ctx *ctx, struct topic_state *t, int32_t p,
-			    int64_t base_offset, struct ts_search s, int32_t max_num_offsets,
-			    struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
+/* [pool: read] Each search's batch: the one holding the largest
+ * timestamp, or the first whose max timestamp reaches the target. */
+static void lookups_work(uv_work_t *w)
 {
-	struct request *req = ctx->req;
-	struct lo_search *ls;
-	if (!REQ_ARRAY(req, 1, ls))
-		return KERR_UNKNOWN_SERVER_ERROR;
-	size_t n = 0;
-	if (meta_batches_from(a->meta, t->tid, p, base_offset, 1, &ls->row, &n) != 0 || n != 1)
+	struct lo_ctx *ctx = w->data;
+	struct meta *m = ctx->a->meta;
+	for (size_t i = 0; i < ctx->search_count; i++) {
+		struct lo_search *ls = &ctx->searches[i];
+		int64_t base, ts;
+		ls->rc = ls->s.want_max ? meta_max_timestamp(m, ls->tid, ls->partition, &base, &ts)
+					: meta_offset_for_timestamp(m, ls->tid, ls->partition,
+								    ls->s.target, &base, &ts);
+		size_t n = 0;
+		if (!ls->rc && (meta_batches_from(m, ls->tid, ls->partition, base, 1, &ls->row, &n) != 0 ||
+				n != 1))
+			ls->rc = SL_EMETA;
+	}
+}
+
+/* Find the exact record in the batch the pool job found. */
+static int16_t search_batch(struct agent *a, struct lo_search *ls)
+{
+	struct lo_ctx *ctx = ls->ctx;
+	if (ls->rc == SL_ENOTFOUND) {
+		set_answer(ctx->req, ls->rp, ls->max_num_offsets, -1, -1);
+		return KERR_NONE;
+	}
+	if (ls->rc)
 		return KERR_KAFKA_STORAGE_ERROR;
-	ls->ctx = ctx;
-	ls->s = s;
 	/* The batch may straddle the log start (DeleteRecords inside it):
 	 * Kafka searches only records at or after it. */
-	int64_t below = t->parts[p].log_start_offset - ls->row.base_offset;
+	int64_t below = ls->log_start - ls->row.base_offset;
 	ls->s.min_delta = below > 0 ? (int32_t)(below < INT32_MAX ? below : INT32_MAX) : 0;
-	ls->rp = rp;
-	ls->max_num_offsets = max_num_offsets;
 	struct cache_obj *o = cache_get(a->cache, ls->row.object_key);
 	const uint8_t *cached = o ? cache_obj_bytes(o, ls->row.byte_offset, ls->row.length) : NULL;
 	if (cached) {
@@ -156,13 +181,42 @@ static int16_t search_batch(struct agent *a, struct lo_ctx *ctx, struct topic_st
 			       ls->row.length, ls->buf, search_read_done, ls) != 0) {
 		ctx->pending--;
 		free(ls->buf);
+		ls->buf = NULL;
 		return KERR_KAFKA_STORAGE_ERROR;
 	}
 	return KERR_NONE;
 }
 
+static void lookups_done(uv_work_t *w, int status)
+{
+	struct lo_ctx *ctx = w->data;
+	for (size_t i = 0; i < ctx->search_count; i++) {
+		struct lo_search *ls = &ctx->searches[i];
+		if (status)
+			ls->rc = SL_EIO;
+		ls->rp->error_code = search_batch(ctx->a, ls);
+	}
+	lo_finish(ctx);
+}
+
+/* A search for the pool job; its answer is set when the job is done. */
+static int16_t search_later(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
+			    struct ts_search s, int32_t max_num_offsets,
+			    struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
+{
+	struct lo_search *ls = &ctx->searches[ctx->search_count++];
+	ls->ctx = ctx;
+	ls->s = s;
+	ls->tid = t->tid;
+	ls->partition = p;
+	ls->log_start = t->parts[p].log_start_offset;
+	ls->rp = rp;
+	ls->max_num_offsets = max_num_offsets;
+	return KERR_NONE;
+}
+
 /* The answer for one partition: set now, or by a batch search later. */
-static int16_t lookup(struct agent *a, struct lo_ctx *ctx, struct topic_state *t, int32_t p,
+static int16_t lookup(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
 		      int64_t ts, int32_t max_num_offsets,
 		      struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
 {
@@ -181,30 +235,14 @@ static int16_t lookup(struct agent *a, struct lo_ctx *ctx, struct topic_state *t
 		set_answer(req, rp, max_num_offsets, -1, -1);
 		return KERR_NONE;
 	case TS_MAX: {
-		int64_t base, max_ts;
-		int rc = meta_max_timestamp(a->meta, t->tid, p, &base, &max_ts);
-		if (rc == SL_ENOTFOUND) {
-			set_answer(req, rp, max_num_offsets, -1, -1);
-			return KERR_NONE;
-		}
-		if (rc)
-			return KERR_KAFKA_STORAGE_ERROR;
 		struct ts_search s = { .want_max = true };
-		return search_batch(a, ctx, t, p, base, s, max_num_offsets, rp);
+		return search_later(ctx, t, p, s, max_num_offsets, rp);
 	}
 	default:
 		if (ts < 0)
 			return KERR_INVALID_REQUEST;
-		int64_t base, batch_ts;
-		int rc = meta_offset_for_timestamp(a->meta, t->tid, p, ts, &base, &batch_ts);
-		if (rc == SL_ENOTFOUND) {
-			set_answer(req, rp, max_num_offsets, -1, -1);
-			return KERR_NONE;
-		}
-		if (rc)
-			return KERR_KAFKA_STORAGE_ERROR;
 		struct ts_search s = { .target = ts };
-		return search_batch(a, ctx, t, p, base, s, max_num_offsets, rp);
+		return search_later(ctx, t, p, s, max_num_offsets, rp);
 	}
 }
 
@@ -215,8 +253,16 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 		request_fail_close(req);
 		return;
 	}
+	ctx->a = a;
 	ctx->req = req;
 	ctx->pending = 1; /* held while the partitions are started */
+	int64_t asked = 0;
+	for (int32_t i = 0; i < m->topics_count; i++)
+		asked += m->topics[i].partitions_count > 0 ? m->topics[i].partitions_count : 0;
+	if (!REQ_ARRAY(req, asked, ctx->searches)) {
+		request_fail_close(req);
+		return;
+	}
 	struct kmsg_list_offsets_resp *r = &ctx->r;
 	kmsg_list_offsets_resp_init(r);
 	r->topics_count = m->topics_count > 0 ? m->topics_count : 0;
@@ -253,9 +299,15 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 				rp->leader_epoch = -1;
 				continue;
 			}
-			rp->error_code = lookup(a, ctx, t, qp->partition_index, qp->timestamp,
+			rp->error_code = lookup(ctx, t, qp->partition_index, qp->timestamp,
 						qp->max_num_offsets, rp);
 		}
+	}
+	if (ctx->search_count > 0) {
+		ctx->work.data = ctx;
+		if (uv_queue_work(a->loop, &ctx->work, lookups_work, lookups_done) != 0)
+			lookups_done(&ctx->work, UV_EINVAL);
+		return;
 	}
 	lo_finish(ctx);
 }

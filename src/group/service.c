@@ -297,6 +297,26 @@ static void load_work(struct group_svc *s, struct group_offsets_op *op)
 	meta_committed_offsets_free(o, n);
 }
 
+/* A delete, and whether the group has offsets left after it (partial
+ * deletes are rare, OffsetDelete: one keyed read tells). */
+static void delete_work(struct group_svc *s, struct group_offsets_op *op)
+{
+	if (s->cfg.self)
+		op->rc = meta_group_delete_offsets_fenced(s->meta, op->group_id, s->cfg.self, op->epoch,
+							  op->tids, op->partitions, op->n,
+							  &op->deleted);
+	else
+		op->rc = meta_group_delete_offsets(s->meta, op->group_id, op->tids, op->partitions,
+						   op->n, &op->deleted);
+	op->emptied = !op->rc && !op->tids;
+	if (!op->rc && op->tids) {
+		struct meta_committed_offset *o = NULL;
+		size_t n = 0;
+		op->emptied = meta_offset_fetch(s->meta, op->group_id, &o, &n) == 0 && n == 0;
+		meta_committed_offsets_free(o, n);
+	}
+}
+
 static void store_work(uv_work_t *w)
 {
 	struct group_svc *s = w->data;
@@ -305,13 +325,8 @@ static void store_work(uv_work_t *w)
 		commit_work(s, op);
 	else if (op->kind == OP_LOAD)
 		load_work(s, op);
-	else if (s->cfg.self)
-		op->rc = meta_group_delete_offsets_fenced(s->meta, op->group_id, s->cfg.self, op->epoch,
-							  op->tids, op->partitions, op->n,
-							  &op->deleted);
 	else
-		op->rc = meta_group_delete_offsets(s->meta, op->group_id, op->tids, op->partitions,
-						   op->n, &op->deleted);
+		delete_work(s, op);
 }
 
 /* Keep the per-group knowledge, then hand the op to its owner. */
@@ -329,15 +344,8 @@ static void store_op_finish(struct group_svc *s, struct group_offsets_op *op)
 				g->last_commit_ms = 0;
 		} else if (op->kind == OP_LOAD && op->rc == 0) {
 			g->last_commit_ms = op->deleted;
-		} else if (op->kind == OP_DELETE && op->rc == 0) {
-			struct meta_committed_offset *o = NULL;
-			size_t n = 0;
-			/* Partial deletes are rare (OffsetDelete): one keyed read
-			 * tells whether any offset is left. */
-			if (!op->tids || (meta_offset_fetch(s->meta, op->group_id, &o, &n) == 0 &&
-					  n == 0))
-				g->last_commit_ms = -1;
-			meta_committed_offsets_free(o, n);
+		} else if (op->kind == OP_DELETE && op->rc == 0 && op->emptied) {
+			g->last_commit_ms = -1;
 		}
 	}
 	/* op (and group_id) may be freed by done */
@@ -431,6 +439,7 @@ static int store_enqueue(struct group_svc *s, struct group_offsets_op *op)
 	op->next = NULL;
 	op->rc = 0;
 	op->deleted = 0;
+	op->emptied = false;
 	if (s->queue_tail)
 		s->queue_tail->next = op;
 	else

@@ -175,6 +175,7 @@ struct group_offsets_op {
 	struct group_offsets_op *next;
 	int kind;
 	int64_t epoch;  /* the group lease's epoch the write is fenced by */
+	bool emptied;   /* a delete left the group without offsets */
 };
 
 /* Queue an OffsetCommit's rows (row_count > 0). Returns 0 (done fires

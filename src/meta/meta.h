@@ -24,8 +24,11 @@
  *   [pool: read] a libuv pool thread, on the backend's connection for
  *             the read path's lookups: reads only, as [loop], but off
  *             the loop, where a PostgreSQL round trip must not run (the
- *             reader's pool jobs, storage/reader.c; SASL logins' credential
- *             lookups, api/sasl.c; the agents' ACL poll).
+ *             reader's pool jobs, storage/reader.c; ListOffsets' and
+ *             OffsetFetch's pool jobs; SASL logins' credential
+ *             lookups, api/sasl.c; the agents' ACL poll). While serving,
+ *             the loop makes no store call but meta_listen_fd/_read
+ *             (no round trip); its connection serves [start] and tools.
  * A backend keeps one connection per kind (loop, read, commit, offsets,
  * maintenance, admin), so no call waits on a lock another kind holds for
  * long, and the loop never waits for a write. A call from the wrong
@@ -518,7 +521,7 @@ static inline int meta_topic_configs_set(struct meta *m, int64_t tid,
 { return m->m->topic_configs_set(m, tid, c, n); }
 static inline int meta_topic_config_set(struct meta *m, int64_t tid, const char *k, const char *v)
 { struct meta_config_change c = { k, v }; return meta_topic_configs_set(m, tid, &c, 1); }
-/* SL_ENOTFOUND if absent. [loop], [tool]. */
+/* SL_ENOTFOUND if absent. [tool]. */
 static inline int meta_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
 { return m->m->partition_get(m, tid, p, out); }
 /* Every partition of every topic. Free with free(). [start]. */
@@ -566,8 +569,9 @@ static inline int meta_commit_object(struct meta *m, const char *key, uint64_t s
 				     struct meta_commit_batch *b, size_t n)
 { struct meta_commit_obj o = { key, size, b, n }; return meta_commit_objects(m, &o, 1); }
 /* Batches of a partition with last_offset >= offset, ascending, at
- * most max_rows. [loop] (ListOffsets), [tool]; the reader's pool jobs
- * fall back to it for a backend without meta_batches_from_many. */
+ * most max_rows. [pool: read] (ListOffsets' pool job; the reader's pool
+ * jobs fall back to it for a backend without meta_batches_from_many),
+ * [tool]. */
 static inline int meta_batches_from(struct meta *m, int64_t tid, int32_t p, int64_t off,
 				    size_t max_rows, struct meta_batch_row *rows, size_t *n)
 { return m->m->batches_from(m, tid, p, off, max_rows, rows, n); }
@@ -634,12 +638,14 @@ bool meta_object_key_seal_ms(const char *key, int64_t *seal_ms);
 
 /* The base offset of the first batch whose max_timestamp >= ts
  * (ListOffsets by timestamp: the caller then scans that batch for the
- * exact record). SL_ENOTFOUND if none. [loop]. */
+ * exact record). SL_ENOTFOUND if none. [pool: read] (ListOffsets' pool
+ * job). */
 static inline int meta_offset_for_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t ts,
 					    int64_t *off, int64_t *batch_max_ts)
 { return m->m->offset_for_timestamp(m, tid, p, ts, off, batch_max_ts); }
 /* The batch holding the partition's largest timestamp (earliest such):
- * its base offset and that timestamp. SL_ENOTFOUND if empty. [loop]. */
+ * its base offset and that timestamp. SL_ENOTFOUND if empty. [pool:
+ * read] (ListOffsets' pool job). */
 static inline int meta_max_timestamp(struct meta *m, int64_t tid, int32_t p, int64_t *off, int64_t *ts)
 { return m->m->max_timestamp(m, tid, p, off, ts); }
 
@@ -656,18 +662,17 @@ static inline int meta_producer_ids_alloc(struct meta *m, int64_t count, int64_t
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
 /* Every committed offset of a group, by (tid, partition). Free with
- * meta_committed_offsets_free. An unknown group gives n = 0. [loop];
- * also from the group service's pool job that loads a group whose lease
- * this agent took (cluster mode), and from a /metrics scrape's pool job
- * (metrics/exposition.c); a loop caller meanwhile waits for that read. */
+ * meta_committed_offsets_free. An unknown group gives n = 0. [pool:
+ * read]: OffsetFetch's pool job, the group service's store jobs (loading
+ * a group whose lease this agent took, what an OffsetDelete left), a
+ * /metrics scrape's pool job (metrics/exposition.c). */
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
 /* Groups with committed offsets, by id (a scan of every offset row: the
  * group service calls it once, at start). Free with
- * meta_group_summaries_free. [start]; in a cluster also from a pool job
- * once a minute (the offsets retention sweep's holder), on the loop's
- * connection: a loop call meanwhile waits for the scan. */
+ * meta_group_summaries_free. [start]; in a cluster also [pool: read]
+ * once a minute (the offsets retention sweep's holder). */
 static inline int meta_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 { return m->m->group_list ? m->m->group_list(m, out, n) : SL_EUNSUPPORTED; }
 /* Delete a group's offsets: the n listed (tid, partition) pairs, or all

@@ -4,8 +4,9 @@
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
  * eight libpq connections, one per kind of caller as in sqlite.c: "loop"
- * (the event loop's reads, tools), "read" (the read path's batch lookups
- * and SASL logins' credential lookups, from pool threads), "commit" (meta_commit_objects on the
+ * (the start's catalog read, tools), "read" (the read path's lookups:
+ * batches, ListOffsets, committed offsets, SASL logins' credentials,
+ * from pool threads), "commit" (meta_commit_objects on the
  * writer's pool thread), "offsets" (group offset writes), "trim"
  * (retention, DeleteRecords, dead-object collection), "admin" (topic
  * changes, producer id blocks), "cluster" (the registry, the catalog
@@ -38,14 +39,12 @@
  * call in flight fails with SL_EMETA, unless it was a BEGIN (nothing ran:
  * it runs again on the fresh connection).
  *
- * Fetches look nothing up on the loop: recent rows come from the agent's
- * batch index (storage/batch_index.c) and the rest from batches_from_many
- * on the "read" connection in a pool job (storage/reader.c). Known gap
- * (the next step of issue 12): the other [loop] calls (partition_get,
- * ListOffsets' lookups, offset_fetch) are still blocking
- * round trips on the event loop thread, a fraction of a millisecond on
- * loopback and as long as the network or a stalled server takes
- * otherwise. */
+ * Nothing is looked up on the event loop while it serves: fetches take
+ * recent rows from the agent's batch index (storage/batch_index.c) and
+ * the rest from batches_from_many on the "read" connection in a pool job
+ * (storage/reader.c); ListOffsets' lookups, committed offsets and the
+ * group list are read on the "read" connection from pool jobs too. The
+ * "loop" connection serves the start (the catalog) and tools. */
 #include "meta/meta.h"
 
 #include <errno.h>
@@ -1862,7 +1861,7 @@ static int pg_batches_from(struct meta *m, int64_t tid, int32_t partition, int64
 	p_i64(&p, offset);
 	p_i64(&p, (int64_t)max_rows);
 	PGresult *r;
-	int rc = pg_call(&pg_of(m)->loop, ST_BATCHES_FROM, &p, &r, "reading batches");
+	int rc = pg_call(&pg_of(m)->read, ST_BATCHES_FROM, &p, &r, "reading batches");
 	if (rc)
 		return rc;
 	size_t count = 0;
@@ -1941,7 +1940,7 @@ static int pg_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 	return rc;
 }
 
-/* ListOffsets by time (meta_ts_lookup's rows), on the loop connection. */
+/* ListOffsets by time (meta_ts_lookup's rows), on the read connection. */
 struct ts_query {
 	struct pg_conn *c;
 	int64_t tid;
@@ -1979,14 +1978,14 @@ static int pg_offset_for_timestamp(struct meta *m, int64_t tid, int32_t partitio
 				   int64_t timestamp_ms, int64_t *offset,
 				   int64_t *batch_max_timestamp)
 {
-	struct ts_query q = { &pg_of(m)->loop, tid, partition };
+	struct ts_query q = { &pg_of(m)->read, tid, partition };
 	return meta_ts_lookup(ts_row, &q, &timestamp_ms, offset, batch_max_timestamp);
 }
 
 static int pg_max_timestamp(struct meta *m, int64_t tid, int32_t partition, int64_t *offset,
 			    int64_t *timestamp)
 {
-	struct ts_query q = { &pg_of(m)->loop, tid, partition };
+	struct ts_query q = { &pg_of(m)->read, tid, partition };
 	return meta_ts_lookup(ts_row, &q, NULL, offset, timestamp);
 }
 
@@ -2056,7 +2055,7 @@ static int pg_offset_fetch(struct meta *m, const char *group_id,
 	struct pg_params p = { 0 };
 	p_str(&p, group_id);
 	PGresult *r;
-	int rc = pg_call(&pg_of(m)->loop, ST_OFFSET_FETCH, &p, &r, "fetching committed offsets");
+	int rc = pg_call(&pg_of(m)->read, ST_OFFSET_FETCH, &p, &r, "fetching committed offsets");
 	if (rc)
 		return rc;
 	int rows = PQntuples(r);
@@ -2089,7 +2088,7 @@ static int pg_group_list(struct meta *m, struct meta_group_summary **out, size_t
 	*out = NULL;
 	*n = 0;
 	PGresult *r;
-	int rc = pg_call(&pg_of(m)->loop, ST_GROUP_LIST, NULL, &r, "listing groups");
+	int rc = pg_call(&pg_of(m)->read, ST_GROUP_LIST, NULL, &r, "listing groups");
 	if (rc)
 		return rc;
 	int rows = PQntuples(r);

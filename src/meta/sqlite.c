@@ -3,9 +3,10 @@
  * Owns the schema (docs/metadata-schema.md), its creation and version
  * check, and two connections to one database file in WAL mode:
  *   - "loop": the event loop thread's reads (and the tools' calls);
- *   - "read": the read path's batch lookups (batches_from_many) and
- *     SASL logins' credential lookups (scram_get) from pool threads, so
- *     they never wait on, or hold up, the loop's connection lock;
+ *   - "read": the read path's lookups from pool threads (batches,
+ *     ListOffsets' by time, committed offsets, the group list, SASL
+ *     logins' credentials), so they never wait on, or hold up, the
+ *     loop's connection lock;
  *   - "commit": commit_objects only (one worker thread at a time);
  *   - "admin": topic creation, deletion and changes and producer id
  *     blocks, from the agent's pool jobs (agent_job), so their fsyncs and
@@ -1940,7 +1941,7 @@ static int batch_rows_expand(struct sq_conn *c, sqlite3_stmt *st, int64_t from,
 static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64_t offset,
 			   size_t max_rows, struct meta_batch_row *rows, size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->read;
 	*n = 0;
 	if (max_rows == 0)
 		return 0;
@@ -1959,7 +1960,7 @@ static int sq_batches_from(struct meta *m, int64_t tid, int32_t partition, int64
 	return rc;
 }
 
-/* ListOffsets by time (meta_ts_lookup's rows), on the loop connection
+/* ListOffsets by time (meta_ts_lookup's rows), on the read connection
  * with its lock held. */
 struct ts_query {
 	struct sq_conn *c;
@@ -1992,7 +1993,7 @@ static int ts_row(void *arg, const int64_t *ts, int64_t after, struct meta_batch
 static int offset_ts_query(struct meta *m, int64_t tid, int32_t partition, const int64_t *ts,
 			   int64_t *offset, int64_t *batch_ts)
 {
-	struct ts_query q = { &sq_of(m)->loop, tid, partition };
+	struct ts_query q = { &sq_of(m)->read, tid, partition };
 	pthread_mutex_lock(&q.c->lock);
 	int rc = meta_ts_lookup(ts_row, &q, ts, offset, batch_ts);
 	pthread_mutex_unlock(&q.c->lock);
@@ -2083,7 +2084,7 @@ static int sq_offset_commit(struct meta *m, const struct meta_offset_commit *row
 static int sq_offset_fetch(struct meta *m, const char *group_id,
 			   struct meta_committed_offset **out, size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->read;
 	struct meta_committed_offset *o = NULL;
 	size_t count = 0, cap = 0;
 	int rc = 0, step;
@@ -2125,7 +2126,7 @@ static int sq_offset_fetch(struct meta *m, const char *group_id,
 
 static int sq_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
+	struct sq_conn *c = &sq_of(m)->read;
 	struct meta_group_summary *g = NULL;
 	size_t count = 0, cap = 0;
 	int rc = 0, step;

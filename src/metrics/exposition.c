@@ -417,8 +417,7 @@ static struct scrape *scrape_new(struct agent *a)
 	return sc;
 }
 
-/* [pool]: each group's committed offsets (meta_offset_fetch's [loop]
- * read, from here instead: reads only, serialized by its connection). */
+/* [pool: read]: each group's committed offsets. */
 static void scrape_read_offsets(struct scrape *sc)
 {
 	for (size_t g = 0; g < sc->n; g++)

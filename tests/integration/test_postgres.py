@@ -19,6 +19,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+import kproto
 import util
 from conftest import SLUICE_BIN
 
@@ -176,3 +177,79 @@ def test_unreachable_port(pg, tmp_path):
     err, line = run_bad(tmp_path, url)
     assert "refused" in line.lower(), line
     assert pg.password not in err
+
+
+def test_store_lock_does_not_stall_the_loop(broker_factory, pg):
+    """ListOffsets by time and OffsetFetch read PostgreSQL in pool jobs:
+    while another session holds the tables they read locked, their
+    answers wait, but the agent keeps answering Metadata and ApiVersions
+    on other connections at once; the waiting answers come right after."""
+    db = pg.new_db()
+    b = pg_broker(broker_factory, pg, db)
+    topic = util.create_topic(b.bootstrap, util.topic_name("lock"), 1)
+    util.ck_produce(b.bootstrap, topic, util.make_messages(100))
+    group = "pg-lock-" + uuid.uuid4().hex[:6]
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 33)], asynchronous=False)
+    finally:
+        c.close()
+
+    hold_s = 4.0
+    locker = subprocess.Popen(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
+         "BEGIN; LOCK TABLE batches, group_offsets IN ACCESS EXCLUSIVE MODE;"
+         " SELECT pg_sleep(%s); COMMIT;" % hold_s, pg.db_url(db)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c"
+                      " ON c.oid = l.relation WHERE c.relname IN"
+                      " ('batches', 'group_offsets') AND l.granted"
+                      " AND l.mode = 'AccessExclusiveLock'", db) != "2":
+            assert time.monotonic() < deadline, "the lock was never taken"
+            time.sleep(0.05)
+        locked_at = time.monotonic()
+        # ListOffsets v1 by timestamp 0 (the first record), OffsetFetch v1.
+        lo = kproto.connect(b.bootstrap, timeout=30)
+        lo.sendall(kproto.request(2, 1, 21, kproto.i32(-1) + kproto.array(
+            [kproto.string(topic) + kproto.array([kproto.i32(0) +
+                                                  kproto.i64(0)])])))
+        of = kproto.connect(b.bootstrap, timeout=30)
+        of.sendall(kproto.request(9, 1, 22, kproto.string(group) +
+                                  kproto.array([kproto.string(topic) +
+                                                kproto.array([kproto.i32(0)])])))
+        time.sleep(0.2)
+        other = kproto.connect(b.bootstrap)
+        for _ in range(5):
+            t0 = time.monotonic()
+            err, _, _ = kproto.api_versions_v0(other)
+            assert err == 0
+            kproto.metadata_v1(other, [topic])
+            took = time.monotonic() - t0
+            assert took < 0.5, "Metadata waited %.2f s behind a store read" % took
+        assert time.monotonic() - locked_at < hold_s - 0.5, \
+            "the checks ran past the lock: nothing was tested"
+
+        cid, body = kproto.recv_response(lo)
+        waited = time.monotonic() - locked_at
+        assert cid == 21
+        r = kproto.Reader(body)
+        parts = r.array(lambda: (r.string(), r.array(
+            lambda: (r.i32(), r.i16(), r.i64(), r.i64()))))
+        assert parts[0][0] == topic
+        (p, err, ts, off), = parts[0][1]
+        assert (p, err, off) == (0, 0, 0), parts
+        assert ts > 0
+        assert waited > hold_s - 1.5, "ListOffsets was answered under the lock"
+
+        cid, body = kproto.recv_response(of)
+        assert cid == 22
+        r = kproto.Reader(body)
+        topics = r.array(lambda: (r.string(), r.array(
+            lambda: (r.i32(), r.i64(), r.string(), r.i16()))))
+        assert topics == [(topic, [(0, 33, "", 0)])], topics
+    finally:
+        locker.wait(timeout=60)
+    assert locker.returncode == 0, locker.stderr.read()
