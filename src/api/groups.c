@@ -28,6 +28,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "base/strmap.h"
 #include "cluster/placement.h"
 #include "group/service.h"
 #include "kmsg.h"
@@ -171,6 +172,57 @@ static int16_t coordinator_error(struct agent *a, struct group_svc *s, kstr grou
 	return group_svc_acquire(s, group_id);
 }
 
+/* A request parked while its group loads here: its handler runs again,
+ * with the same decoded message (in the request's arena), once the
+ * group's acquire settles. */
+typedef void (*group_redo_fn)(struct agent *a, struct request *req, const void *m);
+
+struct parked_request {
+	struct group_park park; /* first */
+	struct agent *a;
+	struct request *req;
+	const void *m;
+	group_redo_fn redo;
+};
+
+static void parked_resume(struct group_park *p)
+{
+	struct parked_request *pr = (struct parked_request *)p;
+	pr->redo(pr->a, pr->req, pr->m);
+}
+
+/* Returned instead of an error when the request was parked: the handler
+ * returns without answering (it runs again later). */
+#define KERR_PARKED INT16_MIN
+
+/* coordinator_error, except that a request for a group this agent is
+ * taking over (its lease being acquired, its offsets loaded) waits,
+ * parked, for up to SL_GROUP_LOAD_WAIT_MS from its arrival instead of
+ * being answered COORDINATOR_LOAD_IN_PROGRESS at once, as a Kafka broker
+ * holds requests for a group it is loading: a client's first request to
+ * the new coordinator just takes longer. Call it before the handler
+ * changes anything, as it may run the handler again. */
+static int16_t coordinator_check(struct agent *a, struct request *req, kstr group_id,
+				 group_redo_fn redo, const void *m)
+{
+	struct group_svc *s = svc(a);
+	int16_t err = coordinator_error(a, s, group_id);
+	if (err != KERR_COORDINATOR_LOAD_IN_PROGRESS)
+		return err;
+	int64_t waited_ms = (int64_t)((uv_hrtime() - req->received_ns) / 1000000);
+	struct parked_request *pr;
+	if (waited_ms >= SL_GROUP_LOAD_WAIT_MS || !REQ_ARRAY(req, 1, pr))
+		return err;
+	pr->park.resume = parked_resume;
+	pr->a = a;
+	pr->req = req;
+	pr->m = m;
+	pr->redo = redo;
+	if (group_svc_park(s, group_id, SL_GROUP_LOAD_WAIT_MS - waited_ms, &pr->park) != 0)
+		return err;
+	return KERR_PARKED;
+}
+
 /* A store error of an offsets write as the client sees it: SL_EBUSY is
  * the lease's fence (another agent coordinates the group now). */
 static int16_t store_error(int rc)
@@ -300,11 +352,18 @@ static void join_answer_now(struct request *req, int16_t error)
 	respond_join(req, &f);
 }
 
+static void redo_join_group(struct agent *a, struct request *req, const void *m)
+{
+	handle_join_group(a, req, m);
+}
+
 void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m)
 {
 	struct group_svc *s = svc(a);
 	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
-			    : coordinator_error(a, s, m->group_id);
+			    : coordinator_check(a, req, m->group_id, redo_join_group, m);
+	if (err == KERR_PARKED)
+		return;
 	if (err) {
 		join_answer_now(req, err);
 		return;
@@ -342,11 +401,18 @@ void handle_join_group(struct agent *a, struct request *req, const struct kmsg_j
 	group_svc_join(s, &args, w);
 }
 
+static void redo_sync_group(struct agent *a, struct request *req, const void *m)
+{
+	handle_sync_group(a, req, m);
+}
+
 void handle_sync_group(struct agent *a, struct request *req, const struct kmsg_sync_group_req *m)
 {
 	struct group_svc *s = svc(a);
 	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
-			    : coordinator_error(a, s, m->group_id);
+			    : coordinator_check(a, req, m->group_id, redo_sync_group, m);
+	if (err == KERR_PARKED)
+		return;
 	if (err) {
 		struct coord_effect f = { .req = req, .kind = COORD_EFFECT_SYNC, .error = err };
 		respond_sync(req, &f);
@@ -396,13 +462,20 @@ void handle_heartbeat(struct agent *a, struct request *req, const struct kmsg_he
 	request_respond(req);
 }
 
+static void redo_leave_group(struct agent *a, struct request *req, const void *m)
+{
+	handle_leave_group(a, req, m);
+}
+
 void handle_leave_group(struct agent *a, struct request *req, const struct kmsg_leave_group_req *m)
 {
 	struct group_svc *s = svc(a);
 	struct kmsg_leave_group_resp r;
 	kmsg_leave_group_resp_init(&r);
 	int16_t err = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
-			    : coordinator_error(a, s, m->group_id);
+			    : coordinator_check(a, req, m->group_id, redo_leave_group, m);
+	if (err == KERR_PARKED)
+		return;
 	if (err) {
 		r.error_code = err;
 	} else if (req->api_version < 3) {
@@ -456,9 +529,18 @@ static void commit_done(struct group_svc *s, struct group_offsets_op *op)
 	commit_respond((struct commit_job *)op, op->rc);
 }
 
+static void redo_offset_commit(struct agent *a, struct request *req, const void *m)
+{
+	handle_offset_commit(a, req, m);
+}
+
 void handle_offset_commit(struct agent *a, struct request *req, const struct kmsg_offset_commit_req *m)
 {
 	struct group_svc *s = svc(a);
+	int16_t check = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
+			    : coordinator_check(a, req, m->group_id, redo_offset_commit, m);
+	if (check == KERR_PARKED)
+		return;
 	struct commit_job *j;
 	if (!REQ_ARRAY(req, 1, j)) {
 		request_fail_close(req);
@@ -466,8 +548,6 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	}
 	j->req = req;
 	kmsg_offset_commit_resp_init(&j->resp);
-	int16_t check = !api_allowed_group(a, req, m->group_id, ACL_OP_READ) ? KERR_GROUP_AUTHORIZATION_FAILED
-			    : coordinator_error(a, s, m->group_id);
 	if (!check)
 		check = group_svc_commit_check(s, m->group_id, m->generation_id_or_member_epoch,
 						    m->member_id, m->group_instance_id, req->api_version);
@@ -623,13 +703,19 @@ struct fetch_group {
 
 /* The errors that need no store read (checked on the loop, in Kafka's
  * order: authorization, the id, then coordination). */
-static int16_t fetch_group_check(struct agent *a, struct request *req, struct fetch_group *fg)
+static void redo_offset_fetch(struct agent *a, struct request *req, const void *m)
+{
+	handle_offset_fetch(a, req, m);
+}
+
+static int16_t fetch_group_check(struct agent *a, struct request *req, struct fetch_group *fg,
+				 const struct kmsg_offset_fetch_req *m)
 {
 	if (!api_allowed_group(a, req, fg->group_id, ACL_OP_DESCRIBE))
 		return KERR_GROUP_AUTHORIZATION_FAILED;
 	if (has_nul(fg->group_id) || !kstr_copy(fg->group_id, fg->key, sizeof fg->key))
 		return KERR_INVALID_GROUP_ID;
-	return coordinator_error(a, svc(a), fg->group_id);
+	return coordinator_check(a, req, fg->group_id, redo_offset_fetch, m);
 }
 
 /* Answer one group from its check and its store read: the listed topics,
@@ -788,7 +874,9 @@ void handle_offset_fetch(struct agent *a, struct request *req, const struct kmsg
 				fg->parts[i] = m->topics[i].partition_indexes;
 			}
 		}
-		fg->error = fetch_group_check(a, req, fg);
+		fg->error = fetch_group_check(a, req, fg, m);
+		if (fg->error == KERR_PARKED)
+			return; /* nothing done yet: it all runs again */
 		read |= fg->error == KERR_NONE;
 	}
 	x->work.data = x;
@@ -888,10 +976,16 @@ out_fail:
 struct listed {
 	struct agent *a;
 	struct request *req;
-	struct kmsg_list_groups_resp *r;
-	int32_t cap;
 	const struct kmsg_list_groups_req *m;
+	struct kmsg_list_groups_resp r;
+	int32_t cap;
 	bool all_allowed;             /* DESCRIBE on the cluster */
+	struct strmap seen;           /* ids listed so far */
+	/* a shared store: every stored group, read by a pool job */
+	struct meta_group_summary *stored;
+	size_t stored_count;
+	int stored_rc;
+	uv_work_t work;
 };
 
 static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, const char *state)
@@ -908,13 +1002,16 @@ static bool state_wanted(const struct kmsg_list_groups_req *m, int16_t version, 
 
 static void list_add(struct listed *l, const char *id, const char *state, const char *type)
 {
-	/* As each Kafka broker lists the groups it coordinates (admin
-	 * clients ask every broker and merge). */
-	if (!state_wanted(l->m, l->req->api_version, state) || l->r->groups_count >= l->cap ||
+	/* As each Kafka broker lists the groups it coordinates, those with
+	 * only committed offsets included (admin clients ask every broker
+	 * and merge). Each id once: memory first, then the store. */
+	if (strmap_get(&l->seen, id) || strmap_put(&l->seen, id, l) != 0)
+		return;
+	if (!state_wanted(l->m, l->req->api_version, state) || l->r.groups_count >= l->cap ||
 	    !coordinates(l->a, KSTR(id)) ||
 	    (!l->all_allowed && !api_allowed(l->a, l->req, ACL_RESOURCE_GROUP, id, ACL_OP_DESCRIBE)))
 		return;
-	struct kmsg_list_groups_resp_listed_group *g = &l->r->groups[l->r->groups_count++];
+	struct kmsg_list_groups_resp_listed_group *g = &l->r.groups[l->r.groups_count++];
 	kmsg_list_groups_resp_listed_group_init(g);
 	g->group_id = api_kstr_dup(l->req, id);
 	g->protocol_type = api_kstr_dup(l->req, type ? type : "");
@@ -927,11 +1024,67 @@ static void list_each(void *arg, const char *id, const char *state, const char *
 	list_add(arg, id, state, type);
 }
 
+/* [pool: read] */
+static void list_stored_work(uv_work_t *w)
+{
+	struct listed *l = w->data;
+	l->stored_rc = meta_group_list(l->a->meta, &l->stored, &l->stored_count);
+}
+
+static void list_answer(struct listed *l)
+{
+	struct request *req = l->req;
+	struct group_svc *s = svc_expired(l->a);
+	if (l->stored_rc || !s) {
+		l->r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+	} else {
+		size_t cap = group_svc_group_count_max(s) + l->stored_count;
+		l->cap = cap < INT32_MAX ? (int32_t)cap : INT32_MAX;
+		if (!REQ_ARRAY(req, l->cap, l->r.groups)) {
+			l->cap = 0;
+			l->r.error_code = KERR_UNKNOWN_SERVER_ERROR;
+		}
+		/* Kafka: every group with DESCRIBE on the cluster, else the
+		 * groups the principal may describe. */
+		l->all_allowed = api_allowed_cluster(l->a, req, ACL_OP_DESCRIBE);
+		group_svc_groups_each(s, list_each, l);
+		for (size_t i = 0; i < l->stored_count; i++)
+			list_add(l, l->stored[i].group_id, "Empty", "consumer");
+	}
+	meta_group_summaries_free(l->stored, l->stored_count);
+	strmap_free(&l->seen);
+	if (l->r.error_code == KERR_UNKNOWN_SERVER_ERROR) {
+		request_fail_close(req);
+		return;
+	}
+	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &l->r);
+	request_respond(req);
+}
+
+static void list_stored_done(uv_work_t *w, int status)
+{
+	struct listed *l = w->data;
+	if (status)
+		l->stored_rc = SL_EIO;
+	if (l->stored_rc)
+		log_warn("ListGroups: reading the stored groups failed: %s",
+			 sl_strerror(l->stored_rc));
+	list_answer(l);
+}
+
 void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_list_groups_req *m)
 {
-	struct kmsg_list_groups_resp r;
-	kmsg_list_groups_resp_init(&r);
-	struct group_svc *s = svc_expired(a);
+	struct listed *l;
+	if (!REQ_ARRAY(req, 1, l)) {
+		request_fail_close(req);
+		return;
+	}
+	l->a = a;
+	l->req = req;
+	l->m = m;
+	kmsg_list_groups_resp_init(&l->r);
+	strmap_init(&l->seen);
+	struct group_svc *s = svc(a);
 	bool classic = true;
 	if (req->api_version >= 5 && m->types_filter_count > 0) {
 		classic = false;
@@ -941,20 +1094,19 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 				classic = true;
 	}
 	if (!s) {
-		r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+		l->r.error_code = KERR_COORDINATOR_NOT_AVAILABLE;
+	} else if (classic && group_svc_store_shared(s)) {
+		/* Groups other agents committed are only in the store. */
+		l->work.data = l;
+		if (uv_queue_work(a->loop, &l->work, list_stored_work, list_stored_done) != 0)
+			list_stored_done(&l->work, UV_EINVAL);
+		return;
 	} else if (classic) {
-		int32_t cap = (int32_t)group_svc_group_count_max(s);
-		if (!REQ_ARRAY(req, cap, r.groups)) {
-			request_fail_close(req);
-			return;
-		}
-		/* Kafka: every group with DESCRIBE on the cluster, else the
-		 * groups the principal may describe. */
-		struct listed l = { a, req, &r, cap, m,
-				    api_allowed_cluster(a, req, ACL_OP_DESCRIBE) };
-		group_svc_groups_each(s, list_each, &l);
+		list_answer(l);
+		return;
 	}
-	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &r);
+	strmap_free(&l->seen);
+	kmsg_list_groups_resp_encode(&req->resp, req->api_version, &l->r);
 	request_respond(req);
 }
 
@@ -1037,8 +1189,30 @@ static int describe_one(struct agent *a, struct group_svc *s, struct request *re
 	return 0;
 }
 
+/* Before a request of several groups changes or answers anything: park
+ * it if one of them is loading here (coordinator_check). */
+static bool park_any(struct agent *a, struct request *req, const kstr *ids, int32_t n,
+		     int8_t op, group_redo_fn redo, const void *m)
+{
+	if (!svc(a))
+		return false;
+	for (int32_t i = 0; i < n; i++)
+		if (api_allowed_group(a, req, ids[i], op) && !has_nul(ids[i]) &&
+		    ids[i].len <= COORD_GROUP_ID_BYTES_MAX &&
+		    coordinator_check(a, req, ids[i], redo, m) == KERR_PARKED)
+			return true;
+	return false;
+}
+
+static void redo_describe_groups(struct agent *a, struct request *req, const void *m)
+{
+	handle_describe_groups(a, req, m);
+}
+
 void handle_describe_groups(struct agent *a, struct request *req, const struct kmsg_describe_groups_req *m)
 {
+	if (park_any(a, req, m->groups, m->groups_count, ACL_OP_DESCRIBE, redo_describe_groups, m))
+		return;
 	struct kmsg_describe_groups_resp r;
 	kmsg_describe_groups_resp_init(&r);
 	int32_t n = m->groups_count > 0 ? m->groups_count : 0;
@@ -1095,8 +1269,16 @@ static void group_delete_done(struct group_svc *s, struct group_offsets_op *op)
 		delete_groups_respond(d);
 }
 
+static void redo_delete_groups(struct agent *a, struct request *req, const void *m)
+{
+	handle_delete_groups(a, req, m);
+}
+
 void handle_delete_groups(struct agent *a, struct request *req, const struct kmsg_delete_groups_req *m)
 {
+	if (park_any(a, req, m->groups_names, m->groups_names_count, ACL_OP_DELETE,
+		     redo_delete_groups, m))
+		return;
 	struct delete_groups *d;
 	struct group_delete *gd;
 	int32_t n = m->groups_names_count > 0 ? m->groups_names_count : 0;
@@ -1168,6 +1350,11 @@ static void offset_delete_done(struct group_svc *s, struct group_offsets_op *op)
 	offset_delete_respond(od);
 }
 
+static void redo_offset_delete(struct agent *a, struct request *req, const void *m)
+{
+	handle_offset_delete(a, req, m);
+}
+
 void handle_offset_delete(struct agent *a, struct request *req, const struct kmsg_offset_delete_req *m)
 {
 	struct offset_delete *od;
@@ -1193,7 +1380,10 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 		r->error_code = KERR_INVALID_GROUP_ID;
 		goto out_respond;
 	}
-	if ((r->error_code = coordinator_error(a, s, m->group_id)) != KERR_NONE)
+	if ((r->error_code = coordinator_check(a, req, m->group_id, redo_offset_delete, m)) ==
+	    KERR_PARKED)
+		return;
+	if (r->error_code)
 		goto out_respond;
 	r->error_code = group_svc_offsets_deletable(s, key);
 	if (r->error_code)

@@ -237,6 +237,12 @@
  * request for this long gives its lease up (renewing every group ever
  * seen would grow without bound); the next request takes it again. */
 #define SL_GROUP_LEASE_IDLE_MS (60 * 1000)
+/* Cluster mode: how long a group request waits, parked, for its group's
+ * lease and load on a new coordinator before it is answered
+ * COORDINATOR_LOAD_IN_PROGRESS (as a Kafka broker holds requests while
+ * it loads a group): beyond the lease's expiry (SL_LEASE_MS) and a sync,
+ * within clients' request timeouts (30 s and more). */
+#define SL_GROUP_LOAD_WAIT_MS 8000
 
 /* ---- cluster placement (src/cluster) ---- */
 

@@ -85,6 +85,7 @@ struct group_svc {
 	int64_t next_sweep_ms;
 	struct strmap stored;       /* group id -> struct stored_group */
 	struct strmap owned;        /* group id -> struct owned_group (leases) */
+	struct group_park *parked;  /* requests waiting for a group's load */
 	int64_t next_own_check_ms;
 	/* cluster mode: the retention sweep first lists every stored group */
 	uv_work_t list_work;
@@ -558,6 +559,7 @@ static void retention_sweep(struct group_svc *s, int64_t now)
 }
 
 static void own_check(struct group_svc *s, int64_t now);
+static void park_wake(struct group_svc *s, const char *id, int64_t now);
 
 /* In a cluster other agents commit groups this one never saw: the
  * sweep's holder lists every stored group first (a GROUP BY scan, on the
@@ -637,6 +639,8 @@ static void on_timer(uv_timer_t *t)
 			}
 		}
 	}
+	if (s->parked)
+		park_wake(s, NULL, now);
 	if (s->cfg.leases && now >= s->next_own_check_ms) {
 		s->next_own_check_ms = now + GROUPS_OWN_CHECK_MS;
 		own_check(s, now);
@@ -665,6 +669,7 @@ static void load_done(struct group_svc *s, struct group_offsets_op *op)
 		log_info("group %s: coordinated here at lease epoch %" PRId64, op->group_id,
 			 o->epoch);
 	}
+	park_wake(s, op->group_id, -1);
 	free((char *)op->group_id);
 	free(op);
 }
@@ -693,6 +698,45 @@ static void group_gained(struct group_svc *s, const char *id, struct owned_group
 	o->state = OWN_READY; /* out of memory: serve it unloaded */
 }
 
+/* ---- requests parked while a group loads ---- */
+
+int group_svc_park(struct group_svc *s, kstr group_id, int64_t wait_ms, struct group_park *p)
+{
+	if (s->stopped)
+		return SL_EBUSY;
+	if (!kstr_copy(group_id, p->group_id, sizeof p->group_id))
+		return SL_EINVAL;
+	p->deadline_ms = now_ms() + wait_ms;
+	p->next = s->parked;
+	s->parked = p;
+	return 0;
+}
+
+/* Resume the parked requests of id (NULL: every one), or those whose
+ * wait ran out by now (now >= 0). A resumed request may park again: the
+ * ones due are taken off the list before any resumes. */
+static void park_wake(struct group_svc *s, const char *id, int64_t now)
+{
+	struct group_park *due = NULL, **pp = &s->parked;
+	while (*pp) {
+		struct group_park *p = *pp;
+		bool wake = now >= 0 ? now >= p->deadline_ms : !id || strcmp(p->group_id, id) == 0;
+		if (!wake) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		p->next = due;
+		due = p;
+	}
+	while (due) {
+		struct group_park *p = due;
+		due = p->next;
+		p->next = NULL;
+		p->resume(p);
+	}
+}
+
 static void on_group_lease(void *arg, const char *name, bool held, int64_t epoch, int32_t holder)
 {
 	struct group_svc *s = arg;
@@ -712,6 +756,9 @@ static void on_group_lease(void *arg, const char *name, bool held, int64_t epoch
 	}
 	if (held)
 		group_gained(s, id, o, epoch);
+	/* Held (ready, or loading: they park again until load_done), or
+	 * known to be another's: the waiting requests ask again. */
+	park_wake(s, id, -1);
 }
 
 int16_t group_svc_acquire(struct group_svc *s, kstr group_id)
@@ -790,6 +837,7 @@ static void own_check(struct group_svc *s, int64_t now)
 		if (meta_lease_group_name(x.ids[i], name))
 			lease_drop(s->cfg.leases, name);
 		free(o);
+		park_wake(s, x.ids[i], -1);
 		free(x.ids[i]);
 	}
 	free(x.ids);
@@ -859,6 +907,7 @@ void group_svc_shutdown(struct group_svc *s)
 	s->stopped = true;
 	coord_shutdown(s->coord, &s->effects);
 	perform_effects(s);
+	park_wake(s, NULL, -1); /* they are answered: parking is refused now */
 	uv_timer_stop(&s->timer);
 	uv_close((uv_handle_t *)&s->timer, NULL);
 	uv_timer_stop(&s->deadline_timer);
@@ -900,6 +949,11 @@ const struct coord_group *group_svc_group_find(const struct group_svc *s, kstr g
 bool group_svc_has_offsets(const struct group_svc *s, const char *group_id)
 {
 	return stored_has(s, group_id);
+}
+
+bool group_svc_store_shared(const struct group_svc *s)
+{
+	return s->cfg.self != NULL;
 }
 
 size_t group_svc_group_count_max(const struct group_svc *s)

@@ -78,11 +78,29 @@ bool group_svc_running(const struct group_svc *s);
 /* Before serving a request for a group placement puts here: KERR_NONE
  * when this agent holds the group's lease and has loaded the group;
  * COORDINATOR_LOAD_IN_PROGRESS while it acquires the lease or loads the
- * group's offsets (retriable: the client asks again shortly);
+ * group's offsets (the caller parks the request, group_svc_park, and
+ * asks again when that settles; retriable for the client otherwise);
  * NOT_COORDINATOR when another live agent holds the lease (views of the
  * live agents differ for a moment: the client asks FindCoordinator
  * again). Without leases (cfg.leases NULL): KERR_NONE. */
 int16_t group_svc_acquire(struct group_svc *s, kstr group_id);
+
+/* A request parked while its group's lease is acquired and its offsets
+ * loaded (group_svc_park); the caller's, e.g. in the request's arena. */
+struct group_park {
+	/* Called on the loop once, when the group is ready here, known to
+	 * be another agent's, dropped, when wait_ms passed or the service
+	 * stops: ask group_svc_acquire again. */
+	void (*resume)(struct group_park *p);
+	/* the service's */
+	struct group_park *next;
+	int64_t deadline_ms;
+	char group_id[COORD_GROUP_ID_BYTES_MAX + 1];
+};
+/* Park p until group_id's acquire settles (see resume), at most wait_ms.
+ * 0; SL_EINVAL for an id too long, SL_EBUSY once the service stops
+ * (not parked: answer now). resume never runs before this returns. */
+int group_svc_park(struct group_svc *s, kstr group_id, int64_t wait_ms, struct group_park *p);
 
 /* ---- JoinGroup and SyncGroup: requests that wait ---- */
 
@@ -134,6 +152,10 @@ void group_svc_expire(struct group_svc *s);
 const struct coord_group *group_svc_group_find(const struct group_svc *s, kstr group_id);
 /* Whether offsets of the group are stored, as far as this agent knows. */
 bool group_svc_has_offsets(const struct group_svc *s, const char *group_id);
+/* Whether the store is shared with other agents (cluster mode): groups
+ * committed through them are in the store but not in what this agent
+ * knows, so listing them needs a store read (meta_group_list). */
+bool group_svc_store_shared(const struct group_svc *s);
 /* An upper bound on the groups group_svc_groups_each lists. */
 size_t group_svc_group_count_max(const struct group_svc *s);
 /* Every group: those in memory with their state and protocol type (NULL:

@@ -68,6 +68,25 @@ def wait_for(what, check, timeout):
         time.sleep(0.05)
 
 
+def three_agents(cluster):
+    """Wait until every agent lists the three."""
+    for agent in cluster:
+        wait_for("%s lists three agents" % agent,
+                 lambda: metadata(agent)[0] == [1, 2, 3], 10)
+
+
+def topic_everywhere(cluster, prefix, partitions):
+    """A new topic created through the first agent, once every agent
+    lists it."""
+    from confluent_kafka.admin import NewTopic
+    topic = util.topic_name(prefix)
+    util.admin(cluster[0].bootstrap).create_topics(
+        [NewTopic(topic, partitions, 1)])[topic].result(15)
+    wait_for("topic on every agent",
+             lambda: all(topic in metadata(x)[1] for x in cluster), 2.0)
+    return topic
+
+
 def zone_conf(z):
     return {"client.id": "it,sluice_az=%s" % z}
 

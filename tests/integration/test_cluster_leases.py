@@ -20,7 +20,7 @@ from confluent_kafka.admin import NewTopic
 
 import util
 from cluster import (cluster, metadata, pg, start_agents,  # noqa: F401 (fixtures)
-                     wait_for)
+                     three_agents, topic_everywhere, wait_for)
 
 
 def log_text(agent):
@@ -42,21 +42,11 @@ def holders(agents, what):
     return [a for a in agents if a.running() and lease_epochs(a, what)]
 
 
-def three_agents(cluster):
-    for agent in cluster:
-        wait_for("%s lists three agents" % agent,
-                 lambda: metadata(agent)[0] == [1, 2, 3], 10)
-
-
 def test_group_coordinator_killed(cluster):
     three_agents(cluster)
     a = cluster[0]
-    topic = util.topic_name("lg")
     parts = 6
-    util.admin(a.bootstrap).create_topics(
-        [NewTopic(topic, parts, 1)])[topic].result(15)
-    wait_for("topic on every agent",
-             lambda: all(topic in metadata(x)[1] for x in cluster), 2.0)
+    topic = topic_everywhere(cluster, "lg", parts)
     msgs = util.make_messages(6000)
     util.ck_produce(a.bootstrap, topic, msgs)
     total = len(msgs)

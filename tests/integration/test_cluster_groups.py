@@ -1,0 +1,190 @@
+"""test_cluster_groups.py — consumer groups seen across three agents on
+one PostgreSQL (the fixtures of cluster.py).
+
+Checked: ListGroups on each agent lists the groups it coordinates, those
+with only committed offsets included, as Kafka brokers do, also groups
+whose offsets were committed through an agent that died since: after
+kill -9 of the agent coordinating most of them, the survivors list every
+group exactly once between them (kafka-python asks each broker; the
+union is every group), and DescribeGroups answered by each group's new
+coordinator describes it as Empty without an error (the
+first request after the takeover waits for the group's load instead of
+answering COORDINATOR_LOAD_IN_PROGRESS, which kafka-python raises).
+A consumer committing after every batch consumes everything through a
+kill -9 of its group's coordinator, and is never handed
+COORDINATOR_LOAD_IN_PROGRESS.
+"""
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from kafka import KafkaAdminClient
+from kafka.structs import TopicPartition as KpTopicPartition
+
+import kproto
+import util
+from cluster import (cluster, metadata, pg,  # noqa: F401 (fixtures)
+                     three_agents, topic_everywhere, wait_for)
+
+
+def list_groups_v0(agent):
+    """ListGroups v0 sent to this agent: (error, [group ids])."""
+    with kproto.connect(agent.bootstrap) as s:
+        r = kproto.Reader(kproto.roundtrip(s, 16, 0, b""))
+    err = r.i16()
+    groups = r.array(lambda: (r.string(), r.string()))
+    return err, groups
+
+
+def listed_by(agents, groups):
+    """{group: the agent listing it} for those of groups listed, each by
+    one agent only."""
+    where = {}
+    for agent in agents:
+        err, listed = list_groups_v0(agent)
+        assert err == 0
+        for gid, ptype in listed:
+            if gid in groups:
+                # Offsets only: "" while the coordinator that took the
+                # commits holds it (Kafka's None protocol type),
+                # "consumer" once reloaded from the store.
+                assert ptype in ("", "consumer"), (gid, ptype)
+                assert gid not in where, "%s listed by two agents" % gid
+                where[gid] = agent
+    return where
+
+
+def test_groups_listed_and_described_after_coordinator_death(cluster):
+    three_agents(cluster)
+    a = cluster[0]
+    topic = topic_everywhere(cluster, "grp", 3)
+    uid = uuid.uuid4().hex[:6]
+    groups = ["cg-%d-%s" % (i, uid) for i in range(12)]
+    for i, g in enumerate(groups):
+        c = Consumer({"bootstrap.servers": a.bootstrap, "group.id": g,
+                      "enable.auto.commit": False})
+        try:
+            c.commit(offsets=[TopicPartition(topic, i % 3, i + 1)],
+                     asynchronous=False)
+        finally:
+            c.close()
+
+    # Each group is listed by exactly one agent, with only offsets stored.
+    where = listed_by(cluster, groups)
+    assert sorted(where) == sorted(groups)
+
+    # Kill the agent coordinating the most groups: the survivors never
+    # saw those groups' commits.
+    victim = max(cluster, key=lambda x: sum(v is x for v in where.values()))
+    moved = [g for g, v in where.items() if v is victim]
+    assert moved
+    victim.kill9()
+    survivors = [x for x in cluster if x is not victim]
+    for agent in survivors:
+        wait_for("%s drops the killed agent" % agent,
+                 lambda: len(metadata(agent)[0]) == 2, 6)
+
+    seen = listed_by(survivors, groups)
+    assert sorted(seen) == sorted(groups), "missing: %s" % (
+        sorted(set(groups) - set(seen)))
+
+    admin = KafkaAdminClient(bootstrap_servers=survivors[0].bootstrap,
+                             client_id="it-groups", request_timeout_ms=20000)
+    try:
+        listed = {gid for gid, ptype in admin.list_consumer_groups()}
+        assert set(groups) <= listed
+        # The moved groups first: their new coordinators load them on
+        # this first request.
+        described = admin.describe_consumer_groups(moved + [
+            g for g in groups if g not in moved])
+        for d in described:
+            assert d.state == "Empty", d
+            assert d.protocol_type in ("", "consumer"), d
+            assert not d.members, d
+        assert sorted(d.group for d in described) == sorted(groups)
+        committed = admin.list_consumer_group_offsets(moved[0])
+        i = groups.index(moved[0])
+        assert committed[KpTopicPartition(topic, i % 3)].offset == i + 1
+    finally:
+        admin.close()
+
+
+def coordinating(agent, group):
+    with open(agent.stderr, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    return ("group %s: coordinated here at lease epoch" % group) in text
+
+
+def test_group_resumes_after_coordinator_kill_without_load_errors(cluster):
+    """A consumer committing synchronously after each batch keeps going
+    when its group's coordinator is killed with -9, consumes everything,
+    and its final commit covers everything. What the application is
+    handed is the dead agent's transport errors and one commit refused
+    with ILLEGAL_GENERATION (membership is not stored: the new
+    coordinator does not know the old generation, and Kafka answers an
+    unknown group's commit so), never COORDINATOR_LOAD_IN_PROGRESS
+    (librdkafka retries that one by itself anyway: the parking is checked
+    by the DescribeGroups above, which kafka-python does not retry)."""
+    three_agents(cluster)
+    a = cluster[0]
+    parts = 3
+    topic = topic_everywhere(cluster, "grk", parts)
+    msgs = util.make_messages(3000)
+    util.ck_produce(a.bootstrap, topic, msgs)
+    total = len(msgs)
+    group = "grk-" + uuid.uuid4().hex[:6]
+    app_errors = []  # what the application is handed
+    c = util.consumer(",".join(x.bootstrap for x in cluster), **{
+        "group.id": group, "auto.offset.reset": "earliest",
+        "enable.auto.commit": False, "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 500, "topic.metadata.refresh.interval.ms": 1000,
+        "error_cb": lambda e: app_errors.append(("error_cb", e.code(), str(e)))})
+    seen = set()
+    victim = None
+    t_kill = None
+    commits_after_kill = []
+    try:
+        c.subscribe([topic])
+        deadline = time.monotonic() + 120
+        while len(seen) < total and time.monotonic() < deadline:
+            batch = c.consume(100, 0.2)
+            for m in batch:
+                if m.error() is not None:
+                    app_errors.append(("consume", m.error().code(), str(m.error())))
+                else:
+                    seen.add((m.partition(), m.offset()))
+            if batch:
+                time.sleep(0.02)
+                try:
+                    c.commit(asynchronous=False)
+                    if t_kill is not None:
+                        commits_after_kill.append(time.monotonic() - t_kill)
+                except KafkaException as e:
+                    app_errors.append(("commit", e.args[0].code(), str(e)))
+            if victim is None and len(seen) >= total // 3:
+                owners = [x for x in cluster if coordinating(x, group)]
+                assert len(owners) == 1, owners
+                victim = owners[0]
+                victim.kill9()
+                t_kill = time.monotonic()
+    finally:
+        c.close()
+    print("app errors:", app_errors)
+    print("first commit %.1f s after the kill" % (commits_after_kill[0]
+                                                  if commits_after_kill else -1))
+    assert victim is not None
+    assert len(seen) == total
+    assert commits_after_kill, "no commit succeeded after the kill"
+    expected = (KafkaError._TRANSPORT, KafkaError.ILLEGAL_GENERATION,
+                KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS)
+    unexpected = [e for e in app_errors if e[1] not in expected]
+    assert not unexpected, unexpected
+    survivors = [x for x in cluster if x is not victim]
+    probe = util.consumer(",".join(x.bootstrap for x in survivors),
+                          **{"group.id": group})
+    try:
+        after = probe.committed([TopicPartition(topic, p) for p in range(parts)],
+                                timeout=15)
+    finally:
+        probe.close()
+    assert sum(tp.offset for tp in after) == total, after
