@@ -3247,20 +3247,6 @@ static int lease_row_lock(struct pg_conn *c, const char *name, bool share,
 	return 0;
 }
 
-static int lease_row_update(struct pg_conn *c, const char *name, int32_t holder,
-			    int64_t incarnation, int64_t epoch, int64_t expires_ms)
-{
-	static const char sql[] = "UPDATE leases SET holder = $2, incarnation = $3, epoch = $4,"
-		" expires_ms = $5 WHERE name = $1";
-	struct pg_params p = { 0 };
-	p_str(&p, name);
-	p_i64(&p, holder);
-	p_i64(&p, incarnation);
-	p_i64(&p, epoch);
-	p_i64(&p, expires_ms);
-	return pg_exec_params(c, sql, &p, NULL, "writing a lease");
-}
-
 struct leases_txn {
 	const struct meta_agent *self;
 	int64_t lease_ms;
@@ -3268,33 +3254,174 @@ struct leases_txn {
 	size_t n;
 };
 
+/* A sync's leases sorted by name (x->order), to find a row's lease. */
+static const struct meta_lease *sort_leases;
+
+static int lease_order_cmp(const void *a, const void *b)
+{
+	return strcmp(sort_leases[*(const size_t *)a].name, sort_leases[*(const size_t *)b].name);
+}
+
+static size_t lease_find(const struct leases_txn *x, const size_t *order, const char *name)
+{
+	size_t lo = 0, hi = x->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(x->l[order[mid]].name, name);
+		if (c == 0)
+			return order[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return x->n;
+}
+
+/* Every lease row of the sync, locked FOR UPDATE in name order (two
+ * agents syncing overlapping sets queue, never deadlock), in one
+ * statement; *missing counts the leases without a row. */
+static int leases_lock_all(struct pg_conn *c, const struct leases_txn *x, const size_t *order,
+			   const char *names, struct meta_lease_row *rows, size_t *missing)
+{
+	static const char sql[] = "SELECT l.name, l.holder, l.incarnation, l.epoch, l.expires_ms,"
+		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
+		" AND a.incarnation = l.incarnation)"
+		" FROM leases AS l WHERE l.name = ANY($1::text[]) ORDER BY l.name FOR UPDATE OF l";
+	struct pg_params p = { 0 };
+	p_str(&p, names);
+	PGresult *r;
+	int rc = pg_exec_params(c, sql, &p, &r, "reading leases");
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < x->n; i++)
+		rows[i] = (struct meta_lease_row){ .holder = -1 };
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t k = lease_find(x, order, PQgetvalue(r, i, 0));
+		if (k == x->n)
+			continue;
+		struct meta_lease_row *row = &rows[k];
+		row->found = true;
+		row->holder = (int32_t)v_i64(r, i, 1);
+		row->incarnation = v_i64(r, i, 2);
+		row->epoch = v_i64(r, i, 3);
+		row->expires_ms = v_i64(r, i, 4);
+		row->holder_alive = PQgetvalue(r, i, 5)[0] == 't';
+	}
+	PQclear(r);
+	*missing = 0;
+	for (size_t i = 0; i < x->n; i++)
+		*missing += !rows[i].found;
+	return 0;
+}
+
+/* The arrays of leases_sync_body's one UPDATE. */
+struct lease_updates {
+	struct pg_text name, holder, incarnation, epoch, expires_ms;
+	size_t n;
+};
+
+static void lease_update_add(struct lease_updates *u, const char *name, int64_t holder,
+			     int64_t incarnation, int64_t epoch, int64_t expires_ms)
+{
+	tx_str(&u->name, name);
+	tx_i64(&u->holder, holder);
+	tx_i64(&u->incarnation, incarnation);
+	tx_i64(&u->epoch, epoch);
+	tx_i64(&u->expires_ms, expires_ms);
+	u->n++;
+}
+
+static int lease_updates_run(struct pg_conn *c, struct lease_updates *u)
+{
+	static const char sql[] = "UPDATE leases AS l SET holder = u.holder,"
+		" incarnation = u.incarnation, epoch = u.epoch, expires_ms = u.expires_ms"
+		" FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[])"
+		" AS u(name, holder, incarnation, epoch, expires_ms) WHERE l.name = u.name";
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&u->name));
+	p_str(&p, tx_end(&u->holder));
+	p_str(&p, tx_end(&u->incarnation));
+	p_str(&p, tx_end(&u->epoch));
+	p_str(&p, tx_end(&u->expires_ms));
+	if (!p.v[0] || !p.v[1] || !p.v[2] || !p.v[3] || !p.v[4])
+		return SL_ENOMEM;
+	return pg_exec_params(c, sql, &p, NULL, "writing leases");
+}
+
+/* One transaction whatever the lease count: the clock, the rows locked
+ * in one statement (rows created first for leases that have none, in
+ * name order so two creators queue), each lease decided here, and every
+ * change written by one UPDATE: BEGIN, three statements (four when a
+ * lease is new; two when nothing changes), COMMIT per sync, so an
+ * agent's renewals cost the same few round trips a second however many
+ * leases it holds (it was two per lease). */
 static int leases_sync_body(struct pg_conn *c, void *arg)
 {
+	static const char insert[] = "INSERT INTO leases (name, holder, incarnation, epoch,"
+		" expires_ms) SELECT n, -1, 0, 0, 0 FROM unnest($1::text[]) AS n ORDER BY n"
+		" ON CONFLICT (name) DO NOTHING";
 	struct leases_txn *x = arg;
-	int64_t now;
-	int rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
+	struct meta_lease_row *rows = calloc(x->n, sizeof *rows);
+	size_t *order = calloc(x->n, sizeof *order);
+	struct pg_text names = { 0 }, add = { 0 };
+	struct lease_updates u = { 0 };
+	int64_t now = 0;
+	size_t missing = 0;
+	int rc = rows && order ? 0 : SL_ENOMEM;
+	if (!rc) {
+		for (size_t i = 0; i < x->n; i++)
+			order[i] = i;
+		sort_leases = x->l; /* one sync at a time: the cluster connection's lock */
+		qsort(order, x->n, sizeof *order, lease_order_cmp);
+		for (size_t i = 0; i < x->n; i++)
+			tx_str(&names, x->l[order[i]].name);
+		if (!tx_end(&names))
+			rc = SL_ENOMEM;
+	}
+	if (!rc)
+		rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
+	if (!rc)
+		rc = leases_lock_all(c, x, order, names.p, rows, &missing);
+	if (!rc && missing) {
+		for (size_t i = 0; i < x->n; i++)
+			if (!rows[i].found)
+				tx_str(&add, x->l[i].name);
+		struct pg_params p = { 0 };
+		p_str(&p, tx_end(&add));
+		rc = p.v[0] ? pg_exec_params(c, insert, &p, NULL, "creating leases") : SL_ENOMEM;
+		if (!rc)
+			rc = leases_lock_all(c, x, order, names.p, rows, &missing);
+	}
 	for (size_t i = 0; !rc && i < x->n; i++) {
 		struct meta_lease *l = &x->l[i];
-		struct meta_lease_row row;
-		rc = lease_row_lock(c, l->name, false, &row);
-		if (rc)
-			break;
+		const struct meta_lease_row *row = &rows[i];
 		l->epoch = 0;
 		l->expires_in_ms = 0;
-		l->holder = row.found ? row.holder : -1;
-		enum meta_lease_action act = meta_lease_decide(&row, x->self, l->release, now);
+		l->holder = row->found ? row->holder : -1;
+		enum meta_lease_action act = meta_lease_decide(row, x->self, l->release, now);
 		if (act == META_LEASE_RELEASE) {
 			l->holder = -1;
-			rc = lease_row_update(c, l->name, -1, 0, row.epoch, 0);
+			lease_update_add(&u, l->name, -1, 0, row->epoch, 0);
 		} else if (act != META_LEASE_KEEP) {
-			int64_t epoch = row.epoch + (act == META_LEASE_TAKE);
-			rc = lease_row_update(c, l->name, x->self->node_id, x->self->incarnation, epoch,
-					      now + x->lease_ms);
-			l->epoch = epoch;
+			l->epoch = row->epoch + (act == META_LEASE_TAKE);
 			l->holder = x->self->node_id;
 			l->expires_in_ms = x->lease_ms;
+			lease_update_add(&u, l->name, x->self->node_id, x->self->incarnation, l->epoch,
+					 now + x->lease_ms);
 		}
 	}
+	if (!rc && u.n)
+		rc = lease_updates_run(c, &u);
+	free(names.p);
+	free(add.p);
+	free(u.name.p);
+	free(u.holder.p);
+	free(u.incarnation.p);
+	free(u.epoch.p);
+	free(u.expires_ms.p);
+	free(rows);
+	free(order);
 	return rc;
 }
 

@@ -1499,6 +1499,32 @@ static void test_leases(void **state)
 	assert_int_equal(meta_agent_register(a, &sa2, 3000, &v), 0);
 	free(v.agents);
 	lease_one(a, &sa2, "job/x", 3000, false, 0, sb.node_id);
+	/* Many in one call (one statement each way on PostgreSQL), names
+	 * with the characters an array literal quotes, unsorted, some new,
+	 * some held by the other, some released in the same call. */
+	enum { MANY = 40 };
+	char names[MANY][32];
+	struct meta_lease many[MANY];
+	for (int i = 0; i < MANY; i++) {
+		snprintf(names[i], sizeof names[i], "group/m\"{%d},'\\ %02d", (i * 7) % MANY, i);
+		many[i] = (struct meta_lease){ .name = names[i] };
+	}
+	assert_int_equal(meta_leases_sync(a, &sa2, 3000, many, MANY / 2), 0);
+	for (int i = 0; i < MANY / 2; i++) {
+		assert_int_equal(many[i].epoch, 1);
+		assert_int_equal(many[i].holder, sa2.node_id);
+	}
+	for (int i = 0; i < MANY / 4; i++)
+		many[i].release = true;
+	assert_int_equal(meta_leases_sync(a, &sa2, 3000, many, MANY / 2), 0);
+	for (int i = 0; i < MANY; i++)
+		many[i].release = false;
+	assert_int_equal(meta_leases_sync(b, &sb, 3000, many, MANY), 0);
+	for (int i = 0; i < MANY; i++) {
+		bool a_holds = i >= MANY / 4 && i < MANY / 2;
+		assert_int_equal(many[i].epoch, a_holds ? 0 : i < MANY / 4 ? 2 : 1);
+		assert_int_equal(many[i].holder, a_holds ? sa2.node_id : sb.node_id);
+	}
 	/* Names: empty or too long are refused, nothing written. */
 	char long_name[META_LEASE_NAME_BYTES + 1];
 	memset(long_name, 'n', sizeof long_name - 1);
