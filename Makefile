@@ -3,6 +3,8 @@
 #   make test   install what the tests need, build, run every test:
 #               the suite (build/), the sanitized subset (build-asan/)
 #               and the fuzzers (build-fuzz/); see tests/README.md
+#   make soak   the consistency checker under faults for SOAK_SECONDS
+#               (600); see tests/consistency/README.md
 #   make install  put sluice in $(DESTDIR)$(PREFIX)/bin (default
 #               /usr/local/bin), building the broker first if needed
 #   make cluster  install what is missing, build the broker, start a
@@ -25,7 +27,7 @@ BENCH_PKGS = $(RUN_PKGS) librdkafka-dev gnuplot-nox
 CLUSTER_PKGS = $(RUN_PKGS) postgresql kcat
 
 .PHONY: all build build-broker build-asan build-fuzz run test test-suite \
-	test-asan test-fuzz bench build-bench deps-run deps-test deps-bench deps-node clean \
+	test-asan test-fuzz soak bench build-bench deps-run deps-test deps-bench deps-node clean \
 	cluster deps-cluster install uninstall
 
 all: build
@@ -81,6 +83,16 @@ test-asan: build-asan
 
 test-fuzz: build-fuzz
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -j 2
+
+# The consistency checker's long run (tests/consistency/README.md): a
+# three-agent PostgreSQL+s3rver cluster under every fault for
+# SOAK_SECONDS; SOAK_ARGS adds run.py flags (--seed N to replay one).
+SOAK_SECONDS ?= 600
+SOAK_ARGS ?=
+soak: deps-test build
+	SLUICE_BIN=$(CURDIR)/$(BUILD)/sluice SLUICE_SOURCE_DIR=$(CURDIR) \
+		/usr/bin/python3 tests/consistency/run.py --mode cluster --agents 3 \
+		--faults all --duration $(SOAK_SECONDS) $(SOAK_ARGS)
 
 bench: deps-bench build-bench
 	./bench/run.sh
