@@ -24,7 +24,9 @@ confluent-kafka plus a raw read of the log with its control batches:
                     last assignment, an offset not above the previous one
   skip              within those reads, an offset jumped over that the
                     final read (of the same isolation level) shows holds
-                    a value that consumer should have returned
+                    a value that consumer should have returned; or (with
+                    run.py --wire) a Fetch answered from above the offset
+                    asked while the final raw log holds records between
   stale-marker      in the raw log, a COMMIT/ABORT marker that closes
                     values of more than one client transaction, disagrees
                     with the outcome the client was told, or is missing
@@ -374,8 +376,30 @@ def check_markers(events):
     return out
 
 
+def check_wire(events):
+    """Fetch responses seen by the recording proxies (run.py --wire):
+    answered from an offset above the one asked while the final raw log
+    holds records in between. The broker's skip, whatever the client
+    did next."""
+    raws = [e for e in events if e["op"] == "raw"]
+    held = {(e["partition"], o) for e in raws for b in e["batches"]
+            for o in ([b["base"]] if b.get("control") else
+                      [x for x, _ in b["records"]])}
+    out = []
+    for e in events:
+        if e["op"] != "wire-fetch" or e.get("first") is None or e.get("error"):
+            continue
+        p, asked, first = e["partition"], e["asked"], e["first"]
+        missed = [o for o in range(asked, first) if (p, o) in held]
+        if missed:
+            out.append(_anomaly("skip", process="wire %s" % e["process"],
+                                partition=p, asked=asked, first=first,
+                                missed=missed[:5], t=e["t"]))
+    return out
+
+
 CHECKS = (check_lost, check_positions, check_aborted_reads, check_torn,
-          check_beyond_lso, check_monotonic, check_markers)
+          check_beyond_lso, check_monotonic, check_markers, check_wire)
 
 
 def analyze(events):

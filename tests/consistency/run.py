@@ -20,12 +20,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer,  # noqa: E402
+from confluent_kafka import (OFFSET_BEGINNING, Consumer,  # noqa: E402
                              KafkaError, KafkaException, Producer,
                              TopicPartition)
 
@@ -50,14 +51,38 @@ class HarnessError(Exception):
 # --------------------------------------------------------------------------
 # The system under test
 
+class SharedPg:
+    """A PostgreSQL someone else runs (ctest's pg fixture, its URL in a
+    file): a database of the run's own on it; never stopped here."""
+
+    def __init__(self, url_file):
+        from test_postgres import Server
+        with open(url_file) as f:
+            url = f.read().strip()
+        # Server's URL handling and psql without its start and stop.
+        self.server = Server.__new__(Server)
+        u = urllib.parse.urlsplit(url)
+        self.server.url = url
+        self.server.user, self.server.password = u.username, u.password
+        self.server.host, self.server.port = u.hostname, u.port
+        self.db_url = self.server.db_url
+        self.new_db = self.server.new_db
+        self.psql = self.server.psql
+
+    def stop(self):
+        pass
+
 class System:
     """One agent on the file store and SQLite ("single"), or n agents on a
     PostgreSQL of their own and an s3rver ("cluster")."""
 
-    def __init__(self, mode, n_agents, workdir):
+    def __init__(self, mode, n_agents, workdir, wire=None, shared_pg=None):
         self.mode, self.n, self.dir = mode, n_agents, workdir
+        self.shared_pg = shared_pg    # a file holding a server's URL
         self.agents, self.pg, self.s3 = [], None, None
         self.store_paused = False
+        self.wire = wire          # (topic_of, record) for wire.Proxy
+        self.proxies = []
 
     def start(self):
         # Imported here: conftest and the test modules import pytest.
@@ -67,7 +92,10 @@ class System:
         else:
             from test_cluster_outage import Pg
             from test_s3 import S3RVER_KEY, S3rver
-            self.pg = Pg(os.path.join(self.dir, "pg"))
+            if self.shared_pg:
+                self.pg = SharedPg(self.shared_pg)
+            else:
+                self.pg = Pg(os.path.join(self.dir, "pg"))
             os.makedirs(os.path.join(self.dir, "s3"), exist_ok=True)
             self.s3 = S3rver(os.path.join(self.dir, "s3", "data"), "sluice-cc",
                              os.path.join(self.dir, "s3", "s3rver.log"))
@@ -82,11 +110,19 @@ class System:
                        ["--meta", url, "--store", store,
                         "--zone", "abc"[i % 3]], env=env)
                 for i in range(self.n)]
+        if self.wire:
+            import wire
+            for a in self.agents:
+                px = wire.Proxy(a.port, *self.wire)
+                self.proxies.append(px)
+                a.extra_args += ["--advertise", "127.0.0.1:%d" % px.port]
         for a in self.agents:
             a.start()
 
     @property
     def bootstrap(self):
+        if self.proxies:
+            return ",".join("127.0.0.1:%d" % px.port for px in self.proxies)
         return ",".join(a.bootstrap for a in self.agents)
 
     def txn_supported(self):
@@ -138,6 +174,8 @@ class System:
             self.s3.stop()
         if self.pg is not None:
             self.pg.stop()
+        for px in self.proxies:
+            px.close()
 
     def logs(self):
         return [p for a in self.agents for p in a.logs]
@@ -407,16 +445,22 @@ class Reader(Worker):
             c.close()
 
     def position(self, c, p):
+        """(how, offset): always an absolute offset. librdkafka 2.0.2
+        keeps the last logical offset (BEGINNING, END) ever assigned to
+        a partition and, when the partition moves to another leader,
+        fetches from that offset resolved anew instead of from its
+        position: a consumer of this library jumps back to the start or
+        forward to the end (README.md, "Client artifacts")."""
         tp = TopicPartition(self.run_.topic, p)
         how = self.rnd.choice(("beginning", "end", "committed", "random"))
+        lo, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
         if how == "beginning":
-            return how, OFFSET_BEGINNING
+            return how, lo
         if how == "end":
-            return how, OFFSET_END
+            return how, hi
         if how == "committed":
             got = c.committed([tp], timeout=5)[0].offset
-            return how, got if got >= 0 else OFFSET_BEGINNING
-        lo, hi = c.get_watermark_offsets(tp, timeout=5, cached=False)
+            return how, got if got >= 0 else lo
         return how, self.rnd.randint(lo, hi)
 
     def round(self, c):
@@ -584,7 +628,26 @@ class Run:
         self.client_log.propagate = False
         self.client_log.addHandler(logging.FileHandler(
             os.path.join(a.out, "clients.log")))
-        self.system = System(a.mode, a.agents, a.out)
+        wire = None
+        if a.wire:
+            def record(client, iso, p, asked, first, last, hw, err):
+                self.hist.add("wire-fetch", process=client, iso=iso,
+                              partition=p, asked=asked, first=first,
+                              last=last, hw=hw, error=err)
+            wire = (lambda: self.topic, record)
+        self.faults = FAULTS[a.mode] if a.faults == "all" else \
+            tuple(f for f in a.faults.split(",") if f and f != "none")
+        for f in self.faults:
+            if f not in FAULTS[a.mode]:
+                raise HarnessError("fault %s is not available in %s mode "
+                                   "(%s)" % (f, a.mode,
+                                             ", ".join(FAULTS[a.mode])))
+        # ctest's PostgreSQL (the pg fixture) saves starting one, unless
+        # the run restarts it.
+        shared_pg = None
+        if "pg-restart" not in self.faults:
+            shared_pg = os.environ.get("SLUICE_TEST_PG_URL_FILE")
+        self.system = System(a.mode, a.agents, a.out, wire, shared_pg)
         try:
             return self._go()
         finally:
@@ -595,6 +658,7 @@ class Run:
     def _go(self):
         a, h = self.args, self.hist
         self.system.start()
+        t_up = h.now()
         txn = self.system.txn_supported()
         print("transactions: broker %s them (ApiVersions keys %s)" % (
             "advertises" if txn else "does not advertise",
@@ -606,13 +670,7 @@ class Run:
                   "checked")
             return SKIP
         use_txn = txn and a.txn != "off"
-        faults = FAULTS[a.mode] if a.faults == "all" else \
-            tuple(f for f in a.faults.split(",") if f and f != "none")
-        for f in faults:
-            if f not in FAULTS[a.mode]:
-                raise HarnessError("fault %s is not available in %s mode "
-                                   "(%s)" % (f, a.mode,
-                                             ", ".join(FAULTS[a.mode])))
+        faults = self.faults
         plan = schedule(a.seed, faults, a.duration, len(self.system.agents))
         print("seed %d: nemesis schedule (re-run with --seed %d):" % (
             a.seed, a.seed))
@@ -645,6 +703,7 @@ class Run:
         self.stop.wait(a.duration)
         self.stop.set()
         nemesis.join(60)
+        t_stop = h.now()
         for w in workers:
             w.join(a.flush_timeout + 30)
         t_end = h.now()
@@ -660,8 +719,10 @@ class Run:
         time.sleep(1.0)
         final_read_rc(self, a.final_timeout)
         final_read_raw(self)
-        print("workload %.1f s, history %d events in %s" % (
-            t_end - t_begin, h.count, h.path))
+        print("started in %.1f s; workload %.1f s, then %.1f s to drain the "
+              "clients, %.1f s to heal and read back; history %d events in "
+              "%s" % (t_up, t_stop - t_begin, t_end - t_stop,
+                      h.now() - t_end, h.count, h.path))
         h.close()
         events = checker.load(h.path)
         n = checker.report(events)
@@ -694,6 +755,10 @@ def parse(argv):
                     help="consumers per isolation level (default 2)")
     ap.add_argument("--raw-readers", type=int, default=1,
                     help="fetchers over a plain socket (default 1)")
+    ap.add_argument("--wire", action="store_true",
+                    help="clients reach the agents through recording "
+                    "proxies (wire.py): each Fetch's asked and answered "
+                    "offsets go into the history")
     ap.add_argument("--client-debug", default="",
                     help="librdkafka debug contexts for the consumers "
                     "(e.g. fetch,msg), logged to clients.log")

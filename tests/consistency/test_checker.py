@@ -252,6 +252,25 @@ def test_skip():
     assert k == {}
 
 
+def wire_fetch(asked, first, p=0, err=None):
+    return {"op": "wire-fetch", "process": "cc-r0", "iso": 0, "partition": p,
+            "asked": asked, "first": first, "last": first, "hw": 9,
+            "error": err, "t": 1.0}
+
+
+def test_skip_on_the_wire():
+    # Asked from 0, answered from 1 while the log holds a at 0: the
+    # broker skipped it. Answered from where asked, or with nothing, or
+    # with an error: fine.
+    h = idempotent_clean() + [wire_fetch(0, 0), wire_fetch(1, None),
+                              wire_fetch(0, 1, err=1), wire_fetch(2, 3)]
+    assert kinds(h) == {}
+    h.append(wire_fetch(0, 1))
+    assert kinds(h) == {"skip": 1}
+    a = checker.analyze(h)["skip"][0]
+    assert a["process"] == "wire cc-r0" and a["missed"] == [0]
+
+
 def test_stale_marker_closes_two_transactions():
     h = txn_clean()
     # Partition 0: T1's commit marker missing, so T2's abort marker closes
