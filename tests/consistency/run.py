@@ -209,8 +209,9 @@ class Nemesis(threading.Thread):
     def run(self):
         s = self.system
         try:
+            t0 = self.hist.now()   # the plan's times count from here
             for f in self.plan:
-                wait = f["at"] - self.hist.now()
+                wait = t0 + f["at"] - self.hist.now()
                 if wait > 0 and self.stop.wait(wait):
                     return
                 kind, tgt = f["fault"], f["target"]
@@ -343,7 +344,7 @@ class TxnWriter(Worker):
                           "message.timeout.ms": 20000}))
             t0 = r.hist.now()
             try:
-                p.init_transactions(30)
+                p.init_transactions(10)
                 r.hist.add("init", process=self.process, result="ok", t0=t0)
                 return p
             except KafkaException as e:
@@ -532,9 +533,12 @@ class RawReader(Worker):
                 reads = []
                 for _, p, err, _hw, _ls, recs in res["parts"]:
                     if err:
+                        # Retriable (a store that cannot be reached
+                        # answers KAFKA_STORAGE_ERROR): not in a tight loop.
                         r.hist.add("consumer-error", process=self.process,
                                    partition=p, error="fetch at %d: error "
                                    "%d" % (pos[p], err))
+                        r.stop.wait(0.1)
                         continue
                     for b in rawlog.decode_batches(recs or b""):
                         reads.extend([p, o, v] for o, v in b["records"]
@@ -548,6 +552,34 @@ class RawReader(Worker):
 
 # --------------------------------------------------------------------------
 # The final read
+
+def wait_stable(run, timeout):
+    """Waits until every partition's last stable offset (read_committed
+    "latest") reaches its high watermark: no transaction open and every
+    marker written (Kafka writes markers after answering EndTxn), so the
+    final read_committed read holds every committed value. Returns the
+    partitions still unstable after timeout (read as they are)."""
+    offs = {}
+    for iso in ("read_committed", "read_uncommitted"):
+        offs[iso] = Consumer(client_conf(run, "final-" + iso[5:], **{
+            "group.id": "cc-%s-final" % run.run_id, "isolation.level": iso}))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = {iso: [c.get_watermark_offsets(
+                TopicPartition(run.topic, p), timeout=10, cached=False)[1]
+                for p in range(run.args.partitions)]
+                for iso, c in offs.items()}
+            unstable = [p for p in range(run.args.partitions)
+                        if ends["read_committed"][p] !=
+                        ends["read_uncommitted"][p]]
+            if not unstable or time.monotonic() > deadline:
+                return unstable
+            time.sleep(0.5)
+    finally:
+        for c in offs.values():
+            c.close()
+
 
 def final_read_rc(run, timeout):
     """Every partition from the start to its read_committed end, with a
@@ -717,6 +749,12 @@ class Run:
             raise HarnessError("workers stuck %s, failed %s" % (stuck, errors))
         # Another agent's commits reach the one asked with its next poll.
         time.sleep(1.0)
+        unstable = wait_stable(self, a.final_timeout / 2)
+        if unstable:
+            print("partitions %s: last stable offset still below the high "
+                  "watermark %d s after the end" % (unstable,
+                                                     a.final_timeout / 2))
+            h.add("unstable", partitions=unstable)
         final_read_rc(self, a.final_timeout)
         final_read_raw(self)
         print("started in %.1f s; workload %.1f s, then %.1f s to drain the "
