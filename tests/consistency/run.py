@@ -36,8 +36,8 @@ import rawlog  # noqa: E402
 import util  # noqa: E402
 from history import History  # noqa: E402
 
-FAULTS = {"single": ("kill",), "cluster": ("kill", "pause-store",
-                                           "pg-restart")}
+FAULTS = {"single": ("kill", "pause-agent"),
+          "cluster": ("kill", "pause-agent", "pause-store", "pg-restart")}
 SKIP = 77
 # Transactions are served when ApiVersions lists these (AddPartitionsToTxn,
 # EndTxn): the issue advertises them only once they work.
@@ -81,6 +81,7 @@ class System:
         self.shared_pg = shared_pg    # a file holding a server's URL
         self.agents, self.pg, self.s3 = [], None, None
         self.store_paused = False
+        self.paused = set()       # agents stopped with SIGSTOP
         self.wire = wire          # (topic_of, record) for wire.Proxy
         self.proxies = []
 
@@ -137,6 +138,14 @@ class System:
     def restart(self, i):
         self.agents[i].start()
 
+    def pause_agent(self, i):
+        self.agents[i].proc.send_signal(signal.SIGSTOP)
+        self.paused.add(i)
+
+    def resume_agent(self, i):
+        self.agents[i].proc.send_signal(signal.SIGCONT)
+        self.paused.discard(i)
+
     def pause_store(self):
         self.s3.proc.send_signal(signal.SIGSTOP)
         self.store_paused = True
@@ -152,6 +161,8 @@ class System:
         self.pg.resume()
 
     def heal(self):
+        for i in list(self.paused):
+            self.resume_agent(i)
         if self.store_paused:
             self.resume_store()
         if self.pg is not None:
@@ -163,6 +174,8 @@ class System:
                 a.start()
 
     def stop(self):
+        for i in list(self.paused):
+            self.resume_agent(i)
         for a in self.agents:
             try:
                 a.teardown()
@@ -194,7 +207,8 @@ def schedule(seed, faults, duration, n_agents):
         f = rnd.choice(faults)
         down = round(rnd.uniform(1.0, 4.0), 2)
         out.append({"at": round(t, 2), "fault": f,
-                    "target": rnd.randrange(n_agents) if f == "kill" else None,
+                    "target": rnd.randrange(n_agents)
+                    if f in ("kill", "pause-agent") else None,
                     "down": down})
         t += down + rnd.uniform(3, 8)
     return out
@@ -218,6 +232,9 @@ class Nemesis(threading.Thread):
                 down, up = {
                     "kill": (("kill", lambda: s.kill(tgt)),
                              ("restart", lambda: s.restart(tgt))),
+                    "pause-agent": (("pause-agent", lambda: s.pause_agent(tgt)),
+                                    ("resume-agent",
+                                     lambda: s.resume_agent(tgt))),
                     "pause-store": (("pause-store", s.pause_store),
                                     ("resume-store", s.resume_store)),
                     "pg-restart": (("pg-stop", s.pg_stop),
@@ -781,8 +798,9 @@ def parse(argv):
                     help="nemesis and workload seed (default: random, "
                     "printed)")
     ap.add_argument("--faults", default="kill",
-                    help="comma-separated: kill, pause-store, pg-restart "
-                    "(cluster mode), or all, or none (default kill)")
+                    help="comma-separated: kill, pause-agent, pause-store "
+                    "and pg-restart (cluster mode), or all, or none "
+                    "(default kill)")
     ap.add_argument("--txn", choices=("auto", "on", "off"), default="auto",
                     help="transactional producers: when advertised (auto), "
                     "required (on: skip with status 77 if not), never")
