@@ -128,8 +128,9 @@ def _observations(events):
     """Every (source, partition, offset, value) any observer reported."""
     for e in events:
         op = e["op"]
-        if op == "send" and e["result"] == "ok" and e.get("offset") is not None \
-                and e["offset"] >= 0:
+        off = e.get("offset")
+        if op == "send" and e["result"] == "ok" and off is not None \
+                and off >= 0:
             yield ("ack %s" % e["process"], e["partition"], e["offset"],
                    e["value"])
         elif op == "poll":
@@ -419,7 +420,8 @@ def summary(events):
     for e in events:
         op = e["op"]
         if op == "send":
-            c["sends %s%s" % ("txn " if e.get("txn") else "", e["result"])] += 1
+            kind = "txn " if e.get("txn") else ""
+            c["sends %s%s" % (kind, e["result"])] += 1
         elif op == "poll":
             c["polls %s" % e["iso"]] += 1
             c["values read %s" % e["iso"]] += len(e["reads"])

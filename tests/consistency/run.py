@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -232,9 +233,9 @@ class Nemesis(threading.Thread):
                 down, up = {
                     "kill": (("kill", lambda: s.kill(tgt)),
                              ("restart", lambda: s.restart(tgt))),
-                    "pause-agent": (("pause-agent", lambda: s.pause_agent(tgt)),
-                                    ("resume-agent",
-                                     lambda: s.resume_agent(tgt))),
+                    "pause-agent": (
+                        ("pause-agent", lambda: s.pause_agent(tgt)),
+                        ("resume-agent", lambda: s.resume_agent(tgt))),
                     "pause-store": (("pause-store", s.pause_store),
                                     ("resume-store", s.resume_store)),
                     "pg-restart": (("pg-stop", s.pg_stop),
@@ -290,11 +291,10 @@ class Writer(Worker):
 
     def producer(self):
         r = self.run_
-        return Producer(client_conf(r, self.process,
-                         **{"enable.idempotence": True, "acks": "all",
-                         "linger.ms": 5, "compression.type": "none",
-                         "message.timeout.ms": 120000,
-                         "retry.backoff.ms": 100}))
+        return Producer(client_conf(r, self.process, **{
+            "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+            "compression.type": "none", "message.timeout.ms": 120000,
+            "retry.backoff.ms": 100}))
 
     def body(self):
         r = self.run_
@@ -353,12 +353,10 @@ class TxnWriter(Worker):
         r = self.run_
         while not r.stop.is_set():
             p = Producer(client_conf(r, self.process, **{
-                          "transactional.id": "cc-%s-%s" % (r.run_id,
-                                                            self.process),
-                          "acks": "all", "linger.ms": 5,
-                          "compression.type": "none",
-                          "transaction.timeout.ms": 20000,
-                          "message.timeout.ms": 20000}))
+                "transactional.id": "cc-%s-%s" % (r.run_id, self.process),
+                "acks": "all", "linger.ms": 5, "compression.type": "none",
+                "transaction.timeout.ms": 20000,
+                "message.timeout.ms": 20000}))
             t0 = r.hist.now()
             try:
                 p.init_transactions(10)
@@ -435,7 +433,12 @@ class Reader(Worker):
     """A consumer at one isolation level that assigns itself random
     partitions at random positions (beginning, end, its group's committed
     offset, or an offset between the low and high watermarks), reads for
-    1-5 s, sometimes commits its positions, and does it again."""
+    1-5 s, sometimes commits its positions, and does it again with a new
+    consumer of the same group: librdkafka 2.0.2 aborts the process
+    (rd_kafka_assignment_partition_stopped: assertion rktp_started) when
+    one consumer's assignment is replaced while partitions move between
+    agents (a second FETCH_STOP for one partition, librdkafka issue
+    5573)."""
 
     def __init__(self, name, run, iso):
         super().__init__(name, run)
@@ -443,24 +446,23 @@ class Reader(Worker):
 
     def body(self):
         r = self.run_
-        c = Consumer(client_conf(r, self.process, **{
-            "group.id": "cc-%s-%s" % (r.run_id, self.process),
-            "isolation.level": {"rc": "read_committed",
-                                "ru": "read_uncommitted"}[self.iso],
-            "enable.auto.commit": False, "enable.partition.eof": False,
-            "auto.offset.reset": "error", "fetch.wait.max.ms": 100,
-            **({"debug": r.args.client_debug} if r.args.client_debug else {})
-        }))
-        try:
-            while not r.stop.is_set():
-                try:
-                    self.round(c)
-                except KafkaException as e:
-                    r.hist.add("consumer-error", process=self.process,
-                               error=_err(e.args[0]))
-                    r.stop.wait(0.5)
-        finally:
-            c.close()
+        while not r.stop.is_set():
+            c = Consumer(client_conf(r, self.process, **{
+                "group.id": "cc-%s-%s" % (r.run_id, self.process),
+                "isolation.level": {"rc": "read_committed",
+                                    "ru": "read_uncommitted"}[self.iso],
+                "enable.auto.commit": False, "enable.partition.eof": False,
+                "auto.offset.reset": "error", "fetch.wait.max.ms": 100,
+                **({"debug": r.args.client_debug} if r.args.client_debug
+                   else {})}))
+            try:
+                self.round(c)
+            except KafkaException as e:
+                r.hist.add("consumer-error", process=self.process,
+                           error=_err(e.args[0]))
+                r.stop.wait(0.5)
+            finally:
+                c.close()
 
     def position(self, c, p):
         """(how, offset): always an absolute offset. librdkafka 2.0.2
@@ -833,6 +835,60 @@ def parse(argv):
     return a
 
 
+def run_once(a):
+    """The run itself (in the process main() forks): its exit status."""
+    try:
+        return Run(a).go()
+    except BaseException as e:   # pytest.fail from the fixtures included
+        print("RUN FAILED (seed %d, dir %s): %s: %s" % (
+            a.seed, a.out, type(e).__name__, e))
+        return 2
+
+
+def supervise(a):
+    """Runs run_once in a child process of its own process group, so that
+    when a client library aborts it (librdkafka asserts) or the run is
+    interrupted, the agents, s3rver and PostgreSQL it started are still
+    stopped: the group is killed and the run's own PostgreSQL (under
+    a.out/pg) stopped."""
+    pid = os.fork()
+    if pid == 0:
+        os.setpgid(0, 0)
+        rc = 2
+        try:
+            rc = run_once(a)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
+
+    def cleanup(why):
+        print("RUN FAILED (seed %d, dir %s): %s; stopping what it started"
+              % (a.seed, a.out, why))
+        sys.stdout.flush()
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        state = os.path.join(a.out, "pg")
+        if os.path.exists(os.path.join(state, "dir")):
+            subprocess.run([os.path.join(HERE, "..", "..", "tools",
+                                         "pg-test.sh"), "stop", state],
+                           timeout=120, stdout=subprocess.DEVNULL)
+
+    def interrupted(signum, _frame):
+        cleanup("interrupted by signal %d" % signum)
+        os._exit(2)
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        cleanup("the run's process died of signal %d (a client library's "
+                "assertion?)" % os.WTERMSIG(status))
+        return 2
+    return os.WEXITSTATUS(status)
+
+
 def main(argv):
     a = parse(argv)
     temp = a.out is None
@@ -840,15 +896,9 @@ def main(argv):
         a.out = tempfile.mkdtemp(prefix="sluice-consistency-")
     print("consistency run: mode %s, %.0f s, faults %s, txn %s, seed %d, "
           "dir %s" % (a.mode, a.duration, a.faults, a.txn, a.seed, a.out))
+    sys.stdout.flush()
     t0 = time.monotonic()
-    try:
-        rc = Run(a).go()
-    except BaseException as e:   # pytest.fail from the fixtures included
-        if isinstance(e, KeyboardInterrupt):
-            raise
-        print("RUN FAILED (seed %d, dir %s): %s: %s" % (
-            a.seed, a.out, type(e).__name__, e))
-        rc = 2
+    rc = supervise(a)
     print("wall %.1f s, exit %d" % (time.monotonic() - t0, rc))
     if temp and rc in (0, SKIP) and not a.keep:
         shutil.rmtree(a.out, ignore_errors=True)

@@ -176,6 +176,17 @@ def test_moved_and_inconsistent_offsets():
     assert [v for v, _ in a["values"]] == ["b", "c"]
 
 
+def test_acknowledged_offset_disagrees_with_the_log():
+    # a was acknowledged at 0/0 but the log holds b there and a at 0/1:
+    # moved, and two values at 0/0 and at 0/1.
+    h = idempotent_clean()
+    h = [e for e in h if e["op"] != "poll"]
+    h[-4] = final("rc", 0, [(0, "b"), (1, "a")])
+    h[-2] = raw(0, [batch(0, ["b", "a"], 7, 0)])
+    k = kinds(h)
+    assert k == {"moved": 2, "inconsistent-offsets": 2}, k
+
+
 def test_aborted_read():
     h = txn_clean()
     h.insert(-4, poll("r1", "rc", [(0, 2, "y1")], 1.8))
