@@ -6,8 +6,9 @@ from a seed, read every partition back in full, record everything in a
 history and hand it to the checker (checker.py).
 
 Exit status: 0 no anomaly, 1 anomalies (the checker's report says which),
-2 the run itself failed (a broker that would not start, a final read that
-did not finish), 77 skipped (--txn on against a broker that does not
+2 an agent crashed or did not start again after a fault (reported after
+the checker's report), or the run itself failed (a final read that did
+not finish), 77 skipped (--txn on against a broker that does not
 advertise transactions; ctest shows it as skipped). See README.md.
 """
 import argparse
@@ -171,8 +172,16 @@ class System:
             if pg_down(self.pg):
                 self.pg.resume()
         for a in self.agents:
-            if not a.running():
-                a.start()
+            for attempt in range(3):
+                if a.running():
+                    break
+                try:
+                    a.start()
+                except BaseException as e:   # pytest.fail: say, try again
+                    if attempt == 2:
+                        raise
+                    print("heal: %s did not start: %s" % (
+                        a, str(e).splitlines()[0]))
 
     def stop(self):
         for i in list(self.paused):
@@ -222,33 +231,39 @@ class Nemesis(threading.Thread):
         self.error = None
 
     def run(self):
+        t0 = self.hist.now()   # the plan's times count from here
+        for f in self.plan:
+            wait = t0 + f["at"] - self.hist.now()
+            if wait > 0 and self.stop.wait(wait):
+                return
+            self.apply(f)
+
+    def apply(self, f):
+        """One fault, broken then healed. A failure (an agent that does
+        not start again) is kept and the plan goes on."""
         s = self.system
         try:
-            t0 = self.hist.now()   # the plan's times count from here
-            for f in self.plan:
-                wait = t0 + f["at"] - self.hist.now()
-                if wait > 0 and self.stop.wait(wait):
-                    return
-                kind, tgt = f["fault"], f["target"]
-                down, up = {
-                    "kill": (("kill", lambda: s.kill(tgt)),
-                             ("restart", lambda: s.restart(tgt))),
-                    "pause-agent": (
-                        ("pause-agent", lambda: s.pause_agent(tgt)),
-                        ("resume-agent", lambda: s.resume_agent(tgt))),
-                    "pause-store": (("pause-store", s.pause_store),
-                                    ("resume-store", s.resume_store)),
-                    "pg-restart": (("pg-stop", s.pg_stop),
-                                   ("pg-start", s.pg_start)),
-                }[kind]
-                self.hist.add("nemesis", what=down[0], target=tgt)
-                down[1]()
-                self.stop.wait(f["down"])
-                up[1]()
-                self.hist.add("nemesis", what=up[0], target=tgt)
+            kind, tgt = f["fault"], f["target"]
+            down, up = {
+                "kill": (("kill", lambda: s.kill(tgt)),
+                         ("restart", lambda: s.restart(tgt))),
+                "pause-agent": (
+                    ("pause-agent", lambda: s.pause_agent(tgt)),
+                    ("resume-agent", lambda: s.resume_agent(tgt))),
+                "pause-store": (("pause-store", s.pause_store),
+                                ("resume-store", s.resume_store)),
+                "pg-restart": (("pg-stop", s.pg_stop),
+                               ("pg-start", s.pg_start)),
+            }[kind]
+            self.hist.add("nemesis", what=down[0], target=tgt)
+            down[1]()
+            self.stop.wait(f["down"])
+            up[1]()
+            self.hist.add("nemesis", what=up[0], target=tgt)
         except BaseException as e:  # pytest.fail from Broker.start included
-            self.error = "%s: %s" % (type(e).__name__, e)
-            self.hist.add("nemesis", what="error", error=self.error)
+            err = "%s: %s" % (type(e).__name__, e)
+            self.error = self.error or err
+            self.hist.add("nemesis", what="error", error=err)
 
 
 # --------------------------------------------------------------------------
@@ -755,6 +770,12 @@ class Run:
         self.stop.set()
         nemesis.join(60)
         t_stop = h.now()
+        # An agent that is down now and was not being killed exited by
+        # itself: a crash, whatever the history says.
+        crashed = [(i, ag.proc.returncode) for i, ag in
+                   enumerate(self.system.agents) if not ag.running()]
+        for i, status in crashed:
+            h.add("agent-exit", target=i, status=status)
         for w in workers:
             w.join(a.flush_timeout + 30)
         t_end = h.now()
@@ -762,10 +783,14 @@ class Run:
         h.add("healed")
         stuck = [w.process for w in workers if w.is_alive()]
         errors = [(w.process, w.error) for w in workers if w.error]
-        if nemesis.error:
-            errors.append(("nemesis", nemesis.error))
         if stuck or errors:
             raise HarnessError("workers stuck %s, failed %s" % (stuck, errors))
+        # A restart that failed (an agent that crashed starting) is the
+        # broker's failure, reported after the history is checked.
+        failures = ["agent-%d exited by itself (status %s)" % c
+                    for c in crashed]
+        if nemesis.error:
+            failures.append("nemesis: " + nemesis.error.splitlines()[0])
         # Another agent's commits reach the one asked with its next poll.
         time.sleep(1.0)
         unstable = wait_stable(self, a.final_timeout / 2)
@@ -786,7 +811,9 @@ class Run:
         if n:
             print("ANOMALIES FOUND: seed %d, history %s, agent logs %s" % (
                 a.seed, h.path, " ".join(self.system.logs())))
-        return 1 if n else 0
+        for f in failures:
+            print("AGENT FAILURE (seed %d, dir %s): %s" % (a.seed, a.out, f))
+        return 1 if n else 2 if failures else 0
 
 
 def parse(argv):
