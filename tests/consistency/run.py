@@ -84,6 +84,7 @@ class System:
         self.agents, self.pg, self.s3 = [], None, None
         self.store_paused = False
         self.paused = set()       # agents stopped with SIGSTOP
+        self.start_failures = []  # starts after a fault that failed
         self.wire = wire          # (topic_of, record) for wire.Proxy
         self.proxies = []
 
@@ -138,7 +139,20 @@ class System:
         self.agents[i].kill9()
 
     def restart(self, i):
-        self.agents[i].start()
+        """Starts agent i again; a start that fails (the agent exits
+        before it accepts connections) is kept in start_failures and
+        tried twice more, so one crash does not leave the cluster short
+        for the rest of the run."""
+        for attempt in range(3):
+            if self.agents[i].running():
+                return
+            try:
+                self.agents[i].start()
+            except BaseException as e:   # pytest.fail from Broker.start
+                self.start_failures.append(
+                    "agent-%d: %s" % (i, str(e).split("; args")[0]))
+                if attempt == 2:
+                    raise
 
     def pause_agent(self, i):
         self.agents[i].proc.send_signal(signal.SIGSTOP)
@@ -171,17 +185,8 @@ class System:
             from test_cluster_outage import pg_down
             if pg_down(self.pg):
                 self.pg.resume()
-        for a in self.agents:
-            for attempt in range(3):
-                if a.running():
-                    break
-                try:
-                    a.start()
-                except BaseException as e:   # pytest.fail: say, try again
-                    if attempt == 2:
-                        raise
-                    print("heal: %s did not start: %s" % (
-                        a, str(e).splitlines()[0]))
+        for i in range(len(self.agents)):
+            self.restart(i)
 
     def stop(self):
         for i in list(self.paused):
@@ -776,11 +781,13 @@ class Run:
                    enumerate(self.system.agents) if not ag.running()]
         for i, status in crashed:
             h.add("agent-exit", target=i, status=status)
+        # Healed first: the writers' last sends and the readers' last
+        # calls need the agents they wait for.
+        self.system.heal()
+        h.add("healed")
         for w in workers:
             w.join(a.flush_timeout + 30)
         t_end = h.now()
-        self.system.heal()
-        h.add("healed")
         stuck = [w.process for w in workers if w.is_alive()]
         errors = [(w.process, w.error) for w in workers if w.error]
         if stuck or errors:
@@ -789,6 +796,8 @@ class Run:
         # broker's failure, reported after the history is checked.
         failures = ["agent-%d exited by itself (status %s)" % c
                     for c in crashed]
+        failures += ["a start failed: " + f
+                     for f in self.system.start_failures]
         if nemesis.error:
             failures.append("nemesis: " + nemesis.error.splitlines()[0])
         # Another agent's commits reach the one asked with its next poll.
