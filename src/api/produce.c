@@ -77,6 +77,12 @@ static int16_t kerr_of_store(int err)
 	case SL_ENOTFOUND: return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 	case SL_ESEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
 	case SL_EFENCED: return KERR_INVALID_PRODUCER_EPOCH;
+	/* The store's transaction checks (meta.h); Produce v11 answers
+	 * TRANSACTION_ABORTABLE for SL_ETXNNOTADDED (with the handlers). */
+	case SL_ETXNUNKNOWN: return KERR_INVALID_PRODUCER_ID_MAPPING;
+	case SL_ETXNBUSY: return KERR_NOT_ENOUGH_REPLICAS;
+	case SL_ETXNNOTADDED:
+	case SL_ETXNSTATE: return KERR_INVALID_TXN_STATE;
 	case SL_ETIMEDOUT: return KERR_REQUEST_TIMED_OUT;
 	default: return KERR_KAFKA_STORAGE_ERROR;
 	}

@@ -20,6 +20,11 @@ const char *sl_strerror(int err)
 	case SL_EMETA: return "metadata store error";
 	case SL_ESEQUENCE: return "out of order sequence";
 	case SL_EFENCED: return "producer epoch fenced";
+	case SL_ETXNUNKNOWN: return "unknown transactional producer";
+	case SL_ETXNBUSY: return "transaction completing";
+	case SL_ETXNNOTADDED: return "partition not in the transaction";
+	case SL_ETXNSTATE: return "invalid transaction state";
+	case SL_ETXNSTALE: return "stale transaction marker";
 	}
 	return "unknown error";
 }

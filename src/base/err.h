@@ -24,6 +24,14 @@ enum sl_err {
 	SL_ESEQUENCE = -14, /* an idempotent producer's batch is out of sequence */
 	SL_EFENCED = -15,   /* an idempotent producer's epoch is older than the
 			       partition's (fenced) */
+	/* A transactional id's record refuses a batch (meta.h,
+	 * enum meta_batch_result). */
+	SL_ETXNUNKNOWN = -16, /* no such id, or another producer id */
+	SL_ETXNBUSY = -17,  /* its transaction is completing (retriable) */
+	SL_ETXNNOTADDED = -18, /* the partition is not in its transaction */
+	SL_ETXNSTATE = -19, /* a producer with an open transaction wrote
+			       outside it */
+	SL_ETXNSTALE = -20, /* a marker for a transaction already ended there */
 };
 
 /* A short, static description of an error code. Never NULL. */

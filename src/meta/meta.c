@@ -2,7 +2,8 @@
  * sqlite.c, "postgresql://..." and "postgres://..." to postgres.c), frees
  * the structs the backends return, and holds what both backends share
  * without SQL (meta_int.h): argument checks, topic UUIDs, the gc fence
- * check and the retention scan's decisions. */
+ * check, the retention scan's decisions and the transaction checks of a
+ * commit. */
 #include "meta/meta.h"
 
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/limits.h"
 #include "base/log.h"
 #include "meta/meta_int.h"
@@ -234,9 +236,163 @@ void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
 {
 	for (size_t k = 0; k < count; k++)
 		for (size_t i = 0; i < objs[k].n; i++) {
-			objs[k].batches[i].base_offset = -1;
-			objs[k].batches[i].result = META_BATCH_NO_PARTITION;
+			struct meta_commit_batch *b = &objs[k].batches[i];
+			b->base_offset = -1;
+			b->result = META_BATCH_NO_PARTITION;
+			b->last_stable_offset = -1;
+			b->aborted = (struct meta_aborted_txn){ -1, -1, -1 };
 		}
+}
+
+/* ---- transactions (meta_int.h) ---- */
+
+enum meta_batch_result meta_txn_data_check(const struct meta_txn_head *h, bool added,
+					   const struct meta_commit_batch *b)
+{
+	if (!h->found || h->producer_id != b->producer_id)
+		return META_BATCH_TXN_UNKNOWN;
+	if (h->producer_epoch != b->producer_epoch)
+		return META_BATCH_FENCED;
+	if (h->state == TXN_PREPARE_COMMIT || h->state == TXN_PREPARE_ABORT)
+		return META_BATCH_TXN_COMPLETING;
+	if (h->state != TXN_ONGOING || !added)
+		return META_BATCH_TXN_NOT_ADDED;
+	return META_BATCH_APPENDED;
+}
+
+bool meta_marker_applies(const struct meta_txn_head *h, bool owed, const struct meta_commit_batch *b)
+{
+	return h->found && owed && h->txn_seq == b->txn_seq && h->producer_id == b->producer_id &&
+	       h->producer_epoch == b->producer_epoch &&
+	       h->state == (b->marker_commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT);
+}
+
+int64_t meta_trim_txn_cap(int64_t asked, int64_t point, int64_t first_unstable)
+{
+	if (first_unstable < 0 || point <= first_unstable || point <= asked)
+		return point;
+	return first_unstable > asked ? first_unstable : asked;
+}
+
+int64_t meta_lso(int64_t log_start, int64_t hwm, int64_t first_unstable)
+{
+	int64_t lso = first_unstable >= 0 && first_unstable < hwm ? first_unstable : hwm;
+	return lso < log_start ? log_start : lso;
+}
+
+int meta_txn_record_check(const char *transactional_id, const struct txn_record *r)
+{
+	if (!transactional_id || !*transactional_id ||
+	    strnlen(transactional_id, SL_TXN_ID_BYTES_MAX + 1) > SL_TXN_ID_BYTES_MAX)
+		return SL_EINVAL;
+	if (!r)
+		return 0;
+	if ((int)r->state < TXN_EMPTY || r->state > TXN_COMPLETE_ABORT ||
+	    r->partition_count < 0 || r->partition_count > SL_TXN_PARTITIONS_MAX ||
+	    r->group_count < 0 || r->group_count > SL_TXN_GROUPS_MAX ||
+	    (r->partition_count > 0 && !r->partitions) || (r->group_count > 0 && !r->groups))
+		return SL_EINVAL;
+	for (int32_t i = 0; i < r->group_count; i++)
+		if (!r->groups[i])
+			return SL_EINVAL;
+	return 0;
+}
+
+int meta_txn_offsets_check(const char *transactional_id, const struct meta_offset_commit *rows,
+			   size_t n)
+{
+	if (meta_txn_record_check(transactional_id, NULL) || n == 0 || n > SL_TXN_OFFSETS_MAX ||
+	    !rows || !rows[0].group_id)
+		return SL_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!rows[i].group_id || strcmp(rows[i].group_id, rows[0].group_id) ||
+		    (rows[i].metadata && strlen(rows[i].metadata) > META_OFFSET_METADATA_BYTES_MAX))
+			return SL_EINVAL;
+	return 0;
+}
+
+bool meta_lease_txn_name(const char *transactional_id, char *out)
+{
+	int n = snprintf(out, META_LEASE_NAME_BYTES, "%s%s", META_LEASE_TXN_PREFIX, transactional_id);
+	return n > 0 && n < META_LEASE_NAME_BYTES;
+}
+
+int meta_txn_row_push(struct meta_txn_row **rows, size_t *n, size_t *cap, const char *id,
+		      const struct txn_record *r, int64_t version, int64_t coord_epoch)
+{
+	if (*n >= SL_TXN_IDS_MAX)
+		return SL_ELIMIT;
+	if (array_grow(rows, cap, *n, sizeof **rows, 16) != 0)
+		return SL_ENOMEM;
+	struct meta_txn_row *row = &(*rows)[*n];
+	memset(row, 0, sizeof *row);
+	row->transactional_id = strdup(id);
+	if (!row->transactional_id)
+		return SL_ENOMEM;
+	row->r = *r;
+	row->r.partitions = NULL;
+	row->r.partition_count = 0;
+	row->r.groups = NULL;
+	row->r.group_count = 0;
+	row->version = version;
+	row->coord_epoch = coord_epoch;
+	(*n)++;
+	return 0;
+}
+
+int meta_txn_row_add_partition(struct meta_txn_row *row, int64_t tid, int32_t partition)
+{
+	if (row->r.partition_count >= SL_TXN_PARTITIONS_MAX)
+		return SL_ECORRUPT;
+	struct txn_tp *v = realloc(row->r.partitions,
+				   ((size_t)row->r.partition_count + 1) * sizeof *v);
+	if (!v)
+		return SL_ENOMEM;
+	v[row->r.partition_count++] = (struct txn_tp){ tid, partition };
+	row->r.partitions = v;
+	return 0;
+}
+
+int meta_txn_row_add_group(struct meta_txn_row *row, const char *group)
+{
+	if (row->r.group_count >= SL_TXN_GROUPS_MAX)
+		return SL_ECORRUPT;
+	char **v = realloc(row->r.groups, ((size_t)row->r.group_count + 1) * sizeof *v);
+	if (!v)
+		return SL_ENOMEM;
+	row->r.groups = v;
+	if (!(v[row->r.group_count] = strdup(group)))
+		return SL_ENOMEM;
+	row->r.group_count++;
+	return 0;
+}
+
+struct meta_txn_row *meta_txn_row_find(struct meta_txn_row *rows, size_t n, const char *id)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rows[mid].transactional_id, id);
+		if (!c)
+			return &rows[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+void meta_txn_rows_free(struct meta_txn_row *rows, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(rows[i].transactional_id);
+		free(rows[i].r.partitions);
+		for (int32_t g = 0; g < rows[i].r.group_count; g++)
+			free(rows[i].r.groups[g]);
+		free(rows[i].r.groups);
+	}
+	free(rows);
 }
 
 /* ---- idempotent producers' state (meta_int.h) ---- */
@@ -397,9 +553,14 @@ int meta_commit_check(struct meta_commit_obj *objs, size_t count)
 		if (!o->key || !*o->key || strnlen(o->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
 		    o->size > INT64_MAX || o->n > SL_OBJECT_BATCHES_MAX || (o->n > 0 && !o->batches))
 			return SL_EINVAL;
-		for (size_t i = 0; i < o->n; i++)
-			if (o->batches[i].last_offset_delta < 0)
+		for (size_t i = 0; i < o->n; i++) {
+			const struct meta_commit_batch *b = &o->batches[i];
+			if (b->last_offset_delta < 0 || (unsigned)b->kind > META_BATCH_MARKER)
 				return SL_EINVAL;
+			if (b->kind != META_BATCH_DATA &&
+			    (meta_txn_record_check(b->transactional_id, NULL) || b->producer_id < 0))
+				return SL_EINVAL;
+		}
 		meta_commit_offsets_clear(&objs[k], 1);
 	}
 	return 0;
@@ -464,6 +625,7 @@ bool meta_run_continues(const struct meta_run *r, const struct meta_commit_batch
 {
 	return r->open && r->tid == b->tid && r->partition == b->partition &&
 	       r->count < META_ROW_BATCHES_MAX && b->base_offset == r->row.last_offset + 1 &&
+	       meta_batch_attributes(b) == meta_batch_attributes(r->first) &&
 	       b->byte_offset == r->row.byte_offset + r->row.length &&
 	       (uint64_t)r->row.length + b->length <= INT32_MAX &&
 	       (int64_t)r->row.record_count + b->record_count <= INT32_MAX;

@@ -61,6 +61,7 @@
 
 #include "auth/authorizer.h"
 #include "base/err.h"
+#include "txn/coordinator.h"
 
 #define META_TOPIC_NAME_BYTES 250 /* 249 chars + NUL */
 #define META_CONFIG_NAME_BYTES 256
@@ -94,6 +95,10 @@ struct meta_partition {
 	int32_t partition;
 	int64_t log_start_offset;
 	int64_t high_watermark;
+	/* The last stable offset: the first offset of the partition's
+	 * earliest open transaction, never below the log start; the high
+	 * watermark when none is open (docs/transactions.md, section 5). */
+	int64_t last_stable_offset;
 };
 
 /* What meta_partition_trim removes from the front of a partition: every
@@ -128,10 +133,45 @@ enum meta_batch_result {
 	META_BATCH_OUT_OF_ORDER,  /* no row: OUT_OF_ORDER_SEQUENCE_NUMBER */
 	META_BATCH_FENCED,        /* no row: INVALID_PRODUCER_EPOCH */
 	META_BATCH_NO_PARTITION,  /* no row: the partition was deleted */
+	/* Transactions (meta_batch_kind; docs/transactions.md, sections 3-4),
+	 * no row for any of them. INVALID_PRODUCER_EPOCH is META_BATCH_FENCED. */
+	META_BATCH_TXN_UNKNOWN,   /* TXN_DATA: no such transactional id, or
+				     another producer id: INVALID_PRODUCER_ID_MAPPING */
+	META_BATCH_TXN_COMPLETING, /* TXN_DATA: its transaction is in
+				     PrepareCommit/PrepareAbort: NOT_ENOUGH_REPLICAS */
+	META_BATCH_TXN_NOT_ADDED, /* TXN_DATA: no Ongoing transaction holds the
+				     partition: INVALID_TXN_STATE (Produce v0-10),
+				     TRANSACTION_ABORTABLE (v11) */
+	META_BATCH_TXN_OPEN,      /* DATA from a producer id with an open
+				     transaction in the partition: INVALID_TXN_STATE */
+	META_BATCH_MARKER_REFUSED, /* MARKER: not for the transaction the id is
+				     completing, or already written there (stale,
+				     duplicate): dropped without an answer */
 };
 /* Batches of a producer's state per partition (Kafka's
  * max.in.flight.requests.per.connection for idempotence). */
 #define META_PRODUCER_BATCHES 5
+
+/* What a batch is to the store's transaction checks. */
+enum meta_batch_kind {
+	META_BATCH_DATA = 0,     /* a plain or idempotent producer's */
+	META_BATCH_TXN_DATA,     /* a transactional producer's (transactional_id) */
+	META_BATCH_MARKER,       /* a COMMIT/ABORT control batch ending
+				    transaction txn_seq of transactional_id */
+};
+
+/* An aborted transaction in a partition (Kafka's AbortedTransaction):
+ * its producer id, its first offset there and its ABORT marker's
+ * offset. */
+struct meta_aborted_txn {
+	int64_t producer_id;
+	int64_t first_offset;
+	int64_t last_offset;
+};
+
+/* Batch header attributes the store keeps (batches.attributes). */
+#define META_BATCH_ATTR_TRANSACTIONAL 0x10
+#define META_BATCH_ATTR_CONTROL 0x20
 
 /* One batch of a sealed object, as passed to meta_commit_object. The
  * store assigns base_offset = partition's high watermark, and advances the
@@ -148,10 +188,23 @@ struct meta_commit_batch {
 	int16_t producer_epoch;
 	int32_t base_sequence;
 	int32_t last_sequence;
+	int16_t attributes;     /* the header's; only META_BATCH_ATTR_* are kept */
+	enum meta_batch_kind kind;
+	const char *transactional_id; /* TXN_DATA, MARKER; outlives the commit call */
+	int64_t txn_seq;        /* MARKER: the transaction it ends */
+	bool marker_commit;     /* MARKER: COMMIT, else ABORT */
 	/* out: */
 	int64_t base_offset;    /* assigned by the commit (the original's for a
 				   duplicate); -1 when the batch got no offset */
 	enum meta_batch_result result;
+	/* The partition's last stable offset once this batch's object is
+	 * committed (raise-only across a commit's objects); -1 when the
+	 * partition is gone. */
+	int64_t last_stable_offset;
+	/* An applied ABORT marker that closed an open transaction in the
+	 * partition: the aborted_txns row it added (last_offset = the
+	 * marker's offset); producer_id -1 otherwise. */
+	struct meta_aborted_txn aborted;
 };
 
 /* A sealed object to commit: its key, size and batches. */
@@ -316,6 +369,30 @@ struct meta_lease {
 				  store's clock); 0 when not held */
 };
 
+/* A transactional id's durable record as the store holds it (tables
+ * transactions, txn_partitions, txn_groups): the coordinator's record,
+ * the optimistic version of the row (raised by every write) and the
+ * coordinator epoch that wrote it (the lease epoch in a cluster, 0
+ * otherwise). Free an array with meta_txn_rows_free. */
+struct meta_txn_row {
+	char *transactional_id;     /* malloc'd */
+	struct txn_record r;        /* partitions, groups malloc'd */
+	int64_t version;
+	int64_t coord_epoch;
+};
+/* Which ids meta_txn_load returns (the caller's placement rule). */
+typedef bool meta_txn_want_fn(void *arg, const char *transactional_id);
+/* A transactional id's lease (cluster mode): META_LEASE_TXN_PREFIX + id. */
+#define META_LEASE_TXN_PREFIX "txn/"
+
+/* One row of the aborted transactions feed (meta_aborted_txns_since). */
+struct meta_aborted_feed {
+	int64_t seq;                /* the feed's position: page by the last one */
+	int64_t tid;
+	int32_t partition;
+	struct meta_aborted_txn txn;
+};
+
 /* One batch of a commit notification (meta_listen_read). */
 struct meta_notice_batch {
 	int64_t tid;
@@ -445,6 +522,23 @@ struct meta_methods {
 					   const int64_t *tids, const int32_t *partitions,
 					   size_t n, int64_t *deleted);
 
+	/* Transactions (may be NULL: SL_EUNSUPPORTED). */
+	int (*txn_persist)(struct meta *m, const char *transactional_id,
+			   const struct txn_record *r, int64_t coord_epoch, int64_t *version);
+	int (*txn_delete)(struct meta *m, const char *transactional_id, int64_t coord_epoch,
+			  int64_t version);
+	int (*txn_load)(struct meta *m, meta_txn_want_fn *want, void *arg,
+			struct meta_txn_row **out, size_t *n);
+	int (*txn_offset_commit)(struct meta *m, const char *transactional_id,
+				 int64_t producer_id, int16_t producer_epoch,
+				 const struct meta_offset_commit *rows, size_t n);
+	int (*txn_settle)(struct meta *m, const char *transactional_id, int64_t txn_seq,
+			  bool commit);
+	int (*aborted_txns)(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			    int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n);
+	int (*aborted_txns_since)(struct meta *m, int64_t after_seq,
+				  struct meta_aborted_feed *out, size_t cap, size_t *n);
+
 	/* Change notifications (NULL in a store without them). */
 	int (*listen_start)(struct meta *m);
 	int (*listen_fd)(struct meta *m);
@@ -540,8 +634,10 @@ static inline int meta_partition_set_log_start(struct meta *m, int64_t tid, int3
  * t->offset, then past the oldest batches that t's time and size limits
  * expire, as Kafka deletes segments (time first, stopping at the first
  * batch not expired; a batch without timestamps counts from when its
- * object was made; then size), per batch instead of per segment, and never
- * past t->limit. The log start is written in its own transaction; then
+ * object was made; then size), per batch instead of per segment, never
+ * past t->limit, and never past the first offset of an open transaction
+ * (t->offset may go past it: DeleteRecords). Aborted transactions whose
+ * markers fall below the log start go with their batch rows. The log start is written in its own transaction; then
  * the batch rows wholly below it are deleted and their bytes subtracted
  * from their objects' live_bytes, a bounded chunk per transaction, so an
  * object nothing reads any more goes to the collector (rows a failed or
@@ -555,11 +651,17 @@ static inline int meta_partition_trim(struct meta *m, int64_t tid, int32_t p,
 				      const struct meta_trim *t, int64_t *log_start)
 { return m->m->partition_trim ? m->m->partition_trim(m, tid, p, t, log_start) : SL_EUNSUPPORTED; }
 /* One transaction: insert the object row, then for each batch in order
- * check an idempotent producer's batch against its state (enum
- * meta_batch_result) and, if it is appended, assign base_offset from its
- * partition's high watermark, insert the batch row and update the
- * producer's state. Batches of partitions that no longer exist get
- * base_offset -1 and no row. Each batch's result says what happened.
+ * check it against the transactions (its kind: docs/transactions.md,
+ * sections 3-4) and an idempotent producer's batch against its state
+ * (enum meta_batch_result) and, if it is appended, assign base_offset
+ * from its partition's high watermark, insert the batch row, update the
+ * producer's state and the partition's open transactions (a TXN_DATA
+ * batch opens one, a MARKER closes its id's, recording an ABORT's range
+ * in aborted_txns and settling the transaction's offsets with its last
+ * partition). Batches of partitions that no longer exist get
+ * base_offset -1 and no row (a MARKER's partition is owed no more). Each
+ * batch's result says what happened, with its partition's last stable
+ * offset after the commit.
  * The object's live_bytes counts the appended batches only. Durable (synchronous) when it returns 0; SL_EMETA
  * otherwise, with nothing committed. [pool: commit]: an fsync; waits
  * behind a topic delete or a trim chunk. */
@@ -820,6 +922,106 @@ static inline int meta_group_delete_offsets_fenced(struct meta *m, const char *g
 		       ? m->m->group_delete_offsets_fenced(m, group, self, epoch, tids, partitions, n,
 							   deleted)
 		       : SL_EUNSUPPORTED;
+}
+
+/* ---- transactions (docs/transactions.md; the txn service, issue 14)
+ * ----
+ * The coordinator's records: one row per transactional id with its
+ * current transaction's partitions and groups. Every write names the
+ * version it read (*version: 0 when it expects no row) and the
+ * coordinator epoch it holds: with coord_epoch above 0 the write is made
+ * only if the id's lease (META_LEASE_TXN_PREFIX + id) is at that epoch
+ * (PostgreSQL: under a share lock on the lease row, as
+ * meta_offset_commit_fenced). A version that is not the stored one (or a
+ * lost lease) is SL_EBUSY, nothing written: another agent wrote the id
+ * (the coordinator answers NOT_COORDINATOR and drops it). The
+ * coordinator's writes share the offsets connection (a few per
+ * transaction, ordered per id by the coordinator): [pool: offsets], an
+ * fsync each. */
+
+/* TXN_EFFECT_PERSIST: insert or replace the id's row, its partitions and
+ * its groups with r, in one transaction; *version gets the new version.
+ * 0, SL_EBUSY, SL_EINVAL (an empty or too long id, a state out of
+ * range), SL_EMETA. */
+static inline int meta_txn_persist(struct meta *m, const char *transactional_id,
+				   const struct txn_record *r, int64_t coord_epoch, int64_t *version)
+{
+	return m->m->txn_persist ? m->m->txn_persist(m, transactional_id, r, coord_epoch, version)
+				 : SL_EUNSUPPORTED;
+}
+/* TXN_EFFECT_DELETE: remove the id (its row, partitions, groups and
+ * pending offsets). 0, SL_EBUSY (another version, or no row while
+ * version > 0), SL_EMETA. */
+static inline int meta_txn_delete(struct meta *m, const char *transactional_id,
+				  int64_t coord_epoch, int64_t version)
+{
+	return m->m->txn_delete ? m->m->txn_delete(m, transactional_id, coord_epoch, version)
+				: SL_EUNSUPPORTED;
+}
+/* Every stored id that want (NULL: all) accepts, with its record, from
+ * one snapshot, by id: what txn_load feeds the coordinator. A record in
+ * Prepare* lists only the partitions whose markers are still owed. Free
+ * with meta_txn_rows_free. SL_ELIMIT past SL_TXN_IDS_MAX ids. [start],
+ * [pool: offsets] (a takeover). want runs on the calling thread. */
+static inline int meta_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+				struct meta_txn_row **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->txn_load ? m->m->txn_load(m, want, arg, out, n) : SL_EUNSUPPORTED;
+}
+void meta_txn_rows_free(struct meta_txn_row *rows, size_t n);
+/* TxnOffsetCommit: store the rows (one group) as pending offsets of the
+ * id's transaction, replacing what it committed before for the same
+ * partitions; they reach group_offsets when its COMMIT settles and are
+ * dropped by an ABORT. Only while the id's transaction is Ongoing with
+ * this producer id and epoch and the group added (AddOffsetsToTxn):
+ * SL_EBUSY otherwise, nothing stored (the transaction ended meanwhile:
+ * the offsets would otherwise wait for the next one). [pool: offsets],
+ * ordered with meta_offset_commit: a plain commit stored after these
+ * rows wins over them at the settlement, as in Kafka. */
+static inline int meta_txn_offset_commit(struct meta *m, const char *transactional_id,
+					 int64_t producer_id, int16_t producer_epoch,
+					 const struct meta_offset_commit *rows, size_t n)
+{
+	return m->m->txn_offset_commit ? m->m->txn_offset_commit(m, transactional_id, producer_id,
+								 producer_epoch, rows, n)
+				       : SL_EUNSUPPORTED;
+}
+/* Settle the groups of transaction txn_seq of the id when all its
+ * markers are in (the last MARKER batch's commit does it itself; this is
+ * for a transaction with groups and no partition, and for a settlement a
+ * crash left owed): COMMIT moves its pending offsets to group_offsets
+ * (where they are newer), ABORT drops them; its groups are forgotten.
+ * Only while the record is in the matching Prepare* state at txn_seq with
+ * no partition left: 0 without doing anything otherwise. [pool: offsets]. */
+static inline int meta_txn_settle(struct meta *m, const char *transactional_id, int64_t txn_seq,
+				  bool commit)
+{
+	return m->m->txn_settle ? m->m->txn_settle(m, transactional_id, txn_seq, commit)
+				: SL_EUNSUPPORTED;
+}
+/* The aborted transactions of a partition that overlap [from, to)
+ * (last_offset >= from and first_offset < to), by first offset, at most
+ * cap (*n: how many; a full buffer may mean more). [pool: read]: the
+ * read_committed fetch's lookup for ranges its in-memory index lacks. */
+static inline int meta_aborted_txns(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+				    int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	return m->m->aborted_txns ? m->m->aborted_txns(m, tid, partition, from, to, out, cap, n)
+				  : SL_EUNSUPPORTED;
+}
+/* Aborted transactions recorded after feed position after_seq (0: from
+ * the start), by seq, at most cap: how other agents' polls learn the
+ * aborts of partitions they serve. Rows trimmed with their log are gone.
+ * [pool: cluster]. */
+static inline int meta_aborted_txns_since(struct meta *m, int64_t after_seq,
+					  struct meta_aborted_feed *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	return m->m->aborted_txns_since ? m->m->aborted_txns_since(m, after_seq, out, cap, n)
+					: SL_EUNSUPPORTED;
 }
 
 /* ---- change notifications (cluster mode): other agents' commits and

@@ -48,6 +48,59 @@ void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count);
  * SL_EMETA (logged) when an object's key was sealed before it. */
 int meta_commit_fence_check(const struct meta_commit_obj *objs, size_t count, int64_t fence_ms);
 
+/* ---- transactions, checked inside the commit transaction
+ * (docs/transactions.md, sections 3-4) ----
+ * What a commit reads of a transactional id's row. */
+struct meta_txn_head {
+	bool found;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int state;           /* enum txn_state */
+	int64_t txn_seq;
+};
+/* The batch header attributes a row keeps: batches of one row share them. */
+static inline int16_t meta_batch_attributes(const struct meta_commit_batch *b)
+{
+	return (int16_t)(b->attributes & (META_BATCH_ATTR_TRANSACTIONAL | META_BATCH_ATTR_CONTROL));
+}
+/* A TXN_DATA batch against its id's row (added: the partition is in the
+ * row's txn_partitions), in Kafka's order: META_BATCH_APPENDED when it
+ * may go on to the idempotent checks. */
+enum meta_batch_result meta_txn_data_check(const struct meta_txn_head *h, bool added,
+					   const struct meta_commit_batch *b);
+/* Whether a MARKER batch applies: the row completes transaction
+ * b->txn_seq of b's producer id and epoch in the Prepare* state of the
+ * marker's type, and the partition's marker is still owed (its
+ * txn_partitions row is there). */
+bool meta_marker_applies(const struct meta_txn_head *h, bool owed,
+			 const struct meta_commit_batch *b);
+/* The last stable offset from a partition's columns (first_unstable -1:
+ * none open). */
+int64_t meta_lso(int64_t log_start, int64_t hwm, int64_t first_unstable);
+/* Retention never moves the log start past an open transaction's first
+ * offset (its records and marker must stay together); DeleteRecords may:
+ * the log start the time and size limits chose (point), capped so,
+ * never below the one asked for (asked: DeleteRecords' offset, or the
+ * log start). */
+int64_t meta_trim_txn_cap(int64_t asked, int64_t point, int64_t first_unstable);
+/* txn_persist's arguments (r NULL: the id only): 0 or SL_EINVAL. */
+int meta_txn_record_check(const char *transactional_id, const struct txn_record *r);
+/* txn_offset_commit's arguments: rows of one group, at most
+ * SL_TXN_OFFSETS_MAX, metadata within its limit; 0 or SL_EINVAL. */
+int meta_txn_offsets_check(const char *transactional_id, const struct meta_offset_commit *rows,
+			   size_t n);
+/* META_LEASE_TXN_PREFIX + id into out[META_LEASE_NAME_BYTES]: false when
+ * it does not fit. */
+bool meta_lease_txn_name(const char *transactional_id, char *out);
+/* txn_load's rows: append one (its id copied, no partitions nor groups
+ * yet), SL_ELIMIT past SL_TXN_IDS_MAX; then add its partitions and groups
+ * (SL_ECORRUPT past their limits); find one by id in rows sorted by id. */
+int meta_txn_row_push(struct meta_txn_row **rows, size_t *n, size_t *cap, const char *id,
+		      const struct txn_record *r, int64_t version, int64_t coord_epoch);
+int meta_txn_row_add_partition(struct meta_txn_row *row, int64_t tid, int32_t partition);
+int meta_txn_row_add_group(struct meta_txn_row *row, const char *group);
+struct meta_txn_row *meta_txn_row_find(struct meta_txn_row *rows, size_t n, const char *id);
+
 /* ---- idempotent producers' state, checked inside the commit
  * transaction (meta.h, enum meta_batch_result) ----
  * The producer_state table holds one row per (tid, partition, producer

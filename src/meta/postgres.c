@@ -32,6 +32,10 @@
  * high watermarks it read, and writes object, batch, high-watermark and
  * producer-state rows in one statement: five round trips per group of
  * objects (six with idempotent batches), whatever their batch count.
+ * Transactional batches and markers add statements of their own (their
+ * id's row FOR SHARE, its partitions, the partition's open transactions;
+ * docs/transactions.md), as do batches of a producer with a transaction
+ * open in their partition; other batches add none.
  *
  * A connection found broken is reset (PQreset) before its next call,
  * at most once per backoff while the server cannot be reached (calls
@@ -51,6 +55,7 @@
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +72,8 @@
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
- * version 8, 7 its version 9. */
-#define PG_SCHEMA_VERSION 7
+ * version 8, 7 its version 9, 8 its version 10. */
+#define PG_SCHEMA_VERSION 8
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -234,6 +239,69 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" PRIMARY KEY (resource_type, resource_name, pattern_type, principal, host,"
 	" operation, permission));"
 	"INSERT INTO cluster (name, value) VALUES ('acl_version', 0) ON CONFLICT DO NOTHING;",
+	/* 8: transactions (SQLite's version 10; docs/transactions.md). Also
+	 * written to run again over itself. commit_seq comes from a
+	 * sequence here (no row every offset commit of every agent would
+	 * queue on); aborted_seq stays a row, locked by the commits that
+	 * record an abort, so the feed's order is their commit order. */
+	"ALTER TABLE partitions ADD COLUMN IF NOT EXISTS first_unstable_offset bigint NOT NULL"
+	" DEFAULT -1;"
+	"ALTER TABLE batches ADD COLUMN IF NOT EXISTS attributes smallint NOT NULL DEFAULT 0;"
+	"ALTER TABLE group_offsets ADD COLUMN IF NOT EXISTS commit_seq bigint NOT NULL DEFAULT 0;"
+	"CREATE SEQUENCE IF NOT EXISTS offset_commit_seq;"
+	"CREATE TABLE IF NOT EXISTS transactions ("
+	" transactional_id text PRIMARY KEY,"
+	" producer_id bigint NOT NULL UNIQUE,"
+	" last_producer_id bigint NOT NULL,"
+	" producer_epoch integer NOT NULL,"
+	" last_producer_epoch integer NOT NULL,"
+	" timeout_ms integer NOT NULL,"
+	" state smallint NOT NULL,"
+	" txn_seq bigint NOT NULL,"
+	" start_ms bigint NOT NULL,"
+	" update_ms bigint NOT NULL,"
+	" coord_epoch bigint NOT NULL,"
+	" version bigint NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS txn_partitions ("
+	" transactional_id text NOT NULL,"
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" PRIMARY KEY (transactional_id, tid, partition));"
+	"CREATE TABLE IF NOT EXISTS txn_groups ("
+	" transactional_id text NOT NULL,"
+	" group_id text NOT NULL,"
+	" PRIMARY KEY (transactional_id, group_id));"
+	"CREATE TABLE IF NOT EXISTS partition_txns ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" producer_id bigint NOT NULL,"
+	" producer_epoch integer NOT NULL,"
+	" first_offset bigint NOT NULL,"
+	" transactional_id text NOT NULL,"
+	" PRIMARY KEY (tid, partition, producer_id));"
+	"CREATE TABLE IF NOT EXISTS aborted_txns ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" last_offset bigint NOT NULL,"
+	" first_offset bigint NOT NULL,"
+	" producer_id bigint NOT NULL,"
+	" seq bigint NOT NULL,"
+	" PRIMARY KEY (tid, partition, last_offset));"
+	"CREATE INDEX IF NOT EXISTS aborted_txns_seq ON aborted_txns (seq);"
+	"CREATE TABLE IF NOT EXISTS txn_offsets ("
+	" group_id text NOT NULL,"
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" producer_id bigint NOT NULL,"
+	" transactional_id text NOT NULL,"
+	" committed_offset bigint NOT NULL,"
+	" leader_epoch integer NOT NULL,"
+	" metadata text,"
+	" commit_timestamp_ms bigint NOT NULL,"
+	" commit_seq bigint NOT NULL,"
+	" PRIMARY KEY (group_id, tid, partition, producer_id));"
+	"CREATE INDEX IF NOT EXISTS txn_offsets_id ON txn_offsets (transactional_id);"
+	"INSERT INTO cluster (name, value) VALUES ('aborted_seq', 0) ON CONFLICT DO NOTHING;",
 };
 
 enum stmt {
@@ -305,6 +373,35 @@ enum stmt {
 	ST_ACL_DELETE,
 	ST_ACL_COUNT,
 	ST_ACL_RAISE,
+	ST_TXN_HEAD,
+	ST_TXN_INSERT,
+	ST_TXN_UPDATE,
+	ST_TXN_DELETE,
+	ST_TXN_LIST,
+	ST_TXN_PART_GET,
+	ST_TXN_PARTS_INSERT,
+	ST_TXN_PART_DELETE,
+	ST_TXN_PART_LEFT,
+	ST_TXN_PARTS_CLEAR,
+	ST_TXN_PART_LIST,
+	ST_TXN_GROUP_GET,
+	ST_TXN_GROUPS_INSERT,
+	ST_TXN_GROUPS_CLEAR,
+	ST_TXN_GROUP_LIST,
+	ST_PTXN_OPEN,
+	ST_PTXN_INSERT,
+	ST_PTXN_TAKE,
+	ST_PTXN_FIRST,
+	ST_PTXN_DELETE_TOPIC,
+	ST_ABORTED_INSERT,
+	ST_ABORTED_RANGE,
+	ST_ABORTED_SINCE,
+	ST_ABORTED_TRIM,
+	ST_ABORTED_DELETE_TOPIC,
+	ST_TXN_OFFSET_UPSERT,
+	ST_TXN_OFFSETS_SETTLE,
+	ST_TXN_OFFSETS_DROP,
+	ST_TXN_OFFSETS_DELETE_TOPIC,
 	ST_COUNT
 };
 
@@ -332,10 +429,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTITIONS_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
 		" high_watermark) SELECT $1::bigint, p, 0, 0 FROM generate_series($2::integer,"
 		" $3::integer - 1) AS p",
-	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark FROM partitions"
-		" WHERE tid = $1 AND partition = $2",
-	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark"
-		" FROM partitions ORDER BY tid, partition",
+	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark, first_unstable_offset"
+		" FROM partitions WHERE tid = $1 AND partition = $2",
+	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark,"
+		" first_unstable_offset FROM partitions ORDER BY tid, partition",
 	/* Listeners drop what fell below it (DeleteRecords, retention). */
 	[ST_PARTITION_SET_LOG_START] = "WITH u AS (UPDATE partitions SET log_start_offset ="
 		" least(greatest(log_start_offset, $3), high_watermark)"
@@ -358,7 +455,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = greatest(fence_ms, $1)"
 		" WHERE id = 1 RETURNING fence_ms",
 	/* Locks are taken in output order, after the sort: (tid, partition). */
-	[ST_COMMIT_LOCK] = "SELECT p.tid, p.partition, p.high_watermark FROM partitions AS p"
+	[ST_COMMIT_LOCK] = "SELECT p.tid, p.partition, p.high_watermark, p.log_start_offset,"
+		" p.first_unstable_offset FROM partitions AS p"
 		" JOIN unnest($1::bigint[], $2::integer[]) AS u(tid, partition)"
 		" ON p.tid = u.tid AND p.partition = u.partition"
 		" ORDER BY p.tid, p.partition FOR UPDATE OF p",
@@ -371,17 +469,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"  AS x(k, s, l) RETURNING oid, key),"
 		" b AS (INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		"  byte_offset, length, record_count, max_timestamp, producer_id, producer_epoch,"
-		"  base_sequence, last_sequence, spans)"
+		"  base_sequence, last_sequence, spans, attributes)"
 		" SELECT y.tid, y.partition, y.base, y.last, o.oid, y.pos, y.len, y.cnt, y.ts,"
-		"  y.pid, y.epoch, y.bseq, y.lseq, y.spans"
+		"  y.pid, y.epoch, y.bseq, y.lseq, y.spans, y.attr"
 		" FROM unnest($5::integer[], $6::bigint[], $7::integer[], $8::bigint[],"
 		"  $9::bigint[], $10::bigint[], $11::bigint[], $12::integer[], $13::bigint[],"
-		"  $14::bigint[], $15::integer[], $16::integer[], $17::integer[], $26::text[])"
+		"  $14::bigint[], $15::integer[], $16::integer[], $17::integer[], $26::text[],"
+		"  $27::smallint[])"
 		"  AS y(obj, tid, partition, base, last, pos, len, cnt, ts, pid, epoch, bseq, lseq,"
-		"  spans)"
+		"  spans, attr)"
 		" JOIN o ON o.key = ($1::text[])[y.obj]),"
-		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm"
-		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[]) AS z(tid, partition, hwm)"
+		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm, first_unstable_offset = z.fuo"
+		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[], $28::bigint[])"
+		"  AS z(tid, partition, hwm, fuo)"
 		" WHERE p.tid = z.tid AND p.partition = z.partition),"
 		" s AS (INSERT INTO producer_state (tid, partition, producer_id, producer_epoch,"
 		"  batches, updated_ms)"
@@ -445,12 +545,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + $1"
 		" WHERE id = 1 AND next_producer_id <= $2 RETURNING next_producer_id - $1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
-		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms, commit_seq)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, nextval('offset_commit_seq'))"
 		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
 		" committed_offset = excluded.committed_offset,"
 		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
-		" commit_timestamp_ms = excluded.commit_timestamp_ms",
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq",
 	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
 		" commit_timestamp_ms FROM group_offsets WHERE group_id = $1"
 		" ORDER BY tid, partition",
@@ -512,6 +612,91 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND permission = $7",
 	[ST_ACL_COUNT] = "SELECT count(*) FROM acls",
 	[ST_ACL_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'acl_version'",
+	/* FOR SHARE: a coordinator's write of the row (Prepare*) waits for
+	 * the commit that checks a batch against it, so no transactional
+	 * batch lands after its transaction's Prepare* is durable. Taken
+	 * after the partition locks (every commit's order). */
+	[ST_TXN_HEAD] = "SELECT producer_id, producer_epoch, state, txn_seq FROM transactions"
+		" WHERE transactional_id = $1 FOR SHARE",
+	[ST_TXN_INSERT] = "INSERT INTO transactions (transactional_id, producer_id,"
+		" last_producer_id, producer_epoch, last_producer_epoch, timeout_ms, state, txn_seq,"
+		" start_ms, update_ms, coord_epoch, version)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)"
+		" ON CONFLICT (transactional_id) DO NOTHING RETURNING 1",
+	/* Only at the version the writer read (optimistic). */
+	[ST_TXN_UPDATE] = "UPDATE transactions SET producer_id = $2, last_producer_id = $3,"
+		" producer_epoch = $4, last_producer_epoch = $5, timeout_ms = $6, state = $7,"
+		" txn_seq = $8, start_ms = $9, update_ms = $10, coord_epoch = $11,"
+		" version = version + 1 WHERE transactional_id = $1 AND version = $12 RETURNING 1",
+	[ST_TXN_DELETE] = "DELETE FROM transactions WHERE transactional_id = $1 AND version = $2",
+	/* Ids in byte order (COLLATE "C"), as the loader's search expects. */
+	[ST_TXN_LIST] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
+		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
+		" version FROM transactions ORDER BY transactional_id COLLATE \"C\"",
+	[ST_TXN_PART_GET] = "SELECT 1 FROM txn_partitions WHERE transactional_id = $1"
+		" AND tid = $2 AND partition = $3",
+	[ST_TXN_PARTS_INSERT] = "INSERT INTO txn_partitions (transactional_id, tid, partition)"
+		" SELECT $1, u.t, u.p FROM unnest($2::bigint[], $3::integer[]) AS u(t, p)"
+		" ON CONFLICT DO NOTHING",
+	[ST_TXN_PART_DELETE] = "DELETE FROM txn_partitions WHERE transactional_id = $1"
+		" AND tid = $2 AND partition = $3",
+	[ST_TXN_PART_LEFT] = "SELECT 1 FROM txn_partitions WHERE transactional_id = $1 LIMIT 1",
+	[ST_TXN_PARTS_CLEAR] = "DELETE FROM txn_partitions WHERE transactional_id = $1",
+	[ST_TXN_PART_LIST] = "SELECT transactional_id, tid, partition FROM txn_partitions"
+		" ORDER BY transactional_id COLLATE \"C\", tid, partition",
+	[ST_TXN_GROUP_GET] = "SELECT 1 FROM txn_groups WHERE transactional_id = $1"
+		" AND group_id = $2",
+	[ST_TXN_GROUPS_INSERT] = "INSERT INTO txn_groups (transactional_id, group_id)"
+		" SELECT $1, g FROM unnest($2::text[]) AS g ON CONFLICT DO NOTHING",
+	[ST_TXN_GROUPS_CLEAR] = "DELETE FROM txn_groups WHERE transactional_id = $1",
+	[ST_TXN_GROUP_LIST] = "SELECT transactional_id, group_id FROM txn_groups"
+		" ORDER BY transactional_id COLLATE \"C\", group_id COLLATE \"C\"",
+	[ST_PTXN_OPEN] = "SELECT 1 FROM partition_txns WHERE tid = $1 AND partition = $2"
+		" AND producer_id = $3",
+	[ST_PTXN_INSERT] = "INSERT INTO partition_txns (tid, partition, producer_id,"
+		" producer_epoch, first_offset, transactional_id) VALUES ($1, $2, $3, $4, $5, $6)"
+		" ON CONFLICT DO NOTHING",
+	[ST_PTXN_TAKE] = "DELETE FROM partition_txns WHERE tid = $1 AND partition = $2"
+		" AND transactional_id = $3 RETURNING producer_id, first_offset",
+	[ST_PTXN_FIRST] = "SELECT coalesce(min(first_offset), -1) FROM partition_txns"
+		" WHERE tid = $1 AND partition = $2",
+	[ST_PTXN_DELETE_TOPIC] = "DELETE FROM partition_txns WHERE tid = $1",
+	/* The feed's number from cluster's row, locked until the commit:
+	 * aborts are numbered in commit order. */
+	[ST_ABORTED_INSERT] = "WITH s AS (UPDATE cluster SET value = value + 1"
+		" WHERE name = 'aborted_seq' RETURNING value)"
+		" INSERT INTO aborted_txns (tid, partition, last_offset, first_offset, producer_id,"
+		" seq) SELECT $1, $2, $3, $4, $5, s.value FROM s",
+	[ST_ABORTED_RANGE] = "SELECT producer_id, first_offset, last_offset FROM aborted_txns"
+		" WHERE tid = $1 AND partition = $2 AND last_offset >= $3 AND first_offset < $4"
+		" ORDER BY first_offset, last_offset LIMIT $5",
+	[ST_ABORTED_SINCE] = "SELECT seq, tid, partition, producer_id, first_offset, last_offset"
+		" FROM aborted_txns WHERE seq > $1 ORDER BY seq LIMIT $2",
+	[ST_ABORTED_TRIM] = "DELETE FROM aborted_txns WHERE tid = $1 AND partition = $2"
+		" AND last_offset < $3",
+	[ST_ABORTED_DELETE_TOPIC] = "DELETE FROM aborted_txns WHERE tid = $1",
+	[ST_TXN_OFFSET_UPSERT] = "INSERT INTO txn_offsets (group_id, tid, partition, producer_id,"
+		" transactional_id, committed_offset, leader_epoch, metadata, commit_timestamp_ms,"
+		" commit_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nextval('offset_commit_seq'))"
+		" ON CONFLICT (group_id, tid, partition, producer_id) DO UPDATE SET"
+		" transactional_id = excluded.transactional_id,"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq",
+	/* As sqlite.c's: each pending offset where newer than the group's. */
+	[ST_TXN_OFFSETS_SETTLE] = "INSERT INTO group_offsets (group_id, tid, partition,"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms, commit_seq)"
+		" SELECT x.group_id, x.tid, x.partition, x.committed_offset, x.leader_epoch,"
+		" x.metadata, x.commit_timestamp_ms, x.commit_seq FROM txn_offsets AS x"
+		" WHERE x.transactional_id = $1"
+		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = x.tid)"
+		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq"
+		" WHERE excluded.commit_seq > group_offsets.commit_seq",
+	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = $1",
+	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = $1",
 };
 
 struct meta_pg;
@@ -603,7 +788,7 @@ static int pg_fail(struct pg_conn *c, const PGresult *r, const char *what)
 }
 
 /* Text parameters of one statement; arrays and strings point elsewhere. */
-#define PG_PARAMS_MAX 27
+#define PG_PARAMS_MAX 29
 struct pg_params {
 	int n;
 	const char *v[PG_PARAMS_MAX];
@@ -1064,6 +1249,9 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 		ST_OBJECT_SUBTRACT_TOPIC, /* before the batch rows go */
 		ST_BATCH_DELETE_TOPIC,
 		ST_PSTATE_DELETE_TOPIC,
+		ST_PTXN_DELETE_TOPIC,
+		ST_ABORTED_DELETE_TOPIC,
+		ST_TXN_OFFSETS_DELETE_TOPIC,
 		ST_PARTITION_DELETE_TOPIC,
 		ST_OFFSET_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
@@ -1225,8 +1413,10 @@ static int pg_topic_configs_set(struct meta *m, int64_t tid,
 /* ---- partitions ---- */
 
 /* With c's lock held: SL_ENOTFOUND when the partition has no row. */
+/* As sqlite.c's: first_unstable (may be NULL) gets the first offset of
+ * the earliest open transaction (-1: none). */
 static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
-			  int64_t *hwm)
+			  int64_t *hwm, int64_t *first_unstable)
 {
 	struct pg_params p = { 0 };
 	p_i64(&p, tid);
@@ -1239,6 +1429,8 @@ static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int
 	if (!rc) {
 		*log_start = v_i64(r, 0, 0);
 		*hwm = v_i64(r, 0, 1);
+		if (first_unstable)
+			*first_unstable = v_i64(r, 0, 2);
 	}
 	PQclear(r);
 	return rc;
@@ -1248,12 +1440,16 @@ static int pg_partition_get(struct meta *m, int64_t tid, int32_t partition,
 			    struct meta_partition *out)
 {
 	struct pg_conn *c = &pg_of(m)->loop;
+	int64_t first_unstable;
 	pthread_mutex_lock(&c->lock);
-	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark);
+	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark,
+				&first_unstable);
 	pthread_mutex_unlock(&c->lock);
 	if (!rc) {
 		out->tid = tid;
 		out->partition = partition;
+		out->last_stable_offset = meta_lso(out->log_start_offset, out->high_watermark,
+						   first_unstable);
 	}
 	return rc;
 }
@@ -1285,6 +1481,8 @@ static int partitions_from(PGresult *r, struct meta_partition **out, size_t *n)
 		p[i].partition = (int32_t)v_i64(r, i, 1);
 		p[i].log_start_offset = v_i64(r, i, 2);
 		p[i].high_watermark = v_i64(r, i, 3);
+		p[i].last_stable_offset = meta_lso(p[i].log_start_offset, p[i].high_watermark,
+						   v_i64(r, i, 4));
 	}
 	PQclear(r);
 	*out = p;
@@ -1426,6 +1624,9 @@ static int trim_chunk_body(struct pg_conn *c, void *arg)
 	if (!rc)
 		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, x->tid, x->partition, end, NULL,
 			       "trimming a partition");
+	if (!rc) /* aborted transactions whose markers went */
+		rc = trim_exec(c, ST_ABORTED_TRIM, x->tid, x->partition, end, NULL,
+			       "trimming a partition");
 	x->more = end < x->below;
 	return rc;
 }
@@ -1453,8 +1654,8 @@ static int pg_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 {
 	struct pg_conn *c = &pg_of(m)->trim;
 	pthread_mutex_lock(&c->lock);
-	int64_t start, hwm;
-	int rc = partition_read(c, tid, partition, &start, &hwm);
+	int64_t start, hwm, first_unstable;
+	int rc = partition_read(c, tid, partition, &start, &hwm, &first_unstable);
 	if (!rc && t->producers_before_ms > 0)
 		rc = trim_exec(c, ST_PSTATE_EXPIRE, tid, partition, t->producers_before_ms, NULL,
 			       "expiring producers' state");
@@ -1463,9 +1664,11 @@ static int pg_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	int64_t point = t->offset > start ? t->offset : start;
 	if (point > hwm)
 		point = hwm;
+	int64_t asked = point;
 	rc = trim_point(c, tid, partition, point, t, &point);
 	if (rc)
 		goto out;
+	point = meta_trim_txn_cap(asked, point, first_unstable);
 	if (t->limit >= 0 && point > t->limit)
 		point = t->limit;
 	if (point > start) {
@@ -1474,7 +1677,7 @@ static int pg_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 		if (rc)
 			goto out;
 	}
-	rc = partition_read(c, tid, partition, log_start, &hwm);
+	rc = partition_read(c, tid, partition, log_start, &hwm, NULL);
 	if (rc)
 		goto out;
 	int chunk_rc = 0;
@@ -1502,6 +1705,8 @@ struct commit_part {
 	int64_t tid;
 	int32_t partition;
 	int64_t hwm;
+	int64_t log_start;
+	int64_t first_unstable; /* -1: no open transaction */
 	bool found;
 };
 
@@ -1537,7 +1742,7 @@ static int commit_parts(const struct meta_commit_obj *objs, size_t count,
 	for (size_t i = 0; i < count; i++)
 		for (size_t j = 0; j < objs[i].n; j++)
 			p[k++] = (struct commit_part){ objs[i].batches[j].tid,
-						       objs[i].batches[j].partition, 0, false };
+						       objs[i].batches[j].partition, 0, 0, -1, false };
 	qsort(p, total, sizeof *p, cmp_part);
 	size_t u = 0;
 	for (size_t i = 0; i < total; i++)
@@ -1552,7 +1757,7 @@ static int commit_parts(const struct meta_commit_obj *objs, size_t count,
 enum {
 	CA_KEY, CA_SIZE, CA_LIVE, CA_OBJ, CA_TID, CA_PART, CA_BASE, CA_LAST, CA_POS, CA_LEN,
 	CA_CNT, CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_HTID, CA_HPART, CA_HWM,
-	CA_STID, CA_SPART, CA_SPID, CA_SEPOCH, CA_SBATCHES, CA_SPANS, CA_COUNT
+	CA_STID, CA_SPART, CA_SPID, CA_SEPOCH, CA_SBATCHES, CA_SPANS, CA_ATTR, CA_HFUO, CA_COUNT
 };
 
 struct commit_txn {
@@ -1625,6 +1830,8 @@ static int commit_lock(struct pg_conn *c, struct commit_txn *x)
 						   (int32_t)v_i64(r, i, 1));
 		if (cp) {
 			cp->hwm = v_i64(r, i, 2);
+			cp->log_start = v_i64(r, i, 3);
+			cp->first_unstable = v_i64(r, i, 4);
 			cp->found = true;
 		}
 	}
@@ -1668,7 +1875,175 @@ static void row_push(struct pg_text *a, size_t k, struct meta_run *r)
 		tx_str(&a[CA_SPANS], spans);
 	else
 		tx_null(&a[CA_SPANS]);
+	tx_i64(&a[CA_ATTR], meta_batch_attributes(f));
 	meta_run_close(r);
+}
+
+/* ---- transactions in the commit (docs/transactions.md, sections 3-4;
+ * as sqlite.c's, a statement each: only transactional batches, and
+ * batches of producers with an open transaction in the partition, pay
+ * for them) ---- */
+
+/* Params: text (NULL: none) first, then n int64s. */
+static void txn_params(struct pg_params *p, const char *text, int n, ...)
+{
+	memset(p, 0, sizeof *p);
+	if (text)
+		p_str(p, text);
+	va_list ap;
+	va_start(ap, n);
+	for (int k = 0; k < n; k++)
+		p_i64(p, va_arg(ap, int64_t));
+	va_end(ap);
+}
+
+/* Runs s: 1 when it returned a row (its first column in *v when v), 0
+ * when none, or an error. */
+static int txn_row(struct pg_conn *c, enum stmt s, const struct pg_params *p, int64_t *v,
+		   const char *what)
+{
+	PGresult *r;
+	int rc = pg_run(c, s, p, &r, what);
+	if (rc)
+		return rc;
+	rc = PQntuples(r) > 0;
+	if (rc && v)
+		*v = v_i64(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
+static int txn_head_read(struct pg_conn *c, const char *id, struct meta_txn_head *h)
+{
+	struct pg_params p;
+	txn_params(&p, id, 0);
+	PGresult *r;
+	memset(h, 0, sizeof *h);
+	int rc = pg_run(c, ST_TXN_HEAD, &p, &r, "reading a transaction");
+	if (rc)
+		return rc;
+	if (PQntuples(r) == 1) {
+		h->found = true;
+		h->producer_id = v_i64(r, 0, 0);
+		h->producer_epoch = (int16_t)v_i64(r, 0, 1);
+		h->state = (int)v_i64(r, 0, 2);
+		h->txn_seq = v_i64(r, 0, 3);
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* The store's check of a batch against the transactions (b->result). */
+static int pg_txn_judge(struct pg_conn *c, struct meta_commit_batch *b, int64_t first_unstable)
+{
+	struct pg_params p;
+	struct meta_txn_head h;
+	int rc;
+	switch (b->kind) {
+	case META_BATCH_DATA:
+		/* Only a partition with an open transaction can refuse one. */
+		if (b->producer_id < 0 || first_unstable < 0)
+			return 0;
+		txn_params(&p, NULL, 3, b->tid, (int64_t)b->partition, b->producer_id);
+		rc = txn_row(c, ST_PTXN_OPEN, &p, NULL, "reading open transactions");
+		if (rc > 0)
+			b->result = META_BATCH_TXN_OPEN;
+		return rc < 0 ? rc : 0;
+	case META_BATCH_TXN_DATA:
+	case META_BATCH_MARKER:
+		rc = txn_head_read(c, b->transactional_id, &h);
+		txn_params(&p, b->transactional_id, 2, b->tid, (int64_t)b->partition);
+		if (!rc)
+			rc = txn_row(c, ST_TXN_PART_GET, &p, NULL, "reading a transaction's partitions");
+		if (rc < 0)
+			return rc;
+		if (b->kind == META_BATCH_TXN_DATA)
+			b->result = meta_txn_data_check(&h, rc > 0, b);
+		else if (!meta_marker_applies(&h, rc > 0, b))
+			b->result = META_BATCH_MARKER_REFUSED;
+		return 0;
+	}
+	return SL_EINVAL;
+}
+
+/* As sqlite.c's txn_settle_groups. */
+static int txn_settle_groups(struct pg_conn *c, const char *id, bool commit)
+{
+	struct pg_params p;
+	txn_params(&p, id, 0);
+	int rc = 0;
+	if (commit)
+		rc = pg_run(c, ST_TXN_OFFSETS_SETTLE, &p, NULL, "committing txn offsets");
+	if (!rc)
+		rc = pg_run(c, ST_TXN_OFFSETS_DROP, &p, NULL, "dropping txn offsets");
+	if (!rc)
+		rc = pg_run(c, ST_TXN_GROUPS_CLEAR, &p, NULL, "dropping txn groups");
+	return rc;
+}
+
+/* A marker's partition is done (sqlite.c's txn_partition_done). */
+static int txn_partition_done(struct pg_conn *c, const struct meta_commit_batch *b)
+{
+	struct pg_params p;
+	txn_params(&p, b->transactional_id, 2, b->tid, (int64_t)b->partition);
+	int rc = pg_run(c, ST_TXN_PART_DELETE, &p, NULL, "dropping a transaction's partition");
+	txn_params(&p, b->transactional_id, 0);
+	if (!rc)
+		rc = txn_row(c, ST_TXN_PART_LEFT, &p, NULL, "reading a transaction's partitions");
+	if (rc == 0)
+		rc = txn_settle_groups(c, b->transactional_id, b->marker_commit);
+	return rc < 0 ? rc : 0;
+}
+
+/* A marker for a partition deleted meanwhile: owed no more. */
+static int pg_marker_gone(struct pg_conn *c, struct meta_commit_batch *b)
+{
+	b->result = META_BATCH_APPENDED;
+	int rc = pg_txn_judge(c, b, -1);
+	if (!rc && b->result == META_BATCH_APPENDED)
+		rc = txn_partition_done(c, b);
+	b->result = META_BATCH_NO_PARTITION;
+	return rc;
+}
+
+/* As sqlite.c's txn_appended. */
+static int pg_txn_appended(struct pg_conn *c, struct meta_commit_batch *b, int64_t *first_unstable)
+{
+	struct pg_params p;
+	if (b->kind == META_BATCH_TXN_DATA) {
+		txn_params(&p, NULL, 5, b->tid, (int64_t)b->partition, b->producer_id,
+			   (int64_t)b->producer_epoch, b->base_offset);
+		p_str(&p, b->transactional_id);
+		int rc = pg_run(c, ST_PTXN_INSERT, &p, NULL, "opening a transaction in a partition");
+		if (!rc && *first_unstable < 0)
+			*first_unstable = b->base_offset;
+		return rc;
+	}
+	if (b->kind != META_BATCH_MARKER)
+		return 0;
+	txn_params(&p, NULL, 2, b->tid, (int64_t)b->partition);
+	p_str(&p, b->transactional_id);
+	PGresult *r;
+	int rc = pg_run(c, ST_PTXN_TAKE, &p, &r, "closing a transaction in a partition");
+	if (rc)
+		return rc;
+	int n = PQntuples(r);
+	for (int i = 0; !rc && !b->marker_commit && i < n; i++) {
+		struct meta_aborted_txn a = { v_i64(r, i, 0), v_i64(r, i, 1), b->base_offset };
+		struct pg_params q;
+		txn_params(&q, NULL, 5, b->tid, (int64_t)b->partition, a.last_offset, a.first_offset,
+			   a.producer_id);
+		rc = pg_run(c, ST_ABORTED_INSERT, &q, NULL, "recording an abort");
+		if (!rc && i == 0)
+			b->aborted = a;
+	}
+	PQclear(r);
+	txn_params(&p, NULL, 2, b->tid, (int64_t)b->partition);
+	if (!rc && n > 0)
+		rc = txn_row(c, ST_PTXN_FIRST, &p, first_unstable, "reading open transactions");
+	if (rc >= 0)
+		rc = txn_partition_done(c, b);
+	return rc < 0 ? rc : 0;
 }
 
 /* One commit payload: "1 TOKEN SIZE KEYLEN:KEY" and per batch
@@ -1741,22 +2116,31 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 	struct pg_text a[CA_COUNT];
 	memset(a, 0, sizeof a);
 	struct meta_run run = { 0 };
-	for (size_t k = 0; k < x->count; k++) {
+	for (size_t k = 0; !rc && k < x->count; k++) {
 		struct meta_commit_obj *o = &x->objs[k];
 		int64_t live = 0;
-		for (size_t i = 0; i < o->n; i++) {
+		for (size_t i = 0; !rc && i < o->n; i++) {
 			struct meta_commit_batch *b = &o->batches[i];
 			struct commit_part *cp = part_find(x->parts, x->nparts, b->tid, b->partition);
-			if (!cp || !cp->found)
-				continue; /* deleted meanwhile: base_offset stays -1 */
+			if (!cp || !cp->found) { /* deleted meanwhile: base_offset stays -1 */
+				if (b->kind == META_BATCH_MARKER)
+					rc = pg_marker_gone(c, b);
+				continue;
+			}
+			b->result = META_BATCH_APPENDED;
+			rc = pg_txn_judge(c, b, cp->first_unstable);
+			if (rc)
+				break;
 			struct meta_pstate *st = meta_batch_idempotent(b)
 				? meta_pstates_find(&x->pstates, b->tid, b->partition, b->producer_id) : NULL;
-			b->result = st ? meta_pstate_check(st, b, &b->base_offset) : META_BATCH_APPENDED;
+			if (st && b->result == META_BATCH_APPENDED)
+				b->result = meta_pstate_check(st, b, &b->base_offset);
 			if (b->result != META_BATCH_APPENDED)
 				continue; /* its bytes stay in the object, dead */
 			b->base_offset = cp->hwm;
 			if (st)
 				meta_pstate_append(st, b);
+			rc = pg_txn_appended(c, b, &cp->first_unstable);
 			cp->hwm += (int64_t)b->last_offset_delta + 1;
 			live += b->length;
 			/* Adjacent batches share a row (meta_int.h). */
@@ -1776,7 +2160,18 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		tx_i64(&a[CA_HTID], x->parts[i].tid);
 		tx_i64(&a[CA_HPART], x->parts[i].partition);
 		tx_i64(&a[CA_HWM], x->parts[i].hwm);
+		tx_i64(&a[CA_HFUO], x->parts[i].first_unstable);
 	}
+	/* Every batch's partition's LSO once the commit is done. */
+	for (size_t k = 0; k < x->count; k++)
+		for (size_t i = 0; i < x->objs[k].n; i++) {
+			struct meta_commit_batch *b = &x->objs[k].batches[i];
+			const struct commit_part *cp = part_find(x->parts, x->nparts, b->tid,
+								 b->partition);
+			if (cp && cp->found)
+				b->last_stable_offset = meta_lso(cp->log_start, cp->hwm,
+								 cp->first_unstable);
+		}
 	for (size_t i = 0; i < x->pstates.n; i++) {
 		const struct meta_pstate *st = &x->pstates.v[i];
 		if (!st->dirty)
@@ -2831,6 +3226,19 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
+static int pg_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
+			  int64_t coord_epoch, int64_t *version);
+static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
+static int pg_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+		       struct meta_txn_row **out, size_t *n);
+static int pg_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
+				int16_t producer_epoch, const struct meta_offset_commit *rows,
+				size_t n);
+static int pg_txn_settle(struct meta *m, const char *id, int64_t txn_seq, bool commit);
+static int pg_aborted_txns(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			   int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n);
+static int pg_aborted_txns_since(struct meta *m, int64_t after_seq,
+				 struct meta_aborted_feed *out, size_t cap, size_t *n);
 
 /* ---- change notifications (meta.h): the listen connection, read on
  * the loop without blocking ---- */
@@ -3134,6 +3542,13 @@ static const struct meta_methods postgres_methods = {
 	.listen_read = pg_listen_read,
 	.acl_read = pg_acl_read,
 	.acl_alter = pg_acl_alter,
+	.txn_persist = pg_txn_persist,
+	.txn_delete = pg_txn_delete,
+	.txn_load = pg_txn_load,
+	.txn_offset_commit = pg_txn_offset_commit,
+	.txn_settle = pg_txn_settle,
+	.aborted_txns = pg_aborted_txns,
+	.aborted_txns_since = pg_aborted_txns_since,
 };
 
 /* meta_int.h. */
@@ -3523,4 +3938,309 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
+}
+
+/* ---- the transaction coordinator's records (meta.h), on the offsets
+ * connection ---- */
+
+struct txn_write {
+	const char *id;
+	const struct txn_record *r; /* NULL: delete */
+	int64_t coord_epoch;
+	int64_t version;            /* expected */
+};
+
+static int txn_write_body(struct pg_conn *c, void *arg)
+{
+	struct txn_write *x = arg;
+	const struct txn_record *r = x->r;
+	struct pg_params p;
+	int rc = 0;
+	if (x->coord_epoch > 0) { /* the lease, FOR SHARE: a takeover waits */
+		char name[META_LEASE_NAME_BYTES];
+		struct meta_lease_row row;
+		if (!meta_lease_txn_name(x->id, name))
+			return SL_EINVAL;
+		rc = lease_row_lock(c, name, true, &row);
+		if (!rc && !(row.found && row.epoch == x->coord_epoch))
+			rc = SL_EBUSY;
+		if (rc)
+			return rc;
+	}
+	if (!r) {
+		txn_params(&p, x->id, 1, x->version);
+		PGresult *res;
+		rc = pg_run(c, ST_TXN_DELETE, &p, &res, "deleting a transaction");
+		if (rc)
+			return rc;
+		int64_t gone = changed_rows(res);
+		PQclear(res);
+		if (gone != 1 && !(gone == 0 && x->version == 0))
+			return SL_EBUSY;
+	} else {
+		txn_params(&p, x->id, 10, r->producer_id, r->last_producer_id,
+			   (int64_t)r->producer_epoch, (int64_t)r->last_producer_epoch,
+			   (int64_t)r->timeout_ms, (int64_t)r->state, r->txn_seq, r->start_ms,
+			   r->update_ms, x->coord_epoch);
+		if (x->version > 0)
+			p_i64(&p, x->version);
+		rc = txn_row(c, x->version > 0 ? ST_TXN_UPDATE : ST_TXN_INSERT, &p, NULL,
+			     "writing a transaction");
+		if (rc <= 0)
+			return rc < 0 ? rc : SL_EBUSY; /* another version is stored */
+		rc = 0;
+	}
+	static const enum stmt clear[] = { ST_TXN_PARTS_CLEAR, ST_TXN_GROUPS_CLEAR,
+					   ST_TXN_OFFSETS_DROP };
+	txn_params(&p, x->id, 0);
+	for (size_t i = 0; !rc && i < (r ? 2 : 3); i++)
+		rc = pg_run(c, clear[i], &p, NULL, "clearing a transaction");
+	if (rc || !r)
+		return rc;
+	struct pg_text tids = { 0 }, parts = { 0 }, groups = { 0 };
+	for (int32_t i = 0; i < r->partition_count; i++) {
+		tx_i64(&tids, r->partitions[i].tid);
+		tx_i64(&parts, r->partitions[i].partition);
+	}
+	for (int32_t i = 0; i < r->group_count; i++)
+		tx_str(&groups, r->groups[i]);
+	struct pg_params q = { 0 };
+	p_str(&q, x->id);
+	p_str(&q, tx_end(&tids));
+	p_str(&q, tx_end(&parts));
+	if (!q.v[1] || !q.v[2])
+		rc = SL_ENOMEM;
+	else if (r->partition_count > 0)
+		rc = pg_run(c, ST_TXN_PARTS_INSERT, &q, NULL, "writing a transaction's partitions");
+	q.n = 1;
+	p_str(&q, tx_end(&groups));
+	if (!rc && !q.v[1])
+		rc = SL_ENOMEM;
+	else if (!rc && r->group_count > 0)
+		rc = pg_run(c, ST_TXN_GROUPS_INSERT, &q, NULL, "writing a transaction's groups");
+	free(tids.p);
+	free(parts.p);
+	free(groups.p);
+	return rc;
+}
+
+static int pg_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
+			  int64_t coord_epoch, int64_t *version)
+{
+	int rc = meta_txn_record_check(id, r);
+	if (rc || !r)
+		return rc ? rc : SL_EINVAL;
+	struct txn_write x = { id, r, coord_epoch, *version };
+	rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+	if (!rc)
+		*version = x.version + 1;
+	return rc;
+}
+
+static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version)
+{
+	int rc = meta_txn_record_check(id, NULL);
+	if (rc)
+		return rc;
+	struct txn_write x = { id, NULL, coord_epoch, version };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+}
+
+struct txn_load_txn {
+	meta_txn_want_fn *want;
+	void *arg;
+	struct meta_txn_row *rows;
+	size_t n, cap;
+};
+
+static int txn_load_body(struct pg_conn *c, void *arg)
+{
+	struct txn_load_txn *x = arg;
+	meta_txn_rows_free(x->rows, x->n); /* a rerun starts afresh */
+	x->rows = NULL;
+	x->n = x->cap = 0;
+	PGresult *r;
+	int rc = pg_run(c, ST_TXN_LIST, NULL, &r, "listing transactions");
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		const char *id = PQgetvalue(r, i, 0);
+		if (x->want && !x->want(x->arg, id))
+			continue;
+		struct txn_record rec = {
+			.producer_id = v_i64(r, i, 1),
+			.last_producer_id = v_i64(r, i, 2),
+			.producer_epoch = (int16_t)v_i64(r, i, 3),
+			.last_producer_epoch = (int16_t)v_i64(r, i, 4),
+			.timeout_ms = (int32_t)v_i64(r, i, 5),
+			.state = (enum txn_state)v_i64(r, i, 6),
+			.txn_seq = v_i64(r, i, 7),
+			.start_ms = v_i64(r, i, 8),
+			.update_ms = v_i64(r, i, 9),
+		};
+		rc = meta_txn_row_push(&x->rows, &x->n, &x->cap, id, &rec, v_i64(r, i, 11),
+				       v_i64(r, i, 10));
+	}
+	PQclear(r);
+	if (rc)
+		return rc;
+	rc = pg_run(c, ST_TXN_PART_LIST, NULL, &r, "listing transactions' partitions");
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct meta_txn_row *row = meta_txn_row_find(x->rows, x->n, PQgetvalue(r, i, 0));
+		if (row)
+			rc = meta_txn_row_add_partition(row, v_i64(r, i, 1), (int32_t)v_i64(r, i, 2));
+	}
+	PQclear(r);
+	if (rc)
+		return rc;
+	rc = pg_run(c, ST_TXN_GROUP_LIST, NULL, &r, "listing transactions' groups");
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct meta_txn_row *row = meta_txn_row_find(x->rows, x->n, PQgetvalue(r, i, 0));
+		if (row)
+			rc = meta_txn_row_add_group(row, PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* REPEATABLE READ would be one snapshot; the coordinator's records are
+ * written by one owner at a time (the lease), so the three reads of a
+ * load see one owner's writes: READ is enough here. */
+static int pg_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+		       struct meta_txn_row **out, size_t *n)
+{
+	struct txn_load_txn x = { want, arg, NULL, 0, 0 };
+	int rc = pg_txn(&pg_of(m)->offsets, TXN_READ, txn_load_body, &x);
+	if (rc) {
+		meta_txn_rows_free(x.rows, x.n);
+		return rc;
+	}
+	*out = x.rows;
+	*n = x.n;
+	return 0;
+}
+
+struct txn_offsets_txn {
+	const char *id;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	const struct meta_offset_commit *rows;
+	size_t n;
+};
+
+/* The id's row FOR SHARE: its Prepare* write waits for these rows, so
+ * they are either settled with the transaction or refused. */
+static int txn_offset_commit_body(struct pg_conn *c, void *arg)
+{
+	struct txn_offsets_txn *x = arg;
+	struct meta_txn_head h;
+	int rc = txn_head_read(c, x->id, &h);
+	if (rc)
+		return rc;
+	if (!h.found || h.producer_id != x->producer_id || h.producer_epoch != x->producer_epoch ||
+	    h.state != TXN_ONGOING)
+		return SL_EBUSY;
+	struct pg_params p;
+	txn_params(&p, x->id, 0);
+	p_str(&p, x->rows[0].group_id);
+	rc = txn_row(c, ST_TXN_GROUP_GET, &p, NULL, "reading a transaction's groups");
+	if (rc <= 0)
+		return rc < 0 ? rc : SL_EBUSY;
+	rc = 0;
+	for (size_t i = 0; !rc && i < x->n; i++) {
+		const struct meta_offset_commit *o = &x->rows[i];
+		txn_params(&p, o->group_id, 3, o->tid, (int64_t)o->partition, x->producer_id);
+		p_str(&p, x->id);
+		p_i64(&p, o->committed_offset);
+		p_i64(&p, o->leader_epoch);
+		p_str(&p, o->metadata);
+		p_i64(&p, o->commit_timestamp_ms);
+		rc = pg_run(c, ST_TXN_OFFSET_UPSERT, &p, NULL, "storing a transactional offset");
+	}
+	return rc;
+}
+
+static int pg_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
+				int16_t producer_epoch, const struct meta_offset_commit *rows,
+				size_t n)
+{
+	int rc = meta_txn_offsets_check(id, rows, n);
+	if (rc)
+		return rc;
+	struct txn_offsets_txn x = { id, producer_id, producer_epoch, rows, n };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_offset_commit_body, &x);
+}
+
+struct txn_settle_txn {
+	const char *id;
+	int64_t txn_seq;
+	bool commit;
+};
+
+static int txn_settle_body(struct pg_conn *c, void *arg)
+{
+	struct txn_settle_txn *x = arg;
+	struct meta_txn_head h;
+	int rc = txn_head_read(c, x->id, &h);
+	if (rc || !h.found || h.txn_seq != x->txn_seq ||
+	    h.state != (x->commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT))
+		return rc;
+	struct pg_params p;
+	txn_params(&p, x->id, 0);
+	rc = txn_row(c, ST_TXN_PART_LEFT, &p, NULL, "reading a transaction's partitions");
+	if (rc == 0)
+		rc = txn_settle_groups(c, x->id, x->commit);
+	return rc < 0 ? rc : 0;
+}
+
+static int pg_txn_settle(struct meta *m, const char *id, int64_t txn_seq, bool commit)
+{
+	int rc = meta_txn_record_check(id, NULL);
+	if (rc)
+		return rc;
+	struct txn_settle_txn x = { id, txn_seq, commit };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_settle_body, &x);
+}
+
+/* ---- aborted transactions (the read path) ---- */
+
+static int pg_aborted_txns(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			   int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	if (cap == 0 || from >= to)
+		return 0;
+	struct pg_params p;
+	txn_params(&p, NULL, 5, tid, (int64_t)partition, from, to, (int64_t)cap);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->read, ST_ABORTED_RANGE, &p, &r, "reading aborted transactions");
+	if (rc)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < cap; i++)
+		out[(*n)++] = (struct meta_aborted_txn){ v_i64(r, i, 0), v_i64(r, i, 1),
+							 v_i64(r, i, 2) };
+	PQclear(r);
+	return 0;
+}
+
+static int pg_aborted_txns_since(struct meta *m, int64_t after_seq,
+				 struct meta_aborted_feed *out, size_t cap, size_t *n)
+{
+	*n = 0;
+	if (cap == 0)
+		return 0;
+	struct pg_params p;
+	txn_params(&p, NULL, 2, after_seq, (int64_t)cap);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->cluster, ST_ABORTED_SINCE, &p, &r,
+			 "reading the aborted transactions feed");
+	if (rc)
+		return rc;
+	for (int i = 0; i < PQntuples(r) && *n < cap; i++)
+		out[(*n)++] = (struct meta_aborted_feed){
+			.seq = v_i64(r, i, 0),
+			.tid = v_i64(r, i, 1),
+			.partition = (int32_t)v_i64(r, i, 2),
+			.txn = { v_i64(r, i, 3), v_i64(r, i, 4), v_i64(r, i, 5) },
+		};
+	PQclear(r);
+	return 0;
 }

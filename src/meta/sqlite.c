@@ -14,7 +14,8 @@
  *     reads need;
  *   - "offsets": consumer group offset writes (offset_commit and
  *     group_delete_offsets, from one worker thread at a time: the group
- *     service queues both), so an OffsetCommit fsync blocks neither
+ *     service queues both; also the transaction coordinator's records
+ *     and pending transactional offsets), so an OffsetCommit fsync blocks neither
  *     fetches nor produce commits' statements, and the loop never waits
  *     on this connection's lock or busy timeout;
  *   - "trim": maintenance from worker threads: partition_trim
@@ -42,6 +43,7 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,8 +61,11 @@
  * replaces an unused placeholder, and cluster's counters); 5: SCRAM
  * credentials; 6: leases; 7: producer_state (filled from the batch rows
  * on the upgrade); 8: batches.spans (a row may hold several batches:
- * meta_int.h); 9: ACLs. */
-#define SCHEMA_VERSION 9
+ * meta_int.h); 9: ACLs; 10: transactions (docs/transactions.md: the
+ * coordinator's records, open and aborted transactions per partition,
+ * pending transactional offsets, partitions.first_unstable_offset,
+ * batches.attributes, group_offsets.commit_seq). */
+#define SCHEMA_VERSION 10
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -85,6 +90,7 @@ static const char schema_sql[] =
 	" partition INTEGER NOT NULL,"
 	" log_start_offset INTEGER NOT NULL,"
 	" high_watermark INTEGER NOT NULL,"
+	" first_unstable_offset INTEGER NOT NULL DEFAULT -1,"
 	" PRIMARY KEY (tid, partition)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS objects ("
 	" oid INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -111,6 +117,7 @@ static const char schema_sql[] =
 	" base_sequence INTEGER NOT NULL,"
 	" last_sequence INTEGER NOT NULL,"
 	" spans TEXT,"
+	" attributes INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS group_offsets ("
 	" group_id TEXT NOT NULL,"
@@ -120,6 +127,7 @@ static const char schema_sql[] =
 	" leader_epoch INTEGER NOT NULL,"
 	" metadata TEXT,"
 	" commit_timestamp_ms INTEGER NOT NULL,"
+	" commit_seq INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (group_id, tid, partition)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS producer_ids ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -194,7 +202,72 @@ static const char schema_sql[] =
 	" permission INTEGER NOT NULL,"
 	" PRIMARY KEY (resource_type, resource_name, pattern_type, principal, host,"
 	" operation, permission)) WITHOUT ROWID;"
-	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('acl_version', 0);";
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('acl_version', 0);"
+	/* Transactions (version 10; docs/transactions.md). The coordinator's
+	 * record of each transactional id, written only with the version it
+	 * read (optimistic); the partitions and groups of its current
+	 * transaction (a partition's row goes with its marker's commit, so
+	 * in Prepare* the rows left are the markers owed). */
+	"CREATE TABLE IF NOT EXISTS transactions ("
+	" transactional_id TEXT PRIMARY KEY,"
+	" producer_id INTEGER NOT NULL UNIQUE,"
+	" last_producer_id INTEGER NOT NULL,"
+	" producer_epoch INTEGER NOT NULL,"
+	" last_producer_epoch INTEGER NOT NULL,"
+	" timeout_ms INTEGER NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" txn_seq INTEGER NOT NULL,"
+	" start_ms INTEGER NOT NULL,"
+	" update_ms INTEGER NOT NULL,"
+	" coord_epoch INTEGER NOT NULL,"
+	" version INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS txn_partitions ("
+	" transactional_id TEXT NOT NULL,"
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" PRIMARY KEY (transactional_id, tid, partition)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS txn_groups ("
+	" transactional_id TEXT NOT NULL,"
+	" group_id TEXT NOT NULL,"
+	" PRIMARY KEY (transactional_id, group_id)) WITHOUT ROWID;"
+	/* Open transactions per partition (their first offset there: the
+	 * LSO is the smallest), aborted ones (the read_committed fetch's
+	 * AbortedTransactions; seq is the other agents' feed, from
+	 * cluster's aborted_seq, in commit order) and pending
+	 * TxnOffsetCommit offsets (commit_seq from cluster's
+	 * offset_commit_seq, as group_offsets'). */
+	"CREATE TABLE IF NOT EXISTS partition_txns ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" producer_epoch INTEGER NOT NULL,"
+	" first_offset INTEGER NOT NULL,"
+	" transactional_id TEXT NOT NULL,"
+	" PRIMARY KEY (tid, partition, producer_id)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS aborted_txns ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" last_offset INTEGER NOT NULL,"
+	" first_offset INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS aborted_txns_seq ON aborted_txns (seq);"
+	"CREATE TABLE IF NOT EXISTS txn_offsets ("
+	" group_id TEXT NOT NULL,"
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" transactional_id TEXT NOT NULL,"
+	" committed_offset INTEGER NOT NULL,"
+	" leader_epoch INTEGER NOT NULL,"
+	" metadata TEXT,"
+	" commit_timestamp_ms INTEGER NOT NULL,"
+	" commit_seq INTEGER NOT NULL,"
+	" PRIMARY KEY (group_id, tid, partition, producer_id)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS txn_offsets_id ON txn_offsets (transactional_id);"
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('aborted_seq', 0);"
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('offset_commit_seq', 0);";
 
 /* The upgrade to version 7: each idempotent producer's state from its
  * newest batch rows (up to 5 of its newest epoch), as the agents seeded
@@ -282,6 +355,37 @@ enum stmt {
 	ST_ACL_DELETE,
 	ST_ACL_COUNT,
 	ST_ACL_RAISE,
+	ST_TXN_HEAD,
+	ST_TXN_VERSION,
+	ST_TXN_UPSERT,
+	ST_TXN_DELETE,
+	ST_TXN_LIST,
+	ST_TXN_PART_GET,
+	ST_TXN_PART_INSERT,
+	ST_TXN_PART_DELETE,
+	ST_TXN_PART_LEFT,
+	ST_TXN_PARTS_CLEAR,
+	ST_TXN_PART_LIST,
+	ST_TXN_GROUP_GET,
+	ST_TXN_GROUP_INSERT,
+	ST_TXN_GROUPS_CLEAR,
+	ST_TXN_GROUP_LIST,
+	ST_PTXN_OPEN,
+	ST_PTXN_INSERT,
+	ST_PTXN_TAKE,
+	ST_PTXN_FIRST,
+	ST_PTXN_DELETE_TOPIC,
+	ST_ABORTED_SEQ,
+	ST_ABORTED_INSERT,
+	ST_ABORTED_RANGE,
+	ST_ABORTED_SINCE,
+	ST_ABORTED_TRIM,
+	ST_ABORTED_DELETE_TOPIC,
+	ST_OFFSET_SEQ,
+	ST_TXN_OFFSET_UPSERT,
+	ST_TXN_OFFSETS_SETTLE,
+	ST_TXN_OFFSETS_DROP,
+	ST_TXN_OFFSETS_DELETE_TOPIC,
 	ST_COUNT
 };
 
@@ -311,18 +415,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" high_watermark) VALUES (?1, ?2, 0, 0)",
 	/* Partitions of a deleted topic, left until their rows are purged,
 	 * are invisible: commits, trims and readers find no partition. */
-	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark FROM partitions AS p"
+	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark, p.first_unstable_offset"
+		" FROM partitions AS p"
 		" WHERE p.tid = ?1 AND p.partition = ?2"
 		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)",
-	[ST_PARTITION_LIST] = "SELECT p.tid, p.partition, p.log_start_offset, p.high_watermark"
-		" FROM partitions AS p WHERE EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)"
+	[ST_PARTITION_LIST] = "SELECT p.tid, p.partition, p.log_start_offset, p.high_watermark,"
+		" p.first_unstable_offset FROM partitions AS p WHERE EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)"
 		" ORDER BY p.tid, p.partition",
 	/* Never lowers the log start, never raises it past the HWM. */
 	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
 		" min(max(log_start_offset, ?3), high_watermark)"
 		" WHERE tid = ?1 AND partition = ?2",
-	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3"
-		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3,"
+		" first_unstable_offset = ?4 WHERE tid = ?1 AND partition = ?2",
 	/* A deleted topic's partitions stay until their rows are purged. */
 	[ST_PARTITION_DROP] = "DELETE FROM partitions WHERE tid = ?1 AND partition = ?2",
 	[ST_PARTITION_OF_TOPIC] = "SELECT partition FROM partitions WHERE tid = ?1"
@@ -347,8 +452,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = max(fence_ms, ?1) WHERE id = 1",
 	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
-		" producer_epoch, base_sequence, last_sequence, spans)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+		" producer_epoch, base_sequence, last_sequence, spans, attributes)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
 	/* Trimming the front of one partition (retention, DeleteRecords). */
 	/* A batch without timestamps (max_timestamp -1) counts from when its
 	 * object was made, as Kafka falls back to a segment's mtime. */
@@ -399,12 +504,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + ?1"
 		" WHERE id = 1 AND next_producer_id <= ?2 RETURNING next_producer_id - ?1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
-		" committed_offset, leader_epoch, metadata, commit_timestamp_ms)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms, commit_seq)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
 		" committed_offset = excluded.committed_offset,"
 		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
-		" commit_timestamp_ms = excluded.commit_timestamp_ms",
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq",
 	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
 		" commit_timestamp_ms FROM group_offsets WHERE group_id = ?1"
 		" ORDER BY tid, partition",
@@ -446,6 +551,89 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" AND permission = ?7",
 	[ST_ACL_COUNT] = "SELECT count(*) FROM acls",
 	[ST_ACL_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'acl_version'",
+	[ST_TXN_HEAD] = "SELECT producer_id, producer_epoch, state, txn_seq FROM transactions"
+		" WHERE transactional_id = ?1",
+	[ST_TXN_VERSION] = "SELECT version FROM transactions WHERE transactional_id = ?1",
+	[ST_TXN_UPSERT] = "INSERT INTO transactions (transactional_id, producer_id,"
+		" last_producer_id, producer_epoch, last_producer_epoch, timeout_ms, state, txn_seq,"
+		" start_ms, update_ms, coord_epoch, version)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+		" ON CONFLICT (transactional_id) DO UPDATE SET producer_id = excluded.producer_id,"
+		" last_producer_id = excluded.last_producer_id,"
+		" producer_epoch = excluded.producer_epoch,"
+		" last_producer_epoch = excluded.last_producer_epoch,"
+		" timeout_ms = excluded.timeout_ms, state = excluded.state,"
+		" txn_seq = excluded.txn_seq, start_ms = excluded.start_ms,"
+		" update_ms = excluded.update_ms, coord_epoch = excluded.coord_epoch,"
+		" version = excluded.version",
+	[ST_TXN_DELETE] = "DELETE FROM transactions WHERE transactional_id = ?1",
+	[ST_TXN_LIST] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
+		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
+		" version FROM transactions ORDER BY transactional_id",
+	[ST_TXN_PART_GET] = "SELECT 1 FROM txn_partitions WHERE transactional_id = ?1"
+		" AND tid = ?2 AND partition = ?3",
+	[ST_TXN_PART_INSERT] = "INSERT OR IGNORE INTO txn_partitions (transactional_id, tid,"
+		" partition) VALUES (?1, ?2, ?3)",
+	[ST_TXN_PART_DELETE] = "DELETE FROM txn_partitions WHERE transactional_id = ?1"
+		" AND tid = ?2 AND partition = ?3",
+	[ST_TXN_PART_LEFT] = "SELECT 1 FROM txn_partitions WHERE transactional_id = ?1 LIMIT 1",
+	[ST_TXN_PARTS_CLEAR] = "DELETE FROM txn_partitions WHERE transactional_id = ?1",
+	[ST_TXN_PART_LIST] = "SELECT transactional_id, tid, partition FROM txn_partitions"
+		" ORDER BY transactional_id, tid, partition",
+	[ST_TXN_GROUP_GET] = "SELECT 1 FROM txn_groups WHERE transactional_id = ?1"
+		" AND group_id = ?2",
+	[ST_TXN_GROUP_INSERT] = "INSERT OR IGNORE INTO txn_groups (transactional_id, group_id)"
+		" VALUES (?1, ?2)",
+	[ST_TXN_GROUPS_CLEAR] = "DELETE FROM txn_groups WHERE transactional_id = ?1",
+	[ST_TXN_GROUP_LIST] = "SELECT transactional_id, group_id FROM txn_groups"
+		" ORDER BY transactional_id, group_id",
+	[ST_PTXN_OPEN] = "SELECT 1 FROM partition_txns WHERE tid = ?1 AND partition = ?2"
+		" AND producer_id = ?3",
+	[ST_PTXN_INSERT] = "INSERT OR IGNORE INTO partition_txns (tid, partition, producer_id,"
+		" producer_epoch, first_offset, transactional_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_PTXN_TAKE] = "DELETE FROM partition_txns WHERE tid = ?1 AND partition = ?2"
+		" AND transactional_id = ?3 RETURNING producer_id, first_offset",
+	[ST_PTXN_FIRST] = "SELECT coalesce(min(first_offset), -1) FROM partition_txns"
+		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PTXN_DELETE_TOPIC] = "DELETE FROM partition_txns WHERE tid = ?1",
+	[ST_ABORTED_SEQ] = "UPDATE cluster SET value = value + 1 WHERE name = 'aborted_seq'"
+		" RETURNING value",
+	[ST_ABORTED_INSERT] = "INSERT INTO aborted_txns (tid, partition, last_offset,"
+		" first_offset, producer_id, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[ST_ABORTED_RANGE] = "SELECT producer_id, first_offset, last_offset FROM aborted_txns"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3 AND first_offset < ?4"
+		" ORDER BY first_offset, last_offset LIMIT ?5",
+	[ST_ABORTED_SINCE] = "SELECT seq, tid, partition, producer_id, first_offset, last_offset"
+		" FROM aborted_txns WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+	[ST_ABORTED_TRIM] = "DELETE FROM aborted_txns WHERE tid = ?1 AND partition = ?2"
+		" AND last_offset < ?3",
+	[ST_ABORTED_DELETE_TOPIC] = "DELETE FROM aborted_txns WHERE tid = ?1",
+	[ST_OFFSET_SEQ] = "UPDATE cluster SET value = value + 1 WHERE name = 'offset_commit_seq'"
+		" RETURNING value",
+	[ST_TXN_OFFSET_UPSERT] = "INSERT INTO txn_offsets (group_id, tid, partition, producer_id,"
+		" transactional_id, committed_offset, leader_epoch, metadata, commit_timestamp_ms,"
+		" commit_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+		" ON CONFLICT (group_id, tid, partition, producer_id) DO UPDATE SET"
+		" transactional_id = excluded.transactional_id,"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq",
+	/* A COMMIT's pending offsets: each where it is newer than the
+	 * group's (a plain commit stored after it wins, as in Kafka); not
+	 * for a topic deleted meanwhile. */
+	[ST_TXN_OFFSETS_SETTLE] = "INSERT INTO group_offsets (group_id, tid, partition,"
+		" committed_offset, leader_epoch, metadata, commit_timestamp_ms, commit_seq)"
+		" SELECT x.group_id, x.tid, x.partition, x.committed_offset, x.leader_epoch,"
+		" x.metadata, x.commit_timestamp_ms, x.commit_seq FROM txn_offsets AS x"
+		" WHERE x.transactional_id = ?1"
+		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = x.tid)"
+		" ON CONFLICT (group_id, tid, partition) DO UPDATE SET"
+		" committed_offset = excluded.committed_offset,"
+		" leader_epoch = excluded.leader_epoch, metadata = excluded.metadata,"
+		" commit_timestamp_ms = excluded.commit_timestamp_ms, commit_seq = excluded.commit_seq"
+		" WHERE excluded.commit_seq > group_offsets.commit_seq",
+	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = ?1",
+	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = ?1",
 };
 
 struct sq_conn {
@@ -600,18 +788,34 @@ static int conn_user_version(struct sq_conn *c, int *version)
 	return rc == SQLITE_ROW ? 0 : sq_fail(c, "PRAGMA user_version");
 }
 
-/* Whether batches has the spans column (version 8; a database a test
+/* Whether a table has a column (an upgrade adds it; a database a test
  * set back to an older version keeps it). */
-static bool batches_have_spans(struct sq_conn *c)
+static bool table_has_column(struct sq_conn *c, const char *table, const char *column)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info('batches')"
-			       " WHERE name = 'spans'", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1,
+			       &st, NULL) != SQLITE_OK)
 		return false;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
 	bool have = sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_finalize(st);
 	return have;
 }
+
+/* Columns later versions added to tables of earlier ones. */
+static const struct {
+	int version;
+	const char *table, *column, *sql;
+} added_columns[] = {
+	{ 8, "batches", "spans", "ALTER TABLE batches ADD COLUMN spans TEXT" },
+	{ 10, "partitions", "first_unstable_offset",
+	  "ALTER TABLE partitions ADD COLUMN first_unstable_offset INTEGER NOT NULL DEFAULT -1" },
+	{ 10, "batches", "attributes",
+	  "ALTER TABLE batches ADD COLUMN attributes INTEGER NOT NULL DEFAULT 0" },
+	{ 10, "group_offsets", "commit_seq",
+	  "ALTER TABLE group_offsets ADD COLUMN commit_seq INTEGER NOT NULL DEFAULT 0" },
+};
 
 /* Creates the schema on a new database, or checks the version of an
  * existing one. A later version adds its migrations here, keyed by the
@@ -646,8 +850,10 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 			rc = conn_pragma(c, schema_sql);
 		if (!rc && version > 0 && version < 7)
 			rc = conn_pragma(c, producer_state_fill_sql);
-		if (!rc && version > 0 && version < 8 && !batches_have_spans(c))
-			rc = conn_pragma(c, "ALTER TABLE batches ADD COLUMN spans TEXT");
+		for (size_t i = 0; i < sizeof added_columns / sizeof added_columns[0]; i++)
+			if (!rc && version > 0 && version < added_columns[i].version &&
+			    !table_has_column(c, added_columns[i].table, added_columns[i].column))
+				rc = conn_pragma(c, added_columns[i].sql);
 		if (rc)
 			goto out_rollback;
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -926,6 +1132,9 @@ static int topic_delete_body(struct sq_conn *c, void *arg)
 	static const enum stmt deletes[] = {
 		ST_OFFSET_DELETE_TOPIC,
 		ST_PSTATE_DELETE_TOPIC,
+		ST_PTXN_DELETE_TOPIC,
+		ST_ABORTED_DELETE_TOPIC,
+		ST_TXN_OFFSETS_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
@@ -1276,8 +1485,11 @@ static int sq_topic_configs_set(struct meta *m, int64_t tid,
 
 /* A partition's log start and high watermark, on c (its lock held):
  * SL_ENOTFOUND when it has no row (an unknown or deleted topic). */
-static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
-			  int64_t *hwm)
+/* A partition's row: log start, high watermark and, when first_unstable
+ * is not NULL, the first offset of its earliest open transaction (-1:
+ * none). */
+static int partition_read_full(struct sq_conn *c, int64_t tid, int32_t partition,
+			       int64_t *log_start, int64_t *hwm, int64_t *first_unstable)
 {
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
@@ -1286,6 +1498,8 @@ static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int
 	if (rc == SQLITE_ROW) {
 		*log_start = sqlite3_column_int64(st, 0);
 		*hwm = sqlite3_column_int64(st, 1);
+		if (first_unstable)
+			*first_unstable = sqlite3_column_int64(st, 2);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
@@ -1294,16 +1508,26 @@ static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int
 	return rc;
 }
 
+static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
+			  int64_t *hwm)
+{
+	return partition_read_full(c, tid, partition, log_start, hwm, NULL);
+}
+
 static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
 			    struct meta_partition *out)
 {
 	struct sq_conn *c = &sq_of(m)->loop;
+	int64_t first_unstable;
 	pthread_mutex_lock(&c->lock);
-	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark);
+	int rc = partition_read_full(c, tid, partition, &out->log_start_offset,
+				     &out->high_watermark, &first_unstable);
 	pthread_mutex_unlock(&c->lock);
 	if (!rc) {
 		out->tid = tid;
 		out->partition = partition;
+		out->last_stable_offset = meta_lso(out->log_start_offset, out->high_watermark,
+						   first_unstable);
 	}
 	return rc;
 }
@@ -1327,6 +1551,9 @@ static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t
 		p[count].partition = sqlite3_column_int(st, 1);
 		p[count].log_start_offset = sqlite3_column_int64(st, 2);
 		p[count].high_watermark = sqlite3_column_int64(st, 3);
+		p[count].last_stable_offset = meta_lso(p[count].log_start_offset,
+						       p[count].high_watermark,
+						       sqlite3_column_int64(st, 4));
 		count++;
 	}
 	if (!rc && step != SQLITE_DONE)
@@ -1469,6 +1696,9 @@ static int trim_chunk_body(struct sq_conn *c, void *arg)
 	if (!rc)
 		rc = trim_exec(c, ST_BATCH_DELETE_BELOW, x->tid, x->partition, end,
 			       "trimming a partition");
+	if (!rc) /* aborted transactions whose markers went */
+		rc = trim_exec(c, ST_ABORTED_TRIM, x->tid, x->partition, end,
+			       "trimming a partition");
 	x->more = end < x->below;
 	return rc;
 }
@@ -1500,8 +1730,8 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	 * (only trims move the log start, and they move it forward, so a
 	 * point computed from a slightly old snapshot is still a valid one;
 	 * commits only add rows above the high watermark). */
-	int64_t start, hwm;
-	int rc = partition_read(c, tid, partition, &start, &hwm);
+	int64_t start, hwm, first_unstable;
+	int rc = partition_read_full(c, tid, partition, &start, &hwm, &first_unstable);
 	if (!rc && t->producers_before_ms > 0)
 		rc = trim_exec(c, ST_PSTATE_EXPIRE, tid, partition, t->producers_before_ms,
 			       "expiring producers' state");
@@ -1510,9 +1740,11 @@ static int sq_partition_trim(struct meta *m, int64_t tid, int32_t partition,
 	int64_t point = t->offset > start ? t->offset : start;
 	if (point > hwm)
 		point = hwm;
+	int64_t asked = point;
 	rc = trim_point(c, tid, partition, point, t, &point);
 	if (rc)
 		goto out;
+	point = meta_trim_txn_cap(asked, point, first_unstable);
 	if (t->limit >= 0 && point > t->limit)
 		point = t->limit;
 	if (point > start) {
@@ -1639,30 +1871,14 @@ static bool sorted_by_partition(const struct meta_commit_batch *b, size_t n)
 	return true;
 }
 
-static int hwm_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *hwm)
-{
-	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
-	sqlite3_bind_int64(st, 1, tid);
-	sqlite3_bind_int(st, 2, partition);
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*hwm = sqlite3_column_int64(st, 1);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = SL_ENOTFOUND;
-	} else {
-		rc = sq_fail(c, "reading a high watermark");
-	}
-	sqlite3_reset(st);
-	return rc;
-}
-
-static int hwm_write(struct sq_conn *c, int64_t tid, int32_t partition, int64_t hwm)
+static int hwm_write(struct sq_conn *c, int64_t tid, int32_t partition, int64_t hwm,
+		     int64_t first_unstable)
 {
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_SET_HWM);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, hwm);
+	sqlite3_bind_int64(st, 4, first_unstable);
 	return sq_exec_stmt(c, st, "advancing a high watermark");
 }
 
@@ -1694,6 +1910,7 @@ static int row_insert(struct sq_conn *c, int64_t oid, struct meta_run *r)
 		sqlite3_bind_text(st, 14, spans, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, 14);
+	sqlite3_bind_int(st, 15, meta_batch_attributes(f));
 	meta_run_close(r);
 	return sq_exec_stmt(c, st, "inserting a batch row");
 }
@@ -1748,7 +1965,6 @@ static int pstates_store(struct sq_conn *c, const struct meta_pstates *ps)
  * duplicate, b->base_offset. */
 static int pstate_judge(struct sq_conn *c, struct meta_pstates *ps, struct meta_commit_batch *b)
 {
-	b->result = META_BATCH_APPENDED;
 	if (!meta_batch_idempotent(b))
 		return 0;
 	struct meta_pstate *st = meta_pstates_find(ps, b->tid, b->partition, b->producer_id);
@@ -1757,6 +1973,178 @@ static int pstate_judge(struct sq_conn *c, struct meta_pstates *ps, struct meta_
 	if (!rc)
 		b->result = meta_pstate_check(st, b, &b->base_offset);
 	return rc;
+}
+
+/* ---- transactions in the commit (docs/transactions.md, sections 3-4) ---- */
+
+/* Binds text ?1 and int64s ?2.. of st: the common shape of the txn
+ * statements. */
+static sqlite3_stmt *txn_stmt(struct sq_conn *c, enum stmt s, const char *text, int n, ...)
+{
+	sqlite3_stmt *st = sq_stmt(c, s);
+	int i = 1;
+	if (text)
+		sqlite3_bind_text(st, i++, text, -1, SQLITE_STATIC);
+	va_list ap;
+	va_start(ap, n);
+	for (int k = 0; k < n; k++)
+		sqlite3_bind_int64(st, i++, va_arg(ap, int64_t));
+	va_end(ap);
+	return st;
+}
+
+/* Steps a statement that yields at most one row: 1 (a row: its first
+ * column in *v when v), 0 (none) or an error. */
+static int txn_step_one(struct sq_conn *c, sqlite3_stmt *st, int64_t *v, const char *what)
+{
+	int step = sqlite3_step(st), rc;
+	if (step == SQLITE_ROW) {
+		if (v)
+			*v = sqlite3_column_int64(st, 0);
+		rc = 1;
+	} else {
+		rc = step == SQLITE_DONE ? 0 : sq_fail(c, what);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int txn_head_read(struct sq_conn *c, const char *id, struct meta_txn_head *h)
+{
+	sqlite3_stmt *st = txn_stmt(c, ST_TXN_HEAD, id, 0);
+	int step = sqlite3_step(st), rc = 0;
+	memset(h, 0, sizeof *h);
+	if (step == SQLITE_ROW) {
+		h->found = true;
+		h->producer_id = sqlite3_column_int64(st, 0);
+		h->producer_epoch = (int16_t)sqlite3_column_int(st, 1);
+		h->state = sqlite3_column_int(st, 2);
+		h->txn_seq = sqlite3_column_int64(st, 3);
+	} else if (step != SQLITE_DONE) {
+		rc = sq_fail(c, "reading a transaction");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* The store's check of a batch against the transactions (b->result). */
+static int txn_judge(struct sq_conn *c, struct meta_commit_batch *b, int64_t first_unstable)
+{
+	struct meta_txn_head h;
+	int rc;
+	switch (b->kind) {
+	case META_BATCH_DATA:
+		/* Only a partition with an open transaction can refuse one. */
+		if (b->producer_id < 0 || first_unstable < 0)
+			return 0;
+		rc = txn_step_one(c, txn_stmt(c, ST_PTXN_OPEN, NULL, 3, b->tid, (int64_t)b->partition,
+					      b->producer_id), NULL, "reading open transactions");
+		if (rc > 0)
+			b->result = META_BATCH_TXN_OPEN;
+		return rc < 0 ? rc : 0;
+	case META_BATCH_TXN_DATA:
+	case META_BATCH_MARKER:
+		rc = txn_head_read(c, b->transactional_id, &h);
+		if (!rc)
+			rc = txn_step_one(c, txn_stmt(c, ST_TXN_PART_GET, b->transactional_id, 2, b->tid,
+						      (int64_t)b->partition),
+					  NULL, "reading a transaction's partitions");
+		if (rc < 0)
+			return rc;
+		if (b->kind == META_BATCH_TXN_DATA)
+			b->result = meta_txn_data_check(&h, rc > 0, b);
+		else if (!meta_marker_applies(&h, rc > 0, b))
+			b->result = META_BATCH_MARKER_REFUSED;
+		return 0;
+	}
+	return SL_EINVAL;
+}
+
+static int txn_exec(struct sq_conn *c, sqlite3_stmt *st, const char *what)
+{
+	return sq_exec_stmt(c, st, what);
+}
+
+/* The groups of a transaction whose markers are all in: COMMIT moves its
+ * pending offsets to group_offsets, ABORT drops them. */
+static int txn_settle_groups(struct sq_conn *c, const char *id, bool commit)
+{
+	int rc = 0;
+	if (commit)
+		rc = txn_exec(c, txn_stmt(c, ST_TXN_OFFSETS_SETTLE, id, 0), "committing txn offsets");
+	if (!rc)
+		rc = txn_exec(c, txn_stmt(c, ST_TXN_OFFSETS_DROP, id, 0), "dropping txn offsets");
+	if (!rc)
+		rc = txn_exec(c, txn_stmt(c, ST_TXN_GROUPS_CLEAR, id, 0), "dropping txn groups");
+	return rc;
+}
+
+/* A marker's partition is done: its txn_partitions row goes, and with
+ * the last one the transaction's groups are settled. */
+static int txn_partition_done(struct sq_conn *c, const struct meta_commit_batch *b)
+{
+	const char *id = b->transactional_id;
+	int rc = txn_exec(c, txn_stmt(c, ST_TXN_PART_DELETE, id, 2, b->tid, (int64_t)b->partition),
+			  "dropping a transaction's partition");
+	if (!rc)
+		rc = txn_step_one(c, txn_stmt(c, ST_TXN_PART_LEFT, id, 0), NULL,
+				  "reading a transaction's partitions");
+	if (rc == 0)
+		rc = txn_settle_groups(c, id, b->marker_commit);
+	return rc < 0 ? rc : 0;
+}
+
+/* An appended batch's effect on the partition's transactions: TXN_DATA
+ * opens one (at its base offset) unless open; a MARKER closes the id's
+ * (an ABORT leaves an aborted_txns row), and the first unstable offset
+ * follows. */
+static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t *first_unstable)
+{
+	if (b->kind == META_BATCH_TXN_DATA) {
+		sqlite3_stmt *st = txn_stmt(c, ST_PTXN_INSERT, NULL, 5, b->tid, (int64_t)b->partition,
+					    b->producer_id, (int64_t)b->producer_epoch, b->base_offset);
+		sqlite3_bind_text(st, 6, b->transactional_id, -1, SQLITE_STATIC);
+		int rc = txn_exec(c, st, "opening a transaction in a partition");
+		if (!rc && *first_unstable < 0)
+			*first_unstable = b->base_offset;
+		return rc;
+	}
+	if (b->kind != META_BATCH_MARKER)
+		return 0;
+	/* The id's open rows here (one per producer id it wrote with). */
+	struct meta_aborted_txn open[4];
+	size_t n = 0;
+	sqlite3_stmt *st = txn_stmt(c, ST_PTXN_TAKE, NULL, 2, b->tid, (int64_t)b->partition);
+	sqlite3_bind_text(st, 3, b->transactional_id, -1, SQLITE_STATIC);
+	int step;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && n < sizeof open / sizeof open[0])
+		open[n++] = (struct meta_aborted_txn){ sqlite3_column_int64(st, 0),
+						       sqlite3_column_int64(st, 1), b->base_offset };
+	sqlite3_reset(st);
+	if (step == SQLITE_ROW) /* an id writes with one producer id at a time */
+		return SL_ECORRUPT;
+	if (step != SQLITE_DONE)
+		return sq_fail(c, "closing a transaction in a partition");
+	int rc = 0;
+	for (size_t i = 0; !rc && !b->marker_commit && i < n; i++) {
+		int64_t seq = 0;
+		rc = txn_step_one(c, sq_stmt(c, ST_ABORTED_SEQ), &seq, "numbering an abort");
+		if (rc > 0)
+			rc = txn_exec(c, txn_stmt(c, ST_ABORTED_INSERT, NULL, 6, b->tid,
+						  (int64_t)b->partition, b->base_offset,
+						  open[i].first_offset, open[i].producer_id, seq),
+				      "recording an abort");
+		else if (rc == 0)
+			rc = sq_fail(c, "numbering an abort");
+		if (!rc && i == 0)
+			b->aborted = open[i];
+	}
+	if (!rc && n > 0)
+		rc = txn_step_one(c, txn_stmt(c, ST_PTXN_FIRST, NULL, 2, b->tid, (int64_t)b->partition),
+				  first_unstable, "reading open transactions");
+	if (rc >= 0)
+		rc = txn_partition_done(c, b);
+	return rc < 0 ? rc : 0;
 }
 
 /* One object's rows, inside the caller's transaction: the object row,
@@ -1797,10 +2185,24 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 				break;
 			end++;
 		}
-		int64_t hwm;
-		rc = hwm_read(c, first->tid, first->partition, &hwm);
+		int64_t log_start, hwm, first_unstable;
+		rc = partition_read_full(c, first->tid, first->partition, &log_start, &hwm,
+					 &first_unstable);
 		if (rc == SL_ENOTFOUND) { /* deleted meanwhile: base_offset stays -1 */
+			/* Its markers are owed no more. */
 			rc = 0;
+			for (size_t j = k; j < end; j++) {
+				struct meta_commit_batch *b = &batches[order ? order[j] : j];
+				if (b->kind != META_BATCH_MARKER)
+					continue;
+				b->result = META_BATCH_APPENDED;
+				rc = txn_judge(c, b, -1);
+				if (!rc && b->result == META_BATCH_APPENDED)
+					rc = txn_partition_done(c, b);
+				b->result = META_BATCH_NO_PARTITION;
+				if (rc)
+					goto out;
+			}
 			k = end;
 			continue;
 		}
@@ -1808,7 +2210,10 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			goto out;
 		for (size_t j = k; j < end; j++) {
 			struct meta_commit_batch *b = &batches[order ? order[j] : j];
-			rc = pstate_judge(c, ps, b);
+			b->result = META_BATCH_APPENDED;
+			rc = txn_judge(c, b, first_unstable);
+			if (!rc && b->result == META_BATCH_APPENDED)
+				rc = pstate_judge(c, ps, b);
 			if (rc)
 				goto out;
 			if (b->result != META_BATCH_APPENDED)
@@ -1824,14 +2229,20 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			if (meta_batch_idempotent(b))
 				meta_pstate_append(meta_pstates_find(ps, b->tid, b->partition,
 								     b->producer_id), b);
+			rc = txn_appended(c, b, &first_unstable);
+			if (rc)
+				goto out;
 			hwm += (int64_t)b->last_offset_delta + 1;
 			live_bytes += b->length;
 		}
 		rc = row_insert(c, oid, &run);
 		if (!rc)
-			rc = hwm_write(c, first->tid, first->partition, hwm);
+			rc = hwm_write(c, first->tid, first->partition, hwm, first_unstable);
 		if (rc)
 			goto out;
+		for (size_t j = k; j < end; j++)
+			batches[order ? order[j] : j].last_stable_offset =
+				meta_lso(log_start, hwm, first_unstable);
 		k = end;
 	}
 	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
@@ -2048,9 +2459,21 @@ struct offset_commit_txn {
 	size_t n;
 };
 
+/* The next offset commit number (group_offsets.commit_seq): the order
+ * plain and transactional commits were stored in. */
+static int offset_seq_next(struct sq_conn *c, int64_t *seq)
+{
+	int rc = txn_step_one(c, sq_stmt(c, ST_OFFSET_SEQ), seq, "numbering an offset commit");
+	return rc > 0 ? 0 : rc == 0 ? sq_fail(c, "numbering an offset commit") : rc;
+}
+
 static int offset_commit_body(struct sq_conn *c, void *arg)
 {
 	struct offset_commit_txn *x = arg;
+	int64_t seq;
+	int rc0 = offset_seq_next(c, &seq);
+	if (rc0)
+		return rc0;
 	for (size_t i = 0; i < x->n; i++) {
 		const struct meta_offset_commit *r = &x->rows[i];
 		if (!r->group_id || (r->metadata && strlen(r->metadata) > META_OFFSET_METADATA_BYTES_MAX))
@@ -2066,6 +2489,7 @@ static int offset_commit_body(struct sq_conn *c, void *arg)
 		else
 			sqlite3_bind_null(st, 6);
 		sqlite3_bind_int64(st, 7, r->commit_timestamp_ms);
+		sqlite3_bind_int64(st, 8, seq);
 		int rc = sq_exec_stmt(c, st, "committing an offset");
 		if (rc)
 			return rc;
@@ -2482,6 +2906,19 @@ static int sq_leases_sync(struct meta *m, const struct meta_agent *self, int64_t
 			  struct meta_lease *leases, size_t n);
 static int sq_offset_commit_fenced(struct meta *m, const struct meta_offset_commit *rows,
 				   const int64_t *epochs, size_t n, bool *refused);
+static int sq_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
+			  int64_t coord_epoch, int64_t *version);
+static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
+static int sq_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+		       struct meta_txn_row **out, size_t *n);
+static int sq_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
+				int16_t producer_epoch, const struct meta_offset_commit *rows,
+				size_t n);
+static int sq_txn_settle(struct meta *m, const char *id, int64_t txn_seq, bool commit);
+static int sq_aborted_txns(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			   int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n);
+static int sq_aborted_txns_since(struct meta *m, int64_t after_seq,
+				 struct meta_aborted_feed *out, size_t cap, size_t *n);
 static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
@@ -2630,6 +3067,13 @@ static const struct meta_methods sqlite_methods = {
 	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
 	.acl_read = sq_acl_read,
 	.acl_alter = sq_acl_alter,
+	.txn_persist = sq_txn_persist,
+	.txn_delete = sq_txn_delete,
+	.txn_load = sq_txn_load,
+	.txn_offset_commit = sq_txn_offset_commit,
+	.txn_settle = sq_txn_settle,
+	.aborted_txns = sq_aborted_txns,
+	.aborted_txns_since = sq_aborted_txns_since,
 };
 
 /* meta_int.h; meta.c checked that a file not to be created exists. */
@@ -2927,5 +3371,298 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	int rc = sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_delete_fenced_body, &x);
 	if (!rc && deleted)
 		*deleted = x.del.count;
+	return rc;
+}
+
+/* ---- the transaction coordinator's records (meta.h) ---- */
+
+struct txn_write {
+	const char *id;
+	const struct txn_record *r; /* NULL: delete */
+	int64_t coord_epoch;
+	int64_t version;            /* in: expected; out: written */
+};
+
+/* The id's stored version is the expected one, and its lease (with a
+ * coordinator epoch) at that epoch: else SL_EBUSY. */
+static int txn_write_check(struct sq_conn *c, const struct txn_write *x)
+{
+	int64_t stored = 0;
+	int rc = txn_step_one(c, txn_stmt(c, ST_TXN_VERSION, x->id, 0), &stored,
+			      "reading a transaction's version");
+	if (rc < 0)
+		return rc;
+	if (stored != x->version)
+		return SL_EBUSY;
+	rc = 0;
+	if (x->coord_epoch > 0) {
+		char name[META_LEASE_NAME_BYTES];
+		struct meta_lease_row row;
+		if (!meta_lease_txn_name(x->id, name))
+			return SL_EINVAL;
+		rc = lease_row_read(c, name, &row);
+		if (!rc && !(row.found && row.epoch == x->coord_epoch))
+			rc = SL_EBUSY;
+	}
+	return rc;
+}
+
+static int txn_write_body(struct sq_conn *c, void *arg)
+{
+	struct txn_write *x = arg;
+	const struct txn_record *r = x->r;
+	int rc = txn_write_check(c, x);
+	static const enum stmt clear[] = { ST_TXN_PARTS_CLEAR, ST_TXN_GROUPS_CLEAR,
+					   ST_TXN_DELETE, ST_TXN_OFFSETS_DROP };
+	/* A persist replaces partitions and groups; a delete takes the row
+	 * and its pending offsets too. */
+	for (size_t i = 0; !rc && i < (r ? 2 : 4); i++)
+		rc = txn_exec(c, txn_stmt(c, clear[i], x->id, 0), "clearing a transaction");
+	if (rc || !r)
+		return rc;
+	sqlite3_stmt *st = txn_stmt(c, ST_TXN_UPSERT, x->id, 11, r->producer_id,
+				    r->last_producer_id, (int64_t)r->producer_epoch,
+				    (int64_t)r->last_producer_epoch, (int64_t)r->timeout_ms,
+				    (int64_t)r->state, r->txn_seq, r->start_ms, r->update_ms,
+				    x->coord_epoch, x->version + 1);
+	rc = txn_exec(c, st, "writing a transaction");
+	for (int32_t i = 0; !rc && i < r->partition_count; i++)
+		rc = txn_exec(c, txn_stmt(c, ST_TXN_PART_INSERT, x->id, 2, r->partitions[i].tid,
+					  (int64_t)r->partitions[i].partition),
+			      "writing a transaction's partitions");
+	for (int32_t i = 0; !rc && i < r->group_count; i++) {
+		st = txn_stmt(c, ST_TXN_GROUP_INSERT, x->id, 0);
+		sqlite3_bind_text(st, 2, r->groups[i], -1, SQLITE_STATIC);
+		rc = txn_exec(c, st, "writing a transaction's groups");
+	}
+	return rc;
+}
+
+static int sq_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
+			  int64_t coord_epoch, int64_t *version)
+{
+	int rc = meta_txn_record_check(id, r);
+	if (rc || !r)
+		return rc ? rc : SL_EINVAL;
+	struct txn_write x = { id, r, coord_epoch, *version };
+	rc = sq_txn(&sq_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+	if (!rc)
+		*version = x.version + 1;
+	return rc;
+}
+
+static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version)
+{
+	int rc = meta_txn_record_check(id, NULL);
+	if (rc)
+		return rc;
+	struct txn_write x = { id, NULL, coord_epoch, version };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+}
+
+struct txn_load_txn {
+	meta_txn_want_fn *want;
+	void *arg;
+	struct meta_txn_row *rows;
+	size_t n, cap;
+};
+
+static int txn_load_body(struct sq_conn *c, void *arg)
+{
+	struct txn_load_txn *x = arg;
+	meta_txn_rows_free(x->rows, x->n); /* a rerun starts afresh */
+	x->rows = NULL;
+	x->n = x->cap = 0;
+	int rc = 0, step;
+	sqlite3_stmt *st = sq_stmt(c, ST_TXN_LIST);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *id = (const char *)sqlite3_column_text(st, 0);
+		if (x->want && !x->want(x->arg, id))
+			continue;
+		struct txn_record r = {
+			.producer_id = sqlite3_column_int64(st, 1),
+			.last_producer_id = sqlite3_column_int64(st, 2),
+			.producer_epoch = (int16_t)sqlite3_column_int(st, 3),
+			.last_producer_epoch = (int16_t)sqlite3_column_int(st, 4),
+			.timeout_ms = sqlite3_column_int(st, 5),
+			.state = (enum txn_state)sqlite3_column_int(st, 6),
+			.txn_seq = sqlite3_column_int64(st, 7),
+			.start_ms = sqlite3_column_int64(st, 8),
+			.update_ms = sqlite3_column_int64(st, 9),
+		};
+		rc = meta_txn_row_push(&x->rows, &x->n, &x->cap, id, &r, sqlite3_column_int64(st, 11),
+				       sqlite3_column_int64(st, 10));
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing transactions");
+	sqlite3_reset(st);
+	st = sq_stmt(c, ST_TXN_PART_LIST);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_txn_row *row = meta_txn_row_find(
+			x->rows, x->n, (const char *)sqlite3_column_text(st, 0));
+		if (row)
+			rc = meta_txn_row_add_partition(row, sqlite3_column_int64(st, 1),
+							sqlite3_column_int(st, 2));
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing transactions' partitions");
+	sqlite3_reset(st);
+	st = sq_stmt(c, ST_TXN_GROUP_LIST);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct meta_txn_row *row = meta_txn_row_find(
+			x->rows, x->n, (const char *)sqlite3_column_text(st, 0));
+		if (row)
+			rc = meta_txn_row_add_group(row, (const char *)sqlite3_column_text(st, 1));
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing transactions' groups");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+		       struct meta_txn_row **out, size_t *n)
+{
+	struct txn_load_txn x = { want, arg, NULL, 0, 0 };
+	int rc = sq_txn(&sq_of(m)->offsets, TXN_READ, txn_load_body, &x);
+	if (rc) {
+		meta_txn_rows_free(x.rows, x.n);
+		return rc;
+	}
+	*out = x.rows;
+	*n = x.n;
+	return 0;
+}
+
+struct txn_offsets_txn {
+	const char *id;
+	int64_t producer_id;
+	int16_t producer_epoch;
+	const struct meta_offset_commit *rows;
+	size_t n;
+};
+
+static int txn_offset_commit_body(struct sq_conn *c, void *arg)
+{
+	struct txn_offsets_txn *x = arg;
+	struct meta_txn_head h;
+	int rc = txn_head_read(c, x->id, &h);
+	if (rc)
+		return rc;
+	if (!h.found || h.producer_id != x->producer_id || h.producer_epoch != x->producer_epoch ||
+	    h.state != TXN_ONGOING)
+		return SL_EBUSY;
+	sqlite3_stmt *st = txn_stmt(c, ST_TXN_GROUP_GET, x->id, 0);
+	sqlite3_bind_text(st, 2, x->rows[0].group_id, -1, SQLITE_STATIC);
+	rc = txn_step_one(c, st, NULL, "reading a transaction's groups");
+	if (rc <= 0)
+		return rc < 0 ? rc : SL_EBUSY;
+	int64_t seq;
+	rc = offset_seq_next(c, &seq);
+	for (size_t i = 0; !rc && i < x->n; i++) {
+		const struct meta_offset_commit *r = &x->rows[i];
+		st = txn_stmt(c, ST_TXN_OFFSET_UPSERT, r->group_id, 3, r->tid, (int64_t)r->partition,
+			      x->producer_id);
+		sqlite3_bind_text(st, 5, x->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, r->committed_offset);
+		sqlite3_bind_int(st, 7, r->leader_epoch);
+		if (r->metadata)
+			sqlite3_bind_text(st, 8, r->metadata, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 8);
+		sqlite3_bind_int64(st, 9, r->commit_timestamp_ms);
+		sqlite3_bind_int64(st, 10, seq);
+		rc = txn_exec(c, st, "storing a transactional offset");
+	}
+	return rc;
+}
+
+static int sq_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
+				int16_t producer_epoch, const struct meta_offset_commit *rows,
+				size_t n)
+{
+	int rc = meta_txn_offsets_check(id, rows, n);
+	if (rc)
+		return rc;
+	struct txn_offsets_txn x = { id, producer_id, producer_epoch, rows, n };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, txn_offset_commit_body, &x);
+}
+
+struct txn_settle_txn {
+	const char *id;
+	int64_t txn_seq;
+	bool commit;
+};
+
+static int txn_settle_body(struct sq_conn *c, void *arg)
+{
+	struct txn_settle_txn *x = arg;
+	struct meta_txn_head h;
+	int rc = txn_head_read(c, x->id, &h);
+	if (rc || !h.found || h.txn_seq != x->txn_seq ||
+	    h.state != (x->commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT))
+		return rc;
+	rc = txn_step_one(c, txn_stmt(c, ST_TXN_PART_LEFT, x->id, 0), NULL,
+			  "reading a transaction's partitions");
+	if (rc == 0)
+		rc = txn_settle_groups(c, x->id, x->commit);
+	return rc < 0 ? rc : 0;
+}
+
+static int sq_txn_settle(struct meta *m, const char *id, int64_t txn_seq, bool commit)
+{
+	int rc = meta_txn_record_check(id, NULL);
+	if (rc)
+		return rc;
+	struct txn_settle_txn x = { id, txn_seq, commit };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, txn_settle_body, &x);
+}
+
+/* ---- aborted transactions (the read path) ---- */
+
+static int sq_aborted_txns(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			   int64_t to, struct meta_aborted_txn *out, size_t cap, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->read;
+	int rc = 0, step;
+	*n = 0;
+	if (cap == 0 || from >= to)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = txn_stmt(c, ST_ABORTED_RANGE, NULL, 5, tid, (int64_t)partition, from, to,
+				    (int64_t)cap);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
+		out[(*n)++] = (struct meta_aborted_txn){ sqlite3_column_int64(st, 0),
+							 sqlite3_column_int64(st, 1),
+							 sqlite3_column_int64(st, 2) };
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = sq_fail(c, "reading aborted transactions");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static int sq_aborted_txns_since(struct meta *m, int64_t after_seq,
+				 struct meta_aborted_feed *out, size_t cap, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->cluster;
+	int rc = 0, step;
+	*n = 0;
+	if (cap == 0)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = txn_stmt(c, ST_ABORTED_SINCE, NULL, 2, after_seq, (int64_t)cap);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW && *n < cap)
+		out[(*n)++] = (struct meta_aborted_feed){
+			.seq = sqlite3_column_int64(st, 0),
+			.tid = sqlite3_column_int64(st, 1),
+			.partition = sqlite3_column_int(st, 2),
+			.txn = { sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+				 sqlite3_column_int64(st, 5) },
+		};
+	if (step != SQLITE_DONE && step != SQLITE_ROW)
+		rc = sq_fail(c, "reading the aborted transactions feed");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
 	return rc;
 }

@@ -270,6 +270,7 @@ static void encode_work(uv_work_t *req)
 		c->base_sequence = p->info.base_sequence;
 		c->last_sequence = p->info.base_sequence < 0 ? -1
 			: (int32_t)((p->info.base_sequence + (int64_t)p->info.last_offset_delta) & INT32_MAX);
+		c->attributes = p->info.attributes;
 	}
 out_free:
 	free(entries);
@@ -349,6 +350,11 @@ static int batch_err(const struct meta_commit_batch *c)
 	case META_BATCH_DUPLICATE: return 0;
 	case META_BATCH_OUT_OF_ORDER: return SL_ESEQUENCE;
 	case META_BATCH_FENCED: return SL_EFENCED;
+	case META_BATCH_TXN_UNKNOWN: return SL_ETXNUNKNOWN;
+	case META_BATCH_TXN_COMPLETING: return SL_ETXNBUSY;
+	case META_BATCH_TXN_NOT_ADDED: return SL_ETXNNOTADDED;
+	case META_BATCH_TXN_OPEN: return SL_ETXNSTATE;
+	case META_BATCH_MARKER_REFUSED: return SL_ETXNSTALE;
 	case META_BATCH_NO_PARTITION: break;
 	}
 	return SL_ENOTFOUND;

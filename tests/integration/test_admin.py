@@ -384,7 +384,7 @@ def test_delete_topics_rows_go_in_background(broker):
     oid = db.execute("SELECT oid FROM objects WHERE key = 'objects/fake-bigdel.obj'").fetchone()[0]
     rows = 1500000
     db.executemany(
-        "INSERT INTO batches VALUES (?, 0, ?, ?, ?, 0, 1, 1, -1, -1, -1, -1, -1, NULL)",
+        "INSERT INTO batches VALUES (?, 0, ?, ?, ?, 0, 1, 1, -1, -1, -1, -1, -1, NULL, 0)",
         ((tid, i, i, oid) for i in range(rows)))
     db.commit()
 
