@@ -950,8 +950,8 @@ static inline int meta_txn_persist(struct meta *m, const char *transactional_id,
 				 : SL_EUNSUPPORTED;
 }
 /* TXN_EFFECT_DELETE: remove the id (its row, partitions, groups and
- * pending offsets). 0, SL_EBUSY (another version, or no row while
- * version > 0), SL_EMETA. */
+ * pending offsets) stored at version (>= 1: a persisted id). 0, SL_EBUSY
+ * (another version, or no row), SL_EINVAL, SL_EMETA. */
 static inline int meta_txn_delete(struct meta *m, const char *transactional_id,
 				  int64_t coord_epoch, int64_t version)
 {

@@ -3975,7 +3975,7 @@ static int txn_write_body(struct pg_conn *c, void *arg)
 			return rc;
 		int64_t gone = changed_rows(res);
 		PQclear(res);
-		if (gone != 1 && !(gone == 0 && x->version == 0))
+		if (gone != 1)
 			return SL_EBUSY;
 	} else {
 		txn_params(&p, x->id, 10, r->producer_id, r->last_producer_id,
@@ -4040,6 +4040,8 @@ static int pg_txn_persist(struct meta *m, const char *id, const struct txn_recor
 static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version)
 {
 	int rc = meta_txn_record_check(id, NULL);
+	if (!rc && version < 1)
+		rc = SL_EINVAL;
 	if (rc)
 		return rc;
 	struct txn_write x = { id, NULL, coord_epoch, version };
@@ -4101,9 +4103,7 @@ static int txn_load_body(struct pg_conn *c, void *arg)
 	return rc;
 }
 
-/* REPEATABLE READ would be one snapshot; the coordinator's records are
- * written by one owner at a time (the lease), so the three reads of a
- * load see one owner's writes: READ is enough here. */
+/* The three tables from one snapshot (TXN_READ). */
 static int pg_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n)
 {

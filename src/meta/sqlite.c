@@ -3454,6 +3454,8 @@ static int sq_txn_persist(struct meta *m, const char *id, const struct txn_recor
 static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version)
 {
 	int rc = meta_txn_record_check(id, NULL);
+	if (!rc && version < 1)
+		rc = SL_EINVAL;
 	if (rc)
 		return rc;
 	struct txn_write x = { id, NULL, coord_epoch, version };

@@ -276,6 +276,7 @@ static void test_records(void **state)
 
 	/* Delete: only at the stored version. */
 	assert_int_equal(meta_txn_delete(m, "beta", 0, vb - 1), SL_EBUSY);
+	assert_int_equal(meta_txn_delete(m, "beta", 0, 0), SL_EINVAL);
 	assert_int_equal(meta_txn_delete(m, "beta", 0, vb), 0);
 	assert_int_equal(meta_txn_delete(m, "beta", 0, vb), SL_EBUSY);
 	assert_int_equal(meta_txn_delete(m, "alpha", 0, va), 0);
