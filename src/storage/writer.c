@@ -396,6 +396,8 @@ static void complete_head(struct writer *w)
 				.record_count = c->record_count,
 				.max_timestamp = c->max_timestamp,
 			};
+			cb[k].last_stable_offset = c->last_stable_offset;
+			cb[k].aborted = c->aborted;
 			k++;
 		}
 		struct kpiece *pieces = calloc(s->count ? s->count : 1, sizeof *pieces);

@@ -20,12 +20,12 @@
 #include <uv.h>
 
 #include "base/buf.h"
+#include "meta/meta.h"
 #include "storage/batch.h"
 #include "storage/batch_index.h"
 
 struct writer;
 struct objstore;
-struct meta;
 
 /* Called on the loop thread when an appended batch is committed (err 0,
  * base_offset assigned; for an idempotent producer's retry that the
@@ -42,6 +42,11 @@ struct writer_committed {
 	int64_t tid;
 	int32_t partition;
 	struct batch_index_row row; /* offsets, byte range, counts */
+	/* The partition's last stable offset after the commit (raise-only
+	 * across it), and the range an ABORT marker closed (producer_id -1:
+	 * none): meta_commit_batch's. */
+	int64_t last_stable_offset;
+	struct meta_aborted_txn aborted;
 };
 
 /* Called on the loop thread after each successful commit, before the

@@ -44,6 +44,8 @@ struct fixture {
 	int commits;           /* commit hook calls, in order */
 	size_t hook_rows;      /* batches the hook was given, in all */
 	int64_t hook_first_offset[16];
+	int64_t hook_lso[16];  /* the last batch's partition's LSO */
+	int64_t hook_aborted_pid[16];
 };
 
 struct result {
@@ -102,8 +104,11 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 {
 	struct fixture *f = arg;
 	check_stored_object(f, key, object_len, pieces, n_pieces);
-	if (f->commits < 16)
+	if (f->commits < 16) {
 		f->hook_first_offset[f->commits] = n ? b[0].row.base_offset : -1;
+		f->hook_lso[f->commits] = n ? b[n - 1].last_stable_offset : -2;
+		f->hook_aborted_pid[f->commits] = n ? b[n - 1].aborted.producer_id : -2;
+	}
 	f->hook_rows += n;
 	f->commits++;
 }
@@ -272,6 +277,10 @@ static void test_commits_in_seal_order(void **state)
 	assert_int_equal(f->commits, 2);
 	assert_int_equal(f->hook_first_offset[0], 0);
 	assert_int_equal(f->hook_first_offset[1], 1);
+	/* No transaction open: the LSO is the high watermark. */
+	assert_int_equal(f->hook_lso[0], 1);
+	assert_int_equal(f->hook_lso[1], 2);
+	assert_int_equal(f->hook_aborted_pid[0], -1);
 }
 
 /* Objects whose uploads finished while an earlier one was still being
