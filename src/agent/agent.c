@@ -28,6 +28,7 @@
 #include "storage/cache.h"
 #include "storage/reader.h"
 #include "storage/writer.h"
+#include "txn/aborted_index.h"
 
 bool topic_name_valid(kstr name)
 {
@@ -197,6 +198,8 @@ int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_sta
 void agent_topic_deleted(struct agent *a, struct topic_state *t)
 {
 	batch_index_drop_topic(a->index, t->tid, t->partition_count);
+	if (a->aborted)
+		aborted_index_drop_topic(a->aborted, t->tid, t->partition_count);
 	catalog_remove(a, t);
 	log_info("deleted topic %s", t->name);
 	topic_state_free(t);
@@ -354,8 +357,12 @@ static int load_catalog(struct agent *a)
 		struct topic_state *t = agent_topic_by_tid(a, parts[i].tid);
 		if (!t || parts[i].partition < 0 || parts[i].partition >= t->partition_count)
 			continue;
-		t->parts[parts[i].partition].log_start_offset = parts[i].log_start_offset;
-		t->parts[parts[i].partition].high_watermark = parts[i].high_watermark;
+		struct partition_state *ps = &t->parts[parts[i].partition];
+		ps->log_start_offset = parts[i].log_start_offset;
+		ps->high_watermark = parts[i].high_watermark;
+		/* No open transaction: the store records none yet (issue 14
+		 * step 2 loads the partitions' first unstable offsets). */
+		partition_raise_stable(ps, -1);
 	}
 	free(parts);
 	return 0;
@@ -378,8 +385,27 @@ static void index_append(struct agent *a, const char *key, uint64_t size,
 	}
 }
 
-/* The write path committed an object: advance high watermarks, index its
- * batch rows, keep the object in the read cache, wake fetches. */
+bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,
+			  int64_t to, int64_t first_unstable, const struct aborted_txn *aborted,
+			  size_t n)
+{
+	/* Out of memory drops the partition from the index: its aborted
+	 * transactions are looked up when a read_committed fetch needs them. */
+	if (a->aborted && from <= to && (from < to || n))
+		aborted_index_add(a->aborted, t->tid, p, from, to, aborted, n);
+	return partition_raise_stable(&t->parts[p], first_unstable);
+}
+
+void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p)
+{
+	int64_t start = t->parts[p].log_start_offset;
+	batch_index_trim(a->index, t->tid, p, start);
+	if (a->aborted)
+		aborted_index_trim(a->aborted, t->tid, p, start);
+}
+
+/* The write path committed an object: advance high watermarks and LSOs,
+ * index its batch rows, keep the object in the read cache, wake fetches. */
 static void on_commit(void *arg, const char *key, uint64_t object_len,
 		      const struct kpiece *pieces, size_t n_pieces,
 		      const struct writer_committed *b, size_t n)
@@ -397,6 +423,7 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			index_append(a, key, object_len, b + i, j - i);
 	}
 	t = NULL;
+	int64_t from = 0; /* the partition's first offset in the commit */
 	for (size_t i = 0; i < n; i++) {
 		if (!t || t->tid != b[i].tid)
 			t = agent_topic_by_tid(a, b[i].tid);
@@ -419,6 +446,13 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			  t->name, b[i].partition, r->base_offset, r->last_offset, p->high_watermark);
 		if (r->last_offset + 1 > p->high_watermark)
 			p->high_watermark = r->last_offset + 1;
+		/* The partition's last batch of the commit: its offsets, from
+		 * its first batch's, are what the commit tells about its
+		 * transactions (none, until the store records them). */
+		if (i == 0 || b[i - 1].tid != b[i].tid || b[i - 1].partition != b[i].partition)
+			from = r->base_offset;
+		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition)
+			agent_partition_txns(a, t, b[i].partition, from, r->last_offset + 1, -1, NULL, 0);
 	}
 	/* The batches stay in the produce requests' frames (referenced). */
 	if (a->cfg.cache_bytes > 0)
@@ -677,7 +711,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	 * notification may arrive on its first loop turn and goes into it. */
 	a->cache = cache_new((size_t)cfg->cache_bytes);
 	a->index = batch_index_new(SL_BATCH_INDEX_BYTES_MAX, SL_BATCH_INDEX_PARTITION_ROWS_MAX);
-	if (!a->index)
+	a->aborted = aborted_index_new(SL_ABORTED_INDEX_BYTES_MAX, SL_ABORTED_INDEX_PARTITION_MAX);
+	if (!a->index || !a->aborted)
 		return SL_ENOMEM;
 	rc = registry_start(a);
 	if (!rc)
@@ -828,6 +863,7 @@ void agent_free(struct agent *a)
 	maint_free(a);
 	reader_free(a->reader);
 	batch_index_free(a->index);
+	aborted_index_free(a->aborted);
 	cache_free(a->cache);
 	registry_free(a);
 	acls_free(a);

@@ -37,17 +37,46 @@ struct maint;
 struct collect;
 struct registry;
 struct metrics_http;
+struct aborted_index;
+struct aborted_txn;
 
 struct partition_state {
 	int64_t log_start_offset;
 	int64_t high_watermark;  /* next offset to be assigned */
+	/* The last stable offset (issue 14): read_committed fetches and
+	 * ListOffsets READ_COMMITTED see only offsets below it. The first
+	 * offset of the partition's earliest open transaction, or the high
+	 * watermark when none is open; log start <= LSO <= high watermark,
+	 * and it only rises (partition_raise_stable): a transaction opens at
+	 * an offset >= the high watermark >= the LSO. */
+	int64_t last_stable_offset;
 };
+
+/* Raise the LSO to what a source that knows the partition's open
+ * transactions says as of the high watermark now served: the first
+ * unstable offset first_unstable (-1: no open transaction, the LSO is the
+ * high watermark), as the store's partitions row has it. Never above the
+ * high watermark, never below the log start, never down (a source that
+ * is behind says less). True when it moved. */
+static inline bool partition_raise_stable(struct partition_state *ps, int64_t first_unstable)
+{
+	int64_t lso = ps->high_watermark;
+	if (first_unstable >= 0 && first_unstable < lso)
+		lso = first_unstable;
+	if (lso < ps->log_start_offset)
+		lso = ps->log_start_offset;
+	if (lso <= ps->last_stable_offset)
+		return false;
+	ps->last_stable_offset = lso;
+	return true;
+}
 
 /* Raise the log start to what the metadata store now has (retention,
  * DeleteRecords); true when it moved. Never past the high watermark the
  * agent serves: a commit the store made before the trim may not have
  * reached the agent yet (its answer is queued behind the trim's), and the
- * next trim brings the rest. */
+ * next trim brings the rest. The LSO rises with it (as Kafka's does: an
+ * open transaction's records below the log start are gone). */
 static inline bool partition_raise_log_start(struct partition_state *ps, int64_t start)
 {
 	if (start > ps->high_watermark)
@@ -55,6 +84,8 @@ static inline bool partition_raise_log_start(struct partition_state *ps, int64_t
 	if (start <= ps->log_start_offset)
 		return false;
 	ps->log_start_offset = start;
+	if (ps->last_stable_offset < start)
+		ps->last_stable_offset = start;
 	return true;
 }
 
@@ -101,6 +132,7 @@ struct agent {
 	struct cache *cache;
 	struct reader *reader;        /* the read path (storage/reader.c) */
 	struct batch_index *index;    /* recent batch rows per partition (storage/batch_index.c) */
+	struct aborted_index *aborted; /* aborted transactions per partition (txn/aborted_index.c) */
 	struct server *server;
 	struct strmap topics;         /* name -> topic_state (owns them) */
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
@@ -195,6 +227,24 @@ int agent_topic_configs_changed(struct topic_state *t, const struct meta_config_
 /* The topic's value of a config, or NULL when it uses the default. */
 const char *agent_topic_config(const struct topic_state *t, const char *name);
 int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, int64_t dflt);
+
+/* The store's word on partition p of t's transactions over the offsets
+ * [from, to) it committed, or that a poll of it covers (to: the high
+ * watermark then, already applied to the partition): every aborted
+ * transaction whose marker lies in [from, to) is in aborted[0..n), and
+ * first_unstable is the partition's first unstable offset as of to (-1:
+ * no open transaction). The aborted ones go into the aborted index and
+ * the LSO rises (partition_raise_stable). Called by the commit hook and
+ * the registry's poll and notices; until the metadata store records
+ * transactions (docs/transactions.md §7 step 2) they pass -1 and none.
+ * True when the LSO moved: the caller wakes long-polling fetches (the
+ * agent_hooks' committed). */
+bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,
+			  int64_t to, int64_t first_unstable, const struct aborted_txn *aborted,
+			  size_t n);
+/* The log start of partition p of t moved (partition_raise_log_start):
+ * drop what fell below it from the batch and aborted indexes. */
+void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p);
 
 /* Valid Kafka topic name: 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
 bool topic_name_valid(kstr name);

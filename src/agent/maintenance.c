@@ -8,7 +8,6 @@
 
 #include "agent/agent.h"
 #include "base/err.h"
-#include "storage/batch_index.h"
 
 struct maint {
 	struct workq q;
@@ -47,8 +46,7 @@ static void maint_done(struct workq_job *wq)
 			job->moved++;
 			/* The rows below are gone from the store: free them
 			 * here too (fetches below the log start are refused). */
-			batch_index_trim(job->a->index, it->tid, it->partition,
-					 t->parts[it->partition].log_start_offset);
+			agent_log_start_raised(job->a, t, it->partition);
 		}
 	}
 	job->done(job, job->arg);

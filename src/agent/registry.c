@@ -149,12 +149,17 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 		if (!t || mp->partition < 0 || mp->partition >= t->partition_count)
 			continue;
 		struct partition_state *ps = &t->parts[mp->partition];
+		int64_t was = ps->high_watermark;
 		if (mp->high_watermark > ps->high_watermark) {
 			ps->high_watermark = mp->high_watermark;
 			moved = true;
 		}
+		/* The snapshot's transactions of the offsets it added (none
+		 * until the store records them: first unstable -1). */
+		if (agent_partition_txns(a, t, mp->partition, was, ps->high_watermark, -1, NULL, 0))
+			moved = true;
 		if (partition_raise_log_start(ps, mp->log_start_offset))
-			batch_index_trim(a->index, mp->tid, mp->partition, ps->log_start_offset);
+			agent_log_start_raised(a, t, mp->partition);
 	}
 	return moved;
 }
@@ -208,6 +213,11 @@ static void commit_apply(struct registry *r, const struct meta_notice *n)
 			ps->high_watermark = last + 1;
 			r->woken = true;
 		}
+		/* A notice carries no transaction state: until the store
+		 * records transactions (issue 14 step 2 adds the commit's
+		 * first unstable offset and aborted rows to it) there is none. */
+		if (agent_partition_txns(a, t, b->partition, b->base_offset, last + 1, -1, NULL, 0))
+			r->woken = true;
 	}
 }
 
@@ -220,7 +230,7 @@ static void log_start_apply(struct agent *a, const struct meta_notice *n)
 		return;
 	struct partition_state *ps = &t->parts[n->partition];
 	if (partition_raise_log_start(ps, n->log_start_offset))
-		batch_index_trim(a->index, n->tid, n->partition, ps->log_start_offset);
+		agent_log_start_raised(a, t, n->partition);
 }
 
 static void on_notice(void *arg, const struct meta_notice *n)

@@ -1,6 +1,6 @@
 /* fetch.c — Fetch: decode, per-partition error codes and watermarks
  * (unknown topic or partition, offsets outside [log start, high
- * watermark]), the long poll, and the response. The read engine — row
+ * watermark]), the isolation level, the long poll, and the response. The read engine — row
  * lookups, bytes from the read cache or the store, coalescing,
  * read-ahead, the pin budget, patching, Kafka's size rules — is
  * storage/reader.c, as the write path beside produce.c is
@@ -15,6 +15,16 @@
  * gap per partition's records (kmsg_fetch_resp_encode_gaps), each then
  * split into the reader's pieces, and written as pieces; the reader's
  * hold keeps what they point into until the write is done.
+ *
+ * read_committed (isolation_level 1, v4+; docs/transactions.md §6): a
+ * partition's batches are returned only below its last stable offset; a
+ * fetch offset in (LSO, high watermark] is no error, just nothing yet
+ * (out of range is judged on [log start, high watermark] at both
+ * levels), and the answer lists the aborted transactions its batches
+ * overlap, from the agent's aborted index (txn/aborted_index.h), sorted
+ * by first offset. read_uncommitted answers that list as null, as Kafka
+ * does; last_stable_offset is the LSO at both levels. A long poll waits
+ * on the LSO: what raises it wakes the waiters as a commit does.
  *
  * Fetch sessions (KIP-227): api/fetch_session.c keeps the agent's
  * sessions and says which partitions a fetch reads (the request's, or its
@@ -35,6 +45,7 @@
 #include "metrics/exposition.h"
 #include "proto/kerr.h"
 #include "storage/reader.h"
+#include "txn/aborted_index.h"
 
 struct fetch_wait {
 	struct fetch_wait *prev, *next;
@@ -79,12 +90,20 @@ static bool same_topic(const struct fetch_part *x, const struct fetch_part *y, b
 		memcmp(x->topic.ptr, y->topic.ptr, (size_t)x->topic.len) == 0);
 }
 
+/* Whether the fetch reads committed data only (isolation_level 1 exists
+ * from v4 on; before it every fetch reads uncommitted). */
+static bool read_committed(const struct fetch_wait *f)
+{
+	return f->req->api_version >= 4 && f->m->isolation_level == 1;
+}
+
 /* Gather the response from the current state: errors and watermarks
  * here, the records by the reader. Returns bytes of records. */
 static size_t fetch_gather(struct fetch_wait *f)
 {
 	struct agent *a = f->a;
 	bool ids = f->req->api_version >= 13;
+	bool committed = read_committed(f);
 	struct topic_state *t = NULL;
 	bool may = false;
 	for (size_t k = 0; k < f->parts; k++) {
@@ -99,6 +118,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 		s->wanted = false;
 		p->high_watermark = -1;
 		p->log_start_offset = -1;
+		p->last_stable_offset = -1;
 		if (!may) {
 			p->error = KERR_TOPIC_AUTHORIZATION_FAILED;
 			continue;
@@ -110,17 +130,19 @@ static size_t fetch_gather(struct fetch_wait *f)
 		struct partition_state *ps = &t->parts[p->partition];
 		p->high_watermark = ps->high_watermark;
 		p->log_start_offset = ps->log_start_offset;
+		p->last_stable_offset = ps->last_stable_offset;
 		if (p->fetch_offset < ps->log_start_offset || p->fetch_offset > ps->high_watermark) {
 			p->error = KERR_OFFSET_OUT_OF_RANGE;
 			continue;
 		}
 		p->error = KERR_NONE;
-		if (p->fetch_offset == ps->high_watermark)
+		if (p->fetch_offset >= (committed ? ps->last_stable_offset : ps->high_watermark))
 			continue;
 		s->tid = t->tid;
 		s->partition = p->partition;
 		s->offset = p->fetch_offset;
 		s->high_watermark = ps->high_watermark;
+		s->stable_offset = committed ? ps->last_stable_offset : -1;
 		s->max_bytes = p->max_bytes;
 		s->wanted = true;
 	}
@@ -195,6 +217,44 @@ mismatch:
 	return SL_EINVAL;
 }
 
+/* The aborted transactions a read_committed answer lists for slot k
+ * (its partition's, from the fetch offset to the end of the records it
+ * carries), into rp from the request's arena. Without records, none (an
+ * empty list). A range the aborted index does not hold has none: until
+ * the metadata store records aborted transactions (docs/transactions.md
+ * §7 step 2, which also looks such ranges up in the reader's pool job)
+ * there are none to miss. Returns 0 or SL_ENOMEM. */
+static int fetch_aborted(struct fetch_wait *f, size_t k,
+			 struct kmsg_fetch_resp_partition_data *rp)
+{
+	const struct reader_slot *s = &f->slots[k];
+	rp->aborted_transactions_count = 0;
+	if (!s->wanted || s->bytes == 0 || !f->a->aborted)
+		return 0;
+	size_t n = 0;
+	if (!aborted_index_get(f->a->aborted, s->tid, s->partition, s->offset, s->records_end,
+			       s->high_watermark, NULL, 0, &n) || n == 0)
+		return 0;
+	/* At most SL_ABORTED_INDEX_PARTITION_MAX: the index holds no more. */
+	struct aborted_txn *v;
+	struct kmsg_fetch_resp_aborted_transaction *out;
+	if (!REQ_ARRAY(f->req, n, v) || !REQ_ARRAY(f->req, n, out))
+		return SL_ENOMEM;
+	size_t got;
+	aborted_index_get(f->a->aborted, s->tid, s->partition, s->offset, s->records_end,
+			  s->high_watermark, v, n, &got);
+	if (got < n)
+		n = got;
+	for (size_t i = 0; i < n; i++) {
+		kmsg_fetch_resp_aborted_transaction_init(&out[i]);
+		out[i].producer_id = v[i].producer_id;
+		out[i].first_offset = v[i].first_offset;
+	}
+	rp->aborted_transactions = out;
+	rp->aborted_transactions_count = (int32_t)n;
+	return 0;
+}
+
 /* The response's topics and partitions: every partition read, or an
  * incremental fetch's changed ones (fetch_session_end decides), grouped
  * by consecutive topic as Kafka's FetchResponse.of does. */
@@ -258,9 +318,13 @@ static int fetch_build_response(struct fetch_wait *f)
 		rp->partition_index = p->partition;
 		rp->error_code = p->error;
 		rp->high_watermark = p->high_watermark;
-		rp->last_stable_offset = p->high_watermark;
+		rp->last_stable_offset = p->last_stable_offset;
 		rp->log_start_offset = p->log_start_offset;
-		rp->aborted_transactions_count = v >= 4 ? 0 : -1;
+		/* Null for read_uncommitted (and before v4), as Kafka answers;
+		 * a list, maybe empty, for read_committed. */
+		rp->aborted_transactions_count = -1;
+		if (read_committed(f) && fetch_aborted(f, k, rp) != 0)
+			return SL_ENOMEM;
 		rp->preferred_read_replica = -1;
 		/* Records under READER_PIECE_BYTES_MIN are contiguous there
 		 * and copied; longer ones are written as pieces. */

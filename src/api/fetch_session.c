@@ -36,6 +36,7 @@ struct fs_entry {
 	int32_t max_bytes;
 	int64_t high_watermark;    /* as last answered; -1: never, or an error */
 	int64_t log_start_offset;  /* as last answered */
+	int64_t last_stable_offset; /* as last answered */
 };
 
 struct session {
@@ -316,7 +317,8 @@ static struct fs_entry *entry_add(struct session *s, uint32_t topic, int32_t par
 		return NULL;
 	struct fs_entry *e = &s->entries[s->count++];
 	*e = (struct fs_entry){ .topic = topic, .partition = partition,
-				.high_watermark = -1, .log_start_offset = -1 };
+				.high_watermark = -1, .log_start_offset = -1,
+				.last_stable_offset = -1 };
 	if (2 * s->count + 2 > s->index_cap) {
 		if (session_reindex(s) != 0) {
 			s->count--;
@@ -527,14 +529,17 @@ int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t n
 
 /* Kafka's CachedPartition.maybeUpdateResponseData: answered when it has
  * records, an error, or a high watermark or log start that moved since
- * the last answer; an error makes the next answer send it again. */
+ * the last answer (and here a last stable offset: fetch_session.h); an
+ * error makes the next answer send it again. */
 static bool entry_answer(struct fs_entry *e, const struct fetch_part *p)
 {
 	bool respond = p->records_bytes > 0 || p->error != 0 ||
 		       e->high_watermark != p->high_watermark ||
-		       e->log_start_offset != p->log_start_offset;
+		       e->log_start_offset != p->log_start_offset ||
+		       e->last_stable_offset != p->last_stable_offset;
 	e->high_watermark = p->error ? -1 : p->high_watermark;
 	e->log_start_offset = p->log_start_offset;
+	e->last_stable_offset = p->last_stable_offset;
 	return respond;
 }
 

@@ -5,8 +5,14 @@
  * A consumer opens a session with a full fetch (epoch 0) and then sends
  * only the partitions whose fetch position or limits changed, plus the
  * ones it forgets; the broker keeps the rest and answers only partitions
- * with records, a changed high watermark or log start, or an error. As
- * in Kafka (FetchSession.scala, FetchSessionCache):
+ * with records, a changed high watermark, log start or last stable
+ * offset, or an error. As in Kafka (FetchSession.scala,
+ * FetchSessionCache), except the last stable offset, which Kafka's
+ * CachedPartition does not compare: there it moves only with the high
+ * watermark or records; here another agent's marker commit may reach
+ * this agent's LSO by a later poll than its high watermark, and a
+ * read_committed client (librdkafka takes it as the partition's end)
+ * must hear of it:
  *
  *   session_id  epoch
  *   any          -1    sessionless full fetch (a session named is closed)
@@ -58,7 +64,7 @@ struct fetch_part {
 	int32_t max_bytes;
 	/* Set by the fetch before fetch_session_end: */
 	int16_t error;
-	int64_t high_watermark, log_start_offset;
+	int64_t high_watermark, log_start_offset, last_stable_offset;
 	size_t records_bytes;
 	/* Set by fetch_session_end: this partition goes in the response. */
 	bool respond;

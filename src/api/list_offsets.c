@@ -5,6 +5,13 @@
  * The metadata lookups of a request run in one pool job on the store's
  * read connection, never on the loop (a PostgreSQL round trip there would
  * stall every connection); earliest and latest come from memory.
+ *
+ * The isolation level (v2+) sets what is fetchable, as Kafka's
+ * fetchOffsetForTimestamp does: below the high watermark for
+ * READ_UNCOMMITTED, below the last stable offset for READ_COMMITTED, as
+ * they are when the request comes. LATEST answers that end; a record
+ * found by timestamp (or the max timestamp) at or past it is no answer
+ * (-1), not an earlier record.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +72,7 @@ struct lo_search {
 	int64_t tid;
 	int32_t partition;
 	int64_t log_start;    /* the partition's when the request came */
+	int64_t end;          /* fetchable below it (the isolation level's), then */
 	int rc;               /* the pool job's: 0, SL_ENOTFOUND, or failed */
 	struct meta_batch_row row;
 	struct kmsg_list_offsets_resp_list_offsets_partition_response *rp;
@@ -105,12 +113,12 @@ static void search_bytes(struct lo_search *ls, const uint8_t *batch)
 {
 	ls->s.found_delta = -1;
 	int rc = batch ? batch_records_each(batch, ls->row.length, ts_visit, &ls->s) : -1;
-	if (rc < 0 || ls->s.found_delta < 0)
-		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets,
-			   ls->row.base_offset + ls->s.min_delta, ls->row.max_timestamp);
-	else
-		set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets,
-			   ls->row.base_offset + ls->s.found_delta, ls->s.found_ts);
+	bool whole = rc < 0 || ls->s.found_delta < 0;
+	int64_t offset = ls->row.base_offset + (whole ? ls->s.min_delta : ls->s.found_delta);
+	int64_t ts = whole ? ls->row.max_timestamp : ls->s.found_ts;
+	if (offset >= ls->end)
+		offset = ts = -1; /* not fetchable (yet): Kafka answers none */
+	set_answer(ls->ctx->req, ls->rp, ls->max_num_offsets, offset, ts);
 }
 
 static void lo_finish(struct lo_ctx *ctx)
@@ -201,7 +209,7 @@ static void lookups_done(uv_work_t *w, int status)
 
 /* A search for the pool job; its answer is set when the job is done. */
 static int16_t search_later(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
-			    struct ts_search s, int32_t max_num_offsets,
+			    struct ts_search s, int32_t max_num_offsets, int64_t end,
 			    struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
 {
 	struct lo_search *ls = &ctx->searches[ctx->search_count++];
@@ -210,6 +218,7 @@ static int16_t search_later(struct lo_ctx *ctx, struct topic_state *t, int32_t p
 	ls->tid = t->tid;
 	ls->partition = p;
 	ls->log_start = t->parts[p].log_start_offset;
+	ls->end = end;
 	ls->rp = rp;
 	ls->max_num_offsets = max_num_offsets;
 	return KERR_NONE;
@@ -217,14 +226,15 @@ static int16_t search_later(struct lo_ctx *ctx, struct topic_state *t, int32_t p
 
 /* The answer for one partition: set now, or by a batch search later. */
 static int16_t lookup(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
-		      int64_t ts, int32_t max_num_offsets,
+		      int64_t ts, int32_t max_num_offsets, bool committed,
 		      struct kmsg_list_offsets_resp_list_offsets_partition_response *rp)
 {
 	struct request *req = ctx->req;
 	struct partition_state *ps = &t->parts[p];
+	int64_t end = committed ? ps->last_stable_offset : ps->high_watermark;
 	switch (ts) {
 	case TS_LATEST:
-		set_answer(req, rp, max_num_offsets, ps->high_watermark, -1);
+		set_answer(req, rp, max_num_offsets, end, -1);
 		return KERR_NONE;
 	case TS_EARLIEST:
 	case TS_EARLIEST_LOCAL:
@@ -236,13 +246,13 @@ static int16_t lookup(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
 		return KERR_NONE;
 	case TS_MAX: {
 		struct ts_search s = { .want_max = true };
-		return search_later(ctx, t, p, s, max_num_offsets, rp);
+		return search_later(ctx, t, p, s, max_num_offsets, end, rp);
 	}
 	default:
 		if (ts < 0)
 			return KERR_INVALID_REQUEST;
 		struct ts_search s = { .target = ts };
-		return search_later(ctx, t, p, s, max_num_offsets, rp);
+		return search_later(ctx, t, p, s, max_num_offsets, end, rp);
 	}
 }
 
@@ -299,8 +309,9 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 				rp->leader_epoch = -1;
 				continue;
 			}
+			/* isolation_level exists from v2 on: 0 before it. */
 			rp->error_code = lookup(ctx, t, qp->partition_index, qp->timestamp,
-						qp->max_num_offsets, rp);
+						qp->max_num_offsets, m->isolation_level == 1, rp);
 		}
 	}
 	if (ctx->search_count > 0) {

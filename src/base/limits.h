@@ -170,6 +170,15 @@
 #define SL_BATCH_INDEX_PARTITION_ROWS_MAX 1024
 #define SL_BATCH_INDEX_BYTES_MAX ((size_t)64 * 1024 * 1024)
 
+/* The aborted-transaction index (txn/aborted_index.c): per partition,
+ * the aborted transactions read_committed fetches list, for a range of
+ * offsets (24 bytes an entry). A partition with no aborted transaction
+ * costs about 64 bytes; one with many keeps the newest entries, more
+ * than a consumer reading near the end needs; what is dropped is looked
+ * up in the store again. */
+#define SL_ABORTED_INDEX_PARTITION_MAX 4096
+#define SL_ABORTED_INDEX_BYTES_MAX ((size_t)16 * 1024 * 1024)
+
 /* ---- consumer groups (src/group, src/api/groups.c) ---- */
 
 /* Groups one agent coordinates; a join that would create one more gets

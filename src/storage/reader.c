@@ -240,6 +240,14 @@ static void read_ahead(struct reader *r, int64_t hw, const struct meta_batch_row
 		ah->stop = true;
 }
 
+/* Where slot s's visible batches end: the high watermark, or for
+ * read_committed the last stable offset below it. */
+static int64_t slot_end(const struct reader_slot *s)
+{
+	return s->stable_offset >= 0 && s->stable_offset < s->high_watermark ? s->stable_offset
+									     : s->high_watermark;
+}
+
 /* Where rows_at found a slot's rows. */
 enum {
 	ROWS_OK,   /* *rows, *n (>= 1) */
@@ -260,10 +268,10 @@ static int rows_at(struct reader_fetch *rf, size_t k, int64_t *offset, struct me
 	const struct slot_rows *sr = rf->rows && rf->rows[k].valid && rf->rows[k].tid == s->tid &&
 					     rf->rows[k].partition == s->partition
 				     ? &rf->rows[k] : NULL;
-	int64_t off = *offset;
+	int64_t off = *offset, visible = slot_end(s);
 	*n = 0;
 	for (;;) {
-		if (off >= s->high_watermark)
+		if (off >= visible)
 			return ROWS_END;
 		int64_t end;
 		size_t got;
@@ -273,7 +281,7 @@ static int rows_at(struct reader_fetch *rf, size_t k, int64_t *offset, struct me
 				*rows = buf;
 				return ROWS_OK;
 			}
-			if (end >= s->high_watermark)
+			if (end >= visible)
 				return ROWS_END;
 			/* The index ends short of the high watermark (a commit it
 			 * did not see): the rest comes from the store. */
@@ -409,6 +417,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 	const struct reader_slot *s = &rf->slots[k];
 	struct kbuf *out = &rf->data;
 	struct meta_batch_row buf[READER_ROWS_PER_QUERY];
+	int64_t visible = slot_end(s);
 	/* The cached range the previous batch came from: the next batches of
 	 * the partition usually follow it in the same object. */
 	struct cache_obj *range = NULL;
@@ -433,8 +442,9 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 		for (size_t i = 0; i < n; i++) {
 			const struct meta_batch_row *row = &rows[i];
 			/* A commit the loop has not seen yet (its rows are already
-			 * readable): not visible before its producer is answered. */
-			if (row->base_offset >= s->high_watermark)
+			 * readable): not visible before its producer is answered.
+			 * For read_committed, nor an open transaction's. */
+			if (row->base_offset >= visible)
 				goto out;
 			bool fits = added + row->length <= budget || (first_in_response && added == 0);
 			if (!fits) {
@@ -502,6 +512,7 @@ static size_t read_slot(struct reader_fetch *rf, size_t k, int64_t offset, size_
 			cache_obj_unref(o);
 			added += row->length;
 			offset = row->last_offset + 1;
+			rf->slots[k].records_end = offset;
 		}
 		if (added >= budget)
 			break;
@@ -805,7 +816,7 @@ static void data_reserve(struct reader_fetch *rf, size_t max_bytes)
 		for (size_t j = 0; j < n && slot_sum < slot_max; j++) {
 			const struct meta_batch_row *row = &rows[j];
 			uint64_t end = row->byte_offset + row->length;
-			if (row->base_offset >= s->high_watermark)
+			if (row->base_offset >= slot_end(s))
 				break;
 			if (!key || strcmp(key, row->object_key) || row->byte_offset < held_from ||
 			    end > held_to) {
@@ -871,6 +882,7 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 		struct reader_slot *s = &rf->slots[k];
 		s->bytes = 0;
 		s->err = 0;
+		s->records_end = s->offset;
 		s->need = -1;
 		s->data_off = 0;
 		s->piece_first = s->piece_end = 0;

@@ -69,13 +69,21 @@ struct reader_slot {
 	int32_t partition;
 	int64_t offset;          /* the first offset wanted */
 	int64_t high_watermark;  /* batches from here on are not visible yet */
+	/* read_committed: batches from here on are not returned either
+	 * (the last stable offset, <= high_watermark: a batch boundary);
+	 * -1: read_uncommitted, up to the high watermark. */
+	int64_t stable_offset;
 	int32_t max_bytes;       /* Kafka's partition_max_bytes (<= 0: none) */
 	bool wanted;             /* false: nothing to read (an error, or the
 				    offset is the high watermark) */
 	/* out: bytes of records gathered, and 0 or why there are none
-	 * (a row lookup's error: SL_EMETA, SL_ENOMEM; or a store read's). */
+	 * (a row lookup's error: SL_EMETA, SL_ENOMEM; or a store read's);
+	 * the offset after the last batch gathered (offset when none): a
+	 * read_committed answer lists the aborted transactions that begin
+	 * before it. */
 	size_t bytes;
 	int err;
+	int64_t records_end;
 	/* private to the reader */
 	int64_t need;            /* rows needed from here (-1: none), */
 	uint32_t need_rows;      /* about this many */

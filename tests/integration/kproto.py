@@ -3,7 +3,8 @@
 Owns just enough of the protocol to talk to a broker without a client
 library: request header v1 framing, CRC-32C, record batch (magic 2)
 building, and the few requests the tests send by hand (ApiVersions v0,
-Metadata v1, Produce v3 and v8, IncrementalAlterConfigs v0, DeleteRecords v0-2)
+Metadata v1, Produce v3 and v8, IncrementalAlterConfigs v0, DeleteRecords v0-2,
+Fetch v7-v13 at either isolation level, ListOffsets v1-v5)
 with their response decoders; flexible versions (compact strings and
 arrays, tagged fields, request header v2) only as far as DeleteRecords v2
 needs them. Everything is big-endian as on the wire.
@@ -484,10 +485,10 @@ class FlexReader(Reader):
 
 
 def fetch_body(version, session_id, epoch, topics, forgotten=(), max_wait_ms=0,
-               min_bytes=0, max_bytes=64 * 1024 * 1024):
+               min_bytes=0, max_bytes=64 * 1024 * 1024, isolation=0):
     """A Fetch v7-v13 body. topics: [(topic, [(partition, fetch_offset,
     partition_max_bytes)])], the topic a name (v < 13) or a 16-byte id;
-    forgotten: [(topic, [partitions])]."""
+    forgotten: [(topic, [partitions])]; isolation 1 is read_committed."""
     assert 7 <= version <= 13
     flex = version >= 12
     arr = compact_array if flex else array
@@ -508,7 +509,7 @@ def fetch_body(version, session_id, epoch, topics, forgotten=(), max_wait_ms=0,
             out += i32(-1)  # last fetched epoch
         return out + i64(-1) + i32(pmax) + tag
 
-    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(0) +
+    body = (i32(-1) + i32(max_wait_ms) + i32(min_bytes) + i32(max_bytes) + i8(isolation) +
             i32(session_id) + i32(epoch))
     body += arr(topic_field(t) + arr(part(*p) for p in parts) + tag for t, parts in topics)
     body += arr(topic_field(t) + arr(i32(p) for p in parts) + tag for t, parts in forgotten)
@@ -519,18 +520,21 @@ def fetch_body(version, session_id, epoch, topics, forgotten=(), max_wait_ms=0,
 
 def parse_fetch(version, data):
     """{"error", "session_id", "parts": [(topic, partition, error, high
-    watermark, log start, records)]} in response order; topic is the name
-    or (v13+) the id."""
+    watermark, log start, records)], "stable": [(last stable offset,
+    aborted transactions: [(producer id, first offset)] or None)]} in
+    response order ("stable" beside "parts"); topic is the name or (v13+)
+    the id."""
     flex = version >= 12
     r = FlexReader(data)
     if flex:
         r.tags()  # response header v1
-    out = {"throttle": r.i32(), "error": r.i16(), "session_id": r.i32(), "parts": []}
+    out = {"throttle": r.i32(), "error": r.i16(), "session_id": r.i32(), "parts": [],
+           "stable": []}
     arr = r.carray if flex else r.array
 
     def partition(t):
-        p, err, hw, _lso, ls = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
-        arr(lambda: (r.i64(), r.i64(), r.tags() if flex else None))
+        p, err, hw, lso, ls = r.i32(), r.i16(), r.i64(), r.i64(), r.i64()
+        aborted = arr(lambda: (r.i64(), r.i64(), r.tags() if flex else None)[:2])
         if version >= 11:
             r.i32()  # preferred read replica
         n = r.uvarint() - 1 if flex else r.i32()
@@ -538,6 +542,7 @@ def parse_fetch(version, data):
         if flex:
             r.tags()
         out["parts"].append((t, p, err, hw, ls, rec))
+        out["stable"].append((lso, aborted))
 
     def topic():
         t = r.take(16) if version >= 13 else (r.cstring() if flex else r.string())
@@ -597,4 +602,44 @@ def topic_ids(sock, topics):
     r.carray(topic)
     r.i32()
     r.tags()
+    return out
+
+
+API_LIST_OFFSETS = 2
+
+
+def list_offsets(sock, version, topic_parts, isolation=0, correlation_id=13):
+    """ListOffsets v1-v5 (not flexible): topic_parts {topic: [(partition,
+    timestamp)]}; isolation 1 is READ_COMMITTED (v2+). Returns {(topic,
+    partition): (error, timestamp, offset)}."""
+    assert 1 <= version <= 5
+    body = i32(-1)
+    if version >= 2:
+        body += i8(isolation)
+
+    def part(p, ts):
+        return i32(p) + (i32(-1) if version >= 4 else b"") + i64(ts)
+
+    body += array(string(t) + array(part(p, ts) for p, ts in parts)
+                  for t, parts in topic_parts.items())
+    sock.sendall(request(API_LIST_OFFSETS, version, correlation_id, body))
+    cid, data = recv_response(sock)
+    assert cid == correlation_id
+    r = Reader(data)
+    if version >= 2:
+        r.i32()  # throttle
+    out = {}
+
+    def partition(t):
+        p, err, ts, off = r.i32(), r.i16(), r.i64(), r.i64()
+        if version >= 4:
+            r.i32()  # leader epoch
+        out[(t, p)] = (err, ts, off)
+
+    def topic():
+        t = r.string()
+        r.array(lambda: partition(t))
+
+    r.array(topic)
+    assert r.done(), "trailing bytes in ListOffsets v%d response" % version
     return out

@@ -450,6 +450,7 @@ static void slot_set(struct reader_slot *s, const struct rfix *x, int64_t offset
 	s->partition = 0;
 	s->offset = offset;
 	s->high_watermark = 2 * (int64_t)OBJ_BATCHES;
+	s->stable_offset = -1;
 	s->max_bytes = max_bytes;
 	s->wanted = true;
 }
@@ -634,6 +635,20 @@ static void test_reader_size_rules(void **state)
 	s[1].wanted = false;
 	assert_int_equal(gather(x, rf, 1 << 20, false), 3100);
 	assert_slot_batches(x, rf, &s[0], 0, 0, 2);
+	assert_int_equal(s[0].records_end, 4);
+	/* read_committed: nothing at or past the last stable offset either
+	 * (an open transaction's first batch at 6), and where the records
+	 * end is said for the aborted list. */
+	slot_set(&s[0], x, 2, 1 << 20);
+	s[0].stable_offset = 6;
+	assert_int_equal(gather(x, rf, 1 << 20, false), 3000 + 200);
+	assert_slot_batches(x, rf, &s[0], 0, 1, 2);
+	assert_int_equal(s[0].records_end, 6);
+	/* A stable offset at the fetch offset: nothing, no error. */
+	s[0].stable_offset = 2;
+	assert_int_equal(gather(x, rf, 1 << 20, false), 0);
+	assert_int_equal(s[0].err, 0);
+	assert_int_equal(s[0].records_end, 2);
 	reader_fetch_end(rf);
 	rfix_free(x);
 }

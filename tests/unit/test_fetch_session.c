@@ -232,6 +232,44 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A last stable offset that moved alone (a marker commit reaching this
+ * agent by a later poll than its high watermark) is answered, so a
+ * read_committed client learns its partition's end; one unchanged is
+ * not. */
+static void test_last_stable_offset(void **state)
+{
+	(void)state;
+	struct fetch_sessions *c = fetch_sessions_new(10, 100, 1000);
+	static const int32_t p01[] = { 0, 1 };
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, req(0, 0, p01, 2, NULL, 0), &ctx), 0);
+	for (size_t i = 0; i < ctx.count; i++) {
+		ctx.parts[i].high_watermark = 20;
+		ctx.parts[i].last_stable_offset = 12; /* a transaction open at 12 */
+	}
+	int32_t id = fetch_session_end(c, 0, &ctx);
+	assert_true(id > 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, req(id, 1, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(ctx.count, 2);
+	for (size_t i = 0; i < ctx.count; i++) {
+		ctx.parts[i].high_watermark = 20;
+		ctx.parts[i].last_stable_offset = ctx.parts[i].partition == 1 ? 20 : 12;
+	}
+	fetch_session_end(c, 1, &ctx);
+	for (size_t i = 0; i < ctx.count; i++)
+		assert_int_equal(ctx.parts[i].respond, ctx.parts[i].partition == 1);
+	/* Told once: the next fetch with the same state answers nothing. */
+	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), &ctx), 0);
+	for (size_t i = 0; i < ctx.count; i++) {
+		ctx.parts[i].high_watermark = 20;
+		ctx.parts[i].last_stable_offset = ctx.parts[i].partition == 1 ? 20 : 12;
+	}
+	fetch_session_end(c, 2, &ctx);
+	for (size_t i = 0; i < ctx.count; i++)
+		assert_false(ctx.parts[i].respond);
+	fetch_sessions_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +278,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_partition_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_size_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_stable_offset, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
