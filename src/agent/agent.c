@@ -722,8 +722,11 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = acls_start(a);
 	if (rc)
 		return rc;
+	/* No store lookup of aborted transactions yet: the store records
+	 * none until issue 14's store side (docs/transactions.md §7 step 2)
+	 * provides the call. */
 	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX,
-				     .index = a->index };
+				     .index = a->index, .aborted = a->aborted };
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
 	if (rc)
 		return rc;

@@ -21,10 +21,11 @@
  * fetch offset in (LSO, high watermark] is no error, just nothing yet
  * (out of range is judged on [log start, high watermark] at both
  * levels), and the answer lists the aborted transactions its batches
- * overlap, from the agent's aborted index (txn/aborted_index.h), sorted
- * by first offset. read_uncommitted answers that list as null, as Kafka
- * does; last_stable_offset is the LSO at both levels. A long poll waits
- * on the LSO: what raises it wakes the waiters as a commit does.
+ * overlap, sorted by first offset (the reader takes them from the
+ * agent's aborted index, txn/aborted_index.h, or looks them up).
+ * read_uncommitted answers that list as null, as Kafka does;
+ * last_stable_offset is the LSO at both levels. A long poll waits on the
+ * LSO: what raises it wakes the waiters as a commit does.
  *
  * Fetch sessions (KIP-227): api/fetch_session.c keeps the agent's
  * sessions and says which partitions a fetch reads (the request's, or its
@@ -218,33 +219,20 @@ mismatch:
 }
 
 /* The aborted transactions a read_committed answer lists for slot k
- * (its partition's, from the fetch offset to the end of the records it
- * carries), into rp from the request's arena. Without records, none (an
- * empty list). A range the aborted index does not hold has none: until
- * the metadata store records aborted transactions (docs/transactions.md
- * §7 step 2, which also looks such ranges up in the reader's pool job)
- * there are none to miss. Returns 0 or SL_ENOMEM. */
+ * (the reader's: those its records overlap, by first offset), into rp
+ * from the request's arena; an empty list without any. Returns 0 or
+ * SL_ENOMEM. */
 static int fetch_aborted(struct fetch_wait *f, size_t k,
 			 struct kmsg_fetch_resp_partition_data *rp)
 {
-	const struct reader_slot *s = &f->slots[k];
-	rp->aborted_transactions_count = 0;
-	if (!s->wanted || s->bytes == 0 || !f->a->aborted)
-		return 0;
-	size_t n = 0;
-	if (!aborted_index_get(f->a->aborted, s->tid, s->partition, s->offset, s->records_end,
-			       s->high_watermark, NULL, 0, &n) || n == 0)
-		return 0;
-	/* At most SL_ABORTED_INDEX_PARTITION_MAX: the index holds no more. */
-	struct aborted_txn *v;
+	size_t n;
+	const struct aborted_txn *v = reader_aborted(f->rf, k, &n);
 	struct kmsg_fetch_resp_aborted_transaction *out;
-	if (!REQ_ARRAY(f->req, n, v) || !REQ_ARRAY(f->req, n, out))
+	rp->aborted_transactions_count = 0;
+	if (!n)
+		return 0;
+	if (!REQ_ARRAY(f->req, n, out))
 		return SL_ENOMEM;
-	size_t got;
-	aborted_index_get(f->a->aborted, s->tid, s->partition, s->offset, s->records_end,
-			  s->high_watermark, v, n, &got);
-	if (got < n)
-		n = got;
 	for (size_t i = 0; i < n; i++) {
 		kmsg_fetch_resp_aborted_transaction_init(&out[i]);
 		out[i].producer_id = v[i].producer_id;

@@ -51,6 +51,7 @@
 #include "storage/batch.h"
 #include "storage/batch_index.h"
 #include "storage/cache.h"
+#include "txn/aborted_index.h"
 
 /* Tuning knobs, not limits (none bounds memory or work a client can ask
  * for beyond what SL_FETCH_RESPONSE_BYTES_MAX does), so they stay here. */
@@ -89,6 +90,11 @@
 /* Slots that got no room in a full response whose next batches are
  * loaded ahead as well (the client's next fetch puts them first). */
 #define READER_READAHEAD_PARTITIONS 1
+/* Aborted transactions one read_committed lookup takes per slot (24
+ * bytes each): past it the slot returns records only below the first
+ * offset of the last one taken, and the consumer's next fetch looks up
+ * from there. */
+#define READER_ABORTED_LOOKUP_ROWS 4096
 
 struct reader {
 	uv_loop_t *loop;
@@ -96,6 +102,9 @@ struct reader {
 	struct meta *meta;
 	struct cache *cache;
 	struct batch_index *index;
+	struct aborted_index *aborted;
+	reader_aborted_fn aborted_from;
+	size_t aborted_lookup_max;
 	size_t pinned_evicted_bytes_max;
 	int ahead_jobs; /* read-ahead lookups in flight */
 };
@@ -135,6 +144,20 @@ struct slot_rows {
 	bool valid;
 };
 
+/* One read_committed slot's aborted transactions looked up in the store
+ * by this fetch: every one with last_offset >= offset and first_offset <
+ * end, ascending by first_offset (end: the high watermark when asked, or
+ * where a lookup cut at its row count stopped). err: the lookup failed. */
+struct slot_aborted {
+	int64_t tid;
+	int32_t partition;
+	int64_t offset, end;
+	struct aborted_txn *v;
+	size_t n;
+	int err;
+	bool valid;
+};
+
 struct reader_fetch {
 	struct reader *r;
 	struct reader_slot *slots;
@@ -145,6 +168,10 @@ struct reader_fetch {
 	struct reader_piece run;      /* cached bytes being gathered into a piece */
 	struct slot_rows *rows;       /* per slot, from the first lookup on */
 	size_t need_count;            /* slots of the last gather that need rows */
+	struct slot_aborted *aborted; /* per slot, from the first such lookup on */
+	size_t need_aborted_count;    /* slots that need aborted transactions */
+	struct aborted_txn *ab_out;   /* every slot's list of the last gather */
+	size_t ab_count, ab_cap;
 	int lookups;                  /* lookup rounds made */
 	bool looking_up;
 	struct reader_read *reads;    /* cache misses of the last gather */
@@ -175,7 +202,13 @@ int reader_new(uv_loop_t *loop, struct objstore *store, struct meta *meta, struc
 	struct reader *r = malloc(sizeof *r);
 	if (!r)
 		return SL_ENOMEM;
-	*r = (struct reader){ loop, store, meta, cache, cfg->index, cfg->pinned_evicted_bytes_max, 0 };
+	*r = (struct reader){
+		.loop = loop, .store = store, .meta = meta, .cache = cache, .index = cfg->index,
+		.aborted = cfg->aborted, .aborted_from = cfg->aborted_from,
+		.aborted_lookup_max = cfg->aborted_lookup_max ? cfg->aborted_lookup_max
+							      : READER_ABORTED_LOOKUP_ROWS,
+		.pinned_evicted_bytes_max = cfg->pinned_evicted_bytes_max,
+	};
 	*out = r;
 	return 0;
 }
@@ -241,11 +274,14 @@ static void read_ahead(struct reader *r, int64_t hw, const struct meta_batch_row
 }
 
 /* Where slot s's visible batches end: the high watermark, or for
- * read_committed the last stable offset below it. */
+ * read_committed the last stable offset below it, and below where its
+ * aborted transactions are known. */
 static int64_t slot_end(const struct reader_slot *s)
 {
-	return s->stable_offset >= 0 && s->stable_offset < s->high_watermark ? s->stable_offset
-									     : s->high_watermark;
+	if (s->stable_offset < 0)
+		return s->high_watermark;
+	int64_t end = s->stable_offset < s->high_watermark ? s->stable_offset : s->high_watermark;
+	return s->aborted_end < end ? s->aborted_end : end;
 }
 
 /* Where rows_at found a slot's rows. */
@@ -545,6 +581,20 @@ struct lookup_job {
 	size_t rows_cap;
 	int rc;
 	struct ahead ah;           /* a read-ahead's state */
+	/* read_committed slots' aborted transactions: na queries, each
+	 * with room for the reader's aborted_lookup_max rows */
+	size_t na;
+	struct ab_query *aq;
+	struct aborted_txn *ab_rows;
+};
+
+struct ab_query {
+	size_t slot;
+	int64_t tid;
+	int32_t partition;
+	int64_t offset, first_below;
+	size_t n;
+	int rc;
 };
 
 static void lookup_work(uv_work_t *w)
@@ -575,10 +625,21 @@ static void lookup_work(uv_work_t *w)
 			j->q[i + k].first += base;
 		base += room;
 	}
+	size_t cap = j->r->aborted_lookup_max;
+	for (size_t i = 0; i < j->na; i++) {
+		struct ab_query *a = &j->aq[i];
+		a->rc = j->rc ? j->rc : j->r->aborted_from(m, a->tid, a->partition, a->offset,
+							   a->first_below, j->ab_rows + i * cap,
+							   cap, &a->n);
+		if (a->rc || a->n > cap)
+			a->n = 0;
+	}
 }
 
 static void lookup_job_free(struct lookup_job *j)
 {
+	free(j->aq);
+	free(j->ab_rows);
 	free(j->q);
 	free(j->slot);
 	free(j->hwm);
@@ -594,11 +655,12 @@ static struct lookup_job *lookup_job_new(struct reader *r, size_t nq, size_t row
 		return NULL;
 	j->r = r;
 	j->nq = nq;
-	j->q = calloc(nq, sizeof *j->q);
-	j->slot = calloc(nq, sizeof *j->slot);
-	j->hwm = calloc(nq, sizeof *j->hwm);
+	/* At least one of each: a job may look up aborted transactions only. */
+	j->q = calloc(nq ? nq : 1, sizeof *j->q);
+	j->slot = calloc(nq ? nq : 1, sizeof *j->slot);
+	j->hwm = calloc(nq ? nq : 1, sizeof *j->hwm);
 	j->rows_cap = rows_cap;
-	j->rows = malloc(j->rows_cap * sizeof *j->rows);
+	j->rows = malloc((j->rows_cap ? j->rows_cap : 1) * sizeof *j->rows);
 	j->work.data = j;
 	if (!j->q || !j->slot || !j->hwm || !j->rows) {
 		lookup_job_free(j);
@@ -665,6 +727,38 @@ static void slot_rows_take(struct reader_fetch *rf, size_t k, const struct meta_
 		sr->covered_end = q->offset + 1; /* progress, whatever the store said */
 }
 
+/* A slot's aborted transactions came back from the store (a->rc): the
+ * fetch keeps them; a complete answer (not cut at the row count) is every
+ * one with a marker in [offset, high watermark then) and seeds the
+ * aborted index. */
+static void slot_aborted_take(struct reader_fetch *rf, const struct ab_query *a,
+			      const struct aborted_txn *rows)
+{
+	struct slot_aborted *sa = &rf->aborted[a->slot];
+	free(sa->v);
+	*sa = (struct slot_aborted){ .tid = a->tid, .partition = a->partition, .offset = a->offset,
+				     .end = a->first_below, .err = a->rc, .valid = true };
+	if (a->rc) {
+		log_error("looking up aborted transactions: %s", sl_strerror(a->rc));
+		return;
+	}
+	bool whole = a->n < rf->r->aborted_lookup_max;
+	if (!whole)
+		sa->end = rows[a->n - 1].first_offset; /* complete below it */
+	if (whole && rf->r->aborted)
+		aborted_index_add(rf->r->aborted, a->tid, a->partition, a->offset, a->first_below,
+				  rows, a->n);
+	if (a->n) {
+		sa->v = malloc(a->n * sizeof *sa->v);
+		if (!sa->v) {
+			sa->err = SL_ENOMEM;
+			return;
+		}
+		memcpy(sa->v, rows, a->n * sizeof *sa->v);
+		sa->n = a->n;
+	}
+}
+
 static void lookup_after(uv_work_t *w, int status)
 {
 	(void)status; /* never cancelled */
@@ -675,6 +769,8 @@ static void lookup_after(uv_work_t *w, int status)
 			seed_index(j->r, &j->q[i], job_rows(j, i), j->hwm[i]);
 		slot_rows_take(rf, j->slot[i], &j->q[i], job_rows(j, i), j->hwm[i], j->rc);
 	}
+	for (size_t i = 0; i < j->na; i++)
+		slot_aborted_take(rf, &j->aq[i], j->ab_rows + i * j->r->aborted_lookup_max);
 	if (j->rc)
 		log_error("looking up batch rows: %s", sl_strerror(j->rc));
 	lookup_job_free(j);
@@ -684,22 +780,33 @@ static void lookup_after(uv_work_t *w, int status)
 
 bool reader_rows_needed(const struct reader_fetch *rf)
 {
-	return rf->need_count > 0;
+	return rf->need_count > 0 || rf->need_aborted_count > 0;
 }
 
 bool reader_lookup(struct reader_fetch *rf, reader_fn done, void *arg)
 {
-	SL_ASSERT(!rf->looking_up && rf->need_count > 0);
+	SL_ASSERT(!rf->looking_up && (rf->need_count > 0 || rf->need_aborted_count > 0));
 	rf->lookups++;
 	struct lookup_job *j = NULL;
 	if (!rf->rows)
 		rf->rows = calloc(rf->n, sizeof *rf->rows);
+	if (!rf->aborted && rf->need_aborted_count)
+		rf->aborted = calloc(rf->n, sizeof *rf->aborted);
 	size_t rows_cap = 0;
 	for (size_t k = 0; k < rf->n; k++)
 		if (rf->slots[k].need >= 0)
 			rows_cap += rf->slots[k].need_rows;
-	if (rf->rows)
+	if (rf->rows && (rf->aborted || !rf->need_aborted_count))
 		j = lookup_job_new(rf->r, rf->need_count, rows_cap);
+	if (j && rf->need_aborted_count) {
+		j->na = rf->need_aborted_count;
+		j->aq = calloc(j->na, sizeof *j->aq);
+		j->ab_rows = malloc(j->na * rf->r->aborted_lookup_max * sizeof *j->ab_rows);
+		if (!j->aq || !j->ab_rows) {
+			lookup_job_free(j);
+			j = NULL;
+		}
+	}
 	if (!j) {
 		/* The slots needing rows fail (storage error), the rest goes. */
 		for (size_t k = 0; rf->rows && k < rf->n; k++) {
@@ -709,12 +816,25 @@ bool reader_lookup(struct reader_fetch *rf, reader_fn done, void *arg)
 							      .offset = s->need };
 				slot_rows_take(rf, k, &q, NULL, 0, SL_ENOMEM);
 			}
+			if (s->need_aborted && rf->aborted) {
+				struct ab_query a = { .slot = k, .tid = s->tid, .partition = s->partition,
+						      .offset = s->offset, .rc = SL_ENOMEM };
+				slot_aborted_take(rf, &a, NULL);
+			}
 		}
-		if (!rf->rows)
-			rf->lookups = READER_LOOKUP_ROUNDS; /* no rows to keep: give up */
+		if (!rf->rows || (!rf->aborted && rf->need_aborted_count))
+			rf->lookups = READER_LOOKUP_ROUNDS; /* nothing to keep: give up */
 		return false;
 	}
 	j->rf = rf;
+	size_t ia = 0;
+	for (size_t k = 0; k < rf->n; k++) {
+		const struct reader_slot *s = &rf->slots[k];
+		if (s->need_aborted)
+			j->aq[ia++] = (struct ab_query){ .slot = k, .tid = s->tid,
+							 .partition = s->partition, .offset = s->offset,
+							 .first_below = s->high_watermark };
+	}
 	size_t i = 0;
 	for (size_t k = 0; k < rf->n; k++) {
 		const struct reader_slot *s = &rf->slots[k];
@@ -864,6 +984,105 @@ void reader_fetch_end(struct reader_fetch *rf)
 		free(rf->rows[k].v);
 	free(rf->rows);
 	rf->rows = NULL;
+	for (size_t k = 0; rf->aborted && k < rf->n; k++)
+		free(rf->aborted[k].v);
+	free(rf->aborted);
+	rf->aborted = NULL;
+	free(rf->ab_out);
+	rf->ab_out = NULL;
+	rf->ab_count = rf->ab_cap = 0;
+}
+
+/* This fetch's lookup of slot k's aborted transactions from its
+ * offset, or NULL. */
+static const struct slot_aborted *slot_aborted_of(const struct reader_fetch *rf, size_t k)
+{
+	const struct reader_slot *s = &rf->slots[k];
+	const struct slot_aborted *sa = rf->aborted ? &rf->aborted[k] : NULL;
+	if (!sa || !sa->valid || sa->tid != s->tid || sa->partition != s->partition ||
+	    sa->offset != s->offset)
+		return NULL;
+	return sa;
+}
+
+/* Where read_committed slot k's aborted transactions come from: the
+ * aborted index when it holds every marker from the slot's offset to the
+ * high watermark; else this fetch's lookup (records only below where it
+ * is complete; none after a failed one); else, with no store lookup,
+ * none exist; else the slot needs a lookup (no records until then, and
+ * none once the fetch's lookup rounds are spent). */
+static void aborted_check(struct reader_fetch *rf, size_t k)
+{
+	struct reader *r = rf->r;
+	struct reader_slot *s = &rf->slots[k];
+	size_t n;
+	if (s->stable_offset < 0 || !r->aborted ||
+	    aborted_index_get(r->aborted, s->tid, s->partition, s->offset, s->offset,
+			      s->high_watermark, NULL, 0, &n))
+		return;
+	const struct slot_aborted *sa = slot_aborted_of(rf, k);
+	if (sa) {
+		s->aborted_end = sa->err ? s->offset : sa->end;
+		return;
+	}
+	if (!r->aborted_from)
+		return;
+	s->aborted_end = s->offset;
+	if (rf->lookups >= READER_LOOKUP_ROUNDS)
+		return;
+	s->need_aborted = true;
+	rf->need_aborted_count++;
+}
+
+/* Slot k's records of this gather end at s->records_end: copy the
+ * aborted transactions they overlap to the fetch's list. */
+static void aborted_list(struct reader_fetch *rf, size_t k)
+{
+	struct reader *r = rf->r;
+	struct reader_slot *s = &rf->slots[k];
+	const struct slot_aborted *sa = NULL;
+	size_t n = 0;
+	s->aborted_first = rf->ab_count;
+	if (s->stable_offset < 0 || !r->aborted || s->bytes == 0)
+		return;
+	bool indexed = aborted_index_get(r->aborted, s->tid, s->partition, s->offset,
+					 s->records_end, s->high_watermark, NULL, 0, &n);
+	if (!indexed) {
+		sa = slot_aborted_of(rf, k);
+		if (!sa || sa->err)
+			return;
+		while (n < sa->n && sa->v[n].first_offset < s->records_end)
+			n++;
+	}
+	if (!n)
+		return;
+	if (rf->ab_count + n > rf->ab_cap) {
+		size_t cap = rf->ab_cap ? rf->ab_cap : 16;
+		while (cap < rf->ab_count + n)
+			cap *= 2;
+		struct aborted_txn *v = realloc(rf->ab_out, cap * sizeof *v);
+		if (!v) {
+			rf->data.oom = true; /* the fetch cannot be answered */
+			return;
+		}
+		rf->ab_out = v;
+		rf->ab_cap = cap;
+	}
+	struct aborted_txn *out = rf->ab_out + rf->ab_count;
+	if (indexed)
+		aborted_index_get(r->aborted, s->tid, s->partition, s->offset, s->records_end,
+				  s->high_watermark, out, n, &n);
+	else
+		memcpy(out, sa->v, n * sizeof *out);
+	s->aborted_count = n;
+	rf->ab_count += n;
+}
+
+const struct aborted_txn *reader_aborted(const struct reader_fetch *rf, size_t slot, size_t *n)
+{
+	const struct reader_slot *s = &rf->slots[slot];
+	*n = s->aborted_count;
+	return s->aborted_count ? rf->ab_out + s->aborted_first : NULL;
 }
 
 size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
@@ -872,6 +1091,8 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 	rf->data.len = 0;
 	rf->read_count = 0;
 	rf->need_count = 0;
+	rf->need_aborted_count = 0;
+	rf->ab_count = 0;
 	pieces_reset(rf);
 	size_t total = 0, ahead_partitions = 0;
 	size_t last_stop = SIZE_MAX, last_stop_bytes = 0;
@@ -884,6 +1105,9 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 		s->err = 0;
 		s->records_end = s->offset;
 		s->need = -1;
+		s->need_aborted = false;
+		s->aborted_end = INT64_MAX;
+		s->aborted_first = s->aborted_count = 0;
 		s->data_off = 0;
 		s->piece_first = s->piece_end = 0;
 	}
@@ -898,13 +1122,14 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 		int64_t at = s->offset;
 		if (!s->wanted)
 			continue;
+		aborted_check(rf, k);
 		size_t slot_max = s->max_bytes > 0 ? (size_t)s->max_bytes : 0;
 		bool may_fit = room < max_bytes || room == 0;
 		room += slot_max < max_bytes ? slot_max : max_bytes;
 		if (rows_at(rf, k, &at, NULL, 0, &rows, &n) == ROWS_NEED)
 			need_rows(rf, k, at, may_fit ? READER_LOOKUP_ROWS : READER_LOOKUP_ROWS_FEW);
 	}
-	if (rf->need_count > 0)
+	if (rf->need_count > 0 || rf->need_aborted_count > 0)
 		return 0;
 	data_reserve(rf, max_bytes);
 	size_t k;
@@ -935,9 +1160,13 @@ size_t reader_gather(struct reader_fetch *rf, size_t max_bytes, bool read_ahead)
 		rf->cur_slot = k;
 		rf->stop_slot = SIZE_MAX;
 		size_t got = read_slot(rf, k, s->offset, budget, total == 0, &err);
+		const struct slot_aborted *sa = slot_aborted_of(rf, k);
+		if (!got && !err && sa && sa->err)
+			err = sa->err; /* its aborted transactions could not be looked up */
 		s->bytes = got;
 		s->err = got ? 0 : err;
 		s->piece_end = rf->piece_count;
+		aborted_list(rf, k);
 		if (rf->stop_slot == k && got == 0 && total > 0) {
 			/* Its first batch did not fit: as above. */
 			if (ahead && ahead_partitions < READER_READAHEAD_PARTITIONS) {

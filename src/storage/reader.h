@@ -35,6 +35,8 @@ struct batch_index;
 struct cache;
 struct meta;
 struct objstore;
+struct aborted_index;
+struct aborted_txn;
 
 /* A slot's records shorter than this are contiguous in the fetch's
  * buffer (reader_records): a caller encoding a response copies those and
@@ -42,6 +44,15 @@ struct objstore;
  * limit: an iovec per tiny batch costs more than copying it, so cached
  * runs under it are copied rather than referenced. */
 #define READER_PIECE_BYTES_MIN 1024
+
+/* read_committed's store lookup of aborted transactions, made in the
+ * same pool job as the batch rows' ([pool: read], like
+ * meta_batches_from_many): those of (tid, p) with last_offset >= offset
+ * and first_offset < first_below, ascending by first_offset, at most cap
+ * into out (*n of them). Returns 0 or a negative code (SL_EMETA). */
+typedef int (*reader_aborted_fn)(struct meta *m, int64_t tid, int32_t p, int64_t offset,
+				 int64_t first_below, struct aborted_txn *out, size_t cap,
+				 size_t *n);
 
 struct reader_config {
 	/* Bytes of evicted cached objects that unsent responses may keep
@@ -53,6 +64,17 @@ struct reader_config {
 	/* The agent's batch index (storage/batch_index.h), consulted before
 	 * the metadata store; NULL: none. */
 	struct batch_index *index;
+	/* read_committed: the agent's aborted index (txn/aborted_index.h),
+	 * consulted first, and the store lookup of what it lacks (its
+	 * complete answers seed the index). aborted_from NULL: the store
+	 * records no aborted transaction (until issue 14's store side
+	 * provides the call), so a range the index lacks has none; aborted
+	 * NULL as well: read_committed lists none. aborted_lookup_max: rows
+	 * one lookup takes (0: READER_ABORTED_LOOKUP_ROWS); a slot whose
+	 * lookup was cut returns records only below the cut. */
+	struct aborted_index *aborted;
+	reader_aborted_fn aborted_from;
+	size_t aborted_lookup_max;
 };
 
 /* The agent's reader over its stores and read cache (all must outlive
@@ -87,7 +109,10 @@ struct reader_slot {
 	/* private to the reader */
 	int64_t need;            /* rows needed from here (-1: none), */
 	uint32_t need_rows;      /* about this many */
+	bool need_aborted;       /* read_committed: aborted transactions needed */
+	int64_t aborted_end;     /* they are known for records below it */
 	size_t data_off, piece_first, piece_end;
+	size_t aborted_first, aborted_count; /* the slot's list in the fetch's */
 };
 
 /* Start a fetch of slots[0..n) (which stay the caller's, and must live
@@ -117,11 +142,13 @@ int reader_status(const struct reader_fetch *rf);
 
 typedef void (*reader_fn)(void *arg);
 
-/* Whether the last gather stopped at slots whose rows neither the batch
- * index nor this fetch's earlier lookups have: its records are not to be
- * answered with (a first gather that needs rows gathers nothing). Look
- * them up, then gather again. A fetch makes a few lookup rounds at most;
- * past them, a slot has what it got. */
+/* Whether the last gather stopped at slots whose rows (or, for
+ * read_committed, aborted transactions) neither the batch index (the
+ * aborted index) nor this fetch's earlier lookups have: its records are
+ * not to be answered with (a first gather that needs them gathers
+ * nothing). Look them up, then gather again. A fetch makes a few lookup
+ * rounds at most; past them, a slot has what it got (a read_committed
+ * slot still lacking its aborted transactions: no records). */
 bool reader_rows_needed(const struct reader_fetch *rf);
 /* Look the rows the last gather needed up in the metadata store, all in
  * one job on libuv's pool (meta_batches_from_many, [pool: read]): the
@@ -148,6 +175,13 @@ bool reader_missing(const struct reader_fetch *rf);
 void reader_read_missing(struct reader_fetch *rf, reader_fn done, void *arg);
 /* Forget them instead (shutdown): their slots get no records. */
 void reader_drop_missing(struct reader_fetch *rf);
+
+/* read_committed (stable_offset >= 0): the aborted transactions the
+ * slot's records of the last gather overlap (last_offset >= offset,
+ * first_offset < records_end), ascending by first_offset: *n of them at
+ * the pointer returned (NULL when none), valid until the next gather or
+ * reader_fetch_end. None for a slot without records. */
+const struct aborted_txn *reader_aborted(const struct reader_fetch *rf, size_t slot, size_t *n);
 
 /* The slot's records, valid until reader_hold_take or the next gather:
  * when shorter than READER_PIECE_BYTES_MIN they are contiguous here;

@@ -7,7 +7,11 @@
  * store reads; Kafka's size rules (the response's first batch whole,
  * partition and response budgets, nothing at or past the high
  * watermark); a failed store read leaves its slot empty with an error;
- * past the pin budget cached runs are copied, not referenced.
+ * past the pin budget cached runs are copied, not referenced;
+ * read_committed: nothing at or past the last stable offset, and the
+ * aborted transactions the records overlap, from the aborted index or
+ * looked up (injected rows) in the same pool job as the batch rows, a
+ * cut lookup bounding the records, a failed one failing the slot.
  *
  * The encoding: the encoded fields with the records left out
  * (kmsg_fetch_resp_encode_gaps) and the records from where they are (a
@@ -41,6 +45,7 @@
 #include "storage/batch_index.h"
 #include "storage/cache.h"
 #include "storage/reader.h"
+#include "txn/aborted_index.h"
 
 #define TEST_ARENA_BYTES (16 * 1024 * 1024)
 
@@ -360,6 +365,32 @@ struct rfix {
 	uint64_t at[OBJ_BATCHES]; /* each batch's byte offset */
 };
 
+/* read_committed's store side for the next rfix_new: the aborted index,
+ * the lookup, its row count (rfix_new_with puts them in the reader's
+ * config). The lookup answers from ab_store (as the store would: by
+ * first offset, cut at cap) and counts its calls; ab_fail fails it. */
+static struct aborted_index *rc_index;
+static reader_aborted_fn rc_from;
+static size_t rc_max;
+static struct aborted_txn ab_store[8];
+static size_t ab_store_n;
+static int ab_calls;
+static bool ab_fail;
+
+static int ab_from(struct meta *m, int64_t tid, int32_t p, int64_t offset, int64_t first_below,
+		   struct aborted_txn *out, size_t cap, size_t *n)
+{
+	(void)m, (void)tid, (void)p;
+	ab_calls++;
+	*n = 0;
+	if (ab_fail)
+		return SL_EMETA;
+	for (size_t i = 0; i < ab_store_n && *n < cap; i++) /* ab_store is by first offset */
+		if (ab_store[i].last_offset >= offset && ab_store[i].first_offset < first_below)
+			out[(*n)++] = ab_store[i];
+	return 0;
+}
+
 static struct rfix *rfix_new_with(size_t cache_bytes, size_t pinned_max, bool cached,
 				  struct batch_index *index)
 {
@@ -380,7 +411,9 @@ static struct rfix *rfix_new_with(size_t cache_bytes, size_t pinned_max, bool ca
 	x->counted.methods.batches_from = counting_batches_from;
 	x->counted.methods.batches_from_many = counting_batches_from_many;
 	x->counted.base.m = &x->counted.methods;
-	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max, .index = index };
+	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max, .index = index,
+				     .aborted = rc_index, .aborted_from = rc_from,
+				     .aborted_lookup_max = rc_max };
 	assert_int_equal(reader_new(&x->loop, x->store, &x->counted.base, x->cache, &cfg, &x->reader), 0);
 	x->index = index;
 	arena_init(&x->arena, TEST_ARENA_BYTES);
@@ -778,6 +811,131 @@ static void test_reader_index_hit(void **state)
 }
 
 
+static void assert_aborted(struct reader_fetch *rf, size_t k, const struct aborted_txn *want,
+			   size_t n)
+{
+	size_t got;
+	const struct aborted_txn *v = reader_aborted(rf, k, &got);
+	assert_int_equal(got, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(v[i].producer_id, want[i].producer_id);
+		assert_int_equal(v[i].first_offset, want[i].first_offset);
+		assert_int_equal(v[i].last_offset, want[i].last_offset);
+	}
+}
+
+/* A fixture whose reader has a fresh aborted index and the lookup from
+ * (max rows per lookup, 0: the reader's default). */
+static struct rfix *rc_fix(reader_aborted_fn from, size_t max)
+{
+	rc_index = aborted_index_new(1 << 20, 64);
+	rc_from = from;
+	rc_max = max;
+	ab_calls = 0;
+	return rfix_new(64 << 20, 64 << 20, true);
+}
+
+/* A one-slot read_committed fetch from offset, everything stable,
+ * gathered (looked up as needed). */
+static struct reader_fetch *rc_fetch(struct rfix *x, int64_t offset, struct reader_slot **s)
+{
+	struct reader_fetch *rf = rfetch_new(x, 1, s);
+	slot_set(&(*s)[0], x, offset, 1 << 20);
+	(*s)[0].stable_offset = (*s)[0].high_watermark;
+	gather(x, rf, 1 << 20, false);
+	return rf;
+}
+
+static void rc_fix_free(struct rfix *x)
+{
+	rfix_free(x);
+	aborted_index_free(rc_index);
+	rc_index = NULL;
+}
+
+/* read_committed slots: the aborted transactions their records overlap.
+ * The object's batch i holds offsets 2i and 2i+1; the store knows three
+ * aborted transactions (A: 0-3, B: 4-11, C: 10-12, as first offset and
+ * marker). */
+static void test_reader_aborted(void **state)
+{
+	(void)state;
+	struct aborted_txn A = { 1, 0, 3 }, B = { 2, 4, 11 }, C = { 3, 10, 12 };
+	ab_store[0] = A, ab_store[1] = B, ab_store[2] = C;
+	ab_store_n = 3;
+	ab_fail = false;
+	struct rfix *x = rc_fix(ab_from, 0);
+	struct reader_slot *s;
+
+	/* From 2, all visible (LSO = HW): rows and aborted transactions are
+	 * looked up in one pool job; all three overlap. */
+	struct reader_fetch *rf = rc_fetch(x, 2, &s);
+	assert_slot_batches(x, rf, &s[0], 0, 1, OBJ_BATCHES - 1);
+	assert_int_equal(x->counted.lookups, 1);
+	assert_int_equal(ab_calls, 1);
+	struct aborted_txn abc[] = { A, B, C };
+	assert_aborted(rf, 0, abc, 3);
+	/* The complete answer seeded the index: [2, HW) known. */
+	int64_t from, to;
+	assert_true(aborted_index_range(rc_index, x->topic.tid, 0, &from, &to));
+	assert_int_equal(from, 2);
+	assert_int_equal(to, 2 * (int64_t)OBJ_BATCHES);
+	reader_fetch_end(rf);
+
+	/* Another fetch from 4, one batch: from the index, no lookup; A's
+	 * marker is behind, C starts after the records. */
+	rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 4, 1);
+	s[0].stable_offset = s[0].high_watermark;
+	gather(x, rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 2, 1);
+	assert_int_equal(ab_calls, 1);
+	struct aborted_txn b[] = { B };
+	assert_aborted(rf, 0, b, 1);
+	/* An open transaction at 8: records end there; B only. */
+	slot_set(&s[0], x, 4, 1 << 20);
+	s[0].stable_offset = 8;
+	gather(x, rf, 1 << 20, false);
+	assert_slot_batches(x, rf, &s[0], 0, 2, 2);
+	assert_aborted(rf, 0, b, 1);
+	/* read_uncommitted lists none. */
+	slot_set(&s[0], x, 4, 1 << 20);
+	gather(x, rf, 1 << 20, false);
+	assert_aborted(rf, 0, NULL, 0);
+	reader_fetch_end(rf);
+	rc_fix_free(x);
+
+	/* A lookup cut at its row count (2: A and B, by first offset) is
+	 * complete only below B's first offset: records stop there, and the
+	 * index is not seeded. */
+	x = rc_fix(ab_from, 2);
+	rf = rc_fetch(x, 2, &s);
+	assert_int_equal(ab_calls, 1);
+	assert_slot_batches(x, rf, &s[0], 0, 1, 1);
+	struct aborted_txn a[] = { A };
+	assert_aborted(rf, 0, a, 1);
+	assert_false(aborted_index_range(rc_index, x->topic.tid, 0, &from, &to));
+	reader_fetch_end(rf);
+
+	/* A failed lookup: no records, the error said. */
+	ab_fail = true;
+	rf = rc_fetch(x, 2, &s);
+	assert_int_equal(s[0].bytes, 0);
+	assert_int_equal(s[0].err, SL_EMETA);
+	reader_fetch_end(rf);
+	rc_fix_free(x);
+	ab_fail = false;
+
+	/* No store lookup (the store records none yet): records, no list. */
+	x = rc_fix(NULL, 0);
+	rf = rc_fetch(x, 2, &s);
+	assert_slot_batches(x, rf, &s[0], 0, 1, OBJ_BATCHES - 1);
+	assert_aborted(rf, 0, NULL, 0);
+	assert_int_equal(ab_calls, 0);
+	reader_fetch_end(rf);
+	rc_fix_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -790,6 +948,7 @@ int main(void)
 		cmocka_unit_test(test_reader_size_rules),
 		cmocka_unit_test(test_reader_pin_budget),
 		cmocka_unit_test(test_reader_index_hit),
+		cmocka_unit_test(test_reader_aborted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
