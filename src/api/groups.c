@@ -889,10 +889,43 @@ out_fail:
 	request_fail_close(req);
 }
 
+/* Whether a transaction not yet completed has committed an offset of
+ * the group's partition (TxnOffsetCommit): the hook issue 14's
+ * transaction service answers (txn_offset_pending of the coordinator
+ * that owns the group's transactions, docs/transactions.md §6). Until it
+ * exists no transactional offset commit is accepted, so none is pending. */
+static bool offset_unstable(struct agent *a, kstr group_id, const struct topic_state *t,
+			    int32_t partition)
+{
+	(void)a, (void)group_id, (void)t, (void)partition;
+	return false;
+}
+
+/* OffsetFetch with require_stable (v7+): a listed partition with a
+ * pending transactional offset answers UNSTABLE_OFFSET_COMMIT and no
+ * offset (the client retries), as Kafka's GroupMetadataManager.getOffsets;
+ * the all-topics form (no list) is answered as it is, as there. */
+static void mark_unstable(struct agent *a, kstr group_id, struct group_answer *ga)
+{
+	if (ga->error)
+		return;
+	for (int32_t i = 0; i < ga->count; i++) {
+		struct topic_answer *ta = &ga->topics[i];
+		const struct topic_state *t = agent_topic(a, ta->name);
+		for (int32_t p = 0; t && p < ta->count; p++) {
+			struct part_answer *pa = &ta->parts[p];
+			if (!offset_unstable(a, group_id, t, pa->partition))
+				continue;
+			pa->offset = -1;
+			pa->leader_epoch = -1;
+			pa->metadata = KSTR("");
+			pa->error = KERR_UNSTABLE_OFFSET_COMMIT;
+		}
+	}
+}
+
 static void offset_fetch_answer(struct offset_fetch_ctx *x)
 {
-	/* require_stable: no transactional offsets exist here, so nothing is
-	 * ever pending and every offset is stable. */
 	struct agent *a = x->a;
 	struct request *req = x->req;
 	const struct kmsg_offset_fetch_req *m = x->m;
@@ -902,9 +935,12 @@ static void offset_fetch_answer(struct offset_fetch_ctx *x)
 	struct group_answer *ga;
 	if (!REQ_ARRAY(req, ngroups, ga))
 		goto out_fail;
-	for (int32_t g = 0; g < ngroups; g++)
+	for (int32_t g = 0; g < ngroups; g++) {
 		if (answer_group(a, req, &x->groups[g], &ga[g]) != 0)
 			goto out_fail;
+		if (m->require_stable && x->groups[g].topics_count >= 0)
+			mark_unstable(a, x->groups[g].group_id, &ga[g]);
+	}
 	if (req->api_version >= 8) {
 		if (!REQ_ARRAY(req, ngroups, r.groups))
 			goto out_fail;

@@ -11,7 +11,8 @@ read_committed long poll woken by a produce; ListOffsets latest,
 earliest and by timestamp equal at both levels. Real clients that read
 committed — confluent-kafka with isolation.level=read_committed and
 kafkajs (readUncommitted: false, its default) — still read every
-record."""
+record, and confluent-kafka's committed offsets come back through
+OffsetFetch with require_stable."""
 import json
 import os
 import subprocess
@@ -144,7 +145,8 @@ def test_confluent_read_committed_reads_all(broker):
     topic = util.create_topic(broker.bootstrap, util.topic_name("rcck"), 3)
     msgs = util.make_messages(300, seed=14)
     util.ck_produce(broker.bootstrap, topic, msgs)
-    c = util.consumer(broker.bootstrap, **{"isolation.level": "read_committed"})
+    rc = {"isolation.level": "read_committed", "group.id": "rcck-" + topic}
+    c = util.consumer(broker.bootstrap, **rc)
     try:
         # The watermarks a read_committed client sees: high = LSO = HW.
         hws = [c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
@@ -158,6 +160,17 @@ def test_confluent_read_committed_reads_all(broker):
                 assert not m.error(), m.error()
                 got.append(m.value())
         assert sorted(got) == sorted(m.value for m in msgs)
+        c.commit(asynchronous=False)
+    finally:
+        c.close()
+    # A read_committed client's OffsetFetch asks require_stable (librdkafka
+    # sends it with isolation.level=read_committed): with no transaction
+    # nothing is pending, and the committed offsets come back.
+    c = util.consumer(broker.bootstrap, **rc)
+    try:
+        committed = c.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+        assert [tp.error for tp in committed] == [None] * 3
+        assert sum(tp.offset for tp in committed) == 300, committed
     finally:
         c.close()
 
