@@ -1,9 +1,9 @@
 /* fetch.c — Fetch: decode, per-partition error codes and watermarks
  * (unknown topic or partition, offsets outside [log start, high
- * watermark]), the isolation level, the long poll, and the response. The read engine — row
- * lookups, bytes from the read cache or the store, coalescing,
- * read-ahead, the pin budget, patching, Kafka's size rules — is
- * storage/reader.c, as the write path beside produce.c is
+ * watermark]), the isolation level, the long poll, and the response.
+ * The read engine — row lookups, bytes from the read cache or the
+ * store, coalescing, read-ahead, the pin budget, patching, Kafka's size
+ * rules — is storage/reader.c, as the write path beside produce.c is
  * storage/writer.c.
  *
  * The long poll lives here: min_bytes and max_wait_ms are the request's,
