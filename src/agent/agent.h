@@ -55,9 +55,11 @@ struct partition_state {
 /* Raise the LSO to what a source that knows the partition's open
  * transactions says as of the high watermark now served: the first
  * unstable offset first_unstable (-1: no open transaction, the LSO is the
- * high watermark), as the store's partitions row has it. Never above the
- * high watermark, never below the log start, never down (a source that
- * is behind says less). True when it moved. */
+ * high watermark), or the store's last stable offset (the same bound: it
+ * is the first unstable offset, or the store's high watermark when none
+ * is open, which this agent's high watermark caps). Never above the high
+ * watermark, never below the log start, never down (a source that is
+ * behind says less). True when it moved. */
 static inline bool partition_raise_stable(struct partition_state *ps, int64_t first_unstable)
 {
 	int64_t lso = ps->high_watermark;
@@ -233,7 +235,8 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
  * watermark then, already applied to the partition): every aborted
  * transaction whose marker lies in [from, to) is in aborted[0..n), and
  * first_unstable is the partition's first unstable offset as of to (-1:
- * no open transaction). The aborted ones go into the aborted index and
+ * no open transaction), or the store's LSO then (meta_partition's,
+ * meta_commit_batch's). The aborted ones go into the aborted index and
  * the LSO rises (partition_raise_stable). Called by the commit hook and
  * the registry's poll and notices; until the metadata store records
  * transactions (docs/transactions.md §7 step 2) they pass -1 and none.
