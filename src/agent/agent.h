@@ -237,9 +237,11 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
  * first_unstable is the partition's first unstable offset as of to (-1:
  * no open transaction), or the store's LSO then (meta_partition's,
  * meta_commit_batch's). The aborted ones go into the aborted index and
- * the LSO rises (partition_raise_stable). Called by the commit hook and
- * the registry's poll and notices; until the metadata store records
- * transactions (docs/transactions.md §7 step 2) they pass -1 and none.
+ * the LSO rises (partition_raise_stable). Called by the commit hook for
+ * the offsets of each partition a commit of this agent took (the
+ * registry's poll and notices, which know nothing of aborted rows, raise
+ * the LSO alone); until the metadata store records transactions
+ * (docs/transactions.md §7 step 2) it passes -1 and none.
  * True when the LSO moved: the caller wakes long-polling fetches (the
  * agent_hooks' committed). */
 bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,

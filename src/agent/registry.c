@@ -149,14 +149,16 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 		if (!t || mp->partition < 0 || mp->partition >= t->partition_count)
 			continue;
 		struct partition_state *ps = &t->parts[mp->partition];
-		int64_t was = ps->high_watermark;
 		if (mp->high_watermark > ps->high_watermark) {
 			ps->high_watermark = mp->high_watermark;
 			moved = true;
 		}
-		/* The snapshot's transactions of the offsets it added (none
-		 * until the store records them: first unstable -1). */
-		if (agent_partition_txns(a, t, mp->partition, was, ps->high_watermark, -1, NULL, 0))
+		/* The snapshot's LSO (none open until the store records
+		 * transactions: -1). It says nothing of aborted transactions:
+		 * other agents' markers reach the aborted index through the
+		 * reader's lookups (or a feed of aborted rows, later), never
+		 * as a range claimed empty here. */
+		if (partition_raise_stable(ps, -1))
 			moved = true;
 		if (partition_raise_log_start(ps, mp->log_start_offset))
 			agent_log_start_raised(a, t, mp->partition);
@@ -214,9 +216,9 @@ static void commit_apply(struct registry *r, const struct meta_notice *n)
 			r->woken = true;
 		}
 		/* A notice carries no transaction state: until the store
-		 * records transactions (issue 14 step 2 adds the commit's
-		 * first unstable offset and aborted rows to it) there is none. */
-		if (agent_partition_txns(a, t, b->partition, b->base_offset, last + 1, -1, NULL, 0))
+		 * records transactions none is open. Nor does it claim the
+		 * aborted index's range (as the poll does not). */
+		if (partition_raise_stable(ps, -1))
 			r->woken = true;
 	}
 }
