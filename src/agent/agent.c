@@ -360,8 +360,9 @@ static int load_catalog(struct agent *a)
 		struct partition_state *ps = &t->parts[parts[i].partition];
 		ps->log_start_offset = parts[i].log_start_offset;
 		ps->high_watermark = parts[i].high_watermark;
-		/* No open transaction: the store records none yet (issue 14
-		 * step 2 loads the partitions' first unstable offsets). */
+		/* No open transaction: no transactional batch is accepted yet
+		 * (the handlers of issue 14 step 4; then the partition's
+		 * stored last_stable_offset goes here). */
 		partition_raise_stable(ps, -1);
 	}
 	free(parts);
@@ -448,7 +449,9 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			p->high_watermark = r->last_offset + 1;
 		/* The partition's last batch of the commit: its offsets, from
 		 * its first batch's, are what the commit tells about its
-		 * transactions (none, until the store records them). */
+		 * transactions (none open, nothing aborted until transactional
+		 * batches are accepted: then the batches' last_stable_offset
+		 * and aborted ranges go here). */
 		if (i == 0 || b[i - 1].tid != b[i].tid || b[i - 1].partition != b[i].partition)
 			from = r->base_offset;
 		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition)
@@ -722,9 +725,9 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = acls_start(a);
 	if (rc)
 		return rc;
-	/* No store lookup of aborted transactions yet: the store records
-	 * none until issue 14's store side (docs/transactions.md §7 step 2)
-	 * provides the call. */
+	/* No store lookup of aborted transactions yet (meta_aborted_txns,
+	 * to be wired with the transaction handlers): until transactional
+	 * batches are accepted, none is aborted. */
 	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX,
 				     .index = a->index, .aborted = a->aborted };
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);

@@ -240,8 +240,8 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
  * the LSO rises (partition_raise_stable). Called by the commit hook for
  * the offsets of each partition a commit of this agent took (the
  * registry's poll and notices, which know nothing of aborted rows, raise
- * the LSO alone); until the metadata store records transactions
- * (docs/transactions.md §7 step 2) it passes -1 and none.
+ * the LSO alone); until transactional batches are accepted (issue 14
+ * step 4) it passes -1 and none.
  * True when the LSO moved: the caller wakes long-polling fetches (the
  * agent_hooks' committed). */
 bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,

@@ -153,8 +153,9 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 			ps->high_watermark = mp->high_watermark;
 			moved = true;
 		}
-		/* The snapshot's LSO (none open until the store records
-		 * transactions: -1). It says nothing of aborted transactions:
+		/* The snapshot's LSO (none open until transactional batches
+		 * are accepted: -1; then mp->last_stable_offset). It says
+		 * nothing of aborted transactions:
 		 * other agents' markers reach the aborted index through the
 		 * reader's lookups (or a feed of aborted rows, later), never
 		 * as a range claimed empty here. */
@@ -215,9 +216,10 @@ static void commit_apply(struct registry *r, const struct meta_notice *n)
 			ps->high_watermark = last + 1;
 			r->woken = true;
 		}
-		/* A notice carries no transaction state: until the store
-		 * records transactions none is open. Nor does it claim the
-		 * aborted index's range (as the poll does not). */
+		/* A notice carries no transaction state: until transactional
+		 * batches are accepted none is open (then only the poll may
+		 * raise the LSO). Nor does it claim the aborted index's range
+		 * (as the poll does not). */
 		if (partition_raise_stable(ps, -1))
 			r->woken = true;
 	}

@@ -66,9 +66,9 @@ struct reader_config {
 	struct batch_index *index;
 	/* read_committed: the agent's aborted index (txn/aborted_index.h),
 	 * consulted first, and the store lookup of what it lacks (its
-	 * complete answers seed the index). aborted_from NULL: the store
-	 * records no aborted transaction (until issue 14's store side
-	 * provides the call), so a range the index lacks has none; aborted
+	 * complete answers seed the index). aborted_from NULL: no store
+	 * lookup (the agent's until transactional batches are accepted:
+	 * none is aborted), so a range the index lacks has none; aborted
 	 * NULL as well: read_committed lists none. aborted_lookup_max: rows
 	 * one lookup takes (0: READER_ABORTED_LOOKUP_ROWS); a slot whose
 	 * lookup was cut returns records only below the cut. */
