@@ -12,6 +12,7 @@
 #include "agent/config.h"
 #include "api/api.h"
 #include "base/log.h"
+#include "tools/acls_cmd.h"
 #include "tools/configs_cmd.h"
 #include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
@@ -40,6 +41,7 @@ static void usage(FILE *out)
 		"  gc        delete dead and orphaned objects from the store\n"
 		"            (sluice gc --help)\n"
 		"  users     add, delete, list SASL users (sluice users --help)\n"
+		"  acls      add, list, remove ACLs (sluice acls --help)\n"
 		"  version   print the version\n");
 }
 
@@ -104,6 +106,8 @@ int main(int argc, char **argv)
 		return configs_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "gc"))
 		return gc_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "acls"))
+		return acls_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "users"))
 		return users_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {

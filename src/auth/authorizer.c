@@ -210,6 +210,32 @@ const char *acl_filter_invalid(const struct acl_filter *f)
 	return NULL;
 }
 
+#define OP_BIT(op) (1u << (op))
+
+uint32_t acl_supported_operations(int8_t resource_type)
+{
+	switch (resource_type) {
+	case ACL_RESOURCE_TOPIC:
+		return OP_BIT(ACL_OP_READ) | OP_BIT(ACL_OP_WRITE) | OP_BIT(ACL_OP_CREATE) |
+		       OP_BIT(ACL_OP_DESCRIBE) | OP_BIT(ACL_OP_DELETE) | OP_BIT(ACL_OP_ALTER) |
+		       OP_BIT(ACL_OP_DESCRIBE_CONFIGS) | OP_BIT(ACL_OP_ALTER_CONFIGS);
+	case ACL_RESOURCE_GROUP:
+		return OP_BIT(ACL_OP_READ) | OP_BIT(ACL_OP_DESCRIBE) | OP_BIT(ACL_OP_DELETE);
+	case ACL_RESOURCE_CLUSTER:
+		return OP_BIT(ACL_OP_CREATE) | OP_BIT(ACL_OP_CLUSTER_ACTION) |
+		       OP_BIT(ACL_OP_DESCRIBE_CONFIGS) | OP_BIT(ACL_OP_ALTER_CONFIGS) |
+		       OP_BIT(ACL_OP_IDEMPOTENT_WRITE) | OP_BIT(ACL_OP_ALTER) | OP_BIT(ACL_OP_DESCRIBE);
+	case ACL_RESOURCE_TRANSACTIONAL_ID:
+		return OP_BIT(ACL_OP_DESCRIBE) | OP_BIT(ACL_OP_WRITE);
+	case ACL_RESOURCE_DELEGATION_TOKEN:
+		return OP_BIT(ACL_OP_DESCRIBE);
+	case ACL_RESOURCE_USER:
+		return OP_BIT(ACL_OP_CREATE_TOKENS) | OP_BIT(ACL_OP_DESCRIBE_TOKENS);
+	default:
+		return 0;
+	}
+}
+
 /* ---- names ---- */
 
 static const char *const resource_names[] = { "UNKNOWN", "ANY", "TOPIC", "GROUP", "CLUSTER",

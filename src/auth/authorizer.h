@@ -133,6 +133,13 @@ const char *acl_binding_invalid(const struct acl_binding *b);
 /* Can f be used to describe or delete? NULL, or why not. */
 const char *acl_filter_invalid(const struct acl_filter *f);
 
+/* The operations an ACL on a resource of the type can name, as a bit
+ * per AclOperation code (1u << ACL_OP_READ | ...), ALL not included:
+ * Kafka's AclEntry.supportedOperations (kafka-acls.sh refuses others;
+ * authorized_operations fields report a subset of them). 0 for a type
+ * that is not concrete. */
+uint32_t acl_supported_operations(int8_t resource_type);
+
 /* Kafka's names ("TOPIC", "PREFIXED", "READ", "ALLOW"), for the tool and
  * logs; "UNKNOWN" for anything else. *_parse: the code of a name (case
  * insensitive, '-' taken as '_'), or -1. */

@@ -1,8 +1,8 @@
 /* kclient.h — the tools' small blocking Kafka client: one TCP connection
  * to a bootstrap broker and one request/response round trip at a time
- * with the generated codec (kmsg.h). `sluice groups`, `sluice topics` and
- * `sluice configs` talk to a running broker through it, as the Kafka
- * command-line tools talk to theirs.
+ * with the generated codec (kmsg.h). `sluice groups`, `sluice topics`,
+ * `sluice configs` and `sluice acls` talk to a running broker through it,
+ * as the Kafka command-line tools talk to theirs.
  *
  * Errors are printed to stderr, prefixed with the tool's name, where they
  * happen; callers only pass the status on. Decoded responses point into

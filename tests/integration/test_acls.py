@@ -311,3 +311,110 @@ def test_mtls_principal(tmp_path):
             assert (errors[0].code() if errors[0] else None) == want
     finally:
         b.teardown()
+
+
+def sluice_acls(bootstrap, *args, stdin=b""):
+    r = subprocess.run([SLUICE_BIN, "acls", "--bootstrap", bootstrap] + list(args),
+                       input=stdin, capture_output=True, timeout=60)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_sluice_acls_tool(broker):
+    """`sluice acls add|list|remove` with kafka-acls.sh's options and
+    output: what it adds is what kafka-python's admin client describes
+    and what the authorizer enforces (alice may produce, then may not
+    within 1 s of the remove); --consumer's ACLs let her consume in her
+    group; remove asks first and without principals removes the whole
+    pattern."""
+    t = util.topic_name("tool")
+    util.create_topic(broker.bootstrap, t)
+    bs = broker.bootstrap
+    rc, out, err = sluice_acls(bs, "add", "--allow-principal", "User:alice", "--operation",
+                               "Write", "--operation", "describe", "--topic", t)
+    assert rc == 0, err
+    pattern = "ResourcePattern(resourceType=TOPIC, name=%s, patternType=LITERAL)" % t
+    assert out == ("Adding ACLs for resource `%s`: \n"
+                   " \t(principal=User:alice, host=*, operation=WRITE, permissionType=ALLOW)\n"
+                   "\t(principal=User:alice, host=*, operation=DESCRIBE, permissionType=ALLOW)"
+                   " \n\n" % pattern)
+    a = kp_admin(bs)
+    try:
+        acls, _ = a.describe_acls(ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                                            ResourcePatternFilter(ResourceType.TOPIC, t,
+                                                                  ACLResourcePatternType.ANY)))
+    finally:
+        a.close()
+    assert {(x.principal, x.host, x.operation, x.permission_type) for x in acls} == {
+        ("User:alice", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW),
+        ("User:alice", "*", ACLOperation.DESCRIBE, ACLPermissionType.ALLOW)}
+    time.sleep(1)
+    assert ck_produce_error(broker, "alice", t) is None
+    rc, out, err = sluice_acls(bs, "list", "--topic", t)
+    assert rc == 0 and out.startswith("Current ACLs for resource `%s`: \n" % pattern), out
+    assert out.count("User:alice") == 2
+    # --consumer: READ, DESCRIBE on the topic, READ on the group.
+    g = "tool-" + t
+    rc, out, err = sluice_acls(bs, "add", "--consumer", "--allow-principal", "User:alice",
+                               "--topic", t, "--group", g)
+    assert rc == 0, err
+    time.sleep(1)
+    c = KafkaConsumer(t, bootstrap_servers=broker.sasl_bootstrap, group_id=g,
+                      auto_offset_reset="earliest", consumer_timeout_ms=8000, **sasl_kp("alice"))
+    assert [m.value for m in c] == [b"v"]
+    c.close()
+    # remove WRITE, answering the prompt "n" first: nothing goes.
+    args = ("remove", "--allow-principal", "User:alice", "--operation", "Write", "--topic", t)
+    rc, out, err = sluice_acls(bs, *args, stdin=b"n\n")
+    assert rc == 0 and "Are you sure you want to remove ACLs" in out
+    assert "operation=WRITE" in sluice_acls(bs, "list", "--topic", t)[1]
+    rc, out, err = sluice_acls(bs, *args, stdin=b"y\n")
+    assert rc == 0, err
+    listed = sluice_acls(bs, "list", "--topic", t)[1]
+    assert "operation=WRITE" not in listed and "operation=READ" in listed
+    deadline = time.monotonic() + 1.0
+    time.sleep(0.3)
+    err = ck_produce_error(broker, "alice", t)
+    assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert time.monotonic() < deadline + 6
+    # remove without principals: every ACL of the pattern (--force: no prompt).
+    assert sluice_acls(bs, "remove", "--topic", t, "--group", g, "--force")[0] == 0
+    assert sluice_acls(bs, "list", "--topic", t, "--group", g)[1] == ""
+    # PREFIXED adds and MATCH lists, --principal narrows it.
+    rc, out, err = sluice_acls(bs, "add", "--deny-principal", "User:bob", "--deny-host",
+                               "10.1.2.3", "--operation", "Read", "--topic", t[:5],
+                               "--resource-pattern-type", "prefixed")
+    assert rc == 0, err
+    rc, out, err = sluice_acls(bs, "list", "--topic", t, "--resource-pattern-type", "match",
+                               "--principal", "User:bob")
+    assert rc == 0
+    assert ("ACLs for principal `User:bob`\nCurrent ACLs for resource `ResourcePattern("
+            "resourceType=TOPIC, name=%s, patternType=PREFIXED)`: \n \t(principal=User:bob, "
+            "host=10.1.2.3, operation=READ, permissionType=DENY) \n\n" % t[:5]) in out
+    assert sluice_acls(bs, "remove", "--topic", t[:5], "--resource-pattern-type", "prefixed",
+                       "--force")[0] == 0
+    # usage errors exit 2, as kafka-acls.sh refuses them.
+    for bad in (("add", "--topic", t),                                 # no principal
+                ("add", "--allow-principal", "bob", "--topic", t),     # no TYPE:
+                ("add", "--allow-principal", "User:b", "--operation", "Write", "--group", g),
+                ("add", "--allow-principal", "User:b", "--topic", t,
+                 "--resource-pattern-type", "match"),
+                ("list", "--allow-principal", "User:b"),
+                ("remove",),
+                ("add", "list")):
+        assert sluice_acls(bs, *bad)[0] == 2, bad
+
+
+def test_sluice_acls_tool_errors(broker_factory):
+    """Kafka's errors through the tool, exit 1: SECURITY_DISABLED without
+    an authorizer, CLUSTER_AUTHORIZATION_FAILED for a principal (here
+    User:ANONYMOUS) without ALTER on the cluster."""
+    b = broker_factory()
+    rc, out, err = sluice_acls(b.bootstrap, "add", "--allow-principal", "User:a", "--topic", "t")
+    assert rc == 1 and "SECURITY_DISABLED (54)" in err, err
+    rc, out, err = sluice_acls(b.bootstrap, "list")
+    assert rc == 1 and "SECURITY_DISABLED (54)" in err, err
+    b = broker_factory(["--authorizer", "acl"])
+    rc, out, err = sluice_acls(b.bootstrap, "add", "--allow-principal", "User:a", "--topic", "t")
+    assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
+    rc, out, err = sluice_acls(b.bootstrap, "remove", "--topic", "t", "--force")
+    assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
