@@ -147,6 +147,7 @@ void handle_describe_user_scram_credentials(struct agent *a, struct request *req
 		struct kmsg_describe_user_scram_credentials_resp r;
 		kmsg_describe_user_scram_credentials_resp_init(&r);
 		r.error_code = KERR_CLUSTER_AUTHORIZATION_FAILED;
+		r.error_message = KSTR("Cluster authorization failed.");
 		kmsg_describe_user_scram_credentials_resp_encode(&req->resp, req->api_version, &r);
 		request_respond(req);
 		return;
@@ -214,7 +215,7 @@ static void alter_done(struct agent_job *job)
 		kmsg_alter_user_scram_credentials_resp_alter_user_scram_credentials_result_init(res);
 		res->user = api_kstr_dup(req, u->name);
 		res->error_code = u->error;
-		if (u->error)
+		if (u->error && u->message)
 			res->error_message = api_kstr_dup(req, u->message);
 	}
 	/* The keys are no password, but no reason to leave them around. */
@@ -311,8 +312,11 @@ void handle_alter_user_scram_credentials(struct agent *a, struct request *req,
 			request_fail_close(req);
 			return;
 		}
-		if (!may)
+		if (!may) {
+			/* Kafka's getErrorResponse: the error's default message */
 			u->error = KERR_CLUSTER_AUTHORIZATION_FAILED;
+			u->message = "Cluster authorization failed.";
+		}
 		if (u->error)
 			continue; /* refused already: later changes are not looked at */
 		if (u->change >= 0) {
