@@ -6,7 +6,8 @@
  * in an agent_job (meta_acl_read, meta_acl_alter); this agent then polls
  * at once, the others within SL_ACL_POLL_INTERVAL_MS.
  *
- * Also api_allowed, the one line every handler's check is. */
+ * Also api_allowed, the one line every handler's check is, and
+ * api_authorized_operations. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,15 @@ bool api_allowed_kstr(struct agent *a, struct request *req, int8_t type, kstr na
 bool api_allowed_cluster(struct agent *a, struct request *req, int8_t op)
 {
 	return api_allowed(a, req, ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME, op);
+}
+
+int32_t api_authorized_operations(struct agent *a, struct request *req, int8_t type, kstr name)
+{
+	const char *s = api_cstr_dup(req, name);
+	if (!s || strlen(s) != (size_t)name.len)
+		return 0;
+	return authz_operations(agent_authorizer(a), request_principal(req), request_host(req), type,
+				s);
 }
 
 /* A wire string as a C string in the arena: NULL for null, "" (refused

@@ -38,10 +38,6 @@
 #define KERR_GROUP_SUBSCRIBED_TO_TOPIC 86
 #endif
 
-/* ACL operations a described group reports when asked (no ACLs here):
- * READ (3), DELETE (6), DESCRIBE (8). */
-#define GROUP_AUTHORIZED_OPERATIONS ((1 << 3) | (1 << 6) | (1 << 8))
-
 /* A JoinGroup or SyncGroup waiting in the group service (in the
  * request's arena, so it lives until the request is answered). */
 struct waiter {
@@ -765,8 +761,14 @@ static int answer_group(struct agent *a, struct request *req, const struct fetch
 			ta->count = part_counts[i] > 0 ? part_counts[i] : 0;
 			if (!REQ_ARRAY(req, ta->count, ta->parts))
 				return SL_ENOMEM;
-			for (int32_t p = 0; p < ta->count; p++)
-				answer_part(req, &ta->parts[p], &f, t, parts[i][p]);
+			/* Kafka: offsets of a topic the principal may not
+			 * describe are refused per partition, offset -1. */
+			bool may = api_allowed_topic(a, req, names[i], ACL_OP_DESCRIBE);
+			for (int32_t p = 0; p < ta->count; p++) {
+				answer_part(req, &ta->parts[p], &f, may ? t : NULL, parts[i][p]);
+				if (!may)
+					ta->parts[p].error = KERR_TOPIC_AUTHORIZATION_FAILED;
+			}
 		}
 		return 0;
 	}
@@ -782,7 +784,8 @@ static int answer_group(struct agent *a, struct request *req, const struct fetch
 		while (e < f.n && f.o[e].tid == f.o[i].tid)
 			e++;
 		struct topic_state *t = agent_topic_by_tid(a, f.o[i].tid);
-		if (t) {
+		/* Kafka leaves out the topics the principal may not describe. */
+		if (t && api_allowed(a, req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_DESCRIBE)) {
 			struct topic_answer *ta = &out->topics[out->count++];
 			ta->name = api_kstr_dup(req, t->name);
 			ta->count = (int32_t)(e - i);
@@ -1147,11 +1150,11 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 }
 
 static int describe_one(struct agent *a, struct group_svc *s, struct request *req, kstr id,
-			bool include_ops, struct kmsg_describe_groups_resp_described_group *d)
+			struct kmsg_describe_groups_resp_described_group *d)
 {
 	char key[COORD_GROUP_ID_BYTES_MAX + 1];
 	d->group_id = id;
-	d->authorized_operations = include_ops ? GROUP_AUTHORIZED_OPERATIONS : INT32_MIN;
+	d->authorized_operations = INT32_MIN;
 	d->protocol_type = KSTR("");
 	d->protocol_data = KSTR("");
 	if (!api_allowed_group(a, req, id, ACL_OP_DESCRIBE)) {
@@ -1260,11 +1263,15 @@ void handle_describe_groups(struct agent *a, struct request *req, const struct k
 	struct group_svc *s = svc_expired(a);
 	for (int32_t i = 0; i < n; i++) {
 		kmsg_describe_groups_resp_described_group_init(&r.groups[i]);
-		if (describe_one(a, s, req, m->groups[i], m->include_authorized_operations,
-				 &r.groups[i]) != 0) {
+		if (describe_one(a, s, req, m->groups[i], &r.groups[i]) != 0) {
 			request_fail_close(req);
 			return;
 		}
+		/* Kafka: for the groups described without error, when asked */
+		if (m->include_authorized_operations && req->api_version >= 3 &&
+		    !r.groups[i].error_code)
+			r.groups[i].authorized_operations =
+				api_authorized_operations(a, req, ACL_RESOURCE_GROUP, m->groups[i]);
 	}
 	kmsg_describe_groups_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
@@ -1449,11 +1456,14 @@ void handle_offset_delete(struct agent *a, struct request *req, const struct kms
 		rt->partitions_count = np;
 		struct topic_state *ts = agent_topic(a, rt->name);
 		bool sub = group_svc_topic_subscribed(s, key, rt->name);
+		bool may = api_allowed_topic(a, req, rt->name, ACL_OP_READ);
 		for (int32_t p = 0; p < np; p++) {
 			struct kmsg_offset_delete_resp_offset_delete_response_partition *rp = &rt->partitions[p];
 			kmsg_offset_delete_resp_offset_delete_response_partition_init(rp);
 			rp->partition_index = m->topics[t].partitions[p].partition_index;
-			if (!ts || rp->partition_index < 0 || rp->partition_index >= ts->partition_count)
+			if (!may) /* Kafka: READ on the topic, checked first */
+				rp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+			else if (!ts || rp->partition_index < 0 || rp->partition_index >= ts->partition_count)
 				rp->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			else if (sub)
 				rp->error_code = KERR_GROUP_SUBSCRIBED_TO_TOPIC;

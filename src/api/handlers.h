@@ -63,6 +63,9 @@ bool api_allowed_kstr(struct agent *a, struct request *req, int8_t type, kstr na
 bool api_allowed_cluster(struct agent *a, struct request *req, int8_t op);
 #define api_allowed_topic(a, req, name, op) api_allowed_kstr(a, req, ACL_RESOURCE_TOPIC, name, op)
 #define api_allowed_group(a, req, name, op) api_allowed_kstr(a, req, ACL_RESOURCE_GROUP, name, op)
+/* The authorized_operations field for the resource: authz_operations for
+ * the request's principal (0 for a name holding a NUL). */
+int32_t api_authorized_operations(struct agent *a, struct request *req, int8_t type, kstr name);
 
 /* Before api_handle parses a header: on a SASL listener whose client has
  * not authenticated, a raw token frame (after SaslHandshake v0) is taken

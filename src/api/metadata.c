@@ -103,6 +103,37 @@ static int fill_topic(const struct leading *l, struct request *req,
 	return 0;
 }
 
+/* The cluster's authorized_operations when asked: 0 without DESCRIBE on
+ * the cluster, as Kafka's AuthHelper answers; INT32_MIN otherwise. */
+static int32_t cluster_operations(struct agent *a, struct request *req, bool asked)
+{
+	if (!asked)
+		return INT32_MIN;
+	if (!api_allowed_cluster(a, req, ACL_OP_DESCRIBE))
+		return 0;
+	return api_authorized_operations(a, req, ACL_RESOURCE_CLUSTER, KSTR(ACL_CLUSTER_NAME));
+}
+
+/* Metadata v8+: the cluster's (v8-10) and each described topic's
+ * authorized operations when asked, as Kafka 3.9; topics refused
+ * (TOPIC_AUTHORIZATION_FAILED) or unknown by id keep INT32_MIN. */
+static void set_authorized_operations(struct agent *a, struct request *req,
+				      const struct kmsg_metadata_req *m, struct kmsg_metadata_resp *r)
+{
+	if (req->api_version < 8)
+		return;
+	if (req->api_version <= 10)
+		r->cluster_authorized_operations =
+			cluster_operations(a, req, m->include_cluster_authorized_operations);
+	for (int32_t i = 0; m->include_topic_authorized_operations && i < r->topics_count; i++) {
+		struct kmsg_metadata_resp_metadata_response_topic *t = &r->topics[i];
+		if (t->error_code != KERR_TOPIC_AUTHORIZATION_FAILED &&
+		    t->error_code != KERR_UNKNOWN_TOPIC_ID && t->name.len >= 0)
+			t->topic_authorized_operations =
+				api_authorized_operations(a, req, ACL_RESOURCE_TOPIC, t->name);
+	}
+}
+
 struct all_topics {
 	const struct leading *l;
 	struct request *req;
@@ -262,6 +293,7 @@ static void metadata_respond(struct agent *a, struct request *req, const struct 
 			}
 		}
 	}
+	set_authorized_operations(a, req, m, &r);
 	kmsg_metadata_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }
@@ -367,6 +399,9 @@ void handle_describe_cluster(struct agent *a, struct request *req, const struct 
 	}
 	r.cluster_id = KSTR(a->cfg.cluster_id);
 	r.controller_id = a->cfg.node_id;
+	if (!r.error_code)
+		r.cluster_authorized_operations =
+			cluster_operations(a, req, m->include_cluster_authorized_operations);
 	kmsg_describe_cluster_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }

@@ -236,6 +236,17 @@ uint32_t acl_supported_operations(int8_t resource_type)
 	}
 }
 
+int32_t authz_operations(const struct authorizer *z, const char *principal, const char *host,
+			 int8_t resource_type, const char *name)
+{
+	uint32_t supported = acl_supported_operations(resource_type), ops = 0;
+	for (int op = 0; op < 32; op++)
+		if ((supported & OP_BIT(op)) &&
+		    authz_allowed(z, principal, host, resource_type, name, (int8_t)op))
+			ops |= OP_BIT(op);
+	return (int32_t)ops;
+}
+
 /* ---- names ---- */
 
 static const char *const resource_names[] = { "UNKNOWN", "ANY", "TOPIC", "GROUP", "CLUSTER",

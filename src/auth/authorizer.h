@@ -118,6 +118,13 @@ bool authz_allowed(const struct authorizer *z, const char *principal, const char
  * shorter DENY prefix, anything under a DENY on *). */
 bool authz_allowed_any(const struct authorizer *z, const char *principal, const char *host,
 		       int8_t resource_type, int8_t op);
+/* The operations principal may do on the resource, as a bit per
+ * AclOperation code among acl_supported_operations(type): Kafka's
+ * authorizedOperations, the authorized_operations fields of Metadata,
+ * DescribeCluster and DescribeGroups. Every supported one when the
+ * authorizer is off. */
+int32_t authz_operations(const struct authorizer *z, const char *principal, const char *host,
+			 int8_t resource_type, const char *name);
 /* Is principal one of the super users? */
 bool authz_super_user(const struct authorizer *z, const char *principal);
 

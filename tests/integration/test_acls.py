@@ -36,19 +36,25 @@ def users(data_dir, *args):
     assert r.returncode == 0, r.stderr.decode()
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory):
+def acl_broker(tmp_path_factory, name, names, extra=()):
+    """A started agent with --authorizer acl, the SCRAM users names (and
+    root), PLAINTEXT (User:ANONYMOUS, a super user, as is User:root) and
+    SASL_PLAINTEXT (b.sasl_bootstrap) listeners."""
     _require_binary()
-    tmp = tmp_path_factory.mktemp("acls")
-    data = tmp / "data"
-    for u in ("alice", "bob", "root"):
+    data = tmp_path_factory.mktemp(name) / "data"
+    for u in set(names) | {"root"}:
         users(data, "add", u, "--mechanism", "SCRAM-SHA-256", "--password-stdin")
     plain, sasl = free_port(), free_port()
     b = Broker(data, ["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
                       % (plain, sasl), "--authorizer", "acl",
-                      "--super-users", "User:ANONYMOUS,User:root"], port=plain)
+                      "--super-users", "User:ANONYMOUS,User:root"] + list(extra), port=plain)
     b.sasl_bootstrap = "127.0.0.1:%d" % sasl
-    b.start()
+    return b.start()
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    b = acl_broker(tmp_path_factory, "acls", ("alice", "bob"))
     yield b
     b.teardown()
 

@@ -1,7 +1,9 @@
 """The rest of issue 13's ACL matrix, API by API, against Kafka 3.9's
 KafkaApis: Fetch's own READ check, ListOffsets, DescribeConfigs /
 AlterConfigs / IncrementalAlterConfigs, DeleteRecords, CreatePartitions,
-Describe/AlterUserScramCredentials.
+Describe/AlterUserScramCredentials, OffsetFetch's per-topic refusal (v8
+per group), OffsetDelete's topic READ, the authorized_operations fields of
+Metadata, DescribeCluster and DescribeGroups.
 
 Same setup as test_acls: PLAINTEXT clients are User:ANONYMOUS, a super
 user, so the setup needs no ACL; the users log in with PLAIN on a
@@ -22,32 +24,20 @@ from kafka.errors import TopicAuthorizationFailedError
 
 import kproto
 import util
-from conftest import Broker, _require_binary
-from test_acls import (PASSWORD, acl, add_acls, kp_admin, remove_acls, sasl_ck, sasl_kp,
-                       users)
+from test_acls import (PASSWORD, acl, acl_broker, add_acls, kp_admin, remove_acls, sasl_ck,
+                       sasl_kp)
 from test_sasl import alter_scram, describe_scram, plain_login, salted
-from util import free_port
 
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
 INT32_MIN = -2 ** 31
-JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gus", "hank", "ivy", "root")
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    _require_binary()
-    data = tmp_path_factory.mktemp("aclm") / "data"
-    for u in USERS:
-        users(data, "add", u, "--mechanism", "SCRAM-SHA-256", "--password-stdin")
-    plain, sasl = free_port(), free_port()
-    b = Broker(data, ["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
-                      % (plain, sasl), "--authorizer", "acl",
-                      "--super-users", "User:ANONYMOUS,User:root"], port=plain)
-    b.sasl_bootstrap = "127.0.0.1:%d" % sasl
-    b.start()
+    b = acl_broker(tmp_path_factory, "aclm", USERS)
     yield b
     b.teardown()
 
@@ -255,3 +245,245 @@ def test_scram_credential_apis(broker):
     remove_acls(broker, ACLFilter("User:erin", None, ACLOperation.ANY, ACLPermissionType.ANY,
                                   ResourcePatternFilter(ResourceType.CLUSTER, "kafka-cluster",
                                                         ACLResourcePatternType.LITERAL)))
+
+
+# --- OffsetFetch, OffsetDelete ----------------------------------------------------------
+
+
+def offset_fetch_v8(sock, groups):
+    """OffsetFetch v8: groups {group: [(topic, [partitions])] or None (all)}.
+    Returns {group: (error, {(topic, partition): (error, offset)})}."""
+    cs, ca = kproto.compact_string, kproto.compact_array
+    body = ca(cs(g) + (b"\0" if topics is None else ca(
+        cs(t) + ca(kproto.i32(p) for p in parts) + b"\0" for t, parts in topics)) + b"\0"
+        for g, topics in groups.items()) + kproto.i8(0) + b"\0"
+    r = flex_roundtrip(sock, 9, 8, body)
+    r.i32()
+    out = {}
+
+    def group():
+        gid = r.cstring()
+        parts = {}
+
+        def topic():
+            name = r.cstring()
+
+            def part():
+                p, off = r.i32(), r.i64()
+                r.i32()
+                r.cstring()
+                parts[(name, p)] = (r.i16(), off)
+                r.tags()
+            r.carray(part)
+            r.tags()
+        r.carray(topic)
+        out[gid] = (r.i16(), parts)
+        r.tags()
+    r.carray(group)
+    r.tags()
+    assert r.done()
+    return out
+
+
+def offset_delete_v0(sock, group, topic_parts):
+    body = kproto.string(group) + kproto.array(
+        kproto.string(t) + kproto.array(kproto.i32(p) for p in parts)
+        for t, parts in topic_parts.items())
+    r = kproto.Reader(kproto.roundtrip(sock, 47, 0, body))
+    err = r.i16()
+    r.i32()
+    out = {}
+
+    def topic():
+        name = r.string()
+
+        def part():
+            p = r.i32()
+            out[(name, p)] = r.i16()
+        r.array(part)
+    r.array(topic)
+    assert r.done()
+    return err, out
+
+
+def commit(b, group, offsets):
+    """Committed as User:ANONYMOUS (a super user) with librdkafka."""
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TP(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+    finally:
+        c.close()
+
+
+def test_offset_fetch_per_topic(broker):
+    """OffsetFetch needs DESCRIBE on the group, and Kafka refuses each
+    partition of a listed topic the principal may not describe
+    (TOPIC_AUTHORIZATION_FAILED, offset -1) and leaves such topics out of
+    the all-topics form; v8 answers GROUP_AUTHORIZATION_FAILED per group.
+    librdkafka's committed() sees the same per-partition error."""
+    ok, hidden = topics_with_data(broker, "of")
+    g, g2 = "of-" + ok, "of2-" + ok
+    commit(broker, g, {(ok, 0): 2, (hidden, 0): 1})
+    add_acls(broker, acl("User:frank", ACLOperation.READ, ResourceType.GROUP, g),
+             acl("User:frank", ACLOperation.DESCRIBE, ResourceType.TOPIC, ok))
+    wait_acls()
+    with login(broker, "frank") as s:
+        got = offset_fetch_v8(s, {g: [(ok, [0]), (hidden, [0])], g2: [(ok, [0])], })
+        assert got[g] == (0, {(ok, 0): (0, 2), (hidden, 0): (TOPIC_AUTHORIZATION_FAILED, -1)})
+        assert got[g2][0] == GROUP_AUTHORIZATION_FAILED
+        assert offset_fetch_v8(s, {g: None}) == {g: (0, {(ok, 0): (0, 2)})}
+    c = Consumer(sasl_ck(broker, "frank", **{"group.id": g}))
+    try:
+        got = c.committed([TP(ok, 0), TP(hidden, 0)], timeout=10)
+    finally:
+        c.close()
+    assert got[0].error is None and got[0].offset == 2
+    assert got[1].error is not None
+    assert got[1].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_offset_delete_needs_topic_read(broker):
+    """OffsetDelete: DELETE on the group, then READ on each topic
+    (TOPIC_AUTHORIZATION_FAILED per partition, before the topic's
+    existence); an authorized topic's offsets go."""
+    ok, other = topics_with_data(broker, "od")
+    g = "od-" + ok
+    commit(broker, g, {(ok, 0): 2, (other, 0): 1})
+    with login(broker, "gus") as s:
+        assert offset_delete_v0(s, g, {ok: [0]}) == (GROUP_AUTHORIZATION_FAILED, {})
+    add_acls(broker, acl("User:gus", ACLOperation.DELETE, ResourceType.GROUP, g),
+             acl("User:gus", ACLOperation.READ, ResourceType.TOPIC, ok),
+             acl("User:gus", ACLOperation.DESCRIBE, ResourceType.TOPIC, other))
+    wait_acls()
+    with login(broker, "gus") as s:
+        assert offset_delete_v0(s, g, {ok: [0], other: [0], "gone-" + ok: [0]}) == (0, {
+            (ok, 0): 0, (other, 0): TOPIC_AUTHORIZATION_FAILED,
+            ("gone-" + ok, 0): TOPIC_AUTHORIZATION_FAILED})
+    with kproto.connect(broker.bootstrap) as s:
+        got = offset_fetch_v8(s, {g: None})
+    assert got[g] == (0, {(other, 0): (0, 1)})
+
+
+# --- authorized operations ---------------------------------------------------------------
+
+
+def metadata_v8(sock, topics, cluster_ops, topic_ops):
+    body = (kproto.array([kproto.string(t) for t in topics]) if topics is not None
+            else kproto.i32(-1)) + kproto.i8(0) + kproto.i8(cluster_ops) + kproto.i8(topic_ops)
+    r = kproto.Reader(kproto.roundtrip(sock, 3, 8, body))
+    r.i32()
+    r.array(lambda: (r.i32(), r.string(), r.i32(), r.string()))
+    r.string()
+    r.i32()
+    out = {}
+
+    def topic():
+        err, name = r.i16(), r.string()
+        r.i8()
+        r.array(lambda: (r.i16(), r.i32(), r.i32(), r.i32(), r.array(r.i32), r.array(r.i32),
+                         r.array(r.i32)))
+        out[name] = (err, r.i32())
+    r.array(topic)
+    cluster = r.i32()
+    assert r.done()
+    return cluster, out
+
+
+def describe_cluster_v0(sock, include):
+    r = flex_roundtrip(sock, 60, 0, kproto.i8(1 if include else 0) + b"\0")
+    r.i32()
+    err = r.i16()
+    r.cstring()
+    r.cstring()
+    r.i32()
+
+    def broker_():
+        r.i32(), r.cstring(), r.i32(), r.cstring()
+        r.tags()
+    r.carray(broker_)
+    ops = r.i32()
+    r.tags()
+    assert r.done()
+    return err, ops
+
+
+def describe_groups_v3(sock, groups, include):
+    body = kproto.array([kproto.string(g) for g in groups]) + kproto.i8(1 if include else 0)
+    r = kproto.Reader(kproto.roundtrip(sock, 15, 3, body))
+    r.i32()
+    out = {}
+
+    def group():
+        err, gid = r.i16(), r.string()
+        r.string(), r.string(), r.string()
+        r.array(lambda: (r.string(), r.string(), r.string(), r.take(r.i32()), r.take(r.i32())))
+        out[gid] = (err, r.i32())
+    r.array(group)
+    assert r.done()
+    return out
+
+
+def bits(*ops):
+    return sum(1 << op for op in ops)
+
+
+def test_authorized_operations(broker):
+    """Kafka's authorizedOperations: the supported operations the
+    principal may do, as a bit per AclOperation code, implications
+    included; INT32_MIN when not asked; the cluster's is 0 without
+    DESCRIBE on it; refused topics and groups keep INT32_MIN."""
+    t, hidden = topics_with_data(broker, "ao")
+    g = "ao-" + t
+    commit(broker, g, {(t, 0): 1})
+    add_acls(broker, acl("User:hank", ACLOperation.READ, ResourceType.TOPIC, t),
+             acl("User:hank", ACLOperation.ALTER_CONFIGS, ResourceType.TOPIC, t),
+             acl("User:hank", ACLOperation.READ, ResourceType.GROUP, g),
+             acl("User:hank", ACLOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER,
+                 "kafka-cluster"))
+    wait_acls()
+    R, W, C, D, AL, DE = (ACLOperation.READ, ACLOperation.WRITE, ACLOperation.CREATE,
+                          ACLOperation.DELETE, ACLOperation.ALTER, ACLOperation.DESCRIBE)
+    topic_ops = bits(R, DE, ACLOperation.ALTER_CONFIGS, ACLOperation.DESCRIBE_CONFIGS)
+    with login(broker, "hank") as s:
+        cluster, topics = metadata_v8(s, [t, hidden], True, True)
+        assert cluster == 0  # no DESCRIBE on the cluster
+        assert topics == {t: (0, topic_ops), hidden: (TOPIC_AUTHORIZATION_FAILED, INT32_MIN)}
+        cluster, topics = metadata_v8(s, None, False, False)
+        assert cluster == INT32_MIN and topics == {t: (0, INT32_MIN)}
+        assert describe_cluster_v0(s, True) == (0, 0)
+        assert describe_cluster_v0(s, False) == (0, INT32_MIN)
+        assert describe_groups_v3(s, [g, "other-" + g], True) == {
+            g: (0, bits(R, DE)), "other-" + g: (GROUP_AUTHORIZATION_FAILED, INT32_MIN)}
+        assert describe_groups_v3(s, [g], False) == {g: (0, INT32_MIN)}
+    add_acls(broker, acl("User:hank", ACLOperation.DESCRIBE, ResourceType.CLUSTER,
+                         "kafka-cluster"))
+    wait_acls()
+    with login(broker, "hank") as s:
+        assert describe_cluster_v0(s, True) == (0, bits(DE, ACLOperation.IDEMPOTENT_WRITE))
+        assert metadata_v8(s, [t], True, False)[0] == bits(DE, ACLOperation.IDEMPOTENT_WRITE)
+    # A super user (ANONYMOUS here): every supported operation.
+    with kproto.connect(broker.bootstrap) as s:
+        assert metadata_v8(s, [t], True, True) == (
+            bits(C, ACLOperation.CLUSTER_ACTION, ACLOperation.DESCRIBE_CONFIGS,
+                 ACLOperation.ALTER_CONFIGS, ACLOperation.IDEMPOTENT_WRITE, AL, DE),
+            {t: (0, bits(R, W, C, DE, D, AL, ACLOperation.DESCRIBE_CONFIGS,
+                         ACLOperation.ALTER_CONFIGS))})
+        assert describe_groups_v3(s, [g], True) == {g: (0, bits(R, DE, D))}
+
+
+def test_authorized_operations_without_authorizer(broker_factory):
+    """No authorizer: every supported operation, as Kafka's AuthHelper."""
+    b = broker_factory()
+    t = util.create_topic(b.bootstrap, util.topic_name("noauth"))
+    with kproto.connect(b.bootstrap) as s:
+        cluster, topics = metadata_v8(s, [t], True, True)
+        assert cluster == bits(ACLOperation.CREATE, ACLOperation.CLUSTER_ACTION,
+                               ACLOperation.DESCRIBE_CONFIGS, ACLOperation.ALTER_CONFIGS,
+                               ACLOperation.IDEMPOTENT_WRITE, ACLOperation.ALTER,
+                               ACLOperation.DESCRIBE)
+        assert topics[t][1] == bits(ACLOperation.READ, ACLOperation.WRITE, ACLOperation.CREATE,
+                                    ACLOperation.DESCRIBE, ACLOperation.DELETE,
+                                    ACLOperation.ALTER, ACLOperation.DESCRIBE_CONFIGS,
+                                    ACLOperation.ALTER_CONFIGS)
+        assert describe_cluster_v0(s, True) == (0, cluster)

@@ -2,7 +2,8 @@
  * (auth/authorizer.c), against what Kafka 3.9's AclAuthorizer answers:
  * the operations' implications, DENY over ALLOW, LITERAL, PREFIXED and
  * the "*" resource, User:* and host *, super users, the no-ACL default,
- * authorizeByResourceType, filters (ANY, MATCH, exact) and validation. */
+ * authorizeByResourceType, authorizedOperations, filters (ANY, MATCH,
+ * exact) and validation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -255,6 +256,45 @@ static void names(void **state)
 	assert_string_equal(acl_permission_name(99), "UNKNOWN");
 }
 
+#define BIT(op) (1 << (op))
+
+/* Kafka's authorizedOperations: the supported operations of the type the
+ * principal may do, implications and DENY included; all of them with the
+ * authorizer off; a super user's are all of them too. */
+static void authorized_operations(void **state)
+{
+	(void)state;
+	struct acl_binding a[] = {
+		acl(T, "t", LIT, "User:a", "*", ACL_OP_READ, ALLOW),
+		acl(T, "t", LIT, "User:a", "*", ACL_OP_ALTER_CONFIGS, ALLOW),
+		acl(T, "t", LIT, "User:a", "*", ACL_OP_WRITE, ALLOW),
+		acl(T, "t", LIT, "User:a", "*", ACL_OP_WRITE, DENY),
+		acl(G, "g", LIT, "User:a", "*", ACL_OP_ALL, ALLOW),
+		acl(ACL_RESOURCE_CLUSTER, ACL_CLUSTER_NAME, LIT, "User:a", "*", ACL_OP_IDEMPOTENT_WRITE,
+		    ALLOW),
+	};
+	struct authorizer z = authz(a, sizeof a / sizeof a[0]);
+	assert_int_equal(authz_operations(&z, "User:a", "10.0.0.1", T, "t"),
+			 BIT(ACL_OP_READ) | BIT(ACL_OP_DESCRIBE) | BIT(ACL_OP_ALTER_CONFIGS) |
+			 BIT(ACL_OP_DESCRIBE_CONFIGS));
+	assert_int_equal(authz_operations(&z, "User:a", "10.0.0.1", G, "g"),
+			 BIT(ACL_OP_READ) | BIT(ACL_OP_DESCRIBE) | BIT(ACL_OP_DELETE));
+	assert_int_equal(authz_operations(&z, "User:a", "10.0.0.1", ACL_RESOURCE_CLUSTER,
+					  ACL_CLUSTER_NAME), BIT(ACL_OP_IDEMPOTENT_WRITE));
+	assert_int_equal(authz_operations(&z, "User:b", "10.0.0.1", T, "t"), 0);
+	const char *supers[] = { "User:root" };
+	z.super_users = supers;
+	z.super_user_count = 1;
+	assert_int_equal(authz_operations(&z, "User:root", "10.0.0.1", T, "t"),
+			 (int32_t)acl_supported_operations(T));
+	z.enabled = false;
+	assert_int_equal(authz_operations(&z, "User:b", "10.0.0.1", G, "g"),
+			 BIT(ACL_OP_READ) | BIT(ACL_OP_DESCRIBE) | BIT(ACL_OP_DELETE));
+	assert_int_equal(acl_supported_operations(ACL_RESOURCE_TRANSACTIONAL_ID),
+			 BIT(ACL_OP_DESCRIBE) | BIT(ACL_OP_WRITE));
+	assert_int_equal(acl_supported_operations(ACL_RESOURCE_ANY), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -266,6 +306,7 @@ int main(void)
 		cmocka_unit_test(filters),
 		cmocka_unit_test(validation),
 		cmocka_unit_test(names),
+		cmocka_unit_test(authorized_operations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
