@@ -3,14 +3,22 @@ KafkaApis: Fetch's own READ check, ListOffsets, DescribeConfigs /
 AlterConfigs / IncrementalAlterConfigs, DeleteRecords, CreatePartitions,
 Describe/AlterUserScramCredentials, OffsetFetch's per-topic refusal (v8
 per group), OffsetDelete's topic READ, the authorized_operations fields of
-Metadata, DescribeCluster and DescribeGroups.
+Metadata, DescribeCluster and DescribeGroups; ACLs made through
+librdkafka's admin API (what confluent-kafka wraps: the Debian
+confluent-kafka 1.7 module has no ACL calls, its librdkafka 2.0 has) and
+kafkajs's; and two agents on one PostgreSQL, where an ACL made through
+one counts at the other within 1 s.
 
 Same setup as test_acls: PLAINTEXT clients are User:ANONYMOUS, a super
 user, so the setup needs no ACL; the users log in with PLAIN on a
 SASL_PLAINTEXT listener. Each test has its own user so their ACLs do not
 meet. Requests the client libraries cannot send alone are sent raw on a
 logged-in socket (kproto), where the error code is seen exactly."""
+import ctypes
+import ctypes.util
+import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -20,18 +28,22 @@ from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResource
                          ConfigResource, ConfigResourceType, NewPartitions,
                          ResourcePatternFilter, ResourceType)
 
+from kafka import KafkaConsumer
 from kafka.errors import TopicAuthorizationFailedError
 
 import kproto
 import util
-from test_acls import (PASSWORD, acl, acl_broker, add_acls, kp_admin, remove_acls, sasl_ck,
-                       sasl_kp)
+from conftest import SLUICE_BIN
+from test_acls import (PASSWORD, acl, acl_broker, add_acls, ck_produce_error, kp_admin,
+                       remove_acls, sasl_ck, sasl_kp)
 from test_sasl import alter_scram, describe_scram, plain_login, salted
+from util import free_port
 
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
 INT32_MIN = -2 ** 31
+JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gus", "hank", "ivy", "root")
 
 
@@ -487,3 +499,287 @@ def test_authorized_operations_without_authorizer(broker_factory):
                                     ACLOperation.ALTER, ACLOperation.DESCRIBE_CONFIGS,
                                     ACLOperation.ALTER_CONFIGS)
         assert describe_cluster_v0(s, True) == (0, cluster)
+
+
+# --- ACLs made by other admin clients ------------------------------------------------
+
+
+class Rdkafka:
+    """librdkafka's admin API through ctypes: what confluent-kafka's
+    AdminClient.create_acls/describe_acls/delete_acls call (the Debian
+    confluent-kafka 1.7 module predates them; its librdkafka 2.0 has
+    them). Logs in as root (a super user) with PLAIN."""
+
+    def __init__(self, b):
+        path = ctypes.util.find_library("rdkafka")
+        if not path:
+            pytest.fail("librdkafka is not installed")
+        L = self.L = ctypes.CDLL(path)
+        vp, cp, sz, i = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int
+        for name, res, args in (
+                ("rd_kafka_conf_new", vp, []),
+                ("rd_kafka_conf_set", i, [vp, cp, cp, cp, sz]),
+                ("rd_kafka_new", vp, [i, vp, cp, sz]),
+                ("rd_kafka_destroy", None, [vp]),
+                ("rd_kafka_queue_new", vp, [vp]),
+                ("rd_kafka_queue_destroy", None, [vp]),
+                ("rd_kafka_queue_poll", vp, [vp, i]),
+                ("rd_kafka_event_destroy", None, [vp]),
+                ("rd_kafka_event_error", i, [vp]),
+                ("rd_kafka_event_error_string", cp, [vp]),
+                ("rd_kafka_AclBinding_new", vp, [i, cp, i, cp, cp, i, i, cp, sz]),
+                ("rd_kafka_AclBindingFilter_new", vp, [i, cp, i, cp, cp, i, i, cp, sz]),
+                ("rd_kafka_AclBinding_destroy", None, [vp]),
+                ("rd_kafka_CreateAcls", None, [vp, ctypes.POINTER(vp), sz, vp, vp]),
+                ("rd_kafka_DescribeAcls", None, [vp, vp, vp, vp]),
+                ("rd_kafka_DeleteAcls", None, [vp, ctypes.POINTER(vp), sz, vp, vp]),
+                ("rd_kafka_event_CreateAcls_result", vp, [vp]),
+                ("rd_kafka_event_DescribeAcls_result", vp, [vp]),
+                ("rd_kafka_event_DeleteAcls_result", vp, [vp]),
+                ("rd_kafka_CreateAcls_result_acls", ctypes.POINTER(vp), [vp, ctypes.POINTER(sz)]),
+                ("rd_kafka_DescribeAcls_result_acls", ctypes.POINTER(vp),
+                 [vp, ctypes.POINTER(sz)]),
+                ("rd_kafka_DeleteAcls_result_responses", ctypes.POINTER(vp),
+                 [vp, ctypes.POINTER(sz)]),
+                ("rd_kafka_DeleteAcls_result_response_error", vp, [vp]),
+                ("rd_kafka_DeleteAcls_result_response_matching_acls", ctypes.POINTER(vp),
+                 [vp, ctypes.POINTER(sz)]),
+                ("rd_kafka_acl_result_error", vp, [vp]),
+                ("rd_kafka_error_code", i, [vp]),
+                ("rd_kafka_AclBinding_name", cp, [vp]),
+                ("rd_kafka_AclBinding_principal", cp, [vp]),
+                ("rd_kafka_AclBinding_operation", i, [vp]),
+                ("rd_kafka_AclBinding_permission_type", i, [vp])):
+            f = getattr(L, name)
+            f.restype, f.argtypes = res, args
+        conf = L.rd_kafka_conf_new()
+        err = ctypes.create_string_buffer(512)
+        for k, v in (("bootstrap.servers", b.sasl_bootstrap),
+                     ("security.protocol", "SASL_PLAINTEXT"), ("sasl.mechanisms", "PLAIN"),
+                     ("sasl.username", "root"), ("sasl.password", PASSWORD)):
+            assert L.rd_kafka_conf_set(conf, k.encode(), v.encode(), err, 512) == 0, err.value
+        self.rk = L.rd_kafka_new(0, conf, err, 512)
+        assert self.rk, err.value
+        self.q = L.rd_kafka_queue_new(self.rk)
+
+    def close(self):
+        self.L.rd_kafka_queue_destroy(self.q)
+        self.L.rd_kafka_destroy(self.rk)
+
+    def _bindings(self, new, acls):
+        err = ctypes.create_string_buffer(512)
+        out = (ctypes.c_void_p * len(acls))()
+        for k, (rtype, name, pattern, principal, host, op, perm) in enumerate(acls):
+            out[k] = new(rtype, name and name.encode(), pattern, principal and principal.encode(),
+                         host and host.encode(), op, perm, err, 512)
+            assert out[k], err.value
+        return out
+
+    def _result(self, get):
+        ev = self.L.rd_kafka_queue_poll(self.q, 15000)
+        assert ev, "no admin result in 15 s"
+        try:
+            assert self.L.rd_kafka_event_error(ev) == 0, \
+                self.L.rd_kafka_event_error_string(ev)
+            return get(ev)
+        finally:
+            self.L.rd_kafka_event_destroy(ev)
+
+    def create(self, acls):
+        """The error code of each creation."""
+        L = self.L
+        b = self._bindings(L.rd_kafka_AclBinding_new, acls)
+        L.rd_kafka_CreateAcls(self.rk, b, len(acls), None, self.q)
+        for x in b:
+            L.rd_kafka_AclBinding_destroy(x)
+
+        def get(ev):
+            n = ctypes.c_size_t()
+            rs = L.rd_kafka_CreateAcls_result_acls(L.rd_kafka_event_CreateAcls_result(ev),
+                                                   ctypes.byref(n))
+            return [L.rd_kafka_error_code(L.rd_kafka_acl_result_error(rs[k]))
+                    if L.rd_kafka_acl_result_error(rs[k]) else 0 for k in range(n.value)]
+        return self._result(get)
+
+    def _describe_list(self, arr, n):
+        L = self.L
+        return sorted((L.rd_kafka_AclBinding_name(arr[k]).decode(),
+                       L.rd_kafka_AclBinding_principal(arr[k]).decode(),
+                       L.rd_kafka_AclBinding_operation(arr[k]),
+                       L.rd_kafka_AclBinding_permission_type(arr[k])) for k in range(n))
+
+    def describe(self, f):
+        L = self.L
+        b = self._bindings(L.rd_kafka_AclBindingFilter_new, [f])
+        L.rd_kafka_DescribeAcls(self.rk, b[0], None, self.q)
+        L.rd_kafka_AclBinding_destroy(b[0])
+
+        def get(ev):
+            n = ctypes.c_size_t()
+            arr = L.rd_kafka_DescribeAcls_result_acls(L.rd_kafka_event_DescribeAcls_result(ev),
+                                                      ctypes.byref(n))
+            return self._describe_list(arr, n.value)
+        return self._result(get)
+
+    def delete(self, filters):
+        """Per filter: the ACLs it deleted."""
+        L = self.L
+        b = self._bindings(L.rd_kafka_AclBindingFilter_new, filters)
+        L.rd_kafka_DeleteAcls(self.rk, b, len(filters), None, self.q)
+        for x in b:
+            L.rd_kafka_AclBinding_destroy(x)
+
+        def get(ev):
+            n = ctypes.c_size_t()
+            rs = L.rd_kafka_DeleteAcls_result_responses(L.rd_kafka_event_DeleteAcls_result(ev),
+                                                        ctypes.byref(n))
+            out = []
+            for k in range(n.value):
+                assert not L.rd_kafka_DeleteAcls_result_response_error(rs[k])
+                m = ctypes.c_size_t()
+                arr = L.rd_kafka_DeleteAcls_result_response_matching_acls(rs[k], ctypes.byref(m))
+                out.append(self._describe_list(arr, m.value))
+            return out
+        return self._result(get)
+
+
+TOPIC, LITERAL, PREFIXED, ANY, MATCH = 2, 3, 4, 1, 2
+READ, WRITE, ALLOW, DENY = 3, 4, 3, 2
+
+
+def test_acls_made_by_librdkafka(broker):
+    """librdkafka's CreateAcls, DescribeAcls and DeleteAcls (as root over
+    SASL): what they make the authorizer enforces, kafka-python describes
+    it, a bad binding is refused INVALID_REQUEST."""
+    t, = topics_with_data(broker, "rdk", 1)
+    rk = Rdkafka(broker)
+    try:
+        assert rk.create([(TOPIC, t, LITERAL, "User:ivy", "*", WRITE, ALLOW),
+                          (TOPIC, t[:4], PREFIXED, "User:ivy", "*", READ, DENY),
+                          (TOPIC, t, LITERAL, "ivy", "*", READ, ALLOW)]) == [0, 0, 42]
+        assert rk.describe((TOPIC, t, MATCH, None, None, ANY, ANY)) == sorted(
+            [(t, "User:ivy", WRITE, ALLOW), (t[:4], "User:ivy", READ, DENY)])
+        a = kp_admin(broker.bootstrap)
+        try:
+            acls, _ = a.describe_acls(ACLFilter("User:ivy", None, ACLOperation.ANY,
+                                                ACLPermissionType.ANY,
+                                                ResourcePatternFilter(ResourceType.TOPIC, t,
+                                                                      ACLResourcePatternType.ANY)))
+        finally:
+            a.close()
+        assert [(x.operation, x.permission_type) for x in acls] == [
+            (ACLOperation.WRITE, ACLPermissionType.ALLOW)]
+        wait_acls()
+        assert ck_produce_error(broker, "ivy", t) is None
+        assert rk.delete([(TOPIC, t, LITERAL, "User:ivy", None, WRITE, ANY),
+                          (TOPIC, t[:4], PREFIXED, None, None, ANY, ANY)]) == [
+            [(t, "User:ivy", WRITE, ALLOW)], [(t[:4], "User:ivy", READ, DENY)]]
+        wait_acls()
+        err = ck_produce_error(broker, "ivy", t)
+        assert err is not None and err.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    finally:
+        rk.close()
+
+
+def kafkajs_acls(b, user, what, arg):
+    if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "kafkajs")):
+        pytest.fail("kafkajs is not installed in %s/node_modules" % JS_DIR)
+    env = dict(os.environ, SLUICE_JS_SASL="plain:%s:%s" % (user, PASSWORD))
+    r = subprocess.run(["node", os.path.join(JS_DIR, "acls.js"), b.sasl_bootstrap, what,
+                        json.dumps(arg)], capture_output=True, timeout=120, cwd=JS_DIR, env=env)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    return json.loads(r.stdout.decode().splitlines()[-1])
+
+
+def test_acls_made_by_kafkajs(broker):
+    """kafkajs's createAcls, describeAcls, deleteAcls as root: what they
+    make counts (ivy's group READ lets her consume with kafka-python);
+    one without ALTER on the cluster (ivy) is refused
+    CLUSTER_AUTHORIZATION_FAILED."""
+    t, = topics_with_data(broker, "kjs", 1)
+    g = "kjs-" + t
+    acls = [dict(resourceType=TOPIC, resourceName=t, resourcePatternType=LITERAL,
+                 principal="User:ivy", host="*", operation=READ, permissionType=ALLOW),
+            dict(resourceType=3, resourceName="kjs-", resourcePatternType=PREFIXED,
+                 principal="User:ivy", host="*", operation=READ, permissionType=ALLOW)]
+    refused = kafkajs_acls(broker, "ivy", "create", acls)
+    assert refused.get("type") == "CLUSTER_AUTHORIZATION_FAILED", refused
+    assert kafkajs_acls(broker, "root", "create", acls) is True
+    got = kafkajs_acls(broker, "root", "describe", dict(
+        resourceType=ANY, resourcePatternType=ANY, principal="User:ivy", operation=ANY,
+        permissionType=ANY))
+    assert sorted((r["resourceType"], r["resourceName"], r["resourcePatternType"])
+                  for r in got["resources"]) == sorted([(TOPIC, t, LITERAL), (3, "kjs-", PREFIXED)])
+    wait_acls()
+    c = KafkaConsumer(t, bootstrap_servers=broker.sasl_bootstrap, group_id=g,
+                      auto_offset_reset="earliest", consumer_timeout_ms=8000, **sasl_kp("ivy"))
+    assert len(list(c)) == 3
+    c.close()
+    got = kafkajs_acls(broker, "root", "delete", [dict(
+        resourceType=ANY, resourcePatternType=ANY, principal="User:ivy", operation=ANY,
+        permissionType=ANY)])
+    assert len(got["filterResponses"][0]["matchingAcls"]) == 2
+    assert got["filterResponses"][0]["errorCode"] == 0
+
+
+# --- two agents on one PostgreSQL ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    from test_postgres import Server
+    s = Server(tmp_path_factory.mktemp("pg"))
+    yield s
+    s.stop()
+
+
+def produce_error(sock, topic):
+    batch = kproto.record_batch([(None, b"spread", ())])
+    return kproto.produce_v3(sock, {topic: {0: batch}})[(topic, 0)][0]
+
+
+def until(sock, topic, want, started):
+    """Seconds from started until a produce on sock answers want."""
+    while True:
+        err = produce_error(sock, topic)
+        elapsed = time.monotonic() - started
+        if err == want:
+            return elapsed
+        assert elapsed < 5, "still %d after 5 s" % err
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(bool(os.environ.get("SLUICE_SANITIZED")),
+                    reason="PostgreSQL runs in the plain build only, as test_postgres")
+def test_acl_spreads_to_every_agent_of_postgresql(broker_factory, pg):
+    """Two agents on one PostgreSQL: an ACL created through agent A grants
+    alice's produce at agent B within 1 s, and its deletion through A
+    refuses it there within 1 s (each agent polls the store every 250 ms)."""
+    url = pg.db_url(pg.new_db())
+    r = subprocess.run([SLUICE_BIN, "users", "add", "alice", "--password-stdin", "--meta", url],
+                       input=PASSWORD.encode() + b"\n", capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    agents = []
+    for i in range(2):
+        plain, sasl = free_port(), free_port()
+        b = broker_factory(["--meta", url, "--authorizer", "acl", "--super-users",
+                            "User:ANONYMOUS", "--listen",
+                            "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                            % (plain, sasl)], port=plain, name="agent%d" % i)
+        b.sasl_bootstrap = "127.0.0.1:%d" % sasl
+        agents.append(b)
+    a, b = agents
+    t = util.create_topic(a.bootstrap, util.topic_name("spread"))
+    util.wait_topic(b.bootstrap, t, 1)
+    grant = acl("User:alice", ACLOperation.WRITE, ResourceType.TOPIC, t)
+    with login(b, "alice") as s:
+        assert produce_error(s, t) == TOPIC_AUTHORIZATION_FAILED
+        add_acls(a, grant)
+        assert until(s, t, 0, time.monotonic()) < 1.0
+        started = time.monotonic()
+        assert len(remove_acls(a, ACLFilter("User:alice", None, ACLOperation.ANY,
+                                            ACLPermissionType.ANY,
+                                            ResourcePatternFilter(ResourceType.TOPIC, t,
+                                                                  ACLResourcePatternType.ANY)))
+                   [0][1]) == 1
+        assert until(s, t, TOPIC_AUTHORIZATION_FAILED, started) < 1.0
