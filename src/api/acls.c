@@ -18,7 +18,10 @@
 #include "base/log.h"
 #include "proto/kerr.h"
 
+/* Kafka 3.9's AclApis words: Create and DeleteAcls' SecurityDisabledException,
+ * DescribeAcls' own message. */
 #define NO_AUTHORIZER "No Authorizer is configured."
+#define NO_AUTHORIZER_DESCRIBE "No Authorizer is configured on the broker"
 
 bool api_allowed(struct agent *a, struct request *req, int8_t type, const char *name, int8_t op)
 {
@@ -299,7 +302,7 @@ static void describe_error(struct request *req, int16_t err, const char *msg)
 void handle_describe_acls(struct agent *a, struct request *req, const struct kmsg_describe_acls_req *m)
 {
 	if (!agent_authorizer(a)->enabled) {
-		describe_error(req, KERR_SECURITY_DISABLED, NO_AUTHORIZER);
+		describe_error(req, KERR_SECURITY_DISABLED, NO_AUTHORIZER_DESCRIBE);
 		return;
 	}
 	if (!api_allowed_cluster(a, req, ACL_OP_DESCRIBE)) {

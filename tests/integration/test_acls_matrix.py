@@ -43,6 +43,9 @@ TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
 INT32_MIN = -2 ** 31
+# Kafka's wire codes: resource, pattern, operation, permission
+TOPIC, LITERAL, PREFIXED, ANY, MATCH = 2, 3, 4, 1, 2
+READ, WRITE, ALLOW, DENY = 3, 4, 3, 2
 JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gus", "hank", "ivy", "root")
 
@@ -484,9 +487,31 @@ def test_authorized_operations(broker):
         assert describe_groups_v3(s, [g], True) == {g: (0, bits(R, DE, D))}
 
 
-def test_authorized_operations_without_authorizer(broker_factory):
-    """No authorizer: every supported operation, as Kafka's AuthHelper."""
+def acl_filter_bytes(rtype, name, pattern, principal, host, op, perm):
+    return (kproto.i8(rtype) + kproto.string(name) + kproto.i8(pattern) +
+            kproto.string(principal) + kproto.string(host) + kproto.i8(op) + kproto.i8(perm))
+
+
+def test_without_authorizer(broker_factory):
+    """No authorizer: the ACL APIs answer SECURITY_DISABLED with Kafka
+    3.9's AclApis messages (DescribeAcls has its own), and authorized
+    operations are every supported one, as Kafka's AuthHelper."""
     b = broker_factory()
+    with kproto.connect(b.bootstrap) as s:
+        r = kproto.Reader(kproto.roundtrip(s, 29, 1, acl_filter_bytes(
+            ANY, None, ANY, None, None, ANY, ANY)))
+        r.i32()
+        assert (r.i16(), r.string()) == (54, "No Authorizer is configured on the broker")
+        r = kproto.Reader(kproto.roundtrip(s, 30, 1, kproto.array(
+            [acl_filter_bytes(TOPIC, "t", LITERAL, "User:a", "*", READ, ALLOW)] * 2)))
+        r.i32()
+        assert r.array(lambda: (r.i16(), r.string())) == [
+            (54, "No Authorizer is configured.")] * 2
+        r = kproto.Reader(kproto.roundtrip(s, 31, 1, kproto.array(
+            [acl_filter_bytes(ANY, None, ANY, None, None, ANY, ANY)])))
+        r.i32()
+        assert (r.i32(), r.i16(), r.string(), r.i32()) == (
+            1, 54, "No Authorizer is configured.", 0)
     t = util.create_topic(b.bootstrap, util.topic_name("noauth"))
     with kproto.connect(b.bootstrap) as s:
         cluster, topics = metadata_v8(s, [t], True, True)
@@ -643,8 +668,6 @@ class Rdkafka:
         return self._result(get)
 
 
-TOPIC, LITERAL, PREFIXED, ANY, MATCH = 2, 3, 4, 1, 2
-READ, WRITE, ALLOW, DENY = 3, 4, 3, 2
 
 
 def test_acls_made_by_librdkafka(broker):
