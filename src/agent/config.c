@@ -10,6 +10,29 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "cluster/placement.h"
+#include "net/sasl.h"
+
+_Static_assert(sizeof ((struct config *)0)->sasl_mechanisms == SASL_MECH_COUNT,
+	       "one slot per SASL mechanism");
+
+/* "PLAIN,SCRAM-SHA-512": each a mechanism Sluice knows, once, in order. */
+static int parse_sasl_mechanisms(struct config *c, const char *v)
+{
+	c->sasl_mechanism_count = 0;
+	for (const char *p = v;;) {
+		size_t len = strcspn(p, ",");
+		enum sasl_mech m = sasl_mech_parse(p, len);
+		if (m == SASL_MECH_NONE)
+			return -1;
+		for (int i = 0; i < c->sasl_mechanism_count; i++)
+			if (c->sasl_mechanisms[i] == m)
+				return -1;
+		c->sasl_mechanisms[c->sasl_mechanism_count++] = (uint8_t)m;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
 
 enum flag_kind { FLAG_ADDR, FLAG_STR, FLAG_INT, FLAG_BOOL, FLAG_LEVEL, FLAG_CLIENT_AUTH };
 
@@ -37,6 +60,10 @@ static const struct flag flags[] = {
 	  "PEM CA certificates that client certificates must chain to" },
 	{ "tls-client-auth", "SLUICE_TLS_CLIENT_AUTH", FLAG_CLIENT_AUTH,
 	  "none, requested or required: client certificates on SSL listeners (default none)" },
+	{ "sasl-mechanisms", "SLUICE_SASL_MECHANISMS", FLAG_STR,
+	  "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512 or a part: the mechanisms SASL listeners offer, "
+	  "in the order SaslHandshake lists them; others are refused UNSUPPORTED_SASL_MECHANISM "
+	  "(Kafka's sasl.enabled.mechanisms; default all three)" },
 	{ "authorizer", "SLUICE_AUTHORIZER", FLAG_STR,
 	  "acl: check every request against the ACLs (sluice acls); none: allow everything "
 	  "(default none)" },
@@ -258,6 +285,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->authorizer_acl = !strcmp(v, "acl");
 			return 0;
 		}
+		if (strcmp(f->name, "sasl-mechanisms") == 0)
+			return parse_sasl_mechanisms(c, v);
 		if (strcmp(f->name, "super-users") == 0) {
 			if (strlen(v) >= sizeof c->super_users)
 				return -1;
@@ -368,6 +397,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->queued_request_bytes = (int64_t)SL_QUEUED_REQUEST_BYTES_MAX;
 	c->auto_create_topics = true;
 	c->default_partitions = 1;
+	parse_sasl_mechanisms(c, "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512");
 	c->log_level = LOG_INFO;
 	c->node_id = -1; /* the registry picks one */
 	c->group_initial_rebalance_delay_ms = 3000;

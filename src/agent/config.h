@@ -61,6 +61,10 @@ struct config {
 	bool authorizer_acl;            /* --authorizer acl (auth/authorizer.h) */
 	bool allow_everyone_if_no_acl;
 	char super_users[4096];         /* "User:a,User:b" as given */
+	/* --sasl-mechanisms: what SASL listeners offer, in SaslHandshake's
+	 * order (enum sasl_mech values, net/sasl.h) */
+	uint8_t sasl_mechanisms[3];
+	int sasl_mechanism_count;
 	int32_t default_partitions;
 	int log_level;
 	int32_t node_id;

@@ -7,7 +7,8 @@
  * answers.
  *
  * As Kafka 3.9: any other request before authentication closes the
- * connection without an answer; an unknown mechanism is answered
+ * connection without an answer; a mechanism not offered (unknown, or
+ * not in --sasl-mechanisms, which also orders the list) is answered
  * UNSUPPORTED_SASL_MECHANISM and a failed authentication
  * SASL_AUTHENTICATION_FAILED with Kafka's message, each then closing
  * the connection (a raw-token client just sees it close); the session
@@ -248,10 +249,14 @@ void handle_sasl_handshake(struct agent *a, struct request *req,
 		request_respond(req);
 		return;
 	}
-	for (int i = 0; i < SASL_MECH_COUNT; i++)
-		names[i] = KSTR(sasl_mech_names[i]);
+	/* --sasl-mechanisms: what is offered, and listed, in its order */
+	s->offered = 0;
+	for (int i = 0; i < a->cfg.sasl_mechanism_count; i++) {
+		names[i] = KSTR(sasl_mech_name((enum sasl_mech)a->cfg.sasl_mechanisms[i]));
+		s->offered |= SASL_MECH_BIT(a->cfg.sasl_mechanisms[i]);
+	}
 	r.mechanisms = names;
-	r.mechanisms_count = SASL_MECH_COUNT;
+	r.mechanisms_count = a->cfg.sasl_mechanism_count;
 	int rc = sasl_handshake(s, m->mechanism.ptr ? m->mechanism.ptr : "",
 				m->mechanism.len > 0 ? (size_t)m->mechanism.len : 0, req->api_version);
 	if (rc == SL_EPROTO) {

@@ -360,6 +360,7 @@ void sasl_session_init(struct sasl_session *s)
 {
 	memset(s, 0, sizeof *s);
 	s->state = SASL_STATE_INITIAL;
+	s->offered = SASL_MECH_ALL;
 }
 
 void sasl_session_clear(struct sasl_session *s)
@@ -390,7 +391,7 @@ int sasl_handshake(struct sasl_session *s, const char *mech, size_t len, int16_t
 	if (s->state != SASL_STATE_INITIAL && s->state != SASL_STATE_HANDSHAKE)
 		return SL_EPROTO;
 	s->mech = sasl_mech_parse(mech, len);
-	if (s->mech == SASL_MECH_NONE) {
+	if (s->mech == SASL_MECH_NONE || !(s->offered & SASL_MECH_BIT(s->mech))) {
 		s->state = SASL_STATE_FAILED;
 		return SL_EUNSUPPORTED;
 	}

@@ -30,6 +30,9 @@ enum sasl_mech {
 
 /* What SaslHandshake lists, in this order. */
 #define SASL_MECH_COUNT 3
+#define SASL_MECH_BIT(m) (1u << (m))
+#define SASL_MECH_ALL (SASL_MECH_BIT(SASL_MECH_PLAIN) | SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_256) | \
+		       SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_512))
 extern const char *const sasl_mech_names[SASL_MECH_COUNT];
 
 /* The mechanism a client names (exactly, as Kafka compares), or
@@ -140,6 +143,9 @@ struct sasl_session {
 	bool raw;                /* SaslHandshake v0: tokens are framed
 				    without Kafka headers (KIP-152) */
 	enum sasl_failure failure; /* set with SASL_STATE_FAILED */
+	unsigned offered;        /* SASL_MECH_BIT of each mechanism the
+				    listener offers (--sasl-mechanisms);
+				    all after sasl_session_init */
 	char user[SL_SASL_USER_BYTES_MAX + 1]; /* who is being (or was)
 						  authenticated */
 	/* PLAIN, until the lookup verified it (then wiped). */

@@ -643,3 +643,39 @@ def test_stalled_login_dropped(tmp_path, certs, broker_factory):
     idle.close()
     with open(b.stderr, "rb") as f:
         assert b"SASL login not done after 1500 ms; closing" in f.read()
+
+
+def test_sasl_mechanisms(tmp_path, broker_factory):
+    """--sasl-mechanisms SCRAM-SHA-512,PLAIN: SaslHandshake lists exactly
+    those, in that order; SCRAM-SHA-256 (known, not offered) is answered
+    UNSUPPORTED_SASL_MECHANISM with the list and the connection closes,
+    as Kafka with sasl.enabled.mechanisms; librdkafka logs in with an
+    offered one and not with the other. An unknown name does not start."""
+    data = tmp_path / "mechs"
+    users(data, "add", "alice", "--mechanism", "SCRAM-SHA-256", "--password-stdin")
+    users(data, "add", "alice", "--mechanism", "SCRAM-SHA-512", "--password-stdin")
+    plain, sasl = free_port(), free_port()
+    b = broker_factory(["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_PLAINTEXT://127.0.0.1:%d"
+                        % (plain, sasl), "--sasl-mechanisms", "SCRAM-SHA-512,PLAIN"],
+                       port=plain, name="mechs")
+    b.sasl_bootstrap = "127.0.0.1:%d" % sasl
+    with kproto.connect(b.sasl_bootstrap) as s:
+        assert handshake(s, "SCRAM-SHA-256") == (UNSUPPORTED_SASL_MECHANISM,
+                                                 ["SCRAM-SHA-512", "PLAIN"])
+        assert kproto.closed_by_peer(s)
+    with kproto.connect(b.sasl_bootstrap) as s:
+        assert handshake(s, "PLAIN", version=0) == (0, ["SCRAM-SHA-512", "PLAIN"])
+    with kproto.connect(b.sasl_bootstrap) as s:
+        assert scram_login(s, "SCRAM-SHA-512", "alice", PASSWORD)[0] == 0
+    topic = util.create_topic(b.bootstrap, util.topic_name("mech"), 1)
+    util.ck_produce(b.sasl_bootstrap, topic, util.make_messages(5, seed=9),
+                    **ck_conf(None, "SASL_PLAINTEXT", "PLAIN"))
+    p = Producer(dict(ck_conf(None, "SASL_PLAINTEXT", "SCRAM-SHA-256"),
+                      **{"bootstrap.servers": b.sasl_bootstrap, "message.timeout.ms": 3000}))
+    errors = []
+    p.produce(topic, b"v", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(10)
+    assert errors and errors[0] is not None
+    r = subprocess.run([SLUICE_BIN, "serve", "--data", str(tmp_path / "bad"),
+                        "--sasl-mechanisms", "PLAIN,GSSAPI"], capture_output=True, timeout=30)
+    assert r.returncode == 2 and b"--sasl-mechanisms" in r.stderr

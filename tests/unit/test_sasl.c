@@ -318,6 +318,14 @@ static void handshake_states(void **state)
 	assert_int_equal(s.state, SASL_STATE_FAILED);
 	sasl_session_init(&s);
 	assert_int_equal(sasl_handshake(&s, "scram-sha-256", 13, 1), SL_EUNSUPPORTED);
+	/* --sasl-mechanisms: a known mechanism the listener does not offer */
+	sasl_session_init(&s);
+	s.offered = SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_512);
+	assert_int_equal(sasl_handshake(&s, "PLAIN", 5, 1), SL_EUNSUPPORTED);
+	assert_int_equal(s.state, SASL_STATE_FAILED);
+	sasl_session_init(&s);
+	s.offered = SASL_MECH_BIT(SASL_MECH_SCRAM_SHA_512);
+	assert_int_equal(sasl_handshake(&s, "SCRAM-SHA-512", 13, 1), 0);
 	sasl_session_init(&s);
 	assert_int_equal(sasl_handshake(&s, "SCRAM-SHA-256", 13, 1), 0);
 	assert_int_equal(sasl_handshake(&s, "SCRAM-SHA-256", 13, 1), SL_EPROTO);
