@@ -113,6 +113,7 @@ static void conn_unref(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_update_reading(struct conn *c);
 static void conn_close_after_writes(struct conn *c);
+static void tls_send_output(struct conn *c);
 
 static void budget_release(struct server *s, size_t n);
 static void server_maybe_free(struct server *s);
@@ -253,6 +254,9 @@ static void conn_close_after_writes(struct conn *c)
 	c->write_closed = true;
 	c->close_pending = true;
 	conn_update_reading(c);
+	/* TLS: close_notify after the last response, before the FIN */
+	if (c->tls && tls_conn_close_notify(c->tls) == 0)
+		tls_send_output(c);
 	c->shutdown.data = c;
 	c->refs++;
 	if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, shutdown_done) != 0) {
@@ -879,9 +883,14 @@ static void tls_pump(struct conn *c)
 		}
 		if (n == 0)
 			break;
+		if (n == SL_EIO) {
+			/* The client's close_notify: answer ours, then close. */
+			log_debug("%s: TLS: closed by the client", c->peer);
+			conn_close_after_writes(c);
+			break;
+		}
 		if (n < 0) {
-			log_debug("%s: TLS: %s; closing", c->peer,
-				  n == SL_EIO ? "closed by the client" : sl_strerror((int)n));
+			log_debug("%s: TLS: %s; closing", c->peer, sl_strerror((int)n));
 			conn_close(c);
 			break;
 		}

@@ -49,6 +49,8 @@ struct tls_conn {
 	char *principal;           /* NULL: User:ANONYMOUS */
 	bool ready;                /* handshake done */
 	bool refused;              /* renegotiation attempted */
+	bool failed;               /* a fatal error: no SSL_shutdown after it */
+	bool shut;                 /* close_notify queued */
 };
 
 static BIO_METHOD *conn_bio_method;
@@ -384,6 +386,7 @@ long tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap)
 			ERR_error_string_n(e, msg, sizeof msg);
 		log_debug("TLS: %s", e ? msg : "connection failed");
 		ERR_clear_error();
+		t->failed = true;
 		return t->out.oom ? SL_ENOMEM : SL_EPROTO;
 	}
 	}
@@ -397,6 +400,7 @@ static int write_all(struct tls_conn *t, const void *p, size_t len)
 	ERR_clear_error();
 	if (SSL_write_ex(t->ssl, p, len, &written) != 1 || written != len || t->out.oom) {
 		ERR_clear_error();
+		t->failed = true;
 		return t->out.oom ? SL_ENOMEM : SL_EIO;
 	}
 	return 0;
@@ -435,6 +439,19 @@ int tls_conn_write(struct tls_conn *t, const uv_buf_t *bufs, size_t n)
 			return rc;
 	}
 	return write_all(t, stage, staged);
+}
+
+int tls_conn_close_notify(struct tls_conn *t)
+{
+	if (!t->ready || t->refused || t->failed || t->shut)
+		return SL_EPROTO;
+	t->shut = true;
+	ERR_clear_error();
+	/* 0: ours is out, the peer's not seen yet (we do not wait for it);
+	 * 1: the peer's came first. Either way the alert is in t->out. */
+	int rc = SSL_shutdown(t->ssl);
+	ERR_clear_error();
+	return rc >= 0 && !t->out.oom ? 0 : SL_EIO;
 }
 
 size_t tls_conn_take_output(struct tls_conn *t, uint8_t **data, size_t *cap)

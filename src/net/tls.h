@@ -65,6 +65,14 @@ int tls_conn_write(struct tls_conn *t, const uv_buf_t *bufs, size_t n);
  * cap bytes; free with kbuf_release) to the caller. Returns its length. */
 size_t tls_conn_take_output(struct tls_conn *t, uint8_t **data, size_t *cap);
 
+/* A clean end (the peer's close_notify came, or the server closes after
+ * a last response): queue our close_notify alert in the output buffer,
+ * once, as TLS asks (RFC 8446 6.1) and Kafka's SslTransportLayer does.
+ * Returns 0, or SL_EPROTO (no handshake completed, or a fatal error
+ * came first: OpenSSL must not shut down then) / SL_EIO, where the
+ * connection just closes. */
+int tls_conn_close_notify(struct tls_conn *t);
+
 /* The handshake has completed. */
 bool tls_conn_ready(const struct tls_conn *t);
 /* "User:" + the client certificate's subject CN, or "User:ANONYMOUS"

@@ -679,3 +679,21 @@ def test_sasl_mechanisms(tmp_path, broker_factory):
     r = subprocess.run([SLUICE_BIN, "serve", "--data", str(tmp_path / "bad"),
                         "--sasl-mechanisms", "PLAIN,GSSAPI"], capture_output=True, timeout=30)
     assert r.returncode == 2 and b"--sasl-mechanisms" in r.stderr
+
+
+def test_close_after_response_sends_close_notify(broker, certs):
+    """On a SASL_SSL listener a refusal that ends the connection (here a
+    mechanism not offered) is followed by TLS close_notify, then the FIN:
+    a strict reader (ragged EOFs not suppressed, which would raise
+    SSLEOFError on a bare FIN) sees a clean end of stream."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it: a bare EOF would pass
+    s = ctx.wrap_socket(kproto.connect(broker.sasl_ssl_bootstrap),
+                        server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+    try:
+        assert handshake(s, "GSSAPI")[0] == UNSUPPORTED_SASL_MECHANISM
+        s.settimeout(5)
+        assert s.recv(1) == b""
+    finally:
+        s.close()

@@ -434,3 +434,21 @@ def test_hostname_listener_and_advertise(tmp_path, made):
     with kproto.connect(b.bootstrap) as s:
         brokers, _ = kproto.metadata_v1(s)
         assert [(h, p) for _, h, p, _ in brokers] == [("kafka.example", 19092)]
+
+
+def test_close_notify(tls_broker, certs):
+    """A clean end is a TLS close_notify, not a bare FIN (RFC 8446 6.1, as
+    Kafka's SslTransportLayer): the broker answers a client's
+    close_notify with its own (ssl.unwrap() completes; without it unwrap
+    fails on the bare EOF). test_sasl checks the close after a last
+    response."""
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it: a bare EOF would pass
+    s = ctx.wrap_socket(kproto.connect(tls_broker.ssl_bootstrap), server_hostname="127.0.0.1",
+                        suppress_ragged_eofs=False)
+    try:
+        assert kproto.api_versions_v0(s)[0] == 0
+        raw = s.unwrap()  # ours out, the broker's in
+        assert kproto.closed_by_peer(raw)
+    finally:
+        s.close()
