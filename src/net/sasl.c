@@ -60,6 +60,18 @@ static void hmac(int mech, const uint8_t *key, size_t key_len, const void *data,
 	HMAC(scram_md(mech), key, (int)key_len, data, len, out, &n);
 }
 
+void scram_hmac(int mech, const uint8_t *key, size_t key_len, const void *data, size_t len,
+		uint8_t *out)
+{
+	hmac(mech, key, key_len, data, len, out);
+}
+
+void scram_hash(int mech, const void *data, size_t len, uint8_t *out)
+{
+	unsigned int n = 0;
+	EVP_Digest(data, len, out, &n, scram_md(mech), NULL);
+}
+
 static void hash(int mech, const uint8_t *data, size_t len, uint8_t *out)
 {
 	unsigned int n = 0;

@@ -50,6 +50,11 @@ size_t scram_hash_len(int mech);
  * range). Milliseconds of CPU at 4,096 iterations: never on the loop. */
 int scram_salted_password(int mech, const uint8_t *password, size_t password_len,
 			  const uint8_t *salt, size_t salt_len, int32_t iterations, uint8_t *out);
+/* HMAC-H(key, data) and H(data) into out (scram_hash_len bytes): the
+ * SCRAM client's proof (the tools' kclient.c) is built from them. */
+void scram_hmac(int mech, const uint8_t *key, size_t key_len, const void *data, size_t len,
+		uint8_t *out);
+void scram_hash(int mech, const void *data, size_t len, uint8_t *out);
 /* A credential's StoredKey and ServerKey from a SaltedPassword of
  * salted_len bytes (AlterUserScramCredentials sends that); the caller set
  * or sets user, salt and iterations. 0 or SL_EINVAL. */

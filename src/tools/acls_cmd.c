@@ -465,10 +465,10 @@ static void usage(FILE *out)
 		"remove: without principals every ACL of the pattern goes; asks y/n on\n"
 		"  stdin unless --force\n\n"
 		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
-		"The connection is PLAINTEXT: with --authorizer acl, the broker sees\n"
-		"User:ANONYMOUS, which needs ALTER (add, remove) or DESCRIBE (list) on\n"
-		"the cluster, or to be a super user.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n");
+		"With --authorizer acl, the principal (User:ANONYMOUS on PLAINTEXT) needs\n"
+		"ALTER (add, remove) or DESCRIBE (list) on the cluster, or to be a super user.\n"
+		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
+		KCLIENT_SECURITY_USAGE);
 }
 
 /* "TYPE:NAME" as Kafka's SecurityUtils.parseKafkaPrincipal accepts. */
@@ -585,9 +585,15 @@ int acls_cmd(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	o.ptype = ACL_PATTERN_LITERAL;
 	const char *bootstrap = kclient_default_bootstrap();
+	struct kclient_security sec = { 0 };
 	const char *why;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
+		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
+		if (taken < 0)
+			goto bad;
+		if (taken)
+			continue;
 		int action = action_of(a);
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
@@ -666,7 +672,7 @@ int acls_cmd(int argc, char **argv)
 		}
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap) == 0) {
+	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) == 0) {
 		if (o.action == ADD)
 			status = cmd_add(&c, patterns, kept, entries, ne);
 		else if (o.action == LIST)

@@ -167,12 +167,14 @@ static void usage(FILE *out)
 		"kafka-configs.sh. A broker's configs are `sluice serve` flags: Sluice lists\n"
 		"them (describe --all) and refuses to alter them.\n"
 		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n");
+		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
+		KCLIENT_SECURITY_USAGE);
 }
 
 int configs_cmd(int argc, char **argv)
 {
 	const char *bootstrap = kclient_default_bootstrap();
+	struct kclient_security sec = { 0 };
 	const char *cmd = NULL, *name = NULL, *entity_type = NULL;
 	int8_t type = -1;
 	bool all = false;
@@ -180,6 +182,11 @@ int configs_cmd(int argc, char **argv)
 	int nadds = 0, ndels = 0;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
+		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
+		if (taken < 0)
+			goto bad;
+		if (taken)
+			continue;
 		bool has_value = i + 1 < argc;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
@@ -238,7 +245,7 @@ int configs_cmd(int argc, char **argv)
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) != 0)
 		return 1;
 	int status;
 	if (!alter) {

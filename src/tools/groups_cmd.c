@@ -513,18 +513,25 @@ static void usage(FILE *out)
 		"  reset-offsets GROUP --topic T[,T...]\n"
 		"      (--to-earliest | --to-latest | --to-datetime YYYY-MM-DDTHH:MM:SS[.mmm] (UTC) or epoch ms)\n"
 		"      [--execute]                   without it, only print the new offsets\n\n"
-		"--bootstrap defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n");
+		"--bootstrap defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n\n"
+		KCLIENT_SECURITY_USAGE);
 }
 
 int groups_cmd(int argc, char **argv)
 {
 	const char *bootstrap = kclient_default_bootstrap();
+	struct kclient_security sec = { 0 };
 	const char *cmd = NULL, *topics = NULL, *datetime = NULL;
 	char *args[256];
 	int nargs = 0;
 	bool earliest = false, latest = false, execute = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
+		int taken = kclient_security_flag(&sec, "sluice groups", argc, argv, &i);
+		if (taken < 0)
+			goto bad;
+		if (taken)
+			continue;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
@@ -577,7 +584,7 @@ int groups_cmd(int argc, char **argv)
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, "sluice groups", CLIENT_ID, bootstrap) != 0)
+	if (kclient_connect(&c, "sluice groups", CLIENT_ID, bootstrap, &sec) != 0)
 		return 1;
 	int status = 0;
 	if (!strcmp(cmd, "list")) {

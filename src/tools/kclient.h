@@ -19,6 +19,30 @@
 
 #define KCLIENT_FRAMES_MAX 64 /* responses one run of a tool keeps */
 
+/* How the connection is secured: a Kafka client's security.protocol,
+ * ssl.* and sasl.* settings, taken from the tools' flags
+ * (kclient_security_flag, KCLIENT_SECURITY_USAGE). Strings point into
+ * argv and the environment. */
+struct kclient_security {
+	bool tls;                  /* SSL, SASL_SSL */
+	bool sasl;                 /* SASL_PLAINTEXT, SASL_SSL */
+	const char *ca_file;       /* --tls-ca; NULL: the system's CAs */
+	const char *cert_file;     /* --tls-cert and --tls-key: a client */
+	const char *key_file;      /*   certificate (mutual TLS) */
+	int mechanism;             /* enum sasl_mech (net/sasl.h) */
+	const char *user;          /* --sasl-username */
+};
+
+#define KCLIENT_SECURITY_USAGE \
+	"connection (as a Kafka client's security.protocol, ssl.*, sasl.*):\n" \
+	"  --security-protocol PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL (default PLAINTEXT)\n" \
+	"  --tls-ca PEM          CAs the broker's certificate must chain to (default:\n" \
+	"                        the system's); the name or address of --bootstrap\n" \
+	"                        must be in the certificate\n" \
+	"  --tls-cert PEM --tls-key PEM   a client certificate (mutual TLS)\n" \
+	"  --sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 (default SCRAM-SHA-512)\n" \
+	"  --sasl-username NAME  the password is read from $SLUICE_SASL_PASSWORD\n"
+
 struct kclient {
 	const char *tool;       /* "sluice groups": the prefix of messages */
 	const char *client_id;  /* sent in every request header */
@@ -27,16 +51,26 @@ struct kclient {
 	struct arena arena;     /* decoded responses and request arrays */
 	uint8_t *frames[KCLIENT_FRAMES_MAX]; /* bytes the decoded views point into */
 	int frame_count;
+	void *ssl_ctx, *ssl;    /* OpenSSL's, with --security-protocol SSL/SASL_SSL */
 };
 
 /* The --bootstrap default: $SLUICE_BOOTSTRAP, else 127.0.0.1:9092. */
 const char *kclient_default_bootstrap(void);
 
+/* If argv[*i] is one of KCLIENT_SECURITY_USAGE's flags, take it and its
+ * value (advancing *i) into sec (zeroed first by the caller): 1; 0 when
+ * it is none of them; -1, having said why, for a bad or missing value. */
+int kclient_security_flag(struct kclient_security *sec, const char *tool, int argc, char **argv,
+			  int *i);
+
 /* Connect to HOST:PORT (a name or an address; IPv6 as [::1]:9092 or
- * ::1:9092). Returns 0, SL_EINVAL (bad address) or SL_EIO (cannot
- * resolve or connect), having said why. */
+ * ::1:9092), then, as sec asks (NULL: plaintext), make TLS (TLS 1.2+,
+ * the broker's certificate checked against the CAs and the host) and
+ * log in with SASL. Returns 0, SL_EINVAL (bad address, no password) or
+ * SL_EIO (cannot resolve or connect, TLS failed, the login refused:
+ * Kafka's error printed), having said why. */
 int kclient_connect(struct kclient *c, const char *tool, const char *client_id,
-		    const char *bootstrap);
+		    const char *bootstrap, const struct kclient_security *sec);
 void kclient_close(struct kclient *c);
 
 typedef void (*kclient_encode_fn)(struct kbuf *b, int16_t version, const void *m);

@@ -310,7 +310,8 @@ static void usage(FILE *out)
 		"                                    set configs, or return them to their defaults\n"
 		"  add-partitions TOPIC N            grow the topic to N partitions\n\n"
 		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n");
+		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
+		KCLIENT_SECURITY_USAGE);
 }
 
 /* A non-negative count of at most max, or -1. */
@@ -327,6 +328,7 @@ static long long parse_count(const char *s, long long max)
 int topics_cmd(int argc, char **argv)
 {
 	const char *bootstrap = kclient_default_bootstrap();
+	struct kclient_security sec = { 0 };
 	const char *cmd = NULL;
 	char *args[CONFIG_ARGS_MAX], *configs[CONFIG_ARGS_MAX], *deletes[CONFIG_ARGS_MAX];
 	int nargs = 0, nconfigs = 0, ndeletes = 0;
@@ -334,6 +336,11 @@ int topics_cmd(int argc, char **argv)
 	bool if_exists = false, if_not_exists = false;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
+		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
+		if (taken < 0)
+			goto bad;
+		if (taken)
+			continue;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			return 0;
@@ -400,7 +407,7 @@ int topics_cmd(int argc, char **argv)
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) != 0)
 		return 1;
 	int status;
 	if (!strcmp(cmd, "list"))

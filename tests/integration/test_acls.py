@@ -11,6 +11,7 @@ patterns; DENY over ALLOW; super users; Metadata hiding topics; a change
 counting within 1 s; an mTLS client certificate's CN as the principal.
 Without --authorizer the ACL APIs answer
 SECURITY_DISABLED, as Kafka does with no authorizer."""
+import os
 import subprocess
 import time
 
@@ -424,3 +425,57 @@ def test_sluice_acls_tool_errors(broker_factory):
     assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
     rc, out, err = sluice_acls(b.bootstrap, "remove", "--topic", "t", "--force")
     assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
+
+
+def test_tools_log_in(tmp_path, broker_factory):
+    """The tools' --security-protocol, --tls-*, --sasl-* flags (shown with
+    `sluice acls` and `sluice topics`): SCRAM-SHA-512 (default) over
+    SASL_SSL and PLAIN over SASL_PLAINTEXT as a super user manage ACLs;
+    SCRAM-SHA-256 as bob is refused CLUSTER_AUTHORIZATION_FAILED, a wrong
+    password SASL_AUTHENTICATION_FAILED, PLAINTEXT's User:ANONYMOUS
+    CLUSTER_AUTHORIZATION_FAILED; a client certificate over SSL is its
+    CN's principal; a broker certificate no CA vouches for is refused."""
+    from test_tls import make_ca_and_server, make_cert
+    (tmp_path / "certs").mkdir()
+    certs = make_ca_and_server(str(tmp_path / "certs"))
+    client = make_cert(certs["dir"], "client", "carol")
+    data = tmp_path / "sec"
+    for u, mech in (("root", "SCRAM-SHA-512"), ("bob", "SCRAM-SHA-256")):
+        users(data, "add", u, "--mechanism", mech, "--password-stdin")
+    plain, sasl_ssl, sasl, ssl_ = free_port(), free_port(), free_port(), free_port()
+    b = broker_factory(["--listen", "PLAINTEXT://127.0.0.1:%d,SASL_SSL://127.0.0.1:%d,"
+                        "SASL_PLAINTEXT://127.0.0.1:%d,SSL://127.0.0.1:%d"
+                        % (plain, sasl_ssl, sasl, ssl_),
+                        "--tls-cert", certs["server"][0], "--tls-key", certs["server"][1],
+                        "--tls-ca", certs["ca"], "--tls-client-auth", "requested",
+                        "--authorizer", "acl", "--super-users", "User:root,User:carol"],
+                       port=plain, name="sec")
+
+    def tool(cmd, bootstrap, *args, password=PASSWORD):
+        env = dict(os.environ, SLUICE_SASL_PASSWORD=password)
+        r = subprocess.run([SLUICE_BIN, cmd, "--bootstrap", bootstrap] + list(args),
+                           capture_output=True, timeout=60, env=env)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+    scram = ("--security-protocol", "SASL_SSL", "--tls-ca", certs["ca"])
+    rc, out, err = tool("acls", "127.0.0.1:%d" % sasl_ssl, "add", "--allow-principal",
+                        "User:bob", "--operation", "Read", "--topic", "t1",
+                        *scram, "--sasl-username", "root")
+    assert rc == 0, err
+    rc, out, err = tool("acls", "127.0.0.1:%d" % sasl, "list", "--security-protocol",
+                        "SASL_PLAINTEXT", "--sasl-mechanism", "PLAIN", "--sasl-username", "root")
+    assert rc == 0 and "principal=User:bob" in out, err
+    rc, out, err = tool("acls", "127.0.0.1:%d" % sasl_ssl, "list", *scram, "--sasl-mechanism",
+                        "SCRAM-SHA-256", "--sasl-username", "bob")
+    assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
+    rc, out, err = tool("acls", "127.0.0.1:%d" % sasl_ssl, "list", *scram, "--sasl-username",
+                        "root", password="wrong")
+    assert rc == 1 and "SASL_AUTHENTICATION_FAILED (58)" in err, err
+    rc, out, err = tool("acls", b.bootstrap, "list")
+    assert rc == 1 and "CLUSTER_AUTHORIZATION_FAILED (31)" in err, err
+    rc, out, err = tool("topics", "127.0.0.1:%d" % ssl_, "create", "t2", "--security-protocol",
+                        "SSL", "--tls-ca", certs["ca"], "--tls-cert", client[0], "--tls-key",
+                        client[1])
+    assert rc == 0 and "Created topic t2." in out, err
+    rc, out, err = tool("topics", "127.0.0.1:%d" % ssl_, "list", "--security-protocol", "SSL")
+    assert rc == 1 and "certificate" in err, err
+    assert tool("topics", b.bootstrap, "list", "--security-protocol", "TLS")[0] == 2
