@@ -101,6 +101,10 @@
 /* Pieces of one gathered put (objstore_putv): an object's batches, its
  * header and its footer (the file store writes them IOV_MAX at a time). */
 #define SL_OBJECT_IOV_MAX (SL_OBJECT_BATCHES_MAX + 2)
+/* Batch rows one merge run rewrites, at most (storage/merge_plan.h): bounds
+ * the swap's transaction (a row update each) and the job's row array
+ * (~100 bytes a row) whatever --merge-target-bytes says. */
+#define SL_MERGE_RUN_ROWS_MAX 100000
 
 /* Config entries per resource in one request. */
 #define SL_CONFIGS_MAX 1000
