@@ -778,6 +778,22 @@ int meta_ts_row_pick(const struct meta_batch_row *row, const char *spans, int64_
 	return found;
 }
 
+
+int meta_merge_check(const struct meta_merge *mg)
+{
+	if (!mg->key || !*mg->key || strnlen(mg->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
+	    mg->size > INT64_MAX || mg->n == 0 || mg->n > SL_MERGE_RUN_ROWS_MAX || !mg->rows)
+		return SL_EINVAL;
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct meta_merge_row *r = &mg->rows[i];
+		if (r->last_offset < r->base_offset ||
+		    (i > 0 && r->base_offset <= mg->rows[i - 1].last_offset) ||
+		    r->new_byte_offset > mg->size || r->length > mg->size - r->new_byte_offset)
+			return SL_EINVAL;
+	}
+	return 0;
+}
+
 void meta_trim_scan_init(struct meta_trim_scan *s, const struct meta_trim *t, int64_t from,
 			 int64_t live_bytes)
 {

@@ -242,6 +242,29 @@ struct meta_batch_query {
 	size_t first, n;
 };
 
+/* One batch row a merge moves (meta_merge_swap): the row as the merge
+ * read it (offsets, object key and byte range: the swap refuses when the
+ * store's row differs) and its byte offset in the merged object. */
+struct meta_merge_row {
+	int64_t base_offset;
+	int64_t last_offset;
+	char object_key[META_OBJECT_KEY_BYTES];
+	uint64_t byte_offset;
+	uint32_t length;
+	uint64_t new_byte_offset;
+};
+
+/* A merged object (storage/merge_plan.h, agent/merge.c): one partition's
+ * rows, ascending, rewritten into object key of size bytes. */
+struct meta_merge {
+	int64_t tid;
+	int32_t partition;
+	const char *key;
+	uint64_t size;
+	const struct meta_merge_row *rows;
+	size_t n;
+};
+
 /* Consumer group offsets (group_offsets table). Kafka's
  * offset.metadata.max.bytes default bounds the metadata string. */
 #define META_OFFSET_METADATA_BYTES_MAX 4096
@@ -494,6 +517,8 @@ struct meta_methods {
 	int (*object_known)(struct meta *m, const char *key, bool *known);
 	/* May be NULL (see meta_gc_fence_raise). */
 	int (*gc_fence_raise)(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms);
+	/* May be NULL (see meta_merge_swap). */
+	int (*merge_swap)(struct meta *m, const struct meta_merge *mg);
 	/* The agent registry (may be NULL: SL_EUNSUPPORTED). */
 	int (*agent_register)(struct meta *m, struct meta_agent *self, int64_t lease_ms,
 			      struct meta_cluster_view *view);
@@ -731,6 +756,24 @@ static inline int meta_object_known(struct meta *m, const char *key, bool *known
  * orphan the collector deletes can never be committed later. */
 static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms)
 { return m->m->gc_fence_raise ? m->m->gc_fence_raise(m, fence_ms, now_fence_ms) : SL_EUNSUPPORTED; }
+
+/* The merge swap (issue 15), in one transaction: insert the merged
+ * object's row (live_bytes: its rows' bytes; created_ms: the oldest
+ * source object's, so retention of batches without timestamps, which
+ * counts from it, is unchanged), point every row at it with its new byte
+ * offset, and subtract the rows' bytes from their old objects' live_bytes;
+ * an old object left without live bytes gets created_ms = now, so the
+ * collector's grace (--gc-grace-ms) counts from the merge and covers reads
+ * still aimed at it. Refused with nothing written: SL_ENOTFOUND when the
+ * partition is gone (topic deleted) or any row is no longer as the merge
+ * read it (trimmed by retention or DeleteRecords, below the log start,
+ * moved by another merge); SL_EMETA when the key was sealed before the gc
+ * fence (the collector may take it for an orphan) or the store failed.
+ * The caller deletes the merged object after a refusal (nothing names
+ * it). SL_EINVAL for no rows or rows out of order. [pool: maintenance],
+ * [tool]: an fsync. */
+static inline int meta_merge_swap(struct meta *m, const struct meta_merge *mg)
+{ return m->m->merge_swap ? m->m->merge_swap(m, mg) : SL_EUNSUPPORTED; }
 
 /* The seal time in an object key of the writer's format
  * (storage/writer.c: "objects/%013 wall ms-%016 hex nonce-%08 hex

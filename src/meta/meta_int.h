@@ -228,6 +228,10 @@ typedef int (*meta_ts_row_fn)(void *ctx, const int64_t *ts, int64_t after,
 int meta_ts_lookup(meta_ts_row_fn fn, void *ctx, const int64_t *ts, int64_t *offset,
 		   int64_t *batch_ts);
 
+/* merge_swap's arguments: 0 or SL_EINVAL (no rows, rows out of order,
+ * a byte range past the merged object). */
+int meta_merge_check(const struct meta_merge *mg);
+
 /* The retention scan of meta_partition_trim, fed the partition's rows
  * from the log start on, oldest first: time first (stopping at the first
  * batch not expired), then size. */

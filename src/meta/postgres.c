@@ -402,6 +402,11 @@ enum stmt {
 	ST_TXN_OFFSETS_SETTLE,
 	ST_TXN_OFFSETS_DROP,
 	ST_TXN_OFFSETS_DELETE_TOPIC,
+	ST_MERGE_PART_LOCK,
+	ST_MERGE_ROWS_LOCK,
+	ST_MERGE_INSERT,
+	ST_MERGE_MOVE,
+	ST_MERGE_SUBTRACT,
 	ST_COUNT
 };
 
@@ -697,6 +702,30 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE excluded.commit_seq > group_offsets.commit_seq",
 	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = $1",
 	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = $1",
+	/* The merge swap (issue 15): the partition's row, locked as a commit
+	 * locks it; then the rows to move, locked, each as the merge read it
+	 * (r.i: its 1-based index); then the object, the moves and the old
+	 * objects' live bytes (one left without any starts the collector's
+	 * grace now: created_ms is its clock). */
+	[ST_MERGE_PART_LOCK] = "SELECT p.log_start_offset FROM partitions AS p"
+		" WHERE p.tid = $1 AND p.partition = $2"
+		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid) FOR UPDATE OF p",
+	[ST_MERGE_ROWS_LOCK] = "SELECT r.i, b.oid, o.created_ms FROM unnest($3::bigint[],"
+		" $4::bigint[], $5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY"
+		" AS r(last, base, key, pos, len, i)"
+		" JOIN batches AS b ON b.tid = $1 AND b.partition = $2 AND b.last_offset = r.last"
+		" AND b.base_offset = r.base AND b.byte_offset = r.pos AND b.length = r.len"
+		" JOIN objects AS o ON o.oid = b.oid AND o.key = r.key FOR UPDATE OF b",
+	[ST_MERGE_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+		" VALUES ($1, $2, $3, 'live', $4) RETURNING oid",
+	[ST_MERGE_MOVE] = "UPDATE batches AS b SET oid = $3, byte_offset = r.pos"
+		" FROM unnest($4::bigint[], $5::bigint[]) AS r(last, pos)"
+		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset = r.last",
+	[ST_MERGE_SUBTRACT] = "UPDATE objects AS o SET live_bytes = o.live_bytes - d.bytes,"
+		" created_ms = CASE WHEN o.live_bytes - d.bytes <= 0"
+		" THEN greatest(o.created_ms, $3) ELSE o.created_ms END"
+		" FROM (SELECT oid, sum(len) AS bytes FROM unnest($1::bigint[], $2::bigint[])"
+		" AS r(oid, len) GROUP BY oid) AS d WHERE o.oid = d.oid",
 };
 
 struct meta_pg;
@@ -2218,6 +2247,126 @@ static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
 }
 
+/* ---- the merge swap (meta.h: meta_merge_swap) ---- */
+
+/* The rows' arrays: as read (ROWS_LOCK's $3..$7), then new positions
+ * and old objects (MOVE, SUBTRACT). */
+enum { MA_LAST, MA_BASE, MA_KEY, MA_POS, MA_LEN, MA_NEWPOS, MA_OID, MA_COUNT };
+
+static int merge_swap_body(struct pg_conn *c, void *arg)
+{
+	const struct meta_merge *mg = arg;
+	struct meta_commit_obj o = { .key = mg->key, .size = mg->size };
+	struct pg_text a[MA_COUNT];
+	memset(a, 0, sizeof a);
+	PGresult *r = NULL;
+	int rc = pg_run(c, ST_GC_FENCE_SHARE, NULL, &r, "reading the gc fence");
+	if (rc)
+		return rc;
+	int64_t fence = PQntuples(r) ? v_i64(r, 0, 0) : 0;
+	PQclear(r);
+	r = NULL;
+	rc = meta_commit_fence_check(&o, 1, fence);
+	if (rc)
+		return rc;
+	struct pg_params p = { 0 };
+	p_i64(&p, mg->tid);
+	p_i64(&p, mg->partition);
+	rc = pg_run(c, ST_MERGE_PART_LOCK, &p, &r, "locking a partition to merge");
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1 || mg->rows[0].last_offset < v_i64(r, 0, 0))
+		rc = SL_ENOTFOUND; /* deleted, or a trim is deleting these rows */
+	PQclear(r);
+	r = NULL;
+	if (rc)
+		return rc;
+	int64_t live = 0;
+	for (size_t i = 0; i < mg->n; i++) {
+		const struct meta_merge_row *row = &mg->rows[i];
+		tx_i64(&a[MA_LAST], row->last_offset);
+		tx_i64(&a[MA_BASE], row->base_offset);
+		tx_str(&a[MA_KEY], row->object_key);
+		tx_i64(&a[MA_POS], (int64_t)row->byte_offset);
+		tx_i64(&a[MA_LEN], row->length);
+		tx_i64(&a[MA_NEWPOS], (int64_t)row->new_byte_offset);
+		live += row->length;
+	}
+	const char *arr[MA_COUNT];
+	rc = SL_ENOMEM;
+	for (int i = MA_LAST; i <= MA_NEWPOS; i++)
+		if (!(arr[i] = tx_end(&a[i])))
+			goto out;
+	for (int i = MA_LAST; i <= MA_LEN; i++)
+		p_str(&p, arr[i]);
+	rc = pg_run(c, ST_MERGE_ROWS_LOCK, &p, &r, "locking rows to merge");
+	if (rc)
+		goto out;
+	if ((size_t)PQntuples(r) != mg->n) {
+		rc = SL_ENOTFOUND; /* a row changed since the merge read it */
+		goto out;
+	}
+	int64_t created_ms = INT64_MAX;
+	int64_t *oids = calloc(mg->n, sizeof *oids);
+	if (!oids) {
+		rc = SL_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t k = v_i64(r, i, 0) - 1;
+		if (k >= 0 && (size_t)k < mg->n)
+			oids[k] = v_i64(r, i, 1);
+		if (v_i64(r, i, 2) < created_ms)
+			created_ms = v_i64(r, i, 2);
+	}
+	for (size_t i = 0; i < mg->n; i++)
+		tx_i64(&a[MA_OID], oids[i]);
+	free(oids);
+	if (!(arr[MA_OID] = tx_end(&a[MA_OID]))) {
+		rc = SL_ENOMEM;
+		goto out;
+	}
+	PQclear(r);
+	r = NULL;
+	p = (struct pg_params){ 0 };
+	p_str(&p, mg->key);
+	p_i64(&p, (int64_t)mg->size);
+	p_i64(&p, live);
+	p_i64(&p, created_ms);
+	rc = pg_run(c, ST_MERGE_INSERT, &p, &r, "inserting a merged object");
+	if (rc)
+		goto out;
+	int64_t oid = v_i64(r, 0, 0);
+	p = (struct pg_params){ 0 };
+	p_i64(&p, mg->tid);
+	p_i64(&p, mg->partition);
+	p_i64(&p, oid);
+	p_str(&p, arr[MA_LAST]);
+	p_str(&p, arr[MA_NEWPOS]);
+	rc = pg_run(c, ST_MERGE_MOVE, &p, NULL, "moving merged rows");
+	if (rc)
+		goto out;
+	p = (struct pg_params){ 0 };
+	p_str(&p, arr[MA_OID]);
+	p_str(&p, arr[MA_LEN]);
+	p_i64(&p, clock_wall_ms());
+	rc = pg_run(c, ST_MERGE_SUBTRACT, &p, NULL, "subtracting merged bytes");
+out:
+	PQclear(r);
+	for (int i = 0; i < MA_COUNT; i++)
+		free(a[i].p);
+	return rc;
+}
+
+static int pg_merge_swap(struct meta *m, const struct meta_merge *mg)
+{
+	int rc = meta_merge_check(mg);
+	if (rc)
+		return rc;
+	rc = pg_txn(&pg_of(m)->trim, TXN_WRITE, merge_swap_body, (void *)mg);
+	return rc < 0 && rc != SL_ENOMEM && rc != SL_ENOTFOUND ? SL_EMETA : rc;
+}
+
 /* ---- reads ---- */
 
 static void batch_row_read(const PGresult *r, int row, int col, struct meta_batch_row *b)
@@ -3527,6 +3676,7 @@ static const struct meta_methods postgres_methods = {
 	.objects_forget = pg_objects_forget,
 	.object_known = pg_object_known,
 	.gc_fence_raise = pg_gc_fence_raise,
+	.merge_swap = pg_merge_swap,
 	.agent_register = pg_agent_register,
 	.agent_heartbeat = pg_agent_heartbeat,
 	.agent_deregister = pg_agent_deregister,

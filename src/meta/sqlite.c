@@ -386,6 +386,9 @@ enum stmt {
 	ST_TXN_OFFSETS_SETTLE,
 	ST_TXN_OFFSETS_DROP,
 	ST_TXN_OFFSETS_DELETE_TOPIC,
+	ST_MERGE_ROW_GET,
+	ST_MERGE_ROW_MOVE,
+	ST_MERGE_OBJECT_SUBTRACT,
 	ST_COUNT
 };
 
@@ -634,6 +637,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE excluded.commit_seq > group_offsets.commit_seq",
 	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = ?1",
 	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = ?1",
+	/* The merge swap (issue 15): a row as it stands, then moved. */
+	[ST_MERGE_ROW_GET] = "SELECT b.base_offset, b.byte_offset, b.length, o.key, o.oid,"
+		" o.created_ms FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset = ?3",
+	[ST_MERGE_ROW_MOVE] = "UPDATE batches SET oid = ?4, byte_offset = ?5"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset = ?3",
+	/* An object a merge leaves without live bytes starts the collector's
+	 * grace now (created_ms is its clock). */
+	[ST_MERGE_OBJECT_SUBTRACT] = "UPDATE objects SET live_bytes = live_bytes - ?2,"
+		" created_ms = CASE WHEN live_bytes - ?2 <= 0 THEN max(created_ms, ?3)"
+		" ELSE created_ms END WHERE oid = ?1",
 };
 
 struct sq_conn {
@@ -2311,6 +2325,110 @@ static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	return rc < 0 && rc != SL_ENOMEM ? SL_EMETA : rc;
 }
 
+/* ---- the merge swap (meta.h: meta_merge_swap) ---- */
+
+struct merge_txn {
+	const struct meta_merge *mg;
+	int64_t *old_oids; /* per row */
+};
+
+/* Row i as it stands must be the row the merge read: *oid and
+ * *created_ms get its object's. SL_ENOTFOUND otherwise. */
+static int merge_row_check(struct sq_conn *c, const struct meta_merge *mg, size_t i,
+			   int64_t *oid, int64_t *created_ms)
+{
+	const struct meta_merge_row *r = &mg->rows[i];
+	sqlite3_stmt *st = sq_stmt(c, ST_MERGE_ROW_GET);
+	sqlite3_bind_int64(st, 1, mg->tid);
+	sqlite3_bind_int(st, 2, mg->partition);
+	sqlite3_bind_int64(st, 3, r->last_offset);
+	int step = sqlite3_step(st), rc = SL_ENOTFOUND;
+	if (step == SQLITE_ROW) {
+		const char *key = (const char *)sqlite3_column_text(st, 3);
+		if (sqlite3_column_int64(st, 0) == r->base_offset &&
+		    (uint64_t)sqlite3_column_int64(st, 1) == r->byte_offset &&
+		    sqlite3_column_int64(st, 2) == r->length && key && !strcmp(key, r->object_key)) {
+			*oid = sqlite3_column_int64(st, 4);
+			*created_ms = sqlite3_column_int64(st, 5);
+			rc = 0;
+		}
+	} else if (step != SQLITE_DONE) {
+		rc = sq_fail(c, "reading a batch row to merge");
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int merge_swap_body(struct sq_conn *c, void *arg)
+{
+	struct merge_txn *x = arg;
+	const struct meta_merge *mg = x->mg;
+	struct meta_commit_obj o = { .key = mg->key, .size = mg->size };
+	int rc = commit_fence_check(c, &o, 1);
+	if (rc)
+		return rc;
+	int64_t log_start, hwm;
+	rc = partition_read(c, mg->tid, mg->partition, &log_start, &hwm);
+	if (rc)
+		return rc;
+	if (mg->rows[0].last_offset < log_start)
+		return SL_ENOTFOUND; /* a trim is deleting these rows */
+	int64_t created_ms = INT64_MAX, live = 0;
+	for (size_t i = 0; i < mg->n; i++) {
+		int64_t made;
+		rc = merge_row_check(c, mg, i, &x->old_oids[i], &made);
+		if (rc)
+			return rc;
+		if (made < created_ms)
+			created_ms = made;
+		live += mg->rows[i].length;
+	}
+	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT);
+	sqlite3_bind_text(st, 1, mg->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (int64_t)mg->size);
+	sqlite3_bind_int64(st, 3, created_ms);
+	rc = sq_exec_stmt(c, st, "inserting a merged object");
+	if (rc)
+		return rc;
+	int64_t oid = sqlite3_last_insert_rowid(c->db), now = clock_wall_ms();
+	for (size_t i = 0; !rc && i < mg->n; i++) {
+		const struct meta_merge_row *r = &mg->rows[i];
+		st = sq_stmt(c, ST_MERGE_ROW_MOVE);
+		sqlite3_bind_int64(st, 1, mg->tid);
+		sqlite3_bind_int(st, 2, mg->partition);
+		sqlite3_bind_int64(st, 3, r->last_offset);
+		sqlite3_bind_int64(st, 4, oid);
+		sqlite3_bind_int64(st, 5, (int64_t)r->new_byte_offset);
+		rc = sq_exec_stmt(c, st, "moving a batch row");
+		if (rc)
+			break;
+		st = sq_stmt(c, ST_MERGE_OBJECT_SUBTRACT);
+		sqlite3_bind_int64(st, 1, x->old_oids[i]);
+		sqlite3_bind_int64(st, 2, r->length);
+		sqlite3_bind_int64(st, 3, now);
+		rc = sq_exec_stmt(c, st, "subtracting merged bytes");
+	}
+	if (rc)
+		return rc;
+	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
+	sqlite3_bind_int64(st, 1, oid);
+	sqlite3_bind_int64(st, 2, live);
+	return sq_exec_stmt(c, st, "setting a merged object's live bytes");
+}
+
+static int sq_merge_swap(struct meta *m, const struct meta_merge *mg)
+{
+	int rc = meta_merge_check(mg);
+	if (rc)
+		return rc;
+	struct merge_txn x = { mg, malloc(mg->n * sizeof *x.old_oids) };
+	if (!x.old_oids)
+		return SL_ENOMEM;
+	rc = sq_txn(&sq_of(m)->trim, TXN_WRITE, merge_swap_body, &x);
+	free(x.old_oids);
+	return rc < 0 && rc != SL_ENOMEM && rc != SL_ENOTFOUND ? SL_EMETA : rc;
+}
+
 static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
 {
 	struct meta_batch_row *r = (struct meta_batch_row *)out + i;
@@ -3056,6 +3174,7 @@ static const struct meta_methods sqlite_methods = {
 	.objects_forget = sq_objects_forget,
 	.object_known = sq_object_known,
 	.gc_fence_raise = sq_gc_fence_raise,
+	.merge_swap = sq_merge_swap,
 	.agent_register = sq_agent_register,
 	.agent_heartbeat = sq_agent_heartbeat,
 	.agent_deregister = sq_agent_deregister,

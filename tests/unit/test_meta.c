@@ -757,6 +757,118 @@ static void test_gc_objects(void **state)
 	meta_close(m);
 }
 
+/* Merge rows from the store's rows, laid out from byte 16 of the merged
+ * object in offset order. */
+static size_t merge_rows(const struct meta_batch_row *b, size_t n, struct meta_merge_row *out)
+{
+	uint64_t pos = 16;
+	for (size_t i = 0; i < n; i++) {
+		out[i] = (struct meta_merge_row){ .base_offset = b[i].base_offset,
+						  .last_offset = b[i].last_offset,
+						  .byte_offset = b[i].byte_offset,
+						  .length = b[i].length,
+						  .new_byte_offset = pos };
+		snprintf(out[i].object_key, sizeof out[i].object_key, "%s", b[i].object_key);
+		pos += b[i].length;
+	}
+	return (size_t)pos;
+}
+
+/* The merge swap (issue 15): rows move to the merged object with their
+ * offsets, the old objects lose their bytes, one left empty is dead only
+ * after a grace counted from the swap; a stale, trimmed or deleted row
+ * refuses the swap whole. */
+static void test_merge_swap(void **state)
+{
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "merge", 2);
+	struct meta_commit_batch a[] = { mk_batch(tid, 0, 4, 16, 100, 1),
+					 mk_batch(tid, 1, 0, 116, 50, 1) };
+	struct meta_commit_batch b[] = { mk_batch(tid, 0, 4, 16, 80, 2) };
+	struct meta_commit_batch c[] = { mk_batch(tid, 0, 4, 16, 60, 3) };
+	assert_int_equal(meta_commit_object(m, "o/a", 200, a, 2), 0);
+	assert_int_equal(meta_commit_object(m, "o/b", 120, b, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/c", 100, c, 1), 0);
+	int64_t made_a = tb_query_i64("SELECT created_ms FROM objects WHERE key = $1", "o/a");
+	usleep(20000);
+	int64_t before = clock_wall_ms();
+	struct meta_batch_row rows[8];
+	size_t n = 0;
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	struct meta_merge_row mr[8];
+	size_t size = merge_rows(rows, n, mr) + 40;
+	struct meta_merge mg = { tid, 0, "o/merged", size, mr, n };
+	struct meta_merge none = { tid, 0, "o/merged", size, mr, 0 };
+	assert_int_equal(meta_merge_swap(m, &none), SL_EINVAL);
+	assert_int_equal(meta_merge_swap(m, &mg), 0);
+
+	size_t got = 0;
+	struct meta_batch_row after[8];
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, after, &got), 0);
+	assert_int_equal(got, 3);
+	for (size_t i = 0; i < got; i++) {
+		assert_string_equal(after[i].object_key, "o/merged");
+		assert_int_equal(after[i].base_offset, rows[i].base_offset);
+		assert_int_equal(after[i].last_offset, rows[i].last_offset);
+		assert_int_equal(after[i].length, rows[i].length);
+		assert_int_equal(after[i].max_timestamp, rows[i].max_timestamp);
+		assert_int_equal(after[i].byte_offset, mr[i].new_byte_offset);
+	}
+	assert_int_equal(hwm(m, tid, 0), 15);
+	assert_int_equal(live_bytes("o/merged"), 240);
+	assert_int_equal(live_bytes("o/a"), 50); /* partition 1 still lives there */
+	assert_int_equal(live_bytes("o/b"), 0);
+	assert_int_equal(live_bytes("o/c"), 0);
+	/* The merged object is as old as its oldest source (retention of
+	 * batches without timestamps counts from it). */
+	assert_int_equal(tb_query_i64("SELECT created_ms FROM objects WHERE key = $1", "o/merged"),
+			 made_a);
+	/* The emptied objects are dead only once the grace has passed since
+	 * the swap, not since they were made. */
+	struct meta_object dead[8];
+	size_t nd = 9;
+	assert_int_equal(meta_objects_dead(m, before, 0, 8, dead, &nd), 0);
+	assert_int_equal(nd, 0);
+	assert_int_equal(meta_objects_dead(m, clock_wall_ms() + 60000, 0, 8, dead, &nd), 0);
+	assert_int_equal(nd, 2);
+
+	/* Stale rows (they name o/a..o/c, now in o/merged): refused, nothing
+	 * written. */
+	struct meta_merge again = { tid, 0, "o/merged-2", size, mr, n };
+	bool known = true;
+	assert_int_equal(meta_merge_swap(m, &again), SL_ENOTFOUND);
+	assert_int_equal(meta_object_known(m, "o/merged-2", &known), 0);
+	assert_false(known);
+
+	/* Rows a trim is removing (below the log start): refused. */
+	struct meta_commit_batch d[] = { mk_batch(tid, 0, 4, 16, 70, 4) };
+	struct meta_commit_batch e[] = { mk_batch(tid, 0, 4, 16, 90, 5) };
+	assert_int_equal(meta_commit_object(m, "o/d", 100, d, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/e", 100, e, 1), 0);
+	assert_int_equal(meta_batches_from(m, tid, 0, 15, 8, rows, &n), 0);
+	assert_int_equal(n, 2);
+	size = merge_rows(rows, n, mr) + 40;
+	struct meta_merge de = { tid, 0, "o/merged-de", size, mr, n };
+	assert_int_equal(meta_partition_set_log_start(m, tid, 0, 20), 0);
+	assert_int_equal(meta_merge_swap(m, &de), SL_ENOTFOUND);
+	assert_int_equal(live_bytes("o/d"), 70);
+	/* Only the rows from the log start on: merged. */
+	struct meta_merge e_only = { tid, 0, "o/merged-e", size, mr + 1, 1 };
+	assert_int_equal(meta_merge_swap(m, &e_only), 0);
+	assert_int_equal(live_bytes("o/e"), 0);
+	/* A deleted topic: refused. */
+	assert_int_equal(meta_batches_from(m, tid, 1, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 1);
+	size = merge_rows(rows, n, mr) + 40;
+	struct meta_merge p1 = { tid, 1, "o/merged-p1", size, mr, n };
+	assert_int_equal(meta_topic_delete(m, "merge"), 0);
+	assert_int_equal(meta_merge_swap(m, &p1), SL_ENOTFOUND);
+	assert_int_equal(meta_object_known(m, "o/merged-p1", &known), 0);
+	assert_false(known);
+	meta_close(m);
+}
+
 static void seal_key(char *key, size_t cap, int64_t seal_ms, unsigned counter)
 {
 	snprintf(key, cap, "objects/%013lld-00c0ffee12345678-%08x.obj", (long long)seal_ms,
@@ -1775,6 +1887,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_objects, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_merge_swap, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
