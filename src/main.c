@@ -13,6 +13,7 @@
 #include "api/api.h"
 #include "base/log.h"
 #include "tools/acls_cmd.h"
+#include "tools/compact_cmd.h"
 #include "tools/configs_cmd.h"
 #include "tools/gc_cmd.h"
 #include "tools/groups_cmd.h"
@@ -38,6 +39,8 @@ static void usage(FILE *out)
 		"            (sluice configs --help)\n"
 		"  groups    list, describe, delete consumer groups, reset offsets\n"
 		"            (sluice groups --help)\n"
+		"  compact   merge a topic's small objects into per-partition ones\n"
+		"            (sluice compact --help)\n"
 		"  gc        delete dead and orphaned objects from the store\n"
 		"            (sluice gc --help)\n"
 		"  users     add, delete, list SASL users (sluice users --help)\n"
@@ -104,6 +107,8 @@ int main(int argc, char **argv)
 		return topics_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "configs"))
 		return configs_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "compact"))
+		return compact_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "gc"))
 		return gc_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "acls"))

@@ -4,6 +4,7 @@
 #include "agent/acls.h"
 #include "agent/collect.h"
 #include "agent/maintenance.h"
+#include "agent/merge.h"
 #include "agent/registry.h"
 #include "agent/retention.h"
 
@@ -532,6 +533,7 @@ static void stop_all(struct agent *a)
 	retention_stop(a);
 	collect_stop(a);
 	metrics_agent_stop(a);
+	merge_stop(a);
 	if (a->server)
 		server_close(a->server);
 	a->server = NULL;
@@ -761,6 +763,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = retention_start(a);
 	if (!rc)
 		rc = collect_start(a);
+	if (!rc)
+		rc = merge_start(a);
 	if (rc)
 		return rc;
 	struct server_listener sl[SL_LISTENERS_MAX];
@@ -866,6 +870,7 @@ void agent_free(struct agent *a)
 	a->leases = NULL;
 	retention_free(a);
 	collect_free(a);
+	merge_free(a);
 	maint_free(a);
 	reader_free(a->reader);
 	batch_index_free(a->index);

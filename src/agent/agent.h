@@ -35,6 +35,7 @@ struct group_svc;
 struct retention;
 struct maint;
 struct collect;
+struct merger;
 struct registry;
 struct metrics_http;
 struct aborted_index;
@@ -146,6 +147,7 @@ struct agent {
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
+	struct merger *merger;        /* the merge job (agent/merge.c) */
 	struct registry *registry;    /* the agent registry (agent/registry.c) */
 	struct lease_set *leases;     /* group and job leases (cluster/lease.c) */
 	struct metrics_http *metrics_http; /* --metrics-listen (metrics/exposition.c) */

@@ -124,6 +124,16 @@ static const struct flag flags[] = {
 	{ "metrics-listen", "SLUICE_METRICS_LISTEN", FLAG_ADDR,
 	  "HOST:PORT to serve Prometheus /metrics, /healthz and /readyz on over HTTP "
 	  "(default: off)" },
+	{ "merge-interval-ms", "SLUICE_MERGE_INTERVAL_MS", FLAG_INT,
+	  "how often partitions' rows in small objects are merged into per-partition "
+	  "objects; 0: never, leave it to `sluice compact` (default 300000)",
+	  0, 7LL * 24 * 60 * 60 * 1000 },
+	{ "merge-min-age-ms", "SLUICE_MERGE_MIN_AGE_MS", FLAG_INT,
+	  "only objects made this long ago are merged (default 600000)",
+	  0, 100LL * 365 * 24 * 60 * 60 * 1000 },
+	{ "merge-target-bytes", "SLUICE_MERGE_TARGET_BYTES", FLAG_INT,
+	  "batch bytes per merged object, at most (default 67108864)",
+	  1024, 1LL << 40 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -345,6 +355,12 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->gc_interval_ms = n;
 		else if (strcmp(f->name, "gc-grace-ms") == 0)
 			c->gc_grace_ms = n;
+		else if (strcmp(f->name, "merge-interval-ms") == 0)
+			c->merge_interval_ms = n;
+		else if (strcmp(f->name, "merge-min-age-ms") == 0)
+			c->merge_min_age_ms = n;
+		else if (strcmp(f->name, "merge-target-bytes") == 0)
+			c->merge_target_bytes = n;
 		return 0;
 	case FLAG_BOOL: {
 		bool *dst = !strcmp(f->name, "auto-create-topics") ? &c->auto_create_topics
@@ -405,6 +421,9 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->retention_check_interval_ms = 300000;
 	c->compaction_check_interval_ms = 15000;
 	c->gc_interval_ms = 600000;
+	c->merge_interval_ms = 300000;
+	c->merge_min_age_ms = 600000;
+	c->merge_target_bytes = 64LL << 20;
 	c->gc_grace_ms = 3600000;
 	struct parse_state st = { .advertise_count = 0 };
 

@@ -78,6 +78,9 @@ struct config {
 	int64_t gc_grace_ms;
 	char metrics_host[256];              /* --metrics-listen; "" when off */
 	int metrics_port;
+	int64_t merge_interval_ms;           /* the merge job (0: off) */
+	int64_t merge_min_age_ms;
+	int64_t merge_target_bytes;
 };
 
 /* The protocol's Kafka name (PLAINTEXT, SSL, ...). */

@@ -1207,8 +1207,15 @@ static void reads_done(struct reader_fetch *rf)
 		struct reader_read *rd = &rf->reads[i];
 		if (rd->err) {
 			/* The slot's data is incomplete: send none of it. */
-			rf->slots[rd->slot].err = rd->err;
-			rf->slots[rd->slot].bytes = 0;
+			struct reader_slot *s = &rf->slots[rd->slot];
+			s->err = rd->err;
+			s->bytes = 0;
+			/* An object gone from the store while a row in the index
+			 * still names it: a merge moved the rows (issue 15) and
+			 * the collector deleted the object after its grace. The
+			 * store's rows are right: look them up next time. */
+			if (rd->err == SL_ENOTFOUND && rf->r->index)
+				batch_index_drop(rf->r->index, s->tid, s->partition);
 		} else {
 			batch_patch(rf->data.data + rd->data_off, rd->base_offset, 0);
 		}

@@ -141,11 +141,25 @@ static int inspect_partition_cmd(int argc, char **argv)
 	printf("%12s %12s %8s %22s %12s %8s  %s\n", "base_offset", "last_offset", "records",
 	       "max_timestamp", "byte_offset", "length", "object");
 	int64_t offset = 0;
+	/* Which objects hold the partition (merging, issue 15, cuts them):
+	 * counted as the rows go by, distinct keys among neighbours (a
+	 * partition's rows of one object are contiguous unless two agents'
+	 * commits interleave, where this counts one object twice). */
+	uint64_t batch_count = 0, objects = 0, bytes = 0;
+	char last_key[META_OBJECT_KEY_BYTES] = "";
 	for (;;) {
 		struct meta_batch_row rows[256];
 		size_t got = 0;
 		if (meta_batches_from(m, t->tid, partition, offset, 256, rows, &got) != 0)
 			goto out_free_topics;
+		for (size_t i = 0; i < got; i++) {
+			batch_count++;
+			bytes += rows[i].length;
+			if (strcmp(rows[i].object_key, last_key)) {
+				objects++;
+				snprintf(last_key, sizeof last_key, "%s", rows[i].object_key);
+			}
+		}
 		for (size_t i = 0; i < got; i++)
 			printf("%12" PRId64 " %12" PRId64 " %8d %22" PRId64 " %12" PRIu64 " %8u  %s\n",
 			       rows[i].base_offset, rows[i].last_offset, rows[i].record_count,
@@ -155,6 +169,8 @@ static int inspect_partition_cmd(int argc, char **argv)
 			break;
 		offset = rows[got - 1].last_offset + 1;
 	}
+	printf("%" PRIu64 " batches, %" PRIu64 " bytes in %" PRIu64 " objects\n", batch_count,
+	       bytes, objects);
 	status = 0;
 out_free_topics:
 	meta_topics_free(topics, n);

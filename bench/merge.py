@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""bench/merge.py — what merging small objects (issue 15) buys: metadata
+rows and objects per GiB before and after `sluice compact`, and catch-up
+throughput and store reads (bench/driver consume, cold broker: restarted,
+empty read cache; the broker's /metrics GET count) from unmerged and
+merged data, file store. Printed, never asserted.
+
+    python3 bench/merge.py [--mib 256] [--partitions 16] [--flush-bytes 262144]
+                           [--conf batch.size=16384 ...]
+
+--flush-bytes small makes ingest objects small, as a broker with many
+partitions and modest traffic makes them (each object holds a sliver of
+every partition).
+"""
+import argparse
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SLUICE = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "sluice"))
+DRIVER = os.path.join(ROOT, "build", "bench", "driver")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab import free_port  # noqa: E402
+
+
+class Broker:
+    def __init__(self, data, extra):
+        self.data, self.extra, self.proc = data, extra, None
+        self.port = free_port()
+        self.bootstrap = "127.0.0.1:%d" % self.port
+
+    def start(self):
+        log = open(os.path.join(self.data, "broker.log"), "ab")
+        self.proc = subprocess.Popen([SLUICE, "serve", "--listen", self.bootstrap, "--data",
+                                     self.data] + self.extra, stdout=log, stderr=log)
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit("broker did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def store_gets(port):
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read()
+    m = re.search(rb'^sluice_object_store_requests_total\{operation="get"\} (\d+)$', body, re.M)
+    return int(m.group(1))
+
+
+def counts(data):
+    db = sqlite3.connect(os.path.join(data, "meta.db"))
+    rows, nbytes = db.execute("SELECT count(*), coalesce(sum(length), 0) FROM batches").fetchone()
+    objects = db.execute("SELECT count(*) FROM objects WHERE live_bytes > 0").fetchone()[0]
+    db.close()
+    return rows, objects, nbytes
+
+
+def driver(*args):
+    out = subprocess.run([DRIVER] + list(args), capture_output=True, text=True, check=True,
+                         timeout=900).stdout
+    m = re.search(r"stat:elapsed_s=([\d.]+),msgs=(\d+),bytes=(\d+)", out)
+    return float(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--flush-bytes", type=int, default=262144)
+    ap.add_argument("--msg-bytes", type=int, default=1024)
+    ap.add_argument("--conf", action="append", default=[],
+                    help="KEY=VALUE for the producer (e.g. batch.size=16384)")
+    o = ap.parse_args()
+    n = o.mib * 1024 * 1024 // o.msg_bytes
+    with tempfile.TemporaryDirectory(prefix="sluice-merge-bench-") as data:
+        mport = free_port()
+        b = Broker(data, ["--flush-bytes", str(o.flush_bytes), "--merge-interval-ms", "0",
+                          "--default-partitions", str(o.partitions),
+                          "--metrics-listen", "127.0.0.1:%d" % mport])
+        b.start()
+        common = ["--bootstrap", b.bootstrap, "--topic", "merge-bench", "--partitions",
+                  str(o.partitions), "--msg-bytes", str(o.msg_bytes)]
+        driver("produce", *common, "--count", str(n),
+               *[a for kv in o.conf for a in ("--conf", kv)])
+        results = []
+        for phase in ("unmerged", "merged"):
+            if phase == "merged":
+                b.stop()
+                t0 = time.monotonic()
+                out = subprocess.run([SLUICE, "compact", "--data", data, "merge-bench"],
+                                     capture_output=True, text=True, check=True).stdout
+                compact_s = time.monotonic() - t0
+                subprocess.run([SLUICE, "gc", "--data", data, "--grace-minutes", "0",
+                                "--force"], capture_output=True, check=True)
+                b.start()
+            else:
+                b.stop()
+                b.start()
+            rows, objects, nbytes = counts(data)
+            gib = nbytes / 2**30
+            g0 = store_gets(mport)
+            secs, msgs, got = driver("consume", *common, "--count", str(n))
+            gets = store_gets(mport) - g0
+            results.append((phase, rows / gib, objects / gib, gets / gib, got / secs / 1e6))
+        b.stop()
+    print("| data | rows per GiB | objects per GiB | catch-up GETs per GiB | catch-up MB/s |")
+    print("|---|---|---|---|---|")
+    for phase, r, ob, g, mbs in results:
+        print("| %s | %.0f | %.0f | %.0f | %.1f |" % (phase, r, ob, g, mbs))
+    print("compact: %.1f s for %d MiB (%s)" % (compact_s, o.mib, out.strip().replace("\n", "; ")[:300]))
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3], file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

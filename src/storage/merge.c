@@ -1,0 +1,252 @@
+/* merge.c — merging a partition's rows into per-partition objects
+ * (merge.h). */
+#include "storage/merge.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "base/sl_assert.h"
+#include "meta/meta.h"
+#include "objstore/objstore.h"
+#include "storage/object.h"
+
+/* Rows read and planned at a time (~200 bytes each). */
+#define MERGE_PAGE_ROWS 20000
+
+/* Batches per stored row (meta_int.h's META_ROW_BATCHES_MAX): the read
+ * path hands out batches, so a pass joins them back into the rows the
+ * commit made (adjacent in offsets and bytes of one object, at most this
+ * many); a wrong guess only makes the swap refuse. */
+#define MERGE_ROW_BATCHES_MAX 256
+/* Merged objects' keys: the writer's format with a 16-digit counter
+ * starting ffffffff (the writer's counters have 8 digits until 2^32
+ * objects). Their rows are not merged again: two rows adjacent in a
+ * merged object cannot be told from one by the batches read back. */
+#define MERGE_COUNTER_MARK UINT64_C(0xffffffff00000000)
+
+/* The writer's key format (storage/writer.c), so the gc fence and the
+ * orphan sweep treat merged objects as they treat ingest objects. */
+static void merge_key(char *key, size_t cap)
+{
+	static _Thread_local uint64_t nonce, counter;
+	if (!nonce && getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+		nonce = (uint64_t)clock_wall_ms() * 2654435761u;
+	snprintf(key, cap, "objects/%013" PRId64 "-%016" PRIx64 "-%016" PRIx64 ".obj",
+		 clock_wall_ms(), nonce, MERGE_COUNTER_MARK | (++counter & 0xffffffffu));
+}
+
+static bool merged_key(const char *key)
+{
+	const char *dash = strrchr(key, '-');
+	return dash && strlen(dash) == 1 + 16 + 4 && !strncmp(dash + 1, "ffffffff", 8);
+}
+
+/* Joins rows[0, n) (batches, ascending) into the rows the store holds;
+ * returns how many, with each one's batch count in batches[]. */
+static size_t rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
+{
+	size_t g = 0, count = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct meta_batch_row *r = g ? &rows[g - 1] : NULL;
+		if (r && count < MERGE_ROW_BATCHES_MAX && !strcmp(rows[i].object_key, r->object_key) &&
+		    rows[i].base_offset == r->last_offset + 1 &&
+		    rows[i].byte_offset == r->byte_offset + r->length) {
+			r->last_offset = rows[i].last_offset;
+			r->length += rows[i].length;
+			r->record_count += rows[i].record_count;
+			if (rows[i].max_timestamp > r->max_timestamp)
+				r->max_timestamp = rows[i].max_timestamp;
+			count++;
+		} else {
+			if (g != i)
+				rows[g] = rows[i];
+			g++;
+			count = 1;
+		}
+		batches[g - 1] = (uint32_t)count;
+	}
+	return g;
+}
+
+/* Reads rows[0, n)'s bytes into body (laid out back to back): one GET per
+ * stretch of rows adjacent in one object. */
+static int read_rows(struct objstore *s, const struct meta_batch_row *rows, size_t n,
+		     uint8_t *body, struct merge_stats *st)
+{
+	size_t i = 0, pos = 0;
+	while (i < n) {
+		size_t j = i + 1;
+		uint64_t len = rows[i].length;
+		while (j < n && !strcmp(rows[j].object_key, rows[i].object_key) &&
+		       rows[j].byte_offset == rows[j - 1].byte_offset + rows[j - 1].length &&
+		       len + rows[j].length <= SL_BATCH_BYTES_MAX * 8ull) {
+			len += rows[j].length;
+			j++;
+		}
+		int rc = objstore_get(s, rows[i].object_key, rows[i].byte_offset, len, body + pos);
+		st->gets++;
+		if (rc)
+			return rc;
+		pos += len;
+		i = j;
+	}
+	return 0;
+}
+
+/* One run: read, encode, PUT, swap. */
+static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		     const uint8_t topic_id[16], const struct meta_batch_row *rows,
+		     const uint32_t *batches, size_t n, uint64_t bytes, struct merge_stats *st)
+{
+	int rc = SL_ENOMEM;
+	uint8_t *body = malloc(bytes ? bytes : 1);
+	struct object_entry *entries = calloc(n, sizeof *entries);
+	const uint8_t **data = calloc(n, sizeof *data);
+	struct meta_merge_row *mr = calloc(n, sizeof *mr);
+	struct kbuf obj;
+	kbuf_init(&obj);
+	if (!body || !entries || !data || !mr)
+		goto out;
+	rc = read_rows(s, rows, n, body, st);
+	if (rc)
+		goto out;
+	size_t pos = 0;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(entries[i].topic_id, topic_id, 16);
+		entries[i].partition = partition;
+		entries[i].length = rows[i].length;
+		entries[i].record_count = rows[i].record_count;
+		data[i] = body + pos;
+		pos += rows[i].length;
+	}
+	rc = object_encode(&obj, entries, data, n);
+	if (rc)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		mr[i] = (struct meta_merge_row){ .base_offset = rows[i].base_offset,
+						 .last_offset = rows[i].last_offset,
+						 .byte_offset = rows[i].byte_offset,
+						 .length = rows[i].length,
+						 .new_byte_offset = entries[i].byte_offset };
+		memcpy(mr[i].object_key, rows[i].object_key, sizeof mr[i].object_key);
+	}
+	char key[META_OBJECT_KEY_BYTES];
+	merge_key(key, sizeof key);
+	rc = objstore_put(s, key, obj.data, obj.len);
+	if (rc)
+		goto out;
+	struct meta_merge mg = { tid, partition, key, obj.len, mr, n };
+	rc = meta_merge_swap(m, &mg);
+	if (rc == SL_ENOTFOUND) {
+		/* Nothing names the new object: delete it (a failure leaves it
+		 * to the orphan sweep). */
+		st->refused++;
+		objstore_del(s, key);
+		rc = 0;
+	} else if (!rc) {
+		st->runs++;
+		st->rows += n;
+		for (size_t i = 0; i < n; i++)
+			st->batches += batches[i];
+		st->bytes += bytes;
+	}
+out:
+	kbuf_free(&obj);
+	free(mr);
+	free(data);
+	free(entries);
+	free(body);
+	return rc;
+}
+
+int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
+		    bool (*stop)(void *arg), void *stop_arg, struct merge_stats *st)
+{
+	int rc;
+	struct meta_batch_row *rows = malloc(MERGE_PAGE_ROWS * sizeof *rows);
+	struct merge_plan_row *plan = malloc(MERGE_PAGE_ROWS * sizeof *plan);
+	struct merge_plan_run *runs = malloc(MERGE_PAGE_ROWS / 2 * sizeof *runs);
+	uint32_t *batches = malloc(MERGE_PAGE_ROWS * sizeof *batches);
+	rc = SL_ENOMEM;
+	if (!rows || !plan || !runs || !batches)
+		goto out;
+	/* From the first row the store has (trims delete the rows below the
+	 * log start; a swap refuses any still there): no partition lookup,
+	 * which on PostgreSQL is the loop's connection. */
+	int64_t from = 0;
+	for (;;) {
+		/* _many: its rows carry their object's size. */
+		struct meta_batch_query q = { .tid = tid, .partition = partition, .offset = from,
+					      .max_rows = MERGE_PAGE_ROWS };
+		rc = meta_batches_from_many(m, &q, 1, rows, MERGE_PAGE_ROWS);
+		size_t n = q.n;
+		if (rc || n == 0)
+			break;
+		SL_ASSERT(q.first == 0, "first %zu", q.first);
+		bool full = n == MERGE_PAGE_ROWS;
+		n = rows_join(rows, n, batches);
+		/* A full page may end inside a row: leave the last for the
+		 * next page, which starts at it. */
+		if (full && n > 1)
+			n--;
+		/* Ids: objects told apart by key; neighbours share an id when
+		 * they share the key (all the planner compares). */
+		uint64_t id = 0;
+		for (size_t i = 0; i < n; i++) {
+			int64_t sealed = 0;
+			if (i == 0 || strcmp(rows[i].object_key, rows[i - 1].object_key))
+				id++;
+			/* The seal time in the key is when the object was made (a
+			 * key of another format: never merged). */
+			if (!meta_object_key_seal_ms(rows[i].object_key, &sealed))
+				sealed = now_ms;
+			plan[i] = (struct merge_plan_row){ .base_offset = rows[i].base_offset,
+							   .last_offset = rows[i].last_offset,
+							   .object_id = id,
+							   .object_size = merged_key(rows[i].object_key)
+								? UINT64_MAX : rows[i].object_size,
+							   .object_created_ms = sealed,
+							   .length = rows[i].length };
+		}
+		size_t nruns = 0;
+		rc = merge_plan(plan, n, c, now_ms, runs, MERGE_PAGE_ROWS / 2, &nruns);
+		if (rc)
+			break;
+		int64_t next = rows[n - 1].last_offset + 1;
+		for (size_t k = 0; k < nruns; k++) {
+			const struct merge_plan_run *r = &runs[k];
+			/* A run reaching the page's end may go on in the next
+			 * page: plan it again from there (unless it fills the
+			 * page). */
+			if (full && r->first + r->n == n && r->first > 0) {
+				next = rows[r->first].base_offset;
+				break;
+			}
+			if (stop && stop(stop_arg))
+				goto out;
+			st->sources += r->objects;
+			rc = merge_run(m, s, tid, partition, topic_id, rows + r->first,
+				       batches + r->first, r->n, r->bytes, st);
+			if (rc)
+				goto out;
+		}
+		if (!full)
+			break;
+		from = next;
+	}
+out:
+	free(batches);
+	free(runs);
+	free(plan);
+	free(rows);
+	return rc;
+}

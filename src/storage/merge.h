@@ -1,0 +1,49 @@
+/* merge.h — merging one partition's rows out of small objects (issue 15):
+ * the I/O around the planner (storage/merge_plan.h). For each run the
+ * planner picks, the batches' bytes are read from the object store
+ * (adjacent ranges of one object in one GET), copied untouched in offset
+ * order into one new object encoded as the writer encodes objects
+ * (object_encode: header, body, footer index), which is PUT under a key of
+ * the writer's format, and the metadata is swapped in one transaction
+ * (meta_merge_swap). A refused swap (rows trimmed or moved meanwhile,
+ * topic deleted) deletes the new object again: nothing names it. A swap
+ * whose outcome is unknown (the store failed) leaves it; the orphan sweep
+ * of `sluice gc` collects it if it was not committed.
+ *
+ * Offsets, timestamps and bytes served never change: only where the
+ * bytes lie. Blocking: the agent runs it on its maintenance queue, `sluice
+ * compact` on its own thread. */
+#ifndef SLUICE_MERGE_H
+#define SLUICE_MERGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "storage/merge_plan.h"
+
+struct meta;
+struct objstore;
+
+struct merge_stats {
+	uint64_t runs;        /* merged objects committed */
+	uint64_t rows;        /* stored rows moved into them */
+	uint64_t batches;     /* the batches those rows hold */
+	uint64_t sources;     /* source objects counted by the planner */
+	uint64_t bytes;       /* batch bytes copied */
+	uint64_t gets;        /* object store reads */
+	uint64_t refused;     /* swaps refused (rows changed meanwhile) */
+};
+
+/* One pass over partition (tid, partition) whose topic id is topic_id:
+ * merges what c picks at now_ms among the partition's rows, a page of
+ * rows at a time (reads on the metadata store's read connection). stop (may be NULL) is asked between
+ * runs (an agent draining, produce backpressure): true ends the pass.
+ * st accumulates (zero it first). Returns 0 (also when nothing was worth
+ * merging, an unknown partition, or a swap was refused: counted), or the
+ * store's or metadata store's error (the pass stops;
+ * what was merged stays merged). */
+int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
+		    bool (*stop)(void *arg), void *stop_arg, struct merge_stats *st);
+
+#endif

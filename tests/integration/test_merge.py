@@ -1,0 +1,254 @@
+"""test_merge.py — merging small objects (issue 15) with `sluice compact`
+while the broker serves.
+
+A topic's partitions are produced to in many small rounds, each round its
+own ingest objects shared by both partitions. `sluice inspect partition`
+shows every partition's rows spread over one object per round; after
+`sluice compact` each partition's rows sit in one merged object (the
+object count cut by the round count), the row count and bytes unchanged,
+and confluent-kafka reads back exactly what it read before, offsets,
+keys, values, headers and timestamps, also while the pass runs. The
+emptied objects are dead once the collector's grace has passed since the
+merge: `sluice gc` with the default grace keeps them, with grace 0 it
+deletes them, and the data still reads the same after a restart (the
+agent's in-memory index then starts from the store's rows). A second pass
+finds nothing to merge. A pass killed with SIGKILL half-way loses nothing
+and the next pass finishes it.
+
+The agent's own merge job (--merge-interval-ms) does the same while
+consumers read, and its merged partitions read the same. In a cluster
+(three agents on PostgreSQL, the fixtures of cluster.py) only the
+holder of the job/merge lease merges, and every agent serves the merged
+partitions unchanged.
+"""
+import os
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+
+import util
+from conftest import SLUICE_BIN
+from cluster import pg, start_agents, three_agents  # noqa: F401 (pg: fixture)
+from test_cluster_leases import holders, log_text
+
+ROUNDS = 30
+PER_ROUND = 40
+INSPECT_RE = re.compile(r"^(\d+) batches, (\d+) bytes in (\d+) objects$", re.M)
+# A stored row holds a partition's adjacent batches of one object: a round
+# may make one or several (librdkafka sends a partition's records in one
+# batch or more), so the pass's rows and inspect's batches differ.
+COMPACT_RE = re.compile(r"compact: (\S+)-(\d+): (\d+) rows \((\d+) batches\) from (\d+) "
+                        r"objects into (\d+) merged objects \((\d+) bytes, (\d+) reads\), "
+                        r"(\d+) refused")
+
+
+def run(*args, check=True):
+    r = subprocess.run([SLUICE_BIN] + list(args), capture_output=True, text=True,
+                       timeout=120)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def inspect(b, topic, p, meta=None):
+    where = ["--meta", meta] if meta else ["--data", b.data_dir]
+    out = run("inspect", "partition", *where, topic, str(p)).stdout
+    m = INSPECT_RE.search(out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def store_keys(b):
+    root = os.path.join(b.data_dir, "objects")
+    return {os.path.relpath(os.path.join(d, f), root)
+            for d, _, files in os.walk(root) for f in files
+            if not f.startswith(".tmp.")}
+
+
+def produce_rounds(b, topic, rounds, per_round, seed):
+    msgs = util.make_messages(rounds * per_round, keys=50, seed=seed)
+    for r in range(rounds):
+        util.ck_produce(b.bootstrap, topic, msgs[r * per_round:(r + 1) * per_round],
+                        **{"linger.ms": 0})
+    return msgs
+
+
+def store_gets(metrics_port):
+    """The broker's object store reads so far (its /metrics)."""
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % metrics_port,
+                                  timeout=10).read().decode()
+    m = re.search(r'^sluice_object_store_requests_total\{operation="get"\} (\d+)$', body, re.M)
+    assert m, body[:2000]
+    return int(m.group(1))
+
+
+def snapshot(b, topic, partitions):
+    got = util.consume_all(b.bootstrap, topic, partitions)
+    return {p: [(g.offset, g.key, g.value, g.headers, g.timestamp) for g in v]
+            for p, v in got.items()}
+
+
+def test_compact_merges_and_reads_the_same(broker_factory):
+    mport = util.free_port()
+    b = broker_factory(["--metrics-listen", "127.0.0.1:%d" % mport])
+    topic = util.topic_name("merge")
+    util.create_topic(b.bootstrap, topic, partitions=2)
+    produce_rounds(b, topic, ROUNDS, PER_ROUND, seed=7)
+    before = {p: inspect(b, topic, p) for p in range(2)}
+    for p in range(2):
+        batches, _, objects = before[p]
+        assert objects >= ROUNDS, before
+        assert batches >= objects
+    keys_before = store_keys(b)
+    # A catch-up from a cold broker (empty read cache and batch index).
+    b.restart()
+    g0 = store_gets(mport)
+    want = snapshot(b, topic, 2)
+    unmerged_gets = store_gets(mport) - g0
+    assert sum(len(v) for v in want.values()) == ROUNDS * PER_ROUND
+    assert unmerged_gets >= ROUNDS
+
+    # Consumers read from the start over and over while the pass runs.
+    stop = threading.Event()
+    seen, errors = [], []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                seen.append(snapshot(b, topic, 2))
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(e)
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        out = run("compact", "--data", b.data_dir, topic).stdout
+    finally:
+        stop.set()
+        t.join(120)
+    assert not errors, errors
+    assert seen and all(s == want for s in seen)
+    stats = {int(m.group(2)): m for m in COMPACT_RE.finditer(out)}
+    assert set(stats) == {0, 1}, out
+    for p in range(2):
+        batches, nbytes, objects = inspect(b, topic, p)
+        assert objects == 1, (p, batches, objects)
+        assert (batches, nbytes) == before[p][:2]
+        m = stats[p]
+        # Every row moved, one per source object or more.
+        assert int(m.group(4)) == batches and int(m.group(6)) == 1, m.group(0)
+        assert before[p][2] <= int(m.group(3)) <= batches, m.group(0)
+        assert int(m.group(9)) == 0
+        # One read per source object: each holds one stretch of the partition.
+        assert int(m.group(8)) == before[p][2]
+    assert snapshot(b, topic, 2) == want
+    # The same catch-up from merged data: the same records, a fraction of
+    # the store reads (one object per partition instead of one per round).
+    b.restart()
+    g0 = store_gets(mport)
+    assert snapshot(b, topic, 2) == want
+    merged_gets = store_gets(mport) - g0
+    print("catch-up store reads: %d unmerged, %d merged" % (unmerged_gets, merged_gets))
+    assert merged_gets * 5 <= unmerged_gets, (merged_gets, unmerged_gets)
+    # Two merged objects more; the old ones are still there (grace).
+    assert len(store_keys(b) - keys_before) == 2
+    assert keys_before <= store_keys(b)
+    out = run("compact", "--data", b.data_dir, topic).stdout
+    assert all(int(m.group(6)) == 0 for m in COMPACT_RE.finditer(out)), out
+
+    run("gc", "--data", b.data_dir)
+    assert keys_before <= store_keys(b)
+    run("gc", "--data", b.data_dir, "--grace-minutes", "0", "--force")
+    left = store_keys(b)
+    assert len(left) == 2 and not (left & keys_before), left
+    b.restart()
+    assert snapshot(b, topic, 2) == want
+
+
+def test_kill9_during_compact(broker_factory):
+    b = broker_factory()
+    topic = util.topic_name("merge-kill")
+    util.create_topic(b.bootstrap, topic, partitions=1)
+    produce_rounds(b, topic, 60, 20, seed=11)
+    want = snapshot(b, topic, 1)
+    batches0, bytes0, objects0 = inspect(b, topic, 0)
+    # Small merged objects: many runs, so the kill lands between or
+    # inside them.
+    args = [SLUICE_BIN, "compact", "--data", b.data_dir, "--merge-target-bytes",
+            str(max(1024, bytes0 // 20)), topic]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(0.05)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    assert inspect(b, topic, 0)[:2] == (batches0, bytes0)
+    assert snapshot(b, topic, 1) == want
+    run("compact", "--data", b.data_dir, "--merge-target-bytes",
+        str(max(1024, bytes0 // 20)), topic)
+    batches, nbytes, objects = inspect(b, topic, 0)
+    assert (batches, nbytes) == (batches0, bytes0)
+    assert objects <= objects0 // 2, (objects, objects0)
+    assert snapshot(b, topic, 1) == want
+    b.restart()
+    assert snapshot(b, topic, 1) == want
+
+
+def test_agent_merge_job(broker_factory):
+    b = broker_factory(["--merge-interval-ms", "300", "--merge-min-age-ms", "20000"])
+    topic = util.topic_name("merge-job")
+    util.create_topic(b.bootstrap, topic, partitions=2)
+    produce_rounds(b, topic, 20, 40, seed=5)
+    want = snapshot(b, topic, 2)
+    before = {p: inspect(b, topic, p) for p in range(2)}
+    assert all(v[2] >= 2 for v in before.values()), before
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        # Reads go on while the job merges: never an error, never a change.
+        assert snapshot(b, topic, 2) == want
+        now = {p: inspect(b, topic, p) for p in range(2)}
+        # Passes merge what has aged since the last; merged objects are
+        # not merged again, so a partition ends in a few.
+        if all(now[p][2] < before[p][2] for p in range(2)):
+            break
+        time.sleep(0.3)
+    assert all(now[p][2] < before[p][2] for p in range(2)), (before, now)
+    assert all(now[p][:2] == before[p][:2] for p in range(2))
+    assert snapshot(b, topic, 2) == want
+    with open(b.stderr) as f:
+        assert re.search(r"merge: \d+ rows from \d+ objects into \d+ merged objects", f.read())
+
+
+def test_cluster_one_agent_merges(pg, tmp_path):  # noqa: F811
+    gen = start_agents(pg, tmp_path, ["--merge-interval-ms", "300",
+                                      "--merge-min-age-ms", "8000"])
+    agents = next(gen)
+    try:
+        three_agents(agents)
+        a = agents[0]
+        meta = a.extra_args[a.extra_args.index("--meta") + 1]
+        topic = util.topic_name("merge-cluster")
+        util.create_topic(a.bootstrap, topic, partitions=2)
+        produce_rounds(a, topic, 15, 40, seed=3)
+        want = snapshot(a, topic, 2)
+        before = {p: inspect(a, topic, p, meta) for p in range(2)}
+        assert all(v[2] >= 2 for v in before.values()), before
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            now = {p: inspect(a, topic, p, meta) for p in range(2)}
+            if all(now[p][2] < before[p][2] for p in range(2)):
+                break
+            time.sleep(0.5)
+        assert all(now[p][2] < before[p][2] for p in range(2)), (before, now)
+        assert all(now[p][:2] == before[p][:2] for p in range(2))
+        holder = holders(agents, "job/merge")
+        assert len(holder) == 1
+        merged = [x for x in agents if re.search(r"merge: \d+ rows from", log_text(x))]
+        assert merged == holder, "only the holder merges: %s" % merged
+        for x in agents:
+            assert snapshot(x, topic, 2) == want
+    finally:
+        gen.close()
