@@ -46,7 +46,7 @@ static int cmp_i64(const void *a, const void *b)
 static int bench_commit_object(struct meta *m, double seconds_max, int commits_max)
 {
 	struct meta_topic t;
-	int rc = meta_topic_create(m, "rate", 1, NULL, 0, &t);
+	int rc = meta_topic_create(m, "rate", 1, NULL, 0, NULL, &t);
 	if (rc)
 		return fail("meta_topic_create", rc);
 	int64_t tid = t.tid;
@@ -172,7 +172,7 @@ static int bench_concurrent(const char *url, int agents, double seconds, int sha
 	conc_t0 = clock_mono_us();
 	snprintf(name, sizeof name, "conc-%d-%s-%" PRId64, agents, shared ? "shared" : "own",
 		 conc_t0);
-	rc = meta_topic_create(th[0].m, name, shared ? 1 : agents, NULL, 0, &t);
+	rc = meta_topic_create(th[0].m, name, shared ? 1 : agents, NULL, 0, NULL, &t);
 	if (rc) {
 		fail("meta_topic_create", rc);
 		goto out;

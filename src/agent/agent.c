@@ -158,6 +158,7 @@ static void topic_state_free(struct topic_state *t)
 		return;
 	free(t->parts);
 	free(t->configs);
+	free(t->replicas);
 	free(t);
 }
 
@@ -180,6 +181,10 @@ static struct topic_state *topic_state_from_meta(struct meta_topic *mt)
 	t->config_count = mt->config_count;
 	mt->configs = NULL;
 	mt->config_count = 0;
+	t->replicas = mt->replicas;
+	t->replication = mt->replication;
+	mt->replicas = NULL;
+	mt->replication = 0;
 	return t;
 }
 
@@ -209,10 +214,33 @@ void agent_topic_deleted(struct agent *a, struct topic_state *t)
 	collect_purge_soon(a);
 }
 
-int agent_topic_grown(struct topic_state *t, int32_t new_count)
+/* t->replicas for new_count partitions (the new ones unassigned), or r's
+ * replication when t has none yet. */
+static int replicas_grow(struct topic_state *t, int32_t new_count, const struct meta_replicas *r)
+{
+	int16_t rf = t->replicas ? t->replication : r->replication;
+	int32_t *ids = realloc(t->replicas, (size_t)new_count * (size_t)rf * sizeof *ids);
+	if (!ids)
+		return SL_ENOMEM;
+	for (size_t i = t->replicas ? (size_t)t->partition_count * (size_t)rf : 0;
+	     i < (size_t)new_count * (size_t)rf; i++)
+		ids[i] = -1;
+	t->replicas = ids;
+	t->replication = rf;
+	return 0;
+}
+
+int agent_topic_grown(struct topic_state *t, int32_t new_count, const struct meta_replicas *r)
 {
 	if (new_count <= t->partition_count)
 		return 0;
+	/* The store checked r against the topic's replication (the handler
+	 * did, from this catalog). */
+	if ((t->replicas || r) && replicas_grow(t, new_count, r) != 0)
+		return SL_ENOMEM;
+	if (r && r->replication == t->replication)
+		memcpy(&t->replicas[(size_t)r->first * (size_t)t->replication], r->ids,
+		       (size_t)(new_count - r->first) * (size_t)t->replication * sizeof *r->ids);
 	struct partition_state *parts = realloc(t->parts, (size_t)new_count * sizeof *parts);
 	if (!parts)
 		return SL_ENOMEM;
@@ -315,12 +343,20 @@ int agent_catalog_replace(struct agent *a, struct meta_topic *mt, size_t n)
 		struct topic_state *t = agent_topic_by_tid(a, mt[i].tid);
 		if (t) {
 			if (mt[i].partition_count > t->partition_count)
-				rc = agent_topic_grown(t, mt[i].partition_count);
+				rc = agent_topic_grown(t, mt[i].partition_count, NULL);
 			free(t->configs);
 			t->configs = mt[i].configs;
 			t->config_count = mt[i].config_count;
 			mt[i].configs = NULL;
 			mt[i].config_count = 0;
+			/* As the store has them, for the partitions it lists. */
+			if (!rc && mt[i].partition_count == t->partition_count) {
+				free(t->replicas);
+				t->replicas = mt[i].replicas;
+				t->replication = mt[i].replication;
+				mt[i].replicas = NULL;
+				mt[i].replication = 0;
+			}
 			continue;
 		}
 		/* The name of a topic deleted and made again elsewhere. */

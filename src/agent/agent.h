@@ -100,6 +100,11 @@ struct topic_state {
 	struct partition_state *parts;
 	struct meta_config *configs; /* overrides set on the topic */
 	int32_t config_count;
+	/* The manual replica assignment (issue 16; meta_topic's replicas):
+	 * NULL, or partition_count * replication ids, -1 first for a
+	 * partition without one. Only reported (Metadata). */
+	int32_t *replicas;
+	int16_t replication;
 	struct metrics_topic metrics; /* bytes and records in and out */
 	bool deleting; /* a DeleteTopics is removing it from the store: it
 			  stays served until that is done (then it is freed,
@@ -223,8 +228,9 @@ int agent_topic_created(struct agent *a, struct meta_topic *mt, struct topic_sta
 int agent_catalog_replace(struct agent *a, struct meta_topic *mt, size_t n);
 /* Removes and frees t. */
 void agent_topic_deleted(struct agent *a, struct topic_state *t);
-/* t now has new_count partitions (more than before); 0 or SL_ENOMEM. */
-int agent_topic_grown(struct topic_state *t, int32_t new_count);
+/* t now has new_count partitions (more than before), r (NULL: none)
+ * the new ones' assignment; 0 or SL_ENOMEM. */
+int agent_topic_grown(struct topic_state *t, int32_t new_count, const struct meta_replicas *r);
 /* Set (value != NULL) or delete t's config overrides in memory. */
 int agent_topic_configs_changed(struct topic_state *t, const struct meta_config_change *changes,
 				size_t n);

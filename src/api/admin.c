@@ -77,17 +77,71 @@ static int cmp_i32(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
-/* A manual replica assignment, checked as Kafka's controller checks it
- * (ReplicationControlManager): it excludes num_partitions and
+/* One partition's manual replica list, checked as Kafka's controller
+ * (validateManualPartitionAssignment): non-empty, live brokers only (an
+ * agent's placement view lists the live ones), each once, and as long as
+ * the other partitions' (want, -1: the first list sets it). Returns
+ * KERR_NONE or INVALID_REPLICA_ASSIGNMENT with msg filled. */
+static int16_t check_replica_list(struct agent *a, const int32_t *list, int32_t r, int32_t want,
+				  char *msg, size_t cap)
+{
+	if (r <= 0) {
+		snprintf(msg, cap, "The manual partition assignment includes an empty replica list.");
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	/* A broker named twice is refused, so a list is at most as long as
+	 * the cluster. */
+	int32_t ids[SL_CLUSTER_AGENTS_MAX];
+	if (r > SL_CLUSTER_AGENTS_MAX) {
+		snprintf(msg, cap, "The manual partition assignment names %d replicas; the "
+			 "cluster has at most %d brokers.", r, SL_CLUSTER_AGENTS_MAX);
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	memcpy(ids, list, sizeof *ids * (size_t)r);
+	qsort(ids, (size_t)r, sizeof *ids, cmp_i32);
+	for (int32_t k = 0; k < r; k++) {
+		if (!placement_find(&a->placement, ids[k])) {
+			snprintf(msg, cap, "The manual partition assignment includes broker %d, "
+				 "but no such broker is registered.", ids[k]);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+		if (k > 0 && ids[k] == ids[k - 1]) {
+			snprintf(msg, cap, "The manual partition assignment includes the broker "
+				 "%d more than once.", ids[k]);
+			return KERR_INVALID_REPLICA_ASSIGNMENT;
+		}
+	}
+	if (want >= 0 && r != want) {
+		snprintf(msg, cap, "The manual partition assignment includes a partition with "
+			 "%d replica(s), but this is not consistent with previous partitions, "
+			 "which have %d replica(s).", r, want);
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	return KERR_NONE;
+}
+
+/* Past SL_REPLICA_ASSIGNMENT_IDS_MAX broker ids in all (Sluice's bound). */
+static int16_t check_assignment_size(int64_t ids, char *msg, size_t cap)
+{
+	if (ids <= SL_REPLICA_ASSIGNMENT_IDS_MAX)
+		return KERR_NONE;
+	snprintf(msg, cap, "The manual partition assignment names %" PRId64 " replicas in all; "
+		 "at most %d are kept.", ids, SL_REPLICA_ASSIGNMENT_IDS_MAX);
+	return KERR_INVALID_REPLICA_ASSIGNMENT;
+}
+
+/* A CreateTopics manual replica assignment, checked as Kafka's controller
+ * checks it (ReplicationControlManager): it excludes num_partitions and
  * replication_factor (INVALID_REQUEST), names partitions 0..n-1 once each,
- * and every replica list is non-empty, names live brokers only, each
- * once, and is as long as the others (INVALID_REPLICA_ASSIGNMENT). The
- * store replicates, so an accepted assignment only sets the partition
- * count and the replication factor answered; no data is copied.
- * Returns KERR_NONE with *partitions and *replicas set, or the error
- * with msg filled. */
-static int16_t check_assignments(struct agent *a, const struct kmsg_create_topics_req_creatable_topic *ct,
-				 int32_t *partitions, int16_t *replicas, char *msg, size_t cap)
+ * and every replica list passes check_replica_list. The store replicates,
+ * so an accepted assignment is recorded and reported (Metadata's
+ * replicas), no data is copied. Returns KERR_NONE with *partitions and
+ * out set (ids in the request's arena, in partition order, each list as
+ * given: its first is the preferred leader), or the error with msg
+ * filled. */
+static int16_t check_assignments(struct agent *a, struct request *req,
+				 const struct kmsg_create_topics_req_creatable_topic *ct,
+				 int32_t *partitions, struct meta_replicas *out, char *msg, size_t cap)
 {
 	if (ct->replication_factor != -1) {
 		snprintf(msg, cap, "A manual partition assignment was specified, but replication "
@@ -118,48 +172,30 @@ static int16_t check_assignments(struct agent *a, const struct kmsg_create_topic
 		}
 		if (p >= 0 && p < n)
 			seen[p / 8] |= (uint8_t)(1u << (p % 8));
-		int32_t r = as->broker_ids_count;
-		if (r <= 0) {
-			snprintf(msg, cap, "The manual partition assignment includes an empty replica list.");
-			return KERR_INVALID_REPLICA_ASSIGNMENT;
-		}
-		/* A broker named twice is refused, so a list is at most as
-		 * long as the cluster. */
-		int32_t ids[SL_CLUSTER_AGENTS_MAX];
-		if (r > SL_CLUSTER_AGENTS_MAX) {
-			snprintf(msg, cap, "The manual partition assignment names %d replicas; the "
-				 "cluster has at most %d brokers.", r, SL_CLUSTER_AGENTS_MAX);
-			return KERR_INVALID_REPLICA_ASSIGNMENT;
-		}
-		memcpy(ids, as->broker_ids, sizeof *ids * (size_t)r);
-		qsort(ids, (size_t)r, sizeof *ids, cmp_i32);
-		for (int32_t k = 0; k < r; k++) {
-			if (!placement_find(&a->placement, ids[k])) {
-				snprintf(msg, cap, "The manual partition assignment includes broker %d, "
-					 "but no such broker is registered.", ids[k]);
-				return KERR_INVALID_REPLICA_ASSIGNMENT;
-			}
-			if (k > 0 && ids[k] == ids[k - 1]) {
-				snprintf(msg, cap, "The manual partition assignment includes the broker "
-					 "%d more than once.", ids[k]);
-				return KERR_INVALID_REPLICA_ASSIGNMENT;
-			}
-		}
-		if (replication >= 0 && r != replication) {
-			snprintf(msg, cap, "The manual partition assignment includes a partition with "
-				 "%d replica(s), but this is not consistent with previous partitions, "
-				 "which have %d replica(s).", r, replication);
-			return KERR_INVALID_REPLICA_ASSIGNMENT;
-		}
-		replication = r;
+		int16_t err = check_replica_list(a, as->broker_ids, as->broker_ids_count, replication,
+						 msg, cap);
+		if (err != KERR_NONE)
+			return err;
+		replication = as->broker_ids_count;
 	}
 	for (int32_t p = 0; p < n; p++)
 		if (!(seen[p / 8] & (1u << (p % 8)))) {
 			snprintf(msg, cap, "partitions should be a consecutive 0-based integer sequence");
 			return KERR_INVALID_REPLICA_ASSIGNMENT;
 		}
+	int16_t err = check_assignment_size((int64_t)n * replication, msg, cap);
+	if (err != KERR_NONE)
+		return err;
+	int32_t *ids;
+	if (!REQ_ARRAY(req, (size_t)n * (size_t)replication, ids))
+		return -1; /* out of memory: the caller closes */
+	for (int32_t i = 0; i < n; i++) {
+		const struct kmsg_create_topics_req_creatable_replica_assignment *as = &ct->assignments[i];
+		memcpy(&ids[(size_t)as->partition_index * (size_t)replication], as->broker_ids,
+		       (size_t)replication * sizeof *ids);
+	}
 	*partitions = n;
-	*replicas = (int16_t)replication;
+	*out = (struct meta_replicas){ .first = 0, .replication = (int16_t)replication, .ids = ids };
 	return KERR_NONE;
 }
 
@@ -198,6 +234,7 @@ struct create_item {
 	char name[META_TOPIC_NAME_BYTES];
 	int32_t partitions;
 	int16_t replicas; /* the assignment's replication factor, else 1 */
+	struct meta_replicas assignment; /* replication 0: none */
 	const struct meta_config *configs;
 	int32_t config_count;
 	struct meta_topic mt; /* out */
@@ -243,7 +280,8 @@ static void create_topics_run(struct agent_job *job)
 	for (size_t i = 0; i < cj->n; i++) {
 		struct create_item *it = &cj->items[i];
 		it->rc = meta_topic_create(job->a->meta, it->name, it->partitions, it->configs,
-					   it->config_count, &it->mt);
+					   it->config_count,
+					   it->assignment.replication ? &it->assignment : NULL, &it->mt);
 	}
 }
 
@@ -302,7 +340,8 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 		char msg[600] = "";
 		char name[META_TOPIC_NAME_BYTES];
 		int32_t partitions = ct->num_partitions == -1 ? a->cfg.default_partitions : ct->num_partitions;
-		int16_t replicas = 1;
+		/* The replication factor answered: the assignment's, else 1. */
+		struct meta_replicas assignment = { .replication = 0 };
 		struct meta_config *configs = NULL;
 		if (dup[i] == DUP_FIRST) {
 			rt->error_code = KERR_INVALID_REQUEST;
@@ -317,9 +356,13 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 			rt->error_code = KERR_TOPIC_ALREADY_EXISTS;
 			snprintf(msg, sizeof msg, "Topic '%s' already exists.", name);
 		} else if (ct->assignments_count > 0 &&
-			   (rt->error_code = check_assignments(a, ct, &partitions, &replicas,
+			   (rt->error_code = check_assignments(a, req, ct, &partitions, &assignment,
 							       msg, sizeof msg)) != KERR_NONE) {
 			/* refused as Kafka's controller refuses it */
+			if (rt->error_code < 0) {
+				request_fail_close(req);
+				return;
+			}
 		} else if (partitions <= 0 || partitions > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "Number of partitions must be between 1 and %d.",
@@ -334,12 +377,15 @@ void handle_create_topics(struct agent *a, struct request *req, const struct kms
 			   !(req->api_version >= 1 && m->validate_only)) {
 			struct create_item *it = &cj->items[cj->n++];
 			*it = (struct create_item){ .rt = rt, .partitions = partitions,
-						    .replicas = replicas, .configs = configs,
+						    .replicas = assignment.replication ? assignment.replication : 1,
+						    .assignment = assignment,
+						    .configs = configs,
 						    .config_count = ct->configs_count };
 			memcpy(it->name, name, sizeof name);
 			continue; /* answered when the store is done */
 		}
-		create_result_finish(req, rt, partitions, replicas, msg);
+		create_result_finish(req, rt, partitions,
+				     assignment.replication ? assignment.replication : 1, msg);
 	}
 	if (cj->n == 0) {
 		create_topics_respond(cj);
@@ -582,6 +628,7 @@ struct grow_item {
 	struct kmsg_create_partitions_resp_create_partitions_topic_result *rt;
 	int64_t tid;
 	int32_t count;
+	struct meta_replicas assignment; /* replication 0: none */
 	int rc; /* out */
 };
 
@@ -603,8 +650,9 @@ static void create_partitions_run(struct agent_job *job)
 {
 	struct grow_job *gj = (struct grow_job *)job;
 	for (size_t i = 0; i < gj->n; i++)
-		gj->items[i].rc = meta_topic_set_partitions(job->a->meta, gj->items[i].tid,
-							    gj->items[i].count);
+		gj->items[i].rc = meta_topic_set_partitions(
+			job->a->meta, gj->items[i].tid, gj->items[i].count,
+			gj->items[i].assignment.replication ? &gj->items[i].assignment : NULL);
 }
 
 /* Another CreatePartitions may have grown the topic meanwhile (the store
@@ -617,7 +665,8 @@ static void create_partitions_done(struct agent_job *job)
 		struct topic_state *t = agent_topic_by_tid(job->a, it->tid);
 		int rc = it->rc;
 		if (!rc && t)
-			rc = agent_topic_grown(t, it->count);
+			rc = agent_topic_grown(t, it->count,
+					       it->assignment.replication ? &it->assignment : NULL);
 		if (rc == SL_ENOTFOUND) {
 			it->rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			it->rt->error_message = KSTR("The topic does not exist.");
@@ -630,6 +679,45 @@ static void create_partitions_done(struct agent_job *job)
 		}
 	}
 	create_partitions_respond(gj);
+}
+
+/* A CreatePartitions assignment (not null), as Kafka's controller
+ * checks it (createPartitions): one list per added partition, each
+ * passing check_replica_list against the topic's replication factor
+ * (partition 0's replicas as Metadata reports them: its assignment's,
+ * else 1, the leader alone). Returns KERR_NONE with out set (ids in the
+ * request's arena), the error with msg filled, or -1 out of memory. */
+static int16_t check_grow_assignments(struct agent *a, struct request *req,
+				      const struct topic_state *t,
+				      const struct kmsg_create_partitions_req_create_partitions_topic *qt,
+				      struct meta_replicas *out, char *msg, size_t cap)
+{
+	int32_t added = qt->count - t->partition_count;
+	if (qt->assignments_count != added) {
+		snprintf(msg, cap, "Attempted to add %d additional partition(s), but only %d "
+			 "assignment(s) were specified.", added, qt->assignments_count);
+		return KERR_INVALID_REPLICA_ASSIGNMENT;
+	}
+	int32_t rf = t->replicas && t->replicas[0] >= 0 ? t->replication : 1;
+	for (int32_t i = 0; i < added; i++) {
+		const struct kmsg_create_partitions_req_create_partitions_assignment *as =
+			&qt->assignments[i];
+		int16_t err = check_replica_list(a, as->broker_ids, as->broker_ids_count, rf, msg, cap);
+		if (err != KERR_NONE)
+			return err;
+	}
+	int16_t err = check_assignment_size((int64_t)qt->count * rf, msg, cap);
+	if (err != KERR_NONE)
+		return err;
+	int32_t *ids;
+	if (!REQ_ARRAY(req, (size_t)added * (size_t)rf, ids))
+		return -1;
+	for (int32_t i = 0; i < added; i++)
+		memcpy(&ids[(size_t)i * (size_t)rf], qt->assignments[i].broker_ids,
+		       (size_t)rf * sizeof *ids);
+	*out = (struct meta_replicas){ .first = t->partition_count, .replication = (int16_t)rf,
+				       .ids = ids };
+	return KERR_NONE;
 }
 
 void handle_create_partitions(struct agent *a, struct request *req, const struct kmsg_create_partitions_req *m)
@@ -654,7 +742,8 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		kmsg_create_partitions_resp_create_partitions_topic_result_init(rt);
 		rt->name = qt->name;
 		struct topic_state *t = agent_topic(a, qt->name);
-		char msg[200] = "";
+		struct meta_replicas assignment = { .replication = 0 };
+		char msg[300] = "";
 		/* A topic being deleted is gone, as in KRaft (where a delete is
 		 * immediate): growing it would answer success for nothing. */
 		if (!api_allowed_topic(a, req, qt->name, ACL_OP_ALTER)) {
@@ -663,9 +752,6 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		} else if (!t || t->deleting) {
 			rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			snprintf(msg, sizeof msg, "The topic does not exist.");
-		} else if (qt->assignments_count > 0) {
-			rt->error_code = KERR_INVALID_REPLICA_ASSIGNMENT;
-			snprintf(msg, sizeof msg, "Sluice places no replicas; omit the assignment.");
 		} else if (qt->count <= t->partition_count) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "Topic currently has %d partitions, which is higher than or equal to the requested %d.",
@@ -673,8 +759,16 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		} else if (qt->count > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "At most %d partitions per topic.", SL_PARTITIONS_PER_TOPIC_MAX);
+		} else if (qt->assignments_count >= 0 &&
+			   (rt->error_code = check_grow_assignments(a, req, t, qt, &assignment, msg,
+								    sizeof msg)) != KERR_NONE) {
+			/* refused as Kafka's controller refuses it */
+			if (rt->error_code < 0) {
+				request_fail_close(req);
+				return;
+			}
 		} else if (!m->validate_only) {
-			gj->items[gj->n++] = (struct grow_item){ rt, t->tid, qt->count, 0 };
+			gj->items[gj->n++] = (struct grow_item){ rt, t->tid, qt->count, assignment, 0 };
 		}
 		if (rt->error_code != KERR_NONE)
 			rt->error_message = api_kstr_dup(req, msg);

@@ -6,7 +6,8 @@
  * chosen by rendezvous hashing over the live agents of the requesting
  * client's zone (cluster/placement.h; the zone comes from sluice_az= in
  * its client.id), every live agent when it names none or none of its
- * zone is live. Replicas and ISR are the leader alone, as WarpStream
+ * zone is live. Replicas and ISR are the leader alone (unless a manual
+ * assignment was given: fill_assigned), as WarpStream
  * answers: the object store, not other brokers, holds the copies, and
  * listing every agent would grow each partition's entry with the
  * cluster, make every agent join or leave look like a reassignment to
@@ -47,6 +48,38 @@ static int leading_init(struct agent *a, struct request *req, struct leading *l)
 		return SL_ENOMEM;
 	l->count = placement_zone_candidates(&a->placement, placement_client_zone(req->client_id),
 					     l->candidates);
+	return 0;
+}
+
+/* A partition with a manual replica assignment (CreateTopics,
+ * CreatePartitions: issue 16) reports it as Kafka would: the replicas as
+ * assigned, the live ones as the ISR, the others as offline replicas. The
+ * leader stays the placement's choice (any agent serves any partition,
+ * and the zone steering above must hold), so it may be outside the
+ * list; when no assigned agent is live the ISR is that leader alone, as
+ * a Kafka ISR always holds the leader it reports. */
+static int fill_assigned(const struct leading *l, struct request *req,
+			 struct kmsg_metadata_resp_metadata_response_partition *rp, const int32_t *ids,
+			 int16_t n)
+{
+	int32_t *isr, *offline;
+	if (!REQ_ARRAY(req, n, isr) || !REQ_ARRAY(req, n, offline))
+		return SL_ENOMEM;
+	int32_t live = 0, dead = 0;
+	for (int16_t k = 0; k < n; k++) {
+		if (placement_find(l->view, ids[k]))
+			isr[live++] = ids[k];
+		else
+			offline[dead++] = ids[k];
+	}
+	rp->replica_nodes = (int32_t *)ids; /* the catalog's: unchanged until encoded */
+	rp->replica_nodes_count = n;
+	if (live > 0) {
+		rp->isr_nodes = isr;
+		rp->isr_nodes_count = live;
+	}
+	rp->offline_replicas = offline;
+	rp->offline_replicas_count = dead;
 	return 0;
 }
 
@@ -99,6 +132,10 @@ static int fill_topic(const struct leading *l, struct request *req,
 		rp->replica_nodes_count = 1;
 		rp->isr_nodes = &leaders[p];
 		rp->isr_nodes_count = 1;
+		if (t->replicas && t->replicas[(size_t)p * (size_t)t->replication] >= 0 &&
+		    fill_assigned(l, req, rp, &t->replicas[(size_t)p * (size_t)t->replication],
+				  t->replication) != 0)
+			return SL_ENOMEM;
 	}
 	return 0;
 }
@@ -318,7 +355,7 @@ static void autocreate_run(struct agent_job *job)
 		char name[META_TOPIC_NAME_BYTES];
 		kstr_copy(aj->m->topics[aj->which[i]].name, name, sizeof name);
 		aj->rcs[i] = meta_topic_create(job->a->meta, name, job->a->cfg.default_partitions,
-					       NULL, 0, &aj->mts[i]);
+					       NULL, 0, NULL, &aj->mts[i]);
 	}
 }
 

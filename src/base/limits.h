@@ -264,6 +264,12 @@
  * serves far fewer committing agents than this (issue 12's capacity
  * model), and per-request candidate lists are sized by it. */
 #define SL_CLUSTER_AGENTS_MAX 1024
+/* Broker ids in one topic's manual replica assignment (CreateTopics,
+ * CreatePartitions): partitions times replication factor. Every agent
+ * keeps them in its catalog (4 MiB at most per topic); Kafka sets no
+ * bound, but a replication factor past the cluster size is refused
+ * anyway, so only huge partition counts meet it. */
+#define SL_REPLICA_ASSIGNMENT_IDS_MAX (1 << 20)
 
 /* The agent registry (agent/registry.c). An agent heartbeats every
  * second; a row whose heartbeat is older than the lease is a dead agent's

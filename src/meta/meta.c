@@ -211,7 +211,8 @@ int meta_configs_check(const struct meta_config_change *changes, size_t n)
 	return 0;
 }
 
-int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count)
+int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count, int32_t partitions,
+			 const struct meta_replicas *replicas)
 {
 	memset(out, 0, sizeof *out);
 	if (config_count > 0) {
@@ -219,17 +220,89 @@ int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count)
 		if (!out->configs)
 			return SL_ENOMEM;
 	}
+	if (replicas) {
+		out->replicas = malloc((size_t)partitions * (size_t)replicas->replication *
+				       sizeof *out->replicas);
+		if (!out->replicas) {
+			meta_topic_free(out);
+			return SL_ENOMEM;
+		}
+	}
 	return 0;
 }
 
 void meta_topic_out_fill(struct meta_topic *out, const char *name, int32_t partitions,
-			 const struct meta_config *configs, int32_t config_count)
+			 const struct meta_config *configs, int32_t config_count,
+			 const struct meta_replicas *replicas)
 {
 	snprintf(out->name, sizeof out->name, "%s", name);
 	out->partition_count = partitions;
 	for (int32_t i = 0; i < config_count; i++)
 		out->configs[i] = configs[i];
 	out->config_count = config_count;
+	if (replicas) {
+		out->replication = replicas->replication;
+		memcpy(out->replicas, replicas->ids,
+		       (size_t)partitions * (size_t)replicas->replication * sizeof *out->replicas);
+	}
+}
+
+int meta_replicas_check(const struct meta_replicas *r, int32_t count)
+{
+	if (r->first < 0 || count < 1 || r->replication < 1 ||
+	    r->replication > SL_CLUSTER_AGENTS_MAX ||
+	    (int64_t)count * r->replication > SL_REPLICA_ASSIGNMENT_IDS_MAX)
+		return SL_EINVAL;
+	for (int64_t i = 0; i < (int64_t)count * r->replication; i++)
+		if (r->ids[i] < 0)
+			return SL_EINVAL;
+	return 0;
+}
+
+void meta_replicas_format(const struct meta_replicas *r, int32_t i, char *out)
+{
+	size_t len = 0;
+	for (int16_t k = 0; k < r->replication; k++)
+		len += (size_t)snprintf(out + len, META_REPLICAS_TEXT_BYTES - len, "%s%" PRId32,
+					k ? "," : "", r->ids[(size_t)i * (size_t)r->replication + (size_t)k]);
+}
+
+int meta_topic_replicas_put(struct meta_topic *t, int32_t partition, const char *text)
+{
+	int32_t ids[SL_CLUSTER_AGENTS_MAX];
+	int16_t n = 0;
+	const char *p = text;
+	for (;;) {
+		char *end;
+		errno = 0;
+		long v = strtol(p, &end, 10);
+		if (end == p || errno || v < 0 || v > INT32_MAX || n == SL_CLUSTER_AGENTS_MAX ||
+		    (*end && *end != ','))
+			goto corrupt;
+		ids[n++] = (int32_t)v;
+		if (!*end)
+			break;
+		p = end + 1;
+	}
+	if (partition < 0 || partition >= t->partition_count ||
+	    (t->replicas && n != t->replication) ||
+	    (int64_t)t->partition_count * n > SL_REPLICA_ASSIGNMENT_IDS_MAX)
+		goto corrupt;
+	if (!t->replicas) {
+		size_t total = (size_t)t->partition_count * (size_t)n;
+		t->replicas = malloc(total * sizeof *t->replicas);
+		if (!t->replicas)
+			return SL_ENOMEM;
+		for (size_t i = 0; i < total; i++)
+			t->replicas[i] = -1;
+		t->replication = n;
+	}
+	memcpy(&t->replicas[(size_t)partition * (size_t)n], ids, (size_t)n * sizeof *ids);
+	return 0;
+corrupt:
+	log_error("metadata store: topic %s partition %" PRId32 ": replica assignment '%.64s'"
+		  " not understood (left out)", t->name, partition, text);
+	return SL_ECORRUPT;
 }
 
 void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
@@ -879,6 +952,9 @@ void meta_topic_free(struct meta_topic *t)
 	free(t->configs);
 	t->configs = NULL;
 	t->config_count = 0;
+	free(t->replicas);
+	t->replicas = NULL;
+	t->replication = 0;
 }
 
 void meta_topics_free(struct meta_topic *t, size_t n)

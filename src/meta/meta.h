@@ -81,6 +81,16 @@ struct meta_config {
 	char value[META_CONFIG_VALUE_BYTES];
 };
 
+/* A manual replica assignment (CreateTopics, CreatePartitions: issue
+ * 16) of the partitions from first on: replication broker ids each,
+ * partition first + i's at ids[i * replication]. The store replicates, so
+ * it is recorded and reported, never acted on. */
+struct meta_replicas {
+	int32_t first;        /* 0 for a new topic; a grown one's old count */
+	int16_t replication;  /* ids per partition, 1..SL_CLUSTER_AGENTS_MAX */
+	const int32_t *ids;
+};
+
 struct meta_topic {
 	int64_t tid;                /* the store's integer key */
 	char name[META_TOPIC_NAME_BYTES];
@@ -88,6 +98,13 @@ struct meta_topic {
 	int32_t partition_count;
 	struct meta_config *configs; /* malloc'd; only set-on-topic configs */
 	int32_t config_count;
+	/* The partitions' assignments: NULL when none has one; else malloc'd,
+	 * partition_count * replication ids, partition p's from
+	 * replicas[p * replication], -1 there for a partition without one.
+	 * Every assigned partition of a topic has the same replication (as
+	 * Kafka checks). */
+	int32_t *replicas;
+	int16_t replication;
 };
 
 struct meta_partition {
@@ -462,12 +479,13 @@ struct meta_methods {
 
 	int (*topic_create)(struct meta *m, const char *name, int32_t partitions,
 			    const struct meta_config *configs, int32_t config_count,
-			    struct meta_topic *out);
+			    const struct meta_replicas *replicas, struct meta_topic *out);
 	int (*topic_delete)(struct meta *m, const char *name);
 	/* May be NULL (see meta_purge_deleted). */
 	int (*purge_deleted)(struct meta *m, bool *more);
 	int (*topic_list)(struct meta *m, struct meta_topic **out, size_t *n);
-	int (*topic_set_partitions)(struct meta *m, int64_t tid, int32_t new_count);
+	int (*topic_set_partitions)(struct meta *m, int64_t tid, int32_t new_count,
+				    const struct meta_replicas *replicas);
 	/* Apply every change to one topic's configs in one transaction. */
 	int (*topic_configs_set)(struct meta *m, int64_t tid,
 				 const struct meta_config_change *changes, size_t n);
@@ -600,11 +618,14 @@ void meta_url_redact(const char *url, char *out, size_t cap);
 static inline void meta_close(struct meta *m) { if (m) m->m->close(m); }
 
 /* Create a topic with a fresh random UUID and its partitions (log start
- * 0, high watermark 0). Returns 0, SL_EEXIST. Fills *out (configs copied;
- * free with meta_topic_free). [pool: admin]: one transaction, an fsync. */
+ * 0, high watermark 0), with replicas (NULL: none) the assignment of
+ * every partition. Returns 0, SL_EEXIST, SL_EINVAL. Fills *out (configs
+ * and replicas copied; free with meta_topic_free). [pool: admin]: one
+ * transaction, an fsync. */
 static inline int meta_topic_create(struct meta *m, const char *name, int32_t partitions,
-				    const struct meta_config *c, int32_t nc, struct meta_topic *out)
-{ return m->m->topic_create(m, name, partitions, c, nc, out); }
+				    const struct meta_config *c, int32_t nc,
+				    const struct meta_replicas *replicas, struct meta_topic *out)
+{ return m->m->topic_create(m, name, partitions, c, nc, replicas, out); }
 /* Delete a topic: gone for every call once this returns (0, or
  * SL_ENOTFOUND). Its partitions' batch rows may stay until
  * meta_purge_deleted removes them; their objects become garbage for the
@@ -628,10 +649,14 @@ static inline int meta_purge_deleted(struct meta *m, bool *more)
  * [tool]. */
 static inline int meta_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 { return m->m->topic_list(m, out, n); }
-/* Grow a topic to new_count partitions. SL_EINVAL if not larger,
- * SL_ENOTFOUND for an unknown topic. [pool: admin]: an fsync. */
-static inline int meta_topic_set_partitions(struct meta *m, int64_t tid, int32_t n)
-{ return m->m->topic_set_partitions(m, tid, n); }
+/* Grow a topic to new_count partitions, replicas (NULL: none) the
+ * assignment of the new ones. SL_EINVAL if not larger (or, with
+ * replicas, if the topic does not have replicas->first partitions: grown
+ * meanwhile), SL_ENOTFOUND for an unknown topic. [pool: admin]: an
+ * fsync. */
+static inline int meta_topic_set_partitions(struct meta *m, int64_t tid, int32_t n,
+					    const struct meta_replicas *replicas)
+{ return m->m->topic_set_partitions(m, tid, n, replicas); }
 /* Set (value) or delete (NULL) configs of a topic, all in one
  * transaction. SL_ENOTFOUND for an unknown topic. [pool: admin]: an
  * fsync. */

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/limits.h"
 #include "meta/meta.h"
 
 /* sqlite.c: create says whether a missing file and schema may be made. */
@@ -34,11 +35,30 @@ int meta_topic_create_check(const char *name, int32_t partitions,
 bool meta_config_ok(const char *name, const char *value);
 /* topic_configs_set's arguments: 0 or SL_EINVAL. */
 int meta_configs_check(const struct meta_config_change *changes, size_t n);
-/* After a successful topic_create: fills out (its configs array already
- * allocated by meta_topic_out_alloc) with tid, uuid set by the backend. */
-int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count);
+/* After a successful topic_create: fills out (its configs and replicas
+ * arrays already allocated by meta_topic_out_alloc) with tid, uuid set by
+ * the backend. */
+int meta_topic_out_alloc(struct meta_topic *out, int32_t config_count, int32_t partitions,
+			 const struct meta_replicas *replicas);
 void meta_topic_out_fill(struct meta_topic *out, const char *name, int32_t partitions,
-			 const struct meta_config *configs, int32_t config_count);
+			 const struct meta_config *configs, int32_t config_count,
+			 const struct meta_replicas *replicas);
+
+/* Replica assignments (schema version 11): one row per assigned
+ * partition, its broker ids as decimal text joined by commas, in the
+ * order given (the first is Kafka's preferred leader). */
+#define META_REPLICAS_TEXT_BYTES (SL_CLUSTER_AGENTS_MAX * 12)
+/* An assignment of count partitions: 0 or SL_EINVAL (replication out of
+ * 1..SL_CLUSTER_AGENTS_MAX, a negative id, past
+ * SL_REPLICA_ASSIGNMENT_IDS_MAX). */
+int meta_replicas_check(const struct meta_replicas *r, int32_t count);
+/* Partition i's (of r) ids as the row's text; out holds
+ * META_REPLICAS_TEXT_BYTES. */
+void meta_replicas_format(const struct meta_replicas *r, int32_t i, char *out);
+/* A stored row into t->replicas (allocated on first use): 0, SL_ENOMEM,
+ * or SL_ECORRUPT (logged) for text this code did not write or a
+ * partition out of range (the row is then left out). */
+int meta_topic_replicas_put(struct meta_topic *t, int32_t partition, const char *text);
 
 /* commit_objects' arguments: 0 or SL_EINVAL; sets every base_offset to -1
  * (the value a failed commit leaves). */

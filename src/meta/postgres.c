@@ -72,8 +72,8 @@
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
- * version 8, 7 its version 9, 8 its version 10. */
-#define PG_SCHEMA_VERSION 8
+ * version 8, 7 its version 9, 8 its version 10, 9 its version 11. */
+#define PG_SCHEMA_VERSION 9
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -302,6 +302,13 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" PRIMARY KEY (group_id, tid, partition, producer_id));"
 	"CREATE INDEX IF NOT EXISTS txn_offsets_id ON txn_offsets (transactional_id);"
 	"INSERT INTO cluster (name, value) VALUES ('aborted_seq', 0) ON CONFLICT DO NOTHING;",
+	/* 9: manual replica assignments (SQLite's version 11), a row per
+	 * assigned partition. */
+	"CREATE TABLE IF NOT EXISTS partition_replicas ("
+	" tid bigint NOT NULL,"
+	" partition integer NOT NULL,"
+	" replicas text NOT NULL,"
+	" PRIMARY KEY (tid, partition));",
 };
 
 enum stmt {
@@ -315,6 +322,9 @@ enum stmt {
 	ST_CONFIG_UPSERT,
 	ST_CONFIG_DELETE,
 	ST_CONFIG_DELETE_TOPIC,
+	ST_REPLICAS_INSERT,
+	ST_REPLICAS_LIST,
+	ST_REPLICAS_DELETE_TOPIC,
 	ST_PARTITIONS_INSERT,
 	ST_PARTITION_GET,
 	ST_PARTITION_LIST,
@@ -431,6 +441,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ON CONFLICT (tid, name) DO UPDATE SET value = excluded.value",
 	[ST_CONFIG_DELETE] = "DELETE FROM topic_configs WHERE tid = $1 AND name = $2",
 	[ST_CONFIG_DELETE_TOPIC] = "DELETE FROM topic_configs WHERE tid = $1",
+	/* $3: one text per partition from $2 on. */
+	[ST_REPLICAS_INSERT] = "INSERT INTO partition_replicas (tid, partition, replicas)"
+		" SELECT $1::bigint, $2::integer + (u.i - 1)::integer, u.r"
+		" FROM unnest($3::text[]) WITH ORDINALITY AS u(r, i)",
+	[ST_REPLICAS_LIST] = "SELECT tid, partition, replicas FROM partition_replicas"
+		" ORDER BY tid, partition",
+	[ST_REPLICAS_DELETE_TOPIC] = "DELETE FROM partition_replicas WHERE tid = $1",
 	[ST_PARTITIONS_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
 		" high_watermark) SELECT $1::bigint, p, 0, 0 FROM generate_series($2::integer,"
 		" $3::integer - 1) AS p",
@@ -1195,6 +1212,33 @@ static int partitions_insert(struct pg_conn *c, int64_t tid, int32_t from, int32
 	return pg_run(c, ST_PARTITIONS_INSERT, &p, NULL, "inserting partitions");
 }
 
+/* Partitions [r->first, r->first + count)'s assignment rows, in one
+ * statement (an array literal of quoted "1,2,3" texts). */
+static int replicas_insert(struct pg_conn *c, int64_t tid, const struct meta_replicas *r,
+			   int32_t count)
+{
+	if (!r)
+		return 0;
+	size_t cap = (size_t)count * ((size_t)r->replication * 12 + 3) + 3, len = 0;
+	char *arr = malloc(cap);
+	if (!arr)
+		return SL_ENOMEM;
+	char text[META_REPLICAS_TEXT_BYTES];
+	arr[len++] = '{';
+	for (int32_t i = 0; i < count; i++) {
+		meta_replicas_format(r, i, text);
+		len += (size_t)snprintf(arr + len, cap - len, "%s\"%s\"", i ? "," : "", text);
+	}
+	snprintf(arr + len, cap - len, "}");
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, r->first);
+	p_str(&p, arr);
+	int rc = pg_run(c, ST_REPLICAS_INSERT, &p, NULL, "inserting replica assignments");
+	free(arr);
+	return rc;
+}
+
 static int config_set(struct pg_conn *c, int64_t tid, const char *name, const char *value)
 {
 	struct pg_params p = { 0 };
@@ -1220,6 +1264,7 @@ struct topic_create_txn {
 	int32_t partitions;
 	const struct meta_config *configs;
 	int32_t config_count;
+	const struct meta_replicas *replicas;
 	uint8_t *uuid; /* out, with tid */
 	int64_t tid;
 };
@@ -1247,6 +1292,8 @@ static int topic_create_body(struct pg_conn *c, void *arg)
 	PQclear(r);
 	if (!rc)
 		rc = partitions_insert(c, x->tid, 0, x->partitions);
+	if (!rc)
+		rc = replicas_insert(c, x->tid, x->replicas, x->partitions);
 	for (int32_t i = 0; !rc && i < x->config_count; i++)
 		rc = config_set(c, x->tid, x->configs[i].name, x->configs[i].value);
 	return rc ? rc : catalog_raise(c);
@@ -1254,21 +1301,24 @@ static int topic_create_body(struct pg_conn *c, void *arg)
 
 static int pg_topic_create(struct meta *m, const char *name, int32_t partitions,
 			   const struct meta_config *configs, int32_t config_count,
-			   struct meta_topic *out)
+			   const struct meta_replicas *replicas, struct meta_topic *out)
 {
 	int rc = meta_topic_create_check(name, partitions, configs, config_count);
+	if (!rc && replicas && (replicas->first != 0 || meta_replicas_check(replicas, partitions)))
+		rc = SL_EINVAL;
 	if (!rc)
-		rc = meta_topic_out_alloc(out, config_count);
+		rc = meta_topic_out_alloc(out, config_count, partitions, replicas);
 	if (rc)
 		return rc;
-	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
+	struct topic_create_txn x = { name, partitions, configs, config_count, replicas, out->uuid,
+				      0 };
 	rc = pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_create_body, &x);
 	if (rc) {
 		meta_topic_free(out);
 		return rc;
 	}
 	out->tid = x.tid;
-	meta_topic_out_fill(out, name, partitions, configs, config_count);
+	meta_topic_out_fill(out, name, partitions, configs, config_count, replicas);
 	return 0;
 }
 
@@ -1284,6 +1334,7 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 		ST_PARTITION_DELETE_TOPIC,
 		ST_OFFSET_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
+		ST_REPLICAS_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
 	int64_t tid;
@@ -1311,35 +1362,49 @@ struct topic_list_txn {
 	size_t count;
 };
 
-/* Attaches the configs (ordered by tid) to topics (ordered by tid). */
-static int topics_attach_configs(struct pg_conn *c, struct meta_topic *t, size_t n)
+/* Hands each row of statement id (ordered by tid, the tid first) to row
+ * with its topic in t (ordered by tid); rows of topics that are gone are
+ * skipped. 0, SL_ENOMEM (from row) or SL_EMETA. */
+static int topics_attach(struct pg_conn *c, enum stmt id, struct meta_topic *t, size_t n,
+			 int (*row)(struct meta_topic *t, PGresult *r, int i), const char *what)
 {
 	PGresult *r;
-	int rc = pg_run(c, ST_CONFIG_LIST, NULL, &r, "listing topic configs");
+	int rc = pg_run(c, id, NULL, &r, what);
 	if (rc)
 		return rc;
 	size_t i = 0;
-	for (int row = 0; row < PQntuples(r); row++) {
-		int64_t tid = v_i64(r, row, 0);
+	for (int k = 0; k < PQntuples(r); k++) {
+		int64_t tid = v_i64(r, k, 0);
 		while (i < n && t[i].tid < tid)
 			i++;
 		if (i == n)
 			break;
-		if (t[i].tid != tid || t[i].config_count >= SL_CONFIGS_MAX)
-			continue;
-		struct meta_config *cf = realloc(t[i].configs,
-			(size_t)(t[i].config_count + 1) * sizeof *cf);
-		if (!cf) {
-			rc = SL_ENOMEM;
+		if (t[i].tid == tid && (rc = row(&t[i], r, k)) != 0)
 			break;
-		}
-		t[i].configs = cf;
-		cf += t[i].config_count++;
-		v_text(cf->name, sizeof cf->name, r, row, 1);
-		v_text(cf->value, sizeof cf->value, r, row, 2);
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int config_row(struct meta_topic *t, PGresult *r, int i)
+{
+	if (t->config_count >= SL_CONFIGS_MAX)
+		return 0;
+	struct meta_config *cf = realloc(t->configs, (size_t)(t->config_count + 1) * sizeof *cf);
+	if (!cf)
+		return SL_ENOMEM;
+	t->configs = cf;
+	cf += t->config_count++;
+	v_text(cf->name, sizeof cf->name, r, i, 1);
+	v_text(cf->value, sizeof cf->value, r, i, 2);
+	return 0;
+}
+
+/* A row this code cannot read is left out (logged). */
+static int replicas_row(struct meta_topic *t, PGresult *r, int i)
+{
+	return meta_topic_replicas_put(t, (int32_t)v_i64(r, i, 1), PQgetvalue(r, i, 2)) == SL_ENOMEM
+		? SL_ENOMEM : 0;
 }
 
 static int topic_list_body(struct pg_conn *c, void *arg)
@@ -1363,7 +1428,11 @@ static int topic_list_body(struct pg_conn *c, void *arg)
 		tp->partition_count = (int32_t)v_i64(r, i, 3);
 	}
 	PQclear(r);
-	return rc ? rc : topics_attach_configs(c, x->t, x->count);
+	if (!rc)
+		rc = topics_attach(c, ST_CONFIG_LIST, x->t, x->count, config_row,
+				   "listing topic configs");
+	return rc ? rc : topics_attach(c, ST_REPLICAS_LIST, x->t, x->count, replicas_row,
+				       "listing replica assignments");
 }
 
 static int pg_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
@@ -1384,6 +1453,7 @@ static int pg_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 struct set_partitions_txn {
 	int64_t tid;
 	int32_t new_count;
+	const struct meta_replicas *replicas;
 };
 
 static int topic_set_partitions_body(struct pg_conn *c, void *arg)
@@ -1393,9 +1463,11 @@ static int topic_set_partitions_body(struct pg_conn *c, void *arg)
 	int rc = topic_partition_count(c, x->tid, &old_count);
 	if (rc)
 		return rc;
-	if (x->new_count <= old_count)
+	if (x->new_count <= old_count || (x->replicas && x->replicas->first != old_count))
 		return SL_EINVAL;
 	rc = partitions_insert(c, x->tid, old_count, x->new_count);
+	if (!rc)
+		rc = replicas_insert(c, x->tid, x->replicas, x->new_count - old_count);
 	if (rc)
 		return rc;
 	struct pg_params p = { 0 };
@@ -1405,11 +1477,14 @@ static int topic_set_partitions_body(struct pg_conn *c, void *arg)
 	return rc ? rc : catalog_raise(c);
 }
 
-static int pg_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
+static int pg_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count,
+				   const struct meta_replicas *replicas)
 {
-	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
+	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX ||
+	    (replicas && (replicas->first >= new_count ||
+			  meta_replicas_check(replicas, new_count - replicas->first))))
 		return SL_EINVAL;
-	struct set_partitions_txn x = { tid, new_count };
+	struct set_partitions_txn x = { tid, new_count, replicas };
 	return pg_txn(&pg_of(m)->admin, TXN_WRITE, topic_set_partitions_body, &x);
 }
 

@@ -64,8 +64,8 @@
  * meta_int.h); 9: ACLs; 10: transactions (docs/transactions.md: the
  * coordinator's records, open and aborted transactions per partition,
  * pending transactional offsets, partitions.first_unstable_offset,
- * batches.attributes, group_offsets.commit_seq). */
-#define SCHEMA_VERSION 10
+ * batches.attributes, group_offsets.commit_seq); 11: partition_replicas. */
+#define SCHEMA_VERSION 11
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -267,7 +267,14 @@ static const char schema_sql[] =
 	" PRIMARY KEY (group_id, tid, partition, producer_id)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS txn_offsets_id ON txn_offsets (transactional_id);"
 	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('aborted_seq', 0);"
-	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('offset_commit_seq', 0);";
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('offset_commit_seq', 0);"
+	/* Manual replica assignments (version 11; meta_int.h): a row per
+	 * assigned partition, gone with its topic. */
+	"CREATE TABLE IF NOT EXISTS partition_replicas ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" replicas TEXT NOT NULL,"
+	" PRIMARY KEY (tid, partition)) WITHOUT ROWID;";
 
 /* The upgrade to version 7: each idempotent producer's state from its
  * newest batch rows (up to 5 of its newest epoch), as the agents seeded
@@ -300,6 +307,9 @@ enum stmt {
 	ST_CONFIG_UPSERT,
 	ST_CONFIG_DELETE,
 	ST_CONFIG_DELETE_TOPIC,
+	ST_REPLICAS_INSERT,
+	ST_REPLICAS_LIST,
+	ST_REPLICAS_DELETE_TOPIC,
 	ST_PARTITION_INSERT,
 	ST_PARTITION_GET,
 	ST_PARTITION_LIST,
@@ -414,6 +424,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ON CONFLICT (tid, name) DO UPDATE SET value = excluded.value",
 	[ST_CONFIG_DELETE] = "DELETE FROM topic_configs WHERE tid = ?1 AND name = ?2",
 	[ST_CONFIG_DELETE_TOPIC] = "DELETE FROM topic_configs WHERE tid = ?1",
+	[ST_REPLICAS_INSERT] = "INSERT INTO partition_replicas (tid, partition, replicas)"
+		" VALUES (?1, ?2, ?3)",
+	[ST_REPLICAS_LIST] = "SELECT tid, partition, replicas FROM partition_replicas"
+		" ORDER BY tid, partition",
+	[ST_REPLICAS_DELETE_TOPIC] = "DELETE FROM partition_replicas WHERE tid = ?1",
 	[ST_PARTITION_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
 		" high_watermark) VALUES (?1, ?2, 0, 0)",
 	/* Partitions of a deleted topic, left until their rows are purged,
@@ -1060,6 +1075,24 @@ static int partitions_insert(struct sq_conn *c, int64_t tid, int32_t from, int32
 	return 0;
 }
 
+/* Partitions [r->first, r->first + count)'s assignment rows. */
+static int replicas_insert(struct sq_conn *c, int64_t tid, const struct meta_replicas *r,
+			   int32_t count)
+{
+	char text[META_REPLICAS_TEXT_BYTES];
+	for (int32_t i = 0; r && i < count; i++) {
+		meta_replicas_format(r, i, text);
+		sqlite3_stmt *st = sq_stmt(c, ST_REPLICAS_INSERT);
+		sqlite3_bind_int64(st, 1, tid);
+		sqlite3_bind_int(st, 2, r->first + i);
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+		int rc = sq_exec_stmt(c, st, "inserting a replica assignment");
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int config_set(struct sq_conn *c, int64_t tid, const char *name, const char *value)
 {
 	sqlite3_stmt *st = sq_stmt(c, value ? ST_CONFIG_UPSERT : ST_CONFIG_DELETE);
@@ -1075,6 +1108,7 @@ struct topic_create_txn {
 	int32_t partitions;
 	const struct meta_config *configs;
 	int32_t config_count;
+	const struct meta_replicas *replicas;
 	uint8_t *uuid; /* out, with tid */
 	int64_t tid;
 };
@@ -1107,6 +1141,8 @@ static int topic_create_body(struct sq_conn *c, void *arg)
 	}
 	x->tid = sqlite3_last_insert_rowid(c->db);
 	rc = partitions_insert(c, x->tid, 0, x->partitions);
+	if (!rc)
+		rc = replicas_insert(c, x->tid, x->replicas, x->partitions);
 	for (int32_t i = 0; !rc && i < x->config_count; i++)
 		rc = config_set(c, x->tid, x->configs[i].name, x->configs[i].value);
 	return rc;
@@ -1114,21 +1150,24 @@ static int topic_create_body(struct sq_conn *c, void *arg)
 
 static int sq_topic_create(struct meta *m, const char *name, int32_t partitions,
 			   const struct meta_config *configs, int32_t config_count,
-			   struct meta_topic *out)
+			   const struct meta_replicas *replicas, struct meta_topic *out)
 {
 	int rc = meta_topic_create_check(name, partitions, configs, config_count);
+	if (!rc && replicas && (replicas->first != 0 || meta_replicas_check(replicas, partitions)))
+		rc = SL_EINVAL;
 	if (!rc)
-		rc = meta_topic_out_alloc(out, config_count);
+		rc = meta_topic_out_alloc(out, config_count, partitions, replicas);
 	if (rc)
 		return rc;
-	struct topic_create_txn x = { name, partitions, configs, config_count, out->uuid, 0 };
+	struct topic_create_txn x = { name, partitions, configs, config_count, replicas, out->uuid,
+				      0 };
 	rc = sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_create_body, &x);
 	if (rc) {
 		meta_topic_free(out);
 		return rc;
 	}
 	out->tid = x.tid;
-	meta_topic_out_fill(out, name, partitions, configs, config_count);
+	meta_topic_out_fill(out, name, partitions, configs, config_count, replicas);
 	return 0;
 }
 
@@ -1150,6 +1189,7 @@ static int topic_delete_body(struct sq_conn *c, void *arg)
 		ST_ABORTED_DELETE_TOPIC,
 		ST_TXN_OFFSETS_DELETE_TOPIC,
 		ST_CONFIG_DELETE_TOPIC,
+		ST_REPLICAS_DELETE_TOPIC,
 		ST_TOPIC_DELETE,
 	};
 	struct topic_delete_txn *x = arg;
@@ -1355,10 +1395,13 @@ static int sq_object_known(struct meta *m, const char *key, bool *known)
 	return rc;
 }
 
-/* Attaches the configs (ordered by tid) to topics (ordered by tid). */
-static int topics_attach_configs(struct sq_conn *c, struct meta_topic *t, size_t n)
+/* Hands each row of statement id (ordered by tid, the tid first) to row
+ * with its topic in t (ordered by tid); rows of topics that are gone are
+ * skipped. 0, SL_ENOMEM (from row) or SL_EMETA. */
+static int topics_attach(struct sq_conn *c, enum stmt id, struct meta_topic *t, size_t n,
+			 int (*row)(struct meta_topic *t, sqlite3_stmt *st), const char *what)
 {
-	sqlite3_stmt *st = sq_stmt(c, ST_CONFIG_LIST);
+	sqlite3_stmt *st = sq_stmt(c, id);
 	size_t i = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1367,27 +1410,40 @@ static int topics_attach_configs(struct sq_conn *c, struct meta_topic *t, size_t
 			i++;
 		if (i == n)
 			break;
-		if (t[i].tid != tid)
-			continue; /* a config of a topic that is gone */
-		if (t[i].config_count >= SL_CONFIGS_MAX)
-			continue;
-		struct meta_config *cf = realloc(t[i].configs,
-			(size_t)(t[i].config_count + 1) * sizeof *cf);
-		if (!cf) {
+		if (t[i].tid == tid && row(&t[i], st) != 0) {
 			sqlite3_reset(st);
 			return SL_ENOMEM;
 		}
-		t[i].configs = cf;
-		cf += t[i].config_count++;
-		copy_text(cf->name, sizeof cf->name, st, 1);
-		copy_text(cf->value, sizeof cf->value, st, 2);
 	}
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		rc = sq_fail(c, "listing topic configs");
+		rc = sq_fail(c, what);
 		sqlite3_reset(st);
 		return rc;
 	}
 	sqlite3_reset(st);
+	return 0;
+}
+
+static int config_row(struct meta_topic *t, sqlite3_stmt *st)
+{
+	if (t->config_count >= SL_CONFIGS_MAX)
+		return 0;
+	struct meta_config *cf = realloc(t->configs, (size_t)(t->config_count + 1) * sizeof *cf);
+	if (!cf)
+		return SL_ENOMEM;
+	t->configs = cf;
+	cf += t->config_count++;
+	copy_text(cf->name, sizeof cf->name, st, 1);
+	copy_text(cf->value, sizeof cf->value, st, 2);
+	return 0;
+}
+
+/* A row this code cannot read is left out (logged). */
+static int replicas_row(struct meta_topic *t, sqlite3_stmt *st)
+{
+	const char *text = (const char *)sqlite3_column_text(st, 2);
+	if (text && meta_topic_replicas_put(t, sqlite3_column_int(st, 1), text) == SL_ENOMEM)
+		return SL_ENOMEM;
 	return 0;
 }
 
@@ -1421,7 +1477,11 @@ static int topic_list_body(struct sq_conn *c, void *arg)
 	if (!rc && step != SQLITE_DONE)
 		rc = sq_fail(c, "listing topics");
 	sqlite3_reset(st);
-	return rc ? rc : topics_attach_configs(c, x->t, x->count);
+	if (!rc)
+		rc = topics_attach(c, ST_CONFIG_LIST, x->t, x->count, config_row,
+				   "listing topic configs");
+	return rc ? rc : topics_attach(c, ST_REPLICAS_LIST, x->t, x->count, replicas_row,
+				       "listing replica assignments");
 }
 
 static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
@@ -1443,6 +1503,7 @@ static int sq_topic_list(struct meta *m, struct meta_topic **out, size_t *n)
 struct set_partitions_txn {
 	int64_t tid;
 	int32_t new_count;
+	const struct meta_replicas *replicas;
 };
 
 static int topic_set_partitions_body(struct sq_conn *c, void *arg)
@@ -1452,9 +1513,11 @@ static int topic_set_partitions_body(struct sq_conn *c, void *arg)
 	int rc = topic_partition_count(c, x->tid, &old_count);
 	if (rc)
 		return rc;
-	if (x->new_count <= old_count)
+	if (x->new_count <= old_count || (x->replicas && x->replicas->first != old_count))
 		return SL_EINVAL;
 	rc = partitions_insert(c, x->tid, old_count, x->new_count);
+	if (!rc)
+		rc = replicas_insert(c, x->tid, x->replicas, x->new_count - old_count);
 	if (rc)
 		return rc;
 	sqlite3_stmt *st = sq_stmt(c, ST_TOPIC_SET_COUNT);
@@ -1463,11 +1526,14 @@ static int topic_set_partitions_body(struct sq_conn *c, void *arg)
 	return sq_exec_stmt(c, st, "growing a topic");
 }
 
-static int sq_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count)
+static int sq_topic_set_partitions(struct meta *m, int64_t tid, int32_t new_count,
+				   const struct meta_replicas *replicas)
 {
-	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX)
+	if (new_count < 1 || new_count > SL_PARTITIONS_PER_TOPIC_MAX ||
+	    (replicas && (replicas->first >= new_count ||
+			  meta_replicas_check(replicas, new_count - replicas->first))))
 		return SL_EINVAL;
-	struct set_partitions_txn x = { tid, new_count };
+	struct set_partitions_txn x = { tid, new_count, replicas };
 	return sq_txn(&sq_of(m)->admin, TXN_WRITE, topic_set_partitions_body, &x);
 }
 

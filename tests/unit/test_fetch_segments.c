@@ -402,7 +402,7 @@ static struct rfix *rfix_new_with(size_t cache_bytes, size_t pinned_max, bool ca
 	snprintf(url, sizeof url, "sqlite:%s/meta.db", x->dir);
 	assert_int_equal(meta_open(url, &x->meta), 0);
 	assert_int_equal(objstore_open("mem:", &x->store), 0);
-	assert_int_equal(meta_topic_create(x->meta, "t", 2, NULL, 0, &x->topic), 0);
+	assert_int_equal(meta_topic_create(x->meta, "t", 2, NULL, 0, NULL, &x->topic), 0);
 	uv_loop_init(&x->loop);
 	x->cache = cache_new(cache_bytes);
 	assert_non_null(x->cache);

@@ -38,7 +38,7 @@ static struct meta *open_store(void)
 static int64_t create_topic(struct meta *m, const char *name, int32_t partitions)
 {
 	struct meta_topic t;
-	assert_int_equal(meta_topic_create(m, name, partitions, NULL, 0, &t), 0);
+	assert_int_equal(meta_topic_create(m, name, partitions, NULL, 0, NULL, &t), 0);
 	int64_t tid = t.tid;
 	meta_topic_free(&t);
 	return tid;
@@ -197,7 +197,7 @@ static void test_topics(void **state)
 	strcpy(cfg[1].value, "delete");
 
 	struct meta_topic a, b, dup;
-	assert_int_equal(meta_topic_create(m, "alpha", 3, cfg, 2, &a), 0);
+	assert_int_equal(meta_topic_create(m, "alpha", 3, cfg, 2, NULL, &a), 0);
 	assert_true(a.tid > 0);
 	assert_string_equal(a.name, "alpha");
 	assert_int_equal(a.partition_count, 3);
@@ -205,12 +205,12 @@ static void test_topics(void **state)
 	assert_string_equal(a.configs[0].value, "60000");
 	assert_int_equal(a.uuid[6] >> 4, 4);       /* version 4 */
 	assert_int_equal(a.uuid[8] & 0xc0, 0x80);  /* variant */
-	assert_int_equal(meta_topic_create(m, "beta", 1, NULL, 0, &b), 0);
+	assert_int_equal(meta_topic_create(m, "beta", 1, NULL, 0, NULL, &b), 0);
 	assert_int_not_equal(a.tid, b.tid);
 	assert_memory_not_equal(a.uuid, b.uuid, 16);
-	assert_int_equal(meta_topic_create(m, "alpha", 5, NULL, 0, &dup), SL_EEXIST);
-	assert_int_equal(meta_topic_create(m, "", 1, NULL, 0, &dup), SL_EINVAL);
-	assert_int_equal(meta_topic_create(m, "zero", 0, NULL, 0, &dup), SL_EINVAL);
+	assert_int_equal(meta_topic_create(m, "alpha", 5, NULL, 0, NULL, &dup), SL_EEXIST);
+	assert_int_equal(meta_topic_create(m, "", 1, NULL, 0, NULL, &dup), SL_EINVAL);
+	assert_int_equal(meta_topic_create(m, "zero", 0, NULL, 0, NULL, &dup), SL_EINVAL);
 
 	struct meta_topic *list;
 	size_t n;
@@ -246,11 +246,11 @@ static void test_topics(void **state)
 	assert_int_equal(p.log_start_offset, 0);
 	assert_int_equal(p.high_watermark, 0);
 	assert_int_equal(meta_partition_get(m, a.tid, 3, &p), SL_ENOTFOUND);
-	assert_int_equal(meta_topic_set_partitions(m, a.tid, 5), 0);
+	assert_int_equal(meta_topic_set_partitions(m, a.tid, 5, NULL), 0);
 	assert_int_equal(meta_partition_get(m, a.tid, 4, &p), 0);
-	assert_int_equal(meta_topic_set_partitions(m, a.tid, 5), SL_EINVAL);
-	assert_int_equal(meta_topic_set_partitions(m, a.tid, 2), SL_EINVAL);
-	assert_int_equal(meta_topic_set_partitions(m, 9999, 2), SL_ENOTFOUND);
+	assert_int_equal(meta_topic_set_partitions(m, a.tid, 5, NULL), SL_EINVAL);
+	assert_int_equal(meta_topic_set_partitions(m, a.tid, 2, NULL), SL_EINVAL);
+	assert_int_equal(meta_topic_set_partitions(m, 9999, 2, NULL), SL_ENOTFOUND);
 	struct meta_partition *parts;
 	assert_int_equal(meta_partition_list(m, &parts, &n), 0);
 	assert_int_equal(n, 6);
@@ -270,7 +270,7 @@ static void test_topics(void **state)
 	assert_string_equal(list[0].name, "alpha");
 	assert_int_equal(list[0].partition_count, 5);
 	meta_topics_free(list, n);
-	assert_int_equal(meta_topic_create(m, "beta", 2, NULL, 0, &dup), 0);
+	assert_int_equal(meta_topic_create(m, "beta", 2, NULL, 0, NULL, &dup), 0);
 	assert_int_not_equal(dup.tid, b.tid);
 	meta_topic_free(&dup);
 
@@ -1299,6 +1299,109 @@ static void test_producer_state_upgrade(void **state)
 	meta_close(m);
 }
 
+/* Manual replica assignments (issue 16): stored with the topic and its
+ * grown partitions, listed per partition in the order given, refused
+ * when inconsistent, gone with the topic; a store of the schema before
+ * them (SQLite 10, PostgreSQL 8) gains the table on open. */
+static void test_replica_assignments(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int32_t ids[] = { 1, 2, 2, 3, 3, 1 };
+	struct meta_replicas r = { .first = 0, .replication = 2, .ids = ids };
+	struct meta_topic a, b;
+	assert_int_equal(meta_topic_create(m, "ra", 3, NULL, 0, &r, &a), 0);
+	assert_int_equal(a.replication, 2);
+	assert_memory_equal(a.replicas, ids, sizeof ids);
+	meta_topic_free(&a);
+	/* first must be 0, ids non-negative, replication in range. */
+	struct meta_replicas bad = r;
+	bad.first = 1;
+	assert_int_equal(meta_topic_create(m, "rb", 3, NULL, 0, &bad, &b), SL_EINVAL);
+	bad = r;
+	bad.replication = 0;
+	assert_int_equal(meta_topic_create(m, "rb", 3, NULL, 0, &bad, &b), SL_EINVAL);
+	assert_int_equal(meta_topic_create(m, "rb", 1, NULL, 0, NULL, &b), 0);
+
+	/* Grown with an assignment from the count the caller saw. */
+	int32_t more[] = { 4, 1 };
+	struct meta_replicas g = { .first = 3, .replication = 2, .ids = more };
+	int32_t two_more[] = { 4, 1, 1, 4 };
+	struct meta_replicas stale = { .first = 2, .replication = 2, .ids = two_more };
+	struct meta_topic *list;
+	size_t n;
+	assert_int_equal(meta_topic_list(m, &list, &n), 0);
+	int64_t tid = find_topic(list, n, "ra")->tid;
+	meta_topics_free(list, n);
+	assert_int_equal(meta_topic_set_partitions(m, tid, 4, &stale), SL_EINVAL);
+	assert_int_equal(meta_topic_set_partitions(m, tid, 4, &g), 0);
+	assert_int_equal(meta_topic_set_partitions(m, tid, 5, NULL), 0);
+	/* A topic without one gains it for its new partitions only. */
+	int32_t one[] = { 7 };
+	struct meta_replicas gb = { .first = 1, .replication = 1, .ids = one };
+	assert_int_equal(meta_topic_set_partitions(m, b.tid, 2, &gb), 0);
+
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(meta_topic_list(m, &list, &n), 0);
+		const struct meta_topic *la = find_topic(list, n, "ra");
+		assert_int_equal(la->partition_count, 5);
+		assert_int_equal(la->replication, 2);
+		int32_t want[] = { 1, 2, 2, 3, 3, 1, 4, 1, -1 };
+		assert_memory_equal(la->replicas, want, sizeof want);
+		const struct meta_topic *lb = find_topic(list, n, "rb");
+		assert_int_equal(lb->replication, 1);
+		assert_int_equal(lb->replicas[0], -1);
+		assert_int_equal(lb->replicas[1], 7);
+		meta_topics_free(list, n);
+		if (round)
+			break;
+		/* Back to the version before the table, which the next open
+		 * creates again: the assignments made since are gone with it,
+		 * nothing else is. */
+		meta_close(m);
+		if (tb == TB_POSTGRES) {
+			tb_pg_exec(tb_pg, "DROP TABLE partition_replicas;"
+				   " UPDATE schema_version SET version = 8");
+		} else {
+			sqlite3 *db;
+			assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
+			assert_int_equal(sqlite3_exec(db, "DROP TABLE partition_replicas;"
+						      " PRAGMA user_version = 10", NULL, NULL, NULL),
+					 SQLITE_OK);
+			sqlite3_close(db);
+		}
+		m = open_store();
+		assert_int_equal(meta_topic_list(m, &list, &n), 0);
+		assert_null(find_topic(list, n, "ra")->replicas);
+		assert_int_equal(find_topic(list, n, "ra")->partition_count, 5);
+		meta_topics_free(list, n);
+		assert_int_equal(meta_topic_delete(m, "ra"), 0);
+		assert_int_equal(meta_topic_delete(m, "rb"), 0);
+		int32_t four[] = { 1, 2, 2, 3, 3, 1, 4, 1 };
+		struct meta_replicas r4 = { .first = 0, .replication = 2, .ids = four };
+		assert_int_equal(meta_topic_create(m, "ra", 4, NULL, 0, &r4, &a), 0);
+		tid = a.tid;
+		meta_topic_free(&a);
+		assert_int_equal(meta_topic_set_partitions(m, tid, 5, NULL), 0);
+		assert_int_equal(meta_topic_create(m, "rb", 2, NULL, 0, NULL, &b), 0);
+		assert_int_equal(meta_topic_set_partitions(m, b.tid, 2, &gb), SL_EINVAL);
+		meta_topic_free(&b);
+		assert_int_equal(meta_topic_delete(m, "rb"), 0);
+		assert_int_equal(meta_topic_create(m, "rb", 1, NULL, 0, NULL, &b), 0);
+		assert_int_equal(meta_topic_set_partitions(m, b.tid, 2, &gb), 0);
+	}
+	/* Gone with the topic: a new one of the name has none. */
+	assert_int_equal(meta_topic_delete(m, "ra"), 0);
+	assert_int_equal(meta_topic_create(m, "ra", 3, NULL, 0, NULL, &a), 0);
+	assert_null(a.replicas);
+	meta_topic_free(&a);
+	assert_int_equal(meta_topic_list(m, &list, &n), 0);
+	assert_null(find_topic(list, n, "ra")->replicas);
+	meta_topics_free(list, n);
+	meta_topic_free(&b);
+	meta_close(m);
+}
+
 struct agent_racer {
 	struct meta *m;
 	int64_t tid;
@@ -1900,6 +2003,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_acls, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_replica_assignments, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta", tests, sizeof tests / sizeof tests[0]);
 }

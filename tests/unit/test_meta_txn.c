@@ -40,7 +40,7 @@ static struct meta *open_store(void)
 static int64_t create_topic(struct meta *m, const char *name, int32_t partitions)
 {
 	struct meta_topic t;
-	assert_int_equal(meta_topic_create(m, name, partitions, NULL, 0, &t), 0);
+	assert_int_equal(meta_topic_create(m, name, partitions, NULL, 0, NULL, &t), 0);
 	int64_t tid = t.tid;
 	meta_topic_free(&t);
 	return tid;

@@ -122,7 +122,7 @@ static int setup(void **state)
 	snprintf(url, sizeof url, "sqlite:%s/meta.db", f->dir);
 	assert_int_equal(meta_open(url, &f->meta), 0);
 	assert_int_equal(objstore_open("mem:", &f->store), 0);
-	assert_int_equal(meta_topic_create(f->meta, "t", 2, NULL, 0, &f->topic), 0);
+	assert_int_equal(meta_topic_create(f->meta, "t", 2, NULL, 0, NULL, &f->topic), 0);
 	uv_loop_init(&f->loop);
 	for (size_t i = 0; i < sizeof batch_bytes; i++) {
 		batch_bytes[i] = (uint8_t)i;
