@@ -748,6 +748,50 @@ const char *meta_run_spans(const struct meta_run *r)
 	return r->count > 1 ? r->spans : NULL;
 }
 
+int meta_merge_rows(const struct meta_merge *mg, const struct meta_merge_stored *stored,
+		    int (*emit)(void *arg, struct meta_run *r), void *arg)
+{
+	struct meta_run run = { 0 };
+	/* One batch at a time; the run's first points here, and every
+	 * batch's producer columns are -1 (producer_state has them). */
+	struct meta_commit_batch b;
+	int rc = 0;
+	for (size_t i = 0; !rc && i < mg->n; i++) {
+		const struct meta_merge_row *mr = &mg->rows[i];
+		struct meta_batch_row row = { .base_offset = mr->base_offset,
+					      .last_offset = mr->last_offset,
+					      .byte_offset = mr->new_byte_offset,
+					      .length = mr->length,
+					      .record_count = stored[i].record_count,
+					      .max_timestamp = stored[i].max_timestamp };
+		struct meta_spans it;
+		struct meta_batch_row one;
+		int more = 0;
+		meta_spans_begin(&it, &row, stored[i].spans);
+		while (!rc && (more = meta_spans_next(&it, &one)) == 1) {
+			b = (struct meta_commit_batch){
+				.tid = mg->tid, .partition = mg->partition,
+				.byte_offset = one.byte_offset, .length = one.length,
+				.record_count = one.record_count,
+				.last_offset_delta = (int32_t)(one.last_offset - one.base_offset),
+				.max_timestamp = one.max_timestamp, .producer_id = -1,
+				.producer_epoch = -1, .base_sequence = -1, .last_sequence = -1,
+				.base_offset = one.base_offset, .result = META_BATCH_APPENDED,
+				.attributes = stored[i].attributes };
+			if (run.open && !meta_run_continues(&run, &b))
+				rc = emit(arg, &run);
+			if (!rc)
+				rc = meta_run_add(&run, &b);
+		}
+		if (!rc && more < 0)
+			rc = more;
+	}
+	if (!rc && run.open)
+		rc = emit(arg, &run);
+	meta_run_free(&run);
+	return rc;
+}
+
 void meta_run_free(struct meta_run *r)
 {
 	free(r->spans);

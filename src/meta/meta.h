@@ -259,7 +259,7 @@ struct meta_batch_query {
 	size_t first, n;
 };
 
-/* One batch row a merge moves (meta_merge_swap): the row as the merge
+/* One batch row a merge replaces (meta_merge_swap): the row as the merge
  * read it (offsets, object key and byte range: the swap refuses when the
  * store's row differs) and its byte offset in the merged object. */
 struct meta_merge_row {
@@ -785,8 +785,11 @@ static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t 
 /* The merge swap (issue 15), in one transaction: insert the merged
  * object's row (live_bytes: its rows' bytes; created_ms: the oldest
  * source object's, so retention of batches without timestamps, which
- * counts from it, is unchanged), point every row at it with its new byte
- * offset, and subtract the rows' bytes from their old objects' live_bytes;
+ * counts from it, is unchanged), replace the rows by the merged object's
+ * (their batches at the new byte offsets, adjacent ones joined into rows
+ * of up to META_ROW_BATCHES_MAX batches as a commit joins them; offsets,
+ * lengths and timestamps per batch unchanged), and subtract the rows'
+ * bytes from their old objects' live_bytes;
  * an old object left without live bytes gets created_ms = now, so the
  * collector's grace (--gc-grace-ms) counts from the merge and covers reads
  * still aimed at it. Refused with nothing written: SL_ENOTFOUND when the

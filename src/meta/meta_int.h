@@ -206,6 +206,25 @@ const char *meta_run_spans(const struct meta_run *r);
 /* The row is written: r is closed (its buffer kept for the next). */
 static inline void meta_run_close(struct meta_run *r) { r->open = false; }
 void meta_run_free(struct meta_run *r);
+
+/* What a merge swap reads of each row it moves beyond the merge's view:
+ * its spans (NULL: one batch; malloc'd), record count, max timestamp
+ * and attributes. */
+struct meta_merge_stored {
+	char *spans;
+	int32_t record_count;
+	int64_t max_timestamp;
+	int16_t attributes; /* the row's (batches.attributes): its batches' */
+};
+/* The merged object's rows (both backends' swaps): the batches of mg's
+ * rows (stored[i]: row i as the store has it) at their new byte offsets,
+ * joined as a commit joins adjacent batches (meta_run: at most
+ * META_ROW_BATCHES_MAX per row), so a partition's run of small rows
+ * becomes a few rows. emit gets each finished run and must close it (the
+ * backends' row inserts do). 0, SL_ENOMEM, SL_ECORRUPT (spans this code
+ * did not write), or emit's error. */
+int meta_merge_rows(const struct meta_merge *mg, const struct meta_merge_stored *stored,
+		    int (*emit)(void *arg, struct meta_run *r), void *arg);
 /* The batches of a stored row, one by one (spans NULL or "": one batch,
  * the row itself). meta_spans_next: 1 with *out set (object key and size
  * copied), 0 at the end, or SL_ECORRUPT (logged) for spans that do not

@@ -415,7 +415,8 @@ enum stmt {
 	ST_MERGE_PART_LOCK,
 	ST_MERGE_ROWS_LOCK,
 	ST_MERGE_INSERT,
-	ST_MERGE_MOVE,
+	ST_MERGE_DELETE,
+	ST_MERGE_ROWS_INSERT,
 	ST_MERGE_SUBTRACT,
 	ST_COUNT
 };
@@ -721,13 +722,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = $1",
 	/* The merge swap (issue 15): the partition's row, locked as a commit
 	 * locks it; then the rows to move, locked, each as the merge read it
-	 * (r.i: its 1-based index); then the object, the moves and the old
+	 * (r.i: its 1-based index); then the object, the rows replaced by the
+	 * merged object's (meta_merge_rows) and the old
 	 * objects' live bytes (one left without any starts the collector's
 	 * grace now: created_ms is its clock). */
 	[ST_MERGE_PART_LOCK] = "SELECT p.log_start_offset FROM partitions AS p"
 		" WHERE p.tid = $1 AND p.partition = $2"
 		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid) FOR UPDATE OF p",
-	[ST_MERGE_ROWS_LOCK] = "SELECT r.i, b.oid, o.created_ms FROM unnest($3::bigint[],"
+	[ST_MERGE_ROWS_LOCK] = "SELECT r.i, b.oid, o.created_ms, b.spans, b.record_count,"
+		" b.max_timestamp, b.attributes FROM unnest($3::bigint[],"
 		" $4::bigint[], $5::text[], $6::bigint[], $7::bigint[]) WITH ORDINALITY"
 		" AS r(last, base, key, pos, len, i)"
 		" JOIN batches AS b ON b.tid = $1 AND b.partition = $2 AND b.last_offset = r.last"
@@ -735,9 +738,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" JOIN objects AS o ON o.oid = b.oid AND o.key = r.key FOR UPDATE OF b",
 	[ST_MERGE_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
 		" VALUES ($1, $2, $3, 'live', $4) RETURNING oid",
-	[ST_MERGE_MOVE] = "UPDATE batches AS b SET oid = $3, byte_offset = r.pos"
-		" FROM unnest($4::bigint[], $5::bigint[]) AS r(last, pos)"
+	[ST_MERGE_DELETE] = "DELETE FROM batches AS b USING unnest($3::bigint[]) AS r(last)"
 		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset = r.last",
+	/* The merged object's rows (meta_merge_rows), in the commit's arrays. */
+	[ST_MERGE_ROWS_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset,"
+		" oid, byte_offset, length, record_count, max_timestamp, producer_id,"
+		" producer_epoch, base_sequence, last_sequence, spans, attributes)"
+		" SELECT t, p, b, l, $1::bigint, o, n, c, m, d, e, f, g, s, a FROM unnest($2::bigint[],"
+		" $3::integer[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],"
+		" $8::integer[], $9::bigint[], $10::bigint[], $11::integer[], $12::integer[],"
+		" $13::integer[], $14::text[], $15::smallint[])"
+		" AS r(t, p, b, l, o, n, c, m, d, e, f, g, s, a)",
 	[ST_MERGE_SUBTRACT] = "UPDATE objects AS o SET live_bytes = o.live_bytes - d.bytes,"
 		" created_ms = CASE WHEN o.live_bytes - d.bytes <= 0"
 		" THEN greatest(o.created_ms, $3) ELSE o.created_ms END"
@@ -2326,11 +2337,48 @@ static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 
 /* The rows' arrays: as read (ROWS_LOCK's $3..$7), then new positions
  * and old objects (MOVE, SUBTRACT). */
-enum { MA_LAST, MA_BASE, MA_KEY, MA_POS, MA_LEN, MA_NEWPOS, MA_OID, MA_COUNT };
+enum { MA_LAST, MA_BASE, MA_KEY, MA_POS, MA_LEN, MA_OID, MA_COUNT };
+
+struct merge_txn {
+	const struct meta_merge *mg;
+	struct meta_merge_stored *stored; /* per row */
+};
+
+static int merge_row_emit(void *arg, struct meta_run *r)
+{
+	row_push(arg, 0, r);
+	return 0;
+}
+
+/* The merged object's rows, replacing the rows it holds (already
+ * deleted): meta_merge_rows into the commit's arrays, one statement. */
+static int merge_rows_insert(struct pg_conn *c, const struct meta_merge *mg,
+			     const struct meta_merge_stored *stored, int64_t oid)
+{
+	static const int cols[] = { CA_TID, CA_PART, CA_BASE, CA_LAST, CA_POS, CA_LEN, CA_CNT,
+				    CA_TS, CA_PID, CA_EPOCH, CA_BSEQ, CA_LSEQ, CA_SPANS, CA_ATTR };
+	struct pg_text a[CA_COUNT];
+	memset(a, 0, sizeof a);
+	int rc = meta_merge_rows(mg, stored, merge_row_emit, a);
+	struct pg_params p = { 0 };
+	p_i64(&p, oid);
+	for (size_t i = 0; !rc && i < sizeof cols / sizeof cols[0]; i++) {
+		const char *v = tx_end(&a[cols[i]]);
+		if (!v)
+			rc = SL_ENOMEM;
+		p_str(&p, v);
+	}
+	if (!rc)
+		rc = pg_run(c, ST_MERGE_ROWS_INSERT, &p, NULL, "inserting merged rows");
+	for (int i = 0; i < CA_COUNT; i++)
+		free(a[i].p);
+	return rc;
+}
 
 static int merge_swap_body(struct pg_conn *c, void *arg)
 {
-	const struct meta_merge *mg = arg;
+	struct merge_txn *x = arg;
+	const struct meta_merge *mg = x->mg;
 	struct meta_commit_obj o = { .key = mg->key, .size = mg->size };
 	struct pg_text a[MA_COUNT];
 	memset(a, 0, sizeof a);
@@ -2364,12 +2412,11 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 		tx_str(&a[MA_KEY], row->object_key);
 		tx_i64(&a[MA_POS], (int64_t)row->byte_offset);
 		tx_i64(&a[MA_LEN], row->length);
-		tx_i64(&a[MA_NEWPOS], (int64_t)row->new_byte_offset);
 		live += row->length;
 	}
 	const char *arr[MA_COUNT];
 	rc = SL_ENOMEM;
-	for (int i = MA_LAST; i <= MA_NEWPOS; i++)
+	for (int i = MA_LAST; i <= MA_LEN; i++)
 		if (!(arr[i] = tx_end(&a[i])))
 			goto out;
 	for (int i = MA_LAST; i <= MA_LEN; i++)
@@ -2389,18 +2436,27 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		int64_t k = v_i64(r, i, 0) - 1;
-		if (k >= 0 && (size_t)k < mg->n)
+		if (k >= 0 && (size_t)k < mg->n) {
+			struct meta_merge_stored *st = &x->stored[k];
 			oids[k] = v_i64(r, i, 1);
+			free(st->spans);
+			st->spans = PQgetisnull(r, i, 3) ? NULL : strdup(PQgetvalue(r, i, 3));
+			st->record_count = (int32_t)v_i64(r, i, 4);
+			st->max_timestamp = v_i64(r, i, 5);
+			st->attributes = (int16_t)v_i64(r, i, 6);
+			if (!PQgetisnull(r, i, 3) && !st->spans)
+				rc = SL_ENOMEM;
+		}
 		if (v_i64(r, i, 2) < created_ms)
 			created_ms = v_i64(r, i, 2);
 	}
 	for (size_t i = 0; i < mg->n; i++)
 		tx_i64(&a[MA_OID], oids[i]);
 	free(oids);
-	if (!(arr[MA_OID] = tx_end(&a[MA_OID]))) {
+	if (!rc && !(arr[MA_OID] = tx_end(&a[MA_OID])))
 		rc = SL_ENOMEM;
+	if (rc)
 		goto out;
-	}
 	PQclear(r);
 	r = NULL;
 	p = (struct pg_params){ 0 };
@@ -2415,10 +2471,10 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 	p = (struct pg_params){ 0 };
 	p_i64(&p, mg->tid);
 	p_i64(&p, mg->partition);
-	p_i64(&p, oid);
 	p_str(&p, arr[MA_LAST]);
-	p_str(&p, arr[MA_NEWPOS]);
-	rc = pg_run(c, ST_MERGE_MOVE, &p, NULL, "moving merged rows");
+	rc = pg_run(c, ST_MERGE_DELETE, &p, NULL, "deleting merged rows");
+	if (!rc)
+		rc = merge_rows_insert(c, mg, x->stored, oid);
 	if (rc)
 		goto out;
 	p = (struct pg_params){ 0 };
@@ -2438,7 +2494,11 @@ static int pg_merge_swap(struct meta *m, const struct meta_merge *mg)
 	int rc = meta_merge_check(mg);
 	if (rc)
 		return rc;
-	rc = pg_txn(&pg_of(m)->trim, TXN_WRITE, merge_swap_body, (void *)mg);
+	struct merge_txn x = { mg, calloc(mg->n, sizeof *x.stored) };
+	rc = x.stored ? pg_txn(&pg_of(m)->trim, TXN_WRITE, merge_swap_body, &x) : SL_ENOMEM;
+	for (size_t i = 0; x.stored && i < mg->n; i++)
+		free(x.stored[i].spans);
+	free(x.stored);
 	return rc < 0 && rc != SL_ENOMEM && rc != SL_ENOTFOUND ? SL_EMETA : rc;
 }
 

@@ -397,7 +397,7 @@ enum stmt {
 	ST_TXN_OFFSETS_DROP,
 	ST_TXN_OFFSETS_DELETE_TOPIC,
 	ST_MERGE_ROW_GET,
-	ST_MERGE_ROW_MOVE,
+	ST_MERGE_ROW_DELETE,
 	ST_MERGE_OBJECT_SUBTRACT,
 	ST_COUNT
 };
@@ -652,11 +652,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE excluded.commit_seq > group_offsets.commit_seq",
 	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = ?1",
 	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = ?1",
-	/* The merge swap (issue 15): a row as it stands, then moved. */
+	/* The merge swap (issue 15): a row as it stands, then replaced by
+	 * the merged object's rows (meta_merge_rows). */
 	[ST_MERGE_ROW_GET] = "SELECT b.base_offset, b.byte_offset, b.length, o.key, o.oid,"
-		" o.created_ms FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+		" o.created_ms, b.spans, b.record_count, b.max_timestamp, b.attributes"
+		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset = ?3",
-	[ST_MERGE_ROW_MOVE] = "UPDATE batches SET oid = ?4, byte_offset = ?5"
+	[ST_MERGE_ROW_DELETE] = "DELETE FROM batches"
 		" WHERE tid = ?1 AND partition = ?2 AND last_offset = ?3",
 	/* An object a merge leaves without live bytes starts the collector's
 	 * grace now (created_ms is its clock). */
@@ -2396,12 +2398,15 @@ static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 struct merge_txn {
 	const struct meta_merge *mg;
 	int64_t *old_oids; /* per row */
+	struct meta_merge_stored *stored; /* per row */
+	struct sq_conn *c;
+	int64_t oid;       /* the merged object's */
 };
 
 /* Row i as it stands must be the row the merge read: *oid and
  * *created_ms get its object's. SL_ENOTFOUND otherwise. */
 static int merge_row_check(struct sq_conn *c, const struct meta_merge *mg, size_t i,
-			   int64_t *oid, int64_t *created_ms)
+			   int64_t *oid, int64_t *created_ms, struct meta_merge_stored *stored)
 {
 	const struct meta_merge_row *r = &mg->rows[i];
 	sqlite3_stmt *st = sq_stmt(c, ST_MERGE_ROW_GET);
@@ -2416,13 +2421,25 @@ static int merge_row_check(struct sq_conn *c, const struct meta_merge *mg, size_
 		    sqlite3_column_int64(st, 2) == r->length && key && !strcmp(key, r->object_key)) {
 			*oid = sqlite3_column_int64(st, 4);
 			*created_ms = sqlite3_column_int64(st, 5);
-			rc = 0;
+			const char *spans = (const char *)sqlite3_column_text(st, 6);
+			free(stored->spans);
+			stored->spans = spans ? strdup(spans) : NULL;
+			stored->record_count = sqlite3_column_int(st, 7);
+			stored->max_timestamp = sqlite3_column_int64(st, 8);
+			stored->attributes = (int16_t)sqlite3_column_int(st, 9);
+			rc = spans && !stored->spans ? SL_ENOMEM : 0;
 		}
 	} else if (step != SQLITE_DONE) {
 		rc = sq_fail(c, "reading a batch row to merge");
 	}
 	sqlite3_reset(st);
 	return rc;
+}
+
+static int merge_row_emit(void *arg, struct meta_run *r)
+{
+	struct merge_txn *x = arg;
+	return row_insert(x->c, x->oid, r);
 }
 
 static int merge_swap_body(struct sq_conn *c, void *arg)
@@ -2442,7 +2459,7 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	int64_t created_ms = INT64_MAX, live = 0;
 	for (size_t i = 0; i < mg->n; i++) {
 		int64_t made;
-		rc = merge_row_check(c, mg, i, &x->old_oids[i], &made);
+		rc = merge_row_check(c, mg, i, &x->old_oids[i], &made, &x->stored[i]);
 		if (rc)
 			return rc;
 		if (made < created_ms)
@@ -2459,13 +2476,11 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	int64_t oid = sqlite3_last_insert_rowid(c->db), now = clock_wall_ms();
 	for (size_t i = 0; !rc && i < mg->n; i++) {
 		const struct meta_merge_row *r = &mg->rows[i];
-		st = sq_stmt(c, ST_MERGE_ROW_MOVE);
+		st = sq_stmt(c, ST_MERGE_ROW_DELETE);
 		sqlite3_bind_int64(st, 1, mg->tid);
 		sqlite3_bind_int(st, 2, mg->partition);
 		sqlite3_bind_int64(st, 3, r->last_offset);
-		sqlite3_bind_int64(st, 4, oid);
-		sqlite3_bind_int64(st, 5, (int64_t)r->new_byte_offset);
-		rc = sq_exec_stmt(c, st, "moving a batch row");
+		rc = sq_exec_stmt(c, st, "deleting a merged batch row");
 		if (rc)
 			break;
 		st = sq_stmt(c, ST_MERGE_OBJECT_SUBTRACT);
@@ -2474,6 +2489,10 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 		sqlite3_bind_int64(st, 3, now);
 		rc = sq_exec_stmt(c, st, "subtracting merged bytes");
 	}
+	x->c = c;
+	x->oid = oid;
+	if (!rc)
+		rc = meta_merge_rows(mg, x->stored, merge_row_emit, x);
 	if (rc)
 		return rc;
 	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
@@ -2487,10 +2506,14 @@ static int sq_merge_swap(struct meta *m, const struct meta_merge *mg)
 	int rc = meta_merge_check(mg);
 	if (rc)
 		return rc;
-	struct merge_txn x = { mg, malloc(mg->n * sizeof *x.old_oids) };
-	if (!x.old_oids)
-		return SL_ENOMEM;
-	rc = sq_txn(&sq_of(m)->trim, TXN_WRITE, merge_swap_body, &x);
+	struct merge_txn x = { mg, malloc(mg->n * sizeof *x.old_oids),
+			       calloc(mg->n, sizeof *x.stored), NULL, 0 };
+	rc = SL_ENOMEM;
+	if (x.old_oids && x.stored)
+		rc = sq_txn(&sq_of(m)->trim, TXN_WRITE, merge_swap_body, &x);
+	for (size_t i = 0; x.stored && i < mg->n; i++)
+		free(x.stored[i].spans);
+	free(x.stored);
 	free(x.old_oids);
 	return rc < 0 && rc != SL_ENOMEM && rc != SL_ENOTFOUND ? SL_EMETA : rc;
 }

@@ -28,8 +28,9 @@
 #define MERGE_ROW_BATCHES_MAX 256
 /* Merged objects' keys: the writer's format with a 16-digit counter
  * starting ffffffff (the writer's counters have 8 digits until 2^32
- * objects). Their rows are not merged again: two rows adjacent in a
- * merged object cannot be told from one by the batches read back. */
+ * objects). Their rows are not merged again: each holds one partition
+ * already, in rows as a commit joins them (the swap's), so a later pass
+ * would only move bytes. */
 #define MERGE_COUNTER_MARK UINT64_C(0xffffffff00000000)
 
 /* The writer's key format (storage/writer.c), so the gc fence and the

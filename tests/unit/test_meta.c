@@ -815,6 +815,12 @@ static void test_merge_swap(void **state)
 		assert_int_equal(after[i].max_timestamp, rows[i].max_timestamp);
 		assert_int_equal(after[i].byte_offset, mr[i].new_byte_offset);
 	}
+	/* Adjacent in the merged object: one stored row, its batches in
+	 * its spans (as a commit would have stored them). */
+	assert_int_equal(rows_of_object("o/merged"), 1);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o"
+				      " ON o.oid = b.oid WHERE o.key = $1 AND b.spans IS NOT NULL",
+				      "o/merged"), 1);
 	assert_int_equal(hwm(m, tid, 0), 15);
 	assert_int_equal(live_bytes("o/merged"), 240);
 	assert_int_equal(live_bytes("o/a"), 50); /* partition 1 still lives there */
