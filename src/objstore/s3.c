@@ -533,14 +533,19 @@ static int open_check(struct s3_store *st)
 			call_why(&c, detail, sizeof detail);
 		bool busy = rc != SL_ENOMEM && !c.curl_code && s3_retryable(0, c.status, c.code);
 		left = deadline - s3_clock_now_ms(NULL);
-		if (busy && left > S3_BACKOFF_CAP_MS / 2 + S3_TIMEOUT_MS_MIN) {
+		if (busy && left > S3_TIMEOUT_MS_MIN) {
 			if (!warned)
 				log_warn("object store: bucket %s at %s: %s; retrying for up to %u ms "
 					 "(total_timeout_ms)", st->cfg.bucket, st->cfg.endpoint, detail,
 					 st->policy.total_timeout_ms);
 			warned = true;
 			s3_call_free(&c);
-			struct timespec ts = { 0, S3_BACKOFF_CAP_MS / 2 * 1000000L };
+			/* The last pause leaves room for one more attempt, so the
+			 * check goes on until total_timeout_ms, not a pause short. */
+			int64_t pause_ms = S3_BACKOFF_CAP_MS / 2;
+			if (pause_ms > left - S3_TIMEOUT_MS_MIN)
+				pause_ms = left - S3_TIMEOUT_MS_MIN;
+			struct timespec ts = { pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L };
 			nanosleep(&ts, NULL);
 			continue;
 		}
