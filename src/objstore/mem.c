@@ -83,8 +83,10 @@ static int mem_fault_before(struct mem_store *ms, enum objstore_fault *f)
 {
 	int arg = 0;
 	*f = mem_take_fault(ms, &arg);
-	if (*f == OBJSTORE_FAULT_FAIL)
+	if (*f == OBJSTORE_FAULT_FAIL) {
+		sleep_ms(arg);
 		return SL_ESTORE;
+	}
 	if (*f == OBJSTORE_FAULT_STALL_MS)
 		sleep_ms(arg);
 	return 0;
@@ -280,6 +282,17 @@ int objstore_mem_open(struct objstore **out)
 
 /* count < 0 applies the fault to every call until it is reset with
  * OBJSTORE_FAULT_NONE; count == 0 or FAULT_NONE clears it. */
+int objstore_mem_faults_left(struct objstore *s)
+{
+	if (!s || s->m != &mem_methods)
+		return SL_EINVAL;
+	struct mem_store *ms = (struct mem_store *)s;
+	pthread_mutex_lock(&ms->lock);
+	int left = ms->fault == OBJSTORE_FAULT_NONE ? 0 : ms->fault_count;
+	pthread_mutex_unlock(&ms->lock);
+	return left;
+}
+
 int objstore_mem_fault(struct objstore *s, enum objstore_fault fault, int count, int arg)
 {
 	if (!s || s->m != &mem_methods)

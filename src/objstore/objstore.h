@@ -200,11 +200,13 @@ const char *objstore_op_name(int op);
 /* ---- the in-memory backend's fault injection (tests only) ---- */
 enum objstore_fault {
 	OBJSTORE_FAULT_NONE = 0,
-	OBJSTORE_FAULT_FAIL,     /* the next calls fail with SL_ESTORE */
+	OBJSTORE_FAULT_FAIL,     /* the next calls fail with SL_ESTORE (after arg ms) */
 	OBJSTORE_FAULT_STALL_MS, /* the next calls sleep arg ms first */
 	OBJSTORE_FAULT_LOSE,     /* put succeeds but reports SL_ETIMEDOUT */
 };
 /* For a "mem:" store: apply fault to the next count put/get calls. */
 int objstore_mem_fault(struct objstore *s, enum objstore_fault fault, int count, int arg);
+/* How many calls the fault still applies to (0: none; < 0: until reset). */
+int objstore_mem_faults_left(struct objstore *s);
 
 #endif

@@ -318,10 +318,20 @@ static void test_failure_fails_later_objects(void **state)
 {
 	struct fixture *f = *state;
 	struct result r[3] = { 0 };
-	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 0), 0);
+	/* The first put takes the fault and fails 300 ms later: the second
+	 * object is sealed after the fault is taken but before the failure
+	 * is known. The put starts from a loop turn, so turn the loop until
+	 * the store has handed out the fault (not a fixed sleep: on a loaded
+	 * machine the pool may not run for a while). */
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_FAIL, 1, 300), 0);
 	append(f, 0, 1, &r[0]);
 	writer_flush_now(f->w);
-	usleep(100 * 1000); /* its upload takes the fault before the next starts */
+	for (int i = 0; i < 2000 && objstore_mem_faults_left(f->store) != 0; i++) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_int_equal(objstore_mem_faults_left(f->store), 0);
+	assert_false(r[0].done);
 	append(f, 0, 1, &r[1]);
 	writer_flush_now(f->w);
 	run_until_idle(f);
