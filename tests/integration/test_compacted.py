@@ -84,9 +84,13 @@ def test_confluent_delivery_error(broker, codec):
     b = broker.bootstrap
     t = util.create_topic(b, util.topic_name("cmp-" + codec), 2,
                           config={"cleanup.policy": "compact"})
-    p = Producer({"bootstrap.servers": b, "linger.ms": 200,
+    # One batch per partition: the topic's metadata is known before the
+    # first produce (messages queued while it is unknown can be split over
+    # two batches when it arrives mid-loop) and linger outlasts the loop.
+    p = Producer({"bootstrap.servers": b, "linger.ms": 1000,
                   "compression.type": codec, "acks": "all",
                   "retries": 0})
+    p.list_topics(t, timeout=10)
     results = []
 
     def cb(err, m):
