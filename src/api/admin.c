@@ -743,7 +743,7 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		rt->name = qt->name;
 		struct topic_state *t = agent_topic(a, qt->name);
 		struct meta_replicas assignment = { .replication = 0 };
-		char msg[300] = "";
+		char msg[400] = "";
 		/* A topic being deleted is gone, as in KRaft (where a delete is
 		 * immediate): growing it would answer success for nothing. */
 		if (!api_allowed_topic(a, req, qt->name, ACL_OP_ALTER)) {
@@ -752,10 +752,15 @@ void handle_create_partitions(struct agent *a, struct request *req, const struct
 		} else if (!t || t->deleting) {
 			rt->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			snprintf(msg, sizeof msg, "The topic does not exist.");
-		} else if (qt->count <= t->partition_count) {
+		} else if (qt->count == t->partition_count) {
+			/* Kafka 3.9's controller's two messages (createPartitions) */
 			rt->error_code = KERR_INVALID_PARTITIONS;
-			snprintf(msg, sizeof msg, "Topic currently has %d partitions, which is higher than or equal to the requested %d.",
-				 t->partition_count, qt->count);
+			snprintf(msg, sizeof msg, "Topic already has %d partition(s).",
+				 t->partition_count);
+		} else if (qt->count < t->partition_count) {
+			rt->error_code = KERR_INVALID_PARTITIONS;
+			snprintf(msg, sizeof msg, "The topic %s currently has %d partition(s); %d would not be an increase.",
+				 t->name, t->partition_count, qt->count);
 		} else if (qt->count > SL_PARTITIONS_PER_TOPIC_MAX) {
 			rt->error_code = KERR_INVALID_PARTITIONS;
 			snprintf(msg, sizeof msg, "At most %d partitions per topic.", SL_PARTITIONS_PER_TOPIC_MAX);

@@ -130,11 +130,16 @@ def test_create_partitions(broker):
     assert r == [(4, 0)]
     got = util.consume_all(b, name, 5)
     assert [g.value for g in got[4]] == [b"in-4"]
-    # Shrinking is refused.
-    fs = util.admin(b).create_partitions([NewPartitions(name, 3)])
-    with pytest.raises(KafkaException) as ei:
-        fs[name].result(15)
-    assert ei.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+    # Shrinking, or asking for as many, is refused with Kafka 3.9's
+    # controller's messages (kafka-topics.sh prints them).
+    for n, text in ((3, "The topic %s currently has 5 partition(s); 3 would "
+                        "not be an increase." % name),
+                    (5, "Topic already has 5 partition(s).")):
+        fs = util.admin(b).create_partitions([NewPartitions(name, n)])
+        with pytest.raises(KafkaException) as ei:
+            fs[name].result(15)
+        assert ei.value.args[0].code() == KafkaError.INVALID_PARTITIONS
+        assert ei.value.args[0].str() == text
 
 
 def test_describe_configs(broker):
