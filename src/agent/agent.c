@@ -397,10 +397,7 @@ static int load_catalog(struct agent *a)
 		struct partition_state *ps = &t->parts[parts[i].partition];
 		ps->log_start_offset = parts[i].log_start_offset;
 		ps->high_watermark = parts[i].high_watermark;
-		/* No open transaction: no transactional batch is accepted yet
-		 * (the handlers of issue 14 step 4; then the partition's
-		 * stored last_stable_offset goes here). */
-		partition_raise_stable(ps, -1);
+		partition_raise_stable(ps, parts[i].last_stable_offset);
 	}
 	free(parts);
 	return 0;
@@ -421,6 +418,23 @@ static void index_append(struct agent *a, const char *key, uint64_t size,
 		b += k;
 		n -= k;
 	}
+}
+
+int agent_aborted_from(struct meta *m, int64_t tid, int32_t p, int64_t offset,
+		       int64_t first_below, struct aborted_txn *out, size_t cap, size_t *n)
+{
+	/* The store's rows are the index's shape under the store's name:
+	 * copied, not cast (no aliasing between the two types). */
+	*n = 0;
+	struct meta_aborted_txn *rows = malloc((cap ? cap : 1) * sizeof *rows);
+	if (!rows)
+		return SL_ENOMEM;
+	int rc = meta_aborted_txns(m, tid, p, offset, first_below, rows, cap, n);
+	for (size_t i = 0; rc == 0 && i < *n; i++)
+		out[i] = (struct aborted_txn){ rows[i].producer_id, rows[i].first_offset,
+					       rows[i].last_offset };
+	free(rows);
+	return rc;
 }
 
 bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,
@@ -461,8 +475,23 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			index_append(a, key, object_len, b + i, j - i);
 	}
 	t = NULL;
+	/* The aborted transactions the commit's ABORT markers closed, for
+	 * the aborted index (rare: only counted when one is there). */
+	size_t n_aborted = 0;
+	for (size_t i = 0; i < n; i++)
+		n_aborted += b[i].aborted.producer_id >= 0;
+	struct aborted_txn *aborted = n_aborted ? malloc(n_aborted * sizeof *aborted) : NULL;
 	int64_t from = 0; /* the partition's first offset in the commit */
+	size_t k = 0;     /* its aborted transactions so far */
 	for (size_t i = 0; i < n; i++) {
+		if (i == 0 || b[i - 1].tid != b[i].tid || b[i - 1].partition != b[i].partition) {
+			from = b[i].row.base_offset;
+			k = 0;
+		}
+		if (aborted && b[i].aborted.producer_id >= 0)
+			aborted[k++] = (struct aborted_txn){ b[i].aborted.producer_id,
+							     b[i].aborted.first_offset,
+							     b[i].aborted.last_offset };
 		if (!t || t->tid != b[i].tid)
 			t = agent_topic_by_tid(a, b[i].tid);
 		if (!t || b[i].partition >= t->partition_count)
@@ -484,16 +513,20 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			  t->name, b[i].partition, r->base_offset, r->last_offset, p->high_watermark);
 		if (r->last_offset + 1 > p->high_watermark)
 			p->high_watermark = r->last_offset + 1;
-		/* The partition's last batch of the commit: its offsets, from
-		 * its first batch's, are what the commit tells about its
-		 * transactions (none open, nothing aborted until transactional
-		 * batches are accepted: then the batches' last_stable_offset
-		 * and aborted ranges go here). */
-		if (i == 0 || b[i - 1].tid != b[i].tid || b[i - 1].partition != b[i].partition)
-			from = r->base_offset;
-		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition)
-			agent_partition_txns(a, t, b[i].partition, from, r->last_offset + 1, -1, NULL, 0);
+		/* The partition's last batch of the commit: the store's word on
+		 * its transactions over the offsets the commit took there (its
+		 * LSO after the commit and the ABORT markers in the range; out
+		 * of memory for the list leaves the range out of the aborted
+		 * index, so fetches look it up). */
+		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition) {
+			if (n_aborted && !aborted)
+				partition_raise_stable(p, b[i].last_stable_offset);
+			else
+				agent_partition_txns(a, t, b[i].partition, from, r->last_offset + 1,
+						     b[i].last_stable_offset, aborted, k);
+		}
 	}
+	free(aborted);
 	/* The batches stay in the produce requests' frames (referenced). */
 	if (a->cfg.cache_bytes > 0)
 		cache_put_pieces(a->cache, key, object_len, pieces, n_pieces);
@@ -763,11 +796,9 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = acls_start(a);
 	if (rc)
 		return rc;
-	/* No store lookup of aborted transactions yet (meta_aborted_txns,
-	 * to be wired with the transaction handlers): until transactional
-	 * batches are accepted, none is aborted. */
 	struct reader_config rdc = { .pinned_evicted_bytes_max = SL_FETCH_PINNED_EVICTED_BYTES_MAX,
-				     .index = a->index, .aborted = a->aborted };
+				     .index = a->index, .aborted = a->aborted,
+				     .aborted_from = agent_aborted_from };
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
 	if (rc)
 		return rc;

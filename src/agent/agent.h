@@ -244,17 +244,21 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
  * transaction whose marker lies in [from, to) is in aborted[0..n), and
  * first_unstable is the partition's first unstable offset as of to (-1:
  * no open transaction), or the store's LSO then (meta_partition's,
- * meta_commit_batch's). The aborted ones go into the aborted index and
- * the LSO rises (partition_raise_stable). Called by the commit hook for
- * the offsets of each partition a commit of this agent took (the
- * registry's poll and notices, which know nothing of aborted rows, raise
- * the LSO alone); until transactional batches are accepted (issue 14
- * step 4) it passes -1 and none.
+ * meta_commit_batch's: as of the batch's object). The aborted ones go
+ * into the aborted index and the LSO rises (partition_raise_stable). Called by
+ * the commit hook for the offsets of each partition a commit of this
+ * agent took (the registry's poll and notices, which know nothing of
+ * aborted rows, raise the LSO alone: partition_raise_stable).
  * True when the LSO moved: the caller wakes long-polling fetches (the
  * agent_hooks' committed). */
 bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int64_t from,
 			  int64_t to, int64_t first_unstable, const struct aborted_txn *aborted,
 			  size_t n);
+/* reader_aborted_fn over the metadata store (meta_aborted_txns):
+ * read_committed fetches look up the aborted transactions the aborted
+ * index lacks. [pool: read] */
+int agent_aborted_from(struct meta *m, int64_t tid, int32_t p, int64_t offset,
+		       int64_t first_below, struct aborted_txn *out, size_t cap, size_t *n);
 /* The log start of partition p of t moved (partition_raise_log_start):
  * drop what fell below it from the batch and aborted indexes. */
 void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p);

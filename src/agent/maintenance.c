@@ -49,6 +49,10 @@ static void maint_done(struct workq_job *wq)
 			agent_log_start_raised(job->a, t, it->partition);
 		}
 	}
+	/* A raised log start may lift the LSO, and a long poll's offset
+	 * may now lie below the log start: waiting fetches look again. */
+	if (job->moved)
+		job->a->hooks->committed(job->a);
 	job->done(job, job->arg);
 }
 

@@ -48,7 +48,7 @@ struct registry {
 	uint64_t listen_retry_ms, listen_backoff_ms;
 	uint64_t poll_last_ms;   /* uv_now of the last poll's start */
 	bool poll_now;           /* a catalog notice came: poll at once */
-	bool woken;              /* a notice raised a high watermark */
+	bool woken;              /* a notice raised a high watermark or a log start */
 };
 
 static void on_timer(uv_timer_t *t);
@@ -136,8 +136,8 @@ static void view_apply(struct agent *a, const struct meta_cluster_view *v)
 			 v->count, epoch, had, was);
 }
 
-/* High watermarks and log starts other agents moved; true when a high
- * watermark rose (long polls are woken). */
+/* High watermarks, LSOs and log starts other agents moved; true when
+ * any rose (long polls are woken). */
 static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 {
 	bool moved = false;
@@ -153,16 +153,17 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 			ps->high_watermark = mp->high_watermark;
 			moved = true;
 		}
-		/* The snapshot's LSO (none open until transactional batches
-		 * are accepted: -1; then mp->last_stable_offset). It says
+		/* The snapshot's LSO (the store's, raise-only here). It says
 		 * nothing of aborted transactions:
 		 * other agents' markers reach the aborted index through the
 		 * reader's lookups (or a feed of aborted rows, later), never
 		 * as a range claimed empty here. */
-		if (partition_raise_stable(ps, -1))
+		if (partition_raise_stable(ps, mp->last_stable_offset))
 			moved = true;
-		if (partition_raise_log_start(ps, mp->log_start_offset))
+		if (partition_raise_log_start(ps, mp->log_start_offset)) {
 			agent_log_start_raised(a, t, mp->partition);
+			moved = true; /* it may lift the LSO; waiting fetches look again */
+		}
 	}
 	return moved;
 }
@@ -216,25 +217,31 @@ static void commit_apply(struct registry *r, const struct meta_notice *n)
 			ps->high_watermark = last + 1;
 			r->woken = true;
 		}
-		/* A notice carries no transaction state: until transactional
-		 * batches are accepted none is open (then only the poll may
-		 * raise the LSO). Nor does it claim the aborted index's range
-		 * (as the poll does not). */
-		if (partition_raise_stable(ps, -1))
+		/* The store's LSO after that commit (a notice of an older
+		 * agent does not tell it: the poll brings it then; a high
+		 * watermark alone cannot raise it past a transaction another
+		 * agent opened). The aborted rows stay the reader's to look
+		 * up: a notice claims no range of the aborted index. */
+		int64_t lso = n->batches[j - 1].last_stable_offset;
+		if (lso >= 0 && partition_raise_stable(ps, lso))
 			r->woken = true;
 	}
 }
 
 /* A trim moved a log start (this agent's own too: raising it again is a
- * no-op): what fell below it leaves the batch index at once. */
-static void log_start_apply(struct agent *a, const struct meta_notice *n)
+ * no-op): what fell below it leaves the batch index at once, and waiting
+ * fetches look again (the LSO may have risen with it). */
+static void log_start_apply(struct registry *r, const struct meta_notice *n)
 {
+	struct agent *a = r->a;
 	struct topic_state *t = agent_topic_by_tid(a, n->tid);
 	if (!t || n->partition < 0 || n->partition >= t->partition_count)
 		return;
 	struct partition_state *ps = &t->parts[n->partition];
-	if (partition_raise_log_start(ps, n->log_start_offset))
+	if (partition_raise_log_start(ps, n->log_start_offset)) {
 		agent_log_start_raised(a, t, n->partition);
+		r->woken = true;
+	}
 }
 
 static void on_notice(void *arg, const struct meta_notice *n)
@@ -245,7 +252,7 @@ static void on_notice(void *arg, const struct meta_notice *n)
 	else if (n->kind == META_NOTICE_COMMIT)
 		commit_apply(r, n);
 	else if (n->kind == META_NOTICE_LOG_START)
-		log_start_apply(r->a, n);
+		log_start_apply(r, n);
 }
 
 static void listen_closed(uv_handle_t *h)

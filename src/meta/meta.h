@@ -443,6 +443,9 @@ struct meta_notice_batch {
 	uint32_t length;
 	int32_t record_count;
 	int64_t max_timestamp;
+	/* The partition's last stable offset once the commit was made (as
+	 * meta_commit_batch's); -1 when the notice does not tell it. */
+	int64_t last_stable_offset;
 };
 
 /* What another agent changed, as the store's notifications tell it. */

@@ -2161,12 +2161,14 @@ static int pg_txn_appended(struct pg_conn *c, struct meta_commit_batch *b, int64
 	return rc < 0 ? rc : 0;
 }
 
-/* One commit payload: "1 TOKEN SIZE KEYLEN:KEY" and per batch
- * " TID,PARTITION,BASE,DELTA,POS,LENGTH,COUNT,MAXTS" (DELTA: last - base),
- * parsed by notice_commit. */
+/* One commit payload: "2 TOKEN SIZE KEYLEN:KEY" and per batch
+ * " TID,PARTITION,BASE,DELTA,POS,LENGTH,COUNT,MAXTS,LSO" (DELTA: last -
+ * base; LSO: the partition's last stable offset after the commit),
+ * parsed by notice_commit. Version 1 (before issue 14's LSO) had no LSO:
+ * still read, its LSO unknown. */
 static size_t notify_head(char *out, size_t cap, const char *token, const struct meta_commit_obj *o)
 {
-	int n = snprintf(out, cap, "1 %s %" PRIu64 " %zu:%s", token, o->size, strlen(o->key), o->key);
+	int n = snprintf(out, cap, "2 %s %" PRIu64 " %zu:%s", token, o->size, strlen(o->key), o->key);
 	return n < 0 ? 0 : (size_t)n;
 }
 
@@ -2185,11 +2187,12 @@ static int commit_notify(struct pg_conn *c, const struct commit_txn *x)
 			const struct meta_commit_batch *b = &o->batches[i];
 			if (b->result != META_BATCH_APPENDED)
 				continue; /* no row: a duplicate's offsets are its original's */
-			char row[200];
+			char row[240];
 			int rl = snprintf(row, sizeof row, " %" PRId64 ",%" PRId32 ",%" PRId64 ",%" PRId32
-					  ",%" PRIu64 ",%" PRIu32 ",%" PRId32 ",%" PRId64, b->tid,
-					  b->partition, b->base_offset, b->last_offset_delta,
-					  b->byte_offset, b->length, b->record_count, b->max_timestamp);
+					  ",%" PRIu64 ",%" PRIu32 ",%" PRId32 ",%" PRId64 ",%" PRId64,
+					  b->tid, b->partition, b->base_offset, b->last_offset_delta,
+					  b->byte_offset, b->length, b->record_count, b->max_timestamp,
+					  b->last_stable_offset);
 			if (len + (size_t)rl > PG_NOTIFY_PAYLOAD_MAX) {
 				tx_str(&all, msg);
 				len = head;
@@ -2268,6 +2271,18 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		tx_str(&a[CA_KEY], o->key);
 		tx_i64(&a[CA_SIZE], (int64_t)o->size);
 		tx_i64(&a[CA_LIVE], live);
+		/* Each batch's partition's LSO once this object is in, as the
+		 * SQLite backend reports it: the agent applies each object's
+		 * batches (and its ABORT markers) with the LSO of that point,
+		 * never with one a later object's marker raised. */
+		for (size_t i = 0; i < o->n; i++) {
+			struct meta_commit_batch *b = &o->batches[i];
+			const struct commit_part *cp = part_find(x->parts, x->nparts, b->tid,
+								 b->partition);
+			if (cp && cp->found)
+				b->last_stable_offset = meta_lso(cp->log_start, cp->hwm,
+								 cp->first_unstable);
+		}
 	}
 	for (size_t i = 0; i < x->nparts; i++) {
 		if (!x->parts[i].found)
@@ -2277,16 +2292,6 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		tx_i64(&a[CA_HWM], x->parts[i].hwm);
 		tx_i64(&a[CA_HFUO], x->parts[i].first_unstable);
 	}
-	/* Every batch's partition's LSO once the commit is done. */
-	for (size_t k = 0; k < x->count; k++)
-		for (size_t i = 0; i < x->objs[k].n; i++) {
-			struct meta_commit_batch *b = &x->objs[k].batches[i];
-			const struct commit_part *cp = part_find(x->parts, x->nparts, b->tid,
-								 b->partition);
-			if (cp && cp->found)
-				b->last_stable_offset = meta_lso(cp->log_start, cp->hwm,
-								 cp->first_unstable);
-		}
 	for (size_t i = 0; i < x->pstates.n; i++) {
 		const struct meta_pstate *st = &x->pstates.v[i];
 		if (!st->dirty)
@@ -3546,20 +3551,21 @@ static bool scan_num(const char **p, char end, int64_t min, int64_t max, int64_t
 	return true;
 }
 
-/* One row of a commit payload (commit_notify). */
-static bool scan_row(const char **p, struct meta_notice_batch *b)
+/* One row of a commit payload (commit_notify) of version 1 or 2. */
+static bool scan_row(const char **p, int version, struct meta_notice_batch *b)
 {
-	int64_t tid, part, base, delta, pos, len, cnt, ts;
+	int64_t tid, part, base, delta, pos, len, cnt, ts, lso = -1;
 	if (!scan_num(p, ',', 1, INT64_MAX, &tid) || !scan_num(p, ',', 0, INT32_MAX, &part) ||
 	    !scan_num(p, ',', 0, INT64_MAX, &base) || !scan_num(p, ',', 0, INT32_MAX, &delta) ||
 	    base > INT64_MAX - delta || !scan_num(p, ',', 0, INT64_MAX, &pos) ||
 	    !scan_num(p, ',', 0, UINT32_MAX, &len) || !scan_num(p, ',', 0, INT32_MAX, &cnt) ||
-	    !scan_num(p, 0, INT64_MIN, INT64_MAX, &ts))
+	    !scan_num(p, version == 1 ? 0 : ',', INT64_MIN, INT64_MAX, &ts) ||
+	    (version > 1 && !scan_num(p, 0, -1, INT64_MAX, &lso)))
 		return false;
 	*b = (struct meta_notice_batch){
 		.tid = tid, .partition = (int32_t)part, .base_offset = base,
 		.last_offset = base + delta, .byte_offset = (uint64_t)pos, .length = (uint32_t)len,
-		.record_count = (int32_t)cnt, .max_timestamp = ts,
+		.record_count = (int32_t)cnt, .max_timestamp = ts, .last_stable_offset = lso,
 	};
 	return true;
 }
@@ -3569,7 +3575,8 @@ static bool scan_row(const char **p, struct meta_notice_batch *b)
 static bool notice_commit(struct meta_pg *s, const char *payload, meta_notice_fn *fn, void *arg)
 {
 	const char *p = payload;
-	if (strncmp(p, "1 ", 2) != 0 || strnlen(p + 2, 17) < 17 || p[18] != ' ')
+	int version = p[0] == '1' ? 1 : p[0] == '2' ? 2 : 0;
+	if (!version || p[1] != ' ' || strnlen(p + 2, 17) < 17 || p[18] != ' ')
 		return false;
 	if (memcmp(p + 2, s->token, 16) == 0)
 		return true;
@@ -3586,7 +3593,7 @@ static bool notice_commit(struct meta_pg *s, const char *payload, meta_notice_fn
 	size_t n = 0;
 	while (*p == ' ' && n < PG_NOTICE_ROWS_MAX) {
 		p++;
-		if (!scan_row(&p, &s->notice_rows[n++]))
+		if (!scan_row(&p, version, &s->notice_rows[n++]))
 			return false;
 	}
 	if (*p || n == 0)

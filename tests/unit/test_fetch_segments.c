@@ -45,7 +45,9 @@
 #include "storage/batch_index.h"
 #include "storage/cache.h"
 #include "storage/reader.h"
+#include "agent/agent.h"
 #include "txn/aborted_index.h"
+#include "txn/coordinator.h"
 
 #define TEST_ARENA_BYTES (16 * 1024 * 1024)
 
@@ -349,6 +351,13 @@ static int counting_batches_from_many(struct meta *m, struct meta_batch_query *q
 	return meta_batches_from_many(c->inner, q, nq, rows, rows_cap);
 }
 
+static int counting_aborted_txns(struct meta *m, int64_t tid, int32_t p, int64_t from, int64_t to,
+				 struct meta_aborted_txn *out, size_t cap, size_t *n)
+{
+	struct counting_meta *c = (struct counting_meta *)m;
+	return meta_aborted_txns(c->inner, tid, p, from, to, out, cap, n);
+}
+
 struct rfix {
 	char dir[64];
 	uv_loop_t loop;
@@ -410,6 +419,7 @@ static struct rfix *rfix_new_with(size_t cache_bytes, size_t pinned_max, bool ca
 	x->counted.methods.name = "counting";
 	x->counted.methods.batches_from = counting_batches_from;
 	x->counted.methods.batches_from_many = counting_batches_from_many;
+	x->counted.methods.aborted_txns = counting_aborted_txns;
 	x->counted.base.m = &x->counted.methods;
 	struct reader_config cfg = { .pinned_evicted_bytes_max = pinned_max, .index = index,
 				     .aborted = rc_index, .aborted_from = rc_from,
@@ -936,6 +946,74 @@ static void test_reader_aborted(void **state)
 	rc_fix_free(x);
 }
 
+/* The wiring to the metadata store: a transaction of producer 200
+ * aborted in partition 1 (data at 0-1, ABORT marker at 2, committed
+ * through meta_commit_object as the write path does) is what a
+ * read_committed fetch lists, looked up through agent_aborted_from
+ * (meta_aborted_txns) and then held by the index; the commit reports the
+ * LSO the agent takes. */
+static void test_reader_aborted_store(void **state)
+{
+	(void)state;
+	struct rfix *x = rc_fix(agent_aborted_from, 0);
+	int64_t tid = x->topic.tid;
+	struct txn_tp tp = { tid, 1 };
+	struct txn_record rec = { .producer_id = 200, .last_producer_id = -1, .producer_epoch = 0,
+				  .last_producer_epoch = -1, .timeout_ms = 60000,
+				  .state = TXN_ONGOING, .txn_seq = 1, .start_ms = 1000,
+				  .update_ms = 1000, .partitions = &tp, .partition_count = 1 };
+	int64_t version = 0;
+	assert_int_equal(meta_txn_persist(x->meta, "tx", &rec, 0, &version), 0);
+	struct meta_commit_batch b = { .tid = tid, .partition = 1, .byte_offset = x->at[0],
+		.length = obj_lengths[0], .record_count = 2, .last_offset_delta = 1,
+		.max_timestamp = 1000, .producer_id = 200, .producer_epoch = 0,
+		.base_sequence = 0, .last_sequence = 1,
+		.attributes = META_BATCH_ATTR_TRANSACTIONAL, .kind = META_BATCH_TXN_DATA,
+		.transactional_id = "tx" };
+	assert_int_equal(meta_commit_object(x->meta, "obj-txn-data", x->obj_len, &b, 1), 0);
+	assert_int_equal(b.base_offset, 0);
+	assert_int_equal(b.last_stable_offset, 0); /* open at 0 */
+	rec.state = TXN_PREPARE_ABORT;
+	assert_int_equal(meta_txn_persist(x->meta, "tx", &rec, 0, &version), 0);
+	struct meta_commit_batch mk = { .tid = tid, .partition = 1, .byte_offset = x->at[1],
+		.length = obj_lengths[1], .record_count = 1, .max_timestamp = 1000,
+		.producer_id = 200, .producer_epoch = 0, .base_sequence = -1, .last_sequence = -1,
+		.attributes = META_BATCH_ATTR_TRANSACTIONAL | META_BATCH_ATTR_CONTROL,
+		.kind = META_BATCH_MARKER, .transactional_id = "tx", .txn_seq = 1,
+		.marker_commit = false };
+	assert_int_equal(meta_commit_object(x->meta, "obj-marker", x->obj_len, &mk, 1), 0);
+	assert_int_equal(mk.base_offset, 2);
+	assert_int_equal(mk.last_stable_offset, 3);
+	assert_int_equal(mk.aborted.producer_id, 200);
+	/* The agent's partition takes that LSO. */
+	struct partition_state ps = { .high_watermark = 3 };
+	assert_true(partition_raise_stable(&ps, mk.last_stable_offset));
+	assert_int_equal(ps.last_stable_offset, 3);
+
+	/* The objects hold the bytes the rows name (the reader reads them). */
+	assert_int_equal(objstore_put(x->store, "obj-txn-data", x->obj, x->obj_len), 0);
+	assert_int_equal(objstore_put(x->store, "obj-marker", x->obj, x->obj_len), 0);
+	struct reader_slot *s;
+	struct reader_fetch *rf = rfetch_new(x, 1, &s);
+	slot_set(&s[0], x, 0, 1 << 20);
+	s[0].partition = 1;
+	s[0].high_watermark = 3;
+	s[0].stable_offset = 3;
+	gather(x, rf, 1 << 20, false);
+	if (reader_missing(rf))
+		read_missing_wait(x, rf);
+	assert_int_equal(s[0].err, 0);
+	assert_int_equal(s[0].bytes, obj_lengths[0] + obj_lengths[1]);
+	struct aborted_txn want = { 200, 0, 2 };
+	assert_aborted(rf, 0, &want, 1);
+	reader_fetch_end(rf);
+	int64_t from, to;
+	assert_true(aborted_index_range(rc_index, tid, 1, &from, &to));
+	assert_int_equal(from, 0);
+	assert_int_equal(to, 3);
+	rc_fix_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -949,6 +1027,7 @@ int main(void)
 		cmocka_unit_test(test_reader_pin_budget),
 		cmocka_unit_test(test_reader_index_hit),
 		cmocka_unit_test(test_reader_aborted),
+		cmocka_unit_test(test_reader_aborted_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1899,6 +1899,11 @@ static void test_notices(void **state)
 	assert_int_equal(h.rows[1].base_offset, 0);
 	assert_int_equal(h.rows[1].last_offset, 0);
 	assert_int_equal(h.rows[1].byte_offset, 50);
+	/* Each row tells its partition's LSO after the commit (no open
+	 * transaction: the high watermark), for other agents' read_committed
+	 * fetches. */
+	assert_int_equal(h.rows[0].last_stable_offset, 8);
+	assert_int_equal(h.rows[1].last_stable_offset, 1);
 
 	/* Subscribed again (a reconnect): a big object, in several notices. */
 	assert_int_equal(meta_listen_start(a), 0);

@@ -552,6 +552,38 @@ static void test_markers(void **state)
 #undef LSO_RISES
 }
 
+/* A group commit reports each batch's LSO as of its own object, as the
+ * agent applies the objects one by one: "a" opened at 0 and aborted by a
+ * marker in the second object while "b" opens in the first, so the first
+ * object's LSO is 0 (a still open), the second's b's first offset. */
+static void test_group_lso(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "gl", 1);
+	int64_t va = 0, vb = 0;
+	persist1(m, "a", 300, 0, TXN_ONGOING, 1, t, 0, &va);
+	persist1(m, "b", 301, 0, TXN_ONGOING, 1, t, 0, &vb);
+	assert_int_equal(commit1(m, mk_txn(t, 0, 1, 300, 0, 0, "a")).base_offset, 0); /* 0..1 */
+	persist1(m, "a", 300, 0, TXN_PREPARE_ABORT, 1, t, 0, &va);
+	struct meta_commit_batch first[] = { mk_plain(t, 0, 0), mk_txn(t, 0, 0, 301, 0, 0, "b") };
+	struct meta_commit_batch second = mk_marker(t, 0, 300, 0, "a", 1, false);
+	first[1].byte_offset = 100;
+	struct meta_commit_obj objs[] = { { "gl-1", 1000, first, 2 }, { "gl-2", 1000, &second, 1 } };
+	assert_int_equal(meta_commit_objects(m, objs, 2), 0);
+	assert_int_equal(first[0].base_offset, 2);
+	assert_int_equal(first[1].base_offset, 3);
+	assert_int_equal(second.base_offset, 4);
+	assert_int_equal(first[0].last_stable_offset, 0);
+	assert_int_equal(first[1].last_stable_offset, 0);
+	assert_int_equal(second.last_stable_offset, 3);
+	assert_int_equal(second.aborted.producer_id, 300);
+	assert_int_equal(second.aborted.first_offset, 0);
+	assert_int_equal(second.aborted.last_offset, 4);
+	assert_int_equal(part(m, t, 0).last_stable_offset, 3);
+	meta_close(m);
+}
+
 /* A transaction with groups and no partition settles by meta_txn_settle
  * (only in the matching Prepare* state, once its markers are all in); a
  * marker for a partition deleted meanwhile is owed no more. */
@@ -792,6 +824,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_records, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_txn_data, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_markers, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_group_lso, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_settle_and_deleted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade, tb_setup, tb_teardown),
