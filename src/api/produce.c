@@ -3,7 +3,10 @@
  * (acks 1 and -1 alike: an acknowledgement always means durable in the
  * object store and committed in the metadata store). acks=0 gets no
  * response, and the connection is closed if any partition failed. One
- * bad partition does not fail the others. While the agent
+ * bad partition does not fail the others. A transactional batch goes to
+ * the write path as META_BATCH_TXN_DATA with the request's transactional
+ * id: the commit judges it against that id's transaction and its verdict
+ * is answered as Kafka's Produce does at the request's version. While the agent
  * drains, every partition gets NOT_LEADER_OR_FOLLOWER and nothing new is
  * written. */
 #include <stdio.h>
@@ -31,6 +34,7 @@ struct produce_ctx {
 	bool acks0;
 	bool txn_refused;    /* transactional records without a transactional
 				id: Kafka refuses the whole request */
+	kstr transactional_id; /* the request's (len < 0: none) */
 };
 
 struct produce_part {
@@ -71,17 +75,22 @@ static void produce_finish(struct produce_ctx *ctx)
 	request_respond(req);
 }
 
-static int16_t kerr_of_store(int err)
+/* The commit's verdict as Kafka 3.9's Produce answers it at version v
+ * (docs/transactions.md §3: what its verification and
+ * ProducerAppendInfo answer the producer). */
+static int16_t kerr_of_store(int err, int16_t v)
 {
 	switch (err) {
 	case SL_ENOTFOUND: return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 	case SL_ESEQUENCE: return KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
 	case SL_EFENCED: return KERR_INVALID_PRODUCER_EPOCH;
-	/* The store's transaction checks (meta.h); Produce v11 answers
-	 * TRANSACTION_ABORTABLE for SL_ETXNNOTADDED (with the handlers). */
 	case SL_ETXNUNKNOWN: return KERR_INVALID_PRODUCER_ID_MAPPING;
+	/* Kafka's verification meeting CONCURRENT_TRANSACTIONS: retriable,
+	 * with no metadata refresh. */
 	case SL_ETXNBUSY: return KERR_NOT_ENOUGH_REPLICAS;
-	case SL_ETXNNOTADDED:
+	/* "Partition was not added to the transaction": v11 clients know
+	 * TRANSACTION_ABORTABLE (KIP-890), older ones get INVALID_TXN_STATE. */
+	case SL_ETXNNOTADDED: return v >= 11 ? KERR_TRANSACTION_ABORTABLE : KERR_INVALID_TXN_STATE;
 	case SL_ETXNSTATE: return KERR_INVALID_TXN_STATE;
 	case SL_ETIMEDOUT: return KERR_REQUEST_TIMED_OUT;
 	default: return KERR_KAFKA_STORAGE_ERROR;
@@ -104,7 +113,7 @@ static void produce_done(void *arg, int err, int64_t base_offset)
 					    pp->producer_epoch, pp->base_sequence, base_offset);
 	}
 	if (err) {
-		pp->pr->error_code = kerr_of_store(err);
+		pp->pr->error_code = kerr_of_store(err, ctx->req->api_version);
 		pp->pr->base_offset = -1;
 	} else {
 		pp->pr->base_offset = base_offset;
@@ -259,15 +268,21 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	if (ob.count != 1)
 		return KERR_INVALID_RECORD;
 	/* Control records are the broker's own (transaction markers); clients
-	 * may not write them. Transactions are not implemented: Kafka refuses
-	 * transactional batches without a transactional id as unauthorized,
-	 * and with one, no transaction can be ongoing here. */
+	 * may not write them. */
 	if (ob.info.attributes & BATCH_ATTR_CONTROL)
 		return KERR_INVALID_RECORD;
 	if (ob.info.keyless_records > 0 && retention_policy_compacts(t))
 		return refuse_keyless(req, t, pd->index, &ob, pr);
-	if (ob.info.attributes & BATCH_ATTR_TRANSACTIONAL)
-		return KERR_INVALID_TXN_STATE;
+	/* A transactional batch (the request has a transactional id, or
+	 * txn_refused stopped it) is an idempotent producer's: the commit
+	 * judges it against the id's transaction (meta_batch_kind TXN_DATA:
+	 * the producer id and epoch, Ongoing, the partition added), so one
+	 * the coordinator never let in gets no offset. */
+	bool transactional = (ob.info.attributes & BATCH_ATTR_TRANSACTIONAL) != 0;
+	if (transactional && (ob.info.producer_id < 0 || ob.info.base_sequence < 0))
+		return KERR_INVALID_RECORD; /* Kafka: a transactional batch without a producer */
+	if (transactional && ctx->transactional_id.len > SL_TXN_ID_BYTES_MAX)
+		return KERR_INVALID_PRODUCER_ID_MAPPING; /* no such id can exist */
 	struct produce_part *pp;
 	if (!REQ_ARRAY(req, 1, pp))
 		return KERR_UNKNOWN_SERVER_ERROR;
@@ -320,8 +335,12 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 		pp->base_sequence = ob.info.base_sequence;
 	}
 	/* The frame, shared: the read cache keeps the batch where it is. */
-	rc = writer_append(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch,
-			   request_frame_share(ctx->req), &ob.info, produce_done, pp);
+	struct writer_txn txn = { .kind = META_BATCH_TXN_DATA,
+				  .transactional_id = ctx->transactional_id.ptr,
+				  .transactional_id_len = (size_t)ctx->transactional_id.len };
+	rc = writer_append_txn(ctx->a->writer, t->tid, t->uuid, pd->index, ob.batch,
+			       request_frame_share(ctx->req), &ob.info, transactional ? &txn : NULL,
+			       produce_done, pp);
 	if (rc) {
 		if (pp->producer_id >= 0)
 			producers_failed(&ctx->a->producers, t->tid, pd->index, pp->producer_id,
@@ -372,6 +391,7 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			   (m->transactional_id.len < 0 ||
 			    !api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID, m->transactional_id,
 					      ACL_OP_WRITE));
+	ctx->transactional_id = m->transactional_id;
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];

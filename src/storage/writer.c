@@ -44,6 +44,12 @@ struct pending {
 	struct kshared *frame; /* holding data, or NULL (no reference) */
 	uint32_t length;
 	struct batch_info info;
+	/* What the batch is to the store: a plain or idempotent batch, a
+	 * transactional one, or a marker (writer_txn's, the id copied). */
+	enum meta_batch_kind kind;
+	char *transactional_id;
+	int64_t txn_seq;
+	bool marker_commit;
 	writer_done_fn done;
 	void *arg;
 };
@@ -110,6 +116,7 @@ struct writer {
 	struct meta_commit_obj group_objs[META_COMMIT_OBJECTS_MAX];
 	size_t group_n;
 	bool seal_due;              /* the flush interval passed while uploads were full */
+	bool seal_soon;             /* writer_seal_soon: seal after this loop turn */
 	uv_timer_t timer;
 	uv_idle_t idle_seal;        /* seals an idle writer's appends after the turn */
 	size_t buffered;
@@ -137,6 +144,8 @@ static void sealed_free(struct sealed *s)
 {
 	free(s->footer);
 	free(s->iov);
+	for (size_t i = 0; i < s->count; i++)
+		free(s->items[i].transactional_id);
 	free(s->items);
 	free(s->commits);
 	free(s);
@@ -195,6 +204,7 @@ static void seal(struct writer *w)
 {
 	struct sealed *s = w->open;
 	w->seal_due = false;
+	w->seal_soon = false;
 	if (!s)
 		return;
 	SL_ASSERT(s->state == SEALED_OPEN, "state %d", s->state);
@@ -271,6 +281,10 @@ static void encode_work(uv_work_t *req)
 		c->last_sequence = p->info.base_sequence < 0 ? -1
 			: (int32_t)((p->info.base_sequence + (int64_t)p->info.last_offset_delta) & INT32_MAX);
 		c->attributes = p->info.attributes;
+		c->kind = p->kind;
+		c->transactional_id = p->transactional_id;
+		c->txn_seq = p->txn_seq;
+		c->marker_commit = p->marker_commit;
 	}
 out_free:
 	free(entries);
@@ -570,9 +584,13 @@ static void idle_seal_fired(uv_idle_t *c)
 {
 	struct writer *w = c->data;
 	uv_idle_stop(c);
-	if (w->open && !w->queue_head) {
+	if (!w->open)
+		return;
+	if (!w->queue_head || (w->seal_soon && w->uploads_in_flight < w->cfg.uploads_max)) {
 		seal(w);
 		pump(w);
+	} else if (w->seal_soon) {
+		w->seal_due = true; /* upload_finished seals it */
 	}
 }
 
@@ -591,13 +609,33 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		  int32_t partition, const uint8_t *batch, struct kshared *frame,
 		  const struct batch_info *info, writer_done_fn done, void *arg)
 {
+	return writer_append_txn(w, tid, topic_id, partition, batch, frame, info, NULL, done, arg);
+}
+
+int writer_append_txn(struct writer *w, int64_t tid, const uint8_t topic_id[16],
+		      int32_t partition, const uint8_t *batch, struct kshared *frame,
+		      const struct batch_info *info, const struct writer_txn *txn,
+		      writer_done_fn done, void *arg)
+{
 	size_t len = batch_total_bytes(info);
 	if (w->buffered + len > w->cfg.buffered_bytes_max)
 		return SL_EBUSY;
+	char *id = NULL;
+	if (txn && txn->kind != META_BATCH_DATA) {
+		if (txn->transactional_id_len > SL_TXN_ID_BYTES_MAX)
+			return SL_ELIMIT;
+		id = malloc(txn->transactional_id_len + 1);
+		if (!id)
+			return SL_ENOMEM;
+		memcpy(id, txn->transactional_id, txn->transactional_id_len);
+		id[txn->transactional_id_len] = 0;
+	}
 	if (!w->open) {
 		w->open = sealed_new(w);
-		if (!w->open)
+		if (!w->open) {
+			free(id);
 			return SL_ENOMEM;
+		}
 		w->open->first_append_ms = now_ms();
 		/* The loop's clock was read when this loop turn began; a turn
 		 * that handled many requests (many partitions) would otherwise
@@ -607,8 +645,10 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		uv_timer_start(&w->timer, timer_fired, (uint64_t)w->cfg.flush_interval_ms, 0);
 	}
 	struct sealed *s = w->open;
-	if (array_grow(&s->items, &s->cap, s->count, sizeof *s->items, 64) != 0)
+	if (array_grow(&s->items, &s->cap, s->count, sizeof *s->items, 64) != 0) {
+		free(id);
 		return SL_ENOMEM;
+	}
 	struct pending *p = &s->items[s->count++];
 	p->tid = tid;
 	memcpy(p->topic_id, topic_id, 16);
@@ -618,6 +658,10 @@ int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 	p->frame = frame;
 	p->length = (uint32_t)len;
 	p->info = *info;
+	p->kind = txn ? txn->kind : META_BATCH_DATA;
+	p->transactional_id = id;
+	p->txn_seq = txn ? txn->txn_seq : 0;
+	p->marker_commit = txn && txn->marker_commit;
 	p->done = done;
 	p->arg = arg;
 	s->bytes += len;
@@ -635,6 +679,14 @@ void writer_flush_now(struct writer *w)
 {
 	seal(w);
 	pump(w);
+}
+
+void writer_seal_soon(struct writer *w)
+{
+	if (!w->open)
+		return;
+	w->seal_soon = true;
+	uv_idle_start(&w->idle_seal, idle_seal_fired); /* no-op when started */
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -32,7 +32,8 @@ struct objstore;
  * commit found a duplicate of, the original's offset, and no row) or has
  * failed (err < 0: SL_ESTORE, SL_EMETA; SL_ENOTFOUND when its partition
  * was deleted before the commit; SL_ESEQUENCE or SL_EFENCED when the
- * commit's producer check refused it). A batch that got no row of its
+ * commit's producer check refused it; the SL_ETXN* verdicts of
+ * writer_append_txn). A batch that got no row of its
  * own leaves dead bytes in its object (meta_commit_objects). */
 typedef void (*writer_done_fn)(void *arg, int err, int64_t base_offset);
 
@@ -85,6 +86,32 @@ int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 int writer_append(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 		  int32_t partition, const uint8_t *batch, struct kshared *frame,
 		  const struct batch_info *info, writer_done_fn done, void *arg);
+/* What a transactional batch is to the store (meta_commit_batch's
+ * fields): META_BATCH_TXN_DATA with the Produce request's transactional
+ * id, or META_BATCH_MARKER ending transaction txn_seq of the id, COMMIT
+ * or ABORT. The id is copied (at most SL_TXN_ID_BYTES_MAX bytes). */
+struct writer_txn {
+	enum meta_batch_kind kind;
+	const char *transactional_id;
+	size_t transactional_id_len;
+	int64_t txn_seq;
+	bool marker_commit;
+};
+/* writer_append for a transactional batch or a marker (txn NULL or kind
+ * META_BATCH_DATA: a plain one). Its done also reports the store's
+ * transaction verdicts: SL_ETXNUNKNOWN, SL_EFENCED, SL_ETXNBUSY,
+ * SL_ETXNNOTADDED, SL_ETXNSTATE (a plain batch of a producer with an
+ * open transaction there), SL_ETXNSTALE (a marker refused: not for the
+ * transaction the id is completing, or already written there). Returns
+ * as writer_append does, or SL_ELIMIT for an id too long. */
+int writer_append_txn(struct writer *w, int64_t tid, const uint8_t topic_id[16],
+		      int32_t partition, const uint8_t *batch, struct kshared *frame,
+		      const struct batch_info *info, const struct writer_txn *txn,
+		      writer_done_fn done, void *arg);
+/* Seal the open object after this loop turn (once an upload slot is
+ * free) rather than at the flush interval: transaction markers, so a
+ * transaction costs one small object, not a flush interval. */
+void writer_seal_soon(struct writer *w);
 /* Bytes appended and not yet committed or failed. */
 size_t writer_buffered_bytes(const struct writer *w);
 /* Seal the open object now (if not empty); used on shutdown. */

@@ -107,18 +107,21 @@ def record(offset_delta, ts_delta, key, value, headers=()):
     return varint(len(body)) + body
 
 
-def record_batch(records, base_ts=None, corrupt_crc=False, ts_deltas=None):
+def record_batch(records, base_ts=None, corrupt_crc=False, ts_deltas=None,
+                 producer_id=-1, producer_epoch=-1, base_sequence=-1, attributes=0):
     """records: list of (key, value, headers). Returns one magic-2 batch
-    (uncompressed, base offset 0, no producer id); ts_deltas gives each
-    record's timestamp delta (default 0); base_ts -1 means no timestamps."""
+    (uncompressed, base offset 0, no producer id unless given); ts_deltas
+    gives each record's timestamp delta (default 0); base_ts -1 means no
+    timestamps; attributes 0x10 makes it transactional."""
     if base_ts is None:
         base_ts = int(time.time() * 1000)
     deltas = ts_deltas or [0] * len(records)
     recs = b"".join(record(i, deltas[i], k, v, h) for i, (k, v, h) in
                     enumerate(records))
     max_ts = base_ts + max(deltas) if base_ts >= 0 else -1
-    after_crc = (i16(0) + i32(len(records) - 1) + i64(base_ts) + i64(max_ts)
-                 + i64(-1) + i16(-1) + i32(-1) + i32(len(records)) + recs)
+    after_crc = (i16(attributes) + i32(len(records) - 1) + i64(base_ts) + i64(max_ts)
+                 + i64(producer_id) + i16(producer_epoch) + i32(base_sequence)
+                 + i32(len(records)) + recs)
     crc = crc32c(after_crc)
     if corrupt_crc:
         crc ^= 0xDEADBEEF
@@ -279,7 +282,8 @@ def metadata_v1(sock, topics=None, topic_count=None):
     return brokers, out
 
 
-def _produce(sock, version, topic_parts, acks, timeout_ms, part_fields):
+def _produce(sock, version, topic_parts, acks, timeout_ms, part_fields,
+             transactional_id=None):
     """Sends a Produce of topic_parts ({topic: {partition: records}}) at
     version (3-8, not flexible); part_fields(reader) reads what follows a
     partition's index. Returns {(topic, partition): part_fields(...)}."""
@@ -287,7 +291,7 @@ def _produce(sock, version, topic_parts, acks, timeout_ms, part_fields):
     for t, parts in topic_parts.items():
         topics.append(string(t) + array(
             i32(p) + bytes_(recs) for p, recs in parts.items()))
-    body = string(None) + i16(acks) + i32(timeout_ms) + array(topics)
+    body = string(transactional_id) + i16(acks) + i32(timeout_ms) + array(topics)
     r = Reader(roundtrip(sock, API_PRODUCE, version, body))
     out = {}
 
@@ -301,14 +305,19 @@ def _produce(sock, version, topic_parts, acks, timeout_ms, part_fields):
     return out
 
 
-def produce_v3(sock, topic_parts, acks=-1, timeout_ms=10000):
+def produce_v3(sock, topic_parts, acks=-1, timeout_ms=10000, transactional_id=None, version=3):
     """topic_parts: {topic: {partition: records_bytes}}. Returns
-    {(topic, partition): (error_code, base_offset)}."""
+    {(topic, partition): (error_code, base_offset)}; version 3-8."""
     def fields(r):
         err, base = r.i16(), r.i64()
         r.i64()  # log append time
+        if version >= 5:
+            r.i64()  # log start
+        if version >= 8:
+            r.array(lambda: (r.i32(), r.string()))
+            r.string()
         return err, base
-    return _produce(sock, 3, topic_parts, acks, timeout_ms, fields)
+    return _produce(sock, version, topic_parts, acks, timeout_ms, fields, transactional_id)
 
 
 def produce_v8(sock, topic_parts, acks=-1, timeout_ms=10000):

@@ -296,8 +296,10 @@ def with_attributes(batch, bits):
 def test_control_and_transactional_batches_refused(broker):
     """Clients may not write control records (INVALID_RECORD, as Kafka), and
     transactional batches need a transactional id (Kafka:
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED); transactions are not
-    implemented. The other partitions of the request are written."""
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED); with one that no coordinator
+    knows, INVALID_PRODUCER_ID_MAPPING (Kafka's verification), and one
+    without a producer id is INVALID_RECORD. The other partitions of the
+    request are written."""
     topic = util.create_topic(broker.bootstrap, util.topic_name("ctl"), 3)
     s = kproto.connect(broker.bootstrap)
     res = kproto.produce_v3(s, {topic: {
@@ -312,6 +314,13 @@ def test_control_and_transactional_batches_refused(broker):
         2: good_batch(b"no")}})
     s.close()
     assert res[(topic, 1)][0] == 53 and res[(topic, 2)][0] == 53, res
+    txn = kproto.record_batch([(b"k", b"t", [])], producer_id=4000, producer_epoch=0,
+                              base_sequence=0, attributes=0x10)
+    s = kproto.connect(broker.bootstrap)
+    res = kproto.produce_v3(s, {topic: {1: txn, 0: with_attributes(good_batch(b"p"), 0x10)}},
+                            transactional_id="nobody")
+    s.close()
+    assert res[(topic, 1)] == (49, -1) and res[(topic, 0)] == (87, -1), res
     got = util.consume_all(broker.bootstrap, topic, 3, expect=1)
     assert [g.value for g in got[2]] == [b"good-ok"]
     assert not got[0] and not got[1]

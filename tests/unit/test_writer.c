@@ -12,7 +12,10 @@
  *    waiting out the flush interval, appends that arrive while an object
  *    is in the pipeline go together into the next, and without it the
  *    interval is waited out;
- *  - the commit's idempotent-producer verdicts reach each appender. */
+ *  - the commit's idempotent-producer verdicts reach each appender;
+ *  - transactional batches and markers reach the commit with their id,
+ *    number and type, and writer_seal_soon seals a marker's object at
+ *    once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +36,7 @@
 #include "storage/batch.h"
 #include "storage/object.h"
 #include "storage/writer.h"
+#include "txn/coordinator.h"
 
 struct fixture {
 	char dir[64];
@@ -528,6 +532,80 @@ static void test_interval_without_idle_seal(void **state)
 	assert_true(ms_since(t0) >= 290);
 }
 
+static void append_txn(struct fixture *f, const struct writer_txn *txn, int64_t pid,
+		       int32_t seq, struct result *r)
+{
+	struct batch_info info = info_of(1);
+	info.producer_id = pid;
+	info.producer_epoch = 0;
+	info.base_sequence = seq;
+	info.attributes = txn->kind == META_BATCH_MARKER ? 0x30 : 0x10;
+	assert_int_equal(writer_append_txn(f->w, f->topic.tid, f->topic.uuid, 0, batch_bytes, NULL,
+					   &info, txn, on_done, r), 0);
+}
+
+/* Transactional batches and markers carry their id (copied: the
+ * caller's buffer is gone before the commit), number and type to the
+ * commit, whose verdicts reach the appenders; the commit hook gets the
+ * LSO the open transaction holds and the aborted range its ABORT marker
+ * closes. writer_seal_soon seals the marker's object at the end of the
+ * loop turn, not at the (here 10 s) flush interval. */
+static void test_transactions(void **state)
+{
+	struct fixture *f = *state;
+	writer_replace(f, 10000, false);
+	struct txn_tp tp = { f->topic.tid, 0 };
+	struct txn_record rec = { .producer_id = 500, .last_producer_id = -1, .producer_epoch = 0,
+				  .last_producer_epoch = -1, .timeout_ms = 60000,
+				  .state = TXN_ONGOING, .txn_seq = 3, .start_ms = 1000,
+				  .update_ms = 1000, .partitions = &tp, .partition_count = 1 };
+	int64_t version = 0;
+	assert_int_equal(meta_txn_persist(f->meta, "tx", &rec, 0, &version), 0);
+	char id[8] = "tx", other[8] = "nobody";
+	struct writer_txn data = { META_BATCH_TXN_DATA, id, 2, 0, false };
+	struct writer_txn unknown = { META_BATCH_TXN_DATA, other, 6, 0, false };
+	struct result r[4] = { 0 };
+	append(f, 0, 2, &r[0]);                     /* 0..1 */
+	append_txn(f, &data, 500, 0, &r[1]);        /* 2, opens the transaction */
+	append_txn(f, &unknown, 501, 0, &r[2]);     /* no such id */
+	memset(id, 'x', sizeof id);                 /* the writer kept its own copy */
+	writer_flush_now(f->w);
+	run_until_idle(f);
+	assert_int_equal(r[0].err, 0);
+	assert_int_equal(r[1].err, 0);
+	assert_int_equal(r[1].base_offset, 2);
+	assert_int_equal(r[2].err, SL_ETXNUNKNOWN);
+	assert_int_equal(f->hook_lso[0], 2);
+	rec.state = TXN_PREPARE_ABORT;
+	assert_int_equal(meta_txn_persist(f->meta, "tx", &rec, 0, &version), 0);
+	struct writer_txn stale = { META_BATCH_MARKER, "tx", 2, 2, false };
+	struct writer_txn abort = { META_BATCH_MARKER, "tx", 2, 3, false };
+	memset(r, 0, sizeof r);
+	int64_t t0 = clock_mono_us();
+	append_txn(f, &stale, 500, -1, &r[0]);      /* another transaction's */
+	append_txn(f, &abort, 500, -1, &r[1]);
+	writer_seal_soon(f->w);
+	run_until_idle(f);
+	assert_true(clock_mono_us() - t0 < 5000000);
+	assert_int_equal(r[0].err, SL_ETXNSTALE);
+	assert_int_equal(r[1].err, 0);
+	assert_int_equal(r[1].base_offset, 3);
+	assert_int_equal(f->commits, 2);
+	assert_int_equal(f->hook_lso[1], 4);
+	assert_int_equal(f->hook_aborted_pid[1], 500);
+	/* Written again (a coordinator retrying after a lost answer):
+	 * refused as already applied, no offset. */
+	memset(r, 0, sizeof r);
+	append_txn(f, &abort, 500, -1, &r[0]);
+	writer_seal_soon(f->w);
+	run_until_idle(f);
+	assert_int_equal(r[0].err, SL_ETXNSTALE);
+	struct meta_partition p;
+	assert_int_equal(meta_partition_get(f->meta, f->topic.tid, 0, &p), 0);
+	assert_int_equal(p.high_watermark, 4);
+	assert_int_equal(p.last_stable_offset, 4);
+}
+
 int main(void)
 {
 	memset(batch_bytes, 0xab, sizeof batch_bytes);
@@ -545,6 +623,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_busy_appends_share_next_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interval_without_idle_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_checks_reach_appenders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
