@@ -40,6 +40,7 @@ struct registry;
 struct metrics_http;
 struct aborted_index;
 struct aborted_txn;
+struct txn_tp;
 
 struct partition_state {
 	int64_t log_start_offset;
@@ -259,6 +260,24 @@ bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int
  * index lacks. [pool: read] */
 int agent_aborted_from(struct meta *m, int64_t tid, int32_t p, int64_t offset,
 		       int64_t first_below, struct aborted_txn *out, size_t cap, size_t *n);
+/* The marker write path (agent/txn_markers.c, docs/transactions.md §4):
+ * a COMMIT (commit) or ABORT marker of producer (id, epoch) and
+ * coordinator_epoch into each of partitions[0..n), ending transaction
+ * txn_seq of transactional_id, appended to the writer in this loop turn
+ * and sealed at once. done(arg, err) is called on the loop when every
+ * marker is committed or the commit refused it as not owed (already
+ * written there, for another transaction, its partition deleted): err
+ * 0; or when one failed (SL_ESTORE, SL_EMETA: write them again). The
+ * LSOs and aborted transactions move through the commit hook before
+ * done, and long polls are woken. Returns 0 (done comes later, once), or
+ * SL_EINVAL (no partition, more than SL_TXN_PARTITIONS_MAX, an empty or
+ * too long id, a negative producer id or epoch), SL_EBUSY (the write
+ * buffer is full), SL_ENOMEM: nothing written, done not called. */
+typedef void agent_markers_done_fn(void *arg, int err);
+int agent_txn_write_markers(struct agent *a, const char *transactional_id, int64_t producer_id,
+			    int16_t producer_epoch, int32_t coordinator_epoch, int64_t txn_seq,
+			    bool commit, const struct txn_tp *partitions, size_t n,
+			    agent_markers_done_fn *done, void *arg);
 /* The log start of partition p of t moved (partition_raise_log_start):
  * drop what fell below it from the batch and aborted indexes. */
 void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p);

@@ -234,6 +234,21 @@ class Reader:
     def done(self):
         return self.pos == len(self.data)
 
+    def uv(self):
+        """An unsigned varint."""
+        shift = v = 0
+        while True:
+            b = self.take(1)[0]
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    def varint(self):
+        """A zigzag varint (record fields)."""
+        v = self.uv()
+        return (v >> 1) ^ -(v & 1)
+
 
 # --- requests and responses -------------------------------------------------
 
@@ -392,15 +407,6 @@ class FlexReader(Reader):
     """Reader for flexible versions: unsigned varints, compact strings and
     arrays, tagged fields (none expected)."""
 
-    def uv(self):
-        shift = v = 0
-        while True:
-            b = self.take(1)[0]
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
-
     def cstring(self):
         n = self.uv()
         return None if n == 0 else self.take(n - 1).decode()
@@ -471,13 +477,7 @@ class FlexReader(Reader):
     """Reader with the flexible versions' compact forms."""
 
     def uvarint(self):
-        shift = v = 0
-        while True:
-            b = self.take(1)[0]
-            v |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return v
+        return self.uv()
 
     def cstring(self):
         n = self.uvarint() - 1
