@@ -65,6 +65,7 @@ struct fetch_wait {
 	bool looking_up;            /* its rows are being looked up (reader_lookup) */
 	bool expired;               /* max_wait_ms passed during a lookup */
 	int step;                   /* what fetch_run does once its rows are there */
+	bool out_of_range;          /* the last gather found an offset out of range */
 };
 
 /* What a gather is for, once it has every row it needs. */
@@ -107,6 +108,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 	bool committed = read_committed(f);
 	struct topic_state *t = NULL;
 	bool may = false;
+	f->out_of_range = false;
 	for (size_t k = 0; k < f->parts; k++) {
 		struct fetch_part *p = &f->sess.parts[k];
 		struct reader_slot *s = &f->slots[k];
@@ -134,6 +136,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 		p->last_stable_offset = ps->last_stable_offset;
 		if (p->fetch_offset < ps->log_start_offset || p->fetch_offset > ps->high_watermark) {
 			p->error = KERR_OFFSET_OUT_OF_RANGE;
+			f->out_of_range = true;
 			continue;
 		}
 		p->error = KERR_NONE;
@@ -439,8 +442,12 @@ static void fetch_run(struct fetch_wait *f, enum fetch_step step)
 	}
 	size_t min_bytes = (size_t)(f->m->min_bytes > 0 ? f->m->min_bytes : 0);
 	switch (step) {
+	/* An offset out of range is answered at once, also when a raised log
+	 * start (DeleteRecords, retention) put a waiting fetch's offset below
+	 * it: Kafka's fetch answers a read error without waiting, and its
+	 * delayed fetch completes when the log moved past it. */
 	case STEP_FIRST:
-		if (n >= min_bytes || f->wait_ms <= 0 || a->draining) {
+		if (n >= min_bytes || f->out_of_range || f->wait_ms <= 0 || a->draining) {
 			fetch_finish(f);
 			return;
 		}
@@ -448,7 +455,7 @@ static void fetch_run(struct fetch_wait *f, enum fetch_step step)
 		uv_timer_start(&f->timer, fetch_timeout, (uint64_t)f->wait_ms, 0);
 		return;
 	case STEP_WAKE:
-		if (n >= min_bytes || !request_conn_open(f->req) || a->draining) {
+		if (n >= min_bytes || f->out_of_range || !request_conn_open(f->req) || a->draining) {
 			fetch_finish(f);
 			return;
 		}

@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 import kproto
 import util
+from cluster import pg  # noqa: F401 (fixture)
 from conftest import SLUICE_BIN, Broker, _live_brokers
 
 DRIVER_BIN = os.path.join(os.path.dirname(SLUICE_BIN), "tests", "sluice-txn-driver")
@@ -131,6 +132,25 @@ def fetch(sock, topic, parts, isolation, max_wait_ms=0, min_bytes=0):
     return out
 
 
+def long_poll(broker, topic, offset):
+    """A read_committed Fetch of partition 0 from offset waiting up to
+    10 s for a byte, in a thread started half a second ago; the dict gets
+    its answer ("res") and how long it took ("s")."""
+    woke = {}
+
+    def run():
+        ws = kproto.connect(broker.bootstrap)
+        t0 = time.monotonic()
+        woke["res"] = fetch(ws, topic, [(0, offset)], 1, max_wait_ms=10000, min_bytes=1)
+        woke["s"] = time.monotonic() - t0
+        ws.close()
+
+    th = threading.Thread(target=run)
+    th.start()
+    time.sleep(0.5)
+    return th, woke
+
+
 def values(bs):
     return [v for (_, attrs, _, recs) in bs if not attrs & 0x20 for (_, v) in recs]
 
@@ -196,18 +216,7 @@ def test_commit_abort_and_read_committed(driver):
     assert lo[(topic, 0)][2] == 0, lo
 
     # A read_committed long poll waits on the LSO; the COMMIT wakes it.
-    woke = {}
-
-    def long_poll():
-        ws = kproto.connect(driver.bootstrap)
-        t0 = time.monotonic()
-        woke["res"] = fetch(ws, topic, [(0, 0)], 1, max_wait_ms=10000, min_bytes=1)
-        woke["s"] = time.monotonic() - t0
-        ws.close()
-
-    th = threading.Thread(target=long_poll)
-    th.start()
-    time.sleep(0.5)
+    th, woke = long_poll(driver, topic, 0)
     # Still Ongoing: a marker is refused as not owed (written nowhere).
     assert driver.markers("tx", PID, 0, 1, True, parts) == "done 0"
     driver.persist("tx", PID, 0, PREPARE_COMMIT, 1, parts)
@@ -306,3 +315,101 @@ def test_open_transaction_survives_restart(driver):
     rc = fetch(s, topic, [(0, 0)], 1)
     assert rc[0][:3] == (0, 4, 4) and values(rc[0][4]) == [b"p0", b"t0", b"p1"], rc
     s.close()
+
+
+def test_delete_records_wakes_read_committed_poll(driver):
+    """DeleteRecords past an open transaction's first offset lifts the LSO
+    with the log start (as Kafka's); a read_committed long poll waiting
+    at an offset the deletion passed is woken and told
+    OFFSET_OUT_OF_RANGE at once, not after its wait."""
+    topic = util.create_topic(driver.bootstrap, util.topic_name("txd"), 1)
+    part = ["%s:0" % topic]
+    driver.persist("dr", PID + 20, 0, ONGOING, 1, part)
+    s = kproto.connect(driver.bootstrap)
+    res = kproto.produce_v3(s, {topic: {0: txn_batch(PID + 20, 0, 0, [b"t0", b"t1"])}},
+                            transactional_id="dr")
+    assert res[(topic, 0)] == (0, 0), res
+    for v in (b"p0", b"p1"):
+        kproto.produce_v3(s, {topic: {0: kproto.record_batch([(b"k", v, [])])}})
+    assert fetch(s, topic, [(0, 2)], 1)[0][:3] == (0, 4, 0)
+    th, woke = long_poll(driver, topic, 2)
+    assert kproto.delete_records(s, {topic: {0: 3}})[(topic, 0)] == (0, 3)
+    th.join(15)
+    assert "res" in woke and woke["s"] < 5.0, woke
+    assert woke["res"][0][0] == 1, woke  # OFFSET_OUT_OF_RANGE
+    rc = fetch(s, topic, [(0, 3)], 1)
+    assert rc[0][:3] == (0, 4, 3) and rc[0][4] == [], rc
+    s.close()
+
+
+def test_cluster_lso_through_notices(pg, tmp_path):
+    """Two agents on PostgreSQL: a transaction written through agent A is
+    invisible to read_committed fetches at agent B (B's high watermark
+    moves with A's commit notice, its LSO stays at the transaction's first
+    offset: a notice used to raise it to the high watermark), its commit
+    makes it visible at B, and an abort is listed at B from the store."""
+    if not os.access(DRIVER_BIN, os.X_OK):
+        pytest.skip("%s not built" % DRIVER_BIN)
+    url = pg.db_url(pg.new_db())
+    shared = ["--meta", url, "--store", "file:%s" % (tmp_path / "objects"),
+              "--flush-interval-ms", "50"]
+    a = DriverBroker(tmp_path / "a", shared + ["--zone", "a"])
+    b = Broker(tmp_path / "b", shared + ["--zone", "b"])
+    try:
+        a.start()
+        b.start()
+        topic = util.create_topic(a.bootstrap, util.topic_name("txc"), 1)
+        part = ["%s:0" % topic]
+        sa, sb = kproto.connect(a.bootstrap), kproto.connect(b.bootstrap)
+        deadline = time.monotonic() + 10
+        while fetch(sb, topic, [(0, 0)], 0)[0][0] != 0:
+            assert time.monotonic() < deadline, "B does not know the topic"
+            time.sleep(0.1)
+        kproto.produce_v3(sa, {topic: {0: kproto.record_batch([(b"k", b"p0", [])])}})
+        a.persist("cl", PID + 30, 0, ONGOING, 1, part)
+        res = kproto.produce_v3(sa, {topic: {0: txn_batch(PID + 30, 0, 0, [b"t0", b"t1"])}},
+                                transactional_id="cl")
+        assert res[(topic, 0)] == (0, 1), res
+
+        def at_b(isolation, want_hw):
+            deadline = time.monotonic() + 10
+            while True:
+                r = fetch(sb, topic, [(0, 0)], isolation)[0]
+                if r[1] >= want_hw or time.monotonic() > deadline:
+                    return r
+                time.sleep(0.02)
+
+        rc = at_b(1, 3)
+        assert rc[:3] == (0, 3, 1) and values(rc[4]) == [b"p0"], rc
+        # Still so after B's poll (1 s fallback) has run.
+        time.sleep(1.2)
+        rc = fetch(sb, topic, [(0, 0)], 1)[0]
+        assert rc[:3] == (0, 3, 1) and values(rc[4]) == [b"p0"], rc
+        a.persist("cl", PID + 30, 0, PREPARE_COMMIT, 1, part)
+        t0 = time.monotonic()
+        assert a.markers("cl", PID + 30, 0, 1, True, part) == "done 0"
+        rc = at_b(1, 4)
+        deadline = time.monotonic() + 10
+        while rc[2] < 4 and time.monotonic() < deadline:
+            rc = fetch(sb, topic, [(0, 0)], 1)[0]
+        print("B's LSO moved %.3f s after the markers were asked for" % (time.monotonic() - t0))
+        assert rc[:4] == (0, 4, 4, []) and values(rc[4]) == [b"p0", b"t0", b"t1"], rc
+
+        a.persist("cl", PID + 30, 0, ONGOING, 2, part)
+        res = kproto.produce_v3(sa, {topic: {0: txn_batch(PID + 30, 0, 2, [b"x0"])}},
+                                transactional_id="cl")
+        assert res[(topic, 0)] == (0, 4), res
+        a.persist("cl", PID + 30, 0, PREPARE_ABORT, 2, part)
+        assert a.markers("cl", PID + 30, 0, 2, False, part) == "done 0"
+        rc = at_b(1, 6)
+        deadline = time.monotonic() + 10
+        while rc[2] < 6 and time.monotonic() < deadline:
+            rc = fetch(sb, topic, [(0, 0)], 1)[0]
+        assert rc[:4] == (0, 6, 6, [(PID + 30, 4)]), rc
+        assert values(rc[4]) == [b"p0", b"t0", b"t1", b"x0"]
+        sa.close()
+        sb.close()
+        assert ck_values(b.bootstrap, topic, 0, "read_committed", 3) == [b"p0", b"t0", b"t1"]
+    finally:
+        a.teardown()
+        b.teardown()
