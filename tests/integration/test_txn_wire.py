@@ -87,6 +87,33 @@ def txn_batch(pid, epoch, seq, values, transactional=True):
                                attributes=0x10 if transactional else 0)
 
 
+def produce_v11(sock, topic, partition, records, transactional_id):
+    """(error, base offset) of a Produce v11 (flexible, KIP-890's
+    TRANSACTION_ABORTABLE) of one partition."""
+    body = (kproto.compact_string(transactional_id) + kproto.i16(-1) + kproto.i32(10000) +
+            kproto.compact_array([kproto.compact_string(topic) + kproto.compact_array(
+                [kproto.i32(partition) + kproto.uvarint(len(records) + 1) + records +
+                 kproto.NO_TAGS]) + kproto.NO_TAGS]) + kproto.NO_TAGS)
+    sock.sendall(kproto.request_v2(kproto.API_PRODUCE, 11, 41, body))
+    cid, data = kproto.recv_response(sock)
+    assert cid == 41
+    r = kproto.FlexReader(data)
+    r.tags()
+    out = []
+
+    def part():
+        r.i32()
+        err, base = r.i16(), r.i64()
+        r.i64(), r.i64()
+        r.carray(lambda: (r.i32(), r.cstring(), r.tags()))
+        r.cstring()
+        r.tags()
+        out.append((err, base))
+
+    r.carray(lambda: (r.cstring(), r.carray(part), r.tags()))
+    return out[0]
+
+
 def batches(records):
     """[(base offset, attributes, producer id, [(key, value)])] of a
     records blob."""
@@ -191,8 +218,10 @@ def test_commit_abort_and_read_committed(driver):
                                         2: txn_batch(PID, 0, 0, [b"x"])}},
                             transactional_id="tx")
     # Partition 2 was not added to the transaction: Produce v3-10 answers
-    # INVALID_TXN_STATE (Kafka's verification).
+    # INVALID_TXN_STATE (Kafka's verification), v11 TRANSACTION_ABORTABLE.
     assert res == {(topic, 0): (0, 0), (topic, 1): (0, 0), (topic, 2): (48, -1)}, res
+    # v11 (KIP-890) says TRANSACTION_ABORTABLE.
+    assert produce_v11(s, topic, 2, txn_batch(PID, 0, 0, [b"x"]), "tx") == (120, -1)
     # Another producer id for the id, another epoch, and a plain batch of
     # the producer with its transaction open in the partition.
     res = kproto.produce_v3(s, {topic: {0: txn_batch(PID + 1, 0, 0, [b"y"])}},
