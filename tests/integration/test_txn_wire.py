@@ -5,9 +5,10 @@ test double of the coordinator on stdin (tests/integration/txn_driver/),
 which writes the coordinator's records (meta_txn_persist) and asks for
 markers (agent_txn_write_markers) as the coordinator will. Produce and
 Fetch are raw (kproto), so every field a client relies on is checked;
-confluent-kafka (librdkafka) consumers check that read_committed skips
-the aborted records and read_uncommitted sees them, neither seeing the
-control batches."""
+confluent-kafka (librdkafka) and kafkajs consumers check that
+read_committed skips the aborted records and read_uncommitted sees them,
+neither seeing the control batches."""
+import json
 import os
 import struct
 import subprocess
@@ -201,6 +202,17 @@ def ck_values(bootstrap, topic, partition, isolation, want_count, timeout=30):
     return got
 
 
+def js_values(bootstrap, topic, want_count, isolation):
+    """The values a kafkajs consumer of topic is given (js/read_values.js)."""
+    js = os.path.join(os.path.dirname(__file__), "js")
+    if not os.path.isdir(os.path.join(js, "node_modules", "kafkajs")):
+        pytest.fail("kafkajs is not installed in %s/node_modules" % js)
+    r = subprocess.run(["node", os.path.join(js, "read_values.js"), bootstrap, topic,
+                        str(want_count), isolation], capture_output=True, timeout=120, cwd=js)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    return json.loads(r.stdout.decode().splitlines()[-1])["values"]
+
+
 def test_commit_abort_and_read_committed(driver):
     """A transaction's data is invisible to read_committed until its COMMIT
     marker (the LSO holds at its first offset, a long poll is woken by the
@@ -304,11 +316,14 @@ def test_commit_abort_and_read_committed(driver):
     assert lo[(topic, 0)][2] == 6, lo
     s.close()
 
-    # librdkafka: read_committed drops the aborted records, neither level
-    # returns control records.
+    # librdkafka and kafkajs: read_committed drops the aborted records,
+    # neither level returns control records.
     assert ck_values(driver.bootstrap, topic, 0, "read_committed", 2) == [b"a0", b"a1"]
     assert ck_values(driver.bootstrap, topic, 0, "read_uncommitted", 4) == [
         b"a0", b"a1", b"c0", b"c1"]
+    assert sorted(js_values(driver.bootstrap, topic, 3, "committed")) == ["a0", "a1", "b0"]
+    assert sorted(js_values(driver.bootstrap, topic, 5, "uncommitted")) == [
+        "a0", "a1", "b0", "c0", "c1"]
 
     # After a restart the LSO and the aborted list come from the store.
     driver.stop()
