@@ -283,6 +283,8 @@ def test_commit_abort_and_read_committed(driver):
     assert (base, attrs, pid) == (2, 0x30, PID), rc[0][4]
     # COMMIT: key version 0 type 1; value version 0, coordinator epoch 5.
     assert recs == [(b"\x00\x00\x00\x01", b"\x00\x00\x00\x00\x00\x05")], recs
+    # No partition: refused before anything is written (SL_EINVAL).
+    assert driver.markers("tx", PID, 0, 1, True, []) == "err -8"
     # Asked again (a retry after a lost answer): nothing written.
     assert driver.markers("tx", PID, 0, 1, True, parts) == "done 0"
     assert fetch(s, topic, [(0, 0)], 0)[0][1] == 3
