@@ -17,6 +17,21 @@
  * "agents:N,mode,commits,secs,commits_s,p50_ms,p99_ms,max_ms,errors"
  * for bench/cluster.py.
  *
+ * With --poll N URL [--seconds S] it measures the cluster agents'
+ * catalog poll (meta_catalog_read, issue 12) on a fresh N-partition
+ * topic while one committer appends 1-batch objects to random partitions
+ * at 50/s: for S seconds (default 5) each, a poll every 100 ms that
+ * reads every partition (parts_since -1: what every poll read before
+ * partitions.change_seq), then polls that read from the previous poll's
+ * mark. Per mode: polls, partition rows returned per poll, ms per poll
+ * (mean, p50, max), rows PostgreSQL read from the partitions table per
+ * poll (pg_stat_user_tables: seq_tup_read + idx_tup_fetch, the
+ * committer's own reads subtracted as measured in a phase without polls)
+ * and the server's CPU ms per poll (utime + stime of every process of the
+ * server's postmaster, from /proc, less the same committer-only phase).
+ * Prints "poll:mode,polls,rows_per_poll,mean_ms,p50_ms,max_ms,
+ * tup_read_per_poll,pg_cpu_ms_per_poll".
+ *
  * These lived in the unit tests as printed figures; unit tests assert
  * behaviour, so the timing loops are here. Usage in bench/README.md. */
 #include <inttypes.h>
@@ -26,6 +41,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <pthread.h>
+
+#include <dirent.h>
+#include <libpq-fe.h>
 
 #include "base/clock.h"
 #include "meta/meta.h"
@@ -239,6 +257,213 @@ out:
 	return rc ? 1 : 0;
 }
 
+/* ---- the catalog poll ---- */
+struct poll_committer {
+	struct meta *m;
+	int64_t tid;
+	int32_t partitions;
+	volatile int stop;
+	int n, errors;
+};
+
+static void *poll_commit_run(void *arg)
+{
+	struct poll_committer *c = arg;
+	uint64_t x = 88172645463325252ull;
+	while (!c->stop) {
+		char key[80];
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		struct meta_commit_batch b;
+		memset(&b, 0, sizeof b);
+		b.tid = c->tid;
+		b.partition = (int32_t)(x % (uint64_t)c->partitions);
+		b.length = 1000;
+		b.record_count = 1;
+		b.producer_id = -1;
+		b.producer_epoch = -1;
+		b.base_sequence = -1;
+		b.last_sequence = -1;
+		snprintf(key, sizeof key, "poll-%" PRId64 "-%07d", c->tid, c->n);
+		if (meta_commit_object(c->m, key, 1100, &b, 1))
+			c->errors++;
+		c->n++;
+		usleep(20 * 1000); /* 50 commits/s */
+	}
+	return NULL;
+}
+
+/* CPU ms (utime + stime) of the server's processes: every process whose
+ * parent is the postmaster (pid), and itself. */
+static double pg_cpu_ms(long postmaster)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	double ticks = 0;
+	while (d && (e = readdir(d))) {
+		char path[300], buf[1024];
+		snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		char *rp = strrchr(buf, ')');
+		long ppid = 0;
+		unsigned long ut = 0, st = 0;
+		if (!rp || sscanf(rp + 2, "%*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ppid,
+				  &ut, &st) != 3)
+			continue;
+		if (ppid == postmaster || atol(e->d_name) == postmaster)
+			ticks += (double)(ut + st);
+	}
+	if (d)
+		closedir(d);
+	return ticks * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int64_t pg_value(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+		? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+	PQclear(r);
+	return v;
+}
+
+/* Rows the server read from partitions so far (an idle backend reports
+ * its statistics up to 10 s late: the caller waits before reading). */
+static int64_t pg_tup_read(PGconn *c)
+{
+	PQclear(PQexec(c, "SELECT pg_stat_clear_snapshot()"));
+	return pg_value(c, "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+			   " FROM pg_stat_user_tables WHERE relname = 'partitions'");
+}
+
+struct poll_phase {
+	const char *mode;
+	int polls;
+	double rows, mean_ms, p50_ms, max_ms, tup_read, cpu_ms;
+};
+
+/* polls < 0: no polls, the committer alone (the baseline). */
+static int poll_phase(struct meta *m, PGconn *pc, long postmaster, double seconds, int polls,
+		      bool incremental, struct poll_phase *out)
+{
+	static int64_t took[10000];
+	int64_t since = -1, rows = 0;
+	int n = 0;
+	if (incremental) { /* an agent's first poll reads every row: the steady state follows */
+		struct meta_catalog cat;
+		int rc = meta_catalog_read(m, -2, -1, &cat);
+		if (rc)
+			return fail("meta_catalog_read", rc);
+		since = cat.parts_next;
+		meta_catalog_free(&cat);
+	}
+	usleep(1200 * 1000);
+	int64_t tup0 = pg_tup_read(pc);
+	double cpu0 = pg_cpu_ms(postmaster);
+	int64_t end = clock_mono_us() + (int64_t)(seconds * 1e6);
+	while (clock_mono_us() < end) {
+		if (polls >= 0 && n < 10000) {
+			struct meta_catalog cat;
+			int64_t t0 = clock_mono_us();
+			int rc = meta_catalog_read(m, -2, incremental ? since : -1, &cat);
+			took[n] = clock_mono_us() - t0;
+			if (rc)
+				return fail("meta_catalog_read", rc);
+			rows += (int64_t)cat.part_count;
+			since = cat.parts_next;
+			meta_catalog_free(&cat);
+			n++;
+		}
+		usleep(100 * 1000);
+	}
+	double cpu = pg_cpu_ms(postmaster) - cpu0;
+	/* An idle backend flushes its statistics up to 10 s late. */
+	usleep(11 * 1000 * 1000);
+	int64_t tup = pg_tup_read(pc) - tup0;
+	qsort(took, (size_t)n, sizeof *took, cmp_i64);
+	double sum = 0;
+	for (int i = 0; i < n; i++)
+		sum += (double)took[i];
+	out->polls = n;
+	out->rows = n ? (double)rows / n : 0;
+	out->mean_ms = n ? sum / n / 1e3 : 0;
+	out->p50_ms = n ? took[n / 2] / 1e3 : 0;
+	out->max_ms = n ? took[n - 1] / 1e3 : 0;
+	out->tup_read = (double)tup;
+	out->cpu_ms = cpu;
+	return 0;
+}
+
+static int bench_poll(const char *url, int32_t partitions, double seconds)
+{
+	struct meta *m, *cm;
+	PGconn *pc = PQconnectdb(url);
+	if (PQstatus(pc) != CONNECTION_OK) {
+		fprintf(stderr, "meta_bench: %s", PQerrorMessage(pc));
+		PQfinish(pc);
+		return 1;
+	}
+	PGresult *r = PQexec(pc, "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'");
+	long checkpointer = PQntuples(r) == 1 ? atol(PQgetvalue(r, 0, 0)) : 0;
+	PQclear(r);
+	long postmaster = 0;
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", checkpointer);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		size_t len = fread(buf, 1, sizeof buf - 1, f);
+		buf[len] = 0;
+		fclose(f);
+		char *rp = strrchr(buf, ')');
+		if (rp)
+			sscanf(rp + 2, "%*c %ld", &postmaster);
+	}
+	if (!postmaster)
+		fprintf(stderr, "meta_bench: the server's processes are not readable here; CPU is 0\n");
+	int rc = meta_open(url, &m);
+	if (!rc)
+		rc = meta_open(url, &cm);
+	if (rc)
+		return fail("meta_open", rc);
+	struct meta_topic t;
+	char name[64];
+	snprintf(name, sizeof name, "poll-%" PRId64, clock_mono_us());
+	rc = meta_topic_create(m, name, partitions, NULL, 0, NULL, &t);
+	if (rc)
+		return fail("meta_topic_create", rc);
+	struct poll_committer c = { .m = cm, .tid = t.tid, .partitions = partitions };
+	meta_topic_free(&t);
+	pthread_t th;
+	pthread_create(&th, NULL, poll_commit_run, &c);
+	struct poll_phase base = { "commits only" }, ph[2] = { { "every row" }, { "changed rows" } };
+	rc = poll_phase(m, pc, postmaster, seconds, -1, false, &base);
+	for (int i = 0; !rc && i < 2; i++)
+		rc = poll_phase(m, pc, postmaster, seconds, 0, i == 1, &ph[i]);
+	c.stop = 1;
+	pthread_join(th, NULL);
+	printf("catalog poll, %d partitions, %d commits at 50/s to random partitions (%d errors);"
+	       " baseline without polls: %.0f rows read, %.0f ms server CPU in %.0f s\n",
+	       partitions, c.n, c.errors, base.tup_read, base.cpu_ms, seconds);
+	for (int i = 0; !rc && i < 2; i++) {
+		struct poll_phase *p = &ph[i];
+		double tup = p->polls ? (p->tup_read - base.tup_read) / p->polls : 0;
+		double cpu = p->polls ? (p->cpu_ms - base.cpu_ms) / p->polls : 0;
+		printf("  %-13s %4d polls: %8.1f rows returned, %8.1f rows read, %7.3f ms (p50 %.3f, "
+		       "max %.3f), server CPU %.3f ms per poll\n", p->mode, p->polls, p->rows, tup,
+		       p->mean_ms, p->p50_ms, p->max_ms, cpu);
+		printf("poll:%s,%d,%.1f,%.3f,%.3f,%.3f,%.1f,%.3f\n", i ? "changed" : "every", p->polls,
+		       p->rows, p->mean_ms, p->p50_ms, p->max_ms, tup, cpu);
+	}
+	meta_close(cm);
+	meta_close(m);
+	PQfinish(pc);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	/* The store goes where the broker's would: pass a directory on the
@@ -248,9 +473,11 @@ int main(int argc, char **argv)
 	int rc;
 	const char *agents = NULL, *target = NULL;
 	double seconds = 3;
-	int shared = 0;
+	int shared = 0, poll = 0;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--agents") && i + 1 < argc)
+		if (!strcmp(argv[i], "--poll") && i + 1 < argc)
+			poll = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--agents") && i + 1 < argc)
 			agents = argv[++i];
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
 			seconds = atof(argv[++i]);
@@ -258,6 +485,13 @@ int main(int argc, char **argv)
 			shared = 1;
 		else
 			target = argv[i];
+	}
+	if (poll > 0) {
+		if (!target) {
+			fprintf(stderr, "usage: meta_bench --poll PARTITIONS [--seconds S] URL\n");
+			return 2;
+		}
+		return bench_poll(target, poll, seconds == 3 ? 5 : seconds);
 	}
 	if (agents) {
 		if (!target) {

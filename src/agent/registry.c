@@ -29,6 +29,7 @@ struct registry {
 	struct meta_agent self;
 	uint64_t beat_last_ms;   /* uv_now of the last heartbeat's start */
 	int64_t catalog_version; /* applied; -1: reload the topics */
+	int64_t parts_since;     /* the poll's change mark; -1: every partition */
 	/* the job's inputs and outputs */
 	bool beat, poll;
 	int beat_rc, poll_rc;
@@ -137,8 +138,9 @@ static void view_apply(struct agent *a, const struct meta_cluster_view *v)
 }
 
 /* High watermarks, LSOs and log starts other agents moved; true when
- * any rose (long polls are woken). */
-static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
+ * any rose (long polls are woken). *all: every row found its partition
+ * here (a row of a topic not applied yet must be read again). */
+static bool partitions_apply(struct agent *a, const struct meta_catalog *c, bool *all)
 {
 	bool moved = false;
 	struct topic_state *t = NULL;
@@ -146,8 +148,10 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c)
 		const struct meta_partition *mp = &c->parts[i];
 		if (!t || t->tid != mp->tid)
 			t = agent_topic_by_tid(a, mp->tid);
-		if (!t || mp->partition < 0 || mp->partition >= t->partition_count)
+		if (!t || mp->partition < 0 || mp->partition >= t->partition_count) {
+			*all = false;
 			continue;
+		}
 		struct partition_state *ps = &t->parts[mp->partition];
 		if (mp->high_watermark > ps->high_watermark) {
 			ps->high_watermark = mp->high_watermark;
@@ -343,7 +347,7 @@ static void job_work(uv_work_t *w)
 	if (r->beat)
 		r->beat_rc = meta_agent_heartbeat(m, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
 	if (r->poll)
-		r->poll_rc = meta_catalog_read(m, r->catalog_version, &r->catalog);
+		r->poll_rc = meta_catalog_read(m, r->catalog_version, r->parts_since, &r->catalog);
 }
 
 static void job_done(uv_work_t *w, int status)
@@ -385,8 +389,11 @@ static void job_done(uv_work_t *w, int status)
 					r->catalog_version = r->catalog.version;
 			}
 		}
-		if (partitions_apply(a, &r->catalog))
+		bool all = true;
+		if (partitions_apply(a, &r->catalog, &all))
 			a->hooks->committed(a);
+		if (all)
+			r->parts_since = r->catalog.parts_next;
 	}
 out_free:
 	free(r->view.agents);
@@ -440,6 +447,7 @@ int registry_start(struct agent *a)
 	a->registry = r;
 	r->a = a;
 	r->catalog_version = -1;
+	r->parts_since = -1;
 	r->self.node_id = a->cfg.node_id;
 	endpoints_format(&a->cfg, r->self.endpoints, sizeof r->self.endpoints);
 	snprintf(r->self.zone, sizeof r->self.zone, "%s", a->cfg.zone);

@@ -350,8 +350,9 @@ struct meta_cluster_view {
 
 /* What meta_catalog_read found: the catalog version (raised by every
  * topic create, delete, grow and config change), the topics when that
- * version differs from the one the caller knows, and every partition's
- * log start and high watermark, all from one snapshot. */
+ * version differs from the one the caller knows, and the log start,
+ * high watermark and LSO of every partition whose row changed since
+ * the caller's last read, all from one snapshot. */
 struct meta_catalog {
 	int64_t version;
 	bool topics_read;         /* topics below are the whole catalog */
@@ -359,6 +360,9 @@ struct meta_catalog {
 	size_t topic_count;
 	struct meta_partition *parts; /* free() */
 	size_t part_count;
+	/* The next read's parts_since: every partition row written after
+	 * this snapshot (or not visible in it) is at or above it. */
+	int64_t parts_next;
 };
 
 /* SCRAM credentials (KIP-554), one per user and mechanism: what RFC 5802
@@ -557,7 +561,8 @@ struct meta_methods {
 	int (*acl_alter)(struct meta *m, const struct acl_binding *add, size_t add_count,
 			 const struct acl_binding *remove, size_t remove_count);
 	/* NULL in a store that is not shared. */
-	int (*catalog_read)(struct meta *m, int64_t known_version, struct meta_catalog *out);
+	int (*catalog_read)(struct meta *m, int64_t known_version, int64_t parts_since,
+			    struct meta_catalog *out);
 	/* Leases and the writes they fence (may be NULL: SL_EUNSUPPORTED). */
 	int (*leases_sync)(struct meta *m, const struct meta_agent *self, int64_t lease_ms,
 			   struct meta_lease *leases, size_t n);
@@ -896,12 +901,23 @@ static inline int meta_agent_deregister(struct meta *m, const struct meta_agent 
 { return m->m->agent_deregister ? m->m->agent_deregister(m, self) : SL_EUNSUPPORTED; }
 /* Catalog and high watermarks as other agents changed them, from one
  * snapshot: out->version always; out->topics (and topics_read) only when
- * the version differs from known_version; out->parts always. Free with
- * meta_catalog_free. SL_EUNSUPPORTED for a store that is not shared.
+ * the version differs from known_version; out->parts: the partitions
+ * whose row was written (a commit, a trim, DeleteRecords, a marker
+ * moving the LSO, a creation) since the read that returned parts_since
+ * as its parts_next, every partition for parts_since -1. Rows are
+ * marked by partitions.change_seq (docs/metadata-schema.md: on
+ * PostgreSQL the writing transaction's id, and parts_next the
+ * snapshot's xmin, so a transaction that commits after a later-numbered
+ * one is never skipped). Free with meta_catalog_free. SQLite raises
+ * its change counter in the read (a write transaction).
  * [pool: cluster]: the registry's poll, after a catalog notice and as
  * the fallback for lost notifications (meta_listen_read). */
-static inline int meta_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
-{ return m->m->catalog_read ? m->m->catalog_read(m, known_version, out) : SL_EUNSUPPORTED; }
+static inline int meta_catalog_read(struct meta *m, int64_t known_version, int64_t parts_since,
+				    struct meta_catalog *out)
+{
+	return m->m->catalog_read ? m->m->catalog_read(m, known_version, parts_since, out)
+				  : SL_EUNSUPPORTED;
+}
 /* ---- SCRAM credentials (SASL; `sluice users`, Describe/Alter-
  * UserScramCredentials) ---- */
 /* A user's credentials, one per mechanism it has (*n of at most

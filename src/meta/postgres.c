@@ -72,8 +72,9 @@
 /* The schema_version table's version: migrations[v - 1] takes a database
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
- * version 8, 7 its version 9, 8 its version 10, 9 its version 11. */
-#define PG_SCHEMA_VERSION 9
+ * version 8, 7 its version 9, 8 its version 10, 9 its version 11, 10 its
+ * version 12. */
+#define PG_SCHEMA_VERSION 10
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -309,7 +310,20 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" partition integer NOT NULL,"
 	" replicas text NOT NULL,"
 	" PRIMARY KEY (tid, partition));",
+	/* 10: the catalog poll's change marker (SQLite's version 12): the
+	 * id of the transaction that last wrote the row (CHANGE_SEQ_NEXT).
+	 * Rows of before stay at 0: an agent's first poll reads every row. */
+	"ALTER TABLE partitions ADD COLUMN IF NOT EXISTS change_seq bigint NOT NULL DEFAULT 0;"
+	"CREATE INDEX IF NOT EXISTS partitions_change ON partitions (change_seq);",
 };
+
+/* A partition row's change marker: the writing transaction's id (64
+ * bits with its epoch, xid8: never wraps, survives restarts). Ids are
+ * handed out in start order, not commit order, so a poll cannot page by
+ * the highest it saw (a transaction with a lower id may commit later);
+ * it pages by its snapshot's xmin (ST_SNAPSHOT_XMIN): every row not
+ * visible to it was written by a transaction at or above that. */
+#define CHANGE_SEQ_NEXT "pg_current_xact_id()::text::bigint"
 
 enum stmt {
 	ST_TOPIC_ID_BY_NAME,
@@ -328,6 +342,8 @@ enum stmt {
 	ST_PARTITIONS_INSERT,
 	ST_PARTITION_GET,
 	ST_PARTITION_LIST,
+	ST_PARTITION_LIST_SINCE,
+	ST_SNAPSHOT_XMIN,
 	ST_PARTITION_SET_LOG_START,
 	ST_PARTITION_DELETE_TOPIC,
 	ST_OBJECT_SUBTRACT_TOPIC,
@@ -450,15 +466,21 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ORDER BY tid, partition",
 	[ST_REPLICAS_DELETE_TOPIC] = "DELETE FROM partition_replicas WHERE tid = $1",
 	[ST_PARTITIONS_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
-		" high_watermark) SELECT $1::bigint, p, 0, 0 FROM generate_series($2::integer,"
-		" $3::integer - 1) AS p",
+		" high_watermark, change_seq) SELECT $1::bigint, p, 0, 0, " CHANGE_SEQ_NEXT
+		" FROM generate_series($2::integer, $3::integer - 1) AS p",
 	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark, first_unstable_offset"
 		" FROM partitions WHERE tid = $1 AND partition = $2",
 	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark,"
 		" first_unstable_offset FROM partitions ORDER BY tid, partition",
+	[ST_PARTITION_LIST_SINCE] = "SELECT tid, partition, log_start_offset, high_watermark,"
+		" first_unstable_offset FROM partitions WHERE change_seq >= $1"
+		" ORDER BY tid, partition",
+	/* The first statement of the poll's REPEATABLE READ transaction, so
+	 * it names the snapshot every later statement reads. */
+	[ST_SNAPSHOT_XMIN] = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
 	/* Listeners drop what fell below it (DeleteRecords, retention). */
 	[ST_PARTITION_SET_LOG_START] = "WITH u AS (UPDATE partitions SET log_start_offset ="
-		" least(greatest(log_start_offset, $3), high_watermark)"
+		" least(greatest(log_start_offset, $3), high_watermark), change_seq = " CHANGE_SEQ_NEXT
 		" WHERE tid = $1 AND partition = $2 RETURNING log_start_offset)"
 		" SELECT pg_notify('" PG_CHANNEL_LOG_START "', $4::text || ' ' || $1 || ' ' || $2"
 		" || ' ' || log_start_offset)"
@@ -502,7 +524,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		"  AS y(obj, tid, partition, base, last, pos, len, cnt, ts, pid, epoch, bseq, lseq,"
 		"  spans, attr)"
 		" JOIN o ON o.key = ($1::text[])[y.obj]),"
-		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm, first_unstable_offset = z.fuo"
+		" h AS (UPDATE partitions AS p SET high_watermark = z.hwm, first_unstable_offset = z.fuo,"
+		"  change_seq = " CHANGE_SEQ_NEXT
 		" FROM unnest($18::bigint[], $19::integer[], $20::bigint[], $28::bigint[])"
 		"  AS z(tid, partition, hwm, fuo)"
 		" WHERE p.tid = z.tid AND p.partition = z.partition),"
@@ -3345,7 +3368,7 @@ static int pg_agent_deregister(struct meta *m, const struct meta_agent *self)
 }
 
 struct catalog_txn {
-	int64_t known;
+	int64_t known, since;
 	struct meta_catalog *out;
 };
 
@@ -3355,7 +3378,10 @@ static int catalog_body(struct pg_conn *c, void *arg)
 	struct meta_catalog *out = x->out;
 	meta_catalog_free(out);
 	out->topics_read = false;
-	int rc = pg_i64_of(c, ST_CATALOG_VERSION, NULL, &out->version, "reading the catalog version");
+	int rc = pg_i64_of(c, ST_SNAPSHOT_XMIN, NULL, &out->parts_next, "reading the snapshot");
+	if (!rc)
+		rc = pg_i64_of(c, ST_CATALOG_VERSION, NULL, &out->version,
+			       "reading the catalog version");
 	if (!rc && out->version != x->known) {
 		struct topic_list_txn t = { NULL, 0 };
 		rc = topic_list_body(c, &t);
@@ -3363,18 +3389,25 @@ static int catalog_body(struct pg_conn *c, void *arg)
 		out->topic_count = t.count;
 		out->topics_read = !rc;
 	}
+	/* Transaction ids below the caller's mark: the database was
+	 * restored into another cluster, whose ids started lower. Every row
+	 * then, once. */
+	int64_t since = x->since > out->parts_next ? -1 : x->since;
+	struct pg_params p = { 0 };
+	p_i64(&p, since);
 	PGresult *r;
 	if (!rc)
-		rc = pg_run(c, ST_PARTITION_LIST, NULL, &r, "listing partitions");
+		rc = pg_run(c, ST_PARTITION_LIST_SINCE, &p, &r, "listing partitions");
 	if (!rc)
 		rc = partitions_from(r, &out->parts, &out->part_count);
 	return rc;
 }
 
-static int pg_catalog_read(struct meta *m, int64_t known_version, struct meta_catalog *out)
+static int pg_catalog_read(struct meta *m, int64_t known_version, int64_t parts_since,
+			   struct meta_catalog *out)
 {
 	memset(out, 0, sizeof *out);
-	struct catalog_txn x = { known_version, out };
+	struct catalog_txn x = { known_version, parts_since, out };
 	int rc = pg_txn(&pg_of(m)->cluster, TXN_READ, catalog_body, &x);
 	if (rc)
 		meta_catalog_free(out);

@@ -64,8 +64,10 @@
  * meta_int.h); 9: ACLs; 10: transactions (docs/transactions.md: the
  * coordinator's records, open and aborted transactions per partition,
  * pending transactional offsets, partitions.first_unstable_offset,
- * batches.attributes, group_offsets.commit_seq); 11: partition_replicas. */
-#define SCHEMA_VERSION 11
+ * batches.attributes, group_offsets.commit_seq); 11: partition_replicas;
+ * 12: partitions.change_seq and its index (the catalog poll's change
+ * marker: meta_catalog_read). */
+#define SCHEMA_VERSION 12
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -91,6 +93,7 @@ static const char schema_sql[] =
 	" log_start_offset INTEGER NOT NULL,"
 	" high_watermark INTEGER NOT NULL,"
 	" first_unstable_offset INTEGER NOT NULL DEFAULT -1,"
+	" change_seq INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (tid, partition)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS objects ("
 	" oid INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -268,6 +271,10 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS txn_offsets_id ON txn_offsets (transactional_id);"
 	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('aborted_seq', 0);"
 	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('offset_commit_seq', 0);"
+	/* The catalog poll's change marker (version 12): every write of a
+	 * partition row stamps it with change_seq + 1, and a poll raises
+	 * change_seq, so the next poll reads only rows written since. */
+	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('change_seq', 0);"
 	/* Manual replica assignments (version 11; meta_int.h): a row per
 	 * assigned partition, gone with its topic. */
 	"CREATE TABLE IF NOT EXISTS partition_replicas ("
@@ -315,6 +322,9 @@ enum stmt {
 	ST_PARTITION_LIST,
 	ST_PARTITION_SET_LOG_START,
 	ST_PARTITION_SET_HWM,
+	ST_PARTITION_LIST_SINCE,
+	ST_CHANGE_SEQ_RAISE,
+	ST_CATALOG_VERSION,
 	ST_PARTITION_DROP,
 	ST_PARTITION_OF_TOPIC,
 	ST_TOPIC_PURGE_NEXT,
@@ -407,6 +417,9 @@ enum stmt {
 #define BATCH_COLUMNS "b.base_offset, b.last_offset, o.key, b.byte_offset, b.length," \
 	" b.record_count, b.max_timestamp, b.spans"
 
+/* The change marker a partition row's write stamps (version 12). */
+#define CHANGE_SEQ_NEXT "(SELECT value + 1 FROM cluster WHERE name = 'change_seq')"
+
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_BEGIN_READ] = "BEGIN",
@@ -430,7 +443,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ORDER BY tid, partition",
 	[ST_REPLICAS_DELETE_TOPIC] = "DELETE FROM partition_replicas WHERE tid = ?1",
 	[ST_PARTITION_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
-		" high_watermark) VALUES (?1, ?2, 0, 0)",
+		" high_watermark, change_seq) VALUES (?1, ?2, 0, 0, " CHANGE_SEQ_NEXT ")",
 	/* Partitions of a deleted topic, left until their rows are purged,
 	 * are invisible: commits, trims and readers find no partition. */
 	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark, p.first_unstable_offset"
@@ -442,10 +455,18 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ORDER BY p.tid, p.partition",
 	/* Never lowers the log start, never raises it past the HWM. */
 	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
-		" min(max(log_start_offset, ?3), high_watermark)"
+		" min(max(log_start_offset, ?3), high_watermark), change_seq = " CHANGE_SEQ_NEXT
 		" WHERE tid = ?1 AND partition = ?2",
 	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3,"
-		" first_unstable_offset = ?4 WHERE tid = ?1 AND partition = ?2",
+		" first_unstable_offset = ?4, change_seq = " CHANGE_SEQ_NEXT
+		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_LIST_SINCE] = "SELECT p.tid, p.partition, p.log_start_offset,"
+		" p.high_watermark, p.first_unstable_offset FROM partitions AS p"
+		" WHERE p.change_seq >= ?1 AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)"
+		" ORDER BY p.tid, p.partition",
+	[ST_CHANGE_SEQ_RAISE] = "UPDATE cluster SET value = value + 1 WHERE name = 'change_seq'"
+		" RETURNING value",
+	[ST_CATALOG_VERSION] = "SELECT value FROM cluster WHERE name = 'catalog_version'",
 	/* A deleted topic's partitions stay until their rows are purged. */
 	[ST_PARTITION_DROP] = "DELETE FROM partitions WHERE tid = ?1 AND partition = ?2",
 	[ST_PARTITION_OF_TOPIC] = "SELECT partition FROM partitions WHERE tid = ?1"
@@ -846,7 +867,13 @@ static const struct {
 	  "ALTER TABLE batches ADD COLUMN attributes INTEGER NOT NULL DEFAULT 0" },
 	{ 10, "group_offsets", "commit_seq",
 	  "ALTER TABLE group_offsets ADD COLUMN commit_seq INTEGER NOT NULL DEFAULT 0" },
+	{ 12, "partitions", "change_seq",
+	  "ALTER TABLE partitions ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0" },
 };
+
+/* Indexes on added columns: after added_columns. */
+static const char schema_indexes_sql[] =
+	"CREATE INDEX IF NOT EXISTS partitions_change ON partitions (change_seq);";
 
 /* Creates the schema on a new database, or checks the version of an
  * existing one. A later version adds its migrations here, keyed by the
@@ -885,6 +912,8 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 			if (!rc && version > 0 && version < added_columns[i].version &&
 			    !table_has_column(c, added_columns[i].table, added_columns[i].column))
 				rc = conn_pragma(c, added_columns[i].sql);
+		if (!rc)
+			rc = conn_pragma(c, schema_indexes_sql);
 		if (rc)
 			goto out_rollback;
 		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -1614,16 +1643,13 @@ static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
 	return rc;
 }
 
-static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
+/* st's rows (ST_PARTITION_LIST's columns) into *out, *n; resets st. */
+static int partitions_read(struct sq_conn *c, sqlite3_stmt *st, struct meta_partition **out,
+			   size_t *n)
 {
-	struct sq_conn *c = &sq_of(m)->loop;
 	struct meta_partition *p = NULL;
 	size_t count = 0, cap = 0;
 	int rc = 0, step;
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&c->lock);
-	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_LIST);
 	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
 		if (array_grow(&p, &cap, count, sizeof *p, 64) != 0) {
 			rc = SL_ENOMEM;
@@ -1641,7 +1667,6 @@ static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t
 	if (!rc && step != SQLITE_DONE)
 		rc = sq_fail(c, "listing partitions");
 	sqlite3_reset(st);
-	pthread_mutex_unlock(&c->lock);
 	if (rc) {
 		free(p);
 		return rc;
@@ -1649,6 +1674,17 @@ static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t
 	*out = p;
 	*n = count;
 	return 0;
+}
+
+static int sq_partition_list(struct meta *m, struct meta_partition **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->loop;
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&c->lock);
+	int rc = partitions_read(c, sq_stmt(c, ST_PARTITION_LIST), out, n);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
 }
 
 static int sq_partition_set_log_start(struct meta *m, int64_t tid, int32_t partition,
@@ -3006,6 +3042,54 @@ static int sq_agent_deregister(struct meta *m, const struct meta_agent *self)
 	return sq_txn(&sq_of(m)->cluster, TXN_WRITE, deregister_body, (void *)self);
 }
 
+struct catalog_txn {
+	int64_t known, since;
+	struct meta_catalog *out;
+};
+
+/* One write transaction: the poll raises change_seq first, so a write
+ * of a partition row after it stamps a higher value than any row read. */
+static int catalog_body(struct sq_conn *c, void *arg)
+{
+	struct catalog_txn *x = arg;
+	struct meta_catalog *out = x->out;
+	meta_catalog_free(out);
+	out->topics_read = false;
+	int64_t seq = 0;
+	int rc = step_first_int64(c, sq_stmt(c, ST_CHANGE_SEQ_RAISE), &seq,
+				  "raising the change marker");
+	if (rc == 1)
+		rc = step_first_int64(c, sq_stmt(c, ST_CATALOG_VERSION), &out->version,
+				      "reading the catalog version");
+	rc = rc == 1 ? 0 : rc ? rc : SL_EMETA;
+	out->parts_next = seq + 1;
+	if (!rc && out->version != x->known) {
+		struct topic_list_txn t = { NULL, 0 };
+		rc = topic_list_body(c, &t);
+		out->topics = t.t;
+		out->topic_count = t.count;
+		out->topics_read = !rc;
+	}
+	if (!rc) {
+		/* A mark from another database (restored from a copy): every row. */
+		sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_LIST_SINCE);
+		sqlite3_bind_int64(st, 1, x->since > out->parts_next ? -1 : x->since);
+		rc = partitions_read(c, st, &out->parts, &out->part_count);
+	}
+	return rc;
+}
+
+static int sq_catalog_read(struct meta *m, int64_t known_version, int64_t parts_since,
+			   struct meta_catalog *out)
+{
+	memset(out, 0, sizeof *out);
+	struct catalog_txn x = { known_version, parts_since, out };
+	int rc = sq_txn(&sq_of(m)->cluster, TXN_WRITE, catalog_body, &x);
+	if (rc)
+		meta_catalog_free(out);
+	return rc;
+}
+
 /* ---- SCRAM credentials ---- */
 
 static void blob_copy(uint8_t *dst, size_t cap, uint32_t *len, sqlite3_stmt *st, int col)
@@ -3267,6 +3351,7 @@ static const struct meta_methods sqlite_methods = {
 	.agent_register = sq_agent_register,
 	.agent_heartbeat = sq_agent_heartbeat,
 	.agent_deregister = sq_agent_deregister,
+	.catalog_read = sq_catalog_read,
 	.scram_get = sq_scram_get,
 	.scram_list = sq_scram_list,
 	.scram_alter = sq_scram_alter,

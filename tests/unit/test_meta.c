@@ -1617,28 +1617,26 @@ static void test_registry(void **state)
 	free(v.agents);
 
 	struct meta_catalog cat;
-	if (!meta_shared(a)) {
-		assert_int_equal(meta_catalog_read(a, -1, &cat), SL_EUNSUPPORTED);
-	} else {
-		assert_int_equal(meta_catalog_read(a, -1, &cat), 0);
+	if (meta_shared(a)) {
+		assert_int_equal(meta_catalog_read(a, -1, -1, &cat), 0);
 		assert_true(cat.topics_read);
 		assert_int_equal(cat.topic_count, 0);
 		int64_t known = cat.version;
 		meta_catalog_free(&cat);
 		int64_t tid = create_topic(b, "polled", 3);
-		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_int_equal(meta_catalog_read(a, known, -1, &cat), 0);
 		assert_true(cat.topics_read && cat.version > known);
 		assert_int_equal(cat.topic_count, 1);
 		assert_int_equal(cat.topics[0].tid, tid);
 		assert_int_equal(cat.part_count, 3);
 		known = cat.version;
 		meta_catalog_free(&cat);
-		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_int_equal(meta_catalog_read(a, known, -1, &cat), 0);
 		assert_false(cat.topics_read);
 		assert_int_equal(cat.part_count, 3);
 		meta_catalog_free(&cat);
 		assert_int_equal(meta_topic_config_set(b, tid, "retention.ms", "1000"), 0);
-		assert_int_equal(meta_catalog_read(a, known, &cat), 0);
+		assert_int_equal(meta_catalog_read(a, known, -1, &cat), 0);
 		assert_true(cat.topics_read && cat.version > known);
 		assert_int_equal(cat.topics[0].config_count, 1);
 		meta_catalog_free(&cat);
@@ -1666,6 +1664,94 @@ static void test_registry(void **state)
 		assert_int_equal(v.epoch, epoch + 1);
 		free(v.agents);
 	}
+	meta_close(a);
+	meta_close(b);
+}
+
+/* The catalog poll's change marker: a read from the previous read's
+ * mark returns exactly the partitions a commit, a log start move or a
+ * creation wrote since; on PostgreSQL a transaction that took its id
+ * first but commits last is not skipped; a mark above the store's
+ * counter (a restored copy) reads every row. */
+static void expect_parts(struct meta *m, int64_t *since, size_t n, const int32_t *parts)
+{
+	struct meta_catalog cat;
+	assert_int_equal(meta_catalog_read(m, -2, *since, &cat), 0);
+	assert_int_equal(cat.part_count, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(cat.parts[i].partition, parts[i]);
+	*since = cat.parts_next;
+	meta_catalog_free(&cat);
+}
+
+/* Reads until a read finds nothing new. On PostgreSQL a mark is a
+ * snapshot's xmin, which another session's open transaction (any
+ * database of the server) holds back, so a read may return rows again;
+ * once one read is empty, the next returns exactly what was written
+ * after it. A store that returned every row each time never settles. */
+static void settle(struct meta *m, int64_t *since)
+{
+	for (int i = 0; i < 300; i++) {
+		struct meta_catalog cat;
+		assert_int_equal(meta_catalog_read(m, -2, *since, &cat), 0);
+		size_t n = cat.part_count;
+		*since = cat.parts_next;
+		meta_catalog_free(&cat);
+		if (n == 0)
+			return;
+		usleep(10 * 1000);
+	}
+	fail_msg("the catalog read never came back empty");
+}
+
+static void test_catalog_changes(void **state)
+{
+	struct meta *a = open_store(), *b = open_store();
+	int64_t tid = create_topic(b, "marked", 4), since = -1;
+	expect_parts(a, &since, 4, (int32_t[]){ 0, 1, 2, 3 });
+	settle(a, &since);
+	struct meta_commit_batch c1 = mk_batch(tid, 1, 2, 0, 100, 10);
+	assert_int_equal(meta_commit_object(b, "ch-1", 100, &c1, 1), 0);
+	struct meta_catalog cat;
+	assert_int_equal(meta_catalog_read(a, -2, since, &cat), 0);
+	assert_int_equal(cat.part_count, 1);
+	assert_int_equal(cat.parts[0].partition, 1);
+	assert_int_equal(cat.parts[0].high_watermark, 3);
+	since = cat.parts_next;
+	meta_catalog_free(&cat);
+	settle(a, &since);
+	assert_int_equal(meta_partition_set_log_start(b, tid, 1, 2), 0);
+	assert_int_equal(meta_catalog_read(a, -2, since, &cat), 0);
+	assert_int_equal(cat.part_count, 1);
+	assert_int_equal(cat.parts[0].log_start_offset, 2);
+	since = cat.parts_next;
+	meta_catalog_free(&cat);
+	settle(a, &since);
+	assert_int_equal(meta_topic_set_partitions(b, tid, 6, NULL), 0);
+	expect_parts(a, &since, 2, (int32_t[]){ 4, 5 });
+	if (tb == TB_POSTGRES) {
+		/* A writer that took its transaction id before b's commit and
+		 * commits after the poll that saw b's. */
+		char sql[256];
+		settle(a, &since);
+		tb_pg_exec(tb_pg, "BEGIN");
+		snprintf(sql, sizeof sql, "UPDATE partitions SET high_watermark = 7, change_seq ="
+			 " pg_current_xact_id()::text::bigint WHERE tid = %lld AND partition = 2",
+			 (long long)tid);
+		tb_pg_exec(tb_pg, sql);
+		struct meta_commit_batch c3 = mk_batch(tid, 3, 0, 0, 50, 10);
+		assert_int_equal(meta_commit_object(b, "ch-3", 50, &c3, 1), 0);
+		expect_parts(a, &since, 1, (int32_t[]){ 3 });
+		tb_pg_exec(tb_pg, "COMMIT");
+		assert_int_equal(meta_catalog_read(a, -2, since, &cat), 0);
+		bool seen = false;
+		for (size_t i = 0; i < cat.part_count; i++)
+			seen |= cat.parts[i].partition == 2 && cat.parts[i].high_watermark == 7;
+		assert_true(seen);
+		meta_catalog_free(&cat);
+	}
+	since = INT64_MAX / 2;
+	expect_parts(a, &since, 6, (int32_t[]){ 0, 1, 2, 3, 4, 5 });
 	meta_close(a);
 	meta_close(b);
 }
@@ -2010,6 +2096,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_thread_races_reads, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_registry, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_catalog_changes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
