@@ -1,11 +1,12 @@
 /* coordinator.c — the classic group protocol state machine (coordinator.h).
  *
  * Follows Apache Kafka's GroupCoordinator (the classic protocol) closely,
- * down to the error codes, with these simplifications: group membership
- * lives only in memory (a restarted agent makes members rejoin: their
- * heartbeats get UNKNOWN_MEMBER_ID and their commits ILLEGAL_GENERATION),
- * and there are no transactional offsets. Pure logic: the caller passes
- * the monotonic time and performs the effects. */
+ * down to the error codes, with this simplification: there are no
+ * transactional offsets. Membership is stored where Kafka stores its
+ * GroupMetadata record (store_version tells the caller when;
+ * coord_group_encode_members and coord_group_restore are the record), so
+ * a new coordinator keeps the generation and its members. Pure logic:
+ * the caller passes the monotonic time and performs the effects. */
 #include "group/coordinator.h"
 
 #include <inttypes.h>
@@ -27,7 +28,15 @@ struct coordinator {
 	/* Protocol metadata bytes all members of all groups hold
 	 * (SL_GROUPS_METADATA_BYTES_MAX). */
 	size_t metadata_bytes;
+	uint64_t store_changes; /* coord_store_changes */
 };
+
+/* What a store keeps of g changed (coord_group.store_version). */
+static void store_changed(struct coordinator *c, struct coord_group *g)
+{
+	g->store_version++;
+	c->store_changes++;
+}
 
 /* ---- effects ---- */
 
@@ -808,6 +817,7 @@ static void complete_join(struct coordinator *c, struct coord_group *g, int64_t 
 	if (g->member_count == 0) {
 		set_str(&g->protocol_name, NULL);
 		set_state(g, COORD_EMPTY, now_ms);
+		store_changed(c, g);
 		return;
 	}
 	if (set_str(&g->protocol_name, select_protocol(g)) != 0)
@@ -971,6 +981,7 @@ static int replace_static_member(struct coordinator *c, struct coord_group *g,
 				eff_join_ok(out, req, g, m, m->member_id, true, true);
 			else
 				eff_join_ok(out, req, g, m, old_leader, false, false);
+			store_changed(c, g);
 		} else {
 			m->join_req = req;
 			prepare_rebalance(c, g, now_ms, out);
@@ -1259,6 +1270,7 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
 		}
 	}
 	set_state(g, COORD_STABLE, now_ms);
+	store_changed(c, g);
 	for (int32_t i = 0; i < g->member_count; i++) {
 		struct coord_member *x = g->members[i];
 		if (!x->sync_req)
@@ -1592,4 +1604,165 @@ void coord_free(struct coordinator *c)
 	strmap_each(&c->groups, free_group_each, NULL);
 	strmap_free(&c->groups);
 	free(c);
+}
+
+/* ---- what a store keeps of a group ---- */
+
+uint64_t coord_store_changes(const struct coordinator *c)
+{
+	return c->store_changes;
+}
+
+/* The record's format version (Kafka's GroupMetadataValue's). */
+#define COORD_RECORD_VERSION 3
+
+static void put_str(struct kbuf *b, const char *s)
+{
+	if (!s) {
+		kbuf_put_i16(b, -1);
+		return;
+	}
+	size_t n = strlen(s);
+	if (n > INT16_MAX) { /* ids are bounded far below on the way in */
+		b->oom = true;
+		return;
+	}
+	kbuf_put_i16(b, (int16_t)n);
+	kbuf_put(b, s, n);
+}
+
+static void put_bytes(struct kbuf *b, const uint8_t *p, int32_t n)
+{
+	kbuf_put_i32(b, n > 0 ? n : 0);
+	if (n > 0)
+		kbuf_put(b, p, (size_t)n);
+}
+
+void coord_group_encode_members(const struct coord_group *g, struct kbuf *out)
+{
+	kbuf_put_i16(out, COORD_RECORD_VERSION);
+	kbuf_put_i32(out, g->member_count);
+	for (int32_t i = 0; i < g->member_count; i++) {
+		const struct coord_member *m = g->members[i];
+		const struct coord_protocol *p = coord_member_protocol(g, m);
+		put_str(out, m->member_id);
+		put_str(out, m->group_instance_id);
+		put_str(out, m->client_id);
+		put_str(out, m->client_host);
+		kbuf_put_i32(out, m->rebalance_timeout_ms);
+		kbuf_put_i32(out, m->session_timeout_ms);
+		put_bytes(out, p ? p->metadata : NULL, p ? p->metadata_len : 0);
+		put_bytes(out, m->assignment, m->assignment_len);
+	}
+}
+
+/* A string of at most max bytes without NUL (NULL and *null for a null
+ * one when nullable); NULL with r->err set otherwise. */
+static char *read_str(struct kreader *r, size_t max, bool nullable, bool *null)
+{
+	int16_t n = kreader_i16(r);
+	*null = n == -1 && nullable;
+	if (*null || r->err)
+		return NULL;
+	const uint8_t *p = n >= 0 && (size_t)n <= max ? kreader_take(r, (size_t)n) : NULL;
+	char *s = p ? kstr_dup((kstr){ (const char *)p, n }) : NULL;
+	if (!s || memchr(p, 0, (size_t)n)) {
+		free(s);
+		r->err = true;
+		return NULL;
+	}
+	return s;
+}
+
+/* Bytes of at most max (copied; an empty one is a 1-byte allocation). */
+static uint8_t *read_bytes(struct kreader *r, size_t max, int32_t *len)
+{
+	int32_t n = kreader_i32(r);
+	const uint8_t *p = n >= 0 && (size_t)n <= max ? kreader_take(r, (size_t)n) : NULL;
+	uint8_t *v = p ? malloc(n ? (size_t)n : 1) : NULL;
+	if (!v) {
+		r->err = true;
+		return NULL;
+	}
+	memcpy(v, p, (size_t)n);
+	*len = n;
+	return v;
+}
+
+static struct coord_member *read_member(struct kreader *r, const char *protocol)
+{
+	struct coord_member *m = calloc(1, sizeof *m);
+	struct coord_protocol *p = calloc(1, sizeof *p);
+	bool null;
+	if (!m || !p) {
+		free(p);
+		free(m);
+		r->err = true;
+		return NULL;
+	}
+	m->protocols = p;
+	m->member_id = read_str(r, INT16_MAX, false, &null);
+	m->group_instance_id = read_str(r, INT16_MAX, true, &null);
+	m->client_id = read_str(r, COORD_CLIENT_ID_BYTES_MAX, false, &null);
+	m->client_host = read_str(r, COORD_NAME_BYTES_MAX, false, &null);
+	m->rebalance_timeout_ms = kreader_i32(r);
+	m->session_timeout_ms = kreader_i32(r);
+	p->metadata = read_bytes(r, COORD_MEMBER_METADATA_BYTES_MAX, &p->metadata_len);
+	m->protocol_count = 1;
+	p->name = protocol ? strdup(protocol) : NULL;
+	m->assignment = read_bytes(r, COORD_ASSIGNMENT_BYTES_MAX, &m->assignment_len);
+	if (!r->err && (!p->name || m->session_timeout_ms <= 0 || m->rebalance_timeout_ms <= 0))
+		r->err = true;
+	if (r->err) {
+		member_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+int coord_group_restore(struct coordinator *c, int64_t now_ms, kstr group_id,
+			const struct coord_group_record *rec)
+{
+	if (group_get(c, group_id))
+		return SL_EBUSY;
+	struct kreader r;
+	kreader_init(&r, rec->members, rec->members_len);
+	int16_t version = kreader_i16(&r);
+	int32_t n = kreader_i32(&r);
+	if (r.err || version != COORD_RECORD_VERSION || n < 0 || n > group_max_size(c) ||
+	    rec->generation_id < 0 || (n > 0 && (!rec->protocol_name || !rec->leader_id)))
+		return SL_EINVAL;
+	struct coord_group *g = group_create(c, group_id, now_ms);
+	if (!g)
+		return SL_ENOMEM;
+	int rc = 0;
+	g->generation_id = rec->generation_id;
+	if (set_str(&g->protocol_type, rec->protocol_type) || set_str(&g->protocol_name, rec->protocol_name) ||
+	    set_str(&g->leader_id, n > 0 ? rec->leader_id : NULL) ||
+	    array_grow(&g->members, &g->member_cap, 0, sizeof *g->members,
+		       (size_t)n + 8) != 0)
+		rc = SL_ENOMEM;
+	for (int32_t i = 0; !rc && i < n; i++) {
+		struct coord_member *m = read_member(&r, rec->protocol_name);
+		if (!m) {
+			rc = SL_EINVAL;
+			break;
+		}
+		m->last_heartbeat_ms = now_ms;
+		g->members[g->member_count++] = m;
+		account(c, g, (int64_t)member_metadata_bytes(m));
+		if (member_index(g, KSTR(m->member_id)) != g->member_count - 1 ||
+		    g->metadata_bytes > COORD_GROUP_METADATA_BYTES_MAX ||
+		    c->metadata_bytes > metadata_bytes_max(c))
+			rc = SL_EINVAL;
+	}
+	if (!rc && (kreader_left(&r) || (n > 0 && !member_get(g, KSTR(rec->leader_id)))))
+		rc = SL_EINVAL;
+	if (rc) {
+		strmap_del(&c->groups, g->group_id);
+		group_free(c, g);
+		return rc;
+	}
+	g->state = n > 0 ? COORD_STABLE : COORD_EMPTY;
+	return 0;
 }

@@ -25,7 +25,10 @@
  * unanswered.
  *
  * Committed offsets are not kept here (they live in the metadata store);
- * coord_commit_check only decides whether a commit is allowed.
+ * coord_commit_check only decides whether a commit is allowed. What a
+ * store keeps of a group's membership (Kafka's GroupMetadata record) is
+ * encoded and restored here (coord_group_encode_members,
+ * coord_group_restore); the caller stores it when store_version moves.
  *
  * Views returned by coord_group_find / coord_groups_each are valid until
  * the next call that changes the coordinator. Single-threaded. */
@@ -132,6 +135,12 @@ struct coord_group {
 	int64_t sync_deadline_ms;
 	/* Protocol metadata bytes its members hold (SL_GROUP_METADATA_BYTES_MAX). */
 	size_t metadata_bytes;
+	/* Raised whenever what a store keeps of the group changes, where
+	 * Kafka's classic coordinator writes its GroupMetadata record: a
+	 * generation completes (the leader's SyncGroup: Stable), the group
+	 * empties, a static member's id is replaced in a Stable group. 0
+	 * for a group created or restored. */
+	uint64_t store_version;
 };
 
 enum coord_effect_kind { COORD_EFFECT_JOIN, COORD_EFFECT_SYNC };
@@ -281,6 +290,40 @@ int16_t coord_group_delete(struct coordinator *c, kstr group_id);
  * its lease): its waiting requests are answered NOT_COORDINATOR and it
  * leaves memory, members and all (they rejoin at the new coordinator). */
 void coord_group_unload(struct coordinator *c, kstr group_id, struct coord_effects *out);
+/* The sum of every group's store_version moves (it only grows): a caller
+ * looks for groups to store only when it changed. */
+uint64_t coord_store_changes(const struct coordinator *c);
+
+/* The group's members as a store keeps them, appended to out (out->oom
+ * on failure): Kafka's GroupMetadataValue version 3 member array after
+ * an int16 version (3): int32 count, then per member member_id,
+ * group_instance_id (nullable), client_id, client_host (int16-length
+ * strings), rebalance and session timeouts (int32), the subscription
+ * for the selected protocol and the assignment (int32-length bytes). */
+void coord_group_encode_members(const struct coord_group *g, struct kbuf *out);
+
+/* A group as a store kept it (generation, protocol, leader and the
+ * encoded members). */
+struct coord_group_record {
+	int32_t generation_id;
+	const char *protocol_type;  /* NULL: none */
+	const char *protocol_name;  /* NULL: none */
+	const char *leader_id;      /* NULL: none */
+	const uint8_t *members;     /* coord_group_encode_members' bytes */
+	size_t members_len;
+};
+
+/* Bring a stored group back (a new coordinator after a takeover, or a
+ * restart), as Kafka's coordinator loads its GroupMetadata: Stable at
+ * the stored generation with its members and their assignments, or
+ * Empty when it has none; each member's session counts from now_ms, so
+ * members that heartbeat carry on and silent ones expire. 0; SL_EBUSY
+ * when the group is in memory already (left as it is); SL_EINVAL when
+ * the record does not decode, breaks a limit or its leader is not a
+ * member (nothing restored: members rejoin); SL_ENOMEM. */
+int coord_group_restore(struct coordinator *c, int64_t now_ms, kstr group_id,
+			const struct coord_group_record *r);
+
 /* The member's metadata for the group's selected protocol (NULL, 0 if none). */
 const struct coord_protocol *coord_member_protocol(const struct coord_group *g,
 						   const struct coord_member *m);

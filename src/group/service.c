@@ -9,8 +9,12 @@
  * (cluster/lease.h): taking it loads what the store has of the group,
  * losing it (or the group moving elsewhere) unloads the group, and every
  * offset write is fenced by the lease's epoch in its transaction. With
- * one agent every group is its own. Membership is in memory, offsets in
- * the store. OffsetCommit is
+ * one agent every group is its own. Membership is in memory and stored
+ * where Kafka stores its GroupMetadata record (a generation completes,
+ * the group empties, a static member is replaced: coord_group.
+ * store_version), through the same queue and fence, and loaded with the
+ * group's offsets, so a new coordinator (a takeover, a restart) keeps the
+ * generation and its members. OffsetCommit is
  * answered once its offsets are durable: commits queue while one store
  * transaction runs on a pool thread, then all of them go in the next
  * transaction (group commit, one fsync). Deletes of offsets (DeleteGroups,
@@ -44,7 +48,16 @@
 
 /* group_offsets_op.kind; OP_LOAD reads what the store has of a group
  * whose lease this agent just took, in order with its writes. */
-enum { OP_COMMIT, OP_DELETE, OP_LOAD };
+enum { OP_COMMIT, OP_DELETE, OP_LOAD, OP_STATE };
+
+/* OP_STATE: a group's membership to store (encoded on the loop when it
+ * changed); OP_LOAD: also its stored membership, read back. */
+struct state_op {
+	struct group_offsets_op op;
+	struct meta_group_state st; /* st.group_id is op.group_id */
+	struct meta_group_state *loaded;
+	size_t loaded_count;
+};
 
 /* A group this agent coordinates or is about to, in cluster mode: its
  * lease is wanted from the first request on, and requests are served
@@ -85,6 +98,8 @@ struct group_svc {
 	int64_t next_sweep_ms;
 	struct strmap stored;       /* group id -> struct stored_group */
 	struct strmap owned;        /* group id -> struct owned_group (leases) */
+	struct strmap persisted;    /* group id -> uint64_t: store_version queued */
+	uint64_t store_seen;        /* coord_store_changes at the last scan */
 	struct group_park *parked;  /* requests waiting for a group's load */
 	int64_t next_own_check_ms;
 	/* cluster mode: the retention sweep first lists every stored group */
@@ -133,6 +148,9 @@ static void mark_pending(void *arg, void *req)
 	((struct group_waiter *)req)->pending = true;
 }
 
+static void state_scan(struct group_svc *s);
+static void state_forget(struct group_svc *s, const char *id);
+
 static void perform_effects(struct group_svc *s)
 {
 	struct coord_effects *e = &s->effects;
@@ -147,6 +165,8 @@ static void perform_effects(struct group_svc *s)
 		w->answer(w, oom ? NULL : f);
 	}
 	coord_effects_reset(e);
+	if (coord_store_changes(s->coord) != s->store_seen)
+		state_scan(s);
 	if (!oom)
 		return;
 	/* A request that is neither answered nor still waiting inside the
@@ -296,6 +316,18 @@ static void load_work(struct group_svc *s, struct group_offsets_op *op)
 	if (!op->rc && n && op->deleted < 0)
 		op->deleted = 0;
 	meta_committed_offsets_free(o, n);
+	struct state_op *x = (struct state_op *)op;
+	if (!op->rc)
+		op->rc = meta_group_state_load(s->meta, op->group_id, &x->loaded, &x->loaded_count);
+	if (op->rc == SL_EUNSUPPORTED)
+		op->rc = 0;
+}
+
+/* Fenced by the lease in a cluster; a store one agent claims needs none. */
+static void state_work(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct state_op *x = (struct state_op *)op;
+	op->rc = meta_group_state_store(s->meta, &x->st, s->cfg.self ? op->epoch : 0);
 }
 
 /* A delete, and whether the group has offsets left after it (partial
@@ -326,6 +358,8 @@ static void store_work(uv_work_t *w)
 		commit_work(s, op);
 	else if (op->kind == OP_LOAD)
 		load_work(s, op);
+	else if (op->kind == OP_STATE)
+		state_work(s, op);
 	else
 		delete_work(s, op);
 }
@@ -518,7 +552,8 @@ static void expire_done(struct group_svc *s, struct group_offsets_op *op)
 	if (op->rc == 0) {
 		log_info("group %s: %" PRId64 " committed offsets expired", op->group_id,
 			 op->deleted);
-		coord_group_delete(s->coord, KSTR(op->group_id));
+		if (coord_group_delete(s->coord, KSTR(op->group_id)) == KERR_NONE)
+			state_forget(s, op->group_id);
 	}
 	free((char *)op->group_id);
 	free(op);
@@ -552,7 +587,8 @@ static void retention_sweep(struct group_svc *s, int64_t now)
 	struct forget_arg f = { s, now, NULL, 0, 0 };
 	coord_groups_each(s->coord, collect_forgettable, &f);
 	for (size_t i = 0; i < f.count; i++) {
-		coord_group_delete(s->coord, KSTR(f.ids[i]));
+		if (coord_group_delete(s->coord, KSTR(f.ids[i])) == KERR_NONE)
+			state_forget(s, f.ids[i]);
 		free(f.ids[i]);
 	}
 	free(f.ids);
@@ -656,46 +692,146 @@ static void group_unload(struct group_svc *s, const char *id)
 {
 	coord_group_unload(s->coord, KSTR(id), &s->effects);
 	perform_effects(s);
+	state_forget(s, id);
+}
+
+/* A stored membership back into the coordinator (the group is not in
+ * memory: requests for it wait for the load). */
+static void state_restore(struct group_svc *s, const struct meta_group_state *st)
+{
+	struct coord_group_record rec = {
+		.generation_id = st->generation, .protocol_type = st->protocol_type,
+		.protocol_name = st->protocol_name, .leader_id = st->leader_id,
+		.members = st->members, .members_len = st->members_len,
+	};
+	int rc = coord_group_restore(s->coord, now_ms(), KSTR(st->group_id), &rec);
+	const struct coord_group *g = coord_group_find(s->coord, KSTR(st->group_id));
+	if (!rc && g)
+		log_info("group %s: generation %" PRId32 " with %" PRId32 " members loaded",
+			 st->group_id, g->generation_id, g->member_count);
+	else if (rc != SL_EBUSY)
+		log_warn("group %s: its stored membership cannot be used (%s); members rejoin",
+			 st->group_id, sl_strerror(rc));
 }
 
 static void load_done(struct group_svc *s, struct group_offsets_op *op)
 {
+	struct state_op *x = (struct state_op *)op;
 	struct owned_group *o = strmap_get(&s->owned, op->group_id);
 	if (op->rc)
-		log_warn("group %s: loading its committed offsets failed (%s); OffsetFetch reads "
-			 "them from the store anyway", op->group_id, sl_strerror(op->rc));
+		log_warn("group %s: loading its committed offsets and members failed (%s); "
+			 "OffsetFetch reads them from the store anyway, members rejoin",
+			 op->group_id, sl_strerror(op->rc));
 	if (o && o->state == OWN_LOADING && o->epoch == op->epoch) {
+		if (x->loaded_count == 1)
+			state_restore(s, &x->loaded[0]);
 		o->state = OWN_READY;
 		log_info("group %s: coordinated here at lease epoch %" PRId64, op->group_id,
 			 o->epoch);
 	}
 	park_wake(s, op->group_id, -1);
+	meta_group_states_free(x->loaded, x->loaded_count);
 	free((char *)op->group_id);
-	free(op);
+	free(x);
 }
 
-/* The lease is held at epoch: load the group (in order with its store
- * ops), then serve it. On a claimed store there is nothing to load. */
+/* The lease is held at epoch: load the group (its stored membership, and
+ * on a shared store its offsets; in order with its store ops), then
+ * serve it. */
 static void group_gained(struct group_svc *s, const char *id, struct owned_group *o,
 			 int64_t epoch)
 {
 	o->epoch = epoch;
-	if (!s->cfg.self) {
-		o->state = OWN_READY;
-		return;
-	}
 	o->state = OWN_LOADING;
-	struct group_offsets_op *op = calloc(1, sizeof *op);
-	if (op && (op->group_id = strdup(id))) {
-		op->kind = OP_LOAD;
-		op->done = load_done;
-		if (store_enqueue(s, op) == 0)
+	struct state_op *x = calloc(1, sizeof *x);
+	if (x && (x->op.group_id = strdup(id))) {
+		x->op.kind = OP_LOAD;
+		x->op.done = load_done;
+		if (store_enqueue(s, &x->op) == 0)
 			return;
 	}
-	if (op)
-		free((char *)op->group_id);
-	free(op);
+	if (x)
+		free((char *)x->op.group_id);
+	free(x);
 	o->state = OWN_READY; /* out of memory: serve it unloaded */
+}
+
+/* ---- storing groups' membership ---- */
+
+static void state_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct state_op *x = (struct state_op *)op;
+	if (op->rc == SL_EBUSY)
+		log_info("group %s: membership not stored: another agent coordinates it now",
+			 op->group_id);
+	else if (op->rc)
+		log_warn("group %s: storing its membership failed (%s); a new coordinator "
+			 "would make members rejoin", op->group_id, sl_strerror(op->rc));
+	free(x->st.protocol_type);
+	free(x->st.protocol_name);
+	free(x->st.leader_id);
+	free(x->st.members);
+	free((char *)op->group_id);
+	free(x);
+}
+
+/* The group's membership as it is now, queued for the store. */
+static int state_queue(struct group_svc *s, const struct coord_group *g)
+{
+	struct state_op *x = calloc(1, sizeof *x);
+	struct kbuf b;
+	kbuf_init(&b);
+	if (!x)
+		return SL_ENOMEM;
+	coord_group_encode_members(g, &b);
+	x->st.group_id = strdup(g->group_id);
+	x->st.generation = g->generation_id;
+	x->st.protocol_type = g->protocol_type ? strdup(g->protocol_type) : NULL;
+	x->st.protocol_name = g->protocol_name ? strdup(g->protocol_name) : NULL;
+	x->st.leader_id = g->leader_id ? strdup(g->leader_id) : NULL;
+	x->st.members = b.data;
+	x->st.members_len = b.len;
+	x->op.group_id = x->st.group_id;
+	x->op.kind = OP_STATE;
+	x->op.done = state_done;
+	if (b.oom || !x->st.group_id || (g->protocol_type && !x->st.protocol_type) ||
+	    (g->protocol_name && !x->st.protocol_name) || (g->leader_id && !x->st.leader_id) ||
+	    store_enqueue(s, &x->op) != 0) {
+		x->op.rc = SL_ENOMEM;
+		state_done(s, &x->op);
+		return SL_ENOMEM;
+	}
+	return 0;
+}
+
+static void state_scan_group(void *arg, const struct coord_group *g)
+{
+	struct group_svc *s = arg;
+	uint64_t *v = strmap_get(&s->persisted, g->group_id);
+	if ((v ? *v : 0) == g->store_version)
+		return;
+	if (!v && (!(v = malloc(sizeof *v)) || strmap_put(&s->persisted, g->group_id, v) != 0)) {
+		free(v);
+		return;
+	}
+	*v = g->store_version;
+	state_queue(s, g);
+}
+
+/* Queue a store of every group whose membership changed since it was
+ * last queued (loaded and restored groups start at version 0). */
+static void state_scan(struct group_svc *s)
+{
+	s->store_seen = coord_store_changes(s->coord);
+	if (s->stopped)
+		return;
+	coord_groups_each(s->coord, state_scan_group, s);
+}
+
+/* The group leaves memory: what was queued for it no longer counts. */
+static void state_forget(struct group_svc *s, const char *id)
+{
+	free(strmap_del(&s->persisted, id));
 }
 
 /* ---- requests parked while a group loads ---- */
@@ -886,6 +1022,7 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	s->waiters.next = s->waiters.prev = &s->waiters;
 	strmap_init(&s->stored);
 	strmap_init(&s->owned);
+	strmap_init(&s->persisted);
 	stored_load(s);
 	if (cfg->leases && lease_want(cfg->leases, JOB_OFFSETS_RETENTION, NULL, NULL) != 0)
 		log_warn("groups: cannot ask for the offsets retention lease; this agent will not "
@@ -931,6 +1068,8 @@ void group_svc_free(struct group_svc *s)
 	strmap_free(&s->stored);
 	strmap_each(&s->owned, free_stored, NULL);
 	strmap_free(&s->owned);
+	strmap_each(&s->persisted, free_stored, NULL);
+	strmap_free(&s->persisted);
 	free(s);
 }
 
@@ -1003,13 +1142,11 @@ int16_t group_svc_group_delete(struct group_svc *s, const char *group_id,
 	int16_t err = coord_group_delete(s->coord, id);
 	if (err)
 		return err;
-	if (!stored_get(s, group_id)) {
-		/* Nothing stored, nothing on its way to the store. */
-		if (!in_memory)
-			return KERR_GROUP_ID_NOT_FOUND;
-		log_info("group %s deleted (no committed offsets)", group_id);
-		return KERR_NONE;
-	}
+	state_forget(s, group_id);
+	/* Nothing stored, nothing on its way to the store. A group in
+	 * memory may have its membership stored: the delete goes too. */
+	if (!stored_get(s, group_id) && !in_memory)
+		return KERR_GROUP_ID_NOT_FOUND;
 	/* Through the store queue, after any commit of the group already
 	 * queued, so none of those brings offsets back. */
 	op->group_id = group_id;

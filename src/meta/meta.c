@@ -1024,6 +1024,18 @@ void meta_group_summaries_free(struct meta_group_summary *g, size_t n)
 	free(g);
 }
 
+void meta_group_states_free(struct meta_group_state *g, size_t n)
+{
+	for (size_t i = 0; g && i < n; i++) {
+		free(g[i].group_id);
+		free(g[i].protocol_type);
+		free(g[i].protocol_name);
+		free(g[i].leader_id);
+		free(g[i].members);
+	}
+	free(g);
+}
+
 void meta_catalog_free(struct meta_catalog *c)
 {
 	meta_topics_free(c->topics, c->topic_count);

@@ -365,6 +365,22 @@ struct meta_catalog {
 	int64_t parts_next;
 };
 
+/* A consumer group's membership as its coordinator stored it: Kafka's
+ * GroupMetadata record (what it keeps in __consumer_offsets), so the
+ * next coordinator (a takeover, a restart) keeps the generation and its
+ * members. members is the coordinator's encoding of the member list
+ * (coord_group_encode), opaque here. Strings NUL-terminated, NULL where
+ * the group has none; everything malloc'd (meta_group_states_free). */
+struct meta_group_state {
+	char *group_id;
+	int32_t generation;
+	char *protocol_type;
+	char *protocol_name;
+	char *leader_id;
+	uint8_t *members;
+	size_t members_len;
+};
+
 /* SCRAM credentials (KIP-554), one per user and mechanism: what RFC 5802
  * has a server keep (salt, iterations, StoredKey, ServerKey), never the
  * password. Mechanisms use Kafka's type numbers. */
@@ -568,6 +584,9 @@ struct meta_methods {
 			   struct meta_lease *leases, size_t n);
 	int (*offset_commit_fenced)(struct meta *m, const struct meta_offset_commit *rows,
 				    const int64_t *epochs, size_t n, bool *refused);
+	int (*group_state_store)(struct meta *m, const struct meta_group_state *g, int64_t epoch);
+	int (*group_state_load)(struct meta *m, const char *group_id, struct meta_group_state **out,
+				size_t *n);
 	int (*group_delete_offsets_fenced)(struct meta *m, const char *group_id,
 					   const struct meta_agent *self, int64_t epoch,
 					   const int64_t *tids, const int32_t *partitions,
@@ -1013,6 +1032,29 @@ static inline int meta_group_delete_offsets_fenced(struct meta *m, const char *g
 							   deleted)
 		       : SL_EUNSUPPORTED;
 }
+
+/* Store a group's membership, replacing what was stored. With epoch
+ * above 0 only if the group's lease is at that epoch (a coordinator's
+ * write; SL_EBUSY, nothing stored, otherwise), unfenced with 0 (a store
+ * one agent claims). Deleted with the group's offsets when all of them
+ * go (meta_group_delete_offsets with tids NULL: DeleteGroups, the
+ * offsets retention sweep). [pool: offsets]: the group service's
+ * queue, in order with the group's offset writes. */
+static inline int meta_group_state_store(struct meta *m, const struct meta_group_state *g,
+					 int64_t epoch)
+{ return m->m->group_state_store ? m->m->group_state_store(m, g, epoch) : SL_EUNSUPPORTED; }
+/* The stored membership of group_id (*n 0 or 1), or of every group
+ * (group_id NULL, by id). [pool: offsets] (a coordinator's load of one
+ * group), [start] (every group, on a store one agent claims). */
+static inline int meta_group_state_load(struct meta *m, const char *group_id,
+					struct meta_group_state **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->group_state_load ? m->m->group_state_load(m, group_id, out, n)
+				      : SL_EUNSUPPORTED;
+}
+void meta_group_states_free(struct meta_group_state *g, size_t n);
 
 /* ---- transactions (docs/transactions.md; the txn service, issue 14)
  * ----

@@ -73,8 +73,8 @@
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
  * version 8, 7 its version 9, 8 its version 10, 9 its version 11, 10 its
- * version 12. */
-#define PG_SCHEMA_VERSION 10
+ * version 12, 11 its version 13. */
+#define PG_SCHEMA_VERSION 11
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -315,6 +315,15 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	 * Rows of before stay at 0: an agent's first poll reads every row. */
 	"ALTER TABLE partitions ADD COLUMN IF NOT EXISTS change_seq bigint NOT NULL DEFAULT 0;"
 	"CREATE INDEX IF NOT EXISTS partitions_change ON partitions (change_seq);",
+	/* 11: consumer groups' membership (SQLite's version 13). */
+	"CREATE TABLE IF NOT EXISTS group_state ("
+	" group_id text PRIMARY KEY,"
+	" generation integer NOT NULL,"
+	" protocol_type text,"
+	" protocol_name text,"
+	" leader_id text,"
+	" members bytea NOT NULL,"
+	" updated_ms bigint NOT NULL);",
 };
 
 /* A partition row's change marker: the writing transaction's id (64
@@ -373,6 +382,10 @@ enum stmt {
 	ST_OFFSET_FETCH,
 	ST_GROUP_LIST,
 	ST_OFFSET_DELETE_GROUP,
+	ST_GROUP_STATE_UPSERT,
+	ST_GROUP_STATE_GET,
+	ST_GROUP_STATE_LIST,
+	ST_GROUP_STATE_DELETE,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_CLOCK_MS,
@@ -603,6 +616,19 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
 		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
 	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = $1",
+	/* members as hex text both ways ($6, column 5). */
+	[ST_GROUP_STATE_UPSERT] = "INSERT INTO group_state (group_id, generation, protocol_type,"
+		" protocol_name, leader_id, members, updated_ms) VALUES ($1, $2, $3, $4, $5,"
+		" decode($6, 'hex'), (extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
+		" ON CONFLICT (group_id) DO UPDATE SET generation = excluded.generation,"
+		" protocol_type = excluded.protocol_type, protocol_name = excluded.protocol_name,"
+		" leader_id = excluded.leader_id, members = excluded.members,"
+		" updated_ms = excluded.updated_ms",
+	[ST_GROUP_STATE_GET] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
+		" encode(members, 'hex') FROM group_state WHERE group_id = $1",
+	[ST_GROUP_STATE_LIST] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
+		" encode(members, 'hex') FROM group_state ORDER BY group_id",
+	[ST_GROUP_STATE_DELETE] = "DELETE FROM group_state WHERE group_id = $1",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = $1 AND tid = $2 AND partition = $3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = $1",
@@ -2846,6 +2872,13 @@ static int group_delete_offsets_body(struct pg_conn *c, void *arg)
 		x->count += changed_rows(r);
 		PQclear(r);
 	}
+	/* The whole group goes (DeleteGroups, retention): its stored
+	 * membership too. */
+	if (!x->tids) {
+		struct pg_params p = { 0 };
+		p_str(&p, x->group_id);
+		return pg_run(c, ST_GROUP_STATE_DELETE, &p, NULL, "deleting a group's membership");
+	}
 	return 0;
 }
 
@@ -3548,6 +3581,9 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
+static int pg_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
+static int pg_group_state_load(struct meta *m, const char *group_id,
+			       struct meta_group_state **out, size_t *n);
 static int pg_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
 			  int64_t coord_epoch, int64_t *version);
 static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
@@ -3862,6 +3898,8 @@ static const struct meta_methods postgres_methods = {
 	.leases_sync = pg_leases_sync,
 	.offset_commit_fenced = pg_offset_commit_fenced,
 	.group_delete_offsets_fenced = pg_group_delete_offsets_fenced,
+	.group_state_store = pg_group_state_store,
+	.group_state_load = pg_group_state_load,
 	.listen_start = pg_listen_start,
 	.listen_fd = pg_listen_fd,
 	.listen_read = pg_listen_read,
@@ -4263,6 +4301,98 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
+}
+
+/* ---- consumer groups' membership (group_state) ---- */
+
+struct group_state_txn {
+	const struct meta_group_state *g;
+	int64_t epoch;
+	char *hex;
+};
+
+static int group_state_store_body(struct pg_conn *c, void *arg)
+{
+	struct group_state_txn *x = arg;
+	const struct meta_group_state *g = x->g;
+	bool ok = true;
+	int rc = x->epoch > 0 ? group_fence_check(c, g->group_id, NULL, x->epoch, &ok) : 0;
+	if (!rc && !ok)
+		rc = SL_EBUSY;
+	if (rc)
+		return rc;
+	struct pg_params p = { 0 };
+	p_str(&p, g->group_id);
+	p_i64(&p, g->generation);
+	p_str(&p, g->protocol_type);
+	p_str(&p, g->protocol_name);
+	p_str(&p, g->leader_id);
+	p_str(&p, x->hex);
+	return pg_run(c, ST_GROUP_STATE_UPSERT, &p, NULL, "storing a group's membership");
+}
+
+static int pg_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch)
+{
+	static const char digits[] = "0123456789abcdef";
+	struct group_state_txn x = { g, epoch, malloc(2 * g->members_len + 1) };
+	if (!x.hex)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < g->members_len; i++) {
+		x.hex[2 * i] = digits[g->members[i] >> 4];
+		x.hex[2 * i + 1] = digits[g->members[i] & 15];
+	}
+	x.hex[2 * g->members_len] = 0;
+	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_state_store_body, &x);
+	free(x.hex);
+	return rc;
+}
+
+static char *value_dup(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+static int pg_group_state_load(struct meta *m, const char *group_id,
+			       struct meta_group_state **out, size_t *n)
+{
+	struct pg_params p = { 0 };
+	if (group_id)
+		p_str(&p, group_id);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->offsets, group_id ? ST_GROUP_STATE_GET : ST_GROUP_STATE_LIST,
+			 &p, &r, "reading groups' membership");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct meta_group_state *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v)
+		rc = SL_ENOMEM;
+	for (int i = 0; !rc && i < rows; i++) {
+		struct meta_group_state *g = &v[i];
+		const char *hex = PQgetvalue(r, i, 5);
+		size_t len = strlen(hex) / 2;
+		g->group_id = value_dup(r, i, 0);
+		g->generation = (int32_t)v_i64(r, i, 1);
+		g->protocol_type = value_dup(r, i, 2);
+		g->protocol_name = value_dup(r, i, 3);
+		g->leader_id = value_dup(r, i, 4);
+		g->members = malloc(len ? len : 1);
+		g->members_len = len;
+		if (!g->group_id || !g->members) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		for (size_t k = 0; k < len; k++)
+			g->members[k] = (uint8_t)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+	}
+	PQclear(r);
+	if (rc) {
+		meta_group_states_free(v, (size_t)rows);
+		return rc;
+	}
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
 }
 
 /* ---- the transaction coordinator's records (meta.h), on the offsets

@@ -66,8 +66,9 @@
  * pending transactional offsets, partitions.first_unstable_offset,
  * batches.attributes, group_offsets.commit_seq); 11: partition_replicas;
  * 12: partitions.change_seq and its index (the catalog poll's change
- * marker: meta_catalog_read). */
-#define SCHEMA_VERSION 12
+ * marker: meta_catalog_read); 13: group_state (a group's membership as
+ * its coordinator stored it: meta_group_state_store). */
+#define SCHEMA_VERSION 13
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -275,6 +276,17 @@ static const char schema_sql[] =
 	 * partition row stamps it with change_seq + 1, and a poll raises
 	 * change_seq, so the next poll reads only rows written since. */
 	"INSERT OR IGNORE INTO cluster (name, value) VALUES ('change_seq', 0);"
+	/* Consumer groups' membership (version 13): Kafka's GroupMetadata
+	 * record, written when a generation completes or the group empties,
+	 * loaded by the next coordinator (meta_group_state_store). */
+	"CREATE TABLE IF NOT EXISTS group_state ("
+	" group_id TEXT PRIMARY KEY,"
+	" generation INTEGER NOT NULL,"
+	" protocol_type TEXT,"
+	" protocol_name TEXT,"
+	" leader_id TEXT,"
+	" members BLOB NOT NULL,"
+	" updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
 	/* Manual replica assignments (version 11; meta_int.h): a row per
 	 * assigned partition, gone with its topic. */
 	"CREATE TABLE IF NOT EXISTS partition_replicas ("
@@ -354,6 +366,10 @@ enum stmt {
 	ST_PSTATE_EXPIRE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
+	ST_GROUP_STATE_UPSERT,
+	ST_GROUP_STATE_GET,
+	ST_GROUP_STATE_LIST,
+	ST_GROUP_STATE_DELETE,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_AGENT_FORGET_ALL,
@@ -555,6 +571,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
 		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
 	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = ?1",
+	[ST_GROUP_STATE_UPSERT] = "INSERT INTO group_state (group_id, generation, protocol_type,"
+		" protocol_name, leader_id, members, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+		" ON CONFLICT (group_id) DO UPDATE SET generation = excluded.generation,"
+		" protocol_type = excluded.protocol_type, protocol_name = excluded.protocol_name,"
+		" leader_id = excluded.leader_id, members = excluded.members,"
+		" updated_ms = excluded.updated_ms",
+	[ST_GROUP_STATE_GET] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
+		" members FROM group_state WHERE group_id = ?1",
+	[ST_GROUP_STATE_LIST] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
+		" members FROM group_state ORDER BY group_id",
+	[ST_GROUP_STATE_DELETE] = "DELETE FROM group_state WHERE group_id = ?1",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = ?1 AND tid = ?2 AND partition = ?3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = ?1",
@@ -2846,6 +2873,13 @@ static int group_delete_offsets_body(struct sq_conn *c, void *arg)
 		sqlite3_bind_text(st, 1, x->group_id, -1, SQLITE_STATIC);
 		int rc = sq_exec_stmt(c, st, "deleting a group's offsets");
 		x->count = sqlite3_changes(c->db);
+		/* The whole group goes (DeleteGroups, retention): its stored
+		 * membership too. */
+		if (!rc) {
+			st = sq_stmt(c, ST_GROUP_STATE_DELETE);
+			sqlite3_bind_text(st, 1, x->group_id, -1, SQLITE_STATIC);
+			rc = sq_exec_stmt(c, st, "deleting a group's membership");
+		}
 		return rc;
 	}
 	for (size_t i = 0; i < x->n; i++) {
@@ -3214,6 +3248,9 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
+static int sq_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
+static int sq_group_state_load(struct meta *m, const char *group_id,
+			       struct meta_group_state **out, size_t *n);
 
 /* ---- ACLs ---- */
 
@@ -3358,6 +3395,8 @@ static const struct meta_methods sqlite_methods = {
 	.leases_sync = sq_leases_sync,
 	.offset_commit_fenced = sq_offset_commit_fenced,
 	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
+	.group_state_store = sq_group_state_store,
+	.group_state_load = sq_group_state_load,
 	.acl_read = sq_acl_read,
 	.acl_alter = sq_acl_alter,
 	.txn_persist = sq_txn_persist,
@@ -3665,6 +3704,92 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
+}
+
+/* ---- consumer groups' membership (group_state) ---- */
+
+struct group_state_txn {
+	const struct meta_group_state *g;
+	int64_t epoch;
+};
+
+static int group_state_store_body(struct sq_conn *c, void *arg)
+{
+	struct group_state_txn *x = arg;
+	const struct meta_group_state *g = x->g;
+	bool ok = true;
+	int rc = x->epoch > 0 ? group_fence_check(c, g->group_id, NULL, x->epoch, &ok) : 0;
+	if (!rc && !ok)
+		rc = SL_EBUSY;
+	if (rc)
+		return rc;
+	sqlite3_stmt *st = sq_stmt(c, ST_GROUP_STATE_UPSERT);
+	sqlite3_bind_text(st, 1, g->group_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, g->generation);
+	sqlite3_bind_text(st, 3, g->protocol_type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, g->protocol_name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, g->leader_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 6, g->members ? (const void *)g->members : "", g->members_len,
+			    SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, clock_wall_ms());
+	return sq_exec_stmt(c, st, "storing a group's membership");
+}
+
+static int sq_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch)
+{
+	struct group_state_txn x = { g, epoch };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_state_store_body, &x);
+}
+
+static char *column_dup(sqlite3_stmt *st, int col)
+{
+	const char *t = (const char *)sqlite3_column_text(st, col);
+	return t ? strdup(t) : NULL;
+}
+
+static int sq_group_state_load(struct meta *m, const char *group_id,
+			       struct meta_group_state **out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->offsets;
+	struct meta_group_state *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, group_id ? ST_GROUP_STATE_GET : ST_GROUP_STATE_LIST);
+	if (group_id)
+		sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (array_grow(&v, &cap, count, sizeof *v, 4) != 0) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		struct meta_group_state *g = &v[count++];
+		memset(g, 0, sizeof *g);
+		g->group_id = column_dup(st, 0);
+		g->generation = sqlite3_column_int(st, 1);
+		g->protocol_type = column_dup(st, 2);
+		g->protocol_name = column_dup(st, 3);
+		g->leader_id = column_dup(st, 4);
+		g->members_len = (size_t)sqlite3_column_bytes(st, 5);
+		g->members = malloc(g->members_len ? g->members_len : 1);
+		if (g->members && g->members_len)
+			memcpy(g->members, sqlite3_column_blob(st, 5), g->members_len);
+		if (!g->group_id || !g->members) {
+			rc = SL_ENOMEM;
+			break;
+		}
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "reading groups' membership");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		meta_group_states_free(v, count);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return 0;
 }
 
 /* ---- the transaction coordinator's records (meta.h) ---- */

@@ -3,7 +3,7 @@
 Owns: partition sharing and rebalances (join, clean leave, kill -9 of a
 consumer process, cooperative-sticky) with confluent-kafka; kafka-python
 and kafkajs groups; committed offsets across a broker kill -9 (and a live
-consumer rejoining); ListGroups/DescribeGroups/DeleteGroups through the
+consumer carrying on in its generation: the membership is stored); ListGroups/DescribeGroups/DeleteGroups through the
 admin clients and `sluice groups`; bad group input by raw protocol.
 
 Admin coverage: the installed confluent-kafka (1.7) has AdminClient.
@@ -24,7 +24,7 @@ import json
 import logging
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 import kproto
 import util
@@ -440,11 +440,15 @@ def test_offsets_survive_kill9(broker_factory):
     assert commit_v6(s, epoch_group, topic, 0, 33, 5, "epoch-meta") == 0
     s.close()
 
-    # a live member across the broker kill -9 must rejoin cleanly
+    # a live member across the broker kill -9 carries on in its
+    # generation: the membership was stored when the generation completed
+    # (Kafka's GroupMetadata record), so no rebalance and no error
     live_group = group_name()
-    live = ck_consumer(bs, live_group)
-    live.subscribe([topic])
+    live_errors, assigns = [], [0]
+    live = ck_consumer(bs, live_group, error_cb=lambda e: live_errors.append(e))
+    live.subscribe([topic], on_assign=lambda c, ps: assigns.__setitem__(0, assigns[0] + 1))
     poll_until([live], lambda: bool(live.assignment()), what="live member")
+    time.sleep(0.3)  # the store's write follows the SyncGroup answer
 
     b.restart(clean=False)
     # groups known only by their stored offsets are listed after a restart
@@ -481,9 +485,14 @@ def test_offsets_survive_kill9(broker_factory):
         m = live.poll(0.2)
         if m is not None and not m.error() and m.offset() >= 100:
             count[0] += 1
+    live.commit(asynchronous=False)  # its generation is known: accepted
     live.close()
     assert more(), "the live consumer got %d of 10 new messages after the " \
         "broker restart" % count[0]
+    assert assigns[0] == 1, "the live consumer was assigned %d times" % assigns[0]
+    bad = [e for e in live_errors if e.code() in (KafkaError.ILLEGAL_GENERATION,
+                                                    KafkaError.UNKNOWN_MEMBER_ID)]
+    assert not bad, bad
 
 
 def sluice_groups(bs, *args):

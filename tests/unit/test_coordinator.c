@@ -2,7 +2,8 @@
  * heartbeat sequences, MEMBER_ID_REQUIRED, the delayed initial rebalance,
  * protocol selection, session expiry, a rebalance with a slow member,
  * rebalance and sync timeouts, static member replacement, stale
- * generation commits, leave during a rebalance, limits. */
+ * generation commits, leave during a rebalance, limits, the stored
+ * membership (store_version, encode, restore). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "base/err.h"
 #include "group/coordinator.h"
 #include "proto/kerr.h"
 
@@ -181,6 +183,99 @@ static void test_single_member(void **state)
 	coord_effects_reset(&h->e);
 	sync_(h, 3, m, 1, 0, NULL, NULL);
 	assert_int_equal(eff(h, 3)->assignment_len, 2);
+	h_free(h);
+}
+
+/* Another coordinator restores what this one stored (a takeover, a
+ * restart): Stable at the generation, the members' heartbeats, commits
+ * and syncs go on, silent members expire, a broken record is refused
+ * whole. store_version moves where Kafka writes its GroupMetadata. */
+static void test_restore(void **state)
+{
+	struct h *h = h_new(0);
+	const char *m = join_new(h, 0, 0, 1);
+	const struct coord_group *g = grp(h);
+	uint64_t v0 = g->store_version, c0 = coord_store_changes(h->c);
+	const char *mids[] = { m };
+	const char *bytes[] = { "A0" };
+	sync_(h, 2, m, 1, 1, mids, bytes);
+	assert_int_equal(grp(h)->store_version, v0 + 1);
+	assert_true(coord_store_changes(h->c) > c0);
+	struct kbuf b;
+	kbuf_init(&b);
+	coord_group_encode_members(grp(h), &b);
+	assert_false(b.oom);
+	struct coord_group_record rec = { grp(h)->generation_id, "consumer", "range", m, b.data,
+					  b.len };
+	assert_int_equal(coord_group_restore(h->c, h->now, KSTR("g"), &rec), SL_EBUSY);
+
+	struct h *n = h_new(0);
+	n->now = 5000000; /* another process's clock */
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &rec), 0);
+	g = grp(n);
+	assert_int_equal(g->state, COORD_STABLE);
+	assert_int_equal(g->generation_id, 1);
+	assert_int_equal(g->store_version, 0);
+	assert_string_equal(g->leader_id, m);
+	assert_int_equal(g->members[0]->assignment_len, 2);
+	assert_int_equal(hb(n, m, 1), KERR_NONE);
+	assert_int_equal(coord_commit_check(n->c, n->now, KSTR("g"), 1, KSTR(m), KSTR_NULL, 8),
+			 KERR_NONE);
+	sync_(n, 3, m, 1, 0, NULL, NULL);
+	assert_int_equal(eff(n, 3)->assignment_len, 2);
+	assert_memory_equal(eff(n, 3)->assignment, "A0", 2);
+	/* A member that stops heartbeating expires as ever. */
+	tick(n, 10100);
+	assert_int_equal(grp(n)->state, COORD_EMPTY);
+	assert_int_equal(grp(n)->generation_id, 2);
+	assert_true(grp(n)->store_version > 0);
+	h_free(n);
+
+	/* Refused whole: a cut record, a leader that is not a member, a
+	 * generation below 0; nothing is left in memory. */
+	n = h_new(0);
+	struct coord_group_record bad = rec;
+	bad.members_len = b.len - 1;
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &bad), SL_EINVAL);
+	bad = rec;
+	bad.leader_id = "someone-else";
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &bad), SL_EINVAL);
+	bad = rec;
+	bad.generation_id = -1;
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &bad), SL_EINVAL);
+	assert_null(grp(n));
+	assert_int_equal(coord_group_count(n->c), 0);
+
+	/* A group of many members (written as another coordinator would). */
+	struct kbuf many;
+	kbuf_init(&many);
+	kbuf_put_i16(&many, 3);
+	kbuf_put_i32(&many, 40);
+	for (int i = 0; i < 40; i++) {
+		char id[16];
+		snprintf(id, sizeof id, "m-%02d", i);
+		kbuf_put_i16(&many, 4);
+		kbuf_put(&many, id, 4);
+		kbuf_put_i16(&many, -1);
+		kbuf_put_i16(&many, 1);
+		kbuf_put(&many, "c", 1);
+		kbuf_put_i16(&many, 1);
+		kbuf_put(&many, "h", 1);
+		kbuf_put_i32(&many, 30000);
+		kbuf_put_i32(&many, 10000);
+		kbuf_put_i32(&many, 2);
+		kbuf_put(&many, "sb", 2);
+		kbuf_put_i32(&many, 1);
+		kbuf_put(&many, "a", 1);
+	}
+	struct coord_group_record big = { 7, "consumer", "range", "m-39", many.data, many.len };
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &big), 0);
+	assert_int_equal(grp(n)->member_count, 40);
+	assert_int_equal(grp(n)->generation_id, 7);
+	assert_int_equal(hb(n, "m-39", 7), KERR_NONE);
+	kbuf_free(&many);
+	h_free(n);
+	kbuf_free(&b);
 	h_free(h);
 }
 
@@ -877,6 +972,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_single_member),
+		cmocka_unit_test(test_restore),
 		cmocka_unit_test(test_initial_delay_and_two_members),
 		cmocka_unit_test(test_rebalance_with_slow_member),
 		cmocka_unit_test(test_rebalance_timeout_drops_member),

@@ -1878,6 +1878,40 @@ static void test_leases(void **state)
 	epochs[0] = epochs[1] = 2;
 	assert_int_equal(meta_offset_commit_fenced(a, rows, epochs, 2, refused), 0);
 	assert_false(refused[0] || refused[1]);
+	/* The group's membership: stored by the lease's holder only, read
+	 * back whole by another store (a new coordinator), replaced by the
+	 * next store, deleted with the group's offsets below. */
+	uint8_t blob[300];
+	for (size_t i = 0; i < sizeof blob; i++)
+		blob[i] = (uint8_t)(i * 7);
+	struct meta_group_state st = { .group_id = "g", .generation = 4, .protocol_type = "consumer",
+				       .protocol_name = "range", .leader_id = "m-1", .members = blob,
+				       .members_len = sizeof blob };
+	assert_int_equal(meta_group_state_store(b, &st, 1), SL_EBUSY);
+	struct meta_group_state *got;
+	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_group_state_store(a, &st, 2), 0);
+	st.generation = 5;
+	st.leader_id = NULL;
+	st.members_len = 10;
+	assert_int_equal(meta_group_state_store(a, &st, 2), 0);
+	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].group_id, "g");
+	assert_int_equal(got[0].generation, 5);
+	assert_string_equal(got[0].protocol_type, "consumer");
+	assert_string_equal(got[0].protocol_name, "range");
+	assert_null(got[0].leader_id);
+	assert_int_equal(got[0].members_len, 10);
+	assert_memory_equal(got[0].members, blob, 10);
+	meta_group_states_free(got, n);
+	st.group_id = "h";
+	assert_int_equal(meta_group_state_store(a, &st, 0), 0); /* unfenced */
+	assert_int_equal(meta_group_state_load(b, NULL, &got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[1].group_id, "h");
+	meta_group_states_free(got, n);
 	/* Deletes: a stale epoch, and "free or mine" by a non-holder, are
 	 * refused; the holder's go through. */
 	int64_t deleted = -1;
@@ -1887,6 +1921,10 @@ static void test_leases(void **state)
 			 SL_EBUSY);
 	assert_int_equal(meta_group_delete_offsets_fenced(a, "g", &sa2, 0, NULL, NULL, 0, &deleted), 0);
 	assert_int_equal(deleted, 2);
+	assert_int_equal(meta_group_state_load(b, NULL, &got, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(got[0].group_id, "h");
+	meta_group_states_free(got, n);
 	/* "free": a group nobody ever leased. */
 	assert_int_equal(meta_group_delete_offsets_fenced(b, "h", &sb, 0, NULL, NULL, 0, &deleted), 0);
 	assert_int_equal(deleted, 1);
