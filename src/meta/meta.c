@@ -748,9 +748,43 @@ const char *meta_run_spans(const struct meta_run *r)
 	return r->count > 1 ? r->spans : NULL;
 }
 
+/* A cleaning pass's rows: its batches, joined as a commit joins them.
+ * Each batch stays put while its run is open (the run's first points at
+ * it). */
+static int compact_rows(const struct meta_merge *cp, int (*emit)(void *arg, struct meta_run *r),
+			void *arg)
+{
+	struct meta_commit_batch *v = calloc(cp->nb, sizeof *v);
+	if (!v)
+		return SL_ENOMEM;
+	struct meta_run run = { 0 };
+	int rc = 0;
+	for (size_t i = 0; !rc && i < cp->nb; i++) {
+		const struct meta_compact_batch *c = &cp->batches[i];
+		v[i] = (struct meta_commit_batch){
+			.tid = cp->tid, .partition = cp->partition, .byte_offset = c->byte_offset,
+			.length = c->length, .record_count = c->record_count,
+			.last_offset_delta = (int32_t)(c->last_offset - c->base_offset),
+			.max_timestamp = c->max_timestamp, .producer_id = -1, .producer_epoch = -1,
+			.base_sequence = -1, .last_sequence = -1, .base_offset = c->base_offset,
+			.result = META_BATCH_APPENDED, .attributes = c->attributes };
+		if (run.open && !meta_run_continues(&run, &v[i]))
+			rc = emit(arg, &run);
+		if (!rc)
+			rc = meta_run_add(&run, &v[i]);
+	}
+	if (!rc && run.open)
+		rc = emit(arg, &run);
+	meta_run_free(&run);
+	free(v);
+	return rc;
+}
+
 int meta_merge_rows(const struct meta_merge *mg, const struct meta_merge_stored *stored,
 		    int (*emit)(void *arg, struct meta_run *r), void *arg)
 {
+	if (mg->batches)
+		return compact_rows(mg, emit, arg);
 	struct meta_run run = { 0 };
 	/* One batch at a time; the run's first points here, and every
 	 * batch's producer columns are -1 (producer_state has them). */
@@ -905,9 +939,30 @@ int meta_merge_check(const struct meta_merge *mg)
 		const struct meta_merge_row *r = &mg->rows[i];
 		if (r->last_offset < r->base_offset ||
 		    (i > 0 && r->base_offset <= mg->rows[i - 1].last_offset) ||
-		    r->new_byte_offset > mg->size || r->length > mg->size - r->new_byte_offset)
+		    (!mg->batches && (r->new_byte_offset > mg->size ||
+				      r->length > mg->size - r->new_byte_offset)))
 			return SL_EINVAL;
 	}
+	if (!mg->batches)
+		return 0;
+	/* A cleaning pass: its batches cover the rows' offsets, each once
+	 * (the rows themselves lie one after another: offsets are dense). */
+	if (mg->nb == 0 || mg->nb > (size_t)SL_MERGE_RUN_ROWS_MAX * META_ROW_BATCHES_MAX ||
+	    mg->batches[0].base_offset != mg->rows[0].base_offset ||
+	    mg->batches[mg->nb - 1].last_offset != mg->rows[mg->n - 1].last_offset ||
+	    mg->clean_offset < 0)
+		return SL_EINVAL;
+	for (size_t i = 0; i < mg->nb; i++) {
+		const struct meta_compact_batch *b = &mg->batches[i];
+		if (b->last_offset < b->base_offset || b->last_offset - b->base_offset > INT32_MAX ||
+		    (i > 0 && b->base_offset != mg->batches[i - 1].last_offset + 1) ||
+		    b->record_count < 0 || b->byte_offset > mg->size ||
+		    b->length > mg->size - b->byte_offset)
+			return SL_EINVAL;
+	}
+	for (size_t i = 1; i < mg->n; i++)
+		if (mg->rows[i].base_offset != mg->rows[i - 1].last_offset + 1)
+			return SL_EINVAL;
 	return 0;
 }
 

@@ -116,6 +116,11 @@ struct meta_partition {
 	 * earliest open transaction, never below the log start; the high
 	 * watermark when none is open (docs/transactions.md, section 5). */
 	int64_t last_stable_offset;
+	/* The compacted-topic cleaner's checkpoint (schema version 12):
+	 * offsets below it were cleaned by an earlier pass (0 before any),
+	 * so the first dirty offset is max(it, log start). Set only by
+	 * meta_compact_swap; filled by meta_partition_get only. */
+	int64_t clean_offset;
 };
 
 /* What meta_partition_trim removes from the front of a partition: every
@@ -271,8 +276,24 @@ struct meta_merge_row {
 	uint64_t new_byte_offset;
 };
 
+/* One batch of a cleaned object (meta_compact_swap): its offsets, where
+ * it lies in the object, and what a row keeps of it. */
+struct meta_compact_batch {
+	int64_t base_offset;
+	int64_t last_offset;
+	uint64_t byte_offset;
+	uint32_t length;
+	int32_t record_count;   /* 0: a batch the cleaner emptied */
+	int64_t max_timestamp;
+	int16_t attributes;     /* the header's; only META_BATCH_ATTR_* are kept */
+};
+
 /* A merged object (storage/merge_plan.h, agent/merge.c): one partition's
- * rows, ascending, rewritten into object key of size bytes. */
+ * rows, ascending, rewritten into object key of size bytes. A cleaning
+ * pass (storage/clean.h) swaps the same way, with the object's own
+ * batches: they replace the rows, covering exactly the rows' offsets,
+ * each offset once (the cleaner keeps every offset: docs/compaction.md),
+ * and the partition's cleaner checkpoint rises to clean_offset. */
 struct meta_merge {
 	int64_t tid;
 	int32_t partition;
@@ -280,6 +301,10 @@ struct meta_merge {
 	uint64_t size;
 	const struct meta_merge_row *rows;
 	size_t n;
+	/* meta_compact_swap only (NULL, 0 for a merge): */
+	const struct meta_compact_batch *batches;
+	size_t nb;
+	int64_t clean_offset;
 };
 
 /* Consumer group offsets (group_offsets table). Kafka's
@@ -559,6 +584,7 @@ struct meta_methods {
 	/* May be NULL (see meta_gc_fence_raise). */
 	int (*gc_fence_raise)(struct meta *m, int64_t fence_ms, int64_t *now_fence_ms);
 	/* May be NULL (see meta_merge_swap). */
+	/* Both swaps: mg->batches tells a cleaning pass from a merge. */
 	int (*merge_swap)(struct meta *m, const struct meta_merge *mg);
 	/* The agent registry (may be NULL: SL_EUNSUPPORTED). */
 	int (*agent_register)(struct meta *m, struct meta_agent *self, int64_t lease_ms,
@@ -692,7 +718,8 @@ static inline int meta_topic_configs_set(struct meta *m, int64_t tid,
 { return m->m->topic_configs_set(m, tid, c, n); }
 static inline int meta_topic_config_set(struct meta *m, int64_t tid, const char *k, const char *v)
 { struct meta_config_change c = { k, v }; return meta_topic_configs_set(m, tid, &c, 1); }
-/* SL_ENOTFOUND if absent. [tool]. */
+/* SL_ENOTFOUND if absent. [tool]; the cleaner's pass (storage/clean.c)
+ * on [pool: maintenance] (the loop's connection, idle while serving). */
 static inline int meta_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
 { return m->m->partition_get(m, tid, p, out); }
 /* Every partition of every topic. Free with free(). [start]. */
@@ -828,7 +855,17 @@ static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t 
  * it). SL_EINVAL for no rows or rows out of order. [pool: maintenance],
  * [tool]: an fsync. */
 static inline int meta_merge_swap(struct meta *m, const struct meta_merge *mg)
-{ return m->m->merge_swap ? m->m->merge_swap(m, mg) : SL_EUNSUPPORTED; }
+{ return m->m->merge_swap && !mg->batches ? m->m->merge_swap(m, mg) : SL_EUNSUPPORTED; }
+/* The swap of a cleaning pass (issue 15; storage/clean.h): as
+ * meta_merge_swap, in one transaction and with the same refusals (rows
+ * trimmed, moved or cleaned since the pass read them: SL_ENOTFOUND,
+ * nothing written), except that the rows are replaced by cp->batches, the
+ * cleaned object's own (live bytes: theirs), and the partition's cleaner
+ * checkpoint rises to cp->clean_offset (never falls). SL_EINVAL when the
+ * batches do not cover the rows' offsets exactly, one after another, or
+ * lie past the object. [pool: maintenance], [tool]: an fsync. */
+static inline int meta_compact_swap(struct meta *m, const struct meta_merge *cp)
+{ return m->m->merge_swap && cp->batches ? m->m->merge_swap(m, cp) : SL_EUNSUPPORTED; }
 
 /* The seal time in an object key of the writer's format
  * (storage/writer.c: "objects/%013 wall ms-%016 hex nonce-%08 hex

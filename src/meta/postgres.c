@@ -73,8 +73,8 @@
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
  * version 8, 7 its version 9, 8 its version 10, 9 its version 11, 10 its
- * version 12, 11 its version 13. */
-#define PG_SCHEMA_VERSION 11
+ * version 12, 11 its version 13, 12 its version 14. */
+#define PG_SCHEMA_VERSION 12
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -324,6 +324,9 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	" leader_id text,"
 	" members bytea NOT NULL,"
 	" updated_ms bigint NOT NULL);",
+	/* 12: the compacted-topic cleaner's checkpoint (SQLite's version 14):
+	 * offsets below it were cleaned (0: never). */
+	"ALTER TABLE partitions ADD COLUMN IF NOT EXISTS clean_offset bigint NOT NULL DEFAULT 0;",
 };
 
 /* A partition row's change marker: the writing transaction's id (64
@@ -447,6 +450,7 @@ enum stmt {
 	ST_MERGE_DELETE,
 	ST_MERGE_ROWS_INSERT,
 	ST_MERGE_SUBTRACT,
+	ST_CLEAN_OFFSET_RAISE,
 	ST_COUNT
 };
 
@@ -481,8 +485,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTITIONS_INSERT] = "INSERT INTO partitions (tid, partition, log_start_offset,"
 		" high_watermark, change_seq) SELECT $1::bigint, p, 0, 0, " CHANGE_SEQ_NEXT
 		" FROM generate_series($2::integer, $3::integer - 1) AS p",
-	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark, first_unstable_offset"
-		" FROM partitions WHERE tid = $1 AND partition = $2",
+	[ST_PARTITION_GET] = "SELECT log_start_offset, high_watermark, first_unstable_offset,"
+		" clean_offset FROM partitions WHERE tid = $1 AND partition = $2",
 	[ST_PARTITION_LIST] = "SELECT tid, partition, log_start_offset, high_watermark,"
 		" first_unstable_offset FROM partitions ORDER BY tid, partition",
 	[ST_PARTITION_LIST_SINCE] = "SELECT tid, partition, log_start_offset, high_watermark,"
@@ -803,6 +807,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" THEN greatest(o.created_ms, $3) ELSE o.created_ms END"
 		" FROM (SELECT oid, sum(len) AS bytes FROM unnest($1::bigint[], $2::bigint[])"
 		" AS r(oid, len) GROUP BY oid) AS d WHERE o.oid = d.oid",
+	[ST_CLEAN_OFFSET_RAISE] = "UPDATE partitions SET clean_offset = greatest(clean_offset, $3)"
+		" WHERE tid = $1 AND partition = $2",
 };
 
 struct meta_pg;
@@ -1579,8 +1585,9 @@ static int pg_topic_configs_set(struct meta *m, int64_t tid,
 /* With c's lock held: SL_ENOTFOUND when the partition has no row. */
 /* As sqlite.c's: first_unstable (may be NULL) gets the first offset of
  * the earliest open transaction (-1: none). */
-static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
-			  int64_t *hwm, int64_t *first_unstable)
+static int partition_read_clean(struct pg_conn *c, int64_t tid, int32_t partition,
+				int64_t *log_start, int64_t *hwm, int64_t *first_unstable,
+				int64_t *clean_offset)
 {
 	struct pg_params p = { 0 };
 	p_i64(&p, tid);
@@ -1595,9 +1602,17 @@ static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int
 		*hwm = v_i64(r, 0, 1);
 		if (first_unstable)
 			*first_unstable = v_i64(r, 0, 2);
+		if (clean_offset)
+			*clean_offset = v_i64(r, 0, 3);
 	}
 	PQclear(r);
 	return rc;
+}
+
+static int partition_read(struct pg_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
+			  int64_t *hwm, int64_t *first_unstable)
+{
+	return partition_read_clean(c, tid, partition, log_start, hwm, first_unstable, NULL);
 }
 
 static int pg_partition_get(struct meta *m, int64_t tid, int32_t partition,
@@ -1606,8 +1621,8 @@ static int pg_partition_get(struct meta *m, int64_t tid, int32_t partition,
 	struct pg_conn *c = &pg_of(m)->loop;
 	int64_t first_unstable;
 	pthread_mutex_lock(&c->lock);
-	int rc = partition_read(c, tid, partition, &out->log_start_offset, &out->high_watermark,
-				&first_unstable);
+	int rc = partition_read_clean(c, tid, partition, &out->log_start_offset,
+				      &out->high_watermark, &first_unstable, &out->clean_offset);
 	pthread_mutex_unlock(&c->lock);
 	if (!rc) {
 		out->tid = tid;
@@ -2513,6 +2528,19 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 		goto out;
 	PQclear(r);
 	r = NULL;
+	if (mg->batches) {
+		/* A cleaning pass: the object holds what the cleaner kept. */
+		live = 0;
+		for (size_t i = 0; i < mg->nb; i++)
+			live += mg->batches[i].length;
+		p = (struct pg_params){ 0 };
+		p_i64(&p, mg->tid);
+		p_i64(&p, mg->partition);
+		p_i64(&p, mg->clean_offset);
+		rc = pg_run(c, ST_CLEAN_OFFSET_RAISE, &p, NULL, "raising the cleaner's checkpoint");
+		if (rc)
+			goto out;
+	}
 	p = (struct pg_params){ 0 };
 	p_str(&p, mg->key);
 	p_i64(&p, (int64_t)mg->size);

@@ -67,8 +67,9 @@
  * batches.attributes, group_offsets.commit_seq); 11: partition_replicas;
  * 12: partitions.change_seq and its index (the catalog poll's change
  * marker: meta_catalog_read); 13: group_state (a group's membership as
- * its coordinator stored it: meta_group_state_store). */
-#define SCHEMA_VERSION 13
+ * its coordinator stored it: meta_group_state_store); 14:
+ * partitions.clean_offset (the compacted-topic cleaner's checkpoint). */
+#define SCHEMA_VERSION 14
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -95,6 +96,7 @@ static const char schema_sql[] =
 	" high_watermark INTEGER NOT NULL,"
 	" first_unstable_offset INTEGER NOT NULL DEFAULT -1,"
 	" change_seq INTEGER NOT NULL DEFAULT 0,"
+	" clean_offset INTEGER NOT NULL DEFAULT 0,"
 	" PRIMARY KEY (tid, partition)) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS objects ("
 	" oid INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -425,6 +427,7 @@ enum stmt {
 	ST_MERGE_ROW_GET,
 	ST_MERGE_ROW_DELETE,
 	ST_MERGE_OBJECT_SUBTRACT,
+	ST_CLEAN_OFFSET_RAISE,
 	ST_COUNT
 };
 
@@ -462,8 +465,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" high_watermark, change_seq) VALUES (?1, ?2, 0, 0, " CHANGE_SEQ_NEXT ")",
 	/* Partitions of a deleted topic, left until their rows are purged,
 	 * are invisible: commits, trims and readers find no partition. */
-	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark, p.first_unstable_offset"
-		" FROM partitions AS p"
+	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark, p.first_unstable_offset,"
+		" p.clean_offset FROM partitions AS p"
 		" WHERE p.tid = ?1 AND p.partition = ?2"
 		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)",
 	[ST_PARTITION_LIST] = "SELECT p.tid, p.partition, p.log_start_offset, p.high_watermark,"
@@ -713,6 +716,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_MERGE_OBJECT_SUBTRACT] = "UPDATE objects SET live_bytes = live_bytes - ?2,"
 		" created_ms = CASE WHEN live_bytes - ?2 <= 0 THEN max(created_ms, ?3)"
 		" ELSE created_ms END WHERE oid = ?1",
+	[ST_CLEAN_OFFSET_RAISE] = "UPDATE partitions SET clean_offset = max(clean_offset, ?3)"
+		" WHERE tid = ?1 AND partition = ?2",
 };
 
 struct sq_conn {
@@ -896,6 +901,8 @@ static const struct {
 	  "ALTER TABLE group_offsets ADD COLUMN commit_seq INTEGER NOT NULL DEFAULT 0" },
 	{ 12, "partitions", "change_seq",
 	  "ALTER TABLE partitions ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0" },
+	{ 14, "partitions", "clean_offset",
+	  "ALTER TABLE partitions ADD COLUMN clean_offset INTEGER NOT NULL DEFAULT 0" },
 };
 
 /* Indexes on added columns: after added_columns. */
@@ -1625,9 +1632,10 @@ static int sq_topic_configs_set(struct meta *m, int64_t tid,
  * SL_ENOTFOUND when it has no row (an unknown or deleted topic). */
 /* A partition's row: log start, high watermark and, when first_unstable
  * is not NULL, the first offset of its earliest open transaction (-1:
- * none). */
-static int partition_read_full(struct sq_conn *c, int64_t tid, int32_t partition,
-			       int64_t *log_start, int64_t *hwm, int64_t *first_unstable)
+ * none); when clean_offset is not NULL, the cleaner's checkpoint. */
+static int partition_read_clean(struct sq_conn *c, int64_t tid, int32_t partition,
+				int64_t *log_start, int64_t *hwm, int64_t *first_unstable,
+				int64_t *clean_offset)
 {
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
@@ -1638,12 +1646,20 @@ static int partition_read_full(struct sq_conn *c, int64_t tid, int32_t partition
 		*hwm = sqlite3_column_int64(st, 1);
 		if (first_unstable)
 			*first_unstable = sqlite3_column_int64(st, 2);
+		if (clean_offset)
+			*clean_offset = sqlite3_column_int64(st, 3);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
 	}
 	sqlite3_reset(st);
 	return rc;
+}
+
+static int partition_read_full(struct sq_conn *c, int64_t tid, int32_t partition,
+			       int64_t *log_start, int64_t *hwm, int64_t *first_unstable)
+{
+	return partition_read_clean(c, tid, partition, log_start, hwm, first_unstable, NULL);
 }
 
 static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
@@ -1658,8 +1674,8 @@ static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
 	struct sq_conn *c = &sq_of(m)->loop;
 	int64_t first_unstable;
 	pthread_mutex_lock(&c->lock);
-	int rc = partition_read_full(c, tid, partition, &out->log_start_offset,
-				     &out->high_watermark, &first_unstable);
+	int rc = partition_read_clean(c, tid, partition, &out->log_start_offset,
+				      &out->high_watermark, &first_unstable, &out->clean_offset);
 	pthread_mutex_unlock(&c->lock);
 	if (!rc) {
 		out->tid = tid;
@@ -2520,6 +2536,7 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	if (mg->rows[0].last_offset < log_start)
 		return SL_ENOTFOUND; /* a trim is deleting these rows */
 	int64_t created_ms = INT64_MAX, live = 0;
+	sqlite3_stmt *st;
 	for (size_t i = 0; i < mg->n; i++) {
 		int64_t made;
 		rc = merge_row_check(c, mg, i, &x->old_oids[i], &made, &x->stored[i]);
@@ -2529,7 +2546,20 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 			created_ms = made;
 		live += mg->rows[i].length;
 	}
-	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT);
+	if (mg->batches) {
+		/* A cleaning pass: the object holds what the cleaner kept. */
+		live = 0;
+		for (size_t i = 0; i < mg->nb; i++)
+			live += mg->batches[i].length;
+		st = sq_stmt(c, ST_CLEAN_OFFSET_RAISE);
+		sqlite3_bind_int64(st, 1, mg->tid);
+		sqlite3_bind_int(st, 2, mg->partition);
+		sqlite3_bind_int64(st, 3, mg->clean_offset);
+		rc = sq_exec_stmt(c, st, "raising the cleaner's checkpoint");
+		if (rc)
+			return rc;
+	}
+	st = sq_stmt(c, ST_OBJECT_INSERT);
 	sqlite3_bind_text(st, 1, mg->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)mg->size);
 	sqlite3_bind_int64(st, 3, created_ms);

@@ -875,6 +875,121 @@ static void test_merge_swap(void **state)
 	meta_close(m);
 }
 
+/* The swap of a cleaning pass (issue 15): the cleaned object's batches
+ * replace the rows over the same offsets (an emptied batch keeps its
+ * offsets: record count 0), the old objects lose their bytes, the new
+ * one counts its own, the checkpoint only rises; stale rows or batches
+ * that do not cover the rows refuse it; a store of the version before
+ * the checkpoint is upgraded to 0. */
+static void test_compact_swap(void **state)
+{
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "clean", 1);
+	struct meta_commit_batch a[] = { mk_batch(tid, 0, 4, 16, 100, 1) };
+	struct meta_commit_batch b[] = { mk_batch(tid, 0, 4, 16, 80, 2) };
+	struct meta_commit_batch c[] = { mk_batch(tid, 0, 4, 16, 60, 3) };
+	assert_int_equal(meta_commit_object(m, "o/a", 200, a, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/b", 120, b, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/c", 100, c, 1), 0);
+	struct meta_partition part;
+	assert_int_equal(meta_partition_get(m, tid, 0, &part), 0);
+	assert_int_equal(part.clean_offset, 0);
+	struct meta_batch_row rows[8];
+	size_t n = 0;
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	struct meta_merge_row mr[8];
+	merge_rows(rows, n, mr);
+	/* 0-4 rewritten (2 records left), 5-9 emptied, 10-14 untouched. */
+	struct meta_compact_batch cb[] = {
+		{ 0, 4, 16, 70, 2, 1, 0 },
+		{ 5, 9, 86, 61, 0, 2, 0 },
+		{ 10, 14, 147, 60, 5, 3, 0 },
+	};
+	struct meta_merge cp = { tid, 0, "o/clean", 300, mr, n, cb, 3, 10 };
+	struct meta_compact_batch gap[] = { cb[0], cb[2] };
+	struct meta_merge bad = { tid, 0, "o/clean", 300, mr, n, gap, 2, 10 };
+	assert_int_equal(meta_compact_swap(m, &bad), SL_EINVAL);
+	struct meta_merge short_ = { tid, 0, "o/clean", 300, mr, n, cb, 2, 10 };
+	assert_int_equal(meta_compact_swap(m, &short_), SL_EINVAL);
+	struct meta_merge as_merge = { tid, 0, "o/clean", 300, mr, n };
+	assert_int_equal(meta_compact_swap(m, &as_merge), SL_EUNSUPPORTED);
+	assert_int_equal(meta_merge_swap(m, &cp), SL_EUNSUPPORTED);
+	assert_int_equal(meta_compact_swap(m, &cp), 0);
+
+	size_t got = 0;
+	struct meta_batch_row after[8];
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, after, &got), 0);
+	assert_int_equal(got, 3);
+	for (size_t i = 0; i < got; i++) {
+		assert_string_equal(after[i].object_key, "o/clean");
+		assert_int_equal(after[i].base_offset, cb[i].base_offset);
+		assert_int_equal(after[i].last_offset, cb[i].last_offset);
+		assert_int_equal(after[i].byte_offset, cb[i].byte_offset);
+		assert_int_equal(after[i].length, cb[i].length);
+		assert_int_equal(after[i].record_count, cb[i].record_count);
+		assert_int_equal(after[i].max_timestamp, cb[i].max_timestamp);
+	}
+	assert_int_equal(rows_of_object("o/clean"), 1);
+	/* A fetch from inside the emptied batch starts at it. */
+	assert_int_equal(meta_batches_from(m, tid, 0, 7, 8, after, &got), 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(after[0].base_offset, 5);
+	assert_int_equal(hwm(m, tid, 0), 15);
+	assert_int_equal(live_bytes("o/clean"), 191);
+	assert_int_equal(live_bytes("o/a"), 0);
+	assert_int_equal(live_bytes("o/b"), 0);
+	assert_int_equal(live_bytes("o/c"), 0);
+	assert_int_equal(meta_partition_get(m, tid, 0, &part), 0);
+	assert_int_equal(part.clean_offset, 10);
+	assert_int_equal(part.high_watermark, 15);
+
+	/* Stale rows: refused, nothing written, the checkpoint as it was. */
+	struct meta_merge again = { tid, 0, "o/clean-2", 300, mr, n, cb, 3, 15 };
+	bool known = true;
+	assert_int_equal(meta_compact_swap(m, &again), SL_ENOTFOUND);
+	assert_int_equal(meta_object_known(m, "o/clean-2", &known), 0);
+	assert_false(known);
+	assert_int_equal(meta_partition_get(m, tid, 0, &part), 0);
+	assert_int_equal(part.clean_offset, 10);
+
+	/* A second pass over the cleaned rows: the checkpoint never falls. */
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, rows, &n), 0);
+	struct meta_merge_row row1;
+	row1 = (struct meta_merge_row){ .base_offset = 0, .last_offset = 14, .byte_offset = 16,
+				        .length = 191 };
+	snprintf(row1.object_key, sizeof row1.object_key, "o/clean");
+	struct meta_compact_batch one[] = { { 0, 14, 0, 61, 0, 3, 0 } };
+	struct meta_merge lower = { tid, 0, "o/clean-3", 61, &row1, 1, one, 1, 5 };
+	assert_int_equal(meta_compact_swap(m, &lower), 0);
+	assert_int_equal(meta_partition_get(m, tid, 0, &part), 0);
+	assert_int_equal(part.clean_offset, 10);
+	assert_int_equal(live_bytes("o/clean"), 0);
+	assert_int_equal(live_bytes("o/clean-3"), 61);
+
+	/* Back to the version before the checkpoint: the next open adds it
+	 * at 0 and the rows stay. */
+	meta_close(m);
+	if (tb == TB_POSTGRES) {
+		tb_pg_exec(tb_pg, "ALTER TABLE partitions DROP COLUMN clean_offset;"
+			   " UPDATE schema_version SET version = 11");
+	} else {
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "ALTER TABLE partitions DROP COLUMN clean_offset;"
+					      " PRAGMA user_version = 13", NULL, NULL, NULL),
+				 SQLITE_OK);
+		sqlite3_close(db);
+	}
+	m = open_store();
+	assert_int_equal(meta_partition_get(m, tid, 0, &part), 0);
+	assert_int_equal(part.clean_offset, 0);
+	assert_int_equal(part.high_watermark, 15);
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, after, &got), 0);
+	assert_int_equal(got, 1);
+	meta_close(m);
+}
+
 static void seal_key(char *key, size_t cap, int64_t seal_ms, unsigned counter)
 {
 	snprintf(key, cap, "objects/%013lld-00c0ffee12345678-%08x.obj", (long long)seal_ms,
@@ -2126,6 +2241,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_swap, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_compact_swap, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
