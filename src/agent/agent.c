@@ -3,6 +3,7 @@
 #include "agent/agent.h"
 #include "agent/acls.h"
 #include "agent/collect.h"
+#include "agent/compaction.h"
 #include "agent/maintenance.h"
 #include "agent/merge.h"
 #include "agent/registry.h"
@@ -603,6 +604,7 @@ static void stop_all(struct agent *a)
 	collect_stop(a);
 	metrics_agent_stop(a);
 	merge_stop(a);
+	compaction_stop(a);
 	if (a->server)
 		server_close(a->server);
 	a->server = NULL;
@@ -832,6 +834,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = collect_start(a);
 	if (!rc)
 		rc = merge_start(a);
+	if (!rc)
+		rc = compaction_start(a);
 	if (rc)
 		return rc;
 	struct server_listener sl[SL_LISTENERS_MAX];
@@ -938,6 +942,7 @@ void agent_free(struct agent *a)
 	retention_free(a);
 	collect_free(a);
 	merge_free(a);
+	compaction_free(a);
 	maint_free(a);
 	reader_free(a->reader);
 	batch_index_free(a->index);

@@ -36,6 +36,7 @@ struct retention;
 struct maint;
 struct collect;
 struct merger;
+struct cleaner;
 struct registry;
 struct metrics_http;
 struct aborted_index;
@@ -154,6 +155,7 @@ struct agent {
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
 	struct merger *merger;        /* the merge job (agent/merge.c) */
+	struct cleaner *cleaner;      /* compacted topics' cleaner (agent/compaction.c) */
 	struct registry *registry;    /* the agent registry (agent/registry.c) */
 	struct lease_set *leases;     /* group and job leases (cluster/lease.c) */
 	struct metrics_http *metrics_http; /* --metrics-listen (metrics/exposition.c) */

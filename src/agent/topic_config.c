@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "base/limits.h"
+#include "compact/compact.h"
 
 static const char *const cleanup_policies[] = { "delete", "compact", "compact,delete",
 						"delete,compact", NULL };
@@ -167,4 +168,29 @@ bool topic_config_conflicts_check(topic_config_lookup_fn lookup, void *arg, char
 		return false;
 	}
 	return true;
+}
+
+bool topic_config_compacts(topic_config_lookup_fn lookup, void *arg)
+{
+	const char *v = lookup(arg, "cleanup.policy");
+	if (!v)
+		v = topic_config_find("cleanup.policy")->default_value;
+	return strstr(v, "compact") != NULL;
+}
+
+void topic_config_compact(topic_config_lookup_fn lookup, void *arg, struct compact_config *out)
+{
+	const char *ratio = lookup(arg, "min.cleanable.dirty.ratio");
+	if (!ratio)
+		ratio = topic_config_find("min.cleanable.dirty.ratio")->default_value;
+	*out = (struct compact_config){
+		.segment_ms = lookup_i64(lookup, arg, "segment.ms"),
+		.segment_bytes = lookup_i64(lookup, arg, "segment.bytes"),
+		.min_compaction_lag_ms = lookup_i64(lookup, arg, "min.compaction.lag.ms"),
+		.max_compaction_lag_ms = lookup_i64(lookup, arg, "max.compaction.lag.ms"),
+		.delete_retention_ms = lookup_i64(lookup, arg, "delete.retention.ms"),
+		.min_cleanable_dirty_ratio = strtod(ratio, NULL),
+		.producer_expiration_ms = SL_PRODUCER_EXPIRATION_MS,
+		.map_bytes_max = SL_COMPACT_MAP_BYTES,
+	};
 }

@@ -48,4 +48,13 @@ typedef const char *(*topic_config_lookup_fn)(void *arg, const char *name);
 bool topic_config_conflicts_check(topic_config_lookup_fn lookup, void *arg, char *msg,
 				  size_t cap);
 
+/* Whether a topic's cleanup.policy (its own or the default) includes
+ * "compact". */
+bool topic_config_compacts(topic_config_lookup_fn lookup, void *arg);
+/* The cleaner's configs of a topic (compact/compact.h) from its own
+ * values or Kafka's defaults; the offset map's bound is
+ * SL_COMPACT_MAP_BYTES, producers expire after SL_PRODUCER_EXPIRATION_MS. */
+struct compact_config;
+void topic_config_compact(topic_config_lookup_fn lookup, void *arg, struct compact_config *out);
+
 #endif

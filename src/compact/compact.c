@@ -416,6 +416,22 @@ out_free_recs:
 	return rc;
 }
 
+int compact_write_empty(struct kbuf *out, int64_t base_offset, int32_t leader_epoch,
+			int32_t last_offset_delta, int64_t max_timestamp)
+{
+	/* As the header of a batch that lost every record, with no
+	 * producer: write_batch takes the first 17 bytes from the batch. */
+	uint8_t orig[17] = { 0 };
+	be64_store(orig, (uint64_t)base_offset);
+	be32_store(orig + 12, (uint32_t)leader_epoch);
+	orig[16] = 2;
+	struct batch_info info = { .last_offset_delta = last_offset_delta, .base_timestamp = -1,
+				   .max_timestamp = max_timestamp, .producer_id = -1,
+				   .producer_epoch = -1, .base_sequence = -1 };
+	struct kept none = { 0 };
+	return write_batch(out, orig, &info, &none, -1);
+}
+
 /* ---- the pass ---- */
 
 struct clean_ctx {

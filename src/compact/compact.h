@@ -163,4 +163,13 @@ int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_
 
 void compact_result_free(struct compact_result *r);
 
+/* Append to out a batch of no records (magic 2, no codec, no producer:
+ * id, epoch and base sequence -1, base timestamp -1, max_timestamp
+ * kept, CRC-32C) over offsets base_offset .. base_offset +
+ * last_offset_delta: what the pass stores in place of a run of batches it
+ * dropped, so the partition keeps every offset (a consumer skips it as it
+ * skips Kafka's emptied producer batches). 0 or SL_ENOMEM. */
+int compact_write_empty(struct kbuf *out, int64_t base_offset, int32_t leader_epoch,
+			int32_t last_offset_delta, int64_t max_timestamp);
+
 #endif

@@ -35,7 +35,7 @@
 
 /* The writer's key format (storage/writer.c), so the gc fence and the
  * orphan sweep treat merged objects as they treat ingest objects. */
-static void merge_key(char *key, size_t cap)
+void merge_key(char *key, size_t cap)
 {
 	static _Thread_local uint64_t nonce, counter;
 	if (!nonce && getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
@@ -50,9 +50,7 @@ static bool merged_key(const char *key)
 	return dash && strlen(dash) == 1 + 16 + 4 && !strncmp(dash + 1, "ffffffff", 8);
 }
 
-/* Joins rows[0, n) (batches, ascending) into the rows the store holds;
- * returns how many, with each one's batch count in batches[]. */
-static size_t rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
+size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
 {
 	size_t g = 0, count = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -77,10 +75,8 @@ static size_t rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches
 	return g;
 }
 
-/* Reads rows[0, n)'s bytes into body (laid out back to back): one GET per
- * stretch of rows adjacent in one object. */
-static int read_rows(struct objstore *s, const struct meta_batch_row *rows, size_t n,
-		     uint8_t *body, struct merge_stats *st)
+int merge_read_rows(struct objstore *s, const struct meta_batch_row *rows, size_t n,
+		    uint8_t *body, uint64_t *gets)
 {
 	size_t i = 0, pos = 0;
 	while (i < n) {
@@ -93,7 +89,7 @@ static int read_rows(struct objstore *s, const struct meta_batch_row *rows, size
 			j++;
 		}
 		int rc = objstore_get(s, rows[i].object_key, rows[i].byte_offset, len, body + pos);
-		st->gets++;
+		(*gets)++;
 		if (rc)
 			return rc;
 		pos += len;
@@ -116,7 +112,7 @@ static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 	kbuf_init(&obj);
 	if (!body || !entries || !data || !mr)
 		goto out;
-	rc = read_rows(s, rows, n, body, st);
+	rc = merge_read_rows(s, rows, n, body, &st->gets);
 	if (rc)
 		goto out;
 	size_t pos = 0;
@@ -194,7 +190,7 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 			break;
 		SL_ASSERT(q.first == 0, "first %zu", q.first);
 		bool full = n == MERGE_PAGE_ROWS;
-		n = rows_join(rows, n, batches);
+		n = merge_rows_join(rows, n, batches);
 		/* A full page may end inside a row: leave the last for the
 		 * next page, which starts at it. */
 		if (full && n > 1)

@@ -22,6 +22,7 @@
 #include "storage/merge_plan.h"
 
 struct meta;
+struct meta_batch_row;
 struct objstore;
 
 struct merge_stats {
@@ -45,5 +46,21 @@ struct merge_stats {
 int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
 		    bool (*stop)(void *arg), void *stop_arg, struct merge_stats *st);
+
+/* What the cleaning pass (storage/clean.c) shares with merging. */
+/* A fresh object key of the writer's format (storage/writer.c), marked
+ * as a merged object's, so the gc fence and orphan sweep treat it as an
+ * ingest object and the merge job never merges it again. */
+void merge_key(char *key, size_t cap);
+/* Joins rows[0, n) (batches as the read path hands them out, ascending)
+ * back into the rows the store holds (adjacent in offsets and bytes of
+ * one object, at most 256 each: a wrong guess only makes a swap refuse);
+ * returns how many, with each one's batch count in batches[]. */
+size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches);
+/* Reads rows[0, n)'s bytes into body (laid out back to back): one GET per
+ * stretch of rows adjacent in one object; *gets counts them. 0 or the
+ * store's error. */
+int merge_read_rows(struct objstore *s, const struct meta_batch_row *rows, size_t n,
+		    uint8_t *body, uint64_t *gets);
 
 #endif

@@ -1,6 +1,7 @@
 /* compact_cmd.c — `sluice compact [flags] TOPIC [PARTITION]`: forces one
- * merge pass (storage/merge.h) over a topic's partitions, for tests and
- * operators.
+ * pass over a topic's partitions, for tests and operators: a cleaning
+ * pass (storage/clean.h) when the topic's cleanup.policy includes
+ * "compact", else a merge pass (storage/merge.h).
  *
  * It works on the object and metadata stores directly, also while agents
  * serve: every swap is one metadata transaction that refuses when a row
@@ -22,6 +23,9 @@
 #include "base/log.h"
 #include "meta/meta.h"
 #include "objstore/objstore.h"
+#include "agent/topic_config.h"
+#include "base/limits.h"
+#include "storage/clean.h"
 #include "storage/merge.h"
 
 #define COMPACT_URL_BYTES 1100
@@ -31,16 +35,23 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: sluice compact [--data DIR] [--store URL] [--meta URL]\n"
 		"                      [--merge-target-bytes N] [--merge-min-age-ms N]\n"
-		"                      TOPIC [PARTITION]\n\n"
-		"Merges a topic's batches held in small objects into one object per\n"
-		"partition and run of up to --merge-target-bytes (default 64 MiB), as the\n"
-		"agent's merge job does; offsets and bytes served do not change. Safe while\n"
-		"agents serve. The emptied objects go to the garbage collector.\n"
+		"                      [--compaction-memory-bytes N] TOPIC [PARTITION]\n\n"
+		"On a topic whose cleanup.policy includes compact: cleans it as the agent's\n"
+		"cleaner does (the latest record of each key, tombstones until\n"
+		"delete.retention.ms after their first cleaning; the active head of\n"
+		"segment.ms and min.compaction.lag.ms left alone), whatever its dirty\n"
+		"ratio; offsets never change. On other topics: merges batches held in small\n"
+		"objects into one object per partition and run of up to\n"
+		"--merge-target-bytes (default 64 MiB), as the agent's merge job does;\n"
+		"offsets and bytes served do not change. Safe while agents serve. The\n"
+		"emptied objects go to the garbage collector.\n"
 		"  --data DIR              default store and meta URLs (default ./data)\n"
 		"  --store URL             object store (default file:DATA/objects)\n"
 		"  --meta URL              metadata store (default sqlite:DATA/meta.db)\n"
 		"  --merge-target-bytes N  batch bytes per merged object (default 67108864)\n"
-		"  --merge-min-age-ms N    leave objects younger than this (default 0)\n");
+		"  --merge-min-age-ms N    leave objects younger than this (default 0)\n"
+		"  --compaction-memory-bytes N  batch bytes one cleaning pass reads at\n"
+		"                          most (default 134217728); the rest in later passes\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -53,12 +64,40 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
+static const char *topic_lookup(void *arg, const char *name)
+{
+	const struct meta_topic *t = arg;
+	for (int32_t i = 0; i < t->config_count; i++)
+		if (!strcmp(t->configs[i].name, name))
+			return t->configs[i].value;
+	return NULL;
+}
+
+/* One forced cleaning pass over partition p; 0 or 1 (reported). */
+static int clean_one(struct meta *m, struct objstore *store, const struct meta_topic *t,
+		     int32_t p, const struct compact_config *cc, size_t pass_bytes)
+{
+	struct clean_stats st = { 0 };
+	int rc = clean_partition(m, store, t->tid, p, t->uuid, cc, clock_wall_ms(), true, pass_bytes,
+				 &st);
+	printf("compact: %s-%d: cleaned %" PRIu64 " rows (%" PRIu64 " records, %" PRIu64
+	       " bytes) into %" PRIu64 " records (%" PRIu64 " bytes), dirty ratio %.3f, %" PRIu64
+	       " reads, checkpoint %" PRId64 ", %" PRIu64 " refused\n",
+	       t->name, p, st.rows, st.records_read, st.bytes_read, st.records_kept,
+	       st.bytes_written, st.dirty_ratio, st.gets, st.clean_offset, st.refused);
+	if (rc) {
+		fprintf(stderr, "sluice compact: %s-%d: %s\n", t->name, p, sl_strerror(rc));
+		return 1;
+	}
+	return 0;
+}
+
 int compact_cmd(int argc, char **argv)
 {
 	char data[COMPACT_URL_BYTES] = "data", store_url[COMPACT_URL_BYTES] = "",
 	     meta_url[COMPACT_URL_BYTES] = "";
 	const char *topic = NULL, *part = NULL;
-	uint64_t target = 64ull << 20, min_age = 0;
+	uint64_t target = 64ull << 20, min_age = 0, pass_bytes = SL_COMPACT_PASS_BYTES;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -81,6 +120,12 @@ int compact_cmd(int argc, char **argv)
 			i++;
 			if (!parse_u64(v, &min_age) || min_age > INT64_MAX / 2) {
 				fprintf(stderr, "sluice compact: bad --merge-min-age-ms '%s'\n", v);
+				return 2;
+			}
+		} else if (!strcmp(a, "--compaction-memory-bytes") && v) {
+			i++;
+			if (!parse_u64(v, &pass_bytes) || pass_bytes < 1024 || pass_bytes > (1ull << 34)) {
+				fprintf(stderr, "sluice compact: bad --compaction-memory-bytes '%s' (1024 to 2^34)\n", v);
 				return 2;
 			}
 		} else if (a[0] == '-' && a[1]) {
@@ -133,6 +178,14 @@ int compact_cmd(int argc, char **argv)
 	int32_t first = part ? (int32_t)partition_arg : 0;
 	int32_t end = part ? first + 1 : t->partition_count;
 	status = 0;
+	if (topic_config_compacts(topic_lookup, (void *)t)) {
+		struct compact_config cc;
+		topic_config_compact(topic_lookup, (void *)t, &cc);
+		for (int32_t p = first; p < end; p++)
+			if (clean_one(m, store, t, p, &cc, (size_t)pass_bytes) != 0)
+				status = 1;
+		goto out_close;
+	}
 	for (int32_t p = first; p < end; p++) {
 		struct merge_stats st = { 0 };
 		int rc = merge_partition(m, store, t->tid, p, t->uuid, &c, clock_wall_ms(), NULL, NULL,

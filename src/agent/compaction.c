@@ -1,0 +1,238 @@
+/* compaction.c — the agent's cleaner of compacted topics
+ * (agent/compaction.h). */
+#include "agent/compaction.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent/agent.h"
+#include "agent/maintenance.h"
+#include "agent/topic_config.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
+#include "cluster/lease.h"
+#include "storage/batch_index.h"
+#include "storage/clean.h"
+#include "storage/writer.h"
+
+/* One agent of a cluster cleans at a time: two cleaning one partition at
+ * once would both read and rewrite it, and one swap would be refused. */
+#define JOB_COMPACT "job/compact"
+
+/* A partition of a compacted topic, with its topic's configs as the
+ * catalog had them at the pass's start (the pool reads no catalog). */
+struct clean_item {
+	int64_t tid;
+	int32_t partition;
+	uint8_t uuid[16];
+	struct compact_config cfg;
+	struct clean_stats plan;  /* the planning job's */
+	int err;
+};
+
+struct cleaner {
+	struct agent *a;
+	uv_timer_t timer;
+	struct maint_job job;
+	bool queued, stopped;
+	bool planning;            /* the job plans every item, else cleans cur */
+	struct clean_item *items; /* the pass's partitions */
+	size_t n, cap, next;
+	struct clean_item *cur;
+	int64_t now_ms;
+	struct clean_stats st;    /* the cleaning job's */
+	uint64_t cleaned, refused;
+	uint64_t bytes_read, bytes_written;
+};
+
+static void clean_work(struct maint_job *job, struct agent *a)
+{
+	struct cleaner *g = job->arg;
+	if (g->planning) {
+		for (size_t i = 0; i < g->n && !maint_abandoning(a); i++) {
+			struct clean_item *it = &g->items[i];
+			memset(&it->plan, 0, sizeof it->plan);
+			it->err = clean_plan_partition(a->meta, it->tid, it->partition, &it->cfg,
+						       g->now_ms, SL_COMPACT_PASS_BYTES, &it->plan);
+		}
+		return;
+	}
+	memset(&g->st, 0, sizeof g->st);
+	g->cur->err = maint_abandoning(a) ? 0
+		: clean_partition(a->meta, a->store, g->cur->tid, g->cur->partition, g->cur->uuid,
+				  &g->cur->cfg, g->now_ms, false, SL_COMPACT_PASS_BYTES, &g->st);
+}
+
+static void pass_end(struct cleaner *g, const char *why)
+{
+	if (g->cleaned || g->refused)
+		log_info("compaction: %" PRIu64 " partition(s) cleaned (%" PRIu64 " bytes into %" PRIu64
+			 "), %" PRIu64 " refused%s",
+			 g->cleaned, g->bytes_read, g->bytes_written, g->refused, why);
+	g->n = g->next = 0;
+	g->queued = false;
+}
+
+/* Dirtiest first. */
+static int cmp_dirty(const void *x, const void *y)
+{
+	const struct clean_item *a = x, *b = y;
+	if (a->plan.dirty_ratio != b->plan.dirty_ratio)
+		return a->plan.dirty_ratio < b->plan.dirty_ratio ? 1 : -1;
+	return a->plan.dirty_bytes < b->plan.dirty_bytes ? 1 : a->plan.dirty_bytes > b->plan.dirty_bytes ? -1 : 0;
+}
+
+/* The next due partition, unless draining, the lease is gone or produce
+ * is under backpressure. */
+static void submit_next(struct cleaner *g)
+{
+	struct agent *a = g->a;
+	while (g->next < g->n && (g->items[g->next].err || !g->items[g->next].plan.due))
+		g->next++;
+	if (g->stopped || g->next >= g->n) {
+		pass_end(g, "");
+		return;
+	}
+	if (!lease_held(a->leases, JOB_COMPACT, NULL)) {
+		pass_end(g, " (stopped: the job/compact lease was lost)");
+		return;
+	}
+	if (a->writer && writer_buffered_bytes(a->writer) >= (size_t)a->cfg.write_buffer_bytes / 2) {
+		pass_end(g, " (paused: produce backpressure)");
+		return;
+	}
+	g->planning = false;
+	g->cur = &g->items[g->next++];
+	g->now_ms = clock_wall_ms();
+	maint_submit(a, &g->job);
+}
+
+static void clean_done(struct maint_job *job, void *arg)
+{
+	struct cleaner *g = arg;
+	(void)job;
+	if (g->planning) {
+		size_t due = 0;
+		for (size_t i = 0; i < g->n; i++) {
+			struct clean_item *it = &g->items[i];
+			if (it->err && it->err != SL_ENOTFOUND)
+				log_warn("compaction: planning %" PRId64 "/%d: %s (the next pass retries)",
+					 it->tid, it->partition, sl_strerror(it->err));
+			due += !it->err && it->plan.due;
+		}
+		if (due)
+			qsort(g->items, g->n, sizeof *g->items, cmp_dirty);
+		submit_next(g);
+		return;
+	}
+	struct clean_item *it = g->cur;
+	if (it->err && it->err != SL_ENOTFOUND)
+		log_warn("compaction: cleaning %" PRId64 "/%d: %s (the next pass retries)", it->tid,
+			 it->partition, sl_strerror(it->err));
+	/* Its rows now name the cleaned object: fetches look them up there.
+	 * (Rows still in the index name the old objects, whose bytes stay
+	 * readable for the collector's grace: a superset of what is kept.) */
+	if (g->st.swaps) {
+		batch_index_drop(g->a->index, it->tid, it->partition);
+		log_debug("compaction: %" PRId64 "/%d: %" PRIu64 " rows, %" PRIu64 " records into %" PRIu64
+			  ", checkpoint %" PRId64, it->tid, it->partition, g->st.rows,
+			  g->st.records_read, g->st.records_kept, g->st.clean_offset);
+	}
+	g->cleaned += g->st.swaps;
+	g->refused += g->st.refused;
+	g->bytes_read += g->st.bytes_read;
+	g->bytes_written += g->st.bytes_written;
+	submit_next(g);
+}
+
+static const char *topic_lookup(void *arg, const char *name)
+{
+	return agent_topic_config(arg, name);
+}
+
+static void add_topic(void *arg, struct topic_state *t)
+{
+	struct cleaner *g = arg;
+	if (t->deleting || !topic_config_compacts(topic_lookup, t))
+		return;
+	struct compact_config cfg;
+	topic_config_compact(topic_lookup, t, &cfg);
+	for (int32_t p = 0; p < t->partition_count; p++) {
+		if (t->parts[p].high_watermark == t->parts[p].log_start_offset)
+			continue; /* nothing stored */
+		if (g->n == g->cap) {
+			size_t cap = g->cap ? g->cap * 2 : 64;
+			struct clean_item *v = realloc(g->items, cap * sizeof *v);
+			if (!v)
+				return; /* this pass goes without the rest */
+			g->items = v;
+			g->cap = cap;
+		}
+		struct clean_item *it = &g->items[g->n++];
+		memset(it, 0, sizeof *it);
+		it->tid = t->tid;
+		it->partition = p;
+		memcpy(it->uuid, t->uuid, 16);
+		it->cfg = cfg;
+	}
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+	struct cleaner *g = timer->data;
+	struct agent *a = g->a;
+	if (g->queued || g->stopped || !lease_held(a->leases, JOB_COMPACT, NULL))
+		return;
+	g->n = g->next = 0;
+	g->cleaned = g->refused = g->bytes_read = g->bytes_written = 0;
+	agent_topics_each(a, add_topic, g);
+	if (g->n == 0)
+		return;
+	g->queued = true;
+	g->planning = true;
+	g->now_ms = clock_wall_ms();
+	maint_submit(a, &g->job);
+}
+
+int compaction_start(struct agent *a)
+{
+	struct cleaner *g = calloc(1, sizeof *g);
+	if (!g)
+		return SL_ENOMEM;
+	g->a = a;
+	g->job.work = clean_work;
+	g->job.done = clean_done;
+	g->job.arg = g;
+	int rc = lease_want(a->leases, JOB_COMPACT, NULL, NULL);
+	if (rc) {
+		free(g);
+		return rc;
+	}
+	uv_timer_init(a->loop, &g->timer);
+	g->timer.data = g;
+	if (a->cfg.compaction_check_interval_ms > 0)
+		uv_timer_start(&g->timer, on_timer, (uint64_t)a->cfg.compaction_check_interval_ms,
+			       (uint64_t)a->cfg.compaction_check_interval_ms);
+	a->cleaner = g;
+	return 0;
+}
+
+void compaction_stop(struct agent *a)
+{
+	struct cleaner *g = a->cleaner;
+	if (!g || g->stopped)
+		return;
+	g->stopped = true;
+	uv_close((uv_handle_t *)&g->timer, NULL);
+}
+
+void compaction_free(struct agent *a)
+{
+	if (a->cleaner)
+		free(a->cleaner->items);
+	free(a->cleaner);
+	a->cleaner = NULL;
+}

@@ -1,0 +1,34 @@
+/* compaction.h — the agent's cleaner of compacted topics (issue 15):
+ * every --compaction-check-interval-ms (Kafka's log.cleaner.backoff.ms;
+ * 0: never, leave it to `sluice compact`) a pass takes the partitions of
+ * the topics whose cleanup.policy includes "compact" as the catalog says
+ * now (so a policy changed at runtime counts from the next pass), plans
+ * each from its metadata (storage/clean.h: due by min.cleanable.dirty.ratio
+ * or max.compaction.lag.ms), then cleans the due ones dirtiest first, one
+ * partition per job of the maintenance queue (agent/maintenance.h), so
+ * trims, the collection and a drain never wait behind a whole pass. A
+ * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time. It
+ * pauses (ends; the next tick starts again) while produce backpressure
+ * is active (the write buffer half full), and a cleaned partition leaves
+ * the batch index, so fetches find its rows in the cleaned object.
+ *
+ * In a cluster only the holder of the job/compact lease
+ * (cluster/lease.h) cleans, so two agents never clean one partition at
+ * once; a pass ends when the lease is lost. The swap does not need the
+ * lease to be safe (it refuses rows that changed): the lease keeps two
+ * agents from doing the same work.
+ *
+ * Loop thread only. */
+#ifndef SLUICE_AGENT_COMPACTION_H
+#define SLUICE_AGENT_COMPACTION_H
+
+struct agent;
+
+/* 0 or SL_ENOMEM. */
+int compaction_start(struct agent *a);
+/* Stop the timer (draining); a partition in flight finishes its pass. */
+void compaction_stop(struct agent *a);
+/* After the loop has stopped. */
+void compaction_free(struct agent *a);
+
+#endif

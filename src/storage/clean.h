@@ -1,0 +1,70 @@
+/* clean.h — one cleaning pass over a compacted topic's partition (issue
+ * 15): the I/O around the cleaner's rules (compact/compact.h). The pass
+ * reads the partition's cleaner checkpoint, log start and last stable
+ * offset (meta_partition_get) and its rows from the first one reaching
+ * the log start, plans (compact_plan: the active head, the lags, the
+ * dirty ratio), reads the rows' bytes from the object store (adjacent
+ * ranges of one object in one GET), cleans them (compact_clean: the
+ * latest record of each key, tombstones until their delete horizon, the
+ * active producers' last batches), writes the cleaned stretch as one new
+ * object of the writer's key format and swaps it in
+ * (meta_compact_swap: the rows replaced and the checkpoint raised in one
+ * metadata transaction). A refused swap (rows merged, trimmed or cleaned
+ * meanwhile, topic deleted) deletes the new object; a swap whose outcome
+ * is unknown leaves it to the orphan sweep.
+ *
+ * Offsets never change and never go: a batch the cleaner empties keeps
+ * its offsets as a header of no records, and a run of dropped batches
+ * becomes one such header over all their offsets (docs/compaction.md).
+ *
+ * Memory: a pass reads at most bytes_max of batches (and
+ * SL_OBJECT_BATCHES_MAX batches, SL_MERGE_RUN_ROWS_MAX rows); a longer
+ * partition is cleaned from its start as far as that reaches, the rest in
+ * later passes (the checkpoint says where the dirty part starts).
+ * Blocking: the agent runs it on its maintenance queue, `sluice compact`
+ * on its own thread. */
+#ifndef SLUICE_CLEAN_H
+#define SLUICE_CLEAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compact/compact.h"
+
+struct meta;
+struct objstore;
+
+struct clean_stats {
+	bool due;                 /* the plan found the partition due */
+	double dirty_ratio;       /* dirty / cleanable bytes (0: none) */
+	int64_t dirty_bytes;
+	uint64_t swaps;           /* cleaned objects committed (0 or 1) */
+	uint64_t refused;         /* swaps refused (rows changed meanwhile) */
+	uint64_t rows;            /* stored rows replaced */
+	uint64_t bytes_read;      /* batch bytes cleaned (the replaced rows') */
+	uint64_t bytes_written;   /* batch bytes of the cleaned object */
+	uint64_t records_read, records_kept;
+	uint64_t gets;            /* object store reads */
+	int64_t clean_offset;     /* the checkpoint after the pass */
+};
+
+/* Plan only: fills st->due, dirty_ratio and dirty_bytes for partition
+ * (tid, partition) at now_ms, reading metadata alone. 0, SL_ENOTFOUND
+ * (no such partition) or the store's error. */
+int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
+			 const struct compact_config *c, int64_t now_ms, size_t bytes_max,
+			 struct clean_stats *st);
+
+/* One pass over (tid, partition), topic_id its Kafka id (the object's
+ * footer): cleans when due, or always with force (`sluice compact`),
+ * reading at most bytes_max of batches. st is filled (zero it first).
+ * Returns 0 (also when nothing was due or cleanable, or the swap was
+ * refused: st says), SL_ENOTFOUND (no such partition), or the store's, the
+ * metadata store's or the cleaner's error (SL_ECORRUPT for a batch that
+ * does not decode): nothing was swapped then. */
+int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
+		    bool force, size_t bytes_max, struct clean_stats *st);
+
+#endif

@@ -1,0 +1,336 @@
+"""test_compaction.py — the cleaner of compacted topics (issue 15) as
+consumers see it.
+
+200 keys x 100 updates, then tombstones for some keys, on a topic with
+cleanup.policy=compact: after the agent's pass (--compaction-check-
+interval-ms) confluent-kafka and kafka-python, reading from the start,
+see only the latest value of each live key and the tombstones, at their
+original offsets, with the high watermark unchanged (kafkajs reads them
+to the end as well); once
+delete.retention.ms has passed since that first cleaning, the next pass
+(new dirty data makes it due, as in Kafka) drops the tombstones.
+Consumers starting at random offsets while the cleaner runs under a
+concurrent producer never see offsets go backwards nor a key's latest
+record go missing. A `sluice compact` killed with SIGKILL loses nothing
+and the next pass finishes; a forced pass cleans whatever the dirty
+ratio. In a cluster only the holder of the job/compact lease cleans.
+"""
+import json
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
+
+import util
+from conftest import SLUICE_BIN
+
+JS_DIR = os.path.join(os.path.dirname(__file__), "js")
+
+KEYS = 200
+UPDATES = 100
+DEAD = 20  # keys given a tombstone at the end
+CLEAN_CONFIG = {"cleanup.policy": "compact", "segment.ms": "100",
+                "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "3000"}
+COMPACT_RE = re.compile(r"compact: (\S+)-(\d+): cleaned (\d+) rows \((\d+) records, (\d+) bytes\) "
+                        r"into (\d+) records \((\d+) bytes\)")
+
+
+def run(*args, check=True):
+    r = subprocess.run([SLUICE_BIN] + list(args), capture_output=True, text=True, timeout=120)
+    if check:
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r
+
+
+def produce(bootstrap, topic, pairs, partition=0, **conf):
+    """pairs: [(key, value or None)] -> their offsets, in order."""
+    c = {"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
+         "batch.num.messages": 500}
+    c.update(conf)
+    p = Producer(c)
+    offsets = [None] * len(pairs)
+    errors = []
+
+    def cb_for(i):
+        def cb(err, m):
+            if err is not None:
+                errors.append(err)
+            else:
+                offsets[i] = m.offset()
+        return cb
+
+    for i, (k, v) in enumerate(pairs):
+        while True:
+            try:
+                p.produce(topic, v, k, partition=partition, on_delivery=cb_for(i))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(30) == 0
+    assert not errors, errors[:3]
+    return offsets
+
+
+def ck_read(bootstrap, topic, start=OFFSET_BEGINNING, partition=0, timeout=30):
+    """Every record from start to the high watermark, with confluent-kafka:
+    [(offset, key, value)]."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + util.topic_name("c"),
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "fetch.wait.max.ms": 50})
+    out = []
+    try:
+        c.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, "no end of partition within %d s" % timeout
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == -191:  # _PARTITION_EOF
+                    return out
+                raise KafkaException(m.error())
+            out.append((m.offset(), m.key(), m.value()))
+    finally:
+        c.close()
+
+
+def kp_read(bootstrap, topic, partition=0, timeout=30):
+    """The same with kafka-python, from the start to the high watermark."""
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KpTopicPartition
+    c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                      api_version=(2, 0, 0), fetch_max_wait_ms=50)
+    tp = KpTopicPartition(topic, partition)
+    out = []
+    try:
+        c.assign([tp])
+        c.seek_to_beginning(tp)
+        end = c.end_offsets([tp])[tp]
+        deadline = time.monotonic() + timeout
+        while c.position(tp) < end:
+            assert time.monotonic() < deadline, (c.position(tp), end)
+            for recs in c.poll(timeout_ms=500).values():
+                out.extend((r.offset, r.key, r.value) for r in recs)
+    finally:
+        c.close()
+    return out
+
+
+INSPECT_RE = re.compile(r"^(\d+) batches, (\d+) bytes in (\d+) objects$", re.M)
+
+
+def inspect(b, topic):
+    """`sluice inspect partition`'s counts of partition 0: (batches, bytes,
+    objects)."""
+    out = run("inspect", "partition", "--data", b.data_dir, topic, "0").stdout
+    m = INSPECT_RE.search(out)
+    assert m, out
+    return tuple(int(x) for x in m.groups())
+
+
+def latest(pairs, offsets):
+    """key -> (offset, value) of its last write."""
+    last = {}
+    for (k, v), o in zip(pairs, offsets):
+        last[k] = (o, v)
+    return last
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = pred()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError("not within %d s: %s" % (timeout, what))
+
+
+def updates(seed):
+    rnd = random.Random(seed)
+    pairs = []
+    for u in range(UPDATES):
+        keys = list(range(KEYS))
+        rnd.shuffle(keys)
+        pairs += [(b"key-%03d" % k, b"v%03d-%03d" % (k, u)) for k in keys]
+    return pairs
+
+
+def test_latest_per_key_then_tombstones_go(broker_factory):
+    b = broker_factory(["--compaction-check-interval-ms", "300"])
+    topic = util.topic_name("clean")
+    util.create_topic(b.bootstrap, topic, 1, config=CLEAN_CONFIG)
+    pairs = updates(1)
+    offsets = produce(b.bootstrap, topic, pairs)
+    dead = [(b"key-%03d" % k, None) for k in range(0, KEYS, KEYS // DEAD)]
+    offsets += produce(b.bootstrap, topic, dead)
+    pairs += dead
+    # The active head: the last row and records of the last segment.ms
+    # are never cleaned; one more record later ends the head.
+    time.sleep(0.3)
+    tail = [(b"tail", b"t0")]
+    offsets += produce(b.bootstrap, topic, tail)
+    pairs += tail
+    hwm = len(pairs)
+    assert offsets == list(range(hwm))
+    last = latest(pairs, offsets)
+    want = sorted((o, k, v) for k, (o, v) in last.items())
+    assert len(want) == KEYS + 1
+    # (The cleaner runs while this is produced: count the bytes produced.)
+    produced = sum(len(k) + len(v or b"") for k, v in pairs)
+
+    got = wait_for(lambda: (lambda r: r if len(r) == len(want) else None)(
+        ck_read(b.bootstrap, topic)), 40, "a cleaning pass")
+    # Only the latest value of each key, tombstones included (within
+    # delete.retention.ms), at their offsets: offsets ascend with gaps.
+    assert got == want
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [hwm]
+    # Emptied batches are dropped into headers of no records: the
+    # partition holds a fraction of its bytes.
+    batches, bytes_after, objects = inspect(b, topic)
+    assert bytes_after * 10 < produced, (bytes_after, produced)
+    assert objects <= 3, objects
+    assert kp_read(b.bootstrap, topic) == want
+    # kafkajs reads past the emptied batches to the end too.
+    r = subprocess.run(["node", os.path.join(JS_DIR, "group_consume.js"), b.bootstrap, topic,
+                        "g-" + topic, str(len(want)), "1"],
+                       capture_output=True, timeout=120, cwd=JS_DIR)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert json.loads(r.stdout.decode().splitlines()[-1])["unique"] == len(want)
+    with open(b.stderr) as f:
+        assert re.search(r"compaction: 1 partition\(s\) cleaned", f.read())
+
+    # Past the tombstones' horizon, new dirty data makes the next pass due:
+    # it drops them.
+    time.sleep(3.2)
+    more = [(b"key-%03d" % k, b"late-%03d" % k) for k in range(1, 11)]
+    offsets2 = produce(b.bootstrap, topic, more)
+    time.sleep(0.3)
+    offsets2 += produce(b.bootstrap, topic, [(b"tail", b"t1")])
+    pairs2 = pairs + more + [(b"tail", b"t1")]
+    last = latest(pairs2, offsets + offsets2)
+    want2 = sorted((o, k, v) for k, (o, v) in last.items() if v is not None)
+    got = wait_for(lambda: (lambda r: r if len(r) == len(want2) + 1 else None)(
+        ck_read(b.bootstrap, topic)), 40, "the tombstones' removal")
+    # The previous tail record stays until it leaves the tail.
+    assert [r for r in got if r[1] != b"tail"] == [r for r in want2 if r[1] != b"tail"]
+    assert all(r[2] is not None for r in got)
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs2)]
+    assert kp_read(b.bootstrap, topic) == got
+    # A restart reads the same (the batch index starts from the store).
+    b.restart()
+    assert ck_read(b.bootstrap, topic) == got
+
+
+def test_random_offsets_under_produce(broker_factory):
+    """Consumers start at random offsets while the cleaner runs and a
+    producer writes: offsets only go up, and each key's latest record as of
+    when a read started is still read (at or after its offset)."""
+    b = broker_factory(["--compaction-check-interval-ms", "200"])
+    topic = util.topic_name("clean-live")
+    util.create_topic(b.bootstrap, topic, 1, config=CLEAN_CONFIG)
+    stop = threading.Event()
+    written = []  # (offset, key, value) acknowledged, in offset order
+    lock = threading.Lock()
+    errors = []
+
+    def producer():
+        rnd = random.Random(5)
+        n = 0
+        try:
+            while not stop.is_set():
+                pairs = [(b"key-%03d" % rnd.randrange(KEYS), b"w%06d" % (n + i))
+                         for i in range(300)]
+                n += len(pairs)
+                offs = produce(b.bootstrap, topic, pairs, **{"linger.ms": 2})
+                with lock:
+                    written.extend((o, k, v) for (k, v), o in zip(pairs, offs))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    t = threading.Thread(target=producer)
+    t.start()
+    rnd = random.Random(9)
+    reads = 0
+    try:
+        time.sleep(1.0)
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            with lock:
+                snap = sorted(written)
+            if not snap:
+                continue
+            start = rnd.randrange(len(snap))
+            got = ck_read(b.bootstrap, topic, start=start)
+            reads += 1
+            offs = [o for o, _, _ in got]
+            assert offs == sorted(set(offs)), "offsets went backwards or repeated"
+            assert not got or got[0][0] >= start
+            # Every key's last write at or after start (as of the snapshot)
+            # is read, or a later write of that key is.
+            read_last = {}
+            for o, k, v in got:
+                read_last[k] = (o, v)
+            snap_last = {}
+            for o, k, v in snap:
+                if o >= start:
+                    snap_last[k] = (o, v)
+            for k, (o, v) in snap_last.items():
+                assert k in read_last and read_last[k][0] >= o, (k, o, read_last.get(k))
+                if read_last[k][0] == o:
+                    assert read_last[k][1] == v
+    finally:
+        stop.set()
+        t.join(60)
+    assert not errors, errors
+    assert reads >= 3
+    with open(b.stderr) as f:
+        assert re.search(r"compaction: \d+ partition\(s\) cleaned", f.read())
+
+
+def test_kill9_during_forced_pass(broker_factory):
+    """`sluice compact` on a compacted topic forces a pass (the agent's
+    cleaner idle: a day between checks); killed with SIGKILL it loses nothing, and the next pass
+    cleans."""
+    b = broker_factory(["--compaction-check-interval-ms", "86400000"])
+    topic = util.topic_name("clean-kill")
+    util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
+        "min.cleanable.dirty.ratio": "0.99"}))
+    pairs = updates(2)[:8000]
+    offsets = produce(b.bootstrap, topic, pairs)
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
+    pairs.append((b"tail", b"t"))
+    last = latest(pairs, offsets)
+    want = sorted((o, k, v) for k, (o, v) in last.items())
+    everything = ck_read(b.bootstrap, topic)
+    assert len(everything) == len(pairs)
+    for delay in (0.02, 0.1):
+        p = subprocess.Popen([SLUICE_BIN, "compact", "--data", b.data_dir, topic],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            p.wait(delay)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        got = ck_read(b.bootstrap, topic)
+        # Before the swap everything, after it the cleaned view: nothing
+        # else, and never a key's latest record missing.
+        assert got in (everything, want), len(got)
+    out = run("compact", "--data", b.data_dir, topic).stdout
+    m = COMPACT_RE.search(out)
+    assert m, out
+    b.restart()  # its batch index forgets the uncleaned rows
+    assert ck_read(b.bootstrap, topic) == want
+    assert kp_read(b.bootstrap, topic) == want
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs)]
+    # A second forced pass finds nothing dirty.
+    out = run("compact", "--data", b.data_dir, topic).stdout
+    m = COMPACT_RE.search(out)
+    assert m and int(m.group(3)) == 0, out
