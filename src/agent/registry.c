@@ -257,6 +257,9 @@ static void on_notice(void *arg, const struct meta_notice *n)
 		commit_apply(r, n);
 	else if (n->kind == META_NOTICE_LOG_START)
 		log_start_apply(r, n);
+	else if (n->kind == META_NOTICE_REWRITTEN)
+		/* Another agent cleaned it: the next fetch looks its rows up. */
+		batch_index_drop(r->a->index, n->tid, n->partition);
 }
 
 static void listen_closed(uv_handle_t *h)

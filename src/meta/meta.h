@@ -499,6 +499,10 @@ enum meta_notice_kind {
 				changed: read the catalog (meta_catalog_read) */
 	META_NOTICE_COMMIT,  /* batches committed in one object */
 	META_NOTICE_LOG_START, /* a partition's log start moved (a trim) */
+	META_NOTICE_REWRITTEN, /* a cleaning pass replaced a partition's rows
+				  (meta_compact_swap): rows held in memory name
+				  the uncleaned objects; tid, partition and
+				  log_start_offset set */
 };
 struct meta_notice {
 	enum meta_notice_kind kind;

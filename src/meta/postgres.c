@@ -95,6 +95,10 @@
 #define PG_CHANNEL_COMMIT "sluice_commit"
 #define PG_CHANNEL_CATALOG "sluice_catalog"
 #define PG_CHANNEL_LOG_START "sluice_log_start"
+/* A cleaning pass replaced a partition's rows (meta_compact_swap):
+ * listeners forget the rows they hold in memory. Same payload as a log
+ * start's. */
+#define PG_CHANNEL_REWRITE "sluice_rewrite"
 #define PG_NOTIFY_PAYLOAD_MAX 7900
 /* The most rows one commit payload holds (each takes 16 bytes at least). */
 #define PG_NOTICE_ROWS_MAX (PG_NOTIFY_PAYLOAD_MAX / 16)
@@ -808,7 +812,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" FROM (SELECT oid, sum(len) AS bytes FROM unnest($1::bigint[], $2::bigint[])"
 		" AS r(oid, len) GROUP BY oid) AS d WHERE o.oid = d.oid",
 	[ST_CLEAN_OFFSET_RAISE] = "UPDATE partitions SET clean_offset = greatest(clean_offset, $3)"
-		" WHERE tid = $1 AND partition = $2",
+		" WHERE tid = $1 AND partition = $2"
+		" RETURNING pg_notify('" PG_CHANNEL_REWRITE "', $4::text || ' ' || $1 || ' ' || $2"
+		" || ' ' || log_start_offset)",
 };
 
 struct meta_pg;
@@ -2537,6 +2543,7 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 		p_i64(&p, mg->tid);
 		p_i64(&p, mg->partition);
 		p_i64(&p, mg->clean_offset);
+		p_str(&p, c->store->token); /* its notice: this store's own is skipped */
 		rc = pg_run(c, ST_CLEAN_OFFSET_RAISE, &p, NULL, "raising the cleaner's checkpoint");
 		if (rc)
 			goto out;
@@ -3700,10 +3707,11 @@ static bool notice_commit(struct meta_pg *s, const char *payload, meta_notice_fn
 	return true;
 }
 
-/* "TOKEN TID PARTITION LOG_START" (ST_PARTITION_SET_LOG_START) to fn;
- * this store's own are skipped (its caller applies them). */
+/* "TOKEN TID PARTITION LOG_START" (ST_PARTITION_SET_LOG_START, or
+ * ST_CLEAN_OFFSET_RAISE's: kind) to fn; this store's own are skipped (its
+ * caller applies them). */
 static void notice_log_start(struct meta_pg *s, const char *payload, meta_notice_fn *fn,
-			     void *arg)
+			     void *arg, enum meta_notice_kind kind)
 {
 	if (strnlen(payload, 17) == 17 && payload[16] == ' ' && !memcmp(payload, s->token, 16))
 		return;
@@ -3715,7 +3723,7 @@ static void notice_log_start(struct meta_pg *s, const char *payload, meta_notice
 			  "%.80s", payload);
 		return;
 	}
-	struct meta_notice notice = { .kind = META_NOTICE_LOG_START, .tid = tid,
+	struct meta_notice notice = { .kind = kind, .tid = tid,
 				      .partition = (int32_t)part, .log_start_offset = start };
 	fn(arg, &notice);
 }
@@ -3729,7 +3737,8 @@ static int pg_listen_start(struct meta *m)
 	int rc = conn_connect(c);
 	if (!rc) {
 		PGresult *r = PQexec(c->db, "LISTEN " PG_CHANNEL_COMMIT "; LISTEN " PG_CHANNEL_CATALOG
-					    "; LISTEN " PG_CHANNEL_LOG_START);
+					    "; LISTEN " PG_CHANNEL_LOG_START
+					    "; LISTEN " PG_CHANNEL_REWRITE);
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EMETA;
 		PQclear(r);
 	}
@@ -3778,7 +3787,9 @@ static int pg_listen_read(struct meta *m, meta_notice_fn *fn, void *arg)
 			log_debug("metadata store (listen): a commit notification that does not parse: "
 				  "%.80s", n->extra);
 		} else if (!strcmp(n->relname, PG_CHANNEL_LOG_START)) {
-			notice_log_start(s, n->extra, fn, arg);
+			notice_log_start(s, n->extra, fn, arg, META_NOTICE_LOG_START);
+		} else if (!strcmp(n->relname, PG_CHANNEL_REWRITE)) {
+			notice_log_start(s, n->extra, fn, arg, META_NOTICE_REWRITTEN);
 		}
 		PQfreemem(n);
 	}
