@@ -176,10 +176,14 @@ static int out_add(struct out *o, const uint8_t *topic_id, int32_t partition, co
 	return 0;
 }
 
-/* The run of dropped batches [base, last] as one empty header. */
+/* The run of dropped batches [base, last] as one empty header. Without
+ * a timestamp: ListOffsets by time must not answer offsets whose records
+ * are gone (it skips batches without one), and retention counts it from
+ * its object's creation, the oldest source's. */
 static int out_filler(struct out *o, const uint8_t *topic_id, int32_t partition, int64_t base,
-		      int64_t last, int32_t leader_epoch, int64_t max_timestamp)
+		      int64_t last, int32_t leader_epoch)
 {
+	const int64_t max_timestamp = -1;
 	while (base <= last) {
 		int64_t end = last - base > INT32_MAX ? base + INT32_MAX : last;
 		size_t pos = o->fillers.len;
@@ -259,7 +263,7 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	if (!o.cb || !o.entries || !o.data || !o.filler_pos || !mr)
 		goto out;
 	rc = 0;
-	int64_t run_base = -1, run_last = -1, run_ts = -1;
+	int64_t run_base = -1, run_last = -1;
 	int32_t run_epoch = 0;
 	for (size_t i = 0; !rc && i < nbk; i++) {
 		const struct compact_outcome *v = &res.batches[i];
@@ -267,16 +271,13 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		if (v->verdict == COMPACT_DROP) {
 			if (run_base < 0) {
 				run_base = b->base_offset;
-				run_ts = -1;
 				run_epoch = (int32_t)be32_load(in[i].bytes + 12);
 			}
 			run_last = b->last_offset;
-			if (b->max_timestamp > run_ts)
-				run_ts = b->max_timestamp;
 			continue;
 		}
 		if (run_base >= 0) {
-			rc = out_filler(&o, topic_id, partition, run_base, run_last, run_epoch, run_ts);
+			rc = out_filler(&o, topic_id, partition, run_base, run_last, run_epoch);
 			run_base = -1;
 			if (rc)
 				break;
@@ -294,7 +295,7 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		}
 	}
 	if (!rc && run_base >= 0)
-		rc = out_filler(&o, topic_id, partition, run_base, run_last, run_epoch, run_ts);
+		rc = out_filler(&o, topic_id, partition, run_base, run_last, run_epoch);
 	if (!rc && o.fillers.oom)
 		rc = SL_ENOMEM;
 	if (rc)
