@@ -26,6 +26,7 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 
+import kproto
 import util
 from cluster import pg, start_agents, three_agents  # noqa: F401 (pg: fixture)
 from conftest import SLUICE_BIN
@@ -231,6 +232,43 @@ def test_latest_per_key_then_tombstones_go(broker_factory):
     # A restart reads the same (the batch index starts from the store).
     b.restart()
     assert ck_read(b.bootstrap, topic) == got
+
+
+def test_policy_change_counts_next_pass(broker_factory):
+    """A topic made compacted at runtime (IncrementalAlterConfigs) is
+    cleaned by the next pass; made delete again, it is left alone."""
+    b = broker_factory(["--compaction-check-interval-ms", "200"])
+    topic = util.topic_name("clean-policy")
+    config = dict(CLEAN_CONFIG)
+    del config["cleanup.policy"]
+    util.create_topic(b.bootstrap, topic, 1, config=config)
+    pairs = updates(4)[:2000]
+    offsets = produce(b.bootstrap, topic, pairs)
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
+    pairs.append((b"tail", b"t"))
+    time.sleep(1.0)  # passes run, none touches a delete topic
+    assert len(ck_read(b.bootstrap, topic)) == len(pairs)
+
+    def set_policy(policy):
+        s = kproto.connect(b.bootstrap)
+        try:
+            err, msg = kproto.incremental_alter_configs_v0(
+                s, topic, [("cleanup.policy", kproto.OP_SET, policy)])
+        finally:
+            s.close()
+        assert err == 0, msg
+
+    set_policy("compact,delete")
+    want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+    wait_for(lambda: ck_read(b.bootstrap, topic) == want, 30, "a pass after the change")
+    set_policy("delete")
+    more = [(b"key-%03d" % k, b"x") for k in range(50)]
+    produce(b.bootstrap, topic, more)
+    time.sleep(0.3)
+    produce(b.bootstrap, topic, [(b"tail", b"t2")])
+    time.sleep(1.0)
+    assert len(ck_read(b.bootstrap, topic)) == len(want) + len(more) + 1
 
 
 def test_random_offsets_under_produce(broker_factory):
