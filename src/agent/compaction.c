@@ -82,7 +82,7 @@ static int cmp_dirty(const void *x, const void *y)
 	const struct clean_item *a = x, *b = y;
 	if (a->plan.dirty_ratio != b->plan.dirty_ratio)
 		return a->plan.dirty_ratio < b->plan.dirty_ratio ? 1 : -1;
-	return a->plan.dirty_bytes < b->plan.dirty_bytes ? 1 : a->plan.dirty_bytes > b->plan.dirty_bytes ? -1 : 0;
+	return (a->plan.dirty_bytes < b->plan.dirty_bytes) - (a->plan.dirty_bytes > b->plan.dirty_bytes);
 }
 
 /* The next due partition, unless draining, the lease is gone or produce

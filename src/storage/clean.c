@@ -18,6 +18,55 @@
 
 /* Batches asked of the store at a time. */
 #define CLEAN_PAGE_BATCHES 20000
+/* Aborted transactions a pass reads at most: past them it cleans only up
+ * to the first offset of the last one read. */
+#define CLEAN_ABORTED_MAX 4096
+
+enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
+					   const struct batch_info *info)
+{
+	const struct clean_aborted *t = arg;
+	if (info->attributes & BATCH_ATTR_CONTROL)
+		return COMPACT_TXN_KEEP;
+	/* The last transaction starting at or before the batch, then back
+	 * while one of those could still reach it. */
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->v[mid].first_offset <= base_offset)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t k = lo; k-- > 0 && t->max_last[k] >= base_offset;)
+		if (t->v[k].producer_id == info->producer_id && t->v[k].last_offset >= base_offset)
+			return COMPACT_TXN_ABORTED;
+	return COMPACT_TXN_KEEP;
+}
+
+/* Reads the aborted transactions overlapping [from, *end); lowers *end
+ * when there are more than CLEAN_ABORTED_MAX. */
+static int aborted_read(struct meta *m, int64_t tid, int32_t partition, int64_t from,
+			int64_t *end, struct clean_aborted *t)
+{
+	t->v = malloc(CLEAN_ABORTED_MAX * sizeof *t->v);
+	t->max_last = malloc(CLEAN_ABORTED_MAX * sizeof *t->max_last);
+	if (!t->v || !t->max_last)
+		return SL_ENOMEM;
+	int rc = meta_aborted_txns(m, tid, partition, from, *end, t->v, CLEAN_ABORTED_MAX, &t->n);
+	if (rc == SL_EUNSUPPORTED) {
+		t->n = 0;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (t->n == CLEAN_ABORTED_MAX && t->v[t->n - 1].first_offset < *end)
+		*end = t->v[t->n - 1].first_offset;
+	for (size_t i = 0; i < t->n; i++)
+		t->max_last[i] = i && t->max_last[i - 1] > t->v[i].last_offset ? t->max_last[i - 1]
+										 : t->v[i].last_offset;
+	return 0;
+}
 
 /* What a pass read of the partition. */
 struct pass {
@@ -213,6 +262,7 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	uint8_t *body = NULL;
 	struct compact_batch *in = NULL;
 	struct meta_merge_row *mr = NULL;
+	struct clean_aborted aborted = { 0 };
 	int rc = pass_plan(m, tid, partition, c, now_ms, bytes_max, &x);
 	if (rc)
 		goto out;
@@ -243,7 +293,10 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		in[i] = (struct compact_batch){ b->base_offset, body + pos, b->length };
 		pos += b->length;
 	}
-	rc = compact_clean(c, now_ms, x.first_dirty, &x.plan, in, nb, NULL, NULL, &res);
+	rc = aborted_read(m, tid, partition, x.rows[x.r0].base_offset, &x.plan.clean_end, &aborted);
+	if (rc)
+		goto out;
+	rc = compact_clean(c, now_ms, x.first_dirty, &x.plan, in, nb, clean_txn_verdict, &aborted, &res);
 	if (rc)
 		goto out;
 	/* The rows cleaned: those starting below the pass's end (the last
@@ -347,6 +400,8 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 								       : x.part.clean_offset;
 	}
 out:
+	free(aborted.v);
+	free(aborted.max_last);
 	kbuf_free(&obj);
 	free(mr);
 	out_free(&o);

@@ -6,7 +6,8 @@
  * dirty ratio), reads the rows' bytes from the object store (adjacent
  * ranges of one object in one GET), cleans them (compact_clean: the
  * latest record of each key, tombstones until their delete horizon, the
- * active producers' last batches), writes the cleaned stretch as one new
+ * active producers' last batches; the records of aborted transactions,
+ * from meta_aborted_txns), writes the cleaned stretch as one new
  * object of the writer's key format and swaps it in
  * (meta_compact_swap: the rows replaced and the checkpoint raised in one
  * metadata transaction). A refused swap (rows merged, trimmed or cleaned
@@ -66,5 +67,23 @@ int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
 int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
 		    bool force, size_t bytes_max, struct clean_stats *st);
+
+/* A partition's aborted transactions (meta_aborted_txns) over a pass's
+ * range, by first offset, max_last[i] the largest last offset of v[0..i]
+ * (so a search stops early). */
+struct meta_aborted_txn;
+struct clean_aborted {
+	struct meta_aborted_txn *v;
+	int64_t *max_last;
+	size_t n;
+};
+/* The cleaner's transactions hook (compact_txn_fn; arg a struct
+ * clean_aborted): a transactional data batch inside one of its
+ * producer's aborted transactions is COMPACT_TXN_ABORTED (its records go
+ * and never enter the offset map, as in Kafka); committed ones and
+ * markers COMPACT_TXN_KEEP (kept as they are). */
+struct batch_info;
+enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
+					   const struct batch_info *info);
 
 #endif
