@@ -14,7 +14,9 @@ concurrent producer never see offsets go backwards nor a key's latest
 record go missing. A `sluice compact` killed with SIGKILL loses nothing
 and the next pass finishes; a forced pass cleans whatever the dirty
 ratio. In a cluster only the holder of the job/compact lease cleans, and
-when it is killed another agent takes the lease and cleans on.
+when it is killed another agent takes the lease and cleans on. An
+aborted transactional write goes and never takes the key's committed
+value with it.
 """
 import json
 import os
@@ -419,3 +421,46 @@ def test_cluster_one_agent_cleans(pg, tmp_path):  # noqa: F811
         assert util.high_watermarks(new[0].bootstrap, topic, 1) == [len(pairs2)]
     finally:
         gen.close()
+
+
+def test_aborted_transaction_never_removes_committed(tmp_path):
+    """An aborted transactional write of a key goes with the cleaning and
+    never makes the key's committed value before it go (Kafka leaves
+    aborted records out of the offset map); plain updates are cleaned as
+    usual. The transaction is driven through the coordinator's test double
+    (test_txn_wire's sluice-txn-driver)."""
+    import pytest
+    from test_txn_wire import DRIVER_BIN, ONGOING, PID, PREPARE_ABORT, DriverBroker
+    from test_txn_wire import fetch as txn_fetch
+    from test_txn_wire import txn_batch, values
+    if not os.access(DRIVER_BIN, os.X_OK):
+        pytest.skip("%s not built" % DRIVER_BIN)
+    d = DriverBroker(tmp_path / "data", ["--flush-interval-ms", "50",
+                                         "--compaction-check-interval-ms", "200"])
+    d.start()
+    try:
+        topic = util.create_topic(d.bootstrap, util.topic_name("clean-txn"), 1,
+                                  config=CLEAN_CONFIG)
+        part = ["%s:0" % topic]
+        s = kproto.connect(d.bootstrap)
+        kproto.produce_v3(s, {topic: {0: kproto.record_batch([(b"k", b"c1", [])])}})
+        d.persist("tx", PID, 0, ONGOING, 1, part)
+        res = kproto.produce_v3(s, {topic: {0: txn_batch(PID, 0, 0, [b"aborted"])}},
+                                transactional_id="tx")
+        assert res[(topic, 0)] == (0, 1), res
+        d.persist("tx", PID, 0, PREPARE_ABORT, 1, part)
+        assert d.markers("tx", PID, 0, 1, False, part) == "done 0"
+        for v in (b"j1", b"j2"):
+            kproto.produce_v3(s, {topic: {0: kproto.record_batch([(b"j", v, [])])}})
+        time.sleep(0.3)
+        kproto.produce_v3(s, {topic: {0: kproto.record_batch([(b"tail", b"t", [])])}})
+        hwm = txn_fetch(s, topic, [(0, 0)], 0)[0][1]
+        assert hwm == 6
+        want = [b"c1", b"j2", b"t"]
+        wait_for(lambda: values(txn_fetch(s, topic, [(0, 0)], 0)[0][4]) == want, 30,
+                 "a pass")
+        rc = txn_fetch(s, topic, [(0, 0)], 1)
+        assert values(rc[0][4]) == want and rc[0][1] == hwm, rc
+        s.close()
+    finally:
+        d.teardown()
