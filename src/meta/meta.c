@@ -698,7 +698,7 @@ bool meta_run_continues(const struct meta_run *r, const struct meta_commit_batch
 {
 	return r->open && r->tid == b->tid && r->partition == b->partition &&
 	       r->count < META_ROW_BATCHES_MAX && b->base_offset == r->row.last_offset + 1 &&
-	       meta_batch_attributes(b) == meta_batch_attributes(r->first) &&
+	       meta_batch_attributes(b) == meta_batch_attributes(&r->first) &&
 	       b->byte_offset == r->row.byte_offset + r->row.length &&
 	       (uint64_t)r->row.length + b->length <= INT32_MAX &&
 	       (int64_t)r->row.record_count + b->record_count <= INT32_MAX;
@@ -714,7 +714,7 @@ int meta_run_add(struct meta_run *r, const struct meta_commit_batch *b)
 		r->open = true;
 		r->tid = b->tid;
 		r->partition = b->partition;
-		r->first = b;
+		r->first = *b;
 		r->count = 0;
 		r->spans_len = 0;
 		r->row = (struct meta_batch_row){ .base_offset = b->base_offset,
@@ -748,35 +748,29 @@ const char *meta_run_spans(const struct meta_run *r)
 	return r->count > 1 ? r->spans : NULL;
 }
 
-/* A cleaning pass's rows: its batches, joined as a commit joins them.
- * Each batch stays put while its run is open (the run's first points at
- * it). */
+/* A cleaning pass's rows: its batches, joined as a commit joins them. */
 static int compact_rows(const struct meta_merge *cp, int (*emit)(void *arg, struct meta_run *r),
 			void *arg)
 {
-	struct meta_commit_batch *v = calloc(cp->nb, sizeof *v);
-	if (!v)
-		return SL_ENOMEM;
 	struct meta_run run = { 0 };
 	int rc = 0;
 	for (size_t i = 0; !rc && i < cp->nb; i++) {
 		const struct meta_compact_batch *c = &cp->batches[i];
-		v[i] = (struct meta_commit_batch){
+		struct meta_commit_batch b = {
 			.tid = cp->tid, .partition = cp->partition, .byte_offset = c->byte_offset,
 			.length = c->length, .record_count = c->record_count,
 			.last_offset_delta = (int32_t)(c->last_offset - c->base_offset),
 			.max_timestamp = c->max_timestamp, .producer_id = -1, .producer_epoch = -1,
 			.base_sequence = -1, .last_sequence = -1, .base_offset = c->base_offset,
 			.result = META_BATCH_APPENDED, .attributes = c->attributes };
-		if (run.open && !meta_run_continues(&run, &v[i]))
+		if (run.open && !meta_run_continues(&run, &b))
 			rc = emit(arg, &run);
 		if (!rc)
-			rc = meta_run_add(&run, &v[i]);
+			rc = meta_run_add(&run, &b);
 	}
 	if (!rc && run.open)
 		rc = emit(arg, &run);
 	meta_run_free(&run);
-	free(v);
 	return rc;
 }
 
@@ -786,7 +780,7 @@ int meta_merge_rows(const struct meta_merge *mg, const struct meta_merge_stored 
 	if (mg->batches)
 		return compact_rows(mg, emit, arg);
 	struct meta_run run = { 0 };
-	/* One batch at a time; the run's first points here, and every
+	/* One batch at a time (the run copies its first), and every
 	 * batch's producer columns are -1 (producer_state has them). */
 	struct meta_commit_batch b;
 	int rc = 0;

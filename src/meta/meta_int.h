@@ -192,7 +192,10 @@ struct meta_run {
 	int64_t tid;
 	int32_t partition;
 	struct meta_batch_row row;   /* object_key and object_size unused */
-	const struct meta_commit_batch *first; /* its producer columns, alone */
+	/* A copy of the run's first batch (its producer columns, alone, and
+	 * the attributes every batch of the row shares): a merge builds each
+	 * batch in the same variable, so a pointer would see the latest. */
+	struct meta_commit_batch first;
 	size_t count;
 	char *spans;
 	size_t spans_len, spans_cap;

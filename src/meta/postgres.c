@@ -2040,7 +2040,7 @@ static void row_push(struct pg_text *a, size_t k, struct meta_run *r)
 {
 	if (!r->open)
 		return;
-	const struct meta_commit_batch *f = r->first;
+	const struct meta_commit_batch *f = &r->first;
 	bool alone = r->count == 1;
 	const char *spans = meta_run_spans(r);
 	tx_i64(&a[CA_OBJ], (int64_t)k + 1);

@@ -2050,7 +2050,7 @@ static int row_insert(struct sq_conn *c, int64_t oid, struct meta_run *r)
 {
 	if (!r->open)
 		return 0;
-	const struct meta_commit_batch *f = r->first;
+	const struct meta_commit_batch *f = &r->first;
 	bool alone = r->count == 1;
 	const char *spans = meta_run_spans(r);
 	sqlite3_stmt *st = sq_stmt(c, ST_BATCH_INSERT);

@@ -875,6 +875,39 @@ static void test_merge_swap(void **state)
 	meta_close(m);
 }
 
+/* Batches whose stored attributes differ (a control batch between plain
+ * ones) stay in rows of their own after a merge, each row keeping its
+ * batch's attributes, as a commit stores them (a row's batches share
+ * them: the reader tells the transactional bits from the row). */
+static void test_merge_keeps_attributes(void **state)
+{
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "merge-attr", 1);
+	struct meta_commit_batch a[] = { mk_batch(tid, 0, 4, 16, 100, 1) };
+	struct meta_commit_batch b[] = { mk_batch(tid, 0, 0, 16, 78, 2) };
+	struct meta_commit_batch c[] = { mk_batch(tid, 0, 4, 16, 60, 3) };
+	b[0].attributes = META_BATCH_ATTR_CONTROL;
+	assert_int_equal(meta_commit_object(m, "o/a", 200, a, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/b", 120, b, 1), 0);
+	assert_int_equal(meta_commit_object(m, "o/c", 100, c, 1), 0);
+	struct meta_batch_row rows[8];
+	size_t n = 0;
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 3);
+	struct meta_merge_row mr[8];
+	size_t size = merge_rows(rows, n, mr) + 40;
+	struct meta_merge mg = { tid, 0, "o/merged", size, mr, n };
+	assert_int_equal(meta_merge_swap(m, &mg), 0);
+	assert_int_equal(rows_of_object("o/merged"), 3);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o"
+				      " ON o.oid = b.oid WHERE o.key = $1 AND b.attributes = 32"
+				      " AND b.base_offset = 5", "o/merged"), 1);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o"
+				      " ON o.oid = b.oid WHERE o.key = $1 AND b.attributes = 0",
+				      "o/merged"), 2);
+	meta_close(m);
+}
+
 /* The swap of a cleaning pass (issue 15): the cleaned object's batches
  * replace the rows over the same offsets (an emptied batch keeps its
  * offsets: record count 0), the old objects lose their bytes, the new
@@ -2241,6 +2274,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_swap, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_merge_keeps_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_compact_swap, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
