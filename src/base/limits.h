@@ -45,6 +45,12 @@
  * generous for a handshake, which takes two round trips). */
 #define SL_TLS_HANDSHAKE_MS 10000
 
+/* At shutdown each connection gets its last responses, a TLS
+ * close_notify and a FIN before it closes; one whose peer does not read
+ * them (a full socket buffer) is closed this long after the shutdown
+ * began, so a stuck client cannot hold the agent's exit. */
+#define SL_SHUTDOWN_CLOSE_MS 1000
+
 /* Elements in any one array read from the wire: every element costs at
  * least one byte, so this is also bounded by the frame, but an explicit
  * cap keeps arena allocations small and obvious. */

@@ -87,8 +87,12 @@ struct server {
 	bool starved;              /* some connection waits for budget */
 	uv_idle_t wake;            /* retries waiting connections from the top
 				      of the loop, never from inside a handler */
-	uv_timer_t sweep;          /* closes connections whose frame stalls */
+	uv_timer_t sweep;          /* closes connections whose frame stalls;
+				      once closing, those that outlive
+				      SL_SHUTDOWN_CLOSE_MS */
 	int handles_open;          /* wake + sweep, until closed */
+	bool sweep_open;           /* until the server closes it: the last
+				      connection gone */
 	bool paused;
 	bool closing;
 	struct tls_ctx *tls;       /* for new TLS connections */
@@ -445,11 +449,21 @@ int request_set_authenticated(struct request *req, const char *user)
 	return 0;
 }
 
+static void helper_closed(uv_handle_t *h);
+
 /* The server goes once it is closing and its listener, helper handles
- * and connections are all gone. */
+ * and connections are all gone; the sweep timer closes after the last
+ * connection (it bounds their shutdown). */
 static void server_maybe_free(struct server *s)
 {
-	if (s->closing && !s->conns && s->listeners_open == 0 && s->handles_open == 0) {
+	if (!s->closing || s->conns || s->listeners_open > 0)
+		return;
+	if (s->sweep_open) {
+		s->sweep_open = false;
+		uv_close((uv_handle_t *)&s->sweep, helper_closed);
+		return; /* helper_closed comes back here */
+	}
+	if (s->handles_open == 0) {
 		tls_ctx_unref(s->tls);
 		free(s->tls_scratch);
 		free(s);
@@ -1097,6 +1111,7 @@ int server_start(uv_loop_t *loop, const struct server_config *cfg,
 	uv_timer_start(&s->sweep, sweep_fired, sweep_ms, sweep_ms);
 	uv_unref((uv_handle_t *)&s->sweep);
 	s->handles_open = 2;
+	s->sweep_open = true;
 	*out = s;
 	return 0;
 }
@@ -1124,14 +1139,41 @@ void server_stop_listening(struct server *s)
 	}
 }
 
+/* Connections still open SL_SHUTDOWN_CLOSE_MS after server_close: their
+ * peers do not read what is queued for them. */
+static void shutdown_overdue(uv_timer_t *t)
+{
+	struct server *s = t->data;
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->closing)
+			log_debug("%s: not closed after %d ms of shutdown; closing", c->peer,
+				  SL_SHUTDOWN_CLOSE_MS);
+		conn_close(c);
+	}
+}
+
 void server_close(struct server *s)
 {
 	s->closing = true;
-	for (struct conn *c = s->conns; c; c = c->next)
-		conn_close(c);
+	/* Each connection ends as on a last response: what is queued goes
+	 * out, then a TLS close_notify, then the FIN (Kafka's shutdown closes
+	 * its SSL channels with a close_notify too; without it a client sees
+	 * a truncation, not an end). Responses of requests still running are
+	 * dropped. The sweep timer, now unreferenced, bounds the wait. */
+	struct conn *next;
+	for (struct conn *c = s->conns; c; c = next) {
+		c->refs++;
+		conn_close_after_writes(c);
+		next = c->next;
+		conn_unref(c);
+	}
 	uv_close((uv_handle_t *)&s->wake, helper_closed);
-	uv_close((uv_handle_t *)&s->sweep, helper_closed);
+	uv_timer_stop(&s->sweep);
+	uv_timer_start(&s->sweep, shutdown_overdue, SL_SHUTDOWN_CLOSE_MS, 0);
 	server_stop_listening(s);
+	server_maybe_free(s); /* no connections: the sweep timer closes now */
 }
 
 void server_pause_reads(struct server *s)

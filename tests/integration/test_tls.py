@@ -452,3 +452,30 @@ def test_close_notify(tls_broker, certs):
         assert kproto.closed_by_peer(raw)
     finally:
         s.close()
+
+
+def test_close_notify_at_shutdown(tmp_path, certs, made):
+    """An agent that shuts down (SIGTERM, drain) ends each TLS connection
+    with a close_notify after its last response, as Kafka's broker does:
+    a client reading then sees a clean end (recv gives b""), not a
+    truncation (SSLEOFError on a bare FIN)."""
+    b = start_broker(tmp_path, "data", certs)
+    made.append(b)
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF  # Python sets it: a bare EOF would pass
+    socks = []
+    try:
+        for _ in range(2):
+            s = ctx.wrap_socket(kproto.connect(b.ssl_bootstrap), server_hostname="127.0.0.1",
+                                suppress_ragged_eofs=False)
+            socks.append(s)
+            assert kproto.api_versions_v0(s)[0] == 0
+        started = time.monotonic()
+        b.stop()
+        for s in socks:
+            s.settimeout(10)
+            assert s.recv(16) == b""  # close_notify; a bare FIN raises SSLEOFError
+        assert time.monotonic() - started < 10
+    finally:
+        for s in socks:
+            s.close()
