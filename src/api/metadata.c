@@ -21,6 +21,7 @@
  * answers LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before), the
  * placement itself unchanged, so that every listener's clients agree on
  * one leader per zone. */
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/agent.h"
@@ -407,38 +408,54 @@ void handle_describe_cluster(struct agent *a, struct request *req, const struct 
 {
 	struct kmsg_describe_cluster_resp r;
 	kmsg_describe_cluster_resp_init(&r);
-	/* endpoint_type 1 is brokers; 2 (controllers) we do not have. */
-	if (req->api_version >= 1 && m->endpoint_type != 1) {
-		r.error_code = KERR_UNSUPPORTED_VERSION;
-		r.error_message = KSTR("only broker endpoints (endpoint_type 1) are served");
-	} else {
-		/* As Metadata: the agents with the request's listener. */
-		const struct placement *v = &a->placement;
-		const char *listener = agent_listener_name(a, req);
-		if (!REQ_ARRAY(req, v->count, r.brokers)) {
+	/* KIP-919: an agent is a broker endpoint. As Kafka 3.9's
+	 * computeDescribeClusterResponse: a type that is neither brokers (1)
+	 * nor controllers (2) is unsupported, controllers asked of a broker
+	 * is a mismatch, and an error answer carries nothing else (no
+	 * cluster id, controller -1, no brokers). v0 has no endpoint_type:
+	 * it decodes as 1. */
+	if (m->endpoint_type != 1) {
+		bool controllers = m->endpoint_type == 2;
+		r.error_code = controllers ? KERR_MISMATCHED_ENDPOINT_TYPE
+					   : KERR_UNSUPPORTED_ENDPOINT_TYPE;
+		char *msg = arena_alloc(&req->arena, 48);
+		if (!msg) {
 			request_fail_close(req);
 			return;
 		}
-		r.brokers_count = 0;
-		for (size_t i = 0; i < v->count; i++) {
-			const struct placement_endpoint *e =
-				placement_endpoint(&v->agents[i], listener);
-			if (!e)
-				continue;
-			struct kmsg_describe_cluster_resp_describe_cluster_broker *b =
-				&r.brokers[r.brokers_count++];
-			kmsg_describe_cluster_resp_describe_cluster_broker_init(b);
-			b->broker_id = v->agents[i].node_id;
-			b->host = KSTR(e->host);
-			b->port = e->port;
-			b->rack = zone_or_null(&v->agents[i]);
-		}
+		snprintf(msg, 48, "Unsupported endpoint type %d", m->endpoint_type);
+		r.error_message = controllers ? KSTR("The request was sent to an endpoint of type "
+						     "BROKER, but we wanted an endpoint of type "
+						     "CONTROLLER")
+					      : KSTR(msg);
+		kmsg_describe_cluster_resp_encode(&req->resp, req->api_version, &r);
+		request_respond(req);
+		return;
+	}
+	/* As Metadata: the agents with the request's listener. */
+	const struct placement *v = &a->placement;
+	const char *listener = agent_listener_name(a, req);
+	if (!REQ_ARRAY(req, v->count, r.brokers)) {
+		request_fail_close(req);
+		return;
+	}
+	r.brokers_count = 0;
+	for (size_t i = 0; i < v->count; i++) {
+		const struct placement_endpoint *e = placement_endpoint(&v->agents[i], listener);
+		if (!e)
+			continue;
+		struct kmsg_describe_cluster_resp_describe_cluster_broker *b =
+			&r.brokers[r.brokers_count++];
+		kmsg_describe_cluster_resp_describe_cluster_broker_init(b);
+		b->broker_id = v->agents[i].node_id;
+		b->host = KSTR(e->host);
+		b->port = e->port;
+		b->rack = zone_or_null(&v->agents[i]);
 	}
 	r.cluster_id = KSTR(a->cfg.cluster_id);
 	r.controller_id = a->cfg.node_id;
-	if (!r.error_code)
-		r.cluster_authorized_operations =
-			cluster_operations(a, req, m->include_cluster_authorized_operations);
+	r.cluster_authorized_operations =
+		cluster_operations(a, req, m->include_cluster_authorized_operations);
 	kmsg_describe_cluster_resp_encode(&req->resp, req->api_version, &r);
 	request_respond(req);
 }

@@ -652,3 +652,37 @@ def list_offsets(sock, version, topic_parts, isolation=0, correlation_id=13):
     r.array(topic)
     assert r.done(), "trailing bytes in ListOffsets v%d response" % version
     return out
+
+
+API_DESCRIBE_CLUSTER = 60
+
+
+def describe_cluster(sock, version=1, endpoint_type=1, include_ops=False, correlation_id=61):
+    """DescribeCluster v0-1 (KIP-919's endpoint_type from v1). Returns a
+    dict: error_code, error_message, endpoint_type (None at v0),
+    cluster_id, controller_id, brokers [(id, host, port, rack)],
+    cluster_operations."""
+    body = i8(1 if include_ops else 0)
+    if version >= 1:
+        body += i8(endpoint_type)
+    sock.sendall(request_v2(API_DESCRIBE_CLUSTER, version, correlation_id, body + NO_TAGS))
+    cid, data = recv_response(sock)
+    assert cid == correlation_id
+    r = FlexReader(data)
+    r.tags()
+    r.i32()  # throttle
+    out = {"error_code": r.i16(), "error_message": r.cstring(), "endpoint_type": None}
+    if version >= 1:
+        out["endpoint_type"] = r.i8()
+    out["cluster_id"] = r.cstring()
+    out["controller_id"] = r.i32()
+
+    def broker():
+        b = (r.i32(), r.cstring(), r.i32(), r.cstring())
+        r.tags()
+        return b
+    out["brokers"] = r.carray(broker)
+    out["cluster_operations"] = r.i32()
+    r.tags()
+    assert r.done()
+    return out

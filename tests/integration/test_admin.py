@@ -490,3 +490,38 @@ def test_racing_creates_and_deletes_keep_catalog_and_store_agreeing(broker):
     stored = {n for (n,) in db.execute("SELECT name FROM topics") if n in names}
     db.close()
     assert served == stored, "catalog %s, store %s" % (sorted(served), sorted(stored))
+
+
+def test_describe_cluster_endpoint_types(broker):
+    """KIP-919's endpoint_type, as Kafka 3.9's broker answers it: brokers
+    (1) are described; controllers (2) asked of a broker endpoint are
+    MISMATCHED_ENDPOINT_TYPE, any other type UNSUPPORTED_ENDPOINT_TYPE, and
+    an error answer carries no cluster data (Kafka's defaults)."""
+    host, port = broker.bootstrap.rsplit(":", 1)
+    with kproto.connect(broker.bootstrap) as s:
+        for version in (0, 1):
+            ok = kproto.describe_cluster(s, version)
+            assert ok["error_code"] == 0 and ok["error_message"] is None
+            assert ok["endpoint_type"] == (1 if version else None)
+            assert ok["cluster_id"] and ok["controller_id"] >= 0
+            assert [(h, p) for _, h, p, _ in ok["brokers"]] == [(host, int(port))]
+            assert ok["cluster_operations"] == -2**31
+        empty = {"cluster_id": "", "controller_id": -1, "brokers": [], "endpoint_type": 1,
+                 "cluster_operations": -2**31}
+        got = kproto.describe_cluster(s, 1, endpoint_type=2)
+        assert got == dict(empty, error_code=114, error_message=(
+            "The request was sent to an endpoint of type BROKER, "
+            "but we wanted an endpoint of type CONTROLLER"))
+        for t in (0, 3, -1):
+            got = kproto.describe_cluster(s, 1, endpoint_type=t, include_ops=True)
+            assert got == dict(empty, error_code=115,
+                               error_message="Unsupported endpoint type %d" % t)
+        # the connection still serves
+        assert kproto.describe_cluster(s, 1)["error_code"] == 0
+    # a real admin client still describes the cluster
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=15000)
+    try:
+        assert [(b["host"], b["port"]) for b in admin.describe_cluster()["brokers"]] == \
+            [(host, int(port))]
+    finally:
+        admin.close()
