@@ -676,7 +676,7 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* The view of an agent alone: itself, at epoch 0, with an endpoint per
- * listener, named by its protocol, at its advertised address. */
+ * listener, by its name, at its advertised address. */
 static int placement_alone(struct agent *a)
 {
 	struct placement_agent self;
@@ -686,7 +686,7 @@ static int placement_alone(struct agent *a)
 	for (size_t i = 0; i < a->cfg.listener_count; i++) {
 		const struct listener_config *l = &a->cfg.listeners[i];
 		struct placement_endpoint *e = &self.endpoints[i];
-		snprintf(e->listener, sizeof e->listener, "%s", listener_protocol_name(l->protocol));
+		snprintf(e->listener, sizeof e->listener, "%s", l->name);
 		snprintf(e->host, sizeof e->host, "%s", l->advertise_host);
 		e->port = l->advertise_port;
 	}
@@ -881,8 +881,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	a->serving = true;
 	for (size_t i = 0; i < cfg->listener_count; i++) {
 		const struct listener_config *l = &cfg->listeners[i];
-		log_info("sluice listening on %s://%s:%d (advertised %s:%d)",
-			 listener_protocol_name(l->protocol), l->host, l->port, l->advertise_host,
+		log_info("sluice listening on %s://%s:%d (%s, advertised %s:%d)", l->name, l->host,
+			 l->port, listener_protocol_name(l->protocol), l->advertise_host,
 			 l->advertise_port);
 	}
 	char meta_shown[1024];
@@ -917,7 +917,7 @@ static const struct listener_config *agent_listener(const struct agent *a,
 
 const char *agent_listener_name(const struct agent *a, const struct request *req)
 {
-	return listener_protocol_name(agent_listener(a, req)->protocol);
+	return agent_listener(a, req)->name;
 }
 
 static void free_topic_each(void *arg, const char *key, void *value)

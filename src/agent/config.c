@@ -2,6 +2,7 @@
  * environment twin, its help line and its parser. */
 #include "agent/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -46,12 +47,17 @@ struct flag {
 
 static const struct flag flags[] = {
 	{ "listen", "SLUICE_LISTEN", FLAG_ADDR,
-	  "[PROTOCOL://]HOST:PORT,... to accept Kafka clients on; PROTOCOL is PLAINTEXT "
-	  "(default), SSL, SASL_PLAINTEXT or SASL_SSL (users: sluice users) "
-	  "(default 127.0.0.1:9092)" },
+	  "[NAME://]HOST:PORT,... to accept Kafka clients on; NAME is the listener's name, "
+	  "PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL (users: sluice users) or one "
+	  "of --listener-security-protocol-map (default 127.0.0.1:9092)" },
+	{ "listener-security-protocol-map", "SLUICE_LISTENER_SECURITY_PROTOCOL_MAP", FLAG_STR,
+	  "NAME:PROTOCOL,... the security protocol of each custom listener name, as Kafka's "
+	  "listener.security.protocol.map (INTERNAL:PLAINTEXT,EXTERNAL:SASL_SSL); a name "
+	  "not in it must be a protocol's" },
 	{ "advertise", "SLUICE_ADVERTISE", FLAG_ADDR,
-	  "[PROTOCOL://]HOST:PORT,... clients are told to connect to, one per --listen entry "
-	  "by position (default: the listen address)" },
+	  "[NAME://]HOST:PORT,... clients are told to connect to: an entry with a name is "
+	  "that listener's, one without the listener's at its position (default: the listen "
+	  "address)" },
 	{ "tls-cert", "SLUICE_TLS_CERT", FLAG_STR,
 	  "PEM certificate (chain) of SSL and SASL_SSL listeners; reloaded on SIGHUP" },
 	{ "tls-key", "SLUICE_TLS_KEY", FLAG_STR,
@@ -211,16 +217,40 @@ const char *listener_protocol_name(enum listener_protocol p)
 	return protocol_names[p];
 }
 
+/* A protocol's Kafka name (any case, as Kafka's SecurityProtocol.forName)
+ * of len bytes: 0 and the protocol, or -1. */
+static int protocol_parse(const char *name, size_t len, enum listener_protocol *out)
+{
+	for (size_t k = 0; k < sizeof protocol_names / sizeof protocol_names[0]; k++)
+		if (strlen(protocol_names[k]) == len && !strncasecmp(name, protocol_names[k], len)) {
+			*out = (enum listener_protocol)k;
+			return 0;
+		}
+	return -1;
+}
+
+/* A listener name of len bytes, upper-cased as Kafka's
+ * ListenerName.normalised, into out (SL_LISTENER_NAME_BYTES_MAX + 1):
+ * 0, or -1 when not placement_listener_valid. */
+static int listener_name_parse(const char *name, size_t len, char *out)
+{
+	if (!placement_listener_valid(name, len))
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)toupper((unsigned char)name[i]);
+	out[len] = 0;
+	return 0;
+}
+
 /* One list entry (--listen or --advertise). */
 struct addr_entry {
-	bool has_protocol;
-	enum listener_protocol protocol;
+	char name[SL_LISTENER_NAME_BYTES_MAX + 1]; /* "" without NAME:// */
 	char host[256];
 	int port;
 };
 
-/* A comma-separated list of [PROTOCOL://]HOST:PORT, protocol names as
- * Kafka spells them (any case). Returns the count, or -1. */
+/* A comma-separated list of [NAME://]HOST:PORT. Returns the count, or
+ * -1. */
 static int parse_addr_list(const char *v, struct addr_entry *out, size_t cap)
 {
 	size_t n = 0;
@@ -238,15 +268,8 @@ static int parse_addr_list(const char *v, struct addr_entry *out, size_t cap)
 		const char *addr = item;
 		char *scheme = strstr(item, "://");
 		if (scheme) {
-			*scheme = 0;
-			size_t k = 0;
-			while (k < sizeof protocol_names / sizeof protocol_names[0] &&
-			       strcasecmp(item, protocol_names[k]) != 0)
-				k++;
-			if (k == sizeof protocol_names / sizeof protocol_names[0])
+			if (listener_name_parse(item, (size_t)(scheme - item), e->name) != 0)
 				return -1;
-			e->has_protocol = true;
-			e->protocol = (enum listener_protocol)k;
 			addr = scheme + 3;
 		}
 		if (parse_addr(addr, e->host, sizeof e->host, &e->port) != 0)
@@ -258,11 +281,63 @@ static int parse_addr_list(const char *v, struct addr_entry *out, size_t cap)
 	}
 }
 
+/* Entries of --listener-security-protocol-map: Kafka's default map has
+ * four, a custom one names each listener at most once or twice. */
+#define PROTOCOL_MAP_MAX (2 * SL_LISTENERS_MAX)
+
 /* What the flags said before defaults fill the rest. */
 struct parse_state {
+	struct addr_entry listen[SL_LISTENERS_MAX];
+	int listen_count;          /* -1: no --listen (127.0.0.1:9092) */
 	struct addr_entry advertise[SL_LISTENERS_MAX];
 	int advertise_count;
+	struct {
+		char name[SL_LISTENER_NAME_BYTES_MAX + 1];
+		enum listener_protocol protocol;
+	} map[PROTOCOL_MAP_MAX];
+	int map_count;
 };
+
+/* NAME:PROTOCOL,... into st->map (names upper-cased, each once). */
+static int parse_protocol_map(const char *v, struct parse_state *st)
+{
+	st->map_count = 0;
+	for (const char *p = v;;) {
+		size_t len = strcspn(p, ","), colon = strcspn(p, ":");
+		if (colon >= len || st->map_count == PROTOCOL_MAP_MAX)
+			return -1;
+		char name[SL_LISTENER_NAME_BYTES_MAX + 1];
+		enum listener_protocol proto;
+		if (listener_name_parse(p, colon, name) != 0 ||
+		    protocol_parse(p + colon + 1, len - colon - 1, &proto) != 0)
+			return -1;
+		for (int i = 0; i < st->map_count; i++)
+			if (!strcmp(st->map[i].name, name))
+				return -1;
+		strcpy(st->map[st->map_count].name, name);
+		st->map[st->map_count++].protocol = proto;
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
+/* The security protocol of listener name: the map's, else the protocol
+ * of that name. 0, or -1 after saying why. */
+static int listener_protocol_of(const struct parse_state *st, const char *name,
+				enum listener_protocol *out)
+{
+	for (int i = 0; i < st->map_count; i++)
+		if (!strcmp(st->map[i].name, name)) {
+			*out = st->map[i].protocol;
+			return 0;
+		}
+	if (protocol_parse(name, strlen(name), out) == 0)
+		return 0;
+	fprintf(stderr, "sluice: no security protocol for listener %s: name it in "
+		"--listener-security-protocol-map %s:PROTOCOL\n", name, name);
+	return -1;
+}
 
 static int apply(struct config *c, const struct flag *f, const char *v, struct parse_state *st)
 {
@@ -276,17 +351,10 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			st->advertise_count = parse_addr_list(v, st->advertise, SL_LISTENERS_MAX);
 			return st->advertise_count < 0 ? -1 : 0;
 		}
-		struct addr_entry e[SL_LISTENERS_MAX];
-		int count = parse_addr_list(v, e, SL_LISTENERS_MAX);
-		if (count < 0)
-			return -1;
-		c->listener_count = (size_t)count;
-		for (int i = 0; i < count; i++) {
-			struct listener_config *l = &c->listeners[i];
-			*l = (struct listener_config){ .protocol = e[i].protocol, .port = e[i].port };
-			strcpy(l->host, e[i].host);
-		}
-		return 0;
+		/* Names become protocols once the map is known (either flag may
+		 * come first). */
+		st->listen_count = parse_addr_list(v, st->listen, SL_LISTENERS_MAX);
+		return st->listen_count < 0 ? -1 : 0;
 	}
 	case FLAG_STR: {
 		if (strcmp(f->name, "authorizer") == 0) {
@@ -297,6 +365,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 		}
 		if (strcmp(f->name, "sasl-mechanisms") == 0)
 			return parse_sasl_mechanisms(c, v);
+		if (strcmp(f->name, "listener-security-protocol-map") == 0)
+			return parse_protocol_map(v, st);
 		if (strcmp(f->name, "super-users") == 0) {
 			if (strlen(v) >= sizeof c->super_users)
 				return -1;
@@ -400,9 +470,6 @@ static int hidden_ms(const char *name, int64_t *out)
 int config_parse_serve(struct config *c, int argc, char **argv)
 {
 	memset(c, 0, sizeof *c);
-	c->listener_count = 1;
-	strcpy(c->listeners[0].host, "127.0.0.1");
-	c->listeners[0].port = 9092;
 	c->tls_handshake_timeout_ms = SL_TLS_HANDSHAKE_MS;
 	c->sasl_login_timeout_ms = SL_SASL_LOGIN_MS;
 	strcpy(c->data_dir, "./data");
@@ -425,7 +492,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->merge_min_age_ms = 600000;
 	c->merge_target_bytes = 64LL << 20;
 	c->gc_grace_ms = 3600000;
-	struct parse_state st = { .advertise_count = 0 };
+	struct parse_state st = { .listen_count = -1 };
 
 	for (size_t i = 0; i < FLAG_COUNT; i++) {
 		const char *v = getenv(flags[i].env);
@@ -471,42 +538,70 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	if (hidden_ms("SLUICE_TLS_HANDSHAKE_TIMEOUT_MS", &c->tls_handshake_timeout_ms) != 0 ||
 	    hidden_ms("SLUICE_SASL_LOGIN_TIMEOUT_MS", &c->sasl_login_timeout_ms) != 0)
 		return -1;
+	if (st.listen_count < 0) {
+		st.listen_count = 1;
+		strcpy(st.listen[0].host, "127.0.0.1");
+		st.listen[0].port = 9092;
+	}
+	c->listener_count = (size_t)st.listen_count;
+	bool tls = false;
+	for (size_t i = 0; i < c->listener_count; i++) {
+		struct listener_config *l = &c->listeners[i];
+		const struct addr_entry *e = &st.listen[i];
+		strcpy(l->name, e->name[0] ? e->name : "PLAINTEXT");
+		strcpy(l->host, e->host);
+		l->port = e->port;
+		if (listener_protocol_of(&st, l->name, &l->protocol) != 0)
+			return -1;
+		/* Other agents' endpoints are matched by name: Kafka, too,
+		 * refuses two listeners of one name. */
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(c->listeners[j].name, l->name)) {
+				fprintf(stderr, "sluice: two listeners named %s: listener names "
+					"must differ (NAME://HOST:PORT, "
+					"--listener-security-protocol-map)\n", l->name);
+				return -1;
+			}
+		tls |= listener_is_tls(l->protocol);
+	}
 	if ((size_t)st.advertise_count > c->listener_count) {
 		fprintf(stderr, "sluice: --advertise has %d entries for %zu listeners\n",
 			st.advertise_count, c->listener_count);
 		return -1;
 	}
-	bool tls = false;
+	/* An --advertise entry with a name is the listener of that name's
+	 * (Kafka's advertised.listeners); one without, the listener at its
+	 * position's. */
+	bool advertised[SL_LISTENERS_MAX] = { false };
+	for (int i = 0; i < st.advertise_count; i++) {
+		const struct addr_entry *e = &st.advertise[i];
+		size_t k = (size_t)i;
+		if (e->name[0]) {
+			for (k = 0; k < c->listener_count && strcmp(c->listeners[k].name, e->name); k++)
+				;
+			if (k == c->listener_count) {
+				fprintf(stderr, "sluice: --advertise names listener %s, which --listen "
+					"does not have\n", e->name);
+				return -1;
+			}
+		}
+		if (advertised[k]) {
+			fprintf(stderr, "sluice: --advertise has two entries for listener %s\n",
+				c->listeners[k].name);
+			return -1;
+		}
+		advertised[k] = true;
+		strcpy(c->listeners[k].advertise_host, e->host);
+		c->listeners[k].advertise_port = e->port;
+	}
 	for (size_t i = 0; i < c->listener_count; i++) {
 		struct listener_config *l = &c->listeners[i];
-		/* A listener's name is its protocol's (Kafka's default without
-		 * listener.security.protocol.map), and other agents' endpoints
-		 * are matched by that name; Kafka, too, refuses two listeners
-		 * of one name. */
-		for (size_t j = 0; j < i; j++)
-			if (c->listeners[j].protocol == l->protocol) {
-				fprintf(stderr, "sluice: two %s listeners: a listener is named by its "
-					"protocol, and names must differ\n",
-					listener_protocol_name(l->protocol));
-				return -1;
-			}
-		tls |= listener_is_tls(l->protocol);
-		if ((int)i < st.advertise_count) {
-			const struct addr_entry *e = &st.advertise[i];
-			if (e->has_protocol && e->protocol != l->protocol) {
-				fprintf(stderr, "sluice: --advertise entry %zu is %s but its listener is %s\n",
-					i + 1, listener_protocol_name(e->protocol),
-					listener_protocol_name(l->protocol));
-				return -1;
-			}
-			strcpy(l->advertise_host, e->host);
-			l->advertise_port = e->port;
-		} else {
-			strcpy(l->advertise_host, l->host);
-			l->advertise_port = l->port;
-			if (!strcmp(l->advertise_host, "0.0.0.0") || !strcmp(l->advertise_host, "::"))
-				strcpy(l->advertise_host, "127.0.0.1");
-		}
+		if (advertised[i])
+			continue;
+		strcpy(l->advertise_host, l->host);
+		l->advertise_port = l->port;
+		if (!strcmp(l->advertise_host, "0.0.0.0") || !strcmp(l->advertise_host, "::"))
+			strcpy(l->advertise_host, "127.0.0.1");
 	}
 	if (tls && (!c->tls_cert[0] || !c->tls_key[0])) {
 		fprintf(stderr, "sluice: SSL and SASL_SSL listeners need --tls-cert and --tls-key\n");

@@ -27,9 +27,15 @@ static inline bool listener_is_sasl(enum listener_protocol p)
 	return p == LISTENER_SASL_PLAINTEXT || p == LISTENER_SASL_SSL;
 }
 
-/* One --listen entry and the --advertise entry at its position. */
+/* One --listen entry and its --advertise entry (by name, else by
+ * position). */
 struct listener_config {
-	enum listener_protocol protocol;
+	/* Kafka's listener name, upper case: the scheme of its --listen entry
+	 * (PLAINTEXT without one). Metadata answers a connection with every
+	 * agent's endpoint of the same name. */
+	char name[SL_LISTENER_NAME_BYTES_MAX + 1];
+	enum listener_protocol protocol; /* the name's, in
+					    --listener-security-protocol-map */
 	char host[256];            /* an address or a hostname (resolved at start) */
 	int port;
 	char advertise_host[256];  /* what Metadata tells clients of this listener */

@@ -63,7 +63,7 @@ static void endpoints_format(const struct config *cfg, char *out, size_t cap)
 	for (size_t i = 0; i < cfg->listener_count && len < cap; i++) {
 		const struct listener_config *l = &cfg->listeners[i];
 		len += (size_t)snprintf(out + len, cap - len, "%s%s://%s:%d", i ? "," : "",
-					listener_protocol_name(l->protocol), l->advertise_host,
+					l->name, l->advertise_host,
 					l->advertise_port);
 	}
 }

@@ -40,7 +40,7 @@ enum placement_key_type {
  * own connection came in on: a client of the SSL listener must not be
  * sent to another agent's PLAINTEXT port. */
 struct placement_endpoint {
-	char listener[SL_LISTENER_NAME_BYTES_MAX + 1]; /* "PLAINTEXT", "SSL", ... */
+	char listener[SL_LISTENER_NAME_BYTES_MAX + 1]; /* "PLAINTEXT", "SSL", "INTERNAL", ... */
 	char host[PLACEMENT_HOST_BYTES];   /* advertised, NUL-terminated */
 	int32_t port;                      /* advertised, 0-65535 */
 };

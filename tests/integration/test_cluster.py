@@ -18,7 +18,9 @@ the offset acknowledged, offsets dense; an idempotent producer's retry
 that reaches another agent, also one holding the producer's older state,
 is deduplicated, and gaps and old epochs are refused wherever they land;
 a long-polling fetch on C wakes at once (LISTEN/NOTIFY, not the fallback
-poll) when A commits, and reads the records A wrote.
+poll) when A commits, and reads the records A wrote; named listeners
+(--listener-security-protocol-map) answer each listener's clients with
+every agent's endpoint of that name.
 """
 import statistics
 import threading
@@ -238,3 +240,62 @@ def test_idempotent_retry_back_to_a_stale_agent(cluster):
     got = util.consume_all(c.bootstrap, topic, 1, 5)[0]
     assert [m.value for m in got] == [b"a", b"b", b"c", b"d", b"e"]
     assert [m.offset for m in got] == list(range(5))
+
+
+def test_named_listeners_across_agents(pg, tmp_path):
+    """Kafka's named listeners in a cluster: Metadata and FindCoordinator
+    on a connection of listener NAME list every agent's endpoint of that
+    name (advertised by name), and leave out an agent without one."""
+    from conftest import Broker, _require_binary
+    from util import free_port
+    _require_binary()
+    url = pg.db_url(pg.new_db())
+    store = "file:%s" % (tmp_path / "objects")
+    agents, ports = [], []
+    for i in range(3):
+        internal, external = free_port(), free_port()
+        listen = "INTERNAL://127.0.0.1:%d" % internal
+        extra = ["--listener-security-protocol-map", "INTERNAL:PLAINTEXT,CLIENTS:PLAINTEXT"]
+        if i < 2:  # the third agent has no CLIENTS listener
+            listen += ",CLIENTS://127.0.0.1:%d" % external
+            extra += ["--advertise", "CLIENTS://localhost:%d" % external]
+        agents.append(Broker(tmp_path / ("agent-%d" % i), ["--meta", url, "--store", store,
+                                                           "--listen", listen] + extra,
+                             port=internal))
+        ports.append((internal, external))
+    try:
+        for a in agents:
+            a.start()
+
+        def endpoints(bootstrap):
+            with kproto.connect(bootstrap) as s:
+                brokers, _ = kproto.metadata_v1(s)
+            return sorted((h, p) for _, h, p, _ in brokers)
+        want_internal = sorted(("127.0.0.1", p) for p, _ in ports)
+        want_clients = sorted(("localhost", p) for _, p in ports[:2])
+        for a in agents:
+            wait_for("%s lists three agents" % a,
+                     lambda: endpoints(a.bootstrap) == want_internal, 10)
+        for _, p in ports[:2]:
+            wait_for("CLIENTS endpoints", lambda: endpoints("127.0.0.1:%d" % p) == want_clients, 10)
+        # a group's coordinator, asked on CLIENTS, is named by its CLIENTS endpoint
+        with kproto.connect("127.0.0.1:%d" % ports[0][1]) as s:
+            r = kproto.Reader(kproto.roundtrip(s, 10, 1, kproto.string("g-named") + kproto.i8(0)))
+            r.i32()
+            err, _, node, host, port = r.i16(), r.string(), r.i32(), r.string(), r.i32()
+        assert err in (0, 15) and (err == 15 or (host, port) in want_clients)
+        # A partition led by the agent without CLIENTS cannot be reached
+        # there (Kafka: LISTENER_NOT_FOUND); with that agent gone, a client
+        # of CLIENTS produces and consumes through both agents' endpoints.
+        agents[2].stop()
+        two = sorted(("127.0.0.1", p) for p, _ in ports[:2])
+        wait_for("two agents left", lambda: endpoints(agents[0].bootstrap) == two, 10)
+        topic = util.topic_name("named")
+        util.admin(agents[0].bootstrap).create_topics([NewTopic(topic, 4, 1)])[topic].result(15)
+        msgs = util.make_messages(1000, seed=5)
+        bs = "localhost:%d" % ports[1][1]
+        util.ck_produce(bs, topic, msgs)
+        util.check_roundtrip(msgs, util.consume_all(bs, topic, 4, expect=len(msgs)))
+    finally:
+        for a in agents:
+            a.teardown()

@@ -2,7 +2,9 @@
 byte, a PLAINTEXT and an SSL listener side by side each advertised to its
 own clients, large messages and a many-MB fetch through the TLS records,
 mutual TLS and its principal, plaintext and garbage on the TLS port, a
-handshake that stalls, renegotiation, and a certificate reload on SIGHUP.
+handshake that stalls, renegotiation, a certificate reload on SIGHUP,
+custom listener names (--listener-security-protocol-map) and a
+close_notify at shutdown.
 
 Certificates are made here with the openssl command line: a CA, a server
 certificate with IP and DNS SANs, a client certificate with a CN, and a
@@ -412,15 +414,93 @@ def test_config_errors(tmp_path, certs):
     assert rc == 2
     rc, err = run("--listen", "127.0.0.1:%d" % free_port(), "--advertise",
                   "SSL://a:1")
-    assert rc == 2 and "is SSL but its listener is PLAINTEXT" in err
-    # A listener is named by its protocol; names must differ (Kafka's rule).
+    assert rc == 2 and "names listener SSL, which --listen does not have" in err
+    # Without a NAME:// the listener is PLAINTEXT; names must differ
+    # (Kafka's rule).
     rc, err = run("--listen", "127.0.0.1:%d,PLAINTEXT://127.0.0.1:%d"
                   % (free_port(), free_port()))
-    assert rc == 2 and "two PLAINTEXT listeners" in err
+    assert rc == 2 and "two listeners named PLAINTEXT" in err
+    rc, err = run("--listen", "INTERNAL://127.0.0.1:%d,internal://127.0.0.1:%d"
+                  % (free_port(), free_port()),
+                  "--listener-security-protocol-map", "INTERNAL:PLAINTEXT")
+    assert rc == 2 and "two listeners named INTERNAL" in err
+    # A custom name needs its protocol in the map.
+    rc, err = run("--listen", "INTERNAL://127.0.0.1:%d" % free_port())
+    assert rc == 2 and "no security protocol for listener INTERNAL" in err
+    rc, err = run("--listen", "INTERNAL://127.0.0.1:%d" % free_port(),
+                  "--listener-security-protocol-map", "EXTERNAL:SSL")
+    assert rc == 2 and "no security protocol for listener INTERNAL" in err
+    for bad in ("INTERNAL:TLS", "INTERNAL", "INTERNAL:PLAINTEXT,INTERNAL:SSL",
+                "IN TERNAL:SSL", ":SSL"):
+        rc, err = run("--listen", "INTERNAL://127.0.0.1:%d" % free_port(),
+                      "--listener-security-protocol-map", bad)
+        assert rc == 2 and "bad value for --listener-security-protocol-map" in err, bad
+    rc, err = run("--listen", "A://127.0.0.1:%d,B://127.0.0.1:%d" % (free_port(), free_port()),
+                  "--listener-security-protocol-map", "A:PLAINTEXT,B:PLAINTEXT",
+                  "--advertise", "B://x:1,y:2")
+    assert rc == 2 and "two entries for listener B" in err
     rc, err = run("--listen", "SSL://127.0.0.1:%d" % free_port(),
                   "--tls-cert", certs["server"][0], "--tls-key",
                   certs["server2"][1])
     assert rc == 1 and "mismatch" in err
+
+
+def test_custom_listener_names(tmp_path, certs, made):
+    """Kafka's named listeners: INTERNAL (PLAINTEXT), EXTERNAL (SSL,
+    advertised as localhost by name) and BACKUP (PLAINTEXT too, which a
+    listener named by its protocol could not be), protocols from
+    --listener-security-protocol-map. Each connection is told the
+    endpoints of its own listener's name: a producer on INTERNAL and
+    consumers on EXTERNAL (TLS, verifying the hostname it was told) and
+    BACKUP see one topic."""
+    _require_binary()
+    internal, external, backup = free_port(), free_port(), free_port()
+    b = Broker(tmp_path / "data", [
+        "--listen", "internal://127.0.0.1:%d,EXTERNAL://127.0.0.1:%d,Backup://127.0.0.1:%d"
+        % (internal, external, backup),
+        "--listener-security-protocol-map", "INTERNAL:PLAINTEXT,EXTERNAL:SSL,BACKUP:PLAINTEXT",
+        "--advertise", "EXTERNAL://localhost:%d" % external] + tls_args(certs),
+        port=internal)
+    b.start()
+    made.append(b)
+    ext = "localhost:%d" % external
+    with kproto.connect(b.bootstrap) as s:
+        brokers, _ = kproto.metadata_v1(s)
+        assert [(h, p) for _, h, p, _ in brokers] == [("127.0.0.1", internal)]
+        assert find_coordinator_v1(s, "g") == (0, "127.0.0.1", internal)
+    with kproto.connect("127.0.0.1:%d" % backup) as s:
+        brokers, _ = kproto.metadata_v1(s)
+        assert [(h, p) for _, h, p, _ in brokers] == [("127.0.0.1", backup)]
+        assert kproto.describe_cluster(s)["brokers"][0][1:3] == ("127.0.0.1", backup)
+    with tls_socket(ext, certs) as s:
+        brokers, _ = kproto.metadata_v1(s)
+        assert [(h, p) for _, h, p, _ in brokers] == [("localhost", external)]
+        assert find_coordinator_v1(s, "g") == (0, "localhost", external)
+    # a plaintext client on the SSL-mapped listener is refused
+    with kproto.connect(ext) as s:
+        s.sendall(kproto.request(kproto.API_API_VERSIONS, 0, 1, b""))
+        assert closed_soon(s)
+
+    topic = util.create_topic(b.bootstrap, util.topic_name("named"), PARTS)
+    msgs = util.make_messages(3000, seed=31)
+    util.ck_produce(b.bootstrap, topic, msgs)
+    conf = ck_ssl(certs)
+    conf["ssl.endpoint.identification.algorithm"] = "https"
+    got = util.consume_all(ext, topic, PARTS, expect=len(msgs), **conf)
+    util.check_roundtrip(msgs, got)
+    got = util.consume_all("127.0.0.1:%d" % backup, topic, PARTS, expect=len(msgs))
+    util.check_roundtrip(msgs, got)
+    # kafka-python over the named SSL listener, checking the hostname too
+    msgs = util.make_messages(500, seed=32)
+    topic2 = util.create_topic(b.bootstrap, util.topic_name("named-kp"), PARTS)
+    got = util.kp_roundtrip(topic2, PARTS, msgs, bootstrap_servers=ext,
+                            security_protocol="SSL", ssl_cafile=certs["ca"],
+                            ssl_check_hostname=True)
+    util.check_roundtrip(msgs, got)
+    with open(b.stderr) as f:
+        log = f.read()
+    assert "listening on EXTERNAL://127.0.0.1:%d (SSL, advertised localhost:%d)" % (
+        external, external) in log
 
 
 def test_hostname_listener_and_advertise(tmp_path, made):
