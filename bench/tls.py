@@ -5,7 +5,8 @@ on one binary.
     bench/tls.py [--bin build/sluice] [--rounds 3] [--data-root /dev/shm]
                  [--driver build/bench/driver] [--duration-s 8]
                  [--backlog-mib 256] [--handshake-s 5] [--connections 1000]
-                 [--protocols PLAINTEXT,SSL,SASL_SSL]
+                 [--protocols PLAINTEXT,SSL,SASL_SSL] [--catchup-only]
+                 [--base BASE_BIN] [--no-extras]
 
 Makes a CA and a server certificate (RSA 2048, openssl command line),
 then alternates the two listeners round by round (PLAINTEXT, SSL, ...)
@@ -24,6 +25,12 @@ and closing for --handshake-s; the broker's CPU per handshake beside
 it), and the broker's RSS growth per idle connection with
 --connections connections open (TLS, each after one ApiVersions, and
 plaintext for comparison). Only the standard library and the driver.
+
+--catchup-only skips the produce row (more rounds in the same time).
+--base BASE_BIN alternates a second binary with --bin round by round
+(each protocol on BASE, then on --bin) and prints its table too, with
+--bin against it: an A/B of a TLS change with PLAINTEXT beside it in
+the same run. --no-extras skips the handshakes, logins and idle memory.
 """
 import argparse
 import os
@@ -108,7 +115,7 @@ class Broker:
         self.proc.wait(60)
 
 
-def one_round(args, certs, proto):
+def one_round(args, certs, proto, binary):
     conf = []
     if proto == "SSL":
         conf = ["--conf", "security.protocol=ssl", "--conf", "ssl.ca.location=" + certs["ca"]]
@@ -116,18 +123,21 @@ def one_round(args, certs, proto):
         conf = sasl_conf(certs)
     data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
     try:
-        b = Broker(args.bin, data, certs)
-        c0 = b.cpu()
-        mb_s, nbytes = ab.driver(args, "produce", "--bootstrap", b.bootstrap(proto), "--topic",
-                                 "p", "--partitions", "8", "--msg-bytes", "1024",
-                                 "--duration-s", str(args.duration_s), "--acks", "all", *conf)
-        produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
+        b = Broker(binary, data, certs)
+        produce = (0.0, 0.0)
+        if not args.catchup_only:
+            c0 = b.cpu()
+            mb_s, nbytes = ab.driver(args, "produce", "--bootstrap", b.bootstrap(proto),
+                                     "--topic", "p", "--partitions", "8", "--msg-bytes",
+                                     "1024", "--duration-s", str(args.duration_s), "--acks",
+                                     "all", *conf)
+            produce = (mb_s, (b.cpu() - c0) / (nbytes / 1e9))
         count = args.backlog_mib * 1024
         ab.driver(args, "produce", "--bootstrap", b.bootstrap("PLAINTEXT"), "--topic", "c",
                   "--partitions", "64", "--msg-bytes", "1024", "--count", str(count),
                   "--acks", "all")
         b.stop()
-        b = Broker(args.bin, data, certs)
+        b = Broker(binary, data, certs)
         c0 = b.cpu()
         mb_s, nbytes = ab.driver(args, "consume", "--bootstrap", b.bootstrap(proto), "--topic",
                                  "c", "--partitions", "64", "--count", str(count), *conf)
@@ -267,29 +277,49 @@ def main():
     ap.add_argument("--connections", type=int, default=1000)
     ap.add_argument("--protocols", default="PLAINTEXT,SSL,SASL_SSL",
                     help="listeners to compare, PLAINTEXT first")
+    ap.add_argument("--catchup-only", action="store_true")
+    ap.add_argument("--base", help="a second binary, alternated with --bin")
+    ap.add_argument("--no-extras", action="store_true")
     args = ap.parse_args()
     protos = args.protocols.split(",")
+    bins = ([("base", args.base)] if args.base else []) + [("new" if args.base else "", args.bin)]
     d = tempfile.mkdtemp(prefix="sluice-tls-certs-")
     certs = make_certs(d)
-    res = {p: [] for p in protos}
+    res = {(name, p): [] for name, _ in bins for p in protos}
     for r in range(args.rounds):
         for proto in protos:
-            p, c = one_round(args, certs, proto)
-            res[proto].append((p, c))
-            print("round %d %-9s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s "
-                  "%5.2f cpu-s/GB" % (r + 1, proto, p[0], p[1], c[0], c[1]), flush=True)
+            for name, binary in bins:
+                p, c = one_round(args, certs, proto, binary)
+                res[(name, proto)].append((p, c))
+                print("round %d %-4s %-9s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f "
+                      "MB/s %5.2f cpu-s/GB" % (r + 1, name, proto, p[0], p[1], c[0], c[1]),
+                      flush=True)
     med = {}
-    for proto, rows in res.items():
-        med[proto] = [statistics.median(x) for x in (
+    for key, rows in res.items():
+        med[key] = [statistics.median(x) for x in (
             [p[0] for p, _ in rows], [p[1] for p, _ in rows],
             [c[0] for _, c in rows], [c[1] for _, c in rows])]
-    print("\n| listener | produce MB/s | produce CPU s/GB | catch-up MB/s | catch-up CPU s/GB |")
-    print("|---|---|---|---|---|")
-    for proto in protos:
-        print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((proto,) + tuple(med[proto])))
-    for proto in protos[1:]:
-        print("| %s/%s | %.2f | %.2f | %.2f | %.2f |" % ((proto, protos[0]) + tuple(
-            s / p if p else float("nan") for s, p in zip(med[proto], med[protos[0]]))))
+
+    def ratio(a, b):
+        return tuple(x / y if y else float("nan") for x, y in zip(med[a], med[b]))
+    for name, _ in bins:
+        print("\n%s| listener | produce MB/s | produce CPU s/GB | catch-up MB/s | "
+              "catch-up CPU s/GB |" % (name + " " if name else ""))
+        print("|---|---|---|---|---|")
+        for proto in protos:
+            print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((proto,) + tuple(med[(name, proto)])))
+        for proto in protos[1:]:
+            print("| %s/%s | %.2f | %.2f | %.2f | %.2f |" % (
+                (proto, protos[0]) + ratio((name, proto), (name, protos[0]))))
+    if args.base:
+        print("\n| new/base | produce MB/s | produce CPU s/GB | catch-up MB/s | catch-up CPU s/GB |")
+        print("|---|---|---|---|---|")
+        for proto in protos:
+            print("| %s | %.2f | %.2f | %.2f | %.2f |" % (
+                (proto,) + ratio(("new", proto), ("base", proto))))
+    if args.no_extras:
+        shutil.rmtree(d, ignore_errors=True)
+        return 0
     data = tempfile.mkdtemp(prefix="sluice-tls-", dir=args.data_root)
     try:
         b = Broker(args.bin, data, certs)

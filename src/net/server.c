@@ -25,6 +25,12 @@
 /* Tuning: ciphertext bytes asked of each read of a TLS connection (into
  * one buffer the server shares: it is decrypted before the next read). */
 #define TLS_READ_BYTES (64 * 1024)
+/* Tuning: plaintext encrypted and handed to the socket at a time while
+ * it takes everything (tls_send_pieces): small enough that its records
+ * stay in the L2 cache until the kernel copies them, large enough that
+ * the system calls cost little beside the encryption. */
+#define TLS_STREAM_BYTES (128 * 1024)
+#define TLS_STREAM_PIECES 64
 
 struct conn {
 	uv_tcp_t tcp;              /* first: the handle's data is the conn */
@@ -175,6 +181,58 @@ size_t response_pieces(const uint8_t *base, size_t len, const struct kmsg_gap *g
 	return k;
 }
 
+/* Encrypt a response's pieces for c. While the socket takes all that is
+ * written at once (nothing queued before it: a loopback or an idle
+ * link), the records go out TLS_STREAM_BYTES at a time from one buffer
+ * with uv_try_write, so the kernel copies the ciphertext while it is
+ * still in the CPU's cache rather than after a response-sized buffer of
+ * it went to memory and back (one pass over memory less per byte of a
+ * catch-up). From the first write the socket does not take whole, the
+ * rest is encrypted behind what is left, for the caller to queue
+ * (tls_conn_take_output). Returns 0, 1 when the socket failed (the peer
+ * has gone), or a negative code from TLS. */
+static int tls_send_pieces(struct conn *c, const uv_buf_t *bufs, size_t n)
+{
+	uv_stream_t *st = (uv_stream_t *)&c->tcp;
+	bool stream = uv_stream_get_write_queue_size(st) == 0;
+	size_t i = 0, at = 0; /* the next byte: piece i, offset at */
+	while (stream && i < n) {
+		uv_buf_t chunk[TLS_STREAM_PIECES];
+		size_t k = 0, bytes = 0;
+		while (i < n && k < TLS_STREAM_PIECES && bytes < TLS_STREAM_BYTES) {
+			size_t take = bufs[i].len - at;
+			if (take > TLS_STREAM_BYTES - bytes)
+				take = TLS_STREAM_BYTES - bytes;
+			chunk[k++] = uv_buf_init(bufs[i].base + at, (unsigned)take);
+			bytes += take;
+			at += take;
+			if (at == bufs[i].len) {
+				i++;
+				at = 0;
+			}
+		}
+		int rc = tls_conn_write(c->tls, chunk, k);
+		if (rc != 0)
+			return rc;
+		size_t len;
+		const uint8_t *out = tls_conn_output(c->tls, &len);
+		uv_buf_t b = uv_buf_init((char *)out, (unsigned)len);
+		int sent = len ? uv_try_write(st, &b, 1) : 0;
+		if (sent < 0 && sent != UV_EAGAIN)
+			return 1;
+		sent = sent < 0 ? 0 : sent;
+		stream = (size_t)sent == len;
+		tls_conn_output_sent(c->tls, (size_t)sent, i < n);
+	}
+	if (i == n)
+		return 0;
+	if (at == 0) /* whole pieces left: small ones still share records */
+		return tls_conn_write(c->tls, bufs + i, n - i);
+	uv_buf_t first = uv_buf_init(bufs[i].base + at, (unsigned)(bufs[i].len - at));
+	int rc = tls_conn_write(c->tls, &first, 1);
+	return rc ? rc : tls_conn_write(c->tls, bufs + i + 1, n - i - 1);
+}
+
 /* Write r's response: its buffer, with the records it left out (gaps)
  * in their places, as one write of several pieces. The buffers move to
  * the write request and are released when it completes; on any failure
@@ -206,21 +264,29 @@ static void conn_write(struct conn *c, struct request *r)
 	r->release = NULL;
 	r->release_arg = NULL;
 	if (c->tls) {
-		/* The pieces become TLS records in one buffer, which replaces
+		/* The pieces become TLS records (tls_send_pieces); what the
+		 * socket did not take at once is in one buffer, which replaces
 		 * the response's in wr; the release hook still waits for the
 		 * write, as on a plaintext connection. */
-		int rc = tls_conn_write(c->tls, bufs, nbufs);
-		kbuf_release(wr->data, wr->cap);
+		size_t len = 0;
+		int rc = tls_send_pieces(c, bufs, nbufs);
+		kbuf_release(wr->data, wr->cap); /* the first pieces were in it */
 		wr->data = NULL;
 		wr->cap = 0;
-		size_t len = rc == 0 ? tls_conn_take_output(c->tls, &wr->data, &wr->cap) : 0;
+		if (rc == 0)
+			len = tls_conn_take_output(c->tls, &wr->data, &wr->cap);
 		if (bufs != &one)
 			free(bufs);
 		bufs = &one;
 		if (rc != 0) {
-			log_warn("%s: TLS write: %s; closing", c->peer, sl_strerror(rc));
+			if (rc < 0)
+				log_warn("%s: TLS write: %s; closing", c->peer, sl_strerror(rc));
 			write_req_free(wr);
 			conn_close(c);
+			return;
+		}
+		if (len == 0) {
+			write_req_free(wr); /* all of it is in the socket */
 			return;
 		}
 		one = uv_buf_init((char *)wr->data, (unsigned)len);

@@ -454,6 +454,23 @@ int tls_conn_close_notify(struct tls_conn *t)
 	return rc >= 0 && !t->out.oom ? 0 : SL_EIO;
 }
 
+const uint8_t *tls_conn_output(const struct tls_conn *t, size_t *len)
+{
+	*len = t->out.len;
+	return t->out.len ? t->out.data : NULL;
+}
+
+void tls_conn_output_sent(struct tls_conn *t, size_t n, bool keep)
+{
+	SL_ASSERT(n <= t->out.len);
+	if (n == t->out.len && !keep) {
+		kbuf_free(&t->out);
+		return;
+	}
+	memmove(t->out.data, t->out.data + n, t->out.len - n);
+	t->out.len -= n;
+}
+
 size_t tls_conn_take_output(struct tls_conn *t, uint8_t **data, size_t *cap)
 {
 	size_t len = t->out.len;

@@ -61,6 +61,13 @@ long tls_conn_read(struct tls_conn *t, uint8_t *buf, size_t cap);
 /* Encrypt the n pieces, in order, into the output buffer. Returns 0 or
  * a negative code (the connection must close). */
 int tls_conn_write(struct tls_conn *t, const uv_buf_t *bufs, size_t n);
+/* The ciphertext collected so far, in place: *len bytes at the
+ * returned address (NULL when none), valid until the next call on t. */
+const uint8_t *tls_conn_output(const struct tls_conn *t, size_t *len);
+/* The first n bytes of that output have been sent: drop them (the rest
+ * moves to the front). With nothing left and keep false the buffer goes,
+ * so an idle connection holds none; keep it for more output soon. */
+void tls_conn_output_sent(struct tls_conn *t, size_t n, bool keep);
 /* The ciphertext collected so far, if any: moves the buffer (kbuf_alloc'd,
  * cap bytes; free with kbuf_release) to the caller. Returns its length. */
 size_t tls_conn_take_output(struct tls_conn *t, uint8_t **data, size_t *cap);
