@@ -3,8 +3,8 @@ byte, a PLAINTEXT and an SSL listener side by side each advertised to its
 own clients, large messages and a many-MB fetch through the TLS records,
 mutual TLS and its principal, plaintext and garbage on the TLS port, a
 handshake that stalls, renegotiation, a certificate reload on SIGHUP,
-custom listener names (--listener-security-protocol-map) and a
-close_notify at shutdown.
+custom listener names (--listener-security-protocol-map), a close_notify
+at shutdown, and a shutdown that a client not reading cannot hold.
 
 Certificates are made here with the openssl command line: a CA, a server
 certificate with IP and DNS SANs, a client certificate with a CN, and a
@@ -559,3 +559,35 @@ def test_close_notify_at_shutdown(tmp_path, certs, made):
     finally:
         for s in socks:
             s.close()
+
+
+def test_shutdown_with_a_client_not_reading(tmp_path, certs, made):
+    """A client that stops reading while large answers are queued for it
+    cannot hold the agent's exit: its connection, whose close_notify and
+    FIN cannot go out, is closed about 1 s into the shutdown, and a
+    reading client beside it still gets its close_notify."""
+    b = start_broker(tmp_path, "data", certs)
+    made.append(b)
+    topic = util.create_topic(b.bootstrap, util.topic_name("stuck"), 1)
+    util.ck_produce(b.bootstrap, topic, util.make_messages(3000, value_size=(900, 1000), seed=41))
+    ctx = ssl.create_default_context(cafile=certs["ca"])
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
+    good = ctx.wrap_socket(kproto.connect(b.ssl_bootstrap), server_hostname="127.0.0.1",
+                           suppress_ragged_eofs=False)
+    stuck = ctx.wrap_socket(kproto.connect(b.ssl_bootstrap), server_hostname="127.0.0.1")
+    try:
+        assert kproto.api_versions_v0(good)[0] == 0
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        body = kproto.fetch_body(7, 0, -1, [(topic, [(0, 0, 4 << 20)])])
+        frame = kproto.request(kproto.API_FETCH, 7, 1, body)
+        for _ in range(40):  # ~120 MB of answers, never read
+            stuck.sendall(frame)
+        time.sleep(1)
+        started = time.monotonic()
+        b.stop()
+        assert time.monotonic() - started < 8
+        good.settimeout(10)
+        assert good.recv(16) == b""
+    finally:
+        good.close()
+        stuck.close()
