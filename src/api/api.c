@@ -72,7 +72,8 @@
 	  AlterUserScramCredentials)                                      \
 	X(DESCRIBE_ACLS, describe_acls, DescribeAcls)                     \
 	X(CREATE_ACLS, create_acls, CreateAcls)                           \
-	X(DELETE_ACLS, delete_acls, DeleteAcls)
+	X(DELETE_ACLS, delete_acls, DeleteAcls)                           \
+	X(DESCRIBE_PRODUCERS, describe_producers, DescribeProducers)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)

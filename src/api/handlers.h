@@ -30,6 +30,9 @@ void handle_delete_records(struct agent *a, struct request *req, const struct km
 void handle_incremental_alter_configs(struct agent *a, struct request *req, const struct kmsg_incremental_alter_configs_req *m);
 void handle_alter_configs(struct agent *a, struct request *req, const struct kmsg_alter_configs_req *m);
 void handle_describe_cluster(struct agent *a, struct request *req, const struct kmsg_describe_cluster_req *m);
+/* describe_producers.c */
+void handle_describe_producers(struct agent *a, struct request *req,
+			       const struct kmsg_describe_producers_req *m);
 /* groups.c */
 void handle_find_coordinator(struct agent *a, struct request *req, const struct kmsg_find_coordinator_req *m);
 void handle_join_group(struct agent *a, struct request *req, const struct kmsg_join_group_req *m);

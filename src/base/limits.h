@@ -134,6 +134,12 @@
  * producer.id.expiration.ms default (1 day), so the table does not grow
  * with every producer id ever used. */
 #define SL_PRODUCER_EXPIRATION_MS (24 * 3600 * 1000LL)
+/* DescribeProducers: at most this many producers answered per partition
+ * and per request (about 36 bytes each on the wire); past them a
+ * partition's list is cut short (lowest producer ids first). Kafka answers
+ * every one; a partition rarely has more than a few hundred. */
+#define SL_DESCRIBE_PRODUCERS_PARTITION_MAX 10000
+#define SL_DESCRIBE_PRODUCERS_MAX 100000
 
 /* Longest long-poll: Kafka clients send max_wait_ms of up to 500 ms by
  * default; anything larger is capped so a request cannot hang for days. */

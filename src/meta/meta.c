@@ -617,6 +617,25 @@ bad:
 	return SL_ECORRUPT;
 }
 
+int meta_producer_desc_fill(struct meta_producer_desc *d, int64_t tid, int32_t partition,
+			    int64_t producer_id, int64_t epoch, const char *batches,
+			    int64_t updated_ms, int64_t txn_start_offset)
+{
+	struct meta_pstate st = { .tid = tid, .partition = partition, .producer_id = producer_id };
+	int rc = meta_pstate_parse(&st, epoch, batches);
+	if (rc)
+		return rc;
+	*d = (struct meta_producer_desc){
+		.producer_id = producer_id,
+		.producer_epoch = st.epoch,
+		/* sorted by offset: the last is the newest */
+		.last_sequence = st.count ? st.batches[st.count - 1].last_sequence : -1,
+		.last_ms = updated_ms,
+		.txn_start_offset = txn_start_offset,
+	};
+	return 0;
+}
+
 int meta_commit_check(struct meta_commit_obj *objs, size_t count)
 {
 	if (count == 0 || count > META_COMMIT_OBJECTS_MAX)

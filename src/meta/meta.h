@@ -170,6 +170,16 @@ enum meta_batch_result {
 				     completing, or already written there (stale,
 				     duplicate): dropped without an answer */
 };
+/* A producer's state in a partition as DescribeProducers answers it
+ * (Kafka's ProducerStateEntry), from producer_state and partition_txns. */
+struct meta_producer_desc {
+	int64_t producer_id;
+	int16_t producer_epoch;
+	int32_t last_sequence;    /* of its last batch there; -1 with none */
+	int64_t last_ms;          /* when its last batch was committed (wall ms) */
+	int64_t txn_start_offset; /* its open transaction's first offset there; -1 */
+};
+
 /* Batches of a producer's state per partition (Kafka's
  * max.in.flight.requests.per.connection for idempotence). */
 #define META_PRODUCER_BATCHES 5
@@ -567,6 +577,8 @@ struct meta_methods {
 	 * never handed out before by any agent of this store (SL_ELIMIT when
 	 * the id space is used up). */
 	int (*producer_ids_alloc)(struct meta *m, int64_t count, int64_t *first);
+	int (*producers_describe)(struct meta *m, int64_t tid, int32_t partition, size_t max,
+				  struct meta_producer_desc *out, size_t *n);
 	/* Consumer groups (may be NULL in a backend without them). */
 	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
 	int (*offset_fetch)(struct meta *m, const char *group_id,
@@ -902,6 +914,16 @@ static inline int meta_producer_ids_alloc(struct meta *m, int64_t count, int64_t
  * has no groups. */
 static inline int meta_offset_commit(struct meta *m, const struct meta_offset_commit *rows, size_t n)
 { return m->m->offset_commit ? m->m->offset_commit(m, rows, n) : SL_EUNSUPPORTED; }
+/* The producers with state in a partition, by producer id, at most max
+ * of them into out (n gets the count; none for an unknown partition).
+ * [pool: read] (DescribeProducers' pool job). */
+static inline int meta_producers_describe(struct meta *m, int64_t tid, int32_t partition,
+					  size_t max, struct meta_producer_desc *out, size_t *n)
+{
+	*n = 0;
+	return m->m->producers_describe ? m->m->producers_describe(m, tid, partition, max, out, n)
+					: SL_EUNSUPPORTED;
+}
 /* Every committed offset of a group, by (tid, partition). Free with
  * meta_committed_offsets_free. An unknown group gives n = 0. [pool:
  * read]: OffsetFetch's pool job, the group service's store jobs (loading

@@ -174,6 +174,12 @@ void meta_pstate_format(const struct meta_pstate *st, char *out);
 /* A stored row into st (sets epoch, batches, loaded). SL_ECORRUPT (logged)
  * for text this file did not write. */
 int meta_pstate_parse(struct meta_pstate *st, int64_t epoch, const char *text);
+/* One producer_state row (joined with its partition_txns row's first
+ * offset, -1 without one) as DescribeProducers answers it. SL_ECORRUPT
+ * (logged) as meta_pstate_parse. */
+int meta_producer_desc_fill(struct meta_producer_desc *d, int64_t tid, int32_t partition,
+			    int64_t producer_id, int64_t epoch, const char *batches,
+			    int64_t updated_ms, int64_t txn_start_offset);
 
 /* ---- rows of several batches (schema version 6) ----
  * The batches of one partition that a commit appends one after another

@@ -384,6 +384,7 @@ enum stmt {
 	ST_PSTATE_READ,
 	ST_PSTATE_DELETE_TOPIC,
 	ST_PSTATE_EXPIRE,
+	ST_PSTATE_DESCRIBE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
@@ -609,6 +610,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = $1",
 	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = $1 AND partition = $2"
 		" AND updated_ms < $3",
+	[ST_PSTATE_DESCRIBE] = "SELECT s.producer_id, s.producer_epoch, s.batches, s.updated_ms,"
+		" coalesce(t.first_offset, -1) FROM producer_state AS s"
+		" LEFT JOIN partition_txns AS t ON t.tid = s.tid AND t.partition = s.partition"
+		" AND t.producer_id = s.producer_id"
+		" WHERE s.tid = $1 AND s.partition = $2 ORDER BY s.producer_id LIMIT $3",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + $1"
 		" WHERE id = 1 AND next_producer_id <= $2 RETURNING next_producer_id - $1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -2851,6 +2857,26 @@ static int pg_offset_fetch(struct meta *m, const char *group_id,
 	return 0;
 }
 
+static int pg_producers_describe(struct meta *m, int64_t tid, int32_t partition, size_t max,
+				 struct meta_producer_desc *out, size_t *n)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, (int64_t)max);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->read, ST_PSTATE_DESCRIBE, &p, &r, "describing producers");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	for (int i = 0; !rc && i < rows && (size_t)i < max; i++)
+		rc = meta_producer_desc_fill(&out[i], tid, partition, v_i64(r, i, 0), v_i64(r, i, 1),
+					     PQgetvalue(r, i, 2), v_i64(r, i, 3), v_i64(r, i, 4));
+	PQclear(r);
+	*n = rc ? 0 : (size_t)rows < max ? (size_t)rows : max;
+	return rc;
+}
+
 static int pg_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 {
 	*out = NULL;
@@ -3919,6 +3945,7 @@ static const struct meta_methods postgres_methods = {
 	.offset_commit = pg_offset_commit,
 	.offset_fetch = pg_offset_fetch,
 	.group_list = pg_group_list,
+	.producers_describe = pg_producers_describe,
 	.group_delete_offsets = pg_group_delete_offsets,
 	.batches_from_many = pg_batches_from_many,
 	.objects_dead = pg_objects_dead,

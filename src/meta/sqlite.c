@@ -366,6 +366,7 @@ enum stmt {
 	ST_PSTATE_PUT,
 	ST_PSTATE_DELETE_TOPIC,
 	ST_PSTATE_EXPIRE,
+	ST_PSTATE_DESCRIBE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
 	ST_GROUP_STATE_UPSERT,
@@ -559,6 +560,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = ?1",
 	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = ?1 AND partition = ?2"
 		" AND updated_ms < ?3",
+	[ST_PSTATE_DESCRIBE] = "SELECT s.producer_id, s.producer_epoch, s.batches, s.updated_ms,"
+		" coalesce(t.first_offset, -1) FROM producer_state AS s"
+		" LEFT JOIN partition_txns AS t ON t.tid = s.tid AND t.partition = s.partition"
+		" AND t.producer_id = s.producer_id"
+		" WHERE s.tid = ?1 AND s.partition = ?2 ORDER BY s.producer_id LIMIT ?3",
 	[ST_PRODUCER_IDS_ALLOC] = "UPDATE producer_ids SET next_producer_id = next_producer_id + ?1"
 		" WHERE id = 1 AND next_producer_id <= ?2 RETURNING next_producer_id - ?1",
 	[ST_OFFSET_UPSERT] = "INSERT INTO group_offsets (group_id, tid, partition,"
@@ -2848,6 +2854,33 @@ static int sq_offset_fetch(struct meta *m, const char *group_id,
 	return 0;
 }
 
+static int sq_producers_describe(struct meta *m, int64_t tid, int32_t partition, size_t max,
+				 struct meta_producer_desc *out, size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->read;
+	int rc = 0, step;
+	size_t count = 0;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_PSTATE_DESCRIBE);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, (int64_t)max);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *text = sqlite3_column_text(st, 2);
+		rc = meta_producer_desc_fill(&out[count], tid, partition, sqlite3_column_int64(st, 0),
+					     sqlite3_column_int64(st, 1),
+					     text ? (const char *)text : "",
+					     sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
+		count += !rc;
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "describing producers");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	*n = rc ? 0 : count;
+	return rc;
+}
+
 static int sq_group_list(struct meta *m, struct meta_group_summary **out, size_t *n)
 {
 	struct sq_conn *c = &sq_of(m)->read;
@@ -3407,6 +3440,7 @@ static const struct meta_methods sqlite_methods = {
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,
 	.group_list = sq_group_list,
+	.producers_describe = sq_producers_describe,
 	.group_delete_offsets = sq_group_delete_offsets,
 	.batches_from_many = sq_batches_from_many,
 	.objects_dead = sq_objects_dead,

@@ -1396,6 +1396,24 @@ static void test_producer_checks(void **state)
 	assert_int_equal(tb_query_i64("SELECT count(*) FROM producer_state WHERE tid = $1",
 				      tid_text), 2);
 
+	/* DescribeProducers' read: the epoch and the last batch's last
+	 * sequence, no open transaction; none for an unknown partition. */
+	struct meta_producer_desc d[2];
+	size_t n;
+	assert_int_equal(meta_producers_describe(b, t, 0, 2, d, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].producer_id, 7);
+	assert_int_equal(d[0].producer_epoch, 1);
+	assert_int_equal(d[0].last_sequence, 6);
+	assert_int_equal(d[0].txn_start_offset, -1);
+	assert_true(d[0].last_ms > clock_wall_ms() - 60000 && d[0].last_ms <= clock_wall_ms());
+	assert_int_equal(meta_producers_describe(b, t, 1, 2, d, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(d[0].producer_epoch, 0);
+	assert_int_equal(d[0].last_sequence, 9);
+	assert_int_equal(meta_producers_describe(b, t, 7, 2, d, &n), 0);
+	assert_int_equal(n, 0);
+
 	/* Idle past producer.id.expiration.ms (the retention sweep's trim
 	 * drops it): the producer is accepted at any sequence again. A trim
 	 * with an older cutoff keeps it. */
