@@ -6,6 +6,8 @@ the same run:
 
     bench/fetch_sessions.py [--bin build/sluice] [--driver build/bench/driver]
         [--backlog-mib 256] [--tail-partitions 10000] [--tail-s 10] [--rounds 2]
+        [--tail-rate 200] [--only catch-up|tail] [--modes session,sessionless]
+        [--ab BASE_BIN]
 
 catch-up: a backlog of 1 KiB messages in 64 partitions read from offset 0
 to the end, as librdkafka and the Java client fetch (fetch.max.bytes
@@ -17,8 +19,10 @@ while 200 messages/s arrive in random partitions (max_wait 100 ms), both
 ways. Per mode: fetches, request and response bytes per second and per
 fetch (frames included; response bytes less the records), MB/s of
 records, and the agent's CPU seconds (utime+stime from /proc) per fetch
-and per GB. Rounds alternate the modes; medians are printed as a
-markdown table. Only the standard library and confluent_kafka (topic
+and per GB (CPU ms per fetch = CPU s per 1000 fetches). Rounds alternate
+the modes; medians are printed as a markdown table. With --ab BASE_BIN,
+each round runs the workloads on a broker of BASE_BIN, then of --bin
+(fresh data dirs), and the table has a row per binary. Only the standard library and confluent_kafka (topic
 creation); loopback only.
 """
 import argparse
@@ -146,7 +150,7 @@ def tail(args, b, session):
         rnd = random.Random(1)
         while not stop.is_set():
             kproto.produce_v3(s, {"tail": {rnd.randrange(n): batch}})
-            time.sleep(0.005)
+            time.sleep(1.0 / args.tail_rate)
         s.close()
 
     c.fetch()  # the full one (or the first sessionless), outside the figures
@@ -171,37 +175,53 @@ def main():
     ap.add_argument("--tail-s", type=float, default=10)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--data-root", default="/dev/shm")
+    ap.add_argument("--tail-rate", type=float, default=200, help="messages/s while tailing")
+    ap.add_argument("--only", choices=("catch-up", "tail"))
+    ap.add_argument("--modes", default="sessionless,session")
+    ap.add_argument("--ab", metavar="BASE_BIN", help="alternate with this binary each round")
     args = ap.parse_args()
-    data = tempfile.mkdtemp(prefix="sluice-fs-", dir=args.data_root)
+    modes = [m == "session" for m in args.modes.split(",")]
+    bins = [("base", args.ab), ("new", args.bin)] if args.ab else [("", args.bin)]
     res = {}
+    for r in range(args.rounds):
+        for label, binary in bins:
+            one_broker(args, binary, label, r, modes, res)
+    cols = ("fetches", "req_b_s", "resp_b_s", "req_b_fetch", "resp_b_fetch", "mb_s",
+            "cpu_ms_fetch", "cpu_s_gb")
+    print("\n| workload | binary | fetch | fetches | request B/s | response B/s (less records) | "
+          "request B/fetch | response B/fetch | records MB/s | agent CPU ms/fetch | agent CPU s/GB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (name, label, session), rows in res.items():
+        print("| %s | %s | %s | %s |" % (name, label or "-", "session" if session else "sessionless",
+              " | ".join("%.4g" % statistics.median(x[c] for x in rows) for c in cols)))
+
+
+def one_broker(args, binary, label, r, modes, res):
+    data = tempfile.mkdtemp(prefix="sluice-fs-", dir=args.data_root)
     try:
-        b = Broker(args.bin, data)
+        b = Broker(binary, data)
         b.bootstrap = "127.0.0.1:%d" % b.port
-        create_topic(b.bootstrap, "c", 64)
-        subprocess.run([args.driver, "produce", "--bootstrap", b.bootstrap, "--topic", "c",
-                        "--partitions", "64", "--msg-bytes", "1024", "--count",
-                        str(args.backlog_mib * 1024), "--acks", "all"],
-                       check=True, capture_output=True, timeout=900)
-        create_topic(b.bootstrap, "tail", args.tail_partitions)
-        for r in range(args.rounds):
-            for session in (False, True):
-                for name, fn in (("catch-up 64", catchup), ("tail %d" % args.tail_partitions, tail)):
-                    v = fn(args, b, session)
-                    res.setdefault((name, session), []).append(v)
-                    print("round %d %-12s %-11s %s" % (r + 1, name,
-                          "session" if session else "sessionless",
-                          " ".join("%s=%.4g" % kv for kv in v.items())), flush=True)
+        work = []
+        if args.only != "tail":
+            create_topic(b.bootstrap, "c", 64)
+            subprocess.run([args.driver, "produce", "--bootstrap", b.bootstrap, "--topic", "c",
+                            "--partitions", "64", "--msg-bytes", "1024", "--count",
+                            str(args.backlog_mib * 1024), "--acks", "all"],
+                           check=True, capture_output=True, timeout=900)
+            work.append(("catch-up 64", catchup))
+        if args.only != "catch-up":
+            create_topic(b.bootstrap, "tail", args.tail_partitions)
+            work.append(("tail %d" % args.tail_partitions, tail))
+        for session in modes:
+            for name, fn in work:
+                v = fn(args, b, session)
+                res.setdefault((name, label, session), []).append(v)
+                print("round %d %s %-12s %-11s %s" % (r + 1, label, name,
+                      "session" if session else "sessionless",
+                      " ".join("%s=%.4g" % kv for kv in v.items())), flush=True)
         b.stop()
     finally:
         shutil.rmtree(data, ignore_errors=True)
-    cols = ("fetches", "req_b_s", "resp_b_s", "req_b_fetch", "resp_b_fetch", "mb_s",
-            "cpu_ms_fetch", "cpu_s_gb")
-    print("\n| workload | fetch | fetches | request B/s | response B/s (less records) | "
-          "request B/fetch | response B/fetch | records MB/s | agent CPU ms/fetch | agent CPU s/GB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (name, session), rows in res.items():
-        print("| %s | %s | %s |" % (name, "session" if session else "sessionless", " | ".join(
-            "%.4g" % statistics.median(x[c] for x in rows) for c in cols)))
 
 
 if __name__ == "__main__":

@@ -446,12 +446,23 @@ bool agent_partition_txns(struct agent *a, struct topic_state *t, int32_t p, int
 	 * transactions are looked up when a read_committed fetch needs them. */
 	if (a->aborted && from <= to && (from < to || n))
 		aborted_index_add(a->aborted, t->tid, p, from, to, aborted, n);
+	agent_partition_changed(a, t->tid, p); /* the commit's high watermark */
 	return partition_raise_stable(&t->parts[p], first_unstable);
+}
+
+void agent_partition_changed(struct agent *a, int64_t tid, int32_t p)
+{
+	if (!a->changes && !(a->changes = malloc(SL_PARTITION_CHANGES_MAX * sizeof *a->changes))) {
+		a->changes_seq += SL_PARTITION_CHANGES_MAX; /* a reader's position is lost */
+		return;
+	}
+	a->changes[a->changes_seq++ % SL_PARTITION_CHANGES_MAX] = (struct partition_change){ tid, p };
 }
 
 void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p)
 {
 	int64_t start = t->parts[p].log_start_offset;
+	agent_partition_changed(a, t->tid, p);
 	batch_index_trim(a->index, t->tid, p, start);
 	if (a->aborted)
 		aborted_index_trim(a->aborted, t->tid, p, start);
@@ -520,9 +531,10 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 		 * of memory for the list leaves the range out of the aborted
 		 * index, so fetches look it up). */
 		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition) {
-			if (n_aborted && !aborted)
+			if (n_aborted && !aborted) {
+				agent_partition_changed(a, t->tid, b[i].partition);
 				partition_raise_stable(p, b[i].last_stable_offset);
-			else
+			} else
 				agent_partition_txns(a, t, b[i].partition, from, r->last_offset + 1,
 						     b[i].last_stable_offset, aborted, k);
 		}
@@ -947,6 +959,7 @@ void agent_free(struct agent *a)
 	reader_free(a->reader);
 	batch_index_free(a->index);
 	aborted_index_free(a->aborted);
+	free(a->changes);
 	cache_free(a->cache);
 	registry_free(a);
 	acls_free(a);

@@ -94,6 +94,11 @@ static inline bool partition_raise_log_start(struct partition_state *ps, int64_t
 	return true;
 }
 
+struct partition_change {
+	int64_t tid;
+	int32_t partition;
+};
+
 struct topic_state {
 	int64_t tid;
 	char name[META_TOPIC_NAME_BYTES];
@@ -148,6 +153,11 @@ struct agent {
 	struct strmap topics_by_tid;  /* decimal tid -> topic_state */
 	struct strmap topics_by_uuid; /* hex UUID -> topic_state */
 	struct fetch_wait *waiters;   /* long-polling fetches */
+	/* The change journal: the last SL_PARTITION_CHANGES_MAX partitions
+	 * whose high watermark, LSO or log start moved (agent_partition_changed),
+	 * change number changes_seq - 1 at [(changes_seq - 1) % max]. */
+	struct partition_change *changes;
+	uint64_t changes_seq;         /* changes ever journaled */
 	struct fetch_sessions *fetch_sessions; /* KIP-227 (api/fetch_session.c; the api layer's) */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group service (group/service.c) */
@@ -283,6 +293,11 @@ int agent_txn_write_markers(struct agent *a, const char *transactional_id, int64
 /* The log start of partition p of t moved (partition_raise_log_start):
  * drop what fell below it from the batch and aborted indexes. */
 void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p);
+/* Partition p of topic tid got a new high watermark, LSO or log start:
+ * into the change journal (what fetch sessions read; no memory for it
+ * makes every fetch read all its session's partitions). Every place
+ * that moves one calls it. */
+void agent_partition_changed(struct agent *a, int64_t tid, int32_t p);
 
 /* Valid Kafka topic name: 1-249 chars of [a-zA-Z0-9._-], not "." or "..". */
 bool topic_name_valid(kstr name);

@@ -153,9 +153,10 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c, bool
 			continue;
 		}
 		struct partition_state *ps = &t->parts[mp->partition];
+		bool changed = false; /* for fetch sessions (agent_partition_changed) */
 		if (mp->high_watermark > ps->high_watermark) {
 			ps->high_watermark = mp->high_watermark;
-			moved = true;
+			changed = true;
 		}
 		/* The snapshot's LSO (the store's, raise-only here). It says
 		 * nothing of aborted transactions:
@@ -163,7 +164,10 @@ static bool partitions_apply(struct agent *a, const struct meta_catalog *c, bool
 		 * reader's lookups (or a feed of aborted rows, later), never
 		 * as a range claimed empty here. */
 		if (partition_raise_stable(ps, mp->last_stable_offset))
-			moved = true;
+			changed = true;
+		if (changed)
+			agent_partition_changed(a, t->tid, mp->partition);
+		moved |= changed;
 		if (partition_raise_log_start(ps, mp->log_start_offset)) {
 			agent_log_start_raised(a, t, mp->partition);
 			moved = true; /* it may lift the LSO; waiting fetches look again */
@@ -229,6 +233,7 @@ static void commit_apply(struct registry *r, const struct meta_notice *n)
 		int64_t lso = n->batches[j - 1].last_stable_offset;
 		if (lso >= 0 && partition_raise_stable(ps, lso))
 			r->woken = true;
+		agent_partition_changed(a, t->tid, b->partition); /* fetch sessions */
 	}
 }
 

@@ -28,10 +28,14 @@
  * LSO: what raises it wakes the waiters as a commit does.
  *
  * Fetch sessions (KIP-227): api/fetch_session.c keeps the agent's
- * sessions and says which partitions a fetch reads (the request's, or its
- * session's) and, at the end, which of them the response carries; here
- * each partition is checked and read as before, and the response is
- * built from that list. */
+ * sessions and says which partitions a fetch reads (the request's, or
+ * those of its session that may answer: named, pending, or listed by the
+ * agent's change journal since, which fetch_env hands it) and, at the
+ * end, which of them the response carries; here each partition is
+ * checked and read as before, and the response is built from that list.
+ * A woken long poll of an incremental fetch first takes the partitions
+ * the journal lists since (fetch_session_more), so its cost follows the
+ * commits, not the session's size. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,8 +60,9 @@ struct fetch_wait {
 	const struct kmsg_fetch_req *m; /* in the request arena */
 	struct kmsg_fetch_resp r;
 	struct fetch_session_ctx sess; /* the partitions read, in order (sess.parts) */
+	struct fetch_env env;       /* what the session learns of the agent */
 	size_t parts;               /* partitions read (sess.count) */
-	struct reader_slot *slots;  /* per partition read, in order */
+	struct reader_slot *slots;  /* per partition read, in order (room for sess.cap) */
 	size_t *resp_slot;          /* per response partition: its slot */
 	struct reader_fetch *rf;    /* in the request's arena */
 	int64_t wait_ms;
@@ -99,6 +104,42 @@ static bool read_committed(const struct fetch_wait *f)
 	return f->req->api_version >= 4 && f->m->isolation_level == 1;
 }
 
+/* The topic a fetch names (by id from v13), NULL when none, and whether
+ * the fetch may read it (an unknown name needs DESCRIBE... as Kafka:
+ * READ on the name). */
+static struct topic_state *fetch_topic(struct fetch_wait *f, kstr name, const uint8_t id[16],
+				       bool *may)
+{
+	struct agent *a = f->a;
+	bool ids = f->req->api_version >= 13;
+	struct topic_state *t = ids ? (zero_uuid(id) ? NULL : agent_topic_by_uuid(a, id))
+				    : agent_topic(a, name);
+	*may = t ? api_allowed(a, f->req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_READ)
+		 : ids || api_allowed_topic(a, f->req, name, ACL_OP_READ);
+	return t;
+}
+
+static void env_topic(void *arg, kstr name, const uint8_t id[16], int64_t *tid, bool *readable)
+{
+	struct topic_state *t = fetch_topic(arg, name, id, readable);
+	*tid = t ? t->tid : -1;
+}
+
+/* The agent's change journal from position since (agent.h). */
+static bool env_changes(void *arg, uint64_t since, void (*fn)(void *, int64_t, int32_t),
+			void *fn_arg)
+{
+	struct agent *a = ((struct fetch_wait *)arg)->a;
+	if (since > a->changes_seq || (since < a->changes_seq &&
+	    (!a->changes || a->changes_seq - since > SL_PARTITION_CHANGES_MAX)))
+		return false;
+	for (uint64_t q = since; q < a->changes_seq; q++) {
+		const struct partition_change *c = &a->changes[q % SL_PARTITION_CHANGES_MAX];
+		fn(fn_arg, c->tid, c->partition);
+	}
+	return true;
+}
+
 /* Gather the response from the current state: errors and watermarks
  * here, the records by the reader. Returns bytes of records. */
 static size_t fetch_gather(struct fetch_wait *f)
@@ -112,12 +153,10 @@ static size_t fetch_gather(struct fetch_wait *f)
 	for (size_t k = 0; k < f->parts; k++) {
 		struct fetch_part *p = &f->sess.parts[k];
 		struct reader_slot *s = &f->slots[k];
-		if (k == 0 || !same_topic(&f->sess.parts[k - 1], p, ids)) {
-			t = ids ? (zero_uuid(p->topic_id) ? NULL : agent_topic_by_uuid(a, p->topic_id))
-				: agent_topic(a, p->topic);
-			may = t ? api_allowed(a, f->req, ACL_RESOURCE_TOPIC, t->name, ACL_OP_READ)
-				: ids || api_allowed_topic(a, f->req, p->topic, ACL_OP_READ);
-		}
+		if (k == 0 || !same_topic(&f->sess.parts[k - 1], p, ids))
+			t = fetch_topic(f, p->topic, p->topic_id, &may);
+		p->tid = t ? t->tid : -1;
+		p->readable = may;
 		s->wanted = false;
 		p->high_watermark = -1;
 		p->log_start_offset = -1;
@@ -423,6 +462,45 @@ static void fetch_wait_start(struct fetch_wait *f)
 	f->a->waiters = f;
 }
 
+/* Slots for every partition the fetch reads (room for sess.cap) and a
+ * reader fetch over them; one made before is ended (nothing of it may be
+ * in flight). 0 or SL_ENOMEM. */
+static int fetch_slots(struct fetch_wait *f)
+{
+	if (f->rf)
+		reader_fetch_end(f->rf);
+	f->rf = NULL;
+	f->parts = f->sess.count;
+	if (!REQ_ARRAY(f->req, f->sess.cap > f->parts ? f->sess.cap : f->parts, f->slots))
+		return SL_ENOMEM;
+	return reader_fetch_new(f->a->reader, &f->req->arena, f->slots, f->parts, &f->rf);
+}
+
+/* A woken long poll of an incremental fetch: the session's partitions
+ * the change journal lists since its last look join the fetch. 0, or
+ * SL_ENOMEM (the fetch cannot go on). */
+static int fetch_more(struct fetch_wait *f)
+{
+	if (f->sess.kind != FETCH_SESSION_INCREMENTAL)
+		return 0;
+	f->env.seq = f->a->changes_seq;
+	size_t cap = f->sess.cap;
+	int added = fetch_session_more(f->a->fetch_sessions, &f->req->arena, &f->env, &f->sess);
+	if (added < 0)
+		return added;
+	if (added == 0)
+		return 0;
+	if (f->sess.cap == cap && f->sess.count <= cap) {
+		/* Room in the slots: the reader fetch starts over on them
+		 * (its per-slot state follows the parts' new order). */
+		memset(f->slots, 0, f->sess.count * sizeof *f->slots);
+		reader_fetch_end(f->rf);
+		f->parts = f->sess.count;
+		return reader_fetch_new(f->a->reader, &f->req->arena, f->slots, f->parts, &f->rf);
+	}
+	return fetch_slots(f);
+}
+
 /* Gather; when the index and earlier lookups lack rows, look them up on
  * the pool first (off the waiter list meanwhile, its timer running) and
  * gather again when they are back; then do step. A tailing consumer's
@@ -430,6 +508,14 @@ static void fetch_wait_start(struct fetch_wait *f)
 static void fetch_run(struct fetch_wait *f, enum fetch_step step)
 {
 	struct agent *a = f->a;
+	if (step == STEP_WAKE && fetch_more(f) != 0) {
+		fetch_stop_waiting(f);
+		if (f->rf)
+			reader_fetch_end(f->rf);
+		request_fail_close(f->req);
+		uv_close((uv_handle_t *)&f->timer, fetch_free);
+		return;
+	}
 	size_t n = fetch_gather(f);
 	if (reader_rows_needed(f->rf) && !a->draining) {
 		f->step = step;
@@ -516,12 +602,12 @@ void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_
 		a->fetch_sessions = fetch_sessions_new(SL_FETCH_SESSIONS_MAX,
 						       SL_FETCH_SESSION_PARTITIONS_MAX,
 						       SL_FETCH_SESSION_EVICTION_MS);
+	f->env = (struct fetch_env){ .arg = f, .topic = env_topic, .changes = env_changes,
+				     .seq = a->changes_seq };
 	if (fetch_session_begin(a->fetch_sessions, &req->arena, (int64_t)uv_now(a->loop),
-				req->api_version, m, &f->sess) != 0)
+				req->api_version, m, &f->env, &f->sess) != 0)
 		goto out_fail;
-	f->parts = f->sess.count;
-	if (!REQ_ARRAY(req, f->parts, f->slots) ||
-	    reader_fetch_new(a->reader, &req->arena, f->slots, f->parts, &f->rf) != 0)
+	if (fetch_slots(f) != 0)
 		goto out_fail;
 	if (f->sess.error) {
 		/* No such session, or not this epoch: answered at once, with

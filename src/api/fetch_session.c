@@ -1,8 +1,12 @@
 /* fetch_session.c — the agent's incremental fetch sessions (KIP-227):
  * the bounded cache (ids, LRU, eviction) and each session's partitions,
- * what they last answered, in the order the next fetch reads them. Pure
- * logic: fetch.c calls fetch_session_begin before its first gather and
- * fetch_session_end before encoding. See fetch_session.h for the rules. */
+ * what they last answered, in the order the next fetch reads them (an
+ * order stamp per partition: rotating the answered ones to the end costs
+ * what was answered), and which of them an incremental fetch reads.
+ * Pure logic: fetch.c calls fetch_session_begin before its first gather
+ * and fetch_session_end before encoding, and hands in the agent's change
+ * journal (fetch_env). See fetch_session.h for the rules. */
+#define _GNU_SOURCE /* qsort_r */
 #include "api/fetch_session.h"
 
 #include <stdio.h>
@@ -27,6 +31,11 @@ struct fs_topic {
 	char *name;                /* v < 13; owned */
 	int32_t name_len;
 	uint8_t id[16];            /* v >= 13 */
+	/* As the last answer found it: an incremental fetch that finds it
+	 * otherwise reads every partition. */
+	int64_t tid;               /* -1: none such */
+	bool readable;
+	bool known;                /* tid and readable were set */
 };
 
 struct fs_entry {
@@ -37,6 +46,10 @@ struct fs_entry {
 	int64_t high_watermark;    /* as last answered; -1: never, or an error */
 	int64_t log_start_offset;  /* as last answered */
 	int64_t last_stable_offset; /* as last answered */
+	uint64_t order;            /* fetches read entries by ascending order */
+	uint64_t mark;             /* == a fetch's stamp: in its parts */
+	bool pending;              /* last answered with an error or records
+				      left to read: read by the next fetch */
 };
 
 struct session {
@@ -52,6 +65,14 @@ struct session {
 	size_t count, cap;
 	uint32_t *index;           /* open addressing: entry index + 1, 0 empty */
 	size_t index_cap;          /* a power of two, at least twice count */
+	uint64_t next_order;       /* the next order stamp */
+	uint64_t stamp;            /* the last fetch's mark */
+	uint64_t seq;              /* the journal position the entries' answers
+				      and pending cover */
+	bool open;                 /* a fetch began and has not ended */
+	bool scan_all;             /* the next fetch reads every entry */
+	uint32_t *pending;         /* indexes of the pending entries */
+	size_t pending_count, pending_cap;
 };
 
 struct fetch_sessions {
@@ -123,6 +144,7 @@ static void session_destroy(struct session *s)
 	strmap_free(&s->topic_index);
 	free(s->entries);
 	free(s->index);
+	free(s->pending);
 	free(s);
 }
 
@@ -225,6 +247,7 @@ static long topic_add(struct session *s, kstr name, const uint8_t id[16], const 
 		return -1;
 	struct fs_topic *t = &s->topics[s->topics_count];
 	memset(t, 0, sizeof *t);
+	t->tid = -1;
 	if (s->topic_ids) {
 		memcpy(t->id, id, 16);
 	} else {
@@ -318,7 +341,8 @@ static struct fs_entry *entry_add(struct session *s, uint32_t topic, int32_t par
 	struct fs_entry *e = &s->entries[s->count++];
 	*e = (struct fs_entry){ .topic = topic, .partition = partition,
 				.high_watermark = -1, .log_start_offset = -1,
-				.last_stable_offset = -1 };
+				.last_stable_offset = -1, .order = s->next_order++,
+				.pending = true };
 	if (2 * s->count + 2 > s->index_cap) {
 		if (session_reindex(s) != 0) {
 			s->count--;
@@ -360,41 +384,245 @@ static int parts_from_request(struct arena *arena, const struct kmsg_fetch_req *
 			p->max_bytes = qt->partitions[j].partition_max_bytes;
 		}
 	}
-	ctx->count = n;
+	ctx->count = ctx->cap = n;
 	return 0;
 }
 
-/* The session's partitions, in its order; topic names copied into the
- * arena (the session may be gone before the answer). */
-static int parts_from_session(struct arena *arena, struct session *s,
-			      struct fetch_session_ctx *ctx)
+/* Candidates of one fetch: entry indexes of a session, each once (the
+ * entry's mark), into a growable array. */
+struct cands {
+	struct session *s;
+	uint64_t stamp;
+	uint32_t *v;
+	size_t n, cap;
+	int rc;                    /* sticky: SL_ENOMEM */
+	/* the session's topics by tid (for the journal), sorted */
+	struct tid_topic { int64_t tid; uint32_t topic; } *by_tid;
+	size_t by_tid_count;
+};
+
+static void cands_add(struct cands *k, uint32_t i)
+{
+	struct fs_entry *e = &k->s->entries[i];
+	if (e->mark == k->stamp || k->rc)
+		return;
+	if (array_grow(&k->v, &k->cap, k->n, sizeof *k->v, 16) != 0) {
+		k->rc = SL_ENOMEM;
+		return;
+	}
+	e->mark = k->stamp;
+	k->v[k->n++] = i;
+}
+
+static void cands_all(struct cands *k)
+{
+	for (size_t i = 0; i < k->s->count; i++)
+		cands_add(k, (uint32_t)i);
+}
+
+static int tid_cmp(const void *x, const void *y)
+{
+	const struct tid_topic *a = x, *b = y;
+	return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+/* The session's topics by the tid they last had. */
+static int cands_by_tid(struct cands *k)
+{
+	struct session *s = k->s;
+	k->by_tid = malloc((s->topics_count ? s->topics_count : 1) * sizeof *k->by_tid);
+	if (!k->by_tid)
+		return SL_ENOMEM;
+	for (size_t t = 0; t < s->topics_count; t++)
+		if (s->topics[t].tid >= 0)
+			k->by_tid[k->by_tid_count++] = (struct tid_topic){ s->topics[t].tid, (uint32_t)t };
+	qsort(k->by_tid, k->by_tid_count, sizeof *k->by_tid, tid_cmp);
+	return 0;
+}
+
+/* A journal entry: the session's partition of it, if any, is read. */
+static void cands_changed(void *arg, int64_t tid, int32_t partition)
+{
+	struct cands *k = arg;
+	struct tid_topic key = { tid, 0 };
+	struct tid_topic *t = bsearch(&key, k->by_tid, k->by_tid_count, sizeof key, tid_cmp);
+	struct fs_entry *e = t ? entry_find(k->s, t->topic, partition) : NULL;
+	if (e)
+		cands_add(k, (uint32_t)(e - k->s->entries));
+}
+
+/* The journal's entries since `since` into k; all entries when it no
+ * longer reaches back. */
+static int cands_journal(struct cands *k, const struct fetch_env *env, uint64_t since)
+{
+	if (!env || !env->changes) {
+		cands_all(k);
+		return k->rc;
+	}
+	int rc = cands_by_tid(k);
+	if (rc == 0 && !env->changes(env->arg, since, cands_changed, k))
+		cands_all(k);
+	free(k->by_tid);
+	k->by_tid = NULL;
+	k->by_tid_count = 0;
+	return rc ? rc : k->rc;
+}
+
+static int order_cmp(const void *x, const void *y, void *arg)
+{
+	const struct session *s = arg;
+	uint64_t a = s->entries[((const struct fetch_part *)x)->entry].order;
+	uint64_t b = s->entries[((const struct fetch_part *)y)->entry].order;
+	return a < b ? -1 : a > b;
+}
+
+/* Topic names of s copied into the arena (the session may be gone
+ * before the answer), once per fetch. */
+static kstr *arena_names(struct arena *arena, struct session *s)
 {
 	kstr *names = arena_alloc(arena, (s->topics_count ? s->topics_count : 1) * sizeof *names);
-	ctx->parts = arena_alloc(arena, (s->count ? s->count : 1) * sizeof *ctx->parts);
-	if (!names || !ctx->parts)
-		return SL_ENOMEM;
+	if (!names)
+		return NULL;
 	for (size_t i = 0; i < s->topics_count; i++) {
 		names[i] = KSTR_NULL;
 		if (!s->topics[i].name)
 			continue;
 		char *copy = arena_alloc(arena, (size_t)s->topics[i].name_len + 1);
 		if (!copy)
-			return SL_ENOMEM;
+			return NULL;
 		memcpy(copy, s->topics[i].name, (size_t)s->topics[i].name_len + 1);
 		names[i] = (kstr){ copy, s->topics[i].name_len };
 	}
-	for (size_t i = 0; i < s->count; i++) {
-		const struct fs_entry *e = &s->entries[i];
-		struct fetch_part *p = &ctx->parts[i];
+	return names;
+}
+
+/* ctx->parts from ctx->parts[0, keep) and the candidates, all in the
+ * session's order (the arena grows parts by doubling). */
+static int parts_from_cands(struct arena *arena, struct session *s, struct cands *k,
+			    size_t keep, struct fetch_session_ctx *ctx)
+{
+	kstr *names = arena_names(arena, s);
+	size_t n = keep + k->n;
+	if (!names)
+		return SL_ENOMEM;
+	if (n > ctx->cap || !ctx->parts) {
+		size_t cap = ctx->cap * 2 > n ? ctx->cap * 2 : n;
+		struct fetch_part *v = arena_alloc(arena, (cap ? cap : 1) * sizeof *v);
+		if (!v)
+			return SL_ENOMEM;
+		if (keep)
+			memcpy(v, ctx->parts, keep * sizeof *v);
+		ctx->parts = v;
+		ctx->cap = cap;
+	}
+	for (size_t j = 0; j < k->n; j++) {
+		const struct fs_entry *e = &s->entries[k->v[j]];
+		struct fetch_part *p = &ctx->parts[keep + j];
 		memset(p, 0, sizeof *p);
 		p->topic = names[e->topic];
 		memcpy(p->topic_id, s->topics[e->topic].id, 16);
 		p->partition = e->partition;
 		p->fetch_offset = e->fetch_offset;
 		p->max_bytes = e->max_bytes;
+		p->entry = k->v[j];
 	}
-	ctx->count = s->count;
+	ctx->count = n;
+	/* The session's order: the entries' order stamps. */
+	qsort_r(ctx->parts, n, sizeof *ctx->parts, order_cmp, s);
 	return 0;
+}
+
+/* s->pending from the entries' flags (after entries moved). */
+static int pending_rebuild(struct session *s)
+{
+	s->pending_count = 0;
+	for (size_t i = 0; i < s->count; i++) {
+		if (!s->entries[i].pending)
+			continue;
+		if (array_grow(&s->pending, &s->pending_cap, s->pending_count, sizeof *s->pending,
+			       16) != 0)
+			return SL_ENOMEM;
+		s->pending[s->pending_count++] = (uint32_t)i;
+	}
+	return 0;
+}
+
+/* Whether each topic of s is as its last answer found it (the same
+ * topic, as readable): else a partition may answer otherwise without a
+ * journal entry (its topic deleted or recreated, a permission taken
+ * away), and the fetch reads them all. */
+static bool topics_unchanged(struct session *s, const struct fetch_env *env)
+{
+	if (!env || !env->topic)
+		return false;
+	for (size_t t = 0; t < s->topics_count; t++) {
+		struct fs_topic *ft = &s->topics[t];
+		int64_t tid = -1;
+		bool readable = false;
+		env->topic(env->arg, (kstr){ ft->name, ft->name ? ft->name_len : -1 }, ft->id, &tid,
+			   &readable);
+		if (!ft->known || tid != ft->tid || readable != ft->readable)
+			return false;
+	}
+	return true;
+}
+
+/* An incremental fetch's partitions: those the request names, the
+ * pending ones and those the journal lists since the session's last
+ * fetch; all when fetch_session.h says so. */
+static int parts_incremental(struct arena *arena, struct session *s, const struct kmsg_fetch_req *m,
+			     const struct fetch_env *env, struct fetch_session_ctx *ctx)
+{
+	struct cands k = { .s = s, .stamp = ++s->stamp };
+	bool all = s->open || s->scan_all || !topics_unchanged(s, env);
+	s->open = true;
+	s->scan_all = false;
+	ctx->stamp = k.stamp;
+	ctx->seq = env ? env->seq : 0;
+	int rc = 0;
+	if (all) {
+		cands_all(&k);
+	} else {
+		for (int32_t i = 0; i < m->topics_count; i++) {
+			const struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+			long t = qt->partitions_count > 0 ? topic_get(s, qt->topic, qt->topic_id, false) : -1;
+			for (int32_t j = 0; t >= 0 && j < qt->partitions_count; j++) {
+				struct fs_entry *e = entry_find(s, (uint32_t)t, qt->partitions[j].partition);
+				if (e)
+					cands_add(&k, (uint32_t)(e - s->entries));
+			}
+		}
+		for (size_t i = 0; i < s->pending_count; i++)
+			cands_add(&k, s->pending[i]);
+		rc = cands_journal(&k, env, s->seq);
+	}
+	if (rc == 0)
+		rc = k.rc;
+	if (rc == 0)
+		rc = parts_from_cands(arena, s, &k, 0, ctx);
+	free(k.v);
+	return rc;
+}
+
+int fetch_session_more(struct fetch_sessions *c, struct arena *arena,
+		       const struct fetch_env *env, struct fetch_session_ctx *ctx)
+{
+	if (ctx->kind != FETCH_SESSION_INCREMENTAL || ctx->error || !c)
+		return 0;
+	struct session *s = session_find(c, ctx->session_id);
+	/* Another fetch of the session began (or it went): its entries are
+	 * not what parts point to any more; this one answers with what it
+	 * has, and fetch_session_end makes the next read every entry. */
+	if (!s || s->generation != ctx->generation)
+		return 0;
+	struct cands k = { .s = s, .stamp = ctx->stamp };
+	int rc = cands_journal(&k, env, ctx->seq);
+	ctx->seq = env ? env->seq : ctx->seq;
+	if (rc == 0 && k.n)
+		rc = parts_from_cands(arena, s, &k, ctx->count, ctx);
+	size_t added = k.n;
+	free(k.v);
+	return rc ? rc : (int)added;
 }
 
 /* Apply an incremental request to s: its partitions are added or take
@@ -460,7 +688,7 @@ static int session_update(struct fetch_sessions *c, struct session *s,
 				s->entries[k++] = s->entries[i];
 		c->partitions -= s->count - k;
 		s->count = k;
-		if (session_reindex(s) != 0)
+		if (session_reindex(s) != 0 || pending_rebuild(s) != 0)
 			return SL_ENOMEM;
 	}
 	return 0;
@@ -475,10 +703,11 @@ static int32_t next_epoch(int32_t epoch)
 
 int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t now_ms,
 			int16_t version, const struct kmsg_fetch_req *m,
-			struct fetch_session_ctx *ctx)
+			const struct fetch_env *env, struct fetch_session_ctx *ctx)
 {
 	memset(ctx, 0, sizeof *ctx);
 	ctx->topic_ids = version >= 13;
+	ctx->seq = env ? env->seq : 0;
 	if (version < 7)
 		return parts_from_request(arena, m, ctx);
 	if (m->session_epoch == EPOCH_FINAL || m->session_epoch == EPOCH_INITIAL) {
@@ -520,18 +749,19 @@ int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t n
 	s->epoch = next_epoch(s->epoch);
 	ctx->kind = FETCH_SESSION_INCREMENTAL;
 	ctx->session_id = s->id;
-	rc = parts_from_session(arena, s, ctx);
 	/* What the parts' positions are, for fetch_session_end. */
 	s->generation++;
 	ctx->generation = s->generation;
-	return rc;
+	return parts_incremental(arena, s, m, env, ctx);
 }
 
 /* Kafka's CachedPartition.maybeUpdateResponseData: answered when it has
  * records, an error, or a high watermark or log start that moved since
  * the last answer (and here a last stable offset: fetch_session.h); an
- * error makes the next answer send it again. */
-static bool entry_answer(struct fs_entry *e, const struct fetch_part *p)
+ * error makes the next answer send it again. The entry stays pending
+ * (read by every fetch) while it has an error or records left, and its
+ * topic is noted as the fetch found it. */
+static bool entry_answer(struct session *s, struct fs_entry *e, const struct fetch_part *p)
 {
 	bool respond = p->records_bytes > 0 || p->error != 0 ||
 		       e->high_watermark != p->high_watermark ||
@@ -540,6 +770,11 @@ static bool entry_answer(struct fs_entry *e, const struct fetch_part *p)
 	e->high_watermark = p->error ? -1 : p->high_watermark;
 	e->log_start_offset = p->log_start_offset;
 	e->last_stable_offset = p->last_stable_offset;
+	e->pending = p->error != 0 || p->fetch_offset < p->high_watermark;
+	struct fs_topic *t = &s->topics[e->topic];
+	t->tid = p->tid;
+	t->readable = p->readable;
+	t->known = true;
 	return respond;
 }
 
@@ -561,10 +796,11 @@ static int32_t session_create(struct fetch_sessions *c, int64_t now_ms, struct f
 			goto out_fail;
 		e->fetch_offset = p->fetch_offset;
 		e->max_bytes = p->max_bytes;
-		entry_answer(e, p);
+		entry_answer(s, e, p);
 	}
-	if (session_reindex(s) != 0)
+	if (session_reindex(s) != 0 || pending_rebuild(s) != 0)
 		goto out_fail;
+	s->seq = ctx->seq;
 	s->id = new_id(c);
 	char idk[16];
 	id_key(s->id, idk);
@@ -593,16 +829,15 @@ int32_t fetch_session_end(struct fetch_sessions *c, int64_t now_ms, struct fetch
 	struct session *s = session_find(c, ctx->session_id);
 	if (!s)
 		return ctx->session_id; /* evicted meanwhile: all answered, the next is refused */
-	bool same = s->generation == ctx->generation && s->count == ctx->count;
-	/* Answered entries move to the end, in order (Kafka's rotation). */
-	struct fs_entry *moved = malloc((s->count ? s->count : 1) * sizeof *moved);
-	uint8_t *answered = calloc(s->count ? s->count : 1, 1);
-	size_t nmoved = 0;
+	/* No other fetch of the session began since this one: its parts
+	 * point at their entries, and what it read is, with the pending
+	 * entries it read too, every entry that may answer. */
+	bool same = s->generation == ctx->generation;
 	for (size_t i = 0; i < ctx->count; i++) {
 		struct fetch_part *p = &ctx->parts[i];
 		struct fs_entry *e = NULL;
 		if (same) {
-			e = &s->entries[i];
+			e = &s->entries[p->entry];
 		} else {
 			long t = topic_get(s, p->topic, p->topic_id, false);
 			if (t >= 0)
@@ -610,21 +845,29 @@ int32_t fetch_session_end(struct fetch_sessions *c, int64_t now_ms, struct fetch
 		}
 		if (!e)
 			continue; /* forgotten by a later request: answered anyway */
-		p->respond = entry_answer(e, p);
-		if (p->respond && moved && answered && !answered[e - s->entries]) {
-			answered[e - s->entries] = 1;
-			moved[nmoved++] = *e;
+		p->respond = entry_answer(s, e, p);
+		/* Answered entries move to the end, in order (Kafka's rotation). */
+		if (p->respond)
+			e->order = s->next_order++;
+	}
+	if (!same) {
+		/* Another fetch began meanwhile: the one after reads all. */
+		s->scan_all = true;
+		return ctx->session_id;
+	}
+	s->open = false;
+	s->seq = ctx->seq;
+	s->pending_count = 0;
+	for (size_t i = 0; i < ctx->count; i++) {
+		uint32_t k = ctx->parts[i].entry;
+		if (!s->entries[k].pending)
+			continue;
+		if (array_grow(&s->pending, &s->pending_cap, s->pending_count, sizeof *s->pending,
+			       16) != 0) {
+			s->scan_all = true; /* the list is short of some: read all next */
+			break;
 		}
+		s->pending[s->pending_count++] = k;
 	}
-	if (moved && answered && nmoved) {
-		size_t k = 0;
-		for (size_t i = 0; i < s->count; i++)
-			if (!answered[i])
-				s->entries[k++] = s->entries[i];
-		memcpy(&s->entries[k], moved, nmoved * sizeof *moved);
-		session_reindex(s); /* the same size: no allocation */
-	}
-	free(moved);
-	free(answered);
 	return ctx->session_id;
 }

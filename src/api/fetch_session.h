@@ -35,7 +35,19 @@
  * session's if the new one is larger, else none is made. A topic name
  * longer than any topic's (SL_TOPIC_NAME_MAX) is not kept: no session is
  * made of such a fetch, and an incremental one naming it drops its
- * session (answered sessionless). */
+ * session (answered sessionless).
+ *
+ * An incremental fetch reads only the partitions that may answer, so its
+ * cost follows what changed, not the session's size: those the request
+ * names, those last answered with an error or with records left to read
+ * (fetch offset below the high watermark), and those the agent's change
+ * journal lists since the session's last fetch (a high watermark, last
+ * stable offset or log start moved: fetch_env). It reads all of them
+ * when a topic of the session is no longer what it was (deleted,
+ * recreated, no longer readable), the journal no longer reaches back
+ * far enough, or another fetch of the session began before the last one
+ * ended. A long poll woken by a commit adds the partitions the journal
+ * lists since (fetch_session_more). */
 #ifndef SLUICE_API_FETCH_SESSION_H
 #define SLUICE_API_FETCH_SESSION_H
 
@@ -48,6 +60,20 @@
 #include "kmsg.h"
 
 struct fetch_sessions;
+
+/* What an incremental fetch learns of the agent (fetch.c provides it). */
+struct fetch_env {
+	void *arg;
+	/* The topic named (v < 13) or with that id (v >= 13) now: its tid
+	 * (-1: none) and whether this fetch may read it. */
+	void (*topic)(void *arg, kstr name, const uint8_t id[16], int64_t *tid, bool *readable);
+	/* fn(fn_arg, tid, partition) for each partition the journal lists
+	 * after position since (repeats allowed); false, calling nothing,
+	 * when the journal no longer reaches back to since. */
+	bool (*changes)(void *arg, uint64_t since, void (*fn)(void *fn_arg, int64_t tid, int32_t partition),
+			void *fn_arg);
+	uint64_t seq;              /* the journal's position now */
+};
 
 /* NULL when out of memory. */
 struct fetch_sessions *fetch_sessions_new(size_t slots_max, size_t partitions_max,
@@ -62,7 +88,10 @@ struct fetch_part {
 	int32_t partition;
 	int64_t fetch_offset;
 	int32_t max_bytes;
+	uint32_t entry;            /* incremental: the session's entry */
 	/* Set by the fetch before fetch_session_end: */
+	int64_t tid;               /* the topic's (-1: none) */
+	bool readable;             /* the fetch may read the topic */
 	int16_t error;
 	int64_t high_watermark, log_start_offset, last_stable_offset;
 	size_t records_bytes;
@@ -83,7 +112,10 @@ struct fetch_session_ctx {
 	bool topic_ids;            /* v >= 13 */
 	struct fetch_part *parts;  /* in the arena */
 	size_t count;
+	size_t cap;                /* parts' room (fetch_session_more grows it) */
 	uint64_t generation;       /* the session's when parts were listed */
+	uint64_t seq;              /* the journal position parts cover */
+	uint64_t stamp;            /* marks the session's entries in parts */
 };
 
 /* Start a fetch: validate the session fields, apply the request's
@@ -93,7 +125,13 @@ struct fetch_session_ctx {
  * (the arena or the cache ran out). */
 int fetch_session_begin(struct fetch_sessions *c, struct arena *arena, int64_t now_ms,
 			int16_t version, const struct kmsg_fetch_req *m,
-			struct fetch_session_ctx *ctx);
+			const struct fetch_env *env, struct fetch_session_ctx *ctx);
+/* A long poll of an incremental fetch was woken: add to ctx->parts the
+ * session's partitions the journal lists since ctx->seq (all of them
+ * when it no longer reaches back), in the session's order. Returns how
+ * many were added (0: parts unchanged), or SL_ENOMEM. */
+int fetch_session_more(struct fetch_sessions *c, struct arena *arena,
+		       const struct fetch_env *env, struct fetch_session_ctx *ctx);
 /* End it, after the last gather: mark the partitions the response
  * carries (all but an incremental fetch's unchanged ones), make the
  * session of a full fetch or update the incremental one's (what it last

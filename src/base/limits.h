@@ -30,6 +30,12 @@
  * by SL_FETCH_PINNED_EVICTED_BYTES_MAX for the whole agent. */
 #define SL_CONN_INFLIGHT_MAX 1024
 
+/* Partitions whose high watermark, LSO or log start moved, remembered in
+ * order (the agent's change journal, 16 bytes each): an incremental
+ * fetch reads only those since its session's last fetch, and every
+ * partition of it when more moved than this meanwhile. */
+#define SL_PARTITION_CHANGES_MAX 65536
+
 /* Open client connections per agent. */
 #define SL_CONNECTIONS_MAX 10000
 /* Request bytes received and not yet answered, all connections together

@@ -3,8 +3,9 @@
  * an incremental answer carries, forgotten partitions, a session left
  * empty, and the cache's bounds: a stale least recently used session
  * gives up its slot, a fresh one only to a larger session, the
- * partition budgets (all sessions', one session's), and names longer
- * than any topic's. tests/integration/test_fetch_sessions.py drives the
+ * partition budgets (all sessions', one session's), names longer
+ * than any topic's, and what an incremental fetch reads (named, pending
+ * and journaled partitions only, all when it cannot tell). tests/integration/test_fetch_sessions.py drives the
  * same over the wire. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,7 +59,7 @@ static int32_t open_session(struct fetch_sessions *c, int64_t now_ms, const int3
 {
 	struct fetch_session_ctx ctx;
 	assert_int_equal(fetch_session_begin(c, &arena, now_ms, 12, req(0, 0, parts, n, NULL, 0),
-					     &ctx), 0);
+					     NULL, &ctx), 0);
 	assert_int_equal(ctx.kind, FETCH_SESSION_FULL);
 	for (size_t i = 0; i < ctx.count; i++)
 		ctx.parts[i].high_watermark = 20;
@@ -70,7 +71,7 @@ static int16_t touch(struct fetch_sessions *c, int64_t now_ms, int32_t id, int32
 {
 	struct fetch_session_ctx ctx;
 	assert_int_equal(fetch_session_begin(c, &arena, now_ms, 12, req(id, epoch, NULL, 0, NULL, 0),
-					     &ctx), 0);
+					     NULL, &ctx), 0);
 	if (ctx.error)
 		return ctx.error;
 	for (size_t i = 0; i < ctx.count; i++)
@@ -92,7 +93,7 @@ static void test_incremental(void **state)
 	static const int32_t p15[] = { 1, 5 };
 	struct kmsg_fetch_req *m = req(id, 1, p15, 2, NULL, 0);
 	m->topics->partitions[0].fetch_offset = 15;
-	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, m, &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, m, NULL, &ctx), 0);
 	assert_int_equal(ctx.kind, FETCH_SESSION_INCREMENTAL);
 	assert_int_equal(ctx.count, 4);
 	assert_int_equal(ctx.parts[1].partition, 1);
@@ -109,7 +110,7 @@ static void test_incremental(void **state)
 
 	/* Answered ones went to the end: 1 first now. An error is answered
 	 * every time. */
-	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), NULL, &ctx), 0);
 	assert_int_equal(ctx.parts[0].partition, 1);
 	assert_int_equal(ctx.parts[1].partition, 0);
 	for (size_t i = 0; i < ctx.count; i++)
@@ -122,12 +123,12 @@ static void test_incremental(void **state)
 	/* Wrong epoch, wrong id, wrong version. */
 	assert_int_equal(touch(c, 3, id, 2), KERR_INVALID_FETCH_SESSION_EPOCH);
 	assert_int_equal(touch(c, 3, id + 1, 3), KERR_FETCH_SESSION_ID_NOT_FOUND);
-	assert_int_equal(fetch_session_begin(c, &arena, 3, 13, req(id, 3, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 3, 13, req(id, 3, NULL, 0, NULL, 0), NULL, &ctx), 0);
 	assert_int_equal(ctx.error, KERR_FETCH_SESSION_TOPIC_ID_ERROR);
 
 	/* Forgetting every partition closes it: answered sessionless. */
 	static const int32_t all[] = { 0, 1, 2, 5 };
-	assert_int_equal(fetch_session_begin(c, &arena, 4, 12, req(id, 3, NULL, 0, all, 4), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 4, 12, req(id, 3, NULL, 0, all, 4), NULL, &ctx), 0);
 	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
 	assert_int_equal(fetch_sessions_count(c), 0);
 	fetch_sessions_free(c);
@@ -169,7 +170,7 @@ static void test_partition_budget(void **state)
 	/* An incremental fetch growing past the budget: the session goes and
 	 * the request is answered sessionless. */
 	struct fetch_session_ctx ctx;
-	assert_int_equal(fetch_session_begin(c, &arena, 200, 12, req(a, 1, p45, 2, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 200, 12, req(a, 1, p45, 2, NULL, 0), NULL, &ctx), 0);
 	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
 	assert_int_equal(ctx.count, 2);
 	assert_int_equal(fetch_sessions_count(c), 0);
@@ -188,12 +189,12 @@ static void test_long_name(void **state)
 	struct kmsg_fetch_req *m = req(0, 0, p0, 1, NULL, 0);
 	m->topics->topic = (kstr){ name, (int32_t)sizeof name };
 	struct fetch_session_ctx ctx;
-	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, NULL, &ctx), 0);
 	assert_int_equal(fetch_session_end(c, 0, &ctx), 0);
 	assert_true(ctx.parts[0].respond);
 	assert_int_equal(fetch_sessions_count(c), 0);
 	m->topics->topic = (kstr){ name, 249 };
-	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, m, NULL, &ctx), 0);
 	assert_true(fetch_session_end(c, 0, &ctx) > 0);
 	fetch_sessions_free(c);
 }
@@ -213,7 +214,7 @@ static void test_session_size_cap(void **state)
 	/* One more: dropped, answered sessionless. */
 	struct fetch_session_ctx ctx;
 	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, req(id, 1, parts + N, 1, NULL, 0),
-					     &ctx), 0);
+					     NULL, &ctx), 0);
 	assert_int_equal(ctx.kind, FETCH_SESSIONLESS);
 	assert_int_equal(fetch_sessions_count(c), 0);
 	free(parts);
@@ -242,14 +243,14 @@ static void test_last_stable_offset(void **state)
 	struct fetch_sessions *c = fetch_sessions_new(10, 100, 1000);
 	static const int32_t p01[] = { 0, 1 };
 	struct fetch_session_ctx ctx;
-	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, req(0, 0, p01, 2, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, req(0, 0, p01, 2, NULL, 0), NULL, &ctx), 0);
 	for (size_t i = 0; i < ctx.count; i++) {
 		ctx.parts[i].high_watermark = 20;
 		ctx.parts[i].last_stable_offset = 12; /* a transaction open at 12 */
 	}
 	int32_t id = fetch_session_end(c, 0, &ctx);
 	assert_true(id > 0);
-	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, req(id, 1, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 1, 12, req(id, 1, NULL, 0, NULL, 0), NULL, &ctx), 0);
 	assert_int_equal(ctx.count, 2);
 	for (size_t i = 0; i < ctx.count; i++) {
 		ctx.parts[i].high_watermark = 20;
@@ -259,7 +260,7 @@ static void test_last_stable_offset(void **state)
 	for (size_t i = 0; i < ctx.count; i++)
 		assert_int_equal(ctx.parts[i].respond, ctx.parts[i].partition == 1);
 	/* Told once: the next fetch with the same state answers nothing. */
-	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), &ctx), 0);
+	assert_int_equal(fetch_session_begin(c, &arena, 2, 12, req(id, 2, NULL, 0, NULL, 0), NULL, &ctx), 0);
 	for (size_t i = 0; i < ctx.count; i++) {
 		ctx.parts[i].high_watermark = 20;
 		ctx.parts[i].last_stable_offset = ctx.parts[i].partition == 1 ? 20 : 12;
@@ -267,6 +268,193 @@ static void test_last_stable_offset(void **state)
 	fetch_session_end(c, 2, &ctx);
 	for (size_t i = 0; i < ctx.count; i++)
 		assert_false(ctx.parts[i].respond);
+	fetch_sessions_free(c);
+}
+
+/* The agent as an incremental fetch sees it: topic "t" is tid 7 (or
+ * what tid says), and a change journal of at most 16 entries. */
+struct fake_env {
+	int64_t tid;
+	bool readable;
+	int32_t journal[16];       /* partitions of tid 7, change n at [n] */
+	uint64_t seq;
+	uint64_t lost;             /* positions below this are gone */
+};
+
+static void fake_topic(void *arg, kstr name, const uint8_t id[16], int64_t *tid, bool *readable)
+{
+	struct fake_env *e = arg;
+	(void)id;
+	*tid = kstr_eq(name, "t") ? e->tid : -1;
+	*readable = e->readable;
+}
+
+static bool fake_changes(void *arg, uint64_t since, void (*fn)(void *, int64_t, int32_t), void *fn_arg)
+{
+	struct fake_env *e = arg;
+	if (since < e->lost)
+		return false;
+	for (uint64_t q = since; q < e->seq; q++)
+		fn(fn_arg, 7, e->journal[q]);
+	return true;
+}
+
+static void journal(struct fake_env *e, int32_t partition)
+{
+	e->journal[e->seq++] = partition;
+}
+
+/* An incremental fetch of env's session id at epoch (no partitions
+ * named); its parts, each answered at offset 10 = high watermark unless
+ * hw says otherwise for partition hw_part. */
+static void fetch_incr(struct fetch_sessions *c, struct fake_env *fe, int32_t id, int32_t epoch,
+		       struct fetch_session_ctx *ctx)
+{
+	struct fetch_env env = { .arg = fe, .topic = fake_topic, .changes = fake_changes, .seq = fe->seq };
+	assert_int_equal(fetch_session_begin(c, &arena, epoch, 12, req(id, epoch, NULL, 0, NULL, 0),
+					     &env, ctx), 0);
+	assert_int_equal(ctx->kind, FETCH_SESSION_INCREMENTAL);
+}
+
+static void answer(struct fetch_session_ctx *ctx, int64_t hw)
+{
+	for (size_t i = 0; i < ctx->count; i++) {
+		ctx->parts[i].high_watermark = hw;
+		ctx->parts[i].tid = 7;
+		ctx->parts[i].readable = true;
+	}
+}
+
+static bool has(const struct fetch_session_ctx *ctx, int32_t partition)
+{
+	for (size_t i = 0; i < ctx->count; i++)
+		if (ctx->parts[i].partition == partition)
+			return true;
+	return false;
+}
+
+/* An incremental fetch reads only the partitions that may answer: named
+ * ones, pending ones (records left, an error) and those the change
+ * journal lists; all of them when a topic changed, the journal lost its
+ * place, or another fetch began before the last ended. A woken long poll
+ * adds what the journal lists since (fetch_session_more). */
+static void test_changed_only(void **state)
+{
+	(void)state;
+	struct fetch_sessions *c = fetch_sessions_new(10, 100, 1000);
+	struct fake_env fe = { .tid = 7, .readable = true };
+	struct fetch_env env = { .arg = &fe, .topic = fake_topic, .changes = fake_changes };
+	static const int32_t p[] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 };
+	struct fetch_session_ctx ctx;
+	assert_int_equal(fetch_session_begin(c, &arena, 0, 12, req(0, 0, p, 10, NULL, 0), &env, &ctx), 0);
+	answer(&ctx, 10); /* at the end: nothing pending */
+	int32_t id = fetch_session_end(c, 0, &ctx);
+	assert_true(id > 0);
+
+	/* Nothing moved: nothing read. */
+	fetch_incr(c, &fe, id, 1, &ctx);
+	assert_int_equal(ctx.count, 0);
+	fetch_session_end(c, 1, &ctx);
+
+	/* The journal lists 3 (twice) and 6: those two, in session order. */
+	journal(&fe, 6);
+	journal(&fe, 3);
+	journal(&fe, 3);
+	fetch_incr(c, &fe, id, 2, &ctx);
+	assert_int_equal(ctx.count, 2);
+	assert_int_equal(ctx.parts[0].partition, 3);
+	assert_int_equal(ctx.parts[1].partition, 6);
+	answer(&ctx, 11); /* 3 and 6 got a record each: pending, answered */
+	fetch_session_end(c, 2, &ctx);
+	assert_true(ctx.parts[0].respond && ctx.parts[1].respond);
+
+	/* Still behind the high watermark: read again without a journal
+	 * entry; the request moves 3 on, named; answered 3 and 6 went to
+	 * the end of the order. */
+	struct kmsg_fetch_req *m = req(id, 3, (const int32_t[]){ 3 }, 1, NULL, 0);
+	m->topics->partitions[0].fetch_offset = 11;
+	env.seq = fe.seq;
+	assert_int_equal(fetch_session_begin(c, &arena, 3, 12, m, &env, &ctx), 0);
+	assert_int_equal(ctx.count, 2);
+	assert_true(has(&ctx, 3) && has(&ctx, 6));
+	answer(&ctx, 11);
+	fetch_session_end(c, 3, &ctx);
+	/* 6 still behind (offset 10 < 11): pending; 3 caught up. */
+	fetch_incr(c, &fe, id, 4, &ctx);
+	assert_int_equal(ctx.count, 1);
+	assert_int_equal(ctx.parts[0].partition, 6);
+	answer(&ctx, 10);
+	fetch_session_end(c, 4, &ctx);
+
+	/* A long poll: nothing at first, then the journal lists 8 and 1. */
+	fetch_incr(c, &fe, id, 5, &ctx);
+	assert_int_equal(ctx.count, 0);
+	journal(&fe, 8);
+	journal(&fe, 1);
+	env.seq = fe.seq;
+	assert_int_equal(fetch_session_more(c, &arena, &env, &ctx), 2);
+	assert_int_equal(ctx.count, 2);
+	assert_int_equal(ctx.parts[0].partition, 1);
+	assert_int_equal(ctx.parts[1].partition, 8);
+	assert_int_equal(fetch_session_more(c, &arena, &env, &ctx), 0);
+	journal(&fe, 8);
+	env.seq = fe.seq;
+	assert_int_equal(fetch_session_more(c, &arena, &env, &ctx), 0); /* already read */
+	answer(&ctx, 10);
+	fetch_session_end(c, 5, &ctx);
+
+	/* The journal lost its place: all. */
+	fe.lost = fe.seq + 1;
+	fe.seq += 1;
+	fetch_incr(c, &fe, id, 6, &ctx);
+	assert_int_equal(ctx.count, 10);
+	answer(&ctx, 10);
+	fetch_session_end(c, 6, &ctx);
+	fetch_incr(c, &fe, id, 7, &ctx);
+	assert_int_equal(ctx.count, 0);
+	fetch_session_end(c, 7, &ctx);
+
+	/* The topic was recreated (another tid), or may no longer be
+	 * read: all, once. */
+	fe.tid = 8;
+	fetch_incr(c, &fe, id, 8, &ctx);
+	assert_int_equal(ctx.count, 10);
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].tid = 8, ctx.parts[i].readable = true, ctx.parts[i].high_watermark = 10;
+	fetch_session_end(c, 8, &ctx);
+	fetch_incr(c, &fe, id, 9, &ctx);
+	assert_int_equal(ctx.count, 0);
+	fetch_session_end(c, 9, &ctx);
+	fe.readable = false;
+	fetch_incr(c, &fe, id, 10, &ctx);
+	assert_int_equal(ctx.count, 10);
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].tid = 8, ctx.parts[i].error = KERR_TOPIC_AUTHORIZATION_FAILED;
+	fetch_session_end(c, 10, &ctx);
+	/* errors are pending: read (and answered) every time */
+	fetch_incr(c, &fe, id, 11, &ctx);
+	assert_int_equal(ctx.count, 10);
+	fe.readable = true;
+	for (size_t i = 0; i < ctx.count; i++)
+		ctx.parts[i].tid = 8, ctx.parts[i].readable = true, ctx.parts[i].high_watermark = 10;
+	fetch_session_end(c, 11, &ctx);
+
+	/* Two fetches of the session at once (a client pipelining epochs):
+	 * the second reads all, and so does the one after the first ends
+	 * last. */
+	fe.tid = 8;
+	fe.readable = true;
+	struct fetch_session_ctx first, second;
+	fetch_incr(c, &fe, id, 12, &first);
+	assert_int_equal(first.count, 0);
+	fetch_incr(c, &fe, id, 13, &second);
+	assert_int_equal(second.count, 10);
+	for (size_t i = 0; i < second.count; i++)
+		second.parts[i].tid = 8, second.parts[i].readable = true, second.parts[i].high_watermark = 10;
+	fetch_session_end(c, 13, &second);
+	fetch_session_end(c, 12, &first);
+	fetch_incr(c, &fe, id, 14, &ctx);
+	assert_int_equal(ctx.count, 10);
 	fetch_sessions_free(c);
 }
 
@@ -279,6 +467,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_long_name, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_size_cap, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_stable_offset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_only, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

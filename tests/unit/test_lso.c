@@ -104,7 +104,12 @@ static void test_partition_txns(void **state)
 	 * offsets), and moves nothing. */
 	assert_false(agent_partition_txns(&a, &t, 0, 0, 0, -1, NULL, 0));
 	assert_int_equal(aborted_index_partitions(a.aborted), 1);
+	/* Each call told fetch sessions (the change journal). */
+	assert_int_equal(a.changes_seq, 3);
+	assert_int_equal(a.changes[1].tid, 7);
+	assert_int_equal(a.changes[1].partition, 1);
 	aborted_index_free(a.aborted);
+	free(a.changes);
 }
 
 int main(void)
