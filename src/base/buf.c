@@ -95,12 +95,25 @@ uint8_t *kbuf_alloc(size_t *cap)
 	return pool_get(cap, true);
 }
 
+static __thread size_t shared_waste_bytes;
+
 struct kshared *kshared_new(uint8_t *data, size_t cap)
 {
 	struct kshared *b = malloc(sizeof *b);
 	if (b)
-		*b = (struct kshared){ data, cap, 1 };
+		*b = (struct kshared){ .data = data, .cap = cap, .refs = 1 };
 	return b;
+}
+
+void kshared_waste(struct kshared *b, size_t n)
+{
+	b->waste += n;
+	shared_waste_bytes += n;
+}
+
+size_t kshared_waste_bytes(void)
+{
+	return shared_waste_bytes;
 }
 
 void kshared_ref(struct kshared *b)
@@ -111,6 +124,7 @@ void kshared_ref(struct kshared *b)
 void kshared_unref(struct kshared *b)
 {
 	if (b && --b->refs == 0) {
+		shared_waste_bytes -= b->waste;
 		kbuf_release(b->data, b->cap);
 		free(b);
 	}

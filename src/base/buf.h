@@ -66,6 +66,7 @@ struct kshared {
 	uint8_t *data;
 	size_t cap;  /* for kbuf_release */
 	int refs;
+	size_t waste; /* counted in kshared_waste_bytes until it goes */
 };
 /* Share data (cap bytes, from kbuf_alloc): one reference, the caller's.
  * NULL when out of memory (data is left to the caller). */
@@ -74,6 +75,12 @@ void kshared_ref(struct kshared *b);
 /* Drop a reference; the last returns the buffer to the pool. NULL is a
  * no-op. */
 void kshared_unref(struct kshared *b);
+/* Bytes of b that no reference reads (a connection's read buffer around
+ * the produce frames that went out as views of it): n more of them, held
+ * until b goes. kshared_waste_bytes is the calling thread's sum over its
+ * live buffers, so the server can bound what small frames pin. */
+void kshared_waste(struct kshared *b, size_t n);
+size_t kshared_waste_bytes(void);
 
 /* Bytes that stand at offset of a larger whole (a batch in an object),
  * living where owner's buffer holds them (owner NULL: valid only as long

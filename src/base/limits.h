@@ -30,6 +30,16 @@
  * by SL_FETCH_PINNED_EVICTED_BYTES_MAX for the whole agent. */
 #define SL_CONN_INFLIGHT_MAX 1024
 
+/* Produce frames under the read chunk size go to the handler as views
+ * of the connection's read buffer (no copy), so a frame keeps the whole
+ * buffer alive while the write path or the read cache holds it: bytes of
+ * such buffers outside any view, over the agent. Past it, small frames
+ * are copied out again (as before views), so a client mixing tiny
+ * produce requests with other traffic cannot make a cached batch pin
+ * memory without bound. The read cache's default size: at most that
+ * much again. */
+#define SL_READ_WASTE_BYTES_MAX ((size_t)64 << 20)
+
 /* Partitions whose high watermark, LSO or log start moved, remembered in
  * order (the agent's change journal, 16 bytes each): an incremental
  * fetch reads only those since its session's last fetch, and every

@@ -1,7 +1,12 @@
 /* server.c — libuv TCP server: accept, frame, queue, answer in order.
  *
  * A connection is freed only when its socket handle has closed and no
- * request of it is still running (refs), never inside its own callbacks. */
+ * request of it is still running (refs), never inside its own callbacks.
+ *
+ * No produce frame is copied: a large one is read into its own buffer, a
+ * small one is a view of the read buffer, which is then shared with its
+ * views (never moved or overwritten below what was read) and left to
+ * them when it is full (rbuf_switch). */
 #include "net/server.h"
 
 #include <netdb.h>
@@ -22,6 +27,19 @@
  * this are read straight into their own buffer, and a frame this small
  * from an idle connection always passes the queued-bytes budget. */
 #define READ_CHUNK_BYTES (64 * 1024)
+/* Tuning: a connection's read buffer. Produce frames go out as views of
+ * it and the read cache may keep it long after, so it stays under
+ * main.c's mmap threshold (256 KiB): from the heap, reused, where a
+ * fresh mapping per buffer page-faulted on every page and was unmapped
+ * when the cache let go (measured: a third of the agent's CPU). Larger
+ * than a read so that a switch, which copies the partial frame at a
+ * shared buffer's end, comes once per several frames. */
+#define SHARED_CHUNK_BYTES (192 * 1024)
+/* Tuning: a shared read buffer with less room than this (and a frame
+ * whose size is not known yet) is left for a new one. */
+#define SHARED_READ_MIN_BYTES (4 * 1024)
+/* A connection idle this long gives back a shared read buffer it kept. */
+#define SHARED_IDLE_MS 1000
 /* Tuning: ciphertext bytes asked of each read of a TLS connection (into
  * one buffer the server shares: it is decrypted before the next read). */
 #define TLS_READ_BYTES (64 * 1024)
@@ -38,6 +56,16 @@ struct conn {
 	struct conn *prev, *next;  /* server's list */
 	struct kbuf rbuf;          /* bytes read, not yet framed */
 	size_t rstart;             /* framed up to here */
+	/* rbuf's buffer as shared with the produce frames dispatched as views
+	 * of it (NULL: none is). While set, rbuf only grows at its end: it is
+	 * never compacted, moved or reused below len (the views point into
+	 * it); when it lacks room for the next read, a new buffer takes the
+	 * unframed tail and the views keep the old one (rbuf_switch). */
+	struct kshared *rshared;
+	size_t rviewed;            /* bytes of it the views cover */
+	bool viewed;               /* it sent a produce frame read into rbuf:
+				      its read buffers are SHARED_CHUNK_BYTES */
+	uint64_t read_ms;          /* when it last received bytes */
 	uint8_t *big;              /* a large frame read straight into its own
 				      buffer (no copy out of rbuf) */
 	size_t big_len, big_have, big_cap;
@@ -142,6 +170,40 @@ static void request_free(struct request *r)
 	if (r->release)
 		r->release(r->release_arg);
 	free(r);
+}
+
+/* c lets go of its read buffer (none is left): a shared one stays with
+ * its views, the bytes they do not cover counted as waste while it
+ * lives. */
+static void rbuf_drop(struct conn *c)
+{
+	if (c->rshared) {
+		kshared_waste(c->rshared, c->rshared->cap - c->rviewed);
+		kshared_unref(c->rshared);
+		c->rshared = NULL;
+		c->rviewed = 0;
+		kbuf_init(&c->rbuf);
+	} else {
+		kbuf_free(&c->rbuf);
+	}
+	c->rstart = 0;
+}
+
+/* The shared read buffer has no room for the next want bytes: a new one
+ * takes the unframed tail (the only bytes copied: a part of one frame),
+ * the views keep the old. False when out of memory. */
+static bool rbuf_switch(struct conn *c, size_t want)
+{
+	size_t rest = c->rbuf.len - c->rstart;
+	size_t cap = rest + want > SHARED_CHUNK_BYTES ? rest + want : SHARED_CHUNK_BYTES;
+	uint8_t *p = kbuf_alloc(&cap);
+	if (!p)
+		return false;
+	if (rest)
+		memcpy(p, c->rbuf.data + c->rstart, rest);
+	rbuf_drop(c);
+	c->rbuf = (struct kbuf){ .data = p, .len = rest, .cap = cap };
+	return true;
 }
 
 /* Release what a write request holds: its buffer, and the bytes behind
@@ -551,7 +613,7 @@ static void conn_unref(struct conn *c)
 	if (c->prev) c->prev->next = c->next; else s->conns = c->next;
 	if (c->next) c->next->prev = c->prev;
 	s->conn_count--;
-	kbuf_free(&c->rbuf);
+	rbuf_drop(c);
 	tls_conn_free(c->tls);
 	conn_sasl_free(c);
 	free(c->principal);
@@ -586,6 +648,10 @@ static void sweep_fired(uv_timer_t *t)
 			conn_close(c);
 			continue;
 		}
+		/* A shared read buffer kept across frames (it had room) goes
+		 * back once the connection has been idle a while. */
+		if (c->rshared && c->rbuf.len == c->rstart && now - c->read_ms > SHARED_IDLE_MS)
+			rbuf_drop(c);
 		if (c->big && c->reading && !c->closing && now - c->big_progress_ms > SL_FRAME_STALL_MS) {
 			log_warn("%s: request of %zu bytes stalled at %zu for %d s; closing", c->peer,
 				 c->big_len, c->big_have, SL_FRAME_STALL_MS / 1000);
@@ -617,20 +683,42 @@ static void plain_buffer(struct conn *c, uv_buf_t *buf)
 	}
 	size_t want = READ_CHUNK_BYTES;
 	size_t have = c->rbuf.len - c->rstart;
+	size_t frame_rest = 0; /* what the frame being read still lacks, if known */
 	if (have < 4 && c->frames_big) {
 		want = 4 - have;
 	} else if (have >= 4) {
 		int32_t size = (int32_t)be32_load(c->rbuf.data + c->rstart);
-		if (size > 0 && size <= SL_REQUEST_BYTES_MAX && (size_t)size + 4 > have &&
-		    (size_t)size + 4 - have > want)
-			want = (size_t)size + 4 - have;
+		if (size > 0 && size <= SL_REQUEST_BYTES_MAX && (size_t)size + 4 > have) {
+			frame_rest = (size_t)size + 4 - have;
+			if (frame_rest > want)
+				want = frame_rest;
+		}
 	}
-	uint8_t *p = kbuf_reserve(&c->rbuf, want);
+	if (c->rshared && c->rbuf.cap - c->rbuf.len < want) {
+		/* Read into what is left while the frame fits there (or its
+		 * size is not known and a fair amount is left), else move on
+		 * to a new buffer. */
+		size_t room = c->rbuf.cap - c->rbuf.len;
+		if (frame_rest ? frame_rest <= room : room >= SHARED_READ_MIN_BYTES)
+			want = room;
+		else if (!rbuf_switch(c, want))
+			want = 0;
+	}
+	if (want && !c->rbuf.data && c->viewed) {
+		size_t cap = want > SHARED_CHUNK_BYTES ? want : SHARED_CHUNK_BYTES;
+		uint8_t *fresh = kbuf_alloc(&cap);
+		if (fresh)
+			c->rbuf = (struct kbuf){ .data = fresh, .cap = cap };
+	}
+	uint8_t *before = c->rbuf.data;
+	uint8_t *p = want ? kbuf_reserve(&c->rbuf, want) : NULL;
 	if (!p) {
 		buf->base = NULL;
 		buf->len = 0;
 		return;
 	}
+	/* Views point into a shared buffer: it must never move. */
+	SL_ASSERT(!c->rshared || p == before + c->rbuf.len);
 	buf->base = (char *)p;
 	buf->len = want;
 }
@@ -708,15 +796,19 @@ static void budget_wake(uv_idle_t *h)
 	}
 }
 
-/* Queue a request owning frame (kbuf_alloc'd, cap bytes) and hand it to
- * the handler. Frame buffers come from the loop's pool: a fresh mapping
- * for every large produce request page-faulted on each page. */
-static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t cap)
+/* Queue a request for frame and hand it to the handler: frame owned
+ * (kbuf_alloc'd, cap bytes), or, with shared, a view of shared's buffer
+ * (the request takes a reference). Frame buffers come from the loop's
+ * pool: a fresh mapping for every large produce request page-faulted on
+ * each page. */
+static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t cap,
+			   struct kshared *shared)
 {
 	struct request *r = calloc(1, sizeof *r);
 	if (!r) {
 		budget_release(c->server, len);
-		kbuf_release(frame, cap);
+		if (!shared)
+			kbuf_release(frame, cap);
 		conn_close(c);
 		return;
 	}
@@ -726,6 +818,10 @@ static void dispatch_owned(struct conn *c, uint8_t *frame, size_t len, size_t ca
 	r->frame = copy;
 	r->frame_len = len;
 	r->frame_cap = cap;
+	if (shared) {
+		kshared_ref(shared);
+		r->frame_shared = shared;
+	}
 	r->received_ns = uv_hrtime();
 	r->api_key = -1; /* until the header is read (metrics: "unknown") */
 	arena_init(&r->arena, SL_ARENA_BYTES_MAX);
@@ -746,8 +842,21 @@ struct kshared *request_frame_share(struct request *r)
 	return r->frame_shared;
 }
 
+/* A frame read into rbuf: a produce request goes as a view of rbuf (its
+ * batches then reach the store and the read cache with no copy at all),
+ * any other is copied out (small, and a long poll must not keep a read
+ * buffer alive for its wait), as produce frames are while the views'
+ * waste is over SL_READ_WASTE_BYTES_MAX. */
 static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 {
+	if (len >= 2 && be16_load(frame) == KMSG_PRODUCE_KEY &&
+	    kshared_waste_bytes() < SL_READ_WASTE_BYTES_MAX &&
+	    (c->rshared || (c->rshared = kshared_new(c->rbuf.data, c->rbuf.cap)))) {
+		c->rviewed += len;
+		c->viewed = true;
+		dispatch_owned(c, (uint8_t *)frame, len, 0, c->rshared);
+		return;
+	}
 	size_t cap = len;
 	uint8_t *copy = kbuf_alloc(&cap);
 	if (!copy) {
@@ -756,7 +865,7 @@ static void dispatch_frame(struct conn *c, const uint8_t *frame, size_t len)
 		return;
 	}
 	memcpy(copy, frame, len);
-	dispatch_owned(c, copy, len, cap);
+	dispatch_owned(c, copy, len, cap, NULL);
 }
 
 static void conn_received(struct conn *c, size_t nread);
@@ -797,13 +906,15 @@ static void conn_received(struct conn *c, size_t nread)
 			c->big = NULL;
 			c->frames_big = true;
 			c->refs++;
-			dispatch_owned(c, frame, c->big_len, c->big_cap);
+			dispatch_owned(c, frame, c->big_len, c->big_cap, NULL);
 			conn_update_reading(c);
 			conn_unref(c);
 		}
 		return;
 	}
 	c->rbuf.len += nread;
+	if (nread)
+		c->read_ms = uv_now(c->server->loop);
 	c->refs++; /* a handler may close the connection under us */
 	while (!c->closing && c->rbuf.len - c->rstart >= 4) {
 		int32_t size = (int32_t)be32_load(c->rbuf.data + c->rstart);
@@ -847,17 +958,20 @@ static void conn_received(struct conn *c, size_t nread)
 		if (c->inflight >= SL_CONN_INFLIGHT_MAX || c->inflight_bytes >= SL_CONN_PENDING_BYTES_MAX)
 			break;
 	}
-	/* Compact: keep only the unframed tail. */
+	/* Compact: keep only the unframed tail (a shared buffer stays as
+	 * it is: views point into it). */
 	if (!c->closing) {
 		size_t rest = c->rbuf.len - c->rstart;
-		if (rest == 0) {
-			/* Idle connections hold no read buffer. */
-			kbuf_free(&c->rbuf);
-		} else if (c->rstart > 0) {
+		if (rest == 0 && (!c->rshared || c->rbuf.cap - c->rbuf.len < SHARED_READ_MIN_BYTES)) {
+			/* Idle connections hold no read buffer (but a shared one
+			 * with room: the next frames go on filling it, for a
+			 * while: sweep_fired). */
+			rbuf_drop(c);
+		} else if (c->rstart > 0 && !c->rshared) {
 			memmove(c->rbuf.data, c->rbuf.data + c->rstart, rest);
 			c->rbuf.len = rest;
+			c->rstart = 0;
 		}
-		c->rstart = 0;
 		conn_update_reading(c);
 	}
 	conn_unref(c);
@@ -977,8 +1091,8 @@ static void tls_pump(struct conn *c)
 		conn_received(c, (size_t)n);
 	}
 	if (!c->closing) {
-		if (c->rbuf.len == 0)
-			kbuf_free(&c->rbuf); /* idle connections hold no read buffer */
+		if (c->rbuf.len == c->rstart && !c->rshared)
+			rbuf_drop(c); /* idle connections hold no read buffer */
 		tls_send_output(c);
 	}
 	conn_unref(c);

@@ -39,10 +39,13 @@ struct request {
 	struct request *next;      /* the connection's queue */
 	struct conn *conn;
 	void *ctx;                 /* the server's handler argument */
-	uint8_t *frame;            /* owned: the request bytes after the size */
+	uint8_t *frame;            /* the request bytes after the size: owned,
+				      or a view of the connection's read
+				      buffer (a small produce frame) */
 	size_t frame_len;
-	size_t frame_cap;          /* frame's buffer size (kbuf_alloc) */
-	struct kshared *frame_shared; /* once request_frame_share: frame's owner */
+	size_t frame_cap;          /* frame's buffer size (kbuf_alloc; 0: a view) */
+	struct kshared *frame_shared; /* frame's owner: a view's read buffer, or
+				      once request_frame_share, its own */
 	int16_t api_key;
 	int16_t api_version;
 	int32_t correlation_id;

@@ -107,3 +107,46 @@ def test_kafkajs_100k(broker, tmp_path):
     assert results and all(r["errorCode"] == 0 for r in results), results[:3]
     got = util.consume_all(broker.bootstrap, topic, PARTS, expect=N)
     util.check_roundtrip(msgs, got)
+
+
+def test_pipelined_small_produce_frames(broker):
+    """Produce frames under 64 KiB are views of the connection's read
+    buffer, which is then shared and handed on when full (server.c): 600
+    produce requests of 1 B to 20 KiB values, with ApiVersions requests
+    between them, sent in one go so that many share a read buffer and
+    buffers fill up in the middle of a frame, are each acknowledged in
+    order and read back byte for byte."""
+    import random
+
+    import kproto
+    topic = util.create_topic(broker.bootstrap, util.topic_name("views"), 4)
+    rnd = random.Random(5)
+    frames, sent, expect = [], [], {p: [] for p in range(4)}
+    for i in range(600):
+        p = i % 4
+        key, value = b"k%d" % i, bytes([i % 251]) * rnd.randrange(1, 20000)
+        batch = kproto.record_batch([(key, value, ())])
+        body = kproto.string(None) + kproto.i16(-1) + kproto.i32(10000) + kproto.array(
+            [kproto.string(topic) + kproto.array([kproto.i32(p) + kproto.bytes_(batch)])])
+        frames.append(kproto.request(kproto.API_PRODUCE, 3, i, body))
+        sent.append(i)
+        expect[p].append((key, value))
+        if i % 7 == 0:
+            frames.append(kproto.request(kproto.API_API_VERSIONS, 0, 100000 + i, b""))
+            sent.append(100000 + i)
+    s = kproto.connect(broker.bootstrap, timeout=60)
+    s.sendall(b"".join(frames))
+    for cid in sent:
+        got, body = kproto.recv_response(s)
+        assert got == cid
+        if cid >= 100000:
+            continue
+        r = kproto.Reader(body)
+        parts = []
+        r.array(lambda: (r.string(), r.array(
+            lambda: parts.append((r.i32(), r.i16(), r.i64(), r.i64())))))
+        assert [(p, err) for p, err, _, _ in parts] == [(cid % 4, 0)]
+    s.close()
+    got = util.consume_all(broker.bootstrap, topic, 4, expect=600)
+    for p in range(4):
+        assert [(g.key, g.value) for g in got[p]] == expect[p]
