@@ -9,7 +9,9 @@
  * The long poll lives here: min_bytes and max_wait_ms are the request's,
  * a waiting fetch is answered through its request, and what wakes it is
  * the agent's waiter list (fetch_wake after each commit); the reader only
- * reads what is visible now, so each wake gathers again.
+ * reads what is visible now, so a wake gathers again, when the agent's
+ * change journal lists one of the fetch's partitions since its last
+ * gather (fetch_touched).
  *
  * The records are not copied into the response: it is encoded with one
  * gap per partition's records (kmsg_fetch_resp_encode_gaps), each then
@@ -52,6 +54,11 @@
 #include "storage/reader.h"
 #include "txn/aborted_index.h"
 
+struct part_key {
+	int64_t tid;               /* -1: empty */
+	int32_t partition;
+};
+
 struct fetch_wait {
 	struct fetch_wait *prev, *next;
 	uv_timer_t timer;
@@ -66,6 +73,12 @@ struct fetch_wait {
 	size_t *resp_slot;          /* per response partition: its slot */
 	struct reader_fetch *rf;    /* in the request's arena */
 	int64_t wait_ms;
+	uint64_t gathered_seq;      /* the change journal's position at the last gather */
+	struct part_key *keys;      /* the parts' (tid, partition), open addressing */
+	size_t keys_cap;            /* a power of two; 0: not made */
+	size_t keys_room;           /* keys' allocated entries (grown by doubling) */
+	size_t keys_parts;          /* parts when made */
+	bool touched;               /* fetch_touched's answer */
 	bool waiting;               /* on the waiter list */
 	bool looking_up;            /* its rows are being looked up (reader_lookup) */
 	bool expired;               /* max_wait_ms passed during a lookup */
@@ -105,8 +118,8 @@ static bool read_committed(const struct fetch_wait *f)
 }
 
 /* The topic a fetch names (by id from v13), NULL when none, and whether
- * the fetch may read it (an unknown name needs DESCRIBE... as Kafka:
- * READ on the name). */
+ * the fetch may read it (READ on the topic; on the name for a name no
+ * topic has; an unknown id is answered UNKNOWN_TOPIC_ID). */
 static struct topic_state *fetch_topic(struct fetch_wait *f, kstr name, const uint8_t id[16],
 				       bool *may)
 {
@@ -150,6 +163,7 @@ static size_t fetch_gather(struct fetch_wait *f)
 	struct topic_state *t = NULL;
 	bool may = false;
 	f->out_of_range = false;
+	f->gathered_seq = a->changes_seq;
 	for (size_t k = 0; k < f->parts; k++) {
 		struct fetch_part *p = &f->sess.parts[k];
 		struct reader_slot *s = &f->slots[k];
@@ -477,8 +491,8 @@ static int fetch_slots(struct fetch_wait *f)
 }
 
 /* A woken long poll of an incremental fetch: the session's partitions
- * the change journal lists since its last look join the fetch. 0, or
- * SL_ENOMEM (the fetch cannot go on). */
+ * the change journal lists since its last look join the fetch. How many
+ * did, or SL_ENOMEM (the fetch cannot go on). */
 static int fetch_more(struct fetch_wait *f)
 {
 	if (f->sess.kind != FETCH_SESSION_INCREMENTAL)
@@ -490,15 +504,77 @@ static int fetch_more(struct fetch_wait *f)
 		return added;
 	if (added == 0)
 		return 0;
+	int rc;
 	if (f->sess.cap == cap && f->sess.count <= cap) {
 		/* Room in the slots: the reader fetch starts over on them
 		 * (its per-slot state follows the parts' new order). */
 		memset(f->slots, 0, f->sess.count * sizeof *f->slots);
 		reader_fetch_end(f->rf);
 		f->parts = f->sess.count;
-		return reader_fetch_new(f->a->reader, &f->req->arena, f->slots, f->parts, &f->rf);
+		rc = reader_fetch_new(f->a->reader, &f->req->arena, f->slots, f->parts, &f->rf);
+	} else {
+		rc = fetch_slots(f);
 	}
-	return fetch_slots(f);
+	return rc ? rc : added;
+}
+
+static size_t key_hash(int64_t tid, int32_t partition, size_t mask)
+{
+	uint64_t x = ((uint64_t)tid * 0x9E3779B97F4A7C15ull) ^ (uint32_t)partition;
+	x *= 0xC2B2AE3D27D4EB4Full;
+	return (size_t)(x >> 32) & mask;
+}
+
+static void key_touched(void *arg, int64_t tid, int32_t partition)
+{
+	struct fetch_wait *f = arg;
+	size_t mask = f->keys_cap - 1;
+	for (size_t h = key_hash(tid, partition, mask); f->keys[h].tid >= 0; h = (h + 1) & mask)
+		if (f->keys[h].tid == tid && f->keys[h].partition == partition) {
+			f->touched = true;
+			return;
+		}
+}
+
+/* Whether what moved since the fetch's last gather (the change journal)
+ * includes one of its partitions; true when it cannot tell (the journal
+ * no longer reaches back, a topic unknown at the gather, no memory). A
+ * woken long poll gathers again only then: every commit wakes every
+ * waiting fetch, and a gather costs the fetch's partitions. */
+static bool fetch_touched(struct fetch_wait *f)
+{
+	if (f->keys_parts != f->parts || !f->keys_cap) {
+		size_t cap = 16;
+		while (cap < 2 * f->parts + 2)
+			cap *= 2;
+		/* The arena keeps what it gave: a new table only when the
+		 * parts doubled, so a long poll that keeps taking partitions
+		 * uses twice its last table at most. */
+		if (cap > f->keys_room) {
+			if (!REQ_ARRAY(f->req, cap, f->keys))
+				return true;
+			f->keys_room = cap;
+		}
+		for (size_t h = 0; h < cap; h++)
+			f->keys[h].tid = -1;
+		f->keys_cap = cap;
+		f->keys_parts = f->parts;
+		for (size_t k = 0; k < f->parts; k++) {
+			const struct fetch_part *p = &f->sess.parts[k];
+			if (p->tid < 0) {
+				f->keys_cap = 0; /* made again, and asked every time */
+				return true;
+			}
+			size_t h = key_hash(p->tid, p->partition, cap - 1);
+			while (f->keys[h].tid >= 0)
+				h = (h + 1) & (cap - 1);
+			f->keys[h] = (struct part_key){ p->tid, p->partition };
+		}
+	}
+	f->touched = false;
+	if (!env_changes(f, f->gathered_seq, key_touched, f))
+		return true;
+	return f->touched;
 }
 
 /* Gather; when the index and earlier lookups lack rows, look them up on
@@ -508,7 +584,8 @@ static int fetch_more(struct fetch_wait *f)
 static void fetch_run(struct fetch_wait *f, enum fetch_step step)
 {
 	struct agent *a = f->a;
-	if (step == STEP_WAKE && fetch_more(f) != 0) {
+	int added = step == STEP_WAKE ? fetch_more(f) : 0;
+	if (added < 0) {
 		fetch_stop_waiting(f);
 		if (f->rf)
 			reader_fetch_end(f->rf);
@@ -516,6 +593,11 @@ static void fetch_run(struct fetch_wait *f, enum fetch_step step)
 		uv_close((uv_handle_t *)&f->timer, fetch_free);
 		return;
 	}
+	/* Woken by a commit of other partitions: nothing to gather (new
+	 * parts were never gathered: always). */
+	if (step == STEP_WAKE && !added && f->waiting && request_conn_open(f->req) &&
+	    !a->draining && !fetch_touched(f))
+		return;
 	size_t n = fetch_gather(f);
 	if (reader_rows_needed(f->rf) && !a->draining) {
 		f->step = step;
