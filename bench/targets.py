@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""targets.py — issue 17's produce targets against librdkafka's mock broker,
+all ratios from one run:
+
+    bench/targets.py [--bin build/sluice] [--driver build/bench/driver]
+                     [--rounds 2] [--duration-s 10] [--tmpfs-root /dev/shm]
+                     [--disk-root /tmp]
+
+Each round, in this order, a fresh target each time:
+  1. produce 1 KiB x 8 partitions at full speed (one librdkafka producer,
+     acks=all, linger 5 ms, --duration-s) against the file store on the
+     disk, the file store on tmpfs and the mock (`driver mock-serve`):
+     MB/s, and the agent's CPU seconds per GB (utime+stime from /proc);
+  2. the same at half of this round's disk rate (msgs/s): p50/p99 from
+     produce() to the delivery report, on the three;
+  3. a lone producer at 1,000 msgs/s to one partition (linger 0,
+     acks=all): p50/p99, on the disk, tmpfs and the mock.
+Then the device's fsync time (median of 200 4 KiB writes + fdatasync in
+--disk-root). Prints per round and the medians, with the ratios to the
+mock of the same round, the targets checked and the load average at the
+start and the end. Asserts nothing. Only the standard library.
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab import Broker  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLUSH_MS = 5  # the file store's default --flush-interval-ms
+
+
+def run_driver(args, *extra):
+    out = subprocess.run([args.driver] + list(extra), capture_output=True, text=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
+    csv = [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
+    stat = [l for l in out.stdout.splitlines() if l.startswith("stat:")][-1]
+    st = dict(kv.split("=") for kv in stat[5:].split(","))
+    return {"mb_s": float(csv[4]), "msgs_s": float(csv[5]), "p50": float(csv[6]),
+            "p99": float(csv[7]), "bytes": int(st["bytes"])}
+
+
+class Mock:
+    def __init__(self, args):
+        self.proc = subprocess.Popen(
+            [args.driver, "mock-serve", "--topic", "p:8", "--topic", "h:8", "--topic", "l:1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True)
+        m = re.match(r"bootstrap (\S+)", self.proc.stdout.readline())
+        if not m:
+            raise RuntimeError("mock-serve did not start")
+        self.bootstrap = m.group(1)
+
+    def cpu(self):
+        return float("nan")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+class Sluice:
+    def __init__(self, args, root):
+        self.data = tempfile.mkdtemp(prefix="sluice-targets-", dir=root)
+        self.b = Broker(args.bin, self.data)
+        self.bootstrap = "127.0.0.1:%d" % self.b.port
+
+    def cpu(self):
+        return self.b.cpu()
+
+    def stop(self):
+        self.b.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def start(args, target):
+    if target == "mock":
+        return Mock(args)
+    return Sluice(args, args.tmpfs_root if target == "tmpfs" else args.disk_root)
+
+
+def produce(args, tgt, topic, partitions, extra=()):
+    c0 = tgt.cpu()
+    r = run_driver(args, "produce", "--bootstrap", tgt.bootstrap, "--topic", topic,
+                   "--partitions", str(partitions), "--msg-bytes", "1024",
+                   "--duration-s", str(args.duration_s), "--acks", "all", *extra)
+    r["cpu_s_gb"] = (tgt.cpu() - c0) / (r["bytes"] / 1e9)
+    return r
+
+
+def fsync_ms(root):
+    fd, path = tempfile.mkstemp(dir=root)
+    try:
+        v = []
+        for _ in range(200):
+            os.write(fd, b"x" * 4096)
+            t0 = time.perf_counter()
+            os.fdatasync(fd)
+            v.append((time.perf_counter() - t0) * 1000)
+        return statistics.median(v)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+TARGETS = ("disk", "tmpfs", "mock")
+
+
+def one_round(args):
+    res = {}
+    for t in TARGETS:
+        tgt = start(args, t)
+        try:
+            res[(t, "max")] = produce(args, tgt, "p", 8, ["--linger-ms", "5"])
+        finally:
+            tgt.stop()
+    half = int(res[("disk", "max")]["msgs_s"] / 2)
+    for t in TARGETS:
+        tgt = start(args, t)
+        try:
+            res[(t, "half")] = produce(args, tgt, "h", 8, ["--linger-ms", "5", "--rate", str(half)])
+            res[(t, "lone")] = produce(args, tgt, "l", 1, ["--linger-ms", "0", "--rate", "1000"])
+        finally:
+            tgt.stop()
+    return res, half
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "sluice"))
+    ap.add_argument("--driver", default=os.path.join(ROOT, "build", "bench", "driver"))
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration-s", type=int, default=10)
+    ap.add_argument("--tmpfs-root", default="/dev/shm")
+    ap.add_argument("--disk-root", default="/tmp")
+    args = ap.parse_args()
+    load0 = open("/proc/loadavg").read().split()[:3]
+    t0 = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
+    rounds = []
+    for r in range(args.rounds):
+        res, half = one_round(args)
+        rounds.append(res)
+        ref = res[("mock", "max")]["mb_s"]
+        print("round %d: half rate %d msgs/s; " % (r + 1, half) + "; ".join(
+            "%s %.1f MB/s (%.2fx) %.2f cpu-s/GB, half p50/p99 %.2f/%.2f ms, lone p50/p99 %.2f/%.2f ms"
+            % (t, res[(t, "max")]["mb_s"], res[(t, "max")]["mb_s"] / ref, res[(t, "max")]["cpu_s_gb"],
+               res[(t, "half")]["p50"], res[(t, "half")]["p99"], res[(t, "lone")]["p50"],
+               res[(t, "lone")]["p99"]) for t in TARGETS), flush=True)
+    fs = fsync_ms(args.disk_root)
+    load1 = open("/proc/loadavg").read().split()[:3]
+
+    def med(t, k, f):
+        return statistics.median(x[(t, k)][f] for x in rounds)
+
+    def ratio(t):
+        return statistics.median(x[(t, "max")]["mb_s"] / x[("mock", "max")]["mb_s"] for x in rounds)
+
+    print("\n%s, %d rounds, load average %s at the start, %s at the end; device fsync %.2f ms "
+          "(median of 200 4 KiB fdatasync in %s)" % (t0, args.rounds, " ".join(load0),
+                                                      " ".join(load1), fs, args.disk_root))
+    print("\n| target | produce MB/s | ratio to mock | agent CPU s/GB | half-rate p50 ms | "
+          "half-rate p99 ms | lone p50 ms | lone p99 ms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in TARGETS:
+        print("| %s | %.1f | %s | %s | %.2f | %.2f | %.2f | %.2f |" % (
+            t, med(t, "max", "mb_s"), "%.2f" % ratio(t) if t != "mock" else "1",
+            "%.2f" % med(t, "max", "cpu_s_gb") if t != "mock" else "-",
+            med(t, "half", "p50"), med(t, "half", "p99"), med(t, "lone", "p50"),
+            med(t, "lone", "p99")))
+    checks = [
+        (ratio("tmpfs") >= 0.7, "produce tmpfs >= 0.7x mock: %.2fx" % ratio("tmpfs")),
+        (ratio("disk") >= 0.5, "produce disk >= 0.5x mock: %.2fx" % ratio("disk")),
+        (med("tmpfs", "max", "cpu_s_gb") <= 1.2,
+         "agent CPU <= 1.2 s/GB (tmpfs): %.2f" % med("tmpfs", "max", "cpu_s_gb")),
+        (med("disk", "half", "p99") <= FLUSH_MS + 20,
+         "disk p99 at half rate <= flush interval + 20 = %d ms: %.2f" % (FLUSH_MS + 20,
+                                                                         med("disk", "half", "p99"))),
+        (med("tmpfs", "lone", "p50") <= 3, "lone p50 tmpfs <= 3 ms: %.2f" % med("tmpfs", "lone", "p50")),
+        (med("disk", "lone", "p50") <= fs + 2,
+         "lone p50 disk <= fsync + 2 = %.2f ms: %.2f" % (fs + 2, med("disk", "lone", "p50"))),
+    ]
+    print()
+    for ok, text in checks:
+        print("- [%s] %s" % ("x" if ok else " ", text))
+    print("\ncommand: bench/targets.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
