@@ -8,7 +8,13 @@
  * The harness plays the service: it keeps a "store" of the records the
  * coordinator asked to persist, performs writes (successfully or with a
  * chosen error), records the markers it was asked to write, and checks
- * that every request is answered exactly once. */
+ * that every request is answered exactly once. On every effect of every
+ * test it also checks what a store and a client could notice (check_*):
+ * a stored record only moves along Kafka's transitions (epochs never go
+ * down for a producer id, a Prepare* is followed by its Complete* and
+ * nothing else), markers are handed out only for the Prepare* record the
+ * store holds, and a successful answer only once the write it depends on
+ * is durable. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +78,17 @@ struct h {
 	int64_t held_seq[MAX_MARKERS];
 	int held_count;
 	int64_t now;
+	/* What each request asked, for the answer checks (known: sent
+	 * through init/add/add_offsets/end). */
+	bool req_known[MAX_REQS];
+	enum txn_req_kind req_kind[MAX_REQS];
+	char req_id[MAX_REQS][64];
+	int64_t req_pid[MAX_REQS];
+	int16_t req_epoch[MAX_REQS];
+	bool req_commit[MAX_REQS];
+	struct txn_tp req_tps[MAX_REQS][3];
+	int32_t req_tp_count[MAX_REQS];
+	char req_group[MAX_REQS][32];
 };
 
 static struct h H;
@@ -165,6 +182,128 @@ static void store_put(const char *id, const struct txn_record *r)
 	s->r.groups = s->group_ptrs;
 }
 
+/* ---------------------------------------------------------------- invariants */
+
+static bool record_has_tp(const struct txn_record *r, struct txn_tp tp)
+{
+	for (int32_t i = 0; i < r->partition_count; i++)
+		if (r->partitions[i].tid == tp.tid && r->partitions[i].partition == tp.partition)
+			return true;
+	return false;
+}
+
+static bool is_prepare(enum txn_state s)
+{
+	return s == TXN_PREPARE_COMMIT || s == TXN_PREPARE_ABORT;
+}
+
+static bool is_complete(enum txn_state s)
+{
+	return s == TXN_COMPLETE_COMMIT || s == TXN_COMPLETE_ABORT;
+}
+
+/* A write of n over what the store holds for id (nothing: a new id, or
+ * a record a test loaded straight into the coordinator). */
+static void check_persist(const char *id, const struct txn_record *n)
+{
+	const struct stored *s = store_find(id, false);
+	assert_true(n->state >= TXN_EMPTY && n->state <= TXN_COMPLETE_ABORT);
+	if (is_complete(n->state) || n->state == TXN_EMPTY)
+		assert_int_equal(n->partition_count, 0);
+	if (!s)
+		return;
+	const struct txn_record *o = &s->r;
+	if (n->producer_id == o->producer_id) {
+		if (n->producer_epoch < o->producer_epoch)
+			fail_msg("%s: epoch %d stored over %d", id, n->producer_epoch,
+				 o->producer_epoch);
+	} else {
+		/* A new producer id: only by InitProducerId, from a
+		 * finished transaction, at epoch 0. */
+		assert_int_equal(n->state, TXN_EMPTY);
+		assert_true(o->state == TXN_EMPTY || is_complete(o->state));
+		assert_int_equal(n->producer_epoch, 0);
+		assert_int_equal(n->last_producer_id, o->producer_id);
+	}
+	assert_true(n->txn_seq >= o->txn_seq);
+	/* Never two Prepare* without a Complete*: a stored Prepare* is
+	 * replaced only by its own Complete*. */
+	if (is_prepare(o->state)) {
+		if (n->state != o->state + 2 || n->txn_seq != o->txn_seq)
+			fail_msg("%s: %s stored over %s (txn %lld)", id, txn_state_name(n->state),
+				 txn_state_name(o->state), (long long)o->txn_seq);
+	}
+	if (is_prepare(n->state)) {
+		assert_true(o->state == TXN_ONGOING || o->state == n->state);
+		assert_int_equal(n->txn_seq, o->txn_seq);
+	}
+	if (is_complete(n->state))
+		assert_int_equal(o->state, n->state - 2);
+	if (n->state == TXN_ONGOING && o->state != TXN_ONGOING)
+		assert_int_equal(n->txn_seq, o->txn_seq + 1);
+	if (n->state == TXN_ONGOING && o->state == TXN_ONGOING) {
+		assert_int_equal(n->txn_seq, o->txn_seq);
+		for (int32_t i = 0; i < o->partition_count; i++)
+			assert_true(record_has_tp(n, o->partitions[i]));
+	}
+}
+
+/* Markers are written only for the Prepare* record the store holds. */
+static void check_markers(const struct txn_effect *e)
+{
+	const struct stored *s = store_find(e->transactional_id, false);
+	if (!s)
+		fail_msg("%s: markers for an id never stored", e->transactional_id);
+	assert_int_equal(s->r.state, e->commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT);
+	assert_int_equal(s->r.txn_seq, e->record.txn_seq);
+	assert_int_equal(s->r.producer_id, e->record.producer_id);
+	assert_int_equal(s->r.producer_epoch, e->record.producer_epoch);
+	assert_int_equal(s->r.partition_count, e->record.partition_count);
+}
+
+/* A successful answer is given only once what it reports is durable. */
+static void check_answer(int r, const struct txn_effect *e)
+{
+	if (e->error != KERR_NONE || !H.req_known[r] || H.req_id[r][0] == 0)
+		return;
+	const struct stored *s = store_find(H.req_id[r], false);
+	if (!s)
+		fail_msg("request %d answered before %s was stored", r, H.req_id[r]);
+	const struct txn_record *st = &s->r;
+	switch (H.req_kind[r]) {
+	case TXN_REQ_INIT_PRODUCER_ID:
+		assert_int_equal(st->state, TXN_EMPTY);
+		assert_int_equal(st->producer_id, e->producer_id);
+		assert_int_equal(st->producer_epoch, e->producer_epoch);
+		break;
+	case TXN_REQ_ADD_PARTITIONS:
+		assert_int_equal(st->state, TXN_ONGOING);
+		assert_int_equal(st->producer_id, H.req_pid[r]);
+		assert_int_equal(st->producer_epoch, H.req_epoch[r]);
+		for (int32_t i = 0; i < H.req_tp_count[r]; i++)
+			assert_true(record_has_tp(st, H.req_tps[r][i]));
+		break;
+	case TXN_REQ_ADD_OFFSETS: {
+		bool found = false;
+		assert_int_equal(st->state, TXN_ONGOING);
+		for (int32_t i = 0; i < st->group_count; i++)
+			found |= strcmp(st->groups[i], H.req_group[r]) == 0;
+		assert_true(found);
+		break;
+	}
+	case TXN_REQ_END_TXN:
+		/* Decided (Prepare*) at least; the same outcome. */
+		assert_int_equal(st->producer_id, H.req_pid[r]);
+		if (H.req_commit[r])
+			assert_true(st->state == TXN_PREPARE_COMMIT ||
+				    st->state == TXN_COMPLETE_COMMIT);
+		else
+			assert_true(st->state == TXN_PREPARE_ABORT ||
+				    st->state == TXN_COMPLETE_ABORT);
+		break;
+	}
+}
+
 /* Perform every effect, and those they lead to, until none is left. */
 static void drain(void)
 {
@@ -184,6 +323,7 @@ static void drain(void)
 			case TXN_EFFECT_ANSWER: {
 				int r = (int)(intptr_t)e->req;
 				assert_true(r > 0 && r < MAX_REQS);
+				check_answer(r, e);
 				H.answered[r]++;
 				H.error[r] = e->error;
 				H.pid[r] = e->producer_id;
@@ -192,8 +332,10 @@ static void drain(void)
 			}
 			case TXN_EFFECT_PERSIST:
 				H.persists++;
-				if (H.persist_error == KERR_NONE)
+				if (H.persist_error == KERR_NONE) {
+					check_persist(e->transactional_id, &e->record);
 					store_put(e->transactional_id, &e->record);
+				}
 				txn_persisted(H.c, H.now, K(e->transactional_id), e->write_id,
 					      H.persist_error, &next);
 				break;
@@ -209,6 +351,7 @@ static void drain(void)
 				break;
 			case TXN_EFFECT_MARKERS: {
 				assert_true(H.marker_count < MAX_MARKERS);
+				check_markers(e);
 				struct marker_write *m = &H.markers[H.marker_count++];
 				snprintf(m->id, sizeof m->id, "%s", e->transactional_id);
 				m->commit = e->commit;
@@ -255,9 +398,21 @@ static int new_req(void)
 	return r;
 }
 
-static int init(const char *id, int32_t timeout, int64_t pid, int16_t epoch, int16_t v)
+/* A request whose successful answer check_answer verifies. */
+static int known_req(enum txn_req_kind kind, const char *id, int64_t pid, int16_t epoch)
 {
 	int r = new_req();
+	H.req_known[r] = true;
+	H.req_kind[r] = kind;
+	snprintf(H.req_id[r], sizeof H.req_id[r], "%s", id ? id : "");
+	H.req_pid[r] = pid;
+	H.req_epoch[r] = epoch;
+	return r;
+}
+
+static int init(const char *id, int32_t timeout, int64_t pid, int16_t epoch, int16_t v)
+{
+	int r = known_req(TXN_REQ_INIT_PRODUCER_ID, id, pid, epoch);
 	struct txn_init_args a = { K(id), timeout, pid, epoch, v };
 	txn_init_producer_id(H.c, H.now, &a, (void *)(intptr_t)r, &H.out);
 	drain();
@@ -267,7 +422,11 @@ static int init(const char *id, int32_t timeout, int64_t pid, int16_t epoch, int
 static int add(const char *id, int64_t pid, int16_t epoch, const struct txn_tp *tps, int32_t n,
 	       int16_t v)
 {
-	int r = new_req();
+	int r = known_req(TXN_REQ_ADD_PARTITIONS, id, pid, epoch);
+	if (n <= 3) {
+		H.req_tp_count[r] = n;
+		memcpy(H.req_tps[r], tps, sizeof *tps * (size_t)n);
+	}
 	struct txn_add_args a = { K(id), pid, epoch, tps, n, v };
 	txn_add_partitions(H.c, H.now, &a, (void *)(intptr_t)r, &H.out);
 	drain();
@@ -276,7 +435,8 @@ static int add(const char *id, int64_t pid, int16_t epoch, const struct txn_tp *
 
 static int add_offsets(const char *id, int64_t pid, int16_t epoch, const char *group, int16_t v)
 {
-	int r = new_req();
+	int r = known_req(TXN_REQ_ADD_OFFSETS, id, pid, epoch);
+	snprintf(H.req_group[r], sizeof H.req_group[r], "%s", group ? group : "");
 	struct txn_add_offsets_args a = { K(id), pid, epoch, K(group), v };
 	txn_add_offsets(H.c, H.now, &a, (void *)(intptr_t)r, &H.out);
 	drain();
@@ -285,7 +445,8 @@ static int add_offsets(const char *id, int64_t pid, int16_t epoch, const char *g
 
 static int end(const char *id, int64_t pid, int16_t epoch, bool commit, int16_t v)
 {
-	int r = new_req();
+	int r = known_req(TXN_REQ_END_TXN, id, pid, epoch);
+	H.req_commit[r] = commit;
 	struct txn_end_args a = { K(id), pid, epoch, commit, v };
 	txn_end(H.c, H.now, &a, (void *)(intptr_t)r, &H.out);
 	drain();
@@ -1218,7 +1379,7 @@ static void test_random_sequences(void **state)
 	struct txn_tp tps[3] = { P0, P1, Q0 };
 
 	(void)state;
-	for (uint32_t seed = 1; seed <= 40; seed++) {
+	for (uint32_t seed = 1; seed <= 200; seed++) {
 		teardown(NULL);
 		struct txn_config cfg = config();
 		cfg.end_answer_max_ms = seed % 2 ? 5000 : 0;
@@ -1255,8 +1416,11 @@ static void test_random_sequences(void **state)
 				r = end(id, pid[p], epoch[p], rnd(2), (int16_t)rnd(5));
 				break;
 			case 6:
+				/* Time passes, with markers acknowledged or
+				 * still out. */
 				H.persist_error = KERR_NONE;
-				release_markers(rnd(4) ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR);
+				if (rnd(3))
+					release_markers(rnd(4) ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR);
 				tick(H.now + (int64_t)rnd(700));
 				break;
 			case 7:
