@@ -16,8 +16,9 @@
  *             given up after 5 s with SL_EMETA) and for an fsync
  *             (milliseconds). Calls of one kind X run one at a time as
  *             the caller orders them (commit: seal order; offsets: the
- *             group service's queue; maintenance: the trim queue; admin:
- *             the agent's jobs).
+ *             group service's queue and the transaction service's, the
+ *             two serialized by the connection's lock; maintenance: the
+ *             trim queue; admin: the agent's jobs).
  *   [start]   the loop thread before it serves requests (loading the
  *             catalog): may scan whole tables.
  *   [tool]    a command-line tool's only thread.

@@ -1,0 +1,107 @@
+/* service.h — the transaction service: drives the transaction
+ * coordinator (coordinator.h, pure logic) from the event loop and keeps
+ * its records in the metadata store (docs/transactions.md, step 4).
+ *
+ * It owns: the coordinator; loading the stored records at start
+ * (meta_txn_load on the pool, requests answered
+ * COORDINATOR_LOAD_IN_PROGRESS meanwhile, Prepare* records handed their
+ * markers again when it is done); performing the coordinator's effects —
+ * PERSIST and DELETE as meta_txn_persist / meta_txn_delete at the
+ * version this service last read or wrote (one pool job at a time, in
+ * order, so the writes of an id land in the order the coordinator made
+ * them), MARKERS through the caller's marker writer (or meta_txn_settle
+ * for a transaction that has groups and no partition left), ANSWER
+ * through the caller's answer callback; and the tick timer (timeouts,
+ * id expiry, retries).
+ *
+ * It does not know the agent: the marker writer, the producer id
+ * allocator and the answers are callbacks, so the agent (or a test)
+ * plugs in the writer's marker path and its producer id block.
+ *
+ * Threads: every function is called on the loop thread, and every
+ * callback fires there; only the store calls run on a pool thread.
+ *
+ * Lifetime: txn_svc_start, requests until txn_svc_shutdown (held
+ * requests answered NOT_COORDINATOR, no new store write or marker
+ * started), txn_svc_free once no job is in flight (txn_svc_idle) or the
+ * loop has stopped. */
+#ifndef SLUICE_TXN_SERVICE_H
+#define SLUICE_TXN_SERVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "meta/meta.h"
+#include "txn/coordinator.h"
+
+struct txn_svc;
+
+struct txn_svc_config {
+	/* The coordinator's (alloc_producer_id must be set: it is called on
+	 * the loop and must not block — the agent's producer id block). */
+	struct txn_config coord;
+	/* The lease epoch writes are fenced by (cluster mode); 0 alone. */
+	int64_t coord_epoch;
+	int64_t tick_ms;                /* <= 0: 100 */
+	/* Which stored ids this agent loads (NULL: all). Runs on the pool
+	 * thread of the load. */
+	meta_txn_want_fn *want;
+	void *want_arg;
+	/* Answer request e->req (e: TXN_EFFECT_ANSWER, valid during the
+	 * call). Fires once per request handed in, possibly before the call
+	 * that handed it in returns. */
+	void (*answer)(void *arg, const struct txn_effect *e);
+	/* Write the COMMIT (e->commit) or ABORT markers of transaction
+	 * e->record.txn_seq of e->transactional_id, at (e->record.producer_id,
+	 * e->record.producer_epoch), into each of e->record.partitions (e is
+	 * valid during the call; copy what must outlive it); then, later and
+	 * never from within this call, txn_svc_markers_done. Returns 0, or a
+	 * negative SL_E* code when nothing was started (retried after the
+	 * coordinator's backoff). NULL: every marker write fails (the service
+	 * runs, transactions cannot complete). */
+	int (*write_markers)(void *arg, const struct txn_effect *e);
+	void *arg;
+	/* Wall clock in ms (NULL: clock_wall_ms; tests move time). */
+	int64_t (*now_ms)(void *arg);
+};
+
+/* Create the coordinator, start loading the stored records (a pool
+ * job) and the tick timer. meta must outlive the service. 0, SL_EINVAL
+ * (no answer callback or producer id allocator), SL_ENOMEM. */
+int txn_svc_start(uv_loop_t *loop, struct meta *meta, const struct txn_svc_config *cfg,
+		  struct txn_svc **out);
+/* Answer every held request NOT_COORDINATOR, stop the timer; store jobs
+ * in flight finish, nothing new starts. NULL or again: nothing. */
+void txn_svc_shutdown(struct txn_svc *s);
+/* No store job queued or running. */
+bool txn_svc_idle(const struct txn_svc *s);
+/* After txn_svc_shutdown, once idle (or the loop stopped). */
+void txn_svc_free(struct txn_svc *s);
+/* Loaded (requests are served, not answered COORDINATOR_LOAD_IN_PROGRESS). */
+bool txn_svc_loaded(const struct txn_svc *s);
+
+/* The requests (args as coordinator.h); req is the caller's, handed back
+ * in the answer. */
+void txn_svc_init_producer_id(struct txn_svc *s, const struct txn_init_args *a, void *req);
+void txn_svc_add_partitions(struct txn_svc *s, const struct txn_add_args *a, void *req);
+void txn_svc_add_offsets(struct txn_svc *s, const struct txn_add_offsets_args *a, void *req);
+void txn_svc_end(struct txn_svc *s, const struct txn_end_args *a, void *req);
+/* Answered at once (coordinator.h): errors has a->partition_count slots. */
+void txn_svc_verify_partitions(const struct txn_svc *s, const struct txn_add_args *a,
+			       int16_t *errors);
+int16_t txn_svc_offset_commit(struct txn_svc *s, const struct txn_offset_commit_args *a);
+bool txn_svc_offset_pending(const struct txn_svc *s, kstr group_id, struct txn_tp tp);
+
+/* The markers write_markers started are in (err KERR_NONE), failed (any
+ * other Kafka error: written again after the backoff) or this agent lost
+ * the id (NOT_COORDINATOR). */
+void txn_svc_markers_done(struct txn_svc *s, const char *transactional_id, int64_t txn_seq,
+			  int16_t err);
+
+/* The coordinator, for reading (DescribeTransactions, ListTransactions):
+ * views valid until the next call into the service. */
+const struct txn_coordinator *txn_svc_coordinator(const struct txn_svc *s);
+
+#endif
