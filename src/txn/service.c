@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "base/log.h"
 #include "base/strmap.h"
 #include "base/workq.h"
@@ -31,6 +32,10 @@ struct txn_svc {
 	 * coordinator's pending transition), so the version read at submit
 	 * is the stored one. */
 	struct strmap versions;
+	/* Ids being read again from the store (after another writer's
+	 * version refused ours): their requests get
+	 * COORDINATOR_LOAD_IN_PROGRESS until the record is back. */
+	struct strmap reloading;
 	struct workq q;
 	uv_timer_t tick;
 	uv_timer_t load_retry;
@@ -38,7 +43,7 @@ struct txn_svc {
 	bool stopping;
 };
 
-enum store_kind { STORE_PERSIST, STORE_DELETE, STORE_SETTLE, STORE_LOAD };
+enum store_kind { STORE_PERSIST, STORE_DELETE, STORE_SETTLE, STORE_LOAD, STORE_RELOAD };
 
 struct store_job {
 	struct workq_job job;
@@ -100,6 +105,15 @@ static void job_free(struct store_job *j)
 
 static void perform(struct txn_svc *s, struct txn_effects *out);
 static void load_retry_cb(uv_timer_t *t);
+static void start_reload(struct txn_svc *s, const char *id);
+
+/* STORE_RELOAD's filter: the one id, if placement still wants it. */
+static bool want_one(void *arg, const char *transactional_id)
+{
+	const struct store_job *j = arg;
+	return strcmp(transactional_id, j->id) == 0 &&
+	       (!j->s->cfg.want || j->s->cfg.want(j->s->cfg.want_arg, transactional_id));
+}
 
 static void store_run(struct workq_job *wj)
 {
@@ -118,6 +132,9 @@ static void store_run(struct workq_job *wj)
 	case STORE_LOAD:
 		j->rc = meta_txn_load(m, j->s->cfg.want, j->s->cfg.want_arg, &j->rows, &j->row_count);
 		break;
+	case STORE_RELOAD:
+		j->rc = meta_txn_load(m, want_one, j, &j->rows, &j->row_count);
+		break;
 	}
 }
 
@@ -135,6 +152,13 @@ static int16_t write_error(const struct store_job *j)
 
 static void load_done(struct txn_svc *s, struct store_job *j)
 {
+	if (j->kind == STORE_RELOAD)
+		strmap_del(&s->reloading, j->id);
+	if (j->rc != 0 && j->kind == STORE_RELOAD) {
+		/* Its next write is refused again and retries the reload. */
+		log_warn("txn: reading %s again: %s", j->id, sl_strerror(j->rc));
+		return;
+	}
 	if (j->rc != 0) {
 		log_error("txn: loading transactional ids: %s (retrying)", sl_strerror(j->rc));
 		if (!s->stopping)
@@ -144,6 +168,10 @@ static void load_done(struct txn_svc *s, struct store_job *j)
 	for (size_t i = 0; i < j->row_count; i++) {
 		const struct meta_txn_row *row = &j->rows[i];
 		kstr id = { row->transactional_id, (int32_t)strlen(row->transactional_id) };
+		/* A reload finds the id re-created meanwhile: the store's
+		 * version will refuse that one's write and reload it again. */
+		if (j->kind == STORE_RELOAD && txn_find(s->c, id))
+			continue;
 		int rc = txn_load(s->c, id, &row->r);
 		if (rc != 0) {
 			log_error("txn: not loading %s: %s", row->transactional_id, sl_strerror(rc));
@@ -151,7 +179,8 @@ static void load_done(struct txn_svc *s, struct store_job *j)
 		}
 		version_set(s, row->transactional_id, row->version);
 	}
-	s->loaded = true;
+	if (j->kind == STORE_LOAD)
+		s->loaded = true;
 	struct txn_effects out;
 	txn_effects_init(&out);
 	txn_load_done(s->c, now_ms(s), &out);
@@ -179,6 +208,10 @@ static void store_done(struct workq_job *wj)
 		if (current)
 			txn_persisted(s->c, now_ms(s), (kstr){ j->id, (int32_t)strlen(j->id) },
 				      j->write_id, err, &out);
+		/* The coordinator dropped the id: read what the store holds
+		 * (another agent's write, or ours whose outcome was lost). */
+		if (current && j->rc == SL_EBUSY && !s->stopping)
+			start_reload(s, j->id);
 		break;
 	case STORE_SETTLE:
 		if (current)
@@ -187,8 +220,11 @@ static void store_done(struct workq_job *wj)
 					 j->rc == 0 ? KERR_NONE : KERR_KAFKA_STORAGE_ERROR, &out);
 		break;
 	case STORE_LOAD:
+	case STORE_RELOAD:
 		if (current)
 			load_done(s, j);
+		else if (j->kind == STORE_RELOAD)
+			strmap_del(&s->reloading, j->id);
 		break;
 	}
 	perform(s, &out);
@@ -219,6 +255,20 @@ static void start_load(struct txn_svc *s)
 	if (!j) {
 		log_error("txn: out of memory starting the load (retrying)");
 		uv_timer_start(&s->load_retry, load_retry_cb, LOAD_RETRY_MS, 0);
+		return;
+	}
+	workq_submit(&s->q, &j->job);
+}
+
+static void start_reload(struct txn_svc *s, const char *id)
+{
+	if (strmap_get(&s->reloading, id))
+		return;
+	struct store_job *j = job_new(s, STORE_RELOAD, id);
+	if (!j || strmap_put(&s->reloading, id, j) != 0) {
+		log_error("txn: out of memory reading %s again", id);
+		if (j)
+			job_free(j);
 		return;
 	}
 	workq_submit(&s->q, &j->job);
@@ -356,6 +406,7 @@ int txn_svc_start(uv_loop_t *loop, struct meta *meta, const struct txn_svc_confi
 		return rc;
 	}
 	strmap_init(&s->versions);
+	strmap_init(&s->reloading);
 	workq_init(&s->q, loop);
 	uv_timer_init(loop, &s->tick);
 	uv_timer_init(loop, &s->load_retry);
@@ -395,6 +446,7 @@ void txn_svc_free(struct txn_svc *s)
 		return;
 	txn_free(s->c);
 	strmap_free(&s->versions);
+	strmap_free(&s->reloading);
 	free(s);
 }
 
@@ -405,21 +457,38 @@ bool txn_svc_loaded(const struct txn_svc *s)
 
 /* ---------------------------------------------------------------- requests */
 
-/* After shutdown the coordinator holds nothing new: NOT_COORDINATOR. */
-static bool refuse_stopped(struct txn_svc *s, void *req, enum txn_req_kind kind)
+/* Is id being read again from the store? */
+static bool reloading(const struct txn_svc *s, kstr id)
 {
-	if (!s->stopping)
+	char buf[SL_TXN_ID_BYTES_MAX + 1];
+	if (s->reloading.count == 0 || id.len <= 0 || id.len > SL_TXN_ID_BYTES_MAX)
+		return false;
+	memcpy(buf, id.ptr, (size_t)id.len);
+	buf[id.len] = 0;
+	return strmap_get(&s->reloading, buf) != NULL;
+}
+
+/* Answered here, not by the coordinator: NOT_COORDINATOR after
+ * shutdown (it holds nothing new), COORDINATOR_LOAD_IN_PROGRESS while
+ * the id is read again. */
+static bool answer_here(struct txn_svc *s, kstr id, void *req, enum txn_req_kind kind)
+{
+	int16_t err;
+	if (s->stopping)
+		err = KERR_NOT_COORDINATOR;
+	else if (reloading(s, id))
+		err = KERR_COORDINATOR_LOAD_IN_PROGRESS;
+	else
 		return false;
 	struct txn_effect e = { .kind = TXN_EFFECT_ANSWER, .req = req, .req_kind = kind,
-				.error = KERR_NOT_COORDINATOR, .producer_id = -1,
-				.producer_epoch = -1 };
+				.error = err, .producer_id = -1, .producer_epoch = -1 };
 	s->cfg.answer(s->cfg.arg, &e);
 	return true;
 }
 
-#define SVC_CALL(s, req, kind, call)                    \
+#define SVC_CALL(s, id, req, kind, call)                \
 	do {                                            \
-		if (refuse_stopped(s, req, kind))       \
+		if (answer_here(s, id, req, kind))      \
 			return;                         \
 		struct txn_effects out_;                \
 		txn_effects_init(&out_);                \
@@ -430,28 +499,33 @@ static bool refuse_stopped(struct txn_svc *s, void *req, enum txn_req_kind kind)
 
 void txn_svc_init_producer_id(struct txn_svc *s, const struct txn_init_args *a, void *req)
 {
-	SVC_CALL(s, req, TXN_REQ_INIT_PRODUCER_ID,
+	SVC_CALL(s, a->transactional_id, req, TXN_REQ_INIT_PRODUCER_ID,
 		 txn_init_producer_id(s->c, now_ms(s), a, req, &out_));
 }
 
 void txn_svc_add_partitions(struct txn_svc *s, const struct txn_add_args *a, void *req)
 {
-	SVC_CALL(s, req, TXN_REQ_ADD_PARTITIONS, txn_add_partitions(s->c, now_ms(s), a, req, &out_));
+	SVC_CALL(s, a->transactional_id, req, TXN_REQ_ADD_PARTITIONS, txn_add_partitions(s->c, now_ms(s), a, req, &out_));
 }
 
 void txn_svc_add_offsets(struct txn_svc *s, const struct txn_add_offsets_args *a, void *req)
 {
-	SVC_CALL(s, req, TXN_REQ_ADD_OFFSETS, txn_add_offsets(s->c, now_ms(s), a, req, &out_));
+	SVC_CALL(s, a->transactional_id, req, TXN_REQ_ADD_OFFSETS, txn_add_offsets(s->c, now_ms(s), a, req, &out_));
 }
 
 void txn_svc_end(struct txn_svc *s, const struct txn_end_args *a, void *req)
 {
-	SVC_CALL(s, req, TXN_REQ_END_TXN, txn_end(s->c, now_ms(s), a, req, &out_));
+	SVC_CALL(s, a->transactional_id, req, TXN_REQ_END_TXN, txn_end(s->c, now_ms(s), a, req, &out_));
 }
 
 void txn_svc_verify_partitions(const struct txn_svc *s, const struct txn_add_args *a,
 			       int16_t *errors)
 {
+	if (reloading(s, a->transactional_id)) {
+		for (int32_t i = 0; i < a->partition_count; i++)
+			errors[i] = KERR_COORDINATOR_LOAD_IN_PROGRESS;
+		return;
+	}
 	txn_verify_partitions(s->c, a, errors);
 }
 
@@ -459,6 +533,10 @@ int16_t txn_svc_offset_commit(struct txn_svc *s, const struct txn_offset_commit_
 {
 	if (s->stopping)
 		return KERR_NOT_COORDINATOR;
+	/* The coordinator's mapping of loading (v0-1 had no such code). */
+	if (reloading(s, a->transactional_id))
+		return a->api_version < 2 ? KERR_COORDINATOR_NOT_AVAILABLE
+					  : KERR_COORDINATOR_LOAD_IN_PROGRESS;
 	return txn_offset_commit(s->c, a);
 }
 

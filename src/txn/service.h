@@ -9,8 +9,12 @@
  * PERSIST and DELETE as meta_txn_persist / meta_txn_delete at the
  * version this service last read or wrote (one pool job at a time, in
  * order, so the writes of an id land in the order the coordinator made
- * them), MARKERS through the caller's marker writer (or meta_txn_settle
- * for a transaction that has groups and no partition left), ANSWER
+ * them; a version refused, SL_EBUSY — another agent's write, or one of
+ * ours whose outcome was lost — drops the id, which is then read again
+ * from the store, its requests answered COORDINATOR_LOAD_IN_PROGRESS
+ * meanwhile), MARKERS through the caller's marker writer (or
+ * meta_txn_settle for a transaction that has groups and no partition
+ * left), ANSWER
  * through the caller's answer callback; and the tick timer (timeouts,
  * id expiry, retries).
  *

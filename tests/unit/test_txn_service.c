@@ -8,8 +8,9 @@
  * previous one left in PrepareCommit (takeover); a timed-out transaction
  * aborted at a bumped epoch; a transaction with offsets and no partition
  * settled by the store; a second writer of an id fencing the first
- * (NOT_COORDINATOR). The marker writer here acknowledges when the test
- * says so: the writer's marker path is another module's. */
+ * (NOT_COORDINATOR), which then reads the id again. The marker writer
+ * here acknowledges when the test says so: the writer's marker path is
+ * another module's. */
 #define _GNU_SOURCE /* nftw, in meta_backends.h */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -403,9 +404,10 @@ static void test_offsets_only(void **state)
 	meta_close(m);
 }
 
-/* Two services on one store (an id taken over by another agent): the
- * one holding a stale version is refused by the store and answers
- * NOT_COORDINATOR, dropping the id; nothing it asked is stored. */
+/* Two services on one store (an id taken over by another agent, or a
+ * write whose outcome was lost): the one holding a stale version is
+ * refused by the store and answers NOT_COORDINATOR, dropping the id;
+ * nothing it asked is stored, and it reads the id again. */
 static void test_stale_writer(void **state)
 {
 	(void)state;
@@ -421,6 +423,17 @@ static void test_stale_writer(void **state)
 	assert_int_equal(T.error[r], KERR_NOT_COORDINATOR);
 	assert_null(txn_find(txn_svc_coordinator(a), K("t")));
 	expect_stored("t", TXN_EMPTY, 1, 0, 0);
+	/* It reads the id again (the store's truth: epoch 1), answering
+	 * COORDINATOR_LOAD_IN_PROGRESS meanwhile; then it serves the
+	 * current producer and fences the old one. */
+	r = add(a, "t", pid, 1, 1);
+	assert_int_equal(T.error[r], KERR_COORDINATOR_LOAD_IN_PROGRESS);
+	RUN_UNTIL(txn_find(txn_svc_coordinator(a), K("t")));
+	AWAIT(r, add(a, "t", pid, 1, 1));
+	assert_int_equal(T.error[r], KERR_NONE);
+	expect_stored("t", TXN_ONGOING, 1, 1, 0);
+	r = add(a, "t", pid, 0, 2);
+	assert_int_equal(T.error[r], KERR_INVALID_PRODUCER_EPOCH);
 	stop(a);
 	stop(b);
 	meta_close(ma);
