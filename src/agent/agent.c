@@ -611,6 +611,7 @@ static void stop_all(struct agent *a)
 	lease_set_stop(a->leases);
 	acls_stop(a);
 	group_svc_shutdown(a->groups);
+	agent_txn_stop(a);
 	maint_stop(a);
 	retention_stop(a);
 	collect_stop(a);
@@ -839,6 +840,9 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = group_svc_start(loop, a->meta, &gc, &a->groups);
 	if (rc)
 		return rc;
+	rc = agent_txn_start(a);
+	if (rc)
+		return rc;
 	rc = maint_start(a);
 	if (!rc)
 		rc = retention_start(a);
@@ -949,6 +953,7 @@ void agent_free(struct agent *a)
 	placement_free(&a->placement);
 	group_svc_free(a->groups);
 	a->groups = NULL;
+	agent_txn_free(a);
 	lease_set_free(a->leases);
 	a->leases = NULL;
 	retention_free(a);

@@ -32,6 +32,8 @@ struct server;
 struct objstore;
 struct fetch_wait;
 struct group_svc;
+struct txn_svc;
+struct txn_effect;
 struct retention;
 struct maint;
 struct collect;
@@ -161,6 +163,10 @@ struct agent {
 	struct fetch_sessions *fetch_sessions; /* KIP-227 (api/fetch_session.c; the api layer's) */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group service (group/service.c) */
+	/* The transaction service (txn/service.c, agent/txn_coord.c); NULL
+	 * on a shared store, where transactions are not served yet. */
+	struct txn_svc *txns;
+	bool txn_pid_refilling;       /* a producer id block is being taken for it */
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
 	struct collect *collect;      /* dead-object collection (agent/collect.c) */
@@ -290,6 +296,19 @@ int agent_txn_write_markers(struct agent *a, const char *transactional_id, int64
 			    int16_t producer_epoch, int32_t coordinator_epoch, int64_t txn_seq,
 			    bool commit, const struct txn_tp *partitions, size_t n,
 			    agent_markers_done_fn *done, void *arg);
+/* The transaction coordinator (agent/txn_coord.c): start the
+ * transaction service when the store is this agent's alone (0, or its
+ * error); stop it while draining (held requests answered
+ * NOT_COORDINATOR); free it after the loop. */
+int agent_txn_start(struct agent *a);
+void agent_txn_stop(struct agent *a);
+void agent_txn_free(struct agent *a);
+/* A request the transaction service answers (the txn_svc_* calls' req):
+ * the first member of the handler's state; answered fires once, on the
+ * loop, with the service's ANSWER effect (valid during the call). */
+struct agent_txn_req {
+	void (*answered)(struct agent_txn_req *r, const struct txn_effect *e);
+};
 /* The log start of partition p of t moved (partition_raise_log_start):
  * drop what fell below it from the batch and aborted indexes. */
 void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p);

@@ -866,9 +866,10 @@ void handle_init_producer_id(struct agent *a, struct request *req, const struct 
 		return;
 	}
 	if (m->transactional_id.len >= 0) {
-		/* Transactions are not implemented: say so with the code Kafka
-		 * uses when a transactional id cannot be served. */
-		init_producer_id_error(req, KERR_COORDINATOR_NOT_AVAILABLE);
+		/* No coordinator here (a shared store): the code Kafka uses
+		 * when a transactional id cannot be served. */
+		if (!api_txn_init_producer_id(a, req, m))
+			init_producer_id_error(req, KERR_COORDINATOR_NOT_AVAILABLE);
 		return;
 	}
 	if (a->producer_id_next < a->producer_id_end) {

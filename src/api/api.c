@@ -73,7 +73,9 @@
 	X(DESCRIBE_ACLS, describe_acls, DescribeAcls)                     \
 	X(CREATE_ACLS, create_acls, CreateAcls)                           \
 	X(DELETE_ACLS, delete_acls, DeleteAcls)                           \
-	X(DESCRIBE_PRODUCERS, describe_producers, DescribeProducers)
+	X(DESCRIBE_PRODUCERS, describe_producers, DescribeProducers)         \
+	X(ADD_PARTITIONS_TO_TXN, add_partitions_to_txn, AddPartitionsToTxn) \
+	X(END_TXN, end_txn, EndTxn)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)
@@ -155,10 +157,16 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error)
 		return;
 	}
 	/* An unsupported version is answered, as Kafka does, with only the
-	 * versions of ApiVersions itself, so the client can retry. */
+	 * versions of ApiVersions itself, so the client can retry. The
+	 * transaction APIs only where a coordinator runs (agent/txn_coord.c:
+	 * not on a shared store yet), so clients know not to try. */
+	const struct agent *a = req->ctx;
 	r.api_keys_count = 0;
 	for (int i = 0; i < api_table_count; i++) {
 		if (error == KERR_UNSUPPORTED_VERSION && api_table[i].key != KMSG_API_VERSIONS_KEY)
+			continue;
+		if (!a->txns && (api_table[i].key == KMSG_ADD_PARTITIONS_TO_TXN_KEY ||
+				 api_table[i].key == KMSG_END_TXN_KEY))
 			continue;
 		struct kmsg_api_versions_resp_api_version *k = &r.api_keys[r.api_keys_count++];
 		kmsg_api_versions_resp_api_version_init(k);

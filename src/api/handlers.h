@@ -45,6 +45,16 @@ void handle_list_groups(struct agent *a, struct request *req, const struct kmsg_
 void handle_describe_groups(struct agent *a, struct request *req, const struct kmsg_describe_groups_req *m);
 void handle_delete_groups(struct agent *a, struct request *req, const struct kmsg_delete_groups_req *m);
 void handle_offset_delete(struct agent *a, struct request *req, const struct kmsg_offset_delete_req *m);
+/* txn.c */
+void handle_add_partitions_to_txn(struct agent *a, struct request *req,
+				  const struct kmsg_add_partitions_to_txn_req *m);
+void handle_add_offsets_to_txn(struct agent *a, struct request *req,
+			       const struct kmsg_add_offsets_to_txn_req *m);
+void handle_end_txn(struct agent *a, struct request *req, const struct kmsg_end_txn_req *m);
+/* InitProducerId with a transactional id, its ACL checked: false when no
+ * coordinator runs here (the caller answers COORDINATOR_NOT_AVAILABLE). */
+bool api_txn_init_producer_id(struct agent *a, struct request *req,
+			      const struct kmsg_init_producer_id_req *m);
 /* sasl.c */
 void handle_sasl_handshake(struct agent *a, struct request *req, const struct kmsg_sasl_handshake_req *m);
 void handle_sasl_authenticate(struct agent *a, struct request *req, const struct kmsg_sasl_authenticate_req *m);

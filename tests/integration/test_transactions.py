@@ -1,0 +1,206 @@
+"""Transactions through the coordinator (issue 14): librdkafka's
+transactional producer (confluent-kafka) against the agent — init,
+begin, produce, commit and abort; read_committed consumers see exactly
+the committed records, read_uncommitted ones every data record and no
+control record; an open transaction stays invisible until it commits; a
+second producer with the same transactional.id fences the first (also
+with kafkajs); an
+expired transaction is aborted and its producer fenced; the coordinator's
+state survives a restart (kill -9 between commits)."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaException,
+                             Producer, TopicPartition)
+
+import kproto
+import util
+
+
+def txn_producer(bootstrap, txn_id, **extra):
+    conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id,
+            "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def read_values(bootstrap, topic, partitions, isolation, settle_s=2.0):
+    """Every value a consumer at this isolation level reads from the start
+    within a few seconds of quiet, and the offsets it saw per partition."""
+    c = Consumer({"bootstrap.servers": bootstrap,
+                  "group.id": "txn-it-" + util.topic_name("g"),
+                  "isolation.level": isolation,
+                  "enable.auto.commit": False,
+                  "enable.partition.eof": False,
+                  "fetch.wait.max.ms": 100})
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+              for p in range(partitions)])
+    values = []
+    quiet_until = time.monotonic() + settle_s
+    try:
+        while time.monotonic() < quiet_until:
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            assert m.error() is None, m.error()
+            values.append(m.value())
+            quiet_until = time.monotonic() + settle_s
+    finally:
+        c.close()
+    return values
+
+
+def test_commit_abort_and_isolation(broker):
+    topic = util.create_topic(broker.bootstrap, util.topic_name("txn"), 2)
+    p = txn_producer(broker.bootstrap, util.topic_name("tid"))
+    p.begin_transaction()
+    for i in range(10):
+        p.produce(topic, b"c%d" % i, partition=i % 2)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    for i in range(6):
+        p.produce(topic, b"a%d" % i, partition=i % 2)
+    p.flush(10)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    for i in range(4):
+        p.produce(topic, b"d%d" % i, partition=i % 2)
+    p.commit_transaction(30)
+
+    committed = sorted([b"c%d" % i for i in range(10)] +
+                       [b"d%d" % i for i in range(4)])
+    assert sorted(read_values(broker.bootstrap, topic, 2,
+                              "read_committed")) == committed
+    # read_uncommitted: the aborted data too, never a control record.
+    assert sorted(read_values(broker.bootstrap, topic, 2,
+                              "read_uncommitted")) == sorted(
+        committed + [b"a%d" % i for i in range(6)])
+    # Each transaction left one marker per partition at its own offset:
+    # 5 + 3 + 2 records and 3 markers in each partition.
+    assert util.high_watermarks(broker.bootstrap, topic, 2) == [13, 13]
+
+
+def test_open_transaction_invisible_until_commit(broker):
+    topic = util.create_topic(broker.bootstrap, util.topic_name("txno"), 1)
+    p = txn_producer(broker.bootstrap, util.topic_name("tid"))
+    p.begin_transaction()
+    for i in range(5):
+        p.produce(topic, b"o%d" % i, partition=0)
+    p.flush(10)
+    # The records are stored (read_uncommitted sees them), the transaction
+    # is open: read_committed sees nothing, ListOffsets READ_COMMITTED
+    # answers the open transaction's first offset.
+    assert len(read_values(broker.bootstrap, topic, 1, "read_uncommitted",
+                           settle_s=1.0)) == 5
+    assert read_values(broker.bootstrap, topic, 1, "read_committed",
+                       settle_s=1.0) == []
+    p.commit_transaction(30)
+    assert sorted(read_values(broker.bootstrap, topic, 1,
+                              "read_committed")) == [b"o%d" % i
+                                                     for i in range(5)]
+
+
+def test_zombie_fenced(broker):
+    topic = util.create_topic(broker.bootstrap, util.topic_name("txnz"), 1)
+    tid = util.topic_name("tid")
+    old = txn_producer(broker.bootstrap, tid)
+    old.begin_transaction()
+    old.produce(topic, b"zombie", partition=0)
+    old.flush(10)
+    # A new instance with the same transactional.id aborts the open
+    # transaction and bumps the epoch (init_transactions retries the
+    # CONCURRENT_TRANSACTIONS Kafka answers while the abort completes).
+    new = txn_producer(broker.bootstrap, tid)
+    new.begin_transaction()
+    new.produce(topic, b"fresh", partition=0)
+    new.commit_transaction(30)
+    # The zombie's commit is refused: librdkafka reports it fenced (fatal).
+    with pytest.raises(KafkaException) as e:
+        old.commit_transaction(10)
+    assert e.value.args[0].fatal(), e.value.args[0]
+    assert read_values(broker.bootstrap, topic, 1,
+                       "read_committed") == [b"fresh"]
+
+
+def test_timeout_aborts_and_fences(broker):
+    topic = util.create_topic(broker.bootstrap, util.topic_name("txnt"), 1)
+    p = txn_producer(broker.bootstrap, util.topic_name("tid"),
+                     **{"transaction.timeout.ms": 1500})
+    p.begin_transaction()
+    p.produce(topic, b"late", partition=0)
+    p.flush(10)
+    # Past transaction.timeout.ms the coordinator aborts the transaction
+    # with a bumped epoch: its records are aborted, the producer fenced.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        hw = util.high_watermarks(broker.bootstrap, topic, 1)[0]
+        if hw == 2:  # the record and the ABORT marker
+            break
+        time.sleep(0.2)
+    assert hw == 2
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+    assert read_values(broker.bootstrap, topic, 1, "read_committed",
+                       settle_s=1.0) == []
+
+
+def test_restart_keeps_the_coordinator_state(broker_factory):
+    b = broker_factory()
+    topic = util.create_topic(b.bootstrap, util.topic_name("txnr"), 1)
+    tid = util.topic_name("tid")
+    p = txn_producer(b.bootstrap, tid)
+    p.begin_transaction()
+    p.produce(topic, b"before", partition=0)
+    p.commit_transaction(30)
+    b.kill9()
+    b.start()
+    # The id is loaded back: a new instance gets the next epoch and
+    # commits.
+    p2 = txn_producer(b.bootstrap, tid)
+    p2.begin_transaction()
+    p2.produce(topic, b"after", partition=0)
+    p2.commit_transaction(30)
+    assert read_values(b.bootstrap, topic, 1, "read_committed") == [
+        b"before", b"after"]
+
+
+def test_kafkajs_transactions(broker):
+    """kafkajs 2.2 (InitProducerId v0-1, AddPartitionsToTxn v0-1, EndTxn
+    v0-1): committed and aborted transactions as librdkafka sees them,
+    and a zombie fenced by a second producer with its transactional id."""
+    js_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+    if not os.path.isdir(os.path.join(js_dir, "node_modules", "kafkajs")):
+        pytest.fail("kafkajs is not installed in %s/node_modules; run "
+                    "tools/install-node-deps.sh (make deps-test)" % js_dir)
+    topic = util.create_topic(broker.bootstrap, util.topic_name("txnjs"), 2)
+    r = subprocess.run(["node", os.path.join(js_dir, "transactions.js"),
+                        broker.bootstrap, topic, util.topic_name("jstid")],
+                       capture_output=True, timeout=120, cwd=js_dir)
+    assert r.returncode == 0, "kafkajs failed:\n%s\n%s" % (
+        r.stderr.decode()[-3000:], r.stdout.decode()[-1000:])
+    out = json.loads(r.stdout.decode().splitlines()[-1])
+    assert out["fenced"], out
+    committed = sorted([b"c%d" % i for i in range(4)] + [b"d0", b"d1", b"e0"])
+    assert sorted(read_values(broker.bootstrap, topic, 2,
+                              "read_committed")) == committed
+    assert sorted(read_values(broker.bootstrap, topic, 2,
+                              "read_uncommitted")) == sorted(
+        committed + [b"a%d" % i for i in range(4)])
+
+
+def test_api_versions_lists_served_transaction_apis(broker):
+    """What a single agent advertises: InitProducerId, AddPartitionsToTxn
+    0-5 and EndTxn 0-4; AddOffsetsToTxn and TxnOffsetCommit not yet (a
+    client that sends offsets in a transaction learns it at once)."""
+    s = kproto.connect(broker.bootstrap)
+    _, apis, _ = kproto.api_versions_v0(s)
+    s.close()
+    assert apis[22] == (0, 5)
+    assert apis[24] == (0, 5)
+    assert apis[26] == (0, 4)
+    assert 25 not in apis and 28 not in apis
