@@ -75,7 +75,9 @@
 	X(DELETE_ACLS, delete_acls, DeleteAcls)                           \
 	X(DESCRIBE_PRODUCERS, describe_producers, DescribeProducers)         \
 	X(ADD_PARTITIONS_TO_TXN, add_partitions_to_txn, AddPartitionsToTxn) \
-	X(END_TXN, end_txn, EndTxn)
+	X(ADD_OFFSETS_TO_TXN, add_offsets_to_txn, AddOffsetsToTxn)        \
+	X(END_TXN, end_txn, EndTxn)                                       \
+	X(TXN_OFFSET_COMMIT, txn_offset_commit, TxnOffsetCommit)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)
@@ -166,7 +168,9 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error)
 		if (error == KERR_UNSUPPORTED_VERSION && api_table[i].key != KMSG_API_VERSIONS_KEY)
 			continue;
 		if (!a->txns && (api_table[i].key == KMSG_ADD_PARTITIONS_TO_TXN_KEY ||
-				 api_table[i].key == KMSG_END_TXN_KEY))
+				 api_table[i].key == KMSG_ADD_OFFSETS_TO_TXN_KEY ||
+				 api_table[i].key == KMSG_END_TXN_KEY ||
+				 api_table[i].key == KMSG_TXN_OFFSET_COMMIT_KEY))
 			continue;
 		struct kmsg_api_versions_resp_api_version *k = &r.api_keys[r.api_keys_count++];
 		kmsg_api_versions_resp_api_version_init(k);

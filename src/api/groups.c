@@ -1,11 +1,12 @@
 /* groups.c — the consumer group APIs: FindCoordinator, JoinGroup,
  * SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, ListGroups,
- * DescribeGroups, DeleteGroups, OffsetDelete. Each takes its decoded
- * request (api.c), asks the group service (group/service.h: the
- * coordinator, the offsets write queue, what is stored) and encodes the
- * answer. JoinGroup and
- * SyncGroup are answered when the service's waiter fires; OffsetCommit,
- * DeleteGroups and OffsetDelete when their op is through the store.
+ * DescribeGroups, DeleteGroups, OffsetDelete, and TxnOffsetCommit (the
+ * group side; the transaction's check is txn/service.h's). Each takes
+ * its decoded request (api.c), asks the group service (group/service.h:
+ * the coordinator, the offsets write queue, what is stored) and encodes
+ * the answer. JoinGroup and SyncGroup are answered when the service's waiter fires; OffsetCommit,
+ * TxnOffsetCommit, DeleteGroups and OffsetDelete when their op is through
+ * the store.
  * OffsetFetch reads the store on the loop.
  *
  * Each group and transactional id has one coordinator among the live
@@ -33,6 +34,7 @@
 #include "group/service.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
+#include "txn/service.h"
 
 #ifndef KERR_GROUP_SUBSCRIBED_TO_TOPIC
 #define KERR_GROUP_SUBSCRIBED_TO_TOPIC 86
@@ -505,6 +507,30 @@ static bool has_nul(kstr s)
 	return s.len > 0 && memchr(s.ptr, 0, (size_t)s.len) != NULL;
 }
 
+/* One partition of an OffsetCommit or TxnOffsetCommit, after the checks
+ * that apply to the whole request: its error, or KERR_NONE with row
+ * filled (group, ts's id, the offset, its leader epoch and metadata). */
+static int16_t commit_row(struct request *req, bool may_read, const struct topic_state *ts,
+			  int32_t partition, int64_t offset, int32_t leader_epoch, kstr metadata,
+			  char *group, struct meta_offset_commit *row)
+{
+	if (!may_read)
+		return KERR_TOPIC_AUTHORIZATION_FAILED;
+	if (!ts || partition < 0 || partition >= ts->partition_count)
+		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	if (metadata.len > META_OFFSET_METADATA_BYTES_MAX)
+		return KERR_OFFSET_METADATA_TOO_LARGE;
+	if (has_nul(metadata))
+		return KERR_INVALID_REQUEST;
+	row->group_id = group;
+	row->tid = ts->tid;
+	row->partition = partition;
+	row->committed_offset = offset;
+	row->leader_epoch = leader_epoch;
+	row->metadata = api_cstr_dup(req, metadata);
+	return KERR_NONE;
+}
+
 static void commit_respond(struct commit_job *j, int rc)
 {
 	if (rc) {
@@ -580,29 +606,13 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 				rp->error_code = check;
 				continue;
 			}
-			if (!may_read) {
-				rp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
+			struct meta_offset_commit *row = &j->rows[j->op.row_count];
+			rp->error_code = commit_row(req, may_read, ts, qp->partition_index,
+						    qp->committed_offset, qp->committed_leader_epoch,
+						    qp->committed_metadata, group, row);
+			if (rp->error_code)
 				continue;
-			}
-			if (!ts || qp->partition_index < 0 || qp->partition_index >= ts->partition_count) {
-				rp->error_code = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-				continue;
-			}
-			if (qp->committed_metadata.len > META_OFFSET_METADATA_BYTES_MAX) {
-				rp->error_code = KERR_OFFSET_METADATA_TOO_LARGE;
-				continue;
-			}
-			if (has_nul(qp->committed_metadata)) {
-				rp->error_code = KERR_INVALID_REQUEST;
-				continue;
-			}
-			struct meta_offset_commit *row = &j->rows[j->op.row_count++];
-			row->group_id = group;
-			row->tid = ts->tid;
-			row->partition = qp->partition_index;
-			row->committed_offset = qp->committed_offset;
-			row->leader_epoch = qp->committed_leader_epoch;
-			row->metadata = api_cstr_dup(req, qp->committed_metadata);
+			j->op.row_count++;
 			/* v2-4's retention_time_ms is ignored, as Kafka 3.x does:
 			 * offsets expire by --offsets-retention-minutes once the
 			 * group is empty (KIP-211). */
@@ -619,6 +629,156 @@ void handle_offset_commit(struct agent *a, struct request *req, const struct kms
 	j->op.done = commit_done;
 	if (group_svc_offsets_commit(s, &j->op) != 0)
 		commit_respond(j, SL_ENOMEM);
+}
+
+/* ---- TxnOffsetCommit ---- */
+
+struct txn_commit_job {
+	struct group_offsets_op op; /* first */
+	struct request *req;
+	struct meta_offset_commit *rows;
+	struct kmsg_txn_offset_commit_resp resp;
+};
+
+static void txn_commit_respond(struct txn_commit_job *j, int16_t err)
+{
+	for (int32_t t = 0; t < j->resp.topics_count; t++)
+		for (int32_t p = 0; p < j->resp.topics[t].partitions_count; p++) {
+			int16_t *e = &j->resp.topics[t].partitions[p].error_code;
+			if (*e == KERR_NONE)
+				*e = err;
+		}
+	kmsg_txn_offset_commit_resp_encode(&j->req->resp, j->req->api_version, &j->resp);
+	request_respond(j->req);
+}
+
+static void txn_commit_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct txn_commit_job *j = (struct txn_commit_job *)op;
+	int16_t err = KERR_NONE;
+	(void)s;
+	/* SL_EBUSY: the transaction ended (or was fenced) between the
+	 * coordinator's check and the store's; the store's check is the one
+	 * that counts, answered as the coordinator's "not in a transaction". */
+	if (op->rc == SL_EBUSY)
+		err = j->req->api_version >= 4 ? KERR_TRANSACTION_ABORTABLE : KERR_INVALID_TXN_STATE;
+	else if (op->rc)
+		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	txn_commit_respond(j, err);
+}
+
+static void redo_txn_offset_commit(struct agent *a, struct request *req, const void *m)
+{
+	handle_txn_offset_commit(a, req, m);
+}
+
+/* Kafka 3.9's order: the transactional id (WRITE) and the group (READ)
+ * for the whole request, each topic's READ and existence per partition,
+ * the group coordinator's status, the transaction (the partitions'
+ * offsets are pending in it: AddOffsetsToTxn done, same producer and
+ * epoch, Ongoing), the member (only when the request names one:
+ * transactional commits without member information are allowed into a
+ * group with members, as Kafka's validateOffsetCommit exempts them). */
+void handle_txn_offset_commit(struct agent *a, struct request *req,
+			      const struct kmsg_txn_offset_commit_req *m)
+{
+	struct group_svc *s = svc(a);
+	int16_t check = KERR_NONE;
+	if (!api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID, m->transactional_id,
+			      ACL_OP_WRITE))
+		check = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+	else if (!api_allowed_group(a, req, m->group_id, ACL_OP_READ))
+		check = KERR_GROUP_AUTHORIZATION_FAILED;
+	else
+		check = coordinator_check(a, req, m->group_id, redo_txn_offset_commit, m);
+	if (check == KERR_PARKED)
+		return;
+	if (check == KERR_COORDINATOR_LOAD_IN_PROGRESS && req->api_version < 2)
+		check = KERR_COORDINATOR_NOT_AVAILABLE;
+	struct txn_commit_job *j;
+	if (!REQ_ARRAY(req, 1, j)) {
+		request_fail_close(req);
+		return;
+	}
+	j->req = req;
+	kmsg_txn_offset_commit_resp_init(&j->resp);
+	char *group = api_cstr_dup(req, m->group_id);
+	char *txn_id = api_cstr_dup(req, m->transactional_id);
+	size_t total = 0;
+	int32_t nt = m->topics_count > 0 ? m->topics_count : 0;
+	for (int32_t t = 0; t < nt; t++)
+		total += m->topics[t].partitions_count > 0 ? (size_t)m->topics[t].partitions_count : 0;
+	struct txn_tp *tps;
+	if (!group || !txn_id || !REQ_ARRAY(req, nt, j->resp.topics) ||
+	    !REQ_ARRAY(req, total, j->rows) || !REQ_ARRAY(req, total, tps)) {
+		request_fail_close(req);
+		return;
+	}
+	j->resp.topics_count = nt;
+	int64_t wall = clock_wall_ms();
+	for (int32_t t = 0; t < nt; t++) {
+		struct kmsg_txn_offset_commit_req_txn_offset_commit_request_topic *qt = &m->topics[t];
+		struct kmsg_txn_offset_commit_resp_txn_offset_commit_response_topic *rt =
+			&j->resp.topics[t];
+		kmsg_txn_offset_commit_resp_txn_offset_commit_response_topic_init(rt);
+		rt->name = qt->name;
+		int32_t np = qt->partitions_count > 0 ? qt->partitions_count : 0;
+		if (!REQ_ARRAY(req, np, rt->partitions)) {
+			request_fail_close(req);
+			return;
+		}
+		rt->partitions_count = np;
+		bool may_read = !check && api_allowed_topic(a, req, qt->name, ACL_OP_READ);
+		struct topic_state *ts = may_read ? agent_topic(a, qt->name) : NULL;
+		for (int32_t p = 0; p < np; p++) {
+			struct kmsg_txn_offset_commit_req_txn_offset_commit_request_partition *qp =
+				&qt->partitions[p];
+			struct kmsg_txn_offset_commit_resp_txn_offset_commit_response_partition *rp =
+				&rt->partitions[p];
+			kmsg_txn_offset_commit_resp_txn_offset_commit_response_partition_init(rp);
+			rp->partition_index = qp->partition_index;
+			size_t k = j->op.row_count;
+			rp->error_code = check ? check
+					       : commit_row(req, may_read, ts, qp->partition_index,
+							    qp->committed_offset,
+							    qp->committed_leader_epoch,
+							    qp->committed_metadata, group, &j->rows[k]);
+			if (rp->error_code)
+				continue;
+			j->rows[k].commit_timestamp_ms = wall;
+			tps[k] = (struct txn_tp){ ts->tid, qp->partition_index };
+			j->op.row_count++;
+		}
+	}
+	if (j->op.row_count == 0) {
+		txn_commit_respond(j, KERR_NONE);
+		return;
+	}
+	/* The transaction, then the member. */
+	int16_t err = KERR_COORDINATOR_NOT_AVAILABLE;
+	if (a->txns) {
+		struct txn_offset_commit_args args = {
+			m->transactional_id, m->producer_id, m->producer_epoch, m->group_id,
+			tps, (int32_t)j->op.row_count, req->api_version
+		};
+		err = txn_svc_offset_commit(a->txns, &args);
+	}
+	if (!err && (m->generation_id >= 0 || m->member_id.len > 0 ||
+		     m->group_instance_id.len > 0))
+		err = group_svc_commit_check(s, m->group_id, m->generation_id, m->member_id,
+					     m->group_instance_id, 0);
+	if (err) {
+		txn_commit_respond(j, err);
+		return;
+	}
+	j->op.group_id = group;
+	j->op.rows = j->rows;
+	j->op.transactional_id = txn_id;
+	j->op.producer_id = m->producer_id;
+	j->op.producer_epoch = m->producer_epoch;
+	j->op.done = txn_commit_done;
+	if (group_svc_txn_offsets_commit(s, &j->op) != 0)
+		txn_commit_respond(j, KERR_COORDINATOR_NOT_AVAILABLE);
 }
 
 /* ---- OffsetFetch ---- */
@@ -893,15 +1053,15 @@ out_fail:
 }
 
 /* Whether a transaction not yet completed has committed an offset of
- * the group's partition (TxnOffsetCommit): the hook issue 14's
- * transaction service answers (txn_offset_pending of the coordinator
- * that owns the group's transactions, docs/transactions.md §6). Until it
- * exists no transactional offset commit is accepted, so none is pending. */
+ * the group's partition (TxnOffsetCommit): the transaction coordinator
+ * keeps them (txn_offset_pending, docs/transactions.md §6). A single
+ * agent coordinates both the group and the transactions; on a shared
+ * store no transaction runs. */
 static bool offset_unstable(struct agent *a, kstr group_id, const struct topic_state *t,
 			    int32_t partition)
 {
-	(void)a, (void)group_id, (void)t, (void)partition;
-	return false;
+	return a->txns &&
+	       txn_svc_offset_pending(a->txns, group_id, (struct txn_tp){ t->tid, partition });
 }
 
 /* OffsetFetch with require_stable (v7+): a listed partition with a

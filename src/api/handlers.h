@@ -51,6 +51,9 @@ void handle_add_partitions_to_txn(struct agent *a, struct request *req,
 void handle_add_offsets_to_txn(struct agent *a, struct request *req,
 			       const struct kmsg_add_offsets_to_txn_req *m);
 void handle_end_txn(struct agent *a, struct request *req, const struct kmsg_end_txn_req *m);
+/* groups.c: TxnOffsetCommit, the group coordinator's side */
+void handle_txn_offset_commit(struct agent *a, struct request *req,
+			      const struct kmsg_txn_offset_commit_req *m);
 /* InitProducerId with a transactional id, its ACL checked: false when no
  * coordinator runs here (the caller answers COORDINATOR_NOT_AVAILABLE). */
 bool api_txn_init_producer_id(struct agent *a, struct request *req,

@@ -48,7 +48,7 @@
 
 /* group_offsets_op.kind; OP_LOAD reads what the store has of a group
  * whose lease this agent just took, in order with its writes. */
-enum { OP_COMMIT, OP_DELETE, OP_LOAD, OP_STATE };
+enum { OP_COMMIT, OP_DELETE, OP_LOAD, OP_STATE, OP_TXN_COMMIT };
 
 /* OP_STATE: a group's membership to store (encoded on the loop when it
  * changed); OP_LOAD: also its stored membership, read back. */
@@ -360,6 +360,9 @@ static void store_work(uv_work_t *w)
 		load_work(s, op);
 	else if (op->kind == OP_STATE)
 		state_work(s, op);
+	else if (op->kind == OP_TXN_COMMIT)
+		op->rc = meta_txn_offset_commit(s->meta, op->transactional_id, op->producer_id,
+						op->producer_epoch, op->rows, op->row_count);
 	else
 		delete_work(s, op);
 }
@@ -370,7 +373,9 @@ static void store_op_finish(struct group_svc *s, struct group_offsets_op *op)
 	struct stored_group *g = stored_get(s, op->group_id);
 	if (g) {
 		g->ops--;
-		if (op->kind == OP_COMMIT && op->rc == 0) {
+		/* A transactional commit counts as one: its rows reach the
+		 * group's offsets when the transaction commits. */
+		if ((op->kind == OP_COMMIT || op->kind == OP_TXN_COMMIT) && op->rc == 0) {
 			for (size_t i = 0; i < op->row_count; i++)
 				if (op->rows[i].commit_timestamp_ms > g->last_commit_ms)
 					g->last_commit_ms = op->rows[i].commit_timestamp_ms;
@@ -488,6 +493,12 @@ int group_svc_offsets_commit(struct group_svc *s, struct group_offsets_op *op)
 {
 	op->kind = OP_COMMIT;
 	s->commit_requests++;
+	return store_enqueue(s, op);
+}
+
+int group_svc_txn_offsets_commit(struct group_svc *s, struct group_offsets_op *op)
+{
+	op->kind = OP_TXN_COMMIT;
 	return store_enqueue(s, op);
 }
 

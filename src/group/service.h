@@ -183,6 +183,11 @@ struct group_offsets_op {
 	const char *group_id;
 	const struct meta_offset_commit *rows;  /* group_svc_offsets_commit */
 	size_t row_count;
+	/* group_svc_txn_offsets_commit: the transaction the rows are
+	 * pending in */
+	const char *transactional_id;
+	int64_t producer_id;
+	int16_t producer_epoch;
 	const int64_t *tids;  /* group_svc_offsets_delete; NULL: every offset */
 	const int32_t *partitions;
 	size_t n;
@@ -205,6 +210,14 @@ struct group_offsets_op {
 /* Queue an OffsetCommit's rows (row_count > 0). Returns 0 (done fires
  * later), or SL_ENOMEM without queueing it (done never fires). */
 int group_svc_offsets_commit(struct group_svc *s, struct group_offsets_op *op);
+/* Queue a TxnOffsetCommit's rows (row_count > 0) as pending offsets of
+ * op->transactional_id's transaction (meta_txn_offset_commit), in one
+ * store transaction of their own, after every op queued before: a plain
+ * commit queued after them wins over them when the transaction commits,
+ * as in Kafka. op->rc SL_EBUSY: the transaction is no longer Ongoing
+ * with that producer (nothing stored). Returns as
+ * group_svc_offsets_commit. */
+int group_svc_txn_offsets_commit(struct group_svc *s, struct group_offsets_op *op);
 /* Queue a delete of the listed partitions' offsets, or of all of them
  * (tids NULL), after every op queued before. Returns as
  * group_svc_offsets_commit. */

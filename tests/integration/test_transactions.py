@@ -1,12 +1,14 @@
 """Transactions through the coordinator (issue 14): librdkafka's
 transactional producer (confluent-kafka) against the agent — init,
-begin, produce, commit and abort; read_committed consumers see exactly
+begin, produce, send_offsets_to_transaction, commit and abort; read_committed consumers see exactly
 the committed records, read_uncommitted ones every data record and no
 control record; an open transaction stays invisible until it commits; a
 second producer with the same transactional.id fences the first (also
 with kafkajs); an
 expired transaction is aborted and its producer fenced; the coordinator's
-state survives a restart (kill -9 between commits)."""
+state survives a restart (kill -9 between commits); a consumer group's
+offsets sent to a transaction become visible at its commit and vanish at
+its abort."""
 import json
 import os
 import subprocess
@@ -194,13 +196,89 @@ def test_kafkajs_transactions(broker):
 
 
 def test_api_versions_lists_served_transaction_apis(broker):
-    """What a single agent advertises: InitProducerId, AddPartitionsToTxn
-    0-5 and EndTxn 0-4; AddOffsetsToTxn and TxnOffsetCommit not yet (a
-    client that sends offsets in a transaction learns it at once)."""
+    """What a single agent advertises: InitProducerId 0-5,
+    AddPartitionsToTxn 0-5, AddOffsetsToTxn 0-4, EndTxn 0-4 and
+    TxnOffsetCommit 0-4, Kafka 3.9's ranges."""
     s = kproto.connect(broker.bootstrap)
     _, apis, _ = kproto.api_versions_v0(s)
     s.close()
     assert apis[22] == (0, 5)
     assert apis[24] == (0, 5)
+    assert apis[25] == (0, 4)
     assert apis[26] == (0, 4)
-    assert 25 not in apis and 28 not in apis
+    assert apis[28] == (0, 4)
+
+
+def committed_offsets(bootstrap, group, topic, partitions, isolation,
+                      timeout=10):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "isolation.level": isolation, "enable.auto.commit": False})
+    try:
+        return [tp.offset for tp in c.committed(
+            [TopicPartition(topic, p) for p in range(partitions)],
+            timeout=timeout)]
+    finally:
+        c.close()
+
+
+def test_offsets_in_transactions(broker):
+    """Consume-transform-produce (send_offsets_to_transaction:
+    AddOffsetsToTxn + TxnOffsetCommit): the group's offsets become visible
+    when the transaction commits, vanish when it aborts, and a
+    read_committed client's OffsetFetch (require_stable) is told
+    UNSTABLE_OFFSET_COMMIT while they are pending (librdkafka retries it
+    until its timeout)."""
+    src = util.create_topic(broker.bootstrap, util.topic_name("eosin"), 2)
+    dst = util.create_topic(broker.bootstrap, util.topic_name("eosout"), 2)
+    util.ck_produce(broker.bootstrap, src, util.make_messages(20, seed=3))
+    group = util.topic_name("eosg")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "isolation.level": "read_committed",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(src, p, OFFSET_BEGINNING) for p in range(2)])
+    p = txn_producer(broker.bootstrap, util.topic_name("eostid"))
+
+    def round_(commit):
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 10 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m)
+        assert len(got) == 10
+        p.begin_transaction()
+        for m in got:
+            p.produce(dst, m.value().upper() if m.value() else b"",
+                      partition=m.partition())
+        pos = sorted(c.position(c.assignment()), key=lambda tp: tp.partition)
+        p.send_offsets_to_transaction(pos, c.consumer_group_metadata(), 30)
+        p.flush(10)
+        # Pending: a read_uncommitted client sees the previous offsets, a
+        # read_committed one is told to wait.
+        before = committed_offsets(broker.bootstrap, group, src, 2,
+                                   "read_uncommitted")
+        with pytest.raises(KafkaException):
+            committed_offsets(broker.bootstrap, group, src, 2,
+                              "read_committed", timeout=2)
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+        # What the transaction carries (a partition not read yet has no
+        # position, -1001, and is left out).
+        return before, [m.value() for m in got], [tp.offset for tp in pos]
+
+    before, first, sent = round_(True)
+    assert before == [-1001, -1001]  # none committed yet
+    after = committed_offsets(broker.bootstrap, group, src, 2,
+                              "read_committed")
+    assert after == sent and sum(o for o in sent if o > 0) == 10
+    before, second, sent2 = round_(False)
+    assert sent2 != sent
+    assert before == after
+    # The abort dropped the pending offsets: the committed ones stay.
+    assert committed_offsets(broker.bootstrap, group, src, 2,
+                             "read_committed") == after
+    c.close()
+    out = read_values(broker.bootstrap, dst, 2, "read_committed")
+    assert sorted(out) == sorted(v.upper() for v in first)
