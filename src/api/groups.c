@@ -240,9 +240,10 @@ struct coordinator_answer {
 
 /* The coordinator of a group (key type 0) or a transactional id (1):
  * rendezvous over every live agent. Transactional ids are placed already,
- * though transactions are not served yet (InitProducerId refuses a
- * transactional id with COORDINATOR_NOT_AVAILABLE, which clients retry
- * as they would this answer). The coordinator is named by its endpoint
+ * though agents on a shared store serve no transactions yet
+ * (InitProducerId refuses a transactional id with
+ * COORDINATOR_NOT_AVAILABLE, which clients retry as they would this
+ * answer); an agent alone coordinates every id. The coordinator is named by its endpoint
  * of the request's listener; one without that listener answers
  * COORDINATOR_NOT_AVAILABLE, as Kafka does, rather than another agent
  * (which would answer NOT_COORDINATOR: a group has one coordinator
