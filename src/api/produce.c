@@ -33,7 +33,8 @@ struct produce_ctx {
 	int pending;
 	bool acks0;
 	bool txn_refused;    /* transactional records without a transactional
-				id: Kafka refuses the whole request */
+				id the principal may WRITE: Kafka refuses the
+				whole request */
 	kstr transactional_id; /* the request's (len < 0: none) */
 };
 
@@ -242,8 +243,6 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 				 struct kmsg_produce_resp_partition_produce_response *pr)
 {
 	struct request *req = ctx->req;
-	if (ctx->txn_refused)
-		return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 	if (!t || pd->index < 0 || pd->index >= t->partition_count)
 		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
 	/* Shutting down: take no new writes (they could only end at the
@@ -406,8 +405,11 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			pr->base_offset = -1;
 			pr->log_append_time_ms = -1;
 			pr->log_start_offset = -1;
-			pr->error_code = !acks_ok ? KERR_INVALID_REQUIRED_ACKS
-				       : !may && !ctx->txn_refused ? KERR_TOPIC_AUTHORIZATION_FAILED
+			/* Kafka checks acks only in the append, after both
+			 * authorizations. */
+			pr->error_code = ctx->txn_refused ? KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+				       : !may ? KERR_TOPIC_AUTHORIZATION_FAILED
+				       : !acks_ok ? KERR_INVALID_REQUIRED_ACKS
 				       : produce_partition(ctx, t, pd, pr);
 		}
 	}

@@ -2,7 +2,8 @@
 KafkaApis: Fetch's own READ check, ListOffsets, DescribeConfigs /
 AlterConfigs / IncrementalAlterConfigs, DeleteRecords, CreatePartitions,
 Describe/AlterUserScramCredentials, OffsetFetch's per-topic refusal (v8
-per group), OffsetDelete's topic READ, the authorized_operations fields of
+per group), OffsetDelete's topic READ, the transaction APIs' checks on the
+transactional id and topics, the authorized_operations fields of
 Metadata, DescribeCluster and DescribeGroups; ACLs made through
 librdkafka's admin API (what confluent-kafka wraps: the Debian
 confluent-kafka 1.7 module has no ACL calls, its librdkafka 2.0 has) and
@@ -22,7 +23,7 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka import TopicPartition as TP
 from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
                          ConfigResource, ConfigResourceType, NewPartitions,
@@ -42,12 +43,14 @@ from util import free_port
 TOPIC_AUTHORIZATION_FAILED = 29
 GROUP_AUTHORIZATION_FAILED = 30
 CLUSTER_AUTHORIZATION_FAILED = 31
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+OPERATION_NOT_ATTEMPTED = 55
 INT32_MIN = -2 ** 31
 # Kafka's wire codes: resource, pattern, operation, permission
 TOPIC, LITERAL, PREFIXED, ANY, MATCH = 2, 3, 4, 1, 2
 READ, WRITE, ALLOW, DENY = 3, 4, 3, 2
 JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
-USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gus", "hank", "ivy", "root")
+USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "gus", "hank", "ivy", "judy", "root")
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +129,78 @@ def test_fetch_needs_read(broker):
     wait_acls()
     m = first_poll()
     assert m is not None and m.error() is None and m.offset() == 0
+
+
+# --- transactions -------------------------------------------------------------
+
+
+def find_txn_coordinator_v1(sock, txn_id):
+    """FindCoordinator v1 for a transactional id (key type 1): the error."""
+    r = kproto.Reader(kproto.roundtrip(sock, 10, 1, kproto.string(txn_id) + kproto.i8(1)))
+    r.i32()  # throttle
+    return r.i16()
+
+
+def init_producer_id_v1(sock, txn_id):
+    r = kproto.Reader(kproto.roundtrip(sock, 22, 1, kproto.string(txn_id) + kproto.i32(60000)))
+    r.i32()  # throttle
+    return r.i16(), r.i64(), r.i16()
+
+
+def add_partitions_to_txn_v1(sock, txn_id, pid, epoch, topic_parts):
+    """{(topic, partition): error} of AddPartitionsToTxn v1 (a client's)."""
+    body = (kproto.string(txn_id) + kproto.i64(pid) + kproto.i16(epoch) + kproto.array(
+        kproto.string(t) + kproto.array(kproto.i32(p) for p in parts)
+        for t, parts in topic_parts.items()))
+    r = kproto.Reader(kproto.roundtrip(sock, 24, 1, body))
+    r.i32()  # throttle
+    out = {}
+
+    def topic():
+        t = r.string()
+        r.array(lambda: out.__setitem__((t, r.i32()), r.i16()))
+    r.array(topic)
+    assert r.done(), "trailing bytes"
+    return out
+
+
+def test_transactions_need_transactional_id_write(broker):
+    """Kafka 3.9's checks of the transaction APIs: without an ACL on the
+    transactional id FindCoordinator (DESCRIBE) and InitProducerId (WRITE)
+    answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as does a transactional
+    Produce under it; with WRITE on it, AddPartitionsToTxn refuses a topic
+    judy may not write (TOPIC_AUTHORIZATION_FAILED, the other partition
+    OPERATION_NOT_ATTEMPTED), and librdkafka's transaction to the topic
+    she may write commits."""
+    ok, no = (util.create_topic(broker.bootstrap, util.topic_name(p)) for p in ("txw", "txn"))
+    tid = "tx-" + ok
+    with login(broker, "judy") as s:
+        assert find_txn_coordinator_v1(s, tid) == TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        assert init_producer_id_v1(s, tid) == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1)
+        batch = kproto.record_batch([(b"k", b"v", [])], producer_id=1, producer_epoch=0,
+                                    base_sequence=0, attributes=0x10)
+        # before the topic's WRITE and the acks (checked at the append)
+        res = kproto.produce_v3(s, {ok: {0: batch}}, acks=2, transactional_id=tid)
+        assert res[(ok, 0)][0] == TRANSACTIONAL_ID_AUTHORIZATION_FAILED, res
+        res = kproto.produce_v3(s, {no: {0: kproto.record_batch([(b"k", b"v", [])])}}, acks=2)
+        assert res[(no, 0)][0] == TOPIC_AUTHORIZATION_FAILED, res
+    add_acls(broker, acl("User:judy", ACLOperation.WRITE, ResourceType.TRANSACTIONAL_ID, tid),
+             acl("User:judy", ACLOperation.WRITE, ResourceType.TOPIC, ok))
+    wait_acls()
+    with login(broker, "judy") as s:
+        assert find_txn_coordinator_v1(s, tid) == 0  # WRITE implies DESCRIBE
+        err, pid, epoch = init_producer_id_v1(s, tid)
+        assert err == 0 and pid >= 0
+        res = add_partitions_to_txn_v1(s, tid, pid, epoch, {ok: [0], no: [0]})
+        assert res == {(no, 0): TOPIC_AUTHORIZATION_FAILED,
+                       (ok, 0): OPERATION_NOT_ATTEMPTED}, res
+    p = Producer(sasl_ck(broker, "judy", **{"transactional.id": tid, "linger.ms": 5}))
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(ok, b"committed")
+    p.commit_transaction(30)
+    got = util.consume_all(broker.bootstrap, ok, 1, 1, **{"isolation.level": "read_committed"})
+    assert [m.value for m in got[0]] == [b"committed"]
 
 
 # --- ListOffsets --------------------------------------------------------------
