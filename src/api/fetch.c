@@ -662,6 +662,73 @@ void fetch_sessions_drop(struct agent *a)
 	a->fetch_sessions = NULL;
 }
 
+/* An isolation level other than 0 or 1 (v4+): Kafka's IsolationLevel.forId
+ * throws once the fetch has a partition it may read that exists, and the
+ * request is answered by FetchRequest.getErrorResponse. Whether that is
+ * so. */
+static bool fetch_bad_isolation(struct fetch_wait *f)
+{
+	int8_t level = f->m->isolation_level;
+	if (f->req->api_version < 4 || level == 0 || level == 1)
+		return false;
+	for (size_t k = 0; k < f->parts; k++) {
+		const struct fetch_part *p = &f->sess.parts[k];
+		bool may;
+		struct topic_state *t = fetch_topic(f, p->topic, p->topic_id, &may);
+		if (may && t && p->partition >= 0 && p->partition < t->partition_count)
+			return true;
+	}
+	return false;
+}
+
+/* getErrorResponse's shape: the top-level error and the request's session
+ * id; below v13 also every partition the request names, with the error
+ * and no offsets (no session is made or answered). */
+static void fetch_answer_error(struct fetch_wait *f, int16_t error)
+{
+	struct request *req = f->req;
+	const struct kmsg_fetch_req *m = f->m;
+	struct kmsg_fetch_resp *r = &f->r;
+	r->error_code = error;
+	r->session_id = m->session_id;
+	r->responses_count = 0;
+	int32_t topics = req->api_version < 13 && m->topics_count > 0 ? m->topics_count : 0;
+	if (!REQ_ARRAY(req, topics, r->responses))
+		goto out_fail;
+	for (int32_t i = 0; i < topics; i++) {
+		const struct kmsg_fetch_req_fetch_topic *qt = &m->topics[i];
+		struct kmsg_fetch_resp_fetchable_topic_response *rt = &r->responses[i];
+		kmsg_fetch_resp_fetchable_topic_response_init(rt);
+		rt->topic = qt->topic;
+		memcpy(rt->topic_id, qt->topic_id, 16);
+		rt->partitions_count = qt->partitions_count > 0 ? qt->partitions_count : 0;
+		if (!REQ_ARRAY(req, rt->partitions_count, rt->partitions))
+			goto out_fail;
+		for (int32_t k = 0; k < rt->partitions_count; k++) {
+			struct kmsg_fetch_resp_partition_data *rp = &rt->partitions[k];
+			kmsg_fetch_resp_partition_data_init(rp);
+			rp->partition_index = qt->partitions[k].partition;
+			rp->error_code = error;
+			rp->high_watermark = rp->last_stable_offset = rp->log_start_offset = -1;
+			rp->aborted_transactions_count = -1;
+			rp->preferred_read_replica = -1;
+			rp->records = (kbytes){ NULL, 0 };
+		}
+		r->responses_count = i + 1;
+	}
+	kmsg_fetch_resp_encode(&req->resp, req->api_version, r);
+	if (req->resp.oom)
+		goto out_fail;
+	reader_fetch_end(f->rf);
+	request_respond(req);
+	uv_close((uv_handle_t *)&f->timer, fetch_free);
+	return;
+out_fail:
+	reader_fetch_end(f->rf);
+	request_fail_close(req);
+	uv_close((uv_handle_t *)&f->timer, fetch_free);
+}
+
 void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_req *m)
 {
 	struct fetch_wait *f = calloc(1, sizeof *f);
@@ -698,6 +765,10 @@ void handle_fetch(struct agent *a, struct request *req, const struct kmsg_fetch_
 		r->error_code = f->sess.error;
 		f->parts = 0;
 		fetch_respond(f);
+		return;
+	}
+	if (fetch_bad_isolation(f)) {
+		fetch_answer_error(f, KERR_UNKNOWN_SERVER_ERROR);
 		return;
 	}
 	f->wait_ms = m->max_wait_ms;

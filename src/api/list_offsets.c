@@ -256,6 +256,21 @@ static int16_t lookup(struct lo_ctx *ctx, struct topic_state *t, int32_t p,
 	}
 }
 
+/* An isolation level other than 0 or 1 (v2+): Kafka's IsolationLevel.forId
+ * throws once the request has a topic it may describe, and every
+ * partition asked is answered UNKNOWN_SERVER_ERROR (getErrorResponse).
+ * Whether that is so. */
+static bool bad_isolation(struct agent *a, struct request *req,
+			  const struct kmsg_list_offsets_req *m)
+{
+	if (req->api_version < 2 || m->isolation_level == 0 || m->isolation_level == 1)
+		return false;
+	for (int32_t i = 0; i < m->topics_count; i++)
+		if (api_allowed_topic(a, req, m->topics[i].name, ACL_OP_DESCRIBE))
+			return true;
+	return false;
+}
+
 void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg_list_offsets_req *m)
 {
 	struct lo_ctx *ctx;
@@ -280,6 +295,7 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 		request_fail_close(req);
 		return;
 	}
+	bool bad = bad_isolation(a, req, m);
 	for (int32_t i = 0; i < r->topics_count; i++) {
 		struct kmsg_list_offsets_req_list_offsets_topic *qt = &m->topics[i];
 		struct kmsg_list_offsets_resp_list_offsets_topic_response *rt = &r->topics[i];
@@ -299,6 +315,12 @@ void handle_list_offsets(struct agent *a, struct request *req, const struct kmsg
 			kmsg_list_offsets_resp_list_offsets_partition_response_init(rp);
 			rp->partition_index = qp->partition_index;
 			rp->leader_epoch = placement_leader_epoch(&a->placement);
+			if (bad) {
+				rp->error_code = KERR_UNKNOWN_SERVER_ERROR;
+				rp->leader_epoch = -1;
+				rp->offset = rp->timestamp = -1;
+				continue;
+			}
 			if (!may) {
 				rp->error_code = KERR_TOPIC_AUTHORIZATION_FAILED;
 				rp->leader_epoch = -1;

@@ -189,3 +189,38 @@ def test_kafkajs_read_committed_reads_all(broker):
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     out = json.loads(r.stdout.decode().splitlines()[-1])
     assert out["unique"] == n
+
+
+UNKNOWN_SERVER_ERROR = -1
+
+
+def test_unknown_isolation_level(broker):
+    """An isolation level other than 0 and 1 is what Kafka's
+    IsolationLevel.forId throws on: once the request names a partition the
+    client may read (Fetch) or a topic it may describe (ListOffsets),
+    every partition is answered UNKNOWN_SERVER_ERROR with no offsets; a
+    fetch of only unknown partitions is answered as usual."""
+    topic = util.create_topic(broker.bootstrap, util.topic_name("iso"), 2)
+    produce(broker.bootstrap, topic, [0, 1])
+    missing = util.topic_name("isonope")
+    s = kproto.connect(broker.bootstrap)
+    for level in (2, -1):
+        r, _, _ = kproto.fetch(s, 12, 0, 0, [(topic, [(0, 0, MAXB), (1, 0, MAXB)]),
+                                             (missing, [(0, 0, MAXB)])], isolation=level)
+        assert r["error"] == UNKNOWN_SERVER_ERROR and r["session_id"] == 0, r
+        assert [(t, p, err, hw, ls, rec) for t, p, err, hw, ls, rec in r["parts"]] == [
+            (topic, 0, UNKNOWN_SERVER_ERROR, -1, -1, b""),
+            (topic, 1, UNKNOWN_SERVER_ERROR, -1, -1, b""),
+            (missing, 0, UNKNOWN_SERVER_ERROR, -1, -1, b"")], r
+        assert r["stable"] == [(-1, None)] * 3, r
+        lo = kproto.list_offsets(s, 2, {topic: [(0, -1), (1, -2)], missing: [(0, -1)]},
+                                 isolation=level)
+        assert lo == {(topic, 0): (UNKNOWN_SERVER_ERROR, -1, -1),
+                      (topic, 1): (UNKNOWN_SERVER_ERROR, -1, -1),
+                      (missing, 0): (UNKNOWN_SERVER_ERROR, -1, -1)}, lo
+    r, _, _ = kproto.fetch(s, 12, 0, 0, [(missing, [(0, 0, MAXB)])], isolation=2)
+    assert r["error"] == 0 and [p[2] for p in r["parts"]] == [3], r
+    # The connection and the data are fine: level 0 reads everything.
+    r, _, _ = kproto.fetch(s, 12, 0, -1, [(topic, [(0, 0, MAXB), (1, 0, MAXB)])], isolation=0)
+    assert [(p[2], p[3]) for p in r["parts"]] == [(0, 3), (0, 3)], r
+    s.close()
