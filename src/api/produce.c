@@ -32,6 +32,7 @@ struct produce_ctx {
 	struct kmsg_produce_resp resp;
 	int pending;
 	bool acks0;
+	bool acks_ok;        /* acks is 0, 1 or -1 */
 	bool txn_refused;    /* transactional records without a transactional
 				id the principal may WRITE: Kafka refuses the
 				whole request */
@@ -245,6 +246,10 @@ static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
 	struct request *req = ctx->req;
 	if (!t || pd->index < 0 || pd->index >= t->partition_count)
 		return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+	/* Kafka checks acks in the append: after both authorizations and
+	 * the partition's existence, before the records' contents. */
+	if (!ctx->acks_ok)
+		return KERR_INVALID_REQUIRED_ACKS;
 	/* Shutting down: take no new writes (they could only end at the
 	 * store's deadline and hold up the exit). Kafka answers a broker's
 	 * shutdown this way, so clients refresh metadata and retry. */
@@ -363,7 +368,7 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 	ctx->acks0 = m->acks == 0;
 	kmsg_produce_resp_init(&ctx->resp);
 	struct kmsg_produce_resp *r = &ctx->resp;
-	bool acks_ok = m->acks == 0 || m->acks == 1 || m->acks == -1;
+	ctx->acks_ok = m->acks == 0 || m->acks == 1 || m->acks == -1;
 	r->responses_count = m->topic_data_count > 0 ? m->topic_data_count : 0;
 	if (!REQ_ARRAY(req, r->responses_count, r->responses)) {
 		request_fail_close(req);
@@ -405,11 +410,8 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			pr->base_offset = -1;
 			pr->log_append_time_ms = -1;
 			pr->log_start_offset = -1;
-			/* Kafka checks acks only in the append, after both
-			 * authorizations. */
 			pr->error_code = ctx->txn_refused ? KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 				       : !may ? KERR_TOPIC_AUTHORIZATION_FAILED
-				       : !acks_ok ? KERR_INVALID_REQUIRED_ACKS
 				       : produce_partition(ctx, t, pd, pr);
 		}
 	}

@@ -245,6 +245,22 @@ def test_produce_unknown_topic(broker):
     s.close()
 
 
+def test_produce_bad_acks_after_topic_checks(broker):
+    """Kafka judges acks in the append: a partition that does not exist
+    is answered UNKNOWN_TOPIC_OR_PARTITION first, an existing one
+    INVALID_REQUIRED_ACKS (21), and nothing is written."""
+    topic = util.create_topic(broker.bootstrap, util.topic_name("acks"), 1)
+    missing = util.topic_name("acksnope")
+    s = kproto.connect(broker.bootstrap)
+    res = kproto.produce_v3(s, {topic: {0: good_batch(b"a"), 5: good_batch(b"b")},
+                                missing: {0: good_batch(b"c")}}, acks=2)
+    assert res[(topic, 0)][0] == 21, res
+    assert res[(topic, 5)][0] == 3 and res[(missing, 0)][0] == 3, res
+    res = kproto.produce_v3(s, {topic: {0: good_batch(b"d")}})
+    assert res[(topic, 0)] == (0, 0), "the refused batch took an offset: %r" % (res,)
+    s.close()
+
+
 def test_repeated_abuse_memory_bounded(broker_factory):
     broker = broker_factory()
     peak_start = broker.vm_peak_kb()
