@@ -404,19 +404,24 @@ def request_v2(api_key, api_version, correlation_id, body, client_id="sluice-it"
 
 
 class FlexReader(Reader):
-    """Reader for flexible versions: unsigned varints, compact strings and
-    arrays, tagged fields (none expected)."""
+    """Reader with the flexible versions' compact forms (tagged fields
+    are skipped)."""
+
+    def uvarint(self):
+        return self.uv()
 
     def cstring(self):
-        n = self.uv()
-        return None if n == 0 else self.take(n - 1).decode()
+        n = self.uvarint() - 1
+        return None if n < 0 else self.take(n).decode()
 
     def carray(self, fn):
-        n = self.uv()
-        return None if n == 0 else [fn() for _ in range(n - 1)]
+        n = self.uvarint() - 1
+        return None if n < 0 else [fn() for _ in range(n)]
 
     def tags(self):
-        assert self.uv() == 0
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
 
 
 def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
@@ -471,26 +476,6 @@ def delete_records(sock, topic_parts, version=1, timeout_ms=10000):
 # --- Fetch v7-v13 with sessions (KIP-227), Metadata v10 for topic ids -------
 
 API_FETCH = 1
-
-
-class FlexReader(Reader):
-    """Reader with the flexible versions' compact forms."""
-
-    def uvarint(self):
-        return self.uv()
-
-    def cstring(self):
-        n = self.uvarint() - 1
-        return None if n < 0 else self.take(n).decode()
-
-    def carray(self, fn):
-        n = self.uvarint() - 1
-        return None if n < 0 else [fn() for _ in range(n)]
-
-    def tags(self):
-        for _ in range(self.uvarint()):
-            self.uvarint()
-            self.take(self.uvarint())
 
 
 def fetch_body(version, session_id, epoch, topics, forgotten=(), max_wait_ms=0,
