@@ -237,6 +237,70 @@ static bool has_transactional_records(const struct kmsg_produce_req *m)
 	return false;
 }
 
+/* A partition's answer before anything is known: no offsets. */
+static void partition_response_init(struct kmsg_produce_resp_partition_produce_response *pr,
+				    int32_t index)
+{
+	kmsg_produce_resp_partition_produce_response_init(pr);
+	pr->index = index;
+	pr->base_offset = -1;
+	pr->log_append_time_ms = -1;
+	pr->log_start_offset = -1;
+}
+
+/* Answer every partition of the request with one error (Kafka's
+ * ProduceRequest.getErrorResponse); the arrays are made already. */
+static void refuse_all(struct produce_ctx *ctx, const struct kmsg_produce_req *m, int16_t error,
+		       const char *message)
+{
+	struct kmsg_produce_resp *r = &ctx->resp;
+	kstr text = api_kstr_dup(ctx->req, message);
+	for (int32_t i = 0; i < r->responses_count; i++) {
+		struct kmsg_produce_resp_topic_produce_response *rt = &r->responses[i];
+		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
+			struct kmsg_produce_resp_partition_produce_response *pr =
+				&rt->partition_responses[k];
+			partition_response_init(pr, m->topic_data[i].partition_data[k].index);
+			pr->error_code = error;
+			pr->error_message = text;
+		}
+	}
+}
+
+/* Whether the transactional batches of the partitions the request may
+ * write, and that exist, carry more than one producer (id and epoch):
+ * Kafka's handleProduceAppend then refuses the whole request with
+ * INVALID_PRODUCER_ID_MAPPING before anything is appended or acks is
+ * looked at. Only a partition's first batch is looked at (a request of
+ * version 3 or later with more is refused per partition anyway). */
+static bool several_transactional_producers(struct agent *a, struct request *req,
+					    const struct kmsg_produce_req *m)
+{
+	bool seen = false;
+	int64_t id = -1;
+	int16_t epoch = -1;
+	for (int32_t i = 0; i < m->topic_data_count; i++) {
+		const struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];
+		struct topic_state *t = agent_topic(a, td->name);
+		if (!t || !api_allowed_topic(a, req, td->name, ACL_OP_WRITE))
+			continue;
+		for (int32_t k = 0; k < td->partition_data_count; k++) {
+			const struct kmsg_produce_req_partition_produce_data *pd = &td->partition_data[k];
+			struct batch_info info;
+			if (pd->index < 0 || pd->index >= t->partition_count || pd->records.len <= 0 ||
+			    batch_parse_header(pd->records.ptr, (size_t)pd->records.len, &info) != 0 ||
+			    !(info.attributes & BATCH_ATTR_TRANSACTIONAL) || info.producer_id < 0)
+				continue;
+			if (seen && (info.producer_id != id || info.producer_epoch != epoch))
+				return true;
+			seen = true;
+			id = info.producer_id;
+			epoch = info.producer_epoch;
+		}
+	}
+	return false;
+}
+
 /* Validate one partition's records and append them. Returns the Kafka
  * error for the partition, or KERR_NONE when the append is pending. */
 static int16_t produce_partition(struct produce_ctx *ctx, struct topic_state *t,
@@ -396,6 +460,13 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 			    !api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID, m->transactional_id,
 					      ACL_OP_WRITE));
 	ctx->transactional_id = m->transactional_id;
+	if (!ctx->txn_refused && m->transactional_id.len >= 0 &&
+	    several_transactional_producers(a, req, m)) {
+		refuse_all(ctx, m, KERR_INVALID_PRODUCER_ID_MAPPING,
+			   "Transactional records contained more than one producer ID");
+		produce_finish(ctx);
+		return;
+	}
 	ctx->pending = 1; /* held until every partition is started */
 	for (int32_t i = 0; i < r->responses_count; i++) {
 		struct kmsg_produce_req_topic_produce_data *td = &m->topic_data[i];
@@ -405,11 +476,7 @@ void handle_produce(struct agent *a, struct request *req, const struct kmsg_prod
 		for (int32_t k = 0; k < rt->partition_responses_count; k++) {
 			struct kmsg_produce_req_partition_produce_data *pd = &td->partition_data[k];
 			struct kmsg_produce_resp_partition_produce_response *pr = &rt->partition_responses[k];
-			kmsg_produce_resp_partition_produce_response_init(pr);
-			pr->index = pd->index;
-			pr->base_offset = -1;
-			pr->log_append_time_ms = -1;
-			pr->log_start_offset = -1;
+			partition_response_init(pr, pd->index);
 			pr->error_code = ctx->txn_refused ? KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 				       : !may ? KERR_TOPIC_AUTHORIZATION_FAILED
 				       : produce_partition(ctx, t, pd, pr);

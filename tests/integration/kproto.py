@@ -599,6 +599,31 @@ def topic_ids(sock, topics):
     return out
 
 
+def init_producer_id_v1(sock, txn_id):
+    """InitProducerId v1 for a transactional id: (error, producer id,
+    epoch)."""
+    r = Reader(roundtrip(sock, 22, 1, string(txn_id) + i32(60000)))
+    r.i32()  # throttle
+    return r.i16(), r.i64(), r.i16()
+
+
+def add_partitions_to_txn_v1(sock, txn_id, pid, epoch, topic_parts):
+    """{(topic, partition): error} of AddPartitionsToTxn v1 (a client's)."""
+    body = (string(txn_id) + i64(pid) + i16(epoch) + array(
+        string(t) + array(i32(p) for p in parts)
+        for t, parts in topic_parts.items()))
+    r = Reader(roundtrip(sock, 24, 1, body))
+    r.i32()  # throttle
+    out = {}
+
+    def topic():
+        t = r.string()
+        r.array(lambda: out.__setitem__((t, r.i32()), r.i16()))
+    r.array(topic)
+    assert r.done(), "trailing bytes"
+    return out
+
+
 API_LIST_OFFSETS = 2
 
 

@@ -141,29 +141,6 @@ def find_txn_coordinator_v1(sock, txn_id):
     return r.i16()
 
 
-def init_producer_id_v1(sock, txn_id):
-    r = kproto.Reader(kproto.roundtrip(sock, 22, 1, kproto.string(txn_id) + kproto.i32(60000)))
-    r.i32()  # throttle
-    return r.i16(), r.i64(), r.i16()
-
-
-def add_partitions_to_txn_v1(sock, txn_id, pid, epoch, topic_parts):
-    """{(topic, partition): error} of AddPartitionsToTxn v1 (a client's)."""
-    body = (kproto.string(txn_id) + kproto.i64(pid) + kproto.i16(epoch) + kproto.array(
-        kproto.string(t) + kproto.array(kproto.i32(p) for p in parts)
-        for t, parts in topic_parts.items()))
-    r = kproto.Reader(kproto.roundtrip(sock, 24, 1, body))
-    r.i32()  # throttle
-    out = {}
-
-    def topic():
-        t = r.string()
-        r.array(lambda: out.__setitem__((t, r.i32()), r.i16()))
-    r.array(topic)
-    assert r.done(), "trailing bytes"
-    return out
-
-
 def test_transactions_need_transactional_id_write(broker):
     """Kafka 3.9's checks of the transaction APIs: without an ACL on the
     transactional id FindCoordinator (DESCRIBE) and InitProducerId (WRITE)
@@ -176,7 +153,7 @@ def test_transactions_need_transactional_id_write(broker):
     tid = "tx-" + ok
     with login(broker, "judy") as s:
         assert find_txn_coordinator_v1(s, tid) == TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-        assert init_producer_id_v1(s, tid) == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1)
+        assert kproto.init_producer_id_v1(s, tid) == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1, -1)
         batch = kproto.record_batch([(b"k", b"v", [])], producer_id=1, producer_epoch=0,
                                     base_sequence=0, attributes=0x10)
         # before the topic's WRITE and the acks (checked at the append)
@@ -189,9 +166,9 @@ def test_transactions_need_transactional_id_write(broker):
     wait_acls()
     with login(broker, "judy") as s:
         assert find_txn_coordinator_v1(s, tid) == 0  # WRITE implies DESCRIBE
-        err, pid, epoch = init_producer_id_v1(s, tid)
+        err, pid, epoch = kproto.init_producer_id_v1(s, tid)
         assert err == 0 and pid >= 0
-        res = add_partitions_to_txn_v1(s, tid, pid, epoch, {ok: [0], no: [0]})
+        res = kproto.add_partitions_to_txn_v1(s, tid, pid, epoch, {ok: [0], no: [0]})
         assert res == {(no, 0): TOPIC_AUTHORIZATION_FAILED,
                        (ok, 0): OPERATION_NOT_ATTEMPTED}, res
     p = Producer(sasl_ck(broker, "judy", **{"transactional.id": tid, "linger.ms": 5}))

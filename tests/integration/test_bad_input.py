@@ -342,6 +342,30 @@ def test_control_and_transactional_batches_refused(broker):
     assert not got[0] and not got[1]
 
 
+def test_transactional_request_with_two_producers_refused(broker):
+    """Transactional batches of two producers in one request: Kafka refuses
+    the whole request (INVALID_PRODUCER_ID_MAPPING on every partition,
+    including those of the rightful producer and plain batches) and
+    writes nothing."""
+    topic = util.create_topic(broker.bootstrap, util.topic_name("twopid"), 3)
+    tid = "two-" + topic
+    s = kproto.connect(broker.bootstrap)
+    err, pid, epoch = kproto.init_producer_id_v1(s, tid)
+    assert err == 0, err
+    assert set(kproto.add_partitions_to_txn_v1(s, tid, pid, epoch,
+                                               {topic: [0, 1]}).values()) == {0}
+
+    def txn(p, value):
+        return kproto.record_batch([(b"k", value, [])], producer_id=p, producer_epoch=epoch,
+                                   base_sequence=0, attributes=0x10)
+    two = {topic: {0: txn(pid, b"mine"), 1: txn(pid + 1, b"other"), 2: good_batch(b"plain")}}
+    res = kproto.produce_v3(s, two, transactional_id=tid)
+    assert res == {(topic, p): (49, -1) for p in range(3)}, res
+    res = kproto.produce_v3(s, {topic: {0: txn(pid, b"mine")}}, transactional_id=tid)
+    assert res == {(topic, 0): (0, 0)}, "the refused request wrote: %r" % (res,)
+    s.close()
+
+
 def produce_acks0(sock, topic, partition, batch, correlation_id):
     body = (string(None) + i16(0) + i32(10000) + kproto.array(
         [string(topic) + kproto.array([i32(partition) + kproto.bytes_(batch)])]))
