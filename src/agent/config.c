@@ -163,6 +163,8 @@ void config_print_serve_help(FILE *out)
 		"      region=NAME                     default $AWS_REGION, $AWS_DEFAULT_REGION, us-east-1\n"
 		"      path_style=true|false           default true with endpoint=, false for AWS\n"
 		"      verify_tls=true|false           default true\n"
+		"      payload_signing=true|false      hash PUT bodies into the signature;\n"
+		"                                      default true for http, false for https\n"
 		"      timeout_ms=N                    one attempt, default 10000\n"
 		"      total_timeout_ms=N              a request with its retries (also the bucket\n"
 		"                                      check at start), default 30000\n"

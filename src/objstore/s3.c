@@ -5,7 +5,8 @@
  * credentials file, the bucket check), closing, the request counters
  * (atomics) and the methods table; and what every request is, however it
  * is driven: the object URL of a key, the headers (x-amz-content-sha256
- * set to the real SHA-256 of the body, the session token), the options of
+ * set to the real SHA-256 of the body, or UNSIGNED-PAYLOAD for a PUT to a
+ * store that does not sign payloads; the session token), the options of
  * one attempt on a curl easy handle (SigV4 signing through libcurl's
  * CURLOPT_AWS_SIGV4), the body callback, and what a finished attempt
  * means (status and S3 error code to an sl_err, retryable or not), and
@@ -392,6 +393,15 @@ int s3_sha256_iov_hex(const struct iovec *iov, int iovcnt, char out[65])
 		return SL_ENOMEM;
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+int s3_put_payload_hash(const struct s3_store *st, const struct iovec *iov, int iovcnt,
+			char out[65])
+{
+	if (st->cfg.payload_signing)
+		return s3_sha256_iov_hex(iov, iovcnt, out);
+	snprintf(out, 65, "UNSIGNED-PAYLOAD");
 	return 0;
 }
 

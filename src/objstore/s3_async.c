@@ -10,7 +10,8 @@
  * to its head: it is older than what waits). A call's deadline
  * (total_timeout_ms) runs from its start, time in the queue included, so
  * a dead store fails every pending call within the deadline. PUT bodies
- * are hashed (SHA-256, for x-amz-content-sha256) on the thread pool.
+ * of a store that signs payloads are hashed (SHA-256, for
+ * x-amz-content-sha256) on the thread pool.
  *
  * The retry policy and the error mapping are the blocking client's own:
  * s3_retry_timeout_ms / s3_retry_next (s3_pure.c) and s3_attempt_setup /
@@ -592,7 +593,7 @@ int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const str
 	r->c.iovcnt = iovcnt;
 	for (int i = 0; i < iovcnt; i++)
 		r->c.body_len += iov[i].iov_len;
-	if (r->c.body_len >= S3_ASYNC_SHA_POOL_BYTES) {
+	if (st->cfg.payload_signing && r->c.body_len >= S3_ASYNC_SHA_POOL_BYTES) {
 		r->work.data = r;
 		if (uv_queue_work(loop, &r->work, sha_work, sha_after) == 0) {
 			areq_push(&as->hashing, r, 0);
@@ -600,7 +601,7 @@ int s3_put_async(struct objstore *s, uv_loop_t *loop, const char *key, const str
 			return 0;
 		}
 	}
-	rc = s3_sha256_iov_hex(iov, iovcnt, r->sha);
+	rc = s3_put_payload_hash(st, iov, iovcnt, r->sha);
 	if (rc == 0)
 		rc = s3_call_headers(&r->c, r->sha, NULL);
 	if (rc == 0)

@@ -99,7 +99,7 @@ int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iov
 	int rc = s3_call_init(&c, st, OBJSTORE_OP_PUT, "PUT", key);
 	if (rc)
 		goto out;
-	rc = s3_sha256_iov_hex(iov, iovcnt, sha);
+	rc = s3_put_payload_hash(st, iov, iovcnt, sha);
 	if (rc)
 		goto out;
 	c.iov = iov;

@@ -52,6 +52,8 @@ struct s3_config {
 	char region[S3_REGION_MAX + 1];       /* "" = not given */
 	int path_style;                       /* -1 = not given */
 	int verify_tls;                       /* 0 or 1 */
+	int payload_signing;                  /* -1 = not given: resolved to 1
+					       * for http, 0 for https */
 	uint32_t attempt_timeout_ms;
 	uint32_t total_timeout_ms;
 };
@@ -60,7 +62,8 @@ struct s3_config {
  * %-encoded). Returns 0, or SL_EINVAL with a reason in why. */
 int s3_url_parse(const char *url, struct s3_config *out, char *why, size_t why_cap);
 
-/* Fill in what the URL left out (region, endpoint, path_style) given the
+/* Fill in what the URL left out (region, endpoint, path_style,
+ * payload_signing) given the
  * region found in the environment (NULL: none). Then the base URL of
  * every request is written to base: "scheme://host[:port]/BUCKET" for
  * path style, "scheme://BUCKET.host[:port]" otherwise. Returns 0 or
@@ -321,6 +324,12 @@ int s3_key_ok(const char *key);
  * or SL_ENOMEM. */
 int s3_sha256_hex(const void *data, size_t len, char out[65]);
 int s3_sha256_iov_hex(const struct iovec *iov, int iovcnt, char out[65]);
+/* The x-amz-content-sha256 of a PUT of iov: its SHA-256 in hex, or
+ * UNSIGNED-PAYLOAD when the store does not sign payloads (https: TLS
+ * guards the body on the way, as the AWS CLI's payload_signing_enabled
+ * default; the records inside carry their own CRC-32C). */
+int s3_put_payload_hash(const struct s3_store *st, const struct iovec *iov, int iovcnt,
+			char out[65]);
 
 /* The real clock for the retry policy: monotonic ms, and a per-thread
  * random source for the jitter (arg unused). */

@@ -42,9 +42,10 @@ static void test_url_basic(void **state)
 	char why[256];
 	assert_int_equal(s3_url_parse("s3://my-bucket/a/b//?endpoint=http://127.0.0.1:9000/"
 				      "&region=eu-west-1&timeout_ms=500&total_timeout_ms=2000"
-				      "&verify_tls=false&path_style=true",
+				      "&verify_tls=false&path_style=true&payload_signing=no",
 				      &c, why, sizeof why),
 			 0);
+	assert_int_equal(c.payload_signing, 0);
 	assert_string_equal(c.bucket, "my-bucket");
 	assert_string_equal(c.prefix, "a/b/");
 	assert_string_equal(c.endpoint, "http://127.0.0.1:9000");
@@ -61,6 +62,7 @@ static void test_url_basic(void **state)
 	assert_string_equal(c.region, "");
 	assert_int_equal(c.path_style, -1);
 	assert_int_equal(c.verify_tls, 1);
+	assert_int_equal(c.payload_signing, -1);
 	assert_int_equal(c.attempt_timeout_ms, S3_ATTEMPT_TIMEOUT_MS_DEFAULT);
 	assert_int_equal(c.total_timeout_ms, S3_TOTAL_TIMEOUT_MS_DEFAULT);
 
@@ -96,6 +98,7 @@ static void test_url_bad(void **state)
 		"s3://bkt/x?endpoint=http://h:",
 		"s3://bkt/x?path_style=maybe",
 		"s3://bkt/x?verify_tls=",
+		"s3://bkt/x?payload_signing=sometimes",
 		"s3://bkt/x?timeout_ms=abc",
 		"s3://bkt/x?timeout_ms=5",        /* below the minimum */
 		"s3://bkt/x?timeout_ms=99999999999",
@@ -129,6 +132,7 @@ static void test_url_resolve(void **state)
 	assert_string_equal(c.endpoint, "https://s3.eu-central-1.amazonaws.com");
 	assert_int_equal(c.path_style, 0);
 	assert_string_equal(base, "https://bkt.s3.eu-central-1.amazonaws.com");
+	assert_int_equal(c.payload_signing, 0); /* https: TLS guards the body */
 
 	/* No region anywhere: us-east-1. A dotted bucket goes path-style. */
 	assert_int_equal(s3_url_parse("s3://my.bkt", &c, NULL, 0), 0);
@@ -145,6 +149,12 @@ static void test_url_resolve(void **state)
 	assert_int_equal(s3_config_resolve(&c, "env-region", base, sizeof base), 0);
 	assert_string_equal(c.region, "r1");
 	assert_string_equal(base, "http://127.0.0.1:4568/bkt");
+	assert_int_equal(c.payload_signing, 1); /* http: nothing else does */
+	assert_int_equal(s3_url_parse("s3://bkt?endpoint=http://h:1&payload_signing=false", &c,
+				      NULL, 0),
+			 0);
+	assert_int_equal(s3_config_resolve(&c, NULL, base, sizeof base), 0);
+	assert_int_equal(c.payload_signing, 0);
 	assert_int_equal(s3_url_parse("s3://bkt?endpoint=http://minio:9000&path_style=false",
 				      &c, NULL, 0),
 			 0);
