@@ -77,7 +77,9 @@
 	X(ADD_PARTITIONS_TO_TXN, add_partitions_to_txn, AddPartitionsToTxn) \
 	X(ADD_OFFSETS_TO_TXN, add_offsets_to_txn, AddOffsetsToTxn)        \
 	X(END_TXN, end_txn, EndTxn)                                       \
-	X(TXN_OFFSET_COMMIT, txn_offset_commit, TxnOffsetCommit)
+	X(TXN_OFFSET_COMMIT, txn_offset_commit, TxnOffsetCommit)        \
+	X(DESCRIBE_TRANSACTIONS, describe_transactions, DescribeTransactions) \
+	X(LIST_TRANSACTIONS, list_transactions, ListTransactions)
 
 #define X(NAME, name, Name) API_ADAPTERS(name)
 API_LIST(X)
@@ -170,7 +172,9 @@ void api_versions_respond(struct request *req, int16_t version, int16_t error)
 		if (!a->txns && (api_table[i].key == KMSG_ADD_PARTITIONS_TO_TXN_KEY ||
 				 api_table[i].key == KMSG_ADD_OFFSETS_TO_TXN_KEY ||
 				 api_table[i].key == KMSG_END_TXN_KEY ||
-				 api_table[i].key == KMSG_TXN_OFFSET_COMMIT_KEY))
+				 api_table[i].key == KMSG_TXN_OFFSET_COMMIT_KEY ||
+				 api_table[i].key == KMSG_DESCRIBE_TRANSACTIONS_KEY ||
+				 api_table[i].key == KMSG_LIST_TRANSACTIONS_KEY))
 			continue;
 		struct kmsg_api_versions_resp_api_version *k = &r.api_keys[r.api_keys_count++];
 		kmsg_api_versions_resp_api_version_init(k);

@@ -51,6 +51,11 @@ void handle_add_partitions_to_txn(struct agent *a, struct request *req,
 void handle_add_offsets_to_txn(struct agent *a, struct request *req,
 			       const struct kmsg_add_offsets_to_txn_req *m);
 void handle_end_txn(struct agent *a, struct request *req, const struct kmsg_end_txn_req *m);
+/* txn_admin.c */
+void handle_describe_transactions(struct agent *a, struct request *req,
+				  const struct kmsg_describe_transactions_req *m);
+void handle_list_transactions(struct agent *a, struct request *req,
+			      const struct kmsg_list_transactions_req *m);
 /* groups.c: TxnOffsetCommit, the group coordinator's side */
 void handle_txn_offset_commit(struct agent *a, struct request *req,
 			      const struct kmsg_txn_offset_commit_req *m);

@@ -562,3 +562,12 @@ const struct txn_coordinator *txn_svc_coordinator(const struct txn_svc *s)
 {
 	return s->c;
 }
+
+int16_t txn_svc_read_status(const struct txn_svc *s, kstr transactional_id)
+{
+	if (s->stopping)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (!s->loaded || (transactional_id.len >= 0 && reloading(s, transactional_id)))
+		return KERR_COORDINATOR_LOAD_IN_PROGRESS;
+	return KERR_NONE;
+}

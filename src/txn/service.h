@@ -107,5 +107,11 @@ void txn_svc_markers_done(struct txn_svc *s, const char *transactional_id, int64
 /* The coordinator, for reading (DescribeTransactions, ListTransactions):
  * views valid until the next call into the service. */
 const struct txn_coordinator *txn_svc_coordinator(const struct txn_svc *s);
+/* May the coordinator's view of transactional_id be read now (a null
+ * id: of every id, ListTransactions)? KERR_NONE;
+ * COORDINATOR_NOT_AVAILABLE after txn_svc_shutdown (Kafka's inactive
+ * coordinator); COORDINATOR_LOAD_IN_PROGRESS while the stored records,
+ * or this id's, are being read. */
+int16_t txn_svc_read_status(const struct txn_svc *s, kstr transactional_id);
 
 #endif

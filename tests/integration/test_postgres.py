@@ -258,14 +258,15 @@ def test_store_lock_does_not_stall_the_loop(broker_factory, pg):
 def test_transactions_not_served_on_a_shared_store(broker_factory, pg):
     """Agents on PostgreSQL run no transaction coordinator yet (a lease
     per transactional id is not built): AddPartitionsToTxn and EndTxn are
-    (nor AddOffsetsToTxn, TxnOffsetCommit) not advertised, and
+    (nor AddOffsetsToTxn, TxnOffsetCommit, DescribeTransactions,
+    ListTransactions) not advertised, and
     InitProducerId with a transactional id answers
     COORDINATOR_NOT_AVAILABLE, as before transactions."""
     b = pg_broker(broker_factory, pg, pg.new_db())
     s = kproto.connect(b.bootstrap)
     _, apis, _ = kproto.api_versions_v0(s)
     assert 22 in apis
-    assert not {24, 25, 26, 28} & set(apis)
+    assert not {24, 25, 26, 28, 65, 66} & set(apis)
     body = kproto.string("tid") + kproto.i32(60000)
     r = kproto.Reader(kproto.roundtrip(s, 22, 0, body))
     r.i32()  # throttle

@@ -129,13 +129,17 @@ static struct txn_svc *start(struct meta *m)
 static struct txn_svc *start_loaded(struct meta *m)
 {
 	struct txn_svc *s = start(m);
+	/* Nothing may be read until the records are in. */
+	assert_int_equal(txn_svc_read_status(s, KSTR_NULL), KERR_COORDINATOR_LOAD_IN_PROGRESS);
 	RUN_UNTIL(txn_svc_loaded(s));
+	assert_int_equal(txn_svc_read_status(s, KSTR_NULL), KERR_NONE);
 	return s;
 }
 
 static void stop(struct txn_svc *s)
 {
 	txn_svc_shutdown(s);
+	assert_int_equal(txn_svc_read_status(s, KSTR_NULL), KERR_COORDINATOR_NOT_AVAILABLE);
 	RUN_UNTIL(txn_svc_idle(s));
 	uv_run(&T.loop, UV_RUN_NOWAIT); /* the timers' close callbacks */
 	txn_svc_free(s);
@@ -428,7 +432,10 @@ static void test_stale_writer(void **state)
 	 * current producer and fences the old one. */
 	r = add(a, "t", pid, 1, 1);
 	assert_int_equal(T.error[r], KERR_COORDINATOR_LOAD_IN_PROGRESS);
+	assert_int_equal(txn_svc_read_status(a, K("t")), KERR_COORDINATOR_LOAD_IN_PROGRESS);
+	assert_int_equal(txn_svc_read_status(a, K("other")), KERR_NONE);
 	RUN_UNTIL(txn_find(txn_svc_coordinator(a), K("t")));
+	assert_int_equal(txn_svc_read_status(a, K("t")), KERR_NONE);
 	AWAIT(r, add(a, "t", pid, 1, 1));
 	assert_int_equal(T.error[r], KERR_NONE);
 	expect_stored("t", TXN_ONGOING, 1, 1, 0);

@@ -1,0 +1,214 @@
+"""The transaction coordinator's admin side (issue 14): DescribeTransactions
+v0 and ListTransactions v0-1 as Kafka 3.9 answers them
+(KafkaApis.handleDescribeTransactionsRequest / handleListTransactionsRequest,
+TransactionCoordinator.handleDescribeTransactions,
+TransactionStateManager.listTransactionStates). Transactions
+are made by librdkafka's transactional producer; the admin requests are
+sent raw (kproto): neither Debian's confluent-kafka 1.7, kafka-python nor
+kafkajs 2.2 has these calls."""
+import time
+
+from confluent_kafka import Producer
+from kafka.admin import ACLOperation, ResourceType
+
+import kproto
+import util
+from test_acls import acl, acl_broker, add_acls
+
+API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS = 65, 66
+COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST = 14, 42
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_NOT_FOUND = 53, 105
+
+
+def _flex_call(sock, key, version, body, cid):
+    sock.sendall(kproto.request_v2(key, version, cid, body + kproto.NO_TAGS))
+    got, data = kproto.recv_response(sock)
+    assert got == cid
+    r = kproto.FlexReader(data)
+    r.tags()  # response header v1
+    assert r.i32() == 0  # throttle
+    return r
+
+
+def describe_transactions(sock, ids, cid=65):
+    """{id: (error, state, timeout, start, producer id, epoch,
+    {topic: [partitions]})} of DescribeTransactions v0."""
+    r = _flex_call(sock, API_DESCRIBE_TRANSACTIONS, 0,
+                   kproto.compact_array(kproto.compact_string(i) for i in ids), cid)
+    out = {}
+
+    def topic():
+        t = (r.cstring(), r.carray(r.i32))
+        r.tags()
+        return t
+
+    def state():
+        err, tid, st = r.i16(), r.cstring(), r.cstring()
+        rest = (r.i32(), r.i64(), r.i64(), r.i16(), dict(r.carray(topic)))
+        r.tags()
+        out[tid] = (err, st) + rest
+
+    r.carray(state)
+    r.tags()
+    assert r.done(), "trailing bytes in DescribeTransactions response"
+    return out
+
+
+def list_transactions(sock, states=(), pids=(), duration=None, cid=66):
+    """(error, [unknown state filters], {id: (producer id, state)}) of
+    ListTransactions v0, or v1 with a duration filter."""
+    body = (kproto.compact_array(kproto.compact_string(s) for s in states) +
+            kproto.compact_array(kproto.i64(p) for p in pids))
+    if duration is not None:
+        body += kproto.i64(duration)
+    r = _flex_call(sock, API_LIST_TRANSACTIONS, 0 if duration is None else 1, body, cid)
+    err = r.i16()
+    unknown = r.carray(r.cstring)
+    txns = {}
+
+    def state():
+        tid, pid, st = r.cstring(), r.i64(), r.cstring()
+        r.tags()
+        txns[tid] = (pid, st)
+
+    r.carray(state)
+    r.tags()
+    assert r.done(), "trailing bytes in ListTransactions response"
+    return err, unknown, txns
+
+
+def txn_producer(bootstrap, txn_id, **extra):
+    conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def test_describe_list_and_tool(broker_factory):
+    """An open transaction over two partitions, a committed one, an
+    aborted one and an id only initialised, as Kafka's coordinator reports
+    them; the store's
+    records answer the same after a restart."""
+    b = broker_factory()
+    topic = util.create_topic(b.bootstrap, util.topic_name("txa"), 2)
+    ids = {k: util.topic_name("tx-" + k) for k in ("open", "done", "aborted", "fresh")}
+    t0 = int(time.time() * 1000)
+    producers = {}
+    for k in ("done", "aborted", "open"):
+        p = producers[k] = txn_producer(b.bootstrap, ids[k], **{"transaction.timeout.ms": 90000})
+        p.begin_transaction()
+        p.produce(topic, b"v-" + k.encode(), partition=0)
+        if k == "open":
+            p.produce(topic, b"v2", partition=1)
+            assert p.flush(15) == 0
+        elif k == "done":
+            p.commit_transaction(30)
+        else:
+            p.flush(15)
+            p.abort_transaction(30)
+    producers["fresh"] = txn_producer(b.bootstrap, ids["fresh"])
+    t1 = int(time.time() * 1000)
+
+    s = kproto.connect(b.bootstrap)
+    err, apis, _ = kproto.api_versions_v0(s)
+    assert err == 0 and apis[API_DESCRIBE_TRANSACTIONS] == (0, 0)
+    assert apis[API_LIST_TRANSACTIONS] == (0, 1)
+
+    got = describe_transactions(s, list(ids.values()) + ["no-such-id", ""])
+    assert got["no-such-id"] == (TRANSACTIONAL_ID_NOT_FOUND, "", 0, 0, 0, 0, {})
+    assert got[""] == (INVALID_REQUEST, "", 0, 0, 0, 0, {})
+    err, state, timeout, start, pid, epoch, topics = got[ids["open"]]
+    assert (err, state, timeout, epoch, topics) == (0, "Ongoing", 90000, 0,
+                                                    {topic: [0, 1]}), got
+    assert t0 - 1000 <= start <= t1 + 1000 and pid >= 0
+    for k, st in (("done", "CompleteCommit"), ("aborted", "CompleteAbort")):
+        err, state, timeout, start, _, epoch, topics = got[ids[k]]
+        # Kafka keeps the last transaction's start time after it ends.
+        assert (err, state, timeout, epoch, topics) == (0, st, 90000, 0, {}), got
+        assert t0 - 1000 <= start <= t1 + 1000
+    assert got[ids["fresh"]][:4] == (0, "Empty", 60000, -1)
+    pids = {tid: got[tid][4] for tid in ids.values()}
+    assert len(set(pids.values())) == 4
+
+    err, unknown, txns = list_transactions(s)
+    assert (err, unknown) == (0, [])
+    assert txns == {ids["open"]: (pids[ids["open"]], "Ongoing"),
+                    ids["done"]: (pids[ids["done"]], "CompleteCommit"),
+                    ids["aborted"]: (pids[ids["aborted"]], "CompleteAbort"),
+                    ids["fresh"]: (pids[ids["fresh"]], "Empty")}
+    # Unknown state names are reported once each; known ones filter.
+    assert list_transactions(s, states=["Ongoing", "Bogus", "Bogus", "ongoing"]) == (
+        0, ["Bogus", "ongoing"], {ids["open"]: (pids[ids["open"]], "Ongoing")})
+    assert list_transactions(s, states=["Bogus"]) == (0, ["Bogus"], {})
+    assert list_transactions(s, states=["CompleteAbort", "Empty"])[2] == {
+        ids["aborted"]: (pids[ids["aborted"]], "CompleteAbort"),
+        ids["fresh"]: (pids[ids["fresh"]], "Empty")}
+    assert list_transactions(s, pids=[pids[ids["done"]], 10 ** 12])[2] == {
+        ids["done"]: (pids[ids["done"]], "CompleteCommit")}
+    assert list_transactions(s, states=["Ongoing"], pids=[pids[ids["done"]]])[2] == {}
+    # v1's duration filter: running longer than the filter; an id with no
+    # transaction (start -1) passes any, as in Kafka.
+    assert list_transactions(s, duration=0)[2] == txns
+    assert list_transactions(s, duration=-1)[2] == txns
+    assert list_transactions(s, duration=3600 * 1000)[2] == {
+        ids["fresh"]: (pids[ids["fresh"]], "Empty")}
+
+    # the open transaction commits; the store's records after a restart
+    producers["open"].commit_transaction(30)
+    for p in producers.values():
+        p.flush(1)
+    before = describe_transactions(s, list(ids.values()))
+    assert before[ids["open"]][1] == "CompleteCommit"
+    assert before[ids["open"]][6] == {}
+    s.close()
+    del producers
+    b.stop()
+    b.start()
+    s = kproto.connect(b.bootstrap)
+    deadline = time.monotonic() + 10
+    while True:  # COORDINATOR_LOAD_IN_PROGRESS while the records load
+        after = describe_transactions(s, list(ids.values()))
+        if all(v[0] != COORDINATOR_LOAD_IN_PROGRESS for v in after.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert after == before
+    s.close()
+
+
+def test_describe_access(tmp_path_factory):
+    """Kafka's checks with a real principal: DescribeTransactions answers
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED for an id alice may not
+    DESCRIBE (WRITE implies it) and leaves out the topics she may not
+    DESCRIBE; ListTransactions lists only the ids she may DESCRIBE."""
+    b = acl_broker(tmp_path_factory, "txadm", ("alice",))
+    try:
+        seen, hidden = (util.create_topic(b.bootstrap, util.topic_name(n), 1)
+                        for n in ("txs", "txh"))
+        mine, theirs = util.topic_name("tx-mine"), util.topic_name("tx-theirs")
+        producers = []
+        for tid in (mine, theirs):
+            p = txn_producer(b.bootstrap, tid)
+            p.begin_transaction()
+            p.produce(seen, b"a")
+            p.produce(hidden, b"b")
+            assert p.flush(15) == 0
+            producers.append(p)
+        add_acls(b, acl("User:alice", ACLOperation.WRITE, ResourceType.TRANSACTIONAL_ID, mine),
+                 acl("User:alice", ACLOperation.DESCRIBE, ResourceType.TOPIC, seen))
+        time.sleep(0.6)  # past the agent's ACL poll
+        from test_acls_matrix import login
+        with login(b, "alice") as s:
+            got = describe_transactions(s, [mine, theirs])
+            err, unknown, txns = list_transactions(s)
+        assert got[theirs] == (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, "", 0, 0, 0, 0, {})
+        assert got[mine][:2] == (0, "Ongoing") and got[mine][6] == {seen: [0]}, got
+        assert (err, unknown, list(txns)) == (0, [], [mine]), txns
+        with kproto.connect(b.bootstrap) as s:  # the super user sees both
+            assert describe_transactions(s, [mine])[mine][6] == {seen: [0], hidden: [0]}
+            assert sorted(list_transactions(s)[2]) == sorted([mine, theirs])
+
+        for p in producers:
+            p.abort_transaction(30)
+    finally:
+        b.teardown()
