@@ -121,6 +121,10 @@ static const struct flag flags[] = {
 	{ "compaction-check-interval-ms", "SLUICE_COMPACTION_CHECK_INTERVAL_MS", FLAG_INT,
 	  "how often compacted topics' partitions are checked for cleaning, like Kafka's "
 	  "log.cleaner.backoff.ms (default 15000)", 10, 24LL * 60 * 60 * 1000 },
+	{ "transaction-max-timeout-ms", "SLUICE_TRANSACTION_MAX_TIMEOUT_MS", FLAG_INT,
+	  "the longest transaction.timeout.ms a transactional producer may ask for; "
+	  "InitProducerId with more answers INVALID_TRANSACTION_TIMEOUT, as Kafka's "
+	  "transaction.max.timeout.ms (default 900000)", 1, INT32_MAX },
 	{ "gc-interval-ms", "SLUICE_GC_INTERVAL_MS", FLAG_INT,
 	  "how often objects left with no live record are deleted from the store; 0: never, "
 	  "leave it to `sluice gc` (default 600000)", 0, 7LL * 24 * 60 * 60 * 1000 },
@@ -423,6 +427,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->retention_check_interval_ms = n;
 		else if (strcmp(f->name, "compaction-check-interval-ms") == 0)
 			c->compaction_check_interval_ms = n;
+		else if (strcmp(f->name, "transaction-max-timeout-ms") == 0)
+			c->transaction_max_timeout_ms = (int32_t)n;
 		else if (strcmp(f->name, "gc-interval-ms") == 0)
 			c->gc_interval_ms = n;
 		else if (strcmp(f->name, "gc-grace-ms") == 0)
@@ -489,6 +495,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->offsets_retention_minutes = 7 * 24 * 60;
 	c->retention_check_interval_ms = 300000;
 	c->compaction_check_interval_ms = 15000;
+	c->transaction_max_timeout_ms = 900000;
 	c->gc_interval_ms = 600000;
 	c->merge_interval_ms = 300000;
 	c->merge_min_age_ms = 600000;

@@ -124,6 +124,7 @@ int agent_txn_start(struct agent *a)
 		return 0;
 	struct txn_svc_config cfg = { 0 };
 	txn_config_default(&cfg.coord);
+	cfg.coord.max_timeout_ms = a->cfg.transaction_max_timeout_ms;
 	cfg.coord.alloc_producer_id = alloc_pid;
 	cfg.coord.alloc_arg = a;
 	cfg.answer = answer;

@@ -2,22 +2,24 @@
 v0 and ListTransactions v0-1 as Kafka 3.9 answers them
 (KafkaApis.handleDescribeTransactionsRequest / handleListTransactionsRequest,
 TransactionCoordinator.handleDescribeTransactions,
-TransactionStateManager.listTransactionStates). Transactions
+TransactionStateManager.listTransactionStates) and
+--transaction-max-timeout-ms (transaction.max.timeout.ms). Transactions
 are made by librdkafka's transactional producer; the admin requests are
 sent raw (kproto): neither Debian's confluent-kafka 1.7, kafka-python nor
 kafkajs 2.2 has these calls."""
 import time
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from kafka.admin import ACLOperation, ResourceType
 
 import kproto
 import util
 from test_acls import acl, acl_broker, add_acls
 
-API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS = 65, 66
-COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST = 14, 42
+API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS, API_INIT_PRODUCER_ID = 65, 66, 22
+COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST, INVALID_TRANSACTION_TIMEOUT = 14, 42, 50
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED, TRANSACTIONAL_ID_NOT_FOUND = 53, 105
+MAX_TIMEOUT_MS = 120000
 
 
 def _flex_call(sock, key, version, body, cid):
@@ -77,6 +79,20 @@ def list_transactions(sock, states=(), pids=(), duration=None, cid=66):
     return err, unknown, txns
 
 
+def init_producer_id_v1(sock, txn_id, timeout_ms):
+    """(error, producer id, epoch), asked again while the coordinator
+    loads or takes a producer id block (COORDINATOR_LOAD_IN_PROGRESS)."""
+    deadline = time.monotonic() + 10
+    while True:
+        r = kproto.Reader(kproto.roundtrip(sock, API_INIT_PRODUCER_ID, 1,
+                                           kproto.string(txn_id) + kproto.i32(timeout_ms)))
+        r.i32()  # throttle
+        got = r.i16(), r.i64(), r.i16()
+        if got[0] != COORDINATOR_LOAD_IN_PROGRESS or time.monotonic() > deadline:
+            return got
+        time.sleep(0.1)
+
+
 def txn_producer(bootstrap, txn_id, **extra):
     conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5}
     conf.update(extra)
@@ -90,7 +106,7 @@ def test_describe_list_and_tool(broker_factory):
     aborted one and an id only initialised, as Kafka's coordinator reports
     them; the store's
     records answer the same after a restart."""
-    b = broker_factory()
+    b = broker_factory(["--transaction-max-timeout-ms", str(MAX_TIMEOUT_MS)])
     topic = util.create_topic(b.bootstrap, util.topic_name("txa"), 2)
     ids = {k: util.topic_name("tx-" + k) for k in ("open", "done", "aborted", "fresh")}
     t0 = int(time.time() * 1000)
@@ -173,6 +189,36 @@ def test_describe_list_and_tool(broker_factory):
             break
         time.sleep(0.1)
     assert after == before
+    s.close()
+
+
+def test_transaction_max_timeout(broker_factory):
+    """transaction.max.timeout.ms bounds InitProducerId's timeout (1 to
+    the maximum, INVALID_TRANSACTION_TIMEOUT outside), which librdkafka
+    reports as a fatal error; the default is Kafka's 900000."""
+    b = broker_factory(["--transaction-max-timeout-ms", str(MAX_TIMEOUT_MS)])
+    s = kproto.connect(b.bootstrap)
+    assert init_producer_id_v1(s, "tmo-a", MAX_TIMEOUT_MS)[0] == 0
+    assert init_producer_id_v1(s, "tmo-b", MAX_TIMEOUT_MS + 1) == (
+        INVALID_TRANSACTION_TIMEOUT, -1, -1)
+    assert init_producer_id_v1(s, "tmo-c", 0)[0] == INVALID_TRANSACTION_TIMEOUT
+    # A refused id is not created.
+    assert describe_transactions(s, ["tmo-b"])["tmo-b"][0] == TRANSACTIONAL_ID_NOT_FOUND
+    s.close()
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "tmo-ck",
+                  "transaction.timeout.ms": MAX_TIMEOUT_MS + 1000})
+    try:
+        p.init_transactions(20)
+        raise AssertionError("init_transactions succeeded")
+    except KafkaException as e:
+        assert e.args[0].code() == INVALID_TRANSACTION_TIMEOUT and e.args[0].fatal(), e
+    b.stop()
+    b.extra_args = [a for a in b.extra_args if a not in ("--transaction-max-timeout-ms",
+                                                         str(MAX_TIMEOUT_MS))]
+    b.start()
+    s = kproto.connect(b.bootstrap)
+    assert init_producer_id_v1(s, "tmo-d", 900000)[0] == 0
+    assert init_producer_id_v1(s, "tmo-e", 900001)[0] == INVALID_TRANSACTION_TIMEOUT
     s.close()
 
 
