@@ -19,6 +19,7 @@
 #include "tools/groups_cmd.h"
 #include "tools/inspect_cmd.h"
 #include "tools/topics_cmd.h"
+#include "tools/transactions_cmd.h"
 #include "tools/users_cmd.h"
 
 #define SLUICE_VERSION "0.1.0"
@@ -39,6 +40,9 @@ static void usage(FILE *out)
 		"            (sluice configs --help)\n"
 		"  groups    list, describe, delete consumer groups, reset offsets\n"
 		"            (sluice groups --help)\n"
+		"  transactions\n"
+		"            list and describe transactions, a partition's\n"
+		"            producers (sluice transactions --help)\n"
 		"  compact   merge a topic's small objects into per-partition ones\n"
 		"            (sluice compact --help)\n"
 		"  gc        delete dead and orphaned objects from the store\n"
@@ -103,6 +107,8 @@ int main(int argc, char **argv)
 		return inspect_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "groups"))
 		return groups_cmd(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "transactions"))
+		return transactions_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "topics"))
 		return topics_cmd(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "configs"))

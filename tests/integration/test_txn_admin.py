@@ -2,11 +2,14 @@
 v0 and ListTransactions v0-1 as Kafka 3.9 answers them
 (KafkaApis.handleDescribeTransactionsRequest / handleListTransactionsRequest,
 TransactionCoordinator.handleDescribeTransactions,
-TransactionStateManager.listTransactionStates) and
+TransactionStateManager.listTransactionStates), `sluice transactions
+list | describe | describe-producers` (kafka-transactions.sh's columns) and
 --transaction-max-timeout-ms (transaction.max.timeout.ms). Transactions
 are made by librdkafka's transactional producer; the admin requests are
 sent raw (kproto): neither Debian's confluent-kafka 1.7, kafka-python nor
 kafkajs 2.2 has these calls."""
+import os
+import subprocess
 import time
 
 from confluent_kafka import KafkaException, Producer
@@ -14,7 +17,8 @@ from kafka.admin import ACLOperation, ResourceType
 
 import kproto
 import util
-from test_acls import acl, acl_broker, add_acls
+from conftest import SLUICE_BIN
+from test_acls import PASSWORD, acl, acl_broker, add_acls
 
 API_DESCRIBE_TRANSACTIONS, API_LIST_TRANSACTIONS, API_INIT_PRODUCER_ID = 65, 66, 22
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST, INVALID_TRANSACTION_TIMEOUT = 14, 42, 50
@@ -93,6 +97,17 @@ def init_producer_id_v1(sock, txn_id, timeout_ms):
         time.sleep(0.1)
 
 
+def txn_tool(bootstrap, *args, env=None):
+    """(exit status, rows as lists of cells, stderr) of `sluice
+    transactions`: kafka-transactions.sh's table, cells padded and
+    tab-separated, the header row first."""
+    r = subprocess.run([SLUICE_BIN, "transactions", "--bootstrap", bootstrap] + list(args),
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, **(env or {})))
+    rows = [[c.strip() for c in line.split("\t")[:-1]] for line in r.stdout.splitlines()]
+    return r.returncode, rows, r.stderr
+
+
 def txn_producer(bootstrap, txn_id, **extra):
     conf = {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5}
     conf.update(extra)
@@ -104,7 +119,7 @@ def txn_producer(bootstrap, txn_id, **extra):
 def test_describe_list_and_tool(broker_factory):
     """An open transaction over two partitions, a committed one, an
     aborted one and an id only initialised, as Kafka's coordinator reports
-    them; the store's
+    them, by raw requests and by `sluice transactions`; the store's
     records answer the same after a restart."""
     b = broker_factory(["--transaction-max-timeout-ms", str(MAX_TIMEOUT_MS)])
     topic = util.create_topic(b.bootstrap, util.topic_name("txa"), 2)
@@ -170,6 +185,39 @@ def test_describe_list_and_tool(broker_factory):
     assert list_transactions(s, duration=3600 * 1000)[2] == {
         ids["fresh"]: (pids[ids["fresh"]], "Empty")}
 
+    # the tool, kafka-transactions.sh's columns
+    rc, rows, _ = txn_tool(b.bootstrap, "list")
+    assert rc == 0 and rows[0] == ["TransactionalId", "Coordinator", "ProducerId",
+                                   "TransactionState"], rows
+    assert sorted(rows[1:]) == sorted([tid, "1", str(pid), st] for tid, (pid, st) in
+                                      txns.items())
+    rc, rows, _ = txn_tool(b.bootstrap, "list", "--duration-filter", "3600000")
+    assert rc == 0 and rows[1:] == [[ids["fresh"], "1", str(pids[ids["fresh"]]), "Empty"]]
+    rc, rows, _ = txn_tool(b.bootstrap, "describe", ids["open"])
+    assert rc == 0 and rows[0] == [
+        "CoordinatorId", "TransactionalId", "ProducerId", "ProducerEpoch", "TransactionState",
+        "TransactionTimeoutMs", "CurrentTransactionStartTimeMs", "TransactionDurationMs",
+        "TopicPartitions"], rows
+    start = got[ids["open"]][3]
+    row = rows[1]
+    assert row[:7] == ["1", ids["open"], str(pids[ids["open"]]), "0", "Ongoing", "90000",
+                       str(start)], rows
+    assert 0 <= int(row[7]) <= int(time.time() * 1000) - start + 1000
+    assert row[8] == "%s-0,%s-1" % (topic, topic)
+    rc, rows, _ = txn_tool(b.bootstrap, "describe", "--transactional-id", ids["fresh"])
+    assert rc == 0 and rows[1][4:] == ["Empty", "60000", "None", "None", ""], rows
+    rc, rows, err = txn_tool(b.bootstrap, "describe", "no-such-id")
+    assert rc == 1 and rows == [] and "TRANSACTIONAL_ID_NOT_FOUND (105)" in err, err
+    rc, rows, _ = txn_tool(b.bootstrap, "describe-producers", "--topic", topic,
+                           "--partition", "1")
+    assert rc == 0 and rows[0] == ["ProducerId", "ProducerEpoch", "LatestCoordinatorEpoch",
+                                   "LastSequence", "LastTimestamp",
+                                   "CurrentTransactionStartOffset"], rows
+    assert [r[:4] + r[5:] for r in rows[1:]] == [[str(pids[ids["open"]]), "0", "-1", "0", "0"]]
+    rc, _, err = txn_tool(b.bootstrap, "describe-producers", "--topic", topic,
+                          "--partition", "7")
+    assert rc == 1 and "UNKNOWN_TOPIC_OR_PARTITION" in err, err
+
     # the open transaction commits; the store's records after a restart
     producers["open"].commit_transaction(30)
     for p in producers.values():
@@ -226,7 +274,8 @@ def test_describe_access(tmp_path_factory):
     """Kafka's checks with a real principal: DescribeTransactions answers
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED for an id alice may not
     DESCRIBE (WRITE implies it) and leaves out the topics she may not
-    DESCRIBE; ListTransactions lists only the ids she may DESCRIBE."""
+    DESCRIBE; ListTransactions lists only the ids she may DESCRIBE; the
+    tool over SASL shows the same."""
     b = acl_broker(tmp_path_factory, "txadm", ("alice",))
     try:
         seen, hidden = (util.create_topic(b.bootstrap, util.topic_name(n), 1)
@@ -254,6 +303,15 @@ def test_describe_access(tmp_path_factory):
             assert describe_transactions(s, [mine])[mine][6] == {seen: [0], hidden: [0]}
             assert sorted(list_transactions(s)[2]) == sorted([mine, theirs])
 
+        sasl = ["--security-protocol", "SASL_PLAINTEXT", "--sasl-mechanism", "PLAIN",
+                "--sasl-username", "alice"]
+        env = {"SLUICE_SASL_PASSWORD": PASSWORD}
+        rc, rows, _ = txn_tool(b.sasl_bootstrap, *sasl, "list", env=env)
+        assert rc == 0 and [r[0] for r in rows[1:]] == [mine], rows
+        rc, rows, _ = txn_tool(b.sasl_bootstrap, *sasl, "describe", mine, env=env)
+        assert rc == 0 and rows[1][4] == "Ongoing" and rows[1][8] == seen + "-0", rows
+        rc, _, err = txn_tool(b.sasl_bootstrap, *sasl, "describe", theirs, env=env)
+        assert rc == 1 and "TRANSACTIONAL_ID_AUTHORIZATION_FAILED (53)" in err, err
         for p in producers:
             p.abort_transaction(30)
     finally:
