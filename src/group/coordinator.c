@@ -3,9 +3,10 @@
  * Follows Apache Kafka's GroupCoordinator (the classic protocol) closely,
  * down to the error codes, with this simplification: there are no
  * transactional offsets. Membership is stored where Kafka stores its
- * GroupMetadata record (store_version tells the caller when;
- * coord_group_encode_members and coord_group_restore are the record), so
- * a new coordinator keeps the generation and its members. Pure logic:
+ * GroupMetadata record (a completed generation through a PERSIST effect
+ * whose outcome answers the SyncGroups, the rest when store_version
+ * moves; coord_group_encode_members and coord_group_restore are the
+ * record), so a new coordinator keeps the generation and its members. Pure logic:
  * the caller passes the monotonic time and performs the effects. */
 #include "group/coordinator.h"
 
@@ -386,6 +387,9 @@ static void set_state(struct coord_group *g, enum coord_state s, int64_t now_ms)
 		  coord_state_name(g->state), coord_state_name(s));
 	g->state_since_ms = now_ms;
 	g->state = s;
+	/* A write still out belongs to the state left (coord_persist_done
+	 * then does nothing). */
+	g->persist_pending = false;
 }
 
 static int32_t member_index(const struct coord_group *g, kstr id)
@@ -1202,6 +1206,43 @@ static bool protocol_consistent(kstr req, const char *group)
 	return kstr_is_null(req) || !group || kstr_eq(req, group);
 }
 
+/* Kafka's storeGroup in doSyncGroup: the group's record with the
+ * leader's assignments goes out as a PERSIST effect, and the group stays
+ * CompletingRebalance, its SyncGroups waiting, until coord_persist_done.
+ * A record that cannot be made or recorded fails as a write would. */
+static void persist_generation(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			       struct coord_effects *out)
+{
+	struct kbuf b;
+	kbuf_init(&b);
+	coord_group_encode_members(g, &b);
+	/* Bounded far below by the request and metadata limits. */
+	int16_t err = b.oom ? KERR_COORDINATOR_NOT_AVAILABLE
+		      : b.len > INT32_MAX ? KERR_UNKNOWN_SERVER_ERROR : KERR_NONE;
+	struct coord_effect *f = err ? NULL : eff_push(out, NULL, COORD_EFFECT_PERSIST, KERR_NONE);
+	if (f) {
+		f->group_id = eff_str(out, g->group_id);
+		f->generation_id = g->generation_id;
+		f->protocol_type = eff_str(out, g->protocol_type);
+		f->protocol_name = eff_str(out, g->protocol_name);
+		f->leader_id = eff_str(out, g->leader_id);
+		f->members_record = eff_mem(out, b.data, (int32_t)b.len);
+		f->members_record_len = b.len;
+	}
+	kbuf_free(&b);
+	if (f && !out->oom) {
+		g->persist_pending = true;
+		return;
+	}
+	/* The caller skips a PERSIST in a list marked oom. */
+	if (!err) {
+		out->oom = true;
+		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	}
+	reset_assignments(g, err, now_ms, out);
+	prepare_rebalance(c, g, now_ms, out);
+}
+
 int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_args *a,
 	       void *req, struct coord_effects *out)
 {
@@ -1244,7 +1285,9 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
 	if (m->sync_req && m->sync_req != req)
 		eff_sync_error(out, m->sync_req, KERR_REBALANCE_IN_PROGRESS);
 	m->sync_req = req;
-	if (!g->leader_id || strcmp(m->member_id, g->leader_id) != 0)
+	/* A leader that sends again while its assignments are being stored
+	 * waits for that write (its first assignment stands). */
+	if (!g->leader_id || strcmp(m->member_id, g->leader_id) != 0 || g->persist_pending)
 		return 0;
 	/* The leader: assignments for unknown members are ignored (as in
 	 * Kafka), members it left out get an empty assignment. */
@@ -1269,8 +1312,27 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
 			break;
 		}
 	}
+	persist_generation(c, g, now_ms, out);
+	return 0;
+}
+
+void coord_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
+			int32_t generation_id, int16_t error, struct coord_effects *out)
+{
+	struct coord_group *g = group_get(c, group_id);
+	if (!g || !g->persist_pending || g->state != COORD_COMPLETING_REBALANCE ||
+	    g->generation_id != generation_id)
+		return;
+	g->persist_pending = false;
+	if (error != KERR_NONE) {
+		/* Kafka's resetAndPropagateAssignmentError, then
+		 * maybePrepareRebalance: every waiting member hears the
+		 * error, nobody keeps an assignment nobody stored. */
+		reset_assignments(g, error, now_ms, out);
+		prepare_rebalance(c, g, now_ms, out);
+		return;
+	}
 	set_state(g, COORD_STABLE, now_ms);
-	store_changed(c, g);
 	for (int32_t i = 0; i < g->member_count; i++) {
 		struct coord_member *x = g->members[i];
 		if (!x->sync_req)
@@ -1279,7 +1341,6 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
 		x->sync_req = NULL;
 		x->last_heartbeat_ms = now_ms;
 	}
-	return 0;
 }
 
 int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,

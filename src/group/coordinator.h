@@ -28,7 +28,13 @@
  * coord_commit_check only decides whether a commit is allowed. What a
  * store keeps of a group's membership (Kafka's GroupMetadata record) is
  * encoded and restored here (coord_group_encode_members,
- * coord_group_restore); the caller stores it when store_version moves.
+ * coord_group_restore). A generation completing (the leader's SyncGroup)
+ * is stored before anyone hears of it, as Kafka's doSyncGroup answers
+ * from its storeGroup callback: a COORD_EFFECT_PERSIST carries the
+ * record, the group's SyncGroups wait, and coord_persist_done answers
+ * them with the write's outcome. The other changes Kafka stores without
+ * holding an answer (the group empties, a static member is replaced) the
+ * caller stores when store_version moves.
  *
  * Views returned by coord_group_find / coord_groups_each are valid until
  * the next call that changes the coordinator. Single-threaded. */
@@ -136,14 +142,21 @@ struct coord_group {
 	/* Protocol metadata bytes its members hold (SL_GROUP_METADATA_BYTES_MAX). */
 	size_t metadata_bytes;
 	/* Raised whenever what a store keeps of the group changes, where
-	 * Kafka's classic coordinator writes its GroupMetadata record: a
-	 * generation completes (the leader's SyncGroup: Stable), the group
-	 * empties, a static member's id is replaced in a Stable group. 0
-	 * for a group created or restored. */
+	 * Kafka's classic coordinator writes its GroupMetadata record
+	 * without holding an answer for it: the group empties, a static
+	 * member's id is replaced in a Stable group. 0 for a group created
+	 * or restored. (A completed generation goes out as a
+	 * COORD_EFFECT_PERSIST instead.) */
 	uint64_t store_version;
+	/* CompletingRebalance: the leader's assignments are in the members
+	 * and their record is out for storing (COORD_EFFECT_PERSIST);
+	 * SyncGroups wait for coord_persist_done. */
+	bool persist_pending;
 };
 
-enum coord_effect_kind { COORD_EFFECT_JOIN, COORD_EFFECT_SYNC };
+/* JOIN and SYNC answer a request; PERSIST asks the caller to store a
+ * group's record (req NULL) and then call coord_persist_done. */
+enum coord_effect_kind { COORD_EFFECT_JOIN, COORD_EFFECT_SYNC, COORD_EFFECT_PERSIST };
 
 /* One member as a leader's JoinGroup response lists it. */
 struct coord_member_view {
@@ -172,6 +185,11 @@ struct coord_effect {
 	/* SyncGroup (protocol_type/name too) */
 	uint8_t *assignment;
 	int32_t assignment_len;
+	/* PERSIST: the group's record as coord_group_record holds it
+	 * (generation_id, protocol_type/name, leader_id too) */
+	char *group_id;
+	uint8_t *members_record;    /* coord_group_encode_members' bytes */
+	size_t members_record_len;
 };
 
 struct coord_effects {
@@ -238,6 +256,16 @@ int coord_join(struct coordinator *c, int64_t now_ms, const struct coord_join_ar
 /* SyncGroup; same contract as coord_join. */
 int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_args *a,
 	       void *req, struct coord_effects *out);
+/* The outcome of a COORD_EFFECT_PERSIST for group_id's generation_id:
+ * KERR_NONE once the record is durable, else the Kafka error the
+ * SyncGroups get (Kafka's storeGroup maps its append error). Success
+ * makes the group Stable and answers every waiting SyncGroup with its
+ * assignment; an error answers them with it and the group rebalances
+ * (Kafka's resetAndPropagateAssignmentError). Nothing when the group has
+ * moved on meanwhile (a rebalance, another generation, unloaded), as
+ * Kafka's callback checks CompletingRebalance at the same generation. */
+void coord_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
+			int32_t generation_id, int16_t error, struct coord_effects *out);
 /* Heartbeat: answered at once with the returned Kafka error code. */
 int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
 			int32_t generation_id, kstr member_id, kstr group_instance_id);

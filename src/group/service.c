@@ -10,8 +10,10 @@
  * losing it (or the group moving elsewhere) unloads the group, and every
  * offset write is fenced by the lease's epoch in its transaction. With
  * one agent every group is its own. Membership is in memory and stored
- * where Kafka stores its GroupMetadata record (a generation completes,
- * the group empties, a static member is replaced: coord_group.
+ * where Kafka stores its GroupMetadata record (a generation completes:
+ * the coordinator's PERSIST effect, whose outcome answers the group's
+ * SyncGroups, so none hears of a generation the store does not hold; the
+ * group empties, a static member is replaced: coord_group.
  * store_version), through the same queue and fence, and loaded with the
  * group's offsets, so a new coordinator (a takeover, a restart) keeps the
  * generation and its members. OffsetCommit is
@@ -150,21 +152,50 @@ static void mark_pending(void *arg, void *req)
 
 static void state_scan(struct group_svc *s);
 static void state_forget(struct group_svc *s, const char *id);
+static struct group_offsets_op *persist_make(const struct coord_effect *f);
+static void persist_queue(struct group_svc *s, struct group_offsets_op *op);
+static int16_t persist_error(int rc);
 
 static void perform_effects(struct group_svc *s)
 {
 	struct coord_effects *e = &s->effects;
-	bool oom = e->oom;
-	size_t answered = e->n;
+	size_t answered = 0;
+	/* Writes are queued once the list is done with (a write that fails
+	 * at once answers through a list of its own). */
+	struct group_offsets_op *writes = NULL, **tail = &writes;
+	/* e->n grows when a write that cannot be queued answers its
+	 * group's SyncGroups here: those answers come later in the list. */
 	for (size_t i = 0; i < e->n; i++) {
 		struct coord_effect *f = &e->v[i];
+		if (f->kind == COORD_EFFECT_PERSIST) {
+			/* In a list marked oom the coordinator has failed it
+			 * already (coordinator.h). */
+			if (e->oom)
+				continue;
+			struct group_offsets_op *op = persist_make(f);
+			if (op) {
+				*tail = op;
+				tail = &op->next;
+			} else {
+				coord_persist_done(s->coord, now_ms(), KSTR(f->group_id), f->generation_id,
+						   persist_error(SL_ENOMEM), e);
+			}
+			continue;
+		}
 		struct group_waiter *w = f->req;
 		waiter_unlink(w);
+		answered++;
 		/* After out-of-memory an answer may be incomplete: the
 		 * connection is closed rather than sent it. */
-		w->answer(w, oom ? NULL : f);
+		w->answer(w, e->oom ? NULL : f);
 	}
+	bool oom = e->oom;
 	coord_effects_reset(e);
+	while (writes) {
+		struct group_offsets_op *op = writes;
+		writes = op->next;
+		persist_queue(s, op);
+	}
 	if (coord_store_changes(s->coord) != s->store_seen)
 		state_scan(s);
 	if (!oom)
@@ -769,21 +800,107 @@ static void group_gained(struct group_svc *s, const char *id, struct owned_group
 
 /* ---- storing groups' membership ---- */
 
+static void state_free(struct state_op *x)
+{
+	free(x->st.protocol_type);
+	free(x->st.protocol_name);
+	free(x->st.leader_id);
+	free(x->st.members);
+	free((char *)x->op.group_id);
+	free(x);
+}
+
 static void state_done(struct group_svc *s, struct group_offsets_op *op)
 {
-	struct state_op *x = (struct state_op *)op;
 	if (op->rc == SL_EBUSY)
 		log_info("group %s: membership not stored: another agent coordinates it now",
 			 op->group_id);
 	else if (op->rc)
 		log_warn("group %s: storing its membership failed (%s); a new coordinator "
 			 "would make members rejoin", op->group_id, sl_strerror(op->rc));
-	free(x->st.protocol_type);
-	free(x->st.protocol_name);
-	free(x->st.leader_id);
-	free(x->st.members);
-	free((char *)op->group_id);
-	free(x);
+	state_free((struct state_op *)op);
+}
+
+/* The SyncGroup answer for a store outcome, as Kafka's storeGroup maps
+ * its append's error: a fenced write (another agent holds the lease:
+ * NOT_LEADER_OR_FOLLOWER) and a local storage failure
+ * (KAFKA_STORAGE_ERROR) are NOT_COORDINATOR, a timeout REBALANCE_IN_PROGRESS,
+ * a record too large UNKNOWN_SERVER_ERROR, and a store that cannot take
+ * the write now (NOT_ENOUGH_REPLICAS; out of memory here)
+ * COORDINATOR_NOT_AVAILABLE. A store without membership records has
+ * nothing to make durable. */
+static int16_t persist_error(int rc)
+{
+	switch (rc) {
+	case 0:
+	case SL_EUNSUPPORTED:
+		return KERR_NONE;
+	case SL_EBUSY:
+	case SL_EIO:
+	case SL_ECORRUPT:
+		return KERR_NOT_COORDINATOR;
+	case SL_ETIMEDOUT:
+		return KERR_REBALANCE_IN_PROGRESS;
+	case SL_ELIMIT:
+		return KERR_UNKNOWN_SERVER_ERROR;
+	default:
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	}
+}
+
+/* A completed generation's write is through: its SyncGroups hear how. */
+static void persist_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	struct state_op *x = (struct state_op *)op;
+	int16_t err = persist_error(op->rc);
+	if (err)
+		log_warn("group %s: generation %" PRId32 " not stored (%s): its SyncGroups are "
+			 "answered %s and the group rebalances", op->group_id, x->st.generation,
+			 sl_strerror(op->rc), kerr_name(err));
+	if (!s->stopped) {
+		coord_persist_done(s->coord, now_ms(), KSTR(op->group_id), x->st.generation, err,
+				   &s->effects);
+		perform_effects(s);
+	}
+	state_free(x);
+}
+
+/* A COORD_EFFECT_PERSIST as a store op (copied: the effect goes with its
+ * list); NULL on out-of-memory. */
+static struct group_offsets_op *persist_make(const struct coord_effect *f)
+{
+	struct state_op *x = calloc(1, sizeof *x);
+	if (!x)
+		return NULL;
+	x->st.group_id = strdup(f->group_id);
+	x->st.generation = f->generation_id;
+	x->st.protocol_type = f->protocol_type ? strdup(f->protocol_type) : NULL;
+	x->st.protocol_name = f->protocol_name ? strdup(f->protocol_name) : NULL;
+	x->st.leader_id = f->leader_id ? strdup(f->leader_id) : NULL;
+	x->st.members = malloc(f->members_record_len ? f->members_record_len : 1);
+	x->st.members_len = f->members_record_len;
+	x->op.group_id = x->st.group_id;
+	x->op.kind = OP_STATE;
+	x->op.done = persist_done;
+	if (!x->st.group_id || (f->protocol_type && !x->st.protocol_type) ||
+	    (f->protocol_name && !x->st.protocol_name) || (f->leader_id && !x->st.leader_id) ||
+	    !x->st.members) {
+		state_free(x);
+		return NULL;
+	}
+	if (f->members_record_len)
+		memcpy(x->st.members, f->members_record, f->members_record_len);
+	return &x->op;
+}
+
+/* Through the offsets queue, in order with the group's other writes and
+ * fenced by its lease like them. */
+static void persist_queue(struct group_svc *s, struct group_offsets_op *op)
+{
+	if (store_enqueue(s, op) != 0) {
+		op->rc = SL_ENOMEM;
+		persist_done(s, op);
+	}
 }
 
 /* The group's membership as it is now, queued for the store. */

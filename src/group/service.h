@@ -10,7 +10,8 @@
  * JoinGroup and SyncGroup requests through struct group_waiter; the
  * offsets write queue (commits, deletes) run on the thread pool; the
  * offsets retention sweep (--offsets-retention-minutes); storing each
- * group's membership where Kafka writes its GroupMetadata record and
+ * group's membership where Kafka writes its GroupMetadata record (a
+ * completed generation before its SyncGroups are answered) and
  * loading it with the group (a restart, a takeover); the set of
  * groups with stored offsets, loaded once at start and kept in memory so
  * that no list, describe or delete scans the store on the loop.

@@ -14,6 +14,7 @@ committed leader epochs, so those are checked by raw protocol.
 """
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -447,8 +448,8 @@ def test_offsets_survive_kill9(broker_factory):
     live_errors, assigns = [], [0]
     live = ck_consumer(bs, live_group, error_cb=lambda e: live_errors.append(e))
     live.subscribe([topic], on_assign=lambda c, ps: assigns.__setitem__(0, assigns[0] + 1))
+    # no wait: the generation is stored before SyncGroup is answered
     poll_until([live], lambda: bool(live.assignment()), what="live member")
-    time.sleep(0.3)  # the store's write follows the SyncGroup answer
 
     b.restart(clean=False)
     # groups known only by their stored offsets are listed after a restart
@@ -614,8 +615,8 @@ API_OFFSET_FETCH = 9
 API_DELETE_GROUPS = 42
 
 
-def join_v1(sock, group, member_id, metadata, protocol="range"):
-    body = (kproto.string(group) + kproto.i32(SESSION_MS) + kproto.i32(10000) +
+def join_v1(sock, group, member_id, metadata, protocol="range", rebalance_ms=10000):
+    body = (kproto.string(group) + kproto.i32(SESSION_MS) + kproto.i32(rebalance_ms) +
             kproto.string(member_id) + kproto.string("consumer") +
             kproto.i32(1) + kproto.string(protocol) + kproto.bytes_(metadata))
     r = kproto.Reader(kproto.roundtrip(sock, API_JOIN_GROUP, 1, body))
@@ -798,3 +799,99 @@ def test_static_members_expire_at_deadline(gbroker):
             "error %d" % (late_ms, err)
     finally:
         sock.close()
+
+
+def sync_v1(sock, group, member_id, gen_id, assignments, correlation_id=7):
+    """SyncGroup v1, sent: the request bytes (answer with read_sync)."""
+    body = (kproto.string(group) + kproto.i32(gen_id) + kproto.string(member_id) +
+            kproto.i32(len(assignments)) +
+            b"".join(kproto.string(m) + kproto.bytes_(a) for m, a in assignments))
+    sock.sendall(kproto.request(API_SYNC_GROUP, 1, correlation_id, body))
+
+
+def read_sync(sock):
+    """SyncGroup v1's answer: (error, assignment)."""
+    _, body = kproto.recv_response(sock)
+    r = kproto.Reader(body)
+    r.i32()  # throttle_time_ms
+    return r.i16(), r.take(r.i32())
+
+
+def heartbeat_v0(sock, group, gen_id, member_id):
+    body = kproto.string(group) + kproto.i32(gen_id) + kproto.string(member_id)
+    return kproto.Reader(kproto.roundtrip(sock, 12, 0, body)).i16()
+
+
+def answered_within(sock, seconds):
+    """Whether bytes of an answer arrive on sock within seconds."""
+    sock.settimeout(seconds)
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except socket.timeout:
+        return False
+    finally:
+        sock.settimeout(20)
+
+
+def test_generation_stored_before_sync_answer(broker_factory):
+    """Kafka answers SyncGroup only once the group's GroupMetadata record
+    is durable (doSyncGroup answers from storeGroup's callback). With the
+    metadata store's write lock held by another process, the leader's
+    SyncGroup waits for it (on main it was answered before the write); once
+    answered, a kill -9 at once loses nothing: after the restart the member
+    heartbeats and commits in the same generation. A write that fails
+    (the lock held beyond the store's 5 s busy timeout) answers
+    COORDINATOR_NOT_AVAILABLE, as Kafka maps NOT_ENOUGH_REPLICAS, and the
+    group rebalances."""
+    import sqlite3
+    b = broker_factory(GROUP_ARGS)
+    bs = b.bootstrap
+    topic = util.create_topic(bs, util.topic_name("sb"), 1)
+    group = group_name()
+    s = kproto.connect(bs, timeout=20)
+    err, gen, leader, member, _ = join_v1(s, group, "", b"\x00\x00")
+    assert err == 0 and gen == 1 and leader == member
+
+    db = sqlite3.connect(os.path.join(b.data_dir, "meta.db"), timeout=10,
+                         isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")  # the write lock: the agent's writes wait
+    try:
+        sync_v1(s, group, member, gen, [(member, b"MINE")])
+        assert not answered_within(s, 1.5), \
+            "SyncGroup answered while its generation could not be stored"
+    finally:
+        db.execute("ROLLBACK")
+    assert read_sync(s) == (0, b"MINE")
+    b.restart(clean=False)  # kill -9 right after the answer
+    s.close()
+    s = kproto.connect(bs, timeout=20)
+    assert heartbeat_v0(s, group, gen, member) == 0  # not UNKNOWN_MEMBER_ID
+    body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
+            kproto.i64(-1) + kproto.array([kproto.string(topic) + kproto.array(
+                [kproto.i32(0) + kproto.i64(5) + kproto.string("")])]))
+    r = kproto.Reader(kproto.roundtrip(s, API_OFFSET_COMMIT, 2, body))
+    res = r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))
+    assert res[0][1][0][1] == 0, res  # the restored generation commits
+
+    # The leader rejoins (a new generation); its write fails. (A rebalance
+    # timeout beyond the store's busy timeout even on a loaded machine,
+    # where the sync deadline would answer REBALANCE_IN_PROGRESS first.)
+    err, gen2, leader, member2, _ = join_v1(s, group, member, b"\x00\x00",
+                                            rebalance_ms=120000)
+    assert err == 0 and gen2 == gen + 1 and member2 == member
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        sync_v1(s, group, member, gen2, [(member, b"NEXT")])
+        started = time.monotonic()
+        got = read_sync(s)
+        assert got == (15, b""), got  # COORDINATOR_NOT_AVAILABLE
+        assert time.monotonic() - started > 3  # after the store gave up
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert heartbeat_v0(s, group, gen2, member) == 27  # REBALANCE_IN_PROGRESS
+    err, gen3, _, _, _ = join_v1(s, group, member, b"\x00\x00")
+    assert err == 0 and gen3 == gen2 + 1
+    sync_v1(s, group, member, gen3, [(member, b"LAST")])
+    assert read_sync(s) == (0, b"LAST")
+    s.close()

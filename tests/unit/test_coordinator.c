@@ -3,7 +3,8 @@
  * protocol selection, session expiry, a rebalance with a slow member,
  * rebalance and sync timeouts, static member replacement, stale
  * generation commits, leave during a rebalance, limits, the stored
- * membership (store_version, encode, restore). */
+ * membership (store_version, encode, restore), and a completed
+ * generation stored before its SyncGroups are answered (PERSIST). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,6 +92,29 @@ static void join(struct h *h, int req, const char *member, const char *instance,
 	join_p(h, req, member, instance, version, "range", "meta", 10000);
 }
 
+/* Every PERSIST effect in the list, in order (NULL past the last). */
+static struct coord_effect *persist_eff(struct h *h, int i)
+{
+	for (size_t k = 0; k < h->e.n; k++)
+		if (h->e.v[k].kind == COORD_EFFECT_PERSIST && i-- == 0)
+			return &h->e.v[k];
+	return NULL;
+}
+
+/* The store's outcome for every PERSIST in the list (done again for an
+ * old one changes nothing: the coordinator checks the generation). */
+static void persist_all(struct h *h, int16_t error)
+{
+	for (int i = 0; persist_eff(h, i); i++) {
+		struct coord_effect *f = persist_eff(h, i);
+		kstr id = KSTR(f->group_id); /* effect memory: stable */
+		coord_persist_done(h->c, h->now, id, f->generation_id, error, &h->e);
+	}
+}
+
+/* sync_ stores a completed generation at once unless a test says not. */
+static bool auto_persist = true;
+
 static void sync_(struct h *h, int req, const char *member, int32_t gen, int nassign,
 		  const char **ids, const char **bytes)
 {
@@ -110,6 +134,8 @@ static void sync_(struct h *h, int req, const char *member, int32_t gen, int nas
 		.assignments = as,
 	};
 	assert_int_equal(coord_sync(h->c, h->now, &a, &tok[req], &h->e), 0);
+	if (auto_persist)
+		persist_all(h, KERR_NONE);
 }
 
 static int16_t hb(struct h *h, const char *member, int32_t gen)
@@ -189,7 +215,8 @@ static void test_single_member(void **state)
 /* Another coordinator restores what this one stored (a takeover, a
  * restart): Stable at the generation, the members' heartbeats, commits
  * and syncs go on, silent members expire, a broken record is refused
- * whole. store_version moves where Kafka writes its GroupMetadata. */
+ * whole. A generation's record goes out as a PERSIST effect; store_version
+ * moves where Kafka writes the rest. */
 static void test_restore(void **state)
 {
 	struct h *h = h_new(0);
@@ -199,12 +226,23 @@ static void test_restore(void **state)
 	const char *mids[] = { m };
 	const char *bytes[] = { "A0" };
 	sync_(h, 2, m, 1, 1, mids, bytes);
-	assert_int_equal(grp(h)->store_version, v0 + 1);
-	assert_true(coord_store_changes(h->c) > c0);
+	/* A generation goes out as a PERSIST effect, not by store_version. */
+	assert_int_equal(grp(h)->store_version, v0);
+	assert_int_equal(coord_store_changes(h->c), c0);
+	struct coord_effect *p = persist_eff(h, 0);
+	assert_non_null(p);
+	assert_null(p->req);
+	assert_string_equal(p->group_id, "g");
+	assert_int_equal(p->generation_id, 1);
+	assert_string_equal(p->protocol_type, "consumer");
+	assert_string_equal(p->protocol_name, "range");
+	assert_string_equal(p->leader_id, m);
 	struct kbuf b;
 	kbuf_init(&b);
 	coord_group_encode_members(grp(h), &b);
 	assert_false(b.oom);
+	assert_int_equal(p->members_record_len, b.len);
+	assert_memory_equal(p->members_record, b.data, b.len);
 	struct coord_group_record rec = { grp(h)->generation_id, "consumer", "range", m, b.data,
 					  b.len };
 	assert_int_equal(coord_group_restore(h->c, h->now, KSTR("g"), &rec), SL_EBUSY);
@@ -668,6 +706,7 @@ static void test_sync_protocol_check(void **state)
 	assert_int_equal(eff(h, 2)->error, KERR_INCONSISTENT_GROUP_PROTOCOL);
 	a.protocol_type = KSTR("consumer");
 	coord_sync(h->c, h->now, &a, &tok[3], &h->e);
+	persist_all(h, KERR_NONE);
 	assert_int_equal(eff(h, 3)->error, KERR_NONE);
 	a.protocol_type = KSTR_NULL;
 	a.protocol_name = KSTR_NULL;
@@ -954,6 +993,178 @@ static void test_oom_answers_detectable(void **state)
 	h_free(h);
 }
 
+/* Two members in generation 1, both syncs sent, the leader's assignments
+ * out for storing: returns the leader's id (the follower's in *follower). */
+static const char *persist_setup(struct h *h, const char **follower)
+{
+	const char *a = join_new(h, 0, 0, 1);
+	const char *b = join_new(h, 1, 2, 3);
+	join(h, 4, a, NULL, 5); /* generation 2: a leads, b follows */
+	assert_int_equal(eff(h, 4)->generation_id, 2);
+	coord_effects_reset(&h->e);
+	auto_persist = false;
+	sync_(h, 5, b, 2, 0, NULL, NULL);
+	const char *mids[] = { a, b };
+	const char *bytes[] = { "AA", "BBB" };
+	sync_(h, 6, a, 2, 2, mids, bytes);
+	*follower = b;
+	return a;
+}
+
+/* Kafka's doSyncGroup answers from storeGroup's callback: no SyncGroup of
+ * a generation is answered before its record is durable, and the record
+ * the effect carries is the one a new coordinator restores. */
+static void test_persist_before_answer(void **state)
+{
+	struct h *h = h_new(0);
+	const char *b;
+	const char *a = persist_setup(h, &b);
+	assert_null(eff(h, 5));
+	assert_null(eff(h, 6));
+	struct coord_effect *p = persist_eff(h, 0);
+	assert_non_null(p);
+	assert_null(persist_eff(h, 1)); /* one write per generation */
+	assert_int_equal(p->generation_id, 2);
+	assert_string_equal(p->leader_id, a);
+	assert_true(grp(h)->persist_pending);
+	assert_int_equal(grp(h)->state, COORD_COMPLETING_REBALANCE);
+	/* Meanwhile: heartbeats fine, commits wait for the generation, both
+	 * syncs still waiting (failable by the caller after oom). */
+	assert_int_equal(hb(h, a, 2), KERR_NONE);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(b), KSTR_NULL, 8),
+			 KERR_REBALANCE_IN_PROGRESS);
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 2);
+	/* The record restores the generation with both assignments. */
+	struct h *n = h_new(0);
+	struct coord_group_record rec = { p->generation_id, p->protocol_type, p->protocol_name,
+					  p->leader_id, p->members_record, p->members_record_len };
+	assert_int_equal(coord_group_restore(n->c, n->now, KSTR("g"), &rec), 0);
+	assert_int_equal(grp(n)->generation_id, 2);
+	assert_int_equal(grp(n)->member_count, 2);
+	assert_int_equal(hb(n, b, 2), KERR_NONE);
+	h_free(n);
+	/* An outcome for another generation or group changes nothing. */
+	coord_persist_done(h->c, h->now, KSTR("g"), 1, KERR_NONE, &h->e);
+	coord_persist_done(h->c, h->now, KSTR("other"), 2, KERR_NONE, &h->e);
+	assert_null(eff(h, 5));
+	assert_true(grp(h)->persist_pending);
+	/* Durable: Stable, both answered with their assignments. */
+	coord_persist_done(h->c, h->now, KSTR("g"), 2, KERR_NONE, &h->e);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	assert_false(grp(h)->persist_pending);
+	assert_int_equal(eff(h, 5)->error, KERR_NONE);
+	assert_int_equal(eff(h, 5)->assignment_len, 3);
+	assert_memory_equal(eff(h, 5)->assignment, "BBB", 3);
+	assert_int_equal(eff(h, 6)->error, KERR_NONE);
+	assert_memory_equal(eff(h, 6)->assignment, "AA", 2);
+	/* Told twice: nothing more. */
+	size_t n_eff = h->e.n;
+	coord_persist_done(h->c, h->now, KSTR("g"), 2, KERR_NONE, &h->e);
+	assert_int_equal(h->e.n, n_eff);
+	assert_int_equal(grp(h)->store_version, 0);
+	auto_persist = true;
+	h_free(h);
+}
+
+/* A failed write answers every waiting SyncGroup with the mapped error,
+ * keeps no assignment and rebalances (Kafka's
+ * resetAndPropagateAssignmentError then maybePrepareRebalance). */
+static void test_persist_failed(void **state)
+{
+	struct h *h = h_new(0);
+	const char *b;
+	const char *a = persist_setup(h, &b);
+	persist_all(h, KERR_NOT_COORDINATOR);
+	assert_int_equal(eff(h, 5)->error, KERR_NOT_COORDINATOR);
+	assert_int_equal(eff(h, 5)->assignment_len, 0);
+	assert_int_equal(eff(h, 6)->error, KERR_NOT_COORDINATOR);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	for (int32_t i = 0; i < grp(h)->member_count; i++)
+		assert_null(grp(h)->members[i]->assignment);
+	assert_int_equal(hb(h, a, 2), KERR_REBALANCE_IN_PROGRESS);
+	/* The members rejoin into the next generation and store it. */
+	coord_effects_reset(&h->e);
+	join(h, 7, a, NULL, 5);
+	join(h, 8, b, NULL, 5);
+	assert_int_equal(eff(h, 8)->generation_id, 3);
+	coord_effects_reset(&h->e);
+	const char *mids[] = { a, b };
+	const char *bytes[] = { "A", "B" };
+	sync_(h, 9, a, 3, 2, mids, bytes);
+	assert_null(eff(h, 9));
+	assert_int_equal(persist_eff(h, 0)->generation_id, 3);
+	persist_all(h, KERR_NONE);
+	assert_int_equal(eff(h, 9)->error, KERR_NONE);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	auto_persist = true;
+	h_free(h);
+}
+
+/* The group moves on while its record is being written (a member
+ * rejoins with new metadata, the sync deadline passes): the waiting
+ * syncs hear REBALANCE_IN_PROGRESS, and the late outcome changes
+ * nothing. A leader sending again waits for the same write. */
+static void test_persist_overtaken(void **state)
+{
+	struct h *h = h_new(0);
+	const char *b;
+	const char *a = persist_setup(h, &b);
+	/* the leader again: the first request is answered, the second waits */
+	sync_(h, 7, a, 2, 0, NULL, NULL);
+	assert_int_equal(eff(h, 6)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_null(eff(h, 7));
+	assert_null(persist_eff(h, 1));
+	/* b rejoins with other metadata: a rebalance */
+	join_p(h, 8, b, NULL, 5, "range", "other", 10000);
+	assert_int_equal(eff(h, 5)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(eff(h, 7)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	persist_all(h, KERR_NONE);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	h_free(h);
+
+	/* The write outlasts the rebalance timeout (30 s). */
+	h = h_new(0);
+	a = persist_setup(h, &b);
+	for (int i = 0; i < 31; i++) {
+		tick(h, 1000);
+		hb(h, a, 2);
+	}
+	assert_int_equal(eff(h, 5)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(eff(h, 6)->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	size_t n_eff = h->e.n;
+	persist_all(h, KERR_NONE);
+	assert_int_equal(h->e.n, n_eff);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	auto_persist = true;
+	h_free(h);
+}
+
+/* A PERSIST that cannot be recorded fails as a write would: nothing is
+ * left waiting for an outcome that will never come. */
+static void test_persist_oom(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	coord_effects_reset(&h->e);
+	auto_persist = false;
+	h->e.fail_after = 1;
+	const char *mids[] = { a };
+	const char *bytes[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids, bytes);
+	assert_true(h->e.oom);
+	assert_false(grp(h)->persist_pending);
+	assert_int_equal(grp(h)->state, COORD_PREPARING_REBALANCE);
+	pending_n = 0;
+	coord_requests_each(h->c, collect_pending, NULL);
+	assert_int_equal(pending_n, 0); /* tok[2] lost: the caller fails it */
+	auto_persist = true;
+	h_free(h);
+}
+
 /* Effects own their strings: removing members later does not touch them. */
 static void test_effects_survive(void **state)
 {
@@ -993,6 +1204,10 @@ int main(void)
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_effects_survive),
 		cmocka_unit_test(test_oom_answers_detectable),
+		cmocka_unit_test(test_persist_before_answer),
+		cmocka_unit_test(test_persist_failed),
+		cmocka_unit_test(test_persist_overtaken),
+		cmocka_unit_test(test_persist_oom),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
