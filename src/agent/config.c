@@ -480,6 +480,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	memset(c, 0, sizeof *c);
 	c->tls_handshake_timeout_ms = SL_TLS_HANDSHAKE_MS;
 	c->sasl_login_timeout_ms = SL_SASL_LOGIN_MS;
+	c->group_idle_ms = SL_GROUP_LEASE_IDLE_MS;
 	strcpy(c->data_dir, "./data");
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
@@ -543,9 +544,11 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 			return -1;
 		}
 	}
-	/* Hidden (tests): how long a TLS handshake and a SASL login may take. */
+	/* Hidden (tests): how long a TLS handshake and a SASL login may take,
+	 * and a group without members or requests stays loaded. */
 	if (hidden_ms("SLUICE_TLS_HANDSHAKE_TIMEOUT_MS", &c->tls_handshake_timeout_ms) != 0 ||
-	    hidden_ms("SLUICE_SASL_LOGIN_TIMEOUT_MS", &c->sasl_login_timeout_ms) != 0)
+	    hidden_ms("SLUICE_SASL_LOGIN_TIMEOUT_MS", &c->sasl_login_timeout_ms) != 0 ||
+	    hidden_ms("SLUICE_GROUP_IDLE_MS", &c->group_idle_ms) != 0)
 		return -1;
 	if (st.listen_count < 0) {
 		st.listen_count = 1;

@@ -1073,7 +1073,7 @@ static void own_check_each(void *arg, const char *id, void *value)
 	const struct coord_group *g = coord_group_find(s->coord, KSTR(id));
 	const struct stored_group *sg = stored_get(s, id);
 	bool moved = s->cfg.placed_here && !s->cfg.placed_here(s->cfg.placed_arg, id);
-	bool idle = x->now - o->last_used_ms > SL_GROUP_LEASE_IDLE_MS &&
+	bool idle = x->now - o->last_used_ms > s->cfg.idle_ms &&
 		    (!g || (g->member_count == 0 && g->pending_count == 0)) && (!sg || sg->ops == 0);
 	if (!moved && !idle)
 		return;
@@ -1084,7 +1084,7 @@ static void own_check_each(void *arg, const char *id, void *value)
 }
 
 /* Groups placement moved elsewhere, and groups nobody asked about for
- * SL_GROUP_LEASE_IDLE_MS, are unloaded and their leases released (the
+ * cfg.idle_ms (SL_GROUP_LEASE_IDLE_MS), are unloaded and their leases released (the
  * new coordinator takes a released lease at once). */
 static void own_check(struct group_svc *s, int64_t now)
 {
@@ -1134,6 +1134,8 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	s->loop = loop;
 	s->meta = meta;
 	s->cfg = *cfg;
+	if (s->cfg.idle_ms <= 0)
+		s->cfg.idle_ms = SL_GROUP_LEASE_IDLE_MS;
 	/* Set once: store_after also runs without the pool (failed starts). */
 	s->work.data = s;
 	struct coord_config cc;

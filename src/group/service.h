@@ -61,6 +61,10 @@ struct group_svc_config {
 	 * group that moves elsewhere is unloaded and its lease released. */
 	bool (*placed_here)(void *arg, const char *group_id);
 	void *placed_arg;
+	/* A group without members and requests for this long is unloaded
+	 * and its lease released (0: SL_GROUP_LEASE_IDLE_MS; tests lower
+	 * it). */
+	int64_t idle_ms;
 };
 
 /* Create the coordinator, load which groups have stored offsets (one

@@ -895,3 +895,37 @@ def test_generation_stored_before_sync_answer(broker_factory):
     sync_v1(s, group, member, gen3, [(member, b"LAST")])
     assert read_sync(s) == (0, b"LAST")
     s.close()
+
+
+def test_idle_unloaded_group_keeps_generation(broker_factory):
+    """A group without members and requests is unloaded after 60 s
+    (SLUICE_GROUP_IDLE_MS shortens it here) and its lease released; when
+    it is asked for again it is loaded from its stored record, as after a
+    takeover, and its generations go on from where they were (Kafka keeps
+    an empty group's GroupMetadata record), not from 0."""
+    b = broker_factory(GROUP_ARGS, env={"SLUICE_GROUP_IDLE_MS": "500"})
+    bs = b.bootstrap
+    group = group_name()
+    s = kproto.connect(bs, timeout=20)
+    gens = []
+    for _ in range(2):
+        err, gen, _, member, _ = join_v1(s, group, "", b"\x00\x00")
+        assert err == 0
+        gens.append(gen)
+        sync_v1(s, group, member, gen, [(member, b"A")])
+        assert read_sync(s) == (0, b"A")
+        body = kproto.string(group) + kproto.string(member)
+        assert kproto.Reader(kproto.roundtrip(s, 13, 0, body)).i16() == 0  # LeaveGroup
+        # Empty at gen + 1; unloaded once idle
+        released = "group %s: released (idle)" % group
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with open(b.stderr, errors="replace") as f:
+                if f.read().count(released) == len(gens):
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the group was not unloaded when idle")
+    # each join after the reload continues: 1, (leave: 2), 3
+    assert gens == [1, 3], gens
+    s.close()
