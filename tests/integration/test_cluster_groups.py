@@ -15,7 +15,12 @@ kill -9 of its group's coordinator without a rebalance: the new
 coordinator loads the stored membership (generation, members,
 assignments), so it is never handed ILLEGAL_GENERATION,
 UNKNOWN_MEMBER_ID or COORDINATOR_LOAD_IN_PROGRESS.
+On PostgreSQL a generation is stored before its SyncGroup is answered:
+with the group's row locked by another session the SyncGroup waits, a
+kill -9 right after the answer keeps the generation, and a write held
+past the lease's renewal or the rebalance timeout never answers success.
 """
+import subprocess
 import time
 import uuid
 
@@ -26,7 +31,9 @@ from kafka.structs import TopicPartition as KpTopicPartition
 import kproto
 import util
 from cluster import (cluster, metadata, pg,  # noqa: F401 (fixtures)
-                     three_agents, topic_everywhere, wait_for)
+                     start_agents, three_agents, topic_everywhere, wait_for)
+from test_groups import (API_OFFSET_COMMIT, answered_within, join_v1, read_sync,
+                         sync_v1)
 
 
 def list_groups_v0(agent):
@@ -197,3 +204,85 @@ def test_group_resumes_after_coordinator_kill_without_load_errors(cluster):
     finally:
         probe.close()
     assert sum(tp.offset for tp in after) == total, after
+
+
+class RowLock:
+    """A psql session holding a transaction open after sql (a group_state
+    row inserted or locked): the agent's write of that row waits."""
+
+    def __init__(self, url, sql):
+        self.p = subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.p.stdin.write("BEGIN;\n%s;\n\\echo locked\n" % sql)
+        self.p.stdin.flush()
+        while self.p.stdout.readline().strip() != "locked":
+            pass
+
+    def release(self):
+        self.p.stdin.write("ROLLBACK;\n")
+        self.p.stdin.close()
+        self.p.wait(30)
+
+
+def commit_v2(s, group, gen, member, topic):
+    """OffsetCommit v2 of one offset: its error, after the group's load."""
+    body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
+            kproto.i64(-1) + kproto.array([kproto.string(topic) + kproto.array(
+                [kproto.i32(0) + kproto.i64(5) + kproto.string("")])]))
+    r = kproto.Reader(kproto.roundtrip(s, API_OFFSET_COMMIT, 2, body))
+    return r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))[0][1][0][1]
+
+
+def test_sync_answered_once_generation_stored(pg, tmp_path):
+    agents = start_agents(pg, tmp_path, zones=("a",))
+    (agent,) = next(agents)
+    try:
+        url = agent.extra_args[agent.extra_args.index("--meta") + 1]
+        topic = util.create_topic(agent.bootstrap, util.topic_name("pgsync"), 1)
+        group = "g-" + uuid.uuid4().hex[:10]
+        s = kproto.connect(agent.bootstrap, timeout=30)
+        err, gen, leader, member, _ = join_v1(s, group, "", b"\x00\x00")
+        assert err == 0 and gen == 1 and leader == member
+        # a row of the group not yet committed: the agent's upsert waits
+        lock = RowLock(url, "INSERT INTO group_state VALUES ('%s', 0, NULL, NULL, NULL, "
+                       "'\\x', 0)" % group)
+        try:
+            sync_v1(s, group, member, gen, [(member, b"MINE")])
+            assert not answered_within(s, 1.5), \
+                "SyncGroup answered while its generation could not be stored"
+        finally:
+            lock.release()
+        assert read_sync(s) == (0, b"MINE")
+        agent.restart(clean=False)  # kill -9 right after the answer
+        s.close()
+        s = kproto.connect(agent.bootstrap, timeout=30)
+        deadline = time.monotonic() + 30
+        while True:  # the restarted agent takes the group's lease first
+            err = commit_v2(s, group, gen, member, topic)
+            if err not in (14, 15, 16) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert err == 0, err  # the stored generation: not 22 or 25
+
+        # A write held past the lease's renewal or the rebalance timeout.
+        err, gen2, _, _, _ = join_v1(s, group, member, b"\x00\x00", rebalance_ms=3000)
+        assert err == 0 and gen2 == gen + 1
+        lock = RowLock(url, "SELECT 1 FROM group_state WHERE group_id = '%s' FOR UPDATE"
+                       % group)
+        try:
+            sync_v1(s, group, member, gen2, [(member, b"NEXT")])
+            got = read_sync(s)
+            # The blocked write holds the group's lease row (its fence), so
+            # the lease's renewal waits too and lapses after 3 s: the group
+            # is unloaded (NOT_COORDINATOR); or the 3 s rebalance deadline
+            # comes first (REBALANCE_IN_PROGRESS). Never success.
+            assert got[0] in (16, 27) and got[1] == b"", got
+        finally:
+            lock.release()
+        err, gen3, _, _, _ = join_v1(s, group, member, b"\x00\x00")
+        assert err == 0 and gen3 == gen2 + 1
+        sync_v1(s, group, member, gen3, [(member, b"LAST")])
+        assert read_sync(s) == (0, b"LAST")
+        s.close()
+    finally:
+        agents.close()
