@@ -3,8 +3,12 @@
 Owns: partition sharing and rebalances (join, clean leave, kill -9 of a
 consumer process, cooperative-sticky) with confluent-kafka; kafka-python
 and kafkajs groups; committed offsets across a broker kill -9 (and a live
-consumer carrying on in its generation: the membership is stored); ListGroups/DescribeGroups/DeleteGroups through the
-admin clients and `sluice groups`; bad group input by raw protocol.
+consumer carrying on in its generation: the membership is stored); a
+generation stored before its SyncGroup is answered (the store's write
+lock held by another process, kill -9 right after the answer, a failed
+write); a group unloaded when idle keeping its generation;
+ListGroups/DescribeGroups/DeleteGroups through the admin clients and
+`sluice groups`; bad group input by raw protocol.
 
 Admin coverage: the installed confluent-kafka (1.7) has AdminClient.
 list_groups (ListGroups + DescribeGroups) only; describe_consumer_groups,
