@@ -256,7 +256,35 @@ struct producer_slot {
 	int64_t producer_id; /* -1: empty */
 	size_t last_data;    /* index of its last data batch, or SIZE_MAX */
 	size_t last_any;     /* index of its last batch */
+	bool txn_seen;       /* a transactional data batch since its last marker */
 };
+
+/* A table of the producers of n batches (at most half full); NULL when
+ * out of memory. */
+static struct producer_slot *producers_new(size_t n, size_t *cap_out)
+{
+	size_t cap = 16;
+	while (cap < n * 2)
+		cap *= 2;
+	struct producer_slot *t = malloc(cap * sizeof *t);
+	if (!t)
+		return NULL;
+	for (size_t i = 0; i < cap; i++)
+		t[i] = (struct producer_slot){ .producer_id = -1 };
+	*cap_out = cap;
+	return t;
+}
+
+/* The slot of pid (pid >= 0), claimed for it when new. */
+static struct producer_slot *producer_slot(struct producer_slot *t, size_t cap, int64_t pid)
+{
+	size_t k = ((uint64_t)pid * 0x9e3779b97f4a7c15ULL) & (cap - 1);
+	while (t[k].producer_id >= 0 && t[k].producer_id != pid)
+		k = (k + 1) & (cap - 1);
+	if (t[k].producer_id < 0)
+		t[k] = (struct producer_slot){ pid, SIZE_MAX, 0, false };
+	return &t[k];
+}
 
 /* Mark in last[] the batches a producer still active needs kept: its last
  * data batch (it holds the last sequence), or, when it has none, its last
@@ -265,26 +293,17 @@ struct producer_slot {
 static int mark_producers_last(const struct compact_config *c, int64_t now_ms,
 			       const struct batch_info *infos, size_t n, bool *last)
 {
-	size_t cap = 16;
-	while (cap < n * 2)
-		cap *= 2;
-	struct producer_slot *t = malloc(cap * sizeof *t);
+	size_t cap;
+	struct producer_slot *t = producers_new(n, &cap);
 	if (!t)
 		return SL_ENOMEM;
-	for (size_t i = 0; i < cap; i++)
-		t[i].producer_id = -1;
 	for (size_t i = 0; i < n; i++) {
-		int64_t pid = infos[i].producer_id;
-		if (pid < 0)
+		if (infos[i].producer_id < 0)
 			continue;
-		size_t k = ((uint64_t)pid * 0x9e3779b97f4a7c15ULL) & (cap - 1);
-		while (t[k].producer_id >= 0 && t[k].producer_id != pid)
-			k = (k + 1) & (cap - 1);
-		if (t[k].producer_id < 0)
-			t[k] = (struct producer_slot){ pid, SIZE_MAX, i };
-		t[k].last_any = i;
+		struct producer_slot *s = producer_slot(t, cap, infos[i].producer_id);
+		s->last_any = i;
 		if (!(infos[i].attributes & BATCH_ATTR_CONTROL))
-			t[k].last_data = i;
+			s->last_data = i;
 	}
 	for (size_t k = 0; k < cap; k++) {
 		if (t[k].producer_id < 0)
@@ -294,6 +313,35 @@ static int mark_producers_last(const struct compact_config *c, int64_t now_ms,
 		if (age_ms(now_ms, ts) >= c->producer_expiration_ms)
 			continue;
 		last[t[k].last_data != SIZE_MAX ? t[k].last_data : t[k].last_any] = true;
+	}
+	free(t);
+	return 0;
+}
+
+/* Mark in lone[] the markers (control batches) of transactions with no
+ * batch left: no transactional data batch of their producer since its
+ * previous marker, as Kafka's CleanedTransactionMetadata tracks them
+ * (ongoingCommittedTxns, lastObservedBatchOffset). The batches looked at
+ * are those still stored, from the log start: a pass that drops a
+ * transaction's last batch keeps its marker, the next one finds it lone. */
+static int mark_lone_markers(const struct batch_info *infos, size_t n, bool *lone)
+{
+	size_t cap;
+	struct producer_slot *t = producers_new(n, &cap);
+	if (!t)
+		return SL_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		int16_t attr = infos[i].attributes;
+		if (infos[i].producer_id < 0 ||
+		    !(attr & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)))
+			continue;
+		struct producer_slot *s = producer_slot(t, cap, infos[i].producer_id);
+		if (attr & BATCH_ATTR_CONTROL) {
+			lone[i] = !s->txn_seen;
+			s->txn_seen = false;
+		} else {
+			s->txn_seen = true;
+		}
 	}
 	free(t);
 	return 0;
@@ -464,36 +512,62 @@ static int clean_visit(void *arg, const struct batch_record *rec)
 	return kept_add(&x->kept, rec);
 }
 
-/* Decide one batch below the plan's end and write its rewrite if any. */
+/* A COMMIT marker's control record key: version, then type 1. */
+static int marker_visit(void *arg, const struct batch_record *rec)
+{
+	bool *commit = arg;
+	if (rec->index == 0)
+		*commit = rec->key_len >= 4 && be16_load(rec->key + 2) == 1;
+	return 0;
+}
+
+/* Decide one batch below the plan's end and write its rewrite if any.
+ * lone: a marker whose transaction has no batch left (mark_lone_markers). */
 static int clean_batch(const struct compact_config *c, int64_t now_ms,
 		       const struct offset_map *map, const struct compact_batch *b,
-		       const struct batch_info *info, bool producer_last, compact_txn_fn txn,
-		       void *txn_arg, struct kbuf *plain, struct compact_result *res,
-		       struct compact_outcome *o)
+		       const struct batch_info *info, bool producer_last, bool lone,
+		       compact_txn_fn txn, void *txn_arg, struct kbuf *plain,
+		       struct compact_result *res, struct compact_outcome *o)
 {
 	bool control = info->attributes & BATCH_ATTR_CONTROL;
 	bool has_horizon = info->attributes & COMPACT_ATTR_DELETE_HORIZON;
-	enum compact_txn_verdict tv = COMPACT_TXN_KEEP;
+	bool horizon_passed = has_horizon && now_ms >= info->base_timestamp;
+	bool empty_marker = false;
+	int rc;
 	if (control || (info->attributes & BATCH_ATTR_TRANSACTIONAL)) {
-		/* Transactions (issue 14): without the hook, such batches
-		 * stay as they are. */
-		if (txn)
-			tv = txn(txn_arg, b->base_offset, info);
-		if (tv == COMPACT_TXN_KEEP) {
+		/* Without the hook (no transactions) such batches stay as
+		 * they are. With it, a committed transaction's data is cleaned
+		 * as any other (Kafka's shouldRetainRecord), an aborted one's
+		 * goes, and a COMMIT marker goes once its transaction has no
+		 * batch left and its delete horizon passed. An ABORT marker
+		 * stays: the aborted index keeps naming its transaction, and a
+		 * read_committed consumer would take later batches of its
+		 * producer as aborted until it met one. */
+		bool keep = !txn;
+		if (txn && control) {
+			bool commit = false;
+			rc = batch_records_view(b->bytes, b->len, plain, marker_visit, &commit);
+			if (rc)
+				return rc;
+			empty_marker = lone && commit;
+			keep = !empty_marker;
+		}
+		if (keep) {
 			o->verdict = COMPACT_KEEP;
 			o->records_kept = info->record_count;
 			return 0;
 		}
 	}
 	struct clean_ctx x = { .map = map, .base_offset = b->base_offset, .control = control };
-	x.horizon_passed = has_horizon && now_ms >= info->base_timestamp;
-	x.discard = tv == COMPACT_TXN_ABORTED ||
-		    (tv == COMPACT_TXN_EMPTY_MARKER && x.horizon_passed);
-	int rc = batch_records_view(b->bytes, b->len, plain, clean_visit, &x);
+	x.horizon_passed = horizon_passed;
+	x.discard = (empty_marker && horizon_passed) ||
+		    (!control && (info->attributes & BATCH_ATTR_TRANSACTIONAL) &&
+		     txn(txn_arg, b->base_offset, info) == COMPACT_TXN_ABORTED);
+	rc = batch_records_view(b->bytes, b->len, plain, clean_visit, &x);
 	if (rc)
 		goto out_free;
 	res->records_read += x.kept.read;
-	bool need_horizon = (x.kept.tombstones || tv == COMPACT_TXN_EMPTY_MARKER) && !has_horizon;
+	bool need_horizon = (x.kept.tombstones || (empty_marker && x.kept.n)) && !has_horizon;
 	o->records_kept = (int32_t)x.kept.n;
 	if (x.kept.n == (size_t)x.kept.read && !need_horizon) {
 		o->verdict = COMPACT_KEEP;
@@ -526,10 +600,11 @@ int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_
 	struct gather g = { 0 };
 	struct batch_info *infos = calloc(n ? n : 1, sizeof *infos);
 	bool *last = calloc(n ? n : 1, sizeof *last);
+	bool *lone = calloc(n ? n : 1, sizeof *lone);
 	out->batches = calloc(n ? n : 1, sizeof *out->batches);
 	out->n = n;
 	int rc = SL_ENOMEM;
-	if (!infos || !last || !out->batches)
+	if (!infos || !last || !lone || !out->batches)
 		goto out_free;
 	for (size_t i = 0; i < n; i++) {
 		rc = batch_parse_header(batches[i].bytes, batches[i].len, &infos[i]);
@@ -546,6 +621,8 @@ int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_
 		}
 	}
 	rc = mark_producers_last(c, now_ms, infos, n, last);
+	if (!rc && txn)
+		rc = mark_lone_markers(infos, n, lone);
 	if (rc)
 		goto out_free;
 
@@ -592,8 +669,8 @@ int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_
 		if (batches[i].base_offset + infos[i].last_offset_delta >= end)
 			continue;
 		out->bytes_read += (int64_t)batches[i].len;
-		rc = clean_batch(c, now_ms, &map, &batches[i], &infos[i], last[i], txn, txn_arg,
-				 &plain, out, o);
+		rc = clean_batch(c, now_ms, &map, &batches[i], &infos[i], last[i], lone[i], txn,
+				 txn_arg, &plain, out, o);
 		if (rc)
 			goto out_free;
 		out->bytes_written += o->verdict == COMPACT_KEEP ? (int64_t)batches[i].len
@@ -604,6 +681,7 @@ out_free:
 	free(g.items);
 	kbuf_free(&plain);
 	map_free(&map);
+	free(lone);
 	free(last);
 	free(infos);
 	if (rc)

@@ -40,11 +40,17 @@
  *    last sequence), offset deltas, record timestamps, producer id, epoch,
  *    base sequence, partition leader epoch and attributes kept, the codec
  *    reapplied, the CRC-32C computed anew.
- *  Control batches and transactional batches are kept untouched unless
- *  txn_batch (the hook for transactions, issue 14) says otherwise: once
- *  transactions exist it tells aborted batches (their records dropped)
- *  and markers of transactions with nothing left (dropped after their
- *  delete horizon), as Kafka's CleanedTransactionMetadata does.
+ *  Control batches and transactional batches are kept untouched without
+ *  the hook for transactions (txn). With it, as Kafka's
+ *  CleanedTransactionMetadata: the hook tells aborted batches (their
+ *  records dropped; they never enter the map), a committed transaction's
+ *  records are cleaned as any others, and a COMMIT marker whose
+ *  transaction has no batch left (none of its producer's transactional
+ *  batches since its previous marker is still stored) gets a delete
+ *  horizon, and goes with the first pass past it. ABORT markers stay
+ *  (the aborted index, which names their transactions, is not cleaned:
+ *  a read_committed consumer would take the producer's later batches as
+ *  aborted until it met the marker).
  *
  * The offset map keeps whole keys (no hash collisions, unlike Kafka's MD5
  * map), within map_bytes_max; when the dirty part does not fit, the pass
@@ -119,16 +125,13 @@ enum compact_verdict {
 	COMPACT_REWRITE,   /* replaced by the bytes at out.data + pos */
 };
 
-/* The hook for transactions (issue 14): the verdict on a transactional
- * or control batch at base_offset (header in info), as Kafka's
- * CleanedTransactionMetadata gives it. */
+/* The hook for transactions (issue 14): whether a transactional data
+ * batch at base_offset (header in info) belongs to an aborted
+ * transaction. Called for transactional data batches only. */
 enum compact_txn_verdict {
-	COMPACT_TXN_KEEP = 0,   /* untouched (the default without a hook) */
-	COMPACT_TXN_ABORTED,    /* data of an aborted transaction: its
-				   records go (the batch header stays when it
-				   is its producer's last) */
-	COMPACT_TXN_EMPTY_MARKER, /* a marker whose transaction has nothing
-				     left: dropped once past its horizon */
+	COMPACT_TXN_KEEP = 0,   /* committed: its records are cleaned by key */
+	COMPACT_TXN_ABORTED,    /* aborted: its records go (the batch header
+				   stays when it is its producer's last) */
 };
 struct batch_info;
 typedef enum compact_txn_verdict (*compact_txn_fn)(void *arg, int64_t base_offset,

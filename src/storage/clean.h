@@ -80,8 +80,8 @@ struct clean_aborted {
 /* The cleaner's transactions hook (compact_txn_fn; arg a struct
  * clean_aborted): a transactional data batch inside one of its
  * producer's aborted transactions is COMPACT_TXN_ABORTED (its records go
- * and never enter the offset map, as in Kafka); committed ones and
- * markers COMPACT_TXN_KEEP (kept as they are). */
+ * and never enter the offset map, as in Kafka); committed ones
+ * COMPACT_TXN_KEEP (cleaned by key; compact.h decides the markers). */
 struct batch_info;
 enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
 					   const struct batch_info *info);

@@ -16,7 +16,10 @@ and the next pass finishes; a forced pass cleans whatever the dirty
 ratio. In a cluster only the holder of the job/compact lease cleans, and
 when it is killed another agent takes the lease and cleans on. An
 aborted transactional write goes and never takes the key's committed
-value with it.
+value with it; confluent-kafka's transactional producer's committed
+records are cleaned by key, the COMMIT marker of a transaction with
+nothing left goes after delete.retention.ms, the ABORT marker stays, and
+read_committed and read_uncommitted consumers read the same latest values.
 """
 import json
 import os
@@ -82,12 +85,13 @@ def produce(bootstrap, topic, pairs, partition=0, **conf):
     return offsets
 
 
-def ck_read(bootstrap, topic, start=OFFSET_BEGINNING, partition=0, timeout=30):
-    """Every record from start to the high watermark, with confluent-kafka:
-    [(offset, key, value)]."""
+def ck_read(bootstrap, topic, start=OFFSET_BEGINNING, partition=0, timeout=30,
+            isolation="read_committed"):
+    """Every record from start to the high watermark (the LSO for
+    read_committed), with confluent-kafka: [(offset, key, value)]."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "g-" + util.topic_name("c"),
                   "enable.auto.commit": False, "enable.partition.eof": True,
-                  "fetch.wait.max.ms": 50})
+                  "fetch.wait.max.ms": 50, "isolation.level": isolation})
     out = []
     try:
         c.assign([TopicPartition(topic, partition, start)])
@@ -464,3 +468,78 @@ def test_aborted_transaction_never_removes_committed(tmp_path):
         s.close()
     finally:
         d.teardown()
+
+
+def test_committed_transactions_and_markers(broker_factory):
+    """Transactions written by confluent-kafka's transactional producer are
+    cleaned as Kafka's LogCleaner cleans them: a committed transaction's
+    superseded records go like any others, its COMMIT marker stays while a
+    batch of the transaction is stored, then gets a delete horizon and
+    goes after delete.retention.ms; an aborted transaction's records go
+    and its ABORT marker stays (the aborted index still names it).
+    read_committed and read_uncommitted consumers read the latest value of
+    each key, never the aborted one, also the producer's transactions
+    after the aborted one."""
+    from test_transactions import txn_producer
+    from test_txn_wire import fetch as txn_fetch
+    b = broker_factory(["--compaction-check-interval-ms", "200"])
+    topic = util.create_topic(b.bootstrap, util.topic_name("clean-txc"), 1,
+                              config=dict(CLEAN_CONFIG, **{"delete.retention.ms": "1000"}))
+    p = txn_producer(b.bootstrap, util.topic_name("tid"))
+
+    def txn(pairs, commit=True):
+        p.begin_transaction()
+        for k, v in pairs:
+            p.produce(topic, v, k, partition=0)
+        p.flush(10)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+
+    def tail(v):
+        time.sleep(0.3)  # past segment.ms: what came before leaves the head
+        produce(b.bootstrap, topic, [(b"tail", v)])
+
+    s = kproto.connect(b.bootstrap)
+
+    def markers():
+        """{base offset: attributes} of the control batches stored."""
+        bs = txn_fetch(s, topic, [(0, 0)], 0)[0][4]
+        return {base: attrs for base, attrs, _, _ in bs if attrs & 0x20}
+
+    def records(isolation):
+        return [(k, v) for _, k, v in ck_read(b.bootstrap, topic, isolation=isolation)]
+
+    txn([(b"a", b"a1"), (b"b", b"b1")])  # 0-1, COMMIT at 2
+    txn([(b"a", b"a2")])                  # 3, COMMIT at 4
+    txn([(b"c", b"c1")], commit=False)   # 5, ABORT at 6
+    txn([(b"b", b"b2")])                  # 7, COMMIT at 8
+    tail(b"t0")
+    assert sorted(markers()) == [2, 4, 6, 8]
+    want = [(b"a", b"a2"), (b"b", b"b2"), (b"tail", b"t0")]
+    # The first passes: a1 and b1 go with their batch, c1 with its
+    # transaction. The markers of the other transactions stay; the first
+    # one's transaction has nothing left: its marker gets a delete horizon
+    # (attribute bit 6) from the pass that finds it so, as a tombstone.
+    wait_for(lambda: records("read_uncommitted") == want, 30, "the first pass")
+    assert records("read_committed") == want
+    wait_for(lambda: markers().get(2, 0x40) & 0x40, 30, "the lone marker's horizon")
+    m = markers()
+    assert all(m[o] & 0x40 == 0 for o in (4, 6, 8)), m
+
+    # The same producer commits again after its aborted transaction (the
+    # ABORT marker stays: read_committed must not take d1 as aborted).
+    txn([(b"d", b"d1")])
+    tail(b"t1")
+    time.sleep(1.1)  # delete.retention.ms
+    produce(b.bootstrap, topic, [(b"e", b"e1")])
+    tail(b"t2")
+    # A pass past the horizon drops that marker; the others stay.
+    wait_for(lambda: 2 not in markers(), 30, "the lone marker's removal")
+    m = markers()
+    assert 4 in m and 6 in m and 8 in m and len(m) == 4, m  # and d1's COMMIT
+    want = [(b"a", b"a2"), (b"b", b"b2"), (b"d", b"d1"), (b"e", b"e1"), (b"tail", b"t2")]
+    for isolation in ("read_committed", "read_uncommitted"):
+        got = [r for r in records(isolation) if r[0] != b"tail" or r[1] == b"t2"]
+        assert got == want, (isolation, got)
+    assert not any(v == b"c1" for _, v in records("read_uncommitted"))
+    s.close()
+    p.flush(5)

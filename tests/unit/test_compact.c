@@ -5,7 +5,8 @@
  * pass is due (dirty ratio, max.compaction.lag.ms); record selection
  * (latest per key, keyless records, tombstones kept until their delete
  * horizon, idempotent producers' last batches kept empty, headers kept,
- * the map's memory bound, the transactions hook); rewritten batches for
+ * the map's memory bound, the transactions hook, committed transactions
+ * and their markers); rewritten batches for
  * each codec decoded back with their CRC, offsets, timestamps and
  * producer fields. */
 #include <setjmp.h>
@@ -31,6 +32,7 @@ struct rec {
 	const char *value; /* NULL: tombstone */
 	int64_t ts;        /* absolute timestamp */
 	const char *header; /* one header "h" with this value, or none */
+	int key_bytes;      /* the key's length when it holds NULs, else 0 */
 };
 
 struct bspec {
@@ -57,8 +59,9 @@ static void make_batch(struct kbuf *out, const struct bspec *s, const struct rec
 		kbuf_put_varint(&body, r[i].ts - base_ts);
 		kbuf_put_varint(&body, i);
 		if (r[i].key) {
-			kbuf_put_varint(&body, (int64_t)strlen(r[i].key));
-			kbuf_put(&body, r[i].key, strlen(r[i].key));
+			size_t kl = r[i].key_bytes ? (size_t)r[i].key_bytes : strlen(r[i].key);
+			kbuf_put_varint(&body, (int64_t)kl);
+			kbuf_put(&body, r[i].key, kl);
 		} else {
 			kbuf_put_varint(&body, -1);
 		}
@@ -615,7 +618,7 @@ static void test_transactions_hook(void **state)
 	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
 	compact_result_free(&res);
 	/* With it, the aborted data goes (producer 9's last data batch:
-	 * its header stays) and the marker is the hook's to decide. */
+	 * its header stays); the ABORT marker stays. */
 	int calls = 0;
 	assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, (size_t)p.n, aborted_all, &calls,
 				       &res), 0);
@@ -624,6 +627,139 @@ static void test_transactions_hook(void **state)
 	assert_int_equal(res.batches[0].records_kept, 0);
 	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
 	compact_result_free(&res);
+	part_free(&p);
+}
+
+static enum compact_txn_verdict none_aborted(void *arg, int64_t base_offset,
+					     const struct batch_info *info)
+{
+	(void)arg;
+	(void)base_offset;
+	(void)info;
+	return COMPACT_TXN_KEEP;
+}
+
+/* A batch as stored by an earlier pass (bytes as they are). */
+static void part_raw(struct part *p, int64_t base, const uint8_t *b, size_t len)
+{
+	struct kbuf *k = &p->bytes[p->n];
+	kbuf_init(k);
+	kbuf_put(k, b, len);
+	struct batch_info info;
+	assert_int_equal(batch_parse_header(k->data, k->len, &info), 0);
+	p->in[p->n] = (struct compact_batch){ base, k->data, k->len };
+	p->spans[p->n] = (struct compact_span){ base, base + info.last_offset_delta,
+						info.max_timestamp, (int64_t)k->len };
+	p->n++;
+}
+
+static void clean_txn(const struct compact_config *c, struct part *p, int64_t now,
+		      struct compact_result *res)
+{
+	struct compact_plan plan;
+	const struct compact_span *last = &p->spans[p->n - 1];
+	assert_int_equal(compact_plan(c, now, 0, last->last_offset + 1, p->spans, (size_t)p->n,
+				      &plan), 0);
+	assert_int_equal(compact_clean(c, now, 0, &plan, p->in, (size_t)p->n, none_aborted, NULL,
+				       res), 0);
+}
+
+/* Committed transactions are cleaned as Kafka's cleaner cleans them: their
+ * records by key; a COMMIT marker is kept while a batch of its
+ * transaction is stored, then gets a delete horizon, then goes; ABORT
+ * markers stay. Three passes, each over what the one before stored. */
+static void test_committed_transactions(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	int64_t t = NOW - 10000;
+	const int16_t TX = BATCH_ATTR_TRANSACTIONAL, CTL = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+	/* Control record keys: version 0, type 1 (COMMIT) or 0 (ABORT). */
+	struct rec commit = { "\x00\x00\x00\x01", "", t, NULL, 4 };
+	struct rec abort_ = { "\x00\x00\x00\x00", "", t, NULL, 4 };
+	struct part p = { 0 };
+	part_add(&p, &(struct bspec){ 0, BATCH_CODEC_NONE, 9, 0, 0, TX, -1 },
+		 (struct rec[]){ { "k", "a1", t }, { "j", "j1", t } }, 2);
+	part_add(&p, &(struct bspec){ 2, BATCH_CODEC_NONE, 9, 0, -1, CTL, -1 }, &commit, 1);
+	part_add(&p, &(struct bspec){ 3, BATCH_CODEC_NONE, 8, 0, 0, TX, -1 },
+		 (struct rec[]){ { "m", "m1", t } }, 1);
+	part_add(&p, &(struct bspec){ 4, BATCH_CODEC_NONE, 8, 0, -1, CTL, -1 }, &commit, 1);
+	part_add(&p, &(struct bspec){ 5, BATCH_CODEC_NONE, 8, 0, 1, TX, -1 },
+		 (struct rec[]){ { "k", "a2", t } }, 1);
+	part_add(&p, &(struct bspec){ 6, BATCH_CODEC_NONE, 8, 0, -1, CTL, -1 }, &commit, 1);
+	add(&p, 7, (struct rec[]){ { "m", "m2", t } }, 1);
+	part_add(&p, &(struct bspec){ 8, BATCH_CODEC_NONE, 7, 0, -1, CTL, -1 }, &abort_, 1);
+	add(&p, 9, (struct rec[]){ { "z", "tail", t } }, 1);
+
+	/* Without the hook transactional batches stay as they are. */
+	struct compact_plan plan;
+	struct compact_result res;
+	run(&c, &p, NOW, 0, &plan, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[2].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+
+	/* Pass 1: the committed records are cleaned by key: k=a1 goes (its
+	 * batch rewritten with j1, still transactional), m=m1's batch is
+	 * dropped. Every marker stays: each saw a batch of its transaction. */
+	clean_txn(&c, &p, NOW, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[0].records_kept, 1);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct batch_info info = decode(out_of(&res, 0), res.batches[0].len, &s, &plain);
+	assert_string_equal(s.keys[0], "j");
+	assert_true(info.attributes & BATCH_ATTR_TRANSACTIONAL);
+	assert_int_equal(info.producer_id, 9);
+	assert_int_equal(res.batches[2].verdict, COMPACT_DROP);
+	for (int i = 1; i < 8; i++)
+		if (i != 2)
+			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+
+	/* Pass 2 over what pass 1 stored: m1's transaction has no batch
+	 * left, so its COMMIT marker gets a delete horizon. */
+	struct part q = { 0 };
+	part_raw(&q, 0, out_of(&res, 0), res.batches[0].len);
+	compact_result_free(&res);
+	part_raw(&q, 2, p.in[1].bytes, p.in[1].len);
+	struct kbuf filler;
+	kbuf_init(&filler);
+	assert_int_equal(compact_write_empty(&filler, 3, 5, 0, -1), 0);
+	part_raw(&q, 3, filler.data, filler.len);
+	for (int i = 3; i < p.n; i++)
+		part_raw(&q, p.in[i].base_offset, p.in[i].bytes, p.in[i].len);
+	clean_txn(&c, &q, NOW, &res);
+	assert_int_equal(res.batches[3].verdict, COMPACT_REWRITE);
+	assert_int_equal(res.batches[3].records_kept, 1);
+	info = decode(out_of(&res, 3), res.batches[3].len, &s, &plain);
+	assert_true(info.attributes & BATCH_ATTR_CONTROL);
+	assert_true(info.attributes & COMPACT_ATTR_DELETE_HORIZON);
+	assert_int_equal(info.base_timestamp, NOW + DAY_MS);
+	for (int i = 0; i < q.n - 1; i++)
+		if (i != 3)
+			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+
+	/* Pass 3, past the horizon: that marker goes. The other COMMIT
+	 * markers stay (j1 and a2 are stored), and so does the ABORT
+	 * marker, whose transaction left nothing. */
+	struct part r = { 0 };
+	for (int i = 0; i < q.n; i++)
+		if (i == 3)
+			part_raw(&r, 4, out_of(&res, 3), res.batches[3].len);
+		else
+			part_raw(&r, q.in[i].base_offset, q.in[i].bytes, q.in[i].len);
+	compact_result_free(&res);
+	clean_txn(&c, &r, NOW + DAY_MS + 1, &res);
+	assert_int_equal(res.batches[3].verdict, COMPACT_DROP);
+	for (int i = 0; i < r.n - 1; i++)
+		if (i != 3)
+			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	kbuf_free(&filler);
+	kbuf_free(&plain);
+	part_free(&r);
+	part_free(&q);
 	part_free(&p);
 }
 
@@ -688,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_rewrite_each_codec),
 		cmocka_unit_test(test_map_bound),
 		cmocka_unit_test(test_transactions_hook),
+		cmocka_unit_test(test_committed_transactions),
 		cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
