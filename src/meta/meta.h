@@ -263,6 +263,9 @@ struct meta_batch_row {
 	int64_t max_timestamp;
 	uint64_t object_size;   /* the whole object's bytes; set only by
 				   meta_batches_from_many */
+	int16_t attributes;     /* the row's META_BATCH_ATTR_* bits (a stored
+				   row never mixes them); set only by
+				   meta_batches_from_many */
 };
 
 /* One partition's part of meta_batches_from_many. */

@@ -581,7 +581,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset >= $3"
 		" ORDER BY b.last_offset LIMIT $4",
 	/* Every partition of a fetch in one round trip. */
-	[ST_BATCHES_FROM_MANY] = "SELECT q.i, " BATCH_COLUMNS ", o.size"
+	[ST_BATCHES_FROM_MANY] = "SELECT q.i, " BATCH_COLUMNS ", o.size, b.attributes"
 		" FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[])"
 		"  WITH ORDINALITY AS q(tid, partition, off, lim, i)"
 		" CROSS JOIN LATERAL (SELECT * FROM batches AS x WHERE x.tid = q.tid"
@@ -2700,8 +2700,10 @@ static int pg_batches_from_many(struct meta *m, struct meta_batch_query *q, size
 			rc = got;
 			break;
 		}
-		for (int g = 0; g < got; g++)
+		for (int g = 0; g < got; g++) {
 			rows[used + (size_t)g].object_size = (uint64_t)v_i64(r, row, 9);
+			rows[used + (size_t)g].attributes = (int16_t)v_i64(r, row, 10);
+		}
 		used += (size_t)got;
 		q[i].n += (size_t)got;
 	}

@@ -2629,8 +2629,8 @@ static void batch_row_read(sqlite3_stmt *st, void *out, size_t i)
 	r->max_timestamp = sqlite3_column_int64(st, 6);
 }
 
-/* Steps st (a query of BATCH_COLUMNS rows, then the object's size when
- * sized) and expands each row into the batches it holds with last
+/* Steps st (a query of BATCH_COLUMNS rows, then the object's size and
+ * the row's attributes when sized) and expands each row into the batches it holds with last
  * offset >= from, into rows[*n, cap). */
 static int batch_rows_expand(struct sq_conn *c, sqlite3_stmt *st, int64_t from,
 			     struct meta_batch_row *rows, size_t cap, size_t *n, bool sized,
@@ -2641,6 +2641,7 @@ static int batch_rows_expand(struct sq_conn *c, sqlite3_stmt *st, int64_t from,
 		struct meta_batch_row row;
 		batch_row_read(st, &row, 0);
 		row.object_size = sized ? (uint64_t)sqlite3_column_int64(st, 8) : 0;
+		row.attributes = sized ? (int16_t)sqlite3_column_int(st, 9) : 0;
 		int got = meta_row_expand(&row, (const char *)sqlite3_column_text(st, 7), from,
 					  rows + *n, cap - *n);
 		if (got < 0) {
@@ -3525,7 +3526,7 @@ int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **o
 static int sq_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
 				struct meta_batch_row *rows, size_t rows_cap)
 {
-	static const char sql[] = "SELECT " BATCH_COLUMNS ", o.size"
+	static const char sql[] = "SELECT " BATCH_COLUMNS ", o.size, b.attributes"
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
 		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset >= ?3"
 		" ORDER BY b.last_offset LIMIT ?4";

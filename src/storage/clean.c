@@ -159,55 +159,6 @@ static int pass_plan(struct meta *m, int64_t tid, int32_t partition,
 	return rc;
 }
 
-/* The rows from r0 on as the store holds them, now that the batches'
- * headers are here: a commit (and a swap) also starts a row where the
- * batches' transactional and control bits change, which the row lookup
- * does not say (merge_rows_join cannot tell). Joined again from the
- * first batch of row r0 with the store's rules; rows[r0..] and counts
- * are replaced (r0 becomes 0). A wrong guess only makes the swap refuse. */
-static int pass_rejoin(struct pass *x, const struct compact_batch *in, size_t nb)
-{
-	struct meta_batch_row *rows = malloc(nb * sizeof *rows);
-	uint32_t *counts = malloc(nb * sizeof *counts);
-	uint16_t *attrs = malloc(nb * sizeof *attrs);
-	if (!rows || !counts || !attrs) {
-		free(rows);
-		free(counts);
-		free(attrs);
-		return SL_ENOMEM;
-	}
-	size_t n = 0;
-	for (size_t i = 0; i < nb; i++) {
-		const struct meta_batch_row *b = &x->b[x->b0 + i];
-		uint16_t a = (uint16_t)(be16_load(in[i].bytes + 21) &
-					(META_BATCH_ATTR_TRANSACTIONAL | META_BATCH_ATTR_CONTROL));
-		struct meta_batch_row *r = n ? &rows[n - 1] : NULL;
-		/* 256: the store's batches per row (meta_int.h). */
-		if (r && counts[n - 1] < 256 && attrs[n - 1] == a &&
-		    !strcmp(r->object_key, b->object_key) && b->base_offset == r->last_offset + 1 &&
-		    b->byte_offset == r->byte_offset + r->length) {
-			r->last_offset = b->last_offset;
-			r->length += b->length;
-			r->record_count += b->record_count;
-			if (b->max_timestamp > r->max_timestamp)
-				r->max_timestamp = b->max_timestamp;
-			counts[n - 1]++;
-		} else {
-			rows[n] = *b;
-			counts[n] = 1;
-			attrs[n++] = a;
-		}
-	}
-	free(attrs);
-	free(x->rows);
-	free(x->counts);
-	x->rows = rows;
-	x->counts = counts;
-	x->r0 = 0;
-	x->nr = n;
-	return 0;
-}
-
 static void plan_stats(const struct pass *x, struct clean_stats *st)
 {
 	st->due = x->plan.due;
@@ -346,8 +297,6 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	if (rc)
 		goto out;
 	rc = compact_clean(c, now_ms, x.first_dirty, &x.plan, in, nb, clean_txn_verdict, &aborted, &res);
-	if (!rc)
-		rc = pass_rejoin(&x, in, nb);
 	if (rc)
 		goto out;
 	/* The rows cleaned: those starting below the pass's end (the last

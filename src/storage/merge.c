@@ -56,7 +56,7 @@ size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
 	for (size_t i = 0; i < n; i++) {
 		struct meta_batch_row *r = g ? &rows[g - 1] : NULL;
 		if (r && count < MERGE_ROW_BATCHES_MAX && !strcmp(rows[i].object_key, r->object_key) &&
-		    rows[i].base_offset == r->last_offset + 1 &&
+		    rows[i].attributes == r->attributes && rows[i].base_offset == r->last_offset + 1 &&
 		    rows[i].byte_offset == r->byte_offset + r->length) {
 			r->last_offset = rows[i].last_offset;
 			r->length += rows[i].length;

@@ -52,10 +52,12 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
  * as a merged object's, so the gc fence and orphan sweep treat it as an
  * ingest object and the merge job never merges it again. */
 void merge_key(char *key, size_t cap);
-/* Joins rows[0, n) (batches as the read path hands them out, ascending)
- * back into the rows the store holds (adjacent in offsets and bytes of
- * one object, at most 256 each: a wrong guess only makes a swap refuse);
- * returns how many, with each one's batch count in batches[]. */
+/* Joins rows[0, n) (batches as meta_batches_from_many hands them out,
+ * ascending, with their attribute bits) back into the rows the store
+ * holds (adjacent in offsets and bytes of one object, the same
+ * transactional and control bits, at most 256 each: a wrong guess only
+ * makes a swap refuse); returns how many, with each one's batch count in
+ * batches[]. */
 size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches);
 /* Reads rows[0, n)'s bytes into body (laid out back to back): one GET per
  * stretch of rows adjacent in one object; *gets counts them. 0 or the

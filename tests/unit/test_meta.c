@@ -25,6 +25,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "meta/meta.h"
+#include "storage/merge.h"
 
 static struct meta *open_store(void)
 {
@@ -905,6 +906,49 @@ static void test_merge_keeps_attributes(void **state)
 	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o"
 				      " ON o.oid = b.oid WHERE o.key = $1 AND b.attributes = 0",
 				      "o/merged"), 2);
+	meta_close(m);
+}
+
+/* A transaction's batches and marker next to plain ones in one object
+ * are rows of their own (a commit splits at the attribute bits):
+ * meta_batches_from_many tells each batch's bits, so the merge's join
+ * (merge_rows_join) gives back the rows the store holds and a swap of
+ * them is taken, where joining across the bits made it refuse. */
+static void test_merge_join_attributes(void **state)
+{
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "merge-join", 1);
+	struct meta_commit_batch a[] = { mk_batch(tid, 0, 1, 16, 50, 1),
+					 mk_batch(tid, 0, 1, 66, 50, 2),
+					 mk_batch(tid, 0, 1, 116, 50, 3),
+					 mk_batch(tid, 0, 0, 166, 78, 4),
+					 mk_batch(tid, 0, 1, 244, 50, 5) };
+	a[1].attributes = a[2].attributes = META_BATCH_ATTR_TRANSACTIONAL;
+	a[3].attributes = META_BATCH_ATTR_TRANSACTIONAL | META_BATCH_ATTR_CONTROL;
+	struct meta_commit_batch b[] = { mk_batch(tid, 0, 1, 16, 50, 6) };
+	assert_int_equal(meta_commit_object(m, "o/a", 400, a, 5), 0);
+	assert_int_equal(meta_commit_object(m, "o/b", 100, b, 1), 0);
+	assert_int_equal(rows_of_object("o/a"), 4);
+	struct meta_batch_row rows[8];
+	struct meta_batch_query q = { .tid = tid, .partition = 0, .offset = 0, .max_rows = 8 };
+	assert_int_equal(meta_batches_from_many(m, &q, 1, rows, 8), 0);
+	assert_int_equal(q.n, 6);
+	static const int16_t want[] = { 0, 16, 16, 48, 0, 0 };
+	for (size_t i = 0; i < 6; i++)
+		assert_int_equal(rows[i].attributes, want[i]);
+	uint32_t counts[8];
+	size_t n = merge_rows_join(rows, q.n, counts);
+	assert_int_equal(n, 5);
+	assert_int_equal(counts[1], 2);
+	assert_int_equal(rows[1].last_offset, 5);
+	struct meta_merge_row mr[8];
+	size_t size = merge_rows(rows, n, mr) + 40;
+	struct meta_merge mg = { tid, 0, "o/merged", size, mr, n };
+	assert_int_equal(meta_merge_swap(m, &mg), 0);
+	assert_int_equal(rows_of_object("o/merged"), 4);
+	assert_int_equal(tb_query_i64("SELECT count(*) FROM batches AS b JOIN objects AS o"
+				      " ON o.oid = b.oid WHERE o.key = $1 AND b.attributes = 16"
+				      " AND b.base_offset = 2 AND b.last_offset = 5", "o/merged"), 1);
 	meta_close(m);
 }
 
@@ -2293,6 +2337,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_swap, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_keeps_attributes, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_merge_join_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_compact_swap, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
