@@ -133,7 +133,8 @@ static int pass_plan(struct meta *m, int64_t tid, int32_t partition,
 	if (!x->rows || !x->counts)
 		return SL_ENOMEM;
 	memcpy(x->rows, x->b, x->nb * sizeof *x->rows);
-	x->nr = merge_rows_join(x->rows, x->nb, x->counts);
+	size_t joined = merge_rows_join(x->rows, x->nb, x->counts);
+	x->nr = joined;
 	/* A read cut short may end inside a row: the last one waits. */
 	if (truncated && x->nr > 0)
 		x->nr--;
@@ -144,17 +145,23 @@ static int pass_plan(struct meta *m, int64_t tid, int32_t partition,
 	size_t n = x->nr - x->r0;
 	if (n == 0)
 		return 0;
-	struct compact_span *spans = malloc(n * sizeof *spans);
+	/* The row after those taken (cut by the bound, or past the row
+	 * limit) goes to the plan as its last span: the partition's tail is
+	 * further on, so the last row taken may be cleaned. (Without it a
+	 * pass of two rows, the cleaned head and one merged object of 64
+	 * MiB, would take that object for the tail and clean nothing, ever.) */
+	size_t ns = n + (x->nr < joined);
+	struct compact_span *spans = malloc(ns * sizeof *spans);
 	if (!spans)
 		return SL_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < ns; i++) {
 		const struct meta_batch_row *r = &x->rows[x->r0 + i];
 		spans[i] = (struct compact_span){ r->base_offset, r->last_offset, r->max_timestamp,
 						  r->length };
 	}
 	x->first_dirty = x->part.clean_offset > x->part.log_start_offset ? x->part.clean_offset
 									 : x->part.log_start_offset;
-	rc = compact_plan(c, now_ms, x->first_dirty, x->part.last_stable_offset, spans, n, &x->plan);
+	rc = compact_plan(c, now_ms, x->first_dirty, x->part.last_stable_offset, spans, ns, &x->plan);
 	free(spans);
 	return rc;
 }

@@ -1,14 +1,20 @@
 /* test_clean.c — the cleaning pass's transactions hook
  * (storage/clean.h): which transactional batches lie in one of their
- * producer's aborted transactions. The pass itself (rows, bytes, the
+ * producer's aborted transactions; the plan of a partition longer than
+ * a pass may read (a SQLite store). The pass itself (rows, bytes, the
  * swap) is tested end to end by tests/integration/test_compaction.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "compact/compact.h"
 #include "meta/meta.h"
 #include "storage/batch.h"
 #include "storage/clean.h"
@@ -54,10 +60,61 @@ static void test_aborted_ranges(void **state)
 	assert_int_equal(clean_txn_verdict(&none, 25, &p8), COMPACT_TXN_KEEP);
 }
 
+/* Rows of 100 bytes, each its own object, the pass reading 250 bytes:
+ * the row the bound cuts is not the partition's tail, so the last row
+ * read is cleanable (it used to be taken for the tail: with a cleaned
+ * head and one large merged row per read, no pass ever went on). */
+static void test_plan_at_the_bound(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sluice-test-clean-XXXXXX", url[128], path[96];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/meta.db", dir);
+	snprintf(url, sizeof url, "sqlite:%s", path);
+	struct meta *m = NULL;
+	assert_int_equal(meta_open(url, &m), 0);
+	struct meta_topic t;
+	assert_int_equal(meta_topic_create(m, "bound", 1, NULL, 0, NULL, &t), 0);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	const int64_t now = 1700000000000LL;
+	for (int i = 0; i < 4; i++) {
+		struct meta_commit_batch b = { .tid = tid, .byte_offset = 16, .length = 100,
+					       .record_count = 10, .last_offset_delta = 9,
+					       .max_timestamp = now - 60000, .producer_id = -1,
+					       .producer_epoch = -1, .base_sequence = -1,
+					       .last_sequence = -1 };
+		char key[32];
+		snprintf(key, sizeof key, "o/%d", i);
+		assert_int_equal(meta_commit_object(m, key, 200, &b, 1), 0);
+	}
+	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
+				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
+				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct clean_stats st = { 0 };
+	/* Rows 0 and 1 read whole, row 2 cut: both cleanable, all dirty. */
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 250, &st), 0);
+	assert_true(st.due);
+	assert_int_equal(st.dirty_bytes, 200);
+	/* Read whole, the last row is the tail. */
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 1000, &st), 0);
+	assert_int_equal(st.dirty_bytes, 300);
+	meta_close(m);
+	unlink(path);
+	char side[128];
+	snprintf(side, sizeof side, "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof side, "%s-shm", path);
+	unlink(side);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aborted_ranges),
+		cmocka_unit_test(test_plan_at_the_bound),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
