@@ -55,6 +55,11 @@ struct partition_state {
 	 * and it only rises (partition_raise_stable): a transaction opens at
 	 * an offset >= the high watermark >= the LSO. */
 	int64_t last_stable_offset;
+	/* The cleaner's checkpoint (partitions.clean_offset) as the agent
+	 * last saw it (agent/compaction.c): a change it did not make is
+	 * another process's pass (`sluice compact`), whose rows replace
+	 * those in the batch index. */
+	int64_t clean_offset;
 };
 
 /* Raise the LSO to what a source that knows the partition's open

@@ -110,6 +110,25 @@ static void submit_next(struct cleaner *g)
 	maint_submit(a, &g->job);
 }
 
+/* The cleaner's checkpoint of a partition as the store has it: one that
+ * moved without this agent's pass is another process's (`sluice compact`
+ * on the same store; on PostgreSQL its swap's notice has dropped the
+ * partition already), so the batch index drops the rows it holds, which
+ * name the uncleaned objects: the next fetch reads the cleaned ones.
+ * Before that the agent serves the uncleaned bytes, a superset of what
+ * was kept, still readable for the collector's grace. */
+static void checkpoint_seen(struct agent *a, int64_t tid, int32_t partition, int64_t clean_offset)
+{
+	struct topic_state *t = agent_topic_by_tid(a, tid);
+	if (!t || partition >= t->partition_count)
+		return;
+	struct partition_state *ps = &t->parts[partition];
+	if (ps->clean_offset == clean_offset)
+		return;
+	ps->clean_offset = clean_offset;
+	batch_index_drop(a->index, tid, partition);
+}
+
 static void clean_done(struct maint_job *job, void *arg)
 {
 	struct cleaner *g = arg;
@@ -122,6 +141,8 @@ static void clean_done(struct maint_job *job, void *arg)
 				log_warn("compaction: planning %" PRId64 "/%d: %s (the next pass retries)",
 					 it->tid, it->partition, sl_strerror(it->err));
 			due += !it->err && it->plan.due;
+			if (!it->err)
+				checkpoint_seen(g->a, it->tid, it->partition, it->plan.clean_offset);
 		}
 		if (due)
 			qsort(g->items, g->n, sizeof *g->items, cmp_dirty);
@@ -137,6 +158,7 @@ static void clean_done(struct maint_job *job, void *arg)
 	 * readable for the collector's grace: a superset of what is kept.) */
 	if (g->st.swaps) {
 		batch_index_drop(g->a->index, it->tid, it->partition);
+		checkpoint_seen(g->a, it->tid, it->partition, g->st.clean_offset);
 		log_debug("compaction: %" PRId64 "/%d: %" PRIu64 " rows, %" PRIu64 " records into %" PRIu64
 			  ", checkpoint %" PRId64, it->tid, it->partition, g->st.rows,
 			  g->st.records_read, g->st.records_kept, g->st.clean_offset);

@@ -10,7 +10,10 @@
  * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time. It
  * pauses (ends; the next tick starts again) while produce backpressure
  * is active (the write buffer half full), and a cleaned partition leaves
- * the batch index, so fetches find its rows in the cleaned object.
+ * the batch index, so fetches find its rows in the cleaned object. The
+ * planning also notices a checkpoint moved by another process's pass
+ * (`sluice compact`; on SQLite nothing else tells) and drops that
+ * partition from the batch index too.
  *
  * In a cluster only the holder of the job/compact lease
  * (cluster/lease.h) cleans, so two agents never clean one partition at

@@ -13,7 +13,8 @@ Consumers starting at random offsets while the cleaner runs under a
 concurrent producer never see offsets go backwards nor a key's latest
 record go missing. A `sluice compact` killed with SIGKILL loses nothing
 and the next pass finishes; a forced pass cleans whatever the dirty
-ratio. In a cluster only the holder of the job/compact lease cleans, and
+ratio, and a running agent on SQLite reads what it cleaned at its next
+check. In a cluster only the holder of the job/compact lease cleans, and
 when it is killed another agent takes the lease and cleans on. An
 aborted transactional write goes and never takes the key's committed
 value with it; confluent-kafka's transactional producer's committed
@@ -383,6 +384,30 @@ def test_kill9_during_forced_pass(broker_factory):
     out = run("compact", "--data", b.data_dir, topic).stdout
     m = COMPACT_RE.search(out)
     assert m and int(m.group(3)) == 0, out
+
+
+def test_forced_pass_reaches_running_agent(broker_factory):
+    """On SQLite (no change notices) a running agent learns of a `sluice
+    compact` pass at its cleaner's next check, which sees the checkpoint
+    move: its fetches then read the cleaned rows, without a restart. (Its
+    own cleaner never cleans here: a dirty ratio above 1 never is.)"""
+    b = broker_factory(["--compaction-check-interval-ms", "300"])
+    topic = util.topic_name("clean-told")
+    util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
+        "min.cleanable.dirty.ratio": "1"}))
+    pairs = updates(3)[:2000]
+    offsets = produce(b.bootstrap, topic, pairs)
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
+    pairs.append((b"tail", b"t"))
+    want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+    assert len(ck_read(b.bootstrap, topic)) == len(pairs)  # the batch index holds the rows
+    time.sleep(0.7)  # the cleaner's checks see the partition uncleaned
+    assert len(ck_read(b.bootstrap, topic)) == len(pairs)
+    out = run("compact", "--data", b.data_dir, topic).stdout
+    assert COMPACT_RE.search(out), out
+    wait_for(lambda: ck_read(b.bootstrap, topic) == want, 10, "the agent to read the cleaned rows")
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs)]
 
 
 def test_cluster_one_agent_cleans(pg, tmp_path):  # noqa: F811
