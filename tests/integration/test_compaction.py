@@ -344,21 +344,27 @@ def test_random_offsets_under_produce(broker_factory):
         assert re.search(r"compaction: \d+ partition\(s\) cleaned", f.read())
 
 
+def updated_topic(b, name, ratio, seed, n):
+    """A compacted topic of min.cleanable.dirty.ratio ratio holding the
+    first n of updates(seed), then a tail record past segment.ms: (topic,
+    pairs, the latest record of each key as ck_read gives them)."""
+    topic = util.topic_name(name)
+    util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
+        "min.cleanable.dirty.ratio": ratio}))
+    pairs = updates(seed)[:n]
+    offsets = produce(b.bootstrap, topic, pairs)
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
+    pairs.append((b"tail", b"t"))
+    return topic, pairs, sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+
+
 def test_kill9_during_forced_pass(broker_factory):
     """`sluice compact` on a compacted topic forces a pass (the agent's
     cleaner idle: a day between checks); killed with SIGKILL it loses nothing, and the next pass
     cleans."""
     b = broker_factory(["--compaction-check-interval-ms", "86400000"])
-    topic = util.topic_name("clean-kill")
-    util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
-        "min.cleanable.dirty.ratio": "0.99"}))
-    pairs = updates(2)[:8000]
-    offsets = produce(b.bootstrap, topic, pairs)
-    time.sleep(0.3)
-    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
-    pairs.append((b"tail", b"t"))
-    last = latest(pairs, offsets)
-    want = sorted((o, k, v) for k, (o, v) in last.items())
+    topic, pairs, want = updated_topic(b, "clean-kill", "0.99", 2, 8000)
     everything = ck_read(b.bootstrap, topic)
     assert len(everything) == len(pairs)
     for delay in (0.02, 0.1):
@@ -392,15 +398,7 @@ def test_forced_pass_reaches_running_agent(broker_factory):
     move: its fetches then read the cleaned rows, without a restart. (Its
     own cleaner never cleans here: a dirty ratio above 1 never is.)"""
     b = broker_factory(["--compaction-check-interval-ms", "300"])
-    topic = util.topic_name("clean-told")
-    util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
-        "min.cleanable.dirty.ratio": "1"}))
-    pairs = updates(3)[:2000]
-    offsets = produce(b.bootstrap, topic, pairs)
-    time.sleep(0.3)
-    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
-    pairs.append((b"tail", b"t"))
-    want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+    topic, pairs, want = updated_topic(b, "clean-told", "1", 3, 2000)
     assert len(ck_read(b.bootstrap, topic)) == len(pairs)  # the batch index holds the rows
     time.sleep(0.7)  # the cleaner's checks see the partition uncleaned
     assert len(ck_read(b.bootstrap, topic)) == len(pairs)
