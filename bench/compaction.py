@@ -14,8 +14,30 @@ agent's bound (SL_COMPACT_PASS_BYTES, 128 MiB) until none has dirty data
 left. Each pass's wall time includes its process start, its metadata
 reads, the object store reads, the cleaning, the new object's write and
 the swap. Peak RSS of the pass processes from getrusage.
+
+    python3 bench/compaction.py --produce-latency [--rate 500] [--idle-s 20]
+                                [--merge-mib 128] [--clean-mib 256]
+
+instead measures what the agent's own merge and cleaning passes cost a
+steady producer (issue 15's "produce p99 while merge and compaction run
+vs idle, same run"): one broker loads --merge-mib of 1 KiB messages into
+8 partitions in small objects (--flush-bytes 262144) and --clean-mib of
+keyed updates (--keys keys) into a topic with cleanup.policy=delete, and
+stops; a second broker on the same data (--merge-interval-ms so that its
+first merge pass starts after --idle-s, --merge-min-age-ms 0,
+--compaction-check-interval-ms 1000) serves a producer of 1 KiB records
+at --rate msgs/s (one partition, acks=all, linger.ms 0, confluent-kafka)
+throughout. After the merge pass the loaded topic is made compacted
+(AlterConfigs), so the next checks clean it (128 MiB per pass). Each
+record's latency (produce() to its delivery report) is filed by its send
+time under the pass running then, from the broker's "the pass took N ms"
+lines: merge, clean, or idle (neither; the first 3 s left out). The
+broker's /metrics, scraped every 0.25 s, give the mean object write
+(encode, write, fdatasync) and metadata commit time in each class, the
+two stages a produce request waits for.
 """
 import argparse
+import datetime
 import os
 import random
 import re
@@ -23,12 +45,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ab import free_port  # noqa: E402
 from merge import SLUICE, Broker  # noqa: E402
 
 PASS_RE = re.compile(r"cleaned (\d+) rows \((\d+) records, (\d+) bytes\) into (\d+) records "
@@ -78,6 +102,210 @@ def compact(data, topic, bound):
             [int(x) for x in m.groups()[:5]] + [float(m.group(6))])
 
 
+PASS_LINE_RE = re.compile(r"^(\S+)Z INFO\s+(merge|compaction): .*the pass took (\d+) ms", re.M)
+
+
+def pass_windows(log_path):
+    """[(kind, start, end)] in wall seconds, from the broker's pass lines."""
+    out = []
+    with open(log_path) as f:
+        for m in PASS_LINE_RE.finditer(f.read()):
+            end = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f").replace(
+                tzinfo=datetime.timezone.utc).timestamp()
+            out.append(("merge" if m.group(2) == "merge" else "clean",
+                        end - int(m.group(3)) / 1000.0, end))
+    return out
+
+
+class SteadyProducer(threading.Thread):
+    """rate msgs/s of 1 KiB to partition 0 of topic; (send wall time,
+    latency s) per delivered record in self.lat."""
+
+    def __init__(self, bootstrap, topic, rate):
+        super().__init__(daemon=True)
+        self.p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0,
+                           "compression.type": "none"})
+        self.topic, self.rate = topic, rate
+        self.lat, self.errors = [], 0
+        self.stop = threading.Event()
+
+    def run(self):
+        value = os.urandom(1024)
+        period = 1.0 / self.rate
+        t_next = time.monotonic()
+
+        def cb_for(wall, mono):
+            def cb(err, _msg):
+                if err:
+                    self.errors += 1
+                else:
+                    self.lat.append((wall, time.monotonic() - mono))
+            return cb
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now < t_next:
+                self.p.poll(t_next - now)
+                continue
+            t_next += period
+            self.p.produce(self.topic, value, partition=0, on_delivery=cb_for(time.time(), now))
+            self.p.poll(0)
+        self.p.flush(30)
+
+
+HIST_RE = re.compile(rb"^(sluice_object_upload_duration_seconds|sluice_meta_commit_duration_seconds)"
+                     rb"_(sum|count) ([\d.e+-]+)$", re.M)
+
+
+class Scraper(threading.Thread):
+    """The broker's write path histograms every 0.25 s: [(wall, {name_sum:
+    v, name_count: v})]."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.url = "http://127.0.0.1:%d/metrics" % port
+        self.samples = []
+        self.stop = threading.Event()
+
+    def run(self):
+        import urllib.request
+        while not self.stop.wait(0.25):
+            try:
+                body = urllib.request.urlopen(self.url, timeout=5).read()
+            except OSError:
+                continue
+            self.samples.append((time.time(), {(m.group(1).decode(), m.group(2).decode()):
+                                               float(m.group(3))
+                                               for m in HIST_RE.finditer(body)}))
+
+
+def stage_means(samples, windows):
+    """{class: (mean upload ms, mean commit ms)} over the scrape intervals
+    that lie in each class (as the records are filed)."""
+    acc = {}
+    for (t0, a), (t1, b) in zip(samples, samples[1:]):
+        kinds = {k for k, s, e in windows if s <= t0 and t1 <= e}
+        if not kinds and any(s <= t1 and t0 <= e for _, s, e in windows):
+            continue  # straddles a pass's edge
+        for k in kinds or {"idle"}:
+            x = acc.setdefault(k, [0.0, 0.0, 0.0, 0.0])
+            for i, name in enumerate(("sluice_object_upload_duration_seconds",
+                                      "sluice_meta_commit_duration_seconds")):
+                x[2 * i] += b.get((name, "sum"), 0) - a.get((name, "sum"), 0)
+                x[2 * i + 1] += b.get((name, "count"), 0) - a.get((name, "count"), 0)
+    return {k: (1000 * x[0] / x[1] if x[1] else float("nan"),
+                1000 * x[2] / x[3] if x[3] else float("nan")) for k, x in acc.items()}
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q / 100.0))] if xs else float("nan")
+
+
+def produce_latency(args):
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-p99-")
+    data = os.path.join(tmp, "data")
+    os.makedirs(data)
+    common = ["--flush-bytes", "262144", "--gc-interval-ms", "0"]
+    b = Broker(data, common + ["--merge-interval-ms", "0",
+                               "--compaction-check-interval-ms", "86400000"])
+    b.start()
+    ctopic, mtopic, stopic = "bench-clean", "bench-merge", "bench-steady"
+    try:
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        fs = admin.create_topics([
+            NewTopic(ctopic, 1, 1, config={"cleanup.policy": "delete", "segment.ms": "1",
+                                           "retention.ms": "-1"}),
+            NewTopic(mtopic, 8, 1), NewTopic(stopic, 1, 1)])
+        for f in fs.values():
+            f.result(15)
+        del admin
+        t0 = time.monotonic()
+        subprocess.run([os.path.join(os.path.dirname(SLUICE), "bench", "driver"), "produce",
+                        "--bootstrap", b.bootstrap, "--topic", mtopic, "--partitions", "8",
+                        "--msg-bytes", "1024", "--count", str(args.merge_mib << 10)],
+                       check=True, capture_output=True)
+        produce(b.bootstrap, ctopic, args.clean_mib << 20, args.keys, args.value_bytes, 1)
+        print("loaded %d MiB to merge, %d MiB to clean in %.1f s"
+              % (args.merge_mib, args.clean_mib, time.monotonic() - t0))
+    finally:
+        b.stop()
+
+    mport = free_port()
+    b = Broker(data, common + ["--merge-interval-ms", str(int((3 + args.idle_s) * 1000)),
+                               "--merge-min-age-ms", "0",
+                               "--compaction-check-interval-ms", "1000",
+                               "--metrics-listen", "127.0.0.1:%d" % mport])
+    b.start()
+    scraper = Scraper(mport)
+    scraper.start()
+    log = os.path.join(data, "broker.log")
+    log_from = os.path.getsize(log)
+    sp = SteadyProducer(b.bootstrap, stopic, args.rate)
+    try:
+        t_start = time.time()
+        sp.start()
+        # The merge pass starts after --idle-s; wait for its line.
+        deadline = time.monotonic() + args.idle_s + 600
+        while not [w for w in pass_windows(log) if w[0] == "merge" and w[2] > t_start]:
+            if time.monotonic() > deadline:
+                raise SystemExit("no merge pass")
+            time.sleep(0.5)
+        time.sleep(3)
+        admin = AdminClient({"bootstrap.servers": b.bootstrap})
+        res = ConfigResource("topic", ctopic, set_config={
+            "cleanup.policy": "compact", "segment.ms": "1", "retention.ms": "-1",
+            "min.cleanable.dirty.ratio": "0.5"})
+        for f in admin.alter_configs([res]).values():
+            f.result(15)
+        # Cleaning until a pass cleans nothing (no line) for 5 s.
+        last = time.monotonic()
+        seen = 0
+        while time.monotonic() - last < 5 and time.monotonic() < deadline:
+            n = len([w for w in pass_windows(log) if w[0] == "clean"])
+            if n != seen:
+                seen, last = n, time.monotonic()
+            time.sleep(0.5)
+        time.sleep(3)
+    finally:
+        sp.stop.set()
+        sp.join(60)
+        scraper.stop.set()
+        scraper.join(10)
+        b.stop()
+    with open(log) as f:
+        f.seek(log_from)
+        tail = f.read()
+    windows = pass_windows(log)
+    classes = {"idle": [], "merge": [], "clean": []}
+    for wall, lat in sp.lat:
+        if wall < t_start + 3:
+            continue
+        kinds = [k for k, s, e in windows if s <= wall <= e]
+        for k in set(kinds) or ["idle"]:
+            classes[k].append(lat * 1000)
+    print("steady producer: %d msgs/s of 1 KiB, acks=all, linger.ms 0; %d delivered, %d errors"
+          % (args.rate, len(sp.lat), sp.errors))
+    for k, s, e in windows:
+        print("  %s pass %.1f s" % (k, e - s))
+    means = stage_means(scraper.samples, windows)
+    print("| while | records | p50 ms | p99 ms | p99.9 ms | max ms | object write ms (mean) "
+          "| metadata commit ms (mean) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for k in ("idle", "merge", "clean"):
+        xs = classes[k]
+        up, cm = means.get(k, (float("nan"), float("nan")))
+        print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"
+              % (k, len(xs), percentile(xs, 50), percentile(xs, 99), percentile(xs, 99.9),
+                 max(xs) if xs else float("nan"), up, cm))
+    for line in tail.splitlines():
+        if "merge:" in line or "compaction:" in line:
+            print("  " + line)
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3])
+    if args.keep:
+        shutil.move(data, args.keep)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def du(path):
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
@@ -88,7 +316,16 @@ def main():
     ap.add_argument("--keys", type=int, default=10000)
     ap.add_argument("--value-bytes", type=int, default=1000)
     ap.add_argument("--keep", help="produce only, into this folder (for profiling a pass)")
+    ap.add_argument("--produce-latency", action="store_true",
+                    help="a steady producer's latency idle, during a merge and a cleaning pass")
+    ap.add_argument("--rate", type=int, default=500)
+    ap.add_argument("--idle-s", type=float, default=20)
+    ap.add_argument("--merge-mib", type=int, default=128)
+    ap.add_argument("--clean-mib", type=int, default=256)
     args = ap.parse_args()
+    if args.produce_latency:
+        produce_latency(args)
+        return
     tmp = tempfile.mkdtemp(prefix="sluice-bench-compaction-")
     data = os.path.join(tmp, "data")
     os.makedirs(data)

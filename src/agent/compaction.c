@@ -43,6 +43,7 @@ struct cleaner {
 	size_t n, cap, next;
 	struct clean_item *cur;
 	int64_t now_ms;
+	int64_t pass_start_us;    /* monotonic, for the pass's line */
 	struct clean_stats st;    /* the cleaning job's */
 	uint64_t cleaned, refused;
 	uint64_t bytes_read, bytes_written;
@@ -70,8 +71,9 @@ static void pass_end(struct cleaner *g, const char *why)
 {
 	if (g->cleaned || g->refused)
 		log_info("compaction: %" PRIu64 " partition(s) cleaned (%" PRIu64 " bytes into %" PRIu64
-			 "), %" PRIu64 " refused%s",
-			 g->cleaned, g->bytes_read, g->bytes_written, g->refused, why);
+			 "), %" PRIu64 " refused%s; the pass took %" PRId64 " ms",
+			 g->cleaned, g->bytes_read, g->bytes_written, g->refused, why,
+			 (clock_mono_us() - g->pass_start_us) / 1000);
 	g->n = g->next = 0;
 	g->queued = false;
 }
@@ -215,6 +217,7 @@ static void on_timer(uv_timer_t *timer)
 		return;
 	g->queued = true;
 	g->planning = true;
+	g->pass_start_us = clock_mono_us();
 	g->now_ms = clock_wall_ms();
 	maint_submit(a, &g->job);
 }

@@ -35,6 +35,7 @@ struct merger {
 	size_t n, next;
 	struct merge_item cur;    /* the job's: copied, the pool reads no catalog */
 	int64_t now_ms;
+	int64_t pass_start_us; /* monotonic, for the pass's line */
 	struct merge_stats job_stats, pass;
 	int err;
 };
@@ -58,8 +59,10 @@ static void pass_end(struct merger *g, const char *why)
 	const struct merge_stats *st = &g->pass;
 	if (st->runs || st->refused)
 		log_info("merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
-			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s",
-			 st->rows, st->sources, st->runs, st->bytes, st->refused, why);
+			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; the pass took %"
+			 PRId64 " ms",
+			 st->rows, st->sources, st->runs, st->bytes, st->refused, why,
+			 (clock_mono_us() - g->pass_start_us) / 1000);
 	free(g->items);
 	g->items = NULL;
 	g->n = g->next = 0;
@@ -152,6 +155,7 @@ static void on_timer(uv_timer_t *timer)
 		return;
 	}
 	memset(&g->pass, 0, sizeof g->pass);
+	g->pass_start_us = clock_mono_us();
 	g->queued = true;
 	g->next = 0;
 	submit_next(g);
