@@ -677,9 +677,9 @@ static void redo_txn_offset_commit(struct agent *a, struct request *req, const v
  * for the whole request, each topic's READ and existence per partition,
  * the group coordinator's status, the transaction (the partitions'
  * offsets are pending in it: AddOffsetsToTxn done, same producer and
- * epoch, Ongoing), the member (only when the request names one:
- * transactional commits without member information are allowed into a
- * group with members, as Kafka's validateOffsetCommit exempts them). */
+ * epoch, Ongoing), the member (coord_txn_commit_check: transactional
+ * commits without member information are allowed into a group with
+ * members, as Kafka's validateOffsetCommit exempts them). */
 void handle_txn_offset_commit(struct agent *a, struct request *req,
 			      const struct kmsg_txn_offset_commit_req *m)
 {
@@ -764,10 +764,9 @@ void handle_txn_offset_commit(struct agent *a, struct request *req,
 		};
 		err = txn_svc_offset_commit(a->txns, &args);
 	}
-	if (!err && (m->generation_id >= 0 || m->member_id.len > 0 ||
-		     m->group_instance_id.len > 0))
-		err = group_svc_commit_check(s, m->group_id, m->generation_id, m->member_id,
-					     m->group_instance_id, 0);
+	if (!err)
+		err = group_svc_txn_commit_check(s, m->group_id, m->generation_id, m->member_id,
+						 m->group_instance_id);
 	if (err) {
 		txn_commit_respond(j, err);
 		return;

@@ -1569,6 +1569,30 @@ int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
 	return KERR_NONE;
 }
 
+int16_t coord_txn_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
+			       int32_t generation_id, kstr member_id, kstr group_instance_id)
+{
+	group_instance_id = instance_norm(group_instance_id);
+	/* Kafka's isValidGroupId: only the plain offset APIs take "". */
+	if (group_id.len == 0 || !group_id_ok(group_id))
+		return KERR_INVALID_GROUP_ID;
+	struct coord_group *g = group_get(c, group_id);
+	if (!g && !(g = group_create(c, group_id, now_ms)))
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	if (g->state == COORD_DEAD)
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	/* No generation: an Empty group takes it whatever the member says
+	 * (as a plain commit); a group with members only without member
+	 * information (transactional commits before v3 carry none). */
+	if (generation_id < 0 && (g->state == COORD_EMPTY ||
+				  (member_id.len == 0 && kstr_is_null(group_instance_id))))
+		return KERR_NONE;
+	int16_t err = validate_member(g, member_id, group_instance_id);
+	if (err)
+		return err;
+	return generation_id != g->generation_id ? KERR_ILLEGAL_GENERATION : KERR_NONE;
+}
+
 struct requests_arg {
 	void (*fn)(void *arg, void *req);
 	void *arg;

@@ -301,6 +301,19 @@ int16_t coord_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
 			   int32_t generation_id, kstr member_id, kstr group_instance_id,
 			   int16_t api_version);
 
+/* TxnOffsetCommit: may this transactional commit be stored? Kafka 3.9's
+ * GroupCoordinator.handleTxnCommitOffsets: an unknown group is created
+ * Empty whatever the generation (a plain commit's generation is illegal
+ * there), then validateOffsetCommit: generation < 0 on an Empty group is
+ * accepted, a commit without member information (generation -1, no
+ * member or instance id: v0-2) too whatever the group's state; else the
+ * instance, the member and the generation, and no REBALANCE_IN_PROGRESS
+ * (a plain commit's answer while the group completes its rebalance).
+ * An empty group id is INVALID_GROUP_ID, as for every group API but the
+ * plain offset ones. */
+int16_t coord_txn_commit_check(struct coordinator *c, int64_t now_ms, kstr group_id,
+			       int32_t generation_id, kstr member_id, kstr group_instance_id);
+
 /* Every request waiting inside the coordinator (a pending JoinGroup or
  * SyncGroup), in no particular order. */
 void coord_requests_each(const struct coordinator *c, void (*fn)(void *arg, void *req), void *arg);

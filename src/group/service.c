@@ -259,6 +259,13 @@ int16_t group_svc_commit_check(struct group_svc *s, kstr group_id, int32_t gener
 				  group_instance_id, api_version);
 }
 
+int16_t group_svc_txn_commit_check(struct group_svc *s, kstr group_id, int32_t generation_id,
+				   kstr member_id, kstr group_instance_id)
+{
+	return coord_txn_commit_check(s->coord, now_ms(), group_id, generation_id, member_id,
+				      group_instance_id);
+}
+
 /* ---- what is stored, per group ---- */
 
 static struct stored_group *stored_get(const struct group_svc *s, const char *id)

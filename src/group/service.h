@@ -144,6 +144,9 @@ int16_t group_svc_leave(struct group_svc *s, kstr group_id, kstr member_id,
 /* May an OffsetCommit be stored (coord_commit_check)? */
 int16_t group_svc_commit_check(struct group_svc *s, kstr group_id, int32_t generation_id,
 			       kstr member_id, kstr group_instance_id, int16_t api_version);
+/* May a TxnOffsetCommit be stored (coord_txn_commit_check)? */
+int16_t group_svc_txn_commit_check(struct group_svc *s, kstr group_id, int32_t generation_id,
+				   kstr member_id, kstr group_instance_id);
 
 /* ---- reading groups (ListGroups, DescribeGroups) ---- */
 

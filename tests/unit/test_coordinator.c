@@ -852,6 +852,48 @@ static void test_stale_generation_commit(void **state)
 	h_free(h);
 }
 
+/* TxnOffsetCommit's checks (GroupCoordinator.handleTxnCommitOffsets):
+ * where they part from a plain commit's. */
+static void test_txn_commit_check(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	const char *mids1[] = { a };
+	const char *b1[] = { "x" };
+	sync_(h, 2, a, 1, 1, mids1, b1);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), 1, KSTR(a), KSTR_NULL),
+			 KERR_NONE);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), 0, KSTR(a), KSTR_NULL),
+			 KERR_ILLEGAL_GENERATION);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), 1, KSTR("zz"), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), -1, KSTR("zz"), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	/* no member information: let into a group with members (a plain
+	 * commit is UNKNOWN_MEMBER_ID) */
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), -1, KSTR(""), KSTR_NULL),
+			 KERR_NONE);
+	/* CompletingRebalance: the member of the new generation is let in */
+	const char *b = join_new(h, 1, 3, 4);
+	join(h, 5, a, NULL, 5);
+	assert_int_equal(grp(h)->state, COORD_COMPLETING_REBALANCE);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(b), KSTR_NULL),
+			 KERR_NONE);
+	assert_int_equal(coord_commit_check(h->c, h->now, KSTR("g"), 2, KSTR(b), KSTR_NULL, 8),
+			 KERR_REBALANCE_IN_PROGRESS);
+	/* an unknown group is created Empty: a generation names no member
+	 * there (a plain commit: ILLEGAL_GENERATION) */
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("new"), 3, KSTR("m"), KSTR_NULL),
+			 KERR_UNKNOWN_MEMBER_ID);
+	assert_non_null(coord_group_find(h->c, KSTR("new")));
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR("new"), -1, KSTR("m"),
+						KSTR("inst")),
+			 KERR_NONE);
+	assert_int_equal(coord_txn_commit_check(h->c, h->now, KSTR(""), -1, KSTR(""), KSTR_NULL),
+			 KERR_INVALID_GROUP_ID);
+	h_free(h);
+}
+
 static void test_leave_during_rebalance(void **state)
 {
 	struct h *h = h_new(0);
@@ -1200,6 +1242,7 @@ int main(void)
 		cmocka_unit_test(test_initial_delay_single),
 		cmocka_unit_test(test_static_fenced_pending_join),
 		cmocka_unit_test(test_stale_generation_commit),
+		cmocka_unit_test(test_txn_commit_check),
 		cmocka_unit_test(test_leave_during_rebalance),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_effects_survive),
