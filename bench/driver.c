@@ -11,6 +11,11 @@
  *          sends to every partition, in a round robin from its own start,
  *          or with sticky: keyless messages placed by librdkafka's own
  *          partitioner, which sticks to one partition for a while (KIP-480)
+ *          [--idempotent on]  enable.idempotence (acks=all)
+ *          [--txn-records N [--txn-abort-every K]]  a transactional producer
+ *          (its own transactional.id per instance): begin, N messages, flush,
+ *          then commit timed alone (EndTxn's latency: p50/p99 printed), every
+ *          K-th transaction aborted instead
  *   driver consume (--bootstrap HOST:PORT | --reference mock) --topic T
  *          [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]
  *          [--consumers N]   N client instances, partitions split evenly
@@ -103,6 +108,9 @@ struct opts {
 	bool sticky;         /* produce: keyless messages, the client's own
 			      * partitioner (sticky, KIP-480) instead of an
 			      * explicit round robin */
+	bool idempotent;     /* produce: enable.idempotence */
+	int64_t txn_records; /* produce: messages per transaction (0: none) */
+	int64_t txn_abort_every; /* produce: abort every K-th transaction */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -170,6 +178,15 @@ static void hist_add(struct hist *h, uint64_t v)
 	h->n++;
 	if (v > h->max_us)
 		h->max_us = v;
+}
+
+static void hist_merge(struct hist *a, const struct hist *b)
+{
+	for (int i = 0; i < HIST_BUCKETS; i++)
+		a->bucket[i] += b->bucket[i];
+	a->n += b->n;
+	if (b->max_us > a->max_us)
+		a->max_us = b->max_us;
 }
 
 static double hist_percentile_ms(const struct hist *h, double p)
@@ -410,6 +427,9 @@ static void print_result(const struct opts *o, const char *workload, double mb_s
 
 struct produce_state {
 	struct hist hist;
+	struct hist commit_hist; /* --txn-records: commit_transaction() after a flush */
+	uint64_t txns_committed, txns_aborted;
+	uint64_t records_committed;
 	uint64_t delivered;
 	uint64_t delivered_bytes;
 	uint64_t failed;
@@ -437,6 +457,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	st->last_delivery_us = t;
 }
 
+static void txn_check(const char *what, rd_kafka_error_t *e);
+
 static rd_kafka_t *producer_new(const struct opts *o, const char *bootstrap,
 				struct produce_state *st)
 {
@@ -451,13 +473,49 @@ static rd_kafka_t *producer_new(const struct opts *o, const char *bootstrap,
 	conf_set(conf, "batch.size", "1000000");
 	conf_set(conf, "compression.type", "none");
 	conf_set(conf, "message.timeout.ms", "60000");
-	conf_set(conf, "enable.idempotence", "false");
+	conf_set(conf, "enable.idempotence", o->idempotent || o->txn_records ? "true" : "false");
+	if (o->txn_records) {
+		static int instances;
+		char id[64];
+		snprintf(id, sizeof id, "driver-%d-%d", (int)getpid(),
+			 __atomic_fetch_add(&instances, 1, __ATOMIC_RELAXED));
+		conf_set(conf, "transactional.id", id);
+	}
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_opaque(conf, st);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	if (!rk)
 		die("producer: %s", err);
+	if (o->txn_records)
+		txn_check("init_transactions", rd_kafka_init_transactions(rk, 60000));
 	return rk;
+}
+
+/* ---- transactions (--txn-records) ---- */
+
+static void txn_check(const char *what, rd_kafka_error_t *e)
+{
+	if (e)
+		die("%s: %s", what, rd_kafka_error_string(e));
+}
+
+/* Ends the open transaction: flush (its messages delivered), then time the
+ * commit alone, which is then EndTxn's round trip; or abort it. */
+static void txn_end(const struct opts *o, rd_kafka_t *rk, struct produce_state *st,
+		    int64_t records)
+{
+	rd_kafka_flush(rk, 60000);
+	uint64_t n = st->txns_committed + st->txns_aborted + 1;
+	if (o->txn_abort_every > 0 && n % (uint64_t)o->txn_abort_every == 0) {
+		txn_check("abort_transaction", rd_kafka_abort_transaction(rk, 60000));
+		st->txns_aborted++;
+		return;
+	}
+	int64_t t0 = now_us();
+	txn_check("commit_transaction", rd_kafka_commit_transaction(rk, 60000));
+	hist_add(&st->commit_hist, (uint64_t)(now_us() - t0));
+	st->txns_committed++;
+	st->records_committed += (uint64_t)records;
 }
 
 /* Produces one message to partition p; returns false when the local queue
@@ -507,6 +565,7 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions, 
 	int64_t start = now_us();
 	int64_t end = start + (int64_t)(o->duration_s * 1e6);
 	int64_t sent = 0;
+	int64_t in_txn = 0; /* messages in the open transaction */
 	int64_t next_report = start + 1000000;
 	uint64_t last_delivered = 0;
 	int p = first_p % partitions;
@@ -531,6 +590,8 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions, 
 		if (count > 0 && want > count)
 			want = count;
 		while (sent < want) {
+			if (o->txn_records && in_txn == 0)
+				txn_check("begin_transaction", rd_kafka_begin_transaction(rk));
 			if (!produce_one(rkt, o->sticky ? RD_KAFKA_PARTITION_UA : p, payload,
 					 (size_t)o->msg_bytes)) {
 				rd_kafka_poll(rk, 1);
@@ -539,6 +600,10 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions, 
 			sent++;
 			if (++p == partitions)
 				p = 0;
+			if (o->txn_records && ++in_txn == o->txn_records) {
+				txn_end(o, rk, st, in_txn);
+				in_txn = 0;
+			}
 		}
 		rd_kafka_poll(rk, 0);
 		if (o->rate_msgs_s > 0) {
@@ -547,6 +612,8 @@ static double produce_run(const struct opts *o, rd_kafka_t *rk, int partitions, 
 		}
 	}
 
+	if (in_txn > 0)
+		txn_end(o, rk, st, in_txn);
 	while (rd_kafka_outq_len(rk) > 0 && !stop_requested)
 		rd_kafka_poll(rk, 50);
 	rd_kafka_flush(rk, stop_requested ? 1000 : 60000);
@@ -592,11 +659,11 @@ static void *producer_thread(void *arg)
 /* Adds b's deliveries into a (the run's totals over every producer). */
 static void produce_state_merge(struct produce_state *a, const struct produce_state *b)
 {
-	for (int i = 0; i < HIST_BUCKETS; i++)
-		a->hist.bucket[i] += b->hist.bucket[i];
-	a->hist.n += b->hist.n;
-	if (b->hist.max_us > a->hist.max_us)
-		a->hist.max_us = b->hist.max_us;
+	hist_merge(&a->hist, &b->hist);
+	hist_merge(&a->commit_hist, &b->commit_hist);
+	a->txns_committed += b->txns_committed;
+	a->txns_aborted += b->txns_aborted;
+	a->records_committed += b->records_committed;
 	a->delivered += b->delivered;
 	a->delivered_bytes += b->delivered_bytes;
 	if (!a->failed && b->failed)
@@ -665,9 +732,23 @@ static int cmd_produce(const struct opts *o)
 	if (st->failed)
 		printf("  %" PRIu64 " deliveries FAILED (first: %s)\n", st->failed,
 		       rd_kafka_err2name(st->first_err));
+	if (o->txn_records)
+		printf("  transactions of %" PRId64 ": %" PRIu64 " committed (%" PRIu64
+		       " msgs), %" PRIu64 " aborted; commit p50 %.2f ms  p99 %.2f ms  max %.2f ms\n",
+		       o->txn_records, st->txns_committed, st->records_committed, st->txns_aborted,
+		       hist_percentile_ms(&st->commit_hist, 50),
+		       hist_percentile_ms(&st->commit_hist, 99),
+		       (double)st->commit_hist.max_us / 1000.0);
 	print_result(o, workload, mb_s, msgs_s, &st->hist);
-	printf("stat:elapsed_s=%.3f,msgs=%" PRIu64 ",bytes=%" PRIu64 "\n", secs, st->delivered,
+	printf("stat:elapsed_s=%.3f,msgs=%" PRIu64 ",bytes=%" PRIu64, secs, st->delivered,
 	       st->delivered_bytes);
+	if (o->txn_records)
+		printf(",txns_committed=%" PRIu64 ",txns_aborted=%" PRIu64
+		       ",msgs_committed=%" PRIu64 ",commit_p50_ms=%.3f,commit_p99_ms=%.3f",
+		       st->txns_committed, st->txns_aborted, st->records_committed,
+		       hist_percentile_ms(&st->commit_hist, 50),
+		       hist_percentile_ms(&st->commit_hist, 99));
+	printf("\n");
 
 	int rc = st->failed || st->delivered == 0 ? 1 : 0;
 	for (int i = 0; i < n_prod; i++) {
@@ -1330,6 +1411,7 @@ static void usage(void)
 		"              [--partitions 8] [--msg-bytes 1024] [--duration-s 10] [--acks all]\n"
 		"              [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME] [--verbose]\n"
 		"              [--queue-msgs 500000] [--producers 1] [--partitioner round-robin|sticky]\n"
+		"              [--idempotent on|off] [--txn-records N [--txn-abort-every K]]\n"
 		"       driver consume (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]\n"
 		"              [--consumers 1]\n"
@@ -1458,7 +1540,15 @@ int main(int argc, char **argv)
 			o.producers = (int)parse_int(a, v, 1, CLIENTS_MAX);
 		else if (strcmp(a, "--consumers") == 0)
 			o.consumers = (int)parse_int(a, v, 1, CLIENTS_MAX);
-		else if (strcmp(a, "--partitioner") == 0) {
+		else if (strcmp(a, "--txn-records") == 0)
+			o.txn_records = parse_int(a, v, 1, 100000000);
+		else if (strcmp(a, "--txn-abort-every") == 0)
+			o.txn_abort_every = parse_int(a, v, 1, 1000000);
+		else if (strcmp(a, "--idempotent") == 0) {
+			if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0)
+				die("--idempotent: on or off");
+			o.idempotent = strcmp(v, "on") == 0;
+		} else if (strcmp(a, "--partitioner") == 0) {
 			if (strcmp(v, "round-robin") != 0 && strcmp(v, "sticky") != 0)
 				die("--partitioner: round-robin or sticky");
 			o.sticky = strcmp(v, "sticky") == 0;
