@@ -33,6 +33,7 @@ struct objstore;
 struct fetch_wait;
 struct group_svc;
 struct txn_svc;
+struct txn_owner;
 struct txn_effect;
 struct retention;
 struct maint;
@@ -168,9 +169,10 @@ struct agent {
 	struct fetch_sessions *fetch_sessions; /* KIP-227 (api/fetch_session.c; the api layer's) */
 	struct producers producers;   /* idempotent producers' sequences */
 	struct group_svc *groups;     /* consumer group service (group/service.c) */
-	/* The transaction service (txn/service.c, agent/txn_coord.c); NULL
-	 * on a shared store, where transactions are not served yet. */
+	/* The transaction service (txn/service.c, agent/txn_coord.c), and
+	 * in cluster mode the ids whose leases this agent holds or wants. */
 	struct txn_svc *txns;
+	struct txn_owner *txn_owner;
 	bool txn_pid_refilling;       /* a producer id block is being taken for it */
 	struct maint *maint;          /* the maintenance queue (agent/maintenance.c) */
 	struct retention *retention;  /* the retention sweep (agent/retention.c) */
@@ -302,12 +304,21 @@ int agent_txn_write_markers(struct agent *a, const char *transactional_id, int64
 			    bool commit, const struct txn_tp *partitions, size_t n,
 			    agent_markers_done_fn *done, void *arg);
 /* The transaction coordinator (agent/txn_coord.c): start the
- * transaction service when the store is this agent's alone (0, or its
- * error); stop it while draining (held requests answered
- * NOT_COORDINATOR); free it after the loop. */
+ * transaction service (0, or its error; on a shared store in fenced
+ * mode, ids served under their leases); stop it while draining (held
+ * requests answered NOT_COORDINATOR); free it after the loop. */
 int agent_txn_start(struct agent *a);
 void agent_txn_stop(struct agent *a);
 void agent_txn_free(struct agent *a);
+/* Before handing a request for transactional_id to the service:
+ * KERR_NONE when this agent serves it (alone: always; in a cluster once
+ * placement puts it here and its lease is held — the service then
+ * answers COORDINATOR_LOAD_IN_PROGRESS while it reads the id);
+ * NOT_COORDINATOR when placed elsewhere or another live agent holds
+ * the lease (the client asks FindCoordinator again);
+ * COORDINATOR_LOAD_IN_PROGRESS while the lease is being taken;
+ * COORDINATOR_NOT_AVAILABLE without a service. */
+int16_t agent_txn_acquire(struct agent *a, kstr transactional_id);
 /* A request the transaction service answers (the txn_svc_* calls' req):
  * the first member of the handler's state; answered fires once, on the
  * loop, with the service's ANSWER effect (valid during the call). */

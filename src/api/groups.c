@@ -239,11 +239,9 @@ struct coordinator_answer {
 };
 
 /* The coordinator of a group (key type 0) or a transactional id (1):
- * rendezvous over every live agent. Transactional ids are placed already,
- * though agents on a shared store serve no transactions yet
- * (InitProducerId refuses a transactional id with
- * COORDINATOR_NOT_AVAILABLE, which clients retry as they would this
- * answer); an agent alone coordinates every id. The coordinator is named by its endpoint
+ * rendezvous over every live agent (the agent named takes the id's lease
+ * at its first request, agent/txn_coord.c); an agent alone coordinates
+ * every id. The coordinator is named by its endpoint
  * of the request's listener; one without that listener answers
  * COORDINATOR_NOT_AVAILABLE, as Kafka does, rather than another agent
  * (which would answer NOT_COORDINATOR: a group has one coordinator
@@ -762,7 +760,12 @@ void handle_txn_offset_commit(struct agent *a, struct request *req,
 			m->transactional_id, m->producer_id, m->producer_epoch, m->group_id,
 			tps, (int32_t)j->op.row_count, req->api_version
 		};
-		err = txn_svc_offset_commit(a->txns, &args);
+		/* In a cluster the transaction's coordinator may be another
+		 * agent: the store's check (meta_txn_offset_commit: Ongoing,
+		 * this producer, the group added) is then the only one. */
+		bool elsewhere = a->txn_owner &&
+				 !txn_svc_adopted(a->txns, m->transactional_id, NULL);
+		err = elsewhere ? KERR_NONE : txn_svc_offset_commit(a->txns, &args);
 	}
 	if (!err)
 		err = group_svc_txn_commit_check(s, m->group_id, m->generation_id, m->member_id,
@@ -1055,8 +1058,8 @@ out_fail:
 /* Whether a transaction not yet completed has committed an offset of
  * the group's partition (TxnOffsetCommit): the transaction coordinator
  * keeps them (txn_offset_pending, docs/transactions.md §6). A single
- * agent coordinates both the group and the transactions; on a shared
- * store no transaction runs. */
+ * agent coordinates both the group and the transactions; in a cluster
+ * only transactions coordinated on this agent are seen (§7.1). */
 static bool offset_unstable(struct agent *a, kstr group_id, const struct topic_state *t,
 			    int32_t partition)
 {

@@ -4,8 +4,10 @@
  * by the transaction service (txn/service.h) once what they report is
  * stored. Kafka 3.9's KafkaApis checks come first (ACLs on the
  * transactional id, topics and group; partitions that do not exist), the
- * coordinator's in txn/coordinator.c. On a store several agents share no
- * coordinator runs (agent/txn_coord.c): COORDINATOR_NOT_AVAILABLE. */
+ * coordinator's in txn/coordinator.c. In a cluster each id has one
+ * coordinator (agent_txn_acquire, agent/txn_coord.c): a request for an
+ * id placed on another agent answers NOT_COORDINATOR, one whose lease
+ * is being taken COORDINATOR_LOAD_IN_PROGRESS (both retriable). */
 #include <string.h>
 
 #include "agent/agent.h"
@@ -45,6 +47,12 @@ bool api_txn_init_producer_id(struct agent *a, struct request *req,
 	}
 	c->base.answered = init_answered;
 	c->req = req;
+	int16_t err = agent_txn_acquire(a, m->transactional_id);
+	if (err) {
+		struct txn_effect e = { .kind = TXN_EFFECT_ANSWER, .error = err };
+		init_answered(&c->base, &e);
+		return true;
+	}
 	/* v0-2 carry no producer id and epoch (the codec leaves -1). */
 	struct txn_init_args args = { m->transactional_id, m->transaction_timeout_ms,
 				      m->producer_id, m->producer_epoch, req->api_version };
@@ -101,8 +109,9 @@ void handle_add_offsets_to_txn(struct agent *a, struct request *req,
 		add_offsets_respond(req, KERR_GROUP_AUTHORIZATION_FAILED);
 		return;
 	}
-	if (!a->txns) {
-		add_offsets_respond(req, KERR_COORDINATOR_NOT_AVAILABLE);
+	int16_t err = agent_txn_acquire(a, m->transactional_id);
+	if (err) {
+		add_offsets_respond(req, err);
 		return;
 	}
 	struct error_call *c = error_call_new(req, add_offsets_respond);
@@ -131,8 +140,9 @@ void handle_end_txn(struct agent *a, struct request *req, const struct kmsg_end_
 		end_txn_respond(req, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 		return;
 	}
-	if (!a->txns) {
-		end_txn_respond(req, KERR_COORDINATOR_NOT_AVAILABLE);
+	int16_t err = agent_txn_acquire(a, m->transactional_id);
+	if (err) {
+		end_txn_respond(req, err);
 		return;
 	}
 	struct error_call *c = error_call_new(req, end_txn_respond);
@@ -345,14 +355,15 @@ void handle_add_partitions_to_txn(struct agent *a, struct request *req,
 	st->pending = st->txn_count + 1;
 	for (int32_t i = 0; i < st->txn_count; i++) {
 		struct apt_txn *t = &st->txns[i];
+		int16_t err;
 		if (req->api_version <= 3 &&
 		    !api_allowed_kstr(a, req, ACL_RESOURCE_TRANSACTIONAL_ID,
 				      t->args.transactional_id, ACL_OP_WRITE))
 			apt_fill(t, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
 		else if (!apt_check(a, req, t, (struct txn_tp *)t->args.partitions))
 			;
-		else if (!a->txns)
-			apt_fill(t, KERR_COORDINATOR_NOT_AVAILABLE);
+		else if ((err = agent_txn_acquire(a, t->args.transactional_id)))
+			apt_fill(t, err);
 		else if (t->verify_only)
 			txn_svc_verify_partitions(a->txns, &t->args, t->errors);
 		else {

@@ -23,7 +23,6 @@
 #include "agent/agent.h"
 #include "api/handlers.h"
 #include "base/clock.h"
-#include "cluster/placement.h"
 #include "kmsg.h"
 #include "proto/kerr.h"
 #include "txn/service.h"
@@ -83,11 +82,17 @@ static bool describe_one(struct agent *a, struct request *req, kstr id, dt_state
 		return true;
 	}
 	/* On a shared store an id is another agent's unless placement puts
-	 * it here (what FindCoordinator answers); alone, every id is ours. */
-	if (meta_shared(a->meta) &&
-	    !placement_is_coordinator(&a->placement, PLACEMENT_KEY_TRANSACTION, id, a->cfg.node_id)) {
-		st->error_code = KERR_NOT_COORDINATOR;
-		return true;
+	 * it here (what FindCoordinator answers), and read only once its
+	 * lease is held (agent_txn_acquire takes it: LOAD_IN_PROGRESS until
+	 * then, as Kafka answers while it loads the id's partition); alone,
+	 * every id is ours. */
+	if (meta_shared(a->meta)) {
+		int16_t err = agent_txn_acquire(a, id);
+		if (err) {
+			st->error_code = err;
+			return true;
+		}
+		status = txn_svc_read_status(a->txns, id);
 	}
 	if (status != KERR_NONE) {
 		st->error_code = status;

@@ -1056,6 +1056,8 @@ static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
 /* A group's lease name, META_LEASE_GROUP_PREFIX + group, into
  * out[META_LEASE_NAME_BYTES]: false when it does not fit. (In meta.c.) */
 bool meta_lease_group_name(const char *group, char *out);
+/* A transactional id's, META_LEASE_TXN_PREFIX + id, likewise. */
+bool meta_lease_txn_name(const char *transactional_id, char *out);
 
 /* For each lease, in one transaction: acquire it when free (the epoch
  * rises), renew it when self holds it (expiry = the store's now +
@@ -1161,7 +1163,10 @@ static inline int meta_txn_delete(struct meta *m, const char *transactional_id,
  * one snapshot, by id: what txn_load feeds the coordinator. A record in
  * Prepare* lists only the partitions whose markers are still owed. Free
  * with meta_txn_rows_free. SL_ELIMIT past SL_TXN_IDS_MAX ids. [start],
- * [pool: offsets] (a takeover). want runs on the calling thread. */
+ * [pool: offsets] (a takeover: an id adopted; in a cluster also each
+ * agent's scan for open transactions placed on it, at every change of
+ * the live agents and every 10 s, agent/txn_coord.c). want runs on the
+ * calling thread. */
 static inline int meta_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
 				struct meta_txn_row **out, size_t *n)
 {

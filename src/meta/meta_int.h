@@ -109,9 +109,6 @@ int meta_txn_record_check(const char *transactional_id, const struct txn_record 
  * SL_TXN_OFFSETS_MAX, metadata within its limit; 0 or SL_EINVAL. */
 int meta_txn_offsets_check(const char *transactional_id, const struct meta_offset_commit *rows,
 			   size_t n);
-/* META_LEASE_TXN_PREFIX + id into out[META_LEASE_NAME_BYTES]: false when
- * it does not fit. */
-bool meta_lease_txn_name(const char *transactional_id, char *out);
 /* txn_load's rows: append one (its id copied, no partitions nor groups
  * yet), SL_ELIMIT past SL_TXN_IDS_MAX; then add its partitions and groups
  * (SL_ECORRUPT past their limits); find one by id in rows sorted by id. */

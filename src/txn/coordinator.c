@@ -1193,6 +1193,13 @@ void txn_shutdown(struct txn_coordinator *c, struct txn_effects *out)
 	strmap_each(&c->ids, shutdown_each, out);
 }
 
+void txn_unload(struct txn_coordinator *c, kstr transactional_id, struct txn_effects *out)
+{
+	struct txn_meta *t = meta_get(c, transactional_id);
+	if (t)
+		abandon(c, t, out);
+}
+
 /* ---------------------------------------------------------------- views */
 
 const struct txn_meta *txn_find(const struct txn_coordinator *c, kstr transactional_id)

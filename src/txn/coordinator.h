@@ -324,6 +324,11 @@ void txn_markers_done(struct txn_coordinator *c, int64_t now_ms, kstr transactio
 void txn_tick(struct txn_coordinator *c, int64_t now_ms, struct txn_effects *out);
 /* Answer every held request with NOT_COORDINATOR (agent shutdown). */
 void txn_shutdown(struct txn_coordinator *c, struct txn_effects *out);
+/* This agent no longer coordinates the id (cluster mode: its lease was
+ * lost or released): its held requests are answered NOT_COORDINATOR and
+ * it is forgotten; an outstanding write's or markers' outcome is then
+ * ignored (write ids are never reused). Unknown ids: nothing. */
+void txn_unload(struct txn_coordinator *c, kstr transactional_id, struct txn_effects *out);
 
 /* NULL if the id is not in memory (or Dead). */
 const struct txn_meta *txn_find(const struct txn_coordinator *c, kstr transactional_id);

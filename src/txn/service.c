@@ -36,6 +36,9 @@ struct txn_svc {
 	 * version refused ours): their requests get
 	 * COORDINATOR_LOAD_IN_PROGRESS until the record is back. */
 	struct strmap reloading;
+	/* Fenced mode (cluster): the ids adopted, each with the epoch of
+	 * its lease, which fences its writes. */
+	struct strmap epochs;
 	struct workq q;
 	uv_timer_t tick;
 	uv_timer_t load_retry;
@@ -53,6 +56,7 @@ struct store_job {
 	char *id;
 	struct txn_record record;   /* PERSIST: owned, taken from the effect */
 	uint64_t write_id;
+	int64_t epoch;              /* PERSIST, DELETE: the fence (0: none) */
 	int64_t version;            /* PERSIST: in and out; DELETE: in */
 	int64_t txn_seq;            /* SETTLE */
 	bool commit;
@@ -105,6 +109,16 @@ static void job_free(struct store_job *j)
 
 static void perform(struct txn_svc *s, struct txn_effects *out);
 static void load_retry_cb(uv_timer_t *t);
+
+/* Fenced mode: is id adopted, at which lease epoch? */
+static bool adopted(const struct txn_svc *s, const char *id, int64_t *epoch)
+{
+	void *v = strmap_get(&s->epochs, id);
+	if (epoch)
+		*epoch = (int64_t)(intptr_t)v;
+	return v != NULL;
+}
+
 static void start_reload(struct txn_svc *s, const char *id);
 
 /* STORE_RELOAD's filter: the one id, if placement still wants it. */
@@ -121,10 +135,10 @@ static void store_run(struct workq_job *wj)
 	struct meta *m = j->s->meta;
 	switch (j->kind) {
 	case STORE_PERSIST:
-		j->rc = meta_txn_persist(m, j->id, &j->record, j->s->cfg.coord_epoch, &j->version);
+		j->rc = meta_txn_persist(m, j->id, &j->record, j->epoch, &j->version);
 		break;
 	case STORE_DELETE:
-		j->rc = meta_txn_delete(m, j->id, j->s->cfg.coord_epoch, j->version);
+		j->rc = meta_txn_delete(m, j->id, j->epoch, j->version);
 		break;
 	case STORE_SETTLE:
 		j->rc = meta_txn_settle(m, j->id, j->txn_seq, j->commit);
@@ -152,8 +166,13 @@ static int16_t write_error(const struct store_job *j)
 
 static void load_done(struct txn_svc *s, struct store_job *j)
 {
-	if (j->kind == STORE_RELOAD)
+	if (j->kind == STORE_RELOAD) {
+		/* Released (and maybe adopted again) meanwhile: what it read
+		 * may predate the current lease; a later job reads again. */
+		if (strmap_get(&s->reloading, j->id) != j)
+			return;
 		strmap_del(&s->reloading, j->id);
+	}
 	if (j->rc != 0 && j->kind == STORE_RELOAD) {
 		/* Its next write is refused again and retries the reload. */
 		log_warn("txn: reading %s again: %s", j->id, sl_strerror(j->rc));
@@ -210,7 +229,8 @@ static void store_done(struct workq_job *wj)
 				      j->write_id, err, &out);
 		/* The coordinator dropped the id: read what the store holds
 		 * (another agent's write, or ours whose outcome was lost). */
-		if (current && j->rc == SL_EBUSY && !s->stopping)
+		if (current && j->rc == SL_EBUSY && !s->stopping &&
+		    (!s->cfg.fenced || adopted(s, j->id, NULL)))
 			start_reload(s, j->id);
 		break;
 	case STORE_SETTLE:
@@ -223,7 +243,7 @@ static void store_done(struct workq_job *wj)
 	case STORE_RELOAD:
 		if (current)
 			load_done(s, j);
-		else if (j->kind == STORE_RELOAD)
+		else if (j->kind == STORE_RELOAD && strmap_get(&s->reloading, j->id) == j)
 			strmap_del(&s->reloading, j->id);
 		break;
 	}
@@ -294,6 +314,12 @@ static void perform_one(struct txn_svc *s, struct txn_effect *e, struct txn_effe
 	case TXN_EFFECT_DELETE: {
 		if (s->stopping)
 			return;
+		int64_t epoch = s->cfg.coord_epoch;
+		if (s->cfg.fenced && !adopted(s, e->transactional_id, &epoch)) {
+			/* Released since: not ours to write. */
+			txn_persisted(s->c, now_ms(s), id, e->write_id, KERR_NOT_COORDINATOR, more);
+			return;
+		}
 		struct store_job *j = job_new(s, e->kind == TXN_EFFECT_PERSIST ? STORE_PERSIST
 									: STORE_DELETE,
 					      e->transactional_id);
@@ -303,6 +329,7 @@ static void perform_one(struct txn_svc *s, struct txn_effect *e, struct txn_effe
 			return;
 		}
 		j->write_id = e->write_id;
+		j->epoch = epoch;
 		j->version = version_of(s, e->transactional_id);
 		/* Take the record: the effect's copy is freed with the list. */
 		j->record = e->record;
@@ -407,14 +434,19 @@ int txn_svc_start(uv_loop_t *loop, struct meta *meta, const struct txn_svc_confi
 	}
 	strmap_init(&s->versions);
 	strmap_init(&s->reloading);
+	strmap_init(&s->epochs);
 	workq_init(&s->q, loop);
 	uv_timer_init(loop, &s->tick);
 	uv_timer_init(loop, &s->load_retry);
 	s->tick.data = s;
 	s->load_retry.data = s;
 	uv_timer_start(&s->tick, tick_cb, (uint64_t)s->cfg.tick_ms, (uint64_t)s->cfg.tick_ms);
-	txn_load_begin(s->c);
-	start_load(s);
+	if (s->cfg.fenced) {
+		s->loaded = true; /* ids come one by one, txn_svc_adopt */
+	} else {
+		txn_load_begin(s->c);
+		start_load(s);
+	}
 	*out = s;
 	return 0;
 }
@@ -447,6 +479,7 @@ void txn_svc_free(struct txn_svc *s)
 	txn_free(s->c);
 	strmap_free(&s->versions);
 	strmap_free(&s->reloading);
+	strmap_free(&s->epochs);
 	free(s);
 }
 
@@ -457,24 +490,44 @@ bool txn_svc_loaded(const struct txn_svc *s)
 
 /* ---------------------------------------------------------------- requests */
 
+/* id's value in map (ids as NUL-terminated keys), or NULL. */
+static void *id_get(const struct strmap *map, kstr id)
+{
+	char buf[SL_TXN_ID_BYTES_MAX + 1];
+	if (map->count == 0 || id.len <= 0 || id.len > SL_TXN_ID_BYTES_MAX)
+		return NULL;
+	memcpy(buf, id.ptr, (size_t)id.len);
+	buf[id.len] = 0;
+	return strmap_get(map, buf);
+}
+
+static bool id_in(const struct strmap *map, kstr id)
+{
+	return id_get(map, id) != NULL;
+}
+
 /* Is id being read again from the store? */
 static bool reloading(const struct txn_svc *s, kstr id)
 {
-	char buf[SL_TXN_ID_BYTES_MAX + 1];
-	if (s->reloading.count == 0 || id.len <= 0 || id.len > SL_TXN_ID_BYTES_MAX)
-		return false;
-	memcpy(buf, id.ptr, (size_t)id.len);
-	buf[id.len] = 0;
-	return strmap_get(&s->reloading, buf) != NULL;
+	return id_in(&s->reloading, id);
+}
+
+/* Not this service's to serve: after shutdown, or in fenced mode an id
+ * not adopted (another agent's, or its lease not taken yet). */
+static bool not_here(const struct txn_svc *s, kstr id)
+{
+	/* An id the coordinator refuses (empty, too long) gets its answer. */
+	bool valid = id.len > 0 && id.len <= SL_TXN_ID_BYTES_MAX;
+	return s->stopping || (s->cfg.fenced && valid && !id_in(&s->epochs, id));
 }
 
 /* Answered here, not by the coordinator: NOT_COORDINATOR after
- * shutdown (it holds nothing new), COORDINATOR_LOAD_IN_PROGRESS while
- * the id is read again. */
+ * shutdown (it holds nothing new) or for an id not adopted,
+ * COORDINATOR_LOAD_IN_PROGRESS while the id is read again. */
 static bool answer_here(struct txn_svc *s, kstr id, void *req, enum txn_req_kind kind)
 {
 	int16_t err;
-	if (s->stopping)
+	if (not_here(s, id))
 		err = KERR_NOT_COORDINATOR;
 	else if (reloading(s, id))
 		err = KERR_COORDINATOR_LOAD_IN_PROGRESS;
@@ -521,9 +574,12 @@ void txn_svc_end(struct txn_svc *s, const struct txn_end_args *a, void *req)
 void txn_svc_verify_partitions(const struct txn_svc *s, const struct txn_add_args *a,
 			       int16_t *errors)
 {
-	if (reloading(s, a->transactional_id)) {
+	int16_t err = not_here(s, a->transactional_id) ? KERR_NOT_COORDINATOR
+			: reloading(s, a->transactional_id) ? KERR_COORDINATOR_LOAD_IN_PROGRESS
+							    : KERR_NONE;
+	if (err) {
 		for (int32_t i = 0; i < a->partition_count; i++)
-			errors[i] = KERR_COORDINATOR_LOAD_IN_PROGRESS;
+			errors[i] = err;
 		return;
 	}
 	txn_verify_partitions(s->c, a, errors);
@@ -531,7 +587,7 @@ void txn_svc_verify_partitions(const struct txn_svc *s, const struct txn_add_arg
 
 int16_t txn_svc_offset_commit(struct txn_svc *s, const struct txn_offset_commit_args *a)
 {
-	if (s->stopping)
+	if (not_here(s, a->transactional_id))
 		return KERR_NOT_COORDINATOR;
 	/* The coordinator's mapping of loading (v0-1 had no such code). */
 	if (reloading(s, a->transactional_id))
@@ -556,6 +612,53 @@ void txn_svc_markers_done(struct txn_svc *s, const char *transactional_id, int64
 			 txn_seq, err, &out);
 	perform(s, &out);
 	txn_effects_free(&out);
+}
+
+/* ---------------------------------------------------------------- fenced mode */
+
+int txn_svc_adopt(struct txn_svc *s, const char *transactional_id, int64_t epoch)
+{
+	size_t len = strlen(transactional_id);
+	if (!s->cfg.fenced || epoch <= 0 || len == 0 || len > SL_TXN_ID_BYTES_MAX)
+		return SL_EINVAL;
+	if (s->stopping)
+		return SL_EBUSY;
+	int64_t was;
+	if (adopted(s, transactional_id, &was)) {
+		if (was == epoch)
+			return 0;
+		txn_svc_release(s, transactional_id); /* lost and taken again */
+	}
+	if (strmap_put(&s->epochs, transactional_id, (void *)(intptr_t)epoch) != 0)
+		return SL_ENOMEM;
+	start_reload(s, transactional_id);
+	if (!strmap_get(&s->reloading, transactional_id)) {
+		strmap_del(&s->epochs, transactional_id);
+		return SL_ENOMEM;
+	}
+	return 0;
+}
+
+void txn_svc_release(struct txn_svc *s, const char *transactional_id)
+{
+	if (!adopted(s, transactional_id, NULL))
+		return;
+	strmap_del(&s->epochs, transactional_id);
+	strmap_del(&s->reloading, transactional_id); /* its job's result is dropped */
+	version_set(s, transactional_id, 0);
+	struct txn_effects out;
+	txn_effects_init(&out);
+	txn_unload(s->c, (kstr){ transactional_id, (int32_t)strlen(transactional_id) }, &out);
+	perform(s, &out);
+	txn_effects_free(&out);
+}
+
+bool txn_svc_adopted(const struct txn_svc *s, kstr transactional_id, int64_t *epoch)
+{
+	void *v = id_get(&s->epochs, transactional_id);
+	if (epoch)
+		*epoch = (int64_t)(intptr_t)v;
+	return v != NULL;
 }
 
 const struct txn_coordinator *txn_svc_coordinator(const struct txn_svc *s)

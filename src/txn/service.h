@@ -22,6 +22,16 @@
  * allocator and the answers are callbacks, so the agent (or a test)
  * plugs in the writer's marker path and its producer id block.
  *
+ * Fenced mode (cluster: several agents on one store): nothing is loaded
+ * at start; the caller adopts an id once it holds the id's lease
+ * (txn_svc_adopt: the id is read from the store, its requests answered
+ * COORDINATOR_LOAD_IN_PROGRESS meanwhile, a Prepare* record gets its
+ * markers again, an Ongoing one times out here) and releases it when
+ * the lease is lost or given up (txn_svc_release). Every write of an
+ * id is fenced by its lease's epoch in the store transaction, so a
+ * deposed coordinator's late write is refused (SL_EBUSY); requests for
+ * an id not adopted are answered NOT_COORDINATOR.
+ *
  * Threads: every function is called on the loop thread, and every
  * callback fires there; only the store calls run on a pool thread.
  *
@@ -46,8 +56,12 @@ struct txn_svc_config {
 	/* The coordinator's (alloc_producer_id must be set: it is called on
 	 * the loop and must not block — the agent's producer id block). */
 	struct txn_config coord;
-	/* The lease epoch writes are fenced by (cluster mode); 0 alone. */
+	/* The epoch every write is fenced by when not fenced mode: 0, a
+	 * store this agent claims. */
 	int64_t coord_epoch;
+	/* Fenced mode (above): ids are served once adopted, each write
+	 * fenced by the epoch it was adopted at. */
+	bool fenced;
 	int64_t tick_ms;                /* <= 0: 100 */
 	/* Which stored ids this agent loads (NULL: all). Runs on the pool
 	 * thread of the load. */
@@ -103,6 +117,21 @@ bool txn_svc_offset_pending(const struct txn_svc *s, kstr group_id, struct txn_t
  * the id (NOT_COORDINATOR). */
 void txn_svc_markers_done(struct txn_svc *s, const char *transactional_id, int64_t txn_seq,
 			  int16_t err);
+
+/* Fenced mode: serve transactional_id from now on, its writes fenced
+ * by epoch (> 0, the id's lease's): it is read from the store first.
+ * Adopted again at another epoch (the lease was lost and taken back): it
+ * is released and read again. 0; SL_EINVAL (not fenced mode, epoch <= 0,
+ * a bad id), SL_EBUSY (shut down), SL_ENOMEM (not adopted). */
+int txn_svc_adopt(struct txn_svc *s, const char *transactional_id, int64_t epoch);
+/* Fenced mode: stop serving it (the lease is lost or given up): held
+ * requests answered NOT_COORDINATOR, what is in memory dropped, writes
+ * in flight finish (fenced) with their outcome ignored. Not adopted:
+ * nothing. */
+void txn_svc_release(struct txn_svc *s, const char *transactional_id);
+/* Fenced mode: whether the id is adopted; *epoch (may be NULL) its
+ * lease epoch, 0 when not. */
+bool txn_svc_adopted(const struct txn_svc *s, kstr transactional_id, int64_t *epoch);
 
 /* The coordinator, for reading (DescribeTransactions, ListTransactions):
  * views valid until the next call into the service. */

@@ -25,6 +25,7 @@
 #include "agent/agent.h"
 #include "agent/config.h"
 #include "api/api.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "meta/meta.h"
 #include "txn/coordinator.h"
@@ -152,11 +153,15 @@ static void command(char *cmd)
 			return;
 		}
 		snprintf(j->id, sizeof j->id, "%s", id);
+		/* Started now: on a shared store the agents' own coordinators
+		 * take over open transactions placed on them (txn_coord.c's
+		 * scan) and would abort one whose 60 s ran out long ago. */
+		int64_t now = clock_wall_ms();
 		j->r = (struct txn_record){
 			.producer_id = strtoll(pid, NULL, 10), .last_producer_id = -1,
 			.producer_epoch = (int16_t)atoi(epoch), .last_producer_epoch = -1,
 			.timeout_ms = 60000, .state = (enum txn_state)atoi(state),
-			.txn_seq = strtoll(seq, NULL, 10), .start_ms = 1000, .update_ms = 1000,
+			.txn_seq = strtoll(seq, NULL, 10), .start_ms = now, .update_ms = now,
 			.partitions = j->tps, .partition_count = n,
 		};
 		j->work.data = j;
