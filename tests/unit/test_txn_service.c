@@ -8,7 +8,10 @@
  * previous one left in PrepareCommit (takeover); a timed-out transaction
  * aborted at a bumped epoch; a transaction with offsets and no partition
  * settled by the store; a second writer of an id fencing the first
- * (NOT_COORDINATOR), which then reads the id again. The marker writer
+ * (NOT_COORDINATOR), which then reads the id again; in fenced (cluster)
+ * mode an id served only once adopted at its lease's epoch, and a deposed
+ * coordinator's late write refused by the lease while a new one adopts
+ * the id and completes its commit. The marker writer
  * here acknowledges when the test says so: the writer's marker path is
  * another module's. */
 #define _GNU_SOURCE /* nftw, in meta_backends.h */
@@ -31,7 +34,7 @@
 #include "proto/kerr.h"
 #include "txn/service.h"
 
-#define MAX_REQS 64
+#define MAX_REQS 1024
 #define MAX_MARKERS 16
 
 struct marker_call {
@@ -101,9 +104,10 @@ static struct meta *open_store(void)
 	return m;
 }
 
-static struct txn_svc *start(struct meta *m)
+static struct txn_svc *start_mode(struct meta *m, bool fenced)
 {
 	struct txn_svc_config cfg = { 0 };
+	cfg.fenced = fenced;
 	txn_config_default(&cfg.coord);
 	cfg.coord.alloc_producer_id = alloc_pid;
 	cfg.answer = on_answer;
@@ -113,6 +117,11 @@ static struct txn_svc *start(struct meta *m)
 	struct txn_svc *s = NULL;
 	assert_int_equal(txn_svc_start(&T.loop, m, &cfg, &s), 0);
 	return s;
+}
+
+static struct txn_svc *start(struct meta *m)
+{
+	return start_mode(m, false);
 }
 
 /* Turn the loop until cond holds (at most 10 s). */
@@ -447,6 +456,115 @@ static void test_stale_writer(void **state)
 	meta_close(mb);
 }
 
+/* A registered agent on m (cluster mode) and the lease it takes. */
+static struct meta_agent agent_on(struct meta *m)
+{
+	struct meta_agent a;
+	struct meta_cluster_view v;
+	memset(&a, 0, sizeof a);
+	a.node_id = -1;
+	a.incarnation = (int64_t)getpid() * 1000 + rand() % 1000;
+	snprintf(a.endpoints, sizeof a.endpoints, "PLAINTEXT://h:1");
+	assert_int_equal(meta_agent_register(m, &a, 60000, &v), 0);
+	free(v.agents);
+	return a;
+}
+
+static int64_t take_lease(struct meta *m, const struct meta_agent *self, const char *name)
+{
+	struct meta_lease l = { .name = name };
+	assert_int_equal(meta_leases_sync(m, self, 60000, &l, 1), 0);
+	return l.epoch;
+}
+
+/* InitProducerId retried while the id is read (a client's retries of
+ * COORDINATOR_LOAD_IN_PROGRESS): the producer id. */
+static int64_t producer_once_loaded(struct txn_svc *s, const char *id)
+{
+	int64_t until = clock_mono_us() + 10000000;
+	for (;;) {
+		int r = init(s, id, 60000);
+		RUN_UNTIL(T.answered[r]);
+		if (T.error[r] != KERR_COORDINATOR_LOAD_IN_PROGRESS) {
+			assert_int_equal(T.error[r], KERR_NONE);
+			return T.pid[r];
+		}
+		assert_true(clock_mono_us() < until);
+		uv_run(&T.loop, UV_RUN_ONCE);
+	}
+}
+
+/* Cluster mode (fenced): an id is served only once adopted at its
+ * lease's epoch. Its coordinator's agent stops counting (deregistered,
+ * as by a kill) after storing PrepareCommit: another agent takes the
+ * lease, adopts the id and writes the markers again. The deposed one,
+ * its markers acknowledged late, is refused its CompleteCommit by the
+ * lease's fence (its version alone would still pass), answers its
+ * EndTxn NOT_COORDINATOR and drops the id; released, it answers
+ * NOT_COORDINATOR. The new coordinator completes the commit. */
+static void test_fenced_takeover(void **state)
+{
+	(void)state;
+	struct meta *ma = open_store(), *mb = open_store();
+	struct meta_agent aa = agent_on(ma), ab = agent_on(mb);
+	struct txn_svc *a = start_mode(ma, true);
+	assert_true(txn_svc_loaded(a)); /* nothing to load up front */
+	int r = init(a, "t", 60000);
+	assert_int_equal(T.error[r], KERR_NOT_COORDINATOR);
+	int64_t ea = take_lease(ma, &aa, META_LEASE_TXN_PREFIX "t");
+	assert_true(ea > 0);
+	assert_int_equal(take_lease(mb, &ab, META_LEASE_TXN_PREFIX "t"), 0);
+	assert_int_equal(txn_svc_adopt(a, "t", ea), 0);
+	r = init(a, "t", 60000);
+	assert_int_equal(T.error[r], KERR_COORDINATOR_LOAD_IN_PROGRESS);
+	int64_t got;
+	assert_true(txn_svc_adopted(a, K("t"), &got));
+	assert_int_equal(got, ea);
+	int64_t pid = producer_once_loaded(a, "t");
+	AWAIT(r, add(a, "t", pid, 0, 2));
+	assert_int_equal(T.error[r], KERR_NONE);
+	int e = end(a, "t", pid, 0, true);
+	RUN_UNTIL(T.marker_count == 1);
+	expect_stored("t", TXN_PREPARE_COMMIT, 0, 2, 0);
+
+	/* a's agent is gone: b takes the lease at a higher epoch. */
+	assert_int_equal(meta_agent_deregister(ma, &aa), 0);
+	int64_t eb = take_lease(mb, &ab, META_LEASE_TXN_PREFIX "t");
+	assert_true(eb > ea);
+	struct txn_svc *b = start_mode(mb, true);
+	assert_int_equal(txn_svc_adopt(b, "t", eb), 0);
+	RUN_UNTIL(T.marker_count == 2);
+	assert_true(T.markers[1].commit);
+	assert_int_equal(T.markers[1].txn_seq, T.markers[0].txn_seq);
+
+	/* The deposed coordinator's late CompleteCommit is fenced. */
+	txn_svc_markers_done(a, "t", T.markers[0].txn_seq, KERR_NONE);
+	RUN_UNTIL(T.answered[e]);
+	assert_int_equal(T.error[e], KERR_NOT_COORDINATOR);
+	expect_stored("t", TXN_PREPARE_COMMIT, 0, 2, 0);
+	txn_svc_release(a, "t");
+	assert_false(txn_svc_adopted(a, K("t"), NULL));
+	r = end(a, "t", pid, 0, true);
+	assert_int_equal(T.error[r], KERR_NOT_COORDINATOR);
+
+	/* The new coordinator completes it; the retried EndTxn succeeds. */
+	txn_svc_markers_done(b, "t", T.markers[1].txn_seq, KERR_NONE);
+	RUN_UNTIL(!txn_find(txn_svc_coordinator(b), K("t"))->pending);
+	expect_stored("t", TXN_COMPLETE_COMMIT, 0, 0, 0);
+	e = end(b, "t", pid, 0, true);
+	assert_int_equal(T.error[e], KERR_NONE);
+	/* Released, b drops it; adopted again it reads it back. */
+	txn_svc_release(b, "t");
+	assert_null(txn_find(txn_svc_coordinator(b), K("t")));
+	assert_int_equal(txn_svc_adopt(b, "t", eb), 0);
+	RUN_UNTIL(txn_find(txn_svc_coordinator(b), K("t")));
+	assert_int_equal(txn_find(txn_svc_coordinator(b), K("t"))->r.state, TXN_COMPLETE_COMMIT);
+	stop(a);
+	stop(b);
+	meta_close(ma);
+	meta_close(mb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_timeout_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_offsets_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fenced_takeover, setup, teardown),
 	};
 	return meta_backends_run("txn_service", tests, sizeof tests / sizeof tests[0]);
 }
