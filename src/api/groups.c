@@ -858,6 +858,12 @@ struct fetch_group {
 	int16_t error;
 	char key[COORD_GROUP_ID_BYTES_MAX + 1];
 	struct fetched f;
+	/* require_stable in a cluster: the partitions with an offset pending
+	 * in a transaction, read from the store (malloc'd) when pending_read */
+	bool pending_read;
+	struct txn_tp *pending;
+	size_t pending_n;
+	int pending_rc;
 };
 
 /* The errors that need no store read (checked on the loop, in Kafka's
@@ -977,10 +983,19 @@ struct offset_fetch_ctx {
 static void offset_fetch_work(uv_work_t *w)
 {
 	struct offset_fetch_ctx *x = w->data;
+	/* The transactions' coordinators may be other agents: their pending
+	 * offsets are in the store (§7.1 of docs/transactions.md). */
+	bool pending = x->m->require_stable && x->a->txn_owner;
 	for (int32_t g = 0; g < x->ngroups; g++) {
 		struct fetch_group *fg = &x->groups[g];
-		if (!fg->error)
-			fg->f.rc = meta_offset_fetch(x->a->meta, fg->key, &fg->f.o, &fg->f.n);
+		if (fg->error)
+			continue;
+		fg->f.rc = meta_offset_fetch(x->a->meta, fg->key, &fg->f.o, &fg->f.n);
+		if (pending && fg->topics_count >= 0) {
+			fg->pending_read = true;
+			fg->pending_rc = meta_txn_offsets_pending(x->a->meta, fg->key, &fg->pending,
+								  &fg->pending_n);
+		}
 	}
 }
 
@@ -989,8 +1004,10 @@ static void offset_fetch_answer(struct offset_fetch_ctx *x);
 /* The store's rows (malloc'd); x itself is in the request's arena. */
 static void offset_fetch_free(struct offset_fetch_ctx *x)
 {
-	for (int32_t g = 0; g < x->ngroups; g++)
+	for (int32_t g = 0; g < x->ngroups; g++) {
 		meta_committed_offsets_free(x->groups[g].f.o, x->groups[g].f.n);
+		free(x->groups[g].pending);
+	}
 }
 
 static void offset_fetch_done(uv_work_t *w, int status)
@@ -1059,19 +1076,30 @@ out_fail:
  * the group's partition (TxnOffsetCommit): the transaction coordinator
  * keeps them (txn_offset_pending, docs/transactions.md §6). A single
  * agent coordinates both the group and the transactions; in a cluster
- * only transactions coordinated on this agent are seen (§7.1). */
-static bool offset_unstable(struct agent *a, kstr group_id, const struct topic_state *t,
-			    int32_t partition)
+ * they may be other agents': the store's pending rows, read with the
+ * offsets (a read that failed counts every partition unstable: the
+ * client retries UNSTABLE_OFFSET_COMMIT). */
+static bool offset_unstable(struct agent *a, const struct fetch_group *fg,
+			    const struct topic_state *t, int32_t partition)
 {
-	return a->txns &&
-	       txn_svc_offset_pending(a->txns, group_id, (struct txn_tp){ t->tid, partition });
+	struct txn_tp tp = { t->tid, partition };
+	if (a->txns && txn_svc_offset_pending(a->txns, fg->group_id, tp))
+		return true;
+	if (!fg->pending_read)
+		return false; /* a single agent knows them all */
+	if (fg->pending_rc)
+		return true;
+	for (size_t i = 0; i < fg->pending_n; i++)
+		if (fg->pending[i].tid == tp.tid && fg->pending[i].partition == tp.partition)
+			return true;
+	return false;
 }
 
 /* OffsetFetch with require_stable (v7+): a listed partition with a
  * pending transactional offset answers UNSTABLE_OFFSET_COMMIT and no
  * offset (the client retries), as Kafka's GroupMetadataManager.getOffsets;
  * the all-topics form (no list) is answered as it is, as there. */
-static void mark_unstable(struct agent *a, kstr group_id, struct group_answer *ga)
+static void mark_unstable(struct agent *a, const struct fetch_group *fg, struct group_answer *ga)
 {
 	if (ga->error)
 		return;
@@ -1080,7 +1108,7 @@ static void mark_unstable(struct agent *a, kstr group_id, struct group_answer *g
 		const struct topic_state *t = agent_topic(a, ta->name);
 		for (int32_t p = 0; t && p < ta->count; p++) {
 			struct part_answer *pa = &ta->parts[p];
-			if (!offset_unstable(a, group_id, t, pa->partition))
+			if (!offset_unstable(a, fg, t, pa->partition))
 				continue;
 			pa->offset = -1;
 			pa->leader_epoch = -1;
@@ -1105,7 +1133,7 @@ static void offset_fetch_answer(struct offset_fetch_ctx *x)
 		if (answer_group(a, req, &x->groups[g], &ga[g]) != 0)
 			goto out_fail;
 		if (m->require_stable && x->groups[g].topics_count >= 0)
-			mark_unstable(a, x->groups[g].group_id, &ga[g]);
+			mark_unstable(a, &x->groups[g], &ga[g]);
 	}
 	if (req->api_version >= 8) {
 		if (!REQ_ARRAY(req, ngroups, r.groups))

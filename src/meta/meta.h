@@ -587,6 +587,8 @@ struct meta_methods {
 	int (*offset_commit)(struct meta *m, const struct meta_offset_commit *rows, size_t n);
 	int (*offset_fetch)(struct meta *m, const char *group_id,
 			    struct meta_committed_offset **out, size_t *n);
+	int (*txn_offsets_pending)(struct meta *m, const char *group_id, struct txn_tp **out,
+				   size_t *n);
 	int (*group_list)(struct meta *m, struct meta_group_summary **out, size_t *n);
 	int (*group_delete_offsets)(struct meta *m, const char *group_id, const int64_t *tids,
 				    const int32_t *partitions, size_t n, int64_t *deleted);
@@ -936,6 +938,20 @@ static inline int meta_producers_describe(struct meta *m, int64_t tid, int32_t p
 static inline int meta_offset_fetch(struct meta *m, const char *group,
 				    struct meta_committed_offset **out, size_t *n)
 { return m->m->offset_fetch ? m->m->offset_fetch(m, group, out, n) : SL_EUNSUPPORTED; }
+/* The partitions of a group with an offset pending in a transaction not
+ * yet completed (TxnOffsetCommit rows, txn_offsets), by (tid, partition),
+ * no duplicates: what OffsetFetch's require_stable answers
+ * UNSTABLE_OFFSET_COMMIT for when the transactions' coordinator may be
+ * another agent. *out malloc'd (NULL when n = 0). [pool: read]:
+ * OffsetFetch's pool job. */
+static inline int meta_txn_offsets_pending(struct meta *m, const char *group,
+					   struct txn_tp **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->txn_offsets_pending ? m->m->txn_offsets_pending(m, group, out, n)
+					 : SL_EUNSUPPORTED;
+}
 /* Groups with committed offsets, by id (a scan of every offset row: the
  * group service calls it once, at start). Free with
  * meta_group_summaries_free. [start]; in a cluster also [pool: read]

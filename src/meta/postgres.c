@@ -388,6 +388,7 @@ enum stmt {
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
+	ST_TXN_OFFSETS_PENDING,
 	ST_GROUP_LIST,
 	ST_OFFSET_DELETE_GROUP,
 	ST_GROUP_STATE_UPSERT,
@@ -627,6 +628,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
 		" commit_timestamp_ms FROM group_offsets WHERE group_id = $1"
 		" ORDER BY tid, partition",
+	[ST_TXN_OFFSETS_PENDING] = "SELECT DISTINCT tid, partition FROM txn_offsets"
+		" WHERE group_id = $1 ORDER BY tid, partition",
 	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
 		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
 	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = $1",
@@ -2859,6 +2862,30 @@ static int pg_offset_fetch(struct meta *m, const char *group_id,
 	return 0;
 }
 
+static int pg_txn_offsets_pending(struct meta *m, const char *group_id, struct txn_tp **out,
+				  size_t *n)
+{
+	struct pg_params p = { 0 };
+	p_str(&p, group_id);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->read, ST_TXN_OFFSETS_PENDING, &p, &r,
+			 "reading pending transactional offsets");
+	if (rc)
+		return rc;
+	int rows = PQntuples(r);
+	struct txn_tp *v = rows ? calloc((size_t)rows, sizeof *v) : NULL;
+	if (rows && !v)
+		rc = SL_ENOMEM;
+	for (int i = 0; !rc && i < rows; i++)
+		v[i] = (struct txn_tp){ v_i64(r, i, 0), (int32_t)v_i64(r, i, 1) };
+	PQclear(r);
+	if (rc)
+		return rc;
+	*out = v;
+	*n = (size_t)rows;
+	return 0;
+}
+
 static int pg_producers_describe(struct meta *m, int64_t tid, int32_t partition, size_t max,
 				 struct meta_producer_desc *out, size_t *n)
 {
@@ -3946,6 +3973,7 @@ static const struct meta_methods postgres_methods = {
 	.producer_ids_alloc = pg_producer_ids_alloc,
 	.offset_commit = pg_offset_commit,
 	.offset_fetch = pg_offset_fetch,
+	.txn_offsets_pending = pg_txn_offsets_pending,
 	.group_list = pg_group_list,
 	.producers_describe = pg_producers_describe,
 	.group_delete_offsets = pg_group_delete_offsets,

@@ -361,6 +361,7 @@ enum stmt {
 	ST_MAX_TIMESTAMP,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
+	ST_TXN_OFFSETS_PENDING,
 	ST_GROUP_LIST,
 	ST_PSTATE_GET,
 	ST_PSTATE_PUT,
@@ -577,6 +578,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_OFFSET_FETCH] = "SELECT tid, partition, committed_offset, leader_epoch, metadata,"
 		" commit_timestamp_ms FROM group_offsets WHERE group_id = ?1"
 		" ORDER BY tid, partition",
+	[ST_TXN_OFFSETS_PENDING] = "SELECT DISTINCT tid, partition FROM txn_offsets"
+		" WHERE group_id = ?1 ORDER BY tid, partition",
 	[ST_GROUP_LIST] = "SELECT group_id, count(*), max(commit_timestamp_ms)"
 		" FROM group_offsets GROUP BY group_id ORDER BY group_id",
 	[ST_OFFSET_DELETE_GROUP] = "DELETE FROM group_offsets WHERE group_id = ?1",
@@ -2855,6 +2858,36 @@ static int sq_offset_fetch(struct meta *m, const char *group_id,
 	return 0;
 }
 
+static int sq_txn_offsets_pending(struct meta *m, const char *group_id, struct txn_tp **out,
+				  size_t *n)
+{
+	struct sq_conn *c = &sq_of(m)->read;
+	struct txn_tp *v = NULL;
+	size_t count = 0, cap = 0;
+	int rc = 0, step;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_TXN_OFFSETS_PENDING);
+	sqlite3_bind_text(st, 1, group_id, -1, SQLITE_STATIC);
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (array_grow(&v, &cap, count, sizeof *v, 16) != 0) {
+			rc = SL_ENOMEM;
+			break;
+		}
+		v[count++] = (struct txn_tp){ sqlite3_column_int64(st, 0), sqlite3_column_int(st, 1) };
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "reading pending transactional offsets");
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
 static int sq_producers_describe(struct meta *m, int64_t tid, int32_t partition, size_t max,
 				 struct meta_producer_desc *out, size_t *n)
 {
@@ -3440,6 +3473,7 @@ static const struct meta_methods sqlite_methods = {
 	.producer_ids_alloc = sq_producer_ids_alloc,
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,
+	.txn_offsets_pending = sq_txn_offsets_pending,
 	.group_list = sq_group_list,
 	.producers_describe = sq_producers_describe,
 	.group_delete_offsets = sq_group_delete_offsets,

@@ -16,7 +16,9 @@ PrepareCommit (the state a coordinator that died after storing it and
 before its markers leaves; written into the store while the dead
 agent's lease still blocks everyone) — the survivor writes the markers
 and the records become visible; the producer that lost its coordinator
-continues through the survivor.
+continues through the survivor; offsets sent to a transaction for a
+group another agent coordinates are UNSTABLE_OFFSET_COMMIT to its
+read_committed OffsetFetch until the commit.
 """
 import time
 
@@ -26,17 +28,19 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaException,
 
 import kproto
 import util
+from test_transactions import committed_offsets
 from cluster import (cluster, pg, three_agents, topic_everywhere,  # noqa: F401
                      wait_for, zone_conf, ZONES)
 
 NOT_COORDINATOR = 16
 
 
-def find_coordinator(agent, key):
-    """FindCoordinator v1 for a transactional id: (error, port)."""
+def find_coordinator(agent, key, key_type=1):
+    """FindCoordinator v1 for a transactional id (or a group, key_type
+    0): (error, port)."""
     with kproto.connect(agent.bootstrap) as s:
         r = kproto.Reader(kproto.roundtrip(
-            s, 10, 1, kproto.string(key) + kproto.i8(1)))
+            s, 10, 1, kproto.string(key) + kproto.i8(key_type)))
     r.i32()  # throttle
     err = r.i16()
     r.string()
@@ -45,9 +49,10 @@ def find_coordinator(agent, key):
     return err, r.i32()
 
 
-def coordinator_of(cluster, tid):
-    """The agent coordinating tid, as every agent answers it."""
-    ports = {find_coordinator(a, tid) for a in cluster}
+def coordinator_of(cluster, tid, key_type=1):
+    """The agent coordinating tid (or a group), as every agent answers
+    it."""
+    ports = {find_coordinator(a, tid, key_type) for a in cluster}
     assert len(ports) == 1, ports
     (err, port), = ports
     assert err == 0
@@ -241,3 +246,48 @@ def test_coordinator_killed(cluster, pg):
     got = read_committed(victim, zone_of(cluster, victim), topic, 2,
                          want=want)
     assert sorted(got) == sorted(want), got
+
+
+def test_offsets_sent_to_another_agents_group(cluster):
+    """send_offsets_to_transaction for a group whose coordinator is not
+    the transaction's: the group's coordinator stores the pending
+    offsets on the store's check, answers a read_committed OffsetFetch
+    (require_stable) UNSTABLE_OFFSET_COMMIT while they are pending (it
+    learns of them from the store, not from a coordinator of its own) and
+    the offsets once the transaction commits."""
+    three_agents(cluster)
+    src = topic_everywhere(cluster, "eosin", 2)
+    dst = topic_everywhere(cluster, "eosout", 2)
+    coord = cluster[0]
+    tid = tid_on(cluster, coord, "eos")
+    group = next(g for g in (util.topic_name("eosg") for _ in range(200))
+                 if coordinator_of(cluster, g, 0) is not coord)
+    boot = coordinator_of(cluster, group, 0)
+    util.ck_produce(boot.bootstrap, src, util.make_messages(10, seed=5))
+    c = Consumer({"bootstrap.servers": boot.bootstrap, "group.id": group,
+                  "isolation.level": "read_committed",
+                  "enable.auto.commit": False})
+    c.assign([TopicPartition(src, p, OFFSET_BEGINNING) for p in range(2)])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 10 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+    assert len(got) == 10
+    p = producer(boot.bootstrap, tid)
+    p.begin_transaction()
+    for m in got:
+        p.produce(dst, m.value(), partition=m.partition())
+    pos = sorted(c.position(c.assignment()), key=lambda tp: tp.partition)
+    p.send_offsets_to_transaction(pos, c.consumer_group_metadata(), 30)
+    p.flush(10)
+    assert committed_offsets(boot.bootstrap, group, src, 2,
+                             "read_uncommitted") == [-1001, -1001]
+    with pytest.raises(KafkaException):
+        committed_offsets(boot.bootstrap, group, src, 2, "read_committed",
+                          timeout=2)
+    p.commit_transaction(30)
+    assert committed_offsets(boot.bootstrap, group, src, 2,
+                             "read_committed") == [tp.offset for tp in pos]
+    c.close()

@@ -421,6 +421,18 @@ static void test_markers(void **state)
 	struct meta_offset_commit plain0 = { "g", t, 0, 5, -1, NULL, 1004 };
 	assert_int_equal(meta_offset_commit(m, &plain0, 1), 0);
 	assert_int_equal(committed_offset(m, "g", t, 1), 3); /* not visible yet */
+	/* Pending for OffsetFetch's require_stable: g's two partitions, none
+	 * of h's (refused above). */
+	struct txn_tp *pending;
+	size_t pending_n;
+	assert_int_equal(meta_txn_offsets_pending(m, "g", &pending, &pending_n), 0);
+	assert_int_equal(pending_n, 2);
+	assert_true(pending[0].tid == t && pending[0].partition == 0);
+	assert_true(pending[1].tid == t && pending[1].partition == 1);
+	free(pending);
+	assert_int_equal(meta_txn_offsets_pending(m, "h", &pending, &pending_n), 0);
+	assert_int_equal(pending_n, 0);
+	assert_null(pending);
 
 	/* A marker before Prepare*: refused, no offset. */
 	b = commit1(m, mk_marker(t, 0, 200, 0, "c", 1, true));
@@ -468,6 +480,8 @@ static void test_markers(void **state)
 	assert_int_equal(committed_offset(m, "g", t, 1), 20);
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_offsets WHERE transactional_id = $1",
 				    "c"), 0);
+	assert_int_equal(meta_txn_offsets_pending(m, "g", &pending, &pending_n), 0);
+	assert_int_equal(pending_n, 0); /* settled: stable */
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_groups WHERE transactional_id = $1",
 				    "c"), 0);
 	assert_int_equal(count_rows("SELECT count(*) FROM partition_txns WHERE transactional_id = $1",
