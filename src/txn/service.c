@@ -363,6 +363,12 @@ static void perform_one(struct txn_svc *s, struct txn_effect *e, struct txn_effe
 	}
 }
 
+static void reload_adopted(void *arg, const char *id, void *value)
+{
+	(void)value;
+	start_reload(arg, id);
+}
+
 /* Out of memory inside the coordinator: it may have lost an effect, so
  * it is rebuilt from the store. Held requests are answered
  * NOT_COORDINATOR (the client asks again); an answer that was lost
@@ -379,8 +385,16 @@ static void rebuild(struct txn_svc *s, struct txn_effects *more)
 	txn_free(s->c);
 	s->c = c;
 	s->generation++;
-	s->loaded = false;
 	txn_load_begin(s->c);
+	if (s->cfg.fenced) {
+		/* Only the adopted ids, each read again; the old generation's
+		 * reads are dropped with their entries. */
+		strmap_free(&s->reloading);
+		strmap_init(&s->reloading);
+		strmap_each(&s->epochs, reload_adopted, s);
+		return;
+	}
+	s->loaded = false;
 	start_load(s); /* after the jobs queued by the old one */
 }
 
