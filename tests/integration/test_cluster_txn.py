@@ -29,6 +29,7 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaException,
 import kproto
 import util
 from test_transactions import committed_offsets
+from test_txn_admin import txn_tool
 from cluster import (cluster, pg, three_agents, topic_everywhere,  # noqa: F401
                      wait_for, zone_conf, ZONES)
 
@@ -239,6 +240,11 @@ def test_coordinator_killed(cluster, pg):
         % prepared, db) == "4", 20)
     with pytest.raises(KafkaException):
         pa.commit_transaction(10)
+    # `sluice transactions describe` through a survivor reaches the new
+    # coordinator (DescribeTransactions where the id's lease is held).
+    rc, rows, err = txn_tool(reader.bootstrap, "describe", prepared)
+    assert rc == 0 and rows[1][4] == "CompleteCommit", (rows, err)
+    assert rows[1][0] in ("1", "2", "3") and rows[1][1] == prepared
     # The dead agent restarts and the ids can move back to it: its data
     # stays as committed.
     victim.start()
