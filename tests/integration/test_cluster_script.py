@@ -45,6 +45,18 @@ def free_ports(n):
     pytest.fail("no %d consecutive free ports" % n)
 
 
+def agent_logs(d):
+    """The agents' logs' last lines, for a failure's message."""
+    text = []
+    for n in (1, 2, 3):
+        try:
+            with open(os.path.join(d, "agent-%d.log" % n)) as f:
+                text.append("agent-%d.log:\n%s" % (n, "".join(f.readlines()[-15:])))
+        except OSError as e:
+            text.append("agent-%d.log: %s" % (n, e))
+    return "\n".join(text)
+
+
 def test_cluster_script():
     _require_binary()
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
@@ -68,7 +80,12 @@ def test_cluster_script():
         else:
             pytest.fail("script ended:\n" + "".join(out))
         for port in range(base, base + 3):
-            with kproto.connect("127.0.0.1:%d" % port) as s:
+            try:
+                s = kproto.connect("127.0.0.1:%d" % port)
+            except OSError as e:
+                pytest.fail("agent on %d: %s\n%s\n%s" % (port, e, "".join(out),
+                                                         agent_logs(d)))
+            with s:
                 brokers, _ = kproto.metadata_v1(s)
             assert sorted((b[0], b[2], b[3]) for b in brokers) == [
                 (1, base, "a"), (2, base + 1, "a"), (3, base + 2, "b")]
