@@ -3,9 +3,9 @@
  * Follows Apache Kafka's GroupCoordinator (the classic protocol) closely,
  * down to the error codes, with this simplification: there are no
  * transactional offsets. Membership is stored where Kafka stores its
- * GroupMetadata record (a completed generation through a PERSIST effect
- * whose outcome answers the SyncGroups, the rest when store_version
- * moves; coord_group_encode_members and coord_group_restore are the
+ * GroupMetadata record (a completed generation and a static member's
+ * new id through a PERSIST effect whose outcome answers the SyncGroups or
+ * the JoinGroup, the rest when store_version moves; coord_group_encode_members and coord_group_restore are the
  * record), so a new coordinator keeps the generation and its members. Pure logic:
  * the caller passes the monotonic time and performs the effects. */
 #include "group/coordinator.h"
@@ -280,15 +280,45 @@ static void account(struct coordinator *c, struct coord_group *g, int64_t delta)
 	c->metadata_bytes = (size_t)((int64_t)c->metadata_bytes + delta);
 }
 
+/* What a static member replaced in a Stable group had before, kept
+ * while its new id is being stored (coord_member.replaced): Kafka's
+ * updateStaticMemberAndRebalance puts it back if that write fails. */
+struct coord_replaced {
+	char *member_id;            /* the old id */
+	char *leader_id;            /* the leader before (Kafka's currentLeader), NULL: none */
+	bool skip_assignment;       /* the JoinGroup is v9+ (supportSkippingAssignment) */
+	/* Off the metadata budgets while kept here. */
+	struct coord_protocol *protocols;
+	int32_t protocol_count;
+	int32_t session_timeout_ms;
+	int32_t rebalance_timeout_ms;
+};
+
+static void protocols_free(struct coord_protocol *p, int32_t n)
+{
+	for (int32_t i = 0; i < n; i++) {
+		free(p[i].name);
+		free(p[i].metadata);
+	}
+	free(p);
+}
+
+static void replaced_free(struct coord_replaced *r)
+{
+	if (!r)
+		return;
+	free(r->member_id);
+	free(r->leader_id);
+	protocols_free(r->protocols, r->protocol_count);
+	free(r);
+}
+
 static void member_free(struct coord_member *m)
 {
 	if (!m)
 		return;
-	for (int32_t i = 0; i < m->protocol_count; i++) {
-		free(m->protocols[i].name);
-		free(m->protocols[i].metadata);
-	}
-	free(m->protocols);
+	replaced_free(m->replaced);
+	protocols_free(m->protocols, m->protocol_count);
 	free(m->assignment);
 	free(m->member_id);
 	free(m->group_instance_id);
@@ -388,8 +418,12 @@ static void set_state(struct coord_group *g, enum coord_state s, int64_t now_ms)
 	g->state_since_ms = now_ms;
 	g->state = s;
 	/* A write still out belongs to the state left (coord_persist_done
-	 * then does nothing). */
+	 * and coord_static_persist_done then do nothing). */
 	g->persist_pending = false;
+	for (int32_t i = 0; i < g->member_count; i++) {
+		replaced_free(g->members[i]->replaced);
+		g->members[i]->replaced = NULL;
+	}
 }
 
 static int32_t member_index(const struct coord_group *g, kstr id)
@@ -550,11 +584,7 @@ static int member_set_protocols(struct coordinator *c, struct coord_group *g,
 			memcpy(p[i].metadata, q->metadata.ptr, (size_t)len);
 	}
 	int64_t old_bytes = (int64_t)member_metadata_bytes(m);
-	for (int32_t i = 0; i < m->protocol_count; i++) {
-		free(m->protocols[i].name);
-		free(m->protocols[i].metadata);
-	}
-	free(m->protocols);
+	protocols_free(m->protocols, m->protocol_count);
 	m->protocols = p;
 	m->protocol_count = a->protocol_count;
 	account(c, g, (int64_t)member_metadata_bytes(m) - old_bytes);
@@ -877,6 +907,9 @@ static void join_deadline_passed(struct coordinator *c, struct coord_group *g, i
 	complete_join(c, g, now_ms, out);
 }
 
+static int16_t persist_push(struct coord_group *g, const char *member_id,
+			    struct coord_effects *out);
+
 /* Kafka's addMemberAndRebalance. Takes ownership of member_id. */
 static int add_member(struct coordinator *c, struct coord_group *g, char *member_id,
 		      const struct coord_join_args *a, void *req, int64_t now_ms,
@@ -946,15 +979,67 @@ static int update_member(struct coordinator *c, struct coord_group *g, struct co
 	return 0;
 }
 
+/* m's protocols and timeouts go back to those r kept (r's are moved). */
+static void protocols_restore(struct coordinator *c, struct coord_group *g, struct coord_member *m,
+			      struct coord_replaced *r)
+{
+	account(c, g, -(int64_t)member_metadata_bytes(m));
+	protocols_free(m->protocols, m->protocol_count);
+	m->protocols = r->protocols;
+	m->protocol_count = r->protocol_count;
+	m->session_timeout_ms = r->session_timeout_ms;
+	m->rebalance_timeout_ms = r->rebalance_timeout_ms;
+	r->protocols = NULL;
+	r->protocol_count = 0;
+	account(c, g, (int64_t)member_metadata_bytes(m));
+}
+
+/* The write of m's new id failed (or could not be made): as Kafka's
+ * storeGroup callback, the old id comes back with its protocols and the
+ * JoinGroup hears the error, with no member id and the leader it had. */
+static void static_revert(struct coordinator *c, struct coord_group *g, struct coord_member *m,
+			  int16_t error, int64_t now_ms, struct coord_effects *out)
+{
+	struct coord_replaced *r = m->replaced;
+	m->replaced = NULL;
+	if (m->join_req) {
+		struct coord_effect *f = eff_push(out, m->join_req, COORD_EFFECT_JOIN, error);
+		if (f) {
+			f->member_id = eff_str(out, "");
+			f->generation_id = g->generation_id;
+			f->protocol_type = eff_str(out, g->protocol_type);
+			f->protocol_name = eff_str(out, g->protocol_name);
+			f->leader_id = eff_str(out, r->leader_id ? r->leader_id : "");
+		}
+		m->join_req = NULL;
+	}
+	protocols_restore(c, g, m, r);
+	if (g->leader_id && strcmp(g->leader_id, m->member_id) == 0) {
+		/* It led: the old leader id is its old id. */
+		free(g->leader_id);
+		g->leader_id = r->leader_id;
+		r->leader_id = NULL;
+	}
+	free(m->member_id);
+	m->member_id = r->member_id;
+	r->member_id = NULL;
+	m->last_heartbeat_ms = now_ms;
+	replaced_free(r);
+}
+
 /* Kafka's updateStaticMemberAndRebalance: a known group.instance.id joins
- * with no member id. The old member id is fenced. Takes new_id. */
+ * with no member id. The old member id is fenced. In a Stable group whose
+ * protocol stays, the new id is stored before the JoinGroup is answered
+ * (a COORD_EFFECT_PERSIST naming it; coord_static_persist_done). Takes
+ * new_id. */
 static int replace_static_member(struct coordinator *c, struct coord_group *g,
 				 struct coord_member *m, char *new_id,
 				 const struct coord_join_args *a, void *req, int64_t now_ms,
 				 struct coord_effects *out)
 {
-	char *old_leader = g->leader_id ? strdup(g->leader_id) : NULL;
-	if (g->leader_id && !old_leader) {
+	struct coord_replaced *r = calloc(1, sizeof *r);
+	if (!r || (g->leader_id && !(r->leader_id = strdup(g->leader_id)))) {
+		free(r);
 		free(new_id);
 		return SL_ENOMEM;
 	}
@@ -963,50 +1048,58 @@ static int replace_static_member(struct coordinator *c, struct coord_group *g,
 	if (m->sync_req)
 		eff_sync_error(out, m->sync_req, KERR_FENCED_INSTANCE_ID);
 	m->join_req = m->sync_req = NULL;
-	bool was_leader = old_leader && strcmp(old_leader, m->member_id) == 0;
-	free(m->member_id);
+	/* A replacement still being stored is overtaken by this one (its
+	 * outcome then finds no member by its id). */
+	replaced_free(m->replaced);
+	m->replaced = NULL;
+	bool was_leader = r->leader_id && strcmp(r->leader_id, m->member_id) == 0;
+	r->member_id = m->member_id;
 	m->member_id = new_id;
 	if (was_leader)
 		set_str(&g->leader_id, new_id);
 	m->last_heartbeat_ms = now_ms;
+	/* The old protocols are kept for a revert, off the budgets. */
+	r->protocols = m->protocols;
+	r->protocol_count = m->protocol_count;
+	r->session_timeout_ms = m->session_timeout_ms;
+	r->rebalance_timeout_ms = m->rebalance_timeout_ms;
+	account(c, g, -(int64_t)member_metadata_bytes(m));
+	m->protocols = NULL;
+	m->protocol_count = 0;
 	int rc = member_set_protocols(c, g, m, a);
 	if (rc) {
-		free(old_leader);
+		protocols_restore(c, g, m, r);
+		replaced_free(r);
 		return rc;
 	}
+	m->join_req = req;
 	switch (g->state) {
 	case COORD_STABLE: {
 		const char *sel = select_protocol(g);
 		if (sel && g->protocol_name && strcmp(sel, g->protocol_name) == 0) {
-			/* Same protocol: no rebalance. A v9+ leader learns the
-			 * members but skips assigning; others get the old leader
-			 * id, so no one assigns in a stable group. */
-			if (was_leader && a->api_version >= 9)
-				eff_join_ok(out, req, g, m, m->member_id, true, true);
-			else
-				eff_join_ok(out, req, g, m, old_leader, false, false);
-			store_changed(c, g);
-		} else {
-			m->join_req = req;
-			prepare_rebalance(c, g, now_ms, out);
+			/* Same protocol: no rebalance; stored, then answered. */
+			r->skip_assignment = a->api_version >= 9;
+			m->replaced = r;
+			int16_t err = persist_push(g, m->member_id, out);
+			if (err)
+				static_revert(c, g, m, err, now_ms, out);
+			return 0;
 		}
+		prepare_rebalance(c, g, now_ms, out);
 		break;
 	}
 	case COORD_COMPLETING_REBALANCE:
 		/* The leader may be assigning to the old member id: rebalance. */
-		m->join_req = req;
 		prepare_rebalance(c, g, now_ms, out);
 		break;
 	case COORD_PREPARING_REBALANCE:
-		m->join_req = req;
 		try_complete_join(c, g, now_ms, out);
 		break;
 	default:
-		m->join_req = req;
 		maybe_prepare_rebalance(c, g, now_ms, out);
 		break;
 	}
-	free(old_leader);
+	replaced_free(r);
 	return 0;
 }
 
@@ -1206,12 +1299,12 @@ static bool protocol_consistent(kstr req, const char *group)
 	return kstr_is_null(req) || !group || kstr_eq(req, group);
 }
 
-/* Kafka's storeGroup in doSyncGroup: the group's record with the
- * leader's assignments goes out as a PERSIST effect, and the group stays
- * CompletingRebalance, its SyncGroups waiting, until coord_persist_done.
- * A record that cannot be made or recorded fails as a write would. */
-static void persist_generation(struct coordinator *c, struct coord_group *g, int64_t now_ms,
-			       struct coord_effects *out)
+/* The group's record as it is now, out as a COORD_EFFECT_PERSIST
+ * (member_id: a static member's new id, NULL for a generation). A
+ * record that cannot be made or recorded fails as a write would: the
+ * error is returned (the caller skips a PERSIST in a list marked oom). */
+static int16_t persist_push(struct coord_group *g, const char *member_id,
+			    struct coord_effects *out)
 {
 	struct kbuf b;
 	kbuf_init(&b);
@@ -1226,18 +1319,30 @@ static void persist_generation(struct coordinator *c, struct coord_group *g, int
 		f->protocol_type = eff_str(out, g->protocol_type);
 		f->protocol_name = eff_str(out, g->protocol_name);
 		f->leader_id = eff_str(out, g->leader_id);
+		f->member_id = eff_str(out, member_id);
 		f->members_record = eff_mem(out, b.data, (int32_t)b.len);
 		f->members_record_len = b.len;
 	}
 	kbuf_free(&b);
-	if (f && !out->oom) {
-		g->persist_pending = true;
-		return;
-	}
-	/* The caller skips a PERSIST in a list marked oom. */
+	if (f && !out->oom)
+		return KERR_NONE;
 	if (!err) {
 		out->oom = true;
 		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	}
+	return err;
+}
+
+/* Kafka's storeGroup in doSyncGroup: the group's record with the
+ * leader's assignments goes out as a PERSIST effect, and the group stays
+ * CompletingRebalance, its SyncGroups waiting, until coord_persist_done. */
+static void persist_generation(struct coordinator *c, struct coord_group *g, int64_t now_ms,
+			       struct coord_effects *out)
+{
+	int16_t err = persist_push(g, NULL, out);
+	if (!err) {
+		g->persist_pending = true;
+		return;
 	}
 	reset_assignments(g, err, now_ms, out);
 	prepare_rebalance(c, g, now_ms, out);
@@ -1341,6 +1446,34 @@ void coord_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
 		x->sync_req = NULL;
 		x->last_heartbeat_ms = now_ms;
 	}
+}
+
+void coord_static_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
+			       kstr member_id, int16_t error, struct coord_effects *out)
+{
+	struct coord_group *g = group_get(c, group_id);
+	struct coord_member *m = g ? member_get(g, member_id) : NULL;
+	if (!m || !m->replaced || g->state != COORD_STABLE)
+		return;
+	if (error != KERR_NONE) {
+		static_revert(c, g, m, error, now_ms, out);
+		return;
+	}
+	struct coord_replaced *r = m->replaced;
+	m->replaced = NULL;
+	if (m->join_req) {
+		/* A v9+ leader learns the members but skips assigning; the
+		 * others (and an older leader) get the old leader id, so no
+		 * one assigns in a stable group. */
+		bool leader = g->leader_id && strcmp(g->leader_id, m->member_id) == 0;
+		if (r->skip_assignment)
+			eff_join_ok(out, m->join_req, g, m, g->leader_id, leader, leader);
+		else
+			eff_join_ok(out, m->join_req, g, m, r->leader_id, false, false);
+		m->join_req = NULL;
+		m->last_heartbeat_ms = now_ms;
+	}
+	replaced_free(r);
 }
 
 int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,

@@ -32,8 +32,11 @@
  * is stored before anyone hears of it, as Kafka's doSyncGroup answers
  * from its storeGroup callback: a COORD_EFFECT_PERSIST carries the
  * record, the group's SyncGroups wait, and coord_persist_done answers
- * them with the write's outcome. The other changes Kafka stores without
- * holding an answer (the group empties, a static member is replaced) the
+ * them with the write's outcome. So is a static member's new id replacing
+ * its old one in a Stable group (Kafka's updateStaticMemberAndRebalance):
+ * the PERSIST names the member, its JoinGroup waits, and
+ * coord_static_persist_done answers it or puts the old id back. The
+ * change Kafka stores without holding an answer (the group empties) the
  * caller stores when store_version moves.
  *
  * Views returned by coord_group_find / coord_groups_each are valid until
@@ -110,6 +113,10 @@ struct coord_member {
 	void *sync_req;             /* pending SyncGroup, or NULL */
 	bool is_new;                /* joined but not yet in a generation */
 	bool pending_sync;          /* in this generation, SyncGroup not yet seen */
+	/* Stable: a static member's new id is out for storing (its
+	 * JoinGroup waits in join_req); what it replaced, put back if the
+	 * write fails. NULL otherwise. */
+	struct coord_replaced *replaced;
 };
 
 /* A member id handed out with MEMBER_ID_REQUIRED, not yet used to join. */
@@ -143,10 +150,9 @@ struct coord_group {
 	size_t metadata_bytes;
 	/* Raised whenever what a store keeps of the group changes, where
 	 * Kafka's classic coordinator writes its GroupMetadata record
-	 * without holding an answer for it: the group empties, a static
-	 * member's id is replaced in a Stable group. 0 for a group created
-	 * or restored. (A completed generation goes out as a
-	 * COORD_EFFECT_PERSIST instead.) */
+	 * without holding an answer for it: the group empties. 0 for a
+	 * group created or restored. (A completed generation and a static
+	 * member's replaced id go out as a COORD_EFFECT_PERSIST instead.) */
 	uint64_t store_version;
 	/* CompletingRebalance: the leader's assignments are in the members
 	 * and their record is out for storing (COORD_EFFECT_PERSIST);
@@ -186,7 +192,8 @@ struct coord_effect {
 	uint8_t *assignment;
 	int32_t assignment_len;
 	/* PERSIST: the group's record as coord_group_record holds it
-	 * (generation_id, protocol_type/name, leader_id too) */
+	 * (generation_id, protocol_type/name, leader_id too; member_id: the
+	 * static member whose new id it stores, NULL for a generation) */
 	char *group_id;
 	uint8_t *members_record;    /* coord_group_encode_members' bytes */
 	size_t members_record_len;
@@ -266,6 +273,14 @@ int coord_sync(struct coordinator *c, int64_t now_ms, const struct coord_sync_ar
  * Kafka's callback checks CompletingRebalance at the same generation. */
 void coord_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
 			int32_t generation_id, int16_t error, struct coord_effects *out);
+/* The outcome of a COORD_EFFECT_PERSIST naming member_id (a static
+ * member's new id), as coord_persist_done's. Success answers its
+ * JoinGroup (the old id stays fenced); an error puts the old id, its
+ * protocols and leadership back and answers the JoinGroup with the error
+ * and no member id. Nothing when the group left Stable meanwhile (the
+ * rebalance answers the JoinGroup) or the id was replaced again. */
+void coord_static_persist_done(struct coordinator *c, int64_t now_ms, kstr group_id,
+			       kstr member_id, int16_t error, struct coord_effects *out);
 /* Heartbeat: answered at once with the returned Kafka error code. */
 int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
 			int32_t generation_id, kstr member_id, kstr group_instance_id);

@@ -12,9 +12,9 @@
  * one agent every group is its own. Membership is in memory and stored
  * where Kafka stores its GroupMetadata record (a generation completes:
  * the coordinator's PERSIST effect, whose outcome answers the group's
- * SyncGroups, so none hears of a generation the store does not hold; the
- * group empties, a static member is replaced: coord_group.
- * store_version), through the same queue and fence, and loaded with the
+ * SyncGroups, so none hears of a generation the store does not hold; so
+ * is a static member's new id, before its JoinGroup is answered; the
+ * group empties: coord_group.store_version), through the same queue and fence, and loaded with the
  * group's offsets, so a new coordinator (a takeover, a restart) keeps the
  * generation and its members. OffsetCommit is
  * answered once its offsets are durable: commits queue while one store
@@ -59,6 +59,9 @@ struct state_op {
 	struct meta_group_state st; /* st.group_id is op.group_id */
 	struct meta_group_state *loaded;
 	size_t loaded_count;
+	/* A PERSIST storing a static member's new id: that id (NULL for a
+	 * completed generation). */
+	char *static_member;
 };
 
 /* A group this agent coordinates or is about to, in cluster mode: its
@@ -155,6 +158,8 @@ static void state_forget(struct group_svc *s, const char *id);
 static struct group_offsets_op *persist_make(const struct coord_effect *f);
 static void persist_queue(struct group_svc *s, struct group_offsets_op *op);
 static int16_t persist_error(int rc);
+static void persist_outcome(struct group_svc *s, const char *group_id, int32_t generation,
+			    const char *static_member, int16_t err);
 
 static void perform_effects(struct group_svc *s)
 {
@@ -177,8 +182,8 @@ static void perform_effects(struct group_svc *s)
 				*tail = op;
 				tail = &op->next;
 			} else {
-				coord_persist_done(s->coord, now_ms(), KSTR(f->group_id), f->generation_id,
-						   persist_error(SL_ENOMEM), e);
+				persist_outcome(s, f->group_id, f->generation_id, f->member_id,
+						persist_error(SL_ENOMEM));
 			}
 			continue;
 		}
@@ -813,6 +818,7 @@ static void state_free(struct state_op *x)
 	free(x->st.protocol_name);
 	free(x->st.leader_id);
 	free(x->st.members);
+	free(x->static_member);
 	free((char *)x->op.group_id);
 	free(x);
 }
@@ -855,18 +861,35 @@ static int16_t persist_error(int rc)
 	}
 }
 
-/* A completed generation's write is through: its SyncGroups hear how. */
+/* A PERSIST's outcome to the coordinator, which answers the requests
+ * waiting for it (into s->effects: the caller performs them). */
+static void persist_outcome(struct group_svc *s, const char *group_id, int32_t generation,
+			    const char *static_member, int16_t err)
+{
+	if (static_member)
+		coord_static_persist_done(s->coord, now_ms(), KSTR(group_id), KSTR(static_member),
+					  err, &s->effects);
+	else
+		coord_persist_done(s->coord, now_ms(), KSTR(group_id), generation, err,
+				   &s->effects);
+}
+
+/* A completed generation's write (or a static member's new id) is
+ * through: its SyncGroups (its JoinGroup) hear how. */
 static void persist_done(struct group_svc *s, struct group_offsets_op *op)
 {
 	struct state_op *x = (struct state_op *)op;
 	int16_t err = persist_error(op->rc);
-	if (err)
+	if (err && x->static_member)
+		log_warn("group %s: static member %s not stored (%s): its JoinGroup is answered "
+			 "%s and its old id restored", op->group_id, x->static_member,
+			 sl_strerror(op->rc), kerr_name(err));
+	else if (err)
 		log_warn("group %s: generation %" PRId32 " not stored (%s): its SyncGroups are "
 			 "answered %s and the group rebalances", op->group_id, x->st.generation,
 			 sl_strerror(op->rc), kerr_name(err));
 	if (!s->stopped) {
-		coord_persist_done(s->coord, now_ms(), KSTR(op->group_id), x->st.generation, err,
-				   &s->effects);
+		persist_outcome(s, op->group_id, x->st.generation, x->static_member, err);
 		perform_effects(s);
 	}
 	state_free(x);
@@ -886,12 +909,13 @@ static struct group_offsets_op *persist_make(const struct coord_effect *f)
 	x->st.leader_id = f->leader_id ? strdup(f->leader_id) : NULL;
 	x->st.members = malloc(f->members_record_len ? f->members_record_len : 1);
 	x->st.members_len = f->members_record_len;
+	x->static_member = f->member_id ? strdup(f->member_id) : NULL;
 	x->op.group_id = x->st.group_id;
 	x->op.kind = OP_STATE;
 	x->op.done = persist_done;
 	if (!x->st.group_id || (f->protocol_type && !x->st.protocol_type) ||
 	    (f->protocol_name && !x->st.protocol_name) || (f->leader_id && !x->st.leader_id) ||
-	    !x->st.members) {
+	    !x->st.members || (f->member_id && !x->static_member)) {
 		state_free(x);
 		return NULL;
 	}

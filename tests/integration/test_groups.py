@@ -6,7 +6,9 @@ and kafkajs groups; committed offsets across a broker kill -9 (and a live
 consumer carrying on in its generation: the membership is stored); a
 generation stored before its SyncGroup is answered (the store's write
 lock held by another process, kill -9 right after the answer, a failed
-write); a group unloaded when idle keeping its generation;
+write); a static member's new id stored before its JoinGroup is
+answered (the same lock, kill -9, a failed write reverting it); a group
+unloaded when idle keeping its generation;
 ListGroups/DescribeGroups/DeleteGroups through the admin clients and
 `sluice groups`; bad group input by raw protocol.
 
@@ -932,4 +934,96 @@ def test_idle_unloaded_group_keeps_generation(broker_factory):
             pytest.fail("the group was not unloaded when idle")
     # each join after the reload continues: 1, (leave: 2), 3
     assert gens == [1, 3], gens
+    s.close()
+
+
+def send_join_v5(sock, group, member_id, instance, metadata, correlation_id=9):
+    """JoinGroup v5 (group.instance.id), sent: answer with read_join_v5."""
+    body = (kproto.string(group) + kproto.i32(SESSION_MS) + kproto.i32(10000) +
+            kproto.string(member_id) + kproto.string(instance) +
+            kproto.string("consumer") +
+            kproto.i32(1) + kproto.string("range") + kproto.bytes_(metadata))
+    sock.sendall(kproto.request(API_JOIN_GROUP, 5, correlation_id, body))
+
+
+def read_join_v5(sock):
+    """JoinGroup v5's answer: (error, generation, leader, member_id)."""
+    _, body = kproto.recv_response(sock)
+    r = kproto.Reader(body)
+    r.i32()  # throttle_time_ms
+    err, gen = r.i16(), r.i32()
+    _proto, leader, member = r.string(), r.string(), r.string()
+    return err, gen, leader, member
+
+
+def heartbeat_v3(sock, group, gen_id, member_id, instance):
+    body = (kproto.string(group) + kproto.i32(gen_id) + kproto.string(member_id) +
+            kproto.string(instance))
+    r = kproto.Reader(kproto.roundtrip(sock, 12, 3, body))
+    r.i32()  # throttle_time_ms
+    return r.i16()
+
+
+def test_static_member_id_stored_before_join_answer(broker_factory):
+    """A static member (group.instance.id) rejoining a Stable group with no
+    member id gets a new id without a rebalance; Kafka answers that
+    JoinGroup only once the group with the new id is durable
+    (updateStaticMemberAndRebalance answers from storeGroup's callback).
+    With the metadata store's write lock held by another process the
+    JoinGroup waits (on main it was answered before the write); once
+    answered, a kill -9 at once keeps the new id (heartbeats in the same
+    generation) and the old one fenced. A write that fails (the lock held
+    beyond the store's 5 s busy timeout) answers COORDINATOR_NOT_AVAILABLE
+    with no member id and puts the previous id back."""
+    import sqlite3
+    b = broker_factory(GROUP_ARGS)
+    bs = b.bootstrap
+    group, inst = group_name(), "inst-a"
+    s = kproto.connect(bs, timeout=20)
+    send_join_v5(s, group, "", inst, b"\x00\x00")
+    err, gen, leader, old = read_join_v5(s)
+    assert err == 0 and gen == 1 and leader == old
+    sync_v1(s, group, old, gen, [(old, b"MINE")])
+    assert read_sync(s) == (0, b"MINE")
+
+    db = sqlite3.connect(os.path.join(b.data_dir, "meta.db"), timeout=10,
+                         isolation_level=None)
+    s2 = kproto.connect(bs, timeout=20)
+    db.execute("BEGIN IMMEDIATE")  # the write lock: the agent's writes wait
+    try:
+        send_join_v5(s2, group, "", inst, b"\x00\x00")
+        assert not answered_within(s2, 1.5), \
+            "static JoinGroup answered while its new member id could not be stored"
+    finally:
+        db.execute("ROLLBACK")
+    err, gen_b, leader, new = read_join_v5(s2)
+    # no rebalance; v5: the old leader id, so it does not assign again
+    assert (err, gen_b, leader) == (0, gen, old) and new not in ("", old)
+    b.restart(clean=False)  # kill -9 right after the answer
+    s.close()
+    s2.close()
+    s = kproto.connect(bs, timeout=20)
+    # a heartbeat while the group loads is answered 0 (as Kafka's): wait
+    # for the loaded group to fence the old id
+    deadline = time.monotonic() + 15
+    while (err := heartbeat_v3(s, group, gen, old, inst)) == 0 and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert err == 82, err  # FENCED_INSTANCE_ID
+    assert heartbeat_v3(s, group, gen, new, inst) == 0  # not UNKNOWN_MEMBER_ID
+
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        send_join_v5(s, group, "", inst, b"\x00\x00")
+        started = time.monotonic()
+        err, gen_c, leader, member = read_join_v5(s)
+        assert (err, member) == (15, ""), (err, member)  # COORDINATOR_NOT_AVAILABLE
+        assert time.monotonic() - started > 3  # after the store gave up
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    # reverted: the id it had is still the member, in the same generation
+    assert heartbeat_v3(s, group, gen, new, inst) == 0
+    sync_v1(s, group, new, gen, [])
+    assert read_sync(s) == (0, b"MINE")
     s.close()

@@ -3,8 +3,9 @@
  * protocol selection, session expiry, a rebalance with a slow member,
  * rebalance and sync timeouts, static member replacement, stale
  * generation commits, leave during a rebalance, limits, the stored
- * membership (store_version, encode, restore), and a completed
- * generation stored before its SyncGroups are answered (PERSIST). */
+ * membership (store_version, encode, restore), a completed generation
+ * stored before its SyncGroups are answered (PERSIST), and a static
+ * member's new id stored before its JoinGroup is answered. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -102,13 +103,17 @@ static struct coord_effect *persist_eff(struct h *h, int i)
 }
 
 /* The store's outcome for every PERSIST in the list (done again for an
- * old one changes nothing: the coordinator checks the generation). */
+ * old one changes nothing: the coordinator checks the generation, or
+ * the static member's id). */
 static void persist_all(struct h *h, int16_t error)
 {
 	for (int i = 0; persist_eff(h, i); i++) {
 		struct coord_effect *f = persist_eff(h, i);
 		kstr id = KSTR(f->group_id); /* effect memory: stable */
-		coord_persist_done(h->c, h->now, id, f->generation_id, error, &h->e);
+		if (f->member_id)
+			coord_static_persist_done(h->c, h->now, id, KSTR(f->member_id), error, &h->e);
+		else
+			coord_persist_done(h->c, h->now, id, f->generation_id, error, &h->e);
 	}
 }
 
@@ -730,9 +735,25 @@ static void test_static_member_replacement(void **state)
 	sync_(h, 1, old, 1, 1, mids, bytes);
 	assert_int_equal(grp(h)->state, COORD_STABLE);
 	coord_effects_reset(&h->e);
-	/* the same instance restarts: new member id, no rebalance */
+	/* the same instance restarts: new member id, no rebalance; the id
+	 * is stored before the JoinGroup hears it, the old one fenced
+	 * meanwhile */
 	join(h, 2, "", "inst-1", 5);
+	assert_null(eff(h, 2));
+	f = persist_eff(h, 0);
+	assert_non_null(f);
+	assert_int_equal(f->generation_id, 1);
+	assert_memory_equal(f->member_id, "inst-1-", 7);
+	assert_string_not_equal(f->member_id, old);
+	assert_string_equal(f->leader_id, f->member_id); /* it led */
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+			 KERR_FENCED_INSTANCE_ID);
+	persist_all(h, KERR_NONE);
 	f = eff(h, 2);
+	assert_non_null(f);
+	assert_string_equal(f->member_id, persist_eff(h, 0)->member_id);
+	/* v5: the old leader id, so it does not assign in a stable group */
+	assert_string_equal(f->leader_id, old);
 	assert_int_equal(f->error, KERR_NONE);
 	assert_string_not_equal(f->member_id, old);
 	assert_int_equal(f->generation_id, 1);
@@ -774,6 +795,130 @@ static void test_static_member_replacement(void **state)
 	/* still a member, one generation behind */
 	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id), KSTR("inst-1")),
 			 KERR_ILLEGAL_GENERATION);
+	h_free(h);
+}
+
+/* A static member's new id that the store could not take: as Kafka's
+ * updateStaticMemberAndRebalance, the old id comes back (with its
+ * protocols and leadership), the new one is unknown, and the JoinGroup
+ * hears the store's error with no member id. */
+static void test_static_persist_failed(void **state)
+{
+	struct h *h = h_new(0);
+	const char *a = join_new(h, 0, 0, 1);
+	join(h, 2, "", "inst-1", 5);
+	char old[128];
+	/* a second member: the group rebalances to generation 2 */
+	join(h, 0, a, NULL, 5);
+	strcpy(old, eff(h, 2)->member_id);
+	const char *mids[] = { a, old };
+	const char *bytes[] = { "PA", "P1" };
+	sync_(h, 3, a, 2, 2, mids, bytes);
+	sync_(h, 4, old, 2, 0, NULL, NULL);
+	assert_int_equal(eff(h, 4)->assignment_len, 2);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	size_t bytes0 = grp(h)->metadata_bytes;
+	coord_effects_reset(&h->e);
+
+	const int16_t errs[] = { KERR_NOT_COORDINATOR, KERR_COORDINATOR_NOT_AVAILABLE };
+	for (int i = 0; i < 2; i++) {
+		join_p(h, 5, "", "inst-1", 5, "range", "other-metadata", 10000);
+		assert_null(eff(h, 5));
+		char new_id[128];
+		strcpy(new_id, persist_eff(h, 0)->member_id);
+		persist_all(h, errs[i]);
+		struct coord_effect *f = eff(h, 5);
+		assert_non_null(f);
+		assert_int_equal(f->error, errs[i]);
+		assert_string_equal(f->member_id, "");
+		assert_int_equal(f->generation_id, 2);
+		assert_string_equal(f->leader_id, a);
+		/* nothing changed: the old id works, the new one is unknown */
+		assert_int_equal(grp(h)->state, COORD_STABLE);
+		assert_int_equal(grp(h)->member_count, 2);
+		assert_int_equal(grp(h)->metadata_bytes, bytes0);
+		assert_memory_equal(grp(h)->members[1]->protocols[0].metadata, "meta", 4);
+		assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 2, KSTR(old),
+						 KSTR("inst-1")),
+				 KERR_NONE);
+		assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 2, KSTR(new_id),
+						 KSTR("inst-1")),
+				 KERR_FENCED_INSTANCE_ID);
+		coord_effects_reset(&h->e);
+	}
+	/* the old id still syncs with its assignment */
+	sync_(h, 6, old, 2, 0, NULL, NULL);
+	assert_int_equal(eff(h, 6)->error, KERR_NONE);
+	assert_memory_equal(eff(h, 6)->assignment, "P1", 2);
+	coord_effects_reset(&h->e);
+
+	/* A follower's v9 rejoin, stored: the leader's id, no members, no
+	 * skipping (only a leader skips assigning). */
+	join(h, 7, "", "inst-1", 9);
+	assert_null(eff(h, 7));
+	persist_all(h, KERR_NONE);
+	assert_int_equal(eff(h, 7)->error, KERR_NONE);
+	assert_string_equal(eff(h, 7)->leader_id, a);
+	assert_int_equal(eff(h, 7)->member_count, 0);
+	assert_false(eff(h, 7)->skip_assignment);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 2, KSTR(old), KSTR("inst-1")),
+			 KERR_FENCED_INSTANCE_ID);
+	h_free(h);
+}
+
+/* Outcomes that no longer apply change nothing: a replacement overtaken
+ * by another rejoin of the same instance, a group that left Stable while
+ * the write was out (its rebalance answers the JoinGroup). */
+static void test_static_persist_overtaken(void **state)
+{
+	struct h *h = h_new(0);
+	join(h, 0, "", "inst-1", 9);
+	char old[128];
+	strcpy(old, eff(h, 0)->member_id);
+	const char *mids[] = { old };
+	const char *bytes[] = { "P0" };
+	sync_(h, 1, old, 1, 1, mids, bytes);
+	coord_effects_reset(&h->e);
+
+	join(h, 2, "", "inst-1", 9);
+	join(h, 3, "", "inst-1", 9);
+	assert_int_equal(eff(h, 2)->error, KERR_FENCED_INSTANCE_ID);
+	assert_null(eff(h, 3));
+	char first[128], second[128];
+	strcpy(first, persist_eff(h, 0)->member_id);
+	strcpy(second, persist_eff(h, 1)->member_id);
+	coord_static_persist_done(h->c, h->now, KSTR("g"), KSTR(first), KERR_NOT_COORDINATOR, &h->e);
+	assert_null(eff(h, 3));
+	assert_string_equal(grp(h)->leader_id, second);
+	coord_static_persist_done(h->c, h->now, KSTR("g"), KSTR(second), KERR_NONE, &h->e);
+	struct coord_effect *f = eff(h, 3);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_NONE);
+	assert_string_equal(f->member_id, second);
+	/* v9 leader: told it leads, skips assigning */
+	assert_string_equal(f->leader_id, second);
+	assert_true(f->skip_assignment);
+	assert_int_equal(f->member_count, 1);
+	/* a second outcome for it changes nothing */
+	size_t n = h->e.n;
+	coord_static_persist_done(h->c, h->now, KSTR("g"), KSTR(second), KERR_NOT_COORDINATOR, &h->e);
+	assert_int_equal(h->e.n, n);
+	assert_string_equal(grp(h)->leader_id, second);
+	coord_effects_reset(&h->e);
+
+	/* the write out, a dynamic member joins: a rebalance */
+	join(h, 4, "", "inst-1", 9);
+	char third[128];
+	strcpy(third, persist_eff(h, 0)->member_id);
+	join(h, 5, "", NULL, 3);
+	assert_int_equal(grp(h)->state, COORD_COMPLETING_REBALANCE);
+	coord_static_persist_done(h->c, h->now, KSTR("g"), KSTR(third), KERR_NOT_COORDINATOR, &h->e);
+	/* the rebalance answered it, under its new id, which stays */
+	assert_int_equal(eff(h, 4)->error, KERR_NONE);
+	assert_int_equal(eff(h, 4)->generation_id, 2);
+	assert_string_equal(eff(h, 4)->member_id, third);
+	assert_int_equal(grp(h)->member_count, 2);
+	assert_string_equal(grp(h)->members[0]->member_id, third);
 	h_free(h);
 }
 
@@ -1251,6 +1396,8 @@ int main(void)
 		cmocka_unit_test(test_persist_failed),
 		cmocka_unit_test(test_persist_overtaken),
 		cmocka_unit_test(test_persist_oom),
+		cmocka_unit_test(test_static_persist_failed),
+		cmocka_unit_test(test_static_persist_overtaken),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
