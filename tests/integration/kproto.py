@@ -599,6 +599,16 @@ def topic_ids(sock, topics):
     return out
 
 
+def find_coordinator_v1(sock, key, key_type):
+    """FindCoordinator v1 (key type 0 group, 1 transaction): (error, node
+    id, host, port)."""
+    r = Reader(roundtrip(sock, 10, 1, string(key) + i8(key_type)))
+    r.i32()  # throttle
+    err = r.i16()
+    r.string()  # error message
+    return err, r.i32(), r.string(), r.i32()
+
+
 def init_producer_id_v1(sock, txn_id):
     """InitProducerId v1 for a transactional id: (error, producer id,
     epoch)."""

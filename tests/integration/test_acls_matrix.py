@@ -136,9 +136,7 @@ def test_fetch_needs_read(broker):
 
 def find_txn_coordinator_v1(sock, txn_id):
     """FindCoordinator v1 for a transactional id (key type 1): the error."""
-    r = kproto.Reader(kproto.roundtrip(sock, 10, 1, kproto.string(txn_id) + kproto.i8(1)))
-    r.i32()  # throttle
-    return r.i16()
+    return kproto.find_coordinator_v1(sock, txn_id, 1)[0]
 
 
 def test_transactions_need_transactional_id_write(broker):

@@ -411,10 +411,16 @@ def test_cluster_lso_through_notices(pg, tmp_path):
         while fetch(sb, topic, [(0, 0)], 0)[0][0] != 0:
             assert time.monotonic() < deadline, "B does not know the topic"
             time.sleep(0.1)
+        # An id placed on A, the double's agent: B's coordinator takes
+        # over open transactions of ids placed on it (a scan every 10 s),
+        # which would race the double's steps on a slow run.
+        a_port = int(a.bootstrap.rsplit(":", 1)[1])
+        tid = next(t for t in ("cl%d" % i for i in range(64))
+                   if kproto.find_coordinator_v1(sb, t, 1)[3] == a_port)
         kproto.produce_v3(sa, {topic: {0: kproto.record_batch([(b"k", b"p0", [])])}})
-        a.persist("cl", PID + 30, 0, ONGOING, 1, part)
+        a.persist(tid, PID + 30, 0, ONGOING, 1, part)
         res = kproto.produce_v3(sa, {topic: {0: txn_batch(PID + 30, 0, 0, [b"t0", b"t1"])}},
-                                transactional_id="cl")
+                                transactional_id=tid)
         assert res[(topic, 0)] == (0, 1), res
 
         def at_b(isolation, want_hw):
@@ -431,9 +437,9 @@ def test_cluster_lso_through_notices(pg, tmp_path):
         time.sleep(1.2)
         rc = fetch(sb, topic, [(0, 0)], 1)[0]
         assert rc[:3] == (0, 3, 1) and values(rc[4]) == [b"p0"], rc
-        a.persist("cl", PID + 30, 0, PREPARE_COMMIT, 1, part)
+        a.persist(tid, PID + 30, 0, PREPARE_COMMIT, 1, part)
         t0 = time.monotonic()
-        assert a.markers("cl", PID + 30, 0, 1, True, part) == "done 0"
+        assert a.markers(tid, PID + 30, 0, 1, True, part) == "done 0"
         rc = at_b(1, 4)
         deadline = time.monotonic() + 10
         while rc[2] < 4 and time.monotonic() < deadline:
@@ -441,12 +447,12 @@ def test_cluster_lso_through_notices(pg, tmp_path):
         print("B's LSO moved %.3f s after the markers were asked for" % (time.monotonic() - t0))
         assert rc[:4] == (0, 4, 4, []) and values(rc[4]) == [b"p0", b"t0", b"t1"], rc
 
-        a.persist("cl", PID + 30, 0, ONGOING, 2, part)
+        a.persist(tid, PID + 30, 0, ONGOING, 2, part)
         res = kproto.produce_v3(sa, {topic: {0: txn_batch(PID + 30, 0, 2, [b"x0"])}},
-                                transactional_id="cl")
+                                transactional_id=tid)
         assert res[(topic, 0)] == (0, 4), res
-        a.persist("cl", PID + 30, 0, PREPARE_ABORT, 2, part)
-        assert a.markers("cl", PID + 30, 0, 2, False, part) == "done 0"
+        a.persist(tid, PID + 30, 0, PREPARE_ABORT, 2, part)
+        assert a.markers(tid, PID + 30, 0, 2, False, part) == "done 0"
         rc = at_b(1, 6)
         deadline = time.monotonic() + 10
         while rc[2] < 6 and time.monotonic() < deadline:
