@@ -127,6 +127,12 @@ int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, 
  * Returns 0 (also for stores without deferred puts) or SL_EIO; any
  * thread. */
 int objstore_sync(struct objstore *s);
+/* Whether a put blocks its caller (file, mem) rather than being driven
+ * by the store's own loop handles (s3): a pool job may then put
+ * directly, saving the hop through the loop that objstore_putv_start
+ * takes to reach the pool. */
+static inline bool objstore_put_blocks(const struct objstore *s)
+{ return s->m->put_async == NULL; }
 int objstore_get(struct objstore *s, const char *key, uint64_t off, size_t n, void *out);
 int objstore_head(struct objstore *s, const char *key, uint64_t *size);
 int objstore_del(struct objstore *s, const char *key);

@@ -1,7 +1,11 @@
 /* writer.c — the open object, sealing, and the flush pipeline: uploads
  * (layout on the pool, then the store's gathered put) overlap; commits run one at a time
  * in seal order, each taking every object uploaded by then (group
- * commit); answers go out on the loop.
+ * commit); answers go out on the loop. With a store whose put blocks
+ * (file, mem) the layout job puts the object itself, and an object with
+ * nothing ahead of it is also committed by that job: one pool job per
+ * object at light load instead of three (each one a pool thread and then
+ * the loop woken, a wait for a CPU on a busy machine).
  *
  * When to seal: at flush_bytes, at flush_interval_ms after the open
  * object's first batch, and, with seal_when_idle, as soon as no sealed
@@ -88,6 +92,13 @@ struct sealed {
 	int64_t upload_start_us;    /* when encoding began */
 	int64_t upload_us, commit_us;
 	int err;                    /* set by the pool thread */
+	/* A store whose put blocks (file, mem): encode_work puts the object
+	 * itself (put_here) and, when pump found nothing ahead of it and no
+	 * commit running, commits it too (commit_here: it is w->group's only
+	 * member, w->committing set), so a lone request costs one pool job
+	 * and one trip through the loop instead of three. committed_here:
+	 * the put succeeded and the commit ran (its outcome in err). */
+	bool put_here, commit_here, committed_here;
 	int fail_err;               /* set on the loop: an earlier object failed */
 };
 
@@ -198,6 +209,7 @@ void writer_get_stats(const struct writer *w, struct writer_stats *out)
 }
 
 static void pump(struct writer *w);
+static void commit_group(struct writer *w, const struct sealed *s);
 
 /* Move the open object to the end of the queue. */
 static void seal(struct writer *w)
@@ -288,14 +300,28 @@ static void encode_work(uv_work_t *req)
 	}
 out_free:
 	free(entries);
+	if (s->err || !s->put_here)
+		return;
+	struct writer *w = s->w;
+	int rc = objstore_putv(w->store, s->key, s->iov, s->iovcnt, OBJSTORE_PUT_DEFER_SYNC);
+	if (rc) {
+		log_error("writing object %s failed: %s", s->key, sl_strerror(rc));
+		s->err = SL_ESTORE;
+		return;
+	}
+	s->upload_us = clock_mono_us() - s->upload_start_us;
+	if (!s->commit_here)
+		return;
+	/* Durable in the store: commit it now (pump reserved the commit). */
+	w->group_objs[0] = (struct meta_commit_obj){ s->key, s->object_len, s->commits, s->count };
+	s->committed_here = true;
+	commit_group(w, s);
 }
 
 /* Pool thread: one metadata transaction for the objects of the commit
- * group (w->group, in seal order, starting at the queue head). */
-static void commit_work(uv_work_t *req)
+ * group (w->group, in seal order, starting at the queue head s). */
+static void commit_group(struct writer *w, const struct sealed *s)
 {
-	struct sealed *s = req->data;
-	struct writer *w = s->w;
 	int64_t t0 = clock_mono_us();
 	/* The group's objects were written with their durability partly
 	 * deferred: one sync makes them all durable before the commit names
@@ -314,6 +340,12 @@ static void commit_work(uv_work_t *req)
 		w->group[i]->commit_us = us;
 		w->group[i]->err = sync_err ? SL_ESTORE : err ? SL_EMETA : 0;
 	}
+}
+
+static void commit_work(uv_work_t *req)
+{
+	struct sealed *s = req->data;
+	commit_group(s->w, s);
 }
 
 /* s failed (upload or commit): every object sealed after it fails too,
@@ -460,21 +492,29 @@ static void commit_done(uv_work_t *req, int status)
 		w->drain_fn(w->drain_arg);
 }
 
-static void upload_finished(struct sealed *s)
+/* s's upload slot is free again (the loop). */
+static void upload_slot_freed(struct sealed *s)
 {
 	struct writer *w = s->w;
 	SL_ASSERT(s->state == SEALED_UPLOADING && w->uploads_in_flight > 0,
 		  "object %s: state %d, %d uploads", s->key, s->state, w->uploads_in_flight);
-	s->upload_us = clock_mono_us() - s->upload_start_us;
+	if (!s->put_here)
+		s->upload_us = clock_mono_us() - s->upload_start_us;
 	w->uploads_in_flight--;
 	s->state = SEALED_UPLOADED;
-	/* A failed upload fails every later object (see fail_successors):
-	 * mark them now, so the queued ones are not written in vain. */
-	fail_successors(s);
 	/* The open object waited for an upload slot: seal it now if its time
 	 * has come (group commit). */
 	if (w->open && (w->seal_due || w->open->bytes >= w->cfg.flush_bytes))
 		seal(w);
+}
+
+static void upload_finished(struct sealed *s)
+{
+	struct writer *w = s->w;
+	upload_slot_freed(s);
+	/* A failed upload fails every later object (see fail_successors):
+	 * mark them now, so the queued ones are not written in vain. */
+	fail_successors(s);
 	pump(w);
 	if (w->drain_fn)
 		w->drain_fn(w->drain_arg);
@@ -500,7 +540,21 @@ static void encode_done(uv_work_t *req, int status)
 	struct writer *w = s->w;
 	if (status != 0 && !s->err)
 		s->err = SL_EIO;
-	if (!s->err) {
+	if (s->commit_here) {
+		SL_ASSERT(w->committing && w->group_n == 1 && w->group[0] == s);
+		if (s->committed_here) {
+			/* Uploaded and committed in the one job: the commit's
+			 * own completion answers it. */
+			upload_slot_freed(s);
+			s->state = SEALED_COMMITTING;
+			commit_done(req, 0);
+			return;
+		}
+		/* Not written: no commit ran; pump fails it as the head. */
+		w->group_n = 0;
+		w->committing = false;
+	}
+	if (!s->err && !s->put_here) {
 		int rc = objstore_putv_start(w->store, w->loop, s->key, s->iov, s->iovcnt,
 					     OBJSTORE_PUT_DEFER_SYNC, put_done, s);
 		if (rc == 0)
@@ -536,6 +590,14 @@ static void pump(struct writer *w)
 		s->state = SEALED_UPLOADING;
 		w->uploads_in_flight++;
 		s->upload_start_us = clock_mono_us();
+		s->put_here = objstore_put_blocks(w->store);
+		if (s->put_here && !w->committing && s == w->queue_head) {
+			/* Nothing ahead of it: the same job commits it. */
+			s->commit_here = true;
+			w->committing = true;
+			w->group[0] = s;
+			w->group_n = 1;
+		}
 		queue_work(w, s, encode_work, encode_done);
 	}
 	while (!w->committing && w->queue_head && w->queue_head->state == SEALED_UPLOADED) {
