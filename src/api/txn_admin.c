@@ -193,30 +193,64 @@ static void list_each(void *arg, const struct txn_meta *t)
 	s->transaction_state = KSTR(txn_state_name(r->state));
 }
 
+/* An unknown state filter and where the request had it. */
+struct unknown_filter {
+	kstr name;
+	int32_t at;
+};
+
+static int cmp_name(kstr a, kstr b)
+{
+	if (a.len != b.len)
+		return (a.len > b.len) - (a.len < b.len);
+	return a.len > 0 ? memcmp(a.ptr, b.ptr, (size_t)a.len) : 0;
+}
+
+static int cmp_unknown(const void *x, const void *y)
+{
+	const struct unknown_filter *a = x, *b = y;
+	int c = cmp_name(a->name, b->name);
+	return c ? c : (a->at > b->at) - (a->at < b->at);
+}
+
+static int cmp_at(const void *x, const void *y)
+{
+	const struct unknown_filter *a = x, *b = y;
+	return (a->at > b->at) - (a->at < b->at);
+}
+
 /* The state filters: known ones into x, unknown ones (each once, in the
- * request's order) into the answer. False when the arena is full. */
+ * request's order, as Kafka's set of them) into the answer — by
+ * sorting, so a request of many distinct names costs n log n, not n².
+ * False when the arena is full. */
 static bool list_states(struct request *req, const struct kmsg_list_transactions_req *m,
 			struct list_ctx *x)
 {
 	struct kmsg_list_transactions_resp *r = x->r;
 	int32_t n = m->state_filters_count > 0 ? m->state_filters_count : 0;
+	struct unknown_filter *u;
 	x->states_filtered = n > 0;
-	if (!REQ_ARRAY(req, n, r->unknown_state_filters))
+	if (!REQ_ARRAY(req, n, r->unknown_state_filters) || !REQ_ARRAY(req, n, u))
 		return false;
+	int32_t nu = 0;
 	for (int32_t i = 0; i < n; i++) {
 		kstr f = m->state_filters[i];
 		int s = txn_state_parse(f);
-		if (s >= 0) {
+		if (s >= 0)
 			x->state_wanted[s] = true;
-			continue;
-		}
-		bool seen = false;
-		for (int32_t k = 0; k < r->unknown_state_filters_count && !seen; k++)
-			seen = r->unknown_state_filters[k].len == f.len &&
-			       (f.len <= 0 || !memcmp(r->unknown_state_filters[k].ptr, f.ptr, (size_t)f.len));
-		if (!seen)
-			r->unknown_state_filters[r->unknown_state_filters_count++] = f;
+		else
+			u[nu++] = (struct unknown_filter){ f, i };
 	}
+	/* The first of each run of equal names, back in the request's order. */
+	qsort(u, (size_t)nu, sizeof *u, cmp_unknown);
+	int32_t keep = 0;
+	for (int32_t k = 0; k < nu; k++)
+		if (k == 0 || cmp_name(u[k - 1].name, u[k].name) != 0)
+			u[keep++] = u[k];
+	qsort(u, (size_t)keep, sizeof *u, cmp_at);
+	for (int32_t k = 0; k < keep; k++)
+		r->unknown_state_filters[k] = u[k].name;
+	r->unknown_state_filters_count = keep;
 	return true;
 }
 

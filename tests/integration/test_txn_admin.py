@@ -172,6 +172,8 @@ def test_describe_list_and_tool(broker_factory):
     assert list_transactions(s, states=["Ongoing", "Bogus", "Bogus", "ongoing"]) == (
         0, ["Bogus", "ongoing"], {ids["open"]: (pids[ids["open"]], "Ongoing")})
     assert list_transactions(s, states=["Bogus"]) == (0, ["Bogus"], {})
+    assert list_transactions(s, states=["Bogus2", "Bogus", "Bogus2", "Bogus"])[:2] == (
+        0, ["Bogus2", "Bogus"])
     assert list_transactions(s, states=["CompleteAbort", "Empty"])[2] == {
         ids["aborted"]: (pids[ids["aborted"]], "CompleteAbort"),
         ids["fresh"]: (pids[ids["fresh"]], "Empty")}
