@@ -1079,7 +1079,10 @@ bool meta_lease_txn_name(const char *transactional_id, char *out);
  * rises), renew it when self holds it (expiry = the store's now +
  * lease_ms; the epoch stays), or leave it when another live holder's
  * hold has not expired (epoch 0, holder set); with release, give up
- * self's hold (the next holder's epoch rises). Self is a registered
+ * self's hold (the next holder's epoch rises). A free lease whose
+ * previous holder's fenced write is still open (PostgreSQL) is left for
+ * a later call (epoch 0, holder -1): renewals never wait for a fenced
+ * write, takes never hold up the others. Self is a registered
  * agent (node id and incarnation). Returns 0 (each lease's outcome in
  * it), SL_EINVAL (a name too long or empty: nothing written),
  * SL_EMETA. [pool: cluster]. */
@@ -1089,9 +1092,9 @@ static inline int meta_leases_sync(struct meta *m, const struct meta_agent *self
 /* meta_offset_commit fenced by each row's group lease: a row whose
  * epochs[i] is above 0 is stored only if its group's lease
  * (META_LEASE_GROUP_PREFIX + group id) is at that epoch when the
- * transaction checks it (PostgreSQL: under a share lock on the lease
- * row, so a takeover waits for the commit or the commit sees the new
- * epoch); refused[i] tells which were not stored (a stale holder: answer
+ * transaction checks it (PostgreSQL: under a key-share lock on the
+ * lease row, so a takeover waits for the commit or the commit sees the
+ * new epoch, while the holder's renewals do not wait); refused[i] tells which were not stored (a stale holder: answer
  * NOT_COORDINATOR). epochs[i] 0: not fenced. The rest of the
  * transaction stands. 0, SL_EINVAL, SL_EMETA (nothing stored).
  * [pool: offsets]. */
@@ -1148,7 +1151,7 @@ void meta_group_states_free(struct meta_group_state *g, size_t n);
  * version it read (*version: 0 when it expects no row) and the
  * coordinator epoch it holds: with coord_epoch above 0 the write is made
  * only if the id's lease (META_LEASE_TXN_PREFIX + id) is at that epoch
- * (PostgreSQL: under a share lock on the lease row, as
+ * (PostgreSQL: under a key-share lock on the lease row, as
  * meta_offset_commit_fenced). A version that is not the stored one (or a
  * lost lease) is SL_EBUSY, nothing written: another agent wrote the id
  * (the coordinator answers NOT_COORDINATOR and drops it). The

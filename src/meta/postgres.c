@@ -4065,12 +4065,18 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 }
 
 /* ---- leases (meta.h): with the server's clock, on the cluster
- * connection (offsets' fences on the offsets connection). A lease row
- * is read FOR UPDATE to change it and FOR SHARE to fence a write by it,
- * so a takeover and a fenced write take turns: the write either
- * commits before the new holder's epoch or sees it. A lease without a
- * row gets one (released, epoch 0) first, so two takers queue on it.
- * Statements are not prepared (a few a second). ---- */
+ * connection (offsets' fences on the offsets connection). Three row
+ * lock strengths keep fencing correct without letting one stuck write
+ * stop an agent's renewals: a fenced write reads the lease row FOR KEY
+ * SHARE; a sync locks its rows FOR NO KEY UPDATE, which does not
+ * conflict with that, so renewing (or releasing: the epoch stays) never
+ * waits for a fenced write, however long it is blocked; a take (the
+ * epoch rises) upgrades its row to FOR UPDATE, which does, SKIP LOCKED:
+ * while a write fenced at the old epoch is open the take waits for the
+ * next sync (so that write commits before the new epoch or sees it),
+ * and the sync's other leases go on. A lease without a row gets one
+ * (released, epoch 0) first, so two takers queue on it. Statements are
+ * not prepared (a few a second). ---- */
 
 static int pg_exec_params(struct pg_conn *c, const char *sql, const struct pg_params *p,
 			  PGresult **res, const char *what)
@@ -4081,17 +4087,14 @@ static int pg_exec_params(struct pg_conn *c, const char *sql, const struct pg_pa
 	return pg_result(c, r, res, what);
 }
 
-static int lease_row_lock(struct pg_conn *c, const char *name, bool share,
-			  struct meta_lease_row *row)
+/* A fenced write's read of its lease row, FOR KEY SHARE until the
+ * transaction ends (a take waits for it, a renewal does not). */
+static int lease_row_fence(struct pg_conn *c, const char *name, struct meta_lease_row *row)
 {
-	static const char update[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
+	static const char sql[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
 		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
 		" AND a.incarnation = l.incarnation)"
-		" FROM leases AS l WHERE l.name = $1 FOR UPDATE OF l";
-	static const char shared[] = "SELECT l.holder, l.incarnation, l.epoch, l.expires_ms,"
-		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
-		" AND a.incarnation = l.incarnation)"
-		" FROM leases AS l WHERE l.name = $1 FOR SHARE OF l";
+		" FROM leases AS l WHERE l.name = $1 FOR KEY SHARE OF l";
 	static const char insert[] = "INSERT INTO leases (name, holder, incarnation, epoch,"
 		" expires_ms) VALUES ($1, -1, 0, 0, 0) ON CONFLICT (name) DO NOTHING";
 	struct pg_params p = { 0 };
@@ -4100,7 +4103,7 @@ static int lease_row_lock(struct pg_conn *c, const char *name, bool share,
 	row->holder = -1;
 	for (int round = 0; round < 2; round++) {
 		PGresult *r;
-		int rc = pg_exec_params(c, share ? shared : update, &p, &r, "reading a lease");
+		int rc = pg_exec_params(c, sql, &p, &r, "reading a lease");
 		if (rc)
 			return rc;
 		if (PQntuples(r) == 1) {
@@ -4152,16 +4155,18 @@ static size_t lease_find(const struct leases_txn *x, const size_t *order, const 
 	return x->n;
 }
 
-/* Every lease row of the sync, locked FOR UPDATE in name order (two
- * agents syncing overlapping sets queue, never deadlock), in one
- * statement; *missing counts the leases without a row. */
+/* Every lease row of the sync, locked FOR NO KEY UPDATE in name order
+ * (two agents syncing overlapping sets queue, never deadlock; a fenced
+ * write's FOR KEY SHARE is no obstacle), in one statement; *missing
+ * counts the leases without a row. */
 static int leases_lock_all(struct pg_conn *c, const struct leases_txn *x, const size_t *order,
 			   const char *names, struct meta_lease_row *rows, size_t *missing)
 {
 	static const char sql[] = "SELECT l.name, l.holder, l.incarnation, l.epoch, l.expires_ms,"
 		" EXISTS (SELECT 1 FROM agents AS a WHERE a.node_id = l.holder"
 		" AND a.incarnation = l.incarnation)"
-		" FROM leases AS l WHERE l.name = ANY($1::text[]) ORDER BY l.name FOR UPDATE OF l";
+		" FROM leases AS l WHERE l.name = ANY($1::text[]) ORDER BY l.name"
+		" FOR NO KEY UPDATE OF l";
 	struct pg_params p = { 0 };
 	p_str(&p, names);
 	PGresult *r;
@@ -4223,13 +4228,61 @@ static int lease_updates_run(struct pg_conn *c, struct lease_updates *u)
 	return pg_exec_params(c, sql, &p, NULL, "writing leases");
 }
 
+/* The leases decided META_LEASE_TAKE, upgraded to FOR UPDATE in name
+ * order, SKIP LOCKED: a lease whose row a fenced write holds (FOR KEY
+ * SHARE, a write at the old epoch still open) is left for the next sync
+ * (act[i] becomes META_LEASE_KEEP, its holder -1: nobody holds it for
+ * good) instead of holding this sync, and with it every renewal in it,
+ * until that write ends. */
+static int leases_take_lock(struct pg_conn *c, const struct leases_txn *x, const size_t *order,
+			    struct meta_lease_row *rows, enum meta_lease_action *act)
+{
+	static const char sql[] = "SELECT l.name FROM leases AS l WHERE l.name = ANY($1::text[])"
+		" ORDER BY l.name FOR UPDATE OF l SKIP LOCKED";
+	struct pg_text names = { 0 };
+	size_t takes = 0;
+	for (size_t i = 0; i < x->n; i++)
+		if (act[order[i]] == META_LEASE_TAKE) {
+			tx_str(&names, x->l[order[i]].name);
+			takes++;
+		}
+	if (!takes)
+		return 0;
+	struct pg_params p = { 0 };
+	p_str(&p, tx_end(&names));
+	PGresult *r = NULL;
+	int rc = p.v[0] ? pg_exec_params(c, sql, &p, &r, "locking leases to take") : SL_ENOMEM;
+	free(names.p);
+	if (rc)
+		return rc;
+	bool *locked = calloc(x->n, sizeof *locked);
+	if (!locked) {
+		PQclear(r);
+		return SL_ENOMEM;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t k = lease_find(x, order, PQgetvalue(r, i, 0));
+		if (k < x->n)
+			locked[k] = true;
+	}
+	PQclear(r);
+	for (size_t i = 0; i < x->n; i++)
+		if (act[i] == META_LEASE_TAKE && !locked[i]) {
+			act[i] = META_LEASE_KEEP;
+			rows[i].holder = -1;
+		}
+	free(locked);
+	return 0;
+}
+
 /* One transaction whatever the lease count: the clock, the rows locked
  * in one statement (rows created first for leases that have none, in
- * name order so two creators queue), each lease decided here, and every
- * change written by one UPDATE: BEGIN, three statements (four when a
- * lease is new; two when nothing changes), COMMIT per sync, so an
- * agent's renewals cost the same few round trips a second however many
- * leases it holds (it was two per lease). */
+ * name order so two creators queue), each lease decided here (the ones
+ * to take locked harder, leases_take_lock), and every change written by
+ * one UPDATE: BEGIN, three statements (four when a lease is new, or one
+ * is taken; two when nothing changes), COMMIT per sync, so an agent's
+ * renewals cost the same few round trips a second however many leases
+ * it holds (it was two per lease). */
 static int leases_sync_body(struct pg_conn *c, void *arg)
 {
 	static const char insert[] = "INSERT INTO leases (name, holder, incarnation, epoch,"
@@ -4238,11 +4291,12 @@ static int leases_sync_body(struct pg_conn *c, void *arg)
 	struct leases_txn *x = arg;
 	struct meta_lease_row *rows = calloc(x->n, sizeof *rows);
 	size_t *order = calloc(x->n, sizeof *order);
+	enum meta_lease_action *act = calloc(x->n, sizeof *act);
 	struct pg_text names = { 0 }, add = { 0 };
 	struct lease_updates u = { 0 };
 	int64_t now = 0;
 	size_t missing = 0;
-	int rc = rows && order ? 0 : SL_ENOMEM;
+	int rc = rows && order && act ? 0 : SL_ENOMEM;
 	if (!rc) {
 		for (size_t i = 0; i < x->n; i++)
 			order[i] = i;
@@ -4267,18 +4321,21 @@ static int leases_sync_body(struct pg_conn *c, void *arg)
 		if (!rc)
 			rc = leases_lock_all(c, x, order, names.p, rows, &missing);
 	}
+	for (size_t i = 0; !rc && i < x->n; i++)
+		act[i] = meta_lease_decide(&rows[i], x->self, x->l[i].release, now);
+	if (!rc)
+		rc = leases_take_lock(c, x, order, rows, act);
 	for (size_t i = 0; !rc && i < x->n; i++) {
 		struct meta_lease *l = &x->l[i];
 		const struct meta_lease_row *row = &rows[i];
 		l->epoch = 0;
 		l->expires_in_ms = 0;
 		l->holder = row->found ? row->holder : -1;
-		enum meta_lease_action act = meta_lease_decide(row, x->self, l->release, now);
-		if (act == META_LEASE_RELEASE) {
+		if (act[i] == META_LEASE_RELEASE) {
 			l->holder = -1;
 			lease_update_add(&u, l->name, -1, 0, row->epoch, 0);
-		} else if (act != META_LEASE_KEEP) {
-			l->epoch = row->epoch + (act == META_LEASE_TAKE);
+		} else if (act[i] != META_LEASE_KEEP) {
+			l->epoch = row->epoch + (act[i] == META_LEASE_TAKE);
 			l->holder = x->self->node_id;
 			l->expires_in_ms = x->lease_ms;
 			lease_update_add(&u, l->name, x->self->node_id, x->self->incarnation, l->epoch,
@@ -4296,6 +4353,7 @@ static int leases_sync_body(struct pg_conn *c, void *arg)
 	free(u.expires_ms.p);
 	free(rows);
 	free(order);
+	free(act);
 	return rc;
 }
 
@@ -4324,7 +4382,7 @@ static int group_fence_check(struct pg_conn *c, const char *group, const struct 
 	*ok = false;
 	if (!meta_lease_group_name(group, name))
 		return SL_EINVAL;
-	int rc = lease_row_lock(c, name, true, &row);
+	int rc = lease_row_fence(c, name, &row);
 	if (!rc && epoch == 0)
 		rc = pg_i64_of(c, ST_CLOCK_MS, NULL, &now, "reading the clock");
 	if (!rc)
@@ -4512,7 +4570,7 @@ static int txn_write_body(struct pg_conn *c, void *arg)
 		struct meta_lease_row row;
 		if (!meta_lease_txn_name(x->id, name))
 			return SL_EINVAL;
-		rc = lease_row_lock(c, name, true, &row);
+		rc = lease_row_fence(c, name, &row);
 		if (!rc && !(row.found && row.epoch == x->coord_epoch))
 			rc = SL_EBUSY;
 		if (rc)

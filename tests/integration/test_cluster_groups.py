@@ -18,7 +18,10 @@ UNKNOWN_MEMBER_ID or COORDINATOR_LOAD_IN_PROGRESS.
 On PostgreSQL a generation is stored before its SyncGroup is answered:
 with the group's row locked by another session the SyncGroup waits, a
 kill -9 right after the answer keeps the generation, and a write held
-past the lease's renewal or the rebalance timeout never answers success.
+past the lease's renewal or the rebalance timeout never answers success;
+while one group's write is so held the agent's other leases are renewed
+(its other groups stay coordinated there) and the write, once the row is
+free, succeeds under the lease it was fenced by.
 """
 import subprocess
 import time
@@ -32,8 +35,8 @@ import kproto
 import util
 from cluster import (cluster, metadata, pg,  # noqa: F401 (fixtures)
                      start_agents, three_agents, topic_everywhere, wait_for)
-from test_groups import (API_OFFSET_COMMIT, answered_within, join_v1, read_sync,
-                         sync_v1)
+from test_groups import (API_OFFSET_COMMIT, answered_within, heartbeat_v0, join_v1,
+                         read_sync, sync_v1)
 
 
 def list_groups_v0(agent):
@@ -224,6 +227,11 @@ class RowLock:
         self.p.wait(30)
 
 
+def group_row_lock(url, group):
+    """The group's stored membership row locked by another session."""
+    return RowLock(url, "SELECT 1 FROM group_state WHERE group_id = '%s' FOR UPDATE" % group)
+
+
 def commit_v2(s, group, gen, member, topic):
     """OffsetCommit v2 of one offset: its error, after the group's load."""
     body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
@@ -267,15 +275,14 @@ def test_sync_answered_once_generation_stored(pg, tmp_path):
         # A write held past the lease's renewal or the rebalance timeout.
         err, gen2, _, _, _ = join_v1(s, group, member, b"\x00\x00", rebalance_ms=3000)
         assert err == 0 and gen2 == gen + 1
-        lock = RowLock(url, "SELECT 1 FROM group_state WHERE group_id = '%s' FOR UPDATE"
-                       % group)
+        lock = group_row_lock(url, group)
         try:
             sync_v1(s, group, member, gen2, [(member, b"NEXT")])
             got = read_sync(s)
-            # The blocked write holds the group's lease row (its fence), so
-            # the lease's renewal waits too and lapses after 3 s: the group
-            # is unloaded (NOT_COORDINATOR); or the 3 s rebalance deadline
-            # comes first (REBALANCE_IN_PROGRESS). Never success.
+            # The 3 s rebalance deadline (REBALANCE_IN_PROGRESS); the
+            # lease is renewed meanwhile (the blocked write's fence does
+            # not hold its renewal), but a renewal late on a loaded
+            # machine unloads the group (NOT_COORDINATOR). Never success.
             assert got[0] in (16, 27) and got[1] == b"", got
         finally:
             lock.release()
@@ -284,5 +291,67 @@ def test_sync_answered_once_generation_stored(pg, tmp_path):
         sync_v1(s, group, member, gen3, [(member, b"LAST")])
         assert read_sync(s) == (0, b"LAST")
         s.close()
+    finally:
+        agents.close()
+
+
+def expired_leases(url):
+    """Names of the leases whose expiry has passed in PostgreSQL's clock."""
+    r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+                        "SELECT name FROM leases WHERE holder >= 0 AND expires_ms <"
+                        " (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+                        url], check=True, capture_output=True, text=True, timeout=60)
+    return r.stdout.split()
+
+
+def lone_member(s, group):
+    """A member alone in group, Stable: (generation, member id)."""
+    err, gen, _, member, _ = join_v1(s, group, "", b"\x00\x00")
+    assert err == 0
+    sync_v1(s, group, member, gen, [(member, b"A")])
+    assert read_sync(s) == (0, b"A")
+    return gen, member
+
+
+def test_stuck_group_write_leaves_other_leases_held(pg, tmp_path):
+    """One group's membership write stuck on a row lock another session
+    holds does not stop the agent renewing its other leases: the fenced
+    write holds its lease row FOR KEY SHARE, which the renewal's FOR NO
+    KEY UPDATE does not wait for (it held it FOR SHARE, so the one lease
+    sync of all the agent's leases waited, every lease lapsed after 3 s
+    and every group this agent coordinated was unloaded). Past several
+    lease lifetimes another group's member still heartbeats in its
+    generation, no lease of the agent has expired in PostgreSQL, and the
+    stuck write, once the row is free, still succeeds under its lease
+    (its SyncGroup is answered with the assignment)."""
+    agents = start_agents(pg, tmp_path, zones=("a",))
+    (agent,) = next(agents)
+    try:
+        url = agent.extra_args[agent.extra_args.index("--meta") + 1]
+        uid = uuid.uuid4().hex[:8]
+        stuck, other = "stuck-" + uid, "other-" + uid
+        s1 = kproto.connect(agent.bootstrap, timeout=30)
+        s2 = kproto.connect(agent.bootstrap, timeout=30)
+        ogen, omember = lone_member(s2, other)
+        gen, member = lone_member(s1, stuck)
+        # The next generation, with a rebalance timeout far beyond the test.
+        err, gen2, _, _, _ = join_v1(s1, stuck, member, b"\x00\x00", rebalance_ms=120000)
+        assert err == 0 and gen2 == gen + 1
+        lock = group_row_lock(url, stuck)
+        try:
+            sync_v1(s1, stuck, member, gen2, [(member, b"S2")])
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 8:  # well past SL_LEASE_MS (3 s)
+                time.sleep(1)
+                assert heartbeat_v0(s2, other, ogen, omember) == 0
+                assert expired_leases(url) == []
+            assert not answered_within(s1, 0.1), "the stuck SyncGroup was answered"
+        finally:
+            lock.release()
+        assert read_sync(s1) == (0, b"S2")
+        with open(agent.stderr, errors="replace") as f:
+            assert "lease lost" not in f.read()
+        s1.close()
+        s2.close()
     finally:
         agents.close()

@@ -1980,15 +1980,27 @@ static void lease_one(struct meta *m, const struct meta_agent *self, const char 
 	assert_true(epoch ? l.expires_in_ms == lease_ms : l.expires_in_ms == 0);
 }
 
+/* Two stores, each with an agent registered on it. */
+static void two_agents(struct meta **a, struct meta **b, struct meta_agent *sa,
+		       struct meta_agent *sb)
+{
+	struct meta_cluster_view v;
+	*a = open_store();
+	*b = open_store();
+	*sa = reg_agent(-1, 1, "");
+	*sb = reg_agent(-1, 2, "");
+	assert_int_equal(meta_agent_register(*a, sa, 3000, &v), 0);
+	free(v.agents);
+	assert_int_equal(meta_agent_register(*b, sb, 3000, &v), 0);
+	free(v.agents);
+}
+
 static void test_leases(void **state)
 {
-	struct meta *a = open_store(), *b = open_store();
+	struct meta *a, *b;
 	struct meta_cluster_view v;
-	struct meta_agent sa = reg_agent(-1, 1, ""), sb = reg_agent(-1, 2, "");
-	assert_int_equal(meta_agent_register(a, &sa, 3000, &v), 0);
-	free(v.agents);
-	assert_int_equal(meta_agent_register(b, &sb, 3000, &v), 0);
-	free(v.agents);
+	struct meta_agent sa, sb;
+	two_agents(&a, &b, &sa, &sb);
 	lease_one(a, &sa, "job/x", 3000, false, 1, sa.node_id);
 	lease_one(b, &sb, "job/x", 3000, false, 0, sa.node_id);
 	lease_one(a, &sa, "job/x", 3000, false, 1, sa.node_id); /* renewed */
@@ -2138,6 +2150,117 @@ static void test_leases(void **state)
 	/* "free": a group nobody ever leased. */
 	assert_int_equal(meta_group_delete_offsets_fenced(b, "h", &sb, 0, NULL, NULL, 0, &deleted), 0);
 	assert_int_equal(deleted, 1);
+	meta_close(a);
+	meta_close(b);
+}
+
+/* A store call on a thread of its own, to see whether it finishes while
+ * another session holds a lock (without hanging the test when not). */
+struct bg_call {
+	struct meta *m;
+	const struct meta_agent *self;
+	struct meta_lease *leases;     /* a sync of these, or */
+	size_t n;
+	const struct meta_group_state *st; /* a fenced membership store */
+	int64_t epoch;
+	int rc;
+	volatile bool done;
+	pthread_t th;
+};
+
+static void *bg_call_run(void *arg)
+{
+	struct bg_call *c = arg;
+	c->rc = c->st ? meta_group_state_store(c->m, c->st, c->epoch)
+		      : meta_leases_sync(c->m, c->self, 3000, c->leases, c->n);
+	c->done = true;
+	return NULL;
+}
+
+static void bg_start(struct bg_call *c)
+{
+	c->done = false;
+	assert_int_equal(pthread_create(&c->th, NULL, bg_call_run, c), 0);
+}
+
+/* Whether it finished within ms. */
+static bool bg_done_within(struct bg_call *c, int ms)
+{
+	for (int i = 0; i < ms / 10 && !c->done; i++)
+		usleep(10 * 1000);
+	return c->done;
+}
+
+/* PostgreSQL: a fenced write blocked inside its transaction (here on a
+ * group_state row another session holds) stops neither its agent's
+ * renewal of that lease nor of the others in the same sync; another
+ * agent's take of it, once expired, waits for the next sync while the
+ * write is open (the sync's other leases are taken), so the write
+ * either commits under the old epoch or sees the new one. */
+static void test_lease_sync_not_held_by_fenced_write(void **state)
+{
+	if (tb != TB_POSTGRES)
+		skip();
+	struct meta *a, *b;
+	struct meta_agent sa, sb;
+	two_agents(&a, &b, &sa, &sb);
+	struct meta_lease mine[2] = { { .name = META_LEASE_GROUP_PREFIX "g" }, { .name = "job/a" } };
+	assert_int_equal(meta_leases_sync(a, &sa, 3000, mine, 2), 0);
+	assert_int_equal(mine[0].epoch, 1);
+	uint8_t blob[4] = { 1, 2, 3, 4 };
+	struct meta_group_state st = { .group_id = "g", .generation = 1, .protocol_type = "consumer",
+				       .members = blob, .members_len = sizeof blob };
+	assert_int_equal(meta_group_state_store(a, &st, 1), 0);
+
+	tb_pg_exec(tb_pg, "BEGIN");
+	tb_pg_exec(tb_pg, "SELECT 1 FROM group_state WHERE group_id = 'g' FOR UPDATE");
+	st.generation = 2;
+	struct bg_call w = { .m = a, .st = &st, .epoch = 1 };
+	bg_start(&w);
+	assert_false(bg_done_within(&w, 300)); /* blocked on the row */
+	struct bg_call renew = { .m = a, .self = &sa, .leases = mine, .n = 2 };
+	bg_start(&renew);
+	bool renewed = bg_done_within(&renew, 3000);
+	/* a's hold runs out (100 ms), and b asks for it with another lease */
+	struct meta_lease short_hold = { .name = META_LEASE_GROUP_PREFIX "g" };
+	if (renewed)
+		assert_int_equal(meta_leases_sync(a, &sa, 100, &short_hold, 1), 0);
+	usleep(200 * 1000);
+	struct meta_lease theirs[2] = { { .name = META_LEASE_GROUP_PREFIX "g" }, { .name = "job/b" } };
+	struct bg_call take = { .m = b, .self = &sb, .leases = theirs, .n = 2 };
+	bool took = false;
+	if (renewed) {
+		bg_start(&take);
+		took = bg_done_within(&take, 3000);
+	}
+	tb_pg_exec(tb_pg, "ROLLBACK");
+	pthread_join(w.th, NULL);
+	pthread_join(renew.th, NULL);
+	if (renewed)
+		pthread_join(take.th, NULL);
+	assert_true(renewed);
+	assert_int_equal(renew.rc, 0);
+	assert_int_equal(mine[0].epoch, 1);
+	assert_int_equal(mine[1].epoch, 1);
+	assert_int_equal(short_hold.epoch, 1);
+	assert_true(took);
+	assert_int_equal(take.rc, 0);
+	assert_int_equal(theirs[0].epoch, 0); /* left for the next sync */
+	assert_int_equal(theirs[0].holder, -1);
+	assert_int_equal(theirs[1].epoch, 1);
+	/* The write went in under the epoch it was fenced by. */
+	assert_int_equal(w.rc, 0);
+	struct meta_group_state *got;
+	size_t n;
+	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].generation, 2);
+	meta_group_states_free(got, n);
+	/* Now b takes it; a's late write is refused. */
+	assert_int_equal(meta_leases_sync(b, &sb, 3000, theirs, 2), 0);
+	assert_int_equal(theirs[0].epoch, 2);
+	st.generation = 3;
+	assert_int_equal(meta_group_state_store(a, &st, 1), SL_EBUSY);
 	meta_close(a);
 	meta_close(b);
 }
@@ -2350,6 +2473,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_catalog_changes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_sync_not_held_by_fenced_write, tb_setup,
+						tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_acls, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_replica_assignments, tb_setup, tb_teardown),
