@@ -287,6 +287,12 @@ struct coord_replaced {
 	char *member_id;            /* the old id */
 	char *leader_id;            /* the leader before (Kafka's currentLeader), NULL: none */
 	bool skip_assignment;       /* the JoinGroup is v9+ (supportSkippingAssignment) */
+	/* When the JoinGroup stops waiting for the write's outcome (its
+	 * rebalance timeout, as a SyncGroup waits for its generation's at
+	 * most until the sync deadline): an outcome that never comes (a
+	 * PERSIST lost with an effects list out of memory, a write stuck in
+	 * the store) reverts it as a timed-out write would. */
+	int64_t deadline_ms;
 	/* Off the metadata budgets while kept here. */
 	struct coord_protocol *protocols;
 	int32_t protocol_count;
@@ -1079,6 +1085,7 @@ static int replace_static_member(struct coordinator *c, struct coord_group *g,
 		if (sel && g->protocol_name && strcmp(sel, g->protocol_name) == 0) {
 			/* Same protocol: no rebalance; stored, then answered. */
 			r->skip_assignment = a->api_version >= 9;
+			r->deadline_ms = now_ms + m->rebalance_timeout_ms;
 			m->replaced = r;
 			int16_t err = persist_push(g, m->member_id, out);
 			if (err)
@@ -1573,6 +1580,14 @@ static void tick_group(void *arg, const char *key, void *value)
 		if (i < g->member_count && !keep_alive(g->members[i], now))
 			remove_member(c, g, i, now, t->out);
 	}
+	/* A static member's new id whose write has not answered in time:
+	 * Kafka maps a timed-out append to REBALANCE_IN_PROGRESS (storeGroup),
+	 * and its callback puts the old id back. */
+	for (int32_t i = 0; g->state == COORD_STABLE && i < g->member_count; i++) {
+		struct coord_member *m = g->members[i];
+		if (m->replaced && now >= m->replaced->deadline_ms)
+			static_revert(c, g, m, KERR_REBALANCE_IN_PROGRESS, now, t->out);
+	}
 	if (g->state == COORD_PREPARING_REBALANCE && now >= g->join_deadline_ms)
 		join_deadline_passed(c, g, now, t->out);
 	if ((g->state == COORD_COMPLETING_REBALANCE || g->state == COORD_STABLE) &&
@@ -1626,6 +1641,9 @@ static void next_deadline_group(void *arg, const char *key, void *value)
 		int64_t m = member_deadline(g->members[i]);
 		if (m < d)
 			d = m;
+		if (g->state == COORD_STABLE && g->members[i]->replaced &&
+		    g->members[i]->replaced->deadline_ms < d)
+			d = g->members[i]->replaced->deadline_ms;
 	}
 	if (g->state == COORD_PREPARING_REBALANCE && g->join_deadline_ms < d)
 		d = g->join_deadline_ms;

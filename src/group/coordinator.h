@@ -35,7 +35,12 @@
  * them with the write's outcome. So is a static member's new id replacing
  * its old one in a Stable group (Kafka's updateStaticMemberAndRebalance):
  * the PERSIST names the member, its JoinGroup waits, and
- * coord_static_persist_done answers it or puts the old id back. The
+ * coord_static_persist_done answers it or puts the old id back. Neither
+ * waits forever for an outcome that does not come (a PERSIST dropped
+ * with a list out of memory, a write stuck in the store): the SyncGroups
+ * until the sync deadline, the JoinGroup until its rebalance timeout,
+ * then answered REBALANCE_IN_PROGRESS as Kafka maps a timed-out write
+ * (the static member's old id put back). The
  * change Kafka stores without holding an answer (the group empties) the
  * caller stores when store_version moves.
  *
@@ -290,7 +295,8 @@ int16_t coord_heartbeat(struct coordinator *c, int64_t now_ms, kstr group_id,
  * false when there is no such group. */
 int16_t coord_leave(struct coordinator *c, int64_t now_ms, kstr group_id, kstr member_id,
 		    kstr group_instance_id, bool *group_found, struct coord_effects *out);
-/* Timers: session expiry, join phase and sync phase deadlines: everything
+/* Timers: session expiry, join phase and sync phase deadlines, a static
+ * member's replaced id waiting for its write too long: everything
  * due at now_ms (a deadline equal to now_ms is due). Call every ~100 ms,
  * and at coord_next_deadline; calling it more often changes nothing. */
 void coord_tick(struct coordinator *c, int64_t now_ms, struct coord_effects *out);

@@ -173,8 +173,10 @@ static void perform_effects(struct group_svc *s)
 	for (size_t i = 0; i < e->n; i++) {
 		struct coord_effect *f = &e->v[i];
 		if (f->kind == COORD_EFFECT_PERSIST) {
-			/* In a list marked oom the coordinator has failed it
-			 * already (coordinator.h). */
+			/* In a list marked oom it is not performed: the
+			 * coordinator failed it already (its record could not
+			 * be made), or what waits for it is answered at its
+			 * deadline, as a write that timed out (coordinator.h). */
 			if (e->oom)
 				continue;
 			struct group_offsets_op *op = persist_make(f);

@@ -866,6 +866,58 @@ static void test_static_persist_failed(void **state)
 	h_free(h);
 }
 
+/* A static member's new id whose write's outcome never comes (its
+ * PERSIST dropped from a list that ran out of memory in a later effect,
+ * or a write stuck in the store): its JoinGroup does not wait forever,
+ * as SyncGroups do not, but until its rebalance timeout (a deadline the
+ * caller's timer sees), then hears REBALANCE_IN_PROGRESS with no member
+ * id (Kafka's mapping of a timed-out write) and the old id is back; a
+ * late outcome changes nothing. */
+static void test_static_persist_deadline(void **state)
+{
+	struct h *h = h_new(0);
+	join(h, 0, "", "inst-1", 5);
+	char old[128];
+	strcpy(old, eff(h, 0)->member_id);
+	const char *mids[] = { old };
+	const char *bytes[] = { "P0" };
+	sync_(h, 1, old, 1, 1, mids, bytes);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	coord_effects_reset(&h->e);
+
+	int64_t start = h->now;
+	join(h, 2, "", "inst-1", 5); /* rebalance timeout 30 s */
+	assert_null(eff(h, 2));
+	char new_id[128];
+	strcpy(new_id, persist_eff(h, 0)->member_id);
+	coord_effects_reset(&h->e); /* the PERSIST is never performed */
+	assert_int_equal(coord_next_deadline(h->c), start + 30000);
+	h->now = start + 29999;
+	coord_tick(h->c, h->now, &h->e);
+	assert_null(eff(h, 2));
+	h->now = start + 30000;
+	coord_tick(h->c, h->now, &h->e);
+	struct coord_effect *f = eff(h, 2);
+	assert_non_null(f);
+	assert_int_equal(f->error, KERR_REBALANCE_IN_PROGRESS);
+	assert_string_equal(f->member_id, "");
+	assert_int_equal(f->generation_id, 1);
+	assert_int_equal(grp(h)->state, COORD_STABLE);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+			 KERR_NONE);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(new_id),
+					 KSTR("inst-1")),
+			 KERR_FENCED_INSTANCE_ID);
+	coord_effects_reset(&h->e);
+	/* the outcome arrives after all: nothing changes */
+	coord_static_persist_done(h->c, h->now, KSTR("g"), KSTR(new_id), KERR_NONE, &h->e);
+	assert_int_equal(h->e.n, 0);
+	assert_int_equal(coord_heartbeat(h->c, h->now, KSTR("g"), 1, KSTR(old), KSTR("inst-1")),
+			 KERR_NONE);
+	assert_true(coord_next_deadline(h->c) > h->now + 1000); /* its session only */
+	h_free(h);
+}
+
 /* Outcomes that no longer apply change nothing: a replacement overtaken
  * by another rejoin of the same instance, a group that left Stable while
  * the write was out (its rebalance answers the JoinGroup). */
@@ -1398,6 +1450,7 @@ int main(void)
 		cmocka_unit_test(test_persist_oom),
 		cmocka_unit_test(test_static_persist_failed),
 		cmocka_unit_test(test_static_persist_overtaken),
+		cmocka_unit_test(test_static_persist_deadline),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
