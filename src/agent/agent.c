@@ -837,6 +837,7 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		.placed_here = group_placed_here,
 		.placed_arg = a,
 		.idle_ms = cfg->group_idle_ms,
+		.empty_forget_ms = cfg->group_empty_forget_ms,
 	};
 	rc = group_svc_start(loop, a->meta, &gc, &a->groups);
 	if (rc)

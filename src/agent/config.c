@@ -481,6 +481,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->tls_handshake_timeout_ms = SL_TLS_HANDSHAKE_MS;
 	c->sasl_login_timeout_ms = SL_SASL_LOGIN_MS;
 	c->group_idle_ms = SL_GROUP_LEASE_IDLE_MS;
+	c->group_empty_forget_ms = SL_GROUP_EMPTY_FORGET_MS;
 	strcpy(c->data_dir, "./data");
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
@@ -548,7 +549,8 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	 * and a group without members or requests stays loaded. */
 	if (hidden_ms("SLUICE_TLS_HANDSHAKE_TIMEOUT_MS", &c->tls_handshake_timeout_ms) != 0 ||
 	    hidden_ms("SLUICE_SASL_LOGIN_TIMEOUT_MS", &c->sasl_login_timeout_ms) != 0 ||
-	    hidden_ms("SLUICE_GROUP_IDLE_MS", &c->group_idle_ms) != 0)
+	    hidden_ms("SLUICE_GROUP_IDLE_MS", &c->group_idle_ms) != 0 ||
+	    hidden_ms("SLUICE_GROUP_EMPTY_FORGET_MS", &c->group_empty_forget_ms) != 0)
 		return -1;
 	if (st.listen_count < 0) {
 		st.listen_count = 1;

@@ -55,6 +55,7 @@ struct config {
 	int64_t tls_handshake_timeout_ms;
 	int64_t sasl_login_timeout_ms;
 	int64_t group_idle_ms; /* hidden (tests): SL_GROUP_LEASE_IDLE_MS */
+	int64_t group_empty_forget_ms; /* hidden (tests): SL_GROUP_EMPTY_FORGET_MS */
 	char data_dir[1024];
 	char store_url[1100];
 	char meta_url[1100];

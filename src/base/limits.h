@@ -275,8 +275,9 @@
 #define SL_GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS (5 * 60 * 1000)
 
 /* An in-memory Empty group with no committed offsets is forgotten after
- * this long (Kafka drops such groups at its next offsets cleanup), so
- * groups that only ever joined do not accumulate. */
+ * this long, its stored membership deleted (Kafka drops such a group at
+ * its next offsets cleanup, with a tombstone for its GroupMetadata
+ * record), so groups that only ever joined do not accumulate. */
 #define SL_GROUP_EMPTY_FORGET_MS (10 * 60 * 1000)
 
 /* Offset rows in one store transaction (more wait for the next one), so

@@ -562,12 +562,20 @@ struct forget_arg {
 	size_t count, cap;
 };
 
+/* An Empty group with nothing stored of its offsets and no store op on
+ * its way (Kafka's cleanupGroupMetadata: Empty without offsets goes
+ * Dead). */
+static bool empty_without_offsets(const struct group_svc *s, const struct coord_group *g)
+{
+	return g->state == COORD_EMPTY && !g->member_count && !g->pending_count &&
+	       !stored_get(s, g->group_id);
+}
+
 static void collect_forgettable(void *arg, const struct coord_group *g)
 {
 	struct forget_arg *f = arg;
-	if (g->state != COORD_EMPTY || g->member_count || g->pending_count ||
-	    f->now - g->state_since_ms < SL_GROUP_EMPTY_FORGET_MS ||
-	    stored_get(f->s, g->group_id))
+	if (!empty_without_offsets(f->s, g) ||
+	    f->now - g->state_since_ms < f->s->cfg.empty_forget_ms)
 		return;
 	if (array_grow(&f->ids, &f->cap, f->count, sizeof *f->ids, 16) != 0)
 		return;
@@ -640,12 +648,49 @@ static void retention_sweep(struct group_svc *s, int64_t now)
 		}
 	}
 	free(expired.ids);
+}
+
+static void forget_done(struct group_svc *s, struct group_offsets_op *op)
+{
+	if (op->rc)
+		log_warn("group %s: forgotten, but its stored membership was not deleted (%s)",
+			 op->group_id, sl_strerror(op->rc));
+	free((char *)op->group_id);
+	free(op);
+}
+
+/* Empty groups without offsets, Empty for cfg.empty_forget_ms, are
+ * forgotten, as Kafka's offsets cleanup makes them Dead: dropped from
+ * memory and, when a generation may have been stored (Kafka writes no
+ * tombstone for generation 0 either), their stored membership deleted
+ * through the store queue, fenced by the group's lease like its other
+ * writes (the lease is kept until that is through: own_check waits for
+ * the group's ops). A later JoinGroup starts a new group. */
+static void forget_sweep(struct group_svc *s, int64_t now)
+{
 	struct forget_arg f = { s, now, NULL, 0, 0 };
 	coord_groups_each(s->coord, collect_forgettable, &f);
 	for (size_t i = 0; i < f.count; i++) {
-		if (coord_group_delete(s->coord, KSTR(f.ids[i])) == KERR_NONE)
-			state_forget(s, f.ids[i]);
-		free(f.ids[i]);
+		const struct coord_group *g = coord_group_find(s->coord, KSTR(f.ids[i]));
+		bool stored = g && g->generation_id > 0;
+		if (coord_group_delete(s->coord, KSTR(f.ids[i])) != KERR_NONE) {
+			free(f.ids[i]);
+			continue;
+		}
+		state_forget(s, f.ids[i]);
+		log_info("group %s: Empty without offsets for %" PRId64 " ms; forgotten", f.ids[i],
+			 s->cfg.empty_forget_ms);
+		struct group_offsets_op *op = stored ? calloc(1, sizeof *op) : NULL;
+		if (!op) {
+			free(f.ids[i]);
+			continue;
+		}
+		op->group_id = f.ids[i]; /* the op owns it now */
+		op->done = forget_done;
+		if (group_svc_offsets_delete(s, op) != 0) {
+			op->rc = SL_ENOMEM;
+			forget_done(s, op);
+		}
 	}
 	free(f.ids);
 }
@@ -733,9 +778,11 @@ static void on_timer(uv_timer_t *t)
 	}
 	if (s->parked)
 		park_wake(s, NULL, now);
-	if (s->cfg.leases && now >= s->next_own_check_ms) {
+	if (now >= s->next_own_check_ms) {
 		s->next_own_check_ms = now + GROUPS_OWN_CHECK_MS;
-		own_check(s, now);
+		forget_sweep(s, now);
+		if (s->cfg.leases)
+			own_check(s, now);
 	}
 }
 
@@ -1106,8 +1153,13 @@ static void own_check_each(void *arg, const char *id, void *value)
 	const struct coord_group *g = coord_group_find(s->coord, KSTR(id));
 	const struct stored_group *sg = stored_get(s, id);
 	bool moved = s->cfg.placed_here && !s->cfg.placed_here(s->cfg.placed_arg, id);
+	/* An Empty group without offsets stays until forget_sweep deletes
+	 * its stored membership (unloaded earlier, that record would stay
+	 * behind: nobody here would forget it). */
 	bool idle = x->now - o->last_used_ms > s->cfg.idle_ms &&
-		    (!g || (g->member_count == 0 && g->pending_count == 0)) && (!sg || sg->ops == 0);
+		    (!g || (g->member_count == 0 && g->pending_count == 0 &&
+			    !(g->generation_id > 0 && empty_without_offsets(s, g)))) &&
+		    (!sg || sg->ops == 0);
 	if (!moved && !idle)
 		return;
 	if (array_grow(&x->ids, &x->cap, x->count, sizeof *x->ids, 16) != 0)
@@ -1169,6 +1221,8 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	s->cfg = *cfg;
 	if (s->cfg.idle_ms <= 0)
 		s->cfg.idle_ms = SL_GROUP_LEASE_IDLE_MS;
+	if (s->cfg.empty_forget_ms <= 0)
+		s->cfg.empty_forget_ms = SL_GROUP_EMPTY_FORGET_MS;
 	/* Set once: store_after also runs without the pool (failed starts). */
 	s->work.data = s;
 	struct coord_config cc;

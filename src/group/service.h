@@ -12,7 +12,9 @@
  * offsets retention sweep (--offsets-retention-minutes); storing each
  * group's membership where Kafka writes its GroupMetadata record (a
  * completed generation before its SyncGroups are answered) and
- * loading it with the group (a restart, a takeover); the set of
+ * loading it with the group (a restart, a takeover); forgetting Empty
+ * groups without offsets (their record deleted, as Kafka's cleanup
+ * tombstones it); the set of
  * groups with stored offsets, loaded once at start and kept in memory so
  * that no list, describe or delete scans the store on the loop.
  *
@@ -63,8 +65,12 @@ struct group_svc_config {
 	void *placed_arg;
 	/* A group without members and requests for this long is unloaded
 	 * and its lease released (0: SL_GROUP_LEASE_IDLE_MS; tests lower
-	 * it). */
+	 * it); an Empty group without offsets not before it is forgotten. */
 	int64_t idle_ms;
+	/* An Empty group without offsets is forgotten (dropped from memory,
+	 * its stored membership deleted, fenced by its lease) after this long
+	 * Empty (0: SL_GROUP_EMPTY_FORGET_MS; tests lower it). */
+	int64_t empty_forget_ms;
 };
 
 /* Create the coordinator, load which groups have stored offsets (one

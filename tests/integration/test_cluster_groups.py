@@ -35,8 +35,8 @@ import kproto
 import util
 from cluster import (cluster, metadata, pg,  # noqa: F401 (fixtures)
                      start_agents, three_agents, topic_everywhere, wait_for)
-from test_groups import (API_OFFSET_COMMIT, answered_within, heartbeat_v0, join_v1,
-                         read_sync, sync_v1)
+from test_groups import (answered_within, check_empty_group_forgotten, commit_one_v2,
+                         heartbeat_v0, join_v1, read_sync, sync_v1)
 
 
 def list_groups_v0(agent):
@@ -232,15 +232,6 @@ def group_row_lock(url, group):
     return RowLock(url, "SELECT 1 FROM group_state WHERE group_id = '%s' FOR UPDATE" % group)
 
 
-def commit_v2(s, group, gen, member, topic):
-    """OffsetCommit v2 of one offset: its error, after the group's load."""
-    body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
-            kproto.i64(-1) + kproto.array([kproto.string(topic) + kproto.array(
-                [kproto.i32(0) + kproto.i64(5) + kproto.string("")])]))
-    r = kproto.Reader(kproto.roundtrip(s, API_OFFSET_COMMIT, 2, body))
-    return r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))[0][1][0][1]
-
-
 def test_sync_answered_once_generation_stored(pg, tmp_path):
     agents = start_agents(pg, tmp_path, zones=("a",))
     (agent,) = next(agents)
@@ -266,7 +257,7 @@ def test_sync_answered_once_generation_stored(pg, tmp_path):
         s = kproto.connect(agent.bootstrap, timeout=30)
         deadline = time.monotonic() + 30
         while True:  # the restarted agent takes the group's lease first
-            err = commit_v2(s, group, gen, member, topic)
+            err = commit_one_v2(s, group, gen, member, topic)
             if err not in (14, 15, 16) or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -353,5 +344,27 @@ def test_stuck_group_write_leaves_other_leases_held(pg, tmp_path):
             assert "lease lost" not in f.read()
         s1.close()
         s2.close()
+    finally:
+        agents.close()
+
+
+def test_empty_group_without_offsets_forgotten_pg(pg, tmp_path, monkeypatch):
+    """test_groups' check on PostgreSQL: the forgotten group's record is
+    deleted there too (fenced by the group's lease), so it stays Dead after
+    the restart."""
+    monkeypatch.setenv("SLUICE_GROUP_IDLE_MS", "500")
+    monkeypatch.setenv("SLUICE_GROUP_EMPTY_FORGET_MS", "1500")
+    agents = start_agents(pg, tmp_path, zones=("a",))
+    (agent,) = next(agents)
+    try:
+        url = agent.extra_args[agent.extra_args.index("--meta") + 1]
+
+        def state_rows(group):
+            r = subprocess.run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c",
+                                "SELECT count(*) FROM group_state WHERE group_id = '%s'"
+                                % group, url], check=True, capture_output=True, text=True,
+                               timeout=60)
+            return int(r.stdout.strip())
+        check_empty_group_forgotten(agent, state_rows)
     finally:
         agents.close()

@@ -8,7 +8,8 @@ generation stored before its SyncGroup is answered (the store's write
 lock held by another process, kill -9 right after the answer, a failed
 write); a static member's new id stored before its JoinGroup is
 answered (the same lock, kill -9, a failed write reverting it); a group
-unloaded when idle keeping its generation;
+unloaded when idle keeping its generation; an Empty group without
+offsets forgotten and its stored record deleted (gone after a restart);
 ListGroups/DescribeGroups/DeleteGroups through the admin clients and
 `sluice groups`; bad group input by raw protocol.
 
@@ -903,14 +904,24 @@ def test_generation_stored_before_sync_answer(broker_factory):
     s.close()
 
 
+def commit_one_v2(s, group, gen, member, topic):
+    """OffsetCommit v2 of offset 5 of topic's partition 0: its error."""
+    body = (kproto.string(group) + kproto.i32(gen) + kproto.string(member) +
+            kproto.i64(-1) + kproto.array([kproto.string(topic) + kproto.array(
+                [kproto.i32(0) + kproto.i64(5) + kproto.string("")])]))
+    r = kproto.Reader(kproto.roundtrip(s, API_OFFSET_COMMIT, 2, body))
+    return r.array(lambda: (r.string(), r.array(lambda: (r.i32(), r.i16()))))[0][1][0][1]
+
+
 def test_idle_unloaded_group_keeps_generation(broker_factory):
     """A group without members and requests is unloaded after 60 s
     (SLUICE_GROUP_IDLE_MS shortens it here) and its lease released; when
     it is asked for again it is loaded from its stored record, as after a
     takeover, and its generations go on from where they were (Kafka keeps
-    an empty group's GroupMetadata record), not from 0."""
+    the GroupMetadata record of an empty group with offsets), not from 0."""
     b = broker_factory(GROUP_ARGS, env={"SLUICE_GROUP_IDLE_MS": "500"})
     bs = b.bootstrap
+    topic = util.create_topic(bs, util.topic_name("idle"), 1)
     group = group_name()
     s = kproto.connect(bs, timeout=20)
     gens = []
@@ -920,6 +931,7 @@ def test_idle_unloaded_group_keeps_generation(broker_factory):
         gens.append(gen)
         sync_v1(s, group, member, gen, [(member, b"A")])
         assert read_sync(s) == (0, b"A")
+        assert commit_one_v2(s, group, gen, member, topic) == 0
         body = kproto.string(group) + kproto.string(member)
         assert kproto.Reader(kproto.roundtrip(s, 13, 0, body)).i16() == 0  # LeaveGroup
         # Empty at gen + 1; unloaded once idle
@@ -935,6 +947,69 @@ def test_idle_unloaded_group_keeps_generation(broker_factory):
     # each join after the reload continues: 1, (leave: 2), 3
     assert gens == [1, 3], gens
     s.close()
+
+
+def listed_groups(sock):
+    """The group ids ListGroups v0 lists."""
+    r = kproto.Reader(kproto.roundtrip(sock, 16, 0, b""))
+    assert r.i16() == 0
+    return [g for g, _ in r.array(lambda: (r.string(), r.string()))]
+
+
+def check_empty_group_forgotten(b, state_rows):
+    """An Empty group without offsets, once forgotten (after 10 minutes
+    Empty; SLUICE_GROUP_EMPTY_FORGET_MS shortens it, SLUICE_GROUP_IDLE_MS
+    lets an idle group go), is gone as in Kafka, whose offsets cleanup
+    makes it Dead and writes a tombstone for its GroupMetadata record:
+    ListGroups does not list it, DescribeGroups says Dead, its stored
+    record is deleted (state_rows(group): how many the store holds), and
+    so after a restart too; a JoinGroup then starts a new group at
+    generation 1. (The record stayed: after a restart the group came back
+    Empty from it and generations went on.)"""
+    group = group_name()
+    s = kproto.connect(b.bootstrap, timeout=30)
+    err, gen, _, member, _ = join_v1(s, group, "", b"\x00\x00")
+    assert err == 0 and gen == 1
+    sync_v1(s, group, member, gen, [(member, b"A")])
+    assert read_sync(s) == (0, b"A")
+    body = kproto.string(group) + kproto.string(member)
+    assert kproto.Reader(kproto.roundtrip(s, 13, 0, body)).i16() == 0  # LeaveGroup
+    assert group in listed_groups(s)  # Empty, listed as Kafka lists it
+    assert describe_group_v0(s, group) == (0, "Empty", 0)
+    deadline = time.monotonic() + 30
+    while group in listed_groups(s) or state_rows(group):
+        assert time.monotonic() < deadline, "the Empty group was not forgotten"
+        time.sleep(0.2)
+    assert describe_group_v0(s, group) == (0, "Dead", 0)
+    s.close()
+    b.restart(clean=False)
+    s = kproto.connect(b.bootstrap, timeout=30)
+    deadline = time.monotonic() + 30
+    while True:  # in a cluster the restarted agent takes the lease first
+        got = describe_group_v0(s, group)
+        if got[0] not in (14, 15, 16) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert got == (0, "Dead", 0)
+    assert group not in listed_groups(s)
+    err, gen, _, _, _ = join_v1(s, group, "", b"\x00\x00")
+    assert err == 0 and gen == 1
+    s.close()
+
+
+def test_empty_group_without_offsets_forgotten(broker_factory):
+    import sqlite3
+    b = broker_factory(GROUP_ARGS, env={"SLUICE_GROUP_IDLE_MS": "500",
+                                        "SLUICE_GROUP_EMPTY_FORGET_MS": "1500"})
+
+    def state_rows(group):
+        db = sqlite3.connect(os.path.join(b.data_dir, "meta.db"), timeout=10)
+        try:
+            return db.execute("SELECT count(*) FROM group_state WHERE group_id = ?",
+                              (group,)).fetchone()[0]
+        finally:
+            db.close()
+    check_empty_group_forgotten(b, state_rows)
 
 
 def send_join_v5(sock, group, member_id, instance, metadata, correlation_id=9):
