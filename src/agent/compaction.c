@@ -17,6 +17,7 @@
 #include "storage/batch_index.h"
 #include "storage/clean.h"
 #include "storage/writer.h"
+#include "txn/aborted_index.h"
 
 /* One agent of a cluster cleans at a time: two cleaning one partition at
  * once would both read and rewrite it, and one swap would be refused. */
@@ -112,13 +113,26 @@ static void submit_next(struct cleaner *g)
 	maint_submit(a, &g->job);
 }
 
+/* A pass swapped (tid, partition): the batch index drops the rows it
+ * holds, which name the uncleaned objects (the next fetch reads the
+ * cleaned ones; before that the agent serves the uncleaned bytes, a
+ * superset of what was kept, still readable for the collector's grace),
+ * and the aborted index the partition, as the pass may have deleted
+ * aborted transactions with no batch left (the next read_committed fetch
+ * looks them up). Dropped at every pass, not only those that deleted
+ * one: a lookup that raced one may have put such a transaction back, and
+ * must not outlive the later pass that removes its ABORT marker. */
+void compaction_swapped(struct agent *a, int64_t tid, int32_t partition)
+{
+	batch_index_drop(a->index, tid, partition);
+	if (a->aborted)
+		aborted_index_drop(a->aborted, tid, partition);
+}
+
 /* The cleaner's checkpoint of a partition as the store has it: one that
  * moved without this agent's pass is another process's (`sluice compact`
- * on the same store; on PostgreSQL its swap's notice has dropped the
- * partition already), so the batch index drops the rows it holds, which
- * name the uncleaned objects: the next fetch reads the cleaned ones.
- * Before that the agent serves the uncleaned bytes, a superset of what
- * was kept, still readable for the collector's grace. */
+ * on the same store; on PostgreSQL its swap's notice has told this agent
+ * already): compaction_swapped. */
 static void checkpoint_seen(struct agent *a, int64_t tid, int32_t partition, int64_t clean_offset)
 {
 	struct topic_state *t = agent_topic_by_tid(a, tid);
@@ -128,7 +142,7 @@ static void checkpoint_seen(struct agent *a, int64_t tid, int32_t partition, int
 	if (ps->clean_offset == clean_offset)
 		return;
 	ps->clean_offset = clean_offset;
-	batch_index_drop(a->index, tid, partition);
+	compaction_swapped(a, tid, partition);
 }
 
 static void clean_done(struct maint_job *job, void *arg)
@@ -155,15 +169,14 @@ static void clean_done(struct maint_job *job, void *arg)
 	if (it->err && it->err != SL_ENOTFOUND)
 		log_warn("compaction: cleaning %" PRId64 "/%d: %s (the next pass retries)", it->tid,
 			 it->partition, sl_strerror(it->err));
-	/* Its rows now name the cleaned object: fetches look them up there.
-	 * (Rows still in the index name the old objects, whose bytes stay
-	 * readable for the collector's grace: a superset of what is kept.) */
+	/* Its rows now name the cleaned object: fetches look them up there. */
 	if (g->st.swaps) {
-		batch_index_drop(g->a->index, it->tid, it->partition);
+		compaction_swapped(g->a, it->tid, it->partition);
 		checkpoint_seen(g->a, it->tid, it->partition, g->st.clean_offset);
 		log_debug("compaction: %" PRId64 "/%d: %" PRIu64 " rows, %" PRIu64 " records into %" PRIu64
-			  ", checkpoint %" PRId64, it->tid, it->partition, g->st.rows,
-			  g->st.records_read, g->st.records_kept, g->st.clean_offset);
+			  ", %" PRIu64 " aborted transaction(s) gone, checkpoint %" PRId64, it->tid,
+			  it->partition, g->st.rows, g->st.records_read, g->st.records_kept,
+			  g->st.aborted_gone, g->st.clean_offset);
 	}
 	g->cleaned += g->st.swaps;
 	g->refused += g->st.refused;

@@ -10,10 +10,12 @@
  * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time. It
  * pauses (ends; the next tick starts again) while produce backpressure
  * is active (the write buffer half full), and a cleaned partition leaves
- * the batch index, so fetches find its rows in the cleaned object. The
- * planning also notices a checkpoint moved by another process's pass
- * (`sluice compact`; on SQLite nothing else tells) and drops that
- * partition from the batch index too.
+ * the batch index, so fetches find its rows in the cleaned object, and
+ * the aborted index, as the pass may have deleted aborted transactions
+ * with no batch left. The planning also notices a checkpoint moved by
+ * another process's pass (`sluice compact`; on SQLite nothing else
+ * tells) and drops that partition from both indexes too; on PostgreSQL
+ * the swap's notice tells the other agents (agent/registry.c).
  *
  * In a cluster only the holder of the job/compact lease
  * (cluster/lease.h) cleans, so two agents never clean one partition at
@@ -25,6 +27,8 @@
 #ifndef SLUICE_AGENT_COMPACTION_H
 #define SLUICE_AGENT_COMPACTION_H
 
+#include <stdint.h>
+
 struct agent;
 
 /* 0 or SL_ENOMEM. */
@@ -33,5 +37,8 @@ int compaction_start(struct agent *a);
 void compaction_stop(struct agent *a);
 /* After the loop has stopped. */
 void compaction_free(struct agent *a);
+/* A pass (this agent's, another's, `sluice compact`'s) replaced the
+ * partition's rows: it leaves the batch index and the aborted index. */
+void compaction_swapped(struct agent *a, int64_t tid, int32_t partition);
 
 #endif

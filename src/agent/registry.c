@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/compaction.h"
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -263,8 +264,9 @@ static void on_notice(void *arg, const struct meta_notice *n)
 	else if (n->kind == META_NOTICE_LOG_START)
 		log_start_apply(r, n);
 	else if (n->kind == META_NOTICE_REWRITTEN)
-		/* Another agent cleaned it: the next fetch looks its rows up. */
-		batch_index_drop(r->a->index, n->tid, n->partition);
+		/* Another agent cleaned it: the next fetch looks its rows (and
+		 * aborted transactions) up. */
+		compaction_swapped(r->a, n->tid, n->partition);
 }
 
 static void listen_closed(uv_handle_t *h)

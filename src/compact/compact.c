@@ -512,12 +512,15 @@ static int clean_visit(void *arg, const struct batch_record *rec)
 	return kept_add(&x->kept, rec);
 }
 
-/* A COMMIT marker's control record key: version, then type 1. */
+#define MARKER_ABORT 0
+
+/* A marker's control record type (its key: version, then type; 0 ABORT,
+ * 1 COMMIT), -1 for none or an unknown one. */
 static int marker_visit(void *arg, const struct batch_record *rec)
 {
-	bool *commit = arg;
-	if (rec->index == 0)
-		*commit = rec->key_len >= 4 && be16_load(rec->key + 2) == 1;
+	int *type = arg;
+	if (rec->index == 0 && rec->key_len >= 4 && be16_load(rec->key + 2) <= 1)
+		*type = be16_load(rec->key + 2);
 	return 0;
 }
 
@@ -538,19 +541,26 @@ static int clean_batch(const struct compact_config *c, int64_t now_ms,
 		/* Without the hook (no transactions) such batches stay as
 		 * they are. With it, a committed transaction's data is cleaned
 		 * as any other (Kafka's shouldRetainRecord), an aborted one's
-		 * goes, and a COMMIT marker goes once its transaction has no
-		 * batch left and its delete horizon passed. An ABORT marker
-		 * stays: the aborted index keeps naming its transaction, and a
-		 * read_committed consumer would take later batches of its
-		 * producer as aborted until it met one. */
+		 * goes, and a marker, COMMIT or ABORT, goes once its
+		 * transaction has no batch left and its delete horizon passed.
+		 * An ABORT marker's transaction leaves the aborted index when
+		 * the horizon is set, delete.retention.ms before the marker
+		 * goes: a read_committed consumer given the transaction but
+		 * not its marker would take the producer's later batches as
+		 * aborted. */
 		bool keep = !txn;
 		if (txn && control) {
-			bool commit = false;
-			rc = batch_records_view(b->bytes, b->len, plain, marker_visit, &commit);
+			int type = -1;
+			rc = batch_records_view(b->bytes, b->len, plain, marker_visit, &type);
 			if (rc)
 				return rc;
-			empty_marker = lone && commit;
+			empty_marker = lone && type >= 0;
 			keep = !empty_marker;
+			/* Kafka's CleanedTransactionMetadata leaves an aborted
+			 * transaction with no batch left out of the cleaned
+			 * index: its row goes with the pass that gives the
+			 * marker its horizon (once: a later pass finds it set). */
+			o->aborted_gone = empty_marker && type == MARKER_ABORT && !has_horizon;
 		}
 		if (keep) {
 			o->verdict = COMPACT_KEEP;

@@ -44,13 +44,16 @@
  *  the hook for transactions (txn). With it, as Kafka's
  *  CleanedTransactionMetadata: the hook tells aborted batches (their
  *  records dropped; they never enter the map), a committed transaction's
- *  records are cleaned as any others, and a COMMIT marker whose
- *  transaction has no batch left (none of its producer's transactional
- *  batches since its previous marker is still stored) gets a delete
- *  horizon, and goes with the first pass past it. ABORT markers stay
- *  (the aborted index, which names their transactions, is not cleaned:
- *  a read_committed consumer would take the producer's later batches as
- *  aborted until it met the marker).
+ *  records are cleaned as any others, and a marker, COMMIT or ABORT,
+ *  whose transaction has no batch left (none of its producer's
+ *  transactional batches since its previous marker is still stored)
+ *  gets a delete horizon, and goes with the first pass past it. An
+ *  aborted transaction found so leaves the aborted index in the pass
+ *  that sets its marker's horizon (compact_outcome.aborted_gone), as
+ *  Kafka leaves it out of the cleaned segment's transaction index:
+ *  delete.retention.ms before the marker goes, so that no read_committed
+ *  consumer is told of the transaction without meeting its marker (it
+ *  would take the producer's later batches as aborted).
  *
  * The offset map keeps whole keys (no hash collisions, unlike Kafka's MD5
  * map), within map_bytes_max; when the dirty part does not fit, the pass
@@ -141,6 +144,10 @@ struct compact_outcome {
 	enum compact_verdict verdict;
 	size_t pos, len;        /* COMPACT_REWRITE: the bytes in out */
 	int32_t records_kept;
+	bool aborted_gone;      /* an ABORT marker given its delete horizon:
+				   its transaction has no batch left, and its
+				   aborted index row (last offset: this
+				   batch's base offset) goes with the pass */
 };
 
 struct compact_result {

@@ -957,7 +957,14 @@ int meta_merge_check(const struct meta_merge *mg)
 			return SL_EINVAL;
 	}
 	if (!mg->batches)
-		return 0;
+		return mg->n_aborted_gone ? SL_EINVAL : 0;
+	if (mg->n_aborted_gone > mg->nb || (mg->n_aborted_gone && !mg->aborted_gone))
+		return SL_EINVAL;
+	for (size_t i = 0; i < mg->n_aborted_gone; i++)
+		if (mg->aborted_gone[i] < mg->rows[0].base_offset ||
+		    mg->aborted_gone[i] > mg->rows[mg->n - 1].last_offset ||
+		    (i > 0 && mg->aborted_gone[i] <= mg->aborted_gone[i - 1]))
+			return SL_EINVAL;
 	/* A cleaning pass: its batches cover the rows' offsets, each once
 	 * (the rows themselves lie one after another: offsets are dense). */
 	if (mg->nb == 0 || mg->nb > (size_t)SL_MERGE_RUN_ROWS_MAX * META_ROW_BATCHES_MAX ||

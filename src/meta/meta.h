@@ -319,6 +319,12 @@ struct meta_merge {
 	const struct meta_compact_batch *batches;
 	size_t nb;
 	int64_t clean_offset;
+	/* The ABORT markers, by offset (ascending, among the batches),
+	 * whose aborted transactions have no batch left: their
+	 * aborted_txns rows go in the swap's transaction (Kafka's cleaner
+	 * leaves them out of the cleaned transaction index). */
+	const int64_t *aborted_gone;
+	size_t n_aborted_gone;
 };
 
 /* Consumer group offsets (group_offsets table). Kafka's

@@ -445,6 +445,7 @@ enum stmt {
 	ST_ABORTED_RANGE,
 	ST_ABORTED_SINCE,
 	ST_ABORTED_TRIM,
+	ST_ABORTED_GONE,
 	ST_ABORTED_DELETE_TOPIC,
 	ST_TXN_OFFSET_UPSERT,
 	ST_TXN_OFFSETS_SETTLE,
@@ -764,6 +765,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ABORTED_TRIM] = "DELETE FROM aborted_txns WHERE tid = $1 AND partition = $2"
 		" AND last_offset < $3",
 	[ST_ABORTED_DELETE_TOPIC] = "DELETE FROM aborted_txns WHERE tid = $1",
+	[ST_ABORTED_GONE] = "DELETE FROM aborted_txns WHERE tid = $1 AND partition = $2"
+		" AND last_offset = ANY($3::bigint[])",
 	[ST_TXN_OFFSET_UPSERT] = "INSERT INTO txn_offsets (group_id, tid, partition, producer_id,"
 		" transactional_id, committed_offset, leader_epoch, metadata, commit_timestamp_ms,"
 		" commit_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, nextval('offset_commit_seq'))"
@@ -2459,6 +2462,26 @@ static int merge_rows_insert(struct pg_conn *c, const struct meta_merge *mg,
 	return rc;
 }
 
+/* The aborted transactions a cleaning pass found with no batch left
+ * (meta_merge.aborted_gone), one statement. */
+static int aborted_gone_delete(struct pg_conn *c, const struct meta_merge *mg)
+{
+	struct pg_text t = { 0 };
+	for (size_t i = 0; i < mg->n_aborted_gone; i++)
+		tx_i64(&t, mg->aborted_gone[i]);
+	const char *v = tx_end(&t);
+	int rc = SL_ENOMEM;
+	if (v) {
+		struct pg_params p = { 0 };
+		p_i64(&p, mg->tid);
+		p_i64(&p, mg->partition);
+		p_str(&p, v);
+		rc = pg_run(c, ST_ABORTED_GONE, &p, NULL, "deleting cleaned aborted transactions");
+	}
+	free(t.p);
+	return rc;
+}
+
 static int merge_swap_body(struct pg_conn *c, void *arg)
 {
 	struct merge_txn *x = arg;
@@ -2554,6 +2577,8 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 		p_i64(&p, mg->clean_offset);
 		p_str(&p, c->store->token); /* its notice: this store's own is skipped */
 		rc = pg_run(c, ST_CLEAN_OFFSET_RAISE, &p, NULL, "raising the cleaner's checkpoint");
+		if (!rc && mg->n_aborted_gone)
+			rc = aborted_gone_delete(c, mg);
 		if (rc)
 			goto out;
 	}

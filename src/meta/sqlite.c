@@ -420,6 +420,7 @@ enum stmt {
 	ST_ABORTED_RANGE,
 	ST_ABORTED_SINCE,
 	ST_ABORTED_TRIM,
+	ST_ABORTED_GONE,
 	ST_ABORTED_DELETE_TOPIC,
 	ST_OFFSET_SEQ,
 	ST_TXN_OFFSET_UPSERT,
@@ -686,6 +687,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ABORTED_TRIM] = "DELETE FROM aborted_txns WHERE tid = ?1 AND partition = ?2"
 		" AND last_offset < ?3",
 	[ST_ABORTED_DELETE_TOPIC] = "DELETE FROM aborted_txns WHERE tid = ?1",
+	[ST_ABORTED_GONE] = "DELETE FROM aborted_txns WHERE tid = ?1 AND partition = ?2"
+		" AND last_offset = ?3",
 	[ST_OFFSET_SEQ] = "UPDATE cluster SET value = value + 1 WHERE name = 'offset_commit_seq'"
 		" RETURNING value",
 	[ST_TXN_OFFSET_UPSERT] = "INSERT INTO txn_offsets (group_id, tid, partition, producer_id,"
@@ -2565,6 +2568,13 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 		sqlite3_bind_int(st, 2, mg->partition);
 		sqlite3_bind_int64(st, 3, mg->clean_offset);
 		rc = sq_exec_stmt(c, st, "raising the cleaner's checkpoint");
+		for (size_t i = 0; !rc && i < mg->n_aborted_gone; i++) {
+			st = sq_stmt(c, ST_ABORTED_GONE);
+			sqlite3_bind_int64(st, 1, mg->tid);
+			sqlite3_bind_int(st, 2, mg->partition);
+			sqlite3_bind_int64(st, 3, mg->aborted_gone[i]);
+			rc = sq_exec_stmt(c, st, "deleting a cleaned aborted transaction");
+		}
 		if (rc)
 			return rc;
 	}

@@ -269,6 +269,8 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	uint8_t *body = NULL;
 	struct compact_batch *in = NULL;
 	struct meta_merge_row *mr = NULL;
+	int64_t *gone = NULL;
+	size_t ngone = 0;
 	struct clean_aborted aborted = { 0 };
 	int rc = pass_plan(m, tid, partition, c, now_ms, bytes_max, &x);
 	if (rc)
@@ -320,8 +322,12 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	o.data = calloc(nbk, sizeof *o.data);
 	o.filler_pos = calloc(nbk, sizeof *o.filler_pos);
 	mr = calloc(rk - x.r0, sizeof *mr);
-	if (!o.cb || !o.entries || !o.data || !o.filler_pos || !mr)
+	gone = malloc(nbk * sizeof *gone);
+	if (!o.cb || !o.entries || !o.data || !o.filler_pos || !mr || !gone)
 		goto out;
+	for (size_t i = 0; i < nbk; i++)
+		if (res.batches[i].aborted_gone)
+			gone[ngone++] = x.b[x.b0 + i].base_offset;
 	rc = 0;
 	int64_t run_base = -1, run_last = -1;
 	int32_t run_epoch = 0;
@@ -388,7 +394,7 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	if (rc)
 		goto out;
 	struct meta_merge cp = { tid, partition, key, obj.len, mr, rk - x.r0,
-				 o.cb, o.n, res.clean_end };
+				 o.cb, o.n, res.clean_end, gone, ngone };
 	rc = meta_compact_swap(m, &cp);
 	if (rc == SL_ENOTFOUND) {
 		/* Nothing names the new object (a failure leaves it to the
@@ -403,12 +409,14 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		st->bytes_written += written;
 		st->records_read += (uint64_t)res.records_read;
 		st->records_kept += (uint64_t)res.records_kept;
+		st->aborted_gone += ngone;
 		st->clean_offset = res.clean_end > x.part.clean_offset ? res.clean_end
 								       : x.part.clean_offset;
 	}
 out:
 	free(aborted.v);
 	free(aborted.max_last);
+	free(gone);
 	kbuf_free(&obj);
 	free(mr);
 	out_free(&o);

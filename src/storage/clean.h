@@ -9,8 +9,10 @@
  * active producers' last batches; the records of aborted transactions,
  * from meta_aborted_txns), writes the cleaned stretch as one new
  * object of the writer's key format and swaps it in
- * (meta_compact_swap: the rows replaced and the checkpoint raised in one
- * metadata transaction). A refused swap (rows merged, trimmed or cleaned
+ * (meta_compact_swap: the rows replaced, the checkpoint raised and the
+ * aborted_txns rows of aborted transactions with no batch left deleted,
+ * in one metadata transaction; the agents' aborted indexes drop the
+ * partition when they learn of the pass). A refused swap (rows merged, trimmed or cleaned
  * meanwhile, topic deleted) deletes the new object; a swap whose outcome
  * is unknown leaves it to the orphan sweep.
  *
@@ -46,6 +48,8 @@ struct clean_stats {
 	uint64_t bytes_read;      /* batch bytes cleaned (the replaced rows') */
 	uint64_t bytes_written;   /* batch bytes of the cleaned object */
 	uint64_t records_read, records_kept;
+	uint64_t aborted_gone;    /* aborted transactions that left the
+				     aborted index (their data all cleaned) */
 	uint64_t gets;            /* object store reads */
 	int64_t clean_offset;     /* the checkpoint after the pass */
 };

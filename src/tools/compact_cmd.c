@@ -82,9 +82,11 @@ static int clean_one(struct meta *m, struct objstore *store, const struct meta_t
 				 &st);
 	printf("compact: %s-%d: cleaned %" PRIu64 " rows (%" PRIu64 " records, %" PRIu64
 	       " bytes) into %" PRIu64 " records (%" PRIu64 " bytes), dirty ratio %.3f, %" PRIu64
-	       " reads, checkpoint %" PRId64 ", %" PRIu64 " refused\n",
+	       " reads, checkpoint %" PRId64 ", %" PRIu64 " refused, %" PRIu64
+	       " aborted transactions gone\n",
 	       t->name, p, st.rows, st.records_read, st.bytes_read, st.records_kept,
-	       st.bytes_written, st.dirty_ratio, st.gets, st.clean_offset, st.refused);
+	       st.bytes_written, st.dirty_ratio, st.gets, st.clean_offset, st.refused,
+	       st.aborted_gone);
 	if (rc) {
 		fprintf(stderr, "sluice compact: %s-%d: %s\n", t->name, p, sl_strerror(rc));
 		return 1;

@@ -94,6 +94,35 @@ static int inspect_object_cmd(int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+/* Most aborted transactions listed: a partition may hold millions. */
+#define INSPECT_ABORTED_MAX 10000
+
+/* The transaction markers counted and the aborted transactions the
+ * read_committed fetches are told of (the aborted_txns rows from the log
+ * start on): what the cleaner removes once their data is gone. */
+static int print_aborted(struct meta *m, int64_t tid, int32_t partition,
+			 const struct meta_partition *p, uint64_t markers)
+{
+	struct meta_aborted_txn *v = malloc(INSPECT_ABORTED_MAX * sizeof *v);
+	size_t n = 0;
+	if (!v)
+		return SL_ENOMEM;
+	int rc = meta_aborted_txns(m, tid, partition, p->log_start_offset, INT64_MAX, v,
+				   INSPECT_ABORTED_MAX, &n);
+	if (rc == SL_EUNSUPPORTED)
+		rc = 0;
+	if (!rc) {
+		printf("%" PRIu64 " transaction markers, %zu%s aborted transactions\n", markers, n,
+		       n == INSPECT_ABORTED_MAX ? "+" : "");
+		for (size_t i = 0; i < n; i++)
+			printf("aborted transaction: producer %" PRId64 ", offsets %" PRId64
+			       " to %" PRId64 "\n", v[i].producer_id, v[i].first_offset,
+			       v[i].last_offset);
+	}
+	free(v);
+	return rc;
+}
+
 static int inspect_partition_cmd(int argc, char **argv)
 {
 	char meta_url[1100] = "sqlite:./data/meta.db";
@@ -138,20 +167,23 @@ static int inspect_partition_cmd(int argc, char **argv)
 	}
 	printf("topic %s partition %d: log start offset %" PRId64 ", high watermark %" PRId64 "\n",
 	       topic, partition, p.log_start_offset, p.high_watermark);
-	printf("%12s %12s %8s %22s %12s %8s  %s\n", "base_offset", "last_offset", "records",
-	       "max_timestamp", "byte_offset", "length", "object");
+	printf("%12s %12s %8s %22s %12s %8s %6s  %s\n", "base_offset", "last_offset", "records",
+	       "max_timestamp", "byte_offset", "length", "kind", "object");
 	int64_t offset = 0;
 	/* Which objects hold the partition (merging, issue 15, cuts them):
 	 * counted as the rows go by, distinct keys among neighbours (a
 	 * partition's rows of one object are contiguous unless two agents'
 	 * commits interleave, where this counts one object twice). */
-	uint64_t batch_count = 0, objects = 0, bytes = 0;
+	uint64_t batch_count = 0, objects = 0, bytes = 0, markers = 0;
 	char last_key[META_OBJECT_KEY_BYTES] = "";
 	for (;;) {
 		struct meta_batch_row rows[256];
-		size_t got = 0;
-		if (meta_batches_from(m, t->tid, partition, offset, 256, rows, &got) != 0)
+		/* The many-partition form: it tells the rows' attributes. */
+		struct meta_batch_query q = { .tid = t->tid, .partition = partition,
+					      .offset = offset, .max_rows = 256 };
+		if (meta_batches_from_many(m, &q, 1, rows, 256) != 0)
 			goto out_free_topics;
+		size_t got = q.n;
 		for (size_t i = 0; i < got; i++) {
 			batch_count++;
 			bytes += rows[i].length;
@@ -160,18 +192,24 @@ static int inspect_partition_cmd(int argc, char **argv)
 				snprintf(last_key, sizeof last_key, "%s", rows[i].object_key);
 			}
 		}
-		for (size_t i = 0; i < got; i++)
-			printf("%12" PRId64 " %12" PRId64 " %8d %22" PRId64 " %12" PRIu64 " %8u  %s\n",
+		for (size_t i = 0; i < got; i++) {
+			int16_t attr = rows[i].attributes;
+			markers += (attr & META_BATCH_ATTR_CONTROL) != 0;
+			printf("%12" PRId64 " %12" PRId64 " %8d %22" PRId64 " %12" PRIu64 " %8u %6s  %s\n",
 			       rows[i].base_offset, rows[i].last_offset, rows[i].record_count,
 			       rows[i].max_timestamp, rows[i].byte_offset, rows[i].length,
+			       attr & META_BATCH_ATTR_CONTROL ? "marker"
+			       : attr & META_BATCH_ATTR_TRANSACTIONAL ? "txn" : "-",
 			       rows[i].object_key);
+		}
 		if (got < 256)
 			break;
 		offset = rows[got - 1].last_offset + 1;
 	}
 	printf("%" PRIu64 " batches, %" PRIu64 " bytes in %" PRIu64 " objects\n", batch_count,
 	       bytes, objects);
-	status = 0;
+	if (print_aborted(m, t->tid, partition, &p, markers) == 0)
+		status = 0;
 out_free_topics:
 	meta_topics_free(topics, n);
 out_close:

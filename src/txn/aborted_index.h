@@ -16,9 +16,12 @@
  * it (this agent's commits at the top, store lookups below); a newer range
  * that does not touch it (commits this agent did not see) starts it over,
  * so it never claims offsets it did not see. A marker offset is assigned
- * once (invariant 2), so an entry never becomes wrong; it only stops
- * mattering below a log start (aborted_index_trim) or with its topic
- * (tids are never reused).
+ * once (invariant 2), so an entry never becomes wrong while its marker is
+ * stored; it stops mattering below a log start (aborted_index_trim) or
+ * with its topic (tids are never reused). On a compacted topic the
+ * cleaner deletes the store's row of an aborted transaction it emptied,
+ * and its marker delete.retention.ms later: the agent drops the
+ * partition at each cleaning swap (aborted_index_drop), before then.
  *
  * Bounded: at most entries_max entries per partition (past it the
  * entries with the oldest markers go and the range starts after them) and

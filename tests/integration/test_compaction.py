@@ -18,9 +18,12 @@ check. In a cluster only the holder of the job/compact lease cleans, and
 when it is killed another agent takes the lease and cleans on. An
 aborted transactional write goes and never takes the key's committed
 value with it; confluent-kafka's transactional producer's committed
-records are cleaned by key, the COMMIT marker of a transaction with
-nothing left goes after delete.retention.ms, the ABORT marker stays, and
-read_committed and read_uncommitted consumers read the same latest values.
+records are cleaned by key, a marker (COMMIT or ABORT) of a transaction
+with nothing left goes after delete.retention.ms, an aborted transaction
+with nothing left leaves the aborted index (the store's rows and the
+agent's memory: Fetch's aborted list), and read_committed and
+read_uncommitted consumers read the same latest values, read_committed
+never an aborted one, also while the passes run.
 """
 import json
 import os
@@ -498,8 +501,8 @@ def test_committed_transactions_and_markers(broker_factory):
     cleaned as Kafka's LogCleaner cleans them: a committed transaction's
     superseded records go like any others, its COMMIT marker stays while a
     batch of the transaction is stored, then gets a delete horizon and
-    goes after delete.retention.ms; an aborted transaction's records go
-    and its ABORT marker stays (the aborted index still names it).
+    goes after delete.retention.ms; an aborted transaction's records go,
+    then its ABORT marker as a COMMIT marker does.
     read_committed and read_uncommitted consumers read the latest value of
     each key, never the aborted one, also the producer's transactions
     after the aborted one."""
@@ -540,25 +543,27 @@ def test_committed_transactions_and_markers(broker_factory):
     want = [(b"a", b"a2"), (b"b", b"b2"), (b"tail", b"t0")]
     # The first passes: a1 and b1 go with their batch, c1 with its
     # transaction. The markers of the other transactions stay; the first
-    # one's transaction has nothing left: its marker gets a delete horizon
-    # (attribute bit 6) from the pass that finds it so, as a tombstone.
+    # and the aborted one's transactions have nothing left: their markers
+    # get a delete horizon (attribute bit 6) from the pass that finds them
+    # so, as a tombstone.
     wait_for(lambda: records("read_uncommitted") == want, 30, "the first pass")
     assert records("read_committed") == want
     wait_for(lambda: markers().get(2, 0x40) & 0x40, 30, "the lone marker's horizon")
     m = markers()
-    assert all(m[o] & 0x40 == 0 for o in (4, 6, 8)), m
+    assert all(m[o] & 0x40 == 0 for o in (4, 8)), m
+    assert m[6] & 0x40, m
 
-    # The same producer commits again after its aborted transaction (the
-    # ABORT marker stays: read_committed must not take d1 as aborted).
+    # The same producer commits again after its aborted transaction
+    # (read_committed must not take d1 as aborted).
     txn([(b"d", b"d1")])
     tail(b"t1")
     time.sleep(1.1)  # delete.retention.ms
     produce(b.bootstrap, topic, [(b"e", b"e1")])
     tail(b"t2")
-    # A pass past the horizon drops that marker; the others stay.
+    # A pass past the horizon drops those markers; the others stay.
     wait_for(lambda: 2 not in markers(), 30, "the lone marker's removal")
     m = markers()
-    assert 4 in m and 6 in m and 8 in m and len(m) == 4, m  # and d1's COMMIT
+    assert 4 in m and 8 in m and len(m) == 3, m  # and d1's COMMIT
     want = [(b"a", b"a2"), (b"b", b"b2"), (b"d", b"d1"), (b"e", b"e1"), (b"tail", b"t2")]
     for isolation in ("read_committed", "read_uncommitted"):
         got = [r for r in records(isolation) if r[0] != b"tail" or r[1] == b"t2"]
@@ -566,3 +571,132 @@ def test_committed_transactions_and_markers(broker_factory):
     assert not any(v == b"c1" for _, v in records("read_uncommitted"))
     s.close()
     p.flush(5)
+
+
+MARKERS_RE = re.compile(r"^(\d+) transaction markers, (\d+) aborted transactions$", re.M)
+
+
+def test_aborted_transactions_leave_index_and_markers(broker_factory):
+    """Aborted and committed transactions of two confluent-kafka
+    transactional producers on a compacted topic: the pass that drops an
+    aborted transaction's records keeps its ABORT marker and its aborted
+    index row; the next finds nothing of the transaction left: the row
+    goes (`sluice inspect partition`, and the Fetch's aborted list, which
+    the agent answers from memory) and the marker gets a delete horizon;
+    after delete.retention.ms a pass drops it. read_committed and
+    read_uncommitted consumers from the start then read exactly the latest
+    committed value of each key at its original offset, with the high
+    watermark unchanged; a read_committed consumer reading over and over
+    while the passes run never sees an aborted record."""
+    from test_transactions import txn_producer
+    from test_txn_wire import fetch as txn_fetch
+    b = broker_factory(["--compaction-check-interval-ms", "200"])
+    # Made compacted once everything is written (the passes would clean
+    # between the transactions).
+    config = dict(CLEAN_CONFIG, **{"delete.retention.ms": "1500"})
+    del config["cleanup.policy"]
+    topic = util.create_topic(b.bootstrap, util.topic_name("clean-abort"), 1, config=config)
+    p1 = txn_producer(b.bootstrap, util.topic_name("tid1"))
+    p2 = txn_producer(b.bootstrap, util.topic_name("tid2"))
+    offsets = {}  # (key, value) -> offset
+
+    def txn(p, pairs, commit=True):
+        def cb(err, m):
+            assert err is None, err
+            offsets[(m.key(), m.value())] = m.offset()
+        p.begin_transaction()
+        for k, v in pairs:
+            p.produce(topic, v, k, partition=0, on_delivery=cb)
+        p.flush(10)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+
+    keys = [b"k%d" % i for i in range(10)]
+    txn(p1, [(k, b"c1-" + k) for k in keys])
+    txn(p1, [(k, b"ab1-" + k) for k in keys], commit=False)
+    txn(p2, [(k, b"ab3-" + k) for k in keys], commit=False)
+    txn(p1, [(k, b"c2-" + k) for k in keys[5:]])
+    txn(p1, [(k, b"ab2-" + k) for k in keys[:5]], commit=False)
+    txn(p2, [(keys[0], b"c3-k0")])
+    # Each producer ends with a committed transaction: an aborted batch
+    # that is its producer's last stays as an empty header (Kafka keeps
+    # it for the producer's state), and so would its transaction.
+    txn(p1, [(keys[9], b"c4-k9")])
+    want = {k: b"c1-" + k for k in keys[1:5]}
+    want.update({k: b"c2-" + k for k in keys[5:9]})
+    want[keys[0]] = b"c3-k0"
+    want[keys[9]] = b"c4-k9"
+    s = kproto.connect(b.bootstrap)
+
+    def markers():
+        bs = txn_fetch(s, topic, [(0, 0)], 0)[0][4]
+        return {base: attrs for base, attrs, _, _ in bs if attrs & 0x20}
+
+    def aborted_listed():
+        """The aborted list of a read_committed Fetch from 0."""
+        return txn_fetch(s, topic, [(0, 0)], 1)[0][3] or []
+
+    def inspect_txns():
+        out = run("inspect", "partition", "--data", b.data_dir, topic, "0").stdout
+        m = MARKERS_RE.search(out)
+        assert m, out
+        return int(m.group(1)), int(m.group(2)), out
+
+    def tail(v):
+        time.sleep(0.3)  # past segment.ms: what came before leaves the head
+        produce(b.bootstrap, topic, [(b"tail", v)])
+
+    tail(b"t0")
+    assert len(markers()) == 7
+    assert len(aborted_listed()) == 3  # and the agent's aborted index holds them
+    assert inspect_txns()[:2] == (7, 3)
+
+    seen_aborted = []
+    stop = threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            for _, k, v in ck_read(b.bootstrap, topic, isolation="read_committed"):
+                if v.startswith(b"ab"):
+                    seen_aborted.append((k, v))
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        # The first pass drops the aborted records; the next (new dirty
+        # data) finds their transactions empty: rows gone, horizons set.
+        sk = kproto.connect(b.bootstrap)
+        err, msg = kproto.incremental_alter_configs_v0(
+            sk, topic, [("cleanup.policy", kproto.OP_SET, "compact")])
+        sk.close()
+        assert err == 0, msg
+        wait_for(lambda: not any(v.startswith(b"ab") for _, _, v in
+                                 ck_read(b.bootstrap, topic, isolation="read_uncommitted")),
+                 30, "the aborted records' removal")
+        assert inspect_txns()[:2] == (7, 3)  # each transaction's marker saw a batch
+        tail(b"t1")
+        wait_for(lambda: inspect_txns()[1] == 0, 30, "the aborted rows' removal")
+        assert aborted_listed() == []
+        m = markers()
+        assert len(m) == 7, m  # the markers stay until their horizon
+        horizons = [o for o, a in m.items() if a & 0x40]
+        assert len(horizons) == 3, m
+        time.sleep(1.6)  # delete.retention.ms
+        tail(b"t2")
+        wait_for(lambda: len(markers()) == 4, 30, "the ABORT markers' removal")
+        assert not set(horizons) & set(markers())
+    finally:
+        stop.set()
+        th.join(60)
+    assert not seen_aborted, seen_aborted[:5]
+    assert inspect_txns()[:2] == (4, 0)
+    assert aborted_listed() == []
+    hwm = util.high_watermarks(b.bootstrap, topic, 1)[0]
+    for isolation in ("read_committed", "read_uncommitted"):
+        got = [(o, k, v) for o, k, v in ck_read(b.bootstrap, topic, isolation=isolation)
+               if k != b"tail"]
+        assert got == sorted((offsets[(k, v)], k, v) for k, v in want.items()), (isolation, got)
+    tails = [r for r in ck_read(b.bootstrap, topic) if r[1] == b"tail"]
+    assert tails[-1][2] == b"t2" and tails[-1][0] == hwm - 1, (tails, hwm)
+    s.close()
+    p1.flush(5)
+    p2.flush(5)

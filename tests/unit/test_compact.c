@@ -626,6 +626,9 @@ static void test_transactions_hook(void **state)
 	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
 	assert_int_equal(res.batches[0].records_kept, 0);
 	assert_int_equal(res.batches[1].verdict, COMPACT_KEEP);
+	/* Its transaction keeps a batch (the empty header): it stays in the
+	 * aborted index, as Kafka keeps it in the cleaned transaction index. */
+	assert_false(res.batches[1].aborted_gone);
 	compact_result_free(&res);
 	part_free(&p);
 }
@@ -653,21 +656,30 @@ static void part_raw(struct part *p, int64_t base, const uint8_t *b, size_t len)
 	p->n++;
 }
 
-static void clean_txn(const struct compact_config *c, struct part *p, int64_t now,
-		      struct compact_result *res)
+/* A pass over all of p with the transactions hook txn (none_aborted
+ * when NULL). */
+static void clean_txn_with(const struct compact_config *c, struct part *p, int64_t now,
+			   compact_txn_fn txn, struct compact_result *res)
 {
 	struct compact_plan plan;
 	const struct compact_span *last = &p->spans[p->n - 1];
 	assert_int_equal(compact_plan(c, now, 0, last->last_offset + 1, p->spans, (size_t)p->n,
 				      &plan), 0);
-	assert_int_equal(compact_clean(c, now, 0, &plan, p->in, (size_t)p->n, none_aborted, NULL,
-				       res), 0);
+	assert_int_equal(compact_clean(c, now, 0, &plan, p->in, (size_t)p->n,
+				       txn ? txn : none_aborted, NULL, res), 0);
+}
+
+static void clean_txn(const struct compact_config *c, struct part *p, int64_t now,
+		      struct compact_result *res)
+{
+	clean_txn_with(c, p, now, NULL, res);
 }
 
 /* Committed transactions are cleaned as Kafka's cleaner cleans them: their
  * records by key; a COMMIT marker is kept while a batch of its
- * transaction is stored, then gets a delete horizon, then goes; ABORT
- * markers stay. Three passes, each over what the one before stored. */
+ * transaction is stored, then gets a delete horizon, then goes; so does
+ * an ABORT marker, whose transaction leaves the aborted index when the
+ * horizon is set. Three passes, each over what the one before stored. */
 static void test_committed_transactions(void **state)
 {
 	(void)state;
@@ -701,7 +713,9 @@ static void test_committed_transactions(void **state)
 
 	/* Pass 1: the committed records are cleaned by key: k=a1 goes (its
 	 * batch rewritten with j1, still transactional), m=m1's batch is
-	 * dropped. Every marker stays: each saw a batch of its transaction. */
+	 * dropped. The COMMIT markers stay: each saw a batch of its
+	 * transaction. Producer 7's ABORT marker saw none: it gets a delete
+	 * horizon and its transaction leaves the aborted index. */
 	clean_txn(&c, &p, NOW, &res);
 	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
 	assert_int_equal(res.batches[0].records_kept, 1);
@@ -713,9 +727,19 @@ static void test_committed_transactions(void **state)
 	assert_true(info.attributes & BATCH_ATTR_TRANSACTIONAL);
 	assert_int_equal(info.producer_id, 9);
 	assert_int_equal(res.batches[2].verdict, COMPACT_DROP);
-	for (int i = 1; i < 8; i++)
+	for (int i = 1; i < 7; i++)
 		if (i != 2)
 			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+	assert_int_equal(res.batches[7].verdict, COMPACT_REWRITE);
+	assert_true(res.batches[7].aborted_gone);
+	for (int i = 0; i < 7; i++)
+		assert_false(res.batches[i].aborted_gone);
+	struct batch_info ab = decode(out_of(&res, 7), res.batches[7].len, &s, &plain);
+	assert_true(ab.attributes & COMPACT_ATTR_DELETE_HORIZON);
+	assert_int_equal(ab.base_timestamp, NOW + DAY_MS);
+	struct kbuf abort_horizon;
+	kbuf_init(&abort_horizon);
+	kbuf_put(&abort_horizon, out_of(&res, 7), res.batches[7].len);
 
 	/* Pass 2 over what pass 1 stored: m1's transaction has no batch
 	 * left, so its COMMIT marker gets a delete horizon. */
@@ -728,7 +752,10 @@ static void test_committed_transactions(void **state)
 	assert_int_equal(compact_write_empty(&filler, 3, 5, 0, -1), 0);
 	part_raw(&q, 3, filler.data, filler.len);
 	for (int i = 3; i < p.n; i++)
-		part_raw(&q, p.in[i].base_offset, p.in[i].bytes, p.in[i].len);
+		if (i == 7)
+			part_raw(&q, 8, abort_horizon.data, abort_horizon.len);
+		else
+			part_raw(&q, p.in[i].base_offset, p.in[i].bytes, p.in[i].len);
 	clean_txn(&c, &q, NOW, &res);
 	assert_int_equal(res.batches[3].verdict, COMPACT_REWRITE);
 	assert_int_equal(res.batches[3].records_kept, 1);
@@ -736,13 +763,15 @@ static void test_committed_transactions(void **state)
 	assert_true(info.attributes & BATCH_ATTR_CONTROL);
 	assert_true(info.attributes & COMPACT_ATTR_DELETE_HORIZON);
 	assert_int_equal(info.base_timestamp, NOW + DAY_MS);
-	for (int i = 0; i < q.n - 1; i++)
+	for (int i = 0; i < q.n - 1; i++) {
 		if (i != 3)
 			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+		/* Its transaction left the aborted index with pass 1. */
+		assert_false(res.batches[i].aborted_gone);
+	}
 
-	/* Pass 3, past the horizon: that marker goes. The other COMMIT
-	 * markers stay (j1 and a2 are stored), and so does the ABORT
-	 * marker, whose transaction left nothing. */
+	/* Pass 3, past the horizons: that marker and the ABORT marker go.
+	 * The other COMMIT markers stay (j1 and a2 are stored). */
 	struct part r = { 0 };
 	for (int i = 0; i < q.n; i++)
 		if (i == 3)
@@ -752,12 +781,108 @@ static void test_committed_transactions(void **state)
 	compact_result_free(&res);
 	clean_txn(&c, &r, NOW + DAY_MS + 1, &res);
 	assert_int_equal(res.batches[3].verdict, COMPACT_DROP);
+	assert_int_equal(res.batches[7].verdict, COMPACT_DROP);
 	for (int i = 0; i < r.n - 1; i++)
-		if (i != 3)
+		if (i != 3 && i != 7)
 			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
 	compact_result_free(&res);
+	kbuf_free(&abort_horizon);
 	kbuf_free(&filler);
 	kbuf_free(&plain);
+	part_free(&r);
+	part_free(&q);
+	part_free(&p);
+}
+
+/* Producer 5's transaction at 0..1 is aborted (marker at 2). */
+static enum compact_txn_verdict aborted_first(void *arg, int64_t base_offset,
+					      const struct batch_info *info)
+{
+	(void)arg;
+	return info->producer_id == 5 && base_offset <= 2 ? COMPACT_TXN_ABORTED : COMPACT_TXN_KEEP;
+}
+
+/* An aborted transaction as Kafka's CleanedTransactionMetadata treats
+ * it: the pass that drops its data keeps the ABORT marker and the
+ * aborted index row (it saw a batch of the transaction); the next finds
+ * none left: the marker gets a delete horizon and the row goes
+ * (aborted_gone, once); a pass past the horizon drops the marker. */
+static void test_aborted_marker_goes(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	int64_t t = NOW - 10000;
+	const int16_t TX = BATCH_ATTR_TRANSACTIONAL, CTL = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
+	struct rec commit = { "\x00\x00\x00\x01", "", t, NULL, 4 };
+	struct rec abort_ = { "\x00\x00\x00\x00", "", t, NULL, 4 };
+	struct part p = { 0 };
+	part_add(&p, &(struct bspec){ 0, BATCH_CODEC_NONE, 5, 0, 0, TX, -1 },
+		 (struct rec[]){ { "k", "aborted", t }, { "j", "aborted", t } }, 2);
+	part_add(&p, &(struct bspec){ 2, BATCH_CODEC_NONE, 5, 0, -1, CTL, -1 }, &abort_, 1);
+	part_add(&p, &(struct bspec){ 3, BATCH_CODEC_NONE, 5, 0, 2, TX, -1 },
+		 (struct rec[]){ { "k", "k1", t } }, 1);
+	part_add(&p, &(struct bspec){ 4, BATCH_CODEC_NONE, 5, 0, -1, CTL, -1 }, &commit, 1);
+	add(&p, 5, (struct rec[]){ { "z", "tail", t } }, 1);
+
+	/* Pass 1: the aborted batch goes (not its producer's last); the
+	 * marker stays and so does its transaction's row. */
+	struct compact_result res;
+	clean_txn_with(&c, &p, NOW, aborted_first, &res);
+	assert_int_equal(res.batches[0].verdict, COMPACT_DROP);
+	for (int i = 1; i < p.n; i++)
+		assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+	for (int i = 0; i < p.n; i++)
+		assert_false(res.batches[i].aborted_gone);
+	compact_result_free(&res);
+
+	/* Pass 2 over what pass 1 stored (a filler over 0..1): the marker
+	 * gets its horizon, the row goes. */
+	struct part q = { 0 };
+	struct kbuf filler;
+	kbuf_init(&filler);
+	assert_int_equal(compact_write_empty(&filler, 0, 0, 1, -1), 0);
+	part_raw(&q, 0, filler.data, filler.len);
+	for (int i = 1; i < p.n; i++)
+		part_raw(&q, p.in[i].base_offset, p.in[i].bytes, p.in[i].len);
+	clean_txn_with(&c, &q, NOW, aborted_first, &res);
+	assert_int_equal(res.batches[1].verdict, COMPACT_REWRITE);
+	assert_true(res.batches[1].aborted_gone);
+	struct seen s;
+	struct kbuf plain;
+	kbuf_init(&plain);
+	struct batch_info info = decode(out_of(&res, 1), res.batches[1].len, &s, &plain);
+	assert_true(info.attributes & BATCH_ATTR_CONTROL);
+	assert_true(info.attributes & COMPACT_ATTR_DELETE_HORIZON);
+	assert_int_equal(info.base_timestamp, NOW + DAY_MS);
+	assert_int_equal(info.producer_id, 5);
+	for (int i = 0; i < q.n; i++)
+		if (i != 1) {
+			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+			assert_false(res.batches[i].aborted_gone);
+		}
+
+	/* Pass 3 before the horizon: kept, the row not named again; past
+	 * it: the marker goes. The COMMIT marker stays (k1 is stored). */
+	struct part r = { 0 };
+	for (int i = 0; i < q.n; i++)
+		if (i == 1)
+			part_raw(&r, 2, out_of(&res, 1), res.batches[1].len);
+		else
+			part_raw(&r, q.in[i].base_offset, q.in[i].bytes, q.in[i].len);
+	compact_result_free(&res);
+	clean_txn_with(&c, &r, NOW + DAY_MS - 1, aborted_first, &res);
+	for (int i = 0; i < r.n; i++) {
+		assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+		assert_false(res.batches[i].aborted_gone);
+	}
+	compact_result_free(&res);
+	clean_txn_with(&c, &r, NOW + DAY_MS, aborted_first, &res);
+	assert_int_equal(res.batches[1].verdict, COMPACT_DROP);
+	assert_false(res.batches[1].aborted_gone);
+	assert_int_equal(res.batches[3].verdict, COMPACT_KEEP);
+	compact_result_free(&res);
+	kbuf_free(&plain);
+	kbuf_free(&filler);
 	part_free(&r);
 	part_free(&q);
 	part_free(&p);
@@ -825,6 +950,7 @@ int main(void)
 		cmocka_unit_test(test_map_bound),
 		cmocka_unit_test(test_transactions_hook),
 		cmocka_unit_test(test_committed_transactions),
+		cmocka_unit_test(test_aborted_marker_goes),
 		cmocka_unit_test(test_refusals),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

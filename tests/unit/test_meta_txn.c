@@ -685,6 +685,68 @@ static void test_trim(void **state)
 	meta_close(m);
 }
 
+/* A cleaning pass that found an aborted transaction with no batch left
+ * deletes its row in the swap's transaction (issue 15); a refused swap
+ * deletes nothing; a marker outside the swapped rows is refused. */
+static void test_cleaned_aborted(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "ca", 1);
+	int64_t v = 0;
+	commit1(m, mk_plain(t, 0, 1));                                 /* 0..1 */
+	for (int64_t seq = 1; seq <= 2; seq++) {                       /* 2, 3; 4, 5 */
+		persist1(m, "r", 500, 0, TXN_ONGOING, seq, t, 0, &v);
+		commit1(m, mk_txn(t, 0, 0, 500, 0, (int32_t)seq - 1, "r"));
+		persist1(m, "r", 500, 0, TXN_PREPARE_ABORT, seq, t, 0, &v);
+		commit1(m, mk_marker(t, 0, 500, 0, "r", seq, false));
+	}
+	commit1(m, mk_plain(t, 0, 0));                                 /* 6 */
+	struct meta_aborted_txn ab[4];
+	size_t n;
+	assert_int_equal(meta_aborted_txns(m, t, 0, 0, 100, ab, 4, &n), 0);
+	assert_int_equal(n, 2);
+
+	struct meta_batch_row rows[8];
+	assert_int_equal(meta_batches_from(m, t, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 6);
+	struct meta_merge_row mr[4];
+	struct meta_compact_batch cb[4];
+	for (size_t i = 0; i < 4; i++) {
+		mr[i] = (struct meta_merge_row){ .base_offset = rows[i].base_offset,
+						 .last_offset = rows[i].last_offset,
+						 .byte_offset = rows[i].byte_offset,
+						 .length = rows[i].length };
+		snprintf(mr[i].object_key, sizeof mr[i].object_key, "%s", rows[i].object_key);
+		cb[i] = (struct meta_compact_batch){ rows[i].base_offset, rows[i].last_offset,
+						     10 * i, 10, i == 1 ? 0 : 1, 1, 0 };
+	}
+	/* The first transaction's row goes (marker 3); the second's stays. */
+	int64_t gone[] = { 3 }, outside[] = { 5 };
+	struct meta_merge bad = { t, 0, "o/ca-0", 100, mr, 4, cb, 4, 4, outside, 1 };
+	assert_int_equal(meta_compact_swap(m, &bad), SL_EINVAL);
+	struct meta_merge as_merge = { t, 0, "o/ca-0", 100, mr, 4, NULL, 0, 0, gone, 1 };
+	assert_int_equal(meta_merge_swap(m, &as_merge), SL_EINVAL);
+	/* Stale rows: refused, the row stays. */
+	mr[0].length++;
+	struct meta_merge stale = { t, 0, "o/ca-1", 100, mr, 4, cb, 4, 4, gone, 1 };
+	assert_int_equal(meta_compact_swap(m, &stale), SL_ENOTFOUND);
+	assert_int_equal(meta_aborted_txns(m, t, 0, 0, 100, ab, 4, &n), 0);
+	assert_int_equal(n, 2);
+	mr[0].length--;
+	struct meta_merge cp = { t, 0, "o/ca-2", 100, mr, 4, cb, 4, 4, gone, 1 };
+	assert_int_equal(meta_compact_swap(m, &cp), 0);
+	assert_int_equal(meta_aborted_txns(m, t, 0, 0, 100, ab, 4, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(ab[0].producer_id, 500);
+	assert_int_equal(ab[0].first_offset, 4);
+	assert_int_equal(ab[0].last_offset, 5);
+	struct meta_partition p = part(m, t, 0);
+	assert_int_equal(p.high_watermark, 7);
+	assert_int_equal(p.last_stable_offset, 7);
+	meta_close(m);
+}
+
 /* A store of the schema before transactions (SQLite 9, PostgreSQL 7) is
  * upgraded: the new columns take their defaults (no open transaction:
  * LSO = HWM; commit_seq 0, so a later commit wins), the new tables
@@ -841,6 +903,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_lso, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_settle_and_deleted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_trim, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_cleaned_aborted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents, tb_setup, tb_teardown),
 	};
