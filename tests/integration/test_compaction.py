@@ -700,3 +700,68 @@ def test_aborted_transactions_leave_index_and_markers(broker_factory):
     s.close()
     p1.flush(5)
     p2.flush(5)
+
+
+def test_cluster_aborted_index_told(pg, tmp_path):  # noqa: F811
+    """In a cluster every agent serving read_committed fetches stops
+    listing an aborted transaction the holder's pass emptied: the swap's
+    notice drops the partition from their aborted indexes too (each was
+    warmed by a read_committed fetch before)."""
+    from test_transactions import txn_producer
+    from test_txn_wire import fetch as txn_fetch
+    gen = start_agents(pg, tmp_path, ["--compaction-check-interval-ms", "300"])
+    agents = next(gen)
+    try:
+        three_agents(agents)
+        a = agents[0]
+        topic = util.topic_name("clean-abort-cluster")
+        config = dict(CLEAN_CONFIG)
+        del config["cleanup.policy"]
+        util.create_topic(a.bootstrap, topic, 1, config=config)
+        p = txn_producer(a.bootstrap, util.topic_name("tid"))
+        for v, commit in ((b"c1", True), (b"ab", False), (b"c2", True)):
+            p.begin_transaction()
+            p.produce(topic, v, b"k", partition=0)
+            p.flush(10)
+            (p.commit_transaction if commit else p.abort_transaction)(30)
+        time.sleep(0.3)
+        produce(a.bootstrap, topic, [(b"tail", b"t0")])
+
+        def listed():
+            """{agent index: the aborted list of its read_committed Fetch
+            from 0} of the agents that serve the partition."""
+            out = {}
+            for i, x in enumerate(agents):
+                s = kproto.connect(x.bootstrap)
+                try:
+                    err, _, _, aborted, _ = txn_fetch(s, topic, [(0, 0)], 1)[0]
+                finally:
+                    s.close()
+                if err == 0:
+                    out[i] = aborted or []
+            return out
+
+        before = listed()
+        assert len(before) > 1 and all(len(v) == 1 for v in before.values()), before
+        sk = kproto.connect(a.bootstrap)
+        err, msg = kproto.incremental_alter_configs_v0(
+            sk, topic, [("cleanup.policy", kproto.OP_SET, "compact")])
+        sk.close()
+        assert err == 0, msg
+        # The first pass drops the aborted record, the next (new dirty
+        # data) its transaction.
+        wait_for(lambda: [v for _, _, v in ck_read(a.bootstrap, topic,
+                                                   isolation="read_uncommitted")
+                          if v != b"t0"] == [b"c2"], 40, "the first pass")
+        time.sleep(0.3)
+        produce(a.bootstrap, topic, [(b"tail", b"t1")])
+        wait_for(lambda: all(v == [] for v in listed().values()), 40,
+                 "every serving agent's aborted list emptied")
+        assert set(listed()) == set(before)
+        for isolation in ("read_committed", "read_uncommitted"):
+            got = [(k, v) for _, k, v in ck_read(a.bootstrap, topic, isolation=isolation)]
+            assert got[0] == (b"k", b"c2") and got[-1] == (b"tail", b"t1"), (isolation, got)
+            assert all(k == b"tail" for k, _ in got[1:]), (isolation, got)
+        p.flush(5)
+    finally:
+        gen.close()
