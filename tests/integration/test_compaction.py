@@ -40,6 +40,7 @@ import util
 from cluster import pg, start_agents, three_agents  # noqa: F401 (pg: fixture)
 from conftest import SLUICE_BIN
 from test_cluster_leases import holders, log_text
+from test_compacted import set_policy
 
 JS_DIR = os.path.join(os.path.dirname(__file__), "js")
 
@@ -260,19 +261,10 @@ def test_policy_change_counts_next_pass(broker_factory):
     time.sleep(1.0)  # passes run, none touches a delete topic
     assert len(ck_read(b.bootstrap, topic)) == len(pairs)
 
-    def set_policy(policy):
-        s = kproto.connect(b.bootstrap)
-        try:
-            err, msg = kproto.incremental_alter_configs_v0(
-                s, topic, [("cleanup.policy", kproto.OP_SET, policy)])
-        finally:
-            s.close()
-        assert err == 0, msg
-
-    set_policy("compact,delete")
+    set_policy(b.bootstrap, topic, "compact,delete")
     want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
     wait_for(lambda: ck_read(b.bootstrap, topic) == want, 30, "a pass after the change")
-    set_policy("delete")
+    set_policy(b.bootstrap, topic, "delete")
     more = [(b"key-%03d" % k, b"x") for k in range(50)]
     produce(b.bootstrap, topic, more)
     time.sleep(0.3)
@@ -664,11 +656,7 @@ def test_aborted_transactions_leave_index_and_markers(broker_factory):
     try:
         # The first pass drops the aborted records; the next (new dirty
         # data) finds their transactions empty: rows gone, horizons set.
-        sk = kproto.connect(b.bootstrap)
-        err, msg = kproto.incremental_alter_configs_v0(
-            sk, topic, [("cleanup.policy", kproto.OP_SET, "compact")])
-        sk.close()
-        assert err == 0, msg
+        set_policy(b.bootstrap, topic, "compact")
         wait_for(lambda: not any(v.startswith(b"ab") for _, _, v in
                                  ck_read(b.bootstrap, topic, isolation="read_uncommitted")),
                  30, "the aborted records' removal")
@@ -743,11 +731,7 @@ def test_cluster_aborted_index_told(pg, tmp_path):  # noqa: F811
 
         before = listed()
         assert len(before) > 1 and all(len(v) == 1 for v in before.values()), before
-        sk = kproto.connect(a.bootstrap)
-        err, msg = kproto.incremental_alter_configs_v0(
-            sk, topic, [("cleanup.policy", kproto.OP_SET, "compact")])
-        sk.close()
-        assert err == 0, msg
+        set_policy(a.bootstrap, topic, "compact")
         # The first pass drops the aborted record, the next (new dirty
         # data) its transaction.
         wait_for(lambda: [v for _, _, v in ck_read(a.bootstrap, topic,

@@ -669,6 +669,13 @@ static void clean_txn_with(const struct compact_config *c, struct part *p, int64
 				       txn ? txn : none_aborted, NULL, res), 0);
 }
 
+/* A marker's control record: key version 0, type 1 (COMMIT) or 0
+ * (ABORT). */
+static struct rec marker_rec(bool commit, int64_t ts)
+{
+	return (struct rec){ commit ? "\x00\x00\x00\x01" : "\x00\x00\x00\x00", "", ts, NULL, 4 };
+}
+
 static void clean_txn(const struct compact_config *c, struct part *p, int64_t now,
 		      struct compact_result *res)
 {
@@ -686,9 +693,7 @@ static void test_committed_transactions(void **state)
 	struct compact_config c = cfg();
 	int64_t t = NOW - 10000;
 	const int16_t TX = BATCH_ATTR_TRANSACTIONAL, CTL = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
-	/* Control record keys: version 0, type 1 (COMMIT) or 0 (ABORT). */
-	struct rec commit = { "\x00\x00\x00\x01", "", t, NULL, 4 };
-	struct rec abort_ = { "\x00\x00\x00\x00", "", t, NULL, 4 };
+	struct rec commit = marker_rec(true, t), abort_ = marker_rec(false, t);
 	struct part p = { 0 };
 	part_add(&p, &(struct bspec){ 0, BATCH_CODEC_NONE, 9, 0, 0, TX, -1 },
 		 (struct rec[]){ { "k", "a1", t }, { "j", "j1", t } }, 2);
@@ -813,8 +818,7 @@ static void test_aborted_marker_goes(void **state)
 	struct compact_config c = cfg();
 	int64_t t = NOW - 10000;
 	const int16_t TX = BATCH_ATTR_TRANSACTIONAL, CTL = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL;
-	struct rec commit = { "\x00\x00\x00\x01", "", t, NULL, 4 };
-	struct rec abort_ = { "\x00\x00\x00\x00", "", t, NULL, 4 };
+	struct rec commit = marker_rec(true, t), abort_ = marker_rec(false, t);
 	struct part p = { 0 };
 	part_add(&p, &(struct bspec){ 0, BATCH_CODEC_NONE, 5, 0, 0, TX, -1 },
 		 (struct rec[]){ { "k", "aborted", t }, { "j", "aborted", t } }, 2);
