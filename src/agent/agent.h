@@ -61,6 +61,11 @@ struct partition_state {
 	 * another process's pass (`sluice compact`), whose rows replace
 	 * those in the batch index. */
 	int64_t clean_offset;
+	/* The high watermark at which the cleaner's planning found nothing
+	 * past the checkpoint but the tail row (clean_stats.idle; 0: not
+	 * so): until the partition grows no pass can have work, whatever
+	 * the time or the configs, and the planning skips it. */
+	int64_t clean_idle_hwm;
 };
 
 /* Raise the LSO to what a source that knows the partition's open

@@ -31,6 +31,7 @@ struct clean_item {
 	uint8_t uuid[16];
 	struct compact_config cfg;
 	struct clean_stats plan;  /* the planning job's */
+	int64_t hwm;              /* the partition's when the pass began */
 	int err;
 };
 
@@ -42,6 +43,7 @@ struct cleaner {
 	bool planning;            /* the job plans every item, else cleans cur */
 	struct clean_item *items; /* the pass's partitions */
 	size_t n, cap, next;
+	size_t idle;              /* partitions left out: idle (clean_idle_hwm) */
 	struct clean_item *cur;
 	int64_t now_ms;
 	int64_t pass_start_us;    /* monotonic, for the pass's line */
@@ -145,6 +147,13 @@ static void checkpoint_seen(struct agent *a, int64_t tid, int32_t partition, int
 	compaction_swapped(a, tid, partition);
 }
 
+static void idle_seen(struct agent *a, int64_t tid, int32_t partition, int64_t hwm)
+{
+	struct topic_state *t = agent_topic_by_tid(a, tid);
+	if (t && partition < t->partition_count)
+		t->parts[partition].clean_idle_hwm = hwm;
+}
+
 static void clean_done(struct maint_job *job, void *arg)
 {
 	struct cleaner *g = arg;
@@ -159,6 +168,9 @@ static void clean_done(struct maint_job *job, void *arg)
 			due += !it->err && it->plan.due;
 			if (!it->err)
 				checkpoint_seen(g->a, it->tid, it->partition, it->plan.clean_offset);
+			/* The plan read at least the rows below it->hwm. */
+			if (!it->err)
+				idle_seen(g->a, it->tid, it->partition, it->plan.idle ? it->hwm : 0);
 		}
 		if (due)
 			qsort(g->items, g->n, sizeof *g->items, cmp_dirty);
@@ -198,8 +210,15 @@ static void add_topic(void *arg, struct topic_state *t)
 	struct compact_config cfg;
 	topic_config_compact(topic_lookup, t, &cfg);
 	for (int32_t p = 0; p < t->partition_count; p++) {
-		if (t->parts[p].high_watermark == t->parts[p].log_start_offset)
+		const struct partition_state *ps = &t->parts[p];
+		if (ps->high_watermark == ps->log_start_offset)
 			continue; /* nothing stored */
+		/* Idle since the last planning: its rows are not read again
+		 * (thousands of cleaned partitions cost nothing per check). */
+		if (ps->clean_idle_hwm > 0 && ps->clean_idle_hwm == ps->high_watermark) {
+			g->idle++;
+			continue;
+		}
 		if (g->n == g->cap) {
 			size_t cap = g->cap ? g->cap * 2 : 64;
 			struct clean_item *v = realloc(g->items, cap * sizeof *v);
@@ -212,6 +231,7 @@ static void add_topic(void *arg, struct topic_state *t)
 		memset(it, 0, sizeof *it);
 		it->tid = t->tid;
 		it->partition = p;
+		it->hwm = ps->high_watermark;
 		memcpy(it->uuid, t->uuid, 16);
 		it->cfg = cfg;
 	}
@@ -223,9 +243,11 @@ static void on_timer(uv_timer_t *timer)
 	struct agent *a = g->a;
 	if (g->queued || g->stopped || !lease_held(a->leases, JOB_COMPACT, NULL))
 		return;
-	g->n = g->next = 0;
+	g->n = g->next = g->idle = 0;
 	g->cleaned = g->refused = g->bytes_read = g->bytes_written = 0;
 	agent_topics_each(a, add_topic, g);
+	if (g->n || g->idle)
+		log_debug("compaction: planning %zu partition(s), %zu idle left out", g->n, g->idle);
 	if (g->n == 0)
 		return;
 	g->queued = true;

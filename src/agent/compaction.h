@@ -15,7 +15,9 @@
  * with no batch left. The planning also notices a checkpoint moved by
  * another process's pass (`sluice compact`; on SQLite nothing else
  * tells) and drops that partition from both indexes too; on PostgreSQL
- * the swap's notice tells the other agents (agent/registry.c).
+ * the swap's notice tells the other agents (agent/registry.c). A
+ * partition the planning found idle (cleaned up to its tail row) is not
+ * planned again, nor its rows read, until its high watermark moves.
  *
  * In a cluster only the holder of the job/compact lease
  * (cluster/lease.h) cleans, so two agents never clean one partition at

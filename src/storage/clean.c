@@ -78,6 +78,7 @@ struct pass {
 	size_t nr;
 	size_t r0;                   /* the first row reaching the log start */
 	size_t b0;                   /* its first batch in b */
+	bool whole;                  /* rows read to the partition's end */
 	struct compact_plan plan;
 	int64_t first_dirty;
 };
@@ -135,6 +136,7 @@ static int pass_plan(struct meta *m, int64_t tid, int32_t partition,
 	memcpy(x->rows, x->b, x->nb * sizeof *x->rows);
 	size_t joined = merge_rows_join(x->rows, x->nb, x->counts);
 	x->nr = joined;
+	x->whole = !truncated && joined <= SL_MERGE_RUN_ROWS_MAX;
 	/* A read cut short may end inside a row: the last one waits. */
 	if (truncated && x->nr > 0)
 		x->nr--;
@@ -173,6 +175,7 @@ static void plan_stats(const struct pass *x, struct clean_stats *st)
 	st->dirty_ratio = x->plan.cleanable_bytes > 0
 		? (double)x->plan.dirty_bytes / (double)x->plan.cleanable_bytes : 0;
 	st->clean_offset = x->part.clean_offset;
+	st->idle = x->whole && x->nr > x->r0 && x->first_dirty >= x->rows[x->nr - 1].base_offset;
 }
 
 int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,

@@ -40,6 +40,10 @@ struct objstore;
 
 struct clean_stats {
 	bool due;                 /* the plan found the partition due */
+	bool idle;                /* read to its end, nothing past the
+				     checkpoint but the tail row (never
+				     cleaned): no pass has work until the
+				     partition grows */
 	double dirty_ratio;       /* dirty / cleanable bytes (0: none) */
 	int64_t dirty_bytes;
 	uint64_t swaps;           /* cleaned objects committed (0 or 1) */

@@ -1,8 +1,9 @@
 /* test_clean.c — the cleaning pass's transactions hook
  * (storage/clean.h): which transactional batches lie in one of their
  * producer's aborted transactions; the plan of a partition longer than
- * a pass may read (a SQLite store). The pass itself (rows, bytes, the
- * swap) is tested end to end by tests/integration/test_compaction.py. */
+ * a pass may read, and of one cleaned up to its tail (a SQLite store).
+ * The pass itself (rows, bytes, the swap) is tested end to end by
+ * tests/integration/test_compaction.py. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,10 +97,41 @@ static void test_plan_at_the_bound(void **state)
 	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 250, &st), 0);
 	assert_true(st.due);
 	assert_int_equal(st.dirty_bytes, 200);
+	assert_false(st.idle); /* not read to its end */
 	/* Read whole, the last row is the tail. */
 	memset(&st, 0, sizeof st);
 	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 1000, &st), 0);
 	assert_int_equal(st.dirty_bytes, 300);
+	assert_false(st.idle);
+
+	/* Cleaned up to the tail (a swap raising the checkpoint to 30):
+	 * idle, whatever the time, until the partition grows. */
+	struct meta_merge_row mr[3];
+	struct meta_compact_batch cb[3];
+	for (int i = 0; i < 3; i++) {
+		mr[i] = (struct meta_merge_row){ .base_offset = 10 * i, .last_offset = 10 * i + 9,
+						 .byte_offset = 16, .length = 100 };
+		snprintf(mr[i].object_key, sizeof mr[i].object_key, "o/%d", i);
+		cb[i] = (struct meta_compact_batch){ 10 * i, 10 * i + 9, 16 + 100 * (uint64_t)i, 100,
+						     10, now - 60000, 0 };
+	}
+	struct meta_merge cp = { tid, 0, "o/clean", 400, mr, 3, cb, 3, 30, NULL, 0 };
+	assert_int_equal(meta_compact_swap(m, &cp), 0);
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now + 86400000, 1000, &st), 0);
+	assert_true(st.idle);
+	assert_false(st.due);
+	assert_int_equal(st.dirty_bytes, 0);
+	struct meta_commit_batch more = { .tid = tid, .byte_offset = 16, .length = 100,
+					  .record_count = 10, .last_offset_delta = 9,
+					  .max_timestamp = now - 60000, .producer_id = -1,
+					  .producer_epoch = -1, .base_sequence = -1,
+					  .last_sequence = -1 };
+	assert_int_equal(meta_commit_object(m, "o/4", 200, &more, 1), 0);
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 1000, &st), 0);
+	assert_false(st.idle);
+	assert_int_equal(st.dirty_bytes, 100);
 	meta_close(m);
 	unlink(path);
 	char side[128];
