@@ -52,8 +52,9 @@ void kbuf_pool_enable(size_t max_bytes);
 /* Free a buffer taken out of a kbuf (data, cap), into the pool if any. */
 void kbuf_release(uint8_t *data, size_t cap);
 /* A buffer of at least *cap bytes, taken from the pool when large (on the
- * thread that enabled it); *cap is set to its real size, to be given back
- * to kbuf_release. NULL when out of memory. */
+ * thread that enabled it; a new block comes with its pages mapped); *cap
+ * is set to its real size, to be given back to kbuf_release. NULL when out
+ * of memory. */
 uint8_t *kbuf_alloc(size_t *cap);
 void kbuf_free(struct kbuf *b);
 

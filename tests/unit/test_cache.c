@@ -2,7 +2,8 @@
  * ahead through cache_load (mem store on a libuv loop): waiters, joins,
  * the in-flight and unread bounds, failures, drop after reading, the
  * furthest of overlapping ranges, loads found from inside, references
- * held past eviction (responses in flight) returning pooled buffers. */
+ * held past eviction (responses in flight) returning pooled buffers, and
+ * the pool's fresh blocks mapped before their first touch. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,9 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <stdbool.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/buf.h"
@@ -327,6 +331,60 @@ static void test_refs_past_eviction(void **state)
 	cache_free(c);
 }
 
+/* Pages of [p, p+n) resident now. */
+static size_t resident_pages(const uint8_t *p, size_t n)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t start = (uintptr_t)p & ~(uintptr_t)(page - 1);
+	size_t pages = ((uintptr_t)p + n - start + page - 1) / page;
+	unsigned char *v = calloc(pages, 1);
+	assert_non_null(v);
+	assert_int_equal(mincore((void *)start, pages * page, v), 0);
+	size_t k = 0;
+	for (size_t i = 0; i < pages; i++)
+		k += v[i] & 1;
+	free(v);
+	return k;
+}
+
+/* A block the pool has none of yet (a frame's, a response's) comes with
+ * its pages already mapped, so the socket read or the encoding that
+ * first writes it takes no page fault per page; so does a response
+ * buffer grown into the pool's sizes. Its bytes are usable as before. */
+static void test_pool_fresh_blocks_mapped(void **state)
+{
+	(void)state;
+	kbuf_pool_enable(8u << 20);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *probe = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(probe != MAP_FAILED);
+	bool populate = madvise(probe, page, 23 /* MADV_POPULATE_WRITE */) == 0;
+	munmap(probe, page);
+	if (!populate)
+		skip(); /* before Linux 5.14: the pages fault in as before */
+	struct kbuf b;
+	kbuf_init(&b);
+	uint8_t x[1000];
+	memset(x, 6, sizeof x);
+	for (int i = 0; i < 1100; i++) /* ~1.1 MB: grows into a 2 MiB block */
+		kbuf_put(&b, x, sizeof x);
+	assert_false(b.oom);
+	assert_int_equal(b.cap, 2u << 20);
+	assert_true(resident_pages(b.data, b.cap) >= b.cap / page);
+	assert_int_equal(b.data[1100 * 1000 - 1], 6);
+	kbuf_free(&b);
+
+	size_t cap = 3u << 20; /* a 4 MiB class: nothing of it pooled yet */
+	uint8_t *d = kbuf_alloc(&cap);
+	assert_non_null(d);
+	assert_int_equal(cap, 4u << 20);
+	size_t pages = cap / page;
+	assert_true(resident_pages(d, cap) >= pages);
+	memset(d, 5, cap);
+	assert_int_equal(d[cap - 1], 5);
+	kbuf_release(d, cap);
+}
+
 /* An object the write path puts in as pieces: each batch is read where
  * its frame holds it (no copy), a read across pieces or outside them
  * misses, the frames live on while referenced (evicted or not) and go
@@ -432,6 +490,7 @@ int main(void)
 		cmocka_unit_test(test_furthest_and_in_flight),
 		cmocka_unit_test(test_refs_past_eviction),
 		cmocka_unit_test(test_pieces),
+		cmocka_unit_test(test_pool_fresh_blocks_mapped),
 		cmocka_unit_test(test_pins_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
