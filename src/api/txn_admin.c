@@ -13,10 +13,15 @@
  * answer COORDINATOR_NOT_AVAILABLE, Kafka's answer from an inactive
  * coordinator; ApiVersions does not advertise them there.
  *
- * Where Sluice's record differs from Kafka's: in PrepareCommit and
- * PrepareAbort Kafka lists only the partitions still owed a marker; the
- * coordinator here keeps the transaction's partitions until Complete*
- * (the store drops each as its marker commits). */
+ * The partitions listed are Kafka's topicPartitions in every state:
+ * none in Empty and Complete*, the added ones in Ongoing, in
+ * PrepareCommit/PrepareAbort those still owed a marker (all until the
+ * markers are in — they commit together, as a one-broker Kafka's
+ * WriteTxnMarkers answer — none while Complete* is written; after a
+ * takeover the store's rows, each dropped as its marker committed).
+ * Where Sluice differs: Kafka's AddOffsetsToTxn adds the group's
+ * __consumer_offsets partition to the transaction, so Kafka lists it;
+ * Sluice has no such topic and lists only the data partitions. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1129,6 +1129,13 @@ void txn_markers_done(struct txn_coordinator *c, int64_t now_ms, kstr transactio
 		t->markers_retry_at_ms = now_ms + c->cfg.retry_backoff_ms;
 		return;
 	}
+	/* Every marker is in and the store holds no partition of the
+	 * transaction any more: the record says so too, as Kafka's
+	 * removePartition empties topicPartitions while Prepare* stays
+	 * until Complete* is written (DescribeTransactions shows it). */
+	free(t->r.partitions);
+	t->r.partitions = NULL;
+	t->r.partition_count = 0;
 	persist_complete(c, t, now_ms, out);
 }
 

@@ -1124,8 +1124,12 @@ static void test_marker_and_complete_retries(void **state)
 	open_txn("t");
 	H.hold_markers = true;
 	int e = end("t", 1000, 0, true, 3);
+	/* Markers owed: the partition is listed (DescribeTransactions). */
+	assert_int_equal(state_of("t"), TXN_PREPARE_COMMIT);
+	assert_int_equal(txn_find(H.c, K("t"))->r.partition_count, 2);
 	/* Markers failed: written again after the backoff, not before. */
 	release_markers(KERR_KAFKA_STORAGE_ERROR);
+	assert_int_equal(txn_find(H.c, K("t"))->r.partition_count, 2);
 	assert_int_equal(H.marker_count, 1);
 	tick(T0 + 99);
 	assert_int_equal(H.marker_count, 1);
@@ -1141,6 +1145,8 @@ static void test_marker_and_complete_retries(void **state)
 	release_markers(KERR_NONE);
 	assert_int_equal(state_of("t"), TXN_PREPARE_COMMIT);
 	assert_true(txn_find(H.c, K("t"))->pending);
+	/* Kafka's removePartition: none owed, none listed, still Prepare*. */
+	assert_int_equal(txn_find(H.c, K("t"))->r.partition_count, 0);
 	UNANSWERED(e);
 	H.persist_error = KERR_NONE;
 	tick(T0 + 150);
