@@ -76,7 +76,7 @@ int agent_txn_write_markers(struct agent *a, const char *transactional_id, int64
 			    .timestamp_ms = clock_wall_ms() };
 	struct writer_txn txn = { .kind = META_BATCH_MARKER, .transactional_id = transactional_id,
 				  .transactional_id_len = id_len, .txn_seq = txn_seq,
-				  .marker_commit = commit };
+				  .marker_commit = commit, .coordinator_epoch = coordinator_epoch };
 	/* Held until every marker is appended: an answer cannot come in
 	 * this loop turn, but the count must not reach 0 before the last. */
 	op->pending = 1;

@@ -13,11 +13,12 @@
  * reads run in one pool job on the store's read connection, never on the
  * loop.
  *
- * Where the store knows less than Kafka's log: last_timestamp is when the
- * producer's last batch was committed (Kafka: that batch's max
- * timestamp), and coordinator_epoch is always -1 (Kafka: the coordinator
- * epoch of the last marker written for the producer; markers do not
- * record one here). */
+ * coordinator_epoch is the one of the last marker written for the
+ * producer in the partition (-1 before one), as Kafka's
+ * ProducerStateEntry keeps it: the agents epoch (0) of a single agent,
+ * the transactional id's lease epoch in a cluster. Where the store knows
+ * less than Kafka's log: last_timestamp is when the producer's last batch
+ * or marker was committed (Kafka: that batch's max timestamp). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,7 +115,7 @@ static void dp_done(uv_work_t *w, int status)
 					.producer_epoch = s->producer_epoch,
 					.last_sequence = s->last_sequence,
 					.last_timestamp = s->last_ms,
-					.coordinator_epoch = -1,
+					.coordinator_epoch = s->coordinator_epoch,
 					.current_txn_start_offset = s->txn_start_offset,
 				};
 			}

@@ -619,7 +619,8 @@ bad:
 
 int meta_producer_desc_fill(struct meta_producer_desc *d, int64_t tid, int32_t partition,
 			    int64_t producer_id, int64_t epoch, const char *batches,
-			    int64_t updated_ms, int64_t txn_start_offset)
+			    int64_t updated_ms, int64_t coordinator_epoch,
+			    int64_t txn_start_offset)
 {
 	struct meta_pstate st = { .tid = tid, .partition = partition, .producer_id = producer_id };
 	int rc = meta_pstate_parse(&st, epoch, batches);
@@ -631,6 +632,8 @@ int meta_producer_desc_fill(struct meta_producer_desc *d, int64_t tid, int32_t p
 		/* sorted by offset: the last is the newest */
 		.last_sequence = st.count ? st.batches[st.count - 1].last_sequence : -1,
 		.last_ms = updated_ms,
+		.coordinator_epoch = coordinator_epoch < INT32_MIN || coordinator_epoch > INT32_MAX
+					     ? -1 : (int32_t)coordinator_epoch,
 		.txn_start_offset = txn_start_offset,
 	};
 	return 0;

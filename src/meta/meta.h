@@ -177,7 +177,8 @@ struct meta_producer_desc {
 	int64_t producer_id;
 	int16_t producer_epoch;
 	int32_t last_sequence;    /* of its last batch there; -1 with none */
-	int64_t last_ms;          /* when its last batch was committed (wall ms) */
+	int64_t last_ms;          /* when its last batch or marker was committed (wall ms) */
+	int32_t coordinator_epoch; /* of the last marker written for it there; -1 */
 	int64_t txn_start_offset; /* its open transaction's first offset there; -1 */
 };
 
@@ -226,6 +227,9 @@ struct meta_commit_batch {
 	const char *transactional_id; /* TXN_DATA, MARKER; outlives the commit call */
 	int64_t txn_seq;        /* MARKER: the transaction it ends */
 	bool marker_commit;     /* MARKER: COMMIT, else ABORT */
+	/* MARKER: its coordinator epoch, kept in the producer's state
+	 * (Kafka's ProducerStateEntry.coordinatorEpoch). */
+	int32_t coordinator_epoch;
 	/* out: */
 	int64_t base_offset;    /* assigned by the commit (the original's for a
 				   duplicate); -1 when the batch got no offset */

@@ -176,7 +176,8 @@ int meta_pstate_parse(struct meta_pstate *st, int64_t epoch, const char *text);
  * (logged) as meta_pstate_parse. */
 int meta_producer_desc_fill(struct meta_producer_desc *d, int64_t tid, int32_t partition,
 			    int64_t producer_id, int64_t epoch, const char *batches,
-			    int64_t updated_ms, int64_t txn_start_offset);
+			    int64_t updated_ms, int64_t coordinator_epoch,
+			    int64_t txn_start_offset);
 
 /* ---- rows of several batches (schema version 6) ----
  * The batches of one partition that a commit appends one after another

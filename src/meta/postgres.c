@@ -73,8 +73,8 @@
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
  * version 8, 7 its version 9, 8 its version 10, 9 its version 11, 10 its
- * version 12, 11 its version 13, 12 its version 14. */
-#define PG_SCHEMA_VERSION 12
+ * version 12, 11 its version 13, 12 its version 14, 13 its version 15. */
+#define PG_SCHEMA_VERSION 13
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -331,6 +331,10 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	/* 12: the compacted-topic cleaner's checkpoint (SQLite's version 14):
 	 * offsets below it were cleaned (0: never). */
 	"ALTER TABLE partitions ADD COLUMN IF NOT EXISTS clean_offset bigint NOT NULL DEFAULT 0;",
+	/* 13: the coordinator epoch of a producer's last marker in the
+	 * partition, -1 before one (SQLite's version 15). */
+	"ALTER TABLE producer_state ADD COLUMN IF NOT EXISTS coordinator_epoch integer NOT NULL"
+	" DEFAULT -1;",
 };
 
 /* A partition row's change marker: the writing transaction's id (64
@@ -384,6 +388,7 @@ enum stmt {
 	ST_PSTATE_READ,
 	ST_PSTATE_DELETE_TOPIC,
 	ST_PSTATE_EXPIRE,
+	ST_PSTATE_MARKER,
 	ST_PSTATE_DESCRIBE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_UPSERT,
@@ -612,7 +617,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = $1",
 	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = $1 AND partition = $2"
 		" AND updated_ms < $3",
+	/* As sqlite.c's. */
+	[ST_PSTATE_MARKER] = "INSERT INTO producer_state AS s (tid, partition, producer_id,"
+		" producer_epoch, batches, updated_ms, coordinator_epoch)"
+		" VALUES ($1, $2, $3, $4, '', $5, $6)"
+		" ON CONFLICT (tid, partition, producer_id) DO UPDATE SET"
+		" batches = CASE WHEN excluded.producer_epoch > s.producer_epoch THEN ''"
+		"  ELSE s.batches END,"
+		" producer_epoch = greatest(s.producer_epoch, excluded.producer_epoch),"
+		" updated_ms = excluded.updated_ms, coordinator_epoch = excluded.coordinator_epoch",
 	[ST_PSTATE_DESCRIBE] = "SELECT s.producer_id, s.producer_epoch, s.batches, s.updated_ms,"
+		" s.coordinator_epoch,"
 		" coalesce(t.first_offset, -1) FROM producer_state AS s"
 		" LEFT JOIN partition_txns AS t ON t.tid = s.tid AND t.partition = s.partition"
 		" AND t.producer_id = s.producer_id"
@@ -2238,6 +2253,10 @@ static int pg_txn_appended(struct pg_conn *c, struct meta_commit_batch *b, int64
 	txn_params(&p, NULL, 2, b->tid, (int64_t)b->partition);
 	if (!rc && n > 0)
 		rc = txn_row(c, ST_PTXN_FIRST, &p, first_unstable, "reading open transactions");
+	txn_params(&p, NULL, 6, b->tid, (int64_t)b->partition, b->producer_id,
+		   (int64_t)b->producer_epoch, clock_wall_ms(), (int64_t)b->coordinator_epoch);
+	if (rc >= 0)
+		rc = pg_run(c, ST_PSTATE_MARKER, &p, NULL, "recording a marker in its producer's state");
 	if (rc >= 0)
 		rc = txn_partition_done(c, b);
 	return rc < 0 ? rc : 0;
@@ -2925,7 +2944,8 @@ static int pg_producers_describe(struct meta *m, int64_t tid, int32_t partition,
 	int rows = PQntuples(r);
 	for (int i = 0; !rc && i < rows && (size_t)i < max; i++)
 		rc = meta_producer_desc_fill(&out[i], tid, partition, v_i64(r, i, 0), v_i64(r, i, 1),
-					     PQgetvalue(r, i, 2), v_i64(r, i, 3), v_i64(r, i, 4));
+					     PQgetvalue(r, i, 2), v_i64(r, i, 3), v_i64(r, i, 4),
+					     v_i64(r, i, 5));
 	PQclear(r);
 	*n = rc ? 0 : (size_t)rows < max ? (size_t)rows : max;
 	return rc;

@@ -68,8 +68,10 @@
  * 12: partitions.change_seq and its index (the catalog poll's change
  * marker: meta_catalog_read); 13: group_state (a group's membership as
  * its coordinator stored it: meta_group_state_store); 14:
- * partitions.clean_offset (the compacted-topic cleaner's checkpoint). */
-#define SCHEMA_VERSION 14
+ * partitions.clean_offset (the compacted-topic cleaner's checkpoint);
+ * 15: producer_state.coordinator_epoch (of the producer's last marker
+ * there, -1 before one: DescribeProducers). */
+#define SCHEMA_VERSION 15
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -149,6 +151,7 @@ static const char schema_sql[] =
 	" producer_epoch INTEGER NOT NULL,"
 	" batches TEXT NOT NULL,"
 	" updated_ms INTEGER NOT NULL,"
+	" coordinator_epoch INTEGER NOT NULL DEFAULT -1,"
 	" PRIMARY KEY (tid, partition, producer_id)) WITHOUT ROWID;"
 	/* The agent registry (version 4): one row per live agent; a row
 	 * whose heartbeat is older than the lease is a dead agent's. */
@@ -367,6 +370,7 @@ enum stmt {
 	ST_PSTATE_PUT,
 	ST_PSTATE_DELETE_TOPIC,
 	ST_PSTATE_EXPIRE,
+	ST_PSTATE_MARKER,
 	ST_PSTATE_DESCRIBE,
 	ST_PRODUCER_IDS_ALLOC,
 	ST_OFFSET_DELETE_GROUP,
@@ -562,7 +566,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PSTATE_DELETE_TOPIC] = "DELETE FROM producer_state WHERE tid = ?1",
 	[ST_PSTATE_EXPIRE] = "DELETE FROM producer_state WHERE tid = ?1 AND partition = ?2"
 		" AND updated_ms < ?3",
+	/* An applied marker, as Kafka's appendEndTxnMarker: the producer's
+	 * state there (made if it has none) takes the marker's coordinator
+	 * epoch and time, and a newer epoch (a fence's or a timeout's abort)
+	 * with no batch of it yet. */
+	[ST_PSTATE_MARKER] = "INSERT INTO producer_state (tid, partition, producer_id,"
+		" producer_epoch, batches, updated_ms, coordinator_epoch)"
+		" VALUES (?1, ?2, ?3, ?4, '', ?5, ?6)"
+		" ON CONFLICT (tid, partition, producer_id) DO UPDATE SET"
+		" batches = CASE WHEN excluded.producer_epoch > producer_epoch THEN ''"
+		"  ELSE batches END,"
+		" producer_epoch = max(producer_epoch, excluded.producer_epoch),"
+		" updated_ms = excluded.updated_ms, coordinator_epoch = excluded.coordinator_epoch",
 	[ST_PSTATE_DESCRIBE] = "SELECT s.producer_id, s.producer_epoch, s.batches, s.updated_ms,"
+		" s.coordinator_epoch,"
 		" coalesce(t.first_offset, -1) FROM producer_state AS s"
 		" LEFT JOIN partition_txns AS t ON t.tid = s.tid AND t.partition = s.partition"
 		" AND t.producer_id = s.producer_id"
@@ -915,6 +932,8 @@ static const struct {
 	  "ALTER TABLE partitions ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0" },
 	{ 14, "partitions", "clean_offset",
 	  "ALTER TABLE partitions ADD COLUMN clean_offset INTEGER NOT NULL DEFAULT 0" },
+	{ 15, "producer_state", "coordinator_epoch",
+	  "ALTER TABLE producer_state ADD COLUMN coordinator_epoch INTEGER NOT NULL DEFAULT -1" },
 };
 
 /* Indexes on added columns: after added_columns. */
@@ -2316,6 +2335,11 @@ static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t 
 		rc = txn_step_one(c, txn_stmt(c, ST_PTXN_FIRST, NULL, 2, b->tid, (int64_t)b->partition),
 				  first_unstable, "reading open transactions");
 	if (rc >= 0)
+		rc = txn_exec(c, txn_stmt(c, ST_PSTATE_MARKER, NULL, 6, b->tid, (int64_t)b->partition,
+					  b->producer_id, (int64_t)b->producer_epoch, clock_wall_ms(),
+					  (int64_t)b->coordinator_epoch),
+			      "recording a marker in its producer's state");
+	if (rc >= 0)
 		rc = txn_partition_done(c, b);
 	return rc < 0 ? rc : 0;
 }
@@ -2914,7 +2938,8 @@ static int sq_producers_describe(struct meta *m, int64_t tid, int32_t partition,
 		rc = meta_producer_desc_fill(&out[count], tid, partition, sqlite3_column_int64(st, 0),
 					     sqlite3_column_int64(st, 1),
 					     text ? (const char *)text : "",
-					     sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4));
+					     sqlite3_column_int64(st, 3), sqlite3_column_int64(st, 4),
+					     sqlite3_column_int64(st, 5));
 		count += !rc;
 	}
 	if (!rc && step != SQLITE_DONE)

@@ -54,6 +54,7 @@ struct pending {
 	char *transactional_id;
 	int64_t txn_seq;
 	bool marker_commit;
+	int32_t coordinator_epoch;
 	writer_done_fn done;
 	void *arg;
 };
@@ -297,6 +298,7 @@ static void encode_work(uv_work_t *req)
 		c->transactional_id = p->transactional_id;
 		c->txn_seq = p->txn_seq;
 		c->marker_commit = p->marker_commit;
+		c->coordinator_epoch = p->coordinator_epoch;
 	}
 out_free:
 	free(entries);
@@ -724,6 +726,7 @@ int writer_append_txn(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 	p->transactional_id = id;
 	p->txn_seq = txn ? txn->txn_seq : 0;
 	p->marker_commit = txn && txn->marker_commit;
+	p->coordinator_epoch = txn ? txn->coordinator_epoch : -1;
 	p->done = done;
 	p->arg = arg;
 	s->bytes += len;

@@ -96,6 +96,7 @@ struct writer_txn {
 	size_t transactional_id_len;
 	int64_t txn_seq;
 	bool marker_commit;
+	int32_t coordinator_epoch;  /* a marker's (its control record's) */
 };
 /* writer_append for a transactional batch or a marker (txn NULL or kind
  * META_BATCH_DATA: a plain one). Its done also reports the store's

@@ -114,7 +114,9 @@ def test_idempotent_producers_and_errors(broker_factory):
 def test_open_transaction_start_offset(driver):  # noqa: F811
     """A transactional producer's open transaction shows its first offset
     in the partition (the LSO's source); once its COMMIT marker is written
-    the producer is still listed, with no open transaction."""
+    the producer is still listed, with no open transaction and the
+    marker's coordinator epoch (-1 before it), as Kafka's
+    ProducerStateEntry."""
     topic = util.create_topic(driver.bootstrap, util.topic_name("dpt"), 1)
     part = ["%s:0" % topic]
     pid = 7100
@@ -131,7 +133,7 @@ def test_open_transaction_start_offset(driver):  # noqa: F811
     assert driver.markers("dp-open", pid, 3, 1, True, part) == "done 0"
     (err, _, producers), = describe_producers(s, {topic: [0]}).values()
     s.close()
-    assert err == 0 and [x[:3] + x[4:] for x in producers] == [(pid, 3, 1, -1, -1)], producers
+    assert err == 0 and [x[:3] + x[4:] for x in producers] == [(pid, 3, 1, 5, -1)], producers
 
 
 def test_needs_topic_read(tmp_path_factory):

@@ -227,6 +227,12 @@ def test_describe_list_and_tool(broker_factory):
     before = describe_transactions(s, list(ids.values()))
     assert before[ids["open"]][1] == "CompleteCommit"
     assert before[ids["open"]][6] == {}
+    # Its COMMIT marker's coordinator epoch (a lone agent's: 0), no open
+    # transaction.
+    rc, rows, _ = txn_tool(b.bootstrap, "describe-producers", "--topic", topic,
+                           "--partition", "1")
+    assert rc == 0 and [r[:4] + r[5:] for r in rows[1:]] == [
+        [str(pids[ids["open"]]), "0", "0", "0", "None"]], rows
     s.close()
     del producers
     b.stop()

@@ -894,6 +894,107 @@ static void test_two_agents(void **state)
 	meta_close(b);
 }
 
+/* DescribeProducers' producer state after markers, as Kafka's
+ * appendEndTxnMarker leaves it: the marker's coordinator epoch (-1
+ * before any marker, also for rows of the schema before the column), a
+ * state made for a partition the producer added but never wrote, and a
+ * bumped epoch (a fence's abort) forgetting the older epoch's batches. */
+static struct meta_producer_desc producer_in(struct meta *m, int64_t tid, int32_t p,
+					     int64_t pid)
+{
+	struct meta_producer_desc d[4];
+	size_t n;
+	assert_int_equal(meta_producers_describe(m, tid, p, 4, d, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (d[i].producer_id == pid)
+			return d[i];
+	fail_msg("producer %lld not in partition %d", (long long)pid, p);
+	return d[0];
+}
+
+static void test_marker_producer_state(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "pe", 2);
+	struct rec x;
+	rec_init(&x, 300, 2, TXN_ONGOING, 1);
+	rec_tp(&x, t, 0);
+	rec_tp(&x, t, 1);
+	int64_t v = 0;
+	persist(m, "pe", &x, &v);
+	assert_int_equal(commit1(m, mk_txn(t, 0, 1, 300, 2, 0, "pe")).result, META_BATCH_APPENDED);
+	meta_close(m);
+
+	/* Back to the schema before the column: the row takes -1. */
+	if (tb == TB_POSTGRES) {
+		tb_pg_exec(tb_pg, "ALTER TABLE producer_state DROP COLUMN coordinator_epoch;"
+			   " UPDATE schema_version SET version = 12");
+	} else {
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "ALTER TABLE producer_state DROP COLUMN"
+					      " coordinator_epoch; PRAGMA user_version = 14",
+					      NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	m = open_store();
+	struct meta_producer_desc d = producer_in(m, t, 0, 300);
+	assert_int_equal(d.coordinator_epoch, -1);
+	assert_int_equal(d.producer_epoch, 2);
+	assert_int_equal(d.last_sequence, 1);
+	assert_int_equal(d.txn_start_offset, 0);
+
+	/* COMMIT markers at coordinator epoch 5; partition 1 had no batch. */
+	rec_init(&x, 300, 2, TXN_PREPARE_COMMIT, 1);
+	rec_tp(&x, t, 0);
+	rec_tp(&x, t, 1);
+	persist(m, "pe", &x, &v);
+	struct meta_commit_batch mk[] = { mk_marker(t, 0, 300, 2, "pe", 1, true),
+					  mk_marker(t, 1, 300, 2, "pe", 1, true) };
+	mk[0].coordinator_epoch = mk[1].coordinator_epoch = 5;
+	mk[1].byte_offset = 78;
+	assert_int_equal(meta_commit_object(m, "pe-commit", 156, mk, 2), 0);
+	assert_int_equal(mk[0].result, META_BATCH_APPENDED);
+	assert_int_equal(mk[1].result, META_BATCH_APPENDED);
+	d = producer_in(m, t, 0, 300);
+	assert_int_equal(d.coordinator_epoch, 5);
+	assert_int_equal(d.producer_epoch, 2);
+	assert_int_equal(d.last_sequence, 1);
+	assert_int_equal(d.txn_start_offset, -1);
+	d = producer_in(m, t, 1, 300);
+	assert_int_equal(d.coordinator_epoch, 5);
+	assert_int_equal(d.producer_epoch, 2);
+	assert_int_equal(d.last_sequence, -1);
+	assert_true(d.last_ms > clock_wall_ms() - 60000 && d.last_ms <= clock_wall_ms());
+	/* The sequence goes on at the same epoch. */
+	persist1(m, "pe", 300, 2, TXN_COMPLETE_COMMIT, 1, t, 0, &v);
+	rec_init(&x, 300, 2, TXN_ONGOING, 2);
+	rec_tp(&x, t, 0);
+	persist(m, "pe", &x, &v);
+	assert_int_equal(commit1(m, mk_txn(t, 0, 0, 300, 2, 2, "pe")).result, META_BATCH_APPENDED);
+	assert_int_equal(producer_in(m, t, 0, 300).coordinator_epoch, 5);
+
+	/* Timed out: aborted at epoch 3 by the coordinator at epoch 6. The
+	 * old epoch's batches are forgotten, and it is fenced. */
+	rec_init(&x, 300, 3, TXN_PREPARE_ABORT, 2);
+	rec_tp(&x, t, 0);
+	persist(m, "pe", &x, &v);
+	struct meta_commit_batch ab = mk_marker(t, 0, 300, 3, "pe", 2, false);
+	ab.coordinator_epoch = 6;
+	assert_int_equal(commit1(m, ab).result, META_BATCH_APPENDED);
+	d = producer_in(m, t, 0, 300);
+	assert_int_equal(d.coordinator_epoch, 6);
+	assert_int_equal(d.producer_epoch, 3);
+	assert_int_equal(d.last_sequence, -1);
+	assert_int_equal(commit1(m, mk_idem(t, 0, 0, 300, 2, 3)).result, META_BATCH_FENCED);
+	/* A refused marker changes nothing. */
+	ab.coordinator_epoch = 9;
+	assert_int_equal(commit1(m, ab).result, META_BATCH_MARKER_REFUSED);
+	assert_int_equal(producer_in(m, t, 0, 300).coordinator_epoch, 6);
+	meta_close(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -905,6 +1006,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_cleaned_aborted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_marker_producer_state, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents, tb_setup, tb_teardown),
 	};
 	return meta_backends_run("meta_txn", tests, sizeof tests / sizeof tests[0]);
