@@ -655,8 +655,8 @@ struct meta_methods {
 			   const struct txn_record *r, int64_t coord_epoch, int64_t *version);
 	int (*txn_delete)(struct meta *m, const char *transactional_id, int64_t coord_epoch,
 			  int64_t version);
-	int (*txn_load)(struct meta *m, meta_txn_want_fn *want, void *arg,
-			struct meta_txn_row **out, size_t *n);
+	int (*txn_load)(struct meta *m, const char *transactional_id, meta_txn_want_fn *want,
+			void *arg, struct meta_txn_row **out, size_t *n);
 	int (*txn_offset_commit)(struct meta *m, const char *transactional_id,
 				 int64_t producer_id, int16_t producer_epoch,
 				 const struct meta_offset_commit *rows, size_t n);
@@ -1201,7 +1201,21 @@ static inline int meta_txn_load(struct meta *m, meta_txn_want_fn *want, void *ar
 {
 	*out = NULL;
 	*n = 0;
-	return m->m->txn_load ? m->m->txn_load(m, want, arg, out, n) : SL_EUNSUPPORTED;
+	return m->m->txn_load ? m->m->txn_load(m, NULL, want, arg, out, n) : SL_EUNSUPPORTED;
+}
+/* meta_txn_load of the one id (its primary key: the cost of one id, not
+ * of every stored one): *n is 1 with its record, or 0 when it is not
+ * stored or want (NULL: any) refuses it. SL_EINVAL for an empty or too
+ * long id. [pool: offsets] (the txn service reading an id again: a
+ * takeover's adoption, a write refused at the version it read). */
+static inline int meta_txn_load_one(struct meta *m, const char *transactional_id,
+				    meta_txn_want_fn *want, void *arg,
+				    struct meta_txn_row **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->txn_load ? m->m->txn_load(m, transactional_id, want, arg, out, n)
+			      : SL_EUNSUPPORTED;
 }
 void meta_txn_rows_free(struct meta_txn_row *rows, size_t n);
 /* TxnOffsetCommit: store the rows (one group) as pending offsets of the

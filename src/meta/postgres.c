@@ -431,6 +431,9 @@ enum stmt {
 	ST_TXN_UPDATE,
 	ST_TXN_DELETE,
 	ST_TXN_LIST,
+	ST_TXN_LIST_ONE,
+	ST_TXN_PART_LIST_ONE,
+	ST_TXN_GROUP_LIST_ONE,
 	ST_TXN_PART_GET,
 	ST_TXN_PARTS_INSERT,
 	ST_TXN_PART_DELETE,
@@ -738,6 +741,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TXN_LIST] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions ORDER BY transactional_id COLLATE \"C\"",
+	/* The three lists for one id (meta_txn_load_one). */
+	[ST_TXN_LIST_ONE] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
+		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
+		" version FROM transactions WHERE transactional_id = $1",
+	[ST_TXN_PART_LIST_ONE] = "SELECT transactional_id, tid, partition FROM txn_partitions"
+		" WHERE transactional_id = $1 ORDER BY tid, partition",
+	[ST_TXN_GROUP_LIST_ONE] = "SELECT transactional_id, group_id FROM txn_groups"
+		" WHERE transactional_id = $1 ORDER BY group_id COLLATE \"C\"",
 	[ST_TXN_PART_GET] = "SELECT 1 FROM txn_partitions WHERE transactional_id = $1"
 		" AND tid = $2 AND partition = $3",
 	[ST_TXN_PARTS_INSERT] = "INSERT INTO txn_partitions (transactional_id, tid, partition)"
@@ -3722,7 +3733,7 @@ static int pg_group_state_load(struct meta *m, const char *group_id,
 static int pg_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
 			  int64_t coord_epoch, int64_t *version);
 static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
-static int pg_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+static int pg_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n);
 static int pg_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
 				int16_t producer_epoch, const struct meta_offset_commit *rows,
@@ -4703,6 +4714,7 @@ static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, in
 }
 
 struct txn_load_txn {
+	const char *id;             /* NULL: every id */
 	meta_txn_want_fn *want;
 	void *arg;
 	struct meta_txn_row *rows;
@@ -4716,7 +4728,12 @@ static int txn_load_body(struct pg_conn *c, void *arg)
 	x->rows = NULL;
 	x->n = x->cap = 0;
 	PGresult *r;
-	int rc = pg_run(c, ST_TXN_LIST, NULL, &r, "listing transactions");
+	struct pg_params one, *p1 = NULL;
+	if (x->id) {
+		txn_params(&one, x->id, 0);
+		p1 = &one;
+	}
+	int rc = pg_run(c, x->id ? ST_TXN_LIST_ONE : ST_TXN_LIST, p1, &r, "listing transactions");
 	for (int i = 0; !rc && i < PQntuples(r); i++) {
 		const char *id = PQgetvalue(r, i, 0);
 		if (x->want && !x->want(x->arg, id))
@@ -4738,7 +4755,8 @@ static int txn_load_body(struct pg_conn *c, void *arg)
 	PQclear(r);
 	if (rc)
 		return rc;
-	rc = pg_run(c, ST_TXN_PART_LIST, NULL, &r, "listing transactions' partitions");
+	rc = pg_run(c, x->id ? ST_TXN_PART_LIST_ONE : ST_TXN_PART_LIST, p1, &r,
+		    "listing transactions' partitions");
 	for (int i = 0; !rc && i < PQntuples(r); i++) {
 		struct meta_txn_row *row = meta_txn_row_find(x->rows, x->n, PQgetvalue(r, i, 0));
 		if (row)
@@ -4747,7 +4765,8 @@ static int txn_load_body(struct pg_conn *c, void *arg)
 	PQclear(r);
 	if (rc)
 		return rc;
-	rc = pg_run(c, ST_TXN_GROUP_LIST, NULL, &r, "listing transactions' groups");
+	rc = pg_run(c, x->id ? ST_TXN_GROUP_LIST_ONE : ST_TXN_GROUP_LIST, p1, &r,
+		    "listing transactions' groups");
 	for (int i = 0; !rc && i < PQntuples(r); i++) {
 		struct meta_txn_row *row = meta_txn_row_find(x->rows, x->n, PQgetvalue(r, i, 0));
 		if (row)
@@ -4758,10 +4777,12 @@ static int txn_load_body(struct pg_conn *c, void *arg)
 }
 
 /* The three tables from one snapshot (TXN_READ). */
-static int pg_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+static int pg_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n)
 {
-	struct txn_load_txn x = { want, arg, NULL, 0, 0 };
+	if (id && meta_txn_record_check(id, NULL))
+		return SL_EINVAL;
+	struct txn_load_txn x = { id, want, arg, NULL, 0, 0 };
 	int rc = pg_txn(&pg_of(m)->offsets, TXN_READ, txn_load_body, &x);
 	if (rc) {
 		meta_txn_rows_free(x.rows, x.n);

@@ -404,6 +404,9 @@ enum stmt {
 	ST_TXN_UPSERT,
 	ST_TXN_DELETE,
 	ST_TXN_LIST,
+	ST_TXN_LIST_ONE,
+	ST_TXN_PART_LIST_ONE,
+	ST_TXN_GROUP_LIST_ONE,
 	ST_TXN_PART_GET,
 	ST_TXN_PART_INSERT,
 	ST_TXN_PART_DELETE,
@@ -666,6 +669,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_TXN_LIST] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions ORDER BY transactional_id",
+	/* The three lists for one id (meta_txn_load_one). */
+	[ST_TXN_LIST_ONE] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
+		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
+		" version FROM transactions WHERE transactional_id = ?1",
+	[ST_TXN_PART_LIST_ONE] = "SELECT transactional_id, tid, partition FROM txn_partitions"
+		" WHERE transactional_id = ?1 ORDER BY tid, partition",
+	[ST_TXN_GROUP_LIST_ONE] = "SELECT transactional_id, group_id FROM txn_groups"
+		" WHERE transactional_id = ?1 ORDER BY group_id",
 	[ST_TXN_PART_GET] = "SELECT 1 FROM txn_partitions WHERE transactional_id = ?1"
 		" AND tid = ?2 AND partition = ?3",
 	[ST_TXN_PART_INSERT] = "INSERT OR IGNORE INTO txn_partitions (transactional_id, tid,"
@@ -3366,7 +3377,7 @@ static int sq_offset_commit_fenced(struct meta *m, const struct meta_offset_comm
 static int sq_txn_persist(struct meta *m, const char *id, const struct txn_record *r,
 			  int64_t coord_epoch, int64_t *version);
 static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
-static int sq_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+static int sq_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n);
 static int sq_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
 				int16_t producer_epoch, const struct meta_offset_commit *rows,
@@ -4015,6 +4026,7 @@ static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, in
 }
 
 struct txn_load_txn {
+	const char *id;             /* NULL: every id */
 	meta_txn_want_fn *want;
 	void *arg;
 	struct meta_txn_row *rows;
@@ -4028,7 +4040,7 @@ static int txn_load_body(struct sq_conn *c, void *arg)
 	x->rows = NULL;
 	x->n = x->cap = 0;
 	int rc = 0, step;
-	sqlite3_stmt *st = sq_stmt(c, ST_TXN_LIST);
+	sqlite3_stmt *st = x->id ? txn_stmt(c, ST_TXN_LIST_ONE, x->id, 0) : sq_stmt(c, ST_TXN_LIST);
 	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(st, 0);
 		if (x->want && !x->want(x->arg, id))
@@ -4050,7 +4062,7 @@ static int txn_load_body(struct sq_conn *c, void *arg)
 	if (!rc && step != SQLITE_DONE)
 		rc = sq_fail(c, "listing transactions");
 	sqlite3_reset(st);
-	st = sq_stmt(c, ST_TXN_PART_LIST);
+	st = x->id ? txn_stmt(c, ST_TXN_PART_LIST_ONE, x->id, 0) : sq_stmt(c, ST_TXN_PART_LIST);
 	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct meta_txn_row *row = meta_txn_row_find(
 			x->rows, x->n, (const char *)sqlite3_column_text(st, 0));
@@ -4061,7 +4073,7 @@ static int txn_load_body(struct sq_conn *c, void *arg)
 	if (!rc && step != SQLITE_DONE)
 		rc = sq_fail(c, "listing transactions' partitions");
 	sqlite3_reset(st);
-	st = sq_stmt(c, ST_TXN_GROUP_LIST);
+	st = x->id ? txn_stmt(c, ST_TXN_GROUP_LIST_ONE, x->id, 0) : sq_stmt(c, ST_TXN_GROUP_LIST);
 	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
 		struct meta_txn_row *row = meta_txn_row_find(
 			x->rows, x->n, (const char *)sqlite3_column_text(st, 0));
@@ -4074,10 +4086,12 @@ static int txn_load_body(struct sq_conn *c, void *arg)
 	return rc;
 }
 
-static int sq_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
+static int sq_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n)
 {
-	struct txn_load_txn x = { want, arg, NULL, 0, 0 };
+	if (id && meta_txn_record_check(id, NULL))
+		return SL_EINVAL;
+	struct txn_load_txn x = { id, want, arg, NULL, 0, 0 };
 	int rc = sq_txn(&sq_of(m)->offsets, TXN_READ, txn_load_body, &x);
 	if (rc) {
 		meta_txn_rows_free(x.rows, x.n);

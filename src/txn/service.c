@@ -121,14 +121,6 @@ static bool adopted(const struct txn_svc *s, const char *id, int64_t *epoch)
 
 static void start_reload(struct txn_svc *s, const char *id);
 
-/* STORE_RELOAD's filter: the one id, if placement still wants it. */
-static bool want_one(void *arg, const char *transactional_id)
-{
-	const struct store_job *j = arg;
-	return strcmp(transactional_id, j->id) == 0 &&
-	       (!j->s->cfg.want || j->s->cfg.want(j->s->cfg.want_arg, transactional_id));
-}
-
 static void store_run(struct workq_job *wj)
 {
 	struct store_job *j = (struct store_job *)wj;
@@ -147,7 +139,9 @@ static void store_run(struct workq_job *wj)
 		j->rc = meta_txn_load(m, j->s->cfg.want, j->s->cfg.want_arg, &j->rows, &j->row_count);
 		break;
 	case STORE_RELOAD:
-		j->rc = meta_txn_load(m, want_one, j, &j->rows, &j->row_count);
+		/* The one id, if placement still wants it. */
+		j->rc = meta_txn_load_one(m, j->id, j->s->cfg.want, j->s->cfg.want_arg, &j->rows,
+					  &j->row_count);
 		break;
 	}
 }

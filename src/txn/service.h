@@ -11,8 +11,8 @@
  * order, so the writes of an id land in the order the coordinator made
  * them; a version refused, SL_EBUSY — another agent's write, or one of
  * ours whose outcome was lost — drops the id, which is then read again
- * from the store, its requests answered COORDINATOR_LOAD_IN_PROGRESS
- * meanwhile), MARKERS through the caller's marker writer (or
+ * from the store alone, meta_txn_load_one, its requests answered
+ * COORDINATOR_LOAD_IN_PROGRESS meanwhile), MARKERS through the caller's marker writer (or
  * meta_txn_settle for a transaction that has groups and no partition
  * left), ANSWER
  * through the caller's answer callback; and the tick timer (timeouts,

@@ -28,6 +28,7 @@
 
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/limits.h"
 #include "meta/meta.h"
 
 static struct meta *open_store(void)
@@ -287,6 +288,85 @@ static void test_records(void **state)
 				    "alpha"), 0);
 	meta_close(m);
 	meta_close(other);
+}
+
+static bool want_none(void *arg, const char *id)
+{
+	(void)arg;
+	(void)id;
+	return false;
+}
+
+/* meta_txn_load_one: the one id's record with its own partitions and
+ * groups (not a neighbour's sharing its prefix), nothing for an id not
+ * stored, one the filter refuses or one deleted; a bad id refused. */
+static void test_load_one(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	struct rec a, ab, b;
+	rec_init(&a, 100, 3, TXN_PREPARE_ABORT, 7);
+	rec_tp(&a, 5, 1);
+	rec_tp(&a, 6, 0);
+	rec_group(&a, "g1");
+	rec_group(&a, "g2");
+	int64_t va = 0, vab = 0, vb = 0;
+	persist(m, "alpha", &a, &va);
+	rec_init(&ab, 102, 0, TXN_ONGOING, 1);
+	rec_tp(&ab, 5, 3);
+	rec_group(&ab, "g3");
+	persist(m, "alphabet", &ab, &vab);
+	rec_init(&b, 101, 0, TXN_EMPTY, 0);
+	persist(m, "beta", &b, &vb);
+	persist(m, "beta", &b, &vb);
+
+	struct meta_txn_row *rows;
+	size_t n;
+	assert_int_equal(meta_txn_load_one(m, "alpha", NULL, NULL, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].transactional_id, "alpha");
+	assert_int_equal(rows[0].version, 1);
+	assert_int_equal(rows[0].r.producer_id, 100);
+	assert_int_equal(rows[0].r.producer_epoch, 3);
+	assert_int_equal(rows[0].r.state, TXN_PREPARE_ABORT);
+	assert_int_equal(rows[0].r.txn_seq, 7);
+	assert_int_equal(rows[0].r.partition_count, 2);
+	assert_true(rows[0].r.partitions[0].tid == 5 && rows[0].r.partitions[0].partition == 1);
+	assert_true(rows[0].r.partitions[1].tid == 6 && rows[0].r.partitions[1].partition == 0);
+	assert_int_equal(rows[0].r.group_count, 2);
+	assert_string_equal(rows[0].r.groups[0], "g1");
+	assert_string_equal(rows[0].r.groups[1], "g2");
+	meta_txn_rows_free(rows, n);
+	assert_int_equal(meta_txn_load_one(m, "beta", NULL, NULL, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].version, 2);
+	assert_int_equal(rows[0].r.partition_count, 0);
+	assert_int_equal(rows[0].r.group_count, 0);
+	meta_txn_rows_free(rows, n);
+
+	assert_int_equal(meta_txn_load_one(m, "alph", NULL, NULL, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+	assert_int_equal(meta_txn_load_one(m, "alpha", want_none, NULL, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_txn_load_one(m, "alpha", want_prefix_a, NULL, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	meta_txn_rows_free(rows, n);
+	char too_long[SL_TXN_ID_BYTES_MAX + 2];
+	memset(too_long, 'x', sizeof too_long - 1);
+	too_long[sizeof too_long - 1] = 0;
+	assert_int_equal(meta_txn_load_one(m, "", NULL, NULL, &rows, &n), SL_EINVAL);
+	assert_int_equal(meta_txn_load_one(m, too_long, NULL, NULL, &rows, &n), SL_EINVAL);
+
+	assert_int_equal(meta_txn_delete(m, "alpha", 0, va), 0);
+	assert_int_equal(meta_txn_load_one(m, "alpha", NULL, NULL, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(meta_txn_load_one(m, "alphabet", NULL, NULL, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].r.partition_count, 1);
+	assert_int_equal(rows[0].r.partitions[0].partition, 3);
+	meta_txn_rows_free(rows, n);
+	meta_close(m);
 }
 
 /* Transactional data in the commit: each refusal with its result (no
@@ -999,6 +1079,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_records, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_load_one, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_txn_data, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_markers, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_lso, tb_setup, tb_teardown),
