@@ -656,13 +656,25 @@ static void txn_commit_done(struct group_svc *s, struct group_offsets_op *op)
 	struct txn_commit_job *j = (struct txn_commit_job *)op;
 	int16_t err = KERR_NONE;
 	(void)s;
-	/* SL_EBUSY: the transaction ended (or was fenced) between the
-	 * coordinator's check and the store's; the store's check is the one
-	 * that counts, answered as the coordinator's "not in a transaction". */
-	if (op->rc == SL_EBUSY)
+	/* The store's check is the one that counts: the transaction moved
+	 * between the coordinator's check and the store's, or (in a cluster)
+	 * its coordinator is another agent and this was the only check.
+	 * Answered as the coordinator's (txn_offset_commit) would be. */
+	switch (op->rc) {
+	case 0:
+		break;
+	case SL_ETXNUNKNOWN:
+		err = KERR_INVALID_PRODUCER_ID_MAPPING;
+		break;
+	case SL_EFENCED:
+		err = KERR_INVALID_PRODUCER_EPOCH;
+		break;
+	case SL_EBUSY:
 		err = j->req->api_version >= 4 ? KERR_TRANSACTION_ABORTABLE : KERR_INVALID_TXN_STATE;
-	else if (op->rc)
+		break;
+	default: /* SL_ETXNBUSY (completing: retriable), a store failure */
 		err = KERR_COORDINATOR_NOT_AVAILABLE;
+	}
 	txn_commit_respond(j, err);
 }
 
@@ -761,8 +773,9 @@ void handle_txn_offset_commit(struct agent *a, struct request *req,
 			tps, (int32_t)j->op.row_count, req->api_version
 		};
 		/* In a cluster the transaction's coordinator may be another
-		 * agent: the store's check (meta_txn_offset_commit: Ongoing,
-		 * this producer, the group added) is then the only one. */
+		 * agent: the store's check (meta_txn_offset_commit: this
+		 * producer id and epoch, Ongoing, the group added) is then the
+		 * only one, with the coordinator's codes. */
 		bool elsewhere = a->txn_owner &&
 				 !txn_svc_adopted(a->txns, m->transactional_id, NULL);
 		err = elsewhere ? KERR_NONE : txn_svc_offset_commit(a->txns, &args);

@@ -333,6 +333,18 @@ enum meta_batch_result meta_txn_data_check(const struct meta_txn_head *h, bool a
 	return META_BATCH_APPENDED;
 }
 
+int meta_txn_offsets_verdict(const struct meta_txn_head *h, int64_t producer_id,
+			   int16_t producer_epoch)
+{
+	if (!h->found || h->producer_id != producer_id)
+		return SL_ETXNUNKNOWN;
+	if (h->producer_epoch != producer_epoch)
+		return SL_EFENCED;
+	if (h->state == TXN_PREPARE_COMMIT || h->state == TXN_PREPARE_ABORT)
+		return SL_ETXNBUSY;
+	return h->state == TXN_ONGOING ? 0 : SL_EBUSY;
+}
+
 bool meta_marker_applies(const struct meta_txn_head *h, bool owed, const struct meta_commit_batch *b)
 {
 	return h->found && owed && h->txn_seq == b->txn_seq && h->producer_id == b->producer_id &&

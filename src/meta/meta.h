@@ -1222,9 +1222,12 @@ void meta_txn_rows_free(struct meta_txn_row *rows, size_t n);
  * id's transaction, replacing what it committed before for the same
  * partitions; they reach group_offsets when its COMMIT settles and are
  * dropped by an ABORT. Only while the id's transaction is Ongoing with
- * this producer id and epoch and the group added (AddOffsetsToTxn):
- * SL_EBUSY otherwise, nothing stored (the transaction ended meanwhile:
- * the offsets would otherwise wait for the next one). [pool: offsets],
+ * this producer id and epoch and the group added (AddOffsetsToTxn);
+ * otherwise nothing is stored (the transaction ended meanwhile: the
+ * offsets would otherwise wait for the next one) and, in the order of
+ * the coordinator's check: SL_ETXNUNKNOWN (no such id, another producer
+ * id), SL_EFENCED (another epoch), SL_ETXNBUSY (completing, Prepare*),
+ * SL_EBUSY (not Ongoing, or the group not added). [pool: offsets],
  * ordered with meta_offset_commit: a plain commit stored after these
  * rows wins over them at the settlement, as in Kafka. */
 static inline int meta_txn_offset_commit(struct meta *m, const char *transactional_id,

@@ -88,6 +88,14 @@ static inline int16_t meta_batch_attributes(const struct meta_commit_batch *b)
  * may go on to the idempotent checks. */
 enum meta_batch_result meta_txn_data_check(const struct meta_txn_head *h, bool added,
 					   const struct meta_commit_batch *b);
+/* TxnOffsetCommit against its id's row, in the order of the
+ * coordinator's check (txn_offset_commit): 0 when the transaction may
+ * take offsets (the group's txn_groups row is checked next, SL_EBUSY
+ * without it); SL_ETXNUNKNOWN (no row, another producer id), SL_EFENCED
+ * (another epoch), SL_ETXNBUSY (Prepare*: completing), SL_EBUSY (not
+ * Ongoing). */
+int meta_txn_offsets_verdict(const struct meta_txn_head *h, int64_t producer_id,
+			   int16_t producer_epoch);
 /* Whether a MARKER batch applies: the row completes transaction
  * b->txn_seq of b's producer id and epoch in the Prepare* state of the
  * marker's type, and the partition's marker is still owed (its

@@ -4810,9 +4810,9 @@ static int txn_offset_commit_body(struct pg_conn *c, void *arg)
 	int rc = txn_head_read(c, x->id, &h);
 	if (rc)
 		return rc;
-	if (!h.found || h.producer_id != x->producer_id || h.producer_epoch != x->producer_epoch ||
-	    h.state != TXN_ONGOING)
-		return SL_EBUSY;
+	rc = meta_txn_offsets_verdict(&h, x->producer_id, x->producer_epoch);
+	if (rc)
+		return rc;
 	struct pg_params p;
 	txn_params(&p, x->id, 0);
 	p_str(&p, x->rows[0].group_id);

@@ -4117,9 +4117,9 @@ static int txn_offset_commit_body(struct sq_conn *c, void *arg)
 	int rc = txn_head_read(c, x->id, &h);
 	if (rc)
 		return rc;
-	if (!h.found || h.producer_id != x->producer_id || h.producer_epoch != x->producer_epoch ||
-	    h.state != TXN_ONGOING)
-		return SL_EBUSY;
+	rc = meta_txn_offsets_verdict(&h, x->producer_id, x->producer_epoch);
+	if (rc)
+		return rc;
 	sqlite3_stmt *st = txn_stmt(c, ST_TXN_GROUP_GET, x->id, 0);
 	sqlite3_bind_text(st, 2, x->rows[0].group_id, -1, SQLITE_STATIC);
 	rc = txn_step_one(c, st, NULL, "reading a transaction's groups");

@@ -30,10 +30,12 @@ import kproto
 import util
 from test_transactions import committed_offsets
 from test_txn_admin import txn_tool
+from test_txn_offset_commit import _v0, txn_offset_commit_v3
 from cluster import (cluster, pg, three_agents, topic_everywhere,  # noqa: F401
                      wait_for, zone_conf, ZONES)
 
 NOT_COORDINATOR = 16
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING = 47, 48, 49
 
 
 def find_coordinator(agent, key, key_type=1):
@@ -260,7 +262,8 @@ def test_offsets_sent_to_another_agents_group(cluster):
     offsets on the store's check, answers a read_committed OffsetFetch
     (require_stable) UNSTABLE_OFFSET_COMMIT while they are pending (it
     learns of them from the store, not from a coordinator of its own) and
-    the offsets once the transaction commits."""
+    the offsets once the transaction commits; its refusals carry the
+    transaction coordinator's codes."""
     three_agents(cluster)
     src = topic_everywhere(cluster, "eosin", 2)
     dst = topic_everywhere(cluster, "eosout", 2)
@@ -297,3 +300,24 @@ def test_offsets_sent_to_another_agents_group(cluster):
     assert committed_offsets(boot.bootstrap, group, src, 2,
                              "read_committed") == [tp.offset for tp in pos]
     c.close()
+
+    # Refusals by the store's check alone carry the codes the
+    # transaction's coordinator gives (Kafka's verification): an unknown
+    # producer id, another epoch, no transaction open (v3:
+    # INVALID_TXN_STATE).
+    raw = tid_on(cluster, coord, "eosraw")
+    s = kproto.connect(coord.bootstrap)
+    deadline = time.monotonic() + 30
+    while True:  # the id's lease is taken at the next sync
+        r = _v0(s, 22, 1, kproto.string(raw) + kproto.i32(60000))
+        err, pid, epoch = r.i16(), r.i64(), r.i16()
+        if err == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    s.close()
+    assert err == 0, err
+    s = kproto.connect(boot.bootstrap)
+    got = [txn_offset_commit_v3(s, raw, p_, e_, group, -1, "", None, src, 0, 3)
+           for p_, e_ in ((pid + 10 ** 9, epoch), (pid, epoch + 1), (pid, epoch))]
+    s.close()
+    assert got == [INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE], got

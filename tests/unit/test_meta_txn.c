@@ -495,9 +495,12 @@ static void test_markers(void **state)
 	};
 	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 0, pend, 2), 0);
 	struct meta_offset_commit other = { "h", t, 0, 1, -1, NULL, 1003 };
+	/* Refused, in the coordinator's order and with its distinctions
+	 * (the group coordinator answers them as it would). */
 	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 0, &other, 1), SL_EBUSY);
-	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 1, pend, 2), SL_EBUSY);
-	assert_int_equal(meta_txn_offset_commit(m, "c", 201, 0, pend, 2), SL_EBUSY);
+	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 1, pend, 2), SL_EFENCED);
+	assert_int_equal(meta_txn_offset_commit(m, "c", 201, 0, pend, 2), SL_ETXNUNKNOWN);
+	assert_int_equal(meta_txn_offset_commit(m, "nobody", 200, 0, pend, 2), SL_ETXNUNKNOWN);
 	struct meta_offset_commit plain0 = { "g", t, 0, 5, -1, NULL, 1004 };
 	assert_int_equal(meta_offset_commit(m, &plain0, 1), 0);
 	assert_int_equal(committed_offset(m, "g", t, 1), 3); /* not visible yet */
@@ -523,7 +526,7 @@ static void test_markers(void **state)
 	rec_tp(&x, t, 1);
 	rec_group(&x, "g");
 	persist(m, "c", &x, &v);
-	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 0, pend, 2), SL_EBUSY);
+	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 0, pend, 2), SL_ETXNBUSY);
 	/* Wrong number, wrong type, wrong epoch: refused. */
 	assert_int_equal(commit1(m, mk_marker(t, 0, 200, 0, "c", 2, true)).result,
 			 META_BATCH_MARKER_REFUSED);
@@ -571,6 +574,7 @@ static void test_markers(void **state)
 			 META_BATCH_MARKER_REFUSED);
 	rec_init(&x, 200, 0, TXN_COMPLETE_COMMIT, 1);
 	persist(m, "c", &x, &v);
+	assert_int_equal(meta_txn_offset_commit(m, "c", 200, 0, pend, 2), SL_EBUSY);
 
 	/* Transaction 2 of "c" and "d"'s transaction open at once on
 	 * partition 0: the LSO is the earlier first offset. */
