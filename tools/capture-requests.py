@@ -29,6 +29,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "..", "tests", "integration", "js")
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+from ports import free_port  # noqa: E402
 API_NAMES = {0: "produce", 1: "fetch", 2: "list_offsets", 3: "metadata", 8: "offset_commit",
              9: "offset_fetch", 10: "find_coordinator", 11: "join_group", 12: "heartbeat",
              13: "leave_group", 14: "sync_group", 15: "describe_groups", 16: "list_groups",
@@ -40,12 +42,6 @@ API_NAMES = {0: "produce", 1: "fetch", 2: "list_offsets", 3: "metadata", 8: "off
 captured = {}          # (client, key, version) -> frame bytes
 current = ["?"]        # the client whose script is running
 lock = threading.Lock()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pump(src, dst, record):

@@ -35,9 +35,10 @@ pg_own() {
 	chmod 700 "$1"
 }
 
-# pg_free_port: a free loopback TCP port.
+# pg_free_port: a free loopback TCP port that no parallel test takes before
+# the server binds it (tests/integration/ports.py; $0 is a script in tools/).
 pg_free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+	python3 "$(dirname "$0")/../tests/integration/ports.py"
 }
 
 # pg_initdb DIR: a new server in DIR/data (DIR owned by pg_own), password

@@ -10,7 +10,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,31 +17,11 @@ import time
 import pytest
 
 import kproto
+from ports import free_ports
 from conftest import SLUICE_BIN, _require_binary
 from test_postgres import SOURCE_DIR
 
 SCRIPT = os.path.join(SOURCE_DIR, "tools", "cluster.sh")
-
-
-def free_ports(n):
-    """The first of n consecutive free loopback ports."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + n > 65535:
-            continue
-        ok = True
-        for p in range(base, base + n):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", p))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    pytest.fail("no %d consecutive free ports" % n)
 
 
 def agent_logs(d):

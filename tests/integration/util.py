@@ -5,7 +5,6 @@ was produced with what was consumed."""
 import collections
 import os
 import random
-import socket
 import time
 import uuid
 
@@ -13,15 +12,11 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import OFFSET_BEGINNING
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from ports import free_port  # noqa: F401 (the tests' one way to a port)
+
 Msg = collections.namedtuple("Msg", "key value headers timestamp")
 Got = collections.namedtuple("Got", "partition offset key value headers "
                              "timestamp")
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def topic_name(prefix="t"):
