@@ -464,11 +464,9 @@ static void usage(FILE *out)
 		"list: --principal P (only that principal's ACLs; repeatable)\n"
 		"remove: without principals every ACL of the pattern goes; asks y/n on\n"
 		"  stdin unless --force\n\n"
-		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
 		"With --authorizer acl, the principal (User:ANONYMOUS on PLAINTEXT) needs\n"
 		"ALTER (add, remove) or DESCRIBE (list) on the cluster, or to be a super user.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
-		KCLIENT_SECURITY_USAGE);
+		KCLIENT_ARGS_USAGE);
 }
 
 /* "TYPE:NAME" as Kafka's SecurityUtils.parseKafkaPrincipal accepts. */
@@ -510,8 +508,7 @@ static struct strs *list_of(struct opts *o, const char *a)
 
 static bool valued_option(struct opts *o, const char *a)
 {
-	return list_of(o, a) || !strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server") ||
-	       !strcmp(a, "--resource-pattern-type") || !strcmp(a, "--operation");
+	return list_of(o, a) || !strcmp(a, "--resource-pattern-type") || !strcmp(a, "--operation");
 }
 
 /* One valued option other than --bootstrap: 0, or -1 having said why. */
@@ -579,56 +576,52 @@ static const char *check(const struct opts *o, int np)
 	return NULL;
 }
 
+static int acls_arg(void *tool_args, int argc, char **argv, int *i)
+{
+	struct opts *o = tool_args;
+	const char *a = argv[*i];
+	int action = action_of(a);
+	if (action != NONE) {
+		if (o->action != NONE) {
+			fprintf(stderr, TOOL ": only one of add, list, remove\n");
+			return -1;
+		}
+		o->action = action;
+	} else if (!strcmp(a, "--cluster")) {
+		o->cluster = true;
+	} else if (!strcmp(a, "--producer")) {
+		o->producer = true;
+	} else if (!strcmp(a, "--consumer")) {
+		o->consumer = true;
+	} else if (!strcmp(a, "--idempotent")) {
+		o->idempotent = true;
+	} else if (!strcmp(a, "--force")) {
+		o->force = true;
+	} else if (a[0] != '-') {
+		fprintf(stderr, TOOL ": unknown argument %s\n", a);
+		return -1;
+	} else if (!valued_option(o, a)) {
+		fprintf(stderr, TOOL ": unknown flag %s\n", a);
+		return -1;
+	} else if (*i + 1 == argc) {
+		fprintf(stderr, TOOL ": %s needs a value\n", a);
+		return -1;
+	} else if (set_option(o, a, argv[++*i]) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
 int acls_cmd(int argc, char **argv)
 {
 	static struct opts o; /* large: the option arrays */
 	memset(&o, 0, sizeof o);
 	o.ptype = ACL_PATTERN_LITERAL;
-	const char *bootstrap = kclient_default_bootstrap();
-	struct kclient_security sec = { 0 };
+	struct kclient_args ka;
 	const char *why;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
-		if (taken < 0)
-			goto bad;
-		if (taken)
-			continue;
-		int action = action_of(a);
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (action != NONE) {
-			if (o.action != NONE) {
-				fprintf(stderr, TOOL ": only one of add, list, remove\n");
-				goto bad;
-			}
-			o.action = action;
-		} else if (!strcmp(a, "--cluster")) {
-			o.cluster = true;
-		} else if (!strcmp(a, "--producer")) {
-			o.producer = true;
-		} else if (!strcmp(a, "--consumer")) {
-			o.consumer = true;
-		} else if (!strcmp(a, "--idempotent")) {
-			o.idempotent = true;
-		} else if (!strcmp(a, "--force")) {
-			o.force = true;
-		} else if (a[0] != '-') {
-			fprintf(stderr, TOOL ": unknown argument %s\n", a);
-			goto bad;
-		} else if (!valued_option(&o, a)) {
-			fprintf(stderr, TOOL ": unknown flag %s\n", a);
-			goto bad;
-		} else if (i + 1 == argc) {
-			fprintf(stderr, TOOL ": %s needs a value\n", a);
-			goto bad;
-		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
-			bootstrap = argv[++i];
-		} else if (set_option(&o, a, argv[++i]) != 0) {
-			goto bad;
-		}
-	}
+	int rc = kclient_args_parse(&ka, TOOL, usage, argc, argv, acls_arg, &o);
+	if (rc >= 0)
+		return rc;
 	struct acl patterns[RESOURCES_MAX];
 	int np = patterns_of(&o, patterns);
 	if ((why = check(&o, np))) {
@@ -672,7 +665,7 @@ int acls_cmd(int argc, char **argv)
 		}
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) == 0) {
+	if (kclient_connect(&c, TOOL, CLIENT_ID, ka.bootstrap, &ka.sec) == 0) {
 		if (o.action == ADD)
 			status = cmd_add(&c, patterns, kept, entries, ne);
 		else if (o.action == LIST)

@@ -166,61 +166,62 @@ static void usage(FILE *out)
 		"--entity-type topics|brokers --entity-name NAME also name the resource, as in\n"
 		"kafka-configs.sh. A broker's configs are `sluice serve` flags: Sluice lists\n"
 		"them (describe --all) and refuses to alter them.\n"
-		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
-		KCLIENT_SECURITY_USAGE);
+		KCLIENT_ARGS_USAGE);
+}
+
+/* The command line besides kclient_args'. */
+struct configs_args {
+	const char *cmd, *name, *entity_type;
+	int8_t type;
+	bool all;
+	const char *adds[CONFIG_ARGS_MAX], *dels[CONFIG_ARGS_MAX];
+	int nadds, ndels;
+};
+
+static int configs_arg(void *tool_args, int argc, char **argv, int *i)
+{
+	struct configs_args *o = tool_args;
+	const char *a = argv[*i];
+	bool has_value = *i + 1 < argc;
+	if (!strcmp(a, "--all")) {
+		o->all = true;
+	} else if (a[0] == '-' && a[1] && !has_value) {
+		fprintf(stderr, TOOL ": flag %s needs a value or is unknown\n", a);
+		return -1;
+	} else if (!strcmp(a, "--topic") || !strcmp(a, "--broker") ||
+		   !strcmp(a, "--entity-name")) {
+		if (o->name)
+			return -1;
+		o->name = argv[++*i];
+		if (strcmp(a, "--entity-name"))
+			o->type = !strcmp(a, "--topic") ? RESOURCE_TOPIC : RESOURCE_BROKER;
+	} else if (!strcmp(a, "--entity-type")) {
+		o->entity_type = argv[++*i];
+	} else if (!strcmp(a, "--add-config") && o->nadds < CONFIG_ARGS_MAX) {
+		o->adds[o->nadds++] = argv[++*i];
+	} else if (!strcmp(a, "--delete-config") && o->ndels < CONFIG_ARGS_MAX) {
+		o->dels[o->ndels++] = argv[++*i];
+	} else if (a[0] == '-' && a[1]) {
+		fprintf(stderr, TOOL ": unknown flag %s\n", a);
+		return -1;
+	} else if (!o->cmd) {
+		o->cmd = a;
+	} else {
+		fprintf(stderr, TOOL ": unexpected argument %s\n", a);
+		return -1;
+	}
+	return 0;
 }
 
 int configs_cmd(int argc, char **argv)
 {
-	const char *bootstrap = kclient_default_bootstrap();
-	struct kclient_security sec = { 0 };
-	const char *cmd = NULL, *name = NULL, *entity_type = NULL;
-	int8_t type = -1;
-	bool all = false;
-	const char *adds[CONFIG_ARGS_MAX], *dels[CONFIG_ARGS_MAX];
-	int nadds = 0, ndels = 0;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
-		if (taken < 0)
-			goto bad;
-		if (taken)
-			continue;
-		bool has_value = i + 1 < argc;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--all")) {
-			all = true;
-		} else if (a[0] == '-' && a[1] && !has_value) {
-			fprintf(stderr, TOOL ": flag %s needs a value or is unknown\n", a);
-			goto bad;
-		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
-			bootstrap = argv[++i];
-		} else if (!strcmp(a, "--topic") || !strcmp(a, "--broker") ||
-			   !strcmp(a, "--entity-name")) {
-			if (name)
-				goto bad;
-			name = argv[++i];
-			if (strcmp(a, "--entity-name"))
-				type = !strcmp(a, "--topic") ? RESOURCE_TOPIC : RESOURCE_BROKER;
-		} else if (!strcmp(a, "--entity-type")) {
-			entity_type = argv[++i];
-		} else if (!strcmp(a, "--add-config") && nadds < CONFIG_ARGS_MAX) {
-			adds[nadds++] = argv[++i];
-		} else if (!strcmp(a, "--delete-config") && ndels < CONFIG_ARGS_MAX) {
-			dels[ndels++] = argv[++i];
-		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, TOOL ": unknown flag %s\n", a);
-			goto bad;
-		} else if (!cmd) {
-			cmd = a;
-		} else {
-			fprintf(stderr, TOOL ": unexpected argument %s\n", a);
-			goto bad;
-		}
-	}
+	struct kclient_args ka;
+	struct configs_args o = { .type = -1 };
+	int rc = kclient_args_parse(&ka, TOOL, usage, argc, argv, configs_arg, &o);
+	if (rc >= 0)
+		return rc;
+	const char *cmd = o.cmd, *name = o.name, *entity_type = o.entity_type;
+	int8_t type = o.type;
 	if (entity_type) {
 		int8_t t = !strcmp(entity_type, "topics") ? RESOURCE_TOPIC
 			 : !strcmp(entity_type, "brokers") ? RESOURCE_BROKER : -1;
@@ -239,26 +240,26 @@ int configs_cmd(int argc, char **argv)
 		goto bad;
 	}
 	bool alter = !strcmp(cmd, "alter");
-	if (alter != (nadds + ndels > 0)) {
+	if (alter != (o.nadds + o.ndels > 0)) {
 		fprintf(stderr, TOOL ": --add-config and --delete-config go with alter, which "
 			"needs one of them\n");
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, ka.bootstrap, &ka.sec) != 0)
 		return 1;
 	int status;
 	if (!alter) {
-		status = cmd_describe(&c, type, name, all);
+		status = cmd_describe(&c, type, name, o.all);
 	} else {
 		struct kmsg_incremental_alter_configs_req_alterable_config *ops =
 			arena_alloc(&c.arena, sizeof *ops * CONFIG_ARGS_MAX);
 		int n = 0;
 		bool ok = ops != NULL;
-		for (int i = 0; ok && i < nadds; i++)
-			ok = parse_add_config(&c, adds[i], ops, &n);
-		for (int i = 0; ok && i < ndels; i++)
-			ok = parse_delete_config(dels[i], ops, &n);
+		for (int i = 0; ok && i < o.nadds; i++)
+			ok = parse_add_config(&c, o.adds[i], ops, &n);
+		for (int i = 0; ok && i < o.ndels; i++)
+			ok = parse_delete_config(o.dels[i], ops, &n);
 		if (!ok) {
 			kclient_close(&c);
 			fprintf(stderr, TOOL ": --add-config takes NAME=VALUE[,NAME=VALUE...], "

@@ -22,6 +22,7 @@
 #include "proto/kerr.h"
 #include "tools/kclient.h"
 
+#define TOOL "sluice groups"
 #define CLIENT_ID "sluice-groups"
 /* Versions this tool speaks (all served by Sluice and by Kafka 2.4+). */
 #define V_LIST_GROUPS 4
@@ -51,7 +52,7 @@ static int cmd_list(struct kclient *c)
 	if (KCLIENT_CALL(c, LIST_GROUPS, list_groups, V_LIST_GROUPS, &q, &r) != 0)
 		return 1;
 	if (r.error_code) {
-		fprintf(stderr, "sluice groups: ListGroups: %s (%d)\n", kerr_name(r.error_code),
+		fprintf(stderr, TOOL ": ListGroups: %s (%d)\n", kerr_name(r.error_code),
 			r.error_code);
 		return 1;
 	}
@@ -188,7 +189,7 @@ static int describe_group(struct kclient *c, const char *group)
 		return 1;
 	struct kmsg_describe_groups_resp_described_group *g = &r.groups[0];
 	if (g->error_code) {
-		fprintf(stderr, "sluice groups: group %s: %s (%d)\n", group, kerr_name(g->error_code),
+		fprintf(stderr, TOOL ": group %s: %s (%d)\n", group, kerr_name(g->error_code),
 			g->error_code);
 		return 1;
 	}
@@ -202,7 +203,7 @@ static int describe_group(struct kclient *c, const char *group)
 	if (KCLIENT_CALL(c, OFFSET_FETCH, offset_fetch, V_OFFSET_FETCH, &fq, &fr) != 0)
 		return 1;
 	if (kstr_eq(g->group_state, "Dead") && fr.topics_count == 0) {
-		fprintf(stderr, "sluice groups: group %s does not exist\n", group);
+		fprintf(stderr, TOOL ": group %s does not exist\n", group);
 		return 1;
 	}
 	printf("Group %s: state %.*s, protocol %.*s/%.*s, %d members\n", group,
@@ -352,7 +353,7 @@ static int cmd_reset(struct kclient *c, const char *group, const char *topics, i
 		return 1;
 	kstr st = dr.groups[0].group_state;
 	if (!kstr_eq(st, "Empty") && !kstr_eq(st, "Dead")) {
-		fprintf(stderr, "sluice groups: group %s is %.*s: offsets can only be reset while "
+		fprintf(stderr, TOOL ": group %s is %.*s: offsets can only be reset while "
 			"the group is inactive (no members)\n", group, st.len, st.ptr);
 		return 1;
 	}
@@ -398,7 +399,7 @@ static int cmd_reset(struct kclient *c, const char *group, const char *topics, i
 	for (int32_t t = 0; t < mr.topics_count; t++) {
 		struct kmsg_metadata_resp_metadata_response_topic *mt = &mr.topics[t];
 		if (mt->error_code) {
-			fprintf(stderr, "sluice groups: topic %.*s: %s (%d)\n", mt->name.len,
+			fprintf(stderr, TOOL ": topic %.*s: %s (%d)\n", mt->name.len,
 				mt->name.ptr, kerr_name(mt->error_code), mt->error_code);
 			free(list);
 			return 1;
@@ -461,7 +462,7 @@ static int cmd_reset(struct kclient *c, const char *group, const char *topics, i
 			struct kmsg_list_offsets_resp_list_offsets_partition_response *lp = &lt->partitions[p];
 			int64_t off = lp->offset;
 			if (lp->error_code) {
-				fprintf(stderr, "sluice groups: %.*s-%d: %s (%d)\n", lt->name.len,
+				fprintf(stderr, TOOL ": %.*s-%d: %s (%d)\n", lt->name.len,
 					lt->name.ptr, lp->partition_index, kerr_name(lp->error_code),
 					lp->error_code);
 				continue;
@@ -491,7 +492,7 @@ static int cmd_reset(struct kclient *c, const char *group, const char *topics, i
 		for (int32_t p = 0; p < cr.topics[t].partitions_count; p++) {
 			int16_t e = cr.topics[t].partitions[p].error_code;
 			if (e) {
-				fprintf(stderr, "sluice groups: commit %.*s-%d: %s (%d)\n",
+				fprintf(stderr, TOOL ": commit %.*s-%d: %s (%d)\n",
 					cr.topics[t].name.len, cr.topics[t].name.ptr,
 					cr.topics[t].partitions[p].partition_index, kerr_name(e), e);
 				status = 1;
@@ -513,78 +514,80 @@ static void usage(FILE *out)
 		"  reset-offsets GROUP --topic T[,T...]\n"
 		"      (--to-earliest | --to-latest | --to-datetime YYYY-MM-DDTHH:MM:SS[.mmm] (UTC) or epoch ms)\n"
 		"      [--execute]                   without it, only print the new offsets\n\n"
-		"--bootstrap defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n\n"
-		KCLIENT_SECURITY_USAGE);
+		KCLIENT_ARGS_USAGE);
+}
+
+/* The command line besides kclient_args'. */
+struct groups_args {
+	const char *cmd, *topics, *datetime;
+	char *args[256];
+	int nargs;
+	bool earliest, latest, execute;
+};
+
+static int groups_arg(void *tool_args, int argc, char **argv, int *i)
+{
+	struct groups_args *o = tool_args;
+	const char *a = argv[*i];
+	if (!strcmp(a, "--topic")) {
+		if (++*i >= argc)
+			return -1;
+		o->topics = argv[*i];
+	} else if (!strcmp(a, "--to-datetime")) {
+		if (++*i >= argc)
+			return -1;
+		o->datetime = argv[*i];
+	} else if (!strcmp(a, "--to-earliest")) {
+		o->earliest = true;
+	} else if (!strcmp(a, "--to-latest")) {
+		o->latest = true;
+	} else if (!strcmp(a, "--execute")) {
+		o->execute = true;
+	} else if (a[0] == '-') {
+		fprintf(stderr, TOOL ": unknown flag %s\n", a);
+		return -1;
+	} else if (!o->cmd) {
+		o->cmd = a;
+	} else if (o->nargs < (int)(sizeof o->args / sizeof o->args[0])) {
+		o->args[o->nargs++] = argv[*i];
+	}
+	return 0;
 }
 
 int groups_cmd(int argc, char **argv)
 {
-	const char *bootstrap = kclient_default_bootstrap();
-	struct kclient_security sec = { 0 };
-	const char *cmd = NULL, *topics = NULL, *datetime = NULL;
-	char *args[256];
-	int nargs = 0;
-	bool earliest = false, latest = false, execute = false;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		int taken = kclient_security_flag(&sec, "sluice groups", argc, argv, &i);
-		if (taken < 0)
-			goto bad;
-		if (taken)
-			continue;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
-			if (++i >= argc)
-				goto bad;
-			bootstrap = argv[i];
-		} else if (!strcmp(a, "--topic")) {
-			if (++i >= argc)
-				goto bad;
-			topics = argv[i];
-		} else if (!strcmp(a, "--to-datetime")) {
-			if (++i >= argc)
-				goto bad;
-			datetime = argv[i];
-		} else if (!strcmp(a, "--to-earliest")) {
-			earliest = true;
-		} else if (!strcmp(a, "--to-latest")) {
-			latest = true;
-		} else if (!strcmp(a, "--execute")) {
-			execute = true;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "sluice groups: unknown flag %s\n", a);
-			goto bad;
-		} else if (!cmd) {
-			cmd = a;
-		} else if (nargs < (int)(sizeof args / sizeof args[0])) {
-			args[nargs++] = argv[i];
-		}
-	}
+	struct kclient_args ka;
+	struct groups_args o = { 0 };
+	int rc = kclient_args_parse(&ka, TOOL, usage, argc, argv, groups_arg, &o);
+	if (rc >= 0)
+		return rc;
+	const char *cmd = o.cmd, *topics = o.topics, *datetime = o.datetime;
+	char **args = o.args;
+	int nargs = o.nargs;
+	bool earliest = o.earliest, latest = o.latest;
 	if (!cmd)
 		goto bad;
 	int64_t target = 0;
 	if (!strcmp(cmd, "reset-offsets")) {
 		if (nargs != 1 || !topics || earliest + latest + (datetime != NULL) != 1) {
-			fprintf(stderr, "sluice groups: reset-offsets needs one GROUP, --topic and "
+			fprintf(stderr, TOOL ": reset-offsets needs one GROUP, --topic and "
 				"exactly one of --to-earliest, --to-latest, --to-datetime\n");
 			goto bad;
 		}
 		target = earliest ? -2 : latest ? -1 : 0;
 		if (datetime && parse_datetime(datetime, &target) != 0) {
-			fprintf(stderr, "sluice groups: bad --to-datetime %s\n", datetime);
+			fprintf(stderr, TOOL ": bad --to-datetime %s\n", datetime);
 			goto bad;
 		}
 	} else if ((!strcmp(cmd, "describe") || !strcmp(cmd, "delete")) && nargs == 0) {
-		fprintf(stderr, "sluice groups: %s needs at least one GROUP\n", cmd);
+		fprintf(stderr, TOOL ": %s needs at least one GROUP\n", cmd);
 		goto bad;
 	} else if (strcmp(cmd, "list") && strcmp(cmd, "describe") && strcmp(cmd, "delete")) {
-		fprintf(stderr, "sluice groups: unknown command %s\n", cmd);
+		fprintf(stderr, TOOL ": unknown command %s\n", cmd);
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, "sluice groups", CLIENT_ID, bootstrap, &sec) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, ka.bootstrap, &ka.sec) != 0)
 		return 1;
 	int status = 0;
 	if (!strcmp(cmd, "list")) {
@@ -598,7 +601,7 @@ int groups_cmd(int argc, char **argv)
 	} else if (!strcmp(cmd, "delete")) {
 		status = cmd_delete(&c, nargs, args);
 	} else {
-		status = cmd_reset(&c, args[0], topics, target, execute);
+		status = cmd_reset(&c, args[0], topics, target, o.execute);
 	}
 	kclient_close(&c);
 	return status;

@@ -29,12 +29,6 @@
 #define PASSWORD_ENV "SLUICE_SASL_PASSWORD"
 #define SCRAM_MIN_ITERATIONS 4096 /* Kafka's clients refuse fewer */
 
-const char *kclient_default_bootstrap(void)
-{
-	const char *b = getenv("SLUICE_BOOTSTRAP");
-	return b && *b ? b : "127.0.0.1:9092";
-}
-
 static int write_all(struct kclient *c, const uint8_t *p, size_t n)
 {
 	while (n) {
@@ -73,8 +67,11 @@ static int read_all(struct kclient *c, uint8_t *p, size_t n)
 	return 0;
 }
 
-int kclient_security_flag(struct kclient_security *sec, const char *tool, int argc, char **argv,
-			  int *i)
+/* If argv[*i] is one of KCLIENT_SECURITY_USAGE's flags, take it and its
+ * value (advancing *i) into sec: 1; 0 when it is none of them; -1, having
+ * said why, for a bad or missing value. */
+static int security_flag(struct kclient_security *sec, const char *tool, int argc, char **argv,
+			 int *i)
 {
 	static const char *const flags[] = { "--security-protocol", "--tls-ca", "--tls-cert",
 					     "--tls-key", "--sasl-mechanism", "--sasl-username" };
@@ -115,6 +112,39 @@ int kclient_security_flag(struct kclient_security *sec, const char *tool, int ar
 		return 1;
 	default: sec->user = v; return 1;
 	}
+}
+
+int kclient_args_parse(struct kclient_args *args, const char *tool, void (*usage)(FILE *out),
+		       int argc, char **argv, kclient_arg_fn own, void *tool_args)
+{
+	const char *env = getenv("SLUICE_BOOTSTRAP");
+	memset(args, 0, sizeof *args);
+	args->bootstrap = env && *env ? env : "127.0.0.1:9092";
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		int taken = security_flag(&args->sec, tool, argc, argv, &i);
+		if (taken) {
+			/* a security flag, or a bad one */
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
+			if (++i < argc) {
+				args->bootstrap = argv[i];
+				taken = 1;
+			} else {
+				fprintf(stderr, "%s: %s needs a value\n", tool, a);
+				taken = -1;
+			}
+		} else {
+			taken = own(tool_args, argc, argv, &i) == 0 ? 1 : -1;
+		}
+		if (taken < 0) {
+			usage(stderr);
+			return 2;
+		}
+	}
+	return -1;
 }
 
 static void print_tls_error(const char *tool, const char *what)

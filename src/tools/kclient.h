@@ -1,8 +1,10 @@
 /* kclient.h — the tools' small blocking Kafka client: one TCP connection
  * to a bootstrap broker and one request/response round trip at a time
  * with the generated codec (kmsg.h). `sluice groups`, `sluice topics`,
- * `sluice configs` and `sluice acls` talk to a running broker through it,
- * as the Kafka command-line tools talk to theirs.
+ * `sluice configs`, `sluice acls` and `sluice transactions` talk to a
+ * running broker through it, as the Kafka command-line tools talk to
+ * theirs, and read the flags they all take (--help, --bootstrap, the
+ * security flags) with kclient_args_parse.
  *
  * Errors are printed to stderr, prefixed with the tool's name, where they
  * happen; callers only pass the status on. Decoded responses point into
@@ -21,7 +23,7 @@
 
 /* How the connection is secured: a Kafka client's security.protocol,
  * ssl.* and sasl.* settings, taken from the tools' flags
- * (kclient_security_flag, KCLIENT_SECURITY_USAGE). Strings point into
+ * (kclient_args_parse, KCLIENT_SECURITY_USAGE). Strings point into
  * argv and the environment. */
 struct kclient_security {
 	bool tls;                  /* SSL, SASL_SSL */
@@ -33,6 +35,13 @@ struct kclient_security {
 	const char *user;          /* --sasl-username */
 };
 
+/* The end of every broker tool's usage: where --bootstrap defaults to, the
+ * exit statuses, and KCLIENT_SECURITY_USAGE's flags. */
+#define KCLIENT_ARGS_USAGE \
+	"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n" \
+	"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n" \
+	KCLIENT_SECURITY_USAGE
+
 #define KCLIENT_SECURITY_USAGE \
 	"connection (as a Kafka client's security.protocol, ssl.*, sasl.*):\n" \
 	"  --security-protocol PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL (default PLAINTEXT)\n" \
@@ -42,6 +51,29 @@ struct kclient_security {
 	"  --tls-cert PEM --tls-key PEM   a client certificate (mutual TLS)\n" \
 	"  --sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 (default SCRAM-SHA-512)\n" \
 	"  --sasl-username NAME  the password is read from $SLUICE_SASL_PASSWORD\n"
+
+/* What every tool that talks to a broker takes on its command line besides
+ * its own arguments (kclient_args_parse); strings point into argv and the
+ * environment. */
+struct kclient_args {
+	const char *bootstrap;  /* --bootstrap, else $SLUICE_BOOTSTRAP, else 127.0.0.1:9092 */
+	struct kclient_security sec;
+};
+
+/* One of a tool's own arguments, argv[*i] (advancing *i past a value it
+ * takes), into tool_args. Returns 0, or -1 for a usage error (having said
+ * why, or not: the usage follows). */
+typedef int (*kclient_arg_fn)(void *tool_args, int argc, char **argv, int *i);
+
+/* Reads a broker tool's command line in order: -h/--help prints usage to
+ * stdout and ends it; --bootstrap (or --bootstrap-server) HOST:PORT and
+ * KCLIENT_SECURITY_USAGE's flags go into args; every other argument goes
+ * to own. A flag without its value, a bad security flag or own's -1 says
+ * why on stderr, prefixed with tool, and prints usage there. Returns -1
+ * when the tool goes on, else the status it exits with: 0 after --help,
+ * 2 after a usage error. */
+int kclient_args_parse(struct kclient_args *args, const char *tool, void (*usage)(FILE *out),
+		       int argc, char **argv, kclient_arg_fn own, void *tool_args);
 
 struct kclient {
 	const char *tool;       /* "sluice groups": the prefix of messages */
@@ -53,15 +85,6 @@ struct kclient {
 	int frame_count;
 	void *ssl_ctx, *ssl;    /* OpenSSL's, with --security-protocol SSL/SASL_SSL */
 };
-
-/* The --bootstrap default: $SLUICE_BOOTSTRAP, else 127.0.0.1:9092. */
-const char *kclient_default_bootstrap(void);
-
-/* If argv[*i] is one of KCLIENT_SECURITY_USAGE's flags, take it and its
- * value (advancing *i) into sec (zeroed first by the caller): 1; 0 when
- * it is none of them; -1, having said why, for a bad or missing value. */
-int kclient_security_flag(struct kclient_security *sec, const char *tool, int argc, char **argv,
-			  int *i);
 
 /* Connect to HOST:PORT (a name or an address; IPv6 as [::1]:9092 or
  * ::1:9092), then, as sec asks (NULL: plaintext), make TLS (TLS 1.2+,

@@ -309,9 +309,7 @@ static void usage(FILE *out)
 		"  alter TOPIC [--config K=V]... [--delete-config K]...\n"
 		"                                    set configs, or return them to their defaults\n"
 		"  add-partitions TOPIC N            grow the topic to N partitions\n\n"
-		"--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n"
-		"Errors print Kafka's error name and exit 1; usage errors exit 2.\n\n"
-		KCLIENT_SECURITY_USAGE);
+		KCLIENT_ARGS_USAGE);
 }
 
 /* A non-negative count of at most max, or -1. */
@@ -325,65 +323,67 @@ static long long parse_count(const char *s, long long max)
 	return n;
 }
 
+/* The command line besides kclient_args'. */
+struct topics_args {
+	const char *cmd;
+	char *args[CONFIG_ARGS_MAX], *configs[CONFIG_ARGS_MAX], *deletes[CONFIG_ARGS_MAX];
+	int nargs, nconfigs, ndeletes;
+	long long partitions, replicas;
+	bool if_exists, if_not_exists;
+};
+
+static int topics_arg(void *tool_args, int argc, char **argv, int *i)
+{
+	struct topics_args *o = tool_args;
+	const char *a = argv[*i];
+	if (!strcmp(a, "--partitions")) {
+		if (++*i >= argc || (o->partitions = parse_count(argv[*i], INT32_MAX)) < 0) {
+			fprintf(stderr, TOOL ": --partitions needs a count >= 1\n");
+			return -1;
+		}
+	} else if (!strcmp(a, "--replication-factor")) {
+		if (++*i >= argc || (o->replicas = parse_count(argv[*i], INT16_MAX)) < 0) {
+			fprintf(stderr, TOOL ": --replication-factor needs a count >= 1\n");
+			return -1;
+		}
+	} else if (!strcmp(a, "--config")) {
+		kstr k, v;
+		if (++*i >= argc || !split_config(argv[*i], &k, &v) || o->nconfigs == CONFIG_ARGS_MAX) {
+			fprintf(stderr, TOOL ": --config needs NAME=VALUE\n");
+			return -1;
+		}
+		o->configs[o->nconfigs++] = argv[*i];
+	} else if (!strcmp(a, "--delete-config")) {
+		if (++*i >= argc || !*argv[*i] || o->ndeletes == CONFIG_ARGS_MAX)
+			return -1;
+		o->deletes[o->ndeletes++] = argv[*i];
+	} else if (!strcmp(a, "--if-exists")) {
+		o->if_exists = true;
+	} else if (!strcmp(a, "--if-not-exists")) {
+		o->if_not_exists = true;
+	} else if (a[0] == '-' && a[1]) {
+		fprintf(stderr, TOOL ": unknown flag %s\n", a);
+		return -1;
+	} else if (!o->cmd) {
+		o->cmd = a;
+	} else if (o->nargs < CONFIG_ARGS_MAX) {
+		o->args[o->nargs++] = argv[*i];
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
 int topics_cmd(int argc, char **argv)
 {
-	const char *bootstrap = kclient_default_bootstrap();
-	struct kclient_security sec = { 0 };
-	const char *cmd = NULL;
-	char *args[CONFIG_ARGS_MAX], *configs[CONFIG_ARGS_MAX], *deletes[CONFIG_ARGS_MAX];
-	int nargs = 0, nconfigs = 0, ndeletes = 0;
-	long long partitions = -1, replicas = -1;
-	bool if_exists = false, if_not_exists = false;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
-		if (taken < 0)
-			goto bad;
-		if (taken)
-			continue;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
-			if (++i >= argc)
-				goto bad;
-			bootstrap = argv[i];
-		} else if (!strcmp(a, "--partitions")) {
-			if (++i >= argc || (partitions = parse_count(argv[i], INT32_MAX)) < 0) {
-				fprintf(stderr, TOOL ": --partitions needs a count >= 1\n");
-				goto bad;
-			}
-		} else if (!strcmp(a, "--replication-factor")) {
-			if (++i >= argc || (replicas = parse_count(argv[i], INT16_MAX)) < 0) {
-				fprintf(stderr, TOOL ": --replication-factor needs a count >= 1\n");
-				goto bad;
-			}
-		} else if (!strcmp(a, "--config")) {
-			kstr k, v;
-			if (++i >= argc || !split_config(argv[i], &k, &v) || nconfigs == CONFIG_ARGS_MAX) {
-				fprintf(stderr, TOOL ": --config needs NAME=VALUE\n");
-				goto bad;
-			}
-			configs[nconfigs++] = argv[i];
-		} else if (!strcmp(a, "--delete-config")) {
-			if (++i >= argc || !*argv[i] || ndeletes == CONFIG_ARGS_MAX)
-				goto bad;
-			deletes[ndeletes++] = argv[i];
-		} else if (!strcmp(a, "--if-exists")) {
-			if_exists = true;
-		} else if (!strcmp(a, "--if-not-exists")) {
-			if_not_exists = true;
-		} else if (a[0] == '-' && a[1]) {
-			fprintf(stderr, TOOL ": unknown flag %s\n", a);
-			goto bad;
-		} else if (!cmd) {
-			cmd = a;
-		} else if (nargs < CONFIG_ARGS_MAX) {
-			args[nargs++] = argv[i];
-		} else {
-			goto bad;
-		}
-	}
+	struct kclient_args ka;
+	struct topics_args o = { .partitions = -1, .replicas = -1 };
+	int rc = kclient_args_parse(&ka, TOOL, usage, argc, argv, topics_arg, &o);
+	if (rc >= 0)
+		return rc;
+	const char *cmd = o.cmd;
+	char **args = o.args;
+	int nargs = o.nargs;
 	if (!cmd)
 		goto bad;
 	long long count = 0;
@@ -402,12 +402,12 @@ int topics_cmd(int argc, char **argv)
 		fprintf(stderr, TOOL ": unknown command %s\n", cmd);
 		goto bad;
 	}
-	if (!strcmp(cmd, "alter") && nconfigs + ndeletes == 0) {
+	if (!strcmp(cmd, "alter") && o.nconfigs + o.ndeletes == 0) {
 		fprintf(stderr, TOOL ": alter needs --config or --delete-config\n");
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, ka.bootstrap, &ka.sec) != 0)
 		return 1;
 	int status;
 	if (!strcmp(cmd, "list"))
@@ -415,12 +415,12 @@ int topics_cmd(int argc, char **argv)
 	else if (!strcmp(cmd, "describe"))
 		status = cmd_describe(&c, args, nargs);
 	else if (!strcmp(cmd, "create"))
-		status = cmd_create(&c, args[0], (int32_t)partitions, (int16_t)replicas, configs,
-				    nconfigs, if_not_exists);
+		status = cmd_create(&c, args[0], (int32_t)o.partitions, (int16_t)o.replicas, o.configs,
+				    o.nconfigs, o.if_not_exists);
 	else if (!strcmp(cmd, "delete"))
-		status = cmd_delete(&c, args[0], if_exists);
+		status = cmd_delete(&c, args[0], o.if_exists);
 	else if (!strcmp(cmd, "alter"))
-		status = cmd_alter(&c, args[0], configs, nconfigs, deletes, ndeletes);
+		status = cmd_alter(&c, args[0], o.configs, o.nconfigs, o.deletes, o.ndeletes);
 	else
 		status = cmd_add_partitions(&c, args[0], (int32_t)count);
 	kclient_close(&c);

@@ -376,8 +376,7 @@ static void usage(FILE *out)
 		"  describe-producers --topic T --partition P\n"
 		"                                    the partition's idempotent and transactional\n"
 		"                                    producers and their open transactions' offsets\n\n"
-		"--bootstrap defaults to $SLUICE_BOOTSTRAP or 127.0.0.1:9092.\n\n"
-		KCLIENT_SECURITY_USAGE);
+		KCLIENT_ARGS_USAGE);
 }
 
 static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -391,56 +390,57 @@ static int parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return 0;
 }
 
+/* The command line besides kclient_args'. */
+struct transactions_args {
+	const char *cmd, *id, *topic;
+	int64_t duration_ms, partition;
+};
+
+static int transactions_arg(void *tool_args, int argc, char **argv, int *i)
+{
+	struct transactions_args *o = tool_args;
+	const char *a = argv[*i];
+	if (!strcmp(a, "--transactional-id")) {
+		if (++*i >= argc || o->id)
+			return -1;
+		o->id = argv[*i];
+	} else if (!strcmp(a, "--topic")) {
+		if (++*i >= argc)
+			return -1;
+		o->topic = argv[*i];
+	} else if (!strcmp(a, "--partition")) {
+		if (++*i >= argc || parse_i64(argv[*i], 0, INT32_MAX, &o->partition) != 0) {
+			fprintf(stderr, "%s: bad --partition\n", TOOL);
+			return -1;
+		}
+	} else if (!strcmp(a, "--duration-filter")) {
+		if (++*i >= argc || parse_i64(argv[*i], INT64_MIN, INT64_MAX, &o->duration_ms) != 0) {
+			fprintf(stderr, "%s: bad --duration-filter\n", TOOL);
+			return -1;
+		}
+	} else if (a[0] == '-') {
+		fprintf(stderr, "%s: unknown flag %s\n", TOOL, a);
+		return -1;
+	} else if (!o->cmd) {
+		o->cmd = a;
+	} else if (!o->id) {
+		o->id = a;
+	} else {
+		fprintf(stderr, "%s: unexpected argument %s\n", TOOL, a);
+		return -1;
+	}
+	return 0;
+}
+
 int transactions_cmd(int argc, char **argv)
 {
-	const char *bootstrap = kclient_default_bootstrap();
-	struct kclient_security sec = { 0 };
-	const char *cmd = NULL, *id = NULL, *topic = NULL;
-	int64_t duration_ms = -1, partition = -1;
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		int taken = kclient_security_flag(&sec, TOOL, argc, argv, &i);
-		if (taken < 0)
-			goto bad;
-		if (taken)
-			continue;
-		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			usage(stdout);
-			return 0;
-		} else if (!strcmp(a, "--bootstrap") || !strcmp(a, "--bootstrap-server")) {
-			if (++i >= argc)
-				goto bad;
-			bootstrap = argv[i];
-		} else if (!strcmp(a, "--transactional-id")) {
-			if (++i >= argc || id)
-				goto bad;
-			id = argv[i];
-		} else if (!strcmp(a, "--topic")) {
-			if (++i >= argc)
-				goto bad;
-			topic = argv[i];
-		} else if (!strcmp(a, "--partition")) {
-			if (++i >= argc || parse_i64(argv[i], 0, INT32_MAX, &partition) != 0) {
-				fprintf(stderr, "%s: bad --partition\n", TOOL);
-				goto bad;
-			}
-		} else if (!strcmp(a, "--duration-filter")) {
-			if (++i >= argc || parse_i64(argv[i], INT64_MIN, INT64_MAX, &duration_ms) != 0) {
-				fprintf(stderr, "%s: bad --duration-filter\n", TOOL);
-				goto bad;
-			}
-		} else if (a[0] == '-') {
-			fprintf(stderr, "%s: unknown flag %s\n", TOOL, a);
-			goto bad;
-		} else if (!cmd) {
-			cmd = a;
-		} else if (!id) {
-			id = a;
-		} else {
-			fprintf(stderr, "%s: unexpected argument %s\n", TOOL, a);
-			goto bad;
-		}
-	}
+	struct kclient_args ka;
+	struct transactions_args o = { .duration_ms = -1, .partition = -1 };
+	int rc = kclient_args_parse(&ka, TOOL, usage, argc, argv, transactions_arg, &o);
+	if (rc >= 0)
+		return rc;
+	const char *cmd = o.cmd, *id = o.id, *topic = o.topic;
+	int64_t partition = o.partition;
 	if (!cmd)
 		goto bad;
 	if (!strcmp(cmd, "describe") && !id) {
@@ -458,13 +458,13 @@ int transactions_cmd(int argc, char **argv)
 		goto bad;
 	}
 	struct kclient c;
-	if (kclient_connect(&c, TOOL, CLIENT_ID, bootstrap, &sec) != 0)
+	if (kclient_connect(&c, TOOL, CLIENT_ID, ka.bootstrap, &ka.sec) != 0)
 		return 1;
 	int status;
 	if (!strcmp(cmd, "list"))
-		status = cmd_list(&c, &sec, duration_ms);
+		status = cmd_list(&c, &ka.sec, o.duration_ms);
 	else if (!strcmp(cmd, "describe"))
-		status = cmd_describe(&c, &sec, id);
+		status = cmd_describe(&c, &ka.sec, id);
 	else
 		status = cmd_describe_producers(&c, topic, (int32_t)partition);
 	kclient_close(&c);

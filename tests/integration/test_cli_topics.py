@@ -1,8 +1,11 @@
 """test_cli_topics.py — `sluice topics` and `sluice configs` against a
 running agent: every subcommand's round trip, checked against what
 kafka-python's admin client sees, the output kafka-topics.sh and
-kafka-configs.sh print, and errors as Kafka's error name with exit 1."""
+kafka-configs.sh print, and errors as Kafka's error name with exit 1.
+Also the flags every broker tool (topics, configs, groups, acls,
+transactions) reads alike: --help, --bootstrap, the security flags."""
 import logging
+import os
 import subprocess
 
 import pytest
@@ -175,3 +178,42 @@ def test_usage_and_connection_errors(broker):
     port = util.free_port()
     rc, _, err = run("127.0.0.1:%d" % port, "topics", "list")
     assert rc == 1 and err.startswith("sluice topics: cannot connect to"), err
+
+
+# Each tool that talks to a broker, with a command that only reads.
+BROKER_TOOLS = {"topics": ["list"], "configs": ["describe", "--broker", "1"],
+                "groups": ["list"], "acls": ["list"], "transactions": ["list"]}
+
+
+@pytest.mark.parametrize("tool", sorted(BROKER_TOOLS))
+def test_the_flags_every_broker_tool_takes(broker, tool):
+    """--help, --bootstrap and the security flags read alike by every
+    tool that talks to a broker (kclient_args_parse)."""
+    def call(*args, env=None):
+        r = subprocess.run([SLUICE_BIN, tool] + BROKER_TOOLS[tool] + list(args),
+                           capture_output=True, timeout=30, env=env)
+        return r.returncode, r.stdout.decode(), r.stderr.decode()
+    rc, out, err = call("--help")   # after the command's own arguments too
+    assert rc == 0 and out.startswith("usage: sluice %s" % tool) and not err
+    for text in ("--bootstrap (or --bootstrap-server) defaults to $SLUICE_BOOTSTRAP",
+                 "usage errors exit 2", "--sasl-username NAME"):
+        assert text in out, (text, out)
+    for flag in ("--bootstrap", "--bootstrap-server", "--tls-ca"):
+        rc, out, err = call(flag)
+        assert rc == 2 and not out, err
+        assert err.startswith("sluice %s: %s needs a value\nusage:" % (tool, flag)), err
+    rc, _, err = call("--security-protocol", "TLS")
+    assert rc == 2 and "--security-protocol is PLAINTEXT, SSL" in err, err
+    # $SLUICE_BOOTSTRAP is the default; --bootstrap-server goes before it.
+    port = util.free_port()
+    env = dict(os.environ, SLUICE_BOOTSTRAP="127.0.0.1:%d" % port)
+    rc, _, err = call(env=env)
+    assert rc == 1 and "cannot connect to 127.0.0.1:%d" % port in err, err
+    rc, out, err = call("--bootstrap-server", broker.bootstrap, env=env)
+    # the broker answered (without an authorizer it has no ACLs to list)
+    assert rc == 0 or (tool == "acls" and "SECURITY_DISABLED (54)" in err), err
+    # A SASL login needs its password from $SLUICE_SASL_PASSWORD.
+    env.pop("SLUICE_SASL_PASSWORD", None)
+    rc, _, err = call("--bootstrap", broker.bootstrap, "--security-protocol",
+                      "SASL_PLAINTEXT", "--sasl-username", "u", env=env)
+    assert rc != 0 and "SLUICE_SASL_PASSWORD" in err, err
