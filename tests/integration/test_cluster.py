@@ -32,7 +32,7 @@ from confluent_kafka.admin import NewTopic
 import kproto
 import util
 from cluster import (ZONES, cluster, metadata, pg, wait_for,  # noqa: F401 (fixtures)
-                     wait_high_watermarks, zone_conf)
+                     wait_high_watermarks, wait_topic_on, zone_conf)
 from test_fetch_pieces import batch_offsets, parse_fetch_v4
 from test_idempotence import idempotent_batch, init_producer_id_v0, produce_one
 def test_three_agents_one_topic(cluster):
@@ -76,7 +76,7 @@ def test_kill9_leaves_and_rejoins(cluster):
     topic = util.create_topic(b.bootstrap, util.topic_name("back"), 2)
     msgs = util.make_messages(300, seed=4)
     util.ck_produce(b.bootstrap, topic, msgs, **zone_conf("b"))
-    wait_for("topic visible via A", lambda: topic in metadata(a)[1], 1.0)
+    wait_topic_on([a], topic)
     wait_high_watermarks("a", a, topic, 2, len(msgs))
     util.check_roundtrip(msgs, util.consume_all(a.bootstrap, topic, 2,
                                                 **zone_conf("a")))
@@ -87,8 +87,7 @@ def test_concurrent_producers(cluster):
     partitions = 4
     topic = util.create_topic(a.bootstrap, util.topic_name("hammer"),
                               partitions)
-    for agent in cluster:
-        wait_for("topic everywhere", lambda: topic in metadata(agent)[1], 1.0)
+    wait_topic_on(cluster, topic)
     per_producer = 3000
     acked = {}
     errors = []
@@ -154,7 +153,7 @@ def test_long_poll_wakes_on_another_agents_commit(cluster):
     so a median over 10 rounds under 60 ms is no poll's doing)."""
     a, b, c = cluster
     topic = util.create_topic(a.bootstrap, util.topic_name("wake"), 1)
-    wait_for("topic on C", lambda: topic in metadata(c)[1], 1.0)
+    wait_topic_on([c], topic)
     wakes = []
     with kproto.connect(a.bootstrap) as pa, kproto.connect(c.bootstrap) as fc:
         for i in range(10):
@@ -183,8 +182,7 @@ def test_long_poll_wakes_on_another_agents_commit(cluster):
 def idempotent_setup(cluster):
     a, b, c = cluster
     topic = util.create_topic(a.bootstrap, util.topic_name("idem"), 1)
-    for name, agent in (("B", b), ("C", c)):
-        wait_for("topic on " + name, lambda: topic in metadata(agent)[1], 1.0)
+    wait_topic_on([b, c], topic)
     with kproto.connect(a.bootstrap) as s:
         err, pid, epoch = init_producer_id_v0(s)
     assert err == 0

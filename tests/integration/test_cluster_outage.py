@@ -23,7 +23,7 @@ from confluent_kafka import Producer
 
 import kproto
 import util
-from cluster import metadata, wait_for
+from cluster import metadata, wait_for, wait_topic_on
 from conftest import Broker, _require_binary
 from test_cluster import long_poll_v4
 from test_fetch_pieces import batch_offsets
@@ -177,8 +177,7 @@ def outage(pg, agents, zones):
     a = agents[0]
     topic = util.create_topic(a.bootstrap, util.topic_name("outage"),
                               PARTITIONS)
-    for agent in agents:
-        wait_for("topic on %s" % agent, lambda: topic in metadata(agent)[1], 1)
+    wait_topic_on(agents, topic)
     load = Load(agents, zones, topic)
     try:
         time.sleep(3)

@@ -17,7 +17,7 @@ from confluent_kafka import Producer
 import kproto
 import util
 from cluster import (metadata, pg, start_agents, wait_for,  # noqa: F401 (fixtures)
-                     zone_conf)
+                     wait_topic_on, zone_conf)
 
 PARTITIONS = 24
 
@@ -73,8 +73,7 @@ def test_zone_leaders(zoned):
         wait_for("%s lists three agents" % agent,
                  lambda: len(metadata(agent)[0]) == 3, 10)
     topic = util.create_topic(a1.bootstrap, util.topic_name("az"), PARTITIONS)
-    for agent in zoned:
-        wait_for("topic on %s" % agent, lambda: topic in metadata(agent)[1], 1.0)
+    wait_topic_on(zoned, topic)
 
     for agent in zoned:
         brokers, _ = placement(agent, "it", topic)
