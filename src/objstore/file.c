@@ -13,8 +13,11 @@
  * sync), so it is an orphan for GC like any uncommitted object.
  * Every call is stateless apart from the temp-name counter and the
  * directories waiting for a sync (under a mutex), so the store is safe
- * to use from many threads at once. A listing removes temp files older
+ * to use from many threads at once. A large put is written in steps
+ * whose writeback starts early (write_all), so a merge's 64 MiB object
+ * does not stall the write path's small syncs. A listing removes temp files older
  * than an hour (left by a process that died inside a put). */
+#define _GNU_SOURCE /* sync_file_range */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -139,31 +142,84 @@ static int mkdir_parents(const char *path, size_t root_len)
 	return 0;
 }
 
-/* Gather the pieces into the file (at most IOV_MAX per call), resuming
- * after short writes: the object's batches go from where the requests
- * brought them to the page cache with no copy in between. */
-static int write_all(int fd, const struct iovec *iov, int iovcnt)
+/* A position in a put's pieces: piece i, of which skip bytes are written. */
+struct iov_cursor {
+	const struct iovec *iov;
+	int iovcnt, i;
+	size_t skip;
+};
+
+/* Gather the next max bytes (or all that are left) of the pieces into the
+ * file (at most IOV_MAX pieces per call), resuming after short writes:
+ * the object's batches go from where the requests brought them to the
+ * page cache with no copy in between. */
+static int write_some(int fd, struct iov_cursor *c, size_t max)
 {
 	struct iovec cur[IOV_MAX];
-	int i = 0;
-	size_t skip = 0; /* bytes of iov[i] already written */
-	while (i < iovcnt) {
+	while (c->i < c->iovcnt && max > 0) {
 		int n = 0;
-		for (int k = i; k < iovcnt && n < IOV_MAX; k++, n++)
-			cur[n] = iov[k];
-		cur[0].iov_base = (uint8_t *)cur[0].iov_base + skip;
-		cur[0].iov_len -= skip;
+		size_t want = 0;
+		for (int k = c->i; k < c->iovcnt && n < IOV_MAX && want < max; k++, n++) {
+			cur[n] = c->iov[k];
+			if (k == c->i) {
+				cur[n].iov_base = (uint8_t *)cur[n].iov_base + c->skip;
+				cur[n].iov_len -= c->skip;
+			}
+			if (cur[n].iov_len > max - want)
+				cur[n].iov_len = max - want;
+			want += cur[n].iov_len;
+		}
 		ssize_t w = writev(fd, cur, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -1;
 		}
-		size_t left = (size_t)w + skip;
-		skip = 0;
-		while (i < iovcnt && left >= iov[i].iov_len)
-			left -= iov[i++].iov_len;
-		skip = left;
+		max -= (size_t)w;
+		size_t left = (size_t)w + c->skip;
+		while (c->i < c->iovcnt && left >= c->iov[c->i].iov_len)
+			left -= c->iov[c->i++].iov_len;
+		c->skip = left;
+	}
+	return 0;
+}
+
+/* Pacing: a put larger than PACE_AFTER_BYTES (a merged or cleaned object,
+ * up to 64 MiB; the write path's, at the default --flush-bytes, stays
+ * below) is written PACE_STEP_BYTES at a time, each step's writeback
+ * started as soon as it is in the page cache and the step before it
+ * waited for. Without this the whole object sits dirty until its fsync,
+ * which then puts tens of MiB in the device queue at once, and every
+ * fdatasync of the produce path (and ext4's journal commit it forces)
+ * waits behind them: produce p99 several times its idle value while a
+ * merge or cleaning pass writes. Paced, one writer has at most two steps
+ * in flight, and the final fsync has one step left to write. Only the
+ * data's writeback moves earlier: the fsync, rename and directory fsync
+ * that make the put durable are unchanged. */
+#define PACE_STEP_BYTES (4u << 20)
+#define PACE_AFTER_BYTES (2 * PACE_STEP_BYTES)
+
+static int write_all(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct iov_cursor c = { iov, iovcnt, 0, 0 };
+	size_t total = 0;
+	for (int k = 0; k < iovcnt; k++)
+		total += iov[k].iov_len;
+	if (total <= PACE_AFTER_BYTES)
+		return write_some(fd, &c, total);
+	for (off_t off = 0; (size_t)off < total; off += PACE_STEP_BYTES) {
+		size_t n = total - (size_t)off < PACE_STEP_BYTES ? total - (size_t)off
+								: PACE_STEP_BYTES;
+		if (write_some(fd, &c, n))
+			return -1;
+#ifdef SYNC_FILE_RANGE_WRITE
+		/* Advisory: an error here resurfaces in the put's fsync. */
+		(void)sync_file_range(fd, off, (off_t)n, SYNC_FILE_RANGE_WRITE);
+		if (off > 0)
+			(void)sync_file_range(fd, off - PACE_STEP_BYTES, PACE_STEP_BYTES,
+					      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+					      SYNC_FILE_RANGE_WAIT_AFTER);
+#endif
 	}
 	return 0;
 }

@@ -1,5 +1,7 @@
 /* test_objstore.c — the object store backends: file (put/get/head/del/
- * list, key checks, atomic puts from several threads, no temp files left)
+ * list, key checks, atomic puts from several threads, no temp files left,
+ * large puts written in steps: byte-identical, and no part of one visible
+ * after kill -9)
  * and mem (the same calls plus scripted faults), and URL dispatch. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -14,7 +16,10 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -179,6 +184,19 @@ static void test_mem_basic(void **state)
 	objstore_close(s);
 }
 
+/* key holds exactly the n bytes of want. */
+static void assert_object(struct objstore *s, const char *key, const void *want, size_t n)
+{
+	uint64_t size = 0;
+	assert_int_equal(objstore_head(s, key, &size), 0);
+	assert_int_equal(size, n);
+	uint8_t *back = malloc(n ? n : 1);
+	assert_non_null(back);
+	assert_int_equal(objstore_get(s, key, 0, n, back), 0);
+	assert_memory_equal(back, want, n);
+	free(back);
+}
+
 /* A gathered put: more pieces than one writev takes (IOV_MAX), of
  * uneven sizes, some empty, land in order; the mem store the same. */
 static void check_putv(struct objstore *s)
@@ -195,22 +213,16 @@ static void check_putv(struct objstore *s)
 		total += len;
 	}
 	assert_int_equal(objstore_putv(s, "objects/gathered", iov, PIECES, 0), 0);
+	assert_object(s, "objects/gathered", bytes, total);
 	uint64_t size = 0;
-	assert_int_equal(objstore_head(s, "objects/gathered", &size), 0);
-	assert_int_equal(size, total);
-	uint8_t *back = malloc(total);
-	assert_non_null(back);
-	assert_int_equal(objstore_get(s, "objects/gathered", 0, total, back), 0);
-	assert_memory_equal(back, bytes, total);
-	free(back);
 	/* deferred: readable at once, durable after the sync; a key is never
 	 * written twice (the file store creates it with O_EXCL) */
 	assert_int_equal(objstore_putv(s, "objects/deferred", iov, 10, OBJSTORE_PUT_DEFER_SYNC), 0);
 	assert_int_equal(objstore_sync(s), 0);
 	assert_int_equal(objstore_sync(s), 0); /* nothing left: still 0 */
-	assert_int_equal(objstore_get(s, "objects/deferred", 0, 10, back = malloc(10)), 0);
+	uint8_t back[10];
+	assert_int_equal(objstore_get(s, "objects/deferred", 0, 10, back), 0);
 	assert_memory_equal(back, bytes, 10);
-	free(back);
 	if (!strcmp(s->m->name, "file"))
 		assert_int_equal(objstore_putv(s, "objects/deferred", iov, 10,
 					       OBJSTORE_PUT_DEFER_SYNC), SL_EIO);
@@ -349,6 +361,98 @@ static void test_file_temp_skipped_in_list(void **state)
 	objstore_close(s);
 }
 
+/* Bigger than the file store's pacing threshold (8 MiB), in steps of 4
+ * MiB: pieces of uneven sizes, one of them longer than a step, so steps
+ * end inside pieces and pieces inside steps. */
+#define LARGE_BYTES ((21u << 20) + 4321)
+
+static uint8_t *large_pieces(struct iovec *iov, int *iovcnt)
+{
+	uint8_t *data = malloc(LARGE_BYTES);
+	assert_non_null(data);
+	for (size_t k = 0; k < LARGE_BYTES; k++)
+		data[k] = (uint8_t)(k * 2654435761u >> 13);
+	size_t sizes[] = { 1, 0, 3 << 20, (9u << 20) + 17, 4095, 65536, 1u << 20 };
+	size_t pos = 0;
+	int n = 0;
+	for (size_t i = 0; pos < LARGE_BYTES && n < 63; i++, n++) {
+		size_t len = sizes[i % (sizeof sizes / sizeof *sizes)];
+		if (len > LARGE_BYTES - pos || n == 62)
+			len = LARGE_BYTES - pos;
+		iov[n] = (struct iovec){ data + pos, len };
+		pos += len;
+	}
+	assert_int_equal(pos, LARGE_BYTES);
+	*iovcnt = n;
+	return data;
+}
+
+static void test_file_large_put(void **state)
+{
+	struct objstore *s = open_file_store();
+	struct iovec iov[64];
+	int iovcnt;
+	uint8_t *data = large_pieces(iov, &iovcnt);
+	const char *keys[] = { "objects/large", "objects/large-deferred" };
+	for (int d = 0; d < 2; d++) {
+		assert_int_equal(objstore_putv(s, keys[d], iov, iovcnt,
+					       d ? OBJSTORE_PUT_DEFER_SYNC : 0), 0);
+		assert_object(s, keys[d], data, LARGE_BYTES);
+	}
+	assert_int_equal(objstore_sync(s), 0);
+	assert_int_equal(nftw(root, count_temp, 16, FTW_PHYS), 0);
+	free(data);
+	objstore_close(s);
+}
+
+/* kill -9 in the middle of a large (paced) put: the key is absent, or
+ * complete if the put had finished; never a part of the object. */
+static void test_file_large_put_killed(void **state)
+{
+	struct iovec iov[64];
+	int iovcnt;
+	uint8_t *data = large_pieces(iov, &iovcnt);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct objstore *c = open_file_store();
+		for (;;)
+			(void)objstore_putv(c, "objects/killed", iov, iovcnt, 0);
+	}
+	/* Kill it once its first put has a temp file. */
+	char dir[512];
+	snprintf(dir, sizeof dir, "%s/store/objects", root);
+	int64_t deadline = clock_mono_us() + 30 * 1000000;
+	while (clock_mono_us() < deadline) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int temp = 0;
+		while (d && (e = readdir(d)))
+			temp |= strncmp(e->d_name, ".tmp.", 5) == 0;
+		if (d)
+			closedir(d);
+		if (temp)
+			break;
+		usleep(200);
+	}
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	struct objstore *s = open_file_store();
+	uint64_t size;
+	int rc = objstore_head(s, "objects/killed", &size);
+	if (rc != SL_ENOTFOUND)
+		assert_object(s, "objects/killed", data, LARGE_BYTES);
+	/* Its temp file is no key. */
+	struct listed *l = calloc(1, sizeof *l);
+	assert_int_equal(objstore_list(s, "", list_cb, l), 0);
+	assert_int_equal(l->n, rc == 0 ? 1 : 0);
+	free(l);
+	free(data);
+	objstore_close(s);
+}
+
 static void test_open_urls(void **state)
 {
 	struct objstore *s = (struct objstore *)1;
@@ -427,6 +531,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_putv, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_concurrent_puts, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_temp_skipped_in_list, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_large_put, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_large_put_killed, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
 		cmocka_unit_test(test_mem_basic),
 		cmocka_unit_test_setup_teardown(test_mem_faults, setup_dir, teardown_dir),
