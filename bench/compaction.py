@@ -16,7 +16,7 @@ reads, the object store reads, the cleaning, the new object's write and
 the swap. Peak RSS of the pass processes from getrusage.
 
     python3 bench/compaction.py --produce-latency [--rate 500] [--idle-s 20]
-                                [--merge-mib 128] [--clean-mib 256]
+                                [--merge-mib 128] [--clean-mib 256] [--dump FILE]
 
 instead measures what the agent's own merge and cleaning passes cost a
 steady producer (issue 15's "produce p99 while merge and compaction run
@@ -34,7 +34,11 @@ time under the pass running then, from the broker's "the pass took N ms"
 lines: merge, clean, or idle (neither; the first 3 s left out). The
 broker's /metrics, scraped every 0.25 s, give the mean object write
 (encode, write, fdatasync) and metadata commit time in each class, the
-two stages a produce request waits for.
+two stages a produce request waits for. --dump FILE writes each record's
+send time and latency, the passes' windows ("# kind start end") and the
+scraped sums and counts ("@ wall upload_sum upload_count commit_sum
+commit_count"), for a timeline of where inside a pass the slow records
+fall.
 """
 import argparse
 import datetime
@@ -283,6 +287,17 @@ def produce_latency(args):
         kinds = [k for k, s, e in windows if s <= wall <= e]
         for k in set(kinds) or ["idle"]:
             classes[k].append(lat * 1000)
+    if args.dump:
+        with open(args.dump, "w") as f:
+            for k, st, e in windows:
+                f.write("# %s %.3f %.3f\n" % (k, st, e))
+            for wall, lat in sp.lat:
+                f.write("%.4f %.2f\n" % (wall, lat * 1000))
+            for wall, x in scraper.samples:
+                f.write("@ %.3f %s\n" % (wall, " ".join(
+                    "%g" % x.get((n, k), 0) for n in ("sluice_object_upload_duration_seconds",
+                                                      "sluice_meta_commit_duration_seconds")
+                    for k in ("sum", "count"))))
     print("steady producer: %d msgs/s of 1 KiB, acks=all, linger.ms 0; %d delivered, %d errors"
           % (args.rate, len(sp.lat), sp.errors))
     for k, s, e in windows:
@@ -318,6 +333,8 @@ def main():
     ap.add_argument("--keep", help="produce only, into this folder (for profiling a pass)")
     ap.add_argument("--produce-latency", action="store_true",
                     help="a steady producer's latency idle, during a merge and a cleaning pass")
+    ap.add_argument("--dump", help="with --produce-latency: each record's send time and "
+                    "latency, and the passes' windows, into this file")
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--idle-s", type=float, default=20)
     ap.add_argument("--merge-mib", type=int, default=128)
