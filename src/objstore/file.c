@@ -24,6 +24,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,27 +200,47 @@ static int write_some(int fd, struct iov_cursor *c, size_t max)
 #define PACE_STEP_BYTES (4u << 20)
 #define PACE_AFTER_BYTES (2 * PACE_STEP_BYTES)
 
+/* Start (wait) a step's writeback: 0, or -1 with errno when the put must
+ * fail. A waiting sync_file_range reports a writeback error and marks it
+ * seen for this file, so the put's fsync would no longer report it: the
+ * error is the put's now. Where the call is not supported (ENOSYS,
+ * EINVAL), *paced is cleared and the fsync does all the work. */
+static int writeback_step(int fd, off_t off, size_t len, bool wait, bool *paced)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+	unsigned flags = wait ? SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+				SYNC_FILE_RANGE_WAIT_AFTER
+			      : SYNC_FILE_RANGE_WRITE;
+	if (sync_file_range(fd, off, (off_t)len, flags) == 0)
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+#else
+	(void)fd, (void)off, (void)len, (void)wait;
+#endif
+	*paced = false;
+	return 0;
+}
+
 static int write_all(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct iov_cursor c = { iov, iovcnt, 0, 0 };
 	size_t total = 0;
 	for (int k = 0; k < iovcnt; k++)
 		total += iov[k].iov_len;
-	if (total <= PACE_AFTER_BYTES)
+	bool paced = total > PACE_AFTER_BYTES;
+	if (!paced)
 		return write_some(fd, &c, total);
 	for (off_t off = 0; (size_t)off < total; off += PACE_STEP_BYTES) {
 		size_t n = total - (size_t)off < PACE_STEP_BYTES ? total - (size_t)off
 								: PACE_STEP_BYTES;
 		if (write_some(fd, &c, n))
 			return -1;
-#ifdef SYNC_FILE_RANGE_WRITE
-		/* Advisory: an error here resurfaces in the put's fsync. */
-		(void)sync_file_range(fd, off, (off_t)n, SYNC_FILE_RANGE_WRITE);
-		if (off > 0)
-			(void)sync_file_range(fd, off - PACE_STEP_BYTES, PACE_STEP_BYTES,
-					      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-					      SYNC_FILE_RANGE_WAIT_AFTER);
-#endif
+		if (paced && writeback_step(fd, off, n, false, &paced))
+			return -1;
+		if (paced && off > 0 &&
+		    writeback_step(fd, off - PACE_STEP_BYTES, PACE_STEP_BYTES, true, &paced))
+			return -1;
 	}
 	return 0;
 }
