@@ -28,7 +28,8 @@ objects written (files in the store dir), the agents' CPU s/GB
 from their 10 s stats lines (an average, weighted by objects), and
 each agent's commit p50/p99 from its /metrics histogram
 sluice_meta_commit_duration_seconds (scraped before and after the
-phase, interpolated inside its buckets: 0.5, 1, 2.5, 5, 10, 25, 50 ms...). For PostgreSQL: pg_stat_database.xact_commit of the
+phase, interpolated inside its buckets: 1, 2, 3, 5, 7.5, 10, 12.5, 15,
+17.5, 20, 25, 50 ms...). For PostgreSQL: pg_stat_database.xact_commit of the
 database before/after (less the idle rate measured for --idle-s just
 before, i.e. heartbeats and polls) per object, and
 pg_stat_user_tables.n_tup_ins per object and per GiB.
@@ -148,7 +149,7 @@ class Agent:
 def hist_quantile(h0, h1, q):
     """Quantile q (0..1) in ms of the observations between two scrapes of
     a cumulative histogram, interpolated linearly inside its bucket (so
-    only as exact as the buckets: 0.5, 1, 2.5, 5, 10, 25, 50 ms...)."""
+    only as exact as the buckets: 2.5 ms apart from 5 to 25 ms)."""
     d = [(le, c1 - c0) for (le, c1), (_, c0) in zip(h1, h0)]
     total = d[-1][1] if d else 0
     if total <= 0:

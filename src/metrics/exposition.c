@@ -290,7 +290,7 @@ static void render_storage(struct agent *a, struct kbuf *b)
 	       "The metadata transaction that commits an object's batches (a group commit is "
 	       "observed once per object in it).");
 	histogram(b, "sluice_meta_commit_duration_seconds", "", &metrics.meta_commit,
-		  &metrics_duration_buckets, true);
+		  &metrics_commit_buckets, true);
 	struct writer_stats ws = { 0 };
 	if (a->writer)
 		writer_get_stats(a->writer, &ws);

@@ -21,6 +21,19 @@ const struct metrics_buckets metrics_duration_buckets = {
 	duration_text, duration_ns, (int)(sizeof duration_ns / sizeof duration_ns[0]),
 };
 
+static const char *const commit_text[] = {
+	"0.0005", "0.001", "0.002", "0.003", "0.005", "0.0075", "0.01", "0.0125", "0.015",
+	"0.0175", "0.02", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "10",
+};
+static const uint64_t commit_ns[] = {
+	500000, 1000000, 2000000, 3000000, 5000000, 7500000, 10000000, 12500000, 15000000,
+	17500000, 20000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+	2500000000, 10000000000,
+};
+const struct metrics_buckets metrics_commit_buckets = {
+	commit_text, commit_ns, (int)(sizeof commit_ns / sizeof commit_ns[0]),
+};
+
 static const char *const size_text[] = {
 	"1024", "4096", "16384", "65536", "262144", "1048576", "4194304", "16777216", "67108864",
 };
@@ -32,6 +45,9 @@ const struct metrics_buckets metrics_size_buckets = {
 };
 
 _Static_assert(sizeof duration_ns / sizeof duration_ns[0] <= METRICS_BUCKETS_MAX, "buckets");
+_Static_assert(sizeof commit_ns / sizeof commit_ns[0] <= METRICS_BUCKETS_MAX, "buckets");
+_Static_assert(sizeof commit_text / sizeof commit_text[0] ==
+	       sizeof commit_ns / sizeof commit_ns[0], "buckets");
 
 void metrics_request_end(int16_t api_key, int16_t api_version, uint64_t received_ns)
 {
@@ -58,7 +74,7 @@ void metrics_object_committed(uint64_t size, int64_t upload_us, int64_t commit_u
 	metrics_hist_observe(&metrics.object_size, &metrics_size_buckets, size);
 	metrics_hist_observe(&metrics.object_upload, &metrics_duration_buckets,
 			     upload_us > 0 ? (uint64_t)upload_us * 1000 : 0);
-	metrics_hist_observe(&metrics.meta_commit, &metrics_duration_buckets,
+	metrics_hist_observe(&metrics.meta_commit, &metrics_commit_buckets,
 			     commit_us > 0 ? (uint64_t)commit_us * 1000 : 0);
 }
 
