@@ -17,8 +17,8 @@
  * serialized, not corrupted.
  *
  * Every statement is prepared once per connection (on first use: PQprepare,
- * then PQexecPrepared; PostgreSQL would otherwise plan each call again)
- * with text parameters. Every transaction runs through pg_txn, shaped as
+ * then PQexecPrepared or, in a pipeline, PQsendQueryPrepared; PostgreSQL
+ * would otherwise plan each call again) with text parameters. Every transaction runs through pg_txn, shaped as
  * sqlite.c's sq_txn (BEGIN, body, COMMIT, ROLLBACK on any error) and rerun
  * a bounded number of times after a serialization failure or deadlock
  * (SQLSTATE 40001, 40P01). Isolation is READ COMMITTED: what must not race
@@ -30,8 +30,10 @@
  * after the locks: its snapshot holds every earlier commit to those
  * partitions), judges those batches and assigns the offsets from the
  * high watermarks it read, and writes object, batch, high-watermark and
- * producer-state rows in one statement: five round trips per group of
- * objects (six with idempotent batches), whatever their batch count.
+ * producer-state rows in one statement, then NOTIFYs them: two round
+ * trips per group of objects, whatever their batch count, as libpq
+ * pipelines (pg_pipe_run): BEGIN, fence, locks and producer states in
+ * the first; write, NOTIFY and COMMIT in the second.
  * Transactional batches and markers add statements of their own (their
  * id's row FOR SHARE, its partitions, the partition's open transactions;
  * docs/transactions.md), as do batches of a producer with a transaction
@@ -87,6 +89,9 @@
 /* A body's or statement's "run the transaction again": never returned
  * from this file's meta methods. */
 #define PG_ERETRY (-1000)
+/* A pipelined body's BEGIN found the connection closed (a restart while
+ * it was idle): nothing ran, it runs again on a fresh connection. */
+#define PG_ERECONNECT (-1001)
 
 /* Change notifications (LISTEN/NOTIFY): commits carry their batch rows,
  * catalog changes the new catalog version, log start moves the
@@ -865,6 +870,10 @@ struct pg_conn {
 	pthread_mutex_t lock;
 	bool lock_ready;
 	uint64_t prepared[(ST_COUNT + 63) / 64];
+	/* Set by pg_txn_locked before a body runs, cleared by the body's
+	 * first pipeline: a pipeline that opens its transaction (BEGIN) and
+	 * finds the connection gone ran nothing (PG_ERECONNECT). */
+	bool txn_fresh;
 	int64_t retry_us;   /* broken: no reconnect before (clock_mono_us) */
 	int64_t backoff_ms; /* broken: the wait after the next failed attempt */
 };
@@ -983,24 +992,40 @@ static int pg_result(struct pg_conn *c, PGresult *r, PGresult **res, const char 
 /* Runs prepared statement s (preparing it on this connection the first
  * time). *res (may be NULL) gets the result, to PQclear. Returns 0,
  * PG_ERETRY or SL_EMETA (logged). */
+static void stmt_name(char *name, size_t cap, enum stmt s)
+{
+	snprintf(name, cap, "s%d", (int)s);
+}
+
+/* Prepares s on this connection unless it was already. */
+static int pg_prepare(struct pg_conn *c, enum stmt s)
+{
+	if (c->prepared[s / 64] >> (s % 64) & 1)
+		return 0;
+	char name[16];
+	stmt_name(name, sizeof name, s);
+	PGresult *r = PQprepare(c->db, name, stmt_sql[s], 0, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		int rc = pg_fail(c, r, "preparing a statement");
+		log_debug("metadata store: the statement was: %s", stmt_sql[s]);
+		PQclear(r);
+		return rc;
+	}
+	PQclear(r);
+	c->prepared[s / 64] |= UINT64_C(1) << (s % 64);
+	return 0;
+}
+
 static int pg_run(struct pg_conn *c, enum stmt s, const struct pg_params *p, PGresult **res,
 		  const char *what)
 {
 	char name[16];
-	snprintf(name, sizeof name, "s%d", (int)s);
+	stmt_name(name, sizeof name, s);
 	if (res)
 		*res = NULL;
-	if (!(c->prepared[s / 64] >> (s % 64) & 1)) {
-		PGresult *r = PQprepare(c->db, name, stmt_sql[s], 0, NULL);
-		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-			int rc = pg_fail(c, r, "preparing a statement");
-			log_debug("metadata store: the statement was: %s", stmt_sql[s]);
-			PQclear(r);
-			return rc;
-		}
-		PQclear(r);
-		c->prepared[s / 64] |= UINT64_C(1) << (s % 64);
-	}
+	int rc = pg_prepare(c, s);
+	if (rc)
+		return rc;
 	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
 	return pg_result(c, r, res, what);
 }
@@ -1105,6 +1130,9 @@ typedef int (*pg_txn_body)(struct pg_conn *c, void *arg);
 enum txn_mode {
 	TXN_WRITE, /* READ COMMITTED; what must not race takes row locks */
 	TXN_READ,  /* one snapshot for several reads */
+	/* As TXN_WRITE, but the body sends BEGIN and COMMIT itself, in its
+	 * first and last pipelines (pg_pipe_run): two round trips fewer. */
+	TXN_PIPELINED,
 };
 
 static void pg_rollback(struct pg_conn *c)
@@ -1129,6 +1157,26 @@ static int pg_txn_locked(struct pg_conn *c, enum txn_mode mode, pg_txn_body body
 		rc = pg_ready(c);
 		if (rc)
 			return rc == PG_ERETRY ? SL_EMETA : rc;
+		if (mode == TXN_PIPELINED) {
+			c->txn_fresh = true;
+			rc = body(c, arg);
+			if (rc == PG_ERECONNECT && !reconnected) {
+				/* As a BEGIN's below: nothing ran. */
+				reconnected = true;
+				rc = pg_ready(c);
+				c->txn_fresh = true;
+				if (!rc)
+					rc = body(c, arg);
+			}
+			c->txn_fresh = false;
+			if (rc == PG_ERECONNECT)
+				rc = SL_EMETA;
+			if (rc)
+				pg_rollback(c);
+			if (rc != PG_ERETRY)
+				return rc;
+			continue;
+		}
 		rc = pg_simple(c, begin, "BEGIN");
 		if (rc && !reconnected && PQstatus(c->db) != CONNECTION_OK) {
 			/* The server closed the connection while it was idle (a
@@ -1178,6 +1226,142 @@ static int pg_call(struct pg_conn *c, enum stmt s, const struct pg_params *p, PG
 	pthread_mutex_lock(&c->lock);
 	int rc = pg_call_locked(c, s, p, res, what);
 	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* ---- pipelines ----
+ * Statements that need no result of each other, sent together in
+ * libpq's pipeline mode and answered together: one round trip, so one
+ * wake-up of this thread and of the server's process, instead of one
+ * per statement (on a loaded machine each wake-up waits for a core).
+ * The server still runs them one after the other, in the given order,
+ * each with its own snapshot; the first that fails skips the rest
+ * (PGRES_PIPELINE_ABORTED) and leaves the transaction failed, as the
+ * same statements run one by one would. */
+#define PG_PIPE_STEPS_MAX 8
+
+struct pg_pipe_step {
+	const char *sql;  /* BEGIN, COMMIT: a statement without parameters; or */
+	enum stmt s;      /* a prepared statement with p */
+	const struct pg_params *p;
+	PGresult **res;   /* NULL: cleared */
+	const char *what;
+};
+
+/* After the sync, or when sending failed: reads what is left and leaves
+ * pipeline mode; a connection that will not leave it is reset. */
+static void pipe_drain(struct pg_conn *c, bool synced)
+{
+	for (int k = 0; synced && k < 4 * PG_PIPE_STEPS_MAX && PQstatus(c->db) == CONNECTION_OK;
+	     k++) {
+		PGresult *r = PQgetResult(c->db);
+		if (!r)
+			continue;
+		bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		if (sync)
+			break;
+	}
+	if (PQexitPipelineMode(c->db) != 1 && PQstatus(c->db) == CONNECTION_OK) {
+		log_warn("metadata store %s (%s): a pipeline did not end: reconnecting", c->where,
+			 c->role);
+		PQreset(c->db);
+		memset(c->prepared, 0, sizeof c->prepared);
+	}
+}
+
+/* rc of a pipeline that failed before its results were read: a
+ * transaction's first pipeline (fresh) that found the connection gone
+ * ran nothing. */
+static int pipe_lost(struct pg_conn *c, bool fresh, int rc)
+{
+	return rc == SL_EMETA && fresh && PQstatus(c->db) != CONNECTION_OK ? PG_ERECONNECT : rc;
+}
+
+static void pipe_results_clear(const struct pg_pipe_step *steps, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (steps[i].res) {
+			PQclear(*steps[i].res);
+			*steps[i].res = NULL;
+		}
+	}
+}
+
+/* Runs steps[0..n) as one pipeline; each step's result in *res (NULL
+ * when it did not run). Returns 0, PG_ERETRY or SL_EMETA (logged) for the
+ * first step that failed, or PG_ERECONNECT when the connection was found
+ * gone by a transaction's first pipeline (nothing ran: c->txn_fresh). */
+static int pg_pipe_run(struct pg_conn *c, const struct pg_pipe_step *steps, int n)
+{
+	if (n <= 0 || n > PG_PIPE_STEPS_MAX)
+		return SL_EINVAL;
+	bool fresh = c->txn_fresh;
+	c->txn_fresh = false;
+	int rc = 0;
+	for (int i = 0; i < n; i++) {
+		if (steps[i].sql && !strcmp(steps[i].sql, "COMMIT"))
+			fresh = false; /* it may have committed */
+		if (steps[i].res)
+			*steps[i].res = NULL;
+		if (!rc && !steps[i].sql)
+			rc = pg_prepare(c, steps[i].s); /* the first use only */
+	}
+	if (rc)
+		return pipe_lost(c, fresh, rc);
+	if (PQenterPipelineMode(c->db) != 1)
+		return pipe_lost(c, fresh, pg_fail(c, NULL, "entering pipeline mode"));
+	for (int i = 0; i < n; i++) {
+		const struct pg_pipe_step *t = &steps[i];
+		int ok;
+		if (t->sql) {
+			ok = PQsendQueryParams(c->db, t->sql, 0, NULL, NULL, NULL, NULL, 0);
+		} else {
+			char name[16];
+			stmt_name(name, sizeof name, t->s);
+			ok = PQsendQueryPrepared(c->db, name, t->p ? t->p->n : 0,
+						 t->p ? t->p->v : NULL, NULL, NULL, 0);
+		}
+		if (!ok) {
+			rc = pg_fail(c, NULL, t->what);
+			pipe_drain(c, false);
+			return pipe_lost(c, fresh, rc);
+		}
+	}
+	if (PQpipelineSync(c->db) != 1) {
+		rc = pg_fail(c, NULL, "sending a pipeline");
+		pipe_drain(c, false);
+		return pipe_lost(c, fresh, rc);
+	}
+	/* Each step's result, then the NULL that ends it. */
+	bool broken = false;
+	for (int i = 0; i < n && !broken; i++) {
+		PGresult *r = PQgetResult(c->db);
+		if (!r) {
+			broken = true;
+			break;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_ABORTED || rc) {
+			PQclear(r); /* skipped after an earlier failure */
+		} else {
+			rc = pg_result(c, r, steps[i].res, steps[i].what);
+			if (rc && PQstatus(c->db) != CONNECTION_OK)
+				broken = true;
+		}
+		while (!broken && (r = PQgetResult(c->db)) != NULL) /* nothing more, normally */
+			PQclear(r);
+	}
+	if (broken || PQstatus(c->db) != CONNECTION_OK) {
+		if (!rc)
+			rc = pg_fail(c, NULL, steps[0].what);
+		pipe_results_clear(steps, n);
+		pipe_drain(c, false);
+		return fresh ? PG_ERECONNECT : SL_EMETA;
+	}
+	pipe_drain(c, true);
+	if (rc)
+		pipe_results_clear(steps, n);
 	return rc;
 }
 
@@ -1992,63 +2176,54 @@ struct commit_txn {
 };
 
 /* The states of the commit's idempotent producers, read after the
- * partitions are locked (commits write them only under those locks). */
-static int pstates_read(struct pg_conn *c, struct meta_pstates *ps)
+ * partitions are locked (commits write them only under those locks):
+ * ST_PSTATE_READ's parameters into t (3 arrays, freed by the caller). */
+static int pstates_params(struct meta_pstates *ps, struct pg_text *t, struct pg_params *p)
 {
-	for (size_t i = 0; i < ps->n; i++) /* a rerun starts afresh */
+	for (size_t i = 0; i < ps->n; i++) { /* a rerun starts afresh */
 		ps->v[i] = (struct meta_pstate){ .tid = ps->v[i].tid, .partition = ps->v[i].partition,
 						 .producer_id = ps->v[i].producer_id, .epoch = -1,
 						 .loaded = true };
-	if (!ps->n)
-		return 0;
-	struct pg_text tid = { 0 }, part = { 0 }, pid = { 0 };
-	for (size_t i = 0; i < ps->n; i++) {
-		tx_i64(&tid, ps->v[i].tid);
-		tx_i64(&part, ps->v[i].partition);
-		tx_i64(&pid, ps->v[i].producer_id);
+		tx_i64(&t[0], ps->v[i].tid);
+		tx_i64(&t[1], ps->v[i].partition);
+		tx_i64(&t[2], ps->v[i].producer_id);
 	}
-	struct pg_params p = { 0 };
-	p_str(&p, tx_end(&tid));
-	p_str(&p, tx_end(&part));
-	p_str(&p, tx_end(&pid));
-	int rc = SL_ENOMEM;
-	PGresult *r = NULL;
-	if (p.v[0] && p.v[1] && p.v[2])
-		rc = pg_run(c, ST_PSTATE_READ, &p, &r, "reading producers' states");
-	for (int i = 0; !rc && i < PQntuples(r); i++) {
+	for (int k = 0; k < 3; k++)
+		p_str(p, tx_end(&t[k]));
+	return p->v[0] && p->v[1] && p->v[2] ? 0 : SL_ENOMEM;
+}
+
+static int pstates_parse(struct meta_pstates *ps, const PGresult *r)
+{
+	int rc = 0;
+	for (int i = 0; !rc && r && i < PQntuples(r); i++) {
 		struct meta_pstate *st = meta_pstates_find(ps, v_i64(r, i, 0), (int32_t)v_i64(r, i, 1),
 							   v_i64(r, i, 2));
 		if (st)
 			rc = meta_pstate_parse(st, v_i64(r, i, 3), PQgetvalue(r, i, 4));
 	}
-	PQclear(r);
-	free(tid.p);
-	free(part.p);
-	free(pid.p);
 	return rc;
 }
 
-/* Locks the partitions' rows in (tid, partition) order and reads their
- * high watermarks; a partition without a row (its topic deleted) stays
- * not found. */
-static int commit_lock(struct pg_conn *c, struct commit_txn *x)
+/* ST_COMMIT_LOCK's parameters into t (2 arrays, freed by the caller):
+ * it locks the partitions' rows in (tid, partition) order and reads
+ * their high watermarks. */
+static int lock_params(struct commit_txn *x, struct pg_text *t, struct pg_params *p)
 {
-	struct pg_text tid = { 0 }, part = { 0 };
 	for (size_t i = 0; i < x->nparts; i++) {
 		x->parts[i].found = false;
-		tx_i64(&tid, x->parts[i].tid);
-		tx_i64(&part, x->parts[i].partition);
+		tx_i64(&t[0], x->parts[i].tid);
+		tx_i64(&t[1], x->parts[i].partition);
 	}
-	struct pg_params p = { 0 };
-	p_str(&p, tx_end(&tid));
-	p_str(&p, tx_end(&part));
-	int rc = SL_ENOMEM;
-	PGresult *r = NULL;
-	if (x->nparts == 0) /* an object without batches */
-		rc = 0;
-	else if (p.v[0] && p.v[1])
-		rc = pg_run(c, ST_COMMIT_LOCK, &p, &r, "locking partitions");
-	for (int i = 0; !rc && i < PQntuples(r); i++) {
+	p_str(p, tx_end(&t[0]));
+	p_str(p, tx_end(&t[1]));
+	return p->v[0] && p->v[1] ? 0 : SL_ENOMEM;
+}
+
+/* A partition without a row (its topic deleted) stays not found. */
+static void lock_parse(struct commit_txn *x, const PGresult *r)
+{
+	for (int i = 0; r && i < PQntuples(r); i++) {
 		struct commit_part *cp = part_find(x->parts, x->nparts, v_i64(r, i, 0),
 						   (int32_t)v_i64(r, i, 1));
 		if (cp) {
@@ -2058,9 +2233,47 @@ static int commit_lock(struct pg_conn *c, struct commit_txn *x)
 			cp->found = true;
 		}
 	}
-	PQclear(r);
-	free(tid.p);
-	free(part.p);
+}
+
+/* The commit's first round trip, one pipeline: BEGIN, the gc fence row
+ * FOR SHARE (checked against the objects), the partitions' rows FOR
+ * UPDATE, the producers' states (its own statement, after the locks:
+ * its snapshot holds every earlier commit to those partitions). */
+static int commit_open(struct pg_conn *c, struct commit_txn *x)
+{
+	struct pg_text t[5];
+	memset(t, 0, sizeof t);
+	struct pg_params lp = { 0 }, sp = { 0 };
+	PGresult *fr = NULL, *lr = NULL, *sr = NULL;
+	int rc = lock_params(x, t, &lp);
+	if (!rc)
+		rc = pstates_params(&x->pstates, t + 2, &sp);
+	if (!rc) {
+		struct pg_pipe_step steps[4] = {
+			{ .sql = "BEGIN", .what = "BEGIN" },
+			{ .s = ST_GC_FENCE_SHARE, .res = &fr, .what = "reading the gc fence" },
+		};
+		int n = 2;
+		if (x->nparts) /* else an object without batches */
+			steps[n++] = (struct pg_pipe_step){ .s = ST_COMMIT_LOCK, .p = &lp, .res = &lr,
+							    .what = "locking partitions" };
+		if (x->pstates.n)
+			steps[n++] = (struct pg_pipe_step){ .s = ST_PSTATE_READ, .p = &sp, .res = &sr,
+							    .what = "reading producers' states" };
+		rc = pg_pipe_run(c, steps, n);
+	}
+	if (!rc)
+		rc = meta_commit_fence_check(x->objs, x->count,
+					     PQntuples(fr) ? v_i64(fr, 0, 0) : 0);
+	if (!rc) {
+		lock_parse(x, lr);
+		rc = pstates_parse(&x->pstates, sr);
+	}
+	PQclear(fr);
+	PQclear(lr);
+	PQclear(sr);
+	for (int k = 0; k < 5; k++)
+		free(t[k].p);
 	return rc;
 }
 
@@ -2284,17 +2497,17 @@ static size_t notify_head(char *out, size_t cap, const char *token, const struct
 	return n < 0 ? 0 : (size_t)n;
 }
 
-/* Inside the commit transaction: every committed batch, with its offsets,
- * to the listening agents (payloads below PostgreSQL's limit, one object
- * per payload, a big object's rows in several), so their long polls wake
- * and their batch indexes take the rows without a query. */
-static int commit_notify(struct pg_conn *c, const struct commit_txn *x)
+/* Every committed batch, with its offsets, to the listening agents
+ * (payloads below PostgreSQL's limit, one object per payload, a big
+ * object's rows in several) as ST_COMMIT_NOTIFY's array into all, so
+ * their long polls wake and their batch indexes take the rows without a
+ * query. Empty when no batch was appended. */
+static void commit_notify_text(const struct commit_txn *x, const char *token, struct pg_text *all)
 {
-	struct pg_text all = { 0 };
 	char msg[PG_NOTIFY_PAYLOAD_MAX + 1];
 	for (size_t k = 0; k < x->count; k++) {
 		const struct meta_commit_obj *o = &x->objs[k];
-		size_t head = notify_head(msg, sizeof msg, c->store->token, o), len = head;
+		size_t head = notify_head(msg, sizeof msg, token, o), len = head;
 		for (size_t i = 0; i < o->n; i++) {
 			const struct meta_commit_batch *b = &o->batches[i];
 			if (b->result != META_BATCH_APPENDED)
@@ -2306,39 +2519,22 @@ static int commit_notify(struct pg_conn *c, const struct commit_txn *x)
 					  b->byte_offset, b->length, b->record_count, b->max_timestamp,
 					  b->last_stable_offset);
 			if (len + (size_t)rl > PG_NOTIFY_PAYLOAD_MAX) {
-				tx_str(&all, msg);
+				tx_str(all, msg);
 				len = head;
 			}
 			memcpy(msg + len, row, (size_t)rl + 1);
 			len += (size_t)rl;
 		}
 		if (len > head)
-			tx_str(&all, msg);
+			tx_str(all, msg);
 	}
-	if (!all.len)
-		return 0;
-	struct pg_params p = { 0 };
-	p_str(&p, tx_end(&all));
-	int rc = p.v[0] ? pg_run(c, ST_COMMIT_NOTIFY, &p, NULL, "notifying the commit") : SL_ENOMEM;
-	free(all.p);
-	return rc;
 }
 
 static int commit_objects_body(struct pg_conn *c, void *arg)
 {
 	struct commit_txn *x = arg;
 	meta_commit_offsets_clear(x->objs, x->count);
-	PGresult *r;
-	int rc = pg_run(c, ST_GC_FENCE_SHARE, NULL, &r, "reading the gc fence");
-	if (rc)
-		return rc;
-	int64_t fence = PQntuples(r) ? v_i64(r, 0, 0) : 0;
-	PQclear(r);
-	rc = meta_commit_fence_check(x->objs, x->count, fence);
-	if (!rc)
-		rc = commit_lock(c, x);
-	if (!rc)
-		rc = pstates_read(c, &x->pstates);
+	int rc = commit_open(c, x);
 	if (rc)
 		return rc;
 	/* Offsets: each partition's batches in their given order, objects
@@ -2424,12 +2620,33 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		if (!p.v[p.n - 1])
 			rc = SL_ENOMEM;
 	}
+	/* The second round trip, one pipeline: the rows, the notifications
+	 * (delivered when the transaction commits, in the order given),
+	 * COMMIT. */
+	struct pg_text notes = { 0 };
+	struct pg_params np = { 0 };
+	struct pg_pipe_step steps[3] = {
+		{ .s = ST_COMMIT_WRITE, .p = &p, .what = "committing objects" },
+	};
+	int n = 1;
+	if (!rc) {
+		commit_notify_text(x, c->store->token, &notes);
+		if (notes.len) {
+			p_str(&np, tx_end(&notes));
+			if (!np.v[0])
+				rc = SL_ENOMEM;
+			steps[n++] = (struct pg_pipe_step){ .s = ST_COMMIT_NOTIFY, .p = &np,
+							    .what = "notifying the commit" };
+		}
+	}
+	steps[n++] = (struct pg_pipe_step){ .sql = "COMMIT", .what = "COMMIT" };
 	if (!rc)
-		rc = pg_run(c, ST_COMMIT_WRITE, &p, NULL, "committing objects");
+		rc = pg_pipe_run(c, steps, n);
+	free(notes.p);
 	for (int i = 0; i < CA_COUNT; i++)
 		free(a[i].p);
 	meta_run_free(&run);
-	return rc ? rc : commit_notify(c, x);
+	return rc;
 }
 
 static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_t count)
@@ -2442,7 +2659,7 @@ static int pg_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 	if (!rc)
 		rc = meta_pstates_collect(objs, count, &x.pstates);
 	if (!rc)
-		rc = pg_txn(&pg_of(m)->commit, TXN_WRITE, commit_objects_body, &x);
+		rc = pg_txn(&pg_of(m)->commit, TXN_PIPELINED, commit_objects_body, &x);
 	free(x.parts);
 	free(x.pstates.v);
 	if (rc) /* nothing was committed: no batch has an offset */
