@@ -7,6 +7,7 @@ PostgreSQL capacity model, in one run (issue 12, "Speed").
                      [--duration-s 10] [--latency-s 20] [--idle-s 5]
                      [--capacity 1,4,16] [--capacity-s 3] [--keep]
                      [--wake-rounds 200] [--only wake]
+                     [--ab DIR [--rounds 3] [--ab-rate MSGS_S]]
 
 A throwaway PostgreSQL from tools/pg-test.sh (fsync on, loopback), then
 three configurations, each with fresh agents (`sluice serve`, file store
@@ -50,6 +51,12 @@ commits) and from the produce request's send to C's fetch answer, p50,
 p99 and max over --wake-rounds rounds (raw requests with
 tests/integration/kproto.py, so no client batching or fetch backoff
 adds to it). `--only wake` runs just that.
+
+`--ab DIR` runs only a before/after comparison instead: DIR holds the
+other build's sluice and meta_bench; per round (--rounds, the two
+builds in alternating order) pg-1 and pg-N at one offered rate (half of
+a first sqlite-1 max phase, or --ab-rate), then meta_bench at
+--capacity committers, each partition its own.
 
 Only the standard library, psql (installed with the PostgreSQL server
 pg-test.sh needs) and the bench binaries; loopback only. Prints a
@@ -213,7 +220,7 @@ def driver(args, bootstrap, name, label, duration, rate=None):
             "p99": float(csv[7]), "bytes": float(stat["bytes"]), "cmd": " ".join(cmd)}
 
 
-def run_config(args, pg_url, label, n_agents, half_rate, results):
+def run_config(args, pg_url, label, n_agents, half_rate, results, max_phase=True):
     tmp = tempfile.mkdtemp(prefix="sluice-cbench-%s-" % label)
     store_dir = os.path.join(tmp, "objects")
     db = None
@@ -231,7 +238,7 @@ def run_config(args, pg_url, label, n_agents, half_rate, results):
         # Create the topic and let it reach every agent (250 ms poll).
         driver(args, bootstrap, "warmup", label, 1, rate=1000)
         time.sleep(1)
-        phases = [("max", args.duration_s, None)]
+        phases = [("max", args.duration_s, None)] if max_phase else []
         if half_rate is not None:
             phases.append(("half", args.latency_s, half_rate))
         for phase, dur, rate in phases:
@@ -291,11 +298,11 @@ def run_config(args, pg_url, label, n_agents, half_rate, results):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def capacity(args, pg_url):
-    psql(pg_url, "create database cbench_capacity")
-    url = db_url(pg_url, "cbench_capacity")
+def capacity(args, pg_url, db="cbench_capacity", modes=([], ["--shared"])):
+    psql(pg_url, "create database %s" % db)
+    url = db_url(pg_url, db)
     out = {}
-    for extra in ([], ["--shared"]):
+    for extra in modes:
         cmd = [args.meta_bench, "--agents", args.capacity, "--seconds",
                str(args.capacity_s)] + extra + [url]
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -308,7 +315,7 @@ def capacity(args, pg_url):
                                           "p99": float(f[6]), "max": float(f[7]),
                                           "errors": int(f[8])}
         out[("cmd", extra and "shared" or "own")] = " ".join(
-            c if not c.startswith("postgresql://") else "postgresql://.../cbench_capacity"
+            c if not c.startswith("postgresql://") else "postgresql://.../" + db
             for c in cmd)
     return out
 
@@ -394,6 +401,98 @@ def report_wake(w):
           "(p99 from the acknowledgement %.2f ms)" % w["ack"][1])
 
 
+def ab(args, pg_url):
+    """Before/after: --ab DIR holds the other build's sluice and
+    meta_bench; per round, both builds in alternating order, each: pg-1
+    and pg-N at the same offered rate (--ab-rate, else half of a first
+    sqlite-1 max phase of this build), then meta_bench --agents
+    --capacity (partitions of their own)."""
+    results = {}
+    builds = {"base": (os.path.join(args.ab, "sluice"), os.path.join(args.ab, "meta_bench")),
+              "new": (args.sluice, args.meta_bench)}
+    rate = args.ab_rate
+    if not rate:
+        run_config(args, None, "sqlite-1", 1, None, results)
+        rate = results[("sqlite-1", "max")]["msgs_s"] / 2
+    rows = []
+    for rnd in range(args.rounds):
+        order = ["base", "new"] if rnd % 2 == 0 else ["new", "base"]
+        for b in order:
+            a = argparse.Namespace(**vars(args))
+            a.sluice, a.meta_bench = builds[b]
+            tag = "%s-r%d" % (b, rnd + 1)
+            run_config(a, pg_url, "pg-1-" + tag, 1, rate, results, max_phase=False)
+            run_config(a, pg_url, "pg-%d-%s" % (args.agents, tag), args.agents, rate, results,
+                       max_phase=False)
+            cap = capacity(a, pg_url, "cbench_cap_" + tag.replace("-", "_"), modes=([],))
+            r1 = results[("pg-1-" + tag, "half")]
+            rn = results[("pg-%d-%s" % (args.agents, tag), "half")]
+            p99s = [p99 for _, p99, _ in rn["commit_p50_p99"] if p99 is not None]
+            p50s = [p50 for p50, _, _ in rn["commit_p50_p99"] if p50 is not None]
+            row = {"build": b, "round": rnd + 1, "pg1_p99": r1["p99"], "pgn_p99": rn["p99"],
+                   "gap": rn["p99"] - r1["p99"],
+                   "commit_p50": sum(p50s) / len(p50s) if p50s else None,
+                   "commit_p99": sum(p99s) / len(p99s) if p99s else None,
+                   "commit_p99_max": max(p99s) if p99s else None,
+                   "commit_avg": rn["agent_commit_ms"],
+                   "pg1_commit_p99": r1["commit_p50_p99"][0][1],
+                   "xact_obj": rn["xact_net"] / rn["objects"] if rn["objects"] else None,
+                   "cpu_s_gb": rn["cpu_s_gb"], "cap": cap}
+            rows.append(row)
+            print("ab %s: %s" % (tag, {k: (round(v, 2) if isinstance(v, float) else v)
+                                      for k, v in row.items() if k != "cap"}), flush=True)
+    return rate, rows, results
+
+
+def report_ab(args, rate, rows, results):
+    n = args.agents
+    caps = [int(c) for c in args.capacity.split(",")]
+    print()
+    print("## Before/after (--ab): pg-1 and pg-%d at %.0f msgs/s offered (1 KiB x 8 "
+          "partitions, acks=all, file store), meta_bench capacity" % (n, rate))
+    print()
+    print("| build | round | produce p99 pg-1 ms | produce p99 pg-%d ms | gap ms | "
+          "commit p50 ms (pg-%d, mean of agents) | commit p99 ms (mean / worst agent) | "
+          "commit avg ms | pg-1 commit p99 ms | PG xact/object | CPU s/GB | %s |" % (
+              n, n, " | ".join("meta_bench %d: commits/s, p50/p99 ms" % c for c in caps)))
+    print("|---|---|---|---|---|---|---|---|---|---|---|%s" % ("---|" * len(caps)))
+    for r in rows:
+        print("| %s | %d | %.1f | %.1f | %+.1f | %s | %s / %s | %s | %s | %s | %.1f | %s |" % (
+            r["build"], r["round"], r["pg1_p99"], r["pgn_p99"], r["gap"],
+            fmt(r["commit_p50"], 2), fmt(r["commit_p99"], 1), fmt(r["commit_p99_max"], 1),
+            fmt(r["commit_avg"], 2), fmt(r["pg1_commit_p99"], 1), fmt(r["xact_obj"], 2),
+            r["cpu_s_gb"], " | ".join(
+                "%.0f, %.2f/%.2f" % (r["cap"][(c, "own")]["commits_s"], r["cap"][(c, "own")]["p50"],
+                                     r["cap"][(c, "own")]["p99"]) if (c, "own") in r["cap"]
+                else "-" for c in caps)))
+    print()
+    print("Medians over the rounds:")
+    for b in ("base", "new"):
+        rs = [r for r in rows if r["build"] == b]
+
+        def med(key, rs=rs):
+            xs = sorted(r[key] for r in rs if r[key] is not None)
+            return xs[len(xs) // 2] if xs else None
+
+        def medcap(c, k, rs=rs):
+            xs = sorted(r["cap"][(c, "own")][k] for r in rs if (c, "own") in r["cap"])
+            return xs[len(xs) // 2] if xs else None
+        print("- %s: produce p99 gap pg-%d vs pg-1 %s ms; commit p50 %s ms, p99 %s ms "
+              "(worst agent %s), avg %s ms; PG xact/object %s; meta_bench %s" % (
+                  b, n, fmt(med("gap")), fmt(med("commit_p50"), 2), fmt(med("commit_p99")),
+                  fmt(med("commit_p99_max")), fmt(med("commit_avg"), 2), fmt(med("xact_obj"), 2),
+                  ", ".join("%d: %s commits/s p99 %s ms" % (c, fmt(medcap(c, "commits_s"), 0),
+                                                            fmt(medcap(c, "p99"), 2))
+                            for c in caps)))
+    print()
+    print("Commands: %s" % " ".join(sys.argv))
+    for (label, phase), r in sorted(results.items()):
+        if phase == "cmd":
+            continue
+        print("- %s %s: %s" % (label, phase, r["cmd"]))
+        break
+
+
 def fmt(v, nd=1):
     return "-" if v is None else ("%.*f" % (nd, v))
 
@@ -412,6 +511,11 @@ def main():
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--wake-rounds", type=int, default=200)
     ap.add_argument("--only", choices=["wake"])
+    ap.add_argument("--ab", metavar="DIR",
+                    help="before/after only: DIR holds the other build's sluice and meta_bench")
+    ap.add_argument("--rounds", type=int, default=3, help="--ab rounds")
+    ap.add_argument("--ab-rate", type=float, help="--ab offered msgs/s (default: half of "
+                    "sqlite-1's max, measured first)")
     args = ap.parse_args()
 
     state = tempfile.mkdtemp(prefix="sluice-cbench-pg-")
@@ -420,6 +524,17 @@ def main():
     subprocess.run([pgsh, "start", state], check=True, stdout=subprocess.DEVNULL)
     pg_url = open(os.path.join(state, "url")).read().strip()
     results = {}
+    if args.ab:
+        try:
+            rate, rows, res = ab(args, pg_url)
+        finally:
+            subprocess.run([pgsh, "stop", state])
+            shutil.rmtree(state, ignore_errors=True)
+        report_ab(args, rate, rows, res)
+        print()
+        print("Load average at start %s, at end %s; %d CPUs" % (load0, loadavg(),
+                                                             os.cpu_count()))
+        return
     if args.only == "wake":
         try:
             w = wake(args, pg_url)
