@@ -342,6 +342,13 @@ static void test_commit_offsets(void **state)
 	assert_int_equal(meta_commit_object(m, "obj-2", 100, dup, 1), SL_EMETA);
 	assert_int_equal(dup[0].base_offset, -1);
 	assert_int_equal(hwm(m, t1, 0), 7);
+	/* The same store commits again at once (PostgreSQL: the commit's
+	 * connection got past the failed statement, its pipeline and its
+	 * transaction). */
+	assert_int_equal(meta_commit_object(m, "obj-after-dup", 40, NULL, 0), 0);
+	bool known = false;
+	assert_int_equal(meta_object_known(m, "obj-after-dup", &known), 0);
+	assert_true(known);
 
 	meta_close(m);
 
