@@ -50,7 +50,7 @@
 
 /* group_offsets_op.kind; OP_LOAD reads what the store has of a group
  * whose lease this agent just took, in order with its writes. */
-enum { OP_COMMIT, OP_DELETE, OP_LOAD, OP_STATE, OP_TXN_COMMIT };
+enum { OP_COMMIT, OP_DELETE, OP_FORGET, OP_LOAD, OP_STATE, OP_TXN_COMMIT };
 
 /* OP_STATE: a group's membership to store (encoded on the loop when it
  * changed); OP_LOAD: also its stored membership, read back. */
@@ -395,6 +395,14 @@ static void delete_work(struct group_svc *s, struct group_offsets_op *op)
 	}
 }
 
+/* A forgotten group's stored membership, deleted by the store only
+ * while it holds no offsets of the group (meta_group_forget): this
+ * agent's knowledge of them may be short of the store's. */
+static void forget_work(struct group_svc *s, struct group_offsets_op *op)
+{
+	op->rc = meta_group_forget(s->meta, op->group_id, s->cfg.self, s->cfg.self ? op->epoch : 0);
+}
+
 static void store_work(uv_work_t *w)
 {
 	struct group_svc *s = w->data;
@@ -405,6 +413,8 @@ static void store_work(uv_work_t *w)
 		load_work(s, op);
 	else if (op->kind == OP_STATE)
 		state_work(s, op);
+	else if (op->kind == OP_FORGET)
+		forget_work(s, op);
 	else if (op->kind == OP_TXN_COMMIT)
 		op->rc = meta_txn_offset_commit(s->meta, op->transactional_id, op->producer_id,
 						op->producer_epoch, op->rows, op->row_count);
@@ -665,7 +675,11 @@ static void forget_done(struct group_svc *s, struct group_offsets_op *op)
  * tombstone for generation 0 either), their stored membership deleted
  * through the store queue, fenced by the group's lease like its other
  * writes (the lease is kept until that is through: own_check waits for
- * the group's ops). A later JoinGroup starts a new group. */
+ * the group's ops), and only while the store holds no offsets of the
+ * group: "without offsets" is this agent's knowledge, which a failed
+ * load or transactional offsets settled elsewhere leave short of the
+ * store's (offsets are never deleted by a forget). A later JoinGroup
+ * starts a new group. */
 static void forget_sweep(struct group_svc *s, int64_t now)
 {
 	struct forget_arg f = { s, now, NULL, 0, 0 };
@@ -687,7 +701,8 @@ static void forget_sweep(struct group_svc *s, int64_t now)
 		}
 		op->group_id = f.ids[i]; /* the op owns it now */
 		op->done = forget_done;
-		if (group_svc_offsets_delete(s, op) != 0) {
+		op->kind = OP_FORGET;
+		if (store_enqueue(s, op) != 0) {
 			op->rc = SL_ENOMEM;
 			forget_done(s, op);
 		}

@@ -649,6 +649,8 @@ struct meta_methods {
 					   const struct meta_agent *self, int64_t epoch,
 					   const int64_t *tids, const int32_t *partitions,
 					   size_t n, int64_t *deleted);
+	int (*group_forget)(struct meta *m, const char *group_id, const struct meta_agent *self,
+			    int64_t epoch);
 
 	/* Transactions (may be NULL: SL_EUNSUPPORTED). */
 	int (*txn_persist)(struct meta *m, const char *transactional_id,
@@ -1129,6 +1131,21 @@ static inline int meta_group_delete_offsets_fenced(struct meta *m, const char *g
 		       ? m->m->group_delete_offsets_fenced(m, group, self, epoch, tids, partitions, n,
 							   deleted)
 		       : SL_EUNSUPPORTED;
+}
+
+/* A forgotten group (Empty without offsets, as Kafka's offsets cleanup
+ * makes it Dead): its stored membership deleted, but only while the
+ * store holds no committed or pending transactional offsets of it. The
+ * forget acts on what its agent believes stored, and the store may hold
+ * offsets the agent never saw (its load of the group failed, or a
+ * transaction settled offsets after it): those and the membership stay.
+ * Fenced as meta_group_delete_offsets_fenced when self is not NULL
+ * (SL_EBUSY: nothing deleted); a store one agent claims needs none.
+ * [pool: offsets]. */
+static inline int meta_group_forget(struct meta *m, const char *group,
+				    const struct meta_agent *self, int64_t epoch)
+{
+	return m->m->group_forget ? m->m->group_forget(m, group, self, epoch) : SL_EUNSUPPORTED;
 }
 
 /* Store a group's membership, replacing what was stored. With epoch

@@ -405,6 +405,7 @@ enum stmt {
 	ST_GROUP_STATE_GET,
 	ST_GROUP_STATE_LIST,
 	ST_GROUP_STATE_DELETE,
+	ST_GROUP_FORGET,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_CLOCK_MS,
@@ -670,6 +671,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_STATE_LIST] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
 		" encode(members, 'hex') FROM group_state ORDER BY group_id",
 	[ST_GROUP_STATE_DELETE] = "DELETE FROM group_state WHERE group_id = $1",
+	[ST_GROUP_FORGET] = "DELETE FROM group_state WHERE group_id = $1"
+		" AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = $1)"
+		" AND NOT EXISTS (SELECT 1 FROM txn_offsets WHERE group_id = $1)",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = $1 AND tid = $2 AND partition = $3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = $1",
@@ -1249,8 +1253,10 @@ struct pg_pipe_step {
 };
 
 /* After the sync, or when sending failed: reads what is left and leaves
- * pipeline mode; a connection that will not leave it is reset. */
-static void pipe_drain(struct pg_conn *c, bool synced)
+ * pipeline mode; a connection that will not leave it is reset (true:
+ * its transaction is gone, the caller's statements after this must not
+ * run on the fresh connection as if in it). */
+static bool pipe_drain(struct pg_conn *c, bool synced)
 {
 	for (int k = 0; synced && k < 4 * PG_PIPE_STEPS_MAX && PQstatus(c->db) == CONNECTION_OK;
 	     k++) {
@@ -1267,7 +1273,9 @@ static void pipe_drain(struct pg_conn *c, bool synced)
 			 c->role);
 		PQreset(c->db);
 		memset(c->prepared, 0, sizeof c->prepared);
+		return true;
 	}
+	return false;
 }
 
 /* rc of a pipeline that failed before its results were read: a
@@ -1359,7 +1367,8 @@ static int pg_pipe_run(struct pg_conn *c, const struct pg_pipe_step *steps, int 
 		pipe_drain(c, false);
 		return fresh ? PG_ERECONNECT : SL_EMETA;
 	}
-	pipe_drain(c, true);
+	if (pipe_drain(c, true) && !rc)
+		rc = SL_EMETA;
 	if (rc)
 		pipe_results_clear(steps, n);
 	return rc;
@@ -3944,6 +3953,8 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
+static int pg_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
+			   int64_t epoch);
 static int pg_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
 static int pg_group_state_load(struct meta *m, const char *group_id,
 			       struct meta_group_state **out, size_t *n);
@@ -4267,6 +4278,7 @@ static const struct meta_methods postgres_methods = {
 	.leases_sync = pg_leases_sync,
 	.offset_commit_fenced = pg_offset_commit_fenced,
 	.group_delete_offsets_fenced = pg_group_delete_offsets_fenced,
+	.group_forget = pg_group_forget,
 	.group_state_store = pg_group_state_store,
 	.group_state_load = pg_group_state_load,
 	.listen_start = pg_listen_start,
@@ -4728,6 +4740,33 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
+}
+
+struct forget_txn {
+	const char *group_id;
+	const struct meta_agent *self;
+	int64_t epoch;
+};
+
+static int group_forget_body(struct pg_conn *c, void *arg)
+{
+	struct forget_txn *x = arg;
+	if (x->self) {
+		bool ok;
+		int rc = group_fence_check(c, x->group_id, x->self, x->epoch, &ok);
+		if (rc || !ok)
+			return rc ? rc : SL_EBUSY;
+	}
+	struct pg_params p = { 0 };
+	p_str(&p, x->group_id);
+	return pg_run(c, ST_GROUP_FORGET, &p, NULL, "deleting a forgotten group's membership");
+}
+
+static int pg_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
+			   int64_t epoch)
+{
+	struct forget_txn x = { group_id, self, epoch };
+	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_forget_body, &x);
 }
 
 /* ---- consumer groups' membership (group_state) ---- */

@@ -378,6 +378,7 @@ enum stmt {
 	ST_GROUP_STATE_GET,
 	ST_GROUP_STATE_LIST,
 	ST_GROUP_STATE_DELETE,
+	ST_GROUP_FORGET,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_AGENT_FORGET_ALL,
@@ -615,6 +616,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_STATE_LIST] = "SELECT group_id, generation, protocol_type, protocol_name, leader_id,"
 		" members FROM group_state ORDER BY group_id",
 	[ST_GROUP_STATE_DELETE] = "DELETE FROM group_state WHERE group_id = ?1",
+	[ST_GROUP_FORGET] = "DELETE FROM group_state WHERE group_id = ?1"
+		" AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = ?1)"
+		" AND NOT EXISTS (SELECT 1 FROM txn_offsets WHERE group_id = ?1)",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = ?1 AND tid = ?2 AND partition = ?3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = ?1",
@@ -3391,6 +3395,8 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  const struct meta_agent *self, int64_t epoch,
 					  const int64_t *tids, const int32_t *partitions, size_t n,
 					  int64_t *deleted);
+static int sq_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
+			   int64_t epoch);
 static int sq_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
 static int sq_group_state_load(struct meta *m, const char *group_id,
 			       struct meta_group_state **out, size_t *n);
@@ -3540,6 +3546,7 @@ static const struct meta_methods sqlite_methods = {
 	.leases_sync = sq_leases_sync,
 	.offset_commit_fenced = sq_offset_commit_fenced,
 	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
+	.group_forget = sq_group_forget,
 	.group_state_store = sq_group_state_store,
 	.group_state_load = sq_group_state_load,
 	.acl_read = sq_acl_read,
@@ -3849,6 +3856,33 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
+}
+
+struct forget_txn {
+	const char *group_id;
+	const struct meta_agent *self;
+	int64_t epoch;
+};
+
+static int group_forget_body(struct sq_conn *c, void *arg)
+{
+	struct forget_txn *x = arg;
+	if (x->self) {
+		bool ok;
+		int rc = group_fence_check(c, x->group_id, x->self, x->epoch, &ok);
+		if (rc || !ok)
+			return rc ? rc : SL_EBUSY;
+	}
+	sqlite3_stmt *st = sq_stmt(c, ST_GROUP_FORGET);
+	sqlite3_bind_text(st, 1, x->group_id, -1, SQLITE_STATIC);
+	return sq_exec_stmt(c, st, "deleting a forgotten group's membership");
+}
+
+static int sq_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
+			   int64_t epoch)
+{
+	struct forget_txn x = { group_id, self, epoch };
+	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_forget_body, &x);
 }
 
 /* ---- consumer groups' membership (group_state) ---- */

@@ -2141,6 +2141,18 @@ static void test_leases(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(got[1].group_id, "h");
 	meta_group_states_free(got, n);
+	/* A forget (an Empty group its agent believes without offsets): a
+	 * stale epoch is refused; the holder's leaves the membership of a
+	 * group the store holds offsets of (the agent's belief may be short
+	 * of the store's) and never deletes offsets. */
+	assert_int_equal(meta_group_forget(b, "g", &sb, 1), SL_EBUSY);
+	assert_int_equal(meta_group_forget(a, "g", &sa2, 2), 0);
+	assert_int_equal(meta_offset_fetch(a, "g", &o, &n), 0);
+	assert_int_equal(n, 2);
+	meta_committed_offsets_free(o, n);
+	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
+	assert_int_equal(n, 1);
+	meta_group_states_free(got, n);
 	/* Deletes: a stale epoch, and "free or mine" by a non-holder, are
 	 * refused; the holder's go through. */
 	int64_t deleted = -1;
@@ -2157,6 +2169,12 @@ static void test_leases(void **state)
 	/* "free": a group nobody ever leased. */
 	assert_int_equal(meta_group_delete_offsets_fenced(b, "h", &sb, 0, NULL, NULL, 0, &deleted), 0);
 	assert_int_equal(deleted, 1);
+	/* Without offsets, the holder's forget deletes the membership. */
+	st.group_id = "g";
+	assert_int_equal(meta_group_state_store(a, &st, 2), 0);
+	assert_int_equal(meta_group_forget(a, "g", &sa2, 2), 0);
+	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
+	assert_int_equal(n, 0);
 	meta_close(a);
 	meta_close(b);
 }
