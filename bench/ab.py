@@ -39,6 +39,7 @@ endpoint cost together.
 """
 import argparse
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -68,11 +69,11 @@ def cpu_s(pid):
 
 
 class Broker:
-    def __init__(self, binary, data, scrape_ms=0):
+    def __init__(self, binary, data, scrape_ms=0, metrics=False):
         self.port = free_port()
         extra = []
         self.scraper = None
-        if scrape_ms:
+        if scrape_ms or metrics:
             self.metrics_port = free_port()
             extra = ["--metrics-listen", "127.0.0.1:%d" % self.metrics_port]
         self.proc = subprocess.Popen(
@@ -98,6 +99,16 @@ class Broker:
         while not self.stopping.wait(ms / 1000):
             with urllib.request.urlopen(url, timeout=10) as r:
                 r.read()
+
+    def histogram(self, family, labels=""):
+        """The cumulative bucket counts of one histogram, {upper bound in s: count}
+        (needs metrics=True or scrape_ms)."""
+        url = "http://127.0.0.1:%d/metrics" % self.metrics_port
+        with urllib.request.urlopen(url, timeout=10) as r:
+            text = r.read().decode()
+        pat = re.compile(r'^%s_bucket\{%sle="([^"]+)"\} (\d+)$' % (re.escape(family), re.escape(labels)),
+                         re.M)
+        return {float(le): int(n) for le, n in pat.findall(text)}
 
     def cpu(self):
         return cpu_s(self.proc.pid)
