@@ -220,8 +220,9 @@ def test_latest_per_key_then_tombstones_go(broker_factory):
                        capture_output=True, timeout=120, cwd=JS_DIR)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     assert json.loads(r.stdout.decode().splitlines()[-1])["unique"] == len(want)
-    with open(b.stderr) as f:
-        assert re.search(r"compaction: 1 partition\(s\) cleaned", f.read())
+    # The pass logs once it has ended, after its swap is already read.
+    wait_for(lambda: re.search(r"compaction: 1 partition\(s\) cleaned", log_text(b)), 10,
+             "the pass's log line")
 
     # Past the tombstones' horizon, new dirty data makes the next pass due:
     # it drops them.
@@ -335,8 +336,8 @@ def test_random_offsets_under_produce(broker_factory):
         t.join(60)
     assert not errors, errors
     assert reads >= 3
-    with open(b.stderr) as f:
-        assert re.search(r"compaction: \d+ partition\(s\) cleaned", f.read())
+    wait_for(lambda: re.search(r"compaction: \d+ partition\(s\) cleaned", log_text(b)), 10,
+             "a pass's log line")
 
 
 def updated_topic(b, name, ratio, seed, n):
@@ -423,7 +424,10 @@ def test_cluster_one_agent_cleans(pg, tmp_path):  # noqa: F811
         assert len(holder) == 1
         h = holder[0]
         wait_for(lambda: ck_read(h.bootstrap, topic) == want, 40, "a cleaning pass")
-        cleaned = [x for x in agents if re.search(r"compaction: \d+ partition", log_text(x))]
+        # The pass logs once it has ended, after its swap is already read.
+        passed = r"compaction: \d+ partition"
+        wait_for(lambda: re.search(passed, log_text(h)), 10, "the holder's pass log line")
+        cleaned = [x for x in agents if re.search(passed, log_text(x))]
         assert cleaned == holder, "only the holder cleans: %s" % cleaned
         # The holder killed: another takes the lease and cleans new data.
         h.kill9()
@@ -439,7 +443,7 @@ def test_cluster_one_agent_cleans(pg, tmp_path):  # noqa: F811
         # The previous tail record stays until it leaves the tail.
         wait_for(lambda: [r for r in ck_read(new[0].bootstrap, topic) if r[1] != b"tail"]
                  == [r for r in want2 if r[1] != b"tail"], 40, "a pass on the new holder")
-        assert re.search(r"compaction: \d+ partition", log_text(new[0]))
+        wait_for(lambda: re.search(passed, log_text(new[0])), 10, "the new holder's pass log line")
         assert util.high_watermarks(new[0].bootstrap, topic, 1) == [len(pairs2)]
     finally:
         gen.close()
