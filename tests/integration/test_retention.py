@@ -377,7 +377,11 @@ def test_background_gc(broker_factory):
     assert not any(o in left for o in only_p0), left
     assert len(left) == 1  # the object partition 1 still reads from
     assert read_from_beginning(b.bootstrap, t, 1, 1) == ([0], [b"p1"])
-    assert any("gc: deleted" in line for line in open(b.stderr)), "no gc log line"
+    # The pass logs once it has ended: after the files above are gone.
+    deadline = time.time() + 10
+    while not any("gc: deleted" in line for line in open(b.stderr)):
+        assert time.time() < deadline, "no gc log line"
+        time.sleep(0.1)
 
 
 def test_background_gc_keeps_young_objects(broker_factory):
