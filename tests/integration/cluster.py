@@ -106,8 +106,10 @@ def zone_conf(z):
 
 
 def wait_high_watermarks(zone, agent, topic, partitions, total):
-    """Another agent's commits reach this one with its next poll (250 ms):
-    wait until its high watermarks add up to total."""
+    """Another agent's commits reach this one with its next poll (250 ms),
+    or sooner by notification: wait until its high watermarks add up to
+    total (SETUP_S: on a loaded machine a late poll takes longer, and a
+    record written twice still never adds up)."""
     c = util.consumer(agent.bootstrap, **zone_conf(zone))
     try:
         def hw():
@@ -122,6 +124,6 @@ def wait_high_watermarks(zone, agent, topic, partitions, total):
                     raise
                 return -1
         return wait_for("%s's high watermarks reach %d" % (agent, total),
-                        lambda: hw() == total, 2.0)
+                        lambda: hw() == total, SETUP_S)
     finally:
         c.close()

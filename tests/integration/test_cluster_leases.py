@@ -20,7 +20,7 @@ from confluent_kafka.admin import NewTopic
 
 import util
 from cluster import (cluster, metadata, pg, start_agents,  # noqa: F401 (fixtures)
-                     three_agents, topic_everywhere, wait_for)
+                     three_agents, topic_everywhere, wait_for, wait_topic_on)
 
 
 def log_text(agent):
@@ -147,8 +147,7 @@ def test_retention_one_agent(cluster_retention):
     parts = 3
     util.admin(a.bootstrap).create_topics([NewTopic(
         topic, parts, 1, config={"retention.ms": "1000"})])[topic].result(15)
-    wait_for("topic on every agent",
-             lambda: all(topic in metadata(x)[1] for x in agents), 2.0)
+    wait_topic_on(agents, topic)
 
     def log_starts(bootstrap):
         c = util.consumer(bootstrap)
