@@ -400,16 +400,24 @@ def test_queued_request_bytes_bound(broker_factory):
     received and not yet been answered: a connection whose next request
     does not fit waits (it is not refused), small requests that fit are
     still served, and everything completes once answers free room."""
-    b = broker_factory(["--queued-request-bytes", str(4 << 20)])
+    from test_metrics import scrape, value
+    metrics_port = util.free_port()
+    b = broker_factory(["--queued-request-bytes", str(4 << 20),
+                        "--metrics-listen", "127.0.0.1:%d" % metrics_port])
     topic = util.create_topic(b.bootstrap, util.topic_name("qb"), 5)
     big = lambda tag: kproto.record_batch([(b"k", tag * (900 << 10), [])])
     frame_a = produce_frame(topic, {p: big(b"a") for p in range(5)}, 31)
     frame_b = produce_frame(topic, {p: big(b"b") for p in range(2)}, 32)
     a = kproto.connect(b.bootstrap)
     # 4.5 MiB announced (taken: nothing else is queued), 1 MiB sent: the
-    # budget is now full.
+    # budget is now full once the agent has read the frame's size (a
+    # fixed pause was not always enough on a loaded machine: B's frame
+    # then came first and was answered).
     a.sendall(frame_a[:1 << 20])
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while value(scrape(metrics_port), "sluice_queued_request_bytes") < 4 << 20:
+        assert time.monotonic() < deadline, "A's frame not taken into the budget"
+        time.sleep(0.05)
     bconn = kproto.connect(b.bootstrap)
     bconn.sendall(frame_b)              # 1.8 MiB more does not fit
     bconn.settimeout(1.0)
