@@ -50,7 +50,8 @@ def test_cluster_script():
                          stderr=subprocess.STDOUT, text=True)
     out = []
     try:
-        deadline = time.monotonic() + 20
+        # initdb, PostgreSQL and three agents: seconds on a loaded machine.
+        deadline = time.monotonic() + 60
         for line in p.stdout:
             out.append(line)
             if line.startswith("cluster: running"):
@@ -58,6 +59,10 @@ def test_cluster_script():
             assert time.monotonic() < deadline, "".join(out)
         else:
             pytest.fail("script ended:\n" + "".join(out))
+        # Each agent registers before it listens, but learns of the
+        # agents started after it by notification or its next registry
+        # poll: an agent listening need not list the others yet.
+        want = [(1, base, "a"), (2, base + 1, "a"), (3, base + 2, "b")]
         for port in range(base, base + 3):
             try:
                 s = kproto.connect("127.0.0.1:%d" % port)
@@ -65,9 +70,14 @@ def test_cluster_script():
                 pytest.fail("agent on %d: %s\n%s\n%s" % (port, e, "".join(out),
                                                          agent_logs(d)))
             with s:
-                brokers, _ = kproto.metadata_v1(s)
-            assert sorted((b[0], b[2], b[3]) for b in brokers) == [
-                (1, base, "a"), (2, base + 1, "a"), (3, base + 2, "b")]
+                listed = time.monotonic() + 10
+                while True:
+                    brokers, _ = kproto.metadata_v1(s)
+                    got = sorted((b[0], b[2], b[3]) for b in brokers)
+                    if got == want or time.monotonic() > listed:
+                        break
+                    time.sleep(0.1)
+            assert got == want, "agent on %d lists %s\n%s" % (port, got, agent_logs(d))
         pids = [int(open(os.path.join(d, "agent-%d.pid" % n)).read())
                 for n in (1, 2, 3)]
         p.send_signal(signal.SIGTERM)
