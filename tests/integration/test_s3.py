@@ -544,6 +544,18 @@ class AckingProducer:
         with self.lock:
             return len(self.acked)
 
+    def wait_acked(self, what, timeout=20):
+        """Waits for a first acknowledgement (a client's first metadata
+        and connection take a while on a loaded machine)."""
+        wait_until(lambda: self.n_acked() > 0, timeout, what)
+
+
+def wait_until(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "%s: not within %d s" % (what, timeout)
+        time.sleep(0.1)
+
 
 def check_exactly_once(bootstrap, topic, parts, prod):
     """Every acknowledged value is in the topic exactly once; nothing is
@@ -694,7 +706,7 @@ def test_server_stopped_mid_produce(broker_factory, s3):
     prod = AckingProducer(b.bootstrap, topic).start()
     try:
         time.sleep(2)
-        assert prod.n_acked() > 0, "nothing acknowledged before the stop"
+        prod.wait_acked("nothing acknowledged before the stop")
         s3.server.stop()
         t_stop = time.monotonic()
         time.sleep(6)
@@ -756,7 +768,7 @@ def test_server_never_answers(broker_factory, s3, proxy):
     prod = AckingProducer(b.bootstrap, topic, rate_per_s=200).start()
     try:
         time.sleep(1.5)
-        assert prod.n_acked() > 0
+        prod.wait_acked("nothing acknowledged before the hang")
         px.mode = "hang"
         t_hang = time.monotonic()
         worst = 0.0
@@ -895,10 +907,7 @@ def test_stop_while_store_hangs(broker_factory, s3, proxy):
     stop_ev = threading.Event()
     readers = []
     try:
-        deadline = time.monotonic() + 20
-        while prod.n_acked() < 50:
-            assert time.monotonic() < deadline, "no acks before the hang"
-            time.sleep(0.1)
+        wait_until(lambda: prod.n_acked() >= 50, 20, "no acks before the hang")
         px.mode = "hang"
         t_hang = time.monotonic()
 
@@ -915,7 +924,7 @@ def test_stop_while_store_hangs(broker_factory, s3, proxy):
         for t in readers:
             t.start()
         time.sleep(1.5)
-        assert px.hung > 0
+        wait_until(lambda: px.hung > 0, 20, "no request hung at the store")
         t0 = time.monotonic()
         # Asserts status 0 and no sanitizer report.
         b.stop(timeout=60)
