@@ -181,7 +181,9 @@ def outage(pg, agents, zones):
     load = Load(agents, zones, topic)
     try:
         time.sleep(3)
-        assert load.acked, "no acknowledgements before the outage"
+        # (The producers' first metadata and connections can take longer
+        # than the pause on a loaded machine.)
+        wait_for("acknowledgements before the outage", lambda: load.acked, 20)
         pg.halt()
         down = time.monotonic()
         time.sleep(1)
