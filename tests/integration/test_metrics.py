@@ -283,9 +283,17 @@ def test_readyz_503_while_draining(agent):
         body = (kproto.string(None) + kproto.i16(-1) + kproto.i32(20000) +
                 kproto.array([kproto.string(t) + kproto.array([kproto.i32(0) + kproto.bytes_(batch)])]))
         s.sendall(kproto.request(kproto.API_PRODUCE, 3, 5, body))
-        time.sleep(0.3)  # the object is sealed and its commit waits
+        # The produce is read (and then waits for its commit) before the
+        # SIGTERM: a fixed pause was a guess on a loaded machine.
+        deadline = time.monotonic() + 10
+        while value(scrape(port), "sluice_queued_request_bytes") == 0:
+            assert time.monotonic() < deadline, "the produce was not read"
+            time.sleep(0.02)
+        time.sleep(0.3)  # its object sealed, the commit waiting
         agent.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 2
+        # (The drain lasts while the test holds the lock: a generous wait
+        # for the signal to be handled lets nothing else pass.)
+        deadline = time.monotonic() + 10
         status = None
         while time.monotonic() < deadline:
             status = get(port, "/readyz")[0]
