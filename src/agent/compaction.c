@@ -16,6 +16,7 @@
 #include "cluster/lease.h"
 #include "storage/batch_index.h"
 #include "storage/clean.h"
+#include "storage/merge.h"
 #include "storage/writer.h"
 #include "txn/aborted_index.h"
 
@@ -67,7 +68,9 @@ static void clean_work(struct maint_job *job, struct agent *a)
 	memset(&g->st, 0, sizeof g->st);
 	g->cur->err = maint_abandoning(a) ? 0
 		: clean_partition(a->meta, a->store, g->cur->tid, g->cur->partition, g->cur->uuid,
-				  &g->cur->cfg, g->now_ms, false, SL_COMPACT_PASS_BYTES, &g->st);
+				  &g->cur->cfg, g->now_ms, false, SL_COMPACT_PASS_BYTES,
+				  maint_buf(a), &g->st);
+	merge_buf_idle(maint_buf(a));
 }
 
 static void pass_end(struct cleaner *g, const char *why)

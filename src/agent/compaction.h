@@ -7,7 +7,8 @@
  * or max.compaction.lag.ms), then cleans the due ones dirtiest first, one
  * partition per job of the maintenance queue (agent/maintenance.h), so
  * trims, the collection and a drain never wait behind a whole pass. A
- * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time. It
+ * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time,
+ * into the maintenance queue's buffer (maint_buf, kept between passes). It
  * pauses (ends; the next tick starts again) while produce backpressure
  * is active (the write buffer half full), and a cleaned partition leaves
  * the batch index, so fetches find its rows in the cleaned object, and

@@ -8,10 +8,12 @@
 
 #include "agent/agent.h"
 #include "base/err.h"
+#include "storage/merge.h"
 
 struct maint {
 	struct workq q;
 	atomic_bool abandon; /* draining: abandonable jobs stop early */
+	struct merge_buf buf; /* maint_buf */
 };
 
 static void maint_run(struct workq_job *wq)
@@ -86,8 +88,15 @@ bool maint_abandoning(const struct agent *a)
 	return atomic_load(&a->maint->abandon);
 }
 
+struct merge_buf *maint_buf(struct agent *a)
+{
+	return &a->maint->buf;
+}
+
 void maint_free(struct agent *a)
 {
+	if (a->maint)
+		merge_buf_free(&a->maint->buf);
 	free(a->maint);
 	a->maint = NULL;
 }

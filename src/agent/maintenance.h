@@ -19,6 +19,7 @@
 #include "meta/meta.h"
 
 struct agent;
+struct merge_buf;
 
 /* One partition to trim, and what came back. */
 struct maint_trim {
@@ -55,6 +56,12 @@ void maint_stop(struct agent *a);
 /* Whether maint_stop has run: a work callback (on the pool) checks it to
  * end a long job early. */
 bool maint_abandoning(const struct agent *a);
+/* The buffer the merge and cleaning jobs build their passes in (on the
+ * pool, in a job's work callback: jobs run one at a time, so one buffer
+ * serves them all), kept between passes: its pages, up to
+ * SL_COMPACT_PASS_BYTES, stay mapped unless the kernel takes them back
+ * (merge_buf_idle after each job). */
+struct merge_buf *maint_buf(struct agent *a);
 /* After the loop has stopped. */
 void maint_free(struct agent *a);
 

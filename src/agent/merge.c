@@ -51,7 +51,8 @@ static void merge_work(struct maint_job *job, struct agent *a)
 	memset(&g->job_stats, 0, sizeof g->job_stats);
 	g->err = maint_abandoning(a) ? 0
 		: merge_partition(a->meta, a->store, g->cur.tid, g->cur.partition, g->cur.uuid,
-				  &g->plan, g->now_ms, abandoning, a, &g->job_stats);
+				  &g->plan, g->now_ms, abandoning, a, maint_buf(a), &g->job_stats);
+	merge_buf_idle(maint_buf(a));
 }
 
 static void pass_end(struct merger *g, const char *why)

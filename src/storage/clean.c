@@ -261,15 +261,17 @@ static int out_filler(struct out *o, const uint8_t *topic_id, int32_t partition,
 
 int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
-		    bool force, size_t bytes_max, struct clean_stats *st)
+		    bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st)
 {
+	struct merge_buf own = { 0 };
+	if (!buf)
+		buf = &own;
 	struct pass x = { 0 };
 	struct compact_result res = { 0 };
 	struct out o = { 0 };
 	kbuf_init(&o.fillers);
 	struct kbuf obj;
 	kbuf_init(&obj);
-	uint8_t *body = NULL;
 	struct compact_batch *in = NULL;
 	struct meta_merge_row *mr = NULL;
 	int64_t *gone = NULL;
@@ -292,7 +294,7 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		nb += x.counts[i];
 	}
 	rc = SL_ENOMEM;
-	body = malloc(total ? total : 1);
+	uint8_t *body = merge_buf_reserve(buf, total ? total : 1);
 	in = calloc(nb, sizeof *in);
 	if (!body || !in)
 		goto out;
@@ -373,6 +375,14 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	for (size_t i = 0; i < o.n; i++)
 		if (o.filler_pos[i] != SIZE_MAX)
 			o.data[i] = o.fillers.data + o.filler_pos[i];
+	/* Room for the whole object at once: growing by doubling would copy
+	 * it over and over. */
+	size_t obj_bytes = OBJECT_HEADER_BYTES + object_footer_bytes(o.n);
+	for (size_t i = 0; i < o.n; i++)
+		obj_bytes += o.entries[i].length;
+	rc = SL_ENOMEM;
+	if (!kbuf_reserve(&obj, obj_bytes))
+		goto out;
 	rc = object_encode(&obj, o.entries, o.data, o.n);
 	if (rc)
 		goto out;
@@ -425,7 +435,7 @@ out:
 	out_free(&o);
 	compact_result_free(&res);
 	free(in);
-	free(body);
+	merge_buf_free(&own);
 	pass_free(&x);
 	return rc;
 }

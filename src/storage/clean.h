@@ -35,6 +35,7 @@
 
 #include "compact/compact.h"
 
+struct merge_buf;
 struct meta;
 struct objstore;
 
@@ -67,14 +68,14 @@ int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
 
 /* One pass over (tid, partition), topic_id its Kafka id (the object's
  * footer): cleans when due, or always with force (`sluice compact`),
- * reading at most bytes_max of batches. st is filled (zero it first).
- * Returns 0 (also when nothing was due or cleanable, or the swap was
+ * reading at most bytes_max of batches into buf (NULL: a buffer of the
+ * call's own). st is filled (zero it first). Returns 0 (also when nothing was due or cleanable, or the swap was
  * refused: st says), SL_ENOTFOUND (no such partition), or the store's, the
  * metadata store's or the cleaner's error (SL_ECORRUPT for a batch that
  * does not decode): nothing was swapped then. */
 int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
-		    bool force, size_t bytes_max, struct clean_stats *st);
+		    bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st);
 
 /* A partition's aborted transactions (meta_aborted_txns) over a pass's
  * range, by first offset, max_last[i] the largest last offset of v[0..i]

@@ -1,9 +1,9 @@
 /* merge.h — merging one partition's rows out of small objects (issue 15):
  * the I/O around the planner (storage/merge_plan.h). For each run the
  * planner picks, the batches' bytes are read from the object store
- * (adjacent ranges of one object in one GET), copied untouched in offset
- * order into one new object encoded as the writer encodes objects
- * (object_encode: header, body, footer index), which is PUT under a key of
+ * (adjacent ranges of one object in one GET) untouched, in offset order,
+ * straight into their places in one new object laid out as the writer
+ * lays out objects (header, body, footer index), which is PUT under a key of
  * the writer's format, and the metadata is swapped in one transaction
  * (meta_merge_swap). A refused swap (rows trimmed or moved meanwhile,
  * topic deleted) deletes the new object again: nothing names it. A swap
@@ -17,6 +17,7 @@
 #define SLUICE_MERGE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "storage/merge_plan.h"
@@ -35,6 +36,23 @@ struct merge_stats {
 	uint64_t refused;     /* swaps refused (rows changed meanwhile) */
 };
 
+/* A pass's input buffer, kept by its caller between passes (the agent:
+ * one for its merge and cleaning jobs, which run one at a time on its
+ * maintenance queue), so that a pass of up to SL_COMPACT_PASS_BYTES
+ * does not map, fault in and zero fresh pages each time (a third of a
+ * pass's CPU went to that) and unmap them after. Zero it to start. */
+struct merge_buf {
+	uint8_t *data;
+	size_t cap;
+};
+/* b's bytes with room for n (what it held is not kept when it grows),
+ * or NULL when out of memory. */
+uint8_t *merge_buf_reserve(struct merge_buf *b, size_t n);
+/* Between passes: the kernel may take the pages back under memory
+ * pressure (MADV_FREE); otherwise the next pass finds them mapped. */
+void merge_buf_idle(struct merge_buf *b);
+void merge_buf_free(struct merge_buf *b);
+
 /* One pass over partition (tid, partition) whose topic id is topic_id:
  * merges what c picks at now_ms among the partition's rows, a page of
  * rows at a time (reads on the metadata store's read connection). stop (may be NULL) is asked between
@@ -42,10 +60,12 @@ struct merge_stats {
  * st accumulates (zero it first). Returns 0 (also when nothing was worth
  * merging, an unknown partition, or a swap was refused: counted), or the
  * store's or metadata store's error (the pass stops;
- * what was merged stays merged). */
+ * what was merged stays merged). Each run's object is built in buf (NULL:
+ * a buffer of the call's own). */
 int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
-		    bool (*stop)(void *arg), void *stop_arg, struct merge_stats *st);
+		    bool (*stop)(void *arg), void *stop_arg, struct merge_buf *buf,
+		    struct merge_stats *st);
 
 /* What the cleaning pass (storage/clean.c) shares with merging. */
 /* A fresh object key of the writer's format (storage/writer.c), marked

@@ -75,11 +75,12 @@ static const char *topic_lookup(void *arg, const char *name)
 
 /* One forced cleaning pass over partition p; 0 or 1 (reported). */
 static int clean_one(struct meta *m, struct objstore *store, const struct meta_topic *t,
-		     int32_t p, const struct compact_config *cc, size_t pass_bytes)
+		     int32_t p, const struct compact_config *cc, size_t pass_bytes,
+		     struct merge_buf *buf)
 {
 	struct clean_stats st = { 0 };
 	int rc = clean_partition(m, store, t->tid, p, t->uuid, cc, clock_wall_ms(), true, pass_bytes,
-				 &st);
+				 buf, &st);
 	printf("compact: %s-%d: cleaned %" PRIu64 " rows (%" PRIu64 " records, %" PRIu64
 	       " bytes) into %" PRIu64 " records (%" PRIu64 " bytes), dirty ratio %.3f, %" PRIu64
 	       " reads, checkpoint %" PRId64 ", %" PRIu64 " refused, %" PRIu64
@@ -159,6 +160,8 @@ int compact_cmd(int argc, char **argv)
 	struct meta *m = NULL;
 	struct meta_topic *topics = NULL;
 	size_t nt = 0;
+	/* One buffer for the partitions' passes, as the agent keeps one. */
+	struct merge_buf buf = { 0 };
 	int status = 1;
 	if (objstore_open(store_url, &store) != 0)
 		return 1;
@@ -184,14 +187,14 @@ int compact_cmd(int argc, char **argv)
 		struct compact_config cc;
 		topic_config_compact(topic_lookup, (void *)t, &cc);
 		for (int32_t p = first; p < end; p++)
-			if (clean_one(m, store, t, p, &cc, (size_t)pass_bytes) != 0)
+			if (clean_one(m, store, t, p, &cc, (size_t)pass_bytes, &buf) != 0)
 				status = 1;
 		goto out_close;
 	}
 	for (int32_t p = first; p < end; p++) {
 		struct merge_stats st = { 0 };
 		int rc = merge_partition(m, store, t->tid, p, t->uuid, &c, clock_wall_ms(), NULL, NULL,
-					 &st);
+					 &buf, &st);
 		printf("compact: %s-%d: %" PRIu64 " rows (%" PRIu64 " batches) from %" PRIu64
 		       " objects into %" PRIu64 " merged objects (%" PRIu64 " bytes, %" PRIu64
 		       " reads), %" PRIu64 " refused\n",
@@ -203,6 +206,7 @@ int compact_cmd(int argc, char **argv)
 		}
 	}
 out_close:
+	merge_buf_free(&buf);
 	meta_topics_free(topics, nt);
 	meta_close(m);
 out_close_store:

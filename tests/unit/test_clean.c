@@ -1,7 +1,8 @@
 /* test_clean.c — the cleaning pass's transactions hook
  * (storage/clean.h): which transactional batches lie in one of their
  * producer's aborted transactions; the plan of a partition longer than
- * a pass may read, and of one cleaned up to its tail (a SQLite store).
+ * a pass may read, and of one cleaned up to its tail (a SQLite store);
+ * the input buffer the agent keeps between passes (storage/merge.h).
  * The pass itself (rows, bytes, the swap) is tested end to end by
  * tests/integration/test_compaction.py. */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include "meta/meta.h"
 #include "storage/batch.h"
 #include "storage/clean.h"
+#include "storage/merge.h"
 
 static struct batch_info txn_batch(int64_t producer_id)
 {
@@ -142,11 +144,42 @@ static void test_plan_at_the_bound(void **state)
 	rmdir(dir);
 }
 
+/* The buffer a pass reads into is the same memory pass after pass (no
+ * new mapping to fault in), left idle between them, and grows only when
+ * a pass needs more. */
+static void test_pass_buffer(void **state)
+{
+	(void)state;
+	struct merge_buf b = { 0 };
+	uint8_t *p = merge_buf_reserve(&b, 1000);
+	assert_non_null(p);
+	assert_true(b.cap >= 1000);
+	assert_int_equal((uintptr_t)p % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+	size_t cap = b.cap;
+	memset(p, 0xab, cap);
+	merge_buf_idle(&b);
+	/* Idle: kept, and writable again at once. */
+	assert_ptr_equal(merge_buf_reserve(&b, cap), p);
+	memset(p, 0xcd, cap);
+	assert_int_equal(p[cap - 1], 0xcd);
+	/* A pass larger than any before: a larger buffer, the old one gone. */
+	uint8_t *q = merge_buf_reserve(&b, cap + 1);
+	assert_non_null(q);
+	assert_true(b.cap >= cap + 1);
+	q[cap] = 1;
+	assert_ptr_equal(merge_buf_reserve(&b, 10), q);
+	merge_buf_free(&b);
+	assert_null(b.data);
+	assert_int_equal(b.cap, 0);
+	merge_buf_idle(&b); /* nothing held: no-op */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aborted_ranges),
 		cmocka_unit_test(test_plan_at_the_bound),
+		cmocka_unit_test(test_pass_buffer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
