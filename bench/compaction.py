@@ -38,7 +38,8 @@ two stages a produce request waits for. --dump FILE writes each record's
 send time and latency, the passes' windows ("# kind start end") and the
 scraped sums and counts ("@ wall upload_sum upload_count commit_sum
 commit_count"), for a timeline of where inside a pass the slow records
-fall.
+fall. The serving broker's minor page faults and CPU seconds over the
+run (/proc/PID/stat just before it stops) are printed last.
 """
 import argparse
 import datetime
@@ -200,6 +201,20 @@ def stage_means(samples, windows):
                 1000 * x[2] / x[3] if x[3] else float("nan")) for k, x in acc.items()}
 
 
+def proc_usage(pid):
+    """(minor faults, user s, system s) of a running process, from
+    /proc/PID/stat; None if it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    hz = os.sysconf("SC_CLK_TCK")
+    # After the command's ")": state is fields[0], minflt the 10th field
+    # of stat (fields[7]), utime and stime the 14th and 15th.
+    return int(fields[7]), int(fields[11]) / hz, int(fields[12]) / hz
+
+
 def percentile(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * q / 100.0))] if xs else float("nan")
@@ -275,6 +290,7 @@ def produce_latency(args):
         sp.join(60)
         scraper.stop.set()
         scraper.join(10)
+        usage = proc_usage(b.proc.pid)
         b.stop()
     with open(log) as f:
         f.seek(log_from)
@@ -315,6 +331,8 @@ def produce_latency(args):
     for line in tail.splitlines():
         if "merge:" in line or "compaction:" in line:
             print("  " + line)
+    if usage:
+        print("broker over the run: %d minor page faults, %.2f s user, %.2f s system CPU" % usage)
     print("load average: %s" % open("/proc/loadavg").read().split()[:3])
     if args.keep:
         shutil.move(data, args.keep)
