@@ -339,6 +339,38 @@
 #define SL_CLUSTER_POLL_FALLBACK_MS 1000
 /* Reconnecting the listening connection: from the poll interval,
  * doubling up to this. */
+/* PostgreSQL sessions (meta/postgres.c). A server that stops answering
+ * (a half-open connection, a stopped backend, host or postmaster) must
+ * not stall an agent's commits, heartbeats or lease renewals for ever:
+ * every round trip is bounded by its connection's deadline, after which
+ * the connection is closed, the call fails (a produce: retriable) and
+ * the next call reconnects. The cluster connection's (heartbeats, lease
+ * renewals, the catalog poll) ends well before the lease does when a
+ * renewal starts one interval after the last: the renewal stuck on one
+ * backend is given up in time for the next, on a fresh connection, to
+ * keep the leases (500 ms for the reconnect and the renewal). The data connections'
+ * (commits, offset writes, reads, topic changes) sit far above a
+ * commit's p99 and well below clients' request timeouts (30 s); the
+ * server's statement_timeout is set to the same bound, so a statement
+ * the agent gave up on (waiting for a lock) does not run on. Bulk work
+ * (retention, gc, the start's catalog read) gets more; migrations none. */
+#define SL_META_PG_CLUSTER_TIMEOUT_MS (SL_LEASE_MS - SL_LEASE_RENEW_INTERVAL_MS - 500)
+#define SL_META_PG_DATA_TIMEOUT_MS 10000
+#define SL_META_PG_BULK_TIMEOUT_MS 60000
+/* The server ends a transaction whose client sent nothing for this long
+ * (idle_in_transaction_session_timeout): an agent stopped or cut off
+ * mid-transaction otherwise holds row locks that every other agent's
+ * commits to those partitions wait for. This file's transactions never
+ * wait for anything but the server between their statements. */
+#define SL_META_PG_IDLE_IN_TXN_MS 5000
+/* TCP keepalives, both ends (libpq's keepalives_*, the server's
+ * tcp_keepalives_*): an idle connection (the listening one) to a host
+ * that vanished is found dead within idle + interval * count seconds;
+ * tcp_user_timeout closes one whose sent data stays unacknowledged. */
+#define SL_META_PG_KEEPALIVE_IDLE_S 5
+#define SL_META_PG_KEEPALIVE_INTERVAL_S 2
+#define SL_META_PG_KEEPALIVE_COUNT 3
+#define SL_META_PG_TCP_USER_TIMEOUT_MS 10000
 #define SL_CLUSTER_LISTEN_RETRY_MAX_MS 2000
 
 /* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone

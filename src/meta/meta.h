@@ -46,7 +46,11 @@
  * every call fails with SL_EMETA, quickly — a broken connection is
  * reconnected at most once per backoff interval (100 ms doubling to
  * 2 s), and between attempts calls fail without a round trip — and the
- * outage is logged once when it starts and once when it ends. A commit
+ * outage is logged once when it starts and once when it ends. A store
+ * that stops answering on an open connection: a call gives up at its
+ * connection's deadline (PostgreSQL: limits.h SL_META_PG_*_TIMEOUT_MS;
+ * 1.5 s for the cluster connection, 10 s for commits, offsets and
+ * reads, 60 s for the rest) with SL_EMETA, and the next reconnects. A commit
  * whose outcome the store never confirmed returns SL_EMETA too, so
  * nothing is acknowledged without its commit.
  *

@@ -16,9 +16,9 @@
  * is guarded by a mutex; a caller that breaks the thread model is
  * serialized, not corrupted.
  *
- * Every statement is prepared once per connection (on first use: PQprepare,
- * then PQexecPrepared or, in a pipeline, PQsendQueryPrepared; PostgreSQL
- * would otherwise plan each call again) with text parameters. Every transaction runs through pg_txn, shaped as
+ * Every statement is prepared once per connection (on first use, then
+ * PQsendQueryPrepared, alone or in a pipeline; PostgreSQL would
+ * otherwise plan each call again) with text parameters. Every transaction runs through pg_txn, shaped as
  * sqlite.c's sq_txn (BEGIN, body, COMMIT, ROLLBACK on any error) and rerun
  * a bounded number of times after a serialization failure or deadlock
  * (SQLSTATE 40001, 40P01). Isolation is READ COMMITTED: what must not race
@@ -39,6 +39,12 @@
  * docs/transactions.md), as do batches of a producer with a transaction
  * open in their partition; other batches add none.
  *
+ * Connections are non-blocking: every answer is awaited in poll() with
+ * the connection's deadline (pg_await; limits.h SL_META_PG_*), so a
+ * server that stops answering cannot hold a caller for ever; past it
+ * the connection is shut down and counts as broken. Connect adds TCP
+ * keepalives, tcp_user_timeout, statement_timeout and
+ * idle_in_transaction_session_timeout, unless the URL sets them.
  * A connection found broken is reset (PQreset) before its next call,
  * at most once per backoff while the server cannot be reached (calls
  * between attempts fail at once), the outage logged once each way; the
@@ -56,6 +62,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -63,6 +70,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -880,11 +888,19 @@ struct pg_conn {
 	bool txn_fresh;
 	int64_t retry_us;   /* broken: no reconnect before (clock_mono_us) */
 	int64_t backoff_ms; /* broken: the wait after the next failed attempt */
+	/* A round trip's bound (0: none; SL_META_PG_*_TIMEOUT_MS), and the
+	 * one in flight's end (clock_mono_us). */
+	int timeout_ms;
+	int64_t deadline_us;
+	bool timed_out; /* logged once per run of timeouts */
 };
 
 struct meta_pg {
 	struct meta base; /* first: the methods pointer */
 	char *conninfo;
+	/* The user's server options (the URL's options, else PGOPTIONS):
+	 * appended to this file's, so what they set wins. NULL: none. */
+	char *user_options;
 	char where[256];
 	struct pg_conn loop;
 	struct pg_conn read;
@@ -929,6 +945,98 @@ static void one_line(char *dst, size_t cap, const char *msg)
 		dst[j++] = *s;
 	}
 	dst[j] = 0;
+}
+
+/* ---- round trips with a deadline ----
+ * libpq's blocking calls wait for the server without a bound: a backend
+ * that stopped, or a connection whose other end vanished while the
+ * kernel still holds it open, would hold the calling thread (and every
+ * later caller of the connection) for ever. Connections are
+ * non-blocking instead: a call sends, then waits here with poll() until
+ * its answer is in or the connection's deadline passed. Then the socket
+ * is shut down (libpq keeps the descriptor): libpq finds the connection
+ * closed, the call fails as if the server had closed it, and pg_ready
+ * resets it before the next call. What was sent may still run when a
+ * stopped server resumes (it reads what came before the end of the
+ * stream): a commit whose answer never came can land late, as one whose
+ * answer was lost can; the gc fence and the lease epochs keep such a
+ * write from landing where it would do harm. */
+
+static void pg_deadline_start(struct pg_conn *c)
+{
+	c->deadline_us = c->timeout_ms > 0 ? clock_mono_us() + (int64_t)c->timeout_ms * 1000
+					   : INT64_MAX;
+}
+
+static void pg_timeout(struct pg_conn *c)
+{
+	if (!c->timed_out)
+		log_warn("metadata store %s (%s): no answer within %d ms: closing the connection "
+			 "(the next call reconnects)", c->where, c->role, c->timeout_ms);
+	else
+		log_debug("metadata store %s (%s): no answer within %d ms again", c->where, c->role,
+			  c->timeout_ms);
+	c->timed_out = true;
+	shutdown(PQsocket(c->db), SHUT_RDWR);
+}
+
+/* Until c's next result can be read without blocking: it is in, the
+ * connection failed, or the deadline passed (the connection is closed). */
+static void pg_await(struct pg_conn *c)
+{
+	for (;;) {
+		if (PQstatus(c->db) != CONNECTION_OK)
+			return;
+		int flush = PQflush(c->db);
+		if (flush < 0)
+			return;
+		if (flush == 0 && !PQisBusy(c->db)) {
+			c->timed_out = false;
+			return;
+		}
+		int64_t left_us = c->deadline_us - clock_mono_us();
+		if (left_us <= 0) {
+			pg_timeout(c);
+			return;
+		}
+		struct pollfd p = { .fd = PQsocket(c->db), .events = POLLIN | (flush ? POLLOUT : 0) };
+		int64_t ms = (left_us + 999) / 1000;
+		int n = poll(&p, 1, ms > 60 * 60 * 1000 ? 60 * 60 * 1000 : (int)ms);
+		if (n < 0 && errno != EINTR) {
+			pg_timeout(c);
+			return;
+		}
+		if (n > 0 && (p.revents & ~POLLOUT) && !PQconsumeInput(c->db))
+			return;
+	}
+}
+
+/* PQgetResult, which then never blocks past the deadline. */
+static PGresult *pg_get(struct pg_conn *c)
+{
+	pg_await(c);
+	return PQgetResult(c->db);
+}
+
+/* The answer to a call just sent (sent: what the PQsend* call
+ * returned), as PQexec gives it: the first failed result, else the last
+ * one; NULL when nothing was sent (the connection's error says why). */
+static PGresult *pg_answer(struct pg_conn *c, int sent)
+{
+	if (!sent)
+		return NULL;
+	pg_deadline_start(c);
+	PGresult *keep = NULL, *r;
+	while ((r = pg_get(c)) != NULL) {
+		ExecStatusType st = PQresultStatus(keep);
+		if (keep && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+			PQclear(r);
+			continue;
+		}
+		PQclear(keep);
+		keep = r;
+	}
+	return keep;
 }
 
 /* Logs a failed call (r may be NULL: the connection's error). Returns
@@ -1008,7 +1116,7 @@ static int pg_prepare(struct pg_conn *c, enum stmt s)
 		return 0;
 	char name[16];
 	stmt_name(name, sizeof name, s);
-	PGresult *r = PQprepare(c->db, name, stmt_sql[s], 0, NULL);
+	PGresult *r = pg_answer(c, PQsendPrepare(c->db, name, stmt_sql[s], 0, NULL));
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		int rc = pg_fail(c, r, "preparing a statement");
 		log_debug("metadata store: the statement was: %s", stmt_sql[s]);
@@ -1030,14 +1138,15 @@ static int pg_run(struct pg_conn *c, enum stmt s, const struct pg_params *p, PGr
 	int rc = pg_prepare(c, s);
 	if (rc)
 		return rc;
-	PGresult *r = PQexecPrepared(c->db, name, p ? p->n : 0, p ? p->v : NULL, NULL, NULL, 0);
+	PGresult *r = pg_answer(c, PQsendQueryPrepared(c->db, name, p ? p->n : 0,
+						       p ? p->v : NULL, NULL, NULL, 0));
 	return pg_result(c, r, res, what);
 }
 
 /* A statement without parameters nor rows (BEGIN, COMMIT, DDL). */
 static int pg_simple(struct pg_conn *c, const char *sql, const char *what)
 {
-	PGresult *r = PQexec(c->db, sql);
+	PGresult *r = pg_answer(c, PQsendQuery(c->db, sql));
 	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : pg_fail(c, r, what);
 	PQclear(r);
 	return rc;
@@ -1057,6 +1166,22 @@ static void v_text(char *dst, size_t cap, const PGresult *r, int row, int col)
 static int64_t changed_rows(const PGresult *r)
 {
 	return strtoll(PQcmdTuples((PGresult *)r), NULL, 10);
+}
+
+/* A fresh connection (its statements are not prepared there) is made
+ * non-blocking: pg_await waits for it, with a deadline. */
+static void conn_fresh(struct pg_conn *c)
+{
+	memset(c->prepared, 0, sizeof c->prepared);
+	if (PQstatus(c->db) == CONNECTION_OK)
+		PQsetnonblocking(c->db, 1);
+}
+
+/* Reconnects c (blocking, for connect_timeout at most). */
+static void conn_reset(struct pg_conn *c)
+{
+	PQreset(c->db);
+	conn_fresh(c);
 }
 
 /* A reconnect begun at start_us failed: the first one of an outage logs
@@ -1108,8 +1233,7 @@ static int pg_ready(struct pg_conn *c)
 	if (now < c->retry_us)
 		return SL_EMETA;
 	log_debug("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
-	PQreset(c->db);
-	memset(c->prepared, 0, sizeof c->prepared);
+	conn_reset(c);
 	if (PQstatus(c->db) != CONNECTION_OK) {
 		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : PG_RECONNECT_BACKOFF_MIN_MS;
 		if (c->backoff_ms > PG_RECONNECT_BACKOFF_MAX_MS)
@@ -1143,7 +1267,7 @@ static void pg_rollback(struct pg_conn *c)
 {
 	if (PQstatus(c->db) != CONNECTION_OK || PQtransactionStatus(c->db) == PQTRANS_IDLE)
 		return;
-	PGresult *r = PQexec(c->db, "ROLLBACK");
+	PGresult *r = pg_answer(c, PQsendQuery(c->db, "ROLLBACK"));
 	if (PQresultStatus(r) != PGRES_COMMAND_OK)
 		pg_fail(c, r, "ROLLBACK");
 	PQclear(r);
@@ -1260,7 +1384,7 @@ static bool pipe_drain(struct pg_conn *c, bool synced)
 {
 	for (int k = 0; synced && k < 4 * PG_PIPE_STEPS_MAX && PQstatus(c->db) == CONNECTION_OK;
 	     k++) {
-		PGresult *r = PQgetResult(c->db);
+		PGresult *r = pg_get(c);
 		if (!r)
 			continue;
 		bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
@@ -1271,8 +1395,7 @@ static bool pipe_drain(struct pg_conn *c, bool synced)
 	if (PQexitPipelineMode(c->db) != 1 && PQstatus(c->db) == CONNECTION_OK) {
 		log_warn("metadata store %s (%s): a pipeline did not end: reconnecting", c->where,
 			 c->role);
-		PQreset(c->db);
-		memset(c->prepared, 0, sizeof c->prepared);
+		conn_reset(c);
 		return true;
 	}
 	return false;
@@ -1341,10 +1464,11 @@ static int pg_pipe_run(struct pg_conn *c, const struct pg_pipe_step *steps, int 
 		pipe_drain(c, false);
 		return pipe_lost(c, fresh, rc);
 	}
+	pg_deadline_start(c);
 	/* Each step's result, then the NULL that ends it. */
 	bool broken = false;
 	for (int i = 0; i < n && !broken; i++) {
-		PGresult *r = PQgetResult(c->db);
+		PGresult *r = pg_get(c);
 		if (!r) {
 			broken = true;
 			break;
@@ -1357,7 +1481,7 @@ static int pg_pipe_run(struct pg_conn *c, const struct pg_pipe_step *steps, int 
 			if (rc && PQstatus(c->db) != CONNECTION_OK)
 				broken = true;
 		}
-		while (!broken && (r = PQgetResult(c->db)) != NULL) /* nothing more, normally */
+		while (!broken && (r = pg_get(c)) != NULL) /* nothing more, normally */
 			PQclear(r);
 	}
 	if (broken || PQstatus(c->db) != CONNECTION_OK) {
@@ -3410,14 +3534,17 @@ static void pg_close(struct meta *m)
 	conn_close(&s->read);
 	conn_close(&s->loop);
 	free(s->notice_rows);
+	free(s->user_options);
 	free(s->conninfo);
 	free(s);
 }
 
 /* "postgresql://USER@HOST:PORT/DB" from what libpq made of the URL: the
- * store named in messages, never with its password. */
-static int describe(const char *conninfo, char *out, size_t cap)
+ * store named in messages, never with its password; and *options, the
+ * user's server options (conn_connect; NULL: none, or out of memory). */
+static int describe(const char *conninfo, char *out, size_t cap, char **options)
 {
+	*options = NULL;
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 	if (!opts) {
@@ -3439,7 +3566,14 @@ static int describe(const char *conninfo, char *out, size_t cap)
 			port = o->val;
 		else if (!strcmp(o->keyword, "dbname"))
 			db = o->val;
+		else if (!strcmp(o->keyword, "options"))
+			*options = strdup(o->val);
 	}
+	/* libpq reads PGOPTIONS only when no options are given, and
+	 * conn_connect gives some. */
+	const char *env = getenv("PGOPTIONS");
+	if (!*options && env && *env)
+		*options = strdup(env);
 	snprintf(out, cap, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
 		 host ? host : "", port ? ":" : "", port ? port : "", db ? db : "");
 	PQconninfoFree(opts);
@@ -3456,23 +3590,48 @@ static void notice_log(void *arg, const char *message)
 }
 
 /* Connects c (blocking: [start] or a pool thread). 0, SL_ENOMEM, or
- * SL_EMETA with PQerrorMessage(c->db) saying why; not logged. */
+ * SL_EMETA with PQerrorMessage(c->db) saying why; not logged.
+ * Defaults that keep a session from hanging (limits.h,
+ * SL_META_PG_*): the URL comes after them, so what it says wins, and
+ * the user's server options follow this file's in "options" (the
+ * server takes the last of a setting given twice). */
 static int conn_connect(struct pg_conn *c)
 {
-	/* The URL comes last: what it says wins over these defaults. */
-	const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *const vals[] = { "10", "sluice", c->store->conninfo, NULL };
+	const struct meta_pg *s = c->store;
+	int timeout_s = c->timeout_ms / 1000;
+	char connect_s[16], idle_s[16], interval_s[16], count[16], user_timeout[16];
+	char options[1024];
+	/* libpq takes less than 2 s as 2; one round trip's bound caps it. */
+	snprintf(connect_s, sizeof connect_s, "%d", timeout_s < 2 ? 2 : timeout_s > 10 ? 10 : timeout_s);
+	snprintf(idle_s, sizeof idle_s, "%d", SL_META_PG_KEEPALIVE_IDLE_S);
+	snprintf(interval_s, sizeof interval_s, "%d", SL_META_PG_KEEPALIVE_INTERVAL_S);
+	snprintf(count, sizeof count, "%d", SL_META_PG_KEEPALIVE_COUNT);
+	snprintf(user_timeout, sizeof user_timeout, "%d", SL_META_PG_TCP_USER_TIMEOUT_MS);
+	int len = snprintf(options, sizeof options,
+			   "-c statement_timeout=%d -c idle_in_transaction_session_timeout=%d"
+			   " -c tcp_keepalives_idle=%s -c tcp_keepalives_interval=%s"
+			   " -c tcp_keepalives_count=%s%s%s", c->timeout_ms,
+			   SL_META_PG_IDLE_IN_TXN_MS, idle_s, interval_s, count,
+			   s->user_options ? " " : "", s->user_options ? s->user_options : "");
+	if (len < 0 || (size_t)len >= sizeof options) /* theirs alone */
+		snprintf(options, sizeof options, "%s", s->user_options ? s->user_options : "");
+	const char *const keys[] = { "connect_timeout", "keepalives", "keepalives_idle",
+		"keepalives_interval", "keepalives_count", "tcp_user_timeout", "application_name",
+		"dbname", "options", NULL };
+	const char *const vals[] = { connect_s, "1", idle_s, interval_s, count, user_timeout,
+		"sluice", s->conninfo, options, NULL };
 	c->db = PQconnectdbParams(keys, vals, 1);
 	if (!c->db)
 		return SL_ENOMEM;
 	PQsetNoticeProcessor(c->db, notice_log, c);
-	memset(c->prepared, 0, sizeof c->prepared);
+	conn_fresh(c);
 	return PQstatus(c->db) == CONNECTION_OK ? 0 : SL_EMETA;
 }
 
-static int conn_init(struct pg_conn *c, const char *role, struct meta_pg *s)
+static int conn_init(struct pg_conn *c, const char *role, int timeout_ms, struct meta_pg *s)
 {
 	c->role = role;
+	c->timeout_ms = timeout_ms;
 	c->where = s->where;
 	c->store = s;
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
@@ -3481,9 +3640,9 @@ static int conn_init(struct pg_conn *c, const char *role, struct meta_pg *s)
 	return 0;
 }
 
-static int conn_open(struct pg_conn *c, const char *role, struct meta_pg *s)
+static int conn_open(struct pg_conn *c, const char *role, int timeout_ms, struct meta_pg *s)
 {
-	int rc = conn_init(c, role, s);
+	int rc = conn_init(c, role, timeout_ms, s);
 	if (!rc)
 		rc = conn_connect(c);
 	if (rc == SL_ENOMEM) {
@@ -3503,15 +3662,15 @@ static int conn_open(struct pg_conn *c, const char *role, struct meta_pg *s)
  * one (a database that is not a sluice store yet). */
 static int schema_version_read(struct pg_conn *c, int *version)
 {
-	PGresult *r = PQexec(c->db, "SELECT CASE WHEN to_regclass('schema_version') IS NULL"
-				    " THEN 0 ELSE 1 END");
+	PGresult *r = pg_answer(c, PQsendQuery(c->db, "SELECT CASE WHEN"
+					       " to_regclass('schema_version') IS NULL THEN 0 ELSE 1 END"));
 	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "reading the schema version");
 	bool exists = !rc && atoi(PQgetvalue(r, 0, 0)) == 1;
 	PQclear(r);
 	*version = 0;
 	if (rc || !exists)
 		return rc;
-	r = PQexec(c->db, "SELECT coalesce(max(version), 0) FROM schema_version");
+	r = pg_answer(c, PQsendQuery(c->db, "SELECT coalesce(max(version), 0) FROM schema_version"));
 	rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "reading the schema version");
 	if (!rc)
 		*version = atoi(PQgetvalue(r, 0, 0));
@@ -3528,8 +3687,15 @@ static int schema_migrate(struct pg_conn *c, bool create)
 	int rc = pg_simple(c, "BEGIN", "BEGIN");
 	if (rc)
 		return rc;
+	/* A migration over a large catalog takes what it takes: no bound
+	 * on either end (the advisory lock's wait included). */
+	int timeout_ms = c->timeout_ms;
+	c->timeout_ms = 0;
+	rc = pg_simple(c, "SET LOCAL statement_timeout = 0", "migrating the schema");
+	if (rc)
+		goto out_rollback;
 	snprintf(sql, sizeof sql, "SELECT pg_advisory_xact_lock(%" PRId64 ")", PG_MIGRATION_LOCK_KEY);
-	PGresult *r = PQexec(c->db, sql);
+	PGresult *r = pg_answer(c, PQsendQuery(c->db, sql));
 	rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : pg_fail(c, r, "taking the migration lock");
 	PQclear(r);
 	int version = 0;
@@ -3561,6 +3727,7 @@ static int schema_migrate(struct pg_conn *c, bool create)
 	rc = pg_simple(c, "COMMIT", "COMMIT");
 	if (rc)
 		goto out_rollback;
+	c->timeout_ms = timeout_ms;
 	if (version == 0)
 		log_info("metadata store %s: created schema version %d", c->where, PG_SCHEMA_VERSION);
 	else if (version < PG_SCHEMA_VERSION)
@@ -3569,6 +3736,7 @@ static int schema_migrate(struct pg_conn *c, bool create)
 	return 0;
 out_rollback:
 	pg_rollback(c);
+	c->timeout_ms = timeout_ms;
 	return rc == PG_ERETRY ? SL_EMETA : rc;
 }
 
@@ -4075,9 +4243,10 @@ static int pg_listen_start(struct meta *m)
 		PQfinish(c->db);
 	int rc = conn_connect(c);
 	if (!rc) {
-		PGresult *r = PQexec(c->db, "LISTEN " PG_CHANNEL_COMMIT "; LISTEN " PG_CHANNEL_CATALOG
-					    "; LISTEN " PG_CHANNEL_LOG_START
-					    "; LISTEN " PG_CHANNEL_REWRITE);
+		PGresult *r = pg_answer(c, PQsendQuery(c->db, "LISTEN " PG_CHANNEL_COMMIT
+						       "; LISTEN " PG_CHANNEL_CATALOG
+						       "; LISTEN " PG_CHANNEL_LOG_START
+						       "; LISTEN " PG_CHANNEL_REWRITE));
 		rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EMETA;
 		PQclear(r);
 	}
@@ -4303,7 +4472,7 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 	if (!s)
 		return SL_ENOMEM;
 	s->base.m = &postgres_methods;
-	int rc = describe(conninfo, s->where, sizeof s->where);
+	int rc = describe(conninfo, s->where, sizeof s->where, &s->user_options);
 	if (rc) {
 		free(s);
 		return rc;
@@ -4318,28 +4487,29 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 	if (!(s->conninfo = strdup(conninfo)) ||
 	    !(s->notice_rows = calloc(PG_NOTICE_ROWS_MAX, sizeof *s->notice_rows))) {
 		free(s->conninfo);
+		free(s->user_options);
 		free(s);
 		return SL_ENOMEM;
 	}
 	/* The loop connection migrates (or, not creating, checks) the schema
 	 * before the others connect. */
-	rc = conn_open(&s->loop, "loop", s);
+	rc = conn_open(&s->loop, "loop", SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc)
 		rc = schema_migrate(&s->loop, create);
 	if (!rc)
-		rc = conn_open(&s->read, "read", s);
+		rc = conn_open(&s->read, "read", SL_META_PG_DATA_TIMEOUT_MS, s);
 	if (!rc)
-		rc = conn_open(&s->commit, "commit", s);
+		rc = conn_open(&s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS, s);
 	if (!rc)
-		rc = conn_open(&s->offsets, "offsets", s);
+		rc = conn_open(&s->offsets, "offsets", SL_META_PG_DATA_TIMEOUT_MS, s);
 	if (!rc)
-		rc = conn_open(&s->trim, "trim", s);
+		rc = conn_open(&s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc)
-		rc = conn_open(&s->admin, "admin", s);
+		rc = conn_open(&s->admin, "admin", SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc)
-		rc = conn_open(&s->cluster, "cluster", s);
+		rc = conn_open(&s->cluster, "cluster", SL_META_PG_CLUSTER_TIMEOUT_MS, s);
 	if (!rc) /* connected by meta_listen_start */
-		rc = conn_init(&s->listen, "listen", s);
+		rc = conn_init(&s->listen, "listen", SL_META_PG_CLUSTER_TIMEOUT_MS, s);
 	if (rc) {
 		pg_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
@@ -4368,7 +4538,8 @@ static int pg_exec_params(struct pg_conn *c, const char *sql, const struct pg_pa
 {
 	if (res)
 		*res = NULL;
-	PGresult *r = PQexecParams(c->db, sql, p ? p->n : 0, NULL, p ? p->v : NULL, NULL, NULL, 0);
+	PGresult *r = pg_answer(c, PQsendQueryParams(c->db, sql, p ? p->n : 0, NULL,
+						     p ? p->v : NULL, NULL, NULL, 0));
 	return pg_result(c, r, res, what);
 }
 

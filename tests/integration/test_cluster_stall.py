@@ -1,0 +1,210 @@
+"""test_cluster_stall.py — a PostgreSQL that stops answering.
+
+SIGSTOP keeps a connection open while nothing answers on it, as a
+half-open connection or a hung server does: the kernel still
+acknowledges what is sent and answers keepalives, and a stopped backend
+runs no statement_timeout. Only the agent's own deadline on each round
+trip (limits.h, SL_META_PG_*_TIMEOUT_MS) gets it out.
+
+- The backends serving one agent stopped: that agent closes the stuck
+  connections, reconnects and serves (produces acknowledged, listed in
+  Metadata) before they resume; nothing acknowledged is lost.
+- The postmaster and every backend stopped under an idempotent acks=all
+  load over three agents: nothing is acknowledged while it is stopped
+  (the commits in flight fail, retriable, and may land once it resumes:
+  the idempotent retries are deduplicated), the load resumes after,
+  every acknowledged record is present exactly once.
+"""
+import os
+import signal
+import time
+
+import pytest
+
+from cluster import metadata, wait_for, wait_topic_on
+from conftest import Broker, _require_binary
+from test_cluster_outage import PARTITIONS, Load, Pg, check_exactly_once
+import util
+
+# Past the data connections' deadline (10 s), so a commit sent to a
+# stopped backend is given up while the stall lasts.
+STALL_S = 16
+APP = "sluice-stalled"
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    s = Pg(tmp_path_factory.mktemp("pg"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def stopped(pg):
+    """Pids this test stopped: continued whatever happens."""
+    pids = []
+    yield pids
+    for pid in reversed(pids):
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.fixture
+def three(pg, tmp_path):
+    """Agents in zones a, b, c on a fresh database; a's connections carry
+    application_name APP, given in its URL (which wins over the agent's
+    own default, as any setting of the URL)."""
+    _require_binary()
+    url = pg.db_url(pg.new_db())
+    store = "file:%s" % (tmp_path / "objects")
+    agents = []
+    try:
+        for n, z in enumerate("abc"):
+            u = url + ("?application_name=" + APP if z == "a" else "")
+            b = Broker(tmp_path / ("agent-" + z),
+                       ["--meta", u, "--store", store, "--zone", z])
+            agents.append(b)
+            b.start()
+        for agent in agents:
+            wait_for("three agents", lambda: metadata(agent)[0] == [1, 2, 3],
+                     10)
+        yield agents
+    finally:
+        for b in agents:
+            b.teardown()
+
+
+def children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open("/proc/%s/stat" % d).read()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(d))
+    return out
+
+
+def log_of(agent):
+    return open(agent.stderr, errors="replace").read()
+
+
+def stop_idle_backends(pg, stopped):
+    """SIGSTOP every backend of APP while none is inside a transaction
+    (a stopped backend holding row locks would stall every agent's
+    commits to those rows, whatever the agent does: nothing but the
+    backend itself can release them). Returns their pids."""
+    for _ in range(50):
+        rows = pg.psql("SELECT pid FROM pg_stat_activity WHERE "
+                       "application_name = '%s'" % APP).split()
+        pids = [int(p) for p in rows]
+        assert len(pids) >= 7, pids  # every connection but maybe listen
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        # A stopped backend's state stays as it was when it stopped.
+        busy = pg.psql("SELECT count(*) FROM pg_stat_activity WHERE "
+                       "application_name = '%s' AND state <> 'idle'" % APP)
+        if busy == "0":
+            return pids
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        del stopped[:]
+        time.sleep(0.2)
+    raise AssertionError("the agent's backends never all idle at once")
+
+
+def test_stopped_backends_of_one_agent(pg, three, stopped):
+    a, b, c = three
+    topic = util.create_topic(b.bootstrap, util.topic_name("stall"),
+                              PARTITIONS)
+    wait_topic_on(three, topic)
+    pids = stop_idle_backends(pg, stopped)
+    t_stop = time.monotonic()
+    # A produce via a goes to a's commit connection, whose backend does
+    # not answer: a gives it up, reconnects, and the retry commits.
+    load = Load([a], ["a"], topic)
+    try:
+        served = wait_for("a produce via a acknowledged during the stall",
+                          lambda: load.acks_between(t_stop, time.monotonic()),
+                          STALL_S - 1)
+        print("first acknowledgement via the stalled agent %.1f s into the "
+              "stall" % served)
+        # a's heartbeats went on over fresh connections: listed by b.
+        assert metadata(b)[0] == [1, 2, 3]
+        text = log_of(a)
+        assert "(cluster): no answer within 1500 ms" in text, text[-3000:]
+        assert "(commit): no answer within 10000 ms" in text, text[-3000:]
+        time.sleep(max(0, STALL_S - (time.monotonic() - t_stop)))
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+        del stopped[:]
+        t_cont = time.monotonic()
+        # The backends of the connections a gave up find them closed
+        # when they resume, and end: a holds no more than before.
+        wait_for("the given-up backends gone", lambda: int(pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE "
+            "application_name = '%s'" % APP)) <= len(pids), 10)
+        wait_for("acknowledged after the stall",
+                 lambda: load.acks_between(t_cont, time.monotonic()), 10)
+    finally:
+        load.finish()
+    assert not load.errors, load.errors[:5]
+    for agent in three:
+        wait_for("three agents after the stall",
+                 lambda: metadata(agent)[0] == [1, 2, 3], 10)
+    check_exactly_once(c, topic, load.acked, "c")
+
+
+def test_stopped_postmaster_and_backends(pg, three, stopped):
+    a, b, c = three
+    zones = ("a", "b", "c")
+    topic = util.create_topic(a.bootstrap, util.topic_name("stall-all"),
+                              PARTITIONS)
+    wait_topic_on(three, topic)
+    d = open(os.path.join(pg.state, "dir")).read().strip()
+    postmaster = int(open(os.path.join(d, "data", "postmaster.pid"))
+                     .readline())
+    load = Load(three, zones, topic)
+    try:
+        time.sleep(3)
+        assert load.acked, "no acknowledgements before the stall"
+        os.kill(postmaster, signal.SIGSTOP)
+        stopped.append(postmaster)
+        for pid in children(postmaster):
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        t_stop = time.monotonic()
+        time.sleep(STALL_S)
+        for pid in reversed(stopped):
+            os.kill(pid, signal.SIGCONT)
+        del stopped[:]
+        t_cont = time.monotonic()
+        # Acknowledgements of commits that completed before the stop may
+        # still be on their way for a moment.
+        during = load.acks_between(t_stop + 0.2, t_cont)
+        assert not during, "%d records acknowledged while PostgreSQL was " \
+            "stopped (first %.2f s into it)" % (len(during),
+                                                during[0] - t_stop)
+        resumed = wait_for("produces acknowledged again",
+                           lambda: load.acks_between(t_cont,
+                                                     time.monotonic()), 20)
+        print("acknowledged again %.2f s after PostgreSQL resumed" % resumed)
+        time.sleep(2)
+    finally:
+        load.finish()
+    assert not load.errors, load.errors[:5]
+    # The commits in flight were given up while it was stopped.
+    assert any("(commit): no answer within" in log_of(x) for x in three)
+    for agent in three:
+        wait_for("three agents after the stall",
+                 lambda: metadata(agent)[0] == [1, 2, 3], 10)
+    check_exactly_once(c, topic, load.acked, "c")
+    # Every agent serves fresh produces again.
+    for agent, z in zip(three, zones):
+        util.ck_produce(agent.bootstrap, topic, util.make_messages(10),
+                        **{"client.id": "it,sluice_az=" + z})
