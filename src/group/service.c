@@ -19,7 +19,9 @@
  * generation and its members. OffsetCommit is
  * answered once its offsets are durable: commits queue while one store
  * transaction runs on a pool thread, then all of them go in the next
- * transaction (group commit, one fsync). Deletes of offsets (DeleteGroups,
+ * transaction (group commit, one fsync); one such queue per offsets lane
+ * of the store (meta_offsets_lanes, by group id), so a write stuck on
+ * one group's rows does not hold up the groups of the other lanes. Deletes of offsets (DeleteGroups,
  * OffsetDelete, retention) go through the same queue, in order with the
  * commits; the loop thread never writes the store, and knows which groups
  * have offsets from memory. */
@@ -87,6 +89,19 @@ struct stored_group {
 	bool expiring;              /* a retention delete is queued */
 };
 
+/* One queue of store ops per offsets lane (meta_offsets_lanes): a
+ * group's ops go to its lane's, in order; each lane runs one store
+ * transaction at a time, the lanes side by side, so a write stuck on
+ * one group's rows holds up only the groups of its lane. */
+struct store_lane {
+	struct group_svc *s;
+	struct group_offsets_op *queue_head, *queue_tail;
+	struct group_offsets_op *batch; /* in the store now */
+	struct meta_offset_commit *batch_rows;
+	size_t batch_row_count;
+	uv_work_t work;
+};
+
 struct group_svc {
 	uv_loop_t *loop;
 	struct meta *meta;
@@ -113,12 +128,8 @@ struct group_svc {
 	struct meta_group_summary *list;
 	size_t list_count;
 	int list_rc;
-	/* the store op queue */
-	struct group_offsets_op *queue_head, *queue_tail;
-	struct group_offsets_op *batch; /* in the store now */
-	struct meta_offset_commit *batch_rows;
-	size_t batch_row_count;
-	uv_work_t work;
+	/* the store op queues */
+	struct store_lane lanes[META_OFFSETS_LANES_MAX];
 	bool stopped;
 	/* counters for logs and the bench */
 	uint64_t commit_transactions;
@@ -314,27 +325,28 @@ static bool stored_has(const struct group_svc *s, const char *id)
 
 /* ---- the store op queue ---- */
 
-static void store_batch_start(struct group_svc *s);
+static void store_batch_start(struct store_lane *l);
 
 /* A batch of commits, fenced by each op's lease epoch in cluster mode:
  * an op with a refused row gets SL_EBUSY (another agent coordinates its
  * group now), the others are stored. */
-static void commit_work(struct group_svc *s, struct group_offsets_op *op)
+static void commit_work(struct store_lane *l, struct group_offsets_op *op)
 {
+	struct group_svc *s = l->s;
 	int rc;
 	bool *refused = NULL;
 	int64_t *epochs = NULL;
 	if (!s->cfg.self) {
-		rc = meta_offset_commit(s->meta, s->batch_rows, s->batch_row_count);
+		rc = meta_offset_commit(s->meta, l->batch_rows, l->batch_row_count);
 	} else {
-		refused = calloc(s->batch_row_count, sizeof *refused);
-		epochs = calloc(s->batch_row_count, sizeof *epochs);
+		refused = calloc(l->batch_row_count, sizeof *refused);
+		epochs = calloc(l->batch_row_count, sizeof *epochs);
 		size_t k = 0;
 		for (struct group_offsets_op *j = op; epochs && j; j = j->next)
 			for (size_t i = 0; i < j->row_count; i++)
 				epochs[k++] = j->epoch;
-		rc = refused && epochs ? meta_offset_commit_fenced(s->meta, s->batch_rows, epochs,
-								   s->batch_row_count, refused)
+		rc = refused && epochs ? meta_offset_commit_fenced(s->meta, l->batch_rows, epochs,
+								   l->batch_row_count, refused)
 				       : SL_ENOMEM;
 	}
 	for (size_t k = 0; op; op = op->next) {
@@ -405,10 +417,11 @@ static void forget_work(struct group_svc *s, struct group_offsets_op *op)
 
 static void store_work(uv_work_t *w)
 {
-	struct group_svc *s = w->data;
-	struct group_offsets_op *op = s->batch;
+	struct store_lane *l = w->data;
+	struct group_svc *s = l->s;
+	struct group_offsets_op *op = l->batch;
 	if (op->kind == OP_COMMIT)
-		commit_work(s, op);
+		commit_work(l, op);
 	else if (op->kind == OP_LOAD)
 		load_work(s, op);
 	else if (op->kind == OP_STATE)
@@ -452,15 +465,16 @@ static void store_op_finish(struct group_svc *s, struct group_offsets_op *op)
 
 static void store_after(uv_work_t *w, int status)
 {
-	struct group_svc *s = w->data;
-	struct group_offsets_op *op = s->batch;
-	s->batch = NULL;
-	free(s->batch_rows);
-	s->batch_rows = NULL;
+	struct store_lane *l = w->data;
+	struct group_svc *s = l->s;
+	struct group_offsets_op *op = l->batch;
+	l->batch = NULL;
+	free(l->batch_rows);
+	l->batch_rows = NULL;
 	if (op && op->kind == OP_COMMIT) {
 		s->commit_transactions++;
 		if (status || op->rc)
-			log_error("group offsets: commit of %zu rows failed: %s", s->batch_row_count,
+			log_error("group offsets: commit of %zu rows failed: %s", l->batch_row_count,
 				  sl_strerror(status ? SL_EIO : op->rc));
 	}
 	while (op) {
@@ -470,16 +484,16 @@ static void store_after(uv_work_t *w, int status)
 		store_op_finish(s, op);
 		op = next;
 	}
-	store_batch_start(s);
+	store_batch_start(l);
 }
 
-static void store_batch_start(struct group_svc *s)
+static void store_batch_start(struct store_lane *l)
 {
-	if (s->batch || !s->queue_head)
+	if (l->batch || !l->queue_head)
 		return;
 	/* A delete alone; or queued commits up to the row bound (at least one). */
 	size_t rows = 0;
-	struct group_offsets_op *last = s->queue_head, *j = s->queue_head;
+	struct group_offsets_op *last = l->queue_head, *j = l->queue_head;
 	if (j->kind == OP_COMMIT) {
 		while (j && j->kind == OP_COMMIT &&
 		       (rows == 0 || rows + j->row_count <= SL_GROUP_COMMIT_BATCH_ROWS)) {
@@ -488,21 +502,21 @@ static void store_batch_start(struct group_svc *s)
 			j = j->next;
 		}
 	}
-	struct group_offsets_op *first = s->queue_head;
-	s->queue_head = last->next;
-	if (!s->queue_head)
-		s->queue_tail = NULL;
+	struct group_offsets_op *first = l->queue_head;
+	l->queue_head = last->next;
+	if (!l->queue_head)
+		l->queue_tail = NULL;
 	last->next = NULL;
-	s->batch_rows = NULL;
-	s->batch_row_count = rows;
+	l->batch_rows = NULL;
+	l->batch_row_count = rows;
 	if (first->kind == OP_COMMIT) {
 		struct meta_offset_commit *all = malloc(sizeof *all * (rows ? rows : 1));
 		if (!all) {
 			/* Answer them with an error rather than hold them. */
-			s->batch = first;
+			l->batch = first;
 			for (j = first; j; j = j->next)
 				j->rc = SL_ENOMEM;
-			store_after(&s->work, 0);
+			store_after(&l->work, 0);
 			return;
 		}
 		size_t k = 0;
@@ -510,11 +524,11 @@ static void store_batch_start(struct group_svc *s)
 			memcpy(&all[k], j->rows, sizeof *all * j->row_count);
 			k += j->row_count;
 		}
-		s->batch_rows = all;
+		l->batch_rows = all;
 	}
-	s->batch = first;
-	if (uv_queue_work(s->loop, &s->work, store_work, store_after) != 0)
-		store_after(&s->work, UV_EINVAL);
+	l->batch = first;
+	if (uv_queue_work(l->s->loop, &l->work, store_work, store_after) != 0)
+		store_after(&l->work, UV_EINVAL);
 }
 
 /* Queue op (its group_id, kind and fields set); done is called later
@@ -535,12 +549,13 @@ static int store_enqueue(struct group_svc *s, struct group_offsets_op *op)
 	op->rc = 0;
 	op->deleted = 0;
 	op->emptied = false;
-	if (s->queue_tail)
-		s->queue_tail->next = op;
+	struct store_lane *l = &s->lanes[meta_offsets_lane(s->meta, op->group_id)];
+	if (l->queue_tail)
+		l->queue_tail->next = op;
 	else
-		s->queue_head = op;
-	s->queue_tail = op;
-	store_batch_start(s);
+		l->queue_head = op;
+	l->queue_tail = op;
+	store_batch_start(l);
 	return 0;
 }
 
@@ -1239,7 +1254,10 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	if (s->cfg.empty_forget_ms <= 0)
 		s->cfg.empty_forget_ms = SL_GROUP_EMPTY_FORGET_MS;
 	/* Set once: store_after also runs without the pool (failed starts). */
-	s->work.data = s;
+	for (size_t i = 0; i < META_OFFSETS_LANES_MAX; i++) {
+		s->lanes[i].s = s;
+		s->lanes[i].work.data = &s->lanes[i];
+	}
 	struct coord_config cc;
 	coord_config_default(&cc);
 	cc.initial_rebalance_delay_ms = cfg->initial_rebalance_delay_ms;

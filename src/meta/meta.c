@@ -1210,6 +1210,14 @@ bool meta_lease_free_or_self(const struct meta_lease_row *row, const struct meta
 	return lease_self(row, self) || lease_free(row, now_ms);
 }
 
+size_t meta_offsets_lane(const struct meta *m, const char *id)
+{
+	uint32_t h = 2166136261u;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		h = (h ^ *p) * 16777619u;
+	return h % meta_offsets_lanes(m);
+}
+
 bool meta_lease_group_name(const char *group, char *out)
 {
 	int n = snprintf(out, META_LEASE_NAME_BYTES, "%s%s", META_LEASE_GROUP_PREFIX, group);

@@ -31,8 +31,8 @@
  *             the loop makes no store call but meta_listen_fd/_read
  *             (no round trip); its connection serves [start] and tools.
  * A backend keeps one connection per kind (loop, read, commit, offsets,
- * maintenance, admin), so no call waits on a lock another kind holds for
- * long, and the loop never waits for a write. A call from the wrong
+ * maintenance, admin; offsets one per lane, meta_offsets_lanes), so no
+ * call waits on a lock another kind holds for long, and the loop never waits for a write. A call from the wrong
  * thread is serialized by the connection's lock, not corrupted.
  *
  * The agent registry, the catalog poll and the lease syncs (cluster
@@ -555,6 +555,8 @@ struct meta_methods {
 	 * and another agent may assign offsets in its partitions. False for
 	 * an embedded store that one agent claims. */
 	bool shared;
+	/* Offsets connections (meta_offsets_lanes); 0: one. */
+	int offsets_lanes;
 	void (*close)(struct meta *m);
 
 	int (*topic_create)(struct meta *m, const char *name, int32_t partitions,
@@ -1082,6 +1084,22 @@ static inline int meta_acl_alter(struct meta *m, const struct acl_binding *add, 
 			       : SL_EUNSUPPORTED;
 }
 static inline bool meta_shared(const struct meta *m) { return m->m->shared; }
+/* The store's offsets lanes: connections the [pool: offsets] calls of
+ * different groups run on side by side, a group's (or a transactional
+ * id's) always on lane meta_offsets_lane(m, id), each serialized as
+ * before. A caller that keeps one queue per lane (the group service)
+ * then sees a write stuck on one group's rows hold up only the groups
+ * of its lane. A batch of offset rows runs on the lane of its first
+ * row's group: its caller keeps its groups to one lane. PostgreSQL has
+ * four; SQLite one (a single writer). */
+#define META_OFFSETS_LANES_MAX 8
+static inline size_t meta_offsets_lanes(const struct meta *m)
+{
+	int n = m->m->offsets_lanes;
+	return n > META_OFFSETS_LANES_MAX ? META_OFFSETS_LANES_MAX : n > 1 ? (size_t)n : 1;
+}
+/* id's lane, below meta_offsets_lanes (FNV-1a of its bytes). In meta.c. */
+size_t meta_offsets_lane(const struct meta *m, const char *id);
 
 /* ---- leases (struct meta_lease) ---- */
 

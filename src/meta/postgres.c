@@ -3,11 +3,12 @@
  *
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
- * eight libpq connections, one per kind of caller as in sqlite.c: "loop"
+ * eleven libpq connections, one per kind of caller as in sqlite.c: "loop"
  * (the start's catalog read, tools), "read" (the read path's lookups:
  * batches, ListOffsets, committed offsets, SASL logins' credentials,
  * from pool threads), "commit" (meta_commit_objects on the
- * writer's pool thread), "offsets" (group offset writes), "trim"
+ * writer's pool thread), "offsets" (group offset writes; four, one per
+ * lane: meta_offsets_lanes), "trim"
  * (retention, DeleteRecords, dead-object collection), "admin" (topic
  * changes, producer id blocks), "cluster" (the registry, the catalog
  * poll) and "listen" (LISTEN for other agents' commits and catalog
@@ -115,6 +116,15 @@
 #define PG_NOTIFY_PAYLOAD_MAX 7900
 /* The most rows one commit payload holds (each takes 16 bytes at least). */
 #define PG_NOTICE_ROWS_MAX (PG_NOTIFY_PAYLOAD_MAX / 16)
+/* Offsets connections (meta_offsets_lanes): a group's calls run on the
+ * lane of its id, so a write stuck on one group's rows (a lock another
+ * agent's stopped backend holds) holds up a quarter of the groups, not
+ * all. Transactional ids' calls run on the lane of the id. */
+#define PG_OFFSETS_LANES 4
+static const char *const offsets_roles[PG_OFFSETS_LANES] = {
+	"offsets/0", "offsets/1", "offsets/2", "offsets/3",
+};
+
 /* Reconnecting a broken connection: the first attempt at once, then
  * after this, doubling up to the cap (a PostgreSQL restart is back
  * within the cap; an outage costs one attempt per connection per cap). */
@@ -905,7 +915,7 @@ struct meta_pg {
 	struct pg_conn loop;
 	struct pg_conn read;
 	struct pg_conn commit;
-	struct pg_conn offsets;
+	struct pg_conn offsets[PG_OFFSETS_LANES]; /* meta_offsets_lane's */
 	struct pg_conn trim;
 	struct pg_conn admin;
 	struct pg_conn cluster; /* the registry and the catalog poll */
@@ -922,6 +932,13 @@ struct meta_pg {
 static struct meta_pg *pg_of(struct meta *m)
 {
 	return (struct meta_pg *)m;
+}
+
+/* The offsets connection of a group or transactional id's calls (NULL:
+ * the first). */
+static struct pg_conn *offsets_of(struct meta *m, const char *key)
+{
+	return &pg_of(m)->offsets[key ? meta_offsets_lane(m, key) : 0];
 }
 
 /* libpq's messages end in newlines and may span lines (one per address
@@ -3228,7 +3245,7 @@ static int pg_offset_commit(struct meta *m, const struct meta_offset_commit *row
 	if (n == 0)
 		return 0;
 	struct offset_commit_txn x = { rows, n };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, offset_commit_body, &x);
+	return pg_txn(offsets_of(m, rows[0].group_id), TXN_WRITE, offset_commit_body, &x);
 }
 
 static int pg_offset_fetch(struct meta *m, const char *group_id,
@@ -3382,7 +3399,7 @@ static int pg_group_delete_offsets(struct meta *m, const char *group_id, const i
 				   const int32_t *partitions, size_t n, int64_t *deleted)
 {
 	struct delete_offsets_txn x = { group_id, tids, partitions, n, 0 };
-	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_delete_offsets_body, &x);
+	int rc = pg_txn(offsets_of(m, group_id), TXN_WRITE, group_delete_offsets_body, &x);
 	if (!rc && deleted)
 		*deleted = x.count;
 	return rc;
@@ -3529,7 +3546,8 @@ static void pg_close(struct meta *m)
 	conn_close(&s->cluster);
 	conn_close(&s->admin);
 	conn_close(&s->trim);
-	conn_close(&s->offsets);
+	for (int i = 0; i < PG_OFFSETS_LANES; i++)
+		conn_close(&s->offsets[i]);
 	conn_close(&s->commit);
 	conn_close(&s->read);
 	conn_close(&s->loop);
@@ -4409,6 +4427,7 @@ static int pg_acl_alter(struct meta *m, const struct acl_binding *add, size_t ad
 static const struct meta_methods postgres_methods = {
 	.name = "postgres",
 	.shared = true,
+	.offsets_lanes = PG_OFFSETS_LANES,
 	.close = pg_close,
 	.topic_create = pg_topic_create,
 	.topic_delete = pg_topic_delete,
@@ -4500,8 +4519,8 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 		rc = conn_open(&s->read, "read", SL_META_PG_DATA_TIMEOUT_MS, s);
 	if (!rc)
 		rc = conn_open(&s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS, s);
-	if (!rc)
-		rc = conn_open(&s->offsets, "offsets", SL_META_PG_DATA_TIMEOUT_MS, s);
+	for (int i = 0; !rc && i < PG_OFFSETS_LANES; i++)
+		rc = conn_open(&s->offsets[i], offsets_roles[i], SL_META_PG_DATA_TIMEOUT_MS, s);
 	if (!rc)
 		rc = conn_open(&s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc)
@@ -4882,7 +4901,7 @@ static int pg_offset_commit_fenced(struct meta *m, const struct meta_offset_comm
 	if (n == 0)
 		return 0;
 	struct fenced_commit_txn x = { rows, epochs, n, refused };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, offset_commit_fenced_body, &x);
+	return pg_txn(offsets_of(m, rows[0].group_id), TXN_WRITE, offset_commit_fenced_body, &x);
 }
 
 struct fenced_delete_txn {
@@ -4907,7 +4926,7 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  int64_t *deleted)
 {
 	struct fenced_delete_txn x = { { group_id, tids, partitions, n, 0 }, self, epoch };
-	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_delete_fenced_body, &x);
+	int rc = pg_txn(offsets_of(m, group_id), TXN_WRITE, group_delete_fenced_body, &x);
 	if (!rc && deleted)
 		*deleted = x.del.count;
 	return rc;
@@ -4937,7 +4956,7 @@ static int pg_group_forget(struct meta *m, const char *group_id, const struct me
 			   int64_t epoch)
 {
 	struct forget_txn x = { group_id, self, epoch };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_forget_body, &x);
+	return pg_txn(offsets_of(m, group_id), TXN_WRITE, group_forget_body, &x);
 }
 
 /* ---- consumer groups' membership (group_state) ---- */
@@ -4979,7 +4998,7 @@ static int pg_group_state_store(struct meta *m, const struct meta_group_state *g
 		x.hex[2 * i + 1] = digits[g->members[i] & 15];
 	}
 	x.hex[2 * g->members_len] = 0;
-	int rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, group_state_store_body, &x);
+	int rc = pg_txn(offsets_of(m, g->group_id), TXN_WRITE, group_state_store_body, &x);
 	free(x.hex);
 	return rc;
 }
@@ -4996,7 +5015,7 @@ static int pg_group_state_load(struct meta *m, const char *group_id,
 	if (group_id)
 		p_str(&p, group_id);
 	PGresult *r;
-	int rc = pg_call(&pg_of(m)->offsets, group_id ? ST_GROUP_STATE_GET : ST_GROUP_STATE_LIST,
+	int rc = pg_call(offsets_of(m, group_id), group_id ? ST_GROUP_STATE_GET : ST_GROUP_STATE_LIST,
 			 &p, &r, "reading groups' membership");
 	if (rc)
 		return rc;
@@ -5123,7 +5142,7 @@ static int pg_txn_persist(struct meta *m, const char *id, const struct txn_recor
 	if (rc || !r)
 		return rc ? rc : SL_EINVAL;
 	struct txn_write x = { id, r, coord_epoch, *version };
-	rc = pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+	rc = pg_txn(offsets_of(m, id), TXN_WRITE, txn_write_body, &x);
 	if (!rc)
 		*version = x.version + 1;
 	return rc;
@@ -5137,7 +5156,7 @@ static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, in
 	if (rc)
 		return rc;
 	struct txn_write x = { id, NULL, coord_epoch, version };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_write_body, &x);
+	return pg_txn(offsets_of(m, id), TXN_WRITE, txn_write_body, &x);
 }
 
 struct txn_load_txn {
@@ -5210,7 +5229,7 @@ static int pg_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, v
 	if (id && meta_txn_record_check(id, NULL))
 		return SL_EINVAL;
 	struct txn_load_txn x = { id, want, arg, NULL, 0, 0 };
-	int rc = pg_txn(&pg_of(m)->offsets, TXN_READ, txn_load_body, &x);
+	int rc = pg_txn(offsets_of(m, id), TXN_READ, txn_load_body, &x);
 	if (rc) {
 		meta_txn_rows_free(x.rows, x.n);
 		return rc;
@@ -5268,7 +5287,8 @@ static int pg_txn_offset_commit(struct meta *m, const char *id, int64_t producer
 	if (rc)
 		return rc;
 	struct txn_offsets_txn x = { id, producer_id, producer_epoch, rows, n };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_offset_commit_body, &x);
+	return pg_txn(offsets_of(m, n ? rows[0].group_id : id), TXN_WRITE, txn_offset_commit_body,
+		      &x);
 }
 
 struct txn_settle_txn {
@@ -5299,7 +5319,7 @@ static int pg_txn_settle(struct meta *m, const char *id, int64_t txn_seq, bool c
 	if (rc)
 		return rc;
 	struct txn_settle_txn x = { id, txn_seq, commit };
-	return pg_txn(&pg_of(m)->offsets, TXN_WRITE, txn_settle_body, &x);
+	return pg_txn(offsets_of(m, id), TXN_WRITE, txn_settle_body, &x);
 }
 
 /* ---- aborted transactions (the read path) ---- */

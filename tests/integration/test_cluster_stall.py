@@ -14,16 +14,24 @@ trip (limits.h, SL_META_PG_*_TIMEOUT_MS) gets it out.
   (the commits in flight fail, retriable, and may land once it resumes:
   the idempotent retries are deduplicated), the load resumes after,
   every acknowledged record is present exactly once.
+- One group's offsets write stuck on its rows: another group's
+  OffsetCommit on the same agent (another offsets lane) is answered at
+  once.
 """
 import os
 import signal
+import subprocess
+import threading
 import time
+import uuid
 
 import pytest
 
 from cluster import metadata, wait_for, wait_topic_on
 from conftest import Broker, _require_binary
 from test_cluster_outage import PARTITIONS, Load, Pg, check_exactly_once
+from test_groups import commit_v6
+import kproto
 import util
 
 # Past the data connections' deadline (10 s), so a commit sent to a
@@ -208,3 +216,77 @@ def test_stopped_postmaster_and_backends(pg, three, stopped):
     for agent, z in zip(three, zones):
         util.ck_produce(agent.bootstrap, topic, util.make_messages(10),
                         **{"client.id": "it,sluice_az=" + z})
+
+
+def offsets_lane(group, lanes=4):
+    """meta_offsets_lane: FNV-1a of the id, modulo the store's lanes."""
+    h = 2166136261
+    for ch in group.encode():
+        h = ((h ^ ch) * 16777619) & 0xffffffff
+    return h % lanes
+
+
+def commit_until_served(bootstrap, group, topic, offset):
+    """OffsetCommit v6 (generation -1) until the coordinator has the
+    group's lease: (error code, seconds the answered request took)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with kproto.connect(bootstrap, timeout=40) as s:
+            t0 = time.monotonic()
+            err = commit_v6(s, group, topic, 0, offset, -1, "")
+            took = time.monotonic() - t0
+        if err != 14 or time.monotonic() > deadline:  # LOAD_IN_PROGRESS
+            return err, took
+        time.sleep(0.1)
+
+
+def test_stuck_offsets_write_holds_up_only_its_lane(pg, tmp_path):
+    """An offsets write stuck on one group's rows (here a session that
+    holds them locked, as another agent's stopped backend would) holds
+    up only the groups of its offsets lane: another group's OffsetCommit
+    on the same agent is answered at once, not after the stuck one."""
+    _require_binary()
+    db = pg.new_db()
+    b = Broker(tmp_path / "agent", ["--meta", pg.db_url(db), "--store",
+                                    "file:%s" % (tmp_path / "objects")])
+    b.start()
+    holder = None
+    try:
+        topic = util.create_topic(b.bootstrap, util.topic_name("lanes"), 1)
+        stuck = "stuck-%s" % uuid.uuid4().hex[:8]
+        other = next(g for g in ("free-%d" % i for i in range(100))
+                     if offsets_lane(g) != offsets_lane(stuck))
+        for g in (stuck, other):
+            assert commit_until_served(b.bootstrap, g, topic, 1)[0] == 0
+        holder = subprocess.Popen(
+            ["psql", "-X", "-A", "-t", "-q", pg.db_url(db)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        holder.stdin.write("BEGIN;\nSELECT 'locked' FROM group_offsets WHERE "
+                           "group_id = '%s' FOR UPDATE;\n" % stuck)
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "locked"
+        hold_s = 4
+        got = {}
+        t = threading.Thread(target=lambda: got.update(
+            stuck=commit_until_served(b.bootstrap, stuck, topic, 2)))
+        t.start()
+        time.sleep(0.5)  # the stuck group's write is in the store now
+        err, took = commit_until_served(b.bootstrap, other, topic, 2)
+        print("the other lane's commit took %.3f s" % took)
+        assert err == 0 and took < 1.5, (err, took)
+        time.sleep(max(0, hold_s - 0.5 - took))
+        holder.stdin.write("COMMIT;\n")
+        holder.stdin.close()
+        holder.wait(30)
+        holder = None
+        t.join(30)
+        err, took = got["stuck"]
+        print("the stuck group's commit took %.3f s" % took)
+        # It was held up (the lock is real) and then stored.
+        assert err == 0 and took >= hold_s - 1, (err, took)
+        assert pg.psql("SELECT committed_offset FROM group_offsets WHERE "
+                       "group_id = '%s'" % stuck, db) == "2"
+    finally:
+        if holder:
+            holder.kill()
+        b.teardown()
