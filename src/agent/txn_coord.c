@@ -314,7 +314,7 @@ struct scan_job {
 static void scan_run(struct agent_job *job)
 {
 	struct scan_job *j = (struct scan_job *)job;
-	j->rc = meta_txn_load(job->a->meta, NULL, NULL, &j->rows, &j->n);
+	j->rc = meta_txn_open_list(job->a->meta, &j->rows, &j->n);
 }
 
 static void scan_done(struct agent_job *job)

@@ -402,6 +402,11 @@ bool meta_lease_txn_name(const char *transactional_id, char *out)
 	return n > 0 && n < META_LEASE_NAME_BYTES;
 }
 
+/* meta_txn_open_list's statements (sqlite.c, postgres.c) name the open
+ * states by their stored numbers. */
+_Static_assert(TXN_ONGOING == 1 && TXN_PREPARE_COMMIT == 2 && TXN_PREPARE_ABORT == 3,
+	       "the open transaction states as stored");
+
 int meta_txn_row_push(struct meta_txn_row **rows, size_t *n, size_t *cap, const char *id,
 		      const struct txn_record *r, int64_t version, int64_t coord_epoch)
 {

@@ -665,6 +665,7 @@ struct meta_methods {
 			  int64_t version);
 	int (*txn_load)(struct meta *m, const char *transactional_id, meta_txn_want_fn *want,
 			void *arg, struct meta_txn_row **out, size_t *n);
+	int (*txn_open_list)(struct meta *m, struct meta_txn_row **out, size_t *n);
 	int (*txn_offset_commit)(struct meta *m, const char *transactional_id,
 				 int64_t producer_id, int16_t producer_epoch,
 				 const struct meta_offset_commit *rows, size_t n);
@@ -1231,9 +1232,7 @@ static inline int meta_txn_delete(struct meta *m, const char *transactional_id,
  * one snapshot, by id: what txn_load feeds the coordinator. A record in
  * Prepare* lists only the partitions whose markers are still owed. Free
  * with meta_txn_rows_free. SL_ELIMIT past SL_TXN_IDS_MAX ids. [start],
- * [pool: offsets] (a takeover: an id adopted; in a cluster also each
- * agent's scan for open transactions placed on it, at every change of
- * the live agents and every 10 s, agent/txn_coord.c). want runs on the
+ * [pool: offsets] (a takeover: an id adopted). want runs on the
  * calling thread. */
 static inline int meta_txn_load(struct meta *m, meta_txn_want_fn *want, void *arg,
 				struct meta_txn_row **out, size_t *n)
@@ -1255,6 +1254,19 @@ static inline int meta_txn_load_one(struct meta *m, const char *transactional_id
 	*n = 0;
 	return m->m->txn_load ? m->m->txn_load(m, transactional_id, want, arg, out, n)
 			      : SL_EUNSUPPORTED;
+}
+/* The ids with a transaction open (Ongoing, PrepareCommit,
+ * PrepareAbort), by id, with only their record's state (no partitions,
+ * groups nor the rest of the record): what a cluster agent's scan for
+ * open transactions placed on it needs (at every change of the live
+ * agents and every 10 s, agent/txn_coord.c), without reading every
+ * stored id each time. Free with meta_txn_rows_free. SL_ELIMIT past
+ * SL_TXN_IDS_MAX. [pool: offsets]. */
+static inline int meta_txn_open_list(struct meta *m, struct meta_txn_row **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	return m->m->txn_open_list ? m->m->txn_open_list(m, out, n) : SL_EUNSUPPORTED;
 }
 void meta_txn_rows_free(struct meta_txn_row *rows, size_t n);
 /* TxnOffsetCommit: store the rows (one group) as pending offsets of the

@@ -456,6 +456,7 @@ enum stmt {
 	ST_TXN_DELETE,
 	ST_TXN_LIST,
 	ST_TXN_LIST_ONE,
+	ST_TXN_OPEN_LIST,
 	ST_TXN_PART_LIST_ONE,
 	ST_TXN_GROUP_LIST_ONE,
 	ST_TXN_PART_GET,
@@ -769,6 +770,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions ORDER BY transactional_id COLLATE \"C\"",
 	/* The three lists for one id (meta_txn_load_one). */
+	/* States 1-3: TXN_ONGOING, TXN_PREPARE_COMMIT, TXN_PREPARE_ABORT. */
+	[ST_TXN_OPEN_LIST] = "SELECT transactional_id, state FROM transactions"
+		" WHERE state IN (1, 2, 3) ORDER BY transactional_id COLLATE \"C\"",
 	[ST_TXN_LIST_ONE] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions WHERE transactional_id = $1",
@@ -4149,6 +4153,7 @@ static int pg_txn_persist(struct meta *m, const char *id, const struct txn_recor
 static int pg_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
 static int pg_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n);
+static int pg_txn_open_list(struct meta *m, struct meta_txn_row **out, size_t *n);
 static int pg_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
 				int16_t producer_epoch, const struct meta_offset_commit *rows,
 				size_t n);
@@ -4477,6 +4482,7 @@ static const struct meta_methods postgres_methods = {
 	.txn_persist = pg_txn_persist,
 	.txn_delete = pg_txn_delete,
 	.txn_load = pg_txn_load,
+	.txn_open_list = pg_txn_open_list,
 	.txn_offset_commit = pg_txn_offset_commit,
 	.txn_settle = pg_txn_settle,
 	.aborted_txns = pg_aborted_txns,
@@ -5236,6 +5242,29 @@ static int pg_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, v
 	}
 	*out = x.rows;
 	*n = x.n;
+	return 0;
+}
+
+static int pg_txn_open_list(struct meta *m, struct meta_txn_row **out, size_t *n)
+{
+	PGresult *r;
+	int rc = pg_call(offsets_of(m, NULL), ST_TXN_OPEN_LIST, NULL, &r,
+			 "listing open transactions");
+	if (rc)
+		return rc;
+	struct meta_txn_row *rows = NULL;
+	size_t count = 0, cap = 0;
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		struct txn_record rec = { .state = (enum txn_state)v_i64(r, i, 1) };
+		rc = meta_txn_row_push(&rows, &count, &cap, PQgetvalue(r, i, 0), &rec, 0, 0);
+	}
+	PQclear(r);
+	if (rc) {
+		meta_txn_rows_free(rows, count);
+		return rc;
+	}
+	*out = rows;
+	*n = count;
 	return 0;
 }
 

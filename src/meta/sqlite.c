@@ -406,6 +406,7 @@ enum stmt {
 	ST_TXN_DELETE,
 	ST_TXN_LIST,
 	ST_TXN_LIST_ONE,
+	ST_TXN_OPEN_LIST,
 	ST_TXN_PART_LIST_ONE,
 	ST_TXN_GROUP_LIST_ONE,
 	ST_TXN_PART_GET,
@@ -674,6 +675,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions ORDER BY transactional_id",
 	/* The three lists for one id (meta_txn_load_one). */
+	/* States 1-3: TXN_ONGOING, TXN_PREPARE_COMMIT, TXN_PREPARE_ABORT. */
+	[ST_TXN_OPEN_LIST] = "SELECT transactional_id, state FROM transactions"
+		" WHERE state IN (1, 2, 3) ORDER BY transactional_id",
 	[ST_TXN_LIST_ONE] = "SELECT transactional_id, producer_id, last_producer_id, producer_epoch,"
 		" last_producer_epoch, timeout_ms, state, txn_seq, start_ms, update_ms, coord_epoch,"
 		" version FROM transactions WHERE transactional_id = ?1",
@@ -3389,6 +3393,7 @@ static int sq_txn_persist(struct meta *m, const char *id, const struct txn_recor
 static int sq_txn_delete(struct meta *m, const char *id, int64_t coord_epoch, int64_t version);
 static int sq_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, void *arg,
 		       struct meta_txn_row **out, size_t *n);
+static int sq_txn_open_list(struct meta *m, struct meta_txn_row **out, size_t *n);
 static int sq_txn_offset_commit(struct meta *m, const char *id, int64_t producer_id,
 				int16_t producer_epoch, const struct meta_offset_commit *rows,
 				size_t n);
@@ -3560,6 +3565,7 @@ static const struct meta_methods sqlite_methods = {
 	.txn_persist = sq_txn_persist,
 	.txn_delete = sq_txn_delete,
 	.txn_load = sq_txn_load,
+	.txn_open_list = sq_txn_open_list,
 	.txn_offset_commit = sq_txn_offset_commit,
 	.txn_settle = sq_txn_settle,
 	.aborted_txns = sq_aborted_txns,
@@ -4133,6 +4139,38 @@ static int sq_txn_load(struct meta *m, const char *id, meta_txn_want_fn *want, v
 		return SL_EINVAL;
 	struct txn_load_txn x = { id, want, arg, NULL, 0, 0 };
 	int rc = sq_txn(&sq_of(m)->offsets, TXN_READ, txn_load_body, &x);
+	if (rc) {
+		meta_txn_rows_free(x.rows, x.n);
+		return rc;
+	}
+	*out = x.rows;
+	*n = x.n;
+	return 0;
+}
+
+static int txn_open_list_body(struct sq_conn *c, void *arg)
+{
+	struct txn_load_txn *x = arg;
+	meta_txn_rows_free(x->rows, x->n);
+	x->rows = NULL;
+	x->n = x->cap = 0;
+	int rc = 0, step;
+	sqlite3_stmt *st = sq_stmt(c, ST_TXN_OPEN_LIST);
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		struct txn_record r = { .state = (enum txn_state)sqlite3_column_int(st, 1) };
+		rc = meta_txn_row_push(&x->rows, &x->n, &x->cap,
+				       (const char *)sqlite3_column_text(st, 0), &r, 0, 0);
+	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "listing open transactions");
+	sqlite3_reset(st);
+	return rc;
+}
+
+static int sq_txn_open_list(struct meta *m, struct meta_txn_row **out, size_t *n)
+{
+	struct txn_load_txn x = { 0 };
+	int rc = sq_txn(&sq_of(m)->offsets, TXN_READ, txn_open_list_body, &x);
 	if (rc) {
 		meta_txn_rows_free(x.rows, x.n);
 		return rc;

@@ -248,10 +248,21 @@ static void test_records(void **state)
 	assert_int_equal(n, 1);
 	assert_string_equal(rows[0].transactional_id, "alpha");
 	meta_txn_rows_free(rows, n);
+	/* The open ones only (beta is Empty), with their states alone. */
+	assert_int_equal(meta_txn_open_list(other, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(rows[0].transactional_id, "alpha");
+	assert_int_equal(rows[0].r.state, TXN_ONGOING);
+	assert_int_equal(rows[0].r.partition_count, 0);
+	meta_txn_rows_free(rows, n);
 
 	/* A new record replaces partitions and groups. */
 	persist1(other, "alpha", 100, 3, TXN_PREPARE_COMMIT, 7, 5, 2, &va);
 	assert_int_equal(va, 2);
+	assert_int_equal(meta_txn_open_list(m, &rows, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rows[0].r.state, TXN_PREPARE_COMMIT);
+	meta_txn_rows_free(rows, n);
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_partitions WHERE transactional_id = $1",
 				    "alpha"), 1);
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_groups WHERE transactional_id = $1",
@@ -284,6 +295,8 @@ static void test_records(void **state)
 	assert_int_equal(meta_txn_load(m, NULL, NULL, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	assert_null(rows);
+	assert_int_equal(meta_txn_open_list(m, &rows, &n), 0);
+	assert_int_equal(n, 0);
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_partitions WHERE transactional_id = $1",
 				    "alpha"), 0);
 	meta_close(m);
