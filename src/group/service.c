@@ -128,6 +128,11 @@ struct group_svc {
 	struct meta_group_summary *list;
 	size_t list_count;
 	int list_rc;
+	/* ... and deletes the membership of groups nobody coordinated for
+	 * abandoned_ms (meta_group_states_expire) */
+	int64_t abandoned_ms;
+	int64_t expired_states;
+	int expire_rc;
 	/* the store op queues */
 	struct store_lane lanes[META_OFFSETS_LANES_MAX];
 	bool stopped;
@@ -730,17 +735,27 @@ static void park_wake(struct group_svc *s, const char *id, int64_t now);
 
 /* In a cluster other agents commit groups this one never saw: the
  * sweep's holder lists every stored group first (a GROUP BY scan, on the
- * pool), taking their newest commit times into what it knows. */
+ * pool), taking their newest commit times into what it knows; and it
+ * deletes the stored membership of groups nobody coordinated for
+ * abandoned_ms, which no forget_sweep would (their coordinator moved or
+ * died before the group had been Empty long enough). */
 static void list_work(uv_work_t *w)
 {
 	struct group_svc *s = w->data;
 	s->list_rc = meta_group_list(s->meta, &s->list, &s->list_count);
+	s->expire_rc = meta_group_states_expire(s->meta, s->abandoned_ms, &s->expired_states);
 }
 
 static void list_done(uv_work_t *w, int status)
 {
 	struct group_svc *s = w->data;
 	s->listing = false;
+	if (!status && !s->expire_rc && s->expired_states > 0)
+		log_info("groups: the stored membership of %" PRId64 " group(s) nobody coordinated "
+			 "for %" PRId64 " ms deleted", s->expired_states, s->abandoned_ms);
+	else if (!status && s->expire_rc && s->expire_rc != SL_EUNSUPPORTED)
+		log_warn("groups: deleting abandoned groups' membership failed: %s",
+			 sl_strerror(s->expire_rc));
 	if (!status && !s->list_rc && !s->stopped) {
 		for (size_t i = 0; i < s->list_count; i++) {
 			struct stored_group *g = stored_ref(s, s->list[i].group_id);
@@ -1261,6 +1276,11 @@ int group_svc_start(uv_loop_t *loop, struct meta *meta, const struct group_svc_c
 	struct coord_config cc;
 	coord_config_default(&cc);
 	cc.initial_rebalance_delay_ms = cfg->initial_rebalance_delay_ms;
+	/* Past the longest session timeout a member may have, a group
+	 * whose lease nobody took (no request reached any agent) has no
+	 * member left by Kafka's rules. */
+	s->abandoned_ms = s->cfg.empty_forget_ms > cc.session_timeout_max_ms
+				  ? s->cfg.empty_forget_ms : cc.session_timeout_max_ms;
 	cc.id_seed = (uint64_t)clock_wall_ms() * 6364136223846793005ULL ^ (uint64_t)clock_mono_us() ^
 		     ((uint64_t)(uintptr_t)s << 16);
 	int rc = coord_new(&cc, &s->coord);

@@ -657,6 +657,7 @@ struct meta_methods {
 					   size_t n, int64_t *deleted);
 	int (*group_forget)(struct meta *m, const char *group_id, const struct meta_agent *self,
 			    int64_t epoch);
+	int (*group_states_expire)(struct meta *m, int64_t idle_ms, int64_t *deleted);
 
 	/* Transactions (may be NULL: SL_EUNSUPPORTED). */
 	int (*txn_persist)(struct meta *m, const char *transactional_id,
@@ -1171,6 +1172,24 @@ static inline int meta_group_forget(struct meta *m, const char *group,
 	return m->m->group_forget ? m->m->group_forget(m, group, self, epoch) : SL_EUNSUPPORTED;
 }
 
+/* The stored membership of every group nobody has coordinated for
+ * idle_ms, which no coordinator's forget will delete (its coordinator
+ * moved or died before the group had been Empty long enough, and nobody
+ * asked for it since): rows not updated for idle_ms, whose group's
+ * lease has been free for idle_ms (expired that long ago, or never
+ * taken), of groups without committed or pending transactional offsets
+ * (as meta_group_forget). With idle_ms past the longest session timeout
+ * a group allows, any member left would have expired by Kafka's rules:
+ * the group is Empty without offsets, which Kafka deletes. *deleted
+ * gets the count. A take of a lease racing the delete loads the group
+ * as new. The store's clock (PostgreSQL: the server's, as the leases).
+ * [pool: offsets] (the offsets retention sweep's holder, in a cluster). */
+static inline int meta_group_states_expire(struct meta *m, int64_t idle_ms, int64_t *deleted)
+{
+	*deleted = 0;
+	return m->m->group_states_expire ? m->m->group_states_expire(m, idle_ms, deleted)
+					 : SL_EUNSUPPORTED;
+}
 /* Store a group's membership, replacing what was stored. With epoch
  * above 0 only if the group's lease is at that epoch (a coordinator's
  * write; SL_EBUSY, nothing stored, otherwise), unfenced with 0 (a store

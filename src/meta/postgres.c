@@ -424,6 +424,7 @@ enum stmt {
 	ST_GROUP_STATE_LIST,
 	ST_GROUP_STATE_DELETE,
 	ST_GROUP_FORGET,
+	ST_GROUP_STATES_EXPIRE,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_CLOCK_MS,
@@ -693,6 +694,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_FORGET] = "DELETE FROM group_state WHERE group_id = $1"
 		" AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = $1)"
 		" AND NOT EXISTS (SELECT 1 FROM txn_offsets WHERE group_id = $1)",
+	[ST_GROUP_STATES_EXPIRE] = "DELETE FROM group_state AS g"
+		" USING (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint - $1 AS t) AS x"
+		" WHERE g.updated_ms < x.t"
+		" AND NOT EXISTS (SELECT 1 FROM group_offsets AS o WHERE o.group_id = g.group_id)"
+		" AND NOT EXISTS (SELECT 1 FROM txn_offsets AS p WHERE p.group_id = g.group_id)"
+		" AND NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.name = '" META_LEASE_GROUP_PREFIX
+		"' || g.group_id AND l.expires_ms >= x.t)",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = $1 AND tid = $2 AND partition = $3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = $1",
@@ -4145,6 +4153,7 @@ static int pg_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  int64_t *deleted);
 static int pg_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
 			   int64_t epoch);
+static int pg_group_states_expire(struct meta *m, int64_t idle_ms, int64_t *deleted);
 static int pg_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
 static int pg_group_state_load(struct meta *m, const char *group_id,
 			       struct meta_group_state **out, size_t *n);
@@ -4472,6 +4481,7 @@ static const struct meta_methods postgres_methods = {
 	.offset_commit_fenced = pg_offset_commit_fenced,
 	.group_delete_offsets_fenced = pg_group_delete_offsets_fenced,
 	.group_forget = pg_group_forget,
+	.group_states_expire = pg_group_states_expire,
 	.group_state_store = pg_group_state_store,
 	.group_state_load = pg_group_state_load,
 	.listen_start = pg_listen_start,
@@ -4963,6 +4973,20 @@ static int pg_group_forget(struct meta *m, const char *group_id, const struct me
 {
 	struct forget_txn x = { group_id, self, epoch };
 	return pg_txn(offsets_of(m, group_id), TXN_WRITE, group_forget_body, &x);
+}
+
+static int pg_group_states_expire(struct meta *m, int64_t idle_ms, int64_t *deleted)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, idle_ms);
+	PGresult *r;
+	int rc = pg_call(offsets_of(m, NULL), ST_GROUP_STATES_EXPIRE, &p, &r,
+			 "deleting abandoned groups' membership");
+	if (rc)
+		return rc;
+	*deleted = changed_rows(r);
+	PQclear(r);
+	return 0;
 }
 
 /* ---- consumer groups' membership (group_state) ---- */

@@ -379,6 +379,7 @@ enum stmt {
 	ST_GROUP_STATE_LIST,
 	ST_GROUP_STATE_DELETE,
 	ST_GROUP_FORGET,
+	ST_GROUP_STATES_EXPIRE,
 	ST_OFFSET_DELETE_ONE,
 	ST_OFFSET_DELETE_TOPIC,
 	ST_AGENT_FORGET_ALL,
@@ -620,6 +621,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_GROUP_FORGET] = "DELETE FROM group_state WHERE group_id = ?1"
 		" AND NOT EXISTS (SELECT 1 FROM group_offsets WHERE group_id = ?1)"
 		" AND NOT EXISTS (SELECT 1 FROM txn_offsets WHERE group_id = ?1)",
+	[ST_GROUP_STATES_EXPIRE] = "DELETE FROM group_state WHERE updated_ms < ?1"
+		" AND NOT EXISTS (SELECT 1 FROM group_offsets AS o"
+		" WHERE o.group_id = group_state.group_id)"
+		" AND NOT EXISTS (SELECT 1 FROM txn_offsets AS p"
+		" WHERE p.group_id = group_state.group_id)"
+		" AND NOT EXISTS (SELECT 1 FROM leases AS l WHERE l.name = '" META_LEASE_GROUP_PREFIX
+		"' || group_state.group_id AND l.expires_ms >= ?1)",
 	[ST_OFFSET_DELETE_ONE] = "DELETE FROM group_offsets"
 		" WHERE group_id = ?1 AND tid = ?2 AND partition = ?3",
 	[ST_OFFSET_DELETE_TOPIC] = "DELETE FROM group_offsets WHERE tid = ?1",
@@ -3408,6 +3416,7 @@ static int sq_group_delete_offsets_fenced(struct meta *m, const char *group_id,
 					  int64_t *deleted);
 static int sq_group_forget(struct meta *m, const char *group_id, const struct meta_agent *self,
 			   int64_t epoch);
+static int sq_group_states_expire(struct meta *m, int64_t idle_ms, int64_t *deleted);
 static int sq_group_state_store(struct meta *m, const struct meta_group_state *g, int64_t epoch);
 static int sq_group_state_load(struct meta *m, const char *group_id,
 			       struct meta_group_state **out, size_t *n);
@@ -3558,6 +3567,7 @@ static const struct meta_methods sqlite_methods = {
 	.offset_commit_fenced = sq_offset_commit_fenced,
 	.group_delete_offsets_fenced = sq_group_delete_offsets_fenced,
 	.group_forget = sq_group_forget,
+	.group_states_expire = sq_group_states_expire,
 	.group_state_store = sq_group_state_store,
 	.group_state_load = sq_group_state_load,
 	.acl_read = sq_acl_read,
@@ -3895,6 +3905,30 @@ static int sq_group_forget(struct meta *m, const char *group_id, const struct me
 {
 	struct forget_txn x = { group_id, self, epoch };
 	return sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_forget_body, &x);
+}
+
+struct states_expire_txn {
+	int64_t before_ms;
+	int64_t deleted;
+};
+
+static int group_states_expire_body(struct sq_conn *c, void *arg)
+{
+	struct states_expire_txn *x = arg;
+	sqlite3_stmt *st = sq_stmt(c, ST_GROUP_STATES_EXPIRE);
+	sqlite3_bind_int64(st, 1, x->before_ms);
+	int rc = sq_exec_stmt(c, st, "deleting abandoned groups' membership");
+	x->deleted = rc ? 0 : sqlite3_changes(c->db);
+	return rc;
+}
+
+static int sq_group_states_expire(struct meta *m, int64_t idle_ms, int64_t *deleted)
+{
+	struct states_expire_txn x = { clock_wall_ms() - idle_ms, 0 };
+	int rc = sq_txn(&sq_of(m)->offsets, TXN_WRITE, group_states_expire_body, &x);
+	if (!rc)
+		*deleted = x.deleted;
+	return rc;
 }
 
 /* ---- consumer groups' membership (group_state) ---- */

@@ -2175,6 +2175,31 @@ static void test_leases(void **state)
 	assert_int_equal(meta_group_forget(a, "g", &sa2, 2), 0);
 	assert_int_equal(meta_group_state_load(b, "g", &got, &n), 0);
 	assert_int_equal(n, 0);
+	/* Abandoned groups (meta_group_states_expire): the membership of a
+	 * group without offsets whose lease has been free for idle_ms goes
+	 * ("never": no lease ever); a held lease ("g"), stored offsets
+	 * ("k") or a recent update (all, at first) keep it. */
+	lease_one(a, &sa2, META_LEASE_GROUP_PREFIX "g", 30000, false, 2, sa2.node_id);
+	char *const kept[] = { "g", "k", "never" };
+	for (size_t i = 0; i < 3; i++) {
+		st.group_id = kept[i];
+		assert_int_equal(meta_group_state_store(a, &st, i == 0 ? 2 : 0), 0);
+	}
+	struct meta_offset_commit k_row = { .group_id = "k", .tid = tid, .partition = 0,
+					    .committed_offset = 3, .leader_epoch = -1,
+					    .commit_timestamp_ms = 1000 };
+	assert_int_equal(meta_offset_commit(a, &k_row, 1), 0);
+	int64_t expired = -1;
+	assert_int_equal(meta_group_states_expire(b, 60000, &expired), 0);
+	assert_int_equal(expired, 0);
+	usleep(50 * 1000);
+	assert_int_equal(meta_group_states_expire(b, 20, &expired), 0);
+	assert_int_equal(expired, 1);
+	assert_int_equal(meta_group_state_load(b, NULL, &got, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(got[0].group_id, "g");
+	assert_string_equal(got[1].group_id, "k");
+	meta_group_states_free(got, n);
 	meta_close(a);
 	meta_close(b);
 }
