@@ -35,8 +35,9 @@ import kproto
 import util
 
 # Past the data connections' deadline (10 s), so a commit sent to a
-# stopped backend is given up while the stall lasts.
-STALL_S = 16
+# stopped backend is given up while the stall lasts, with room for a
+# loaded machine.
+STALL_S = 20
 APP = "sluice-stalled"
 
 
@@ -139,14 +140,14 @@ def test_stopped_backends_of_one_agent(pg, three, stopped):
     try:
         served = wait_for("a produce via a acknowledged during the stall",
                           lambda: load.acks_between(t_stop, time.monotonic()),
-                          STALL_S - 1)
+                          STALL_S - 2)
         print("first acknowledgement via the stalled agent %.1f s into the "
               "stall" % served)
         # a's heartbeats went on over fresh connections: listed by b.
-        assert metadata(b)[0] == [1, 2, 3]
-        text = log_of(a)
-        assert "(cluster): no answer within 1500 ms" in text, text[-3000:]
-        assert "(commit): no answer within 10000 ms" in text, text[-3000:]
+        wait_for("a listed by b", lambda: metadata(b)[0] == [1, 2, 3], 5)
+        for line in ("(cluster): no answer within 1500 ms",
+                     "(commit): no answer within 10000 ms"):
+            wait_for(line, lambda: line in log_of(a), 5)
         time.sleep(max(0, STALL_S - (time.monotonic() - t_stop)))
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
@@ -180,7 +181,7 @@ def test_stopped_postmaster_and_backends(pg, three, stopped):
     load = Load(three, zones, topic)
     try:
         time.sleep(3)
-        assert load.acked, "no acknowledgements before the stall"
+        wait_for("acknowledgements before the stall", lambda: load.acked, 20)
         os.kill(postmaster, signal.SIGSTOP)
         stopped.append(postmaster)
         for pid in children(postmaster):
@@ -265,7 +266,7 @@ def test_stuck_offsets_write_holds_up_only_its_lane(pg, tmp_path):
                            "group_id = '%s' FOR UPDATE;\n" % stuck)
         holder.stdin.flush()
         assert holder.stdout.readline().strip() == "locked"
-        hold_s = 4
+        hold_s = 6
         got = {}
         t = threading.Thread(target=lambda: got.update(
             stuck=commit_until_served(b.bootstrap, stuck, topic, 2)))
@@ -273,7 +274,7 @@ def test_stuck_offsets_write_holds_up_only_its_lane(pg, tmp_path):
         time.sleep(0.5)  # the stuck group's write is in the store now
         err, took = commit_until_served(b.bootstrap, other, topic, 2)
         print("the other lane's commit took %.3f s" % took)
-        assert err == 0 and took < 1.5, (err, took)
+        assert err == 0 and took < hold_s / 2, (err, took)
         time.sleep(max(0, hold_s - 0.5 - took))
         holder.stdin.write("COMMIT;\n")
         holder.stdin.close()
