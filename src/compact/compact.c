@@ -250,103 +250,6 @@ static void map_free(struct offset_map *m)
 	kbuf_free(&m->keys);
 }
 
-/* ---- producers: which batch is each active producer's last ---- */
-
-struct producer_slot {
-	int64_t producer_id; /* -1: empty */
-	size_t last_data;    /* index of its last data batch, or SIZE_MAX */
-	size_t last_any;     /* index of its last batch */
-	bool txn_seen;       /* a transactional data batch since its last marker */
-};
-
-/* A table of the producers of n batches (at most half full); NULL when
- * out of memory. */
-static struct producer_slot *producers_new(size_t n, size_t *cap_out)
-{
-	size_t cap = 16;
-	while (cap < n * 2)
-		cap *= 2;
-	struct producer_slot *t = malloc(cap * sizeof *t);
-	if (!t)
-		return NULL;
-	for (size_t i = 0; i < cap; i++)
-		t[i] = (struct producer_slot){ .producer_id = -1 };
-	*cap_out = cap;
-	return t;
-}
-
-/* The slot of pid (pid >= 0), claimed for it when new. */
-static struct producer_slot *producer_slot(struct producer_slot *t, size_t cap, int64_t pid)
-{
-	size_t k = ((uint64_t)pid * 0x9e3779b97f4a7c15ULL) & (cap - 1);
-	while (t[k].producer_id >= 0 && t[k].producer_id != pid)
-		k = (k + 1) & (cap - 1);
-	if (t[k].producer_id < 0)
-		t[k] = (struct producer_slot){ pid, SIZE_MAX, 0, false };
-	return &t[k];
-}
-
-/* Mark in last[] the batches a producer still active needs kept: its last
- * data batch (it holds the last sequence), or, when it has none, its last
- * batch (a marker holding its epoch), as Kafka's
- * lastRecordsOfActiveProducers. */
-static int mark_producers_last(const struct compact_config *c, int64_t now_ms,
-			       const struct batch_info *infos, size_t n, bool *last)
-{
-	size_t cap;
-	struct producer_slot *t = producers_new(n, &cap);
-	if (!t)
-		return SL_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		if (infos[i].producer_id < 0)
-			continue;
-		struct producer_slot *s = producer_slot(t, cap, infos[i].producer_id);
-		s->last_any = i;
-		if (!(infos[i].attributes & BATCH_ATTR_CONTROL))
-			s->last_data = i;
-	}
-	for (size_t k = 0; k < cap; k++) {
-		if (t[k].producer_id < 0)
-			continue;
-		/* Kafka's isProducerExpired: by its last batch's timestamp. */
-		int64_t ts = infos[t[k].last_any].max_timestamp;
-		if (age_ms(now_ms, ts) >= c->producer_expiration_ms)
-			continue;
-		last[t[k].last_data != SIZE_MAX ? t[k].last_data : t[k].last_any] = true;
-	}
-	free(t);
-	return 0;
-}
-
-/* Mark in lone[] the markers (control batches) of transactions with no
- * batch left: no transactional data batch of their producer since its
- * previous marker, as Kafka's CleanedTransactionMetadata tracks them
- * (ongoingCommittedTxns, lastObservedBatchOffset). The batches looked at
- * are those still stored, from the log start: a pass that drops a
- * transaction's last batch keeps its marker, the next one finds it lone. */
-static int mark_lone_markers(const struct batch_info *infos, size_t n, bool *lone)
-{
-	size_t cap;
-	struct producer_slot *t = producers_new(n, &cap);
-	if (!t)
-		return SL_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		int16_t attr = infos[i].attributes;
-		if (infos[i].producer_id < 0 ||
-		    !(attr & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)))
-			continue;
-		struct producer_slot *s = producer_slot(t, cap, infos[i].producer_id);
-		if (attr & BATCH_ATTR_CONTROL) {
-			lone[i] = !s->txn_seen;
-			s->txn_seen = false;
-		} else {
-			s->txn_seen = true;
-		}
-	}
-	free(t);
-	return 0;
-}
-
 /* ---- rewriting ---- */
 
 /* The records one batch keeps, in order, as views (valid while the
@@ -597,105 +500,313 @@ out_free:
 	return rc;
 }
 
+/* ---- the scan: offset map and producers over the whole partition ---- */
+
+/* One producer of the partition (the scan's table). */
+struct producer_slot {
+	int64_t producer_id;  /* -1: empty */
+	int64_t last_data;    /* base offset of its last data batch, or -1 */
+	int64_t last_any;     /* base offset of its last batch */
+	int64_t last_any_ts;  /* that batch's max timestamp */
+	bool txn_seen;        /* a transactional data batch since its last marker */
+};
+
+struct compact_scan {
+	struct compact_config c;
+	int64_t now_ms, first_dirty;
+	int64_t end;               /* the plan's end, lowered when the map fills */
+	bool map_full, finished;
+	compact_txn_fn txn;
+	void *txn_arg;
+	struct offset_map map;
+	struct kbuf plain;
+	struct gather g;
+	struct producer_slot *prod; /* open addressing, at most half full */
+	size_t prod_cap, prod_used;
+	int64_t *lone;             /* lone markers' base offsets, ascending */
+	size_t nlone, lone_cap;
+	int64_t *last;             /* active producers' kept batches, ascending */
+	size_t nlast;
+	int64_t prev_last;         /* the last offset of the batch added last */
+};
+
+/* Bytes of the scan's producer table and marker list (the map counts its
+ * own): bounded by map_bytes_max as well. */
+static size_t scan_side_bytes(const struct compact_scan *s)
+{
+	return s->prod_cap * sizeof *s->prod + s->lone_cap * sizeof *s->lone;
+}
+
+static struct producer_slot *prod_find(struct producer_slot *t, size_t cap, int64_t pid)
+{
+	size_t k = ((uint64_t)pid * 0x9e3779b97f4a7c15ULL) & (cap - 1);
+	while (t[k].producer_id >= 0 && t[k].producer_id != pid)
+		k = (k + 1) & (cap - 1);
+	return &t[k];
+}
+
+/* The slot of pid (pid >= 0), claimed for it when new. */
+static int prod_slot(struct compact_scan *s, int64_t pid, struct producer_slot **out)
+{
+	if ((s->prod_used + 1) * 2 > s->prod_cap) {
+		size_t cap = s->prod_cap ? s->prod_cap * 2 : 64;
+		if ((cap - s->prod_cap) * sizeof *s->prod + scan_side_bytes(s) > s->c.map_bytes_max)
+			return SL_ELIMIT;
+		struct producer_slot *t = malloc(cap * sizeof *t);
+		if (!t)
+			return SL_ENOMEM;
+		for (size_t i = 0; i < cap; i++)
+			t[i].producer_id = -1;
+		for (size_t i = 0; i < s->prod_cap; i++)
+			if (s->prod[i].producer_id >= 0)
+				*prod_find(t, cap, s->prod[i].producer_id) = s->prod[i];
+		free(s->prod);
+		s->prod = t;
+		s->prod_cap = cap;
+	}
+	struct producer_slot *p = prod_find(s->prod, s->prod_cap, pid);
+	if (p->producer_id < 0) {
+		*p = (struct producer_slot){ pid, -1, -1, -1, false };
+		s->prod_used++;
+	}
+	*out = p;
+	return 0;
+}
+
+int compact_scan_new(const struct compact_config *c, int64_t now_ms, int64_t first_dirty_offset,
+		     const struct compact_plan *plan, compact_txn_fn txn, void *txn_arg,
+		     struct compact_scan **out)
+{
+	struct compact_scan *s = calloc(1, sizeof *s);
+	if (!s)
+		return SL_ENOMEM;
+	s->c = *c;
+	s->now_ms = now_ms;
+	s->first_dirty = first_dirty_offset;
+	s->end = plan->clean_end;
+	s->txn = txn;
+	s->txn_arg = txn_arg;
+	s->map = (struct offset_map){ .bytes_max = c->map_bytes_max, .latest_offset = -1 };
+	kbuf_init(&s->map.keys);
+	kbuf_init(&s->plain);
+	s->prev_last = -1;
+	*out = s;
+	return 0;
+}
+
+/* Which batches producers still active need kept: its last data batch
+ * (it holds the last sequence), or, when it has none, its last batch (a
+ * marker holding its epoch), as Kafka's lastRecordsOfActiveProducers;
+ * and which markers are lone: no transactional data batch of their
+ * producer since its previous marker, as Kafka's
+ * CleanedTransactionMetadata tracks them (ongoingCommittedTxns,
+ * lastObservedBatchOffset). The batches looked at are those still
+ * stored, from the log start: a pass that drops a transaction's last
+ * batch keeps its marker, the next one finds it lone. */
+static int scan_producer(struct compact_scan *s, int64_t base_offset, const struct batch_info *info)
+{
+	if (info->producer_id < 0)
+		return 0;
+	struct producer_slot *p;
+	int rc = prod_slot(s, info->producer_id, &p);
+	if (rc)
+		return rc;
+	bool control = info->attributes & BATCH_ATTR_CONTROL;
+	p->last_any = base_offset;
+	p->last_any_ts = info->max_timestamp;
+	if (!control)
+		p->last_data = base_offset;
+	if (!s->txn || !(info->attributes & (BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL)))
+		return 0;
+	if (!control) {
+		p->txn_seen = true;
+		return 0;
+	}
+	bool lone = !p->txn_seen;
+	p->txn_seen = false;
+	if (!lone)
+		return 0;
+	if (s->nlone == s->lone_cap && s->lone_cap &&
+	    s->lone_cap * sizeof *s->lone + scan_side_bytes(s) > s->c.map_bytes_max)
+		return SL_ELIMIT;
+	if (array_grow(&s->lone, &s->lone_cap, s->nlone, sizeof *s->lone, 256) != 0)
+		return SL_ENOMEM;
+	s->lone[s->nlone++] = base_offset;
+	return 0;
+}
+
+/* The offset map over the dirty part, whole batches, up to the plan's
+ * end or as far as map_bytes_max allows. */
+static int scan_map(struct compact_scan *s, const struct compact_batch *b,
+		    const struct batch_info *info, int64_t last_offset)
+{
+	if (s->map_full || last_offset >= s->end || b->base_offset < s->first_dirty ||
+	    (info->attributes & BATCH_ATTR_CONTROL))
+		return 0;
+	/* Aborted records never make an older record of their key go
+	 * (Kafka leaves them out of the map). */
+	if ((info->attributes & BATCH_ATTR_TRANSACTIONAL) && s->txn &&
+	    s->txn(s->txn_arg, b->base_offset, info) == COMPACT_TXN_ABORTED)
+		return 0;
+	s->g.n = 0;
+	s->g.key_bytes = 0;
+	s->g.base_offset = b->base_offset;
+	int rc = batch_records_view(b->bytes, b->len, &s->plain, gather_visit, &s->g);
+	if (rc)
+		return rc;
+	rc = map_put_batch(&s->map, &s->g, last_offset);
+	if (rc != 1)
+		return rc;
+	if (s->map.latest_offset < 0)
+		return SL_ELIMIT; /* not even one batch fits */
+	s->end = b->base_offset;
+	s->map_full = true;
+	return 0;
+}
+
+/* The header of batch b (after prev_last), checked. */
+static int batch_header(const struct compact_batch *b, int64_t prev_last, struct batch_info *info)
+{
+	int rc = batch_parse_header(b->bytes, b->len, info);
+	if (rc)
+		return rc;
+	if (batch_total_bytes(info) != b->len)
+		return SL_EPROTO;
+	if (b->base_offset <= prev_last)
+		return SL_EINVAL;
+	return 0;
+}
+
+int compact_scan_add(struct compact_scan *s, const struct compact_batch *batches, size_t n)
+{
+	if (s->finished)
+		return SL_EINVAL;
+	/* Every header first: a batch that does not decode fails the scan
+	 * before anything of its chunk is taken. */
+	int64_t prev = s->prev_last;
+	for (size_t i = 0; i < n; i++) {
+		struct batch_info info;
+		int rc = batch_header(&batches[i], prev, &info);
+		if (rc)
+			return rc;
+		prev = batches[i].base_offset + info.last_offset_delta;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct batch_info info;
+		batch_parse_header(batches[i].bytes, batches[i].len, &info);
+		int64_t last_offset = batches[i].base_offset + info.last_offset_delta;
+		int rc = scan_producer(s, batches[i].base_offset, &info);
+		if (!rc)
+			rc = scan_map(s, &batches[i], &info, last_offset);
+		if (rc)
+			return rc;
+		s->prev_last = last_offset;
+	}
+	return 0;
+}
+
+static int cmp_i64(const void *x, const void *y)
+{
+	int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
+	return (a > b) - (a < b);
+}
+
+int compact_scan_finish(struct compact_scan *s, int64_t *clean_end)
+{
+	if (!s->finished) {
+		s->last = malloc((s->prod_used ? s->prod_used : 1) * sizeof *s->last);
+		if (!s->last)
+			return SL_ENOMEM;
+		for (size_t k = 0; k < s->prod_cap; k++) {
+			const struct producer_slot *p = &s->prod[k];
+			/* Kafka's isProducerExpired: by its last batch's timestamp. */
+			if (p->producer_id < 0 ||
+			    age_ms(s->now_ms, p->last_any_ts) >= s->c.producer_expiration_ms)
+				continue;
+			s->last[s->nlast++] = p->last_data >= 0 ? p->last_data : p->last_any;
+		}
+		qsort(s->last, s->nlast, sizeof *s->last, cmp_i64);
+		s->finished = true;
+		s->prev_last = -1;
+	}
+	*clean_end = s->end;
+	return 0;
+}
+
+static bool offsets_has(const int64_t *v, size_t n, int64_t x)
+{
+	return n && bsearch(&x, v, n, sizeof *v, cmp_i64) != NULL;
+}
+
+int compact_clean_chunk(struct compact_scan *s, const struct compact_batch *batches, size_t n,
+			struct compact_result *out)
+{
+	memset(out, 0, sizeof *out);
+	kbuf_init(&out->out);
+	out->clean_end = s->end;
+	if (!s->finished)
+		return SL_EINVAL;
+	out->batches = calloc(n ? n : 1, sizeof *out->batches);
+	out->n = n;
+	if (!out->batches)
+		return SL_ENOMEM;
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		struct batch_info info;
+		rc = batch_header(&batches[i], s->prev_last, &info);
+		if (rc)
+			break;
+		int64_t last_offset = batches[i].base_offset + info.last_offset_delta;
+		s->prev_last = last_offset;
+		struct compact_outcome *o = &out->batches[i];
+		o->verdict = COMPACT_KEEP;
+		o->records_kept = info.record_count;
+		if (last_offset >= s->end)
+			continue;
+		out->bytes_read += (int64_t)batches[i].len;
+		bool last = offsets_has(s->last, s->nlast, batches[i].base_offset);
+		bool lone = offsets_has(s->lone, s->nlone, batches[i].base_offset);
+		rc = clean_batch(&s->c, s->now_ms, &s->map, &batches[i], &info, last, lone, s->txn,
+				 s->txn_arg, &s->plain, out, o);
+		if (!rc)
+			out->bytes_written += o->verdict == COMPACT_KEEP ? (int64_t)batches[i].len
+					    : (int64_t)o->len;
+	}
+	if (rc)
+		compact_result_free(out);
+	return rc;
+}
+
+void compact_scan_free(struct compact_scan *s)
+{
+	if (!s)
+		return;
+	free(s->g.items);
+	kbuf_free(&s->plain);
+	map_free(&s->map);
+	free(s->prod);
+	free(s->lone);
+	free(s->last);
+	free(s);
+}
+
 int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_dirty_offset,
 		  const struct compact_plan *plan, const struct compact_batch *batches, size_t n,
 		  compact_txn_fn txn, void *txn_arg, struct compact_result *out)
 {
 	memset(out, 0, sizeof *out);
 	kbuf_init(&out->out);
-	struct offset_map map = { .bytes_max = c->map_bytes_max, .latest_offset = -1 };
-	kbuf_init(&map.keys);
-	struct kbuf plain;
-	kbuf_init(&plain);
-	struct gather g = { 0 };
-	struct batch_info *infos = calloc(n ? n : 1, sizeof *infos);
-	bool *last = calloc(n ? n : 1, sizeof *last);
-	bool *lone = calloc(n ? n : 1, sizeof *lone);
-	out->batches = calloc(n ? n : 1, sizeof *out->batches);
-	out->n = n;
-	int rc = SL_ENOMEM;
-	if (!infos || !last || !lone || !out->batches)
-		goto out_free;
-	for (size_t i = 0; i < n; i++) {
-		rc = batch_parse_header(batches[i].bytes, batches[i].len, &infos[i]);
-		if (rc)
-			goto out_free;
-		if (batch_total_bytes(&infos[i]) != batches[i].len) {
-			rc = SL_EPROTO;
-			goto out_free;
-		}
-		if (i > 0 && batches[i].base_offset <=
-			     batches[i - 1].base_offset + infos[i - 1].last_offset_delta) {
-			rc = SL_EINVAL;
-			goto out_free;
-		}
-	}
-	rc = mark_producers_last(c, now_ms, infos, n, last);
-	if (!rc && txn)
-		rc = mark_lone_markers(infos, n, lone);
+	struct compact_scan *s;
+	int rc = compact_scan_new(c, now_ms, first_dirty_offset, plan, txn, txn_arg, &s);
 	if (rc)
-		goto out_free;
-
-	/* The offset map over the dirty part, whole batches, up to the
-	 * plan's end or as far as map_bytes_max allows. */
-	int64_t end = plan->clean_end;
-	for (size_t i = 0; i < n; i++) {
-		int64_t last_offset = batches[i].base_offset + infos[i].last_offset_delta;
-		if (last_offset >= end)
-			break;
-		if (batches[i].base_offset < first_dirty_offset ||
-		    (infos[i].attributes & BATCH_ATTR_CONTROL))
-			continue;
-		/* Aborted records never make an older record of their key go
-		 * (Kafka leaves them out of the map). */
-		if ((infos[i].attributes & BATCH_ATTR_TRANSACTIONAL) && txn &&
-		    txn(txn_arg, batches[i].base_offset, &infos[i]) == COMPACT_TXN_ABORTED)
-			continue;
-		g.n = 0;
-		g.key_bytes = 0;
-		g.base_offset = batches[i].base_offset;
-		rc = batch_records_view(batches[i].bytes, batches[i].len, &plain, gather_visit, &g);
-		if (rc)
-			goto out_free;
-		rc = map_put_batch(&map, &g, last_offset);
-		if (rc == 1) {
-			if (map.latest_offset < 0) {
-				rc = SL_ELIMIT; /* not even one batch fits */
-				goto out_free;
-			}
-			end = batches[i].base_offset;
-			rc = 0;
-			break;
-		}
-		if (rc)
-			goto out_free;
-	}
-	out->clean_end = end;
-
-	for (size_t i = 0; i < n; i++) {
-		struct compact_outcome *o = &out->batches[i];
-		o->verdict = COMPACT_KEEP;
-		o->records_kept = infos[i].record_count;
-		if (batches[i].base_offset + infos[i].last_offset_delta >= end)
-			continue;
-		out->bytes_read += (int64_t)batches[i].len;
-		rc = clean_batch(c, now_ms, &map, &batches[i], &infos[i], last[i], lone[i], txn,
-				 txn_arg, &plain, out, o);
-		if (rc)
-			goto out_free;
-		out->bytes_written += o->verdict == COMPACT_KEEP ? (int64_t)batches[i].len
-				    : (int64_t)o->len;
-	}
-	rc = 0;
-out_free:
-	free(g.items);
-	kbuf_free(&plain);
-	map_free(&map);
-	free(lone);
-	free(last);
-	free(infos);
-	if (rc)
-		compact_result_free(out);
+		return rc;
+	int64_t end;
+	rc = compact_scan_add(s, batches, n);
+	if (!rc)
+		rc = compact_scan_finish(s, &end);
+	if (!rc)
+		rc = compact_clean_chunk(s, batches, n, out);
+	compact_scan_free(s);
 	return rc;
 }
 

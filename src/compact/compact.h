@@ -173,6 +173,36 @@ int compact_clean(const struct compact_config *c, int64_t now_ms, int64_t first_
 
 void compact_result_free(struct compact_result *r);
 
+/* The same pass over a partition too long to hold in memory at once
+ * (storage/clean.c cleans it in chunks, as Kafka's cleaner builds its
+ * offset map over the dirty segments, then cleans segment groups from
+ * the log start). compact_clean is these calls over one array.
+ *
+ * compact_scan_new, then compact_scan_add over every batch from the log
+ * start on, in offset order, a chunk at a time (the chunk's memory may be
+ * freed after the call): it builds the offset map over the dirty part
+ * (up to plan->clean_end, lowered when map_bytes_max fills), each
+ * producer's last batch and the lone markers. Those past the plan's end
+ * are only read for producer state, and may be left out (a producer whose
+ * later batches are not seen keeps an empty header more). Then
+ * compact_scan_finish (*clean_end: the pass's end, the new checkpoint),
+ * then compact_clean_chunk over the batches from the log start to the
+ * end, a chunk at a time in offset order (their bytes as scanned: the
+ * map tells which records are the latest), each chunk's verdicts and
+ * rewrites in *out (free with compact_result_free; out->clean_end is the
+ * pass's end). Memory: the map and the producer and marker tables within
+ * map_bytes_max (SL_ELIMIT past it), whatever the partition's length.
+ * Errors as compact_clean's; after one the scan is only to be freed. */
+struct compact_scan;
+int compact_scan_new(const struct compact_config *c, int64_t now_ms, int64_t first_dirty_offset,
+		     const struct compact_plan *plan, compact_txn_fn txn, void *txn_arg,
+		     struct compact_scan **out);
+int compact_scan_add(struct compact_scan *s, const struct compact_batch *batches, size_t n);
+int compact_scan_finish(struct compact_scan *s, int64_t *clean_end);
+int compact_clean_chunk(struct compact_scan *s, const struct compact_batch *batches, size_t n,
+			struct compact_result *out);
+void compact_scan_free(struct compact_scan *s);
+
 /* Append to out a batch of no records (magic 2, no codec, no producer:
  * id, epoch and base sequence -1, base timestamp -1, max_timestamp
  * kept, CRC-32C) over offsets base_offset .. base_offset +

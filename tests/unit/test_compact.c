@@ -892,6 +892,121 @@ static void test_aborted_marker_goes(void **state)
 	part_free(&p);
 }
 
+/* Clean p scanned and cleaned in chunks of k batches (the last shorter);
+ * out gets each batch's outcome, rewrites appended to *bytes. */
+static void run_chunked(const struct compact_config *c, struct part *p, int64_t now,
+			const struct compact_plan *plan, int k, compact_txn_fn txn, void *arg,
+			struct compact_outcome *out, struct kbuf *bytes, int64_t *clean_end)
+{
+	struct compact_scan *sc;
+	assert_int_equal(compact_scan_new(c, now, 0, plan, txn, arg, &sc), 0);
+	for (int i = 0; i < p->n; i += k)
+		assert_int_equal(compact_scan_add(sc, p->in + i, (size_t)(p->n - i < k ? p->n - i : k)),
+				 0);
+	assert_int_equal(compact_scan_finish(sc, clean_end), 0);
+	for (int i = 0; i < p->n; i += k) {
+		size_t n = (size_t)(p->n - i < k ? p->n - i : k);
+		struct compact_result res;
+		assert_int_equal(compact_clean_chunk(sc, p->in + i, n, &res), 0);
+		assert_int_equal(res.clean_end, *clean_end);
+		for (size_t j = 0; j < n; j++) {
+			out[i + (int)j] = res.batches[j];
+			if (res.batches[j].verdict == COMPACT_REWRITE) {
+				out[i + (int)j].pos = bytes->len;
+				kbuf_put(bytes, res.out.data + res.batches[j].pos, res.batches[j].len);
+			}
+		}
+		compact_result_free(&res);
+	}
+	/* Chunks in offset order only. */
+	struct compact_result res;
+	assert_int_equal(compact_clean_chunk(sc, p->in, 1, &res), SL_EINVAL);
+	compact_scan_free(sc);
+}
+
+/* A partition cleaned in chunks of any size gets the verdicts and bytes
+ * of one pass over all of it: the map is built over the whole dirty
+ * part first, the producers' last batches and lone markers over the
+ * whole partition (storage/clean.c's chunked pass of a partition longer
+ * than it may read at once). Also when the map fills mid-way. */
+static void test_chunked_equals_whole(void **state)
+{
+	(void)state;
+	struct compact_config c = cfg();
+	struct part p = { 0 };
+	int64_t t = NOW - 10000;
+	char keys[40][8], vals[40][8];
+	for (int i = 0; i < 40; i++) {
+		snprintf(keys[i], sizeof keys[i], "k%02d", i % 7);
+		snprintf(vals[i], sizeof vals[i], "v%d", i);
+	}
+	int64_t off = 0;
+	for (int i = 0; i < 40; i += 2, off += 2) {
+		struct rec r[2] = { { keys[i], i % 9 == 4 ? NULL : vals[i], t + i },
+				    { keys[i + 1], vals[i + 1], t + i } };
+		if (i % 5 == 1) {
+			/* producer 7's batches: its last keeps a header */
+			struct bspec s = { off, BATCH_CODEC_LZ4, 7, 1, i, 0, -1 };
+			part_add(&p, &s, r, 2);
+		} else {
+			add(&p, off, r, 2);
+		}
+	}
+	add(&p, off, (struct rec[]){ { "tail", "x", t + 50 } }, 1);
+	const struct compact_span *last = &p.spans[p.n - 1];
+	for (int round = 0; round < 2; round++) {
+		if (round == 1)
+			c.map_bytes_max = 1024 * 24 + 5 * 3; /* fills at the 6th key */
+		struct compact_plan plan;
+		assert_int_equal(compact_plan(&c, NOW, 0, last->last_offset + 1, p.spans,
+					      (size_t)p.n, &plan), 0);
+		struct compact_result whole;
+		assert_int_equal(compact_clean(&c, NOW, 0, &plan, p.in, (size_t)p.n, NULL, NULL,
+					       &whole), 0);
+		if (round == 1)
+			assert_true(whole.clean_end < plan.clean_end && whole.clean_end > 0);
+		int dropped = 0;
+		for (int i = 0; i < p.n; i++)
+			dropped += whole.batches[i].verdict == COMPACT_DROP;
+		assert_true(round == 1 || dropped > 0);
+		for (int k = 1; k <= p.n; k++) {
+			struct compact_outcome out[64];
+			struct kbuf bytes;
+			kbuf_init(&bytes);
+			int64_t end;
+			run_chunked(&c, &p, NOW, &plan, k, NULL, NULL, out, &bytes, &end);
+			assert_int_equal(end, whole.clean_end);
+			for (int i = 0; i < p.n; i++) {
+				assert_int_equal(out[i].verdict, whole.batches[i].verdict);
+				assert_int_equal(out[i].records_kept, whole.batches[i].records_kept);
+				if (out[i].verdict != COMPACT_REWRITE)
+					continue;
+				assert_int_equal(out[i].len, whole.batches[i].len);
+				assert_memory_equal(bytes.data + out[i].pos,
+						    whole.out.data + whole.batches[i].pos, out[i].len);
+			}
+			kbuf_free(&bytes);
+		}
+		compact_result_free(&whole);
+	}
+	/* The producer table is bounded by map_bytes_max too. */
+	struct part many = { 0 };
+	for (int i = 0; i < 40; i++) {
+		struct bspec s = { i, BATCH_CODEC_NONE, 100 + i, 1, 0, 0, -1 };
+		part_add(&many, &s, (struct rec[]){ { "k", "v", t } }, 1);
+	}
+	c = cfg();
+	c.map_bytes_max = 2048;
+	struct compact_plan plan;
+	assert_int_equal(compact_plan(&c, NOW, 0, 40, many.spans, (size_t)many.n, &plan), 0);
+	struct compact_scan *sc;
+	assert_int_equal(compact_scan_new(&c, NOW, 0, &plan, NULL, NULL, &sc), 0);
+	assert_int_equal(compact_scan_add(sc, many.in, (size_t)many.n), SL_ELIMIT);
+	compact_scan_free(sc);
+	part_free(&many);
+	part_free(&p);
+}
+
 static void test_refusals(void **state)
 {
 	(void)state;
@@ -956,6 +1071,7 @@ int main(void)
 		cmocka_unit_test(test_committed_transactions),
 		cmocka_unit_test(test_aborted_marker_goes),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_chunked_equals_whole),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
