@@ -46,6 +46,9 @@ struct cleaner {
 	size_t n, cap, next;
 	size_t idle;              /* partitions left out: idle (clean_idle_hwm) */
 	struct clean_item *cur;
+	struct clean_pass *pass;  /* cur's, between its chunks */
+	bool part_done;           /* the cleaning job finished cur's pass */
+	uint64_t swaps_seen;      /* of st.swaps, told to the indexes */
 	int64_t now_ms;
 	int64_t pass_start_us;    /* monotonic, for the pass's line */
 	struct clean_stats st;    /* the cleaning job's */
@@ -61,16 +64,34 @@ static void clean_work(struct maint_job *job, struct agent *a)
 			struct clean_item *it = &g->items[i];
 			memset(&it->plan, 0, sizeof it->plan);
 			it->err = clean_plan_partition(a->meta, it->tid, it->partition, &it->cfg,
-						       g->now_ms, SL_COMPACT_PASS_BYTES, &it->plan);
+						       g->now_ms, &it->plan);
 		}
 		return;
 	}
-	memset(&g->st, 0, sizeof g->st);
-	g->cur->err = maint_abandoning(a) ? 0
-		: clean_partition(a->meta, a->store, g->cur->tid, g->cur->partition, g->cur->uuid,
-				  &g->cur->cfg, g->now_ms, false, SL_COMPACT_PASS_BYTES,
-				  maint_buf(a), &g->st);
+	/* One chunk per job: the loop learns of each swap before the next,
+	 * and trims and drains wait for one chunk at most. */
+	struct clean_item *it = g->cur;
+	g->part_done = true;
+	if (maint_abandoning(a))
+		return;
+	if (!g->pass) {
+		it->err = clean_pass_begin(a->meta, a->store, it->tid, it->partition, it->uuid,
+					   &it->cfg, g->now_ms, false,
+					   (size_t)a->cfg.compaction_pass_bytes, maint_buf(a), &g->st,
+					   &g->pass);
+		if (it->err || !g->pass)
+			return;
+	}
+	bool done = false;
+	it->err = clean_pass_step(g->pass, &g->st, &done);
+	g->part_done = done || it->err;
 	merge_buf_idle(maint_buf(a));
+}
+
+static void pass_drop(struct cleaner *g)
+{
+	clean_pass_free(g->pass);
+	g->pass = NULL;
 }
 
 static void pass_end(struct cleaner *g, const char *why)
@@ -80,6 +101,7 @@ static void pass_end(struct cleaner *g, const char *why)
 			 "), %" PRIu64 " refused%s; the pass took %" PRId64 " ms",
 			 g->cleaned, g->bytes_read, g->bytes_written, g->refused, why,
 			 (clock_mono_us() - g->pass_start_us) / 1000);
+	pass_drop(g);
 	g->n = g->next = 0;
 	g->queued = false;
 }
@@ -93,6 +115,21 @@ static int cmp_dirty(const void *x, const void *y)
 	return (a->plan.dirty_bytes < b->plan.dirty_bytes) - (a->plan.dirty_bytes > b->plan.dirty_bytes);
 }
 
+/* Whether the pass goes on (after a chunk of a partition): not while
+ * draining, without the lease, or under produce backpressure. The reason
+ * it stops, else NULL. */
+static const char *pass_stops(struct cleaner *g)
+{
+	struct agent *a = g->a;
+	if (g->stopped)
+		return "";
+	if (!lease_held(a->leases, JOB_COMPACT, NULL))
+		return " (stopped: the job/compact lease was lost)";
+	if (a->writer && writer_buffered_bytes(a->writer) >= (size_t)a->cfg.write_buffer_bytes / 2)
+		return " (paused: produce backpressure)";
+	return NULL;
+}
+
 /* The next due partition, unless draining, the lease is gone or produce
  * is under backpressure. */
 static void submit_next(struct cleaner *g)
@@ -104,19 +141,19 @@ static void submit_next(struct cleaner *g)
 		pass_end(g, "");
 		return;
 	}
-	if (!lease_held(a->leases, JOB_COMPACT, NULL)) {
-		pass_end(g, " (stopped: the job/compact lease was lost)");
-		return;
-	}
-	if (a->writer && writer_buffered_bytes(a->writer) >= (size_t)a->cfg.write_buffer_bytes / 2) {
-		pass_end(g, " (paused: produce backpressure)");
+	const char *why = pass_stops(g);
+	if (why) {
+		pass_end(g, why);
 		return;
 	}
 	g->planning = false;
 	g->cur = &g->items[g->next++];
 	g->now_ms = clock_wall_ms();
+	memset(&g->st, 0, sizeof g->st);
+	g->swaps_seen = 0;
 	maint_submit(a, &g->job);
 }
+
 
 /* A pass swapped (tid, partition): the batch index drops the rows it
  * holds, which name the uncleaned objects (the next fetch reads the
@@ -184,16 +221,31 @@ static void clean_done(struct maint_job *job, void *arg)
 	if (it->err && it->err != SL_ENOTFOUND)
 		log_warn("compaction: cleaning %" PRId64 "/%d: %s (the next pass retries)", it->tid,
 			 it->partition, sl_strerror(it->err));
-	/* Its rows now name the cleaned object: fetches look them up there. */
-	if (g->st.swaps) {
+	/* Its rows now name the cleaned objects: fetches look them up there
+	 * (at each chunk swapped, before the next). */
+	if (g->st.swaps > g->swaps_seen) {
+		g->swaps_seen = g->st.swaps;
 		compaction_swapped(g->a, it->tid, it->partition);
+	}
+	if (!g->part_done) {
+		const char *why = pass_stops(g);
+		if (why) {
+			g->cleaned += g->st.swaps != 0;
+			pass_end(g, why);
+			return;
+		}
+		maint_submit(g->a, &g->job);
+		return;
+	}
+	pass_drop(g);
+	if (g->st.swaps) {
 		checkpoint_seen(g->a, it->tid, it->partition, g->st.clean_offset);
 		log_debug("compaction: %" PRId64 "/%d: %" PRIu64 " rows, %" PRIu64 " records into %" PRIu64
 			  ", %" PRIu64 " aborted transaction(s) gone, checkpoint %" PRId64, it->tid,
 			  it->partition, g->st.rows, g->st.records_read, g->st.records_kept,
 			  g->st.aborted_gone, g->st.clean_offset);
 	}
-	g->cleaned += g->st.swaps;
+	g->cleaned += g->st.swaps != 0;
 	g->refused += g->st.refused;
 	g->bytes_read += g->st.bytes_read;
 	g->bytes_written += g->st.bytes_written;
@@ -294,8 +346,10 @@ void compaction_stop(struct agent *a)
 
 void compaction_free(struct agent *a)
 {
-	if (a->cleaner)
+	if (a->cleaner) {
+		pass_drop(a->cleaner);
 		free(a->cleaner->items);
+	}
 	free(a->cleaner);
 	a->cleaner = NULL;
 }

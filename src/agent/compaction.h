@@ -4,13 +4,15 @@
  * the topics whose cleanup.policy includes "compact" as the catalog says
  * now (so a policy changed at runtime counts from the next pass), plans
  * each from its metadata (storage/clean.h: due by min.cleanable.dirty.ratio
- * or max.compaction.lag.ms), then cleans the due ones dirtiest first, one
- * partition per job of the maintenance queue (agent/maintenance.h), so
- * trims, the collection and a drain never wait behind a whole pass. A
- * pass reads at most SL_COMPACT_PASS_BYTES of one partition at a time,
- * into the maintenance queue's buffer (maint_buf, kept between passes). It
- * pauses (ends; the next tick starts again) while produce backpressure
- * is active (the write buffer half full), and a cleaned partition leaves
+ * or max.compaction.lag.ms), then cleans the due ones dirtiest first,
+ * one chunk of one partition per job of the maintenance queue
+ * (agent/maintenance.h; storage/clean.h's clean_pass_step), so trims, the
+ * collection and a drain never wait behind a whole pass. A chunk reads at
+ * most SL_COMPACT_PASS_BYTES (the hidden SLUICE_COMPACTION_PASS_BYTES,
+ * for tests), into the maintenance queue's buffer (maint_buf, kept
+ * between passes). The pass pauses (ends; the next tick starts again) while
+ * produce backpressure is active (the write buffer half full), and a
+ * partition, at each chunk swapped, leaves
  * the batch index, so fetches find its rows in the cleaned object, and
  * the aborted index, as the pass may have deleted aborted transactions
  * with no batch left. The planning also notices a checkpoint moved by

@@ -127,14 +127,16 @@
  * the swap's transaction (a row update each) and the job's row array
  * (~100 bytes a row) whatever --merge-target-bytes says. */
 #define SL_MERGE_RUN_ROWS_MAX 100000
-/* The compacted-topic cleaner (storage/clean.h): batch bytes one pass
- * reads into memory at most (Kafka bounds its cleaner by
- * log.cleaner.dedupe.buffer.size, 128 MiB, and reads segments as it goes;
- * a pass here holds its input, output and the new object, so ~3x this),
- * and the offset map's bytes (whole keys and their slots). A partition
- * longer than the first is cleaned over several passes. */
+/* The compacted-topic cleaner (storage/clean.h): batch bytes one chunk
+ * of a pass reads into memory at most (Kafka reads its segments as it
+ * goes; a chunk here holds its input, output and the new object, so ~3x
+ * this), and the offset map's bytes (whole keys and their slots; Kafka's
+ * log.cleaner.dedupe.buffer.size). A partition longer than the first is
+ * cleaned in chunks, each swapped in offset order. A pass plans over
+ * the partition's rows, at most the third (40 bytes each). */
 #define SL_COMPACT_PASS_BYTES (128 * 1024 * 1024)
 #define SL_COMPACT_MAP_BYTES (64 * 1024 * 1024)
+#define SL_COMPACT_PLAN_ROWS_MAX 1000000
 
 /* Config entries per resource in one request. */
 #define SL_CONFIGS_MAX 1000

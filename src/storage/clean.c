@@ -8,6 +8,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/limits.h"
 #include "base/log.h"
 #include "meta/meta.h"
@@ -68,125 +69,236 @@ static int aborted_read(struct meta *m, int64_t tid, int32_t partition, int64_t 
 	return 0;
 }
 
-/* What a pass read of the partition. */
-struct pass {
+/* A pass over one partition: its plan, then chunks to scan, then chunks
+ * to clean (clean.h). */
+struct clean_pass {
+	struct meta *m;
+	struct objstore *s;
+	int64_t tid;
+	int32_t partition;
+	uint8_t topic_id[16];
+	struct compact_config c;
+	int64_t now_ms;
+	uint64_t bytes_max;
 	struct meta_partition part;
-	struct meta_batch_row *b; /* batches from the store's first row on */
-	size_t nb, capb;
-	struct meta_batch_row *rows; /* b joined into the stored rows */
-	uint32_t *counts;            /* batches per row */
-	size_t nr;
-	size_t r0;                   /* the first row reaching the log start */
-	size_t b0;                   /* its first batch in b */
-	bool whole;                  /* rows read to the partition's end */
+	struct clean_row *rows;   /* from the first row reaching the log start */
+	size_t nr, capr;
+	bool whole;               /* read to the partition's end */
 	struct compact_plan plan;
 	int64_t first_dirty;
+	/* The pass itself (clean_pass_begin on): */
+	struct clean_aborted aborted;
+	struct compact_scan *scan;
+	size_t scan_rows;         /* rows [0, scan_rows) are scanned */
+	size_t clean_rows;        /* rows [0, clean_rows) are cleaned: those
+				     starting below the pass's end */
+	size_t next;              /* the next row to scan or clean */
+	bool cleaning;            /* scanned: now cleaning */
+	int64_t end;              /* the pass's end (the new checkpoint) */
+	struct chunk *held;       /* the one chunk, when it holds all to scan
+				     (cleaned in the step that scanned it) */
+	struct merge_buf *buf;    /* a chunk's bytes: the caller's, or own */
+	struct merge_buf own;
 };
 
-static void pass_free(struct pass *x)
+/* Rows of batches as meta_batches_from_many hands them out, joined into
+ * the stored rows and planned, from offset 0 (a trim deletes rows below
+ * the log start in chunks; a row may straddle it), at most
+ * SL_COMPACT_PLAN_ROWS_MAX (past them the last one read stands for the
+ * tail: not cleaned). */
+static int plan_rows(struct clean_pass *x)
 {
-	free(x->b);
-	free(x->rows);
-	free(x->counts);
+	size_t cap = CLEAN_PAGE_BATCHES + MERGE_ROW_BATCHES_MAX;
+	struct meta_batch_row *b = malloc(cap * sizeof *b), *j = malloc(cap * sizeof *j);
+	uint32_t *counts = malloc(cap * sizeof *counts);
+	int rc = SL_ENOMEM;
+	if (!b || !j || !counts)
+		goto out;
+	size_t carry = 0;
+	int64_t from = 0;
+	x->whole = true;
+	for (;;) {
+		struct meta_batch_query q = { .tid = x->tid, .partition = x->partition,
+					      .offset = from, .max_rows = CLEAN_PAGE_BATCHES };
+		rc = meta_batches_from_many(x->m, &q, 1, b + carry, CLEAN_PAGE_BATCHES);
+		if (rc)
+			goto out;
+		size_t n = carry + q.n;
+		bool more = q.n == CLEAN_PAGE_BATCHES;
+		if (n == 0)
+			break;
+		from = b[n - 1].last_offset + 1;
+		memcpy(j, b, n * sizeof *j);
+		size_t nj = merge_rows_join(j, n, counts);
+		/* The last row may go on in the next page. */
+		size_t take = more ? nj - 1 : nj;
+		for (size_t k = 0; k < take; k++) {
+			if (j[k].last_offset < x->part.log_start_offset)
+				continue;
+			if (x->nr == SL_COMPACT_PLAN_ROWS_MAX) {
+				x->whole = false;
+				rc = 0;
+				goto out;
+			}
+			if (array_grow(&x->rows, &x->capr, x->nr, sizeof *x->rows, 1024) != 0) {
+				rc = SL_ENOMEM;
+				goto out;
+			}
+			x->rows[x->nr++] = (struct clean_row){ j[k].base_offset, j[k].last_offset,
+							       j[k].max_timestamp, j[k].length,
+							       counts[k] };
+		}
+		if (!more)
+			break;
+		carry = counts[nj - 1];
+		memmove(b, b + n - carry, carry * sizeof *b);
+	}
+	rc = 0;
+out:
+	free(b);
+	free(j);
+	free(counts);
+	return rc;
 }
 
-/* Reads the partition's rows (up to bytes_max of batches) and plans. */
-static int pass_plan(struct meta *m, int64_t tid, int32_t partition,
-		     const struct compact_config *c, int64_t now_ms, size_t bytes_max,
-		     struct pass *x)
+/* Reads the partition's rows and plans. */
+static int pass_plan(struct clean_pass *x)
 {
-	int rc = meta_partition_get(m, tid, partition, &x->part);
-	if (rc)
+	int rc = meta_partition_get(x->m, x->tid, x->partition, &x->part);
+	if (!rc)
+		rc = plan_rows(x);
+	if (rc || x->nr == 0)
 		return rc;
-	/* From offset 0, so the first rows come whole (a trim deletes rows
-	 * below the log start in chunks; a row may straddle it). */
-	int64_t from = 0;
-	uint64_t bytes = 0;
-	bool truncated = false;
-	for (;;) {
-		if (x->capb - x->nb < CLEAN_PAGE_BATCHES) {
-			size_t cap = x->capb ? x->capb * 2 : CLEAN_PAGE_BATCHES;
-			struct meta_batch_row *v = realloc(x->b, cap * sizeof *v);
-			if (!v)
-				return SL_ENOMEM;
-			x->b = v;
-			x->capb = cap;
-		}
-		struct meta_batch_query q = { .tid = tid, .partition = partition, .offset = from,
-					      .max_rows = CLEAN_PAGE_BATCHES };
-		rc = meta_batches_from_many(m, &q, 1, x->b + x->nb, CLEAN_PAGE_BATCHES);
-		if (rc)
-			return rc;
-		size_t i;
-		for (i = 0; i < q.n && !truncated; i++) {
-			bytes += x->b[x->nb + i].length;
-			truncated = bytes > bytes_max || x->nb + i + 1 >= SL_OBJECT_BATCHES_MAX;
-		}
-		x->nb += i;
-		if (truncated || q.n < CLEAN_PAGE_BATCHES)
-			break;
-		from = x->b[x->nb - 1].last_offset + 1;
-	}
-	if (x->nb == 0)
-		return 0;
-	x->rows = malloc(x->nb * sizeof *x->rows);
-	x->counts = malloc(x->nb * sizeof *x->counts);
-	if (!x->rows || !x->counts)
-		return SL_ENOMEM;
-	memcpy(x->rows, x->b, x->nb * sizeof *x->rows);
-	size_t joined = merge_rows_join(x->rows, x->nb, x->counts);
-	x->nr = joined;
-	x->whole = !truncated && joined <= SL_MERGE_RUN_ROWS_MAX;
-	/* A read cut short may end inside a row: the last one waits. */
-	if (truncated && x->nr > 0)
-		x->nr--;
-	if (x->nr > SL_MERGE_RUN_ROWS_MAX)
-		x->nr = SL_MERGE_RUN_ROWS_MAX;
-	while (x->r0 < x->nr && x->rows[x->r0].last_offset < x->part.log_start_offset)
-		x->b0 += x->counts[x->r0++];
-	size_t n = x->nr - x->r0;
-	if (n == 0)
-		return 0;
-	/* The row after those taken (cut by the bound, or past the row
-	 * limit) goes to the plan as its last span: the partition's tail is
-	 * further on, so the last row taken may be cleaned. (Without it a
-	 * pass of two rows, the cleaned head and one merged object of 64
-	 * MiB, would take that object for the tail and clean nothing, ever.) */
-	size_t ns = n + (x->nr < joined);
-	struct compact_span *spans = malloc(ns * sizeof *spans);
+	struct compact_span *spans = malloc(x->nr * sizeof *spans);
 	if (!spans)
 		return SL_ENOMEM;
-	for (size_t i = 0; i < ns; i++) {
-		const struct meta_batch_row *r = &x->rows[x->r0 + i];
+	for (size_t i = 0; i < x->nr; i++) {
+		const struct clean_row *r = &x->rows[i];
 		spans[i] = (struct compact_span){ r->base_offset, r->last_offset, r->max_timestamp,
-						  r->length };
+						  (int64_t)r->bytes };
 	}
 	x->first_dirty = x->part.clean_offset > x->part.log_start_offset ? x->part.clean_offset
 									 : x->part.log_start_offset;
-	rc = compact_plan(c, now_ms, x->first_dirty, x->part.last_stable_offset, spans, ns, &x->plan);
+	rc = compact_plan(&x->c, x->now_ms, x->first_dirty, x->part.last_stable_offset, spans,
+			  x->nr, &x->plan);
 	free(spans);
 	return rc;
 }
 
-static void plan_stats(const struct pass *x, struct clean_stats *st)
+static void plan_stats(const struct clean_pass *x, struct clean_stats *st)
 {
 	st->due = x->plan.due;
 	st->dirty_bytes = x->plan.dirty_bytes;
 	st->dirty_ratio = x->plan.cleanable_bytes > 0
 		? (double)x->plan.dirty_bytes / (double)x->plan.cleanable_bytes : 0;
 	st->clean_offset = x->part.clean_offset;
-	st->idle = x->whole && x->nr > x->r0 && x->first_dirty >= x->rows[x->nr - 1].base_offset;
+	st->idle = x->whole && x->nr > 0 && x->first_dirty >= x->rows[x->nr - 1].base_offset;
 }
 
-int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
-			 const struct compact_config *c, int64_t now_ms, size_t bytes_max,
-			 struct clean_stats *st)
+size_t clean_chunk_end(const struct clean_row *rows, size_t i, size_t n, uint64_t bytes_max)
 {
-	struct pass x = { 0 };
-	int rc = pass_plan(m, tid, partition, c, now_ms, bytes_max, &x);
-	if (!rc)
-		plan_stats(&x, st);
-	pass_free(&x);
+	if (i >= n)
+		return n;
+	uint64_t bytes = rows[i].bytes, batches = rows[i].batches;
+	size_t j = i + 1;
+	while (j < n && j - i < SL_MERGE_RUN_ROWS_MAX && bytes + rows[j].bytes <= bytes_max &&
+	       batches + rows[j].batches <= SL_OBJECT_BATCHES_MAX) {
+		bytes += rows[j].bytes;
+		batches += rows[j].batches;
+		j++;
+	}
+	return j;
+}
+
+/* What one chunk read: the stored rows [r, r + nr) of the plan. */
+struct chunk {
+	size_t r, nr;
+	struct meta_batch_row *b;    /* its batches */
+	size_t nb;
+	struct meta_batch_row *rows; /* b joined: the stored rows */
+	uint32_t *counts;            /* batches per row */
+	uint8_t *body;               /* in the pass's buffer */
+	struct compact_batch *in;    /* per batch, in body */
+};
+
+static void chunk_free(struct chunk *ck)
+{
+	if (!ck)
+		return;
+	free(ck->b);
+	free(ck->rows);
+	free(ck->counts);
+	free(ck->in);
+	free(ck);
+}
+
+/* A chunk's rows changed since the plan (merged, trimmed, cleaned by
+ * another process): the pass ends there, as a refused swap. */
+#define CHUNK_CHANGED 1
+
+/* Reads the plan's rows [r, r2): their batches from the metadata store,
+ * checked against the plan, and their bytes. 0, CHUNK_CHANGED or an
+ * error. */
+static int chunk_read(struct clean_pass *x, size_t r, size_t r2, struct chunk **out,
+		      struct clean_stats *st)
+{
+	struct chunk *ck = calloc(1, sizeof *ck);
+	if (!ck)
+		return SL_ENOMEM;
+	ck->r = r;
+	ck->nr = r2 - r;
+	size_t want = 0;
+	uint64_t bytes = 0;
+	for (size_t i = r; i < r2; i++) {
+		want += x->rows[i].batches;
+		bytes += x->rows[i].bytes;
+	}
+	int rc = SL_ENOMEM;
+	ck->b = malloc(want * sizeof *ck->b);
+	ck->rows = malloc(want * sizeof *ck->rows);
+	ck->counts = malloc(want * sizeof *ck->counts);
+	ck->in = calloc(want, sizeof *ck->in);
+	ck->body = merge_buf_reserve(x->buf, bytes ? bytes : 1);
+	if (!ck->b || !ck->rows || !ck->counts || !ck->in || !ck->body)
+		goto out;
+	int64_t from = x->rows[r].base_offset;
+	while (ck->nb < want) {
+		size_t page = want - ck->nb < CLEAN_PAGE_BATCHES ? want - ck->nb : CLEAN_PAGE_BATCHES;
+		struct meta_batch_query q = { .tid = x->tid, .partition = x->partition,
+					      .offset = from, .max_rows = page };
+		rc = meta_batches_from_many(x->m, &q, 1, ck->b + ck->nb, page);
+		if (rc)
+			goto out;
+		ck->nb += q.n;
+		if (q.n < page)
+			break;
+		from = ck->b[ck->nb - 1].last_offset + 1;
+	}
+	memcpy(ck->rows, ck->b, ck->nb * sizeof *ck->rows);
+	size_t nj = merge_rows_join(ck->rows, ck->nb, ck->counts);
+	rc = CHUNK_CHANGED;
+	if (ck->nb != want || nj != ck->nr)
+		goto out;
+	for (size_t i = 0; i < nj; i++) {
+		const struct clean_row *p = &x->rows[r + i];
+		if (ck->rows[i].base_offset != p->base_offset ||
+		    ck->rows[i].last_offset != p->last_offset || ck->rows[i].length != p->bytes ||
+		    ck->counts[i] != p->batches)
+			goto out;
+	}
+	rc = merge_read_rows(x->s, ck->rows, nj, ck->body, &st->gets);
+	if (rc)
+		goto out;
+	uint64_t pos = 0;
+	for (size_t i = 0; i < ck->nb; i++) {
+		ck->in[i] = (struct compact_batch){ ck->b[i].base_offset, ck->body + pos,
+						    ck->b[i].length };
+		pos += ck->b[i].length;
+	}
+	*out = ck;
+	return 0;
+out:
+	chunk_free(ck);
 	return rc;
 }
 
@@ -259,90 +371,44 @@ static int out_filler(struct out *o, const uint8_t *topic_id, int32_t partition,
 	return 0;
 }
 
-int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
-		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
-		    bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st)
+/* Writes the cleaned rows [0, nrk) of chunk ck (their first nbk
+ * batches: res's verdicts) as one object and swaps it in, the checkpoint
+ * raised to clean_offset. *refused when the swap was. */
+static int chunk_swap(struct clean_pass *x, const struct chunk *ck, size_t nrk, size_t nbk,
+		      const struct compact_result *res, int64_t clean_offset,
+		      struct clean_stats *st, bool *refused)
 {
-	struct merge_buf own = { 0 };
-	if (!buf)
-		buf = &own;
-	struct pass x = { 0 };
-	struct compact_result res = { 0 };
+	const uint8_t *topic_id = x->topic_id;
+	int32_t partition = x->partition;
 	struct out o = { 0 };
 	kbuf_init(&o.fillers);
 	struct kbuf obj;
 	kbuf_init(&obj);
-	struct compact_batch *in = NULL;
-	struct meta_merge_row *mr = NULL;
 	int64_t *gone = NULL;
 	size_t ngone = 0;
-	struct clean_aborted aborted = { 0 };
-	int rc = pass_plan(m, tid, partition, c, now_ms, bytes_max, &x);
-	if (rc)
-		goto out;
-	plan_stats(&x, st);
-	if (x.nr == x.r0 || x.plan.spans_cleanable == 0 || x.plan.dirty_bytes == 0 ||
-	    (!force && !x.plan.due))
-		goto out;
-
-	/* The bytes of every row read: those past the plan's end only tell
-	 * the producers' last batches. */
-	size_t nrows = x.nr - x.r0, nb = 0;
-	uint64_t total = 0;
-	for (size_t i = x.r0; i < x.nr; i++) {
-		total += x.rows[i].length;
-		nb += x.counts[i];
-	}
-	rc = SL_ENOMEM;
-	uint8_t *body = merge_buf_reserve(buf, total ? total : 1);
-	in = calloc(nb, sizeof *in);
-	if (!body || !in)
-		goto out;
-	rc = merge_read_rows(s, x.rows + x.r0, nrows, body, &st->gets);
-	if (rc)
-		goto out;
-	uint64_t pos = 0;
-	for (size_t i = 0; i < nb; i++) {
-		const struct meta_batch_row *b = &x.b[x.b0 + i];
-		in[i] = (struct compact_batch){ b->base_offset, body + pos, b->length };
-		pos += b->length;
-	}
-	rc = aborted_read(m, tid, partition, x.rows[x.r0].base_offset, &x.plan.clean_end, &aborted);
-	if (rc)
-		goto out;
-	rc = compact_clean(c, now_ms, x.first_dirty, &x.plan, in, nb, clean_txn_verdict, &aborted, &res);
-	if (rc)
-		goto out;
-	/* The rows cleaned: those starting below the pass's end (the last
-	 * may reach past it: its batches there stay as they are). */
-	size_t rk = x.r0, nbk = 0;
-	while (rk < x.nr && x.rows[rk].base_offset < res.clean_end)
-		nbk += x.counts[rk++];
-	if (rk == x.r0)
-		goto out;
-
-	rc = SL_ENOMEM;
+	int rc = SL_ENOMEM;
 	o.cb = calloc(nbk, sizeof *o.cb);
 	o.entries = calloc(nbk, sizeof *o.entries);
 	o.data = calloc(nbk, sizeof *o.data);
 	o.filler_pos = calloc(nbk, sizeof *o.filler_pos);
-	mr = calloc(rk - x.r0, sizeof *mr);
+	struct meta_merge_row *mr = calloc(nrk, sizeof *mr);
 	gone = malloc(nbk * sizeof *gone);
 	if (!o.cb || !o.entries || !o.data || !o.filler_pos || !mr || !gone)
 		goto out;
 	for (size_t i = 0; i < nbk; i++)
-		if (res.batches[i].aborted_gone)
-			gone[ngone++] = x.b[x.b0 + i].base_offset;
+		if (res->batches[i].aborted_gone)
+			gone[ngone++] = ck->b[i].base_offset;
 	rc = 0;
 	int64_t run_base = -1, run_last = -1;
 	int32_t run_epoch = 0;
 	for (size_t i = 0; !rc && i < nbk; i++) {
-		const struct compact_outcome *v = &res.batches[i];
-		const struct meta_batch_row *b = &x.b[x.b0 + i];
+		const struct compact_outcome *v = &res->batches[i];
+		const struct meta_batch_row *b = &ck->b[i];
+		const struct compact_batch *in = &ck->in[i];
 		if (v->verdict == COMPACT_DROP) {
 			if (run_base < 0) {
 				run_base = b->base_offset;
-				run_epoch = (int32_t)be32_load(in[i].bytes + 12);
+				run_epoch = (int32_t)be32_load(in->bytes + 12);
 			}
 			run_last = b->last_offset;
 			continue;
@@ -354,10 +420,10 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 				break;
 		}
 		if (v->verdict == COMPACT_KEEP) {
-			rc = out_add(&o, topic_id, partition, in[i].bytes, in[i].len, 0,
-				     b->base_offset, b->last_offset, b->max_timestamp);
+			rc = out_add(&o, topic_id, partition, in->bytes, in->len, 0, b->base_offset,
+				     b->last_offset, b->max_timestamp);
 		} else {
-			const uint8_t *p = res.out.data + v->pos;
+			const uint8_t *p = res->out.data + v->pos;
 			struct batch_info info;
 			rc = batch_parse_header(p, v->len, &info);
 			if (!rc)
@@ -392,9 +458,9 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		written += o.cb[i].length;
 	}
 	uint64_t read = 0;
-	for (size_t i = x.r0; i < rk; i++) {
-		const struct meta_batch_row *r = &x.rows[i];
-		struct meta_merge_row *w = &mr[i - x.r0];
+	for (size_t i = 0; i < nrk; i++) {
+		const struct meta_batch_row *r = &ck->rows[i];
+		struct meta_merge_row *w = &mr[i];
 		*w = (struct meta_merge_row){ .base_offset = r->base_offset,
 					      .last_offset = r->last_offset,
 					      .byte_offset = r->byte_offset, .length = r->length };
@@ -403,39 +469,220 @@ int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	}
 	char key[META_OBJECT_KEY_BYTES];
 	merge_key(key, sizeof key);
-	rc = objstore_put(s, key, obj.data, obj.len);
+	rc = objstore_put(x->s, key, obj.data, obj.len);
 	if (rc)
 		goto out;
-	struct meta_merge cp = { tid, partition, key, obj.len, mr, rk - x.r0,
-				 o.cb, o.n, res.clean_end, gone, ngone };
-	rc = meta_compact_swap(m, &cp);
+	struct meta_merge cp = { x->tid, partition, key, obj.len, mr, nrk,
+				 o.cb, o.n, clean_offset, gone, ngone };
+	rc = meta_compact_swap(x->m, &cp);
 	if (rc == SL_ENOTFOUND) {
 		/* Nothing names the new object (a failure leaves it to the
 		 * orphan sweep). */
 		st->refused++;
-		objstore_del(s, key);
+		*refused = true;
+		objstore_del(x->s, key);
 		rc = 0;
 	} else if (!rc) {
 		st->swaps++;
-		st->rows += rk - x.r0;
+		st->rows += nrk;
 		st->bytes_read += read;
 		st->bytes_written += written;
-		st->records_read += (uint64_t)res.records_read;
-		st->records_kept += (uint64_t)res.records_kept;
 		st->aborted_gone += ngone;
-		st->clean_offset = res.clean_end > x.part.clean_offset ? res.clean_end
-								       : x.part.clean_offset;
+		if (clean_offset > st->clean_offset)
+			st->clean_offset = clean_offset;
 	}
 out:
-	free(aborted.v);
-	free(aborted.max_last);
 	free(gone);
 	kbuf_free(&obj);
 	free(mr);
 	out_free(&o);
+	return rc;
+}
+
+void clean_pass_free(struct clean_pass *x)
+{
+	if (!x)
+		return;
+	free(x->aborted.v);
+	free(x->aborted.max_last);
+	compact_scan_free(x->scan);
+	chunk_free(x->held);
+	free(x->rows);
+	merge_buf_free(&x->own);
+	free(x);
+}
+
+static struct clean_pass *pass_new(struct meta *m, struct objstore *s, int64_t tid,
+				   int32_t partition, const struct compact_config *c,
+				   int64_t now_ms)
+{
+	struct clean_pass *x = calloc(1, sizeof *x);
+	if (x) {
+		x->m = m;
+		x->s = s;
+		x->tid = tid;
+		x->partition = partition;
+		x->c = *c;
+		x->now_ms = now_ms;
+	}
+	return x;
+}
+
+int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
+			 const struct compact_config *c, int64_t now_ms, struct clean_stats *st)
+{
+	struct clean_pass *x = pass_new(m, NULL, tid, partition, c, now_ms);
+	if (!x)
+		return SL_ENOMEM;
+	int rc = pass_plan(x);
+	if (!rc)
+		plan_stats(x, st);
+	clean_pass_free(x);
+	return rc;
+}
+
+int clean_pass_begin(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		     const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
+		     bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st,
+		     struct clean_pass **out)
+{
+	*out = NULL;
+	struct clean_pass *x = pass_new(m, s, tid, partition, c, now_ms);
+	if (!x)
+		return SL_ENOMEM;
+	x->buf = buf ? buf : &x->own;
+	memcpy(x->topic_id, topic_id, 16);
+	x->bytes_max = bytes_max;
+	int rc = pass_plan(x);
+	if (rc)
+		goto fail;
+	plan_stats(x, st);
+	if (x->nr == 0 || x->plan.spans_cleanable == 0 || x->plan.dirty_bytes == 0 ||
+	    (!force && !x->plan.due))
+		goto fail;
+	/* The rows scanned: the cleanable ones, then as many more as one
+	 * chunk holds (they only tell the producers' last batches: a
+	 * producer whose later batches lie further on keeps an empty
+	 * header more). */
+	size_t k = x->plan.spans_cleanable;
+	x->scan_rows = clean_chunk_end(x->rows, k, x->nr, bytes_max);
+	rc = aborted_read(m, tid, partition, x->rows[0].base_offset, &x->plan.clean_end,
+			  &x->aborted);
+	if (!rc)
+		rc = compact_scan_new(c, now_ms, x->first_dirty, &x->plan, clean_txn_verdict,
+				      &x->aborted, &x->scan);
+	if (rc)
+		goto fail;
+	*out = x;
+	return 0;
+fail:
+	clean_pass_free(x);
+	return rc;
+}
+
+/* One chunk of the scan. */
+static int pass_scan(struct clean_pass *x, struct clean_stats *st, bool *done)
+{
+	size_t r2 = clean_chunk_end(x->rows, x->next, x->scan_rows, x->bytes_max);
+	struct chunk *ck = NULL;
+	int rc = chunk_read(x, x->next, r2, &ck, st);
+	if (rc == CHUNK_CHANGED) {
+		st->refused++;
+		*done = true;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	rc = compact_scan_add(x->scan, ck->in, ck->nb);
+	x->next = r2;
+	/* All of it in one chunk: cleaned from the bytes read (one read). */
+	if (!rc && x->next == x->scan_rows && ck->r == 0)
+		x->held = ck;
+	else
+		chunk_free(ck);
+	if (rc || x->next < x->scan_rows)
+		return rc;
+	rc = compact_scan_finish(x->scan, &x->end);
+	if (rc)
+		return rc;
+	/* The rows cleaned: those starting below the pass's end (the last
+	 * may reach past it: its batches there stay as they are). */
+	while (x->clean_rows < x->nr && x->rows[x->clean_rows].base_offset < x->end)
+		x->clean_rows++;
+	x->cleaning = true;
+	x->next = 0;
+	*done = x->clean_rows == 0;
+	return 0;
+}
+
+/* One chunk of the cleaning, swapped in; the last raises the checkpoint. */
+static int pass_clean(struct clean_pass *x, struct clean_stats *st, bool *done)
+{
+	struct chunk *ck = x->held;
+	x->held = NULL;
+	int rc = 0;
+	if (!ck) {
+		size_t r2 = clean_chunk_end(x->rows, x->next, x->clean_rows, x->bytes_max);
+		rc = chunk_read(x, x->next, r2, &ck, st);
+	}
+	if (rc == CHUNK_CHANGED) {
+		st->refused++;
+		*done = true;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	struct compact_result res = { 0 };
+	rc = compact_clean_chunk(x->scan, ck->in, ck->nb, &res);
+	if (rc)
+		goto out;
+	size_t nrk = 0, nbk = 0;
+	while (nrk < ck->nr && ck->r + nrk < x->clean_rows)
+		nbk += ck->counts[nrk++];
+	x->next = ck->r + nrk;
+	bool last = x->next >= x->clean_rows, changed = false;
+	for (size_t i = 0; i < nbk; i++)
+		changed |= res.batches[i].verdict != COMPACT_KEEP;
+	st->records_read += (uint64_t)res.records_read;
+	st->records_kept += (uint64_t)res.records_kept;
+	bool refused = false;
+	/* A chunk the pass leaves as it is needs no new object; the last
+	 * one is swapped all the same, for the checkpoint. */
+	if (changed || last)
+		rc = chunk_swap(x, ck, nrk, nbk, &res,
+				last ? x->end : x->part.clean_offset, st, &refused);
+	*done = last || refused;
+out:
 	compact_result_free(&res);
-	free(in);
-	merge_buf_free(&own);
-	pass_free(&x);
+	chunk_free(ck);
+	return rc;
+}
+
+int clean_pass_step(struct clean_pass *x, struct clean_stats *st, bool *done)
+{
+	*done = false;
+	if (!x->cleaning) {
+		int rc = pass_scan(x, st, done);
+		/* The one chunk scanned is cleaned now, while its bytes are
+		 * in the buffer (the caller may lend it to others between
+		 * steps). */
+		if (rc || *done || !x->held)
+			return rc;
+	}
+	return pass_clean(x, st, done);
+}
+
+int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
+		    bool force, size_t bytes_max, bool (*stop)(void *arg), void *stop_arg,
+		    struct merge_buf *buf, struct clean_stats *st)
+{
+	struct clean_pass *x;
+	int rc = clean_pass_begin(m, s, tid, partition, topic_id, c, now_ms, force, bytes_max, buf,
+				  st, &x);
+	bool done = !x;
+	while (!rc && !done && !(stop && stop(stop_arg)))
+		rc = clean_pass_step(x, st, &done);
+	clean_pass_free(x);
 	return rc;
 }

@@ -20,10 +20,14 @@
  * its offsets as a header of no records, and a run of dropped batches
  * becomes one such header over all their offsets (docs/compaction.md).
  *
- * Memory: a pass reads at most bytes_max of batches (and
- * SL_OBJECT_BATCHES_MAX batches, SL_MERGE_RUN_ROWS_MAX rows); a longer
- * partition is cleaned from its start as far as that reaches, the rest in
- * later passes (the checkpoint says where the dirty part starts).
+ * Memory: a pass plans over all of the partition's rows (40 bytes each,
+ * up to SL_COMPACT_PLAN_ROWS_MAX), then reads at most bytes_max of
+ * batches at a time (and SL_OBJECT_BATCHES_MAX batches,
+ * SL_MERGE_RUN_ROWS_MAX rows): the scan, chunk by chunk, builds the
+ * offset map over the whole dirty part (compact_scan_add), then the
+ * partition is cleaned from its log start a chunk at a time, each chunk
+ * its own object and swap, in offset order; the last raises the
+ * checkpoint (docs/compaction.md, "A pass").
  * Blocking: the agent runs it on its maintenance queue, `sluice compact`
  * on its own thread. */
 #ifndef SLUICE_CLEAN_H
@@ -47,7 +51,7 @@ struct clean_stats {
 				     partition grows */
 	double dirty_ratio;       /* dirty / cleanable bytes (0: none) */
 	int64_t dirty_bytes;
-	uint64_t swaps;           /* cleaned objects committed (0 or 1) */
+	uint64_t swaps;           /* cleaned objects committed (one per chunk) */
 	uint64_t refused;         /* swaps refused (rows changed meanwhile) */
 	uint64_t rows;            /* stored rows replaced */
 	uint64_t bytes_read;      /* batch bytes cleaned (the replaced rows') */
@@ -59,23 +63,60 @@ struct clean_stats {
 	int64_t clean_offset;     /* the checkpoint after the pass */
 };
 
-/* Plan only: fills st->due, dirty_ratio and dirty_bytes for partition
- * (tid, partition) at now_ms, reading metadata alone. 0, SL_ENOTFOUND
- * (no such partition) or the store's error. */
+/* Plan only: fills st->due, dirty_ratio, dirty_bytes, idle and
+ * clean_offset for partition (tid, partition) at now_ms, reading
+ * metadata alone (all of the partition's rows, up to
+ * SL_COMPACT_PLAN_ROWS_MAX). 0, SL_ENOTFOUND (no such partition) or the
+ * store's error. */
 int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
-			 const struct compact_config *c, int64_t now_ms, size_t bytes_max,
-			 struct clean_stats *st);
+			 const struct compact_config *c, int64_t now_ms, struct clean_stats *st);
 
 /* One pass over (tid, partition), topic_id its Kafka id (the object's
  * footer): cleans when due, or always with force (`sluice compact`),
- * reading at most bytes_max of batches into buf (NULL: a buffer of the
- * call's own). st is filled (zero it first). Returns 0 (also when nothing was due or cleanable, or the swap was
- * refused: st says), SL_ENOTFOUND (no such partition), or the store's, the
- * metadata store's or the cleaner's error (SL_ECORRUPT for a batch that
- * does not decode): nothing was swapped then. */
+ * reading at most bytes_max of batches at a time into buf (NULL: a
+ * buffer of the call's own). stop (may be NULL) is
+ * asked between chunks: true ends the pass (what was swapped stays; the
+ * checkpoint has not moved, so the next pass does it all again). st is
+ * filled (zero it first). Returns 0 (also when nothing was due or
+ * cleanable, or a swap was refused: st says), SL_ENOTFOUND (no such
+ * partition), or the store's, the metadata store's or the cleaner's
+ * error (SL_ECORRUPT for a batch that does not decode; SL_ELIMIT when
+ * the map cannot hold one batch's keys or the producers): the pass stops
+ * there. */
 int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
-		    bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st);
+		    bool force, size_t bytes_max, bool (*stop)(void *arg), void *stop_arg,
+		    struct merge_buf *buf, struct clean_stats *st);
+
+/* The same pass a chunk at a time (the agent runs each step as its own
+ * maintenance job, so a swap is known to the loop before the next one,
+ * and trims wait for one chunk at most). clean_pass_begin plans (st as
+ * clean_partition's) and sets *out to NULL when there is nothing to do;
+ * then clean_pass_step until *done (each step reads one chunk into buf,
+ * which the caller may use for other work between steps; st
+ * accumulates; st->swaps rises with each chunk swapped); then
+ * clean_pass_free (also mid-pass: see stop above). */
+struct clean_pass;
+int clean_pass_begin(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+		     const uint8_t topic_id[16], const struct compact_config *c, int64_t now_ms,
+		     bool force, size_t bytes_max, struct merge_buf *buf, struct clean_stats *st,
+		     struct clean_pass **out);
+int clean_pass_step(struct clean_pass *x, struct clean_stats *st, bool *done);
+void clean_pass_free(struct clean_pass *x);
+
+/* One stored row as the plan knows it. */
+struct clean_row {
+	int64_t base_offset;
+	int64_t last_offset;
+	int64_t max_timestamp;
+	uint64_t bytes;
+	uint32_t batches;
+};
+/* Where the chunk starting at rows[i] ends (rows[i, result), result <=
+ * n): as many rows as fit in bytes_max, SL_MERGE_RUN_ROWS_MAX rows and
+ * SL_OBJECT_BATCHES_MAX batches, and at least one (a row larger than
+ * bytes_max is a chunk of its own: rows are objects, bounded). */
+size_t clean_chunk_end(const struct clean_row *rows, size_t i, size_t n, uint64_t bytes_max);
 
 /* A partition's aborted transactions (meta_aborted_txns) over a pass's
  * range, by first offset, max_last[i] the largest last offset of v[0..i]

@@ -21,11 +21,6 @@
 /* Rows read and planned at a time (~200 bytes each). */
 #define MERGE_PAGE_ROWS 20000
 
-/* Batches per stored row (meta_int.h's META_ROW_BATCHES_MAX): the read
- * path hands out batches, so a pass joins them back into the rows the
- * commit made (adjacent in offsets and bytes of one object, at most this
- * many); a wrong guess only makes the swap refuse. */
-#define MERGE_ROW_BATCHES_MAX 256
 /* Merged objects' keys: the writer's format with a 16-digit counter
  * starting ffffffff (the writer's counters have 8 digits until 2^32
  * objects). Their rows are not merged again: each holds one partition

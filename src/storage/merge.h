@@ -68,6 +68,11 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		    struct merge_stats *st);
 
 /* What the cleaning pass (storage/clean.c) shares with merging. */
+/* Batches per stored row (meta_int.h's META_ROW_BATCHES_MAX): the read
+ * path hands out batches, so a pass joins them back into the rows the
+ * commit made (adjacent in offsets and bytes of one object, at most this
+ * many); a wrong guess only makes the swap refuse. */
+#define MERGE_ROW_BATCHES_MAX 256
 /* A fresh object key of the writer's format (storage/writer.c), marked
  * as a merged object's, so the gc fence and orphan sweep treat it as an
  * ingest object and the merge job never merges it again. */

@@ -50,8 +50,9 @@ static void usage(FILE *out)
 		"  --meta URL              metadata store (default sqlite:DATA/meta.db)\n"
 		"  --merge-target-bytes N  batch bytes per merged object (default 67108864)\n"
 		"  --merge-min-age-ms N    leave objects younger than this (default 0)\n"
-		"  --compaction-memory-bytes N  batch bytes one cleaning pass reads at\n"
-		"                          most (default 134217728); the rest in later passes\n");
+		"  --compaction-memory-bytes N  batch bytes one chunk of a cleaning pass\n"
+		"                          reads at most (default 134217728); a longer\n"
+		"                          partition is cleaned a chunk at a time\n");
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
@@ -80,7 +81,7 @@ static int clean_one(struct meta *m, struct objstore *store, const struct meta_t
 {
 	struct clean_stats st = { 0 };
 	int rc = clean_partition(m, store, t->tid, p, t->uuid, cc, clock_wall_ms(), true, pass_bytes,
-				 buf, &st);
+				 NULL, NULL, buf, &st);
 	printf("compact: %s-%d: cleaned %" PRIu64 " rows (%" PRIu64 " records, %" PRIu64
 	       " bytes) into %" PRIu64 " records (%" PRIu64 " bytes), dirty ratio %.3f, %" PRIu64
 	       " reads, checkpoint %" PRId64 ", %" PRIu64 " refused, %" PRIu64

@@ -63,11 +63,11 @@ static void test_aborted_ranges(void **state)
 	assert_int_equal(clean_txn_verdict(&none, 25, &p8), COMPACT_TXN_KEEP);
 }
 
-/* Rows of 100 bytes, each its own object, the pass reading 250 bytes:
- * the row the bound cuts is not the partition's tail, so the last row
- * read is cleanable (it used to be taken for the tail: with a cleaned
- * head and one large merged row per read, no pass ever went on). */
-static void test_plan_at_the_bound(void **state)
+/* Rows of 100 bytes, each its own object: the plan covers all of the
+ * partition's rows, whatever a chunk of the pass reads (it used to plan
+ * over the first 128 MiB only: a partition whose cleaned part alone was
+ * longer was never cleaned again). */
+static void test_plan_whole_partition(void **state)
 {
 	(void)state;
 	char dir[] = "/tmp/sluice-test-clean-XXXXXX", url[128], path[96];
@@ -95,14 +95,9 @@ static void test_plan_at_the_bound(void **state)
 				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
 				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
 	struct clean_stats st = { 0 };
-	/* Rows 0 and 1 read whole, row 2 cut: both cleanable, all dirty. */
-	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 250, &st), 0);
+	/* The last row is the tail. */
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, &st), 0);
 	assert_true(st.due);
-	assert_int_equal(st.dirty_bytes, 200);
-	assert_false(st.idle); /* not read to its end */
-	/* Read whole, the last row is the tail. */
-	memset(&st, 0, sizeof st);
-	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 1000, &st), 0);
 	assert_int_equal(st.dirty_bytes, 300);
 	assert_false(st.idle);
 
@@ -120,7 +115,7 @@ static void test_plan_at_the_bound(void **state)
 	struct meta_merge cp = { tid, 0, "o/clean", 400, mr, 3, cb, 3, 30, NULL, 0 };
 	assert_int_equal(meta_compact_swap(m, &cp), 0);
 	memset(&st, 0, sizeof st);
-	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now + 86400000, 1000, &st), 0);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now + 86400000, &st), 0);
 	assert_true(st.idle);
 	assert_false(st.due);
 	assert_int_equal(st.dirty_bytes, 0);
@@ -131,7 +126,7 @@ static void test_plan_at_the_bound(void **state)
 					  .last_sequence = -1 };
 	assert_int_equal(meta_commit_object(m, "o/4", 200, &more, 1), 0);
 	memset(&st, 0, sizeof st);
-	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, 1000, &st), 0);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, &st), 0);
 	assert_false(st.idle);
 	assert_int_equal(st.dirty_bytes, 100);
 	meta_close(m);
@@ -174,12 +169,50 @@ static void test_pass_buffer(void **state)
 	merge_buf_idle(&b); /* nothing held: no-op */
 }
 
+/* A pass's chunks: as many rows as bytes_max holds, at least one. */
+static void test_chunk_end(void **state)
+{
+	(void)state;
+	struct clean_row r[6] = {
+		{ 0, 9, 0, 100, 1 },    { 10, 19, 0, 100, 1 }, { 20, 29, 0, 500, 1 },
+		{ 30, 39, 0, 100, 1 },  { 40, 49, 0, 100, 1 }, { 50, 59, 0, 100, 1 },
+	};
+	assert_int_equal(clean_chunk_end(r, 0, 6, 250), 2);
+	assert_int_equal(clean_chunk_end(r, 0, 6, 200), 2);
+	assert_int_equal(clean_chunk_end(r, 2, 6, 250), 3); /* a large row alone */
+	assert_int_equal(clean_chunk_end(r, 3, 6, 250), 5);
+	assert_int_equal(clean_chunk_end(r, 5, 6, 250), 6);
+	assert_int_equal(clean_chunk_end(r, 6, 6, 250), 6);
+	assert_int_equal(clean_chunk_end(r, 0, 6, 1 << 20), 6);
+	assert_int_equal(clean_chunk_end(r, 0, 4, 1 << 20), 4); /* never past n */
+	/* Chunks tile the rows in order, each within the bound but for a
+	 * row larger than it. */
+	size_t i = 0, chunks = 0;
+	while (i < 6) {
+		size_t j = clean_chunk_end(r, i, 6, 300);
+		assert_true(j > i);
+		uint64_t b = 0;
+		for (size_t k = i; k < j; k++)
+			b += r[k].bytes;
+		assert_true(b <= 300 || j == i + 1);
+		i = j;
+		chunks++;
+	}
+	assert_int_equal(chunks, 3);
+	/* At most SL_OBJECT_BATCHES_MAX batches per chunk. */
+	struct clean_row big[3] = { { 0, 9, 0, 10, 600000 }, { 10, 19, 0, 10, 600000 },
+				    { 20, 29, 0, 10, 1 } };
+	assert_int_equal(clean_chunk_end(big, 0, 3, 1 << 20), 1);
+	assert_int_equal(clean_chunk_end(big, 1, 3, 1 << 20), 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aborted_ranges),
-		cmocka_unit_test(test_plan_at_the_bound),
+		cmocka_unit_test(test_plan_whole_partition),
 		cmocka_unit_test(test_pass_buffer),
+		cmocka_unit_test(test_chunk_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
