@@ -446,12 +446,21 @@ static int clean_batch(const struct compact_config *c, int64_t now_ms,
 		 * as any other (Kafka's shouldRetainRecord), an aborted one's
 		 * goes, and a marker, COMMIT or ABORT, goes once its
 		 * transaction has no batch left and its delete horizon passed.
-		 * An ABORT marker's transaction leaves the aborted index when
-		 * the horizon is set, delete.retention.ms before the marker
-		 * goes: a read_committed consumer given the transaction but
-		 * not its marker would take the producer's later batches as
-		 * aborted. */
+		 * An ABORT marker's transaction leaves the aborted index
+		 * delete.retention.ms before the marker goes: a read_committed
+		 * consumer given the transaction but not its marker would take
+		 * the producer's later batches as aborted. And it leaves it
+		 * only delete.retention.ms after a pass first found it empty,
+		 * so at least that long after its records went: a fetch
+		 * serving bytes read before they went (rows held by a long
+		 * poll, a batch index not yet told of the swap) still finds
+		 * the transaction listed (docs/compaction.md, "Transactions").
+		 * Two horizons do it: the first pass finding it empty gives
+		 * the marker one while its row is still listed; the first
+		 * pass past it deletes the row and sets the second, after
+		 * which the marker goes. */
 		bool keep = !txn;
+		bool listed = false; /* an empty ABORT marker whose row is */
 		if (txn && control) {
 			int type = -1;
 			rc = batch_records_view(b->bytes, b->len, plain, marker_visit, &type);
@@ -459,16 +468,38 @@ static int clean_batch(const struct compact_config *c, int64_t now_ms,
 				return rc;
 			empty_marker = lone && type >= 0;
 			keep = !empty_marker;
+			listed = empty_marker && type == MARKER_ABORT &&
+				 txn(txn_arg, b->base_offset, info) == COMPACT_TXN_ABORTED;
 			/* Kafka's CleanedTransactionMetadata leaves an aborted
 			 * transaction with no batch left out of the cleaned
-			 * index: its row goes with the pass that gives the
-			 * marker its horizon (once: a later pass finds it set). */
-			o->aborted_gone = empty_marker && type == MARKER_ABORT && !has_horizon;
+			 * index: here its row goes at the first horizon, once
+			 * (the next pass finds it no longer listed). */
+			o->aborted_gone = listed && horizon_passed;
+			if (listed && has_horizon && !horizon_passed)
+				keep = true;
 		}
 		if (keep) {
 			o->verdict = COMPACT_KEEP;
 			o->records_kept = info->record_count;
 			return 0;
+		}
+		if (listed) {
+			/* The marker stays, rewritten with its next horizon. */
+			struct clean_ctx k = { .map = map, .base_offset = b->base_offset,
+					       .control = true };
+			rc = batch_records_view(b->bytes, b->len, plain, clean_visit, &k);
+			if (!rc) {
+				res->records_read += k.kept.read;
+				o->records_kept = (int32_t)k.kept.n;
+				res->records_kept += o->records_kept;
+				o->verdict = COMPACT_REWRITE;
+				o->pos = res->out.len;
+				rc = write_batch(&res->out, b->bytes, info, &k.kept,
+						 add_saturated(now_ms, c->delete_retention_ms));
+				o->len = res->out.len - o->pos;
+			}
+			free(k.kept.recs);
+			return rc;
 		}
 	}
 	struct clean_ctx x = { .map = map, .base_offset = b->base_offset, .control = control };

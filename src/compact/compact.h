@@ -48,11 +48,15 @@
  *  whose transaction has no batch left (none of its producer's
  *  transactional batches since its previous marker is still stored)
  *  gets a delete horizon, and goes with the first pass past it. An
- *  aborted transaction found so leaves the aborted index in the pass
- *  that sets its marker's horizon (compact_outcome.aborted_gone), as
- *  Kafka leaves it out of the cleaned segment's transaction index:
- *  delete.retention.ms before the marker goes, so that no read_committed
- *  consumer is told of the transaction without meeting its marker (it
+ *  ABORT marker so found whose transaction is still listed (the hook)
+ *  gets a first horizon instead; the first pass past it takes the
+ *  transaction out of the aborted index (compact_outcome.aborted_gone,
+ *  as Kafka leaves it out of the cleaned segment's transaction index)
+ *  and gives the marker its second horizon, past which it goes. So the
+ *  transaction stays listed delete.retention.ms after a pass found its
+ *  records gone (a fetch serving bytes read before that still lists it),
+ *  and leaves delete.retention.ms before the marker goes (no
+ *  read_committed consumer is told of it without meeting its marker: it
  *  would take the producer's later batches as aborted).
  *
  * The offset map keeps whole keys (no hash collisions, unlike Kafka's MD5
@@ -130,7 +134,9 @@ enum compact_verdict {
 
 /* The hook for transactions (issue 14): whether a transactional data
  * batch at base_offset (header in info) belongs to an aborted
- * transaction. Called for transactional data batches only. */
+ * transaction; for an ABORT marker with no batch of its transaction
+ * left, whether its transaction is still listed among the aborted ones
+ * (COMPACT_TXN_ABORTED: its row is still stored). */
 enum compact_txn_verdict {
 	COMPACT_TXN_KEEP = 0,   /* committed: its records are cleaned by key */
 	COMPACT_TXN_ABORTED,    /* aborted: its records go (the batch header
@@ -144,10 +150,11 @@ struct compact_outcome {
 	enum compact_verdict verdict;
 	size_t pos, len;        /* COMPACT_REWRITE: the bytes in out */
 	int32_t records_kept;
-	bool aborted_gone;      /* an ABORT marker given its delete horizon:
-				   its transaction has no batch left, and its
-				   aborted index row (last offset: this
-				   batch's base offset) goes with the pass */
+	bool aborted_gone;      /* an ABORT marker past its first horizon,
+				   given its second: its transaction has no
+				   batch left, and its aborted index row (last
+				   offset: this batch's base offset) goes with
+				   the pass */
 };
 
 struct compact_result {

@@ -27,8 +27,9 @@ enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
 					   const struct batch_info *info)
 {
 	const struct clean_aborted *t = arg;
-	if (info->attributes & BATCH_ATTR_CONTROL)
-		return COMPACT_TXN_KEEP;
+	/* A marker: whether its own transaction is still listed (its row,
+	 * last offset the marker's). */
+	bool control = info->attributes & BATCH_ATTR_CONTROL;
 	/* The last transaction starting at or before the batch, then back
 	 * while one of those could still reach it. */
 	size_t lo = 0, hi = t->n;
@@ -40,7 +41,8 @@ enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
 			hi = mid;
 	}
 	for (size_t k = lo; k-- > 0 && t->max_last[k] >= base_offset;)
-		if (t->v[k].producer_id == info->producer_id && t->v[k].last_offset >= base_offset)
+		if (t->v[k].producer_id == info->producer_id &&
+		    (control ? t->v[k].last_offset == base_offset : t->v[k].last_offset >= base_offset))
 			return COMPACT_TXN_ABORTED;
 	return COMPACT_TXN_KEEP;
 }

@@ -131,7 +131,9 @@ struct clean_aborted {
  * clean_aborted): a transactional data batch inside one of its
  * producer's aborted transactions is COMPACT_TXN_ABORTED (its records go
  * and never enter the offset map, as in Kafka); committed ones
- * COMPACT_TXN_KEEP (cleaned by key; compact.h decides the markers). */
+ * COMPACT_TXN_KEEP (cleaned by key; compact.h decides the markers). A
+ * marker is COMPACT_TXN_ABORTED when it ends one of the aborted
+ * transactions (still listed: its row stored). */
 struct batch_info;
 enum compact_txn_verdict clean_txn_verdict(void *arg, int64_t base_offset,
 					   const struct batch_info *info);

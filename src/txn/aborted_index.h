@@ -19,9 +19,10 @@
  * once (invariant 2), so an entry never becomes wrong while its marker is
  * stored; it stops mattering below a log start (aborted_index_trim) or
  * with its topic (tids are never reused). On a compacted topic the
- * cleaner deletes the store's row of an aborted transaction it emptied,
- * and its marker delete.retention.ms later: the agent drops the
- * partition at each cleaning swap (aborted_index_drop), before then.
+ * cleaner deletes the store's row of an aborted transaction it emptied
+ * (delete.retention.ms after it found it empty), and its marker
+ * delete.retention.ms later: the agent drops the partition at each
+ * cleaning swap (aborted_index_drop), before then.
  *
  * Bounded: at most entries_max entries per partition (past it the
  * entries with the oldest markers go and the range starts after them) and

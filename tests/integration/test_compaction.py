@@ -576,10 +576,12 @@ def test_aborted_transactions_leave_index_and_markers(broker_factory):
     """Aborted and committed transactions of two confluent-kafka
     transactional producers on a compacted topic: the pass that drops an
     aborted transaction's records keeps its ABORT marker and its aborted
-    index row; the next finds nothing of the transaction left: the row
-    goes (`sluice inspect partition`, and the Fetch's aborted list, which
-    the agent answers from memory) and the marker gets a delete horizon;
-    after delete.retention.ms a pass drops it. read_committed and
+    index row; the next finds nothing of the transaction left: the marker
+    gets a first delete horizon, the row stays; the first pass past it
+    deletes the row (`sluice inspect partition`, and the Fetch's aborted
+    list, which the agent answers from memory) and gives the marker its
+    second horizon; delete.retention.ms later a pass drops it.
+    read_committed and
     read_uncommitted consumers from the start then read exactly the latest
     committed value of each key at its original offset, with the high
     watermark unchanged; a read_committed consumer reading over and over
@@ -659,13 +661,20 @@ def test_aborted_transactions_leave_index_and_markers(broker_factory):
     th.start()
     try:
         # The first pass drops the aborted records; the next (new dirty
-        # data) finds their transactions empty: rows gone, horizons set.
+        # data) finds their transactions empty: first horizons set, rows
+        # kept; past them, the next deletes the rows (second horizons).
         set_policy(b.bootstrap, topic, "compact")
         wait_for(lambda: not any(v.startswith(b"ab") for _, _, v in
                                  ck_read(b.bootstrap, topic, isolation="read_uncommitted")),
                  30, "the aborted records' removal")
         assert inspect_txns()[:2] == (7, 3)  # each transaction's marker saw a batch
         tail(b"t1")
+        wait_for(lambda: len([a for a in markers().values() if a & 0x40]) == 3, 30,
+                 "the first horizons")
+        assert inspect_txns()[:2] == (7, 3)
+        assert len(aborted_listed()) == 3
+        time.sleep(1.6)  # delete.retention.ms
+        tail(b"t1b")
         wait_for(lambda: inspect_txns()[1] == 0, 30, "the aborted rows' removal")
         assert aborted_listed() == []
         m = markers()
@@ -692,6 +701,50 @@ def test_aborted_transactions_leave_index_and_markers(broker_factory):
     s.close()
     p1.flush(5)
     p2.flush(5)
+
+
+def test_stale_rows_still_list_aborted(broker_factory):
+    """A read_committed fetch that serves bytes from before the pass that
+    dropped an aborted transaction's records still lists the transaction,
+    however soon the next pass comes. Here: two `sluice compact` passes in
+    a row on SQLite, whose running agent learns of them only at its
+    cleaner's next check (a day away), so its batch index still names the
+    uncleaned objects, while its aborted index, empty after a restart,
+    looks the aborted transactions up in the store. The second pass gives
+    the ABORT marker its first horizon and keeps the transaction's row
+    (it used to delete it: the agent then served the aborted records with
+    no aborted transaction listed, and read_committed consumers read
+    them)."""
+    from test_transactions import txn_producer
+    b = broker_factory(["--compaction-check-interval-ms", "86400000"])
+    config = dict(CLEAN_CONFIG, **{"delete.retention.ms": "600000"})
+    topic = util.create_topic(b.bootstrap, util.topic_name("clean-stale"), 1, config=config)
+    p = txn_producer(b.bootstrap, util.topic_name("tid"))
+    for v, commit in ((b"c1", True), (b"ab", False), (b"c2", True)):
+        p.begin_transaction()
+        for k in (b"k", b"j"):
+            p.produce(topic, v + b"-" + k, k, partition=0)
+        p.flush(10)
+        (p.commit_transaction if commit else p.abort_transaction)(30)
+    time.sleep(0.3)
+    produce(b.bootstrap, topic, [(b"tail", b"t0")])
+    p.flush(5)
+    b.restart()  # the aborted index forgets what this agent's commits told it
+    everything = ck_read(b.bootstrap, topic, isolation="read_uncommitted")  # the batch index
+    assert [v for _, _, v in everything if v.startswith(b"ab")] == [b"ab-k", b"ab-j"]
+    for i in range(2):
+        if i:  # a pass needs dirty data
+            produce(b.bootstrap, topic, [(b"k", b"c3-k")])
+            time.sleep(0.3)
+            produce(b.bootstrap, topic, [(b"tail", b"t1")])
+        out = run("compact", "--data", b.data_dir, topic).stdout
+        m = COMPACT_RE.search(out)
+        assert m and int(m.group(3)) > 0, out
+    got = ck_read(b.bootstrap, topic)
+    assert not [v for _, _, v in got if v.startswith(b"ab")], got
+    assert [v for _, _, v in got][-2:] == [b"c3-k", b"t1"], got
+    m = MARKERS_RE.search(run("inspect", "partition", "--data", b.data_dir, topic, "0").stdout)
+    assert m and int(m.group(2)) == 1, m  # the aborted transaction still listed
 
 
 def test_cluster_aborted_index_told(pg, tmp_path):  # noqa: F811
@@ -737,18 +790,21 @@ def test_cluster_aborted_index_told(pg, tmp_path):  # noqa: F811
         assert len(before) > 1 and all(len(v) == 1 for v in before.values()), before
         set_policy(a.bootstrap, topic, "compact")
         # The first pass drops the aborted record, the next (new dirty
-        # data) its transaction.
+        # data) gives its marker a first horizon, the first one past it
+        # (delete.retention.ms) deletes its transaction's row.
         wait_for(lambda: [v for _, _, v in ck_read(a.bootstrap, topic,
                                                    isolation="read_uncommitted")
                           if v != b"t0"] == [b"c2"], 40, "the first pass")
         time.sleep(0.3)
         produce(a.bootstrap, topic, [(b"tail", b"t1")])
+        time.sleep(3.2)  # delete.retention.ms
+        produce(a.bootstrap, topic, [(b"tail", b"t2")])
         wait_for(lambda: all(v == [] for v in listed().values()), 40,
                  "every serving agent's aborted list emptied")
         assert set(listed()) == set(before)
         for isolation in ("read_committed", "read_uncommitted"):
             got = [(k, v) for _, k, v in ck_read(a.bootstrap, topic, isolation=isolation)]
-            assert got[0] == (b"k", b"c2") and got[-1] == (b"tail", b"t1"), (isolation, got)
+            assert got[0] == (b"k", b"c2") and got[-1] == (b"tail", b"t2"), (isolation, got)
             assert all(k == b"tail" for k, _ in got[1:]), (isolation, got)
         p.flush(5)
     finally:

@@ -54,9 +54,14 @@ static void test_aborted_ranges(void **state)
 	assert_int_equal(clean_txn_verdict(&t, 605, &p8), COMPACT_TXN_ABORTED);
 	assert_int_equal(clean_txn_verdict(&t, 605, &p7), COMPACT_TXN_KEEP);
 	assert_int_equal(clean_txn_verdict(&t, 5, &p8), COMPACT_TXN_KEEP);
-	/* Markers stay: their transaction's records are judged by theirs. */
+	/* A marker: listed only as the end of its own aborted transaction
+	 * (the cleaner keeps the marker while its row is stored). */
 	struct batch_info marker = { .attributes = BATCH_ATTR_TRANSACTIONAL | BATCH_ATTR_CONTROL,
 				     .producer_id = 7 };
+	assert_int_equal(clean_txn_verdict(&t, 500, &marker), COMPACT_TXN_ABORTED);
+	assert_int_equal(clean_txn_verdict(&t, 499, &marker), COMPACT_TXN_KEEP);
+	marker.producer_id = 8;
+	assert_int_equal(clean_txn_verdict(&t, 30, &marker), COMPACT_TXN_ABORTED);
 	assert_int_equal(clean_txn_verdict(&t, 500, &marker), COMPACT_TXN_KEEP);
 	/* No aborted transaction: every batch stays. */
 	struct clean_aborted none = { NULL, NULL, 0 };

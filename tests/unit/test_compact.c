@@ -658,15 +658,21 @@ static void part_raw(struct part *p, int64_t base, const uint8_t *b, size_t len)
 
 /* A pass over all of p with the transactions hook txn (none_aborted
  * when NULL). */
-static void clean_txn_with(const struct compact_config *c, struct part *p, int64_t now,
-			   compact_txn_fn txn, struct compact_result *res)
+static void clean_txn_with_arg(const struct compact_config *c, struct part *p, int64_t now,
+			       compact_txn_fn txn, void *arg, struct compact_result *res)
 {
 	struct compact_plan plan;
 	const struct compact_span *last = &p->spans[p->n - 1];
 	assert_int_equal(compact_plan(c, now, 0, last->last_offset + 1, p->spans, (size_t)p->n,
 				      &plan), 0);
 	assert_int_equal(compact_clean(c, now, 0, &plan, p->in, (size_t)p->n,
-				       txn ? txn : none_aborted, NULL, res), 0);
+				       txn ? txn : none_aborted, arg, res), 0);
+}
+
+static void clean_txn_with(const struct compact_config *c, struct part *p, int64_t now,
+			   compact_txn_fn txn, struct compact_result *res)
+{
+	clean_txn_with_arg(c, p, now, txn, NULL, res);
 }
 
 /* A marker's control record: key version 0, type 1 (COMMIT) or 0
@@ -720,7 +726,8 @@ static void test_committed_transactions(void **state)
 	 * batch rewritten with j1, still transactional), m=m1's batch is
 	 * dropped. The COMMIT markers stay: each saw a batch of its
 	 * transaction. Producer 7's ABORT marker saw none: it gets a delete
-	 * horizon and its transaction leaves the aborted index. */
+	 * horizon (its transaction is not listed as aborted here: no row to
+	 * take out of the index, so no first horizon either). */
 	clean_txn(&c, &p, NOW, &res);
 	assert_int_equal(res.batches[0].verdict, COMPACT_REWRITE);
 	assert_int_equal(res.batches[0].records_kept, 1);
@@ -736,8 +743,7 @@ static void test_committed_transactions(void **state)
 		if (i != 2)
 			assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
 	assert_int_equal(res.batches[7].verdict, COMPACT_REWRITE);
-	assert_true(res.batches[7].aborted_gone);
-	for (int i = 0; i < 7; i++)
+	for (int i = 0; i < 8; i++)
 		assert_false(res.batches[i].aborted_gone);
 	struct batch_info ab = decode(out_of(&res, 7), res.batches[7].len, &s, &plain);
 	assert_true(ab.attributes & COMPACT_ATTR_DELETE_HORIZON);
@@ -800,18 +806,24 @@ static void test_committed_transactions(void **state)
 }
 
 /* Producer 5's transaction at 0..1 is aborted (marker at 2). */
+/* Producer 5's transaction up to its ABORT marker at 2 is aborted; its
+ * row is listed unless arg points at a true bool. */
 static enum compact_txn_verdict aborted_first(void *arg, int64_t base_offset,
 					      const struct batch_info *info)
 {
-	(void)arg;
+	if ((info->attributes & BATCH_ATTR_CONTROL) && arg && *(bool *)arg)
+		return COMPACT_TXN_KEEP; /* its row deleted */
 	return info->producer_id == 5 && base_offset <= 2 ? COMPACT_TXN_ABORTED : COMPACT_TXN_KEEP;
 }
 
 /* An aborted transaction as Kafka's CleanedTransactionMetadata treats
  * it: the pass that drops its data keeps the ABORT marker and the
  * aborted index row (it saw a batch of the transaction); the next finds
- * none left: the marker gets a delete horizon and the row goes
- * (aborted_gone, once); a pass past the horizon drops the marker. */
+ * none left: the marker gets a first delete horizon, the row stays
+ * listed (a fetch serving the bytes from before the records went must
+ * still list it); a pass past it deletes the row (aborted_gone, once)
+ * and gives the marker its second horizon; a pass past that drops the
+ * marker. */
 static void test_aborted_marker_goes(void **state)
 {
 	(void)state;
@@ -840,7 +852,7 @@ static void test_aborted_marker_goes(void **state)
 	compact_result_free(&res);
 
 	/* Pass 2 over what pass 1 stored (a filler over 0..1): the marker
-	 * gets its horizon, the row goes. */
+	 * gets its first horizon, the row stays. */
 	struct part q = { 0 };
 	struct kbuf filler;
 	kbuf_init(&filler);
@@ -850,7 +862,7 @@ static void test_aborted_marker_goes(void **state)
 		part_raw(&q, p.in[i].base_offset, p.in[i].bytes, p.in[i].len);
 	clean_txn_with(&c, &q, NOW, aborted_first, &res);
 	assert_int_equal(res.batches[1].verdict, COMPACT_REWRITE);
-	assert_true(res.batches[1].aborted_gone);
+	assert_false(res.batches[1].aborted_gone);
 	struct seen s;
 	struct kbuf plain;
 	kbuf_init(&plain);
@@ -865,8 +877,9 @@ static void test_aborted_marker_goes(void **state)
 			assert_false(res.batches[i].aborted_gone);
 		}
 
-	/* Pass 3 before the horizon: kept, the row not named again; past
-	 * it: the marker goes. The COMMIT marker stays (k1 is stored). */
+	/* Pass 3 before the first horizon: kept, the row listed; past it:
+	 * the row goes, the marker gets its second horizon. The COMMIT
+	 * marker stays (k1 is stored). */
 	struct part r = { 0 };
 	for (int i = 0; i < q.n; i++)
 		if (i == 1)
@@ -881,10 +894,36 @@ static void test_aborted_marker_goes(void **state)
 	}
 	compact_result_free(&res);
 	clean_txn_with(&c, &r, NOW + DAY_MS, aborted_first, &res);
+	assert_int_equal(res.batches[1].verdict, COMPACT_REWRITE);
+	assert_true(res.batches[1].aborted_gone);
+	info = decode(out_of(&res, 1), res.batches[1].len, &s, &plain);
+	assert_true(info.attributes & COMPACT_ATTR_DELETE_HORIZON);
+	assert_int_equal(info.base_timestamp, NOW + 2 * DAY_MS);
+	assert_int_equal(s.n, 1); /* the marker's control record */
+	assert_int_equal(res.batches[3].verdict, COMPACT_KEEP);
+	struct part u = { 0 };
+	for (int i = 0; i < r.n; i++)
+		if (i == 1)
+			part_raw(&u, 2, out_of(&res, 1), res.batches[1].len);
+		else
+			part_raw(&u, r.in[i].base_offset, r.in[i].bytes, r.in[i].len);
+	compact_result_free(&res);
+
+	/* Pass 4, the row gone: the marker stays until its second horizon,
+	 * then goes. */
+	bool row_gone = true;
+	clean_txn_with_arg(&c, &u, NOW + 2 * DAY_MS - 1, aborted_first, &row_gone, &res);
+	for (int i = 0; i < u.n; i++) {
+		assert_int_equal(res.batches[i].verdict, COMPACT_KEEP);
+		assert_false(res.batches[i].aborted_gone);
+	}
+	compact_result_free(&res);
+	clean_txn_with_arg(&c, &u, NOW + 2 * DAY_MS, aborted_first, &row_gone, &res);
 	assert_int_equal(res.batches[1].verdict, COMPACT_DROP);
 	assert_false(res.batches[1].aborted_gone);
 	assert_int_equal(res.batches[3].verdict, COMPACT_KEEP);
 	compact_result_free(&res);
+	part_free(&u);
 	kbuf_free(&plain);
 	kbuf_free(&filler);
 	part_free(&r);
