@@ -79,13 +79,14 @@ def test_partition_longer_than_a_chunk(broker_factory):
             while not done.is_set():
                 check_view(ck_read(b.bootstrap, topic), want, everything)
                 reads[0] += 1
+                time.sleep(0.1)
         except Exception as e:  # noqa: BLE001 (reported by the test)
             errors.append(e)
 
     t = threading.Thread(target=reader)
     t.start()
     try:
-        wait_for(lambda: ck_read(b.bootstrap, topic) == want, 90, "the chunked passes")
+        wait_for(lambda: ck_read(b.bootstrap, topic) == want, 180, "the chunked passes")
     finally:
         done.set()
         t.join(60)
