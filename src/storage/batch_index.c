@@ -57,6 +57,7 @@ struct batch_index {
 	size_t bucket_count; /* a power of two */
 	size_t count;
 	struct bix_part *lru_head, *lru_tail;
+	uint64_t drops;
 };
 
 static size_t obj_bytes(const struct bix_obj *o)
@@ -534,8 +535,14 @@ void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t lo
 void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p)
 {
 	struct bix_part *x = part_find(ix, tid, p);
+	ix->drops++;
 	if (x)
 		part_free(ix, x);
+}
+
+uint64_t batch_index_drops(const struct batch_index *ix)
+{
+	return ix->drops;
 }
 
 void batch_index_drop_topic(struct batch_index *ix, int64_t tid, int32_t partition_count)

@@ -88,6 +88,11 @@ bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t of
 void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t log_start);
 /* Forget one partition, or partitions [0, partition_count) of a topic. */
 void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p);
+/* How many drops so far: rows a store lookup read before a drop (a
+ * cleaning swap's: they name the objects the swap replaced) must not
+ * seed the index after it, or it would name them again until the next
+ * drop, past the collector's grace. */
+uint64_t batch_index_drops(const struct batch_index *ix);
 void batch_index_drop_topic(struct batch_index *ix, int64_t tid, int32_t partition_count);
 
 /* Bytes held, partitions indexed, and [*first, *end) of one partition's

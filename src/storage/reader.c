@@ -576,6 +576,7 @@ struct lookup_job {
 	struct meta_batch_query *q;
 	size_t *slot;              /* rf's slot of each query */
 	int64_t *hwm;              /* its high watermark when asked */
+	uint64_t drops;            /* the batch index's drops when asked */
 	size_t nq;
 	struct meta_batch_row *rows;
 	size_t rows_cap;
@@ -655,6 +656,7 @@ static struct lookup_job *lookup_job_new(struct reader *r, size_t nq, size_t row
 		return NULL;
 	j->r = r;
 	j->nq = nq;
+	j->drops = r->index ? batch_index_drops(r->index) : 0;
 	/* At least one of each: a job may look up aborted transactions only. */
 	j->q = calloc(nq ? nq : 1, sizeof *j->q);
 	j->slot = calloc(nq ? nq : 1, sizeof *j->slot);
@@ -675,11 +677,15 @@ static const struct meta_batch_row *job_rows(const struct lookup_job *j, size_t 
 	return j->rows + j->q[i].first;
 }
 
-/* Rows of one partition looked up from the store may extend the index. */
-static void seed_index(struct reader *r, const struct meta_batch_query *q,
+/* Rows of one partition looked up from the store may extend the index,
+ * unless a partition was dropped since the job was asked (a cleaning
+ * swap: they may name the objects it replaced; the next lookup reads
+ * the rows anew). */
+static void seed_index(const struct lookup_job *j, const struct meta_batch_query *q,
 		       const struct meta_batch_row *rows, int64_t hwm)
 {
-	if (!r->index)
+	struct reader *r = j->r;
+	if (!r->index || batch_index_drops(r->index) != j->drops)
 		return;
 	size_t n = q->n;
 	while (n > 0 && rows[n - 1].base_offset >= hwm)
@@ -766,7 +772,7 @@ static void lookup_after(uv_work_t *w, int status)
 	struct reader_fetch *rf = j->rf;
 	for (size_t i = 0; i < j->nq; i++) {
 		if (!j->rc)
-			seed_index(j->r, &j->q[i], job_rows(j, i), j->hwm[i]);
+			seed_index(j, &j->q[i], job_rows(j, i), j->hwm[i]);
 		slot_rows_take(rf, j->slot[i], &j->q[i], job_rows(j, i), j->hwm[i], j->rc);
 	}
 	for (size_t i = 0; i < j->na; i++)
@@ -862,7 +868,7 @@ static void ahead_after(uv_work_t *w, int status)
 	struct reader *r = j->r;
 	r->ahead_jobs--;
 	if (!j->rc) {
-		seed_index(r, &j->q[0], job_rows(j, 0), j->hwm[0]);
+		seed_index(j, &j->q[0], job_rows(j, 0), j->hwm[0]);
 		read_ahead(r, j->hwm[0], job_rows(j, 0), j->q[0].n, &j->ah);
 	}
 	lookup_job_free(j);

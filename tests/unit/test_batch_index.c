@@ -199,7 +199,12 @@ static void test_trim_drop(void **state)
 	assert_int_equal(batch_index_partitions(ix), 0);
 	assert_false(batch_index_rows(ix, 1, 0, 10, out, 8, &n, NULL));
 	batch_index_trim(ix, 9, 0, 5); /* unknown: nothing */
+	/* Every drop counts (held or not): a lookup asked before one does
+	 * not seed what it read. */
+	uint64_t drops = batch_index_drops(ix);
+	assert_int_equal(drops, 2);
 	batch_index_drop(ix, 9, 0);
+	assert_int_equal(batch_index_drops(ix), drops + 1);
 	batch_index_free(ix);
 }
 
