@@ -67,24 +67,36 @@ def test_group_coordinator_killed(cluster):
             "topic.metadata.refresh.interval.ms": 1000})
         try:
             c.subscribe([topic])
+            dirty = False  # consumed past the last commit that succeeded
             while not stop.is_set():
                 batch = c.consume(200, 0.2)
-                if not batch:
+                if batch:
+                    with lock:
+                        for m in batch:
+                            if m.error() is None:
+                                seen.add((m.partition(), m.offset()))
+                    dirty = True
+                    # Slow enough that the kill lands half-way.
+                    time.sleep(0.05)
+                if not dirty:
                     continue
-                with lock:
-                    for m in batch:
-                        if m.error() is None:
-                            seen.add((m.partition(), m.offset()))
-                # Slow enough that the kill lands half-way.
-                time.sleep(0.05)
                 try:
                     c.commit(asynchronous=False)
+                    dirty = False
                 except KafkaException:
-                    pass  # the coordinator moving: the next commit covers it
+                    pass  # the coordinator moving: committed again next round
         except Exception as e:  # noqa: BLE001 — reported by the test
             errors.append(e)
         finally:
             c.close()
+
+    def committed_offsets(bootstrap):
+        probe = util.consumer(bootstrap, **{"group.id": group})
+        try:
+            return {tp.partition: tp.offset for tp in probe.committed(
+                [TopicPartition(topic, p) for p in range(parts)], timeout=10)}
+        finally:
+            probe.close()
 
     threads = [threading.Thread(target=member, args=(i,)) for i in range(3)]
     for t in threads:
@@ -96,13 +108,7 @@ def test_group_coordinator_killed(cluster):
         coord = coord[0]
         first_epoch = max(lease_epochs(coord, "group/" + group))
         # What the group committed so far, as the store has it.
-        probe = util.consumer(bootstrap, **{"group.id": group})
-        try:
-            for tp in probe.committed([TopicPartition(topic, p)
-                                       for p in range(parts)], timeout=10):
-                committed_before[tp.partition] = tp.offset
-        finally:
-            probe.close()
+        committed_before.update(committed_offsets(bootstrap))
         assert any(o > 0 for o in committed_before.values()), committed_before
         coord.kill9()
         t_kill = time.monotonic()
@@ -115,6 +121,15 @@ def test_group_coordinator_killed(cluster):
         assert len(new) == 1
         assert max(lease_epochs(new[0], "group/" + group)) > first_epoch
         wait_for("every message consumed", lambda: len(seen) >= total, 90)
+        # The members commit until a commit succeeds: wait for the last.
+        survivors = ",".join(x.bootstrap for x in others)
+
+        def all_committed():
+            try:
+                return sum(committed_offsets(survivors).values()) == total
+            except KafkaException:
+                return False  # the coordinator still moving
+        wait_for("the group commits every message", all_committed, 30)
     finally:
         stop.set()
         for t in threads:
@@ -127,13 +142,7 @@ def test_group_coordinator_killed(cluster):
 
     # The offsets committed before the kill survived it, and those
     # committed after it are there too (never below the earlier ones).
-    bootstrap = ",".join(x.bootstrap for x in others)
-    probe = util.consumer(bootstrap, **{"group.id": group})
-    try:
-        after = {tp.partition: tp.offset for tp in probe.committed(
-            [TopicPartition(topic, p) for p in range(parts)], timeout=10)}
-    finally:
-        probe.close()
+    after = committed_offsets(",".join(x.bootstrap for x in others))
     for p, o in committed_before.items():
         assert after[p] >= o, (p, o, after[p])
     assert sum(after.values()) == total, after
