@@ -443,6 +443,11 @@ def summary(events):
     return dict(sorted(c.items()))
 
 
+# Kinds whose first example is printed with its context (context()).
+CONTEXT_KINDS = ("aborted-read", "beyond-lso", "skip", "nonmonotonic",
+                 "lost-committed", "torn")
+
+
 def report(events, out=sys.stdout, show=5):
     """Prints the summary and the anomaly counts (with up to show
     examples of each kind); returns the total number of anomalies."""
@@ -456,10 +461,52 @@ def report(events, out=sys.stdout, show=5):
         n = len(found[k])
         total += n
         print("  %-22s %d" % (k, n), file=out)
-        for a in found[k][:show]:
+        for i, a in enumerate(found[k][:show]):
             print("      %s" % json.dumps(a, sort_keys=True)[:400], file=out)
+            if i == 0 and k in CONTEXT_KINDS:
+                context(events, a, out)
     print("total anomalies: %d" % total, file=out)
     return total
+
+
+def _raw_batch_text(b):
+    what = b.get("control") or ",".join(v for _, v in b.get("records", []))
+    return "%d..%d pid %d/%d%s %s" % (
+        b["base"], b.get("last", b["base"]), b.get("pid", -1),
+        b.get("epoch", -1), " txnl" if b.get("txnl") else "", what)
+
+
+def context(events, a, out=sys.stdout, span=8):
+    """What a partition anomaly needs to be explained from a CI log
+    alone: the raw log around its offset (every batch with its producer,
+    epoch and marker), the events of the value's transaction, and the
+    anomalous poll's reads of that partition."""
+    p, off = a.get("partition"), a.get("offset")
+    if p is None or off is None:
+        return
+    s = sends(events)
+    txn = a.get("txn") or (s.get(a.get("value")) or {}).get("txn")
+    print("    context of %s at partition %d offset %d:" % (a["kind"], p, off),
+          file=out)
+    for e in events:
+        if e["op"] == "raw" and e["partition"] == p:
+            near = [b for b in e["batches"]
+                    if b.get("last", b["base"]) >= off - span
+                    and b["base"] <= off + 4 * span]
+            print("      raw log (end %d):" % e["end"], file=out)
+            for b in near[:40]:
+                print("        " + _raw_batch_text(b)[:160], file=out)
+    if txn:
+        print("      events of %s:" % txn, file=out)
+        for e in events:
+            if e.get("txn") == txn:
+                print("        " + json.dumps(e, sort_keys=True)[:240], file=out)
+    for e in events:
+        if e["op"] == "poll" and e.get("process") == a.get("process") and \
+                abs(e["t"] - a.get("t", e["t"])) < 1e-9:
+            reads = [o for q, o, _ in e["reads"] if q == p]
+            print("      the poll's reads of partition %d: %s" % (
+                p, reads[:20]), file=out)
 
 
 def main(argv):

@@ -15,6 +15,7 @@ import argparse
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -678,6 +679,24 @@ def final_read_raw(run):
             raise HarnessError("raw read of partition %d: %s" % (p, last))
 
 
+def print_log_excerpts(paths, per_log=25):
+    """The agents' warnings, errors and transaction lines, so that a CI
+    log that keeps only the output can still explain an anomaly."""
+    pat = re.compile(r"warn|error|txn|transaction|marker|coordinat|lease",
+                     re.I)
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                hits = [line.rstrip() for line in f if pat.search(line)]
+        except OSError:
+            continue
+        print("  %s: %d matching lines%s" % (
+            os.path.basename(path), len(hits),
+            ", the last %d:" % per_log if len(hits) > per_log else ":"))
+        for line in hits[-per_log:]:
+            print("    " + line[:200])
+
+
 # --------------------------------------------------------------------------
 # One run
 
@@ -820,6 +839,7 @@ class Run:
         if n:
             print("ANOMALIES FOUND: seed %d, history %s, agent logs %s" % (
                 a.seed, h.path, " ".join(self.system.logs())))
+            print_log_excerpts(self.system.logs())
         for f in failures:
             print("AGENT FAILURE (seed %d, dir %s): %s" % (a.seed, a.out, f))
         return 1 if n else 2 if failures else 0
