@@ -3688,6 +3688,46 @@ static int conn_open(struct pg_conn *c, const char *role, int timeout_ms, struct
 	return 0;
 }
 
+/* One connection conn_open_all opens on a thread of its own. */
+struct conn_job {
+	struct pg_conn *c;
+	const char *role;
+	int timeout_ms;
+	struct meta_pg *s;
+	int rc;
+	pthread_t thread;
+	bool started;
+};
+
+static void *conn_job_run(void *arg)
+{
+	struct conn_job *j = arg;
+	j->rc = conn_open(j->c, j->role, j->timeout_ms, j->s);
+	return NULL;
+}
+
+/* Opens jobs[0, n) at once: each connection costs the server a process
+ * and an authentication (SCRAM's key stretching on both ends), which one
+ * after another made a loaded machine's agent take seconds to start.
+ * 0, or the first failure (SL_ENOMEM before SL_EMETA). */
+static int conn_open_all(struct meta_pg *s, struct conn_job *jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].s = s;
+		jobs[i].started = pthread_create(&jobs[i].thread, NULL, conn_job_run, &jobs[i]) == 0;
+		if (!jobs[i].started) /* no thread: this one here, the rest go on */
+			conn_job_run(&jobs[i]);
+	}
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		if (jobs[i].rc && rc != SL_ENOMEM)
+			rc = jobs[i].rc;
+	}
+	return rc;
+}
+
 /* The version the database's schema_version table states; 0 without
  * one (a database that is not a sluice store yet). */
 static int schema_version_read(struct pg_conn *c, int *version)
@@ -4527,22 +4567,23 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 		return SL_ENOMEM;
 	}
 	/* The loop connection migrates (or, not creating, checks) the schema
-	 * before the others connect. */
+	 * before the others connect, all at once. */
 	rc = conn_open(&s->loop, "loop", SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc)
 		rc = schema_migrate(&s->loop, create);
-	if (!rc)
-		rc = conn_open(&s->read, "read", SL_META_PG_DATA_TIMEOUT_MS, s);
-	if (!rc)
-		rc = conn_open(&s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS, s);
-	for (int i = 0; !rc && i < PG_OFFSETS_LANES; i++)
-		rc = conn_open(&s->offsets[i], offsets_roles[i], SL_META_PG_DATA_TIMEOUT_MS, s);
-	if (!rc)
-		rc = conn_open(&s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS, s);
-	if (!rc)
-		rc = conn_open(&s->admin, "admin", SL_META_PG_BULK_TIMEOUT_MS, s);
-	if (!rc)
-		rc = conn_open(&s->cluster, "cluster", SL_META_PG_CLUSTER_TIMEOUT_MS, s);
+	if (!rc) {
+		struct conn_job jobs[5 + PG_OFFSETS_LANES] = {
+			{ &s->read, "read", SL_META_PG_DATA_TIMEOUT_MS },
+			{ &s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS },
+			{ &s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS },
+			{ &s->admin, "admin", SL_META_PG_BULK_TIMEOUT_MS },
+			{ &s->cluster, "cluster", SL_META_PG_CLUSTER_TIMEOUT_MS },
+		};
+		for (int i = 0; i < PG_OFFSETS_LANES; i++)
+			jobs[5 + i] = (struct conn_job){ &s->offsets[i], offsets_roles[i],
+							 SL_META_PG_DATA_TIMEOUT_MS };
+		rc = conn_open_all(s, jobs, sizeof jobs / sizeof jobs[0]);
+	}
 	if (!rc) /* connected by meta_listen_start */
 		rc = conn_init(&s->listen, "listen", SL_META_PG_CLUSTER_TIMEOUT_MS, s);
 	if (rc) {
