@@ -69,13 +69,17 @@ struct partition_state {
 };
 
 /* Raise the LSO to what a source that knows the partition's open
- * transactions says as of the high watermark now served: the first
- * unstable offset first_unstable (-1: no open transaction, the LSO is the
- * high watermark), or the store's last stable offset (the same bound: it
- * is the first unstable offset, or the store's high watermark when none
- * is open, which this agent's high watermark caps). Never above the high
- * watermark, never below the log start, never down (a source that is
- * behind says less). True when it moved. */
+ * transactions says as of a high watermark this agent has reached (the
+ * one it applied with it, or an older one): the first unstable offset
+ * first_unstable (-1: no open transaction, the LSO is the high
+ * watermark), or the store's last stable offset then (the same bound:
+ * the first unstable offset, or that high watermark when none is open).
+ * A source's LSO as of a later point than the agent has applied may lie
+ * past an ABORT marker the agent has not seen, whose transaction its
+ * read_committed fetches would then serve unlisted: commits report the
+ * LSO per batch for that reason (meta_commit_batch). Never above the
+ * high watermark, never below the log start, never down (a source that
+ * is behind says less). True when it moved. */
 static inline bool partition_raise_stable(struct partition_state *ps, int64_t first_unstable)
 {
 	int64_t lso = ps->high_watermark;

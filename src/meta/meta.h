@@ -238,9 +238,12 @@ struct meta_commit_batch {
 	int64_t base_offset;    /* assigned by the commit (the original's for a
 				   duplicate); -1 when the batch got no offset */
 	enum meta_batch_result result;
-	/* The partition's last stable offset once this batch's object is
-	 * committed (raise-only across a commit's objects); -1 when the
-	 * partition is gone. */
+	/* The partition's last stable offset as of this batch's end (the
+	 * high watermark just past it): what a reader that has applied the
+	 * commit up to this batch may serve, so a notice cut between
+	 * batches never raises an LSO past an ABORT marker its reader has
+	 * not seen yet. For a batch that got no offset, as of its object's
+	 * end. -1 when the partition is gone. */
 	int64_t last_stable_offset;
 	/* An applied ABORT marker that closed an open transaction in the
 	 * partition: the aborted_txns row it added (last_offset = the

@@ -2730,6 +2730,11 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 				meta_pstate_append(st, b);
 			rc = pg_txn_appended(c, b, &cp->first_unstable);
 			cp->hwm += (int64_t)b->last_offset_delta + 1;
+			/* As of this batch's end: a notice whose rows are
+			 * cut over several payloads raises another agent's
+			 * LSO with each payload's last row, and with its
+			 * own high watermark (commit_notify_text). */
+			b->last_stable_offset = meta_lso(cp->log_start, cp->hwm, cp->first_unstable);
 			live += b->length;
 			/* Adjacent batches share a row (meta_int.h). */
 			if (!meta_run_continues(&run, b))
@@ -2741,15 +2746,14 @@ static int commit_objects_body(struct pg_conn *c, void *arg)
 		tx_str(&a[CA_KEY], o->key);
 		tx_i64(&a[CA_SIZE], (int64_t)o->size);
 		tx_i64(&a[CA_LIVE], live);
-		/* Each batch's partition's LSO once this object is in, as the
-		 * SQLite backend reports it: the agent applies each object's
-		 * batches (and its ABORT markers) with the LSO of that point,
-		 * never with one a later object's marker raised. */
+		/* A batch that got no offset: its partition's LSO once this
+		 * object is in (an appended one has its own, above): never
+		 * one a later object's marker raised. */
 		for (size_t i = 0; i < o->n; i++) {
 			struct meta_commit_batch *b = &o->batches[i];
 			const struct commit_part *cp = part_find(x->parts, x->nparts, b->tid,
 								 b->partition);
-			if (cp && cp->found)
+			if (cp && cp->found && b->result != META_BATCH_APPENDED)
 				b->last_stable_offset = meta_lso(cp->log_start, cp->hwm,
 								 cp->first_unstable);
 		}

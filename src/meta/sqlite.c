@@ -2463,6 +2463,7 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			if (rc)
 				goto out;
 			hwm += (int64_t)b->last_offset_delta + 1;
+			b->last_stable_offset = meta_lso(log_start, hwm, first_unstable); /* as of its end */
 			live_bytes += b->length;
 		}
 		rc = row_insert(c, oid, &run);
@@ -2470,9 +2471,11 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			rc = hwm_write(c, first->tid, first->partition, hwm, first_unstable);
 		if (rc)
 			goto out;
-		for (size_t j = k; j < end; j++)
-			batches[order ? order[j] : j].last_stable_offset =
-				meta_lso(log_start, hwm, first_unstable);
+		for (size_t j = k; j < end; j++) {
+			struct meta_commit_batch *b = &batches[order ? order[j] : j];
+			if (b->result != META_BATCH_APPENDED)
+				b->last_stable_offset = meta_lso(log_start, hwm, first_unstable);
+		}
 		k = end;
 	}
 	st = sq_stmt(c, ST_OBJECT_SET_LIVE);

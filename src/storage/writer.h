@@ -43,9 +43,9 @@ struct writer_committed {
 	int64_t tid;
 	int32_t partition;
 	struct batch_index_row row; /* offsets, byte range, counts */
-	/* The partition's last stable offset after the commit (raise-only
-	 * across it), and the range an ABORT marker closed (producer_id -1:
-	 * none): meta_commit_batch's. */
+	/* The partition's last stable offset as of this batch's end, and
+	 * the range an ABORT marker closed (producer_id -1: none):
+	 * meta_commit_batch's. */
 	int64_t last_stable_offset;
 	struct meta_aborted_txn aborted;
 };

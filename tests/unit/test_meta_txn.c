@@ -462,6 +462,45 @@ static void test_txn_data(void **state)
 	meta_close(m);
 }
 
+/* Each appended batch reports the LSO as of its own end: another agent
+ * applies a commit's rows as notices bring them (one object's rows may
+ * come in several payloads) and raises its LSO with the last row it
+ * applied, so a row before an ABORT marker must not carry an LSO past
+ * the marker's transaction. */
+static void test_lso_per_batch(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int64_t t = create_topic(m, "lpb", 1);
+	struct rec x;
+	rec_init(&x, 200, 0, TXN_ONGOING, 1);
+	rec_tp(&x, t, 0);
+	int64_t v = 0;
+	persist(m, "c", &x, &v);
+	struct meta_commit_batch b = commit1(m, mk_plain(t, 0, 0));   /* 0 */
+	b = commit1(m, mk_txn(t, 0, 0, 200, 0, 0, "c"));               /* 1: opens */
+	assert_int_equal(b.last_stable_offset, 1);
+	persist1(m, "c", 200, 0, TXN_PREPARE_ABORT, 1, t, 0, &v);
+	/* One object: a plain batch, the ABORT, another plain batch. */
+	struct meta_commit_batch o[] = {
+		mk_plain(t, 0, 1),                          /* 2..3 */
+		mk_marker(t, 0, 200, 0, "c", 1, false),     /* 4 */
+		mk_plain(t, 0, 0),                          /* 5 */
+	};
+	o[1].byte_offset = 100;
+	o[2].byte_offset = 200;
+	assert_int_equal(meta_commit_object(m, "lpb-1", 300, o, 3), 0);
+	assert_int_equal(o[0].base_offset, 2);
+	assert_int_equal(o[1].base_offset, 4);
+	assert_int_equal(o[1].aborted.first_offset, 1);
+	assert_int_equal(o[2].base_offset, 5);
+	assert_int_equal(o[0].last_stable_offset, 1); /* "c" still open at 4 */
+	assert_int_equal(o[1].last_stable_offset, 5);
+	assert_int_equal(o[2].last_stable_offset, 6);
+	assert_int_equal(part(m, t, 0).last_stable_offset, 6);
+	meta_close(m);
+}
+
 /* Markers: applied only to the transaction they were built for, once per
  * partition; COMMIT materializes the transaction's offsets (where newer
  * than the group's), ABORT records the aborted range and drops them; a
@@ -1099,6 +1138,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load_one, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_txn_data, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_markers, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_lso_per_batch, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_lso, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_settle_and_deleted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_trim, tb_setup, tb_teardown),
