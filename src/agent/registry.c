@@ -1,8 +1,11 @@
-/* registry.c — the agent registry's agent side (registry.h): one timer,
- * one pool job at a time (a heartbeat when due, the catalog poll on a
- * shared store, the listening connection's reconnect), applied on the
- * loop; and the change notifications of a shared store, read on the loop
- * as they arrive (uv_poll on the listening connection's socket). */
+/* registry.c — the agent registry's agent side (registry.h): one timer
+ * and two pool jobs, each one at a time and applied on the loop: the
+ * heartbeat when due, and the catalog poll on a shared store (with the
+ * listening connection's reconnect). They run on connections of their
+ * own, so a long poll (an agent's first reads every topic and
+ * partition) never holds a heartbeat up. And the change notifications of
+ * a shared store, read on the loop as they arrive (uv_poll on the
+ * listening connection's socket). */
 #include "agent/registry.h"
 
 #include <inttypes.h>
@@ -22,8 +25,9 @@
 struct registry {
 	struct agent *a;
 	uv_timer_t timer;
-	uv_work_t work;
-	bool running;            /* the job is on the pool */
+	uv_work_t beat_work, poll_work;
+	bool beat_running;       /* the heartbeat job is on the pool */
+	bool poll_running;       /* the poll job is */
 	bool stopping;
 	bool registered;
 	bool beat_failing;       /* logged once per run of failures */
@@ -31,8 +35,7 @@ struct registry {
 	uint64_t beat_last_ms;   /* uv_now of the last heartbeat's start */
 	int64_t catalog_version; /* applied; -1: reload the topics */
 	int64_t parts_since;     /* the poll's change mark; -1: every partition */
-	/* the job's inputs and outputs */
-	bool beat, poll;
+	/* the jobs' outputs */
 	int beat_rc, poll_rc;
 	struct meta_cluster_view view;
 	struct meta_catalog catalog;
@@ -44,7 +47,7 @@ struct registry {
 	 * every tick and each job tries to listen again (backoff). */
 	bool notices;            /* the store has them */
 	uv_poll_t *listen_poll;  /* NULL: not listening */
-	bool listen;             /* job input: (re)connect, then poll (resync) */
+	bool listen;             /* poll job input: (re)connect, then poll (resync) */
 	int listen_rc;
 	bool listen_failing;     /* logged once per run of failures */
 	uint64_t listen_retry_ms, listen_backoff_ms;
@@ -302,7 +305,7 @@ static void on_listen(uv_poll_t *h, int status, int events)
 		r->listen_failing = true;
 	}
 	if (r->poll_now || rc)
-		on_timer(&r->timer); /* a job now, unless one runs: its done starts the next */
+		on_timer(&r->timer); /* a poll now, unless one runs: its done starts the next */
 }
 
 /* After meta_listen_start: watch the new socket (what arrived with the
@@ -346,7 +349,40 @@ static void listen_started(struct registry *r)
 	on_listen(r->listen_poll, 0, UV_READABLE);
 }
 
-static void job_work(uv_work_t *w)
+static void beat_work(uv_work_t *w)
+{
+	struct registry *r = w->data;
+	r->beat_rc = meta_agent_heartbeat(r->a->meta, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
+}
+
+static void beat_done(uv_work_t *w, int status)
+{
+	struct registry *r = w->data;
+	if (status != 0 || r->stopping)
+		goto out_free;
+	if (r->beat_rc == 0) {
+		if (r->beat_failing)
+			log_info("registry: heartbeats reach the metadata store again");
+		r->beat_failing = false;
+		view_apply(r->a, &r->view);
+	} else if (!r->beat_failing) {
+		r->beat_failing = true;
+		if (r->beat_rc == SL_EBUSY)
+			log_error("registry: node id %" PRId32 " was taken by another agent after "
+				  "this one's lease ran out; this agent is not listed until it is "
+				  "restarted", r->self.node_id);
+		else
+			log_warn("registry: heartbeat failed (%s); other agents drop this one "
+				 "after %d ms without one", sl_strerror(r->beat_rc),
+				 SL_CLUSTER_LEASE_MS);
+	}
+out_free:
+	free(r->view.agents);
+	memset(&r->view, 0, sizeof r->view);
+	r->beat_running = false;
+}
+
+static void poll_work(uv_work_t *w)
 {
 	struct registry *r = w->data;
 	struct meta *m = r->a->meta;
@@ -354,41 +390,20 @@ static void job_work(uv_work_t *w)
 	 * the LISTEN (the resync). */
 	if (r->listen)
 		r->listen_rc = meta_listen_start(m);
-	if (r->beat)
-		r->beat_rc = meta_agent_heartbeat(m, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
-	if (r->poll)
-		r->poll_rc = meta_catalog_read(m, r->catalog_version, r->parts_since, &r->catalog);
+	r->poll_rc = meta_catalog_read(m, r->catalog_version, r->parts_since, &r->catalog);
 }
 
-static void job_done(uv_work_t *w, int status)
+static void poll_done(uv_work_t *w, int status)
 {
 	struct registry *r = w->data;
 	struct agent *a = r->a;
-	/* r->running stays set until the results are used: a notice read
-	 * meanwhile (listen_started) must not start the next job. */
+	/* r->poll_running stays set until the results are used: a notice
+	 * read meanwhile (listen_started) must not start the next poll. */
 	if (status != 0 || r->stopping)
 		goto out_free;
 	if (r->listen)
 		listen_started(r);
-	if (r->beat) {
-		if (r->beat_rc == 0) {
-			if (r->beat_failing)
-				log_info("registry: heartbeats reach the metadata store again");
-			r->beat_failing = false;
-			view_apply(a, &r->view);
-		} else if (!r->beat_failing) {
-			r->beat_failing = true;
-			if (r->beat_rc == SL_EBUSY)
-				log_error("registry: node id %" PRId32 " was taken by another agent after "
-					  "this one's lease ran out; this agent is not listed until it is "
-					  "restarted", r->self.node_id);
-			else
-				log_warn("registry: heartbeat failed (%s); other agents drop this one "
-					 "after %d ms without one", sl_strerror(r->beat_rc),
-					 SL_CLUSTER_LEASE_MS);
-		}
-	}
-	if (r->poll && r->poll_rc == 0) {
+	if (r->poll_rc == 0) {
 		/* The topics are applied only when no agent_job (a topic change
 		 * of this agent) ran meanwhile: such a job's done may already
 		 * have applied a change this snapshot predates, and it will
@@ -406,39 +421,40 @@ static void job_done(uv_work_t *w, int status)
 			r->parts_since = r->catalog.parts_next;
 	}
 out_free:
-	free(r->view.agents);
-	memset(&r->view, 0, sizeof r->view);
 	meta_catalog_free(&r->catalog);
-	r->running = false;
+	r->poll_running = false;
 	if (r->poll_now && !r->stopping)
-		on_timer(&r->timer); /* a catalog notice came during the job */
+		on_timer(&r->timer); /* a catalog notice came during the poll */
 }
 
 static void on_timer(uv_timer_t *t)
 {
 	struct registry *r = t->data;
 	struct agent *a = r->a;
-	if (r->running || r->stopping)
+	if (r->stopping)
 		return;
 	uint64_t now = uv_now(a->loop);
-	r->beat = r->registered && now - r->beat_last_ms >= SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
-	r->listen = r->notices && !r->listen_poll && now >= r->listen_retry_ms;
-	r->poll = meta_shared(a->meta) &&
-		  (!r->listen_poll || r->listen || r->poll_now ||
-		   now - r->poll_last_ms >= SL_CLUSTER_POLL_FALLBACK_MS);
-	if (!r->beat && !r->poll)
-		return;
-	if (r->beat)
-		r->beat_last_ms = now;
-	if (r->poll) {
-		r->poll_last_ms = now;
-		r->poll_now = false;
+	if (!r->beat_running && r->registered &&
+	    now - r->beat_last_ms >= SL_CLUSTER_HEARTBEAT_INTERVAL_MS) {
+		r->beat_work.data = r;
+		if (uv_queue_work(a->loop, &r->beat_work, beat_work, beat_done) == 0) {
+			r->beat_running = true;
+			r->beat_last_ms = now;
+		}
 	}
+	if (r->poll_running || !meta_shared(a->meta))
+		return;
+	r->listen = r->notices && !r->listen_poll && now >= r->listen_retry_ms;
+	if (r->listen_poll && !r->listen && !r->poll_now &&
+	    now - r->poll_last_ms < SL_CLUSTER_POLL_FALLBACK_MS)
+		return;
+	r->poll_last_ms = now;
+	r->poll_now = false;
 	r->jobs_done = a->jobs_done;
 	r->jobs_idle = workq_idle(&a->jobs);
-	r->work.data = r;
-	if (uv_queue_work(a->loop, &r->work, job_work, job_done) == 0)
-		r->running = true;
+	r->poll_work.data = r;
+	if (uv_queue_work(a->loop, &r->poll_work, poll_work, poll_done) == 0)
+		r->poll_running = true;
 }
 
 static int64_t incarnation_new(void)
@@ -466,16 +482,32 @@ int registry_start(struct agent *a)
 	r->timer.data = r;
 
 	struct meta_cluster_view view;
-	int64_t deadline = clock_wall_ms() + SL_CLUSTER_LEASE_MS + SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
-	bool waited = false;
+	/* A live holder of the asked id: wait out its lease. The store not
+	 * answering in time (restarting, loaded): try again for a while, as
+	 * a heartbeat would, rather than fail the start. */
+	int64_t start = clock_mono_us() / 1000;
+	int64_t busy_end = start + SL_CLUSTER_LEASE_MS + SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
+	int64_t meta_end = start + SL_CLUSTER_REGISTER_RETRY_MS;
+	bool waited = false, retried = false;
 	int rc;
-	while ((rc = meta_agent_register(a->meta, &r->self, SL_CLUSTER_LEASE_MS, &view)) == SL_EBUSY &&
-	       clock_wall_ms() < deadline) {
-		if (!waited)
-			log_info("registry: node id %" PRId32 " is held by an agent that heartbeat "
-				 "within %d ms; waiting for its lease to run out", r->self.node_id,
-				 SL_CLUSTER_LEASE_MS);
-		waited = true;
+	for (;;) {
+		rc = meta_agent_register(a->meta, &r->self, SL_CLUSTER_LEASE_MS, &view);
+		int64_t now = clock_mono_us() / 1000;
+		if (rc == SL_EBUSY && now < busy_end) {
+			if (!waited)
+				log_info("registry: node id %" PRId32 " is held by an agent that heartbeat "
+					 "within %d ms; waiting for its lease to run out", r->self.node_id,
+					 SL_CLUSTER_LEASE_MS);
+			waited = true;
+		} else if (rc == SL_EMETA && now < meta_end) {
+			if (!retried)
+				log_warn("registry: cannot register this agent yet (%s): trying again "
+					 "for up to %d s", sl_strerror(rc),
+					 SL_CLUSTER_REGISTER_RETRY_MS / 1000);
+			retried = true;
+		} else {
+			break;
+		}
 		usleep(250 * 1000);
 	}
 	if (rc == SL_EUNSUPPORTED)

@@ -8,8 +8,9 @@
  * watermarks and log starts as the fallback (every second; every 250 ms
  * while notifications are lost). A clean stop deregisters.
  *
- * Loop thread only (the store calls run on the pool, one job at a time,
- * on the metadata store's "cluster" connection). */
+ * Loop thread only (the store calls run on the pool: the heartbeats in
+ * one job at a time, the poll in another, on the metadata store's
+ * "cluster" and "catalog" connections). */
 #ifndef SLUICE_REGISTRY_H
 #define SLUICE_REGISTRY_H
 
@@ -17,9 +18,11 @@ struct agent;
 struct meta_agent;
 
 /* [start]: register (waiting out the lease of a dead agent that held the
- * requested id, at most SL_CLUSTER_LEASE_MS plus a heartbeat), set
- * a->cfg.node_id, feed the placement view, start the timer. 0, or an
- * error after logging why (SL_EBUSY: a live agent holds the id). */
+ * requested id, at most SL_CLUSTER_LEASE_MS plus a heartbeat; trying
+ * again while the store fails, SL_EMETA, for up to
+ * SL_CLUSTER_REGISTER_RETRY_MS), set a->cfg.node_id, feed the placement
+ * view, start the timer. 0, or an error after logging why (SL_EBUSY: a
+ * live agent holds the id). */
 int registry_start(struct agent *a);
 /* This agent as registered in a store several agents share (its leases'
  * holder), or NULL: not registered, or a store this agent claims (where

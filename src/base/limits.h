@@ -318,6 +318,10 @@
  * (3 + 1 + 0.25 s), under issue 12's 5 s. */
 #define SL_CLUSTER_HEARTBEAT_INTERVAL_MS 1000
 #define SL_CLUSTER_LEASE_MS 3000
+/* An agent's start keeps trying to register while the store fails to
+ * answer (restarting, or too slow for a call's deadline) for this long,
+ * then exits. */
+#define SL_CLUSTER_REGISTER_RETRY_MS 30000
 /* How often an agent on a shared store reads what other agents changed
  * (catalog version, every partition's high watermark and log start)
  * while it gets no change notifications (LISTEN/NOTIFY: not yet
@@ -341,22 +345,34 @@
 #define SL_CLUSTER_POLL_FALLBACK_MS 1000
 /* Reconnecting the listening connection: from the poll interval,
  * doubling up to this. */
+#define SL_CLUSTER_LISTEN_RETRY_MAX_MS 2000
+
 /* PostgreSQL sessions (meta/postgres.c). A server that stops answering
  * (a half-open connection, a stopped backend, host or postmaster) must
  * not stall an agent's commits, heartbeats or lease renewals for ever:
- * every round trip is bounded by its connection's deadline, after which
- * the connection is closed, the call fails (a produce: retriable) and
- * the next call reconnects. The cluster connection's (heartbeats, lease
- * renewals, the catalog poll) ends well before the lease does when a
- * renewal starts one interval after the last: the renewal stuck on one
- * backend is given up in time for the next, on a fresh connection, to
- * keep the leases (500 ms for the reconnect and the renewal). The data connections'
- * (commits, offset writes, reads, topic changes) sit far above a
- * commit's p99 and well below clients' request timeouts (30 s); the
- * server's statement_timeout is set to the same bound, so a statement
- * the agent gave up on (waiting for a lock) does not run on. Bulk work
- * (retention, gc, the start's catalog read) gets more; migrations none. */
-#define SL_META_PG_CLUSTER_TIMEOUT_MS (SL_LEASE_MS - SL_LEASE_RENEW_INTERVAL_MS - 500)
+ * every call is bounded by a deadline, after which the connection is
+ * closed, the call fails (a produce: retriable) and the next call
+ * reconnects. A heartbeat or a lease sync (the cluster and leases
+ * connections) is bounded as a whole, however many round trips it
+ * takes: it is given up SL_META_PG_RENEW_MARGIN_MS before what the last
+ * successful one renewed ends (a lease after its start), so a call stuck
+ * on one backend leaves the margin for the next, on a fresh connection,
+ * to renew in time; a call with nothing to keep (the first, or one
+ * after the lease ran out) gets SL_META_PG_CLUSTER_TIMEOUT_MS, what a
+ * renewal started one interval after the last has. Their server-side
+ * statement_timeout is a lease: no statement of theirs is any use
+ * later, and a slow server is not cut off before the agent gives up.
+ * The data connections' (commits, offset writes, reads, topic changes)
+ * bound, per round trip, sits far above a commit's p99 and well below
+ * clients' request timeouts (30 s); the server's statement_timeout is
+ * set to the same bound, so a statement the agent gave up on (waiting
+ * for a lock) does not run on. Bulk work (retention, gc, the start's
+ * catalog read, the registry's first catalog poll) gets more;
+ * migrations none. The catalog poll has a connection of its own: the
+ * data bound for the whole poll, bulk for a full one. */
+#define SL_META_PG_RENEW_MARGIN_MS 500
+#define SL_META_PG_CLUSTER_TIMEOUT_MS (SL_LEASE_MS - SL_LEASE_RENEW_INTERVAL_MS - SL_META_PG_RENEW_MARGIN_MS)
+#define SL_META_PG_CLUSTER_STATEMENT_MS SL_LEASE_MS
 #define SL_META_PG_DATA_TIMEOUT_MS 10000
 #define SL_META_PG_BULK_TIMEOUT_MS 60000
 /* The server ends a transaction whose client sent nothing for this long
@@ -373,7 +389,6 @@
 #define SL_META_PG_KEEPALIVE_INTERVAL_S 2
 #define SL_META_PG_KEEPALIVE_COUNT 3
 #define SL_META_PG_TCP_USER_TIMEOUT_MS 10000
-#define SL_CLUSTER_LISTEN_RETRY_MAX_MS 2000
 
 /* Bytes of a zone name (--zone, sluice_az= in client.id). Cloud zone
  * names and ids are short ("us-east-1a", "use1-az1", "europe-west4-b");

@@ -1,6 +1,6 @@
 /* lease.c — the agent's leases (lease.h): a map of the leases it wants
  * or is giving up, one timer, one pool job at a time that syncs them all
- * with the metadata store (meta_leases_sync on its cluster connection),
+ * with the metadata store (meta_leases_sync; PostgreSQL: on a connection of its own),
  * applied on the loop. */
 #include "cluster/lease.h"
 

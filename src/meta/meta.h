@@ -36,11 +36,12 @@
  * thread is serialized by the connection's lock, not corrupted.
  *
  * The agent registry, the catalog poll and the lease syncs (cluster
- * mode) run on one more connection, "cluster", so a heartbeat never
- * waits behind a topic delete on the admin connection; change notifications arrive on one
+ * mode) run on connections of their own (PostgreSQL: "cluster",
+ * "catalog", "leases"), so a heartbeat never waits behind a topic delete
+ * on the admin connection, a large catalog's poll or a lease sync; change notifications arrive on one
  * more, "listen", which the loop reads without blocking (libpq's
  * asynchronous interface: the loop polls its socket) and only the
- * cluster jobs (re)connect.
+ * registry's poll job (re)connects.
  *
  * A store that cannot be reached (PostgreSQL stopped or restarting):
  * every call fails with SL_EMETA, quickly — a broken connection is
@@ -48,9 +49,10 @@
  * 2 s), and between attempts calls fail without a round trip — and the
  * outage is logged once when it starts and once when it ends. A store
  * that stops answering on an open connection: a call gives up at its
- * connection's deadline (PostgreSQL: limits.h SL_META_PG_*_TIMEOUT_MS;
- * 1.5 s for the cluster connection, 10 s for commits, offsets and
- * reads, 60 s for the rest) with SL_EMETA, and the next reconnects. A commit
+ * deadline (PostgreSQL: limits.h SL_META_PG_*; a heartbeat or a lease
+ * sync as a whole, 500 ms before what the last one renewed ends, at
+ * least 1.5 s; 10 s a round trip for commits, offsets and reads; 60 s
+ * for the rest) with SL_EMETA, and the next reconnects. A commit
  * whose outcome the store never confirmed returns SL_EMETA too, so
  * nothing is acknowledged without its commit.
  *

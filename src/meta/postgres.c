@@ -3,15 +3,16 @@
  *
  * Owns the PostgreSQL schema (docs/metadata-schema.md: the SQLite
  * backend's tables in PostgreSQL types), its versioned migrations and
- * eleven libpq connections, one per kind of caller as in sqlite.c: "loop"
+ * thirteen libpq connections, one per kind of caller as in sqlite.c: "loop"
  * (the start's catalog read, tools), "read" (the read path's lookups:
  * batches, ListOffsets, committed offsets, SASL logins' credentials,
  * from pool threads), "commit" (meta_commit_objects on the
  * writer's pool thread), "offsets" (group offset writes; four, one per
  * lane: meta_offsets_lanes), "trim"
  * (retention, DeleteRecords, dead-object collection), "admin" (topic
- * changes, producer id blocks), "cluster" (the registry, the catalog
- * poll) and "listen" (LISTEN for other agents' commits and catalog
+ * changes, producer id blocks), "cluster" (the registry), "leases" (lease
+ * syncs), "catalog" (the registry's catalog poll; these two connected on
+ * first use) and "listen" (LISTEN for other agents' commits and catalog
  * changes, which every commit and catalog change NOTIFYs in its
  * transaction; read on the loop with libpq's non-blocking calls). Each
  * is guarded by a mutex; a caller that breaks the thread model is
@@ -41,7 +42,9 @@
  * open in their partition; other batches add none.
  *
  * Connections are non-blocking: every answer is awaited in poll() with
- * the connection's deadline (pg_await; limits.h SL_META_PG_*), so a
+ * the connection's deadline, or the call's (pg_txn_within, pg_txn_renew:
+ * heartbeats, lease syncs and the catalog poll are bounded as a whole)
+ * (pg_await; limits.h SL_META_PG_*), so a
  * server that stops answering cannot hold a caller for ever; past it
  * the connection is shut down and counts as broken. Connect adds TCP
  * keepalives, tcp_user_timeout, statement_timeout and
@@ -437,6 +440,7 @@ enum stmt {
 	ST_AGENT_BEAT,
 	ST_AGENT_RENEW,
 	ST_AGENT_DELETE,
+	ST_AGENT_FORGET,
 	ST_AGENT_VIEW,
 	ST_CATALOG_RAISE,
 	ST_CATALOG_VERSION,
@@ -722,6 +726,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_AGENT_RENEW] = "UPDATE agents SET heartbeat_ms = $2 WHERE heartbeat_ms >= $1"
 		" AND heartbeat_ms < $2",
 	[ST_AGENT_DELETE] = "DELETE FROM agents WHERE node_id = $1 AND incarnation = $2",
+	[ST_AGENT_FORGET] = "DELETE FROM agents WHERE incarnation = $1",
 	/* One statement, one snapshot: the set and the epoch that names it. */
 	[ST_AGENT_VIEW] = "SELECT c.value, a.node_id, a.incarnation, a.endpoints, a.zone,"
 		" a.start_ms FROM cluster c LEFT JOIN agents a ON true"
@@ -911,10 +916,19 @@ struct pg_conn {
 	int64_t retry_us;   /* broken: no reconnect before (clock_mono_us) */
 	int64_t backoff_ms; /* broken: the wait after the next failed attempt */
 	/* A round trip's bound (0: none; SL_META_PG_*_TIMEOUT_MS), and the
-	 * one in flight's end (clock_mono_us). */
+	 * one in flight's end (clock_mono_us). until_us (0: none), set for
+	 * one call under the lock (pg_txn_until), replaces the bound: every
+	 * round trip of the call ends by then, the call's own deadline. */
 	int timeout_ms;
+	int64_t until_us, until_from_us;
 	int64_t deadline_us;
+	int statement_ms; /* the server's statement_timeout, set at connect */
 	bool timed_out; /* logged once per run of timeouts */
+	/* The registry's and the leases' connections: when the last call
+	 * that renewed this agent's heartbeat or leases began (clock_mono_us;
+	 * 0: none yet), so the next is given up before what it renewed ends
+	 * (renew_until). */
+	int64_t renewed_us;
 };
 
 struct meta_pg {
@@ -930,8 +944,14 @@ struct meta_pg {
 	struct pg_conn offsets[PG_OFFSETS_LANES]; /* meta_offsets_lane's */
 	struct pg_conn trim;
 	struct pg_conn admin;
-	struct pg_conn cluster; /* the registry and the catalog poll */
-	struct pg_conn listen;  /* LISTEN: read by the loop, (re)opened by cluster jobs */
+	struct pg_conn cluster; /* the registry: heartbeats */
+	struct pg_conn leases;  /* lease syncs (connected on first use) */
+	struct pg_conn catalog; /* the catalog poll (connected on first use) */
+	struct pg_conn listen;  /* LISTEN: read by the loop, (re)opened by the poll's jobs */
+	/* The cluster and leases connections' bound on a call that has no
+	 * lease to keep (limits.h; SLUICE_PG_CLUSTER_TIMEOUT_MS, a test's
+	 * knob, overrides it). */
+	int cluster_timeout_ms;
 	/* Names this store's commits in their notifications, so the agent
 	 * that made them skips them (it indexed them at its commit). */
 	char token[17];
@@ -993,18 +1013,24 @@ static void one_line(char *dst, size_t cap, const char *msg)
 
 static void pg_deadline_start(struct pg_conn *c)
 {
-	c->deadline_us = c->timeout_ms > 0 ? clock_mono_us() + (int64_t)c->timeout_ms * 1000
-					   : INT64_MAX;
+	if (c->until_us)
+		c->deadline_us = c->until_us;
+	else
+		c->deadline_us = c->timeout_ms > 0 ? clock_mono_us() + (int64_t)c->timeout_ms * 1000
+						   : INT64_MAX;
 }
 
 static void pg_timeout(struct pg_conn *c)
 {
+	/* The bound given up at: the round trip's, or the call's whole. */
+	long ms = c->until_us ? (long)((c->until_us - c->until_from_us) / 1000) : c->timeout_ms;
+	const char *of = c->until_us ? " of the call" : "";
 	if (!c->timed_out)
-		log_warn("metadata store %s (%s): no answer within %d ms: closing the connection "
-			 "(the next call reconnects)", c->where, c->role, c->timeout_ms);
+		log_warn("metadata store %s (%s): no answer within %ld ms%s: closing the connection "
+			 "(the next call reconnects)", c->where, c->role, ms, of);
 	else
-		log_debug("metadata store %s (%s): no answer within %d ms again", c->where, c->role,
-			  c->timeout_ms);
+		log_debug("metadata store %s (%s): no answer within %ld ms%s again", c->where, c->role,
+			  ms, of);
 	c->timed_out = true;
 	shutdown(PQsocket(c->db), SHUT_RDWR);
 }
@@ -1206,6 +1232,8 @@ static void conn_fresh(struct pg_conn *c)
 		PQsetnonblocking(c->db, 1);
 }
 
+static int conn_connect(struct pg_conn *c);
+
 /* Reconnects c (blocking, for connect_timeout at most). */
 static void conn_reset(struct pg_conn *c)
 {
@@ -1262,7 +1290,10 @@ static int pg_ready(struct pg_conn *c)
 	if (now < c->retry_us)
 		return SL_EMETA;
 	log_debug("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
-	conn_reset(c);
+	if (c->db)
+		conn_reset(c);
+	else if (conn_connect(c) == SL_ENOMEM) /* one connected on first use */
+		return SL_ENOMEM;
 	if (PQstatus(c->db) != CONNECTION_OK) {
 		c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : PG_RECONNECT_BACKOFF_MIN_MS;
 		if (c->backoff_ms > PG_RECONNECT_BACKOFF_MAX_MS)
@@ -1362,6 +1393,52 @@ static int pg_txn(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void 
 {
 	pthread_mutex_lock(&c->lock);
 	int rc = pg_txn_locked(c, mode, body, arg);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* pg_txn bounded as a whole, its reruns and reconnect included: every
+ * round trip ends by from_us + ms (clock_mono_us; from_us: when the
+ * caller began, before it waited for the lock), not by the
+ * connection's bound each. */
+static int pg_txn_within(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg,
+			 int64_t from_us, int ms)
+{
+	pthread_mutex_lock(&c->lock);
+	c->until_from_us = from_us;
+	c->until_us = from_us + (int64_t)ms * 1000;
+	int rc = pg_txn_locked(c, mode, body, arg);
+	c->until_us = 0;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+/* A heartbeat's or a lease sync's transaction (c: the cluster or the
+ * leases connection): what it renews ends lease_ms after the last call
+ * that renewed it began (the store's clock read inside that call, later
+ * still, starts the lease), so it is given up SL_META_PG_RENEW_MARGIN_MS
+ * before that (a slow but answering server has until then, however many
+ * round trips it takes), leaving the margin for the next call, on a
+ * fresh connection, to renew in time when only this connection is
+ * stuck. Never less than the cluster bound (nothing renewed yet, or
+ * the lease already past its end: it is taken again if still free).
+ * On success the renewal is remembered. */
+static int pg_txn_renew(struct pg_conn *c, pg_txn_body body, void *arg, int64_t lease_ms)
+{
+	int64_t from = clock_mono_us();
+	pthread_mutex_lock(&c->lock);
+	int64_t until = from + (int64_t)c->store->cluster_timeout_ms * 1000;
+	if (c->renewed_us) {
+		int64_t end = c->renewed_us + (lease_ms - SL_META_PG_RENEW_MARGIN_MS) * 1000;
+		if (end > until)
+			until = end;
+	}
+	c->until_from_us = from;
+	c->until_us = until;
+	int rc = pg_txn_locked(c, TXN_WRITE, body, arg);
+	c->until_us = 0;
+	if (!rc)
+		c->renewed_us = from;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
@@ -3559,6 +3636,8 @@ static void pg_close(struct meta *m)
 {
 	struct meta_pg *s = pg_of(m);
 	conn_close(&s->listen);
+	conn_close(&s->catalog);
+	conn_close(&s->leases);
 	conn_close(&s->cluster);
 	conn_close(&s->admin);
 	conn_close(&s->trim);
@@ -3644,7 +3723,7 @@ static int conn_connect(struct pg_conn *c)
 	int len = snprintf(options, sizeof options,
 			   "-c statement_timeout=%d -c idle_in_transaction_session_timeout=%d"
 			   " -c tcp_keepalives_idle=%s -c tcp_keepalives_interval=%s"
-			   " -c tcp_keepalives_count=%s%s%s", c->timeout_ms,
+			   " -c tcp_keepalives_count=%s%s%s", c->statement_ms,
 			   SL_META_PG_IDLE_IN_TXN_MS, idle_s, interval_s, count,
 			   s->user_options ? " " : "", s->user_options ? s->user_options : "");
 	if (len < 0 || (size_t)len >= sizeof options) /* theirs alone */
@@ -3662,10 +3741,14 @@ static int conn_connect(struct pg_conn *c)
 	return PQstatus(c->db) == CONNECTION_OK ? 0 : SL_EMETA;
 }
 
-static int conn_init(struct pg_conn *c, const char *role, int timeout_ms, struct meta_pg *s)
+/* c's round trips are bounded by timeout_ms, its statements on the
+ * server by statement_ms (0: the same). */
+static int conn_init(struct pg_conn *c, const char *role, int timeout_ms, int statement_ms,
+		     struct meta_pg *s)
 {
 	c->role = role;
 	c->timeout_ms = timeout_ms;
+	c->statement_ms = statement_ms ? statement_ms : timeout_ms;
 	c->where = s->where;
 	c->store = s;
 	if (pthread_mutex_init(&c->lock, NULL) != 0)
@@ -3674,9 +3757,10 @@ static int conn_init(struct pg_conn *c, const char *role, int timeout_ms, struct
 	return 0;
 }
 
-static int conn_open(struct pg_conn *c, const char *role, int timeout_ms, struct meta_pg *s)
+static int conn_open(struct pg_conn *c, const char *role, int timeout_ms, int statement_ms,
+		     struct meta_pg *s)
 {
-	int rc = conn_init(c, role, timeout_ms, s);
+	int rc = conn_init(c, role, timeout_ms, statement_ms, s);
 	if (!rc)
 		rc = conn_connect(c);
 	if (rc == SL_ENOMEM) {
@@ -3697,6 +3781,7 @@ struct conn_job {
 	struct pg_conn *c;
 	const char *role;
 	int timeout_ms;
+	int statement_ms; /* conn_open's */
 	struct meta_pg *s;
 	int rc;
 	pthread_t thread;
@@ -3706,7 +3791,7 @@ struct conn_job {
 static void *conn_job_run(void *arg)
 {
 	struct conn_job *j = arg;
-	j->rc = conn_open(j->c, j->role, j->timeout_ms, j->s);
+	j->rc = conn_open(j->c, j->role, j->timeout_ms, j->statement_ms, j->s);
 	return NULL;
 }
 
@@ -3883,8 +3968,15 @@ static int view_read(struct pg_conn *c, struct meta_cluster_view *v)
 /* With the epoch row locked: self joins (its id checked or chosen). */
 static int agent_join(struct pg_conn *c, struct meta_agent *self, int64_t now, bool fresh)
 {
+	/* A row of this incarnation is an earlier attempt's whose answer
+	 * was lost (registering again after SL_EMETA): not another agent. */
+	struct pg_params f = { 0 };
+	p_i64(&f, self->incarnation);
+	int rc = pg_run(c, ST_AGENT_FORGET, &f, NULL, "registering an agent");
+	if (rc)
+		return rc;
 	PGresult *r;
-	int rc = pg_run(c, ST_AGENT_IDS, NULL, &r, "listing agents");
+	rc = pg_run(c, ST_AGENT_IDS, NULL, &r, "listing agents");
 	if (rc)
 		return rc;
 	int32_t ids[SL_CLUSTER_AGENTS_MAX];
@@ -3969,13 +4061,21 @@ static int pg_agent_register(struct meta *m, struct meta_agent *self, int64_t le
 {
 	struct meta_agent me = *self;
 	struct registry_txn x = { &me, lease_ms, true, view, self->node_id };
+	struct pg_conn *c = &pg_of(m)->cluster;
 	memset(view, 0, sizeof *view);
-	int rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, registry_body, &x);
+	/* Nothing to keep yet: a slow server gets the data connections'
+	 * bound (a statement longer than the cluster's statement_timeout
+	 * fails, and the caller tries again). */
+	int64_t from = clock_mono_us();
+	int rc = pg_txn_within(c, TXN_WRITE, registry_body, &x, from, SL_META_PG_DATA_TIMEOUT_MS);
 	if (rc) {
 		free(view->agents);
 		memset(view, 0, sizeof *view);
 		return rc;
 	}
+	pthread_mutex_lock(&c->lock);
+	c->renewed_us = from;
+	pthread_mutex_unlock(&c->lock);
 	*self = me;
 	return 0;
 }
@@ -3986,7 +4086,7 @@ static int pg_agent_heartbeat(struct meta *m, const struct meta_agent *self, int
 	struct meta_agent me = *self;
 	struct registry_txn x = { &me, lease_ms, false, view, self->node_id };
 	memset(view, 0, sizeof *view);
-	int rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, registry_body, &x);
+	int rc = pg_txn_renew(&pg_of(m)->cluster, registry_body, &x, lease_ms);
 	if (rc) {
 		free(view->agents);
 		memset(view, 0, sizeof *view);
@@ -4011,7 +4111,9 @@ static int deregister_body(struct pg_conn *c, void *arg)
 
 static int pg_agent_deregister(struct meta *m, const struct meta_agent *self)
 {
-	return pg_txn(&pg_of(m)->cluster, TXN_WRITE, deregister_body, (void *)self);
+	struct meta_pg *s = pg_of(m);
+	return pg_txn_within(&s->cluster, TXN_WRITE, deregister_body, (void *)self, clock_mono_us(),
+			     s->cluster_timeout_ms);
 }
 
 struct catalog_txn {
@@ -4055,7 +4157,12 @@ static int pg_catalog_read(struct meta *m, int64_t known_version, int64_t parts_
 {
 	memset(out, 0, sizeof *out);
 	struct catalog_txn x = { known_version, parts_since, out };
-	int rc = pg_txn(&pg_of(m)->cluster, TXN_READ, catalog_body, &x);
+	/* Off the registry's and the leases' connections, so a large
+	 * catalog delays no heartbeat; the full read (every topic or every
+	 * partition: an agent's first poll) gets the bulk bound. */
+	bool full = known_version < 0 || parts_since < 0;
+	int rc = pg_txn_within(&pg_of(m)->catalog, TXN_READ, catalog_body, &x, clock_mono_us(),
+			       full ? SL_META_PG_BULK_TIMEOUT_MS : SL_META_PG_DATA_TIMEOUT_MS);
 	if (rc)
 		meta_catalog_free(out);
 	return rc;
@@ -4572,24 +4679,35 @@ int meta_postgres_open(const char *conninfo, bool create, struct meta **out)
 	}
 	/* The loop connection migrates (or, not creating, checks) the schema
 	 * before the others connect, all at once. */
-	rc = conn_open(&s->loop, "loop", SL_META_PG_BULK_TIMEOUT_MS, s);
+	rc = conn_open(&s->loop, "loop", SL_META_PG_BULK_TIMEOUT_MS, 0, s);
 	if (!rc)
 		rc = schema_migrate(&s->loop, create);
+	/* A test's knob: the cluster connections' bound, small. */
+	const char *knob = getenv("SLUICE_PG_CLUSTER_TIMEOUT_MS");
+	s->cluster_timeout_ms = knob && atoi(knob) > 0 ? atoi(knob) : SL_META_PG_CLUSTER_TIMEOUT_MS;
+	int cluster_ms = s->cluster_timeout_ms;
 	if (!rc) {
 		struct conn_job jobs[5 + PG_OFFSETS_LANES] = {
-			{ &s->read, "read", SL_META_PG_DATA_TIMEOUT_MS },
-			{ &s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS },
-			{ &s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS },
-			{ &s->admin, "admin", SL_META_PG_BULK_TIMEOUT_MS },
-			{ &s->cluster, "cluster", SL_META_PG_CLUSTER_TIMEOUT_MS },
+			{ &s->read, "read", SL_META_PG_DATA_TIMEOUT_MS, 0 },
+			{ &s->commit, "commit", SL_META_PG_DATA_TIMEOUT_MS, 0 },
+			{ &s->trim, "trim", SL_META_PG_BULK_TIMEOUT_MS, 0 },
+			{ &s->admin, "admin", SL_META_PG_BULK_TIMEOUT_MS, 0 },
+			{ &s->cluster, "cluster", cluster_ms, SL_META_PG_CLUSTER_STATEMENT_MS },
 		};
 		for (int i = 0; i < PG_OFFSETS_LANES; i++)
 			jobs[5 + i] = (struct conn_job){ &s->offsets[i], offsets_roles[i],
-							 SL_META_PG_DATA_TIMEOUT_MS };
+							 SL_META_PG_DATA_TIMEOUT_MS, 0 };
 		rc = conn_open_all(s, jobs, sizeof jobs / sizeof jobs[0]);
 	}
+	/* Connected on first use (pg_ready): a store that runs no agent (a
+	 * tool, meta_bench's committers) opens neither. */
+	if (!rc)
+		rc = conn_init(&s->leases, "leases", cluster_ms, SL_META_PG_CLUSTER_STATEMENT_MS, s);
+	if (!rc)
+		rc = conn_init(&s->catalog, "catalog", SL_META_PG_DATA_TIMEOUT_MS,
+			       SL_META_PG_BULK_TIMEOUT_MS, s);
 	if (!rc) /* connected by meta_listen_start */
-		rc = conn_init(&s->listen, "listen", SL_META_PG_CLUSTER_TIMEOUT_MS, s);
+		rc = conn_init(&s->listen, "listen", SL_META_PG_CLUSTER_TIMEOUT_MS, 0, s);
 	if (rc) {
 		pg_close(&s->base);
 		return rc == SL_ENOMEM ? SL_ENOMEM : SL_EMETA;
@@ -4836,7 +4954,7 @@ static int leases_sync_body(struct pg_conn *c, void *arg)
 	if (!rc) {
 		for (size_t i = 0; i < x->n; i++)
 			order[i] = i;
-		sort_leases = x->l; /* one sync at a time: the cluster connection's lock */
+		sort_leases = x->l; /* one sync at a time: the leases connection's lock */
 		qsort(order, x->n, sizeof *order, lease_order_cmp);
 		for (size_t i = 0; i < x->n; i++)
 			tx_str(&names, x->l[order[i]].name);
@@ -4900,7 +5018,7 @@ static int pg_leases_sync(struct meta *m, const struct meta_agent *self, int64_t
 	if (rc || n == 0)
 		return rc;
 	struct leases_txn x = { self, lease_ms, leases, n };
-	rc = pg_txn(&pg_of(m)->cluster, TXN_WRITE, leases_sync_body, &x);
+	rc = pg_txn_renew(&pg_of(m)->leases, leases_sync_body, &x, lease_ms);
 	if (rc)
 		meta_leases_clear(leases, n);
 	return rc;

@@ -297,3 +297,55 @@ def test_named_listeners_across_agents(pg, tmp_path):
     finally:
         for a in agents:
             a.teardown()
+
+
+# Partitions of the large catalog below: enough that reading them all
+# takes longer than the bound the test gives the heartbeats' connection.
+LARGE_CATALOG_PARTITIONS = 100000
+CLUSTER_BOUND_MS = 100
+
+
+def test_first_poll_of_a_large_catalog(pg, tmp_path):
+    """An agent's first catalog poll reads every topic and partition: it
+    runs on a connection of its own with the bulk bound, beside the
+    heartbeats, not under their short bound. Agent B starts over a
+    catalog of 100,000 partitions with its heartbeat and lease
+    connections' bound cut to 100 ms (SLUICE_PG_CLUSTER_TIMEOUT_MS, a
+    test's knob), far below what that read takes: its poll still
+    completes, so a topic created via A afterwards reaches B (through
+    the poll: the catalog notice only starts one), and B stays listed."""
+    from conftest import Broker, _require_binary
+    _require_binary()
+    url = pg.db_url(pg.new_db())
+    store = "file:%s" % (tmp_path / "objects")
+    # No auto-creation: asking b for the topic must not create it there.
+    flags = ["--meta", url, "--store", store, "--auto-create-topics", "false"]
+    a = Broker(tmp_path / "agent-a", flags)
+    b = Broker(tmp_path / "agent-b", flags,
+               env={"SLUICE_PG_CLUSTER_TIMEOUT_MS": str(CLUSTER_BOUND_MS)})
+
+    def brokers(agent):
+        with kproto.connect(agent.bootstrap) as s:
+            return sorted(x[0] for x in kproto.metadata_v1(s, [])[0])
+
+    def knows(agent, topic):
+        with kproto.connect(agent.bootstrap) as s:
+            return kproto.metadata_v1(s, [topic])[1].get(topic, (3,))[0] == 0
+    try:
+        a.start()
+        big = util.topic_name("large")
+        util.admin(a.bootstrap).create_topics(
+            [NewTopic(big, LARGE_CATALOG_PARTITIONS, 1)],
+            operation_timeout=60)[big].result(90)
+        b.start()
+        wait_for("b lists a and b", lambda: brokers(b) == [1, 2], 30)
+        after = util.topic_name("after")
+        util.admin(a.bootstrap).create_topics([NewTopic(after, 1, 1)])[after].result(15)
+        took = wait_for("the topic created via a on b", lambda: knows(b, after), 30)
+        print("topic on b %.2f s after its creation" % took)
+        wait_for("a lists b", lambda: brokers(a) == [1, 2], 10)
+        log = open(b.stderr, errors="replace").read()
+        assert "(catalog): no answer" not in log, log[-2000:]
+    finally:
+        b.teardown()
+        a.teardown()

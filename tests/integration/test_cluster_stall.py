@@ -145,7 +145,7 @@ def test_stopped_backends_of_one_agent(pg, three, stopped):
               "stall" % served)
         # a's heartbeats went on over fresh connections: listed by b.
         wait_for("a listed by b", lambda: metadata(b)[0] == [1, 2, 3], 5)
-        for line in ("(cluster): no answer within 1500 ms",
+        for line in ("(cluster): no answer within",
                      "(commit): no answer within 10000 ms"):
             wait_for(line, lambda: line in log_of(a), 5)
         time.sleep(max(0, STALL_S - (time.monotonic() - t_stop)))
