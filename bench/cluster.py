@@ -30,7 +30,10 @@ from their 10 s stats lines (an average, weighted by objects), and
 each agent's commit p50/p99 from its /metrics histogram
 sluice_meta_commit_duration_seconds (scraped before and after the
 phase, interpolated inside its buckets: 1, 2, 3, 5, 7.5, 10, 12.5, 15,
-17.5, 20, 25, 50 ms...). For PostgreSQL: pg_stat_database.xact_commit of the
+17.5, 20, 25, 50 ms...) beside how many of the 8 partitions it leads
+(Metadata after the warm-up: an agent leading none commits nothing, which
+rendezvous hashing does to one of 3 agents in about one topic of
+nine). For PostgreSQL: pg_stat_database.xact_commit of the
 database before/after (less the idle rate measured for --idle-s just
 before, i.e. heartbeats and polls) per object, and
 pg_stat_user_tables.n_tup_ins per object and per GiB.
@@ -220,6 +223,19 @@ def driver(args, bootstrap, name, label, duration, rate=None):
             "p99": float(csv[7]), "bytes": float(stat["bytes"]), "cmd": " ".join(cmd)}
 
 
+def partitions_led(agents, topic):
+    """How many of topic's partitions each agent leads, as the first
+    agent's Metadata says (clients of no zone: rendezvous hashing over
+    every live agent). With 8 partitions and 3 agents one agent leads
+    none in about one topic of nine (3 * (2/3)^8): it then commits
+    nothing, whatever the load."""
+    with kproto.connect(agents[0].bootstrap) as s:
+        brokers, topics = kproto.metadata_v1_leaders(s, [topic])
+    node = {port: nid for nid, _, port, _ in brokers}
+    leaders = list(topics.get(topic, (0, {}))[1].values())
+    return [leaders.count(node.get(a.port)) for a in agents]
+
+
 def run_config(args, pg_url, label, n_agents, half_rate, results, max_phase=True):
     tmp = tempfile.mkdtemp(prefix="sluice-cbench-%s-" % label)
     store_dir = os.path.join(tmp, "objects")
@@ -238,6 +254,7 @@ def run_config(args, pg_url, label, n_agents, half_rate, results, max_phase=True
         # Create the topic and let it reach every agent (250 ms poll).
         driver(args, bootstrap, "warmup", label, 1, rate=1000)
         time.sleep(1)
+        led = partitions_led(agents, "bench")
         phases = [("max", args.duration_s, None)] if max_phase else []
         if half_rate is not None:
             phases.append(("half", args.latency_s, half_rate))
@@ -277,6 +294,7 @@ def run_config(args, pg_url, label, n_agents, half_rate, results, max_phase=True
             r["agent_commits"] = sum(t for _, _, t in cl)
             r["agent_objects_logged"] = objs
             r["rate"] = rate
+            r["led"] = led
             if db:
                 time.sleep(1.2)
                 xb, ib = pg_counters(pg_url, db)
@@ -590,14 +608,18 @@ def report(args, results, cap, half, load0, load1):
     print("## Metadata commit latency per agent (sluice_meta_commit_duration_seconds, "
           "interpolated in its buckets)")
     print()
-    print("| config | phase | agent | commits observed | p50 ms | p99 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| config | phase | agent | partitions led | commits observed | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
     for label in labels:
         for phase in ("max", "half"):
             r = results.get((label, phase))
             for i, (p50, p99, n) in enumerate(r["commit_p50_p99"] if r else []):
-                print("| %s | %s | %d | %d | %s | %s |" % (label, phase, i + 1, n,
-                                                          fmt(p50, 2), fmt(p99, 2)))
+                print("| %s | %s | %d | %d | %d | %s | %s |" % (
+                    label, phase, i + 1, r["led"][i], n, fmt(p50, 2), fmt(p99, 2)))
+    print()
+    print("An agent that leads none of the topic's partitions commits nothing: "
+          "rendezvous hashing of 8 partitions over 3 agents leaves one without any "
+          "in about one topic of nine.")
     print()
     print("## Capacity model: meta_bench committers on one PostgreSQL (fsync on, loopback)")
     print()

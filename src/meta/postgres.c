@@ -917,8 +917,9 @@ struct pg_conn {
 	int64_t backoff_ms; /* broken: the wait after the next failed attempt */
 	/* A round trip's bound (0: none; SL_META_PG_*_TIMEOUT_MS), and the
 	 * one in flight's end (clock_mono_us). until_us (0: none), set for
-	 * one call under the lock (pg_txn_until), replaces the bound: every
-	 * round trip of the call ends by then, the call's own deadline. */
+	 * one call under the lock (pg_txn_within, pg_txn_renew), replaces
+	 * the bound: every round trip of the call ends by then, the call's
+	 * own deadline (set at until_from_us). */
 	int timeout_ms;
 	int64_t until_us, until_from_us;
 	int64_t deadline_us;
@@ -927,7 +928,7 @@ struct pg_conn {
 	/* The registry's and the leases' connections: when the last call
 	 * that renewed this agent's heartbeat or leases began (clock_mono_us;
 	 * 0: none yet), so the next is given up before what it renewed ends
-	 * (renew_until). */
+	 * (pg_txn_renew). */
 	int64_t renewed_us;
 };
 
@@ -947,7 +948,7 @@ struct meta_pg {
 	struct pg_conn cluster; /* the registry: heartbeats */
 	struct pg_conn leases;  /* lease syncs (connected on first use) */
 	struct pg_conn catalog; /* the catalog poll (connected on first use) */
-	struct pg_conn listen;  /* LISTEN: read by the loop, (re)opened by the poll's jobs */
+	struct pg_conn listen;  /* LISTEN: read by the loop, (re)opened by the poll job */
 	/* The cluster and leases connections' bound on a call that has no
 	 * lease to keep (limits.h; SLUICE_PG_CLUSTER_TIMEOUT_MS, a test's
 	 * knob, overrides it). */

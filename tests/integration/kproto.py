@@ -270,6 +270,13 @@ def api_versions_v0(sock, version=0, correlation_id=11):
 def metadata_v1(sock, topics=None, topic_count=None):
     """Metadata v1; topics None = all. Returns (brokers, {topic: (err,
     [partition ids])})."""
+    brokers, out = metadata_v1_leaders(sock, topics, topic_count)
+    return brokers, {t: (err, sorted(leaders)) for t, (err, leaders) in out.items()}
+
+
+def metadata_v1_leaders(sock, topics=None, topic_count=None):
+    """metadata_v1 with each partition's leader: (brokers, {topic: (err,
+    {partition id: leader id})})."""
     if topics is None and topic_count is None:
         body = i32(-1)
     else:
@@ -280,17 +287,15 @@ def metadata_v1(sock, topics=None, topic_count=None):
     out = {}
 
     def partition():
-        err, pid = r.i16(), r.i32()
-        r.i32()
+        err, pid, leader = r.i16(), r.i32(), r.i32()
         r.array(r.i32)
         r.array(r.i32)
-        return (err, pid)
+        return (pid, leader)
 
     def topic():
         err, name = r.i16(), r.string()
         r.i8()
-        parts = r.array(partition)
-        out[name] = (err, sorted(p for _, p in parts))
+        out[name] = (err, dict(r.array(partition)))
 
     r.array(topic)
     assert r.done(), "trailing bytes in Metadata v1 response"
