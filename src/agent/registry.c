@@ -33,6 +33,10 @@ struct registry {
 	bool beat_failing;       /* logged once per run of failures */
 	struct meta_agent self;
 	uint64_t beat_last_ms;   /* uv_now of the last heartbeat's start */
+	/* clock_mono_us: when the heartbeat job was due and queued, when it
+	 * began on the pool, and when the last successful one began; a gap
+	 * longer than the lease is logged with where the time went. */
+	int64_t beat_late_ms, beat_queued_us, beat_began_us, beat_ok_us;
 	int64_t catalog_version; /* applied; -1: reload the topics */
 	int64_t parts_since;     /* the poll's change mark; -1: every partition */
 	/* the jobs' outputs */
@@ -352,7 +356,25 @@ static void listen_started(struct registry *r)
 static void beat_work(uv_work_t *w)
 {
 	struct registry *r = w->data;
+	r->beat_began_us = clock_mono_us();
 	r->beat_rc = meta_agent_heartbeat(r->a->meta, &r->self, SL_CLUSTER_LEASE_MS, &r->view);
+}
+
+/* A heartbeat that began more than a lease after the last successful one:
+ * the other agents may have dropped this one meanwhile (it joins again
+ * with this beat, raising the epoch) though no call failed: the loop or
+ * the thread pool was too busy to run it in time. Logged, since nothing
+ * else says why the agent left the view. */
+static void beat_gap_check(struct registry *r)
+{
+	int64_t gap_ms = (r->beat_began_us - r->beat_ok_us) / 1000;
+	if (r->beat_ok_us && gap_ms > SL_CLUSTER_LEASE_MS)
+		log_warn("registry: a heartbeat %" PRId64 " ms after the last (the lease is %d ms): "
+			 "other agents may have dropped this one meanwhile; it was queued %" PRId64
+			 " ms late and waited %" PRId64 " ms for a pool thread", gap_ms,
+			 SL_CLUSTER_LEASE_MS, r->beat_late_ms,
+			 (r->beat_began_us - r->beat_queued_us) / 1000);
+	r->beat_ok_us = r->beat_began_us;
 }
 
 static void beat_done(uv_work_t *w, int status)
@@ -364,6 +386,7 @@ static void beat_done(uv_work_t *w, int status)
 		if (r->beat_failing)
 			log_info("registry: heartbeats reach the metadata store again");
 		r->beat_failing = false;
+		beat_gap_check(r);
 		view_apply(r->a, &r->view);
 	} else if (!r->beat_failing) {
 		r->beat_failing = true;
@@ -437,6 +460,8 @@ static void on_timer(uv_timer_t *t)
 	if (!r->beat_running && r->registered &&
 	    now - r->beat_last_ms >= SL_CLUSTER_HEARTBEAT_INTERVAL_MS) {
 		r->beat_work.data = r;
+		r->beat_late_ms = (int64_t)(now - r->beat_last_ms) - SL_CLUSTER_HEARTBEAT_INTERVAL_MS;
+		r->beat_queued_us = clock_mono_us();
 		if (uv_queue_work(a->loop, &r->beat_work, beat_work, beat_done) == 0) {
 			r->beat_running = true;
 			r->beat_last_ms = now;
@@ -524,6 +549,7 @@ int registry_start(struct agent *a)
 	r->registered = true;
 	a->cfg.node_id = r->self.node_id;
 	r->beat_last_ms = uv_now(a->loop);
+	r->beat_ok_us = clock_mono_us(); /* about when it registered */
 	log_info("registry: registered as node %" PRId32 " (%s%s%s)", r->self.node_id,
 		 r->self.endpoints, r->self.zone[0] ? ", zone " : "", r->self.zone);
 	view_apply(a, &view);

@@ -22,7 +22,9 @@ poll) when A commits, and reads the records A wrote; named listeners
 (--listener-security-protocol-map) answer each listener's clients with
 every agent's endpoint of that name.
 """
+import os
 import statistics
+import subprocess
 import threading
 import time
 
@@ -347,5 +349,56 @@ def test_first_poll_of_a_large_catalog(pg, tmp_path):
         log = open(b.stderr, errors="replace").read()
         assert "(catalog): no answer" not in log, log[-2000:]
     finally:
+        b.teardown()
+        a.teardown()
+
+
+def test_register_waits_for_a_slow_store(pg, tmp_path):
+    """Registering at start is tried again while the store fails to
+    answer in time, instead of failing the start: another session holds
+    the agents epoch row (every join locks it) past the cluster
+    connection's statement_timeout (3 s, a lease). The second agent logs
+    that it tries again and keeps running; once the row is free it
+    registers (its listener opens after), and both agents list each
+    other."""
+    from conftest import Broker, _require_binary
+    _require_binary()
+    db = pg.new_db()
+    url = pg.db_url(db)
+    store = "file:%s" % (tmp_path / "objects")
+    a = Broker(tmp_path / "agent-a", ["--meta", url, "--store", store])
+    b = Broker(tmp_path / "agent-b", ["--meta", url, "--store", store])
+    holder = None
+    try:
+        a.start()  # the schema, and node 1
+        holder = subprocess.Popen(
+            ["psql", "-X", "-q", "-c",
+             "BEGIN; SELECT value FROM cluster WHERE name = 'agents_epoch' FOR UPDATE;"
+             " SELECT pg_sleep(120); COMMIT;", url],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PGAPPNAME="epoch-holder"))
+        wait_for("the epoch row held", lambda: pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+            "'epoch-holder' AND wait_event = 'PgSleep'", db) == "1", 10)
+        # b started without waiting for its listener (Broker.start would).
+        b.stderr = str(tmp_path / "agent-b.log")
+        b._log = open(b.stderr, "wb")
+        b.proc = subprocess.Popen(b.args(), stdin=subprocess.DEVNULL,
+                                  stdout=b._log, stderr=b._log)
+
+        def b_log(what):
+            log = open(b.stderr, errors="replace").read()
+            assert b.running(), "b exited: %s" % log[-2000:]
+            return what in log
+        wait_for("b trying to register again",
+                 lambda: b_log("cannot register this agent yet"), 30)
+        pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "application_name = 'epoch-holder'", db)
+        wait_for("b registered", lambda: b_log("registry: registered as node 2"), 30)
+        for agent in (a, b):
+            wait_for("two agents on %s" % agent, lambda: metadata(agent)[0] == [1, 2], 30)
+    finally:
+        if holder and holder.poll() is None:
+            holder.kill()
         b.teardown()
         a.teardown()
