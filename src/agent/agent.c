@@ -808,6 +808,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = lease_set_new(loop, a->meta, registry_self(a), &a->leases);
 	if (rc)
 		return rc;
+	if (registry_self(a))
+		lease_set_beat(a->leases, registry_beat_ok(a));
 	rc = acls_start(a);
 	if (rc)
 		return rc;

@@ -571,6 +571,12 @@ const struct meta_agent *registry_self(struct agent *a)
 	return r && r->registered && meta_shared(a->meta) ? &r->self : NULL;
 }
 
+const int64_t *registry_beat_ok(struct agent *a)
+{
+	struct registry *r = a->registry;
+	return r ? &r->beat_ok_us : NULL;
+}
+
 void registry_stop(struct agent *a)
 {
 	struct registry *r = a->registry;

@@ -14,6 +14,8 @@
 #ifndef SLUICE_REGISTRY_H
 #define SLUICE_REGISTRY_H
 
+#include <stdint.h>
+
 struct agent;
 struct meta_agent;
 
@@ -28,6 +30,11 @@ int registry_start(struct agent *a);
  * holder), or NULL: not registered, or a store this agent claims (where
  * leases need no store). Valid until registry_free. */
 const struct meta_agent *registry_self(struct agent *a);
+/* Where the start (clock_mono_us) of this agent's last successful
+ * heartbeat (or its registration) is kept, updated on the loop: other
+ * agents may drop this one SL_CLUSTER_LEASE_MS after it, and with it
+ * every lease it holds (lease_set_beat). NULL without a registry. */
+const int64_t *registry_beat_ok(struct agent *a);
 /* Draining: stop the timer; a job in flight is dropped when done. */
 void registry_stop(struct agent *a);
 /* After the loop has stopped: deregister (blocking) and free. */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -41,6 +42,7 @@ struct lease_set {
 	size_t n;
 	int rc;
 	uint64_t started;              /* uv_now when the job was queued */
+	const int64_t *beat_ok_us;     /* lease_set_beat's; NULL: unbounded */
 };
 
 static void sync_start(struct lease_set *s);
@@ -55,6 +57,18 @@ static void job_work(uv_work_t *w)
 {
 	struct lease_set *s = w->data;
 	s->rc = meta_leases_sync(s->meta, s->self, SL_LEASE_MS, s->batch, s->n);
+}
+
+/* A renewed hold's end (uv_now ms), no later than other agents may drop
+ * this one's registry row (lease_set_beat). */
+static uint64_t hold_end(const struct lease_set *s, uint64_t until)
+{
+	if (!s->beat_ok_us || *s->beat_ok_us <= 0)
+		return until;
+	int64_t left_ms = (*s->beat_ok_us + (int64_t)SL_CLUSTER_LEASE_MS * 1000 - clock_mono_us()) / 1000;
+	uint64_t now = uv_now(s->loop);
+	uint64_t row_end = left_ms > 0 ? now + (uint64_t)left_ms : now;
+	return row_end < until ? row_end : until;
 }
 
 static void job_done(uv_work_t *w, int status)
@@ -98,7 +112,7 @@ static void job_done(uv_work_t *w, int status)
 		l->held = ml->epoch > 0;
 		l->epoch = ml->epoch;
 		if (l->held)
-			l->valid_until = s->started + (uint64_t)ml->expires_in_ms;
+			l->valid_until = hold_end(s, s->started + (uint64_t)ml->expires_in_ms);
 		if (l->held != was || (l->held && l->epoch != was_epoch)) {
 			if (l->held)
 				log_info("lease %s: held at epoch %" PRId64, l->name, l->epoch);
@@ -284,10 +298,16 @@ void lease_drop(struct lease_set *s, const char *name)
 	sync_start(s);
 }
 
+void lease_set_beat(struct lease_set *s, const int64_t *beat_ok_us)
+{
+	s->beat_ok_us = beat_ok_us;
+}
+
 bool lease_held(const struct lease_set *s, const char *name, int64_t *epoch)
 {
 	const struct lease *l = strmap_get(&s->map, name);
-	bool held = l && l->want && l->held;
+	bool held = l && l->want && l->held &&
+		    (!s->self || uv_now(s->loop) < l->valid_until); /* ran out: the timer ends it */
 	if (epoch)
 		*epoch = held ? l->epoch : 0;
 	return held;

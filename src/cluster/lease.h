@@ -42,6 +42,14 @@ typedef void (*lease_change_fn)(void *arg, const char *name, bool held, int64_t 
  * SL_ENOMEM. */
 int lease_set_new(uv_loop_t *loop, struct meta *meta, const struct meta_agent *self,
 		  struct lease_set **out);
+/* Bound every hold by the agent's registry row as well: a lease whose
+ * holder is not registered is free to take (meta_lease_decide), and
+ * other agents drop this one's row SL_CLUSTER_LEASE_MS after the start
+ * of its last successful heartbeat, *beat_ok_us (clock_mono_us, updated
+ * on the loop; 0: not yet). Without it, syncs that succeed while the
+ * heartbeats fail (their connections, or their pool jobs, are apart)
+ * would keep a hold counting after another agent took it. */
+void lease_set_beat(struct lease_set *s, const int64_t *beat_ok_us);
 /* Want the lease name (at most META_LEASE_NAME_BYTES - 1 bytes): it is
  * acquired as soon as a sync can (one is started now when none runs),
  * then renewed until lease_drop. Wanting it again changes fn and arg.
@@ -51,7 +59,8 @@ int lease_want(struct lease_set *s, const char *name, lease_change_fn fn, void *
 /* Stop wanting it: released by the next sync when held (fn no longer
  * fires). Unknown names: nothing. */
 void lease_drop(struct lease_set *s, const char *name);
-/* Whether the lease counts as held now; *epoch (may be NULL) gets its
+/* Whether the lease counts as held now (its hold has not run out, even
+ * where the timer has not ended it yet); *epoch (may be NULL) gets its
  * epoch (0 when not held, or on a claimed store). */
 bool lease_held(const struct lease_set *s, const char *name, int64_t *epoch);
 /* Whether a sync answered for name since it was wanted (false: still

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "cluster/lease.h"
@@ -165,6 +166,55 @@ static void test_one_holder(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Syncs that succeed while the heartbeats do not: the hold ends no later
+ * than other agents may drop this one's registry row (the start of its
+ * last successful heartbeat plus SL_CLUSTER_LEASE_MS), since a lease whose
+ * holder is not registered is free to take. */
+static bool seen_not_held(void *arg)
+{
+	struct seen *s = arg;
+	return s->calls >= 2 && !s->held;
+}
+
+static void test_hold_bounded_by_heartbeat(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sluice-lease-XXXXXX", url[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(url, sizeof url, "sqlite:%s/meta.db", dir);
+	struct meta *m1;
+	assert_int_equal(meta_open(url, &m1), 0);
+	struct meta_agent a1 = agent(m1);
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	struct lease_set *s1;
+	assert_int_equal(lease_set_new(&loop, m1, &a1, &s1), 0);
+	int64_t beat_ok = clock_mono_us(); /* a heartbeat now, then none */
+	lease_set_beat(s1, &beat_ok);
+	struct seen r1 = { 0 };
+	assert_int_equal(lease_want(s1, "job/t", on_change, &r1), 0);
+	assert_true(run_until(&loop, seen_held, &r1, 2000));
+	assert_true(lease_held(s1, "job/t", NULL));
+	/* Renewals go on, but the hold ends with the row's lease. */
+	uint64_t t0 = uv_now(&loop);
+	assert_true(run_until(&loop, seen_not_held, &r1, SL_CLUSTER_LEASE_MS + 3000));
+	assert_true(uv_now(&loop) - t0 <= SL_CLUSTER_LEASE_MS + SL_LEASE_RENEW_INTERVAL_MS + 500);
+	assert_false(lease_held(s1, "job/t", NULL));
+	/* A heartbeat again: the next sync holds it once more. */
+	beat_ok = clock_mono_us();
+	assert_true(run_until(&loop, seen_held, &r1, SL_LEASE_RENEW_INTERVAL_MS + 2000));
+	assert_true(lease_held(s1, "job/t", NULL));
+
+	lease_set_stop(s1);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	lease_set_free(s1);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	meta_close(m1);
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A store one agent claims: held at once, at epoch 0 (nothing fenced),
  * without a store call. */
 static void test_claimed_store(void **state)
@@ -187,6 +237,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_one_holder),
+		cmocka_unit_test(test_hold_bounded_by_heartbeat),
 		cmocka_unit_test(test_claimed_store),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
