@@ -5,6 +5,7 @@
                 [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
                 [--e2e] [--seal] [--disk-root /tmp]
                 [--produce-only] [--metrics-base] [--metrics-new] [--scrape-ms 1000]
+                [--perf DIR] [--count EVENTS]
 
 Alternates the two binaries round by round (A, B, A, B, ...), so drift on
 a shared machine falls on both: each round starts a fresh broker with its
@@ -28,6 +29,12 @@ Only the standard library; loopback only.
 --call-graph dwarf` (-F 250) of the broker into DIR/NAME-{produce,catchup}-rN.data
 and, for the last round, folds them into DIR/NAME-{produce,catchup}.svg with
 bench/flamegraph.py (the figures of a profiled round include perf's cost).
+
+--count EVENTS (comma-separated perf events, e.g.
+syscalls:sys_enter_sched_yield,context-switches,task-clock) counts them
+with `perf stat -p` on the broker over each produce row and prints them
+per GB produced, round by round and as medians: the measures that drift
+least on a loaded machine.
 
 --produce-only skips the catch-up row (more rounds in the same time).
 --metrics-base / --metrics-new start that side's brokers (produce,
@@ -168,16 +175,49 @@ class Perf:
         return False
 
 
+class Count:
+    """perf stat of one broker's --count events for the length of a with-block."""
+
+    def __init__(self, args, pid):
+        self.args, self.pid, self.proc, self.values = args, pid, None, {}
+
+    def __enter__(self):
+        if self.args.count:
+            fd, self.out = tempfile.mkstemp(prefix="sluice-ab-count-")
+            os.close(fd)
+            self.proc = subprocess.Popen(
+                ["perf", "stat", "-x", ",", "-e", self.args.count, "-p", str(self.pid),
+                 "-o", self.out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.send_signal(2)
+            self.proc.wait(60)
+            with open(self.out) as f:
+                for line in f:
+                    cols = line.strip().split(",")
+                    if len(cols) > 2 and cols[2] in self.args.count.split(","):
+                        try:
+                            self.values[cols[2]] = float(cols[0])
+                        except ValueError:
+                            self.values[cols[2]] = float("nan")
+            os.unlink(self.out)
+        return False
+
+
 def one_round(args, binary, name, rnd=0):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
         b = Broker(binary, data, scrape_ms(args, name))
-        with Perf(args, b.proc.pid, name, "produce", rnd):
+        with Perf(args, b.proc.pid, name, "produce", rnd), Count(args, b.proc.pid) as count:
             c0 = b.cpu()
             mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
                                   "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
                                   "--duration-s", str(args.duration_s), "--acks", "all")
             c1 = b.cpu()
+        args.counted[name].append({k: v / (nbytes / 1e9) for k, v in count.values.items()})
         produce = (mb_s, (c1 - c0) / (nbytes / 1e9))
         if args.produce_only:
             b.stop()
@@ -312,7 +352,9 @@ def main():
     ap.add_argument("--seal", action="store_true")
     ap.add_argument("--disk-root", default="/tmp")
     ap.add_argument("--perf", metavar="DIR")
+    ap.add_argument("--count", metavar="EVENTS")
     args = ap.parse_args()
+    args.counted = {"base": [], "new": []}
     if args.e2e:
         return main_e2e(args)
     if args.seal:
@@ -323,7 +365,9 @@ def main():
             p, c = one_round(args, getattr(args, name), name, r + 1)
             res[name].append((p, c))
             print("round %d %-4s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s %5.2f cpu-s/GB"
-                  % (r + 1, name, p[0], p[1], c[0], c[1]), flush=True)
+                  % (r + 1, name, p[0], p[1], c[0], c[1]) + "".join(
+                      "  %s %.0f/GB" % kv for kv in sorted(args.counted[name][-1].items())),
+                  flush=True)
     med = {}
     for name in ("base", "new"):
         rows = res[name]
@@ -336,6 +380,14 @@ def main():
         print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((name,) + tuple(med[name])))
     print("| new/base | %.2f | %.2f | %.2f | %.2f |" % tuple(
         n / b if b else float("nan") for n, b in zip(med["new"], med["base"])))
+    if args.count:
+        events = args.count.split(",")
+        print("\nper GB produced (medians of the rounds; task-clock in ms)\n")
+        print("| binary | %s |" % " | ".join(events))
+        print("|---|%s" % ("---|" * len(events)))
+        for name in ("base", "new"):
+            print("| %s | %s |" % (name, " | ".join("%.0f" % statistics.median(
+                r.get(e, float("nan")) for r in args.counted[name]) for e in events)))
 
 
 if __name__ == "__main__":

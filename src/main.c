@@ -80,10 +80,11 @@ static int cmd_serve(int argc, char **argv)
 		nofile.rlim_cur = nofile.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
-	/* libuv's pool runs object encodes, file puts (fsync), the in-order
-	 * commits, cold reads and offset commits; its default 4 threads let
-	 * four slow puts hold up the commit every acknowledgement waits for.
-	 * Read before the pool's first use; a user's setting wins. */
+	/* libuv's pool runs cold reads, offset commits and the S3 store's
+	 * blocking calls (object encodes, file puts and the in-order commits
+	 * run on the writer's own threads, base/workers.h); its default 4
+	 * threads let four slow reads hold up the rest. Read before the
+	 * pool's first use; a user's setting wins. */
 	setenv("UV_THREADPOOL_SIZE", "8", 0);
 	uv_loop_t *loop = uv_default_loop();
 	struct agent *a = calloc(1, sizeof *a);

@@ -34,6 +34,7 @@
 #include "base/limits.h"
 #include "base/log.h"
 #include "base/sl_assert.h"
+#include "base/workers.h"
 #include "meta/meta.h"
 #include "metrics/metrics.h"
 #include "objstore/objstore.h"
@@ -75,7 +76,7 @@ enum sealed_state {
 struct sealed {
 	struct sealed *next;
 	struct writer *w;
-	uv_work_t work;
+	struct worker_job job;
 	enum sealed_state state;
 	char key[META_OBJECT_KEY_BYTES];
 	struct pending *items;
@@ -136,6 +137,9 @@ struct writer {
 	uint64_t agent_nonce;
 	uint64_t object_counter;
 	struct writer_stats stats;
+	/* Runs the uploads and commits: uploads_max + 1 threads (workers.h:
+	 * why not libuv's pool). */
+	struct workers *workers;
 };
 
 static int64_t now_ms(void)
@@ -178,6 +182,11 @@ int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 		w->cfg.uploads_max = 1;
 	w->hook = hook;
 	w->hook_arg = hook_arg;
+	int rc = workers_new(loop, w->cfg.uploads_max + 1, &w->workers);
+	if (rc) {
+		free(w);
+		return rc;
+	}
 	if (getrandom(&w->agent_nonce, sizeof w->agent_nonce, 0) != sizeof w->agent_nonce)
 		w->agent_nonce = (uint64_t)clock_mono_us() ^ ((uint64_t)getpid() << 32);
 	uv_timer_init(loop, &w->timer);
@@ -248,9 +257,9 @@ static int cmp_pending(const void *a, const void *b)
 /* Pool thread: group by partition and lay the object out: its header and
  * footer in buffers of their own, its batches left where they are, all
  * as pieces for the store's gathered put (started from the loop). */
-static void encode_work(uv_work_t *req)
+static void encode_work(struct worker_job *job)
 {
-	struct sealed *s = req->data;
+	struct sealed *s = job->data;
 	size_t n = s->count;
 	struct object_entry *entries = calloc(n ? n : 1, sizeof *entries);
 	s->commits = calloc(n ? n : 1, sizeof *s->commits);
@@ -344,9 +353,9 @@ static void commit_group(struct writer *w, const struct sealed *s)
 	}
 }
 
-static void commit_work(uv_work_t *req)
+static void commit_work(struct worker_job *job)
 {
-	struct sealed *s = req->data;
+	struct sealed *s = job->data;
 	commit_group(s->w, s);
 }
 
@@ -468,9 +477,9 @@ static void complete_head(struct writer *w)
 	sealed_free(s);
 }
 
-static void commit_done(uv_work_t *req, int status)
+static void commit_done(struct worker_job *job)
 {
-	struct sealed *s = req->data;
+	struct sealed *s = job->data;
 	struct writer *w = s->w;
 	size_t n = w->group_n;
 	SL_ASSERT(w->committing && n > 0 && w->group[0] == s);
@@ -484,8 +493,6 @@ static void commit_done(uv_work_t *req, int status)
 		SL_ASSERT(head == w->group[i] && head->state == SEALED_COMMITTING,
 			  "commit group member %zu of %zu is not the queue head", i, n);
 		head->state = SEALED_COMMITTED;
-		if (status != 0 && !head->err)
-			head->err = SL_EIO;
 		fail_successors(head);
 		complete_head(w);
 	}
@@ -536,12 +543,10 @@ static void put_done(void *arg, int err)
 /* Loop: the object is laid out; write it durably, gathered from its
  * pieces (the appenders' bytes stay valid until they are answered, after
  * the put and the commit: a store that retries sends them again). */
-static void encode_done(uv_work_t *req, int status)
+static void encode_done(struct worker_job *job)
 {
-	struct sealed *s = req->data;
+	struct sealed *s = job->data;
 	struct writer *w = s->w;
-	if (status != 0 && !s->err)
-		s->err = SL_EIO;
 	if (s->commit_here) {
 		SL_ASSERT(w->committing && w->group_n == 1 && w->group[0] == s);
 		if (s->committed_here) {
@@ -549,7 +554,7 @@ static void encode_done(uv_work_t *req, int status)
 			 * own completion answers it. */
 			upload_slot_freed(s);
 			s->state = SEALED_COMMITTING;
-			commit_done(req, 0);
+			commit_done(job);
 			return;
 		}
 		/* Not written: no commit ran; pump fails it as the head. */
@@ -567,12 +572,11 @@ static void encode_done(uv_work_t *req, int status)
 	upload_finished(s);
 }
 
-static void queue_work(struct writer *w, struct sealed *s, uv_work_cb work, uv_after_work_cb after)
+static void queue_work(struct writer *w, struct sealed *s, void (*run)(struct worker_job *),
+		       void (*done)(struct worker_job *))
 {
-	s->work.data = s;
-	int rc = uv_queue_work(w->loop, &s->work, work, after);
-	/* Cannot happen with a valid loop; fail loudly rather than hang. */
-	SL_ASSERT(rc == 0, "uv_queue_work: %s", uv_strerror(rc));
+	s->job = (struct worker_job){ .run = run, .done = done, .data = s };
+	workers_submit(w->workers, &s->job);
 }
 
 /* Start what can start: uploads up to the limit (they may overlap), then
@@ -773,6 +777,7 @@ void writer_free(struct writer *w)
 	/* Anything still open or queued would call back into freed memory,
 	 * and its appenders would never be answered. */
 	SL_ASSERT(writer_idle(w) && w->uploads_in_flight == 0 && !w->committing);
+	workers_free(w->workers);
 	uv_timer_stop(&w->timer);
 	uv_close((uv_handle_t *)&w->idle_seal, idle_seal_closed);
 }

@@ -3,8 +3,9 @@
  * for every object of a commit group — then commit its batches in one
  * metadata transaction, in seal order).
  *
- * Loop thread API. The object write (upload) and the commit run on
- * libuv's thread pool. Uploads of consecutive objects may overlap (up to
+ * Loop thread API. The object write (upload) and the commit run on the
+ * writer's own threads (base/workers.h: not libuv's pool, whose wake-up of
+ * the loop spins). Uploads of consecutive objects may overlap (up to
  * uploads_max); commits run one at a time in seal order (invariant 6); an
  * append is answered only after both (invariant 1). While the upload
  * slots are full the open object keeps filling, so the object size adapts
