@@ -339,7 +339,7 @@ double kreader_f64(struct kreader *r)
 	return d;
 }
 
-uint64_t kreader_uvarint(struct kreader *r)
+uint64_t kreader_uvarint_long(struct kreader *r)
 {
 	uint64_t v = 0;
 	for (int shift = 0; shift < 70; shift += 7) {
@@ -352,10 +352,4 @@ uint64_t kreader_uvarint(struct kreader *r)
 	}
 	r->err = true; /* more than 10 bytes */
 	return 0;
-}
-
-int64_t kreader_varint(struct kreader *r)
-{
-	uint64_t u = kreader_uvarint(r);
-	return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
 }
