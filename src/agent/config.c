@@ -144,6 +144,10 @@ static const struct flag flags[] = {
 	{ "merge-target-bytes", "SLUICE_MERGE_TARGET_BYTES", FLAG_INT,
 	  "batch bytes per merged object, at most (default 67108864)",
 	  1024, 1LL << 40 },
+	{ "maintenance-io-bytes-per-sec", "SLUICE_MAINTENANCE_IO_BYTES_PER_SEC", FLAG_INT,
+	  "the merge and cleaning passes write their objects no faster than this (file "
+	  "store; they are always written in small steps that leave the device to produce "
+	  "requests); 0: no bound (default 0)", 0, 1LL << 40 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -439,6 +443,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->merge_min_age_ms = n;
 		else if (strcmp(f->name, "merge-target-bytes") == 0)
 			c->merge_target_bytes = n;
+		else if (strcmp(f->name, "maintenance-io-bytes-per-sec") == 0)
+			c->maintenance_io_bytes_per_sec = n;
 		return 0;
 	case FLAG_BOOL: {
 		bool *dst = !strcmp(f->name, "auto-create-topics") ? &c->auto_create_topics

@@ -8,12 +8,14 @@
 
 #include "agent/agent.h"
 #include "base/err.h"
+#include "objstore/objstore.h"
 #include "storage/merge.h"
 
 struct maint {
 	struct workq q;
 	atomic_bool abandon; /* draining: abandonable jobs stop early */
 	struct merge_buf buf; /* maint_buf */
+	struct objstore_pace pace; /* the store's bound on the passes' puts */
 };
 
 static void maint_run(struct workq_job *wq)
@@ -74,6 +76,12 @@ int maint_start(struct agent *a)
 		return SL_ENOMEM;
 	workq_init(&q->q, a->loop);
 	a->maint = q;
+	/* The merge and cleaning passes put their objects paced (storage/
+	 * merge.c, clean.c); this bounds them. */
+	if (a->cfg.maintenance_io_bytes_per_sec > 0) {
+		q->pace.bytes_per_sec = (uint64_t)a->cfg.maintenance_io_bytes_per_sec;
+		objstore_set_pace(a->store, &q->pace);
+	}
 	return 0;
 }
 
@@ -95,8 +103,11 @@ struct merge_buf *maint_buf(struct agent *a)
 
 void maint_free(struct agent *a)
 {
-	if (a->maint)
+	if (a->maint) {
 		merge_buf_free(&a->maint->buf);
+		if (a->store)
+			objstore_set_pace(a->store, NULL);
+	}
 	free(a->maint);
 	a->maint = NULL;
 }

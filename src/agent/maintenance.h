@@ -7,6 +7,13 @@
  * partition state takes the log starts the store now has, then the job's
  * done callback runs on the loop.
  *
+ * The merge and cleaning jobs write their objects as background puts
+ * (OBJSTORE_PUT_PACED: on the file store in 256 KiB steps, each written
+ * back before the next, so the produce path's object writes and fsyncs
+ * wait behind one step at most, not behind a 64 MiB object), and no
+ * faster than --maintenance-io-bytes-per-sec when it is set (the bound
+ * maint_start gives the store; default none).
+ *
  * Loop thread only, except a job's work callback (the pool). */
 #ifndef SLUICE_MAINTENANCE_H
 #define SLUICE_MAINTENANCE_H

@@ -5,8 +5,11 @@
  * one-key-at-a-time fallback of objstore_del_many. */
 #include "objstore/objstore.h"
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "base/limits.h"
@@ -65,6 +68,24 @@ int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
 {
 	struct iovec one = { (void *)d, n };
 	return objstore_putv(s, key, &one, 1, 0);
+}
+
+void objstore_pace_wait(struct objstore_pace *p, size_t n)
+{
+	if (!p || !p->bytes_per_sec)
+		return;
+	int64_t now = (int64_t)(uv_hrtime() / 1000);
+	int64_t cost = (int64_t)((uint64_t)n * 1000000u / p->bytes_per_sec);
+	int64_t next = atomic_load(&p->next_us), start;
+	do
+		start = next > now ? next : now;
+	while (!atomic_compare_exchange_weak(&p->next_us, &next, start + cost));
+	if (start <= now)
+		return;
+	int64_t d = start - now;
+	struct timespec ts = { (time_t)(d / 1000000), (long)(d % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
 }
 
 int objstore_sync(struct objstore *s)

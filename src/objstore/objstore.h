@@ -71,9 +71,26 @@ struct objstore_methods {
 			size_t *deleted, bool *failed);
 };
 
+/* A rate bound for background puts (OBJSTORE_PUT_PACED), shared by all
+ * of them on one store: the agent's --maintenance-io-bytes-per-sec. Set
+ * with objstore_set_pace before such puts start; the caller keeps it
+ * alive while the store is open. */
+struct objstore_pace {
+	uint64_t bytes_per_sec;  /* 0: no bound */
+	_Atomic int64_t next_us; /* monotonic us from which the next step may start */
+};
+
 struct objstore {
 	const struct objstore_methods *m;
+	struct objstore_pace *pace; /* NULL: no rate bound on paced puts */
 };
+
+static inline void objstore_set_pace(struct objstore *s, struct objstore_pace *p)
+{ s->pace = p; }
+/* Before a paced put writes a step of n bytes (any thread): sleeps until
+ * the bound allows them (the steps of all paced puts of the store one
+ * after another at bytes_per_sec; time not used is not saved up). */
+void objstore_pace_wait(struct objstore_pace *p, size_t n);
 
 /* Open a store from a URL: "file:PATH" (created if missing), "mem:" or
  * "s3://BUCKET/PREFIX?endpoint=...&region=..." (see objstore_s3_open).
@@ -123,6 +140,13 @@ int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, 
  * nothing refers to before the sync (the write path commits an object
  * after it). */
 #define OBJSTORE_PUT_DEFER_SYNC 1u
+/* A background put (the merge and cleaning passes' objects), written so
+ * that the write path's small puts keep the device: the file store writes
+ * it in steps of OBJSTORE_PACED_STEP_BYTES, each one's writeback waited
+ * for before the next is written, at most the store's objstore_pace rate
+ * if one is set. Other stores write it as any put. */
+#define OBJSTORE_PUT_PACED 2u
+#define OBJSTORE_PACED_STEP_BYTES ((size_t)256 << 10)
 /* Make every deferred put that has returned (completed) so far durable.
  * Returns 0 (also for stores without deferred puts) or SL_EIO; any
  * thread. */

@@ -471,7 +471,8 @@ static int chunk_swap(struct clean_pass *x, const struct chunk *ck, size_t nrk, 
 	}
 	char key[META_OBJECT_KEY_BYTES];
 	merge_key(key, sizeof key);
-	rc = objstore_put(x->s, key, obj.data, obj.len);
+	struct iovec one = { obj.data, obj.len };
+	rc = objstore_putv(x->s, key, &one, 1, OBJSTORE_PUT_PACED);
 	if (rc)
 		goto out;
 	struct meta_merge cp = { x->tid, partition, key, obj.len, mr, nrk,

@@ -171,7 +171,8 @@ static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 	}
 	char key[META_OBJECT_KEY_BYTES];
 	merge_key(key, sizeof key);
-	rc = objstore_put(s, key, obj, obj_len);
+	struct iovec one = { obj, obj_len };
+	rc = objstore_putv(s, key, &one, 1, OBJSTORE_PUT_PACED);
 	if (rc)
 		goto out;
 	struct meta_merge mg = { tid, partition, key, obj_len, mr, n };

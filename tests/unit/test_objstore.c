@@ -1,7 +1,8 @@
 /* test_objstore.c — the object store backends: file (put/get/head/del/
  * list, key checks, atomic puts from several threads, no temp files left,
- * large puts written in steps: byte-identical, and no part of one visible
- * after kill -9)
+ * large and background puts written in steps: byte-identical, and no
+ * part of one visible after kill -9; background puts held to the store's
+ * rate bound)
  * and mem (the same calls plus scripted faults), and URL dispatch. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -393,14 +394,55 @@ static void test_file_large_put(void **state)
 	struct iovec iov[64];
 	int iovcnt;
 	uint8_t *data = large_pieces(iov, &iovcnt);
-	const char *keys[] = { "objects/large", "objects/large-deferred" };
-	for (int d = 0; d < 2; d++) {
-		assert_int_equal(objstore_putv(s, keys[d], iov, iovcnt,
-					       d ? OBJSTORE_PUT_DEFER_SYNC : 0), 0);
-		assert_object(s, keys[d], data, LARGE_BYTES);
+	/* Plain and deferred, each also as a background put (256 KiB steps,
+	 * ending inside pieces too). */
+	const char *keys[] = { "objects/large", "objects/large-deferred", "objects/large-paced",
+			       "objects/large-deferred-paced" };
+	for (int k = 0; k < 4; k++) {
+		unsigned flags = (k & 1 ? OBJSTORE_PUT_DEFER_SYNC : 0) |
+				 (k & 2 ? OBJSTORE_PUT_PACED : 0);
+		assert_int_equal(objstore_putv(s, keys[k], iov, iovcnt, flags), 0);
+		assert_object(s, keys[k], data, LARGE_BYTES);
 	}
 	assert_int_equal(objstore_sync(s), 0);
 	assert_int_equal(nftw(root, count_temp, 16, FTW_PHYS), 0);
+	free(data);
+	objstore_close(s);
+}
+
+/* The store's rate bound (the agent's --maintenance-io-bytes-per-sec):
+ * background puts, together, take at least their bytes over the rate,
+ * byte-identical; other puts are not held to it. */
+static void test_file_paced_rate(void **state)
+{
+	struct objstore *s = open_file_store();
+	struct objstore_pace pace = { .bytes_per_sec = 8u << 20 };
+	objstore_set_pace(s, &pace);
+	size_t len = (3u << 20) + 1000;
+	uint8_t *data = malloc(len);
+	assert_non_null(data);
+	for (size_t k = 0; k < len; k++)
+		data[k] = (uint8_t)(k * 40503u >> 7);
+	struct iovec one = { data, len };
+	int64_t t0 = clock_mono_us();
+	assert_int_equal(objstore_putv(s, "objects/paced-1", &one, 1, OBJSTORE_PUT_PACED), 0);
+	assert_int_equal(objstore_putv(s, "objects/paced-2", &one, 1,
+				       OBJSTORE_PUT_PACED | OBJSTORE_PUT_DEFER_SYNC), 0);
+	int64_t took = clock_mono_us() - t0;
+	/* 2 x 13 steps of up to 256 KiB at 8 MiB/s: every step but the first
+	 * waits for the ones before (~31 ms each), so >= 25 x 31 ms. */
+	assert_true(took >= 750 * 1000);
+	assert_object(s, "objects/paced-1", data, len);
+	assert_object(s, "objects/paced-2", data, len);
+	/* A put without the flag is not held to the bound: at 1 KiB/s its
+	 * steps would take 256 s each. */
+	pace.bytes_per_sec = 1024;
+	t0 = clock_mono_us();
+	assert_int_equal(objstore_putv(s, "objects/unpaced", &one, 1, 0), 0);
+	assert_true(clock_mono_us() - t0 < 60 * 1000000);
+	assert_object(s, "objects/unpaced", data, len);
+	objstore_set_pace(s, NULL);
+	assert_int_equal(objstore_sync(s), 0);
 	free(data);
 	objstore_close(s);
 }
@@ -533,6 +575,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_temp_skipped_in_list, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_put, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_put_killed, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_paced_rate, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
 		cmocka_unit_test(test_mem_basic),
 		cmocka_unit_test_setup_teardown(test_mem_faults, setup_dir, teardown_dir),
