@@ -8,7 +8,8 @@
  * latest record of each key, tombstones until their delete horizon, the
  * active producers' last batches; the records of aborted transactions,
  * from meta_aborted_txns), writes the cleaned stretch as one new
- * object of the writer's key format and swaps it in
+ * object of the writer's key format (a background put,
+ * OBJSTORE_PUT_PACED) and swaps it in
  * (meta_compact_swap: the rows replaced, the checkpoint raised and the
  * aborted_txns rows of aborted transactions with no batch left deleted,
  * in one metadata transaction; the agents' aborted indexes drop the

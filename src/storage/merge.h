@@ -4,7 +4,7 @@
  * (adjacent ranges of one object in one GET) untouched, in offset order,
  * straight into their places in one new object laid out as the writer
  * lays out objects (header, body, footer index), which is PUT under a key of
- * the writer's format, and the metadata is swapped in one transaction
+ * the writer's format (a background put, OBJSTORE_PUT_PACED), and the metadata is swapped in one transaction
  * (meta_merge_swap). A refused swap (rows trimmed or moved meanwhile,
  * topic deleted) deletes the new object again: nothing names it. A swap
  * whose outcome is unknown (the store failed) leaves it; the orphan sweep
