@@ -80,6 +80,8 @@ int maint_start(struct agent *a)
 	 * merge.c, clean.c); this bounds them. */
 	if (a->cfg.maintenance_io_bytes_per_sec > 0) {
 		q->pace.bytes_per_sec = (uint64_t)a->cfg.maintenance_io_bytes_per_sec;
+		/* Draining: the pass's put under way ends at full speed. */
+		q->pace.hurry = &q->abandon;
 		objstore_set_pace(a->store, &q->pace);
 	}
 	return 0;

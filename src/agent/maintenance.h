@@ -12,7 +12,9 @@
  * back before the next, so the produce path's object writes and fsyncs
  * wait behind one step at most, not behind a 64 MiB object), and no
  * faster than --maintenance-io-bytes-per-sec when it is set (the bound
- * maint_start gives the store; default none).
+ * maint_start gives the store; default none; once maint_stop has run,
+ * the put under way goes on at full speed, so a drain does not wait it
+ * out).
  *
  * Loop thread only, except a job's work callback (the pool). */
 #ifndef SLUICE_MAINTENANCE_H

@@ -70,6 +70,9 @@ int objstore_put(struct objstore *s, const char *key, const void *d, size_t n)
 	return objstore_putv(s, key, &one, 1, 0);
 }
 
+/* The longest sleep of objstore_pace_wait between looks at hurry. */
+#define PACE_SLICE_US 50000
+
 void objstore_pace_wait(struct objstore_pace *p, size_t n)
 {
 	if (!p || !p->bytes_per_sec)
@@ -80,12 +83,14 @@ void objstore_pace_wait(struct objstore_pace *p, size_t n)
 	do
 		start = next > now ? next : now;
 	while (!atomic_compare_exchange_weak(&p->next_us, &next, start + cost));
-	if (start <= now)
-		return;
-	int64_t d = start - now;
-	struct timespec ts = { (time_t)(d / 1000000), (long)(d % 1000000) * 1000 };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	/* In slices, so that hurry is seen soon. */
+	while (now < start && !(p->hurry && atomic_load(p->hurry))) {
+		int64_t d = start - now < PACE_SLICE_US ? start - now : PACE_SLICE_US;
+		struct timespec ts = { (time_t)(d / 1000000), (long)(d % 1000000) * 1000 };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		now = (int64_t)(uv_hrtime() / 1000);
+	}
 }
 
 int objstore_sync(struct objstore *s)

@@ -78,6 +78,9 @@ struct objstore_methods {
 struct objstore_pace {
 	uint64_t bytes_per_sec;  /* 0: no bound */
 	_Atomic int64_t next_us; /* monotonic us from which the next step may start */
+	/* Optional: once it reads true, paced puts wait no more (an agent
+	 * draining finishes the put under way at full speed). */
+	const _Atomic bool *hurry;
 };
 
 struct objstore {
@@ -89,7 +92,8 @@ static inline void objstore_set_pace(struct objstore *s, struct objstore_pace *p
 { s->pace = p; }
 /* Before a paced put writes a step of n bytes (any thread): sleeps until
  * the bound allows them (the steps of all paced puts of the store one
- * after another at bytes_per_sec; time not used is not saved up). */
+ * after another at bytes_per_sec; time not used is not saved up), or
+ * until hurry. */
 void objstore_pace_wait(struct objstore_pace *p, size_t n);
 
 /* Open a store from a URL: "file:PATH" (created if missing), "mem:" or

@@ -16,7 +16,9 @@ finds nothing to merge. A pass killed with SIGKILL half-way loses nothing
 and the next pass finishes it.
 
 The agent's own merge job (--merge-interval-ms) does the same while
-consumers read, and its merged partitions read the same. In a cluster
+consumers read, and its merged partitions read the same; under
+--maintenance-io-bytes-per-sec its passes take at least their bytes over
+the rate, and a drain is not held to it. In a cluster
 (three agents on PostgreSQL, the fixtures of cluster.py) only the
 holder of the job/merge lease merges, and every agent serves the merged
 partitions unchanged.
@@ -245,6 +247,56 @@ def test_agent_merge_job(broker_factory):
     assert snapshot(b, topic, 2) == want
     # The pass logs once it has ended, after its swaps are already seen.
     logged(b, r"merge: \d+ rows from \d+ objects into \d+ merged objects")
+
+
+PASS_RE = re.compile(r"merge: \d+ rows from \d+ objects into (\d+) merged objects \((\d+) bytes\)"
+                     r", 0 refused; the pass took (\d+) ms")
+
+
+def test_agent_merge_paced(broker_factory):
+    """--maintenance-io-bytes-per-sec bounds the merge job's writes: every
+    merged object but the last is written out at the rate before the next
+    starts, so a pass takes at least their bytes over it; reads stay the
+    same. A drain does not wait for the bound: the put under way ends at
+    full speed."""
+    target, rate = 16384, 16384
+    b = broker_factory(["--merge-interval-ms", "0"])
+    topic = util.topic_name("merge-paced")
+    util.create_topic(b.bootstrap, topic, partitions=2)
+    produce_rounds(b, topic, 20, 40, seed=9)
+    want = snapshot(b, topic, 2)
+    b.extra_args = ["--merge-interval-ms", "300", "--merge-min-age-ms", "0",
+                    "--merge-target-bytes", str(target),
+                    "--maintenance-io-bytes-per-sec", str(rate)]
+    b.restart()
+    logged(b, PASS_RE.pattern, timeout=120)
+    merged, nbytes, took = map(int, PASS_RE.search(log_text(b)).groups())
+    # ~40 KB per partition in runs of at most 16 KiB of batches.
+    assert merged >= 4 and nbytes > 3 * target, (merged, nbytes)
+    assert took >= 0.95 * 1000 * (nbytes - target) / rate, (merged, nbytes, took)
+    assert snapshot(b, topic, 2) == want
+
+    # More small objects, then a pass at 1 KiB/s (its first object is
+    # written at once, the next one would wait ~16 s): SIGTERM ends it
+    # in time, and nothing is lost.
+    b.extra_args = ["--merge-interval-ms", "0"]
+    b.restart()
+    produce_rounds(b, topic, 20, 40, seed=10)
+    want = snapshot(b, topic, 2)
+    before = sum(inspect(b, topic, p)[2] for p in range(2))
+    b.extra_args = ["--merge-interval-ms", "300", "--merge-min-age-ms", "0",
+                    "--merge-target-bytes", str(target),
+                    "--maintenance-io-bytes-per-sec", "1024"]
+    b.restart()
+    deadline = time.monotonic() + 60
+    while sum(inspect(b, topic, p)[2] for p in range(2)) >= before:
+        assert time.monotonic() < deadline, "no merged object within 60 s"
+        time.sleep(0.1)
+    t0 = time.monotonic()
+    b.stop()
+    assert time.monotonic() - t0 < 10
+    b.start()
+    assert snapshot(b, topic, 2) == want
 
 
 def test_cluster_one_agent_merges(pg, tmp_path):  # noqa: F811
