@@ -279,7 +279,7 @@ int64_t agent_topic_config_i64(const struct topic_state *t, const char *name, in
  * transaction whose marker lies in [from, to) is in aborted[0..n), and
  * first_unstable is the partition's first unstable offset as of to (-1:
  * no open transaction), or the store's LSO then (meta_partition's,
- * meta_commit_batch's: as of the batch's object). The aborted ones go
+ * meta_commit_batch's: as of that batch's end, to). The aborted ones go
  * into the aborted index and the LSO rises (partition_raise_stable). Called by
  * the commit hook for the offsets of each partition a commit of this
  * agent took (the registry's poll and notices, which know nothing of
