@@ -97,6 +97,8 @@ static void poll_fired(uv_poll_t *p, int status, int events)
 	}
 }
 
+static void poll_closed(uv_handle_t *h);
+
 int workers_new(uv_loop_t *loop, int threads, struct workers **out)
 {
 	SL_ASSERT(threads >= 1);
@@ -119,7 +121,10 @@ int workers_new(uv_loop_t *loop, int threads, struct workers **out)
 		goto out_destroy_cond;
 	ws->poll.data = ws;
 	/* Always watching; referenced only while jobs are outstanding. */
-	uv_poll_start(&ws->poll, UV_READABLE, poll_fired);
+	if (uv_poll_start(&ws->poll, UV_READABLE, poll_fired) != 0) {
+		uv_close((uv_handle_t *)&ws->poll, poll_closed);
+		return SL_EIO;
+	}
 	uv_unref((uv_handle_t *)&ws->poll);
 	/* The threads take no signals: the loop's handlers get them. */
 	sigset_t all, old;

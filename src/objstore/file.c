@@ -17,8 +17,8 @@
  * whose writeback starts early (write_all), and a background one
  * (OBJSTORE_PUT_PACED: a merged or cleaned object) in small steps, each
  * written back before the next, under the store's rate bound if any
- * (write_paced), so a merge's 64 MiB objects do not stall the write
- * path's small syncs. A listing removes temp files older
+ * (write_paced), so that the write path's small syncs do not queue
+ * behind a merge's 64 MiB objects. A listing removes temp files older
  * than an hour (left by a process that died inside a put). */
 #define _GNU_SOURCE /* sync_file_range */
 #include <dirent.h>
@@ -228,25 +228,20 @@ static int writeback_step(int fd, off_t off, size_t len, bool wait, bool *paced)
  * written, then written back to the device and waited for, before the
  * next step is written (after the rate bound's wait, if the store has
  * one). The early writeback above still leaves one writer two steps of 4
- * MiB in flight, and while a merge pass streams 64 MiB objects at what
- * the device takes, every fdatasync of the produce path queues behind
- * them: produce p50 ~10x, p99 ~8x their idle values on a quiet machine
- * (bench/RESULTS.md). One small step at a time leaves the device queue
- * a single step of background writes for the produce path's to wait
- * behind, and a pass no slower (measured: same as or faster than the 4
- * MiB steps on this VM). */
-static int write_paced(int fd, const struct iovec *iov, int iovcnt, struct objstore_pace *pace)
+ * MiB in flight, which on a loaded machine put the produce path's
+ * fdatasyncs behind a merge pass's 64 MiB objects: produce p50 during a
+ * merge 1.9-2.8x idle there, 1.0-1.4x with one small step at a time, and
+ * the pass no slower. On a quiet machine produce latency during a merge
+ * is the same either way (bench/RESULTS.md, session 12's end): there the
+ * device queue is not what it waits on. */
+static int write_paced(int fd, struct iov_cursor *c, size_t total, struct objstore_pace *pace)
 {
-	struct iov_cursor c = { iov, iovcnt, 0, 0 };
-	size_t total = 0;
-	for (int k = 0; k < iovcnt; k++)
-		total += iov[k].iov_len;
 	bool paced = true;
 	for (size_t off = 0; off < total; off += OBJSTORE_PACED_STEP_BYTES) {
 		size_t n = total - off < OBJSTORE_PACED_STEP_BYTES ? total - off
 								   : OBJSTORE_PACED_STEP_BYTES;
 		objstore_pace_wait(pace, n);
-		if (write_some(fd, &c, n))
+		if (write_some(fd, c, n))
 			return -1;
 		if (paced && writeback_step(fd, (off_t)off, n, true, &paced))
 			return -1;
@@ -259,12 +254,12 @@ static int write_paced(int fd, const struct iovec *iov, int iovcnt, struct objst
 static int write_all(int fd, const struct iovec *iov, int iovcnt, unsigned flags,
 		     struct objstore_pace *pace)
 {
-	if (flags & OBJSTORE_PUT_PACED)
-		return write_paced(fd, iov, iovcnt, pace);
 	struct iov_cursor c = { iov, iovcnt, 0, 0 };
 	size_t total = 0;
 	for (int k = 0; k < iovcnt; k++)
 		total += iov[k].iov_len;
+	if (flags & OBJSTORE_PUT_PACED)
+		return write_paced(fd, &c, total, pace);
 	bool paced = total > PACE_AFTER_BYTES;
 	if (!paced)
 		return write_some(fd, &c, total);
