@@ -111,8 +111,15 @@ static void job_done(uv_work_t *w, int status)
 		l->holder = ml->holder;
 		l->held = ml->epoch > 0;
 		l->epoch = ml->epoch;
-		if (l->held)
+		if (l->held) {
 			l->valid_until = hold_end(s, s->started + (uint64_t)ml->expires_in_ms);
+			if (l->valid_until <= uv_now(s->loop)) {
+				/* Renewed, but this agent's registry row may
+				 * be gone already: not acting for it. */
+				l->held = false;
+				l->epoch = 0;
+			}
+		}
 		if (l->held != was || (l->held && l->epoch != was_epoch)) {
 			if (l->held)
 				log_info("lease %s: held at epoch %" PRId64, l->name, l->epoch);
