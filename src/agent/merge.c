@@ -60,10 +60,10 @@ static void pass_end(struct merger *g, const char *why)
 	const struct merge_stats *st = &g->pass;
 	if (st->runs || st->refused)
 		log_info("merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
-			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; the pass took %"
-			 PRId64 " ms",
+			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; the longest swap "
+			 "took %.1f ms; the pass took %" PRId64 " ms",
 			 st->rows, st->sources, st->runs, st->bytes, st->refused, why,
-			 (clock_mono_us() - g->pass_start_us) / 1000);
+			 (double)st->swap_us_max / 1000.0, (clock_mono_us() - g->pass_start_us) / 1000);
 	free(g->items);
 	g->items = NULL;
 	g->n = g->next = 0;
@@ -107,6 +107,8 @@ static void merge_done(struct maint_job *job, void *arg)
 	g->pass.sources += st->sources;
 	g->pass.bytes += st->bytes;
 	g->pass.refused += st->refused;
+	if (st->swap_us_max > g->pass.swap_us_max)
+		g->pass.swap_us_max = st->swap_us_max;
 	submit_next(g);
 }
 
@@ -177,7 +179,8 @@ int merge_start(struct agent *a)
 		return rc;
 	}
 	g->plan = (struct merge_plan_config){ .target_bytes = (uint64_t)a->cfg.merge_target_bytes,
-					      .min_age_ms = a->cfg.merge_min_age_ms };
+					      .min_age_ms = a->cfg.merge_min_age_ms,
+					      .max_rows = (size_t)a->cfg.merge_max_rows };
 	merge_plan_defaults(&g->plan);
 	uv_timer_init(a->loop, &g->timer);
 	g->timer.data = g;

@@ -896,11 +896,14 @@ static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t 
  * still aimed at it. Refused with nothing written: SL_ENOTFOUND when the
  * partition is gone (topic deleted) or any row is no longer as the merge
  * read it (trimmed by retention or DeleteRecords, below the log start,
- * moved by another merge); SL_EMETA when the key was sealed before the gc
+ * moved by another merge), or the store has a row between two of them
+ * (a merge's rows are consecutive); SL_EMETA when the key was sealed before the gc
  * fence (the collector may take it for an orphan) or the store failed.
  * The caller deletes the merged object after a refusal (nothing names
- * it). SL_EINVAL for no rows or rows out of order. [pool: maintenance],
- * [tool]: an fsync. */
+ * it). SL_EINVAL for no rows or rows out of order. The transaction holds
+ * the store's write lock (SQLite; PostgreSQL: the partition's row) that
+ * produce commits wait for, for a few us a row: callers bound the rows
+ * (--merge-max-rows). [pool: maintenance], [tool]: an fsync. */
 static inline int meta_merge_swap(struct meta *m, const struct meta_merge *mg)
 { return m->m->merge_swap && !mg->batches ? m->m->merge_swap(m, mg) : SL_EUNSUPPORTED; }
 /* The swap of a cleaning pass (issue 15; storage/clean.h): as

@@ -437,9 +437,9 @@ enum stmt {
 	ST_TXN_OFFSETS_SETTLE,
 	ST_TXN_OFFSETS_DROP,
 	ST_TXN_OFFSETS_DELETE_TOPIC,
-	ST_MERGE_ROW_GET,
-	ST_MERGE_ROW_DELETE,
-	ST_MERGE_OBJECT_SUBTRACT,
+	ST_MERGE_ROWS_GET,
+	ST_MERGE_OBJECTS_SUBTRACT,
+	ST_MERGE_ROWS_DELETE,
 	ST_CLEAN_OFFSET_RAISE,
 	ST_COUNT
 };
@@ -759,19 +759,27 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE excluded.commit_seq > group_offsets.commit_seq",
 	[ST_TXN_OFFSETS_DROP] = "DELETE FROM txn_offsets WHERE transactional_id = ?1",
 	[ST_TXN_OFFSETS_DELETE_TOPIC] = "DELETE FROM txn_offsets WHERE tid = ?1",
-	/* The merge swap (issue 15): a row as it stands, then replaced by
-	 * the merged object's rows (meta_merge_rows). */
-	[ST_MERGE_ROW_GET] = "SELECT b.base_offset, b.byte_offset, b.length, o.key, o.oid,"
+	/* The merge swap (issue 15): the rows as they stand in the merged
+	 * range (?3, ?4: the first and last row's last_offset), each checked
+	 * against the merge's; their bytes subtracted from their objects, one
+	 * UPDATE per object (an object left without live bytes starts the
+	 * collector's grace now: created_ms is its clock); then they are
+	 * deleted and replaced by the merged object's rows (meta_merge_rows).
+	 * Range statements, not one per row: a swap of a few thousand rows
+	 * holds the write lock that produce commits wait for. */
+	[ST_MERGE_ROWS_GET] = "SELECT b.base_offset, b.last_offset, b.byte_offset, b.length, o.key,"
 		" o.created_ms, b.spans, b.record_count, b.max_timestamp, b.attributes"
 		" FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
-		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset = ?3",
-	[ST_MERGE_ROW_DELETE] = "DELETE FROM batches"
-		" WHERE tid = ?1 AND partition = ?2 AND last_offset = ?3",
-	/* An object a merge leaves without live bytes starts the collector's
-	 * grace now (created_ms is its clock). */
-	[ST_MERGE_OBJECT_SUBTRACT] = "UPDATE objects SET live_bytes = live_bytes - ?2,"
-		" created_ms = CASE WHEN live_bytes - ?2 <= 0 THEN max(created_ms, ?3)"
-		" ELSE created_ms END WHERE oid = ?1",
+		" WHERE b.tid = ?1 AND b.partition = ?2 AND b.last_offset BETWEEN ?3 AND ?4"
+		" ORDER BY b.last_offset",
+	[ST_MERGE_OBJECTS_SUBTRACT] = "UPDATE objects SET live_bytes = live_bytes - d.bytes,"
+		" created_ms = CASE WHEN live_bytes - d.bytes <= 0 THEN max(created_ms, ?5)"
+		" ELSE created_ms END"
+		" FROM (SELECT oid, sum(length) AS bytes FROM batches"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset BETWEEN ?3 AND ?4"
+		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
+	[ST_MERGE_ROWS_DELETE] = "DELETE FROM batches"
+		" WHERE tid = ?1 AND partition = ?2 AND last_offset BETWEEN ?3 AND ?4",
 	[ST_CLEAN_OFFSET_RAISE] = "UPDATE partitions SET clean_offset = max(clean_offset, ?3)"
 		" WHERE tid = ?1 AND partition = ?2",
 };
@@ -2548,43 +2556,69 @@ static int sq_commit_objects(struct meta *m, struct meta_commit_obj *objs, size_
 
 struct merge_txn {
 	const struct meta_merge *mg;
-	int64_t *old_oids; /* per row */
 	struct meta_merge_stored *stored; /* per row */
 	struct sq_conn *c;
 	int64_t oid;       /* the merged object's */
 };
 
-/* Row i as it stands must be the row the merge read: *oid and
- * *created_ms get its object's. SL_ENOTFOUND otherwise. */
-static int merge_row_check(struct sq_conn *c, const struct meta_merge *mg, size_t i,
-			   int64_t *oid, int64_t *created_ms, struct meta_merge_stored *stored)
+/* The rows in the merged range as they stand must be exactly the rows
+ * the merge read (one for one, nothing between them): x->stored gets
+ * what the swap keeps of each, *created_ms the oldest of their objects'.
+ * SL_ENOTFOUND otherwise. */
+static int merge_rows_check(struct sq_conn *c, struct merge_txn *x, int64_t *created_ms)
 {
-	const struct meta_merge_row *r = &mg->rows[i];
-	sqlite3_stmt *st = sq_stmt(c, ST_MERGE_ROW_GET);
+	const struct meta_merge *mg = x->mg;
+	sqlite3_stmt *st = sq_stmt(c, ST_MERGE_ROWS_GET);
 	sqlite3_bind_int64(st, 1, mg->tid);
 	sqlite3_bind_int(st, 2, mg->partition);
-	sqlite3_bind_int64(st, 3, r->last_offset);
-	int step = sqlite3_step(st), rc = SL_ENOTFOUND;
-	if (step == SQLITE_ROW) {
-		const char *key = (const char *)sqlite3_column_text(st, 3);
-		if (sqlite3_column_int64(st, 0) == r->base_offset &&
-		    (uint64_t)sqlite3_column_int64(st, 1) == r->byte_offset &&
-		    sqlite3_column_int64(st, 2) == r->length && key && !strcmp(key, r->object_key)) {
-			*oid = sqlite3_column_int64(st, 4);
-			*created_ms = sqlite3_column_int64(st, 5);
-			const char *spans = (const char *)sqlite3_column_text(st, 6);
-			free(stored->spans);
-			stored->spans = spans ? strdup(spans) : NULL;
-			stored->record_count = sqlite3_column_int(st, 7);
-			stored->max_timestamp = sqlite3_column_int64(st, 8);
-			stored->attributes = (int16_t)sqlite3_column_int(st, 9);
-			rc = spans && !stored->spans ? SL_ENOMEM : 0;
+	sqlite3_bind_int64(st, 3, mg->rows[0].last_offset);
+	sqlite3_bind_int64(st, 4, mg->rows[mg->n - 1].last_offset);
+	size_t i = 0;
+	int step, rc = 0;
+	while (!rc && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct meta_merge_row *r = &mg->rows[i];
+		const char *key = (const char *)sqlite3_column_text(st, 4);
+		if (i == mg->n || sqlite3_column_int64(st, 0) != r->base_offset ||
+		    sqlite3_column_int64(st, 1) != r->last_offset ||
+		    (uint64_t)sqlite3_column_int64(st, 2) != r->byte_offset ||
+		    sqlite3_column_int64(st, 3) != r->length || !key || strcmp(key, r->object_key)) {
+			rc = SL_ENOTFOUND;
+			break;
 		}
-	} else if (step != SQLITE_DONE) {
-		rc = sq_fail(c, "reading a batch row to merge");
+		struct meta_merge_stored *stored = &x->stored[i++];
+		int64_t made = sqlite3_column_int64(st, 5);
+		if (made < *created_ms)
+			*created_ms = made;
+		const char *spans = (const char *)sqlite3_column_text(st, 6);
+		free(stored->spans);
+		stored->spans = spans ? strdup(spans) : NULL;
+		stored->record_count = sqlite3_column_int(st, 7);
+		stored->max_timestamp = sqlite3_column_int64(st, 8);
+		stored->attributes = (int16_t)sqlite3_column_int(st, 9);
+		if (spans && !stored->spans)
+			rc = SL_ENOMEM;
 	}
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "reading the batch rows to merge");
+	else if (!rc && i != mg->n)
+		rc = SL_ENOTFOUND;
 	sqlite3_reset(st);
 	return rc;
+}
+
+/* One of the range statements (ST_MERGE_OBJECTS_SUBTRACT,
+ * ST_MERGE_ROWS_DELETE) over the merged rows. */
+static int merge_range_exec(struct sq_conn *c, const struct meta_merge *mg, enum stmt stmt,
+			    const char *what)
+{
+	sqlite3_stmt *st = sq_stmt(c, stmt);
+	sqlite3_bind_int64(st, 1, mg->tid);
+	sqlite3_bind_int(st, 2, mg->partition);
+	sqlite3_bind_int64(st, 3, mg->rows[0].last_offset);
+	sqlite3_bind_int64(st, 4, mg->rows[mg->n - 1].last_offset);
+	if (stmt == ST_MERGE_OBJECTS_SUBTRACT)
+		sqlite3_bind_int64(st, 5, clock_wall_ms());
+	return sq_exec_stmt(c, st, what);
 }
 
 static int merge_row_emit(void *arg, struct meta_run *r)
@@ -2608,16 +2642,12 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	if (mg->rows[0].last_offset < log_start)
 		return SL_ENOTFOUND; /* a trim is deleting these rows */
 	int64_t created_ms = INT64_MAX, live = 0;
-	sqlite3_stmt *st;
-	for (size_t i = 0; i < mg->n; i++) {
-		int64_t made;
-		rc = merge_row_check(c, mg, i, &x->old_oids[i], &made, &x->stored[i]);
-		if (rc)
-			return rc;
-		if (made < created_ms)
-			created_ms = made;
+	rc = merge_rows_check(c, x, &created_ms);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < mg->n; i++)
 		live += mg->rows[i].length;
-	}
+	sqlite3_stmt *st;
 	if (mg->batches) {
 		/* A cleaning pass: the object holds what the cleaner kept. */
 		live = 0;
@@ -2645,30 +2675,17 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	rc = sq_exec_stmt(c, st, "inserting a merged object");
 	if (rc)
 		return rc;
-	int64_t oid = sqlite3_last_insert_rowid(c->db), now = clock_wall_ms();
-	for (size_t i = 0; !rc && i < mg->n; i++) {
-		const struct meta_merge_row *r = &mg->rows[i];
-		st = sq_stmt(c, ST_MERGE_ROW_DELETE);
-		sqlite3_bind_int64(st, 1, mg->tid);
-		sqlite3_bind_int(st, 2, mg->partition);
-		sqlite3_bind_int64(st, 3, r->last_offset);
-		rc = sq_exec_stmt(c, st, "deleting a merged batch row");
-		if (rc)
-			break;
-		st = sq_stmt(c, ST_MERGE_OBJECT_SUBTRACT);
-		sqlite3_bind_int64(st, 1, x->old_oids[i]);
-		sqlite3_bind_int64(st, 2, r->length);
-		sqlite3_bind_int64(st, 3, now);
-		rc = sq_exec_stmt(c, st, "subtracting merged bytes");
-	}
 	x->c = c;
-	x->oid = oid;
+	x->oid = sqlite3_last_insert_rowid(c->db);
+	rc = merge_range_exec(c, mg, ST_MERGE_OBJECTS_SUBTRACT, "subtracting merged bytes");
+	if (!rc)
+		rc = merge_range_exec(c, mg, ST_MERGE_ROWS_DELETE, "deleting merged batch rows");
 	if (!rc)
 		rc = meta_merge_rows(mg, x->stored, merge_row_emit, x);
 	if (rc)
 		return rc;
 	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
-	sqlite3_bind_int64(st, 1, oid);
+	sqlite3_bind_int64(st, 1, x->oid);
 	sqlite3_bind_int64(st, 2, live);
 	return sq_exec_stmt(c, st, "setting a merged object's live bytes");
 }
@@ -2678,15 +2695,11 @@ static int sq_merge_swap(struct meta *m, const struct meta_merge *mg)
 	int rc = meta_merge_check(mg);
 	if (rc)
 		return rc;
-	struct merge_txn x = { mg, malloc(mg->n * sizeof *x.old_oids),
-			       calloc(mg->n, sizeof *x.stored), NULL, 0 };
-	rc = SL_ENOMEM;
-	if (x.old_oids && x.stored)
-		rc = sq_txn(&sq_of(m)->trim, TXN_WRITE, merge_swap_body, &x);
+	struct merge_txn x = { mg, calloc(mg->n, sizeof *x.stored), NULL, 0 };
+	rc = x.stored ? sq_txn(&sq_of(m)->trim, TXN_WRITE, merge_swap_body, &x) : SL_ENOMEM;
 	for (size_t i = 0; x.stored && i < mg->n; i++)
 		free(x.stored[i].spans);
 	free(x.stored);
-	free(x.old_oids);
 	return rc < 0 && rc != SL_ENOMEM && rc != SL_ENOTFOUND ? SL_EMETA : rc;
 }
 

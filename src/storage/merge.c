@@ -176,7 +176,11 @@ static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 	if (rc)
 		goto out;
 	struct meta_merge mg = { tid, partition, key, obj_len, mr, n };
+	int64_t t0 = clock_mono_us();
 	rc = meta_merge_swap(m, &mg);
+	uint64_t swap_us = (uint64_t)(clock_mono_us() - t0);
+	if (swap_us > st->swap_us_max)
+		st->swap_us_max = swap_us;
 	if (rc == SL_ENOTFOUND) {
 		/* Nothing names the new object: delete it (a failure leaves it
 		 * to the orphan sweep). */

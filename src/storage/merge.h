@@ -34,6 +34,8 @@ struct merge_stats {
 	uint64_t bytes;       /* batch bytes copied */
 	uint64_t gets;        /* object store reads */
 	uint64_t refused;     /* swaps refused (rows changed meanwhile) */
+	uint64_t swap_us_max; /* the longest swap (its transaction, the wait
+				 for the store's write lock included) */
 };
 
 /* A pass's input buffer, kept by its caller between passes (the agent:

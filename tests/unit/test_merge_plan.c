@@ -41,6 +41,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.small_object_bytes, 32 * MIB);
 	assert_int_equal(c.min_objects, 2);
 	assert_int_equal(c.min_rows, 2);
+	assert_int_equal(c.max_rows, SL_MERGE_SWAP_ROWS);
 }
 
 /* 100 old rows of 1 MiB in 100 small objects: one run of 64, one of 36. */
@@ -149,13 +150,43 @@ static void test_cap_and_refusals(void **state)
 	assert_int_equal(merge_plan(r, 0, &c, NOW, runs, 2, &n), SL_EINVAL);
 }
 
-/* More rows than one run may take: cut at SL_MERGE_RUN_ROWS_MAX. */
+/* 1,100 old rows of 1 KiB, each in an object of its own (a partition
+ * fed small batches one at a time): far below the target in bytes, but
+ * cut at max_rows (the default, 512), so that no swap holds the store's
+ * write lock for long; the tail of 76 is a run too. */
+static void test_max_rows(void **state)
+{
+	struct merge_plan_row r[1100];
+	rows_fill(r, 1100, 1, 1024, 2048, 120000);
+	struct merge_plan_config c = config();
+	struct merge_plan_run runs[8];
+	size_t n = 0;
+	assert_int_equal(merge_plan(r, 1100, &c, NOW, runs, 8, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(runs[0].first, 0);
+	assert_int_equal(runs[0].n, 512);
+	assert_int_equal(runs[0].objects, 512);
+	assert_int_equal(runs[1].first, 512);
+	assert_int_equal(runs[1].n, 512);
+	assert_int_equal(runs[2].first, 1024);
+	assert_int_equal(runs[2].n, 76);
+
+	c.max_rows = 100;
+	assert_int_equal(merge_plan(r, 1100, &c, NOW, runs, 8, &n), 0);
+	assert_int_equal(n, 8); /* runs_cap */
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(runs[i].n, 100);
+}
+
+/* More rows than one run may take: max_rows is cut at
+ * SL_MERGE_RUN_ROWS_MAX whatever it says. */
 static void test_row_cap(void **state)
 {
 	size_t total = SL_MERGE_RUN_ROWS_MAX + 10;
 	struct merge_plan_row *r = test_malloc(total * sizeof *r);
 	rows_fill(r, total, 1, 10, 1000, 120000);
 	struct merge_plan_config c = config();
+	c.max_rows = SIZE_MAX;
 	struct merge_plan_run runs[4];
 	size_t n = 0;
 	assert_int_equal(merge_plan(r, total, &c, NOW, runs, 4, &n), 0);
@@ -174,6 +205,7 @@ int main(void)
 		cmocka_unit_test(test_min_objects_and_rows),
 		cmocka_unit_test(test_oversized_row),
 		cmocka_unit_test(test_cap_and_refusals),
+		cmocka_unit_test(test_max_rows),
 		cmocka_unit_test(test_row_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
