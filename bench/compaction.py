@@ -39,7 +39,10 @@ send time and latency, the passes' windows ("# kind start end") and the
 scraped sums and counts ("@ wall upload_sum upload_count commit_sum
 commit_count"), for a timeline of where inside a pass the slow records
 fall. The serving broker's minor page faults and CPU seconds over the
-run (/proc/PID/stat just before it stops) are printed last.
+run (/proc/PID/stat just before it stops) are printed last. The merge
+pass merges the steady producer's own partition too: one object per
+1 KiB batch while idle, up to ~11,500 rows by then, the pass's largest
+metadata swaps (cut into --merge-max-rows runs).
 """
 import argparse
 import datetime

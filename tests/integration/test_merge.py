@@ -186,13 +186,18 @@ def test_compact_merges_and_reads_the_same(broker_factory):
     assert snapshot(b, topic, 2) == want
 
 
+def one_partition(b, name, rounds, per_round, seed):
+    """A topic of one partition produced to in rounds: (topic, what it
+    reads, inspect's batches, bytes and objects)."""
+    topic = util.topic_name(name)
+    util.create_topic(b.bootstrap, topic, partitions=1)
+    produce_rounds(b, topic, rounds, per_round, seed=seed)
+    return (topic, snapshot(b, topic, 1)) + inspect(b, topic, 0)
+
+
 def test_kill9_during_compact(broker_factory):
     b = broker_factory()
-    topic = util.topic_name("merge-kill")
-    util.create_topic(b.bootstrap, topic, partitions=1)
-    produce_rounds(b, topic, 60, 20, seed=11)
-    want = snapshot(b, topic, 1)
-    batches0, bytes0, objects0 = inspect(b, topic, 0)
+    topic, want, batches0, bytes0, objects0 = one_partition(b, "merge-kill", 60, 20, 11)
     # Small merged objects: many runs, so the kill lands between or
     # inside them.
     args = [SLUICE_BIN, "compact", "--data", b.data_dir, "--merge-target-bytes",
@@ -222,11 +227,7 @@ def test_compact_max_rows(broker_factory):
     of at most 8 rows each, far below the byte target, and reads the
     same."""
     b = broker_factory()
-    topic = util.topic_name("merge-rows")
-    util.create_topic(b.bootstrap, topic, partitions=1)
-    produce_rounds(b, topic, 30, 5, seed=13)
-    want = snapshot(b, topic, 1)
-    batches0, bytes0, objects0 = inspect(b, topic, 0)
+    topic, want, batches0, bytes0, objects0 = one_partition(b, "merge-rows", 30, 5, 13)
     rows0 = stored_rows(b, topic, 0)
     assert objects0 >= 30 and rows0 >= objects0, (objects0, rows0)
     out = run("compact", "--data", b.data_dir, "--merge-max-rows", "8", topic).stdout
