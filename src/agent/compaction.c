@@ -46,8 +46,11 @@ struct cleaner {
 	size_t n, cap, next;
 	size_t idle;              /* partitions left out: idle (clean_idle_hwm) */
 	struct clean_item *cur;
-	struct clean_pass *pass;  /* cur's, between its chunks */
+	struct clean_pass *pass;  /* cur's, between its chunks; kept paused
+				     between checks (of partition held) */
+	struct clean_item held;   /* pass's partition and configs */
 	bool part_done;           /* the cleaning job finished cur's pass */
+	uint64_t chunks;          /* cleaning jobs this check */
 	uint64_t swaps_seen;      /* of st.swaps, told to the indexes */
 	int64_t now_ms;
 	int64_t pass_start_us;    /* monotonic, for the pass's line */
@@ -81,6 +84,7 @@ static void clean_work(struct maint_job *job, struct agent *a)
 					   &g->pass);
 		if (it->err || !g->pass)
 			return;
+		g->held = *it;
 	}
 	bool done = false;
 	it->err = clean_pass_step(g->pass, &g->st, &done);
@@ -94,14 +98,20 @@ static void pass_drop(struct cleaner *g)
 	g->pass = NULL;
 }
 
-static void pass_end(struct cleaner *g, const char *why)
+/* The check ends; with keep, the partition's pass under way stays, to
+ * resume at the next check (resume_held). */
+static void pass_end(struct cleaner *g, const char *why, bool keep)
 {
 	if (g->cleaned || g->refused)
 		log_info("compaction: %" PRIu64 " partition(s) cleaned (%" PRIu64 " bytes into %" PRIu64
 			 "), %" PRIu64 " refused%s; the pass took %" PRId64 " ms",
 			 g->cleaned, g->bytes_read, g->bytes_written, g->refused, why,
 			 (clock_mono_us() - g->pass_start_us) / 1000);
-	pass_drop(g);
+	if (!keep)
+		pass_drop(g);
+	else if (g->pass)
+		log_debug("compaction: %" PRId64 "/%d: the pass pauses%s, to resume at the next check",
+			  g->held.tid, g->held.partition, why);
 	g->n = g->next = 0;
 	g->queued = false;
 }
@@ -117,17 +127,71 @@ static int cmp_dirty(const void *x, const void *y)
 
 /* Whether the pass goes on (after a chunk of a partition): not while
  * draining, without the lease, or under produce backpressure. The reason
- * it stops, else NULL. */
-static const char *pass_stops(struct cleaner *g)
+ * it stops, else NULL; *keep whether the partition's pass under way may
+ * resume at the next check (a pause), or must start over (the lease
+ * lost: another agent may clean meanwhile). */
+static const char *pass_stops(struct cleaner *g, bool *keep)
 {
 	struct agent *a = g->a;
+	*keep = false;
 	if (g->stopped)
 		return "";
 	if (!lease_held(a->leases, JOB_COMPACT, NULL))
 		return " (stopped: the job/compact lease was lost)";
+	*keep = true;
 	if (a->writer && writer_buffered_bytes(a->writer) >= (size_t)a->cfg.write_buffer_bytes / 2)
 		return " (paused: produce backpressure)";
+	if (a->cfg.compaction_pause_chunks && g->chunks >= (uint64_t)a->cfg.compaction_pause_chunks)
+		return " (paused: SLUICE_COMPACTION_PAUSE_CHUNKS)";
 	return NULL;
+}
+
+static bool same_config(const struct compact_config *x, const struct compact_config *y)
+{
+	return x->segment_ms == y->segment_ms && x->segment_bytes == y->segment_bytes &&
+	       x->min_compaction_lag_ms == y->min_compaction_lag_ms &&
+	       x->max_compaction_lag_ms == y->max_compaction_lag_ms &&
+	       x->delete_retention_ms == y->delete_retention_ms &&
+	       x->min_cleanable_dirty_ratio == y->min_cleanable_dirty_ratio &&
+	       x->producer_expiration_ms == y->producer_expiration_ms &&
+	       x->map_bytes_max == y->map_bytes_max;
+}
+
+/* After the planning: the pass paused at an earlier check resumes first,
+ * due or not (the chunks it cleaned lowered the dirty ratio the plan
+ * sees, not the work left), if its partition is still planned (the
+ * topic and its compact policy still there), with the same configs and
+ * the checkpoint it planned from; else it is dropped and the partition,
+ * when due, is planned over. (Rows changed meanwhile end it at its next
+ * chunk: clean.h.) */
+static void resume_held(struct cleaner *g)
+{
+	if (!g->pass)
+		return;
+	const struct clean_item *h = &g->held;
+	const char *why = "its partition is no longer planned";
+	for (size_t i = 0; i < g->n; i++) {
+		struct clean_item *it = &g->items[i];
+		if (it->tid != h->tid || it->partition != h->partition)
+			continue;
+		if (it->err)
+			why = "its planning failed";
+		else if (!same_config(&it->cfg, &h->cfg))
+			why = "the topic's configs changed";
+		else if (it->plan.clean_offset != clean_pass_checkpoint(g->pass))
+			why = "the checkpoint moved";
+		else {
+			it->plan.due = true;
+			struct clean_item t = g->items[0];
+			g->items[0] = *it;
+			*it = t;
+			return;
+		}
+		break;
+	}
+	log_debug("compaction: %" PRId64 "/%d: the paused pass starts over: %s", h->tid,
+		  h->partition, why);
+	pass_drop(g);
 }
 
 /* The next due partition, unless draining, the lease is gone or produce
@@ -138,16 +202,20 @@ static void submit_next(struct cleaner *g)
 	while (g->next < g->n && (g->items[g->next].err || !g->items[g->next].plan.due))
 		g->next++;
 	if (g->stopped || g->next >= g->n) {
-		pass_end(g, "");
+		pass_end(g, "", false);
 		return;
 	}
-	const char *why = pass_stops(g);
+	bool keep;
+	const char *why = pass_stops(g, &keep);
 	if (why) {
-		pass_end(g, why);
+		pass_end(g, why, keep);
 		return;
 	}
 	g->planning = false;
 	g->cur = &g->items[g->next++];
+	/* The paused pass resumes first (resume_held), or not at all. */
+	if (g->pass && (g->cur->tid != g->held.tid || g->cur->partition != g->held.partition))
+		pass_drop(g);
 	g->now_ms = clock_wall_ms();
 	memset(&g->st, 0, sizeof g->st);
 	g->swaps_seen = 0;
@@ -214,6 +282,7 @@ static void clean_done(struct maint_job *job, void *arg)
 		}
 		if (due)
 			qsort(g->items, g->n, sizeof *g->items, cmp_dirty);
+		resume_held(g);
 		submit_next(g);
 		return;
 	}
@@ -227,11 +296,15 @@ static void clean_done(struct maint_job *job, void *arg)
 		g->swaps_seen = g->st.swaps;
 		compaction_swapped(g->a, it->tid, it->partition);
 	}
+	g->chunks++;
 	if (!g->part_done) {
-		const char *why = pass_stops(g);
+		bool keep;
+		const char *why = pass_stops(g, &keep);
 		if (why) {
 			g->cleaned += g->st.swaps != 0;
-			pass_end(g, why);
+			g->bytes_read += g->st.bytes_read;
+			g->bytes_written += g->st.bytes_written;
+			pass_end(g, why, keep);
 			return;
 		}
 		maint_submit(g->a, &g->job);
@@ -296,9 +369,14 @@ static void on_timer(uv_timer_t *timer)
 {
 	struct cleaner *g = timer->data;
 	struct agent *a = g->a;
-	if (g->queued || g->stopped || !lease_held(a->leases, JOB_COMPACT, NULL))
+	if (g->queued || g->stopped)
 		return;
+	if (!lease_held(a->leases, JOB_COMPACT, NULL)) {
+		pass_drop(g); /* another agent may clean it meanwhile */
+		return;
+	}
 	g->n = g->next = g->idle = 0;
+	g->chunks = 0;
 	g->cleaned = g->refused = g->bytes_read = g->bytes_written = 0;
 	agent_topics_each(a, add_topic, g);
 	if (g->n || g->idle)

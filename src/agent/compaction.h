@@ -10,8 +10,12 @@
  * collection and a drain never wait behind a whole pass. A chunk reads at
  * most SL_COMPACT_PASS_BYTES (the hidden SLUICE_COMPACTION_PASS_BYTES,
  * for tests), into the maintenance queue's buffer (maint_buf, kept
- * between passes). The pass pauses (ends; the next tick starts again) while
- * produce backpressure is active (the write buffer half full), and a
+ * between passes). The pass pauses while produce backpressure is active
+ * (the write buffer half full): the check ends, and the partition's pass
+ * under way (plan, offset map, position) is kept and resumes first at the
+ * next check, unless its partition left the plan, its topic's configs
+ * changed, its checkpoint moved or the lease was lost meanwhile (then it
+ * starts over; clean.h says what the pass checks itself). A
  * partition, at each chunk swapped, leaves
  * the batch index, so fetches find its rows in the cleaned object, and
  * the aborted index, as the pass may have deleted aborted transactions

@@ -578,6 +578,18 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 		}
 		c->compaction_pass_bytes = n;
 	}
+	/* Hidden (tests): a pass pauses after that many chunks of each check,
+	 * as produce backpressure would pause it, so a test sees it resume. */
+	const char *pc = getenv("SLUICE_COMPACTION_PAUSE_CHUNKS");
+	if (pc && *pc) {
+		char *end;
+		long long n = strtoll(pc, &end, 10);
+		if (*end || n < 1 || n > 1000000) {
+			fprintf(stderr, "sluice: bad value for SLUICE_COMPACTION_PAUSE_CHUNKS: %s\n", pc);
+			return -1;
+		}
+		c->compaction_pause_chunks = n;
+	}
 	if (st.listen_count < 0) {
 		st.listen_count = 1;
 		strcpy(st.listen[0].host, "127.0.0.1");

@@ -84,6 +84,9 @@ struct config {
 	int64_t compaction_check_interval_ms; /* compacted topics' cleaner */
 	int64_t compaction_pass_bytes; /* hidden (tests): SLUICE_COMPACTION_PASS_BYTES,
 					  a cleaning chunk's input (SL_COMPACT_PASS_BYTES) */
+	int64_t compaction_pause_chunks; /* hidden (tests): SLUICE_COMPACTION_PAUSE_CHUNKS,
+					    a pass pauses after that many chunks
+					    a check, as under backpressure (0: never) */
 	int32_t transaction_max_timeout_ms;  /* transaction.max.timeout.ms */
 	int64_t gc_interval_ms;              /* dead-object collection (0: off) */
 	int64_t gc_grace_ms;

@@ -661,6 +661,11 @@ out:
 	return rc;
 }
 
+int64_t clean_pass_checkpoint(const struct clean_pass *x)
+{
+	return x->part.clean_offset;
+}
+
 int clean_pass_step(struct clean_pass *x, struct clean_stats *st, bool *done)
 {
 	*done = false;

@@ -104,6 +104,16 @@ int clean_pass_begin(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 		     struct clean_pass **out);
 int clean_pass_step(struct clean_pass *x, struct clean_stats *st, bool *done);
 void clean_pass_free(struct clean_pass *x);
+/* A pass may wait between steps as long as the caller likes (the agent
+ * keeps one paused across its checks): each chunk's rows are checked
+ * against the plan before it is read, so rows merged, trimmed or cleaned
+ * meanwhile end the pass as a refused swap would, and rows appended
+ * past the pass's end do not concern it. What the rows do not show is
+ * the caller's to check before the next step: the topic's configs
+ * (the pass keeps those it began with) and the checkpoint, which
+ * another process's pass may have raised. The checkpoint the pass
+ * planned from: */
+int64_t clean_pass_checkpoint(const struct clean_pass *x);
 
 /* One stored row as the plan knows it. */
 struct clean_row {

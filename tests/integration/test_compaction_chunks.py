@@ -14,9 +14,11 @@ latest record missing, offsets going backwards, or an error. A `sluice
 compact` killed with SIGKILL between chunks loses nothing, and the next
 pass finishes.
 """
+import re
 import subprocess
 import threading
 import time
+import urllib.request
 
 import util
 from conftest import SLUICE_BIN
@@ -100,6 +102,47 @@ def test_partition_longer_than_a_chunk(broker_factory):
     assert nbytes < sum(len(k) + len(v) for k, v in pairs) / 2
     b.restart()
     assert ck_read(b.bootstrap, topic) == want
+
+
+def store_get_bytes(port):
+    """The broker's object store bytes read so far (its /metrics)."""
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read().decode()
+    m = re.search(r'^sluice_object_store_bytes_total\{operation="get"\} (\d+)$', body, re.M)
+    assert m, body[:2000]
+    return int(m.group(1))
+
+
+def test_paused_pass_resumes(broker_factory):
+    """A pass paused between chunks (SLUICE_COMPACTION_PAUSE_CHUNKS: after
+    every chunk, as produce backpressure that never eases would) resumes
+    at the next check where it stopped, offset map kept: it finishes, and
+    reads the partition about twice (the scan, then the cleaning), not
+    once more per pause. (Before, each check started the pass over: it
+    never finished.)"""
+    b = broker_factory(["--compaction-check-interval-ms", "86400000", "--flush-bytes", "65536",
+                        "--merge-interval-ms", "0"])
+    topic, pairs, want = fill(b, "chunks-paused", "0.01")
+    stored = inspect(b, topic)[1]
+    mport = util.free_port()
+    b.extra_args = ["--compaction-check-interval-ms", "200", "--flush-bytes", "65536",
+                    "--merge-interval-ms", "0", "--log-level", "debug",
+                    "--metrics-listen", "127.0.0.1:%d" % mport]
+    b.env = {"SLUICE_COMPACTION_PASS_BYTES": str(CHUNK), "SLUICE_COMPACTION_PAUSE_CHUNKS": "1"}
+    b.restart()
+
+    def finished():
+        with open(b.stderr, "rb") as f:
+            return re.search(rb"compaction: 1 partition\(s\) cleaned .*, 0 refused; the pass took",
+                             f.read())
+    wait_for(finished, 180, "the paused pass to finish")
+    read = store_get_bytes(mport)
+    with open(b.stderr, "rb") as f:
+        pauses = f.read().count(b"the pass pauses (paused: SLUICE_COMPACTION_PAUSE_CHUNKS)")
+    # Several chunks, each its own check.
+    assert pauses >= 6, pauses
+    assert read <= 2.1 * stored, (read, stored, pauses)
+    assert ck_read(b.bootstrap, topic) == want
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs)]
 
 
 def test_kill9_between_chunks(broker_factory):
