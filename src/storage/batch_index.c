@@ -10,7 +10,9 @@
  * partitions, or a seed's consecutive rows of one object). Partitions
  * sit in a chained hash by (tid, partition) and on an LRU list that
  * appends and lookups move to the front; over bytes_max, partitions are
- * dropped from the back. */
+ * dropped from the back. Drops are remembered per slot of a small
+ * table partitions hash into (batch_index_dropped_since): a collision
+ * only makes a lookup skip a seed. */
 #include "storage/batch_index.h"
 
 #include <stdlib.h>
@@ -19,6 +21,9 @@
 #include "base/err.h"
 #include "base/sl_assert.h"
 #include "meta/meta.h"
+
+/* batch_index_dropped_since's table: 8 KiB. */
+#define BIX_DROP_SLOTS 1024
 
 struct bix_obj {
 	uint32_t refs;
@@ -58,6 +63,9 @@ struct batch_index {
 	size_t count;
 	struct bix_part *lru_head, *lru_tail;
 	uint64_t drops;
+	/* Per slot of partitions (hashed, held or not: a dropped partition
+	 * is freed), the drops count at its latest drop. */
+	uint64_t dropped_at[BIX_DROP_SLOTS];
 };
 
 static size_t obj_bytes(const struct bix_obj *o)
@@ -90,11 +98,20 @@ static void obj_unref(struct batch_index *ix, struct bix_obj *o)
 	free(o);
 }
 
-static size_t bucket_of(const struct batch_index *ix, int64_t tid, int32_t p)
+static uint64_t part_hash(int64_t tid, int32_t p)
 {
 	uint64_t h = (uint64_t)tid * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uint32_t)p * 0xc2b2ae3d27d4eb4full;
-	h ^= h >> 29;
-	return (size_t)h & (ix->bucket_count - 1);
+	return h ^ h >> 29;
+}
+
+static size_t bucket_of(const struct batch_index *ix, int64_t tid, int32_t p)
+{
+	return (size_t)part_hash(tid, p) & (ix->bucket_count - 1);
+}
+
+static size_t drop_slot(int64_t tid, int32_t p)
+{
+	return (size_t)(part_hash(tid, p) >> 32) % BIX_DROP_SLOTS;
 }
 
 static struct bix_part *part_find(const struct batch_index *ix, int64_t tid, int32_t p)
@@ -535,7 +552,7 @@ void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t lo
 void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p)
 {
 	struct bix_part *x = part_find(ix, tid, p);
-	ix->drops++;
+	ix->dropped_at[drop_slot(tid, p)] = ++ix->drops;
 	if (x)
 		part_free(ix, x);
 }
@@ -543,6 +560,12 @@ void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p)
 uint64_t batch_index_drops(const struct batch_index *ix)
 {
 	return ix->drops;
+}
+
+bool batch_index_dropped_since(const struct batch_index *ix, int64_t tid, int32_t p,
+			       uint64_t drops)
+{
+	return ix->dropped_at[drop_slot(tid, p)] > drops;
 }
 
 void batch_index_drop_topic(struct batch_index *ix, int64_t tid, int32_t partition_count)

@@ -88,11 +88,19 @@ bool batch_index_rows(struct batch_index *ix, int64_t tid, int32_t p, int64_t of
 void batch_index_trim(struct batch_index *ix, int64_t tid, int32_t p, int64_t log_start);
 /* Forget one partition, or partitions [0, partition_count) of a topic. */
 void batch_index_drop(struct batch_index *ix, int64_t tid, int32_t p);
-/* How many drops so far: rows a store lookup read before a drop (a
- * cleaning swap's: they name the objects the swap replaced) must not
- * seed the index after it, or it would name them again until the next
- * drop, past the collector's grace. */
+/* How many drops so far: rows a store lookup of (tid, p) read before a
+ * drop of that partition (a cleaning swap's: they name the objects the
+ * swap replaced) must not seed the index after it, or it would name
+ * them again until the next drop, past the collector's grace. A lookup
+ * notes batch_index_drops when asked, and seeds only if not
+ * batch_index_dropped_since that count: true when (tid, p) was dropped
+ * since (or, rarely, another partition sharing its slot of a fixed
+ * table was: the lookup then only skips the seed), so the drops of
+ * other partitions (a pass cleaning one chunk after another) do not
+ * keep a consumer catching up on this one from being indexed. */
 uint64_t batch_index_drops(const struct batch_index *ix);
+bool batch_index_dropped_since(const struct batch_index *ix, int64_t tid, int32_t p,
+			       uint64_t drops);
 void batch_index_drop_topic(struct batch_index *ix, int64_t tid, int32_t partition_count);
 
 /* Bytes held, partitions indexed, and [*first, *end) of one partition's

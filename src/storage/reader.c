@@ -678,14 +678,14 @@ static const struct meta_batch_row *job_rows(const struct lookup_job *j, size_t 
 }
 
 /* Rows of one partition looked up from the store may extend the index,
- * unless a partition was dropped since the job was asked (a cleaning
+ * unless the partition was dropped since the job was asked (a cleaning
  * swap: they may name the objects it replaced; the next lookup reads
  * the rows anew). */
 static void seed_index(const struct lookup_job *j, const struct meta_batch_query *q,
 		       const struct meta_batch_row *rows, int64_t hwm)
 {
 	struct reader *r = j->r;
-	if (!r->index || batch_index_drops(r->index) != j->drops)
+	if (!r->index || batch_index_dropped_since(r->index, q->tid, q->partition, j->drops))
 		return;
 	size_t n = q->n;
 	while (n > 0 && rows[n - 1].base_offset >= hwm)

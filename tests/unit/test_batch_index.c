@@ -205,6 +205,21 @@ static void test_trim_drop(void **state)
 	assert_int_equal(drops, 2);
 	batch_index_drop(ix, 9, 0);
 	assert_int_equal(batch_index_drops(ix), drops + 1);
+	assert_true(batch_index_dropped_since(ix, 9, 0, drops));
+	assert_false(batch_index_dropped_since(ix, 9, 0, drops + 1));
+	/* Per partition: the drops of one (a pass cleaning partition 0 chunk
+	 * by chunk) do not stop a lookup of another from seeding (before,
+	 * any drop did); partitions hash into a table, so the few sharing
+	 * partition 0's slot do count it. */
+	drops = batch_index_drops(ix);
+	for (int i = 0; i < 50; i++)
+		batch_index_drop(ix, 9, 0);
+	assert_true(batch_index_dropped_since(ix, 9, 0, drops));
+	assert_false(batch_index_dropped_since(ix, 9, 1, drops));
+	size_t shared = 0;
+	for (int64_t t = 1000; t < 3000; t++)
+		shared += batch_index_dropped_since(ix, t, (int32_t)(t % 7), drops);
+	assert_true(shared <= 12);
 	batch_index_free(ix);
 }
 
