@@ -149,9 +149,9 @@ static const struct flag flags[] = {
 	  "one transaction that produce commits wait behind (default 512)",
 	  2, SL_MERGE_RUN_ROWS_MAX },
 	{ "maintenance-io-bytes-per-sec", "SLUICE_MAINTENANCE_IO_BYTES_PER_SEC", FLAG_INT,
-	  "the merge and cleaning passes write their objects no faster than this (file "
-	  "store; they are always written in small steps that leave the device to produce "
-	  "requests); 0: no bound (default 0)", 0, 1LL << 40 },
+	  "the merge and cleaning passes write their objects no faster than this (file and "
+	  "S3 stores; on the file store they are always written in small steps that leave "
+	  "the device to produce requests); 0: no bound (default 0)", 0, 1LL << 40 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };

@@ -12,7 +12,8 @@
  * back before the next, so the produce path's object writes and fsyncs
  * wait behind one step at most, not behind a 64 MiB object), and no
  * faster than --maintenance-io-bytes-per-sec when it is set (the bound
- * maint_start gives the store; default none; once maint_stop has run,
+ * maint_start gives the store, which the S3 store honours too; default
+ * none; once maint_stop has run,
  * the put under way goes on at full speed, so a drain does not wait it
  * out).
  *

@@ -148,7 +148,9 @@ int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, 
  * that the write path's small puts keep the device: the file store writes
  * it in steps of OBJSTORE_PACED_STEP_BYTES, each one's writeback waited
  * for before the next is written, at most the store's objstore_pace rate
- * if one is set. Other stores write it as any put. */
+ * if one is set; the S3 store (its blocking put) sends the body at most
+ * at that rate, in slices of a tenth of a second's worth, its deadlines
+ * stretched by the time that takes. Other stores write it as any put. */
 #define OBJSTORE_PUT_PACED 2u
 #define OBJSTORE_PACED_STEP_BYTES ((size_t)256 << 10)
 /* Make every deferred put that has returned (completed) so far durable.

@@ -113,12 +113,32 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return c->resp.oom ? 0 : all;
 }
 
+/* A paced body's bytes handed to curl at a time: a tenth of a second's
+ * worth of the bound, at least this much, so the connection is never
+ * idle long enough for a server to give up on the upload (S3 answers
+ * RequestTimeout after about 20 s without a byte). */
+#define S3_PACED_SLICE_MIN 1024
+
 /* curl asks for the next bytes of a PUT's body: copy them out of the
- * caller's pieces (curl's own send buffer is the one copy left). */
+ * caller's pieces (curl's own send buffer is the one copy left). A paced
+ * body's (c->pace) wait for the bound first, on the blocking client's
+ * thread, a slice at a time. */
 static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct s3_call *c = arg;
 	size_t room = size * nmemb, n = 0;
+	if (c->pace && c->pace->bytes_per_sec) {
+		uint64_t slice = c->pace->bytes_per_sec / 10;
+		if (slice < S3_PACED_SLICE_MIN)
+			slice = S3_PACED_SLICE_MIN;
+		if (room > slice)
+			room = (size_t)slice;
+		size_t left = 0;
+		for (int i = c->iov_at; i < c->iovcnt; i++)
+			left += c->iov[i].iov_len - (i == c->iov_at ? c->iov_skip : 0);
+		if (left)
+			objstore_pace_wait(c->pace, room < left ? room : left);
+	}
 	while (n < room && c->iov_at < c->iovcnt) {
 		const struct iovec *v = &c->iov[c->iov_at];
 		size_t take = v->iov_len - c->iov_skip;

@@ -88,12 +88,21 @@ static int call_run(struct s3_call *c, const struct s3_retry_policy *policy)
 	return rc;
 }
 
+/* A paced put's extra time, its body at the bound plus a second, for each
+ * attempt and twice over for the call (a retry sends it again). */
+static uint32_t paced_ms(const struct objstore_pace *p, size_t body_len)
+{
+	uint64_t ms = (uint64_t)body_len * 1000u / p->bytes_per_sec + 1000u;
+	return ms > UINT32_MAX / 4 ? UINT32_MAX / 4 : (uint32_t)ms;
+}
+
 int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iovcnt,
 	   unsigned flags)
 {
-	/* A PUT answered 200 is durable: nothing to defer. */
-	(void)flags;
+	/* A PUT answered 200 is durable: nothing to defer (OBJSTORE_PUT_*
+	 * but PACED mean nothing here). */
 	struct s3_store *st = (struct s3_store *)s;
+	struct s3_retry_policy policy = st->policy;
 	struct s3_call c;
 	char sha[65];
 	int rc = s3_call_init(&c, st, OBJSTORE_OP_PUT, "PUT", key);
@@ -106,10 +115,20 @@ int s3_put(struct objstore *s, const char *key, const struct iovec *iov, int iov
 	c.iovcnt = iovcnt;
 	for (int i = 0; i < iovcnt; i++)
 		c.body_len += iov[i].iov_len;
+	/* A merged or cleaned object: at most the store's bound (the
+	 * agent's --maintenance-io-bytes-per-sec), the deadlines stretched
+	 * by the time that takes. Produce puts (the asynchronous client)
+	 * are never paced. */
+	if ((flags & OBJSTORE_PUT_PACED) && s->pace && s->pace->bytes_per_sec) {
+		c.pace = s->pace;
+		uint32_t extra = paced_ms(s->pace, c.body_len);
+		policy.attempt_timeout_ms += extra;
+		policy.total_timeout_ms += 2 * extra;
+	}
 	rc = s3_call_headers(&c, sha, NULL);
 	if (rc)
 		goto out;
-	rc = s3_call_end(&c, key, call_run(&c, &st->policy));
+	rc = s3_call_end(&c, key, call_run(&c, &policy));
 out:
 	if (rc == SL_EINVAL || rc == SL_ENOMEM)
 		atomic_fetch_add(&st->errors[OBJSTORE_OP_PUT], 1);

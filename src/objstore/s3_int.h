@@ -253,6 +253,9 @@ struct s3_call {
 	int iovcnt;
 	int iov_at;        /* the piece being sent */
 	size_t iov_skip;   /* bytes of it sent */
+	/* A background put's (OBJSTORE_PUT_PACED, the blocking client's):
+	 * the body is read no faster than this bound (NULL: at once). */
+	struct objstore_pace *pace;
 	/* GET into a caller's buffer: skip bytes first when the server
 	 * ignored the Range and sent the whole object. */
 	uint8_t *out;

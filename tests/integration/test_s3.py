@@ -1083,3 +1083,43 @@ def test_s3_store_without_data_dir(s3, tmp_path):
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(15)
+
+
+def test_merge_paced(broker_factory, s3):
+    """--maintenance-io-bytes-per-sec bounds the merge job's puts on S3 as
+    on the file store: every merged object but the last is sent at the
+    rate before the next starts, so a pass takes at least their bytes
+    over it; produce puts are not paced (a produce during the pass is
+    acknowledged at once); reads stay the same. (Before, the S3 store
+    sent them at full speed.)"""
+    from test_merge import PASS_RE, logged, produce_rounds, snapshot
+    from test_cluster_leases import log_text
+    target, rate = 16384, 8192
+    url = s3.url(new_prefix("paced"))
+    b = broker_factory(["--store", url, "--merge-interval-ms", "0"], env=s3.env())
+    topic = util.create_topic(b.bootstrap, util.topic_name("s3-paced"), 2)
+    other = util.create_topic(b.bootstrap, util.topic_name("s3-paced-produce"), 1)
+    produce_rounds(b, topic, 20, 40, seed=9)
+    want = snapshot(b, topic, 2)
+    b.extra_args = ["--store", url, "--merge-interval-ms", "300", "--merge-min-age-ms", "0",
+                    "--merge-target-bytes", str(target),
+                    "--maintenance-io-bytes-per-sec", str(rate)]
+    b.restart()
+    # Produces while the pass writes (it takes seconds): each one is
+    # acknowledged well within one merged object's paced put.
+    slowest, sent = 0.0, []
+    for i in range(5):
+        msgs = util.make_messages(20, seed=100 + i)
+        t0 = time.monotonic()
+        util.ck_produce(b.bootstrap, other, msgs, **{"linger.ms": 0})
+        slowest = max(slowest, time.monotonic() - t0)
+        sent += msgs
+        time.sleep(0.2)
+    logged(b, PASS_RE.pattern, timeout=120)
+    merged, nbytes, took = map(int, PASS_RE.search(log_text(b)).groups())
+    # ~40 KB per partition in runs of at most 16 KiB of batches.
+    assert merged >= 4 and nbytes > 3 * target, (merged, nbytes)
+    assert took >= 0.95 * 1000 * (nbytes - target) / rate, (merged, nbytes, took)
+    assert slowest < 0.5 * (nbytes - target) / rate, (slowest, nbytes, took)
+    assert snapshot(b, topic, 2) == want
+    util.check_roundtrip(sent, util.consume_all(b.bootstrap, other, 1, expect=len(sent)))
