@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.request
 
+import kproto
 import util
 from conftest import SLUICE_BIN
 from test_compaction import CLEAN_CONFIG, COMPACT_RE, ck_read, inspect, latest, produce, run, \
@@ -141,6 +142,47 @@ def test_paused_pass_resumes(broker_factory):
     # Several chunks, each its own check.
     assert pauses >= 6, pauses
     assert read <= 2.1 * stored, (read, stored, pauses)
+    assert ck_read(b.bootstrap, topic) == want
+    assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs)]
+
+    # A topic config changed while a pass is paused: the pass starts over
+    # (it cleaned with the old ones), and still converges. The new rounds
+    # are written while segment.ms keeps them the active head, so the
+    # pass that pauses is one that starts after they are all there.
+    def log():
+        with open(b.stderr, "rb") as f:
+            return f.read()
+
+    def alter(name, value):
+        s = kproto.connect(b.bootstrap)
+        try:
+            err, msg = kproto.incremental_alter_configs_v0(s, topic, [(name, kproto.OP_SET, value)])
+        finally:
+            s.close()
+        assert err == 0, msg
+    alter("segment.ms", "3600000")
+    offsets = list(range(len(pairs)))
+    for r in range(ROUNDS, ROUNDS + 2):
+        batch = [(b"key-%05d" % k, (b"r%d-%05d-" % (r, k)).ljust(VALUE, b"y"))
+                 for k in range(KEYS)]
+        offsets += produce(b.bootstrap, topic, batch)
+        pairs += batch
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", b"t2")])
+    assert offsets == list(range(len(pairs) + 1))
+    # The new tail is the active head (never cleaned, nor in the map):
+    # the old one stays too.
+    want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+    want.append((offsets[-1], b"tail", b"t2"))
+    pairs.append((b"tail", b"t2"))
+    passes = len(re.findall(rb"0 refused; the pass took", log()))
+    before = log().count(b"the pass pauses")
+    alter("segment.ms", "100")
+    wait_for(lambda: log().count(b"the pass pauses") > before, 60, "a pause of the next pass")
+    alter("delete.retention.ms", "4000")
+    wait_for(lambda: len(re.findall(rb"0 refused; the pass took", log())) > passes, 180,
+             "the pass after the config change to finish")
+    assert b"the paused pass starts over: the topic's configs changed" in log()
     assert ck_read(b.bootstrap, topic) == want
     assert util.high_watermarks(b.bootstrap, topic, 1) == [len(pairs)]
 
