@@ -32,6 +32,22 @@ ROUNDS = 4
 VALUE = 300
 
 
+def write_rounds(b, topic, rounds, pad, tail):
+    """KEYS keys written once per round of rounds (values of VALUE bytes,
+    padded with pad), then a tail record (value tail) past segment.ms:
+    (the records, their offsets)."""
+    pairs, offsets = [], []
+    for r in rounds:
+        batch = [(b"key-%05d" % k, (b"r%d-%05d-" % (r, k)).ljust(VALUE, pad))
+                 for k in range(KEYS)]
+        offsets += produce(b.bootstrap, topic, batch)
+        pairs += batch
+    time.sleep(0.3)
+    offsets += produce(b.bootstrap, topic, [(b"tail", tail)])
+    pairs.append((b"tail", tail))
+    return pairs, offsets
+
+
 def fill(b, name, ratio):
     """KEYS keys written ROUNDS times (values of VALUE bytes: the latest
     values alone are ~4 chunks), then a tail record past segment.ms:
@@ -39,15 +55,7 @@ def fill(b, name, ratio):
     topic = util.topic_name(name)
     util.create_topic(b.bootstrap, topic, 1, config=dict(CLEAN_CONFIG, **{
         "min.cleanable.dirty.ratio": ratio}))
-    pairs, offsets = [], []
-    for r in range(ROUNDS):
-        batch = [(b"key-%05d" % k, (b"r%d-%05d-" % (r, k)).ljust(VALUE, b"x"))
-                 for k in range(KEYS)]
-        offsets += produce(b.bootstrap, topic, batch)
-        pairs += batch
-    time.sleep(0.3)
-    offsets += produce(b.bootstrap, topic, [(b"tail", b"t")])
-    pairs.append((b"tail", b"t"))
+    pairs, offsets = write_rounds(b, topic, range(ROUNDS), b"x", b"t")
     assert offsets == list(range(len(pairs)))
     want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
     assert sum(len(v) for _, _, v in want) > 3 * CHUNK
@@ -161,20 +169,14 @@ def test_paused_pass_resumes(broker_factory):
             s.close()
         assert err == 0, msg
     alter("segment.ms", "3600000")
-    offsets = list(range(len(pairs)))
-    for r in range(ROUNDS, ROUNDS + 2):
-        batch = [(b"key-%05d" % k, (b"r%d-%05d-" % (r, k)).ljust(VALUE, b"y"))
-                 for k in range(KEYS)]
-        offsets += produce(b.bootstrap, topic, batch)
-        pairs += batch
-    time.sleep(0.3)
-    offsets += produce(b.bootstrap, topic, [(b"tail", b"t2")])
-    assert offsets == list(range(len(pairs) + 1))
+    more, offsets = write_rounds(b, topic, range(ROUNDS, ROUNDS + 2), b"y", b"t2")
+    assert offsets == list(range(len(pairs), len(pairs) + len(more)))
     # The new tail is the active head (never cleaned, nor in the map):
     # the old one stays too.
-    want = sorted((o, k, v) for k, (o, v) in latest(pairs, offsets).items())
+    pairs += more
+    offsets = list(range(len(pairs)))
+    want = sorted((o, k, v) for k, (o, v) in latest(pairs[:-1], offsets).items())
     want.append((offsets[-1], b"tail", b"t2"))
-    pairs.append((b"tail", b"t2"))
     passes = len(re.findall(rb"0 refused; the pass took", log()))
     before = log().count(b"the pass pauses")
     alter("segment.ms", "100")
