@@ -487,23 +487,27 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			index_append(a, key, object_len, b + i, j - i);
 	}
 	t = NULL;
-	/* The aborted transactions the commit's ABORT markers closed, for
-	 * the aborted index (rare: only counted when one is there). */
+	/* The aborted transactions the commit's markers recorded, for the
+	 * aborted index (rare: only counted when one is there). */
 	size_t n_aborted = 0;
 	for (size_t i = 0; i < n; i++)
-		n_aborted += b[i].aborted.producer_id >= 0;
+		n_aborted += b[i].n_aborted;
 	struct aborted_txn *aborted = n_aborted ? malloc(n_aborted * sizeof *aborted) : NULL;
-	int64_t from = 0; /* the partition's first offset in the commit */
-	size_t k = 0;     /* its aborted transactions so far */
+	int64_t from = 0;    /* the partition's first offset in the commit */
+	size_t k = 0;        /* its aborted transactions so far */
+	bool unheld = false; /* some of them not in aborted (no memory, not reported) */
 	for (size_t i = 0; i < n; i++) {
 		if (i == 0 || b[i - 1].tid != b[i].tid || b[i - 1].partition != b[i].partition) {
 			from = b[i].row.base_offset;
 			k = 0;
+			unheld = false;
 		}
-		if (aborted && b[i].aborted.producer_id >= 0)
-			aborted[k++] = (struct aborted_txn){ b[i].aborted.producer_id,
-							     b[i].aborted.first_offset,
-							     b[i].aborted.last_offset };
+		if (b[i].n_aborted && (!aborted || b[i].n_aborted > META_MARKER_ABORTED_MAX))
+			unheld = true;
+		for (uint32_t x = 0; aborted && x < b[i].n_aborted && x < META_MARKER_ABORTED_MAX; x++)
+			aborted[k++] = (struct aborted_txn){ b[i].aborted[x].producer_id,
+							     b[i].aborted[x].first_offset,
+							     b[i].aborted[x].last_offset };
 		if (!t || t->tid != b[i].tid)
 			t = agent_topic_by_tid(a, b[i].tid);
 		if (!t || b[i].partition >= t->partition_count)
@@ -527,11 +531,12 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 			p->high_watermark = r->last_offset + 1;
 		/* The partition's last batch of the commit: the store's word on
 		 * its transactions over the offsets the commit took there (its
-		 * LSO after the commit and the ABORT markers in the range; out
-		 * of memory for the list leaves the range out of the aborted
-		 * index, so fetches look it up). */
+		 * LSO after the commit and the aborted transactions recorded in
+		 * the range; out of memory for the list, or more than a marker
+		 * reports, leaves the range out of the aborted index, so
+		 * fetches look it up). */
 		if (i + 1 == n || b[i + 1].tid != b[i].tid || b[i + 1].partition != b[i].partition) {
-			if (n_aborted && !aborted) {
+			if (unheld) {
 				agent_partition_changed(a, t->tid, b[i].partition);
 				partition_raise_stable(p, b[i].last_stable_offset);
 			} else

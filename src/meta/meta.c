@@ -313,7 +313,9 @@ void meta_commit_offsets_clear(struct meta_commit_obj *objs, size_t count)
 			b->base_offset = -1;
 			b->result = META_BATCH_NO_PARTITION;
 			b->last_stable_offset = -1;
-			b->aborted = (struct meta_aborted_txn){ -1, -1, -1 };
+			for (size_t a = 0; a < META_MARKER_ABORTED_MAX; a++)
+				b->aborted[a] = (struct meta_aborted_txn){ -1, -1, -1 };
+			b->n_aborted = 0;
 		}
 }
 
@@ -350,6 +352,28 @@ bool meta_marker_applies(const struct meta_txn_head *h, bool owed, const struct 
 	return h->found && owed && h->txn_seq == b->txn_seq && h->producer_id == b->producer_id &&
 	       h->producer_epoch == b->producer_epoch &&
 	       h->state == (b->marker_commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT);
+}
+
+bool meta_marker_aborts(const struct meta_commit_batch *b, int64_t producer_id)
+{
+	return !b->marker_commit || producer_id != b->producer_id;
+}
+
+void meta_marker_aborted_note(struct meta_commit_batch *b, struct meta_aborted_txn a)
+{
+	size_t held = b->n_aborted < META_MARKER_ABORTED_MAX ? b->n_aborted : META_MARKER_ABORTED_MAX;
+	size_t at = held;
+	if (a.producer_id == b->producer_id) {
+		/* Its own first: the others move down (the last reported one
+		 * out when full). */
+		at = 0;
+		if (held == META_MARKER_ABORTED_MAX)
+			held--;
+		memmove(&b->aborted[1], &b->aborted[0], held * sizeof b->aborted[0]);
+	}
+	if (at < META_MARKER_ABORTED_MAX)
+		b->aborted[at] = a;
+	b->n_aborted++;
 }
 
 int64_t meta_trim_txn_cap(int64_t asked, int64_t point, int64_t first_unstable)

@@ -209,6 +209,11 @@ struct meta_aborted_txn {
 	int64_t last_offset;
 };
 
+/* The aborted transactions one marker's batch reports (struct
+ * meta_commit_batch.aborted): its own producer id's and one older
+ * producer id's (a rotated-away id's transaction left open, rare). */
+#define META_MARKER_ABORTED_MAX 2
+
 /* Batch header attributes the store keeps (batches.attributes). */
 #define META_BATCH_ATTR_TRANSACTIONAL 0x10
 #define META_BATCH_ATTR_CONTROL 0x20
@@ -247,10 +252,17 @@ struct meta_commit_batch {
 	 * not seen yet. For a batch that got no offset, as of its object's
 	 * end. -1 when the partition is gone. */
 	int64_t last_stable_offset;
-	/* An applied ABORT marker that closed an open transaction in the
-	 * partition: the aborted_txns row it added (last_offset = the
-	 * marker's offset); producer_id -1 otherwise. */
-	struct meta_aborted_txn aborted;
+	/* The aborted_txns rows an applied marker added (last_offset = the
+	 * marker's offset), n_aborted of them: an ABORT's for its own
+	 * producer id's open transaction in the partition (first), and for
+	 * either kind one per older producer id of its transactional id
+	 * still open there (no marker can close those any more: markers
+	 * apply only to the id's current producer id, docs/transactions.md
+	 * §4). The first META_MARKER_ABORTED_MAX are in aborted[]; more are
+	 * recorded in the store but not here (the reader looks them up).
+	 * Unused entries have producer_id -1. */
+	struct meta_aborted_txn aborted[META_MARKER_ABORTED_MAX];
+	uint32_t n_aborted;
 };
 
 /* A sealed object to commit: its key, size and batches. */

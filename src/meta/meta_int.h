@@ -102,6 +102,19 @@ int meta_txn_offsets_verdict(const struct meta_txn_head *h, int64_t producer_id,
  * txn_partitions row is there). */
 bool meta_marker_applies(const struct meta_txn_head *h, bool owed,
 			 const struct meta_commit_batch *b);
+/* An applied marker closes every open transaction of its transactional
+ * id in the partition (partition_txns rows, one per producer id): its
+ * own producer id's, and any older producer id's the id rotated away
+ * from with a transaction still open there, which no marker can close
+ * any more (they apply only to the id's current producer id). Whether
+ * the row of producer_id gets an aborted_txns row: at an ABORT every
+ * one; at a COMMIT only an older producer id's (its fate unknown here,
+ * it is aborted, as Kafka's `kafka-transactions.sh abort` would a
+ * hanging transaction's). */
+bool meta_marker_aborts(const struct meta_commit_batch *b, int64_t producer_id);
+/* Reports an aborted_txns row marker b added (b->aborted, n_aborted):
+ * the marker's own producer id's first, the others in the order given. */
+void meta_marker_aborted_note(struct meta_commit_batch *b, struct meta_aborted_txn a);
 /* The last stable offset from a partition's columns (first_unstable -1:
  * none open). */
 int64_t meta_lso(int64_t log_start, int64_t hwm, int64_t first_unstable);

@@ -87,8 +87,9 @@
  * from v - 1 to v. Version 1 is the SQLite schema's version 3, 2 its
  * version 4, 3 its version 5, 4 its version 6, 5 its version 7, 6 its
  * version 8, 7 its version 9, 8 its version 10, 9 its version 11, 10 its
- * version 12, 11 its version 13, 12 its version 14, 13 its version 15. */
-#define PG_SCHEMA_VERSION 13
+ * version 12, 11 its version 13, 12 its version 14, 13 its version 15,
+ * 14 its version 16. */
+#define PG_SCHEMA_VERSION 14
 /* pg_advisory_xact_lock key of the migrations ("sluice" in ASCII): agents
  * starting at once apply them one after the other. */
 #define PG_MIGRATION_LOCK_KEY INT64_C(0x736c75696365)
@@ -361,6 +362,10 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
 	 * partition, -1 before one (SQLite's version 15). */
 	"ALTER TABLE producer_state ADD COLUMN IF NOT EXISTS coordinator_epoch integer NOT NULL"
 	" DEFAULT -1;",
+	/* 14: aborted_txns keyed by producer id too, as one marker may
+	 * record several (meta_marker_aborts; SQLite's version 16). */
+	"ALTER TABLE aborted_txns DROP CONSTRAINT aborted_txns_pkey,"
+	" ADD PRIMARY KEY (tid, partition, last_offset, producer_id);",
 };
 
 /* A partition row's change marker: the writing transaction's id (64
@@ -2703,15 +2708,18 @@ static int pg_txn_appended(struct pg_conn *c, struct meta_commit_batch *b, int64
 	int rc = pg_run(c, ST_PTXN_TAKE, &p, &r, "closing a transaction in a partition");
 	if (rc)
 		return rc;
+	/* One row per producer id (meta_marker_aborts). */
 	int n = PQntuples(r);
-	for (int i = 0; !rc && !b->marker_commit && i < n; i++) {
+	for (int i = 0; !rc && i < n; i++) {
 		struct meta_aborted_txn a = { v_i64(r, i, 0), v_i64(r, i, 1), b->base_offset };
+		if (!meta_marker_aborts(b, a.producer_id))
+			continue;
 		struct pg_params q;
 		txn_params(&q, NULL, 5, b->tid, (int64_t)b->partition, a.last_offset, a.first_offset,
 			   a.producer_id);
 		rc = pg_run(c, ST_ABORTED_INSERT, &q, NULL, "recording an abort");
-		if (!rc && i == 0)
-			b->aborted = a;
+		if (!rc)
+			meta_marker_aborted_note(b, a);
 	}
 	PQclear(r);
 	txn_params(&p, NULL, 2, b->tid, (int64_t)b->partition);

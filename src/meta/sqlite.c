@@ -70,8 +70,10 @@
  * its coordinator stored it: meta_group_state_store); 14:
  * partitions.clean_offset (the compacted-topic cleaner's checkpoint);
  * 15: producer_state.coordinator_epoch (of the producer's last marker
- * there, -1 before one: DescribeProducers). */
-#define SCHEMA_VERSION 15
+ * there, -1 before one: DescribeProducers); 16: aborted_txns keyed by
+ * (tid, partition, last_offset, producer_id), as one marker may record
+ * several producer ids' (meta_marker_aborts). */
+#define SCHEMA_VERSION 16
 #define BUSY_TIMEOUT_MS 5000
 
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
@@ -260,7 +262,7 @@ static const char schema_sql[] =
 	" first_offset INTEGER NOT NULL,"
 	" producer_id INTEGER NOT NULL,"
 	" seq INTEGER NOT NULL,"
-	" PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
+	" PRIMARY KEY (tid, partition, last_offset, producer_id)) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS aborted_txns_seq ON aborted_txns (seq);"
 	"CREATE TABLE IF NOT EXISTS txn_offsets ("
 	" group_id TEXT NOT NULL,"
@@ -304,6 +306,24 @@ static const char schema_sql[] =
  * newest batch rows (up to 5 of its newest epoch), as the agents seeded
  * it before. group_concat's order is not defined; meta_pstate_parse
  * sorts. */
+/* Version 16: aborted_txns keyed by producer id too (a marker may
+ * record several: meta_marker_aborts). A key changes only with a new
+ * table. */
+static const char aborted_txns_rekey_sql[] =
+	"CREATE TABLE aborted_txns_16 ("
+	" tid INTEGER NOT NULL,"
+	" partition INTEGER NOT NULL,"
+	" last_offset INTEGER NOT NULL,"
+	" first_offset INTEGER NOT NULL,"
+	" producer_id INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL,"
+	" PRIMARY KEY (tid, partition, last_offset, producer_id)) WITHOUT ROWID;"
+	"INSERT INTO aborted_txns_16 SELECT tid, partition, last_offset, first_offset,"
+	" producer_id, seq FROM aborted_txns;"
+	"DROP TABLE aborted_txns;"
+	"ALTER TABLE aborted_txns_16 RENAME TO aborted_txns;"
+	"CREATE INDEX aborted_txns_seq ON aborted_txns (seq);";
+
 static const char producer_state_fill_sql[] =
 	"INSERT OR IGNORE INTO producer_state (tid, partition, producer_id, producer_epoch,"
 	" batches, updated_ms)"
@@ -1009,6 +1029,8 @@ static int conn_schema(struct sq_conn *c, const char *path, bool create)
 			rc = conn_pragma(c, schema_sql);
 		if (!rc && version > 0 && version < 7)
 			rc = conn_pragma(c, producer_state_fill_sql);
+		if (!rc && version >= 10 && version < 16)
+			rc = conn_pragma(c, aborted_txns_rekey_sql);
 		for (size_t i = 0; i < sizeof added_columns / sizeof added_columns[0]; i++)
 			if (!rc && version > 0 && version < added_columns[i].version &&
 			    !table_has_column(c, added_columns[i].table, added_columns[i].column))
@@ -2344,22 +2366,27 @@ static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t 
 	}
 	if (b->kind != META_BATCH_MARKER)
 		return 0;
-	/* The id's open rows here (one per producer id it wrote with). */
-	struct meta_aborted_txn open[4];
-	size_t n = 0;
+	/* The id's open rows here, one per producer id (meta_marker_aborts),
+	 * read whole before the aborted rows are written. */
+	struct meta_aborted_txn *open = NULL;
+	size_t n = 0, cap = 0;
 	sqlite3_stmt *st = txn_stmt(c, ST_PTXN_TAKE, NULL, 2, b->tid, (int64_t)b->partition);
 	sqlite3_bind_text(st, 3, b->transactional_id, -1, SQLITE_STATIC);
-	int step;
-	while ((step = sqlite3_step(st)) == SQLITE_ROW && n < sizeof open / sizeof open[0])
+	int step, rc = 0;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (array_grow(&open, &cap, n, sizeof *open, 2) != 0) {
+			rc = SL_ENOMEM;
+			break;
+		}
 		open[n++] = (struct meta_aborted_txn){ sqlite3_column_int64(st, 0),
 						       sqlite3_column_int64(st, 1), b->base_offset };
+	}
 	sqlite3_reset(st);
-	if (step == SQLITE_ROW) /* an id writes with one producer id at a time */
-		return SL_ECORRUPT;
-	if (step != SQLITE_DONE)
-		return sq_fail(c, "closing a transaction in a partition");
-	int rc = 0;
-	for (size_t i = 0; !rc && !b->marker_commit && i < n; i++) {
+	if (!rc && step != SQLITE_DONE)
+		rc = sq_fail(c, "closing a transaction in a partition");
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (!meta_marker_aborts(b, open[i].producer_id))
+			continue;
 		int64_t seq = 0;
 		rc = txn_step_one(c, sq_stmt(c, ST_ABORTED_SEQ), &seq, "numbering an abort");
 		if (rc > 0)
@@ -2369,9 +2396,10 @@ static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t 
 				      "recording an abort");
 		else if (rc == 0)
 			rc = sq_fail(c, "numbering an abort");
-		if (!rc && i == 0)
-			b->aborted = open[i];
+		if (!rc)
+			meta_marker_aborted_note(b, open[i]);
 	}
+	free(open);
 	if (!rc && n > 0)
 		rc = txn_step_one(c, txn_stmt(c, ST_PTXN_FIRST, NULL, 2, b->tid, (int64_t)b->partition),
 				  first_unstable, "reading open transactions");

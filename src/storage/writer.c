@@ -454,7 +454,8 @@ static void complete_head(struct writer *w)
 				.max_timestamp = c->max_timestamp,
 			};
 			cb[k].last_stable_offset = c->last_stable_offset;
-			cb[k].aborted = c->aborted;
+			memcpy(cb[k].aborted, c->aborted, sizeof cb[k].aborted);
+			cb[k].n_aborted = c->n_aborted;
 			k++;
 		}
 		struct kpiece *pieces = calloc(s->count ? s->count : 1, sizeof *pieces);

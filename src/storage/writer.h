@@ -45,10 +45,11 @@ struct writer_committed {
 	int32_t partition;
 	struct batch_index_row row; /* offsets, byte range, counts */
 	/* The partition's last stable offset as of this batch's end, and
-	 * the range an ABORT marker closed (producer_id -1: none):
-	 * meta_commit_batch's. */
+	 * the aborted transactions a marker recorded (n_aborted; the first
+	 * META_MARKER_ABORTED_MAX in aborted[]): meta_commit_batch's. */
 	int64_t last_stable_offset;
-	struct meta_aborted_txn aborted;
+	struct meta_aborted_txn aborted[META_MARKER_ABORTED_MAX];
+	uint32_t n_aborted;
 };
 
 /* Called on the loop thread after each successful commit, before the

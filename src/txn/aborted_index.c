@@ -5,8 +5,10 @@
  * by binary search: an aborted transaction is rare next to a commit, and
  * most partitions never see one, so a partition costs one small record
  * and no table of buckets. Each holds its entries sorted by
- * (first_offset, last_offset); a marker offset names one transaction, so
- * a duplicate is an equal neighbour after sorting. Recency is a counter
+ * (first_offset, last_offset, producer_id); a marker offset and a
+ * producer id name one transaction (a marker may record several
+ * producer ids': meta_marker_aborts), so a duplicate is an equal
+ * neighbour after sorting. Recency is a counter
  * stamped on each use; over bytes_max the least recent partitions go
  * (a scan, rare: only when the bound is reached, and then down to 7/8 of
  * it so the next additions do not scan again). */
@@ -23,7 +25,7 @@ struct aix_part {
 	int32_t partition;
 	int64_t from, to;          /* every marker in [from, to) is held */
 	uint64_t used;             /* the index's clock at the last use */
-	struct aborted_txn *v;     /* sorted by (first_offset, last_offset) */
+	struct aborted_txn *v;     /* sorted by (first_offset, last_offset, producer_id) */
 	size_t n, cap;
 };
 
@@ -135,6 +137,8 @@ static int entry_cmp(const void *x, const void *y)
 		return a->first_offset < b->first_offset ? -1 : 1;
 	if (a->last_offset != b->last_offset)
 		return a->last_offset < b->last_offset ? -1 : 1;
+	if (a->producer_id != b->producer_id)
+		return a->producer_id < b->producer_id ? -1 : 1;
 	return 0;
 }
 
@@ -235,7 +239,7 @@ int aborted_index_add(struct aborted_index *ix, int64_t tid, int32_t p, int64_t 
 		qsort(x->v, x->n, sizeof *x->v, entry_cmp);
 		size_t k = 0;
 		for (size_t i = 0; i < x->n; i++)
-			if (k == 0 || x->v[k - 1].last_offset != x->v[i].last_offset)
+			if (k == 0 || entry_cmp(&x->v[k - 1], &x->v[i]) != 0)
 				x->v[k++] = x->v[i];
 		x->n = k;
 		entries_bound(ix, x);

@@ -3,9 +3,10 @@
  * offset, first offset before the records' end) answered in first-offset
  * order, the known range (ranges that touch join, a gap starts over, an
  * older apart range is not held, a query outside it is not answered),
- * duplicates, the per-partition bound (oldest markers go and the range
- * moves past them), the total bound (least recently used partitions go),
- * trims below the log start, and drops. */
+ * duplicates (several producer ids at one marker are not), the
+ * per-partition bound (oldest markers go and the range moves past
+ * them), the total bound (least recently used partitions go), trims
+ * below the log start, and drops. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -247,6 +248,25 @@ static void test_trim_drop(void **state)
 	aborted_index_free(ix);
 }
 
+/* One marker that recorded two producer ids' transactions (an older
+ * producer id of its transactional id still open there:
+ * meta_marker_aborts): both held, in first-offset order, and a lookup
+ * bringing them again takes each once. */
+static void test_one_marker_two_producers(void **state)
+{
+	(void)state;
+	struct aborted_index *ix = aborted_index_new(BIG, 1024);
+	assert_non_null(ix);
+	struct aborted_txn two[] = { tx(11, 27, 28), tx(10, 22, 28) };
+	assert_int_equal(aborted_index_add(ix, 1, 0, 0, 30, two, 2), 0);
+	assert_int_equal(aborted_index_add(ix, 1, 0, 20, 30, two, 2), 0);
+	struct aborted_txn out[64];
+	assert_int_equal(get(ix, 1, 0, 0, 30, 30, out), 2);
+	assert_tx(&out[0], 10, 22, 28);
+	assert_tx(&out[1], 11, 27, 28);
+	aborted_index_free(ix);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_partition_bound),
 		cmocka_unit_test(test_total_bound),
 		cmocka_unit_test(test_trim_drop),
+		cmocka_unit_test(test_one_marker_two_producers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

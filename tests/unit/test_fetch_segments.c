@@ -984,7 +984,7 @@ static void test_reader_aborted_store(void **state)
 	assert_int_equal(meta_commit_object(x->meta, "obj-marker", x->obj_len, &mk, 1), 0);
 	assert_int_equal(mk.base_offset, 2);
 	assert_int_equal(mk.last_stable_offset, 3);
-	assert_int_equal(mk.aborted.producer_id, 200);
+	assert_int_equal(mk.aborted[0].producer_id, 200);
 	/* The agent's partition takes that LSO. */
 	struct partition_state ps = { .high_watermark = 3 };
 	assert_true(partition_raise_stable(&ps, mk.last_stable_offset));

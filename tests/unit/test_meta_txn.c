@@ -492,12 +492,95 @@ static void test_lso_per_batch(void **state)
 	assert_int_equal(meta_commit_object(m, "lpb-1", 300, o, 3), 0);
 	assert_int_equal(o[0].base_offset, 2);
 	assert_int_equal(o[1].base_offset, 4);
-	assert_int_equal(o[1].aborted.first_offset, 1);
+	assert_int_equal(o[1].aborted[0].first_offset, 1);
 	assert_int_equal(o[2].base_offset, 5);
 	assert_int_equal(o[0].last_stable_offset, 1); /* "c" still open at 4 */
 	assert_int_equal(o[1].last_stable_offset, 5);
 	assert_int_equal(o[2].last_stable_offset, 6);
 	assert_int_equal(part(m, t, 0).last_stable_offset, 6);
+	meta_close(m);
+}
+
+/* One transactional id, two producer ids open in one partition: producer
+ * id old's transaction (0..1) was never closed there when the id moved
+ * to old + 1 (a rotation at the exhausted epoch; the coordinator rotates
+ * only once every marker is in, so this is reached here by writing the
+ * records directly). old + 1's marker (3) closes both: an ABORT records
+ * each producer id's own aborted transaction with its own first offset
+ * (the old code's second row of the same key failed the commit every
+ * time), a COMMIT records old's as aborted (no marker can close it any
+ * more; the old code recorded none, so its records read as committed);
+ * the batch reports every one, the LSO passes both. */
+static void two_producer_ids(struct meta *m, const char *topic, bool commit, int64_t old)
+{
+	const int64_t pid = old + 1;
+	int64_t t = create_topic(m, topic, 1);
+	const char *id = topic;
+	int64_t v = 0;
+	persist1(m, id, old, 32766, TXN_ONGOING, 1, t, 0, &v);
+	struct meta_commit_batch b = commit1(m, mk_txn(t, 0, 1, old, 32766, 0, id)); /* 0..1 */
+	assert_int_equal(b.result, META_BATCH_APPENDED);
+	struct rec x;
+	rec_init(&x, pid, 0, TXN_ONGOING, 2);
+	x.r.last_producer_id = old;
+	x.r.last_producer_epoch = 32766;
+	rec_tp(&x, t, 0);
+	persist(m, id, &x, &v);
+	b = commit1(m, mk_txn(t, 0, 0, pid, 0, 0, id)); /* 2 */
+	assert_int_equal(b.result, META_BATCH_APPENDED);
+	assert_int_equal(part(m, t, 0).last_stable_offset, 0);
+	x.r.state = commit ? TXN_PREPARE_COMMIT : TXN_PREPARE_ABORT;
+	persist(m, id, &x, &v);
+	b = commit1(m, mk_marker(t, 0, pid, 0, id, 2, commit)); /* 3 */
+	assert_int_equal(b.result, META_BATCH_APPENDED);
+	assert_int_equal(b.base_offset, 3);
+	assert_int_equal(b.last_stable_offset, 4);
+	assert_int_equal(part(m, t, 0).last_stable_offset, 4);
+	struct meta_aborted_txn ab[4];
+	size_t n;
+	assert_int_equal(meta_aborted_txns(m, t, 0, 0, 4, ab, 4, &n), 0);
+	if (commit) {
+		assert_int_equal(b.n_aborted, 1);
+		assert_int_equal(b.aborted[0].producer_id, old);
+		assert_int_equal(b.aborted[0].first_offset, 0);
+		assert_int_equal(b.aborted[0].last_offset, 3);
+		assert_int_equal(n, 1);
+	} else {
+		/* The marker's own producer id's first. */
+		assert_int_equal(b.n_aborted, 2);
+		assert_int_equal(b.aborted[0].producer_id, pid);
+		assert_int_equal(b.aborted[0].first_offset, 2);
+		assert_int_equal(b.aborted[0].last_offset, 3);
+		assert_int_equal(b.aborted[1].producer_id, old);
+		assert_int_equal(b.aborted[1].first_offset, 0);
+		assert_int_equal(b.aborted[1].last_offset, 3);
+		assert_int_equal(n, 2);
+		assert_int_equal(ab[1].producer_id, pid);
+		assert_int_equal(ab[1].first_offset, 2);
+		assert_int_equal(ab[1].last_offset, 3);
+	}
+	/* By first offset. */
+	assert_int_equal(ab[0].producer_id, old);
+	assert_int_equal(ab[0].first_offset, 0);
+	assert_int_equal(ab[0].last_offset, 3);
+	/* The feed has each (other agents' aborted indexes). */
+	struct meta_aborted_feed feed[8];
+	assert_int_equal(meta_aborted_txns_since(m, 0, feed, 8, &n), 0);
+	size_t mine = 0;
+	for (size_t i = 0; i < n; i++)
+		mine += feed[i].tid == t;
+	assert_int_equal(mine, commit ? 1 : 2);
+	/* Nothing of the id is open any more. */
+	assert_int_equal(count_rows("SELECT count(*) FROM partition_txns WHERE transactional_id = $1",
+				    id), 0);
+}
+
+static void test_two_producer_ids(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	two_producer_ids(m, "tpa", false, 400);
+	two_producer_ids(m, "tpc", true, 500);
 	meta_close(m);
 }
 
@@ -595,7 +678,7 @@ static void test_markers(void **state)
 	assert_int_equal(meta_commit_object(m, "mk-two", 156, two, 2), 0);
 	assert_int_equal(two[0].result, META_BATCH_APPENDED);
 	assert_int_equal(two[0].base_offset, 3);
-	assert_int_equal(two[0].aborted.producer_id, -1);
+	assert_int_equal(two[0].aborted[0].producer_id, -1);
 	assert_int_equal(two[1].result, META_BATCH_MARKER_REFUSED);
 	assert_int_equal(two[1].base_offset, -1);
 	LSO_RISES(two[0]);
@@ -660,9 +743,9 @@ static void test_markers(void **state)
 	LSO_RISES(b = commit1(m, mk_marker(t, 0, 200, 0, "c", 2, false)));
 	assert_int_equal(b.result, META_BATCH_APPENDED);
 	assert_int_equal(b.base_offset, 7);
-	assert_int_equal(b.aborted.producer_id, 200);
-	assert_int_equal(b.aborted.first_offset, 5);
-	assert_int_equal(b.aborted.last_offset, 7);
+	assert_int_equal(b.aborted[0].producer_id, 200);
+	assert_int_equal(b.aborted[0].first_offset, 5);
+	assert_int_equal(b.aborted[0].last_offset, 7);
 	assert_int_equal(b.last_stable_offset, 4);
 	assert_int_equal(committed_offset(m, "g", t, 0), 5); /* dropped */
 	assert_int_equal(count_rows("SELECT count(*) FROM txn_offsets WHERE transactional_id = $1",
@@ -727,9 +810,9 @@ static void test_group_lso(void **state)
 	assert_int_equal(first[0].last_stable_offset, 0);
 	assert_int_equal(first[1].last_stable_offset, 0);
 	assert_int_equal(second.last_stable_offset, 3);
-	assert_int_equal(second.aborted.producer_id, 300);
-	assert_int_equal(second.aborted.first_offset, 0);
-	assert_int_equal(second.aborted.last_offset, 4);
+	assert_int_equal(second.aborted[0].producer_id, 300);
+	assert_int_equal(second.aborted[0].first_offset, 0);
+	assert_int_equal(second.aborted[0].last_offset, 4);
 	assert_int_equal(part(m, t, 0).last_stable_offset, 3);
 	meta_close(m);
 }
@@ -795,7 +878,7 @@ static void test_trim(void **state)
 	commit1(m, mk_txn(t, 0, 0, 500, 0, 0, "r"));                   /* 2 */
 	persist1(m, "r", 500, 0, TXN_PREPARE_ABORT, 1, t, 0, &v);
 	struct meta_commit_batch b = commit1(m, mk_marker(t, 0, 500, 0, "r", 1, false)); /* 3 */
-	assert_int_equal(b.aborted.first_offset, 2);
+	assert_int_equal(b.aborted[0].first_offset, 2);
 	persist1(m, "r", 500, 0, TXN_ONGOING, 2, t, 0, &v);
 	commit1(m, mk_plain(t, 0, 0));                                 /* 4 */
 	commit1(m, mk_txn(t, 0, 1, 500, 0, 1, "r"));                   /* 5..6 */
@@ -935,6 +1018,40 @@ static void test_upgrade(void **state)
 	assert_int_equal(b.result, META_BATCH_APPENDED);
 	assert_int_equal(b.last_stable_offset, 7);
 	assert_int_equal(committed_offset(m, "g", t, 0), 9);
+	meta_close(m);
+}
+
+/* A store from before aborted_txns was keyed by producer id (SQLite
+ * 15, PostgreSQL 13) keeps its aborted rows and takes two of one marker
+ * after the upgrade. */
+static void test_upgrade_aborted_key(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	two_producer_ids(m, "ak1", true, 400);
+	meta_close(m);
+	if (tb == TB_POSTGRES) {
+		tb_pg_exec(tb_pg, "ALTER TABLE aborted_txns DROP CONSTRAINT aborted_txns_pkey,"
+				  " ADD PRIMARY KEY (tid, partition, last_offset);"
+				  " UPDATE schema_version SET version = 13");
+	} else {
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(tb_db_path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "CREATE TABLE a15 (tid INTEGER NOT NULL,"
+					      " partition INTEGER NOT NULL, last_offset INTEGER NOT NULL,"
+					      " first_offset INTEGER NOT NULL, producer_id INTEGER NOT NULL,"
+					      " seq INTEGER NOT NULL,"
+					      " PRIMARY KEY (tid, partition, last_offset)) WITHOUT ROWID;"
+					      " INSERT INTO a15 SELECT * FROM aborted_txns;"
+					      " DROP TABLE aborted_txns; ALTER TABLE a15 RENAME TO aborted_txns;"
+					      " CREATE INDEX aborted_txns_seq ON aborted_txns (seq);"
+					      " PRAGMA user_version = 15", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	m = open_store();
+	assert_int_equal(count_rows("SELECT count(*) FROM aborted_txns WHERE producer_id = $1",
+				    "400"), 1);
+	two_producer_ids(m, "ak2", false, 500);
 	meta_close(m);
 }
 
@@ -1139,11 +1256,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_txn_data, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_markers, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_lso_per_batch, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_two_producer_ids, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_lso, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_settle_and_deleted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_cleaned_aborted, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_upgrade, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_aborted_key, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_marker_producer_state, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_two_agents, tb_setup, tb_teardown),
 	};

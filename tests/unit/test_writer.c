@@ -111,7 +111,7 @@ static void on_commit(void *arg, const char *key, uint64_t object_len,
 	if (f->commits < 16) {
 		f->hook_first_offset[f->commits] = n ? b[0].row.base_offset : -1;
 		f->hook_lso[f->commits] = n ? b[n - 1].last_stable_offset : -2;
-		f->hook_aborted_pid[f->commits] = n ? b[n - 1].aborted.producer_id : -2;
+		f->hook_aborted_pid[f->commits] = n ? b[n - 1].aborted[0].producer_id : -2;
 	}
 	f->hook_rows += n;
 	f->commits++;
