@@ -49,11 +49,14 @@
  * the connection is shut down and counts as broken. Connect adds TCP
  * keepalives, tcp_user_timeout, statement_timeout and
  * idle_in_transaction_session_timeout, unless the URL sets them.
- * A connection found broken is reset (PQreset) before its next call,
- * at most once per backoff while the server cannot be reached (calls
- * between attempts fail at once), the outage logged once each way; the
- * call in flight fails with SL_EMETA, unless it was a BEGIN (nothing ran:
- * it runs again on the fresh connection).
+ * A connection found broken is reset (PQresetStart) before its next
+ * call, at most once per backoff while the server cannot be reached
+ * (calls between attempts fail at once), the outage logged once each
+ * way; the call in flight fails with SL_EMETA, unless it was a BEGIN
+ * (nothing ran: it runs again on the fresh connection). Connects are
+ * non-blocking too (conn_poll), bounded by connect_timeout or, inside a
+ * call bounded as a whole, by the call's end: a heartbeat's reconnect
+ * counts against its bound.
  *
  * Nothing is looked up on the event loop while it serves: fetches take
  * recent rows from the agent's batch index (storage/batch_index.c) and
@@ -930,6 +933,8 @@ struct pg_conn {
 	int64_t deadline_us;
 	int statement_ms; /* the server's statement_timeout, set at connect */
 	bool timed_out; /* logged once per run of timeouts */
+	bool connect_timed_out; /* the last connect gave up at its deadline */
+	int64_t connect_us; /* a connect's bound (connect_bound_us) */
 	/* The registry's and the leases' connections: when the last call
 	 * that renewed this agent's heartbeat or leases began (clock_mono_us;
 	 * 0: none yet), so the next is given up before what it renewed ends
@@ -1240,10 +1245,86 @@ static void conn_fresh(struct pg_conn *c)
 
 static int conn_connect(struct pg_conn *c);
 
-/* Reconnects c (blocking, for connect_timeout at most). */
+/* This file's connect_timeout (seconds): the round trip's bound, 2 s
+ * (libpq's least) to 10 s. */
+static int connect_timeout_s(const struct pg_conn *c)
+{
+	int s = c->timeout_ms / 1000;
+	return s < 2 ? 2 : s > 10 ? 10 : s;
+}
+
+/* A connect's bound: connect_timeout as the connection has it (this
+ * file's, or the URL's: it comes after), which libpq does not apply to
+ * PQconnectPoll: conn_poll does. 0 (libpq: none) is taken as this
+ * file's. */
+static int64_t connect_bound_us(const struct pg_conn *c)
+{
+	int s = 0;
+	PQconninfoOption *opts = c->db ? PQconninfo(c->db) : NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "connect_timeout") && o->val)
+			s = atoi(o->val);
+	PQconninfoFree(opts);
+	if (s <= 0)
+		s = connect_timeout_s(c);
+	return (int64_t)(s < 2 ? 2 : s) * 1000000;
+}
+
+/* When a connect begun now must end: its bound from now, or the call's
+ * own end when that is sooner (pg_txn_within, pg_txn_renew: a reconnect
+ * counts against the call's bound). */
+static int64_t connect_deadline(const struct pg_conn *c)
+{
+	int64_t end = clock_mono_us() + c->connect_us;
+	return c->until_us && c->until_us < end ? c->until_us : end;
+}
+
+/* Drives a connect begun on c (step: PQconnectPoll, or PQresetPoll for
+ * PQresetStart's) to its end, waiting in poll() until deadline_us at
+ * the latest: past it the attempt is given up (its socket shut down; the
+ * connection is not CONNECTION_OK, so it counts as broken and the next
+ * attempt starts afresh). Host names are resolved before, blocking
+ * (libpq's getaddrinfo). */
+static void conn_poll(struct pg_conn *c, PostgresPollingStatusType (*step)(PGconn *),
+		      int64_t deadline_us)
+{
+	c->connect_timed_out = false;
+	/* As after PGRES_POLLING_WRITING, libpq's documentation says. */
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	while (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+		int fd = PQsocket(c->db);
+		int64_t left_us = deadline_us - clock_mono_us();
+		if (fd < 0)
+			return;
+		if (left_us <= 0) {
+			c->connect_timed_out = true;
+			shutdown(fd, SHUT_RDWR);
+			return;
+		}
+		struct pollfd p = { .fd = fd,
+				    .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT };
+		int n = poll(&p, 1, (int)((left_us + 999) / 1000));
+		if (n < 0 && errno != EINTR)
+			return;
+		if (n > 0)
+			st = step(c->db);
+	}
+}
+
+/* Why c's last connect failed, for the log. */
+static const char *conn_why(const struct pg_conn *c)
+{
+	if (!c->db)
+		return "out of memory";
+	return c->connect_timed_out ? "no answer while connecting, within its bound"
+				    : PQerrorMessage(c->db);
+}
+
+/* Reconnects c, by connect_deadline at the latest (conn_poll). */
 static void conn_reset(struct pg_conn *c)
 {
-	PQreset(c->db);
+	if (PQresetStart(c->db))
+		conn_poll(c, PQresetPoll, connect_deadline(c));
 	conn_fresh(c);
 }
 
@@ -1257,7 +1338,7 @@ static void outage_begin(struct pg_conn *c, int64_t start_us)
 		return;
 	atomic_store(&s->outage_start_us, clock_mono_us());
 	char msg[512];
-	one_line(msg, sizeof msg, PQerrorMessage(c->db));
+	one_line(msg, sizeof msg, conn_why(c));
 	log_warn("metadata store %s cannot be reached (%s): reconnecting every %d ms at most; "
 		 "produces fail (retriable) until it is back", c->where, msg,
 		 PG_RECONNECT_BACKOFF_MAX_MS);
@@ -1294,6 +1375,10 @@ static int pg_ready(struct pg_conn *c)
 	}
 	int64_t now = clock_mono_us();
 	if (now < c->retry_us)
+		return SL_EMETA;
+	/* A call bounded as a whole (pg_txn_within, pg_txn_renew) whose
+	 * time is up has none left to connect: the next call tries. */
+	if (c->until_us && c->until_us <= now)
 		return SL_EMETA;
 	log_debug("metadata store %s (%s): connection lost: reconnecting", c->where, c->role);
 	if (c->db)
@@ -3711,8 +3796,9 @@ static void notice_log(void *arg, const char *message)
 	log_debug("metadata store (%s): %s", c->role, msg);
 }
 
-/* Connects c (blocking: [start] or a pool thread). 0, SL_ENOMEM, or
- * SL_EMETA with PQerrorMessage(c->db) saying why; not logged.
+/* Connects c by connect_deadline at the latest (blocking: [start] or a
+ * pool thread; conn_poll). 0, SL_ENOMEM, or SL_EMETA with conn_why(c)
+ * saying why; not logged.
  * Defaults that keep a session from hanging (limits.h,
  * SL_META_PG_*): the URL comes after them, so what it says wins, and
  * the user's server options follow this file's in "options" (the
@@ -3720,11 +3806,9 @@ static void notice_log(void *arg, const char *message)
 static int conn_connect(struct pg_conn *c)
 {
 	const struct meta_pg *s = c->store;
-	int timeout_s = c->timeout_ms / 1000;
 	char connect_s[16], idle_s[16], interval_s[16], count[16], user_timeout[16];
 	char options[1024];
-	/* libpq takes less than 2 s as 2; one round trip's bound caps it. */
-	snprintf(connect_s, sizeof connect_s, "%d", timeout_s < 2 ? 2 : timeout_s > 10 ? 10 : timeout_s);
+	snprintf(connect_s, sizeof connect_s, "%d", connect_timeout_s(c));
 	snprintf(idle_s, sizeof idle_s, "%d", SL_META_PG_KEEPALIVE_IDLE_S);
 	snprintf(interval_s, sizeof interval_s, "%d", SL_META_PG_KEEPALIVE_INTERVAL_S);
 	snprintf(count, sizeof count, "%d", SL_META_PG_KEEPALIVE_COUNT);
@@ -3742,10 +3826,13 @@ static int conn_connect(struct pg_conn *c)
 		"dbname", "options", NULL };
 	const char *const vals[] = { connect_s, "1", idle_s, interval_s, count, user_timeout,
 		"sluice", s->conninfo, options, NULL };
-	c->db = PQconnectdbParams(keys, vals, 1);
+	c->db = PQconnectStartParams(keys, vals, 1);
 	if (!c->db)
 		return SL_ENOMEM;
 	PQsetNoticeProcessor(c->db, notice_log, c);
+	c->connect_us = connect_bound_us(c);
+	if (PQstatus(c->db) != CONNECTION_BAD)
+		conn_poll(c, PQconnectPoll, connect_deadline(c));
 	conn_fresh(c);
 	return PQstatus(c->db) == CONNECTION_OK ? 0 : SL_EMETA;
 }
@@ -3778,7 +3865,7 @@ static int conn_open(struct pg_conn *c, const char *role, int timeout_ms, int st
 	}
 	if (rc) {
 		char msg[512];
-		one_line(msg, sizeof msg, PQerrorMessage(c->db));
+		one_line(msg, sizeof msg, conn_why(c));
 		log_error("metadata store %s: cannot connect: %s", s->where, msg);
 		return SL_EMETA;
 	}
@@ -4444,7 +4531,7 @@ static int pg_listen_start(struct meta *m)
 	}
 	if (rc) {
 		char msg[512];
-		one_line(msg, sizeof msg, c->db ? PQerrorMessage(c->db) : "out of memory");
+		one_line(msg, sizeof msg, conn_why(c));
 		log_debug("metadata store %s (listen): cannot listen: %s", c->where, msg);
 		if (c->db)
 			PQfinish(c->db);

@@ -3,9 +3,10 @@
  * with configs, partitions, dense offsets from commit_object across
  * objects, partitions and a reopen, batches_from, timestamp lookups, log
  * start offsets, commits racing a topic delete, live bytes, the gc fence
- * and meta_open_existing, a commit thread racing reads, the registry and
- * change notifications (LISTEN/NOTIFY on PostgreSQL). (The commit
- * rate is measured by bench/meta_bench, not here.) */
+ * and meta_open_existing, a commit thread racing reads, the registry,
+ * a heartbeat's and a lease sync's reconnect within their bound
+ * (PostgreSQL) and change notifications (LISTEN/NOTIFY on PostgreSQL).
+ * (The commit rate is measured by bench/meta_bench, not here.) */
 #define _GNU_SOURCE /* nftw, in meta_backends.h */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <cmocka.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 
 #include "meta_backends.h"
 
@@ -1696,6 +1698,80 @@ static struct meta_agent reg_agent(int32_t node_id, int64_t incarnation, const c
 	return ag;
 }
 
+/* The PostgreSQL server's postmaster (tb_pg is a superuser's). */
+static pid_t postmaster_pid(void)
+{
+	PGresult *r = PQexec(tb_pg, "SHOW data_directory");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	char path[1200];
+	snprintf(path, sizeof path, "%s/postmaster.pid", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	long pid = 0;
+	assert_int_equal(fscanf(f, "%ld", &pid), 1);
+	fclose(f);
+	assert_true(pid > 1);
+	return (pid_t)pid;
+}
+
+/* A heartbeat and a lease sync that must reconnect are bounded as a
+ * whole, the reconnect included: with the postmaster stopped the kernel
+ * still completes the handshake but nothing answers, and each call gives
+ * up at its bound (SLUICE_PG_CLUSTER_TIMEOUT_MS, 300 ms here; nothing
+ * renewed within the lease). Before, the reconnect (the heartbeat's
+ * PQreset, the leases connection's first connect) blocked for libpq's
+ * connect_timeout, 2 s at least, past it. Once the server answers again,
+ * both reconnect. */
+static void test_reconnect_within_call_bound(void **state)
+{
+	(void)state;
+	if (tb != TB_POSTGRES)
+		skip();
+	setenv("SLUICE_PG_CLUSTER_TIMEOUT_MS", "300", 1);
+	struct meta *m = open_store();
+	unsetenv("SLUICE_PG_CLUSTER_TIMEOUT_MS");
+	struct meta_cluster_view v;
+	struct meta_agent self = reg_agent(-1, 1, "");
+	assert_int_equal(meta_agent_register(m, &self, 3000, &v), 0);
+	free(v.agents);
+	/* Its backends go: the next call on each connection reconnects. */
+	tb_pg_exec(tb_pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+			  " WHERE application_name = 'sluice'");
+	int64_t until = clock_mono_us() + 30 * 1000000LL;
+	while (tb_query_i64("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+			    "sluice") > 0 && clock_mono_us() < until)
+		usleep(20 * 1000);
+	pid_t pm = postmaster_pid();
+	assert_int_equal(kill(pm, SIGSTOP), 0);
+	/* A lease of the renewal margin: the bound is the cluster one. */
+	int64_t t0 = clock_mono_us();
+	int beat = meta_agent_heartbeat(m, &self, 500, &v);
+	int64_t t1 = clock_mono_us();
+	struct meta_lease l = { .name = "job/a" };
+	int sync = meta_leases_sync(m, &self, 500, &l, 1);
+	int64_t t2 = clock_mono_us();
+	kill(pm, SIGCONT);
+	print_message("heartbeat %d in %" PRId64 " ms, lease sync %d in %" PRId64 " ms\n", beat,
+		      (t1 - t0) / 1000, sync, (t2 - t1) / 1000);
+	assert_int_equal(beat, SL_EMETA);
+	assert_int_equal(sync, SL_EMETA);
+	assert_true(t1 - t0 < 1500 * 1000);
+	assert_true(t2 - t1 < 1500 * 1000);
+	/* Back: both reconnect (after their backoff). */
+	until = clock_mono_us() + 30 * 1000000LL;
+	do {
+		usleep(50 * 1000);
+		beat = meta_agent_heartbeat(m, &self, 3000, &v);
+		if (!beat)
+			free(v.agents);
+		sync = meta_leases_sync(m, &self, 3000, &l, 1);
+	} while ((beat || sync) && clock_mono_us() < until);
+	assert_int_equal(beat, 0);
+	assert_int_equal(sync, 0);
+	meta_close(m);
+}
+
 /* The registry: ids taken and chosen, the epoch raised by every join,
  * expiry and leave and by nothing else, a dead agent's row expired by the
  * next heartbeat of another, an expired agent joining again; and, on a
@@ -2524,6 +2600,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scram_credentials, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_leases, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_lease_sync_not_held_by_fenced_write, tb_setup,
+						tb_teardown),
+		cmocka_unit_test_setup_teardown(test_reconnect_within_call_bound, tb_setup,
 						tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_acls, tb_setup, tb_teardown),
