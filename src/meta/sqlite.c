@@ -76,6 +76,17 @@
 #define SCHEMA_VERSION 16
 #define BUSY_TIMEOUT_MS 5000
 
+/* aborted_txns as schema_sql creates it (and version 16's rebuild). */
+#define ABORTED_TXNS_TABLE(name)                                               \
+	"CREATE TABLE IF NOT EXISTS " name " ("                                \
+	" tid INTEGER NOT NULL,"                                               \
+	" partition INTEGER NOT NULL,"                                         \
+	" last_offset INTEGER NOT NULL,"                                       \
+	" first_offset INTEGER NOT NULL,"                                      \
+	" producer_id INTEGER NOT NULL,"                                       \
+	" seq INTEGER NOT NULL,"                                               \
+	" PRIMARY KEY (tid, partition, last_offset, producer_id)) WITHOUT ROWID;"
+
 /* The schema; PostgreSQL will share it (types there: BIGINT, BYTEA).
  * AUTOINCREMENT: a tid or oid is never reused, so a commit still holding
  * a deleted topic's tid can never land in a new topic of the same name. No
@@ -255,14 +266,7 @@ static const char schema_sql[] =
 	" first_offset INTEGER NOT NULL,"
 	" transactional_id TEXT NOT NULL,"
 	" PRIMARY KEY (tid, partition, producer_id)) WITHOUT ROWID;"
-	"CREATE TABLE IF NOT EXISTS aborted_txns ("
-	" tid INTEGER NOT NULL,"
-	" partition INTEGER NOT NULL,"
-	" last_offset INTEGER NOT NULL,"
-	" first_offset INTEGER NOT NULL,"
-	" producer_id INTEGER NOT NULL,"
-	" seq INTEGER NOT NULL,"
-	" PRIMARY KEY (tid, partition, last_offset, producer_id)) WITHOUT ROWID;"
+	ABORTED_TXNS_TABLE("aborted_txns")
 	"CREATE INDEX IF NOT EXISTS aborted_txns_seq ON aborted_txns (seq);"
 	"CREATE TABLE IF NOT EXISTS txn_offsets ("
 	" group_id TEXT NOT NULL,"
@@ -310,14 +314,7 @@ static const char schema_sql[] =
  * record several: meta_marker_aborts). A key changes only with a new
  * table. */
 static const char aborted_txns_rekey_sql[] =
-	"CREATE TABLE aborted_txns_16 ("
-	" tid INTEGER NOT NULL,"
-	" partition INTEGER NOT NULL,"
-	" last_offset INTEGER NOT NULL,"
-	" first_offset INTEGER NOT NULL,"
-	" producer_id INTEGER NOT NULL,"
-	" seq INTEGER NOT NULL,"
-	" PRIMARY KEY (tid, partition, last_offset, producer_id)) WITHOUT ROWID;"
+	ABORTED_TXNS_TABLE("aborted_txns_16")
 	"INSERT INTO aborted_txns_16 SELECT tid, partition, last_offset, first_offset,"
 	" producer_id, seq FROM aborted_txns;"
 	"DROP TABLE aborted_txns;"
