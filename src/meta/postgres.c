@@ -1490,18 +1490,34 @@ static int pg_txn(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void 
 
 /* pg_txn bounded as a whole, its reruns and reconnect included: every
  * round trip ends by from_us + ms (clock_mono_us; from_us: when the
- * caller began, before it waited for the lock), not by the
- * connection's bound each. */
+ * caller began, before it waited for the lock), not by the connection's
+ * bound each. With lease_ms > 0 the call renews something that lease
+ * long (pg_txn_renew): later still when the last renewal allows, and
+ * remembered on success. */
+static int pg_txn_bounded(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg,
+			  int64_t from_us, int ms, int64_t lease_ms)
+{
+	pthread_mutex_lock(&c->lock);
+	int64_t until = from_us + (int64_t)ms * 1000;
+	if (lease_ms > 0 && c->renewed_us) {
+		int64_t end = c->renewed_us + (lease_ms - SL_META_PG_RENEW_MARGIN_MS) * 1000;
+		if (end > until)
+			until = end;
+	}
+	c->until_from_us = from_us;
+	c->until_us = until;
+	int rc = pg_txn_locked(c, mode, body, arg);
+	c->until_us = 0;
+	if (!rc && lease_ms > 0)
+		c->renewed_us = from_us;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 static int pg_txn_within(struct pg_conn *c, enum txn_mode mode, pg_txn_body body, void *arg,
 			 int64_t from_us, int ms)
 {
-	pthread_mutex_lock(&c->lock);
-	c->until_from_us = from_us;
-	c->until_us = from_us + (int64_t)ms * 1000;
-	int rc = pg_txn_locked(c, mode, body, arg);
-	c->until_us = 0;
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+	return pg_txn_bounded(c, mode, body, arg, from_us, ms, 0);
 }
 
 /* A heartbeat's or a lease sync's transaction (c: the cluster or the
@@ -1516,22 +1532,8 @@ static int pg_txn_within(struct pg_conn *c, enum txn_mode mode, pg_txn_body body
  * On success the renewal is remembered. */
 static int pg_txn_renew(struct pg_conn *c, pg_txn_body body, void *arg, int64_t lease_ms)
 {
-	int64_t from = clock_mono_us();
-	pthread_mutex_lock(&c->lock);
-	int64_t until = from + (int64_t)c->store->cluster_timeout_ms * 1000;
-	if (c->renewed_us) {
-		int64_t end = c->renewed_us + (lease_ms - SL_META_PG_RENEW_MARGIN_MS) * 1000;
-		if (end > until)
-			until = end;
-	}
-	c->until_from_us = from;
-	c->until_us = until;
-	int rc = pg_txn_locked(c, TXN_WRITE, body, arg);
-	c->until_us = 0;
-	if (!rc)
-		c->renewed_us = from;
-	pthread_mutex_unlock(&c->lock);
-	return rc;
+	return pg_txn_bounded(c, TXN_WRITE, body, arg, clock_mono_us(),
+			      c->store->cluster_timeout_ms, lease_ms);
 }
 
 /* One statement outside a transaction (it is its own), under c's lock:
@@ -4161,17 +4163,14 @@ static int pg_agent_register(struct meta *m, struct meta_agent *self, int64_t le
 	memset(view, 0, sizeof *view);
 	/* Nothing to keep yet: a slow server gets the data connections'
 	 * bound (a statement longer than the cluster's statement_timeout
-	 * fails, and the caller tries again). */
-	int64_t from = clock_mono_us();
-	int rc = pg_txn_within(c, TXN_WRITE, registry_body, &x, from, SL_META_PG_DATA_TIMEOUT_MS);
+	 * fails, and the caller tries again); it is the first renewal. */
+	int rc = pg_txn_bounded(c, TXN_WRITE, registry_body, &x, clock_mono_us(),
+				SL_META_PG_DATA_TIMEOUT_MS, lease_ms);
 	if (rc) {
 		free(view->agents);
 		memset(view, 0, sizeof *view);
 		return rc;
 	}
-	pthread_mutex_lock(&c->lock);
-	c->renewed_us = from;
-	pthread_mutex_unlock(&c->lock);
 	*self = me;
 	return 0;
 }
