@@ -935,6 +935,13 @@ struct pg_conn {
 	bool timed_out; /* logged once per run of timeouts */
 	bool connect_timed_out; /* the last connect gave up at its deadline */
 	int64_t connect_us; /* a connect's bound (connect_bound_us) */
+	/* The URL names several hosts: connects block in libpq, which gives
+	 * each host its own connect_timeout and then tries the next; a
+	 * non-blocking connect has no per-host timer (libpq runs it only in
+	 * its blocking connect), so one host that accepts and never answers
+	 * would use up conn_poll's whole bound and the others never be
+	 * tried. Such connects are not bounded by the call's end. */
+	bool several_hosts;
 	/* The registry's and the leases' connections: when the last call
 	 * that renewed this agent's heartbeat or leases began (clock_mono_us;
 	 * 0: none yet), so the next is given up before what it renewed ends
@@ -1267,7 +1274,23 @@ static int64_t connect_bound_us(const struct pg_conn *c)
 	PQconninfoFree(opts);
 	if (s <= 0)
 		s = connect_timeout_s(c);
+	if (s > 3600) /* an hour at most: conn_poll's poll() takes int ms */
+		s = 3600;
 	return (int64_t)(s < 2 ? 2 : s) * 1000000;
+}
+
+/* Whether c's URL names several hosts (or host addresses): see
+ * pg_conn.several_hosts. */
+static bool names_several_hosts(const struct pg_conn *c)
+{
+	bool several = false;
+	PQconninfoOption *opts = c->db ? PQconninfo(c->db) : NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if ((!strcmp(o->keyword, "host") || !strcmp(o->keyword, "hostaddr")) && o->val &&
+		    strchr(o->val, ','))
+			several = true;
+	PQconninfoFree(opts);
+	return several;
 }
 
 /* When a connect begun now must end: its bound from now, or the call's
@@ -1323,7 +1346,10 @@ static const char *conn_why(const struct pg_conn *c)
 /* Reconnects c, by connect_deadline at the latest (conn_poll). */
 static void conn_reset(struct pg_conn *c)
 {
-	if (PQresetStart(c->db))
+	c->connect_timed_out = false;
+	if (c->several_hosts)
+		PQreset(c->db);
+	else if (PQresetStart(c->db))
 		conn_poll(c, PQresetPoll, connect_deadline(c));
 	conn_fresh(c);
 }
@@ -3828,12 +3854,20 @@ static int conn_connect(struct pg_conn *c)
 		"dbname", "options", NULL };
 	const char *const vals[] = { connect_s, "1", idle_s, interval_s, count, user_timeout,
 		"sluice", s->conninfo, options, NULL };
+	c->connect_timed_out = false;
 	c->db = PQconnectStartParams(keys, vals, 1);
 	if (!c->db)
 		return SL_ENOMEM;
+	c->several_hosts = names_several_hosts(c);
+	if (c->several_hosts) {
+		PQfinish(c->db);
+		c->db = PQconnectdbParams(keys, vals, 1);
+		if (!c->db)
+			return SL_ENOMEM;
+	}
 	PQsetNoticeProcessor(c->db, notice_log, c);
 	c->connect_us = connect_bound_us(c);
-	if (PQstatus(c->db) != CONNECTION_BAD)
+	if (!c->several_hosts && PQstatus(c->db) != CONNECTION_BAD)
 		conn_poll(c, PQconnectPoll, connect_deadline(c));
 	conn_fresh(c);
 	return PQstatus(c->db) == CONNECTION_OK ? 0 : SL_EMETA;

@@ -2348,7 +2348,8 @@ static int txn_partition_done(struct sq_conn *c, const struct meta_commit_batch 
 
 /* An appended batch's effect on the partition's transactions: TXN_DATA
  * opens one (at its base offset) unless open; a MARKER closes the id's
- * (an ABORT leaves an aborted_txns row), and the first unstable offset
+ * (each producer id's open one: an ABORT leaves an aborted_txns row for
+ * each, a COMMIT for an older producer id's), and the first unstable offset
  * follows. */
 static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t *first_unstable)
 {

@@ -21,6 +21,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include "meta_backends.h"
 
@@ -1772,6 +1776,41 @@ static void test_reconnect_within_call_bound(void **state)
 	meta_close(m);
 }
 
+/* A URL naming two hosts, the first of which accepts connections and
+ * never answers (a listening socket nobody accepts on): the store opens
+ * on the second, as libpq's own failover does, each host given its
+ * connect_timeout. A connect bounded as a whole by one connect_timeout
+ * (conn_poll) spent it all on the first host and never tried the second. */
+static void test_failover_to_second_host(void **state)
+{
+	(void)state;
+	if (tb != TB_POSTGRES)
+		skip();
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sa;
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(fd, 64), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	/* tb_url is postgresql://USER[:PASS]@HOST:PORT/DB */
+	const char *at = strchr(tb_url, '@');
+	assert_non_null(at);
+	char url[1400];
+	snprintf(url, sizeof url, "%.*s127.0.0.1:%d,%s?connect_timeout=2", (int)(at + 1 - tb_url),
+		 tb_url, ntohs(sa.sin_port), at + 1);
+	struct meta *m = NULL;
+	int64_t t0 = clock_mono_us();
+	int rc = meta_open(url, &m);
+	print_message("open over two hosts: %d in %" PRId64 " ms\n", rc,
+		      (clock_mono_us() - t0) / 1000);
+	assert_int_equal(rc, 0);
+	int64_t tid = create_topic(m, "failover", 1);
+	assert_true(tid > 0);
+	meta_close(m);
+	close(fd);
+}
+
 /* The registry: ids taken and chosen, the epoch raised by every join,
  * expiry and leave and by nothing else, a dead agent's row expired by the
  * next heartbeat of another, an expired agent joining again; and, on a
@@ -2603,6 +2642,7 @@ int main(void)
 						tb_teardown),
 		cmocka_unit_test_setup_teardown(test_reconnect_within_call_bound, tb_setup,
 						tb_teardown),
+		cmocka_unit_test_setup_teardown(test_failover_to_second_host, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_notices, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_acls, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_replica_assignments, tb_setup, tb_teardown),
