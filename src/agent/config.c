@@ -144,10 +144,10 @@ static const struct flag flags[] = {
 	{ "merge-target-bytes", "SLUICE_MERGE_TARGET_BYTES", FLAG_INT,
 	  "batch bytes per merged object, at most (default 67108864)",
 	  1024, 1LL << 40 },
-	{ "merge-max-rows", "SLUICE_MERGE_MAX_ROWS", FLAG_INT,
-	  "batch rows per merged object, at most: each merged object's metadata swap is "
-	  "one transaction that produce commits wait behind (default 512)",
-	  2, SL_MERGE_RUN_ROWS_MAX },
+	{ "merge-swap-rows", "SLUICE_MERGE_SWAP_ROWS", FLAG_INT,
+	  "batch rows per metadata transaction of a merged object's swap, at most: each "
+	  "transaction holds the write lock produce commits wait for (default 512)",
+	  1, SL_MERGE_RUN_ROWS_MAX },
 	{ "maintenance-io-bytes-per-sec", "SLUICE_MAINTENANCE_IO_BYTES_PER_SEC", FLAG_INT,
 	  "the merge and cleaning passes write their objects no faster than this (file and "
 	  "S3 stores; on the file store they are always written in small steps that leave "
@@ -447,8 +447,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->merge_min_age_ms = n;
 		else if (strcmp(f->name, "merge-target-bytes") == 0)
 			c->merge_target_bytes = n;
-		else if (strcmp(f->name, "merge-max-rows") == 0)
-			c->merge_max_rows = n;
+		else if (strcmp(f->name, "merge-swap-rows") == 0)
+			c->merge_swap_rows = n;
 		else if (strcmp(f->name, "maintenance-io-bytes-per-sec") == 0)
 			c->maintenance_io_bytes_per_sec = n;
 		return 0;
@@ -515,7 +515,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->merge_interval_ms = 300000;
 	c->merge_min_age_ms = 600000;
 	c->merge_target_bytes = 64LL << 20;
-	c->merge_max_rows = SL_MERGE_SWAP_ROWS;
+	c->merge_swap_rows = SL_MERGE_SWAP_ROWS;
 	c->gc_grace_ms = 3600000;
 	struct parse_state st = { .listen_count = -1 };
 

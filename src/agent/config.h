@@ -95,7 +95,7 @@ struct config {
 	int64_t merge_interval_ms;           /* the merge job (0: off) */
 	int64_t merge_min_age_ms;
 	int64_t merge_target_bytes;
-	int64_t merge_max_rows;              /* batch rows per merged object */
+	int64_t merge_swap_rows;             /* batch rows per swap transaction */
 	int64_t maintenance_io_bytes_per_sec; /* the passes' puts (0: no bound) */
 };
 

@@ -60,9 +60,9 @@ static void pass_end(struct merger *g, const char *why)
 	const struct merge_stats *st = &g->pass;
 	if (st->runs || st->refused)
 		log_info("merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
-			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; the longest swap "
-			 "took %.1f ms; the pass took %" PRId64 " ms",
-			 st->rows, st->sources, st->runs, st->bytes, st->refused, why,
+			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; %" PRIu64
+			 " swap transactions, the longest %.1f ms; the pass took %" PRId64 " ms",
+			 st->rows, st->sources, st->runs, st->bytes, st->refused, why, st->swaps,
 			 (double)st->swap_us_max / 1000.0, (clock_mono_us() - g->pass_start_us) / 1000);
 	free(g->items);
 	g->items = NULL;
@@ -107,6 +107,7 @@ static void merge_done(struct maint_job *job, void *arg)
 	g->pass.sources += st->sources;
 	g->pass.bytes += st->bytes;
 	g->pass.refused += st->refused;
+	g->pass.swaps += st->swaps;
 	if (st->swap_us_max > g->pass.swap_us_max)
 		g->pass.swap_us_max = st->swap_us_max;
 	submit_next(g);
@@ -180,7 +181,7 @@ int merge_start(struct agent *a)
 	}
 	g->plan = (struct merge_plan_config){ .target_bytes = (uint64_t)a->cfg.merge_target_bytes,
 					      .min_age_ms = a->cfg.merge_min_age_ms,
-					      .max_rows = (size_t)a->cfg.merge_max_rows };
+					      .swap_rows = (size_t)a->cfg.merge_swap_rows };
 	merge_plan_defaults(&g->plan);
 	uv_timer_init(a->loop, &g->timer);
 	g->timer.data = g;

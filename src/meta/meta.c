@@ -990,7 +990,8 @@ int meta_ts_row_pick(const struct meta_batch_row *row, const char *spans, int64_
 int meta_merge_check(const struct meta_merge *mg)
 {
 	if (!mg->key || !*mg->key || strnlen(mg->key, META_OBJECT_KEY_BYTES) >= META_OBJECT_KEY_BYTES ||
-	    mg->size > INT64_MAX || mg->n == 0 || mg->n > SL_MERGE_RUN_ROWS_MAX || !mg->rows)
+	    mg->size > INT64_MAX || mg->n == 0 || mg->n > SL_MERGE_RUN_ROWS_MAX || !mg->rows ||
+	    (mg->continues && mg->batches))
 		return SL_EINVAL;
 	for (size_t i = 0; i < mg->n; i++) {
 		const struct meta_merge_row *r = &mg->rows[i];

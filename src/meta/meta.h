@@ -350,6 +350,10 @@ struct meta_merge {
 	 * leaves them out of the cleaned transaction index). */
 	const int64_t *aborted_gone;
 	size_t n_aborted_gone;
+	/* meta_merge_swap only: the object's row is in the store already (an
+	 * earlier swap of the same object, its first chunk, inserted it):
+	 * these rows join it. */
+	bool continues;
 };
 
 /* Consumer group offsets (group_offsets table). Kafka's
@@ -911,11 +915,23 @@ static inline int meta_gc_fence_raise(struct meta *m, int64_t fence_ms, int64_t 
  * moved by another merge), or the store has a row between two of them
  * (a merge's rows are consecutive); SL_EMETA when the key was sealed before the gc
  * fence (the collector may take it for an orphan) or the store failed.
- * The caller deletes the merged object after a refusal (nothing names
- * it). SL_EINVAL for no rows or rows out of order. The transaction holds
- * the store's write lock (SQLite; PostgreSQL: the partition's row) that
- * produce commits wait for, for a few us a row: callers bound the rows
- * (--merge-max-rows). [pool: maintenance], [tool]: an fsync. */
+ * The caller deletes the merged object after a refusal of its first swap
+ * (nothing names it). SL_EINVAL for no rows or rows out of order.
+ *
+ * The transaction holds the store's write lock (SQLite; PostgreSQL: the
+ * partition's row) that produce commits wait for, a few us a row, so a
+ * caller swaps a large merged object's rows in chunks, one transaction
+ * each (--merge-swap-rows): the first as above, its object's live bytes
+ * that chunk's; each later one with mg->continues, which checks its rows
+ * the same way, repoints them to the object (found by key), subtracts
+ * their bytes from their old objects and adds them to the object's live
+ * bytes (and lowers its created_ms to their objects' oldest). Each chunk
+ * is consistent alone: every row names bytes that exist, and an object's
+ * live bytes are those of the rows naming it. A later chunk is refused
+ * (SL_ENOTFOUND) like the first, and also when the object's row is gone
+ * or has no live bytes left (its earlier chunks' rows were trimmed: the
+ * collector may be deleting it); the object then stays partly live, and
+ * the caller must not delete it. [pool: maintenance], [tool]: an fsync. */
 static inline int meta_merge_swap(struct meta *m, const struct meta_merge *mg)
 { return m->m->merge_swap && !mg->batches ? m->m->merge_swap(m, mg) : SL_EUNSUPPORTED; }
 /* The swap of a cleaning pass (issue 15; storage/clean.h): as

@@ -500,6 +500,7 @@ enum stmt {
 	ST_MERGE_PART_LOCK,
 	ST_MERGE_ROWS_LOCK,
 	ST_MERGE_INSERT,
+	ST_MERGE_ADD,
 	ST_MERGE_DELETE,
 	ST_MERGE_ROWS_INSERT,
 	ST_MERGE_SUBTRACT,
@@ -885,6 +886,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" JOIN objects AS o ON o.oid = b.oid AND o.key = r.key FOR UPDATE OF b",
 	[ST_MERGE_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
 		" VALUES ($1, $2, $3, 'live', $4) RETURNING oid",
+	/* A later chunk of one merged object's swap (meta_merge.continues):
+	 * the object an earlier chunk inserted gains the chunk's bytes, only
+	 * while rows still name it (without live bytes the collector may be
+	 * deleting it). */
+	[ST_MERGE_ADD] = "UPDATE objects SET live_bytes = live_bytes + $3,"
+		" created_ms = least(created_ms, $4)"
+		" WHERE key = $1 AND size = $2 AND state = 'live' AND live_bytes > 0 RETURNING oid",
 	[ST_MERGE_DELETE] = "DELETE FROM batches AS b USING unnest($3::bigint[]) AS r(last)"
 		" WHERE b.tid = $1 AND b.partition = $2 AND b.last_offset = r.last",
 	/* The merged object's rows (meta_merge_rows), in the commit's arrays. */
@@ -3102,15 +3110,19 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 	struct pg_text a[MA_COUNT];
 	memset(a, 0, sizeof a);
 	PGresult *r = NULL;
-	int rc = pg_run(c, ST_GC_FENCE_SHARE, NULL, &r, "reading the gc fence");
-	if (rc)
-		return rc;
-	int64_t fence = PQntuples(r) ? v_i64(r, 0, 0) : 0;
-	PQclear(r);
-	r = NULL;
-	rc = meta_commit_fence_check(&o, 1, fence);
-	if (rc)
-		return rc;
+	int rc;
+	/* A later chunk's object has its row: the orphan sweep leaves it. */
+	if (!mg->continues) {
+		rc = pg_run(c, ST_GC_FENCE_SHARE, NULL, &r, "reading the gc fence");
+		if (rc)
+			return rc;
+		int64_t fence = PQntuples(r) ? v_i64(r, 0, 0) : 0;
+		PQclear(r);
+		r = NULL;
+		rc = meta_commit_fence_check(&o, 1, fence);
+		if (rc)
+			return rc;
+	}
 	struct pg_params p = { 0 };
 	p_i64(&p, mg->tid);
 	p_i64(&p, mg->partition);
@@ -3199,9 +3211,14 @@ static int merge_swap_body(struct pg_conn *c, void *arg)
 	p_i64(&p, (int64_t)mg->size);
 	p_i64(&p, live);
 	p_i64(&p, created_ms);
-	rc = pg_run(c, ST_MERGE_INSERT, &p, &r, "inserting a merged object");
+	rc = pg_run(c, mg->continues ? ST_MERGE_ADD : ST_MERGE_INSERT, &p, &r,
+		    "inserting a merged object");
 	if (rc)
 		goto out;
+	if (PQntuples(r) != 1) {
+		rc = SL_ENOTFOUND; /* a later chunk's object: gone or dead */
+		goto out;
+	}
 	int64_t oid = v_i64(r, 0, 0);
 	p = (struct pg_params){ 0 };
 	p_i64(&p, mg->tid);

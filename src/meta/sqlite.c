@@ -457,6 +457,8 @@ enum stmt {
 	ST_MERGE_ROWS_GET,
 	ST_MERGE_OBJECTS_SUBTRACT,
 	ST_MERGE_ROWS_DELETE,
+	ST_MERGE_OBJECT_FIND,
+	ST_MERGE_OBJECT_ADD,
 	ST_CLEAN_OFFSET_RAISE,
 	ST_COUNT
 };
@@ -797,6 +799,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
 	[ST_MERGE_ROWS_DELETE] = "DELETE FROM batches"
 		" WHERE tid = ?1 AND partition = ?2 AND last_offset BETWEEN ?3 AND ?4",
+	/* A later chunk of one merged object's swap (meta_merge.continues):
+	 * the object an earlier chunk inserted, only while rows still name
+	 * it (without live bytes the collector may be deleting it); then its
+	 * live bytes grow by the chunk's. */
+	[ST_MERGE_OBJECT_FIND] = "SELECT oid FROM objects"
+		" WHERE key = ?1 AND size = ?2 AND state = 'live' AND live_bytes > 0",
+	[ST_MERGE_OBJECT_ADD] = "UPDATE objects SET live_bytes = live_bytes + ?2,"
+		" created_ms = min(created_ms, ?3) WHERE oid = ?1",
 	[ST_CLEAN_OFFSET_RAISE] = "UPDATE partitions SET clean_offset = max(clean_offset, ?3)"
 		" WHERE tid = ?1 AND partition = ?2",
 };
@@ -2658,7 +2668,8 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 	struct merge_txn *x = arg;
 	const struct meta_merge *mg = x->mg;
 	struct meta_commit_obj o = { .key = mg->key, .size = mg->size };
-	int rc = commit_fence_check(c, &o, 1);
+	/* A later chunk's object has its row: the orphan sweep leaves it. */
+	int rc = mg->continues ? 0 : commit_fence_check(c, &o, 1);
 	if (rc)
 		return rc;
 	int64_t log_start, hwm;
@@ -2694,15 +2705,24 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 		if (rc)
 			return rc;
 	}
-	st = sq_stmt(c, ST_OBJECT_INSERT);
-	sqlite3_bind_text(st, 1, mg->key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, (int64_t)mg->size);
-	sqlite3_bind_int64(st, 3, created_ms);
-	rc = sq_exec_stmt(c, st, "inserting a merged object");
-	if (rc)
-		return rc;
 	x->c = c;
-	x->oid = sqlite3_last_insert_rowid(c->db);
+	if (mg->continues) {
+		st = sq_stmt(c, ST_MERGE_OBJECT_FIND);
+		sqlite3_bind_text(st, 1, mg->key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)mg->size);
+		rc = txn_step_one(c, st, &x->oid, "reading a merged object");
+		if (rc <= 0)
+			return rc ? rc : SL_ENOTFOUND;
+	} else {
+		st = sq_stmt(c, ST_OBJECT_INSERT);
+		sqlite3_bind_text(st, 1, mg->key, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)mg->size);
+		sqlite3_bind_int64(st, 3, created_ms);
+		rc = sq_exec_stmt(c, st, "inserting a merged object");
+		if (rc)
+			return rc;
+		x->oid = sqlite3_last_insert_rowid(c->db);
+	}
 	rc = merge_range_exec(c, mg, ST_MERGE_OBJECTS_SUBTRACT, "subtracting merged bytes");
 	if (!rc)
 		rc = merge_range_exec(c, mg, ST_MERGE_ROWS_DELETE, "deleting merged batch rows");
@@ -2710,7 +2730,12 @@ static int merge_swap_body(struct sq_conn *c, void *arg)
 		rc = meta_merge_rows(mg, x->stored, merge_row_emit, x);
 	if (rc)
 		return rc;
-	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
+	if (mg->continues) {
+		st = sq_stmt(c, ST_MERGE_OBJECT_ADD);
+		sqlite3_bind_int64(st, 3, created_ms);
+	} else {
+		st = sq_stmt(c, ST_OBJECT_SET_LIVE);
+	}
 	sqlite3_bind_int64(st, 1, x->oid);
 	sqlite3_bind_int64(st, 2, live);
 	return sq_exec_stmt(c, st, "setting a merged object's live bytes");

@@ -4,11 +4,17 @@
  * (adjacent ranges of one object in one GET) untouched, in offset order,
  * straight into their places in one new object laid out as the writer
  * lays out objects (header, body, footer index), which is PUT under a key of
- * the writer's format (a background put, OBJSTORE_PUT_PACED), and the metadata is swapped in one transaction
- * (meta_merge_swap). A refused swap (rows trimmed or moved meanwhile,
- * topic deleted) deletes the new object again: nothing names it. A swap
- * whose outcome is unknown (the store failed) leaves it; the orphan sweep
- * of `sluice gc` collects it if it was not committed.
+ * the writer's format (a background put, OBJSTORE_PUT_PACED), and the
+ * metadata is swapped (meta_merge_swap) in chunks of swap_rows rows
+ * (--merge-swap-rows), one transaction each, a short pause between two
+ * so produce commits waiting for the store's write lock get it: each
+ * chunk leaves the store consistent (meta.h). A refused first chunk
+ * (rows trimmed or moved meanwhile, topic deleted) deletes the new object
+ * again: nothing names it. A later chunk refused, a failure or a kill
+ * between chunks leaves the object partly live (the next pass merges the
+ * rows left into another object); a first chunk whose outcome is unknown
+ * (the store failed) leaves it too, and the orphan sweep of `sluice gc`
+ * collects it if it was not committed.
  *
  * Offsets, timestamps and bytes served never change: only where the
  * bytes lie. Blocking: the agent runs it on its maintenance queue, `sluice
@@ -34,8 +40,10 @@ struct merge_stats {
 	uint64_t bytes;       /* batch bytes copied */
 	uint64_t gets;        /* object store reads */
 	uint64_t refused;     /* swaps refused (rows changed meanwhile) */
-	uint64_t swap_us_max; /* the longest swap (its transaction, the wait
-				 for the store's write lock included) */
+	uint64_t swaps;       /* swap transactions (an object's rows are
+				 swapped in chunks of swap_rows) */
+	uint64_t swap_us_max; /* the longest swap transaction (the wait for
+				 the store's write lock included) */
 };
 
 /* A pass's input buffer, kept by its caller between passes (the agent:

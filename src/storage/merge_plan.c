@@ -14,8 +14,8 @@ void merge_plan_defaults(struct merge_plan_config *c)
 		c->min_objects = 2;
 	if (!c->min_rows)
 		c->min_rows = 2;
-	if (!c->max_rows)
-		c->max_rows = SL_MERGE_SWAP_ROWS;
+	if (!c->swap_rows)
+		c->swap_rows = SL_MERGE_SWAP_ROWS;
 }
 
 static bool candidate(const struct merge_plan_row *r, const struct merge_plan_config *c,
@@ -36,8 +36,6 @@ int merge_plan(const struct merge_plan_row *rows, size_t n, const struct merge_p
 		if (rows[i].base_offset <= rows[i - 1].last_offset ||
 		    rows[i].last_offset < rows[i].base_offset)
 			return SL_EINVAL;
-	size_t max_rows = c->max_rows && c->max_rows < SL_MERGE_RUN_ROWS_MAX ? c->max_rows
-									     : SL_MERGE_RUN_ROWS_MAX;
 	size_t i = 0;
 	while (i < n && *nruns < runs_cap) {
 		if (!candidate(&rows[i], c, now_ms)) {
@@ -50,7 +48,7 @@ int merge_plan(const struct merge_plan_row *rows, size_t n, const struct merge_p
 		 * where merging them pays all the more. */
 		while (i < n && candidate(&rows[i], c, now_ms) &&
 		       run.bytes + rows[i].length <= c->target_bytes &&
-		       run.n < max_rows) {
+		       run.n < SL_MERGE_RUN_ROWS_MAX) {
 			if (run.n == 0 || rows[i].object_id != rows[i - 1].object_id)
 				run.objects++;
 			run.bytes += rows[i].length;

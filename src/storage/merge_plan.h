@@ -10,10 +10,9 @@
  * ago, so a run never races the newest commits and objects that will
  * soon be trimmed anyway are not the common case). A run is a stretch of
  * consecutive candidate rows, cut before it would pass target_bytes of
- * batch data or max_rows rows (its swap is one metadata transaction that
- * produce commits wait behind: a partition of small batches is merged
- * into several objects rather than one long swap). A run is kept only when it
- * pays: it draws on at least min_objects distinct objects (merging the
+ * batch data or SL_MERGE_RUN_ROWS_MAX rows (the bound on the merge's
+ * memory; its metadata swap is cut into transactions of swap_rows rows,
+ * storage/merge.h). A run is kept only when it pays: it draws on at least min_objects distinct objects (merging the
  * rows of one object into another gains nothing) and holds at least
  * min_rows rows. */
 #ifndef SLUICE_MERGE_PLAN_H
@@ -39,8 +38,9 @@ struct merge_plan_config {
 	int64_t min_age_ms;          /* objects younger than it are left */
 	size_t min_objects;          /* a run draws on at least this many (>= 2) */
 	size_t min_rows;             /* and holds at least this many rows */
-	size_t max_rows;             /* and at most this many (0 or above
-					SL_MERGE_RUN_ROWS_MAX: that) */
+	/* Not the planner's: merge_partition swaps a run's rows into its
+	 * object this many per metadata transaction (--merge-swap-rows). */
+	size_t swap_rows;
 };
 
 /* One run: rows[first, first + n) of the input, bytes of batch data. */
@@ -51,7 +51,7 @@ struct merge_plan_run {
 };
 
 /* Fill the defaults a flag left at 0: small_object_bytes = target / 2,
- * min_objects 2, min_rows 2, max_rows SL_MERGE_SWAP_ROWS. */
+ * min_objects 2, min_rows 2, swap_rows SL_MERGE_SWAP_ROWS. */
 void merge_plan_defaults(struct merge_plan_config *c);
 
 /* Plan the runs of rows[0, n) at now_ms, at most runs_cap of them

@@ -34,7 +34,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: sluice compact [--data DIR] [--store URL] [--meta URL]\n"
-		"                      [--merge-target-bytes N] [--merge-max-rows N]\n"
+		"                      [--merge-target-bytes N] [--merge-swap-rows N]\n"
 		"                      [--merge-min-age-ms N]\n"
 		"                      [--compaction-memory-bytes N] TOPIC [PARTITION]\n\n"
 		"On a topic whose cleanup.policy includes compact: cleans it as the agent's\n"
@@ -43,16 +43,16 @@ static void usage(FILE *out)
 		"segment.ms and min.compaction.lag.ms left alone), whatever its dirty\n"
 		"ratio; offsets never change. On other topics: merges batches held in small\n"
 		"objects into one object per partition and run of up to\n"
-		"--merge-target-bytes (default 64 MiB) and --merge-max-rows batch rows\n"
-		"(default 512), as the agent's merge job does;\n"
+		"--merge-target-bytes (default 64 MiB), as the agent's merge job does;\n"
 		"offsets and bytes served do not change. Safe while agents serve. The\n"
 		"emptied objects go to the garbage collector.\n"
 		"  --data DIR              default store and meta URLs (default ./data)\n"
 		"  --store URL             object store (default file:DATA/objects)\n"
 		"  --meta URL              metadata store (default sqlite:DATA/meta.db)\n"
 		"  --merge-target-bytes N  batch bytes per merged object (default 67108864)\n"
-		"  --merge-max-rows N      batch rows per merged object (default 512): each\n"
-		"                          one's swap is a transaction commits wait behind\n"
+		"  --merge-swap-rows N     batch rows per metadata transaction of a merged\n"
+		"                          object's swap (default 512; produce commits wait\n"
+		"                          behind each)\n"
 		"  --merge-min-age-ms N    leave objects younger than this (default 0)\n"
 		"  --compaction-memory-bytes N  batch bytes one chunk of a cleaning pass\n"
 		"                          reads at most (default 134217728); a longer\n"
@@ -106,7 +106,7 @@ int compact_cmd(int argc, char **argv)
 	     meta_url[COMPACT_URL_BYTES] = "";
 	const char *topic = NULL, *part = NULL;
 	uint64_t target = 64ull << 20, min_age = 0, pass_bytes = SL_COMPACT_PASS_BYTES,
-		 max_rows = SL_MERGE_SWAP_ROWS;
+		 swap_rows = SL_MERGE_SWAP_ROWS;
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -125,10 +125,10 @@ int compact_cmd(int argc, char **argv)
 				fprintf(stderr, "sluice compact: bad --merge-target-bytes '%s' (1024 to 2^40)\n", v);
 				return 2;
 			}
-		} else if (!strcmp(a, "--merge-max-rows") && v) {
+		} else if (!strcmp(a, "--merge-swap-rows") && v) {
 			i++;
-			if (!parse_u64(v, &max_rows) || max_rows < 2 || max_rows > SL_MERGE_RUN_ROWS_MAX) {
-				fprintf(stderr, "sluice compact: bad --merge-max-rows '%s' (2 to %d)\n", v,
+			if (!parse_u64(v, &swap_rows) || swap_rows < 1 || swap_rows > SL_MERGE_RUN_ROWS_MAX) {
+				fprintf(stderr, "sluice compact: bad --merge-swap-rows '%s' (1 to %d)\n", v,
 					SL_MERGE_RUN_ROWS_MAX);
 				return 2;
 			}
@@ -192,7 +192,7 @@ int compact_cmd(int argc, char **argv)
 		goto out_close;
 	}
 	struct merge_plan_config c = { .target_bytes = target, .min_age_ms = (int64_t)min_age,
-				       .max_rows = (size_t)max_rows };
+				       .swap_rows = (size_t)swap_rows };
 	merge_plan_defaults(&c);
 	int32_t first = part ? (int32_t)partition_arg : 0;
 	int32_t end = part ? first + 1 : t->partition_count;
@@ -211,9 +211,9 @@ int compact_cmd(int argc, char **argv)
 					 &buf, &st);
 		printf("compact: %s-%d: %" PRIu64 " rows (%" PRIu64 " batches) from %" PRIu64
 		       " objects into %" PRIu64 " merged objects (%" PRIu64 " bytes, %" PRIu64
-		       " reads), %" PRIu64 " refused\n",
+		       " reads), %" PRIu64 " refused; %" PRIu64 " swap transactions, the longest %.1f ms\n",
 		       topic, p, st.rows, st.batches, st.sources, st.runs, st.bytes, st.gets,
-		       st.refused);
+		       st.refused, st.swaps, (double)st.swap_us_max / 1000.0);
 		if (rc) {
 			fprintf(stderr, "sluice compact: %s-%d: %s\n", topic, p, sl_strerror(rc));
 			status = 1;

@@ -41,7 +41,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.small_object_bytes, 32 * MIB);
 	assert_int_equal(c.min_objects, 2);
 	assert_int_equal(c.min_rows, 2);
-	assert_int_equal(c.max_rows, SL_MERGE_SWAP_ROWS);
+	assert_int_equal(c.swap_rows, SL_MERGE_SWAP_ROWS);
 }
 
 /* 100 old rows of 1 MiB in 100 small objects: one run of 64, one of 36. */
@@ -150,43 +150,34 @@ static void test_cap_and_refusals(void **state)
 	assert_int_equal(merge_plan(r, 0, &c, NOW, runs, 2, &n), SL_EINVAL);
 }
 
-/* 1,100 old rows of 1 KiB, each in an object of its own (a partition
- * fed small batches one at a time): far below the target in bytes, but
- * cut at max_rows (the default, 512), so that no swap holds the store's
- * write lock for long; the tail of 76 is a run too. */
-static void test_max_rows(void **state)
+/* 11,000 old rows of 1 KiB, each in an object of its own (a partition
+ * fed small batches one at a time): one run, not one per swap_rows rows
+ * (the swap is cut into transactions, not the object). */
+static void test_small_batches_one_run(void **state)
 {
-	struct merge_plan_row r[1100];
-	rows_fill(r, 1100, 1, 1024, 2048, 120000);
+	static struct merge_plan_row r[11000];
+	rows_fill(r, 11000, 1, 1024, 2048, 120000);
 	struct merge_plan_config c = config();
 	struct merge_plan_run runs[8];
 	size_t n = 0;
-	assert_int_equal(merge_plan(r, 1100, &c, NOW, runs, 8, &n), 0);
-	assert_int_equal(n, 3);
-	assert_int_equal(runs[0].first, 0);
-	assert_int_equal(runs[0].n, 512);
-	assert_int_equal(runs[0].objects, 512);
-	assert_int_equal(runs[1].first, 512);
-	assert_int_equal(runs[1].n, 512);
-	assert_int_equal(runs[2].first, 1024);
-	assert_int_equal(runs[2].n, 76);
-
-	c.max_rows = 100;
-	assert_int_equal(merge_plan(r, 1100, &c, NOW, runs, 8, &n), 0);
-	assert_int_equal(n, 8); /* runs_cap */
-	for (size_t i = 0; i < n; i++)
-		assert_int_equal(runs[i].n, 100);
+	for (size_t swap_rows = 1; swap_rows <= SL_MERGE_SWAP_ROWS * 4; swap_rows *= 16) {
+		c.swap_rows = swap_rows;
+		assert_int_equal(merge_plan(r, 11000, &c, NOW, runs, 8, &n), 0);
+		assert_int_equal(n, 1);
+		assert_int_equal(runs[0].first, 0);
+		assert_int_equal(runs[0].n, 11000);
+		assert_int_equal(runs[0].objects, 11000);
+		assert_int_equal(runs[0].bytes, 11000 * 1024);
+	}
 }
 
-/* More rows than one run may take: max_rows is cut at
- * SL_MERGE_RUN_ROWS_MAX whatever it says. */
+/* More rows than one run may take: cut at SL_MERGE_RUN_ROWS_MAX. */
 static void test_row_cap(void **state)
 {
 	size_t total = SL_MERGE_RUN_ROWS_MAX + 10;
 	struct merge_plan_row *r = test_malloc(total * sizeof *r);
 	rows_fill(r, total, 1, 10, 1000, 120000);
 	struct merge_plan_config c = config();
-	c.max_rows = SIZE_MAX;
 	struct merge_plan_run runs[4];
 	size_t n = 0;
 	assert_int_equal(merge_plan(r, total, &c, NOW, runs, 4, &n), 0);
@@ -205,7 +196,7 @@ int main(void)
 		cmocka_unit_test(test_min_objects_and_rows),
 		cmocka_unit_test(test_oversized_row),
 		cmocka_unit_test(test_cap_and_refusals),
-		cmocka_unit_test(test_max_rows),
+		cmocka_unit_test(test_small_batches_one_run),
 		cmocka_unit_test(test_row_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -889,6 +889,112 @@ static void test_merge_swap(void **state)
 	meta_close(m);
 }
 
+/* Objects whose live bytes are not the bytes of the rows naming them
+ * (keys starting "o/"): 0 in a consistent store. */
+static int64_t live_bytes_off(void)
+{
+	return tb_query_i64("SELECT count(*) FROM objects AS o WHERE o.key LIKE $1 AND"
+			    " o.live_bytes <> (SELECT coalesce(sum(b.length), 0) FROM batches AS b"
+			    " WHERE b.oid = o.oid)", "o/%");
+}
+
+/* One merged object's swap in chunks (meta_merge.continues): each chunk
+ * is its own transaction and leaves the store consistent (rows name the
+ * object, its live bytes are theirs, the old objects lose theirs); a
+ * chunk refused (a row moved, the object unknown or emptied by a trim)
+ * writes nothing and leaves the chunks before it in place. */
+static void test_merge_swap_chunks(void **state)
+{
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "chunks", 1);
+	char key[8][16];
+	for (int i = 0; i < 8; i++) {
+		struct meta_commit_batch b[] = { mk_batch(tid, 0, 3, 16, 100 + 10 * (uint32_t)i, i) };
+		snprintf(key[i], sizeof key[i], "o/%d", i);
+		assert_int_equal(meta_commit_object(m, key[i], 300, b, 1), 0);
+	}
+	int64_t made_0 = tb_query_i64("SELECT created_ms FROM objects WHERE key = $1", "o/0");
+	struct meta_batch_row rows[8];
+	size_t n = 0;
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, rows, &n), 0);
+	assert_int_equal(n, 8);
+	struct meta_merge_row mr[8];
+	size_t size = merge_rows(rows, 6, mr) + 40;
+	/* A later chunk of an object no swap inserted: refused. */
+	struct meta_merge orphan = { tid, 0, "o/m", size, mr, 2, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &orphan), SL_ENOTFOUND);
+
+	struct meta_merge c0 = { tid, 0, "o/m", size, mr, 2 };
+	assert_int_equal(meta_merge_swap(m, &c0), 0);
+	assert_int_equal(live_bytes("o/m"), 100 + 110);
+	assert_int_equal(tb_query_i64("SELECT created_ms FROM objects WHERE key = $1", "o/m"),
+			 made_0);
+	assert_int_equal(live_bytes("o/0"), 0);
+	assert_int_equal(live_bytes("o/2"), 120);
+	assert_int_equal(live_bytes_off(), 0);
+
+	struct meta_merge c1 = { tid, 0, "o/m", size, mr + 2, 2, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &c1), 0);
+	assert_int_equal(live_bytes("o/m"), 100 + 110 + 120 + 130);
+	assert_int_equal(live_bytes("o/3"), 0);
+	assert_int_equal(live_bytes_off(), 0);
+	/* Adjacent across chunks, still a row per chunk (each joins its own). */
+	assert_int_equal(rows_of_object("o/m"), 2);
+
+	/* A row not as the merge read it (a cleaner or another merge moved
+	 * it): refused, nothing written; the chunks before stay. */
+	struct meta_merge_row stale[2] = { mr[4], mr[5] };
+	stale[1].byte_offset += 1;
+	struct meta_merge c2_stale = { tid, 0, "o/m", size, stale, 2, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &c2_stale), SL_ENOTFOUND);
+	assert_int_equal(live_bytes("o/m"), 460);
+	assert_int_equal(live_bytes("o/4"), 140);
+	assert_int_equal(live_bytes_off(), 0);
+	/* Another object's size under the same key: refused. */
+	struct meta_merge c2_size = { tid, 0, "o/m", size + 1, mr + 4, 2, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &c2_size), SL_ENOTFOUND);
+	struct meta_merge c2 = { tid, 0, "o/m", size, mr + 4, 2, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &c2), 0);
+	assert_int_equal(live_bytes("o/m"), 100 + 110 + 120 + 130 + 140 + 150);
+	assert_int_equal(live_bytes_off(), 0);
+	size_t got = 0;
+	struct meta_batch_row after[8];
+	assert_int_equal(meta_batches_from(m, tid, 0, 0, 8, after, &got), 0);
+	assert_int_equal(got, 8);
+	for (size_t i = 0; i < got; i++) {
+		assert_string_equal(after[i].object_key, i < 6 ? "o/m" : key[i]);
+		assert_int_equal(after[i].base_offset, rows[i].base_offset);
+		assert_int_equal(after[i].last_offset, rows[i].last_offset);
+		assert_int_equal(after[i].length, rows[i].length);
+		assert_int_equal(after[i].byte_offset, i < 6 ? mr[i].new_byte_offset
+							     : rows[i].byte_offset);
+	}
+	assert_int_equal(hwm(m, tid, 0), 32);
+	/* A cleaning pass's swap is never chunked. */
+	struct meta_compact_batch cb = { 24, 27, 16, 160, 4, 6, 0 };
+	struct meta_merge cp = { tid, 0, "o/m", size, mr, 1, &cb, 1, 0, .continues = true };
+	assert_int_equal(meta_compact_swap(m, &cp), SL_EINVAL);
+
+	/* The first chunk's rows trimmed (retention, DeleteRecords) before
+	 * the next chunk: the object has no live bytes left (the collector
+	 * may delete it), so the next chunk is refused and its rows stay. */
+	size = merge_rows(rows + 6, 2, mr) + 40;
+	struct meta_merge t0 = { tid, 0, "o/m2", size, mr, 1 };
+	assert_int_equal(meta_merge_swap(m, &t0), 0);
+	assert_int_equal(live_bytes("o/m2"), 160);
+	int64_t start = -1;
+	const struct meta_trim to_28 = { 28, -1, -1, -1 };
+	assert_int_equal(meta_partition_trim(m, tid, 0, &to_28, &start), 0);
+	assert_int_equal(start, 28);
+	assert_int_equal(live_bytes("o/m2"), 0);
+	struct meta_merge t1 = { tid, 0, "o/m2", size, mr + 1, 1, .continues = true };
+	assert_int_equal(meta_merge_swap(m, &t1), SL_ENOTFOUND);
+	assert_int_equal(live_bytes("o/7"), 170);
+	assert_int_equal(live_bytes("o/m2"), 0);
+	assert_int_equal(live_bytes_off(), 0);
+	meta_close(m);
+}
+
 /* Batches whose stored attributes differ (a control batch between plain
  * ones) stay in rows of their own after a merge, each row keeping its
  * batch's attributes, as a commit stores them (a row's batches share
@@ -2624,6 +2730,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fence, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_swap, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_merge_swap_chunks, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_keeps_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_join_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_compact_swap, tb_setup, tb_teardown),
