@@ -13,8 +13,11 @@ merge: `sluice gc` with the default grace keeps them, with grace 0 it
 deletes them, and the data still reads the same after a restart (the
 agent's in-memory index then starts from the store's rows). A second pass
 finds nothing to merge. A pass killed with SIGKILL half-way loses nothing
-and the next pass finishes it. --merge-max-rows cuts a partition's runs
-into merged objects of at most that many rows.
+and the next pass finishes it. --merge-swap-rows cuts a merged object's
+metadata swap into transactions of that many rows, not the object; a pass
+killed between two of them (SLUICE_MERGE_SWAP_PAUSE_MS holds it there)
+leaves a consistent store, its object partly live, and the next pass
+merges the rows left.
 
 The agent's own merge job (--merge-interval-ms) does the same while
 consumers read, and its merged partitions read the same; under
@@ -45,7 +48,7 @@ INSPECT_RE = re.compile(r"^(\d+) batches, (\d+) bytes in (\d+) objects$", re.M)
 # batch or more), so the pass's rows and inspect's batches differ.
 COMPACT_RE = re.compile(r"compact: (\S+)-(\d+): (\d+) rows \((\d+) batches\) from (\d+) "
                         r"objects into (\d+) merged objects \((\d+) bytes, (\d+) reads\), "
-                        r"(\d+) refused")
+                        r"(\d+) refused; (\d+) swap transactions")
 
 
 def run(*args, check=True):
@@ -220,30 +223,87 @@ def test_kill9_during_compact(broker_factory):
     assert snapshot(b, topic, 1) == want
 
 
-def test_compact_max_rows(broker_factory):
-    """--merge-max-rows bounds the stored rows each merged object takes
-    (its swap is one metadata transaction, which produce commits wait
-    behind): a partition of 30 small objects merges into several objects
-    of at most 8 rows each, far below the byte target, and reads the
+def test_compact_swap_rows(broker_factory):
+    """--merge-swap-rows bounds the stored rows each metadata transaction
+    of a swap moves (each holds the write lock produce commits wait for),
+    not the merged object: a partition of 30 small objects still merges
+    into one object, in transactions of at most 8 rows, and reads the
     same."""
     b = broker_factory()
     topic, want, batches0, bytes0, objects0 = one_partition(b, "merge-rows", 30, 5, 13)
     rows0 = stored_rows(b, topic, 0)
     assert objects0 >= 30 and rows0 >= objects0, (objects0, rows0)
-    out = run("compact", "--data", b.data_dir, "--merge-max-rows", "8", topic).stdout
+    out = run("compact", "--data", b.data_dir, "--merge-swap-rows", "8", topic).stdout
     m = COMPACT_RE.search(out)
     assert m, out
-    rows, merged = int(m.group(3)), int(m.group(6))
-    # Every run but the last has 8 rows; a last one of 1 row is left.
-    assert rows0 - 1 <= rows <= rows0, (rows, rows0, out)
-    assert merged == (rows + 7) // 8, (rows, merged, out)
-    batches, nbytes, objects = inspect(b, topic, 0)
-    assert (batches, nbytes) == (batches0, bytes0)
-    assert merged <= objects <= merged + 1, (objects, merged)
+    rows, merged, refused, swaps = (int(m.group(3)), int(m.group(6)), int(m.group(9)),
+                                    int(m.group(10)))
+    assert (rows, merged, refused) == (rows0, 1, 0), out
+    assert swaps == (rows + 7) // 8, (rows, swaps, out)
+    assert inspect(b, topic, 0) == (batches0, bytes0, 1)
     assert snapshot(b, topic, 1) == want
-    for bad in ("1", "100001", "x"):
-        r = run("compact", "--data", b.data_dir, "--merge-max-rows", bad, topic, check=False)
-        assert r.returncode == 2 and "--merge-max-rows" in r.stderr, (bad, r.stderr)
+    for bad in ("0", "100001", "x"):
+        r = run("compact", "--data", b.data_dir, "--merge-swap-rows", bad, topic, check=False)
+        assert r.returncode == 2 and "--merge-swap-rows" in r.stderr, (bad, r.stderr)
+
+
+def meta_query(b, sql, *args):
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(b.data_dir, "meta.db"), uri=True)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+# Merged objects' keys end in a counter starting ffffffff (storage/merge.c).
+MERGED_ROWS = ("SELECT count(*) FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+               " WHERE o.key LIKE '%-ffffffff%'")
+# Objects whose live bytes are not the bytes of the rows naming them.
+LIVE_OFF = ("SELECT o.key, o.live_bytes, (SELECT coalesce(sum(b.length), 0) FROM batches AS b"
+            " WHERE b.oid = o.oid) AS named FROM objects AS o"
+            " WHERE o.live_bytes > 0 AND o.live_bytes <> named")
+
+
+def test_kill9_between_swap_chunks(broker_factory):
+    """kill -9 between two transactions of one merged object's swap: the
+    store is consistent (every row names bytes that exist, every object's
+    live bytes are its rows'), every offset reads the same, and the next
+    pass merges the rows left into another object."""
+    b = broker_factory()
+    topic, want, batches0, bytes0, objects0 = one_partition(b, "merge-chunks", 30, 5, 17)
+    rows0 = stored_rows(b, topic, 0)
+    env = dict(os.environ, SLUICE_MERGE_SWAP_PAUSE_MS="600000")
+    p = subprocess.Popen([SLUICE_BIN, "compact", "--data", b.data_dir, "--merge-swap-rows", "4",
+                          topic], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # The first transaction done: its rows name the merged object.
+        while meta_query(b, MERGED_ROWS)[0][0] == 0:
+            assert p.poll() is None, "the pass ended without pausing"
+            assert time.monotonic() < deadline, "no swap transaction within 60 s"
+            time.sleep(0.05)
+    finally:
+        p.kill()
+        p.wait()
+    assert meta_query(b, LIVE_OFF) == []
+    partial = meta_query(b, "SELECT DISTINCT o.key, o.live_bytes FROM batches AS b JOIN objects"
+                         " AS o ON o.oid = b.oid WHERE o.key LIKE '%-ffffffff%'")
+    assert len(partial) == 1, partial
+    assert inspect(b, topic, 0)[:2] == (batches0, bytes0)
+    assert snapshot(b, topic, 1) == want
+    # The next pass: the partly live object is not merged again; the rows
+    # left (all but the first transaction's 4) go into one more object.
+    out = run("compact", "--data", b.data_dir, "--merge-swap-rows", "4", topic).stdout
+    m = COMPACT_RE.search(out)
+    assert m and int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 1, out
+    assert int(m.group(9)) == 0, out
+    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert meta_query(b, LIVE_OFF) == []
+    assert meta_query(b, "SELECT live_bytes FROM objects WHERE key = ?",
+                      partial[0][0]) == [(partial[0][1],)]
+    assert snapshot(b, topic, 1) == want
+    b.restart()
+    assert snapshot(b, topic, 1) == want
 
 
 def logged(agent, pattern, timeout=10):
@@ -282,7 +342,8 @@ def test_agent_merge_job(broker_factory):
 
 
 PASS_RE = re.compile(r"merge: \d+ rows from \d+ objects into (\d+) merged objects \((\d+) bytes\)"
-                     r", 0 refused; the longest swap took [\d.]+ ms; the pass took (\d+) ms")
+                     r", 0 refused; \d+ swap transactions, the longest [\d.]+ ms;"
+                     r" the pass took (\d+) ms")
 
 
 def test_agent_merge_paced(broker_factory):
