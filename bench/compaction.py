@@ -41,8 +41,9 @@ commit_count"), for a timeline of where inside a pass the slow records
 fall. The serving broker's minor page faults and CPU seconds over the
 run (/proc/PID/stat just before it stops) are printed last. The merge
 pass merges the steady producer's own partition too: one object per
-1 KiB batch while idle, up to ~11,500 rows by then, the pass's largest
-metadata swaps (cut into --merge-max-rows runs).
+1 KiB batch while idle, up to ~11,500 rows by then: the pass's largest
+merged object, its metadata swap cut into transactions of
+--merge-swap-rows rows.
 """
 import argparse
 import datetime
@@ -50,6 +51,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -334,12 +336,31 @@ def produce_latency(args):
     for line in tail.splitlines():
         if "merge:" in line or "compaction:" in line:
             print("  " + line)
+    print("steady partition: %d merged objects (%d rows, %d batch bytes), %d other objects"
+          % steady_objects(data, stopic))
     if usage:
         print("broker over the run: %d minor page faults, %.2f s user, %.2f s system CPU" % usage)
     print("load average: %s" % open("/proc/loadavg").read().split()[:3])
     if args.keep:
         shutil.move(data, args.keep)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def steady_objects(data, topic):
+    """(merged objects, their rows, their bytes, other objects) holding
+    partition 0 of topic: merged objects' keys carry a counter starting
+    ffffffff (storage/merge.c)."""
+    db = sqlite3.connect("file:%s?mode=ro" % os.path.join(data, "meta.db"), uri=True)
+    try:
+        rows = db.execute("SELECT o.key LIKE '%-ffffffff%', count(DISTINCT o.oid), count(*),"
+                          " sum(b.length) FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+                          " JOIN topics AS t ON t.tid = b.tid WHERE t.name = ? AND"
+                          " b.partition = 0 GROUP BY 1", (topic,)).fetchall()
+    finally:
+        db.close()
+    got = {bool(r[0]): r[1:] for r in rows}
+    merged = got.get(True, (0, 0, 0))
+    return merged[0], merged[1], merged[2], got.get(False, (0,))[0]
 
 
 def du(path):

@@ -124,16 +124,16 @@
  * header and its footer (the file store writes them IOV_MAX at a time). */
 #define SL_OBJECT_IOV_MAX (SL_OBJECT_BATCHES_MAX + 2)
 /* Batch rows one merge run rewrites, at most (storage/merge_plan.h): bounds
- * the swap's transaction (a row update each) and the job's row array
- * (~100 bytes a row) whatever --merge-target-bytes and --merge-max-rows
- * say. */
+ * the job's row array (~100 bytes a row) whatever --merge-target-bytes
+ * says. */
 #define SL_MERGE_RUN_ROWS_MAX 100000
-/* --merge-max-rows' default: batch rows per merged object. A run's swap
- * is one transaction that holds the metadata store's write lock (SQLite:
- * the whole store; PostgreSQL: the partition's row), which produce
- * commits wait for, ~3-8 us a row: 7,900 rows of a partition fed 1 KiB
- * batches held it 50-80 ms; 512 hold it a few ms (bench/RESULTS.md,
- * "Produce p99 during a merge: bounded swaps"). */
+/* --merge-swap-rows' default: batch rows per metadata transaction of a
+ * merged object's swap (storage/merge.h). Each holds the metadata store's
+ * write lock (SQLite: the whole store; PostgreSQL: the partition's row),
+ * which produce commits wait for, ~3-8 us a row: 7,900 rows of a
+ * partition fed 1 KiB batches in one transaction held it 50-80 ms; 512
+ * hold it a few ms (bench/RESULTS.md, "Produce p99 during a merge:
+ * bounded swaps" and "... chunked swaps"). */
 #define SL_MERGE_SWAP_ROWS 512
 /* The compacted-topic cleaner (storage/clean.h): batch bytes one chunk
  * of a pass reads into memory at most (Kafka reads its segments as it
