@@ -17,6 +17,16 @@
  * "agents:N,mode,commits,secs,commits_s,p50_ms,p99_ms,max_ms,errors"
  * for bench/cluster.py.
  *
+ * With --produce-objects N [--partitions P] [--batches B] [DIR] it
+ * commits N objects shaped like the produce load's (issue 17): each of
+ * B adjacent plain batches in each of P partitions (defaults 8 and 1),
+ * one object per transaction through meta_commit_objects, on a fresh
+ * SQLite store under DIR (use a tmpfs dir for the CPU, not the device).
+ * Prints the committing thread's CPU per object (user + system,
+ * CLOCK_THREAD_CPUTIME_ID: SQLite's statements, its WAL writes and
+ * fdatasync, all on that thread) and the wall time per object, and
+ * "produce_objects:N,P,B,cpu_us_per_object,wall_us_per_object".
+ *
  * With --poll N URL [--seconds S] it measures the cluster agents'
  * catalog poll (meta_catalog_read, issue 12) on a fresh N-partition
  * topic while one committer appends 1-batch objects to random partitions
@@ -39,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <pthread.h>
 
@@ -102,6 +113,60 @@ static int bench_commit_object(struct meta *m, double seconds_max, int commits_m
 	       "(%.2f ms each; p50 %.2f ms, p99 %.2f ms)\n", m->m->name, commits, secs,
 	       commits / secs, secs * 1000 / commits, took_us[commits / 2] / 1e3,
 	       took_us[commits * 99 / 100] / 1e3);
+	return 0;
+}
+
+static int64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* --produce-objects: the produce path's commit, one object per
+ * transaction, as the writer makes them under a steady load. */
+static int bench_produce_objects(struct meta *m, int objects, int partitions, int batches)
+{
+	struct meta_topic t;
+	if (partitions < 1 || batches < 1 || objects < 1)
+		return fail("--produce-objects/--partitions/--batches (>= 1)", 0);
+	int rc = meta_topic_create(m, "produce", partitions, NULL, 0, NULL, &t);
+	if (rc)
+		return fail("meta_topic_create", rc);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	size_t n = (size_t)partitions * (size_t)batches;
+	struct meta_commit_batch *b = calloc(n, sizeof *b);
+	if (!b)
+		return fail("calloc", 0);
+	int64_t nonce = clock_mono_us(), cpu0 = thread_cpu_us(), wall0 = clock_mono_us();
+	for (int i = 0; i < objects && !rc; i++) {
+		char key[80];
+		uint64_t off = 16;
+		for (size_t k = 0; k < n; k++) {
+			b[k] = (struct meta_commit_batch){
+				.tid = tid, .partition = (int32_t)(k / (size_t)batches),
+				.byte_offset = off, .length = 196000, .record_count = 180,
+				.last_offset_delta = 179, .max_timestamp = clock_wall_ms(),
+				.producer_id = -1, .producer_epoch = -1, .base_sequence = -1,
+				.last_sequence = -1 };
+			off += b[k].length;
+		}
+		snprintf(key, sizeof key, "objects/%013" PRId64 "-%016" PRIx64 "-%08x.obj",
+			 clock_wall_ms(), (uint64_t)nonce, i + 1);
+		struct meta_commit_obj o = { key, off + 64, b, n };
+		rc = meta_commit_objects(m, &o, 1);
+		if (rc)
+			fail("meta_commit_objects", rc);
+	}
+	double cpu = (double)(thread_cpu_us() - cpu0) / objects;
+	double wall = (double)(clock_mono_us() - wall0) / objects;
+	free(b);
+	if (rc)
+		return 1;
+	printf("produce_objects %d objects of %d partition(s) x %d batch(es): %.1f us CPU and "
+	       "%.1f us wall per object\n", objects, partitions, batches, cpu, wall);
+	printf("produce_objects:%d,%d,%d,%.1f,%.1f\n", objects, partitions, batches, cpu, wall);
 	return 0;
 }
 
@@ -473,10 +538,16 @@ int main(int argc, char **argv)
 	int rc;
 	const char *agents = NULL, *target = NULL;
 	double seconds = 3;
-	int shared = 0, poll = 0;
+	int shared = 0, poll = 0, produce_objects = 0, partitions = 8, batches = 1;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--poll") && i + 1 < argc)
 			poll = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--produce-objects") && i + 1 < argc)
+			produce_objects = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--partitions") && i + 1 < argc)
+			partitions = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--batches") && i + 1 < argc)
+			batches = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--agents") && i + 1 < argc)
 			agents = argv[++i];
 		else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
@@ -528,7 +599,10 @@ int main(int argc, char **argv)
 		fail("meta_open", rc);
 		goto out_rm;
 	}
-	rc = bench_commit_object(m, 1.0, 2000) || bench_offset_commit(m, 200);
+	if (produce_objects)
+		rc = bench_produce_objects(m, produce_objects, partitions, batches);
+	else
+		rc = bench_commit_object(m, 1.0, 2000) || bench_offset_commit(m, 200);
 	meta_close(m);
 out_rm:
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

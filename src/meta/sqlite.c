@@ -356,6 +356,7 @@ enum stmt {
 	ST_PARTITION_LIST,
 	ST_PARTITION_SET_LOG_START,
 	ST_PARTITION_SET_HWM,
+	ST_PARTITION_SET_HWM_STAMPED,
 	ST_PARTITION_LIST_SINCE,
 	ST_CHANGE_SEQ_RAISE,
 	ST_CATALOG_VERSION,
@@ -363,6 +364,7 @@ enum stmt {
 	ST_PARTITION_OF_TOPIC,
 	ST_TOPIC_PURGE_NEXT,
 	ST_OBJECT_INSERT,
+	ST_OBJECT_INSERT_LIVE,
 	ST_OBJECT_SET_LIVE,
 	ST_OBJECTS_DEAD,
 	ST_OBJECT_MARK_DELETING,
@@ -498,7 +500,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* Partitions of a deleted topic, left until their rows are purged,
 	 * are invisible: commits, trims and readers find no partition. */
 	[ST_PARTITION_GET] = "SELECT p.log_start_offset, p.high_watermark, p.first_unstable_offset,"
-		" p.clean_offset FROM partitions AS p"
+		" p.clean_offset, p.change_seq FROM partitions AS p"
 		" WHERE p.tid = ?1 AND p.partition = ?2"
 		" AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)",
 	[ST_PARTITION_LIST] = "SELECT p.tid, p.partition, p.log_start_offset, p.high_watermark,"
@@ -508,9 +510,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PARTITION_SET_LOG_START] = "UPDATE partitions SET log_start_offset ="
 		" min(max(log_start_offset, ?3), high_watermark), change_seq = " CHANGE_SEQ_NEXT
 		" WHERE tid = ?1 AND partition = ?2",
+	/* A commit's: the row's change_seq is stamped only when not
+	 * stamped since the last poll already (partitions_change then
+	 * stays as it is: one page fewer to write per commit). */
 	[ST_PARTITION_SET_HWM] = "UPDATE partitions SET high_watermark = ?3,"
 		" first_unstable_offset = ?4, change_seq = " CHANGE_SEQ_NEXT
 		" WHERE tid = ?1 AND partition = ?2",
+	[ST_PARTITION_SET_HWM_STAMPED] = "UPDATE partitions SET high_watermark = ?3,"
+		" first_unstable_offset = ?4 WHERE tid = ?1 AND partition = ?2",
 	[ST_PARTITION_LIST_SINCE] = "SELECT p.tid, p.partition, p.log_start_offset,"
 		" p.high_watermark, p.first_unstable_offset FROM partitions AS p"
 		" WHERE p.change_seq >= ?1 AND EXISTS (SELECT 1 FROM topics AS t WHERE t.tid = p.tid)"
@@ -526,6 +533,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" (SELECT 1 FROM topics AS t WHERE t.tid = p.tid) LIMIT 1",
 	[ST_OBJECT_INSERT] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
 		" VALUES (?1, ?2, 0, 'live', ?3)",
+	/* A commit's object, with the bytes of all its batches live: one
+	 * statement and no objects_dead entry in the common case. */
+	[ST_OBJECT_INSERT_LIVE] = "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+		" VALUES (?1, ?2, ?4, 'live', ?3)",
 	[ST_OBJECT_SET_LIVE] = "UPDATE objects SET live_bytes = ?2 WHERE oid = ?1",
 	/* One aggregate pass over the topic's batch rows (UPDATE ... FROM:
 	 * SQLite 3.33+ and PostgreSQL). */
@@ -538,7 +549,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE key = ?1 AND live_bytes <= 0",
 	[ST_OBJECT_FORGET] = "DELETE FROM objects WHERE key = ?1 AND state = 'deleting'",
 	[ST_OBJECT_KNOWN] = "SELECT 1 FROM objects WHERE key = ?1",
-	[ST_GC_FENCE_GET] = "SELECT fence_ms FROM gc_fence WHERE id = 1",
+	/* With the change_seq a partition row written now gets (a commit's
+	 * ST_PARTITION_SET_HWM_STAMPED). */
+	[ST_GC_FENCE_GET] = "SELECT fence_ms, " CHANGE_SEQ_NEXT " FROM gc_fence WHERE id = 1",
 	[ST_GC_FENCE_RAISE] = "UPDATE gc_fence SET fence_ms = max(fence_ms, ?1) WHERE id = 1",
 	[ST_BATCH_INSERT] = "INSERT INTO batches (tid, partition, base_offset, last_offset, oid,"
 		" byte_offset, length, record_count, max_timestamp, producer_id,"
@@ -1734,9 +1747,10 @@ static int sq_topic_configs_set(struct meta *m, int64_t tid,
 /* A partition's row: log start, high watermark and, when first_unstable
  * is not NULL, the first offset of its earliest open transaction (-1:
  * none); when clean_offset is not NULL, the cleaner's checkpoint. */
-static int partition_read_clean(struct sq_conn *c, int64_t tid, int32_t partition,
-				int64_t *log_start, int64_t *hwm, int64_t *first_unstable,
-				int64_t *clean_offset)
+/* The partition row's columns (those pointers that are not NULL). */
+static int partition_read_row(struct sq_conn *c, int64_t tid, int32_t partition,
+			      int64_t *log_start, int64_t *hwm, int64_t *first_unstable,
+			      int64_t *clean_offset, int64_t *change_seq)
 {
 	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_GET);
 	sqlite3_bind_int64(st, 1, tid);
@@ -1749,6 +1763,8 @@ static int partition_read_clean(struct sq_conn *c, int64_t tid, int32_t partitio
 			*first_unstable = sqlite3_column_int64(st, 2);
 		if (clean_offset)
 			*clean_offset = sqlite3_column_int64(st, 3);
+		if (change_seq)
+			*change_seq = sqlite3_column_int64(st, 4);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? SL_ENOTFOUND : sq_fail(c, "reading a partition");
@@ -1760,7 +1776,7 @@ static int partition_read_clean(struct sq_conn *c, int64_t tid, int32_t partitio
 static int partition_read_full(struct sq_conn *c, int64_t tid, int32_t partition,
 			       int64_t *log_start, int64_t *hwm, int64_t *first_unstable)
 {
-	return partition_read_clean(c, tid, partition, log_start, hwm, first_unstable, NULL);
+	return partition_read_row(c, tid, partition, log_start, hwm, first_unstable, NULL, NULL);
 }
 
 static int partition_read(struct sq_conn *c, int64_t tid, int32_t partition, int64_t *log_start,
@@ -1775,8 +1791,8 @@ static int sq_partition_get(struct meta *m, int64_t tid, int32_t partition,
 	struct sq_conn *c = &sq_of(m)->loop;
 	int64_t first_unstable;
 	pthread_mutex_lock(&c->lock);
-	int rc = partition_read_clean(c, tid, partition, &out->log_start_offset,
-				      &out->high_watermark, &first_unstable, &out->clean_offset);
+	int rc = partition_read_row(c, tid, partition, &out->log_start_offset,
+				    &out->high_watermark, &first_unstable, &out->clean_offset, NULL);
 	pthread_mutex_unlock(&c->lock);
 	if (!rc) {
 		out->tid = tid;
@@ -2133,10 +2149,12 @@ static bool sorted_by_partition(const struct meta_commit_batch *b, size_t n)
 	return true;
 }
 
+/* stamped: the row's change_seq is the current stamp already (see
+ * ST_PARTITION_SET_HWM_STAMPED). */
 static int hwm_write(struct sq_conn *c, int64_t tid, int32_t partition, int64_t hwm,
-		     int64_t first_unstable)
+		     int64_t first_unstable, bool stamped)
 {
-	sqlite3_stmt *st = sq_stmt(c, ST_PARTITION_SET_HWM);
+	sqlite3_stmt *st = sq_stmt(c, stamped ? ST_PARTITION_SET_HWM_STAMPED : ST_PARTITION_SET_HWM);
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, hwm);
@@ -2421,11 +2439,14 @@ static int txn_appended(struct sq_conn *c, struct meta_commit_batch *b, int64_t 
 	return rc < 0 ? rc : 0;
 }
 
-/* One object's rows, inside the caller's transaction: the object row,
- * then per run of one partition its HWM read once, offsets assigned (to
- * the batches their producers' states accept), the HWM written back
- * once. */
-static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_pstates *ps)
+/* One object's rows, inside the caller's transaction: the object row
+ * (all its bytes live; corrected at the end if some batch was not
+ * appended), then per run of one partition its HWM read once, offsets
+ * assigned (to the batches their producers' states accept), the HWM
+ * written back once. stamp: the change_seq a partition row written now
+ * gets (CHANGE_SEQ_NEXT, the same all through the transaction). */
+static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_pstates *ps,
+		      int64_t stamp)
 {
 	struct meta_commit_batch *batches = o->batches;
 	size_t n = o->n, *order = NULL;
@@ -2440,15 +2461,18 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 			order[i] = i;
 		qsort_r(order, n, sizeof *order, cmp_batch_index, batches);
 	}
-	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT);
+	int64_t all_bytes = 0, live_bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		all_bytes += batches[i].length;
+	sqlite3_stmt *st = sq_stmt(c, ST_OBJECT_INSERT_LIVE);
 	sqlite3_bind_text(st, 1, o->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, (int64_t)o->size);
 	sqlite3_bind_int64(st, 3, clock_wall_ms());
+	sqlite3_bind_int64(st, 4, all_bytes);
 	int rc = sq_exec_stmt(c, st, "inserting an object");
 	if (rc)
 		goto out;
 	int64_t oid = sqlite3_last_insert_rowid(c->db);
-	int64_t live_bytes = 0;
 	size_t k = 0;
 	while (k < n) {
 		struct meta_commit_batch *first = &batches[order ? order[k] : k];
@@ -2459,9 +2483,9 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 				break;
 			end++;
 		}
-		int64_t log_start, hwm, first_unstable;
-		rc = partition_read_full(c, first->tid, first->partition, &log_start, &hwm,
-					 &first_unstable);
+		int64_t log_start, hwm, first_unstable, change_seq;
+		rc = partition_read_row(c, first->tid, first->partition, &log_start, &hwm,
+					&first_unstable, NULL, &change_seq);
 		if (rc == SL_ENOTFOUND) { /* deleted meanwhile: base_offset stays -1 */
 			/* Its markers are owed no more. */
 			rc = 0;
@@ -2512,7 +2536,8 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 		}
 		rc = row_insert(c, oid, &run);
 		if (!rc)
-			rc = hwm_write(c, first->tid, first->partition, hwm, first_unstable);
+			rc = hwm_write(c, first->tid, first->partition, hwm, first_unstable,
+				       change_seq == stamp);
 		if (rc)
 			goto out;
 		for (size_t j = k; j < end; j++) {
@@ -2522,10 +2547,12 @@ static int commit_one(struct sq_conn *c, struct meta_commit_obj *o, struct meta_
 		}
 		k = end;
 	}
-	st = sq_stmt(c, ST_OBJECT_SET_LIVE);
-	sqlite3_bind_int64(st, 1, oid);
-	sqlite3_bind_int64(st, 2, live_bytes);
-	rc = sq_exec_stmt(c, st, "setting an object's live bytes");
+	if (live_bytes != all_bytes) {
+		st = sq_stmt(c, ST_OBJECT_SET_LIVE);
+		sqlite3_bind_int64(st, 1, oid);
+		sqlite3_bind_int64(st, 2, live_bytes);
+		rc = sq_exec_stmt(c, st, "setting an object's live bytes");
+	}
 out:
 	meta_run_free(&run);
 	free(order);
@@ -2538,16 +2565,24 @@ out:
  * visible to the collector's known-key check or refused here. Keys not
  * in the writer's format carry no seal time and are not checked (gc
  * judges those by store mtime). */
-static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *objs,
-			      size_t count)
+static int fence_check_stamp(struct sq_conn *c, const struct meta_commit_obj *objs,
+			     size_t count, int64_t *stamp)
 {
 	sqlite3_stmt *st = sq_stmt(c, ST_GC_FENCE_GET);
 	int step = sqlite3_step(st);
 	int64_t fence = step == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	if (stamp)
+		*stamp = step == SQLITE_ROW ? sqlite3_column_int64(st, 1) : -1;
 	sqlite3_reset(st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE)
 		return sq_fail(c, "reading the gc fence");
 	return meta_commit_fence_check(objs, count, fence);
+}
+
+static int commit_fence_check(struct sq_conn *c, const struct meta_commit_obj *objs,
+			      size_t count)
+{
+	return fence_check_stamp(c, objs, count, NULL);
 }
 
 struct commit_txn {
@@ -2563,9 +2598,10 @@ static int commit_objects_body(struct sq_conn *c, void *arg)
 		x->pstates.v[i] = (struct meta_pstate){ .tid = x->pstates.v[i].tid,
 			.partition = x->pstates.v[i].partition,
 			.producer_id = x->pstates.v[i].producer_id, .epoch = -1 };
-	int rc = commit_fence_check(c, x->objs, x->count);
+	int64_t stamp;
+	int rc = fence_check_stamp(c, x->objs, x->count, &stamp);
 	for (size_t k = 0; !rc && k < x->count; k++)
-		rc = commit_one(c, &x->objs[k], &x->pstates);
+		rc = commit_one(c, &x->objs[k], &x->pstates, stamp);
 	if (!rc)
 		rc = pstates_store(c, &x->pstates);
 	return rc;

@@ -657,6 +657,14 @@ static void test_deleted_topic(void **state)
 	assert_int_equal(b2[2].base_offset, -1);
 	assert_int_equal(live_bytes("late"), 50);
 	assert_int_equal(hwm(m, kept, 0), 2);
+	/* None of its bytes live: dead once past the grace. */
+	struct meta_commit_batch b3[] = { mk_batch(gone, 1, 0, 16, 40, 1) };
+	assert_int_equal(meta_commit_object(m, "all-late", 100, b3, 1), 0);
+	assert_int_equal(live_bytes("all-late"), 0);
+	struct meta_object dead[4];
+	assert_int_equal(meta_objects_dead(m, clock_wall_ms() + 60000, 0, 4, dead, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(dead[0].key, "all-late");
 	meta_close(m);
 }
 
@@ -2158,6 +2166,23 @@ static void test_catalog_changes(void **state)
 	since = cat.parts_next;
 	meta_catalog_free(&cat);
 	settle(a, &since);
+	/* Two commits between reads (the second finds its row stamped
+	 * already), then one after a read: each read sees the latest HWM. */
+	for (int round = 0; round < 2; round++) {
+		for (int k = 0; k < 2 - round; k++) {
+			struct meta_commit_batch c2 = mk_batch(tid, 1, 0, 0, 100, 10);
+			char key[32];
+			snprintf(key, sizeof key, "ch-2-%d-%d", round, k);
+			assert_int_equal(meta_commit_object(b, key, 100, &c2, 1), 0);
+		}
+		assert_int_equal(meta_catalog_read(a, -2, since, &cat), 0);
+		assert_int_equal(cat.part_count, 1);
+		assert_int_equal(cat.parts[0].partition, 1);
+		assert_int_equal(cat.parts[0].high_watermark, round == 0 ? 5 : 6);
+		since = cat.parts_next;
+		meta_catalog_free(&cat);
+		settle(a, &since);
+	}
 	assert_int_equal(meta_partition_set_log_start(b, tid, 1, 2), 0);
 	assert_int_equal(meta_catalog_read(a, -2, since, &cat), 0);
 	assert_int_equal(cat.part_count, 1);
