@@ -20,6 +20,10 @@
 enum meta_open_mode { META_OPEN_CREATE, META_OPEN_EXISTING, META_OPEN_AGENT };
 
 int meta_sqlite_open(const char *path, enum meta_open_mode mode, struct meta **out);
+/* sqlite_wal.c: the name of the VFS whose WAL files gather a
+ * transaction's writes into one (registered on the first call), or NULL
+ * if SQLite's default VFS cannot carry it (then the default is used). */
+const char *meta_sqlite_wal_vfs(void);
 /* postgres.c: conninfo is any libpq connection string (a postgresql:// or
  * postgres:// URL here); create as above, for the schema. */
 int meta_postgres_open(const char *conninfo, bool create, struct meta **out);

@@ -29,10 +29,12 @@
  * thread model is serialized rather than corrupted.
  *
  * synchronous=FULL: a commit that returned 0 survives power loss
- * (invariant 1). Every transaction runs through sq_txn (one body
- * function between BEGIN and COMMIT, rolled back on any error); writers
- * use BEGIN IMMEDIATE so two writers wait for each other (busy_retry)
- * instead of failing on a lock upgrade. */
+ * (invariant 1). Every connection opens the file through sqlite_wal.c's
+ * VFS, which writes a transaction's WAL frames with one call. Every
+ * transaction runs through sq_txn (one body function between BEGIN and
+ * COMMIT, rolled back on any error); writers use BEGIN IMMEDIATE so two
+ * writers wait for each other (busy_retry) instead of failing on a lock
+ * upgrade. */
 #define _GNU_SOURCE /* qsort_r */
 #include "base/grow.h"
 #include "meta/meta.h"
@@ -1110,7 +1112,7 @@ static int conn_open(struct sq_conn *c, const char *role, const char *path,
 	c->lock_ready = true;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
 		    (mode == CONN_CREATE ? SQLITE_OPEN_CREATE : 0);
-	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &c->db, flags, meta_sqlite_wal_vfs()) != SQLITE_OK) {
 		log_error("metadata store: cannot open %s: %s", path,
 			  c->db ? sqlite3_errmsg(c->db) : "out of memory");
 		return SL_EMETA;
