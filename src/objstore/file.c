@@ -146,6 +146,20 @@ static int mkdir_parents(const char *path, size_t root_len)
 	return 0;
 }
 
+/* Creates path for writing (O_EXCL), making its folders first only when
+ * they are missing: a put into an existing folder costs no mkdir call. */
+static int create_file(const char *path, size_t root_len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	if (mkdir_parents(path, root_len)) {
+		log_error("object store: cannot create folders for %s: %s", path, strerror(errno));
+		return -2;
+	}
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+}
+
 /* A position in a put's pieces: piece i, of which skip bytes are written. */
 struct iov_cursor {
 	const struct iovec *iov;
@@ -329,9 +343,10 @@ static int put_deferred(struct file_store *fs, const char *path, const char *dir
 			const struct iovec *iov, int iovcnt, unsigned flags,
 			struct objstore_pace *pace)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = create_file(path, strlen(fs->root));
 	if (fd < 0) {
-		log_error("object store: cannot create %s: %s", path, strerror(errno));
+		if (fd == -1)
+			log_error("object store: cannot create %s: %s", path, strerror(errno));
 		return SL_EIO;
 	}
 	const char *what = NULL;
@@ -369,27 +384,18 @@ static int file_put(struct objstore *s, const char *key, const struct iovec *iov
 	size_t dir_len = (size_t)(slash - path);
 	memcpy(dir, path, dir_len);
 	dir[dir_len] = 0;
-	if (flags & OBJSTORE_PUT_DEFER_SYNC) {
-		if (mkdir_parents(path, strlen(fs->root))) {
-			log_error("object store: cannot create folders for %s: %s", path,
-				  strerror(errno));
-			return SL_EIO;
-		}
+	if (flags & OBJSTORE_PUT_DEFER_SYNC)
 		return put_deferred(fs, path, dir, iov, iovcnt, flags, s->pace);
-	}
 	unsigned long seq = atomic_fetch_add(&fs->temp_counter, 1);
 	int n = snprintf(tmp, sizeof tmp, "%s/" TEMP_PREFIX "%s.%ld.%lu", dir, slash + 1,
 			 (long)getpid(), seq);
 	if (n < 0 || (size_t)n >= sizeof tmp)
 		return SL_EINVAL;
 
-	if (mkdir_parents(path, strlen(fs->root))) {
-		log_error("object store: cannot create folders for %s: %s", path, strerror(errno));
-		return SL_EIO;
-	}
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	int fd = create_file(tmp, strlen(fs->root));
 	if (fd < 0) {
-		log_error("object store: cannot create %s: %s", tmp, strerror(errno));
+		if (fd == -1)
+			log_error("object store: cannot create %s: %s", tmp, strerror(errno));
 		return SL_EIO;
 	}
 	const char *what;
