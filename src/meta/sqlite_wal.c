@@ -13,12 +13,18 @@
  *   - before any other call on the file (sync, read, size, truncate,
  *     file control, close), and when a write does not continue the run
  *     or would overflow the buffer.
+ *   - before its connection lets go of the WAL write lock (the database
+ *     file's xShmLock): frames a transaction spilled before it rolled
+ *     back are written while it may still write there, never over what
+ *     a later writer put at the same place.
  * So xSync still syncs every byte written before it (invariant 1: a
  * commit's fdatasync covers all its frames), a reader (another
  * connection, another process) never sees a frame that is not in the
  * file, and a crash loses only frames of a transaction that had not
- * committed, as it could before. Every other file (the database, its
- * -shm, journals) is the default VFS's own, untouched. */
+ * committed, as it could before. The main database file is wrapped too
+ * (every call passed on) for that lock; its WAL file is found by its
+ * name (sqlite3_filename_database). Other files (journals, temp files)
+ * are the default VFS's own. */
 #include "meta/meta_int.h"
 
 #include <pthread.h>
@@ -31,19 +37,32 @@
  * frames of 4 KiB pages, more than a produce commit writes. */
 #define WAL_BUFFER_BYTES (124 * 1024)
 
+/* A main database file or a WAL file (is_wal), the default VFS's file
+ * right after it. */
 struct wal_file {
 	sqlite3_file base;     /* pMethods = &wal_methods */
-	sqlite3_file *real;    /* the default VFS's file, right after this */
+	sqlite3_file *real;
+	int is_wal;
+	/* A WAL file's: */
 	unsigned char *buf;    /* the run [off, off + len) not yet written */
 	sqlite3_int64 off;
 	size_t len;
 	int commit_page_next;  /* the last write was a commit frame's header */
+	struct wal_file *db;   /* its database file (NULL: not found; then
+				* nothing is buffered) */
+	/* A database file's: */
+	const char *name;      /* SQLite's pointer, the key of the link */
+	struct wal_file *wal;  /* its open WAL file, or NULL */
+	struct wal_file *next; /* in open_dbs */
 };
 
 static sqlite3_vfs *real_vfs;
 static sqlite3_vfs wal_vfs;
 static pthread_once_t wal_once = PTHREAD_ONCE_INIT;
 static int wal_ready;
+/* The open database files, for their WAL files to find. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct wal_file *open_dbs;
 
 static int wal_flush(struct wal_file *f)
 {
@@ -58,6 +77,19 @@ static int wal_close(sqlite3_file *p)
 {
 	struct wal_file *f = (struct wal_file *)p;
 	int rc = wal_flush(f);
+	pthread_mutex_lock(&open_lock);
+	if (f->is_wal && f->db)
+		f->db->wal = NULL;
+	if (!f->is_wal) {
+		for (struct wal_file **q = &open_dbs; *q; q = &(*q)->next)
+			if (*q == f) {
+				*q = f->next;
+				break;
+			}
+		if (f->wal)
+			f->wal->db = NULL;
+	}
+	pthread_mutex_unlock(&open_lock);
 	int rc2 = f->real->pMethods->xClose(f->real);
 	sqlite3_free(f->buf);
 	f->buf = NULL;
@@ -83,6 +115,8 @@ static int wal_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 o
 {
 	struct wal_file *f = (struct wal_file *)p;
 	int rc = SQLITE_OK;
+	if (!f->is_wal || !f->db)
+		return f->real->pMethods->xWrite(f->real, data, amt, off);
 	if (f->len && (off != f->off + (sqlite3_int64)f->len ||
 		       f->len + (size_t)amt > WAL_BUFFER_BYTES))
 		rc = wal_flush(f);
@@ -159,17 +193,23 @@ static int wal_device_characteristics(sqlite3_file *p)
 	return f->real->pMethods->xDeviceCharacteristics(f->real);
 }
 
-/* A WAL file has no shared memory and is not memory-mapped by SQLite;
- * these only pass on what the default VFS would answer. */
+/* The database file's shared memory and mapping, passed on. */
 static int wal_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volatile **out)
 {
 	struct wal_file *f = (struct wal_file *)p;
 	return f->real->pMethods->xShmMap(f->real, pg, pgsz, extend, out);
 }
 
+/* A database file's: before the WAL write lock (the first of the shared
+ * memory's locks) is let go, its WAL's run is written. */
 static int wal_shm_lock(sqlite3_file *p, int offset, int n, int flags)
 {
 	struct wal_file *f = (struct wal_file *)p;
+	if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && n > 0 && f->wal) {
+		int rc = wal_flush(f->wal);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
 	return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }
 
@@ -226,17 +266,19 @@ static const sqlite3_io_methods wal_methods = {
 	.xUnfetch = wal_unfetch,
 };
 
-/* A WAL file gets the wrapper, its default-VFS file after it; any other
- * file is the default VFS's, opened in place (its own methods). */
+/* A main database or WAL file gets the wrapper, its default-VFS file
+ * after it; any other file is the default VFS's, opened in place (its
+ * own methods). */
 static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int flags,
 		    int *out_flags)
 {
 	(void)vfs;
-	if (!(flags & SQLITE_OPEN_WAL))
+	if (!(flags & (SQLITE_OPEN_WAL | SQLITE_OPEN_MAIN_DB)) || !name)
 		return real_vfs->xOpen(real_vfs, name, p, flags, out_flags);
 	struct wal_file *f = (struct wal_file *)p;
 	memset(f, 0, sizeof *f);
 	f->real = (sqlite3_file *)(f + 1);
+	f->is_wal = (flags & SQLITE_OPEN_WAL) != 0;
 	int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
 	if (rc != SQLITE_OK || !f->real->pMethods) {
 		/* SQLite calls xClose only on a file with methods: close the
@@ -247,6 +289,23 @@ static int vfs_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *p, int fla
 		return rc != SQLITE_OK ? rc : SQLITE_CANTOPEN;
 	}
 	f->base.pMethods = &wal_methods;
+	pthread_mutex_lock(&open_lock);
+	if (!f->is_wal) {
+		f->name = name;
+		f->next = open_dbs;
+		open_dbs = f;
+	} else {
+		/* The pager opens its WAL under a name in the same block as
+		 * its database's: the same pointer is the same connection. */
+		const char *db = sqlite3_filename_database(name);
+		for (struct wal_file *d = open_dbs; d; d = d->next)
+			if (d->name == db && !d->wal) {
+				d->wal = f;
+				f->db = d;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&open_lock);
 	return SQLITE_OK;
 }
 

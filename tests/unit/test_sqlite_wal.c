@@ -3,7 +3,9 @@
  * connection commits is what another connection (through SQLite's own
  * VFS, as the sqlite3 tool would read it) sees right after the commit,
  * with or without a sync; a transaction bigger than its buffer and one
- * that spills pages mid-way (read back while buffered) commit whole; a
+ * that spills pages mid-way (read back while buffered) commit whole;
+ * frames spilled by a transaction that rolled back never land over a
+ * later commit's; a
  * process killed mid-transaction leaves every transaction it committed
  * and none of the one it had not. */
 #include <setjmp.h>
@@ -136,6 +138,40 @@ static void test_spill(void **state)
 	sqlite3_close(w);
 }
 
+/* Frames a transaction spilled, then rolled back (no call on the WAL
+ * file needed for it): another connection commits where those frames
+ * were; the first one reads again and writes. Every commit stays whole. */
+static void test_spill_rolled_back(void **state)
+{
+	(void)state;
+	sqlite3 *a = open_wal("FULL");
+	exec(a, "PRAGMA cache_size = 10");
+	exec(a, "CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER, pad BLOB)");
+	exec(a, "CREATE TABLE u (k INTEGER PRIMARY KEY, pad BLOB)");
+	exec(a, "BEGIN");
+	/* u only: nothing of t is in the cache to read back at the
+	 * rollback. */
+	exec(a, "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 100)"
+		" INSERT INTO u SELECT x, randomblob(300) FROM s");
+	exec(a, "ROLLBACK");
+	sqlite3 *b = open_wal("FULL");
+	exec(b, "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 200)"
+		" INSERT INTO t SELECT x, 7, randomblob(300) FROM s");
+	assert_int_equal(one(a, "SELECT count(*) FROM t"), 200);
+	exec(a, "INSERT INTO t VALUES (1000, 1, NULL)");
+	sqlite3_close(a);
+	sqlite3_close(b);
+	sqlite3 *r = open_plain();
+	assert_int_equal(one(r, "SELECT sum(v) FROM t"), 200 * 7 + 1);
+	assert_int_equal(one(r, "SELECT count(*) FROM u"), 0);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+	sqlite3_close(r);
+}
+
 /* A child commits transactions (telling the parent after each), then
  * dies in the middle of one: after it, the store holds exactly the
  * committed ones. */
@@ -185,6 +221,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_commits_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spill_rolled_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_transaction, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
