@@ -61,6 +61,15 @@ static int64_t one(sqlite3 *db, const char *sql)
 	return v;
 }
 
+static void assert_intact(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
+	sqlite3_finalize(st);
+}
+
 /* Through the WAL VFS, in WAL mode, with the given synchronous setting. */
 static sqlite3 *open_wal(const char *sync)
 {
@@ -129,11 +138,7 @@ static void test_spill(void **state)
 	exec(w, "COMMIT");
 	sqlite3 *r = open_plain();
 	assert_int_equal(one(r, "SELECT sum(v) FROM t"), 2 * 3000 * 3001 / 2);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_intact(r);
 	sqlite3_close(r);
 	sqlite3_close(w);
 }
@@ -164,11 +169,7 @@ static void test_spill_rolled_back(void **state)
 	sqlite3 *r = open_plain();
 	assert_int_equal(one(r, "SELECT sum(v) FROM t"), 200 * 7 + 1);
 	assert_int_equal(one(r, "SELECT count(*) FROM u"), 0);
-	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(r, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-	sqlite3_finalize(st);
+	assert_intact(r);
 	sqlite3_close(r);
 }
 
