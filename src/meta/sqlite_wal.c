@@ -9,14 +9,19 @@
  *   - when the page of a commit frame (a frame header whose "database
  *     size after commit" field is not 0) has been added: a committed
  *     transaction's frames are all in the file before SQLite appends them
- *     to the wal-index, whatever the synchronous setting;
+ *     to the wal-index, whatever the synchronous setting; and what the
+ *     transaction writes after it (padding frames, rewritten checksums)
+ *     goes straight to the file, as the wal-index may name the commit;
  *   - before any other call on the file (sync, read, size, truncate,
  *     file control, close), and when a write does not continue the run
  *     or would overflow the buffer.
  *   - before its connection lets go of the WAL write lock (the database
  *     file's xShmLock): frames a transaction spilled before it rolled
  *     back are written while it may still write there, never over what
- *     a later writer put at the same place.
+ *     a later writer put at the same place (if that write fails, the
+ *     lock is let go all the same: those frames were not needed).
+ * A failed write of the run is reported by the call that made it (a
+ * read, a sync), which SQLite handles as that call's I/O error.
  * So xSync still syncs every byte written before it (invariant 1: a
  * commit's fdatasync covers all its frames), a reader (another
  * connection, another process) never sees a frame that is not in the
@@ -26,6 +31,7 @@
  * name (sqlite3_filename_database). Other files (journals, temp files)
  * are the default VFS's own. */
 #include "meta/meta_int.h"
+#include "base/log.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -48,6 +54,11 @@ struct wal_file {
 	sqlite3_int64 off;
 	size_t len;
 	int commit_page_next;  /* the last write was a commit frame's header */
+	/* A commit frame's page was written since the connection took the
+	 * WAL write lock: what follows until it lets go (padding frames,
+	 * rewritten checksums) is written through, never held while the
+	 * wal-index may already name the commit. */
+	int committed;
 	struct wal_file *db;   /* its database file (NULL: not found; then
 				* nothing is buffered) */
 	/* A database file's: */
@@ -124,7 +135,7 @@ static int wal_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 o
 		return rc;
 	if (!f->buf)
 		f->buf = sqlite3_malloc(WAL_BUFFER_BYTES);
-	if (!f->buf || (size_t)amt > WAL_BUFFER_BYTES) /* unbuffered, as before */
+	if (!f->buf || (size_t)amt > WAL_BUFFER_BYTES || f->committed) /* unbuffered, as before */
 		return f->real->pMethods->xWrite(f->real, data, amt, off);
 	if (!f->len)
 		f->off = off;
@@ -132,7 +143,10 @@ static int wal_write(sqlite3_file *p, const void *data, int amt, sqlite3_int64 o
 	f->len += (size_t)amt;
 	int commit_page = f->commit_page_next && amt != WAL_FRAME_HEADER_BYTES;
 	f->commit_page_next = commit_header(data, amt);
-	return commit_page ? wal_flush(f) : SQLITE_OK;
+	if (!commit_page)
+		return SQLITE_OK;
+	f->committed = 1;
+	return wal_flush(f);
 }
 
 static int wal_truncate(sqlite3_file *p, sqlite3_int64 size)
@@ -201,14 +215,21 @@ static int wal_shm_map(sqlite3_file *p, int pg, int pgsz, int extend, void volat
 }
 
 /* A database file's: before the WAL write lock (the first of the shared
- * memory's locks) is let go, its WAL's run is written. */
+ * memory's locks) is let go, its WAL's run is written. The lock is let go
+ * whatever that write did: SQLite ignores what an unlock returns and
+ * takes the lock as released, so keeping it would stall every other
+ * writer. The run can then only hold frames of a transaction that did not
+ * commit (a commit's are written with its commit frame), so losing them
+ * loses nothing; the failure is logged. */
 static int wal_shm_lock(sqlite3_file *p, int offset, int n, int flags)
 {
 	struct wal_file *f = (struct wal_file *)p;
 	if ((flags & SQLITE_SHM_UNLOCK) && offset == 0 && n > 0 && f->wal) {
 		int rc = wal_flush(f->wal);
+		f->wal->committed = 0;
 		if (rc != SQLITE_OK)
-			return rc;
+			log_warn("metadata: writing a rolled-back transaction's WAL frames failed"
+				 " (SQLite error %d); they were not needed", rc);
 	}
 	return f->real->pMethods->xShmLock(f->real, offset, n, flags);
 }

@@ -5,7 +5,8 @@
  * with or without a sync; a transaction bigger than its buffer and one
  * that spills pages mid-way (read back while buffered) commit whole;
  * frames spilled by a transaction that rolled back never land over a
- * later commit's; a
+ * later commit's, and when they cannot be written the write lock is let
+ * go all the same; a
  * process killed mid-transaction leaves every transaction it committed
  * and none of the one it had not. */
 #include <setjmp.h>
@@ -15,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -173,6 +177,50 @@ static void test_spill_rolled_back(void **state)
 	sqlite3_close(r);
 }
 
+/* As above, but the rolled-back frames cannot be written when the
+ * connection lets go of the write lock (the file size limit: a full disk
+ * would do the same): the lock is let go all the same, so another
+ * connection writes at once, and every commit stays whole. */
+static void test_spill_rolled_back_unwritable(void **state)
+{
+	(void)state;
+	sqlite3 *a = open_wal("FULL");
+	exec(a, "PRAGMA cache_size = 10");
+	exec(a, "CREATE TABLE t (k INTEGER PRIMARY KEY, v INTEGER, pad BLOB)");
+	exec(a, "CREATE TABLE u (k INTEGER PRIMARY KEY, pad BLOB)");
+	exec(a, "PRAGMA wal_checkpoint(TRUNCATE)");
+	exec(a, "BEGIN");
+	exec(a, "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 100)"
+		" INSERT INTO u SELECT x, randomblob(300) FROM s");
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	struct stat sb;
+	assert_int_equal(stat(wal, &sb), 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)sb.st_size;
+	void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	sqlite3_exec(a, "ROLLBACK", NULL, NULL, NULL);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, was);
+	sqlite3 *b = open_wal("FULL");
+	exec(b, "BEGIN IMMEDIATE");
+	exec(b, "WITH RECURSIVE s(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM s WHERE x < 200)"
+		" INSERT INTO t SELECT x, 7, randomblob(300) FROM s");
+	exec(b, "COMMIT");
+	assert_int_equal(one(a, "SELECT count(*) FROM t"), 200);
+	exec(a, "INSERT INTO t VALUES (1000, 1, NULL)");
+	sqlite3_close(a);
+	sqlite3_close(b);
+	sqlite3 *r = open_plain();
+	assert_int_equal(one(r, "SELECT sum(v) FROM t"), 200 * 7 + 1);
+	assert_int_equal(one(r, "SELECT count(*) FROM u"), 0);
+	assert_intact(r);
+	sqlite3_close(r);
+}
+
 /* A child commits transactions (telling the parent after each), then
  * dies in the middle of one: after it, the store holds exactly the
  * committed ones. */
@@ -223,6 +271,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commits_seen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_rolled_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spill_rolled_back_unwritable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_transaction, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
