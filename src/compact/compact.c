@@ -99,6 +99,25 @@ int compact_plan(const struct compact_config *c, int64_t now_ms, int64_t first_d
 	return 0;
 }
 
+bool compact_plan_may_be_due(const struct compact_config *c, int64_t now_ms,
+			     const struct compact_bound *b)
+{
+	if (!b->dirty_any || b->dirty_bytes_max <= 0)
+		return false;
+	if (b->dirty_ts_min < 0 || age_ms(now_ms, b->dirty_ts_min) > c->max_compaction_lag_ms)
+		return true;
+	/* compact_plan's ratio is dirty / (clean + dirty) in doubles: exact
+	 * below 2^53 bytes, and rounding is monotonic, so the bound's
+	 * quotient is at least the plan's. Past that, no claim. */
+	const int64_t exact = (int64_t)1 << 53;
+	if (b->clean_bytes_min < 0 || b->dirty_bytes_max >= exact ||
+	    b->clean_bytes_min >= exact - b->dirty_bytes_max)
+		return true;
+	double ratio = (double)b->dirty_bytes_max /
+		       (double)(b->clean_bytes_min + b->dirty_bytes_max);
+	return ratio > c->min_cleanable_dirty_ratio;
+}
+
 /* ---- the offset map: whole keys, latest offset of each ---- */
 
 struct map_slot {

@@ -117,6 +117,35 @@ int compact_plan(const struct compact_config *c, int64_t now_ms, int64_t first_d
 		 int64_t last_stable_offset, const struct compact_span *spans, size_t n,
 		 struct compact_plan *out);
 
+/* What a partition's metadata tells in a few indexed reads, without its
+ * rows (compact_plan_may_be_due): bounds on the plan's inputs, from the
+ * first dirty offset D = max(checkpoint, log start). */
+struct compact_bound {
+	int64_t clean_bytes_min; /* at most the bytes the plan counts clean
+				    when any is dirty (the stored rows wholly
+				    in [log start, D)) */
+	int64_t dirty_bytes_max; /* at least the bytes it counts dirty (the
+				    rows reaching D or past it, the tail's
+				    included) */
+	bool dirty_any;          /* a batch starts at or past D */
+	int64_t dirty_ts_min;    /* at most the largest timestamp of the
+				    first dirty span: the least max
+				    timestamp of the batches that span may
+				    start at; -1 when one of them has none */
+};
+
+/* False only when compact_plan over the same partition at now_ms cannot
+ * find it due: even counting every byte past the checkpoint dirty, the
+ * dirty ratio stays at or below min.cleanable.dirty.ratio, and the
+ * oldest dirty span is within max.compaction.lag.ms (or has no
+ * timestamp). The head, the lags, the last stable offset and the tail
+ * only leave bytes out of the plan's cleanable part, dirty ones last:
+ * the ratio d / (clean + d) only falls with them (clean is all of it
+ * when anything is dirty). tests/unit/test_compact.c checks this against
+ * compact_plan on random partitions. */
+bool compact_plan_may_be_due(const struct compact_config *c, int64_t now_ms,
+			     const struct compact_bound *b);
+
 /* One stored batch, in offset order. bytes is the batch as stored (its
  * baseOffset field may be anything: base_offset is the offset assigned). */
 struct compact_batch {

@@ -645,6 +645,9 @@ struct meta_methods {
 	/* May be NULL (see meta_merge_swap). */
 	/* Both swaps: mg->batches tells a cleaning pass from a merge. */
 	int (*merge_swap)(struct meta *m, const struct meta_merge *mg);
+	/* May be NULL (see meta_clean_bytes). */
+	int (*clean_bytes)(struct meta *m, int64_t tid, int32_t partition, int64_t log_start,
+			   int64_t first_dirty, int64_t *clean, int64_t *dirty);
 	/* The agent registry (may be NULL: SL_EUNSUPPORTED). */
 	int (*agent_register)(struct meta *m, struct meta_agent *self, int64_t lease_ms,
 			      struct meta_cluster_view *view);
@@ -944,6 +947,17 @@ static inline int meta_merge_swap(struct meta *m, const struct meta_merge *mg)
  * lie past the object. [pool: maintenance], [tool]: an fsync. */
 static inline int meta_compact_swap(struct meta *m, const struct meta_merge *cp)
 { return m->m->merge_swap && cp->batches ? m->m->merge_swap(m, cp) : SL_EUNSUPPORTED; }
+
+/* The cleaner's planning without the rows (storage/clean.c): one
+ * aggregate over the partition's stored rows by the primary key, no row
+ * handed out. *clean: the bytes of the rows wholly in [log_start,
+ * first_dirty); *dirty: those of the rows whose last offset is at or
+ * past first_dirty. SL_EUNSUPPORTED when the backend has none. [pool:
+ * maintenance], [tool]. */
+static inline int meta_clean_bytes(struct meta *m, int64_t tid, int32_t p, int64_t log_start,
+				   int64_t first_dirty, int64_t *clean, int64_t *dirty)
+{ return m->m->clean_bytes ? m->m->clean_bytes(m, tid, p, log_start, first_dirty, clean, dirty)
+			   : SL_EUNSUPPORTED; }
 
 /* The seal time in an object key of the writer's format
  * (storage/writer.c: "objects/%013 wall ms-%016 hex nonce-%08 hex

@@ -419,6 +419,7 @@ enum stmt {
 	ST_BATCHES_FROM_MANY,
 	ST_OFFSET_FOR_TIMESTAMP,
 	ST_MAX_TIMESTAMP,
+	ST_CLEAN_BYTES,
 	ST_PSTATE_READ,
 	ST_PSTATE_DELETE_TOPIC,
 	ST_PSTATE_EXPIRE,
@@ -645,6 +646,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE p.tid = $1 AND p.partition = $2 AND b.max_timestamp >= $3"
 		" AND b.last_offset >= greatest(p.log_start_offset, $4)"
 		" ORDER BY b.last_offset LIMIT 1",
+	/* The cleaner's bounds (meta_clean_bytes): one range of the
+	 * primary key, from the log start. */
+	[ST_CLEAN_BYTES] = "SELECT coalesce(sum(CASE WHEN last_offset < $4 AND base_offset >= $3"
+		" THEN length ELSE 0 END), 0)::bigint,"
+		" coalesce(sum(CASE WHEN last_offset >= $4 THEN length ELSE 0 END), 0)::bigint"
+		" FROM batches WHERE tid = $1 AND partition = $2 AND last_offset >= $3",
 	[ST_MAX_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
 		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
 		" JOIN objects AS o ON o.oid = b.oid"
@@ -3422,6 +3429,28 @@ static int pg_max_timestamp(struct meta *m, int64_t tid, int32_t partition, int6
 	return meta_ts_lookup(ts_row, &q, NULL, offset, timestamp);
 }
 
+static int pg_clean_bytes(struct meta *m, int64_t tid, int32_t partition, int64_t log_start,
+			  int64_t first_dirty, int64_t *clean, int64_t *dirty)
+{
+	struct pg_params p = { 0 };
+	p_i64(&p, tid);
+	p_i64(&p, partition);
+	p_i64(&p, log_start);
+	p_i64(&p, first_dirty);
+	PGresult *r;
+	int rc = pg_call(&pg_of(m)->read, ST_CLEAN_BYTES, &p, &r, "summing a partition's bytes");
+	if (rc)
+		return rc;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return SL_EMETA;
+	}
+	*clean = v_i64(r, 0, 0);
+	*dirty = v_i64(r, 0, 1);
+	PQclear(r);
+	return 0;
+}
+
 /* One statement, so one transaction; the row lock makes concurrent
  * agents' blocks disjoint. */
 static int pg_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
@@ -4767,6 +4796,7 @@ static const struct meta_methods postgres_methods = {
 	.object_known = pg_object_known,
 	.gc_fence_raise = pg_gc_fence_raise,
 	.merge_swap = pg_merge_swap,
+	.clean_bytes = pg_clean_bytes,
 	.agent_register = pg_agent_register,
 	.agent_heartbeat = pg_agent_heartbeat,
 	.agent_deregister = pg_agent_deregister,

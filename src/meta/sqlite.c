@@ -383,6 +383,7 @@ enum stmt {
 	ST_BATCHES_FROM,
 	ST_OFFSET_FOR_TIMESTAMP,
 	ST_MAX_TIMESTAMP,
+	ST_CLEAN_BYTES,
 	ST_OFFSET_UPSERT,
 	ST_OFFSET_FETCH,
 	ST_TXN_OFFSETS_PENDING,
@@ -591,6 +592,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE p.tid = ?1 AND p.partition = ?2 AND b.max_timestamp >= ?3"
 		" AND b.last_offset >= max(p.log_start_offset, ?4)"
 		" ORDER BY b.last_offset LIMIT 1",
+	/* The cleaner's bounds (meta_clean_bytes): one range of the
+	 * primary key, from the log start. */
+	[ST_CLEAN_BYTES] = "SELECT coalesce(sum(CASE WHEN last_offset < ?4 AND base_offset >= ?3"
+		" THEN length ELSE 0 END), 0),"
+		" coalesce(sum(CASE WHEN last_offset >= ?4 THEN length ELSE 0 END), 0)"
+		" FROM batches WHERE tid = ?1 AND partition = ?2 AND last_offset >= ?3",
 	[ST_MAX_TIMESTAMP] = "SELECT " BATCH_COLUMNS ", p.log_start_offset"
 		" FROM partitions AS p JOIN batches AS b ON b.tid = p.tid AND b.partition = p.partition"
 		" JOIN objects AS o ON o.oid = b.oid"
@@ -2906,6 +2913,28 @@ static int sq_max_timestamp(struct meta *m, int64_t tid, int32_t partition,
 	return offset_ts_query(m, tid, partition, NULL, offset, timestamp);
 }
 
+static int sq_clean_bytes(struct meta *m, int64_t tid, int32_t partition, int64_t log_start,
+			  int64_t first_dirty, int64_t *clean, int64_t *dirty)
+{
+	struct sq_conn *c = &sq_of(m)->read;
+	pthread_mutex_lock(&c->lock);
+	sqlite3_stmt *st = sq_stmt(c, ST_CLEAN_BYTES);
+	sqlite3_bind_int64(st, 1, tid);
+	sqlite3_bind_int(st, 2, partition);
+	sqlite3_bind_int64(st, 3, log_start);
+	sqlite3_bind_int64(st, 4, first_dirty);
+	int rc = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*clean = sqlite3_column_int64(st, 0);
+		*dirty = sqlite3_column_int64(st, 1);
+	} else {
+		rc = sq_fail(c, "summing a partition's bytes");
+	}
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
 /* One statement, so one transaction: the block is taken atomically even
  * when several agents share the store. */
 static int sq_producer_ids_alloc(struct meta *m, int64_t count, int64_t *first)
@@ -3647,6 +3676,7 @@ static const struct meta_methods sqlite_methods = {
 	.batches_from = sq_batches_from,
 	.offset_for_timestamp = sq_offset_for_timestamp,
 	.max_timestamp = sq_max_timestamp,
+	.clean_bytes = sq_clean_bytes,
 	.producer_ids_alloc = sq_producer_ids_alloc,
 	.offset_commit = sq_offset_commit,
 	.offset_fetch = sq_offset_fetch,

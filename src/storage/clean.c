@@ -86,6 +86,9 @@ struct clean_pass {
 	struct clean_row *rows;   /* from the first row reaching the log start */
 	size_t nr, capr;
 	bool whole;               /* read to the partition's end */
+	uint64_t batches_read;    /* batch rows the planning was handed */
+	bool may_be_idle;         /* plan_may_be_due: all past the
+				     checkpoint may be the tail row */
 	struct compact_plan plan;
 	int64_t first_dirty;
 	/* The pass itself (clean_pass_begin on): */
@@ -125,6 +128,7 @@ static int plan_rows(struct clean_pass *x)
 		rc = meta_batches_from_many(x->m, &q, 1, b + carry, CLEAN_PAGE_BATCHES);
 		if (rc)
 			goto out;
+		x->batches_read += q.n;
 		size_t n = carry + q.n;
 		bool more = q.n == CLEAN_PAGE_BATCHES;
 		if (n == 0)
@@ -163,12 +167,68 @@ out:
 	return rc;
 }
 
-/* Reads the partition's rows and plans. */
-static int pass_plan(struct clean_pass *x)
+static int64_t first_dirty(const struct meta_partition *p)
 {
-	int rc = meta_partition_get(x->m, x->tid, x->partition, &x->part);
-	if (!rc)
-		rc = plan_rows(x);
+	return p->clean_offset > p->log_start_offset ? p->clean_offset : p->log_start_offset;
+}
+
+/* Whether the plan may find the partition due, from bounds the metadata
+ * gives without its rows (compact_plan_may_be_due): the bytes on each
+ * side of the first dirty offset (one aggregate), and the first batches
+ * from it, as many as the first dirty span may start after: the span
+ * holding the first batch at or past it may begin below it and joins at
+ * most MERGE_ROW_BATCHES_MAX batches (merge_rows_join), so the first
+ * dirty span starts at one of the first MERGE_ROW_BATCHES_MAX, and its
+ * largest timestamp is at least theirs. On a store without the
+ * aggregate, always maybe. */
+static int plan_may_be_due(struct clean_pass *x, bool *maybe)
+{
+	*maybe = true;
+	int64_t fd = first_dirty(&x->part);
+	struct compact_bound bd = { .dirty_ts_min = INT64_MAX };
+	int rc = meta_clean_bytes(x->m, x->tid, x->partition, x->part.log_start_offset, fd,
+				  &bd.clean_bytes_min, &bd.dirty_bytes_max);
+	if (rc == SL_EUNSUPPORTED)
+		return 0;
+	if (rc)
+		return rc;
+	/* One more than the span bound: the first may start below fd. */
+	enum { WANT = MERGE_ROW_BATCHES_MAX + 1 };
+	struct meta_batch_row *b = malloc(WANT * sizeof *b);
+	if (!b)
+		return SL_ENOMEM;
+	struct meta_batch_query q = { .tid = x->tid, .partition = x->partition, .offset = fd,
+				      .max_rows = WANT };
+	rc = meta_batches_from_many(x->m, &q, 1, b, WANT);
+	if (!rc) {
+		x->batches_read += q.n;
+		/* Idle (plan_stats) needs every batch from fd on in the last
+		 * joined span: one object's, adjacent, read to the end. */
+		x->may_be_idle = q.n < WANT;
+		size_t seen = 0;
+		for (size_t i = 0; i < q.n && seen < MERGE_ROW_BATCHES_MAX; i++) {
+			if (i > 0 && (strcmp(b[i].object_key, b[i - 1].object_key) ||
+				      b[i].attributes != b[i - 1].attributes ||
+				      b[i].byte_offset != b[i - 1].byte_offset + b[i - 1].length))
+				x->may_be_idle = false;
+			if (b[i].base_offset < fd)
+				continue;
+			seen++;
+			bd.dirty_any = true;
+			int64_t ts = b[i].max_timestamp < 0 ? -1 : b[i].max_timestamp;
+			if (ts < bd.dirty_ts_min)
+				bd.dirty_ts_min = ts;
+		}
+		*maybe = compact_plan_may_be_due(&x->c, x->now_ms, &bd);
+	}
+	free(b);
+	return rc;
+}
+
+/* Reads the partition's rows and plans (the partition read). */
+static int pass_plan_rows(struct clean_pass *x)
+{
+	int rc = plan_rows(x);
 	if (rc || x->nr == 0)
 		return rc;
 	struct compact_span *spans = malloc(x->nr * sizeof *spans);
@@ -179,12 +239,18 @@ static int pass_plan(struct clean_pass *x)
 		spans[i] = (struct compact_span){ r->base_offset, r->last_offset, r->max_timestamp,
 						  (int64_t)r->bytes };
 	}
-	x->first_dirty = x->part.clean_offset > x->part.log_start_offset ? x->part.clean_offset
-									 : x->part.log_start_offset;
+	x->first_dirty = first_dirty(&x->part);
 	rc = compact_plan(&x->c, x->now_ms, x->first_dirty, x->part.last_stable_offset, spans,
 			  x->nr, &x->plan);
 	free(spans);
 	return rc;
+}
+
+/* Reads the partition and its rows, and plans. */
+static int pass_plan(struct clean_pass *x)
+{
+	int rc = meta_partition_get(x->m, x->tid, x->partition, &x->part);
+	return rc ? rc : pass_plan_rows(x);
 }
 
 static void plan_stats(const struct clean_pass *x, struct clean_stats *st)
@@ -195,6 +261,7 @@ static void plan_stats(const struct clean_pass *x, struct clean_stats *st)
 		? (double)x->plan.dirty_bytes / (double)x->plan.cleanable_bytes : 0;
 	st->clean_offset = x->part.clean_offset;
 	st->idle = x->whole && x->nr > 0 && x->first_dirty >= x->rows[x->nr - 1].base_offset;
+	st->plan_batches = x->batches_read;
 }
 
 size_t clean_chunk_end(const struct clean_row *rows, size_t i, size_t n, uint64_t bytes_max)
@@ -537,9 +604,20 @@ int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
 	struct clean_pass *x = pass_new(m, NULL, tid, partition, c, now_ms);
 	if (!x)
 		return SL_ENOMEM;
-	int rc = pass_plan(x);
+	/* A partition that cannot be due is not read: its rows cost
+	 * nothing per check, however busy it is. One that may be idle is,
+	 * so that it is found idle and left out until it grows. */
+	bool maybe = true;
+	int rc = meta_partition_get(x->m, x->tid, x->partition, &x->part);
 	if (!rc)
+		rc = plan_may_be_due(x, &maybe);
+	bool read = maybe || x->may_be_idle;
+	if (!rc && read)
+		rc = pass_plan_rows(x);
+	if (!rc) {
 		plan_stats(x, st);
+		st->bounded = !read;
+	}
 	clean_pass_free(x);
 	return rc;
 }

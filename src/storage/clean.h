@@ -62,13 +62,19 @@ struct clean_stats {
 				     aborted index (their data all cleaned) */
 	uint64_t gets;            /* object store reads */
 	int64_t clean_offset;     /* the checkpoint after the pass */
+	uint64_t plan_batches;    /* batch rows the planning read */
+	bool bounded;             /* clean_plan_partition: not due by the
+				     metadata's bounds, its rows not read */
 };
 
-/* Plan only: fills st->due, dirty_ratio, dirty_bytes, idle and
- * clean_offset for partition (tid, partition) at now_ms, reading
- * metadata alone (all of the partition's rows, up to
- * SL_COMPACT_PLAN_ROWS_MAX). 0, SL_ENOTFOUND (no such partition) or the
- * store's error. */
+/* Plan only: fills st->due, dirty_ratio, dirty_bytes, idle,
+ * clean_offset, plan_batches and bounded for partition (tid, partition)
+ * at now_ms, reading metadata alone: first bounds that need none of the
+ * partition's rows (meta_clean_bytes and the first batches past the
+ * checkpoint; compact_plan_may_be_due), and only when those say it may
+ * be due all of its rows (up to SL_COMPACT_PLAN_ROWS_MAX). A partition
+ * so found not due (bounded) has dirty_bytes, dirty_ratio 0 and is not
+ * idle. 0, SL_ENOTFOUND (no such partition) or the store's error. */
 int clean_plan_partition(struct meta *m, int64_t tid, int32_t partition,
 			 const struct compact_config *c, int64_t now_ms, struct clean_stats *st);
 

@@ -2,7 +2,10 @@
  * (storage/clean.h): which transactional batches lie in one of their
  * producer's aborted transactions; the plan of a partition longer than
  * a pass may read, and of one cleaned up to its tail (a SQLite store);
- * the input buffer the agent keeps between passes (storage/merge.h).
+ * the planning's bounds (a partition that cannot be due is not read, and
+ * one the full plan finds due is never left unread, on random
+ * partitions); the input buffer the agent keeps between passes
+ * (storage/merge.h).
  * The pass itself (rows, bytes, the swap) is tested end to end by
  * tests/integration/test_compaction.py. */
 #include <setjmp.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "compact/compact.h"
 #include "meta/meta.h"
@@ -133,6 +137,14 @@ static void test_plan_whole_partition(void **state)
 	memset(&st, 0, sizeof st);
 	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, &st), 0);
 	assert_false(st.idle);
+	/* Not due by its bounds (at most 200 dirty bytes of 500): unread. */
+	assert_true(st.bounded);
+	assert_int_equal(st.dirty_bytes, 0);
+	c.min_cleanable_dirty_ratio = 0.2;
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, &st), 0);
+	assert_false(st.bounded);
+	assert_false(st.idle);
 	assert_int_equal(st.dirty_bytes, 100);
 	meta_close(m);
 	unlink(path);
@@ -142,6 +154,261 @@ static void test_plan_whole_partition(void **state)
 	snprintf(side, sizeof side, "%s-shm", path);
 	unlink(side);
 	rmdir(dir);
+}
+
+/* A SQLite store in a temp dir, and the SQL the tests set a partition's
+ * checkpoint and log start with (as a pass's swap and a trim would). */
+struct store {
+	char dir[64], path[96];
+	struct meta *m;
+	sqlite3 *db;
+};
+
+static void store_open(struct store *x)
+{
+	strcpy(x->dir, "/tmp/sluice-test-clean-XXXXXX");
+	assert_non_null(mkdtemp(x->dir));
+	snprintf(x->path, sizeof x->path, "%s/meta.db", x->dir);
+	char url[128];
+	snprintf(url, sizeof url, "sqlite:%s", x->path);
+	assert_int_equal(meta_open(url, &x->m), 0);
+	assert_int_equal(sqlite3_open(x->path, &x->db), SQLITE_OK);
+	sqlite3_busy_timeout(x->db, 10000);
+}
+
+static void store_set(struct store *x, int64_t tid, int32_t p, int64_t clean_offset,
+		      int64_t log_start)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql,
+		 "UPDATE partitions SET clean_offset = %lld, log_start_offset = %lld"
+		 " WHERE tid = %lld AND partition = %d",
+		 (long long)clean_offset, (long long)log_start, (long long)tid, p);
+	assert_int_equal(sqlite3_exec(x->db, sql, NULL, NULL, NULL), SQLITE_OK);
+}
+
+static void store_close(struct store *x)
+{
+	sqlite3_close(x->db);
+	meta_close(x->m);
+	const char *sfx[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		char f[128];
+		snprintf(f, sizeof f, "%s%s", x->path, sfx[i]);
+		unlink(f);
+	}
+	rmdir(x->dir);
+}
+
+/* One object of n batches of 10 offsets each to (tid, p). */
+static void commit_obj(struct meta *m, int64_t tid, int32_t p, const char *key, int n,
+		       const uint32_t *len, const int64_t *ts)
+{
+	struct meta_commit_batch *b = calloc((size_t)n, sizeof *b);
+	assert_non_null(b);
+	uint64_t at = 16;
+	for (int i = 0; i < n; i++) {
+		b[i] = (struct meta_commit_batch){ .tid = tid, .partition = p, .byte_offset = at,
+						   .length = len[i], .record_count = 10,
+						   .last_offset_delta = 9, .max_timestamp = ts[i],
+						   .producer_id = -1, .producer_epoch = -1,
+						   .base_sequence = -1, .last_sequence = -1 };
+		at += len[i];
+	}
+	assert_int_equal(meta_commit_object(m, key, at, b, (size_t)n), 0);
+	free(b);
+}
+
+/* The plan a pass makes (clean_pass_begin reads all of the rows). */
+static bool full_plan_due(struct meta *m, int64_t tid, int32_t p, const struct compact_config *c,
+			  int64_t now)
+{
+	struct clean_stats st = { 0 };
+	struct clean_pass *pass = NULL;
+	static const uint8_t id[16];
+	assert_int_equal(clean_pass_begin(m, NULL, tid, p, id, c, now, false, 1 << 20, NULL, &st,
+					  &pass),
+			 0);
+	assert_true(st.due == (pass != NULL));
+	clean_pass_free(pass);
+	return st.due;
+}
+
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
+static uint64_t rnd(uint64_t n)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return n ? rnd_state % n : 0;
+}
+
+/* Random partitions (objects of one to 300 batches, so rows joined past
+ * MERGE_ROW_BATCHES_MAX; timestamps missing at times; a checkpoint and a
+ * log start anywhere, a row straddling either) and random configs and
+ * clocks: whenever the plan over all rows finds the partition due, the
+ * planning read its rows (its bounds said it may be). */
+static void test_plan_bounds_sound(void **state)
+{
+	(void)state;
+	struct store x;
+	store_open(&x);
+	enum { PARTS = 40, CONFIGS = 80 };
+	struct meta_topic t;
+	assert_int_equal(meta_topic_create(x.m, "rnd", PARTS, NULL, 0, NULL, &t), 0);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	const int64_t now = 1700000000000LL;
+	size_t due = 0, bounded = 0, checks = 0;
+	static uint32_t len[300];
+	static int64_t ts[300];
+	for (int32_t p = 0; p < PARTS; p++) {
+		int objects = 1 + (int)rnd(40);
+		bool untimed = rnd(4) == 0; /* some batches without timestamps */
+		int64_t hw = 0;
+		for (int o = 0; o < objects; o++) {
+			int n = rnd(8) == 0 ? 1 + (int)rnd(300) : 1 + (int)rnd(4);
+			for (int i = 0; i < n; i++) {
+				len[i] = 61 + (uint32_t)rnd(5000);
+				ts[i] = untimed && rnd(20) == 0 ? -1 : now - (int64_t)rnd(600000);
+			}
+			char key[48];
+			snprintf(key, sizeof key, "o/%d/%d", p, o);
+			commit_obj(x.m, tid, p, key, n, len, ts);
+			hw += 10 * n;
+		}
+		int64_t checkpoint = rnd(4) == 0 ? 0
+				     : rnd(2) ? hw - (int64_t)rnd((uint64_t)hw / 4 + 1)
+					      : (int64_t)rnd((uint64_t)hw + 1);
+		int64_t log_start = rnd(3) == 0 ? (int64_t)rnd((uint64_t)checkpoint + 1) : 0;
+		store_set(&x, tid, p, checkpoint, log_start);
+		for (int k = 0; k < CONFIGS; k++) {
+			static const double ratios[] = { 0, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1 };
+			struct compact_config c = {
+				.segment_ms = (int64_t)rnd(700000),
+				.segment_bytes = rnd(2) ? 0 : 1000 + (int64_t)rnd(200000),
+				.min_compaction_lag_ms = rnd(2) ? 0 : (int64_t)rnd(700000),
+				.max_compaction_lag_ms = rnd(3) ? INT64_MAX : (int64_t)rnd(900000),
+				.delete_retention_ms = 1000,
+				.min_cleanable_dirty_ratio = rnd(2) ? ratios[rnd(8)]
+								    : (double)rnd(10001) / 10000,
+				.producer_expiration_ms = 1000,
+				.map_bytes_max = 1 << 20,
+			};
+			int64_t at = now + (int64_t)rnd(600000);
+			struct clean_stats st = { 0 };
+			assert_int_equal(clean_plan_partition(x.m, tid, p, &c, at, &st), 0);
+			bool full = full_plan_due(x.m, tid, p, &c, at);
+			checks++;
+			due += full;
+			bounded += st.bounded;
+			if (full) {
+				if (st.bounded)
+					fail_msg("partition %d: due, but its rows were left unread "
+						 "(checkpoint %lld, log start %lld)",
+						 p, (long long)checkpoint, (long long)log_start);
+				assert_true(st.due);
+			} else {
+				assert_false(st.due);
+			}
+		}
+	}
+	/* Neither side vacuous. */
+	print_message("bounds: %zu checks, %zu due, %zu left unread\n", checks, due, bounded);
+	assert_true(due > checks / 10);
+	assert_true(bounded > checks / 50);
+	store_close(&x);
+}
+
+/* A meta store that counts the batch rows handed out. */
+struct counting_meta {
+	struct meta base;
+	struct meta_methods methods;
+	struct meta *inner;
+	uint64_t rows;
+};
+
+static int counting_partition_get(struct meta *m, int64_t tid, int32_t p, struct meta_partition *out)
+{
+	return meta_partition_get(((struct counting_meta *)m)->inner, tid, p, out);
+}
+
+static int counting_clean_bytes(struct meta *m, int64_t tid, int32_t p, int64_t log_start,
+				int64_t first_dirty, int64_t *clean, int64_t *dirty)
+{
+	return meta_clean_bytes(((struct counting_meta *)m)->inner, tid, p, log_start, first_dirty,
+				clean, dirty);
+}
+
+static int counting_batches_from_many(struct meta *m, struct meta_batch_query *q, size_t nq,
+				      struct meta_batch_row *rows, size_t cap)
+{
+	struct counting_meta *c = (struct counting_meta *)m;
+	int rc = meta_batches_from_many(c->inner, q, nq, rows, cap);
+	for (size_t i = 0; i < nq; i++)
+		c->rows += q[i].n;
+	return rc;
+}
+
+/* A busy partition that is not due (a large cleaned part, a little
+ * dirty, no lag passed): the planning reads its bounds, not its 20,000
+ * batch rows; once it may be due, all of them. */
+static void test_plan_busy_not_due_unread(void **state)
+{
+	(void)state;
+	struct store x;
+	store_open(&x);
+	struct meta_topic t;
+	assert_int_equal(meta_topic_create(x.m, "busy", 1, NULL, 0, NULL, &t), 0);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	const int64_t now = 1700000000000LL;
+	enum { OBJECTS = 2000, PER = 10 };
+	uint32_t len[PER];
+	int64_t ts[PER];
+	for (int i = 0; i < PER; i++) {
+		len[i] = 100;
+		ts[i] = now - 60000;
+	}
+	for (int o = 0; o < OBJECTS; o++) {
+		char key[32];
+		snprintf(key, sizeof key, "o/%d", o);
+		commit_obj(x.m, tid, 0, key, PER, len, ts);
+	}
+	/* 90% cleaned: the dirty ratio is at most 0.1. */
+	store_set(&x, tid, 0, (int64_t)OBJECTS * PER * 10 * 9 / 10, 0);
+	struct counting_meta cm = { .inner = x.m };
+	cm.methods.name = "counting";
+	cm.methods.partition_get = counting_partition_get;
+	cm.methods.clean_bytes = counting_clean_bytes;
+	cm.methods.batches_from_many = counting_batches_from_many;
+	cm.base.m = &cm.methods;
+	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
+				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
+				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct clean_stats st = { 0 };
+	assert_int_equal(clean_plan_partition(&cm.base, tid, 0, &c, now, &st), 0);
+	assert_false(st.due);
+	assert_false(st.idle);
+	assert_true(st.bounded);
+	assert_true(cm.rows <= MERGE_ROW_BATCHES_MAX + 1);
+	assert_int_equal(st.plan_batches, cm.rows);
+	assert_false(full_plan_due(x.m, tid, 0, &c, now));
+	/* The lag passed for the oldest dirty record: due, read whole. */
+	c.max_compaction_lag_ms = 30000;
+	cm.rows = 0;
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(&cm.base, tid, 0, &c, now, &st), 0);
+	assert_true(st.due);
+	assert_false(st.bounded);
+	assert_true(cm.rows >= OBJECTS * PER);
+	/* A ratio the dirty part passes: due too. */
+	c.max_compaction_lag_ms = INT64_MAX;
+	c.min_cleanable_dirty_ratio = 0.05;
+	memset(&st, 0, sizeof st);
+	assert_int_equal(clean_plan_partition(&cm.base, tid, 0, &c, now, &st), 0);
+	assert_true(st.due);
+	store_close(&x);
 }
 
 /* The buffer a pass reads into is the same memory pass after pass (no
@@ -216,6 +483,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_aborted_ranges),
 		cmocka_unit_test(test_plan_whole_partition),
+		cmocka_unit_test(test_plan_bounds_sound),
+		cmocka_unit_test(test_plan_busy_not_due_unread),
 		cmocka_unit_test(test_pass_buffer),
 		cmocka_unit_test(test_chunk_end),
 	};
