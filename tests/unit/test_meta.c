@@ -89,6 +89,43 @@ static int64_t hwm(struct meta *m, int64_t tid, int32_t p)
 	return mp.high_watermark;
 }
 
+/* The cleaner's planning bounds (meta_clean_bytes): bytes of the rows
+ * wholly in [log start, first dirty), and of those reaching it or past. */
+static void test_clean_bytes(void **state)
+{
+	(void)state;
+	struct meta *m = open_store();
+	int64_t tid = create_topic(m, "bytes", 2);
+	struct meta_commit_batch a[] = { mk_batch(tid, 0, 4, 16, 100, 1) };
+	struct meta_commit_batch b[] = { mk_batch(tid, 0, 4, 16, 50, 2) };
+	struct meta_commit_batch c[] = { mk_batch(tid, 0, 4, 16, 80, 3) };
+	struct meta_commit_batch d[] = { mk_batch(tid, 0, 4, 16, 60, 4) };
+	assert_int_equal(meta_commit_object(m, "o/a", 200, a, 1), 0); /* 0-4 */
+	assert_int_equal(meta_commit_object(m, "o/b", 200, b, 1), 0); /* 5-9 */
+	assert_int_equal(meta_commit_object(m, "o/c", 200, c, 1), 0); /* 10-14 */
+	assert_int_equal(meta_commit_object(m, "o/d", 200, d, 1), 0); /* 15-19 */
+	int64_t clean = -1, dirty = -1;
+	assert_int_equal(meta_clean_bytes(m, tid, 0, 0, 10, &clean, &dirty), 0);
+	assert_int_equal(clean, 150);
+	assert_int_equal(dirty, 140);
+	/* A row reaching the first dirty offset counts dirty. */
+	assert_int_equal(meta_clean_bytes(m, tid, 0, 0, 7, &clean, &dirty), 0);
+	assert_int_equal(clean, 100);
+	assert_int_equal(dirty, 190);
+	/* A row reaching below the log start counts in neither. */
+	assert_int_equal(meta_clean_bytes(m, tid, 0, 3, 15, &clean, &dirty), 0);
+	assert_int_equal(clean, 130);
+	assert_int_equal(dirty, 60);
+	assert_int_equal(meta_clean_bytes(m, tid, 0, 5, 100, &clean, &dirty), 0);
+	assert_int_equal(clean, 190);
+	assert_int_equal(dirty, 0);
+	/* Empty: nothing either side. */
+	assert_int_equal(meta_clean_bytes(m, tid, 1, 0, 0, &clean, &dirty), 0);
+	assert_int_equal(clean, 0);
+	assert_int_equal(dirty, 0);
+	meta_close(m);
+}
+
 /* The batch rows an object's batches are stored in (past the store). */
 static int64_t rows_of_object(const char *key)
 {
@@ -2759,6 +2796,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_merge_keeps_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_merge_join_attributes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_compact_swap, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_clean_bytes, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_partition_trim, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_open_existing, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_producer_ids, tb_setup, tb_teardown),
