@@ -89,6 +89,15 @@ static int64_t hwm(struct meta *m, int64_t tid, int32_t p)
 	return mp.high_watermark;
 }
 
+static void check_clean_bytes(struct meta *m, int64_t tid, int32_t p, int64_t log_start,
+			      int64_t first_dirty, int64_t want_clean, int64_t want_dirty)
+{
+	int64_t clean = -1, dirty = -1;
+	assert_int_equal(meta_clean_bytes(m, tid, p, log_start, first_dirty, &clean, &dirty), 0);
+	assert_int_equal(clean, want_clean);
+	assert_int_equal(dirty, want_dirty);
+}
+
 /* The cleaner's planning bounds (meta_clean_bytes): bytes of the rows
  * wholly in [log start, first dirty), and of those reaching it or past. */
 static void test_clean_bytes(void **state)
@@ -104,25 +113,14 @@ static void test_clean_bytes(void **state)
 	assert_int_equal(meta_commit_object(m, "o/b", 200, b, 1), 0); /* 5-9 */
 	assert_int_equal(meta_commit_object(m, "o/c", 200, c, 1), 0); /* 10-14 */
 	assert_int_equal(meta_commit_object(m, "o/d", 200, d, 1), 0); /* 15-19 */
-	int64_t clean = -1, dirty = -1;
-	assert_int_equal(meta_clean_bytes(m, tid, 0, 0, 10, &clean, &dirty), 0);
-	assert_int_equal(clean, 150);
-	assert_int_equal(dirty, 140);
+	check_clean_bytes(m, tid, 0, 0, 10, 150, 140);
 	/* A row reaching the first dirty offset counts dirty. */
-	assert_int_equal(meta_clean_bytes(m, tid, 0, 0, 7, &clean, &dirty), 0);
-	assert_int_equal(clean, 100);
-	assert_int_equal(dirty, 190);
+	check_clean_bytes(m, tid, 0, 0, 7, 100, 190);
 	/* A row reaching below the log start counts in neither. */
-	assert_int_equal(meta_clean_bytes(m, tid, 0, 3, 15, &clean, &dirty), 0);
-	assert_int_equal(clean, 130);
-	assert_int_equal(dirty, 60);
-	assert_int_equal(meta_clean_bytes(m, tid, 0, 5, 100, &clean, &dirty), 0);
-	assert_int_equal(clean, 190);
-	assert_int_equal(dirty, 0);
+	check_clean_bytes(m, tid, 0, 3, 15, 130, 60);
+	check_clean_bytes(m, tid, 0, 5, 100, 190, 0);
 	/* Empty: nothing either side. */
-	assert_int_equal(meta_clean_bytes(m, tid, 1, 0, 0, &clean, &dirty), 0);
-	assert_int_equal(clean, 0);
-	assert_int_equal(dirty, 0);
+	check_clean_bytes(m, tid, 1, 0, 0, 0, 0);
 	meta_close(m);
 }
 
