@@ -383,6 +383,7 @@ enum stmt {
 	ST_TOPIC_ID_BY_NAME,
 	ST_TOPIC_INSERT,
 	ST_TOPIC_COUNT,
+	ST_TOPIC_PARTS_LOCK,
 	ST_TOPIC_SET_COUNT,
 	ST_TOPIC_LIST,
 	ST_TOPIC_DELETE,
@@ -522,6 +523,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	/* FOR UPDATE: two agents growing one topic, or changing its configs
 	 * while it is deleted, take turns. */
 	[ST_TOPIC_COUNT] = "SELECT partition_count FROM topics WHERE tid = $1 FOR UPDATE",
+	/* A deletion's: every partition row, as a commit, a merge or a
+	 * cleaning swap locks it (their order), so the deletion's statements
+	 * start after those in flight end and read what they wrote. Without
+	 * it, the objects' subtract summed the batch rows a merge had not yet
+	 * committed moving, then waited on the objects it had updated: stale
+	 * sums were taken from the merged-from objects (a shared one could go
+	 * below zero and be collected under another topic's rows) and the
+	 * merged object kept live bytes with no rows. */
+	[ST_TOPIC_PARTS_LOCK] = "SELECT partition FROM partitions WHERE tid = $1"
+		" ORDER BY partition FOR UPDATE",
 	[ST_TOPIC_SET_COUNT] = "UPDATE topics SET partition_count = $2 WHERE tid = $1",
 	[ST_TOPIC_LIST] = "SELECT tid, name, uuid, partition_count FROM topics ORDER BY tid",
 	[ST_TOPIC_DELETE] = "DELETE FROM topics WHERE tid = $1",
@@ -2009,6 +2020,11 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 	int rc = topic_id_by_name(c, arg, &tid);
 	if (!rc) /* its lock: a concurrent grow or config change waits */
 		rc = topic_partition_count(c, tid, &count);
+	if (!rc) { /* its partitions' (ST_TOPIC_PARTS_LOCK) */
+		struct pg_params p = { 0 };
+		p_i64(&p, tid);
+		rc = pg_run(c, ST_TOPIC_PARTS_LOCK, &p, NULL, "locking a topic's partitions");
+	}
 	for (size_t i = 0; !rc && i < sizeof deletes / sizeof deletes[0]; i++) {
 		struct pg_params p = { 0 };
 		p_i64(&p, tid);

@@ -703,6 +703,63 @@ static void test_deleted_topic(void **state)
 	meta_close(m);
 }
 
+/* PostgreSQL: a topic deleted while a merge of one of its partitions
+ * is in flight (the merge's statements, by hand on a connection of the
+ * test's: the partition locked, a merged object, the rows repointed to
+ * it, the merged-from object's bytes subtracted) waits for it and then
+ * takes what the merge left: the merged object's bytes, not the
+ * merged-from object's a second time (which another topic's row still
+ * names: gone below its bytes, gc would collect them). */
+static void *delete_gone(void *arg)
+{
+	return (void *)(intptr_t)meta_topic_delete(arg, "gone");
+}
+
+static void test_deleted_topic_during_merge(void **state)
+{
+	(void)state;
+	if (tb != TB_POSTGRES)
+		skip();
+	struct meta *m = open_store();
+	int64_t gone = create_topic(m, "gone", 1);
+	int64_t kept = create_topic(m, "kept", 1);
+	struct meta_commit_batch b[] = {
+		mk_batch(gone, 0, 0, 16, 100, 1),
+		mk_batch(kept, 0, 0, 116, 300, 1),
+	};
+	assert_int_equal(meta_commit_object(m, "mixed", 500, b, 2), 0);
+	assert_int_equal(live_bytes("mixed"), 400);
+	PGconn *merge = PQconnectdb(tb_url);
+	assert_int_equal(PQstatus(merge), CONNECTION_OK);
+	char sql[512];
+	tb_pg_exec(merge, "BEGIN");
+	snprintf(sql, sizeof sql, "SELECT 1 FROM partitions WHERE tid = %" PRId64
+		 " AND partition = 0 FOR UPDATE", gone);
+	tb_pg_exec(merge, sql);
+	tb_pg_exec(merge, "INSERT INTO objects (key, size, live_bytes, state, created_ms)"
+			  " VALUES ('merged', 100, 100, 'live', 0)");
+	snprintf(sql, sizeof sql, "UPDATE batches SET byte_offset = 0, oid = (SELECT oid FROM"
+		 " objects WHERE key = 'merged') WHERE tid = %" PRId64 " AND partition = 0", gone);
+	tb_pg_exec(merge, sql);
+	tb_pg_exec(merge, "UPDATE objects SET live_bytes = live_bytes - 100 WHERE key = 'mixed'");
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, delete_gone, m), 0);
+	/* The deletion waits on a lock the merge holds. */
+	int64_t until = clock_mono_us() + 30 * 1000000LL;
+	while (tb_query_i64("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+			    " AND wait_event_type = 'Lock'", "sluice") < 1 &&
+	       clock_mono_us() < until)
+		usleep(10 * 1000);
+	tb_pg_exec(merge, "COMMIT");
+	PQfinish(merge);
+	void *rc;
+	pthread_join(t, &rc);
+	assert_int_equal((int)(intptr_t)rc, 0);
+	assert_int_equal(live_bytes("mixed"), 300); /* kept's row */
+	assert_int_equal(live_bytes("merged"), 0);  /* garbage now */
+	meta_close(m);
+}
+
 /* A topic with more rows than one purge chunk: meta_topic_delete makes it
  * gone at once (no partition, a commit to it gets no offsets); on SQLite
  * its rows stay until meta_purge_deleted, which removes them all, drops
@@ -2785,6 +2842,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_offsets, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_timestamps_and_log_start, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic, tb_setup, tb_teardown),
+		cmocka_unit_test_setup_teardown(test_deleted_topic_during_merge, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_deleted_topic_chunks, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_gc_objects, tb_setup, tb_teardown),
 		cmocka_unit_test_setup_teardown(test_group_commit, tb_setup, tb_teardown),
