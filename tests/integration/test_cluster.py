@@ -395,8 +395,16 @@ def test_register_waits_for_a_slow_store(pg, tmp_path):
         pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                 "application_name = 'epoch-holder'", db)
         wait_for("b registered", lambda: b_log("registry: registered as node 2"), 30)
+
+        def lists_both(agent):
+            """Whether agent's Metadata lists both; False while its listener
+            is not open yet (b opens it after registering)."""
+            try:
+                return metadata(agent)[0] == [1, 2]
+            except ConnectionRefusedError:
+                return False
         for agent in (a, b):
-            wait_for("two agents on %s" % agent, lambda: metadata(agent)[0] == [1, 2], 30)
+            wait_for("two agents on %s" % agent, lambda: lists_both(agent), 30)
     finally:
         if holder and holder.poll() is None:
             holder.kill()
