@@ -569,7 +569,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" || ' ' || log_start_offset)"
 		" FROM u",
 	[ST_PARTITION_DELETE_TOPIC] = "DELETE FROM partitions WHERE tid = $1",
-	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+	/* This and ST_OBJECT_SUBTRACT_BELOW: an object left without live
+	 * bytes starts the collector's grace now (the last parameter), as a
+	 * merge's does, so a fetch the batch index still serves from the rows
+	 * finds its object (Kafka: file.delete.delay.ms). */
+	[ST_OBJECT_SUBTRACT_TOPIC] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes,"
+		" created_ms = CASE WHEN objects.live_bytes - d.bytes <= 0"
+		" THEN greatest(objects.created_ms, $2) ELSE objects.created_ms END"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = $1"
 		" GROUP BY oid) AS d WHERE objects.oid = d.oid",
 	[ST_OBJECTS_DEAD] = "SELECT oid, key, size, live_bytes, state, created_ms FROM objects"
@@ -631,7 +637,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" WHERE tid = $1 AND partition = $2 AND last_offset >= $3",
 	[ST_BATCHES_CHUNK_END] = "SELECT last_offset FROM batches WHERE tid = $1"
 		" AND partition = $2 AND last_offset < $3 ORDER BY last_offset LIMIT 1 OFFSET $4",
-	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes,"
+		" created_ms = CASE WHEN objects.live_bytes - d.bytes <= 0"
+		" THEN greatest(objects.created_ms, $4) ELSE objects.created_ms END"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = $1"
 		" AND partition = $2 AND last_offset < $3 GROUP BY oid) AS d"
 		" WHERE objects.oid = d.oid",
@@ -2028,6 +2036,8 @@ static int topic_delete_body(struct pg_conn *c, void *arg)
 	for (size_t i = 0; !rc && i < sizeof deletes / sizeof deletes[0]; i++) {
 		struct pg_params p = { 0 };
 		p_i64(&p, tid);
+		if (deletes[i] == ST_OBJECT_SUBTRACT_TOPIC)
+			p_i64(&p, clock_wall_ms());
 		rc = pg_run(c, deletes[i], &p, NULL, "deleting a topic");
 	}
 	return rc ? rc : catalog_raise(c);
@@ -2297,6 +2307,8 @@ static int trim_exec(struct pg_conn *c, enum stmt s, int64_t tid, int32_t partit
 	p_i64(&p, offset);
 	if (s == ST_PARTITION_SET_LOG_START)
 		p_str(&p, c->store->token); /* its notice: this store's own is skipped */
+	if (s == ST_OBJECT_SUBTRACT_BELOW)
+		p_i64(&p, clock_wall_ms());
 	PGresult *r;
 	int rc = pg_run(c, s, &p, &r, what);
 	if (!rc && changed)

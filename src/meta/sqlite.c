@@ -574,7 +574,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	 * META_TRIM_CHUNK_ROWS-th row's last offset (none: fewer rows are left). */
 	[ST_BATCHES_CHUNK_END] = "SELECT last_offset FROM batches WHERE tid = ?1"
 		" AND partition = ?2 AND last_offset < ?3 ORDER BY last_offset LIMIT 1 OFFSET ?4",
-	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes"
+	/* An object left without live bytes starts the collector's grace now
+	 * (?4), as a merge's does: a fetch the batch index still serves from
+	 * the trimmed rows finds its object (Kafka: file.delete.delay.ms). */
+	[ST_OBJECT_SUBTRACT_BELOW] = "UPDATE objects SET live_bytes = objects.live_bytes - d.bytes,"
+		" created_ms = CASE WHEN objects.live_bytes - d.bytes <= 0"
+		" THEN max(objects.created_ms, ?4) ELSE objects.created_ms END"
 		" FROM (SELECT oid, sum(length) AS bytes FROM batches WHERE tid = ?1"
 		" AND partition = ?2 AND last_offset < ?3 GROUP BY oid) AS d"
 		" WHERE objects.oid = d.oid",
@@ -1935,6 +1940,8 @@ static int trim_exec(struct sq_conn *c, enum stmt which, int64_t tid, int32_t pa
 	sqlite3_bind_int64(st, 1, tid);
 	sqlite3_bind_int(st, 2, partition);
 	sqlite3_bind_int64(st, 3, offset);
+	if (which == ST_OBJECT_SUBTRACT_BELOW)
+		sqlite3_bind_int64(st, 4, clock_wall_ms());
 	return sq_exec_stmt(c, st, what);
 }
 
