@@ -58,12 +58,14 @@ static void merge_work(struct maint_job *job, struct agent *a)
 static void pass_end(struct merger *g, const char *why)
 {
 	const struct merge_stats *st = &g->pass;
-	if (st->runs || st->refused)
+	if (st->runs || st->refused || st->resumed)
 		log_info("merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
 			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; %" PRIu64
-			 " swap transactions, the longest %.1f ms; the pass took %" PRId64 " ms",
+			 " swap transactions, the longest %.1f ms; the pass took %" PRId64 " ms;"
+			 " %" PRIu64 " of the rows into %" PRIu64 " partly merged objects",
 			 st->rows, st->sources, st->runs, st->bytes, st->refused, why, st->swaps,
-			 (double)st->swap_us_max / 1000.0, (clock_mono_us() - g->pass_start_us) / 1000);
+			 (double)st->swap_us_max / 1000.0, (clock_mono_us() - g->pass_start_us) / 1000,
+			 st->resumed, st->resumed_objects);
 	free(g->items);
 	g->items = NULL;
 	g->n = g->next = 0;
@@ -100,7 +102,7 @@ static void merge_done(struct maint_job *job, void *arg)
 			 g->cur.partition, sl_strerror(g->err));
 	/* Its rows now name the merged objects: fetches look them up there
 	 * instead of reading the old objects one by one. */
-	if (st->runs)
+	if (st->runs || st->resumed)
 		batch_index_drop(g->a->index, g->cur.tid, g->cur.partition);
 	g->pass.runs += st->runs;
 	g->pass.rows += st->rows;
@@ -108,6 +110,8 @@ static void merge_done(struct maint_job *job, void *arg)
 	g->pass.bytes += st->bytes;
 	g->pass.refused += st->refused;
 	g->pass.swaps += st->swaps;
+	g->pass.resumed += st->resumed;
+	g->pass.resumed_objects += st->resumed_objects;
 	if (st->swap_us_max > g->pass.swap_us_max)
 		g->pass.swap_us_max = st->swap_us_max;
 	submit_next(g);

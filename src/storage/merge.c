@@ -19,7 +19,8 @@
 #include "objstore/objstore.h"
 #include "storage/object.h"
 
-/* Rows read and planned at a time (~200 bytes each). */
+/* Rows read at a time (~200 bytes each); a pass keeps those of a run
+ * that may go on in the next page (SL_MERGE_RUN_ROWS_MAX at most). */
 #define MERGE_PAGE_ROWS 20000
 
 /* Merged objects' keys: the writer's format with a 16-digit counter
@@ -46,10 +47,12 @@ static bool merged_key(const char *key)
 	return dash && strlen(dash) == 1 + 16 + 4 && !strncmp(dash + 1, "ffffffff", 8);
 }
 
-size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
+/* merge_rows_join from rows[g0] on: rows[0, g0) are joined already,
+ * batches[0, g0) their counts, and the last may go on. */
+static size_t rows_join_from(struct meta_batch_row *rows, size_t g0, size_t n, uint32_t *batches)
 {
-	size_t g = 0, count = 0;
-	for (size_t i = 0; i < n; i++) {
+	size_t g = g0, count = g0 ? batches[g0 - 1] : 0;
+	for (size_t i = g0; i < n; i++) {
 		struct meta_batch_row *r = g ? &rows[g - 1] : NULL;
 		if (r && count < MERGE_ROW_BATCHES_MAX && !strcmp(rows[i].object_key, r->object_key) &&
 		    rows[i].attributes == r->attributes && rows[i].base_offset == r->last_offset + 1 &&
@@ -69,6 +72,11 @@ size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
 		batches[g - 1] = (uint32_t)count;
 	}
 	return g;
+}
+
+size_t merge_rows_join(struct meta_batch_row *rows, size_t n, uint32_t *batches)
+{
+	return rows_join_from(rows, 0, n, batches);
 }
 
 int merge_read_rows(struct objstore *s, const struct meta_batch_row *rows, size_t n,
@@ -146,15 +154,19 @@ static useconds_t swap_pause_us(void)
 
 /* The metadata swap of one merged object's rows mr[0, n), in chunks of
  * swap_rows rows, one transaction each (meta_merge_swap). The first
- * inserts the object; when it is refused nothing names the object,
+ * inserts the object, unless whole->continues (a resume: the object is
+ * partly live already); when it is refused nothing names the object,
  * which is deleted. A later chunk refused (its rows trimmed or moved
  * meanwhile) ends the swap: the object stays partly live, named by the
  * rows of the chunks before, and the collector takes it once they are
- * gone; the rows left are the next pass's. */
+ * gone; the rows left are the next pass's. *swapped gets how many rows
+ * were swapped. */
 static int merge_swap_chunks(struct meta *m, struct objstore *s, const struct meta_merge *whole,
-			     const uint32_t *batches, size_t swap_rows, struct merge_stats *st)
+			     const uint32_t *batches, size_t swap_rows, struct merge_stats *st,
+			     size_t *swapped)
 {
 	int rc = 0;
+	*swapped = 0;
 	if (!swap_rows)
 		swap_rows = SL_MERGE_SWAP_ROWS;
 	useconds_t pause_us = whole->n > swap_rows ? swap_pause_us() : 0;
@@ -164,7 +176,7 @@ static int merge_swap_chunks(struct meta *m, struct objstore *s, const struct me
 		struct meta_merge mg = *whole;
 		mg.rows = whole->rows + at;
 		mg.n = whole->n - at < swap_rows ? whole->n - at : swap_rows;
-		mg.continues = at > 0;
+		mg.continues = whole->continues || at > 0;
 		int64_t t0 = clock_mono_us();
 		rc = meta_merge_swap(m, &mg);
 		uint64_t swap_us = (uint64_t)(clock_mono_us() - t0);
@@ -174,15 +186,20 @@ static int merge_swap_chunks(struct meta *m, struct objstore *s, const struct me
 		if (rc == SL_ENOTFOUND) {
 			st->refused++;
 			/* A failed delete leaves it to the orphan sweep. */
-			if (!at)
+			if (!mg.continues)
 				objstore_del(s, whole->key);
 			return 0;
 		}
 		if (rc)
 			return rc;
-		if (!at)
+		if (!mg.continues)
 			st->runs++;
+		else if (!at)
+			st->resumed_objects++;
+		if (whole->continues)
+			st->resumed += mg.n;
 		st->rows += mg.n;
+		*swapped += mg.n;
 		for (size_t i = 0; i < mg.n; i++) {
 			st->batches += batches[at + i];
 			st->bytes += mg.rows[i].length;
@@ -240,11 +257,209 @@ static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 	if (rc)
 		goto out;
 	struct meta_merge mg = { tid, partition, key, obj_len, mr, n };
-	rc = merge_swap_chunks(m, s, &mg, batches, swap_rows, st);
+	size_t swapped;
+	rc = merge_swap_chunks(m, s, &mg, batches, swap_rows, st, &swapped);
 out:
 	free(mr);
 	free(entries);
 	return rc;
+}
+
+/* Bytes of source rows a resume reads at a time to check them against
+ * the merged object's. */
+#define MERGE_CHECK_BYTES ((size_t)8 << 20)
+
+/* The first of rows[0, n) whose bytes differ from got's (laid out back to
+ * back), reading them from their objects a stretch at a time; n when
+ * all are the same. *rc gets the store's error (then 0 is returned). */
+static size_t rows_same(struct objstore *s, const struct meta_batch_row *rows, size_t n,
+			const uint8_t *got, uint8_t *tmp, size_t tmp_cap, uint64_t *gets, int *rc)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i, len = 0;
+		while (j < n && (j == i || len + rows[j].length <= tmp_cap))
+			len += rows[j++].length;
+		*rc = merge_read_rows(s, rows + i, j - i, tmp, gets);
+		if (*rc)
+			return 0;
+		for (size_t pos = 0; i < j; pos += rows[i++].length)
+			if (memcmp(tmp + pos, got + pos, rows[i].length))
+				return i;
+		got += len;
+	}
+	return n;
+}
+
+/* A resume: rows[at - 1] is the last row of a merged object (in offset
+ * order: the end of the rows swapped into it), rows[at, end) the rows
+ * after it. When the object is partly live (a later chunk of its swap
+ * was refused, or the pass failed or was killed between two), the rows
+ * never swapped still name their old objects, and the merged object
+ * holds their bytes right after the swapped ones' (a run's rows lie in
+ * it in offset order): its footer, read from the store, says which
+ * entries follow. The rows after it whose entries match (partition,
+ * length, record count) and whose bytes are the same in both objects
+ * (read and compared: the swap checks only the rows) are swapped into
+ * it, in chunks as a merge's are, each chunk consistent on its own;
+ * nothing is written to the store. Returns how many rows from at it
+ * took (0: none, or the object is whole; a chunk refused leaves the rows
+ * after it to the next pass), those swapped renamed in rows as the
+ * store has them now. *rc gets the store's or metadata store's
+ * error. */
+static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
+			   const uint8_t topic_id[16], struct meta_batch_row *rows,
+			   const uint32_t *batches, size_t at, size_t end, size_t swap_rows,
+			   struct merge_buf *buf, struct merge_stats *st, int *rc)
+{
+	const struct meta_batch_row *last = &rows[at - 1];
+	const char *key = last->object_key;
+	uint64_t size = last->object_size, x = last->byte_offset + last->length;
+	*rc = 0;
+	/* No room for even one more entry's bytes and its footer entry. */
+	if (x + rows[at].length + OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES > size)
+		return 0;
+	uint8_t trailer[OBJECT_TRAILER_BYTES];
+	uint64_t footer_offset;
+	uint32_t count;
+	*rc = objstore_get(s, key, size - sizeof trailer, sizeof trailer, trailer);
+	st->gets++;
+	if (*rc)
+		return 0;
+	if (object_parse_trailer(trailer, size, &footer_offset, &count) || footer_offset <= x)
+		return 0;
+	size_t footer_len = (size_t)(size - footer_offset), taken = 0;
+	uint8_t *footer = malloc(footer_len);
+	struct object_entry *e = NULL;
+	struct meta_merge_row *mr = NULL;
+	uint8_t *tmp = NULL;
+	*rc = SL_ENOMEM;
+	if (!footer)
+		goto out;
+	*rc = objstore_get(s, key, footer_offset, footer_len, footer);
+	st->gets++;
+	if (*rc)
+		goto out;
+	if (object_parse_footer(footer, footer_len, footer_offset, &e, &count))
+		goto out_quiet;
+	/* The entry where the swapped rows' bytes end. */
+	size_t lo = 0, hi = count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (e[mid].byte_offset < x)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	size_t k = lo, n = 0;
+	uint64_t bytes = 0;
+	while (at + n < end && k + n < count) {
+		const struct meta_batch_row *r = &rows[at + n];
+		const struct object_entry *o = &e[k + n];
+		if (merged_key(r->object_key) || o->byte_offset != x + bytes ||
+		    o->partition != partition || memcmp(o->topic_id, topic_id, 16) ||
+		    o->length != r->length || o->record_count != r->record_count)
+			break;
+		bytes += r->length;
+		n++;
+	}
+	if (!n)
+		goto out_quiet;
+	*rc = SL_ENOMEM;
+	uint8_t *got = merge_buf_reserve(buf, (size_t)bytes);
+	size_t tmp_cap = bytes < MERGE_CHECK_BYTES ? (size_t)bytes : MERGE_CHECK_BYTES;
+	for (size_t i = 0; i < n; i++)
+		if (rows[at + i].length > tmp_cap)
+			tmp_cap = rows[at + i].length;
+	tmp = malloc(tmp_cap);
+	mr = calloc(n, sizeof *mr);
+	if (!got || !tmp || !mr)
+		goto out;
+	*rc = objstore_get(s, key, x, (size_t)bytes, got);
+	st->gets++;
+	if (*rc)
+		goto out;
+	size_t same = rows_same(s, rows + at, n, got, tmp, tmp_cap, &st->gets, rc);
+	if (*rc)
+		goto out;
+	if (same < n)
+		log_warn("merge: %s: the bytes of offset %" PRId64 " differ from its row's in %s:"
+			 " %zu rows resumed, not %zu", key, rows[at + same].base_offset,
+			 rows[at + same].object_key, same, n);
+	uint64_t pos = x;
+	for (size_t i = 0; i < same; i++) {
+		const struct meta_batch_row *r = &rows[at + i];
+		mr[i] = (struct meta_merge_row){ .base_offset = r->base_offset,
+						 .last_offset = r->last_offset,
+						 .byte_offset = r->byte_offset,
+						 .length = r->length,
+						 .new_byte_offset = pos };
+		memcpy(mr[i].object_key, r->object_key, sizeof mr[i].object_key);
+		pos += r->length;
+	}
+	struct meta_merge mg = { tid, partition, key, size, mr, same, .continues = true };
+	size_t swapped = 0;
+	*rc = same ? merge_swap_chunks(m, s, &mg, batches + at, swap_rows, st, &swapped) : 0;
+	/* As the store has them now: rows of the merged object. */
+	for (size_t i = 0; i < swapped; i++) {
+		struct meta_batch_row *r = &rows[at + i];
+		memmove(r->object_key, key, strlen(key) + 1);
+		r->byte_offset = mr[i].new_byte_offset;
+		r->object_size = size;
+	}
+	/* Rows whose bytes differ are left to the planner. */
+	taken = same;
+	goto out;
+out_quiet:
+	*rc = 0;
+out:
+	free(tmp);
+	free(mr);
+	free(e);
+	free(footer);
+	return taken;
+}
+
+/* A pass's rows: those kept from the last page (a run that may go on,
+ * the row a page ended in, the merged object before the next page's
+ * rows) joined, then a page's read after them. */
+struct merge_rows {
+	struct meta_batch_row *rows;
+	struct merge_plan_row *plan;
+	struct merge_plan_run *runs;
+	uint32_t *batches;
+	size_t n, cap;
+};
+
+static int rows_reserve(struct merge_rows *r, size_t cap)
+{
+	if (cap <= r->cap)
+		return 0;
+	void *a = realloc(r->rows, cap * sizeof *r->rows);
+	if (a)
+		r->rows = a;
+	void *b = realloc(r->plan, cap * sizeof *r->plan);
+	if (b)
+		r->plan = b;
+	void *c = realloc(r->runs, (cap / 2 + 1) * sizeof *r->runs);
+	if (c)
+		r->runs = c;
+	void *d = realloc(r->batches, cap * sizeof *r->batches);
+	if (d)
+		r->batches = d;
+	if (!a || !b || !c || !d)
+		return SL_ENOMEM;
+	r->cap = cap;
+	return 0;
+}
+
+/* Rows read at a time: SLUICE_MERGE_PAGE_ROWS (hidden, for tests: fewer
+ * rows than a run holds) makes it fewer. */
+static size_t page_rows(void)
+{
+	const char *env = getenv("SLUICE_MERGE_PAGE_ROWS");
+	long v = env ? strtol(env, NULL, 10) : 0;
+	return v > 0 && v < MERGE_PAGE_ROWS ? (size_t)v : MERGE_PAGE_ROWS;
 }
 
 int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
@@ -252,36 +467,36 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		    bool (*stop)(void *arg), void *stop_arg, struct merge_buf *buf,
 		    struct merge_stats *st)
 {
-	int rc;
+	int rc = 0;
 	struct merge_buf own = { 0 };
 	if (!buf)
 		buf = &own;
-	struct meta_batch_row *rows = malloc(MERGE_PAGE_ROWS * sizeof *rows);
-	struct merge_plan_row *plan = malloc(MERGE_PAGE_ROWS * sizeof *plan);
-	struct merge_plan_run *runs = malloc(MERGE_PAGE_ROWS / 2 * sizeof *runs);
-	uint32_t *batches = malloc(MERGE_PAGE_ROWS * sizeof *batches);
-	rc = SL_ENOMEM;
-	if (!rows || !plan || !runs || !batches)
-		goto out;
+	size_t page = page_rows();
+	struct merge_rows r = { 0 };
 	/* From the first row the store has (trims delete the rows below the
 	 * log start; a swap refuses any still there): no partition lookup,
 	 * which on PostgreSQL is the loop's connection. */
 	int64_t from = 0;
-	for (;;) {
+	bool more = true;
+	while (more) {
+		rc = rows_reserve(&r, r.n + page);
+		if (rc)
+			goto out;
+		struct meta_batch_row *rows = r.rows;
 		/* _many: its rows carry their object's size. */
 		struct meta_batch_query q = { .tid = tid, .partition = partition, .offset = from,
-					      .max_rows = MERGE_PAGE_ROWS };
-		rc = meta_batches_from_many(m, &q, 1, rows, MERGE_PAGE_ROWS);
-		size_t n = q.n;
-		if (rc || n == 0)
-			break;
+					      .max_rows = page };
+		rc = meta_batches_from_many(m, &q, 1, rows + r.n, page);
+		if (rc)
+			goto out;
 		SL_ASSERT(q.first == 0, "first %zu", q.first);
-		bool full = n == MERGE_PAGE_ROWS;
-		n = merge_rows_join(rows, n, batches);
-		/* A full page may end inside a row: leave the last for the
-		 * next page, which starts at it. */
-		if (full && n > 1)
-			n--;
+		more = q.n == page;
+		if (q.n)
+			from = rows[r.n + q.n - 1].last_offset + 1;
+		r.n = rows_join_from(rows, r.n, r.n + q.n, r.batches);
+		/* A full page may end inside a row: it is planned with the
+		 * next page's rows. */
+		size_t n = more ? r.n - 1 : r.n;
 		/* Ids: objects told apart by key; neighbours share an id when
 		 * they share the key (all the planner compares). */
 		uint64_t id = 0;
@@ -293,45 +508,63 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 			 * key of another format: never merged). */
 			if (!meta_object_key_seal_ms(rows[i].object_key, &sealed))
 				sealed = now_ms;
-			plan[i] = (struct merge_plan_row){ .base_offset = rows[i].base_offset,
-							   .last_offset = rows[i].last_offset,
-							   .object_id = id,
-							   .object_size = merged_key(rows[i].object_key)
+			r.plan[i] = (struct merge_plan_row){ .base_offset = rows[i].base_offset,
+							     .last_offset = rows[i].last_offset,
+							     .object_id = id,
+							     .object_size = merged_key(rows[i].object_key)
 								? UINT64_MAX : rows[i].object_size,
-							   .object_created_ms = sealed,
-							   .length = rows[i].length };
+							     .object_created_ms = sealed,
+							     .length = rows[i].length };
 		}
-		size_t nruns = 0;
-		rc = merge_plan(plan, n, c, now_ms, runs, MERGE_PAGE_ROWS / 2, &nruns);
-		if (rc)
-			break;
-		int64_t next = rows[n - 1].last_offset + 1;
-		for (size_t k = 0; k < nruns; k++) {
-			const struct merge_plan_run *r = &runs[k];
-			/* A run reaching the page's end may go on in the next
-			 * page: plan it again from there (unless it fills the
-			 * page). */
-			if (full && r->first + r->n == n && r->first > 0) {
-				next = rows[r->first].base_offset;
-				break;
-			}
+		/* Rows after a merged object's may be its rows never swapped
+		 * (the object partly live): swapped into it, they are no
+		 * run's. */
+		for (size_t i = 1; i < n; i++) {
+			if (!merged_key(rows[i - 1].object_key) || merged_key(rows[i].object_key))
+				continue;
 			if (stop && stop(stop_arg))
 				goto out;
-			st->sources += r->objects;
-			rc = merge_run(m, s, tid, partition, topic_id, rows + r->first,
-				       batches + r->first, r->n, c->swap_rows, buf, st);
+			size_t t = merge_resume(m, s, tid, partition, topic_id, rows, r.batches, i, n,
+						c->swap_rows, buf, st, &rc);
+			if (rc)
+				goto out;
+			for (size_t j = i; j < i + t; j++)
+				r.plan[j].object_size = UINT64_MAX;
+			i += t;
+		}
+		size_t nruns = 0;
+		rc = merge_plan(r.plan, n, c, now_ms, r.runs, n / 2 + 1, &nruns);
+		if (rc)
+			goto out;
+		/* A run reaching the rows' end may go on in the next page:
+		 * kept, planned again with it (the planner cuts a run at
+		 * SL_MERGE_RUN_ROWS_MAX rows, so what is kept stays bounded). */
+		size_t keep = more ? merge_plan_open(r.plan, n, c, now_ms) : n;
+		for (size_t k = 0; k < nruns; k++) {
+			const struct merge_plan_run *run = &r.runs[k];
+			if (run->first >= keep)
+				break;
+			if (stop && stop(stop_arg))
+				goto out;
+			st->sources += run->objects;
+			rc = merge_run(m, s, tid, partition, topic_id, rows + run->first,
+				       r.batches + run->first, run->n, c->swap_rows, buf, st);
 			if (rc)
 				goto out;
 		}
-		if (!full)
-			break;
-		from = next;
+		/* A merged object's last row, kept: the next page's first rows
+		 * may be its rows never swapped. */
+		if (more && keep == n && n > 0 && merged_key(rows[n - 1].object_key))
+			keep = n - 1;
+		memmove(rows, rows + keep, (r.n - keep) * sizeof *rows);
+		memmove(r.batches, r.batches + keep, (r.n - keep) * sizeof *r.batches);
+		r.n -= keep;
 	}
 out:
 	merge_buf_free(&own);
-	free(batches);
-	free(runs);
-	free(plan);
-	free(rows);
+	free(r.batches);
+	free(r.runs);
+	free(r.plan);
+	free(r.rows);
 	return rc;
 }

@@ -44,6 +44,9 @@ struct merge_stats {
 				 swapped in chunks of swap_rows) */
 	uint64_t swap_us_max; /* the longest swap transaction (the wait for
 				 the store's write lock included) */
+	uint64_t resumed;     /* of rows: swapped into a partly live merged
+				 object, which held their bytes already */
+	uint64_t resumed_objects; /* partly live merged objects swapped into */
 };
 
 /* A pass's input buffer, kept by its caller between passes (the agent:

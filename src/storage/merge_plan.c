@@ -26,6 +26,24 @@ static bool candidate(const struct merge_plan_row *r, const struct merge_plan_co
 	       r->length <= c->target_bytes;
 }
 
+/* The run from rows[i] (a candidate): its rows, bytes and objects. */
+static void run_from(const struct merge_plan_row *rows, size_t i, size_t n,
+		     const struct merge_plan_config *c, int64_t now_ms, struct merge_plan_run *run)
+{
+	*run = (struct merge_plan_run){ .first = i, .n = 0, .bytes = 0, .objects = 0 };
+	/* Objects counted as switches between neighbours: the same as
+	 * distinct objects unless two objects' rows interleave, where
+	 * merging them pays all the more. */
+	while (i < n && candidate(&rows[i], c, now_ms) &&
+	       run->bytes + rows[i].length <= c->target_bytes && run->n < SL_MERGE_RUN_ROWS_MAX) {
+		if (run->n == 0 || rows[i].object_id != rows[i - 1].object_id)
+			run->objects++;
+		run->bytes += rows[i].length;
+		run->n++;
+		i++;
+	}
+}
+
 int merge_plan(const struct merge_plan_row *rows, size_t n, const struct merge_plan_config *c,
 	       int64_t now_ms, struct merge_plan_run *runs, size_t runs_cap, size_t *nruns)
 {
@@ -42,21 +60,29 @@ int merge_plan(const struct merge_plan_row *rows, size_t n, const struct merge_p
 			i++;
 			continue;
 		}
-		struct merge_plan_run run = { .first = i, .n = 0, .bytes = 0, .objects = 0 };
-		/* Objects counted as switches between neighbours: the same
-		 * as distinct objects unless two objects' rows interleave,
-		 * where merging them pays all the more. */
-		while (i < n && candidate(&rows[i], c, now_ms) &&
-		       run.bytes + rows[i].length <= c->target_bytes &&
-		       run.n < SL_MERGE_RUN_ROWS_MAX) {
-			if (run.n == 0 || rows[i].object_id != rows[i - 1].object_id)
-				run.objects++;
-			run.bytes += rows[i].length;
-			run.n++;
-			i++;
-		}
+		struct merge_plan_run run;
+		run_from(rows, i, n, c, now_ms, &run);
+		i += run.n;
 		if (run.objects >= c->min_objects && run.n >= c->min_rows)
 			runs[(*nruns)++] = run;
 	}
 	return 0;
+}
+
+size_t merge_plan_open(const struct merge_plan_row *rows, size_t n,
+		       const struct merge_plan_config *c, int64_t now_ms)
+{
+	size_t i = 0;
+	while (i < n) {
+		if (!candidate(&rows[i], c, now_ms)) {
+			i++;
+			continue;
+		}
+		struct merge_plan_run run;
+		run_from(rows, i, n, c, now_ms, &run);
+		if (i + run.n == n)
+			return i;
+		i += run.n;
+	}
+	return n;
 }

@@ -60,4 +60,12 @@ void merge_plan_defaults(struct merge_plan_config *c);
 int merge_plan(const struct merge_plan_row *rows, size_t n, const struct merge_plan_config *c,
 	       int64_t now_ms, struct merge_plan_run *runs, size_t runs_cap, size_t *nruns);
 
+/* Where the last stretch of rows[0, n) that merge_plan would cut into a
+ * run starts when that run reaches row n (kept or not: one too short to
+ * pay may pay with the rows after n), or n. The rows are as merge_plan
+ * accepted them. A caller planning a partition a page of rows at a time
+ * plans that run again with the next page's rows. */
+size_t merge_plan_open(const struct merge_plan_row *rows, size_t n,
+		       const struct merge_plan_config *c, int64_t now_ms);
+
 #endif

@@ -211,9 +211,11 @@ int compact_cmd(int argc, char **argv)
 					 &buf, &st);
 		printf("compact: %s-%d: %" PRIu64 " rows (%" PRIu64 " batches) from %" PRIu64
 		       " objects into %" PRIu64 " merged objects (%" PRIu64 " bytes, %" PRIu64
-		       " reads), %" PRIu64 " refused; %" PRIu64 " swap transactions, the longest %.1f ms\n",
+		       " reads), %" PRIu64 " refused; %" PRIu64 " swap transactions, the longest %.1f ms;"
+		       " %" PRIu64 " of the rows into %" PRIu64 " partly merged objects\n",
 		       topic, p, st.rows, st.batches, st.sources, st.runs, st.bytes, st.gets,
-		       st.refused, st.swaps, (double)st.swap_us_max / 1000.0);
+		       st.refused, st.swaps, (double)st.swap_us_max / 1000.0, st.resumed,
+		       st.resumed_objects);
 		if (rc) {
 			fprintf(stderr, "sluice compact: %s-%d: %s\n", topic, p, sl_strerror(rc));
 			status = 1;

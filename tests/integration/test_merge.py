@@ -17,7 +17,8 @@ and the next pass finishes it. --merge-swap-rows cuts a merged object's
 metadata swap into transactions of that many rows, not the object; a pass
 killed between two of them (SLUICE_MERGE_SWAP_PAUSE_MS holds it there)
 leaves a consistent store, its object partly live, and the next pass
-merges the rows left.
+swaps the rows left into that object without writing one (SQLite and
+PostgreSQL).
 
 The agent's own merge job (--merge-interval-ms) does the same while
 consumers read, and its merged partitions read the same; under
@@ -35,6 +36,7 @@ import threading
 import time
 import urllib.request
 
+import kproto
 import util
 from conftest import SLUICE_BIN
 from cluster import pg, start_agents, three_agents  # noqa: F401 (pg: fixture)
@@ -247,6 +249,47 @@ def test_compact_swap_rows(broker_factory):
         assert r.returncode == 2 and "--merge-swap-rows" in r.stderr, (bad, r.stderr)
 
 
+def test_merged_object_spans_row_pages(broker_factory):
+    """A pass reads a partition's rows a page of 20,000 batches at a time;
+    a run still growing at a page's end goes on in the next, so a merged
+    object reaches --merge-target-bytes whatever the batches' size: 24,000
+    one-record batches per partition (under 2 MB) in small objects merge
+    into one object per partition, not one per page.
+    SLUICE_MERGE_PAGE_ROWS (hidden) shrinks the page to 50 batches for
+    partition 1, fewer than a stored row holds (256), and it still ends
+    in one object."""
+    b = broker_factory()
+    topic = util.topic_name("merge-pages")
+    util.create_topic(b.bootstrap, topic, partitions=2)
+    # 1,000 Produce requests pipelined on a connection, a batch for each
+    # partition in each: the writer puts those it has at once into an
+    # object, a row per partition of up to 256 batches.
+    with kproto.connect(b.bootstrap) as s:
+        for r in range(24):
+            for i in range(1000):
+                body = (kproto.string(None) + kproto.i16(-1) + kproto.i32(10000) + kproto.array(
+                    [kproto.string(topic) + kproto.array(
+                        kproto.i32(p) + kproto.bytes_(kproto.record_batch(
+                            [(b"k%d" % i, b"v%d-%d-%d" % (p, r, i), ())])) for p in range(2))]))
+                s.sendall(kproto.request(kproto.API_PRODUCE, 3, i, body))
+            for i in range(1000):
+                cid, resp = kproto.recv_response(s)
+                assert cid == i, (cid, i)
+    want = snapshot(b, topic, 2)
+    before = {p: inspect(b, topic, p) for p in range(2)}
+    assert all(v[0] == 24000 and v[2] >= 24 for v in before.values()), before
+    rows = {p: stored_rows(b, topic, p) for p in range(2)}
+    for p, env in ((0, {}), (1, {"SLUICE_MERGE_PAGE_ROWS": "50"})):
+        r = subprocess.run([SLUICE_BIN, "compact", "--data", b.data_dir, topic, str(p)],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, **env))
+        assert r.returncode == 0, r
+        m = COMPACT_RE.search(r.stdout)
+        assert m and (int(m.group(3)), int(m.group(6))) == (rows[p], 1), r.stdout
+        assert inspect(b, topic, p) == before[p][:2] + (1,)
+    assert snapshot(b, topic, 2) == want
+
+
 def meta_query(b, sql, *args):
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(b.data_dir, "meta.db"), uri=True)
     try:
@@ -259,51 +302,86 @@ def meta_query(b, sql, *args):
 MERGED_ROWS = ("SELECT count(*) FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
                " WHERE o.key LIKE '%-ffffffff%'")
 # Objects whose live bytes are not the bytes of the rows naming them.
-LIVE_OFF = ("SELECT o.key, o.live_bytes, (SELECT coalesce(sum(b.length), 0) FROM batches AS b"
-            " WHERE b.oid = o.oid) AS named FROM objects AS o"
-            " WHERE o.live_bytes > 0 AND o.live_bytes <> named")
+LIVE_OFF = ("SELECT * FROM (SELECT o.key, o.live_bytes, (SELECT coalesce(sum(b.length), 0)"
+            " FROM batches AS b WHERE b.oid = o.oid) AS named FROM objects AS o) AS x"
+            " WHERE live_bytes > 0 AND live_bytes <> named")
 
 
-def test_kill9_between_swap_chunks(broker_factory):
+RESUMED_RE = re.compile(r"; (\d+) of the rows into (\d+) partly merged objects")
+
+
+def kill9_between_swap_chunks(b, query, meta=None):
     """kill -9 between two transactions of one merged object's swap: the
     store is consistent (every row names bytes that exist, every object's
     live bytes are its rows'), every offset reads the same, and the next
-    pass merges the rows left into another object."""
-    b = broker_factory()
-    topic, want, batches0, bytes0, objects0 = one_partition(b, "merge-chunks", 30, 5, 17)
-    rows0 = stored_rows(b, topic, 0)
+    pass swaps the rows left into that same object, which holds their
+    bytes already: no object is written, the partition ends in the one
+    object. query(sql) runs sql on b's metadata store (meta: its URL, or
+    None for the data dir's SQLite)."""
+    where = ["--data", b.data_dir] + (["--meta", meta] if meta else [])
+    topic = util.topic_name("merge-chunks")
+    util.create_topic(b.bootstrap, topic, partitions=1)
+    produce_rounds(b, topic, 30, 5, seed=17)
+    want = snapshot(b, topic, 1)
+    batches0, bytes0, objects0 = inspect(b, topic, 0, meta)
+    rows0 = int(query("SELECT count(*) FROM batches AS b JOIN topics AS t ON t.tid = b.tid"
+                      " WHERE t.name = '%s'" % topic)[0][0])
+    assert objects0 >= 30 and rows0 >= objects0, (objects0, rows0)
     env = dict(os.environ, SLUICE_MERGE_SWAP_PAUSE_MS="600000")
-    p = subprocess.Popen([SLUICE_BIN, "compact", "--data", b.data_dir, "--merge-swap-rows", "4",
-                          topic], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    p = subprocess.Popen([SLUICE_BIN, "compact"] + where + ["--merge-swap-rows", "4", topic],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 60
         # The first transaction done: its rows name the merged object.
-        while meta_query(b, MERGED_ROWS)[0][0] == 0:
+        while int(query(MERGED_ROWS)[0][0]) == 0:
             assert p.poll() is None, "the pass ended without pausing"
             assert time.monotonic() < deadline, "no swap transaction within 60 s"
             time.sleep(0.05)
     finally:
         p.kill()
         p.wait()
-    assert meta_query(b, LIVE_OFF) == []
-    partial = meta_query(b, "SELECT DISTINCT o.key, o.live_bytes FROM batches AS b JOIN objects"
-                         " AS o ON o.oid = b.oid WHERE o.key LIKE '%-ffffffff%'")
+    assert query(LIVE_OFF) == []
+    partial = query("SELECT DISTINCT o.key, o.live_bytes FROM batches AS b JOIN objects"
+                    " AS o ON o.oid = b.oid WHERE o.key LIKE '%-ffffffff%'")
     assert len(partial) == 1, partial
-    assert inspect(b, topic, 0)[:2] == (batches0, bytes0)
+    assert int(partial[0][1]) < bytes0, (partial, bytes0)
+    assert inspect(b, topic, 0, meta)[:2] == (batches0, bytes0)
     assert snapshot(b, topic, 1) == want
-    # The next pass: the partly live object is not merged again; the rows
-    # left (all but the first transaction's 4) go into one more object.
-    out = run("compact", "--data", b.data_dir, "--merge-swap-rows", "4", topic).stdout
-    m = COMPACT_RE.search(out)
-    assert m and int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 1, out
-    assert int(m.group(9)) == 0, out
-    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
-    assert meta_query(b, LIVE_OFF) == []
-    assert meta_query(b, "SELECT live_bytes FROM objects WHERE key = ?",
-                      partial[0][0]) == [(partial[0][1],)]
+    keys = store_keys(b)
+    # The next pass: the rows left (all but the first transaction's 4)
+    # go into the partly live object, in transactions of 4 as before.
+    out = run("compact", *where, "--merge-swap-rows", "4", topic).stdout
+    m, r = COMPACT_RE.search(out), RESUMED_RE.search(out)
+    assert m and r, out
+    assert int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 0, out
+    assert (int(r.group(1)), int(r.group(2))) == (rows0 - 4, 1), out
+    assert int(m.group(9)) == 0 and int(m.group(10)) == (rows0 - 4 + 3) // 4, out
+    assert store_keys(b) == keys
+    assert inspect(b, topic, 0, meta) == (batches0, bytes0, 1)
+    assert query(LIVE_OFF) == []
+    assert query("SELECT live_bytes FROM objects WHERE key = '%s'" % partial[0][0]) == [
+        (str(bytes0) if meta else bytes0,)]
     assert snapshot(b, topic, 1) == want
+    # Nothing left for a third pass.
+    out = run("compact", *where, topic).stdout
+    m, r = COMPACT_RE.search(out), RESUMED_RE.search(out)
+    assert (int(m.group(3)), int(r.group(1))) == (0, 0), out
     b.restart()
     assert snapshot(b, topic, 1) == want
+
+
+def test_kill9_between_swap_chunks(broker_factory):
+    b = broker_factory()
+    kill9_between_swap_chunks(b, lambda sql: meta_query(b, sql))
+
+
+def test_kill9_between_swap_chunks_postgres(broker_factory, pg):  # noqa: F811
+    url = pg.db_url(pg.new_db())
+    b = broker_factory(["--meta", url])
+    db = url.rsplit("/", 1)[1]
+    kill9_between_swap_chunks(
+        b, lambda sql: [tuple(line.split("|")) for line in pg.psql(sql, db).splitlines()],
+        url)
 
 
 def logged(agent, pattern, timeout=10):

@@ -187,6 +187,21 @@ static void test_row_cap(void **state)
 	test_free(r);
 }
 
+/* merge_plan_open: where the run reaching the rows' end starts, paying
+ * or not (one row: too few yet), or the end when no run reaches it. */
+static void test_open_run(void **state)
+{
+	struct merge_plan_row r[100];
+	rows_fill(r, 100, 1, MIB, 4 * MIB, 120000);
+	struct merge_plan_config c = config();
+	assert_int_equal(merge_plan_open(r, 100, &c, NOW), 64);  /* 64 | 36 */
+	assert_int_equal(merge_plan_open(r, 64, &c, NOW), 0);    /* one full run */
+	assert_int_equal(merge_plan_open(r, 65, &c, NOW), 64);   /* one row, not a run yet */
+	r[99].object_created_ms = NOW;                           /* too young */
+	assert_int_equal(merge_plan_open(r, 100, &c, NOW), 100);
+	assert_int_equal(merge_plan_open(r, 0, &c, NOW), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_cap_and_refusals),
 		cmocka_unit_test(test_small_batches_one_run),
 		cmocka_unit_test(test_row_cap),
+		cmocka_unit_test(test_open_run),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
