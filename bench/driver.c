@@ -265,11 +265,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static const char *extra_conf[EXTRA_CONF_MAX];
 static int extra_conf_count;
 
-static rd_kafka_conf_t *conf_base(const char *bootstrap, bool verbose)
+static void conf_extra(rd_kafka_conf_t *conf)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	conf_set(conf, "bootstrap.servers", bootstrap);
-	conf_set(conf, "client.id", "sluice-bench");
 	for (int i = 0; i < extra_conf_count; i++) {
 		char name[256];
 		const char *eq = strchr(extra_conf[i], '=');
@@ -278,6 +275,14 @@ static rd_kafka_conf_t *conf_base(const char *bootstrap, bool verbose)
 		name[len] = 0;
 		conf_set(conf, name, eq + 1);
 	}
+}
+
+static rd_kafka_conf_t *conf_base(const char *bootstrap, bool verbose)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	conf_set(conf, "bootstrap.servers", bootstrap);
+	conf_set(conf, "client.id", "sluice-bench");
+	conf_extra(conf);
 	if (verbose)
 		conf_set(conf, "debug", "broker,protocol,msg");
 	rd_kafka_conf_set_log_cb(conf, on_log);
@@ -474,6 +479,8 @@ static rd_kafka_t *producer_new(const struct opts *o, const char *bootstrap,
 	conf_set(conf, "compression.type", "none");
 	conf_set(conf, "message.timeout.ms", "60000");
 	conf_set(conf, "enable.idempotence", o->idempotent || o->txn_records ? "true" : "false");
+	/* Again: they override the producer's own (batch.size, ...). */
+	conf_extra(conf);
 	if (o->txn_records) {
 		static int instances;
 		char id[64];

@@ -25,7 +25,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "sluice"))
-DRIVER = os.path.join(ROOT, "build", "bench", "driver")
+DRIVER = os.environ.get("SLUICE_DRIVER", os.path.join(ROOT, "build", "bench", "driver"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ab import free_port  # noqa: E402
 

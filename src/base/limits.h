@@ -124,8 +124,9 @@
  * header and its footer (the file store writes them IOV_MAX at a time). */
 #define SL_OBJECT_IOV_MAX (SL_OBJECT_BATCHES_MAX + 2)
 /* Batch rows one merge run rewrites, at most (storage/merge_plan.h): bounds
- * the job's row array (~100 bytes a row) whatever --merge-target-bytes
- * says. */
+ * the job's row arrays (~450 bytes a row: the rows kept across pages
+ * while the run is planned, then its footer and swap rows) whatever
+ * --merge-target-bytes says. */
 #define SL_MERGE_RUN_ROWS_MAX 100000
 /* --merge-swap-rows' default: batch rows per metadata transaction of a
  * merged object's swap (storage/merge.h). Each holds the metadata store's

@@ -11,8 +11,9 @@
  * chunk leaves the store consistent (meta.h). A refused first chunk
  * (rows trimmed or moved meanwhile, topic deleted) deletes the new object
  * again: nothing names it. A later chunk refused, a failure or a kill
- * between chunks leaves the object partly live (the next pass merges the
- * rows left into another object); a first chunk whose outcome is unknown
+ * between chunks leaves the object partly live: the next pass swaps the
+ * rows left into it, when its footer and bytes show it holds them, by
+ * later chunks, without a write; a first chunk whose outcome is unknown
  * (the store failed) leaves it too, and the orphan sweep of `sluice gc`
  * collects it if it was not committed.
  *
@@ -67,8 +68,10 @@ void merge_buf_idle(struct merge_buf *b);
 void merge_buf_free(struct merge_buf *b);
 
 /* One pass over partition (tid, partition) whose topic id is topic_id:
- * merges what c picks at now_ms among the partition's rows, a page of
- * rows at a time (reads on the metadata store's read connection). stop (may be NULL) is asked between
+ * merges what c picks at now_ms among the partition's rows, read a page
+ * at a time (on the metadata store's read connection), a run that
+ * reaches a page's end planned again with the next's, and finishes the
+ * swaps of partly live merged objects. stop (may be NULL) is asked between
  * runs (an agent draining, produce backpressure): true ends the pass.
  * st accumulates (zero it first). Returns 0 (also when nothing was worth
  * merging, an unknown partition, or a swap was refused: counted), or the
