@@ -18,7 +18,9 @@ metadata swap into transactions of that many rows, not the object; a pass
 killed between two of them (SLUICE_MERGE_SWAP_PAUSE_MS holds it there)
 leaves a consistent store, its object partly live, and the next pass
 swaps the rows left into that object without writing one (SQLite and
-PostgreSQL).
+PostgreSQL), only those whose bytes it holds unchanged. A run goes on
+across the pass's pages of rows: a partition of 24,000 small batches
+merges into one object.
 
 The agent's own merge job (--merge-interval-ms) does the same while
 consumers read, and its merged partitions read the same; under
@@ -310,15 +312,13 @@ LIVE_OFF = ("SELECT * FROM (SELECT o.key, o.live_bytes, (SELECT coalesce(sum(b.l
 RESUMED_RE = re.compile(r"; (\d+) of the rows into (\d+) partly merged objects")
 
 
-def kill9_between_swap_chunks(b, query, meta=None):
-    """kill -9 between two transactions of one merged object's swap: the
+def kill_between_chunks(b, query, where, meta=None):
+    """A topic of one partition, merged by a pass killed with SIGKILL
+    after the first transaction (4 rows) of its object's swap: checks the
     store is consistent (every row names bytes that exist, every object's
-    live bytes are its rows'), every offset reads the same, and the next
-    pass swaps the rows left into that same object, which holds their
-    bytes already: no object is written, the partition ends in the one
-    object. query(sql) runs sql on b's metadata store (meta: its URL, or
-    None for the data dir's SQLite)."""
-    where = ["--data", b.data_dir] + (["--meta", meta] if meta else [])
+    live bytes are its rows') and every offset reads the same. Returns
+    (topic, what it reads, inspect's batches and bytes, the stored rows,
+    the partly live object's (key, live bytes))."""
     topic = util.topic_name("merge-chunks")
     util.create_topic(b.bootstrap, topic, partitions=1)
     produce_rounds(b, topic, 30, 5, seed=17)
@@ -347,6 +347,18 @@ def kill9_between_swap_chunks(b, query, meta=None):
     assert int(partial[0][1]) < bytes0, (partial, bytes0)
     assert inspect(b, topic, 0, meta)[:2] == (batches0, bytes0)
     assert snapshot(b, topic, 1) == want
+    return topic, want, batches0, bytes0, rows0, partial[0]
+
+
+def kill9_between_swap_chunks(b, query, meta=None):
+    """kill -9 between two transactions of one merged object's swap
+    (kill_between_chunks), then the next pass swaps the rows left into
+    that same object, which holds their bytes already: no object is
+    written, the partition ends in the one object. query(sql) runs sql
+    on b's metadata store (meta: its URL, or None for the data dir's
+    SQLite)."""
+    where = ["--data", b.data_dir] + (["--meta", meta] if meta else [])
+    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where, meta)
     keys = store_keys(b)
     # The next pass: the rows left (all but the first transaction's 4)
     # go into the partly live object, in transactions of 4 as before.
@@ -359,7 +371,7 @@ def kill9_between_swap_chunks(b, query, meta=None):
     assert store_keys(b) == keys
     assert inspect(b, topic, 0, meta) == (batches0, bytes0, 1)
     assert query(LIVE_OFF) == []
-    assert query("SELECT live_bytes FROM objects WHERE key = '%s'" % partial[0][0]) == [
+    assert query("SELECT live_bytes FROM objects WHERE key = '%s'" % partial[0]) == [
         (str(bytes0) if meta else bytes0,)]
     assert snapshot(b, topic, 1) == want
     # Nothing left for a third pass.
@@ -373,6 +385,36 @@ def kill9_between_swap_chunks(b, query, meta=None):
 def test_kill9_between_swap_chunks(broker_factory):
     b = broker_factory()
     kill9_between_swap_chunks(b, lambda sql: meta_query(b, sql))
+
+
+def test_resume_checks_bytes(broker_factory):
+    """A resume swaps a row into the partly live object only when the
+    object's bytes for it are the row's: with a byte of the second row
+    left changed in the object (as a bad disk would), the first row left
+    is swapped into it, the rest merged into a new object, and every
+    offset still reads the same."""
+    b = broker_factory()
+    where = ["--data", b.data_dir]
+    query = lambda sql: meta_query(b, sql)  # noqa: E731
+    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
+    (end,), = query("SELECT max(b.byte_offset + b.length) FROM batches AS b JOIN objects AS o"
+                    " ON o.oid = b.oid WHERE o.key = '%s'" % partial[0])
+    (first_len,), = query("SELECT b.length FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
+                          " WHERE o.key NOT LIKE '%%-ffffffff%%' ORDER BY b.base_offset LIMIT 1")
+    path = os.path.join(b.data_dir, "objects", partial[0])
+    with open(path, "r+b") as f:
+        f.seek(end + first_len + 30)
+        c = f.read(1)
+        f.seek(end + first_len + 30)
+        f.write(bytes([c[0] ^ 0xff]))
+    out = run("compact", *where, "--merge-swap-rows", "4", topic).stdout
+    m, r = COMPACT_RE.search(out), RESUMED_RE.search(out)
+    assert m and r, out
+    assert (int(r.group(1)), int(r.group(2))) == (1, 1), out
+    assert int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 1, out
+    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert query(LIVE_OFF) == []
+    assert snapshot(b, topic, 1) == want
 
 
 def test_kill9_between_swap_chunks_postgres(broker_factory, pg):  # noqa: F811
