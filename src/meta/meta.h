@@ -862,9 +862,10 @@ static inline int meta_batches_from_many(struct meta *m, struct meta_batch_query
  * collection; objects_dead, objects_mark_deleting and objects_forget are
  * [pool: maintenance] or [tool], object_known and gc_fence_raise [tool])
  * ----
- * An object row's live_bytes only falls once committed (topic deletes,
- * trims subtract their batches), so a 'live' row at 0 that is older than
- * the grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
+ * An object row's live_bytes falls once committed (topic deletes,
+ * trims, swaps subtract their batches) and rises only in a merged
+ * object's later swap chunk, which requires it 'live' and above 0, so a
+ * 'live' row at 0 that is older than the grace is garbage for good. Each returns SL_EUNSUPPORTED for a backend
  * without it, SL_EMETA on a store error. */
 
 /* Dead objects: live_bytes <= 0 and either state 'deleting' (a collector

@@ -307,6 +307,21 @@ static size_t rows_same(struct objstore *s, const struct meta_batch_row *rows, s
  * after it to the next pass), those swapped renamed in rows as the
  * store has them now. *rc gets the store's or metadata store's
  * error. */
+/* A read of the partly live object's own bytes (its trailer, footer or
+ * unswapped part): no row names them, so a failure (the object damaged
+ * past its live rows, or trimmed and collected since) means no resume,
+ * not a failed pass; the rows are merged anew. 1 when it failed. */
+static int resume_get(struct objstore *s, const char *key, uint64_t offset, size_t len,
+		      uint8_t *dst, struct merge_stats *st)
+{
+	int rc = objstore_get(s, key, offset, len, dst);
+	st->gets++;
+	if (rc)
+		log_warn("merge: %s: reading %zu bytes at %" PRIu64 " to resume it: %s;"
+			 " its rows are merged anew", key, len, offset, sl_strerror(rc));
+	return rc != 0;
+}
+
 static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 			   const uint8_t topic_id[16], struct meta_batch_row *rows,
 			   const uint32_t *batches, size_t at, size_t end, size_t swap_rows,
@@ -322,9 +337,7 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	uint8_t trailer[OBJECT_TRAILER_BYTES];
 	uint64_t footer_offset;
 	uint32_t count;
-	*rc = objstore_get(s, key, size - sizeof trailer, sizeof trailer, trailer);
-	st->gets++;
-	if (*rc)
+	if (resume_get(s, key, size - sizeof trailer, sizeof trailer, trailer, st))
 		return 0;
 	if (object_parse_trailer(trailer, size, &footer_offset, &count) || footer_offset <= x)
 		return 0;
@@ -336,10 +349,8 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	*rc = SL_ENOMEM;
 	if (!footer)
 		goto out;
-	*rc = objstore_get(s, key, footer_offset, footer_len, footer);
-	st->gets++;
-	if (*rc)
-		goto out;
+	if (resume_get(s, key, footer_offset, footer_len, footer, st))
+		goto out_quiet;
 	if (object_parse_footer(footer, footer_len, footer_offset, &e, &count))
 		goto out_quiet;
 	/* The entry where the swapped rows' bytes end. */
@@ -375,10 +386,8 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	mr = calloc(n, sizeof *mr);
 	if (!got || !tmp || !mr)
 		goto out;
-	*rc = objstore_get(s, key, x, (size_t)bytes, got);
-	st->gets++;
-	if (*rc)
-		goto out;
+	if (resume_get(s, key, x, (size_t)bytes, got, st))
+		goto out_quiet;
 	size_t same = rows_same(s, rows + at, n, got, tmp, tmp_cap, &st->gets, rc);
 	if (*rc)
 		goto out;

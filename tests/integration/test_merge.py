@@ -417,6 +417,28 @@ def test_resume_checks_bytes(broker_factory):
     assert snapshot(b, topic, 1) == want
 
 
+def test_resume_damaged_tail(broker_factory):
+    """A partly live object damaged past its live rows (cut back to them,
+    as a bad disk or a half-restored backup would leave it) is not
+    resumed and does not fail the pass: the rows left are merged into a
+    new object, and every offset still reads the same."""
+    b = broker_factory()
+    where = ["--data", b.data_dir]
+    query = lambda sql: meta_query(b, sql)  # noqa: E731
+    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
+    (end,), = query("SELECT max(b.byte_offset + b.length) FROM batches AS b JOIN objects AS o"
+                    " ON o.oid = b.oid WHERE o.key = '%s'" % partial[0])
+    os.truncate(os.path.join(b.data_dir, "objects", partial[0]), int(end))
+    r = run("compact", *where, "--merge-swap-rows", "4", topic)
+    m, resumed = COMPACT_RE.search(r.stdout), RESUMED_RE.search(r.stdout)
+    assert m and resumed and resumed.group(1) == "0", r.stdout
+    assert int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 1, r.stdout
+    assert "to resume it" in r.stderr, r.stderr
+    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert query(LIVE_OFF) == []
+    assert snapshot(b, topic, 1) == want
+
+
 def test_kill9_between_swap_chunks_postgres(broker_factory, pg):  # noqa: F811
     url = pg.db_url(pg.new_db())
     b = broker_factory(["--meta", url])
