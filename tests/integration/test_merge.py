@@ -387,6 +387,15 @@ def test_kill9_between_swap_chunks(broker_factory):
     kill9_between_swap_chunks(b, lambda sql: meta_query(b, sql))
 
 
+def killed_partial(b, query, where):
+    """kill_between_chunks on the file store, and where the partly live
+    object's live rows end in it."""
+    got = kill_between_chunks(b, query, where)
+    (end,), = query("SELECT max(b.byte_offset + b.length) FROM batches AS b JOIN objects AS o"
+                    " ON o.oid = b.oid WHERE o.key = '%s'" % got[-1][0])
+    return got + (int(end),)
+
+
 def test_resume_checks_bytes(broker_factory):
     """A resume swaps a row into the partly live object only when the
     object's bytes for it are the row's: with a byte of the second row
@@ -396,9 +405,7 @@ def test_resume_checks_bytes(broker_factory):
     b = broker_factory()
     where = ["--data", b.data_dir]
     query = lambda sql: meta_query(b, sql)  # noqa: E731
-    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
-    (end,), = query("SELECT max(b.byte_offset + b.length) FROM batches AS b JOIN objects AS o"
-                    " ON o.oid = b.oid WHERE o.key = '%s'" % partial[0])
+    topic, want, batches0, bytes0, rows0, partial, end = killed_partial(b, query, where)
     (first_len,), = query("SELECT b.length FROM batches AS b JOIN objects AS o ON o.oid = b.oid"
                           " WHERE o.key NOT LIKE '%%-ffffffff%%' ORDER BY b.base_offset LIMIT 1")
     path = os.path.join(b.data_dir, "objects", partial[0])
@@ -425,9 +432,7 @@ def test_resume_damaged_tail(broker_factory):
     b = broker_factory()
     where = ["--data", b.data_dir]
     query = lambda sql: meta_query(b, sql)  # noqa: E731
-    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
-    (end,), = query("SELECT max(b.byte_offset + b.length) FROM batches AS b JOIN objects AS o"
-                    " ON o.oid = b.oid WHERE o.key = '%s'" % partial[0])
+    topic, want, batches0, bytes0, rows0, partial, end = killed_partial(b, query, where)
     os.truncate(os.path.join(b.data_dir, "objects", partial[0]), int(end))
     r = run("compact", *where, "--merge-swap-rows", "4", topic)
     m, resumed = COMPACT_RE.search(r.stdout), RESUMED_RE.search(r.stdout)
