@@ -256,6 +256,15 @@ void s3_attempt_setup(struct s3_call *c, CURL *h, uint32_t timeout_ms)
 		curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, on_seek);
 		curl_easy_setopt(h, CURLOPT_SEEKDATA, c);
 		curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)c->body_len);
+		/* libcurl sends "Expect: 100-continue" with a large body and
+		 * waits for the server's interim answer (up to 1 s) before the
+		 * first byte of it: a round trip per object written, to save
+		 * sending a body that a refusal (credentials, a wrong region)
+		 * would discard, which only a misconfigured store does. Send
+		 * at once. (The header itself stays: removing it with
+		 * "Expect:" breaks the SigV4 signature of libcurl < 8.3, which
+		 * signs the removed header, curl issue 11664.) */
+		curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 0L);
 		break;
 	case OBJSTORE_OP_HEAD:
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
