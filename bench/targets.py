@@ -5,6 +5,7 @@ all ratios from one run:
     bench/targets.py [--bin build/sluice] [--driver build/bench/driver]
                      [--rounds 2] [--duration-s 10] [--tmpfs-root /dev/shm]
                      [--disk-root /tmp] [--only disk,mock] [--base BIN]
+                     [--steps max,half,lone] [--half-rate MSGS_PER_S]
 
 Each round, in this order, a fresh target each time:
   1. produce 1 KiB x 8 partitions at full speed (one librdkafka producer,
@@ -19,7 +20,9 @@ With the half rate, the agent's own p99 of Produce requests (the bucket
 of sluice_request_duration_seconds holding it, scraped before and after),
 which tells the agent's latency from the time batches wait in the client.
 --only runs a subset of the targets (the mock is always run: the ratios
-need it). --base BIN adds the targets "disk-base" and "tmpfs-base" (the
+need it). --steps runs a subset of the steps; --half-rate sets step 2's
+rate instead of half of step 1's (needed without step 1). Skipped steps
+print as nan. --base BIN adds the targets "disk-base" and "tmpfs-base" (the
 same, with an older binary) right before each of this binary's, for a
 before/after from one run. Then the device's fsync time (median of 200 4 KiB writes + fdatasync in
 --disk-root). Prints per round and the medians, with the ratios to the
@@ -145,20 +148,27 @@ def fsync_ms(root):
 TARGETS = ("disk", "tmpfs", "mock")
 
 
+SKIPPED = {"mb_s": float("nan"), "msgs_s": float("nan"), "p50": float("nan"),
+           "p99": float("nan"), "cpu_s_gb": float("nan"), "agent_p99": float("nan")}
+
+
 def one_round(args):
-    res = {}
-    for t in args.targets:
+    res = {(t, k): SKIPPED for t in args.targets for k in ("max", "half", "lone")}
+    for t in args.targets if "max" in args.steps else ():
         tgt = start(args, t)
         try:
             res[(t, "max")] = produce(args, tgt, "p", 8, ["--linger-ms", "5"])
         finally:
             tgt.stop()
-    half = int(res[(args.targets[0], "max")]["msgs_s"] / 2)
-    for t in args.targets:
+    half = args.half_rate or int(res[(args.targets[0], "max")]["msgs_s"] / 2)
+    for t in args.targets if "half" in args.steps or "lone" in args.steps else ():
         tgt = start(args, t)
         try:
-            res[(t, "half")] = produce(args, tgt, "h", 8, ["--linger-ms", "5", "--rate", str(half)])
-            res[(t, "lone")] = produce(args, tgt, "l", 1, ["--linger-ms", "0", "--rate", "1000"])
+            if "half" in args.steps:
+                res[(t, "half")] = produce(args, tgt, "h", 8,
+                                           ["--linger-ms", "5", "--rate", str(half)])
+            if "lone" in args.steps:
+                res[(t, "lone")] = produce(args, tgt, "l", 1, ["--linger-ms", "0", "--rate", "1000"])
         finally:
             tgt.stop()
     return res, half
@@ -174,7 +184,13 @@ def main():
     ap.add_argument("--disk-root", default="/tmp")
     ap.add_argument("--only", default="disk,tmpfs", help="targets besides the mock")
     ap.add_argument("--base", help="an older binary, run before each target as TARGET-base")
+    ap.add_argument("--steps", default="max,half,lone", help="which of max,half,lone to run")
+    ap.add_argument("--half-rate", type=int, default=0,
+                    help="msgs/s of the half-rate step (default: half of the max step's)")
     args = ap.parse_args()
+    args.steps = args.steps.split(",")
+    if "half" in args.steps and "max" not in args.steps and not args.half_rate:
+        ap.error("--steps without max needs --half-rate")
     only = [t for t in args.only.split(",") if t in TARGETS and t != "mock"]
     args.targets = []
     for t in only:
