@@ -176,7 +176,8 @@ def one_round(args, rnd):
             res[(t, "max")] = produce(args, tgt, "p", 8, ["--linger-ms", "5"])
         finally:
             tgt.stop()
-    half = args.half_rate or int(res[(args.targets[0], "max")]["msgs_s"] / 2)
+    half = args.half_rate or ("max" in args.steps and
+                              int(res[(args.targets[0], "max")]["msgs_s"] / 2))
     for t in order if "half" in args.steps or "lone" in args.steps else ():
         os.sync()
         tgt = start(args, t)
