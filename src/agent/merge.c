@@ -37,6 +37,8 @@ struct merger {
 	int64_t now_ms;
 	int64_t pass_start_us; /* monotonic, for the pass's line */
 	struct merge_stats job_stats, pass;
+	/* The job's, used on the maintenance queue only. */
+	struct merge_memo *memo;
 	int err;
 };
 
@@ -51,21 +53,25 @@ static void merge_work(struct maint_job *job, struct agent *a)
 	memset(&g->job_stats, 0, sizeof g->job_stats);
 	g->err = maint_abandoning(a) ? 0
 		: merge_partition(a->meta, a->store, g->cur.tid, g->cur.partition, g->cur.uuid,
-				  &g->plan, g->now_ms, abandoning, a, maint_buf(a), &g->job_stats);
+				  &g->plan, g->now_ms, abandoning, a, maint_buf(a), g->memo,
+				  &g->job_stats);
 	merge_buf_idle(maint_buf(a));
 }
 
 static void pass_end(struct merger *g, const char *why)
 {
 	const struct merge_stats *st = &g->pass;
-	if (st->runs || st->refused || st->resumed)
-		log_info("merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
+	/* A pass that only read (resume checks) or did nothing: debug. */
+	enum log_level level = st->runs || st->refused || st->resumed ? LOG_INFO : LOG_DEBUG;
+	if (log_level_current >= level)
+		log_msg(level, "merge: %" PRIu64 " rows from %" PRIu64 " objects into %" PRIu64
 			 " merged objects (%" PRIu64 " bytes), %" PRIu64 " refused%s; %" PRIu64
 			 " swap transactions, the longest %.1f ms; the pass took %" PRId64 " ms;"
-			 " %" PRIu64 " of the rows into %" PRIu64 " partly merged objects",
+			 " %" PRIu64 " of the rows into %" PRIu64 " partly merged objects;"
+			 " %" PRIu64 " store reads",
 			 st->rows, st->sources, st->runs, st->bytes, st->refused, why, st->swaps,
 			 (double)st->swap_us_max / 1000.0, (clock_mono_us() - g->pass_start_us) / 1000,
-			 st->resumed, st->resumed_objects);
+			 st->resumed, st->resumed_objects, st->gets);
 	free(g->items);
 	g->items = NULL;
 	g->n = g->next = 0;
@@ -108,6 +114,7 @@ static void merge_done(struct maint_job *job, void *arg)
 	g->pass.rows += st->rows;
 	g->pass.sources += st->sources;
 	g->pass.bytes += st->bytes;
+	g->pass.gets += st->gets;
 	g->pass.refused += st->refused;
 	g->pass.swaps += st->swaps;
 	g->pass.resumed += st->resumed;
@@ -175,11 +182,13 @@ int merge_start(struct agent *a)
 	if (!g)
 		return SL_ENOMEM;
 	g->a = a;
+	g->memo = merge_memo_new();
 	g->job.work = merge_work;
 	g->job.done = merge_done;
 	g->job.arg = g;
 	int rc = lease_want(a->leases, JOB_MERGE, NULL, NULL);
 	if (rc) {
+		merge_memo_free(g->memo);
 		free(g);
 		return rc;
 	}
@@ -207,8 +216,10 @@ void merge_stop(struct agent *a)
 
 void merge_free(struct agent *a)
 {
-	if (a->merger)
+	if (a->merger) {
 		free(a->merger->items);
+		merge_memo_free(a->merger->memo);
+	}
 	free(a->merger);
 	a->merger = NULL;
 }

@@ -265,28 +265,133 @@ out:
 	return rc;
 }
 
-/* Bytes of source rows a resume reads at a time to check them against
- * the merged object's. */
+/* Bytes of rows a resume reads at a time, from the merged object and
+ * from their own objects, to compare them. */
 #define MERGE_CHECK_BYTES ((size_t)8 << 20)
 
-/* The first of rows[0, n) whose bytes differ from got's (laid out back to
- * back), reading them from their objects a stretch at a time; n when
- * all are the same. *rc gets the store's error (then 0 is returned). */
-static size_t rows_same(struct objstore *s, const struct meta_batch_row *rows, size_t n,
-			const uint8_t *got, uint8_t *tmp, size_t tmp_cap, uint64_t *gets, int *rc)
+/* Resume checks remembered: MERGE_MEMO_ENTRIES, the least recently
+ * used replaced. */
+#define MERGE_MEMO_ENTRIES 1024
+
+/* What a resume found, which holds as long as the rows it depends on do:
+ * objects never change, so a merged object whose live rows end at end
+ * holds nothing after them (whole), or nothing for the row that follows
+ * them (that row's object, place and offsets: the same row has the same
+ * bytes). */
+struct memo_entry {
+	char key[META_OBJECT_KEY_BYTES];
+	uint64_t end;
+	bool whole;
+	char next_key[META_OBJECT_KEY_BYTES];
+	uint64_t next_byte_offset, next_length;
+	int64_t next_base_offset;
+	uint64_t used; /* 0: a free entry */
+};
+
+struct merge_memo {
+	struct memo_entry e[MERGE_MEMO_ENTRIES];
+	uint64_t tick;
+};
+
+struct merge_memo *merge_memo_new(void)
+{
+	return calloc(1, sizeof(struct merge_memo));
+}
+
+void merge_memo_free(struct merge_memo *memo)
+{
+	free(memo);
+}
+
+static bool memo_next_is(const struct memo_entry *e, const struct meta_batch_row *next)
+{
+	return !strcmp(e->next_key, next->object_key) && e->next_byte_offset == next->byte_offset &&
+	       e->next_length == next->length && e->next_base_offset == next->base_offset;
+}
+
+/* Whether memo knows that merged object key, whose live rows end at end,
+ * holds nothing for next. */
+static bool memo_knows(struct merge_memo *memo, const char *key, uint64_t end,
+		       const struct meta_batch_row *next)
+{
+	if (!memo)
+		return false;
+	for (size_t i = 0; i < MERGE_MEMO_ENTRIES; i++) {
+		struct memo_entry *e = &memo->e[i];
+		if (e->used && e->end == end && !strcmp(e->key, key) &&
+		    (e->whole || memo_next_is(e, next))) {
+			e->used = ++memo->tick;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Remembers that key, its live rows ending at end, holds nothing after
+ * them (next NULL) or nothing for next. */
+static void memo_put(struct merge_memo *memo, const char *key, uint64_t end,
+		     const struct meta_batch_row *next)
+{
+	if (!memo)
+		return;
+	struct memo_entry *e = &memo->e[0];
+	for (size_t i = 0; i < MERGE_MEMO_ENTRIES && e->used; i++)
+		if (memo->e[i].used < e->used)
+			e = &memo->e[i];
+	memset(e, 0, sizeof *e);
+	snprintf(e->key, sizeof e->key, "%s", key);
+	e->end = end;
+	e->whole = !next;
+	if (next) {
+		snprintf(e->next_key, sizeof e->next_key, "%s", next->object_key);
+		e->next_byte_offset = next->byte_offset;
+		e->next_length = next->length;
+		e->next_base_offset = next->base_offset;
+	}
+	e->used = ++memo->tick;
+}
+
+/* A read of the partly live object's own bytes (its trailer, footer or
+ * unswapped part): no row names them, so a failure (the object damaged
+ * past its live rows, or trimmed and collected since) means no resume,
+ * not a failed pass; the rows are merged anew. 1 when it failed. */
+static int resume_get(struct objstore *s, const char *key, uint64_t offset, size_t len,
+		      uint8_t *dst, struct merge_stats *st)
+{
+	int rc = objstore_get(s, key, offset, len, dst);
+	st->gets++;
+	if (rc)
+		log_warn("merge: %s: reading %zu bytes at %" PRIu64 " to resume it: %s;"
+			 " its rows are merged anew", key, len, offset, sl_strerror(rc));
+	return rc != 0;
+}
+
+/* The first of rows[0, n) whose bytes differ from those merged object
+ * key holds from x on (back to back), reading both a stretch of up to
+ * cap bytes at a time (got, tmp), so a mismatch ends the reads; n when
+ * all are the same. *failed is set when the merged object's bytes could
+ * not be read (the rows before are the same); *rc gets the store's
+ * error reading the rows' own objects (then 0 is returned). */
+static size_t rows_same(struct objstore *s, const char *key, uint64_t x,
+			const struct meta_batch_row *rows, size_t n, uint8_t *got, uint8_t *tmp,
+			size_t cap, struct merge_stats *st, bool *failed, int *rc)
 {
 	size_t i = 0;
 	while (i < n) {
 		size_t j = i, len = 0;
-		while (j < n && (j == i || len + rows[j].length <= tmp_cap))
+		while (j < n && (j == i || len + rows[j].length <= cap))
 			len += rows[j++].length;
-		*rc = merge_read_rows(s, rows + i, j - i, tmp, gets);
+		if (resume_get(s, key, x, len, got, st)) {
+			*failed = true;
+			return i;
+		}
+		*rc = merge_read_rows(s, rows + i, j - i, tmp, &st->gets);
 		if (*rc)
 			return 0;
 		for (size_t pos = 0; i < j; pos += rows[i++].length)
 			if (memcmp(tmp + pos, got + pos, rows[i].length))
 				return i;
-		got += len;
+		x += len;
 	}
 	return n;
 }
@@ -305,54 +410,48 @@ static size_t rows_same(struct objstore *s, const struct meta_batch_row *rows, s
  * nothing is written to the store. Returns how many rows from at it
  * took (0: none, or the object is whole; a chunk refused leaves the rows
  * after it to the next pass), those swapped renamed in rows as the
- * store has them now. *rc gets the store's or metadata store's
- * error. */
-/* A read of the partly live object's own bytes (its trailer, footer or
- * unswapped part): no row names them, so a failure (the object damaged
- * past its live rows, or trimmed and collected since) means no resume,
- * not a failed pass; the rows are merged anew. 1 when it failed. */
-static int resume_get(struct objstore *s, const char *key, uint64_t offset, size_t len,
-		      uint8_t *dst, struct merge_stats *st)
-{
-	int rc = objstore_get(s, key, offset, len, dst);
-	st->gets++;
-	if (rc)
-		log_warn("merge: %s: reading %zu bytes at %" PRIu64 " to resume it: %s;"
-			 " its rows are merged anew", key, len, offset, sl_strerror(rc));
-	return rc != 0;
-}
-
+ * store has them now. What it finds the object holds nothing for (after
+ * its live rows, or for the row that follows them) goes into memo (may
+ * be NULL), and what memo knows is not read again. *rc gets the store's
+ * or metadata store's error. */
 static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 			   const uint8_t topic_id[16], struct meta_batch_row *rows,
 			   const uint32_t *batches, size_t at, size_t end, size_t swap_rows,
-			   struct merge_buf *buf, struct merge_stats *st, int *rc)
+			   struct merge_memo *memo, struct merge_stats *st, int *rc)
 {
 	const struct meta_batch_row *last = &rows[at - 1];
-	const char *key = last->object_key;
+	char key[META_OBJECT_KEY_BYTES];
+	snprintf(key, sizeof key, "%s", last->object_key);
 	uint64_t size = last->object_size, x = last->byte_offset + last->length;
 	*rc = 0;
 	/* No room for even one more entry's bytes and its footer entry. */
 	if (x + rows[at].length + OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES > size)
+		return 0;
+	if (memo_knows(memo, key, x, &rows[at]))
 		return 0;
 	uint8_t trailer[OBJECT_TRAILER_BYTES];
 	uint64_t footer_offset;
 	uint32_t count;
 	if (resume_get(s, key, size - sizeof trailer, sizeof trailer, trailer, st))
 		return 0;
-	if (object_parse_trailer(trailer, size, &footer_offset, &count) || footer_offset <= x)
+	if (object_parse_trailer(trailer, size, &footer_offset, &count) || footer_offset <= x) {
+		memo_put(memo, key, x, NULL);
 		return 0;
+	}
 	size_t footer_len = (size_t)(size - footer_offset), taken = 0;
 	uint8_t *footer = malloc(footer_len);
 	struct object_entry *e = NULL;
 	struct meta_merge_row *mr = NULL;
-	uint8_t *tmp = NULL;
+	uint8_t *got = NULL, *tmp = NULL;
 	*rc = SL_ENOMEM;
 	if (!footer)
 		goto out;
 	if (resume_get(s, key, footer_offset, footer_len, footer, st))
 		goto out_quiet;
-	if (object_parse_footer(footer, footer_len, footer_offset, &e, &count))
+	if (object_parse_footer(footer, footer_len, footer_offset, &e, &count)) {
+		memo_put(memo, key, x, NULL);
 		goto out_quiet;
+	}
 	/* The entry where the swapped rows' bytes end. */
 	size_t lo = 0, hi = count;
 	while (lo < hi) {
@@ -374,24 +473,25 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 		bytes += r->length;
 		n++;
 	}
-	if (!n)
+	if (!n) {
+		memo_put(memo, key, x, k < count ? &rows[at] : NULL);
 		goto out_quiet;
+	}
 	*rc = SL_ENOMEM;
-	uint8_t *got = merge_buf_reserve(buf, (size_t)bytes);
-	size_t tmp_cap = bytes < MERGE_CHECK_BYTES ? (size_t)bytes : MERGE_CHECK_BYTES;
+	size_t cap = bytes < MERGE_CHECK_BYTES ? (size_t)bytes : MERGE_CHECK_BYTES;
 	for (size_t i = 0; i < n; i++)
-		if (rows[at + i].length > tmp_cap)
-			tmp_cap = rows[at + i].length;
-	tmp = malloc(tmp_cap);
+		if (rows[at + i].length > cap)
+			cap = rows[at + i].length;
+	got = malloc(cap);
+	tmp = malloc(cap);
 	mr = calloc(n, sizeof *mr);
 	if (!got || !tmp || !mr)
 		goto out;
-	if (resume_get(s, key, x, (size_t)bytes, got, st))
-		goto out_quiet;
-	size_t same = rows_same(s, rows + at, n, got, tmp, tmp_cap, &st->gets, rc);
+	bool failed = false;
+	size_t same = rows_same(s, key, x, rows + at, n, got, tmp, cap, st, &failed, rc);
 	if (*rc)
 		goto out;
-	if (same < n)
+	if (same < n && !failed)
 		log_warn("merge: %s: the bytes of offset %" PRId64 " differ from its row's in %s:"
 			 " %zu rows resumed, not %zu", key, rows[at + same].base_offset,
 			 rows[at + same].object_key, same, n);
@@ -416,6 +516,10 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 		r->byte_offset = mr[i].new_byte_offset;
 		r->object_size = size;
 	}
+	/* Its live rows now end at pos: past the last entry, or before a
+	 * row it holds nothing for (entries or bytes differ). */
+	if (!*rc && !failed && swapped == same && (k + same == count || at + same < end))
+		memo_put(memo, key, pos, k + same == count ? NULL : &rows[at + same]);
 	/* Rows whose bytes differ are left to the planner. */
 	taken = same;
 	goto out;
@@ -423,6 +527,7 @@ out_quiet:
 	*rc = 0;
 out:
 	free(tmp);
+	free(got);
 	free(mr);
 	free(e);
 	free(footer);
@@ -474,7 +579,7 @@ static size_t page_rows(void)
 int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
 		    bool (*stop)(void *arg), void *stop_arg, struct merge_buf *buf,
-		    struct merge_stats *st)
+		    struct merge_memo *memo, struct merge_stats *st)
 {
 	int rc = 0;
 	struct merge_buf own = { 0 };
@@ -538,7 +643,7 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 			if (stop && stop(stop_arg))
 				goto out;
 			size_t t = merge_resume(m, s, tid, partition, topic_id, rows, r.batches, i, n,
-						c->swap_rows, buf, st, &rc);
+						c->swap_rows, memo, st, &rc);
 			if (rc)
 				goto out;
 			for (size_t j = i; j < i + t; j++)

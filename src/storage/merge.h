@@ -67,6 +67,17 @@ uint8_t *merge_buf_reserve(struct merge_buf *b, size_t n);
 void merge_buf_idle(struct merge_buf *b);
 void merge_buf_free(struct merge_buf *b);
 
+/* What resumes found, kept by the agent between passes so that a merged
+ * (or cleaned) object found whole, or holding nothing for the rows that
+ * follow it, is not read again each pass (a GET of its trailer, and of
+ * its footer, up to 36 MB, when rows follow that its entries do not
+ * match): the last 1024 objects' answers, each valid while the rows it
+ * was found for stay as they were (objects never change). */
+struct merge_memo;
+/* NULL when out of memory (passes then read as without one). */
+struct merge_memo *merge_memo_new(void);
+void merge_memo_free(struct merge_memo *memo);
+
 /* One pass over partition (tid, partition) whose topic id is topic_id:
  * merges what c picks at now_ms among the partition's rows, read a page
  * at a time (on the metadata store's read connection), a run that
@@ -77,11 +88,11 @@ void merge_buf_free(struct merge_buf *b);
  * merging, an unknown partition, or a swap was refused: counted), or the
  * store's or metadata store's error (the pass stops;
  * what was merged stays merged). Each run's object is built in buf (NULL:
- * a buffer of the call's own). */
+ * a buffer of the call's own); memo (may be NULL) spares resume reads. */
 int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,
 		    const uint8_t topic_id[16], const struct merge_plan_config *c, int64_t now_ms,
 		    bool (*stop)(void *arg), void *stop_arg, struct merge_buf *buf,
-		    struct merge_stats *st);
+		    struct merge_memo *memo, struct merge_stats *st);
 
 /* What the cleaning pass (storage/clean.c) shares with merging. */
 /* Batches per stored row (meta_int.h's META_ROW_BATCHES_MAX): the read

@@ -208,7 +208,7 @@ int compact_cmd(int argc, char **argv)
 	for (int32_t p = first; p < end; p++) {
 		struct merge_stats st = { 0 };
 		int rc = merge_partition(m, store, t->tid, p, t->uuid, &c, clock_wall_ms(), NULL, NULL,
-					 &buf, &st);
+					 &buf, NULL, &st);
 		printf("compact: %s-%d: %" PRIu64 " rows (%" PRIu64 " batches) from %" PRIu64
 		       " objects into %" PRIu64 " merged objects (%" PRIu64 " bytes, %" PRIu64
 		       " reads), %" PRIu64 " refused; %" PRIu64 " swap transactions, the longest %.1f ms;"

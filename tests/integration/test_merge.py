@@ -25,7 +25,9 @@ merges into one object.
 The agent's own merge job (--merge-interval-ms) does the same while
 consumers read, and its merged partitions read the same; under
 --maintenance-io-bytes-per-sec its passes take at least their bytes over
-the rate, and a drain is not held to it. In a cluster
+the rate, and a drain is not held to it. A complete merged object
+followed by an old row it could not take is read (its trailer) by the
+job's first pass only, not by every pass. In a cluster
 (three agents on PostgreSQL, the fixtures of cluster.py) only the
 holder of the job/merge lease merges, and every agent serves the merged
 partitions unchanged.
@@ -570,3 +572,41 @@ def test_cluster_one_agent_merges(pg, tmp_path):  # noqa: F811
             assert snapshot(x, topic, 2) == want
     finally:
         gen.close()
+
+
+AGENT_PASS_RE = re.compile(r"merge: \d+ rows from \d+ objects into (\d+) merged objects .*"
+                           r" partly merged objects; (\d+) store reads")
+
+
+def test_agent_whole_object_read_once(broker_factory):
+    """A complete merged object followed by an old row the merge left
+    (it did not fit the target: one row is no run) is read once to find
+    it whole (its trailer), not on every pass of the agent's merge job:
+    the job remembers it, so the passes after make no store read."""
+    b = broker_factory(["--merge-interval-ms", "0"])
+    topic = util.topic_name("merge-once")
+    util.create_topic(b.bootstrap, topic, partitions=1)
+    # 60 small rows, then a bigger one: enough footer entries in the
+    # merged object that the row after it could fit there by size.
+    produce_rounds(b, topic, 60, 1, seed=21)
+    big = util.make_messages(1, value_size=(600, 600), seed=22)
+    util.ck_produce(b.bootstrap, topic, big, **{"linger.ms": 0})
+    want = snapshot(b, topic, 1)
+    batches0, bytes0, objects0 = inspect(b, topic, 0)
+    target = bytes0 - 1
+    out = run("compact", "--data", b.data_dir, "--merge-target-bytes", str(target), topic).stdout
+    m = COMPACT_RE.search(out)
+    assert m and int(m.group(6)) == 1, out
+    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    b.extra_args = ["--merge-interval-ms", "200", "--merge-min-age-ms", "0",
+                    "--merge-target-bytes", str(target), "--log-level", "debug"]
+    b.restart()
+    deadline = time.monotonic() + 60
+    while len(AGENT_PASS_RE.findall(log_text(b))) < 4:
+        assert time.monotonic() < deadline, "4 merge passes did not log within 60 s"
+        time.sleep(0.1)
+    passes = [(int(merged), int(reads)) for merged, reads in AGENT_PASS_RE.findall(log_text(b))]
+    assert passes[0] == (0, 1), passes
+    assert all(p == (0, 0) for p in passes[1:]), passes
+    assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert snapshot(b, topic, 1) == want
