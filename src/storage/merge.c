@@ -632,13 +632,13 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		}
 		/* Rows after a merged object's may be its rows never swapped
 		 * (the object partly live): swapped into it, they are no
-		 * run's. Only rows old enough to merge when the object was
-		 * made (its key's time), with this pass's minimum age, may be
-		 * in it: the rows produced since, the steady state, cost no
-		 * read of its trailer. */
+		 * run's. Only rows sealed by the time the object was made
+		 * (its key's time; whatever minimum age the pass that made it
+		 * had, a `sluice compact` 0) may be in it: the rows produced
+		 * since, the steady state, cost no read of its trailer. */
 		for (size_t i = 1; i < n; i++) {
 			if (!merged_key(rows[i - 1].object_key) || merged_key(rows[i].object_key) ||
-			    r.plan[i].object_created_ms + c->min_age_ms > r.plan[i - 1].object_created_ms)
+			    r.plan[i].object_created_ms > r.plan[i - 1].object_created_ms)
 				continue;
 			if (stop && stop(stop_arg))
 				goto out;

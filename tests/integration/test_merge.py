@@ -18,7 +18,8 @@ metadata swap into transactions of that many rows, not the object; a pass
 killed between two of them (SLUICE_MERGE_SWAP_PAUSE_MS holds it there)
 leaves a consistent store, its object partly live, and the next pass
 swaps the rows left into that object without writing one (SQLite and
-PostgreSQL), only those whose bytes it holds unchanged. A run goes on
+PostgreSQL), only those whose bytes it holds unchanged, also when that
+pass has a minimum age they do not have. A run goes on
 across the pass's pages of rows: a partition of 24,000 small batches
 merges into one object.
 
@@ -442,6 +443,27 @@ def test_resume_damaged_tail(broker_factory):
     assert int(m.group(3)) == rows0 - 4 and int(m.group(6)) == 1, r.stdout
     assert "to resume it" in r.stderr, r.stderr
     assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert query(LIVE_OFF) == []
+    assert snapshot(b, topic, 1) == want
+
+
+def test_resume_whatever_min_age(broker_factory):
+    """The rows a partly live object holds were sealed before it was
+    made, whatever minimum age the pass that made it had: left by an
+    interrupted `sluice compact` (minimum age 0), they are swapped into it
+    by a pass whose minimum age they do not have yet (the agent's 10
+    minutes), not left unmerged or merged into another object."""
+    b = broker_factory()
+    where = ["--data", b.data_dir]
+    query = lambda sql: meta_query(b, sql)  # noqa: E731
+    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
+    out = run("compact", *where, "--merge-swap-rows", "4", "--merge-min-age-ms", "600000",
+              topic).stdout
+    m, r = COMPACT_RE.search(out), RESUMED_RE.search(out)
+    assert m and r, out
+    assert (int(r.group(1)), int(r.group(2))) == (rows0 - 4, 1), out
+    assert int(m.group(6)) == 0, out
+    assert inspect(b, topic, 0) == (batches0, bytes0, 1)
     assert query(LIVE_OFF) == []
     assert snapshot(b, topic, 1) == want
 
