@@ -194,8 +194,6 @@ static int merge_swap_chunks(struct meta *m, struct objstore *s, const struct me
 			return rc;
 		if (!mg.continues)
 			st->runs++;
-		else if (!at)
-			st->resumed_objects++;
 		if (whole->continues)
 			st->resumed += mg.n;
 		st->rows += mg.n;
@@ -592,6 +590,9 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	 * which on PostgreSQL is the loop's connection. */
 	int64_t from = 0;
 	bool more = true;
+	/* The last merged object resumed: a resume that goes on in the
+	 * next page is one object. */
+	char resumed[META_OBJECT_KEY_BYTES] = "";
 	while (more) {
 		rc = rows_reserve(&r, r.n + page);
 		if (rc)
@@ -644,6 +645,11 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 				goto out;
 			size_t t = merge_resume(m, s, tid, partition, topic_id, rows, r.batches, i, n,
 						c->swap_rows, memo, st, &rc);
+			if (t && strcmp(resumed, rows[i].object_key) &&
+			    !strcmp(rows[i].object_key, rows[i - 1].object_key)) {
+				st->resumed_objects++;
+				snprintf(resumed, sizeof resumed, "%s", rows[i].object_key);
+			}
 			if (rc)
 				goto out;
 			for (size_t j = i; j < i + t; j++)

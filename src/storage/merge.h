@@ -47,7 +47,9 @@ struct merge_stats {
 				 the store's write lock included) */
 	uint64_t resumed;     /* of rows: swapped into a partly live merged
 				 object, which held their bytes already */
-	uint64_t resumed_objects; /* partly live merged objects swapped into */
+	uint64_t resumed_objects; /* partly live merged objects swapped into
+				     (each once however many pages its
+				     rows span) */
 };
 
 /* A pass's input buffer, kept by its caller between passes (the agent:

@@ -19,7 +19,8 @@ killed between two of them (SLUICE_MERGE_SWAP_PAUSE_MS holds it there)
 leaves a consistent store, its object partly live, and the next pass
 swaps the rows left into that object without writing one (SQLite and
 PostgreSQL), only those whose bytes it holds unchanged, also when that
-pass has a minimum age they do not have. A run goes on
+pass has a minimum age they do not have, and when they span several of
+the pass's row pages (the object counted once). A run goes on
 across the pass's pages of rows: a partition of 24,000 small batches
 merges into one object.
 
@@ -463,6 +464,28 @@ def test_resume_whatever_min_age(broker_factory):
     assert m and r, out
     assert (int(r.group(1)), int(r.group(2))) == (rows0 - 4, 1), out
     assert int(m.group(6)) == 0, out
+    assert inspect(b, topic, 0) == (batches0, bytes0, 1)
+    assert query(LIVE_OFF) == []
+    assert snapshot(b, topic, 1) == want
+
+
+def test_resume_across_pages(broker_factory):
+    """A partly live object's rows left span several of the pass's row
+    pages (SLUICE_MERGE_PAGE_ROWS, hidden, makes a page 3 batches): each
+    page goes on where the last left the object, which counts once, and
+    the partition ends in that one object."""
+    b = broker_factory()
+    where = ["--data", b.data_dir]
+    query = lambda sql: meta_query(b, sql)  # noqa: E731
+    topic, want, batches0, bytes0, rows0, partial = kill_between_chunks(b, query, where)
+    r = subprocess.run([SLUICE_BIN, "compact"] + where + ["--merge-swap-rows", "4", topic],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, SLUICE_MERGE_PAGE_ROWS="3"))
+    assert r.returncode == 0, r
+    m, resumed = COMPACT_RE.search(r.stdout), RESUMED_RE.search(r.stdout)
+    assert m and resumed, r.stdout
+    assert (int(resumed.group(1)), int(resumed.group(2))) == (rows0 - 4, 1), r.stdout
+    assert int(m.group(6)) == 0, r.stdout
     assert inspect(b, topic, 0) == (batches0, bytes0, 1)
     assert query(LIVE_OFF) == []
     assert snapshot(b, topic, 1) == want
