@@ -593,6 +593,12 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 	/* The last merged object resumed: a resume that goes on in the
 	 * next page is one object. */
 	char resumed[META_OBJECT_KEY_BYTES] = "";
+	/* r.plan[0, planned) are planned already (kept from the last page,
+	 * moved with their rows): only the rows after are planned and
+	 * looked at for a resume, so a run kept over many pages costs no
+	 * more per page. id: the last row's object id. */
+	size_t planned = 0;
+	uint64_t id = 0;
 	while (more) {
 		rc = rows_reserve(&r, r.n + page);
 		if (rc)
@@ -614,8 +620,7 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		size_t n = more ? r.n - 1 : r.n;
 		/* Ids: objects told apart by key; neighbours share an id when
 		 * they share the key (all the planner compares). */
-		uint64_t id = 0;
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = planned; i < n; i++) {
 			int64_t sealed = 0;
 			if (i == 0 || strcmp(rows[i].object_key, rows[i - 1].object_key))
 				id++;
@@ -637,7 +642,7 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		 * (its key's time; whatever minimum age the pass that made it
 		 * had, a `sluice compact` 0) may be in it: the rows produced
 		 * since, the steady state, cost no read of its trailer. */
-		for (size_t i = 1; i < n; i++) {
+		for (size_t i = planned ? planned : 1; i < n; i++) {
 			if (!merged_key(rows[i - 1].object_key) || merged_key(rows[i].object_key) ||
 			    r.plan[i].object_created_ms > r.plan[i - 1].object_created_ms)
 				continue;
@@ -652,8 +657,11 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 			}
 			if (rc)
 				goto out;
-			for (size_t j = i; j < i + t; j++)
+			/* Planned as the merged object's rows they are now. */
+			for (size_t j = i; j < i + t; j++) {
 				r.plan[j].object_size = UINT64_MAX;
+				r.plan[j].object_created_ms = r.plan[i - 1].object_created_ms;
+			}
 			i += t;
 		}
 		size_t nruns = 0;
@@ -680,8 +688,12 @@ int merge_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t par
 		 * may be its rows never swapped. */
 		if (more && keep == n && n > 0 && merged_key(rows[n - 1].object_key))
 			keep = n - 1;
-		memmove(rows, rows + keep, (r.n - keep) * sizeof *rows);
-		memmove(r.batches, r.batches + keep, (r.n - keep) * sizeof *r.batches);
+		if (keep) {
+			memmove(rows, rows + keep, (r.n - keep) * sizeof *rows);
+			memmove(r.batches, r.batches + keep, (r.n - keep) * sizeof *r.batches);
+			memmove(r.plan, r.plan + keep, (n - keep) * sizeof *r.plan);
+		}
+		planned = n - keep;
 		r.n -= keep;
 	}
 out:
