@@ -366,7 +366,8 @@ static int resume_get(struct objstore *s, const char *key, uint64_t offset, size
 
 /* The first of rows[0, n) whose bytes differ from those merged object
  * key holds from x on (back to back), reading both a stretch of up to
- * cap bytes at a time (got, tmp), so a mismatch ends the reads; n when
+ * cap bytes at a time (got, tmp), the rows' own a GET at a time, so a
+ * mismatch ends the reads; n when
  * all are the same. *failed is set when the merged object's bytes could
  * not be read (the rows before are the same); *rc gets the store's
  * error reading the rows' own objects (then 0 is returned). */
@@ -383,12 +384,21 @@ static size_t rows_same(struct objstore *s, const char *key, uint64_t x,
 			*failed = true;
 			return i;
 		}
-		*rc = merge_read_rows(s, rows + i, j - i, tmp, &st->gets);
-		if (*rc)
-			return 0;
-		for (size_t pos = 0; i < j; pos += rows[i++].length)
-			if (memcmp(tmp + pos, got + pos, rows[i].length))
-				return i;
+		/* A GET per rows adjacent in one object, each compared before
+		 * the next is read. */
+		for (size_t pos = 0, g = i; i < j; i = g) {
+			size_t at = pos;
+			for (g = i + 1; g < j && !strcmp(rows[g].object_key, rows[i].object_key) &&
+					rows[g].byte_offset == rows[g - 1].byte_offset + rows[g - 1].length;
+			     g++)
+				;
+			*rc = merge_read_rows(s, rows + i, g - i, tmp + at, &st->gets);
+			if (*rc)
+				return 0;
+			for (size_t k = i; k < g; pos += rows[k++].length)
+				if (memcmp(tmp + pos, got + pos, rows[k].length))
+					return k;
+		}
 		x += len;
 	}
 	return n;

@@ -29,7 +29,9 @@ consumers read, and its merged partitions read the same; under
 --maintenance-io-bytes-per-sec its passes take at least their bytes over
 the rate, and a drain is not held to it. A complete merged object
 followed by an old row it could not take is read (its trailer) by the
-job's first pass only, not by every pass. In a cluster
+job's first pass only, not by every pass, and so is a partly live
+object whose copy of the next row differs (read up to the difference).
+In a cluster
 (three agents on PostgreSQL, the fixtures of cluster.py) only the
 holder of the job/merge lease merges, and every agent serves the merged
 partitions unchanged.
@@ -654,4 +656,35 @@ def test_agent_whole_object_read_once(broker_factory):
     assert passes[0] == (0, 1), passes
     assert all(p == (0, 0) for p in passes[1:]), passes
     assert inspect(b, topic, 0) == (batches0, bytes0, 2)
+    assert snapshot(b, topic, 1) == want
+
+
+def test_agent_unresumable_read_once(broker_factory):
+    """A partly live object whose copy of the next row differs from the
+    row's bytes (as a bad disk would leave it) holds nothing for that
+    row: the agent's merge job reads its trailer, footer and the bytes up
+    to the difference once, and the passes after (the rows too young to
+    merge anew) make no store read."""
+    b = broker_factory(["--merge-interval-ms", "0"])
+    where = ["--data", b.data_dir]
+    query = lambda sql: meta_query(b, sql)  # noqa: E731
+    topic, want, batches0, bytes0, rows0, partial, end = killed_partial(b, query, where)
+    objects0 = inspect(b, topic, 0)[2]
+    with open(os.path.join(b.data_dir, "objects", partial[0]), "r+b") as f:
+        f.seek(end + 30)
+        c = f.read(1)
+        f.seek(end + 30)
+        f.write(bytes([c[0] ^ 0xff]))
+    b.extra_args = ["--merge-interval-ms", "200", "--merge-min-age-ms", "600000",
+                    "--log-level", "debug"]
+    b.restart()
+    deadline = time.monotonic() + 60
+    while len(AGENT_PASS_RE.findall(log_text(b))) < 4:
+        assert time.monotonic() < deadline, "4 merge passes did not log within 60 s"
+        time.sleep(0.1)
+    passes = [(int(merged), int(reads)) for merged, reads in AGENT_PASS_RE.findall(log_text(b))]
+    # The trailer, the footer, the object's copy and the row's own bytes.
+    assert passes[0] == (0, 4), passes
+    assert all(p == (0, 0) for p in passes[1:]), passes
+    assert inspect(b, topic, 0) == (batches0, bytes0, objects0)
     assert snapshot(b, topic, 1) == want
