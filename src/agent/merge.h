@@ -7,7 +7,8 @@
  * behind a whole pass. A pass pauses (ends, the next tick starts again)
  * while produce backpressure is active (the write buffer half full), and
  * a merged partition leaves the batch index, so fetches find its rows in
- * the merged object.
+ * the merged object. The job keeps what resumes found between passes
+ * (struct merge_memo), so objects found whole are not read again.
  *
  * In a cluster only the holder of the job/merge lease (cluster/lease.h)
  * runs passes; a pass ends when the lease is lost. The swap does not need

@@ -625,6 +625,16 @@ AGENT_PASS_RE = re.compile(r"merge: \d+ rows from \d+ objects into (\d+) merged 
                            r" partly merged objects; (\d+) store reads")
 
 
+def agent_passes(b, count=4):
+    """(merged objects, store reads) of the agent's first count merge
+    passes (it logs each at debug level)."""
+    deadline = time.monotonic() + 60
+    while len(AGENT_PASS_RE.findall(log_text(b))) < count:
+        assert time.monotonic() < deadline, "%d merge passes did not log within 60 s" % count
+        time.sleep(0.1)
+    return [(int(merged), int(reads)) for merged, reads in AGENT_PASS_RE.findall(log_text(b))]
+
+
 def test_agent_whole_object_read_once(broker_factory):
     """A complete merged object followed by an old row the merge left
     (it did not fit the target: one row is no run) is read once to find
@@ -648,11 +658,7 @@ def test_agent_whole_object_read_once(broker_factory):
     b.extra_args = ["--merge-interval-ms", "200", "--merge-min-age-ms", "0",
                     "--merge-target-bytes", str(target), "--log-level", "debug"]
     b.restart()
-    deadline = time.monotonic() + 60
-    while len(AGENT_PASS_RE.findall(log_text(b))) < 4:
-        assert time.monotonic() < deadline, "4 merge passes did not log within 60 s"
-        time.sleep(0.1)
-    passes = [(int(merged), int(reads)) for merged, reads in AGENT_PASS_RE.findall(log_text(b))]
+    passes = agent_passes(b)
     assert passes[0] == (0, 1), passes
     assert all(p == (0, 0) for p in passes[1:]), passes
     assert inspect(b, topic, 0) == (batches0, bytes0, 2)
@@ -678,11 +684,7 @@ def test_agent_unresumable_read_once(broker_factory):
     b.extra_args = ["--merge-interval-ms", "200", "--merge-min-age-ms", "600000",
                     "--log-level", "debug"]
     b.restart()
-    deadline = time.monotonic() + 60
-    while len(AGENT_PASS_RE.findall(log_text(b))) < 4:
-        assert time.monotonic() < deadline, "4 merge passes did not log within 60 s"
-        time.sleep(0.1)
-    passes = [(int(merged), int(reads)) for merged, reads in AGENT_PASS_RE.findall(log_text(b))]
+    passes = agent_passes(b)
     # The trailer, the footer, the object's copy and the row's own bytes.
     assert passes[0] == (0, 4), passes
     assert all(p == (0, 0) for p in passes[1:]), passes
