@@ -170,6 +170,7 @@ static void on_timer(uv_timer_t *timer)
 		return;
 	}
 	memset(&g->pass, 0, sizeof g->pass);
+	merge_memo_pass(g->memo);
 	g->pass_start_us = clock_mono_us();
 	g->queued = true;
 	g->next = 0;

@@ -8,7 +8,9 @@
  * while produce backpressure is active (the write buffer half full), and
  * a merged partition leaves the batch index, so fetches find its rows in
  * the merged object. The job keeps what resumes found between passes
- * (struct merge_memo), so objects found whole are not read again.
+ * (struct merge_memo, per partition: storage/merge.h), so merged objects
+ * found whole, or holding nothing for the row after them, are not read
+ * again, however many partitions hold one.
  *
  * In a cluster only the holder of the job/merge lease (cluster/lease.h)
  * runs passes; a pass ends when the lease is lost. The swap does not need

@@ -267,100 +267,224 @@ out:
  * from their own objects, to compare them. */
 #define MERGE_CHECK_BYTES ((size_t)8 << 20)
 
-/* Resume checks remembered: MERGE_MEMO_ENTRIES, the least recently
- * used replaced. */
-#define MERGE_MEMO_ENTRIES 1024
-
-/* What a resume found, which holds as long as the rows it depends on do:
+/* What a resume found holds as long as the rows it depends on do:
  * objects never change, so a merged object whose live rows end at end
  * holds nothing after them (whole), or nothing for the row that follows
  * them (that row's object, place and offsets: the same row has the same
- * bytes). */
-struct memo_entry {
-	char key[META_OBJECT_KEY_BYTES];
-	uint64_t end;
-	bool whole;
-	char next_key[META_OBJECT_KEY_BYTES];
-	uint64_t next_byte_offset, next_length;
-	int64_t next_base_offset;
-	uint64_t used; /* 0: a free entry */
+ * bytes). A verdict is kept as a 64-bit fingerprint of those (FNV-1a;
+ * 0 is no verdict), per partition: the partition's slot holds its
+ * MEMO_VERDICTS newest. A wrong or stale verdict (a collision, a row
+ * since changed) can only make a pass skip a resume, whose rows are then
+ * left to the planner like any others: nothing is swapped without its
+ * bytes compared. */
+#define MEMO_VERDICTS 2
+enum { MEMO_WHOLE = 1, MEMO_NEXT, MEMO_UNPARSED };
+
+struct memo_slot {
+	int64_t tid;
+	int32_t partition;
+	uint32_t pass;              /* the memo's pass when last looked at */
+	uint64_t fp[MEMO_VERDICTS]; /* newest first; fp[0] 0: a free slot */
 };
 
+/* Slots: a power of two, at least twice the partitions held (doubled
+ * past that), MEMO_SLOTS_MAX at most; there, past 3/4 full, a new
+ * partition takes the slot it hashes to (the one there is read again
+ * next pass). */
+#define MEMO_SLOTS_FIRST ((size_t)1024)
+#define MEMO_SLOTS_MAX ((size_t)1 << 20)
+/* A table doubling keeps the partitions looked at in the last this many
+ * passes: a deleted topic's, or a partition's whose merged object was
+ * merged past, go then. */
+#define MEMO_KEEP_PASSES 4
+
 struct merge_memo {
-	struct memo_entry e[MERGE_MEMO_ENTRIES];
-	uint64_t tick;
+	struct memo_slot *slot;
+	size_t n, cap, first;
+	uint32_t pass;
 };
 
 struct merge_memo *merge_memo_new(void)
 {
-	return calloc(1, sizeof(struct merge_memo));
+	struct merge_memo *memo = calloc(1, sizeof *memo);
+	if (!memo)
+		return NULL;
+	/* SLUICE_MERGE_MEMO_ENTRIES (hidden, for tests): a smaller first
+	 * table, so that a few partitions make it grow. */
+	const char *env = getenv("SLUICE_MERGE_MEMO_ENTRIES");
+	long v = env ? strtol(env, NULL, 10) : 0;
+	memo->first = MEMO_SLOTS_FIRST;
+	if (v > 0 && (size_t)v < MEMO_SLOTS_FIRST)
+		for (memo->first = 4; memo->first < (size_t)v; memo->first *= 2)
+			;
+	return memo;
 }
 
 void merge_memo_free(struct merge_memo *memo)
 {
+	if (memo)
+		free(memo->slot);
 	free(memo);
 }
 
-static bool memo_next_is(const struct memo_entry *e, const struct meta_batch_row *next)
+void merge_memo_pass(struct merge_memo *memo)
 {
-	return !strcmp(e->next_key, next->object_key) && e->next_byte_offset == next->byte_offset &&
-	       e->next_length == next->length && e->next_base_offset == next->base_offset;
+	if (memo)
+		memo->pass++;
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
+
+/* The fingerprint of a verdict on merged object key whose live rows end
+ * at end: tag MEMO_NEXT (next: the row after them) or another. */
+static uint64_t memo_fp(int tag, const char *key, uint64_t end, const struct meta_batch_row *next)
+{
+	uint8_t t = (uint8_t)tag;
+	uint64_t h = fnv(UINT64_C(0xcbf29ce484222325), &t, 1);
+	h = fnv(h, key, strlen(key) + 1);
+	h = fnv(h, &end, sizeof end);
+	if (tag == MEMO_NEXT) {
+		h = fnv(h, next->object_key, strlen(next->object_key) + 1);
+		h = fnv(h, &next->byte_offset, sizeof next->byte_offset);
+		h = fnv(h, &next->length, sizeof next->length);
+		h = fnv(h, &next->base_offset, sizeof next->base_offset);
+	}
+	return h ? h : 1;
+}
+
+static size_t slot_home(const struct merge_memo *memo, int64_t tid, int32_t partition)
+{
+	uint64_t x = (uint64_t)tid * UINT64_C(0x9e3779b97f4a7c15) ^ (uint32_t)partition;
+	x ^= x >> 31;
+	x *= UINT64_C(0xbf58476d1ce4e5b9);
+	x ^= x >> 29;
+	return (size_t)x & (memo->cap - 1);
+}
+
+/* The partition's slot, or the free one it would take (NULL: no table). */
+static struct memo_slot *slot_at(struct merge_memo *memo, int64_t tid, int32_t partition)
+{
+	if (!memo || !memo->cap)
+		return NULL;
+	size_t i = slot_home(memo, tid, partition);
+	while (memo->slot[i].fp[0] &&
+	       (memo->slot[i].tid != tid || memo->slot[i].partition != partition))
+		i = (i + 1) & (memo->cap - 1);
+	return &memo->slot[i];
+}
+
+/* Doubles the table, keeping the partitions looked at lately. */
+static int memo_grow(struct merge_memo *memo)
+{
+	size_t cap = memo->cap ? memo->cap * 2 : memo->first;
+	struct memo_slot *slot = calloc(cap, sizeof *slot), *old = memo->slot;
+	if (!slot)
+		return SL_ENOMEM;
+	size_t old_cap = memo->cap;
+	memo->slot = slot;
+	memo->cap = cap;
+	memo->n = 0;
+	for (size_t i = 0; i < old_cap; i++)
+		if (old[i].fp[0] && memo->pass - old[i].pass < MEMO_KEEP_PASSES) {
+			*slot_at(memo, old[i].tid, old[i].partition) = old[i];
+			memo->n++;
+		}
+	free(old);
+	return 0;
+}
+
+static bool slot_has(const struct memo_slot *sl, uint64_t fp)
+{
+	for (size_t i = 0; i < MEMO_VERDICTS; i++)
+		if (sl->fp[i] == fp)
+			return true;
+	return false;
 }
 
 /* Whether memo knows that merged object key, whose live rows end at end,
  * holds nothing for next. */
-static bool memo_knows(struct merge_memo *memo, const char *key, uint64_t end,
-		       const struct meta_batch_row *next)
+static bool memo_knows(struct merge_memo *memo, int64_t tid, int32_t partition, const char *key,
+		       uint64_t end, const struct meta_batch_row *next)
+{
+	struct memo_slot *sl = slot_at(memo, tid, partition);
+	if (!sl || !sl->fp[0])
+		return false;
+	sl->pass = memo->pass;
+	return slot_has(sl, memo_fp(MEMO_WHOLE, key, end, NULL)) ||
+	       slot_has(sl, memo_fp(MEMO_NEXT, key, end, next));
+}
+
+/* Remembers verdict fp as the partition's newest. */
+static void memo_put(struct merge_memo *memo, int64_t tid, int32_t partition, uint64_t fp)
 {
 	if (!memo)
-		return false;
-	for (size_t i = 0; i < MERGE_MEMO_ENTRIES; i++) {
-		struct memo_entry *e = &memo->e[i];
-		if (e->used && e->end == end && !strcmp(e->key, key) &&
-		    (e->whole || memo_next_is(e, next))) {
-			e->used = ++memo->tick;
-			return true;
+		return;
+	struct memo_slot *sl = slot_at(memo, tid, partition);
+	if (!sl || !sl->fp[0]) {
+		if (memo->cap < MEMO_SLOTS_MAX && memo->n + 1 > memo->cap / 2 && !memo_grow(memo))
+			sl = slot_at(memo, tid, partition);
+		if (!sl)
+			return;
+		if (memo->n + 1 > memo->cap - memo->cap / 4) {
+			/* Full: the slot it hashes to is taken over. */
+			sl = &memo->slot[slot_home(memo, tid, partition)];
+			memset(sl->fp, 0, sizeof sl->fp);
+		} else {
+			memo->n++;
 		}
+		sl->tid = tid;
+		sl->partition = partition;
 	}
-	return false;
+	size_t i = 0;
+	while (i < MEMO_VERDICTS - 1 && sl->fp[i] != fp)
+		i++;
+	memmove(&sl->fp[1], &sl->fp[0], i * sizeof sl->fp[0]);
+	sl->fp[0] = fp;
+	sl->pass = memo->pass;
 }
 
 /* Remembers that key, its live rows ending at end, holds nothing after
  * them (next NULL) or nothing for next. */
-static void memo_put(struct merge_memo *memo, const char *key, uint64_t end,
-		     const struct meta_batch_row *next)
+static void memo_found(struct merge_memo *memo, int64_t tid, int32_t partition, const char *key,
+		       uint64_t end, const struct meta_batch_row *next)
 {
-	if (!memo)
-		return;
-	struct memo_entry *e = &memo->e[0];
-	for (size_t i = 0; i < MERGE_MEMO_ENTRIES && e->used; i++)
-		if (memo->e[i].used < e->used)
-			e = &memo->e[i];
-	memset(e, 0, sizeof *e);
-	snprintf(e->key, sizeof e->key, "%s", key);
-	e->end = end;
-	e->whole = !next;
-	if (next) {
-		snprintf(e->next_key, sizeof e->next_key, "%s", next->object_key);
-		e->next_byte_offset = next->byte_offset;
-		e->next_length = next->length;
-		e->next_base_offset = next->base_offset;
-	}
-	e->used = ++memo->tick;
+	memo_put(memo, tid, partition, memo_fp(next ? MEMO_NEXT : MEMO_WHOLE, key, end, next));
+}
+
+/* Key's trailer or footer did not parse: remembered as holding nothing
+ * after end the second time in a row only (a read that returned wrong
+ * bytes once is tried again). */
+static void memo_unparsed(struct merge_memo *memo, int64_t tid, int32_t partition,
+			  const char *key, uint64_t end)
+{
+	struct memo_slot *sl = slot_at(memo, tid, partition);
+	uint64_t fp = memo_fp(MEMO_UNPARSED, key, end, NULL);
+	if (sl && sl->fp[0] == fp)
+		memo_found(memo, tid, partition, key, end, NULL);
+	else
+		memo_put(memo, tid, partition, fp);
 }
 
 /* A read of the partly live object's own bytes (its trailer, footer or
  * unswapped part): no row names them, so a failure (the object damaged
- * past its live rows, or trimmed and collected since) means no resume,
- * not a failed pass; the rows are merged anew. 1 when it failed. */
+ * past its live rows, or trimmed and collected since) means no resume of
+ * the rows from there, not a failed pass; done rows (compared already)
+ * are resumed, the rest merged anew. 1 when it failed. */
 static int resume_get(struct objstore *s, const char *key, uint64_t offset, size_t len,
-		      uint8_t *dst, struct merge_stats *st)
+		      uint8_t *dst, size_t done, struct merge_stats *st)
 {
 	int rc = objstore_get(s, key, offset, len, dst);
 	st->gets++;
 	if (rc)
 		log_warn("merge: %s: reading %zu bytes at %" PRIu64 " to resume it: %s;"
-			 " its rows are merged anew", key, len, offset, sl_strerror(rc));
+			 " %zu rows resumed, the rows after merged anew", key, len, offset,
+			 sl_strerror(rc), done);
 	return rc != 0;
 }
 
@@ -380,7 +504,7 @@ static size_t rows_same(struct objstore *s, const char *key, uint64_t x,
 		size_t j = i, len = 0;
 		while (j < n && (j == i || len + rows[j].length <= cap))
 			len += rows[j++].length;
-		if (resume_get(s, key, x, len, got, st)) {
+		if (resume_get(s, key, x, len, got, i, st)) {
 			*failed = true;
 			return i;
 		}
@@ -435,15 +559,19 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	/* No room for even one more entry's bytes and its footer entry. */
 	if (x + rows[at].length + OBJECT_ENTRY_BYTES + OBJECT_TRAILER_BYTES > size)
 		return 0;
-	if (memo_knows(memo, key, x, &rows[at]))
+	if (memo_knows(memo, tid, partition, key, x, &rows[at]))
 		return 0;
 	uint8_t trailer[OBJECT_TRAILER_BYTES];
 	uint64_t footer_offset;
 	uint32_t count;
-	if (resume_get(s, key, size - sizeof trailer, sizeof trailer, trailer, st))
+	if (resume_get(s, key, size - sizeof trailer, sizeof trailer, trailer, 0, st))
 		return 0;
-	if (object_parse_trailer(trailer, size, &footer_offset, &count) || footer_offset <= x) {
-		memo_put(memo, key, x, NULL);
+	if (object_parse_trailer(trailer, size, &footer_offset, &count)) {
+		memo_unparsed(memo, tid, partition, key, x);
+		return 0;
+	}
+	if (footer_offset <= x) {
+		memo_found(memo, tid, partition, key, x, NULL);
 		return 0;
 	}
 	size_t footer_len = (size_t)(size - footer_offset), taken = 0;
@@ -454,10 +582,10 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	*rc = SL_ENOMEM;
 	if (!footer)
 		goto out;
-	if (resume_get(s, key, footer_offset, footer_len, footer, st))
+	if (resume_get(s, key, footer_offset, footer_len, footer, 0, st))
 		goto out_quiet;
 	if (object_parse_footer(footer, footer_len, footer_offset, &e, &count)) {
-		memo_put(memo, key, x, NULL);
+		memo_unparsed(memo, tid, partition, key, x);
 		goto out_quiet;
 	}
 	/* The entry where the swapped rows' bytes end. */
@@ -482,7 +610,7 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 		n++;
 	}
 	if (!n) {
-		memo_put(memo, key, x, k < count ? &rows[at] : NULL);
+		memo_found(memo, tid, partition, key, x, k < count ? &rows[at] : NULL);
 		goto out_quiet;
 	}
 	*rc = SL_ENOMEM;
@@ -527,7 +655,7 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 	/* Its live rows now end at pos: past the last entry, or before a
 	 * row it holds nothing for (entries or bytes differ). */
 	if (!*rc && !failed && swapped == same && (k + same == count || at + same < end))
-		memo_put(memo, key, pos, k + same == count ? NULL : &rows[at + same]);
+		memo_found(memo, tid, partition, key, pos, k + same == count ? NULL : &rows[at + same]);
 	/* Rows whose bytes differ are left to the planner. */
 	taken = same;
 	goto out;

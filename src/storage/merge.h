@@ -73,11 +73,20 @@ void merge_buf_free(struct merge_buf *b);
  * (or cleaned) object found whole, or holding nothing for the rows that
  * follow it, is not read again each pass (a GET of its trailer, and of
  * its footer, up to 36 MB, when rows follow that its entries do not
- * match): the last 1024 objects' answers, each valid while the rows it
- * was found for stay as they were (objects never change). */
+ * match). Kept per partition ((tid, partition): its two newest verdicts,
+ * each valid while the rows it was found for stay as they were, objects
+ * never changing) in a hash table that grows with the partitions holding
+ * one: 32 bytes a slot, 2 to 4 slots per such partition (at most 128
+ * bytes each), 2^20 slots (32 MiB, 786,432 partitions) at most. A
+ * trailer or footer that does not parse is remembered the second time
+ * in a row only. A wrong or stale verdict only skips a resume (its rows
+ * are merged anew): nothing is swapped without its bytes compared. */
 struct merge_memo;
 /* NULL when out of memory (passes then read as without one). */
 struct merge_memo *merge_memo_new(void);
+/* A pass starts: partitions not looked at for a few passes (a deleted
+ * topic's) are dropped when the table next grows. */
+void merge_memo_pass(struct merge_memo *memo);
 void merge_memo_free(struct merge_memo *memo);
 
 /* One pass over partition (tid, partition) whose topic id is topic_id:

@@ -30,7 +30,8 @@ consumers read, and its merged partitions read the same; under
 the rate, and a drain is not held to it. A complete merged object
 followed by an old row it could not take is read (its trailer) by the
 job's first pass only, not by every pass, and so is a partly live
-object whose copy of the next row differs (read up to the difference).
+object whose copy of the next row differs (read up to the difference),
+also with more such partitions than the memo's first table has slots.
 In a cluster
 (three agents on PostgreSQL, the fixtures of cluster.py) only the
 holder of the job/merge lease merges, and every agent serves the merged
@@ -43,6 +44,8 @@ import subprocess
 import threading
 import time
 import urllib.request
+
+from confluent_kafka import Producer
 
 import kproto
 import util
@@ -690,3 +693,43 @@ def test_agent_unresumable_read_once(broker_factory):
     assert all(p == (0, 0) for p in passes[1:]), passes
     assert inspect(b, topic, 0) == (batches0, bytes0, objects0)
     assert snapshot(b, topic, 1) == want
+
+
+def test_agent_many_partitions_read_once(broker_factory):
+    """Each partition keeps its own memo: with more partitions holding a
+    complete merged object followed by an old row it could not take than
+    the memo's first table has slots (SLUICE_MERGE_MEMO_ENTRIES shrinks
+    it), every one is read once (its trailer) by the job's first pass,
+    and the passes after make no store read."""
+    parts = 6
+    b = broker_factory(["--merge-interval-ms", "0"])
+    topic = util.topic_name("merge-many")
+    util.create_topic(b.bootstrap, topic, partitions=parts)
+    # Per partition as in test_agent_whole_object_read_once: 40 small
+    # rows (a round each), then a bigger one, the same sizes in every
+    # partition.
+    msgs = (util.make_messages(40, keys=10, value_size=(32, 32), seed=23)
+            + util.make_messages(1, keys=10, value_size=(600, 600), seed=24))
+    producer = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "acks": "all"})
+    for m in msgs:
+        for p in range(parts):
+            producer.produce(topic, m.value, m.key, partition=p, timestamp=m.timestamp,
+                             headers=m.headers)
+        assert producer.flush(30) == 0
+    want = snapshot(b, topic, parts)
+    before = [inspect(b, topic, p) for p in range(parts)]
+    target = min(v[1] for v in before) - 1
+    out = run("compact", "--data", b.data_dir, "--merge-target-bytes", str(target), topic).stdout
+    merged = COMPACT_RE.findall(out)
+    assert len(merged) == parts and all(int(m[5]) == 1 for m in merged), out
+    after = [inspect(b, topic, p) for p in range(parts)]
+    assert after == [v[:2] + (2,) for v in before], (before, after)
+    b.extra_args = ["--merge-interval-ms", "200", "--merge-min-age-ms", "0",
+                    "--merge-target-bytes", str(target), "--log-level", "debug"]
+    b.env = {"SLUICE_MERGE_MEMO_ENTRIES": "4"}
+    b.restart()
+    passes = agent_passes(b)
+    assert passes[0] == (0, parts), passes
+    assert all(p == (0, 0) for p in passes[1:]), passes
+    assert [inspect(b, topic, p) for p in range(parts)] == after
+    assert snapshot(b, topic, parts) == want
