@@ -431,9 +431,11 @@ static void memo_put(struct merge_memo *memo, int64_t tid, int32_t partition, ui
 			sl = slot_at(memo, tid, partition);
 		if (!sl)
 			return;
-		if (memo->n + 1 > memo->cap - memo->cap / 4) {
-			/* Full: the slot it hashes to is taken over. */
-			sl = &memo->slot[slot_home(memo, tid, partition)];
+		struct memo_slot *home = &memo->slot[slot_home(memo, tid, partition)];
+		if (memo->n + 1 > memo->cap - memo->cap / 4 && home->fp[0]) {
+			/* Full: the slot it hashes to is taken over (a free one
+			 * is sl, the probe's start). */
+			sl = home;
 			memset(sl->fp, 0, sizeof sl->fp);
 		} else {
 			memo->n++;
@@ -465,7 +467,7 @@ static void memo_unparsed(struct merge_memo *memo, int64_t tid, int32_t partitio
 {
 	struct memo_slot *sl = slot_at(memo, tid, partition);
 	uint64_t fp = memo_fp(MEMO_UNPARSED, key, end, NULL);
-	if (sl && sl->fp[0] == fp)
+	if (sl && slot_has(sl, fp))
 		memo_found(memo, tid, partition, key, end, NULL);
 	else
 		memo_put(memo, tid, partition, fp);
