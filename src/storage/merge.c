@@ -289,10 +289,10 @@ struct memo_slot {
 
 /* Slots: a power of two, at least twice the partitions held (doubled
  * past that), MEMO_SLOTS_MAX at most; there, past 3/4 full, a new
- * partition takes the slot it hashes to (the one there is read again
- * next pass). */
+ * partition takes the slot it hashes to if taken (the one there is read
+ * again next pass), or is not remembered. */
 #define MEMO_SLOTS_FIRST ((size_t)1024)
-#define MEMO_SLOTS_MAX ((size_t)1 << 20)
+#define MEMO_SLOTS_MAX ((size_t)1 << 21) /* 3/4: more than SL_PARTITIONS_MAX */
 /* A table doubling keeps the partitions looked at in the last this many
  * passes: a deleted topic's, or a partition's whose merged object was
  * merged past, go then. */
@@ -301,7 +301,7 @@ struct memo_slot {
 struct merge_memo {
 	struct memo_slot *slot;
 	size_t n, cap, first;
-	uint32_t pass;
+	uint32_t pass, rebuilt; /* rebuilt: the pass that last rebuilt it full */
 };
 
 struct merge_memo *merge_memo_new(void)
@@ -379,10 +379,11 @@ static struct memo_slot *slot_at(struct merge_memo *memo, int64_t tid, int32_t p
 	return &memo->slot[i];
 }
 
-/* Doubles the table, keeping the partitions looked at lately. */
+/* Doubles the table (at MEMO_SLOTS_MAX, rebuilds it), keeping the
+ * partitions looked at lately. */
 static int memo_grow(struct merge_memo *memo)
 {
-	size_t cap = memo->cap ? memo->cap * 2 : memo->first;
+	size_t cap = !memo->cap ? memo->first : memo->cap < MEMO_SLOTS_MAX ? memo->cap * 2 : memo->cap;
 	struct memo_slot *slot = calloc(cap, sizeof *slot), *old = memo->slot;
 	if (!slot)
 		return SL_ENOMEM;
@@ -427,15 +428,25 @@ static void memo_put(struct merge_memo *memo, int64_t tid, int32_t partition, ui
 		return;
 	struct memo_slot *sl = slot_at(memo, tid, partition);
 	if (!sl || !sl->fp[0]) {
-		if (memo->cap < MEMO_SLOTS_MAX && memo->n + 1 > memo->cap / 2 && !memo_grow(memo))
+		size_t full = memo->cap - memo->cap / 4;
+		/* Full at MEMO_SLOTS_MAX: rebuilt once a pass, dropping the
+		 * partitions not looked at lately. */
+		if (((memo->cap < MEMO_SLOTS_MAX && memo->n + 1 > memo->cap / 2) ||
+		     (memo->n + 1 > full && memo->rebuilt != memo->pass)) &&
+		    !memo_grow(memo)) {
+			memo->rebuilt = memo->pass;
 			sl = slot_at(memo, tid, partition);
+			full = memo->cap - memo->cap / 4;
+		}
 		if (!sl)
 			return;
-		struct memo_slot *home = &memo->slot[slot_home(memo, tid, partition)];
-		if (memo->n + 1 > memo->cap - memo->cap / 4 && home->fp[0]) {
-			/* Full: the slot it hashes to is taken over (a free one
-			 * is sl, the probe's start). */
-			sl = home;
+		if (memo->n + 1 > full) {
+			/* Still full: the partition takes over the slot it hashes
+			 * to, when taken (a probe from there still goes on); a
+			 * free one stays free, or the table would fill. */
+			sl = &memo->slot[slot_home(memo, tid, partition)];
+			if (!sl->fp[0])
+				return;
 			memset(sl->fp, 0, sizeof sl->fp);
 		} else {
 			memo->n++;

@@ -77,15 +77,15 @@ void merge_buf_free(struct merge_buf *b);
  * each valid while the rows it was found for stay as they were, objects
  * never changing) in a hash table that grows with the partitions holding
  * one: 32 bytes a slot, 2 to 4 slots per such partition (at most 128
- * bytes each), 2^20 slots (32 MiB, 786,432 partitions) at most. A
- * trailer or footer that does not parse is remembered the second time
- * in a row only. A wrong or stale verdict only skips a resume (its rows
+ * bytes each), 2^21 slots (64 MiB, 1,572,864 partitions: more than an
+ * agent holds) at most. A trailer or footer that does not parse is
+ * remembered the second time in a row only. A wrong or stale verdict only skips a resume (its rows
  * are merged anew): nothing is swapped without its bytes compared. */
 struct merge_memo;
 /* NULL when out of memory (passes then read as without one). */
 struct merge_memo *merge_memo_new(void);
 /* A pass starts: partitions not looked at for a few passes (a deleted
- * topic's) are dropped when the table next grows. */
+ * topic's) are dropped when the table next grows (or, full, is rebuilt). */
 void merge_memo_pass(struct merge_memo *memo);
 void merge_memo_free(struct merge_memo *memo);
 
