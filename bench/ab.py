@@ -14,8 +14,10 @@ the device's), runs `driver produce` (1 KiB x 8 partitions, acks=all,
 --duration-s), then produces a --backlog-mib backlog into 64 partitions,
 restarts the broker (empty read cache) and reads it back with `driver
 consume`. Prints, per binary, the median MB/s and the broker's CPU
-seconds per GB (utime+stime from /proc, which drifts least), and the
-ratio new/base. With --e2e, the rounds run `driver e2e` instead (10,000
+seconds per GB (utime+stime from /proc, which drifts least), the
+ratio new/base, and over the produce row the broker's minor faults per GB
+(/proc's minflt, which counts pages madvise(MADV_POPULATE_WRITE) maps, as
+perf's page-faults does not) and its peak RSS. With --e2e, the rounds run `driver e2e` instead (10,000
 msgs/s of 1 KiB over 8 partitions, linger 5 ms, fetch.wait.max.ms 10,
 --duration-s) and it prints the medians of p50/p99/p99.9 produce() to
 consume. With --seal (seal timing, issue 17), each round runs, on tmpfs
@@ -66,6 +68,16 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def proc_stat_field(pid, i):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[i])
+
+
+def hwm_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
 
 
 def cpu_s(pid):
@@ -212,12 +224,13 @@ def one_round(args, binary, name, rnd=0):
     try:
         b = Broker(binary, data, scrape_ms(args, name))
         with Perf(args, b.proc.pid, name, "produce", rnd), Count(args, b.proc.pid) as count:
-            c0 = b.cpu()
+            c0, f0 = b.cpu(), proc_stat_field(b.proc.pid, 7)
             mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
                                   "--topic", "p", "--partitions", "8", "--msg-bytes", "1024",
                                   "--duration-s", str(args.duration_s), "--acks", "all")
-            c1 = b.cpu()
+            c1, f1 = b.cpu(), proc_stat_field(b.proc.pid, 7)
         args.counted[name].append({k: v / (nbytes / 1e9) for k, v in count.values.items()})
+        args.faulted[name].append(((f1 - f0) / (nbytes / 1e9), hwm_mib(b.proc.pid)))
         produce = (mb_s, (c1 - c0) / (nbytes / 1e9))
         if args.produce_only:
             b.stop()
@@ -355,6 +368,7 @@ def main():
     ap.add_argument("--count", metavar="EVENTS")
     args = ap.parse_args()
     args.counted = {"base": [], "new": []}
+    args.faulted = {"base": [], "new": []}
     if args.e2e:
         return main_e2e(args)
     if args.seal:
@@ -365,7 +379,8 @@ def main():
             p, c = one_round(args, getattr(args, name), name, r + 1)
             res[name].append((p, c))
             print("round %d %-4s produce %7.1f MB/s %5.2f cpu-s/GB   catch-up %7.1f MB/s %5.2f cpu-s/GB"
-                  % (r + 1, name, p[0], p[1], c[0], c[1]) + "".join(
+                  % (r + 1, name, p[0], p[1], c[0], c[1]) +
+                  "   minflt %.0f/GB peak RSS %.0f MiB" % args.faulted[name][-1] + "".join(
                       "  %s %.0f/GB" % kv for kv in sorted(args.counted[name][-1].items())),
                   flush=True)
     med = {}
@@ -380,6 +395,11 @@ def main():
         print("| %s | %.1f | %.2f | %.1f | %.2f |" % ((name,) + tuple(med[name])))
     print("| new/base | %.2f | %.2f | %.2f | %.2f |" % tuple(
         n / b if b else float("nan") for n, b in zip(med["new"], med["base"])))
+    print("\nproduce: minor faults per GB (/proc minflt: pages mapped by madvise too) and the"
+          " broker's peak RSS after it, medians")
+    for name in ("base", "new"):
+        print("%s: %.0f/GB, %.0f MiB" % (name, statistics.median(f for f, _ in args.faulted[name]),
+                                        statistics.median(h for _, h in args.faulted[name])))
     if args.count:
         events = args.count.split(",")
         print("\nper GB produced (medians of the rounds; task-clock in ms)\n")
