@@ -262,6 +262,16 @@ static void idle_seen(struct agent *a, int64_t tid, int32_t partition, int64_t h
 		t->parts[partition].clean_idle_hwm = hwm;
 }
 
+/* The cleaning job's partition (its pass, or the part of it done by a
+ * check that stops) into the check's totals. */
+static void count_partition(struct cleaner *g)
+{
+	g->cleaned += g->st.swaps != 0;
+	g->refused += g->st.refused;
+	g->bytes_read += g->st.bytes_read;
+	g->bytes_written += g->st.bytes_written;
+}
+
 static void clean_done(struct maint_job *job, void *arg)
 {
 	struct cleaner *g = arg;
@@ -308,9 +318,7 @@ static void clean_done(struct maint_job *job, void *arg)
 		bool keep;
 		const char *why = pass_stops(g, &keep);
 		if (why) {
-			g->cleaned += g->st.swaps != 0;
-			g->bytes_read += g->st.bytes_read;
-			g->bytes_written += g->st.bytes_written;
+			count_partition(g);
 			pass_end(g, why, keep);
 			return;
 		}
@@ -325,10 +333,7 @@ static void clean_done(struct maint_job *job, void *arg)
 			  it->partition, g->st.rows, g->st.records_read, g->st.records_kept,
 			  g->st.aborted_gone, g->st.clean_offset);
 	}
-	g->cleaned += g->st.swaps != 0;
-	g->refused += g->st.refused;
-	g->bytes_read += g->st.bytes_read;
-	g->bytes_written += g->st.bytes_written;
+	count_partition(g);
 	submit_next(g);
 }
 

@@ -110,17 +110,7 @@ static void merge_done(struct maint_job *job, void *arg)
 	 * instead of reading the old objects one by one. */
 	if (st->runs || st->resumed)
 		batch_index_drop(g->a->index, g->cur.tid, g->cur.partition);
-	g->pass.runs += st->runs;
-	g->pass.rows += st->rows;
-	g->pass.sources += st->sources;
-	g->pass.bytes += st->bytes;
-	g->pass.gets += st->gets;
-	g->pass.refused += st->refused;
-	g->pass.swaps += st->swaps;
-	g->pass.resumed += st->resumed;
-	g->pass.resumed_objects += st->resumed_objects;
-	if (st->swap_us_max > g->pass.swap_us_max)
-		g->pass.swap_us_max = st->swap_us_max;
+	merge_stats_add(&g->pass, st);
 	submit_next(g);
 }
 

@@ -102,6 +102,25 @@ int merge_read_rows(struct objstore *s, const struct meta_batch_row *rows, size_
 	return 0;
 }
 
+/* A field added to struct merge_stats is added here too. */
+_Static_assert(sizeof(struct merge_stats) == 11 * sizeof(uint64_t), "merge_stats_add: a new field");
+
+void merge_stats_add(struct merge_stats *a, const struct merge_stats *b)
+{
+	a->runs += b->runs;
+	a->rows += b->rows;
+	a->batches += b->batches;
+	a->sources += b->sources;
+	a->bytes += b->bytes;
+	a->gets += b->gets;
+	a->refused += b->refused;
+	a->swaps += b->swaps;
+	if (b->swap_us_max > a->swap_us_max)
+		a->swap_us_max = b->swap_us_max;
+	a->resumed += b->resumed;
+	a->resumed_objects += b->resumed_objects;
+}
+
 /* Whole pages, and 2 MiB steps so transparent huge pages can back
  * them (a 128 MiB pass faults 64 times instead of 32768). */
 #define MERGE_BUF_STEP ((size_t)2 << 20)

@@ -51,6 +51,8 @@ struct merge_stats {
 				     (each once however many pages its
 				     rows span) */
 };
+/* Adds b into a: every count summed, swap_us_max the larger. */
+void merge_stats_add(struct merge_stats *a, const struct merge_stats *b);
 
 /* A pass's input buffer, kept by its caller between passes (the agent:
  * one for its merge and cleaning jobs, which run one at a time on its
