@@ -661,17 +661,12 @@ fail:
 	return rc;
 }
 
-/* One chunk of the scan. */
+/* One chunk of the scan; CHUNK_CHANGED as chunk_read. */
 static int pass_scan(struct clean_pass *x, struct clean_stats *st, bool *done)
 {
 	size_t r2 = clean_chunk_end(x->rows, x->next, x->scan_rows, x->bytes_max);
 	struct chunk *ck = NULL;
 	int rc = chunk_read(x, x->next, r2, &ck, st);
-	if (rc == CHUNK_CHANGED) {
-		st->refused++;
-		*done = true;
-		return 0;
-	}
 	if (rc)
 		return rc;
 	rc = compact_scan_add(x->scan, ck->in, ck->nb);
@@ -696,7 +691,8 @@ static int pass_scan(struct clean_pass *x, struct clean_stats *st, bool *done)
 	return 0;
 }
 
-/* One chunk of the cleaning, swapped in; the last raises the checkpoint. */
+/* One chunk of the cleaning, swapped in; the last raises the
+ * checkpoint. CHUNK_CHANGED as chunk_read. */
 static int pass_clean(struct clean_pass *x, struct clean_stats *st, bool *done)
 {
 	struct chunk *ck = x->held;
@@ -705,11 +701,6 @@ static int pass_clean(struct clean_pass *x, struct clean_stats *st, bool *done)
 	if (!ck) {
 		size_t r2 = clean_chunk_end(x->rows, x->next, x->clean_rows, x->bytes_max);
 		rc = chunk_read(x, x->next, r2, &ck, st);
-	}
-	if (rc == CHUNK_CHANGED) {
-		st->refused++;
-		*done = true;
-		return 0;
 	}
 	if (rc)
 		return rc;
@@ -747,15 +738,18 @@ int64_t clean_pass_checkpoint(const struct clean_pass *x)
 int clean_pass_step(struct clean_pass *x, struct clean_stats *st, bool *done)
 {
 	*done = false;
-	if (!x->cleaning) {
-		int rc = pass_scan(x, st, done);
-		/* The one chunk scanned is cleaned now, while its bytes are
-		 * in the buffer (the caller may lend it to others between
-		 * steps). */
-		if (rc || *done || !x->held)
-			return rc;
+	bool scanning = !x->cleaning;
+	int rc = scanning ? pass_scan(x, st, done) : 0;
+	/* The one chunk scanned is cleaned now, while its bytes are in the
+	 * buffer (the caller may lend it to others between steps). */
+	if (!rc && !*done && (!scanning || x->held))
+		rc = pass_clean(x, st, done);
+	if (rc == CHUNK_CHANGED) {
+		st->refused++;
+		*done = true;
+		return 0;
 	}
-	return pass_clean(x, st, done);
+	return rc;
 }
 
 int clean_partition(struct meta *m, struct objstore *s, int64_t tid, int32_t partition,

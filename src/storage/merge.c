@@ -225,6 +225,19 @@ static int merge_swap_chunks(struct meta *m, struct objstore *s, const struct me
 	return 0;
 }
 
+/* The swap's row for stored row r, its bytes at new_byte_offset in the
+ * merged object. */
+static void merge_row(struct meta_merge_row *mr, const struct meta_batch_row *r,
+		      uint64_t new_byte_offset)
+{
+	*mr = (struct meta_merge_row){ .base_offset = r->base_offset,
+				       .last_offset = r->last_offset,
+				       .byte_offset = r->byte_offset,
+				       .length = r->length,
+				       .new_byte_offset = new_byte_offset };
+	memcpy(mr->object_key, r->object_key, sizeof mr->object_key);
+}
+
 /* One run: read into place, header and footer around, PUT, swap. The
  * object is built in buf: its batches are the rows' bytes untouched, so
  * they are read where object_encode would copy them to. */
@@ -259,14 +272,8 @@ static int merge_run(struct meta *m, struct objstore *s, int64_t tid, int32_t pa
 	rc = object_encode_footer(obj + footer_offset, entries, n, footer_offset);
 	if (rc)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		mr[i] = (struct meta_merge_row){ .base_offset = rows[i].base_offset,
-						 .last_offset = rows[i].last_offset,
-						 .byte_offset = rows[i].byte_offset,
-						 .length = rows[i].length,
-						 .new_byte_offset = entries[i].byte_offset };
-		memcpy(mr[i].object_key, rows[i].object_key, sizeof mr[i].object_key);
-	}
+	for (size_t i = 0; i < n; i++)
+		merge_row(&mr[i], &rows[i], entries[i].byte_offset);
 	char key[META_OBJECT_KEY_BYTES];
 	merge_key(key, sizeof key);
 	struct iovec one = { obj, obj_len };
@@ -665,14 +672,8 @@ static size_t merge_resume(struct meta *m, struct objstore *s, int64_t tid, int3
 			 rows[at + same].object_key, same, n);
 	uint64_t pos = x;
 	for (size_t i = 0; i < same; i++) {
-		const struct meta_batch_row *r = &rows[at + i];
-		mr[i] = (struct meta_merge_row){ .base_offset = r->base_offset,
-						 .last_offset = r->last_offset,
-						 .byte_offset = r->byte_offset,
-						 .length = r->length,
-						 .new_byte_offset = pos };
-		memcpy(mr[i].object_key, r->object_key, sizeof mr[i].object_key);
-		pos += r->length;
+		merge_row(&mr[i], &rows[at + i], pos);
+		pos += rows[at + i].length;
 	}
 	struct meta_merge mg = { tid, partition, key, size, mr, same, .continues = true };
 	size_t swapped = 0;
