@@ -4,7 +4,8 @@
  * a pass may read, and of one cleaned up to its tail (a SQLite store);
  * the planning's bounds (a partition that cannot be due is not read, and
  * one the full plan finds due is never left unread, on random
- * partitions); the input buffer the agent keeps between passes
+ * partitions); a pass whose rows another process cleaned meanwhile
+ * (refused); the input buffer the agent keeps between passes
  * (storage/merge.h).
  * The pass itself (rows, bytes, the swap) is tested end to end by
  * tests/integration/test_compaction.py. */
@@ -414,6 +415,56 @@ static void test_plan_busy_not_due_unread(void **state)
 	store_close(&x);
 }
 
+/* Rows cleaned by another process between the plan and a chunk's read
+ * (two rows swapped into one, the checkpoint raised): the pass ends at
+ * that chunk as a refused swap, with no error and nothing read from the
+ * object store (it has none here: no read is made). */
+static void test_pass_rows_changed(void **state)
+{
+	(void)state;
+	struct store x;
+	store_open(&x);
+	struct meta_topic t;
+	assert_int_equal(meta_topic_create(x.m, "changed", 1, NULL, 0, NULL, &t), 0);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	const int64_t now = 1700000000000LL;
+	uint32_t len[1] = { 100 };
+	int64_t ts[1] = { now - 60000 };
+	for (int o = 0; o < 4; o++) {
+		char key[32];
+		snprintf(key, sizeof key, "o/%d", o);
+		commit_obj(x.m, tid, 0, key, 1, len, ts);
+	}
+	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
+				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
+				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct clean_stats st = { 0 };
+	struct clean_pass *pass = NULL;
+	static const uint8_t id[16];
+	assert_int_equal(clean_pass_begin(x.m, NULL, tid, 0, id, &c, now, true, 1 << 20, NULL, &st,
+					  &pass),
+			 0);
+	assert_non_null(pass);
+	struct meta_merge_row mr[2];
+	for (int i = 0; i < 2; i++) {
+		mr[i] = (struct meta_merge_row){ .base_offset = 10 * i, .last_offset = 10 * i + 9,
+						 .byte_offset = 16, .length = 100 };
+		snprintf(mr[i].object_key, sizeof mr[i].object_key, "o/%d", i);
+	}
+	struct meta_compact_batch cb[1] = { { 0, 19, 16, 150, 20, now - 60000, 0 } };
+	struct meta_merge cp = { tid, 0, "o/other", 200, mr, 2, cb, 1, 20, NULL, 0 };
+	assert_int_equal(meta_compact_swap(x.m, &cp), 0);
+	bool done = false;
+	assert_int_equal(clean_pass_step(pass, &st, &done), 0);
+	assert_true(done);
+	assert_int_equal(st.refused, 1);
+	assert_int_equal(st.swaps, 0);
+	assert_int_equal(st.gets, 0);
+	clean_pass_free(pass);
+	store_close(&x);
+}
+
 /* The buffer a pass reads into is the same memory pass after pass (no
  * new mapping to fault in), left idle between them, and grows only when
  * a pass needs more. */
@@ -488,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_plan_whole_partition),
 		cmocka_unit_test(test_plan_bounds_sound),
 		cmocka_unit_test(test_plan_busy_not_due_unread),
+		cmocka_unit_test(test_pass_rows_changed),
 		cmocka_unit_test(test_pass_buffer),
 		cmocka_unit_test(test_chunk_end),
 	};
