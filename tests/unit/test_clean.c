@@ -73,6 +73,25 @@ static void test_aborted_ranges(void **state)
 	assert_int_equal(clean_txn_verdict(&none, 25, &p8), COMPACT_TXN_KEEP);
 }
 
+/* Topic name's id, made with parts partitions. */
+static int64_t create_topic(struct meta *m, const char *name, int32_t parts)
+{
+	struct meta_topic t;
+	assert_int_equal(meta_topic_create(m, name, parts, NULL, 0, NULL, &t), 0);
+	int64_t tid = t.tid;
+	meta_topic_free(&t);
+	return tid;
+}
+
+/* Due at a dirty ratio of 0.5, a segment rolled after 1 s, no lag. */
+static struct compact_config plain_config(void)
+{
+	return (struct compact_config){ .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
+					.delete_retention_ms = 1000,
+					.min_cleanable_dirty_ratio = 0.5,
+					.producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+}
+
 /* Rows of 100 bytes, each its own object: the plan covers all of the
  * partition's rows, whatever a chunk of the pass reads (it used to plan
  * over the first 128 MiB only: a partition whose cleaned part alone was
@@ -86,10 +105,7 @@ static void test_plan_whole_partition(void **state)
 	snprintf(url, sizeof url, "sqlite:%s", path);
 	struct meta *m = NULL;
 	assert_int_equal(meta_open(url, &m), 0);
-	struct meta_topic t;
-	assert_int_equal(meta_topic_create(m, "bound", 1, NULL, 0, NULL, &t), 0);
-	int64_t tid = t.tid;
-	meta_topic_free(&t);
+	int64_t tid = create_topic(m, "bound", 1);
 	const int64_t now = 1700000000000LL;
 	for (int i = 0; i < 4; i++) {
 		struct meta_commit_batch b = { .tid = tid, .byte_offset = 16, .length = 100,
@@ -101,9 +117,7 @@ static void test_plan_whole_partition(void **state)
 		snprintf(key, sizeof key, "o/%d", i);
 		assert_int_equal(meta_commit_object(m, key, 200, &b, 1), 0);
 	}
-	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
-				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
-				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct compact_config c = plain_config();
 	struct clean_stats st = { 0 };
 	/* The last row is the tail. */
 	assert_int_equal(clean_plan_partition(m, tid, 0, &c, now, &st), 0);
@@ -255,10 +269,7 @@ static void test_plan_bounds_sound(void **state)
 	struct store x;
 	store_open(&x);
 	enum { PARTS = 40, CONFIGS = 80 };
-	struct meta_topic t;
-	assert_int_equal(meta_topic_create(x.m, "rnd", PARTS, NULL, 0, NULL, &t), 0);
-	int64_t tid = t.tid;
-	meta_topic_free(&t);
+	int64_t tid = create_topic(x.m, "rnd", PARTS);
 	const int64_t now = 1700000000000LL;
 	size_t due = 0, bounded = 0, checks = 0;
 	static uint32_t len[300];
@@ -359,10 +370,7 @@ static void test_plan_busy_not_due_unread(void **state)
 	(void)state;
 	struct store x;
 	store_open(&x);
-	struct meta_topic t;
-	assert_int_equal(meta_topic_create(x.m, "busy", 1, NULL, 0, NULL, &t), 0);
-	int64_t tid = t.tid;
-	meta_topic_free(&t);
+	int64_t tid = create_topic(x.m, "busy", 1);
 	const int64_t now = 1700000000000LL;
 	enum { OBJECTS = 2000, PER = 10 };
 	uint32_t len[PER];
@@ -384,9 +392,7 @@ static void test_plan_busy_not_due_unread(void **state)
 	cm.methods.clean_bytes = counting_clean_bytes;
 	cm.methods.batches_from_many = counting_batches_from_many;
 	cm.base.m = &cm.methods;
-	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
-				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
-				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct compact_config c = plain_config();
 	struct clean_stats st = { 0 };
 	assert_int_equal(clean_plan_partition(&cm.base, tid, 0, &c, now, &st), 0);
 	assert_false(st.due);
@@ -424,10 +430,7 @@ static void test_pass_rows_changed(void **state)
 	(void)state;
 	struct store x;
 	store_open(&x);
-	struct meta_topic t;
-	assert_int_equal(meta_topic_create(x.m, "changed", 1, NULL, 0, NULL, &t), 0);
-	int64_t tid = t.tid;
-	meta_topic_free(&t);
+	int64_t tid = create_topic(x.m, "changed", 1);
 	const int64_t now = 1700000000000LL;
 	uint32_t len[1] = { 100 };
 	int64_t ts[1] = { now - 60000 };
@@ -436,9 +439,7 @@ static void test_pass_rows_changed(void **state)
 		snprintf(key, sizeof key, "o/%d", o);
 		commit_obj(x.m, tid, 0, key, 1, len, ts);
 	}
-	struct compact_config c = { .segment_ms = 1000, .max_compaction_lag_ms = INT64_MAX,
-				    .delete_retention_ms = 1000, .min_cleanable_dirty_ratio = 0.5,
-				    .producer_expiration_ms = 1000, .map_bytes_max = 1 << 20 };
+	struct compact_config c = plain_config();
 	struct clean_stats st = { 0 };
 	struct clean_pass *pass = NULL;
 	static const uint8_t id[16];
