@@ -30,15 +30,18 @@
  *          stay open hold-s seconds (F is created once all are up, so a caller
  *          can sample the broker's RSS); active: each keeps one request in
  *          flight for duration-s
- *   driver mock-serve [--topic NAME:PARTITIONS]...
+ *   driver mock-serve [--topic NAME:PARTITIONS]... [--rtt-ms N]
  *          runs a mock cluster until SIGTERM and prints "bootstrap HOST:PORT"
- *          (the reference broker as a process of its own)
+ *          (the reference broker as a process of its own); --rtt-ms delays
+ *          every response by N ms (a slower broker that answers evenly)
  *
  * Common options: --name W (the CSV workload column), --cdf FILE (latency
  * CDF: "ms fraction" lines, for gnuplot), --count N (produce: stop after N
  * messages instead of after --duration-s), --conf KEY=VALUE (repeatable:
  * librdkafka settings for every client, e.g. security.protocol=ssl and
- * ssl.ca.location=ca.pem to run over TLS).
+ * ssl.ca.location=ca.pem to run over TLS), --stats-file FILE (every client's
+ * statistics JSON, one document a line every 500 ms: its queue, the
+ * requests awaiting a response per broker, the batches it builds).
  *
  * Each run prints a human summary and one machine-readable line:
  *   csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,p50_ms,p99_ms,p999_ms
@@ -260,6 +263,21 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
+/* --stats-file FILE: every client's statistics JSON, one document a line
+ * (statistics.interval.ms 500 unless --conf sets it), to see its queue
+ * (msg_cnt, msg_size), the requests it holds per broker (waitresp_cnt,
+ * outbuf_cnt) and the batches it builds (batchsize, batchcnt). */
+static FILE *stats_fp;
+
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+	(void)rk;
+	(void)opaque;
+	fwrite(json, 1, len, stats_fp);
+	fputc('\n', stats_fp);
+	return 0; /* librdkafka frees json */
+}
+
 /* --conf KEY=VALUE pairs, applied to every client after the driver's own. */
 #define EXTRA_CONF_MAX 32
 static const char *extra_conf[EXTRA_CONF_MAX];
@@ -282,6 +300,10 @@ static rd_kafka_conf_t *conf_base(const char *bootstrap, bool verbose)
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	conf_set(conf, "bootstrap.servers", bootstrap);
 	conf_set(conf, "client.id", "sluice-bench");
+	if (stats_fp) {
+		conf_set(conf, "statistics.interval.ms", "500");
+		rd_kafka_conf_set_stats_cb(conf, on_stats);
+	}
 	conf_extra(conf);
 	if (verbose)
 		conf_set(conf, "debug", "broker,protocol,msg");
@@ -1374,7 +1396,7 @@ static int cmd_conns(const struct opts *o)
 /* Serves a mock cluster until SIGINT/SIGTERM. Topics given as NAME:PARTITIONS
  * are created first (the mock in librdkafka 2.0 has no CreateTopics; others
  * are auto-created with 4 partitions on Metadata). */
-static int cmd_mock_serve(int ntopics, char **topics)
+static int cmd_mock_serve(int ntopics, char **topics, int rtt_ms)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -1397,6 +1419,8 @@ static int cmd_mock_serve(int ntopics, char **topics)
 		if (e)
 			die("mock topic %s: %s", name, rd_kafka_err2str(e));
 	}
+	if (rtt_ms > 0 && rd_kafka_mock_broker_set_rtt(mc, -1, rtt_ms))
+		die("mock-serve: --rtt-ms %d refused", rtt_ms);
 	printf("bootstrap %s\n", rd_kafka_mock_cluster_bootstraps(mc));
 	fflush(stdout);
 	while (!stop_requested) {
@@ -1429,9 +1453,11 @@ static void usage(void)
 		"       driver metadata (--bootstrap HOST:PORT | --reference mock) [--repeat 20]\n"
 		"       driver conns --bootstrap HOST:PORT --connections N [--mode idle|active]\n"
 		"              [--hold-s 3] [--duration-s 5] [--ready-file F]\n"
-		"       driver mock-serve [--topic NAME:PARTITIONS]...   (a mock cluster until SIGTERM)\n"
+		"       driver mock-serve [--topic NAME:PARTITIONS]... [--rtt-ms N]\n"
+		"              (a mock cluster until SIGTERM; --rtt-ms delays each response)\n"
 		"common: --name W (CSV workload column)  --cdf FILE (latency CDF)  --count N\n"
-		"        --conf KEY=VALUE (librdkafka setting, repeatable; e.g. security.protocol=ssl)\n");
+		"        --conf KEY=VALUE (librdkafka setting, repeatable; e.g. security.protocol=ssl)\n"
+		"        --stats-file FILE (the clients' statistics JSON, a line each 500 ms)\n");
 	exit(2);
 }
 
@@ -1469,13 +1495,17 @@ int main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	if (strcmp(o.workload, "mock-serve") == 0) {
 		char *topics[MOCK_TOPICS_MAX];
-		int nt = 0;
+		int nt = 0, rtt_ms = 0;
 		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--rtt-ms") == 0 && i + 1 < argc) {
+				rtt_ms = (int)parse_int("--rtt-ms", argv[++i], 0, 60000);
+				continue;
+			}
 			if (strcmp(argv[i], "--topic") != 0 || i + 1 >= argc || nt == MOCK_TOPICS_MAX)
 				usage();
 			topics[nt++] = argv[++i];
 		}
-		return cmd_mock_serve(nt, topics);
+		return cmd_mock_serve(nt, topics, rtt_ms);
 	}
 	static const char *const cmds[] = { "produce", "consume", "e2e", "metadata", "conns" };
 	bool known = false;
@@ -1503,6 +1533,9 @@ int main(int argc, char **argv)
 			if (!eq || eq == v || eq - v >= 256 || extra_conf_count == EXTRA_CONF_MAX)
 				die("--conf: expected KEY=VALUE (at most %d)", EXTRA_CONF_MAX);
 			extra_conf[extra_conf_count++] = v;
+		} else if (strcmp(a, "--stats-file") == 0) {
+			if (!(stats_fp = fopen(v, "w")))
+				die("--stats-file %s: %s", v, strerror(errno));
 		} else if (strcmp(a, "--topic") == 0)
 			o.topic = v;
 		else if (strcmp(a, "--label") == 0)

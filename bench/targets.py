@@ -6,6 +6,7 @@ all ratios from one run:
                      [--rounds 2] [--duration-s 10] [--tmpfs-root /dev/shm]
                      [--disk-root /tmp] [--only disk,mock] [--base BIN]
                      [--steps max,half,lone] [--half-rate MSGS_PER_S]
+                     [--client-env NAME=VALUE]...
 
 Each round, in this order, a fresh target each time:
   1. produce 1 KiB x 8 partitions at full speed (one librdkafka producer,
@@ -25,7 +26,14 @@ rate instead of half of step 1's (needed without step 1). Skipped steps
 print as nan. --base BIN adds the targets "disk-base" and "tmpfs-base" (the
 same, with an older binary) right before each of this binary's (right
 after, every other round), for a before/after from one run. Each run
-starts after a sync(). Then the device's fsync time (median of 200 4 KiB writes + fdatasync in
+starts after a sync(). --client-env NAME=VALUE (repeatable) adds to step 1
+the targets "tmpfs+env" and "mock+env" (right after tmpfs and the mock):
+the same with the driver run under that environment, e.g. GLIBC_TUNABLES
+for its malloc, which gives back freed request buffers to the kernel when
+a burst of responses frees several at once (sluice's acknowledgements, not
+the mock's: RESULTS.md, 2026-12-06 15:20Z); their ratio is to "mock+env".
+Every row also shows the driver's (the client's) own CPU s/GB. Then the
+device's fsync time (median of 200 4 KiB writes + fdatasync in
 --disk-root). Prints per round and the medians, with the ratios to the
 mock of the same round, the targets checked and the load average at the
 start and the end. Asserts nothing. Only the standard library.
@@ -33,6 +41,7 @@ start and the end. Asserts nothing. Only the standard library.
 import argparse
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,16 +56,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLUSH_MS = 5  # the file store's default --flush-interval-ms
 
 
-def run_driver(args, *extra):
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_driver(args, *extra, env=None):
+    c0 = children_cpu()  # no other child is waited for while the driver runs
     out = subprocess.run([args.driver] + list(extra), capture_output=True, text=True,
-                         timeout=900)
+                         timeout=900, env=env)
+    client_s = children_cpu() - c0
     if out.returncode != 0:
         raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
     csv = [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
     stat = [l for l in out.stdout.splitlines() if l.startswith("stat:")][-1]
     st = dict(kv.split("=") for kv in stat[5:].split(","))
     return {"mb_s": float(csv[4]), "msgs_s": float(csv[5]), "p50": float(csv[6]),
-            "p99": float(csv[7]), "bytes": int(st["bytes"])}
+            "p99": float(csv[7]), "bytes": int(st["bytes"]),
+            "client_s_gb": client_s / (int(st["bytes"]) / 1e9)}
 
 
 class Mock:
@@ -99,7 +116,7 @@ class Sluice:
 
 
 def start(args, target):
-    if target == "mock":
+    if target.startswith("mock"):
         return Mock(args)
     binary = args.base if target.endswith("-base") else args.bin
     return Sluice(binary, args.tmpfs_root if target.startswith("tmpfs") else args.disk_root)
@@ -118,12 +135,12 @@ def bucket_quantile(h0, h1, q):
     return float("nan")
 
 
-def produce(args, tgt, topic, partitions, extra=()):
+def produce(args, tgt, topic, partitions, extra=(), env=None):
     c0 = tgt.cpu()
     h0 = tgt.produce_hist()
     r = run_driver(args, "produce", "--bootstrap", tgt.bootstrap, "--topic", topic,
                    "--partitions", str(partitions), "--msg-bytes", "1024",
-                   "--duration-s", str(args.duration_s), "--acks", "all", *extra)
+                   "--duration-s", str(args.duration_s), "--acks", "all", *extra, env=env)
     r["cpu_s_gb"] = (tgt.cpu() - c0) / (r["bytes"] / 1e9)
     # The agent's own p99 of Produce requests (arrival to answer queued),
     # to tell its latency from the time batches wait in the client.
@@ -150,7 +167,19 @@ TARGETS = ("disk", "tmpfs", "mock")
 
 
 SKIPPED = {"mb_s": float("nan"), "msgs_s": float("nan"), "p50": float("nan"),
-           "p99": float("nan"), "cpu_s_gb": float("nan"), "agent_p99": float("nan")}
+           "p99": float("nan"), "cpu_s_gb": float("nan"), "agent_p99": float("nan"),
+           "client_s_gb": float("nan")}
+
+
+def client_env(args, target):
+    """The driver's environment for target: --client-env's for a "+env" target."""
+    if not target.endswith("+env"):
+        return None
+    return dict(os.environ, **dict(kv.split("=", 1) for kv in args.client_env))
+
+
+def ref_of(target):
+    return "mock+env" if target.endswith("+env") else "mock"
 
 
 def run_order(args, rnd):
@@ -173,12 +202,15 @@ def one_round(args, rnd):
         os.sync()  # what the step before wrote is not written back during this one
         tgt = start(args, t)
         try:
-            res[(t, "max")] = produce(args, tgt, "p", 8, ["--linger-ms", "5"])
+            res[(t, "max")] = produce(args, tgt, "p", 8, ["--linger-ms", "5"],
+                                      env=client_env(args, t))
         finally:
             tgt.stop()
     half = args.half_rate or ("max" in args.steps and
                               int(res[(args.targets[0], "max")]["msgs_s"] / 2))
     for t in order if "half" in args.steps or "lone" in args.steps else ():
+        if t.endswith("+env"):
+            continue  # step 1 only
         os.sync()
         tgt = start(args, t)
         try:
@@ -206,7 +238,14 @@ def main():
     ap.add_argument("--steps", default="max,half,lone", help="which of max,half,lone to run")
     ap.add_argument("--half-rate", type=int, default=0,
                     help="msgs/s of the half-rate step (default: half of the max step's)")
+    ap.add_argument("--client-env", action="append", default=[], metavar="NAME=VALUE",
+                    help="adds targets tmpfs+env and mock+env to step 1: the driver under "
+                    "this environment (repeatable)")
     args = ap.parse_args()
+    if any("=" not in kv for kv in args.client_env):
+        ap.error("--client-env: expected NAME=VALUE")
+    if args.client_env and "max" not in args.steps:
+        ap.error("--client-env needs step max")
     args.steps = args.steps.split(",")
     if "half" in args.steps and "max" not in args.steps and not args.half_rate:
         ap.error("--steps without max needs --half-rate")
@@ -214,7 +253,11 @@ def main():
     args.targets = []
     for t in only:
         args.targets += ([t + "-base"] if args.base else []) + [t]
+        if t == "tmpfs" and args.client_env:
+            args.targets.append("tmpfs+env")
     args.targets.append("mock")
+    if args.client_env:
+        args.targets.append("mock+env")
     targets = args.targets
     load0 = open("/proc/loadavg").read().split()[:3]
     t0 = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
@@ -222,11 +265,11 @@ def main():
     for r in range(args.rounds):
         res, half = one_round(args, r)
         rounds.append(res)
-        ref = res[("mock", "max")]["mb_s"]
         print("round %d: half rate %d msgs/s; " % (r + 1, half) + "; ".join(
-            "%s %.1f MB/s (%.2fx) %.2f cpu-s/GB, half p50/p99 %.2f/%.2f ms (agent p99 <= %g), "
-            "lone p50/p99 %.2f/%.2f ms"
-            % (t, res[(t, "max")]["mb_s"], res[(t, "max")]["mb_s"] / ref, res[(t, "max")]["cpu_s_gb"],
+            "%s %.1f MB/s (%.2fx) %.2f cpu-s/GB (client %.2f), half p50/p99 %.2f/%.2f ms "
+            "(agent p99 <= %g), lone p50/p99 %.2f/%.2f ms"
+            % (t, res[(t, "max")]["mb_s"], res[(t, "max")]["mb_s"] / res[(ref_of(t), "max")]["mb_s"],
+               res[(t, "max")]["cpu_s_gb"], res[(t, "max")]["client_s_gb"],
                res[(t, "half")]["p50"], res[(t, "half")]["p99"], res[(t, "half")]["agent_p99"],
                res[(t, "lone")]["p50"],
                res[(t, "lone")]["p99"]) for t in targets), flush=True)
@@ -237,20 +280,26 @@ def main():
         return statistics.median(x[(t, k)][f] for x in rounds)
 
     def ratio(t):
-        return statistics.median(x[(t, "max")]["mb_s"] / x[("mock", "max")]["mb_s"] for x in rounds)
+        return statistics.median(x[(t, "max")]["mb_s"] / x[(ref_of(t), "max")]["mb_s"]
+                                 for x in rounds)
 
     print("\n%s, %d rounds, load average %s at the start, %s at the end; device fsync %.2f ms "
           "(median of 200 4 KiB fdatasync in %s)" % (t0, args.rounds, " ".join(load0),
                                                       " ".join(load1), fs, args.disk_root))
-    print("\n| target | produce MB/s | ratio to mock | agent CPU s/GB | half-rate p50 ms | "
-          "half-rate p99 ms | agent's half-rate p99 ms (bucket) | lone p50 ms | lone p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    if args.client_env:
+        print("+env: the driver under %s" % " ".join(args.client_env))
+    print("\n| target | produce MB/s | ratio to mock | agent CPU s/GB | client CPU s/GB | "
+          "half-rate p50 ms | half-rate p99 ms | agent's half-rate p99 ms (bucket) | "
+          "lone p50 ms | lone p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for t in targets:
-        print("| %s | %.1f | %s | %s | %.2f | %.2f | %s | %.2f | %.2f |" % (
-            t, med(t, "max", "mb_s"), "%.2f" % ratio(t) if t != "mock" else "1",
-            "%.2f" % med(t, "max", "cpu_s_gb") if t != "mock" else "-",
+        mock = t.startswith("mock")
+        print("| %s | %.1f | %s | %s | %.2f | %.2f | %.2f | %s | %.2f | %.2f |" % (
+            t, med(t, "max", "mb_s"), "%.2f" % ratio(t) if not mock else "1",
+            "%.2f" % med(t, "max", "cpu_s_gb") if not mock else "-",
+            med(t, "max", "client_s_gb"),
             med(t, "half", "p50"), med(t, "half", "p99"),
-            "<= %g" % med(t, "half", "agent_p99") if t != "mock" else "-",
+            "<= %g" % med(t, "half", "agent_p99") if not mock else "-",
             med(t, "lone", "p50"), med(t, "lone", "p99")))
     checks = []
     if "tmpfs" in targets:
@@ -260,6 +309,10 @@ def main():
              "agent CPU <= 1.2 s/GB (tmpfs): %.2f" % med("tmpfs", "max", "cpu_s_gb")),
             (med("tmpfs", "lone", "p50") <= 3,
              "lone p50 tmpfs <= 3 ms: %.2f" % med("tmpfs", "lone", "p50"))]
+    if "tmpfs+env" in targets:
+        checks += [(ratio("tmpfs+env") >= 0.7,
+                    "produce tmpfs >= 0.7x mock, the driver under --client-env (beside the "
+                    "target, not instead of it): %.2fx" % ratio("tmpfs+env"))]
     if "disk" in targets:
         checks += [
             (ratio("disk") >= 0.5, "produce disk >= 0.5x mock: %.2fx" % ratio("disk")),
