@@ -27,11 +27,12 @@ print as nan. --base BIN adds the targets "disk-base" and "tmpfs-base" (the
 same, with an older binary) right before each of this binary's (right
 after, every other round), for a before/after from one run. Each run
 starts after a sync(). --client-env NAME=VALUE (repeatable) adds to step 1
-the targets "tmpfs+env" and "mock+env" (right after tmpfs and the mock):
-the same with the driver run under that environment, e.g. GLIBC_TUNABLES
-for its malloc, which gives back freed request buffers to the kernel when
-a burst of responses frees several at once (sluice's acknowledgements, not
-the mock's: RESULTS.md, 2026-12-06 15:20Z); their ratio is to "mock+env".
+the targets "tmpfs+env" and "mock+env" (after tmpfs and the mock; before
+them every other round): the same with the driver run under that
+environment, e.g. GLIBC_TUNABLES fixing its malloc's thresholds, whose
+dynamic ones hand librdkafka's freed request buffers back to the kernel
+and fault them in again, against the mock too but more against sluice
+(RESULTS.md, 2026-12-06 15:22Z); their ratio is to "mock+env".
 Every row also shows the driver's (the client's) own CPU s/GB. Then the
 device's fsync time (median of 200 4 KiB writes + fdatasync in
 --disk-root). Prints per round and the medians, with the ratios to the
@@ -186,12 +187,14 @@ def run_order(args, rnd):
     """The targets in the order round rnd runs them: with --base, every
     other round runs each target before its base, since the first of a pair
     ran measurably worse (a disk still writing back what the step before
-    wrote: 2026-12-06, p99disk17's entry in RESULTS.md)."""
+    wrote: 2026-12-06, p99disk17's entry in RESULTS.md). The same for a
+    "+env" target and its plain one."""
     order = list(args.targets)
-    if args.base and rnd % 2 == 1:
+    if rnd % 2 == 1:
         for i in range(0, len(order) - 1):
-            if order[i] + "-base" == order[i + 1] or order[i] == order[i + 1] + "-base":
-                order[i], order[i + 1] = order[i + 1], order[i]
+            a, b = order[i], order[i + 1]
+            if a + "-base" == b or a == b + "-base" or a + "+env" == b:
+                order[i], order[i + 1] = b, a
     return order
 
 
