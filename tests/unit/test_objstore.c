@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -495,6 +496,50 @@ static void test_file_large_put_killed(void **state)
 	objstore_close(s);
 }
 
+/* Deleting a large object (above 16 MiB: cut in 4 MiB steps before the
+ * unlink): the key is gone and its space freed even while a reader still
+ * holds the file open (a plain unlink keeps all 21 MiB until the reader
+ * closes); a second name of the same file keeps its bytes; a small
+ * object and a missing key delete as before. */
+static void test_file_large_delete(void **state)
+{
+	struct objstore *s = open_file_store();
+	struct iovec iov[64];
+	int iovcnt;
+	uint8_t *data = large_pieces(iov, &iovcnt);
+	assert_int_equal(objstore_putv(s, "objects/big", iov, iovcnt, 0), 0);
+	char path[600], other[600];
+	snprintf(path, sizeof path, "%s/store/objects/big", root);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(objstore_del(s, "objects/big"), 0);
+	uint64_t size;
+	assert_int_equal(objstore_head(s, "objects/big", &size), SL_ENOTFOUND);
+	assert_int_equal(objstore_del(s, "objects/big"), SL_ENOTFOUND);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_true(st.st_size <= 4 << 20);
+	assert_true((uint64_t)st.st_blocks * 512 <= (5u << 20));
+	close(fd);
+
+	/* Linked under a second name (outside the store): not cut. */
+	assert_int_equal(objstore_putv(s, "objects/linked", iov, iovcnt, 0), 0);
+	snprintf(path, sizeof path, "%s/store/objects/linked", root);
+	snprintf(other, sizeof other, "%s/linked-copy", root);
+	assert_int_equal(link(path, other), 0);
+	assert_int_equal(objstore_del(s, "objects/linked"), 0);
+	assert_int_equal(stat(other, &st), 0);
+	assert_int_equal(st.st_size, LARGE_BYTES);
+	assert_int_equal(unlink(other), 0);
+
+	assert_int_equal(objstore_put(s, "objects/small", "abc", 3), 0);
+	assert_int_equal(objstore_del(s, "objects/small"), 0);
+	assert_int_equal(objstore_head(s, "objects/small", &size), SL_ENOTFOUND);
+	free(data);
+	objstore_close(s);
+}
+
 static void test_open_urls(void **state)
 {
 	struct objstore *s = (struct objstore *)1;
@@ -576,6 +621,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_large_put, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_put_killed, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_paced_rate, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_large_delete, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
 		cmocka_unit_test(test_mem_basic),
 		cmocka_unit_test_setup_teardown(test_mem_faults, setup_dir, teardown_dir),
