@@ -2,7 +2,7 @@
  * list, key checks, atomic puts from several threads, no temp files left,
  * large and background puts written in steps: byte-identical, and no
  * part of one visible after kill -9; background puts held to the store's
- * rate bound)
+ * rate bound; a large delete, cut in steps, frees all of it)
  * and mem (the same calls plus scripted faults), and URL dispatch. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
