@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "base/grow.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -523,15 +524,10 @@ static void del_steps(const char *path)
 	if (fd < 0)
 		return;
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
-		struct timespec t0, now;
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		int64_t t0 = clock_mono_us();
 		for (off_t size = st.st_size; size > DEL_STEP;) {
 			size -= DEL_STEP;
-			if (ftruncate(fd, size))
-				break;
-			clock_gettime(CLOCK_MONOTONIC, &now);
-			if ((now.tv_sec - t0.tv_sec) * 1000000L +
-				    (now.tv_nsec - t0.tv_nsec) / 1000 > DEL_STEP_BUDGET_US)
+			if (ftruncate(fd, size) || clock_mono_us() - t0 > DEL_STEP_BUDGET_US)
 				break;
 		}
 	}
