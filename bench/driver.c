@@ -41,7 +41,12 @@
  * librdkafka settings for every client, e.g. security.protocol=ssl and
  * ssl.ca.location=ca.pem to run over TLS), --stats-file FILE (every client's
  * statistics JSON, one document a line every 500 ms: its queue, the
- * requests awaiting a response per broker, the batches it builds).
+ * requests awaiting a response per broker, the batches it builds),
+ * --per-second SKIP (produce: also print, per second of the run by each
+ * record's produce() time, "sec:S,records,p50_ms,p99_ms,max_ms", then
+ * "after:SKIP,records,p50_ms,p99_ms" over the records sent from second SKIP
+ * on: where in time the slow acknowledgements are, e.g. a fresh broker's
+ * warm-up).
  *
  * Each run prints a human summary and one machine-readable line:
  *   csv:workload,target,msg_bytes,partitions,mb_s,msgs_s,p50_ms,p99_ms,p999_ms
@@ -114,6 +119,7 @@ struct opts {
 	bool idempotent;     /* produce: enable.idempotence */
 	int64_t txn_records; /* produce: messages per transaction (0: none) */
 	int64_t txn_abort_every; /* produce: abort every K-th transaction */
+	int per_second_skip; /* produce --per-second SKIP; -1: off */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -463,7 +469,11 @@ struct produce_state {
 	rd_kafka_resp_err_t first_err;
 	int64_t start_us;
 	int64_t last_delivery_us;
+	struct hist **sec; /* --per-second: one per second of produce() time,
+			    * allocated on first use; NULL when off */
 };
+
+#define PER_SECOND_MAX 3600
 
 /* Each message's opaque is its produce() time in microseconds. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -479,6 +489,13 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 	int64_t sent = (int64_t)(intptr_t)m->_private;
 	hist_add(&st->hist, (uint64_t)(t - sent));
+	if (st->sec) {
+		int64_t s = (sent - st->start_us) / 1000000;
+		s = s < 0 ? 0 : s >= PER_SECOND_MAX ? PER_SECOND_MAX - 1 : s;
+		if (!st->sec[s] && !(st->sec[s] = calloc(1, sizeof **st->sec)))
+			die("out of memory");
+		hist_add(st->sec[s], (uint64_t)(t - sent));
+	}
 	st->delivered++;
 	st->delivered_bytes += m->len;
 	st->last_delivery_us = t;
@@ -702,6 +719,34 @@ static void produce_state_merge(struct produce_state *a, const struct produce_st
 		a->start_us = b->start_us;
 	if (b->last_delivery_us > a->last_delivery_us)
 		a->last_delivery_us = b->last_delivery_us;
+	for (int s = 0; a->sec && b->sec && s < PER_SECOND_MAX; s++) {
+		if (!b->sec[s])
+			continue;
+		if (!a->sec[s] && !(a->sec[s] = calloc(1, sizeof **a->sec)))
+			die("out of memory");
+		hist_merge(a->sec[s], b->sec[s]);
+	}
+}
+
+/* --per-second: the latency by second of produce() time, and over the
+ * records sent from second skip on. */
+static void print_per_second(const struct produce_state *st, int skip)
+{
+	struct hist *after = calloc(1, sizeof *after);
+	if (!after)
+		die("out of memory");
+	for (int s = 0; s < PER_SECOND_MAX; s++) {
+		const struct hist *h = st->sec[s];
+		if (!h)
+			continue;
+		printf("sec:%d,%" PRIu64 ",%.2f,%.2f,%.2f\n", s, h->n, hist_percentile_ms(h, 50),
+		       hist_percentile_ms(h, 99), (double)h->max_us / 1000.0);
+		if (s >= skip)
+			hist_merge(after, h);
+	}
+	printf("after:%d,%" PRIu64 ",%.2f,%.2f\n", skip, after->n, hist_percentile_ms(after, 50),
+	       hist_percentile_ms(after, 99));
+	free(after);
 }
 
 static int cmd_produce(const struct opts *o)
@@ -713,10 +758,15 @@ static int cmd_produce(const struct opts *o)
 	struct produce_state *st = calloc(1, sizeof *st);
 	if (!jobs || !st)
 		die("out of memory");
+	if (o->per_second_skip >= 0 && !(st->sec = calloc(PER_SECOND_MAX, sizeof *st->sec)))
+		die("out of memory");
 	for (int i = 0; i < n_prod; i++) {
 		struct producer_job *j = &jobs[i];
 		j->st = calloc(1, sizeof *j->st);
 		if (!j->st)
+			die("out of memory");
+		if (o->per_second_skip >= 0 &&
+		    !(j->st->sec = calloc(PER_SECOND_MAX, sizeof *j->st->sec)))
 			die("out of memory");
 		j->o = *o;
 		/* Shares of the offered rate and of the count; the first
@@ -768,6 +818,8 @@ static int cmd_produce(const struct opts *o)
 		       hist_percentile_ms(&st->commit_hist, 50),
 		       hist_percentile_ms(&st->commit_hist, 99),
 		       (double)st->commit_hist.max_us / 1000.0);
+	if (st->sec)
+		print_per_second(st, o->per_second_skip);
 	print_result(o, workload, mb_s, msgs_s, &st->hist);
 	printf("stat:elapsed_s=%.3f,msgs=%" PRIu64 ",bytes=%" PRIu64, secs, st->delivered,
 	       st->delivered_bytes);
@@ -1443,6 +1495,7 @@ static void usage(void)
 		"              [--linger-ms 5] [--rate MSGS_PER_S] [--label NAME] [--verbose]\n"
 		"              [--queue-msgs 500000] [--producers 1] [--partitioner round-robin|sticky]\n"
 		"              [--idempotent on|off] [--txn-records N [--txn-abort-every K]]\n"
+		"              [--per-second SKIP] (latency per second of the run, and from SKIP s on)\n"
 		"       driver consume (--bootstrap HOST:PORT | --reference mock) --topic T\n"
 		"              [--partitions 8] [--count N] [--msg-bytes 1024] [--label NAME]\n"
 		"              [--consumers 1]\n"
@@ -1487,6 +1540,7 @@ int main(int argc, char **argv)
 		.hold_s = 3,
 		.producers = 1,
 		.consumers = 1,
+		.per_second_skip = -1,
 	};
 	if (argc < 2)
 		usage();
@@ -1561,6 +1615,8 @@ int main(int argc, char **argv)
 			o.name = v;
 		else if (strcmp(a, "--cdf") == 0)
 			o.cdf = v;
+		else if (strcmp(a, "--per-second") == 0)
+			o.per_second_skip = (int)parse_int(a, v, 0, PER_SECOND_MAX);
 		else if (strcmp(a, "--fetch-wait-ms") == 0)
 			o.fetch_wait_ms = (int)parse_int(a, v, 0, 300000);
 		else if (strcmp(a, "--queue-msgs") == 0)

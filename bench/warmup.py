@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""warmup.py — is targets.py's half-rate produce p99 a fresh broker's
+warm-up? Runs its step 2 (1 KiB x 8 partitions, acks=all, linger 5 ms, one
+producer at --rate msgs/s for --duration-s) with `driver --per-second`:
+
+    bench/warmup.py [--bin build/sluice] [--driver build/bench/driver]
+                    [--rounds 2] [--duration-s 10] [--rate 220000] [--skip-s 3]
+                    [--tmpfs-root /dev/shm] [--disk-root /tmp]
+
+Each round, against the file store on the disk, on tmpfs and the mock
+(`driver mock-serve`), each on a broker of its own started for it:
+  fresh: the half-rate run on a just-started broker (as targets.py);
+  warm:  a --duration-s run at full speed, then the half-rate run on the
+         same broker and topic.
+The targets alternate (reversed every other round), each after a sync().
+Prints per run p50/p99/max per second of produce() time, the p99 of the
+whole run and of the records sent from --skip-s on, and for Sluice the
+agent's own Produce p99 (the bucket of sluice_request_duration_seconds
+holding it, scraped before and after the half-rate run). Asserts nothing.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from targets import ROOT, Mock, Sluice, bucket_quantile  # noqa: E402
+
+
+def run(args, tgt, *extra):
+    h0 = tgt.produce_hist()
+    out = subprocess.run([args.driver, "produce", "--bootstrap", tgt.bootstrap, "--topic", "h",
+                          "--partitions", "8", "--msg-bytes", "1024", "--duration-s",
+                          str(args.duration_s), "--acks", "all", "--linger-ms", "5",
+                          "--per-second", str(args.skip_s)] + list(extra),
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError("driver failed: %s" % out.stderr[-2000:])
+    lines = out.stdout.splitlines()
+    csv = [l for l in lines if l.startswith("csv:")][-1].split(",")
+    after = [l for l in lines if l.startswith("after:")][-1][6:].split(",")
+    return {"msgs_s": float(csv[5]), "p50": float(csv[6]), "p99": float(csv[7]),
+            "after_p99": float(after[3]),
+            "secs": [l[4:].split(",") for l in lines if l.startswith("sec:")],
+            "agent_p99": bucket_quantile(h0, tgt.produce_hist(), 0.99)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "sluice"))
+    ap.add_argument("--driver", default=os.path.join(ROOT, "build", "bench", "driver"))
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--duration-s", type=int, default=10)
+    ap.add_argument("--rate", type=int, default=220000)
+    ap.add_argument("--skip-s", type=int, default=3)
+    ap.add_argument("--tmpfs-root", default="/dev/shm")
+    ap.add_argument("--disk-root", default="/tmp")
+    args = ap.parse_args()
+    load0 = open("/proc/loadavg").read().split()[:3]
+    res = {}
+    for rnd in range(args.rounds):
+        order = [(t, w) for w in ("fresh", "warm") for t in ("disk", "tmpfs", "mock")]
+        for t, w in order[::-1] if rnd % 2 else order:
+            os.sync()
+            tgt = Mock(args) if t == "mock" else Sluice(
+                args.bin, args.tmpfs_root if t == "tmpfs" else args.disk_root)
+            try:
+                full = run(args, tgt) if w == "warm" else None
+                r = run(args, tgt, "--rate", str(args.rate))
+            finally:
+                tgt.stop()
+            res.setdefault((t, w), []).append(r)
+            print("round %d %s %s%s: %.0f msgs/s, p50/p99 %.2f/%.2f ms, p99 from %d s %.2f ms, "
+                  "agent p99 <= %g ms; per second p50/p99/max: %s" % (
+                      rnd + 1, t, w, " (after %.0f msgs/s full speed)" % full["msgs_s"]
+                      if full else "", r["msgs_s"], r["p50"], r["p99"], args.skip_s,
+                      r["after_p99"], r["agent_p99"],
+                      " ".join("%s:%s/%s/%s" % (s[0], s[2], s[3], s[4]) for s in r["secs"])),
+                  flush=True)
+    load1 = open("/proc/loadavg").read().split()[:3]
+    print("\nload average %s at the start, %s at the end; rate %d msgs/s, %d s runs"
+          % (" ".join(load0), " ".join(load1), args.rate, args.duration_s))
+    print("\n| target | broker | p99 ms (runs) | p99 from %d s ms (runs) | agent p99 ms (bucket) |"
+          % args.skip_s)
+    print("|---|---|---|---|---|")
+    for (t, w), rs in sorted(res.items()):
+        print("| %s | %s | %s | %s | %s |" % (
+            t, w, " ".join("%.0f" % r["p99"] for r in rs),
+            " ".join("%.0f" % r["after_p99"] for r in rs),
+            " ".join("<= %g" % r["agent_p99"] for r in rs) if t != "mock" else "-"))
+    print("\ncommand: bench/warmup.py " + " ".join(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
