@@ -12,6 +12,8 @@ took. Methods, alternated in every round:
   none          no deletes (the baseline)
   unlink        plain unlink
   tN            ftruncate in N MiB steps from the end, then unlink
+  uN            unlink, then ftruncate the still open file in N MiB
+                steps, then close (the file store's order: the key goes first)
   tN+sync       same, fdatasync after each step (commits each step's free)
   tN+pP         same, P ms pause after each step
 Data in a temporary folder under /tmp (the project's disk)."""
@@ -48,6 +50,8 @@ def delete(path, method):
     pause = float(opt[1:]) / 1000 if opt.startswith("p") else 0
     fd = os.open(path, os.O_WRONLY)
     size = os.fstat(fd).st_size
+    if method.startswith("u"):
+        os.unlink(path)
     while size > step:
         size -= step
         os.ftruncate(fd, size)
@@ -56,7 +60,8 @@ def delete(path, method):
         if pause:
             time.sleep(pause)
     os.close(fd)
-    os.unlink(path)
+    if method.startswith("t"):
+        os.unlink(path)
 
 
 def measure(method, size):

@@ -18,10 +18,10 @@
  * (OBJSTORE_PUT_PACED: a merged or cleaned object) in small steps, each
  * written back before the next, under the store's rate bound if any
  * (write_paced), so that the write path's small syncs do not queue
- * behind a merge's 64 MiB objects. A delete cuts an object above 16 MiB
- * from the end in 4 MiB steps before unlinking it (del_steps), for the
- * same small syncs. A listing removes temp files older than an hour (left by
- * a process that died inside a put). */
+ * behind a merge's 64 MiB objects. A delete unlinks an object above 16
+ * MiB and then cuts it from the end in 4 MiB steps before closing it
+ * (del_steps), for the same small syncs. A listing removes temp files
+ * older than an hour (left by a process that died inside a put). */
 #define _GNU_SOURCE /* sync_file_range */
 #include <dirent.h>
 #include <errno.h>
@@ -497,41 +497,36 @@ static int file_head(struct objstore *s, const char *key, uint64_t *size)
 	return 0;
 }
 
-/* A delete of an object above DEL_STEP_ABOVE cuts it from the end in
- * DEL_STEP steps before the unlink: on a filesystem mounted with
- * -o discard, unlinking 64 MiB at once frees and discards it in one piece
- * that the write path's small fdatasyncs beside it wait behind for
- * 20-80 ms; in 4 MiB steps they wait no longer than without a delete
- * (unlinking 16 MiB or less stalls them no more either; bench/
- * delete_stall.py, bench/RESULTS.md; RocksDB's DeleteScheduler does the
- * same). One delete steps for at most DEL_STEP_BUDGET_US, then unlinks
- * what is left. A crash in between leaves a shorter file under the key,
- * which the retried delete removes (nothing reads a key once it is being
- * deleted: the collector's grace). */
+/* A delete of an object above DEL_STEP_ABOVE unlinks its key and then
+ * cuts the file, still open, from the end in DEL_STEP steps before
+ * closing it: on a filesystem mounted with -o discard, freeing 64 MiB at
+ * once discards it in one piece that the write path's small fdatasyncs
+ * beside it wait behind for 20-80 ms; in 4 MiB steps they wait no longer
+ * than without a delete (freeing 16 MiB or less stalls them no more
+ * either; bench/delete_stall.py, bench/RESULTS.md; RocksDB's
+ * DeleteScheduler does the same). The key goes first, so it stays
+ * absent or complete: a get after the delete finds no key, as with a
+ * plain unlink, and a crash mid-way leaves only an unlinked inode, which
+ * the kernel frees. One delete cuts for at most DEL_STEP_BUDGET_US; the
+ * close frees the rest. Only a file with no other name is cut: cutting
+ * would change what another name shows. */
 #define DEL_STEP_ABOVE (16 << 20)
 #define DEL_STEP (4 << 20)
 #define DEL_STEP_BUDGET_US 1000000
 
-/* Shorten the file at path in steps when it is large; anything that
- * fails leaves the rest to the unlink. Only a regular file with no other
- * link: truncating would change what another name shows. */
-static void del_steps(const char *path)
+/* Cut the unlinked file fd in steps when it is large. */
+static void del_steps(int fd)
 {
 	struct stat st;
-	if (lstat(path, &st) || !S_ISREG(st.st_mode) || st.st_size <= DEL_STEP_ABOVE)
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_nlink != 0 ||
+	    st.st_size <= DEL_STEP_ABOVE)
 		return;
-	int fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
-		int64_t t0 = clock_mono_us();
-		for (off_t size = st.st_size; size > DEL_STEP;) {
-			size -= DEL_STEP;
-			if (ftruncate(fd, size) || clock_mono_us() - t0 > DEL_STEP_BUDGET_US)
-				break;
-		}
+	int64_t t0 = clock_mono_us();
+	for (off_t size = st.st_size; size > DEL_STEP;) {
+		size -= DEL_STEP;
+		if (ftruncate(fd, size) || clock_mono_us() - t0 > DEL_STEP_BUDGET_US)
+			break;
 	}
-	close(fd);
 }
 
 static int file_del(struct objstore *s, const char *key)
@@ -540,14 +535,25 @@ static int file_del(struct objstore *s, const char *key)
 	char path[PATH_MAX];
 	if (key_path(fs, key, path, sizeof path))
 		return SL_EINVAL;
-	del_steps(path);
+	/* Opened only when it is large (a small object costs no open). */
+	struct stat st;
+	int fd = -1;
+	if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > DEL_STEP_ABOVE)
+		fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	int rc = 0;
 	if (unlink(path)) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			return SL_ENOTFOUND;
-		log_error("object store: unlink %s: %s", path, strerror(errno));
-		return SL_EIO;
+		if (errno == ENOENT || errno == ENOTDIR) {
+			rc = SL_ENOTFOUND;
+		} else {
+			log_error("object store: unlink %s: %s", path, strerror(errno));
+			rc = SL_EIO;
+		}
+	} else if (fd >= 0) {
+		del_steps(fd);
 	}
-	return 0;
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 /* ---- list: collect, sort, then call back (so fn may delete) ---- */
