@@ -26,7 +26,7 @@ import time
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 3
 methods = (sys.argv[3].split(",") if len(sys.argv) > 3 else
-           ["none", "unlink", "t4", "t4+sync", "t4+p2", "t1+p2"])
+           ["none", "unlink", "t4", "u4", "t4+sync", "t4+p2", "t1+p2"])
 sizes = [int(m) << 20 for m in
          (sys.argv[4].split(",") if len(sys.argv) > 4 else ["64", "8"])]
 folder = tempfile.mkdtemp(dir="/tmp", prefix="delete-stall-")

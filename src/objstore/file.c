@@ -39,9 +39,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/grow.h"
 #include "base/clock.h"
 #include "base/err.h"
+#include "base/grow.h"
 #include "base/limits.h"
 #include "base/log.h"
 #include "objstore/objstore.h"
