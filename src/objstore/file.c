@@ -10,9 +10,7 @@
  * got one since the last sync: one directory fsync for every object of a
  * commit group. A crash before that sync may leave such a key missing or
  * incomplete; nothing refers to it then (the commit comes after the
- * sync), so it is an orphan for GC like any uncommitted object. Once
- * durable its pages leave the page cache (drop_cached): writing into
- * recycled pages costs the agent half the CPU of fresh ones.
+ * sync), so it is an orphan for GC like any uncommitted object.
  * Every call is stateless apart from the temp-name counter and the
  * directories waiting for a sync (under a mutex), so the store is safe
  * to use from many threads at once. A large put is written in steps
@@ -342,20 +340,8 @@ static int file_sync(struct objstore *s)
 	return rc;
 }
 
-/* Drop a durable object's pages from the page cache (advice: a failure
- * changes nothing). The write path's objects are read back from the read
- * cache, not from here, and on this machine's VM (free pages handed back
- * to the host) each write into pages never touched before cost 5-10x the
- * copy: a new object written into the pages its predecessors just freed
- * halves the agent's CPU per GB produced on the disk (bench/RESULTS.md,
- * disk17cpu). A catch-up read after a restart then reads from the device. */
-static void drop_cached(int fd)
-{
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-}
-
-/* The deferred put: created under its key, written, fdatasynced, its
- * pages dropped (drop_cached); the directory entry waits for file_sync. */
+/* The deferred put: created under its key, written, fdatasynced; the
+ * directory entry waits for file_sync. */
 static int put_deferred(struct file_store *fs, const char *path, const char *dir,
 			const struct iovec *iov, int iovcnt, unsigned flags,
 			struct objstore_pace *pace)
@@ -371,8 +357,6 @@ static int put_deferred(struct file_store *fs, const char *path, const char *dir
 		what = "write";
 	else if (fdatasync(fd))
 		what = "fdatasync";
-	else
-		drop_cached(fd);
 	int saved = errno;
 	if (close(fd) && !what) {
 		what = "close";

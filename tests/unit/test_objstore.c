@@ -2,8 +2,7 @@
  * list, key checks, atomic puts from several threads, no temp files left,
  * large and background puts written in steps: byte-identical, and no
  * part of one visible after kill -9; background puts held to the store's
- * rate bound; a large delete, cut in steps, frees all of it; a deferred
- * put leaves none of its pages in the page cache)
+ * rate bound; a large delete, cut in steps, frees all of it)
  * and mem (the same calls plus scripted faults), and URL dispatch. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -20,7 +19,6 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -413,63 +411,6 @@ static void test_file_large_put(void **state)
 	objstore_close(s);
 }
 
-/* Pages of path in the page cache (mincore of a mapping of it). */
-static size_t cached_pages(const char *path)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	long page = sysconf(_SC_PAGESIZE);
-	size_t n = ((size_t)st.st_size + (size_t)page - 1) / (size_t)page;
-	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-	assert_true(m != MAP_FAILED);
-	unsigned char *vec = malloc(n);
-	assert_non_null(vec);
-	assert_int_equal(mincore(m, (size_t)st.st_size, vec), 0);
-	size_t in = 0;
-	for (size_t i = 0; i < n; i++)
-		in += vec[i] & 1;
-	free(vec);
-	munmap(m, (size_t)st.st_size);
-	close(fd);
-	return in;
-}
-
-/* A deferred put (the write path's) leaves none of its pages in the page
- * cache once durable: the next one is written into recycled pages (the
- * agent's CPU per GB on the disk, bench/RESULTS.md); a plain put keeps
- * them. Skipped where the filesystem keeps clean pages anyway (tmpfs). */
-static void test_file_deferred_uncached(void **state)
-{
-	struct objstore *s = open_file_store();
-	static uint8_t bytes[1 << 20];
-	memset(bytes, 0x5a, sizeof bytes);
-	struct iovec iov = { bytes, sizeof bytes };
-	assert_int_equal(objstore_putv(s, "objects/plain", &iov, 1, 0), 0);
-	assert_int_equal(objstore_putv(s, "objects/deferred", &iov, 1, OBJSTORE_PUT_DEFER_SYNC), 0);
-	assert_int_equal(objstore_sync(s), 0);
-	char plain[512], deferred[512];
-	snprintf(plain, sizeof plain, "%s/store/objects/plain", root);
-	snprintf(deferred, sizeof deferred, "%s/store/objects/deferred", root);
-	assert_true(cached_pages(plain) > 0);
-	/* Can this filesystem drop clean pages at all? */
-	int fd = open(plain, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
-	close(fd);
-	if (cached_pages(plain) == 0)
-		assert_int_equal(cached_pages(deferred), 0);
-	else
-		fprintf(stderr, "skipped: %s keeps clean pages\n", root);
-	uint8_t *back = malloc(sizeof bytes);
-	assert_non_null(back);
-	assert_int_equal(objstore_get(s, "objects/deferred", 0, sizeof bytes, back), 0);
-	assert_memory_equal(back, bytes, sizeof bytes);
-	free(back);
-	objstore_close(s);
-}
-
 /* The store's rate bound (the agent's --maintenance-io-bytes-per-sec):
  * background puts, together, take at least their bytes over the rate,
  * byte-identical; other puts are not held to it. */
@@ -680,7 +621,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_large_put, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_put_killed, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_paced_rate, setup_dir, teardown_dir),
-		cmocka_unit_test_setup_teardown(test_file_deferred_uncached, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_delete, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
 		cmocka_unit_test(test_mem_basic),
