@@ -791,6 +791,7 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		rc = store_write_check(a->store);
 	if (rc)
 		return rc;
+	objstore_file_set_page_cache(a->store, cfg->file_page_cache_bytes);
 	rc = meta_open_agent(cfg->meta_url, &a->meta);
 	if (rc)
 		return rc;

@@ -152,6 +152,12 @@ static const struct flag flags[] = {
 	  "the merge and cleaning passes write their objects no faster than this (file and "
 	  "S3 stores; on the file store they are always written in small steps that leave "
 	  "the device to produce requests); 0: no bound (default 0)", 0, 1LL << 40 },
+	{ "file-page-cache-bytes", "SLUICE_FILE_PAGE_CACHE_BYTES", FLAG_INT,
+	  "the file store keeps the pages of its newest written objects in the page cache up "
+	  "to this many bytes and drops older ones' (tailing reads come from --cache-bytes; on "
+	  "a VM that hands free memory back to the host, writing into never-used pages costs "
+	  "several times more CPU); 0: drop each object's pages once written; -1: leave them "
+	  "all to the kernel (default 536870912)", -1, 1LL << 50 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };
@@ -451,6 +457,8 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 			c->merge_swap_rows = n;
 		else if (strcmp(f->name, "maintenance-io-bytes-per-sec") == 0)
 			c->maintenance_io_bytes_per_sec = n;
+		else if (strcmp(f->name, "file-page-cache-bytes") == 0)
+			c->file_page_cache_bytes = n;
 		return 0;
 	case FLAG_BOOL: {
 		bool *dst = !strcmp(f->name, "auto-create-topics") ? &c->auto_create_topics
@@ -517,6 +525,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->merge_target_bytes = 64LL << 20;
 	c->merge_swap_rows = SL_MERGE_SWAP_ROWS;
 	c->gc_grace_ms = 3600000;
+	c->file_page_cache_bytes = 512LL << 20;
 	struct parse_state st = { .listen_count = -1 };
 
 	for (size_t i = 0; i < FLAG_COUNT; i++) {

@@ -97,6 +97,8 @@ struct config {
 	int64_t merge_target_bytes;
 	int64_t merge_swap_rows;             /* batch rows per swap transaction */
 	int64_t maintenance_io_bytes_per_sec; /* the passes' puts (0: no bound) */
+	int64_t file_page_cache_bytes; /* the file store's page-cache window
+					  (objstore_file_set_page_cache) */
 };
 
 /* The protocol's Kafka name (PLAINTEXT, SSL, ...). */

@@ -2,7 +2,8 @@
  * list, key checks, atomic puts from several threads, no temp files left,
  * large and background puts written in steps: byte-identical, and no
  * part of one visible after kill -9; background puts held to the store's
- * rate bound; a large delete, cut in steps, frees all of it)
+ * rate bound; a large delete, cut in steps, frees all of it; the deferred
+ * puts' page-cache window keeps the newest objects' pages only)
  * and mem (the same calls plus scripted faults), and URL dispatch. */
 #define _GNU_SOURCE /* nftw */
 #include <setjmp.h>
@@ -19,6 +20,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -411,6 +413,119 @@ static void test_file_large_put(void **state)
 	objstore_close(s);
 }
 
+/* Pages of the store's key in the page cache (mincore of a mapping). */
+static size_t cached_pages(const char *key)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/store/%s", root, key);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct stat st;
+	assert_int_equal(fstat(fd, &st), 0);
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t n = ((size_t)st.st_size + page - 1) / page;
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(m != MAP_FAILED);
+	unsigned char *vec = malloc(n);
+	assert_non_null(vec);
+	assert_int_equal(mincore(m, (size_t)st.st_size, vec), 0);
+	size_t in = 0;
+	for (size_t i = 0; i < n; i++)
+		in += vec[i] & 1;
+	free(vec);
+	munmap(m, (size_t)st.st_size);
+	close(fd);
+	return in;
+}
+
+#define WINDOW_PUT_BYTES ((size_t)1 << 20)
+#define WINDOW_PUTS 12
+
+/* WINDOW_PUTS deferred puts of WINDOW_PUT_BYTES under objects/wN (the
+ * one numbered del_at, if any, deleted after the next put), synced, into a
+ * fresh store whose page-cache window is bound; then whether each is
+ * cached in full (1), not at all (0) or in part (2), into state[].
+ * False when the filesystem keeps clean pages whatever is advised
+ * (tmpfs): nothing to check there. */
+static bool window_run(int64_t bound, int del_at, int state[WINDOW_PUTS])
+{
+	struct objstore *s = open_file_store();
+	objstore_file_set_page_cache(s, bound);
+	static uint8_t bytes[WINDOW_PUT_BYTES];
+	memset(bytes, 0x5a, sizeof bytes);
+	struct iovec iov = { bytes, sizeof bytes };
+	char key[64];
+	for (int i = 0; i < WINDOW_PUTS; i++) {
+		snprintf(key, sizeof key, "objects/w%02d", i);
+		assert_int_equal(objstore_putv(s, key, &iov, 1, OBJSTORE_PUT_DEFER_SYNC), 0);
+		if (del_at >= 0 && i == del_at + 1) {
+			snprintf(key, sizeof key, "objects/w%02d", del_at);
+			assert_int_equal(objstore_del(s, key), 0);
+		}
+	}
+	assert_int_equal(objstore_sync(s), 0);
+	/* Can this filesystem drop clean pages at all? */
+	assert_int_equal(objstore_put(s, "objects/probe", bytes, sizeof bytes), 0);
+	char path[512];
+	snprintf(path, sizeof path, "%s/store/objects/probe", root);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+	bool drops = cached_pages("objects/probe") == 0;
+	size_t all = WINDOW_PUT_BYTES / (size_t)sysconf(_SC_PAGESIZE);
+	uint8_t *back = malloc(WINDOW_PUT_BYTES);
+	assert_non_null(back);
+	for (int i = 0; i < WINDOW_PUTS; i++) {
+		state[i] = -1;
+		if (i == del_at)
+			continue;
+		snprintf(key, sizeof key, "objects/w%02d", i);
+		size_t in = cached_pages(key);
+		state[i] = in == all ? 1 : in == 0 ? 0 : 2;
+		/* Whatever its pages, the object reads back whole. */
+		assert_int_equal(objstore_get(s, key, 0, WINDOW_PUT_BYTES, back), 0);
+		assert_memory_equal(back, bytes, WINDOW_PUT_BYTES);
+	}
+	free(back);
+	objstore_close(s);
+	if (!drops)
+		fprintf(stderr, "skipped: %s keeps clean pages\n", root);
+	return drops;
+}
+
+/* The deferred puts' page-cache window (the agent's
+ * --file-page-cache-bytes): with a window of 4 objects' bytes, after 12
+ * the newest 4 are cached and the 8 before them are not; with 0 none is,
+ * with -1 (the default) all are. A key deleted while in the window is
+ * forgotten when it leaves it, and nothing else changes. */
+static void test_file_page_cache_window(void **state)
+{
+	int st[WINDOW_PUTS];
+	if (!window_run(4 * (int64_t)WINDOW_PUT_BYTES, -1, st))
+		return;
+	for (int i = 0; i < WINDOW_PUTS; i++)
+		assert_int_equal(st[i], i >= WINDOW_PUTS - 4);
+	teardown_dir(state);
+	assert_int_equal(setup_dir(state), 0);
+	window_run(0, -1, st);
+	for (int i = 0; i < WINDOW_PUTS; i++)
+		assert_int_equal(st[i], 0);
+	teardown_dir(state);
+	assert_int_equal(setup_dir(state), 0);
+	window_run(-1, -1, st);
+	for (int i = 0; i < WINDOW_PUTS; i++)
+		assert_int_equal(st[i], 1);
+	/* Object 2 deleted while in the window: it leaves the window after
+	 * 4 more puts (the window counts its bytes until then). */
+	teardown_dir(state);
+	assert_int_equal(setup_dir(state), 0);
+	window_run(4 * (int64_t)WINDOW_PUT_BYTES, 2, st);
+	for (int i = 0; i < WINDOW_PUTS; i++)
+		if (i != 2)
+			assert_int_equal(st[i], i >= WINDOW_PUTS - 4);
+}
+
 /* The store's rate bound (the agent's --maintenance-io-bytes-per-sec):
  * background puts, together, take at least their bytes over the rate,
  * byte-identical; other puts are not held to it. */
@@ -621,6 +736,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_file_large_put, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_put_killed, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_paced_rate, setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_file_page_cache_window, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_file_large_delete, setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_open_urls, setup_dir, teardown_dir),
 		cmocka_unit_test(test_mem_basic),
