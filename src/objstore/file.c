@@ -14,7 +14,8 @@
  * The deferred puts made durable stay in the page cache in a window of
  * the newest ones, at most objstore_file_set_page_cache's bytes (the
  * agent's --file-page-cache-bytes; unset, the kernel keeps every page):
- * past it the oldest ones' pages are dropped (window_add). The agent's
+ * past it the oldest ones' pages are dropped (window_add; objects too
+ * small to matter are left to the kernel, WINDOW_OBJECTS_MAX). The agent's
  * read cache serves tailing reads, and on a VM that hands free memory
  * back to the host a page written for the first time costs 10-20x one
  * recycled (the copy into never-touched pages was 1.0-1.6 of the agent's
@@ -69,8 +70,13 @@
 #define DIRTY_DIRS_MAX 8
 
 /* Objects the page-cache window remembers, at most: past it the oldest
- * one's pages go even when the window's bytes are under its bound (4,096
- * objects of the write path's 4 MiB are 16 GiB). */
+ * one's pages go even when the window's bytes are under its bound. An
+ * object smaller than the bound over this is not remembered (its pages
+ * are left to the kernel), so the count never drops what the bytes would
+ * keep: a producer sealing an object per record (a few KiB each) made
+ * thousands a minute, and a merge of them then read from the device what
+ * dropping their pages had saved nothing of (bench/RESULTS.md, disk17cpu:
+ * merge pass 1.4-2.1 s, 2.2-4.0 with them dropped). */
 #define WINDOW_OBJECTS_MAX 4096
 
 /* A durable deferred put whose pages the window keeps. */
@@ -475,7 +481,8 @@ static int put_deferred(struct file_store *fs, const char *path, const char *dir
 		uint64_t bytes = 0;
 		for (int k = 0; k < iovcnt; k++)
 			bytes += iov[k].iov_len;
-		window_add(fs, path, bytes);
+		if (bytes >= (uint64_t)bound / WINDOW_OBJECTS_MAX)
+			window_add(fs, path, bytes);
 	}
 	return 0;
 }
