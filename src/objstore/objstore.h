@@ -132,8 +132,9 @@ int objstore_mem_open(struct objstore **out);
  * the deferred puts made durable keep their pages in the page cache up
  * to bytes together, newest first; the oldest ones' pages are dropped
  * past it (and past 4,096 objects; one under bytes / 4,096 is left to
- * the kernel, never counted). 0 drops each one's pages once durable; -1 (the default) leaves every page to the kernel. Set it
- * before such puts start; a no-op for other stores. */
+ * the kernel, never counted). 0 drops each one's pages once durable; -1
+ * (the default) leaves every page to the kernel. Set it before such puts
+ * start; a no-op for other stores. */
 void objstore_file_set_page_cache(struct objstore *s, int64_t bytes);
 
 /* The blocking calls (any thread). Each is counted in the metrics
