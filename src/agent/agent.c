@@ -470,6 +470,49 @@ void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p)
 
 /* The write path committed an object: advance high watermarks and LSOs,
  * index its batch rows, keep the object in the read cache, wake fetches. */
+/* The frame pool's blocks written on a pool thread at start
+ * (--buffer-pretouch-bytes; base/buf.h's kbuf_pretouch says why): else
+ * the first produce load's frames are fresh blocks, and reading them and
+ * checking their CRC cost the loop 20 times their later CPU per byte for
+ * its first 100-200 MB (bench/RESULTS.md). 1 MiB blocks: the frames of a
+ * librdkafka producer with a backlog (batch.size 1,000,000). Its own
+ * allocation: the agent may be gone before done runs. */
+#define PRETOUCH_BLOCK_BYTES ((size_t)1 << 20)
+
+struct pretouch {
+	uv_work_t req;
+	size_t n;
+	uint8_t *blocks[];
+};
+
+static void pretouch_work(uv_work_t *req)
+{
+	struct pretouch *p = req->data;
+	for (size_t i = 0; i < p->n; i++)
+		p->blocks[i] = kbuf_pretouch(PRETOUCH_BLOCK_BYTES);
+}
+
+static void pretouch_done(uv_work_t *req, int status)
+{
+	struct pretouch *p = req->data;
+	(void)status;
+	for (size_t i = 0; i < p->n; i++)
+		kbuf_release(p->blocks[i], PRETOUCH_BLOCK_BYTES); /* into the pool */
+	free(p);
+}
+
+static void pretouch_start(uv_loop_t *loop, int64_t bytes)
+{
+	size_t n = (size_t)bytes / PRETOUCH_BLOCK_BYTES;
+	struct pretouch *p = n ? calloc(1, sizeof *p + n * sizeof p->blocks[0]) : NULL;
+	if (!p)
+		return;
+	p->n = n;
+	p->req.data = p;
+	if (uv_queue_work(loop, &p->req, pretouch_work, pretouch_done) != 0)
+		free(p);
+}
+
 static void on_commit(void *arg, const char *key, uint64_t object_len,
 		      const struct kpiece *pieces, size_t n_pieces,
 		      const struct writer_committed *b, size_t n)
@@ -826,6 +869,7 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	if (rc)
 		return rc;
 	kbuf_pool_enable(SL_BUFFER_POOL_BYTES);
+	pretouch_start(loop, cfg->buffer_pretouch_bytes);
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,

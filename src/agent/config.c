@@ -99,6 +99,10 @@ static const struct flag flags[] = {
 	  1 << 20, (int64_t)1 << 40 },
 	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
 	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
+	{ "buffer-pretouch-bytes", "SLUICE_BUFFER_PRETOUCH_BYTES", FLAG_INT,
+	  "request frame buffers of 1 MiB written once in the background at start, so a first "
+	  "produce load does not pay for fresh memory (default 67108864, the pool's bound; 0: off)",
+	  0, SL_BUFFER_POOL_BYTES },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
 	  "create unknown topics on Metadata requests (default true)" },
 	{ "default-partitions", "SLUICE_DEFAULT_PARTITIONS", FLAG_INT,
@@ -429,6 +433,7 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 		if (strcmp(f->name, "flush-interval-ms") == 0) c->flush_interval_ms = n;
 		else if (strcmp(f->name, "flush-bytes") == 0) c->flush_bytes = n;
 		else if (strcmp(f->name, "cache-bytes") == 0) c->cache_bytes = n;
+		else if (strcmp(f->name, "buffer-pretouch-bytes") == 0) c->buffer_pretouch_bytes = n;
 		else if (strcmp(f->name, "write-buffer-bytes") == 0) c->write_buffer_bytes = n;
 		else if (strcmp(f->name, "queued-request-bytes") == 0) c->queued_request_bytes = n;
 		else if (strcmp(f->name, "default-partitions") == 0) c->default_partitions = (int32_t)n;
@@ -506,6 +511,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
 	c->cache_bytes = 64 * 1024 * 1024;
+	c->buffer_pretouch_bytes = SL_BUFFER_POOL_BYTES;
 	c->write_buffer_bytes = SL_WRITE_BUFFERED_BYTES_MAX;
 	c->queued_request_bytes = (int64_t)SL_QUEUED_REQUEST_BYTES_MAX;
 	c->auto_create_topics = true;

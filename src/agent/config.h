@@ -63,6 +63,7 @@ struct config {
 	int64_t flush_bytes;
 	bool seal_when_idle;       /* seal when no object is being written (not s3) */
 	int64_t cache_bytes;
+	int64_t buffer_pretouch_bytes; /* frame pool blocks written at start */
 	int64_t write_buffer_bytes;
 	int64_t queued_request_bytes;
 	bool auto_create_topics;

@@ -1,6 +1,8 @@
 /* buf.c — the growable writer and the sticky-error reader. */
 #include "base/buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -75,6 +77,27 @@ static uint8_t *pool_fresh(size_t cap)
 		/* Advice only: where unsupported the pages fault in as before. */
 		(void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 	}
+	return d;
+}
+
+uint8_t *kbuf_pretouch(size_t cap)
+{
+	uint8_t *d = pool_fresh(cap);
+	if (!d)
+		return NULL;
+	memset(d, 0, cap);
+	/* The kernel's first write: zeros copied in by read(2). Without
+	 * /dev/zero (a bare chroot) the socket's first copy pays it. */
+	int fd = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	for (size_t at = 0; fd >= 0 && at < cap;) {
+		ssize_t n = read(fd, d + at, cap - at);
+		if (n > 0)
+			at += (size_t)n;
+		else if (n == 0 || errno != EINTR)
+			break;
+	}
+	if (fd >= 0)
+		close(fd);
 	return d;
 }
 

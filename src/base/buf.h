@@ -56,6 +56,14 @@ void kbuf_release(uint8_t *data, size_t cap);
  * is set to its real size, to be given back to kbuf_release. NULL when out
  * of memory. */
 uint8_t *kbuf_alloc(size_t *cap);
+/* A new block of cap bytes (a pool size class, a power of two from 256
+ * KiB) for kbuf_release on the pool's thread, every page of it written
+ * once from user space and once by the kernel first: on the bench VM a
+ * page mapped by MADV_POPULATE_WRITE still costs ~1.4 ms per MiB at its
+ * first user-space write and as much again at the kernel's first copy
+ * into it (a socket read), 50 times a later write's cost (measured,
+ * bench/RESULTS.md). Any thread. NULL when out of memory. */
+uint8_t *kbuf_pretouch(size_t cap);
 void kbuf_free(struct kbuf *b);
 
 /* A buffer shared by reference counting: a produce request's frame, whose

@@ -2,8 +2,9 @@
 folder or data dir it cannot write, a metadata store it cannot open or
 write (each one line naming the path or the URL, exit status 1, where
 before some started and failed every produce); a data dir that does not
-exist yet (created); hostnames in --listen and --advertise; and --help
-listing every store and metadata URL form.
+exist yet (created); hostnames in --listen and --advertise; --help
+listing every store and metadata URL form; and the frame pool written in
+the background at start (--buffer-pretouch-bytes).
 
 The tests run as root, for whom every folder is writable: the read-only
 cases run the agent as nobody (runuser) in a world-readable folder."""
@@ -11,10 +12,12 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
+import kproto
 import util
 from conftest import Broker, SLUICE_BIN, _require_binary
 
@@ -171,3 +174,29 @@ def test_port_taken(tmp_path):
                 and "address already in use" in errors[0], "\n".join(lines)
     finally:
         first.teardown()
+
+
+def test_buffer_pretouch(broker_factory):
+    """By default the agent writes 64 MiB of 1 MiB frame buffers in the
+    background as it starts (a first produce load would otherwise pay for
+    fresh memory on the loop): it serves at once, its resident memory
+    reaches the 64 MiB while idle, and the blocks then carry produce
+    frames; 0 turns it off, and more than the pool keeps is refused."""
+    off = broker_factory(["--buffer-pretouch-bytes", "0"])
+    on = broker_factory()
+    topic = util.create_topic(on.bootstrap, util.topic_name("pretouch"), 1)
+    deadline = time.monotonic() + 60
+    while on.rss_kb() < 64 * 1024 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert on.rss_kb() >= 64 * 1024, "RSS %d kB" % on.rss_kb()
+    assert off.rss_kb() < on.rss_kb() - 48 * 1024, (off.rss_kb(), on.rss_kb())
+    s = kproto.connect(on.bootstrap)
+    big = kproto.record_batch([(b"k%d" % i, bytes([i]) * 100000, ()) for i in range(9)])
+    for i in range(3):
+        assert kproto.produce_v3(s, {topic: {0: big}})[(topic, 0)] == (0, 9 * i)
+    s.close()
+    r = subprocess.run([SLUICE_BIN, "serve", "--listen", "127.0.0.1:%d" % util.free_port(),
+                        "--data", str(on.data_dir) + "-x",
+                        "--buffer-pretouch-bytes", str(64 * 1024 * 1024 + 1)],
+                       capture_output=True, timeout=20)
+    assert r.returncode != 0 and b"--buffer-pretouch-bytes" in r.stderr, r
