@@ -470,47 +470,55 @@ void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p)
 
 /* The write path committed an object: advance high watermarks and LSOs,
  * index its batch rows, keep the object in the read cache, wake fetches. */
-/* The frame pool's blocks written on a pool thread at start
- * (--buffer-pretouch-bytes; base/buf.h's kbuf_pretouch says why): else
- * the first produce load's frames are fresh blocks, and reading them and
- * checking their CRC cost the loop 20 times their later CPU per byte for
- * its first 100-200 MB (bench/RESULTS.md). 1 MiB blocks: the frames of a
- * librdkafka producer with a backlog (batch.size 1,000,000). Its own
- * allocation: the agent may be gone before done runs. */
+/* The frame pool's blocks written on a thread of their own while the
+ * agent starts (--buffer-pretouch-bytes; base/buf.h's kbuf_pretouch says
+ * why), pooled before it listens: else a fresh broker's first produce
+ * frames are fresh blocks, and reading them and checking their CRC cost
+ * the loop 10-20 times their later CPU per byte until the read cache is
+ * full and gives blocks back (bench/RESULTS.md). In the background while
+ * serving, the blocks came 1.2-1.5 s after the first produce on a loaded
+ * machine: too late. 1 MiB blocks: the frames of a librdkafka producer
+ * with a backlog (batch.size 1,000,000). */
 #define PRETOUCH_BLOCK_BYTES ((size_t)1 << 20)
 
 struct pretouch {
-	uv_work_t req;
+	uv_thread_t thread;
 	size_t n;
 	uint8_t *blocks[];
 };
 
-static void pretouch_work(uv_work_t *req)
+static void pretouch_run(void *arg)
 {
-	struct pretouch *p = req->data;
+	struct pretouch *p = arg;
 	for (size_t i = 0; i < p->n; i++)
 		p->blocks[i] = kbuf_pretouch(PRETOUCH_BLOCK_BYTES);
 }
 
-static void pretouch_done(uv_work_t *req, int status)
-{
-	struct pretouch *p = req->data;
-	(void)status;
-	for (size_t i = 0; i < p->n; i++)
-		kbuf_release(p->blocks[i], PRETOUCH_BLOCK_BYTES); /* into the pool */
-	free(p);
-}
-
-static void pretouch_start(uv_loop_t *loop, int64_t bytes)
+static void pretouch_start(struct agent *a, int64_t bytes)
 {
 	size_t n = (size_t)bytes / PRETOUCH_BLOCK_BYTES;
 	struct pretouch *p = n ? calloc(1, sizeof *p + n * sizeof p->blocks[0]) : NULL;
 	if (!p)
 		return;
 	p->n = n;
-	p->req.data = p;
-	if (uv_queue_work(loop, &p->req, pretouch_work, pretouch_done) != 0)
+	if (uv_thread_create(&p->thread, pretouch_run, p) != 0) {
 		free(p);
+		return;
+	}
+	a->pretouch = p;
+}
+
+/* The loop thread (whose pool it is): wait for the blocks and pool them. */
+static void pretouch_finish(struct agent *a)
+{
+	struct pretouch *p = a->pretouch;
+	if (!p)
+		return;
+	a->pretouch = NULL;
+	uv_thread_join(&p->thread);
+	for (size_t i = 0; i < p->n; i++)
+		kbuf_release(p->blocks[i], PRETOUCH_BLOCK_BYTES);
+	free(p);
 }
 
 static void on_commit(void *arg, const char *key, uint64_t object_len,
@@ -655,6 +663,7 @@ static void on_stats_timer(uv_timer_t *t)
  * not have started: a failed start stops what it started the same way. */
 static void stop_all(struct agent *a)
 {
+	pretouch_finish(a); /* a start that failed before listening */
 	registry_stop(a);
 	lease_set_stop(a->leases);
 	acls_stop(a);
@@ -824,6 +833,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		log_error("this agent's address or zone cannot be placed: %s", sl_strerror(rc));
 		return rc;
 	}
+	kbuf_pool_enable(SL_BUFFER_POOL_BYTES);
+	pretouch_start(a, cfg->buffer_pretouch_bytes);
 	/* Its port first: a taken one stops the start before anything runs
 	 * on the pool or registers (/readyz says 503 until a->server). */
 	rc = metrics_agent_start(a);
@@ -868,8 +879,6 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 	rc = reader_new(loop, a->store, a->meta, a->cache, &rdc, &a->reader);
 	if (rc)
 		return rc;
-	kbuf_pool_enable(SL_BUFFER_POOL_BYTES);
-	pretouch_start(loop, cfg->buffer_pretouch_bytes);
 	struct writer_config wc = {
 		.flush_interval_ms = cfg->flush_interval_ms,
 		.flush_bytes = (size_t)cfg->flush_bytes,
@@ -927,6 +936,7 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		.connections_max = SL_CONNECTIONS_MAX,
 		.queued_bytes_max = (size_t)cfg->queued_request_bytes,
 	};
+	pretouch_finish(a);
 	rc = server_start(loop, &sc, hooks->handle, a, &a->server);
 	if (tls) {
 		char desc[256];

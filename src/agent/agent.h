@@ -162,6 +162,7 @@ struct agent {
 	struct objstore *store;
 	struct writer *writer;
 	struct cache *cache;
+	struct pretouch *pretouch;    /* the frame pool's blocks being written at start */
 	struct reader *reader;        /* the read path (storage/reader.c) */
 	struct batch_index *index;    /* recent batch rows per partition (storage/batch_index.c) */
 	struct aborted_index *aborted; /* aborted transactions per partition (txn/aborted_index.c) */

@@ -100,7 +100,7 @@ static const struct flag flags[] = {
 	{ "cache-bytes", "SLUICE_CACHE_BYTES", FLAG_INT,
 	  "read cache of recent objects (default 67108864)", 0, (int64_t)1 << 40 },
 	{ "buffer-pretouch-bytes", "SLUICE_BUFFER_PRETOUCH_BYTES", FLAG_INT,
-	  "request frame buffers of 1 MiB written once in the background at start, so a first "
+	  "request frame buffers of 1 MiB written once while starting, before listening, so a first "
 	  "produce load does not pay for fresh memory (default 67108864, the pool's bound; 0: off)",
 	  0, SL_BUFFER_POOL_BYTES },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,

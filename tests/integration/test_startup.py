@@ -4,7 +4,7 @@ write (each one line naming the path or the URL, exit status 1, where
 before some started and failed every produce); a data dir that does not
 exist yet (created); hostnames in --listen and --advertise; --help
 listing every store and metadata URL form; and the frame pool written in
-the background at start (--buffer-pretouch-bytes).
+advance at start (--buffer-pretouch-bytes).
 
 The tests run as root, for whom every folder is writable: the read-only
 cases run the agent as nobody (runuser) in a world-readable folder."""
@@ -177,11 +177,11 @@ def test_port_taken(tmp_path):
 
 
 def test_buffer_pretouch(broker_factory):
-    """By default the agent writes 64 MiB of 1 MiB frame buffers in the
-    background as it starts (a first produce load would otherwise pay for
-    fresh memory on the loop): it serves at once, its resident memory
-    reaches the 64 MiB while idle, and the blocks then carry produce
-    frames; 0 turns it off, and more than the pool keeps is refused."""
+    """By default the agent writes 64 MiB of 1 MiB frame buffers while it
+    starts (a first produce load would otherwise pay for fresh memory on
+    the loop): its resident memory holds the 64 MiB while idle, and the
+    blocks then carry produce frames; 0 turns it off, and more than the
+    pool keeps is refused."""
     off = broker_factory(["--buffer-pretouch-bytes", "0"])
     on = broker_factory()
     topic = util.create_topic(on.bootstrap, util.topic_name("pretouch"), 1)
