@@ -6,6 +6,7 @@ producer at --rate msgs/s for --duration-s) with `driver --per-second`:
     bench/warmup.py [--bin build/sluice] [--driver build/bench/driver]
                     [--rounds 2] [--duration-s 10] [--rate 220000] [--skip-s 3]
                     [--tmpfs-root /dev/shm] [--disk-root /tmp]
+                    [--env-ab NAME=VALUE] [--targets disk,tmpfs,mock] [--brokers fresh,warm]
 
 Each round, against the file store on the disk, on tmpfs and the mock
 (`driver mock-serve`), each on a broker of its own started for it:
@@ -13,6 +14,9 @@ Each round, against the file store on the disk, on tmpfs and the mock
   warm:  a --duration-s run at full speed, a sync(), then the half-rate
          run on the same broker and topic.
 The targets alternate (reversed every other round), each after a sync().
+--env-ab NAME=VALUE runs each Sluice target twice a round, without and
+with that variable in the broker's environment (an A/B of one setting,
+e.g. SLUICE_BUFFER_PRETOUCH_BYTES=67108864; "+" in the table).
 Prints per run p50/p99/max per second of produce() time, the p99 of the
 whole run and of the records sent from --skip-s on, and for Sluice the
 agent's own Produce p99 (the bucket of sluice_request_duration_seconds
@@ -71,15 +75,25 @@ def main():
     ap.add_argument("--skip-s", type=int, default=3)
     ap.add_argument("--tmpfs-root", default="/dev/shm")
     ap.add_argument("--disk-root", default="/tmp")
+    ap.add_argument("--env-ab", default=None)
+    ap.add_argument("--targets", default="disk,tmpfs,mock")
+    ap.add_argument("--brokers", default="fresh,warm")
     args = ap.parse_args()
+    ab_name, _, ab_value = (args.env_ab or "").partition("=")
     load0 = open("/proc/loadavg").read().split()[:3]
     res = {}
     for rnd in range(args.rounds):
-        order = [(t, w) for w in ("fresh", "warm") for t in ("disk", "tmpfs", "mock")]
-        for t, w in order[::-1] if rnd % 2 else order:
+        order = [(t + v, w) for w in args.brokers.split(",") for t in args.targets.split(",")
+                 for v in ("", "+") if v == "" or (args.env_ab and t != "mock")]
+        for tv, w in order[::-1] if rnd % 2 else order:
+            t = tv.rstrip("+")
+            os.environ.pop(ab_name, None)
+            if tv.endswith("+"):
+                os.environ[ab_name] = ab_value
             os.sync()
             tgt = Mock(args) if t == "mock" else Sluice(
                 args.bin, args.tmpfs_root if t == "tmpfs" else args.disk_root)
+            os.environ.pop(ab_name, None)
             try:
                 full = run(args, tgt) if w == "warm" else None
                 if full:
@@ -87,10 +101,10 @@ def main():
                 r = run(args, tgt, "--rate", str(args.rate))
             finally:
                 tgt.stop()
-            res.setdefault((t, w), []).append(r)
+            res.setdefault((tv, w), []).append(r)
             print("round %d %s %s%s: %.0f msgs/s, p50/p99 %.2f/%.2f ms, p99 from %d s %.2f ms, "
                   "agent p99 <= %g ms (<= %g before %d s, <= %g after); per second p50/p99/max: %s" % (
-                      rnd + 1, t, w, " (after %.0f msgs/s full speed)" % full["msgs_s"]
+                      rnd + 1, tv, w, " (after %.0f msgs/s full speed)" % full["msgs_s"]
                       if full else "", r["msgs_s"], r["p50"], r["p99"], args.skip_s,
                       r["after_p99"], r["agent_p99"], r["agent_first"], args.skip_s,
                       r["agent_after"],

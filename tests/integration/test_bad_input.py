@@ -262,8 +262,7 @@ def test_produce_bad_acks_after_topic_checks(broker):
 
 
 def test_repeated_abuse_memory_bounded(broker_factory):
-    # Not the frame pool written at start: it could land in the window.
-    broker = broker_factory(["--buffer-pretouch-bytes", "0"])
+    broker = broker_factory()
     peak_start = broker.vm_peak_kb()
     topic = util.create_topic(broker.bootstrap, util.topic_name("rss"), 2)
     keep = kproto.connect(broker.bootstrap)
