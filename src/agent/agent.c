@@ -468,8 +468,6 @@ void agent_log_start_raised(struct agent *a, struct topic_state *t, int32_t p)
 		aborted_index_trim(a->aborted, t->tid, p, start);
 }
 
-/* The write path committed an object: advance high watermarks and LSOs,
- * index its batch rows, keep the object in the read cache, wake fetches. */
 /* The frame pool's blocks written on a thread of their own while the
  * agent starts (--buffer-pretouch-bytes; base/buf.h's kbuf_pretouch says
  * why), pooled before it listens: else a fresh broker's first produce
@@ -521,6 +519,8 @@ static void pretouch_finish(struct agent *a)
 	free(p);
 }
 
+/* The write path committed an object: advance high watermarks and LSOs,
+ * index its batch rows, keep the object in the read cache, wake fetches. */
 static void on_commit(void *arg, const char *key, uint64_t object_len,
 		      const struct kpiece *pieces, size_t n_pieces,
 		      const struct writer_committed *b, size_t n)
