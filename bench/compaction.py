@@ -17,6 +17,8 @@ the swap. Peak RSS of the pass processes from getrusage.
 
     python3 bench/compaction.py --produce-latency [--rate 500] [--idle-s 20]
                                 [--merge-mib 128] [--clean-mib 256] [--dump FILE]
+                                [--arms A|B|AB] [--rounds 1] [--root /tmp]
+                                [--store file|s3] [--s3-root /dev/shm] [--mirror]
 
 instead measures what the agent's own merge and cleaning passes cost a
 steady producer (issue 15's "produce p99 while merge and compaction run
@@ -31,7 +33,8 @@ throughout. After the merge pass the loaded topic is made compacted
 (AlterConfigs), so the next checks clean it (128 MiB per pass). Each
 record's latency (produce() to its delivery report) is filed by its send
 time under the pass running then, from the broker's "the pass took N ms"
-lines: merge, clean, or idle (neither; the first 3 s left out). The
+lines: merge, clean, or idle (neither; the first 3 s left out), and
+"before": the idle records of the 5 s before the first pass. The
 broker's /metrics, scraped every 0.25 s, give the mean object write
 (encode, write, fdatasync) and metadata commit time in each class, the
 two stages a produce request waits for. --dump FILE writes each record's
@@ -44,6 +47,27 @@ pass merges the steady producer's own partition too: one object per
 1 KiB batch while idle, up to ~11,500 rows by then: the pass's largest
 merged object, its metadata swap cut into transactions of
 --merge-swap-rows rows.
+
+The load runs once, into a pristine data dir; every run starts from two
+fresh copies of it (then a sync()), each served by its own broker
+(--mirror: each with its own steady producer, so that both brokers hold
+the steady partition's small objects and the arms differ only in which
+one runs the passes; the other's latencies are not filed). Arm A
+(the default) is the above: the serving broker runs the passes, the
+other broker idles with its passes off. Arm B is the control: the
+serving broker's passes are off and the other broker, on its own copy
+(its own SQLite, objects and process; without --mirror no steady
+partition rows to merge), runs the same passes at the same times; its pass lines file the
+serving broker's records. If B slows the producer as much as A, the
+cost is the machine's (CPU, the device's cache flush that every
+fdatasync carries), not the agent's locks or queues. --arms AB
+--rounds N runs N rounds of both arms, their order alternated, and
+prints a summary of every run's p50/p99 per class last (--dump FILE
+then writes FILE.r1A, FILE.r1B, ...). --root holds the data dirs
+(/dev/shm: tmpfs, no device flush). --store s3 puts the objects on one
+local s3rver (tests/integration/js/node_modules) in --s3-root, a prefix
+per data dir, while the metadata stays in the data dir: a pass's object
+writes then share no fsync with the produce path.
 """
 import argparse
 import datetime
@@ -225,49 +249,104 @@ def percentile(xs, q):
     return xs[min(len(xs) - 1, int(len(xs) * q / 100.0))] if xs else float("nan")
 
 
-def produce_latency(args):
-    tmp = tempfile.mkdtemp(prefix="sluice-bench-p99-")
-    data = os.path.join(tmp, "data")
-    os.makedirs(data)
-    common = ["--flush-bytes", "262144", "--gc-interval-ms", "0"]
-    b = Broker(data, common + ["--merge-interval-ms", "0",
-                               "--compaction-check-interval-ms", "86400000"])
+class Store:
+    """Where a run's objects live: the data dir's objects folder (file
+    store), or a prefix on one local s3rver (--store s3); copy() makes a
+    separate copy of a prepared data dir, objects included."""
+
+    def __init__(self, kind, root):
+        self.kind, self.s3 = kind, None
+        if kind == "s3":
+            import suite
+            os.environ.setdefault("AWS_ACCESS_KEY_ID", "S3RVER")
+            os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "S3RVER")
+            self.s3 = suite.S3rver(tempfile.mkdtemp(prefix="sluice-bench-s3-", dir=root)).start()
+
+    def flags(self, data):
+        if not self.s3:
+            return []
+        return ["--store", "s3://%s/%s?endpoint=http://127.0.0.1:%d&region=us-east-1"
+                % (self.s3.bucket, os.path.basename(data), self.s3.port)]
+
+    def copy(self, src, dst):
+        shutil.copytree(src, dst)
+        if self.s3:
+            b = os.path.join(self.s3.dir, self.s3.bucket)
+            shutil.copytree(os.path.join(b, os.path.basename(src)),
+                            os.path.join(b, os.path.basename(dst)))
+
+    def remove(self, data):
+        shutil.rmtree(data, ignore_errors=True)
+        if self.s3:
+            shutil.rmtree(os.path.join(self.s3.dir, self.s3.bucket, os.path.basename(data)),
+                          ignore_errors=True)
+
+    def close(self):
+        if self.s3:
+            self.s3.stop()
+            shutil.rmtree(os.path.dirname(self.s3.dir), ignore_errors=True)
+
+
+CTOPIC, MTOPIC, STOPIC = "bench-clean", "bench-merge", "bench-steady"
+COMMON = ["--flush-bytes", "262144", "--gc-interval-ms", "0"]
+
+
+def load(args, store, data):
+    """One broker loads --merge-mib to merge and --clean-mib to clean
+    into data, and stops."""
+    b = Broker(data, COMMON + store.flags(data) + ["--merge-interval-ms", "0",
+                                                   "--compaction-check-interval-ms", "86400000"])
     b.start()
-    ctopic, mtopic, stopic = "bench-clean", "bench-merge", "bench-steady"
     try:
         admin = AdminClient({"bootstrap.servers": b.bootstrap})
         fs = admin.create_topics([
-            NewTopic(ctopic, 1, 1, config={"cleanup.policy": "delete", "segment.ms": "1",
+            NewTopic(CTOPIC, 1, 1, config={"cleanup.policy": "delete", "segment.ms": "1",
                                            "retention.ms": "-1"}),
-            NewTopic(mtopic, 8, 1), NewTopic(stopic, 1, 1)])
+            NewTopic(MTOPIC, 8, 1), NewTopic(STOPIC, 1, 1)])
         for f in fs.values():
             f.result(15)
         del admin
         t0 = time.monotonic()
         subprocess.run([os.path.join(os.path.dirname(SLUICE), "bench", "driver"), "produce",
-                        "--bootstrap", b.bootstrap, "--topic", mtopic, "--partitions", "8",
+                        "--bootstrap", b.bootstrap, "--topic", MTOPIC, "--partitions", "8",
                         "--msg-bytes", "1024", "--count", str(args.merge_mib << 10)],
                        check=True, capture_output=True)
-        produce(b.bootstrap, ctopic, args.clean_mib << 20, args.keys, args.value_bytes, 1)
+        produce(b.bootstrap, CTOPIC, args.clean_mib << 20, args.keys, args.value_bytes, 1)
         print("loaded %d MiB to merge, %d MiB to clean in %.1f s"
               % (args.merge_mib, args.clean_mib, time.monotonic() - t0))
     finally:
         b.stop()
 
+
+def produce_latency(args, store, tmp, pristine, arm, label):
+    """One run from a copy of pristine: arm "A", the serving broker runs
+    the passes; arm "B", a second broker on a second copy runs them and
+    the serving broker's are off. {class: latencies ms}."""
+    data, data2 = os.path.join(tmp, "data-" + label), os.path.join(tmp, "other-" + label)
+    store.copy(pristine, data)
+    store.copy(pristine, data2)
+    os.sync()
+    passes = ["--merge-interval-ms", str(int((3 + args.idle_s) * 1000)), "--merge-min-age-ms",
+              "0", "--compaction-check-interval-ms", "1000"]
+    off = ["--merge-interval-ms", "0", "--compaction-check-interval-ms", "86400000"]
     mport = free_port()
-    b = Broker(data, common + ["--merge-interval-ms", str(int((3 + args.idle_s) * 1000)),
-                               "--merge-min-age-ms", "0",
-                               "--compaction-check-interval-ms", "1000",
-                               "--metrics-listen", "127.0.0.1:%d" % mport])
+    b = Broker(data, COMMON + store.flags(data) + (passes if arm == "A" else off) +
+               ["--metrics-listen", "127.0.0.1:%d" % mport])
+    other = Broker(data2, COMMON + store.flags(data2) + (off if arm == "A" else passes))
+    worker = b if arm == "A" else other
     b.start()
+    other.start()
     scraper = Scraper(mport)
     scraper.start()
-    log = os.path.join(data, "broker.log")
+    log = os.path.join(worker.data, "broker.log")
     log_from = os.path.getsize(log)
-    sp = SteadyProducer(b.bootstrap, stopic, args.rate)
+    sp = SteadyProducer(b.bootstrap, STOPIC, args.rate)
+    mirror = SteadyProducer(other.bootstrap, STOPIC, args.rate) if args.mirror else None
     try:
         t_start = time.time()
         sp.start()
+        if mirror:
+            mirror.start()
         # The merge pass starts after --idle-s; wait for its line.
         deadline = time.monotonic() + args.idle_s + 600
         while not [w for w in pass_windows(log) if w[0] == "merge" and w[2] > t_start]:
@@ -275,12 +354,13 @@ def produce_latency(args):
                 raise SystemExit("no merge pass")
             time.sleep(0.5)
         time.sleep(3)
-        admin = AdminClient({"bootstrap.servers": b.bootstrap})
-        res = ConfigResource("topic", ctopic, set_config={
+        admin = AdminClient({"bootstrap.servers": worker.bootstrap})
+        res = ConfigResource("topic", CTOPIC, set_config={
             "cleanup.policy": "compact", "segment.ms": "1", "retention.ms": "-1",
             "min.cleanable.dirty.ratio": "0.5"})
         for f in admin.alter_configs([res]).values():
             f.result(15)
+        del admin
         # Cleaning until a pass cleans nothing (no line) for 5 s.
         last = time.monotonic()
         seen = 0
@@ -291,16 +371,20 @@ def produce_latency(args):
             time.sleep(0.5)
         time.sleep(3)
     finally:
-        sp.stop.set()
-        sp.join(60)
+        for p in (sp, mirror) if mirror else (sp,):
+            p.stop.set()
+        for p in (sp, mirror) if mirror else (sp,):
+            p.join(60)
         scraper.stop.set()
         scraper.join(10)
         usage = proc_usage(b.proc.pid)
+        wusage = proc_usage(other.proc.pid)
         b.stop()
+        other.stop()
     with open(log) as f:
         f.seek(log_from)
         tail = f.read()
-    windows = pass_windows(log)
+    windows = [w for w in pass_windows(log) if w[2] > t_start]
     classes = {"idle": [], "merge": [], "clean": []}
     for wall, lat in sp.lat:
         if wall < t_start + 3:
@@ -308,8 +392,13 @@ def produce_latency(args):
         kinds = [k for k, s, e in windows if s <= wall <= e]
         for k in set(kinds) or ["idle"]:
             classes[k].append(lat * 1000)
+    # The idle records of the 5 s before the first pass: the same run's
+    # baseline nearest the passes (the load of a shared machine drifts).
+    first = min([st for _, st, _ in windows] or [0])
+    classes["before"] = [lat * 1000 for wall, lat in sp.lat if first - 5 <= wall < first]
     if args.dump:
-        with open(args.dump, "w") as f:
+        with open(args.dump if args.rounds == 1 and len(args.arms) == 1
+                  else "%s.%s" % (args.dump, label), "w") as f:
             for k, st, e in windows:
                 f.write("# %s %.3f %.3f\n" % (k, st, e))
             for wall, lat in sp.lat:
@@ -319,15 +408,21 @@ def produce_latency(args):
                     "%g" % x.get((n, k), 0) for n in ("sluice_object_upload_duration_seconds",
                                                       "sluice_meta_commit_duration_seconds")
                     for k in ("sum", "count"))))
-    print("steady producer: %d msgs/s of 1 KiB, acks=all, linger.ms 0; %d delivered, %d errors"
-          % (args.rate, len(sp.lat), sp.errors))
+    print("%s: arm %s (passes in the %s broker), store %s on %s; steady producer: %d msgs/s of "
+          "1 KiB, acks=all, linger.ms 0; %d delivered, %d errors"
+          % (label, arm, "serving" if arm == "A" else "other", store.kind, args.root, args.rate,
+             len(sp.lat), sp.errors))
+    if mirror:
+        print("  mirror producer (other broker): %d delivered, %d errors, p99 %.2f ms"
+              % (len(mirror.lat), mirror.errors, percentile([x[1] * 1000 for x in mirror.lat],
+                                                            99)))
     for k, s, e in windows:
         print("  %s pass %.1f s" % (k, e - s))
     means = stage_means(scraper.samples, windows)
     print("| while | records | p50 ms | p99 ms | p99.9 ms | max ms | object write ms (mean) "
           "| metadata commit ms (mean) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for k in ("idle", "merge", "clean"):
+    for k in ("idle", "before", "merge", "clean"):
         xs = classes[k]
         up, cm = means.get(k, (float("nan"), float("nan")))
         print("| %s | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |"
@@ -336,14 +431,46 @@ def produce_latency(args):
     for line in tail.splitlines():
         if "merge:" in line or "compaction:" in line:
             print("  " + line)
-    print("steady partition: %d merged objects (%d rows, %d batch bytes), %d other objects"
-          % steady_objects(data, stopic))
-    if usage:
-        print("broker over the run: %d minor page faults, %.2f s user, %.2f s system CPU" % usage)
-    print("load average: %s" % open("/proc/loadavg").read().split()[:3])
+    if store.kind == "file":
+        print("steady partition: %d merged objects (%d rows, %d batch bytes), %d other objects"
+              % steady_objects(data, STOPIC))
+    for name, u in (("serving broker", usage), ("other broker", wusage)):
+        if u:
+            print("%s over the run: %d minor page faults, %.2f s user, %.2f s system CPU"
+                  % ((name,) + u))
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3], flush=True)
     if args.keep:
         shutil.move(data, args.keep)
-    shutil.rmtree(tmp, ignore_errors=True)
+    store.remove(data)
+    store.remove(data2)
+    return classes
+
+
+def produce_latency_rounds(args):
+    """--rounds of --arms, the arms' order alternated per round, from one
+    load; a summary table of every run last."""
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-p99-", dir=args.root)
+    store = Store(args.store, args.s3_root)
+    pristine = os.path.join(tmp, "pristine")
+    os.makedirs(pristine)
+    got = []
+    try:
+        load(args, store, pristine)
+        for r in range(args.rounds):
+            for arm in (args.arms if r % 2 == 0 else args.arms[::-1]):
+                label = "r%d%s" % (r + 1, arm)
+                got.append((r + 1, arm, produce_latency(args, store, tmp, pristine, arm, label)))
+    finally:
+        store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("\n| round | arm | store | idle p50 / p99 ms | 5 s before p50 / p99 ms "
+          "| merge p50 / p99 ms | clean p50 / p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for r, arm, classes in got:
+        print("| %d | %s | %s | %s |" % (r, arm, store.kind, " | ".join(
+            "%.2f / %.2f" % (percentile(classes[k], 50), percentile(classes[k], 99))
+            for k in ("idle", "before", "merge", "clean"))))
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3])
 
 
 def steady_objects(data, topic):
@@ -381,9 +508,18 @@ def main():
     ap.add_argument("--idle-s", type=float, default=20)
     ap.add_argument("--merge-mib", type=int, default=128)
     ap.add_argument("--clean-mib", type=int, default=256)
+    ap.add_argument("--arms", default="A", help="with --produce-latency: A (the serving "
+                    "broker runs the passes), B (a second broker on a copy runs them), or AB")
+    ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--root", default=tempfile.gettempdir(),
+                    help="with --produce-latency: the folder of the data dirs (/dev/shm: tmpfs)")
+    ap.add_argument("--store", choices=("file", "s3"), default="file")
+    ap.add_argument("--mirror", action="store_true", help="with --produce-latency: a second "
+                    "steady producer to the other broker, so both have the same rows")
+    ap.add_argument("--s3-root", default="/dev/shm", help="with --store s3: s3rver's folder")
     args = ap.parse_args()
     if args.produce_latency:
-        produce_latency(args)
+        produce_latency_rounds(args)
         return
     tmp = tempfile.mkdtemp(prefix="sluice-bench-compaction-")
     data = os.path.join(tmp, "data")
