@@ -19,6 +19,7 @@ the swap. Peak RSS of the pass processes from getrusage.
                                 [--merge-mib 128] [--clean-mib 256] [--dump FILE]
                                 [--arms A|B|AB] [--rounds 1] [--root /tmp]
                                 [--store file|s3] [--s3-root /dev/shm] [--mirror]
+                                [--fsync-probe MS]
 
 instead measures what the agent's own merge and cleaning passes cost a
 steady producer (issue 15's "produce p99 while merge and compaction run
@@ -67,7 +68,10 @@ then writes FILE.r1A, FILE.r1B, ...). --root holds the data dirs
 (/dev/shm: tmpfs, no device flush). --store s3 puts the objects on one
 local s3rver (tests/integration/js/node_modules) in --s3-root, a prefix
 per data dir, while the metadata stays in the data dir: a pass's object
-writes then share no fsync with the produce path.
+writes then share no fsync with the produce path. --fsync-probe MS
+times a 4 KiB write + fdatasync of a file in --root every MS ms, outside
+every broker, filed like the records: the device's flush cost while the
+passes run.
 """
 import argparse
 import datetime
@@ -184,6 +188,32 @@ class SteadyProducer(threading.Thread):
             self.p.produce(self.topic, value, partition=0, on_delivery=cb_for(time.time(), now))
             self.p.poll(0)
         self.p.flush(30)
+
+
+class FsyncProbe(threading.Thread):
+    """--fsync-probe MS: a 4 KiB write and fdatasync of one file in folder
+    every MS ms, outside every broker: what the device's flush costs then.
+    (wall, ms) per probe in self.lat."""
+
+    def __init__(self, folder, period_ms):
+        super().__init__(daemon=True)
+        self.path = os.path.join(folder, "fsync-probe")
+        self.period = period_ms / 1000.0
+        self.lat = []
+        self.stop = threading.Event()
+
+    def run(self):
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        block = os.urandom(4096)
+        try:
+            while not self.stop.wait(self.period):
+                wall, t0 = time.time(), time.monotonic()
+                os.pwrite(fd, block, 0)
+                os.fdatasync(fd)
+                self.lat.append((wall, (time.monotonic() - t0) * 1000))
+        finally:
+            os.close(fd)
+            os.unlink(self.path)
 
 
 HIST_RE = re.compile(rb"^(sluice_object_upload_duration_seconds|sluice_meta_commit_duration_seconds)"
@@ -318,6 +348,24 @@ def load(args, store, data):
         b.stop()
 
 
+def filed(samples, windows, t_start, first):
+    """{class: [values]} of (wall, value) samples by the pass running at
+    their wall time: merge, clean, or idle (neither; the first 3 s left
+    out), and "before": the idle ones of the 5 s before the first pass,
+    the same run's baseline nearest the passes (a shared machine's load
+    drifts)."""
+    classes = {"idle": [], "before": [], "merge": [], "clean": []}
+    for wall, v in samples:
+        if wall < t_start + 3:
+            continue
+        kinds = [k for k, s, e in windows if s <= wall <= e]
+        for k in set(kinds) or ["idle"]:
+            classes[k].append(v)
+        if first - 5 <= wall < first:
+            classes["before"].append(v)
+    return classes
+
+
 def produce_latency(args, store, tmp, pristine, arm, label):
     """One run from a copy of pristine: arm "A", the serving broker runs
     the passes; arm "B", a second broker on a second copy runs them and
@@ -342,9 +390,12 @@ def produce_latency(args, store, tmp, pristine, arm, label):
     log_from = os.path.getsize(log)
     sp = SteadyProducer(b.bootstrap, STOPIC, args.rate)
     mirror = SteadyProducer(other.bootstrap, STOPIC, args.rate) if args.mirror else None
+    probe = FsyncProbe(tmp, args.fsync_probe) if args.fsync_probe else None
     try:
         t_start = time.time()
         sp.start()
+        if probe:
+            probe.start()
         if mirror:
             mirror.start()
         # The merge pass starts after --idle-s; wait for its line.
@@ -371,10 +422,11 @@ def produce_latency(args, store, tmp, pristine, arm, label):
             time.sleep(0.5)
         time.sleep(3)
     finally:
-        for p in (sp, mirror) if mirror else (sp,):
-            p.stop.set()
-        for p in (sp, mirror) if mirror else (sp,):
-            p.join(60)
+        threads = [t for t in (sp, mirror, probe) if t]
+        for t in threads:
+            t.stop.set()
+        for t in threads:
+            t.join(60)
         scraper.stop.set()
         scraper.join(10)
         usage = proc_usage(b.proc.pid)
@@ -385,22 +437,20 @@ def produce_latency(args, store, tmp, pristine, arm, label):
         f.seek(log_from)
         tail = f.read()
     windows = [w for w in pass_windows(log) if w[2] > t_start]
-    classes = {"idle": [], "merge": [], "clean": []}
-    for wall, lat in sp.lat:
-        if wall < t_start + 3:
-            continue
-        kinds = [k for k, s, e in windows if s <= wall <= e]
-        for k in set(kinds) or ["idle"]:
-            classes[k].append(lat * 1000)
-    # The idle records of the 5 s before the first pass: the same run's
-    # baseline nearest the passes (the load of a shared machine drifts).
     first = min([st for _, st, _ in windows] or [0])
-    classes["before"] = [lat * 1000 for wall, lat in sp.lat if first - 5 <= wall < first]
+    classes = filed([(wall, lat * 1000) for wall, lat in sp.lat], windows, t_start, first)
+    if probe:
+        print("  fsync probe (4 KiB + fdatasync every %d ms in %s) p50 / p99 ms: %s" % (
+            args.fsync_probe, args.root, ", ".join(
+                "%s %.2f / %.2f" % (k, percentile(xs, 50), percentile(xs, 99))
+                for k, xs in filed(probe.lat, windows, t_start, first).items())))
     if args.dump:
         with open(args.dump if args.rounds == 1 and len(args.arms) == 1
                   else "%s.%s" % (args.dump, label), "w") as f:
             for k, st, e in windows:
                 f.write("# %s %.3f %.3f\n" % (k, st, e))
+            for wall, ms in probe.lat if probe else ():
+                f.write("P %.4f %.3f\n" % (wall, ms))
             for wall, lat in sp.lat:
                 f.write("%.4f %.2f\n" % (wall, lat * 1000))
             for wall, x in scraper.samples:
@@ -413,9 +463,9 @@ def produce_latency(args, store, tmp, pristine, arm, label):
           % (label, arm, "serving" if arm == "A" else "other", store.kind, args.root, args.rate,
              len(sp.lat), sp.errors))
     if mirror:
-        print("  mirror producer (other broker): %d delivered, %d errors, p99 %.2f ms"
-              % (len(mirror.lat), mirror.errors, percentile([x[1] * 1000 for x in mirror.lat],
-                                                            99)))
+        print("  mirror producer (other broker): %d delivered, %d errors, p99 %.2f ms (from 3 s "
+              "on)" % (len(mirror.lat), mirror.errors, percentile(
+                  [lat * 1000 for wall, lat in mirror.lat if wall >= t_start + 3], 99)))
     for k, s, e in windows:
         print("  %s pass %.1f s" % (k, e - s))
     means = stage_means(scraper.samples, windows)
@@ -516,6 +566,8 @@ def main():
     ap.add_argument("--store", choices=("file", "s3"), default="file")
     ap.add_argument("--mirror", action="store_true", help="with --produce-latency: a second "
                     "steady producer to the other broker, so both have the same rows")
+    ap.add_argument("--fsync-probe", type=int, default=0, metavar="MS",
+                    help="with --produce-latency: a 4 KiB fdatasync in --root every MS ms")
     ap.add_argument("--s3-root", default="/dev/shm", help="with --store s3: s3rver's folder")
     args = ap.parse_args()
     if args.produce_latency:
