@@ -58,8 +58,8 @@ one runs the passes; the other's latencies are not filed). Arm A
 other broker idles with its passes off. Arm B is the control: the
 serving broker's passes are off and the other broker, on its own copy
 (its own SQLite, objects and process; without --mirror no steady
-partition rows to merge), runs the same passes at the same times; its pass lines file the
-serving broker's records. If B slows the producer as much as A, the
+partition rows to merge), runs the same passes at the same times; its
+pass lines file the serving broker's records. If B slows the producer as much as A, the
 cost is the machine's (CPU, the device's cache flush that every
 fdatasync carries), not the agent's locks or queues. --arms AB
 --rounds N runs N rounds of both arms, their order alternated, and
@@ -494,7 +494,7 @@ def produce_latency(args, store, tmp, pristine, arm, label):
             print("%s over the run: %d minor page faults, %.2f s user, %.2f s system CPU"
                   % ((name,) + u))
     print("load average: %s" % open("/proc/loadavg").read().split()[:3], flush=True)
-    if args.keep:
+    if args.keep and not os.path.exists(args.keep):  # the first run's
         shutil.move(data, args.keep)
     store.remove(data)
     store.remove(data2)
