@@ -53,26 +53,29 @@ The load runs once, into a pristine data dir; every run starts from two
 fresh copies of it (then a sync()), each served by its own broker
 (--mirror: each with its own steady producer, so that both brokers hold
 the steady partition's small objects and the arms differ only in which
-one runs the passes; the other's latencies are not filed). Arm A
-(the default) is the above: the serving broker runs the passes, the
-other broker idles with its passes off. Arm B is the control: the
-serving broker's passes are off and the other broker, on its own copy
-(its own SQLite, objects and process; without --mirror no steady
-partition rows to merge), runs the same passes at the same times; its
-pass lines file the serving broker's records. If B slows the producer as much as A, the
+one runs the passes; the other's latencies are not filed). Arm A (the
+default) is the above: the serving broker runs the passes, the other
+broker idles with its passes off. Arm B is the control: the serving
+broker's passes are off and the other broker, on its own copy (its own
+SQLite, objects and process; without --mirror no steady partition rows
+to merge), runs the same passes at the same times; its pass lines file
+the serving broker's records. If B slows the producer as much as A, the
 cost is the machine's (CPU, the device's cache flush that every
-fdatasync carries), not the agent's locks or queues. --arms AB
---rounds N runs N rounds of both arms, their order alternated, and
-prints a summary of every run's p50/p99 per class last (--dump FILE
+fdatasync carries), not the agent's locks or queues. --arms AB --rounds
+N runs N rounds of both arms, their order alternated, and prints a
+summary of every run's p50/p99 per class last, then per arm and pass
+kind the median over the runs of the p50/p90 of the records sent in the
+0.5 s before the pass's start, its first 0.5 s and the next (a drifting
+machine load blurs a class but not the pass-locked bins; --dump FILE
 then writes FILE.r1A, FILE.r1B, ...). --root holds the data dirs
 (/dev/shm: tmpfs, no device flush). --store s3 puts the objects on one
 local s3rver (tests/integration/js/node_modules) in --s3-root, a prefix
 per data dir, flushed every 5 ms (--flush-interval-ms, the file store's
 default), while the metadata stays in the data dir: a pass's object
-writes then share no fsync with the produce path. --fsync-probe MS
-times a 4 KiB write + fdatasync of a file in --root every MS ms, outside
-every broker, filed like the records: the device's flush cost while the
-passes run.
+writes then share no fsync with the produce path. --fsync-probe MS times
+a 4 KiB write + fdatasync of a file in --root every MS ms, outside every
+broker, filed like the records: the device's flush cost while the passes
+run.
 """
 import argparse
 import datetime
@@ -274,6 +277,12 @@ def proc_usage(pid):
     # After the command's ")": state is fields[0], minflt the 10th field
     # of stat (fields[7]), utime and stime the 14th and 15th.
     return int(fields[7]), int(fields[11]) / hz, int(fields[12]) / hz
+
+
+def median(xs):
+    xs = [x for x in xs if x == x]  # no NaN (an empty bin)
+    return percentile(xs, 50) if len(xs) % 2 else (
+        sum(sorted(xs)[len(xs) // 2 - 1:len(xs) // 2 + 1]) / 2 if xs else float("nan"))
 
 
 def percentile(xs, q):
@@ -498,7 +507,21 @@ def produce_latency(args, store, tmp, pristine, arm, label):
         shutil.move(data, args.keep)
     store.remove(data)
     store.remove(data2)
+    classes["aligned"] = aligned([(wall, lat * 1000) for wall, lat in sp.lat], windows)
     return classes
+
+
+def aligned(samples, windows):
+    """{kind: [(p50, p90) of the samples sent in the 0.5 s before the
+    run's first pass of that kind, in its first 0.5 s, in the next]}."""
+    out = {}
+    for kind in ("merge", "clean"):
+        starts = [st for k, st, _ in windows if k == kind]
+        if starts:
+            out[kind] = [(percentile(xs, 50), percentile(xs, 90)) for xs in (
+                [v for wall, v in samples if starts[0] + a <= wall < starts[0] + a + 0.5]
+                for a in (-0.5, 0, 0.5))]
+    return out
 
 
 def produce_latency_rounds(args):
@@ -525,6 +548,17 @@ def produce_latency_rounds(args):
         print("| %d | %s | %s | %s |" % (r, arm, store.kind, " | ".join(
             "%.2f / %.2f" % (percentile(classes[k], 50), percentile(classes[k], 99))
             for k in ("idle", "before", "merge", "clean"))))
+    # A drifting load blurs short classes; bins aligned on each pass's
+    # start, medianed over the runs, keep what the pass itself does.
+    print("\n| pass | arm | runs | 0.5 s before: p50 / p90 ms | its first 0.5 s | the next 0.5 s |")
+    print("|---|---|---:|---|---|---|")
+    for kind in ("merge", "clean"):
+        for arm in args.arms:
+            runs = [c["aligned"][kind] for _, a, c in got if a == arm and kind in c["aligned"]]
+            if runs:
+                print("| %s | %s | %d | %s |" % (kind, arm, len(runs), " | ".join(
+                    "%.2f / %.2f" % tuple(median([run[i][j] for run in runs]) for j in (0, 1))
+                    for i in range(3))))
     print("load average: %s" % open("/proc/loadavg").read().split()[:3])
 
 
