@@ -158,11 +158,13 @@ static const struct flag flags[] = {
 	  "S3 stores; on the file store they are always written in small steps that leave "
 	  "the device to produce requests); 0: no bound (default 0)", 0, 1LL << 40 },
 	{ "file-page-cache-bytes", "SLUICE_FILE_PAGE_CACHE_BYTES", FLAG_INT,
-	  "the file store keeps the pages of its newest written objects in the page cache up "
-	  "to this many bytes and drops older ones' (tailing reads come from --cache-bytes; on "
-	  "a VM that hands free memory back to the host, writing into never-used pages costs "
-	  "10-20x more CPU than into recycled ones); 0: drop each object's pages once "
-	  "written; -1: leave them all to the kernel (default 536870912)", -1, 1LL << 50 },
+	  "the file store keeps the pages of the write path's newest objects in the page cache "
+	  "up to this many bytes and drops older ones' once fdatasynced (objects under 1/65536 "
+	  "of it, and merged ones, are left to the kernel; tailing reads come from "
+	  "--cache-bytes; on a VM that hands free memory back to the host, writing into "
+	  "never-used pages costs 10-20x more CPU than into recycled ones); 0: drop each "
+	  "object's pages once fdatasynced; -1: leave them all to the kernel (default "
+	  "536870912)", -1, 1LL << 50 },
 	{ "log-level", "SLUICE_LOG_LEVEL", FLAG_LEVEL,
 	  "error, warn, info or debug (default info)" },
 };

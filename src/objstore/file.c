@@ -69,15 +69,19 @@
  * put that finds them full syncs its directory itself. */
 #define DIRTY_DIRS_MAX 8
 
-/* Objects the page-cache window remembers, at most: past it the oldest
- * one's pages go even when the window's bytes are under its bound. An
- * object smaller than the bound over this is not remembered (its pages
- * are left to the kernel), so the count never drops what the bytes would
- * keep: a producer sealing an object per record (a few KiB each) made
- * thousands a minute, and a merge of them then read from the device what
+/* Objects the page-cache window remembers, at most (the ring is 1 MiB of
+ * the store's calloc'd struct, its pages touched only as it fills): past
+ * it the oldest one's pages go even when the window's bytes are under its
+ * bound. An object smaller than the bound over this (8 KiB at the
+ * default 512 MiB) is not remembered (its pages are left to the kernel),
+ * so the count never drops what the bytes would keep: with 4,096 slots a
+ * producer sealing an object per record (a few KiB each) filled them in
+ * seconds, and a merge of those objects then read from the device what
  * dropping their pages had saved nothing of (bench/RESULTS.md, disk17cpu:
- * merge pass 1.4-2.1 s, 2.2-4.0 with them dropped). */
-#define WINDOW_OBJECTS_MAX 4096
+ * merge pass 1.4-2.1 s, 2.2-4.0 with them dropped); and a fast device's
+ * objects under load are tens of KiB (an object is sealed as soon as the
+ * last put ends), which a floor of 128 KiB left out of the window. */
+#define WINDOW_OBJECTS_MAX 65536
 
 /* A durable deferred put whose pages the window keeps. */
 struct window_entry {

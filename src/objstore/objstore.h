@@ -131,7 +131,7 @@ int objstore_mem_open(struct objstore **out);
 /* The file store's page-cache window (the agent's --file-page-cache-bytes):
  * the deferred puts made durable keep their pages in the page cache up
  * to bytes together, newest first; the oldest ones' pages are dropped
- * past it (and past 4,096 objects; one under bytes / 4,096 is left to
+ * past it (and past 65,536 objects; one under bytes / 65,536 is left to
  * the kernel, never counted). 0 drops each one's pages once durable; -1
  * (the default) leaves every page to the kernel. Set it before such puts
  * start; a no-op for other stores. */
