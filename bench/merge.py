@@ -3,14 +3,21 @@
 rows and objects per GiB before and after `sluice compact`, and catch-up
 throughput and store reads (bench/driver consume, cold broker: restarted,
 empty read cache; the broker's /metrics GET count) from unmerged and
-merged data, file store. Printed, never asserted.
+merged data, file store or (--store s3) S3 store. Printed, never asserted.
 
     python3 bench/merge.py [--mib 256] [--partitions 16] [--flush-bytes 262144]
-                           [--conf batch.size=16384 ...]
+                           [--conf batch.size=16384 ...] [--store file|s3] [--s3-root DIR]
 
 --flush-bytes small makes ingest objects small, as a broker with many
 partitions and modest traffic makes them (each object holds a sliver of
 every partition).
+
+--store s3 puts the objects on one local s3rver (bench/compaction.py's
+Store: tests/integration/js/node_modules, a prefix per data dir, flushed
+every 5 ms as the file store is) in a directory under --s3-root (default:
+the system's temp dir); `sluice compact` and `sluice gc` get the same
+--store URL. The GETs are still the broker's /metrics count; the table
+adds s3rver's own count of GETs (HEADs included) from its log.
 """
 import argparse
 import os
@@ -82,13 +89,42 @@ def main():
     ap.add_argument("--msg-bytes", type=int, default=1024)
     ap.add_argument("--conf", action="append", default=[],
                     help="KEY=VALUE for the producer (e.g. batch.size=16384)")
+    ap.add_argument("--store", choices=("file", "s3"), default="file")
+    ap.add_argument("--s3-root", default=None,
+                    help="with --store s3: where s3rver's folder goes (default: temp dir)")
     o = ap.parse_args()
     n = o.mib * 1024 * 1024 // o.msg_bytes
+    store = None
+    if o.store == "s3":
+        from compaction import Store
+        store = Store("s3", o.s3_root)
+    try:
+        results, compact_s, out = run(o, n, store)
+    finally:
+        if store:
+            store.close()
+    s3 = store is not None
+    print("| data | rows per GiB | objects per GiB | catch-up GETs per GiB |%s catch-up MB/s |"
+          % (" s3rver GETs per GiB |" if s3 else ""))
+    print("|---|---|---|---|%s---|" % ("---|" if s3 else ""))
+    for phase, r, ob, g, s3g, mbs in results:
+        print("| %s | %.0f | %.0f | %.0f |%s %.1f |"
+              % (phase, r, ob, g, " %.0f |" % s3g if s3 else "", mbs))
+    print("compact: %.1f s for %d MiB, %s store (%s)"
+          % (compact_s, o.mib, o.store, out.strip().replace("\n", "; ")[:300]))
+    print("load average: %s" % open("/proc/loadavg").read().split()[:3], file=sys.stderr)
+
+
+def run(o, n, store):
+    """Produce, then the unmerged and the merged catch-up: ([(phase, rows,
+    objects, GETs, s3rver GETs per GiB, MB/s)], compact seconds, its output)."""
     with tempfile.TemporaryDirectory(prefix="sluice-merge-bench-") as data:
         mport = free_port()
+        sflags = store.flags(data) if store else []
+        surl = sflags[:2]  # --store URL for compact and gc
         b = Broker(data, ["--flush-bytes", str(o.flush_bytes), "--merge-interval-ms", "0",
                           "--default-partitions", str(o.partitions),
-                          "--metrics-listen", "127.0.0.1:%d" % mport])
+                          "--metrics-listen", "127.0.0.1:%d" % mport] + sflags)
         b.start()
         common = ["--bootstrap", b.bootstrap, "--topic", "merge-bench", "--partitions",
                   str(o.partitions), "--msg-bytes", str(o.msg_bytes)]
@@ -99,10 +135,10 @@ def main():
             if phase == "merged":
                 b.stop()
                 t0 = time.monotonic()
-                out = subprocess.run([SLUICE, "compact", "--data", data, "merge-bench"],
+                out = subprocess.run([SLUICE, "compact", "--data", data] + surl + ["merge-bench"],
                                      capture_output=True, text=True, check=True).stdout
                 compact_s = time.monotonic() - t0
-                subprocess.run([SLUICE, "gc", "--data", data, "--grace-minutes", "0",
+                subprocess.run([SLUICE, "gc", "--data", data] + surl + ["--grace-minutes", "0",
                                 "--force"], capture_output=True, check=True)
                 b.start()
             else:
@@ -111,16 +147,14 @@ def main():
             rows, objects, nbytes = counts(data)
             gib = nbytes / 2**30
             g0 = store_gets(mport)
+            s0 = store.s3.counts()["GET"] if store else 0
             secs, msgs, got = driver("consume", *common, "--count", str(n))
             gets = store_gets(mport) - g0
-            results.append((phase, rows / gib, objects / gib, gets / gib, got / secs / 1e6))
+            s3gets = store.s3.counts()["GET"] - s0 if store else 0
+            results.append((phase, rows / gib, objects / gib, gets / gib, s3gets / gib,
+                            got / secs / 1e6))
         b.stop()
-    print("| data | rows per GiB | objects per GiB | catch-up GETs per GiB | catch-up MB/s |")
-    print("|---|---|---|---|---|")
-    for phase, r, ob, g, mbs in results:
-        print("| %s | %.0f | %.0f | %.0f | %.1f |" % (phase, r, ob, g, mbs))
-    print("compact: %.1f s for %d MiB (%s)" % (compact_s, o.mib, out.strip().replace("\n", "; ")[:300]))
-    print("load average: %s" % open("/proc/loadavg").read().split()[:3], file=sys.stderr)
+    return results, compact_s, out
 
 
 if __name__ == "__main__":
