@@ -18,6 +18,7 @@ every 5 ms as the file store is) in a directory under --s3-root (default:
 the system's temp dir); `sluice compact` and `sluice gc` get the same
 --store URL. The GETs are still the broker's /metrics count; the table
 adds s3rver's own count of GETs (HEADs included) from its log.
+Importing compaction.py needs confluent_kafka (/usr/bin/python3 has it).
 """
 import argparse
 import os
