@@ -309,9 +309,7 @@ static int write_all(int fd, const struct iovec *iov, int iovcnt, unsigned flags
 		     struct objstore_pace *pace)
 {
 	struct iov_cursor c = { iov, iovcnt, 0, 0 };
-	size_t total = 0;
-	for (int k = 0; k < iovcnt; k++)
-		total += iov[k].iov_len;
+	size_t total = objstore_iov_bytes(iov, iovcnt);
 	if (flags & OBJSTORE_PUT_PACED)
 		return write_paced(fd, &c, total, pace);
 	bool paced = total > PACE_AFTER_BYTES;
@@ -482,9 +480,7 @@ static int put_deferred(struct file_store *fs, const char *path, const char *dir
 		return SL_EIO;
 	}
 	if (bound > 0) {
-		uint64_t bytes = 0;
-		for (int k = 0; k < iovcnt; k++)
-			bytes += iov[k].iov_len;
+		uint64_t bytes = objstore_iov_bytes(iov, iovcnt);
 		if (bytes >= (uint64_t)bound / WINDOW_OBJECTS_MAX)
 			window_add(fs, path, bytes);
 	}

@@ -105,9 +105,7 @@ static int mem_put(struct objstore *s, const char *key, const struct iovec *iov,
 		return rc;
 
 	/* Memory is this store's medium: the object is copied in, whole. */
-	size_t len = 0;
-	for (int k = 0; k < iovcnt; k++)
-		len += iov[k].iov_len;
+	size_t len = objstore_iov_bytes(iov, iovcnt);
 	uint8_t *copy = malloc(len ? len : 1);
 	if (!copy)
 		return SL_ENOMEM;

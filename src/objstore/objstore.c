@@ -45,7 +45,7 @@ int objstore_open(const char *url, struct objstore **out)
 
 /* ---- the blocking calls, counted ---- */
 
-static size_t iov_bytes(const struct iovec *iov, int iovcnt)
+size_t objstore_iov_bytes(const struct iovec *iov, int iovcnt)
 {
 	size_t n = 0;
 	for (int i = 0; i < iovcnt; i++)
@@ -60,7 +60,7 @@ int objstore_putv(struct objstore *s, const char *key, const struct iovec *iov, 
 		return SL_EINVAL;
 	uint64_t t0 = uv_hrtime();
 	int rc = s->m->put(s, key, iov, iovcnt, flags);
-	metrics_store_call(OBJSTORE_OP_PUT, rc, iov_bytes(iov, iovcnt), t0);
+	metrics_store_call(OBJSTORE_OP_PUT, rc, objstore_iov_bytes(iov, iovcnt), t0);
 	return rc;
 }
 
@@ -284,7 +284,7 @@ int objstore_putv_start(struct objstore *s, uv_loop_t *loop, const char *key,
 		return SL_EINVAL;
 	if (!s->m->put_async)
 		return pool_call_start(s, loop, 1, key, iov, iovcnt, flags, NULL, 0, 0, done, arg);
-	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, iov_bytes(iov, iovcnt), done, arg);
+	struct timed_call *t = timed_call_new(OBJSTORE_OP_PUT, objstore_iov_bytes(iov, iovcnt), done, arg);
 	if (!t)
 		return SL_ENOMEM;
 	int rc = s->m->put_async(s, loop, key, iov, iovcnt, flags, timed_call_done, t);

@@ -136,6 +136,8 @@ int objstore_mem_open(struct objstore **out);
  * (the default) leaves every page to the kernel. Set it before such puts
  * start; a no-op for other stores. */
 void objstore_file_set_page_cache(struct objstore *s, int64_t bytes);
+/* The bytes of a put's pieces, together. */
+size_t objstore_iov_bytes(const struct iovec *iov, int iovcnt);
 
 /* The blocking calls (any thread). Each is counted in the metrics
  * registry (calls, errors, bytes, latency per operation). */
