@@ -1,5 +1,6 @@
 /* buf.c — the growable writer and the sticky-error reader. */
 #include "base/buf.h"
+#include "base/sl_assert.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,17 +31,36 @@ bool kstr_copy(kstr s, char *out, size_t cap)
 /* Large buffers of the thread that enabled the pool are kept for reuse
  * instead of being unmapped: building a fetch response otherwise page
  * faults on every page of a fresh mapping (measured: a third of the
- * agent's CPU during catch-up reads). Sizes are powers of two. */
+ * agent's CPU during catch-up reads). Sizes are powers of two.
+ *
+ * Past the byte bound a released block (of at most a quarter of the
+ * bound) displaces the blocks released longest ago, of any size, rather
+ * than being refused: what the pool
+ * keeps follows what the thread uses now. A pool that refused once full
+ * kept the 1 MiB frames of a produce load (or of the start-up pretouch)
+ * for ever, and every 4-8 MiB buffer a catch-up of merged objects reads
+ * into was mapped afresh (bench/RESULTS.md, merge). */
 #define POOL_MIN_BYTES ((size_t)256 << 10)
 #define POOL_CLASSES 10 /* 256 KiB .. 128 MiB: from the mmap threshold up */
+/* A growing kbuf takes a pooled block at most this many classes larger. */
+#define POOL_GROW_CLASSES 3
+/* A released block displaces others only when at most this share of the
+ * bound; a larger one is kept only if there is room, so one 64 MiB frame
+ * cannot empty a pool of the frames and read buffers in use. */
+#define POOL_DISPLACE_DIV 4
 
+/* A free block's first bytes: on its class's list (newest first) and on
+ * the pool's list in release order. */
 struct pool_block {
-	struct pool_block *next;
+	struct pool_block *next, *prev;   /* its class's */
+	struct pool_block *newer, *older; /* all classes' */
+	int cls;
 };
 
 static __thread bool pool_enabled;
 static __thread size_t pool_bytes, pool_bytes_max;
 static __thread struct pool_block *pool_free[POOL_CLASSES];
+static __thread struct pool_block *pool_newest, *pool_oldest;
 
 static int pool_class(size_t cap)
 {
@@ -52,10 +72,53 @@ static int pool_class(size_t cap)
 	return c < POOL_CLASSES ? c : -1;
 }
 
+/* Take blk off both lists. */
+static void pool_unlink(struct pool_block *blk)
+{
+	if (blk->prev)
+		blk->prev->next = blk->next;
+	else
+		pool_free[blk->cls] = blk->next;
+	if (blk->next)
+		blk->next->prev = blk->prev;
+	if (blk->newer)
+		blk->newer->older = blk->older;
+	else
+		pool_newest = blk->older;
+	if (blk->older)
+		blk->older->newer = blk->newer;
+	else
+		pool_oldest = blk->newer;
+	pool_bytes -= POOL_MIN_BYTES << blk->cls;
+}
+
+size_t kbuf_pool_bytes(size_t cap)
+{
+	if (cap == 0)
+		return pool_bytes;
+	int c = pool_class(cap);
+	size_t n = 0;
+	for (struct pool_block *b = c >= 0 ? pool_free[c] : NULL; b; b = b->next)
+		n += cap;
+	return n;
+}
+
+/* Free the blocks released longest ago until the pool holds at most max. */
+static void pool_trim(size_t max)
+{
+	while (pool_bytes > max) {
+		struct pool_block *old = pool_oldest;
+		SL_ASSERT(old, "pool_bytes counts the listed blocks");
+		pool_unlink(old);
+		free(old);
+	}
+}
+
 void kbuf_pool_enable(size_t max_bytes)
 {
 	pool_enabled = true;
 	pool_bytes_max = max_bytes;
+	pool_trim(max_bytes);
 }
 
 /* A new block of cap bytes for the pool, its pages mapped by one
@@ -101,19 +164,20 @@ uint8_t *kbuf_pretouch(size_t cap)
 	return d;
 }
 
-/* A block of at least *cap bytes: the smallest pooled one that fits, so
- * a buffer that would grow through 1, 2, 4... MiB takes a large block at
- * once. *cap is set to the block's size. */
+/* A block of at least *cap bytes: the smallest pooled one that fits, up
+ * to POOL_GROW_CLASSES classes larger, so a buffer that would grow through
+ * 1, 2, 4... MiB takes a large block at once, but a small response does
+ * not hold a block many times its size. *cap is set to the block's size. */
 static uint8_t *pool_get(size_t *cap, bool exact)
 {
 	int c = pool_enabled ? pool_class(*cap) : -1;
-	for (int k = c; k >= 0 && k < (exact ? c + 1 : POOL_CLASSES); k++) {
-		if (!pool_free[k])
-			continue;
+	int end = exact ? c + 1 : c + POOL_GROW_CLASSES + 1;
+	for (int k = c; k >= 0 && k < end && k < POOL_CLASSES; k++) {
 		struct pool_block *blk = pool_free[k];
-		pool_free[k] = blk->next;
+		if (!blk)
+			continue;
+		pool_unlink(blk);
 		*cap = POOL_MIN_BYTES << k;
-		pool_bytes -= *cap;
 		return (uint8_t *)blk;
 	}
 	return pool_fresh(*cap);
@@ -122,14 +186,28 @@ static uint8_t *pool_get(size_t *cap, bool exact)
 void kbuf_release(uint8_t *data, size_t cap)
 {
 	int c = pool_enabled ? pool_class(cap) : -1;
-	if (data && c >= 0 && pool_bytes + cap <= pool_bytes_max) {
-		struct pool_block *blk = (struct pool_block *)data;
-		blk->next = pool_free[c];
-		pool_free[c] = blk;
-		pool_bytes += cap;
+	bool room = c >= 0 && cap <= pool_bytes_max &&
+		    (pool_bytes + cap <= pool_bytes_max || cap <= pool_bytes_max / POOL_DISPLACE_DIV);
+	if (!data || !room) {
+		free(data);
 		return;
 	}
-	free(data);
+#if SL_ASSERT_DEBUG_ENABLED
+	for (struct pool_block *b = pool_free[c]; b; b = b->next)
+		SL_ASSERT(b != (struct pool_block *)data, "a block released twice");
+#endif
+	pool_trim(pool_bytes_max - cap);
+	struct pool_block *blk = (struct pool_block *)data;
+	*blk = (struct pool_block){ .next = pool_free[c], .older = pool_newest, .cls = c };
+	if (blk->next)
+		blk->next->prev = blk;
+	pool_free[c] = blk;
+	if (pool_newest)
+		pool_newest->newer = blk;
+	else
+		pool_oldest = blk;
+	pool_newest = blk;
+	pool_bytes += cap;
 }
 
 uint8_t *kbuf_alloc(size_t *cap)

@@ -47,10 +47,18 @@ struct kbuf {
 
 void kbuf_init(struct kbuf *b);
 /* Keep up to max_bytes of large (>= 256 KiB) freed buffers of the calling
- * thread for reuse by its kbufs. Call once, on the event loop thread. */
+ * thread for reuse by its kbufs (the event loop's). Again: a new bound,
+ * the pool trimmed to it. */
 void kbuf_pool_enable(size_t max_bytes);
-/* Free a buffer taken out of a kbuf (data, cap), into the pool if any. */
+/* Free a buffer taken out of a kbuf (data, cap), into the pool if any:
+ * when full, the pool frees the blocks released longest ago to make room
+ * for one of at most a quarter of its bound (what it keeps follows what
+ * the thread uses now); a larger one is kept only if it fits. */
 void kbuf_release(uint8_t *data, size_t cap);
+/* Bytes the calling thread's pool holds in blocks of cap bytes (0: in
+ * blocks of every size). A walk of the class's list: for tests and
+ * diagnostics. */
+size_t kbuf_pool_bytes(size_t cap);
 /* A buffer of at least *cap bytes, taken from the pool when large (on the
  * thread that enabled it; a new block comes with its pages mapped); *cap
  * is set to its real size, to be given back to kbuf_release. NULL when out
