@@ -7,10 +7,16 @@ merged data, file store or (--store s3) S3 store. Printed, never asserted.
 
     python3 bench/merge.py [--mib 256] [--partitions 16] [--flush-bytes 262144]
                            [--conf batch.size=16384 ...] [--store file|s3] [--s3-root DIR]
+                           [--count EVENTS] [--perf DIR]
 
 --flush-bytes small makes ingest objects small, as a broker with many
 partitions and modest traffic makes them (each object holds a sliver of
 every partition).
+
+--count EVENTS (perf stat -p) and --perf DIR (perf record, folded into
+SVGs by bench/flamegraph.py) look at the broker over each catch-up, as
+bench/ab.py's options of those names do; stderr also has, per catch-up,
+the broker's CPU seconds per GB and its read cache and store counters.
 
 --store s3 puts the objects on one local s3rver (bench/compaction.py's
 Store: tests/integration/js/node_modules, a prefix per data dir, flushed
@@ -35,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "sluice"))
 DRIVER = os.environ.get("SLUICE_DRIVER", os.path.join(ROOT, "build", "bench", "driver"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ab import free_port  # noqa: E402
+from ab import Count, Perf, free_port  # noqa: E402
 
 
 class Broker:
@@ -61,10 +67,29 @@ class Broker:
         self.proc.wait(30)
 
 
-def store_gets(port):
+READ_METRICS = (("gets", rb'sluice_object_store_requests_total\{operation="get"\}'),
+                ("get_bytes", rb'sluice_object_store_bytes_total\{operation="get"\}'),
+                ("hits", rb"sluice_read_cache_hits_total"),
+                ("misses", rb"sluice_read_cache_misses_total"),
+                ("load_bytes", rb"sluice_read_cache_load_bytes_total"))
+
+
+def read_metrics(port):
+    """The broker's read-path counters: store GETs and bytes, read cache
+    hits, misses and bytes loaded."""
     body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10).read()
-    m = re.search(rb'^sluice_object_store_requests_total\{operation="get"\} (\d+)$', body, re.M)
-    return int(m.group(1))
+    out = {}
+    for name, pat in READ_METRICS:
+        m = re.search(rb"^" + pat + rb" (\d+)$", body, re.M)
+        out[name] = int(m.group(1))
+    return out
+
+
+def cpu_faults(pid):
+    """utime + stime of a process, from /proc, and its minor faults (which
+    count the pages madvise(MADV_POPULATE_WRITE) maps)."""
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"), int(f[7])
 
 
 def counts(data):
@@ -91,9 +116,15 @@ def main():
     ap.add_argument("--conf", action="append", default=[],
                     help="KEY=VALUE for the producer (e.g. batch.size=16384)")
     ap.add_argument("--store", choices=("file", "s3"), default="file")
+    ap.add_argument("--count", metavar="EVENTS",
+                    help="perf stat these events of the broker over each catch-up (per GB)")
+    ap.add_argument("--perf", metavar="DIR",
+                    help="perf record each catch-up into DIR/{unmerged,merged}-catchup-r0.data "
+                         "and fold it into DIR/{unmerged,merged}-catchup.svg")
     ap.add_argument("--s3-root", default=None,
                     help="with --store s3: where s3rver's folder goes (default: temp dir)")
     o = ap.parse_args()
+    o.data_root = "merge-%s" % o.store  # Perf's title
     n = o.mib * 1024 * 1024 // o.msg_bytes
     store = None
     if o.store == "s3":
@@ -147,13 +178,24 @@ def run(o, n, store):
                 b.start()
             rows, objects, nbytes = counts(data)
             gib = nbytes / 2**30
-            g0 = store_gets(mport)
             s0 = store.s3.counts()["GET"] if store else 0
-            secs, msgs, got = driver("consume", *common, "--count", str(n))
-            gets = store_gets(mport) - g0
+            with Perf(o, b.proc.pid, phase, "catchup", 0), Count(o, b.proc.pid) as count:
+                m0, (c0, f0) = read_metrics(mport), cpu_faults(b.proc.pid)
+                secs, msgs, got = driver("consume", *common, "--count", str(n))
+                m1, (c1, f1) = read_metrics(mport), cpu_faults(b.proc.pid)
+            d = {k: m1[k] - m0[k] for k in m1}
             s3gets = store.s3.counts()["GET"] - s0 if store else 0
-            results.append((phase, rows / gib, objects / gib, gets / gib, s3gets / gib,
+            results.append((phase, rows / gib, objects / gib, d["gets"] / gib, s3gets / gib,
                             got / secs / 1e6))
+            print("%s: broker CPU %.2f s/GB, minor faults %.0f MiB/GB; cache hits %d, misses %d, "
+                  "loaded %.0f MiB; store GETs %d, %.0f MiB"
+                  % (phase, (c1 - c0) / (got / 1e9), (f1 - f0) * 4096 / 2**20 / (got / 1e9),
+                     d["hits"], d["misses"],
+                     d["load_bytes"] / 2**20, d["gets"], d["get_bytes"] / 2**20), file=sys.stderr)
+            if count.values:
+                print("%s: per GB: %s" % (phase, ", ".join(
+                    "%s %.0f" % (k, v / (got / 1e9)) for k, v in sorted(count.values.items()))),
+                    file=sys.stderr)
         b.stop()
     return results, compact_s, out
 
