@@ -35,6 +35,7 @@ struct cache_entry {
 	struct cache_obj *obj;
 	char *key;
 	bool unread; /* a range loaded ahead that no one has read yet */
+	uint64_t loaded_ms; /* unread: when its load ended (the loop's clock) */
 	struct range_link r; /* a range (r.okey set), else a whole object */
 };
 
@@ -48,6 +49,7 @@ struct load_waiter {
 /* A range's get in flight. */
 struct cache_loading {
 	struct cache *c;
+	uv_loop_t *loop;
 	char *key;      /* the range's name */
 	struct range_link r;
 	uint8_t *data;  /* kbuf_alloc'd, cap bytes */
@@ -63,6 +65,7 @@ struct cache {
 	size_t bytes, limit_bytes;
 	size_t loading_bytes;
 	size_t unread_bytes;     /* ranges loaded ahead, not read yet */
+	uint64_t unread_stale_ms; /* an unread range this old may go for a new load */
 	uint64_t hits, misses, loads, load_bytes;
 };
 
@@ -75,7 +78,13 @@ struct cache *cache_new(size_t limit_bytes)
 	strmap_init(&c->loading);
 	strmap_init(&c->ranges);
 	c->limit_bytes = limit_bytes;
+	c->unread_stale_ms = CACHE_UNREAD_STALE_MS;
 	return c;
+}
+
+void cache_set_unread_stale_ms(struct cache *c, uint64_t ms)
+{
+	c->unread_stale_ms = ms;
 }
 
 /* Range buffers come from the loop's buffer pool (kbuf_alloc, exact
@@ -487,6 +496,7 @@ static void load_done(void *arg, int err)
 			e->r.base = l->r.base;
 			e->r.len = l->r.len;
 			e->unread = true;
+			e->loaded_ms = uv_now(l->loop);
 			c->unread_bytes += l->r.len;
 			if (okey)
 				link_range(c, &e->r, okey);
@@ -527,19 +537,26 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 		return SL_EINVAL;
 	if (c->loading_bytes + len > c->limit_bytes / 2)
 		return SL_EBUSY;
-	/* Ranges loaded ahead and never read were a wrong guess: past three
-	 * quarters of the cache the oldest of them go first, before the
-	 * LRU's general eviction can touch ranges that are about to be read. */
+	/* Ranges loaded ahead and not read yet stay under three quarters of
+	 * the cache. Past it a new load waits (SL_EBUSY) rather than pushing
+	 * out the oldest of them, which a consumer reading in order takes
+	 * next: evicting those, a catch-up of 16 partitions of merged
+	 * objects read 1.4 GiB from the store for 1 GiB served. Only one
+	 * unread for unread_stale_ms was a wrong guess (a consumer that went
+	 * away or moved) and makes room. */
 	for (struct cache_entry *e = c->tail, *prev; e &&
 	     c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3; e = prev) {
 		prev = e->prev;
-		if (e->unread)
+		if (e->unread && uv_now(loop) - e->loaded_ms >= c->unread_stale_ms)
 			evict(c, e);
 	}
+	if (c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3)
+		return SL_EBUSY;
 	l = calloc(1, sizeof *l);
 	if (!l)
 		return SL_ENOMEM;
 	l->c = c;
+	l->loop = loop;
 	l->r.base = offset;
 	l->r.len = len;
 	l->r.loading = true;

@@ -51,6 +51,12 @@ uint8_t *cache_obj_bytes(const struct cache_obj *o, uint64_t offset, size_t len)
 
 /* A cache of at most limit_bytes (0 disables it). NULL on ENOMEM. */
 struct cache *cache_new(size_t limit_bytes);
+/* A range loaded ahead and not read for this long (ms, the loop's clock)
+ * may be dropped for a new load: a consumer reading in order takes its
+ * read-ahead within a fetch or two. */
+#define CACHE_UNREAD_STALE_MS 1000
+/* Another age than CACHE_UNREAD_STALE_MS (tests). */
+void cache_set_unread_stale_ms(struct cache *c, uint64_t ms);
 /* Call with no load in flight (after the loop has run to its end); loads
  * still in flight are leaked, not freed under the store's feet. */
 void cache_free(struct cache *c);
@@ -109,10 +115,12 @@ typedef void (*cache_load_fn)(void *arg, int err);
  *      is called once when it ends (done may be NULL: read-ahead);
  *  <0  it cannot be loaded now: SL_EINVAL (cache off, len 0 or larger
  *      than a quarter of the cache), SL_EBUSY (half the cache is being
- *      loaded already), SL_ENOMEM, or the store's refusal. done is never
- *      called.
- * Ranges loaded and not yet read are kept under three quarters of the
- * cache by dropping the oldest of them. */
+ *      loaded already, or ranges loaded and not yet read would pass
+ *      three quarters of it with this one), SL_ENOMEM, or the store's
+ *      refusal. done is never called.
+ * A range loaded and not read for CACHE_UNREAD_STALE_MS was a wrong guess:
+ * it goes (the oldest first) to make room for a new one; younger ones
+ * are about to be read and stay. */
 int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char *key,
 	       uint64_t offset, size_t len, cache_load_fn done, void *arg);
 /* Forget a range that its reader has read to the end (references held

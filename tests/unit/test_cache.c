@@ -117,7 +117,13 @@ static void test_range_load(void **state)
 	assert_int_equal(cache_load(c, s, &loop, "k", 600, 250, NULL, NULL), 0);
 	assert_int_equal(cache_load(c, s, &loop, "k", 850, 100, NULL, NULL), 0);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	/* the oldest unread one (300) makes room */
+	/* young unread ranges are about to be read: the new load waits */
+	assert_int_equal(cache_load(c, s, &loop, "k", 0, 250, NULL, NULL), SL_EBUSY);
+	assert_true(cache_has_range(c, "k", 300));
+	/* unread for the stale age, the oldest one (300) makes room */
+	cache_set_unread_stale_ms(c, 20);
+	usleep(25 * 1000);
+	uv_update_time(&loop);
 	assert_int_equal(cache_load(c, s, &loop, "k", 0, 250, NULL, NULL), 0);
 	o = cache_get_range(c, "k", 600);
 	assert_false(cache_has_range(c, "k", 300));
