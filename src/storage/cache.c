@@ -547,8 +547,13 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	for (struct cache_entry *e = c->tail, *prev; e &&
 	     c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3; e = prev) {
 		prev = e->prev;
-		if (e->unread && uv_now(loop) - e->loaded_ms >= c->unread_stale_ms)
-			evict(c, e);
+		if (!e->unread)
+			continue;
+		/* Unread entries are never moved (a read clears the mark), so
+		 * from the tail they come oldest first: a young one ends it. */
+		if (uv_now(loop) - e->loaded_ms < c->unread_stale_ms)
+			break;
+		evict(c, e);
 	}
 	if (c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3)
 		return SL_EBUSY;

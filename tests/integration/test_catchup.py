@@ -3,7 +3,8 @@ after a restart (empty cache), consumers reading a backlog spread over
 many objects get every message once, in order, byte for byte — with small
 fetches (the budget runs out on every partition, so the read-ahead loads
 ranges ahead and later fetches wait for loads in flight), with a cache so
-small that ranges loaded ahead are evicted before use, and with no cache;
+small that most read-ahead is refused (or loaded and evicted before use)
+and fetches read what they miss directly, and with no cache;
 --file-page-cache-bytes decides whether the objects' pages stay in the
 page cache, and the catch-up is whole either way."""
 import ctypes
@@ -56,8 +57,9 @@ def test_catchup_after_restart(broker_factory):
 
 
 def test_catchup_tiny_cache_and_no_cache(broker_factory):
-    # 1 MiB of cache: ranges of at most 256 KiB, half of it in flight;
-    # what is loaded ahead is evicted long before it is read.
+    # 1 MiB of cache: ranges of at most 256 KiB, half of it in flight,
+    # three quarters unread and in flight: most read-ahead is refused and
+    # fetches read what they miss directly.
     for args in (["--cache-bytes", "1048576"], ["--cache-bytes", "0"]):
         b = broker_factory(args)
         topic = util.create_topic(b.bootstrap, util.topic_name("cut"), PARTS)

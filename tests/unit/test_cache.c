@@ -120,11 +120,25 @@ static void test_range_load(void **state)
 	/* young unread ranges are about to be read: the new load waits */
 	assert_int_equal(cache_load(c, s, &loop, "k", 0, 250, NULL, NULL), SL_EBUSY);
 	assert_true(cache_has_range(c, "k", 300));
-	/* unread for the stale age, the oldest one (300) makes room */
+	/* a range read is no longer unread: once 850 is read the load fits,
+	 * and nothing goes though the others are past the stale age */
 	cache_set_unread_stale_ms(c, 20);
 	usleep(25 * 1000);
 	uv_update_time(&loop);
+	o = cache_get_range(c, "k", 850);
+	assert_non_null(o);
+	cache_obj_unref(o);
 	assert_int_equal(cache_load(c, s, &loop, "k", 0, 250, NULL, NULL), 0);
+	assert_true(cache_has_range(c, "k", 300));
+	assert_true(cache_has_range(c, "k", 600));
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* 300 and 600 stale, 0 young: the oldest stale one (300) makes room
+	 * for 50 more, and only it */
+	assert_int_equal(cache_load(c, s, &loop, "k", 950, 50, NULL, NULL), 0);
+	assert_false(cache_has_range(c, "k", 300));
+	assert_true(cache_has_range(c, "k", 600));
+	assert_true(cache_has_range(c, "k", 0));
+	uv_run(&loop, UV_RUN_DEFAULT);
 	o = cache_get_range(c, "k", 600);
 	assert_false(cache_has_range(c, "k", 300));
 	assert_true(cache_has_range(c, "k", 850));
