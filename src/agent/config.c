@@ -102,7 +102,7 @@ static const struct flag flags[] = {
 	{ "buffer-pretouch-bytes", "SLUICE_BUFFER_PRETOUCH_BYTES", FLAG_INT,
 	  "request frame buffers of 1 MiB written once while starting, before listening, so a first "
 	  "produce load (a first start, a restart that clients' backlogs flood) does not pay for fresh "
-	  "memory (default 0: off; at most 67108864, the pool's bound)",
+	  "memory; 0: off (default 67108864, the pool's bound, also the most)",
 	  0, SL_BUFFER_POOL_BYTES },
 	{ "auto-create-topics", "SLUICE_AUTO_CREATE_TOPICS", FLAG_BOOL,
 	  "create unknown topics on Metadata requests (default true)" },
@@ -514,6 +514,7 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	c->flush_interval_ms = -1; /* chosen by store below */
 	c->flush_bytes = -1;
 	c->cache_bytes = 64 * 1024 * 1024;
+	c->buffer_pretouch_bytes = SL_BUFFER_POOL_BYTES;
 	c->write_buffer_bytes = SL_WRITE_BUFFERED_BYTES_MAX;
 	c->queued_request_bytes = (int64_t)SL_QUEUED_REQUEST_BYTES_MAX;
 	c->auto_create_topics = true;

@@ -177,13 +177,13 @@ def test_port_taken(tmp_path):
 
 
 def test_buffer_pretouch(broker_factory):
-    """--buffer-pretouch-bytes 64 MiB: the agent writes 64 MiB of 1 MiB
-    frame buffers while it starts (a first produce load would otherwise
-    pay for fresh memory on the loop): its resident memory holds them
-    while idle, and the blocks then carry produce frames; the default (0)
+    """By default the agent writes 64 MiB of 1 MiB frame buffers while it
+    starts (a first produce load would otherwise pay for fresh memory on
+    the loop): its resident memory holds them while idle, and the blocks
+    then carry produce frames; 0 (the other tests' brokers, conftest.py)
     writes none, and more than the pool keeps is refused."""
-    off = broker_factory(env={"SLUICE_BUFFER_PRETOUCH_BYTES": None})
-    on = broker_factory(["--buffer-pretouch-bytes", str(64 * 1024 * 1024)])
+    off = broker_factory(["--buffer-pretouch-bytes", "0"])
+    on = broker_factory(env={"SLUICE_BUFFER_PRETOUCH_BYTES": None})
     topic = util.create_topic(on.bootstrap, util.topic_name("pretouch"), 1)
     deadline = time.monotonic() + 60
     while on.rss_kb() < 64 * 1024 and time.monotonic() < deadline:
