@@ -7,7 +7,7 @@ merged data, file store or (--store s3) S3 store. Printed, never asserted.
 
     python3 bench/merge.py [--mib 256] [--partitions 16] [--flush-bytes 262144]
                            [--conf batch.size=16384 ...] [--store file|s3] [--s3-root DIR]
-                           [--count EVENTS] [--perf DIR]
+                           [--readers N] [--reader-delay-s S] [--count EVENTS] [--perf DIR]
 
 --flush-bytes small makes ingest objects small, as a broker with many
 partitions and modest traffic makes them (each object holds a sliver of
@@ -17,6 +17,12 @@ every partition).
 SVGs by bench/flamegraph.py) look at the broker over each catch-up, as
 bench/ab.py's options of those names do; stderr also has, per catch-up,
 the broker's CPU seconds per GB and its read cache and store counters.
+
+--readers N (--reader-delay-s S) runs N consumers of the whole topic at
+once, S apart, in each catch-up: the table's MB/s is then all of them
+together over the wall time, stderr has each one's, and the GETs per GiB
+count every byte served (read-ahead shared, or fought over, by several
+readers of one cache).
 
 --store s3 puts the objects on one local s3rver (bench/compaction.py's
 Store: tests/integration/js/node_modules, a prefix per data dir, flushed
@@ -34,6 +40,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -107,6 +114,31 @@ def driver(*args):
     return float(m.group(1)), int(m.group(2)), int(m.group(3))
 
 
+def readers(o, common, n):
+    """--readers consumers of the whole topic (each its own driver, manual
+    assignment, so each reads everything), --reader-delay-s apart: (wall
+    seconds from the first start to the last end, bytes of all, [MB/s of
+    each])."""
+    out = [None] * o.readers
+
+    def one(i):
+        out[i] = driver("consume", *common, "--count", str(n))
+
+    t0 = time.monotonic()
+    threads = []
+    for i in range(o.readers):
+        if i:
+            time.sleep(o.reader_delay_s)
+        threads.append(threading.Thread(target=one, args=(i,)))
+        threads[-1].start()
+    for t in threads:
+        t.join()
+    if o.readers == 1:
+        return out[0][0], out[0][2], [out[0][2] / out[0][0] / 1e6]
+    return (time.monotonic() - t0, sum(r[2] for r in out),
+            [r[2] / r[0] / 1e6 for r in out])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=256)
@@ -116,6 +148,10 @@ def main():
     ap.add_argument("--conf", action="append", default=[],
                     help="KEY=VALUE for the producer (e.g. batch.size=16384)")
     ap.add_argument("--store", choices=("file", "s3"), default="file")
+    ap.add_argument("--readers", type=int, default=1,
+                    help="consumers reading the whole topic at once in each catch-up")
+    ap.add_argument("--reader-delay-s", type=float, default=0.5,
+                    help="with --readers: seconds between their starts")
     ap.add_argument("--count", metavar="EVENTS",
                     help="perf stat these events of the broker over each catch-up (per GB)")
     ap.add_argument("--perf", metavar="DIR",
@@ -177,11 +213,11 @@ def run(o, n, store):
                 b.stop()
                 b.start()
             rows, objects, nbytes = counts(data)
-            gib = nbytes / 2**30
+            gib = nbytes / 2**30 * o.readers  # bytes served
             s0 = store.s3.counts()["GET"] if store else 0
             with Perf(o, b.proc.pid, phase, "catchup", 0), Count(o, b.proc.pid) as count:
                 m0, (c0, f0) = read_metrics(mport), cpu_faults(b.proc.pid)
-                secs, msgs, got = driver("consume", *common, "--count", str(n))
+                secs, got, each = readers(o, common, n)
                 m1, (c1, f1) = read_metrics(mport), cpu_faults(b.proc.pid)
             d = {k: m1[k] - m0[k] for k in m1}
             s3gets = store.s3.counts()["GET"] - s0 if store else 0
@@ -192,6 +228,10 @@ def run(o, n, store):
                   % (phase, (c1 - c0) / (got / 1e9), (f1 - f0) * 4096 / 2**20 / (got / 1e9),
                      d["hits"], d["misses"],
                      d["load_bytes"] / 2**20, d["gets"], d["get_bytes"] / 2**20), file=sys.stderr)
+            if o.readers > 1:
+                print("%s: %d readers %.1f s apart: %s MB/s each"
+                      % (phase, o.readers, o.reader_delay_s, " / ".join("%.0f" % x for x in each)),
+                      file=sys.stderr)
             if count.values:
                 print("%s: per GB: %s" % (phase, ", ".join(
                     "%s %.0f" % (k, v / (got / 1e9)) for k, v in sorted(count.values.items()))),
