@@ -5,7 +5,8 @@
                 [--driver build/bench/driver] [--duration-s 8] [--backlog-mib 256]
                 [--e2e] [--seal] [--disk-root /tmp]
                 [--produce-only] [--metrics-base] [--metrics-new] [--scrape-ms 1000]
-                [--perf DIR] [--count EVENTS]
+                [--perf DIR] [--count EVENTS] [--scale N [--rate MSGS_S]]
+                [--env-base K=V ...] [--env-new K=V ...]
 
 Alternates the two binaries round by round (A, B, A, B, ...), so drift on
 a shared machine falls on both: each round starts a fresh broker with its
@@ -25,6 +26,14 @@ consume. With --seal (seal timing, issue 17), each round runs, on tmpfs
 msgs/s of 1 KiB to one partition (linger 0, acks=all; p50/p99 produce()
 to delivery report), then produce 1 KiB x 8 partitions at full speed
 (MB/s, CPU s/GB, objects/s and mean object size from the store folder).
+With --scale N, each round runs bench/suite.py's scale-pN instead (1 KiB
+to N partitions for --duration-s, linger 5 ms, acks=all, queue 50,000
+messages; with --rate MSGS_S its objects-rate-pN) under --data-root: MB/s,
+the broker's CPU s/GB and s, objects/s and MB/object from the store folder
+(--perf DIR profiles it as NAME-scale-rN.data).
+--env-base/--env-new K=V set an environment variable for that side's
+brokers (--seal and --scale rounds): the same binary twice then A/Bs a
+hidden setting (e.g. SLUICE_SEAL_WHEN_IDLE=0).
 Only the standard library; loopback only.
 
 --perf DIR records each round's produce and catch-up with `perf record
@@ -88,7 +97,7 @@ def cpu_s(pid):
 
 
 class Broker:
-    def __init__(self, binary, data, scrape_ms=0, metrics=False):
+    def __init__(self, binary, data, scrape_ms=0, metrics=False, env=None):
         self.port = free_port()
         extra = []
         self.scraper = None
@@ -98,7 +107,8 @@ class Broker:
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data", data,
              "--log-level", "warn", "--default-partitions", "8"] + extra,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, **(env or {})))
         deadline = time.time() + 20
         while time.time() < deadline:
             try:
@@ -303,10 +313,10 @@ def store_objects(data):
     return n, size
 
 
-def seal_round(args, binary, root):
+def seal_round(args, binary, root, name):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=root)
     try:
-        b = Broker(binary, data)
+        b = Broker(binary, data, env=args.env[name])
         csv = driver_csv(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
                          "--topic", "l", "--partitions", "1", "--msg-bytes", "1024",
                          "--duration-s", str(args.duration_s), "--rate", "1000",
@@ -334,7 +344,7 @@ def main_seal(args):
     for rnd in range(args.rounds):
         for rname, root in roots:
             for name in ("base", "new"):
-                v = seal_round(args, getattr(args, name), root)
+                v = seal_round(args, getattr(args, name), root, name)
                 res[(rname, name)].append(v)
                 print("round %d %-5s %-4s lone p50 %.2f p99 %.2f ms | produce %.1f MB/s "
                       "%.2f cpu-s/GB %.1f objects/s %.2f MB/object" % ((rnd + 1, rname, name) + v),
@@ -346,6 +356,48 @@ def main_seal(args):
             rows = res[(rname, name)]
             print("| %s | %s | %.2f | %.2f | %.1f | %.2f | %.1f | %.2f |" % ((rname, name) + tuple(
                 statistics.median(x[i] for x in rows) for i in range(6))))
+
+
+def scale_round(args, binary, name, rnd):
+    """scale-pN as bench/suite.py runs it (--scale N, --rate R for
+    objects-rate-pN): 1 KiB to N partitions, linger 5 ms, acks=all."""
+    data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
+    try:
+        b = Broker(binary, data, env=args.env[name])
+        extra = ["--rate", str(args.rate)] if args.rate else []
+        with Perf(args, b.proc.pid, name, "scale", rnd):
+            n0, s0 = store_objects(data)
+            c0 = b.cpu()
+            t0 = time.time()
+            mb_s, nbytes = driver(args, "produce", "--bootstrap", "127.0.0.1:%d" % b.port,
+                                  "--topic", "s", "--partitions", str(args.scale),
+                                  "--msg-bytes", "1024", "--duration-s", str(args.duration_s),
+                                  "--acks", "all", "--linger-ms", "5", "--queue-msgs", "50000",
+                                  *extra)
+            elapsed = time.time() - t0
+            cpu = b.cpu() - c0
+        b.stop()
+        n1, s1 = store_objects(data)
+        objs = n1 - n0
+        return (mb_s, cpu / (nbytes / 1e9), cpu, objs / elapsed,
+                (s1 - s0) / objs / 1e6 if objs else 0.0)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def main_scale(args):
+    res = {"base": [], "new": []}
+    for rnd in range(args.rounds):
+        for name in ("base", "new"):
+            v = scale_round(args, getattr(args, name), name, rnd + 1)
+            res[name].append(v)
+            print("round %d %-4s p%d produce %.1f MB/s %.2f cpu-s/GB %.2f cpu-s %.1f objects/s "
+                  "%.3f MB/object" % ((rnd + 1, name, args.scale) + v), flush=True)
+    print("\n| binary | MB/s | CPU s/GB | CPU s | objects/s | MB/object |")
+    print("|---|---|---|---|---|---|")
+    for name in ("base", "new"):
+        print("| %s | %.1f | %.2f | %.2f | %.1f | %.3f |" % ((name,) + tuple(
+            statistics.median(x[i] for x in res[name]) for i in range(5))))
 
 
 def main():
@@ -366,13 +418,21 @@ def main():
     ap.add_argument("--disk-root", default="/tmp")
     ap.add_argument("--perf", metavar="DIR")
     ap.add_argument("--count", metavar="EVENTS")
+    ap.add_argument("--scale", type=int, metavar="N")
+    ap.add_argument("--rate", type=int, metavar="MSGS_S")
+    ap.add_argument("--env-base", action="append", default=[], metavar="K=V")
+    ap.add_argument("--env-new", action="append", default=[], metavar="K=V")
     args = ap.parse_args()
+    args.env = {n: dict(kv.split("=", 1) for kv in getattr(args, "env_" + n))
+                for n in ("base", "new")}
     args.counted = {"base": [], "new": []}
     args.faulted = {"base": [], "new": []}
     if args.e2e:
         return main_e2e(args)
     if args.seal:
         return main_seal(args)
+    if args.scale:
+        return main_scale(args)
     res = {"base": [], "new": []}
     for r in range(args.rounds):
         for name in ("base", "new"):
