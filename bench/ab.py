@@ -19,9 +19,9 @@ seconds per GB (utime+stime from /proc, which drifts least), the
 ratio new/base, and over the produce row the broker's minor faults per GB
 (/proc's minflt, which counts pages madvise(MADV_POPULATE_WRITE) maps, as
 perf's page-faults does not) and its peak RSS. With --e2e, the rounds run `driver e2e` instead (10,000
-msgs/s of 1 KiB over 8 partitions, linger 5 ms, fetch.wait.max.ms 10,
+msgs/s of 1 KiB, or --rate, over 8 partitions, linger 5 ms, fetch.wait.max.ms 10,
 --duration-s) and it prints the medians of p50/p99/p99.9 produce() to
-consume. With --seal (seal timing, issue 17), each round runs, on tmpfs
+consume, the broker's CPU seconds and the objects it wrote. With --seal (seal timing, issue 17), each round runs, on tmpfs
 (--data-root) and on the disk (--disk-root): a lone producer at 1,000
 msgs/s of 1 KiB to one partition (linger 0, acks=all; p50/p99 produce()
 to delivery report), then produce 1 KiB x 8 partitions at full speed
@@ -32,7 +32,7 @@ messages; with --rate MSGS_S its objects-rate-pN) under --data-root: MB/s,
 the broker's CPU s/GB and s, objects/s and MB/object from the store folder
 (--perf DIR profiles it as NAME-scale-rN.data).
 --env-base/--env-new K=V set an environment variable for that side's
-brokers (--seal and --scale rounds): the same binary twice then A/Bs a
+brokers (--seal, --scale and --e2e rounds): the same binary twice then A/Bs a
 hidden setting (e.g. SLUICE_SEAL_WHEN_IDLE=0).
 Only the standard library; loopback only.
 
@@ -272,35 +272,47 @@ def driver_csv(args, *extra):
     return [l for l in out.stdout.splitlines() if l.startswith("csv:")][-1].split(",")
 
 
-def e2e_round(args, binary, name):
+def e2e_round(args, binary, name, rnd):
     data = tempfile.mkdtemp(prefix="sluice-ab-", dir=args.data_root)
     try:
-        b = Broker(binary, data, scrape_ms(args, name))
+        b = Broker(binary, data, scrape_ms(args, name), env=args.env[name])
         try:
+            c0 = b.cpu()
             csv = driver_csv(args, "e2e", "--bootstrap", "127.0.0.1:%d" % b.port,
                              "--topic", "e", "--partitions", "8", "--msg-bytes", "1024",
-                             "--duration-s", str(args.duration_s), "--rate", "10000",
+                             "--duration-s", str(args.duration_s), "--rate", str(args.rate or 10000),
                              "--linger-ms", "5", "--fetch-wait-ms", "10")
+            cpu = b.cpu() - c0
         finally:
             b.stop()
-        return float(csv[6]), float(csv[7]), float(csv[8])
+        return float(csv[6]), float(csv[7]), float(csv[8]), cpu, store_objects(data)[0]
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def main_e2e(args):
+def alternate(args, one_round_fn, line, header, row):
+    """Rounds of one_round_fn(args, binary, name, round), base and new
+    alternated; each round's tuple printed with line, then the medians
+    as a table."""
     res = {"base": [], "new": []}
-    for r in range(args.rounds):
+    for rnd in range(args.rounds):
         for name in ("base", "new"):
-            v = e2e_round(args, getattr(args, name), name)
+            v = one_round_fn(args, getattr(args, name), name, rnd + 1)
             res[name].append(v)
-            print("round %d %-4s e2e p50 %.2f ms p99 %.2f ms p99.9 %.2f ms" % ((r + 1, name) + v),
-                  flush=True)
-    print("\n| binary | e2e p50 ms | p99 ms | p99.9 ms |")
-    print("|---|---|---|---|")
+            print(line % ((rnd + 1, name) + v), flush=True)
+    print("\n" + header)
+    print("|---" * (header.count("|") - 1) + "|")
     for name in ("base", "new"):
-        print("| %s | %.2f | %.2f | %.2f |" % ((name,) + tuple(
-            statistics.median(x[i] for x in res[name]) for i in range(3))))
+        print(row % ((name,) + tuple(statistics.median(x[i] for x in res[name])
+                                     for i in range(len(res[name][0])))))
+
+
+def main_e2e(args):
+    alternate(args, e2e_round,
+              "round %d %-4s e2e p50 %.2f ms p99 %.2f ms p99.9 %.2f ms, broker %.2f cpu-s, "
+              "%d objects",
+              "| binary | e2e p50 ms | p99 ms | p99.9 ms | broker CPU s | objects |",
+              "| %s | %.2f | %.2f | %.2f | %.2f | %d |")
 
 
 def store_objects(data):
@@ -386,18 +398,11 @@ def scale_round(args, binary, name, rnd):
 
 
 def main_scale(args):
-    res = {"base": [], "new": []}
-    for rnd in range(args.rounds):
-        for name in ("base", "new"):
-            v = scale_round(args, getattr(args, name), name, rnd + 1)
-            res[name].append(v)
-            print("round %d %-4s p%d produce %.1f MB/s %.2f cpu-s/GB %.2f cpu-s %.1f objects/s "
-                  "%.3f MB/object" % ((rnd + 1, name, args.scale) + v), flush=True)
-    print("\n| binary | MB/s | CPU s/GB | CPU s | objects/s | MB/object |")
-    print("|---|---|---|---|---|---|")
-    for name in ("base", "new"):
-        print("| %s | %.1f | %.2f | %.2f | %.1f | %.3f |" % ((name,) + tuple(
-            statistics.median(x[i] for x in res[name]) for i in range(5))))
+    alternate(args, scale_round,
+              "round %%d %%-4s p%d produce %%.1f MB/s %%.2f cpu-s/GB %%.2f cpu-s "
+              "%%.1f objects/s %%.3f MB/object" % args.scale,
+              "| binary | MB/s | CPU s/GB | CPU s | objects/s | MB/object |",
+              "| %s | %.1f | %.2f | %.2f | %.1f | %.3f |")
 
 
 def main():

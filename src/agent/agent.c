@@ -885,6 +885,8 @@ static int start_all(struct agent *a, uv_loop_t *loop, const struct config *cfg,
 		.buffered_bytes_max = (size_t)cfg->write_buffer_bytes,
 		.uploads_max = 4,
 		.seal_when_idle = cfg->seal_when_idle,
+		.idle_seal_age_us = cfg->idle_seal_age_us,
+		.idle_seal_hold_bytes = (size_t)cfg->idle_seal_hold_bytes,
 	};
 	rc = writer_new(loop, a->store, a->meta, &wc, on_commit, a, &a->writer);
 	if (rc)

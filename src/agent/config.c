@@ -486,21 +486,27 @@ static int apply(struct config *c, const struct flag *f, const char *v, struct p
 	return -1;
 }
 
-/* A hidden setting of the tests, from the environment: 10 ms to an hour.
- * 0 (unset or set), or -1 after printing why. */
-static int hidden_ms(const char *name, int64_t *out)
+/* A hidden setting of the tests or benchmarks, from the environment: an
+ * integer from min to max. 0 (unset or set), or -1 after printing why. */
+static int hidden_int(const char *name, long long min, long long max, int64_t *out)
 {
 	const char *v = getenv(name);
 	if (!v || !*v)
 		return 0;
 	char *end;
-	long long ms = strtoll(v, &end, 10);
-	if (*end || ms < 10 || ms > 3600000) {
+	long long n = strtoll(v, &end, 10);
+	if (*end || n < min || n > max) {
 		fprintf(stderr, "sluice: bad value for %s: %s\n", name, v);
 		return -1;
 	}
-	*out = ms;
+	*out = n;
 	return 0;
+}
+
+/* 10 ms to an hour. */
+static int hidden_ms(const char *name, int64_t *out)
+{
+	return hidden_int(name, 10, 3600000, out);
 }
 
 int config_parse_serve(struct config *c, int argc, char **argv)
@@ -586,28 +592,13 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 		return -1;
 	/* Hidden (tests): a cleaning chunk's bytes, so that a test cleans a
 	 * partition several chunks long without writing 128 MiB. */
-	const char *pb = getenv("SLUICE_COMPACTION_PASS_BYTES");
-	if (pb && *pb) {
-		char *end;
-		long long n = strtoll(pb, &end, 10);
-		if (*end || n < 1024 || n > SL_COMPACT_PASS_BYTES) {
-			fprintf(stderr, "sluice: bad value for SLUICE_COMPACTION_PASS_BYTES: %s\n", pb);
-			return -1;
-		}
-		c->compaction_pass_bytes = n;
-	}
+	if (hidden_int("SLUICE_COMPACTION_PASS_BYTES", 1024, SL_COMPACT_PASS_BYTES,
+		       &c->compaction_pass_bytes) != 0)
+		return -1;
 	/* Hidden (tests): a pass pauses after that many chunks of each check,
 	 * as produce backpressure would pause it, so a test sees it resume. */
-	const char *pc = getenv("SLUICE_COMPACTION_PAUSE_CHUNKS");
-	if (pc && *pc) {
-		char *end;
-		long long n = strtoll(pc, &end, 10);
-		if (*end || n < 1 || n > 1000000) {
-			fprintf(stderr, "sluice: bad value for SLUICE_COMPACTION_PAUSE_CHUNKS: %s\n", pc);
-			return -1;
-		}
-		c->compaction_pause_chunks = n;
-	}
+	if (hidden_int("SLUICE_COMPACTION_PAUSE_CHUNKS", 1, 1000000, &c->compaction_pause_chunks) != 0)
+		return -1;
 	if (st.listen_count < 0) {
 		st.listen_count = 1;
 		strcpy(st.listen[0].host, "127.0.0.1");
@@ -697,6 +688,24 @@ int config_parse_serve(struct config *c, int argc, char **argv)
 	 * 5-10x the PUTs of the 250 ms interval at light load — so S3 keeps
 	 * the interval: its latency is the PUT's anyway. */
 	c->seal_when_idle = !s3;
+	/* 16 KiB or more arriving while objects were in flight is a stream:
+	 * it waits for half the interval before the emptied pipeline seals
+	 * it, so a client-bound producer's steady trickle makes objects of
+	 * ~2.5 ms, not one per put-and-commit time (issue 17: 5x the objects
+	 * and +50 % CPU at 10,000 partitions); a lone request, or a few
+	 * KiB, still goes at once. */
+	c->idle_seal_age_us = c->flush_interval_ms * 1000 / 2;
+	c->idle_seal_hold_bytes = 16 * 1024;
+	/* Hidden (benchmarks): SLUICE_SEAL_WHEN_IDLE=0/1 overrides the idle
+	 * seal, SLUICE_IDLE_SEAL_AGE_US its age (0 to 60 s) and
+	 * SLUICE_IDLE_SEAL_HOLD_BYTES its size (0 to 1 GiB), so one binary
+	 * A/Bs them (bench/ab.py --env-base/--env-new). */
+	int64_t idle = c->seal_when_idle;
+	if (hidden_int("SLUICE_SEAL_WHEN_IDLE", 0, 1, &idle) != 0 ||
+	    hidden_int("SLUICE_IDLE_SEAL_AGE_US", 0, 60000000, &c->idle_seal_age_us) != 0 ||
+	    hidden_int("SLUICE_IDLE_SEAL_HOLD_BYTES", 0, 1LL << 30, &c->idle_seal_hold_bytes) != 0)
+		return -1;
+	c->seal_when_idle = idle;
 	if (!c->meta_url[0])
 		snprintf(c->meta_url, sizeof c->meta_url, "sqlite:%s/meta.db", c->data_dir);
 	return 0;

@@ -62,6 +62,8 @@ struct config {
 	int64_t flush_interval_ms;
 	int64_t flush_bytes;
 	bool seal_when_idle;       /* seal when no object is being written (not s3) */
+	int64_t idle_seal_age_us;  /* writer_config's: half the interval */
+	int64_t idle_seal_hold_bytes; /* writer_config's: 16 KiB */
 	int64_t cache_bytes;
 	int64_t buffer_pretouch_bytes; /* frame pool blocks written at start */
 	int64_t write_buffer_bytes;

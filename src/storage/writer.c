@@ -13,10 +13,15 @@
  * writer is sealed once the loop turn that brought it is over (so the
  * partitions of one request and the requests read in the same turn share
  * the object), and what arrived while objects were being written and
- * committed is sealed the moment the last of them is answered. Light
- * load then waits for the device only; heavy load keeps the pipeline
- * busy, so the interval and the size bound set the object size as
- * before. */
+ * committed is sealed the moment the last of them is answered, or,
+ * when it is a stream's (idle_seal_hold_bytes or more), once its first
+ * batch is idle_seal_age_us old (a steady stream, e.g. a client-bound
+ * producer at 10,000 partitions, would otherwise seal an object per
+ * put-and-commit time, ~1.3 ms, and pay the file store's fixed cost per
+ * object 5x as often as the 5 ms interval; bench/RESULTS.md, issue
+ * 17). Light load then waits for the device only; heavy load keeps the
+ * pipeline busy, so the interval and the size bound set the object size
+ * as before. */
 #include "base/grow.h"
 #include "storage/writer.h"
 
@@ -90,7 +95,8 @@ struct sealed {
 	int iovcnt;
 	uint64_t object_len;
 	struct meta_commit_batch *commits; /* in object order (items sorted) */
-	int64_t first_append_ms;
+	int64_t first_append_us;
+	bool began_idle;            /* its first append found the pipeline empty */
 	int64_t upload_start_us;    /* when encoding began */
 	int64_t upload_us, commit_us;
 	int err;                    /* set by the pool thread */
@@ -142,11 +148,6 @@ struct writer {
 	struct workers *workers;
 };
 
-static int64_t now_ms(void)
-{
-	return clock_mono_us() / 1000;
-}
-
 static struct sealed *sealed_new(struct writer *w)
 {
 	struct sealed *s = calloc(1, sizeof *s);
@@ -180,6 +181,9 @@ int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,
 	w->cfg = *cfg;
 	if (w->cfg.uploads_max < 1)
 		w->cfg.uploads_max = 1;
+	/* The interval stays the upper bound on waiting. */
+	if (w->cfg.idle_seal_age_us > w->cfg.flush_interval_ms * 1000)
+		w->cfg.idle_seal_age_us = w->cfg.flush_interval_ms * 1000;
 	w->hook = hook;
 	w->hook_arg = hook_arg;
 	int rc = workers_new(loop, w->cfg.uploads_max + 1, &w->workers);
@@ -219,6 +223,7 @@ void writer_get_stats(const struct writer *w, struct writer_stats *out)
 }
 
 static void pump(struct writer *w);
+static void timer_fired(uv_timer_t *t);
 static void commit_group(struct writer *w, const struct sealed *s);
 
 /* Move the open object to the end of the queue. */
@@ -637,10 +642,19 @@ static void pump(struct writer *w)
 		queue_work(w, head, commit_work, commit_done);
 	}
 	/* The pipeline just emptied (the last object answered): what
-	 * arrived meanwhile goes now, as one object. */
+	 * arrived meanwhile goes now, as one object, unless it is a stream's
+	 * (idle_seal_hold_bytes) and younger than idle_seal_age_us; then the
+	 * timer is brought forward to that age. */
 	if (w->cfg.seal_when_idle && !w->queue_head && w->open) {
-		seal(w);
-		pump(w);
+		int64_t wait_us = w->open->first_append_us + w->cfg.idle_seal_age_us - clock_mono_us();
+		if (w->open->began_idle || w->open->bytes < w->cfg.idle_seal_hold_bytes ||
+		    wait_us <= 0) {
+			seal(w);
+			pump(w);
+		} else {
+			uv_update_time(w->loop);
+			uv_timer_start(&w->timer, timer_fired, (uint64_t)(wait_us + 999) / 1000, 0);
+		}
 	}
 }
 
@@ -655,7 +669,8 @@ static void idle_seal_fired(uv_idle_t *c)
 	uv_idle_stop(c);
 	if (!w->open)
 		return;
-	if (!w->queue_head || (w->seal_soon && w->uploads_in_flight < w->cfg.uploads_max)) {
+	if ((!w->queue_head && w->open->began_idle) ||
+	    (w->seal_soon && w->uploads_in_flight < w->cfg.uploads_max)) {
 		seal(w);
 		pump(w);
 	} else if (w->seal_soon) {
@@ -705,7 +720,8 @@ int writer_append_txn(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 			free(id);
 			return SL_ENOMEM;
 		}
-		w->open->first_append_ms = now_ms();
+		w->open->first_append_us = clock_mono_us();
+		w->open->began_idle = !w->queue_head;
 		/* The loop's clock was read when this loop turn began; a turn
 		 * that handled many requests (many partitions) would otherwise
 		 * start the flush interval in the past and seal early, so the
@@ -739,7 +755,7 @@ int writer_append_txn(struct writer *w, int64_t tid, const uint8_t topic_id[16],
 	if (s->bytes >= w->cfg.flush_bytes || s->count >= SL_OBJECT_BATCHES_MAX) {
 		seal(w);
 		pump(w);
-	} else if (w->cfg.seal_when_idle && !w->queue_head) {
+	} else if (w->cfg.seal_when_idle && !w->queue_head && s->began_idle) {
 		uv_idle_start(&w->idle_seal, idle_seal_fired); /* no-op when started */
 	}
 	return 0;

@@ -11,7 +11,9 @@
  * slots are full the open object keeps filling, so the object size adapts
  * to the store's latency (group commit); with seal_when_idle an append
  * that finds nothing in the pipeline is sealed at the end of its loop
- * turn instead of waiting out the interval (natural group commit). */
+ * turn instead of waiting out the interval (natural group commit), and
+ * what arrived while the pipeline was busy when it empties, once
+ * idle_seal_age_us old. */
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
 
@@ -73,6 +75,16 @@ struct writer_config {
 	 * stores where an object costs little beyond the device's latency; a
 	 * store billed per request (S3) keeps the interval. */
 	bool seal_when_idle;
+	/* With seal_when_idle: an open object begun while the pipeline was
+	 * busy and holding idle_seal_hold_bytes or more when it empties (a
+	 * stream: that much arrived in one put-and-commit time) is sealed
+	 * only once its first batch is idle_seal_age_us old, so a steady
+	 * stream does not pay an object's fixed cost per put-and-commit time
+	 * (0: at once). An object begun with the pipeline empty (a lone
+	 * request), or smaller (light load: a few producers waiting on the
+	 * device), goes at once. */
+	int64_t idle_seal_age_us;
+	size_t idle_seal_hold_bytes;
 };
 
 int writer_new(uv_loop_t *loop, struct objstore *store, struct meta *meta,

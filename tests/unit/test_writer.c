@@ -11,7 +11,10 @@
  *  - with seal_when_idle, an append to an idle writer is committed without
  *    waiting out the flush interval, appends that arrive while an object
  *    is in the pipeline go together into the next, and without it the
- *    interval is waited out;
+ *    interval is waited out; a stream's object (idle_seal_hold_bytes
+ *    arrived while one was in the pipeline) waits for idle_seal_age_us
+ *    before the emptied pipeline seals it, and appends meanwhile join
+ *    it, while a smaller one goes at once;
  *  - the commit's idempotent-producer verdicts reach each appender;
  *  - transactional batches and markers reach the commit with their id,
  *    number and type, and writer_seal_soon seals a marker's object at
@@ -57,6 +60,7 @@ struct result {
 	int err;
 	int64_t base_offset;
 	int order;             /* when it was answered, across results */
+	int64_t done_us;       /* clock_mono_us() when answered */
 };
 
 static int answered;
@@ -68,6 +72,7 @@ static void on_done(void *arg, int err, int64_t base_offset)
 	r->err = err;
 	r->base_offset = base_offset;
 	r->order = answered++;
+	r->done_us = clock_mono_us();
 }
 
 /* A batch of `records` records; the writer looks only at the header.
@@ -454,14 +459,22 @@ static void test_deleted_topic_gets_not_found(void **state)
 }
 
 /* A writer of this fixture's with its own interval and idle rule. */
-static void writer_replace(struct fixture *f, int64_t interval_ms, bool seal_when_idle)
+static void writer_replace_aged(struct fixture *f, int64_t interval_ms, bool seal_when_idle,
+				int64_t idle_seal_age_us, size_t idle_seal_hold_bytes)
 {
 	writer_free(f->w);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	struct writer_config cfg = { .flush_interval_ms = interval_ms, .flush_bytes = 1 << 20,
 				     .buffered_bytes_max = 1 << 26, .uploads_max = 4,
-				     .seal_when_idle = seal_when_idle };
+				     .seal_when_idle = seal_when_idle,
+				     .idle_seal_age_us = idle_seal_age_us,
+				     .idle_seal_hold_bytes = idle_seal_hold_bytes };
 	assert_int_equal(writer_new(&f->loop, f->store, f->meta, &cfg, on_commit, f, &f->w), 0);
+}
+
+static void writer_replace(struct fixture *f, int64_t interval_ms, bool seal_when_idle)
+{
+	writer_replace_aged(f, interval_ms, seal_when_idle, 0, 0);
 }
 
 static int64_t ms_since(int64_t t0_us)
@@ -519,6 +532,61 @@ static void test_busy_appends_share_next_object(void **state)
 	assert_int_equal(st.objects_written, 2);
 	assert_int_equal(r[3].base_offset, 1); /* partition 1: r[1], r[3] */
 	assert_int_equal(r[2].base_offset, 1); /* partition 0: r[0], r[2] */
+}
+
+/* r[0] to an idle writer, whose put stalls 100 ms; r[1] while it is in
+ * the pipeline; r[2] once r[0] is answered. Returns when r[1] was
+ * appended. */
+static int64_t trickle(struct fixture *f, size_t hold_bytes, struct result r[3])
+{
+	writer_replace_aged(f, 10000, true, 300 * 1000, hold_bytes);
+	assert_int_equal(objstore_mem_fault(f->store, OBJSTORE_FAULT_STALL_MS, 1, 100), 0);
+	append(f, 0, 1, &r[0]); /* idle: sealed after this turn, its put stalls */
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+	int64_t t1 = clock_mono_us();
+	append(f, 1, 1, &r[1]); /* the pipeline is busy: opens the next object */
+	while (!r[0].done)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(r[0].err, 0);
+	append(f, 0, 1, &r[2]);
+	run_until_idle(f);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(r[i].err, 0);
+	assert_int_equal(r[2].base_offset, 1); /* partition 0: r[0], r[2] */
+	return t1;
+}
+
+/* A stream (here every object counts as one: hold bytes 0): what arrived
+ * while an object was in the pipeline is not sealed the moment the
+ * pipeline empties but once it is idle_seal_age_us (300 ms) old, and an
+ * append made after the pipeline emptied joins it instead of being
+ * sealed on its own: two objects, not three, long before the 10 s
+ * interval. */
+static void test_stream_waits_idle_seal_age(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	int64_t t0 = clock_mono_us();
+	int64_t t1 = trickle(f, 0, r);
+	assert_true(ms_since(t0) < 5000);
+	struct writer_stats st;
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 2);
+	assert_true(r[1].done_us - t1 >= 290 * 1000);
+	assert_true(r[2].done_us - t1 >= 290 * 1000); /* in r[1]'s object */
+}
+
+/* Light load (less than idle_seal_hold_bytes came during the put): the
+ * emptied pipeline seals it at once, and r[2] goes in an object of its
+ * own: three objects. */
+static void test_light_load_seals_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct result r[3] = { 0 };
+	trickle(f, 1 << 20, r);
+	struct writer_stats st;
+	writer_get_stats(f->w, &st);
+	assert_int_equal(st.objects_written, 3);
 }
 
 /* Without seal_when_idle (S3), a lone append waits out the interval. */
@@ -623,6 +691,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_deleted_topic_gets_not_found, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_seals_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_busy_appends_share_next_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_waits_idle_seal_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_light_load_seals_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interval_without_idle_seal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_producer_checks_reach_appenders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
