@@ -644,11 +644,13 @@ static void pump(struct writer *w)
 	/* The pipeline just emptied (the last object answered): what
 	 * arrived meanwhile goes now, as one object, unless it is a stream's
 	 * (idle_seal_hold_bytes) and younger than idle_seal_age_us; then the
-	 * timer is brought forward to that age. */
+	 * timer is brought forward to that age (the loop's millisecond clock
+	 * may fire it up to ~1 ms early). An object already doomed by an
+	 * earlier failure goes at once, so no more appends join it. */
 	if (w->cfg.seal_when_idle && !w->queue_head && w->open) {
 		int64_t wait_us = w->open->first_append_us + w->cfg.idle_seal_age_us - clock_mono_us();
 		if (w->open->began_idle || w->open->bytes < w->cfg.idle_seal_hold_bytes ||
-		    wait_us <= 0) {
+		    w->open->fail_err || wait_us <= 0) {
 			seal(w);
 			pump(w);
 		} else {
@@ -661,8 +663,9 @@ static void pump(struct writer *w)
 /* Loop, idle phase of the turn after the appends (an idle handle, not a
  * check one: it also keeps that turn's poll from blocking when the
  * appends came from outside the poll phase): seal what was appended if
- * the pipeline is still empty; otherwise pump seals it when the pipeline
- * empties, or the timer does. */
+ * the pipeline is still empty and the object began idle; otherwise pump
+ * seals it when the pipeline empties, or the timer does (a stream's
+ * object waits: pump set the timer). */
 static void idle_seal_fired(uv_idle_t *c)
 {
 	struct writer *w = c->data;
