@@ -48,7 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLUICE = os.environ.get("SLUICE_BIN", os.path.join(ROOT, "build", "sluice"))
 DRIVER = os.environ.get("SLUICE_DRIVER", os.path.join(ROOT, "build", "bench", "driver"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ab import Count, Perf, free_port  # noqa: E402
+from ab import Count, Perf, cpu_s, free_port, proc_stat_field  # noqa: E402
 
 
 class Broker:
@@ -93,10 +93,9 @@ def read_metrics(port):
 
 
 def cpu_faults(pid):
-    """utime + stime of a process, from /proc, and its minor faults (which
-    count the pages madvise(MADV_POPULATE_WRITE) maps)."""
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK"), int(f[7])
+    """CPU seconds of a process and its minor faults (which count the
+    pages madvise(MADV_POPULATE_WRITE) maps), from /proc."""
+    return cpu_s(pid), proc_stat_field(pid, 7)
 
 
 def counts(data):

@@ -35,11 +35,11 @@ bool kstr_copy(kstr s, char *out, size_t cap)
  *
  * Past the byte bound a released block (of at most a quarter of the
  * bound) displaces the blocks released longest ago, of any size, rather
- * than being refused: what the pool
- * keeps follows what the thread uses now. A pool that refused once full
- * kept the 1 MiB frames of a produce load (or of the start-up pretouch)
- * for ever, and every 4-8 MiB buffer a catch-up of merged objects reads
- * into was mapped afresh (bench/RESULTS.md, merge). */
+ * than being refused: what the pool keeps follows what the thread uses
+ * now. A pool that refused once full kept the 1 MiB frames of a produce
+ * load (or of the start-up pretouch) for ever, and every 4-8 MiB buffer
+ * a catch-up of merged objects reads into was mapped afresh
+ * (bench/RESULTS.md, merge). */
 #define POOL_MIN_BYTES ((size_t)256 << 10)
 #define POOL_CLASSES 10 /* 256 KiB .. 128 MiB: from the mmap threshold up */
 /* A growing kbuf takes a pooled block at most this many classes larger. */

@@ -544,8 +544,9 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 	 * objects read 1.4 GiB from the store for 1 GiB served. Only one
 	 * unread for unread_stale_ms was a wrong guess (a consumer that went
 	 * away or moved) and makes room. */
+	size_t unread_max = c->limit_bytes / 4 * 3;
 	for (struct cache_entry *e = c->tail, *prev; e &&
-	     c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3; e = prev) {
+	     c->loading_bytes + c->unread_bytes + len > unread_max; e = prev) {
 		prev = e->prev;
 		if (!e->unread)
 			continue;
@@ -555,7 +556,7 @@ int cache_load(struct cache *c, struct objstore *s, uv_loop_t *loop, const char 
 			break;
 		evict(c, e);
 	}
-	if (c->loading_bytes + c->unread_bytes + len > c->limit_bytes / 4 * 3)
+	if (c->loading_bytes + c->unread_bytes + len > unread_max)
 		return SL_EBUSY;
 	l = calloc(1, sizeof *l);
 	if (!l)
