@@ -22,7 +22,8 @@ RUN_PKGS = build-essential cmake pkg-config python3 libuv1-dev libsqlite3-dev \
 	zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
 	libcurl4-openssl-dev libexpat1-dev libssl-dev libpq-dev
 TEST_PKGS = $(RUN_PKGS) libcmocka-dev librdkafka-dev kcat clang \
-	python3-pytest python3-confluent-kafka python3-kafka postgresql prometheus
+	python3-pytest python3-confluent-kafka python3-kafka postgresql prometheus \
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 BENCH_PKGS = $(RUN_PKGS) librdkafka-dev gnuplot-nox
 CLUSTER_PKGS = $(RUN_PKGS) postgresql kcat
 
