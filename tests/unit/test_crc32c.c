@@ -3,12 +3,16 @@
  * buffers of every length to 4 KiB at every misalignment and on long
  * ones, and incremental extension.
  *
- * Built with -DCRC32C_STANDALONE it needs no cmocka (its asserts abort):
- * tools/crc32c-cross.sh builds it so for aarch64 and runs it under
- * qemu-aarch64, so the ARMv8 path (CRC32C instructions, PMULL join) is
- * checked on this x86 machine too; there main takes the hardware and
- * three-lane flags the build must have chosen, so a build that fell back
- * to the table cannot pass for the hardware path. */
+ * Built with -DCRC32C_STANDALONE it needs no cmocka (a failed check
+ * prints both values and exits 1): tools/crc32c-cross.sh builds it so for
+ * aarch64 and runs it under qemu-aarch64, so the ARMv8 path (CRC32C
+ * instructions, PMULL join) is checked on this x86 machine too. There main
+ * takes the hardware and three-lane flags the build must have chosen, so a
+ * build that fell back to the table cannot pass for the hardware path,
+ * and optionally CPU feature bits to hide from crc32c.c (built with
+ * -Dgetauxval=crc32c_test_getauxval), since every CPU qemu emulates has
+ * both CRC32 and PMULL: a CPU with CRC32 but no PMULL (a Raspberry Pi's
+ * Cortex-A72) must take the one-lane path, one without CRC32 the table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,16 +21,28 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef CRC32C_STANDALONE
-#define CHECK(cond, text)                                                                  \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, text);          \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
-#define assert_int_equal(a, b) CHECK((uint64_t)(a) == (uint64_t)(b), #a " != " #b)
-#define assert_true(c) CHECK(c, #c)
-#define assert_non_null(p) CHECK((p) != NULL, #p " is NULL")
+static void check_equal(uint64_t a, uint64_t b, const char *text, int line)
+{
+	if (a == b)
+		return;
+	fprintf(stderr, "%s:%d: %s (%#llx != %#llx)\n", __FILE__, line, text,
+		(unsigned long long)a, (unsigned long long)b);
+	exit(1);
+}
+#define assert_int_equal(a, b) check_equal((uint64_t)(a), (uint64_t)(b), #a " != " #b, __LINE__)
+#define assert_true(c) check_equal(!!(c), 1, #c, __LINE__)
+#define assert_non_null(p) check_equal((p) != NULL, 1, #p " is NULL", __LINE__)
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+/* crc32c.c's getauxval (crc32c-cross.sh): the CPU's own, less hwcap_hidden. */
+static unsigned long hwcap_hidden;
+unsigned long crc32c_test_getauxval(unsigned long type);
+unsigned long crc32c_test_getauxval(unsigned long type)
+{
+	unsigned long v = getauxval(type);
+	return type == AT_HWCAP ? v & ~hwcap_hidden : v;
+}
+#endif
 #else
 #include <cmocka.h>
 #endif
@@ -154,16 +170,25 @@ static void test_hardware_flag(void **state)
 }
 
 #ifdef CRC32C_STANDALONE
-/* crc32c-cross.sh: HW LANES, what crc32c_hardware_available() and
- * crc32c_hardware_lanes_available() must say for this build and CPU. */
+/* crc32c-cross.sh: HW LANES [HWCAP_BITS]: what crc32c_hardware_available()
+ * and crc32c_hardware_lanes_available() must say for this build and CPU,
+ * with the AT_HWCAP bits HWCAP_BITS (e.g. 0x10, PMULL) hidden from it. */
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s HW LANES\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s HW LANES [HWCAP_BITS]\n", argv[0]);
 		return 2;
 	}
-	assert_int_equal(crc32c_hardware_available(), atoi(argv[1]));
-	assert_int_equal(crc32c_hardware_lanes_available(), atoi(argv[2]));
+	if (argc == 4) {
+#if defined(__aarch64__)
+		hwcap_hidden = strtoul(argv[3], NULL, 0);
+#else
+		fprintf(stderr, "HWCAP_BITS: aarch64 only\n");
+		return 2;
+#endif
+	}
+	assert_int_equal(crc32c_hardware_available(), strtol(argv[1], NULL, 10));
+	assert_int_equal(crc32c_hardware_lanes_available(), strtol(argv[2], NULL, 10));
 	test_known_answers(NULL);
 	test_hardware_matches_portable(NULL);
 	test_incremental(NULL);
